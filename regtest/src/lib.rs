@@ -1,0 +1,1 @@
+//! An embedded Bitcoin regtest node for `rexe devnet` and the tests.
