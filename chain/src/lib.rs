@@ -1,1 +1,32 @@
-//! chain
+//! rexe's L2 chain: types and their canonical encoding, blocks, sharded SQLite state with a
+//! write-back cache and undo records, the parallel executor with relays, the mempool, and
+//! the consensus rules that tie them together.
+//!
+//! The crate is pure consensus plus storage: no network, no clock (time comes in as an
+//! argument) and no dependency on the miner or bridge crates (they plug in through traits
+//! such as [`seal::Sealer`]).
+
+pub mod address;
+pub mod amount;
+pub mod block;
+pub mod chain;
+pub mod encode;
+pub mod exec;
+pub mod hash;
+pub mod lthash;
+pub mod mempool;
+pub mod params;
+pub mod relay;
+pub mod seal;
+pub mod shard;
+pub mod store;
+pub mod tx;
+
+pub use address::{shard_of, Address, Signer};
+pub use amount::Amount;
+pub use block::{Block, Header};
+pub use chain::{AdmissionError, BlockError, Chain, ChainConfig, ChainError, SubmitOutcome};
+pub use hash::{BlockHash, Hash256, Txid};
+pub use params::{ChainParams, Network};
+pub use shard::{ShardId, ShardOrder};
+pub use tx::{Payload, SignedTx, Tx};

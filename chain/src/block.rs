@@ -1,0 +1,194 @@
+//! Headers and blocks. One header seals all shards: its roots are Merkle roots over the
+//! per-shard roots. Block hash = SHA-256d(header encoding), the value a Bitcoin coinbase
+//! commits to when merge mining.
+
+use bitcoin::pow::{CompactTarget, Target, Work};
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::encode::{decode_list, encode_list, Decode, DecodeError, Encode, Reader};
+use crate::hash::{merkle_root, sha256d, BlockHash, Hash256};
+use crate::shard::ShardOrder;
+use crate::tx::SignedTx;
+
+/// Encoded header size in bytes.
+pub const HEADER_SIZE: usize = 4 + 8 + 32 + 8 + 4 + 1 + 32 + 32 * 3;
+
+/// An L2 block header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Header {
+    /// Format version (1).
+    pub version: u32,
+    /// Height (genesis = 0).
+    pub height: u64,
+    /// Parent block hash.
+    pub prev: BlockHash,
+    /// Unix time, seconds.
+    pub time: u64,
+    /// Compact target the seal must meet.
+    pub bits: u32,
+    /// Shard order of the body.
+    pub order: ShardOrder,
+    /// Who receives subsidy and fees.
+    pub miner: Address,
+    /// Merkle root over per-shard roots of txids.
+    pub tx_root: Hash256,
+    /// Merkle root over per-shard roots of the relays the block emits.
+    pub relay_root: Hash256,
+    /// Merkle root over per-shard state commitments after the block.
+    pub state_root: Hash256,
+}
+
+impl Encode for Header {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.version.encode(out);
+        self.height.encode(out);
+        self.prev.0 .0.encode(out);
+        self.time.encode(out);
+        self.bits.encode(out);
+        self.order.get().encode(out);
+        self.miner.0.encode(out);
+        self.tx_root.0.encode(out);
+        self.relay_root.0.encode(out);
+        self.state_root.0.encode(out);
+    }
+}
+
+impl Decode for Header {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Header {
+            version: u32::decode(r)?,
+            height: u64::decode(r)?,
+            prev: BlockHash(Hash256(r.array()?)),
+            time: u64::decode(r)?,
+            bits: u32::decode(r)?,
+            order: ShardOrder::new(u8::decode(r)?)
+                .map_err(|_| DecodeError::Invalid("shard order"))?,
+            miner: Address(r.array()?),
+            tx_root: Hash256(r.array()?),
+            relay_root: Hash256(r.array()?),
+            state_root: Hash256(r.array()?),
+        })
+    }
+}
+
+impl Header {
+    /// The block hash.
+    pub fn hash(&self) -> BlockHash {
+        BlockHash(sha256d(&self.to_bytes()))
+    }
+
+    /// The target `bits` encodes.
+    pub fn target(&self) -> Target {
+        Target::from_compact(CompactTarget::from_consensus(self.bits))
+    }
+
+    /// Expected hashes to meet `bits`: what fork choice sums.
+    pub fn work(&self) -> Work {
+        self.target().to_work()
+    }
+}
+
+/// A block: header, one transaction list per shard, and the seal (AuxPoW bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Block {
+    /// The header.
+    pub header: Header,
+    /// `txs[s]` runs on shard `s`; `len == 2^order`.
+    pub txs: Vec<Vec<SignedTx>>,
+    /// Proof of work over the header hash.
+    #[serde(with = "hex_bytes")]
+    pub seal: Vec<u8>,
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+}
+
+/// Minimal encoded transaction size, to bound list lengths while decoding.
+const MIN_TX_SIZE: usize = 1 + 32 + 8 * 4 + 1 + 64;
+
+impl Encode for Block {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.header.encode(out);
+        for shard in &self.txs {
+            encode_list(shard, out);
+        }
+        self.seal.encode(out);
+    }
+}
+
+impl Decode for Block {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let header = Header::decode(r)?;
+        let mut txs = Vec::with_capacity(header.order.shard_count());
+        for _ in 0..header.order.shard_count() {
+            txs.push(decode_list(r, MIN_TX_SIZE)?);
+        }
+        let seal = Vec::<u8>::decode(r)?;
+        Ok(Block { header, txs, seal })
+    }
+}
+
+/// Merkle root of one shard's transaction ids.
+pub fn shard_tx_root(txs: &[SignedTx]) -> Hash256 {
+    let ids: Vec<Hash256> = txs.iter().map(|t| t.txid().0).collect();
+    merkle_root(&ids)
+}
+
+impl Block {
+    /// The header's `tx_root` recomputed from the body.
+    pub fn compute_tx_root(&self) -> Hash256 {
+        let roots: Vec<Hash256> = self.txs.iter().map(|s| shard_tx_root(s)).collect();
+        merkle_root(&roots)
+    }
+
+    /// Total transactions.
+    pub fn tx_count(&self) -> usize {
+        self.txs.iter().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            version: 1,
+            height: 7,
+            prev: BlockHash::default(),
+            time: 1,
+            bits: 0x207f_ffff,
+            order: ShardOrder::new(1).unwrap(),
+            miner: Address([2; 32]),
+            tx_root: Hash256([3; 32]),
+            relay_root: Hash256([4; 32]),
+            state_root: Hash256([5; 32]),
+        }
+    }
+
+    #[test]
+    fn header_encoding_has_fixed_size_and_roundtrips() {
+        let h = header();
+        let b = h.to_bytes();
+        assert_eq!(b.len(), HEADER_SIZE);
+        assert_eq!(Header::from_bytes(&b).unwrap(), h);
+    }
+
+    #[test]
+    fn block_decoding_rejects_bad_order_and_garbage() {
+        let mut b = Block {
+            header: header(),
+            txs: vec![vec![], vec![]],
+            seal: vec![1, 2, 3],
+        }
+        .to_bytes();
+        assert!(Block::from_bytes(&b).is_ok());
+        b[4 + 8 + 32 + 8 + 4] = 99; // order byte
+        assert!(Block::from_bytes(&b).is_err());
+        assert!(Block::from_bytes(&[0xff; 300]).is_err());
+    }
+}

@@ -1,0 +1,1191 @@
+//! The chain: opens the stores, recovers after a crash, connects blocks, reorganises to the
+//! most-work branch, builds templates and admits transactions.
+//!
+//! Crash safety. `chain.sqlite` is committed (`synchronous=FULL`) at every block: a block is
+//! durable once [`Chain::submit`] returns. Shard state is flushed at checkpoints, every
+//! shard in its own transaction first, then `chain.sqlite` records the checkpoint height
+//! last. At open, every shard ahead of the lowest shard height is rolled back with its undo
+//! records, and the blocks above that height are replayed from the block log. A kill at any
+//! instant therefore restarts at the last committed block with exactly the state a clean
+//! replay gives.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bitcoin::pow::Work;
+use thiserror::Error;
+
+use crate::address::{shard_of, Address};
+use crate::amount::{checked_sum, Amount};
+use crate::block::{Block, Header};
+use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
+use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
+use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
+use crate::mempool::Mempool;
+use crate::params::{bench_address, ChainParams, GenesisAlloc};
+use crate::relay::Relay;
+use crate::seal::{SealError, Sealer};
+use crate::shard::ShardId;
+use crate::store::{Account, BlockStatus, ChainDb, ShardStore, StoreError};
+use crate::tx::{SignedTx, TxError};
+
+/// Node-local settings (not consensus).
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Executor threads (at most one per shard is used).
+    pub threads: usize,
+    /// Flush shard state at least every this many blocks.
+    pub flush_every_blocks: u64,
+    /// Flush when this many keys are dirty across shards.
+    pub flush_dirty_limit: usize,
+    /// Cached entries per shard kept after a flush.
+    pub cache_limit: usize,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            flush_every_blocks: 64,
+            flush_dirty_limit: 2_000_000,
+            cache_limit: 4_000_000,
+        }
+    }
+}
+
+/// Why a chain could not be opened or operated.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory holds another chain.
+    #[error(
+        "data directory {dir} holds a different chain (parameters differ); use another --datadir"
+    )]
+    WrongChain {
+        /// The directory.
+        dir: String,
+    },
+    /// A block from our own log failed to replay: the files are damaged.
+    #[error("replaying block {height} from the log failed: {reason}")]
+    Replay {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A block was rejected.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+}
+
+/// Why a block is rejected. Each consensus rule has its own variant.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// Already known.
+    #[error("duplicate block {0}")]
+    Duplicate(BlockHash),
+    /// Already known and invalid.
+    #[error("block {0} is known to be invalid")]
+    KnownInvalid(BlockHash),
+    /// Parent not known.
+    #[error("previous block {0} unknown")]
+    PrevUnknown(BlockHash),
+    /// Parent is invalid.
+    #[error("previous block {0} is invalid")]
+    InvalidAncestor(BlockHash),
+    /// Wrong height for its parent.
+    #[error("height {got}, expected {expected}")]
+    BadHeight {
+        /// Parent height + 1.
+        expected: u64,
+        /// Header height.
+        got: u64,
+    },
+    /// Unknown header version.
+    #[error("unsupported header version {0}")]
+    BadVersion(u32),
+    /// Shard order differs from the chain's.
+    #[error("shard order {got}, chain has {expected}")]
+    BadOrder {
+        /// Chain order.
+        expected: u8,
+        /// Header order.
+        got: u8,
+    },
+    /// Body has the wrong number of shard lists.
+    #[error("body has {got} shard lists, expected {expected}")]
+    BadShardCount {
+        /// 2^order.
+        expected: usize,
+        /// Found.
+        got: usize,
+    },
+    /// Difficulty bits are not what the rules give.
+    #[error("bits {got:08x}, expected {expected:08x}")]
+    BadBits {
+        /// Required.
+        expected: u32,
+        /// Found.
+        got: u32,
+    },
+    /// Time not after the median of the last 11 blocks.
+    #[error("time {time} not after median time past {mtp}")]
+    TimeTooOld {
+        /// Header time.
+        time: u64,
+        /// Median time past.
+        mtp: u64,
+    },
+    /// Time more than the allowed drift in the future.
+    #[error("time {time} more than {max_future}s ahead of local time {now}")]
+    TimeTooNew {
+        /// Header time.
+        time: u64,
+        /// Local time.
+        now: u64,
+        /// Allowed drift.
+        max_future: u64,
+    },
+    /// Seal fails.
+    #[error(transparent)]
+    BadSeal(#[from] SealError),
+    /// Too many transactions in a shard.
+    #[error("shard {shard} has {count} transactions, limit {limit}")]
+    TooManyTxs {
+        /// Shard.
+        shard: ShardId,
+        /// Count.
+        count: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// `tx_root` does not match the body.
+    #[error("tx_root mismatch")]
+    BadTxRoot,
+    /// `state_root` does not match execution.
+    #[error("state_root mismatch: header {header}, executed {computed}")]
+    BadStateRoot {
+        /// In the header.
+        header: Hash256,
+        /// Computed.
+        computed: Hash256,
+    },
+    /// `relay_root` does not match execution.
+    #[error("relay_root mismatch: header {header}, executed {computed}")]
+    BadRelayRoot {
+        /// In the header.
+        header: Hash256,
+        /// Computed.
+        computed: Hash256,
+    },
+    /// Execution failed (a transaction, or an overflow).
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// The reorg would go below the undo depth.
+    #[error("reorg of {depth} blocks is deeper than the undo depth {max}")]
+    ReorgTooDeep {
+        /// Blocks to roll back.
+        depth: u64,
+        /// Maximum.
+        max: u64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AdmissionError {
+    /// Invalid on its own (malformed, oversized, wrong network, zero amount, ...).
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Expires before the next block.
+    #[error("expired: expiry height {expiry}, next block is {next_height}")]
+    Expired {
+        /// Expiry.
+        expiry: u64,
+        /// Next height.
+        next_height: u64,
+    },
+    /// Nonce already used.
+    #[error("nonce too low: {got}, account is at {expected}")]
+    NonceTooLow {
+        /// Account nonce.
+        expected: u64,
+        /// Tx nonce.
+        got: u64,
+    },
+    /// Nonce too far ahead.
+    #[error("nonce too high: {got}, account is at {expected} (max gap {max_gap})")]
+    NonceTooHigh {
+        /// Account nonce.
+        expected: u64,
+        /// Tx nonce.
+        got: u64,
+        /// Accepted gap.
+        max_gap: u64,
+    },
+    /// Balance does not cover this and the sender's earlier pending transactions.
+    #[error("insufficient funds: balance {balance}, needs {needed}")]
+    InsufficientFunds {
+        /// Balance.
+        balance: Amount,
+        /// Needed.
+        needed: Amount,
+    },
+    /// Already in the pool.
+    #[error("transaction {0} already in the mempool")]
+    AlreadyKnown(Txid),
+    /// Same sender and nonce pending with a fee at least as high.
+    #[error("replacement fee {fee} must exceed the pending transaction's {pending}")]
+    ReplacementUnderpaid {
+        /// Offered.
+        fee: Amount,
+        /// Pending.
+        pending: Amount,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What [`Chain::submit`] did with a valid block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Extended the active chain.
+    Connected,
+    /// Stored on a side branch with less work.
+    SideBranch,
+    /// Caused a reorg of `depth` blocks to its branch.
+    Reorged {
+        /// Blocks rolled back.
+        depth: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct IndexEntry {
+    header: Header,
+    chainwork: Work,
+    status: BlockStatus,
+}
+
+/// Sum of balances and in-flight relays against what was minted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SupplyReport {
+    /// Height audited.
+    pub height: u64,
+    /// Sum of all account balances.
+    pub balances: Amount,
+    /// rxBTC in relays not yet executed.
+    pub in_flight: Amount,
+    /// Genesis allocations plus subsidies.
+    pub expected: Amount,
+}
+
+impl SupplyReport {
+    /// Whether balances + in-flight == genesis + subsidies.
+    pub fn holds(&self) -> bool {
+        self.balances.checked_add(self.in_flight) == Some(self.expected)
+    }
+}
+
+/// An executed template awaiting its seal.
+struct Prepared {
+    hash: BlockHash,
+    outcomes: Vec<ShardOutcome>,
+}
+
+/// An open chain.
+pub struct Chain {
+    params: ChainParams,
+    config: ChainConfig,
+    dir: PathBuf,
+    db: ChainDb,
+    shards: Vec<ShardStore>,
+    index: HashMap<BlockHash, IndexEntry>,
+    active: Vec<BlockHash>,
+    inbound: Vec<Vec<Relay>>,
+    mempool: Mempool,
+    sealer: Arc<dyn Sealer>,
+    prepared: Option<Prepared>,
+    blocks_since_flush: u64,
+}
+
+fn params_fingerprint(p: &ChainParams) -> Hash256 {
+    let mut b = Vec::new();
+    b.push(p.network.magic());
+    b.push(p.shard_order.get());
+    p.genesis_time.encode(&mut b);
+    p.pow_limit_bits.encode(&mut b);
+    p.initial_subsidy.to_sat().encode(&mut b);
+    p.halving_interval.encode(&mut b);
+    match &p.genesis_alloc {
+        GenesisAlloc::Accounts(a) => {
+            b.push(0);
+            for (addr, amt) in a {
+                addr.0.encode(&mut b);
+                amt.to_sat().encode(&mut b);
+            }
+        }
+        GenesisAlloc::Synthetic { count, amount } => {
+            b.push(1);
+            count.encode(&mut b);
+            amount.to_sat().encode(&mut b);
+        }
+    }
+    tagged_hash("rexe/params", &b)
+}
+
+fn encode_relays(relays: &[Relay]) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode_list(relays, &mut v);
+    v
+}
+
+fn group_inbound(outcomes: &[ShardOutcome], n: usize) -> Vec<Vec<Relay>> {
+    // Shards in order, each shard's relays in emission order: canonical order per target.
+    let mut inbound = vec![Vec::new(); n];
+    for o in outcomes {
+        for r in &o.outbound {
+            inbound[r.target.index()].push(r.clone());
+        }
+    }
+    inbound
+}
+
+impl Chain {
+    /// Opens the chain in `dir` (creating genesis on first use) and recovers from any crash.
+    pub fn open(
+        dir: &Path,
+        params: ChainParams,
+        config: ChainConfig,
+        sealer: Arc<dyn Sealer>,
+    ) -> Result<Chain, ChainError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::from)?;
+        let db = ChainDb::open(&dir.join("chain.sqlite"))?;
+        let order = params.shard_order;
+        let mut shards = Vec::with_capacity(order.shard_count());
+        for s in order.shards() {
+            shards.push(ShardStore::open(
+                &dir.join(format!("shard-{}.sqlite", s.0)),
+                s,
+                params.undo_depth,
+                config.cache_limit,
+            )?);
+        }
+        let mut chain = Chain {
+            mempool: Mempool::new(order),
+            params,
+            config,
+            dir: dir.to_path_buf(),
+            db,
+            shards,
+            index: HashMap::new(),
+            active: Vec::new(),
+            inbound: vec![Vec::new(); order.shard_count()],
+            sealer,
+            prepared: None,
+            blocks_since_flush: 0,
+        };
+        let fp = params_fingerprint(&chain.params);
+        match chain.db.tip()? {
+            None => chain.init_genesis(fp)?,
+            Some(_) => {
+                if chain.db.meta("params")?.as_deref() != Some(&fp.0[..]) {
+                    return Err(ChainError::WrongChain {
+                        dir: dir.display().to_string(),
+                    });
+                }
+            }
+        }
+        chain.load_index()?;
+        chain.recover()?;
+        Ok(chain)
+    }
+
+    fn genesis_accounts(&self) -> Vec<Vec<(Address, Amount)>> {
+        let order = self.params.shard_order;
+        let mut per = vec![Vec::new(); order.shard_count()];
+        match &self.params.genesis_alloc {
+            GenesisAlloc::Accounts(list) => {
+                for (a, amt) in list {
+                    per[shard_of(a, order).index()].push((*a, *amt));
+                }
+            }
+            GenesisAlloc::Synthetic { count, amount } => {
+                for i in 0..*count {
+                    let a = bench_address(i);
+                    per[shard_of(&a, order).index()].push((a, *amount));
+                }
+            }
+        }
+        per
+    }
+
+    fn genesis_total(&self) -> Amount {
+        match &self.params.genesis_alloc {
+            GenesisAlloc::Accounts(list) => {
+                checked_sum(list.iter().map(|(_, a)| *a)).unwrap_or(Amount::MAX_MONEY)
+            }
+            GenesisAlloc::Synthetic { count, amount } => {
+                amount.checked_mul(*count).unwrap_or(Amount::MAX_MONEY)
+            }
+        }
+    }
+
+    fn init_genesis(&mut self, fp: Hash256) -> Result<(), ChainError> {
+        let per = self.genesis_accounts();
+        let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
+            s.init_genesis(per[s.id().index()].clone())
+        });
+        for r in results {
+            r?;
+        }
+        let header = self.genesis_header();
+        let hash = header.hash();
+        let block = Block {
+            txs: vec![Vec::new(); self.params.shard_order.shard_count()],
+            header,
+            seal: Vec::new(),
+        };
+        self.db.set_meta("params", &fp.0)?;
+        self.db.insert_block(
+            &block.header,
+            &block.to_bytes(),
+            block.header.work().to_be_bytes(),
+            BlockStatus::Valid,
+        )?;
+        self.db.connect(0, hash, &encode_relays(&[]))?;
+        tracing::info!(%hash, network = self.params.network.name(), "created genesis");
+        Ok(())
+    }
+
+    fn genesis_header(&self) -> Header {
+        let n = self.params.shard_order.shard_count();
+        let roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
+        Header {
+            version: 1,
+            height: 0,
+            prev: BlockHash::default(),
+            time: self.params.genesis_time,
+            bits: self.params.pow_limit_bits,
+            order: self.params.shard_order,
+            miner: Address::default(),
+            tx_root: merkle_root(&vec![Hash256::ZERO; n]),
+            relay_root: merkle_root(&vec![Hash256::ZERO; n]),
+            state_root: merkle_root(&roots),
+        }
+    }
+
+    fn load_index(&mut self) -> Result<(), ChainError> {
+        for row in self.db.index()? {
+            let header = Header::from_bytes(&row.header)
+                .map_err(|e| StoreError::corrupt("block header", e))?;
+            self.index.insert(
+                row.hash,
+                IndexEntry {
+                    header,
+                    chainwork: Work::from_be_bytes(row.chainwork),
+                    status: row.status,
+                },
+            );
+        }
+        let (tip_h, tip) = self
+            .db
+            .tip()?
+            .ok_or_else(|| StoreError::corrupt("chain", "no tip"))?;
+        let mut active = vec![BlockHash::default(); tip_h as usize + 1];
+        let mut cur = tip;
+        for h in (0..=tip_h).rev() {
+            active[h as usize] = cur;
+            cur = self
+                .index
+                .get(&cur)
+                .ok_or_else(|| StoreError::corrupt("block index", "active block missing"))?
+                .header
+                .prev;
+        }
+        self.active = active;
+        Ok(())
+    }
+
+    fn load_relays(&self, hash: BlockHash) -> Result<Vec<Vec<Relay>>, ChainError> {
+        let n = self.params.shard_order.shard_count();
+        let data = self
+            .db
+            .relays(hash)?
+            .ok_or_else(|| StoreError::corrupt("relays", format!("missing for {hash}")))?;
+        let mut r = Reader::new(&data);
+        let list: Vec<Relay> =
+            decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
+        let mut inbound = vec![Vec::new(); n];
+        for rel in list {
+            if rel.target.index() >= n {
+                return Err(StoreError::corrupt("relays", "target out of range").into());
+            }
+            inbound[rel.target.index()].push(rel);
+        }
+        Ok(inbound)
+    }
+
+    fn recover(&mut self) -> Result<(), ChainError> {
+        let tip = self.tip_height();
+        let common = self
+            .shards
+            .iter()
+            .map(ShardStore::height)
+            .min()
+            .unwrap_or(0)
+            .min(tip);
+        for s in &mut self.shards {
+            if s.height() > common {
+                tracing::info!(shard = %s.id(), from = s.height(), to = common, "rolling back shard ahead of the others");
+                while s.height() > common {
+                    s.undo_top()?;
+                }
+                s.flush()?;
+            }
+        }
+        // Replay the log from the shards' common height.
+        let tip_hash = self.active[tip as usize];
+        self.active.truncate(common as usize + 1);
+        self.inbound = self.load_relays(self.active[common as usize])?;
+        if common < tip {
+            tracing::info!(from = common + 1, to = tip, "replaying blocks from the log");
+        }
+        for h in common + 1..=tip {
+            let hash = self
+                .db
+                .active_hash(h)?
+                .ok_or_else(|| StoreError::corrupt("active", h))?;
+            let body = self
+                .db
+                .body(hash)?
+                .ok_or_else(|| StoreError::corrupt("body", h))?;
+            let block = Block::from_bytes(&body).map_err(|e| StoreError::corrupt("block", e))?;
+            self.connect(&block, true, false)
+                .map_err(|e| ChainError::Replay {
+                    height: h,
+                    reason: e.to_string(),
+                })?;
+        }
+        debug_assert_eq!(self.tip_hash(), tip_hash);
+        Ok(())
+    }
+
+    /// Chain parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Active tip height.
+    pub fn tip_height(&self) -> u64 {
+        self.active.len() as u64 - 1
+    }
+
+    /// Active tip hash.
+    pub fn tip_hash(&self) -> BlockHash {
+        *self.active.last().expect("genesis always present")
+    }
+
+    /// Active tip header.
+    pub fn tip_header(&self) -> &Header {
+        &self.index[&self.tip_hash()].header
+    }
+
+    /// Cumulative work of the active chain.
+    pub fn tip_work(&self) -> Work {
+        self.index[&self.tip_hash()].chainwork
+    }
+
+    /// Hash of the active block at `height`.
+    pub fn hash_at(&self, height: u64) -> Option<BlockHash> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// A stored block by hash.
+    pub fn block(&self, hash: BlockHash) -> Result<Option<Block>, ChainError> {
+        self.db
+            .body(hash)?
+            .map(|b| Block::from_bytes(&b).map_err(|e| StoreError::corrupt("block", e).into()))
+            .transpose()
+    }
+
+    /// A header by hash.
+    pub fn header(&self, hash: &BlockHash) -> Option<&Header> {
+        self.index.get(hash).map(|e| &e.header)
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// Relays waiting for the next block, per target shard.
+    pub fn inbound(&self) -> &[Vec<Relay>] {
+        &self.inbound
+    }
+
+    /// An account at the tip (zero balance and nonce if it never existed).
+    pub fn account(&mut self, addr: &Address) -> Result<Account, StoreError> {
+        let s = shard_of(addr, self.params.shard_order);
+        Ok(self.shards[s.index()].get(addr)?.unwrap_or_default())
+    }
+
+    /// Per-shard state digests at the tip.
+    pub fn shard_roots(&self) -> Vec<Hash256> {
+        self.shards.iter().map(ShardStore::digest).collect()
+    }
+
+    /// Every account of every shard (tests and audits: reads all state).
+    pub fn all_accounts(&mut self) -> Result<Vec<(Address, Account)>, StoreError> {
+        let mut all = Vec::new();
+        for s in &mut self.shards {
+            all.extend(s.all_accounts()?);
+        }
+        all.sort_by_key(|a| a.0);
+        Ok(all)
+    }
+
+    /// Checks balances + in-flight relays == genesis + subsidies at the tip.
+    pub fn audit_supply(&mut self) -> Result<SupplyReport, StoreError> {
+        let mut balances = Amount::ZERO;
+        for (_, a) in self.all_accounts()? {
+            balances = balances
+                .checked_add(a.balance)
+                .ok_or_else(|| StoreError::corrupt("supply", "balance sum overflows"))?;
+        }
+        let in_flight = checked_sum(self.inbound.iter().flatten().map(Relay::value))
+            .ok_or_else(|| StoreError::corrupt("supply", "relay sum overflows"))?;
+        let height = self.tip_height();
+        let minted = checked_sum((1..=height).map(|h| self.params.subsidy(h)))
+            .ok_or_else(|| StoreError::corrupt("supply", "subsidy sum overflows"))?;
+        Ok(SupplyReport {
+            height,
+            balances,
+            in_flight,
+            expected: self
+                .genesis_total()
+                .checked_add(minted)
+                .unwrap_or(Amount::MAX_MONEY),
+        })
+    }
+
+    fn median_time_past(&self, hash: BlockHash) -> u64 {
+        let mut times = Vec::with_capacity(11);
+        let mut cur = Some(hash);
+        while let Some(h) = cur {
+            let Some(e) = self.index.get(&h) else { break };
+            times.push(e.header.time);
+            if times.len() == 11 || e.header.height == 0 {
+                break;
+            }
+            cur = Some(e.header.prev);
+        }
+        times.sort_unstable();
+        times[times.len() / 2]
+    }
+
+    /// The bits a block on top of `parent` must carry.
+    pub fn next_bits(&self, _parent: &Header) -> u32 {
+        // Fixed difficulty on every network for now; ASERT comes with merge mining.
+        self.params.pow_limit_bits
+    }
+
+    fn env_for(&self, header: &Header) -> BlockEnv {
+        BlockEnv {
+            height: header.height,
+            miner: header.miner,
+            subsidy: self.params.subsidy(header.height),
+            order: self.params.shard_order,
+        }
+    }
+
+    /// Executes `txs` on every shard on top of the tip (nothing is applied).
+    fn execute(
+        &mut self,
+        env: &BlockEnv,
+        txs: &[Vec<SignedTx>],
+        mode: ExecMode,
+        trusted: bool,
+    ) -> Result<Vec<ShardOutcome>, ExecError> {
+        let params = &self.params;
+        let inbound = &self.inbound;
+        let mempool = &self.mempool;
+        let sig_ok = |t: &SignedTx| trusted || mempool.contains(&t.txid()) || t.verify_signature();
+        let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
+            let i = store.id().index();
+            execute_shard(store, params, env, &inbound[i], &txs[i], mode, &sig_ok)
+        });
+        results.into_iter().collect()
+    }
+
+    fn check_header(&self, block: &Block, now: u64) -> Result<Work, BlockError> {
+        let h = &block.header;
+        let hash = h.hash();
+        if let Some(e) = self.index.get(&hash) {
+            return Err(if e.status == BlockStatus::Invalid {
+                BlockError::KnownInvalid(hash)
+            } else {
+                BlockError::Duplicate(hash)
+            });
+        }
+        let parent = self
+            .index
+            .get(&h.prev)
+            .ok_or(BlockError::PrevUnknown(h.prev))?;
+        if parent.status == BlockStatus::Invalid {
+            return Err(BlockError::InvalidAncestor(h.prev));
+        }
+        if h.version != 1 {
+            return Err(BlockError::BadVersion(h.version));
+        }
+        if h.height != parent.header.height + 1 {
+            return Err(BlockError::BadHeight {
+                expected: parent.header.height + 1,
+                got: h.height,
+            });
+        }
+        if h.order != self.params.shard_order {
+            return Err(BlockError::BadOrder {
+                expected: self.params.shard_order.get(),
+                got: h.order.get(),
+            });
+        }
+        let bits = self.next_bits(&parent.header);
+        if h.bits != bits {
+            return Err(BlockError::BadBits {
+                expected: bits,
+                got: h.bits,
+            });
+        }
+        let mtp = self.median_time_past(h.prev);
+        if h.time <= mtp {
+            return Err(BlockError::TimeTooOld { time: h.time, mtp });
+        }
+        if h.time > now.saturating_add(self.params.max_future_secs) {
+            return Err(BlockError::TimeTooNew {
+                time: h.time,
+                now,
+                max_future: self.params.max_future_secs,
+            });
+        }
+        self.sealer.verify(h, &block.seal)?;
+        if block.txs.len() != self.params.shard_order.shard_count() {
+            return Err(BlockError::BadShardCount {
+                expected: self.params.shard_order.shard_count(),
+                got: block.txs.len(),
+            });
+        }
+        for (i, list) in block.txs.iter().enumerate() {
+            if list.len() > self.params.max_txs_per_shard {
+                return Err(BlockError::TooManyTxs {
+                    shard: ShardId(i as u16),
+                    count: list.len(),
+                    limit: self.params.max_txs_per_shard,
+                });
+            }
+        }
+        if block.compute_tx_root() != h.tx_root {
+            return Err(BlockError::BadTxRoot);
+        }
+        Ok(parent.chainwork + h.work())
+    }
+
+    /// Connects `block` on top of the tip: executes (or reuses the template's execution),
+    /// checks the roots, writes the log (when `log`), then applies to the shard caches.
+    fn connect(&mut self, block: &Block, trusted: bool, log: bool) -> Result<(), BlockError> {
+        let hash = block.header.hash();
+        let env = self.env_for(&block.header);
+        let outcomes = match self.prepared.take() {
+            Some(p) if p.hash == hash => p.outcomes,
+            _ => self.execute(&env, &block.txs, ExecMode::Validate, trusted)?,
+        };
+        let state_root = merkle_root(&outcomes.iter().map(|o| o.digest).collect::<Vec<_>>());
+        if state_root != block.header.state_root {
+            return Err(BlockError::BadStateRoot {
+                header: block.header.state_root,
+                computed: state_root,
+            });
+        }
+        let relay_root = merkle_root(&outcomes.iter().map(|o| o.relay_root).collect::<Vec<_>>());
+        if relay_root != block.header.relay_root {
+            return Err(BlockError::BadRelayRoot {
+                header: block.header.relay_root,
+                computed: relay_root,
+            });
+        }
+        let outbound: Vec<Relay> = outcomes.iter().flat_map(|o| o.outbound.clone()).collect();
+        if log {
+            self.db
+                .connect(block.header.height, hash, &encode_relays(&outbound))?;
+        }
+        let n = self.shards.len();
+        self.inbound = group_inbound(&outcomes, n);
+        for (store, o) in self.shards.iter_mut().zip(outcomes) {
+            store.apply(block.header.height, &o.changes, o.lthash);
+        }
+        self.active.push(hash);
+        if let Some(e) = self.index.get_mut(&hash) {
+            e.status = BlockStatus::Valid;
+        }
+        for list in &block.txs {
+            for t in list {
+                self.mempool.remove_below(&t.tx.from, t.tx.nonce + 1);
+            }
+        }
+        self.blocks_since_flush += 1;
+        let dirty: usize = self.shards.iter().map(ShardStore::dirty_len).sum();
+        if self.blocks_since_flush >= self.config.flush_every_blocks
+            || dirty >= self.config.flush_dirty_limit
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every shard's state (a checkpoint), then records the height in `chain.sqlite`.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let results = for_each_shard(&mut self.shards, self.config.threads, ShardStore::flush);
+        for r in results {
+            r?;
+        }
+        self.db
+            .set_meta("state_height", &self.tip_height().to_le_bytes())?;
+        self.blocks_since_flush = 0;
+        Ok(())
+    }
+
+    /// Rolls back the tip block in memory (the caller persists).
+    fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
+        let height = self.tip_height();
+        if height == 0 {
+            return Err(StoreError::corrupt("chain", "cannot disconnect genesis").into());
+        }
+        let hash = self.tip_hash();
+        let block = self
+            .block(hash)?
+            .ok_or_else(|| StoreError::corrupt("body", height))?;
+        for s in &mut self.shards {
+            s.undo_top()?;
+        }
+        self.active.pop();
+        self.inbound = self.load_relays(self.tip_hash())?;
+        self.prepared = None;
+        Ok(block)
+    }
+
+    /// Makes the in-memory rollback durable: shards first, then the log's active chain.
+    fn persist_rollback(&mut self) -> Result<(), StoreError> {
+        if self.shards.iter().any(|s| s.height() < s.flushed_height()) {
+            self.flush()?;
+        }
+        self.db.truncate_active(self.tip_height())
+    }
+
+    /// Rolls back the last `n` blocks (they stay stored as a side branch).
+    pub fn rollback(&mut self, n: u64) -> Result<(), ChainError> {
+        let n = n.min(self.tip_height());
+        if n > self.params.undo_depth {
+            return Err(BlockError::ReorgTooDeep {
+                depth: n,
+                max: self.params.undo_depth,
+            }
+            .into());
+        }
+        let mut undone = Vec::new();
+        for _ in 0..n {
+            undone.push(self.disconnect_tip()?);
+        }
+        self.persist_rollback()?;
+        self.readmit(undone);
+        Ok(())
+    }
+
+    fn readmit(&mut self, blocks: Vec<Block>) {
+        for b in blocks.into_iter().rev() {
+            for t in b.txs.into_iter().flatten() {
+                let _ = self.submit_tx(t);
+            }
+        }
+    }
+
+    /// Validates and stores a block; connects it or reorganises when its branch has the
+    /// most work. `now` is the local clock (unix seconds).
+    pub fn submit(&mut self, block: Block, now: u64) -> Result<SubmitOutcome, BlockError> {
+        let chainwork = self.check_header(&block, now)?;
+        let hash = block.header.hash();
+        let h = &block.header;
+        self.db.insert_block(
+            h,
+            &block.to_bytes(),
+            chainwork.to_be_bytes(),
+            BlockStatus::HeaderValid,
+        )?;
+        self.index.insert(
+            hash,
+            IndexEntry {
+                header: block.header.clone(),
+                chainwork,
+                status: BlockStatus::HeaderValid,
+            },
+        );
+        if h.prev == self.tip_hash() {
+            match self.connect(&block, false, true) {
+                Ok(()) => Ok(SubmitOutcome::Connected),
+                Err(e) => {
+                    self.mark_invalid(hash)?;
+                    Err(e)
+                }
+            }
+        } else if chainwork > self.tip_work() {
+            self.reorg_to(hash)
+        } else {
+            Ok(SubmitOutcome::SideBranch)
+        }
+    }
+
+    fn mark_invalid(&mut self, hash: BlockHash) -> Result<(), StoreError> {
+        if let Some(e) = self.index.get_mut(&hash) {
+            e.status = BlockStatus::Invalid;
+        }
+        self.db.set_status(hash, BlockStatus::Invalid)
+    }
+
+    fn reorg_to(&mut self, new_tip: BlockHash) -> Result<SubmitOutcome, BlockError> {
+        // The new branch, tip first, down to a block on the active chain.
+        let mut branch = Vec::new();
+        let mut cur = new_tip;
+        loop {
+            let e = &self.index[&cur];
+            let h = e.header.height as usize;
+            if self.active.get(h) == Some(&cur) {
+                break;
+            }
+            branch.push(cur);
+            cur = e.header.prev;
+        }
+        let fork = self.index[&cur].header.height;
+        let depth = self.tip_height() - fork;
+        if depth > self.params.undo_depth {
+            return Err(BlockError::ReorgTooDeep {
+                depth,
+                max: self.params.undo_depth,
+            });
+        }
+        tracing::info!(depth, fork, new_tip = %new_tip, "reorganising to the branch with more work");
+        let old_branch: Vec<BlockHash> = self.active[fork as usize + 1..].to_vec();
+        let mut undone = Vec::new();
+        for _ in 0..depth {
+            undone.push(self.disconnect_tip().map_err(chain_to_block_err)?);
+        }
+        self.persist_rollback()?;
+        for (i, hash) in branch.iter().rev().enumerate() {
+            let block = self
+                .block(*hash)
+                .map_err(chain_to_block_err)?
+                .ok_or_else(|| StoreError::corrupt("body", hash))?;
+            if let Err(e) = self.connect(&block, false, true) {
+                tracing::warn!(%hash, error = %e, "block on the new branch is invalid; restoring the old branch");
+                self.mark_invalid(*hash)?;
+                for later in branch.iter().rev().skip(i + 1) {
+                    self.mark_invalid(*later)?;
+                }
+                for _ in 0..i {
+                    self.disconnect_tip().map_err(chain_to_block_err)?;
+                }
+                self.persist_rollback()?;
+                for old in &old_branch {
+                    let b = self
+                        .block(*old)
+                        .map_err(chain_to_block_err)?
+                        .ok_or_else(|| StoreError::corrupt("body", old))?;
+                    self.connect(&b, true, true)?;
+                }
+                return Err(e);
+            }
+        }
+        self.readmit(undone);
+        Ok(SubmitOutcome::Reorged { depth })
+    }
+
+    /// Admits a transaction to the mempool, or says why not.
+    pub fn submit_tx(&mut self, tx: SignedTx) -> Result<Txid, AdmissionError> {
+        tx.check_stateless(&self.params)?;
+        let txid = tx.txid();
+        if self.mempool.contains(&txid) {
+            return Err(AdmissionError::AlreadyKnown(txid));
+        }
+        let next_height = self.tip_height() + 1;
+        if tx.tx.expiry_height < next_height {
+            return Err(AdmissionError::Expired {
+                expiry: tx.tx.expiry_height,
+                next_height,
+            });
+        }
+        let crate::tx::Payload::Transfer { to, .. } = &tx.tx.payload;
+        if to.to_xonly().is_err() {
+            return Err(TxError::InvalidPayee.into());
+        }
+        let acct = self.account(&tx.tx.from)?;
+        if tx.tx.nonce < acct.nonce {
+            return Err(AdmissionError::NonceTooLow {
+                expected: acct.nonce,
+                got: tx.tx.nonce,
+            });
+        }
+        if tx.tx.nonce > acct.nonce + self.params.max_nonce_gap {
+            return Err(AdmissionError::NonceTooHigh {
+                expected: acct.nonce,
+                got: tx.tx.nonce,
+                max_gap: self.params.max_nonce_gap,
+            });
+        }
+        let needed = self
+            .mempool
+            .pending_spend(&tx.tx.from, acct.nonce, tx.tx.nonce)
+            .and_then(|p| p.checked_add(tx.tx.total_spend()?))
+            .ok_or(TxError::AmountOverflow)?;
+        if needed > acct.balance {
+            return Err(AdmissionError::InsufficientFunds {
+                balance: acct.balance,
+                needed,
+            });
+        }
+        if let Some(pending) = self.mempool.get(&tx.tx.from, tx.tx.nonce) {
+            if tx.tx.fee <= pending.tx.fee {
+                return Err(AdmissionError::ReplacementUnderpaid {
+                    fee: tx.tx.fee,
+                    pending: pending.tx.fee,
+                });
+            }
+        }
+        if !tx.verify_signature() {
+            return Err(AdmissionError::BadSignature);
+        }
+        self.mempool.insert(tx);
+        Ok(txid)
+    }
+
+    /// Decodes wire bytes and admits the transaction.
+    pub fn submit_tx_bytes(&mut self, bytes: &[u8]) -> Result<Txid, AdmissionError> {
+        let tx = SignedTx::decode_checked(bytes, &self.params)?;
+        self.submit_tx(tx)
+    }
+
+    /// Builds the next block paying `miner`, from the mempool: the header to seal and the
+    /// body. Its execution is kept, so submitting it sealed does not execute it again.
+    pub fn template(&mut self, miner: Address, now: u64) -> Result<Block, BlockError> {
+        let parent = self.tip_header().clone();
+        let height = parent.height + 1;
+        self.mempool.remove_expired(height);
+        let mut candidates = Vec::with_capacity(self.shards.len());
+        for i in 0..self.shards.len() {
+            let store = &mut self.shards[i];
+            let list = self
+                .mempool
+                .select(ShardId(i as u16), self.params.max_txs_per_shard, |a| {
+                    store.get(a).ok().flatten().map(|x| x.nonce).unwrap_or(0)
+                });
+            candidates.push(list);
+        }
+        let header = Header {
+            version: 1,
+            height,
+            prev: parent.hash(),
+            time: now.max(self.median_time_past(parent.hash()) + 1),
+            bits: self.next_bits(&parent),
+            order: self.params.shard_order,
+            miner,
+            tx_root: Hash256::ZERO,
+            relay_root: Hash256::ZERO,
+            state_root: Hash256::ZERO,
+        };
+        let env = self.env_for(&header);
+        let outcomes = self.execute(&env, &candidates, ExecMode::Build, false)?;
+        self.template_from_outcomes(header, outcomes)
+    }
+
+    /// Builds a block from explicit per-shard transaction lists that must all be valid
+    /// (benchmarks and tests). `trusted` skips signature checks: only for transactions
+    /// whose signatures were verified elsewhere.
+    pub fn template_with(
+        &mut self,
+        miner: Address,
+        now: u64,
+        txs: Vec<Vec<SignedTx>>,
+        trusted: bool,
+    ) -> Result<Block, BlockError> {
+        let parent = self.tip_header().clone();
+        let header = Header {
+            version: 1,
+            height: parent.height + 1,
+            prev: parent.hash(),
+            time: now.max(self.median_time_past(parent.hash()) + 1),
+            bits: self.next_bits(&parent),
+            order: self.params.shard_order,
+            miner,
+            tx_root: Hash256::ZERO,
+            relay_root: Hash256::ZERO,
+            state_root: Hash256::ZERO,
+        };
+        let env = self.env_for(&header);
+        let outcomes = self.execute(&env, &txs, ExecMode::Validate, trusted)?;
+        let mut outcomes = outcomes;
+        for (o, list) in outcomes.iter_mut().zip(txs) {
+            o.included = list;
+        }
+        self.template_from_outcomes(header, outcomes)
+    }
+
+    fn template_from_outcomes(
+        &mut self,
+        mut header: Header,
+        outcomes: Vec<ShardOutcome>,
+    ) -> Result<Block, BlockError> {
+        let txs: Vec<Vec<SignedTx>> = outcomes.iter().map(|o| o.included.clone()).collect();
+        let block_txs = Block {
+            header: header.clone(),
+            txs,
+            seal: Vec::new(),
+        };
+        header.tx_root = block_txs.compute_tx_root();
+        header.state_root = merkle_root(&outcomes.iter().map(|o| o.digest).collect::<Vec<_>>());
+        header.relay_root = merkle_root(&outcomes.iter().map(|o| o.relay_root).collect::<Vec<_>>());
+        self.prepared = Some(Prepared {
+            hash: header.hash(),
+            outcomes,
+        });
+        Ok(Block {
+            header,
+            txs: block_txs.txs,
+            seal: Vec::new(),
+        })
+    }
+}
+
+fn chain_to_block_err(e: ChainError) -> BlockError {
+    match e {
+        ChainError::Store(s) => BlockError::Store(s),
+        ChainError::Block(b) => b,
+        other => BlockError::Store(StoreError::corrupt("chain", other)),
+    }
+}

@@ -1,0 +1,386 @@
+//! The parallel executor.
+//!
+//! Each shard runs on its own thread against its own [`ShardStore`]; shards never share
+//! mutable state, so the result is the same for any thread count (a property test checks
+//! parallel == sequential). Per shard and block, in this order:
+//!
+//! 1. inbound relays emitted by other shards in the previous block, in canonical order
+//!    (origin shard, emission index);
+//! 2. the shard's transactions, in block order: each is checked against state (nonce,
+//!    expiry, balance), debited on the sender, and its deposit is emitted as a relay;
+//! 3. payouts: the fees collected here are relayed to the miner; the miner's shard mints
+//!    the subsidy;
+//! 4. relays this block emitted to its own shard, in emission order.
+//!
+//! Relays to other shards are the block's outbound work; they run at the start of the next
+//! block.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+use crate::address::{shard_of, Address};
+use crate::amount::Amount;
+use crate::hash::{merkle_root, Hash256, Txid};
+use crate::lthash::LtHash;
+use crate::params::ChainParams;
+use crate::relay::{Relay, RelayKind};
+use crate::shard::{ShardId, ShardOrder};
+use crate::store::{Account, Change, ShardStore, StoreError};
+use crate::tx::{Payload, SignedTx, TxError};
+
+/// What a block gives every shard's execution.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockEnv {
+    /// Height being executed.
+    pub height: u64,
+    /// Payout address.
+    pub miner: Address,
+    /// Subsidy minted by this block.
+    pub subsidy: Amount,
+    /// Shard order.
+    pub order: ShardOrder,
+}
+
+/// Whether failing transactions abort the block or are left out of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// Checking a block: any failing transaction makes it invalid.
+    Validate,
+    /// Building a template: failing transactions are dropped.
+    Build,
+}
+
+/// Why a transaction cannot execute in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TxRejection {
+    /// Invalid on its own.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Placed in the body of a shard that is not its sender's.
+    #[error("transaction of shard {expected} placed in shard {found}")]
+    WrongShard {
+        /// Sender's shard.
+        expected: ShardId,
+        /// Shard it was found in.
+        found: ShardId,
+    },
+    /// Nonce is not the account's next.
+    #[error("nonce {got}, account expects {expected}")]
+    BadNonce {
+        /// Account nonce.
+        expected: u64,
+        /// Transaction nonce.
+        got: u64,
+    },
+    /// Past its expiry height.
+    #[error("expired at height {expiry}, block is {height}")]
+    Expired {
+        /// Last valid height.
+        expiry: u64,
+        /// Block height.
+        height: u64,
+    },
+    /// Balance below amount + fee.
+    #[error("insufficient funds: balance {balance}, needs {needed}")]
+    InsufficientFunds {
+        /// Sender balance.
+        balance: Amount,
+        /// amount + fee.
+        needed: Amount,
+    },
+}
+
+/// Why a shard's execution failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// A transaction failed in a block being validated.
+    #[error("shard {shard} tx {index} ({txid}): {reason}")]
+    Tx {
+        /// Shard.
+        shard: ShardId,
+        /// Position in the shard's list.
+        index: usize,
+        /// Its id.
+        txid: Txid,
+        /// Why.
+        reason: TxRejection,
+    },
+    /// A credit overflowed (impossible below the supply cap; reported, never wrapped).
+    #[error("balance overflow crediting {0:?}")]
+    Overflow(Address),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One shard's result for one block: a value, applied (or discarded) by the caller.
+#[derive(Debug, Clone)]
+pub struct ShardOutcome {
+    /// The shard.
+    pub shard: ShardId,
+    /// Transactions that executed (in [`ExecMode::Build`], the template's body).
+    pub included: Vec<SignedTx>,
+    /// Transactions left out in [`ExecMode::Build`], with why.
+    pub rejected: Vec<(Txid, TxRejection)>,
+    /// Keys changed, sorted by key, with old and new values (redo and undo in one).
+    pub changes: Vec<Change>,
+    /// Relays to other shards, in emission order.
+    pub outbound: Vec<Relay>,
+    /// Merkle root over every relay emitted (own shard included).
+    pub relay_root: Hash256,
+    /// Fees collected.
+    pub fees: Amount,
+    /// Commitment after the block.
+    pub lthash: LtHash,
+    /// Its digest.
+    pub digest: Hash256,
+}
+
+/// The keys a block touches on one shard, over the store.
+struct WorkingSet<'s> {
+    store: &'s mut ShardStore,
+    ws: HashMap<Address, (Option<Account>, Account)>,
+}
+
+impl WorkingSet<'_> {
+    fn get(&mut self, addr: &Address) -> Result<Account, StoreError> {
+        if let Some((_, cur)) = self.ws.get(addr) {
+            return Ok(*cur);
+        }
+        Ok(self.store.get(addr)?.unwrap_or_default())
+    }
+
+    fn set(&mut self, addr: Address, acct: Account) -> Result<(), StoreError> {
+        if let Some(e) = self.ws.get_mut(&addr) {
+            e.1 = acct;
+            return Ok(());
+        }
+        let old = self.store.get(&addr)?;
+        self.ws.insert(addr, (old, acct));
+        Ok(())
+    }
+
+    fn credit(&mut self, to: Address, amount: Amount) -> Result<(), ExecError> {
+        let mut a = self.get(&to)?;
+        a.balance = a
+            .balance
+            .checked_add(amount)
+            .ok_or(ExecError::Overflow(to))?;
+        self.set(to, a)?;
+        Ok(())
+    }
+}
+
+/// Checks a transaction against its sender's account; on success returns the sender's
+/// new account. Pure: the caller writes the result.
+fn check_tx(
+    acct: Account,
+    env: &BlockEnv,
+    shard: ShardId,
+    tx: &SignedTx,
+    fees: Amount,
+) -> Result<(Account, Amount), TxRejection> {
+    let t = &tx.tx;
+    let from_shard = shard_of(&t.from, env.order);
+    if from_shard != shard {
+        return Err(TxRejection::WrongShard {
+            expected: from_shard,
+            found: shard,
+        });
+    }
+    if t.nonce != acct.nonce {
+        return Err(TxRejection::BadNonce {
+            expected: acct.nonce,
+            got: t.nonce,
+        });
+    }
+    if t.expiry_height < env.height {
+        return Err(TxRejection::Expired {
+            expiry: t.expiry_height,
+            height: env.height,
+        });
+    }
+    let needed = t.total_spend().ok_or(TxError::AmountOverflow)?;
+    let Some(balance) = acct.balance.checked_sub(needed) else {
+        return Err(TxRejection::InsufficientFunds {
+            balance: acct.balance,
+            needed,
+        });
+    };
+    let fees = fees.checked_add(t.fee).ok_or(TxError::AmountOverflow)?;
+    Ok((
+        Account {
+            balance,
+            nonce: acct.nonce + 1,
+        },
+        fees,
+    ))
+}
+
+fn emit(emitted: &mut Vec<Relay>, shard: ShardId, env: &BlockEnv, to: Address, amount: Amount) {
+    emitted.push(Relay {
+        origin: shard,
+        index: emitted.len() as u32,
+        target: shard_of(&to, env.order),
+        kind: RelayKind::Deposit { to, amount },
+    });
+}
+
+fn run_relay(w: &mut WorkingSet<'_>, r: &Relay) -> Result<(), ExecError> {
+    match &r.kind {
+        RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
+    }
+}
+
+/// Executes one shard's part of a block. Reads go through `store`; nothing is written to
+/// it: the outcome is applied (or dropped) by the caller.
+pub fn execute_shard(
+    store: &mut ShardStore,
+    params: &ChainParams,
+    env: &BlockEnv,
+    inbound: &[Relay],
+    txs: &[SignedTx],
+    mode: ExecMode,
+    sig_ok: &(dyn Fn(&SignedTx) -> bool + Sync),
+) -> Result<ShardOutcome, ExecError> {
+    let shard = store.id();
+    let lthash_before = store.lthash().clone();
+    let mut w = WorkingSet {
+        store,
+        ws: HashMap::with_capacity(txs.len() * 2 + inbound.len()),
+    };
+    for r in inbound {
+        run_relay(&mut w, r)?;
+    }
+    let mut emitted = Vec::with_capacity(txs.len() + 2);
+    let mut fees = Amount::ZERO;
+    let mut included = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, tx) in txs.iter().enumerate() {
+        let acct = w.get(&tx.tx.from)?;
+        let checked = tx
+            .check_stateless(params)
+            .map_err(TxRejection::from)
+            .and_then(|()| {
+                if sig_ok(tx) {
+                    Ok(())
+                } else {
+                    Err(TxRejection::BadSignature)
+                }
+            })
+            .and_then(|()| check_tx(acct, env, shard, tx, fees));
+        match checked {
+            Ok((new_acct, new_fees)) => {
+                w.set(tx.tx.from, new_acct)?;
+                fees = new_fees;
+                match &tx.tx.payload {
+                    Payload::Transfer { to, amount } => {
+                        emit(&mut emitted, shard, env, *to, *amount);
+                    }
+                }
+            }
+            Err(reason) => {
+                if mode == ExecMode::Validate {
+                    return Err(ExecError::Tx {
+                        shard,
+                        index,
+                        txid: tx.txid(),
+                        reason,
+                    });
+                }
+                rejected.push((tx.txid(), reason));
+                continue;
+            }
+        }
+        if mode == ExecMode::Build {
+            included.push(tx.clone());
+        }
+    }
+    if !fees.is_zero() {
+        emit(&mut emitted, shard, env, env.miner, fees);
+    }
+    if shard_of(&env.miner, env.order) == shard && !env.subsidy.is_zero() {
+        emit(&mut emitted, shard, env, env.miner, env.subsidy);
+    }
+    let mut outbound = Vec::new();
+    for r in &emitted {
+        if r.target == shard {
+            run_relay(&mut w, r)?;
+        } else {
+            outbound.push(r.clone());
+        }
+    }
+    let relay_root = merkle_root(&emitted.iter().map(Relay::hash).collect::<Vec<_>>());
+
+    let mut changes: Vec<Change> =
+        w.ws.into_iter()
+            .filter(|(_, (old, new))| *old != Some(*new))
+            .map(|(addr, (old, new))| Change { addr, old, new })
+            .collect();
+    changes.sort_unstable_by_key(|c| c.addr);
+    let mut lthash = lthash_before;
+    for c in &changes {
+        if let Some(o) = c.old {
+            lthash.remove(&o.leaf(&c.addr));
+        }
+        lthash.insert(&c.new.leaf(&c.addr));
+    }
+    let digest = lthash.digest();
+    Ok(ShardOutcome {
+        shard,
+        included,
+        rejected,
+        changes,
+        outbound,
+        relay_root,
+        fees,
+        lthash,
+        digest,
+    })
+}
+
+/// Runs `f` once per shard on at most `threads` threads; results in shard order.
+pub fn for_each_shard<T: Send>(
+    shards: &mut [ShardStore],
+    threads: usize,
+    f: impl Fn(&mut ShardStore) -> T + Sync,
+) -> Vec<T> {
+    let n = shards.len();
+    let workers = threads.clamp(1, n.max(1));
+    if workers == 1 {
+        return shards.iter_mut().map(f).collect();
+    }
+    let slots: Vec<Mutex<(&mut ShardStore, Option<T>)>> =
+        shards.iter_mut().map(|s| Mutex::new((s, None))).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let mut slot = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+                let (store, out) = &mut *slot;
+                *out = Some(f(store));
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .expect("every shard ran")
+        })
+        .collect()
+}

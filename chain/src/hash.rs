@@ -1,0 +1,175 @@
+//! 32-byte hashes: SHA-256d for block hashes (what a Bitcoin coinbase commits to) and
+//! BIP340-style tagged SHA-256 for everything else, plus the binary Merkle root.
+
+use core::fmt;
+use std::str::FromStr;
+
+use bitcoin::hashes::{sha256, sha256d, Hash as _, HashEngine as _};
+use serde::{Deserialize, Serialize};
+
+/// A 32-byte hash in internal byte order.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hash256(pub [u8; 32]);
+
+impl Hash256 {
+    /// All zeros (the `prev` of the genesis block).
+    pub const ZERO: Hash256 = Hash256([0; 32]);
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Serialize for Hash256 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Debug for Hash256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Display for Hash256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(self.0))
+    }
+}
+
+/// SHA-256d of `data`.
+pub fn sha256d(data: &[u8]) -> Hash256 {
+    Hash256(sha256d::Hash::hash(data).to_byte_array())
+}
+
+/// BIP340 tagged hash: `SHA256(SHA256(tag) || SHA256(tag) || data)`.
+pub fn tagged_hash(tag: &str, data: &[u8]) -> Hash256 {
+    let t = sha256::Hash::hash(tag.as_bytes());
+    let mut e = sha256::Hash::engine();
+    e.input(t.as_ref());
+    e.input(t.as_ref());
+    e.input(data);
+    Hash256(sha256::Hash::from_engine(e).to_byte_array())
+}
+
+/// Merkle root over `leaves` (tagged `rexe/merkle`): an odd node is paired with an empty
+/// hash, never duplicated, so the CVE-2012-2459 ambiguity cannot arise. Empty list: zero hash.
+pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
+    if leaves.is_empty() {
+        return Hash256::ZERO;
+    }
+    let mut level: Vec<Hash256> = leaves.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| {
+                let mut buf = [0u8; 64];
+                buf[..32].copy_from_slice(&pair[0].0);
+                if let Some(right) = pair.get(1) {
+                    buf[32..].copy_from_slice(&right.0);
+                }
+                tagged_hash("rexe/merkle", &buf)
+            })
+            .collect();
+    }
+    level[0]
+}
+
+macro_rules! hash_newtype {
+    ($name:ident, $doc:literal, reversed = $rev:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub Hash256);
+
+        impl $name {
+            /// The hash in internal byte order.
+            pub fn to_byte_array(self) -> [u8; 32] {
+                self.0 .0
+            }
+            /// From bytes in internal order.
+            pub fn from_byte_array(b: [u8; 32]) -> Self {
+                $name(Hash256(b))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut b = self.0 .0;
+                if $rev {
+                    b.reverse();
+                }
+                write!(f, "{}", hex::encode(b))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = hex::FromHexError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(s, &mut b)?;
+                if $rev {
+                    b.reverse();
+                }
+                Ok($name(Hash256(b)))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hash_newtype!(
+    BlockHash,
+    "An L2 block hash: SHA-256d of the header encoding, shown byte-reversed like Bitcoin's.",
+    reversed = true
+);
+hash_newtype!(
+    Txid,
+    "A transaction id: tagged hash `rexe/tx` of the unsigned transaction encoding.",
+    reversed = false
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_hash_displays_reversed_and_parses_back() {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        let h = BlockHash::from_byte_array(b);
+        let s = h.to_string();
+        assert!(s.ends_with("01"));
+        assert_eq!(s.parse::<BlockHash>().unwrap(), h);
+    }
+
+    #[test]
+    fn merkle_root_distinguishes_odd_duplication() {
+        let a = tagged_hash("t", b"a");
+        let b = tagged_hash("t", b"b");
+        let c = tagged_hash("t", b"c");
+        // Bitcoin's tree would give [a,b,c] and [a,b,c,c] the same root; ours does not.
+        assert_ne!(merkle_root(&[a, b, c]), merkle_root(&[a, b, c, c]));
+        assert_eq!(merkle_root(&[a]), merkle_root(&[a]));
+        assert_ne!(merkle_root(&[a, b]), merkle_root(&[b, a]));
+    }
+}

@@ -1,0 +1,122 @@
+//! The per-shard state commitment: LtHash16 (Bellare–Micciancio lattice hash as deployed by
+//! Facebook, "Securing Update Propagation with Homomorphic Hashing", 2019) over BLAKE3.
+//!
+//! The commitment of a set of key/value leaves is the lane-wise sum mod 2^16 of
+//! `BLAKE3-XOF(leaf)` read as 1024 u16 lanes. Adding or removing a leaf is one XOF and one
+//! vector add, so a block updates the commitment in O(changed keys), and any replica that
+//! applies the same changes gets the same 32-byte digest regardless of order.
+
+use crate::hash::Hash256;
+
+/// Lanes in the lattice vector.
+pub const LANES: usize = 1024;
+/// Bytes of the serialized vector.
+pub const BYTES: usize = LANES * 2;
+
+const CONTEXT: &str = "rexe 2026 lthash16 state leaf";
+
+/// An LtHash16 accumulator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LtHash {
+    lanes: Box<[u16; LANES]>,
+}
+
+impl Default for LtHash {
+    fn default() -> Self {
+        LtHash {
+            lanes: Box::new([0; LANES]),
+        }
+    }
+}
+
+impl core::fmt::Debug for LtHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "LtHash({})", self.digest())
+    }
+}
+
+fn expand(leaf: &[u8]) -> [u16; LANES] {
+    let mut bytes = [0u8; BYTES];
+    let mut h = blake3::Hasher::new_derive_key(CONTEXT);
+    h.update(leaf);
+    h.finalize_xof().fill(&mut bytes);
+    let mut out = [0u16; LANES];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = u16::from_le_bytes([c[0], c[1]]);
+    }
+    out
+}
+
+impl LtHash {
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a leaf.
+    pub fn insert(&mut self, leaf: &[u8]) {
+        let e = expand(leaf);
+        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
+            *l = l.wrapping_add(*x);
+        }
+    }
+
+    /// Removes a leaf previously added.
+    pub fn remove(&mut self, leaf: &[u8]) {
+        let e = expand(leaf);
+        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
+            *l = l.wrapping_sub(*x);
+        }
+    }
+
+    /// Adds another accumulator (set union of disjoint sets).
+    pub fn combine(&mut self, other: &LtHash) {
+        for (l, x) in self.lanes.iter_mut().zip(other.lanes.iter()) {
+            *l = l.wrapping_add(*x);
+        }
+    }
+
+    /// The 32-byte commitment: BLAKE3 of the lanes.
+    pub fn digest(&self) -> Hash256 {
+        Hash256(*blake3::hash(&self.to_bytes()).as_bytes())
+    }
+
+    /// Lanes as little-endian bytes (for persistence).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.lanes.iter().flat_map(|l| l.to_le_bytes()).collect()
+    }
+
+    /// From [`LtHash::to_bytes`] output; `None` when the length is wrong.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != BYTES {
+            return None;
+        }
+        let mut lanes = Box::new([0u16; LANES]);
+        for (l, c) in lanes.iter_mut().zip(b.chunks_exact(2)) {
+            *l = u16::from_le_bytes([c[0], c[1]]);
+        }
+        Some(LtHash { lanes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_independent_and_removable() {
+        let mut a = LtHash::new();
+        a.insert(b"x");
+        a.insert(b"y");
+        let mut b = LtHash::new();
+        b.insert(b"y");
+        b.insert(b"x");
+        assert_eq!(a.digest(), b.digest());
+        b.remove(b"x");
+        let mut c = LtHash::new();
+        c.insert(b"y");
+        assert_eq!(b, c);
+        assert_ne!(a.digest(), c.digest());
+        assert_eq!(LtHash::from_bytes(&a.to_bytes()).unwrap(), a);
+    }
+}

@@ -1,0 +1,231 @@
+//! Chain parameters in one place, with presets per network.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::amount::Amount;
+use crate::shard::ShardOrder;
+
+/// Which rexe network a chain, transaction or address belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The production network (merge-mined with Bitcoin mainnet). Not launched.
+    Main,
+    /// A public test network (merge-mined with testnet4/signet).
+    Test,
+    /// Local regression testing, next to a Bitcoin regtest node.
+    Regtest,
+    /// `rexe devnet`: regtest with demo allocations.
+    Devnet,
+}
+
+impl Network {
+    /// The byte every transaction carries so it cannot be replayed on another network.
+    pub fn magic(self) -> u8 {
+        match self {
+            Network::Main => 0xb1,
+            Network::Test => 0x7e,
+            Network::Regtest => 0x5a,
+            Network::Devnet => 0xde,
+        }
+    }
+
+    /// The network with this magic byte.
+    pub fn from_magic(b: u8) -> Option<Network> {
+        [
+            Network::Main,
+            Network::Test,
+            Network::Regtest,
+            Network::Devnet,
+        ]
+        .into_iter()
+        .find(|n| n.magic() == b)
+    }
+
+    /// The bech32m prefix of addresses: `rx` on mainnet, `trx` elsewhere.
+    pub fn address_hrp(self) -> &'static str {
+        match self {
+            Network::Main => "rx",
+            _ => "trx",
+        }
+    }
+
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Main => "main",
+            Network::Test => "test",
+            Network::Regtest => "regtest",
+            Network::Devnet => "devnet",
+        }
+    }
+}
+
+/// Where the genesis state comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GenesisAlloc {
+    /// These accounts start with these balances.
+    Accounts(Vec<(Address, Amount)>),
+    /// `count` synthetic accounts `bench_address(i)` with `amount` each: for benchmarks,
+    /// where listing millions of addresses would dominate memory.
+    Synthetic {
+        /// How many accounts.
+        count: u64,
+        /// Balance of each.
+        amount: Amount,
+    },
+}
+
+/// The address of synthetic account `i` (see [`GenesisAlloc::Synthetic`]). These are not
+/// keys anyone holds; they only exist to give benchmarks large, realistic state.
+pub fn bench_address(i: u64) -> Address {
+    Address(crate::hash::tagged_hash("rexe/bench-account", &i.to_le_bytes()).0)
+}
+
+/// Every consensus parameter of a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainParams {
+    /// The network.
+    pub network: Network,
+    /// log2 of the shard count.
+    pub shard_order: ShardOrder,
+    /// Genesis block time (unix seconds).
+    pub genesis_time: u64,
+    /// Genesis balances.
+    pub genesis_alloc: GenesisAlloc,
+    /// Subsidy of the first blocks.
+    pub initial_subsidy: Amount,
+    /// Blocks between subsidy halvings.
+    pub halving_interval: u64,
+    /// Target seconds between blocks.
+    pub block_interval_secs: u64,
+    /// Easiest allowed target, compact form.
+    pub pow_limit_bits: u32,
+    /// Regtest-style fixed difficulty (every block uses `pow_limit_bits`).
+    pub fixed_difficulty: bool,
+    /// How many recent blocks keep undo records (the deepest possible reorg).
+    pub undo_depth: u64,
+    /// Bitcoin confirmations the bridge requires before a peg payment counts.
+    pub btc_confirmations: u32,
+    /// Largest encoded transaction, in bytes.
+    pub max_tx_bytes: usize,
+    /// Most transactions per shard per block.
+    pub max_txs_per_shard: usize,
+    /// Lowest fee a transaction may pay.
+    pub min_fee: Amount,
+    /// How far ahead of an account's nonce the mempool accepts transactions.
+    pub max_nonce_gap: u64,
+    /// Header time may be at most this far ahead of the local clock.
+    pub max_future_secs: u64,
+}
+
+impl ChainParams {
+    /// Subsidy of the block at `height` (halving every `halving_interval`, zero after 63).
+    pub fn subsidy(&self, height: u64) -> Amount {
+        if height == 0 {
+            return Amount::ZERO;
+        }
+        let halvings = (height - 1) / self.halving_interval.max(1);
+        if halvings >= 64 {
+            return Amount::ZERO;
+        }
+        Amount::from_sat(self.initial_subsidy.to_sat() >> halvings)
+    }
+
+    fn base(network: Network) -> ChainParams {
+        ChainParams {
+            network,
+            shard_order: ShardOrder::new(2).expect("valid"),
+            genesis_time: 1_764_000_000,
+            genesis_alloc: GenesisAlloc::Accounts(Vec::new()),
+            initial_subsidy: Amount::from_sat(50_000_000),
+            halving_interval: 2_100_000,
+            block_interval_secs: 10,
+            pow_limit_bits: 0x1d00_ffff,
+            fixed_difficulty: false,
+            undo_depth: 200,
+            btc_confirmations: 6,
+            max_tx_bytes: 100_000,
+            max_txs_per_shard: 50_000,
+            min_fee: Amount::from_sat(100),
+            max_nonce_gap: 64,
+            max_future_secs: 2 * 60 * 60,
+        }
+    }
+
+    /// Mainnet (not launched; the values are a proposal).
+    pub fn main() -> ChainParams {
+        ChainParams::base(Network::Main)
+    }
+
+    /// Public test network.
+    pub fn test() -> ChainParams {
+        ChainParams {
+            pow_limit_bits: 0x1e0f_ffff,
+            ..ChainParams::base(Network::Test)
+        }
+    }
+
+    /// Regtest: trivial fixed difficulty, quick confirmations.
+    pub fn regtest() -> ChainParams {
+        ChainParams {
+            pow_limit_bits: 0x207f_ffff,
+            fixed_difficulty: true,
+            halving_interval: 150,
+            btc_confirmations: 1,
+            min_fee: Amount::from_sat(1),
+            block_interval_secs: 1,
+            ..ChainParams::base(Network::Regtest)
+        }
+    }
+
+    /// Devnet: regtest rules plus the demo allocations.
+    pub fn devnet(alloc: Vec<(Address, Amount)>) -> ChainParams {
+        ChainParams {
+            network: Network::Devnet,
+            genesis_alloc: GenesisAlloc::Accounts(alloc),
+            halving_interval: 100_000,
+            btc_confirmations: 2,
+            ..ChainParams::regtest()
+        }
+    }
+
+    /// Tests: regtest rules with `2^order` shards and the given allocations.
+    pub fn for_tests(order: u8, alloc: Vec<(Address, Amount)>) -> ChainParams {
+        ChainParams {
+            shard_order: ShardOrder::new(order).expect("test order <= 8"),
+            genesis_alloc: GenesisAlloc::Accounts(alloc),
+            undo_depth: 20,
+            ..ChainParams::regtest()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsidy_halves() {
+        let p = ChainParams::regtest();
+        assert_eq!(p.subsidy(0), Amount::ZERO);
+        assert_eq!(p.subsidy(1), p.initial_subsidy);
+        assert_eq!(p.subsidy(150), p.initial_subsidy);
+        assert_eq!(p.subsidy(151).to_sat(), p.initial_subsidy.to_sat() / 2);
+        assert_eq!(p.subsidy(150 * 70), Amount::ZERO);
+    }
+
+    #[test]
+    fn magic_roundtrips() {
+        for n in [
+            Network::Main,
+            Network::Test,
+            Network::Regtest,
+            Network::Devnet,
+        ] {
+            assert_eq!(Network::from_magic(n.magic()), Some(n));
+        }
+        assert_eq!(Network::from_magic(0), None);
+    }
+}

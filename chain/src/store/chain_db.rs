@@ -1,0 +1,218 @@
+//! `chain.sqlite`: every known block (header, body, chainwork, status), the active chain
+//! and the relays each connected block emitted. Committed with `synchronous=FULL` at every
+//! block: this log is what makes a block durable.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{chain_migrations, open_db, StoreError};
+use crate::block::Header;
+use crate::encode::Encode;
+use crate::hash::{BlockHash, Hash256};
+
+/// Validation status of a stored block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Header and seal checked; body not yet executed.
+    HeaderValid = 0,
+    /// Executed and connected at least once.
+    Valid = 1,
+    /// Failed validation (or descends from a block that did).
+    Invalid = 2,
+}
+
+impl BlockStatus {
+    fn from_i64(v: i64) -> Result<Self, StoreError> {
+        match v {
+            0 => Ok(BlockStatus::HeaderValid),
+            1 => Ok(BlockStatus::Valid),
+            2 => Ok(BlockStatus::Invalid),
+            _ => Err(StoreError::corrupt("block status", v)),
+        }
+    }
+}
+
+/// A block-index row (without the body).
+#[derive(Clone, Debug)]
+pub struct BlockRow {
+    /// Block hash.
+    pub hash: BlockHash,
+    /// Height.
+    pub height: u64,
+    /// Encoded header.
+    pub header: Vec<u8>,
+    /// Cumulative work, big-endian.
+    pub chainwork: [u8; 32],
+    /// Status.
+    pub status: BlockStatus,
+}
+
+/// The chain database.
+pub struct ChainDb {
+    conn: Connection,
+}
+
+fn hash_col(b: Vec<u8>) -> Result<BlockHash, StoreError> {
+    let arr: [u8; 32] = b
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::corrupt("block hash", "length"))?;
+    Ok(BlockHash(Hash256(arr)))
+}
+
+impl ChainDb {
+    /// Opens (creating if needed) `chain.sqlite` at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(ChainDb {
+            conn: open_db(path, &chain_migrations(), "FULL", 16 * 1024)?,
+        })
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a metadata value (its own transaction).
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a block (idempotent).
+    pub fn insert_block(
+        &self,
+        header: &Header,
+        body: &[u8],
+        chainwork: [u8; 32],
+        status: BlockStatus,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![
+                &header.hash().0 .0[..],
+                header.height as i64,
+                &header.prev.0 .0[..],
+                header.to_bytes(),
+                body,
+                &chainwork[..],
+                status as i64
+            ])?;
+        Ok(())
+    }
+
+    /// Changes a block's status.
+    pub fn set_status(&self, hash: BlockHash, status: BlockStatus) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE blocks SET status = ?2 WHERE hash = ?1")?
+            .execute(params![&hash.0 .0[..], status as i64])?;
+        Ok(())
+    }
+
+    /// Records `hash` as the active block at `height` (the new tip), with the relays it
+    /// emitted, in one durable transaction.
+    pub fn connect(
+        &mut self,
+        height: u64,
+        hash: BlockHash,
+        relays: &[u8],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("DELETE FROM active WHERE height >= ?1")?
+            .execute([height as i64])?;
+        tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?
+            .execute(params![height as i64, &hash.0 .0[..]])?;
+        tx.prepare_cached("INSERT OR REPLACE INTO relays VALUES (?1, ?2)")?
+            .execute(params![&hash.0 .0[..], relays])?;
+        tx.prepare_cached("UPDATE blocks SET status = 1 WHERE hash = ?1 AND status = 0")?
+            .execute([&hash.0 .0[..]])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Truncates the active chain to `height` (the new tip).
+    pub fn truncate_active(&self, height: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM active WHERE height > ?1", [height as i64])?;
+        Ok(())
+    }
+
+    /// The active chain's highest height and hash.
+    pub fn tip(&self) -> Result<Option<(u64, BlockHash)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT height, hash FROM active ORDER BY height DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(h, b)| Ok((h as u64, hash_col(b)?))).transpose()
+    }
+
+    /// The active block at `height`.
+    pub fn active_hash(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
+        let b: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT hash FROM active WHERE height = ?1")?
+            .query_row([height as i64], |r| r.get(0))
+            .optional()?;
+        b.map(hash_col).transpose()
+    }
+
+    /// A block's full encoding.
+    pub fn body(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT body FROM blocks WHERE hash = ?1")?
+            .query_row([&hash.0 .0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The encoded relays a connected block emitted.
+    pub fn relays(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data FROM relays WHERE hash = ?1")?
+            .query_row([&hash.0 .0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The whole block index (headers, work, status), for loading at open.
+    pub fn index(&self) -> Result<Vec<BlockRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT hash, height, header, chainwork, status FROM blocks")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hash, height, header, work, status) = row?;
+            out.push(BlockRow {
+                hash: hash_col(hash)?,
+                height: height as u64,
+                header,
+                chainwork: work
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("chainwork", "length"))?,
+                status: BlockStatus::from_i64(status)?,
+            });
+        }
+        Ok(out)
+    }
+}

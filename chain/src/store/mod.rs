@@ -1,0 +1,86 @@
+//! Storage: `chain.sqlite` (block log + index, [`ChainDb`]) and one `shard-N.sqlite` per shard
+//! ([`ShardStore`]: write-back cache, undo records, LtHash commitment). Schemas live in
+//! `migrations/` and are applied in order at open.
+
+mod account;
+mod chain_db;
+mod shard;
+
+pub use account::{Account, Change};
+pub use chain_db::{BlockRow, BlockStatus, ChainDb};
+pub use shard::{ShardStore, ShardUndo};
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+use thiserror::Error;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A schema migration failed.
+    #[error("schema migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// Stored bytes do not decode: the file is damaged or from another version.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it is wrong.
+        detail: String,
+    },
+    /// File system error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
+        StoreError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+fn chain_migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/chain/0001_init.sql"
+    ))])
+}
+
+fn shard_migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/shard/0001_init.sql"
+    ))])
+}
+
+/// Opens a database in WAL mode and brings its schema up to date.
+fn open_db(
+    path: &std::path::Path,
+    migrations: &Migrations<'_>,
+    synchronous: &str,
+    cache_kib: i64,
+) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoints run when we flush, not in the middle of a block.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    migrations.to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::chain_migrations().validate().unwrap();
+        super::shard_migrations().validate().unwrap();
+    }
+}

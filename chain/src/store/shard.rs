@@ -1,0 +1,352 @@
+//! One shard's state: a SQLite file behind an in-memory write-back cache.
+//!
+//! Blocks apply to the cache only; the cache's dirty keys, the undo records of the blocks
+//! applied since the last flush and the LtHash commitment are written in ONE SQLite
+//! transaction at a checkpoint ([`ShardStore::flush`]). Between checkpoints the block log in
+//! `chain.sqlite` is the source of truth: after a crash the chain replays it from the
+//! shards' common height.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::account::{decode_undo, encode_undo};
+use super::{open_db, shard_migrations, Account, Change, StoreError};
+use crate::address::Address;
+use crate::amount::Amount;
+use crate::hash::Hash256;
+use crate::lthash::LtHash;
+use crate::shard::ShardId;
+
+/// The undo record of one block on one shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardUndo {
+    /// Block height.
+    pub height: u64,
+    /// Every key the block changed, with its previous value.
+    pub entries: Vec<(Address, Option<Account>)>,
+}
+
+/// A shard's store. Owned by one executor thread at a time.
+pub struct ShardStore {
+    id: ShardId,
+    conn: Connection,
+    cache: HashMap<Address, Option<Account>>,
+    dirty: HashSet<Address>,
+    lthash: LtHash,
+    pending: VecDeque<ShardUndo>,
+    height: u64,
+    flushed_height: u64,
+    initialized: bool,
+    undo_depth: u64,
+    cache_limit: usize,
+}
+
+fn to_i64(v: u64) -> i64 {
+    v as i64
+}
+
+fn from_i64(v: i64) -> u64 {
+    v as u64
+}
+
+impl ShardStore {
+    /// Opens (creating if needed) the shard file at `path`.
+    pub fn open(
+        path: &Path,
+        id: ShardId,
+        undo_depth: u64,
+        cache_limit: usize,
+    ) -> Result<Self, StoreError> {
+        let conn = open_db(path, &shard_migrations(), "NORMAL", 64 * 1024)?;
+        let mut s = ShardStore {
+            id,
+            conn,
+            cache: HashMap::new(),
+            dirty: HashSet::new(),
+            lthash: LtHash::new(),
+            pending: VecDeque::new(),
+            height: 0,
+            flushed_height: 0,
+            initialized: false,
+            undo_depth,
+            cache_limit,
+        };
+        if let Some(h) = s.meta("applied_height")? {
+            let h = u64::from_le_bytes(
+                h.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("shard meta", "applied_height"))?,
+            );
+            let lt = s
+                .meta("lthash")?
+                .and_then(|b| LtHash::from_bytes(&b))
+                .ok_or_else(|| StoreError::corrupt("shard meta", "lthash"))?;
+            s.height = h;
+            s.flushed_height = h;
+            s.lthash = lt;
+            s.initialized = true;
+        }
+        Ok(s)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Whether genesis state was written.
+    pub fn is_initialized(&self) -> bool {
+        self.initialized
+    }
+
+    /// This shard's id.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// Height of the last block applied in memory.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Height of the state on disk.
+    pub fn flushed_height(&self) -> u64 {
+        self.flushed_height
+    }
+
+    /// The commitment accumulator at [`ShardStore::height`].
+    pub fn lthash(&self) -> &LtHash {
+        &self.lthash
+    }
+
+    /// The 32-byte state commitment at [`ShardStore::height`].
+    pub fn digest(&self) -> Hash256 {
+        self.lthash.digest()
+    }
+
+    /// Keys changed since the last flush.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Blocks applied since the last flush.
+    pub fn pending_blocks(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes the genesis state, replacing anything in the file.
+    pub fn init_genesis(&mut self, mut accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
+        accounts.sort_unstable_by_key(|a| a.0);
+        let mut lt = LtHash::new();
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM accounts", [])?;
+        tx.execute("DELETE FROM undo", [])?;
+        {
+            let mut ins = tx.prepare("INSERT OR REPLACE INTO accounts VALUES (?1, ?2, 0)")?;
+            for (addr, amount) in &accounts {
+                ins.execute(params![&addr.0[..], to_i64(amount.to_sat())])?;
+                lt.insert(
+                    &Account {
+                        balance: *amount,
+                        nonce: 0,
+                    }
+                    .leaf(addr),
+                );
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
+            [&0u64.to_le_bytes()[..]],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('lthash', ?1)",
+            [lt.to_bytes()],
+        )?;
+        tx.commit()?;
+        self.cache.clear();
+        self.dirty.clear();
+        self.pending.clear();
+        self.lthash = lt;
+        self.height = 0;
+        self.flushed_height = 0;
+        self.initialized = true;
+        Ok(())
+    }
+
+    /// The account at the in-memory tip.
+    pub fn get(&mut self, addr: &Address) -> Result<Option<Account>, StoreError> {
+        if let Some(v) = self.cache.get(addr) {
+            return Ok(*v);
+        }
+        let v = self
+            .conn
+            .prepare_cached("SELECT balance, nonce FROM accounts WHERE addr = ?1")?
+            .query_row([&addr.0[..]], |r| {
+                Ok(Account {
+                    balance: Amount::from_sat(from_i64(r.get(0)?)),
+                    nonce: from_i64(r.get(1)?),
+                })
+            })
+            .optional()?;
+        self.cache.insert(*addr, v);
+        Ok(v)
+    }
+
+    /// Applies a block's changes (computed by the executor) as block `height`.
+    pub fn apply(&mut self, height: u64, changes: &[Change], lthash_after: LtHash) {
+        debug_assert_eq!(height, self.height + 1);
+        let mut entries = Vec::with_capacity(changes.len());
+        for c in changes {
+            entries.push((c.addr, c.old));
+            self.cache.insert(c.addr, Some(c.new));
+            self.dirty.insert(c.addr);
+        }
+        self.pending.push_back(ShardUndo { height, entries });
+        self.lthash = lthash_after;
+        self.height = height;
+    }
+
+    /// Rolls back the block at [`ShardStore::height`], from memory or from the undo table.
+    pub fn undo_top(&mut self) -> Result<(), StoreError> {
+        if self.height == 0 {
+            return Err(StoreError::corrupt("undo", "cannot roll back genesis"));
+        }
+        let undo = match self.pending.back() {
+            Some(u) if u.height == self.height => self.pending.pop_back().expect("non-empty"),
+            _ => {
+                let data: Option<Vec<u8>> = self
+                    .conn
+                    .query_row(
+                        "SELECT data FROM undo WHERE height = ?1",
+                        [to_i64(self.height)],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let data = data.ok_or_else(|| {
+                    StoreError::corrupt(
+                        "undo",
+                        format!(
+                            "no undo record for block {} on shard {} (deeper than the undo depth?)",
+                            self.height, self.id
+                        ),
+                    )
+                })?;
+                ShardUndo {
+                    height: self.height,
+                    entries: decode_undo(&data).map_err(|e| StoreError::corrupt("undo", e))?,
+                }
+            }
+        };
+        for (addr, old) in undo.entries.iter().rev() {
+            if let Some(cur) = self.get(addr)? {
+                self.lthash.remove(&cur.leaf(addr));
+            }
+            if let Some(o) = old {
+                self.lthash.insert(&o.leaf(addr));
+            }
+            self.cache.insert(*addr, *old);
+            self.dirty.insert(*addr);
+        }
+        self.height -= 1;
+        Ok(())
+    }
+
+    /// Writes dirty keys, undo records and the commitment in one transaction.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let mut keys: Vec<Address> = self.dirty.iter().copied().collect();
+        keys.sort_unstable();
+        let tx = self.conn.transaction()?;
+        {
+            let mut up = tx.prepare_cached(
+                "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(addr) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM accounts WHERE addr = ?1")?;
+            for k in &keys {
+                match self.cache.get(k).copied().flatten() {
+                    Some(a) => {
+                        up.execute(params![
+                            &k.0[..],
+                            to_i64(a.balance.to_sat()),
+                            to_i64(a.nonce)
+                        ])?;
+                    }
+                    None => {
+                        del.execute([&k.0[..]])?;
+                    }
+                }
+            }
+            let mut ins = tx.prepare_cached("INSERT OR REPLACE INTO undo VALUES (?1, ?2)")?;
+            for u in &self.pending {
+                ins.execute(params![to_i64(u.height), encode_undo(&u.entries)])?;
+            }
+        }
+        // Undo rows above the tip belong to rolled-back blocks; rows older than the undo
+        // depth can never be needed again.
+        tx.execute("DELETE FROM undo WHERE height > ?1", [to_i64(self.height)])?;
+        tx.execute(
+            "DELETE FROM undo WHERE height <= ?1",
+            [to_i64(self.height.saturating_sub(self.undo_depth))],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
+            [&self.height.to_le_bytes()[..]],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('lthash', ?1)",
+            [self.lthash.to_bytes()],
+        )?;
+        tx.commit()?;
+        self.dirty.clear();
+        self.pending.clear();
+        self.flushed_height = self.height;
+        if self.cache.len() > self.cache_limit {
+            // Everything is clean now: dropping the cache loses nothing.
+            self.cache.clear();
+        }
+        Ok(())
+    }
+
+    /// Every account at the in-memory tip, sorted (tests and audits; reads the whole shard).
+    pub fn all_accounts(&mut self) -> Result<Vec<(Address, Account)>, StoreError> {
+        let mut out: std::collections::BTreeMap<Address, Account> = Default::default();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT addr, balance, nonce FROM accounts")?;
+            let rows = st.query_map([], |r| {
+                let a: Vec<u8> = r.get(0)?;
+                Ok((
+                    a,
+                    Account {
+                        balance: Amount::from_sat(from_i64(r.get(1)?)),
+                        nonce: from_i64(r.get(2)?),
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (a, acct) = row?;
+                let arr: [u8; 32] = a
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
+                out.insert(Address(arr), acct);
+            }
+        }
+        for k in &self.dirty {
+            match self.cache.get(k).copied().flatten() {
+                Some(a) => {
+                    out.insert(*k, a);
+                }
+                None => {
+                    out.remove(k);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}

@@ -1,0 +1,326 @@
+//! Transactions: `{network, from, nonce, fee, gas_limit, expiry_height, payload}` signed by
+//! `from` with BIP340 over the tagged hash `rexe/tx` of the unsigned encoding (the txid).
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::address::{verify_signature, Address, Signer};
+use crate::amount::Amount;
+use crate::encode::{Decode, DecodeError, Encode, Reader};
+use crate::hash::{tagged_hash, Txid};
+use crate::params::{ChainParams, Network};
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Payload {
+    /// Move rxBTC: withdrawn on the sender's shard, deposited on the payee's by a relay.
+    Transfer {
+        /// The payee.
+        to: Address,
+        /// How much.
+        amount: Amount,
+    },
+}
+
+const PAYLOAD_TRANSFER: u8 = 0;
+
+impl Encode for Payload {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Payload::Transfer { to, amount } => {
+                out.push(PAYLOAD_TRANSFER);
+                to.0.encode(out);
+                amount.to_sat().encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Payload {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match u8::decode(r)? {
+            PAYLOAD_TRANSFER => Ok(Payload::Transfer {
+                to: Address(r.array()?),
+                amount: Amount::from_sat(u64::decode(r)?),
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "payload",
+                tag,
+            }),
+        }
+    }
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tx {
+    /// Network it is valid on.
+    pub network: Network,
+    /// The sender (and signer); the transaction runs on its shard.
+    pub from: Address,
+    /// The sender's account nonce this transaction consumes.
+    pub nonce: u64,
+    /// Fee paid to the block's miner.
+    pub fee: Amount,
+    /// Gas the sender allows (contract payloads; transfers use none).
+    pub gas_limit: u64,
+    /// Last L2 height at which this transaction may be included.
+    pub expiry_height: u64,
+    /// What it does.
+    pub payload: Payload,
+}
+
+impl Encode for Tx {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.network.magic());
+        self.from.0.encode(out);
+        self.nonce.encode(out);
+        self.fee.to_sat().encode(out);
+        self.gas_limit.encode(out);
+        self.expiry_height.encode(out);
+        self.payload.encode(out);
+    }
+}
+
+impl Decode for Tx {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let magic = u8::decode(r)?;
+        let network = Network::from_magic(magic).ok_or(DecodeError::UnknownTag {
+            what: "network",
+            tag: magic,
+        })?;
+        Ok(Tx {
+            network,
+            from: Address(r.array()?),
+            nonce: u64::decode(r)?,
+            fee: Amount::from_sat(u64::decode(r)?),
+            gas_limit: u64::decode(r)?,
+            expiry_height: u64::decode(r)?,
+            payload: Payload::decode(r)?,
+        })
+    }
+}
+
+impl Tx {
+    /// The transaction id (and the digest its signature signs).
+    pub fn txid(&self) -> Txid {
+        Txid(tagged_hash("rexe/tx", &self.to_bytes()))
+    }
+
+    /// Signs with `signer`, which must be `from`'s key for the result to verify.
+    pub fn sign(self, signer: &Signer) -> SignedTx {
+        let txid = self.txid();
+        let sig = signer.sign(&txid.0);
+        SignedTx {
+            tx: self,
+            sig,
+            txid,
+        }
+    }
+
+    /// rxBTC this transaction takes from the sender: amount moved plus fee.
+    pub fn total_spend(&self) -> Option<Amount> {
+        match &self.payload {
+            Payload::Transfer { amount, .. } => amount.checked_add(self.fee),
+        }
+    }
+}
+
+/// A transaction with its BIP340 signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// Signature by `tx.from` over `txid`.
+    #[serde(with = "hex_sig")]
+    pub sig: [u8; 64],
+    /// Cached `tx.txid()`.
+    #[serde(skip)]
+    txid: Txid,
+}
+
+mod hex_sig {
+    pub fn serialize<S: serde::Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(sig))
+    }
+}
+
+impl Encode for SignedTx {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.tx.encode(out);
+        self.sig.encode(out);
+    }
+}
+
+impl Decode for SignedTx {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tx = Tx::decode(r)?;
+        let sig = r.array()?;
+        Ok(SignedTx::from_parts(tx, sig))
+    }
+}
+
+/// Why a transaction is invalid on its own (before looking at state).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TxError {
+    /// Bytes do not decode.
+    #[error("malformed transaction: {0}")]
+    Malformed(#[from] DecodeError),
+    /// Larger than `max_tx_bytes`.
+    #[error("transaction is {size} bytes, limit is {limit}")]
+    Oversized {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// For another network.
+    #[error("transaction is for network {found}, this chain is {expected}")]
+    WrongNetwork {
+        /// This chain's network.
+        expected: &'static str,
+        /// The transaction's network.
+        found: &'static str,
+    },
+    /// Signature does not verify against `from`.
+    #[error("bad signature")]
+    BadSignature,
+    /// Transfer of zero.
+    #[error("zero amount")]
+    ZeroAmount,
+    /// amount + fee overflows u64.
+    #[error("amount overflow")]
+    AmountOverflow,
+    /// More than all the rxBTC there can be.
+    #[error("amount {0} exceeds the maximum supply")]
+    AboveMaxMoney(Amount),
+    /// Fee below the chain minimum.
+    #[error("fee {fee} below the minimum {min}")]
+    FeeTooLow {
+        /// Fee offered.
+        fee: Amount,
+        /// Minimum.
+        min: Amount,
+    },
+    /// The payee is not a valid public key (the coins would be lost).
+    #[error("payee is not a valid x-only public key")]
+    InvalidPayee,
+}
+
+impl SignedTx {
+    /// Assembles a signed transaction (the signature is not checked here).
+    pub fn from_parts(tx: Tx, sig: [u8; 64]) -> Self {
+        let txid = tx.txid();
+        SignedTx { tx, sig, txid }
+    }
+
+    /// The transaction id.
+    pub fn txid(&self) -> Txid {
+        self.txid
+    }
+
+    /// Decodes wire bytes, enforcing the size limit before anything else.
+    pub fn decode_checked(bytes: &[u8], params: &ChainParams) -> Result<Self, TxError> {
+        if bytes.len() > params.max_tx_bytes {
+            return Err(TxError::Oversized {
+                size: bytes.len(),
+                limit: params.max_tx_bytes,
+            });
+        }
+        Ok(SignedTx::from_bytes(bytes)?)
+    }
+
+    /// Whether the signature verifies.
+    pub fn verify_signature(&self) -> bool {
+        verify_signature(&self.tx.from, &self.txid.0, &self.sig)
+    }
+
+    /// Every rule that needs no state except the signature (checked separately, since it
+    /// is the expensive part and blocks from our own log skip it).
+    pub fn check_stateless(&self, params: &ChainParams) -> Result<(), TxError> {
+        if self.tx.network != params.network {
+            return Err(TxError::WrongNetwork {
+                expected: params.network.name(),
+                found: self.tx.network.name(),
+            });
+        }
+        let size = self.tx.to_bytes().len() + 64;
+        if size > params.max_tx_bytes {
+            return Err(TxError::Oversized {
+                size,
+                limit: params.max_tx_bytes,
+            });
+        }
+        if self.tx.fee < params.min_fee {
+            return Err(TxError::FeeTooLow {
+                fee: self.tx.fee,
+                min: params.min_fee,
+            });
+        }
+        match &self.tx.payload {
+            Payload::Transfer { amount, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+        }
+        let total = self.tx.total_spend().ok_or(TxError::AmountOverflow)?;
+        if total > Amount::MAX_MONEY {
+            return Err(TxError::AboveMaxMoney(total));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn transfer(signer: &Signer, to: Address, amount: u64, nonce: u64) -> SignedTx {
+        Tx {
+            network: Network::Regtest,
+            from: signer.address(),
+            nonce,
+            fee: Amount::from_sat(10),
+            gas_limit: 0,
+            expiry_height: 1_000,
+            payload: Payload::Transfer {
+                to,
+                amount: Amount::from_sat(amount),
+            },
+        }
+        .sign(signer)
+    }
+
+    #[test]
+    fn encoding_roundtrips_and_signature_verifies() {
+        let a = Signer::from_seed(b"a");
+        let b = Signer::from_seed(b"b").address();
+        let tx = transfer(&a, b, 5, 0);
+        let bytes = tx.to_bytes();
+        let back = SignedTx::from_bytes(&bytes).unwrap();
+        assert_eq!(back, tx);
+        assert!(back.verify_signature());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let a = Signer::from_seed(b"a");
+        let bytes = transfer(&a, a.address(), 5, 0).to_bytes();
+        for n in 0..bytes.len() {
+            assert!(SignedTx::from_bytes(&bytes[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn tampered_transaction_fails_signature() {
+        let a = Signer::from_seed(b"a");
+        let mut tx = transfer(&a, a.address(), 5, 0);
+        tx.tx.nonce = 1;
+        let tx = SignedTx::from_parts(tx.tx, tx.sig);
+        assert!(!tx.verify_signature());
+    }
+}

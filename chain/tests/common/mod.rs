@@ -1,0 +1,80 @@
+//! Helpers shared by the chain's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{
+    Address, Amount, Block, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Signer,
+    SubmitOutcome, Tx,
+};
+
+/// Deterministic keys.
+pub fn keys(n: usize) -> Vec<Signer> {
+    (0..n)
+        .map(|i| Signer::from_seed(format!("key-{i}").as_bytes()))
+        .collect()
+}
+
+/// Test parameters: `2^order` shards, each key funded with 1 rxBTC.
+pub fn params(order: u8, keys: &[Signer]) -> ChainParams {
+    ChainParams::for_tests(
+        order,
+        keys.iter()
+            .map(|k| (k.address(), Amount::ONE_BTC))
+            .collect(),
+    )
+}
+
+pub fn config(threads: usize) -> ChainConfig {
+    ChainConfig {
+        threads,
+        flush_every_blocks: 3,
+        ..ChainConfig::default()
+    }
+}
+
+pub fn open(dir: &Path, params: &ChainParams, threads: usize) -> Chain {
+    Chain::open(dir, params.clone(), config(threads), Arc::new(TestSealer)).expect("open chain")
+}
+
+/// Block time for `height` (one second apart from genesis).
+pub fn time_of(params: &ChainParams, height: u64) -> u64 {
+    params.genesis_time + height
+}
+
+pub fn transfer(from: &Signer, to: Address, amount: u64, nonce: u64, fee: u64) -> SignedTx {
+    Tx {
+        network: Network::Regtest,
+        from: from.address(),
+        nonce,
+        fee: Amount::from_sat(fee),
+        gas_limit: 0,
+        expiry_height: 1_000_000,
+        payload: Payload::Transfer {
+            to,
+            amount: Amount::from_sat(amount),
+        },
+    }
+    .sign(from)
+}
+
+/// Builds a template from the mempool, seals it and submits it.
+pub fn mine(chain: &mut Chain, miner: Address) -> Block {
+    let h = chain.tip_height() + 1;
+    let now = time_of(chain.params(), h);
+    let mut block = chain.template(miner, now).expect("template");
+    block.seal = TestSealer::seal(&block.header);
+    assert_eq!(
+        chain.submit(block.clone(), now).expect("submit own block"),
+        SubmitOutcome::Connected
+    );
+    block
+}
+
+/// Asserts the supply invariant at the tip.
+pub fn assert_supply(chain: &mut Chain) {
+    let r = chain.audit_supply().expect("audit");
+    assert!(r.holds(), "supply invariant broken: {r:?}");
+}
