@@ -31,7 +31,7 @@ pub struct Header {
     pub order: ShardOrder,
     /// Who receives subsidy and fees.
     pub miner: Address,
-    /// Merkle root over per-shard roots of txids.
+    /// Merkle root over per-shard roots of wtxids.
     pub tx_root: Hash256,
     /// Merkle root over per-shard roots of the relays the block emits.
     pub relay_root: Hash256,
@@ -132,9 +132,9 @@ impl Decode for Block {
     }
 }
 
-/// Merkle root of one shard's transaction ids.
+/// Merkle root of one shard's transactions (by wtxid: signatures are committed too).
 pub fn shard_tx_root(txs: &[SignedTx]) -> Hash256 {
-    let ids: Vec<Hash256> = txs.iter().map(|t| t.txid().0).collect();
+    let ids: Vec<Hash256> = txs.iter().map(SignedTx::wtxid).collect();
     merkle_root(&ids)
 }
 

@@ -730,7 +730,7 @@ impl Chain {
         let params = &self.params;
         let inbound = &self.inbound;
         let mempool = &self.mempool;
-        let sig_ok = |t: &SignedTx| trusted || mempool.contains(&t.txid()) || t.verify_signature();
+        let sig_ok = |t: &SignedTx| trusted || mempool.has_verified(t) || t.verify_signature();
         let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
             let i = store.id().index();
             execute_shard(store, params, env, &inbound[i], &txs[i], mode, &sig_ok)

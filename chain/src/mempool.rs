@@ -46,6 +46,13 @@ impl Mempool {
         self.by_txid.contains_key(txid)
     }
 
+    /// Whether this exact transaction, signature included, is pending (its signature was
+    /// verified at admission).
+    pub fn has_verified(&self, tx: &SignedTx) -> bool {
+        self.get(&tx.tx.from, tx.tx.nonce)
+            .is_some_and(|p| p.txid() == tx.txid() && p.sig == tx.sig)
+    }
+
     /// Transactions pending on `shard`.
     pub fn shard_len(&self, shard: ShardId) -> usize {
         self.shards

@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::address::{verify_signature, Address, Signer};
 use crate::amount::Amount;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
-use crate::hash::{tagged_hash, Txid};
+use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::params::{ChainParams, Network};
 
 /// What a transaction does.
@@ -220,6 +220,12 @@ impl SignedTx {
     /// The transaction id.
     pub fn txid(&self) -> Txid {
         self.txid
+    }
+
+    /// Hash of the full encoding, signature included: what the block's `tx_root` commits
+    /// to, so a body with a mangled signature cannot pass for the sealed one.
+    pub fn wtxid(&self) -> Hash256 {
+        tagged_hash("rexe/wtx", &self.to_bytes())
     }
 
     /// Decodes wire bytes, enforcing the size limit before anything else.
