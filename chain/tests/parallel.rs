@@ -22,7 +22,7 @@ fn run(
     let dir = tempfile::tempdir().unwrap();
     let mut chain = open(dir.path(), &p, threads);
     let miner = Signer::from_seed(b"miner").address();
-    let mut nonces = vec![0u64; KEYS];
+    let mut nonces = [0u64; KEYS];
     let mut roots = Vec::new();
     for txs in blocks.iter().chain(std::iter::once(&Vec::new())) {
         for &(f, t, amount) in txs {
