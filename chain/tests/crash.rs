@@ -1,0 +1,168 @@
+//! kill -9 at random instants while blocks are being built and committed: the node must
+//! restart at the last committed block with exactly the state a clean replay gives.
+//!
+//! The test re-runs its own binary as a child (`crash_child`, ignored in normal runs) that
+//! mines forever, flushing shard state every 1–3 blocks so kills land inside checkpoints as
+//! well as inside block commits. The parent SIGKILLs it after a pseudo-random delay, reopens
+//! the directory, and compares with a reference chain that ingests the same blocks cleanly.
+//! 50 iterations by default; `REXE_CRASH_ITERS` (or the `slow-tests` feature of the root
+//! package running this with a larger value) raises it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{Chain, ChainConfig, Signer};
+
+const DIR_ENV: &str = "REXE_CRASH_CHILD_DIR";
+const FLUSH_ENV: &str = "REXE_CRASH_CHILD_FLUSH";
+
+fn child_params() -> rexe_chain::ChainParams {
+    params(2, &keys(16))
+}
+
+/// The child: mines blocks of signed transfers until killed. Prints `COMMITTED <height>`
+/// after each block `submit` returned.
+#[test]
+#[ignore = "run by kill_9_during_commit_restarts_at_the_last_committed_block"]
+fn crash_child() {
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        panic!("{DIR_ENV} not set: this test only runs as the crash test's child");
+    };
+    let flush: u64 = std::env::var(FLUSH_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let p = child_params();
+    let keys = keys(16);
+    let cfg = ChainConfig {
+        threads: 2,
+        flush_every_blocks: flush,
+        ..ChainConfig::default()
+    };
+    let mut chain = Chain::open(dir.as_ref(), p.clone(), cfg, Arc::new(TestSealer)).unwrap();
+    println!("READY {}", chain.tip_height());
+    let miner = Signer::from_seed(b"crash-miner").address();
+    loop {
+        let h = chain.tip_height() + 1;
+        for i in 0..8usize {
+            let k = &keys[(h as usize * 3 + i) % keys.len()];
+            let to = keys[(h as usize + i * 5 + 1) % keys.len()].address();
+            let nonce = chain.account(&k.address()).unwrap().nonce;
+            let _ = chain.submit_tx(transfer(k, to, 1 + h % 1000, nonce, 1 + (i as u64)));
+        }
+        let now = time_of(&p, h);
+        let mut b = chain.template(miner, now).unwrap();
+        b.seal = TestSealer::seal(&b.header);
+        chain.submit(b, now).unwrap();
+        println!("COMMITTED {h}");
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn kill_9_during_commit_restarts_at_the_last_committed_block() {
+    let iters: u64 = std::env::var("REXE_CRASH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let exe = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ref_dir = tempfile::tempdir().unwrap();
+    let p = child_params();
+    let mut reference = open(ref_dir.path(), &p, 1);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut replays = 0;
+    for iter in 0..iters {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(DIR_ENV, dir.path())
+            .env(FLUSH_ENV, (1 + iter % 3).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let committed = Arc::new(AtomicU64::new(0));
+        let ready = Arc::new(AtomicU64::new(0));
+        let out = child.stdout.take().unwrap();
+        let reader = {
+            let committed = committed.clone();
+            let ready = ready.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    // libtest prints "test crash_child ... " without a newline first.
+                    if let Some(i) = line.find("COMMITTED ") {
+                        committed.store(line[i + 10..].trim().parse().unwrap(), Ordering::SeqCst);
+                    } else if line.contains("READY") {
+                        ready.store(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        // Most kills land while mining; every fourth may land during open/recovery.
+        if iter % 4 != 0 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while ready.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(ready.load(Ordering::SeqCst), 1, "child never became ready");
+        }
+        std::thread::sleep(Duration::from_micros(rng.next() % 60_000));
+        child.kill().expect("SIGKILL child");
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let last_committed = committed.load(Ordering::SeqCst);
+
+        let mut chain = open(dir.path(), &p, 2);
+        assert!(
+            chain.tip_height() >= last_committed,
+            "iteration {iter}: block {last_committed} was reported committed but the node restarted at {}",
+            chain.tip_height()
+        );
+        assert!(
+            chain.tip_height() >= reference.tip_height(),
+            "iteration {iter}: chain went backwards"
+        );
+        // Clean replay of the new blocks on the reference chain.
+        for h in reference.tip_height() + 1..=chain.tip_height() {
+            let b = chain.block(chain.hash_at(h).unwrap()).unwrap().unwrap();
+            reference.submit(b.clone(), b.header.time).unwrap();
+            replays += 1;
+        }
+        assert_eq!(chain.tip_hash(), reference.tip_hash(), "iteration {iter}");
+        assert_eq!(
+            chain.shard_roots(),
+            reference.shard_roots(),
+            "iteration {iter}"
+        );
+        assert_eq!(
+            chain.all_accounts().unwrap(),
+            reference.all_accounts().unwrap(),
+            "iteration {iter}"
+        );
+        assert_supply(&mut chain);
+    }
+    assert!(replays > 0, "the child never committed a block");
+    eprintln!("{iters} kills, {replays} blocks replayed");
+}
