@@ -1,1 +1,39 @@
-fn main() {}
+//! `rexe`: the command-line entry point. Each subcommand lives in its own module; this file
+//! only parses arguments and sets up logging.
+
+mod bench;
+mod devnet;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// rexe: a Bitcoin layer-2 sidecar (sharded parallel chain, merge mining, custodian-free peg).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on one machine: an L2 chain producing blocks with demo transfers.
+    Devnet(devnet::DevnetArgs),
+    /// Measure performance; `--json` prints one JSON object per run.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Devnet(a) => devnet::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}

@@ -112,6 +112,7 @@ const MIN_TX_SIZE: usize = 1 + 32 + 8 * 4 + 1 + 64;
 
 impl Encode for Block {
     fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(HEADER_SIZE + self.tx_count() * (MIN_TX_SIZE + 41) + self.seal.len() + 16);
         self.header.encode(out);
         for shard in &self.txs {
             encode_list(shard, out);

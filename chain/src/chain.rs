@@ -39,7 +39,7 @@ pub struct ChainConfig {
     pub flush_every_blocks: u64,
     /// Flush when this many keys are dirty across shards.
     pub flush_dirty_limit: usize,
-    /// Cached entries per shard kept after a flush.
+    /// Cached entries per shard (a shard that fits is loaded whole at open).
     pub cache_limit: usize,
 }
 
@@ -51,7 +51,7 @@ impl Default for ChainConfig {
                 .unwrap_or(1),
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
-            cache_limit: 4_000_000,
+            cache_limit: 2_000_000,
         }
     }
 }
@@ -413,6 +413,10 @@ impl Chain {
         }
         chain.load_index()?;
         chain.recover()?;
+        let warmed = for_each_shard(&mut chain.shards, chain.config.threads, ShardStore::warm);
+        for w in warmed {
+            w?;
+        }
         Ok(chain)
     }
 
@@ -840,9 +844,19 @@ impl Chain {
         }
         let n = self.shards.len();
         self.inbound = group_inbound(&outcomes, n);
-        for (store, o) in self.shards.iter_mut().zip(outcomes) {
-            store.apply(block.header.height, &o.changes, o.lthash);
-        }
+        let height = block.header.height;
+        let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
+            .into_iter()
+            .map(|o| std::sync::Mutex::new(Some(o)))
+            .collect();
+        for_each_shard(&mut self.shards, self.config.threads, |store| {
+            let o = slots[store.id().index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("one outcome per shard");
+            store.apply(height, &o.changes, o.lthash);
+        });
         self.active.push(hash);
         if let Some(e) = self.index.get_mut(&hash) {
             e.status = BlockStatus::Valid;

@@ -15,7 +15,6 @@
 //! Relays to other shards are the block's outbound work; they run at the start of the next
 //! block.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -30,6 +29,7 @@ use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
 use crate::store::{Account, Change, ShardStore, StoreError};
 use crate::tx::{Payload, SignedTx, TxError};
+use crate::FastMap;
 
 /// What a block gives every shard's execution.
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +147,7 @@ pub struct ShardOutcome {
 /// The keys a block touches on one shard, over the store.
 struct WorkingSet<'s> {
     store: &'s mut ShardStore,
-    ws: HashMap<Address, (Option<Account>, Account)>,
+    ws: FastMap<Address, (Option<Account>, Account)>,
 }
 
 impl WorkingSet<'_> {
@@ -255,7 +255,7 @@ pub fn execute_shard(
     let lthash_before = store.lthash().clone();
     let mut w = WorkingSet {
         store,
-        ws: HashMap::with_capacity(txs.len() * 2 + inbound.len()),
+        ws: FastMap::with_capacity_and_hasher(txs.len() * 2 + inbound.len(), Default::default()),
     };
     for r in inbound {
         run_relay(&mut w, r)?;

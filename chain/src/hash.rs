@@ -45,11 +45,26 @@ pub fn sha256d(data: &[u8]) -> Hash256 {
 }
 
 /// BIP340 tagged hash: `SHA256(SHA256(tag) || SHA256(tag) || data)`.
-pub fn tagged_hash(tag: &str, data: &[u8]) -> Hash256 {
-    let t = sha256::Hash::hash(tag.as_bytes());
-    let mut e = sha256::Hash::engine();
-    e.input(t.as_ref());
-    e.input(t.as_ref());
+///
+/// The 64-byte tag prefix is exactly one SHA-256 block, so its midstate is computed once
+/// per thread and tag and cloned for every hash.
+pub fn tagged_hash(tag: &'static str, data: &[u8]) -> Hash256 {
+    thread_local! {
+        static MIDSTATES: std::cell::RefCell<Vec<(&'static str, sha256::HashEngine)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut e = MIDSTATES.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some((_, e)) = m.iter().find(|(t, _)| *t == tag) {
+            return e.clone();
+        }
+        let t = sha256::Hash::hash(tag.as_bytes());
+        let mut e = sha256::Hash::engine();
+        e.input(t.as_ref());
+        e.input(t.as_ref());
+        m.push((tag, e.clone()));
+        e
+    });
     e.input(data);
     Hash256(sha256::Hash::from_engine(e).to_byte_array())
 }

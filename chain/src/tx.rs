@@ -113,11 +113,15 @@ impl Tx {
     pub fn sign(self, signer: &Signer) -> SignedTx {
         let txid = self.txid();
         let sig = signer.sign(&txid.0);
-        SignedTx {
-            tx: self,
-            sig,
-            txid,
-        }
+        SignedTx::with_txid(self, sig, txid)
+    }
+
+    /// Length of [`Encode::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let payload = match &self.payload {
+            Payload::Transfer { .. } => 1 + 32 + 8,
+        };
+        1 + 32 + 8 * 4 + payload
     }
 
     /// rxBTC this transaction takes from the sender: amount moved plus fee.
@@ -139,6 +143,9 @@ pub struct SignedTx {
     /// Cached `tx.txid()`.
     #[serde(skip)]
     txid: Txid,
+    /// Cached wtxid.
+    #[serde(skip)]
+    wtxid: Hash256,
 }
 
 mod hex_sig {
@@ -214,7 +221,18 @@ impl SignedTx {
     /// Assembles a signed transaction (the signature is not checked here).
     pub fn from_parts(tx: Tx, sig: [u8; 64]) -> Self {
         let txid = tx.txid();
-        SignedTx { tx, sig, txid }
+        SignedTx::with_txid(tx, sig, txid)
+    }
+
+    fn with_txid(tx: Tx, sig: [u8; 64], txid: Txid) -> Self {
+        let mut s = SignedTx {
+            tx,
+            sig,
+            txid,
+            wtxid: Hash256::ZERO,
+        };
+        s.wtxid = tagged_hash("rexe/wtx", &s.to_bytes());
+        s
     }
 
     /// The transaction id.
@@ -225,7 +243,7 @@ impl SignedTx {
     /// Hash of the full encoding, signature included: what the block's `tx_root` commits
     /// to, so a body with a mangled signature cannot pass for the sealed one.
     pub fn wtxid(&self) -> Hash256 {
-        tagged_hash("rexe/wtx", &self.to_bytes())
+        self.wtxid
     }
 
     /// Decodes wire bytes, enforcing the size limit before anything else.
@@ -253,7 +271,7 @@ impl SignedTx {
                 found: self.tx.network.name(),
             });
         }
-        let size = self.tx.to_bytes().len() + 64;
+        let size = self.tx.encoded_len() + 64;
         if size > params.max_tx_bytes {
             return Err(TxError::Oversized {
                 size,
@@ -310,6 +328,13 @@ mod tests {
         let back = SignedTx::from_bytes(&bytes).unwrap();
         assert_eq!(back, tx);
         assert!(back.verify_signature());
+    }
+
+    #[test]
+    fn encoded_len_matches_encoding() {
+        let a = Signer::from_seed(b"a");
+        let t = transfer(&a, a.address(), 5, 0);
+        assert_eq!(t.tx.encoded_len(), t.tx.to_bytes().len());
     }
 
     #[test]

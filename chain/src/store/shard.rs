@@ -6,7 +6,7 @@
 //! `chain.sqlite` is the source of truth: after a crash the chain replays it from the
 //! shards' common height.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -18,6 +18,7 @@ use crate::amount::Amount;
 use crate::hash::Hash256;
 use crate::lthash::LtHash;
 use crate::shard::ShardId;
+use crate::{FastMap, FastSet};
 
 /// The undo record of one block on one shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub struct ShardUndo {
 pub struct ShardStore {
     id: ShardId,
     conn: Connection,
-    cache: HashMap<Address, Option<Account>>,
-    dirty: HashSet<Address>,
+    cache: FastMap<Address, Option<Account>>,
+    dirty: FastSet<Address>,
     lthash: LtHash,
     pending: VecDeque<ShardUndo>,
     height: u64,
@@ -59,12 +60,12 @@ impl ShardStore {
         undo_depth: u64,
         cache_limit: usize,
     ) -> Result<Self, StoreError> {
-        let conn = open_db(path, &shard_migrations(), "NORMAL", 64 * 1024)?;
+        let conn = open_db(path, &shard_migrations(), "NORMAL", 16 * 1024)?;
         let mut s = ShardStore {
             id,
             conn,
-            cache: HashMap::new(),
-            dirty: HashSet::new(),
+            cache: FastMap::default(),
+            dirty: FastSet::default(),
             lthash: LtHash::new(),
             pending: VecDeque::new(),
             height: 0,
@@ -175,6 +176,41 @@ impl ShardStore {
         self.flushed_height = 0;
         self.initialized = true;
         Ok(())
+    }
+
+    /// Loads the whole shard into the cache with one sequential scan when it fits in the
+    /// cache limit (a scan reads ~10x faster than the point lookups it replaces). Returns
+    /// whether it did.
+    pub fn warm(&mut self) -> Result<bool, StoreError> {
+        let mut loaded: FastMap<Address, Option<Account>> = FastMap::default();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT addr, balance, nonce FROM accounts LIMIT ?1")?;
+            let mut rows = st.query([(self.cache_limit + 1) as i64])?;
+            while let Some(r) = rows.next()? {
+                let a: Vec<u8> = r.get(0)?;
+                let arr: [u8; 32] = a
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
+                loaded.insert(
+                    Address(arr),
+                    Some(Account {
+                        balance: Amount::from_sat(from_i64(r.get(1)?)),
+                        nonce: from_i64(r.get(2)?),
+                    }),
+                );
+                if loaded.len() > self.cache_limit {
+                    return Ok(false);
+                }
+            }
+        }
+        // Dirty entries in the cache are newer than the file: keep them.
+        for (k, v) in loaded {
+            self.cache.entry(k).or_insert(v);
+        }
+        Ok(true)
     }
 
     /// The account at the in-memory tip.

@@ -1,0 +1,257 @@
+//! `rexe bench`: throughput measurements. Every run prints one line of text or, with
+//! `--json`, one JSON object with at least `name`, the parameters, `ops_per_sec` and
+//! `peak_rss_bytes`, so scripts can collect figures.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use rexe_chain::params::{bench_address, GenesisAlloc};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{
+    shard_of, Address, Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Signer,
+    Tx,
+};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+    /// Print one JSON object per run.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// Pre-verified native transfers executed and committed (block log durable at every
+    /// block, shard state flushed at checkpoints).
+    Transfers(TransfersArgs),
+    /// BIP340 signature verifications per second.
+    Sigverify(SigArgs),
+}
+
+#[derive(Args)]
+struct TransfersArgs {
+    /// Accounts in the genesis state (comma-separated list runs each).
+    #[arg(long, value_delimiter = ',', default_value = "1000000")]
+    accounts: Vec<u64>,
+    /// Executor threads (comma-separated list runs each).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// log2 of the shard count.
+    #[arg(long, default_value_t = 2)]
+    shard_order: u8,
+    /// Transfers per block.
+    #[arg(long, default_value_t = 40_000)]
+    block_txs: usize,
+    /// Blocks measured.
+    #[arg(long, default_value_t = 25)]
+    blocks: u64,
+    /// Flush shard state every this many blocks.
+    #[arg(long, default_value_t = 64)]
+    flush_every: u64,
+    /// Where to put the chain (default: a temporary directory, deleted after).
+    #[arg(long)]
+    datadir: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
+struct SigArgs {
+    /// Signatures to verify.
+    #[arg(long, default_value_t = 20_000)]
+    count: usize,
+    /// Threads (comma-separated list runs each).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    match args.which {
+        Which::Transfers(t) => {
+            for &accounts in &t.accounts {
+                for &threads in &t.threads {
+                    let r = transfers(&t, accounts, threads)?;
+                    print(&r, args.json);
+                }
+            }
+        }
+        Which::Sigverify(s) => {
+            for &threads in &s.threads {
+                let r = sigverify(s.count, threads);
+                print(&r, args.json);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print(v: &serde_json::Value, json: bool) {
+    if json {
+        println!("{v}");
+    } else {
+        let ops = v["ops_per_sec"].as_f64().unwrap_or(0.0);
+        let rss = v["peak_rss_bytes"].as_u64().unwrap_or(0) as f64 / (1 << 20) as f64;
+        println!(
+            "{}: {:.0} ops/s, peak RSS {:.0} MiB ({v})",
+            v["name"].as_str().unwrap_or("?"),
+            ops,
+            rss
+        );
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
+/// A small deterministic generator (benchmarks need reproducible workloads, not secrets).
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_json::Value> {
+    let tmp;
+    let dir = match &t.datadir {
+        Some(d) => d.join(format!("bench-{accounts}-{threads}")),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let mut params = ChainParams::regtest();
+    params.shard_order = rexe_chain::ShardOrder::new(t.shard_order)?;
+    params.genesis_alloc = GenesisAlloc::Synthetic {
+        count: accounts,
+        amount: Amount::ONE_BTC,
+    };
+    params.max_txs_per_shard = t.block_txs;
+    params.undo_depth = t.flush_every.max(16) * 2;
+    let config = ChainConfig {
+        threads,
+        flush_every_blocks: t.flush_every,
+        flush_dirty_limit: 4_000_000,
+        cache_limit: 2_000_000,
+    };
+    let order = params.shard_order;
+    let n_shards = order.shard_count();
+    eprintln!("creating genesis with {accounts} accounts on {n_shards} shards...");
+    let t0 = Instant::now();
+    let mut chain = Chain::open(&dir, params.clone(), config, Arc::new(TestSealer))
+        .context("opening bench chain")?;
+    eprintln!("genesis ready in {:.1}s", t0.elapsed().as_secs_f64());
+    // Account shards and nonces, so the workload generator need not touch the chain.
+    let shard_ix: Vec<u8> = (0..accounts)
+        .map(|i| shard_of(&bench_address(i), order).0 as u8)
+        .collect();
+    let mut nonces = vec![0u64; accounts as usize];
+    let miner: Address = Signer::from_seed(b"bench-miner").address();
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ accounts);
+    let mut exec_secs = 0.0;
+    let mut committed = 0u64;
+    for b in 0..t.blocks {
+        let mut txs: Vec<Vec<SignedTx>> =
+            vec![Vec::with_capacity(t.block_txs / n_shards + 1); n_shards];
+        for _ in 0..t.block_txs {
+            let from = rng.next() % accounts;
+            let to = rng.next() % accounts;
+            let tx = Tx {
+                network: Network::Regtest,
+                from: bench_address(from),
+                nonce: nonces[from as usize],
+                fee: Amount::from_sat(1),
+                gas_limit: 0,
+                expiry_height: u64::MAX,
+                payload: Payload::Transfer {
+                    to: bench_address(to),
+                    amount: Amount::from_sat(1),
+                },
+            };
+            nonces[from as usize] += 1;
+            // Pre-verified: the signature is not checked in this benchmark (see sigverify).
+            txs[shard_ix[from as usize] as usize].push(SignedTx::from_parts(tx, [0u8; 64]));
+        }
+        let now = params.genesis_time + b + 1;
+        let start = Instant::now();
+        let mut block = chain.template_with(miner, now, txs, true)?;
+        block.seal = TestSealer::seal(&block.header);
+        chain.submit(block, now)?;
+        exec_secs += start.elapsed().as_secs_f64();
+        committed += t.block_txs as u64;
+    }
+    let start = Instant::now();
+    chain.flush()?;
+    exec_secs += start.elapsed().as_secs_f64();
+    let supply_ok = chain.audit_supply()?.holds();
+    anyhow::ensure!(supply_ok, "supply invariant broken after the benchmark");
+    Ok(json!({
+        "name": "transfers",
+        "accounts": accounts,
+        "shards": n_shards,
+        "threads": threads,
+        "blocks": t.blocks,
+        "block_txs": t.block_txs,
+        "flush_every": t.flush_every,
+        "transfers": committed,
+        "seconds": exec_secs,
+        "ops_per_sec": committed as f64 / exec_secs,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }))
+}
+
+fn sigverify(count: usize, threads: usize) -> serde_json::Value {
+    let signers: Vec<Signer> = (0..64).map(|i| Signer::from_seed(&[i as u8])).collect();
+    let txs: Vec<SignedTx> = (0..count)
+        .map(|i| {
+            let s = &signers[i % signers.len()];
+            Tx {
+                network: Network::Regtest,
+                from: s.address(),
+                nonce: i as u64,
+                fee: Amount::from_sat(1),
+                gas_limit: 0,
+                expiry_height: 10,
+                payload: Payload::Transfer {
+                    to: signers[(i + 1) % signers.len()].address(),
+                    amount: Amount::from_sat(1),
+                },
+            }
+            .sign(s)
+        })
+        .collect();
+    let start = Instant::now();
+    let chunk = count.div_ceil(threads.max(1));
+    let ok: usize = std::thread::scope(|sc| {
+        let handles: Vec<_> = txs
+            .chunks(chunk.max(1))
+            .map(|c| sc.spawn(move || c.iter().filter(|t| t.verify_signature()).count()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(ok, count, "every signature verifies");
+    json!({
+        "name": "sigverify",
+        "count": count,
+        "threads": threads,
+        "ops_per_sec": count as f64 / secs,
+        "peak_rss_bytes": peak_rss_bytes(),
+    })
+}
