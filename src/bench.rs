@@ -165,6 +165,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
     let miner: Address = Signer::from_seed(b"bench-miner").address();
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ accounts);
     let mut exec_secs = 0.0;
+    let mut template_secs = 0.0;
     let mut committed = 0u64;
     for b in 0..t.blocks {
         let mut txs: Vec<Vec<SignedTx>> =
@@ -191,6 +192,8 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         let now = params.genesis_time + b + 1;
         let start = Instant::now();
         let mut block = chain.template_with(miner, now, txs, true)?;
+        let built = Instant::now();
+        template_secs += (built - start).as_secs_f64();
         block.seal = TestSealer::seal(&block.header);
         chain.submit(block, now)?;
         exec_secs += start.elapsed().as_secs_f64();
@@ -211,6 +214,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         "flush_every": t.flush_every,
         "transfers": committed,
         "seconds": exec_secs,
+        "execute_secs": template_secs,
         "ops_per_sec": committed as f64 / exec_secs,
         "peak_rss_bytes": peak_rss_bytes(),
     }))

@@ -142,7 +142,31 @@ pub fn shard_tx_root(txs: &[SignedTx]) -> Hash256 {
 impl Block {
     /// The header's `tx_root` recomputed from the body.
     pub fn compute_tx_root(&self) -> Hash256 {
-        let roots: Vec<Hash256> = self.txs.iter().map(|s| shard_tx_root(s)).collect();
+        self.compute_tx_root_threads(1)
+    }
+
+    /// [`Block::compute_tx_root`] with the shard roots hashed on up to `threads` threads.
+    pub fn compute_tx_root_threads(&self, threads: usize) -> Hash256 {
+        let n = self.txs.len();
+        let workers = threads.clamp(1, n.max(1));
+        let roots: Vec<Hash256> = if workers == 1 || self.tx_count() < 1024 {
+            self.txs.iter().map(|s| shard_tx_root(s)).collect()
+        } else {
+            let per = n.div_ceil(workers);
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = self
+                    .txs
+                    .chunks(per)
+                    .map(|c| {
+                        sc.spawn(move || c.iter().map(|s| shard_tx_root(s)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("merkle worker does not panic"))
+                    .collect()
+            })
+        };
         merkle_root(&roots)
     }
 

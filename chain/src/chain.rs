@@ -355,15 +355,36 @@ fn encode_relays(relays: &[Relay]) -> Vec<u8> {
     v
 }
 
-fn group_inbound(outcomes: &[ShardOutcome], n: usize) -> Vec<Vec<Relay>> {
+/// Encodes every shard's outbound relays as one list, in canonical order.
+fn encode_outbound(outcomes: &[ShardOutcome]) -> Vec<u8> {
+    let n: usize = outcomes.iter().map(|o| o.outbound.len()).sum();
+    let mut v = Vec::with_capacity(n * 56 + 9);
+    crate::encode::write_compact_size(&mut v, n as u64);
+    for r in outcomes.iter().flat_map(|o| &o.outbound) {
+        r.encode(&mut v);
+    }
+    v
+}
+
+fn group_inbound(outcomes: &mut [ShardOutcome], n: usize) -> Vec<Vec<Relay>> {
     // Shards in order, each shard's relays in emission order: canonical order per target.
     let mut inbound = vec![Vec::new(); n];
     for o in outcomes {
-        for r in &o.outbound {
-            inbound[r.target.index()].push(r.clone());
+        for r in o.outbound.drain(..) {
+            inbound[r.target.index()].push(r);
         }
     }
     inbound
+}
+
+/// How [`Chain::connect`] records a block in the log.
+enum Log {
+    /// Replaying our own log: already recorded.
+    Replay,
+    /// Stored already (side branch becoming active): record it as active.
+    Stored,
+    /// New block: store it and record it as active in one transaction.
+    New(Work),
 }
 
 impl Chain {
@@ -472,7 +493,7 @@ impl Chain {
             block.header.work().to_be_bytes(),
             BlockStatus::Valid,
         )?;
-        self.db.connect(0, hash, &encode_relays(&[]))?;
+        self.db.connect(0, hash, &encode_relays(&[]), None)?;
         tracing::info!(%hash, network = self.params.network.name(), "created genesis");
         Ok(())
     }
@@ -580,7 +601,7 @@ impl Chain {
                 .body(hash)?
                 .ok_or_else(|| StoreError::corrupt("body", h))?;
             let block = Block::from_bytes(&body).map_err(|e| StoreError::corrupt("block", e))?;
-            self.connect(&block, true, false)
+            self.connect(&block, true, Log::Replay)
                 .map_err(|e| ChainError::Replay {
                     height: h,
                     reason: e.to_string(),
@@ -808,7 +829,7 @@ impl Chain {
                 });
             }
         }
-        if block.compute_tx_root() != h.tx_root {
+        if block.compute_tx_root_threads(self.config.threads) != h.tx_root {
             return Err(BlockError::BadTxRoot);
         }
         Ok(parent.chainwork + h.work())
@@ -816,7 +837,7 @@ impl Chain {
 
     /// Connects `block` on top of the tip: executes (or reuses the template's execution),
     /// checks the roots, writes the log (when `log`), then applies to the shard caches.
-    fn connect(&mut self, block: &Block, trusted: bool, log: bool) -> Result<(), BlockError> {
+    fn connect(&mut self, block: &Block, trusted: bool, log: Log) -> Result<(), BlockError> {
         let hash = block.header.hash();
         let env = self.env_for(&block.header);
         let outcomes = match self.prepared.take() {
@@ -837,14 +858,22 @@ impl Chain {
                 computed: relay_root,
             });
         }
-        let outbound: Vec<Relay> = outcomes.iter().flat_map(|o| o.outbound.clone()).collect();
-        if log {
-            self.db
-                .connect(block.header.height, hash, &encode_relays(&outbound))?;
+        let mut outcomes = outcomes;
+        let height = block.header.height;
+        match log {
+            Log::Replay => {}
+            Log::Stored => self
+                .db
+                .connect(height, hash, &encode_outbound(&outcomes), None)?,
+            Log::New(work) => self.db.connect(
+                height,
+                hash,
+                &encode_outbound(&outcomes),
+                Some((&block.header, &block.to_bytes(), work.to_be_bytes())),
+            )?,
         }
         let n = self.shards.len();
-        self.inbound = group_inbound(&outcomes, n);
-        let height = block.header.height;
+        self.inbound = group_inbound(&mut outcomes, n);
         let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
             .into_iter()
             .map(|o| std::sync::Mutex::new(Some(o)))
@@ -861,9 +890,11 @@ impl Chain {
         if let Some(e) = self.index.get_mut(&hash) {
             e.status = BlockStatus::Valid;
         }
-        for list in &block.txs {
-            for t in list {
-                self.mempool.remove_below(&t.tx.from, t.tx.nonce + 1);
+        if !self.mempool.is_empty() {
+            for list in &block.txs {
+                for t in list {
+                    self.mempool.remove_below(&t.tx.from, t.tx.nonce + 1);
+                }
             }
         }
         self.blocks_since_flush += 1;
@@ -947,13 +978,6 @@ impl Chain {
     pub fn submit(&mut self, block: Block, now: u64) -> Result<SubmitOutcome, BlockError> {
         let chainwork = self.check_header(&block, now)?;
         let hash = block.header.hash();
-        let h = &block.header;
-        self.db.insert_block(
-            h,
-            &block.to_bytes(),
-            chainwork.to_be_bytes(),
-            BlockStatus::HeaderValid,
-        )?;
         self.index.insert(
             hash,
             IndexEntry {
@@ -962,18 +986,33 @@ impl Chain {
                 status: BlockStatus::HeaderValid,
             },
         );
-        if h.prev == self.tip_hash() {
-            match self.connect(&block, false, true) {
+        if block.header.prev == self.tip_hash() {
+            // Stored and made active in one durable transaction.
+            match self.connect(&block, false, Log::New(chainwork)) {
                 Ok(()) => Ok(SubmitOutcome::Connected),
                 Err(e) => {
+                    self.db.insert_block(
+                        &block.header,
+                        &block.to_bytes(),
+                        chainwork.to_be_bytes(),
+                        BlockStatus::Invalid,
+                    )?;
                     self.mark_invalid(hash)?;
                     Err(e)
                 }
             }
-        } else if chainwork > self.tip_work() {
-            self.reorg_to(hash)
         } else {
-            Ok(SubmitOutcome::SideBranch)
+            self.db.insert_block(
+                &block.header,
+                &block.to_bytes(),
+                chainwork.to_be_bytes(),
+                BlockStatus::HeaderValid,
+            )?;
+            if chainwork > self.tip_work() {
+                self.reorg_to(hash)
+            } else {
+                Ok(SubmitOutcome::SideBranch)
+            }
         }
     }
 
@@ -1017,7 +1056,7 @@ impl Chain {
                 .block(*hash)
                 .map_err(chain_to_block_err)?
                 .ok_or_else(|| StoreError::corrupt("body", hash))?;
-            if let Err(e) = self.connect(&block, false, true) {
+            if let Err(e) = self.connect(&block, false, Log::Stored) {
                 tracing::warn!(%hash, error = %e, "block on the new branch is invalid; restoring the old branch");
                 self.mark_invalid(*hash)?;
                 for later in branch.iter().rev().skip(i + 1) {
@@ -1032,7 +1071,7 @@ impl Chain {
                         .block(*old)
                         .map_err(chain_to_block_err)?
                         .ok_or_else(|| StoreError::corrupt("body", old))?;
-                    self.connect(&b, true, true)?;
+                    self.connect(&b, true, Log::Stored)?;
                 }
                 return Err(e);
             }
@@ -1181,7 +1220,7 @@ impl Chain {
             txs,
             seal: Vec::new(),
         };
-        header.tx_root = block_txs.compute_tx_root();
+        header.tx_root = block_txs.compute_tx_root_threads(self.config.threads);
         header.state_root = merkle_root(&outcomes.iter().map(|o| o.digest).collect::<Vec<_>>());
         header.relay_root = merkle_root(&outcomes.iter().map(|o| o.relay_root).collect::<Vec<_>>());
         self.prepared = Some(Prepared {

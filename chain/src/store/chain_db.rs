@@ -117,14 +117,28 @@ impl ChainDb {
     }
 
     /// Records `hash` as the active block at `height` (the new tip), with the relays it
-    /// emitted, in one durable transaction.
+    /// emitted, in one durable transaction; `new_block` (header, body, chainwork) stores the
+    /// block itself in the same transaction.
     pub fn connect(
         &mut self,
         height: u64,
         hash: BlockHash,
         relays: &[u8],
+        new_block: Option<(&Header, &[u8], [u8; 32])>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        if let Some((header, body, work)) = new_block {
+            tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![
+                    &hash.0 .0[..],
+                    header.height as i64,
+                    &header.prev.0 .0[..],
+                    header.to_bytes(),
+                    body,
+                    &work[..],
+                    BlockStatus::Valid as i64
+                ])?;
+        }
         tx.prepare_cached("DELETE FROM active WHERE height >= ?1")?
             .execute([height as i64])?;
         tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?
