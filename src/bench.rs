@@ -71,10 +71,33 @@ struct SigArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.which {
         Which::Transfers(t) => {
-            for &accounts in &t.accounts {
-                for &threads in &t.threads {
-                    let r = transfers(&t, accounts, threads)?;
-                    print(&r, args.json);
+            let runs: Vec<(u64, usize)> = t
+                .accounts
+                .iter()
+                .flat_map(|&a| t.threads.iter().map(move |&th| (a, th)))
+                .collect();
+            if runs.len() == 1 {
+                let r = transfers(&t, runs[0].0, runs[0].1)?;
+                print(&r, args.json);
+            } else {
+                // One process per run, so each peak RSS is that run's own.
+                for (accounts, threads) in runs {
+                    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+                    cmd.args(["bench", "transfers"])
+                        .args(["--accounts", &accounts.to_string()])
+                        .args(["--threads", &threads.to_string()])
+                        .args(["--shard-order", &t.shard_order.to_string()])
+                        .args(["--block-txs", &t.block_txs.to_string()])
+                        .args(["--blocks", &t.blocks.to_string()])
+                        .args(["--flush-every", &t.flush_every.to_string()]);
+                    if let Some(d) = &t.datadir {
+                        cmd.arg("--datadir").arg(d);
+                    }
+                    if args.json {
+                        cmd.arg("--json");
+                    }
+                    let status = cmd.status().context("running a benchmark child")?;
+                    anyhow::ensure!(status.success(), "benchmark run failed: {status}");
                 }
             }
         }

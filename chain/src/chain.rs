@@ -472,9 +472,18 @@ impl Chain {
     }
 
     fn init_genesis(&mut self, fp: Hash256) -> Result<(), ChainError> {
-        let per = self.genesis_accounts();
+        let per: Vec<std::sync::Mutex<Vec<(Address, Amount)>>> = self
+            .genesis_accounts()
+            .into_iter()
+            .map(std::sync::Mutex::new)
+            .collect();
         let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
-            s.init_genesis(per[s.id().index()].clone())
+            let list = std::mem::take(
+                &mut *per[s.id().index()]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            s.init_genesis(list)
         });
         for r in results {
             r?;
