@@ -51,7 +51,7 @@ impl Default for ChainConfig {
                 .unwrap_or(1),
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
-            cache_limit: 2_000_000,
+            cache_limit: 1_800_000,
         }
     }
 }

@@ -178,39 +178,30 @@ impl ShardStore {
         Ok(())
     }
 
-    /// Loads the whole shard into the cache with one sequential scan when it fits in the
-    /// cache limit (a scan reads ~10x faster than the point lookups it replaces). Returns
-    /// whether it did.
+    /// Loads up to `cache_limit` accounts into the cache with one sequential scan (a scan
+    /// reads ~10x faster than the point lookups it replaces). Returns whether the whole
+    /// shard fit.
     pub fn warm(&mut self) -> Result<bool, StoreError> {
-        let mut loaded: FastMap<Address, Option<Account>> = FastMap::default();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT addr, balance, nonce FROM accounts LIMIT ?1")?;
-            let mut rows = st.query([(self.cache_limit + 1) as i64])?;
-            while let Some(r) = rows.next()? {
-                let a: Vec<u8> = r.get(0)?;
-                let arr: [u8; 32] = a
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
-                loaded.insert(
-                    Address(arr),
-                    Some(Account {
-                        balance: Amount::from_sat(from_i64(r.get(1)?)),
-                        nonce: from_i64(r.get(2)?),
-                    }),
-                );
-                if loaded.len() > self.cache_limit {
-                    return Ok(false);
-                }
-            }
+        let cache = &mut self.cache;
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, balance, nonce FROM accounts LIMIT ?1")?;
+        let mut rows = st.query([self.cache_limit as i64])?;
+        let mut n = 0usize;
+        while let Some(r) = rows.next()? {
+            let a: Vec<u8> = r.get(0)?;
+            let arr: [u8; 32] = a
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
+            // Entries already cached (possibly dirty) are newer than the file: keep them.
+            cache.entry(Address(arr)).or_insert(Some(Account {
+                balance: Amount::from_sat(from_i64(r.get(1)?)),
+                nonce: from_i64(r.get(2)?),
+            }));
+            n += 1;
         }
-        // Dirty entries in the cache are newer than the file: keep them.
-        for (k, v) in loaded {
-            self.cache.entry(k).or_insert(v);
-        }
-        Ok(true)
+        Ok(n < self.cache_limit)
     }
 
     /// The account at the in-memory tip.
@@ -228,7 +219,11 @@ impl ShardStore {
                 })
             })
             .optional()?;
-        self.cache.insert(*addr, v);
+        // Clean entries only while under the limit, so the table never has to grow past
+        // it; written entries always go in (they are the write-back state).
+        if self.cache.len() < self.cache_limit {
+            self.cache.insert(*addr, v);
+        }
         Ok(v)
     }
 
@@ -340,9 +335,15 @@ impl ShardStore {
         self.dirty.clear();
         self.pending.clear();
         self.flushed_height = self.height;
-        if self.cache.len() > self.cache_limit {
-            // Everything is clean now: dropping the cache loses nothing.
-            self.cache.clear();
+        if self.cache.len() >= self.cache_limit {
+            // Everything is clean now: dropping entries loses nothing. Keep a random half
+            // (hash order) so the hit rate does not fall to zero.
+            let mut keep = self.cache_limit / 2;
+            self.cache.retain(|_, _| {
+                let k = keep > 0;
+                keep = keep.saturating_sub(1);
+                k
+            });
         }
         Ok(())
     }
