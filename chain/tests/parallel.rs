@@ -17,10 +17,24 @@ fn run(
     threads: usize,
     blocks: &[Vec<(usize, usize, u64)>],
 ) -> (Vec<(Address, u64, u64)>, Vec<Hash256>) {
+    run_with(order, config(threads), blocks)
+}
+
+fn run_with(
+    order: u8,
+    cfg: rexe_chain::ChainConfig,
+    blocks: &[Vec<(usize, usize, u64)>],
+) -> (Vec<(Address, u64, u64)>, Vec<Hash256>) {
     let keys = keys(KEYS);
     let p = params(order, &keys);
     let dir = tempfile::tempdir().unwrap();
-    let mut chain = open(dir.path(), &p, threads);
+    let mut chain = rexe_chain::Chain::open(
+        dir.path(),
+        p.clone(),
+        cfg,
+        std::sync::Arc::new(rexe_chain::seal::TestSealer),
+    )
+    .unwrap();
     let miner = Signer::from_seed(b"miner").address();
     let mut nonces = [0u64; KEYS];
     let mut roots = Vec::new();
@@ -74,6 +88,18 @@ proptest! {
             prop_assert_eq!(&seq_bal, &par_bal);
             balances_by_order.push(seq_bal);
         }
+        // A cache far smaller than the state (constant eviction, reads from SQLite) and
+        // a flush at every block give the same state as a cache that holds everything.
+        let tiny = rexe_chain::ChainConfig {
+            threads: 2,
+            flush_every_blocks: 1,
+            cache_limit: 3,
+            ..rexe_chain::ChainConfig::default()
+        };
+        let (tiny_bal, tiny_roots) = run_with(2, tiny, &blocks);
+        let (big_bal, big_roots) = run(2, 2, &blocks);
+        prop_assert_eq!(tiny_roots, big_roots);
+        prop_assert_eq!(tiny_bal, big_bal);
         // Once relays have landed, the shard count does not change who owns what.
         for b in &balances_by_order[1..] {
             prop_assert_eq!(b, &balances_by_order[0]);
