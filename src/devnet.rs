@@ -2,9 +2,10 @@
 //!
 //! What runs today: the L2 chain (4 shards, parallel executor, SQLite state) producing a
 //! block every `--interval-ms`, sealed by the stand-in test seal, with a demo wallet pair
-//! paying each other across shards so relays, fees and subsidies are visible. The embedded
-//! Bitcoin regtest node, merge mining and the peg demo are wired in as their issues land.
-//! Ctrl-C stops cleanly; running it again resumes from the data directory.
+//! paying each other across shards so relays, fees and subsidies are visible, and the L2
+//! JSON-RPC server (cookie auth on 127.0.0.1). The embedded Bitcoin regtest node, merge
+//! mining and the peg demo are wired in as their issues land. Ctrl-C stops cleanly; running
+//! it again resumes from the data directory.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Args;
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Amount, Chain, ChainConfig, ChainParams, Network, Payload, Signer, Tx};
+use rexe_chain::{Amount, ChainParams, Network, Payload, Signer, Tx};
 
 #[derive(Args)]
 pub struct DevnetArgs {
@@ -30,6 +31,9 @@ pub struct DevnetArgs {
     /// Executor threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// L2 JSON-RPC listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:18480")]
+    rpc_bind: String,
 }
 
 fn now_secs() -> u64 {
@@ -48,10 +52,10 @@ fn demo_signers() -> [(&'static str, Signer); 3] {
     ]
 }
 
-pub fn run(args: DevnetArgs) -> Result<()> {
-    let signers = demo_signers();
-    let [(_, alice), (_, bob), (_, miner)] = &signers;
-    let params = ChainParams::devnet(vec![
+/// Devnet chain parameters: regtest rules with Alice and Bob funded.
+pub fn params() -> ChainParams {
+    let [(_, alice), (_, bob), _] = demo_signers();
+    ChainParams::devnet(vec![
         (
             alice.address(),
             Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
@@ -60,13 +64,26 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             bob.address(),
             Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
         ),
-    ]);
-    let config = ChainConfig {
-        threads: args.threads,
-        ..ChainConfig::default()
-    };
-    let mut chain = Chain::open(&args.datadir, params.clone(), config, Arc::new(TestSealer))
+    ])
+}
+
+pub fn run(args: DevnetArgs) -> Result<()> {
+    let signers = demo_signers();
+    let [(_, alice), (_, bob), (_, miner)] = &signers;
+    let params = params();
+    let cfg = crate::node::NodeConfig::load(
+        None,
+        &crate::node::config::Overrides {
+            datadir: Some(args.datadir.clone()),
+            network: Some("devnet".into()),
+            rpc_bind: Some(args.rpc_bind.clone()),
+            threads: Some(args.threads),
+            ..Default::default()
+        },
+    )?;
+    let (shared, cookie_path) = crate::node::open_shared(&cfg, params.clone())
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
+    let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -76,11 +93,20 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     }
     println!("rexe devnet");
     println!("  data directory : {}", args.datadir.display());
+    {
+        let chain = shared.chain();
+        println!(
+            "  L2 chain       : {} shards, tip {} ({})",
+            params.shard_order.shard_count(),
+            chain.tip_height(),
+            chain.tip_hash()
+        );
+    }
+    println!("  L2 JSON-RPC    : http://{}", rpc.addr);
     println!(
-        "  L2 chain       : {} shards, tip {} ({})",
-        params.shard_order.shard_count(),
-        chain.tip_height(),
-        chain.tip_hash()
+        "    try: curl -s --user \"$(cat {})\" -d '{{\"method\":\"getchaininfo\"}}' http://{}",
+        rpc.cookie_path.display(),
+        rpc.addr
     );
     for (name, s) in &signers {
         println!(
@@ -94,50 +120,55 @@ pub fn run(args: DevnetArgs) -> Result<()> {
 
     let mut made = 0u64;
     while !stop.load(Ordering::SeqCst) && args.blocks.is_none_or(|n| made < n) {
-        // Alice and Bob pay each other a little every block.
-        for (from, to) in [(alice, bob), (bob, alice)] {
-            let acct = chain.account(&from.address())?;
-            let tx = Tx {
-                network: Network::Devnet,
-                from: from.address(),
-                nonce: acct.nonce,
-                fee: Amount::from_sat(150),
-                gas_limit: 0,
-                expiry_height: chain.tip_height() + 10,
-                payload: Payload::Transfer {
-                    to: to.address(),
-                    amount: Amount::from_sat(10_000 + chain.tip_height() % 1000),
-                },
+        {
+            let mut chain = shared.chain();
+            // Alice and Bob pay each other a little every block.
+            for (from, to) in [(alice, bob), (bob, alice)] {
+                let acct = chain.account(&from.address())?;
+                let tx = Tx {
+                    network: Network::Devnet,
+                    from: from.address(),
+                    nonce: acct.nonce,
+                    fee: Amount::from_sat(150),
+                    gas_limit: 0,
+                    expiry_height: chain.tip_height() + 10,
+                    payload: Payload::Transfer {
+                        to: to.address(),
+                        amount: Amount::from_sat(10_000 + chain.tip_height() % 1000),
+                    },
+                }
+                .sign(from);
+                if let Err(e) = chain.submit_tx(tx) {
+                    tracing::debug!(error = %e, "demo transfer not admitted");
+                }
             }
-            .sign(from);
-            if let Err(e) = chain.submit_tx(tx) {
-                tracing::debug!(error = %e, "demo transfer not admitted");
-            }
+            let now = now_secs().max(chain.tip_header().time + 1);
+            let mut block = chain.template(miner.address(), now)?;
+            block.seal = TestSealer::seal(&block.header);
+            let hash = block.header.hash();
+            let txs = block.tx_count();
+            chain.submit(block, now)?;
+            made += 1;
+            let supply = chain.audit_supply()?;
+            println!(
+                "block {:>6} {} txs={} relays-in-flight={} alice={} bob={} miner={} supply-ok={}",
+                chain.tip_height(),
+                hash,
+                txs,
+                chain.inbound().iter().map(Vec::len).sum::<usize>(),
+                chain.account(&alice.address())?.balance,
+                chain.account(&bob.address())?.balance,
+                chain.account(&miner.address())?.balance,
+                supply.holds()
+            );
         }
-        let now = now_secs().max(chain.tip_header().time + 1);
-        let mut block = chain.template(miner.address(), now)?;
-        block.seal = TestSealer::seal(&block.header);
-        let hash = block.header.hash();
-        let txs = block.tx_count();
-        chain.submit(block, now)?;
-        made += 1;
-        let supply = chain.audit_supply()?;
-        println!(
-            "block {:>6} {} txs={} relays-in-flight={} alice={} bob={} miner={} supply-ok={}",
-            chain.tip_height(),
-            hash,
-            txs,
-            chain.inbound().iter().map(Vec::len).sum::<usize>(),
-            chain.account(&alice.address())?.balance,
-            chain.account(&bob.address())?.balance,
-            chain.account(&miner.address())?.balance,
-            supply.holds()
-        );
         let deadline = std::time::Instant::now() + Duration::from_millis(args.interval_ms);
         while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    rpc.shutdown();
+    let mut chain = shared.chain();
     chain.flush()?;
     println!("stopped at height {}; state flushed", chain.tip_height());
     Ok(())

@@ -3,6 +3,7 @@
 
 mod bench;
 mod devnet;
+mod node;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run everything on one machine: an L2 chain producing blocks with demo transfers.
     Devnet(devnet::DevnetArgs),
+    /// Run an L2 node with JSON-RPC.
+    Node(node::NodeArgs),
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
 }
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
+        Command::Node(a) => node::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

@@ -1,0 +1,132 @@
+//! Node configuration: a TOML file (`--config`) whose every key a command-line flag of the
+//! same name overrides. Defaults are safe: RPC on 127.0.0.1, cookie authentication.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rexe_chain::ChainParams;
+use serde::Deserialize;
+
+/// Command-line overrides; each matches a key of the TOML file.
+#[derive(Args, Debug, Default)]
+pub struct Overrides {
+    /// Data directory.
+    #[arg(long)]
+    pub datadir: Option<PathBuf>,
+    /// Network: regtest or devnet.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// RPC listen address (default 127.0.0.1:18480).
+    #[arg(long)]
+    pub rpc_bind: Option<String>,
+    /// RPC user (in addition to the cookie).
+    #[arg(long)]
+    pub rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(long)]
+    pub rpc_password: Option<String>,
+    /// Executor threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    #[serde(default = "default_datadir")]
+    pub datadir: PathBuf,
+    #[serde(default = "default_network")]
+    pub network: String,
+    #[serde(default = "default_bind")]
+    pub rpc_bind: String,
+    #[serde(default)]
+    pub rpc_user: Option<String>,
+    #[serde(default)]
+    pub rpc_password: Option<String>,
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+}
+
+fn default_datadir() -> PathBuf {
+    PathBuf::from("rexe-data")
+}
+fn default_network() -> String {
+    "regtest".into()
+}
+fn default_bind() -> String {
+    "127.0.0.1:18480".into()
+}
+fn default_threads() -> usize {
+    2
+}
+
+impl NodeConfig {
+    /// Reads `file` (if any) and applies `o` on top.
+    pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Self> {
+        let mut cfg: NodeConfig = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+            }
+            None => toml::from_str("")?,
+        };
+        if let Some(v) = &o.datadir {
+            cfg.datadir = v.clone();
+        }
+        if let Some(v) = &o.network {
+            cfg.network = v.clone();
+        }
+        if let Some(v) = &o.rpc_bind {
+            cfg.rpc_bind = v.clone();
+        }
+        if let Some(v) = &o.rpc_user {
+            cfg.rpc_user = Some(v.clone());
+        }
+        if let Some(v) = &o.rpc_password {
+            cfg.rpc_password = Some(v.clone());
+        }
+        if let Some(v) = o.threads {
+            cfg.threads = v;
+        }
+        if cfg.rpc_user.is_some() != cfg.rpc_password.is_some() {
+            bail!("rpc_user and rpc_password must be given together");
+        }
+        Ok(cfg)
+    }
+
+    /// `user:password` when configured.
+    pub fn user_password(&self) -> Option<String> {
+        Some(format!(
+            "{}:{}",
+            self.rpc_user.as_ref()?,
+            self.rpc_password.as_ref()?
+        ))
+    }
+
+    /// The RPC listen address.
+    pub fn rpc_addr(&self) -> Result<SocketAddr> {
+        let a: SocketAddr = self
+            .rpc_bind
+            .parse()
+            .with_context(|| format!("rpc_bind {:?} is not host:port", self.rpc_bind))?;
+        if !a.ip().is_loopback() {
+            tracing::warn!(bind = %a, "RPC listens beyond loopback: protect it with a firewall");
+        }
+        Ok(a)
+    }
+
+    /// Chain parameters for the configured network.
+    pub fn chain_params(&self) -> Result<ChainParams> {
+        match self.network.as_str() {
+            "regtest" => Ok(ChainParams::regtest()),
+            "devnet" => Ok(crate::devnet::params()),
+            other => bail!(
+                "unknown network {other:?} (regtest or devnet; main and test are not launched)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The JSON-RPC server: HTTP POST on 127.0.0.1 by default, basic auth with the `.cookie`
+//! file (and optional user/password), JSON-RPC 1.0 and 2.0 request styles, batches, a body
+//! size limit, and Prometheus metrics on `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use rexe_chain::Chain;
+use serde_json::{json, Value};
+
+use super::rpc::{self, RpcError};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Credentials accepted by the server.
+#[derive(Clone)]
+pub struct Auth {
+    /// `__cookie__:<secret>` from the cookie file.
+    pub cookie: String,
+    /// Optional `user:password` from the configuration.
+    pub user_password: Option<String>,
+}
+
+/// State shared by the server and whoever produces blocks.
+pub struct Shared {
+    pub chain: Mutex<Chain>,
+    pub auth: Auth,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Locks the chain (a panic elsewhere does not make it unusable).
+    pub fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(b64) = v.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let Ok(given) = String::from_utf8(raw) else {
+        return false;
+    };
+    constant_time_eq(&given, &auth.cookie)
+        || auth
+            .user_password
+            .as_deref()
+            .is_some_and(|up| constant_time_eq(&given, up))
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn reply(id: Value, v2: bool, r: Result<Value, RpcError>) -> Value {
+    let mut out = match r {
+        Ok(result) if v2 => json!({"result": result, "id": id}),
+        Ok(result) => json!({"result": result, "error": null, "id": id}),
+        Err(e) if v2 => json!({"error": {"code": e.code, "message": e.message}, "id": id}),
+        Err(e) => {
+            json!({"result": null, "error": {"code": e.code, "message": e.message}, "id": id})
+        }
+    };
+    if v2 {
+        out["jsonrpc"] = json!("2.0");
+    }
+    out
+}
+
+async fn one(shared: &Arc<Shared>, req: Value) -> Value {
+    let Value::Object(obj) = req else {
+        return reply(
+            Value::Null,
+            false,
+            Err(RpcError::invalid_request("request must be an object")),
+        );
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    let v2 = obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let Some(method) = obj.get("method").and_then(Value::as_str).map(str::to_owned) else {
+        return reply(id, v2, Err(RpcError::invalid_request("missing method")));
+    };
+    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    if method == "waitfornewblock" {
+        return reply(id, v2, wait_for_new_block(shared, &params).await);
+    }
+    let shared = shared.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut chain = shared.chain();
+        rpc::call(&mut chain, &method, &params, now_secs())
+    })
+    .await
+    .unwrap_or_else(|e| Err(RpcError::new(-32603, format!("internal error: {e}"))));
+    reply(id, v2, r)
+}
+
+async fn wait_for_new_block(shared: &Arc<Shared>, params: &Value) -> Result<Value, RpcError> {
+    let timeout = match params {
+        Value::Array(a) if a.is_empty() => 30_000,
+        Value::Null => 30_000,
+        Value::Array(a) if a.len() == 1 => a[0]
+            .as_u64()
+            .ok_or_else(|| RpcError::new(-32602, "timeout_ms must be an integer"))?
+            .min(600_000),
+        _ => return Err(RpcError::new(-32602, "expected [timeout_ms]")),
+    };
+    let tip = |s: &Shared| {
+        let c = s.chain();
+        (c.tip_hash(), c.tip_height())
+    };
+    let start = tip(shared);
+    let deadline = Instant::now() + Duration::from_millis(timeout);
+    loop {
+        let now = tip(shared);
+        if now.0 != start.0 || Instant::now() >= deadline {
+            return Ok(json!({"hash": now.0.to_string(), "height": now.1}));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&shared.auth, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
+            "",
+        )
+            .into_response();
+    }
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = reply(
+                Value::Null,
+                false,
+                Err(RpcError::invalid_request(format!(
+                    "request body larger than {MAX_BODY} bytes"
+                ))),
+            );
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
+        }
+    };
+    let req: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = reply(
+                Value::Null,
+                false,
+                Err(RpcError::parse(format!("parse error: {e}"))),
+            );
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(e)).into_response();
+        }
+    };
+    match req {
+        Value::Array(reqs) => {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(one(&shared, r).await);
+            }
+            axum::Json(Value::Array(out)).into_response()
+        }
+        r => {
+            let v = one(&shared, r).await;
+            // bitcoind's status codes: 404 unknown method, 500 other errors.
+            let status = match v["error"]["code"].as_i64() {
+                None => StatusCode::OK,
+                Some(-32601) => StatusCode::NOT_FOUND,
+                Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, axum::Json(v)).into_response()
+        }
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = tokio::task::spawn_blocking(move || {
+        let c = shared.chain();
+        let mut s = String::new();
+        s += "# HELP rexe_tip_height Height of the active L2 tip.\n# TYPE rexe_tip_height gauge\n";
+        s += &format!("rexe_tip_height {}\n", c.tip_height());
+        s += "# HELP rexe_mempool_size Transactions in the mempool.\n# TYPE rexe_mempool_size gauge\n";
+        s += &format!("rexe_mempool_size {}\n", c.mempool().len());
+        s += "# HELP rexe_inbound_relays Relays waiting for the next block.\n# TYPE rexe_inbound_relays gauge\n";
+        s += &format!(
+            "rexe_inbound_relays {}\n",
+            c.inbound().iter().map(Vec::len).sum::<usize>()
+        );
+        s += "# HELP rexe_uptime_seconds Seconds since start.\n# TYPE rexe_uptime_seconds counter\n";
+        s += &format!("rexe_uptime_seconds {}\n", shared.started.elapsed().as_secs());
+        s
+    })
+    .await
+    .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Binds `addr` and serves until the runtime stops. Returns the bound address.
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new()
+        .route("/", post(handle))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "RPC server stopped");
+        }
+    });
+    Ok((local, task))
+}

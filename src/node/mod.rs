@@ -1,0 +1,135 @@
+//! `rexe node`: the L2 node. Opens the chain in a data directory and serves JSON-RPC
+//! (see `docs/rpc.md`) on 127.0.0.1 with cookie authentication.
+//!
+//! Status: single node. Blocks come from a miner through `getblocktemplate`/`submitblock`
+//! and are sealed with the stand-in test seal until merge mining lands; peer-to-peer sync
+//! (`--peer`) is not implemented yet.
+
+pub mod config;
+pub mod cookie;
+pub mod http;
+pub mod rpc;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{Chain, ChainConfig, ChainParams};
+
+pub use config::NodeConfig;
+pub use http::{Auth, Shared};
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// TOML configuration file; command-line flags override its keys.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    overrides: config::Overrides,
+}
+
+/// A running RPC server and the runtime that drives it.
+pub struct RpcHandle {
+    pub addr: SocketAddr,
+    pub cookie_path: std::path::PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RpcHandle {
+    /// Stops the server and removes the cookie file.
+    pub fn shutdown(self) {
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+        let _ = std::fs::remove_file(&self.cookie_path);
+    }
+}
+
+/// Starts the JSON-RPC server for `shared` on `bind` (port 0 picks a free one).
+pub fn start_rpc(
+    shared: Arc<Shared>,
+    bind: SocketAddr,
+    cookie_path: std::path::PathBuf,
+) -> Result<RpcHandle> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("rexe-rpc")
+        .build()
+        .context("starting the RPC runtime")?;
+    let (addr, _task) = runtime
+        .block_on(http::serve(shared, bind))
+        .with_context(|| format!("binding the RPC server to {bind}"))?;
+    Ok(RpcHandle {
+        addr,
+        cookie_path,
+        runtime,
+    })
+}
+
+/// Opens the chain and builds the shared state (cookie written 0600 in `datadir`).
+pub fn open_shared(
+    cfg: &NodeConfig,
+    params: ChainParams,
+) -> Result<(Arc<Shared>, std::path::PathBuf)> {
+    let chain = Chain::open(
+        &cfg.datadir,
+        params,
+        ChainConfig {
+            threads: cfg.threads,
+            ..ChainConfig::default()
+        },
+        Arc::new(TestSealer),
+    )
+    .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
+    let (cookie, cookie_path) = cookie::write(&cfg.datadir)?;
+    let shared = Arc::new(Shared {
+        chain: Mutex::new(chain),
+        auth: Auth {
+            cookie,
+            user_password: cfg.user_password(),
+        },
+        started: Instant::now(),
+    });
+    Ok((shared, cookie_path))
+}
+
+pub fn run(args: NodeArgs) -> Result<()> {
+    let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
+    let params = cfg.chain_params()?;
+    let (shared, cookie_path) = open_shared(&cfg, params)?;
+    let rpc = start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
+    {
+        let c = shared.chain();
+        tracing::info!(
+            rpc = %rpc.addr,
+            cookie = %rpc.cookie_path.display(),
+            height = c.tip_height(),
+            tip = %c.tip_hash(),
+            "rexe node running"
+        );
+    }
+    println!(
+        "rexe node: JSON-RPC on http://{} (cookie {})",
+        rpc.addr,
+        rpc.cookie_path.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rpc.shutdown();
+    shared
+        .chain()
+        .flush()
+        .context("flushing state at shutdown")?;
+    println!("stopped; state flushed");
+    Ok(())
+}

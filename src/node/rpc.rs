@@ -1,0 +1,275 @@
+//! The L2 node's JSON-RPC methods: a pure dispatch over the chain, so the HTTP layer only
+//! parses, authenticates and serialises. The method list is documented in `docs/rpc.md`;
+//! a test checks the two agree.
+
+use rexe_chain::encode::{Decode, Encode};
+use rexe_chain::{Address, Block, BlockHash, Chain, ShardId, SubmitOutcome};
+use serde_json::{json, Value};
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn parse(m: impl Into<String>) -> Self {
+        Self::new(-32700, m)
+    }
+    pub fn invalid_request(m: impl Into<String>) -> Self {
+        Self::new(-32600, m)
+    }
+    fn params(m: impl Into<String>) -> Self {
+        Self::new(-32602, m)
+    }
+    fn not_found(m: impl Into<String>) -> Self {
+        Self::new(-5, m)
+    }
+    fn internal(m: impl ToString) -> Self {
+        Self::new(-32603, m.to_string())
+    }
+}
+
+/// Every method, with its parameters, in the order `docs/rpc.md` lists them.
+pub const METHODS: &[(&str, &str)] = &[
+    ("help", ""),
+    ("getchaininfo", ""),
+    ("getblockcount", ""),
+    ("getbestblockhash", ""),
+    ("getblockhash", "height"),
+    ("getblock", "hash_or_height [verbosity=1]"),
+    ("getblockheader", "hash_or_height"),
+    ("sendrawtransaction", "hex"),
+    ("getmempoolinfo", ""),
+    ("getaccount", "address"),
+    ("getshardinfo", ""),
+    ("getblocktemplate", "miner_address"),
+    ("submitblock", "hex"),
+    ("waitfornewblock", "[timeout_ms=30000]"),
+];
+
+fn param(params: &Value, i: usize) -> Option<&Value> {
+    match params {
+        Value::Array(a) => a.get(i),
+        _ => None,
+    }
+}
+
+fn check_arity(params: &Value, min: usize, max: usize) -> Result<(), RpcError> {
+    let n = match params {
+        Value::Array(a) => a.len(),
+        Value::Null => 0,
+        _ => return Err(RpcError::params("params must be an array")),
+    };
+    if n < min || n > max {
+        return Err(RpcError::params(format!(
+            "expected {min}..={max} parameters, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+fn str_param<'a>(params: &'a Value, i: usize, name: &str) -> Result<&'a str, RpcError> {
+    param(params, i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::params(format!("{name} must be a string")))
+}
+
+fn hex_param(params: &Value, i: usize, name: &str) -> Result<Vec<u8>, RpcError> {
+    hex::decode(str_param(params, i, name)?)
+        .map_err(|e| RpcError::new(-22, format!("{name} is not valid hex: {e}")))
+}
+
+fn block_hash_param(chain: &Chain, params: &Value) -> Result<BlockHash, RpcError> {
+    match param(params, 0) {
+        Some(Value::Number(n)) => {
+            let h = n
+                .as_u64()
+                .ok_or_else(|| RpcError::params("height must be a non-negative integer"))?;
+            chain
+                .hash_at(h)
+                .ok_or_else(|| RpcError::new(-8, format!("block height {h} out of range")))
+        }
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| RpcError::new(-8, "hash must be 64 hex digits")),
+        _ => Err(RpcError::params("expected a block hash or height")),
+    }
+}
+
+fn address_param(chain: &Chain, params: &Value, i: usize) -> Result<Address, RpcError> {
+    let s = str_param(params, i, "address")?;
+    Address::parse_for(s, chain.params().network)
+        .map_err(|e| RpcError::new(-5, format!("invalid address: {e}")))
+}
+
+fn header_json(chain: &Chain, hash: BlockHash) -> Result<Value, RpcError> {
+    let h = chain
+        .header(&hash)
+        .ok_or_else(|| RpcError::not_found("block not found"))?;
+    let confirmations = match chain.hash_at(h.height) {
+        Some(a) if a == hash => (chain.tip_height() - h.height + 1) as i64,
+        _ => -1,
+    };
+    let mut v = serde_json::to_value(h).map_err(RpcError::internal)?;
+    v["hash"] = json!(hash.to_string());
+    v["confirmations"] = json!(confirmations);
+    v["miner"] = json!(h.miner.encode(chain.params().network));
+    Ok(v)
+}
+
+/// Runs one method. `now` is the local clock (unix seconds).
+pub fn call(chain: &mut Chain, method: &str, params: &Value, now: u64) -> Result<Value, RpcError> {
+    match method {
+        "help" => {
+            check_arity(params, 0, 0)?;
+            Ok(json!(METHODS
+                .iter()
+                .map(|(m, p)| format!("{m} {p}").trim().to_string())
+                .collect::<Vec<_>>()))
+        }
+        "getchaininfo" => {
+            check_arity(params, 0, 0)?;
+            Ok(json!({
+                "network": chain.params().network.name(),
+                "height": chain.tip_height(),
+                "bestblockhash": chain.tip_hash().to_string(),
+                "chainwork": hex::encode(chain.tip_work().to_be_bytes()),
+                "shards": chain.params().shard_order.shard_count(),
+                "mempool_size": chain.mempool().len(),
+                "state_root": chain.tip_header().state_root.to_string(),
+            }))
+        }
+        "getblockcount" => {
+            check_arity(params, 0, 0)?;
+            Ok(json!(chain.tip_height()))
+        }
+        "getbestblockhash" => {
+            check_arity(params, 0, 0)?;
+            Ok(json!(chain.tip_hash().to_string()))
+        }
+        "getblockhash" => {
+            check_arity(params, 1, 1)?;
+            let h = param(params, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::params("height must be a non-negative integer"))?;
+            chain
+                .hash_at(h)
+                .map(|b| json!(b.to_string()))
+                .ok_or_else(|| RpcError::new(-8, format!("block height {h} out of range")))
+        }
+        "getblock" => {
+            check_arity(params, 1, 2)?;
+            let hash = block_hash_param(chain, params)?;
+            let verbosity = match param(params, 1) {
+                None => 1,
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| RpcError::params("verbosity must be 0 or 1"))?,
+            };
+            let block = chain
+                .block(hash)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::not_found("block not found"))?;
+            match verbosity {
+                0 => Ok(json!(hex::encode(block.to_bytes()))),
+                1 => {
+                    let mut v = header_json(chain, hash)?;
+                    v["txs"] = serde_json::to_value(&block.txs).map_err(RpcError::internal)?;
+                    v["seal"] = json!(hex::encode(&block.seal));
+                    v["tx_count"] = json!(block.tx_count());
+                    Ok(v)
+                }
+                _ => Err(RpcError::params("verbosity must be 0 or 1")),
+            }
+        }
+        "getblockheader" => {
+            check_arity(params, 1, 1)?;
+            let hash = block_hash_param(chain, params)?;
+            header_json(chain, hash)
+        }
+        "sendrawtransaction" => {
+            check_arity(params, 1, 1)?;
+            let bytes = hex_param(params, 0, "hex")?;
+            chain
+                .submit_tx_bytes(&bytes)
+                .map(|txid| json!(txid.to_string()))
+                .map_err(|e| RpcError::new(-26, e.to_string()))
+        }
+        "getmempoolinfo" => {
+            check_arity(params, 0, 0)?;
+            let order = chain.params().shard_order;
+            Ok(json!({
+                "size": chain.mempool().len(),
+                "per_shard": order.shards().map(|s| chain.mempool().shard_len(s)).collect::<Vec<_>>(),
+            }))
+        }
+        "getaccount" => {
+            check_arity(params, 1, 1)?;
+            let addr = address_param(chain, params, 0)?;
+            let acct = chain.account(&addr).map_err(RpcError::internal)?;
+            Ok(json!({
+                "address": addr.encode(chain.params().network),
+                "shard": addr.shard(chain.params().shard_order).0,
+                "balance": acct.balance.to_sat(),
+                "nonce": acct.nonce,
+            }))
+        }
+        "getshardinfo" => {
+            check_arity(params, 0, 0)?;
+            let roots = chain.shard_roots();
+            let shards: Vec<Value> = roots
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let s = ShardId(i as u16);
+                    json!({
+                        "shard": i,
+                        "state_root": r.to_string(),
+                        "mempool": chain.mempool().shard_len(s),
+                        "inbound_relays": chain.inbound()[i].len(),
+                    })
+                })
+                .collect();
+            Ok(json!(shards))
+        }
+        "getblocktemplate" => {
+            check_arity(params, 1, 1)?;
+            let miner = address_param(chain, params, 0)?;
+            let block = chain
+                .template(miner, now)
+                .map_err(|e| RpcError::new(-1, e.to_string()))?;
+            Ok(json!({
+                "hash": block.header.hash().to_string(),
+                "height": block.header.height,
+                "previousblockhash": block.header.prev.to_string(),
+                "bits": format!("{:08x}", block.header.bits),
+                "target": format!("{:064x}", block.header.target()),
+                "tx_count": block.tx_count(),
+                "hex": hex::encode(block.to_bytes()),
+            }))
+        }
+        "submitblock" => {
+            check_arity(params, 1, 1)?;
+            let bytes = hex_param(params, 0, "hex")?;
+            let block = Block::from_bytes(&bytes)
+                .map_err(|e| RpcError::new(-22, format!("block decode failed: {e}")))?;
+            // Like bitcoind: null on success, else the reason as a string.
+            match chain.submit(block, now) {
+                Ok(SubmitOutcome::Connected) | Ok(SubmitOutcome::Reorged { .. }) => Ok(Value::Null),
+                Ok(SubmitOutcome::SideBranch) => Ok(json!("inconclusive")),
+                Err(rexe_chain::BlockError::Duplicate(_)) => Ok(json!("duplicate")),
+                Err(rexe_chain::BlockError::KnownInvalid(_)) => Ok(json!("duplicate-invalid")),
+                Err(e) => Ok(json!(e.to_string())),
+            }
+        }
+        _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
+    }
+}

@@ -1,0 +1,99 @@
+//! Helpers for end-to-end tests of the `rexe` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rexe");
+
+/// A running `rexe` child process, killed on drop.
+pub struct Running {
+    pub child: Child,
+    pub rpc: String,
+    pub cookie: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `rexe ARGS` and waits (bounded) for the line announcing its RPC address.
+pub fn spawn(args: &[&str], datadir: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn rexe");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("rexe printed its RPC address");
+        if let Some(i) = line.find("http://") {
+            let addr = line[i + 7..].split_whitespace().next().unwrap().to_string();
+            let cookie = std::fs::read_to_string(datadir.join(".cookie")).expect("cookie file");
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return Running {
+                child,
+                rpc: addr,
+                cookie,
+            };
+        }
+    }
+}
+
+/// Raw HTTP POST; returns (status, body).
+pub fn post(addr: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        use base64::Engine as _;
+        req += &format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        );
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// A JSON-RPC call with the cookie; returns the whole reply object.
+pub fn call(r: &Running, method: &str, params: Value) -> Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (_, text) = post(&r.rpc, Some(&r.cookie), body.to_string().as_bytes());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON reply {text:?}: {e}"))
+}

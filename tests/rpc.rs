@@ -1,0 +1,186 @@
+//! The L2 node's JSON-RPC over real HTTP: authentication, malformed input, mining through
+//! getblocktemplate/submitblock, transaction admission errors.
+
+mod common;
+
+use common::*;
+use rexe_chain::encode::{Decode, Encode};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{Amount, Block, Network, Payload, Signer, Tx};
+use serde_json::json;
+
+fn node(dir: &std::path::Path) -> Running {
+    spawn(
+        &[
+            "node",
+            "--datadir",
+            dir.to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+        ],
+        dir,
+    )
+}
+
+#[test]
+fn rpc_requires_auth_and_binds_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    assert!(n.rpc.starts_with("127.0.0.1:"), "binds loopback: {}", n.rpc);
+    let body = br#"{"method":"getblockcount","params":[],"id":1}"#;
+    assert_eq!(post(&n.rpc, None, body).0, 401, "no credentials");
+    assert_eq!(
+        post(&n.rpc, Some("__cookie__:wrong"), body).0,
+        401,
+        "wrong cookie"
+    );
+    let (status, text) = post(&n.rpc, Some(&n.cookie), body);
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"], json!(0));
+    assert_eq!(
+        v["error"],
+        serde_json::Value::Null,
+        "JSON-RPC 1.0 style reply"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(".cookie"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "cookie is private");
+    }
+}
+
+#[test]
+fn bad_requests_get_json_rpc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    let (_, t) = post(&n.rpc, Some(&n.cookie), b"{not json");
+    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["error"]["code"], json!(-32700));
+
+    let v = call(&n, "nosuchmethod", json!([]));
+    assert_eq!(v["error"]["code"], json!(-32601));
+
+    let v = call(&n, "getblockhash", json!(["zero"]));
+    assert_eq!(v["error"]["code"], json!(-32602));
+    let v = call(&n, "getblockhash", json!([1, 2]));
+    assert_eq!(v["error"]["code"], json!(-32602));
+    let v = call(&n, "getblockhash", json!([99]));
+    assert_eq!(v["error"]["code"], json!(-8));
+    let v = call(&n, "sendrawtransaction", json!(["zz"]));
+    assert_eq!(v["error"]["code"], json!(-22));
+    let v = call(&n, "sendrawtransaction", json!(["00"]));
+    assert_eq!(v["error"]["code"], json!(-26));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("malformed"));
+
+    let big = vec![b' '; 9 * 1024 * 1024];
+    let (status, t) = post(&n.rpc, Some(&n.cookie), &big);
+    assert_eq!(status, 413);
+    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["error"]["code"], json!(-32600));
+
+    // A batch answers each request, errors included.
+    let (_, t) = post(
+        &n.rpc,
+        Some(&n.cookie),
+        br#"[{"method":"getblockcount","id":1},{"method":"nope","id":2},5]"#,
+    );
+    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v[0]["result"], json!(0));
+    assert_eq!(v[1]["error"]["code"], json!(-32601));
+    assert_eq!(v[2]["error"]["code"], json!(-32600));
+
+    // Still serving afterwards.
+    assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(0));
+}
+
+#[test]
+fn mining_through_the_rpc_and_transaction_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    let miner = Signer::from_seed(b"rpc-miner");
+    let addr = miner.address().encode(Network::Regtest);
+    for h in 1..=3u64 {
+        let t = call(&n, "getblocktemplate", json!([addr]));
+        let hex = t["result"]["hex"].as_str().expect("template hex");
+        let mut block = Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+        block.seal = TestSealer::seal(&block.header);
+        let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+        assert_eq!(r["result"], serde_json::Value::Null, "{r}");
+        assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(h));
+        // Submitting it again is a duplicate, as bitcoind says.
+        let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+        assert_eq!(r["result"], json!("duplicate"));
+    }
+    let acct = call(&n, "getaccount", json!([addr]));
+    assert!(acct["result"]["balance"].as_u64().unwrap() > 0, "{acct}");
+
+    // The miner pays someone: accepted, then the replay is refused with its reason.
+    let tx = Tx {
+        network: Network::Regtest,
+        from: miner.address(),
+        nonce: 0,
+        fee: Amount::from_sat(100),
+        gas_limit: 0,
+        expiry_height: 100,
+        payload: Payload::Transfer {
+            to: Signer::from_seed(b"payee").address(),
+            amount: Amount::from_sat(5_000),
+        },
+    }
+    .sign(&miner);
+    let hex = hex::encode(tx.to_bytes());
+    let r = call(&n, "sendrawtransaction", json!([hex]));
+    assert_eq!(r["result"], json!(tx.txid().to_string()), "{r}");
+    let r = call(&n, "sendrawtransaction", json!([hex]));
+    assert_eq!(r["error"]["code"], json!(-26));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("already"),
+        "{r}"
+    );
+    assert_eq!(
+        call(&n, "getmempoolinfo", json!([]))["result"]["size"],
+        json!(1)
+    );
+    let info = call(&n, "getchaininfo", json!([]));
+    assert_eq!(info["result"]["height"], json!(3));
+    assert_eq!(info["result"]["shards"], json!(4));
+}
+
+#[test]
+fn rpc_method_list_matches_the_docs() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rpc.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    let help = call(&n, "help", json!([]));
+    let methods: Vec<String> = help["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m.as_str()
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(methods.len() > 10);
+    for m in methods
+        .iter()
+        .chain(std::iter::once(&"waitfornewblock".to_string()))
+    {
+        assert!(
+            doc.contains(&format!("`{m}`")),
+            "docs/rpc.md does not document {m}"
+        );
+    }
+}
