@@ -46,7 +46,11 @@ pub fn spawn(args: &[&str], datadir: &Path) -> Running {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("rexe printed its RPC address");
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rexe did not print its RPC address");
+        };
         if let Some(i) = line.find("http://") {
             let addr = line[i + 7..].split_whitespace().next().unwrap().to_string();
             let cookie = std::fs::read_to_string(datadir.join(".cookie")).expect("cookie file");
