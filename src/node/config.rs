@@ -30,6 +30,9 @@ pub struct Overrides {
     /// Executor threads.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Peer node to sync with, `http://user:password@host:port` (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
 }
 
 /// The effective configuration.
@@ -48,6 +51,8 @@ pub struct NodeConfig {
     pub rpc_password: Option<String>,
     #[serde(default = "default_threads")]
     pub threads: usize,
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 fn default_datadir() -> PathBuf {
@@ -92,6 +97,9 @@ impl NodeConfig {
         if let Some(v) = o.threads {
             cfg.threads = v;
         }
+        if !o.peers.is_empty() {
+            cfg.peers = o.peers.clone();
+        }
         if cfg.rpc_user.is_some() != cfg.rpc_password.is_some() {
             bail!("rpc_user and rpc_password must be given together");
         }
@@ -105,6 +113,14 @@ impl NodeConfig {
             self.rpc_user.as_ref()?,
             self.rpc_password.as_ref()?
         ))
+    }
+
+    /// The configured peers, parsed.
+    pub fn peers(&self) -> Result<Vec<super::peer::Peer>> {
+        self.peers
+            .iter()
+            .map(|p| super::peer::Peer::parse(p))
+            .collect()
     }
 
     /// The RPC listen address.

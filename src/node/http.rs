@@ -35,6 +35,8 @@ pub struct Shared {
     pub chain: Mutex<Chain>,
     pub auth: Auth,
     pub started: Instant,
+    /// Peers blocks are synced from and transactions forwarded to.
+    pub peers: Vec<super::peer::Peer>,
 }
 
 impl Shared {
@@ -116,8 +118,13 @@ async fn one(shared: &Arc<Shared>, req: Value) -> Value {
     }
     let shared = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
-        let mut chain = shared.chain();
-        rpc::call(&mut chain, &method, &params, now_secs())
+        let r = rpc::call(&mut shared.chain(), &method, &params, now_secs());
+        if method == "sendrawtransaction" && r.is_ok() {
+            if let Some(hex) = params.get(0).and_then(Value::as_str) {
+                super::sync::forward_tx(&shared.peers, hex.to_string());
+            }
+        }
+        r
     })
     .await
     .unwrap_or_else(|e| Err(RpcError::new(-32603, format!("internal error: {e}"))));

@@ -8,7 +8,9 @@
 pub mod config;
 pub mod cookie;
 pub mod http;
+pub mod peer;
 pub mod rpc;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +94,7 @@ pub fn open_shared(
             user_password: cfg.user_password(),
         },
         started: Instant::now(),
+        peers: cfg.peers()?,
     });
     Ok((shared, cookie_path))
 }
@@ -122,8 +125,15 @@ pub fn run(args: NodeArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the Ctrl-C handler")?;
     }
+    let syncer = (!shared.peers.is_empty()).then(|| {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || sync::run(shared.clone(), shared.peers.clone(), stop))
+    });
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(s) = syncer {
+        let _ = s.join();
     }
     rpc.shutdown();
     shared
