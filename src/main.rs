@@ -4,6 +4,7 @@
 mod bench;
 mod devnet;
 mod node;
+mod wallet_cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,13 @@ enum Command {
     Node(node::NodeArgs),
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
+    /// Key files for L2 accounts.
+    #[command(subcommand)]
+    Key(wallet_cli::KeyCmd),
+    /// Show an account's balance and nonce (asks a node).
+    Balance(wallet_cli::BalanceArgs),
+    /// Sign a transfer with a key file and submit it to a node.
+    Send(wallet_cli::SendArgs),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +47,8 @@ fn main() -> Result<()> {
         Command::Devnet(a) => devnet::run(a),
         Command::Node(a) => node::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Key(c) => wallet_cli::key(c),
+        Command::Balance(a) => wallet_cli::balance(a),
+        Command::Send(a) => wallet_cli::send(a),
     }
 }

@@ -1,0 +1,175 @@
+//! Small client commands against a node's RPC: `rexe key new`, `rexe balance`, `rexe send`.
+//! Keys are files holding a hex secret, created 0600; secrets are never printed or logged.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rexe_chain::encode::Encode;
+use rexe_chain::{Address, Amount, Network, Payload, Signer, Tx};
+use serde_json::json;
+
+use crate::node::peer::Peer;
+
+/// How to reach a node.
+#[derive(Args)]
+pub struct RpcArgs {
+    /// Node RPC address.
+    #[arg(long, default_value = "127.0.0.1:18480")]
+    rpc: String,
+    /// Cookie file of the node (default: DATADIR/.cookie via --datadir).
+    #[arg(long)]
+    rpc_cookie: Option<PathBuf>,
+    /// The node's data directory (to find its cookie).
+    #[arg(long, default_value = "rexe-devnet")]
+    datadir: PathBuf,
+    /// user:password instead of the cookie.
+    #[arg(long)]
+    rpc_auth: Option<String>,
+}
+
+impl RpcArgs {
+    fn peer(&self) -> Result<Peer> {
+        let auth = match &self.rpc_auth {
+            Some(a) => a.clone(),
+            None => {
+                let path = self
+                    .rpc_cookie
+                    .clone()
+                    .unwrap_or_else(|| self.datadir.join(".cookie"));
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "reading the RPC cookie {} (is the node running?)",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Peer::parse(&format!("http://{auth}@{}", self.rpc))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Create a new key file (mode 0600) and print its address.
+    New {
+        /// Where to write the secret key.
+        file: PathBuf,
+        /// Network whose address format to print.
+        #[arg(long, default_value = "devnet")]
+        network: String,
+    },
+    /// Print the address of a key file.
+    Address {
+        file: PathBuf,
+        #[arg(long, default_value = "devnet")]
+        network: String,
+    },
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// Key file of the sender.
+    #[arg(long)]
+    key: PathBuf,
+    /// Payee address.
+    #[arg(long)]
+    to: String,
+    /// Amount in sats.
+    #[arg(long)]
+    amount: u64,
+    /// Fee in sats.
+    #[arg(long, default_value_t = 200)]
+    fee: u64,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+#[derive(Args)]
+pub struct BalanceArgs {
+    /// Address to look up.
+    address: String,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+fn network(name: &str) -> Result<Network> {
+    Ok(match name {
+        "main" => Network::Main,
+        "test" => Network::Test,
+        "regtest" => Network::Regtest,
+        "devnet" => Network::Devnet,
+        other => bail!("unknown network {other:?}"),
+    })
+}
+
+fn read_key(path: &Path) -> Result<Signer> {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening key file {}", path.display()))?
+        .read_to_string(&mut s)?;
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut secret)
+        .with_context(|| format!("key file {} must hold 64 hex digits", path.display()))?;
+    Signer::from_secret(secret).context("key file holds an invalid secret key")
+}
+
+pub fn key(cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::New { file, network: n } => {
+            let mut secret = [0u8; 32];
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
+            let signer = Signer::from_secret(secret).context("random key out of range; retry")?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .with_context(|| format!("creating {} (it must not exist)", file.display()))?;
+            f.write_all(hex::encode(secret).as_bytes())?;
+            println!("{}", signer.address().encode(network(&n)?));
+        }
+        KeyCmd::Address { file, network: n } => {
+            println!("{}", read_key(&file)?.address().encode(network(&n)?));
+        }
+    }
+    Ok(())
+}
+
+pub fn balance(a: BalanceArgs) -> Result<()> {
+    let r = a.rpc.peer()?.call("getaccount", json!([a.address]))?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+pub fn send(a: SendArgs) -> Result<()> {
+    let peer = a.rpc.peer()?;
+    let signer = read_key(&a.key)?;
+    let info = peer.call("getchaininfo", json!([]))?;
+    let net = network(info["network"].as_str().unwrap_or(""))?;
+    let to = Address::parse_for(&a.to, net).context("payee address")?;
+    let from = signer.address().encode(net);
+    let acct = peer.call("getaccount", json!([from]))?;
+    let height = info["height"].as_u64().unwrap_or(0);
+    let tx = Tx {
+        network: net,
+        from: signer.address(),
+        nonce: acct["nonce"].as_u64().unwrap_or(0),
+        fee: Amount::from_sat(a.fee),
+        gas_limit: 0,
+        expiry_height: height + 100,
+        payload: Payload::Transfer {
+            to,
+            amount: Amount::from_sat(a.amount),
+        },
+    }
+    .sign(&signer);
+    let txid = peer.call("sendrawtransaction", json!([hex::encode(tx.to_bytes())]))?;
+    println!("{}", txid.as_str().unwrap_or_default());
+    Ok(())
+}

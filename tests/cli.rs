@@ -1,0 +1,112 @@
+//! Client commands against a running node: key files, send, balance.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use rexe_chain::encode::{Decode, Encode};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::Block;
+use serde_json::json;
+
+fn rexe(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run rexe");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn key_send_and_balance_against_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = spawn(
+        &[
+            "node",
+            "--datadir",
+            dir.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let key = dir.path().join("alice.key");
+    let (ok, alice, err) = rexe(&["key", "new", key.to_str().unwrap(), "--network", "regtest"]);
+    assert!(ok, "{err}");
+    assert!(alice.starts_with("trx1"), "{alice}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second `key new` on the same file refuses to overwrite it.
+    assert!(!rexe(&["key", "new", key.to_str().unwrap()]).0);
+
+    // Mine a block paying Alice.
+    let t = call(&node, "getblocktemplate", json!([alice]));
+    let mut b =
+        Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
+    b.seal = TestSealer::seal(&b.header);
+    assert!(call(&node, "submitblock", json!([hex::encode(b.to_bytes())]))["result"].is_null());
+
+    let bob_key = dir.path().join("bob.key");
+    let (_, bob, _) = rexe(&[
+        "key",
+        "new",
+        bob_key.to_str().unwrap(),
+        "--network",
+        "regtest",
+    ]);
+    let cookie = dir.path().join(".cookie");
+    let rpc = [
+        "--rpc",
+        node.rpc.as_str(),
+        "--rpc-cookie",
+        cookie.to_str().unwrap(),
+    ];
+    let mut args = vec![
+        "send",
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        &bob,
+        "--amount",
+        "1234",
+    ];
+    args.extend(rpc);
+    let (ok, txid, err) = rexe(&args);
+    assert!(ok, "{err}");
+    assert_eq!(txid.len(), 64, "{txid}");
+    assert_eq!(
+        call(&node, "getmempoolinfo", json!([]))["result"]["size"],
+        json!(1)
+    );
+
+    // Spending more than the balance is refused with the node's reason.
+    let mut args = vec![
+        "send",
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        &bob,
+        "--amount",
+        "999999999999",
+    ];
+    args.extend(rpc);
+    let (ok, _, err) = rexe(&args);
+    assert!(!ok);
+    assert!(err.contains("insufficient funds"), "{err}");
+
+    let mut args = vec!["balance", &alice];
+    args.extend(rpc);
+    let (ok, out, err) = rexe(&args);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["balance"].as_u64().unwrap() > 0);
+    // The secret never appears in any output.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    assert!(!out.contains(secret.trim()) && !err.contains(secret.trim()));
+}
