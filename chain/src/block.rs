@@ -217,3 +217,61 @@ mod tests {
         assert!(Block::from_bytes(&[0xff; 300]).is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz_like {
+    use super::*;
+    use crate::relay::Relay;
+    use crate::tx::SignedTx;
+    use proptest::prelude::*;
+
+    fn roundtrip<T: Decode + Encode>(data: &[u8]) {
+        if let Ok(v) = T::from_bytes(data) {
+            assert_eq!(v.to_bytes(), data, "canonical encoding");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// The same property as the `chain_decode` fuzz target, run in CI.
+        #[test]
+        fn decoders_never_panic_and_are_canonical(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            roundtrip::<SignedTx>(&data);
+            roundtrip::<Header>(&data);
+            roundtrip::<Block>(&data);
+            roundtrip::<Relay>(&data);
+        }
+
+        /// Mutations of a valid block (with a transaction) decode or fail cleanly.
+        #[test]
+        fn mutated_blocks_never_panic(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+            let signer = crate::address::Signer::from_seed(b"fuzz");
+            let tx = crate::tx::Tx {
+                network: crate::params::Network::Regtest,
+                from: signer.address(),
+                nonce: 1,
+                fee: crate::amount::Amount::from_sat(5),
+                gas_limit: 0,
+                expiry_height: 9,
+                payload: crate::tx::Payload::Transfer { to: signer.address(), amount: crate::amount::Amount::from_sat(7) },
+            }.sign(&signer);
+            let block = Block {
+                header: Header {
+                    version: 1, height: 1, prev: BlockHash::default(), time: 5, bits: 0x207f_ffff,
+                    order: ShardOrder::new(1).unwrap(), miner: Address([1; 32]),
+                    tx_root: Hash256::ZERO, relay_root: Hash256::ZERO, state_root: Hash256::ZERO,
+                },
+                txs: vec![vec![tx], vec![]],
+                seal: vec![1, 2, 3],
+            };
+            let mut bytes = block.to_bytes();
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] ^= b;
+            }
+            let n = bytes.len();
+            bytes.truncate(n - cut % n);
+            roundtrip::<Block>(&bytes);
+        }
+    }
+}
