@@ -738,10 +738,20 @@ impl Chain {
         times[times.len() / 2]
     }
 
-    /// The bits a block on top of `parent` must carry.
-    pub fn next_bits(&self, _parent: &Header) -> u32 {
-        // Fixed difficulty on every network for now; ASERT comes with merge mining.
-        self.params.pow_limit_bits
+    /// The bits a block on top of `parent` must carry: fixed on regtest networks,
+    /// ASERT anchored at genesis otherwise.
+    pub fn next_bits(&self, parent: &Header) -> u32 {
+        if self.params.fixed_difficulty {
+            return self.params.pow_limit_bits;
+        }
+        crate::difficulty::Asert {
+            pow_limit_bits: self.params.pow_limit_bits,
+            anchor_time: self.params.genesis_time,
+            anchor_height: 0,
+            interval: self.params.block_interval_secs,
+            halflife: self.params.asert_halflife_secs,
+        }
+        .next_bits(parent.height, parent.time)
     }
 
     fn env_for(&self, header: &Header) -> BlockEnv {

@@ -14,6 +14,7 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::Random
 pub mod amount;
 pub mod block;
 pub mod chain;
+pub mod difficulty;
 pub mod encode;
 pub mod exec;
 pub mod hash;

@@ -102,8 +102,10 @@ pub struct ChainParams {
     pub block_interval_secs: u64,
     /// Easiest allowed target, compact form.
     pub pow_limit_bits: u32,
-    /// Regtest-style fixed difficulty (every block uses `pow_limit_bits`).
+    /// Regtest-style fixed difficulty (every block uses `pow_limit_bits`); otherwise ASERT.
     pub fixed_difficulty: bool,
+    /// ASERT half-life: seconds of schedule drift that double or halve the target.
+    pub asert_halflife_secs: u64,
     /// How many recent blocks keep undo records (the deepest possible reorg).
     pub undo_depth: u64,
     /// Bitcoin confirmations the bridge requires before a peg payment counts.
@@ -144,6 +146,7 @@ impl ChainParams {
             block_interval_secs: 10,
             pow_limit_bits: 0x1d00_ffff,
             fixed_difficulty: false,
+            asert_halflife_secs: 3600,
             undo_depth: 200,
             btc_confirmations: 6,
             max_tx_bytes: 100_000,

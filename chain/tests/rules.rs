@@ -433,3 +433,41 @@ fn replacement_needs_a_higher_fee() {
         Amount::from_sat(11)
     );
 }
+
+#[test]
+fn asert_difficulty_rises_when_blocks_come_fast_and_wrong_bits_are_rejected() {
+    let keys = keys(2);
+    let mut p = params(1, &keys);
+    p.fixed_difficulty = false;
+    p.block_interval_secs = 10;
+    p.asert_halflife_secs = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path(), &p, 1);
+    let miner = Signer::from_seed(b"asert").address();
+    let target = |bits: u32| {
+        bitcoin::pow::Target::from_compact(bitcoin::pow::CompactTarget::from_consensus(bits))
+    };
+    let mut last = p.pow_limit_bits;
+    // Blocks one second apart are 9 s ahead of schedule each: the target keeps shrinking.
+    for h in 1..=6u64 {
+        let now = p.genesis_time + h;
+        let mut b = chain
+            .template_with(miner, now, vec![Vec::new(); 2], false)
+            .unwrap();
+        if h > 1 {
+            assert!(target(b.header.bits) < target(last), "height {h}");
+        }
+        last = b.header.bits;
+        b.seal = TestSealer::seal(&b.header);
+        chain.submit(b, now).unwrap();
+    }
+    // The easiest target is no longer acceptable.
+    let now = p.genesis_time + 7;
+    let mut b = chain
+        .template_with(miner, now, vec![Vec::new(); 2], false)
+        .unwrap();
+    b.header.bits = p.pow_limit_bits;
+    b.seal = TestSealer::seal(&b.header);
+    let err = chain.submit(b, now).unwrap_err();
+    assert!(matches!(err, BlockError::BadBits { .. }), "{err}");
+}
