@@ -173,6 +173,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         flush_dirty_limit: 4_000_000,
         // hashbrown tables grow in powers of two: 1.8M entries fit 2^21 buckets.
         cache_limit: 1_800_000,
+        txindex: false,
     };
     let order = params.shard_order;
     let n_shards = order.shard_count();

@@ -149,8 +149,23 @@ fn mining_through_the_rpc_and_transaction_errors() {
         call(&n, "getmempoolinfo", json!([]))["result"]["size"],
         json!(1)
     );
+    let st = call(&n, "gettransaction", json!([tx.txid().to_string()]));
+    assert_eq!(st["result"]["status"], json!("mempool"), "{st}");
+    // Mined: confirmed, with its place in the block.
+    let t = call(&n, "getblocktemplate", json!([addr]));
+    let mut block =
+        Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
+    block.seal = TestSealer::seal(&block.header);
+    assert!(call(&n, "submitblock", json!([hex::encode(block.to_bytes())]))["result"].is_null());
+    let st = call(&n, "gettransaction", json!([tx.txid().to_string()]));
+    assert_eq!(st["result"]["status"], json!("confirmed"), "{st}");
+    assert_eq!(st["result"]["height"], json!(4));
+    assert_eq!(st["result"]["confirmations"], json!(1));
+    assert_eq!(st["result"]["tx"]["tx"]["nonce"], json!(0));
+    let st = call(&n, "gettransaction", json!(["00".repeat(32)]));
+    assert_eq!(st["error"]["code"], json!(-5));
     let info = call(&n, "getchaininfo", json!([]));
-    assert_eq!(info["result"]["height"], json!(3));
+    assert_eq!(info["result"]["height"], json!(4));
     assert_eq!(info["result"]["shards"], json!(4));
 }
 

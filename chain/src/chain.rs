@@ -41,6 +41,8 @@ pub struct ChainConfig {
     pub flush_dirty_limit: usize,
     /// Cached entries per shard (a shard that fits is loaded whole at open).
     pub cache_limit: usize,
+    /// Keep a txid -> block index (for transaction status queries).
+    pub txindex: bool,
 }
 
 impl Default for ChainConfig {
@@ -52,6 +54,7 @@ impl Default for ChainConfig {
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
             cache_limit: 1_800_000,
+            txindex: true,
         }
     }
 }
@@ -259,6 +262,28 @@ pub enum AdmissionError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Where a transaction stands (see [`Chain::tx_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Mempool,
+    /// In a block of the active chain.
+    Confirmed {
+        /// The block.
+        block: BlockHash,
+        /// Its height.
+        height: u64,
+        /// Shard whose list holds it.
+        shard: ShardId,
+        /// Position in that list.
+        position: u32,
+        /// Blocks on top, counting its own.
+        confirmations: u64,
+    },
+    /// Not known (never seen, dropped, in a block no longer active, or not indexed).
+    Unknown,
 }
 
 /// What [`Chain::submit`] did with a valid block.
@@ -502,7 +527,7 @@ impl Chain {
             block.header.work().to_be_bytes(),
             BlockStatus::Valid,
         )?;
-        self.db.connect(0, hash, &encode_relays(&[]), None)?;
+        self.db.connect(0, hash, &encode_relays(&[]), None, &[])?;
         tracing::info!(%hash, network = self.params.network.name(), "created genesis");
         Ok(())
     }
@@ -879,16 +904,32 @@ impl Chain {
         }
         let mut outcomes = outcomes;
         let height = block.header.height;
+        let txindex: Vec<(Txid, u16, u32)> = if self.config.txindex && !matches!(log, Log::Replay) {
+            block
+                .txs
+                .iter()
+                .enumerate()
+                .flat_map(|(s, list)| {
+                    list.iter()
+                        .enumerate()
+                        .map(move |(i, t)| (t.txid(), s as u16, i as u32))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         match log {
             Log::Replay => {}
-            Log::Stored => self
-                .db
-                .connect(height, hash, &encode_outbound(&outcomes), None)?,
+            Log::Stored => {
+                self.db
+                    .connect(height, hash, &encode_outbound(&outcomes), None, &txindex)?
+            }
             Log::New(work) => self.db.connect(
                 height,
                 hash,
                 &encode_outbound(&outcomes),
                 Some((&block.header, &block.to_bytes(), work.to_be_bytes())),
+                &txindex,
             )?,
         }
         let n = self.shards.len();
@@ -1097,6 +1138,31 @@ impl Chain {
         }
         self.readmit(undone);
         Ok(SubmitOutcome::Reorged { depth })
+    }
+
+    /// Where a transaction stands: pending, in an active block, in a block that is no
+    /// longer active, or unknown (never seen, or not indexed).
+    pub fn tx_status(&self, txid: Txid) -> Result<TxStatus, StoreError> {
+        if self.mempool.contains(&txid) {
+            return Ok(TxStatus::Mempool);
+        }
+        let Some((block, shard, pos)) = self.db.tx_location(txid)? else {
+            return Ok(TxStatus::Unknown);
+        };
+        let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
+            return Ok(TxStatus::Unknown);
+        };
+        if self.hash_at(h) == Some(block) {
+            Ok(TxStatus::Confirmed {
+                block,
+                height: h,
+                shard: ShardId(shard),
+                position: pos,
+                confirmations: self.tip_height() - h + 1,
+            })
+        } else {
+            Ok(TxStatus::Unknown)
+        }
     }
 
     /// Admits a transaction to the mempool, or says why not.

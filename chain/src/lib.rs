@@ -30,7 +30,9 @@ pub mod tx;
 pub use address::{shard_of, Address, Signer};
 pub use amount::Amount;
 pub use block::{Block, Header};
-pub use chain::{AdmissionError, BlockError, Chain, ChainConfig, ChainError, SubmitOutcome};
+pub use chain::{
+    AdmissionError, BlockError, Chain, ChainConfig, ChainError, SubmitOutcome, TxStatus,
+};
 pub use hash::{BlockHash, Hash256, Txid};
 pub use params::{ChainParams, Network};
 pub use shard::{ShardId, ShardOrder};

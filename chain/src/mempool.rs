@@ -46,6 +46,12 @@ impl Mempool {
         self.by_txid.contains_key(txid)
     }
 
+    /// The pending transaction with this id.
+    pub fn get_by_txid(&self, txid: &Txid) -> Option<&SignedTx> {
+        let (sender, nonce) = self.by_txid.get(txid)?;
+        self.get(sender, *nonce)
+    }
+
     /// Whether this exact transaction, signature included, is pending (its signature was
     /// verified at admission).
     pub fn has_verified(&self, tx: &SignedTx) -> bool {

@@ -47,6 +47,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getblock", "hash_or_height [verbosity=1]"),
     ("getblockheader", "hash_or_height"),
     ("sendrawtransaction", "hex"),
+    ("gettransaction", "txid"),
     ("getmempoolinfo", ""),
     ("getaccount", "address"),
     ("getshardinfo", ""),
@@ -202,6 +203,44 @@ pub fn call(chain: &mut Chain, method: &str, params: &Value, now: u64) -> Result
                 .submit_tx_bytes(&bytes)
                 .map(|txid| json!(txid.to_string()))
                 .map_err(|e| RpcError::new(-26, e.to_string()))
+        }
+        "gettransaction" => {
+            check_arity(params, 1, 1)?;
+            let txid: rexe_chain::Txid = str_param(params, 0, "txid")?
+                .parse()
+                .map_err(|_| RpcError::new(-8, "txid must be 64 hex digits"))?;
+            let status = chain.tx_status(txid).map_err(RpcError::internal)?;
+            match status {
+                rexe_chain::TxStatus::Mempool => {
+                    let tx = chain.mempool().get_by_txid(&txid).cloned();
+                    Ok(json!({"txid": txid.to_string(), "status": "mempool", "tx": tx}))
+                }
+                rexe_chain::TxStatus::Confirmed {
+                    block,
+                    height,
+                    shard,
+                    position,
+                    confirmations,
+                } => {
+                    let tx = chain
+                        .block(block)
+                        .map_err(RpcError::internal)?
+                        .and_then(|b| b.txs.get(shard.index())?.get(position as usize).cloned());
+                    Ok(json!({
+                        "txid": txid.to_string(),
+                        "status": "confirmed",
+                        "blockhash": block.to_string(),
+                        "height": height,
+                        "shard": shard.0,
+                        "position": position,
+                        "confirmations": confirmations,
+                        "tx": tx,
+                    }))
+                }
+                _ => Err(RpcError::not_found(
+                    "no such transaction in the mempool or the active chain",
+                )),
+            }
         }
         "getmempoolinfo" => {
             check_arity(params, 0, 0)?;

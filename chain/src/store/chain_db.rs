@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{chain_migrations, open_db, StoreError};
 use crate::block::Header;
 use crate::encode::Encode;
-use crate::hash::{BlockHash, Hash256};
+use crate::hash::{BlockHash, Hash256, Txid};
 
 /// Validation status of a stored block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,8 +125,21 @@ impl ChainDb {
         hash: BlockHash,
         relays: &[u8],
         new_block: Option<(&Header, &[u8], [u8; 32])>,
+        txindex: &[(Txid, u16, u32)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        {
+            let mut ins =
+                tx.prepare_cached("INSERT OR REPLACE INTO txindex VALUES (?1, ?2, ?3, ?4)")?;
+            for (txid, shard, pos) in txindex {
+                ins.execute(params![
+                    &txid.0 .0[..],
+                    &hash.0 .0[..],
+                    *shard as i64,
+                    *pos as i64
+                ])?;
+            }
+        }
         if let Some((header, body, work)) = new_block {
             tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
                 .execute(params![
@@ -188,6 +201,17 @@ impl ChainDb {
             .prepare_cached("SELECT body FROM blocks WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Where a transaction was included: block, shard, position (if indexed).
+    pub fn tx_location(&self, txid: Txid) -> Result<Option<(BlockHash, u16, u32)>, StoreError> {
+        let row: Option<(Vec<u8>, i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT block, shard, pos FROM txindex WHERE txid = ?1")?
+            .query_row([&txid.0 .0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        row.map(|(b, s, p)| Ok((hash_col(b)?, s as u16, p as u32)))
+            .transpose()
     }
 
     /// The encoded relays a connected block emitted.

@@ -47,9 +47,10 @@ impl StoreError {
 }
 
 fn chain_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/chain/0001_init.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/chain/0001_init.sql")),
+        M::up(include_str!("../../../migrations/chain/0002_txindex.sql")),
+    ])
 }
 
 fn shard_migrations() -> Migrations<'static> {
