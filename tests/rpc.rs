@@ -170,6 +170,30 @@ fn mining_through_the_rpc_and_transaction_errors() {
 }
 
 #[test]
+fn metrics_are_served_in_prometheus_format() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    let mut s = std::net::TcpStream::connect(&n.rpc).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for m in [
+        "rexe_tip_height 0",
+        "rexe_mempool_size 0",
+        "rexe_blocks_connected_total",
+        "rexe_peers 0",
+    ] {
+        assert!(text.contains(m), "missing {m}: {text}");
+    }
+}
+
+#[test]
 fn rpc_method_list_matches_the_docs() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rpc.md")).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -347,6 +347,20 @@ pub struct Chain {
     sealer: Arc<dyn Sealer>,
     prepared: Option<Prepared>,
     blocks_since_flush: u64,
+    stats: ChainStats,
+}
+
+/// Counters since the chain was opened (for metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChainStats {
+    /// Blocks connected (replayed ones included).
+    pub blocks_connected: u64,
+    /// Transactions in those blocks.
+    pub txs_connected: u64,
+    /// Blocks rolled back.
+    pub blocks_disconnected: u64,
+    /// Seconds spent executing and connecting blocks.
+    pub connect_secs: f64,
 }
 
 fn params_fingerprint(p: &ChainParams) -> Hash256 {
@@ -445,6 +459,7 @@ impl Chain {
             sealer,
             prepared: None,
             blocks_since_flush: 0,
+            stats: ChainStats::default(),
         };
         let fp = params_fingerprint(&chain.params);
         match chain.db.tip()? {
@@ -882,6 +897,20 @@ impl Chain {
     /// Connects `block` on top of the tip: executes (or reuses the template's execution),
     /// checks the roots, writes the log (when `log`), then applies to the shard caches.
     fn connect(&mut self, block: &Block, trusted: bool, log: Log) -> Result<(), BlockError> {
+        let started = std::time::Instant::now();
+        self.connect_inner(block, trusted, log)?;
+        self.stats.blocks_connected += 1;
+        self.stats.txs_connected += block.tx_count() as u64;
+        self.stats.connect_secs += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> ChainStats {
+        self.stats
+    }
+
+    fn connect_inner(&mut self, block: &Block, trusted: bool, log: Log) -> Result<(), BlockError> {
         let hash = block.header.hash();
         let env = self.env_for(&block.header);
         let outcomes = match self.prepared.take() {
@@ -993,6 +1022,7 @@ impl Chain {
             s.undo_top()?;
         }
         self.active.pop();
+        self.stats.blocks_disconnected += 1;
         self.inbound = self.load_relays(self.tip_hash())?;
         self.prepared = None;
         Ok(block)

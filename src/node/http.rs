@@ -223,6 +223,17 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "rexe_inbound_relays {}\n",
             c.inbound().iter().map(Vec::len).sum::<usize>()
         );
+        let st = c.stats();
+        s += "# HELP rexe_blocks_connected_total Blocks connected since start.\n# TYPE rexe_blocks_connected_total counter\n";
+        s += &format!("rexe_blocks_connected_total {}\n", st.blocks_connected);
+        s += "# HELP rexe_blocks_disconnected_total Blocks rolled back (reorgs) since start.\n# TYPE rexe_blocks_disconnected_total counter\n";
+        s += &format!("rexe_blocks_disconnected_total {}\n", st.blocks_disconnected);
+        s += "# HELP rexe_txs_connected_total Transactions in connected blocks since start.\n# TYPE rexe_txs_connected_total counter\n";
+        s += &format!("rexe_txs_connected_total {}\n", st.txs_connected);
+        s += "# HELP rexe_connect_seconds_total Time spent executing and connecting blocks.\n# TYPE rexe_connect_seconds_total counter\n";
+        s += &format!("rexe_connect_seconds_total {:.6}\n", st.connect_secs);
+        s += "# HELP rexe_peers Configured peers.\n# TYPE rexe_peers gauge\n";
+        s += &format!("rexe_peers {}\n", shared.peers.len());
         s += "# HELP rexe_uptime_seconds Seconds since start.\n# TYPE rexe_uptime_seconds counter\n";
         s += &format!("rexe_uptime_seconds {}\n", shared.started.elapsed().as_secs());
         s
