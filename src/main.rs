@@ -28,6 +28,8 @@ enum Command {
     /// Key files for L2 accounts.
     #[command(subcommand)]
     Key(wallet_cli::KeyCmd),
+    /// Call one node RPC method and print the result (like bitcoin-cli).
+    Rpc(wallet_cli::RpcCallArgs),
     /// Show an account's balance and nonce (asks a node).
     Balance(wallet_cli::BalanceArgs),
     /// Sign a transfer with a key file and submit it to a node.
@@ -48,6 +50,7 @@ fn main() -> Result<()> {
         Command::Node(a) => node::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Key(c) => wallet_cli::key(c),
+        Command::Rpc(a) => wallet_cli::rpc_call(a),
         Command::Balance(a) => wallet_cli::balance(a),
         Command::Send(a) => wallet_cli::send(a),
     }

@@ -91,6 +91,16 @@ pub struct SendArgs {
 }
 
 #[derive(Args)]
+pub struct RpcCallArgs {
+    /// Method name (see docs/rpc.md).
+    method: String,
+    /// Parameters: each parsed as JSON when it is valid JSON, else taken as a string.
+    params: Vec<String>,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+#[derive(Args)]
 pub struct BalanceArgs {
     /// Address to look up.
     address: String,
@@ -137,6 +147,24 @@ pub fn key(cmd: KeyCmd) -> Result<()> {
         KeyCmd::Address { file, network: n } => {
             println!("{}", read_key(&file)?.address().encode(network(&n)?));
         }
+    }
+    Ok(())
+}
+
+/// `rexe rpc METHOD PARAMS...`: one call, result printed as JSON (like bitcoin-cli).
+pub fn rpc_call(a: RpcCallArgs) -> Result<()> {
+    let params: Vec<serde_json::Value> = a
+        .params
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap_or_else(|_| serde_json::Value::String(p.clone())))
+        .collect();
+    let r = a
+        .rpc
+        .peer()?
+        .call(&a.method, serde_json::Value::Array(params))?;
+    match r {
+        serde_json::Value::String(s) => println!("{s}"),
+        v => println!("{}", serde_json::to_string_pretty(&v)?),
     }
     Ok(())
 }

@@ -100,6 +100,20 @@ fn key_send_and_balance_against_a_node() {
     assert!(!ok);
     assert!(err.contains("insufficient funds"), "{err}");
 
+    // The generic RPC client.
+    let mut args = vec!["rpc", "getblockcount"];
+    args.extend(rpc);
+    let (ok, out, err) = rexe(&args);
+    assert!(ok, "{err}");
+    assert_eq!(out, "1");
+    let mut args = vec!["rpc", "getblockhash", "0"];
+    args.extend(rpc);
+    assert_eq!(rexe(&args).1.len(), 64);
+    let mut args = vec!["rpc", "nosuchmethod"];
+    args.extend(rpc);
+    let (ok, _, err) = rexe(&args);
+    assert!(!ok && err.contains("-32601"), "{err}");
+
     let mut args = vec!["balance", &alice];
     args.extend(rpc);
     let (ok, out, err) = rexe(&args);
