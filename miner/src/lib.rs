@@ -1,5 +1,12 @@
-//! Merge mining for rexe: Namecoin-compatible AuxPoW, the aux RPC pools call, the bitcoind
-//! proxy, the Stratum v1 endpoint and the harvesting of on-chain, stale and premature work.
+//! Merge mining for rexe: Namecoin-compatible AuxPoW ([`auxpow`]) and the L2's AuxPoW seal
+//! ([`seal`]).
 //!
-//! Status: not implemented yet (see the merge-mining issue); the crate exists so the workspace
-//! has its final shape.
+//! Status: AuxPoW decode/encode/check/build and the chain seal are implemented. The aux RPC
+//! for pools, the bitcoind proxy, the Stratum v1 endpoint, the watcher and the CPU miner are
+//! not implemented yet (see the merge-mining issue).
+
+pub mod auxpow;
+pub mod seal;
+
+pub use auxpow::{AuxPow, AuxPowError, AuxTree, ChainId};
+pub use seal::AuxPowSealer;

@@ -1,0 +1,479 @@
+//! Namecoin-compatible AuxPoW: the proof that a SHA-256d "parent" header (a Bitcoin block,
+//! stale block or pool share) commits to an L2 block.
+//!
+//! Byte for byte as Namecoin Core's `src/auxpow.{h,cpp}` (`CAuxPow`, `CAuxPow::check`,
+//! `getExpectedIndex`, `CheckMerkleBranch`) and the caller's "parent has the auxpow flag"
+//! rule; see `shared/MERGED_MINING.md`. Serialized form:
+//!
+//! ```text
+//! coinbase tx | hashBlock (32, ignored) | coinbase branch | nIndex (i32) |
+//! chain branch (<= 30) | nChainIndex (i32) | parent header (80)
+//! ```
+
+use bitcoin::block::Header as BtcHeader;
+use bitcoin::consensus::{Decodable, Encodable};
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::pow::Target;
+use bitcoin::{Transaction, VarInt};
+use thiserror::Error;
+
+/// `fa be 6d 6d`: the merged-mining magic before the aux merkle root in the coinbase.
+pub const MERGED_MINING_HEADER: [u8; 4] = [0xfa, 0xbe, b'm', b'm'];
+/// Longest chain merkle branch Namecoin accepts.
+pub const MAX_CHAIN_BRANCH: usize = 30;
+/// Version bit marking a merge-mined header.
+pub const VERSION_AUXPOW: i32 = 1 << 8;
+
+/// A merge-mining chain id (the high 16 bits of a merge-mined header's version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChainId(pub u32);
+
+impl ChainId {
+    /// Namecoin.
+    pub const NAMECOIN: ChainId = ChainId(0x0001);
+    /// Dogecoin.
+    pub const DOGECOIN: ChainId = ChainId(0x0062);
+    /// rexe: `0x0b42`. Below `0x2000`, so no Bitcoin header with BIP9 version bits or
+    /// version rolling can read as it, and not used by a merge-mined chain we know of
+    /// (Namecoin 0x0001, Huntercoin 0x0006, Myriadcoin 0x005a, Dogecoin 0x0062,
+    /// Xaya 0x0725, Syscoin 0x1000, Elastos 0x0539).
+    pub const REXE: ChainId = ChainId(0x0b42);
+
+    /// The chain id a header's version encodes.
+    pub fn of_version(version: i32) -> ChainId {
+        ChainId((version as u32) >> 16)
+    }
+}
+
+/// Why an AuxPoW is rejected. One variant per rule, in the order they are checked.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AuxPowError {
+    /// Bytes do not decode.
+    #[error("malformed auxpow: {0}")]
+    Malformed(String),
+    /// The coinbase is not leaf 0 of the parent's merkle tree.
+    #[error("AuxPow is not a generate (coinbase index {0} != 0)")]
+    NotAGenerate(i32),
+    /// The parent header carries our own chain id.
+    #[error("Aux POW parent has our chain ID")]
+    ParentHasOurChainId,
+    /// The parent header has the auxpow version flag.
+    #[error("auxpow parent block has auxpow version")]
+    ParentIsAuxpow,
+    /// More than 30 levels in the aux merkle tree.
+    #[error("Aux POW chain merkle branch too long ({0} > 30)")]
+    ChainBranchTooLong(usize),
+    /// The coinbase branch does not lead to the parent's merkle root.
+    #[error("Aux POW merkle root incorrect")]
+    BadParentMerkleRoot,
+    /// The coinbase has no input.
+    #[error("Aux POW coinbase has no inputs")]
+    NoCoinbaseInput,
+    /// The aux merkle root is not in the coinbase scriptSig.
+    #[error("Aux POW missing chain merkle root in parent coinbase")]
+    MissingRoot,
+    /// The magic occurs more than once.
+    #[error("Multiple merged mining headers in coinbase")]
+    MultipleHeaders,
+    /// The magic is not right before the root.
+    #[error("Merged mining header is not just before chain merkle root")]
+    HeaderNotBeforeRoot,
+    /// Legacy (no magic) root after byte 20.
+    #[error("Aux POW chain merkle root must start in the first 20 bytes of the parent coinbase")]
+    LegacyRootTooLate,
+    /// Fewer than 8 bytes after the root.
+    #[error("Aux POW missing chain merkle tree size and nonce in parent coinbase")]
+    MissingSizeAndNonce,
+    /// `size != 1 << branch length`.
+    #[error("Aux POW merkle branch size does not match parent coinbase")]
+    SizeMismatch,
+    /// The chain index is not the slot the nonce and chain id give.
+    #[error("Aux POW wrong index (expected {expected}, got {got})")]
+    WrongIndex {
+        /// Slot from nonce and chain id.
+        expected: u32,
+        /// `nChainIndex`.
+        got: i32,
+    },
+    /// The parent header's hash does not meet the target being sealed.
+    #[error("parent hash {hash} above target")]
+    HighHash {
+        /// The parent's hash.
+        hash: bitcoin::BlockHash,
+    },
+}
+
+/// An AuxPoW.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuxPow {
+    /// The parent's coinbase transaction.
+    pub coinbase_tx: Transaction,
+    /// `hashBlock`: unused by the rules. Old Namecoin data carries the parent's hash here;
+    /// rexe writes zeros and keeps what it reads so re-encoding is exact.
+    pub hash_block: [u8; 32],
+    /// Merkle branch from the coinbase txid to the parent's merkle root.
+    pub coinbase_branch: Vec<[u8; 32]>,
+    /// Position of the coinbase (must be 0).
+    pub coinbase_index: i32,
+    /// Merkle branch from the aux block hash to the aux merkle root.
+    pub chain_branch: Vec<[u8; 32]>,
+    /// Leaf index of this chain in the aux tree.
+    pub chain_index: i32,
+    /// The parent header.
+    pub parent: BtcHeader,
+}
+
+fn malformed(e: impl ToString) -> AuxPowError {
+    AuxPowError::Malformed(e.to_string())
+}
+
+fn read_branch<R: bitcoin::io::BufRead + ?Sized>(
+    r: &mut R,
+    max: usize,
+) -> Result<Vec<[u8; 32]>, AuxPowError> {
+    let n = VarInt::consensus_decode(r).map_err(malformed)?.0;
+    if n as usize > max {
+        return Err(malformed(format!("merkle branch of {n} hashes")));
+    }
+    (0..n)
+        .map(|_| <[u8; 32]>::consensus_decode(r).map_err(malformed))
+        .collect()
+}
+
+fn write_branch(out: &mut Vec<u8>, b: &[[u8; 32]]) {
+    VarInt(b.len() as u64)
+        .consensus_encode(out)
+        .expect("vec write");
+    for h in b {
+        out.extend_from_slice(h);
+    }
+}
+
+/// SHA-256d of `left || right` (internal byte order).
+fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut e = sha256d::Hash::engine();
+    bitcoin::hashes::HashEngine::input(&mut e, left);
+    bitcoin::hashes::HashEngine::input(&mut e, right);
+    sha256d::Hash::from_engine(e).to_byte_array()
+}
+
+/// Namecoin's `CheckMerkleBranch`: bit `i` of `index` says whether the running hash is
+/// the right (1) or left (0) node at level `i`.
+pub fn merkle_branch_root(leaf: [u8; 32], branch: &[[u8; 32]], index: i32) -> [u8; 32] {
+    let mut h = leaf;
+    let mut idx = index;
+    for b in branch {
+        h = if idx & 1 == 1 {
+            hash_pair(b, &h)
+        } else {
+            hash_pair(&h, b)
+        };
+        idx >>= 1;
+    }
+    h
+}
+
+/// Namecoin's `getExpectedIndex`: the slot of `chain_id` in an aux tree of height `h`
+/// for `nonce`.
+pub fn expected_index(nonce: u32, chain_id: ChainId, h: u32) -> u32 {
+    let mut rand = nonce;
+    rand = rand.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+    rand = rand.wrapping_add(chain_id.0);
+    rand = rand.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+    if h >= 32 {
+        return rand;
+    }
+    rand % (1u32 << h)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl AuxPow {
+    /// Decodes one AuxPoW from the start of `r` (consumes exactly its bytes).
+    pub fn decode_from<R: bitcoin::io::BufRead + ?Sized>(r: &mut R) -> Result<Self, AuxPowError> {
+        let coinbase_tx = Transaction::consensus_decode(r).map_err(malformed)?;
+        let hash_block = <[u8; 32]>::consensus_decode(r).map_err(malformed)?;
+        let coinbase_branch = read_branch(r, 64)?;
+        let coinbase_index = i32::consensus_decode(r).map_err(malformed)?;
+        // Read a few more than allowed so "too long" is reported by `check`, by rule.
+        let chain_branch = read_branch(r, 64)?;
+        let chain_index = i32::consensus_decode(r).map_err(malformed)?;
+        let parent = BtcHeader::consensus_decode(r).map_err(malformed)?;
+        Ok(AuxPow {
+            coinbase_tx,
+            hash_block,
+            coinbase_branch,
+            coinbase_index,
+            chain_branch,
+            chain_index,
+            parent,
+        })
+    }
+
+    /// Decodes an AuxPoW that must span all of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, AuxPowError> {
+        let mut cur = bitcoin::io::Cursor::new(bytes);
+        let a = Self::decode_from(&mut cur)?;
+        if cur.position() as usize != bytes.len() {
+            return Err(malformed(format!(
+                "{} trailing bytes",
+                bytes.len() - cur.position() as usize
+            )));
+        }
+        Ok(a)
+    }
+
+    /// Namecoin's serialization (coinbase without witness).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut cb = self.coinbase_tx.clone();
+        for i in &mut cb.input {
+            i.witness.clear();
+        }
+        cb.consensus_encode(&mut out).expect("vec write");
+        out.extend_from_slice(&self.hash_block);
+        write_branch(&mut out, &self.coinbase_branch);
+        self.coinbase_index
+            .consensus_encode(&mut out)
+            .expect("vec write");
+        write_branch(&mut out, &self.chain_branch);
+        self.chain_index
+            .consensus_encode(&mut out)
+            .expect("vec write");
+        self.parent.consensus_encode(&mut out).expect("vec write");
+        out
+    }
+
+    /// Checks that this AuxPoW commits to `aux_hash` (internal byte order) for
+    /// `chain_id`: `CAuxPow::check` plus the parent-version rules, in Namecoin's order.
+    pub fn check(&self, aux_hash: [u8; 32], chain_id: ChainId) -> Result<(), AuxPowError> {
+        if self.coinbase_index != 0 {
+            return Err(AuxPowError::NotAGenerate(self.coinbase_index));
+        }
+        if ChainId::of_version(self.parent.version.to_consensus()) == chain_id {
+            return Err(AuxPowError::ParentHasOurChainId);
+        }
+        if self.parent.version.to_consensus() & VERSION_AUXPOW != 0 {
+            return Err(AuxPowError::ParentIsAuxpow);
+        }
+        if self.chain_branch.len() > MAX_CHAIN_BRANCH {
+            return Err(AuxPowError::ChainBranchTooLong(self.chain_branch.len()));
+        }
+        let mut root = merkle_branch_root(aux_hash, &self.chain_branch, self.chain_index);
+        root.reverse();
+        let txid = self.coinbase_tx.compute_txid().to_byte_array();
+        if merkle_branch_root(txid, &self.coinbase_branch, 0)
+            != self.parent.merkle_root.to_byte_array()
+        {
+            return Err(AuxPowError::BadParentMerkleRoot);
+        }
+        let script = self
+            .coinbase_tx
+            .input
+            .first()
+            .ok_or(AuxPowError::NoCoinbaseInput)?
+            .script_sig
+            .as_bytes();
+        let head = find(script, &MERGED_MINING_HEADER);
+        let pc = find(script, &root).ok_or(AuxPowError::MissingRoot)?;
+        match head {
+            Some(h) => {
+                if find(&script[h + 1..], &MERGED_MINING_HEADER).is_some() {
+                    return Err(AuxPowError::MultipleHeaders);
+                }
+                if h + MERGED_MINING_HEADER.len() != pc {
+                    return Err(AuxPowError::HeaderNotBeforeRoot);
+                }
+            }
+            None => {
+                if pc > 20 {
+                    return Err(AuxPowError::LegacyRootTooLate);
+                }
+            }
+        }
+        let rest = &script[pc + 32..];
+        if rest.len() < 8 {
+            return Err(AuxPowError::MissingSizeAndNonce);
+        }
+        let size = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+        let nonce = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let height = self.chain_branch.len() as u32;
+        if size != 1u32 << height {
+            return Err(AuxPowError::SizeMismatch);
+        }
+        let expected = expected_index(nonce, chain_id, height);
+        if self.chain_index as u32 != expected || self.chain_index < 0 {
+            return Err(AuxPowError::WrongIndex {
+                expected,
+                got: self.chain_index,
+            });
+        }
+        Ok(())
+    }
+
+    /// The parent header's hash (what must meet the sealed block's target).
+    pub fn parent_hash(&self) -> bitcoin::BlockHash {
+        self.parent.block_hash()
+    }
+
+    /// Checks the parent's proof of work against `target` (not the parent's own bits:
+    /// premature and stale parents count).
+    pub fn check_pow(&self, target: Target) -> Result<(), AuxPowError> {
+        let hash = self.parent_hash();
+        if target.is_met_by(hash) {
+            Ok(())
+        } else {
+            Err(AuxPowError::HighHash { hash })
+        }
+    }
+}
+
+/// The aux merkle tree a miner commits to for one or several chains.
+#[derive(Clone, Debug)]
+pub struct AuxTree {
+    /// Tree height (`size = 1 << height`).
+    pub height: u32,
+    /// The nonce that places chains in their slots.
+    pub nonce: u32,
+    leaves: Vec<[u8; 32]>,
+}
+
+impl AuxTree {
+    /// A tree holding each `(chain_id, aux_hash)` at its expected slot; searches the
+    /// smallest height and a nonce that puts every chain in a distinct slot.
+    pub fn build(chains: &[(ChainId, [u8; 32])]) -> Option<AuxTree> {
+        for height in 0..=MAX_CHAIN_BRANCH as u32 {
+            if (1usize << height) < chains.len() {
+                continue;
+            }
+            for nonce in 0..1000u32 {
+                let slots: Vec<u32> = chains
+                    .iter()
+                    .map(|(c, _)| expected_index(nonce, *c, height))
+                    .collect();
+                let mut sorted = slots.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != slots.len() {
+                    continue;
+                }
+                let mut leaves = vec![[0u8; 32]; 1 << height];
+                for ((_, h), s) in chains.iter().zip(&slots) {
+                    leaves[*s as usize] = *h;
+                }
+                return Some(AuxTree {
+                    height,
+                    nonce,
+                    leaves,
+                });
+            }
+        }
+        None
+    }
+
+    /// Root (internal order).
+    pub fn root(&self) -> [u8; 32] {
+        let mut level = self.leaves.clone();
+        while level.len() > 1 {
+            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+        }
+        level[0]
+    }
+
+    /// The branch and index of `chain_id`'s leaf.
+    pub fn branch(&self, chain_id: ChainId) -> (Vec<[u8; 32]>, i32) {
+        let index = expected_index(self.nonce, chain_id, self.height) as usize;
+        let mut branch = Vec::new();
+        let mut level = self.leaves.clone();
+        let mut i = index;
+        while level.len() > 1 {
+            branch.push(level[i ^ 1]);
+            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+            i >>= 1;
+        }
+        (branch, index as i32)
+    }
+
+    /// The 44-byte coinbase tag: magic, root (byte-reversed), size LE, nonce LE.
+    pub fn commitment(&self) -> [u8; 44] {
+        let mut t = [0u8; 44];
+        t[..4].copy_from_slice(&MERGED_MINING_HEADER);
+        let mut root = self.root();
+        root.reverse();
+        t[4..36].copy_from_slice(&root);
+        t[36..40].copy_from_slice(&(1u32 << self.height).to_le_bytes());
+        t[40..44].copy_from_slice(&self.nonce.to_le_bytes());
+        t
+    }
+}
+
+/// The 44-byte tag committing to a single aux block (size 1, nonce 0).
+pub fn single_commitment(aux_hash: [u8; 32]) -> [u8; 44] {
+    AuxTree::build(&[(ChainId::REXE, aux_hash)])
+        .expect("one chain always fits")
+        .commitment()
+}
+
+/// Builds an AuxPoW whose parent is a fresh header over a one-transaction block whose
+/// coinbase carries `tag`, grinding the nonce until the parent hash meets `target`.
+/// Used by tests and the CPU miner.
+pub fn mine_parent(
+    tree: &AuxTree,
+    chain_id: ChainId,
+    parent_bits: bitcoin::CompactTarget,
+    target: Target,
+    time: u32,
+) -> AuxPow {
+    use bitcoin::blockdata::{script::Builder, transaction};
+    let mut script = Builder::new().push_int(1).into_script().into_bytes();
+    script.extend_from_slice(&tree.commitment());
+    let coinbase = Transaction {
+        version: transaction::Version::ONE,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: bitcoin::OutPoint::null(),
+            script_sig: bitcoin::ScriptBuf::from_bytes(script),
+            sequence: bitcoin::Sequence::MAX,
+            witness: bitcoin::Witness::new(),
+        }],
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(0),
+            script_pubkey: bitcoin::ScriptBuf::new(),
+        }],
+    };
+    let mut parent = BtcHeader {
+        version: bitcoin::block::Version::from_consensus(0x2000_0000),
+        prev_blockhash: bitcoin::BlockHash::all_zeros(),
+        merkle_root: bitcoin::TxMerkleNode::from_byte_array(
+            coinbase.compute_txid().to_byte_array(),
+        ),
+        time,
+        bits: parent_bits,
+        nonce: 0,
+    };
+    while !target.is_met_by(parent.block_hash()) {
+        parent.nonce = parent.nonce.wrapping_add(1);
+        if parent.nonce == 0 {
+            parent.time += 1;
+        }
+    }
+    let (chain_branch, chain_index) = tree.branch(chain_id);
+    AuxPow {
+        coinbase_tx: coinbase,
+        hash_block: [0; 32],
+        coinbase_branch: Vec::new(),
+        coinbase_index: 0,
+        chain_branch,
+        chain_index,
+        parent,
+    }
+}
+
+/// Decodes a hex-encoded AuxPoW.
+pub fn decode_hex(hex_str: &str) -> Result<AuxPow, AuxPowError> {
+    let bytes = hex::decode(hex_str.trim()).map_err(|e| malformed(format!("bad hex: {e}")))?;
+    AuxPow::decode(&bytes)
+}

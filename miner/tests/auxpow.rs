@@ -1,0 +1,307 @@
+//! AuxPoW against real Namecoin data, a mutation suite (each rule broken once), and
+//! round trips of what the builder makes.
+
+use bitcoin::block::Header as BtcHeader;
+use bitcoin::consensus::deserialize;
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::ScriptBuf;
+use proptest::prelude::*;
+use rexe_miner::auxpow::{
+    expected_index, merkle_branch_root, mine_parent, AuxPow, AuxPowError, AuxTree, ChainId,
+};
+
+fn vector(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap()
+}
+
+/// (Namecoin header, its hash as aux hash, the AuxPoW).
+fn block_37174() -> (BtcHeader, [u8; 32], AuxPow) {
+    let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+    let header: BtcHeader = deserialize(&bytes[..80]).unwrap();
+    let hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
+    let aux = AuxPow::decode(&bytes[80..]).unwrap();
+    (header, hash, aux)
+}
+
+fn target(bits: u32) -> Target {
+    Target::from_compact(CompactTarget::from_consensus(bits))
+}
+
+#[test]
+fn namecoin_block_37174_verifies_with_chain_id_1_only() {
+    let (header, hash, aux) = block_37174();
+    assert_eq!(
+        ChainId::of_version(header.version.to_consensus()),
+        ChainId::NAMECOIN
+    );
+    aux.check(hash, ChainId::NAMECOIN).unwrap();
+    for other in [0u32, 2, 0x62, ChainId::REXE.0] {
+        assert!(aux.check(hash, ChainId(other)).is_err(), "chain id {other}");
+    }
+    assert_eq!(aux.chain_branch.len(), 4);
+    assert_eq!(aux.chain_index, 11);
+    assert_eq!(aux.coinbase_branch.len(), 5);
+    // Premature parent: misses its own target, meets Namecoin's.
+    assert_eq!(aux.parent.bits.to_consensus(), 0x1a0d_69d7);
+    assert_eq!(header.bits.to_consensus(), 0x1a24_2a4a);
+    assert!(matches!(
+        aux.check_pow(target(0x1a0d_69d7)),
+        Err(AuxPowError::HighHash { .. })
+    ));
+    aux.check_pow(target(0x1a24_2a4a)).unwrap();
+    // Re-encoding gives the original bytes.
+    let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+    assert_eq!(hex::encode(aux.encode()), hex::encode(&bytes[80..]));
+}
+
+#[test]
+fn a_parent_with_our_chain_id_is_rejected() {
+    let (_, hash, mut aux) = block_37174();
+    let plain: BtcHeader = deserialize(&vector("namecoin-mainnet-19204.plain-header.hex")).unwrap();
+    aux.parent = plain;
+    assert_eq!(
+        aux.check(hash, ChainId::NAMECOIN),
+        Err(AuxPowError::ParentHasOurChainId)
+    );
+}
+
+fn script_of(aux: &AuxPow) -> Vec<u8> {
+    aux.coinbase_tx.input[0].script_sig.to_bytes()
+}
+
+fn set_script(aux: &mut AuxPow, s: Vec<u8>) {
+    aux.coinbase_tx.input[0].script_sig = ScriptBuf::from_bytes(s);
+}
+
+/// A single-chain AuxPoW of our own whose coinbase we may rewrite (the parent's merkle
+/// root is recomputed so that only the rule under test breaks).
+fn own() -> ([u8; 32], AuxPow) {
+    let aux_hash = [7u8; 32];
+    let tree = AuxTree::build(&[(ChainId::REXE, aux_hash)]).unwrap();
+    let aux = mine_parent(
+        &tree,
+        ChainId::REXE,
+        CompactTarget::from_consensus(0x207f_ffff),
+        target(0x207f_ffff),
+        1,
+    );
+    (aux_hash, aux)
+}
+
+fn fix_root(aux: &mut AuxPow) {
+    aux.parent.merkle_root =
+        bitcoin::TxMerkleNode::from_byte_array(aux.coinbase_tx.compute_txid().to_byte_array());
+}
+
+#[test]
+fn mutations_are_each_rejected_with_their_rule() {
+    let (h, base) = own();
+    base.check(h, ChainId::REXE).unwrap();
+
+    let mut a = base.clone();
+    a.coinbase_index = 1;
+    assert_eq!(a.check(h, ChainId::REXE), Err(AuxPowError::NotAGenerate(1)));
+
+    let mut a = base.clone();
+    a.parent.version =
+        bitcoin::block::Version::from_consensus(((ChainId::REXE.0 as i32) << 16) | 4);
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::ParentHasOurChainId)
+    );
+
+    let mut a = base.clone();
+    a.parent.version = bitcoin::block::Version::from_consensus(0x2000_0100);
+    assert_eq!(a.check(h, ChainId::REXE), Err(AuxPowError::ParentIsAuxpow));
+
+    let mut a = base.clone();
+    a.chain_branch = vec![[0u8; 32]; 31];
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::ChainBranchTooLong(31))
+    );
+
+    let mut a = base.clone();
+    a.parent.merkle_root = bitcoin::TxMerkleNode::all_zeros();
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::BadParentMerkleRoot)
+    );
+
+    // Chain merkle mismatch: the proof is for another aux hash.
+    assert_eq!(
+        base.check([8u8; 32], ChainId::REXE),
+        Err(AuxPowError::MissingRoot)
+    );
+
+    // Magic twice.
+    let mut a = base.clone();
+    let mut s = script_of(&a);
+    s.extend_from_slice(&[0xfa, 0xbe, b'm', b'm']);
+    set_script(&mut a, s);
+    fix_root(&mut a);
+    assert_eq!(a.check(h, ChainId::REXE), Err(AuxPowError::MultipleHeaders));
+
+    // Magic not right before the root.
+    let mut a = base.clone();
+    let s = script_of(&a);
+    let at = s
+        .windows(4)
+        .position(|w| w == [0xfa, 0xbe, b'm', b'm'])
+        .unwrap();
+    let mut t = s[..at + 4].to_vec();
+    t.push(0x00);
+    t.extend_from_slice(&s[at + 4..]);
+    set_script(&mut a, t);
+    fix_root(&mut a);
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::HeaderNotBeforeRoot)
+    );
+
+    // Legacy (no magic) root beyond byte 20.
+    let mut a = base.clone();
+    let s = script_of(&a);
+    let mut t = vec![0x51; 21];
+    t.extend_from_slice(&s[at + 4..]);
+    set_script(&mut a, t);
+    fix_root(&mut a);
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::LegacyRootTooLate)
+    );
+    // ...but within the first 20 bytes it is accepted.
+    let mut a = base.clone();
+    let mut t = vec![0x51; 3];
+    t.extend_from_slice(&s[at + 4..]);
+    set_script(&mut a, t);
+    fix_root(&mut a);
+    a.check(h, ChainId::REXE).unwrap();
+
+    // Missing size and nonce.
+    let mut a = base.clone();
+    set_script(&mut a, s[..s.len() - 8].to_vec());
+    fix_root(&mut a);
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::MissingSizeAndNonce)
+    );
+
+    // Size that does not match the branch.
+    let mut a = base.clone();
+    let mut t = s.clone();
+    let n = t.len();
+    t[n - 8] = 2;
+    set_script(&mut a, t);
+    fix_root(&mut a);
+    assert_eq!(a.check(h, ChainId::REXE), Err(AuxPowError::SizeMismatch));
+
+    // A chain index that does not match the branch proves another root.
+    let (_, hash, mut a) = block_37174();
+    a.chain_index = 10;
+    assert_eq!(
+        a.check(hash, ChainId::NAMECOIN),
+        Err(AuxPowError::MissingRoot)
+    );
+
+    // Parent hash above the target.
+    let hard = target(0x1d00_ffff);
+    assert!(matches!(
+        base.check_pow(hard),
+        Err(AuxPowError::HighHash { .. })
+    ));
+}
+
+#[test]
+fn wrong_index_is_its_own_error() {
+    // The root still matches, but the script claims a nonce whose slot for our chain id is
+    // not the leaf the branch proves.
+    let h = [3u8; 32];
+    let tree = AuxTree::build(&[(ChainId::REXE, h), (ChainId::NAMECOIN, [4u8; 32])]).unwrap();
+    let base = mine_parent(
+        &tree,
+        ChainId::REXE,
+        CompactTarget::from_consensus(0x207f_ffff),
+        target(0x207f_ffff),
+        1,
+    );
+    base.check(h, ChainId::REXE).unwrap();
+    let nonce = (tree.nonce + 1..)
+        .find(|n| expected_index(*n, ChainId::REXE, tree.height) != base.chain_index as u32)
+        .unwrap();
+    let mut a = base.clone();
+    let mut s = script_of(&a);
+    let n = s.len();
+    s[n - 4..].copy_from_slice(&nonce.to_le_bytes());
+    set_script(&mut a, s);
+    fix_root(&mut a);
+    assert_eq!(
+        a.check(h, ChainId::REXE),
+        Err(AuxPowError::WrongIndex {
+            expected: expected_index(nonce, ChainId::REXE, tree.height),
+            got: base.chain_index
+        })
+    );
+}
+
+#[test]
+fn two_chain_tree_verifies_for_both_chains() {
+    let ours = [1u8; 32];
+    let theirs = [2u8; 32];
+    let tree = AuxTree::build(&[(ChainId::REXE, ours), (ChainId::NAMECOIN, theirs)]).unwrap();
+    assert!(tree.height >= 1);
+    let a = mine_parent(
+        &tree,
+        ChainId::REXE,
+        CompactTarget::from_consensus(0x207f_ffff),
+        target(0x207f_ffff),
+        1,
+    );
+    a.check(ours, ChainId::REXE).unwrap();
+    let (branch, index) = tree.branch(ChainId::NAMECOIN);
+    let mut b = a.clone();
+    b.chain_branch = branch;
+    b.chain_index = index;
+    b.check(theirs, ChainId::NAMECOIN).unwrap();
+    assert_eq!(
+        merkle_branch_root(ours, &a.chain_branch, a.chain_index),
+        tree.root()
+    );
+    // Round trip.
+    assert_eq!(AuxPow::decode(&a.encode()).unwrap(), a);
+}
+
+#[test]
+fn every_truncation_and_trailing_byte_is_an_error() {
+    let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+    let aux = &bytes[80..];
+    for n in 0..aux.len() {
+        assert!(matches!(
+            AuxPow::decode(&aux[..n]),
+            Err(AuxPowError::Malformed(_))
+        ));
+    }
+    let mut more = aux.to_vec();
+    more.push(0);
+    assert!(AuxPow::decode(&more).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #[test]
+    fn garbage_and_mutations_never_panic(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6), junk in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = AuxPow::decode(&junk);
+        let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+        let (_, hash, _) = block_37174();
+        let mut aux = bytes[80..].to_vec();
+        for (i, b) in flips {
+            let n = aux.len();
+            aux[i % n] ^= b;
+        }
+        if let Ok(a) = AuxPow::decode(&aux) {
+            let _ = a.check(hash, ChainId::NAMECOIN);
+        }
+    }
+}
