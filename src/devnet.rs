@@ -1,7 +1,7 @@
 //! `rexe devnet`: the one-command local network.
 //!
 //! What runs today: the L2 chain (4 shards, parallel executor, SQLite state) producing a
-//! block every `--interval-ms`, sealed by the stand-in test seal, with a demo wallet pair
+//! block every `--interval-ms`, sealed by AuxPoW over locally ground parents, with a demo wallet pair
 //! paying each other across shards so relays, fees and subsidies are visible, and the L2
 //! JSON-RPC server (cookie auth on 127.0.0.1). The embedded Bitcoin regtest node, merge
 //! mining and the peg demo are wired in as their issues land. Ctrl-C stops cleanly; running
@@ -14,8 +14,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rexe_chain::seal::TestSealer;
-use rexe_chain::{Amount, ChainParams, Network, Payload, Signer, Tx};
+use rexe_chain::{Amount, ChainParams, Header, Network, Payload, Signer, Tx};
+use rexe_miner::auxpow::{mine_parent, AuxTree, ChainId};
+
+/// Seals `header` with an AuxPoW whose parent is a Bitcoin-format header committing to it,
+/// ground until its hash meets the L2 target (not the parent's own, far harder target: this
+/// is premature work). Until the embedded Bitcoin node and Stratum are wired in, the devnet
+/// makes these parents itself.
+fn merge_mine(header: &Header, now: u64) -> Vec<u8> {
+    let tree = AuxTree::build(&[(ChainId::REXE, rexe_miner::seal::aux_hash(header))])
+        .expect("one chain fits");
+    let parent_bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
+    mine_parent(
+        &tree,
+        ChainId::REXE,
+        parent_bits,
+        header.target(),
+        now as u32,
+    )
+    .encode()
+}
 
 #[derive(Args)]
 pub struct DevnetArgs {
@@ -115,7 +133,9 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             s.address().shard(params.shard_order)
         );
     }
-    println!("  not yet running: embedded Bitcoin regtest node, merge mining, peg demo");
+    println!("  sealing        : AuxPoW (chain id 0x{:04x}); parents are ground locally (premature work)", ChainId::REXE.0);
+    println!("  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC");
+    println!("  not yet running: embedded Bitcoin regtest node, Stratum, CPU miner, peg demo");
     println!("Ctrl-C stops; running again resumes.");
 
     let mut made = 0u64;
@@ -144,7 +164,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             }
             let now = now_secs().max(chain.tip_header().time + 1);
             let mut block = chain.template(miner.address(), now)?;
-            block.seal = TestSealer::seal(&block.header);
+            block.seal = merge_mine(&block.header, now);
             let hash = block.header.hash();
             let txs = block.tx_count();
             chain.submit(block, now)?;

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
-use rexe_chain::seal::TestSealer;
 use rexe_chain::Block;
 use serde_json::json;
 
@@ -49,7 +48,7 @@ fn key_send_and_balance_against_a_node() {
     let t = call(&node, "getblocktemplate", json!([alice]));
     let mut b =
         Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
-    b.seal = TestSealer::seal(&b.header);
+    seal(&mut b);
     assert!(call(&node, "submitblock", json!([hex::encode(b.to_bytes())]))["result"].is_null());
 
     let bob_key = dir.path().join("bob.key");

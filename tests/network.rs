@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
-use rexe_chain::seal::TestSealer;
 use rexe_chain::{Block, Network, Signer};
 use serde_json::{json, Value};
 
@@ -56,7 +55,7 @@ fn mine(n: &Running, count: u64, who: &[u8]) {
     for _ in 0..count {
         let t = rpc(n, "getblocktemplate", json!([addr]));
         let mut b = Block::from_bytes(&hex::decode(t["hex"].as_str().unwrap()).unwrap()).unwrap();
-        b.seal = TestSealer::seal(&b.header);
+        seal(&mut b);
         assert_eq!(
             rpc(n, "submitblock", json!([hex::encode(b.to_bytes())])),
             Value::Null

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
-use rexe_chain::seal::TestSealer;
 use rexe_chain::{Amount, Block, Network, Payload, Signer, Tx};
 use serde_json::json;
 
@@ -111,7 +110,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
         let t = call(&n, "getblocktemplate", json!([addr]));
         let hex = t["result"]["hex"].as_str().expect("template hex");
         let mut block = Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
-        block.seal = TestSealer::seal(&block.header);
+        seal(&mut block);
         let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
         assert_eq!(r["result"], serde_json::Value::Null, "{r}");
         assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(h));
@@ -155,7 +154,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let t = call(&n, "getblocktemplate", json!([addr]));
     let mut block =
         Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
-    block.seal = TestSealer::seal(&block.header);
+    seal(&mut block);
     assert!(call(&n, "submitblock", json!([hex::encode(block.to_bytes())]))["result"].is_null());
     let st = call(&n, "gettransaction", json!([tx.txid().to_string()]));
     assert_eq!(st["result"]["status"], json!("confirmed"), "{st}");
@@ -222,4 +221,91 @@ fn rpc_method_list_matches_the_docs() {
             "docs/rpc.md does not document {m}"
         );
     }
+}
+
+/// A pool's view: createauxblock, build an aux tree holding rexe and another chain, grind a
+/// parent against `_target`, submitauxblock.
+fn pool_mine(n: &Running, work: &serde_json::Value) -> String {
+    use rexe_miner::auxpow::{mine_parent, AuxTree, ChainId};
+    let hash: rexe_chain::BlockHash = work["hash"].as_str().unwrap().parse().unwrap();
+    let mut le = [0u8; 32];
+    hex::decode_to_slice(work["_target"].as_str().unwrap(), &mut le).unwrap();
+    assert_eq!(
+        work["_target"], work["target"],
+        "Dogecoin's field beside Namecoin's"
+    );
+    let target = bitcoin::pow::Target::from_le_bytes(le);
+    let chain_id = ChainId(work["chainid"].as_u64().unwrap() as u32);
+    let tree = AuxTree::build(&[
+        (chain_id, hash.to_byte_array()),
+        (ChainId::NAMECOIN, [5; 32]),
+    ])
+    .unwrap();
+    let bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
+    let aux = mine_parent(&tree, chain_id, bits, target, 1);
+    let _ = n;
+    hex::encode(aux.encode())
+}
+
+#[test]
+fn aux_rpc_serves_pools_like_namecoin_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let payout = Signer::from_seed(b"pool")
+        .address()
+        .encode(Network::Regtest);
+    let n = spawn(
+        &[
+            "node",
+            "--datadir",
+            dir.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--mining-address",
+            &payout,
+        ],
+        dir.path(),
+    );
+    let work = call(&n, "createauxblock", json!([payout]))["result"].clone();
+    for f in [
+        "hash",
+        "chainid",
+        "previousblockhash",
+        "coinbasevalue",
+        "bits",
+        "height",
+        "_target",
+    ] {
+        assert!(!work[f].is_null(), "missing {f}: {work}");
+    }
+    assert_eq!(work["chainid"], json!(0x0b42));
+    assert_eq!(work["height"], json!(1));
+    assert_eq!(work["bits"].as_str().unwrap().len(), 8);
+    let aux = pool_mine(&n, &work);
+    // A corrupted AuxPoW is refused (false), the right one accepted (true).
+    let mut bad = hex::decode(&aux).unwrap();
+    let last = bad.len() - 1;
+    bad[last - 40] ^= 0xff;
+    let r = call(
+        &n,
+        "submitauxblock",
+        json!([work["hash"], hex::encode(bad)]),
+    );
+    assert_eq!(r["result"], json!(false), "{r}");
+    let r = call(&n, "submitauxblock", json!([work["hash"], aux]));
+    assert_eq!(r["result"], json!(true), "{r}");
+    assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(1));
+    // The same work again: the tip moved, the template is gone.
+    let r = call(&n, "submitauxblock", json!([work["hash"], aux]));
+    assert_eq!(r["error"]["code"], json!(-8), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("unknown"));
+
+    // getauxblock, both forms, paying the configured address.
+    let work = call(&n, "getauxblock", json!([]))["result"].clone();
+    let aux = pool_mine(&n, &work);
+    let r = call(&n, "getauxblock", json!([work["hash"], aux]));
+    assert_eq!(r["result"], json!(true), "{r}");
+    let acct = call(&n, "getaccount", json!([payout]));
+    assert!(acct["result"]["balance"].as_u64().unwrap() > 0, "{acct}");
+    let r = call(&n, "getauxblock", json!(["00"]));
+    assert_eq!(r["error"]["code"], json!(-32602));
 }

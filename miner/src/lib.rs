@@ -1,10 +1,12 @@
 //! Merge mining for rexe: Namecoin-compatible AuxPoW ([`auxpow`]) and the L2's AuxPoW seal
 //! ([`seal`]).
 //!
-//! Status: AuxPoW decode/encode/check/build and the chain seal are implemented. The aux RPC
-//! for pools, the bitcoind proxy, the Stratum v1 endpoint, the watcher and the CPU miner are
-//! not implemented yet (see the merge-mining issue).
+//! Status: AuxPoW decode/encode/check/build, the chain seal and the aux RPC for pools
+//! ([`aux_rpc`], served by `rexe node`) are implemented. The bitcoind proxy, the Stratum v1
+//! endpoint, the watcher and the CPU miner are not implemented yet (see the merge-mining
+//! issue).
 
+pub mod aux_rpc;
 pub mod auxpow;
 pub mod seal;
 

@@ -33,6 +33,9 @@ pub struct Overrides {
     /// Peer node to sync with, `http://user:password@host:port` (repeatable).
     #[arg(long = "peer")]
     pub peers: Vec<String>,
+    /// L2 address paid by `getauxblock` without arguments.
+    #[arg(long)]
+    pub mining_address: Option<String>,
 }
 
 /// The effective configuration.
@@ -53,6 +56,8 @@ pub struct NodeConfig {
     pub threads: usize,
     #[serde(default)]
     pub peers: Vec<String>,
+    #[serde(default)]
+    pub mining_address: Option<String>,
 }
 
 fn default_datadir() -> PathBuf {
@@ -100,6 +105,9 @@ impl NodeConfig {
         if !o.peers.is_empty() {
             cfg.peers = o.peers.clone();
         }
+        if let Some(v) = &o.mining_address {
+            cfg.mining_address = Some(v.clone());
+        }
         if cfg.rpc_user.is_some() != cfg.rpc_password.is_some() {
             bail!("rpc_user and rpc_password must be given together");
         }
@@ -113,6 +121,20 @@ impl NodeConfig {
             self.rpc_user.as_ref()?,
             self.rpc_password.as_ref()?
         ))
+    }
+
+    /// The configured mining address, parsed for `network`.
+    pub fn mining_address(
+        &self,
+        network: rexe_chain::Network,
+    ) -> Result<Option<rexe_chain::Address>> {
+        self.mining_address
+            .as_deref()
+            .map(|a| {
+                rexe_chain::Address::parse_for(a, network)
+                    .with_context(|| format!("mining_address {a:?}"))
+            })
+            .transpose()
     }
 
     /// The configured peers, parsed.

@@ -37,6 +37,10 @@ pub struct Shared {
     pub started: Instant,
     /// Peers blocks are synced from and transactions forwarded to.
     pub peers: Vec<super::peer::Peer>,
+    /// Aux work handed out to pools (`createauxblock`/`getauxblock`).
+    pub aux: Mutex<rexe_miner::aux_rpc::AuxWork>,
+    /// Payout address for `getauxblock` without arguments.
+    pub mining_address: Option<rexe_chain::Address>,
 }
 
 impl Shared {
@@ -118,7 +122,13 @@ async fn one(shared: &Arc<Shared>, req: Value) -> Value {
     }
     let shared = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
-        let r = rpc::call(&mut shared.chain(), &method, &params, now_secs());
+        let mut aux = shared.aux.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ctx = rpc::Context {
+            aux: &mut aux,
+            mining_address: shared.mining_address,
+        };
+        let r = rpc::call(&mut shared.chain(), &mut ctx, &method, &params, now_secs());
+        drop(aux);
         if method == "sendrawtransaction" && r.is_ok() {
             if let Some(hex) = params.get(0).and_then(Value::as_str) {
                 super::sync::forward_tx(&shared.peers, hex.to_string());

@@ -1,9 +1,10 @@
 //! `rexe node`: the L2 node. Opens the chain in a data directory and serves JSON-RPC
 //! (see `docs/rpc.md`) on 127.0.0.1 with cookie authentication.
 //!
-//! Status: single node. Blocks come from a miner through `getblocktemplate`/`submitblock`
-//! and are sealed with the stand-in test seal until merge mining lands; peer-to-peer sync
-//! (`--peer`) is not implemented yet.
+//! Blocks are sealed by merge-mined proof of work (AuxPoW, rexe's chain id): pools use the
+//! aux RPC (`createauxblock`/`submitauxblock`, `getauxblock`), other miners
+//! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
+//! blocks and transactions.
 
 pub mod config;
 pub mod cookie;
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rexe_chain::seal::TestSealer;
 use rexe_chain::{Chain, ChainConfig, ChainParams};
 
 pub use config::NodeConfig;
@@ -83,9 +83,10 @@ pub fn open_shared(
             threads: cfg.threads,
             ..ChainConfig::default()
         },
-        Arc::new(TestSealer),
+        Arc::new(rexe_miner::AuxPowSealer::default()),
     )
     .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
+    let mining_address = cfg.mining_address(chain.params().network)?;
     let (cookie, cookie_path) = cookie::write(&cfg.datadir)?;
     let shared = Arc::new(Shared {
         chain: Mutex::new(chain),
@@ -95,6 +96,8 @@ pub fn open_shared(
         },
         started: Instant::now(),
         peers: cfg.peers()?,
+        aux: Mutex::new(Default::default()),
+        mining_address,
     });
     Ok((shared, cookie_path))
 }

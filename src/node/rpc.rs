@@ -54,7 +54,22 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getblocktemplate", "miner_address"),
     ("submitblock", "hex"),
     ("waitfornewblock", "[timeout_ms=30000]"),
+    ("createauxblock", "address"),
+    ("submitauxblock", "hash auxpow"),
+    ("getauxblock", "[hash auxpow]"),
 ];
+
+/// Node-side context the methods may use besides the chain.
+pub struct Context<'a> {
+    /// Aux work handed out to pools.
+    pub aux: &'a mut rexe_miner::aux_rpc::AuxWork,
+    /// Payout address of `getauxblock` without arguments.
+    pub mining_address: Option<Address>,
+}
+
+fn aux_err(e: rexe_miner::aux_rpc::AuxRpcError) -> RpcError {
+    RpcError::new(e.code, e.message)
+}
 
 fn param(params: &Value, i: usize) -> Option<&Value> {
     match params {
@@ -127,8 +142,45 @@ fn header_json(chain: &Chain, hash: BlockHash) -> Result<Value, RpcError> {
 }
 
 /// Runs one method. `now` is the local clock (unix seconds).
-pub fn call(chain: &mut Chain, method: &str, params: &Value, now: u64) -> Result<Value, RpcError> {
+pub fn call(
+    chain: &mut Chain,
+    ctx: &mut Context<'_>,
+    method: &str,
+    params: &Value,
+    now: u64,
+) -> Result<Value, RpcError> {
+    let chain_id = rexe_miner::ChainId::REXE;
     match method {
+        "createauxblock" => {
+            check_arity(params, 1, 1)?;
+            let miner = address_param(chain, params, 0)?;
+            ctx.aux.create(chain, miner, now, chain_id).map_err(aux_err)
+        }
+        "submitauxblock" => {
+            check_arity(params, 2, 2)?;
+            let hash = str_param(params, 0, "hash")?;
+            let aux = str_param(params, 1, "auxpow")?;
+            ctx.aux.submit(chain, hash, aux, now).map_err(aux_err)
+        }
+        "getauxblock" => {
+            check_arity(params, 0, 2)?;
+            match param(params, 1) {
+                None if param(params, 0).is_none() => {
+                    let miner = ctx.mining_address.ok_or_else(|| {
+                        RpcError::new(-1, "no mining address configured (set mining_address)")
+                    })?;
+                    ctx.aux.create(chain, miner, now, chain_id).map_err(aux_err)
+                }
+                Some(_) => {
+                    let hash = str_param(params, 0, "hash")?;
+                    let aux = str_param(params, 1, "auxpow")?;
+                    ctx.aux.submit(chain, hash, aux, now).map_err(aux_err)
+                }
+                None => Err(RpcError::params(
+                    "getauxblock takes no arguments or hash and auxpow",
+                )),
+            }
+        }
         "help" => {
             check_arity(params, 0, 0)?;
             Ok(json!(METHODS

@@ -11,6 +11,15 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rexe");
 
+/// Seals a block template with an AuxPoW (what a merge-mining pool would submit).
+pub fn seal(block: &mut rexe_chain::Block) {
+    use rexe_miner::auxpow::{mine_parent, AuxTree, ChainId};
+    let tree =
+        AuxTree::build(&[(ChainId::REXE, rexe_miner::seal::aux_hash(&block.header))]).unwrap();
+    let bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
+    block.seal = mine_parent(&tree, ChainId::REXE, bits, block.header.target(), 1).encode();
+}
+
 /// A running `rexe` child process, killed on drop.
 pub struct Running {
     pub child: Child,
