@@ -25,6 +25,9 @@ enum Command {
     Node(node::NodeArgs),
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
+    /// AuxPoW tools for pool operators.
+    #[command(subcommand)]
+    Auxpow(AuxpowCmd),
     /// Key files for L2 accounts.
     #[command(subcommand)]
     Key(wallet_cli::KeyCmd),
@@ -34,6 +37,28 @@ enum Command {
     Balance(wallet_cli::BalanceArgs),
     /// Sign a transfer with a key file and submit it to a node.
     Send(wallet_cli::SendArgs),
+}
+
+#[derive(Subcommand)]
+enum AuxpowCmd {
+    /// Decode a merge-mined header or block (Namecoin serialization, hex) and verify its
+    /// AuxPoW for a chain id; prints JSON.
+    Check {
+        /// Chain id: decimal or 0x-hex (Namecoin 1, Dogecoin 0x62, rexe 0x0b42).
+        #[arg(long, default_value = "0x0b42")]
+        chain_id: String,
+        /// The hex.
+        hex: String,
+    },
+}
+
+fn parse_chain_id(s: &str) -> Result<u32> {
+    let v = match s.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16)?,
+        None => s.parse()?,
+    };
+    anyhow::ensure!(v <= 0xffff, "chain id {s} does not fit 16 bits");
+    Ok(v)
 }
 
 fn main() -> Result<()> {
@@ -50,6 +75,13 @@ fn main() -> Result<()> {
         Command::Node(a) => node::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Key(c) => wallet_cli::key(c),
+        Command::Auxpow(AuxpowCmd::Check { chain_id, hex }) => {
+            let id = rexe_miner::ChainId(parse_chain_id(&chain_id)?);
+            let v = rexe_miner::inspect::inspect(&hex, id);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            anyhow::ensure!(v["valid"] == serde_json::json!(true), "AuxPoW not valid");
+            Ok(())
+        }
         Command::Rpc(a) => wallet_cli::rpc_call(a),
         Command::Balance(a) => wallet_cli::balance(a),
         Command::Send(a) => wallet_cli::send(a),

@@ -123,3 +123,20 @@ fn key_send_and_balance_against_a_node() {
     let secret = std::fs::read_to_string(&key).unwrap();
     assert!(!out.contains(secret.trim()) && !err.contains(secret.trim()));
 }
+
+#[test]
+fn auxpow_check_reports_real_namecoin_data() {
+    let hex_str = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex"
+    ))
+    .unwrap();
+    let (ok, out, err) = rexe(&["auxpow", "check", "--chain-id", "1", hex_str.trim()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], json!(true));
+    let (ok, out, _) = rexe(&["auxpow", "check", "--chain-id", "0x62", hex_str.trim()]);
+    assert!(!ok, "wrong chain id fails");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("Aux POW"), "{v}");
+}

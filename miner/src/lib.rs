@@ -8,6 +8,7 @@
 
 pub mod aux_rpc;
 pub mod auxpow;
+pub mod inspect;
 pub mod seal;
 
 pub use auxpow::{AuxPow, AuxPowError, AuxTree, ChainId};

@@ -305,3 +305,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inspect_reports_parts_and_the_failing_rule() {
+    let hex_str = hex::encode(vector("namecoin-mainnet-37174.header-auxpow.hex"));
+    let v = rexe_miner::inspect::inspect(&hex_str, ChainId::NAMECOIN);
+    assert_eq!(v["valid"], serde_json::json!(true), "{v}");
+    assert_eq!(v["auxpow"]["chain_index"], serde_json::json!(11));
+    assert_eq!(v["auxpow"]["expected_index"], serde_json::json!(11));
+    assert_eq!(v["auxpow"]["merkle_size"], serde_json::json!(16));
+    assert_eq!(
+        v["auxpow"]["parent"]["meets_own_target"],
+        serde_json::json!(false)
+    );
+    let v = rexe_miner::inspect::inspect(&hex_str, ChainId::DOGECOIN);
+    assert_eq!(v["valid"], serde_json::json!(false));
+    assert!(v["error"].as_str().unwrap().contains("Aux POW"), "{v}");
+    let plain = hex::encode(vector("namecoin-mainnet-19204.plain-header.hex"));
+    let v = rexe_miner::inspect::inspect(&plain, ChainId::NAMECOIN);
+    assert_eq!(v["valid"], serde_json::json!(false));
+    assert!(v["error"].as_str().unwrap().contains("not merge-mined"));
+    assert_eq!(
+        rexe_miner::inspect::inspect("zz", ChainId::NAMECOIN)["valid"],
+        serde_json::json!(false)
+    );
+}

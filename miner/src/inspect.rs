@@ -1,0 +1,92 @@
+//! `rexe auxpow check`: decodes a merge-mined header or block in Namecoin's serialization
+//! (80-byte header, then the AuxPoW when the version has the auxpow flag, as Namecoin and
+//! Dogecoin nodes return from `getblock HASH 0`; transactions after it are ignored) and
+//! reports its parts and the verification result, for pool operators.
+
+use bitcoin::block::Header as BtcHeader;
+use bitcoin::consensus::Decodable;
+use bitcoin::hashes::{sha256d, Hash};
+use serde_json::{json, Value};
+
+use crate::auxpow::{expected_index, AuxPow, ChainId, MERGED_MINING_HEADER, VERSION_AUXPOW};
+
+fn header_json(h: &BtcHeader) -> Value {
+    json!({
+        "hash": h.block_hash().to_string(),
+        "version": format!("{:08x}", h.version.to_consensus()),
+        "chain_id": ChainId::of_version(h.version.to_consensus()).0,
+        "previousblockhash": h.prev_blockhash.to_string(),
+        "merkleroot": h.merkle_root.to_string(),
+        "time": h.time,
+        "bits": format!("{:08x}", h.bits.to_consensus()),
+        "nonce": h.nonce,
+        "meets_own_target": h.target().is_met_by(h.block_hash()),
+    })
+}
+
+/// Decodes and checks `hex_str` for `chain_id`; every answer (errors included) is JSON.
+pub fn inspect(hex_str: &str, chain_id: ChainId) -> Value {
+    let bytes = match hex::decode(hex_str.trim()) {
+        Ok(b) => b,
+        Err(e) => return json!({"valid": false, "error": format!("bad hex: {e}")}),
+    };
+    let mut cur = bitcoin::io::Cursor::new(&bytes[..]);
+    let header = match BtcHeader::consensus_decode(&mut cur) {
+        Ok(h) => h,
+        Err(e) => return json!({"valid": false, "error": format!("header does not decode: {e}")}),
+    };
+    let mut out = json!({ "header": header_json(&header) });
+    if header.version.to_consensus() & VERSION_AUXPOW == 0 {
+        out["valid"] = json!(false);
+        out["error"] = json!("header version has no auxpow flag (1 << 8): not merge-mined");
+        return out;
+    }
+    let aux = match AuxPow::decode_from(&mut cur) {
+        Ok(a) => a,
+        Err(e) => {
+            out["valid"] = json!(false);
+            out["error"] = json!(e.to_string());
+            return out;
+        }
+    };
+    let aux_hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
+    let script = aux
+        .coinbase_tx
+        .input
+        .first()
+        .map(|i| i.script_sig.to_bytes())
+        .unwrap_or_default();
+    let tag_at = script.windows(4).position(|w| w == MERGED_MINING_HEADER);
+    let (size, nonce) = tag_at
+        .and_then(|p| script.get(p + 36..p + 44))
+        .map(|s| {
+            (
+                u32::from_le_bytes(s[..4].try_into().expect("4")),
+                u32::from_le_bytes(s[4..8].try_into().expect("4")),
+            )
+        })
+        .unzip();
+    out["auxpow"] = json!({
+        "parent": header_json(&aux.parent),
+        "coinbase_txid": aux.coinbase_tx.compute_txid().to_string(),
+        "coinbase_branch_len": aux.coinbase_branch.len(),
+        "coinbase_index": aux.coinbase_index,
+        "chain_branch_len": aux.chain_branch.len(),
+        "chain_index": aux.chain_index,
+        "tag_offset": tag_at,
+        "merkle_size": size,
+        "merkle_nonce": nonce,
+        "expected_index": nonce.map(|n| expected_index(n, chain_id, aux.chain_branch.len() as u32)),
+    });
+    let check = aux
+        .check(aux_hash, chain_id)
+        .and_then(|()| aux.check_pow(header.target()));
+    match check {
+        Ok(()) => out["valid"] = json!(true),
+        Err(e) => {
+            out["valid"] = json!(false);
+            out["error"] = json!(e.to_string());
+        }
+    }
+    out
+}
