@@ -1,0 +1,191 @@
+//! The regtest mempool: transactions checked against the chain's UTXO set plus other pending
+//! transactions, with Bitcoin Core's reject reasons, BIP125 replacement, removal of what a
+//! block confirms or conflicts with, and re-admission of transactions from disconnected
+//! blocks.
+
+use std::collections::HashMap;
+
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
+
+use crate::chain::{Chain, Coin};
+
+/// Minimum relay fee rate, sat/vB.
+pub const MIN_RELAY_SAT_PER_VB: u64 = 1;
+
+/// A pending transaction.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Its fee.
+    pub fee: Amount,
+}
+
+/// Pending transactions, in arrival order.
+#[derive(Default)]
+pub struct Mempool {
+    /// By txid.
+    pub txs: HashMap<Txid, Pending>,
+    /// Arrival order.
+    pub order: Vec<Txid>,
+}
+
+/// A mempool rejection: Core's RPC error code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// -25 (missing inputs), -26 (rejected) or -27 (already in chain).
+    pub code: i64,
+    /// Core's reason string.
+    pub reason: String,
+}
+
+fn rej(code: i64, reason: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        reason: reason.into(),
+    }
+}
+
+impl Mempool {
+    /// The pool's view for `tx`: chain UTXOs and outputs of other pending transactions,
+    /// minus what pending transactions (other than `replacing`) spend.
+    fn coin(&self, chain: &Chain, op: &OutPoint, replacing: &[Txid]) -> Option<Coin> {
+        let spent_in_pool = self.txs.iter().any(|(id, p)| {
+            !replacing.contains(id) && p.tx.input.iter().any(|i| i.previous_output == *op)
+        });
+        if spent_in_pool {
+            return None;
+        }
+        if let Some(c) = chain.coin(op) {
+            return Some(c.clone());
+        }
+        let p = self.txs.get(&op.txid)?;
+        if replacing.contains(&op.txid) {
+            return None;
+        }
+        p.tx.output.get(op.vout as usize).map(|o| Coin {
+            txout: o.clone(),
+            height: chain.height() + 1,
+            coinbase: false,
+        })
+    }
+
+    /// Checks `tx` for admission without admitting it; returns its fee and the pending
+    /// transactions it would replace.
+    pub fn check(&self, chain: &Chain, tx: &Transaction) -> Result<(Amount, Vec<Txid>), Reject> {
+        let txid = tx.compute_txid();
+        if tx.is_coinbase() {
+            return Err(rej(-26, "coinbase"));
+        }
+        if self.txs.contains_key(&txid) {
+            return Err(rej(-26, "txn-already-in-mempool"));
+        }
+        if chain.tx_index.contains_key(&txid) {
+            return Err(rej(-27, "Transaction already in block chain"));
+        }
+        if tx.input.is_empty() {
+            return Err(rej(-26, "bad-txns-vin-empty"));
+        }
+        if tx.output.is_empty() {
+            return Err(rej(-26, "bad-txns-vout-empty"));
+        }
+        for o in &tx.output {
+            if !o.script_pubkey.is_op_return() && o.value < o.script_pubkey.minimal_non_dust() {
+                return Err(rej(-26, "dust"));
+            }
+        }
+        // BIP125: conflicts must all signal replaceability.
+        let conflicts: Vec<Txid> = self
+            .txs
+            .iter()
+            .filter(|(_, p)| {
+                p.tx.input.iter().any(|i| {
+                    tx.input
+                        .iter()
+                        .any(|j| j.previous_output == i.previous_output)
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for c in &conflicts {
+            if !self.txs[c].tx.is_explicitly_rbf() {
+                return Err(rej(-26, "txn-mempool-conflict"));
+            }
+        }
+        let height = chain.height() + 1;
+        let view = |op: &OutPoint| self.coin(chain, op, &conflicts);
+        let fee = Chain::check_tx_inputs(tx, height, &view).map_err(|r| {
+            if r == "bad-txns-inputs-missingorspent" {
+                rej(-25, r)
+            } else {
+                rej(-26, r)
+            }
+        })?;
+        let vsize = tx.vsize() as u64;
+        if fee.to_sat() < MIN_RELAY_SAT_PER_VB * vsize {
+            return Err(rej(-26, "min relay fee not met"));
+        }
+        if !conflicts.is_empty() {
+            let old: u64 = conflicts.iter().map(|c| self.txs[c].fee.to_sat()).sum();
+            if fee.to_sat() < old + MIN_RELAY_SAT_PER_VB * vsize {
+                return Err(rej(-26, "insufficient fee"));
+            }
+        }
+        Ok((fee, conflicts))
+    }
+
+    /// Admits `tx` (replacing what it conflicts with).
+    pub fn accept(&mut self, chain: &Chain, tx: Transaction) -> Result<Txid, Reject> {
+        let (fee, replaced) = self.check(chain, &tx)?;
+        for r in replaced {
+            self.remove_with_descendants(r);
+        }
+        let txid = tx.compute_txid();
+        self.txs.insert(txid, Pending { tx, fee });
+        self.order.push(txid);
+        Ok(txid)
+    }
+
+    fn remove_with_descendants(&mut self, txid: Txid) {
+        let mut stack = vec![txid];
+        while let Some(t) = stack.pop() {
+            if self.txs.remove(&t).is_some() {
+                let children: Vec<Txid> = self
+                    .txs
+                    .iter()
+                    .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == t))
+                    .map(|(id, _)| *id)
+                    .collect();
+                stack.extend(children);
+            }
+        }
+        self.order.retain(|t| self.txs.contains_key(t));
+    }
+
+    /// After the chain changed: drops what is now confirmed or invalid, and re-admits
+    /// `returned` (transactions of disconnected blocks).
+    pub fn resync(&mut self, chain: &Chain, returned: Vec<Transaction>) {
+        let old: Vec<Pending> = self
+            .order
+            .iter()
+            .filter_map(|t| self.txs.get(t).cloned())
+            .collect();
+        self.txs.clear();
+        self.order.clear();
+        for tx in returned.into_iter().filter(|t| !t.is_coinbase()) {
+            let _ = self.accept(chain, tx);
+        }
+        for p in old {
+            let _ = self.accept(chain, p.tx);
+        }
+    }
+
+    /// Pending transactions in an order valid for a block (parents first).
+    pub fn block_candidates(&self) -> Vec<(Transaction, Amount)> {
+        self.order
+            .iter()
+            .filter_map(|t| self.txs.get(t))
+            .map(|p| (p.tx.clone(), p.fee))
+            .collect()
+    }
+}

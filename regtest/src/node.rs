@@ -1,0 +1,123 @@
+//! The node: chain + mempool behind a lock, block persistence in the data directory, and
+//! the operations the RPC exposes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bitcoin::consensus::encode::{deserialize, serialize};
+use bitcoin::{Block, BlockHash, CompactTarget, Transaction};
+
+use crate::chain::{Accepted, Chain};
+use crate::mempool::Mempool;
+
+/// The node state.
+pub struct Node {
+    /// The chain.
+    pub chain: Chain,
+    /// The mempool.
+    pub mempool: Mempool,
+    blocks_file: Option<PathBuf>,
+    /// Unix time the node started.
+    pub started: std::time::Instant,
+}
+
+impl Node {
+    /// Opens the node in `datadir` (replaying `blocks.dat`), or in memory with `None`.
+    pub fn open(datadir: Option<&Path>, bits: CompactTarget) -> std::io::Result<Node> {
+        let mut node = Node {
+            chain: Chain::new(bits),
+            mempool: Mempool::default(),
+            blocks_file: datadir.map(|d| d.join("blocks.dat")),
+            started: std::time::Instant::now(),
+        };
+        if let Some(path) = node.blocks_file.clone() {
+            if path.exists() {
+                let mut data = Vec::new();
+                std::fs::File::open(&path)?.read_to_end(&mut data)?;
+                let mut pos = 0;
+                let mut n = 0;
+                while pos + 4 <= data.len() {
+                    let len =
+                        u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
+                    let Some(raw) = data.get(pos + 4..pos + 4 + len) else {
+                        break;
+                    };
+                    if let Ok(b) = deserialize::<Block>(raw) {
+                        let _ = node.chain.submit(b);
+                        n += 1;
+                    }
+                    pos += 4 + len;
+                }
+                tracing::info!(
+                    blocks = n,
+                    height = node.chain.height(),
+                    "regtest chain reloaded"
+                );
+            }
+        }
+        Ok(node)
+    }
+
+    fn persist(&self, block: &Block) {
+        let Some(path) = &self.blocks_file else {
+            return;
+        };
+        let raw = serialize(block);
+        let res = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                f.write_all(&(raw.len() as u32).to_le_bytes())?;
+                f.write_all(&raw)?;
+                f.sync_data()
+            });
+        if let Err(e) = res {
+            tracing::error!(error = %e, "could not persist a regtest block");
+        }
+    }
+
+    /// Submits a block; `Ok(None)` when it became the tip, `Ok(Some("inconclusive"))` for a
+    /// side branch, `Err(reason)` otherwise (Core's `submitblock` strings).
+    pub fn submit_block(&mut self, block: Block) -> Result<Option<&'static str>, String> {
+        let before: Vec<BlockHash> = self.chain.active.clone();
+        let r = self.chain.submit(block.clone());
+        if r.is_ok() {
+            self.persist(&block);
+        }
+        self.after_change(&before);
+        match r {
+            Ok(Accepted::Tip) => Ok(None),
+            Ok(Accepted::SideBranch) => Ok(Some("inconclusive")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-syncs the mempool after the active chain changed from `before`.
+    pub fn after_change(&mut self, before: &[BlockHash]) {
+        let returned: Vec<Transaction> = before
+            .iter()
+            .filter(|h| !self.chain.is_active(h))
+            .flat_map(|h| self.chain.blocks[h].block.txdata.clone())
+            .collect();
+        self.mempool.resync(&self.chain, returned);
+    }
+
+    /// Mines one block paying `script` with the mempool's transactions.
+    pub fn generate(&mut self, script: bitcoin::ScriptBuf, now: u32) -> Result<BlockHash, String> {
+        let cands = self.mempool.block_candidates();
+        let fees = cands.iter().map(|(_, f)| *f).sum();
+        let txs = cands.into_iter().map(|(t, _)| t).collect();
+        let mut block = self.chain.make_block(script, txs, fees, now, &[]);
+        let target = self.chain.target();
+        while !target.is_met_by(block.block_hash()) {
+            block.header.nonce = block.header.nonce.wrapping_add(1);
+            if block.header.nonce == 0 {
+                block.header.time += 1;
+            }
+        }
+        let hash = block.block_hash();
+        self.submit_block(block)?;
+        Ok(hash)
+    }
+}

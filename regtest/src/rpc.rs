@@ -1,0 +1,580 @@
+//! bitcoind's JSON-RPC over HTTP: JSON-RPC 1.0 and 2.0 request styles, batches, basic auth
+//! with the `.cookie` file, a 32 MB body limit like Core, Core's error codes and answers.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::Engine as _;
+use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
+use serde_json::{json, Value};
+
+use crate::node::Node;
+
+/// Largest request body (Core's limit).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Server state.
+pub struct Shared {
+    /// The node.
+    pub node: Mutex<Node>,
+    /// `__cookie__:<hex>`.
+    pub cookie: String,
+    /// Set by `stop`.
+    pub stop: tokio::sync::Notify,
+}
+
+type RpcResult = Result<Value, (i64, String)>;
+
+fn e(code: i64, m: impl Into<String>) -> (i64, String) {
+    (code, m.into())
+}
+
+fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn arg(p: &Value, i: usize) -> Option<&Value> {
+    p.as_array().and_then(|a| a.get(i))
+}
+
+fn arity(p: &Value, min: usize, max: usize) -> Result<(), (i64, String)> {
+    let n = match p {
+        Value::Null => 0,
+        Value::Array(a) => a.len(),
+        _ => return Err(e(-32602, "params must be an array")),
+    };
+    if n < min || n > max {
+        return Err(e(-1, format!("wrong number of parameters ({n})")));
+    }
+    Ok(())
+}
+
+fn hash_arg(p: &Value, i: usize) -> Result<BlockHash, (i64, String)> {
+    let s = arg(p, i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| e(-3, "Expected type string"))?;
+    BlockHash::from_str(s).map_err(|_| {
+        e(
+            -8,
+            format!(
+                "blockhash must be of length 64 (not {}, for '{s}')",
+                s.len()
+            ),
+        )
+    })
+}
+
+fn hex_arg(p: &Value, i: usize) -> Result<Vec<u8>, (i64, String)> {
+    let s = arg(p, i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| e(-3, "Expected type string"))?;
+    hex::decode(s).map_err(|_| e(-22, "TX decode failed"))
+}
+
+fn difficulty(bits: bitcoin::CompactTarget) -> f64 {
+    bitcoin::pow::Target::from_compact(bits).difficulty_float()
+}
+
+fn header_json(n: &Node, hash: &BlockHash) -> Option<Value> {
+    let e = n.chain.blocks.get(hash)?;
+    let h = &e.block.header;
+    let active = n.chain.is_active(hash);
+    let next = if active {
+        n.chain
+            .active
+            .get(e.height as usize + 1)
+            .map(|x| x.to_string())
+    } else {
+        None
+    };
+    let mut v = json!({
+        "hash": hash.to_string(),
+        "confirmations": if active { (n.chain.height() - e.height + 1) as i64 } else { -1 },
+        "height": e.height,
+        "version": h.version.to_consensus(),
+        "versionHex": format!("{:08x}", h.version.to_consensus()),
+        "merkleroot": h.merkle_root.to_string(),
+        "time": h.time,
+        "mediantime": n.chain.median_time_past(*hash),
+        "nonce": h.nonce,
+        "bits": format!("{:08x}", h.bits.to_consensus()),
+        "difficulty": difficulty(h.bits),
+        "chainwork": hex::encode(e.chainwork.to_be_bytes()),
+        "nTx": e.block.txdata.len(),
+    });
+    if e.height > 0 {
+        v["previousblockhash"] = json!(h.prev_blockhash.to_string());
+    }
+    if let Some(nx) = next {
+        v["nextblockhash"] = json!(nx);
+    }
+    Some(v)
+}
+
+fn tx_json(tx: &Transaction) -> Value {
+    json!({
+        "txid": tx.compute_txid().to_string(),
+        "hash": tx.compute_wtxid().to_string(),
+        "version": tx.version.0,
+        "size": tx.total_size(),
+        "vsize": tx.vsize(),
+        "weight": tx.weight().to_wu(),
+        "locktime": tx.lock_time.to_consensus_u32(),
+        "vin": tx.input.iter().map(|i| if tx.is_coinbase() {
+            json!({"coinbase": hex::encode(i.script_sig.as_bytes()), "sequence": i.sequence.0})
+        } else {
+            json!({"txid": i.previous_output.txid.to_string(), "vout": i.previous_output.vout,
+                   "scriptSig": {"hex": hex::encode(i.script_sig.as_bytes())},
+                   "txinwitness": i.witness.iter().map(hex::encode).collect::<Vec<_>>(),
+                   "sequence": i.sequence.0})
+        }).collect::<Vec<_>>(),
+        "vout": tx.output.iter().enumerate().map(|(n, o)| json!({
+            "value": o.value.to_btc(), "n": n,
+            "scriptPubKey": {"hex": hex::encode(o.script_pubkey.as_bytes())}
+        })).collect::<Vec<_>>(),
+        "hex": serialize_hex(tx),
+    })
+}
+
+fn address_script(s: &str) -> Result<bitcoin::ScriptBuf, (i64, String)> {
+    Address::from_str(s)
+        .ok()
+        .and_then(|a| a.require_network(bitcoin::Network::Regtest).ok())
+        .map(|a| a.script_pubkey())
+        .ok_or_else(|| e(-5, "Error: Invalid address"))
+}
+
+/// Runs one method (Core's names, parameters and answers).
+pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
+    let mut n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
+    match method {
+        "getblockchaininfo" => {
+            arity(p, 0, 0)?;
+            let tip = n.chain.tip_entry();
+            Ok(json!({
+                "chain": "regtest",
+                "blocks": n.chain.height(),
+                "headers": n.chain.height(),
+                "bestblockhash": n.chain.tip().to_string(),
+                "difficulty": difficulty(tip.block.header.bits),
+                "time": tip.block.header.time,
+                "mediantime": n.chain.median_time_past(n.chain.tip()),
+                "verificationprogress": 1,
+                "initialblockdownload": false,
+                "chainwork": hex::encode(tip.chainwork.to_be_bytes()),
+                "size_on_disk": 0,
+                "pruned": false,
+                "warnings": "",
+            }))
+        }
+        "getblockcount" => {
+            arity(p, 0, 0)?;
+            Ok(json!(n.chain.height()))
+        }
+        "getbestblockhash" => {
+            arity(p, 0, 0)?;
+            Ok(json!(n.chain.tip().to_string()))
+        }
+        "getdifficulty" => {
+            arity(p, 0, 0)?;
+            Ok(json!(difficulty(n.chain.bits)))
+        }
+        "getblockhash" => {
+            arity(p, 1, 1)?;
+            let h = arg(p, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| e(-3, "Expected type number"))?;
+            n.chain
+                .active
+                .get(h as usize)
+                .map(|x| json!(x.to_string()))
+                .ok_or_else(|| e(-8, "Block height out of range"))
+        }
+        "getblockheader" => {
+            arity(p, 1, 2)?;
+            let hash = hash_arg(p, 0)?;
+            let verbose = arg(p, 1).and_then(Value::as_bool).unwrap_or(true);
+            let entry = n
+                .chain
+                .blocks
+                .get(&hash)
+                .ok_or_else(|| e(-5, "Block not found"))?;
+            if verbose {
+                Ok(header_json(&n, &hash).expect("exists"))
+            } else {
+                Ok(json!(serialize_hex(&entry.block.header)))
+            }
+        }
+        "getblock" => {
+            arity(p, 1, 2)?;
+            let hash = hash_arg(p, 0)?;
+            let verbosity = match arg(p, 1) {
+                None => 1,
+                Some(Value::Bool(b)) => u64::from(*b),
+                Some(v) => v.as_u64().ok_or_else(|| e(-3, "Expected type number"))?,
+            };
+            let entry = n
+                .chain
+                .blocks
+                .get(&hash)
+                .ok_or_else(|| e(-5, "Block not found"))?;
+            if verbosity == 0 {
+                return Ok(json!(serialize_hex(&entry.block)));
+            }
+            let mut v = header_json(&n, &hash).expect("exists");
+            v["size"] = json!(entry.block.total_size());
+            v["weight"] = json!(entry.block.weight().to_wu());
+            v["tx"] = if verbosity >= 2 {
+                json!(entry.block.txdata.iter().map(tx_json).collect::<Vec<_>>())
+            } else {
+                json!(entry
+                    .block
+                    .txdata
+                    .iter()
+                    .map(|t| t.compute_txid().to_string())
+                    .collect::<Vec<_>>())
+            };
+            Ok(v)
+        }
+        "getrawtransaction" => {
+            arity(p, 1, 3)?;
+            let s = arg(p, 0)
+                .and_then(Value::as_str)
+                .ok_or_else(|| e(-3, "Expected type string"))?;
+            let txid = Txid::from_str(s).map_err(|_| e(-8, "txid must be hexadecimal string"))?;
+            let verbose = match arg(p, 1) {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Number(x)) => x.as_u64().unwrap_or(0) > 0,
+                _ => false,
+            };
+            let (tx, block) = if let Some(pd) = n.mempool.txs.get(&txid) {
+                (pd.tx.clone(), None)
+            } else if let Some((b, i)) = n.chain.tx_index.get(&txid) {
+                (n.chain.blocks[b].block.txdata[*i].clone(), Some(*b))
+            } else {
+                return Err(e(-5, "No such mempool or blockchain transaction. Use gettransaction for wallet transactions."));
+            };
+            if !verbose {
+                return Ok(json!(serialize_hex(&tx)));
+            }
+            let mut v = tx_json(&tx);
+            if let Some(b) = block {
+                let h = n.chain.blocks[&b].height;
+                v["blockhash"] = json!(b.to_string());
+                v["confirmations"] = json!(n.chain.height() - h + 1);
+            }
+            Ok(v)
+        }
+        "sendrawtransaction" => {
+            arity(p, 1, 2)?;
+            let raw = hex_arg(p, 0)?;
+            let tx: Transaction = deserialize(&raw).map_err(|_| {
+                e(
+                    -22,
+                    "TX decode failed. Make sure the tx has at least one input.",
+                )
+            })?;
+            let Node { chain, mempool, .. } = &mut *n;
+            mempool
+                .accept(chain, tx)
+                .map(|t| json!(t.to_string()))
+                .map_err(|r| e(r.code, r.reason))
+        }
+        "testmempoolaccept" => {
+            arity(p, 1, 2)?;
+            let list = arg(p, 0)
+                .and_then(Value::as_array)
+                .ok_or_else(|| e(-3, "Expected type array"))?;
+            let mut out = Vec::new();
+            for item in list {
+                let raw = item
+                    .as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .ok_or_else(|| e(-22, "TX decode failed"))?;
+                let tx: Transaction = deserialize(&raw).map_err(|_| e(-22, "TX decode failed"))?;
+                let mut v = json!({"txid": tx.compute_txid().to_string(), "wtxid": tx.compute_wtxid().to_string()});
+                match n.mempool.check(&n.chain, &tx) {
+                    Ok((fee, _)) => {
+                        v["allowed"] = json!(true);
+                        v["vsize"] = json!(tx.vsize());
+                        v["fees"] = json!({"base": fee.to_btc()});
+                    }
+                    Err(r) => {
+                        v["allowed"] = json!(false);
+                        v["reject-reason"] = json!(r.reason);
+                    }
+                }
+                out.push(v);
+            }
+            Ok(json!(out))
+        }
+        "getrawmempool" => {
+            arity(p, 0, 1)?;
+            Ok(json!(n
+                .mempool
+                .order
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()))
+        }
+        "getmempoolinfo" => {
+            arity(p, 0, 0)?;
+            let bytes: usize = n.mempool.txs.values().map(|t| t.tx.vsize()).sum();
+            Ok(
+                json!({"loaded": true, "size": n.mempool.txs.len(), "bytes": bytes, "mempoolminfee": 0.00001, "minrelaytxfee": 0.00001}),
+            )
+        }
+        "getmempoolentry" => {
+            arity(p, 1, 1)?;
+            let s = arg(p, 0)
+                .and_then(Value::as_str)
+                .ok_or_else(|| e(-3, "Expected type string"))?;
+            let txid = Txid::from_str(s).map_err(|_| e(-8, "txid must be hexadecimal string"))?;
+            let pd = n
+                .mempool
+                .txs
+                .get(&txid)
+                .ok_or_else(|| e(-5, "Transaction not in mempool"))?;
+            Ok(
+                json!({"vsize": pd.tx.vsize(), "weight": pd.tx.weight().to_wu(), "fees": {"base": pd.fee.to_btc()}, "bip125-replaceable": pd.tx.is_explicitly_rbf()}),
+            )
+        }
+        "estimatesmartfee" => {
+            arity(p, 1, 2)?;
+            let blocks = arg(p, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| e(-3, "Expected type number"))?;
+            Ok(json!({"feerate": 0.00001, "blocks": blocks.max(1)}))
+        }
+        "getblocktemplate" => {
+            arity(p, 0, 1)?;
+            let script = bitcoin::ScriptBuf::new();
+            let cands = n.mempool.block_candidates();
+            let fees: bitcoin::Amount = cands.iter().map(|(_, f)| *f).sum();
+            let block = n.chain.make_block(
+                script,
+                cands.iter().map(|(t, _)| t.clone()).collect(),
+                fees,
+                now(),
+                &[],
+            );
+            let height = n.chain.height() + 1;
+            let txs: Vec<Value> = cands
+                .iter()
+                .map(|(t, f)| {
+                    json!({
+                        "data": serialize_hex(t),
+                        "txid": t.compute_txid().to_string(),
+                        "hash": t.compute_wtxid().to_string(),
+                        "depends": [],
+                        "fee": f.to_sat(),
+                        "sigops": 0,
+                        "weight": t.weight().to_wu(),
+                    })
+                })
+                .collect();
+            let witness_commitment = block.txdata[0]
+                .output
+                .iter()
+                .find(|o| {
+                    o.script_pubkey
+                        .as_bytes()
+                        .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
+                })
+                .map(|o| hex::encode(o.script_pubkey.as_bytes()));
+            let target = n.chain.target();
+            let mut v = json!({
+                "capabilities": ["proposal"],
+                "version": block.header.version.to_consensus(),
+                "rules": ["csv", "!segwit", "taproot"],
+                "vbavailable": {},
+                "vbrequired": 0,
+                "previousblockhash": block.header.prev_blockhash.to_string(),
+                "transactions": txs,
+                "coinbaseaux": {},
+                "coinbasevalue": (crate::chain::subsidy(height) + fees).to_sat(),
+                "longpollid": format!("{}{}", n.chain.tip(), n.mempool.txs.len()),
+                "target": hex::encode(target.to_be_bytes()),
+                "mintime": n.chain.median_time_past(n.chain.tip()) + 1,
+                "mutable": ["time", "transactions", "prevblock"],
+                "noncerange": "00000000ffffffff",
+                "sigoplimit": 80000,
+                "sizelimit": 4000000,
+                "weightlimit": 4000000,
+                "curtime": block.header.time,
+                "bits": format!("{:08x}", block.header.bits.to_consensus()),
+                "height": height,
+            });
+            if let Some(c) = witness_commitment {
+                v["default_witness_commitment"] = json!(c);
+            }
+            Ok(v)
+        }
+        "submitblock" => {
+            arity(p, 1, 2)?;
+            let raw = hex_arg(p, 0).map_err(|_| e(-22, "Block decode failed"))?;
+            let block: Block = deserialize(&raw).map_err(|_| e(-22, "Block decode failed"))?;
+            match n.submit_block(block) {
+                Ok(None) => Ok(Value::Null),
+                Ok(Some(s)) => Ok(json!(s)),
+                Err(r) => Ok(json!(r)),
+            }
+        }
+        "generatetoaddress" | "generateblock" => {
+            arity(p, 2, 3)?;
+            let count = if method == "generatetoaddress" {
+                arg(p, 0)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| e(-3, "Expected type number"))?
+            } else {
+                1
+            };
+            let addr_ix = if method == "generatetoaddress" { 1 } else { 0 };
+            let script = address_script(arg(p, addr_ix).and_then(Value::as_str).unwrap_or(""))?;
+            let mut hashes = Vec::new();
+            for _ in 0..count {
+                let t = now().max(n.chain.tip_entry().block.header.time + 1);
+                hashes.push(
+                    n.generate(script.clone(), t)
+                        .map_err(|r| e(-1, r))?
+                        .to_string(),
+                );
+            }
+            if method == "generateblock" {
+                return Ok(json!({"hash": hashes[0]}));
+            }
+            Ok(json!(hashes))
+        }
+        "getchaintips" => {
+            arity(p, 0, 0)?;
+            Ok(json!(n
+                .chain
+                .tips()
+                .into_iter()
+                .map(|(h, height, len, status)| json!({"height": height, "hash": h.to_string(), "branchlen": len, "status": status}))
+                .collect::<Vec<_>>()))
+        }
+        "invalidateblock" | "reconsiderblock" => {
+            arity(p, 1, 1)?;
+            let hash = hash_arg(p, 0)?;
+            let before = n.chain.active.clone();
+            let r = if method == "invalidateblock" {
+                n.chain.invalidate(hash)
+            } else {
+                n.chain.reconsider(hash)
+            };
+            n.after_change(&before);
+            r.map(|()| Value::Null).map_err(|m| e(-5, m))
+        }
+        "getnetworkinfo" => {
+            arity(p, 0, 0)?;
+            Ok(
+                json!({"version": 280100, "subversion": "/rexe-regtest:0.1.0/", "protocolversion": 70016,
+                      "localservices": "0000000000000409", "connections": 0, "networkactive": true,
+                      "relayfee": 0.00001, "incrementalfee": 0.00001, "warnings": ""}),
+            )
+        }
+        "uptime" => {
+            arity(p, 0, 0)?;
+            Ok(json!(n.started.elapsed().as_secs()))
+        }
+        "stop" => {
+            shared.stop.notify_waiters();
+            Ok(json!("Bitcoin Core stopping"))
+        }
+        _ => Err(e(-32601, "Method not found")),
+    }
+}
+
+fn authorized(cookie: &str, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .is_some_and(|raw| raw == cookie.as_bytes())
+}
+
+fn one(shared: &Shared, req: &Value) -> Value {
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let v2 = req.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let r = match req.get("method").and_then(Value::as_str) {
+        None => Err(e(-32600, "Missing method")),
+        Some(m) => call(shared, m, req.get("params").unwrap_or(&Value::Null)),
+    };
+    let mut out = match r {
+        Ok(v) if v2 => json!({"result": v, "id": id}),
+        Ok(v) => json!({"result": v, "error": null, "id": id}),
+        Err((code, message)) if v2 => {
+            json!({"error": {"code": code, "message": message}, "id": id})
+        }
+        Err((code, message)) => {
+            json!({"result": null, "error": {"code": code, "message": message}, "id": id})
+        }
+    };
+    if v2 {
+        out["jsonrpc"] = json!("2.0");
+    }
+    out
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&shared.cookie, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
+            "",
+        )
+            .into_response();
+    }
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response();
+    };
+    let req: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => {
+            let v = json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null});
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(v)).into_response();
+        }
+    };
+    let shared2 = shared.clone();
+    let out = tokio::task::spawn_blocking(move || match &req {
+        Value::Array(reqs) => Value::Array(reqs.iter().map(|r| one(&shared2, r)).collect()),
+        r => one(&shared2, r),
+    })
+    .await
+    .unwrap_or(Value::Null);
+    let status = match out
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_i64)
+    {
+        None => StatusCode::OK,
+        Some(-32601) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, axum::Json(out)).into_response()
+}
+
+/// The router serving `shared`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .route("/wallet/{name}", post(handle))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared)
+}

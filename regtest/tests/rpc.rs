@@ -1,0 +1,426 @@
+//! The embedded regtest node over real HTTP JSON-RPC, as rexe and bitcoind clients use it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::str::FromStr;
+
+use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::{
+    absolute, transaction, Address, Amount, Block, CompressedPublicKey, Network, OutPoint,
+    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+};
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String) {
+    use base64::Engine as _;
+    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        req += &format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        );
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
+    let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+fn ok(node: &RegtestNode, method: &str, params: Value) -> Value {
+    let v = rpc(node, method, params);
+    assert!(v["error"].is_null(), "{method}: {v}");
+    v["result"].clone()
+}
+
+struct Key {
+    sk: SecretKey,
+    pk: CompressedPublicKey,
+    addr: Address,
+}
+
+fn key(seed: u8) -> Key {
+    let secp = Secp256k1::new();
+    let sk = SecretKey::from_slice(&[seed; 32]).unwrap();
+    let pk = CompressedPublicKey(sk.public_key(&secp));
+    Key {
+        sk,
+        addr: Address::p2wpkh(&pk, Network::Regtest),
+        pk,
+    }
+}
+
+/// Spends `prev` (an output paying `k`) to `to`, signed P2WPKH.
+fn spend(k: &Key, prev: OutPoint, value: Amount, to: &Address, fee: u64, rbf: bool) -> Transaction {
+    let mut tx = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: prev,
+            script_sig: ScriptBuf::new(),
+            sequence: if rbf {
+                Sequence::ENABLE_RBF_NO_LOCKTIME
+            } else {
+                Sequence::MAX
+            },
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: value - Amount::from_sat(fee),
+            script_pubkey: to.script_pubkey(),
+        }],
+    };
+    let secp = Secp256k1::new();
+    let sighash = SighashCache::new(&tx)
+        .p2wpkh_signature_hash(0, &k.addr.script_pubkey(), value, EcdsaSighashType::All)
+        .unwrap();
+    let sig = secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &k.sk);
+    let sig = bitcoin::ecdsa::Signature {
+        signature: sig,
+        sighash_type: EcdsaSighashType::All,
+    };
+    tx.input[0].witness = Witness::p2wpkh(&sig, &k.pk.0);
+    tx
+}
+
+/// The coinbase outpoint of block `h` and its value.
+fn coinbase_of(node: &RegtestNode, h: u64) -> (OutPoint, Amount) {
+    let hash = ok(node, "getblockhash", json!([h]));
+    let raw = ok(node, "getblock", json!([hash, 0]));
+    let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let cb = &block.txdata[0];
+    (OutPoint::new(cb.compute_txid(), 0), cb.output[0].value)
+}
+
+#[test]
+fn genesis_mining_spending_and_mempool_rules() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    assert_eq!(
+        ok(&node, "getblockhash", json!([0])),
+        json!("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")
+    );
+    let alice = key(1);
+    let bob = key(2);
+    let hashes = ok(
+        &node,
+        "generatetoaddress",
+        json!([101, alice.addr.to_string()]),
+    );
+    assert_eq!(hashes.as_array().unwrap().len(), 101);
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(101));
+    let info = ok(&node, "getblockchaininfo", json!([]));
+    assert_eq!(info["chain"], json!("regtest"));
+
+    // Spend the first coinbase (mature at 101).
+    let (prev, value) = coinbase_of(&node, 1);
+    let tx = spend(&alice, prev, value, &bob.addr, 1_000, true);
+    let txid = ok(&node, "sendrawtransaction", json!([serialize_hex(&tx)]));
+    assert_eq!(txid, json!(tx.compute_txid().to_string()));
+    assert_eq!(ok(&node, "getrawmempool", json!([])), json!([txid]));
+
+    // A conflicting spend paying less is refused; one paying more replaces (BIP125).
+    let low = spend(&alice, prev, value, &alice.addr, 900, true);
+    assert_eq!(
+        rpc(&node, "sendrawtransaction", json!([serialize_hex(&low)]))["error"]["message"],
+        json!("insufficient fee")
+    );
+    let high = spend(&alice, prev, value, &alice.addr, 5_000, true);
+    let high_id = ok(&node, "sendrawtransaction", json!([serialize_hex(&high)]));
+    assert_eq!(ok(&node, "getrawmempool", json!([])), json!([high_id]));
+
+    // Bad signature.
+    let (prev2, value2) = coinbase_of(&node, 2);
+    let mut bad = spend(&alice, prev2, value2, &bob.addr, 1_000, false);
+    let mut w: Vec<Vec<u8>> = bad.input[0].witness.iter().map(|x| x.to_vec()).collect();
+    w[0][10] ^= 1;
+    bad.input[0].witness = Witness::from_slice(&w);
+    let r = rpc(&node, "sendrawtransaction", json!([serialize_hex(&bad)]));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("mandatory-script-verify-flag-failed"),
+        "{r}"
+    );
+    assert_eq!(r["error"]["code"], json!(-26));
+    // Immature coinbase.
+    let (young, yv) = coinbase_of(&node, 60);
+    let r = rpc(
+        &node,
+        "sendrawtransaction",
+        json!([serialize_hex(&spend(
+            &alice, young, yv, &bob.addr, 1_000, false
+        ))]),
+    );
+    assert_eq!(
+        r["error"]["message"],
+        json!("bad-txns-premature-spend-of-coinbase")
+    );
+    // Missing input.
+    let r = rpc(
+        &node,
+        "sendrawtransaction",
+        json!([serialize_hex(&spend(
+            &alice,
+            OutPoint::new(Txid::all_zeros(), 3),
+            value,
+            &bob.addr,
+            1_000,
+            false
+        ))]),
+    );
+    assert_eq!(r["error"]["code"], json!(-25));
+    // Non-RBF conflict.
+    let t1 = spend(&alice, prev2, value2, &bob.addr, 1_000, false);
+    ok(&node, "sendrawtransaction", json!([serialize_hex(&t1)]));
+    let t2 = spend(&alice, prev2, value2, &alice.addr, 9_000, false);
+    assert_eq!(
+        rpc(&node, "sendrawtransaction", json!([serialize_hex(&t2)]))["error"]["message"],
+        json!("txn-mempool-conflict")
+    );
+    // Dust.
+    let (prev3, value3) = coinbase_of(&node, 3);
+    let dust = spend(
+        &alice,
+        prev3,
+        Amount::from_sat(value3.to_sat()),
+        &bob.addr,
+        value3.to_sat() - 100,
+        false,
+    );
+    assert_eq!(
+        rpc(&node, "sendrawtransaction", json!([serialize_hex(&dust)]))["error"]["message"],
+        json!("dust")
+    );
+
+    // Mining confirms both pending transactions and pays their fees.
+    ok(&node, "generatetoaddress", json!([1, bob.addr.to_string()]));
+    assert_eq!(ok(&node, "getrawmempool", json!([])), json!([]));
+    let v = ok(&node, "getrawtransaction", json!([high_id, true]));
+    assert_eq!(v["confirmations"], json!(1));
+    let r = rpc(&node, "sendrawtransaction", json!([serialize_hex(&high)]));
+    assert_eq!(r["error"]["code"], json!(-27));
+}
+
+#[test]
+fn getblocktemplate_submitblock_and_core_reject_strings() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(3);
+    ok(&node, "generatetoaddress", json!([1, a.addr.to_string()]));
+    let t = ok(&node, "getblocktemplate", json!([{"rules": ["segwit"]}]));
+    for f in [
+        "version",
+        "rules",
+        "previousblockhash",
+        "transactions",
+        "coinbaseaux",
+        "coinbasevalue",
+        "target",
+        "mintime",
+        "mutable",
+        "noncerange",
+        "curtime",
+        "bits",
+        "height",
+        "longpollid",
+    ] {
+        assert!(!t[f].is_null(), "template lacks {f}: {t}");
+    }
+    // Build the block a miner would from the template.
+    let shared = node.shared.clone();
+    let make = |extra: u8| {
+        let n = shared.node.lock().unwrap();
+        let mut b = n.chain.make_block(
+            a.addr.script_pubkey(),
+            vec![],
+            Amount::ZERO,
+            t["curtime"].as_u64().unwrap() as u32,
+            &[extra],
+        );
+        let target = n.chain.target();
+        while !target.is_met_by(b.block_hash()) {
+            b.header.nonce += 1;
+        }
+        b
+    };
+    let good = make(1);
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&good)])),
+        Value::Null
+    );
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&good)])),
+        json!("duplicate")
+    );
+    let mut bad = make(2);
+    bad.header.prev_blockhash = good.block_hash();
+    bad.header.merkle_root = bitcoin::TxMerkleNode::all_zeros();
+    let target = node.shared.node.lock().unwrap().chain.target();
+    while !target.is_met_by(bad.block_hash()) {
+        bad.header.nonce += 1;
+    }
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&bad)])),
+        json!("bad-txnmrklroot")
+    );
+    let mut nocb = make(3);
+    nocb.txdata.clear();
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&nocb)])),
+        json!("bad-cb-missing")
+    );
+    let mut hh = make(5);
+    hh.header.bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&hh)])),
+        json!("bad-diffbits")
+    );
+}
+
+#[test]
+fn high_hash_with_a_harder_target_and_premature_work() {
+    let node = RegtestNode::start(RegtestConfig {
+        bits: 0x1f0f_ffff,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let a = key(4);
+    let n = node.shared.node.lock().unwrap();
+    let mut b = n.chain.make_block(
+        a.addr.script_pubkey(),
+        vec![],
+        Amount::ZERO,
+        2_000_000_000,
+        &[],
+    );
+    let target = n.chain.target();
+    drop(n);
+    while target.is_met_by(b.block_hash()) {
+        b.header.nonce += 1;
+    }
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&b)])),
+        json!("high-hash")
+    );
+}
+
+#[test]
+fn invalidateblock_reorgs_and_chaintips_show_it() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(5);
+    let b = key(6);
+    ok(&node, "generatetoaddress", json!([3, a.addr.to_string()]));
+    let h2 = ok(&node, "getblockhash", json!([2]));
+    ok(&node, "invalidateblock", json!([h2]));
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(1));
+    ok(&node, "generatetoaddress", json!([3, b.addr.to_string()]));
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(4));
+    let tips = ok(&node, "getchaintips", json!([]));
+    let statuses: Vec<&str> = tips
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"active") && statuses.contains(&"invalid"),
+        "{tips}"
+    );
+    // Reconsider: the old branch (3 blocks on top of 1 = height 3) has less work than 4.
+    ok(&node, "reconsiderblock", json!([h2]));
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(4));
+    let tips = ok(&node, "getchaintips", json!([]));
+    assert!(
+        tips.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == json!("valid-fork")),
+        "{tips}"
+    );
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_node_keeps_serving() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    assert_eq!(post(&node, None, b"{}").0, 401);
+    assert_eq!(post(&node, Some("__cookie__:nope"), b"{}").0, 401);
+    let (_, t) = post(&node, Some(&node.cookie), b"{garbage");
+    assert!(t.contains("-32700"), "{t}");
+    assert_eq!(
+        rpc(&node, "nosuch", json!([]))["error"]["code"],
+        json!(-32601)
+    );
+    assert_eq!(
+        rpc(&node, "getblockhash", json!(["x"]))["error"]["code"],
+        json!(-3)
+    );
+    assert_eq!(
+        rpc(&node, "getblockhash", json!([]))["error"]["code"],
+        json!(-1)
+    );
+    assert_eq!(
+        rpc(&node, "sendrawtransaction", json!(["zz"]))["error"]["code"],
+        json!(-22)
+    );
+    assert_eq!(
+        rpc(&node, "getblock", json!(["00"]))["error"]["code"],
+        json!(-8)
+    );
+    let big = vec![b' '; 33 * 1024 * 1024];
+    assert_eq!(post(&node, Some(&node.cookie), &big).0, 413);
+    let (_, t) = post(
+        &node,
+        Some(&node.cookie),
+        br#"[{"method":"getblockcount","id":1},{"method":"x","id":2}]"#,
+    );
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v[0]["result"], json!(0));
+    assert_eq!(v[1]["error"]["code"], json!(-32601));
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(0));
+}
+
+#[test]
+fn a_node_with_a_datadir_restarts_with_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegtestConfig {
+        datadir: Some(dir.path().to_path_buf()),
+        ..RegtestConfig::default()
+    };
+    let node = RegtestNode::start(cfg.clone()).unwrap();
+    ok(
+        &node,
+        "generatetoaddress",
+        json!([5, key(7).addr.to_string()]),
+    );
+    let tip = ok(&node, "getbestblockhash", json!([]));
+    let cookie = std::fs::read_to_string(dir.path().join(".cookie")).unwrap();
+    assert_eq!(cookie, node.cookie);
+    node.shutdown();
+    assert!(!dir.path().join(".cookie").exists());
+    let node = RegtestNode::start(cfg).unwrap();
+    assert_eq!(ok(&node, "getbestblockhash", json!([])), tip);
+    let _ = Address::from_str("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080").unwrap();
+}
