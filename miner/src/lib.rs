@@ -8,6 +8,8 @@
 
 pub mod aux_rpc;
 pub mod auxpow;
+pub mod bitcoind;
+pub mod harvest;
 pub mod inspect;
 pub mod seal;
 

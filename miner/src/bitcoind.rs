@@ -1,0 +1,99 @@
+//! A minimal blocking bitcoind JSON-RPC client (HTTP/1.1, basic or cookie auth): the one
+//! place the miner talks to Bitcoin. Works against bitcoind and rexe's embedded regtest node.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+/// A bitcoind RPC failure.
+#[derive(Debug, Error)]
+pub enum RpcError {
+    /// Could not connect or the connection broke.
+    #[error("bitcoind at {addr}: {err}")]
+    Io {
+        /// host:port.
+        addr: String,
+        /// Cause.
+        err: std::io::Error,
+    },
+    /// bitcoind answered with an error object.
+    #[error("bitcoind {method} error {code}: {message}")]
+    Rpc {
+        /// Method called.
+        method: String,
+        /// Core's code.
+        code: i64,
+        /// Message.
+        message: String,
+    },
+    /// The answer was not JSON-RPC.
+    #[error("bitcoind sent a malformed reply: {0}")]
+    Malformed(String),
+}
+
+/// A bitcoind endpoint.
+#[derive(Clone, Debug)]
+pub struct Bitcoind {
+    addr: String,
+    auth: String,
+}
+
+impl Bitcoind {
+    /// `addr` is `host:port`; `auth` is `user:password` (or the cookie's contents).
+    pub fn new(addr: impl Into<String>, auth: impl Into<String>) -> Self {
+        Bitcoind {
+            addr: addr.into(),
+            auth: auth.into(),
+        }
+    }
+
+    /// Calls `method` with `params`; returns `result`.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let io = |err| RpcError::Io {
+            addr: self.addr.clone(),
+            err,
+        };
+        let body =
+            json!({"jsonrpc": "1.0", "id": "rexe", "method": method, "params": params}).to_string();
+        let mut s = TcpStream::connect(&self.addr).map_err(io)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(io)?;
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            self.addr,
+            base64::engine::general_purpose::STANDARD.encode(&self.auth),
+            body.len(),
+            body
+        );
+        s.write_all(req.as_bytes()).map_err(io)?;
+        let mut resp = Vec::new();
+        s.take(256 * 1024 * 1024)
+            .read_to_end(&mut resp)
+            .map_err(io)?;
+        let text = String::from_utf8_lossy(&resp);
+        let (head, payload) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| RpcError::Malformed("no HTTP body".into()))?;
+        if head.split_whitespace().nth(1) == Some("401") {
+            return Err(RpcError::Rpc {
+                method: method.into(),
+                code: 401,
+                message: "unauthorized (check the RPC credentials)".into(),
+            });
+        }
+        let v: Value =
+            serde_json::from_str(payload.trim()).map_err(|e| RpcError::Malformed(e.to_string()))?;
+        if !v["error"].is_null() {
+            return Err(RpcError::Rpc {
+                method: method.into(),
+                code: v["error"]["code"].as_i64().unwrap_or(0),
+                message: v["error"]["message"].as_str().unwrap_or("").into(),
+            });
+        }
+        Ok(v["result"].clone())
+    }
+}
