@@ -1,7 +1,9 @@
 //! `rexe devnet`: the one-command local network.
 //!
-//! What runs today: the L2 chain (4 shards, parallel executor, SQLite state) producing a
-//! block every `--interval-ms`, sealed by AuxPoW over locally ground parents, with a demo wallet pair
+//! What runs today: the embedded Bitcoin regtest node (bitcoind JSON-RPC), the L2 chain
+//! (4 shards, parallel executor, SQLite state) producing a block every `--interval-ms`,
+//! merge-mined on the regtest node's `getblocktemplate` (premature shares and real Bitcoin
+//! blocks both seal L2 blocks), with a demo wallet pair
 //! paying each other across shards so relays, fees and subsidies are visible, and the L2
 //! JSON-RPC server (cookie auth on 127.0.0.1). The embedded Bitcoin regtest node, merge
 //! mining and the peg demo are wired in as their issues land. Ctrl-C stops cleanly; running
@@ -14,26 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rexe_chain::{Amount, ChainParams, Header, Network, Payload, Signer, Tx};
-use rexe_miner::auxpow::{mine_parent, AuxTree, ChainId};
-
-/// Seals `header` with an AuxPoW whose parent is a Bitcoin-format header committing to it,
-/// ground until its hash meets the L2 target (not the parent's own, far harder target: this
-/// is premature work). Until the embedded Bitcoin node and Stratum are wired in, the devnet
-/// makes these parents itself.
-fn merge_mine(header: &Header, now: u64) -> Vec<u8> {
-    let tree = AuxTree::build(&[(ChainId::REXE, rexe_miner::seal::aux_hash(header))])
-        .expect("one chain fits");
-    let parent_bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
-    mine_parent(
-        &tree,
-        ChainId::REXE,
-        parent_bits,
-        header.target(),
-        now as u32,
-    )
-    .encode()
-}
+use rexe_chain::{Amount, ChainParams, Network, Payload, Signer, Tx};
+use rexe_miner::auxpow::ChainId;
+use rexe_miner::bitcoind::Bitcoind;
+use rexe_miner::harvest::{self, Source};
 
 #[derive(Args)]
 pub struct DevnetArgs {
@@ -52,6 +38,13 @@ pub struct DevnetArgs {
     /// L2 JSON-RPC listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:18480")]
     rpc_bind: String,
+    /// Embedded Bitcoin regtest node's JSON-RPC address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:18443")]
+    bitcoin_rpc_bind: String,
+    /// Compact target of the embedded Bitcoin node: harder than the L2's so that premature
+    /// shares exist (0x200fffff: 1 in 16 hashes, 8x the L2's regtest target).
+    #[arg(long, default_value = "200fffff")]
+    bitcoin_bits: String,
 }
 
 fn now_secs() -> u64 {
@@ -103,6 +96,26 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
     let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
 
+    // The embedded Bitcoin regtest node, spoken to only through its JSON-RPC.
+    let btc_bits = u32::from_str_radix(args.bitcoin_bits.trim_start_matches("0x"), 16)
+        .context("--bitcoin-bits must be hex")?;
+    let btc_node = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
+        datadir: Some(args.datadir.join("bitcoin-regtest")),
+        rpc_bind: args
+            .bitcoin_rpc_bind
+            .parse()
+            .context("--bitcoin-rpc-bind must be host:port")?,
+        bits: btc_bits,
+    })
+    .context("starting the embedded Bitcoin regtest node")?;
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc_payout = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([0x72, 0x65, 0x78, 0x65]),
+        bitcoin::Network::Regtest,
+    )
+    .script_pubkey();
+    let mut by_source = [0u64; 3];
+
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -133,9 +146,26 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             s.address().shard(params.shard_order)
         );
     }
-    println!("  sealing        : AuxPoW (chain id 0x{:04x}); parents are ground locally (premature work)", ChainId::REXE.0);
-    println!("  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC");
-    println!("  not yet running: embedded Bitcoin regtest node, Stratum, CPU miner, peg demo");
+    println!(
+        "  Bitcoin regtest: http://{} (bitcoind JSON-RPC; user/password in {}), target bits {:08x}",
+        btc_node.rpc_addr,
+        btc_node.cookie_path.display(),
+        btc_bits
+    );
+    println!(
+        "    try: bitcoin-cli -regtest -rpcport={} -rpccookiefile={} getblockchaininfo",
+        btc_node.rpc_addr.port(),
+        btc_node.cookie_path.display()
+    );
+    println!(
+        "  sealing        : merge mining (AuxPoW, chain id 0x{:04x}) on the regtest node's getblocktemplate;",
+        ChainId::REXE.0
+    );
+    println!("                   shares meeting the L2 target seal L2 blocks, Bitcoin blocks go to submitblock");
+    println!(
+        "  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC (for pools)"
+    );
+    println!("  not yet running: Stratum, Electrum, peg demo");
     println!("Ctrl-C stops; running again resumes.");
 
     let mut made = 0u64;
@@ -164,16 +194,29 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             }
             let now = now_secs().max(chain.tip_header().time + 1);
             let mut block = chain.template(miner.address(), now)?;
-            block.seal = merge_mine(&block.header, now);
+            let aux_hash = rexe_miner::seal::aux_hash(&block.header);
+            let target = block.header.target();
+            let Some(h) =
+                harvest::mine(&btc, aux_hash, ChainId::REXE, target, &btc_payout, 1 << 24)?
+            else {
+                anyhow::bail!("no share met the L2 target in 2^24 hashes");
+            };
+            block.seal = h.auxpow.encode();
+            by_source[match h.source {
+                Source::OnChain => 0,
+                Source::Premature => 1,
+                Source::Stale => 2,
+            }] += 1;
             let hash = block.header.hash();
             let txs = block.tx_count();
             chain.submit(block, now)?;
             made += 1;
             let supply = chain.audit_supply()?;
             println!(
-                "block {:>6} {} txs={} relays-in-flight={} alice={} bob={} miner={} supply-ok={}",
+                "block {:>6} {} sealed-by={:<9} txs={} relays-in-flight={} alice={} bob={} miner={} supply-ok={}",
                 chain.tip_height(),
                 hash,
+                h.source.name(),
                 txs,
                 chain.inbound().iter().map(Vec::len).sum::<usize>(),
                 chain.account(&alice.address())?.balance,
@@ -188,8 +231,16 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         }
     }
     rpc.shutdown();
+    let btc_height = btc
+        .call("getblockcount", serde_json::json!([]))
+        .unwrap_or_default();
+    btc_node.shutdown();
     let mut chain = shared.chain();
     chain.flush()?;
+    println!(
+        "sealed this run: on-chain={} premature={} stale={}; Bitcoin regtest height {}",
+        by_source[0], by_source[1], by_source[2], btc_height
+    );
     println!("stopped at height {}; state flushed", chain.tip_height());
     Ok(())
 }

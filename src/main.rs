@@ -23,6 +23,18 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Run an L2 node with JSON-RPC.
     Node(node::NodeArgs),
+    /// Run the embedded Bitcoin regtest node alone (bitcoind JSON-RPC).
+    Regtest {
+        /// Data directory (blocks persist across restarts).
+        #[arg(long, default_value = "rexe-regtest")]
+        datadir: std::path::PathBuf,
+        /// JSON-RPC port on 127.0.0.1.
+        #[arg(long, default_value_t = 18443)]
+        rpc_port: u16,
+        /// Compact target blocks must meet (hex); regtest's default is 207fffff.
+        #[arg(long, default_value = "207fffff")]
+        bits: String,
+    },
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
     /// AuxPoW tools for pool operators.
@@ -64,8 +76,9 @@ fn parse_chain_id(s: &str) -> Result<u32> {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,rusqlite_migration=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -73,6 +86,30 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
         Command::Node(a) => node::run(a),
+        Command::Regtest {
+            datadir,
+            rpc_port,
+            bits,
+        } => {
+            let node = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
+                datadir: Some(datadir),
+                rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
+                bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
+            })?;
+            println!(
+                "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}); Ctrl-C stops",
+                node.rpc_addr,
+                node.cookie_path.display()
+            );
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = stop.clone();
+            ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst))?;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            node.shutdown();
+            Ok(())
+        }
         Command::Bench(a) => bench::run(a),
         Command::Key(c) => wallet_cli::key(c),
         Command::Auxpow(AuxpowCmd::Check { chain_id, hex }) => {

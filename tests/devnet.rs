@@ -1,4 +1,5 @@
-//! `rexe devnet` smoke test: produces blocks, answers RPC, stops cleanly, resumes.
+//! `rexe devnet` smoke test: merge-mines blocks from two harvest sources on the embedded
+//! regtest node, stops cleanly, resumes (L2 and Bitcoin chains both persist).
 
 mod common;
 
@@ -15,11 +16,15 @@ fn devnet_runs_stops_and_resumes() {
                 "--datadir",
                 d.to_str().unwrap(),
                 "--blocks",
-                "3",
+                "40",
                 "--interval-ms",
-                "10",
+                "1",
                 "--rpc-bind",
                 "127.0.0.1:0",
+                "--bitcoin-rpc-bind",
+                "127.0.0.1:0",
+                "--bitcoin-bits",
+                "201fffff",
             ])
             .env("RUST_LOG", "warn")
             .output()
@@ -32,12 +37,15 @@ fn devnet_runs_stops_and_resumes() {
         "devnet failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("stopped at height 3"), "{stdout}");
+    assert!(stdout.contains("stopped at height 40"), "{stdout}");
     assert!(stdout.contains("supply-ok=true"), "{stdout}");
     assert!(!stdout.contains("supply-ok=false"), "{stdout}");
+    // Blocks sealed from two harvest sources: Bitcoin blocks and premature shares.
+    assert!(stdout.contains("sealed-by=on-chain"), "{stdout}");
+    assert!(stdout.contains("sealed-by=premature"), "{stdout}");
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("stopped at height 6"), "resumes: {stdout}");
+    assert!(stdout.contains("stopped at height 80"), "resumes: {stdout}");
     assert!(!d.join(".cookie").exists(), "cookie removed at shutdown");
 }
