@@ -3,6 +3,7 @@
 
 mod bench;
 mod devnet;
+mod miner_cli;
 mod node;
 mod wallet_cli;
 
@@ -23,6 +24,9 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Run an L2 node with JSON-RPC.
     Node(node::NodeArgs),
+    /// Merge mining next to a pool: bitcoind proxy + watcher feeding the L2 node.
+    #[command(subcommand)]
+    Miner(miner_cli::MinerCmd),
     /// Run the embedded Bitcoin regtest node alone (bitcoind JSON-RPC).
     Regtest {
         /// Data directory (blocks persist across restarts).
@@ -86,6 +90,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
         Command::Node(a) => node::run(a),
+        Command::Miner(c) => miner_cli::run(c),
         Command::Regtest {
             datadir,
             rpc_port,

@@ -11,7 +11,9 @@ pub mod auxpow;
 pub mod bitcoind;
 pub mod harvest;
 pub mod inspect;
+pub mod proxy;
 pub mod seal;
+pub mod watcher;
 
 pub use auxpow::{AuxPow, AuxPowError, AuxTree, ChainId};
 pub use seal::AuxPowSealer;

@@ -1,0 +1,74 @@
+//! The watcher: follows bitcoind by polling `getchaintips` (ZMQ `hashblock` only reports tip
+//! changes, never stale blocks) and harvests any block, on the best chain or stale, whose
+//! coinbase commits to L2 work that is still useful.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::consensus::encode::deserialize;
+use bitcoin::Block;
+use serde_json::json;
+
+use crate::bitcoind::{Bitcoind, RpcError};
+use crate::harvest::Source;
+use crate::proxy::Harvester;
+
+/// Remembers which blocks were looked at.
+#[derive(Default)]
+pub struct Watcher {
+    seen: HashSet<String>,
+}
+
+impl Watcher {
+    /// One poll: every chain tip not seen yet (and its unseen ancestors on a fork, up to
+    /// `depth`) is fetched and offered to the harvester. Returns L2 blocks sealed.
+    pub fn poll(&mut self, btc: &Bitcoind, h: &Harvester, depth: usize) -> Result<usize, RpcError> {
+        let tips = btc.call("getchaintips", json!([]))?;
+        let mut sealed = 0;
+        for tip in tips.as_array().into_iter().flatten() {
+            let status = tip["status"].as_str().unwrap_or("");
+            let mut hash = tip["hash"].as_str().unwrap_or("").to_string();
+            let source = if status == "active" {
+                Source::OnChain
+            } else {
+                Source::Stale
+            };
+            for _ in 0..depth {
+                if hash.is_empty() || !self.seen.insert(hash.clone()) {
+                    break;
+                }
+                let raw = btc.call("getblock", json!([hash, 0]))?;
+                let Some(block) = raw
+                    .as_str()
+                    .and_then(|x| hex::decode(x).ok())
+                    .and_then(|b| deserialize::<Block>(&b).ok())
+                else {
+                    break;
+                };
+                if h.harvest(&block, source) {
+                    sealed += 1;
+                }
+                hash = block.header.prev_blockhash.to_string();
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Polls every `interval` until `stop`.
+    pub fn run(
+        mut self,
+        btc: Bitcoind,
+        h: Arc<Harvester>,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) {
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.poll(&btc, &h, 16) {
+                tracing::debug!(error = %e, "watcher poll failed");
+            }
+            std::thread::sleep(interval);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `rexe miner`: the merge-mining process next to a pool: the bitcoind proxy (GBT with
+//! rexe's commitment in `coinbaseaux.flags`, `submitblock` harvesting) and the watcher
+//! (`getchaintips` polling, stale-block harvesting), feeding the L2 node's aux RPC.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use rexe_miner::auxpow::ChainId;
+use rexe_miner::bitcoind::Bitcoind;
+use rexe_miner::proxy::Harvester;
+use rexe_miner::watcher::Watcher;
+
+#[derive(Subcommand)]
+pub enum MinerCmd {
+    /// Run the bitcoind proxy and the watcher.
+    Run(RunArgs),
+    /// Print a running proxy's harvest counters.
+    Stats {
+        /// The proxy's address.
+        #[arg(long, default_value = "127.0.0.1:8342")]
+        proxy: String,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// bitcoind JSON-RPC address (host:port).
+    #[arg(long, default_value = "127.0.0.1:18443")]
+    bitcoind: String,
+    /// bitcoind credentials `user:password`.
+    #[arg(long)]
+    bitcoind_auth: Option<String>,
+    /// bitcoind cookie file (instead of --bitcoind-auth).
+    #[arg(long)]
+    bitcoind_cookie: Option<PathBuf>,
+    /// L2 node JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:18480")]
+    l2: String,
+    /// L2 node credentials `user:password`.
+    #[arg(long)]
+    l2_auth: Option<String>,
+    /// L2 node cookie file (instead of --l2-auth).
+    #[arg(long)]
+    l2_cookie: Option<PathBuf>,
+    /// L2 address that receives the rewards of harvested blocks.
+    #[arg(long)]
+    payout: String,
+    /// Where the proxy listens (point the pool's bitcoind URL here).
+    #[arg(long, default_value = "127.0.0.1:8342")]
+    proxy_listen: SocketAddr,
+    /// Watcher poll interval.
+    #[arg(long, default_value_t = 1000)]
+    watch_interval_ms: u64,
+}
+
+fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
+    match (auth, cookie) {
+        (Some(a), _) => Ok(a.clone()),
+        (None, Some(p)) => Ok(std::fs::read_to_string(p)
+            .with_context(|| format!("reading the {what} cookie {}", p.display()))?
+            .trim()
+            .to_string()),
+        (None, None) => anyhow::bail!("give --{what}-auth or --{what}-cookie"),
+    }
+}
+
+pub fn run(cmd: MinerCmd) -> Result<()> {
+    let a = match cmd {
+        MinerCmd::Stats { proxy } => {
+            let v = crate::node::peer::Peer::parse(&format!("http://{proxy}"))?;
+            let mut s = std::net::TcpStream::connect(&v.addr)?;
+            use std::io::{Read, Write};
+            write!(
+                s,
+                "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut t = String::new();
+            s.read_to_string(&mut t)?;
+            println!("{}", t.split("\r\n\r\n").nth(1).unwrap_or(""));
+            return Ok(());
+        }
+        MinerCmd::Run(a) => a,
+    };
+    let btc = Bitcoind::new(
+        a.bitcoind.clone(),
+        creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?,
+    );
+    let l2 = Bitcoind::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?);
+    btc.call("getblockcount", serde_json::json!([]))
+        .with_context(|| format!("cannot reach bitcoind at {}", a.bitcoind))?;
+    l2.call("getblockcount", serde_json::json!([]))
+        .with_context(|| format!("cannot reach the L2 node at {}", a.l2))?;
+    let harvester = Arc::new(Harvester {
+        l2,
+        payout: a.payout.clone(),
+        chain_id: ChainId::REXE,
+        work: Mutex::new(Default::default()),
+        stats: Mutex::new(Default::default()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (addr, _task) = runtime
+        .block_on(rexe_miner::proxy::serve(
+            a.proxy_listen,
+            a.bitcoind.clone(),
+            harvester.clone(),
+        ))
+        .with_context(|| format!("binding the proxy to {}", a.proxy_listen))?;
+    println!(
+        "rexe miner: bitcoind proxy on http://{addr} -> {}; watcher every {} ms",
+        a.bitcoind, a.watch_interval_ms
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
+    }
+    let watcher = {
+        let (btc, h, stop) = (btc.clone(), harvester.clone(), stop.clone());
+        let interval = Duration::from_millis(a.watch_interval_ms);
+        std::thread::spawn(move || Watcher::default().run(btc, h, interval, stop))
+    };
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.join();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let s = harvester
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    println!(
+        "harvested: on-chain={} premature={} stale={}",
+        s.on_chain, s.premature, s.stale
+    );
+    Ok(())
+}

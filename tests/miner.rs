@@ -1,0 +1,193 @@
+//! `rexe miner run` end to end: a pool talks to the bitcoind proxy in front of the embedded
+//! regtest node; the template carries rexe's commitment in `coinbaseaux.flags`; a block
+//! submitted through the proxy seals an L2 block; a stale Bitcoin block committing to L2
+//! work is found by the watcher and harvested too.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::serialize_hex;
+use common::*;
+use rexe_chain::{Network, Signer};
+use rexe_miner::bitcoind::Bitcoind;
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
+    let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let l2_dir = tempfile::tempdir().unwrap();
+    let l2 = spawn(
+        &[
+            "node",
+            "--datadir",
+            l2_dir.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "p",
+        ],
+        l2_dir.path(),
+    );
+    let payout = Signer::from_seed(b"pool-payout")
+        .address()
+        .encode(Network::Regtest);
+    let proxy_addr = format!("127.0.0.1:{}", free_port());
+    let _miner = Child(
+        Command::new(BIN)
+            .args([
+                "miner",
+                "run",
+                "--bitcoind",
+                &btc_node.rpc_addr.to_string(),
+                "--bitcoind-cookie",
+                btc_node.cookie_path.to_str().unwrap(),
+                "--l2",
+                &l2.rpc,
+                "--l2-auth",
+                "u:p",
+                "--payout",
+                &payout,
+                "--proxy-listen",
+                &proxy_addr,
+                "--watch-interval-ms",
+                "50",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The pool uses the proxy exactly as bitcoind, with bitcoind's credentials.
+    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    wait_for("the proxy", || {
+        pool.call("getblockcount", json!([])).is_ok()
+    });
+    let l2_height = || {
+        call(&l2, "getblockcount", json!([]))["result"]
+            .as_u64()
+            .unwrap()
+    };
+    let pool_script = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([7u8; 4]),
+        bitcoin::Network::Regtest,
+    )
+    .script_pubkey();
+
+    // 1. GBT through the proxy carries the 44-byte tag; a block built on it and submitted
+    //    through the proxy is a Bitcoin block and seals L2 block 1.
+    let t = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let flags = t["coinbaseaux"]["flags"]
+        .as_str()
+        .expect("coinbaseaux.flags")
+        .to_string();
+    assert_eq!(flags.len(), 88);
+    assert!(flags.starts_with("fabe6d6d"));
+    let mine = |t: &Value, extra: u64| {
+        let mut b = rexe_miner::harvest::block_from_template(
+            t,
+            &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+            &pool_script,
+            extra,
+        )
+        .unwrap();
+        let target = b.header.target();
+        while !target.is_met_by(b.block_hash()) {
+            b.header.nonce += 1;
+        }
+        b
+    };
+    let b1 = mine(&t, 1);
+    assert_eq!(
+        pool.call("submitblock", json!([serialize_hex(&b1)]))
+            .unwrap(),
+        Value::Null
+    );
+    wait_for("L2 block 1", || l2_height() == 1);
+    assert_eq!(btc.call("getblockcount", json!([])).unwrap(), json!(1));
+
+    // 2. A stale block: the pool gets a template (fresh L2 work), but another miner's block
+    //    wins that height first; the pool's block, submitted straight to bitcoind, is a side
+    //    branch. The watcher finds it via getchaintips and harvests it.
+    let t2 = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let other = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([8u8; 4]),
+        bitcoin::Network::Regtest,
+    );
+    btc.call("generatetoaddress", json!([1, other.to_string()]))
+        .unwrap();
+    let stale = mine(&t2, 2);
+    assert_eq!(
+        btc.call("submitblock", json!([serialize_hex(&stale)]))
+            .unwrap(),
+        json!("inconclusive")
+    );
+    let tips = btc.call("getchaintips", json!([])).unwrap();
+    assert!(
+        tips.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["hash"] == json!(stale.block_hash().to_string())
+                && t["status"] == json!("valid-fork")),
+        "{tips}"
+    );
+    wait_for("L2 block 2 from the stale block", || l2_height() == 2);
+    // The L2 block's seal is the stale block's header.
+    let b = call(&l2, "getblock", json!([2, 0]))["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let block =
+        <rexe_chain::Block as rexe_chain::encode::Decode>::from_bytes(&hex::decode(b).unwrap())
+            .unwrap();
+    let aux = rexe_miner::AuxPow::decode(&block.seal).unwrap();
+    assert_eq!(aux.parent.block_hash(), stale.block_hash());
+
+    // Counters, as `rexe miner stats` prints them.
+    let out = Command::new(BIN)
+        .args(["miner", "stats", "--proxy", &proxy_addr])
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["on_chain"], json!(1), "{s}");
+    assert_eq!(s["stale"], json!(1), "{s}");
+    // Other methods pass through untouched.
+    assert_eq!(
+        pool.call("getbestblockhash", json!([])).unwrap(),
+        btc.call("getbestblockhash", json!([])).unwrap()
+    );
+    assert!(pool.call("nosuchmethod", json!([])).is_err());
+}
