@@ -19,6 +19,27 @@ use rexe_miner::watcher::Watcher;
 pub enum MinerCmd {
     /// Run the bitcoind proxy and the watcher.
     Run(RunArgs),
+    /// A small Stratum v1 CPU miner (devnet and tests).
+    Cpu {
+        /// Stratum server host:port.
+        #[arg(long, default_value = "127.0.0.1:3333")]
+        stratum: String,
+        /// Worker name (`btcaddr.worker`).
+        #[arg(long, default_value = "rexe.cpu")]
+        user: String,
+        /// Password; `rx=<address>` sends this worker's L2 rewards there.
+        #[arg(long, default_value = "x")]
+        password: String,
+        /// Mining threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Stop after this many accepted shares (default: run for --seconds).
+        #[arg(long, default_value_t = u64::MAX)]
+        shares: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
     /// Print a running proxy's harvest counters.
     Stats {
         /// The proxy's address.
@@ -56,6 +77,9 @@ pub struct RunArgs {
     /// Watcher poll interval.
     #[arg(long, default_value_t = 1000)]
     watch_interval_ms: u64,
+    /// Also serve Stratum v1 here (e.g. 127.0.0.1:3333).
+    #[arg(long)]
+    stratum_listen: Option<SocketAddr>,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -82,6 +106,29 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             let mut t = String::new();
             s.read_to_string(&mut t)?;
             println!("{}", t.split("\r\n\r\n").nth(1).unwrap_or(""));
+            return Ok(());
+        }
+        MinerCmd::Cpu {
+            stratum,
+            user,
+            password,
+            threads,
+            shares,
+            seconds,
+        } => {
+            let r = rexe_miner::stratum::client::run(
+                &stratum,
+                &user,
+                &password,
+                threads,
+                shares,
+                Duration::from_secs(seconds),
+            )
+            .with_context(|| format!("mining on {stratum}"))?;
+            println!(
+                "accepted={} rejected={} hashes={}",
+                r.accepted, r.rejected, r.hashes
+            );
             return Ok(());
         }
         MinerCmd::Run(a) => a,
@@ -117,6 +164,21 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         "rexe miner: bitcoind proxy on http://{addr} -> {}; watcher every {} ms",
         a.bitcoind, a.watch_interval_ms
     );
+    if let Some(listen) = a.stratum_listen {
+        let s = rexe_miner::stratum::server::Stratum::new(
+            btc.clone(),
+            harvester.clone(),
+            a.payout.clone(),
+        );
+        let addr = runtime
+            .block_on(rexe_miner::stratum::server::serve(
+                s,
+                listen,
+                Duration::from_millis(250),
+            ))
+            .with_context(|| format!("binding Stratum to {listen}"))?;
+        println!("rexe miner: Stratum v1 on stratum+tcp://{addr}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

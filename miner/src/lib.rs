@@ -13,6 +13,7 @@ pub mod harvest;
 pub mod inspect;
 pub mod proxy;
 pub mod seal;
+pub mod stratum;
 pub mod watcher;
 
 pub use auxpow::{AuxPow, AuxPowError, AuxTree, ChainId};

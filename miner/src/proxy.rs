@@ -59,11 +59,20 @@ pub struct Harvester {
 }
 
 impl Harvester {
-    /// Fresh L2 work; returns the 44-byte commitment tag.
+    /// Fresh L2 work paying the configured address; returns the 44-byte commitment tag.
     pub fn new_work(&self) -> Result<[u8; 44], String> {
+        self.new_work_for(&self.payout.clone())
+            .map(|(tag, _, _)| tag)
+    }
+
+    /// Fresh L2 work paying `payout`: the tag, the L2 block hash (as printed) and its target.
+    pub fn new_work_for(
+        &self,
+        payout: &str,
+    ) -> Result<([u8; 44], String, bitcoin::pow::Target), String> {
         let w = self
             .l2
-            .call("createauxblock", json!([self.payout]))
+            .call("createauxblock", json!([payout]))
             .map_err(|e| e.to_string())?;
         let hash_str = w["hash"]
             .as_str()
@@ -85,10 +94,14 @@ impl Harvester {
         if work.len() > 10_000 {
             work.clear();
         }
-        work.insert(hash, (hash_str, target));
-        Ok(AuxTree::build(&[(self.chain_id, hash)])
-            .expect("fits")
-            .commitment())
+        work.insert(hash, (hash_str.clone(), target));
+        Ok((
+            AuxTree::build(&[(self.chain_id, hash)])
+                .expect("fits")
+                .commitment(),
+            hash_str,
+            target,
+        ))
     }
 
     /// Checks `block` for a commitment to work we handed out and, when its hash meets that

@@ -1,0 +1,225 @@
+//! A small Stratum v1 CPU miner (`rexe miner cpu`): subscribes, authorizes, follows
+//! `mining.notify`/`mining.set_difficulty`, grinds nonces on `threads` threads and submits
+//! every share that meets the share target.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::deserialize;
+use bitcoin::hashes::{sha256d, Hash};
+use serde_json::{json, Value};
+
+use super::job::share_target;
+
+/// What the miner achieved.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MinerReport {
+    /// Shares the server accepted.
+    pub accepted: u64,
+    /// Shares it rejected.
+    pub rejected: u64,
+    /// Hashes computed.
+    pub hashes: u64,
+}
+
+#[derive(Clone)]
+struct Work {
+    job_id: String,
+    prevhash: [u8; 32],
+    coinb1: Vec<u8>,
+    coinb2: Vec<u8>,
+    branch: Vec<[u8; 32]>,
+    version: u32,
+    nbits: u32,
+    ntime: u32,
+    seq: u64,
+}
+
+fn unswap_prevhash(h: &str) -> Option<[u8; 32]> {
+    let b = hex::decode(h).ok()?;
+    let mut out = [0u8; 32];
+    for i in 0..8 {
+        for j in 0..4 {
+            out[i * 4 + j] = *b.get(i * 4 + 3 - j)?;
+        }
+    }
+    Some(out)
+}
+
+/// Mines on `addr` until `stop_after` shares are accepted or `timeout` passes.
+pub fn run(
+    addr: &str,
+    user: &str,
+    pass: &str,
+    threads: usize,
+    stop_after: u64,
+    timeout: Duration,
+) -> std::io::Result<MinerReport> {
+    let stream = TcpStream::connect(addr)?;
+    let mut writer = stream.try_clone()?;
+    let reader = BufReader::new(stream);
+    let send = |w: &mut TcpStream, v: Value| -> std::io::Result<()> {
+        let mut s = v.to_string();
+        s.push('\n');
+        w.write_all(s.as_bytes())
+    };
+    send(
+        &mut writer,
+        json!({"id": 1, "method": "mining.subscribe", "params": ["rexe-cpu/0.1"]}),
+    )?;
+    send(
+        &mut writer,
+        json!({"id": 2, "method": "mining.authorize", "params": [user, pass]}),
+    )?;
+    let work: Arc<Mutex<Option<Work>>> = Arc::new(Mutex::new(None));
+    let en1: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    let difficulty = Arc::new(Mutex::new(1.0f64));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let hashes = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = Arc::new(Mutex::new(writer));
+    {
+        let (work, en1, difficulty, accepted, rejected, stop) = (
+            work.clone(),
+            en1.clone(),
+            difficulty.clone(),
+            accepted.clone(),
+            rejected.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut seq = 0;
+            for line in reader.lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                match v["method"].as_str() {
+                    Some("mining.notify") => {
+                        let p = &v["params"];
+                        let parse = || -> Option<Work> {
+                            Some(Work {
+                                job_id: p[0].as_str()?.to_string(),
+                                prevhash: unswap_prevhash(p[1].as_str()?)?,
+                                coinb1: hex::decode(p[2].as_str()?).ok()?,
+                                coinb2: hex::decode(p[3].as_str()?).ok()?,
+                                branch: p[4]
+                                    .as_array()?
+                                    .iter()
+                                    .filter_map(|b| hex::decode(b.as_str()?).ok()?.try_into().ok())
+                                    .collect(),
+                                version: u32::from_str_radix(p[5].as_str()?, 16).ok()?,
+                                nbits: u32::from_str_radix(p[6].as_str()?, 16).ok()?,
+                                ntime: u32::from_str_radix(p[7].as_str()?, 16).ok()?,
+                                seq: 0,
+                            })
+                        };
+                        if let Some(mut w) = parse() {
+                            seq += 1;
+                            w.seq = seq;
+                            *work.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+                        }
+                    }
+                    Some("mining.set_difficulty") => {
+                        if let Some(d) = v["params"][0].as_f64() {
+                            *difficulty.lock().unwrap_or_else(|e| e.into_inner()) = d;
+                        }
+                    }
+                    _ => {
+                        if v["id"] == json!(1) {
+                            if let Some(e) =
+                                v["result"][1].as_str().and_then(|h| hex::decode(h).ok())
+                            {
+                                *en1.lock().unwrap_or_else(|e| e.into_inner()) = e;
+                            }
+                        } else if v["id"].as_u64().is_some_and(|i| i >= 100) {
+                            if v["result"] == json!(true) {
+                                accepted.fetch_add(1, Ordering::SeqCst);
+                            } else {
+                                rejected.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let submit_id = Arc::new(AtomicU64::new(100));
+    std::thread::scope(|sc| {
+        for t in 0..threads.max(1) {
+            let (work, en1, difficulty, hashes, stop, writer, accepted, submit_id) = (
+                &work,
+                &en1,
+                &difficulty,
+                &hashes,
+                &stop,
+                &writer,
+                &accepted,
+                &submit_id,
+            );
+            sc.spawn(move || {
+                let mut en2_counter: u32 = (t as u32) << 24;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline && accepted.load(Ordering::SeqCst) < stop_after {
+                    let Some(w) = work.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let e1 = en1.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    en2_counter += 1;
+                    let en2 = en2_counter.to_be_bytes();
+                    let mut cb = w.coinb1.clone();
+                    cb.extend_from_slice(&e1);
+                    cb.extend_from_slice(&en2);
+                    cb.extend_from_slice(&w.coinb2);
+                    let Ok(coinbase) = deserialize::<bitcoin::Transaction>(&cb) else { continue };
+                    let mut root = coinbase.compute_txid().to_byte_array();
+                    for b in &w.branch {
+                        let mut e = sha256d::Hash::engine();
+                        bitcoin::hashes::HashEngine::input(&mut e, &root);
+                        bitcoin::hashes::HashEngine::input(&mut e, b);
+                        root = sha256d::Hash::from_engine(e).to_byte_array();
+                    }
+                    let target = share_target(*difficulty.lock().unwrap_or_else(|e| e.into_inner()));
+                    let mut header = bitcoin::block::Header {
+                        version: bitcoin::block::Version::from_consensus(w.version as i32),
+                        prev_blockhash: bitcoin::BlockHash::from_byte_array(w.prevhash),
+                        merkle_root: bitcoin::TxMerkleNode::from_byte_array(root),
+                        time: w.ntime,
+                        bits: bitcoin::CompactTarget::from_consensus(w.nbits),
+                        nonce: 0,
+                    };
+                    for nonce in 0..1_000_000u32 {
+                        header.nonce = nonce;
+                        hashes.fetch_add(1, Ordering::Relaxed);
+                        if target.is_met_by(header.block_hash()) {
+                            let id = submit_id.fetch_add(1, Ordering::SeqCst);
+                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job_id, hex::encode(en2), format!("{:08x}", w.ntime), format!("{:08x}", nonce)]});
+                            let mut s = msg.to_string();
+                            s.push('\n');
+                            let _ = writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(s.as_bytes());
+                            break;
+                        }
+                        if nonce % 4096 == 0 && work.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|x| x.seq) != Some(w.seq) {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    // Give the last replies a moment to arrive.
+    let wait = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < wait && accepted.load(Ordering::SeqCst) < stop_after {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(MinerReport {
+        accepted: accepted.load(Ordering::SeqCst),
+        rejected: rejected.load(Ordering::SeqCst),
+        hashes: hashes.load(Ordering::Relaxed),
+    })
+}

@@ -1,0 +1,426 @@
+//! The Stratum v1 endpoint for miners without a pool: `mining.subscribe`,
+//! `mining.authorize`, `mining.configure` (BIP310 version rolling), `mining.set_difficulty`,
+//! `mining.notify`, `mining.submit`, `mining.extranonce.subscribe`. Every share is checked;
+//! one that meets the L2 target seals an L2 block (premature harvest), one that meets
+//! Bitcoin's target is also submitted to bitcoind. New jobs go out on a new Bitcoin tip or
+//! a new L2 tip. Errors use the conventional codes: 20 other, 21 job not found,
+//! 22 duplicate, 23 low difficulty, 24 unauthorized, 25 not subscribed.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::pow::Target;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::job::{difficulty_of, share_target, Job, EXTRANONCE2_SIZE};
+use crate::bitcoind::Bitcoind;
+use crate::harvest::Source;
+use crate::proxy::Harvester;
+
+/// Longest accepted line; longer ones disconnect the client.
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lowest starting share difficulty: one share per 2^12 hashes.
+pub const START_DIFFICULTY: f64 = 65535.0 / 68_719_476_736.0; // 0xffff * 2^208 / 2^244
+/// BIP310 mask offered for version rolling.
+pub const VERSION_MASK: u32 = 0x1fff_e000;
+
+/// Share counters.
+#[derive(Default)]
+pub struct ShareStats {
+    /// Accepted shares.
+    pub accepted: AtomicU64,
+    /// Rejected shares.
+    pub rejected: AtomicU64,
+}
+
+/// The server's shared state.
+pub struct Stratum {
+    btc: Bitcoind,
+    harvester: Arc<Harvester>,
+    default_payout: String,
+    template: Mutex<(u64, Value)>,
+    jobs: Mutex<HashMap<(u64, String), Arc<Job>>>,
+    job_seq: AtomicU64,
+    en1_seq: AtomicU32,
+    /// (template generation, whether the Bitcoin tip changed).
+    tip_tx: tokio::sync::watch::Sender<(u64, bool)>,
+    /// Share counters.
+    pub stats: ShareStats,
+}
+
+fn err(id: &Value, code: i64, msg: &str) -> Value {
+    json!({"id": id, "result": null, "error": [code, msg, null]})
+}
+
+impl Stratum {
+    /// A server mining on `btc`'s templates, paying L2 rewards to the worker's `rx=`
+    /// address or `default_payout`.
+    pub fn new(btc: Bitcoind, harvester: Arc<Harvester>, default_payout: String) -> Arc<Self> {
+        let (tip_tx, _) = tokio::sync::watch::channel((0, false));
+        Arc::new(Stratum {
+            btc,
+            harvester,
+            default_payout,
+            template: Mutex::new((0, Value::Null)),
+            jobs: Mutex::new(HashMap::new()),
+            job_seq: AtomicU64::new(0),
+            en1_seq: AtomicU32::new(1),
+            tip_tx,
+            stats: ShareStats::default(),
+        })
+    }
+
+    /// Fetches a template; when the Bitcoin or L2 tip moved, starts a new generation of
+    /// jobs and wakes every connection.
+    pub fn refresh(&self) -> Result<bool, String> {
+        let t = self
+            .btc
+            .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+            .map_err(|e| e.to_string())?;
+        let l2_tip = self
+            .harvester
+            .l2
+            .call("getbestblockhash", json!([]))
+            .map_err(|e| e.to_string())?;
+        let mut cur = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        let key = |v: &Value| (v["previousblockhash"].clone(), v["l2tip"].clone());
+        let mut t = t;
+        t["l2tip"] = l2_tip;
+        if cur.0 != 0 && key(&cur.1) == key(&t) {
+            return Ok(false);
+        }
+        let generation = cur.0 + 1;
+        // Only a new Bitcoin tip makes old jobs worthless (clean_jobs); a new L2 tip only
+        // makes their L2 commitment outdated, and their shares still count for Bitcoin.
+        let clean = cur.1["previousblockhash"] != t["previousblockhash"];
+        *cur = (generation, t);
+        drop(cur);
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let _ = self.tip_tx.send((generation, clean));
+        Ok(true)
+    }
+
+    /// The current job for `payout` (built once per template generation and payout).
+    fn job_for(&self, payout: &str) -> Option<Arc<Job>> {
+        let (generation, t) = self
+            .template
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(j) = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(generation, payout.to_string()))
+        {
+            return Some(j.clone());
+        }
+        let (tag, l2) = match self.harvester.new_work_for(payout) {
+            Ok((tag, hash, target)) => (tag.to_vec(), Some((hash, target))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no L2 work: mining Bitcoin only");
+                (Vec::new(), None)
+            }
+        };
+        let btc_payout = bitcoin::Address::p2wsh(
+            &bitcoin::ScriptBuf::new_op_return([0x72, 0x65, 0x78, 0x65]),
+            bitcoin::Network::Regtest,
+        )
+        .script_pubkey();
+        let id = format!("{:x}", self.job_seq.fetch_add(1, Ordering::Relaxed));
+        let job = Arc::new(Job::from_template(id, &t, &tag, &btc_payout, l2)?);
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((generation, payout.to_string()), job.clone());
+        Some(job)
+    }
+}
+
+struct Conn {
+    en1: [u8; 4],
+    subscribed: bool,
+    authorized: bool,
+    payout: String,
+    mask: u32,
+    difficulty: f64,
+    jobs: HashMap<String, Arc<Job>>,
+    seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
+    window: (Instant, u32),
+}
+
+/// Reads one line, giving up (an error) past [`MAX_LINE`] bytes.
+async fn read_line_capped(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(line.len());
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if line.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "line too long",
+            ));
+        }
+        if done {
+            return Ok(line.len());
+        }
+    }
+}
+
+async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) -> std::io::Result<()> {
+    let mut line = v.to_string();
+    line.push('\n');
+    w.write_all(line.as_bytes()).await
+}
+
+fn hex_u32(v: &Value) -> Option<u32> {
+    u32::from_str_radix(v.as_str()?, 16).ok()
+}
+
+impl Stratum {
+    fn submit(&self, c: &mut Conn, id: &Value, p: &Value) -> Value {
+        if !c.subscribed {
+            return err(id, 25, "Not subscribed");
+        }
+        if !c.authorized {
+            return err(id, 24, "Unauthorized worker");
+        }
+        let Some(job) = p[1].as_str().and_then(|j| c.jobs.get(j)).cloned() else {
+            return err(id, 21, "Job not found");
+        };
+        let Some(en2) = p[2].as_str().and_then(|h| hex::decode(h).ok()) else {
+            return err(id, 20, "Bad extranonce2");
+        };
+        if en2.len() != EXTRANONCE2_SIZE {
+            return err(id, 20, "Bad extranonce2 size");
+        }
+        let (Some(ntime), Some(nonce)) = (hex_u32(&p[3]), hex_u32(&p[4])) else {
+            return err(id, 20, "Bad ntime or nonce");
+        };
+        if ntime < job.ntime || ntime > job.ntime + 7200 {
+            return err(id, 20, "ntime out of range");
+        }
+        let vbits = if p[5].is_null() {
+            0
+        } else {
+            hex_u32(&p[5]).unwrap_or(u32::MAX)
+        };
+        if vbits & !c.mask != 0 {
+            return err(id, 20, "Version bits outside the negotiated mask");
+        }
+        let version = ((job.version as u32 & !c.mask) | (vbits & c.mask)) as i32;
+        if !c
+            .seen
+            .insert((job.id.clone(), en2.clone(), ntime, nonce, vbits))
+        {
+            return err(id, 22, "Duplicate share");
+        }
+        let Some(coinbase) = job.coinbase(&c.en1, &en2) else {
+            return err(id, 20, "Coinbase does not decode");
+        };
+        let header = job.header(&coinbase, ntime, nonce, version);
+        let hash = header.block_hash();
+        if !share_target(c.difficulty).is_met_by(hash) {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return err(id, 23, "Low difficulty share");
+        }
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let block = job.block(coinbase, header);
+        let mut source = Source::Premature;
+        if header.target().is_met_by(hash) {
+            match self.btc.call("submitblock", json!([serialize_hex(&block)])) {
+                Ok(Value::Null) => source = Source::OnChain,
+                Ok(Value::String(s)) if s == "inconclusive" => source = Source::Stale,
+                Ok(other) => tracing::warn!(%other, "bitcoind refused a block found over Stratum"),
+                Err(e) => tracing::warn!(error = %e, "submitblock failed"),
+            }
+        }
+        if let Some((_, l2_target)) = &job.l2 {
+            if l2_target.is_met_by(hash) && self.harvester.harvest(&block, source) {
+                let _ = self.refresh();
+            }
+        }
+        json!({"id": id, "result": true, "error": null})
+    }
+
+    async fn serve_conn(self: Arc<Self>, sock: TcpStream) {
+        let (r, mut w) = sock.into_split();
+        let mut reader = BufReader::new(r);
+        let mut c = Conn {
+            en1: self.en1_seq.fetch_add(1, Ordering::Relaxed).to_be_bytes(),
+            subscribed: false,
+            authorized: false,
+            payout: self.default_payout.clone(),
+            mask: 0,
+            difficulty: 1.0,
+            jobs: HashMap::new(),
+            seen: HashSet::new(),
+            window: (Instant::now(), 0),
+        };
+        let mut tip_rx = self.tip_tx.subscribe();
+        let mut line = Vec::new();
+        loop {
+            tokio::select! {
+                n = read_line_capped(&mut reader, &mut line) => {
+                    match n {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line.len() > MAX_LINE => return,
+                        Ok(_) => {}
+                    }
+                    // A read cancelled by the other branch keeps its bytes in `line`;
+                    // only a complete line is taken.
+                    let current = std::mem::take(&mut line);
+                    let Ok(req) = serde_json::from_slice::<Value>(&current) else {
+                        if send(&mut w, &err(&Value::Null, 20, "Malformed JSON")).await.is_err() { return; }
+                        continue;
+                    };
+                    let id = req["id"].clone();
+                    let p = req["params"].clone();
+                    let me = self.clone();
+                    let method = req["method"].as_str().unwrap_or("").to_string();
+                    let reply = match method.as_str() {
+                        "mining.subscribe" => {
+                            c.subscribed = true;
+                            json!({"id": id, "error": null, "result": [[["mining.set_difficulty", "1"], ["mining.notify", "1"]], hex::encode(c.en1), EXTRANONCE2_SIZE]})
+                        }
+                        "mining.extranonce.subscribe" => json!({"id": id, "result": true, "error": null}),
+                        "mining.configure" => {
+                            let mask = p[1]["version-rolling.mask"].as_str().and_then(|m| u32::from_str_radix(m, 16).ok()).unwrap_or(VERSION_MASK);
+                            c.mask = mask & VERSION_MASK;
+                            json!({"id": id, "error": null, "result": {"version-rolling": true, "version-rolling.mask": format!("{:08x}", c.mask)}})
+                        }
+                        "mining.authorize" => {
+                            if !c.subscribed {
+                                err(&id, 25, "Not subscribed")
+                            } else {
+                                let pass = p[1].as_str().unwrap_or("");
+                                if let Some(rx) = pass.split(',').find_map(|kv| kv.trim().strip_prefix("rx=")) {
+                                    c.payout = rx.to_string();
+                                }
+                                c.authorized = true;
+                                json!({"id": id, "result": true, "error": null})
+                            }
+                        }
+                        "mining.submit" => {
+                            let out = tokio::task::spawn_blocking(move || { let r = me.submit(&mut c, &id, &p); (r, c) }).await;
+                            match out { Ok((r, back)) => { c = back; r } Err(_) => return }
+                        }
+                        _ => err(&id, 20, "Unknown method"),
+                    };
+                    if send(&mut w, &reply).await.is_err() { return; }
+                    if method == "mining.authorize"
+                        && c.authorized
+                        && self.push_job(&mut c, &mut w, true).await.is_err()
+                    {
+                        return;
+                    }
+                    if method == "mining.submit" && reply["result"] == json!(true) {
+                        // Vardiff: aim at ~30 submissions a minute per connection; scale
+                        // by the observed rate (at most 1024x per step) so a CPU miner on a
+                        // regtest target is tamed within a few steps.
+                        c.window.1 += 1;
+                        let secs = c.window.0.elapsed().as_secs_f64();
+                        if c.window.1 >= 8 && secs > 0.0 {
+                            let rate = c.window.1 as f64 / secs * 60.0;
+                            if rate > 60.0 {
+                                c.difficulty *= (rate / 30.0).min(1024.0);
+                                if send(&mut w, &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]})).await.is_err() {
+                                    return;
+                                }
+                            }
+                            c.window = (Instant::now(), 0);
+                        }
+                    }
+                }
+                changed = tip_rx.changed() => {
+                    if changed.is_err() { return; }
+                    let clean = tip_rx.borrow_and_update().1;
+                    if c.authorized && self.push_job(&mut c, &mut w, clean).await.is_err() { return; }
+                }
+            }
+        }
+    }
+
+    async fn push_job(
+        &self,
+        c: &mut Conn,
+        w: &mut tokio::net::tcp::OwnedWriteHalf,
+        clean: bool,
+    ) -> std::io::Result<()> {
+        let me_payout = c.payout.clone();
+        let Some(job) = self.job_for(&me_payout) else {
+            return Ok(());
+        };
+        if c.jobs.is_empty() && c.difficulty == 1.0 {
+            // Start at the L2 target (every accepted share can seal an L2 block), but never
+            // below one share per 2^12 hashes: on regtest targets a CPU would flood us.
+            let l2 = job
+                .l2
+                .as_ref()
+                .map(|(_, t)| difficulty_of(*t))
+                .unwrap_or(1.0);
+            c.difficulty = l2.max(START_DIFFICULTY);
+            send(
+                w,
+                &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]}),
+            )
+            .await?;
+        }
+        if clean || c.jobs.len() >= 16 {
+            c.jobs.clear();
+        }
+        c.jobs.insert(job.id.clone(), job.clone());
+        send(
+            w,
+            &json!({"id": null, "method": "mining.notify", "params": job.notify_params(clean)}),
+        )
+        .await
+    }
+}
+
+/// Serves Stratum on `listen` and refreshes templates every `poll`.
+pub async fn serve(
+    s: Arc<Stratum>,
+    listen: SocketAddr,
+    poll: Duration,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let refresher = s.clone();
+    tokio::spawn(async move {
+        loop {
+            let r = refresher.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.refresh()).await {
+                tracing::debug!(error = %e, "template refresh failed");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(s.clone().serve_conn(sock));
+        }
+    });
+    Ok(addr)
+}
+
+/// For tests: a target as Stratum difficulty.
+pub fn difficulty_for(t: Target) -> f64 {
+    difficulty_of(t)
+}

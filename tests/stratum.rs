@@ -1,0 +1,238 @@
+//! Stratum v1 end to end: the CPU miner mines over Stratum against the embedded regtest
+//! node (Bitcoin target 8x harder than the L2's); accepted shares seal L2 blocks (premature
+//! harvest) and some are Bitcoin blocks. Bad input gets the conventional error codes.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use rexe_chain::{Network, Signer};
+use rexe_miner::bitcoind::Bitcoind;
+use rexe_miner::proxy::Harvester;
+use rexe_miner::stratum::server::{self, Stratum};
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+struct Setup {
+    _btc_node: RegtestNode,
+    btc: Bitcoind,
+    l2: Running,
+    _l2_dir: tempfile::TempDir,
+    stratum: std::net::SocketAddr,
+    server: Arc<Stratum>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
+    let btc_node = RegtestNode::start(RegtestConfig {
+        bits: 0x1f03_ffff,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let l2_dir = tempfile::tempdir().unwrap();
+    let l2 = spawn(
+        &[
+            "node",
+            "--datadir",
+            l2_dir.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "p",
+        ],
+        l2_dir.path(),
+    );
+    let harvester = Arc::new(Harvester {
+        l2: Bitcoind::new(l2.rpc.clone(), "u:p"),
+        payout: Signer::from_seed(b"default")
+            .address()
+            .encode(Network::Regtest),
+        chain_id: rexe_miner::ChainId::REXE,
+        work: Mutex::new(Default::default()),
+        stats: Mutex::new(Default::default()),
+    });
+    let server = Stratum::new(btc.clone(), harvester.clone(), harvester.payout.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stratum = rt
+        .block_on(server::serve(
+            server.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_millis(50),
+        ))
+        .unwrap();
+    Setup {
+        _btc_node: btc_node,
+        btc,
+        l2,
+        _l2_dir: l2_dir,
+        stratum,
+        server,
+        _rt: rt,
+    }
+}
+
+#[test]
+fn cpu_miner_over_stratum_seals_l2_blocks_and_finds_bitcoin_blocks() {
+    let s = setup();
+    let worker_rx = Signer::from_seed(b"worker")
+        .address()
+        .encode(Network::Regtest);
+    let mut total = 0;
+    // Keep mining until both kinds of harvest happened (bounded).
+    for _ in 0..20 {
+        let r = rexe_miner::stratum::client::run(
+            &s.stratum.to_string(),
+            "bcrt1qworker.rig1",
+            &format!("rx={worker_rx}"),
+            2,
+            8,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        total += r.accepted;
+
+        let btc_height = s
+            .btc
+            .call("getblockcount", json!([]))
+            .unwrap()
+            .as_u64()
+            .unwrap();
+        let l2_height = call(&s.l2, "getblockcount", json!([]))["result"]
+            .as_u64()
+            .unwrap();
+        if btc_height >= 1 && l2_height >= 3 {
+            // L2 rewards went to the worker's rx= address.
+            let acct = call(&s.l2, "getaccount", json!([worker_rx]));
+            assert!(acct["result"]["balance"].as_u64().unwrap() > 0, "{acct}");
+            return;
+        }
+    }
+    panic!(
+        "no Bitcoin block or no premature harvest after {total} shares: btc {} l2 {}",
+        s.btc.call("getblockcount", json!([])).unwrap(),
+        call(&s.l2, "getblockcount", json!([]))["result"]
+    );
+}
+
+fn line(stream: &mut BufReader<TcpStream>) -> Value {
+    let mut l = String::new();
+    stream.read_line(&mut l).unwrap();
+    serde_json::from_str(&l).unwrap_or(Value::Null)
+}
+
+fn reply_to(r: &mut BufReader<TcpStream>, id: u64) -> Value {
+    loop {
+        let v = line(r);
+        if v["id"] == json!(id) {
+            return v;
+        }
+        assert!(!v.is_null(), "connection closed");
+    }
+}
+
+#[test]
+fn bad_input_on_the_stratum_port_gets_conventional_errors() {
+    let s = setup();
+    let mut w = TcpStream::connect(s.stratum).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    let mut send = |v: Value| writeln!(w, "{v}").unwrap();
+    send(json!({"id": 1, "method": "mining.authorize", "params": ["u", "p"]}));
+    assert_eq!(reply_to(&mut r, 1)["error"][0], json!(25), "not subscribed");
+    send(
+        json!({"id": 2, "method": "mining.submit", "params": ["u", "0", "00000000", "00000000", "00000000"]}),
+    );
+    assert_eq!(reply_to(&mut r, 2)["error"][0], json!(25));
+    send(json!({"id": 3, "method": "mining.subscribe", "params": []}));
+    let sub = reply_to(&mut r, 3);
+    assert_eq!(sub["result"][2], json!(4));
+    send(
+        json!({"id": 4, "method": "mining.submit", "params": ["u", "0", "00000000", "00000000", "00000000"]}),
+    );
+    assert_eq!(reply_to(&mut r, 4)["error"][0], json!(24), "unauthorized");
+    send(
+        json!({"id": 5, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "ffffffff"}]}),
+    );
+    assert_eq!(
+        reply_to(&mut r, 5)["result"]["version-rolling.mask"],
+        json!("1fffe000")
+    );
+    send(json!({"id": 6, "method": "mining.authorize", "params": ["u", "p"]}));
+    assert_eq!(reply_to(&mut r, 6)["result"], json!(true));
+    // The job arrives.
+    let mut job = Value::Null;
+    while job.is_null() {
+        let v = line(&mut r);
+        if v["method"] == json!("mining.notify") {
+            job = v["params"].clone();
+        }
+    }
+    let ntime = job[7].as_str().unwrap().to_string();
+    let jid = job[0].as_str().unwrap().to_string();
+    send(json!({"id": 7, "method": "mining.nope", "params": []}));
+    assert_eq!(reply_to(&mut r, 7)["error"][0], json!(20), "unknown method");
+    send(
+        json!({"id": 8, "method": "mining.submit", "params": ["u", "nosuchjob", "00000000", ntime, "00000000"]}),
+    );
+    assert_eq!(reply_to(&mut r, 8)["error"][0], json!(21), "stale job");
+    send(
+        json!({"id": 9, "method": "mining.submit", "params": ["u", jid, "00000000", "00000001", "00000000"]}),
+    );
+    assert_eq!(reply_to(&mut r, 9)["error"][0], json!(20), "bad ntime");
+    // A share: almost surely below the share target (23); if it happens to meet it
+    // (one in 2^12), submitting it again is a duplicate (22).
+    send(
+        json!({"id": 100, "method": "mining.submit", "params": ["u", jid, "00000000", ntime, "00000000"]}),
+    );
+    let v = reply_to(&mut r, 100);
+    if v["result"] == json!(true) {
+        send(
+            json!({"id": 101, "method": "mining.submit", "params": ["u", jid, "00000000", ntime, "00000000"]}),
+        );
+        assert_eq!(reply_to(&mut r, 101)["error"][0], json!(22));
+    } else {
+        assert_eq!(v["error"][0], json!(23), "{v}");
+        send(
+            json!({"id": 101, "method": "mining.submit", "params": ["u", jid, "00000000", ntime, "00000000"]}),
+        );
+        assert_eq!(
+            reply_to(&mut r, 101)["error"][0],
+            json!(22),
+            "the same share twice"
+        );
+    }
+    let st = &s.server.stats;
+    let counted = st.accepted.load(std::sync::atomic::Ordering::Relaxed)
+        + st.rejected.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(counted, 1, "one share checked against the target");
+    // Garbage gets an error reply; a huge line closes that connection only.
+    writeln!(w, "{{not json").unwrap();
+    assert_eq!(line(&mut r)["error"][0], json!(20));
+    let huge = vec![b'x'; 100_000];
+    let _ = w.write_all(&huge);
+    let _ = w.write_all(b"\n");
+    let mut rest = String::new();
+    let closed = matches!(r.read_line(&mut rest), Ok(0) | Err(_));
+    assert!(closed, "oversized line disconnects");
+    // Others are still served.
+    let mut w2 = TcpStream::connect(s.stratum).unwrap();
+    let mut r2 = BufReader::new(w2.try_clone().unwrap());
+    writeln!(
+        w2,
+        "{}",
+        json!({"id": 1, "method": "mining.subscribe", "params": []})
+    )
+    .unwrap();
+    assert!(!reply_to(&mut r2, 1)["result"].is_null());
+}
