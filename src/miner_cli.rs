@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// Also serve Stratum v1 here (e.g. 127.0.0.1:3333).
     #[arg(long)]
     stratum_listen: Option<SocketAddr>,
+    /// Bitcoin address the coinbase of Stratum-found Bitcoin blocks pays (required with
+    /// --stratum-listen).
+    #[arg(long)]
+    btc_payout: Option<String>,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -165,10 +169,34 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         a.bitcoind, a.watch_interval_ms
     );
     if let Some(listen) = a.stratum_listen {
+        let addr_str = a
+            .btc_payout
+            .as_deref()
+            .context("--stratum-listen needs --btc-payout (the Bitcoin address blocks pay)")?;
+        let chain = btc
+            .call("getblockchaininfo", serde_json::json!([]))?
+            .get("chain")
+            .and_then(|c| c.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let network = match chain.as_str() {
+            "main" => bitcoin::Network::Bitcoin,
+            "test" => bitcoin::Network::Testnet,
+            "signet" => bitcoin::Network::Signet,
+            _ => bitcoin::Network::Regtest,
+        };
+        let btc_payout = addr_str
+            .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+            .context("--btc-payout is not a Bitcoin address")?
+            .require_network(network)
+            .with_context(|| {
+                format!("--btc-payout is not an address of bitcoind's chain ({chain})")
+            })?
+            .script_pubkey();
         let s = rexe_miner::stratum::server::Stratum::new(
             btc.clone(),
             harvester.clone(),
             a.payout.clone(),
+            btc_payout,
         );
         let addr = runtime
             .block_on(rexe_miner::stratum::server::serve(

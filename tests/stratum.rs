@@ -58,7 +58,17 @@ fn setup() -> Setup {
         work: Mutex::new(Default::default()),
         stats: Mutex::new(Default::default()),
     });
-    let server = Stratum::new(btc.clone(), harvester.clone(), harvester.payout.clone());
+    let btc_payout = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([9u8; 4]),
+        bitcoin::Network::Regtest,
+    )
+    .script_pubkey();
+    let server = Stratum::new(
+        btc.clone(),
+        harvester.clone(),
+        harvester.payout.clone(),
+        btc_payout,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

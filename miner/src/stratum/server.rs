@@ -44,6 +44,7 @@ pub struct Stratum {
     btc: Bitcoind,
     harvester: Arc<Harvester>,
     default_payout: String,
+    btc_payout: bitcoin::ScriptBuf,
     template: Mutex<(u64, Value)>,
     jobs: Mutex<HashMap<(u64, String), Arc<Job>>>,
     job_seq: AtomicU64,
@@ -59,14 +60,20 @@ fn err(id: &Value, code: i64, msg: &str) -> Value {
 }
 
 impl Stratum {
-    /// A server mining on `btc`'s templates, paying L2 rewards to the worker's `rx=`
-    /// address or `default_payout`.
-    pub fn new(btc: Bitcoind, harvester: Arc<Harvester>, default_payout: String) -> Arc<Self> {
+    /// A server mining on `btc`'s templates, paying Bitcoin rewards to `btc_payout` and L2
+    /// rewards to the worker's `rx=` address or `default_payout`.
+    pub fn new(
+        btc: Bitcoind,
+        harvester: Arc<Harvester>,
+        default_payout: String,
+        btc_payout: bitcoin::ScriptBuf,
+    ) -> Arc<Self> {
         let (tip_tx, _) = tokio::sync::watch::channel((0, false));
         Arc::new(Stratum {
             btc,
             harvester,
             default_payout,
+            btc_payout,
             template: Mutex::new((0, Value::Null)),
             jobs: Mutex::new(HashMap::new()),
             job_seq: AtomicU64::new(0),
@@ -128,13 +135,8 @@ impl Stratum {
                 (Vec::new(), None)
             }
         };
-        let btc_payout = bitcoin::Address::p2wsh(
-            &bitcoin::ScriptBuf::new_op_return([0x72, 0x65, 0x78, 0x65]),
-            bitcoin::Network::Regtest,
-        )
-        .script_pubkey();
         let id = format!("{:x}", self.job_seq.fetch_add(1, Ordering::Relaxed));
-        let job = Arc::new(Job::from_template(id, &t, &tag, &btc_payout, l2)?);
+        let job = Arc::new(Job::from_template(id, &t, &tag, &self.btc_payout, l2)?);
         self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
