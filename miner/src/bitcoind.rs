@@ -1,5 +1,5 @@
-//! A minimal blocking bitcoind JSON-RPC client (HTTP/1.1, basic or cookie auth): the one
-//! place the miner talks to Bitcoin. Works against bitcoind and rexe's embedded regtest node.
+//! A minimal blocking JSON-RPC 1.0 client over HTTP/1.1 with basic or cookie auth: the one
+//! place rexe talks to bitcoind (or the embedded regtest node) and to other rexe nodes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,7 +13,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum RpcError {
     /// Could not connect or the connection broke.
-    #[error("bitcoind at {addr}: {err}")]
+    #[error("RPC server at {addr}: {err}")]
     Io {
         /// host:port.
         addr: String,
@@ -21,7 +21,7 @@ pub enum RpcError {
         err: std::io::Error,
     },
     /// bitcoind answered with an error object.
-    #[error("bitcoind {method} error {code}: {message}")]
+    #[error("{method} failed: error {code}: {message}")]
     Rpc {
         /// Method called.
         method: String,
@@ -31,7 +31,7 @@ pub enum RpcError {
         message: String,
     },
     /// The answer was not JSON-RPC.
-    #[error("bitcoind sent a malformed reply: {0}")]
+    #[error("malformed JSON-RPC reply: {0}")]
     Malformed(String),
 }
 
