@@ -3,10 +3,13 @@
 //! reject reasons and BIP125, and bitcoind's JSON-RPC over HTTP on loopback with cookie
 //! auth, so the rest of rexe talks to it exactly as to bitcoind.
 //!
-//! Status: chain, validation, mempool and the JSON-RPC methods in [`rpc`] work. The Electrum
-//! protocol server and ZMQ publishing are not implemented yet.
+//! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC.
+//!
+//! Status: chain, validation, mempool, the JSON-RPC methods in [`rpc`] and the Electrum
+//! methods in [`electrum`] work. ZMQ publishing is not implemented.
 
 pub mod chain;
+pub mod electrum;
 pub mod mempool;
 pub mod node;
 pub mod rpc;
@@ -48,6 +51,8 @@ impl Default for RegtestConfig {
 pub struct RegtestNode {
     /// Where the RPC listens.
     pub rpc_addr: SocketAddr,
+    /// Where the Electrum server listens.
+    pub electrum_addr: SocketAddr,
     /// `__cookie__:<hex>` credentials.
     pub cookie: String,
     /// Cookie file path.
@@ -69,8 +74,16 @@ mod tempdir {
 }
 
 impl RegtestNode {
-    /// Starts the node and its RPC server.
+    /// Starts the node, its RPC server and its Electrum server (on a free loopback port).
     pub fn start(cfg: RegtestConfig) -> std::io::Result<RegtestNode> {
+        Self::start_with_electrum(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts the node with the Electrum server on `electrum_bind` (port 0 picks one).
+    pub fn start_with_electrum(
+        cfg: RegtestConfig,
+        electrum_bind: SocketAddr,
+    ) -> std::io::Result<RegtestNode> {
         let (dir, tmp) = match &cfg.datadir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
@@ -118,9 +131,13 @@ impl RegtestNode {
                 .with_graceful_shutdown(async move { stop.stop.notified().await })
                 .await;
         });
-        tracing::info!(rpc = %rpc_addr, "regtest node running");
+        let el = runtime.block_on(tokio::net::TcpListener::bind(electrum_bind))?;
+        let electrum_addr = el.local_addr()?;
+        runtime.spawn(electrum::serve(el, shared.clone()));
+        tracing::info!(rpc = %rpc_addr, electrum = %electrum_addr, "regtest node running");
         Ok(RegtestNode {
             rpc_addr,
+            electrum_addr,
             cookie,
             cookie_path,
             shared,
@@ -132,6 +149,11 @@ impl RegtestNode {
     /// `http://127.0.0.1:PORT`.
     pub fn rpc_url(&self) -> String {
         format!("http://{}", self.rpc_addr)
+    }
+
+    /// `tcp://127.0.0.1:PORT` (plain TCP, as electrum-client's `tcp://` scheme).
+    pub fn electrum_url(&self) -> String {
+        format!("tcp://{}", self.electrum_addr)
     }
 
     /// Stops the server and removes the cookie file.

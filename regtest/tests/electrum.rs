@@ -1,0 +1,400 @@
+//! The Electrum protocol server of the embedded regtest node, over real TCP, with
+//! transactions built and signed by rust-bitcoin and blocks mined over real HTTP JSON-RPC.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::hashes::{sha256, sha256d, Hash};
+use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::{
+    absolute, transaction, Address, Amount, Block, CompressedPublicKey, Network, OutPoint,
+    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String) {
+    use base64::Engine as _;
+    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        req += &format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        );
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
+    let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+fn ok(node: &RegtestNode, method: &str, params: Value) -> Value {
+    let v = rpc(node, method, params);
+    assert!(v["error"].is_null(), "{method}: {v}");
+    v["result"].clone()
+}
+
+struct Key {
+    sk: SecretKey,
+    pk: CompressedPublicKey,
+    addr: Address,
+}
+
+fn key(seed: u8) -> Key {
+    let secp = Secp256k1::new();
+    let sk = SecretKey::from_slice(&[seed; 32]).unwrap();
+    let pk = CompressedPublicKey(sk.public_key(&secp));
+    Key {
+        sk,
+        addr: Address::p2wpkh(&pk, Network::Regtest),
+        pk,
+    }
+}
+
+/// Spends `prev` (an output paying `k`) to `to`, signed P2WPKH.
+fn spend(k: &Key, prev: OutPoint, value: Amount, to: &Address, fee: u64, rbf: bool) -> Transaction {
+    let mut tx = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: prev,
+            script_sig: ScriptBuf::new(),
+            sequence: if rbf {
+                Sequence::ENABLE_RBF_NO_LOCKTIME
+            } else {
+                Sequence::MAX
+            },
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: value - Amount::from_sat(fee),
+            script_pubkey: to.script_pubkey(),
+        }],
+    };
+    let secp = Secp256k1::new();
+    let sighash = SighashCache::new(&tx)
+        .p2wpkh_signature_hash(0, &k.addr.script_pubkey(), value, EcdsaSighashType::All)
+        .unwrap();
+    let sig = secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &k.sk);
+    let sig = bitcoin::ecdsa::Signature {
+        signature: sig,
+        sighash_type: EcdsaSighashType::All,
+    };
+    tx.input[0].witness = Witness::p2wpkh(&sig, &k.pk.0);
+    tx
+}
+
+/// The coinbase outpoint of block `h` and its value.
+fn coinbase_of(node: &RegtestNode, h: u64) -> (OutPoint, Amount) {
+    let hash = ok(node, "getblockhash", json!([h]));
+    let raw = ok(node, "getblock", json!([hash, 0]));
+    let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let cb = &block.txdata[0];
+    (OutPoint::new(cb.compute_txid(), 0), cb.output[0].value)
+}
+
+/// A line-oriented Electrum client that keeps notifications aside.
+struct El {
+    rd: BufReader<TcpStream>,
+    wr: TcpStream,
+    next_id: u64,
+    notes: VecDeque<Value>,
+}
+
+impl El {
+    fn connect(node: &RegtestNode) -> El {
+        let s = TcpStream::connect(node.electrum_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        El {
+            rd: BufReader::new(s.try_clone().unwrap()),
+            wr: s,
+            next_id: 0,
+            notes: VecDeque::new(),
+        }
+    }
+
+    fn line(&mut self) -> Value {
+        let mut l = String::new();
+        let n = self.rd.read_line(&mut l).unwrap();
+        assert!(n > 0, "server closed the connection");
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{l}: {e}"))
+    }
+
+    fn raw(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.wr.write_all(format!("{req}\n").as_bytes()).unwrap();
+        loop {
+            let v = self.line();
+            if v.get("method").is_some() {
+                self.notes.push_back(v);
+            } else {
+                assert_eq!(v["id"], json!(id), "{v}");
+                return v;
+            }
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let v = self.raw(method, params);
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    /// Waits (bounded by the read timeout) for a notification of `method` matching `pred`.
+    fn wait_note(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(i) = self
+                .notes
+                .iter()
+                .position(|n| n["method"] == json!(method) && pred(&n["params"]))
+            {
+                return self.notes.remove(i).unwrap()["params"].clone();
+            }
+            assert!(Instant::now() < deadline, "no {method} notification");
+            let v = self.line();
+            self.notes.push_back(v);
+        }
+    }
+}
+
+fn scripthash(a: &Address) -> String {
+    let mut b = sha256::Hash::hash(a.script_pubkey().as_bytes()).to_byte_array();
+    b.reverse();
+    hex::encode(b)
+}
+
+#[test]
+fn server_methods_answer_as_the_protocol_defines() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let mut el = El::connect(&node);
+    let v = el.call("server.version", json!(["test", "1.4"]));
+    assert_eq!(v[1], json!("1.4"));
+    let f = el.call("server.features", json!([]));
+    assert_eq!(
+        f["genesis_hash"],
+        json!("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")
+    );
+    assert_eq!(el.call("server.ping", json!([])), Value::Null);
+    assert_eq!(el.call("server.peers.subscribe", json!([])), json!([]));
+    assert!(el.call("server.banner", json!([])).is_string());
+    assert!(el.call("blockchain.relayfee", json!([])).is_number());
+    assert!(el.call("blockchain.estimatefee", json!([6])).is_number());
+    let a = key(1);
+    ok(&node, "generatetoaddress", json!([5, a.addr.to_string()]));
+    let tip = el.call("blockchain.headers.subscribe", json!([]));
+    assert_eq!(tip["height"], json!(5));
+    let h5 = ok(
+        &node,
+        "getblockheader",
+        json!([ok(&node, "getblockhash", json!([5])), false]),
+    );
+    assert_eq!(tip["hex"], h5);
+    assert_eq!(el.call("blockchain.block.header", json!([5])), h5);
+    let hs = el.call("blockchain.block.headers", json!([2, 10]));
+    assert_eq!(hs["count"], json!(4));
+    assert_eq!(hs["hex"].as_str().unwrap().len(), 4 * 160);
+    assert!(hs["hex"].as_str().unwrap().ends_with(h5.as_str().unwrap()));
+    assert_eq!(el.call("mempool.get_fee_histogram", json!([])), json!([]));
+}
+
+#[test]
+fn history_balance_merkle_notifications_and_reorg() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(2);
+    let b = key(3);
+    let mut el = El::connect(&node);
+    let sha = scripthash(&a.addr);
+    let shb = scripthash(&b.addr);
+    assert_eq!(
+        el.call("blockchain.scripthash.subscribe", json!([shb])),
+        Value::Null
+    );
+    el.call("blockchain.headers.subscribe", json!([]));
+    ok(&node, "generatetoaddress", json!([101, a.addr.to_string()]));
+    el.wait_note("blockchain.headers.subscribe", |p| {
+        p[0]["height"] == json!(101)
+    });
+    let hist = el.call("blockchain.scripthash.get_history", json!([sha]));
+    assert_eq!(hist.as_array().unwrap().len(), 101);
+    assert_eq!(hist[0]["height"], json!(1));
+    let bal = el.call("blockchain.scripthash.get_balance", json!([sha]));
+    assert_eq!(bal["confirmed"], json!(101u64 * 50 * 100_000_000));
+
+    // Spend block 1's coinbase to b over Electrum's broadcast.
+    let (prev, value) = coinbase_of(&node, 1);
+    let tx = spend(&a, prev, value, &b.addr, 1_000, true);
+    let txid = tx.compute_txid();
+    let got = el.call(
+        "blockchain.transaction.broadcast",
+        json!([serialize_hex(&tx)]),
+    );
+    assert_eq!(got, json!(txid.to_string()));
+    let st = el.wait_note("blockchain.scripthash.subscribe", |p| p[0] == json!(shb));
+    assert!(st[1].is_string());
+    let mem = el.call("blockchain.scripthash.get_mempool", json!([shb]));
+    assert_eq!(
+        mem,
+        json!([{"height": 0, "tx_hash": txid.to_string(), "fee": 1000}])
+    );
+    let bal = el.call("blockchain.scripthash.get_balance", json!([shb]));
+    assert_eq!(bal["unconfirmed"], json!(value.to_sat() - 1000));
+    let bal = el.call("blockchain.scripthash.get_balance", json!([sha]));
+    assert_eq!(bal["unconfirmed"], json!(-(value.to_sat() as i64)));
+    let hist = el.call("mempool.get_fee_histogram", json!([]));
+    assert_eq!(hist.as_array().unwrap().len(), 1);
+    assert_eq!(
+        el.call("blockchain.transaction.get", json!([txid.to_string()])),
+        json!(serialize_hex(&tx))
+    );
+
+    // Confirm it: the status changes, with the history hash the protocol defines.
+    ok(&node, "generatetoaddress", json!([1, a.addr.to_string()]));
+    el.wait_note("blockchain.headers.subscribe", |p| {
+        p[0]["height"] == json!(102)
+    });
+    let st = el.wait_note("blockchain.scripthash.subscribe", |p| {
+        p[0] == json!(shb) && p[1].is_string()
+    });
+    let want = sha256::Hash::hash(format!("{txid}:102:").as_bytes());
+    assert_eq!(st[1], json!(hex::encode(want.to_byte_array())));
+    let utxo = el.call("blockchain.scripthash.listunspent", json!([shb]));
+    assert_eq!(
+        utxo,
+        json!([{"tx_hash": txid.to_string(), "tx_pos": 0, "height": 102,
+                "value": value.to_sat() - 1000}])
+    );
+
+    // The merkle proof verifies against the header's merkle root.
+    let m = el.call(
+        "blockchain.transaction.get_merkle",
+        json!([txid.to_string(), 102]),
+    );
+    let mut pos = m["pos"].as_u64().unwrap();
+    let mut cur = txid.to_byte_array();
+    for h in m["merkle"].as_array().unwrap() {
+        let mut sib: [u8; 32] = hex::decode(h.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        sib.reverse();
+        let mut d = Vec::new();
+        if pos.is_multiple_of(2) {
+            d.extend(cur);
+            d.extend(sib);
+        } else {
+            d.extend(sib);
+            d.extend(cur);
+        }
+        cur = sha256d::Hash::hash(&d).to_byte_array();
+        pos /= 2;
+    }
+    let hdr_hex = el.call("blockchain.block.header", json!([102]));
+    let hdr: bitcoin::block::Header =
+        deserialize(&hex::decode(hdr_hex.as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(hdr.merkle_root.to_byte_array(), cur);
+    let idp = el.call("blockchain.transaction.id_from_pos", json!([102, 1, true]));
+    assert_eq!(idp["tx_hash"], json!(txid.to_string()));
+    assert_eq!(idp["merkle"], m["merkle"]);
+
+    // Reorg: invalidate block 102; the tx goes back to the mempool and a headers
+    // notification announces height 101.
+    let h102 = ok(&node, "getblockhash", json!([102]));
+    ok(&node, "invalidateblock", json!([h102]));
+    el.wait_note("blockchain.headers.subscribe", |p| {
+        p[0]["height"] == json!(101)
+    });
+    let hist = el.call("blockchain.scripthash.get_history", json!([shb]));
+    assert_eq!(
+        hist,
+        json!([{"height": 0, "tx_hash": txid.to_string(), "fee": 1000}])
+    );
+    // A competing branch confirms it at height 102 again, in a different block.
+    ok(&node, "generatetoaddress", json!([2, b.addr.to_string()]));
+    el.wait_note("blockchain.headers.subscribe", |p| {
+        p[0]["height"] == json!(103)
+    });
+    let hist = el.call("blockchain.scripthash.get_history", json!([shb]));
+    let heights: Vec<i64> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["height"].as_i64().unwrap())
+        .collect();
+    assert_eq!(heights, vec![102, 102, 103], "{hist}");
+    assert_ne!(ok(&node, "getblockhash", json!([102])), h102);
+}
+
+#[test]
+fn bad_input_gets_errors_or_closes_only_that_client() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let mut good = El::connect(&node);
+    let mut el = El::connect(&node);
+    let v = el.raw("no.such.method", json!([]));
+    assert_eq!(v["error"]["code"], json!(-32601));
+    let v = el.raw("blockchain.block.header", json!(["x"]));
+    assert_eq!(v["error"]["code"], json!(-32602));
+    let v = el.raw("blockchain.scripthash.get_history", json!(["zz"]));
+    assert_eq!(v["error"]["code"], json!(-32602));
+    let v = el.raw("blockchain.transaction.broadcast", json!(["nothex"]));
+    assert!(v["error"]["message"].is_string(), "{v}");
+    let v = el.raw("blockchain.block.header", json!([1_000_000]));
+    assert!(v.get("error").is_some(), "{v}");
+    // A batch.
+    el.wr
+        .write_all(b"[{\"id\":1,\"method\":\"server.ping\"},{\"id\":2,\"method\":\"nope\"}]\n")
+        .unwrap();
+    let v = el.line();
+    assert_eq!(v[0]["result"], Value::Null);
+    assert_eq!(v[1]["error"]["code"], json!(-32601));
+
+    // 10,000 garbage lines: one parse error each, then the connection still works.
+    let garbage: String = (0..10_000).map(|i| format!("garbage {{{i}\n")).collect();
+    let mut w = el.wr.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(garbage.as_bytes()));
+    for _ in 0..10_000 {
+        assert_eq!(el.line()["error"]["code"], json!(-32700));
+    }
+    writer.join().unwrap().unwrap();
+    assert_eq!(el.call("server.ping", json!([])), Value::Null);
+
+    // A line over the limit closes that client only.
+    let big = vec![b'a'; 4 * 1024 * 1024 + 10];
+    let mut w = el.wr.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&big);
+    });
+    let v = el.line();
+    assert!(v["error"].is_object(), "{v}");
+    let mut rest = String::new();
+    let _ = el.rd.read_to_string(&mut rest);
+    let _ = writer.join();
+    assert_eq!(good.call("server.ping", json!([])), Value::Null);
+    assert!(good.call("blockchain.headers.subscribe", json!([]))["height"].is_number());
+}
