@@ -1,5 +1,6 @@
-//! rexe's peg: the Bitcoin header chain tracked on the L2, SPV claims, peg-out orders and
-//! matches (consensus side), and the wallet, PSBT and agent code (user side).
-//!
-//! Status: not implemented yet (see the bridge issues); the crate exists so the workspace has
-//! its final shape.
+//! rexe's peg, consensus side (pure, I/O-free): the Bitcoin header chain tracked on the L2
+//! ([`headers`]), SPV proofs ([`spv`]) and the peg-out order book, matches and claims ([`peg`]).
+
+pub mod headers;
+pub mod peg;
+pub mod spv;

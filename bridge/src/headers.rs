@@ -1,0 +1,453 @@
+//! The Bitcoin header chain tracked on the L2 (pure, I/O-free).
+//!
+//! Follows Bitcoin Core's header acceptance (`ContextualCheckBlockHeader`, `CheckProofOfWork`,
+//! `GetNextWorkRequired` / `CalculateNextWorkRequired` in `pow.cpp`):
+//! - proof of work: the header hash must be at or below the target its `bits` encode, and that
+//!   target must not exceed the network's `pow_limit`;
+//! - expected `bits`: regtest never retargets (`fPowNoRetargeting`); mainnet and signet retarget
+//!   every 2016 blocks with the 4x clamp; testnet4 additionally allows a minimum-difficulty block
+//!   when a header's time is more than 20 minutes after its parent's
+//!   (`fPowAllowMinDifficultyBlocks`) and computes retargets from the first block of the period
+//!   (BIP94) and rejects its timewarp (first block of a period more than 600 s before its
+//!   parent). Testnet3 follows the same rules as testnet4 except BIP94's retarget base;
+//! - time: strictly greater than the median time past of the previous 11 blocks, and at most
+//!   two hours after the `now` passed in by the caller;
+//! - chainwork accumulates `Header::work()`; the best tip is the first-seen header with the most
+//!   chainwork (ties keep the current tip, as Core does), so Bitcoin reorgs are followed.
+//!
+//! Retargets whose period starts before the checkpoint cannot be checked and are rejected with
+//! [`HeaderError::AncestorUnavailable`]: choose checkpoints at a retarget boundary.
+//! All maps are `BTreeMap`s, so results never depend on hash-map iteration order.
+
+use std::collections::BTreeMap;
+
+use bitcoin::block::Header;
+use bitcoin::{BlockHash, CompactTarget, Network, Target, Work};
+
+/// Maximum seconds a header's time may be ahead of the caller's clock (Core: `MAX_FUTURE_BLOCK_TIME`).
+pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
+/// Number of previous blocks whose median time a header must exceed.
+pub const MEDIAN_TIME_SPAN: usize = 11;
+/// BIP94's limit on the first block of a period going back in time (testnet4 only).
+pub const MAX_TIMEWARP: i64 = 600;
+/// Blocks between difficulty retargets.
+pub const RETARGET_INTERVAL: u32 = 2016;
+
+/// A trusted starting point of the tracked chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The checkpoint header.
+    pub header: Header,
+    /// Its height on the Bitcoin chain.
+    pub height: u32,
+    /// Total chainwork up to and including it.
+    pub chainwork: Work,
+}
+
+impl Checkpoint {
+    /// The genesis block of `network` (height 0, chainwork = its own work), from
+    /// `bitcoin::constants::genesis_block` (rust-bitcoin 0.32).
+    ///
+    /// Not yet provided: a recent mainnet/testnet4/signet checkpoint; callers that want one pass
+    /// it to [`HeaderChain::from_checkpoint`] (it must sit at a retarget boundary).
+    pub fn genesis(network: Network) -> Self {
+        let header = bitcoin::constants::genesis_block(network).header;
+        Checkpoint {
+            header,
+            height: 0,
+            chainwork: header.work(),
+        }
+    }
+}
+
+/// Why a header was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The parent is not tracked.
+    #[error("unknown previous block {0}")]
+    UnknownParent(BlockHash),
+    /// The header's hash is above the target its bits encode.
+    #[error("proof of work does not meet the header's target")]
+    BadProofOfWork,
+    /// The target encoded by bits is above the network's limit.
+    #[error("target above the network's proof-of-work limit")]
+    TargetAboveLimit,
+    /// The bits are not the ones the network's difficulty rules require.
+    #[error("bad bits: expected {expected:#010x}, got {got:#010x}")]
+    BadBits {
+        /// Required bits.
+        expected: u32,
+        /// Header's bits.
+        got: u32,
+    },
+    /// Time not above the median time past of the last 11 blocks.
+    #[error("time {time} not above median time past {mtp}")]
+    TimeTooOld {
+        /// Header time.
+        time: u32,
+        /// Median time past.
+        mtp: u32,
+    },
+    /// Time more than two hours in the future.
+    #[error("time {time} more than 2 hours after now ({now})")]
+    TimeTooNew {
+        /// Header time.
+        time: u32,
+        /// Caller's clock.
+        now: u32,
+    },
+    /// A block needed for a rule (retarget base) is below the checkpoint.
+    #[error("ancestor at height {0} needed for the difficulty rules is below the checkpoint")]
+    AncestorUnavailable(u32),
+    /// BIP94 (testnet4): the first block of a retarget period may not be more than 600 s
+    /// before its parent.
+    #[error("time {time} more than 600 s before the previous block ({prev}) at a retarget boundary (BIP94 timewarp)")]
+    TimeWarp {
+        /// Header time.
+        time: u32,
+        /// Parent time.
+        prev: u32,
+    },
+    /// Height would overflow.
+    #[error("height overflow")]
+    HeightOverflow,
+}
+
+/// A header rejected inside a batch; nothing of the batch is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("header #{index} ({hash}) rejected: {error}")]
+pub struct BatchError {
+    /// Index in the submitted batch.
+    pub index: usize,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Why.
+    pub error: HeaderError,
+}
+
+/// A tracked header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The header.
+    pub header: Header,
+    /// Its height.
+    pub height: u32,
+    /// Cumulative chainwork.
+    pub chainwork: Work,
+}
+
+/// Result of a successful batch submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    /// Headers newly stored (duplicates are skipped).
+    pub added: usize,
+    /// Best tip before.
+    pub old_tip: BlockHash,
+    /// Best tip after.
+    pub new_tip: BlockHash,
+    /// Height of the last common block of the old and new best chain when the tip moved off the
+    /// old best chain (a reorg); `None` otherwise.
+    pub reorg_fork_height: Option<u32>,
+}
+
+/// The header tree from a checkpoint, with the most-work chain indexed by height.
+#[derive(Debug, Clone)]
+pub struct HeaderChain {
+    network: Network,
+    base_height: u32,
+    entries: BTreeMap<BlockHash, Entry>,
+    /// `best[i]` is the hash at height `base_height + i` on the best chain.
+    best: Vec<BlockHash>,
+}
+
+impl HeaderChain {
+    /// Starts from the genesis checkpoint of `network`.
+    pub fn new(network: Network) -> Self {
+        Self::from_checkpoint(network, Checkpoint::genesis(network))
+    }
+
+    /// Starts from an explicit checkpoint.
+    pub fn from_checkpoint(network: Network, cp: Checkpoint) -> Self {
+        let hash = cp.header.block_hash();
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            hash,
+            Entry {
+                header: cp.header,
+                height: cp.height,
+                chainwork: cp.chainwork,
+            },
+        );
+        HeaderChain {
+            network,
+            base_height: cp.height,
+            entries,
+            best: vec![hash],
+        }
+    }
+
+    /// The network whose rules apply.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// The best tip (hash and entry).
+    pub fn best_tip(&self) -> (BlockHash, &Entry) {
+        let h = *self.best.last().expect("best chain never empty");
+        (h, &self.entries[&h])
+    }
+
+    /// Height of the best tip.
+    pub fn tip_height(&self) -> u32 {
+        self.best_tip().1.height
+    }
+
+    /// A tracked header (any branch).
+    pub fn get(&self, hash: &BlockHash) -> Option<&Entry> {
+        self.entries.get(hash)
+    }
+
+    /// Number of tracked headers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Always false (the checkpoint is tracked).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The best-chain hash at `height`.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        let i = height.checked_sub(self.base_height)? as usize;
+        self.best.get(i).copied()
+    }
+
+    /// Whether `hash` is on the best chain.
+    pub fn is_on_best_chain(&self, hash: &BlockHash) -> bool {
+        self.entries
+            .get(hash)
+            .is_some_and(|e| self.hash_at(e.height) == Some(*hash))
+    }
+
+    /// Confirmations of `hash` on the best chain (tip = 1); `None` if unknown or on a stale branch.
+    pub fn confirmations(&self, hash: &BlockHash) -> Option<u32> {
+        let e = self.entries.get(hash)?;
+        if self.hash_at(e.height) != Some(*hash) {
+            return None;
+        }
+        Some(self.tip_height() - e.height + 1)
+    }
+
+    fn ancestor(&self, from: BlockHash, height: u32) -> Result<&Entry, HeaderError> {
+        let mut cur = self
+            .entries
+            .get(&from)
+            .ok_or(HeaderError::UnknownParent(from))?;
+        if height < self.base_height {
+            return Err(HeaderError::AncestorUnavailable(height));
+        }
+        // Fast path: the ancestor is on the best chain when `from` is.
+        if self.hash_at(cur.height) == Some(from) {
+            if let Some(h) = self.hash_at(height) {
+                return Ok(&self.entries[&h]);
+            }
+        }
+        while cur.height > height {
+            let p = cur.header.prev_blockhash;
+            cur = self
+                .entries
+                .get(&p)
+                .ok_or(HeaderError::AncestorUnavailable(height))?;
+        }
+        Ok(cur)
+    }
+
+    fn median_time_past(&self, parent: &Entry) -> u32 {
+        let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
+        let mut cur = Some(parent);
+        while let Some(e) = cur {
+            times.push(e.header.time);
+            if times.len() == MEDIAN_TIME_SPAN {
+                break;
+            }
+            cur = self.entries.get(&e.header.prev_blockhash);
+        }
+        times.sort_unstable();
+        times[times.len() / 2]
+    }
+
+    /// The bits a child of `parent` with time `time` must carry (Core `GetNextWorkRequired`).
+    pub fn expected_bits(
+        &self,
+        parent_hash: BlockHash,
+        time: u32,
+    ) -> Result<CompactTarget, HeaderError> {
+        let params = self.network.params();
+        let parent = self
+            .entries
+            .get(&parent_hash)
+            .ok_or(HeaderError::UnknownParent(parent_hash))?;
+        let height = parent
+            .height
+            .checked_add(1)
+            .ok_or(HeaderError::HeightOverflow)?;
+        let pow_limit_bits = params.max_attainable_target.to_compact_lossy();
+        if params.no_pow_retargeting {
+            return Ok(parent.header.bits);
+        }
+        if height % RETARGET_INTERVAL != 0 {
+            if params.allow_min_difficulty_blocks {
+                if u64::from(time) > u64::from(parent.header.time) + 2 * params.pow_target_spacing {
+                    return Ok(pow_limit_bits);
+                }
+                // Last block that is not a special min-difficulty one.
+                let mut e = parent;
+                while e.height % RETARGET_INTERVAL != 0 && e.header.bits == pow_limit_bits {
+                    if e.height <= self.base_height {
+                        return Err(HeaderError::AncestorUnavailable(e.height.saturating_sub(1)));
+                    }
+                    e = self
+                        .entries
+                        .get(&e.header.prev_blockhash)
+                        .ok_or(HeaderError::AncestorUnavailable(e.height - 1))?;
+                }
+                return Ok(e.header.bits);
+            }
+            return Ok(parent.header.bits);
+        }
+        let first = self.ancestor(parent_hash, height - RETARGET_INTERVAL)?;
+        let timespan = (i64::from(parent.header.time) - i64::from(first.header.time)).max(0) as u64;
+        let base_bits = if self.network == Network::Testnet4 {
+            first.header.bits
+        } else {
+            parent.header.bits
+        };
+        Ok(CompactTarget::from_next_work_required(
+            base_bits, timespan, params,
+        ))
+    }
+
+    fn check(&self, header: &Header, now: u32) -> Result<Entry, HeaderError> {
+        let prev = header.prev_blockhash;
+        let parent = self
+            .entries
+            .get(&prev)
+            .ok_or(HeaderError::UnknownParent(prev))?;
+        let height = parent
+            .height
+            .checked_add(1)
+            .ok_or(HeaderError::HeightOverflow)?;
+        let target = Target::from_compact(header.bits);
+        if target > self.network.params().max_attainable_target || target == Target::ZERO {
+            return Err(HeaderError::TargetAboveLimit);
+        }
+        header
+            .validate_pow(target)
+            .map_err(|_| HeaderError::BadProofOfWork)?;
+        let expected = self.expected_bits(prev, header.time)?;
+        if expected != header.bits {
+            return Err(HeaderError::BadBits {
+                expected: expected.to_consensus(),
+                got: header.bits.to_consensus(),
+            });
+        }
+        let mtp = self.median_time_past(parent);
+        if header.time <= mtp {
+            return Err(HeaderError::TimeTooOld {
+                time: header.time,
+                mtp,
+            });
+        }
+        if self.network == Network::Testnet4
+            && height % RETARGET_INTERVAL == 0
+            && i64::from(header.time) < i64::from(parent.header.time) - MAX_TIMEWARP
+        {
+            return Err(HeaderError::TimeWarp {
+                time: header.time,
+                prev: parent.header.time,
+            });
+        }
+        if u64::from(header.time) > u64::from(now) + u64::from(MAX_FUTURE_BLOCK_TIME) {
+            return Err(HeaderError::TimeTooNew {
+                time: header.time,
+                now,
+            });
+        }
+        Ok(Entry {
+            header: *header,
+            height,
+            chainwork: parent.chainwork + header.work(),
+        })
+    }
+
+    fn set_best(&mut self, tip: BlockHash) -> Option<u32> {
+        let tip_entry = &self.entries[&tip];
+        let new_len = (tip_entry.height - self.base_height) as usize + 1;
+        let mut chain = Vec::new();
+        let mut cur = tip;
+        let fork_height = loop {
+            let e = &self.entries[&cur];
+            if self.hash_at(e.height) == Some(cur) {
+                break e.height;
+            }
+            chain.push(cur);
+            cur = e.header.prev_blockhash;
+        };
+        let old_tip_height = self.tip_height();
+        self.best
+            .truncate((fork_height - self.base_height) as usize + 1);
+        chain.reverse();
+        self.best.extend(chain);
+        debug_assert_eq!(self.best.len(), new_len);
+        (fork_height < old_tip_height).then_some(fork_height)
+    }
+
+    /// Validates and adds a batch of headers (each one's parent must be tracked or earlier in
+    /// the batch). All-or-nothing: on error nothing of the batch is kept. `now` is the caller's
+    /// clock (Unix seconds) for the two-hour future limit.
+    pub fn submit(&mut self, headers: &[Header], now: u32) -> Result<SubmitOutcome, BatchError> {
+        let old_tip = self.best_tip().0;
+        let mut added: Vec<BlockHash> = Vec::new();
+        let mut best = old_tip;
+        let mut best_work = self.best_tip().1.chainwork;
+        let mut result = Ok(());
+        for (index, h) in headers.iter().enumerate() {
+            let hash = h.block_hash();
+            if self.entries.contains_key(&hash) {
+                continue;
+            }
+            match self.check(h, now) {
+                Ok(e) => {
+                    if e.chainwork > best_work {
+                        best_work = e.chainwork;
+                        best = hash;
+                    }
+                    self.entries.insert(hash, e);
+                    added.push(hash);
+                }
+                Err(error) => {
+                    result = Err(BatchError { index, hash, error });
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
+            for h in added {
+                self.entries.remove(&h);
+            }
+            return Err(e);
+        }
+        let reorg_fork_height = if best != old_tip {
+            self.set_best(best)
+        } else {
+            None
+        };
+        Ok(SubmitOutcome {
+            added: added.len(),
+            old_tip,
+            new_tip: best,
+            reorg_fork_height,
+        })
+    }
+}

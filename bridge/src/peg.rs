@@ -1,0 +1,983 @@
+//! The peg's consensus state machine (pure, I/O-free): peg-out orders, matches (takes),
+//! claims proven by SPV against the tracked Bitcoin header chain, and expiry.
+//!
+//! The peg never mints and never moves rxBTC itself. The chain debits the maker's deposit
+//! (for [`Peg::place_order`]) and the taker's bond (for [`Peg::take`]) before calling, reverts
+//! those debits when the call fails, and applies every returned [`Effect`] (credits). The peg
+//! only keeps escrow bookkeeping, so that at every step
+//! `deposited == escrow in orders + escrow in open matches + released + refunded`
+//! and `bonds posted == bonds in open matches + bonds returned + bonds forfeited`
+//! ([`Peg::check_invariants`]).
+//!
+//! # `OP_RETURN` commitment (format version 1)
+//!
+//! A paying Bitcoin transaction carries exactly one output whose script is
+//! `OP_RETURN <37-byte push>` with the push `"RXPG" || 0x01 || SHA256(ids)`, where `ids` is
+//! the concatenation of the claimed match ids, sorted ascending and deduplicated, each as
+//! 8 bytes big-endian. A claim must name exactly that set of match ids. See [`commitment`].
+//!
+//! # Claim rules
+//!
+//! A claim `(raw_tx, block_hash, merkle_branch, position, match_ids)` is accepted when the
+//! block is on the best tracked chain with at least `K` confirmations, the Merkle proof holds
+//! ([`crate::spv`]), the commitment matches, every match is open and its block height is at or
+//! below its deadline, and every match is paid by a distinct output (`(txid, vout)` never used
+//! before, by any claim) to its payee script of at least what it owes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::opcodes::all::OP_RETURN;
+use bitcoin::script::Instruction;
+use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, TxMerkleNode};
+
+use crate::headers::HeaderChain;
+use crate::spv::{self, SpvError};
+
+/// An amount in satoshis (rxBTC is 1:1 with BTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Sats(pub u64);
+
+/// A 32-byte L2 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct L2Address(pub [u8; 32]);
+
+/// Identifier of a peg-out order (assigned in creation order, so lower = older).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderId(pub u64);
+
+/// Identifier of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MatchId(pub u64);
+
+/// Tag opening the commitment push.
+pub const COMMITMENT_TAG: &[u8; 4] = b"RXPG";
+/// Current commitment format version.
+pub const COMMITMENT_VERSION: u8 = 1;
+/// Maximum fee a maker may offer, in basis points (10%).
+pub const MAX_FEE_BPS: u16 = 1_000;
+
+/// The commitment push (`"RXPG" || 0x01 || SHA256(sorted, deduplicated ids as u64 BE)`).
+pub fn commitment(ids: &[MatchId]) -> [u8; 37] {
+    let set: BTreeSet<MatchId> = ids.iter().copied().collect();
+    let mut buf = Vec::with_capacity(set.len() * 8);
+    for id in set {
+        buf.extend_from_slice(&id.0.to_be_bytes());
+    }
+    let mut out = [0u8; 37];
+    out[..4].copy_from_slice(COMMITMENT_TAG);
+    out[4] = COMMITMENT_VERSION;
+    out[5..].copy_from_slice(&sha256::Hash::hash(&buf).to_byte_array());
+    out
+}
+
+/// The full `OP_RETURN` script committing to `ids`.
+pub fn commitment_script(ids: &[MatchId]) -> ScriptBuf {
+    ScriptBuf::new_op_return(commitment(ids))
+}
+
+/// Consensus parameters of the peg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PegParams {
+    /// Confirmations `K` a payment block needs before a claim (the L2 treats depth `K` as final).
+    pub confirmations: u32,
+    /// Bond as basis points of the taken amount.
+    pub bond_bps: u16,
+    /// Minimum bond.
+    pub bond_min: Sats,
+    /// Bitcoin blocks from the tracked tip at take time to the match's payment deadline.
+    pub payment_window: u32,
+    /// Extra Bitcoin blocks after `deadline + K` before an unpaid match expires, so that a
+    /// payment made at the deadline can still be claimed.
+    pub claim_grace: u32,
+}
+
+impl PegParams {
+    /// Defaults: K = 6, bond 1% min 1,000 sats, 12-block payment window, 6-block claim grace.
+    pub fn default_for(network: bitcoin::Network) -> Self {
+        let confirmations = if network == bitcoin::Network::Regtest {
+            1
+        } else {
+            6
+        };
+        PegParams {
+            confirmations,
+            bond_bps: 100,
+            bond_min: Sats(1_000),
+            payment_window: 12,
+            claim_grace: 6,
+        }
+    }
+
+    /// The bond required to take `amount`: `max(amount * bond_bps / 10_000, bond_min)`.
+    pub fn required_bond(&self, amount: Sats) -> Sats {
+        let pct = (u128::from(amount.0) * u128::from(self.bond_bps) / 10_000) as u64;
+        Sats(pct.max(self.bond_min.0))
+    }
+}
+
+/// A peg-out order: rxBTC escrowed by the maker, sold for BTC paid to `btc_script`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Id (creation order).
+    pub id: OrderId,
+    /// Who escrowed the rxBTC.
+    pub maker: L2Address,
+    /// Amount originally escrowed.
+    pub amount: Sats,
+    /// Where the maker wants BTC.
+    pub btc_script: ScriptBuf,
+    /// Smallest take allowed (except taking the whole remainder).
+    pub min_fill: Sats,
+    /// Maker's fee in basis points, deducted from the BTC owed.
+    pub fee_bps: u16,
+    /// L2 height from which the order no longer accepts takes and is refunded.
+    pub expiry_height: u64,
+    /// Escrow not yet matched.
+    pub remaining: Sats,
+}
+
+/// The maker's terms for [`Peg::place_order`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Amount escrowed.
+    pub amount: Sats,
+    /// Where the maker wants BTC.
+    pub btc_script: ScriptBuf,
+    /// Smallest take allowed (except taking the whole remainder).
+    pub min_fill: Sats,
+    /// Maker's fee in basis points.
+    pub fee_bps: u16,
+    /// L2 height from which the order is expired.
+    pub expiry_height: u64,
+}
+
+/// State of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchState {
+    /// Waiting for payment and claim.
+    Open,
+    /// Paid by `outpoint` and released.
+    Claimed {
+        /// The output that paid it.
+        outpoint: OutPoint,
+    },
+    /// Unpaid at its deadline; escrow went back, bond went to the maker.
+    Expired,
+}
+
+/// A take of (part of) an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Id.
+    pub match_id: MatchId,
+    /// The order taken.
+    pub order_id: OrderId,
+    /// rxBTC released to `rx_recipient` on claim.
+    pub amount_rx: Sats,
+    /// BTC the taker must pay to `payee_script` (`amount_rx` minus the maker's fee).
+    pub amount_btc_owed: Sats,
+    /// The maker's BTC script.
+    pub payee_script: ScriptBuf,
+    /// Who receives the rxBTC.
+    pub rx_recipient: L2Address,
+    /// Who posted the bond.
+    pub taker: L2Address,
+    /// The bond.
+    pub bond: Sats,
+    /// Highest Bitcoin block height a paying transaction may be confirmed in.
+    pub btc_deadline_height: u32,
+    /// State.
+    pub state: MatchState,
+}
+
+/// A credit the chain must apply (the peg never mints: every effect moves escrow or bonds the
+/// chain already debited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Escrow released to a match's recipient after a valid claim.
+    Release {
+        /// Recipient.
+        to: L2Address,
+        /// Amount.
+        amount: Sats,
+        /// The match.
+        match_id: MatchId,
+    },
+    /// Unmatched escrow back to the maker (cancel, order expiry, or a match expiring after its
+    /// order closed).
+    Refund {
+        /// The maker.
+        to: L2Address,
+        /// Amount.
+        amount: Sats,
+        /// The order.
+        order_id: OrderId,
+    },
+    /// Bond back to the taker after a claim.
+    BondReturn {
+        /// The taker.
+        to: L2Address,
+        /// Amount.
+        amount: Sats,
+        /// The match.
+        match_id: MatchId,
+    },
+    /// Bond forfeited to the maker when a match expires unpaid.
+    BondToMaker {
+        /// The maker.
+        to: L2Address,
+        /// Amount.
+        amount: Sats,
+        /// The match.
+        match_id: MatchId,
+    },
+}
+
+/// Why an order was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// Zero amount.
+    #[error("order amount must be positive")]
+    ZeroAmount,
+    /// min_fill above the amount.
+    #[error("min_fill {min_fill} above the order amount {amount}")]
+    MinFillAboveAmount {
+        /// min_fill.
+        min_fill: u64,
+        /// amount.
+        amount: u64,
+    },
+    /// Fee too high.
+    #[error("fee {0} bps above the maximum {MAX_FEE_BPS}")]
+    FeeTooHigh(u16),
+    /// Expiry not in the future.
+    #[error("expiry height {expiry} not above the current height {height}")]
+    ExpiryInPast {
+        /// expiry.
+        expiry: u64,
+        /// current.
+        height: u64,
+    },
+    /// The payout script cannot receive coins (empty, OP_RETURN or too big).
+    #[error("payout script is unspendable or too large")]
+    BadScript,
+    /// Counter overflow.
+    #[error("too many orders")]
+    Overflow,
+}
+
+/// Why a take was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TakeError {
+    /// No such open order.
+    #[error("unknown or closed order {0:?}")]
+    UnknownOrder(OrderId),
+    /// The order has expired.
+    #[error("order {order:?} expired at height {expiry} (now {height})")]
+    OrderExpired {
+        /// order.
+        order: OrderId,
+        /// expiry.
+        expiry: u64,
+        /// now.
+        height: u64,
+    },
+    /// Zero amount.
+    #[error("take amount must be positive")]
+    ZeroAmount,
+    /// More than the order has left.
+    #[error("take of {amount} exceeds the order's remaining {remaining}")]
+    ExceedsRemaining {
+        /// asked.
+        amount: u64,
+        /// left.
+        remaining: u64,
+    },
+    /// Below the order's minimum fill.
+    #[error("take of {amount} below the order's min_fill {min_fill}")]
+    BelowMinFill {
+        /// asked.
+        amount: u64,
+        /// min_fill.
+        min_fill: u64,
+    },
+    /// The BTC owed would be dust for the payee script.
+    #[error("BTC owed {owed} is below the dust limit {dust} of the payee script")]
+    Dust {
+        /// owed.
+        owed: u64,
+        /// dust limit.
+        dust: u64,
+    },
+    /// Bond not (fully) paid.
+    #[error("bond {paid} below the required {required}")]
+    BondTooSmall {
+        /// posted.
+        paid: u64,
+        /// required.
+        required: u64,
+    },
+    /// Deadline or counter overflow.
+    #[error("overflow computing the match")]
+    Overflow,
+}
+
+/// Why a cancel was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    /// No such open order.
+    #[error("unknown or closed order {0:?}")]
+    UnknownOrder(OrderId),
+    /// Caller is not the maker.
+    #[error("only the maker may cancel order {0:?}")]
+    NotMaker(OrderId),
+}
+
+/// Why a claim was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// No match ids.
+    #[error("a claim must name at least one match")]
+    NoMatches,
+    /// A match id listed twice.
+    #[error("match {0:?} listed twice")]
+    DuplicateMatchId(MatchId),
+    /// Block not tracked.
+    #[error("block {0} is not in the tracked header chain")]
+    UnknownBlock(BlockHash),
+    /// Block on a stale branch.
+    #[error("block {0} is not on the best tracked Bitcoin chain")]
+    StaleBlock(BlockHash),
+    /// Not deep enough.
+    #[error("block has {have} confirmations, {need} required")]
+    TooFewConfirmations {
+        /// have.
+        have: u32,
+        /// need.
+        need: u32,
+    },
+    /// Transaction or proof invalid.
+    #[error(transparent)]
+    Spv(#[from] SpvError),
+    /// No RXPG commitment.
+    #[error("transaction has no RXPG OP_RETURN commitment")]
+    MissingCommitment,
+    /// More than one RXPG commitment.
+    #[error("transaction has more than one RXPG OP_RETURN commitment")]
+    MultipleCommitments,
+    /// A commitment that is malformed or does not commit to the claimed ids.
+    #[error("RXPG OP_RETURN does not commit to the claimed match ids")]
+    WrongCommitment,
+    /// Unknown match.
+    #[error("unknown match {0:?}")]
+    UnknownMatch(MatchId),
+    /// Match already claimed.
+    #[error("match {0:?} already claimed")]
+    AlreadyClaimed(MatchId),
+    /// Match expired.
+    #[error("match {0:?} expired")]
+    MatchExpired(MatchId),
+    /// Paid in a block after the deadline.
+    #[error("match {id:?}: payment block height {height} after the deadline {deadline}")]
+    PaidAfterDeadline {
+        /// match.
+        id: MatchId,
+        /// block height.
+        height: u32,
+        /// deadline.
+        deadline: u32,
+    },
+    /// No output pays the payee script.
+    #[error("match {0:?}: no output pays its payee script")]
+    WrongScript(MatchId),
+    /// Outputs to the script pay less than owed.
+    #[error("match {id:?}: outputs to its script pay at most {paid}, {owed} owed")]
+    ShortAmount {
+        /// match.
+        id: MatchId,
+        /// best output.
+        paid: u64,
+        /// owed.
+        owed: u64,
+    },
+    /// The only suitable output already paid another match of this claim.
+    #[error("match {id:?}: output {outpoint} would pay two matches")]
+    OutputPaysTwoMatches {
+        /// match.
+        id: MatchId,
+        /// output.
+        outpoint: OutPoint,
+    },
+    /// The only suitable output was already used by an earlier claim.
+    #[error("match {id:?}: output {outpoint} was already claimed")]
+    OutpointAlreadyClaimed {
+        /// match.
+        id: MatchId,
+        /// output.
+        outpoint: OutPoint,
+    },
+}
+
+/// The peg's global state.
+#[derive(Debug, Clone)]
+pub struct Peg {
+    params: PegParams,
+    orders: BTreeMap<OrderId, Order>,
+    matches: BTreeMap<MatchId, Match>,
+    /// Makers of closed orders (for refunds of matches that expire later).
+    makers: BTreeMap<OrderId, L2Address>,
+    used_outpoints: BTreeSet<OutPoint>,
+    next_order: u64,
+    next_match: u64,
+    deposited: u128,
+    released: u128,
+    refunded: u128,
+    bonds_posted: u128,
+    bonds_returned: u128,
+    bonds_forfeited: u128,
+}
+
+/// Bookkeeping totals (see [`Peg::totals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// All escrow ever deposited by makers.
+    pub deposited: u128,
+    /// Escrow still in open orders.
+    pub in_orders: u128,
+    /// Escrow in open matches.
+    pub in_matches: u128,
+    /// Released to takers' recipients.
+    pub released: u128,
+    /// Refunded to makers.
+    pub refunded: u128,
+    /// Bonds ever posted.
+    pub bonds_posted: u128,
+    /// Bonds held by open matches.
+    pub bonds_held: u128,
+    /// Bonds returned to takers.
+    pub bonds_returned: u128,
+    /// Bonds forfeited to makers.
+    pub bonds_forfeited: u128,
+}
+
+fn is_rxpg(script: &Script) -> Option<Option<Vec<u8>>> {
+    if !script.is_op_return() {
+        return None;
+    }
+    let mut ins = script.instructions();
+    match ins.next() {
+        Some(Ok(Instruction::Op(op))) if op == OP_RETURN => {}
+        _ => return None,
+    }
+    match ins.next() {
+        Some(Ok(Instruction::PushBytes(p))) if p.as_bytes().starts_with(COMMITMENT_TAG) => {
+            let data = p.as_bytes().to_vec();
+            Some(ins.next().is_none().then_some(data))
+        }
+        _ => None,
+    }
+}
+
+impl Peg {
+    /// An empty peg.
+    pub fn new(params: PegParams) -> Self {
+        Peg {
+            params,
+            orders: BTreeMap::new(),
+            matches: BTreeMap::new(),
+            makers: BTreeMap::new(),
+            used_outpoints: BTreeSet::new(),
+            next_order: 0,
+            next_match: 0,
+            deposited: 0,
+            released: 0,
+            refunded: 0,
+            bonds_posted: 0,
+            bonds_returned: 0,
+            bonds_forfeited: 0,
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &PegParams {
+        &self.params
+    }
+
+    /// An open order.
+    pub fn order(&self, id: OrderId) -> Option<&Order> {
+        self.orders.get(&id)
+    }
+
+    /// Open orders by id.
+    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
+    /// A match (any state).
+    pub fn get_match(&self, id: MatchId) -> Option<&Match> {
+        self.matches.get(&id)
+    }
+
+    /// All matches by id.
+    pub fn matches(&self) -> impl Iterator<Item = &Match> {
+        self.matches.values()
+    }
+
+    /// Whether an output has paid a match.
+    pub fn is_outpoint_used(&self, op: &OutPoint) -> bool {
+        self.used_outpoints.contains(op)
+    }
+
+    /// Escrow and bond totals.
+    pub fn totals(&self) -> Totals {
+        let open = self
+            .matches
+            .values()
+            .filter(|m| m.state == MatchState::Open);
+        let (in_matches, bonds_held) = open.fold((0u128, 0u128), |(a, b), m| {
+            (a + u128::from(m.amount_rx.0), b + u128::from(m.bond.0))
+        });
+        Totals {
+            deposited: self.deposited,
+            in_orders: self
+                .orders
+                .values()
+                .map(|o| u128::from(o.remaining.0))
+                .sum(),
+            in_matches,
+            released: self.released,
+            refunded: self.refunded,
+            bonds_posted: self.bonds_posted,
+            bonds_held,
+            bonds_returned: self.bonds_returned,
+            bonds_forfeited: self.bonds_forfeited,
+        }
+    }
+
+    /// Checks `deposited == in_orders + in_matches + released + refunded` and the same for bonds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let t = self.totals();
+        if t.deposited != t.in_orders + t.in_matches + t.released + t.refunded {
+            return Err(format!("escrow invariant broken: {t:?}"));
+        }
+        if t.bonds_posted != t.bonds_held + t.bonds_returned + t.bonds_forfeited {
+            return Err(format!("bond invariant broken: {t:?}"));
+        }
+        Ok(())
+    }
+
+    /// Creates an order. The chain has debited `amount` from `maker` (reverted if this fails).
+    pub fn place_order(
+        &mut self,
+        maker: L2Address,
+        new: NewOrder,
+        l2_height: u64,
+    ) -> Result<OrderId, OrderError> {
+        let NewOrder {
+            amount,
+            btc_script,
+            min_fill,
+            fee_bps,
+            expiry_height,
+        } = new;
+        if amount.0 == 0 {
+            return Err(OrderError::ZeroAmount);
+        }
+        if min_fill > amount {
+            return Err(OrderError::MinFillAboveAmount {
+                min_fill: min_fill.0,
+                amount: amount.0,
+            });
+        }
+        if fee_bps > MAX_FEE_BPS {
+            return Err(OrderError::FeeTooHigh(fee_bps));
+        }
+        if expiry_height <= l2_height {
+            return Err(OrderError::ExpiryInPast {
+                expiry: expiry_height,
+                height: l2_height,
+            });
+        }
+        if btc_script.is_empty() || btc_script.is_op_return() || btc_script.len() > 10_000 {
+            return Err(OrderError::BadScript);
+        }
+        let id = OrderId(self.next_order);
+        self.next_order = self.next_order.checked_add(1).ok_or(OrderError::Overflow)?;
+        self.deposited += u128::from(amount.0);
+        self.makers.insert(id, maker);
+        self.orders.insert(
+            id,
+            Order {
+                id,
+                maker,
+                amount,
+                btc_script,
+                min_fill,
+                fee_bps,
+                expiry_height,
+                remaining: amount,
+            },
+        );
+        Ok(id)
+    }
+
+    /// BTC owed for taking `amount` of an order with `fee_bps`: `amount - floor(amount*fee/10^4)`.
+    pub fn owed(amount: Sats, fee_bps: u16) -> Sats {
+        let fee = (u128::from(amount.0) * u128::from(fee_bps) / 10_000) as u64;
+        Sats(amount.0 - fee)
+    }
+
+    fn check_take(&self, order: &Order, amount: Sats, l2_height: u64) -> Result<Sats, TakeError> {
+        if l2_height >= order.expiry_height {
+            return Err(TakeError::OrderExpired {
+                order: order.id,
+                expiry: order.expiry_height,
+                height: l2_height,
+            });
+        }
+        if amount.0 == 0 {
+            return Err(TakeError::ZeroAmount);
+        }
+        if amount > order.remaining {
+            return Err(TakeError::ExceedsRemaining {
+                amount: amount.0,
+                remaining: order.remaining.0,
+            });
+        }
+        if amount < order.min_fill && amount != order.remaining {
+            return Err(TakeError::BelowMinFill {
+                amount: amount.0,
+                min_fill: order.min_fill.0,
+            });
+        }
+        let owed = Self::owed(amount, order.fee_bps);
+        let dust = order.btc_script.minimal_non_dust().to_sat();
+        if owed.0 < dust {
+            return Err(TakeError::Dust { owed: owed.0, dust });
+        }
+        Ok(owed)
+    }
+
+    /// Takes `amount` of an order. The chain has debited `bond` from `taker` (reverted if this
+    /// fails). The deadline is `btc_tip_height + payment_window`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take(
+        &mut self,
+        order_id: OrderId,
+        amount: Sats,
+        rx_recipient: L2Address,
+        taker: L2Address,
+        bond: Sats,
+        l2_height: u64,
+        btc_tip_height: u32,
+    ) -> Result<MatchId, TakeError> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(TakeError::UnknownOrder(order_id))?;
+        let owed = self.check_take(order, amount, l2_height)?;
+        let required = self.params.required_bond(amount);
+        if bond < required {
+            return Err(TakeError::BondTooSmall {
+                paid: bond.0,
+                required: required.0,
+            });
+        }
+        let deadline = btc_tip_height
+            .checked_add(self.params.payment_window)
+            .ok_or(TakeError::Overflow)?;
+        let match_id = MatchId(self.next_match);
+        self.next_match = self.next_match.checked_add(1).ok_or(TakeError::Overflow)?;
+        let order = self
+            .orders
+            .get_mut(&order_id)
+            .ok_or(TakeError::UnknownOrder(order_id))?;
+        order.remaining.0 -= amount.0;
+        let payee_script = order.btc_script.clone();
+        self.bonds_posted += u128::from(bond.0);
+        self.matches.insert(
+            match_id,
+            Match {
+                match_id,
+                order_id,
+                amount_rx: amount,
+                amount_btc_owed: owed,
+                payee_script,
+                rx_recipient,
+                taker,
+                bond,
+                btc_deadline_height: deadline,
+                state: MatchState::Open,
+            },
+        );
+        Ok(match_id)
+    }
+
+    /// Cancels an order: its unmatched rest goes back to the maker. Open matches stay; if they
+    /// expire later their escrow is refunded to the maker directly.
+    pub fn cancel(
+        &mut self,
+        order_id: OrderId,
+        caller: L2Address,
+    ) -> Result<Vec<Effect>, CancelError> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(CancelError::UnknownOrder(order_id))?;
+        if order.maker != caller {
+            return Err(CancelError::NotMaker(order_id));
+        }
+        let order = self
+            .orders
+            .remove(&order_id)
+            .ok_or(CancelError::UnknownOrder(order_id))?;
+        Ok(self.refund_order(order))
+    }
+
+    fn refund_order(&mut self, order: Order) -> Vec<Effect> {
+        if order.remaining.0 == 0 {
+            return Vec::new();
+        }
+        self.refunded += u128::from(order.remaining.0);
+        vec![Effect::Refund {
+            to: order.maker,
+            amount: order.remaining,
+            order_id: order.id,
+        }]
+    }
+
+    /// Expires, in id order, orders whose `expiry_height <= l2_height` (refund) and open
+    /// matches with `btc_tip_height > deadline + K + claim_grace` (escrow back to the order, or
+    /// to the maker if the order is closed; bond to the maker). Call once per L2 block.
+    pub fn expire(&mut self, l2_height: u64, btc_tip_height: u32) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let grace = u64::from(self.params.confirmations) + u64::from(self.params.claim_grace);
+        let expired: Vec<MatchId> = self
+            .matches
+            .values()
+            .filter(|m| {
+                m.state == MatchState::Open
+                    && u64::from(btc_tip_height) > u64::from(m.btc_deadline_height) + grace
+            })
+            .map(|m| m.match_id)
+            .collect();
+        for id in expired {
+            let Some(m) = self.matches.get_mut(&id) else {
+                continue;
+            };
+            m.state = MatchState::Expired;
+            let (order_id, amount, bond) = (m.order_id, m.amount_rx, m.bond);
+            let maker = self.makers.get(&order_id).copied();
+            let Some(maker) = maker else { continue };
+            if let Some(o) = self.orders.get_mut(&order_id) {
+                o.remaining.0 += amount.0;
+            } else {
+                self.refunded += u128::from(amount.0);
+                effects.push(Effect::Refund {
+                    to: maker,
+                    amount,
+                    order_id,
+                });
+            }
+            self.bonds_forfeited += u128::from(bond.0);
+            effects.push(Effect::BondToMaker {
+                to: maker,
+                amount: bond,
+                match_id: id,
+            });
+        }
+        let expired_orders: Vec<OrderId> = self
+            .orders
+            .values()
+            .filter(|o| o.expiry_height <= l2_height)
+            .map(|o| o.id)
+            .collect();
+        for id in expired_orders {
+            if let Some(o) = self.orders.remove(&id) {
+                effects.extend(self.refund_order(o));
+            }
+        }
+        effects
+    }
+
+    /// Picks orders for a peg-in of `amount` (lowest fee, then oldest), splitting across
+    /// several; skips expired orders and pieces that break min_fill or dust. The sum may be
+    /// below `amount` when the book is too thin.
+    pub fn matcher(&self, amount: Sats, l2_height: u64) -> Vec<(OrderId, Sats)> {
+        let mut book: Vec<&Order> = self
+            .orders
+            .values()
+            .filter(|o| o.expiry_height > l2_height)
+            .collect();
+        book.sort_by_key(|o| (o.fee_bps, o.id));
+        let mut left = amount.0;
+        let mut out = Vec::new();
+        for o in book {
+            if left == 0 {
+                break;
+            }
+            let piece = Sats(left.min(o.remaining.0));
+            if self.check_take(o, piece, l2_height).is_ok() {
+                out.push((o.id, piece));
+                left -= piece.0;
+            }
+        }
+        out
+    }
+
+    /// Claims matches paid by one Bitcoin transaction (see the module docs for the rules).
+    /// Atomic: on error nothing changes.
+    pub fn claim(
+        &mut self,
+        headers: &HeaderChain,
+        raw_tx: &[u8],
+        block_hash: BlockHash,
+        merkle_branch: &[TxMerkleNode],
+        position: u32,
+        match_ids: &[MatchId],
+    ) -> Result<Vec<Effect>, ClaimError> {
+        if match_ids.is_empty() {
+            return Err(ClaimError::NoMatches);
+        }
+        let mut ids = BTreeSet::new();
+        for id in match_ids {
+            if !ids.insert(*id) {
+                return Err(ClaimError::DuplicateMatchId(*id));
+            }
+        }
+        let entry = headers
+            .get(&block_hash)
+            .ok_or(ClaimError::UnknownBlock(block_hash))?;
+        let conf = headers
+            .confirmations(&block_hash)
+            .ok_or(ClaimError::StaleBlock(block_hash))?;
+        if conf < self.params.confirmations {
+            return Err(ClaimError::TooFewConfirmations {
+                have: conf,
+                need: self.params.confirmations,
+            });
+        }
+        let (height, root) = (entry.height, entry.header.merkle_root);
+        let (tx, txid) = spv::parse_tx(raw_tx)?;
+        let branch: Vec<[u8; 32]> = merkle_branch.iter().map(|n| n.to_byte_array()).collect();
+        spv::verify_branch(txid, &branch, position, root)?;
+        check_commitment(&tx, match_ids)?;
+
+        let mut ms: Vec<&Match> = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let m = self.matches.get(id).ok_or(ClaimError::UnknownMatch(*id))?;
+            match m.state {
+                MatchState::Open => {}
+                MatchState::Claimed { .. } => return Err(ClaimError::AlreadyClaimed(*id)),
+                MatchState::Expired => return Err(ClaimError::MatchExpired(*id)),
+            }
+            if height > m.btc_deadline_height {
+                return Err(ClaimError::PaidAfterDeadline {
+                    id: *id,
+                    height,
+                    deadline: m.btc_deadline_height,
+                });
+            }
+            ms.push(m);
+        }
+        // Largest debt first, each to the smallest sufficient unused output: finds an
+        // assignment whenever one exists.
+        ms.sort_by(|a, b| {
+            b.amount_btc_owed
+                .cmp(&a.amount_btc_owed)
+                .then(a.match_id.cmp(&b.match_id))
+        });
+        let mut taken: BTreeSet<u32> = BTreeSet::new();
+        let mut assignment: Vec<(MatchId, OutPoint)> = Vec::with_capacity(ms.len());
+        for m in &ms {
+            let mut best: Option<(u64, u32)> = None;
+            let (mut any_script, mut max_paid) = (false, 0u64);
+            let (mut blocked_local, mut blocked_global) = (None, None);
+            for (vout, out) in tx.output.iter().enumerate() {
+                if out.script_pubkey != m.payee_script {
+                    continue;
+                }
+                any_script = true;
+                let v = out.value.to_sat();
+                max_paid = max_paid.max(v);
+                if v < m.amount_btc_owed.0 {
+                    continue;
+                }
+                let vout = vout as u32;
+                let op = OutPoint { txid, vout };
+                if self.used_outpoints.contains(&op) {
+                    blocked_global.get_or_insert(op);
+                    continue;
+                }
+                if taken.contains(&vout) {
+                    blocked_local.get_or_insert(op);
+                    continue;
+                }
+                if best.is_none_or(|(bv, _)| v < bv) {
+                    best = Some((v, vout));
+                }
+            }
+            let id = m.match_id;
+            match best {
+                Some((_, vout)) => {
+                    taken.insert(vout);
+                    assignment.push((id, OutPoint { txid, vout }));
+                }
+                None if !any_script => return Err(ClaimError::WrongScript(id)),
+                None => {
+                    if let Some(outpoint) = blocked_global {
+                        return Err(ClaimError::OutpointAlreadyClaimed { id, outpoint });
+                    }
+                    if let Some(outpoint) = blocked_local {
+                        return Err(ClaimError::OutputPaysTwoMatches { id, outpoint });
+                    }
+                    return Err(ClaimError::ShortAmount {
+                        id,
+                        paid: max_paid,
+                        owed: m.amount_btc_owed.0,
+                    });
+                }
+            }
+        }
+        assignment.sort();
+        let mut effects = Vec::with_capacity(assignment.len() * 2);
+        for (id, outpoint) in assignment {
+            let Some(m) = self.matches.get_mut(&id) else {
+                continue;
+            };
+            m.state = MatchState::Claimed { outpoint };
+            self.used_outpoints.insert(outpoint);
+            self.released += u128::from(m.amount_rx.0);
+            self.bonds_returned += u128::from(m.bond.0);
+            effects.push(Effect::Release {
+                to: m.rx_recipient,
+                amount: m.amount_rx,
+                match_id: id,
+            });
+            effects.push(Effect::BondReturn {
+                to: m.taker,
+                amount: m.bond,
+                match_id: id,
+            });
+        }
+        Ok(effects)
+    }
+}
+
+fn check_commitment(tx: &Transaction, ids: &[MatchId]) -> Result<(), ClaimError> {
+    let mut found = None;
+    for out in &tx.output {
+        if let Some(data) = is_rxpg(&out.script_pubkey) {
+            if found.is_some() {
+                return Err(ClaimError::MultipleCommitments);
+            }
+            found = Some(data);
+        }
+    }
+    match found {
+        None => Err(ClaimError::MissingCommitment),
+        Some(Some(d)) if d.as_slice() == commitment(ids).as_slice() => Ok(()),
+        Some(_) => Err(ClaimError::WrongCommitment),
+    }
+}
