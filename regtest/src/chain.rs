@@ -135,6 +135,8 @@ pub struct Chain {
     pub bits: CompactTarget,
     /// Transactions of the active chain, by id: (block, position).
     pub tx_index: HashMap<Txid, (BlockHash, usize)>,
+    /// Headers accepted by `submitheader` whose blocks are not (yet) known, with heights.
+    pub headers: HashMap<BlockHash, (bitcoin::block::Header, u32)>,
     last_reject: Option<String>,
 }
 
@@ -154,6 +156,7 @@ impl Chain {
             undo: HashMap::new(),
             bits,
             tx_index: HashMap::new(),
+            headers: HashMap::new(),
             last_reject: None,
         };
         c.blocks.insert(
@@ -435,6 +438,7 @@ impl Chain {
             status: Status::Valid,
         };
         self.blocks.insert(hash, entry);
+        self.headers.remove(&hash);
         self.last_reject = None;
         self.activate_best()?;
         if self.tip() == hash {
@@ -560,12 +564,57 @@ impl Chain {
         self.activate_best()
     }
 
+    /// `submitheader`: checks a header (known parent, bits, proof of work, time) and keeps
+    /// it as headers-only. `Err((true, reason))` when the parent is unknown.
+    pub fn submit_header(&mut self, h: bitcoin::block::Header) -> Result<(), (bool, String)> {
+        let hash = h.block_hash();
+        if let Some(e) = self.blocks.get(&hash) {
+            return if e.status == Status::Invalid || !self.chain_valid(hash) {
+                Err((false, reject("duplicate")))
+            } else {
+                Ok(())
+            };
+        }
+        if self.headers.contains_key(&hash) {
+            return Ok(());
+        }
+        let prev_height = if let Some(p) = self.blocks.get(&h.prev_blockhash) {
+            if !self.chain_valid(h.prev_blockhash) {
+                return Err((false, reject("bad-prevblk")));
+            }
+            if h.time <= self.median_time_past(h.prev_blockhash) {
+                return Err((false, reject("time-too-old")));
+            }
+            p.height
+        } else if let Some((_, ph)) = self.headers.get(&h.prev_blockhash) {
+            *ph
+        } else {
+            return Err((true, reject("prev-blk-not-found")));
+        };
+        if h.bits != self.bits {
+            return Err((false, reject("bad-diffbits")));
+        }
+        if h.validate_pow(self.target()).is_err() {
+            return Err((false, reject("high-hash")));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if u64::from(h.time) > now + 2 * 60 * 60 {
+            return Err((false, reject("time-too-new")));
+        }
+        self.headers.insert(hash, (h, prev_height + 1));
+        Ok(())
+    }
+
     /// `getchaintips`: every block without children, with its branch length and status.
     pub fn tips(&self) -> Vec<(BlockHash, u32, u32, &'static str)> {
         let parents: HashSet<BlockHash> = self
             .blocks
             .values()
             .map(|e| e.block.header.prev_blockhash)
+            .chain(self.headers.values().map(|(h, _)| h.prev_blockhash))
             .collect();
         let mut tips: Vec<_> = self
             .blocks
@@ -588,6 +637,25 @@ impl Chain {
                 (*h, e.height, len, status)
             })
             .collect();
+        for (hash, (_, height)) in &self.headers {
+            if parents.contains(hash) {
+                continue;
+            }
+            let mut cur = *hash;
+            let mut len = 0;
+            while let Some((h, _)) = self.headers.get(&cur) {
+                len += 1;
+                cur = h.prev_blockhash;
+            }
+            while !self.is_active(&cur) {
+                let Some(e) = self.blocks.get(&cur) else {
+                    break;
+                };
+                len += 1;
+                cur = e.block.header.prev_blockhash;
+            }
+            tips.push((*hash, *height, len, "headers-only"));
+        }
         tips.sort_by_key(|t| std::cmp::Reverse(t.1));
         tips
     }

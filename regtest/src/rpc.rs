@@ -430,6 +430,20 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                 Err(r) => Ok(json!(r)),
             }
         }
+        "submitheader" => {
+            arity(p, 1, 1)?;
+            let raw = hex_arg(p, 0).map_err(|_| e(-22, "Block header decode failed"))?;
+            let h: bitcoin::block::Header =
+                deserialize(&raw).map_err(|_| e(-22, "Block header decode failed"))?;
+            match n.chain.submit_header(h) {
+                Ok(()) => Ok(Value::Null),
+                Err((true, _)) => Err(e(
+                    -25,
+                    format!("Must submit previous header ({}) first", h.prev_blockhash),
+                )),
+                Err((false, r)) => Err(e(-25, r)),
+            }
+        }
         "generatetoaddress" | "generateblock" => {
             arity(p, 2, 3)?;
             let count = if method == "generatetoaddress" {

@@ -424,3 +424,67 @@ fn a_node_with_a_datadir_restarts_with_its_chain() {
     assert_eq!(ok(&node, "getbestblockhash", json!([])), tip);
     let _ = Address::from_str("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080").unwrap();
 }
+
+#[test]
+fn submitheader_keeps_headers_only_tips_and_rejects_like_core() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(8);
+    ok(&node, "generatetoaddress", json!([2, a.addr.to_string()]));
+    let tip: bitcoin::BlockHash = ok(&node, "getbestblockhash", json!([]))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tip_hdr = ok(&node, "getblockheader", json!([tip.to_string()]));
+    let target = bitcoin::CompactTarget::from_consensus(rexe_regtest::REGTEST_BITS);
+    let mut h = bitcoin::block::Header {
+        version: bitcoin::block::Version::from_consensus(0x2000_0000),
+        prev_blockhash: tip,
+        merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+        time: tip_hdr["time"].as_u64().unwrap() as u32 + 1,
+        bits: target,
+        nonce: 0,
+    };
+    let meets = |h: &bitcoin::block::Header| {
+        bitcoin::Target::from_compact(target).is_met_by(h.block_hash())
+    };
+    // High hash first: a nonce that misses the target.
+    while meets(&h) {
+        h.nonce += 1;
+    }
+    let hex_h = serialize_hex(&h);
+    let v = rpc(&node, "submitheader", json!([hex_h]));
+    assert_eq!(v["error"]["code"], json!(-25), "{v}");
+    assert_eq!(v["error"]["message"], json!("high-hash"));
+    while !meets(&h) {
+        h.nonce += 1;
+    }
+    assert_eq!(
+        ok(&node, "submitheader", json!([serialize_hex(&h)])),
+        Value::Null
+    );
+    let tips = ok(&node, "getchaintips", json!([]));
+    assert!(
+        tips.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == json!("headers-only")
+                && t["height"] == json!(3)
+                && t["branchlen"] == json!(1)
+                && t["hash"] == json!(h.block_hash().to_string())),
+        "{tips}"
+    );
+    // Unknown parent.
+    let mut orphan = h;
+    orphan.prev_blockhash = bitcoin::BlockHash::all_zeros();
+    let v = rpc(&node, "submitheader", json!([serialize_hex(&orphan)]));
+    assert_eq!(v["error"]["code"], json!(-25), "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Must submit previous header"));
+    let v = rpc(&node, "submitheader", json!(["zz"]));
+    assert_eq!(v["error"]["code"], json!(-22), "{v}");
+    // The best chain is unchanged.
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(2));
+}
