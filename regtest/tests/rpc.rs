@@ -488,3 +488,146 @@ fn submitheader_keeps_headers_only_tips_and_rejects_like_core() {
     // The best chain is unchanged.
     assert_eq!(ok(&node, "getblockcount", json!([])), json!(2));
 }
+
+/// Builds a block from a `getblocktemplate` answer the way a miner does: coinbase with the
+/// BIP34 height, `coinbasevalue` and `default_witness_commitment`, the template's
+/// transactions, the merkle root, then grinds the nonce. The knobs break one rule each.
+fn block_from_template(
+    t: &Value,
+    pay: &Address,
+    extra: u8,
+    cb_bonus: u64,
+    height_delta: i64,
+) -> Block {
+    let height = t["height"].as_i64().unwrap() + height_delta;
+    let script_sig = bitcoin::blockdata::script::Builder::new()
+        .push_int(height)
+        .push_slice([extra, 0x52])
+        .into_script();
+    let mut cb_witness = Witness::new();
+    cb_witness.push([0u8; 32]);
+    let mut outputs = vec![TxOut {
+        value: Amount::from_sat(t["coinbasevalue"].as_u64().unwrap() + cb_bonus),
+        script_pubkey: pay.script_pubkey(),
+    }];
+    if let Some(c) = t["default_witness_commitment"].as_str() {
+        outputs.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::from_bytes(hex::decode(c).unwrap()),
+        });
+    }
+    let coinbase = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig,
+            sequence: Sequence::MAX,
+            witness: cb_witness,
+        }],
+        output: outputs,
+    };
+    let mut txdata = vec![coinbase];
+    for tx in t["transactions"].as_array().unwrap() {
+        txdata.push(deserialize(&hex::decode(tx["data"].as_str().unwrap()).unwrap()).unwrap());
+    }
+    let bits = u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap();
+    let mut block = Block {
+        header: bitcoin::block::Header {
+            version: bitcoin::block::Version::from_consensus(t["version"].as_i64().unwrap() as i32),
+            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
+            merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+            time: t["curtime"].as_u64().unwrap() as u32,
+            bits: bitcoin::CompactTarget::from_consensus(bits),
+            nonce: 0,
+        },
+        txdata,
+    };
+    block.header.merkle_root = block.compute_merkle_root().unwrap();
+    grind(&mut block);
+    block
+}
+
+fn grind(b: &mut Block) {
+    let target = bitcoin::Target::from_compact(b.header.bits);
+    while !target.is_met_by(b.block_hash()) {
+        b.header.nonce += 1;
+    }
+}
+
+#[test]
+fn template_built_blocks_and_each_submitblock_string() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(11);
+    let b = key(12);
+    ok(&node, "generatetoaddress", json!([101, a.addr.to_string()]));
+    // A segwit spend in the mempool, so the template carries it and a witness commitment.
+    let (prev, value) = coinbase_of(&node, 1);
+    let tx = spend(&a, prev, value, &b.addr, 2_000, false);
+    ok(&node, "sendrawtransaction", json!([serialize_hex(&tx)]));
+    let t = ok(&node, "getblocktemplate", json!([{"rules": ["segwit"]}]));
+    assert_eq!(
+        t["transactions"][0]["txid"],
+        json!(tx.compute_txid().to_string())
+    );
+    assert_eq!(t["transactions"][0]["fee"], json!(2_000));
+    assert!(t["default_witness_commitment"].is_string(), "{t}");
+    let sub = |blk: &Block| ok(&node, "submitblock", json!([serialize_hex(blk)]));
+
+    assert_eq!(
+        sub(&block_from_template(&t, &a.addr, 1, 1, 0)),
+        json!("bad-cb-amount")
+    );
+    assert_eq!(
+        sub(&block_from_template(&t, &a.addr, 1, 0, 1)),
+        json!("bad-cb-height")
+    );
+    let mut orphan = block_from_template(&t, &a.addr, 1, 0, 0);
+    orphan.header.prev_blockhash = bitcoin::BlockHash::all_zeros();
+    grind(&mut orphan);
+    assert_eq!(sub(&orphan), json!("prev-blk-not-found"));
+    let mut old = block_from_template(&t, &a.addr, 1, 0, 0);
+    old.header.time = 1_296_688_602;
+    grind(&mut old);
+    assert_eq!(sub(&old), json!("time-too-old"));
+    let mut two_cb = block_from_template(&t, &a.addr, 1, 0, 0);
+    let cb = two_cb.txdata[0].clone();
+    two_cb.txdata.push(cb);
+    two_cb.header.merkle_root = two_cb.compute_merkle_root().unwrap();
+    grind(&mut two_cb);
+    assert_eq!(sub(&two_cb), json!("bad-cb-multiple"));
+    let mut bad_wc = block_from_template(&t, &a.addr, 1, 0, 0);
+    bad_wc.txdata[0].output[1].script_pubkey =
+        ScriptBuf::from_bytes(hex::decode(format!("6a24aa21a9ed{}", "11".repeat(32))).unwrap());
+    bad_wc.header.merkle_root = bad_wc.compute_merkle_root().unwrap();
+    grind(&mut bad_wc);
+    assert_eq!(sub(&bad_wc), json!("bad-witness-merkle-match"));
+
+    // The honest block is accepted and confirms the transaction.
+    let good = block_from_template(&t, &a.addr, 1, 0, 0);
+    assert_eq!(sub(&good), Value::Null);
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(102));
+    assert_eq!(ok(&node, "getrawmempool", json!([])), json!([]));
+    // A competitor at the same height: valid but less work than the tip -> inconclusive.
+    let rival = block_from_template(&t, &b.addr, 2, 0, 0);
+    assert_eq!(sub(&rival), json!("inconclusive"));
+    let rival_hash = rival.block_hash().to_string();
+    ok(&node, "invalidateblock", json!([rival_hash]));
+    assert_eq!(sub(&rival), json!("duplicate-invalid"));
+    assert_eq!(sub(&good), json!("duplicate"));
+}
+
+#[test]
+fn json_rpc_2_0_requests_are_answered_in_2_0() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "getblockcount", "params": []});
+    let (code, t) = post(&node, Some(&node.cookie), body.to_string().as_bytes());
+    assert_eq!(code, 200, "{t}");
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["result"], json!(0));
+    assert_eq!(v["id"], json!(7));
+    let body = json!({"jsonrpc": "2.0", "id": 8, "method": "nosuch", "params": []});
+    let (_, t) = post(&node, Some(&node.cookie), body.to_string().as_bytes());
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(v["error"]["code"], json!(-32601), "{v}");
+}
