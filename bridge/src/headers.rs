@@ -451,3 +451,80 @@ impl HeaderChain {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    /// Appends `n` headers without checks (PoW at mainnet difficulty cannot be ground in a test).
+    fn extend_unchecked(c: &mut HeaderChain, n: u32, spacing: u32) -> BlockHash {
+        let (mut tip, _) = c.best_tip();
+        for i in 0..n {
+            let p = c.entries[&tip].clone();
+            let mut header = p.header;
+            header.prev_blockhash = tip;
+            header.time = p.header.time + spacing;
+            header.nonce = i;
+            let hash = header.block_hash();
+            let chainwork = p.chainwork + header.work();
+            c.entries.insert(
+                hash,
+                Entry {
+                    header,
+                    height: p.height + 1,
+                    chainwork,
+                },
+            );
+            c.best.push(hash);
+            tip = hash;
+        }
+        tip
+    }
+
+    #[test]
+    fn mainnet_retarget_clamps_at_four_x() {
+        let mut c = HeaderChain::new(Network::Bitcoin);
+        let tip = extend_unchecked(&mut c, 2015, 1);
+        assert_eq!(c.tip_height(), 2015);
+        let t = c.entries[&tip].header.time;
+        // Blocks every second: timespan clamped to a quarter, target / 4.
+        assert_eq!(
+            c.expected_bits(tip, t + 1).unwrap().to_consensus(),
+            0x1c3f_ffc0
+        );
+        // Inside the period the parent's bits are required.
+        let parent = c.hash_at(2014).unwrap();
+        assert_eq!(
+            c.expected_bits(parent, t).unwrap().to_consensus(),
+            0x1d00_ffff
+        );
+    }
+
+    #[test]
+    fn mainnet_retarget_slow_period_capped_at_pow_limit() {
+        let mut c = HeaderChain::new(Network::Bitcoin);
+        let tip = extend_unchecked(&mut c, 2015, 1200);
+        let t = c.entries[&tip].header.time;
+        assert_eq!(
+            c.expected_bits(tip, t + 1).unwrap().to_consensus(),
+            0x1d00_ffff
+        );
+    }
+
+    #[test]
+    fn retarget_below_checkpoint_is_reported() {
+        let g = bitcoin::constants::genesis_block(Network::Bitcoin).header;
+        let cp = Checkpoint {
+            header: g,
+            height: 2015,
+            chainwork: g.work(),
+        };
+        let c = HeaderChain::from_checkpoint(Network::Bitcoin, cp);
+        assert_eq!(
+            c.expected_bits(g.block_hash(), g.time + 1),
+            Err(HeaderError::AncestorUnavailable(0))
+        );
+        assert_eq!(c.confirmations(&BlockHash::all_zeros()), None);
+    }
+}

@@ -981,3 +981,26 @@ fn check_commitment(tx: &Transaction, ids: &[MatchId]) -> Result<(), ClaimError>
         Some(_) => Err(ClaimError::WrongCommitment),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commitment_is_order_independent_and_versioned() {
+        let a = commitment(&[MatchId(3), MatchId(1), MatchId(2)]);
+        let b = commitment(&[MatchId(1), MatchId(2), MatchId(3), MatchId(2)]);
+        assert_eq!(a, b);
+        assert_eq!(&a[..5], b"RXPG\x01");
+        assert_ne!(a, commitment(&[MatchId(1), MatchId(2)]));
+        assert_eq!(commitment_script(&[MatchId(1)]).len(), 39);
+    }
+
+    #[test]
+    fn required_bond_is_one_percent_min_1000() {
+        let p = PegParams::default_for(bitcoin::Network::Bitcoin);
+        assert_eq!(p.required_bond(Sats(50_000)), Sats(1_000));
+        assert_eq!(p.required_bond(Sats(1_000_000)), Sats(10_000));
+        assert_eq!(Peg::owed(Sats(10_000), 25), Sats(9_975));
+    }
+}
