@@ -996,6 +996,90 @@ mod tests {
         assert_eq!(commitment_script(&[MatchId(1)]).len(), 39);
     }
 
+    /// Unreachable through the public API (a commitment binds a tx to one set of ids, and a
+    /// claimed id is rejected as `AlreadyClaimed` first), so the global outpoint set is
+    /// defence in depth; this checks it still has its own error.
+    #[test]
+    fn globally_used_outpoint_has_its_own_error() {
+        use bitcoin::block::{Header, Version};
+        use bitcoin::{
+            absolute::LockTime, Amount, CompactTarget, Network, Sequence, TxIn, TxOut, Witness,
+        };
+        let mut peg = Peg::new(PegParams::default_for(Network::Regtest));
+        let script = ScriptBuf::from_bytes([&[0x00, 0x14][..], &[7u8; 20][..]].concat());
+        let new = NewOrder {
+            amount: Sats(50_000),
+            btc_script: script.clone(),
+            min_fill: Sats(0),
+            fee_bps: 0,
+            expiry_height: 10,
+        };
+        let o = peg.place_order(L2Address([1; 32]), new, 0).unwrap();
+        let m = peg
+            .take(
+                o,
+                Sats(50_000),
+                L2Address([2; 32]),
+                L2Address([2; 32]),
+                Sats(1_000),
+                0,
+                0,
+            )
+            .unwrap();
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(50_000),
+                    script_pubkey: script,
+                },
+                TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: commitment_script(&[m]),
+                },
+            ],
+        };
+        let txid = tx.compute_txid();
+        let mut chain = HeaderChain::new(Network::Regtest);
+        let g = chain.best_tip().1.header;
+        let mut h = Header {
+            version: Version::ONE,
+            prev_blockhash: g.block_hash(),
+            merkle_root: TxMerkleNode::from_raw_hash(txid.to_raw_hash()),
+            time: g.time + 1,
+            bits: CompactTarget::from_consensus(0x207f_ffff),
+            nonce: 0,
+        };
+        while h.validate_pow(h.target()).is_err() {
+            h.nonce += 1;
+        }
+        chain.submit(&[h], h.time).unwrap();
+        peg.used_outpoints.insert(OutPoint { txid, vout: 0 });
+        let raw = bitcoin::consensus::serialize(&tx);
+        assert_eq!(
+            peg.claim(&chain, &raw, h.block_hash(), &[], 0, &[m]),
+            Err(ClaimError::OutpointAlreadyClaimed {
+                id: m,
+                outpoint: OutPoint { txid, vout: 0 }
+            })
+        );
+        peg.used_outpoints.clear();
+        assert_eq!(
+            peg.claim(&chain, &raw, h.block_hash(), &[], 0, &[m])
+                .unwrap()
+                .len(),
+            2
+        );
+        peg.check_invariants().unwrap();
+    }
+
     #[test]
     fn required_bond_is_one_percent_min_1000() {
         let p = PegParams::default_for(bitcoin::Network::Bitcoin);
