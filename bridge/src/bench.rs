@@ -198,4 +198,12 @@ mod tests {
         assert!(super::bench_headers(50) > 0.0);
         assert!(super::bench_claims(50) > 0.0);
     }
+
+    /// `cargo test -p rexe-bridge --release --lib print_bench_figures -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn print_bench_figures() {
+        println!("headers/s: {:.0}", super::bench_headers(20_000));
+        println!("claims/s: {:.0}", super::bench_claims(20_000));
+    }
 }
