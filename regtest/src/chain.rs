@@ -268,8 +268,23 @@ impl Chain {
             .txdata
             .iter()
             .any(|t| t.input.iter().any(|i| !i.witness.is_empty()));
-        if has_witness && !block.check_witness_commitment() {
-            return Err(reject("bad-witness-merkle-match"));
+        // Core's ContextualCheckBlock: a commitment (last matching output) must match with a
+        // 32-byte reserved value; without one, no transaction may carry a witness.
+        let cb = &block.txdata[0];
+        let has_commitment = cb.output.iter().any(|o| {
+            o.script_pubkey.len() >= 38
+                && o.script_pubkey.as_bytes()[..6] == [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]
+        });
+        if has_commitment {
+            if !block.check_witness_commitment() {
+                let w = &cb.input[0].witness;
+                if w.len() != 1 || w.nth(0).map(<[u8]>::len) != Some(32) {
+                    return Err(reject("bad-witness-nonce-size"));
+                }
+                return Err(reject("bad-witness-merkle-match"));
+            }
+        } else if has_witness {
+            return Err(reject("unexpected-witness"));
         }
         for tx in &block.txdata {
             if !tx.is_lock_time_enabled() {
@@ -666,7 +681,7 @@ impl Chain {
     }
 
     /// Builds a block template on the tip: coinbase paying `script` (BIP34 height, witness
-    /// commitment when needed), then `txs` (already validated, in order).
+    /// commitment always, as Core), then `txs` (already validated, in order).
     pub fn make_block(
         &self,
         script: bitcoin::ScriptBuf,
@@ -698,10 +713,8 @@ impl Chain {
         };
         let mut txdata = vec![coinbase.clone()];
         txdata.extend(txs);
-        let has_witness = txdata
-            .iter()
-            .any(|t| t.input.iter().any(|i| !i.witness.is_empty()));
-        if has_witness {
+        // Like Core, always commit to the witnesses (segwit is active from genesis).
+        {
             let mut block = Block {
                 header: self.header_template(time),
                 txdata: txdata.clone(),

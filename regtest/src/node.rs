@@ -79,7 +79,20 @@ impl Node {
 
     /// Submits a block; `Ok(None)` when it became the tip, `Ok(Some("inconclusive"))` for a
     /// side branch, `Err(reason)` otherwise (Core's `submitblock` strings).
-    pub fn submit_block(&mut self, block: Block) -> Result<Option<&'static str>, String> {
+    ///
+    /// Like Core's `submitblock` (UpdateUncommittedBlockStructures), a coinbase with a
+    /// witness commitment but no witness gets the default 32-byte zero reserved value, so
+    /// Stratum miners, which see only the stripped coinbase, can submit.
+    pub fn submit_block(&mut self, mut block: Block) -> Result<Option<&'static str>, String> {
+        if let Some(cb) = block.txdata.first_mut() {
+            let committed = cb.output.iter().any(|o| {
+                o.script_pubkey.len() >= 38
+                    && o.script_pubkey.as_bytes()[..6] == [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]
+            });
+            if committed && cb.is_coinbase() && cb.input[0].witness.is_empty() {
+                cb.input[0].witness = bitcoin::Witness::from_slice(&[[0u8; 32]]);
+            }
+        }
         let before: Vec<BlockHash> = self.chain.active.clone();
         let r = self.chain.submit(block.clone());
         if r.is_ok() {

@@ -603,6 +603,18 @@ fn template_built_blocks_and_each_submitblock_string() {
     grind(&mut bad_wc);
     assert_eq!(sub(&bad_wc), json!("bad-witness-merkle-match"));
 
+    let mut no_wc = block_from_template(&t, &a.addr, 1, 0, 0);
+    no_wc.txdata[0].output.truncate(1);
+    no_wc.header.merkle_root = no_wc.compute_merkle_root().unwrap();
+    grind(&mut no_wc);
+    assert_eq!(sub(&no_wc), json!("unexpected-witness"));
+    let mut bad_nonce = block_from_template(&t, &a.addr, 1, 0, 0);
+    bad_nonce.txdata[0].input[0].witness = Witness::from_slice(&[[0u8; 31]]);
+    grind(&mut bad_nonce);
+    assert_eq!(sub(&bad_nonce), json!("bad-witness-nonce-size"));
+
+    // Core fills in a missing coinbase witness reserved value (Stratum miners send the
+    // stripped coinbase): such a block is accepted. Checked on a side chain below.
     // The honest block is accepted and confirms the transaction.
     let good = block_from_template(&t, &a.addr, 1, 0, 0);
     assert_eq!(sub(&good), Value::Null);
@@ -612,6 +624,10 @@ fn template_built_blocks_and_each_submitblock_string() {
     let rival = block_from_template(&t, &b.addr, 2, 0, 0);
     assert_eq!(sub(&rival), json!("inconclusive"));
     let rival_hash = rival.block_hash().to_string();
+    let mut stripped = block_from_template(&t, &b.addr, 3, 0, 0);
+    stripped.txdata[0].input[0].witness = Witness::new();
+    grind(&mut stripped);
+    assert_eq!(sub(&stripped), json!("inconclusive"));
     ok(&node, "invalidateblock", json!([rival_hash]));
     assert_eq!(sub(&rival), json!("duplicate-invalid"));
     assert_eq!(sub(&good), json!("duplicate"));
