@@ -215,3 +215,30 @@ fn testnet4_twenty_minute_rule() {
         genesis.bits
     );
 }
+
+#[test]
+fn result_independent_of_submission_order() {
+    let base = HeaderChain::new(Network::Regtest);
+    let g = base.best_tip().0;
+    let a = chain_on(&base, g, 6, 1, 600);
+    let b = chain_on(&base, g, 7, 100, 601);
+    let mut c1 = base.clone();
+    c1.submit(&a, NOW).unwrap();
+    c1.submit(&b, NOW).unwrap();
+    let mut c2 = base.clone();
+    c2.submit(&b, NOW).unwrap();
+    c2.submit(&a, NOW).unwrap();
+    let mut c3 = base.clone();
+    for i in 0..7 {
+        if i < 6 {
+            c3.submit(&a[i..=i], NOW).unwrap();
+        }
+        c3.submit(&b[i..=i], NOW).unwrap();
+    }
+    for c in [&c1, &c2, &c3] {
+        assert_eq!(c.best_tip().0, b[6].block_hash());
+        assert_eq!(c.confirmations(&b[0].block_hash()), Some(7));
+        assert_eq!(c.confirmations(&a[5].block_hash()), None);
+        assert_eq!(c.len(), 14);
+    }
+}
