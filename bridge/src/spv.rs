@@ -119,3 +119,53 @@ pub fn branch_for(txids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
     }
     branch
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::merkle_tree::calculate_root;
+
+    fn ids(n: u8) -> Vec<Txid> {
+        (0..n).map(|i| Txid::from_byte_array([i + 1; 32])).collect()
+    }
+
+    fn root(t: &[Txid]) -> TxMerkleNode {
+        TxMerkleNode::from_raw_hash(calculate_root(t.iter().map(|x| x.to_raw_hash())).unwrap())
+    }
+
+    /// Every leaf of trees of 1..=17 leaves verifies against rust-bitcoin's own root, and no
+    /// leaf verifies at any other position.
+    #[test]
+    fn every_leaf_verifies_only_at_its_position() {
+        for n in 1..=17u8 {
+            let t = ids(n);
+            let r = root(&t);
+            for i in 0..n as usize {
+                let b = branch_for(&t, i);
+                verify_branch(t[i], &b, i as u32, r).unwrap();
+                for j in 0..(1u32 << b.len()) {
+                    if j != i as u32 {
+                        assert!(verify_branch(t[i], &b, j, r).is_err(), "n={n} i={i} j={j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_and_garbage_rejected() {
+        assert!(matches!(
+            parse_tx(&[0u8; 10]),
+            Err(SpvError::BadTransaction(_))
+        ));
+        assert!(matches!(
+            verify_branch(
+                Txid::all_zeros(),
+                &[[0u8; 32]; 33],
+                0,
+                TxMerkleNode::all_zeros()
+            ),
+            Err(SpvError::BranchTooLong(33))
+        ));
+    }
+}
