@@ -121,6 +121,18 @@ impl Node {
         let cands = self.mempool.block_candidates();
         let fees = cands.iter().map(|(_, f)| *f).sum();
         let txs = cands.into_iter().map(|(t, _)| t).collect();
+        self.generate_with(script, txs, fees, now)
+    }
+
+    /// Mines one block paying `script` with exactly `txs` (total fees `fees`), as Core's
+    /// `generateblock`; `Err(reason)` when the block is invalid.
+    pub fn generate_with(
+        &mut self,
+        script: bitcoin::ScriptBuf,
+        txs: Vec<Transaction>,
+        fees: bitcoin::Amount,
+        now: u32,
+    ) -> Result<BlockHash, String> {
         let mut block = self.chain.make_block(script, txs, fees, now, &[]);
         let target = self.chain.target();
         while !target.is_met_by(block.block_hash()) {

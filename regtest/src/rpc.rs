@@ -444,7 +444,64 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                 Err((false, r)) => Err(e(-25, r)),
             }
         }
-        "generatetoaddress" | "generateblock" => {
+        "generateblock" => {
+            arity(p, 2, 3)?;
+            let script = address_script(arg(p, 0).and_then(Value::as_str).unwrap_or(""))?;
+            if arg(p, 2).and_then(Value::as_bool) == Some(false) {
+                return Err(e(-8, "submit=false is not supported by the embedded node"));
+            }
+            let list = arg(p, 1)
+                .and_then(Value::as_array)
+                .ok_or_else(|| e(-3, "Expected type array"))?;
+            let mut txs: Vec<Transaction> = Vec::new();
+            let mut fees = bitcoin::Amount::ZERO;
+            for item in list {
+                let s = item.as_str().ok_or_else(|| e(-3, "Expected type string"))?;
+                if let Ok(txid) = Txid::from_str(s) {
+                    let pd = n
+                        .mempool
+                        .txs
+                        .get(&txid)
+                        .ok_or_else(|| e(-5, format!("Transaction {txid} not in mempool.")))?;
+                    fees += pd.fee;
+                    txs.push(pd.tx.clone());
+                    continue;
+                }
+                let tx: Transaction = hex::decode(s)
+                    .ok()
+                    .and_then(|raw| deserialize(&raw).ok())
+                    .ok_or_else(|| {
+                        e(
+                            -22,
+                            format!("Transaction decode failed for {s}. Make sure the tx has at least one input."),
+                        )
+                    })?;
+                let input: bitcoin::Amount = tx
+                    .input
+                    .iter()
+                    .filter_map(|i| {
+                        n.chain
+                            .coin(&i.previous_output)
+                            .map(|c| c.txout.value)
+                            .or_else(|| {
+                                txs.iter()
+                                    .find(|t| t.compute_txid() == i.previous_output.txid)
+                                    .and_then(|t| t.output.get(i.previous_output.vout as usize))
+                                    .map(|o| o.value)
+                            })
+                    })
+                    .sum();
+                let out: bitcoin::Amount = tx.output.iter().map(|o| o.value).sum();
+                fees += input.checked_sub(out).unwrap_or(bitcoin::Amount::ZERO);
+                txs.push(tx);
+            }
+            let t = now().max(n.chain.tip_entry().block.header.time + 1);
+            let hash = n
+                .generate_with(script, txs, fees, t)
+                .map_err(|r| e(-25, format!("TestBlockValidity failed: {r}")))?;
+            Ok(json!({"hash": hash.to_string()}))
+        }
+        "generatetoaddress" => {
             arity(p, 2, 3)?;
             let count = if method == "generatetoaddress" {
                 arg(p, 0)
@@ -463,9 +520,6 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                         .map_err(|r| e(-1, r))?
                         .to_string(),
                 );
-            }
-            if method == "generateblock" {
-                return Ok(json!({"hash": hashes[0]}));
             }
             Ok(json!(hashes))
         }

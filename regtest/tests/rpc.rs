@@ -647,3 +647,68 @@ fn json_rpc_2_0_requests_are_answered_in_2_0() {
     let v: Value = serde_json::from_str(&t).unwrap();
     assert_eq!(v["error"]["code"], json!(-32601), "{v}");
 }
+
+#[test]
+fn generateblock_mines_exactly_the_given_transactions() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(31);
+    let b = key(32);
+    ok(&node, "generatetoaddress", json!([102, a.addr.to_string()]));
+    let (p1, v1) = coinbase_of(&node, 1);
+    let (p2, v2) = coinbase_of(&node, 2);
+    let in_pool = spend(&a, p1, v1, &b.addr, 1_000, false);
+    ok(
+        &node,
+        "sendrawtransaction",
+        json!([serialize_hex(&in_pool)]),
+    );
+    let raw = spend(&a, p2, v2, &b.addr, 3_000, false);
+    let r = ok(
+        &node,
+        "generateblock",
+        json!([b.addr.to_string(), [serialize_hex(&raw)]]),
+    );
+    let hash = r["hash"].as_str().unwrap().to_string();
+    let blk = ok(&node, "getblock", json!([hash, 1]));
+    assert_eq!(
+        blk["tx"],
+        json!([blk["tx"][0], raw.compute_txid().to_string()]),
+        "{blk}"
+    );
+    assert_eq!(
+        ok(&node, "getrawmempool", json!([])),
+        json!([in_pool.compute_txid().to_string()])
+    );
+    // The coinbase collects the fee of the raw transaction.
+    let cb = ok(&node, "getblock", json!([hash, 2]))["tx"][0].clone();
+    assert_eq!(cb["vout"][0]["value"], json!(50.00003));
+    // A mempool txid works too.
+    let r = ok(
+        &node,
+        "generateblock",
+        json!([b.addr.to_string(), [in_pool.compute_txid().to_string()]]),
+    );
+    assert!(r["hash"].is_string());
+    assert_eq!(ok(&node, "getrawmempool", json!([])), json!([]));
+    let v = rpc(
+        &node,
+        "generateblock",
+        json!([b.addr.to_string(), [Txid::all_zeros().to_string()]]),
+    );
+    assert_eq!(v["error"]["code"], json!(-5), "{v}");
+    let v = rpc(&node, "generateblock", json!([b.addr.to_string(), ["zz"]]));
+    assert_eq!(v["error"]["code"], json!(-22), "{v}");
+    // Spending the same coin again: the block is invalid.
+    let again = spend(&a, p2, v2, &a.addr, 5_000, false);
+    let v = rpc(
+        &node,
+        "generateblock",
+        json!([b.addr.to_string(), [serialize_hex(&again)]]),
+    );
+    assert_eq!(v["error"]["code"], json!(-25), "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("TestBlockValidity failed: bad-txns-inputs-missingorspent"));
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(104));
+}
