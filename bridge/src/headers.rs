@@ -34,7 +34,7 @@ pub const MAX_TIMEWARP: i64 = 600;
 pub const RETARGET_INTERVAL: u32 = 2016;
 
 /// A trusted starting point of the tracked chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// The checkpoint header.
     pub header: Header,
@@ -126,7 +126,7 @@ pub struct BatchError {
 }
 
 /// A tracked header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The header.
     pub header: Header,
@@ -137,7 +137,7 @@ pub struct Entry {
 }
 
 /// Result of a successful batch submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubmitOutcome {
     /// Headers newly stored (duplicates are skipped).
     pub added: usize,
@@ -151,7 +151,7 @@ pub struct SubmitOutcome {
 }
 
 /// The header tree from a checkpoint, with the most-work chain indexed by height.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HeaderChain {
     network: Network,
     base_height: u32,

@@ -35,19 +35,37 @@ use crate::headers::HeaderChain;
 use crate::spv::{self, SpvError};
 
 /// An amount in satoshis (rxBTC is 1:1 with BTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Sats(pub u64);
 
 /// A 32-byte L2 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct L2Address(pub [u8; 32]);
 
 /// Identifier of a peg-out order (assigned in creation order, so lower = older).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OrderId(pub u64);
 
 /// Identifier of a match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct MatchId(pub u64);
 
 /// Tag opening the commitment push.
@@ -77,7 +95,7 @@ pub fn commitment_script(ids: &[MatchId]) -> ScriptBuf {
 }
 
 /// Consensus parameters of the peg.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PegParams {
     /// Confirmations `K` a payment block needs before a claim (the L2 treats depth `K` as final).
     pub confirmations: u32,
@@ -117,7 +135,7 @@ impl PegParams {
 }
 
 /// A peg-out order: rxBTC escrowed by the maker, sold for BTC paid to `btc_script`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     /// Id (creation order).
     pub id: OrderId,
@@ -138,7 +156,7 @@ pub struct Order {
 }
 
 /// The maker's terms for [`Peg::place_order`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewOrder {
     /// Amount escrowed.
     pub amount: Sats,
@@ -153,7 +171,7 @@ pub struct NewOrder {
 }
 
 /// State of a match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MatchState {
     /// Waiting for payment and claim.
     Open,
@@ -167,7 +185,7 @@ pub enum MatchState {
 }
 
 /// A take of (part of) an order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Match {
     /// Id.
     pub match_id: MatchId,
@@ -193,7 +211,7 @@ pub struct Match {
 
 /// A credit the chain must apply (the peg never mints: every effect moves escrow or bonds the
 /// chain already debited).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Effect {
     /// Escrow released to a match's recipient after a valid claim.
     Release {
@@ -420,7 +438,7 @@ pub enum ClaimError {
 }
 
 /// The peg's global state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Peg {
     params: PegParams,
     orders: BTreeMap<OrderId, Order>,
@@ -439,7 +457,7 @@ pub struct Peg {
 }
 
 /// Bookkeeping totals (see [`Peg::totals`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// All escrow ever deposited by makers.
     pub deposited: u128,

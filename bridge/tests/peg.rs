@@ -502,3 +502,35 @@ fn wrong_script_short_amount_and_commitment_errors() {
         Err(ClaimError::DuplicateMatchId(m))
     );
 }
+
+/// The chain stores the peg and header chain: a serde round trip keeps behaviour identical.
+#[test]
+fn state_round_trips_through_serde() {
+    let Paid { mut w, m, s } = setup();
+    let owed = w.peg.get_match(m).unwrap().amount_btc_owed.0;
+    let tx = payment(vec![out(&s, owed), out(&commitment_script(&[m]), 0)]);
+    let (_, inc) = w.mine(&[tx]);
+    w.mine_empty(2);
+    let peg_json = serde_json::to_string(&w.peg).unwrap();
+    let hc_json = serde_json::to_string(&w.headers).unwrap();
+    let mut peg2: rexe_bridge::peg::Peg = serde_json::from_str(&peg_json).unwrap();
+    let hc2: rexe_bridge::headers::HeaderChain = serde_json::from_str(&hc_json).unwrap();
+    assert_eq!(hc2.best_tip().0, w.headers.best_tip().0);
+    assert_eq!(peg2.totals(), w.peg.totals());
+    let a = peg2
+        .claim(
+            &hc2,
+            &inc[0].raw,
+            inc[0].block,
+            &inc[0].branch,
+            inc[0].pos,
+            &[m],
+        )
+        .unwrap();
+    let b = w.claim(&inc[0], &[m]).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        serde_json::to_string(&peg2).unwrap(),
+        serde_json::to_string(&w.peg).unwrap()
+    );
+}
