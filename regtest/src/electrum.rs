@@ -54,6 +54,8 @@ struct Subs {
     headers: Option<u32>,
     tip: Option<bitcoin::BlockHash>,
     scripthashes: HashMap<String, Option<String>>,
+    /// Chain tip and mempool fingerprint the scripthash statuses were last computed at.
+    seen: Option<(bitcoin::BlockHash, usize, u64)>,
 }
 
 /// A line from the client, or the news that it sent one too long.
@@ -165,6 +167,7 @@ impl SubsState for Subs {
     }
     fn sub_scripthash(&mut self, sh: String, status: Option<String>) {
         self.scripthashes.insert(sh, status);
+        self.seen = None;
     }
     fn unsub_scripthash(&mut self, sh: &str) -> bool {
         self.scripthashes.remove(sh).is_some()
@@ -584,6 +587,15 @@ fn notifications(shared: &Shared, subs: &mut Subs) -> Vec<Value> {
                         "params": [{"height": height, "hex": header_hex(&n, height)}]}),
         );
     }
+    // Rescan subscribed script hashes only when the tip or the mempool changed.
+    let fingerprint = n.mempool.txs.keys().fold(0u64, |acc, t| {
+        acc ^ u64::from_le_bytes(t.to_byte_array()[..8].try_into().unwrap_or([0; 8]))
+    });
+    let now = Some((n.chain.tip(), n.mempool.txs.len(), fingerprint));
+    if subs.seen == now {
+        return out;
+    }
+    subs.seen = now;
     for (sh, old) in subs.scripthashes.iter_mut() {
         let status = scan(&n, sh).status();
         if status != *old {
