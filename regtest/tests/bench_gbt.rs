@@ -162,6 +162,23 @@ fn getblocktemplate_with_5000_mempool_transactions() {
         assert_eq!(gbt["transactions"].as_array().unwrap().len(), 5_000);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // Electrum: history of the script that received all of it, after mining the 5,000.
+    ok(&node, "generatetoaddress", json!([1, k.addr.to_string()]));
+    let mut sh =
+        bitcoin::hashes::sha256::Hash::hash(k.addr.script_pubkey().as_bytes()).to_byte_array();
+    sh.reverse();
+    let el = TcpStream::connect(node.electrum_addr).unwrap();
+    let mut rd = std::io::BufReader::new(el.try_clone().unwrap());
+    let mut wr = el;
+    let req = json!({"id": 1, "method": "blockchain.scripthash.get_history", "params": [hex::encode(sh)]});
+    let t = Instant::now();
+    wr.write_all(format!("{req}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut rd, &mut line).unwrap();
+    let el_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let entries = v["result"].as_array().unwrap().len();
+    println!("electrum get_history of a script with {entries} transactions: {el_ms:.1} ms");
     println!(
         "5,000 sendrawtransaction (in-process, signed, signing included): {:.0} ms",
         accept.as_secs_f64() * 1000.0
