@@ -1275,18 +1275,7 @@ impl Chain {
                 });
             candidates.push(list);
         }
-        let header = Header {
-            version: 1,
-            height,
-            prev: parent.hash(),
-            time: now.max(self.median_time_past(parent.hash()) + 1),
-            bits: self.next_bits(&parent),
-            order: self.params.shard_order,
-            miner,
-            tx_root: Hash256::ZERO,
-            relay_root: Hash256::ZERO,
-            state_root: Hash256::ZERO,
-        };
+        let header = self.next_header(&parent, miner, now);
         let env = self.env_for(&header);
         let outcomes = self.execute(&env, &candidates, ExecMode::Build, false)?;
         self.template_from_outcomes(header, outcomes)
@@ -1303,18 +1292,7 @@ impl Chain {
         trusted: bool,
     ) -> Result<Block, BlockError> {
         let parent = self.tip_header().clone();
-        let header = Header {
-            version: 1,
-            height: parent.height + 1,
-            prev: parent.hash(),
-            time: now.max(self.median_time_past(parent.hash()) + 1),
-            bits: self.next_bits(&parent),
-            order: self.params.shard_order,
-            miner,
-            tx_root: Hash256::ZERO,
-            relay_root: Hash256::ZERO,
-            state_root: Hash256::ZERO,
-        };
+        let header = self.next_header(&parent, miner, now);
         let env = self.env_for(&header);
         let outcomes = self.execute(&env, &txs, ExecMode::Validate, trusted)?;
         let mut outcomes = outcomes;
@@ -1322,6 +1300,22 @@ impl Chain {
             o.included = list;
         }
         self.template_from_outcomes(header, outcomes)
+    }
+
+    /// The header of the next block on `parent` (roots filled in after execution).
+    fn next_header(&self, parent: &Header, miner: Address, now: u64) -> Header {
+        Header {
+            version: 1,
+            height: parent.height + 1,
+            prev: parent.hash(),
+            time: now.max(self.median_time_past(parent.hash()) + 1),
+            bits: self.next_bits(parent),
+            order: self.params.shard_order,
+            miner,
+            tx_root: Hash256::ZERO,
+            relay_root: Hash256::ZERO,
+            state_root: Hash256::ZERO,
+        }
     }
 
     fn template_from_outcomes(

@@ -2,80 +2,24 @@
 //! the mempool. Ignored by default (it is a measurement, not a check); run with
 //! `cargo test -p rexe-regtest --release --test bench_gbt -- --ignored --nocapture`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Instant;
 
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Message, Secp256k1};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{
-    absolute, transaction, Address, Amount, Block, CompressedPublicKey, Network, OutPoint,
-    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+    absolute, transaction, Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
+    Witness,
 };
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
-fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String) {
-    use base64::Engine as _;
-    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(a) = auth {
-        req += &format!(
-            "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(a)
-        );
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
-}
+mod common;
+use common::*;
 
-fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
-    let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
-}
-
-fn ok(node: &RegtestNode, method: &str, params: Value) -> Value {
-    let v = rpc(node, method, params);
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
-struct Key {
-    sk: SecretKey,
-    pk: CompressedPublicKey,
-    addr: Address,
-}
-
-fn key(seed: u8) -> Key {
-    let secp = Secp256k1::new();
-    let sk = SecretKey::from_slice(&[seed; 32]).unwrap();
-    let pk = CompressedPublicKey(sk.public_key(&secp));
-    Key {
-        sk,
-        addr: Address::p2wpkh(&pk, Network::Regtest),
-        pk,
-    }
-}
-
-/// Signs input `i` of `tx` (spending `value` from `k`) P2WPKH.
 fn sign(k: &Key, tx: &mut Transaction, i: usize, value: Amount) {
     let secp = Secp256k1::new();
     let sighash = SighashCache::new(&*tx)

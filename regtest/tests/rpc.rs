@@ -1,119 +1,20 @@
 //! The embedded regtest node over real HTTP JSON-RPC, as rexe and bitcoind clients use it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::str::FromStr;
 
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::sighash::SighashCache;
 use bitcoin::{
-    absolute, transaction, Address, Amount, Block, CompressedPublicKey, Network, OutPoint,
-    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    absolute, transaction, Address, Amount, Block, Network, OutPoint, ScriptBuf, Sequence,
+    Transaction, TxIn, TxOut, Txid, Witness,
 };
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
-fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String) {
-    use base64::Engine as _;
-    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(a) = auth {
-        req += &format!(
-            "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(a)
-        );
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
-}
-
-fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
-    let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
-}
-
-fn ok(node: &RegtestNode, method: &str, params: Value) -> Value {
-    let v = rpc(node, method, params);
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
-struct Key {
-    sk: SecretKey,
-    pk: CompressedPublicKey,
-    addr: Address,
-}
-
-fn key(seed: u8) -> Key {
-    let secp = Secp256k1::new();
-    let sk = SecretKey::from_slice(&[seed; 32]).unwrap();
-    let pk = CompressedPublicKey(sk.public_key(&secp));
-    Key {
-        sk,
-        addr: Address::p2wpkh(&pk, Network::Regtest),
-        pk,
-    }
-}
-
-/// Spends `prev` (an output paying `k`) to `to`, signed P2WPKH.
-fn spend(k: &Key, prev: OutPoint, value: Amount, to: &Address, fee: u64, rbf: bool) -> Transaction {
-    let mut tx = Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: prev,
-            script_sig: ScriptBuf::new(),
-            sequence: if rbf {
-                Sequence::ENABLE_RBF_NO_LOCKTIME
-            } else {
-                Sequence::MAX
-            },
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: value - Amount::from_sat(fee),
-            script_pubkey: to.script_pubkey(),
-        }],
-    };
-    let secp = Secp256k1::new();
-    let sighash = SighashCache::new(&tx)
-        .p2wpkh_signature_hash(0, &k.addr.script_pubkey(), value, EcdsaSighashType::All)
-        .unwrap();
-    let sig = secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &k.sk);
-    let sig = bitcoin::ecdsa::Signature {
-        signature: sig,
-        sighash_type: EcdsaSighashType::All,
-    };
-    tx.input[0].witness = Witness::p2wpkh(&sig, &k.pk.0);
-    tx
-}
-
-/// The coinbase outpoint of block `h` and its value.
-fn coinbase_of(node: &RegtestNode, h: u64) -> (OutPoint, Amount) {
-    let hash = ok(node, "getblockhash", json!([h]));
-    let raw = ok(node, "getblock", json!([hash, 0]));
-    let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
-    let cb = &block.txdata[0];
-    (OutPoint::new(cb.compute_txid(), 0), cb.output[0].value)
-}
+mod common;
+use common::*;
 
 #[test]
 fn genesis_mining_spending_and_mempool_rules() {
