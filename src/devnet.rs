@@ -153,6 +153,10 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         btc_bits
     );
     println!(
+        "  Electrum       : {} (for wallets, e.g. Electrum or bdk)",
+        btc_node.electrum_url()
+    );
+    println!(
         "    try: bitcoin-cli -regtest -rpcport={} -rpccookiefile={} getblockchaininfo",
         btc_node.rpc_addr.port(),
         btc_node.cookie_path.display()
@@ -165,7 +169,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     println!(
         "  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC (for pools)"
     );
-    println!("  not yet running: Stratum, Electrum, peg demo");
+    println!("  not yet running: Stratum endpoint in the devnet, peg demo");
     println!("Ctrl-C stops; running again resumes.");
 
     let mut made = 0u64;

@@ -102,9 +102,10 @@ fn main() -> Result<()> {
                 bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
             })?;
             println!(
-                "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}); Ctrl-C stops",
+                "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}), Electrum on {}; Ctrl-C stops",
                 node.rpc_addr,
-                node.cookie_path.display()
+                node.cookie_path.display(),
+                node.electrum_url()
             );
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let s = stop.clone();
