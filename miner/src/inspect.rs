@@ -8,7 +8,10 @@ use bitcoin::consensus::Decodable;
 use bitcoin::hashes::{sha256d, Hash};
 use serde_json::{json, Value};
 
-use crate::auxpow::{expected_index, AuxPow, ChainId, MERGED_MINING_HEADER, VERSION_AUXPOW};
+use crate::auxpow::{
+    expected_index, merkle_branch_root, AuxPow, ChainId, MAX_CHAIN_BRANCH, MERGED_MINING_HEADER,
+    VERSION_AUXPOW,
+};
 
 fn header_json(h: &BtcHeader) -> Value {
     json!({
@@ -56,28 +59,47 @@ pub fn inspect(hex_str: &str, chain_id: ChainId) -> Value {
         .first()
         .map(|i| i.script_sig.to_bytes())
         .unwrap_or_default();
-    let tag_at = script.windows(4).position(|w| w == MERGED_MINING_HEADER);
-    let (size, nonce) = tag_at
-        .and_then(|p| script.get(p + 36..p + 44))
+    let find = |needle: &[u8]| script.windows(needle.len()).position(|w| w == needle);
+    let tag_at = find(&MERGED_MINING_HEADER);
+    // Where `check` looks for the root: the chain-branch root, byte-reversed.
+    let mut root = merkle_branch_root(aux_hash, &aux.chain_branch, aux.chain_index);
+    root.reverse();
+    let root_at = find(&root);
+    let (size, nonce) = root_at
+        .and_then(|p| script.get(p + 32..p + 40))
         .map(|s| {
-            (
-                u32::from_le_bytes(s[..4].try_into().expect("4")),
-                u32::from_le_bytes(s[4..8].try_into().expect("4")),
-            )
+            let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            (le(&s[..4]), le(&s[4..]))
         })
         .unzip();
+    let height = aux.chain_branch.len().min(MAX_CHAIN_BRANCH) as u32;
+    let hexes = |b: &[[u8; 32]]| b.iter().map(hex::encode).collect::<Vec<_>>();
+    let header_chain_id = ChainId::of_version(header.version.to_consensus());
     out["auxpow"] = json!({
         "parent": header_json(&aux.parent),
         "coinbase_txid": aux.coinbase_tx.compute_txid().to_string(),
+        "coinbase_script_sig": hex::encode(&script),
+        "coinbase_branch": hexes(&aux.coinbase_branch),
         "coinbase_branch_len": aux.coinbase_branch.len(),
         "coinbase_index": aux.coinbase_index,
+        "chain_branch": hexes(&aux.chain_branch),
         "chain_branch_len": aux.chain_branch.len(),
         "chain_index": aux.chain_index,
         "tag_offset": tag_at,
+        "root_offset": root_at,
         "merkle_size": size,
         "merkle_nonce": nonce,
-        "expected_index": nonce.map(|n| expected_index(n, chain_id, aux.chain_branch.len() as u32)),
+        "expected_index": nonce.map(|n| expected_index(n, chain_id, height)),
     });
+    // Namecoin's CheckProofOfWork first requires the header to carry our chain id.
+    if header_chain_id != chain_id {
+        out["valid"] = json!(false);
+        out["error"] = json!(format!(
+            "block does not have our chain ID (got {}, expected {})",
+            header_chain_id.0, chain_id.0
+        ));
+        return out;
+    }
     let check = aux
         .check(aux_hash, chain_id)
         .and_then(|()| aux.check_pow(header.target()));

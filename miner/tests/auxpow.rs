@@ -318,9 +318,21 @@ fn inspect_reports_parts_and_the_failing_rule() {
         v["auxpow"]["parent"]["meets_own_target"],
         serde_json::json!(false)
     );
+    let tag = v["auxpow"]["tag_offset"].as_u64().unwrap();
+    assert_eq!(v["auxpow"]["root_offset"], serde_json::json!(tag + 4));
+    assert_eq!(v["auxpow"]["merkle_nonce"], serde_json::json!(0));
+    assert_eq!(
+        v["auxpow"]["chain_branch"].as_array().map(Vec::len),
+        Some(4)
+    );
+    // Namecoin first requires the header to carry the chain id asked for.
     let v = rexe_miner::inspect::inspect(&hex_str, ChainId::DOGECOIN);
     assert_eq!(v["valid"], serde_json::json!(false));
-    assert!(v["error"].as_str().unwrap().contains("Aux POW"), "{v}");
+    assert_eq!(
+        v["error"],
+        serde_json::json!("block does not have our chain ID (got 1, expected 98)"),
+        "{v}"
+    );
     let plain = hex::encode(vector("namecoin-mainnet-19204.plain-header.hex"));
     let v = rexe_miner::inspect::inspect(&plain, ChainId::NAMECOIN);
     assert_eq!(v["valid"], serde_json::json!(false));
@@ -329,4 +341,174 @@ fn inspect_reports_parts_and_the_failing_rule() {
         rexe_miner::inspect::inspect("zz", ChainId::NAMECOIN)["valid"],
         serde_json::json!(false)
     );
+}
+
+#[test]
+fn chain_index_minus_one_gives_the_zero_root_as_namecoin() {
+    assert_eq!(merkle_branch_root([5u8; 32], &[[6u8; 32]], -1), [0u8; 32]);
+    let (h, mut a) = own();
+    a.chain_index = -1;
+    assert_eq!(a.check(h, ChainId::REXE), Err(AuxPowError::MissingRoot));
+}
+
+#[test]
+fn bench_verify_counts_successful_checks() {
+    assert!(rexe_miner::auxpow::bench_verify(200) > 0.0);
+    assert_eq!(rexe_miner::auxpow::bench_verify(0), 0.0);
+}
+
+/// The verdict of the `bitcoin-dogecoin` crate (Dogecoin's `CAuxPow::check`, strict chain
+/// id) on the same bytes, plus Namecoin's "parent has the auxpow flag" rule, which Dogecoin
+/// does not have.
+fn oracle(bytes: &[u8], hash: [u8; 32], chain_id: ChainId) -> Option<bool> {
+    use bitcoin_dogecoin::dogecoin::auxpow::AuxPow as DogeAuxPow;
+    use bitcoin_dogecoin::hashes::Hash as _;
+    let d: DogeAuxPow = bitcoin_dogecoin::consensus::deserialize(bytes).ok()?;
+    let ok = d
+        .check(
+            bitcoin_dogecoin::BlockHash::from_byte_array(hash),
+            chain_id.0 as i32,
+            true,
+        )
+        .is_ok();
+    Some(ok && d.parent_block_header.version.to_consensus() & (1 << 8) == 0)
+}
+
+fn ours(bytes: &[u8], hash: [u8; 32], chain_id: ChainId) -> Option<bool> {
+    AuxPow::decode(bytes)
+        .ok()
+        .map(|a| a.check(hash, chain_id).is_ok())
+}
+
+#[test]
+fn same_verdicts_as_bitcoin_dogecoin_on_the_vectors_and_built_proofs() {
+    let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+    let hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
+    for id in [ChainId::NAMECOIN, ChainId::DOGECOIN, ChainId::REXE] {
+        assert_eq!(
+            ours(&bytes[80..], hash, id),
+            oracle(&bytes[80..], hash, id),
+            "{id:?}"
+        );
+    }
+    assert_eq!(oracle(&bytes[80..], hash, ChainId::NAMECOIN), Some(true));
+    let (h, a) = own();
+    assert_eq!(oracle(&a.encode(), h, ChainId::REXE), Some(true));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    /// Random byte flips of block 37174's AuxPoW, and random in-script edits of a proof of
+    /// our own: whenever both decoders read the bytes, the verdicts agree.
+    #[test]
+    fn same_verdicts_as_bitcoin_dogecoin_on_mutations(
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        chain in 0u32..3,
+        own_proof in any::<bool>(),
+    ) {
+        let id = [ChainId::NAMECOIN, ChainId::DOGECOIN, ChainId::REXE][chain as usize];
+        let (hash, mut bytes) = if own_proof {
+            let (h, a) = own();
+            (h, a.encode())
+        } else {
+            let (_, h, a) = block_37174();
+            (h, a.encode())
+        };
+        for (i, b) in flips {
+            let n = bytes.len();
+            bytes[i % n] ^= b;
+        }
+        match (ours(&bytes, hash, id), oracle(&bytes, hash, id)) {
+            (Some(x), Some(y)) => prop_assert_eq!(x, y),
+            // Counts above 64 are malformed for rexe only: the other side must reject too.
+            (None, Some(y)) => prop_assert!(!y),
+            (Some(x), None) => prop_assert!(!x, "rexe accepts what bitcoin-dogecoin cannot read"),
+            (None, None) => {}
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    /// Structured edits that keep the parent merkle root right (so the script rules are
+    /// reached): chain index, tree size and nonce in the tag, junk before the tag, a parent
+    /// version with any chain id and flags.
+    #[test]
+    fn same_verdicts_as_bitcoin_dogecoin_on_script_edits(
+        index in -2i32..6,
+        size in prop::sample::select(vec![0u32, 1, 2, 4, 8, 3]),
+        nonce in 0u32..8,
+        prefix in prop::collection::vec(any::<u8>(), 0..24),
+        drop_magic in any::<bool>(),
+        version in prop::sample::select(vec![0x2000_0000i32, 0x0b42_0004, 0x0001_0104, 0x0062_0002, 4, -4]),
+    ) {
+        let h = [3u8; 32];
+        let tree = AuxTree::build(&[(ChainId::REXE, h), (ChainId::NAMECOIN, [4u8; 32])]).unwrap();
+        let mut a = mine_parent(
+            &tree,
+            ChainId::REXE,
+            CompactTarget::from_consensus(0x207f_ffff),
+            target(0x207f_ffff),
+            1,
+        );
+        let s = script_of(&a);
+        let at = s.windows(4).position(|w| w == [0xfa, 0xbe, b'm', b'm']).unwrap();
+        let mut t = prefix;
+        if !drop_magic {
+            t.extend_from_slice(&s[at..at + 4]);
+        }
+        t.extend_from_slice(&s[at + 4..at + 36]);
+        t.extend_from_slice(&size.to_le_bytes());
+        t.extend_from_slice(&nonce.to_le_bytes());
+        set_script(&mut a, t);
+        fix_root(&mut a);
+        a.chain_index = index;
+        a.parent.version = bitcoin::block::Version::from_consensus(version);
+        let bytes = a.encode();
+        for id in [ChainId::REXE, ChainId::NAMECOIN] {
+            prop_assert_eq!(ours(&bytes, h, id), oracle(&bytes, h, id));
+        }
+    }
+}
+
+/// The body of `fuzz/fuzz_targets/auxpow_decode.rs`, run here on mutations of the vector so
+/// that its properties hold in CI without cargo-fuzz.
+fn fuzz_one(data: &[u8]) {
+    let mut hash = [0u8; 32];
+    let n = data.len().min(32);
+    hash[..n].copy_from_slice(&data[..n]);
+    for bytes in [data, data.get(32..).unwrap_or_default()] {
+        if let Ok(aux) = AuxPow::decode(bytes) {
+            for id in [ChainId::NAMECOIN, ChainId::DOGECOIN, ChainId::REXE] {
+                let _ = aux.check(hash, id);
+            }
+            let _ = aux.check_pow(aux.parent.target());
+            let again = AuxPow::decode(&aux.encode()).expect("re-encoded auxpow decodes");
+            let mut stripped = aux.clone();
+            for i in &mut stripped.coinbase_tx.input {
+                i.witness.clear();
+            }
+            assert_eq!(again, stripped);
+        }
+    }
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = rexe_miner::inspect::inspect(&hex, ChainId::NAMECOIN);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #[test]
+    fn fuzz_target_properties_hold_on_mutations(
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cut in any::<usize>(),
+    ) {
+        let mut bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
+        for (i, b) in flips {
+            let n = bytes.len();
+            bytes[i % n] ^= b;
+        }
+        let keep = bytes.len() - cut % 40;
+        fuzz_one(&bytes[80..keep]);
+        fuzz_one(&bytes[..keep]);
+    }
 }
