@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use bitcoin::sighash::SighashCache;
@@ -388,72 +388,6 @@ fn submitheader_keeps_headers_only_tips_and_rejects_like_core() {
     assert_eq!(v["error"]["code"], json!(-22), "{v}");
     // The best chain is unchanged.
     assert_eq!(ok(&node, "getblockcount", json!([])), json!(2));
-}
-
-/// Builds a block from a `getblocktemplate` answer the way a miner does: coinbase with the
-/// BIP34 height, `coinbasevalue` and `default_witness_commitment`, the template's
-/// transactions, the merkle root, then grinds the nonce. The knobs break one rule each.
-fn block_from_template(
-    t: &Value,
-    pay: &Address,
-    extra: u8,
-    cb_bonus: u64,
-    height_delta: i64,
-) -> Block {
-    let height = t["height"].as_i64().unwrap() + height_delta;
-    let script_sig = bitcoin::blockdata::script::Builder::new()
-        .push_int(height)
-        .push_slice([extra, 0x52])
-        .into_script();
-    let mut cb_witness = Witness::new();
-    cb_witness.push([0u8; 32]);
-    let mut outputs = vec![TxOut {
-        value: Amount::from_sat(t["coinbasevalue"].as_u64().unwrap() + cb_bonus),
-        script_pubkey: pay.script_pubkey(),
-    }];
-    if let Some(c) = t["default_witness_commitment"].as_str() {
-        outputs.push(TxOut {
-            value: Amount::ZERO,
-            script_pubkey: ScriptBuf::from_bytes(hex::decode(c).unwrap()),
-        });
-    }
-    let coinbase = Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::null(),
-            script_sig,
-            sequence: Sequence::MAX,
-            witness: cb_witness,
-        }],
-        output: outputs,
-    };
-    let mut txdata = vec![coinbase];
-    for tx in t["transactions"].as_array().unwrap() {
-        txdata.push(deserialize(&hex::decode(tx["data"].as_str().unwrap()).unwrap()).unwrap());
-    }
-    let bits = u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap();
-    let mut block = Block {
-        header: bitcoin::block::Header {
-            version: bitcoin::block::Version::from_consensus(t["version"].as_i64().unwrap() as i32),
-            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
-            merkle_root: bitcoin::TxMerkleNode::all_zeros(),
-            time: t["curtime"].as_u64().unwrap() as u32,
-            bits: bitcoin::CompactTarget::from_consensus(bits),
-            nonce: 0,
-        },
-        txdata,
-    };
-    block.header.merkle_root = block.compute_merkle_root().unwrap();
-    grind(&mut block);
-    block
-}
-
-fn grind(b: &mut Block) {
-    let target = bitcoin::Target::from_compact(b.header.bits);
-    while !target.is_met_by(b.block_hash()) {
-        b.header.nonce += 1;
-    }
 }
 
 #[test]
