@@ -44,20 +44,7 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
     let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
-    let l2 = spawn(
-        &[
-            "node",
-            "--datadir",
-            l2_dir.path().to_str().unwrap(),
-            "--rpc-bind",
-            "127.0.0.1:0",
-            "--rpc-user",
-            "u",
-            "--rpc-password",
-            "p",
-        ],
-        l2_dir.path(),
-    );
+    let l2 = l2_node_with_password(l2_dir.path());
     let payout = Signer::from_seed(b"pool-payout")
         .address()
         .encode(Network::Regtest);

@@ -35,20 +35,7 @@ fn setup() -> Setup {
     .unwrap();
     let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
-    let l2 = spawn(
-        &[
-            "node",
-            "--datadir",
-            l2_dir.path().to_str().unwrap(),
-            "--rpc-bind",
-            "127.0.0.1:0",
-            "--rpc-user",
-            "u",
-            "--rpc-password",
-            "p",
-        ],
-        l2_dir.path(),
-    );
+    let l2 = l2_node_with_password(l2_dir.path());
     let harvester = Arc::new(Harvester {
         l2: Bitcoind::new(l2.rpc.clone(), "u:p"),
         payout: Signer::from_seed(b"default")

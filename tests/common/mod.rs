@@ -74,6 +74,24 @@ pub fn spawn(args: &[&str], datadir: &Path) -> Running {
     }
 }
 
+/// Starts `rexe node` in `dir` on a free loopback port with RPC user `u`, password `p`.
+pub fn l2_node_with_password(dir: &Path) -> Running {
+    spawn(
+        &[
+            "node",
+            "--datadir",
+            dir.to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "p",
+        ],
+        dir,
+    )
+}
+
 /// Raw HTTP POST; returns (status, body).
 pub fn post(addr: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
