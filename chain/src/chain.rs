@@ -1321,9 +1321,13 @@ impl Chain {
     fn template_from_outcomes(
         &mut self,
         mut header: Header,
-        outcomes: Vec<ShardOutcome>,
+        mut outcomes: Vec<ShardOutcome>,
     ) -> Result<Block, BlockError> {
-        let txs: Vec<Vec<SignedTx>> = outcomes.iter().map(|o| o.included.clone()).collect();
+        // The kept execution needs only the state changes: move the bodies out, no copy.
+        let txs: Vec<Vec<SignedTx>> = outcomes
+            .iter_mut()
+            .map(|o| std::mem::take(&mut o.included))
+            .collect();
         let block_txs = Block {
             header: header.clone(),
             txs,
