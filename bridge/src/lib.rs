@@ -4,6 +4,8 @@
 //! rules and the `OP_RETURN` commitment format.
 
 pub mod bench;
+pub mod call;
+pub mod contract;
 pub mod headers;
 pub mod peg;
 pub mod spv;

@@ -585,13 +585,8 @@ impl Peg {
         Ok(())
     }
 
-    /// Creates an order. The chain has debited `amount` from `maker` (reverted if this fails).
-    pub fn place_order(
-        &mut self,
-        maker: L2Address,
-        new: NewOrder,
-        l2_height: u64,
-    ) -> Result<OrderId, OrderError> {
+    /// Checks an order's terms without creating it.
+    pub fn validate_order(&self, new: &NewOrder, l2_height: u64) -> Result<(), OrderError> {
         let NewOrder {
             amount,
             btc_script,
@@ -599,6 +594,8 @@ impl Peg {
             fee_bps,
             expiry_height,
         } = new;
+        let (amount, min_fill, fee_bps, expiry_height) =
+            (*amount, *min_fill, *fee_bps, *expiry_height);
         if amount.0 == 0 {
             return Err(OrderError::ZeroAmount);
         }
@@ -620,6 +617,27 @@ impl Peg {
         if btc_script.is_empty() || btc_script.is_op_return() || btc_script.len() > 10_000 {
             return Err(OrderError::BadScript);
         }
+        if self.next_order == u64::MAX {
+            return Err(OrderError::Overflow);
+        }
+        Ok(())
+    }
+
+    /// Creates an order. The chain has debited `amount` from `maker` (reverted if this fails).
+    pub fn place_order(
+        &mut self,
+        maker: L2Address,
+        new: NewOrder,
+        l2_height: u64,
+    ) -> Result<OrderId, OrderError> {
+        self.validate_order(&new, l2_height)?;
+        let NewOrder {
+            amount,
+            btc_script,
+            min_fill,
+            fee_bps,
+            expiry_height,
+        } = new;
         let id = OrderId(self.next_order);
         self.next_order = self.next_order.checked_add(1).ok_or(OrderError::Overflow)?;
         self.deposited += u128::from(amount.0);
@@ -677,6 +695,32 @@ impl Peg {
         Ok(owed)
     }
 
+    /// Checks a take without making it; returns the BTC that would be owed.
+    pub fn validate_take(
+        &self,
+        order_id: OrderId,
+        amount: Sats,
+        bond: Sats,
+        l2_height: u64,
+    ) -> Result<Sats, TakeError> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(TakeError::UnknownOrder(order_id))?;
+        let owed = self.check_take(order, amount, l2_height)?;
+        let required = self.params.required_bond(amount);
+        if bond < required {
+            return Err(TakeError::BondTooSmall {
+                paid: bond.0,
+                required: required.0,
+            });
+        }
+        if self.next_match == u64::MAX {
+            return Err(TakeError::Overflow);
+        }
+        Ok(owed)
+    }
+
     /// Takes `amount` of an order. The chain has debited `bond` from `taker` (reverted if this
     /// fails). The deadline is `btc_tip_height + payment_window`.
     #[allow(clippy::too_many_arguments)]
@@ -690,18 +734,7 @@ impl Peg {
         l2_height: u64,
         btc_tip_height: u32,
     ) -> Result<MatchId, TakeError> {
-        let order = self
-            .orders
-            .get(&order_id)
-            .ok_or(TakeError::UnknownOrder(order_id))?;
-        let owed = self.check_take(order, amount, l2_height)?;
-        let required = self.params.required_bond(amount);
-        if bond < required {
-            return Err(TakeError::BondTooSmall {
-                paid: bond.0,
-                required: required.0,
-            });
-        }
+        let owed = self.validate_take(order_id, amount, bond, l2_height)?;
         let deadline = btc_tip_height
             .checked_add(self.params.payment_window)
             .ok_or(TakeError::Overflow)?;
@@ -739,6 +772,16 @@ impl Peg {
         order_id: OrderId,
         caller: L2Address,
     ) -> Result<Vec<Effect>, CancelError> {
+        self.validate_cancel(order_id, caller)?;
+        let order = self
+            .orders
+            .remove(&order_id)
+            .ok_or(CancelError::UnknownOrder(order_id))?;
+        Ok(self.refund_order(order))
+    }
+
+    /// Checks a cancel without making it.
+    pub fn validate_cancel(&self, order_id: OrderId, caller: L2Address) -> Result<(), CancelError> {
         let order = self
             .orders
             .get(&order_id)
@@ -746,11 +789,7 @@ impl Peg {
         if order.maker != caller {
             return Err(CancelError::NotMaker(order_id));
         }
-        let order = self
-            .orders
-            .remove(&order_id)
-            .ok_or(CancelError::UnknownOrder(order_id))?;
-        Ok(self.refund_order(order))
+        Ok(())
     }
 
     fn refund_order(&mut self, order: Order) -> Vec<Effect> {
@@ -819,6 +858,16 @@ impl Peg {
         effects
     }
 
+    /// Whether [`Peg::expire`] has anything to do at these heights.
+    pub fn has_due(&self, l2_height: u64, btc_tip_height: u32) -> bool {
+        let grace = u64::from(self.params.confirmations) + u64::from(self.params.claim_grace);
+        self.orders.values().any(|o| o.expiry_height <= l2_height)
+            || self.matches.values().any(|m| {
+                m.state == MatchState::Open
+                    && u64::from(btc_tip_height) > u64::from(m.btc_deadline_height) + grace
+            })
+    }
+
     /// Picks orders for a peg-in of `amount` (lowest fee, then oldest), splitting across
     /// several; skips expired orders and pieces that break min_fill or dust. The sum may be
     /// below `amount` when the book is too thin.
@@ -855,6 +904,47 @@ impl Peg {
         position: u32,
         match_ids: &[MatchId],
     ) -> Result<Vec<Effect>, ClaimError> {
+        let assignment = self.verify_claim(
+            headers,
+            raw_tx,
+            block_hash,
+            merkle_branch,
+            position,
+            match_ids,
+        )?;
+        let mut effects = Vec::with_capacity(assignment.len() * 2);
+        for (id, outpoint) in assignment {
+            let Some(m) = self.matches.get_mut(&id) else {
+                continue;
+            };
+            m.state = MatchState::Claimed { outpoint };
+            self.used_outpoints.insert(outpoint);
+            self.released += u128::from(m.amount_rx.0);
+            self.bonds_returned += u128::from(m.bond.0);
+            effects.push(Effect::Release {
+                to: m.rx_recipient,
+                amount: m.amount_rx,
+                match_id: id,
+            });
+            effects.push(Effect::BondReturn {
+                to: m.taker,
+                amount: m.bond,
+                match_id: id,
+            });
+        }
+        Ok(effects)
+    }
+
+    /// Checks a claim without applying it: which output pays which match, in match-id order.
+    pub fn verify_claim(
+        &self,
+        headers: &HeaderChain,
+        raw_tx: &[u8],
+        block_hash: BlockHash,
+        merkle_branch: &[TxMerkleNode],
+        position: u32,
+        match_ids: &[MatchId],
+    ) -> Result<Vec<(MatchId, OutPoint)>, ClaimError> {
         if match_ids.is_empty() {
             return Err(ClaimError::NoMatches);
         }
@@ -959,27 +1049,7 @@ impl Peg {
             }
         }
         assignment.sort();
-        let mut effects = Vec::with_capacity(assignment.len() * 2);
-        for (id, outpoint) in assignment {
-            let Some(m) = self.matches.get_mut(&id) else {
-                continue;
-            };
-            m.state = MatchState::Claimed { outpoint };
-            self.used_outpoints.insert(outpoint);
-            self.released += u128::from(m.amount_rx.0);
-            self.bonds_returned += u128::from(m.bond.0);
-            effects.push(Effect::Release {
-                to: m.rx_recipient,
-                amount: m.amount_rx,
-                match_id: id,
-            });
-            effects.push(Effect::BondReturn {
-                to: m.taker,
-                amount: m.bond,
-                match_id: id,
-            });
-        }
-        Ok(effects)
+        Ok(assignment)
     }
 }
 

@@ -21,14 +21,16 @@ use crate::amount::{checked_sum, Amount};
 use crate::block::{Block, Header};
 use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
+use crate::global::{digest_of, execute_global, snapshots_of, ConservationError, GlobalOutcome};
 use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
 use crate::mempool::Mempool;
 use crate::params::{bench_address, ChainParams, GenesisAlloc};
 use crate::relay::Relay;
 use crate::seal::{SealError, Sealer};
 use crate::shard::ShardId;
-use crate::store::{Account, BlockStatus, ChainDb, ShardStore, StoreError};
-use crate::tx::{SignedTx, TxError};
+use crate::store::{Account, BlockStatus, ChainDb, ConnectRecord, ShardStore, StoreError};
+use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId};
+use crate::tx::{Payload, SignedTx, TxError};
 
 /// Node-local settings (not consensus).
 #[derive(Clone, Debug)]
@@ -191,6 +193,9 @@ pub enum BlockError {
     /// Execution failed (a transaction, or an overflow).
     #[error(transparent)]
     Exec(#[from] ExecError),
+    /// The global lane paid out rxBTC its contracts did not hold.
+    #[error(transparent)]
+    Conservation(#[from] ConservationError),
     /// The reorg would go below the undo depth.
     #[error("reorg of {depth} blocks is deeper than the undo depth {max}")]
     ReorgTooDeep {
@@ -259,6 +264,10 @@ pub enum AdmissionError {
         /// Pending.
         pending: Amount,
     },
+    /// The system contract refused the call against the current state (it would fail and
+    /// only burn its fee).
+    #[error("refused by the contract: {0}")]
+    Refused(crate::system::CallError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -316,21 +325,47 @@ pub struct SupplyReport {
     pub balances: Amount,
     /// rxBTC in relays not yet executed.
     pub in_flight: Amount,
+    /// rxBTC held by system contracts (peg escrows and bonds).
+    pub held: Amount,
     /// Genesis allocations plus subsidies.
     pub expected: Amount,
 }
 
 impl SupplyReport {
-    /// Whether balances + in-flight == genesis + subsidies.
+    /// Whether balances + in-flight + held == genesis + subsidies.
     pub fn holds(&self) -> bool {
-        self.balances.checked_add(self.in_flight) == Some(self.expected)
+        self.balances
+            .checked_add(self.in_flight)
+            .and_then(|a| a.checked_add(self.held))
+            == Some(self.expected)
     }
 }
 
 /// An executed template awaiting its seal.
 struct Prepared {
     hash: BlockHash,
+    global: GlobalOutcome,
     outcomes: Vec<ShardOutcome>,
+}
+
+/// A block's execution: the global lane, then the shards.
+struct Executed {
+    global: GlobalOutcome,
+    outcomes: Vec<ShardOutcome>,
+}
+
+impl Executed {
+    fn state_root(&self) -> Hash256 {
+        let mut leaves: Vec<Hash256> = self.outcomes.iter().map(|o| o.digest).collect();
+        leaves.push(self.global.digest);
+        merkle_root(&leaves)
+    }
+
+    fn relay_root(&self) -> Hash256 {
+        let mut leaves: Vec<Hash256> = self.outcomes.iter().map(|o| o.relay_root).collect();
+        leaves.push(self.global.relay_root);
+        merkle_root(&leaves)
+    }
 }
 
 /// An open chain.
@@ -343,6 +378,12 @@ pub struct Chain {
     index: HashMap<BlockHash, IndexEntry>,
     active: Vec<BlockHash>,
     inbound: Vec<Vec<Relay>>,
+    /// Call relays waiting for the next block's global lane.
+    global_inbound: Vec<Relay>,
+    /// System contracts in id order, at the tip.
+    systems: Vec<Box<dyn SystemContract>>,
+    /// Commitment to their state.
+    global_digest: Hash256,
     mempool: Mempool,
     sealer: Arc<dyn Sealer>,
     prepared: Option<Prepared>,
@@ -363,8 +404,12 @@ pub struct ChainStats {
     pub connect_secs: f64,
 }
 
-fn params_fingerprint(p: &ChainParams) -> Hash256 {
+fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> Hash256 {
     let mut b = Vec::new();
+    if !systems.is_empty() {
+        b.push(0xff);
+        b.extend(systems.iter().map(|c| c.id().0));
+    }
     b.push(p.network.magic());
     b.push(p.shard_order.get());
     p.genesis_time.encode(&mut b);
@@ -405,15 +450,43 @@ fn encode_outbound(outcomes: &[ShardOutcome]) -> Vec<u8> {
     v
 }
 
-fn group_inbound(outcomes: &mut [ShardOutcome], n: usize) -> Vec<Vec<Relay>> {
+/// Routes relays to their target: per shard, plus the global lane's list.
+fn route(relays: impl IntoIterator<Item = Relay>, n: usize) -> (Vec<Vec<Relay>>, Vec<Relay>) {
     // Shards in order, each shard's relays in emission order: canonical order per target.
     let mut inbound = vec![Vec::new(); n];
-    for o in outcomes {
-        for r in o.outbound.drain(..) {
+    let mut global = Vec::new();
+    for r in relays {
+        if r.target.is_global() {
+            global.push(r);
+        } else {
             inbound[r.target.index()].push(r);
         }
     }
-    inbound
+    (inbound, global)
+}
+
+fn encode_snapshots(snaps: &[(SystemId, Vec<u8>)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    crate::encode::write_compact_size(&mut v, snaps.len() as u64);
+    for (id, data) in snaps {
+        v.push(id.0);
+        data.encode(&mut v);
+    }
+    v
+}
+
+fn decode_snapshots(bytes: &[u8]) -> Result<Vec<(SystemId, Vec<u8>)>, StoreError> {
+    let mut r = Reader::new(bytes);
+    let n = r
+        .length(2)
+        .map_err(|e| StoreError::corrupt("global state", e))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = u8::decode(&mut r).map_err(|e| StoreError::corrupt("global state", e))?;
+        let data = Vec::<u8>::decode(&mut r).map_err(|e| StoreError::corrupt("global state", e))?;
+        out.push((SystemId(id), data));
+    }
+    Ok(out)
 }
 
 /// How [`Chain::connect`] records a block in the log.
@@ -434,6 +507,20 @@ impl Chain {
         config: ChainConfig,
         sealer: Arc<dyn Sealer>,
     ) -> Result<Chain, ChainError> {
+        Self::open_with_systems(dir, params, config, sealer, Vec::new())
+    }
+
+    /// Like [`Chain::open`], with system contracts installed (their initial state is the
+    /// genesis global state; a data directory created with another set is refused).
+    pub fn open_with_systems(
+        dir: &Path,
+        params: ChainParams,
+        config: ChainConfig,
+        sealer: Arc<dyn Sealer>,
+        mut systems: Vec<Box<dyn SystemContract>>,
+    ) -> Result<Chain, ChainError> {
+        systems.sort_by_key(|c| c.id());
+        let global_digest = digest_of(&snapshots_of(&systems));
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
         let db = ChainDb::open(&dir.join("chain.sqlite"))?;
         let order = params.shard_order;
@@ -456,12 +543,15 @@ impl Chain {
             index: HashMap::new(),
             active: Vec::new(),
             inbound: vec![Vec::new(); order.shard_count()],
+            global_inbound: Vec::new(),
+            systems,
+            global_digest,
             sealer,
             prepared: None,
             blocks_since_flush: 0,
             stats: ChainStats::default(),
         };
-        let fp = params_fingerprint(&chain.params);
+        let fp = params_fingerprint(&chain.params, &chain.systems);
         match chain.db.tip()? {
             None => chain.init_genesis(fp)?,
             Some(_) => {
@@ -542,14 +632,24 @@ impl Chain {
             block.header.work().to_be_bytes(),
             BlockStatus::Valid,
         )?;
-        self.db.connect(0, hash, &encode_relays(&[]), None, &[])?;
+        let snaps = encode_snapshots(&snapshots_of(&self.systems));
+        self.db.connect(&ConnectRecord {
+            height: 0,
+            hash,
+            relays: &encode_relays(&[]),
+            new_block: None,
+            txindex: &[],
+            global_state: Some(&snaps),
+            receipts: &[],
+        })?;
         tracing::info!(%hash, network = self.params.network.name(), "created genesis");
         Ok(())
     }
 
     fn genesis_header(&self) -> Header {
         let n = self.params.shard_order.shard_count();
-        let roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
+        let mut roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
+        roots.push(self.global_digest);
         Header {
             version: 1,
             height: 0,
@@ -559,7 +659,7 @@ impl Chain {
             order: self.params.shard_order,
             miner: Address::default(),
             tx_root: merkle_root(&vec![Hash256::ZERO; n]),
-            relay_root: merkle_root(&vec![Hash256::ZERO; n]),
+            relay_root: merkle_root(&vec![Hash256::ZERO; n + 1]),
             state_root: merkle_root(&roots),
         }
     }
@@ -596,7 +696,7 @@ impl Chain {
         Ok(())
     }
 
-    fn load_relays(&self, hash: BlockHash) -> Result<Vec<Vec<Relay>>, ChainError> {
+    fn load_relays(&self, hash: BlockHash) -> Result<(Vec<Vec<Relay>>, Vec<Relay>), ChainError> {
         let n = self.params.shard_order.shard_count();
         let data = self
             .db
@@ -605,14 +705,41 @@ impl Chain {
         let mut r = Reader::new(&data);
         let list: Vec<Relay> =
             decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
-        let mut inbound = vec![Vec::new(); n];
-        for rel in list {
-            if rel.target.index() >= n {
-                return Err(StoreError::corrupt("relays", "target out of range").into());
-            }
-            inbound[rel.target.index()].push(rel);
+        if list
+            .iter()
+            .any(|r| !r.target.is_global() && r.target.index() >= n)
+        {
+            return Err(StoreError::corrupt("relays", "target out of range").into());
         }
-        Ok(inbound)
+        Ok(route(list, n))
+    }
+
+    /// Restores the system contracts to their state after the active block at `height`.
+    fn restore_global(&mut self, height: u64) -> Result<(), ChainError> {
+        if self.systems.is_empty() {
+            return Ok(());
+        }
+        for (block, h, data) in self.db.global_states_desc(height)? {
+            if self.active.get(h as usize) != Some(&block) {
+                continue;
+            }
+            let snaps = decode_snapshots(&data)?;
+            for c in self.systems.iter_mut() {
+                let snap = snaps
+                    .iter()
+                    .find(|(id, _)| *id == c.id())
+                    .ok_or_else(|| StoreError::corrupt("global state", format!("no {}", c.id())))?;
+                c.restore(&snap.1)
+                    .map_err(|e| StoreError::corrupt("global state", e))?;
+            }
+            self.global_digest = digest_of(&snaps);
+            return Ok(());
+        }
+        Err(StoreError::corrupt(
+            "global state",
+            format!("none stored at or below height {height}"),
+        )
+        .into())
     }
 
     fn recover(&mut self) -> Result<(), ChainError> {
@@ -636,7 +763,8 @@ impl Chain {
         // Replay the log from the shards' common height.
         let tip_hash = self.active[tip as usize];
         self.active.truncate(common as usize + 1);
-        self.inbound = self.load_relays(self.active[common as usize])?;
+        (self.inbound, self.global_inbound) = self.load_relays(self.active[common as usize])?;
+        self.restore_global(common)?;
         if common < tip {
             tracing::info!(from = common + 1, to = tip, "replaying blocks from the log");
         }
@@ -718,6 +846,49 @@ impl Chain {
         &self.inbound
     }
 
+    /// Contract calls waiting for the next block's global lane.
+    pub fn global_inbound(&self) -> &[Relay] {
+        &self.global_inbound
+    }
+
+    /// An installed system contract, at the tip (downcast with `as_any` for queries).
+    pub fn system(&self, id: SystemId) -> Option<&dyn SystemContract> {
+        self.systems
+            .iter()
+            .find(|c| c.id() == id)
+            .map(|c| c.as_ref())
+    }
+
+    /// Commitment to the global state at the tip.
+    pub fn global_digest(&self) -> Hash256 {
+        self.global_digest
+    }
+
+    /// The receipt of a contract call made by `txid`, from the active chain: the block whose
+    /// global lane ran it, its height, and the result. `None` if not run (yet).
+    pub fn call_receipt(
+        &self,
+        txid: Txid,
+    ) -> Result<Option<(BlockHash, u64, Receipt)>, StoreError> {
+        for (block, contract, error) in self.db.receipts(txid)? {
+            let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
+                continue;
+            };
+            if self.hash_at(h) == Some(block) {
+                return Ok(Some((
+                    block,
+                    h,
+                    Receipt {
+                        txid,
+                        contract: SystemId(contract),
+                        error,
+                    },
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// An account at the tip (zero balance and nonce if it never existed).
     pub fn account(&mut self, addr: &Address) -> Result<Account, StoreError> {
         let s = shard_of(addr, self.params.shard_order);
@@ -747,8 +918,16 @@ impl Chain {
                 .checked_add(a.balance)
                 .ok_or_else(|| StoreError::corrupt("supply", "balance sum overflows"))?;
         }
-        let in_flight = checked_sum(self.inbound.iter().flatten().map(Relay::value))
-            .ok_or_else(|| StoreError::corrupt("supply", "relay sum overflows"))?;
+        let in_flight = checked_sum(
+            self.inbound
+                .iter()
+                .flatten()
+                .chain(&self.global_inbound)
+                .map(Relay::value),
+        )
+        .ok_or_else(|| StoreError::corrupt("supply", "relay sum overflows"))?;
+        let held = checked_sum(self.systems.iter().map(|c| c.held()))
+            .ok_or_else(|| StoreError::corrupt("supply", "escrow sum overflows"))?;
         let height = self.tip_height();
         let minted = checked_sum((1..=height).map(|h| self.params.subsidy(h)))
             .ok_or_else(|| StoreError::corrupt("supply", "subsidy sum overflows"))?;
@@ -756,6 +935,7 @@ impl Chain {
             height,
             balances,
             in_flight,
+            held,
             expected: self
                 .genesis_total()
                 .checked_add(minted)
@@ -800,26 +980,54 @@ impl Chain {
             miner: header.miner,
             subsidy: self.params.subsidy(header.height),
             order: self.params.shard_order,
+            systems: self
+                .systems
+                .iter()
+                .fold(0u64, |m, c| m | (1u64 << c.id().0)),
         }
     }
 
-    /// Executes `txs` on every shard on top of the tip (nothing is applied).
+    /// Executes a block on top of the tip, global lane first, then every shard (nothing is
+    /// applied).
     fn execute(
         &mut self,
-        env: &BlockEnv,
+        header: &Header,
         txs: &[Vec<SignedTx>],
         mode: ExecMode,
         trusted: bool,
-    ) -> Result<Vec<ShardOutcome>, ExecError> {
+    ) -> Result<Executed, BlockError> {
+        let env = self.env_for(header);
+        let ctx = GlobalCtx {
+            height: header.height,
+            time: header.time,
+        };
+        let global = execute_global(
+            &self.systems,
+            &ctx,
+            &self.global_inbound,
+            self.params.shard_order,
+            self.global_digest,
+        )?;
         let params = &self.params;
         let inbound = &self.inbound;
+        let payouts = &global.payouts;
         let mempool = &self.mempool;
         let sig_ok = |t: &SignedTx| trusted || mempool.has_verified(t) || t.verify_signature();
         let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
             let i = store.id().index();
-            execute_shard(store, params, env, &inbound[i], &txs[i], mode, &sig_ok)
+            execute_shard(
+                store,
+                params,
+                &env,
+                &inbound[i],
+                &payouts[i],
+                &txs[i],
+                mode,
+                &sig_ok,
+            )
         });
-        results.into_iter().collect()
+        let outcomes = results.into_iter().collect::<Result<Vec<_>, ExecError>>()?;
+        Ok(Executed { global, outcomes })
     }
 
     fn check_header(&self, block: &Block, now: u64) -> Result<Work, BlockError> {
@@ -912,26 +1120,31 @@ impl Chain {
 
     fn connect_inner(&mut self, block: &Block, trusted: bool, log: Log) -> Result<(), BlockError> {
         let hash = block.header.hash();
-        let env = self.env_for(&block.header);
-        let outcomes = match self.prepared.take() {
-            Some(p) if p.hash == hash => p.outcomes,
-            _ => self.execute(&env, &block.txs, ExecMode::Validate, trusted)?,
+        let executed = match self.prepared.take() {
+            Some(p) if p.hash == hash => Executed {
+                global: p.global,
+                outcomes: p.outcomes,
+            },
+            _ => self.execute(&block.header, &block.txs, ExecMode::Validate, trusted)?,
         };
-        let state_root = merkle_root(&outcomes.iter().map(|o| o.digest).collect::<Vec<_>>());
+        let state_root = executed.state_root();
         if state_root != block.header.state_root {
             return Err(BlockError::BadStateRoot {
                 header: block.header.state_root,
                 computed: state_root,
             });
         }
-        let relay_root = merkle_root(&outcomes.iter().map(|o| o.relay_root).collect::<Vec<_>>());
+        let relay_root = executed.relay_root();
         if relay_root != block.header.relay_root {
             return Err(BlockError::BadRelayRoot {
                 header: block.header.relay_root,
                 computed: relay_root,
             });
         }
-        let mut outcomes = outcomes;
+        let Executed {
+            global,
+            mut outcomes,
+        } = executed;
         let height = block.header.height;
         let txindex: Vec<(Txid, u16, u32)> = if self.config.txindex && !matches!(log, Log::Replay) {
             block
@@ -947,22 +1160,38 @@ impl Chain {
         } else {
             Vec::new()
         };
-        match log {
-            Log::Replay => {}
-            Log::Stored => {
-                self.db
-                    .connect(height, hash, &encode_outbound(&outcomes), None, &txindex)?
+        let snaps = (!global.snapshots.is_empty()).then(|| encode_snapshots(&global.snapshots));
+        let body;
+        let new_block = match log {
+            Log::New(work) => {
+                body = block.to_bytes();
+                Some((&block.header, &body[..], work.to_be_bytes()))
             }
-            Log::New(work) => self.db.connect(
+            _ => None,
+        };
+        if !matches!(log, Log::Replay) {
+            self.db.connect(&ConnectRecord {
                 height,
                 hash,
-                &encode_outbound(&outcomes),
-                Some((&block.header, &block.to_bytes(), work.to_be_bytes())),
-                &txindex,
-            )?,
+                relays: &encode_outbound(&outcomes),
+                new_block,
+                txindex: &txindex,
+                global_state: snaps.as_deref(),
+                receipts: &global.receipts,
+            })?;
         }
+        for r in &global.receipts {
+            if let Some(e) = &r.error {
+                tracing::debug!(txid = %r.txid, contract = %r.contract, error = %e, "system call failed");
+            }
+        }
+        if let Some(state) = global.contracts {
+            self.systems = state;
+        }
+        self.global_digest = global.digest;
         let n = self.shards.len();
-        self.inbound = group_inbound(&mut outcomes, n);
+        (self.inbound, self.global_inbound) =
+            route(outcomes.iter_mut().flat_map(|o| o.outbound.drain(..)), n);
         let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
             .into_iter()
             .map(|o| std::sync::Mutex::new(Some(o)))
@@ -1005,6 +1234,24 @@ impl Chain {
         self.db
             .set_meta("state_height", &self.tip_height().to_le_bytes())?;
         self.blocks_since_flush = 0;
+        self.prune_global()?;
+        Ok(())
+    }
+
+    /// Drops stored global states that no reorg within the undo depth can need: everything
+    /// below the newest active state at or under `tip - undo_depth`.
+    fn prune_global(&mut self) -> Result<(), StoreError> {
+        let Some(horizon) = self.tip_height().checked_sub(self.params.undo_depth) else {
+            return Ok(());
+        };
+        let keep = self
+            .db
+            .global_states_desc(horizon)?
+            .into_iter()
+            .find(|(b, h, _)| self.active.get(*h as usize) == Some(b));
+        if let Some((_, h, _)) = keep {
+            self.db.prune_global_states(h)?;
+        }
         Ok(())
     }
 
@@ -1023,7 +1270,8 @@ impl Chain {
         }
         self.active.pop();
         self.stats.blocks_disconnected += 1;
-        self.inbound = self.load_relays(self.tip_hash())?;
+        (self.inbound, self.global_inbound) = self.load_relays(self.tip_hash())?;
+        self.restore_global(self.tip_height())?;
         self.prepared = None;
         Ok(block)
     }
@@ -1209,9 +1457,35 @@ impl Chain {
                 next_height,
             });
         }
-        let crate::tx::Payload::Transfer { to, .. } = &tx.tx.payload;
-        if to.to_xonly().is_err() {
-            return Err(TxError::InvalidPayee.into());
+        match &tx.tx.payload {
+            Payload::Transfer { to, .. } => {
+                if to.to_xonly().is_err() {
+                    return Err(TxError::InvalidPayee.into());
+                }
+            }
+            Payload::Call {
+                contract,
+                value,
+                data,
+            } => {
+                let c = self
+                    .system(*contract)
+                    .ok_or(TxError::UnknownContract(*contract))?;
+                let ctx = GlobalCtx {
+                    height: next_height,
+                    time: self.tip_header().time,
+                };
+                c.precheck(
+                    &ctx,
+                    &Call {
+                        txid,
+                        caller: tx.tx.from,
+                        value: *value,
+                        data,
+                    },
+                )
+                .map_err(AdmissionError::Refused)?;
+            }
         }
         let acct = self.account(&tx.tx.from)?;
         if tx.tx.nonce < acct.nonce {
@@ -1276,9 +1550,8 @@ impl Chain {
             candidates.push(list);
         }
         let header = self.next_header(&parent, miner, now);
-        let env = self.env_for(&header);
-        let outcomes = self.execute(&env, &candidates, ExecMode::Build, false)?;
-        self.template_from_outcomes(header, outcomes)
+        let executed = self.execute(&header, &candidates, ExecMode::Build, false)?;
+        self.template_from_outcomes(header, executed)
     }
 
     /// Builds a block from explicit per-shard transaction lists that must all be valid
@@ -1293,13 +1566,11 @@ impl Chain {
     ) -> Result<Block, BlockError> {
         let parent = self.tip_header().clone();
         let header = self.next_header(&parent, miner, now);
-        let env = self.env_for(&header);
-        let outcomes = self.execute(&env, &txs, ExecMode::Validate, trusted)?;
-        let mut outcomes = outcomes;
-        for (o, list) in outcomes.iter_mut().zip(txs) {
+        let mut executed = self.execute(&header, &txs, ExecMode::Validate, trusted)?;
+        for (o, list) in executed.outcomes.iter_mut().zip(txs) {
             o.included = list;
         }
-        self.template_from_outcomes(header, outcomes)
+        self.template_from_outcomes(header, executed)
     }
 
     /// The header of the next block on `parent` (roots filled in after execution).
@@ -1321,10 +1592,11 @@ impl Chain {
     fn template_from_outcomes(
         &mut self,
         mut header: Header,
-        mut outcomes: Vec<ShardOutcome>,
+        mut executed: Executed,
     ) -> Result<Block, BlockError> {
         // The kept execution needs only the state changes: move the bodies out, no copy.
-        let txs: Vec<Vec<SignedTx>> = outcomes
+        let txs: Vec<Vec<SignedTx>> = executed
+            .outcomes
             .iter_mut()
             .map(|o| std::mem::take(&mut o.included))
             .collect();
@@ -1334,11 +1606,12 @@ impl Chain {
             seal: Vec::new(),
         };
         header.tx_root = block_txs.compute_tx_root_threads(self.config.threads);
-        header.state_root = merkle_root(&outcomes.iter().map(|o| o.digest).collect::<Vec<_>>());
-        header.relay_root = merkle_root(&outcomes.iter().map(|o| o.relay_root).collect::<Vec<_>>());
+        header.state_root = executed.state_root();
+        header.relay_root = executed.relay_root();
         self.prepared = Some(Prepared {
             hash: header.hash(),
-            outcomes,
+            global: executed.global,
+            outcomes: executed.outcomes,
         });
         Ok(Block {
             header,

@@ -141,6 +141,16 @@ pub trait Decode: Sized {
     }
 }
 
+/// Bytes [`write_compact_size`] writes for `n`.
+pub fn compact_size_len(n: u64) -> usize {
+    match n {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
 /// Appends a compact size.
 pub fn write_compact_size(out: &mut Vec<u8>, n: u64) {
     match n {

@@ -42,6 +42,8 @@ pub struct BlockEnv {
     pub subsidy: Amount,
     /// Shard order.
     pub order: ShardOrder,
+    /// Installed system contracts, as a bit set of [`crate::system::SystemId`]s.
+    pub systems: u64,
 }
 
 /// Whether failing transactions abort the block or are left out of it.
@@ -116,6 +118,9 @@ pub enum ExecError {
     /// A credit overflowed (impossible below the supply cap; reported, never wrapped).
     #[error("balance overflow crediting {0:?}")]
     Overflow(Address),
+    /// A relay reached a lane that cannot run it (a bug, reported rather than ignored).
+    #[error("relay of kind {0} cannot run on a shard")]
+    Misrouted(&'static str),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -237,16 +242,20 @@ fn emit(emitted: &mut Vec<Relay>, shard: ShardId, env: &BlockEnv, to: Address, a
 fn run_relay(w: &mut WorkingSet<'_>, r: &Relay) -> Result<(), ExecError> {
     match &r.kind {
         RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
+        RelayKind::Call { .. } => Err(ExecError::Misrouted("call")),
     }
 }
 
 /// Executes one shard's part of a block. Reads go through `store`; nothing is written to
-/// it: the outcome is applied (or dropped) by the caller.
+/// it: the outcome is applied (or dropped) by the caller. `inbound` are the previous
+/// block's relays to this shard, `from_global` the payouts of this block's global lane.
+#[allow(clippy::too_many_arguments)]
 pub fn execute_shard(
     store: &mut ShardStore,
     params: &ChainParams,
     env: &BlockEnv,
     inbound: &[Relay],
+    from_global: &[Relay],
     txs: &[SignedTx],
     mode: ExecMode,
     sig_ok: &(dyn Fn(&SignedTx) -> bool + Sync),
@@ -257,7 +266,7 @@ pub fn execute_shard(
         store,
         ws: FastMap::with_capacity_and_hasher(txs.len() * 2 + inbound.len(), Default::default()),
     };
-    for r in inbound {
+    for r in inbound.iter().chain(from_global) {
         run_relay(&mut w, r)?;
     }
     let mut emitted = Vec::with_capacity(txs.len() + 2);
@@ -276,6 +285,12 @@ pub fn execute_shard(
                     Err(TxRejection::BadSignature)
                 }
             })
+            .and_then(|()| match &tx.tx.payload {
+                Payload::Call { contract, .. } if env.systems & (1u64 << contract.0) == 0 => {
+                    Err(TxError::UnknownContract(*contract).into())
+                }
+                _ => Ok(()),
+            })
             .and_then(|()| check_tx(acct, env, shard, tx, fees));
         match checked {
             Ok((new_acct, new_fees)) => {
@@ -285,6 +300,22 @@ pub fn execute_shard(
                     Payload::Transfer { to, amount } => {
                         emit(&mut emitted, shard, env, *to, *amount);
                     }
+                    Payload::Call {
+                        contract,
+                        value,
+                        data,
+                    } => emitted.push(Relay {
+                        origin: shard,
+                        index: emitted.len() as u32,
+                        target: ShardId::GLOBAL,
+                        kind: RelayKind::Call {
+                            txid: tx.txid(),
+                            caller: tx.tx.from,
+                            contract: *contract,
+                            value: *value,
+                            data: data.clone(),
+                        },
+                    }),
                 }
             }
             Err(reason) => {

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod difficulty;
 pub mod encode;
 pub mod exec;
+pub mod global;
 pub mod hash;
 pub mod lthash;
 pub mod mempool;
@@ -25,6 +26,7 @@ pub mod relay;
 pub mod seal;
 pub mod shard;
 pub mod store;
+pub mod system;
 pub mod tx;
 
 pub use address::{shard_of, Address, Signer};

@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
-use crate::hash::{tagged_hash, Hash256};
+use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::shard::ShardId;
+use crate::system::SystemId;
 
 /// What a relay does on its target shard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -23,6 +24,20 @@ pub enum RelayKind {
         to: Address,
         /// Amount credited.
         amount: Amount,
+    },
+    /// A system-contract call on its way to the global lane (target [`ShardId::GLOBAL`]).
+    Call {
+        /// The calling transaction.
+        txid: Txid,
+        /// Its sender (refunded `value` if the call fails).
+        caller: Address,
+        /// The contract.
+        contract: SystemId,
+        /// rxBTC attached.
+        value: Amount,
+        /// Arguments.
+        #[serde(skip)]
+        data: Vec<u8>,
     },
 }
 
@@ -44,6 +59,7 @@ impl Relay {
     pub fn value(&self) -> Amount {
         match &self.kind {
             RelayKind::Deposit { amount, .. } => *amount,
+            RelayKind::Call { value, .. } => *value,
         }
     }
 
@@ -64,6 +80,20 @@ impl Encode for Relay {
                 to.0.encode(out);
                 amount.to_sat().encode(out);
             }
+            RelayKind::Call {
+                txid,
+                caller,
+                contract,
+                value,
+                data,
+            } => {
+                out.push(1);
+                txid.0 .0.encode(out);
+                caller.0.encode(out);
+                out.push(contract.0);
+                value.to_sat().encode(out);
+                data.encode(out);
+            }
         }
     }
 }
@@ -77,6 +107,13 @@ impl Decode for Relay {
             0 => RelayKind::Deposit {
                 to: Address(r.array()?),
                 amount: Amount::from_sat(u64::decode(r)?),
+            },
+            1 => RelayKind::Call {
+                txid: Txid(Hash256(r.array()?)),
+                caller: Address(r.array()?),
+                contract: SystemId(u8::decode(r)?),
+                value: Amount::from_sat(u64::decode(r)?),
+                data: Vec::<u8>::decode(r)?,
             },
             tag => return Err(DecodeError::UnknownTag { what: "relay", tag }),
         };

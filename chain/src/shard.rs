@@ -69,6 +69,15 @@ impl From<ShardOrder> for u8 {
 pub struct ShardId(pub u16);
 
 impl ShardId {
+    /// The global lane (system contracts): the origin and target of relays to and from
+    /// `@global` state. Never a real shard (at most 2^[`MAX_SHARD_ORDER`] shards exist).
+    pub const GLOBAL: ShardId = ShardId(u16::MAX);
+
+    /// Whether this is [`ShardId::GLOBAL`].
+    pub fn is_global(self) -> bool {
+        self == ShardId::GLOBAL
+    }
+
     /// The index as `usize`, for slices.
     pub fn index(self) -> usize {
         self.0 as usize
@@ -77,6 +86,9 @@ impl ShardId {
 
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_global() {
+            return f.write_str("#global");
+        }
         write!(f, "#{}", self.0)
     }
 }

@@ -9,6 +9,7 @@ use crate::amount::Amount;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::params::{ChainParams, Network};
+use crate::system::SystemId;
 
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -22,9 +23,27 @@ pub enum Payload {
         /// How much.
         amount: Amount,
     },
+    /// Call a native system contract on the global lane (see [`crate::system`]): `value`
+    /// is withdrawn on the sender's shard and handed to the contract with `data`.
+    Call {
+        /// The contract.
+        contract: SystemId,
+        /// rxBTC attached (escrow, bond); refunded if the call fails.
+        value: Amount,
+        /// Contract-defined arguments.
+        #[serde(with = "hex_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
 }
 
 const PAYLOAD_TRANSFER: u8 = 0;
+const PAYLOAD_CALL: u8 = 1;
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -33,6 +52,16 @@ impl Encode for Payload {
                 out.push(PAYLOAD_TRANSFER);
                 to.0.encode(out);
                 amount.to_sat().encode(out);
+            }
+            Payload::Call {
+                contract,
+                value,
+                data,
+            } => {
+                out.push(PAYLOAD_CALL);
+                out.push(contract.0);
+                value.to_sat().encode(out);
+                data.encode(out);
             }
         }
     }
@@ -44,6 +73,11 @@ impl Decode for Payload {
             PAYLOAD_TRANSFER => Ok(Payload::Transfer {
                 to: Address(r.array()?),
                 amount: Amount::from_sat(u64::decode(r)?),
+            }),
+            PAYLOAD_CALL => Ok(Payload::Call {
+                contract: SystemId(u8::decode(r)?),
+                value: Amount::from_sat(u64::decode(r)?),
+                data: Vec::<u8>::decode(r)?,
             }),
             tag => Err(DecodeError::UnknownTag {
                 what: "payload",
@@ -120,6 +154,9 @@ impl Tx {
     pub fn encoded_len(&self) -> usize {
         let payload = match &self.payload {
             Payload::Transfer { .. } => 1 + 32 + 8,
+            Payload::Call { data, .. } => {
+                1 + 1 + 8 + crate::encode::compact_size_len(data.len() as u64) + data.len()
+            }
         };
         1 + 32 + 8 * 4 + payload
     }
@@ -128,6 +165,7 @@ impl Tx {
     pub fn total_spend(&self) -> Option<Amount> {
         match &self.payload {
             Payload::Transfer { amount, .. } => amount.checked_add(self.fee),
+            Payload::Call { value, .. } => value.checked_add(self.fee),
         }
     }
 }
@@ -215,6 +253,9 @@ pub enum TxError {
     /// The payee is not a valid public key (the coins would be lost).
     #[error("payee is not a valid x-only public key")]
     InvalidPayee,
+    /// A call to a system contract this chain does not have.
+    #[error("no system contract {0} on this chain")]
+    UnknownContract(SystemId),
 }
 
 impl SignedTx {
@@ -288,6 +329,11 @@ impl SignedTx {
             Payload::Transfer { amount, .. } => {
                 if amount.is_zero() {
                     return Err(TxError::ZeroAmount);
+                }
+            }
+            Payload::Call { contract, .. } => {
+                if contract.0 > SystemId::MAX {
+                    return Err(TxError::UnknownContract(*contract));
                 }
             }
         }

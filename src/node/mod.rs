@@ -10,6 +10,7 @@ pub mod config;
 pub mod cookie;
 pub mod http;
 pub mod peer;
+pub mod peg_rpc;
 pub mod rpc;
 pub mod sync;
 
@@ -76,7 +77,8 @@ pub fn open_shared(
     cfg: &NodeConfig,
     params: ChainParams,
 ) -> Result<(Arc<Shared>, std::path::PathBuf)> {
-    let chain = Chain::open(
+    let peg = rexe_bridge::contract::PegContract::for_chain(&params).boxed();
+    let chain = Chain::open_with_systems(
         &cfg.datadir,
         params,
         ChainConfig {
@@ -84,6 +86,7 @@ pub fn open_shared(
             ..ChainConfig::default()
         },
         Arc::new(rexe_miner::AuxPowSealer::default()),
+        vec![peg],
     )
     .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
     let mining_address = cfg.mining_address(chain.params().network)?;

@@ -57,6 +57,13 @@ pub const METHODS: &[(&str, &str)] = &[
     ("createauxblock", "address"),
     ("submitauxblock", "hash auxpow"),
     ("getauxblock", "[hash auxpow]"),
+    ("getcallreceipt", "txid"),
+    ("getpeginfo", ""),
+    ("getbtcblock", "hash"),
+    ("listpegorders", ""),
+    ("getpegmatch", "match_id"),
+    ("listpegmatches", "[address]"),
+    ("pegmatcher", "amount"),
 ];
 
 /// Node-side context the methods may use besides the chain.
@@ -360,6 +367,59 @@ pub fn call(
                 Err(rexe_chain::BlockError::KnownInvalid(_)) => Ok(json!("duplicate-invalid")),
                 Err(e) => Ok(json!(e.to_string())),
             }
+        }
+        "getcallreceipt" => {
+            check_arity(params, 1, 1)?;
+            let txid: rexe_chain::Txid = str_param(params, 0, "txid")?
+                .parse()
+                .map_err(|_| RpcError::new(-8, "txid must be 64 hex digits"))?;
+            match chain.call_receipt(txid).map_err(RpcError::internal)? {
+                Some((block, height, r)) => Ok(json!({
+                    "txid": txid.to_string(),
+                    "contract": r.contract.0,
+                    "blockhash": block.to_string(),
+                    "height": height,
+                    "success": r.error.is_none(),
+                    "error": r.error,
+                })),
+                None => Err(RpcError::not_found(
+                    "no receipt: the call has not run on the active chain (yet)",
+                )),
+            }
+        }
+        "getpeginfo" => {
+            check_arity(params, 0, 0)?;
+            super::peg_rpc::info(chain)
+        }
+        "getbtcblock" => {
+            check_arity(params, 1, 1)?;
+            super::peg_rpc::btc_block(chain, str_param(params, 0, "hash")?)
+        }
+        "listpegorders" => {
+            check_arity(params, 0, 0)?;
+            super::peg_rpc::orders(chain)
+        }
+        "getpegmatch" => {
+            check_arity(params, 1, 1)?;
+            let id = param(params, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::params("match_id must be a non-negative integer"))?;
+            super::peg_rpc::get_match(chain, id)
+        }
+        "listpegmatches" => {
+            check_arity(params, 0, 1)?;
+            let who = match param(params, 0) {
+                None => None,
+                Some(_) => Some(address_param(chain, params, 0)?),
+            };
+            super::peg_rpc::matches(chain, who)
+        }
+        "pegmatcher" => {
+            check_arity(params, 1, 1)?;
+            let amount = param(params, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::params("amount must be a non-negative integer (sats)"))?;
+            super::peg_rpc::matcher(chain, amount)
         }
         _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
     }

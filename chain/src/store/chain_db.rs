@@ -10,6 +10,7 @@ use super::{chain_migrations, open_db, StoreError};
 use crate::block::Header;
 use crate::encode::Encode;
 use crate::hash::{BlockHash, Hash256, Txid};
+use crate::system::Receipt;
 
 /// Validation status of a stored block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,24 @@ pub struct BlockRow {
     pub chainwork: [u8; 32],
     /// Status.
     pub status: BlockStatus,
+}
+
+/// Everything [`ChainDb::connect`] writes for one block.
+pub struct ConnectRecord<'a> {
+    /// Height of the block.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its encoded outbound relays.
+    pub relays: &'a [u8],
+    /// `(header, body, chainwork)` when the block is new (not stored yet).
+    pub new_block: Option<(&'a Header, &'a [u8], [u8; 32])>,
+    /// `(txid, shard, position)` of its transactions.
+    pub txindex: &'a [(Txid, u16, u32)],
+    /// The global state after it, when its global lane changed it.
+    pub global_state: Option<&'a [u8]>,
+    /// Receipts of the calls its global lane ran.
+    pub receipts: &'a [Receipt],
 }
 
 /// The chain database.
@@ -116,22 +135,17 @@ impl ChainDb {
         Ok(())
     }
 
-    /// Records `hash` as the active block at `height` (the new tip), with the relays it
-    /// emitted, in one durable transaction; `new_block` (header, body, chainwork) stores the
-    /// block itself in the same transaction.
-    pub fn connect(
-        &mut self,
-        height: u64,
-        hash: BlockHash,
-        relays: &[u8],
-        new_block: Option<(&Header, &[u8], [u8; 32])>,
-        txindex: &[(Txid, u16, u32)],
-    ) -> Result<(), StoreError> {
+    /// Records `rec.hash` as the active block at `rec.height` (the new tip), with the relays
+    /// it emitted, its transaction index, the global state it produced and its call receipts,
+    /// in one durable transaction; `rec.new_block` stores the block itself in it too.
+    pub fn connect(&mut self, rec: &ConnectRecord<'_>) -> Result<(), StoreError> {
+        let hash = rec.hash;
+        let height = rec.height;
         let tx = self.conn.transaction()?;
         {
             let mut ins =
                 tx.prepare_cached("INSERT OR REPLACE INTO txindex VALUES (?1, ?2, ?3, ?4)")?;
-            for (txid, shard, pos) in txindex {
+            for (txid, shard, pos) in rec.txindex {
                 ins.execute(params![
                     &txid.0 .0[..],
                     &hash.0 .0[..],
@@ -139,8 +153,22 @@ impl ChainDb {
                     *pos as i64
                 ])?;
             }
+            let mut ins =
+                tx.prepare_cached("INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4)")?;
+            for r in rec.receipts {
+                ins.execute(params![
+                    &r.txid.0 .0[..],
+                    &hash.0 .0[..],
+                    r.contract.0 as i64,
+                    r.error.as_deref()
+                ])?;
+            }
         }
-        if let Some((header, body, work)) = new_block {
+        if let Some(data) = rec.global_state {
+            tx.prepare_cached("INSERT OR REPLACE INTO global_state VALUES (?1, ?2, ?3)")?
+                .execute(params![&hash.0 .0[..], height as i64, data])?;
+        }
+        if let Some((header, body, work)) = rec.new_block {
             tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
                 .execute(params![
                     &hash.0 .0[..],
@@ -157,11 +185,64 @@ impl ChainDb {
         tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?
             .execute(params![height as i64, &hash.0 .0[..]])?;
         tx.prepare_cached("INSERT OR REPLACE INTO relays VALUES (?1, ?2)")?
-            .execute(params![&hash.0 .0[..], relays])?;
+            .execute(params![&hash.0 .0[..], rec.relays])?;
         tx.prepare_cached("UPDATE blocks SET status = 1 WHERE hash = ?1 AND status = 0")?
             .execute([&hash.0 .0[..]])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Stored global states at or below `max_height`, newest first: `(block, height, data)`.
+    /// The caller picks the first one on its active chain.
+    pub fn global_states_desc(
+        &self,
+        max_height: u64,
+    ) -> Result<Vec<(BlockHash, u64, Vec<u8>)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT block, height, data FROM global_state WHERE height <= ?1 ORDER BY height DESC",
+        )?;
+        let rows = st.query_map([max_height as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (b, h, d) = row?;
+            out.push((hash_col(b)?, h as u64, d));
+        }
+        Ok(out)
+    }
+
+    /// Deletes stored global states below `height` (pruning past the undo depth).
+    pub fn prune_global_states(&self, below: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM global_state WHERE height < ?1")?
+            .execute([below as i64])?;
+        Ok(())
+    }
+
+    /// Receipts of calls made by `txid`: `(block, contract, error)` for every block whose
+    /// global lane ran it (several across reorgs; the caller keeps the active one).
+    pub fn receipts(&self, txid: Txid) -> Result<Vec<(BlockHash, u8, Option<String>)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT block, contract, error FROM receipts WHERE txid = ?1")?;
+        let rows = st.query_map([&txid.0 .0[..]], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (b, c, e) = row?;
+            out.push((hash_col(b)?, c as u8, e));
+        }
+        Ok(out)
     }
 
     /// Truncates the active chain to `height` (the new tip).

@@ -7,7 +7,7 @@ mod chain_db;
 mod shard;
 
 pub use account::{Account, Change};
-pub use chain_db::{BlockRow, BlockStatus, ChainDb};
+pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord};
 pub use shard::{ShardStore, ShardUndo};
 
 use rusqlite::Connection;
@@ -50,6 +50,7 @@ fn chain_migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/chain/0001_init.sql")),
         M::up(include_str!("../../../migrations/chain/0002_txindex.sql")),
+        M::up(include_str!("../../../migrations/chain/0003_global.sql")),
     ])
 }
 

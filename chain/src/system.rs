@@ -1,0 +1,125 @@
+//! Native system contracts and the global lane they run on.
+//!
+//! A system contract (the bridge is the first) keeps `@global` state: one copy for the whole
+//! chain, not split across shards. A transaction with a [`crate::Payload::Call`] runs on its
+//! sender's shard like any other: fee and `value` are debited there and the call travels as a
+//! relay to the global lane. At the start of the next block the global lane runs, before the
+//! shards: every call relay of the previous block in canonical order (origin shard, emission
+//! index), then each contract's [`SystemContract::end_block`]. What a contract pays out
+//! ([`Credit`]) becomes deposit relays that the shards execute in the same block. A call that
+//! fails pays its `value` back to the caller (the fee stays with the miner) and leaves a
+//! receipt with the error.
+//!
+//! The chain never looks inside a contract: it clones the state for speculative execution
+//! (templates), persists [`SystemContract::snapshot`] whenever the state changed, and commits
+//! to it in the header's `state_root` (see [`crate::global::digest_of`]). rxBTC a contract holds
+//! ([`SystemContract::held`]) counts in the supply audit.
+
+use std::any::Any;
+use std::fmt;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::address::Address;
+use crate::amount::Amount;
+use crate::hash::Txid;
+
+/// Identifies a system contract in call payloads (at most 64 can be installed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SystemId(pub u8);
+
+impl SystemId {
+    /// The bridge (peg) contract.
+    pub const PEG: SystemId = SystemId(1);
+    /// Largest id the chain accepts.
+    pub const MAX: u8 = 63;
+}
+
+impl fmt::Display for SystemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "system#{}", self.0)
+    }
+}
+
+/// What the global lane knows about the block it runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalCtx {
+    /// L2 height being executed.
+    pub height: u64,
+    /// The block's header time (unix seconds): contracts use it as "now".
+    pub time: u64,
+}
+
+/// One call, as the global lane hands it to a contract.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The transaction that made the call.
+    pub txid: Txid,
+    /// Its sender.
+    pub caller: Address,
+    /// rxBTC the sender attached (already debited; the contract holds it on success).
+    pub value: Amount,
+    /// Contract-defined argument bytes.
+    pub data: &'a [u8],
+}
+
+/// A payout from a contract: becomes a deposit relay to `to`'s shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credit {
+    /// Payee.
+    pub to: Address,
+    /// Amount (must come out of what the contract holds).
+    pub amount: Amount,
+}
+
+/// Why a call was refused: the message is recorded in the call's receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct CallError(pub String);
+
+impl CallError {
+    /// A refusal with `msg`.
+    pub fn new(msg: impl fmt::Display) -> Self {
+        CallError(msg.to_string())
+    }
+}
+
+/// A native contract with state on the global lane. Implementations must be deterministic:
+/// the same state and calls give the same results, credits and snapshot on every node.
+pub trait SystemContract: Send + Sync {
+    /// The id calls address it by.
+    fn id(&self) -> SystemId;
+    /// A copy for speculative execution.
+    fn clone_box(&self) -> Box<dyn SystemContract>;
+    /// Cheap checks against the current state before a call enters the mempool (decoding,
+    /// arguments, "would this claim verify now?"): errors here spare the sender a fee. The
+    /// real check is [`SystemContract::call`].
+    fn precheck(&self, ctx: &GlobalCtx, call: &Call<'_>) -> Result<(), CallError>;
+    /// Executes a call. On `Err` the state must be unchanged; the chain refunds `value`.
+    fn call(&mut self, ctx: &GlobalCtx, call: &Call<'_>) -> Result<Vec<Credit>, CallError>;
+    /// Whether [`SystemContract::end_block`] would do anything at `ctx` (expiries due).
+    fn has_due_work(&self, ctx: &GlobalCtx) -> bool;
+    /// Work due at the end of each block's global lane (expiries).
+    fn end_block(&mut self, ctx: &GlobalCtx) -> Vec<Credit>;
+    /// rxBTC the contract holds (escrows, bonds): part of the supply.
+    fn held(&self) -> Amount;
+    /// Canonical encoding of the whole state (equal states give equal bytes).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with a snapshot taken by [`SystemContract::snapshot`].
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError>;
+    /// For queries: downcast to the concrete contract.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The outcome of one call, kept as a receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The calling transaction.
+    pub txid: Txid,
+    /// The contract.
+    pub contract: SystemId,
+    /// `None` on success, else why it failed (its value was refunded).
+    pub error: Option<String>,
+}

@@ -1,0 +1,175 @@
+//! The global lane with a toy system contract: value held by a contract counts in the supply,
+//! failed calls refund, and a contract that pays out more than it holds makes the block invalid
+//! instead of minting rxBTC.
+
+mod common;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use common::*;
+use rexe_chain::seal::TestSealer;
+use rexe_chain::system::{Call, CallError, Credit, GlobalCtx, SystemContract, SystemId};
+use rexe_chain::{Amount, BlockError, Chain, Network, Payload, Signer, Tx};
+
+/// Holds deposits; data `[1]` pays everything held back to the caller; data `[2]` pays the
+/// caller 1 sat more than it holds (a broken contract); anything else fails.
+#[derive(Clone, Default)]
+struct Vault {
+    held: u64,
+}
+
+impl SystemContract for Vault {
+    fn id(&self) -> SystemId {
+        SystemId(5)
+    }
+    fn clone_box(&self) -> Box<dyn SystemContract> {
+        Box::new(self.clone())
+    }
+    fn precheck(&self, _: &GlobalCtx, _: &Call<'_>) -> Result<(), CallError> {
+        Ok(())
+    }
+    fn call(&mut self, _: &GlobalCtx, call: &Call<'_>) -> Result<Vec<Credit>, CallError> {
+        match call.data {
+            [] => {
+                self.held += call.value.to_sat();
+                Ok(vec![])
+            }
+            [1] => {
+                let all = self.held + call.value.to_sat();
+                self.held = 0;
+                Ok(vec![Credit {
+                    to: call.caller,
+                    amount: Amount::from_sat(all),
+                }])
+            }
+            [2] => Ok(vec![Credit {
+                to: call.caller,
+                amount: Amount::from_sat(self.held + call.value.to_sat() + 1),
+            }]),
+            _ => Err(CallError::new("unknown vault call")),
+        }
+    }
+    fn has_due_work(&self, _: &GlobalCtx) -> bool {
+        false
+    }
+    fn end_block(&mut self, _: &GlobalCtx) -> Vec<Credit> {
+        vec![]
+    }
+    fn held(&self) -> Amount {
+        Amount::from_sat(self.held)
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.held.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError> {
+        self.held = u64::from_le_bytes(bytes.try_into().map_err(|_| CallError::new("len"))?);
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn call(from: &Signer, nonce: u64, value: u64, data: Vec<u8>) -> rexe_chain::SignedTx {
+    Tx {
+        network: Network::Regtest,
+        from: from.address(),
+        nonce,
+        fee: Amount::from_sat(10),
+        gas_limit: 0,
+        expiry_height: 1_000,
+        payload: Payload::Call {
+            contract: SystemId(5),
+            value: Amount::from_sat(value),
+            data,
+        },
+    }
+    .sign(from)
+}
+
+fn vault_of(chain: &Chain) -> u64 {
+    chain
+        .system(SystemId(5))
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Vault>()
+        .unwrap()
+        .held
+}
+
+#[test]
+fn contract_value_counts_in_supply_and_refunds_on_failure() {
+    let keys = keys(3);
+    let params = params(1, &keys);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::open_with_systems(
+        dir.path(),
+        params.clone(),
+        config(2),
+        Arc::new(TestSealer),
+        vec![Box::new(Vault::default())],
+    )
+    .unwrap();
+    let miner = keys[2].address();
+    let start = chain.account(&keys[0].address()).unwrap().balance.to_sat();
+    chain.submit_tx(call(&keys[0], 0, 5_000, vec![])).unwrap();
+    chain.submit_tx(call(&keys[1], 0, 3_000, vec![])).unwrap();
+    mine(&mut chain, miner);
+    // In flight to the global lane: counted as in-flight supply.
+    let r = chain.audit_supply().unwrap();
+    assert!(r.holds(), "{r:?}");
+    assert!(r.in_flight.to_sat() >= 8_000);
+    mine(&mut chain, miner);
+    assert_eq!(vault_of(&chain), 8_000);
+    assert_eq!(chain.audit_supply().unwrap().held, Amount::from_sat(8_000));
+    assert_supply(&mut chain);
+
+    // A failing call: its value is refunded, the fee is not.
+    let bad = call(&keys[0], 1, 1_000, vec![9]);
+    let bad_id = bad.txid();
+    chain.submit_tx(bad).unwrap();
+    mine(&mut chain, miner);
+    mine(&mut chain, miner);
+    let (_, _, receipt) = chain.call_receipt(bad_id).unwrap().unwrap();
+    assert_eq!(receipt.error.as_deref(), Some("unknown vault call"));
+    assert_eq!(
+        chain.account(&keys[0].address()).unwrap().balance.to_sat(),
+        start - 5_000 - 10 - 10
+    );
+    assert_supply(&mut chain);
+
+    // Withdraw everything to keys[1].
+    chain.submit_tx(call(&keys[1], 1, 0, vec![1])).unwrap();
+    mine(&mut chain, miner);
+    mine(&mut chain, miner);
+    assert_eq!(vault_of(&chain), 0);
+    assert_supply(&mut chain);
+
+    // A contract paying out more than it holds: the template cannot be built, and a block
+    // carrying the call is rejected by every node when its global lane runs.
+    chain.submit_tx(call(&keys[0], 2, 0, vec![2])).unwrap();
+    mine(&mut chain, miner); // includes the call
+    let h = chain.tip_height() + 1;
+    let err = chain
+        .template(miner, time_of(&params, h))
+        .expect_err("minting contract");
+    assert!(matches!(err, BlockError::Conservation(_)), "{err}");
+    assert_supply(&mut chain);
+}
+
+#[test]
+fn a_data_dir_refuses_another_set_of_contracts() {
+    let keys = keys(1);
+    let params = params(1, &keys);
+    let dir = tempfile::tempdir().unwrap();
+    drop(Chain::open(dir.path(), params.clone(), config(1), Arc::new(TestSealer)).unwrap());
+    let again = Chain::open_with_systems(
+        dir.path(),
+        params,
+        config(1),
+        Arc::new(TestSealer),
+        vec![Box::new(Vault::default())],
+    );
+    assert!(again.is_err());
+}
