@@ -1,0 +1,1 @@
+//! rexe's wallet: the user side of the peg (work in progress).
