@@ -92,13 +92,14 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
-    let (shared, cookie_path) = crate::node::open_shared(&cfg, params.clone())
-        .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
-    let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
-
     // The embedded Bitcoin regtest node, spoken to only through its JSON-RPC.
     let btc_bits = u32::from_str_radix(args.bitcoin_bits.trim_start_matches("0x"), 16)
         .context("--bitcoin-bits must be hex")?;
+    // The peg tracks the embedded node's chain: regtest at its fixed difficulty.
+    let peg = rexe_bridge::contract::PegContract::for_chain(&params).with_fixed_bits(btc_bits);
+    let (shared, cookie_path) = crate::node::open_shared_with_peg(&cfg, params.clone(), peg)
+        .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
+    let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
     let btc_node = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
         datadir: Some(args.datadir.join("bitcoin-regtest")),
         rpc_bind: args

@@ -5,6 +5,7 @@ mod bench;
 mod devnet;
 mod miner_cli;
 mod node;
+mod peg;
 mod wallet_cli;
 
 use anyhow::Result;
@@ -53,6 +54,9 @@ enum Command {
     Balance(wallet_cli::BalanceArgs),
     /// Sign a transfer with a key file and submit it to a node.
     Send(wallet_cli::SendArgs),
+    /// The peg: peg-out orders, takes, claims, status, and the relayer and claimer agents.
+    #[command(subcommand)]
+    Peg(peg::PegCmd),
 }
 
 #[derive(Subcommand)]
@@ -128,5 +132,6 @@ fn main() -> Result<()> {
         Command::Rpc(a) => wallet_cli::rpc_call(a),
         Command::Balance(a) => wallet_cli::balance(a),
         Command::Send(a) => wallet_cli::send(a),
+        Command::Peg(c) => peg::run(c),
     }
 }

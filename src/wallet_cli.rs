@@ -31,7 +31,7 @@ pub struct RpcArgs {
 }
 
 impl RpcArgs {
-    fn peer(&self) -> Result<Peer> {
+    pub(crate) fn peer(&self) -> Result<Peer> {
         let auth = match &self.rpc_auth {
             Some(a) => a.clone(),
             None => {
@@ -118,7 +118,7 @@ fn network(name: &str) -> Result<Network> {
     })
 }
 
-fn read_key(path: &Path) -> Result<Signer> {
+pub(crate) fn read_key(path: &Path) -> Result<Signer> {
     let mut s = String::new();
     std::fs::File::open(path)
         .with_context(|| format!("opening key file {}", path.display()))?

@@ -48,6 +48,15 @@ impl PegContract {
         }
     }
 
+    /// Bitcoin regtest at a fixed difficulty (the embedded node of `rexe devnet`): headers
+    /// above the checkpoint must carry `bits`.
+    pub fn with_fixed_bits(mut self, bits: u32) -> Self {
+        self.headers = self
+            .headers
+            .with_fixed_bits(bitcoin::CompactTarget::from_consensus(bits));
+        self
+    }
+
     /// For a chain's parameters: genesis checkpoint, K = `btc_confirmations`.
     pub fn for_chain(params: &rexe_chain::ChainParams) -> Self {
         Self::new(params.network, None, params.btc_confirmations)

@@ -158,6 +158,11 @@ pub struct HeaderChain {
     entries: BTreeMap<BlockHash, Entry>,
     /// `best[i]` is the hash at height `base_height + i` on the best chain.
     best: Vec<BlockHash>,
+    /// Regtest only: every header above the checkpoint must carry exactly these bits (for a
+    /// regtest node run at a harder fixed difficulty, like `rexe devnet`'s). `None`: Core's
+    /// regtest rule (a header carries its parent's bits).
+    #[serde(default)]
+    fixed_bits: Option<CompactTarget>,
 }
 
 impl HeaderChain {
@@ -183,7 +188,17 @@ impl HeaderChain {
             base_height: cp.height,
             entries,
             best: vec![hash],
+            fixed_bits: None,
         }
+    }
+
+    /// Regtest at a fixed difficulty other than the genesis block's: every header above the
+    /// checkpoint must carry `bits` (ignored on other networks, whose rules are fixed).
+    pub fn with_fixed_bits(mut self, bits: CompactTarget) -> Self {
+        if self.network == Network::Regtest {
+            self.fixed_bits = Some(bits);
+        }
+        self
     }
 
     /// The network whose rules apply.
@@ -293,6 +308,9 @@ impl HeaderChain {
             .checked_add(1)
             .ok_or(HeaderError::HeightOverflow)?;
         let pow_limit_bits = params.max_attainable_target.to_compact_lossy();
+        if let Some(bits) = self.fixed_bits {
+            return Ok(bits);
+        }
         if params.no_pow_retargeting {
             return Ok(parent.header.bits);
         }

@@ -242,3 +242,36 @@ fn result_independent_of_submission_order() {
         assert_eq!(c.len(), 14);
     }
 }
+
+#[test]
+fn regtest_at_a_fixed_harder_difficulty() {
+    // `rexe devnet`'s embedded node mines every block above genesis at 0x200fffff.
+    let hard = 0x200f_ffff;
+    let core = HeaderChain::new(Network::Regtest);
+    let g = core.best_tip().0;
+    let gt = core.best_tip().1.header.time;
+    let h1 = mine_header(g, TxMerkleNode::all_zeros(), gt + 600, hard);
+    // Core's regtest rule wants the parent's bits.
+    let mut c = core.clone();
+    assert!(matches!(
+        c.submit(&[h1], NOW).unwrap_err().error,
+        HeaderError::BadBits { .. }
+    ));
+    let mut fixed = core.with_fixed_bits(CompactTarget::from_consensus(hard));
+    fixed.submit(&[h1], NOW).unwrap();
+    let easy = mine_header(
+        h1.block_hash(),
+        TxMerkleNode::all_zeros(),
+        gt + 1200,
+        REGTEST_BITS,
+    );
+    assert!(matches!(
+        fixed.submit(&[easy], NOW).unwrap_err().error,
+        HeaderError::BadBits { .. }
+    ));
+    // Other networks ignore the setting.
+    let main =
+        HeaderChain::new(Network::Bitcoin).with_fixed_bits(CompactTarget::from_consensus(hard));
+    let json = serde_json::to_string(&main).unwrap();
+    assert!(json.contains("\"fixed_bits\":null"), "{json}");
+}

@@ -72,12 +72,24 @@ pub fn start_rpc(
     })
 }
 
-/// Opens the chain and builds the shared state (cookie written 0600 in `datadir`).
+/// Opens the chain with the peg for `params` and builds the shared state (cookie written
+/// 0600 in `datadir`).
 pub fn open_shared(
     cfg: &NodeConfig,
     params: ChainParams,
 ) -> Result<(Arc<Shared>, std::path::PathBuf)> {
-    let peg = rexe_bridge::contract::PegContract::for_chain(&params).boxed();
+    let peg = rexe_bridge::contract::PegContract::for_chain(&params);
+    open_shared_with_peg(cfg, params, peg)
+}
+
+/// Like [`open_shared`] with an explicit initial peg state (used when the data directory is
+/// created; an existing one keeps its stored state).
+pub fn open_shared_with_peg(
+    cfg: &NodeConfig,
+    params: ChainParams,
+    peg: rexe_bridge::contract::PegContract,
+) -> Result<(Arc<Shared>, std::path::PathBuf)> {
+    let peg = peg.boxed();
     let chain = Chain::open_with_systems(
         &cfg.datadir,
         params,

@@ -313,11 +313,16 @@ pub fn call(
             check_arity(params, 1, 1)?;
             let addr = address_param(chain, params, 0)?;
             let acct = chain.account(&addr).map_err(RpcError::internal)?;
+            let mut next_nonce = acct.nonce;
+            while chain.mempool().get(&addr, next_nonce).is_some() {
+                next_nonce += 1;
+            }
             Ok(json!({
                 "address": addr.encode(chain.params().network),
                 "shard": addr.shard(chain.params().shard_order).0,
                 "balance": acct.balance.to_sat(),
                 "nonce": acct.nonce,
+                "next_nonce": next_nonce,
             }))
         }
         "getshardinfo" => {

@@ -1,0 +1,135 @@
+//! A peg client of an L2 node over its JSON-RPC: signs peg calls with an L2 key, submits
+//! them, and reads receipts and peg state.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rexe_bridge::call::PegCall;
+use rexe_chain::encode::Encode;
+use rexe_chain::system::SystemId;
+use rexe_chain::{Amount, Network, Payload, Signer, Tx, Txid};
+use serde_json::{json, Value};
+
+use crate::node::peer::Peer;
+
+/// An L2 node plus the key that signs our calls.
+pub struct L2Client {
+    peer: Peer,
+    signer: Signer,
+    network: Network,
+    /// Fee per call.
+    pub fee: Amount,
+}
+
+/// The L2 network named by `getchaininfo`.
+pub fn network_named(name: &str) -> Result<Network> {
+    Ok(match name {
+        "main" => Network::Main,
+        "test" => Network::Test,
+        "regtest" => Network::Regtest,
+        "devnet" => Network::Devnet,
+        other => bail!("node reports unknown network {other:?}"),
+    })
+}
+
+impl L2Client {
+    /// Connects (asks the node its network).
+    pub fn connect(peer: Peer, signer: Signer, fee: Amount) -> Result<Self> {
+        let info = peer
+            .call("getchaininfo", json!([]))
+            .with_context(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
+        let network = network_named(info["network"].as_str().unwrap_or_default())?;
+        Ok(L2Client {
+            peer,
+            signer,
+            network,
+            fee,
+        })
+    }
+
+    /// The L2 network.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Our L2 address, encoded.
+    pub fn address(&self) -> String {
+        self.signer.address().encode(self.network)
+    }
+
+    /// One RPC call.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.peer.call(method, params)
+    }
+
+    /// Signs and submits a peg call with `value` sats attached; returns its txid.
+    pub fn send(&self, value: u64, call: &PegCall) -> Result<Txid> {
+        let acct = self.call("getaccount", json!([self.address()]))?;
+        let nonce = acct["next_nonce"]
+            .as_u64()
+            .or_else(|| acct["nonce"].as_u64())
+            .ok_or_else(|| anyhow!("getaccount answered without a nonce"))?;
+        let height = self.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
+        let tx = Tx {
+            network: self.network,
+            from: self.signer.address(),
+            nonce,
+            fee: self.fee,
+            gas_limit: 0,
+            expiry_height: height + 100,
+            payload: Payload::Call {
+                contract: SystemId::PEG,
+                value: Amount::from_sat(value),
+                data: call.encode(),
+            },
+        }
+        .sign(&self.signer);
+        let txid = tx.txid();
+        self.call("sendrawtransaction", json!([hex::encode(tx.to_bytes())]))
+            .with_context(|| format!("submitting the peg {} call", call.name()))?;
+        Ok(txid)
+    }
+
+    /// The call's receipt once it has run: `Ok(None)` while pending.
+    pub fn receipt(&self, txid: Txid) -> Result<Option<Value>> {
+        match self.call("getcallreceipt", json!([txid.to_string()])) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.to_string().contains("no receipt") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the transaction is still known to the node (mempool or chain).
+    pub fn tx_known(&self, txid: Txid) -> Result<bool> {
+        match self.call("gettransaction", json!([txid.to_string()])) {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("no such transaction") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the call has run; errors with the contract's message if it failed.
+    pub fn wait(&self, txid: Txid, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.receipt(txid)? {
+                if r["success"].as_bool() == Some(true) {
+                    return Ok(r);
+                }
+                bail!(
+                    "the peg refused call {txid}: {}",
+                    r["error"].as_str().unwrap_or("unknown error")
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("call {txid} has not run after {timeout:?} (is the L2 producing blocks?)");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `getpeginfo`.
+    pub fn peg_info(&self) -> Result<Value> {
+        self.call("getpeginfo", json!([]))
+    }
+}

@@ -1,0 +1,371 @@
+//! `rexe peg`: the peg from the command line — peg-out orders, takes, cancels, claims,
+//! status — and its two agents, the header relayer and the claimer. Everything goes through
+//! the L2 node's JSON-RPC and bitcoind's JSON-RPC, as a real deployment would.
+
+pub mod claimer;
+pub mod l2;
+pub mod relayer;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rexe_bridge::call::PegCall;
+use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
+use rexe_chain::{Address, Amount};
+use rexe_miner::bitcoind::Bitcoind;
+use serde_json::{json, Value};
+
+use crate::wallet_cli::{read_key, RpcArgs};
+use l2::L2Client;
+
+/// How long CLI commands wait for their call to run on the L2.
+const WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Args)]
+pub struct KeyArgs {
+    /// L2 key file (hex secret, see `rexe key new`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Fee per L2 transaction, in sats.
+    #[arg(long, default_value_t = 200)]
+    fee: u64,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+impl KeyArgs {
+    fn client(&self) -> Result<L2Client> {
+        L2Client::connect(
+            self.rpc.peer()?,
+            read_key(&self.key)?,
+            Amount::from_sat(self.fee),
+        )
+    }
+}
+
+#[derive(Args)]
+pub struct BitcoindArgs {
+    /// bitcoind JSON-RPC address (host:port).
+    #[arg(long, default_value = "127.0.0.1:18443")]
+    bitcoind: String,
+    /// bitcoind cookie file.
+    #[arg(long)]
+    bitcoind_cookie: Option<PathBuf>,
+    /// bitcoind user:password (instead of the cookie).
+    #[arg(long)]
+    bitcoind_auth: Option<String>,
+}
+
+impl BitcoindArgs {
+    fn client(&self) -> Result<Bitcoind> {
+        let auth = match (&self.bitcoind_auth, &self.bitcoind_cookie) {
+            (Some(a), _) => a.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p)
+                .with_context(|| format!("reading bitcoind's cookie {}", p.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!("give --bitcoind-cookie or --bitcoind-auth"),
+        };
+        Ok(Bitcoind::new(self.bitcoind.clone(), auth))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum PegCmd {
+    /// Peg out: escrow rxBTC in an order, to be paid in BTC to `--to`.
+    Out {
+        /// rxBTC to sell, in sats.
+        #[arg(long)]
+        amount: u64,
+        /// Bitcoin address that receives the BTC.
+        #[arg(long)]
+        to: String,
+        /// Fee kept from the BTC owed, in basis points (max 1000).
+        #[arg(long, default_value_t = 30)]
+        fee_bps: u16,
+        /// Smallest take allowed, in sats (the last remainder is always takeable).
+        #[arg(long, default_value_t = 10_000)]
+        min_fill: u64,
+        /// The order expires this many L2 blocks from now (refunded automatically).
+        #[arg(long, default_value_t = 10_000)]
+        expiry_blocks: u64,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Take (part of) an order: posts the bond; you then owe the BTC shown.
+    Take {
+        /// The order id.
+        #[arg(long)]
+        order: u64,
+        /// rxBTC to take, in sats.
+        #[arg(long)]
+        amount: u64,
+        /// L2 address that receives the rxBTC (default: the key's own).
+        #[arg(long)]
+        recipient: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Cancel an order's unmatched rest (maker only).
+    Cancel {
+        /// The order id.
+        #[arg(long)]
+        order: u64,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Claim matches paid by a confirmed Bitcoin transaction (proof from bitcoind).
+    Claim {
+        /// The paying Bitcoin transaction.
+        #[arg(long)]
+        btc_txid: bitcoin::Txid,
+        /// The match ids it pays, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        matches: Vec<u64>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        btc: BitcoindArgs,
+    },
+    /// Peg state: tracked Bitcoin tip, order book, and the matches of an address.
+    Status {
+        /// Only matches involving this L2 address.
+        #[arg(long)]
+        address: Option<String>,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Run the header relayer: keep the L2's Bitcoin header chain current from bitcoind.
+    Relay {
+        /// Stop once the L2 tracks bitcoind's tip.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        btc: BitcoindArgs,
+    },
+    /// Run the claimer: claim watched payments once K-deep (state survives restarts).
+    Claimer {
+        /// Its state file (SQLite, created 0600).
+        #[arg(long, default_value = "rexe-claimer.sqlite")]
+        state: PathBuf,
+        /// Watch a payment: BTC_TXID:ID,ID,...  (repeatable).
+        #[arg(long)]
+        watch: Vec<String>,
+        /// Exit once nothing is left to claim.
+        #[arg(long)]
+        until_done: bool,
+        /// One pass over the work list, then exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        btc: BitcoindArgs,
+    },
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn run(cmd: PegCmd) -> Result<()> {
+    match cmd {
+        PegCmd::Out {
+            amount,
+            to,
+            fee_bps,
+            min_fill,
+            expiry_blocks,
+            key,
+        } => {
+            let c = key.client()?;
+            let btc_net = rexe_bridge::contract::bitcoin_network(c.network());
+            let addr: bitcoin::Address = to
+                .parse::<bitcoin::Address<_>>()
+                .context("--to is not a Bitcoin address")?
+                .require_network(btc_net)
+                .with_context(|| format!("--to must be a {btc_net} address"))?;
+            let height = c.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
+            let txid = c.send(
+                amount,
+                &PegCall::Order {
+                    btc_script: addr.script_pubkey(),
+                    min_fill: Sats(min_fill.min(amount)),
+                    fee_bps,
+                    expiry_height: height + expiry_blocks,
+                },
+            )?;
+            println!("order call {txid} sent; waiting for it to run...");
+            c.wait(txid, WAIT)?;
+            let me = c.address();
+            let orders = c.call("listpegorders", json!([]))?;
+            let mine = orders
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["maker"].as_str() == Some(me.as_str()))
+                .max_by_key(|o| o["order_id"].as_u64());
+            match mine {
+                Some(o) => print(o),
+                None => println!("order placed (already fully taken or expired)"),
+            }
+        }
+        PegCmd::Take {
+            order,
+            amount,
+            recipient,
+            key,
+        } => {
+            let c = key.client()?;
+            let rx = match recipient {
+                Some(r) => Address::parse_for(&r, c.network()).context("--recipient")?,
+                None => read_key(&key.key)?.address(),
+            };
+            let info = c.peg_info()?;
+            let bond =
+                (amount as u128 * info["bond_bps"].as_u64().unwrap_or(100) as u128 / 10_000) as u64;
+            let bond = bond.max(info["bond_min"].as_u64().unwrap_or(1_000));
+            let txid = c.send(
+                bond,
+                &PegCall::Take {
+                    order_id: OrderId(order),
+                    amount: Sats(amount),
+                    rx_recipient: L2Address(rx.0),
+                },
+            )?;
+            println!("take call {txid} sent (bond {bond} sats); waiting for it to run...");
+            c.wait(txid, WAIT)?;
+            let matches = c.call("listpegmatches", json!([c.address()]))?;
+            if let Some(m) = matches
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["order_id"].as_u64() == Some(order))
+                .max_by_key(|m| m["match_id"].as_u64())
+            {
+                print(m);
+                println!(
+                    "pay {} sats to {} in one Bitcoin transaction with OP_RETURN {} before Bitcoin height {}",
+                    m["amount_btc_owed"],
+                    m["payee_script"]["address"],
+                    hex::encode(
+                        rexe_bridge::peg::commitment_script(&[MatchId(
+                            m["match_id"].as_u64().unwrap_or(0)
+                        )])
+                        .as_bytes()
+                    ),
+                    m["btc_deadline_height"]
+                );
+            }
+        }
+        PegCmd::Cancel { order, key } => {
+            let c = key.client()?;
+            let txid = c.send(
+                0,
+                &PegCall::Cancel {
+                    order_id: OrderId(order),
+                },
+            )?;
+            c.wait(txid, WAIT)?;
+            println!("order {order} cancelled; its unmatched rest is refunded");
+        }
+        PegCmd::Claim {
+            btc_txid,
+            matches,
+            key,
+            btc,
+        } => {
+            let c = key.client()?;
+            let src = btc.client()?;
+            let proof = claimer::ProofSource::proof(&src, btc_txid)?
+                .with_context(|| format!("{btc_txid} is not confirmed on Bitcoin yet"))?;
+            let txid = c.send(
+                0,
+                &PegCall::Claim {
+                    raw_tx: proof.raw,
+                    block_hash: proof.block,
+                    branch: proof.branch,
+                    position: proof.position,
+                    match_ids: matches.into_iter().map(MatchId).collect(),
+                },
+            )?;
+            c.wait(txid, WAIT)?;
+            println!("claimed: the rxBTC is released to the matches' recipients");
+        }
+        PegCmd::Status { address, rpc } => {
+            let p = rpc.peer()?;
+            let mut v = json!({
+                "peg": p.call("getpeginfo", json!([]))?,
+                "orders": p.call("listpegorders", json!([]))?,
+            });
+            v["matches"] = match address {
+                Some(a) => p.call("listpegmatches", json!([a]))?,
+                None => p.call("listpegmatches", json!([]))?,
+            };
+            print(&v);
+        }
+        PegCmd::Relay { once, key, btc } => {
+            let mut r = relayer::Relayer::new(btc.client()?, key.client()?);
+            loop {
+                match r.step() {
+                    Ok(relayer::Step::UpToDate) if once => break,
+                    Ok(step) => tracing::debug!(?step, "relayer"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "relayer step failed; retrying")
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            println!("the L2 tracks bitcoind's tip");
+        }
+        PegCmd::Claimer {
+            state,
+            watch,
+            until_done,
+            once,
+            key,
+            btc,
+        } => {
+            let c = claimer::Claimer::open(&state, btc.client()?, key.client()?)?;
+            for w in watch {
+                let (txid, ids) = w
+                    .split_once(':')
+                    .context("--watch takes BTC_TXID:ID,ID,...")?;
+                let ids: Vec<MatchId> = ids
+                    .split(',')
+                    .map(|s| s.trim().parse().map(MatchId))
+                    .collect::<Result<_, _>>()
+                    .context("match ids must be integers")?;
+                c.watch(txid.parse().context("bad Bitcoin txid")?, &ids)?;
+            }
+            loop {
+                match c.step(now()) {
+                    Ok(events) => {
+                        for (txid, p) in events {
+                            println!("{txid}: {p:?}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "claimer step failed; retrying")
+                    }
+                }
+                if once || (until_done && c.open_count()? == 0) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    Ok(())
+}
