@@ -2,10 +2,12 @@
 //! only parses arguments and sets up logging.
 
 mod bench;
+mod btc_wallet;
 mod devnet;
 mod miner_cli;
 mod node;
 mod peg;
+mod psbt_cmd;
 mod wallet_cli;
 
 use anyhow::Result;
@@ -36,6 +38,9 @@ enum Command {
         /// JSON-RPC port on 127.0.0.1.
         #[arg(long, default_value_t = 18443)]
         rpc_port: u16,
+        /// Electrum (protocol 1.4) port on 127.0.0.1 (electrs' regtest default).
+        #[arg(long, default_value_t = 60401)]
+        electrum_port: u16,
         /// Compact target blocks must meet (hex); regtest's default is 207fffff.
         #[arg(long, default_value = "207fffff")]
         bits: String,
@@ -57,6 +62,12 @@ enum Command {
     /// The peg: peg-out orders, takes, claims, status, and the relayer and claimer agents.
     #[command(subcommand)]
     Peg(peg::PegCmd),
+    /// The Bitcoin wallet (bdk, over Electrum) that also holds your L2 key.
+    #[command(subcommand)]
+    Wallet(btc_wallet::WalletCmd),
+    /// Peg-in PSBTs: show, sign, finalize, broadcast, join several payers, combine.
+    #[command(subcommand)]
+    Psbt(psbt_cmd::PsbtCmd),
 }
 
 #[derive(Subcommand)]
@@ -85,7 +96,9 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,rusqlite_migration=warn")
+                tracing_subscriber::EnvFilter::new(
+                    "info,rusqlite_migration=warn,electrum_client=warn",
+                )
             }),
         )
         .with_writer(std::io::stderr)
@@ -98,13 +111,17 @@ fn main() -> Result<()> {
         Command::Regtest {
             datadir,
             rpc_port,
+            electrum_port,
             bits,
         } => {
-            let node = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
-                datadir: Some(datadir),
-                rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
-                bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
-            })?;
+            let node = rexe_regtest::RegtestNode::start_with_electrum(
+                rexe_regtest::RegtestConfig {
+                    datadir: Some(datadir),
+                    rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
+                    bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
+                },
+                std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
+            )?;
             println!(
                 "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}), Electrum on {}; Ctrl-C stops",
                 node.rpc_addr,
@@ -133,5 +150,7 @@ fn main() -> Result<()> {
         Command::Balance(a) => wallet_cli::balance(a),
         Command::Send(a) => wallet_cli::send(a),
         Command::Peg(c) => peg::run(c),
+        Command::Wallet(c) => btc_wallet::run(c),
+        Command::Psbt(c) => psbt_cmd::run(c),
     }
 }

@@ -1,308 +1,657 @@
-//! The peg end to end through the binary: an L2 node (`rexe node`), the embedded Bitcoin
-//! regtest node, and the `rexe peg` commands and agents talking to both over JSON-RPC.
-//! Alice posts a peg-out; Bob takes it, pays Alice on Bitcoin with a transaction carrying the
-//! OP_RETURN commitment, the relayer brings the headers over, and the claimer (restarted in
-//! between, its work list in SQLite) claims: Bob has the rxBTC and his bond back.
+//! The peg end to end through the binary, as users run it: an L2 node (`rexe node`), the
+//! embedded Bitcoin regtest node (bitcoind JSON-RPC + Electrum), `rexe wallet` (bdk over
+//! Electrum), `rexe peg in|out|take|bump|claimer|relay` and `rexe psbt`.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-use bitcoin::{
-    absolute::LockTime, transaction::Version, Amount, CompressedPublicKey, OutPoint, ScriptBuf,
-    Sequence, Transaction, TxIn, TxOut, Witness,
-};
-use common::*;
-use rexe_miner::bitcoind::Bitcoind;
+use bitcoin::bip32::Xpriv;
+use bitcoin::secp256k1::Secp256k1;
+use common::peg::{PegEnv, Wallet};
+use miniscript::descriptor::{Descriptor, DescriptorPublicKey, KeyMapWrapper};
 use serde_json::{json, Value};
 
-fn rpc(addr: &str, cookie: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (_, text) = post(addr, Some(cookie), body.to_string().as_bytes());
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
-    assert!(v["error"].is_null(), "{method}: {}", v["error"]);
-    v["result"].clone()
-}
-
-/// Mines L2 blocks (getblocktemplate, AuxPoW seal, submitblock) until stopped.
-fn l2_miner(addr: String, cookie: String, payout: String, stop: Arc<AtomicBool>) {
-    use rexe_chain::encode::{Decode, Encode};
-    while !stop.load(Ordering::SeqCst) {
-        let t = rpc(&addr, &cookie, "getblocktemplate", json!([payout]));
-        let bytes = hex::decode(t["hex"].as_str().unwrap()).unwrap();
-        let mut block = rexe_chain::Block::from_bytes(&bytes).unwrap();
-        seal(&mut block);
-        rpc(
-            &addr,
-            &cookie,
-            "submitblock",
-            json!([hex::encode(block.to_bytes())]),
-        );
-        std::thread::sleep(Duration::from_millis(100));
+/// Alice and Bob: funded on the L2 (block rewards), Bob also on Bitcoin (101 blocks to his
+/// wallet), the L2 mining and the relayer running.
+fn alice_and_bob() -> (PegEnv, Wallet, Wallet) {
+    let mut env = PegEnv::new();
+    let alice = env.wallet("alice.wallet");
+    let bob = env.wallet("bob.wallet");
+    // The relayer pays its own call fees.
+    let relayer = env.wallet("relayer.wallet");
+    for w in [&alice, &bob, &relayer] {
+        env.mine_l2_to(&w.l2);
+        env.mine_l2_to(&w.l2);
     }
+    env.btc("generatetoaddress", json!([101, bob.address]));
+    env.start_mining();
+    env.start_relayer(&["--wallet", relayer.arg()]);
+    env.wait_relayed();
+    (env, alice, bob)
 }
 
-fn rexe(args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run rexe");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "rexe {args:?} failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn new_key(dir: &Path, name: &str) -> (String, String) {
-    let path = dir.join(name);
-    let addr = rexe(&["key", "new", path.to_str().unwrap(), "--network", "regtest"]);
-    (path.to_str().unwrap().to_string(), addr.trim().to_string())
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 #[test]
-fn peg_out_take_pay_relay_claim_through_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let btc_node = rexe_regtest::RegtestNode::start(Default::default()).unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
-    let l2_dir = dir.path().join("l2");
-    let node = spawn(
-        &[
-            "node",
-            "--network",
-            "regtest",
-            "--datadir",
-            l2_dir.to_str().unwrap(),
-            "--rpc-bind",
-            "127.0.0.1:0",
-        ],
-        &l2_dir,
-    );
-    let cookie_file = l2_dir.join(".cookie");
-    let (alice_key, alice) = new_key(dir.path(), "alice.key");
-    let (bob_key, bob) = new_key(dir.path(), "bob.key");
+fn alice_pegs_out_bob_pegs_in_from_a_bdk_wallet() {
+    let (env, alice, bob) = alice_and_bob();
+    let order = env.peg_out(&alice, 100_000, 30, 10_000);
+    assert_eq!(order, 0);
+    let bob_before = env.l2_balance(&bob.l2);
 
-    // Fund Alice and Bob on the L2 by mining to them, then keep blocks coming for everyone.
-    for payout in [&alice, &bob] {
-        for _ in 0..2 {
-            let t = rpc(&node.rpc, &node.cookie, "getblocktemplate", json!([payout]));
-            let mut block = {
-                use rexe_chain::encode::Decode;
-                rexe_chain::Block::from_bytes(&hex::decode(t["hex"].as_str().unwrap()).unwrap())
-                    .unwrap()
-            };
-            seal(&mut block);
-            use rexe_chain::encode::Encode;
-            rpc(
-                &node.rpc,
-                &node.cookie,
-                "submitblock",
-                json!([hex::encode(block.to_bytes())]),
-            );
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let miner = {
-        let (a, c, s) = (node.rpc.clone(), node.cookie.clone(), stop.clone());
-        let payout = new_key(dir.path(), "miner.key").1;
-        std::thread::spawn(move || l2_miner(a, c, payout, s))
-    };
-    let l2 = [
-        "--rpc",
-        &node.rpc,
-        "--rpc-cookie",
-        cookie_file.to_str().unwrap(),
-    ];
-    let btc_args = [
-        "--bitcoind",
-        &btc_node.rpc_addr.to_string(),
-        "--bitcoind-cookie",
-        btc_node.cookie_path.to_str().unwrap(),
-    ]
-    .map(String::from);
-    let btc_args: Vec<&str> = btc_args.iter().map(String::as_str).collect();
-
-    // Bob's Bitcoin key, funded by a mined coinbase (matured by 100 more blocks).
-    let secp = Secp256k1::new();
-    let bob_sk = SecretKey::from_slice(&[0x42; 32]).unwrap();
-    let bob_pk = CompressedPublicKey(bob_sk.public_key(&secp));
-    let bob_btc = bitcoin::Address::p2wpkh(&bob_pk, bitcoin::Network::Regtest);
-    btc.call("generatetoaddress", json!([101, bob_btc.to_string()]))
-        .unwrap();
-    // Alice's Bitcoin address (she only needs to receive).
-    let alice_sk = SecretKey::from_slice(&[0x41; 32]).unwrap();
-    let alice_btc = bitcoin::Address::p2wpkh(
-        &CompressedPublicKey(alice_sk.public_key(&secp)),
-        bitcoin::Network::Regtest,
-    );
-
-    // The relayer brings Bitcoin's headers to the L2 first: a match's deadline counts from
-    // the tracked Bitcoin tip.
-    rexe(
-        &[
-            &["peg", "relay", "--once", "--key", &bob_key][..],
-            &l2[..],
-            &btc_args[..],
-        ]
-        .concat(),
-    );
-
-    // Alice: peg out 0.001 rxBTC for BTC at 30 bps.
-    let out = rexe(
-        &[
-            &["peg", "out", "--key", &alice_key, "--amount", "100000"],
-            &["--to", &alice_btc.to_string(), "--fee-bps", "30"][..],
-            &l2[..],
-        ]
-        .concat(),
-    );
-    assert!(out.contains("\"order_id\": 0"), "{out}");
-
-    // Bob: take all of it (bond posted), and learn what he owes.
-    let b0 = rpc(&node.rpc, &node.cookie, "getaccount", json!([bob]))["balance"]
-        .as_u64()
-        .unwrap();
-    let out = rexe(
-        &[
-            &[
-                "peg", "take", "--key", &bob_key, "--order", "0", "--amount", "100000",
-            ][..],
-            &l2[..],
-        ]
-        .concat(),
-    );
-    assert!(out.contains("\"amount_btc_owed\": 99700"), "{out}");
-    let m = rpc(&node.rpc, &node.cookie, "getpegmatch", json!([0]));
+    // Bob pegs in: take (bond), PSBT paying Alice + OP_RETURN + change, signed, broadcast.
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    assert!(out.contains("paid: Bitcoin transaction"), "{out}");
+    let m = env.peg_match(0);
     assert_eq!(m["state"], "open");
-    assert_eq!(m["payee_script"]["address"], alice_btc.to_string());
-
-    // Bob pays Alice on Bitcoin: one output to her script, the OP_RETURN, change.
-    let cb_block = btc.call("getblockhash", json!([1])).unwrap();
-    let cb_txid = btc.call("getblock", json!([cb_block, 1])).unwrap()["tx"][0]
-        .as_str()
+    assert_eq!(m["amount_btc_owed"], 99_700);
+    assert_eq!(m["payee_script"]["address"], alice.address.as_str());
+    assert_eq!(m["rx_recipient"], bob.l2.as_str());
+    let pay_txid = out
+        .split("paid: Bitcoin transaction ")
+        .nth(1)
         .unwrap()
-        .parse::<bitcoin::Txid>()
-        .unwrap();
-    let cb_value = Amount::from_sat(50 * 100_000_000);
-    let commitment = rexe_bridge::peg::commitment_script(&[rexe_bridge::peg::MatchId(0)]);
-    let mut tx = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: cb_txid,
-                vout: 0,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output: vec![
-            TxOut {
-                value: Amount::from_sat(99_700),
-                script_pubkey: alice_btc.script_pubkey(),
-            },
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: commitment,
-            },
-            TxOut {
-                value: cb_value - Amount::from_sat(99_700 + 2_000),
-                script_pubkey: bob_btc.script_pubkey(),
-            },
-        ],
-    };
-    let sighash = SighashCache::new(&tx)
-        .p2wpkh_signature_hash(0, &bob_btc.script_pubkey(), cb_value, EcdsaSighashType::All)
-        .unwrap();
-    let sig = secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &bob_sk);
-    tx.input[0].witness = Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig), &bob_pk.0);
-    let pay_txid = btc
-        .call(
-            "sendrawtransaction",
-            json!([bitcoin::consensus::encode::serialize_hex(&tx)]),
-        )
-        .unwrap();
-    let pay_txid = pay_txid.as_str().unwrap().to_string();
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let tx = env.btc("getrawtransaction", json!([pay_txid, true]));
+    // One payee output, the OP_RETURN, change.
+    assert_eq!(tx["vout"].as_array().unwrap().len(), 3, "{tx}");
+    assert!(tx["vin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["sequence"].as_u64().unwrap() < 0xffff_fffe));
 
-    // The claimer learns of the payment before it confirms and exits after one pass...
-    let state = dir.path().join("claimer.sqlite");
-    let claimer_base = [
+    // Not claimable before it confirms.
+    let out = env.ok(&[
         &[
             "peg",
             "claimer",
-            "--key",
-            &bob_key,
+            "--wallet",
+            bob.arg(),
             "--state",
-            state.to_str().unwrap(),
+            env.path("claimer.sqlite").to_str().unwrap(),
+            "--once",
         ][..],
-        &l2[..],
-        &btc_args[..],
+        &args(&env.net_args())[..],
     ]
-    .concat();
-    let watch = format!("{pay_txid}:0");
-    let out = rexe(&[&claimer_base[..], &["--watch", &watch, "--once"][..]].concat());
+    .concat());
     assert!(out.contains("Waiting"), "{out}");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+
+    // One Bitcoin block; the relayer brings it over; the claimer (Electrum proofs) claims.
+    env.mine_btc(1);
+    env.wait_relayed();
+    let out = env.claim_all(&bob);
+    assert!(out.contains("Done"), "{out}");
+    env.wait_for("the claim to run", 30, || {
+        env.peg_match(0)["state"] == "claimed"
+    });
+    assert_eq!(env.peg_match(0)["paid_by"], format!("{pay_txid}:0"));
+    // Bob: +100,000 rxBTC and his bond back, minus two call fees (take, claim).
+    env.wait_for("Bob's rxBTC", 30, || {
+        env.l2_balance(&bob.l2) == bob_before + 100_000 - 2 * 200
+    });
+    // Alice's Bitcoin wallet sees the payment over Electrum.
+    let b = env.wallet_balance(&alice);
+    assert_eq!(b["confirmed"], 99_700, "{b}");
+    env.assert_supply();
+}
+
+#[test]
+fn one_peg_in_pays_three_makers_in_one_transaction() {
+    let (env, alice, bob) = alice_and_bob();
+    let makers = [alice, env.wallet("carol.wallet"), env.wallet("dave.wallet")];
+    for m in &makers[1..] {
+        env.mine_l2_to(&m.l2);
+        env.mine_l2_to(&m.l2);
     }
-    // ...Bitcoin confirms it, the relayer brings the headers to the L2...
-    btc.call("generatetoaddress", json!([1, bob_btc.to_string()]))
+    // Three orders of 40,000 at 10, 20 and 30 bps: a 100,000 peg-in takes the cheapest first.
+    for (n, m) in makers.iter().enumerate() {
+        env.peg_out(m, 40_000, 10 * (n as u16 + 1), 10_000);
+    }
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    assert!(out.contains("paid:"), "{out}");
+    let ms: Vec<Value> = (0..3).map(|i| env.peg_match(i)).collect();
+    let amounts: Vec<u64> = ms
+        .iter()
+        .map(|m| m["amount_rx"].as_u64().unwrap())
+        .collect();
+    assert_eq!(amounts, [40_000, 40_000, 20_000]);
+    let txid = out
+        .split("paid: Bitcoin transaction ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
         .unwrap();
-    rexe(
+    let tx = env.btc("getrawtransaction", json!([txid, true]));
+    // Three payee outputs, one OP_RETURN, change.
+    assert_eq!(tx["vout"].as_array().unwrap().len(), 5, "{tx}");
+    env.mine_btc(1);
+    env.wait_relayed();
+    env.claim_all(&bob);
+    env.wait_for("three claims", 30, || {
+        (0..3).all(|i| env.peg_match(i)["state"] == "claimed")
+    });
+    for (n, m) in makers.iter().enumerate() {
+        let owed = ms[n]["amount_btc_owed"].as_u64().unwrap();
+        assert_eq!(env.wallet_balance(m)["confirmed"], owed, "maker {n}");
+    }
+    env.assert_supply();
+}
+
+#[test]
+fn two_takers_join_one_psbt_and_each_signs_its_inputs() {
+    let (env, alice, bob) = alice_and_bob();
+    let carol = env.wallet("carol.wallet");
+    env.mine_l2_to(&carol.l2);
+    env.mine_l2_to(&carol.l2);
+    env.btc("generatetoaddress", json!([101, carol.address]));
+    env.wait_relayed();
+    env.peg_out(&alice, 200_000, 30, 10_000);
+    let (bp, cp) = (env.path("bob.psbt"), env.path("carol.psbt"));
+    env.ok(&args(&env.peg_in_args(
+        &bob,
+        120_000,
+        &["--psbt-out", bp.to_str().unwrap()],
+    )));
+    env.ok(&args(&env.peg_in_args(
+        &carol,
+        80_000,
+        &["--psbt-out", cp.to_str().unwrap()],
+    )));
+    let joined = env.path("joined.psbt");
+    env.ok(&[
+        "psbt",
+        "join",
+        bp.to_str().unwrap(),
+        cp.to_str().unwrap(),
+        "--out",
+        joined.to_str().unwrap(),
+    ]);
+    let mut signed = Vec::new();
+    for (w, part) in [(&bob, &bp), (&carol, &cp)] {
+        let out = env.path(&format!(
+            "{}.signed",
+            w.path.file_name().unwrap().to_str().unwrap()
+        ));
+        let o = env.ok(&[
+            &[
+                "psbt",
+                "sign",
+                joined.to_str().unwrap(),
+                "--part",
+                part.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--wallet",
+                w.arg(),
+            ][..],
+            &args(&env.net_args())[..],
+        ]
+        .concat());
+        assert!(o.contains("other inputs still need their signers"), "{o}");
+        signed.push(out);
+    }
+    let fin = env.path("final.psbt");
+    env.ok(&[
+        "psbt",
+        "combine",
+        signed[0].to_str().unwrap(),
+        signed[1].to_str().unwrap(),
+        "--out",
+        fin.to_str().unwrap(),
+    ]);
+    let show: Value =
+        serde_json::from_str(&env.ok(&["psbt", "show", fin.to_str().unwrap()])).unwrap();
+    assert_eq!(show["match_ids"], json!([0, 1]));
+    let o = env.ok(&[
         &[
-            &["peg", "relay", "--once", "--key", &bob_key][..],
-            &l2[..],
-            &btc_args[..],
+            "psbt",
+            "broadcast",
+            fin.to_str().unwrap(),
+            "--wallet",
+            bob.arg(),
+            "--claimer-state",
+            env.path("claimer.sqlite").to_str().unwrap(),
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    let txid = o
+        .split("broadcast ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let tx = env.btc("getrawtransaction", json!([txid, true]));
+    // Inputs of both payers, one payment per match (two to Alice's script), one OP_RETURN,
+    // two changes.
+    assert_eq!(tx["vout"].as_array().unwrap().len(), 5, "{tx}");
+    env.mine_btc(1);
+    env.wait_relayed();
+    env.claim_all(&bob);
+    env.wait_for("both matches claimed", 30, || {
+        env.peg_match(0)["state"] == "claimed" && env.peg_match(1)["state"] == "claimed"
+    });
+    assert_eq!(env.peg_match(0)["rx_recipient"], bob.l2.as_str());
+    assert_eq!(env.peg_match(1)["rx_recipient"], carol.l2.as_str());
+    env.assert_supply();
+}
+
+#[test]
+fn stuck_low_fee_payment_is_bumped_with_rbf_and_claimed() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let mut a = env.peg_in_args(&bob, 100_000, &[]);
+    // The lowest fee rate, as if the mempool were busy.
+    let i = a.iter().position(|s| s == "--feerate").unwrap();
+    a[i + 1] = "1".into();
+    let out = env.ok(&args(&a));
+    let first = out
+        .split("paid: Bitcoin transaction ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let out = env.ok(&[
+        &[
+            "peg",
+            "bump",
+            "--btc-txid",
+            &first,
+            "--feerate",
+            "10",
+            "--wallet",
+            bob.arg(),
+            "--claimer-state",
+            env.path("claimer.sqlite").to_str().unwrap(),
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    let second = out
+        .split(" by ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second);
+    let mempool = env.btc("getrawmempool", json!([]));
+    assert_eq!(
+        mempool,
+        json!([second]),
+        "the replacement evicted the original"
+    );
+    env.mine_btc(1);
+    env.wait_relayed();
+    env.claim_all(&bob);
+    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+    assert_eq!(env.peg_match(0)["paid_by"], format!("{second}:0"));
+    assert_eq!(env.wallet_balance(&alice)["confirmed"], 99_700);
+    env.assert_supply();
+}
+
+#[test]
+fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let alice_before = env.l2_balance(&alice.l2);
+    env.ok(&[
+        &[
+            "peg",
+            "take",
+            "--wallet",
+            bob.arg(),
+            "--order",
+            "0",
+            "--amount",
+            "60000",
+        ][..],
+        &args(&env.l2_args())[..],
+    ]
+    .concat());
+    let m = env.peg_match(0);
+    assert_eq!(m["bond"], 1_000);
+    let deadline = m["btc_deadline_height"].as_u64().unwrap();
+    let info = env.rpc("getpeginfo", json!([]));
+    let k = info["confirmations_required"].as_u64().unwrap();
+    let grace = info["claim_grace"].as_u64().unwrap();
+    // Bob never pays. Bitcoin moves past deadline + K + grace.
+    let tip = env.btc("getblockcount", json!([])).as_u64().unwrap();
+    env.mine_btc((deadline + k + grace + 1 - tip) as u32);
+    env.wait_relayed();
+    env.wait_for("the expiry", 30, || env.peg_match(0)["state"] == "expired");
+    // The escrow is back in the order, the bond went to Alice.
+    let orders = env.rpc("listpegorders", json!([]));
+    assert_eq!(orders[0]["remaining"], 100_000, "{orders}");
+    env.wait_for("Alice's bond", 30, || {
+        env.l2_balance(&alice.l2) == alice_before + 1_000
+    });
+    // A payment the claimer is told about for the expired match is marked failed at once
+    // instead of being retried forever.
+    let some_tx = env.btc("getblock", json!([env.btc("getblockhash", json!([1])), 1]))["tx"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.ok(&[
+        &[
+            "peg",
+            "claimer",
+            "--wallet",
+            bob.arg(),
+            "--state",
+            env.path("late.sqlite").to_str().unwrap(),
+            "--watch",
+            &format!("{some_tx}:0"),
+            "--until-done",
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    assert!(out.contains("Failed") && out.contains("expired"), "{out}");
+    env.assert_supply();
+}
+
+#[test]
+fn watch_only_wallet_psbt_signed_by_an_external_signer() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    // The signer's secret stays with the signer (here: this test process, using only
+    // rust-bitcoin and miniscript); rexe holds the public descriptors.
+    let master = Xpriv::new_master(bitcoin::Network::Regtest, &[7u8; 32]).unwrap();
+    let priv_ext = format!("wpkh({master}/84'/1'/0'/0/*)");
+    let priv_int = format!("wpkh({master}/84'/1'/0'/1/*)");
+    let secp = Secp256k1::new();
+    let (pub_ext, _) =
+        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_ext).unwrap();
+    let (pub_int, _) =
+        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_int).unwrap();
+    let watch = env.path("watch.wallet");
+    let out = env.ok(&[
+        "wallet",
+        "import",
+        "--wallet",
+        watch.to_str().unwrap(),
+        "--descriptor",
+        &pub_ext.to_string(),
+        "--change-descriptor",
+        &pub_int.to_string(),
+        "--electrum",
+        &env.electrum(),
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["watch_only"], true);
+    let first = v["first_address"].as_str().unwrap().to_string();
+    env.btc("generatetoaddress", json!([101, first]));
+    env.wait_relayed();
+    env.ok(&[
+        "wallet",
+        "sync",
+        "--full-scan",
+        "--wallet",
+        watch.to_str().unwrap(),
+        "--electrum",
+        &env.electrum(),
+    ]);
+    // A watch-only wallet has no L2 key: an L2 key file pays the bond and receives.
+    let w = Wallet {
+        path: watch.clone(),
+        address: first,
+        l2: String::new(),
+    };
+    let psbt_path = env.path("unsigned.psbt");
+    let no_key = env.fails(&args(&env.peg_in_args(
+        &w,
+        100_000,
+        &["--psbt-out", psbt_path.to_str().unwrap()],
+    )));
+    assert!(no_key.contains("no L2 key"), "{no_key}");
+    let key = env.path("erin.key");
+    let erin = env
+        .ok(&["key", "new", key.to_str().unwrap(), "--network", "regtest"])
+        .trim()
+        .to_string();
+    env.mine_l2_to(&erin);
+    env.mine_l2_to(&erin);
+    env.ok(&args(&env.peg_in_args(
+        &w,
+        100_000,
+        &[
+            "--psbt-out",
+            psbt_path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )));
+    assert_eq!(env.peg_match(0)["rx_recipient"], erin.as_str());
+    // Signing a watch-only wallet's PSBT in rexe is refused.
+    let refused = env.fails(
+        &[
+            &[
+                "psbt",
+                "sign",
+                psbt_path.to_str().unwrap(),
+                "--wallet",
+                watch.to_str().unwrap(),
+            ][..],
+            &args(&env.net_args())[..],
         ]
         .concat(),
     );
-    let info = rpc(&node.rpc, &node.cookie, "getpeginfo", json!([]));
-    assert_eq!(info["btc_tip"]["height"], 102);
-    // ...and the restarted claimer (work list from its file) claims.
-    let out = rexe(&[&claimer_base[..], &["--until-done"][..]].concat());
-    assert!(out.contains("Done"), "{out}");
-    wait_for("the claim's payout", 30, || {
-        rpc(&node.rpc, &node.cookie, "getpegmatch", json!([0]))["state"] == "claimed"
-    });
-    let m = rpc(&node.rpc, &node.cookie, "getpegmatch", json!([0]));
-    assert_eq!(m["paid_by"], format!("{pay_txid}:0"));
-    // Bob: +100,000 rxBTC, bond back, minus the three call fees after b0 (take, claim, the second relay).
-    wait_for("Bob's credit", 30, || {
-        let b = rpc(&node.rpc, &node.cookie, "getaccount", json!([bob]))["balance"]
-            .as_u64()
-            .unwrap();
-        b == b0 + 100_000 - 3 * 200
-    });
-    // Alice's Bitcoin side: the payment is in a block.
-    let v = btc
-        .call("getrawtransaction", json!([pay_txid, true]))
-        .unwrap();
-    assert_eq!(v["confirmations"], 1);
+    assert!(refused.contains("watch-only"), "{refused}");
+    // The external signer signs the exported PSBT with its keys only.
+    let text = std::fs::read_to_string(&psbt_path).unwrap();
+    let mut psbt: bitcoin::Psbt = text.trim().parse().unwrap();
+    let (_, mut keys) = Descriptor::parse_descriptor(&secp, &priv_ext).unwrap();
+    keys.extend(Descriptor::parse_descriptor(&secp, &priv_int).unwrap().1);
+    let used = psbt.sign(&KeyMapWrapper::from(keys), &secp).unwrap();
+    assert_eq!(used.len(), psbt.inputs.len());
+    std::fs::write(&psbt_path, psbt.to_string()).unwrap();
+    // rexe finalizes and broadcasts it.
+    let o = env.ok(&[
+        &[
+            "psbt",
+            "broadcast",
+            psbt_path.to_str().unwrap(),
+            "--wallet",
+            watch.to_str().unwrap(),
+            "--claimer-state",
+            env.path("claimer.sqlite").to_str().unwrap(),
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    assert!(o.contains("broadcast "), "{o}");
+    env.mine_btc(1);
+    env.wait_relayed();
+    env.claim_all(&bob);
+    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+    env.assert_supply();
+}
 
-    stop.store(true, Ordering::SeqCst);
-    miner.join().unwrap();
-    drop(node);
-    btc_node.shutdown();
+#[test]
+fn bad_psbts_and_bad_inputs_are_refused_with_clear_errors() {
+    let (env, alice, bob) = alice_and_bob();
+    // Insufficient funds: refused before any bond is posted.
+    let poor = env.wallet("poor.wallet");
+    env.mine_l2_to(&poor.l2);
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let e = env.fails(&args(&env.peg_in_args(&poor, 100_000, &[])));
+    assert!(
+        e.contains("cannot pay") && e.contains("nothing was taken"),
+        "{e}"
+    );
+    assert!(env
+        .rpc("listpegmatches", json!([]))
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let psbt_path = env.path("bob.psbt");
+    env.ok(&args(&env.peg_in_args(
+        &bob,
+        100_000,
+        &["--psbt-out", psbt_path.to_str().unwrap()],
+    )));
+    let sign = |file: &std::path::Path| {
+        env.run(
+            &[
+                &[
+                    "psbt",
+                    "sign",
+                    file.to_str().unwrap(),
+                    "--wallet",
+                    bob.arg(),
+                    "--out",
+                    env.path("out.psbt").to_str().unwrap(),
+                ][..],
+                &args(&env.net_args())[..],
+            ]
+            .concat(),
+        )
+    };
+    // Malformed files.
+    let junk = env.path("junk.psbt");
+    std::fs::write(&junk, "cHNidP8BAH0CAAAAAZ==garbage").unwrap();
+    let o = sign(&junk);
+    assert!(
+        !o.ok && o.stderr.to_lowercase().contains("psbt"),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(&junk, [0u8; 3]).unwrap();
+    assert!(!sign(&junk).ok);
+    // Outputs altered: a lower amount, or another payee script.
+    let text = std::fs::read_to_string(&psbt_path).unwrap();
+    let good: bitcoin::Psbt = text.trim().parse().unwrap();
+    let mut lower = good.clone();
+    lower.unsigned_tx.output[0].value = bitcoin::Amount::from_sat(99_699);
+    let f = env.path("lower.psbt");
+    std::fs::write(&f, lower.to_string()).unwrap();
+    let o = sign(&f);
+    assert!(!o.ok, "signed a PSBT paying less than owed");
+    assert!(
+        o.stderr.contains("99699") || o.stderr.contains("less"),
+        "{}",
+        o.stderr
+    );
+    let mut other = good.clone();
+    other.unsigned_tx.output[0].script_pubkey = bob
+        .address
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+    let f = env.path("other.psbt");
+    std::fs::write(&f, other.to_string()).unwrap();
+    let o = sign(&f);
+    assert!(!o.ok, "signed a PSBT paying another script");
+    let o = env.run(
+        &[
+            &[
+                "psbt",
+                "broadcast",
+                f.to_str().unwrap(),
+                "--wallet",
+                bob.arg(),
+            ][..],
+            &args(&env.net_args())[..],
+        ]
+        .concat(),
+    );
+    assert!(!o.ok, "broadcast a PSBT paying another script");
+    // A PSBT for another network.
+    let mut main = good.clone();
+    rexe_wallet::peg::tag_network(&mut main, bitcoin::Network::Bitcoin);
+    let f = env.path("main.psbt");
+    std::fs::write(&f, main.to_string()).unwrap();
+    let o = sign(&f);
+    assert!(!o.ok && o.stderr.contains("network"), "{}", o.stderr);
+    // The untouched PSBT signs.
+    assert!(sign(&psbt_path).ok);
+
+    // A wrong descriptor.
+    let e = env.fails(&[
+        "wallet",
+        "import",
+        "--wallet",
+        env.path("bad.wallet").to_str().unwrap(),
+        "--descriptor",
+        "wpkh(notakey)",
+        "--electrum",
+        &env.electrum(),
+    ]);
+    assert!(e.contains("descriptor"), "{e}");
+    // Electrum down: a clear error naming the server.
+    let e = env.fails(&[
+        "wallet",
+        "balance",
+        "--wallet",
+        bob.arg(),
+        "--electrum",
+        "tcp://127.0.0.1:9",
+    ]);
+    assert!(e.contains("127.0.0.1:9"), "{e}");
+}
+
+/// The bitcoind JSON-RPC source for the agents (instead of Electrum), with key files.
+#[test]
+fn relayer_and_claimer_read_bitcoind_rpc() {
+    let mut env = PegEnv::new();
+    let alice = env.wallet("alice.wallet");
+    let bob = env.wallet("bob.wallet");
+    for w in [&alice, &bob] {
+        env.mine_l2_to(&w.l2);
+        env.mine_l2_to(&w.l2);
+    }
+    env.btc("generatetoaddress", json!([101, bob.address]));
+    env.start_mining();
+    let btc_node = env.btc_node.as_ref().unwrap();
+    let btc_args: Vec<String> = vec![
+        "--bitcoind".into(),
+        btc_node.rpc_addr.to_string(),
+        "--bitcoind-cookie".into(),
+        btc_node.cookie_path.to_str().unwrap().into(),
+    ];
+    let relay = |env: &PegEnv| {
+        env.ok(&[
+            &["peg", "relay", "--once", "--wallet", alice.arg()][..],
+            &args(&env.l2_args())[..],
+            &args(&btc_args)[..],
+        ]
+        .concat())
+    };
+    relay(&env);
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    assert!(out.contains("paid:"), "{out}");
+    env.mine_btc(1);
+    relay(&env);
+    let out = env.ok(&[
+        &[
+            "peg",
+            "claimer",
+            "--wallet",
+            bob.arg(),
+            "--state",
+            env.path("claimer.sqlite").to_str().unwrap(),
+            "--until-done",
+        ][..],
+        &args(&env.l2_args())[..],
+        &args(&btc_args)[..],
+    ]
+    .concat());
+    assert!(out.contains("Done"), "{out}");
+    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+    env.assert_supply();
 }

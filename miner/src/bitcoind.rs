@@ -51,7 +51,12 @@ impl Bitcoind {
         }
     }
 
-    /// Calls `method` with `params`; returns `result`.
+    /// The endpoint's `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Calls `method` with positional `params`; the `result`, or the error it answered.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let io = |err| RpcError::Io {
             addr: self.addr.clone(),

@@ -51,6 +51,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getmempoolinfo", ""),
     ("getaccount", "address"),
     ("getshardinfo", ""),
+    ("getsupply", ""),
     ("getblocktemplate", "miner_address"),
     ("submitblock", "hex"),
     ("waitfornewblock", "[timeout_ms=30000]"),
@@ -342,6 +343,18 @@ pub fn call(
                 })
                 .collect();
             Ok(json!(shards))
+        }
+        "getsupply" => {
+            check_arity(params, 0, 0)?;
+            let r = chain.audit_supply().map_err(RpcError::internal)?;
+            Ok(json!({
+                "height": r.height,
+                "balances": r.balances.to_sat(),
+                "in_flight": r.in_flight.to_sat(),
+                "held_by_contracts": r.held.to_sat(),
+                "expected": r.expected.to_sat(),
+                "holds": r.holds(),
+            }))
         }
         "getblocktemplate" => {
             check_arity(params, 1, 1)?;

@@ -1,76 +1,21 @@
 //! The claimer agent: for each Bitcoin payment of matches it is told about, waits until the
 //! paying block has K confirmations on the L2's tracked Bitcoin chain, then submits the claim
-//! with an SPV proof, and retries with backoff (a reorg that moves the payment to another
-//! block gets a fresh proof). Its work list lives in SQLite, so it survives restarts.
+//! with an SPV proof (from Electrum's `blockchain.transaction.get_merkle` or bitcoind), and
+//! retries with backoff. A Bitcoin reorg that moves the payment to another block gets a fresh
+//! proof at the next try. Its work list lives in SQLite (mode 0600), so it survives restarts.
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use bitcoin::hashes::Hash;
-use bitcoin::{BlockHash, TxMerkleNode, Txid as BtcTxid};
+use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::MatchId;
-use rexe_bridge::spv;
 use rexe_chain::Txid;
-use rexe_miner::bitcoind::Bitcoind;
-use rusqlite::{params, Connection};
-use serde_json::json;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
 
 use super::l2::L2Client;
-
-/// Where a confirmed transaction sits, with what a claim needs.
-#[derive(Debug, Clone)]
-pub struct TxProof {
-    /// Consensus-encoded transaction.
-    pub raw: Vec<u8>,
-    /// Its block.
-    pub block: BlockHash,
-    /// Merkle branch (internal byte order).
-    pub branch: Vec<TxMerkleNode>,
-    /// Position in the block.
-    pub position: u32,
-}
-
-/// Something that can prove a Bitcoin transaction's inclusion.
-pub trait ProofSource {
-    /// `Ok(None)` while unconfirmed.
-    fn proof(&self, txid: BtcTxid) -> Result<Option<TxProof>>;
-}
-
-/// bitcoind's JSON-RPC (`getrawtransaction` verbose + `getblock`): needs `-txindex` on a
-/// real bitcoind for transactions the node's wallet does not know.
-impl ProofSource for Bitcoind {
-    fn proof(&self, txid: BtcTxid) -> Result<Option<TxProof>> {
-        let v = self
-            .call("getrawtransaction", json!([txid.to_string(), true]))
-            .with_context(|| format!("getrawtransaction {txid}"))?;
-        let Some(block) = v["blockhash"].as_str() else {
-            return Ok(None);
-        };
-        let raw = hex::decode(v["hex"].as_str().unwrap_or_default())?;
-        let b = self.call("getblock", json!([block, 1]))?;
-        let txids: Vec<BtcTxid> = b["tx"]
-            .as_array()
-            .ok_or_else(|| anyhow!("getblock {block} has no tx list"))?
-            .iter()
-            .map(|t| t.as_str().unwrap_or_default().parse())
-            .collect::<Result<_, _>>()
-            .context("getblock returned a bad txid")?;
-        let position = txids
-            .iter()
-            .position(|t| *t == txid)
-            .ok_or_else(|| anyhow!("{txid} not in block {block}"))?;
-        Ok(Some(TxProof {
-            raw,
-            block: block.parse().context("bad block hash")?,
-            branch: spv::branch_for(&txids, position)
-                .into_iter()
-                .map(TxMerkleNode::from_byte_array)
-                .collect(),
-            position: position as u32,
-        }))
-    }
-}
+use super::source::BitcoinSource;
 
 /// One claim's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +26,15 @@ pub enum Progress {
     Submitted(Txid),
     /// Claimed: the rxBTC is released.
     Done,
-    /// The claim failed; retrying later.
+    /// The claim failed for a passing reason; retrying later.
     Retry(String),
+    /// The claim can never succeed (a match expired, the payment is short, ...).
+    Failed(String),
 }
 
 /// The claimer.
-pub struct Claimer<P: ProofSource> {
-    source: P,
+pub struct Claimer<S: BitcoinSource> {
+    source: S,
     l2: L2Client,
     db: Connection,
 }
@@ -96,44 +43,42 @@ fn backoff_secs(attempts: i64) -> i64 {
     (1i64 << attempts.clamp(0, 8)).min(300)
 }
 
-impl<P: ProofSource> Claimer<P> {
-    /// Opens (creating) the work list at `path` (mode 0600).
-    pub fn open(path: &Path, source: P, l2: L2Client) -> Result<Self> {
-        let new = !path.exists();
-        let db = Connection::open(path)
-            .with_context(|| format!("opening the claimer's state {}", path.display()))?;
-        if new {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS claims (
-                btc_txid  TEXT PRIMARY KEY,
-                match_ids TEXT NOT NULL,
-                state     TEXT NOT NULL,      -- waiting | submitted | done
-                l2_txid   TEXT,
-                attempts  INTEGER NOT NULL DEFAULT 0,
-                next_try  INTEGER NOT NULL DEFAULT 0,
-                last_note TEXT
-            );",
-        )?;
+/// Refusals that a later try can cure: the headers are not relayed yet, or a Bitcoin reorg.
+fn is_passing(err: &str) -> bool {
+    [
+        "is not in the tracked header chain",
+        "is not on the best tracked Bitcoin chain",
+        "confirmations,",
+    ]
+    .iter()
+    .any(|p| err.contains(p))
+}
+
+/// A row of the work list.
+struct Work {
+    btc_txid: String,
+    match_ids: Vec<MatchId>,
+    state: String,
+    l2_txid: Option<String>,
+    attempts: i64,
+}
+
+impl<S: BitcoinSource> Claimer<S> {
+    /// Opens (creating, mode 0600) the work list at `path`.
+    pub fn open(path: &Path, source: S, l2: L2Client) -> Result<Self> {
+        let db = open_db(path)?;
         Ok(Claimer { source, l2, db })
     }
 
-    /// Adds a payment to watch (idempotent).
+    /// Adds a payment of `ids` to watch (idempotent).
     pub fn watch(&self, btc_txid: BtcTxid, ids: &[MatchId]) -> Result<()> {
-        let ids: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
-        self.db.execute(
-            "INSERT OR IGNORE INTO claims (btc_txid, match_ids, state) VALUES (?1, ?2, 'waiting')",
-            params![btc_txid.to_string(), ids.join(",")],
-        )?;
-        Ok(())
+        watch(&self.db, btc_txid, ids)
     }
 
-    /// Payments not yet claimed.
+    /// Payments neither claimed nor failed.
     pub fn open_count(&self) -> Result<usize> {
         Ok(self.db.query_row(
-            "SELECT COUNT(*) FROM claims WHERE state != 'done'",
+            "SELECT COUNT(*) FROM claims WHERE state NOT IN ('done', 'failed')",
             [],
             |r| r.get::<_, i64>(0),
         )? as usize)
@@ -157,88 +102,126 @@ impl<P: ProofSource> Claimer<P> {
         Ok(())
     }
 
-    /// One pass over the work list; `now` in unix seconds.
+    /// One pass over the payments due at `now` (unix seconds).
     pub fn step(&self, now: i64) -> Result<Vec<(BtcTxid, Progress)>> {
-        let rows: Vec<(String, String, String, Option<String>, i64)> = {
+        let rows: Vec<Work> = {
             let mut st = self.db.prepare(
                 "SELECT btc_txid, match_ids, state, l2_txid, attempts FROM claims
-                 WHERE state != 'done' AND next_try <= ?1",
+                 WHERE state NOT IN ('done', 'failed') AND next_try <= ?1 ORDER BY btc_txid",
             )?;
             let r = st.query_map([now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
             })?;
-            r.collect::<Result<_, _>>()?
+            r.map(|row| {
+                let (btc_txid, ids, state, l2_txid, attempts) = row?;
+                Ok(Work {
+                    match_ids: parse_ids(&ids)?,
+                    btc_txid,
+                    state,
+                    l2_txid,
+                    attempts,
+                })
+            })
+            .collect::<Result<_>>()?
         };
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = self.l2.peg_info()?["confirmations_required"]
             .as_u64()
             .unwrap_or(1);
         let mut out = Vec::new();
-        for (txid_s, ids_s, state, l2_txid, attempts) in rows {
-            let txid: BtcTxid = txid_s.parse().context("stored txid")?;
-            let progress =
-                self.advance(&txid_s, txid, &ids_s, &state, l2_txid, attempts, k, now)?;
+        for w in rows {
+            let txid: BtcTxid = w.btc_txid.parse().context("stored txid")?;
+            let progress = match self.advance(&w, txid, k, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    // The node or the Bitcoin source is unreachable: try again later.
+                    let msg = format!("{e:#}");
+                    self.note(
+                        &w.btc_txid,
+                        &w.state,
+                        None,
+                        &msg,
+                        Some(backoff_secs(w.attempts)),
+                        now,
+                    )?;
+                    Progress::Retry(msg)
+                }
+            };
             out.push((txid, progress));
         }
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn advance(
-        &self,
-        txid_s: &str,
-        txid: BtcTxid,
-        ids_s: &str,
-        state: &str,
-        l2_txid: Option<String>,
-        attempts: i64,
-        k: u64,
-        now: i64,
-    ) -> Result<Progress> {
-        if state == "submitted" {
-            let l2: Txid = l2_txid
+    /// The matches' states on the L2 (`open`, `claimed`, `expired`) and the first payee
+    /// script (Electrum finds the payment by it).
+    fn matches(&self, ids: &[MatchId]) -> Result<(Vec<Value>, ScriptBuf)> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.l2.call("getpegmatch", json!([id.0]))?);
+        }
+        let script = out
+            .first()
+            .and_then(|m| m["payee_script"]["hex"].as_str())
+            .and_then(|h| hex::decode(h).ok())
+            .map(ScriptBuf::from_bytes)
+            .ok_or_else(|| anyhow!("the L2 node gave no payee script for match {:?}", ids[0]))?;
+        Ok((out, script))
+    }
+
+    fn advance(&self, w: &Work, txid: BtcTxid, k: u64, now: i64) -> Result<Progress> {
+        let id = w.btc_txid.as_str();
+        let (matches, payee) = self.matches(&w.match_ids)?;
+        if matches.iter().all(|m| m["state"] == "claimed") {
+            self.note(id, "done", None, "claimed", None, now)?;
+            return Ok(Progress::Done);
+        }
+        if let Some(m) = matches.iter().find(|m| m["state"] == "expired") {
+            let msg = format!("match {} expired before the claim", m["match_id"]);
+            self.note(id, "failed", None, &msg, None, now)?;
+            return Ok(Progress::Failed(msg));
+        }
+        if w.state == "submitted" {
+            let l2: Txid = w
+                .l2_txid
                 .as_deref()
                 .unwrap_or_default()
                 .parse()
                 .map_err(|_| anyhow!("stored L2 txid is not valid"))?;
             return match self.l2.receipt(l2)? {
                 Some(r) if r["success"].as_bool() == Some(true) => {
-                    self.note(txid_s, "done", None, "claimed", None, now)?;
+                    self.note(id, "done", None, "claimed", None, now)?;
                     Ok(Progress::Done)
                 }
-                Some(r) => {
-                    let err = r["error"].as_str().unwrap_or("refused").to_string();
-                    if err.contains("already claimed") {
-                        self.note(txid_s, "done", None, &err, None, now)?;
-                        return Ok(Progress::Done);
-                    }
-                    self.note(
-                        txid_s,
-                        "waiting",
-                        None,
-                        &err,
-                        Some(backoff_secs(attempts)),
-                        now,
-                    )?;
-                    Ok(Progress::Retry(err))
-                }
+                Some(r) => self.refused(w, r["error"].as_str().unwrap_or("refused"), now),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
                 None => {
                     let msg = "claim transaction dropped by the L2 node".to_string();
                     self.note(
-                        txid_s,
+                        id,
                         "waiting",
                         None,
                         &msg,
-                        Some(backoff_secs(attempts)),
+                        Some(backoff_secs(w.attempts)),
                         now,
                     )?;
                     Ok(Progress::Retry(msg))
                 }
             };
         }
-        let Some(proof) = self.source.proof(txid)? else {
-            let msg = "payment not confirmed on Bitcoin yet".to_string();
-            self.note(txid_s, "waiting", None, &msg, Some(2), now)?;
+        let Some(proof) = self.source.proof(txid, &payee)? else {
+            let msg = format!(
+                "payment not confirmed on Bitcoin yet ({})",
+                self.source.describe()
+            );
+            self.note(id, "waiting", None, &msg, Some(2), now)?;
             return Ok(Progress::Waiting(msg));
         };
         let conf = match self
@@ -253,27 +236,24 @@ impl<P: ProofSource> Claimer<P> {
             Err(e) => return Err(e),
         };
         if conf < k {
-            let msg = format!("{conf} of {k} confirmations on the L2's Bitcoin chain");
-            self.note(txid_s, "waiting", None, &msg, Some(2), now)?;
+            let msg = format!(
+                "block {} at height {}: {conf} of {k} confirmations on the L2's Bitcoin chain",
+                proof.block, proof.height
+            );
+            self.note(id, "waiting", None, &msg, Some(2), now)?;
             return Ok(Progress::Waiting(msg));
         }
-        let match_ids: Vec<MatchId> = ids_s
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map(MatchId))
-            .collect::<Result<_, _>>()
-            .context("stored match ids")?;
         let call = PegCall::Claim {
             raw_tx: proof.raw,
             block_hash: proof.block,
             branch: proof.branch,
             position: proof.position,
-            match_ids,
+            match_ids: w.match_ids.clone(),
         };
         match self.l2.send(0, &call) {
             Ok(l2) => {
                 self.note(
-                    txid_s,
+                    id,
                     "submitted",
                     Some(l2.to_string()),
                     "claim submitted",
@@ -285,20 +265,96 @@ impl<P: ProofSource> Claimer<P> {
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                if msg.contains("already claimed") {
-                    self.note(txid_s, "done", None, &msg, None, now)?;
-                    return Ok(Progress::Done);
+                if msg.contains("refused by the contract") {
+                    self.refused(w, &msg, now)
+                } else {
+                    self.note(
+                        id,
+                        "waiting",
+                        None,
+                        &msg,
+                        Some(backoff_secs(w.attempts)),
+                        now,
+                    )?;
+                    Ok(Progress::Retry(msg))
                 }
-                self.note(
-                    txid_s,
-                    "waiting",
-                    None,
-                    &msg,
-                    Some(backoff_secs(attempts)),
-                    now,
-                )?;
-                Ok(Progress::Retry(msg))
             }
         }
     }
+
+    /// The peg refused the claim (at admission or when it ran).
+    fn refused(&self, w: &Work, err: &str, now: i64) -> Result<Progress> {
+        if err.contains("already claimed") && !err.contains("output") {
+            self.note(&w.btc_txid, "done", None, err, None, now)?;
+            return Ok(Progress::Done);
+        }
+        if is_passing(err) {
+            self.note(
+                &w.btc_txid,
+                "waiting",
+                None,
+                err,
+                Some(backoff_secs(w.attempts)),
+                now,
+            )?;
+            return Ok(Progress::Retry(err.to_string()));
+        }
+        self.note(&w.btc_txid, "failed", None, err, None, now)?;
+        tracing::warn!(btc_txid = %w.btc_txid, error = err, "claim can never succeed");
+        Ok(Progress::Failed(err.to_string()))
+    }
+}
+
+fn parse_ids(s: &str) -> Result<Vec<MatchId>> {
+    s.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map(MatchId))
+        .collect::<Result<_, _>>()
+        .context("stored match ids")
+}
+
+/// Opens (creating, mode 0600) a claimer work list.
+pub fn open_db(path: &Path) -> Result<Connection> {
+    let new = !path.exists();
+    let db = Connection::open(path)
+        .with_context(|| format!("opening the claimer's state {}", path.display()))?;
+    if new {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS claims (
+            btc_txid  TEXT PRIMARY KEY,
+            match_ids TEXT NOT NULL,
+            state     TEXT NOT NULL,      -- waiting | submitted | done | failed
+            l2_txid   TEXT,
+            attempts  INTEGER NOT NULL DEFAULT 0,
+            next_try  INTEGER NOT NULL DEFAULT 0,
+            last_note TEXT
+        );",
+    )?;
+    Ok(db)
+}
+
+/// Adds a payment to a work list (idempotent). A replacement (RBF) of a watched payment is
+/// watched under its own txid: whichever confirms is claimed, the other never confirms.
+pub fn watch(db: &Connection, btc_txid: BtcTxid, ids: &[MatchId]) -> Result<()> {
+    let ids: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
+    db.execute(
+        "INSERT OR IGNORE INTO claims (btc_txid, match_ids, state) VALUES (?1, ?2, 'waiting')",
+        params![btc_txid.to_string(), ids.join(",")],
+    )?;
+    Ok(())
+}
+
+/// The match ids a watched payment pays.
+pub fn watched_ids(db: &Connection, btc_txid: BtcTxid) -> Result<Option<Vec<MatchId>>> {
+    let ids: Option<String> = db
+        .query_row(
+            "SELECT match_ids FROM claims WHERE btc_txid = ?1",
+            [btc_txid.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    ids.map(|s| parse_ids(&s)).transpose()
 }

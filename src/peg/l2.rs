@@ -32,13 +32,18 @@ pub fn network_named(name: &str) -> Result<Network> {
     })
 }
 
+/// The L2 network a node runs (`getchaininfo`).
+pub fn network_of(peer: &Peer) -> Result<Network> {
+    let info = peer
+        .call("getchaininfo", json!([]))
+        .with_context(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
+    network_named(info["network"].as_str().unwrap_or_default())
+}
+
 impl L2Client {
     /// Connects (asks the node its network).
     pub fn connect(peer: Peer, signer: Signer, fee: Amount) -> Result<Self> {
-        let info = peer
-            .call("getchaininfo", json!([]))
-            .with_context(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
-        let network = network_named(info["network"].as_str().unwrap_or_default())?;
+        let network = network_of(&peer)?;
         Ok(L2Client {
             peer,
             signer,
@@ -50,6 +55,11 @@ impl L2Client {
     /// The L2 network.
     pub fn network(&self) -> Network {
         self.network
+    }
+
+    /// Our L2 address.
+    pub fn signer_address(&self) -> rexe_chain::Address {
+        self.signer.address()
     }
 
     /// Our L2 address, encoded.

@@ -1,10 +1,13 @@
-//! `rexe peg`: the peg from the command line — peg-out orders, takes, cancels, claims,
-//! status — and its two agents, the header relayer and the claimer. Everything goes through
-//! the L2 node's JSON-RPC and bitcoind's JSON-RPC, as a real deployment would.
+//! `rexe peg`: the peg from the command line — peg-in (take + PSBT payment), peg-out orders,
+//! takes, cancels, claims, fee bumps, status — and its two agents, the header relayer and the
+//! claimer. Everything goes through the L2 node's JSON-RPC and Bitcoin's own protocols
+//! (Electrum, or bitcoind's JSON-RPC), as a real deployment would.
 
 pub mod claimer;
 pub mod l2;
+pub mod pegin;
 pub mod relayer;
+pub mod source;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
 use rexe_chain::{Address, Amount};
 use rexe_miner::bitcoind::Bitcoind;
 use serde_json::{json, Value};
+use source::{BitcoinSource, Electrum};
 
 use crate::wallet_cli::{read_key, RpcArgs};
 use l2::L2Client;
@@ -23,11 +27,16 @@ use l2::L2Client;
 /// How long CLI commands wait for their call to run on the L2.
 const WAIT: Duration = Duration::from_secs(120);
 
+/// The L2 key that signs peg calls: a key file, or the L2 key of a `rexe wallet` (same seed
+/// as its Bitcoin side).
 #[derive(Args)]
 pub struct KeyArgs {
     /// L2 key file (hex secret, see `rexe key new`).
+    #[arg(long, conflicts_with = "wallet")]
+    key: Option<PathBuf>,
+    /// Sign with the L2 key of this wallet file instead (see `rexe wallet create`).
     #[arg(long)]
-    key: PathBuf,
+    wallet: Option<PathBuf>,
     /// Fee per L2 transaction, in sats.
     #[arg(long, default_value_t = 200)]
     fee: u64,
@@ -36,20 +45,37 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
+    fn signer(&self, peer: &crate::node::peer::Peer) -> Result<rexe_chain::Signer> {
+        match (&self.key, &self.wallet) {
+            (Some(k), _) => read_key(k),
+            (None, Some(w)) => {
+                let net = rexe_bridge::contract::bitcoin_network(l2::network_of(peer)?);
+                let wallet = rexe_wallet::RexeWallet::load(w, net)
+                    .with_context(|| format!("opening the wallet {}", w.display()))?;
+                wallet.l2_signer().with_context(|| {
+                    format!("{} has no L2 key (watch-only or imported)", w.display())
+                })
+            }
+            (None, None) => bail!("give --key FILE or --wallet FILE: the L2 key that signs"),
+        }
+    }
+
     fn client(&self) -> Result<L2Client> {
-        L2Client::connect(
-            self.rpc.peer()?,
-            read_key(&self.key)?,
-            Amount::from_sat(self.fee),
-        )
+        let peer = self.rpc.peer()?;
+        let signer = self.signer(&peer)?;
+        L2Client::connect(peer, signer, Amount::from_sat(self.fee))
     }
 }
 
+/// Where the agents read Bitcoin: an Electrum server (default) or bitcoind's JSON-RPC.
 #[derive(Args)]
 pub struct BitcoindArgs {
-    /// bitcoind JSON-RPC address (host:port).
-    #[arg(long, default_value = "127.0.0.1:18443")]
-    bitcoind: String,
+    /// Electrum server (tcp://HOST:PORT or ssl://HOST:PORT); the default source.
+    #[arg(long, default_value = "tcp://127.0.0.1:60401", env = "REXE_ELECTRUM")]
+    electrum: String,
+    /// Read Bitcoin from bitcoind's JSON-RPC (host:port) instead of Electrum.
+    #[arg(long)]
+    bitcoind: Option<String>,
     /// bitcoind cookie file.
     #[arg(long)]
     bitcoind_cookie: Option<PathBuf>,
@@ -59,21 +85,42 @@ pub struct BitcoindArgs {
 }
 
 impl BitcoindArgs {
-    fn client(&self) -> Result<Bitcoind> {
+    fn client(&self) -> Result<Box<dyn BitcoinSource>> {
+        let Some(addr) = &self.bitcoind else {
+            return Ok(Box::new(Electrum::new(&self.electrum)?));
+        };
         let auth = match (&self.bitcoind_auth, &self.bitcoind_cookie) {
             (Some(a), _) => a.clone(),
             (None, Some(p)) => std::fs::read_to_string(p)
                 .with_context(|| format!("reading bitcoind's cookie {}", p.display()))?
                 .trim()
                 .to_string(),
-            (None, None) => bail!("give --bitcoind-cookie or --bitcoind-auth"),
+            (None, None) => bail!("--bitcoind needs --bitcoind-cookie or --bitcoind-auth"),
         };
-        Ok(Bitcoind::new(self.bitcoind.clone(), auth))
+        Ok(Box::new(Bitcoind::new(addr.clone(), auth)))
     }
 }
 
 #[derive(Subcommand)]
 pub enum PegCmd {
+    /// Peg in: buy rxBTC with BTC (takes orders, pays them in one PSBT-built transaction).
+    In(Box<pegin::PegInArgs>),
+    /// Replace a stuck peg-in payment with a higher fee (RBF), keeping every match output.
+    Bump {
+        /// The unconfirmed payment.
+        #[arg(long)]
+        btc_txid: bitcoin::Txid,
+        /// The new fee rate in sat/vB.
+        #[arg(long)]
+        feerate: f64,
+        /// The claimer's work list (the replacement is watched under its own txid).
+        #[arg(long, default_value = "rexe-claimer.sqlite")]
+        claimer_state: PathBuf,
+        #[command(flatten)]
+        w: crate::btc_wallet::WalletArgs,
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
     /// Peg out: escrow rxBTC in an order, to be paid in BTC to `--to`.
     Out {
         /// rxBTC to sell, in sats.
@@ -230,7 +277,7 @@ pub fn run(cmd: PegCmd) -> Result<()> {
             let c = key.client()?;
             let rx = match recipient {
                 Some(r) => Address::parse_for(&r, c.network()).context("--recipient")?,
-                None => read_key(&key.key)?.address(),
+                None => c.signer_address(),
             };
             let info = c.peg_info()?;
             let bond =
@@ -288,7 +335,15 @@ pub fn run(cmd: PegCmd) -> Result<()> {
         } => {
             let c = key.client()?;
             let src = btc.client()?;
-            let proof = claimer::ProofSource::proof(&src, btc_txid)?
+            let ids: Vec<MatchId> = matches.into_iter().map(MatchId).collect();
+            let first = ids
+                .first()
+                .context("--matches: give at least one match id")?;
+            let payee = pegin::owed(&key.rpc.peer()?, std::slice::from_ref(first))?.payments[0]
+                .script
+                .clone();
+            let proof = src
+                .proof(btc_txid, &payee)?
                 .with_context(|| format!("{btc_txid} is not confirmed on Bitcoin yet"))?;
             let txid = c.send(
                 0,
@@ -297,7 +352,7 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                     block_hash: proof.block,
                     branch: proof.branch,
                     position: proof.position,
-                    match_ids: matches.into_iter().map(MatchId).collect(),
+                    match_ids: ids,
                 },
             )?;
             c.wait(txid, WAIT)?;
@@ -316,18 +371,27 @@ pub fn run(cmd: PegCmd) -> Result<()> {
             print(&v);
         }
         PegCmd::Relay { once, key, btc } => {
-            let mut r = relayer::Relayer::new(btc.client()?, key.client()?);
+            let src = btc.client()?;
+            let name = src.describe();
+            let mut r = relayer::Relayer::new(src, key.client()?);
+            println!("relaying Bitcoin headers from {name} to the L2");
+            let mut failures = 0u32;
             loop {
                 match r.step() {
                     Ok(relayer::Step::UpToDate) if once => break,
-                    Ok(step) => tracing::debug!(?step, "relayer"),
+                    Ok(step) => {
+                        failures = 0;
+                        tracing::debug!(?step, "relayer")
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "relayer step failed; retrying")
+                        failures += 1;
+                        tracing::warn!(error = %format!("{e:#}"), failures, "relayer step failed; retrying")
                     }
                 }
-                std::thread::sleep(Duration::from_millis(500));
+                // Back off while the source or the node is unreachable.
+                std::thread::sleep(Duration::from_millis(500 << failures.min(5)));
             }
-            println!("the L2 tracks bitcoind's tip");
+            println!("the L2 tracks the tip of {name}");
         }
         PegCmd::Claimer {
             state,
@@ -349,23 +413,64 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                     .context("match ids must be integers")?;
                 c.watch(txid.parse().context("bad Bitcoin txid")?, &ids)?;
             }
-            loop {
-                match c.step(now()) {
-                    Ok(events) => {
-                        for (txid, p) in events {
-                            println!("{txid}: {p:?}");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "claimer step failed; retrying")
-                    }
-                }
-                if once || (until_done && c.open_count()? == 0) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_secs(1));
+            run_claimer(&c, until_done, once)?;
+        }
+        PegCmd::In(a) => pegin::run(*a)?,
+        PegCmd::Bump {
+            btc_txid,
+            feerate,
+            claimer_state,
+            w,
+            rpc,
+        } => {
+            let mut wallet = w.open_synced()?;
+            let db = claimer::open_db(&claimer_state)?;
+            let ids = claimer::watched_ids(&db, btc_txid)?.with_context(|| {
+                format!(
+                    "{btc_txid} is not in the claimer work list {}",
+                    claimer_state.display()
+                )
+            })?;
+            let owed = pegin::owed(&rpc.peer()?, &ids)?;
+            let tip = source::Electrum::new(&w.electrum)?.tip_height()?;
+            rexe_wallet::check_deadline(owed.deadline, tip, 1)
+                .context("too late to bump: the deadline has passed")?;
+            let rate = crate::btc_wallet::fee_rate(Some(feerate), &w.electrum)?;
+            let mut psbt = wallet.bump_fee(btc_txid, rate)?;
+            rexe_wallet::tag_match_ids(&mut psbt, &ids);
+            if !wallet.sign(&mut psbt, &owed.payments, &ids)? {
+                bail!("the wallet could not sign every input of the replacement");
             }
+            let tx = rexe_wallet::extract_tx(psbt)?;
+            let txid = wallet.broadcast(&w.electrum, &tx, &owed.payments, &ids)?;
+            claimer::watch(&db, txid, &ids)?;
+            println!("replaced {btc_txid} by {txid} at {feerate} sat/vB; the claimer watches both");
         }
     }
     Ok(())
+}
+
+/// Runs the claimer: passes every second until nothing is left (`until_done`), after one
+/// pass (`once`), or forever.
+pub fn run_claimer<S: BitcoinSource>(
+    c: &claimer::Claimer<S>,
+    until_done: bool,
+    once: bool,
+) -> Result<()> {
+    loop {
+        match c.step(now()) {
+            Ok(events) => {
+                for (txid, p) in events {
+                    println!("{txid}: {p:?}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "claimer step failed; retrying")
+            }
+        }
+        if once || (until_done && c.open_count()? == 0) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

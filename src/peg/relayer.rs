@@ -1,20 +1,20 @@
 //! The header relayer: keeps the L2's tracked Bitcoin header chain current from bitcoind's
-//! JSON-RPC (`getblockcount`, `getblockhash`, `getblockheader`), following Bitcoin reorgs.
-//! One call at a time: the next batch is sent once the previous one has run.
+//! JSON-RPC or an Electrum server, following Bitcoin reorgs (it finds the highest block of
+//! the source's best chain the L2 already tracks and sends the headers above it). One call at
+//! a time: the next batch is sent once the previous one has run.
 
-use anyhow::{Context, Result};
-use bitcoin::block::Header;
+use anyhow::Result;
 use rexe_bridge::call::{PegCall, MAX_HEADERS_PER_CALL};
 use rexe_chain::Txid;
-use rexe_miner::bitcoind::Bitcoind;
 use serde_json::json;
 
 use super::l2::L2Client;
+use super::source::BitcoinSource;
 
 /// What one relayer step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// The L2 tracks Bitcoin's tip.
+    /// The L2 tracks the source's tip.
     UpToDate,
     /// A previous batch has not run yet.
     Waiting(Txid),
@@ -30,36 +30,27 @@ pub enum Step {
 }
 
 /// Relays headers from `btc` to the L2 through `l2`.
-pub struct Relayer {
-    btc: Bitcoind,
+pub struct Relayer<S: BitcoinSource> {
+    btc: S,
     l2: L2Client,
     pending: Option<Txid>,
     /// Most headers per call.
-    pub batch: usize,
+    pub batch: u32,
 }
 
-impl Relayer {
+impl<S: BitcoinSource> Relayer<S> {
     /// A relayer.
-    pub fn new(btc: Bitcoind, l2: L2Client) -> Self {
+    pub fn new(btc: S, l2: L2Client) -> Self {
         Relayer {
             btc,
             l2,
             pending: None,
-            batch: MAX_HEADERS_PER_CALL,
+            batch: MAX_HEADERS_PER_CALL as u32,
         }
     }
 
-    fn btc_hash(&self, height: u32) -> Result<String> {
-        Ok(self
-            .btc
-            .call("getblockhash", json!([height]))?
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
-    }
-
-    fn tracked(&self, hash: &str) -> Result<bool> {
-        match self.l2.call("getbtcblock", json!([hash])) {
+    fn tracked(&self, hash: &bitcoin::BlockHash) -> Result<bool> {
+        match self.l2.call("getbtcblock", json!([hash.to_string()])) {
             Ok(_) => Ok(true),
             Err(e) if e.to_string().contains("not tracked") => Ok(false),
             Err(e) => Err(e),
@@ -89,43 +80,34 @@ impl Relayer {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let btc_height = self
-            .btc
-            .call("getblockcount", json!([]))
-            .context("asking bitcoind for its height")?
-            .as_u64()
-            .unwrap_or(0) as u32;
-        // The highest Bitcoin best-chain block the L2 tracks (on any of its branches).
+        let btc_height = self.btc.tip_height()?;
+        // The highest block of the source's best chain that the L2 tracks (on any branch).
         let mut fork = l2_height.min(btc_height);
         loop {
-            let h = self.btc_hash(fork)?;
-            if (fork == l2_height && h == l2_hash) || self.tracked(&h)? {
+            let h = self.btc.hash_at(fork)?;
+            if (fork == l2_height && h.to_string() == l2_hash) || self.tracked(&h)? {
                 break;
             }
             if fork == 0 {
-                anyhow::bail!("bitcoind's chain shares no block with the L2's tracked headers (wrong network or checkpoint?)");
+                anyhow::bail!(
+                    "{} shares no block with the L2's tracked headers (wrong network or checkpoint?)",
+                    self.btc.describe()
+                );
             }
             fork -= 1;
         }
         if fork >= btc_height {
             return Ok(Step::UpToDate);
         }
-        let last = btc_height.min(fork + self.batch as u32);
-        let mut headers: Vec<Header> = Vec::with_capacity((last - fork) as usize);
-        for h in fork + 1..=last {
-            let hash = self.btc_hash(h)?;
-            let hex = self.btc.call("getblockheader", json!([hash, false]))?;
-            let bytes = hex::decode(hex.as_str().unwrap_or_default())
-                .context("bitcoind returned a header that is not hex")?;
-            headers.push(
-                bitcoin::consensus::deserialize(&bytes)
-                    .context("bitcoind returned an undecodable header")?,
-            );
+        let count = (btc_height - fork).min(self.batch);
+        let headers = self.btc.headers(fork + 1, count)?;
+        if headers.is_empty() {
+            return Ok(Step::UpToDate);
         }
         let count = headers.len();
         let txid = self.l2.send(0, &PegCall::SubmitHeaders(headers))?;
         self.pending = Some(txid);
-        tracing::info!(from = fork + 1, count, %txid, "relayed Bitcoin headers to the L2");
+        tracing::info!(from = fork + 1, count, %txid, source = %self.btc.describe(), "relayed Bitcoin headers to the L2");
         Ok(Step::Sent {
             txid,
             from: fork + 1,

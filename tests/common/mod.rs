@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod peg;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rexe");
 
 /// Seals a block template with an AuxPoW (what a merge-mining pool would submit).

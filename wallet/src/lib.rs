@@ -21,13 +21,14 @@ pub mod peg;
 pub mod psbt_io;
 mod wallet;
 
+pub use bdk_electrum::electrum_client as electrum;
 pub use bdk_wallet::Balance;
 pub use error::{PegCheckError, Result, WalletError};
 pub use keys::{l2_signer_from_master, DescriptorKind, L2_KEY_PATH};
 pub use peg::{
     blocks_left, check_deadline, check_join, check_peg_outputs, check_peg_psbt, check_peg_tx,
-    check_psbt_network, combine, extract_tx, join, safe_to_pay, should_bump, PegPayment,
-    DEFAULT_BUMP_MARGIN, DEFAULT_PAY_MARGIN,
+    check_psbt_network, combine, extract_tx, join, match_ids_key, psbt_match_ids, safe_to_pay,
+    should_bump, tag_match_ids, PegPayment, DEFAULT_BUMP_MARGIN, DEFAULT_PAY_MARGIN,
 };
 pub use psbt_io::{psbt_from_base64, psbt_to_base64, read_psbt_file, write_psbt_file};
 pub use rexe_bridge::peg::{commitment_script, MatchId};

@@ -83,6 +83,43 @@ pub fn tag_network(psbt: &mut Psbt, network: Network) {
     );
 }
 
+/// The proprietary PSBT key under which rexe records the match ids a peg PSBT pays (prefix
+/// `rexe`, subtype 1, empty key; value: the ids as u64 big-endian, ascending). The
+/// `OP_RETURN` commits to a hash of the ids, so a signer or a later `rexe psbt` command reads
+/// them here, then looks each match up on the L2 and checks the outputs against it.
+pub fn match_ids_key() -> ProprietaryKey {
+    ProprietaryKey {
+        prefix: b"rexe".to_vec(),
+        subtype: 1,
+        key: Vec::new(),
+    }
+}
+
+/// Records `ids` in the PSBT (see [`match_ids_key`]).
+pub fn tag_match_ids(psbt: &mut Psbt, ids: &[MatchId]) {
+    let set: std::collections::BTreeSet<MatchId> = ids.iter().copied().collect();
+    let value: Vec<u8> = set.iter().flat_map(|id| id.0.to_be_bytes()).collect();
+    psbt.proprietary.insert(match_ids_key(), value);
+}
+
+/// The match ids recorded by [`tag_match_ids`]: `None` when absent, an error when malformed.
+pub fn psbt_match_ids(psbt: &Psbt) -> Result<Option<Vec<MatchId>>> {
+    let Some(v) = psbt.proprietary.get(&match_ids_key()) else {
+        return Ok(None);
+    };
+    if v.is_empty() || v.len() % 8 != 0 {
+        return Err(WalletError::Psbt(format!(
+            "the PSBT's match-id record has {} bytes, not a multiple of 8",
+            v.len()
+        )));
+    }
+    Ok(Some(
+        v.chunks_exact(8)
+            .map(|c| MatchId(u64::from_be_bytes(c.try_into().expect("8 bytes"))))
+            .collect(),
+    ))
+}
+
 pub(crate) fn script_label(script: &Script, network: Network) -> String {
     match Address::from_script(script, network) {
         Ok(a) => a.to_string(),
@@ -386,6 +423,9 @@ pub fn join(parts: &[Psbt], match_ids: &[MatchId]) -> Result<Psbt> {
             }
         }
         for (k, v) in &p.proprietary {
+            if k == &match_ids_key() {
+                continue; // replaced by all parts' ids below
+            }
             if let Some(prev) = out.proprietary.insert(k.clone(), v.clone()) {
                 if &prev != v {
                     return Err(WalletError::Join(if k == &genesis_key() {
@@ -407,6 +447,7 @@ pub fn join(parts: &[Psbt], match_ids: &[MatchId]) -> Result<Psbt> {
     });
     out.outputs.push(psbt::Output::default());
     out.unsigned_tx = tx;
+    tag_match_ids(&mut out, match_ids);
     Ok(out)
 }
 

@@ -18,7 +18,8 @@ use bdk_wallet::{Balance, KeychainKind, PersistedWallet, SignOptions, TxOrdering
 use bitcoin::bip32::Xpriv;
 use bitcoin::secp256k1::{All, Secp256k1};
 use bitcoin::{
-    Address, Amount, FeeRate, Network, Psbt, Sequence, SignedAmount, Transaction, TxOut, Txid,
+    Address, Amount, FeeRate, Network, Psbt, Script, Sequence, SignedAmount, Transaction, TxOut,
+    Txid,
 };
 use miniscript::descriptor::KeyMap;
 use miniscript::psbt::PsbtExt;
@@ -591,6 +592,7 @@ impl RexeWallet {
             .set_exact_sequence(Sequence::ENABLE_RBF_NO_LOCKTIME);
         let mut psbt = b.finish().map_err(map_create_err)?;
         peg::tag_network(&mut psbt, self.network);
+        peg::tag_match_ids(&mut psbt, match_ids);
         self.persist()?;
         peg::check_peg_psbt(&psbt, payments, match_ids, self.network)?;
         Ok(psbt)
@@ -756,6 +758,28 @@ impl RexeWallet {
             .apply_unconfirmed_txs([(tx.clone(), now_secs())]);
         self.persist()?;
         Ok(txid)
+    }
+
+    /// Pays `amount` to `script` (a plain payment, not a peg-in): builds, signs and
+    /// broadcasts over Electrum; RBF on, change to the wallet.
+    pub fn send(
+        &mut self,
+        script: &Script,
+        amount: Amount,
+        fee_rate: FeeRate,
+        electrum_url: &str,
+    ) -> Result<Txid> {
+        let mut b = self.wallet.build_tx();
+        b.add_recipient(script.to_owned(), amount)
+            .fee_rate(fee_rate)
+            .set_exact_sequence(Sequence::ENABLE_RBF_NO_LOCKTIME);
+        let mut psbt = b.finish().map_err(map_create_err)?;
+        self.persist()?;
+        if !self.sign_unchecked(&mut psbt)? {
+            return Err(WalletError::Sign("not every input could be signed".into()));
+        }
+        let tx = peg::extract_tx(psbt)?;
+        self.broadcast_unchecked(electrum_url, &tx)
     }
 
     /// A replacement (BIP125) of the wallet's unconfirmed transaction `txid` paying

@@ -49,6 +49,21 @@ fn unswap_prevhash(h: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// How the CPU miner runs.
+#[derive(Debug, Clone)]
+pub struct CpuOptions {
+    /// Mining threads.
+    pub threads: usize,
+    /// Stop once this many shares were accepted.
+    pub stop_after: u64,
+    /// Stop after this long.
+    pub timeout: Duration,
+    /// Rest this long after each share found (a slow, steady share rate for the devnet).
+    pub pace: Duration,
+    /// Stops the miner when set (also set by the miner when the connection closes).
+    pub stop: Arc<AtomicBool>,
+}
+
 /// Mines on `addr` until `stop_after` shares are accepted or `timeout` passes.
 pub fn run(
     addr: &str,
@@ -58,6 +73,29 @@ pub fn run(
     stop_after: u64,
     timeout: Duration,
 ) -> std::io::Result<MinerReport> {
+    run_with(
+        addr,
+        user,
+        pass,
+        &CpuOptions {
+            threads,
+            stop_after,
+            timeout,
+            pace: Duration::ZERO,
+            stop: Arc::new(AtomicBool::new(false)),
+        },
+    )
+}
+
+/// Mines on `addr` as `opts` says.
+pub fn run_with(
+    addr: &str,
+    user: &str,
+    pass: &str,
+    opts: &CpuOptions,
+) -> std::io::Result<MinerReport> {
+    let (threads, stop_after, timeout, pace) =
+        (opts.threads, opts.stop_after, opts.timeout, opts.pace);
     let stream = TcpStream::connect(addr)?;
     let mut writer = stream.try_clone()?;
     let reader = BufReader::new(stream);
@@ -80,7 +118,7 @@ pub fn run(
     let accepted = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
     let hashes = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = opts.stop.clone();
     let writer = Arc::new(Mutex::new(writer));
     {
         let (work, en1, difficulty, accepted, rejected, stop) = (
@@ -202,6 +240,9 @@ pub fn run(
                             let mut s = msg.to_string();
                             s.push('\n');
                             let _ = writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(s.as_bytes());
+                            if !pace.is_zero() {
+                                std::thread::sleep(pace);
+                            }
                             break;
                         }
                         if nonce % 4096 == 0 && work.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|x| x.seq) != Some(w.seq) {

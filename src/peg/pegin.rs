@@ -1,0 +1,328 @@
+//! `rexe peg in`: buy rxBTC with BTC. Asks the node's matcher for orders, takes them (each
+//! take posts a bond), then pays every match in ONE Bitcoin transaction built as a PSBT by the
+//! user's bdk wallet: one output per match to its payee script for the BTC owed, the `RXPG`
+//! `OP_RETURN` committing to the match ids, change; RBF on. It signs and broadcasts in
+//! process, or writes the PSBT for an external signer (`--psbt-out`). The payment is handed
+//! to the claimer's work list, which claims it once it is K blocks deep.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::{Amount, ScriptBuf};
+use clap::Args;
+use rexe_bridge::call::PegCall;
+use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
+use rexe_wallet::{PegPayment, RexeWallet};
+use serde_json::{json, Value};
+
+use super::l2::L2Client;
+use super::source::{BitcoinSource, Electrum};
+use crate::btc_wallet::{fee_rate, WalletArgs};
+use crate::node::peer::Peer;
+use crate::wallet_cli::RpcArgs;
+
+/// How long to wait for L2 calls to run.
+const WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Args)]
+pub struct PegInArgs {
+    /// rxBTC to buy, in sats.
+    #[arg(long)]
+    pub amount: u64,
+    /// Accept fewer rxBTC than asked when the order book is short.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Fee rate in sat/vB (default: the Electrum server's 6-block estimate).
+    #[arg(long)]
+    pub feerate: Option<f64>,
+    /// Write the unsigned PSBT here for an external signer instead of signing in process;
+    /// then `rexe psbt sign|finalize|broadcast FILE`.
+    #[arg(long)]
+    pub psbt_out: Option<PathBuf>,
+    /// Refuse to pay when fewer Bitcoin blocks than this remain before a match's deadline.
+    #[arg(long, default_value_t = rexe_wallet::DEFAULT_PAY_MARGIN)]
+    pub margin: u32,
+    /// Where the rxBTC goes (default: the wallet's own L2 address).
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// L2 key file paying bonds and fees (default: the wallet's L2 key, same seed).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Fee per L2 call, in sats.
+    #[arg(long, default_value_t = 200)]
+    pub fee: u64,
+    /// The claimer's work list the payment is added to.
+    #[arg(long, default_value = "rexe-claimer.sqlite")]
+    pub claimer_state: PathBuf,
+    /// Stay and claim: run the claimer until the payment is claimed.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub w: WalletArgs,
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// The L2 client signing with `--key`, or with the wallet's own L2 key.
+pub fn l2_client(
+    rpc: &RpcArgs,
+    key: Option<&PathBuf>,
+    wallet: &RexeWallet,
+    fee: u64,
+) -> Result<L2Client> {
+    let signer = match key {
+        Some(k) => crate::wallet_cli::read_key(k)?,
+        None => wallet.l2_signer().ok_or_else(|| {
+            anyhow!("this wallet has no L2 key (watch-only or imported): give --key")
+        })?,
+    };
+    L2Client::connect(rpc.peer()?, signer, rexe_chain::Amount::from_sat(fee))
+}
+
+/// What the peg-in payment must pay, read from the L2 node: each match's payee script and
+/// BTC owed, and the earliest deadline.
+pub struct Owed {
+    /// One payment per match, in id order.
+    pub payments: Vec<PegPayment>,
+    /// The match ids.
+    pub ids: Vec<MatchId>,
+    /// The earliest Bitcoin deadline among them.
+    pub deadline: u32,
+}
+
+/// Looks the matches up on the L2; every one must still be open.
+pub fn owed(peer: &Peer, ids: &[MatchId]) -> Result<Owed> {
+    let mut payments = Vec::with_capacity(ids.len());
+    let mut deadline = u32::MAX;
+    for id in ids {
+        let m = peer
+            .call("getpegmatch", json!([id.0]))
+            .with_context(|| format!("looking up match {} on the L2", id.0))?;
+        if m["state"] != "open" {
+            bail!("match {} is {}, not open: nothing to pay", id.0, m["state"]);
+        }
+        let script = m["payee_script"]["hex"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .map(ScriptBuf::from_bytes)
+            .ok_or_else(|| anyhow!("match {}: the node gave no payee script", id.0))?;
+        let amount = m["amount_btc_owed"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("match {}: the node gave no amount owed", id.0))?;
+        deadline = deadline.min(m["btc_deadline_height"].as_u64().unwrap_or(0) as u32);
+        payments.push(PegPayment {
+            script,
+            amount: Amount::from_sat(amount),
+        });
+    }
+    Ok(Owed {
+        payments,
+        ids: ids.to_vec(),
+        deadline,
+    })
+}
+
+/// The L2's tracked Bitcoin tip height.
+pub fn l2_btc_tip(peer: &Peer) -> Result<u32> {
+    let info = peer.call("getpeginfo", json!([]))?;
+    Ok(info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32)
+}
+
+fn take_all(l2: &L2Client, plan: &[Value], rx: L2Address) -> Result<Vec<MatchId>> {
+    let me = l2.address();
+    let before: BTreeSet<u64> = l2
+        .call("listpegmatches", json!([me]))?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["match_id"].as_u64())
+        .collect();
+    let mut calls = Vec::new();
+    for piece in plan {
+        let order = piece["order_id"].as_u64().context("matcher: order id")?;
+        let amount = piece["amount"].as_u64().context("matcher: amount")?;
+        let bond = piece["bond"].as_u64().context("matcher: bond")?;
+        let txid = l2.send(
+            bond,
+            &PegCall::Take {
+                order_id: OrderId(order),
+                amount: Sats(amount),
+                rx_recipient: rx,
+            },
+        )?;
+        println!("take of order {order}: {amount} sats, bond {bond} sats (call {txid})");
+        calls.push(txid);
+    }
+    let mut refused = Vec::new();
+    for txid in calls {
+        if let Err(e) = l2.wait(txid, WAIT) {
+            refused.push(format!("{e:#}"));
+        }
+    }
+    let orders: BTreeSet<u64> = plan.iter().filter_map(|p| p["order_id"].as_u64()).collect();
+    let ids: Vec<MatchId> = l2
+        .call("listpegmatches", json!([me]))?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["taker"].as_str() == Some(me.as_str()) && m["state"] == "open")
+        .filter(|m| m["order_id"].as_u64().is_some_and(|o| orders.contains(&o)))
+        .filter_map(|m| m["match_id"].as_u64())
+        .filter(|id| !before.contains(id))
+        .map(MatchId)
+        .collect();
+    if !refused.is_empty() {
+        eprintln!("some takes were refused: {}", refused.join("; "));
+    }
+    if ids.is_empty() {
+        bail!("no take went through: {}", refused.join("; "));
+    }
+    Ok(ids)
+}
+
+/// A peg-in request, before anything is taken.
+pub struct Request<'a> {
+    /// rxBTC wanted, in sats.
+    pub amount: u64,
+    /// Accept a partial fill.
+    pub allow_partial: bool,
+    /// Fee rate of the payment.
+    pub rate: bitcoin::FeeRate,
+    /// Blocks that must remain before the earliest deadline.
+    pub margin: u32,
+    /// Who receives the rxBTC.
+    pub recipient: rexe_chain::Address,
+    /// The Bitcoin side, for its tip.
+    pub btc: &'a dyn BitcoinSource,
+}
+
+/// Checks the request can succeed (the L2's Bitcoin view is current, orders exist, the
+/// wallet can pay), takes the orders (bonds), and builds the unsigned payment PSBT.
+pub fn prepare(
+    req: &Request<'_>,
+    wallet: &mut RexeWallet,
+    l2: &L2Client,
+    peer: &Peer,
+) -> Result<(bitcoin::Psbt, Owed)> {
+    // The deadline counts from the L2's tracked Bitcoin tip: if it lags behind the real one,
+    // the window is shorter than it looks.
+    let info = peer.call("getpeginfo", json!([]))?;
+    let window = info["payment_window"].as_u64().unwrap_or(0) as u32;
+    let tracked = l2_btc_tip(peer)?;
+    let tip = req.btc.tip_height()?;
+    if tip.saturating_sub(tracked) + req.margin > window {
+        bail!(
+            "the L2 tracks Bitcoin block {tracked} but {} is at {tip}: a take now would \
+             leave fewer than {} blocks to pay (is a header relayer running? `rexe peg relay`)",
+            req.btc.describe(),
+            req.margin
+        );
+    }
+    let plan = peer.call("pegmatcher", json!([req.amount]))?;
+    let matched = plan["matched"].as_u64().unwrap_or(0);
+    let pieces = plan["orders"].as_array().cloned().unwrap_or_default();
+    if matched == 0 || pieces.is_empty() {
+        bail!("no peg-out order can fill {} sats now", req.amount);
+    }
+    if matched < req.amount && !req.allow_partial {
+        bail!(
+            "the order book fills only {matched} of {} sats (give --allow-partial to take it)",
+            req.amount
+        );
+    }
+    // Before posting bonds: can the wallet pay? (A dry run of the same transaction.)
+    let dry: Vec<PegPayment> = pieces
+        .iter()
+        .map(|p| -> Result<PegPayment> {
+            Ok(PegPayment {
+                script: ScriptBuf::from_bytes(
+                    hex::decode(p["payee_script"]["hex"].as_str().unwrap_or_default())
+                        .context("matcher: payee script")?,
+                ),
+                amount: Amount::from_sat(p["btc_owed"].as_u64().context("matcher: btc owed")?),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let dummy: Vec<MatchId> = (0..pieces.len() as u64).map(MatchId).collect();
+    wallet
+        .build_peg_in(&dry, &dummy, req.rate)
+        .context("the wallet cannot pay these matches (nothing was taken)")?;
+
+    let ids = take_all(l2, &pieces, L2Address(req.recipient.0))?;
+    let owed = owed(peer, &ids)?;
+    let tip = req.btc.tip_height()?;
+    rexe_wallet::check_deadline(owed.deadline, tip, req.margin).context(
+        "refusing to pay: the matches will expire and the bonds go to the makers; \
+         do not pay them",
+    )?;
+    let psbt = wallet.build_peg_in(&owed.payments, &owed.ids, req.rate)?;
+    let total: u64 = owed.payments.iter().map(|p| p.amount.to_sat()).sum();
+    println!(
+        "matches {:?}: pay {total} sats in one Bitcoin transaction before block {} (now {tip})",
+        owed.ids.iter().map(|i| i.0).collect::<Vec<_>>(),
+        owed.deadline
+    );
+    Ok((psbt, owed))
+}
+
+/// Signs the wallet's payment PSBT, broadcasts it over Electrum and adds it to the claimer's
+/// work list.
+pub fn pay(
+    wallet: &mut RexeWallet,
+    mut psbt: bitcoin::Psbt,
+    owed: &Owed,
+    electrum: &str,
+    claimer_state: &std::path::Path,
+) -> Result<bitcoin::Txid> {
+    if !wallet.sign(&mut psbt, &owed.payments, &owed.ids)? {
+        bail!("the wallet could not sign every input of its own payment");
+    }
+    let tx = rexe_wallet::extract_tx(psbt)?;
+    let txid = wallet.broadcast(electrum, &tx, &owed.payments, &owed.ids)?;
+    let db = super::claimer::open_db(claimer_state)?;
+    super::claimer::watch(&db, txid, &owed.ids)?;
+    Ok(txid)
+}
+
+pub fn run(a: PegInArgs) -> Result<()> {
+    let mut wallet = a.w.open_synced()?;
+    let l2 = l2_client(&a.rpc, a.key.as_ref(), &wallet, a.fee)?;
+    let peer = a.rpc.peer()?;
+    let btc = Electrum::new(&a.w.electrum)?;
+    let recipient = match &a.recipient {
+        Some(r) => rexe_chain::Address::parse_for(r, l2.network()).context("--recipient")?,
+        None => wallet.l2_address().unwrap_or_else(|| l2.signer_address()),
+    };
+    let req = Request {
+        amount: a.amount,
+        allow_partial: a.allow_partial,
+        rate: fee_rate(a.feerate, &a.w.electrum)?,
+        margin: a.margin,
+        recipient,
+        btc: &btc,
+    };
+    let (psbt, owed) = prepare(&req, &mut wallet, &l2, &peer)?;
+    if let Some(path) = &a.psbt_out {
+        rexe_wallet::write_psbt_file(path, &psbt)?;
+        println!(
+            "unsigned PSBT written to {}: sign it (rexe psbt sign, bitcoind walletprocesspsbt, \
+             a hardware wallet), then `rexe psbt broadcast {}`",
+            path.display(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let txid = pay(&mut wallet, psbt, &owed, &a.w.electrum, &a.claimer_state)?;
+    println!("paid: Bitcoin transaction {txid}");
+    println!(
+        "the claimer work list {} watches it (run `rexe peg claimer` to claim it once it is deep enough)",
+        a.claimer_state.display(),
+    );
+    if a.wait {
+        let c = super::claimer::Claimer::open(&a.claimer_state, btc, l2)?;
+        super::run_claimer(&c, true, false)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Where the peg agents read Bitcoin from, as real deployments do: bitcoind's JSON-RPC
+//! (`getblockcount`, `getblockhash`, `getblockheader`, `getrawtransaction`, `getblock`) or an
+//! Electrum server (`blockchain.headers.subscribe`, `blockchain.block.header(s)`,
+//! `blockchain.scripthash.get_history`, `blockchain.transaction.get`,
+//! `blockchain.transaction.get_merkle`).
+
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Script, TxMerkleNode, Txid};
+use rexe_bridge::spv;
+use rexe_miner::bitcoind::{Bitcoind, RpcError};
+use rexe_wallet::electrum::{self as ec, ElectrumApi};
+use serde_json::json;
+
+/// Where a confirmed transaction sits, with what a claim needs.
+#[derive(Debug, Clone)]
+pub struct TxProof {
+    /// Consensus-encoded transaction.
+    pub raw: Vec<u8>,
+    /// Its block.
+    pub block: BlockHash,
+    /// Its block's height.
+    pub height: u32,
+    /// Merkle branch (internal byte order).
+    pub branch: Vec<TxMerkleNode>,
+    /// Position in the block.
+    pub position: u32,
+}
+
+/// A view of Bitcoin's best chain.
+pub trait BitcoinSource {
+    /// Height of the best chain's tip.
+    fn tip_height(&self) -> Result<u32>;
+    /// Hash of the best-chain block at `height`.
+    fn hash_at(&self, height: u32) -> Result<BlockHash>;
+    /// Up to `count` best-chain headers from `from` on.
+    fn headers(&self, from: u32, count: u32) -> Result<Vec<Header>>;
+    /// The inclusion proof of `txid` once it is in a best-chain block (`Ok(None)` before).
+    /// `pays` is a script one of its outputs pays: Electrum servers index by script.
+    fn proof(&self, txid: Txid, pays: &Script) -> Result<Option<TxProof>>;
+    /// A short name for logs ("bitcoind 127.0.0.1:18443", "electrum tcp://...").
+    fn describe(&self) -> String;
+}
+
+impl BitcoinSource for Bitcoind {
+    fn tip_height(&self) -> Result<u32> {
+        let v = self
+            .call("getblockcount", json!([]))
+            .context("bitcoind getblockcount")?;
+        v.as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .ok_or_else(|| anyhow!("bitcoind answered getblockcount with {v}"))
+    }
+
+    fn hash_at(&self, height: u32) -> Result<BlockHash> {
+        let v = self
+            .call("getblockhash", json!([height]))
+            .with_context(|| format!("bitcoind getblockhash {height}"))?;
+        v.as_str()
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("bitcoind answered getblockhash with {v}"))
+    }
+
+    fn headers(&self, from: u32, count: u32) -> Result<Vec<Header>> {
+        let mut out = Vec::with_capacity(count as usize);
+        for h in from..from.saturating_add(count) {
+            let hash = self.hash_at(h)?;
+            let hex = self
+                .call("getblockheader", json!([hash.to_string(), false]))
+                .with_context(|| format!("bitcoind getblockheader {hash}"))?;
+            let bytes = hex::decode(hex.as_str().unwrap_or_default())
+                .context("bitcoind returned a header that is not hex")?;
+            out.push(
+                bitcoin::consensus::deserialize(&bytes)
+                    .context("bitcoind returned an undecodable header")?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Needs `-txindex` on a real bitcoind for transactions its wallet does not know.
+    fn proof(&self, txid: Txid, _pays: &Script) -> Result<Option<TxProof>> {
+        let v = match self.call("getrawtransaction", json!([txid.to_string(), true])) {
+            Ok(v) => v,
+            // Unknown: not broadcast yet, or dropped.
+            Err(RpcError::Rpc { code: -5, .. }) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("bitcoind getrawtransaction {txid}")),
+        };
+        let Some(block) = v["blockhash"].as_str() else {
+            return Ok(None);
+        };
+        let raw = hex::decode(v["hex"].as_str().unwrap_or_default())
+            .context("bitcoind returned a transaction that is not hex")?;
+        let b = self
+            .call("getblock", json!([block, 1]))
+            .with_context(|| format!("bitcoind getblock {block}"))?;
+        if b["confirmations"].as_i64().unwrap_or(0) < 1 {
+            return Ok(None); // on a stale branch
+        }
+        let txids: Vec<Txid> = b["tx"]
+            .as_array()
+            .ok_or_else(|| anyhow!("getblock {block} has no tx list"))?
+            .iter()
+            .map(|t| t.as_str().unwrap_or_default().parse())
+            .collect::<Result<_, _>>()
+            .context("getblock returned a bad txid")?;
+        let position = txids
+            .iter()
+            .position(|t| *t == txid)
+            .ok_or_else(|| anyhow!("{txid} not in block {block}"))?;
+        Ok(Some(TxProof {
+            raw,
+            block: block.parse().context("bad block hash")?,
+            height: b["height"].as_u64().unwrap_or(0) as u32,
+            branch: spv::branch_for(&txids, position)
+                .into_iter()
+                .map(TxMerkleNode::from_byte_array)
+                .collect(),
+            position: position as u32,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!("bitcoind {}", self.addr())
+    }
+}
+
+/// An Electrum server (`tcp://HOST:PORT` or `ssl://HOST:PORT`), reconnected on demand: a
+/// server that went away is retried at the next call, with the error naming the URL.
+pub struct Electrum {
+    url: String,
+    client: Mutex<Option<ec::Client>>,
+}
+
+impl Electrum {
+    /// A source for `url` (connects at the first call).
+    pub fn new(url: &str) -> Result<Self> {
+        if !(url.starts_with("tcp://") || url.starts_with("ssl://")) {
+            bail!("Electrum URL {url:?} must be tcp://HOST:PORT or ssl://HOST:PORT");
+        }
+        Ok(Electrum {
+            url: url.to_string(),
+            client: Mutex::new(None),
+        })
+    }
+
+    fn with<T>(&self, what: &str, f: impl Fn(&ec::Client) -> Result<T, ec::Error>) -> Result<T> {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let config = ec::ConfigBuilder::new()
+                .timeout(Some(std::time::Duration::from_secs(10)))
+                .retry(1)
+                .build();
+            let c = ec::Client::from_config(&self.url, config)
+                .map_err(|e| anyhow!("cannot reach the Electrum server {}: {e}", self.url))?;
+            *guard = Some(c);
+        }
+        let c = guard.as_ref().expect("connected above");
+        match f(c) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                // A protocol-level refusal keeps the connection; anything else reconnects.
+                if !matches!(e, ec::Error::Protocol(_)) {
+                    *guard = None;
+                }
+                Err(anyhow!("Electrum {} {what}: {e}", self.url))
+            }
+        }
+    }
+}
+
+impl BitcoinSource for Electrum {
+    fn tip_height(&self) -> Result<u32> {
+        let n = self.with("blockchain.headers.subscribe", |c| {
+            c.block_headers_subscribe()
+        })?;
+        Ok(n.height as u32)
+    }
+
+    fn hash_at(&self, height: u32) -> Result<BlockHash> {
+        let h = self.with("blockchain.block.header", |c| {
+            c.block_header(height as usize)
+        })?;
+        Ok(h.block_hash())
+    }
+
+    fn headers(&self, from: u32, count: u32) -> Result<Vec<Header>> {
+        let mut out = Vec::with_capacity(count as usize);
+        // Servers cap a reply (electrs and rexe-regtest: 2016 headers).
+        while (out.len() as u32) < count {
+            let start = from + out.len() as u32;
+            let want = (count - out.len() as u32).min(2016);
+            let r = self.with("blockchain.block.headers", |c| {
+                c.block_headers(start as usize, want as usize)
+            })?;
+            if r.headers.is_empty() {
+                break;
+            }
+            out.extend(r.headers);
+        }
+        Ok(out)
+    }
+
+    fn proof(&self, txid: Txid, pays: &Script) -> Result<Option<TxProof>> {
+        let history = self.with("blockchain.scripthash.get_history", |c| {
+            c.script_get_history(pays)
+        })?;
+        let Some(height) = history
+            .iter()
+            .find(|h| h.tx_hash == txid)
+            .and_then(|h| u32::try_from(h.height).ok())
+            .filter(|h| *h > 0)
+        else {
+            return Ok(None);
+        };
+        let m = self.with("blockchain.transaction.get_merkle", |c| {
+            c.transaction_get_merkle(&txid, height as usize)
+        })?;
+        let header = self.with("blockchain.block.header", |c| {
+            c.block_header(m.block_height)
+        })?;
+        let raw = self.with("blockchain.transaction.get", |c| {
+            c.transaction_get_raw(&txid)
+        })?;
+        let branch: Vec<TxMerkleNode> = m
+            .merkle
+            .iter()
+            .map(|b| {
+                // Electrum sends hashes in display (reversed) order.
+                let mut b = *b;
+                b.reverse();
+                TxMerkleNode::from_byte_array(b)
+            })
+            .collect();
+        Ok(Some(TxProof {
+            raw,
+            block: header.block_hash(),
+            height: m.block_height as u32,
+            branch,
+            position: m.pos as u32,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!("electrum {}", self.url)
+    }
+}
+
+impl<T: BitcoinSource + ?Sized> BitcoinSource for Box<T> {
+    fn tip_height(&self) -> Result<u32> {
+        (**self).tip_height()
+    }
+    fn hash_at(&self, height: u32) -> Result<BlockHash> {
+        (**self).hash_at(height)
+    }
+    fn headers(&self, from: u32, count: u32) -> Result<Vec<Header>> {
+        (**self).headers(from, count)
+    }
+    fn proof(&self, txid: Txid, pays: &Script) -> Result<Option<TxProof>> {
+        (**self).proof(txid, pays)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
