@@ -1,35 +1,48 @@
-//! `rexe devnet`: the one-command local network.
+//! `rexe devnet`: the one-command local network, everything in one process and every part
+//! talking to the others through the protocols it uses in production:
 //!
-//! What runs today: the embedded Bitcoin regtest node (bitcoind JSON-RPC), the L2 chain
-//! (4 shards, parallel executor, SQLite state) producing a block every `--interval-ms`,
-//! merge-mined on the regtest node's `getblocktemplate` (premature shares and real Bitcoin
-//! blocks both seal L2 blocks), with a demo wallet pair
-//! paying each other across shards so relays, fees and subsidies are visible, and the L2
-//! JSON-RPC server (cookie auth on 127.0.0.1). The embedded Bitcoin regtest node, merge
-//! mining and the peg demo are wired in as their issues land. Ctrl-C stops cleanly; running
-//! it again resumes from the data directory.
+//! - the embedded Bitcoin regtest node (bitcoind JSON-RPC + Electrum) at a harder fixed
+//!   target than Core's regtest, so that pool shares which are not Bitcoin blocks exist;
+//! - the L2 node (chain + JSON-RPC with cookie auth, aux RPC);
+//! - merge mining: the bitcoind proxy (`coinbaseaux.flags`), the watcher (`getchaintips`),
+//!   the Stratum v1 endpoint, and a paced CPU miner connected to it over Stratum. Every share
+//!   meets the L2 target and seals an L2 block (premature work); about one in sixteen is also
+//!   a Bitcoin block (on-chain);
+//! - the peg agents: a header relayer (Electrum) and a claimer;
+//! - a peg swap demo between two wallets: Alice (rxBTC) posts a peg-out order, Bob (BTC, his
+//!   bdk wallet funded by mining) pegs in with one PSBT-built payment, the claimer claims it.
+//!
+//! Demo transfers between Alice and Bob every block keep cross-shard relays visible. Ctrl-C
+//! stops cleanly; running it again resumes from the data directory.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use rexe_chain::{Amount, ChainParams, Network, Payload, Signer, Tx};
-use rexe_miner::auxpow::ChainId;
+use rexe_miner::auxpow::{AuxPow, ChainId};
 use rexe_miner::bitcoind::Bitcoind;
-use rexe_miner::harvest::{self, Source};
+use rexe_miner::proxy::Harvester;
+use rexe_wallet::{DescriptorKind, RexeWallet};
+use serde_json::json;
+
+use crate::node::peer::Peer;
+use crate::peg::l2::L2Client;
+use crate::peg::source::{BitcoinSource, Electrum};
 
 #[derive(Args)]
 pub struct DevnetArgs {
     /// Data directory (created if missing; reused to resume).
     #[arg(long, default_value = "rexe-devnet")]
     datadir: PathBuf,
-    /// Milliseconds between blocks.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// Stop after this many new blocks (default: run until Ctrl-C).
+    /// Milliseconds the CPU miner rests after each share (about one L2 block per share).
+    #[arg(long, alias = "interval-ms", default_value_t = 1000)]
+    share_interval_ms: u64,
+    /// Stop after this many new L2 blocks, once the peg demo is done (default: Ctrl-C).
     #[arg(long)]
     blocks: Option<u64>,
     /// Executor threads.
@@ -38,13 +51,25 @@ pub struct DevnetArgs {
     /// L2 JSON-RPC listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:18480")]
     rpc_bind: String,
-    /// Embedded Bitcoin regtest node's JSON-RPC address (port 0 picks a free port).
+    /// Embedded Bitcoin regtest node's JSON-RPC address.
     #[arg(long, default_value = "127.0.0.1:18443")]
     bitcoin_rpc_bind: String,
-    /// Compact target of the embedded Bitcoin node: harder than the L2's so that premature
-    /// shares exist (0x200fffff: 1 in 16 hashes, 8x the L2's regtest target).
-    #[arg(long, default_value = "200fffff")]
+    /// Embedded Bitcoin regtest node's Electrum address.
+    #[arg(long, default_value = "127.0.0.1:60401")]
+    electrum_bind: String,
+    /// Stratum v1 endpoint.
+    #[arg(long, default_value = "127.0.0.1:3333")]
+    stratum_bind: String,
+    /// bitcoind proxy for pools (getblocktemplate with rexe's commitment).
+    #[arg(long, default_value = "127.0.0.1:8342")]
+    proxy_bind: String,
+    /// Compact target of the embedded Bitcoin node: 1f00ffff makes one hash in 2^16 a
+    /// Bitcoin block, while Stratum shares are one in 2^12 and the L2's target one in 2.
+    #[arg(long, default_value = "1f00ffff")]
     bitcoin_bits: String,
+    /// Skip the peg swap demo.
+    #[arg(long)]
+    no_peg_demo: bool,
 }
 
 fn now_secs() -> u64 {
@@ -54,33 +79,244 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The demo wallets. Their keys are derived from public seeds: devnet only.
-fn demo_signers() -> [(&'static str, Signer); 3] {
-    [
-        ("alice", Signer::from_seed(b"rexe devnet alice")),
-        ("bob", Signer::from_seed(b"rexe devnet bob")),
-        ("miner", Signer::from_seed(b"rexe devnet miner")),
-    ]
+/// A demo user: a bdk wallet restored from public words, holding both sides' keys.
+struct Demo {
+    name: &'static str,
+    words: String,
+    l2: Signer,
 }
 
-/// Devnet chain parameters: regtest rules with Alice and Bob funded.
+/// The demo users. Their seeds are public: devnet only.
+fn demo_users() -> [Demo; 2] {
+    ["alice", "bob"].map(|name| {
+        let entropy = bitcoin::hashes::sha256::Hash::hash(format!("rexe devnet {name}").as_bytes());
+        let words = rexe_wallet::mnemonic_from_entropy(entropy.as_byte_array());
+        let l2 = rexe_wallet::l2_signer_of_mnemonic(&words, bitcoin::Network::Regtest)
+            .expect("valid generated mnemonic");
+        Demo { name, words, l2 }
+    })
+}
+
+use bitcoin::hashes::Hash as _;
+
+/// The operator's key: L2 block rewards, relayer and claimer fees. Public seed: devnet only.
+fn operator() -> Signer {
+    Signer::from_seed(b"rexe devnet miner")
+}
+
+/// Devnet chain parameters: regtest rules with Alice and Bob (10 rxBTC each) and the
+/// operator (1 rxBTC, for the agents' fees) funded.
 pub fn params() -> ChainParams {
-    let [(_, alice), (_, bob), _] = demo_signers();
+    let [alice, bob] = demo_users();
     ChainParams::devnet(vec![
         (
-            alice.address(),
+            alice.l2.address(),
             Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
         ),
         (
-            bob.address(),
+            bob.l2.address(),
             Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
         ),
+        (operator().address(), Amount::ONE_BTC),
     ])
 }
 
+fn addr(s: &str, what: &str) -> Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("--{what} must be host:port, got {s:?}"))
+}
+
+/// Opens (or creates from its words) a demo wallet.
+fn demo_wallet(dir: &Path, d: &Demo) -> Result<RexeWallet> {
+    let path = dir.join(format!("{}.wallet", d.name));
+    if path.exists() {
+        return Ok(RexeWallet::load(&path, bitcoin::Network::Regtest)?);
+    }
+    let mut w = RexeWallet::restore(
+        &path,
+        bitcoin::Network::Regtest,
+        DescriptorKind::Bip86,
+        &d.words,
+    )?;
+    // Reveal the first receive address (the one the demo uses), so syncs watch it.
+    w.new_address()?;
+    Ok(w)
+}
+
+/// How a sealed block's proof of work came about, from its AuxPoW: a parent that meets its
+/// own Bitcoin target and is a block of the Bitcoin node is on-chain (or stale, off its best
+/// chain); any other parent is a pool share, premature work.
+fn sealed_by(block: &rexe_chain::Block, btc: &Bitcoind) -> &'static str {
+    let Ok(aux) = AuxPow::decode(&block.seal) else {
+        return "unknown";
+    };
+    let hash = aux.parent.block_hash();
+    if !aux.parent.target().is_met_by(hash) {
+        return "premature";
+    }
+    match btc.call("getblockheader", json!([hash.to_string()])) {
+        Ok(h) if h["confirmations"].as_i64().unwrap_or(-1) >= 0 => "on-chain",
+        Ok(_) => "stale",
+        Err(_) => "unknown",
+    }
+}
+
+/// Everything the demo threads share.
+struct Ctx {
+    stop: Arc<AtomicBool>,
+    l2_peer: Peer,
+    electrum: String,
+    wallets: PathBuf,
+    claimer_state: PathBuf,
+}
+
+impl Ctx {
+    fn client(&self, signer: Signer) -> Result<L2Client> {
+        L2Client::connect(self.l2_peer.clone(), signer, Amount::from_sat(200))
+    }
+
+    fn sleep(&self, ms: u64) -> bool {
+        let until = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < until {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}
+
+/// The relayer and the claimer, until stopped.
+fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
+    let mut relayer =
+        crate::peg::relayer::Relayer::new(Electrum::new(&ctx.electrum)?, ctx.client(operator())?);
+    let claimer = crate::peg::claimer::Claimer::open(
+        &ctx.claimer_state,
+        Electrum::new(&ctx.electrum)?,
+        ctx.client(operator())?,
+    )?;
+    while !ctx.stop.load(Ordering::SeqCst) {
+        if let Err(e) = relayer.step() {
+            tracing::debug!(error = %format!("{e:#}"), "relayer step");
+        }
+        match claimer.step(now_secs() as i64) {
+            Ok(events) => {
+                for (txid, p) in events {
+                    if let crate::peg::claimer::Progress::Submitted(l2) = p {
+                        println!("peg demo: claimer submitted the claim of {txid} (L2 call {l2})");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "claimer step"),
+        }
+        if !ctx.sleep(250) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The peg swap demo: Alice pegs out, Bob pegs in, the claimer claims.
+fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
+    let [alice, bob] = demo_users();
+    let btc = Electrum::new(&ctx.electrum)?;
+    let wait_until = |what: &str, secs: u64, f: &mut dyn FnMut() -> Result<bool>| -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if f()? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("peg demo: gave up waiting for {what}");
+            }
+            if !ctx.sleep(200) {
+                bail!("stopped");
+            }
+        }
+    };
+    // The L2 must track Bitcoin's tip before a take (deadlines count from it).
+    wait_until("the relayer", 120, &mut || {
+        let tip = btc.tip_height()?;
+        Ok(crate::peg::pegin::l2_btc_tip(&ctx.l2_peer)? >= tip)
+    })?;
+    let mut a_wallet = demo_wallet(&ctx.wallets, &alice)?;
+    let a_btc = a_wallet.peek_address(0);
+    let amount = 1_000_000u64;
+    let a = ctx.client(alice.l2.clone())?;
+    let height = ctx
+        .l2_peer
+        .call("getblockcount", json!([]))?
+        .as_u64()
+        .unwrap_or(0);
+    let txid = a.send(
+        amount,
+        &rexe_bridge::call::PegCall::Order {
+            btc_script: a_btc.script_pubkey(),
+            min_fill: rexe_bridge::peg::Sats(10_000),
+            fee_bps: 30,
+            expiry_height: height + 10_000,
+        },
+    )?;
+    a.wait(txid, Duration::from_secs(120))?;
+    println!(
+        "peg demo: alice escrowed {amount} sats of rxBTC in a peg-out order, to be paid in BTC to {a_btc}"
+    );
+
+    let mut b_wallet = demo_wallet(&ctx.wallets, &bob)?;
+    b_wallet.sync(&ctx.electrum)?;
+    let b = ctx.client(bob.l2.clone())?;
+    let req = crate::peg::pegin::Request {
+        amount,
+        allow_partial: false,
+        rate: bitcoin::FeeRate::from_sat_per_vb_u32(2),
+        margin: rexe_wallet::DEFAULT_PAY_MARGIN,
+        recipient: bob.l2.address(),
+        btc: &btc,
+    };
+    let (psbt, owed) = crate::peg::pegin::prepare(&req, &mut b_wallet, &b, &ctx.l2_peer)?;
+    let pay = crate::peg::pegin::pay(
+        &mut b_wallet,
+        psbt,
+        &owed,
+        &ctx.electrum,
+        &ctx.claimer_state,
+    )?;
+    println!(
+        "peg demo: bob took the order (bond posted) and paid alice on Bitcoin with one PSBT-built transaction {pay} (payment + OP_RETURN commitment + change)"
+    );
+    let ids = owed.ids.clone();
+    wait_until(
+        "the claim (a Bitcoin block must confirm the payment)",
+        600,
+        &mut || {
+            let mut all = true;
+            for id in &ids {
+                all &= ctx.l2_peer.call("getpegmatch", json!([id.0]))?["state"] == "claimed";
+            }
+            Ok(all)
+        },
+    )?;
+    a_wallet.sync(&ctx.electrum)?;
+    let bob_l2 = ctx.l2_peer.call(
+        "getaccount",
+        json!([bob.l2.address().encode(Network::Devnet)]),
+    )?["balance"]
+        .clone();
+    println!(
+        "peg demo: claimed with an SPV proof; alice's Bitcoin wallet holds {} sats, bob's L2 balance is {bob_l2} sats. Peg swap complete.",
+        a_wallet.balance().total().to_sat()
+    );
+    std::fs::write(
+        done_marker,
+        json!({"payment": pay.to_string(), "matches": ids.iter().map(|i| i.0).collect::<Vec<_>>()})
+            .to_string(),
+    )?;
+    Ok(())
+}
+
 pub fn run(args: DevnetArgs) -> Result<()> {
-    let signers = demo_signers();
-    let [(_, alice), (_, bob), (_, miner)] = &signers;
+    let users = demo_users();
     let params = params();
     let cfg = crate::node::NodeConfig::load(
         None,
@@ -92,7 +328,6 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
-    // The embedded Bitcoin regtest node, spoken to only through its JSON-RPC.
     let btc_bits = u32::from_str_radix(args.bitcoin_bits.trim_start_matches("0x"), 16)
         .context("--bitcoin-bits must be hex")?;
     // The peg tracks the embedded node's chain: regtest at its fixed difficulty.
@@ -100,22 +335,42 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let (shared, cookie_path) = crate::node::open_shared_with_peg(&cfg, params.clone(), peg)
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
     let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
-    let btc_node = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
-        datadir: Some(args.datadir.join("bitcoin-regtest")),
-        rpc_bind: args
-            .bitcoin_rpc_bind
-            .parse()
-            .context("--bitcoin-rpc-bind must be host:port")?,
-        bits: btc_bits,
-    })
+    let l2_cookie = std::fs::read_to_string(&rpc.cookie_path)?
+        .trim()
+        .to_string();
+    let l2_rpc = Bitcoind::new(rpc.addr.to_string(), l2_cookie.clone());
+    let l2_peer = Peer::parse(&format!("http://{l2_cookie}@{}", rpc.addr))?;
+
+    let btc_node = rexe_regtest::RegtestNode::start_with_electrum(
+        rexe_regtest::RegtestConfig {
+            datadir: Some(args.datadir.join("bitcoin-regtest")),
+            rpc_bind: addr(&args.bitcoin_rpc_bind, "bitcoin-rpc-bind")?,
+            bits: btc_bits,
+        },
+        addr(&args.electrum_bind, "electrum-bind")?,
+    )
     .context("starting the embedded Bitcoin regtest node")?;
     let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
-    let btc_payout = bitcoin::Address::p2wsh(
-        &bitcoin::ScriptBuf::new_op_return([0x72, 0x65, 0x78, 0x65]),
-        bitcoin::Network::Regtest,
-    )
-    .script_pubkey();
-    let mut by_source = [0u64; 3];
+    let electrum = btc_node.electrum_url();
+
+    // Bob's Bitcoin wallet, funded by mining (coinbases mature after 100 blocks).
+    let wallets = args.datadir.join("wallets");
+    std::fs::create_dir_all(&wallets)?;
+    let mut bob_wallet = demo_wallet(&wallets, &users[1])?;
+    let bob_btc = bob_wallet.peek_address(0);
+    let height = btc.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
+    if height < 110 {
+        println!(
+            "mining {} Bitcoin regtest blocks to fund bob's wallet...",
+            110 - height
+        );
+        btc.call(
+            "generatetoaddress",
+            json!([110 - height, bob_btc.to_string()]),
+        )?;
+    }
+    bob_wallet.sync(&electrum)?;
+    drop(bob_wallet);
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -123,6 +378,95 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the Ctrl-C handler")?;
     }
+
+    // Merge mining: proxy, watcher, Stratum, CPU miner.
+    let operator_addr = operator().address().encode(Network::Devnet);
+    let harvester = Arc::new(Harvester {
+        l2: l2_rpc.clone(),
+        payout: operator_addr.clone(),
+        chain_id: ChainId::REXE,
+        work: Mutex::new(Default::default()),
+        stats: Mutex::new(Default::default()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("rexe-devnet")
+        .build()?;
+    let (proxy_addr, _proxy) = runtime
+        .block_on(rexe_miner::proxy::serve(
+            addr(&args.proxy_bind, "proxy-bind")?,
+            btc_node.rpc_addr.to_string(),
+            harvester.clone(),
+        ))
+        .context("binding the bitcoind proxy")?;
+    let stratum = rexe_miner::stratum::server::Stratum::new(
+        btc.clone(),
+        harvester.clone(),
+        operator_addr.clone(),
+        bob_btc.script_pubkey(),
+    );
+    stratum.set_vardiff(false);
+    let stratum_addr = runtime
+        .block_on(rexe_miner::stratum::server::serve(
+            stratum,
+            addr(&args.stratum_bind, "stratum-bind")?,
+            Duration::from_millis(100),
+        ))
+        .context("binding the Stratum endpoint")?;
+    let watcher = {
+        let (btc, h, stop) = (btc.clone(), harvester.clone(), stop.clone());
+        std::thread::spawn(move || {
+            rexe_miner::watcher::Watcher::default().run(btc, h, Duration::from_millis(500), stop)
+        })
+    };
+    let cpu = {
+        let opts = rexe_miner::stratum::client::CpuOptions {
+            threads: 1,
+            stop_after: u64::MAX,
+            timeout: Duration::from_secs(u64::MAX / 4),
+            pace: Duration::from_millis(args.share_interval_ms),
+            stop: stop.clone(),
+        };
+        let (a, user, pass) = (
+            stratum_addr.to_string(),
+            format!("{bob_btc}.cpu"),
+            format!("rx={operator_addr}"),
+        );
+        std::thread::spawn(move || rexe_miner::stratum::client::run_with(&a, &user, &pass, &opts))
+    };
+
+    let ctx = Arc::new(Ctx {
+        stop: stop.clone(),
+        l2_peer,
+        electrum: electrum.clone(),
+        wallets: wallets.clone(),
+        claimer_state: args.datadir.join("claimer.sqlite"),
+    });
+    let agents = {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = run_agents(ctx) {
+                eprintln!("peg agents stopped: {e:#}");
+            }
+        })
+    };
+    let marker = args.datadir.join("peg-demo.json");
+    let demo_done = Arc::new(AtomicBool::new(args.no_peg_demo || marker.exists()));
+    let demo = if demo_done.load(Ordering::SeqCst) {
+        None
+    } else {
+        let (ctx, done) = (ctx.clone(), demo_done.clone());
+        Some(std::thread::spawn(move || {
+            if let Err(e) = peg_demo(&ctx, &marker) {
+                if !ctx.stop.load(Ordering::SeqCst) {
+                    eprintln!("peg demo failed: {e:#}");
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        }))
+    };
+
     println!("rexe devnet");
     println!("  data directory : {}", args.datadir.display());
     {
@@ -134,62 +478,95 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             chain.tip_hash()
         );
     }
-    println!("  L2 JSON-RPC    : http://{}", rpc.addr);
     println!(
-        "    try: curl -s --user \"$(cat {})\" -d '{{\"method\":\"getchaininfo\"}}' http://{}",
-        rpc.cookie_path.display(),
-        rpc.addr
+        "  L2 JSON-RPC    : http://{} (cookie {})",
+        rpc.addr,
+        rpc.cookie_path.display()
     );
-    for (name, s) in &signers {
-        println!(
-            "  {name:<6}: {} (shard {})",
-            s.address().encode(Network::Devnet),
-            s.address().shard(params.shard_order)
-        );
-    }
     println!(
-        "  Bitcoin regtest: http://{} (bitcoind JSON-RPC; user/password in {}), target bits {:08x}",
+        "    try: rexe peg status --rpc {} --rpc-cookie {}",
+        rpc.addr,
+        rpc.cookie_path.display()
+    );
+    println!(
+        "  Bitcoin regtest: http://{} (bitcoind JSON-RPC, cookie {}), target bits {btc_bits:08x}",
         btc_node.rpc_addr,
         btc_node.cookie_path.display(),
-        btc_bits
-    );
-    println!(
-        "  Electrum       : {} (for wallets, e.g. Electrum or bdk)",
-        btc_node.electrum_url()
     );
     println!(
         "    try: bitcoin-cli -regtest -rpcport={} -rpccookiefile={} getblockchaininfo",
         btc_node.rpc_addr.port(),
         btc_node.cookie_path.display()
     );
+    println!("  Electrum       : {electrum} (Electrum wallets, bdk, `rexe wallet --electrum {electrum}`)");
+    println!("  Stratum v1     : stratum+tcp://{stratum_addr} (a paced CPU miner is connected)");
+    println!("  bitcoind proxy : http://{proxy_addr} (point a pool's bitcoind URL here)");
     println!(
-        "  sealing        : merge mining (AuxPoW, chain id 0x{:04x}) on the regtest node's getblocktemplate;",
+        "  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC (chain id 0x{:04x})",
         ChainId::REXE.0
     );
-    println!("                   shares meeting the L2 target seal L2 blocks, Bitcoin blocks go to submitblock");
-    println!(
-        "  aux RPC        : createauxblock/submitauxblock/getauxblock on the L2 RPC (for pools)"
-    );
-    println!("  not yet running: Stratum endpoint in the devnet, peg demo");
+    for u in &users {
+        println!(
+            "  {:<6} : L2 {} (shard {}), wallet {}",
+            u.name,
+            u.l2.address().encode(Network::Devnet),
+            u.l2.address().shard(params.shard_order),
+            wallets.join(format!("{}.wallet", u.name)).display()
+        );
+    }
     println!("Ctrl-C stops; running again resumes.");
 
-    let mut made = 0u64;
-    while !stop.load(Ordering::SeqCst) && args.blocks.is_none_or(|n| made < n) {
-        {
-            let mut chain = shared.chain();
-            // Alice and Bob pay each other a little every block.
-            for (from, to) in [(alice, bob), (bob, alice)] {
+    let start_height = shared.chain().tip_height();
+    let mut seen = start_height;
+    let mut by_source = std::collections::BTreeMap::<&str, u64>::new();
+    let [alice, bob] = &users;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let made = seen - start_height;
+        if args.blocks.is_some_and(|n| made >= n) && demo_done.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut chain = shared.chain();
+        let tip = chain.tip_height();
+        if tip > seen {
+            for h in seen + 1..=tip {
+                let Some(block) = chain.hash_at(h).and_then(|x| chain.block(x).ok().flatten())
+                else {
+                    continue;
+                };
+                let source = sealed_by(&block, &btc);
+                *by_source.entry(source).or_default() += 1;
+                let supply = chain.audit_supply()?;
+                println!(
+                    "block {h:>6} {} sealed-by={source:<9} txs={} relays-in-flight={} alice={} bob={} supply-ok={}",
+                    block.header.hash(),
+                    block.tx_count(),
+                    chain.inbound().iter().map(Vec::len).sum::<usize>(),
+                    chain.account(&alice.l2.address())?.balance,
+                    chain.account(&bob.l2.address())?.balance,
+                    supply.holds()
+                );
+            }
+            seen = tip;
+            // Alice and Bob pay each other a little every block (cross-shard relays).
+            for (from, to) in [(&alice.l2, &bob.l2), (&bob.l2, &alice.l2)] {
                 let acct = chain.account(&from.address())?;
+                let mut nonce = acct.nonce;
+                while chain.mempool().get(&from.address(), nonce).is_some() {
+                    nonce += 1;
+                }
                 let tx = Tx {
                     network: Network::Devnet,
                     from: from.address(),
-                    nonce: acct.nonce,
+                    nonce,
                     fee: Amount::from_sat(150),
                     gas_limit: 0,
-                    expiry_height: chain.tip_height() + 10,
+                    expiry_height: tip + 10,
                     payload: Payload::Transfer {
                         to: to.address(),
-                        amount: Amount::from_sat(10_000 + chain.tip_height() % 1000),
+                        amount: Amount::from_sat(10_000 + tip % 1000),
                     },
                 }
                 .sign(from);
@@ -197,54 +574,36 @@ pub fn run(args: DevnetArgs) -> Result<()> {
                     tracing::debug!(error = %e, "demo transfer not admitted");
                 }
             }
-            let now = now_secs().max(chain.tip_header().time + 1);
-            let mut block = chain.template(miner.address(), now)?;
-            let aux_hash = rexe_miner::seal::aux_hash(&block.header);
-            let target = block.header.target();
-            let Some(h) =
-                harvest::mine(&btc, aux_hash, ChainId::REXE, target, &btc_payout, 1 << 24)?
-            else {
-                anyhow::bail!("no share met the L2 target in 2^24 hashes");
-            };
-            block.seal = h.auxpow.encode();
-            by_source[match h.source {
-                Source::OnChain => 0,
-                Source::Premature => 1,
-                Source::Stale => 2,
-            }] += 1;
-            let hash = block.header.hash();
-            let txs = block.tx_count();
-            chain.submit(block, now)?;
-            made += 1;
-            let supply = chain.audit_supply()?;
-            println!(
-                "block {:>6} {} sealed-by={:<9} txs={} relays-in-flight={} alice={} bob={} miner={} supply-ok={}",
-                chain.tip_height(),
-                hash,
-                h.source.name(),
-                txs,
-                chain.inbound().iter().map(Vec::len).sum::<usize>(),
-                chain.account(&alice.address())?.balance,
-                chain.account(&bob.address())?.balance,
-                chain.account(&miner.address())?.balance,
-                supply.holds()
-            );
         }
-        let deadline = std::time::Instant::now() + Duration::from_millis(args.interval_ms);
-        while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        drop(chain);
+        std::thread::sleep(Duration::from_millis(20));
     }
+    stop.store(true, Ordering::SeqCst);
+    let _ = cpu.join();
+    let _ = watcher.join();
+    let _ = agents.join();
+    if let Some(d) = demo {
+        let _ = d.join();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
     rpc.shutdown();
-    let btc_height = btc
-        .call("getblockcount", serde_json::json!([]))
-        .unwrap_or_default();
+    let btc_height = btc.call("getblockcount", json!([])).unwrap_or_default();
     btc_node.shutdown();
     let mut chain = shared.chain();
     chain.flush()?;
+    let h = harvester
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     println!(
-        "sealed this run: on-chain={} premature={} stale={}; Bitcoin regtest height {}",
-        by_source[0], by_source[1], by_source[2], btc_height
+        "sealed this run: on-chain={} premature={} stale={}; harvester: on-chain={} premature={} stale={}; Bitcoin regtest height {btc_height}",
+        by_source.get("on-chain").unwrap_or(&0),
+        by_source.get("premature").unwrap_or(&0),
+        by_source.get("stale").unwrap_or(&0),
+        h.on_chain,
+        h.premature,
+        h.stale,
     );
     println!("stopped at height {}; state flushed", chain.tip_height());
     Ok(())

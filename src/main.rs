@@ -93,17 +93,19 @@ fn parse_chain_id(s: &str) -> Result<u32> {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The devnet prints what happens on stdout; its logs default to warnings only.
+    let default_filter = match cli.command {
+        Command::Devnet(_) => "warn",
+        _ => "info,rusqlite_migration=warn,electrum_client=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "info,rusqlite_migration=warn,electrum_client=warn",
-                )
-            }),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
         Command::Node(a) => node::run(a),

@@ -1,5 +1,7 @@
-//! `rexe devnet` smoke test: merge-mines blocks from two harvest sources on the embedded
-//! regtest node, stops cleanly, resumes (L2 and Bitcoin chains both persist).
+//! `rexe devnet` smoke test: merge-mines blocks from two harvest sources (Stratum shares that
+//! are only premature work, and shares that are Bitcoin blocks) on the embedded regtest node,
+//! completes the peg swap demo (peg-out order, PSBT-paid peg-in, SPV claim), stops cleanly,
+//! resumes (L2 and Bitcoin chains, wallets and the claimer's state all persist).
 
 mod common;
 
@@ -17,14 +19,18 @@ fn devnet_runs_stops_and_resumes() {
                 d.to_str().unwrap(),
                 "--blocks",
                 "40",
-                "--interval-ms",
-                "1",
+                "--share-interval-ms",
+                "20",
                 "--rpc-bind",
                 "127.0.0.1:0",
                 "--bitcoin-rpc-bind",
                 "127.0.0.1:0",
-                "--bitcoin-bits",
-                "201fffff",
+                "--electrum-bind",
+                "127.0.0.1:0",
+                "--stratum-bind",
+                "127.0.0.1:0",
+                "--proxy-bind",
+                "127.0.0.1:0",
             ])
             .env("RUST_LOG", "warn")
             .output()
@@ -37,8 +43,20 @@ fn devnet_runs_stops_and_resumes() {
         "devnet failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("stopped at height 40"), "{stdout}");
+    // At least 40 blocks: the run also waits for the peg demo to finish.
+    let height = |s: &str| -> u64 {
+        s.split("stopped at height ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .and_then(|h| h.parse().ok())
+            .unwrap_or_else(|| panic!("no final height in {s}"))
+    };
+    let first = height(&stdout);
+    assert!(first >= 40, "{stdout}");
     assert!(stdout.contains("supply-ok=true"), "{stdout}");
+    assert!(stdout.contains("peg demo: alice escrowed"), "{stdout}");
+    assert!(stdout.contains("paid alice on Bitcoin"), "{stdout}");
+    assert!(stdout.contains("Peg swap complete"), "{stdout}");
     assert!(!stdout.contains("supply-ok=false"), "{stdout}");
     // Blocks sealed from two harvest sources: Bitcoin blocks and premature shares.
     assert!(stdout.contains("sealed-by=on-chain"), "{stdout}");
@@ -46,6 +64,10 @@ fn devnet_runs_stops_and_resumes() {
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("stopped at height 80"), "resumes: {stdout}");
+    assert!(height(&stdout) >= first + 40, "resumes: {stdout}");
+    assert!(
+        !stdout.contains("peg demo: alice"),
+        "the demo runs once: {stdout}"
+    );
     assert!(!d.join(".cookie").exists(), "cookie removed at shutdown");
 }

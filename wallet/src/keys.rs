@@ -89,6 +89,21 @@ pub(crate) fn new_mnemonic() -> Result<Mnemonic> {
         .map_err(|e| WalletError::Key(e.to_string()))
 }
 
+/// The 24-word English mnemonic of 32 bytes of entropy: for fixed, public test wallets (the
+/// devnet's demo users). Never use it for real funds: the entropy is not secret.
+pub fn mnemonic_from_entropy(entropy: &[u8; 32]) -> String {
+    Mnemonic::from_entropy_in(Language::English, entropy)
+        .expect("32 bytes is a valid entropy length")
+        .to_string()
+}
+
+/// The L2 signer a wallet restored from `words` holds (see [`L2_KEY_PATH`]).
+pub fn l2_signer_of_mnemonic(words: &str, network: Network) -> Result<rexe_chain::Signer> {
+    let m = parse_mnemonic(words)?;
+    let master = master_from_mnemonic(&m, network)?;
+    l2_signer_from_master(&Secp256k1::new(), &master)
+}
+
 /// Parses a mnemonic (words are never echoed in the error).
 pub(crate) fn parse_mnemonic(words: &str) -> Result<Mnemonic> {
     Mnemonic::parse_in(Language::English, words).map_err(|e| {

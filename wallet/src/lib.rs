@@ -24,7 +24,10 @@ mod wallet;
 pub use bdk_electrum::electrum_client as electrum;
 pub use bdk_wallet::Balance;
 pub use error::{PegCheckError, Result, WalletError};
-pub use keys::{l2_signer_from_master, DescriptorKind, L2_KEY_PATH};
+pub use keys::{
+    l2_signer_from_master, l2_signer_of_mnemonic, mnemonic_from_entropy, DescriptorKind,
+    L2_KEY_PATH,
+};
 pub use peg::{
     blocks_left, check_deadline, check_join, check_peg_outputs, check_peg_psbt, check_peg_tx,
     check_psbt_network, combine, extract_tx, join, match_ids_key, psbt_match_ids, safe_to_pay,

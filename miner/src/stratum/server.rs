@@ -53,6 +53,8 @@ pub struct Stratum {
     tip_tx: tokio::sync::watch::Sender<(u64, bool)>,
     /// Share counters.
     pub stats: ShareStats,
+    /// Whether share difficulty follows each connection's share rate.
+    vardiff: std::sync::atomic::AtomicBool,
 }
 
 fn err(id: &Value, code: i64, msg: &str) -> Value {
@@ -80,7 +82,15 @@ impl Stratum {
             en1_seq: AtomicU32::new(1),
             tip_tx,
             stats: ShareStats::default(),
+            vardiff: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Turns vardiff on (the default) or off. Off, every connection keeps its starting
+    /// difficulty: for a paced CPU miner (`rexe devnet`) whose shares must stay below
+    /// Bitcoin's target so that premature work exists.
+    pub fn set_vardiff(&self, on: bool) {
+        self.vardiff.store(on, Ordering::SeqCst);
     }
 
     /// Fetches a template; when the Bitcoin or L2 tip moved, starts a new generation of
@@ -332,7 +342,10 @@ impl Stratum {
                     {
                         return;
                     }
-                    if method == "mining.submit" && reply["result"] == json!(true) {
+                    if method == "mining.submit"
+                        && reply["result"] == json!(true)
+                        && self.vardiff.load(Ordering::SeqCst)
+                    {
                         // Vardiff: aim at ~30 submissions a minute per connection; scale
                         // by the observed rate (at most 1024x per step) so a CPU miner on a
                         // regtest target is tamed within a few steps.
