@@ -31,6 +31,17 @@ enum Which {
     Transfers(TransfersArgs),
     /// BIP340 signature verifications per second.
     Sigverify(SigArgs),
+    /// The peg's consensus work on one core: Bitcoin header submissions (PoW, bits, MTP,
+    /// chainwork, best-chain update) and SPV claim verifications (Merkle proof, commitment,
+    /// payments) applied to the peg state.
+    Peg {
+        /// Headers submitted (batches of 2,000).
+        #[arg(long, default_value_t = 200_000)]
+        headers: usize,
+        /// Claims verified and applied.
+        #[arg(long, default_value_t = 50_000)]
+        claims: usize,
+    },
     /// AuxPoW verifications per second on one core (real Namecoin block 37174).
     Auxpow {
         /// Verifications.
@@ -108,6 +119,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
         Which::Auxpow { count } => print(&auxpow(count)?, args.json),
+        Which::Peg { headers, claims } => {
+            let h = rexe_bridge::bench::bench_headers(headers);
+            anyhow::ensure!(h > 0.0, "the header benchmark's chain refused a header");
+            print(
+                &json!({"name": "peg_headers", "headers": headers, "ops_per_sec": h,
+                        "peak_rss_bytes": peak_rss_bytes()}),
+                args.json,
+            );
+            let c = rexe_bridge::bench::bench_claims(claims);
+            anyhow::ensure!(c > 0.0, "the claim benchmark's peg refused a claim");
+            print(
+                &json!({"name": "peg_claims", "claims": claims, "ops_per_sec": c,
+                        "peak_rss_bytes": peak_rss_bytes()}),
+                args.json,
+            );
+        }
         Which::Sigverify(s) => {
             for &threads in &s.threads {
                 let r = sigverify(s.count, threads);

@@ -187,6 +187,10 @@ fn metrics_are_served_in_prometheus_format() {
         "rexe_mempool_size 0",
         "rexe_blocks_connected_total",
         "rexe_peers 0",
+        "rexe_peg_btc_tip_height 0",
+        "rexe_peg_open_orders 0",
+        "rexe_peg_matches{state=\"open\"} 0",
+        "rexe_peg_escrow_sats 0",
     ] {
         assert!(text.contains(m), "missing {m}: {text}");
     }

@@ -246,6 +246,30 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         s += &format!("rexe_peers {}\n", shared.peers.len());
         s += "# HELP rexe_uptime_seconds Seconds since start.\n# TYPE rexe_uptime_seconds counter\n";
         s += &format!("rexe_uptime_seconds {}\n", shared.started.elapsed().as_secs());
+        if let Some(p) = rexe_bridge::contract::PegContract::of(&c) {
+            let t = p.peg().totals();
+            s += "# HELP rexe_peg_btc_tip_height Height of the tracked Bitcoin tip.\n# TYPE rexe_peg_btc_tip_height gauge\n";
+            s += &format!("rexe_peg_btc_tip_height {}\n", p.headers().tip_height());
+            s += "# HELP rexe_peg_open_orders Open peg-out orders.\n# TYPE rexe_peg_open_orders gauge\n";
+            s += &format!("rexe_peg_open_orders {}\n", p.peg().orders().count());
+            s += "# HELP rexe_peg_matches Peg matches by state.\n# TYPE rexe_peg_matches gauge\n";
+            let mut by_state = [0u64; 3];
+            for m in p.peg().matches() {
+                by_state[match m.state {
+                    rexe_bridge::peg::MatchState::Open => 0,
+                    rexe_bridge::peg::MatchState::Claimed { .. } => 1,
+                    rexe_bridge::peg::MatchState::Expired => 2,
+                }] += 1;
+            }
+            for (name, n) in ["open", "claimed", "expired"].iter().zip(by_state) {
+                s += &format!("rexe_peg_matches{{state=\"{name}\"}} {n}\n");
+            }
+            s += "# HELP rexe_peg_escrow_sats rxBTC held by the peg (orders, matches, bonds).\n# TYPE rexe_peg_escrow_sats gauge\n";
+            s += &format!(
+                "rexe_peg_escrow_sats {}\n",
+                t.in_orders + t.in_matches + t.bonds_held
+            );
+        }
         s
     })
     .await
