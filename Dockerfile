@@ -7,7 +7,7 @@ RUN cargo build --release --locked --bin rexe
 
 FROM debian:bookworm-slim
 RUN useradd --system --create-home --home-dir /home/rexe --uid 10001 rexe \
- && mkdir -p /data && chown rexe:rexe /data
+ && mkdir -p /data /keys && chown rexe:rexe /data /keys
 COPY --from=build /src/target/release/rexe /usr/local/bin/rexe
 USER rexe
 WORKDIR /home/rexe

@@ -39,6 +39,9 @@ pub enum MinerCmd {
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 3600)]
         seconds: u64,
+        /// Rest this many milliseconds after each share (a slow, steady share rate).
+        #[arg(long, default_value_t = 0)]
+        pace_ms: u64,
     },
     /// Print a running proxy's harvest counters.
     Stats {
@@ -119,16 +122,22 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             threads,
             shares,
             seconds,
+            pace_ms,
         } => {
-            let r = rexe_miner::stratum::client::run(
-                &stratum,
-                &user,
-                &password,
+            let stop = Arc::new(AtomicBool::new(false));
+            {
+                let stop = stop.clone();
+                ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
+            }
+            let opts = rexe_miner::stratum::client::CpuOptions {
                 threads,
-                shares,
-                Duration::from_secs(seconds),
-            )
-            .with_context(|| format!("mining on {stratum}"))?;
+                stop_after: shares,
+                timeout: Duration::from_secs(seconds),
+                pace: Duration::from_millis(pace_ms),
+                stop,
+            };
+            let r = rexe_miner::stratum::client::run_with(&stratum, &user, &password, &opts)
+                .with_context(|| format!("mining on {stratum}"))?;
             println!(
                 "accepted={} rejected={} hashes={}",
                 r.accepted, r.rejected, r.hashes

@@ -187,7 +187,11 @@ pub fn send(a: SendArgs) -> Result<()> {
     let tx = Tx {
         network: net,
         from: signer.address(),
-        nonce: acct["nonce"].as_u64().unwrap_or(0),
+        // After the account's transactions still in the mempool.
+        nonce: acct["next_nonce"]
+            .as_u64()
+            .or_else(|| acct["nonce"].as_u64())
+            .unwrap_or(0),
         fee: Amount::from_sat(a.fee),
         gas_limit: 0,
         expiry_height: height + 100,
