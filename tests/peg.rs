@@ -655,3 +655,152 @@ fn relayer_and_claimer_read_bitcoind_rpc() {
     env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
     env.assert_supply();
 }
+
+/// Bitcoin Core as the external signer (`walletprocesspsbt`), when `BITCOIND_EXE` names a
+/// bitcoind binary: Core's wallet holds the private descriptors, rexe the public ones.
+#[test]
+fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
+    let Ok(exe) = std::env::var("BITCOIND_EXE") else {
+        println!("skipped: set BITCOIND_EXE to a bitcoind binary to run this test");
+        return;
+    };
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let master = Xpriv::new_master(bitcoin::Network::Regtest, &[9u8; 32]).unwrap();
+    let priv_ext = format!("wpkh({master}/84'/1'/0'/0/*)");
+    let priv_int = format!("wpkh({master}/84'/1'/0'/1/*)");
+    let secp = Secp256k1::new();
+    let (pub_ext, _) =
+        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_ext).unwrap();
+    let (pub_int, _) =
+        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_int).unwrap();
+    let watch = env.path("core-signed.wallet");
+    let out = env.ok(&[
+        "wallet",
+        "import",
+        "--wallet",
+        watch.to_str().unwrap(),
+        "--descriptor",
+        &pub_ext.to_string(),
+        "--change-descriptor",
+        &pub_int.to_string(),
+        "--electrum",
+        &env.electrum(),
+    ]);
+    let first = serde_json::from_str::<Value>(&out).unwrap()["first_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.btc("generatetoaddress", json!([101, first]));
+    env.wait_relayed();
+    env.ok(&[
+        "wallet",
+        "sync",
+        "--full-scan",
+        "--wallet",
+        watch.to_str().unwrap(),
+        "--electrum",
+        &env.electrum(),
+    ]);
+    let key = env.path("core.key");
+    let who = env
+        .ok(&["key", "new", key.to_str().unwrap(), "--network", "regtest"])
+        .trim()
+        .to_string();
+    env.mine_l2_to(&who);
+    env.mine_l2_to(&who);
+    let w = Wallet {
+        path: watch.clone(),
+        address: first,
+        l2: who,
+    };
+    let psbt_path = env.path("core.psbt");
+    env.ok(&args(&env.peg_in_args(
+        &w,
+        100_000,
+        &[
+            "--psbt-out",
+            psbt_path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )));
+
+    // A throwaway bitcoind with a wallet holding the private descriptors.
+    let core_dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut core = std::process::Command::new(&exe)
+        .args([
+            "-regtest",
+            "-listen=0",
+            "-server=1",
+            &format!("-datadir={}", core_dir.path().display()),
+            &format!("-rpcport={port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start bitcoind");
+    let cookie = core_dir.path().join("regtest/.cookie");
+    env.wait_for("bitcoind's cookie", 60, || cookie.exists());
+    let rpc = rexe_miner::bitcoind::Bitcoind::new(
+        format!("127.0.0.1:{port}"),
+        std::fs::read_to_string(&cookie).unwrap().trim(),
+    );
+    env.wait_for("bitcoind's RPC", 60, || {
+        rpc.call("getblockcount", json!([])).is_ok()
+    });
+    rpc.call("createwallet", json!(["signer"])).unwrap();
+    let with_checksum = |d: &str| {
+        let info = rpc.call("getdescriptorinfo", json!([d])).unwrap();
+        format!("{d}#{}", info["checksum"].as_str().unwrap())
+    };
+    let imported = rpc
+        .call(
+            "importdescriptors",
+            json!([[
+                {"desc": with_checksum(&priv_ext), "timestamp": "now", "active": true, "internal": false},
+                {"desc": with_checksum(&priv_int), "timestamp": "now", "active": true, "internal": true},
+            ]]),
+        )
+        .unwrap();
+    assert!(
+        imported
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["success"] == true),
+        "{imported}"
+    );
+    let unsigned = std::fs::read_to_string(&psbt_path).unwrap();
+    let signed = rpc
+        .call(
+            "walletprocesspsbt",
+            json!([unsigned.trim(), true, "ALL", true, false]),
+        )
+        .unwrap();
+    let _ = rpc.call("stop", json!([]));
+    let _ = core.wait();
+    std::fs::write(&psbt_path, signed["psbt"].as_str().unwrap()).unwrap();
+    let o = env.ok(&[
+        &[
+            "psbt",
+            "broadcast",
+            psbt_path.to_str().unwrap(),
+            "--wallet",
+            watch.to_str().unwrap(),
+            "--claimer-state",
+            env.path("claimer.sqlite").to_str().unwrap(),
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    assert!(o.contains("broadcast "), "{o}");
+    env.mine_btc(1);
+    env.wait_relayed();
+    env.claim_all(&bob);
+    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+}
