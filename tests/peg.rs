@@ -97,6 +97,54 @@ fn alice_pegs_out_bob_pegs_in_from_a_bdk_wallet() {
     // Alice's Bitcoin wallet sees the payment over Electrum.
     let b = env.wallet_balance(&alice);
     assert_eq!(b["confirmed"], 99_700, "{b}");
+    // `peg status` sums it up for each side.
+    let st = |who: &str| -> Value {
+        let out = env.ok(&[
+            &["peg", "status", "--address", who][..],
+            &args(&env.l2_args())[..],
+        ]
+        .concat());
+        serde_json::from_str::<Value>(&out).unwrap()["summary"].clone()
+    };
+    assert_eq!(st(&alice.l2)["btc_received_as_maker"], 99_700);
+    assert_eq!(st(&bob.l2)["rx_received_as_taker"], 100_000);
+    assert_eq!(st(&bob.l2)["bonds_posted_open"], 0);
+    env.assert_supply();
+}
+
+/// A Bitcoin reorg between the payment's confirmation and the claim: the relayer follows
+/// it, and the claimer proves the payment in the block that now holds it.
+#[test]
+fn claim_follows_a_bitcoin_reorg_before_it_is_made() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    let pay = out
+        .split("paid: Bitcoin transaction ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    env.mine_btc(1);
+    let first = env.btc("getbestblockhash", json!([]));
+    env.wait_relayed();
+    // The block with the payment is replaced by a longer branch that holds it elsewhere.
+    env.btc("invalidateblock", json!([first]));
+    // (Another coinbase payee, or the first new block would be the invalidated one again.)
+    env.btc("generatetoaddress", json!([2, alice.address]));
+    let tx = env.btc("getrawtransaction", json!([pay, true]));
+    assert_ne!(
+        tx["blockhash"], first,
+        "the payment moved to the new branch"
+    );
+    env.wait_relayed();
+    let on_old = env.rpc("getbtcblock", json!([first]));
+    assert_eq!(on_old["on_best_chain"], false, "{on_old}");
+    env.claim_all(&bob);
+    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+    assert_eq!(env.peg_match(0)["paid_by"], format!("{pay}:0"));
     env.assert_supply();
 }
 

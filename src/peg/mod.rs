@@ -364,10 +364,46 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                 "peg": p.call("getpeginfo", json!([]))?,
                 "orders": p.call("listpegorders", json!([]))?,
             });
-            v["matches"] = match address {
+            v["matches"] = match &address {
                 Some(a) => p.call("listpegmatches", json!([a]))?,
                 None => p.call("listpegmatches", json!([]))?,
             };
+            if let Some(a) = &address {
+                // What the address got out of the peg: BTC for its orders (as a maker), rxBTC
+                // for its takes (as a recipient), and bonds in flight.
+                let makers: std::collections::BTreeMap<u64, String> = v["orders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| {
+                        Some((o["order_id"].as_u64()?, o["maker"].as_str()?.to_string()))
+                    })
+                    .collect();
+                let (mut btc_received, mut rx_received, mut bonds_open) = (0u64, 0u64, 0u64);
+                for m in v["matches"].as_array().into_iter().flatten() {
+                    let claimed = m["state"] == "claimed";
+                    // listpegmatches(a) lists matches where `a` is taker, recipient or maker
+                    // (closed orders are no longer in the book).
+                    let as_maker = m["order_id"].as_u64().and_then(|o| makers.get(&o)) == Some(a)
+                        || (m["taker"].as_str() != Some(a)
+                            && m["rx_recipient"].as_str() != Some(a));
+                    if claimed && as_maker {
+                        btc_received += m["amount_btc_owed"].as_u64().unwrap_or(0);
+                    }
+                    if claimed && m["rx_recipient"].as_str() == Some(a) {
+                        rx_received += m["amount_rx"].as_u64().unwrap_or(0);
+                    }
+                    if m["state"] == "open" && m["taker"].as_str() == Some(a) {
+                        bonds_open += m["bond"].as_u64().unwrap_or(0);
+                    }
+                }
+                v["summary"] = json!({
+                    "address": a,
+                    "btc_received_as_maker": btc_received,
+                    "rx_received_as_taker": rx_received,
+                    "bonds_posted_open": bonds_open,
+                });
+            }
             print(&v);
         }
         PegCmd::Relay { once, key, btc } => {
