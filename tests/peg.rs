@@ -410,30 +410,33 @@ fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
     env.assert_supply();
 }
 
-#[test]
-fn watch_only_wallet_psbt_signed_by_an_external_signer() {
-    let (env, alice, bob) = alice_and_bob();
-    env.peg_out(&alice, 100_000, 30, 10_000);
-    // The signer's secret stays with the signer (here: this test process, using only
-    // rust-bitcoin and miniscript); rexe holds the public descriptors.
-    let master = Xpriv::new_master(bitcoin::Network::Regtest, &[7u8; 32]).unwrap();
-    let priv_ext = format!("wpkh({master}/84'/1'/0'/0/*)");
-    let priv_int = format!("wpkh({master}/84'/1'/0'/1/*)");
+/// A payer whose keys only an external signer holds: rexe gets the public descriptors of
+/// `wpkh(master/84'/1'/0'/{0,1}/*)` (a watch-only wallet, funded by mining) and an L2 key
+/// file (funded by L2 blocks) for the bond. Returns the wallet, the key file and the private
+/// descriptors (the signer's secret).
+fn external_payer(env: &PegEnv, seed: u8, name: &str) -> (Wallet, std::path::PathBuf, [String; 2]) {
+    let master = Xpriv::new_master(bitcoin::Network::Regtest, &[seed; 32]).unwrap();
+    let secret = [
+        format!("wpkh({master}/84'/1'/0'/0/*)"),
+        format!("wpkh({master}/84'/1'/0'/1/*)"),
+    ];
     let secp = Secp256k1::new();
-    let (pub_ext, _) =
-        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_ext).unwrap();
-    let (pub_int, _) =
-        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_int).unwrap();
-    let watch = env.path("watch.wallet");
+    let public = secret.clone().map(|d| {
+        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &d)
+            .unwrap()
+            .0
+            .to_string()
+    });
+    let path = env.path(&format!("{name}.wallet"));
     let out = env.ok(&[
         "wallet",
         "import",
         "--wallet",
-        watch.to_str().unwrap(),
+        path.to_str().unwrap(),
         "--descriptor",
-        &pub_ext.to_string(),
+        &public[0],
         "--change-descriptor",
-        &pub_int.to_string(),
+        &public[1],
         "--electrum",
         &env.electrum(),
     ]);
@@ -447,72 +450,37 @@ fn watch_only_wallet_psbt_signed_by_an_external_signer() {
         "sync",
         "--full-scan",
         "--wallet",
-        watch.to_str().unwrap(),
+        path.to_str().unwrap(),
         "--electrum",
         &env.electrum(),
     ]);
-    // A watch-only wallet has no L2 key: an L2 key file pays the bond and receives.
-    let w = Wallet {
-        path: watch.clone(),
-        address: first,
-        l2: String::new(),
-    };
-    let psbt_path = env.path("unsigned.psbt");
-    let no_key = env.fails(&args(&env.peg_in_args(
-        &w,
-        100_000,
-        &["--psbt-out", psbt_path.to_str().unwrap()],
-    )));
-    assert!(no_key.contains("no L2 key"), "{no_key}");
-    let key = env.path("erin.key");
-    let erin = env
+    let key = env.path(&format!("{name}.key"));
+    let l2 = env
         .ok(&["key", "new", key.to_str().unwrap(), "--network", "regtest"])
         .trim()
         .to_string();
-    env.mine_l2_to(&erin);
-    env.mine_l2_to(&erin);
-    env.ok(&args(&env.peg_in_args(
-        &w,
-        100_000,
-        &[
-            "--psbt-out",
-            psbt_path.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    )));
-    assert_eq!(env.peg_match(0)["rx_recipient"], erin.as_str());
-    // Signing a watch-only wallet's PSBT in rexe is refused.
-    let refused = env.fails(
-        &[
-            &[
-                "psbt",
-                "sign",
-                psbt_path.to_str().unwrap(),
-                "--wallet",
-                watch.to_str().unwrap(),
-            ][..],
-            &args(&env.net_args())[..],
-        ]
-        .concat(),
-    );
-    assert!(refused.contains("watch-only"), "{refused}");
-    // The external signer signs the exported PSBT with its keys only.
-    let text = std::fs::read_to_string(&psbt_path).unwrap();
-    let mut psbt: bitcoin::Psbt = text.trim().parse().unwrap();
-    let (_, mut keys) = Descriptor::parse_descriptor(&secp, &priv_ext).unwrap();
-    keys.extend(Descriptor::parse_descriptor(&secp, &priv_int).unwrap().1);
-    let used = psbt.sign(&KeyMapWrapper::from(keys), &secp).unwrap();
-    assert_eq!(used.len(), psbt.inputs.len());
-    std::fs::write(&psbt_path, psbt.to_string()).unwrap();
-    // rexe finalizes and broadcasts it.
+    env.mine_l2_to(&l2);
+    env.mine_l2_to(&l2);
+    (
+        Wallet {
+            path,
+            address: first,
+            l2,
+        },
+        key,
+        secret,
+    )
+}
+
+/// `rexe psbt broadcast` of a signed PSBT, one Bitcoin block, the claim.
+fn broadcast_and_claim(env: &PegEnv, psbt: &std::path::Path, payer: &Wallet, claimer: &Wallet) {
     let o = env.ok(&[
         &[
             "psbt",
             "broadcast",
-            psbt_path.to_str().unwrap(),
+            psbt.to_str().unwrap(),
             "--wallet",
-            watch.to_str().unwrap(),
+            payer.arg(),
             "--claimer-state",
             env.path("claimer.sqlite").to_str().unwrap(),
         ][..],
@@ -522,9 +490,63 @@ fn watch_only_wallet_psbt_signed_by_an_external_signer() {
     assert!(o.contains("broadcast "), "{o}");
     env.mine_btc(1);
     env.wait_relayed();
-    env.claim_all(&bob);
+    env.claim_all(claimer);
     env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
     env.assert_supply();
+}
+
+#[test]
+fn watch_only_wallet_psbt_signed_by_an_external_signer() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let (payer, key, secret) = external_payer(&env, 7, "watch");
+    let psbt_path = env.path("unsigned.psbt");
+    // A watch-only wallet has no L2 key: an L2 key file pays the bond and receives.
+    let no_key = env.fails(&args(&env.peg_in_args(
+        &payer,
+        100_000,
+        &["--psbt-out", psbt_path.to_str().unwrap()],
+    )));
+    assert!(no_key.contains("no L2 key"), "{no_key}");
+    env.ok(&args(&env.peg_in_args(
+        &payer,
+        100_000,
+        &[
+            "--psbt-out",
+            psbt_path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )));
+    assert_eq!(env.peg_match(0)["rx_recipient"], payer.l2.as_str());
+    // Signing a watch-only wallet's PSBT in rexe is refused.
+    let refused = env.fails(
+        &[
+            &[
+                "psbt",
+                "sign",
+                psbt_path.to_str().unwrap(),
+                "--wallet",
+                payer.arg(),
+            ][..],
+            &args(&env.net_args())[..],
+        ]
+        .concat(),
+    );
+    assert!(refused.contains("watch-only"), "{refused}");
+    // The external signer (this test process, with rust-bitcoin and miniscript only) signs
+    // the exported PSBT with its keys; rexe finalizes and broadcasts it.
+    let secp = Secp256k1::new();
+    let text = std::fs::read_to_string(&psbt_path).unwrap();
+    let mut psbt: bitcoin::Psbt = text.trim().parse().unwrap();
+    let mut keys = miniscript::descriptor::KeyMap::new();
+    for d in &secret {
+        keys.extend(Descriptor::parse_descriptor(&secp, d).unwrap().1);
+    }
+    let used = psbt.sign(&KeyMapWrapper::from(keys), &secp).unwrap();
+    assert_eq!(used.len(), psbt.inputs.len());
+    std::fs::write(&psbt_path, psbt.to_string()).unwrap();
+    broadcast_and_claim(&env, &psbt_path, &payer, &bob);
 }
 
 #[test]
@@ -714,57 +736,10 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
     };
     let (env, alice, bob) = alice_and_bob();
     env.peg_out(&alice, 100_000, 30, 10_000);
-    let master = Xpriv::new_master(bitcoin::Network::Regtest, &[9u8; 32]).unwrap();
-    let priv_ext = format!("wpkh({master}/84'/1'/0'/0/*)");
-    let priv_int = format!("wpkh({master}/84'/1'/0'/1/*)");
-    let secp = Secp256k1::new();
-    let (pub_ext, _) =
-        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_ext).unwrap();
-    let (pub_int, _) =
-        Descriptor::<DescriptorPublicKey>::parse_descriptor(&secp, &priv_int).unwrap();
-    let watch = env.path("core-signed.wallet");
-    let out = env.ok(&[
-        "wallet",
-        "import",
-        "--wallet",
-        watch.to_str().unwrap(),
-        "--descriptor",
-        &pub_ext.to_string(),
-        "--change-descriptor",
-        &pub_int.to_string(),
-        "--electrum",
-        &env.electrum(),
-    ]);
-    let first = serde_json::from_str::<Value>(&out).unwrap()["first_address"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.btc("generatetoaddress", json!([101, first]));
-    env.wait_relayed();
-    env.ok(&[
-        "wallet",
-        "sync",
-        "--full-scan",
-        "--wallet",
-        watch.to_str().unwrap(),
-        "--electrum",
-        &env.electrum(),
-    ]);
-    let key = env.path("core.key");
-    let who = env
-        .ok(&["key", "new", key.to_str().unwrap(), "--network", "regtest"])
-        .trim()
-        .to_string();
-    env.mine_l2_to(&who);
-    env.mine_l2_to(&who);
-    let w = Wallet {
-        path: watch.clone(),
-        address: first,
-        l2: who,
-    };
+    let (payer, key, secret) = external_payer(&env, 9, "core-signed");
     let psbt_path = env.path("core.psbt");
     env.ok(&args(&env.peg_in_args(
-        &w,
+        &payer,
         100_000,
         &[
             "--psbt-out",
@@ -810,8 +785,8 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
         .call(
             "importdescriptors",
             json!([[
-                {"desc": with_checksum(&priv_ext), "timestamp": "now", "active": true, "internal": false},
-                {"desc": with_checksum(&priv_int), "timestamp": "now", "active": true, "internal": true},
+                {"desc": with_checksum(&secret[0]), "timestamp": "now", "active": true, "internal": false},
+                {"desc": with_checksum(&secret[1]), "timestamp": "now", "active": true, "internal": true},
             ]]),
         )
         .unwrap();
@@ -833,22 +808,5 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
     let _ = rpc.call("stop", json!([]));
     let _ = core.wait();
     std::fs::write(&psbt_path, signed["psbt"].as_str().unwrap()).unwrap();
-    let o = env.ok(&[
-        &[
-            "psbt",
-            "broadcast",
-            psbt_path.to_str().unwrap(),
-            "--wallet",
-            watch.to_str().unwrap(),
-            "--claimer-state",
-            env.path("claimer.sqlite").to_str().unwrap(),
-        ][..],
-        &args(&env.net_args())[..],
-    ]
-    .concat());
-    assert!(o.contains("broadcast "), "{o}");
-    env.mine_btc(1);
-    env.wait_relayed();
-    env.claim_all(&bob);
-    env.wait_for("the claim", 30, || env.peg_match(0)["state"] == "claimed");
+    broadcast_and_claim(&env, &psbt_path, &payer, &bob);
 }

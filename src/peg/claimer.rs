@@ -202,18 +202,7 @@ impl<S: BitcoinSource> Claimer<S> {
                 }
                 Some(r) => self.refused(w, r["error"].as_str().unwrap_or("refused"), now),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
-                None => {
-                    let msg = "claim transaction dropped by the L2 node".to_string();
-                    self.note(
-                        id,
-                        "waiting",
-                        None,
-                        &msg,
-                        Some(backoff_secs(w.attempts)),
-                        now,
-                    )?;
-                    Ok(Progress::Retry(msg))
-                }
+                None => self.retry(w, "claim transaction dropped by the L2 node".into(), now),
             };
         }
         let Some(proof) = self.source.proof(txid, &payee)? else {
@@ -268,18 +257,23 @@ impl<S: BitcoinSource> Claimer<S> {
                 if msg.contains("refused by the contract") {
                     self.refused(w, &msg, now)
                 } else {
-                    self.note(
-                        id,
-                        "waiting",
-                        None,
-                        &msg,
-                        Some(backoff_secs(w.attempts)),
-                        now,
-                    )?;
-                    Ok(Progress::Retry(msg))
+                    self.retry(w, msg, now)
                 }
             }
         }
+    }
+
+    /// Back to waiting, with backoff.
+    fn retry(&self, w: &Work, msg: String, now: i64) -> Result<Progress> {
+        self.note(
+            &w.btc_txid,
+            "waiting",
+            None,
+            &msg,
+            Some(backoff_secs(w.attempts)),
+            now,
+        )?;
+        Ok(Progress::Retry(msg))
     }
 
     /// The peg refused the claim (at admission or when it ran).

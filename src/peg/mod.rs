@@ -69,7 +69,7 @@ impl KeyArgs {
 
 /// Where the agents read Bitcoin: an Electrum server (default) or bitcoind's JSON-RPC.
 #[derive(Args)]
-pub struct BitcoindArgs {
+pub struct BtcSourceArgs {
     /// Electrum server (tcp://HOST:PORT or ssl://HOST:PORT); the default source.
     #[arg(long, default_value = "tcp://127.0.0.1:60401", env = "REXE_ELECTRUM")]
     electrum: String,
@@ -84,7 +84,7 @@ pub struct BitcoindArgs {
     bitcoind_auth: Option<String>,
 }
 
-impl BitcoindArgs {
+impl BtcSourceArgs {
     fn client(&self) -> Result<Box<dyn BitcoinSource>> {
         let Some(addr) = &self.bitcoind else {
             return Ok(Box::new(Electrum::new(&self.electrum)?));
@@ -174,7 +174,7 @@ pub enum PegCmd {
         #[command(flatten)]
         key: KeyArgs,
         #[command(flatten)]
-        btc: BitcoindArgs,
+        btc: BtcSourceArgs,
     },
     /// Peg state: tracked Bitcoin tip, order book, and the matches of an address.
     Status {
@@ -184,15 +184,16 @@ pub enum PegCmd {
         #[command(flatten)]
         rpc: RpcArgs,
     },
-    /// Run the header relayer: keep the L2's Bitcoin header chain current from bitcoind.
+    /// Run the header relayer: keep the L2's Bitcoin header chain current (from Electrum or
+    /// bitcoind).
     Relay {
-        /// Stop once the L2 tracks bitcoind's tip.
+        /// Stop once the L2 tracks the source's tip.
         #[arg(long)]
         once: bool,
         #[command(flatten)]
         key: KeyArgs,
         #[command(flatten)]
-        btc: BitcoindArgs,
+        btc: BtcSourceArgs,
     },
     /// Run the claimer: claim watched payments once K-deep (state survives restarts).
     Claimer {
@@ -211,7 +212,7 @@ pub enum PegCmd {
         #[command(flatten)]
         key: KeyArgs,
         #[command(flatten)]
-        btc: BitcoindArgs,
+        btc: BtcSourceArgs,
     },
 }
 
