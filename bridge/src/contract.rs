@@ -36,10 +36,10 @@ pub struct PegContract {
 
 impl PegContract {
     /// A fresh peg for `l2` starting from `checkpoint` (default: the Bitcoin network's
-    /// genesis), with `confirmations` = K.
+    /// [`Checkpoint::recent`]), with `confirmations` = K.
     pub fn new(l2: Network, checkpoint: Option<Checkpoint>, confirmations: u32) -> Self {
         let net = bitcoin_network(l2);
-        let cp = checkpoint.unwrap_or_else(|| Checkpoint::genesis(net));
+        let cp = checkpoint.unwrap_or_else(|| Checkpoint::recent(net));
         let mut params = PegParams::default_for(net);
         params.confirmations = confirmations;
         PegContract {
@@ -57,7 +57,8 @@ impl PegContract {
         self
     }
 
-    /// For a chain's parameters: genesis checkpoint, K = `btc_confirmations`.
+    /// For a chain's parameters: the recent checkpoint of its Bitcoin network, K =
+    /// `btc_confirmations`.
     pub fn for_chain(params: &rexe_chain::ChainParams) -> Self {
         Self::new(params.network, None, params.btc_confirmations)
     }

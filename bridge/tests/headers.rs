@@ -275,3 +275,50 @@ fn regtest_at_a_fixed_harder_difficulty() {
     let json = serde_json::to_string(&main).unwrap();
     assert!(json.contains("\"fixed_bits\":null"), "{json}");
 }
+
+#[test]
+fn recent_checkpoints_are_real_retarget_boundaries() {
+    for (net, height, hash) in [
+        (
+            Network::Bitcoin,
+            878_976,
+            "00000000000000000002819359a9af460f342404bec23e7478512a619584083b",
+        ),
+        (
+            Network::Signet,
+            229_824,
+            "000000bac742cfc8d76fda4ad387b7aafa577b17d3684c61d8a089dcd08fa374",
+        ),
+    ] {
+        let cp = Checkpoint::recent(net);
+        assert_eq!(cp.height, height);
+        assert_eq!(cp.height % 2016, 0, "first block of a retarget period");
+        assert_eq!(cp.header.block_hash().to_string(), hash);
+        cp.header.validate_pow(cp.header.target()).unwrap();
+        assert!(cp.chainwork > cp.header.work());
+        let c = HeaderChain::from_checkpoint(net, cp.clone());
+        assert_eq!(c.tip_height(), height);
+        // Inside the period a child must carry the checkpoint's bits (mainnet/signet rules).
+        let (tip, _) = c.best_tip();
+        assert_eq!(
+            c.expected_bits(tip, cp.header.time + 600),
+            Ok(cp.header.bits)
+        );
+        // A child with other bits is refused before any proof-of-work search could matter.
+        let mut child = cp.header;
+        child.prev_blockhash = tip;
+        child.bits = CompactTarget::from_consensus(0x1d00_ffff);
+        child.merkle_root = TxMerkleNode::all_zeros();
+        let mut c2 = c.clone();
+        assert!(c2.submit(&[child], cp.header.time + 7200).is_err());
+    }
+    // Testnet4 and regtest start at genesis.
+    assert_eq!(Checkpoint::recent(Network::Testnet4).height, 0);
+    assert_eq!(
+        Checkpoint::recent(Network::Regtest).header,
+        Checkpoint::genesis(Network::Regtest).header
+    );
+    // The peg of the main L2 network starts from the mainnet checkpoint.
+    let peg = rexe_bridge::contract::PegContract::new(rexe_chain::Network::Main, None, 6);
+    assert_eq!(peg.headers().tip_height(), 878_976);
+}
