@@ -420,6 +420,9 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                         failures = 0;
                         tracing::debug!(?step, "relayer")
                     }
+                    Err(e) if once && failures >= 4 => {
+                        return Err(e.context(format!("relaying from {name} failed 5 times")))
+                    }
                     Err(e) => {
                         failures += 1;
                         tracing::warn!(error = %format!("{e:#}"), failures, "relayer step failed; retrying")
