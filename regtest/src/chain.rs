@@ -5,8 +5,8 @@
 //! far as regtest needs: proof of work against the node's target, merkle root (and the
 //! CVE-2012-2459 mutation), BIP34 height, coinbase maturity 100, regtest subsidy (halving
 //! every 150 blocks), segwit witness commitment, weight limit, and per transaction: inputs
-//! exist and are unspent, amounts, locktime finality, and script/witness verification by
-//! libbitcoinconsensus.
+//! exist and are unspent, amounts, lock-time finality and BIP68 sequence locks ([`crate::locks`]),
+//! and script/witness verification by libbitcoinconsensus.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +15,8 @@ use bitcoin::consensus::encode::serialize;
 use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target, Work};
 use bitcoin::{Amount, Block, BlockHash, OutPoint, Transaction, TxOut, Txid, Weight};
+
+use crate::locks::{self, BlockContext};
 
 /// Coinbase outputs become spendable after this many blocks.
 pub const COINBASE_MATURITY: u32 = 100;
@@ -140,6 +142,16 @@ pub struct Chain {
     last_reject: Option<String>,
 }
 
+/// How far ahead of the node's clock a block's time may be (Core's `MAX_FUTURE_BLOCK_TIME`).
+pub const MAX_FUTURE_BLOCK_TIME: u64 = 2 * 60 * 60;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn reject(r: &'static str) -> String {
     r.to_string()
 }
@@ -251,6 +263,9 @@ impl Chain {
         if h.time <= self.median_time_past(h.prev_blockhash) {
             return Err(reject("time-too-old"));
         }
+        if u64::from(h.time) > unix_now() + MAX_FUTURE_BLOCK_TIME {
+            return Err(reject("time-too-new"));
+        }
         let height = prev.height + 1;
         // BIP34 as Core checks it: the scriptSig starts with `CScript() << nHeight` (so
         // heights 1..=16 are OP_1..OP_16, which rust-bitcoin's parser does not accept).
@@ -286,33 +301,35 @@ impl Chain {
         } else if has_witness {
             return Err(reject("unexpected-witness"));
         }
-        for tx in &block.txdata {
-            if !tx.is_lock_time_enabled() {
-                continue;
-            }
-            if !tx.lock_time.is_satisfied_by(
-                bitcoin::absolute::Height::from_consensus(height)
-                    .map_err(|_| reject("bad-txns-nonfinal"))?,
-                bitcoin::absolute::Time::from_consensus(
-                    self.median_time_past(h.prev_blockhash).max(500_000_000),
-                )
-                .map_err(|_| reject("bad-txns-nonfinal"))?,
-            ) {
-                return Err(reject("bad-txns-nonfinal"));
-            }
+        let at = BlockContext {
+            height,
+            prev_mtp: self.median_time_past(h.prev_blockhash),
+        };
+        if !block.txdata.iter().all(|tx| locks::is_final(tx, at)) {
+            return Err(reject("bad-txns-nonfinal"));
         }
         Ok(())
     }
 
-    /// Checks one non-coinbase transaction's inputs against `view` and its scripts; returns
-    /// the fee. `height` is the height of the block that would include it.
+    /// Median time past of the active block at `height` (of the tip beyond it).
+    pub fn mtp_at(&self, height: u32) -> u32 {
+        let hash = self.active.get(height as usize).copied();
+        self.median_time_past(hash.unwrap_or_else(|| self.tip()))
+    }
+
+    /// Checks one non-coinbase transaction's inputs against `view`, its BIP68 sequence locks
+    /// and its scripts; returns the fee. `at` is the block that would include it, `mtp_at`
+    /// the active chain's median time past by height.
     pub fn check_tx_inputs(
         tx: &Transaction,
-        height: u32,
+        at: BlockContext,
+        mtp_at: &dyn Fn(u32) -> u32,
         view: &dyn Fn(&OutPoint) -> Option<Coin>,
     ) -> Result<Amount, String> {
+        let height = at.height;
         let mut input_sum = Amount::ZERO;
         let mut spent = HashMap::new();
+        let mut coin_heights = Vec::with_capacity(tx.input.len());
         for i in &tx.input {
             let coin =
                 view(&i.previous_output).ok_or_else(|| reject("bad-txns-inputs-missingorspent"))?;
@@ -322,6 +339,7 @@ impl Chain {
             input_sum = input_sum
                 .checked_add(coin.txout.value)
                 .ok_or_else(|| reject("bad-txns-inputvalues-outofrange"))?;
+            coin_heights.push(coin.height);
             spent.insert(i.previous_output, coin.txout);
         }
         let out_sum = tx
@@ -331,6 +349,9 @@ impl Chain {
             .ok_or_else(|| reject("bad-txns-txouttotal-toolarge"))?;
         if out_sum > input_sum {
             return Err(reject("bad-txns-in-belowout"));
+        }
+        if !locks::sequence_locks_met(tx, &coin_heights, at, mtp_at) {
+            return Err(reject("bad-txns-nonfinal"));
         }
         // libbitcoinconsensus (Core 25.1): P2SH, DERSIG, NULLDUMMY, CLTV, CSV, WITNESS.
         tx.verify(|op| spent.get(op).cloned())
@@ -348,6 +369,10 @@ impl Chain {
             spent: Vec::new(),
             created: Vec::new(),
         };
+        let at = BlockContext {
+            height,
+            prev_mtp: self.median_time_past(entry.block.header.prev_blockhash),
+        };
         let mut fees = Amount::ZERO;
         // Outputs created earlier in this block are spendable by later transactions.
         let mut created: HashMap<OutPoint, Coin> = HashMap::new();
@@ -363,7 +388,7 @@ impl Chain {
                         .cloned()
                         .or_else(|| self.utxo.get(op).cloned())
                 };
-                let fee = Self::check_tx_inputs(tx, height, &view)?;
+                let fee = Self::check_tx_inputs(tx, at, &|h| self.mtp_at(h), &view)?;
                 fees = fees
                     .checked_add(fee)
                     .ok_or_else(|| reject("bad-txns-accumulated-fee-outofrange"))?;
@@ -612,11 +637,7 @@ impl Chain {
         if h.validate_pow(self.target()).is_err() {
             return Err((false, reject("high-hash")));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if u64::from(h.time) > now + 2 * 60 * 60 {
+        if u64::from(h.time) > unix_now() + MAX_FUTURE_BLOCK_TIME {
             return Err((false, reject("time-too-new")));
         }
         self.headers.insert(hash, (h, prev_height + 1));

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod electrum;
+pub mod locks;
 pub mod mempool;
 pub mod node;
 pub mod rpc;

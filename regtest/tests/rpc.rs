@@ -425,6 +425,11 @@ fn template_built_blocks_and_each_submitblock_string() {
     old.header.time = 1_296_688_602;
     grind(&mut old);
     assert_eq!(sub(&old), json!("time-too-old"));
+    // Core's MAX_FUTURE_BLOCK_TIME: more than two hours ahead of the node's clock.
+    let mut ahead = block_from_template(&t, &a.addr, 1, 0, 0);
+    ahead.header.time = t["curtime"].as_u64().unwrap() as u32 + 3 * 60 * 60;
+    grind(&mut ahead);
+    assert_eq!(sub(&ahead), json!("time-too-new"));
     let mut two_cb = block_from_template(&t, &a.addr, 1, 0, 0);
     let cb = two_cb.txdata[0].clone();
     two_cb.txdata.push(cb);
