@@ -14,6 +14,8 @@ pub mod locks;
 pub mod mempool;
 pub mod node;
 pub mod rpc;
+pub mod script;
+pub mod tx_check;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

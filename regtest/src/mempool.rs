@@ -9,6 +9,7 @@ use bitcoin::{Amount, OutPoint, Transaction, Txid};
 
 use crate::chain::{Chain, Coin};
 use crate::locks::{self, BlockContext};
+use crate::tx_check;
 
 /// Minimum relay fee rate, sat/vB.
 pub const MIN_RELAY_SAT_PER_VB: u64 = 1;
@@ -75,6 +76,7 @@ impl Mempool {
     /// transactions it would replace.
     pub fn check(&self, chain: &Chain, tx: &Transaction) -> Result<(Amount, Vec<Txid>), Reject> {
         let txid = tx.compute_txid();
+        tx_check::check_transaction(tx).map_err(|r| rej(-26, r))?;
         if tx.is_coinbase() {
             return Err(rej(-26, "coinbase"));
         }
@@ -83,12 +85,6 @@ impl Mempool {
         }
         if chain.tx_index.contains_key(&txid) {
             return Err(rej(-27, "Transaction already in block chain"));
-        }
-        if tx.input.is_empty() {
-            return Err(rej(-26, "bad-txns-vin-empty"));
-        }
-        if tx.output.is_empty() {
-            return Err(rej(-26, "bad-txns-vout-empty"));
         }
         // Core's CheckFinalTxAtTip: finality as if mined in the next block.
         let at = BlockContext {
