@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// --stratum-listen).
     #[arg(long)]
     btc_payout: Option<String>,
+    /// A fixed Stratum pool difficulty (no vardiff); by default connections start at the L2
+    /// target and vardiff aims at ~30 shares a minute.
+    #[arg(long)]
+    stratum_difficulty: Option<f64>,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -201,11 +205,20 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
                 format!("--btc-payout is not an address of bitcoind's chain ({chain})")
             })?
             .script_pubkey();
-        let s = rexe_miner::stratum::server::Stratum::new(
+        if let Some(d) = a.stratum_difficulty {
+            anyhow::ensure!(
+                d.is_finite() && d > 0.0,
+                "--stratum-difficulty must be positive"
+            );
+        }
+        let s = rexe_miner::stratum::server::Stratum::with_options(
             btc.clone(),
             harvester.clone(),
             a.payout.clone(),
             btc_payout,
+            rexe_miner::stratum::server::StratumOptions {
+                fixed_difficulty: a.stratum_difficulty,
+            },
         );
         let addr = runtime
             .block_on(rexe_miner::stratum::server::serve(
