@@ -18,7 +18,7 @@ use rexe_miner::watcher::Watcher;
 #[derive(Subcommand)]
 pub enum MinerCmd {
     /// Run the bitcoind proxy and the watcher.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// A small Stratum v1 CPU miner (devnet and tests).
     Cpu {
         /// Stratum server host:port.
