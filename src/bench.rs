@@ -2,6 +2,8 @@
 //! `--json`, one JSON object with at least `name`, the parameters, `ops_per_sec` and
 //! `peak_rss_bytes`, so scripts can collect figures.
 
+mod stratum;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,6 +50,8 @@ enum Which {
         #[arg(long, default_value_t = 200_000)]
         count: u64,
     },
+    /// Stratum v1 shares per second and reply latency with many miner connections.
+    Stratum(stratum::StratumArgs),
 }
 
 #[derive(Args)]
@@ -134,6 +138,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         "peak_rss_bytes": peak_rss_bytes()}),
                 args.json,
             );
+        }
+        Which::Stratum(a) => {
+            for r in stratum::run(&a)? {
+                print(&r, args.json);
+            }
         }
         Which::Sigverify(s) => {
             for &threads in &s.threads {

@@ -400,13 +400,17 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             harvester.clone(),
         ))
         .context("binding the bitcoind proxy")?;
-    let stratum = rexe_miner::stratum::server::Stratum::new(
+    // A fixed pool difficulty (one share per 2^12 hashes): vardiff would raise it past the
+    // Bitcoin target, and then every share would be a Bitcoin block and none premature.
+    let stratum = rexe_miner::stratum::server::Stratum::with_options(
         btc.clone(),
         harvester.clone(),
         operator_addr.clone(),
         bob_btc.script_pubkey(),
+        rexe_miner::stratum::server::StratumOptions {
+            fixed_difficulty: Some(rexe_miner::stratum::server::START_DIFFICULTY),
+        },
     );
-    stratum.set_vardiff(false);
     let stratum_addr = runtime
         .block_on(rexe_miner::stratum::server::serve(
             stratum,

@@ -44,6 +44,9 @@ enum Command {
         /// Compact target blocks must meet (hex); regtest's default is 207fffff.
         #[arg(long, default_value = "207fffff")]
         bits: String,
+        /// ZMQ publishers as bitcoind's: `--zmqpubhashblock tcp://127.0.0.1:28332`.
+        #[command(flatten)]
+        zmq: ZmqPubArgs,
     },
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
@@ -115,21 +118,27 @@ fn main() -> Result<()> {
             rpc_port,
             electrum_port,
             bits,
+            zmq,
         } => {
-            let node = rexe_regtest::RegtestNode::start_with_electrum(
-                rexe_regtest::RegtestConfig {
-                    datadir: Some(datadir),
-                    rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
-                    bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
-                },
-                std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
-            )?;
+            let cfg = rexe_regtest::RegtestConfig {
+                datadir: Some(datadir),
+                rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
+                bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
+            };
+            let services = rexe_regtest::Services {
+                electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
+                zmq: zmq.publishers(),
+            };
+            let node = rexe_regtest::RegtestNode::start_with(cfg, services)?;
             println!(
                 "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}), Electrum on {}; Ctrl-C stops",
                 node.rpc_addr,
                 node.cookie_path.display(),
                 node.electrum_url()
             );
+            for z in &node.zmq {
+                println!("  ZMQ {} on {}", z.topic.name(), z.endpoint);
+            }
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let s = stop.clone();
             ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst))?;
@@ -154,5 +163,37 @@ fn main() -> Result<()> {
         Command::Peg(c) => peg::run(c),
         Command::Wallet(c) => btc_wallet::run(c),
         Command::Psbt(c) => psbt_cmd::run(c),
+    }
+}
+
+/// bitcoind's `-zmqpub<topic>=<address>` options for `rexe regtest`.
+#[derive(clap::Args)]
+struct ZmqPubArgs {
+    /// Publish new tip hashes (`hashblock`) on this address.
+    #[arg(long, value_name = "ADDRESS")]
+    zmqpubhashblock: Option<String>,
+    /// Publish new tip blocks (`rawblock`).
+    #[arg(long, value_name = "ADDRESS")]
+    zmqpubrawblock: Option<String>,
+    /// Publish txids of new mempool and block transactions (`hashtx`).
+    #[arg(long, value_name = "ADDRESS")]
+    zmqpubhashtx: Option<String>,
+    /// Publish new mempool and block transactions (`rawtx`).
+    #[arg(long, value_name = "ADDRESS")]
+    zmqpubrawtx: Option<String>,
+}
+
+impl ZmqPubArgs {
+    fn publishers(&self) -> Vec<rexe_regtest::zmq::ZmqPub> {
+        use rexe_regtest::zmq::{Topic, ZmqPub};
+        [
+            (Topic::HashBlock, &self.zmqpubhashblock),
+            (Topic::RawBlock, &self.zmqpubrawblock),
+            (Topic::HashTx, &self.zmqpubhashtx),
+            (Topic::RawTx, &self.zmqpubrawtx),
+        ]
+        .into_iter()
+        .filter_map(|(topic, a)| a.clone().map(|endpoint| ZmqPub { topic, endpoint }))
+        .collect()
     }
 }

@@ -18,7 +18,7 @@ use rexe_miner::watcher::Watcher;
 #[derive(Subcommand)]
 pub enum MinerCmd {
     /// Run the bitcoind proxy and the watcher.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// A small Stratum v1 CPU miner (devnet and tests).
     Cpu {
         /// Stratum server host:port.
@@ -77,9 +77,13 @@ pub struct RunArgs {
     /// Where the proxy listens (point the pool's bitcoind URL here).
     #[arg(long, default_value = "127.0.0.1:8342")]
     proxy_listen: SocketAddr,
-    /// Watcher poll interval.
+    /// Watcher poll interval (`getchaintips`, which also finds stale blocks).
     #[arg(long, default_value_t = 1000)]
     watch_interval_ms: u64,
+    /// bitcoind's ZMQ `hashblock` publisher (its `-zmqpubhashblock`, e.g.
+    /// tcp://127.0.0.1:28332): the watcher polls at once on every new tip.
+    #[arg(long)]
+    zmq: Option<String>,
     /// Also serve Stratum v1 here (e.g. 127.0.0.1:3333).
     #[arg(long)]
     stratum_listen: Option<SocketAddr>,
@@ -87,6 +91,10 @@ pub struct RunArgs {
     /// --stratum-listen).
     #[arg(long)]
     btc_payout: Option<String>,
+    /// A fixed Stratum pool difficulty (no vardiff); by default connections start at the L2
+    /// target and vardiff aims at ~30 shares a minute.
+    #[arg(long)]
+    stratum_difficulty: Option<f64>,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -174,8 +182,13 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         ))
         .with_context(|| format!("binding the proxy to {}", a.proxy_listen))?;
     println!(
-        "rexe miner: bitcoind proxy on http://{addr} -> {}; watcher every {} ms",
-        a.bitcoind, a.watch_interval_ms
+        "rexe miner: bitcoind proxy on http://{addr} -> {}; watcher every {} ms{}",
+        a.bitcoind,
+        a.watch_interval_ms,
+        a.zmq
+            .as_deref()
+            .map(|z| format!(" and on ZMQ hashblock from {z}"))
+            .unwrap_or_default()
     );
     if let Some(listen) = a.stratum_listen {
         let addr_str = a
@@ -201,11 +214,20 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
                 format!("--btc-payout is not an address of bitcoind's chain ({chain})")
             })?
             .script_pubkey();
-        let s = rexe_miner::stratum::server::Stratum::new(
+        if let Some(d) = a.stratum_difficulty {
+            anyhow::ensure!(
+                d.is_finite() && d > 0.0,
+                "--stratum-difficulty must be positive"
+            );
+        }
+        let s = rexe_miner::stratum::server::Stratum::with_options(
             btc.clone(),
             harvester.clone(),
             a.payout.clone(),
             btc_payout,
+            rexe_miner::stratum::server::StratumOptions {
+                fixed_difficulty: a.stratum_difficulty,
+            },
         );
         let addr = runtime
             .block_on(rexe_miner::stratum::server::serve(
@@ -221,10 +243,15 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
     }
+    let wake = a.zmq.clone().map(|endpoint| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(rexe_miner::zmq::follow_hashblock(endpoint, tx));
+        rx
+    });
     let watcher = {
         let (btc, h, stop) = (btc.clone(), harvester.clone(), stop.clone());
         let interval = Duration::from_millis(a.watch_interval_ms);
-        std::thread::spawn(move || Watcher::default().run(btc, h, interval, stop))
+        std::thread::spawn(move || Watcher::default().run_woken(btc, h, interval, stop, wake))
     };
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));

@@ -178,3 +178,128 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     );
     assert!(pool.call("nosuchmethod", json!([])).is_err());
 }
+
+/// With `--zmq`, the watcher follows bitcoind's `hashblock`: a block committing to L2 work,
+/// submitted straight to bitcoind (so the proxy never sees it), is harvested although the
+/// `getchaintips` poll interval is an hour. The stale block submitted before that tip only
+/// shows up in `getchaintips`, which the woken watcher reads too.
+#[test]
+fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
+    use rexe_regtest::zmq::{Topic, ZmqPub};
+    let zmq = format!("tcp://127.0.0.1:{}", free_port());
+    let services = rexe_regtest::Services {
+        zmq: vec![ZmqPub {
+            topic: Topic::HashBlock,
+            endpoint: zmq.clone(),
+        }],
+        ..Default::default()
+    };
+    let btc_node = RegtestNode::start_with(RegtestConfig::default(), services).unwrap();
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let l2_dir = tempfile::tempdir().unwrap();
+    let l2 = l2_node_with_password(l2_dir.path());
+    let payout = Signer::from_seed(b"zmq-payout")
+        .address()
+        .encode(Network::Regtest);
+    let proxy_addr = format!("127.0.0.1:{}", free_port());
+    let _miner = Child(
+        Command::new(BIN)
+            .args([
+                "miner",
+                "run",
+                "--bitcoind",
+                &btc_node.rpc_addr.to_string(),
+                "--bitcoind-cookie",
+                btc_node.cookie_path.to_str().unwrap(),
+                "--l2",
+                &l2.rpc,
+                "--l2-auth",
+                "u:p",
+                "--payout",
+                &payout,
+                "--proxy-listen",
+                &proxy_addr,
+                "--watch-interval-ms",
+                "3600000",
+                "--zmq",
+                &zmq,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    wait_for("the proxy", || {
+        pool.call("getblockcount", json!([])).is_ok()
+    });
+    let l2_height = || {
+        call(&l2, "getblockcount", json!([]))["result"]
+            .as_u64()
+            .unwrap()
+    };
+    let script = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([9u8; 4]),
+        bitcoin::Network::Regtest,
+    )
+    .script_pubkey();
+    let mine = |t: &Value, extra: u64| {
+        let mut b = rexe_miner::harvest::block_from_template(
+            t,
+            &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+            &script,
+            extra,
+        )
+        .unwrap();
+        let target = b.header.target();
+        while !target.is_met_by(b.block_hash()) {
+            b.header.nonce += 1;
+        }
+        b
+    };
+    // The subscription registers with the publisher asynchronously; until the watcher has
+    // been woken once (an L2 block from a tip it harvested), keep offering new tips.
+    let mut extra = 1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while l2_height() == 0 {
+        assert!(Instant::now() < deadline, "no harvest after ZMQ tips");
+        let t = pool
+            .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+            .unwrap();
+        let b = mine(&t, extra);
+        extra += 1;
+        // Straight to bitcoind: the proxy does not harvest it, only the watcher can.
+        assert_eq!(
+            btc.call("submitblock", json!([serialize_hex(&b)])).unwrap(),
+            Value::Null
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sealed = l2_height();
+    // A stale block committing to fresh work: no tip change, so no ZMQ message...
+    let t = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    btc.call("generatetoaddress", json!([1, burn_address()]))
+        .unwrap();
+    let stale = mine(&t, 1000);
+    assert_eq!(
+        btc.call("submitblock", json!([serialize_hex(&stale)]))
+            .unwrap(),
+        json!("inconclusive")
+    );
+    // ...until that tip's own ZMQ wake-up, or the next one, makes the watcher read the tips.
+    btc.call("generatetoaddress", json!([1, burn_address()]))
+        .unwrap();
+    wait_for("the stale block harvested after a ZMQ wake-up", || {
+        l2_height() > sealed
+    });
+}
+
+fn burn_address() -> String {
+    bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([0xee; 4]),
+        bitcoin::Network::Regtest,
+    )
+    .to_string()
+}

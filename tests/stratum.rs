@@ -13,7 +13,7 @@ use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
-use rexe_miner::stratum::server::{self, Stratum};
+use rexe_miner::stratum::server::{self, Stratum, StratumOptions};
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
@@ -28,6 +28,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(StratumOptions::default())
+}
+
+fn setup_with(options: StratumOptions) -> Setup {
     let btc_node = RegtestNode::start(RegtestConfig {
         bits: 0x1f03_ffff,
         ..RegtestConfig::default()
@@ -50,11 +54,12 @@ fn setup() -> Setup {
         bitcoin::Network::Regtest,
     )
     .script_pubkey();
-    let server = Stratum::new(
+    let server = Stratum::with_options(
         btc.clone(),
         harvester.clone(),
         harvester.payout.clone(),
         btc_payout,
+        options,
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,4 +237,50 @@ fn bad_input_on_the_stratum_port_gets_conventional_errors() {
     )
     .unwrap();
     assert!(!reply_to(&mut r2, 1)["result"].is_null());
+}
+
+#[test]
+fn a_fixed_pool_difficulty_is_announced_and_never_changed() {
+    // At this difficulty every hash is a share, so the shares below need no grinding.
+    let s = setup_with(StratumOptions {
+        fixed_difficulty: Some(1e-30),
+    });
+    let mut w = TcpStream::connect(s.stratum).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    let mut send = |v: Value| writeln!(w, "{v}").unwrap();
+    send(json!({"id": 1, "method": "mining.subscribe", "params": []}));
+    send(json!({"id": 2, "method": "mining.authorize", "params": ["u", "p"]}));
+    let (mut difficulty, mut job) = (Value::Null, Value::Null);
+    while job.is_null() {
+        let v = line(&mut r);
+        if v["method"] == json!("mining.set_difficulty") {
+            difficulty = v["params"][0].clone();
+        }
+        if v["method"] == json!("mining.notify") {
+            job = v["params"].clone();
+        }
+    }
+    // serde_json's float parsing may miss the last bit.
+    let d = difficulty.as_f64().unwrap();
+    assert!((d / 1e-30 - 1.0).abs() < 1e-9, "{difficulty}");
+    let (jid, ntime) = (job[0].clone(), job[7].clone());
+    // Twenty shares in a burst would make vardiff raise the difficulty; a fixed one stays.
+    for i in 0..20u32 {
+        send(json!({"id": 10 + i, "method": "mining.submit",
+            "params": ["u", jid, format!("{i:08x}"), ntime, "00000000"]}));
+    }
+    send(json!({"id": 99, "method": "mining.nope", "params": []}));
+    let mut accepted = 0;
+    loop {
+        let v = line(&mut r);
+        assert_ne!(v["method"], json!("mining.set_difficulty"), "{v}");
+        if v["result"] == json!(true) {
+            accepted += 1;
+        }
+        if v["id"] == json!(99) {
+            break;
+        }
+    }
+    assert_eq!(accepted, 20);
 }

@@ -1,10 +1,8 @@
 //! Merge mining for rexe: Namecoin-compatible AuxPoW ([`auxpow`]) and the L2's AuxPoW seal
-//! ([`seal`]).
-//!
-//! Status: AuxPoW decode/encode/check/build, the chain seal and the aux RPC for pools
-//! ([`aux_rpc`], served by `rexe node`) are implemented. The bitcoind proxy, the Stratum v1
-//! endpoint, the watcher and the CPU miner are not implemented yet (see the merge-mining
-//! issue).
+//! ([`seal`]); the aux RPC for pools ([`aux_rpc`], served by `rexe node`); the bitcoind
+//! proxy and harvesting ([`proxy`], [`harvest`]); the Stratum v1 server and CPU miner
+//! ([`stratum`]); the watcher ([`watcher`]) following bitcoind by `getchaintips` polling and
+//! ZMQ `hashblock` ([`zmq`]); the inspection tool ([`inspect`]).
 
 pub mod aux_rpc;
 pub mod auxpow;
@@ -15,6 +13,7 @@ pub mod proxy;
 pub mod seal;
 pub mod stratum;
 pub mod watcher;
+pub mod zmq;
 
 pub use auxpow::{AuxPow, AuxPowError, AuxTree, ChainId};
 pub use seal::AuxPowSealer;

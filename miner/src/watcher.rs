@@ -1,11 +1,13 @@
-//! The watcher: follows bitcoind by polling `getchaintips` (ZMQ `hashblock` only reports tip
-//! changes, never stale blocks) and harvests any block, on the best chain or stale, whose
-//! coinbase commits to L2 work that is still useful.
+//! The watcher: follows bitcoind by polling `getchaintips`, woken at once by ZMQ `hashblock`
+//! where configured ([`crate::zmq`]; ZMQ only reports tip changes, never stale blocks, so the
+//! polling stays), and harvests any block, on the best chain or stale, whose coinbase commits
+//! to L2 work that is still useful.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::Block;
@@ -14,6 +16,7 @@ use serde_json::json;
 use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::Source;
 use crate::proxy::Harvester;
+use crate::zmq::HashBlock;
 
 /// Remembers which blocks were looked at.
 #[derive(Default)]
@@ -57,18 +60,47 @@ impl Watcher {
     }
 
     /// Polls every `interval` until `stop`.
-    pub fn run(
+    pub fn run(self, btc: Bitcoind, h: Arc<Harvester>, interval: Duration, stop: Arc<AtomicBool>) {
+        self.run_woken(btc, h, interval, stop, None)
+    }
+
+    /// Polls every `interval`, and at once whenever `wake` delivers a `hashblock`
+    /// notification, until `stop`.
+    pub fn run_woken(
         mut self,
         btc: Bitcoind,
         h: Arc<Harvester>,
         interval: Duration,
         stop: Arc<AtomicBool>,
+        wake: Option<Receiver<HashBlock>>,
     ) {
+        // `stop` is checked at least this often, however long the interval.
+        let tick = interval.min(Duration::from_millis(200));
         while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.poll(&btc, &h, 16) {
                 tracing::debug!(error = %e, "watcher poll failed");
             }
-            std::thread::sleep(interval);
+            let next = Instant::now() + interval;
+            while !stop.load(Ordering::SeqCst) && Instant::now() < next {
+                let woken = match &wake {
+                    Some(rx) => match rx.recv_timeout(tick) {
+                        Ok(n) => Some(n),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(tick);
+                            None
+                        }
+                    },
+                    None => {
+                        std::thread::sleep(tick);
+                        None
+                    }
+                };
+                if let Some(n) = woken {
+                    tracing::debug!(tip = %n.hash, seq = n.sequence, "woken by ZMQ hashblock");
+                    break;
+                }
+            }
         }
     }
 }

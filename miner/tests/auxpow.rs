@@ -1,5 +1,5 @@
-//! AuxPoW against real Namecoin data, a mutation suite (each rule broken once), and
-//! round trips of what the builder makes.
+//! AuxPoW against real Namecoin and Dogecoin data (see tests/data/README.md), a mutation
+//! suite (each rule broken once), and round trips of what the builder makes.
 
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::deserialize;
@@ -9,6 +9,7 @@ use bitcoin::ScriptBuf;
 use proptest::prelude::*;
 use rexe_miner::auxpow::{
     expected_index, merkle_branch_root, mine_parent, AuxPow, AuxPowError, AuxTree, ChainId,
+    MERGED_MINING_HEADER,
 };
 
 fn vector(name: &str) -> Vec<u8> {
@@ -511,4 +512,129 @@ proptest! {
         fuzz_one(&bytes[80..keep]);
         fuzz_one(&bytes[..keep]);
     }
+}
+
+/// A header + AuxPoW vector: (header, its hash as aux hash, the AuxPoW).
+fn header_auxpow(name: &str) -> (BtcHeader, [u8; 32], AuxPow) {
+    let bytes = vector(name);
+    let header: BtcHeader = deserialize(&bytes[..80]).unwrap();
+    let hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
+    let aux = AuxPow::decode(&bytes[80..]).unwrap();
+    assert_eq!(
+        hex::encode(aux.encode()),
+        hex::encode(&bytes[80..]),
+        "{name}"
+    );
+    (header, hash, aux)
+}
+
+/// rexe and the `bitcoin-dogecoin` oracle agree on `aux` for each chain id.
+fn agrees_with_oracle(aux: &AuxPow, hash: [u8; 32]) {
+    let bytes = aux.encode();
+    for id in [
+        ChainId(0),
+        ChainId::NAMECOIN,
+        ChainId::DOGECOIN,
+        ChainId::REXE,
+    ] {
+        assert_eq!(ours(&bytes, hash, id), oracle(&bytes, hash, id), "{id:?}");
+    }
+}
+
+#[test]
+fn namecoin_block_19414_with_a_legacy_tag_verifies() {
+    let (header, hash, aux) = header_auxpow("namecoin-mainnet-19414.header-auxpow.hex");
+    assert_eq!(
+        ChainId::of_version(header.version.to_consensus()),
+        ChainId::NAMECOIN
+    );
+    let script = script_of(&aux);
+    assert!(!script.windows(4).any(|w| w == MERGED_MINING_HEADER));
+    let mut root = hash;
+    root.reverse();
+    assert_eq!(script.windows(32).position(|w| w == root), Some(17));
+    aux.check(hash, ChainId::NAMECOIN).unwrap();
+    aux.check_pow(target(header.bits.to_consensus())).unwrap();
+    // The parent is a Bitcoin header (chain id 0).
+    assert_eq!(
+        aux.check(hash, ChainId(0)),
+        Err(AuxPowError::ParentHasOurChainId)
+    );
+    let mut other = hash;
+    other[0] ^= 1;
+    assert_eq!(
+        aux.check(other, ChainId::NAMECOIN),
+        Err(AuxPowError::MissingRoot)
+    );
+    agrees_with_oracle(&aux, hash);
+    // Without the magic the root must start within the first 20 bytes (libdohj's
+    // shouldRejectIfMergedMineHeaderMissing): 3 bytes more still pass, 4 do not.
+    for (pad, verdict) in [(3, Ok(())), (4, Err(AuxPowError::LegacyRootTooLate))] {
+        let mut a = aux.clone();
+        let mut s = vec![0u8; pad];
+        s.extend_from_slice(&script);
+        set_script(&mut a, s);
+        a.coinbase_branch.clear();
+        fix_root(&mut a);
+        assert_eq!(a.check(hash, ChainId::NAMECOIN), verdict, "pad {pad}");
+        agrees_with_oracle(&a, hash);
+    }
+}
+
+#[test]
+fn namecoin_testnet_block_233281_with_a_zero_output_parent_coinbase_verifies() {
+    let (header, hash, aux) = header_auxpow("namecoin-testnet-233281.header-auxpow.hex");
+    assert!(aux.coinbase_tx.output.is_empty());
+    assert_eq!(header.bits.to_consensus(), 0x1d0f_ffff);
+    assert_eq!(
+        ChainId::of_version(header.version.to_consensus()),
+        ChainId::NAMECOIN
+    );
+    aux.check(hash, ChainId::NAMECOIN).unwrap();
+    aux.check_pow(target(0x1d0f_ffff)).unwrap();
+    agrees_with_oracle(&aux, hash);
+    // The commitment is what is checked: another hash fails.
+    let mut other = hash;
+    other[31] ^= 1;
+    assert_eq!(
+        aux.check(other, ChainId::NAMECOIN),
+        Err(AuxPowError::MissingRoot)
+    );
+}
+
+#[test]
+fn dogecoin_block_verifies_for_chain_id_0x62_but_its_scrypt_parent_is_no_sha256d_work() {
+    use bitcoin::consensus::Decodable;
+    let bytes = vector("dogecoin-mainnet-d3ea4835.block.hex");
+    let header: BtcHeader = deserialize(&bytes[..80]).unwrap();
+    assert_eq!(header.version.to_consensus(), 0x0062_0102);
+    assert_eq!(
+        ChainId::of_version(header.version.to_consensus()),
+        ChainId::DOGECOIN
+    );
+    let hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
+    let mut cur = bitcoin::io::Cursor::new(&bytes[80..]);
+    let aux = AuxPow::decode_from(&mut cur).unwrap();
+    // The block's own transactions follow and commit to its merkle root.
+    let txs = Vec::<bitcoin::Transaction>::consensus_decode(&mut cur).unwrap();
+    assert_eq!(cur.position() as usize, bytes.len() - 80);
+    let block = bitcoin::Block {
+        header,
+        txdata: txs,
+    };
+    assert_eq!(block.txdata.len(), 3);
+    assert!(block.check_merkle_root());
+    aux.check(hash, ChainId::DOGECOIN).unwrap();
+    agrees_with_oracle(&aux, hash);
+    // The parent is a Litecoin header: scrypt work, so its SHA-256d hash misses Dogecoin's
+    // target, and rexe (which seals with SHA-256d work only) says so.
+    assert_eq!(aux.parent.version.to_consensus(), 2);
+    assert!(matches!(
+        aux.check_pow(header.target()),
+        Err(AuxPowError::HighHash { .. })
+    ));
+    let v = rexe_miner::inspect::inspect(&hex::encode(&bytes), ChainId::DOGECOIN);
+    assert_eq!(v["valid"], serde_json::json!(false), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("above target"), "{v}");
+    assert_eq!(v["auxpow"]["merkle_size"], serde_json::json!(1));
 }

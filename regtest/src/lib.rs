@@ -3,16 +3,18 @@
 //! reject reasons and BIP125, and bitcoind's JSON-RPC over HTTP on loopback with cookie
 //! auth, so the rest of rexe talks to it exactly as to bitcoind.
 //!
-//! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC.
-//!
-//! Status: chain, validation, mempool, the JSON-RPC methods in [`rpc`] and the Electrum
-//! methods in [`electrum`] work. ZMQ publishing is not implemented.
+//! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC, and
+//! ZMQ publishers ([`zmq`]) where configured, as bitcoind's `-zmqpub*` options.
 
 pub mod chain;
 pub mod electrum;
+pub mod locks;
 pub mod mempool;
 pub mod node;
 pub mod rpc;
+pub mod script;
+pub mod tx_check;
+pub mod zmq;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -47,6 +49,24 @@ impl Default for RegtestConfig {
     }
 }
 
+/// Where the node's servers beyond the RPC listen.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// The Electrum server (port 0 picks a free one).
+    pub electrum: SocketAddr,
+    /// ZMQ publishers, as bitcoind's `-zmqpub<topic>=<address>`; none by default.
+    pub zmq: Vec<zmq::ZmqPub>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            electrum: SocketAddr::from(([127, 0, 0, 1], 0)),
+            zmq: Vec::new(),
+        }
+    }
+}
+
 /// A running node.
 pub struct RegtestNode {
     /// Where the RPC listens.
@@ -57,6 +77,8 @@ pub struct RegtestNode {
     pub cookie: String,
     /// Cookie file path.
     pub cookie_path: PathBuf,
+    /// The ZMQ publishers with their bound endpoints.
+    pub zmq: Vec<zmq::ZmqPub>,
     /// Shared state (also reachable in-process).
     pub shared: Arc<rpc::Shared>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -76,7 +98,7 @@ mod tempdir {
 impl RegtestNode {
     /// Starts the node, its RPC server and its Electrum server (on a free loopback port).
     pub fn start(cfg: RegtestConfig) -> std::io::Result<RegtestNode> {
-        Self::start_with_electrum(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+        Self::start_with(cfg, Services::default())
     }
 
     /// Starts the node with the Electrum server on `electrum_bind` (port 0 picks one).
@@ -84,6 +106,16 @@ impl RegtestNode {
         cfg: RegtestConfig,
         electrum_bind: SocketAddr,
     ) -> std::io::Result<RegtestNode> {
+        let services = Services {
+            electrum: electrum_bind,
+            ..Services::default()
+        };
+        Self::start_with(cfg, services)
+    }
+
+    /// Starts the node with its Electrum server and ZMQ publishers as `services` says.
+    pub fn start_with(cfg: RegtestConfig, services: Services) -> std::io::Result<RegtestNode> {
+        let electrum_bind = services.electrum;
         let (dir, tmp) = match &cfg.datadir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
@@ -97,10 +129,25 @@ impl RegtestNode {
                 (d.clone(), Some(tempdir::TempCookieDir(d)))
             }
         };
-        let node = node::Node::open(
+        let mut node = node::Node::open(
             cfg.datadir.as_deref(),
             CompactTarget::from_consensus(cfg.bits),
         )?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("regtest-rpc")
+            .build()?;
+        let mut zmq_bound = Vec::new();
+        if !services.zmq.is_empty() {
+            let (publisher, bound) = runtime
+                .block_on(zmq::bind(&services.zmq))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, e))?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            node.notify = Some(tx);
+            runtime.spawn(publisher.run(rx));
+            zmq_bound = bound;
+        }
         let mut secret = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
         let cookie = format!("__cookie__:{}", hex::encode(secret));
@@ -116,12 +163,8 @@ impl RegtestNode {
             node: Mutex::new(node),
             cookie: cookie.clone(),
             stop: tokio::sync::Notify::new(),
+            zmq: zmq_bound.clone(),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("regtest-rpc")
-            .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(cfg.rpc_bind))?;
         let rpc_addr = listener.local_addr()?;
         let app = rpc::router(shared.clone());
@@ -140,6 +183,7 @@ impl RegtestNode {
             electrum_addr,
             cookie,
             cookie_path,
+            zmq: zmq_bound,
             shared,
             runtime: Some(runtime),
             _tmp: tmp,

@@ -1,13 +1,15 @@
 //! The regtest mempool: transactions checked against the chain's UTXO set plus other pending
-//! transactions, with Bitcoin Core's reject reasons, BIP125 replacement, removal of what a
-//! block confirms or conflicts with, and re-admission of transactions from disconnected
-//! blocks.
+//! transactions, with Bitcoin Core's reject reasons (lock-times as `non-final` and
+//! `non-BIP68-final`), BIP125 replacement, removal of what a block confirms or conflicts
+//! with, and re-admission of transactions from disconnected blocks.
 
 use std::collections::HashMap;
 
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
 
 use crate::chain::{Chain, Coin};
+use crate::locks::{self, BlockContext};
+use crate::tx_check;
 
 /// Minimum relay fee rate, sat/vB.
 pub const MIN_RELAY_SAT_PER_VB: u64 = 1;
@@ -74,6 +76,7 @@ impl Mempool {
     /// transactions it would replace.
     pub fn check(&self, chain: &Chain, tx: &Transaction) -> Result<(Amount, Vec<Txid>), Reject> {
         let txid = tx.compute_txid();
+        tx_check::check_transaction(tx).map_err(|r| rej(-26, r))?;
         if tx.is_coinbase() {
             return Err(rej(-26, "coinbase"));
         }
@@ -83,11 +86,13 @@ impl Mempool {
         if chain.tx_index.contains_key(&txid) {
             return Err(rej(-27, "Transaction already in block chain"));
         }
-        if tx.input.is_empty() {
-            return Err(rej(-26, "bad-txns-vin-empty"));
-        }
-        if tx.output.is_empty() {
-            return Err(rej(-26, "bad-txns-vout-empty"));
+        // Core's CheckFinalTxAtTip: finality as if mined in the next block.
+        let at = BlockContext {
+            height: chain.height() + 1,
+            prev_mtp: chain.median_time_past(chain.tip()),
+        };
+        if !locks::is_final(tx, at) {
+            return Err(rej(-26, "non-final"));
         }
         for o in &tx.output {
             if !o.script_pubkey.is_op_return() && o.value < o.script_pubkey.minimal_non_dust() {
@@ -112,14 +117,13 @@ impl Mempool {
                 return Err(rej(-26, "txn-mempool-conflict"));
             }
         }
-        let height = chain.height() + 1;
         let view = |op: &OutPoint| self.coin(chain, op, &conflicts);
-        let fee = Chain::check_tx_inputs(tx, height, &view).map_err(|r| {
-            if r == "bad-txns-inputs-missingorspent" {
-                rej(-25, r)
-            } else {
-                rej(-26, r)
-            }
+        let mtp_at = |h| chain.mtp_at(h);
+        let fee = Chain::check_tx_inputs(tx, at, &mtp_at, &view).map_err(|r| match &*r {
+            "bad-txns-inputs-missingorspent" => rej(-25, r),
+            // The block rule's reason; Core's mempool names the same failure this way.
+            "bad-txns-nonfinal" => rej(-26, "non-BIP68-final"),
+            _ => rej(-26, r),
         })?;
         let vsize = tx.vsize() as u64;
         if fee.to_sat() < MIN_RELAY_SAT_PER_VB * vsize {

@@ -8,7 +8,8 @@ use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::{Block, BlockHash, CompactTarget, Transaction};
 
 use crate::chain::{Accepted, Chain};
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, Reject};
+use crate::zmq::Event;
 
 /// The node state.
 pub struct Node {
@@ -19,6 +20,8 @@ pub struct Node {
     blocks_file: Option<PathBuf>,
     /// Unix time the node started.
     pub started: std::time::Instant,
+    /// Where tip changes and new transactions go (the ZMQ publisher), if anywhere.
+    pub notify: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
 }
 
 impl Node {
@@ -29,6 +32,7 @@ impl Node {
             mempool: Mempool::default(),
             blocks_file: datadir.map(|d| d.join("blocks.dat")),
             started: std::time::Instant::now(),
+            notify: None,
         };
         if let Some(path) = node.blocks_file.clone() {
             if path.exists() {
@@ -106,7 +110,8 @@ impl Node {
         }
     }
 
-    /// Re-syncs the mempool after the active chain changed from `before`.
+    /// Re-syncs the mempool after the active chain changed from `before`, and notifies the
+    /// transactions of newly connected blocks, then the new tip (Core's order).
     pub fn after_change(&mut self, before: &[BlockHash]) {
         let returned: Vec<Transaction> = before
             .iter()
@@ -114,6 +119,33 @@ impl Node {
             .flat_map(|h| self.chain.blocks[h].block.txdata.clone())
             .collect();
         self.mempool.resync(&self.chain, returned);
+        let Some(notify) = &self.notify else {
+            return;
+        };
+        if before.last() == Some(&self.chain.tip()) {
+            return;
+        }
+        let fork = before
+            .iter()
+            .zip(&self.chain.active)
+            .take_while(|(a, b)| a == b)
+            .count();
+        for h in &self.chain.active[fork..] {
+            for tx in &self.chain.blocks[h].block.txdata {
+                let _ = notify.send(Event::Tx(tx.clone()));
+            }
+        }
+        let _ = notify.send(Event::Tip(self.chain.tip_entry().block.clone()));
+    }
+
+    /// Admits `tx` to the mempool (Core's reject reasons) and notifies it.
+    pub fn accept_tx(&mut self, tx: Transaction) -> Result<bitcoin::Txid, Reject> {
+        let copy = self.notify.is_some().then(|| tx.clone());
+        let txid = self.mempool.accept(&self.chain, tx)?;
+        if let (Some(notify), Some(tx)) = (&self.notify, copy) {
+            let _ = notify.send(Event::Tx(tx));
+        }
+        Ok(txid)
     }
 
     /// Mines one block paying `script` with the mempool's transactions.

@@ -28,6 +28,8 @@ pub struct Shared {
     pub cookie: String,
     /// Set by `stop`.
     pub stop: tokio::sync::Notify,
+    /// The ZMQ publishers (for `getzmqnotifications`).
+    pub zmq: Vec<crate::zmq::ZmqPub>,
 }
 
 type RpcResult = Result<Value, (i64, String)>;
@@ -177,6 +179,14 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                 "warnings": "",
             }))
         }
+        "getzmqnotifications" => {
+            arity(p, 0, 0)?;
+            Ok(json!(shared
+                .zmq
+                .iter()
+                .map(|z| json!({"type": format!("pub{}", z.topic.name()), "address": z.endpoint, "hwm": 1000}))
+                .collect::<Vec<_>>()))
+        }
         "getblockcount" => {
             arity(p, 0, 0)?;
             Ok(json!(n.chain.height()))
@@ -284,9 +294,7 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                     "TX decode failed. Make sure the tx has at least one input.",
                 )
             })?;
-            let Node { chain, mempool, .. } = &mut *n;
-            mempool
-                .accept(chain, tx)
+            n.accept_tx(tx)
                 .map(|t| json!(t.to_string()))
                 .map_err(|r| e(r.code, r.reason))
         }

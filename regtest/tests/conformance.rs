@@ -1,6 +1,11 @@
 //! One conformance suite, run against the embedded node always and against a real bitcoind
-//! when `BITCOIND_EXE` names a binary (skipped with a printed reason otherwise). Never
-//! downloads anything.
+//! (and electrs, for the wallet part) when `BITCOIND_EXE` (and `ELECTRS_EXE`) name binaries;
+//! skipped with a printed reason otherwise. Never downloads anything.
+//!
+//! The wallet part is what a wallet does over Electrum: bdk_wallet full scan and sync with
+//! bdk_electrum, a bdk-built PSBT sent and received, a bad signature and double spends
+//! rejected, an RBF fee bump replacing its original, and a reorg by `invalidateblock` that
+//! changes Electrum history and fires notifications.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,19 +13,27 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitcoin::consensus::encode::serialize_hex;
+use bdk_electrum::electrum_client::{self, ElectrumApi};
+use bdk_wallet::{KeychainKind, WalletEvent};
+use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, CompressedPublicKey, Network};
+use bitcoin::{Address, Amount, Block, CompressedPublicKey, Network, Txid};
 use rexe_regtest::{RegtestConfig, RegtestNode};
 
+mod bdk_support;
 mod common;
+use bdk_support::{
+    address, broadcast, client, electrum_tip, eventually, full_scan, pay, pay_from, receive,
+};
 use common::block_from_template;
 use serde_json::{json, Value};
 
-/// Where a backend's RPC listens and its credentials.
+/// Where a backend's RPC and Electrum servers listen, and the RPC credentials.
 struct Backend {
     addr: SocketAddr,
     auth: String,
+    electrum: String,
 }
 
 impl Backend {
@@ -45,6 +58,41 @@ impl Backend {
         let v = self.rpc(method, params);
         assert!(v["error"].is_null(), "{method}: {v}");
         v["result"].clone()
+    }
+
+    /// Mines `n` blocks to `to` and waits until the Electrum server has them; returns hashes.
+    fn mine(&self, n: u64, to: &Address) -> Vec<String> {
+        let hashes = self.ok("generatetoaddress", json!([n, to.to_string()]));
+        self.wait_electrum_tip();
+        hashes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn wait_electrum_tip(&self) {
+        let height = self.ok("getblockcount", json!([])).as_u64().unwrap();
+        let c = client(&self.electrum);
+        eventually("electrum reaches the node's tip", || {
+            electrum_tip(&c) == height
+        });
+    }
+
+    fn mempool(&self) -> Vec<String> {
+        self.ok("getrawmempool", json!([]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn coinbase_value(&self, hash: &str) -> Amount {
+        let raw = self.ok("getblock", json!([hash, 0]));
+        let b: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        b.txdata[0].output.iter().map(|o| o.value).sum()
     }
 }
 
@@ -120,19 +168,377 @@ fn conformance(be: &Backend) {
     assert_eq!(active[0]["branchlen"], json!(0));
 }
 
-#[test]
-fn conformance_on_the_embedded_node() {
-    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
-    conformance(&Backend {
-        addr: node.rpc_addr,
-        auth: node.cookie.clone(),
+/// An address nobody in the suite spends from (blocks that only confirm).
+fn burn() -> Address {
+    key(0xee).addr
+}
+
+fn txids(w: &bdk_wallet::Wallet) -> Vec<Txid> {
+    w.transactions().map(|t| t.tx_node.txid).collect()
+}
+
+fn assert_script_failure(v: &Value) {
+    assert_eq!(v["error"]["code"], json!(-26), "{v}");
+    // Core 28 and the embedded node say `mandatory-script-verify-flag-failed (...)`.
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("script-verify-flag-failed"), "{v}");
+}
+
+/// A miner wallet with mature coins: 101 blocks to its first address, found by a full scan.
+/// Also returns the value of the coinbase that matures with the next block.
+fn funded_wallet(be: &Backend, seed: u8) -> (bdk_support::TestWallet, bdk_support::Client, Amount) {
+    let c = client(&be.electrum);
+    let mut w = bdk_support::wallet(seed);
+    let hashes = be.mine(101, &address(&w, 0));
+    eventually("the full scan finds the coinbases", || {
+        full_scan(&mut w, &c);
+        w.transactions().count() == 101
+    });
+    // A coinbase may be spent by the block 100 above it, so with 101 blocks the next block
+    // can spend the first two (bdk counts them as mature, Core's wallet waits one more).
+    let mature = be.coinbase_value(&hashes[0]) + be.coinbase_value(&hashes[1]);
+    assert_eq!(w.balance().confirmed, mature);
+    assert!(w.balance().immature > Amount::ZERO);
+    let next = be.coinbase_value(&hashes[2]);
+    (w, c, next)
+}
+
+/// A fresh wallet finds payments to scattered addresses of both keychains by a full scan;
+/// a sync then finds a new unconfirmed payment and its confirmation.
+fn wallet_full_scan_and_sync(be: &Backend) {
+    let (mut miner, c, _) = funded_wallet(be, 1);
+    let payee = bdk_support::wallet(2);
+    let mut b = miner.build_tx();
+    let gets = [(0, 1.0), (7, 2.0), (19, 3.0)];
+    for (i, btc) in gets {
+        b.add_recipient(
+            address(&payee, i).script_pubkey(),
+            Amount::from_btc(btc).unwrap(),
+        );
+    }
+    let change = payee.peek_address(KeychainKind::Internal, 0).address;
+    b.add_recipient(change.script_pubkey(), Amount::from_btc(0.5).unwrap());
+    let psbt = b.finish().unwrap();
+    let tx = miner.sign(psbt);
+    assert_eq!(broadcast(&c, &tx), Ok(tx.compute_txid()));
+    be.mine(1, &burn());
+
+    let mut restored = bdk_support::wallet(2);
+    eventually("the full scan finds the payment", || {
+        full_scan(&mut restored, &c);
+        restored.balance().confirmed == Amount::from_btc(6.5).unwrap()
+    });
+    assert_eq!(restored.list_unspent().count(), 4);
+    assert_eq!(restored.derivation_index(KeychainKind::External), Some(19));
+    assert_eq!(restored.derivation_index(KeychainKind::Internal), Some(0));
+    assert_eq!(txids(&restored), vec![tx.compute_txid()]);
+
+    bdk_support::sync(&mut miner, &c);
+    let psbt = pay(
+        &mut miner,
+        &address(&payee, 3).script_pubkey(),
+        Amount::ONE_BTC,
+        2,
+    );
+    let next = miner.sign(psbt);
+    broadcast(&c, &next).unwrap();
+    let mut events = Vec::new();
+    eventually("a sync sees the unconfirmed payment", || {
+        events = bdk_support::sync(&mut restored, &c);
+        restored.balance().untrusted_pending == Amount::ONE_BTC
+    });
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WalletEvent::TxUnconfirmed { txid, old_block_time: None, .. }
+                if *txid == next.compute_txid())),
+        "{events:?}"
+    );
+    be.mine(1, &burn());
+    eventually("a sync sees the confirmation", || {
+        events = bdk_support::sync(&mut restored, &c);
+        restored.balance().confirmed == Amount::from_btc(7.5).unwrap()
+    });
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WalletEvent::TxConfirmed { txid, .. } if *txid == next.compute_txid())),
+        "{events:?}"
+    );
+}
+
+/// A bdk-built PSBT pays another wallet; the same transaction with a broken signature and two
+/// double spends (one against the mempool, one against the chain) are rejected.
+fn wallet_psbt_bad_signature_and_double_spends(be: &Backend) {
+    let (mut alice, c, matures) = funded_wallet(be, 3);
+    let mut bob = bdk_support::wallet(4);
+    let carol = bdk_support::wallet(5);
+    let before = alice.balance().confirmed;
+    let psbt = pay(
+        &mut alice,
+        &receive(&mut bob).script_pubkey(),
+        Amount::ONE_BTC,
+        2,
+    );
+    let tx = alice.sign(psbt.clone());
+    // One flipped bit inside the DER signature's r value.
+    let mut bad = tx.clone();
+    let mut items: Vec<Vec<u8>> = bad.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+    items[0][10] ^= 0x01;
+    bad.input[0].witness = bitcoin::Witness::from_slice(&items);
+    assert_script_failure(&be.rpc("sendrawtransaction", json!([serialize_hex(&bad)])));
+    assert!(broadcast(&c, &bad).is_err());
+    assert!(!be.mempool().contains(&bad.compute_txid().to_string()));
+
+    assert_eq!(broadcast(&c, &tx), Ok(tx.compute_txid()));
+    eventually("bob's sync sees the payment", || {
+        bdk_support::sync(&mut bob, &c);
+        bob.balance().untrusted_pending == Amount::ONE_BTC
+    });
+    // The same coin to carol at the same fee rate: no more fee than what it would replace.
+    let rival = pay_from(
+        &mut alice,
+        psbt.unsigned_tx.input[0].previous_output,
+        &address(&carol, 0).script_pubkey(),
+        Amount::ONE_BTC,
+        2,
+    );
+    assert_eq!(
+        rival.unsigned_tx.input[0].previous_output,
+        psbt.unsigned_tx.input[0].previous_output
+    );
+    let rival = alice.sign(rival);
+    let v = be.rpc("sendrawtransaction", json!([serialize_hex(&rival)]));
+    assert_eq!(v["error"]["code"], json!(-26), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("insufficient fee"),
+        "{v}"
+    );
+    be.mine(1, &burn());
+    let v = be.rpc("sendrawtransaction", json!([serialize_hex(&rival)]));
+    assert_eq!(v["error"]["code"], json!(-25), "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        json!("bad-txns-inputs-missingorspent")
+    );
+    eventually("both wallets see the confirmation", || {
+        bdk_support::sync(&mut bob, &c);
+        bdk_support::sync(&mut alice, &c);
+        bob.balance().confirmed == Amount::ONE_BTC && alice.get_tx(tx.compute_txid()).is_some()
+    });
+    // Alice paid one BTC and the fee, and the block matured her next coinbase.
+    let fee = alice.calculate_fee(&tx).unwrap();
+    assert_eq!(
+        alice.balance().confirmed,
+        before - Amount::ONE_BTC - fee + matures
+    );
+}
+
+/// A bdk fee bump replaces the original in the mempool; the payee's wallet follows.
+fn wallet_rbf_replacement(be: &Backend) {
+    let (mut alice, c, _) = funded_wallet(be, 6);
+    let mut bob = bdk_support::wallet(7);
+    let psbt = pay(
+        &mut alice,
+        &receive(&mut bob).script_pubkey(),
+        Amount::ONE_BTC,
+        2,
+    );
+    let original = alice.sign(psbt);
+    assert!(original.is_explicitly_rbf());
+    broadcast(&c, &original).unwrap();
+    eventually("both wallets see the original", || {
+        bdk_support::sync(&mut alice, &c);
+        bdk_support::sync(&mut bob, &c);
+        alice.get_tx(original.compute_txid()).is_some()
+            && bob.balance().untrusted_pending == Amount::ONE_BTC
+    });
+    let mut bump = alice.build_fee_bump(original.compute_txid()).unwrap();
+    bump.fee_rate(bitcoin::FeeRate::from_sat_per_vb(10).unwrap());
+    let psbt = bump.finish().unwrap();
+    let replacement = alice.sign(psbt);
+    assert_eq!(broadcast(&c, &replacement), Ok(replacement.compute_txid()));
+    let pool = be.mempool();
+    assert!(
+        pool.contains(&replacement.compute_txid().to_string()),
+        "{pool:?}"
+    );
+    assert!(
+        !pool.contains(&original.compute_txid().to_string()),
+        "{pool:?}"
+    );
+    let mut events = Vec::new();
+    eventually("bob's wallet follows the replacement", || {
+        events.extend(bdk_support::sync(&mut bob, &c));
+        txids(&bob) == vec![replacement.compute_txid()]
+    });
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WalletEvent::TxReplaced { txid, .. } if *txid == original.compute_txid())),
+        "{events:?}"
+    );
+    assert_eq!(bob.balance().untrusted_pending, Amount::ONE_BTC);
+    be.mine(1, &burn());
+    eventually("the replacement confirms", || {
+        bdk_support::sync(&mut bob, &c);
+        bob.balance().confirmed == Amount::ONE_BTC
     });
 }
 
-/// Kills the bitcoind it wraps on drop.
-struct Bitcoind(Child);
+/// Electrum history, notifications and a bdk wallet across a reorg by `invalidateblock`.
+fn wallet_reorg_by_invalidateblock(be: &Backend) {
+    let (mut alice, c, _) = funded_wallet(be, 8);
+    let mut bob = bdk_support::wallet(9);
+    let spk = receive(&mut bob).script_pubkey();
+    let sub = electrum_client::Client::new(&be.electrum).unwrap();
+    assert_eq!(sub.script_subscribe(&spk).unwrap(), None);
+    sub.block_headers_subscribe().unwrap();
+    let psbt = pay(&mut alice, &spk, Amount::ONE_BTC, 2);
+    let tx = alice.sign(psbt);
+    let txid = tx.compute_txid();
+    broadcast(&c, &tx).unwrap();
+    let history = |sub: &electrum_client::Client| -> Vec<(i32, Txid)> {
+        sub.script_get_history(&spk)
+            .unwrap()
+            .iter()
+            .map(|h| (h.height, h.tx_hash))
+            .collect()
+    };
+    eventually("the payment is in the mempool history", || {
+        history(&sub) == vec![(0, txid)]
+    });
+    let block = be.mine(1, &burn()).remove(0);
+    let height = be.ok("getblockcount", json!([])).as_u64().unwrap() as i32;
+    eventually("the payment is confirmed in the history", || {
+        history(&sub) == vec![(height, txid)]
+    });
+    eventually("bob's wallet sees it confirmed", || {
+        bdk_support::sync(&mut bob, &c);
+        bob.balance().confirmed == Amount::ONE_BTC
+    });
+    // Drain what the subscription has seen so far.
+    let drain = |sub: &electrum_client::Client| {
+        sub.ping().unwrap();
+        while sub.script_pop(&spk).unwrap().is_some() {}
+        while sub.block_headers_pop().unwrap().is_some() {}
+    };
+    drain(&sub);
 
-impl Drop for Bitcoind {
+    be.ok("invalidateblock", json!([block]));
+    eventually("the payment is back in the mempool history", || {
+        history(&sub) == vec![(0, txid)]
+    });
+    // The protocol's status of a history: sha256 of its `txid:height:` entries.
+    let unconfirmed = sha256::Hash::hash(format!("{txid}:0:").as_bytes()).to_byte_array();
+    eventually("a scripthash notification with the reorged status", || {
+        sub.ping().unwrap();
+        std::iter::from_fn(|| sub.script_pop(&spk).unwrap()).any(|s| *s == unconfirmed)
+    });
+    // bdk ignores a server tip below its own, so the reorg reaches the wallet with the next
+    // block: one at the same height without the payment (`generateblock` with no transactions).
+    let empty = be.ok("generateblock", json!([burn().to_string(), []]))["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    be.wait_electrum_tip();
+    assert_ne!(empty, block);
+    assert_eq!(history(&sub), vec![(0, txid)]);
+    let mut events = Vec::new();
+    eventually("bob's wallet sees it unconfirmed again", || {
+        events.extend(bdk_support::sync(&mut bob, &c));
+        bob.balance().confirmed == Amount::ZERO
+            && bob.balance().untrusted_pending == Amount::ONE_BTC
+    });
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WalletEvent::TxUnconfirmed { txid: t, old_block_time: Some(_), .. } if *t == txid)),
+        "{events:?}"
+    );
+
+    // The next block confirms it again, one higher.
+    let other = be.mine(1, &burn()).remove(0);
+    eventually("the payment is confirmed in the new block", || {
+        history(&sub) == vec![(height + 1, txid)]
+    });
+    let mut tip = None;
+    eventually("a headers notification for the new tip", || {
+        sub.ping().unwrap();
+        while let Some(h) = sub.block_headers_pop().unwrap() {
+            tip = Some((h.height as i32, h.header.block_hash().to_string()));
+        }
+        tip.as_ref() == Some(&(height + 1, other.clone()))
+    });
+    let merkle = sub
+        .transaction_get_merkle(&txid, height as usize + 1)
+        .unwrap();
+    assert_eq!(merkle.block_height, height as usize + 1);
+    events.clear();
+    eventually("bob's wallet sees it confirmed again", || {
+        events.extend(bdk_support::sync(&mut bob, &c));
+        bob.balance().confirmed == Amount::ONE_BTC
+    });
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WalletEvent::TxConfirmed { txid: t, .. } if *t == txid)),
+        "{events:?}"
+    );
+}
+
+/// Every wallet scenario, in order, on one backend (a real stack runs them on one chain).
+fn wallet_conformance(be: &Backend) {
+    wallet_full_scan_and_sync(be);
+    wallet_psbt_bad_signature_and_double_spends(be);
+    wallet_rbf_replacement(be);
+    wallet_reorg_by_invalidateblock(be);
+}
+
+fn embedded() -> (RegtestNode, Backend) {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let be = Backend {
+        addr: node.rpc_addr,
+        auth: node.cookie.clone(),
+        electrum: node.electrum_url(),
+    };
+    (node, be)
+}
+
+#[test]
+fn conformance_on_the_embedded_node() {
+    let (_node, be) = embedded();
+    conformance(&be);
+}
+
+// The wallet scenarios run as separate tests on the embedded node (each on a fresh node, in
+// parallel); `wallet_conformance` runs them in sequence on a real stack.
+#[test]
+fn bdk_full_scan_and_sync_on_the_embedded_node() {
+    let (_node, be) = embedded();
+    wallet_full_scan_and_sync(&be);
+}
+
+#[test]
+fn bdk_psbt_bad_signature_and_double_spends_on_the_embedded_node() {
+    let (_node, be) = embedded();
+    wallet_psbt_bad_signature_and_double_spends(&be);
+}
+
+#[test]
+fn bdk_rbf_replacement_on_the_embedded_node() {
+    let (_node, be) = embedded();
+    wallet_rbf_replacement(&be);
+}
+
+#[test]
+fn bdk_reorg_by_invalidateblock_on_the_embedded_node() {
+    let (_node, be) = embedded();
+    wallet_reorg_by_invalidateblock(&be);
+}
+
+/// Kills the process it wraps on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -160,20 +566,24 @@ fn wait_for_cookie(path: &Path) -> String {
     }
 }
 
+/// The RPC suite on a fresh real bitcoind, then, with `ELECTRS_EXE`, the wallet suite on the
+/// same chain through a real electrs.
 #[test]
-fn conformance_on_a_real_bitcoind() {
+fn conformance_on_a_real_bitcoind_and_electrs() {
     let Some(exe) = std::env::var_os("BITCOIND_EXE") else {
         println!("skipped: BITCOIND_EXE is not set (no real bitcoind to compare against)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (port, p2p) = (free_port(), free_port());
     let child = Command::new(exe)
         .arg("-regtest")
         .arg(format!("-datadir={}", dir.path().display()))
         .arg(format!("-rpcport={port}"))
+        .arg(format!("-port={p2p}"))
         .args([
-            "-listen=0",
+            "-listen=1",
+            "-bind=127.0.0.1",
             "-server=1",
             "-txindex=1",
             "-fallbackfee=0.0001",
@@ -182,11 +592,13 @@ fn conformance_on_a_real_bitcoind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = Bitcoind(child);
-    let auth = wait_for_cookie(&dir.path().join("regtest/.cookie"));
-    let be = Backend {
+    let _bitcoind = Killed(child);
+    let cookie = dir.path().join("regtest/.cookie");
+    let auth = wait_for_cookie(&cookie);
+    let mut be = Backend {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         auth,
+        electrum: String::new(),
     };
     // Bounded wait until the RPC answers (warm-up answers -28).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -196,6 +608,37 @@ fn conformance_on_a_real_bitcoind() {
         assert!(Instant::now() < deadline, "bitcoind RPC did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Leaves initial block download too, which electrs waits for.
     conformance(&be);
+    let Some(electrs) = std::env::var_os("ELECTRS_EXE") else {
+        println!(
+            "wallet part skipped: ELECTRS_EXE is not set (no real electrs to compare against)"
+        );
+        let _ = be.rpc("stop", json!([]));
+        return;
+    };
+    let eport = free_port();
+    let child = Command::new(electrs)
+        .arg("--skip-default-conf-files")
+        .args(["--network", "regtest"])
+        .arg(format!("--db-dir={}", dir.path().join("electrs").display()))
+        .arg(format!("--daemon-dir={}", dir.path().display()))
+        .arg(format!("--cookie-file={}", cookie.display()))
+        .arg(format!("--daemon-rpc-addr=127.0.0.1:{port}"))
+        .arg(format!("--daemon-p2p-addr=127.0.0.1:{p2p}"))
+        .arg(format!("--electrum-rpc-addr=127.0.0.1:{eport}"))
+        .arg(format!("--monitoring-addr=127.0.0.1:{}", free_port()))
+        .arg("--wait-duration-secs=1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _electrs = Killed(child);
+    be.electrum = format!("tcp://127.0.0.1:{eport}");
+    eventually("electrs accepts connections", || {
+        TcpStream::connect(("127.0.0.1", eport)).is_ok()
+    });
+    be.wait_electrum_tip();
+    wallet_conformance(&be);
     let _ = be.rpc("stop", json!([]));
 }

@@ -30,6 +30,14 @@ pub const START_DIFFICULTY: f64 = 65535.0 / 68_719_476_736.0; // 0xffff * 2^208 
 /// BIP310 mask offered for version rolling.
 pub const VERSION_MASK: u32 = 0x1fff_e000;
 
+/// Server settings beyond the endpoints and payouts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StratumOptions {
+    /// A fixed pool difficulty for every connection (no vardiff). `None`: start at the L2
+    /// target (at least [`START_DIFFICULTY`]) and let vardiff aim at ~30 shares a minute.
+    pub fixed_difficulty: Option<f64>,
+}
+
 /// Share counters.
 #[derive(Default)]
 pub struct ShareStats {
@@ -51,10 +59,9 @@ pub struct Stratum {
     en1_seq: AtomicU32,
     /// (template generation, whether the Bitcoin tip changed).
     tip_tx: tokio::sync::watch::Sender<(u64, bool)>,
+    options: StratumOptions,
     /// Share counters.
     pub stats: ShareStats,
-    /// Whether share difficulty follows each connection's share rate.
-    vardiff: std::sync::atomic::AtomicBool,
 }
 
 fn err(id: &Value, code: i64, msg: &str) -> Value {
@@ -70,6 +77,23 @@ impl Stratum {
         default_payout: String,
         btc_payout: bitcoin::ScriptBuf,
     ) -> Arc<Self> {
+        Self::with_options(
+            btc,
+            harvester,
+            default_payout,
+            btc_payout,
+            StratumOptions::default(),
+        )
+    }
+
+    /// [`Stratum::new`] with `options`.
+    pub fn with_options(
+        btc: Bitcoind,
+        harvester: Arc<Harvester>,
+        default_payout: String,
+        btc_payout: bitcoin::ScriptBuf,
+        options: StratumOptions,
+    ) -> Arc<Self> {
         let (tip_tx, _) = tokio::sync::watch::channel((0, false));
         Arc::new(Stratum {
             btc,
@@ -81,16 +105,9 @@ impl Stratum {
             job_seq: AtomicU64::new(0),
             en1_seq: AtomicU32::new(1),
             tip_tx,
+            options,
             stats: ShareStats::default(),
-            vardiff: std::sync::atomic::AtomicBool::new(true),
         })
-    }
-
-    /// Turns vardiff on (the default) or off. Off, every connection keeps its starting
-    /// difficulty: for a paced CPU miner (`rexe devnet`) whose shares must stay below
-    /// Bitcoin's target so that premature work exists.
-    pub fn set_vardiff(&self, on: bool) {
-        self.vardiff.store(on, Ordering::SeqCst);
     }
 
     /// Fetches a template; when the Bitcoin or L2 tip moved, starts a new generation of
@@ -125,11 +142,7 @@ impl Stratum {
 
     /// The current job for `payout` (built once per template generation and payout).
     fn job_for(&self, payout: &str) -> Option<Arc<Job>> {
-        let (generation, t) = self
-            .template
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let generation = self.template.lock().unwrap_or_else(|e| e.into_inner()).0;
         if let Some(j) = self
             .jobs
             .lock()
@@ -138,6 +151,12 @@ impl Stratum {
         {
             return Some(j.clone());
         }
+        // Only the first connection of a generation copies the template.
+        let (generation, t) = self
+            .template
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let (tag, l2) = match self.harvester.new_work_for(payout) {
             Ok((tag, hash, target)) => (tag.to_vec(), Some((hash, target))),
             Err(e) => {
@@ -162,6 +181,8 @@ struct Conn {
     payout: String,
     mask: u32,
     difficulty: f64,
+    /// Whether `mining.set_difficulty` went out yet.
+    difficulty_sent: bool,
     jobs: HashMap<String, Arc<Job>>,
     seen: HashSet<(String, Vec<u8>, u32, u32, u32)>,
     window: (Instant, u32),
@@ -205,28 +226,46 @@ fn hex_u32(v: &Value) -> Option<u32> {
     u32::from_str_radix(v.as_str()?, 16).ok()
 }
 
+/// A share that met the connection's difficulty.
+struct Share {
+    job: Arc<Job>,
+    coinbase: bitcoin::Transaction,
+    header: bitcoin::block::Header,
+}
+
+impl Share {
+    /// Whether it meets Bitcoin's or the L2's target: then it needs bitcoind or the L2 node.
+    fn is_block(&self) -> bool {
+        let hash = self.header.block_hash();
+        self.header.target().is_met_by(hash)
+            || self.job.l2.as_ref().is_some_and(|(_, t)| t.is_met_by(hash))
+    }
+}
+
 impl Stratum {
-    fn submit(&self, c: &mut Conn, id: &Value, p: &Value) -> Value {
+    /// Checks a `mining.submit` against the connection's jobs and difficulty. CPU only: the
+    /// error is the reply to send.
+    fn check_share(&self, c: &mut Conn, id: &Value, p: &Value) -> Result<Share, Value> {
         if !c.subscribed {
-            return err(id, 25, "Not subscribed");
+            return Err(err(id, 25, "Not subscribed"));
         }
         if !c.authorized {
-            return err(id, 24, "Unauthorized worker");
+            return Err(err(id, 24, "Unauthorized worker"));
         }
         let Some(job) = p[1].as_str().and_then(|j| c.jobs.get(j)).cloned() else {
-            return err(id, 21, "Job not found");
+            return Err(err(id, 21, "Job not found"));
         };
         let Some(en2) = p[2].as_str().and_then(|h| hex::decode(h).ok()) else {
-            return err(id, 20, "Bad extranonce2");
+            return Err(err(id, 20, "Bad extranonce2"));
         };
         if en2.len() != EXTRANONCE2_SIZE {
-            return err(id, 20, "Bad extranonce2 size");
+            return Err(err(id, 20, "Bad extranonce2 size"));
         }
         let (Some(ntime), Some(nonce)) = (hex_u32(&p[3]), hex_u32(&p[4])) else {
-            return err(id, 20, "Bad ntime or nonce");
+            return Err(err(id, 20, "Bad ntime or nonce"));
         };
         if ntime < job.ntime || ntime > job.ntime + 7200 {
-            return err(id, 20, "ntime out of range");
+            return Err(err(id, 20, "ntime out of range"));
         }
         let vbits = if p[5].is_null() {
             0
@@ -234,25 +273,40 @@ impl Stratum {
             hex_u32(&p[5]).unwrap_or(u32::MAX)
         };
         if vbits & !c.mask != 0 {
-            return err(id, 20, "Version bits outside the negotiated mask");
+            return Err(err(id, 20, "Version bits outside the negotiated mask"));
         }
         let version = ((job.version as u32 & !c.mask) | (vbits & c.mask)) as i32;
         if !c
             .seen
             .insert((job.id.clone(), en2.clone(), ntime, nonce, vbits))
         {
-            return err(id, 22, "Duplicate share");
+            return Err(err(id, 22, "Duplicate share"));
         }
         let Some(coinbase) = job.coinbase(&c.en1, &en2) else {
-            return err(id, 20, "Coinbase does not decode");
+            return Err(err(id, 20, "Coinbase does not decode"));
         };
         let header = job.header(&coinbase, ntime, nonce, version);
-        let hash = header.block_hash();
-        if !share_target(c.difficulty).is_met_by(hash) {
+        if !share_target(c.difficulty).is_met_by(header.block_hash()) {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return err(id, 23, "Low difficulty share");
+            return Err(err(id, 23, "Low difficulty share"));
         }
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Share {
+            job,
+            coinbase,
+            header,
+        })
+    }
+
+    /// A share that is a Bitcoin block goes to bitcoind; one that meets the L2 target is
+    /// harvested (and a sealed L2 block refreshes the jobs). Blocking: RPC calls.
+    fn submit_block(&self, share: Share) {
+        let Share {
+            job,
+            coinbase,
+            header,
+        } = share;
+        let hash = header.block_hash();
         let block = job.block(coinbase, header);
         let mut source = Source::Premature;
         if header.target().is_met_by(hash) {
@@ -268,6 +322,19 @@ impl Stratum {
                 let _ = self.refresh();
             }
         }
+    }
+
+    /// Answers a `mining.submit`: checked in place (a few microseconds), and only a share that
+    /// is a block waits for bitcoind or the L2 node, on the blocking pool.
+    async fn submit(self: &Arc<Self>, c: &mut Conn, id: &Value, p: &Value) -> Value {
+        let share = match self.check_share(c, id, p) {
+            Ok(share) => share,
+            Err(reply) => return reply,
+        };
+        if share.is_block() {
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.submit_block(share)).await;
+        }
         json!({"id": id, "result": true, "error": null})
     }
 
@@ -281,6 +348,7 @@ impl Stratum {
             payout: self.default_payout.clone(),
             mask: 0,
             difficulty: 1.0,
+            difficulty_sent: false,
             jobs: HashMap::new(),
             seen: HashSet::new(),
             window: (Instant::now(), 0),
@@ -304,7 +372,6 @@ impl Stratum {
                     };
                     let id = req["id"].clone();
                     let p = req["params"].clone();
-                    let me = self.clone();
                     let method = req["method"].as_str().unwrap_or("").to_string();
                     let reply = match method.as_str() {
                         "mining.subscribe" => {
@@ -329,10 +396,7 @@ impl Stratum {
                                 json!({"id": id, "result": true, "error": null})
                             }
                         }
-                        "mining.submit" => {
-                            let out = tokio::task::spawn_blocking(move || { let r = me.submit(&mut c, &id, &p); (r, c) }).await;
-                            match out { Ok((r, back)) => { c = back; r } Err(_) => return }
-                        }
+                        "mining.submit" => self.submit(&mut c, &id, &p).await,
                         _ => err(&id, 20, "Unknown method"),
                     };
                     if send(&mut w, &reply).await.is_err() { return; }
@@ -344,7 +408,7 @@ impl Stratum {
                     }
                     if method == "mining.submit"
                         && reply["result"] == json!(true)
-                        && self.vardiff.load(Ordering::SeqCst)
+                        && self.options.fixed_difficulty.is_none()
                     {
                         // Vardiff: aim at ~30 submissions a minute per connection; scale
                         // by the observed rate (at most 1024x per step) so a CPU miner on a
@@ -382,7 +446,8 @@ impl Stratum {
         let Some(job) = self.job_for(&me_payout) else {
             return Ok(());
         };
-        if c.jobs.is_empty() && c.difficulty == 1.0 {
+        if !c.difficulty_sent {
+            c.difficulty_sent = true;
             // Start at the L2 target (every accepted share can seal an L2 block), but never
             // below one share per 2^12 hashes: on regtest targets a CPU would flood us.
             let l2 = job
@@ -390,7 +455,10 @@ impl Stratum {
                 .as_ref()
                 .map(|(_, t)| difficulty_of(*t))
                 .unwrap_or(1.0);
-            c.difficulty = l2.max(START_DIFFICULTY);
+            c.difficulty = self
+                .options
+                .fixed_difficulty
+                .unwrap_or(l2.max(START_DIFFICULTY));
             send(
                 w,
                 &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]}),
@@ -399,6 +467,8 @@ impl Stratum {
         }
         if clean || c.jobs.len() >= 16 {
             c.jobs.clear();
+            // Shares of dropped jobs can no longer be submitted: forget them.
+            c.seen.clear();
         }
         c.jobs.insert(job.id.clone(), job.clone());
         send(

@@ -83,17 +83,43 @@ pub fn spend(
     fee: u64,
     rbf: bool,
 ) -> Transaction {
+    let sequence = if rbf {
+        Sequence::ENABLE_RBF_NO_LOCKTIME
+    } else {
+        Sequence::MAX
+    };
+    let lock = Locks {
+        version: 2,
+        lock_time: 0,
+        sequence,
+    };
+    spend_locked(k, prev, value, to, fee, lock)
+}
+
+/// The lock-time fields of a spend.
+#[derive(Clone, Copy)]
+pub struct Locks {
+    pub version: i32,
+    pub lock_time: u32,
+    pub sequence: Sequence,
+}
+
+/// [`spend`] with the given version, `nLockTime` and input sequence.
+pub fn spend_locked(
+    k: &Key,
+    prev: OutPoint,
+    value: Amount,
+    to: &Address,
+    fee: u64,
+    lock: Locks,
+) -> Transaction {
     let mut tx = Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
+        version: transaction::Version(lock.version),
+        lock_time: absolute::LockTime::from_consensus(lock.lock_time),
         input: vec![TxIn {
             previous_output: prev,
             script_sig: ScriptBuf::new(),
-            sequence: if rbf {
-                Sequence::ENABLE_RBF_NO_LOCKTIME
-            } else {
-                Sequence::MAX
-            },
+            sequence: lock.sequence,
             witness: Witness::new(),
         }],
         output: vec![TxOut {
