@@ -52,6 +52,9 @@ enum Which {
     },
     /// Stratum v1 shares per second and reply latency with many miner connections.
     Stratum(stratum::StratumArgs),
+    /// Contracts: token `transfer` calls executed and committed, the ERC20 script on
+    /// several shard counts, and compile time of the examples.
+    Contract(crate::contract_bench::ContractBenchArgs),
 }
 
 #[derive(Args)]
@@ -144,6 +147,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 print(&r, args.json);
             }
         }
+        Which::Contract(c) => {
+            for r in crate::contract_bench::run(&c)? {
+                print(&r, args.json);
+            }
+        }
         Which::Sigverify(s) => {
             for &threads in &s.threads {
                 let r = sigverify(s.count, threads);
@@ -183,9 +191,9 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 /// A small deterministic generator (benchmarks need reproducible workloads, not secrets).
-struct XorShift(u64);
+pub(crate) struct XorShift(pub(crate) u64);
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -217,6 +225,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         // hashbrown tables grow in powers of two: 1.8M entries fit 2^21 buckets.
         cache_limit: 1_800_000,
         txindex: false,
+        ..ChainConfig::default()
     };
     let order = params.shard_order;
     let n_shards = order.shard_count();

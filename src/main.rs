@@ -3,6 +3,9 @@
 
 mod bench;
 mod btc_wallet;
+mod contract_bench;
+mod contract_cli;
+mod contract_script;
 mod devnet;
 mod miner_cli;
 mod node;
@@ -71,6 +74,9 @@ enum Command {
     /// Peg-in PSBTs: show, sign, finalize, broadcast, join several payers, combine.
     #[command(subcommand)]
     Psbt(psbt_cmd::PsbtCmd),
+    /// Contracts: check, deploy, call, inspect, and run simulator scripts.
+    #[command(subcommand)]
+    Contract(contract_cli::ContractCmd),
 }
 
 #[derive(Subcommand)]
@@ -163,6 +169,7 @@ fn main() -> Result<()> {
         Command::Peg(c) => peg::run(c),
         Command::Wallet(c) => btc_wallet::run(c),
         Command::Psbt(c) => psbt_cmd::run(c),
+        Command::Contract(c) => contract_cli::run(c),
     }
 }
 

@@ -108,7 +108,7 @@ pub struct BalanceArgs {
     rpc: RpcArgs,
 }
 
-fn network(name: &str) -> Result<Network> {
+pub(crate) fn network(name: &str) -> Result<Network> {
     Ok(match name {
         "main" => Network::Main,
         "test" => Network::Test,

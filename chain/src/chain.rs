@@ -19,6 +19,7 @@ use thiserror::Error;
 use crate::address::{shard_of, Address};
 use crate::amount::{checked_sum, Amount};
 use crate::block::{Block, Header};
+use crate::contract::{ContractReceipt, ContractsSystem};
 use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
 use crate::global::{digest_of, execute_global, snapshots_of, ConservationError, GlobalOutcome};
@@ -45,6 +46,10 @@ pub struct ChainConfig {
     pub cache_limit: usize,
     /// Keep a txid -> block index (for transaction status queries).
     pub txindex: bool,
+    /// Store contract receipts (results, gas, errors of every micro-transaction).
+    pub contract_receipts: bool,
+    /// Keep contracts' `__debug.print` output in their receipts.
+    pub log_contracts: bool,
 }
 
 impl Default for ChainConfig {
@@ -57,6 +62,8 @@ impl Default for ChainConfig {
             flush_dirty_limit: 2_000_000,
             cache_limit: 1_800_000,
             txindex: true,
+            contract_receipts: true,
+            log_contracts: false,
         }
     }
 }
@@ -389,6 +396,10 @@ pub struct Chain {
     prepared: Option<Prepared>,
     blocks_since_flush: u64,
     stats: ChainStats,
+    /// Contract receipts of the last connected block (kept in memory for tools).
+    last_contract_receipts: Vec<ContractReceipt>,
+    /// Micro-transactions run and reverted in the last connected block.
+    last_counts: (u64, u64),
 }
 
 /// Counters since the chain was opened (for metrics).
@@ -439,12 +450,19 @@ fn encode_relays(relays: &[Relay]) -> Vec<u8> {
     v
 }
 
-/// Encodes every shard's outbound relays as one list, in canonical order.
-fn encode_outbound(outcomes: &[ShardOutcome]) -> Vec<u8> {
-    let n: usize = outcomes.iter().map(|o| o.outbound.len()).sum();
-    let mut v = Vec::with_capacity(n * 56 + 9);
+/// Encodes every shard's outbound relays, then the global lane's deferred contract relays, as
+/// one list in canonical order (origin shard, emission index; the global lane last).
+fn encode_outbound(outcomes: &[ShardOutcome], global_next: &[Relay]) -> Vec<u8> {
+    let n: usize = outcomes.iter().map(|o| o.outbound.len()).sum::<usize>() + global_next.len();
+    // Deposits take ~56 bytes, contract calls ~200: size for the larger to avoid regrowing.
+    let contract = outcomes
+        .iter()
+        .flat_map(|o| &o.outbound)
+        .chain(global_next)
+        .any(|r| matches!(r.kind, crate::relay::RelayKind::Contract(_)));
+    let mut v = Vec::with_capacity(n * if contract { 200 } else { 56 } + 9);
     crate::encode::write_compact_size(&mut v, n as u64);
-    for r in outcomes.iter().flat_map(|o| &o.outbound) {
+    for r in outcomes.iter().flat_map(|o| &o.outbound).chain(global_next) {
         r.encode(&mut v);
     }
     v
@@ -519,6 +537,10 @@ impl Chain {
         sealer: Arc<dyn Sealer>,
         mut systems: Vec<Box<dyn SystemContract>>,
     ) -> Result<Chain, ChainError> {
+        // User contracts are part of every chain.
+        if !systems.iter().any(|c| c.id() == SystemId::CONTRACTS) {
+            systems.push(Box::new(ContractsSystem::new()));
+        }
         systems.sort_by_key(|c| c.id());
         let global_digest = digest_of(&snapshots_of(&systems));
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
@@ -550,6 +572,8 @@ impl Chain {
             prepared: None,
             blocks_since_flush: 0,
             stats: ChainStats::default(),
+            last_contract_receipts: Vec::new(),
+            last_counts: (0, 0),
         };
         let fp = params_fingerprint(&chain.params, &chain.systems);
         match chain.db.tip()? {
@@ -641,6 +665,7 @@ impl Chain {
             txindex: &[],
             global_state: Some(&snaps),
             receipts: &[],
+            contract_receipts: &[],
         })?;
         tracing::info!(%hash, network = self.params.network.name(), "created genesis");
         Ok(())
@@ -976,6 +1001,11 @@ impl Chain {
 
     fn env_for(&self, header: &Header) -> BlockEnv {
         BlockEnv {
+            time: header.time,
+            prev: header.prev,
+            hrp: self.params.network.address_hrp(),
+            log_contracts: self.config.log_contracts,
+            keep_receipts: self.config.contract_receipts || self.config.log_contracts,
             height: header.height,
             miner: header.miner,
             subsidy: self.params.subsidy(header.height),
@@ -1004,6 +1034,7 @@ impl Chain {
         let global = execute_global(
             &self.systems,
             &ctx,
+            &env,
             &self.global_inbound,
             self.params.shard_order,
             self.global_digest,
@@ -1012,6 +1043,14 @@ impl Chain {
         let inbound = &self.inbound;
         let payouts = &global.payouts;
         let mempool = &self.mempool;
+        // Shards see the contracts as they were after the previous block.
+        let empty = ContractsSystem::new();
+        let contracts = self
+            .systems
+            .iter()
+            .find(|c| c.id() == SystemId::CONTRACTS)
+            .and_then(|c| c.as_any().downcast_ref::<ContractsSystem>())
+            .unwrap_or(&empty);
         let sig_ok = |t: &SignedTx| trusted || mempool.has_verified(t) || t.verify_signature();
         let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
             let i = store.id().index();
@@ -1019,6 +1058,7 @@ impl Chain {
                 store,
                 params,
                 &env,
+                contracts,
                 &inbound[i],
                 &payouts[i],
                 &txs[i],
@@ -1169,17 +1209,41 @@ impl Chain {
             }
             _ => None,
         };
+        let lane_reverted = global
+            .contract_receipts
+            .iter()
+            .filter(|r| r.error.is_some())
+            .count() as u64;
+        self.last_counts = (
+            global.contract_receipts.len() as u64
+                + outcomes.iter().map(|o| o.micro_txs).sum::<u64>(),
+            lane_reverted + outcomes.iter().map(|o| o.reverted).sum::<u64>(),
+        );
+        let mut contract_receipts: Vec<ContractReceipt> = global.contract_receipts;
+        for o in &mut outcomes {
+            contract_receipts.append(&mut o.receipts);
+        }
         if !matches!(log, Log::Replay) {
+            let stored: Vec<(Txid, String)> = if self.config.contract_receipts {
+                contract_receipts
+                    .iter()
+                    .map(|r| (r.txid, serde_json::to_string(r).unwrap_or_default()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.db.connect(&ConnectRecord {
                 height,
                 hash,
-                relays: &encode_outbound(&outcomes),
+                relays: &encode_outbound(&outcomes, &global.deferred),
                 new_block,
                 txindex: &txindex,
                 global_state: snaps.as_deref(),
                 receipts: &global.receipts,
+                contract_receipts: &stored,
             })?;
         }
+        self.last_contract_receipts = contract_receipts;
         for r in &global.receipts {
             if let Some(e) = &r.error {
                 tracing::debug!(txid = %r.txid, contract = %r.contract, error = %e, "system call failed");
@@ -1190,8 +1254,13 @@ impl Chain {
         }
         self.global_digest = global.digest;
         let n = self.shards.len();
-        (self.inbound, self.global_inbound) =
-            route(outcomes.iter_mut().flat_map(|o| o.outbound.drain(..)), n);
+        (self.inbound, self.global_inbound) = route(
+            outcomes
+                .iter_mut()
+                .flat_map(|o| o.outbound.drain(..))
+                .chain(global.deferred),
+            n,
+        );
         let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
             .into_iter()
             .map(|o| std::sync::Mutex::new(Some(o)))
@@ -1202,7 +1271,7 @@ impl Chain {
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
                 .expect("one outcome per shard");
-            store.apply(height, &o.changes, o.lthash);
+            store.apply(height, &o.changes, o.state_changes, o.lthash);
         });
         self.active.push(hash);
         if let Some(e) = self.index.get_mut(&hash) {
@@ -1486,6 +1555,10 @@ impl Chain {
                 )
                 .map_err(AdmissionError::Refused)?;
             }
+            Payload::Deploy { .. } | Payload::ContractCall { .. } => {
+                self.precheck_contract(&tx.tx.payload)
+                    .map_err(|e| AdmissionError::Refused(crate::system::CallError::new(e)))?;
+            }
         }
         let acct = self.account(&tx.tx.from)?;
         if tx.tx.nonce < acct.nonce {
@@ -1525,6 +1598,156 @@ impl Chain {
         }
         self.mempool.insert(tx);
         Ok(txid)
+    }
+
+    /// The deployed contracts and their global state, at the tip.
+    pub fn contracts(&self) -> &ContractsSystem {
+        self.systems
+            .iter()
+            .find(|c| c.id() == SystemId::CONTRACTS)
+            .and_then(|c| c.as_any().downcast_ref::<ContractsSystem>())
+            .expect("the contract registry is always installed")
+    }
+
+    /// A contract's state for one target as JSON (`None` when no contract is there).
+    pub fn contract_state(
+        &mut self,
+        contract: &Address,
+        target: &crate::contract::Target,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let hrp = self.params.network.address_hrp();
+        let Some(d) = self.contracts().get(contract).cloned() else {
+            return Ok(None);
+        };
+        if *target == crate::contract::Target::Global {
+            return Ok(self.contracts().global_json(contract, hrp));
+        }
+        let shard = target.shard(self.params.shard_order);
+        let row = self.shards[shard.index()].get_state(&target.state_key(contract))?;
+        crate::contract::abi::row_json(&d.code, target.scope(), row.as_deref(), hrp)
+            .map(Some)
+            .map_err(|e| StoreError::corrupt("contract state", e))
+    }
+
+    /// Every contract state row of every shard, sorted by key (tests and audits).
+    pub fn all_contract_state(
+        &mut self,
+    ) -> Result<Vec<(crate::store::StateKey, Vec<u8>)>, StoreError> {
+        let mut all = Vec::new();
+        for s in &mut self.shards {
+            all.extend(s.all_state()?);
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// Writes contract state outside any block (simulations and benchmarks only: a replay
+    /// of the block log does not reproduce it, so never use this on a node).
+    pub fn force_contract_state(
+        &mut self,
+        contract: &Address,
+        target: &crate::contract::Target,
+        vals: Vec<crate::lang::value::Value>,
+    ) -> Result<(), String> {
+        self.prepared = None;
+        if *target == crate::contract::Target::Global {
+            let c = self
+                .systems
+                .iter_mut()
+                .find(|c| c.id() == SystemId::CONTRACTS)
+                .and_then(|c| c.as_any_mut())
+                .and_then(|a| a.downcast_mut::<ContractsSystem>())
+                .ok_or("no contract registry")?;
+            c.force_global(contract, vals)?;
+            self.global_digest = digest_of(&snapshots_of(&self.systems));
+            return Ok(());
+        }
+        let d = self
+            .contracts()
+            .get(contract)
+            .cloned()
+            .ok_or("no such contract")?;
+        let row = crate::lang::vm::encode_row(&d.code, target.scope(), &vals)
+            .map_err(|e| e.to_string())?;
+        let shard = target.shard(self.params.shard_order);
+        self.shards[shard.index()]
+            .force_state(target.state_key(contract), row)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Contract receipts of the last connected block (empty unless the chain keeps receipts
+    /// or logs: see [`ChainConfig::contract_receipts`]).
+    pub fn last_contract_receipts(&self) -> &[ContractReceipt] {
+        &self.last_contract_receipts
+    }
+
+    /// Contract micro-transactions run, and how many of them were reverted, in the last
+    /// connected block (counted whether or not receipts are kept).
+    pub fn last_micro_txs(&self) -> (u64, u64) {
+        self.last_counts
+    }
+
+    /// Stored contract receipts of `txid` (JSON), from blocks of the active chain, with the
+    /// height of the block that ran each.
+    pub fn contract_receipts(
+        &self,
+        txid: Txid,
+    ) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
+        let mut out = Vec::new();
+        for (block, data) in self.db.contract_receipts(txid)? {
+            let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
+                continue;
+            };
+            if self.hash_at(h) == Some(block) {
+                let v = serde_json::from_str(&data)
+                    .map_err(|e| StoreError::corrupt("contract receipt", e))?;
+                out.push((h, v));
+            }
+        }
+        out.sort_by_key(|(h, _)| *h);
+        Ok(out)
+    }
+
+    /// Checks a contract payload against the tip: the source compiles, the contract and
+    /// function exist, the function is exported and the arguments decode. A failure here
+    /// would only burn the fee, so the mempool refuses such transactions.
+    fn precheck_contract(&self, payload: &Payload) -> Result<(), String> {
+        use crate::lang::bytecode::FnKind;
+        let check_args =
+            |code: &crate::lang::Verified, f: &crate::lang::bytecode::Function, args: &[u8]| {
+                crate::lang::value::decode_tuple(args, &code.param_types(f), &code.table)
+                    .map(|_| ())
+                    .map_err(|e| format!("arguments do not match `{}`: {e}", f.name))
+            };
+        match payload {
+            Payload::Deploy { source, args } => {
+                let code =
+                    crate::lang::compile(source).map_err(|e| format!("does not compile:\n{e}"))?;
+                match code.functions.iter().find(|f| f.kind == FnKind::OnDeploy) {
+                    Some(f) => check_args(&code, f, args),
+                    None if args.is_empty() => Ok(()),
+                    None => Err("arguments given but the contract has no on_deploy".into()),
+                }
+            }
+            Payload::ContractCall {
+                contract,
+                function,
+                args,
+            } => {
+                let d = self.contracts().get(contract).ok_or_else(|| {
+                    format!("no contract at {}", contract.encode(self.params.network))
+                })?;
+                let (_, f) = d
+                    .code
+                    .function(function)
+                    .ok_or_else(|| format!("contract {} has no function `{function}`", d.name()))?;
+                if !f.export {
+                    return Err(format!("`{function}` is not exported"));
+                }
+                check_args(&d.code, f, args)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decodes wire bytes and admits the transaction.

@@ -10,10 +10,12 @@
 //!    expiry, balance), debited on the sender, and its deposit is emitted as a relay;
 //! 3. payouts: the fees collected here are relayed to the miner; the miner's shard mints
 //!    the subsidy;
-//! 4. relays this block emitted to its own shard, in emission order.
+//! 4. relays this block emitted to its own shard, in emission order (including the ones
+//!    those relays emit in turn), except `relay@next` ones.
 //!
-//! Relays to other shards are the block's outbound work; they run at the start of the next
-//! block.
+//! Relays to other shards (and `relay@next` relays) are the block's outbound work; they run
+//! at the start of the next block. Contract micro-transactions (see [`crate::contract`])
+//! run at steps 1, 2 and 4 and read the global state as it was after the previous block.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -22,12 +24,14 @@ use thiserror::Error;
 
 use crate::address::{shard_of, Address};
 use crate::amount::Amount;
-use crate::hash::{merkle_root, Hash256, Txid};
+use crate::contract::{self, ContractReceipt, ContractsSystem, Rows};
+use crate::hash::{merkle_root, BlockHash, Hash256, Txid};
+use crate::lang::vm::TxKind;
 use crate::lthash::LtHash;
 use crate::params::ChainParams;
 use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
-use crate::store::{Account, Change, ShardStore, StoreError};
+use crate::store::{Account, Change, ShardStore, StateChange, StateKey, StoreError};
 use crate::tx::{Payload, SignedTx, TxError};
 use crate::FastMap;
 
@@ -44,6 +48,17 @@ pub struct BlockEnv {
     pub order: ShardOrder,
     /// Installed system contracts, as a bit set of [`crate::system::SystemId`]s.
     pub systems: u64,
+    /// Block time (unix seconds).
+    pub time: u64,
+    /// Parent block hash (seeds contracts' `get_random_number`).
+    pub prev: BlockHash,
+    /// Address prefix of the network (contracts print addresses with it).
+    pub hrp: &'static str,
+    /// Collect contracts' `__debug.print` output in receipts (node setting, not consensus).
+    pub log_contracts: bool,
+    /// Keep contract receipts (node setting, not consensus): without them only the counts
+    /// in [`ShardOutcome::micro_txs`] and [`ShardOutcome::reverted`] are kept.
+    pub keep_receipts: bool,
 }
 
 /// Whether failing transactions abort the block or are left out of it.
@@ -141,6 +156,15 @@ pub struct ShardOutcome {
     pub outbound: Vec<Relay>,
     /// Merkle root over every relay emitted (own shard included).
     pub relay_root: Hash256,
+    /// Contract state rows changed, sorted by key.
+    pub state_changes: Vec<StateChange>,
+    /// Receipts of the contract micro-transactions that ran, in execution order (when
+    /// [`BlockEnv::keep_receipts`]).
+    pub receipts: Vec<ContractReceipt>,
+    /// Contract micro-transactions run.
+    pub micro_txs: u64,
+    /// Of those, how many were reverted.
+    pub reverted: u64,
     /// Fees collected.
     pub fees: Amount,
     /// Commitment after the block.
@@ -153,6 +177,37 @@ pub struct ShardOutcome {
 struct WorkingSet<'s> {
     store: &'s mut ShardStore,
     ws: FastMap<Address, (Option<Account>, Account)>,
+    /// Rows read or written this block: the value before the block and, once written, the
+    /// new one.
+    state: FastMap<StateKey, RowChange>,
+}
+
+/// A row's value before the block, and its new value once written (`Some(None)`: deleted).
+type RowChange = (Option<Vec<u8>>, Option<Option<Vec<u8>>>);
+
+impl Rows for WorkingSet<'_> {
+    fn row(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some((old, new)) = self.state.get(key) {
+            return Ok(match new {
+                Some(n) => n.clone(),
+                None => old.clone(),
+            });
+        }
+        // Kept so that the write that usually follows finds the old value here.
+        let v = self.store.get_state(key)?;
+        self.state.insert(*key, (v.clone(), None));
+        Ok(v)
+    }
+
+    fn set_row(&mut self, key: StateKey, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        if let Some(e) = self.state.get_mut(&key) {
+            e.1 = Some(value);
+            return Ok(());
+        }
+        let old = self.store.get_state(&key)?;
+        self.state.insert(key, (old, Some(value)));
+        Ok(())
+    }
 }
 
 impl WorkingSet<'_> {
@@ -239,10 +294,59 @@ fn emit(emitted: &mut Vec<Relay>, shard: ShardId, env: &BlockEnv, to: Address, a
     });
 }
 
-fn run_relay(w: &mut WorkingSet<'_>, r: &Relay) -> Result<(), ExecError> {
+fn emit_kind(emitted: &mut Vec<Relay>, shard: ShardId, target: ShardId, kind: RelayKind) {
+    emitted.push(Relay {
+        origin: shard,
+        index: emitted.len() as u32,
+        target,
+        kind,
+    });
+}
+
+/// Runs one relay on this shard; contract relays may emit more.
+#[allow(clippy::too_many_arguments)]
+fn run_relay(
+    w: &mut WorkingSet<'_>,
+    r: &Relay,
+    env: &BlockEnv,
+    contracts: &ContractsSystem,
+    shard: ShardId,
+    emitted: &mut Vec<Relay>,
+    receipts: &mut Receipts,
+    seq: &mut u64,
+) -> Result<(), ExecError> {
     match &r.kind {
         RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
         RelayKind::Call { .. } => Err(ExecError::Misrouted("call")),
+        RelayKind::Deploy(_) => Err(ExecError::Misrouted("deploy")),
+        RelayKind::Contract(c) => {
+            *seq += 1;
+            let (relays, receipt) =
+                contract::run_on_shard(contracts, w, env, shard, c, TxKind::Relay, r.origin, *seq)?;
+            for (target, call) in relays {
+                emit_kind(emitted, shard, target, RelayKind::Contract(Box::new(call)));
+            }
+            receipts.push(receipt);
+            Ok(())
+        }
+    }
+}
+
+/// Receipts kept (when wanted) and counted.
+struct Receipts {
+    keep: bool,
+    list: Vec<ContractReceipt>,
+    count: u64,
+    reverted: u64,
+}
+
+impl Receipts {
+    fn push(&mut self, r: ContractReceipt) {
+        self.count += 1;
+        self.reverted += r.error.is_some() as u64;
+        if self.keep {
+            self.list.push(r);
+        }
     }
 }
 
@@ -254,6 +358,7 @@ pub fn execute_shard(
     store: &mut ShardStore,
     params: &ChainParams,
     env: &BlockEnv,
+    contracts: &ContractsSystem,
     inbound: &[Relay],
     from_global: &[Relay],
     txs: &[SignedTx],
@@ -265,11 +370,28 @@ pub fn execute_shard(
     let mut w = WorkingSet {
         store,
         ws: FastMap::with_capacity_and_hasher(txs.len() * 2 + inbound.len(), Default::default()),
+        state: FastMap::default(),
     };
+    let mut emitted = Vec::with_capacity(txs.len() + inbound.len() + 2);
+    let mut receipts = Receipts {
+        keep: env.keep_receipts,
+        list: Vec::new(),
+        count: 0,
+        reverted: 0,
+    };
+    let mut seq = 0u64;
     for r in inbound.iter().chain(from_global) {
-        run_relay(&mut w, r)?;
+        run_relay(
+            &mut w,
+            r,
+            env,
+            contracts,
+            shard,
+            &mut emitted,
+            &mut receipts,
+            &mut seq,
+        )?;
     }
-    let mut emitted = Vec::with_capacity(txs.len() + 2);
     let mut fees = Amount::ZERO;
     let mut included = Vec::new();
     let mut rejected = Vec::new();
@@ -316,6 +438,15 @@ pub fn execute_shard(
                             data: data.clone(),
                         },
                     }),
+                    Payload::Deploy { .. } | Payload::ContractCall { .. } => {
+                        seq += 1;
+                        let step =
+                            contract::start_transaction(contracts, &mut w, env, shard, tx, seq)?;
+                        for (target, kind) in step.relays {
+                            emit_kind(&mut emitted, shard, target, kind);
+                        }
+                        receipts.push(step.receipt);
+                    }
                 }
             }
             Err(reason) => {
@@ -341,15 +472,40 @@ pub fn execute_shard(
     if shard_of(&env.miner, env.order) == shard && !env.subsidy.is_zero() {
         emit(&mut emitted, shard, env, env.miner, env.subsidy);
     }
+    // Relays to this shard run now, in emission order; the ones they emit join the queue.
     let mut outbound = Vec::new();
-    for r in &emitted {
-        if r.target == shard {
-            run_relay(&mut w, r)?;
+    let mut hashes = Vec::with_capacity(emitted.len());
+    let mut i = 0;
+    while i < emitted.len() {
+        hashes.push(emitted[i].hash());
+        // Moved out: only its hash (taken above) is needed in `emitted` any more.
+        let placeholder = Relay {
+            origin: shard,
+            index: 0,
+            target: shard,
+            kind: RelayKind::Deposit {
+                to: Address::default(),
+                amount: Amount::ZERO,
+            },
+        };
+        let r = std::mem::replace(&mut emitted[i], placeholder);
+        if r.target == shard && !r.is_deferred() {
+            run_relay(
+                &mut w,
+                &r,
+                env,
+                contracts,
+                shard,
+                &mut emitted,
+                &mut receipts,
+                &mut seq,
+            )?;
         } else {
-            outbound.push(r.clone());
+            outbound.push(r);
         }
+        i += 1;
     }
-    let relay_root = merkle_root(&emitted.iter().map(Relay::hash).collect::<Vec<_>>());
+    let relay_root = merkle_root(&hashes);
 
     let mut changes: Vec<Change> =
         w.ws.into_iter()
@@ -357,12 +513,29 @@ pub fn execute_shard(
             .map(|(addr, (old, new))| Change { addr, old, new })
             .collect();
     changes.sort_unstable_by_key(|c| c.addr);
+    let mut state_changes: Vec<StateChange> = w
+        .state
+        .into_iter()
+        .filter_map(|(key, (old, new))| match new {
+            Some(new) if new != old => Some(StateChange { key, old, new }),
+            _ => None,
+        })
+        .collect();
+    state_changes.sort_unstable_by_key(|a| a.key);
     let mut lthash = lthash_before;
     for c in &changes {
         if let Some(o) = c.old {
             lthash.remove(&o.leaf(&c.addr));
         }
         lthash.insert(&c.new.leaf(&c.addr));
+    }
+    for c in &state_changes {
+        if let Some(o) = &c.old {
+            c.key.commit_remove(&mut lthash, o);
+        }
+        if let Some(n) = &c.new {
+            c.key.commit_insert(&mut lthash, n);
+        }
     }
     let digest = lthash.digest();
     Ok(ShardOutcome {
@@ -372,6 +545,10 @@ pub fn execute_shard(
         changes,
         outbound,
         relay_root,
+        state_changes,
+        receipts: receipts.list,
+        micro_txs: receipts.count,
+        reverted: receipts.reverted,
         fees,
         lthash,
         digest,

@@ -5,6 +5,8 @@ use thiserror::Error;
 
 use crate::address::{shard_of, Address};
 use crate::amount::{checked_sum, Amount};
+use crate::contract::{self, ContractReceipt, ContractsSystem};
+use crate::exec::BlockEnv;
 use crate::hash::{merkle_root, tagged_hash, Hash256};
 use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
@@ -21,8 +23,13 @@ pub struct GlobalOutcome {
     pub payouts: Vec<Vec<Relay>>,
     /// Every relay the lane emitted, in emission order.
     pub emitted: Vec<Relay>,
+    /// Contract relays the lane emitted: they run in the next block (on their shard, or on
+    /// the global lane for `relay@next`), so that they see the global state this lane wrote.
+    pub deferred: Vec<Relay>,
     /// One receipt per call, in execution order.
     pub receipts: Vec<Receipt>,
+    /// Receipts of contract micro-transactions and deployments.
+    pub contract_receipts: Vec<ContractReceipt>,
     /// Commitment to the global state after the block.
     pub digest: Hash256,
     /// Merkle root over the emitted relays.
@@ -68,6 +75,7 @@ fn held(contracts: &[Box<dyn SystemContract>]) -> Option<Amount> {
 pub fn execute_global(
     contracts: &[Box<dyn SystemContract>],
     ctx: &GlobalCtx,
+    env: &BlockEnv,
     calls: &[Relay],
     order: ShardOrder,
     current_digest: Hash256,
@@ -80,7 +88,9 @@ pub fn execute_global(
             snapshots: Vec::new(),
             payouts: vec![Vec::new(); n],
             emitted: Vec::new(),
+            deferred: Vec::new(),
             receipts: Vec::new(),
+            contract_receipts: Vec::new(),
             digest: current_digest,
             relay_root: merkle_root(&[]),
         });
@@ -101,7 +111,32 @@ pub fn execute_global(
             kind: RelayKind::Deposit { to, amount },
         });
     };
+    let mut contract_receipts = Vec::new();
+    let mut seq = 0u64;
     for relay in calls {
+        if matches!(relay.kind, RelayKind::Contract(_) | RelayKind::Deploy(_)) {
+            let Some(reg) = state
+                .iter_mut()
+                .find(|c| c.id() == crate::system::SystemId::CONTRACTS)
+                .and_then(|c| c.as_any_mut())
+                .and_then(|a| a.downcast_mut::<ContractsSystem>())
+            else {
+                continue;
+            };
+            seq += 1;
+            if let Some((relays, receipt)) = contract::run_on_lane(reg, env, relay, seq) {
+                for (target, call) in relays {
+                    emitted.push(Relay {
+                        origin: ShardId::GLOBAL,
+                        index: emitted.len() as u32,
+                        target,
+                        kind: RelayKind::Contract(Box::new(call)),
+                    });
+                }
+                contract_receipts.push(receipt);
+            }
+            continue;
+        }
         let RelayKind::Call {
             txid,
             caller,
@@ -164,8 +199,13 @@ pub fn execute_global(
         });
     }
     let mut payouts = vec![Vec::new(); n];
+    let mut deferred = Vec::new();
     for r in &emitted {
-        payouts[r.target.index()].push(r.clone());
+        if matches!(r.kind, RelayKind::Contract(_)) || r.target.is_global() {
+            deferred.push(r.clone());
+        } else if let Some(p) = payouts.get_mut(r.target.index()) {
+            p.push(r.clone());
+        }
     }
     let relay_root = merkle_root(&emitted.iter().map(Relay::hash).collect::<Vec<_>>());
     let snapshots = snapshots_of(&state);
@@ -175,7 +215,9 @@ pub fn execute_global(
         snapshots,
         payouts,
         emitted,
+        deferred,
         receipts,
+        contract_receipts,
         digest,
         relay_root,
     })

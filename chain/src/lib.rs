@@ -14,11 +14,13 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::Random
 pub mod amount;
 pub mod block;
 pub mod chain;
+pub mod contract;
 pub mod difficulty;
 pub mod encode;
 pub mod exec;
 pub mod global;
 pub mod hash;
+pub mod lang;
 pub mod lthash;
 pub mod mempool;
 pub mod params;

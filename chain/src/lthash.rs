@@ -36,9 +36,16 @@ impl core::fmt::Debug for LtHash {
 }
 
 fn expand(leaf: &[u8]) -> [u16; LANES] {
+    expand_parts(&[leaf])
+}
+
+/// `expand` of the concatenation of `parts`, without building it.
+fn expand_parts(parts: &[&[u8]]) -> [u16; LANES] {
     let mut bytes = [0u8; BYTES];
     let mut h = blake3::Hasher::new_derive_key(CONTEXT);
-    h.update(leaf);
+    for p in parts {
+        h.update(p);
+    }
     h.finalize_xof().fill(&mut bytes);
     let mut out = [0u16; LANES];
     for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -58,6 +65,22 @@ impl LtHash {
         let e = expand(leaf);
         for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
             *l = l.wrapping_add(*x);
+        }
+    }
+
+    /// Adds the leaf that is the concatenation of `parts`.
+    pub fn insert_parts(&mut self, parts: &[&[u8]]) {
+        let e = expand_parts(parts);
+        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
+            *l = l.wrapping_add(*x);
+        }
+    }
+
+    /// Removes the leaf that is the concatenation of `parts`.
+    pub fn remove_parts(&mut self, parts: &[&[u8]]) {
+        let e = expand_parts(parts);
+        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
+            *l = l.wrapping_sub(*x);
         }
     }
 
@@ -118,5 +141,11 @@ mod tests {
         assert_eq!(b, c);
         assert_ne!(a.digest(), c.digest());
         assert_eq!(LtHash::from_bytes(&a.to_bytes()).unwrap(), a);
+        let mut d = LtHash::new();
+        d.insert_parts(&[b"y"]);
+        d.insert_parts(&[b"", b"x", b""]);
+        assert_eq!(d, a, "a leaf in parts is the same leaf");
+        d.remove_parts(&[b"x"]);
+        assert_eq!(d, c);
     }
 }

@@ -120,6 +120,11 @@ pub struct ChainParams {
     pub max_nonce_gap: u64,
     /// Header time may be at most this far ahead of the local clock.
     pub max_future_secs: u64,
+    /// Most gas one contract transaction may buy (bounds the work of one relay tree).
+    pub max_tx_gas: u64,
+    /// Price of gas in millisatoshis: a contract transaction's fee must cover
+    /// `gas_limit × gas_price_msat / 1000` sats (see [`crate::contract::gas_fee`]).
+    pub gas_price_msat: u64,
 }
 
 impl ChainParams {
@@ -154,6 +159,8 @@ impl ChainParams {
             min_fee: Amount::from_sat(100),
             max_nonce_gap: 64,
             max_future_secs: 2 * 60 * 60,
+            max_tx_gas: 5_000_000,
+            gas_price_msat: 10,
         }
     }
 
@@ -179,6 +186,7 @@ impl ChainParams {
             btc_confirmations: 1,
             min_fee: Amount::from_sat(1),
             block_interval_secs: 1,
+            gas_price_msat: 1,
             ..ChainParams::base(Network::Regtest)
         }
     }

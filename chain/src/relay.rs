@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::contract::{ContractCall, Deployment};
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::shard::ShardId;
@@ -39,6 +40,10 @@ pub enum RelayKind {
         #[serde(skip)]
         data: Vec<u8>,
     },
+    /// A contract micro-transaction (see [`crate::contract`]).
+    Contract(Box<ContractCall>),
+    /// A contract deployment on its way to the global lane.
+    Deploy(Box<Deployment>),
 }
 
 /// One relay.
@@ -60,12 +65,22 @@ impl Relay {
         match &self.kind {
             RelayKind::Deposit { amount, .. } => *amount,
             RelayKind::Call { value, .. } => *value,
+            RelayKind::Contract(_) | RelayKind::Deploy(_) => Amount::ZERO,
         }
+    }
+
+    /// Whether it waits for the next block even when its target is its origin
+    /// (`relay@next`).
+    pub fn is_deferred(&self) -> bool {
+        matches!(&self.kind, RelayKind::Contract(c) if c.deferred)
     }
 
     /// Hash for the header's `relay_root`.
     pub fn hash(&self) -> Hash256 {
-        tagged_hash("rexe/relay", &self.to_bytes())
+        // Sized for a contract call (the largest common relay), so encoding never regrows.
+        let mut b = Vec::with_capacity(256);
+        self.encode(&mut b);
+        tagged_hash("rexe/relay", &b)
     }
 }
 
@@ -94,6 +109,14 @@ impl Encode for Relay {
                 value.to_sat().encode(out);
                 data.encode(out);
             }
+            RelayKind::Contract(c) => {
+                out.push(2);
+                c.encode(out);
+            }
+            RelayKind::Deploy(d) => {
+                out.push(3);
+                d.encode(out);
+            }
         }
     }
 }
@@ -115,6 +138,8 @@ impl Decode for Relay {
                 value: Amount::from_sat(u64::decode(r)?),
                 data: Vec::<u8>::decode(r)?,
             },
+            2 => RelayKind::Contract(Box::new(ContractCall::decode(r)?)),
+            3 => RelayKind::Deploy(Box::new(Deployment::decode(r)?)),
             tag => return Err(DecodeError::UnknownTag { what: "relay", tag }),
         };
         Ok(Relay {

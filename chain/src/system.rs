@@ -33,6 +33,8 @@ pub struct SystemId(pub u8);
 impl SystemId {
     /// The bridge (peg) contract.
     pub const PEG: SystemId = SystemId(1);
+    /// The registry and global state of user contracts (see [`crate::contract`]).
+    pub const CONTRACTS: SystemId = SystemId(2);
     /// Largest id the chain accepts.
     pub const MAX: u8 = 63;
 }
@@ -111,6 +113,10 @@ pub trait SystemContract: Send + Sync {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError>;
     /// For queries: downcast to the concrete contract.
     fn as_any(&self) -> &dyn Any;
+    /// For the global lane's own contracts (user contract state): mutable downcast.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 /// The outcome of one call, kept as a receipt.

@@ -34,7 +34,31 @@ pub enum Payload {
         #[serde(with = "hex_bytes")]
         data: Vec<u8>,
     },
+    /// Deploy a contract: the PREDA source is compiled by every node on the global lane and
+    /// `on_deploy` runs with `args`; the address is
+    /// [`crate::contract::contract_address`]`(from, nonce)`.
+    Deploy {
+        /// PREDA source.
+        source: String,
+        /// `on_deploy` arguments, canonically encoded.
+        #[serde(with = "hex_bytes")]
+        args: Vec<u8>,
+    },
+    /// Call an exported contract function: `@address` functions run on the sender's own
+    /// state, `@shard` functions on the sender's shard, `@global` ones on the global lane.
+    ContractCall {
+        /// The contract.
+        contract: Address,
+        /// Function name.
+        function: String,
+        /// Arguments, canonically encoded (see [`crate::lang::value`]).
+        #[serde(with = "hex_bytes")]
+        args: Vec<u8>,
+    },
 }
+
+/// Longest function name a call may carry.
+pub const MAX_FUNCTION_NAME: usize = 255;
 
 mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -44,6 +68,8 @@ mod hex_bytes {
 
 const PAYLOAD_TRANSFER: u8 = 0;
 const PAYLOAD_CALL: u8 = 1;
+const PAYLOAD_DEPLOY: u8 = 2;
+const PAYLOAD_CONTRACT_CALL: u8 = 3;
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -63,8 +89,29 @@ impl Encode for Payload {
                 value.to_sat().encode(out);
                 data.encode(out);
             }
+            Payload::Deploy { source, args } => {
+                out.push(PAYLOAD_DEPLOY);
+                crate::encode::write_compact_size(out, source.len() as u64);
+                out.extend_from_slice(source.as_bytes());
+                args.encode(out);
+            }
+            Payload::ContractCall {
+                contract,
+                function,
+                args,
+            } => {
+                out.push(PAYLOAD_CONTRACT_CALL);
+                contract.0.encode(out);
+                crate::encode::write_compact_size(out, function.len() as u64);
+                out.extend_from_slice(function.as_bytes());
+                args.encode(out);
+            }
         }
     }
+}
+
+fn decode_string(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
+    String::from_utf8(Vec::<u8>::decode(r)?).map_err(|_| DecodeError::Invalid(what))
 }
 
 impl Decode for Payload {
@@ -78,6 +125,15 @@ impl Decode for Payload {
                 contract: SystemId(u8::decode(r)?),
                 value: Amount::from_sat(u64::decode(r)?),
                 data: Vec::<u8>::decode(r)?,
+            }),
+            PAYLOAD_DEPLOY => Ok(Payload::Deploy {
+                source: decode_string(r, "contract source (not UTF-8)")?,
+                args: Vec::<u8>::decode(r)?,
+            }),
+            PAYLOAD_CONTRACT_CALL => Ok(Payload::ContractCall {
+                contract: Address(r.array()?),
+                function: decode_string(r, "function name (not UTF-8)")?,
+                args: Vec::<u8>::decode(r)?,
             }),
             tag => Err(DecodeError::UnknownTag {
                 what: "payload",
@@ -157,6 +213,19 @@ impl Tx {
             Payload::Call { data, .. } => {
                 1 + 1 + 8 + crate::encode::compact_size_len(data.len() as u64) + data.len()
             }
+            Payload::Deploy { source, args } => {
+                1 + crate::encode::compact_size_len(source.len() as u64)
+                    + source.len()
+                    + crate::encode::compact_size_len(args.len() as u64)
+                    + args.len()
+            }
+            Payload::ContractCall { function, args, .. } => {
+                1 + 32
+                    + crate::encode::compact_size_len(function.len() as u64)
+                    + function.len()
+                    + crate::encode::compact_size_len(args.len() as u64)
+                    + args.len()
+            }
         };
         1 + 32 + 8 * 4 + payload
     }
@@ -166,6 +235,7 @@ impl Tx {
         match &self.payload {
             Payload::Transfer { amount, .. } => amount.checked_add(self.fee),
             Payload::Call { value, .. } => value.checked_add(self.fee),
+            Payload::Deploy { .. } | Payload::ContractCall { .. } => Some(self.fee),
         }
     }
 }
@@ -256,6 +326,35 @@ pub enum TxError {
     /// A call to a system contract this chain does not have.
     #[error("no system contract {0} on this chain")]
     UnknownContract(SystemId),
+    /// The gas limit does not cover the payload's intrinsic gas.
+    #[error("gas limit {got} below the {need} this payload needs before executing")]
+    GasLimitTooLow {
+        /// Intrinsic gas.
+        need: u64,
+        /// Offered.
+        got: u64,
+    },
+    /// The gas limit is above the chain's maximum.
+    #[error("gas limit {got} above the maximum {max}")]
+    GasLimitTooHigh {
+        /// `max_tx_gas`.
+        max: u64,
+        /// Offered.
+        got: u64,
+    },
+    /// The fee does not buy the gas limit.
+    #[error("fee {fee} does not pay for {gas} gas (needs {need})")]
+    FeeBelowGas {
+        /// Fee offered.
+        fee: Amount,
+        /// Gas limit.
+        gas: u64,
+        /// Fee needed.
+        need: Amount,
+    },
+    /// A malformed contract call (empty or overlong function name).
+    #[error("bad function name")]
+    BadFunctionName,
 }
 
 impl SignedTx {
@@ -336,6 +435,34 @@ impl SignedTx {
                     return Err(TxError::UnknownContract(*contract));
                 }
             }
+            Payload::Deploy { .. } | Payload::ContractCall { .. } => {
+                if let Payload::ContractCall { function, .. } = &self.tx.payload {
+                    if function.is_empty() || function.len() > MAX_FUNCTION_NAME {
+                        return Err(TxError::BadFunctionName);
+                    }
+                }
+                let need = crate::contract::intrinsic_gas(&self.tx.payload);
+                if self.tx.gas_limit < need {
+                    return Err(TxError::GasLimitTooLow {
+                        need,
+                        got: self.tx.gas_limit,
+                    });
+                }
+                if self.tx.gas_limit > params.max_tx_gas {
+                    return Err(TxError::GasLimitTooHigh {
+                        max: params.max_tx_gas,
+                        got: self.tx.gas_limit,
+                    });
+                }
+                let need = crate::contract::gas_fee(params, self.tx.gas_limit);
+                if self.tx.fee < need {
+                    return Err(TxError::FeeBelowGas {
+                        fee: self.tx.fee,
+                        gas: self.tx.gas_limit,
+                        need,
+                    });
+                }
+            }
         }
         let total = self.tx.total_spend().ok_or(TxError::AmountOverflow)?;
         if total > Amount::MAX_MONEY {
@@ -381,6 +508,56 @@ mod tests {
         let a = Signer::from_seed(b"a");
         let t = transfer(&a, a.address(), 5, 0);
         assert_eq!(t.tx.encoded_len(), t.tx.to_bytes().len());
+    }
+
+    #[test]
+    fn contract_payloads_roundtrip_and_their_length_is_exact() {
+        let a = Signer::from_seed(b"a");
+        for payload in [
+            Payload::Deploy {
+                source: "contract C { }".into(),
+                args: vec![1, 2, 3],
+            },
+            Payload::ContractCall {
+                contract: a.address(),
+                function: "transfer".into(),
+                args: vec![9; 300],
+            },
+        ] {
+            let tx = Tx {
+                network: Network::Regtest,
+                from: a.address(),
+                nonce: 3,
+                fee: Amount::from_sat(1000),
+                gas_limit: 100_000,
+                expiry_height: 10,
+                payload,
+            };
+            assert_eq!(tx.encoded_len(), tx.to_bytes().len());
+            let signed = tx.sign(&a);
+            let bytes = signed.to_bytes();
+            assert_eq!(SignedTx::from_bytes(&bytes).unwrap(), signed);
+            for n in 0..bytes.len() {
+                assert!(SignedTx::from_bytes(&bytes[..n]).is_err());
+            }
+        }
+        // A source that is not UTF-8 does not decode.
+        let mut bytes = Tx {
+            network: Network::Regtest,
+            from: a.address(),
+            nonce: 0,
+            fee: Amount::from_sat(1),
+            gas_limit: 1,
+            expiry_height: 1,
+            payload: Payload::Deploy {
+                source: "ab".into(),
+                args: vec![],
+            },
+        }
+        .to_bytes();
+        let at = bytes.len() - 3;
+        bytes[at] = 0xff;
+        assert!(Tx::from_bytes(&bytes).is_err());
     }
 
     #[test]

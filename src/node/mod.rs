@@ -7,6 +7,7 @@
 //! blocks and transactions.
 
 pub mod config;
+pub mod contract_rpc;
 pub mod cookie;
 pub mod http;
 pub mod peer;

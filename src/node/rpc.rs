@@ -65,6 +65,10 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getpegmatch", "match_id"),
     ("listpegmatches", "[address]"),
     ("pegmatcher", "amount"),
+    ("listcontracts", ""),
+    ("getcontract", "address"),
+    ("getcontractstate", "address [target=global]"),
+    ("getcontractreceipts", "txid"),
 ];
 
 /// Node-side context the methods may use besides the chain.
@@ -438,6 +442,26 @@ pub fn call(
                 .and_then(Value::as_u64)
                 .ok_or_else(|| RpcError::params("amount must be a non-negative integer (sats)"))?;
             super::peg_rpc::matcher(chain, amount)
+        }
+        "listcontracts" => {
+            check_arity(params, 0, 0)?;
+            super::contract_rpc::list(chain)
+        }
+        "getcontract" => {
+            check_arity(params, 1, 1)?;
+            super::contract_rpc::get(chain, str_param(params, 0, "address")?)
+        }
+        "getcontractstate" => {
+            check_arity(params, 1, 2)?;
+            let target = match param(params, 1) {
+                None => None,
+                Some(_) => Some(str_param(params, 1, "target")?),
+            };
+            super::contract_rpc::state(chain, str_param(params, 0, "address")?, target)
+        }
+        "getcontractreceipts" => {
+            check_arity(params, 1, 1)?;
+            super::contract_rpc::receipts(chain, str_param(params, 0, "txid")?)
         }
         _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
     }

@@ -65,6 +65,8 @@ pub struct ConnectRecord<'a> {
     pub global_state: Option<&'a [u8]>,
     /// Receipts of the calls its global lane ran.
     pub receipts: &'a [Receipt],
+    /// Contract receipts `(originating txid, JSON)`, in execution order.
+    pub contract_receipts: &'a [(Txid, String)],
 }
 
 /// The chain database.
@@ -163,6 +165,12 @@ impl ChainDb {
                     r.error.as_deref()
                 ])?;
             }
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO contract_receipts VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (seq, (txid, data)) in rec.contract_receipts.iter().enumerate() {
+                ins.execute(params![&txid.0 .0[..], &hash.0 .0[..], seq as i64, data])?;
+            }
         }
         if let Some(data) = rec.global_state {
             tx.prepare_cached("INSERT OR REPLACE INTO global_state VALUES (?1, ?2, ?3)")?
@@ -241,6 +249,22 @@ impl ChainDb {
         for row in rows {
             let (b, c, e) = row?;
             out.push((hash_col(b)?, c as u8, e));
+        }
+        Ok(out)
+    }
+
+    /// Contract receipts of `txid`: `(block, JSON)` in execution order, every branch.
+    pub fn contract_receipts(&self, txid: Txid) -> Result<Vec<(BlockHash, String)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT block, data FROM contract_receipts WHERE txid = ?1 ORDER BY block, seq",
+        )?;
+        let rows = st.query_map([&txid.0 .0[..]], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (b, d) = row?;
+            out.push((hash_col(b)?, d));
         }
         Ok(out)
     }

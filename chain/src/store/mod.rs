@@ -5,10 +5,12 @@
 mod account;
 mod chain_db;
 mod shard;
+mod state;
 
 pub use account::{Account, Change};
 pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord};
 pub use shard::{ShardStore, ShardUndo};
+pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
@@ -51,13 +53,19 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/chain/0001_init.sql")),
         M::up(include_str!("../../../migrations/chain/0002_txindex.sql")),
         M::up(include_str!("../../../migrations/chain/0003_global.sql")),
+        M::up(include_str!(
+            "../../../migrations/chain/0004_contract_receipts.sql"
+        )),
     ])
 }
 
 fn shard_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/shard/0001_init.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/shard/0001_init.sql")),
+        M::up(include_str!(
+            "../../../migrations/shard/0002_contract_state.sql"
+        )),
+    ])
 }
 
 /// Opens a database in WAL mode and brings its schema up to date.

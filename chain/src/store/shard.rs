@@ -12,6 +12,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::account::{decode_undo, encode_undo};
+use super::state::{decode_state_undo, encode_state_undo, StateChange, StateKey};
 use super::{open_db, shard_migrations, Account, Change, StoreError};
 use crate::address::Address;
 use crate::amount::Amount;
@@ -27,6 +28,8 @@ pub struct ShardUndo {
     pub height: u64,
     /// Every key the block changed, with its previous value.
     pub entries: Vec<(Address, Option<Account>)>,
+    /// Every contract state row the block changed, with its previous value.
+    pub state: Vec<(StateKey, Option<Vec<u8>>)>,
 }
 
 /// A shard's store. Owned by one executor thread at a time.
@@ -35,6 +38,8 @@ pub struct ShardStore {
     conn: Connection,
     cache: FastMap<Address, Option<Account>>,
     dirty: FastSet<Address>,
+    scache: FastMap<StateKey, Option<Vec<u8>>>,
+    sdirty: FastSet<StateKey>,
     lthash: LtHash,
     pending: VecDeque<ShardUndo>,
     height: u64,
@@ -66,6 +71,8 @@ impl ShardStore {
             conn,
             cache: FastMap::default(),
             dirty: FastSet::default(),
+            scache: FastMap::default(),
+            sdirty: FastSet::default(),
             lthash: LtHash::new(),
             pending: VecDeque::new(),
             height: 0,
@@ -131,7 +138,7 @@ impl ShardStore {
 
     /// Keys changed since the last flush.
     pub fn dirty_len(&self) -> usize {
-        self.dirty.len()
+        self.dirty.len() + self.sdirty.len()
     }
 
     /// Blocks applied since the last flush.
@@ -146,6 +153,8 @@ impl ShardStore {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM accounts", [])?;
         tx.execute("DELETE FROM undo", [])?;
+        tx.execute("DELETE FROM contract_state", [])?;
+        tx.execute("DELETE FROM state_undo", [])?;
         {
             let mut ins = tx.prepare("INSERT OR REPLACE INTO accounts VALUES (?1, ?2, 0)")?;
             for (addr, amount) in &accounts {
@@ -170,6 +179,8 @@ impl ShardStore {
         tx.commit()?;
         self.cache.clear();
         self.dirty.clear();
+        self.scache.clear();
+        self.sdirty.clear();
         self.pending.clear();
         self.lthash = lt;
         self.height = 0;
@@ -201,7 +212,54 @@ impl ShardStore {
             }));
             n += 1;
         }
-        Ok(n < self.cache_limit)
+        drop(rows);
+        drop(st);
+        let scache = &mut self.scache;
+        let mut st = self
+            .conn
+            .prepare("SELECT key, value FROM contract_state LIMIT ?1")?;
+        let mut rows = st.query([self.cache_limit as i64])?;
+        let mut m = 0usize;
+        while let Some(r) = rows.next()? {
+            let k: Vec<u8> = r.get(0)?;
+            let v: Vec<u8> = r.get(1)?;
+            let k = StateKey::from_slice(&k)
+                .ok_or_else(|| StoreError::corrupt("contract_state", "key length"))?;
+            scache.entry(k).or_insert(Some(v));
+            m += 1;
+        }
+        Ok(n < self.cache_limit && m < self.cache_limit)
+    }
+
+    /// A contract state row at the in-memory tip.
+    pub fn get_state(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.scache.get(key) {
+            return Ok(v.clone());
+        }
+        let v: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT value FROM contract_state WHERE key = ?1")?
+            .query_row([key.as_bytes()], |r| r.get(0))
+            .optional()?;
+        if self.scache.len() < self.cache_limit {
+            self.scache.insert(*key, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// Overwrites a contract state row outside any block, updating the commitment. Only for
+    /// simulations (`rexe contract run`, benchmarks): the change is in no block, so a replay
+    /// of the block log would not reproduce it and no undo record can roll it back.
+    pub fn force_state(&mut self, key: StateKey, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        if let Some(old) = self.get_state(&key)? {
+            key.commit_remove(&mut self.lthash, &old);
+        }
+        if let Some(v) = &value {
+            key.commit_insert(&mut self.lthash, v);
+        }
+        self.sdirty.insert(key);
+        self.scache.insert(key, value);
+        Ok(())
     }
 
     /// The account at the in-memory tip.
@@ -228,7 +286,13 @@ impl ShardStore {
     }
 
     /// Applies a block's changes (computed by the executor) as block `height`.
-    pub fn apply(&mut self, height: u64, changes: &[Change], lthash_after: LtHash) {
+    pub fn apply(
+        &mut self,
+        height: u64,
+        changes: &[Change],
+        state_changes: Vec<StateChange>,
+        lthash_after: LtHash,
+    ) {
         debug_assert_eq!(height, self.height + 1);
         let mut entries = Vec::with_capacity(changes.len());
         for c in changes {
@@ -236,7 +300,17 @@ impl ShardStore {
             self.cache.insert(c.addr, Some(c.new));
             self.dirty.insert(c.addr);
         }
-        self.pending.push_back(ShardUndo { height, entries });
+        let mut state = Vec::with_capacity(state_changes.len());
+        for c in state_changes {
+            self.sdirty.insert(c.key);
+            self.scache.insert(c.key, c.new);
+            state.push((c.key, c.old));
+        }
+        self.pending.push_back(ShardUndo {
+            height,
+            entries,
+            state,
+        });
         self.lthash = lthash_after;
         self.height = height;
     }
@@ -266,12 +340,35 @@ impl ShardStore {
                         ),
                     )
                 })?;
+                let state: Option<Vec<u8>> = self
+                    .conn
+                    .query_row(
+                        "SELECT data FROM state_undo WHERE height = ?1",
+                        [to_i64(self.height)],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
                 ShardUndo {
                     height: self.height,
                     entries: decode_undo(&data).map_err(|e| StoreError::corrupt("undo", e))?,
+                    state: match state {
+                        Some(d) => decode_state_undo(&d)
+                            .map_err(|e| StoreError::corrupt("state undo", e))?,
+                        None => Vec::new(),
+                    },
                 }
             }
         };
+        for (key, old) in undo.state.iter().rev() {
+            if let Some(cur) = self.get_state(key)? {
+                key.commit_remove(&mut self.lthash, &cur);
+            }
+            if let Some(o) = old {
+                key.commit_insert(&mut self.lthash, o);
+            }
+            self.scache.insert(*key, old.clone());
+            self.sdirty.insert(*key);
+        }
         for (addr, old) in undo.entries.iter().rev() {
             if let Some(cur) = self.get(addr)? {
                 self.lthash.remove(&cur.leaf(addr));
@@ -312,17 +409,42 @@ impl ShardStore {
                 }
             }
             let mut ins = tx.prepare_cached("INSERT OR REPLACE INTO undo VALUES (?1, ?2)")?;
+            let mut sins =
+                tx.prepare_cached("INSERT OR REPLACE INTO state_undo VALUES (?1, ?2)")?;
             for u in &self.pending {
                 ins.execute(params![to_i64(u.height), encode_undo(&u.entries)])?;
+                sins.execute(params![to_i64(u.height), encode_state_undo(&u.state)])?;
+            }
+            let mut skeys: Vec<&StateKey> = self.sdirty.iter().collect();
+            skeys.sort_unstable();
+            let mut sup = tx.prepare_cached(
+                "INSERT INTO contract_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?;
+            let mut sdel = tx.prepare_cached("DELETE FROM contract_state WHERE key = ?1")?;
+            for k in skeys {
+                match self.scache.get(k).and_then(Option::as_ref) {
+                    Some(v) => {
+                        sup.execute(params![k.as_bytes(), v])?;
+                    }
+                    None => {
+                        sdel.execute([k.as_bytes()])?;
+                    }
+                }
             }
         }
         // Undo rows above the tip belong to rolled-back blocks; rows older than the undo
         // depth can never be needed again.
-        tx.execute("DELETE FROM undo WHERE height > ?1", [to_i64(self.height)])?;
-        tx.execute(
-            "DELETE FROM undo WHERE height <= ?1",
-            [to_i64(self.height.saturating_sub(self.undo_depth))],
-        )?;
+        for table in ["undo", "state_undo"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE height > ?1"),
+                [to_i64(self.height)],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE height <= ?1"),
+                [to_i64(self.height.saturating_sub(self.undo_depth))],
+            )?;
+        }
         tx.execute(
             "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
             [&self.height.to_le_bytes()[..]],
@@ -333,8 +455,17 @@ impl ShardStore {
         )?;
         tx.commit()?;
         self.dirty.clear();
+        self.sdirty.clear();
         self.pending.clear();
         self.flushed_height = self.height;
+        if self.scache.len() >= self.cache_limit {
+            let mut keep = self.cache_limit / 2;
+            self.scache.retain(|_, _| {
+                let k = keep > 0;
+                keep = keep.saturating_sub(1);
+                k
+            });
+        }
         if self.cache.len() >= self.cache_limit {
             // Everything is clean now: dropping entries loses nothing. Keep a random half
             // (hash order) so the hit rate does not fall to zero.
@@ -378,6 +509,34 @@ impl ShardStore {
             match self.cache.get(k).copied().flatten() {
                 Some(a) => {
                     out.insert(*k, a);
+                }
+                None => {
+                    out.remove(k);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Every contract state row at the in-memory tip, sorted by key (tests and audits).
+    pub fn all_state(&mut self) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
+        let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();
+        {
+            let mut st = self.conn.prepare("SELECT key, value FROM contract_state")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (k, v) = row?;
+                let k = StateKey::from_slice(&k)
+                    .ok_or_else(|| StoreError::corrupt("contract_state", "key length"))?;
+                out.insert(k, v);
+            }
+        }
+        for k in &self.sdirty {
+            match self.scache.get(k).and_then(Option::as_ref) {
+                Some(v) => {
+                    out.insert(*k, v.clone());
                 }
                 None => {
                     out.remove(k);

@@ -1,6 +1,8 @@
 //! Helpers shared by the chain's integration tests.
 #![allow(dead_code)]
 
+pub mod contracts;
+
 use std::path::Path;
 use std::sync::Arc;
 

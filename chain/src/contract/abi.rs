@@ -1,0 +1,102 @@
+//! The JSON edge of contracts: call arguments from JSON (an object keyed by parameter name,
+//! or an array in parameter order) to their canonical encoding, and state rows to JSON.
+
+use serde_json::Value as Json;
+
+use crate::lang::ast::ScopeKind;
+use crate::lang::bytecode::Function;
+use crate::lang::value;
+use crate::lang::{vm, Verified};
+
+/// Encodes `args` for `f`.
+pub fn encode_args(code: &Verified, f: &Function, args: &Json) -> Result<Vec<u8>, String> {
+    let types = code.param_types(f);
+    let vals: Vec<value::Value> = match args {
+        Json::Object(o) => {
+            if let Some(k) = o.keys().find(|k| !f.params.iter().any(|(n, _)| n == *k)) {
+                return Err(format!("`{}` has no parameter `{k}`", f.name));
+            }
+            f.params
+                .iter()
+                .zip(&types)
+                .map(|((n, _), t)| match o.get(n) {
+                    Some(j) => value::from_json(j, t, &code.table).map_err(|e| format!("{n}: {e}")),
+                    None => Err(format!("missing argument `{n}` of `{}`", f.name)),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Json::Array(a) => {
+            if a.len() != types.len() {
+                return Err(format!(
+                    "`{}` takes {} arguments, {} given",
+                    f.name,
+                    types.len(),
+                    a.len()
+                ));
+            }
+            a.iter()
+                .zip(f.params.iter().zip(&types))
+                .map(|(j, ((n, _), t))| {
+                    value::from_json(j, t, &code.table).map_err(|e| format!("{n}: {e}"))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Json::Null if types.is_empty() => Vec::new(),
+        other => {
+            return Err(format!(
+                "arguments must be a JSON object or array, got {other}"
+            ))
+        }
+    };
+    value::encode_tuple(&vals, &types, &code.table).map_err(|e| e.to_string())
+}
+
+/// A state row of `scope` as `{variable: value}` (`None` row: all defaults).
+pub fn row_json(
+    code: &Verified,
+    scope: ScopeKind,
+    row: Option<&[u8]>,
+    hrp: &str,
+) -> Result<Json, String> {
+    let vals = match row {
+        Some(b) => vm::decode_row(code, scope, b).map_err(|e| e.to_string())?,
+        None => vm::default_row(code, scope),
+    };
+    Ok(Json::Object(
+        code.state_of(scope)
+            .iter()
+            .zip(&vals)
+            .map(|((n, t), v)| (n.clone(), value::to_json(v, code.ty(*t), &code.table, hrp)))
+            .collect(),
+    ))
+}
+
+/// A row of `scope` from `{variable: value}` JSON; with `base`, only the given variables
+/// change (`state.update`), otherwise the others take their defaults (`state.set`).
+pub fn row_from_json(
+    code: &Verified,
+    scope: ScopeKind,
+    json: &Json,
+    base: Option<&[u8]>,
+) -> Result<Vec<value::Value>, String> {
+    let o = json.as_object().ok_or("state must be a JSON object")?;
+    let vars = code.state_of(scope);
+    if let Some(k) = o.keys().find(|k| !vars.iter().any(|(n, _)| n == *k)) {
+        return Err(format!(
+            "{} has no @{} state variable `{k}`",
+            code.name,
+            scope.name()
+        ));
+    }
+    let mut vals = match base {
+        Some(b) => vm::decode_row(code, scope, b).map_err(|e| e.to_string())?,
+        None => vm::default_row(code, scope),
+    };
+    for (i, (n, t)) in vars.iter().enumerate() {
+        if let Some(j) = o.get(n) {
+            vals[i] =
+                value::from_json(j, code.ty(*t), &code.table).map_err(|e| format!("{n}: {e}"))?;
+        }
+    }
+    Ok(vals)
+}

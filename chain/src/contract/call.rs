@@ -1,0 +1,124 @@
+//! The payloads of contract relays: a call of one function on one target carrying its gas,
+//! and a deployment on its way to the global lane.
+
+use serde::Serialize;
+
+use super::target::Target;
+use crate::address::Address;
+use crate::encode::{Decode, DecodeError, Encode, Reader};
+use crate::hash::{Hash256, Txid};
+
+/// A micro-transaction in flight: run `func` of `contract` on `target` with `gas`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContractCall {
+    /// The transaction that started the chain of relays.
+    pub txid: Txid,
+    /// The contract.
+    pub contract: Address,
+    /// Function index in its module.
+    pub func: u16,
+    /// Where it runs.
+    pub target: Target,
+    /// Canonically encoded arguments.
+    #[serde(skip)]
+    pub args: Vec<u8>,
+    /// Gas it carries.
+    pub gas: u64,
+    /// The originating transaction's signer.
+    pub sender: Address,
+    /// Time of the block that included the originating transaction.
+    pub tx_time: u64,
+    /// `relay@next`: runs in the next block even on its own shard.
+    pub deferred: bool,
+    /// The transaction's own call of a global function, forwarded to the global lane
+    /// (`__transaction.get_type()` is `normal_type` there).
+    pub direct: bool,
+}
+
+/// A deployment on its way to the global lane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// The deploying transaction.
+    pub txid: Txid,
+    /// Its sender.
+    pub deployer: Address,
+    /// Its nonce (with the deployer, it fixes the contract's address).
+    pub nonce: u64,
+    /// PREDA source, compiled by every node.
+    #[serde(skip)]
+    pub source: String,
+    /// Encoded `on_deploy` arguments.
+    #[serde(skip)]
+    pub args: Vec<u8>,
+    /// Gas for compiling and `on_deploy`.
+    pub gas: u64,
+    /// Time of the block that included the transaction.
+    pub tx_time: u64,
+}
+
+impl Encode for ContractCall {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.txid.0 .0.encode(out);
+        self.contract.0.encode(out);
+        self.func.encode(out);
+        self.target.encode(out);
+        self.args.encode(out);
+        self.gas.encode(out);
+        self.sender.0.encode(out);
+        self.tx_time.encode(out);
+        out.push(self.deferred as u8 | (self.direct as u8) << 1);
+    }
+}
+
+impl Decode for ContractCall {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ContractCall {
+            txid: Txid(Hash256(r.array()?)),
+            contract: Address(r.array()?),
+            func: u16::decode(r)?,
+            target: Target::decode(r)?,
+            args: Vec::<u8>::decode(r)?,
+            gas: u64::decode(r)?,
+            sender: Address(r.array()?),
+            tx_time: u64::decode(r)?,
+            deferred: false,
+            direct: false,
+        })
+        .and_then(|mut c| {
+            let flags = u8::decode(r)?;
+            if flags > 3 {
+                return Err(DecodeError::Invalid("call flags"));
+            }
+            c.deferred = flags & 1 != 0;
+            c.direct = flags & 2 != 0;
+            Ok(c)
+        })
+    }
+}
+
+impl Encode for Deployment {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.txid.0 .0.encode(out);
+        self.deployer.0.encode(out);
+        self.nonce.encode(out);
+        self.source.as_bytes().to_vec().encode(out);
+        self.args.encode(out);
+        self.gas.encode(out);
+        self.tx_time.encode(out);
+    }
+}
+
+impl Decode for Deployment {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Deployment {
+            txid: Txid(Hash256(r.array()?)),
+            deployer: Address(r.array()?),
+            nonce: u64::decode(r)?,
+            source: String::from_utf8(Vec::<u8>::decode(r)?)
+                .map_err(|_| DecodeError::Invalid("source is not UTF-8"))?,
+            args: Vec::<u8>::decode(r)?,
+            gas: u64::decode(r)?,
+            tx_time: u64::decode(r)?,
+        })
+    }
+}

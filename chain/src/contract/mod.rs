@@ -1,0 +1,38 @@
+//! User contracts on the chain (DESIGN.md, "Contracts"): PREDA-subset code compiled by every
+//! node ([`crate::lang`]), state split by scope and stored in the shard stores, and relays
+//! that carry calls (and gas) between shards and the global lane.
+//!
+//! A contract is deployed by a transaction with a `Deploy` payload: the source travels to the
+//! global lane, where every node compiles it, runs `on_deploy` and registers the contract at
+//! [`contract_address`]`(deployer, nonce)` in the [`ContractsSystem`] (a system contract, so
+//! its registry and the contracts' `@global` state are snapshotted, committed in `state_root`
+//! and restored on reorgs). Shards see contracts and global state as they were after the
+//! previous block.
+//!
+//! Each `@shard`, `@address` and `@uintN` state instance is one row of the owning shard's
+//! store (key: contract, scope, target), so undo records, checkpoints, crash recovery and the
+//! LtHash commitment cover contract state exactly as they cover accounts.
+
+pub mod abi;
+mod call;
+mod receipt;
+mod registry;
+mod run;
+mod target;
+
+pub use call::{ContractCall, Deployment};
+pub use receipt::{ContractReceipt, ReceiptKind};
+pub use registry::{ContractsSystem, Deployed};
+pub use run::{intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows, StepResult};
+pub use target::{contract_address, parse_state_key, state_key, Target};
+
+use crate::amount::Amount;
+use crate::params::ChainParams;
+
+/// The fee that buys `gas_limit` gas: `ceil(gas_limit × gas_price_msat / 1000)` sats. A
+/// contract transaction's fee must be at least this (and at least `min_fee`); the whole fee
+/// goes to the miner and unused gas is not refunded.
+pub fn gas_fee(params: &ChainParams, gas_limit: u64) -> Amount {
+    let msat = (gas_limit as u128) * (params.gas_price_msat as u128);
+    Amount::from_sat(msat.div_ceil(1000).min(u64::MAX as u128) as u64)
+}

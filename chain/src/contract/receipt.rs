@@ -1,0 +1,61 @@
+//! Receipts: what each contract micro-transaction did. Not part of consensus (nodes may keep
+//! or drop them); the chain stores them per block when `ChainConfig::contract_receipts` is on.
+
+use serde::Serialize;
+
+use super::target::Target;
+use crate::address::Address;
+use crate::hash::Txid;
+use crate::shard::ShardId;
+
+/// How a micro-transaction started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// The transaction's own step on its sender's shard.
+    Transaction,
+    /// A relay.
+    Relay,
+    /// A deployment (compile + `on_deploy`) on the global lane.
+    Deploy,
+}
+
+/// The outcome of one micro-transaction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContractReceipt {
+    /// The originating transaction.
+    pub txid: Txid,
+    /// How it started.
+    pub kind: ReceiptKind,
+    /// Where it ran ([`ShardId::GLOBAL`] for the global lane).
+    pub shard: ShardId,
+    /// The contract.
+    pub contract: Address,
+    /// Function name (lambdas: `<relay@line:col>`).
+    pub function: String,
+    /// Scope target.
+    pub target: Target,
+    /// Gas it had.
+    pub gas_limit: u64,
+    /// Gas it consumed.
+    pub gas_used: u64,
+    /// Gas handed to the relays it emitted.
+    pub gas_forwarded: u64,
+    /// Relays emitted.
+    pub relays: u32,
+    /// `None` on success, else why it was reverted.
+    pub error: Option<String>,
+    /// The return value (JSON), on success.
+    pub result: Option<serde_json::Value>,
+    /// `__debug.print` lines (when the node logs them).
+    pub logs: Vec<String>,
+}
+
+impl ContractReceipt {
+    /// Gas neither used nor forwarded (never refunded).
+    pub fn gas_unused(&self) -> u64 {
+        self.gas_limit
+            .saturating_sub(self.gas_used)
+            .saturating_sub(self.gas_forwarded)
+    }
+}

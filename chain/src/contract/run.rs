@@ -1,0 +1,845 @@
+//! Running contract micro-transactions: a transaction's own step on its sender's shard,
+//! relays on their target shards, and global calls and deployments on the global lane.
+//!
+//! Gas: a transaction buys `gas_limit` gas with its fee (see [`super::gas_fee`]). Its own
+//! step pays the intrinsic cost ([`gas::TX_BASE`] plus [`gas::TX_BYTE`] per payload byte)
+//! and execution; the gas left when a micro-transaction ends is split evenly over the
+//! relays it emitted (`relay@shards` counts once per shard; the first relays get the
+//! remainder), each relay runs with what it carries, and whatever is left at the leaves is
+//! not refunded. A micro-transaction that fails keeps none of its writes and emits none of
+//! its relays.
+
+use std::sync::Arc;
+
+use super::call::{ContractCall, Deployment};
+use super::receipt::{ContractReceipt, ReceiptKind};
+use super::registry::{ContractsSystem, Deployed};
+use super::target::{contract_address, Target};
+use crate::address::Address;
+use crate::exec::BlockEnv;
+use crate::hash::tagged_hash;
+use crate::lang::ast::ScopeKind;
+use crate::lang::bytecode::FnKind;
+use crate::lang::value::{self, Value};
+use crate::lang::vm::{self, Context, Host, RelayDest, RelayOut, Trap, TxKind};
+use crate::lang::{compile, gas};
+use crate::relay::Relay;
+use crate::relay::RelayKind;
+use crate::shard::{ShardId, ShardOrder};
+use crate::store::{StateKey, StoreError};
+use crate::tx::{Payload, SignedTx};
+
+/// Contract state rows of one shard during a block.
+pub trait Rows {
+    /// The row at `key`.
+    fn row(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replaces the row at `key` (`None` deletes it).
+    fn set_row(&mut self, key: StateKey, value: Option<Vec<u8>>) -> Result<(), StoreError>;
+}
+
+/// Relays a step emitted (with the shard each goes to) and its receipt.
+pub struct StepResult {
+    /// Relays, in emission order.
+    pub relays: Vec<(ShardId, RelayKind)>,
+    /// What happened.
+    pub receipt: ContractReceipt,
+}
+
+struct ShardHost<'r> {
+    rows: &'r mut dyn Rows,
+    own: StateKey,
+    /// The contract's row of this shard, built when first needed.
+    shard: Option<StateKey>,
+    shard_id: ShardId,
+    contract: Address,
+    registry: &'r ContractsSystem,
+    logging: bool,
+    failure: Option<StoreError>,
+}
+
+impl Host for ShardHost<'_> {
+    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        if scope == ScopeKind::Shard {
+            self.shard_key();
+        }
+        let key = match (&self.shard, scope) {
+            (Some(k), ScopeKind::Shard) => k,
+            _ => &self.own,
+        };
+        self.rows.row(key).map_err(|e| {
+            let msg = e.to_string();
+            self.failure = Some(e);
+            msg
+        })
+    }
+    fn is_contract(&self, addr: &[u8; 32]) -> bool {
+        self.registry.get(&Address(*addr)).is_some()
+    }
+    fn logging(&self) -> bool {
+        self.logging
+    }
+}
+
+impl ShardHost<'_> {
+    fn shard_key(&mut self) -> &StateKey {
+        let (id, c) = (self.shard_id, self.contract);
+        self.shard
+            .get_or_insert_with(|| Target::Shard(id).state_key(&c))
+    }
+}
+
+struct LaneHost<'r> {
+    registry: &'r ContractsSystem,
+    logging: bool,
+}
+
+impl Host for LaneHost<'_> {
+    fn read_row(&mut self, _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        Err("global functions have no shard state".into())
+    }
+    fn is_contract(&self, addr: &[u8; 32]) -> bool {
+        self.registry.get(&Address(*addr)).is_some()
+    }
+    fn logging(&self) -> bool {
+        self.logging
+    }
+}
+
+/// Intrinsic gas of a transaction's payload (zero for non-contract payloads).
+pub fn intrinsic_gas(p: &Payload) -> u64 {
+    match p {
+        Payload::Deploy { source, args } => {
+            gas::TX_BASE + gas::TX_BYTE * (source.len() + args.len()) as u64
+        }
+        Payload::ContractCall { function, args, .. } => {
+            gas::TX_BASE + gas::TX_BYTE * (function.len() + args.len()) as u64
+        }
+        _ => 0,
+    }
+}
+
+fn context(
+    env: &BlockEnv,
+    shard: ShardId,
+    call: &ContractCall,
+    kind: TxKind,
+    origin: ShardId,
+    seq: u64,
+    random: bool,
+) -> Context {
+    let random_seed = if random {
+        let mut seed = [0u8; 32 + 2 + 8 + 32];
+        seed[..32].copy_from_slice(&env.prev.0 .0);
+        seed[32..34].copy_from_slice(&shard.0.to_le_bytes());
+        seed[34..42].copy_from_slice(&seq.to_le_bytes());
+        seed[42..].copy_from_slice(&call.txid.0 .0);
+        tagged_hash("rexe/contract-random", &seed).0
+    } else {
+        [0u8; 32]
+    };
+    Context {
+        kind,
+        self_address: match &call.target {
+            Target::Address(a) => a.0,
+            _ => call.contract.0,
+        },
+        sender: call.sender.0,
+        signers: if kind == TxKind::Normal {
+            vec![call.sender.0]
+        } else {
+            Vec::new()
+        },
+        initiator: call.sender.0,
+        tx_timestamp: call.tx_time,
+        origin_shard: origin.0 as u32,
+        shard_order: env.order.get() as u32,
+        height: env.height,
+        shard_index: shard.0 as u32,
+        timestamp: env.time,
+        miner: env.miner.0,
+        random_seed,
+        hrp: env.hrp,
+    }
+}
+
+/// Turns a finished call's relays into calls with their share of `leftover` gas.
+fn route(
+    outs: Vec<RelayOut>,
+    parent: &ContractCall,
+    leftover: u64,
+    order: ShardOrder,
+) -> (Vec<(ShardId, ContractCall)>, u64) {
+    let n = order.shard_count() as u64;
+    let units: u64 = outs
+        .iter()
+        .map(|o| if o.to == RelayDest::Shards { n } else { 1 })
+        .sum();
+    let mut next_share = {
+        let (per, mut rem) = match leftover.checked_div(units) {
+            Some(per) => (per, leftover % units),
+            None => (0, 0),
+        };
+        move || {
+            let extra = (rem > 0) as u64;
+            rem = rem.saturating_sub(1);
+            per + extra
+        }
+    };
+    let mut forwarded = 0u64;
+    let mut out = Vec::new();
+    let mut push = |target: Target, func: u16, args: Vec<u8>, deferred: bool, gas: u64| {
+        forwarded += gas;
+        let shard = target.shard(order);
+        out.push((
+            shard,
+            ContractCall {
+                txid: parent.txid,
+                contract: parent.contract,
+                func,
+                target,
+                args,
+                gas,
+                sender: parent.sender,
+                tx_time: parent.tx_time,
+                deferred,
+                direct: false,
+            },
+        ));
+    };
+    for o in outs {
+        match o.to {
+            RelayDest::Shards => {
+                for s in order.shards() {
+                    let g = next_share();
+                    push(Target::Shard(s), o.func, o.args.clone(), false, g);
+                }
+            }
+            RelayDest::Address(a) => {
+                let g = next_share();
+                push(Target::Address(Address(a)), o.func, o.args, false, g)
+            }
+            RelayDest::Uint(s, k) => {
+                let g = next_share();
+                push(Target::Uint(s, k), o.func, o.args, false, g)
+            }
+            RelayDest::Global => {
+                let g = next_share();
+                push(Target::Global, o.func, o.args, false, g)
+            }
+            RelayDest::Next => {
+                let g = next_share();
+                push(parent.target.clone(), o.func, o.args, true, g)
+            }
+        }
+    }
+    (out, forwarded)
+}
+
+fn failed(
+    call: &ContractCall,
+    kind: ReceiptKind,
+    shard: ShardId,
+    function: String,
+    gas_used: u64,
+    error: impl Into<String>,
+) -> ContractReceipt {
+    ContractReceipt {
+        txid: call.txid,
+        kind,
+        shard,
+        contract: call.contract,
+        function,
+        target: call.target.clone(),
+        gas_limit: call.gas,
+        gas_used: gas_used.min(call.gas),
+        gas_forwarded: 0,
+        relays: 0,
+        error: Some(error.into()),
+        result: None,
+        logs: Vec::new(),
+    }
+}
+
+fn ret_json(d: &Deployed, func: u16, v: &Option<Value>, hrp: &str) -> Option<serde_json::Value> {
+    let f = &d.code.functions[func as usize];
+    match (v, f.ret) {
+        (Some(v), Some(t)) => Some(value::to_json(v, d.code.ty(t), &d.code.table, hrp)),
+        _ => None,
+    }
+}
+
+/// Runs a call (a relay, or a transaction's own step) on `shard`, whose state `rows` holds.
+#[allow(clippy::too_many_arguments)]
+pub fn run_on_shard(
+    registry: &ContractsSystem,
+    rows: &mut dyn Rows,
+    env: &BlockEnv,
+    shard: ShardId,
+    call: &ContractCall,
+    kind: TxKind,
+    origin: ShardId,
+    seq: u64,
+) -> Result<(Vec<(ShardId, ContractCall)>, ContractReceipt), StoreError> {
+    let rkind = if kind == TxKind::Normal {
+        ReceiptKind::Transaction
+    } else {
+        ReceiptKind::Relay
+    };
+    let Some(d) = registry.get(&call.contract) else {
+        return Ok((
+            Vec::new(),
+            failed(
+                call,
+                rkind,
+                shard,
+                String::new(),
+                0,
+                "no contract at this address",
+            ),
+        ));
+    };
+    let Some(f) = d.code.functions.get(call.func as usize) else {
+        return Ok((
+            Vec::new(),
+            failed(call, rkind, shard, String::new(), 0, "no such function"),
+        ));
+    };
+    // Names are for receipts; skip the copy when none are kept.
+    let fname = if env.keep_receipts {
+        f.name.clone()
+    } else {
+        String::new()
+    };
+    if f.scope != call.target.scope() || f.scope == ScopeKind::Global {
+        return Ok((
+            Vec::new(),
+            failed(
+                call,
+                rkind,
+                shard,
+                fname,
+                0,
+                "function scope does not match the target",
+            ),
+        ));
+    }
+    let ids = f.params.iter().map(|(_, t)| *t);
+    let args = match value::decode_tuple_ids(&call.args, ids, &d.code.types, &d.code.table) {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok((
+                Vec::new(),
+                failed(
+                    call,
+                    rkind,
+                    shard,
+                    fname,
+                    0,
+                    format!("arguments do not decode: {e}"),
+                ),
+            ))
+        }
+    };
+    let ctx = context(env, shard, call, kind, origin, seq, d.code.uses_random());
+    let mut host = ShardHost {
+        rows,
+        own: call.target.state_key(&call.contract),
+        shard: None,
+        shard_id: shard,
+        contract: call.contract,
+        registry,
+        logging: env.log_contracts,
+        failure: None,
+    };
+    let out = vm::execute(
+        vm::Call {
+            code: &d.code,
+            func: call.func,
+            args,
+            ctx: &ctx,
+            gas_limit: call.gas,
+            global: &d.global,
+            global_writable: false,
+        },
+        &mut host,
+    );
+    if let Some(e) = host.failure.take() {
+        return Err(e);
+    }
+    match out.result {
+        Err(Trap::Host(msg)) => Err(StoreError::corrupt("contract state", msg)),
+        Err(t) => {
+            let mut r = failed(call, rkind, shard, fname, out.gas_used, t.to_string());
+            r.logs = out.logs;
+            Ok((Vec::new(), r))
+        }
+        Ok(ret) => {
+            for (scope, row) in out.writes {
+                let key = if scope == ScopeKind::Shard {
+                    *host.shard_key()
+                } else {
+                    host.own
+                };
+                host.rows.set_row(key, row)?;
+            }
+            let leftover = call.gas - out.gas_used;
+            let n = out.relays.len() as u32;
+            let (relays, forwarded) = route(out.relays, call, leftover, env.order);
+            Ok((
+                relays,
+                ContractReceipt {
+                    txid: call.txid,
+                    kind: rkind,
+                    shard,
+                    contract: call.contract,
+                    function: fname,
+                    target: call.target.clone(),
+                    gas_limit: call.gas,
+                    gas_used: out.gas_used,
+                    gas_forwarded: forwarded,
+                    relays: n,
+                    error: None,
+                    result: ret_json(d, call.func, &ret, env.hrp),
+                    logs: out.logs,
+                },
+            ))
+        }
+    }
+}
+
+/// The contract part of a transaction that already paid its fee and nonce on its sender's
+/// shard: runs its own step there, or forwards it to the global lane.
+pub fn start_transaction(
+    registry: &ContractsSystem,
+    rows: &mut dyn Rows,
+    env: &BlockEnv,
+    shard: ShardId,
+    tx: &SignedTx,
+    seq: u64,
+) -> Result<StepResult, StoreError> {
+    let t = &tx.tx;
+    let intrinsic = intrinsic_gas(&t.payload);
+    let gas = t.gas_limit.saturating_sub(intrinsic);
+    let mut call = ContractCall {
+        txid: tx.txid(),
+        contract: Address::default(),
+        func: 0,
+        target: Target::Address(t.from),
+        args: Vec::new(),
+        gas: t.gas_limit,
+        sender: t.from,
+        tx_time: env.time,
+        deferred: false,
+        direct: true,
+    };
+    let forward =
+        |call: &ContractCall, function: String, kind: RelayKind, forwarded: u64| StepResult {
+            relays: vec![(ShardId::GLOBAL, kind)],
+            receipt: ContractReceipt {
+                txid: call.txid,
+                kind: ReceiptKind::Transaction,
+                shard,
+                contract: call.contract,
+                function,
+                target: call.target.clone(),
+                gas_limit: call.gas,
+                gas_used: call.gas - forwarded,
+                gas_forwarded: forwarded,
+                relays: 1,
+                error: None,
+                result: None,
+                logs: Vec::new(),
+            },
+        };
+    let refuse = |call: &ContractCall, function: String, error: String| StepResult {
+        relays: Vec::new(),
+        receipt: failed(
+            call,
+            ReceiptKind::Transaction,
+            shard,
+            function,
+            intrinsic,
+            error,
+        ),
+    };
+    match &t.payload {
+        Payload::Deploy { source, args } => {
+            call.target = Target::Global;
+            call.contract = contract_address(&t.from, t.nonce);
+            let Some(carried) = gas.checked_sub(gas::RELAY_GLOBAL) else {
+                return Ok(refuse(&call, "<deploy>".into(), Trap::OutOfGas.to_string()));
+            };
+            let d = Deployment {
+                txid: call.txid,
+                deployer: t.from,
+                nonce: t.nonce,
+                source: source.clone(),
+                args: args.clone(),
+                gas: carried,
+                tx_time: env.time,
+            };
+            Ok(forward(
+                &call,
+                "<deploy>".into(),
+                RelayKind::Deploy(Box::new(d)),
+                carried,
+            ))
+        }
+        Payload::ContractCall {
+            contract,
+            function,
+            args,
+        } => {
+            call.contract = *contract;
+            let Some(d) = registry.get(contract) else {
+                return Ok(refuse(
+                    &call,
+                    function.clone(),
+                    "no contract at this address".into(),
+                ));
+            };
+            let Some((fi, f)) = d.code.function(function) else {
+                return Ok(refuse(
+                    &call,
+                    function.clone(),
+                    format!("contract has no function `{function}`"),
+                ));
+            };
+            if !f.export {
+                return Ok(refuse(
+                    &call,
+                    function.clone(),
+                    format!("`{function}` is not exported (declare it `export` to call it from a transaction)"),
+                ));
+            }
+            call.func = fi;
+            match f.scope {
+                ScopeKind::Global => {
+                    call.target = Target::Global;
+                    let Some(carried) = gas.checked_sub(gas::RELAY_GLOBAL) else {
+                        return Ok(refuse(&call, function.clone(), Trap::OutOfGas.to_string()));
+                    };
+                    let mut relayed = call.clone();
+                    relayed.gas = carried;
+                    relayed.args = args.clone();
+                    Ok(forward(
+                        &call,
+                        function.clone(),
+                        RelayKind::Contract(Box::new(relayed)),
+                        carried,
+                    ))
+                }
+                ScopeKind::Address | ScopeKind::Shard => {
+                    if f.scope == ScopeKind::Shard {
+                        call.target = Target::Shard(shard);
+                    }
+                    call.gas = gas;
+                    call.args = args.clone();
+                    let (relays, mut receipt) = run_on_shard(
+                        registry,
+                        rows,
+                        env,
+                        shard,
+                        &call,
+                        TxKind::Normal,
+                        shard,
+                        seq,
+                    )?;
+                    receipt.gas_limit = t.gas_limit;
+                    receipt.gas_used += intrinsic;
+                    Ok(StepResult {
+                        relays: relays
+                            .into_iter()
+                            .map(|(s, c)| (s, RelayKind::Contract(Box::new(c))))
+                            .collect(),
+                        receipt,
+                    })
+                }
+                s => Ok(refuse(
+                    &call,
+                    function.clone(),
+                    format!(
+                        "@{} functions are reached by relays, not by transactions",
+                        s.name()
+                    ),
+                )),
+            }
+        }
+        _ => Ok(refuse(
+            &call,
+            String::new(),
+            "not a contract payload".into(),
+        )),
+    }
+}
+
+/// Runs a contract relay or deployment that reached the global lane.
+pub fn run_on_lane(
+    registry: &mut ContractsSystem,
+    env: &BlockEnv,
+    relay: &Relay,
+    seq: u64,
+) -> Option<(Vec<(ShardId, ContractCall)>, ContractReceipt)> {
+    match &relay.kind {
+        RelayKind::Deploy(d) => Some(deploy(registry, env, d, seq)),
+        RelayKind::Contract(c) => Some(global_call(registry, env, c, relay.origin, seq)),
+        _ => None,
+    }
+}
+
+fn global_call(
+    registry: &mut ContractsSystem,
+    env: &BlockEnv,
+    call: &ContractCall,
+    origin: ShardId,
+    seq: u64,
+) -> (Vec<(ShardId, ContractCall)>, ContractReceipt) {
+    let kind = if call.direct {
+        TxKind::Normal
+    } else {
+        TxKind::Relay
+    };
+    let rkind = ReceiptKind::Relay;
+    let lane = ShardId::GLOBAL;
+    let Some(d) = registry.get(&call.contract).cloned() else {
+        return (
+            Vec::new(),
+            failed(
+                call,
+                rkind,
+                lane,
+                String::new(),
+                0,
+                "no contract at this address",
+            ),
+        );
+    };
+    let Some(f) = d.code.functions.get(call.func as usize) else {
+        return (
+            Vec::new(),
+            failed(call, rkind, lane, String::new(), 0, "no such function"),
+        );
+    };
+    let fname = f.name.clone();
+    if f.scope != ScopeKind::Global || call.target != Target::Global {
+        return (
+            Vec::new(),
+            failed(
+                call,
+                rkind,
+                lane,
+                fname,
+                0,
+                "function scope does not match the target",
+            ),
+        );
+    }
+    let args = match value::decode_tuple(&call.args, &d.code.param_types(f), &d.code.table) {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                Vec::new(),
+                failed(
+                    call,
+                    rkind,
+                    lane,
+                    fname,
+                    0,
+                    format!("arguments do not decode: {e}"),
+                ),
+            )
+        }
+    };
+    let ctx = context(env, lane, call, kind, origin, seq, d.code.uses_random());
+    let mut host = LaneHost {
+        registry,
+        logging: env.log_contracts,
+    };
+    let out = vm::execute(
+        vm::Call {
+            code: &d.code,
+            func: call.func,
+            args,
+            ctx: &ctx,
+            gas_limit: call.gas,
+            global: &d.global,
+            global_writable: true,
+        },
+        &mut host,
+    );
+    match out.result {
+        Err(t) => {
+            let mut r = failed(call, rkind, lane, fname, out.gas_used, t.to_string());
+            r.logs = out.logs;
+            (Vec::new(), r)
+        }
+        Ok(ret) => {
+            if !out.global_writes.is_empty() {
+                if let Some(m) = registry.get_mut(&call.contract) {
+                    let g = Arc::make_mut(&mut m.global);
+                    for (i, v) in out.global_writes {
+                        if let Some(slot) = g.get_mut(i as usize) {
+                            *slot = v;
+                        }
+                    }
+                }
+            }
+            let n = out.relays.len() as u32;
+            let (relays, forwarded) = route(out.relays, call, call.gas - out.gas_used, env.order);
+            let receipt = ContractReceipt {
+                txid: call.txid,
+                kind: rkind,
+                shard: lane,
+                contract: call.contract,
+                function: fname,
+                target: Target::Global,
+                gas_limit: call.gas,
+                gas_used: out.gas_used,
+                gas_forwarded: forwarded,
+                relays: n,
+                error: None,
+                result: ret_json(&d, call.func, &ret, env.hrp),
+                logs: out.logs,
+            };
+            (relays, receipt)
+        }
+    }
+}
+
+/// First lines of a compile error list (a receipt should stay short).
+fn summarize(e: &crate::lang::CompileErrors) -> String {
+    let mut s: Vec<String> = e.0.iter().take(5).map(|x| x.to_string()).collect();
+    if e.0.len() > 5 {
+        s.push(format!("… and {} more", e.0.len() - 5));
+    }
+    format!("compile error: {}", s.join("; "))
+}
+
+fn deploy(
+    registry: &mut ContractsSystem,
+    env: &BlockEnv,
+    d: &Deployment,
+    seq: u64,
+) -> (Vec<(ShardId, ContractCall)>, ContractReceipt) {
+    let address = contract_address(&d.deployer, d.nonce);
+    let call = ContractCall {
+        txid: d.txid,
+        contract: address,
+        func: 0,
+        target: Target::Global,
+        args: d.args.clone(),
+        gas: d.gas,
+        sender: d.deployer,
+        tx_time: d.tx_time,
+        deferred: false,
+        direct: false,
+    };
+    let lane = ShardId::GLOBAL;
+    let fail = |used: u64, e: String| {
+        (
+            Vec::new(),
+            failed(&call, ReceiptKind::Deploy, lane, "<deploy>".into(), used, e),
+        )
+    };
+    let compile_gas = gas::DEPLOY_BYTE * d.source.len() as u64;
+    if compile_gas > d.gas {
+        return fail(d.gas, Trap::OutOfGas.to_string());
+    }
+    if registry.get(&address).is_some() {
+        return fail(
+            compile_gas,
+            "a contract is already deployed at this address".into(),
+        );
+    }
+    let code = match compile(&d.source) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return fail(compile_gas, summarize(&e)),
+    };
+    let mut global = vm::default_row(&code, ScopeKind::Global);
+    let mut used = compile_gas;
+    let mut relays = Vec::new();
+    let mut forwarded = 0;
+    let mut logs = Vec::new();
+    let init = code
+        .functions
+        .iter()
+        .position(|f| f.kind == FnKind::OnDeploy)
+        .map(|i| i as u16);
+    match init {
+        None if !d.args.is_empty() => {
+            return fail(
+                used,
+                "arguments given but the contract has no on_deploy".into(),
+            );
+        }
+        None => {}
+        Some(fi) => {
+            let f = &code.functions[fi as usize];
+            let args = match value::decode_tuple(&d.args, &code.param_types(f), &code.table) {
+                Ok(a) => a,
+                Err(e) => return fail(used, format!("on_deploy arguments do not decode: {e}")),
+            };
+            let mut c = call.clone();
+            c.func = fi;
+            let ctx = context(env, lane, &c, TxKind::System, lane, seq, code.uses_random());
+            let mut host = LaneHost {
+                registry,
+                logging: env.log_contracts,
+            };
+            let out = vm::execute(
+                vm::Call {
+                    code: &code,
+                    func: fi,
+                    args,
+                    ctx: &ctx,
+                    gas_limit: d.gas - used,
+                    global: &global,
+                    global_writable: true,
+                },
+                &mut host,
+            );
+            used += out.gas_used;
+            logs = out.logs;
+            if let Err(t) = out.result {
+                let mut r = fail(used, format!("on_deploy: {t}"));
+                r.1.logs = logs;
+                return r;
+            }
+            for (i, v) in out.global_writes {
+                if let Some(slot) = global.get_mut(i as usize) {
+                    *slot = v;
+                }
+            }
+            let (r, fw) = route(out.relays, &c, d.gas - used, env.order);
+            relays = r;
+            forwarded = fw;
+        }
+    }
+    let n = relays.len() as u32;
+    registry.insert(Deployed {
+        address,
+        deployer: d.deployer,
+        height: env.height,
+        source: d.source.as_str().into(),
+        code,
+        global: Arc::new(global),
+    });
+    let receipt = ContractReceipt {
+        txid: d.txid,
+        kind: ReceiptKind::Deploy,
+        shard: lane,
+        contract: address,
+        function: "<deploy>".into(),
+        target: Target::Global,
+        gas_limit: d.gas,
+        gas_used: used,
+        gas_forwarded: forwarded,
+        relays: n,
+        error: None,
+        result: Some(serde_json::Value::String(value::address_to_string(
+            &address.0, env.hrp,
+        ))),
+        logs,
+    };
+    (relays, receipt)
+}

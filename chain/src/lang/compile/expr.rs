@@ -1,0 +1,1143 @@
+//! Expressions: literals (an unsuffixed integer takes the integer type its context wants
+//! when it fits, `int32` otherwise), operators, places (locals and state variables with
+//! member/index steps), calls, methods, conversions and the context objects.
+
+use num_bigint::BigInt;
+
+use super::func::FnCx;
+use super::*;
+use crate::lang::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, Root, Step};
+use crate::lang::num::{Int, NumTy};
+use crate::lang::types::num_ty;
+
+/// A location an expression names.
+pub(super) struct PlaceRef<'e> {
+    root: Root,
+    steps: Vec<Step>,
+    operands: Vec<(&'e Expr, Type)>,
+    pub ty: Type,
+    /// Why it cannot be written, if it cannot.
+    pub read_only: Option<String>,
+}
+
+fn is_flex_literal(e: &Expr) -> bool {
+    matches!(
+        e.kind,
+        ExprKind::Int {
+            suffix: crate::lang::lexer::IntSuffix::None,
+            ..
+        }
+    )
+}
+
+fn state_access(fn_scope: ScopeKind, var_scope: ScopeKind) -> Option<bool> {
+    if fn_scope == var_scope {
+        return Some(true);
+    }
+    match var_scope {
+        ScopeKind::Global => Some(false),
+        ScopeKind::Shard if !matches!(fn_scope, ScopeKind::Global | ScopeKind::Shard) => Some(true),
+        _ => None,
+    }
+}
+
+impl<'p, 'a> FnCx<'p, 'a> {
+    /// Compiles `e`; `None` when it has no value (assignments, void calls).
+    pub fn expr(&mut self, e: &Expr, hint: Option<&Type>) -> CResult<Option<Type>> {
+        match &e.kind {
+            ExprKind::Bool(b) => {
+                self.emit(Instr::Bool(*b));
+                Ok(Some(Type::Bool))
+            }
+            ExprKind::Int {
+                value,
+                suffix,
+                negated,
+            } => self
+                .literal(value, *suffix, *negated, hint, e.pos)
+                .map(Some),
+            ExprKind::Str(s) => {
+                let c = self.p.constant(&Type::String, Value::Str(s.clone()));
+                self.emit(Instr::Const(c));
+                Ok(Some(Type::String))
+            }
+            ExprKind::HashLit(text) => {
+                let bytes = hex::decode(text)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        CompileError::new(
+                            e.pos,
+                            "a hash literal is 64 hex digits followed by `:hash` (PREDA's base32 form is not supported)",
+                        )
+                    })?;
+                let c = self.p.constant(&Type::Hash, Value::Hash(bytes));
+                self.emit(Instr::Const(c));
+                Ok(Some(Type::Hash))
+            }
+            ExprKind::AddrLit(_) => Err(CompileError::new(
+                e.pos,
+                "PREDA's base32 address literals are not supported here; write address(\"trx1…\")",
+            )),
+            ExprKind::Name(n) => self.name(n, e, hint).map(Some),
+            ExprKind::Type(_) => Err(CompileError::new(
+                e.pos,
+                "a type is not a value (did you mean to call it?)",
+            )),
+            ExprKind::Unary(op, x) => self.unary(*op, x, hint, e.pos).map(Some),
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, hint, e.pos).map(Some),
+            ExprKind::Assign(op, l, r) => {
+                self.assign(*op, l, r, e.pos)?;
+                Ok(None)
+            }
+            ExprKind::IncDec(inc, x) => {
+                self.inc_dec(*inc, x, e.pos)?;
+                Ok(None)
+            }
+            ExprKind::Ternary(c, a, b) => {
+                self.expect(c, &Type::Bool)?;
+                let jf = self.emit(Instr::JumpIfNot(0));
+                let (ta, tb) = if is_flex_literal(a) && !is_flex_literal(b) {
+                    let tb = self.type_of(b);
+                    let ta = self.value(a, tb.as_ref().or(hint))?;
+                    (ta, tb)
+                } else {
+                    (self.value(a, hint)?, None)
+                };
+                let j = self.emit(Instr::Jump(0));
+                let h = self.code.len() as u32;
+                self.code[jf] = Instr::JumpIfNot(h);
+                let tb = self.value(b, tb.as_ref().or(Some(&ta)))?;
+                let h = self.code.len() as u32;
+                self.code[j] = Instr::Jump(h);
+                self.unify(&ta, &tb, "?:", e.pos).map(Some)
+            }
+            ExprKind::Call(callee, args) => self.call(callee, args, e.pos),
+            ExprKind::Index(..) | ExprKind::Member(..) => {
+                if let Some(pr) = self.place(e)? {
+                    let t = pr.ty.clone();
+                    self.load_place(pr)?;
+                    return Ok(Some(t));
+                }
+                match &e.kind {
+                    ExprKind::Member(obj, m) => self.member_value(obj, m, e.pos).map(Some),
+                    ExprKind::Index(obj, i) => self.index_value(obj, i, e.pos).map(Some),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            ExprKind::Deploy => Err(CompileError::new(e.pos, "`deploy` is not supported")),
+        }
+    }
+
+    /// Compiles `e`, which must have a value.
+    pub fn value(&mut self, e: &Expr, hint: Option<&Type>) -> CResult<Type> {
+        match self.expr(e, hint)? {
+            Some(t) => Ok(t),
+            None => Err(CompileError::new(
+                e.pos,
+                match &e.kind {
+                    ExprKind::Assign(..) => "an assignment has no value in PREDA".to_string(),
+                    ExprKind::IncDec(..) => "`++`/`--` have no value in PREDA".to_string(),
+                    _ => "this expression has no value".to_string(),
+                },
+            )),
+        }
+    }
+
+    /// Compiles `e` as a value of type `t` (implicit widening allowed).
+    pub fn expect(&mut self, e: &Expr, t: &Type) -> CResult<()> {
+        let got = self.value(e, Some(t))?;
+        if converts(&got, t) {
+            return Ok(());
+        }
+        Err(CompileError::new(
+            e.pos,
+            format!(
+                "expected {}, found {}{}",
+                self.p.tt.name(t),
+                self.p.tt.name(&got),
+                match (&got, t) {
+                    (Type::Int(_) | Type::BigInt, Type::Int(_) | Type::BigInt) => {
+                        format!(" (convert explicitly with {}(…))", self.p.tt.name(t))
+                    }
+                    _ => String::new(),
+                }
+            ),
+        ))
+    }
+
+    /// The type `e` would have, without emitting code or reporting errors.
+    fn type_of(&mut self, e: &Expr) -> Option<Type> {
+        let len = self.code.len();
+        let r = self.expr(e, None);
+        self.code.truncate(len);
+        r.ok().flatten()
+    }
+
+    fn literal(
+        &mut self,
+        value: &num_bigint::BigUint,
+        suffix: crate::lang::lexer::IntSuffix,
+        negated: bool,
+        hint: Option<&Type>,
+        pos: Pos,
+    ) -> CResult<Type> {
+        use crate::lang::lexer::IntSuffix;
+        let mut v = Int::from(value.clone());
+        if negated {
+            v = Int::from(-BigInt::from(value.clone()));
+        }
+        let ty = match suffix {
+            IntSuffix::Big => Type::BigInt,
+            IntSuffix::Fixed { signed, bits } => Type::Int(IntTy { signed, bits }),
+            IntSuffix::None => match hint {
+                Some(t @ (Type::Int(_) | Type::BigInt)) => t.clone(),
+                _ => Type::Int(IntTy::INT32),
+            },
+        };
+        let nt = num_ty(&ty).expect("integer type");
+        if !v.fits(nt) {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "{v} is out of range for {}{}",
+                    self.p.tt.name(&ty),
+                    if suffix == IntSuffix::None && hint.is_none_or(|h| num_ty(h).is_none()) {
+                        " (unsuffixed literals are int32; add a suffix such as 5u64 or 5ib)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let c = self.p.constant(&ty, Value::Int(v));
+        self.emit(Instr::Const(c));
+        Ok(ty)
+    }
+
+    fn name(&mut self, n: &str, e: &Expr, hint: Option<&Type>) -> CResult<Type> {
+        if let Some(pr) = self.place(e)? {
+            let t = pr.ty.clone();
+            self.load_place(pr)?;
+            return Ok(t);
+        }
+        if let Some(c) = self.p.consts.get(n).copied() {
+            if self.const_mode.iter().any(|x| x == n) {
+                return Err(CompileError::new(
+                    e.pos,
+                    format!("constant `{n}` refers to itself"),
+                ));
+            }
+            let ty = self.p.resolve_type(&c.ty)?;
+            self.const_mode.push(n.to_string());
+            let r = self.expect(&c.value, &ty);
+            self.const_mode.pop();
+            r?;
+            let _ = hint;
+            return Ok(ty);
+        }
+        if self.p.sig_ids.contains_key(n) {
+            return Err(CompileError::new(
+                e.pos,
+                format!("`{n}` is a function; call it with `{n}(…)`"),
+            ));
+        }
+        if self.p.enum_ids.contains_key(n)
+            || self.p.struct_ids.contains_key(n)
+            || builtin_type(n).is_some()
+        {
+            return Err(CompileError::new(
+                e.pos,
+                format!("`{n}` is a type, not a value"),
+            ));
+        }
+        if !self.const_mode.is_empty() && (self.p.state.contains_key(n) || self.local(n).is_some())
+        {
+            return Err(CompileError::new(
+                e.pos,
+                format!("`{n}` is not a constant (a constant may only use literals and other constants)"),
+            ));
+        }
+        Err(CompileError::new(e.pos, format!("undeclared name `{n}`")))
+    }
+
+    /// The place `e` names, if it names one.
+    pub(super) fn place<'e>(&mut self, e: &'e Expr) -> CResult<Option<PlaceRef<'e>>> {
+        match &e.kind {
+            ExprKind::Name(n) => {
+                if !self.const_mode.is_empty() {
+                    return Ok(None);
+                }
+                if let Some(l) = self.local(n) {
+                    return Ok(Some(PlaceRef {
+                        root: Root::Local(l.slot),
+                        steps: Vec::new(),
+                        operands: Vec::new(),
+                        ty: l.ty.clone(),
+                        read_only: l.is_const.then(|| format!("`{n}` is const")),
+                    }));
+                }
+                let Some(v) = self.p.state.get(n).cloned() else {
+                    return Ok(None);
+                };
+                let read_only = match state_access(self.scope, v.scope) {
+                    None => {
+                        return Err(CompileError::new(
+                            e.pos,
+                            format!(
+                                "`{n}` is @{} state and cannot be used in a @{} function (relay to a @{} function instead)",
+                                v.scope.name(),
+                                self.scope.name(),
+                                v.scope.name()
+                            ),
+                        ))
+                    }
+                    Some(false) => Some(format!(
+                        "`{n}` is @global state: only @global functions can change it (use relay@global)"
+                    )),
+                    Some(true) if self.is_const => {
+                        Some(format!("this function is const and cannot change `{n}`"))
+                    }
+                    Some(true) => None,
+                };
+                Ok(Some(PlaceRef {
+                    root: Root::State(v.scope, v.index),
+                    steps: Vec::new(),
+                    operands: Vec::new(),
+                    ty: v.ty,
+                    read_only,
+                }))
+            }
+            ExprKind::Member(obj, m) => {
+                let Some(mut pr) = self.place(obj)? else {
+                    return Ok(None);
+                };
+                let Type::Struct(sid) = pr.ty else {
+                    return Err(CompileError::new(
+                        m.pos,
+                        format!("{} has no member `{}`", self.p.tt.name(&pr.ty), m.name),
+                    ));
+                };
+                let s = &self.p.tt.structs[sid as usize];
+                let Some(i) = s.fields.iter().position(|(f, _)| *f == m.name) else {
+                    return Err(CompileError::new(
+                        m.pos,
+                        format!("struct `{}` has no member `{}`", s.name, m.name),
+                    ));
+                };
+                pr.ty = s.fields[i].1.clone();
+                pr.steps.push(Step::Field(i as u16));
+                Ok(Some(pr))
+            }
+            ExprKind::Index(obj, idx) => {
+                let Some(mut pr) = self.place(obj)? else {
+                    return Ok(None);
+                };
+                match pr.ty.clone() {
+                    Type::Array(et) => {
+                        pr.steps.push(Step::Index);
+                        pr.operands.push((idx, Type::Int(IntTy::UINT32)));
+                        pr.ty = *et;
+                    }
+                    Type::Map(kt, vt) => {
+                        let vid = self.p.type_id(&vt);
+                        pr.steps.push(Step::Key(vid));
+                        pr.operands.push((idx, *kt));
+                        pr.ty = *vt;
+                    }
+                    other => {
+                        return Err(CompileError::new(
+                            e.pos,
+                            format!("{} cannot be indexed with […]", self.p.tt.name(&other)),
+                        ))
+                    }
+                }
+                Ok(Some(pr))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn place_operands(&mut self, pr: &PlaceRef<'_>) -> CResult<()> {
+        for (e, t) in &pr.operands {
+            self.expect(e, t)?;
+        }
+        Ok(())
+    }
+
+    fn place_id(&mut self, pr: &PlaceRef<'_>) -> u32 {
+        self.p.place(Place {
+            root: pr.root,
+            steps: pr.steps.clone(),
+        })
+    }
+
+    fn load_place(&mut self, pr: PlaceRef<'_>) -> CResult<()> {
+        self.place_operands(&pr)?;
+        match (pr.root, pr.steps.is_empty()) {
+            (Root::Local(s), true) => {
+                self.emit(Instr::LoadLocal(s));
+            }
+            _ => {
+                let id = self.place_id(&pr);
+                self.emit(Instr::Load(id));
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, pr: &PlaceRef<'_>) {
+        match (pr.root, pr.steps.is_empty()) {
+            (Root::Local(s), true) => {
+                self.emit(Instr::StoreLocal(s));
+            }
+            _ => {
+                let id = self.place_id(pr);
+                self.emit(Instr::Store(id));
+            }
+        }
+    }
+
+    fn writable_place<'e>(&mut self, e: &'e Expr, what: &str) -> CResult<PlaceRef<'e>> {
+        let Some(pr) = self.place(e)? else {
+            if let ExprKind::Name(n) = &e.kind {
+                if !self.p.consts.contains_key(n) {
+                    return Err(CompileError::new(e.pos, format!("undeclared name `{n}`")));
+                }
+                return Err(CompileError::new(e.pos, format!("`{n}` is a constant")));
+            }
+            return Err(CompileError::new(
+                e.pos,
+                format!("the target of {what} is not a variable, member or element"),
+            ));
+        };
+        if let Some(why) = &pr.read_only {
+            return Err(CompileError::new(e.pos, why.clone()));
+        }
+        Ok(pr)
+    }
+
+    fn assign(&mut self, op: Option<BinOp>, l: &Expr, r: &Expr, pos: Pos) -> CResult<()> {
+        let pr = self.writable_place(l, "an assignment")?;
+        self.place_operands(&pr)?;
+        match op {
+            None => {
+                let t = pr.ty.clone();
+                self.expect(r, &t)?;
+            }
+            Some(op) => {
+                let n = pr.operands.len();
+                if n > 0 {
+                    self.emit(Instr::DupN(n as u8));
+                }
+                let id = self.place_id(&pr);
+                self.emit(Instr::Load(id));
+                let t = pr.ty.clone();
+                let rt = if matches!(op, BinOp::Shl | BinOp::Shr) {
+                    self.value(r, Some(&t))?
+                } else {
+                    self.expect(r, &t)?;
+                    t.clone()
+                };
+                let i = self.arith(op, &t, &rt, pos)?;
+                self.emit(i);
+            }
+        }
+        self.store(&pr);
+        Ok(())
+    }
+
+    fn inc_dec(&mut self, inc: bool, x: &Expr, pos: Pos) -> CResult<()> {
+        let pr = self.writable_place(x, if inc { "`++`" } else { "`--`" })?;
+        let Some(nt) = num_ty(&pr.ty) else {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`++`/`--` need an integer, found {}",
+                    self.p.tt.name(&pr.ty)
+                ),
+            ));
+        };
+        self.place_operands(&pr)?;
+        let n = pr.operands.len();
+        if n > 0 {
+            self.emit(Instr::DupN(n as u8));
+        }
+        let id = self.place_id(&pr);
+        self.emit(Instr::Load(id));
+        let t = pr.ty.clone();
+        let one = self.p.constant(&t, Value::Int(Int::Small(1)));
+        self.emit(Instr::Const(one));
+        self.emit(Instr::Arith(if inc { Arith::Add } else { Arith::Sub }, nt));
+        self.store(&pr);
+        Ok(())
+    }
+
+    /// The instruction for `a op b` on operands of type `t` (and `rt` for shift amounts).
+    fn arith(&self, op: BinOp, t: &Type, rt: &Type, pos: Pos) -> CResult<Instr> {
+        let name = self.p.tt.name(t);
+        let bad = |what: &str| {
+            CompileError::new(pos, format!("`{}` needs {what}, found {name}", op.symbol()))
+        };
+        Ok(match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
+                let nt = num_ty(t).ok_or_else(|| bad("integers"))?;
+                let a = match op {
+                    BinOp::Add => Arith::Add,
+                    BinOp::Sub => Arith::Sub,
+                    BinOp::Mul => Arith::Mul,
+                    BinOp::Div => Arith::Div,
+                    _ => Arith::Rem,
+                };
+                Instr::Arith(a, nt)
+            }
+            BinOp::Shl | BinOp::Shr | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+                let Type::Int(it) = t else {
+                    return Err(bad("unsigned integers"));
+                };
+                if it.signed {
+                    return Err(bad("unsigned integers"));
+                }
+                if matches!(op, BinOp::Shl | BinOp::Shr) {
+                    if !matches!(rt, Type::Int(r) if !r.signed) {
+                        return Err(CompileError::new(
+                            pos,
+                            format!(
+                                "a shift amount must be an unsigned integer, found {}",
+                                self.p.tt.name(rt)
+                            ),
+                        ));
+                    }
+                } else if rt != t {
+                    return Err(bad("two operands of one type"));
+                }
+                let a = match op {
+                    BinOp::Shl => Arith::Shl,
+                    BinOp::Shr => Arith::Shr,
+                    BinOp::BitAnd => Arith::And,
+                    BinOp::BitOr => Arith::Or,
+                    _ => Arith::Xor,
+                };
+                Instr::Arith(a, NumTy::Fixed(*it))
+            }
+            _ => {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}=` is not an operator", op.symbol()),
+                ))
+            }
+        })
+    }
+
+    fn unify(&self, a: &Type, b: &Type, op: &str, pos: Pos) -> CResult<Type> {
+        if converts(a, b) {
+            return Ok(b.clone());
+        }
+        if converts(b, a) {
+            return Ok(a.clone());
+        }
+        Err(CompileError::new(
+            pos,
+            format!(
+                "the operands of `{op}` have different types: {} and {} (convert one explicitly)",
+                self.p.tt.name(a),
+                self.p.tt.name(b)
+            ),
+        ))
+    }
+
+    fn unary(&mut self, op: UnOp, x: &Expr, hint: Option<&Type>, pos: Pos) -> CResult<Type> {
+        match op {
+            UnOp::Not => {
+                self.expect(x, &Type::Bool)?;
+                self.emit(Instr::Not);
+                Ok(Type::Bool)
+            }
+            UnOp::Plus => {
+                let t = self.value(x, hint)?;
+                if num_ty(&t).is_none() {
+                    return Err(CompileError::new(
+                        pos,
+                        format!("unary `+` needs an integer, found {}", self.p.tt.name(&t)),
+                    ));
+                }
+                Ok(t)
+            }
+            UnOp::Neg => {
+                let t = self.value(x, hint)?;
+                match &t {
+                    Type::BigInt => {
+                        self.emit(Instr::Neg(NumTy::Big));
+                    }
+                    Type::Int(it) if it.signed => {
+                        self.emit(Instr::Neg(NumTy::Fixed(*it)));
+                    }
+                    other => {
+                        return Err(CompileError::new(
+                            pos,
+                            format!(
+                                "`-` needs a signed integer or bigint, found {}",
+                                self.p.tt.name(other)
+                            ),
+                        ))
+                    }
+                }
+                Ok(t)
+            }
+            UnOp::BitNot => {
+                let t = self.value(x, hint)?;
+                match &t {
+                    Type::Int(it) if !it.signed => {
+                        self.emit(Instr::BitNot(*it));
+                    }
+                    other => {
+                        return Err(CompileError::new(
+                            pos,
+                            format!(
+                                "`~` needs an unsigned integer, found {}",
+                                self.p.tt.name(other)
+                            ),
+                        ))
+                    }
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: &Expr,
+        b: &Expr,
+        hint: Option<&Type>,
+        pos: Pos,
+    ) -> CResult<Type> {
+        if matches!(op, BinOp::And | BinOp::Or) {
+            self.expect(a, &Type::Bool)?;
+            let j = self.emit(if op == BinOp::And {
+                Instr::JumpIfNot(0)
+            } else {
+                Instr::JumpIf(0)
+            });
+            self.expect(b, &Type::Bool)?;
+            let jend = self.emit(Instr::Jump(0));
+            let short = self.code.len() as u32;
+            self.code[j] = if op == BinOp::And {
+                Instr::JumpIfNot(short)
+            } else {
+                Instr::JumpIf(short)
+            };
+            self.emit(Instr::Bool(op == BinOp::Or));
+            let end = self.code.len() as u32;
+            self.code[jend] = Instr::Jump(end);
+            return Ok(Type::Bool);
+        }
+        let comparison = matches!(
+            op,
+            BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge | BinOp::Eq | BinOp::Ne
+        );
+        let outer = if comparison { None } else { hint };
+        // Compile the left side first (stack order) but let an unsuffixed literal on either
+        // side take the other side's type.
+        let (ta, tb) = if is_flex_literal(a) && !is_flex_literal(b) {
+            let tb_hint = self.type_of(b);
+            let ta = self.value(a, tb_hint.as_ref().or(outer))?;
+            let tb = self.value(b, Some(&ta))?;
+            (ta, tb)
+        } else {
+            let ta = self.value(a, outer)?;
+            let tb = self.value(b, Some(&ta))?;
+            (ta, tb)
+        };
+        if comparison {
+            let t = self.unify(&ta, &tb, op.symbol(), pos)?;
+            let ordered = !matches!(op, BinOp::Eq | BinOp::Ne);
+            let ok = match &t {
+                Type::Int(_)
+                | Type::BigInt
+                | Type::String
+                | Type::Address
+                | Type::Hash
+                | Type::Blob => true,
+                Type::Bool | Type::Enum(_) => !ordered,
+                _ => false,
+            };
+            if !ok {
+                return Err(CompileError::new(
+                    pos,
+                    format!(
+                        "{} values cannot be compared with `{}`",
+                        self.p.tt.name(&t),
+                        op.symbol()
+                    ),
+                ));
+            }
+            self.emit(Instr::Cmp(match op {
+                BinOp::Eq => CmpOp::Eq,
+                BinOp::Ne => CmpOp::Ne,
+                BinOp::Lt => CmpOp::Lt,
+                BinOp::Le => CmpOp::Le,
+                BinOp::Gt => CmpOp::Gt,
+                _ => CmpOp::Ge,
+            }));
+            return Ok(Type::Bool);
+        }
+        if matches!(op, BinOp::Shl | BinOp::Shr) {
+            let i = self.arith(op, &ta, &tb, pos)?;
+            self.emit(i);
+            return Ok(ta);
+        }
+        let t = self.unify(&ta, &tb, op.symbol(), pos)?;
+        let i = self.arith(op, &t, &t, pos)?;
+        self.emit(i);
+        Ok(t)
+    }
+
+    fn member_value(&mut self, obj: &Expr, m: &Ident, pos: Pos) -> CResult<Type> {
+        if let ExprKind::Name(n) = &obj.kind {
+            if self.local(n).is_none() && !self.p.state.contains_key(n) {
+                if let Some(&eid) = self.p.enum_ids.get(n) {
+                    let d = &self.p.tt.enums[eid as usize];
+                    let Some(i) = d.variants.iter().position(|v| *v == m.name) else {
+                        return Err(CompileError::new(
+                            m.pos,
+                            format!("enum `{}` has no enumerator `{}`", d.name, m.name),
+                        ));
+                    };
+                    let c = self.p.constant(&Type::Enum(eid), Value::Enum(i as u16));
+                    self.emit(Instr::Const(c));
+                    return Ok(Type::Enum(eid));
+                }
+                if matches!(n.as_str(), "__transaction" | "__block" | "__debug") {
+                    return Err(CompileError::new(
+                        pos,
+                        format!("`{n}.{}` must be called", m.name),
+                    ));
+                }
+            }
+        }
+        let t = self.value(obj, None)?;
+        let Type::Struct(sid) = t else {
+            return Err(CompileError::new(
+                m.pos,
+                format!("{} has no member `{}`", self.p.tt.name(&t), m.name),
+            ));
+        };
+        let s = &self.p.tt.structs[sid as usize];
+        let Some(i) = s.fields.iter().position(|(f, _)| *f == m.name) else {
+            return Err(CompileError::new(
+                m.pos,
+                format!("struct `{}` has no member `{}`", s.name, m.name),
+            ));
+        };
+        let ft = s.fields[i].1.clone();
+        self.emit(Instr::Field(i as u16));
+        Ok(ft)
+    }
+
+    fn index_value(&mut self, obj: &Expr, idx: &Expr, pos: Pos) -> CResult<Type> {
+        let t = self.value(obj, None)?;
+        match t {
+            Type::Array(et) => {
+                self.expect(idx, &Type::Int(IntTy::UINT32))?;
+                self.emit(Instr::Index);
+                Ok(*et)
+            }
+            Type::Map(kt, vt) => {
+                self.expect(idx, &kt)?;
+                let vid = self.p.type_id(&vt);
+                self.emit(Instr::Key(vid));
+                Ok(*vt)
+            }
+            other => Err(CompileError::new(
+                pos,
+                format!("{} cannot be indexed with […]", self.p.tt.name(&other)),
+            )),
+        }
+    }
+
+    fn call(&mut self, callee: &Expr, args: &[Expr], pos: Pos) -> CResult<Option<Type>> {
+        if !self.const_mode.is_empty() {
+            if let ExprKind::Name(n) = &callee.kind {
+                if builtin_type(n).is_some() {
+                    return self.conversion(n, args, pos).map(Some);
+                }
+            }
+            return Err(CompileError::new(
+                pos,
+                "a constant may only use literals, constants and conversions",
+            ));
+        }
+        match &callee.kind {
+            ExprKind::Name(n) => {
+                if self.local(n).is_some() || self.p.state.contains_key(n) {
+                    return Err(CompileError::new(
+                        callee.pos,
+                        format!("`{n}` is a variable, not a function"),
+                    ));
+                }
+                if builtin_type(n).is_some() {
+                    return self.conversion(n, args, pos).map(Some);
+                }
+                let Some(&fid) = self.p.sig_ids.get(n) else {
+                    return Err(CompileError::new(
+                        callee.pos,
+                        format!("undeclared function `{n}`"),
+                    ));
+                };
+                let sig = self.p.sigs[fid as usize].clone();
+                self.check_call(&sig, callee.pos)?;
+                self.args(&sig, args, pos)?;
+                self.emit(Instr::Call(fid));
+                Ok(sig.ret)
+            }
+            ExprKind::Type(te) => {
+                let t = self.p.resolve_type(te)?;
+                if !args.is_empty() {
+                    return Err(CompileError::new(
+                        pos,
+                        format!("{}() takes no arguments", self.p.tt.name(&t)),
+                    ));
+                }
+                let tid = self.p.type_id(&t);
+                self.emit(Instr::Default(tid));
+                Ok(Some(t))
+            }
+            ExprKind::Member(obj, m) => {
+                if let ExprKind::Name(n) = &obj.kind {
+                    if self.local(n).is_none() && !self.p.state.contains_key(n) {
+                        match n.as_str() {
+                            "__debug" => return self.debug_call(m, args, pos),
+                            "__transaction" | "__block" => {
+                                return self.context_call(n, m, args, pos).map(Some)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                self.method_call(obj, m, args, pos)
+            }
+            _ => Err(CompileError::new(
+                callee.pos,
+                "this expression cannot be called",
+            )),
+        }
+    }
+
+    fn check_call(&self, sig: &Sig, pos: Pos) -> CResult<()> {
+        match sig.kind {
+            FnKind::Lambda => unreachable!("lambdas have no name"),
+            FnKind::OnDeploy | FnKind::OnScaleout => {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}` is called by the system only", sig.name),
+                ))
+            }
+            FnKind::Normal => {}
+        }
+        if self.is_const && !sig.is_const {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "a const function cannot call `{}`, which is not const",
+                    sig.name
+                ),
+            ));
+        }
+        let ok = sig.scope == self.scope
+            || (sig.scope == ScopeKind::Global && sig.is_const)
+            || (sig.scope == ScopeKind::Shard
+                && !matches!(self.scope, ScopeKind::Global | ScopeKind::Shard));
+        if ok {
+            return Ok(());
+        }
+        let how = if sig.scope == ScopeKind::Global {
+            format!("use relay@global {}(…)", sig.name)
+        } else {
+            "relay to it".to_string()
+        };
+        Err(CompileError::new(
+            pos,
+            format!(
+                "`{}` is a @{}{} function and cannot be called from a @{} function ({how})",
+                sig.name,
+                sig.scope.name(),
+                if sig.is_const { " const" } else { "" },
+                self.scope.name()
+            ),
+        ))
+    }
+
+    fn conversion(&mut self, to: &str, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let target = builtin_type(to).expect("caller checked");
+        if args.len() != 1 {
+            return Err(CompileError::new(
+                pos,
+                format!("{to}(…) takes one argument"),
+            ));
+        }
+        let from = self.value(&args[0], Some(&target))?;
+        let conv = match (&from, &target) {
+            (f, t) if f == t => return Ok(target),
+            (Type::Int(_) | Type::BigInt, Type::Int(_) | Type::BigInt) => {
+                Some(Conv::Int(num_ty(&target).expect("integer")))
+            }
+            (Type::Int(_) | Type::BigInt, Type::String) => Some(Conv::IntToString),
+            (Type::String, Type::Address) => Some(Conv::StringToAddress),
+            (Type::String, Type::Hash) => Some(Conv::StringToHash),
+            (Type::Hash, Type::Address) => Some(Conv::HashToAddress),
+            (Type::Hash, Type::String) => Some(Conv::HashToString),
+            (Type::Hash, Type::Int(t)) if *t == IntTy::UINT256 => Some(Conv::HashToUint256),
+            (Type::Address, Type::String) => Some(Conv::AddressToString),
+            _ => None,
+        };
+        match conv {
+            Some(c) => {
+                self.emit(Instr::Convert(c));
+                Ok(target)
+            }
+            None => Err(CompileError::new(
+                pos,
+                format!(
+                    "there is no conversion from {} to {to}",
+                    self.p.tt.name(&from)
+                ),
+            )),
+        }
+    }
+
+    fn debug_call(&mut self, m: &Ident, args: &[Expr], pos: Pos) -> CResult<Option<Type>> {
+        match m.name.as_str() {
+            "print" => {
+                if args.len() > 255 {
+                    return Err(CompileError::new(
+                        pos,
+                        "__debug.print takes at most 255 values",
+                    ));
+                }
+                for a in args {
+                    self.value(a, None)?;
+                }
+                self.emit(Instr::Print(args.len() as u8));
+                Ok(None)
+            }
+            "assert" => {
+                match args {
+                    [c] => {
+                        self.expect(c, &Type::Bool)?;
+                        self.emit(Instr::Assert);
+                    }
+                    [c, msg] => {
+                        self.expect(c, &Type::Bool)?;
+                        self.expect(msg, &Type::String)?;
+                        self.emit(Instr::AssertMsg);
+                    }
+                    _ => {
+                        return Err(CompileError::new(
+                            pos,
+                            "__debug.assert takes (bool) or (bool, string)",
+                        ))
+                    }
+                }
+                Ok(None)
+            }
+            other => Err(CompileError::new(
+                m.pos,
+                format!("__debug has no function `{other}` (it has print and assert)"),
+            )),
+        }
+    }
+
+    fn context_call(&mut self, obj: &str, m: &Ident, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let addr = Type::Address;
+        let (f, ret) = match (obj, m.name.as_str()) {
+            ("__transaction", "get_type") => (CtxFn::TxType, Type::Enum(0)),
+            ("__transaction", "get_self_address") => {
+                if self.scope == ScopeKind::Shard {
+                    return Err(CompileError::new(
+                        m.pos,
+                        "__transaction.get_self_address() is not available in @shard functions",
+                    ));
+                }
+                (CtxFn::TxSelf, addr)
+            }
+            ("__transaction", "get_sender") => (CtxFn::TxSender, addr),
+            ("__transaction", "get_timestamp") => (CtxFn::TxTimestamp, Type::Int(IntTy::UINT64)),
+            ("__transaction", "get_signers") => {
+                (CtxFn::TxSigners, Type::Array(Box::new(Type::Address)))
+            }
+            ("__transaction", "verify_signer") => {
+                let [a] = args else {
+                    return Err(CompileError::new(
+                        pos,
+                        "verify_signer takes one argument (uint32 or address)",
+                    ));
+                };
+                let t = self.value(a, Some(&Type::Int(IntTy::UINT32)))?;
+                let f = match t {
+                    Type::Address => CtxFn::TxVerifyAddress,
+                    t if converts(&t, &Type::Int(IntTy::UINT32)) => CtxFn::TxVerifyIndex,
+                    other => {
+                        return Err(CompileError::new(
+                            a.pos,
+                            format!(
+                                "verify_signer takes a uint32 or an address, found {}",
+                                self.p.tt.name(&other)
+                            ),
+                        ))
+                    }
+                };
+                self.emit(Instr::Ctx(f));
+                return Ok(Type::Bool);
+            }
+            ("__transaction", "get_originated_shard_index") => {
+                (CtxFn::TxOriginShardIndex, Type::Int(IntTy::UINT32))
+            }
+            ("__transaction", "get_originated_shard_order") => {
+                (CtxFn::TxOriginShardOrder, Type::Int(IntTy::UINT32))
+            }
+            ("__transaction", "get_initiator_address") => (CtxFn::TxInitiator, addr),
+            ("__block", "get_height") => (CtxFn::BlockHeight, Type::Int(IntTy::UINT64)),
+            ("__block", "get_shard_index") => (CtxFn::BlockShardIndex, Type::Int(IntTy::UINT32)),
+            ("__block", "get_shard_order") => (CtxFn::BlockShardOrder, Type::Int(IntTy::UINT32)),
+            ("__block", "get_timestamp") => (CtxFn::BlockTimestamp, Type::Int(IntTy::UINT64)),
+            ("__block", "get_random_number") => (CtxFn::BlockRandom, Type::Int(IntTy::UINT64)),
+            ("__block", "get_miner_address") => (CtxFn::BlockMiner, addr),
+            ("__transaction", "get_supplied_tokens") => {
+                return Err(CompileError::new(
+                    m.pos,
+                    "tokens (first-class assets) are not supported",
+                ))
+            }
+            (o, f) => {
+                return Err(CompileError::new(
+                    m.pos,
+                    format!("{o} has no function `{f}`"),
+                ))
+            }
+        };
+        if !args.is_empty() {
+            return Err(CompileError::new(
+                pos,
+                format!("{obj}.{}() takes no arguments", m.name),
+            ));
+        }
+        self.emit(Instr::Ctx(f));
+        Ok(ret)
+    }
+
+    /// Resolves a built-in method: the method, its argument types and result.
+    fn method(
+        &mut self,
+        recv: &Type,
+        m: &Ident,
+    ) -> CResult<(Option<Method>, Vec<Type>, Option<Type>)> {
+        let u32t = Type::Int(IntTy::UINT32);
+        Ok(match (recv, m.name.as_str()) {
+            (Type::Array(_), "length") => (Some(Method::Length), vec![], Some(u32t)),
+            (Type::Array(et), "set_length") => {
+                let tid = self.p.type_id(et);
+                (Some(Method::SetLength(tid)), vec![u32t], None)
+            }
+            (Type::Array(et), "push") => (Some(Method::Push), vec![(**et).clone()], None),
+            (Type::Array(_), "pop") => (Some(Method::Pop), vec![], None),
+            (Type::Map(kt, _), "has") => {
+                (Some(Method::Has), vec![(**kt).clone()], Some(Type::Bool))
+            }
+            (Type::Map(kt, _), "erase") => (Some(Method::Erase), vec![(**kt).clone()], None),
+            (Type::String, "set") => (Some(Method::StrSet), vec![Type::String], None),
+            (Type::String, "append") => (Some(Method::StrAppend), vec![Type::String], None),
+            (Type::String, "length") => (
+                Some(Method::StrLength),
+                vec![],
+                Some(Type::Int(IntTy::UINT16)),
+            ),
+            (Type::Address, "is_user") => (Some(Method::IsUser), vec![], Some(Type::Bool)),
+            (Type::Address, "is_contract") => (Some(Method::IsContract), vec![], Some(Type::Bool)),
+            // rexe has user and contract addresses only.
+            (Type::Address, "is_delegated" | "is_dapp" | "is_asset" | "is_name" | "is_custom") => {
+                (None, vec![], Some(Type::Bool))
+            }
+            (t, name) => {
+                return Err(CompileError::new(
+                    m.pos,
+                    format!("{} has no method `{name}`", self.p.tt.name(t)),
+                ))
+            }
+        })
+    }
+
+    fn method_call(
+        &mut self,
+        obj: &Expr,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+    ) -> CResult<Option<Type>> {
+        if let Some(pr) = self.place(obj)? {
+            let (method, arg_types, ret) = self.method(&pr.ty, m)?;
+            if args.len() != arg_types.len() {
+                return Err(CompileError::new(
+                    pos,
+                    format!(
+                        "`{}` takes {} argument(s), {} given",
+                        m.name,
+                        arg_types.len(),
+                        args.len()
+                    ),
+                ));
+            }
+            let Some(method) = method else {
+                self.load_place(pr)?;
+                self.emit(Instr::Pop);
+                self.emit(Instr::Bool(false));
+                return Ok(ret);
+            };
+            if method.mutates() {
+                if let Some(why) = &pr.read_only {
+                    return Err(CompileError::new(obj.pos, why.clone()));
+                }
+            }
+            self.place_operands(&pr)?;
+            for (a, t) in args.iter().zip(&arg_types) {
+                self.expect(a, t)?;
+            }
+            let id = self.place_id(&pr);
+            self.emit(Instr::PlaceMethod(id, method));
+            return Ok(ret);
+        }
+        let t = self.value(obj, None)?;
+        let (method, arg_types, ret) = self.method(&t, m)?;
+        if args.len() != arg_types.len() {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`{}` takes {} argument(s), {} given",
+                    m.name,
+                    arg_types.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let Some(method) = method else {
+            self.emit(Instr::Pop);
+            self.emit(Instr::Bool(false));
+            return Ok(ret);
+        };
+        if method.mutates() {
+            return Err(CompileError::new(
+                m.pos,
+                format!(
+                    "`{}` changes its receiver, which here is a temporary value",
+                    m.name
+                ),
+            ));
+        }
+        for (a, t) in args.iter().zip(&arg_types) {
+            self.expect(a, t)?;
+        }
+        self.emit(Instr::ValueMethod(method));
+        Ok(ret)
+    }
+}

@@ -1,0 +1,228 @@
+//! Compile-and-run tests of the language against an in-memory host.
+
+use std::collections::HashMap;
+
+use super::ast::ScopeKind;
+use super::num::Int;
+use super::value::Value;
+use super::vm::{self, Context, Host, Outcome, RelayDest, Trap, TxKind};
+use super::{compile, Verified};
+
+#[derive(Default, Clone)]
+struct Mem {
+    rows: HashMap<ScopeKind, Vec<u8>>,
+}
+
+impl Host for Mem {
+    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.rows.get(&scope).cloned())
+    }
+    fn is_contract(&self, _: &[u8; 32]) -> bool {
+        false
+    }
+    fn logging(&self) -> bool {
+        true
+    }
+}
+
+fn ctx() -> Context {
+    Context {
+        kind: TxKind::Normal,
+        self_address: [1; 32],
+        sender: [1; 32],
+        signers: vec![[1; 32]],
+        initiator: [1; 32],
+        tx_timestamp: 5,
+        origin_shard: 0,
+        shard_order: 2,
+        height: 7,
+        shard_index: 0,
+        timestamp: 5,
+        miner: [9; 32],
+        random_seed: [3; 32],
+        hrp: "trx",
+    }
+}
+
+fn int(v: i128) -> Value {
+    Value::Int(Int::Small(v))
+}
+
+/// Runs `func` and applies its writes to `mem`.
+fn run(code: &Verified, mem: &mut Mem, func: &str, args: Vec<Value>, gas: u64) -> Outcome {
+    let (f, _) = code.function(func).expect("function exists");
+    let global = vm::default_row(code, ScopeKind::Global);
+    let c = ctx();
+    let out = vm::execute(
+        vm::Call {
+            code,
+            func: f,
+            args,
+            ctx: &c,
+            gas_limit: gas,
+            global: &global,
+            global_writable: false,
+        },
+        mem,
+    );
+    for (scope, row) in &out.writes {
+        match row {
+            Some(b) => {
+                mem.rows.insert(*scope, b.clone());
+            }
+            None => {
+                mem.rows.remove(scope);
+            }
+        }
+    }
+    out
+}
+
+fn state(code: &Verified, mem: &Mem, scope: ScopeKind) -> Vec<Value> {
+    match mem.rows.get(&scope) {
+        Some(b) => vm::decode_row(code, scope, b).unwrap(),
+        None => vm::default_row(code, scope),
+    }
+}
+
+const COUNTER: &str = r#"
+contract C {
+    @address uint8 small;
+    @address uint64 total;
+    @address map<uint32, string> names;
+    @address array<uint64> log;
+    struct P { address to; bigint amount; }
+    @address array<P> pays;
+
+    @address function add(uint8 a) export { small += a; total += uint64(a); }
+    @address function uint64 loop(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { log.push(uint64(i)); total += 1u64; }
+        return total;
+    }
+    @address function names_ops() export {
+        names[3u] = "three";
+        names[1u] = "one";
+        __debug.assert(names.has(3u));
+        __debug.assert(!names.has(2u));
+        __debug.assert(names[2u] == "");
+        names.erase(1u);
+        log.set_length(3u);
+        log[2u] = 7u64;
+        log.pop();
+    }
+    @address function uint32 div(uint32 a, uint32 b) export { return a / b; }
+    @address function uint64 at(uint32 i) export { return log[i]; }
+    @address function bigint pay(address to, bigint amount) export {
+        P p;
+        p.to = to;
+        p.amount = amount * 2ib;
+        pays.push(p);
+        pays[0u].amount -= 1ib;
+        relay@to credit(pays[0u].amount);
+        relay@to (^amount, auto twice = amount + amount) { total += uint64(twice); }
+        return pays[0u].amount;
+    }
+    @address function credit(bigint v) { total += uint64(v); }
+    @address function int32 prec() export {
+        int32 x = 2 + 3 * 4 - 10 / 3;
+        int32 y = -7 % 3;
+        uint32 s = 1u << 4u | 3u;
+        return x * 100 + y * 10 + int32(s) - (true && !false ? 0 : 1000);
+    }
+}
+"#;
+
+#[test]
+fn arithmetic_is_checked_and_failed_calls_write_nothing() {
+    let code = compile(COUNTER).unwrap();
+    let mut mem = Mem::default();
+    let out = run(&code, &mut mem, "add", vec![int(250)], 100_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(state(&code, &mem, ScopeKind::Address)[0], int(250));
+    let out = run(&code, &mut mem, "add", vec![int(10)], 100_000);
+    assert_eq!(out.result, Err(Trap::Overflow));
+    assert!(out.writes.is_empty());
+    assert_eq!(
+        state(&code, &mem, ScopeKind::Address)[..2],
+        [int(250), int(250)]
+    );
+    assert_eq!(
+        run(&code, &mut mem, "div", vec![int(1), int(0)], 100_000).result,
+        Err(Trap::DivisionByZero)
+    );
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(5)], 100_000).result,
+        Err(Trap::BadIndex)
+    );
+}
+
+#[test]
+fn out_of_gas_mid_function_leaves_no_write() {
+    let code = compile(COUNTER).unwrap();
+    let mut mem = Mem::default();
+    let out = run(&code, &mut mem, "loop", vec![int(3)], 100_000);
+    assert_eq!(out.result, Ok(Some(int(3))));
+    let before = mem.rows.clone();
+    // What the next call needs, measured on a copy of the state.
+    let mut copy = Mem {
+        rows: before.clone(),
+    };
+    let enough = run(&code, &mut copy, "loop", vec![int(3)], 100_000).gas_used;
+    // Every limit below what the call needs stops it with nothing written.
+    for limit in [1, enough / 3, enough / 2, enough - 1] {
+        let out = run(&code, &mut mem, "loop", vec![int(3)], limit);
+        assert_eq!(out.result, Err(Trap::OutOfGas), "limit {limit}");
+        assert_eq!(out.gas_used, limit);
+        assert!(out.writes.is_empty() && out.relays.is_empty());
+        assert_eq!(mem.rows, before);
+    }
+    let out = run(&code, &mut mem, "loop", vec![int(3)], enough);
+    assert_eq!(out.result, Ok(Some(int(6))));
+}
+
+#[test]
+fn containers_follow_the_spec() {
+    let code = compile(COUNTER).unwrap();
+    let mut mem = Mem::default();
+    let out = run(&code, &mut mem, "names_ops", vec![], 100_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    let s = state(&code, &mem, ScopeKind::Address);
+    let Value::Map(m) = &s[2] else { panic!() };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.get(&int(3)), Some(&Value::Str("three".into())));
+    assert_eq!(s[3], Value::Array(vec![int(0), int(0)]));
+}
+
+#[test]
+fn relays_carry_encoded_arguments() {
+    let code = compile(COUNTER).unwrap();
+    let mut mem = Mem::default();
+    let out = run(
+        &code,
+        &mut mem,
+        "pay",
+        vec![Value::Address([7; 32]), int(10)],
+        100_000,
+    );
+    assert_eq!(out.result, Ok(Some(int(19))));
+    assert_eq!(out.relays.len(), 2);
+    assert_eq!(out.relays[0].to, RelayDest::Address([7; 32]));
+    let (credit, _) = code.function("credit").unwrap();
+    assert_eq!(out.relays[0].func, credit);
+    let lambda = &code.functions[out.relays[1].func as usize];
+    assert_eq!(lambda.params.len(), 2);
+    let types = code.param_types(lambda);
+    let args = super::value::decode_tuple(&out.relays[1].args, &types, &code.table).unwrap();
+    assert_eq!(args, vec![int(10), int(20)]);
+}
+
+#[test]
+fn precedence_and_c_division() {
+    let code = compile(COUNTER).unwrap();
+    let mut mem = Mem::default();
+    // x = 2 + 12 - 3 = 11; y = -1; s = 19
+    assert_eq!(
+        run(&code, &mut mem, "prec", vec![], 100_000).result,
+        Ok(Some(int(1100 - 10 + 19)))
+    );
+}

@@ -1,0 +1,159 @@
+//! Types shared by the compiler and the VM: the built-in value types, containers, and the
+//! module's structure and enumeration definitions ([`TypeTable`]).
+
+use super::num::{IntTy, NumTy};
+
+/// A type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Type {
+    /// `bool`.
+    Bool,
+    /// `intN` / `uintN`.
+    Int(IntTy),
+    /// `bigint`.
+    BigInt,
+    /// `address`.
+    Address,
+    /// `hash`.
+    Hash,
+    /// `blob`: opaque bytes.
+    Blob,
+    /// `string`.
+    String,
+    /// An enumeration (index into [`TypeTable::enums`]).
+    Enum(u16),
+    /// A structure (index into [`TypeTable::structs`]).
+    Struct(u16),
+    /// `array<T>`.
+    Array(Box<Type>),
+    /// `map<K, V>`.
+    Map(Box<Type>, Box<Type>),
+}
+
+/// A structure definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StructDesc {
+    /// Name.
+    pub name: String,
+    /// Members in order.
+    pub fields: Vec<(String, Type)>,
+}
+
+/// An enumeration definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnumDesc {
+    /// Name.
+    pub name: String,
+    /// Enumerators in order.
+    pub variants: Vec<String>,
+}
+
+/// The user-defined types of a module. Enum 0 is always the built-in `transaction_type`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeTable {
+    /// Structures.
+    pub structs: Vec<StructDesc>,
+    /// Enumerations.
+    pub enums: Vec<EnumDesc>,
+}
+
+/// Enumerators of the built-in `transaction_type` (PREDA spec 6.1.1).
+pub const TRANSACTION_TYPES: [&str; 4] =
+    ["normal_type", "relay_type", "system_type", "scheduled_type"];
+
+/// Most nested levels a type may have (so encoders and printers never recurse deeply).
+pub const MAX_TYPE_DEPTH: usize = 16;
+
+impl TypeTable {
+    /// A table holding only the built-in enum.
+    pub fn with_builtins() -> Self {
+        TypeTable {
+            structs: Vec::new(),
+            enums: vec![EnumDesc {
+                name: "transaction_type".into(),
+                variants: TRANSACTION_TYPES.iter().map(|s| s.to_string()).collect(),
+            }],
+        }
+    }
+
+    /// The name of `t` as a user writes it.
+    pub fn name(&self, t: &Type) -> String {
+        match t {
+            Type::Bool => "bool".into(),
+            Type::Int(i) => i.name(),
+            Type::BigInt => "bigint".into(),
+            Type::Address => "address".into(),
+            Type::Hash => "hash".into(),
+            Type::Blob => "blob".into(),
+            Type::String => "string".into(),
+            Type::Enum(i) => self
+                .enums
+                .get(*i as usize)
+                .map(|e| e.name.clone())
+                .unwrap_or_else(|| format!("enum#{i}")),
+            Type::Struct(i) => self
+                .structs
+                .get(*i as usize)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("struct#{i}")),
+            Type::Array(e) => format!("array<{}>", self.name(e)),
+            Type::Map(k, v) => format!("map<{}, {}>", self.name(k), self.name(v)),
+        }
+    }
+
+    /// Whether every index in `t` refers to a definition here and nesting is bounded.
+    pub fn is_valid(&self, t: &Type) -> bool {
+        self.valid_at(t, 0)
+    }
+
+    fn valid_at(&self, t: &Type, depth: usize) -> bool {
+        if depth > MAX_TYPE_DEPTH {
+            return false;
+        }
+        match t {
+            Type::Enum(i) => (*i as usize) < self.enums.len(),
+            Type::Struct(i) => (*i as usize) < self.structs.len(),
+            Type::Array(e) => self.valid_at(e, depth + 1),
+            Type::Map(k, v) => {
+                is_map_key(k) && self.valid_at(k, depth + 1) && self.valid_at(v, depth + 1)
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Types a map may be keyed by.
+pub fn is_map_key(t: &Type) -> bool {
+    matches!(
+        t,
+        Type::Int(_)
+            | Type::Address
+            | Type::Hash
+            | Type::Blob
+            | Type::String
+            | Type::Bool
+            | Type::Enum(_)
+    )
+}
+
+/// The arithmetic type of an integer type.
+pub fn num_ty(t: &Type) -> Option<NumTy> {
+    match t {
+        Type::Int(i) => Some(NumTy::Fixed(*i)),
+        Type::BigInt => Some(NumTy::Big),
+        _ => None,
+    }
+}
+
+/// Whether a value of `from` converts implicitly to `to`: same type, a wider integer of the
+/// same signedness, or a signed integer to `bigint` (PREDA spec 2.4.1).
+pub fn implicitly_converts(from: &Type, to: &Type) -> bool {
+    if from == to {
+        return true;
+    }
+    match (from, to) {
+        (Type::Int(a), Type::Int(b)) => a.signed == b.signed && a.bits <= b.bits,
+        (Type::Int(a), Type::BigInt) => a.signed,
+        _ => false,
+    }
+}

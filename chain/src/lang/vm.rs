@@ -1,0 +1,1315 @@
+//! The interpreter: runs one micro-transaction (a call of one function on one scope
+//! target) of a verified module with a gas limit.
+//!
+//! State is reached through three frames: the target's own row (its scope), the current
+//! shard's row and the contract's global state. Rows are loaded on first use from the
+//! [`Host`] and decoded; writes stay in the frames. When the entry function returns, the
+//! changed rows are re-encoded (and charged per byte) and handed back with the relays the
+//! call emitted; on any trap (out of gas, overflow, division by zero, bad index, failed
+//! assertion) nothing is handed back. The machine is deterministic: no floats, no clocks,
+//! ordered maps only, and randomness only from the seed the block gives it.
+
+use std::collections::BTreeMap;
+
+use bitcoin::hashes::{sha256, Hash as _};
+use thiserror::Error;
+
+use super::ast::ScopeKind;
+use super::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, RelayTo, Root, Step};
+use super::gas;
+use super::num::{Int, NumTy};
+use super::types::Type;
+use super::value::{self, default_value, has_type, Value, MAX_BYTES_LEN};
+use super::verify::Verified;
+use crate::encode::Reader;
+
+/// Deepest call nesting.
+pub const MAX_CALL_DEPTH: usize = 64;
+/// Most relays one micro-transaction may emit.
+pub const MAX_RELAYS: usize = 4096;
+/// Longest array (`set_length` beyond it aborts).
+pub const MAX_ARRAY_LEN: u64 = 1 << 24;
+
+/// Why a micro-transaction stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Trap {
+    /// The gas ran out.
+    #[error("out of gas")]
+    OutOfGas,
+    /// An integer result outside its type.
+    #[error("integer overflow")]
+    Overflow,
+    /// Division or remainder by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// Array index out of range, or `pop` of an empty array.
+    #[error("index out of range")]
+    BadIndex,
+    /// `__debug.assert` failed.
+    #[error("assertion failed{}", .0.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Assert(Option<String>),
+    /// A conversion whose input has no result (bad address text, out-of-range integer).
+    #[error("conversion failed: {0}")]
+    Conversion(String),
+    /// A size limit (string length, array length, relays per call, call depth).
+    #[error("limit exceeded: {0}")]
+    Limit(&'static str),
+    /// A write to state this call may only read (global state outside the global lane).
+    #[error("write to read-only state")]
+    ReadOnly,
+    /// A value of the wrong type (only reachable with hand-made bytecode).
+    #[error("type error: {0}")]
+    Type(&'static str),
+    /// A function that must return a value ended without one.
+    #[error("function ended without returning a value")]
+    MissingReturn,
+    /// The host failed (storage). Not the contract's fault: the block cannot be executed.
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+/// How a micro-transaction was started (`__transaction.get_type()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxKind {
+    /// By a signed transaction.
+    Normal = 0,
+    /// By a relay.
+    Relay = 1,
+    /// By the system (`on_deploy`).
+    System = 2,
+}
+
+/// The transaction and block context of a micro-transaction.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// How it started.
+    pub kind: TxKind,
+    /// The target address (address scope), else the contract's address.
+    pub self_address: [u8; 32],
+    /// The signer of the originating transaction.
+    pub sender: [u8; 32],
+    /// Its signers (empty in relays).
+    pub signers: Vec<[u8; 32]>,
+    /// Who started the relay chain (the originating transaction's sender).
+    pub initiator: [u8; 32],
+    /// Time of the block the originating transaction was included in.
+    pub tx_timestamp: u64,
+    /// Shard that emitted the relay (or runs the transaction).
+    pub origin_shard: u32,
+    /// Shard order.
+    pub shard_order: u32,
+    /// Block height.
+    pub height: u64,
+    /// Shard running this (`u16::MAX` on the global lane).
+    pub shard_index: u32,
+    /// Block time.
+    pub timestamp: u64,
+    /// Block payout address.
+    pub miner: [u8; 32],
+    /// Seed of `get_random_number()` for this micro-transaction.
+    pub random_seed: [u8; 32],
+    /// bech32m prefix for address text.
+    pub hrp: &'static str,
+}
+
+/// What the VM asks of the chain.
+pub trait Host {
+    /// The stored state row of `scope` for this micro-transaction's target (its own scope)
+    /// or the current shard (`ScopeKind::Shard`).
+    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String>;
+    /// Whether `addr` is a deployed contract.
+    fn is_contract(&self, addr: &[u8; 32]) -> bool;
+    /// Whether `__debug.print` output is wanted.
+    fn logging(&self) -> bool {
+        false
+    }
+}
+
+/// A relay the call emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayOut {
+    /// Where it goes.
+    pub to: RelayDest,
+    /// Function index in the module.
+    pub func: u16,
+    /// Encoded arguments.
+    pub args: Vec<u8>,
+}
+
+/// Destination of a relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayDest {
+    /// An address.
+    Address([u8; 32]),
+    /// An integer scope key (big-endian, the scope's width).
+    Uint(ScopeKind, Vec<u8>),
+    /// Every shard.
+    Shards,
+    /// The global lane.
+    Global,
+    /// This micro-transaction's own target, next block.
+    Next,
+}
+
+/// Changed rows of a call: own scope and/or shard, `None` to delete.
+pub type RowWrites = Vec<(ScopeKind, Option<Vec<u8>>)>;
+
+/// The result of a micro-transaction.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The return value, or why it stopped.
+    pub result: Result<Option<Value>, Trap>,
+    /// Gas consumed (all of it on out-of-gas).
+    pub gas_used: u64,
+    /// Changed rows: own scope and/or shard, `None` to delete (all defaults).
+    pub writes: RowWrites,
+    /// Changed global variables (global lane only).
+    pub global_writes: Vec<(u16, Value)>,
+    /// Emitted relays.
+    pub relays: Vec<RelayOut>,
+    /// `__debug.print` lines (when the host wants them).
+    pub logs: Vec<String>,
+}
+
+enum Base<'g> {
+    Borrowed(&'g [Value]),
+    Owned(Vec<Value>),
+}
+
+struct Frame<'g> {
+    base: Base<'g>,
+    modified: Vec<Option<Value>>,
+    original: Option<Vec<u8>>,
+    writable: bool,
+}
+
+impl<'g> Frame<'g> {
+    fn get(&self, i: usize) -> Option<&Value> {
+        match self.modified.get(i)? {
+            Some(v) => Some(v),
+            None => match &self.base {
+                Base::Borrowed(b) => b.get(i),
+                Base::Owned(b) => b.get(i),
+            },
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Result<&mut Value, Trap> {
+        if !self.writable {
+            return Err(Trap::ReadOnly);
+        }
+        let slot = self
+            .modified
+            .get_mut(i)
+            .ok_or(Trap::Type("state variable"))?;
+        if slot.is_none() {
+            let v = match &mut self.base {
+                Base::Borrowed(b) => b.get(i).cloned().ok_or(Trap::Type("state variable"))?,
+                // Owned rows are private to this call: move instead of copying.
+                Base::Owned(b) => std::mem::replace(
+                    b.get_mut(i).ok_or(Trap::Type("state variable"))?,
+                    Value::Bool(false),
+                ),
+            };
+            *slot = Some(v);
+        }
+        Ok(slot.as_mut().expect("just filled"))
+    }
+
+    fn dirty(&self) -> bool {
+        self.modified.iter().any(Option::is_some)
+    }
+}
+
+struct CallFrame {
+    func: u16,
+    pc: usize,
+    locals: usize,
+    stack: usize,
+}
+
+type Buffers = (Vec<Value>, Vec<Value>, Vec<CallFrame>);
+
+thread_local! {
+    /// Operand stacks, locals and call stacks of finished runs, reused by the next ones on
+    /// this thread (a micro-transaction is short: allocation would dominate).
+    static BUFFERS: std::cell::RefCell<Vec<Buffers>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_buffers() -> Buffers {
+    BUFFERS.with(|b| b.borrow_mut().pop()).unwrap_or_else(|| {
+        (
+            Vec::with_capacity(64),
+            Vec::with_capacity(64),
+            Vec::with_capacity(8),
+        )
+    })
+}
+
+fn return_buffers(mut b: Buffers) {
+    b.0.clear();
+    b.1.clear();
+    b.2.clear();
+    // Do not keep what a hostile call blew up.
+    if b.0.capacity() > 4096 || b.1.capacity() > 4096 {
+        return;
+    }
+    BUFFERS.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < 4 {
+            p.push(b);
+        }
+    });
+}
+
+/// One run.
+struct Machine<'a, 'g> {
+    code: &'a Verified,
+    ctx: &'a Context,
+    host: &'a mut dyn Host,
+    scope: ScopeKind,
+    limit: u64,
+    used: u64,
+    stack: Vec<Value>,
+    locals: Vec<Value>,
+    calls: Vec<CallFrame>,
+    /// Own scope, shard, global.
+    frames: [Option<Frame<'g>>; 3],
+    global: &'g [Value],
+    global_writable: bool,
+    relays: Vec<RelayOut>,
+    logs: Vec<String>,
+    random_counter: u64,
+}
+
+fn int(v: Value) -> Result<Int, Trap> {
+    match v {
+        Value::Int(i) => Ok(i),
+        _ => Err(Trap::Type("integer expected")),
+    }
+}
+
+fn as_index(v: &Value) -> Result<usize, Trap> {
+    match v {
+        Value::Int(i) => i.to_u32().map(|x| x as usize).ok_or(Trap::BadIndex),
+        _ => Err(Trap::Type("index expected")),
+    }
+}
+
+fn step_ref<'v>(v: &'v Value, step: Step, op: Option<&Value>) -> Result<Option<&'v Value>, Trap> {
+    match (step, v) {
+        (Step::Field(i), Value::Struct(fs)) => {
+            fs.get(i as usize).map(Some).ok_or(Trap::Type("member"))
+        }
+        (Step::Index, Value::Array(a)) => {
+            let i = as_index(op.ok_or(Trap::Type("operand"))?)?;
+            a.get(i).map(Some).ok_or(Trap::BadIndex)
+        }
+        (Step::Key(_), Value::Map(m)) => Ok(m.get(op.ok_or(Trap::Type("operand"))?)),
+        _ => Err(Trap::Type("place step")),
+    }
+}
+
+fn step_mut(
+    v: &mut Value,
+    step: Step,
+    op: Option<Value>,
+    default: impl FnOnce() -> Value,
+) -> Result<&mut Value, Trap> {
+    match (step, v) {
+        (Step::Field(i), Value::Struct(fs)) => fs.get_mut(i as usize).ok_or(Trap::Type("member")),
+        (Step::Index, Value::Array(a)) => {
+            let i = as_index(op.as_ref().ok_or(Trap::Type("operand"))?)?;
+            a.get_mut(i).ok_or(Trap::BadIndex)
+        }
+        (Step::Key(_), Value::Map(m)) => Ok(m
+            .entry(op.ok_or(Trap::Type("operand"))?)
+            .or_insert_with(default)),
+        _ => Err(Trap::Type("place step")),
+    }
+}
+
+impl<'a, 'g> Machine<'a, 'g> {
+    fn charge(&mut self, g: u64) -> Result<(), Trap> {
+        self.used = self.used.saturating_add(g);
+        if self.used > self.limit {
+            self.used = self.limit;
+            return Err(Trap::OutOfGas);
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, Trap> {
+        self.stack.pop().ok_or(Trap::Type("stack underflow"))
+    }
+
+    fn pop_n(&mut self, n: usize) -> Result<Vec<Value>, Trap> {
+        if self.stack.len() < n {
+            return Err(Trap::Type("stack underflow"));
+        }
+        Ok(self.stack.split_off(self.stack.len() - n))
+    }
+
+    fn frame_slot(&self, scope: ScopeKind) -> Result<usize, Trap> {
+        match scope {
+            ScopeKind::Global => Ok(2),
+            s if s == self.scope => Ok(0),
+            ScopeKind::Shard if self.scope != ScopeKind::Global => Ok(1),
+            _ => Err(Trap::Type("state of an unreachable scope")),
+        }
+    }
+
+    fn frame(&mut self, scope: ScopeKind) -> Result<&mut Frame<'g>, Trap> {
+        let slot = self.frame_slot(scope)?;
+        if self.frames[slot].is_none() {
+            let vars = self.code.state_of(scope);
+            let frame = if slot == 2 {
+                if self.global.len() != vars.len() {
+                    return Err(Trap::Host(
+                        "global state does not match the contract".into(),
+                    ));
+                }
+                Frame {
+                    base: Base::Borrowed(self.global),
+                    modified: vec![None; vars.len()],
+                    original: None,
+                    writable: self.global_writable,
+                }
+            } else {
+                let row = self.host.read_row(scope).map_err(Trap::Host)?;
+                let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
+                self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
+                let code = self.code;
+                let values = match &row {
+                    None => vars
+                        .iter()
+                        .map(|(_, t)| default_value(code.ty(*t), &code.table))
+                        .collect(),
+                    Some(b) => {
+                        let mut r = Reader::new(b);
+                        let mut out = Vec::with_capacity(vars.len());
+                        for (_, t) in vars {
+                            out.push(value::decode(&mut r, code.ty(*t), &code.table).map_err(
+                                |e| Trap::Host(format!("stored state does not decode: {e}")),
+                            )?);
+                        }
+                        r.finish().map_err(|e| {
+                            Trap::Host(format!("stored state does not decode: {e}"))
+                        })?;
+                        out
+                    }
+                };
+                Frame {
+                    base: Base::Owned(values),
+                    modified: vec![None; vars.len()],
+                    original: row,
+                    writable: true,
+                }
+            };
+            self.frames[slot] = Some(frame);
+        }
+        Ok(self.frames[slot].as_mut().expect("just loaded"))
+    }
+
+    /// Applies `f` to the value at place `p` without copying it. A missing map key reads as
+    /// the default of the value type (later steps continue inside that default).
+    fn with_place_ref<R>(
+        &mut self,
+        p: u32,
+        ops: &[Value],
+        f: impl FnOnce(&Value) -> R,
+    ) -> Result<R, Trap> {
+        let code = self.code;
+        let place = code.places.get(p as usize).ok_or(Trap::Type("place"))?;
+        let base: &Value = match place.root {
+            Root::Local(s) => {
+                let base = self.calls.last().map(|c| c.locals).unwrap_or(0);
+                self.locals
+                    .get(base + s as usize)
+                    .ok_or(Trap::Type("local"))?
+            }
+            Root::State(scope, v) => {
+                self.frame(scope)?;
+                let slot = self.frame_slot(scope)?;
+                self.frames[slot]
+                    .as_ref()
+                    .and_then(|f| f.get(v as usize))
+                    .ok_or(Trap::Type("state variable"))?
+            }
+        };
+        let mut cur = base;
+        let mut owned: Option<Value> = None;
+        let mut ops = ops.iter();
+        for step in &place.steps {
+            let op = match step {
+                Step::Field(_) => None,
+                _ => ops.next(),
+            };
+            let default = || match step {
+                Step::Key(t) => Ok(default_value(code.ty(*t), &code.table)),
+                _ => Err(Trap::Type("place step")),
+            };
+            match owned.take() {
+                Some(o) => {
+                    owned = Some(match step_ref(&o, *step, op)? {
+                        Some(v) => v.clone(),
+                        None => default()?,
+                    })
+                }
+                None => match step_ref(cur, *step, op)? {
+                    Some(v) => cur = v,
+                    None => owned = Some(default()?),
+                },
+            }
+        }
+        Ok(f(owned.as_ref().unwrap_or(cur)))
+    }
+
+    /// A copy of the value at a place.
+    fn load(&mut self, p: u32) -> Result<Value, Trap> {
+        let n = self
+            .code
+            .places
+            .get(p as usize)
+            .ok_or(Trap::Type("place"))?
+            .operands();
+        let ops = self.pop_n(n)?;
+        let v = self.with_place_ref(p, &ops, Value::clone)?;
+        self.charge(v.weight() * gas::NODE / 4)?;
+        Ok(v)
+    }
+
+    /// Runs `f` on the value at a place, creating missing map entries on the way.
+    fn with_place_mut<R>(
+        &mut self,
+        p: u32,
+        ops: Vec<Value>,
+        f: impl FnOnce(&mut Value) -> Result<R, Trap>,
+    ) -> Result<R, Trap> {
+        let code = self.code;
+        let place = code.places.get(p as usize).ok_or(Trap::Type("place"))?;
+        if let Some(pt) = code.place_types(p) {
+            for (v, t) in ops.iter().zip(&pt.operands) {
+                if !has_type(v, t, &code.table) {
+                    return Err(Trap::Type("key of the wrong type"));
+                }
+            }
+        }
+        let mut cur: &mut Value = match place.root {
+            Root::Local(s) => {
+                let base = self.calls.last().map(|c| c.locals).unwrap_or(0);
+                self.locals
+                    .get_mut(base + s as usize)
+                    .ok_or(Trap::Type("local"))?
+            }
+            Root::State(scope, v) => self.frame(scope)?.get_mut(v as usize)?,
+        };
+        let mut ops = ops.into_iter();
+        for step in &place.steps {
+            let op = match step {
+                Step::Field(_) => None,
+                _ => ops.next(),
+            };
+            cur = step_mut(cur, *step, op, || match step {
+                Step::Key(t) => default_value(code.ty(*t), &code.table),
+                _ => Value::Bool(false),
+            })?;
+        }
+        f(cur)
+    }
+
+    fn store(&mut self, p: u32) -> Result<(), Trap> {
+        let v = self.pop()?;
+        let n = self
+            .code
+            .places
+            .get(p as usize)
+            .ok_or(Trap::Type("place"))?
+            .operands();
+        let ops = self.pop_n(n)?;
+        if let Some(pt) = self.code.place_types(p) {
+            if !has_type(&v, &pt.leaf, &self.code.table) {
+                return Err(Trap::Type("value of the wrong type for this state"));
+            }
+        }
+        self.with_place_mut(p, ops, |slot| {
+            *slot = v;
+            Ok(())
+        })
+    }
+
+    fn contract_check(&mut self, recv: Option<[u8; 32]>) -> Result<Value, Trap> {
+        let a = recv.ok_or(Trap::Type("address expected"))?;
+        Ok(Value::Bool(self.host.is_contract(&a)))
+    }
+
+    fn place_method(&mut self, p: u32, m: Method) -> Result<Option<Value>, Trap> {
+        let args = self.pop_n(m.arity())?;
+        let n = self
+            .code
+            .places
+            .get(p as usize)
+            .ok_or(Trap::Type("place"))?
+            .operands();
+        let ops = self.pop_n(n)?;
+        if m == Method::IsContract {
+            let a = self.with_place_ref(p, &ops, address_of)?;
+            return self.contract_check(a).map(Some);
+        }
+        if !m.mutates() {
+            return self.with_place_ref(p, &ops, |recv| read_method(recv, m, &args))?;
+        }
+        let state_types = self.code.place_types(p).cloned();
+        let code = self.code;
+        let mut extra_gas = 0u64;
+        let arg = args.into_iter().next();
+        if let (Some(pt), Some(a)) = (&state_types, &arg) {
+            let want = match (m, &pt.leaf) {
+                (Method::Push, Type::Array(e)) => Some((**e).clone()),
+                (Method::Erase, Type::Map(k, _)) => Some((**k).clone()),
+                (Method::StrSet | Method::StrAppend, _) => Some(Type::String),
+                _ => None,
+            };
+            if let Some(w) = want {
+                if !has_type(a, &w, &code.table) {
+                    return Err(Trap::Type("argument of the wrong type for this state"));
+                }
+            }
+        }
+        let gas_left = self.limit - self.used;
+        let r = self.with_place_mut(p, ops, |recv| {
+            match (m, recv) {
+                (Method::SetLength(t), Value::Array(a)) => {
+                    let n = as_len(arg.as_ref())?;
+                    if n > MAX_ARRAY_LEN {
+                        return Err(Trap::Limit("array length"));
+                    }
+                    if n as usize > a.len() {
+                        let add = (n as usize - a.len()) as u64;
+                        extra_gas = add.saturating_mul(gas::NODE);
+                        if extra_gas > gas_left {
+                            return Err(Trap::OutOfGas);
+                        }
+                        let d = default_value(code.ty(t), &code.table);
+                        a.resize(n as usize, d);
+                    } else {
+                        a.truncate(n as usize);
+                    }
+                }
+                (Method::Push, Value::Array(a)) => {
+                    if a.len() as u64 >= MAX_ARRAY_LEN {
+                        return Err(Trap::Limit("array length"));
+                    }
+                    let v = arg.ok_or(Trap::Type("argument"))?;
+                    extra_gas = v.weight() * gas::NODE;
+                    a.push(v);
+                }
+                (Method::Pop, Value::Array(a)) => {
+                    a.pop().ok_or(Trap::BadIndex)?;
+                }
+                (Method::Erase, Value::Map(mp)) => {
+                    mp.remove(&arg.ok_or(Trap::Type("argument"))?);
+                }
+                (Method::StrSet, Value::Str(s)) => match arg {
+                    Some(Value::Str(x)) => {
+                        extra_gas = x.len() as u64 / 8;
+                        *s = x;
+                    }
+                    _ => return Err(Trap::Type("string argument")),
+                },
+                (Method::StrAppend, Value::Str(s)) => match arg {
+                    Some(Value::Str(x)) => {
+                        if s.len() + x.len() > MAX_BYTES_LEN {
+                            return Err(Trap::Limit("string length"));
+                        }
+                        extra_gas = x.len() as u64 / 8;
+                        s.push_str(&x);
+                    }
+                    _ => return Err(Trap::Type("string argument")),
+                },
+                _ => return Err(Trap::Type("method receiver")),
+            }
+            Ok(())
+        });
+        r?;
+        self.charge(extra_gas)?;
+        Ok(None)
+    }
+
+    fn convert(&mut self, c: Conv, v: Value) -> Result<Value, Trap> {
+        self.charge(gas::CONVERT)?;
+        Ok(match (c, v) {
+            (Conv::Int(t), Value::Int(i)) => {
+                if !i.fits(t) {
+                    return Err(Trap::Conversion(format!("{i} is out of range")));
+                }
+                Value::Int(i)
+            }
+            (Conv::IntToString, Value::Int(i)) => Value::Str(i.to_decimal()),
+            (Conv::StringToAddress, Value::Str(s)) => Value::Address(
+                value::parse_address(&s)
+                    .ok_or_else(|| Trap::Conversion(format!("`{s}` is not an address")))?,
+            ),
+            (Conv::StringToHash, Value::Str(s)) => {
+                Value::Hash(sha256::Hash::hash(s.as_bytes()).to_byte_array())
+            }
+            (Conv::HashToAddress, Value::Hash(h)) => Value::Address(h),
+            (Conv::HashToString, Value::Hash(h)) => Value::Str(hex::encode(h)),
+            (Conv::HashToUint256, Value::Hash(h)) => {
+                let mut le = h;
+                le.reverse();
+                Value::Int(Int::from_le(&le, false))
+            }
+            (Conv::AddressToString, Value::Address(a)) => {
+                Value::Str(value::address_to_string(&a, self.ctx.hrp))
+            }
+            _ => return Err(Trap::Type("conversion input")),
+        })
+    }
+
+    fn arith(&mut self, op: Arith, t: NumTy) -> Result<(), Trap> {
+        let b = int(self.pop()?)?;
+        let a = int(self.pop()?)?;
+        let words = a.words().max(b.words());
+        self.charge(match op {
+            Arith::Mul | Arith::Div | Arith::Rem => a.words() * b.words() * gas::WORD,
+            _ => words * gas::WORD,
+        })?;
+        let fixed = || match t {
+            NumTy::Fixed(it) if !it.signed => Ok(it),
+            _ => Err(Trap::Type("unsigned operands")),
+        };
+        let r = match op {
+            Arith::Add => a.add(&b, t).ok_or(Trap::Overflow)?,
+            Arith::Sub => a.sub(&b, t).ok_or(Trap::Overflow)?,
+            Arith::Mul => a.mul(&b, t).ok_or(Trap::Overflow)?,
+            Arith::Div => {
+                if b.is_zero() {
+                    return Err(Trap::DivisionByZero);
+                }
+                a.div(&b, t).ok_or(Trap::Overflow)?
+            }
+            Arith::Rem => {
+                if b.is_zero() {
+                    return Err(Trap::DivisionByZero);
+                }
+                a.rem(&b, t).ok_or(Trap::Overflow)?
+            }
+            Arith::Shl => a.shl(&b, fixed()?).ok_or(Trap::Overflow)?,
+            Arith::Shr => a.shr(&b, fixed()?).ok_or(Trap::Overflow)?,
+            Arith::And => a.bitwise(&b, b'&', fixed()?).ok_or(Trap::Overflow)?,
+            Arith::Or => a.bitwise(&b, b'|', fixed()?).ok_or(Trap::Overflow)?,
+            Arith::Xor => a.bitwise(&b, b'^', fixed()?).ok_or(Trap::Overflow)?,
+        };
+        self.stack.push(Value::Int(r));
+        Ok(())
+    }
+
+    fn context(&mut self, f: CtxFn) -> Result<Value, Trap> {
+        self.charge(gas::CONTEXT)?;
+        let c = self.ctx;
+        Ok(match f {
+            CtxFn::TxType => Value::Enum(c.kind as u16),
+            CtxFn::TxSelf => Value::Address(c.self_address),
+            CtxFn::TxSender => Value::Address(c.sender),
+            CtxFn::TxTimestamp => Value::Int(Int::from(c.tx_timestamp)),
+            CtxFn::TxSigners => {
+                Value::Array(c.signers.iter().map(|s| Value::Address(*s)).collect())
+            }
+            CtxFn::TxVerifyIndex => {
+                let i = int(self.pop()?)?;
+                Value::Bool(i.to_u64().is_some_and(|i| (i as usize) < c.signers.len()))
+            }
+            CtxFn::TxVerifyAddress => match self.pop()? {
+                Value::Address(a) => Value::Bool(c.signers.contains(&a)),
+                _ => return Err(Trap::Type("address expected")),
+            },
+            CtxFn::TxOriginShardIndex => Value::Int(Int::from(c.origin_shard)),
+            CtxFn::TxOriginShardOrder => Value::Int(Int::from(c.shard_order)),
+            CtxFn::TxInitiator => Value::Address(c.initiator),
+            CtxFn::BlockHeight => Value::Int(Int::from(c.height)),
+            CtxFn::BlockShardIndex => Value::Int(Int::from(c.shard_index)),
+            CtxFn::BlockShardOrder => Value::Int(Int::from(c.shard_order)),
+            CtxFn::BlockTimestamp => Value::Int(Int::from(c.timestamp)),
+            CtxFn::BlockRandom => {
+                let mut buf = c.random_seed.to_vec();
+                buf.extend_from_slice(&self.random_counter.to_le_bytes());
+                self.random_counter += 1;
+                let h = sha256::Hash::hash(&buf).to_byte_array();
+                Value::Int(Int::from(u64::from_le_bytes(
+                    h[..8].try_into().expect("8 bytes"),
+                )))
+            }
+            CtxFn::BlockMiner => Value::Address(c.miner),
+        })
+    }
+
+    fn relay(&mut self, to: RelayTo, func: u16) -> Result<(), Trap> {
+        let code = self.code;
+        let f = code
+            .functions
+            .get(func as usize)
+            .ok_or(Trap::Type("function"))?;
+        let n = f.params.len();
+        if self.stack.len() < n {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let base = self.stack.len() - n;
+        let mut bytes = Vec::with_capacity(64);
+        for (v, (_, t)) in self.stack[base..].iter().zip(&f.params) {
+            let t = code.types.get(*t as usize).ok_or(Trap::Type("type"))?;
+            value::encode(v, t, &code.table, &mut bytes)
+                .map_err(|_| Trap::Type("relay argument of the wrong type"))?;
+        }
+        self.stack.truncate(base);
+        let dest = match to {
+            RelayTo::Address => match self.pop()? {
+                Value::Address(a) => RelayDest::Address(a),
+                _ => return Err(Trap::Type("address expected")),
+            },
+            RelayTo::Uint(s) => {
+                let bits = s.uint_bits().ok_or(Trap::Type("integer scope"))?;
+                let k = int(self.pop()?)?;
+                let it = value::uint_ty(bits);
+                if !k.fits(NumTy::Fixed(it)) {
+                    return Err(Trap::Overflow);
+                }
+                let mut le = Vec::with_capacity(it.bytes());
+                k.to_le(it, &mut le);
+                le.reverse();
+                RelayDest::Uint(s, le)
+            }
+            RelayTo::Shards => RelayDest::Shards,
+            RelayTo::Global => RelayDest::Global,
+            RelayTo::Next => RelayDest::Next,
+        };
+        let base = match dest {
+            RelayDest::Shards => {
+                gas::RELAY_PER_SHARD.saturating_mul(1u64 << self.ctx.shard_order.min(16))
+            }
+            RelayDest::Global => gas::RELAY_GLOBAL,
+            _ => gas::RELAY,
+        };
+        self.charge(base + bytes.len() as u64 * gas::RELAY_BYTE)?;
+        if self.relays.len() >= MAX_RELAYS {
+            return Err(Trap::Limit("relays per call"));
+        }
+        self.relays.push(RelayOut {
+            to: dest,
+            func,
+            args: bytes,
+        });
+        Ok(())
+    }
+
+    fn print(&mut self, n: usize) -> Result<(), Trap> {
+        let vals = self.pop_n(n)?;
+        let weight: u64 = vals.iter().map(Value::weight).sum();
+        self.charge(gas::PRINT + weight * gas::NODE)?;
+        if self.host.logging() {
+            let mut line = String::new();
+            for v in &vals {
+                value::display(v, self.ctx.hrp, &mut line);
+            }
+            self.logs.push(line);
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self, func: u16, args: Vec<Value>) -> Result<(), Trap> {
+        if self.calls.len() >= MAX_CALL_DEPTH {
+            return Err(Trap::Limit("call depth"));
+        }
+        let f = self
+            .code
+            .functions
+            .get(func as usize)
+            .ok_or(Trap::Type("function"))?;
+        let base = self.locals.len();
+        let nlocals = f.locals as usize;
+        self.locals.extend(args);
+        self.locals.resize(base + nlocals, Value::Bool(false));
+        self.calls.push(CallFrame {
+            func,
+            pc: 0,
+            locals: base,
+            stack: self.stack.len(),
+        });
+        Ok(())
+    }
+
+    /// Enters `func` with its `n` arguments moved from the top of the stack.
+    fn enter_from_stack(&mut self, func: u16, n: usize) -> Result<(), Trap> {
+        if self.calls.len() >= MAX_CALL_DEPTH {
+            return Err(Trap::Limit("call depth"));
+        }
+        let f = self
+            .code
+            .functions
+            .get(func as usize)
+            .ok_or(Trap::Type("function"))?;
+        let base = self.locals.len();
+        let from = self.stack.len() - n;
+        self.locals.extend(self.stack.drain(from..));
+        self.locals
+            .resize(base + f.locals as usize, Value::Bool(false));
+        self.calls.push(CallFrame {
+            func,
+            pc: 0,
+            locals: base,
+            stack: self.stack.len(),
+        });
+        Ok(())
+    }
+
+    /// Returns from the current function; `Some` when the entry function returned.
+    fn leave(&mut self, ret: Option<Value>) -> Option<Option<Value>> {
+        let frame = self.calls.pop().expect("a frame is active");
+        self.locals.truncate(frame.locals);
+        self.stack.truncate(frame.stack);
+        if self.calls.is_empty() {
+            return Some(ret);
+        }
+        if let Some(v) = ret {
+            self.stack.push(v);
+        }
+        None
+    }
+
+    fn run(&mut self) -> Result<Option<Value>, Trap> {
+        loop {
+            let (func, pc) = {
+                let c = self.calls.last().expect("a frame is active");
+                (c.func, c.pc)
+            };
+            let code = self.code;
+            let f = &code.functions[func as usize];
+            let instr = *f.code.get(pc).ok_or(Trap::Type("pc"))?;
+            self.calls.last_mut().expect("active").pc = pc + 1;
+            self.charge(gas::STEP)?;
+            match instr {
+                Instr::Const(i) => {
+                    let v = code
+                        .consts
+                        .get(i as usize)
+                        .ok_or(Trap::Type("constant"))?
+                        .1
+                        .clone();
+                    self.stack.push(v);
+                }
+                Instr::Bool(b) => self.stack.push(Value::Bool(b)),
+                Instr::Default(t) => {
+                    let v = default_value(
+                        code.types.get(t as usize).ok_or(Trap::Type("type"))?,
+                        &code.table,
+                    );
+                    self.charge(v.weight() * gas::NODE / 4)?;
+                    self.stack.push(v);
+                }
+                Instr::Pop => {
+                    self.pop()?;
+                }
+                Instr::Dup => {
+                    let v = self
+                        .stack
+                        .last()
+                        .ok_or(Trap::Type("stack underflow"))?
+                        .clone();
+                    self.charge(v.weight() * gas::NODE / 4)?;
+                    self.stack.push(v);
+                }
+                Instr::DupN(n) => {
+                    let n = n as usize;
+                    if self.stack.len() < n {
+                        return Err(Trap::Type("stack underflow"));
+                    }
+                    let top: Vec<Value> = self.stack[self.stack.len() - n..].to_vec();
+                    let w: u64 = top.iter().map(Value::weight).sum();
+                    self.charge(w * gas::NODE / 4)?;
+                    self.stack.extend(top);
+                }
+                Instr::LoadLocal(s) => {
+                    let base = self.calls.last().expect("active").locals;
+                    let v = self
+                        .locals
+                        .get(base + s as usize)
+                        .ok_or(Trap::Type("local"))?
+                        .clone();
+                    self.charge(v.weight() * gas::NODE / 4)?;
+                    self.stack.push(v);
+                }
+                Instr::StoreLocal(s) => {
+                    let v = self.pop()?;
+                    let base = self.calls.last().expect("active").locals;
+                    *self
+                        .locals
+                        .get_mut(base + s as usize)
+                        .ok_or(Trap::Type("local"))? = v;
+                }
+                Instr::Load(p) => {
+                    let v = self.load(p)?;
+                    self.stack.push(v);
+                }
+                Instr::Store(p) => self.store(p)?,
+                Instr::PlaceMethod(p, m) => {
+                    if let Some(v) = self.place_method(p, m)? {
+                        self.stack.push(v);
+                    }
+                }
+                Instr::ValueMethod(m) => {
+                    let args = self.pop_n(m.arity())?;
+                    let recv = self.pop()?;
+                    let r = if m == Method::IsContract {
+                        Some(self.contract_check(address_of(&recv))?)
+                    } else {
+                        read_method(&recv, m, &args)?
+                    };
+                    if let Some(v) = r {
+                        self.stack.push(v);
+                    }
+                }
+                Instr::Field(i) => match self.pop()? {
+                    Value::Struct(mut fs) if (i as usize) < fs.len() => {
+                        self.stack.push(fs.swap_remove(i as usize))
+                    }
+                    _ => return Err(Trap::Type("struct expected")),
+                },
+                Instr::Index => {
+                    let i = self.pop()?;
+                    match self.pop()? {
+                        Value::Array(mut a) => {
+                            let i = as_index(&i)?;
+                            if i >= a.len() {
+                                return Err(Trap::BadIndex);
+                            }
+                            self.stack.push(a.swap_remove(i));
+                        }
+                        _ => return Err(Trap::Type("array expected")),
+                    }
+                }
+                Instr::Key(t) => {
+                    let k = self.pop()?;
+                    match self.pop()? {
+                        Value::Map(mut m) => {
+                            let v = match m.remove(&k) {
+                                Some(v) => v,
+                                None => default_value(
+                                    code.types.get(t as usize).ok_or(Trap::Type("type"))?,
+                                    &code.table,
+                                ),
+                            };
+                            self.stack.push(v);
+                        }
+                        _ => return Err(Trap::Type("map expected")),
+                    }
+                }
+                Instr::Arith(op, t) => self.arith(op, t)?,
+                Instr::Neg(t) => {
+                    let a = int(self.pop()?)?;
+                    self.stack.push(Value::Int(a.neg(t).ok_or(Trap::Overflow)?));
+                }
+                Instr::BitNot(t) => {
+                    let a = int(self.pop()?)?;
+                    self.stack
+                        .push(Value::Int(a.bit_not(t).ok_or(Trap::Overflow)?));
+                }
+                Instr::Not => match self.pop()? {
+                    Value::Bool(b) => self.stack.push(Value::Bool(!b)),
+                    _ => return Err(Trap::Type("bool expected")),
+                },
+                Instr::Cmp(op) => {
+                    let b = self.pop()?;
+                    let a = self.pop()?;
+                    self.charge(a.weight().min(b.weight()))?;
+                    let o = a.cmp(&b);
+                    self.stack.push(Value::Bool(match op {
+                        CmpOp::Eq => o.is_eq(),
+                        CmpOp::Ne => o.is_ne(),
+                        CmpOp::Lt => o.is_lt(),
+                        CmpOp::Le => o.is_le(),
+                        CmpOp::Gt => o.is_gt(),
+                        CmpOp::Ge => o.is_ge(),
+                    }));
+                }
+                Instr::Convert(c) => {
+                    let v = self.pop()?;
+                    let r = self.convert(c, v)?;
+                    self.stack.push(r);
+                }
+                Instr::Jump(t) => self.calls.last_mut().expect("active").pc = t as usize,
+                Instr::JumpIf(t) | Instr::JumpIfNot(t) => {
+                    let Value::Bool(b) = self.pop()? else {
+                        return Err(Trap::Type("bool expected"));
+                    };
+                    if b == matches!(instr, Instr::JumpIf(_)) {
+                        self.calls.last_mut().expect("active").pc = t as usize;
+                    }
+                }
+                Instr::Call(c) => {
+                    self.charge(gas::CALL)?;
+                    let n = code
+                        .functions
+                        .get(c as usize)
+                        .ok_or(Trap::Type("function"))?
+                        .params
+                        .len();
+                    if self.stack.len() < n {
+                        return Err(Trap::Type("stack underflow"));
+                    }
+                    self.enter_from_stack(c, n)?;
+                }
+                Instr::Ret => {
+                    if let Some(r) = self.leave(None) {
+                        return Ok(r);
+                    }
+                }
+                Instr::RetVal => {
+                    let v = self.pop()?;
+                    if let Some(r) = self.leave(Some(v)) {
+                        return Ok(r);
+                    }
+                }
+                Instr::Relay(to, c) => self.relay(to, c)?,
+                Instr::Ctx(c) => {
+                    let v = self.context(c)?;
+                    self.stack.push(v);
+                }
+                Instr::Print(n) => self.print(n as usize)?,
+                Instr::Assert => match self.pop()? {
+                    Value::Bool(true) => {}
+                    Value::Bool(false) => return Err(Trap::Assert(None)),
+                    _ => return Err(Trap::Type("bool expected")),
+                },
+                Instr::AssertMsg => {
+                    let msg = self.pop()?;
+                    match self.pop()? {
+                        Value::Bool(true) => {}
+                        Value::Bool(false) => {
+                            return Err(Trap::Assert(match msg {
+                                Value::Str(s) => Some(s),
+                                _ => None,
+                            }))
+                        }
+                        _ => return Err(Trap::Type("bool expected")),
+                    }
+                }
+                Instr::Trap => return Err(Trap::MissingReturn),
+            }
+        }
+    }
+
+    /// Encodes the changed rows and global variables, charging for them.
+    fn commit(&mut self) -> Result<(RowWrites, Vec<(u16, Value)>), Trap> {
+        let code = self.code;
+        let mut writes = Vec::new();
+        let mut global_writes = Vec::new();
+        let frames = std::mem::take(&mut self.frames);
+        for (slot, frame) in frames.into_iter().enumerate() {
+            let Some(frame) = frame else { continue };
+            if !frame.dirty() {
+                continue;
+            }
+            let scope = match slot {
+                0 => self.scope,
+                1 => ScopeKind::Shard,
+                _ => ScopeKind::Global,
+            };
+            let vars = code.state_of(scope);
+            if slot == 2 {
+                for (i, v) in frame.modified.into_iter().enumerate() {
+                    if let Some(v) = v {
+                        let t = code.ty(vars[i].1);
+                        if !has_type(&v, t, &code.table) {
+                            return Err(Trap::Type("global state of the wrong type"));
+                        }
+                        self.charge(gas::WRITE_GLOBAL_VAR + v.weight() * gas::NODE)?;
+                        global_writes.push((i as u16, v));
+                    }
+                }
+                continue;
+            }
+            let Base::Owned(mut base) = frame.base else {
+                return Err(Trap::Type("row frame"));
+            };
+            for (i, v) in frame.modified.into_iter().enumerate() {
+                if let Some(v) = v {
+                    base[i] = v;
+                }
+            }
+            let mut bytes =
+                Vec::with_capacity(frame.original.as_ref().map_or(64, |o| o.len() + 16));
+            let mut all_default = true;
+            for (v, (_, t)) in base.iter().zip(vars) {
+                let t = code.ty(*t);
+                value::encode(v, t, &code.table, &mut bytes)
+                    .map_err(|_| Trap::Type("state of the wrong type"))?;
+                all_default &= *v == default_value(t, &code.table);
+            }
+            let new = (!all_default).then_some(bytes);
+            if new == frame.original {
+                continue;
+            }
+            let len = new.as_ref().map(Vec::len).unwrap_or(0) as u64;
+            self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
+            writes.push((scope, new));
+        }
+        Ok((writes, global_writes))
+    }
+}
+
+fn address_of(v: &Value) -> Option<[u8; 32]> {
+    match v {
+        Value::Address(a) => Some(*a),
+        _ => None,
+    }
+}
+
+/// Methods that only read their receiver.
+fn read_method(recv: &Value, m: Method, args: &[Value]) -> Result<Option<Value>, Trap> {
+    Ok(Some(match (m, recv) {
+        (Method::Length, Value::Array(a)) => Value::Int(Int::from(a.len() as u64)),
+        (Method::Has, Value::Map(mp)) => {
+            Value::Bool(mp.contains_key(args.first().ok_or(Trap::Type("argument"))?))
+        }
+        (Method::StrLength, Value::Str(s)) => Value::Int(Int::from(s.len() as u64)),
+        (Method::IsUser, Value::Address(a)) => {
+            Value::Bool(bitcoin::secp256k1::XOnlyPublicKey::from_slice(a).is_ok())
+        }
+        _ => return Err(Trap::Type("method receiver")),
+    }))
+}
+
+fn as_len(v: Option<&Value>) -> Result<u64, Trap> {
+    match v {
+        Some(Value::Int(i)) => i.to_u64().ok_or(Trap::Limit("array length")),
+        _ => Err(Trap::Type("length expected")),
+    }
+}
+
+/// A call to run.
+pub struct Call<'a, 'g> {
+    /// The contract's code.
+    pub code: &'a Verified,
+    /// Entry function.
+    pub func: u16,
+    /// Its arguments (already type-checked by decoding).
+    pub args: Vec<Value>,
+    /// Context.
+    pub ctx: &'a Context,
+    /// Gas available.
+    pub gas_limit: u64,
+    /// The contract's global state (read-only unless `global_writable`).
+    pub global: &'g [Value],
+    /// Running on the global lane.
+    pub global_writable: bool,
+}
+
+/// Runs a micro-transaction.
+pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
+    let scope = call
+        .code
+        .functions
+        .get(call.func as usize)
+        .map(|f| f.scope)
+        .unwrap_or(ScopeKind::Global);
+    let (stack, locals, calls) = take_buffers();
+    let mut m = Machine {
+        code: call.code,
+        ctx: call.ctx,
+        host,
+        scope,
+        limit: call.gas_limit,
+        used: 0,
+        stack,
+        locals,
+        calls,
+        frames: [None, None, None],
+        global: call.global,
+        global_writable: call.global_writable,
+        relays: Vec::new(),
+        logs: Vec::new(),
+        random_counter: 0,
+    };
+    let result = match call.code.functions.get(call.func as usize) {
+        None => Err(Trap::Type("no such function")),
+        Some(f) if f.params.len() != call.args.len() => Err(Trap::Type("argument count")),
+        Some(_) => m.enter(call.func, call.args).and_then(|()| m.run()),
+    };
+    let result = result.and_then(|r| m.commit().map(|w| (r, w)));
+    return_buffers((
+        std::mem::take(&mut m.stack),
+        std::mem::take(&mut m.locals),
+        std::mem::take(&mut m.calls),
+    ));
+    match result {
+        Ok((r, (writes, global_writes))) => Outcome {
+            result: Ok(r),
+            gas_used: m.used,
+            writes,
+            global_writes,
+            relays: m.relays,
+            logs: m.logs,
+        },
+        Err(t) => Outcome {
+            result: Err(t),
+            gas_used: m.used,
+            writes: Vec::new(),
+            global_writes: Vec::new(),
+            relays: Vec::new(),
+            logs: m.logs,
+        },
+    }
+}
+
+/// Default values of a scope's state variables (a row that was never written).
+pub fn default_row(code: &Verified, scope: ScopeKind) -> Vec<Value> {
+    code.state_of(scope)
+        .iter()
+        .map(|(_, t)| default_value(code.ty(*t), &code.table))
+        .collect()
+}
+
+/// Decodes a stored row of `scope` into its variables.
+pub fn decode_row(
+    code: &Verified,
+    scope: ScopeKind,
+    bytes: &[u8],
+) -> Result<Vec<Value>, crate::encode::DecodeError> {
+    let mut r = Reader::new(bytes);
+    let mut out = Vec::new();
+    for (_, t) in code.state_of(scope) {
+        out.push(value::decode(&mut r, code.ty(*t), &code.table)?);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Encodes a scope's variables as a row (`None` when all are defaults).
+pub fn encode_row(
+    code: &Verified,
+    scope: ScopeKind,
+    vals: &[Value],
+) -> Result<Option<Vec<u8>>, value::TypeMismatch> {
+    let vars = code.state_of(scope);
+    if vals.len() != vars.len() {
+        return Err(value::TypeMismatch(format!(
+            "{} values for {} variables",
+            vals.len(),
+            vars.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    let mut all_default = true;
+    for (v, (_, t)) in vals.iter().zip(vars) {
+        let t = code.ty(*t);
+        value::encode(v, t, &code.table, &mut bytes)?;
+        all_default &= *v == default_value(t, &code.table);
+    }
+    Ok((!all_default).then_some(bytes))
+}
+
+/// An empty map (helper for hosts building state).
+pub fn empty_map() -> Value {
+    Value::Map(BTreeMap::new())
+}

@@ -1,0 +1,453 @@
+//! Contract scenarios: the same steps run on a real chain (any shard count and thread count)
+//! and on a sequential reference interpreter (one state, one FIFO queue of
+//! micro-transactions, no shards, no blocks), and their final states compared.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rexe_chain::contract::{self, abi, contract_address, parse_state_key, Target};
+use rexe_chain::lang::ast::ScopeKind;
+use rexe_chain::lang::value::{self, Value};
+use rexe_chain::lang::vm::{self, Context, Host, RelayDest, TxKind};
+use rexe_chain::lang::{compile, Verified};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{Address, Amount, Chain, ChainConfig, Network, Payload, SignedTx, Signer, Tx};
+use serde_json::{json, Value as Json};
+
+use super::*;
+
+/// One step of a scenario. Contracts are numbered in deployment order.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Key `who` deploys `source` with `on_deploy` arguments.
+    Deploy(usize, &'static str, Json),
+    /// Key `who` calls `function` of contract `c`.
+    Call(usize, usize, &'static str, Json),
+    /// Let everything in flight finish.
+    Settle,
+}
+
+/// Gas every scenario transaction buys.
+pub const GAS: u64 = 2_000_000;
+
+/// A chain driven by signed transactions from deterministic keys.
+pub struct Net {
+    pub _dir: tempfile::TempDir,
+    pub chain: Chain,
+    pub keys: Vec<Signer>,
+    pub nonces: Vec<u64>,
+    pub miner: Address,
+    pub contracts: Vec<Address>,
+    pub txids: Vec<rexe_chain::Txid>,
+    /// State root of every block mined.
+    pub roots: Vec<rexe_chain::Hash256>,
+}
+
+impl Net {
+    pub fn new(order: u8, threads: usize, nkeys: usize) -> Net {
+        Self::with_config(order, nkeys, config(threads))
+    }
+
+    pub fn with_config(order: u8, nkeys: usize, cfg: ChainConfig) -> Net {
+        let keys = keys(nkeys);
+        let p = params(order, &keys);
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::open(dir.path(), p, cfg, Arc::new(TestSealer)).unwrap();
+        Net {
+            _dir: dir,
+            chain,
+            nonces: vec![0; keys.len()],
+            keys,
+            miner: Signer::from_seed(b"contract-miner").address(),
+            contracts: Vec::new(),
+            txids: Vec::new(),
+            roots: Vec::new(),
+        }
+    }
+
+    /// Signs and submits `payload` from key `who` with `gas`.
+    pub fn send(
+        &mut self,
+        who: usize,
+        payload: Payload,
+        gas: u64,
+    ) -> Result<rexe_chain::Txid, String> {
+        let fee = contract::gas_fee(self.chain.params(), gas).max(self.chain.params().min_fee);
+        let tx = Tx {
+            network: Network::Regtest,
+            from: self.keys[who].address(),
+            nonce: self.nonces[who],
+            fee,
+            gas_limit: gas,
+            expiry_height: 1_000_000,
+            payload,
+        }
+        .sign(&self.keys[who]);
+        let id = self.chain.submit_tx(tx).map_err(|e| e.to_string())?;
+        self.nonces[who] += 1;
+        self.txids.push(id);
+        Ok(id)
+    }
+
+    pub fn deploy(&mut self, who: usize, source: &str, args: &Json) -> Address {
+        let code = compile(source).unwrap();
+        let bytes = match code.functions.iter().find(|f| f.name == "on_deploy") {
+            Some(f) => abi::encode_args(&code, f, args).unwrap(),
+            None => Vec::new(),
+        };
+        let addr = contract_address(&self.keys[who].address(), self.nonces[who]);
+        self.send(
+            who,
+            Payload::Deploy {
+                source: source.to_string(),
+                args: bytes,
+            },
+            GAS,
+        )
+        .unwrap();
+        self.settle();
+        assert!(
+            self.chain.contracts().get(&addr).is_some(),
+            "deployment failed"
+        );
+        self.contracts.push(addr);
+        addr
+    }
+
+    pub fn call(
+        &mut self,
+        who: usize,
+        contract: Address,
+        function: &str,
+        args: &Json,
+    ) -> rexe_chain::Txid {
+        let d = self.chain.contracts().get(&contract).unwrap().clone();
+        let (_, f) = d.code.function(function).unwrap();
+        let bytes = abi::encode_args(&d.code, f, args).unwrap();
+        self.send(
+            who,
+            Payload::ContractCall {
+                contract,
+                function: function.to_string(),
+                args: bytes,
+            },
+            GAS,
+        )
+        .unwrap()
+    }
+
+    pub fn mine(&mut self) {
+        let b = mine(&mut self.chain, self.miner);
+        self.roots.push(b.header.state_root);
+        assert_supply(&mut self.chain);
+    }
+
+    /// Mines until the mempool is empty and no relay is in flight.
+    pub fn settle(&mut self) {
+        for _ in 0..64 {
+            let busy = !self.chain.mempool().is_empty()
+                || self.chain.inbound().iter().any(|v| !v.is_empty())
+                || !self.chain.global_inbound().is_empty();
+            if !busy {
+                return;
+            }
+            self.mine();
+        }
+        panic!("scenario did not settle in 64 blocks");
+    }
+
+    pub fn run(&mut self, steps: &[Step]) {
+        for s in steps {
+            match s {
+                Step::Deploy(who, src, args) => {
+                    self.deploy(*who, src, args);
+                }
+                Step::Call(who, c, f, args) => {
+                    let addr = self.contracts[*c];
+                    self.call(*who, addr, f, args);
+                }
+                Step::Settle => self.settle(),
+            }
+        }
+        self.settle();
+    }
+
+    /// Every contract's global state and every non-shard row, as JSON keyed by
+    /// `contract/target` (shard rows depend on the shard count by design).
+    pub fn state(&mut self) -> BTreeMap<String, Json> {
+        let hrp = "trx";
+        let mut out = BTreeMap::new();
+        for (i, c) in self.contracts.iter().enumerate() {
+            out.insert(
+                format!("{i}/@global"),
+                self.chain.contracts().global_json(c, hrp).unwrap(),
+            );
+        }
+        for (k, v) in self.chain.all_contract_state().unwrap() {
+            let (c, target) = parse_state_key(&k).unwrap();
+            if matches!(target, Target::Shard(_)) {
+                continue;
+            }
+            let i = self.contracts.iter().position(|x| *x == c).unwrap();
+            let d = self.chain.contracts().get(&c).unwrap();
+            out.insert(
+                format!("{i}/{}", serde_json::to_string(&target).unwrap()),
+                abi::row_json(&d.code, target.scope(), Some(&v), hrp).unwrap(),
+            );
+        }
+        out
+    }
+}
+
+/// The sequential interpretation: no shards, no blocks; each transaction's micro-
+/// transaction runs, then every relay in emission order (FIFO) until none is left.
+pub struct Sequential {
+    keys: Vec<Address>,
+    nonces: Vec<u64>,
+    contracts: Vec<(Address, Arc<Verified>, Vec<Value>)>,
+    rows: BTreeMap<(usize, Target), Vec<u8>>,
+}
+
+struct SeqHost<'a> {
+    rows: &'a BTreeMap<(usize, Target), Vec<u8>>,
+    c: usize,
+    own: Target,
+}
+
+impl Host for SeqHost<'_> {
+    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        let t = if scope == ScopeKind::Shard {
+            Target::Shard(rexe_chain::ShardId(0))
+        } else {
+            self.own.clone()
+        };
+        Ok(self.rows.get(&(self.c, t)).cloned())
+    }
+    fn is_contract(&self, _: &[u8; 32]) -> bool {
+        false
+    }
+}
+
+struct Micro {
+    c: usize,
+    func: u16,
+    target: Target,
+    args: Vec<Value>,
+    sender: Address,
+    kind: TxKind,
+}
+
+impl Sequential {
+    pub fn new(nkeys: usize) -> Self {
+        Sequential {
+            keys: keys(nkeys).iter().map(Signer::address).collect(),
+            nonces: vec![0; nkeys],
+            contracts: Vec::new(),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    fn ctx(&self, m: &Micro) -> Context {
+        Context {
+            kind: m.kind,
+            self_address: match &m.target {
+                Target::Address(a) => a.0,
+                _ => self.contracts[m.c].0 .0,
+            },
+            sender: m.sender.0,
+            signers: vec![m.sender.0],
+            initiator: m.sender.0,
+            tx_timestamp: 0,
+            origin_shard: 0,
+            shard_order: 0,
+            height: 0,
+            shard_index: 0,
+            timestamp: 0,
+            miner: [0; 32],
+            random_seed: [0; 32],
+            hrp: "trx",
+        }
+    }
+
+    fn run_queue(&mut self, first: Micro) {
+        let mut q = VecDeque::from([first]);
+        while let Some(m) = q.pop_front() {
+            let code = self.contracts[m.c].1.clone();
+            let ctx = self.ctx(&m);
+            let global = self.contracts[m.c].2.clone();
+            let mut host = SeqHost {
+                rows: &self.rows,
+                c: m.c,
+                own: m.target.clone(),
+            };
+            let out = vm::execute(
+                vm::Call {
+                    code: &code,
+                    func: m.func,
+                    args: m.args.clone(),
+                    ctx: &ctx,
+                    gas_limit: u64::MAX / 4,
+                    global: &global,
+                    global_writable: m.target == Target::Global,
+                },
+                &mut host,
+            );
+            if out.result.is_err() {
+                continue;
+            }
+            for (scope, row) in out.writes {
+                let t = if scope == ScopeKind::Shard {
+                    Target::Shard(rexe_chain::ShardId(0))
+                } else {
+                    m.target.clone()
+                };
+                match row {
+                    Some(r) => {
+                        self.rows.insert((m.c, t), r);
+                    }
+                    None => {
+                        self.rows.remove(&(m.c, t));
+                    }
+                }
+            }
+            for (i, v) in out.global_writes {
+                self.contracts[m.c].2[i as usize] = v;
+            }
+            for r in out.relays {
+                let f = &code.functions[r.func as usize];
+                let args = value::decode_tuple(&r.args, &code.param_types(f), &code.table).unwrap();
+                let target = match r.to {
+                    RelayDest::Address(a) => Target::Address(Address(a)),
+                    RelayDest::Uint(s, k) => Target::Uint(s, k),
+                    RelayDest::Shards => Target::Shard(rexe_chain::ShardId(0)),
+                    RelayDest::Global => Target::Global,
+                    RelayDest::Next => m.target.clone(),
+                };
+                q.push_back(Micro {
+                    c: m.c,
+                    func: r.func,
+                    target,
+                    args,
+                    sender: m.sender,
+                    kind: TxKind::Relay,
+                });
+            }
+        }
+    }
+
+    pub fn run(&mut self, steps: &[Step]) {
+        for s in steps {
+            match s {
+                Step::Deploy(who, src, args) => {
+                    let code = Arc::new(compile(src).unwrap());
+                    let addr = contract_address(&self.keys[*who], self.nonces[*who]);
+                    self.nonces[*who] += 1;
+                    let global = vm::default_row(&code, ScopeKind::Global);
+                    self.contracts.push((addr, code.clone(), global));
+                    if let Some(fi) = code.functions.iter().position(|f| f.name == "on_deploy") {
+                        let f = &code.functions[fi];
+                        let bytes = abi::encode_args(&code, f, args).unwrap();
+                        let args =
+                            value::decode_tuple(&bytes, &code.param_types(f), &code.table).unwrap();
+                        self.run_queue(Micro {
+                            c: self.contracts.len() - 1,
+                            func: fi as u16,
+                            target: Target::Global,
+                            args,
+                            sender: self.keys[*who],
+                            kind: TxKind::System,
+                        });
+                    }
+                }
+                Step::Call(who, c, fname, args) => {
+                    self.nonces[*who] += 1;
+                    let code = self.contracts[*c].1.clone();
+                    let (fi, f) = code.function(fname).unwrap();
+                    let bytes = abi::encode_args(&code, f, args).unwrap();
+                    let args =
+                        value::decode_tuple(&bytes, &code.param_types(f), &code.table).unwrap();
+                    let target = match f.scope {
+                        ScopeKind::Global => Target::Global,
+                        ScopeKind::Shard => Target::Shard(rexe_chain::ShardId(0)),
+                        _ => Target::Address(self.keys[*who]),
+                    };
+                    self.run_queue(Micro {
+                        c: *c,
+                        func: fi,
+                        target,
+                        args,
+                        sender: self.keys[*who],
+                        kind: TxKind::Normal,
+                    });
+                }
+                Step::Settle => {}
+            }
+        }
+    }
+
+    /// Same shape as [`Net::state`].
+    pub fn state(&self) -> BTreeMap<String, Json> {
+        let mut out = BTreeMap::new();
+        for (i, (_, code, global)) in self.contracts.iter().enumerate() {
+            let row = vm::encode_row(code, ScopeKind::Global, global).unwrap();
+            out.insert(
+                format!("{i}/@global"),
+                abi::row_json(code, ScopeKind::Global, row.as_deref(), "trx").unwrap(),
+            );
+        }
+        for ((c, t), v) in &self.rows {
+            if matches!(t, Target::Shard(_)) {
+                continue;
+            }
+            let code = &self.contracts[*c].1;
+            out.insert(
+                format!("{c}/{}", serde_json::to_string(t).unwrap()),
+                abi::row_json(code, t.scope(), Some(v), "trx").unwrap(),
+            );
+        }
+        out
+    }
+}
+
+/// The source of an example contract.
+pub fn example(name: &str) -> &'static str {
+    match name {
+        "token" => include_str!("../../../examples/contracts/token.prd"),
+        "ballot" => include_str!("../../../examples/contracts/ballot.prd"),
+        "counter" => include_str!("../../../examples/contracts/counter.prd"),
+        "amm" => include_str!("../../../examples/contracts/amm.prd"),
+        "pixels" => include_str!("../../../examples/contracts/pixels.prd"),
+        other => panic!("no example {other}"),
+    }
+}
+
+/// An address of key `i` as JSON.
+pub fn addr_json(i: usize) -> Json {
+    json!(keys(i + 1)[i].address().to_string())
+}
+
+/// A contract call transaction built by hand (for tests of admission and gas).
+pub fn call_tx(
+    key: &Signer,
+    nonce: u64,
+    contract: Address,
+    function: &str,
+    args: Vec<u8>,
+    gas: u64,
+    fee: u64,
+) -> SignedTx {
+    Tx {
+        network: Network::Regtest,
+        from: key.address(),
+        nonce,
+        fee: Amount::from_sat(fee),
+        gas_limit: gas,
+        expiry_height: 1_000_000,
+        payload: Payload::ContractCall {
+            contract,
+            function: function.to_string(),
+            args,
+        },
+    }
+    .sign(key)
+}

@@ -1,0 +1,610 @@
+//! Contracts on the chain: each example's scenario gives the same final state on 1, 2, 4 and
+//! 16 shards with 1 and 2 threads, equal to the sequential interpretation, with the supply
+//! audit holding after every block; gas and fee accounting; admission checks.
+
+mod common;
+
+use common::contracts::*;
+use common::*;
+use rexe_chain::contract::{self, Target};
+use rexe_chain::lang::compile;
+use serde_json::json;
+
+fn token_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(0, example("token"), json!({"supply": "1000000000000"})),
+        Step::Settle,
+    ];
+    for i in 1..8 {
+        s.push(Step::Call(
+            0,
+            0,
+            "transfer",
+            json!({"to": addr_json(i), "amount": (i * 1000).to_string()}),
+        ));
+    }
+    s.push(Step::Settle);
+    for i in 1..8 {
+        s.push(Step::Call(
+            i,
+            0,
+            "transfer",
+            json!({"to": addr_json((i * 3) % 8), "amount": "250"}),
+        ));
+        // More than it has: returns false, changes nothing.
+        s.push(Step::Call(
+            i,
+            0,
+            "transfer",
+            json!({"to": addr_json(0), "amount": "99999999"}),
+        ));
+    }
+    s.push(Step::Call(
+        0,
+        0,
+        "airdrop",
+        json!({"to": [addr_json(3), addr_json(4), addr_json(9), addr_json(10)], "each": "77"}),
+    ));
+    s
+}
+
+fn ballot_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(
+            0,
+            example("ballot"),
+            json!({"names": ["spring", "yarn", "combat"]}),
+        ),
+        Step::Settle,
+    ];
+    for i in 0..10 {
+        s.push(Step::Call(
+            i,
+            0,
+            "vote",
+            json!({"proposal": (i * 7 % 3) as u32}),
+        ));
+    }
+    // A second vote in the same round is refused where the voter's record lives.
+    s.push(Step::Call(3, 0, "vote", json!({"proposal": 0})));
+    s.push(Step::Settle);
+    s.push(Step::Call(0, 0, "close", json!({})));
+    s.push(Step::Settle);
+    s.push(Step::Call(11, 0, "vote", json!({"proposal": 1})));
+    s
+}
+
+fn counter_scenario() -> Vec<Step> {
+    let mut s = vec![Step::Deploy(0, example("counter"), json!({})), Step::Settle];
+    for i in 0..12 {
+        s.push(Step::Call(i, 0, "hit", json!({"n": (i + 1) as u64})));
+    }
+    s.push(Step::Settle);
+    s.push(Step::Call(0, 0, "collect", json!({})));
+    s.push(Step::Settle);
+    s.push(Step::Call(5, 0, "hit", json!({"n": 100})));
+    s.push(Step::Settle);
+    s.push(Step::Call(1, 0, "collect", json!({})));
+    s
+}
+
+fn amm_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(
+            0,
+            example("amm"),
+            json!({"ra": "1000000", "rb": "2000000", "fee": 30}),
+        ),
+        Step::Settle,
+    ];
+    for i in 1..5 {
+        s.push(Step::Call(
+            i,
+            0,
+            "faucet",
+            json!({"amount_a": "10000", "amount_b": "10000"}),
+        ));
+    }
+    s.push(Step::Settle);
+    // Swaps are priced in the order the global lane sees them: one per round keeps that
+    // order independent of the shard layout.
+    for (i, (f, amount, min)) in [
+        ("swap_a_for_b", "5000", "1"),
+        ("swap_b_for_a", "3000", "1"),
+        ("swap_a_for_b", "2000", "999999"), // slippage limit: refunded
+        ("swap_b_for_a", "10000", "1"),
+        ("swap_a_for_b", "20000", "1"), // more than the trader has: refused locally
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.push(Step::Call(
+            1 + i % 4,
+            0,
+            f,
+            json!({"amount_in": amount, "min_out": min}),
+        ));
+        s.push(Step::Settle);
+    }
+    s
+}
+
+fn pixels_scenario() -> Vec<Step> {
+    let mut s = vec![Step::Deploy(0, example("pixels"), json!({})), Step::Settle];
+    for i in 0..8u32 {
+        s.push(Step::Call(
+            i as usize,
+            0,
+            "paint",
+            json!({"x": i, "y": i * 3, "rgb": 0xff0000 + i}),
+        ));
+    }
+    s.push(Step::Settle);
+    // Second claims on taken pixels change nothing.
+    for i in 0..4u32 {
+        s.push(Step::Call(
+            8 + i as usize,
+            0,
+            "paint",
+            json!({"x": i, "y": i * 3, "rgb": 1}),
+        ));
+    }
+    s.push(Step::Call(
+        9,
+        0,
+        "paint",
+        json!({"x": 60000, "y": 65535, "rgb": 7}),
+    ));
+    s
+}
+
+fn check_scenario(name: &str, steps: Vec<Step>) {
+    let mut seq = Sequential::new(16);
+    seq.run(&steps);
+    let expected = seq.state();
+    assert!(!expected.is_empty(), "{name}: the scenario leaves state");
+    for order in [0u8, 1, 2, 4] {
+        let mut roots = Vec::new();
+        for threads in [1, 2] {
+            let mut net = Net::new(order, threads, 16);
+            net.run(&steps);
+            let got = net.state();
+            assert_eq!(
+                got,
+                expected,
+                "{name}: {} shards, {threads} threads differ from the sequential run",
+                1 << order
+            );
+            // Every micro-transaction of the scenario succeeded or failed on purpose, and
+            // none ran out of gas.
+            roots.push(net.roots.clone());
+        }
+        assert_eq!(
+            roots[0],
+            roots[1],
+            "{name}: state roots differ between 1 and 2 threads at {} shards",
+            1 << order
+        );
+    }
+}
+
+#[test]
+fn token_scenario_is_shard_independent() {
+    check_scenario("token", token_scenario());
+}
+
+#[test]
+fn ballot_scenario_is_shard_independent() {
+    check_scenario("ballot", ballot_scenario());
+}
+
+#[test]
+fn counter_scenario_is_shard_independent() {
+    check_scenario("counter", counter_scenario());
+}
+
+#[test]
+fn amm_scenario_is_shard_independent() {
+    check_scenario("amm", amm_scenario());
+}
+
+#[test]
+fn pixels_scenario_is_shard_independent() {
+    check_scenario("pixels", pixels_scenario());
+}
+
+#[test]
+fn scenarios_end_where_expected() {
+    // Spot checks of the sequential results, so the equivalence above is not vacuous.
+    let mut seq = Sequential::new(16);
+    seq.run(&ballot_scenario());
+    let st = seq.state();
+    let g = &st["0/@global"];
+    let votes: Vec<u64> = g["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["votes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        votes.iter().sum::<u64>(),
+        10,
+        "ten first votes count, the repeat does not"
+    );
+    assert_eq!(g["open"], json!(false));
+
+    let mut seq = Sequential::new(16);
+    seq.run(&counter_scenario());
+    let g = &seq.state()["0/@global"];
+    assert_eq!(g["total"], json!((1..=12).sum::<u64>() + 100));
+    assert_eq!(g["missing"], json!(0));
+
+    let mut seq = Sequential::new(16);
+    seq.run(&token_scenario());
+    let total: u64 = seq
+        .state()
+        .iter()
+        .filter(|(k, _)| !k.ends_with("@global"))
+        .map(|(_, v)| {
+            v["balance"]
+                .as_str()
+                .map(|s| s.parse::<u64>().unwrap())
+                .unwrap_or_else(|| v["balance"].as_u64().unwrap())
+        })
+        .sum();
+    assert_eq!(
+        total, 1_000_000_000_000,
+        "transfers conserve the token supply"
+    );
+
+    let mut seq = Sequential::new(16);
+    seq.run(&amm_scenario());
+    let g = &seq.state()["0/@global"];
+    assert_eq!(
+        g["swaps"],
+        json!(3),
+        "two swaps and one more fill, one refund, one refusal"
+    );
+
+    let mut seq = Sequential::new(16);
+    seq.run(&pixels_scenario());
+    let st = seq.state();
+    let taken = st.values().filter(|v| v["taken"] == json!(true)).count();
+    assert_eq!(taken, 9);
+    let painted: u64 = st.values().filter_map(|v| v["painted"].as_u64()).sum();
+    assert_eq!(painted, 9, "each first claim credits its painter");
+}
+
+#[test]
+fn gas_is_bought_by_the_fee_and_accounted_across_relays() {
+    let mut net = Net::new(2, 2, 4);
+    let token = net.deploy(0, example("token"), &json!({"supply": "1000"}));
+    let before = net.chain.account(&net.keys[0].address()).unwrap().balance;
+    let gas = 150_000;
+    let (_, f) = net
+        .chain
+        .contracts()
+        .get(&token)
+        .unwrap()
+        .code
+        .function("transfer")
+        .map(|(i, f)| (i, f.clone()))
+        .unwrap();
+    let args = contract::abi::encode_args(
+        &net.chain.contracts().get(&token).unwrap().code,
+        &f,
+        &json!([addr_json(1), "10"]),
+    )
+    .unwrap();
+    let txid = net
+        .send(
+            0,
+            rexe_chain::Payload::ContractCall {
+                contract: token,
+                function: "transfer".into(),
+                args,
+            },
+            gas,
+        )
+        .unwrap();
+    net.settle();
+    let after = net.chain.account(&net.keys[0].address()).unwrap().balance;
+    let fee = contract::gas_fee(net.chain.params(), gas);
+    assert_eq!(
+        before.to_sat() - after.to_sat(),
+        fee.to_sat(),
+        "the fee buys the gas limit, no refund"
+    );
+    let receipts = net.chain.contract_receipts(txid).unwrap();
+    assert_eq!(
+        receipts.len(),
+        2,
+        "the transaction's step and its deposit relay"
+    );
+    let total: u64 = receipts
+        .iter()
+        .map(|(_, r)| {
+            r["gas_used"].as_u64().unwrap() + r["gas_limit"].as_u64().unwrap()
+                - r["gas_used"].as_u64().unwrap()
+                - r["gas_forwarded"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        total, gas,
+        "gas used plus gas left unused at the leaves is the gas bought"
+    );
+    assert_eq!(
+        receipts[0].1["gas_forwarded"], receipts[1].1["gas_limit"],
+        "the relay carries what the step forwarded"
+    );
+    assert!(receipts.iter().all(|(_, r)| r["error"].is_null()));
+    assert_eq!(receipts[0].1["result"], json!(true));
+    let st = net
+        .chain
+        .contract_state(&token, &Target::Address(net.keys[1].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st["balance"], json!(10));
+}
+
+const SPENDER: &str = r#"
+contract Spender {
+    @address uint64 n;
+    @address array<uint64> log;
+    @address function spend(uint32 rounds) export {
+        for (uint32 i = 0u; i < rounds; i++) {
+            n += 1u64;
+            log.push(uint64(i));
+        }
+    }
+    @address function bool pass(address to, uint32 rounds) export {
+        n += 1u64;
+        relay@to spend(rounds);
+        return true;
+    }
+}
+"#;
+
+#[test]
+fn out_of_gas_mid_function_leaves_no_write_and_keeps_the_fee() {
+    let mut net = Net::new(1, 1, 4);
+    let c = net.deploy(0, SPENDER, &json!({}));
+    let code = net.chain.contracts().get(&c).unwrap().code.clone();
+    let (_, f) = code.function("spend").unwrap();
+    let args = contract::abi::encode_args(&code, f, &json!({"rounds": 100000})).unwrap();
+    let intrinsic = contract::intrinsic_gas(&rexe_chain::Payload::ContractCall {
+        contract: c,
+        function: "spend".into(),
+        args: args.clone(),
+    });
+    let gas = intrinsic + 20_000;
+    let txid = net
+        .send(
+            1,
+            rexe_chain::Payload::ContractCall {
+                contract: c,
+                function: "spend".into(),
+                args,
+            },
+            gas,
+        )
+        .unwrap();
+    net.settle();
+    let r = &net.chain.contract_receipts(txid).unwrap()[0].1;
+    assert_eq!(r["error"], json!("out of gas"));
+    assert_eq!(r["gas_used"], json!(gas), "out of gas uses all the gas");
+    let st = net
+        .chain
+        .contract_state(&c, &Target::Address(net.keys[1].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st["n"], json!(0), "no write survives");
+    assert_eq!(st["log"], json!([]));
+    assert_eq!(
+        net.chain.account(&net.keys[1].address()).unwrap().nonce,
+        1,
+        "the transaction itself counts"
+    );
+}
+
+#[test]
+fn relays_beyond_their_carried_gas_fail_cleanly() {
+    let mut net = Net::new(2, 2, 4);
+    let c = net.deploy(0, SPENDER, &json!({}));
+    let code = net.chain.contracts().get(&c).unwrap().code.clone();
+    let (_, f) = code.function("pass").unwrap();
+    let args = contract::abi::encode_args(&code, f, &json!([addr_json(2), 50000])).unwrap();
+    let txid = net
+        .send(
+            1,
+            rexe_chain::Payload::ContractCall {
+                contract: c,
+                function: "pass".into(),
+                args,
+            },
+            60_000,
+        )
+        .unwrap();
+    net.settle();
+    let rs = net.chain.contract_receipts(txid).unwrap();
+    assert_eq!(rs.len(), 2);
+    assert!(rs[0].1["error"].is_null(), "the first step fits its gas");
+    assert_eq!(rs[1].1["error"], json!("out of gas"), "the relay does not");
+    let sender = net
+        .chain
+        .contract_state(&c, &Target::Address(net.keys[1].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(sender["n"], json!(1), "the first step's write stays");
+    let target = net
+        .chain
+        .contract_state(&c, &Target::Address(net.keys[2].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(target["n"], json!(0), "the relay wrote nothing");
+}
+
+#[test]
+fn admission_refuses_calls_that_could_only_burn_their_fee() {
+    let mut net = Net::new(1, 1, 4);
+    let c = net.deploy(0, example("token"), &json!({"supply": "5"}));
+    let k = net.keys[1].clone();
+    let code = net.chain.contracts().get(&c).unwrap().code.clone();
+    let (_, f) = code.function("deposit").unwrap();
+    let args = contract::abi::encode_args(&code, f, &json!(["1"])).unwrap();
+    let fee = contract::gas_fee(net.chain.params(), GAS).to_sat();
+    // Not exported.
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, c, "deposit", args.clone(), GAS, fee))
+        .unwrap_err();
+    assert!(e.to_string().contains("not exported"), "{e}");
+    // No such function, bad arguments, unknown contract.
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, c, "steal", vec![], GAS, fee))
+        .unwrap_err();
+    assert!(e.to_string().contains("no function"), "{e}");
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, c, "transfer", vec![1, 2, 3], GAS, fee))
+        .unwrap_err();
+    assert!(e.to_string().contains("arguments"), "{e}");
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, k.address(), "transfer", vec![], GAS, fee))
+        .unwrap_err();
+    assert!(e.to_string().contains("no contract"), "{e}");
+    // A fee that does not buy the gas limit, a gas limit below the intrinsic cost.
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, c, "transfer", args.clone(), GAS, fee - 1))
+        .unwrap_err();
+    assert!(e.to_string().contains("does not pay"), "{e}");
+    let e = net
+        .chain
+        .submit_tx(call_tx(&k, 0, c, "transfer", args, 100, fee))
+        .unwrap_err();
+    assert!(e.to_string().contains("gas limit"), "{e}");
+    // A deployment that does not compile.
+    let bad = rexe_chain::Payload::Deploy {
+        source: "contract X { @address function f() { y = 1; } }".into(),
+        args: vec![],
+    };
+    let e = net.send(1, bad, GAS).unwrap_err();
+    assert!(e.contains("undeclared name `y`"), "{e}");
+    assert!(compile("contract X { }").is_ok());
+}
+
+#[test]
+fn contract_state_rolls_back_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(4);
+    let p = params(2, &keys);
+    let mut net = Net::new(2, 2, 4);
+    net.chain = open(dir.path(), &p, 2);
+    let token = net.deploy(0, example("token"), &json!({"supply": "1000"}));
+    let h1 = net.chain.tip_height();
+    let root1 = net.chain.tip_header().state_root;
+    net.call(0, token, "transfer", &json!([addr_json(3), "40"]));
+    net.settle();
+    let bal = |net: &mut Net, i: usize| {
+        net.chain
+            .contract_state(&token, &Target::Address(keys[i].address()))
+            .unwrap()
+            .unwrap()["balance"]
+            .clone()
+    };
+    assert_eq!(bal(&mut net, 3), json!(40));
+    assert_eq!(bal(&mut net, 0), json!(960));
+    // Undo records bring contract state back with the blocks.
+    net.chain.rollback(net.chain.tip_height() - h1).unwrap();
+    assert_eq!(net.chain.tip_header().state_root, root1);
+    assert_eq!(bal(&mut net, 3), json!(0));
+    assert_eq!(bal(&mut net, 0), json!(1000));
+    // The rolled-back transaction is back in the mempool; a new branch includes it again.
+    net.miner = rexe_chain::Signer::from_seed(b"another miner").address();
+    net.settle();
+    assert_eq!(bal(&mut net, 3), json!(40));
+    net.chain.flush().unwrap();
+    let root = net.chain.tip_header().state_root;
+    drop(net);
+    let mut chain = open(dir.path(), &p, 2);
+    assert_eq!(chain.tip_header().state_root, root);
+    let st = chain
+        .contract_state(&token, &Target::Address(keys[3].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st["balance"], json!(40));
+    let g = chain
+        .contract_state(&token, &Target::Global)
+        .unwrap()
+        .unwrap();
+    assert_eq!(g["total_supply"], json!(1000));
+}
+
+const TICKER: &str = r#"
+contract Ticker {
+    @address uint32 ticks;
+    @address uint64 last_height;
+    @global uint32 global_ticks;
+    @address function tick(uint32 more) export {
+        __debug.assert(last_height < __block.get_height(), "one tick per block");
+        ticks += 1u;
+        last_height = __block.get_height();
+        if (more > 0u) {
+            relay@next tick(more - 1u);
+        }
+    }
+    function gtick(uint32 more) export {
+        global_ticks += 1u;
+        if (more > 0u) {
+            relay@next gtick(more - 1u);
+        }
+    }
+}
+"#;
+
+#[test]
+fn relay_next_runs_once_per_block_on_the_same_target() {
+    let mut net = Net::new(2, 2, 4);
+    let c = net.deploy(0, TICKER, &json!({}));
+    let txid = net.call(1, c, "tick", &json!({"more": 3}));
+    let g = net.call(2, c, "gtick", &json!({"more": 2}));
+    net.settle();
+    let st = net
+        .chain
+        .contract_state(&c, &Target::Address(net.keys[1].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st["ticks"], json!(4));
+    let heights: Vec<u64> = net
+        .chain
+        .contract_receipts(txid)
+        .unwrap()
+        .iter()
+        .map(|(h, _)| *h)
+        .collect();
+    assert_eq!(heights.len(), 4);
+    assert!(
+        heights.windows(2).all(|w| w[1] == w[0] + 1),
+        "one block apart: {heights:?}"
+    );
+    let gst = net
+        .chain
+        .contract_state(&c, &Target::Global)
+        .unwrap()
+        .unwrap();
+    assert_eq!(gst["global_ticks"], json!(3));
+    let gh: Vec<u64> = net
+        .chain
+        .contract_receipts(g)
+        .unwrap()
+        .iter()
+        .map(|(h, _)| *h)
+        .collect();
+    assert!(
+        gh.windows(2).all(|w| w[1] == w[0] + 1),
+        "global relay@next too: {gh:?}"
+    );
+}

@@ -1,0 +1,333 @@
+//! `rexe contract …`: compile-check PREDA sources, deploy and call contracts through a
+//! node's RPC, read their state, and run chain-simulator scripts locally.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use rexe_chain::contract::{abi, contract_address, gas_fee};
+use rexe_chain::encode::Encode;
+use rexe_chain::lang::ast::ScopeKind;
+use rexe_chain::lang::compile;
+use rexe_chain::{Address, Amount, ChainParams, Payload, Tx};
+use serde_json::{json, Value as Json};
+
+use crate::contract_script::{Options, Runner};
+use crate::wallet_cli::{network, read_key, RpcArgs};
+
+#[derive(Subcommand)]
+pub enum ContractCmd {
+    /// Compile PREDA files and print OK or the errors (line:column: message).
+    Check {
+        /// Source files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Deploy a contract (a signed Deploy transaction sent to a node).
+    Deploy(DeployArgs),
+    /// Call an exported function (a signed ContractCall transaction sent to a node).
+    Call(CallArgs),
+    /// Show a contract's state for one target (global by default), or its interface.
+    Get(GetArgs),
+    /// Run a PREDA chain-simulator script (.prdts) on a local chain: `-name:value` sets
+    /// `$~name$`, `-order:N` the shard order, `-perftest` silences `__debug.print`.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct TxArgs {
+    /// Key file of the sender.
+    #[arg(long)]
+    key: PathBuf,
+    /// Gas to buy (the fee pays for all of it; unused gas is not refunded).
+    #[arg(long, default_value_t = 1_000_000)]
+    gas: u64,
+    /// Fee in sats (default: exactly what the gas costs on the node's network).
+    #[arg(long)]
+    fee: Option<u64>,
+    /// Wait for the receipts and print them.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// PREDA source file.
+    file: PathBuf,
+    /// `on_deploy` arguments as JSON (object by name or array in order).
+    #[arg(long, default_value = "{}")]
+    args: String,
+    #[command(flatten)]
+    tx: TxArgs,
+}
+
+#[derive(Args)]
+pub struct CallArgs {
+    /// Contract address.
+    contract: String,
+    /// Function name.
+    function: String,
+    /// Arguments: one JSON object, or one value per parameter (JSON, else a string).
+    args: Vec<String>,
+    #[command(flatten)]
+    tx: TxArgs,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    /// Contract address.
+    contract: String,
+    /// `global`, `shard:N`, an address, `uintN:VALUE`, or `interface`.
+    #[arg(default_value = "global")]
+    target: String,
+    #[command(flatten)]
+    rpc: RpcArgs,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The script.
+    script: PathBuf,
+    /// Executor threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Transactions per shard per block.
+    #[arg(long, default_value_t = 20_000)]
+    block_txs: usize,
+    /// Print a JSON summary at the end (blocks, transactions, reverted micro-transactions,
+    /// sums of integer state, supply audit).
+    #[arg(long)]
+    summary: bool,
+    /// Keep the chain in this directory instead of a temporary one.
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// PREDA-style options: `-name:value`, `-order:N`, `-perftest` (`-sync`, `-async` and
+    /// `-stdout` are accepted and ignored).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    options: Vec<String>,
+}
+
+pub fn run(cmd: ContractCmd) -> Result<()> {
+    match cmd {
+        ContractCmd::Check { files } => check(&files),
+        ContractCmd::Deploy(a) => deploy(a),
+        ContractCmd::Call(a) => call(a),
+        ContractCmd::Get(a) => get(a),
+        ContractCmd::Run(a) => run_script(a),
+    }
+}
+
+fn check(files: &[PathBuf]) -> Result<()> {
+    let mut bad = 0;
+    for f in files {
+        let src = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let started = std::time::Instant::now();
+        match compile(&src) {
+            Ok(code) => {
+                let scopes: Vec<&str> = ScopeKind::ALL
+                    .iter()
+                    .filter(|s| code.has_state(**s))
+                    .map(|s| s.name())
+                    .collect();
+                println!(
+                    "{}: OK: contract {} ({} exported function(s), state in {}; compiled in {:.2} ms)",
+                    f.display(),
+                    code.name,
+                    code.functions.iter().filter(|f| f.export).count(),
+                    if scopes.is_empty() { "no scope".to_string() } else { scopes.join(", ") },
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+            }
+            Err(errs) => {
+                bad += 1;
+                for e in errs.0 {
+                    println!("{}:{}: {}", f.display(), e.pos, e.message);
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} file(s) did not compile");
+    }
+    Ok(())
+}
+
+/// Signs `payload`, sends it, and (with `--wait`) prints the receipts.
+fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
+    let peer = tx.rpc.peer()?;
+    let signer = read_key(&tx.key)?;
+    let info = peer.call("getchaininfo", json!([]))?;
+    let net = network(info["network"].as_str().unwrap_or(""))?;
+    let from = signer.address();
+    let acct = peer.call("getaccount", json!([from.encode(net)]))?;
+    let nonce = acct["nonce"].as_u64().unwrap_or(0);
+    let height = info["height"].as_u64().unwrap_or(0);
+    // The gas price of the node's network (the presets; a custom chain would need its own).
+    let params = match net {
+        rexe_chain::Network::Main => ChainParams::main(),
+        rexe_chain::Network::Test => ChainParams::test(),
+        _ => ChainParams::regtest(),
+    };
+    let fee = tx
+        .fee
+        .unwrap_or_else(|| gas_fee(&params, tx.gas).max(params.min_fee).to_sat());
+    if let Payload::Deploy { .. } = &payload {
+        println!(
+            "contract address: {}",
+            contract_address(&from, nonce).encode(net)
+        );
+    }
+    let t = Tx {
+        network: net,
+        from,
+        nonce,
+        fee: Amount::from_sat(fee),
+        gas_limit: tx.gas,
+        expiry_height: height + 100,
+        payload,
+    }
+    .sign(&signer);
+    let txid = peer.call("sendrawtransaction", json!([hex::encode(t.to_bytes())]))?;
+    let txid = txid.as_str().unwrap_or_default().to_string();
+    println!("txid: {txid}");
+    if tx.wait {
+        for _ in 0..120 {
+            if let Ok(r) = peer.call("getcontractreceipts", json!([txid])) {
+                let done = r.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|x| x["relays"].as_u64() == Some(0) || x["error"].is_string())
+                });
+                if done {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        bail!("no complete receipts after 60 s (is the node producing blocks?)");
+    }
+    Ok(())
+}
+
+fn deploy(a: DeployArgs) -> Result<()> {
+    let source = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let code = compile(&source).map_err(|e| anyhow!("{}:\n{e}", a.file.display()))?;
+    let init: Json = serde_json::from_str(&a.args).context("--args must be JSON")?;
+    let args = match code.functions.iter().find(|f| f.name == "on_deploy") {
+        Some(f) => abi::encode_args(&code, f, &init).map_err(|e| anyhow!(e))?,
+        None if init == json!({}) || init == json!([]) => Vec::new(),
+        None => bail!("{} has no on_deploy to take --args", code.name),
+    };
+    send(&a.tx, Payload::Deploy { source, args })
+}
+
+fn call(a: CallArgs) -> Result<()> {
+    let peer = a.tx.rpc.peer()?;
+    let c = peer.call("getcontract", json!([a.contract]))?;
+    let source = c["source"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the node returned no source"))?;
+    let code =
+        compile(source).map_err(|e| anyhow!("the contract's source does not compile here: {e}"))?;
+    let (_, f) = code
+        .function(&a.function)
+        .ok_or_else(|| anyhow!("{} has no function `{}`", code.name, a.function))?;
+    let args: Json = match a.args.as_slice() {
+        [one] if one.trim_start().starts_with('{') => {
+            serde_json::from_str(one).context("arguments JSON")?
+        }
+        many => Json::Array(
+            many.iter()
+                .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Json::String(p.clone())))
+                .collect(),
+        ),
+    };
+    let bytes = abi::encode_args(&code, f, &args).map_err(|e| anyhow!(e))?;
+    let contract = Address(
+        rexe_chain::lang::value::parse_address(&a.contract)
+            .ok_or_else(|| anyhow!("bad contract address"))?,
+    );
+    send(
+        &a.tx,
+        Payload::ContractCall {
+            contract,
+            function: a.function.clone(),
+            args: bytes,
+        },
+    )
+}
+
+fn get(a: GetArgs) -> Result<()> {
+    let peer = a.rpc.peer()?;
+    let r = if a.target == "interface" {
+        let mut c = peer.call("getcontract", json!([a.contract]))?;
+        if let Some(o) = c.as_object_mut() {
+            o.remove("source");
+        }
+        c
+    } else {
+        peer.call("getcontractstate", json!([a.contract, a.target]))?
+    };
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+fn run_script(a: RunArgs) -> Result<()> {
+    let mut opts = Options {
+        threads: a.threads,
+        block_txs: a.block_txs,
+        datadir: a.datadir.clone(),
+        ..Options::default()
+    };
+    let mut vars = HashMap::new();
+    let mut summary = a.summary;
+    for o in &a.options {
+        if o == "--summary" {
+            summary = true;
+            continue;
+        }
+        if o.starts_with("--") {
+            bail!("put {o} before the script path (after it come PREDA-style -name:value options)");
+        }
+        let o = o.trim_start_matches('-');
+        match o.split_once(':') {
+            Some(("order", v)) => opts.order = v.parse().context("-order:N")?,
+            Some((k, v)) => {
+                vars.insert(k.to_string(), v.to_string());
+            }
+            None if o == "perftest" => opts.perftest = true,
+            None if matches!(o, "sync" | "async" | "stdout") => {}
+            None => bail!("unknown option -{o} (expected -name:value, -order:N or -perftest)"),
+        }
+    }
+    anyhow::ensure!(opts.order <= 8, "-order is at most 8");
+    opts.vars = vars;
+    let src = std::fs::read_to_string(&a.script)
+        .with_context(|| format!("reading {}", a.script.display()))?;
+    let dir = a
+        .script
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut out = std::io::stdout();
+    let s = Runner::new(opts, &dir, &mut out).run(&src)?;
+    if summary {
+        println!(
+            "{}",
+            json!({
+                "blocks": s.blocks,
+                "txs": s.txs,
+                "micro_txs": s.micro_txs,
+                "reverted": s.failed,
+                "sums": s.sums,
+                "supply_ok": s.supply_ok,
+            })
+        );
+    }
+    anyhow::ensure!(s.supply_ok, "the rxBTC supply audit failed");
+    Ok(())
+}

@@ -1,0 +1,1247 @@
+//! `rexe contract run SCRIPT.prdts`: PREDA's chain-simulator scripts on a real rexe chain (a
+//! temporary data directory with real shard stores, executor, relays and block log).
+//!
+//! Supported: `random.reseed [seed]`, `allocate.address [n]`, `chain.gaslimit` (accepted and
+//! ignored: rexe has per-transaction gas), `chain.deploy [@i] FILE.prd[=json] …`,
+//! `state.set`/`state.update C.global|C.shard #i|#all|C.address @i|@all|@random {json}`
+//! (also `address.C` and `*N`), transaction lines `[name[] =] C.fn[*N] [@i|@all|@random|#i|
+//! #all|#random|#g] [{json}]` with `$@i$`/`$@random$`/`$@all$`, `$random(a,b)$` (and `*`, `/`,
+//! `+`, `-` on it), `$bigint.random(n)$` (n decimal digits) placeholders and `-name:value`
+//! substitutions (`$~name$`, `~name`), `chain.run`/`chain.await` (blocks until nothing is
+//! pending), `chain.step` (one block), `chain.info`, `stopwatch.restart/report`, `log`,
+//! `log.highlight/warning/error`. `viz.*` and `chain.stop` are ignored; tokens (`<= (…)`,
+//! `state.token`), `state.load/save` and `csv.from` are refused with a message.
+//!
+//! Transactions are built unsigned and executed as pre-verified (like the simulator, which
+//! has no signatures); everything else is the chain a node runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rexe_chain::contract::{self, abi, contract_address, parse_state_key, Target};
+use rexe_chain::lang::ast::ScopeKind;
+use rexe_chain::lang::value::address_to_string;
+use rexe_chain::params::{bench_address, GenesisAlloc};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{
+    shard_of, Address, Amount, Chain, ChainConfig, ChainParams, Network, Payload, ShardId,
+    SignedTx, Signer, Tx,
+};
+use serde_json::{json, Value as Json};
+
+/// How to run a script.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// log2 of the shard count.
+    pub order: u8,
+    /// Executor threads.
+    pub threads: usize,
+    /// `-name:value` substitutions.
+    pub vars: HashMap<String, String>,
+    /// Do not collect or print `__debug.print` output.
+    pub perftest: bool,
+    /// Most transactions per shard per block.
+    pub block_txs: usize,
+    /// Gas each transaction buys.
+    pub gas: u64,
+    /// Where the chain lives (default: a temporary directory).
+    pub datadir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            order: 2,
+            threads: 2,
+            vars: HashMap::new(),
+            perftest: false,
+            block_txs: 20_000,
+            gas: 5_000_000,
+            datadir: None,
+        }
+    }
+}
+
+/// What a run did (also printed as JSON with `--summary`).
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Blocks mined.
+    pub blocks: u64,
+    /// Transactions executed.
+    pub txs: u64,
+    /// Contract micro-transactions executed.
+    pub micro_txs: u64,
+    /// Micro-transactions that were reverted.
+    pub failed: u64,
+    /// Per `Contract.variable`: the sum of that integer variable over all non-global rows.
+    pub sums: BTreeMap<String, String>,
+    /// Whether the rxBTC supply audit held after every block.
+    pub supply_ok: bool,
+}
+
+/// A small deterministic generator (scripts need reproducible runs, not secrets).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn range(&mut self, lo: i128, hi: i128) -> i128 {
+        if hi <= lo {
+            return lo;
+        }
+        let span = (hi - lo + 1) as u128;
+        lo + ((self.next() as u128 * 0x1_0000_0000 + (self.next() >> 32) as u128) % span) as i128
+    }
+}
+
+/// A running script.
+pub struct Runner<'o> {
+    opts: Options,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    chain: Option<Chain>,
+    addrs: Vec<Address>,
+    /// One funded account per shard, for `#shard` transactions.
+    agents: Vec<Address>,
+    nonces: HashMap<Address, u64>,
+    contracts: HashMap<String, Address>,
+    queue: Vec<Vec<SignedTx>>,
+    rng: Rng,
+    watch: Instant,
+    watch_txs: u64,
+    watch_micro: u64,
+    summary: Summary,
+    out: &'o mut dyn Write,
+}
+
+fn strip_comments(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let b = src.as_bytes();
+    let mut i = 0;
+    let mut in_str = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            out.push(c as char);
+            if c == b'\\' && i + 1 < b.len() {
+                out.push(b[i + 1] as char);
+                i += 2;
+                continue;
+            }
+            if c == b'"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+        } else if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                if b[i] == b'\n' {
+                    out.push('\n');
+                }
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
+        // Keep non-ASCII text intact (log lines).
+        let ch = src[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Splits a script into logical lines (a trailing `\` continues a line), with their
+/// starting line numbers.
+pub fn lines(src: &str) -> Vec<(usize, String)> {
+    let src = strip_comments(src);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0;
+    for (i, l) in src.lines().enumerate() {
+        if cur.is_empty() {
+            start = i + 1;
+        }
+        let t = l.trim_end();
+        if let Some(stripped) = t.strip_suffix('\\') {
+            cur.push_str(stripped);
+            cur.push(' ');
+            continue;
+        }
+        cur.push_str(t);
+        let line = std::mem::take(&mut cur);
+        if !line.trim().is_empty() {
+            out.push((start, line.trim().to_string()));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push((start, cur.trim().to_string()));
+    }
+    out
+}
+
+/// Replaces `$~name$` and `~name` with the `-name:value` substitutions.
+fn substitute(line: &str, vars: &HashMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('~') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let n = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..n];
+        if name.is_empty() {
+            out.push('~');
+            rest = after;
+            continue;
+        }
+        let v = vars
+            .get(name)
+            .ok_or_else(|| anyhow!("the script needs -{name}:VALUE on the command line"))?;
+        // `$~name$` becomes the bare value; `~name` inside `$…$` too.
+        if out.ends_with('$') && after[n..].starts_with('$') {
+            out.pop();
+            out.push_str(v);
+            rest = &after[n + 1..];
+        } else {
+            out.push_str(v);
+            rest = &after[n..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+// ---- relaxed JSON --------------------------------------------------------------------
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json> {
+        if depth > 64 {
+            bail!("JSON nested too deeply");
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'{') => {
+                self.i += 1;
+                let mut m = serde_json::Map::new();
+                loop {
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        break;
+                    }
+                    let k = match self.value(depth + 1)? {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b':') {
+                        bail!("expected `:` after key {k:?}");
+                    }
+                    self.i += 1;
+                    let v = self.value(depth + 1)?;
+                    m.insert(k, v);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {}
+                        _ => bail!("expected `,` or `}}` in an object"),
+                    }
+                }
+                Ok(Json::Object(m))
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut a = Vec::new();
+                loop {
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        break;
+                    }
+                    a.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {}
+                        _ => bail!("expected `,` or `]` in an array"),
+                    }
+                }
+                Ok(Json::Array(a))
+            }
+            Some(b'"') => {
+                let start = self.i;
+                self.i += 1;
+                while self.i < self.s.len() && self.s[self.i] != b'"' {
+                    if self.s[self.i] == b'\\' {
+                        self.i += 1;
+                    }
+                    self.i += 1;
+                }
+                self.i += 1;
+                let text = std::str::from_utf8(&self.s[start..self.i.min(self.s.len())])?;
+                Ok(serde_json::from_str(text).context("bad string")?)
+            }
+            Some(_) => {
+                let start = self.i;
+                while self.i < self.s.len() && !b",:}] \t\r\n".contains(&self.s[self.i]) {
+                    self.i += 1;
+                }
+                let w = std::str::from_utf8(&self.s[start..self.i])?;
+                if w.is_empty() {
+                    bail!("expected a value");
+                }
+                Ok(match w {
+                    "true" => Json::Bool(true),
+                    "false" => Json::Bool(false),
+                    "null" => Json::Null,
+                    _ => match (w.parse::<i64>(), w.parse::<u64>()) {
+                        (Ok(v), _) => json!(v),
+                        (_, Ok(v)) => json!(v),
+                        _ => Json::String(w.to_string()),
+                    },
+                })
+            }
+            None => bail!("expected a value"),
+        }
+    }
+}
+
+/// Parses relaxed JSON (unquoted keys and words, as PREDA scripts write it).
+pub fn relaxed_json(s: &str) -> Result<Json> {
+    let mut p = JsonParser {
+        s: s.as_bytes(),
+        i: 0,
+    };
+    let v = p.value(0)?;
+    p.ws();
+    if p.i < p.s.len() {
+        bail!("unexpected text after the JSON value: {}", &s[p.i..]);
+    }
+    Ok(v)
+}
+
+/// Length of the `{…}` (or `[…]`) group at the start of `s`, strings respected.
+fn matching_brace(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if !matches!(b.first(), Some(b'{') | Some(b'[')) {
+        return None;
+    }
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_str => i += 1,
+            b'"' => in_str = !in_str,
+            b'{' | b'[' if !in_str => depth += 1,
+            b'}' | b']' if !in_str => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+// ---- placeholders --------------------------------------------------------------------
+
+/// Integer expressions inside `$…$`: numbers, `random(a, b)`, `random`, `* / + -`.
+fn int_expr(s: &str, rng: &mut Rng) -> Result<i128> {
+    fn parse_sum(t: &[u8], i: &mut usize, rng: &mut Rng) -> Result<i128> {
+        let mut v = parse_prod(t, i, rng)?;
+        loop {
+            skip(t, i);
+            match t.get(*i) {
+                Some(b'+') => {
+                    *i += 1;
+                    v = v
+                        .checked_add(parse_prod(t, i, rng)?)
+                        .ok_or_else(|| anyhow!("overflow"))?;
+                }
+                Some(b'-') => {
+                    *i += 1;
+                    v = v
+                        .checked_sub(parse_prod(t, i, rng)?)
+                        .ok_or_else(|| anyhow!("overflow"))?;
+                }
+                _ => return Ok(v),
+            }
+        }
+    }
+    fn parse_prod(t: &[u8], i: &mut usize, rng: &mut Rng) -> Result<i128> {
+        let mut v = parse_atom(t, i, rng)?;
+        loop {
+            skip(t, i);
+            match t.get(*i) {
+                Some(b'*') => {
+                    *i += 1;
+                    v = v
+                        .checked_mul(parse_atom(t, i, rng)?)
+                        .ok_or_else(|| anyhow!("overflow"))?;
+                }
+                Some(b'/') => {
+                    *i += 1;
+                    let d = parse_atom(t, i, rng)?;
+                    v = v
+                        .checked_div(d)
+                        .ok_or_else(|| anyhow!("division by zero"))?;
+                }
+                _ => return Ok(v),
+            }
+        }
+    }
+    fn skip(t: &[u8], i: &mut usize) {
+        while t.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    }
+    fn parse_atom(t: &[u8], i: &mut usize, rng: &mut Rng) -> Result<i128> {
+        skip(t, i);
+        if t[*i..].starts_with(b"random") {
+            *i += 6;
+            skip(t, i);
+            if t.get(*i) == Some(&b'(') {
+                *i += 1;
+                let lo = parse_sum(t, i, rng)?;
+                skip(t, i);
+                if t.get(*i) != Some(&b',') {
+                    bail!("expected `,` in random(a, b)");
+                }
+                *i += 1;
+                let hi = parse_sum(t, i, rng)?;
+                skip(t, i);
+                if t.get(*i) != Some(&b')') {
+                    bail!("expected `)` in random(a, b)");
+                }
+                *i += 1;
+                return Ok(rng.range(lo, hi));
+            }
+            return Ok(rng.range(0, i64::MAX as i128));
+        }
+        if t.get(*i) == Some(&b'(') {
+            *i += 1;
+            let v = parse_sum(t, i, rng)?;
+            skip(t, i);
+            if t.get(*i) != Some(&b')') {
+                bail!("expected `)`");
+            }
+            *i += 1;
+            return Ok(v);
+        }
+        let neg = t.get(*i) == Some(&b'-');
+        if neg {
+            *i += 1;
+        }
+        let start = *i;
+        while t.get(*i).is_some_and(|c| c.is_ascii_digit()) {
+            *i += 1;
+        }
+        let n: i128 = std::str::from_utf8(&t[start..*i])?
+            .parse()
+            .map_err(|_| anyhow!("expected a number in `{}`", String::from_utf8_lossy(t)))?;
+        Ok(if neg { -n } else { n })
+    }
+    let t = s.as_bytes();
+    let mut i = 0;
+    let v = parse_sum(t, &mut i, rng)?;
+    skip(t, &mut i);
+    if i != t.len() {
+        bail!("cannot read `{s}`");
+    }
+    Ok(v)
+}
+
+impl<'o> Runner<'o> {
+    /// A runner for a script in `dir` (contract files are resolved there).
+    pub fn new(opts: Options, dir: &Path, out: &'o mut dyn Write) -> Self {
+        let shards = 1usize << opts.order;
+        Runner {
+            rng: Rng(0x5eed),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            chain: None,
+            addrs: Vec::new(),
+            agents: Vec::new(),
+            nonces: HashMap::new(),
+            contracts: HashMap::new(),
+            queue: vec![Vec::new(); shards],
+            watch: Instant::now(),
+            watch_txs: 0,
+            watch_micro: 0,
+            summary: Summary {
+                supply_ok: true,
+                ..Summary::default()
+            },
+            out,
+            opts,
+        }
+    }
+
+    fn chain(&mut self) -> Result<&mut Chain> {
+        if self.chain.is_none() {
+            self.open()?;
+        }
+        Ok(self.chain.as_mut().expect("opened"))
+    }
+
+    /// Creates the chain with the allocated addresses (and one agent per shard) funded.
+    fn open(&mut self) -> Result<()> {
+        let mut params = ChainParams::regtest();
+        params.shard_order = rexe_chain::ShardOrder::new(self.opts.order)?;
+        params.max_txs_per_shard = self.opts.block_txs;
+        let order = params.shard_order;
+        // Agents: the first synthetic accounts after the allocated ones that cover each shard.
+        let mut agents: Vec<Option<Address>> = vec![None; order.shard_count()];
+        let mut i = self.addrs.len() as u64;
+        while agents.iter().any(Option::is_none) {
+            let a = bench_address(i);
+            let s = shard_of(&a, order).index();
+            if agents[s].is_none() {
+                agents[s] = Some(a);
+            }
+            i += 1;
+        }
+        self.agents = agents.into_iter().map(|a| a.expect("filled")).collect();
+        let count = i;
+        let each = (Amount::MAX_MONEY.to_sat() / count.max(1)).min(100 * Amount::ONE_BTC.to_sat());
+        params.genesis_alloc = GenesisAlloc::Synthetic {
+            count,
+            amount: Amount::from_sat(each),
+        };
+        let dir = match &self.opts.datadir {
+            Some(d) => d.clone(),
+            None => {
+                let t = tempfile::tempdir()?;
+                let p = t.path().to_path_buf();
+                self._tmp = Some(t);
+                p
+            }
+        };
+        let config = ChainConfig {
+            threads: self.opts.threads,
+            txindex: false,
+            contract_receipts: false,
+            log_contracts: !self.opts.perftest,
+            flush_every_blocks: 64,
+            ..ChainConfig::default()
+        };
+        let chain =
+            Chain::open(&dir, params, config, Arc::new(TestSealer)).context("opening the chain")?;
+        self.chain = Some(chain);
+        Ok(())
+    }
+
+    fn say(&mut self, s: impl AsRef<str>) {
+        let _ = writeln!(self.out, "{}", s.as_ref());
+    }
+
+    fn hrp(&self) -> &'static str {
+        Network::Regtest.address_hrp()
+    }
+
+    fn addr_text(&self, a: &Address) -> String {
+        address_to_string(&a.0, self.hrp())
+    }
+
+    fn address_ref(&mut self, r: &str) -> Result<Address> {
+        match r {
+            "random" => {
+                if self.addrs.is_empty() {
+                    bail!("no addresses allocated (use allocate.address)");
+                }
+                let i = self.rng.next() as usize % self.addrs.len();
+                Ok(self.addrs[i])
+            }
+            n => {
+                let i: usize = n
+                    .parse()
+                    .map_err(|_| anyhow!("unknown address reference @{n}"))?;
+                self.addrs.get(i).copied().ok_or_else(|| {
+                    anyhow!("@{i}: only {} addresses are allocated", self.addrs.len())
+                })
+            }
+        }
+    }
+
+    /// Fills the placeholders of one JSON template; `all` is the address `$@all$` stands for.
+    fn instantiate(&mut self, template: &str, all: Option<Address>) -> Result<Json> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let j = after
+                .find('$')
+                .ok_or_else(|| anyhow!("unterminated `$` placeholder"))?;
+            let ph = after[..j].trim();
+            let text = if let Some(r) = ph.strip_prefix('@') {
+                let a = if r == "all" {
+                    all.ok_or_else(|| anyhow!("$@all$ outside an expansion"))?
+                } else {
+                    self.address_ref(r)?
+                };
+                self.addr_text(&a)
+            } else if let Some(n) = ph
+                .strip_prefix("bigint.random(")
+                .and_then(|x| x.strip_suffix(')'))
+            {
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow!("bigint.random(n) needs a number"))?;
+                let mut s = String::with_capacity(n);
+                for k in 0..n.clamp(1, 2000) {
+                    let d = (self.rng.next() % 10) as u8;
+                    s.push((b'0' + if k == 0 { d.max(1) } else { d }) as char);
+                }
+                s
+            } else {
+                int_expr(ph, &mut self.rng)?.to_string()
+            };
+            out.push_str(&text);
+            rest = &after[j + 1..];
+        }
+        out.push_str(rest);
+        relaxed_json(&out)
+    }
+
+    fn next_nonce(&mut self, a: Address) -> u64 {
+        let n = self.nonces.entry(a).or_insert(0);
+        let v = *n;
+        *n += 1;
+        v
+    }
+
+    fn enqueue(&mut self, from: Address, payload: Payload) -> Result<()> {
+        let nonce = self.next_nonce(from);
+        let gas = self.opts.gas;
+        let chain = self.chain()?;
+        let p = chain.params();
+        let tx = Tx {
+            network: p.network,
+            from,
+            nonce,
+            fee: contract::gas_fee(p, gas).max(p.min_fee),
+            gas_limit: gas,
+            expiry_height: u64::MAX,
+            payload,
+        };
+        let s = shard_of(&from, p.shard_order).index();
+        // Pre-verified: the simulator has no signatures.
+        self.queue[s].push(SignedTx::from_parts(tx, [0u8; 64]));
+        Ok(())
+    }
+
+    fn busy(&mut self) -> Result<bool> {
+        let queued = self.queue.iter().any(|q| !q.is_empty());
+        let c = self.chain()?;
+        Ok(queued || c.inbound().iter().any(|v| !v.is_empty()) || !c.global_inbound().is_empty())
+    }
+
+    /// Mines one block from the queue.
+    fn step(&mut self) -> Result<()> {
+        let max = self.opts.block_txs;
+        let txs: Vec<Vec<SignedTx>> = self
+            .queue
+            .iter_mut()
+            .map(|q| {
+                let n = q.len().min(max);
+                q.drain(..n).collect()
+            })
+            .collect();
+        let n: u64 = txs.iter().map(|l| l.len() as u64).sum();
+        let perftest = self.opts.perftest;
+        let chain = self.chain()?;
+        let h = chain.tip_height() + 1;
+        let now = chain.params().genesis_time + h;
+        let miner = Signer::from_seed(b"rexe contract run").address();
+        let mut block = chain
+            .template_with(miner, now, txs, true)
+            .map_err(|e| anyhow!("block {h} failed: {e}"))?;
+        block.seal = TestSealer::seal(&block.header);
+        chain
+            .submit(block, now)
+            .map_err(|e| anyhow!("block {h} rejected: {e}"))?;
+        let ok = chain.audit_supply()?.holds();
+        let receipts = if perftest {
+            Vec::new()
+        } else {
+            chain.last_contract_receipts().to_vec()
+        };
+        let (micro, reverted) = chain.last_micro_txs();
+        self.summary.supply_ok &= ok;
+        self.summary.blocks += 1;
+        self.summary.txs += n;
+        self.summary.micro_txs += micro;
+        self.summary.failed += reverted;
+        self.watch_txs += n;
+        self.watch_micro += micro;
+        for r in &receipts {
+            for l in &r.logs {
+                self.say(format!(
+                    "[{} {}] {l}",
+                    r.function,
+                    serde_json::to_string(&r.target).unwrap_or_default()
+                ));
+            }
+            if let Some(e) = &r.error {
+                self.say(format!(
+                    "[{} {}] reverted: {e}",
+                    r.function,
+                    serde_json::to_string(&r.target).unwrap_or_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn run_chain(&mut self) -> Result<()> {
+        while self.busy()? {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    fn deploy(&mut self, args: &str) -> Result<()> {
+        let mut rest = args.trim();
+        let deployer = if let Some(r) = rest.strip_prefix('@') {
+            let n = r.find(char::is_whitespace).unwrap_or(r.len());
+            let a = self.address_ref(&r[..n])?;
+            rest = r[n..].trim_start();
+            a
+        } else {
+            if let Some(r) = rest.strip_prefix('#') {
+                let n = r.find(char::is_whitespace).unwrap_or(r.len());
+                rest = r[n..].trim_start();
+            }
+            self.address_ref("0")?
+        };
+        // `FILE.prd[ = {json}]`, repeated.
+        let mut files: Vec<(String, Option<Json>)> = Vec::new();
+        while !rest.is_empty() {
+            let n = rest
+                .find(|c: char| c.is_whitespace() || c == '=')
+                .unwrap_or(rest.len());
+            let file = rest[..n].to_string();
+            rest = rest[n..].trim_start();
+            let mut init = None;
+            if let Some(r) = rest.strip_prefix('=') {
+                let r = r.trim_start();
+                let end = matching_brace(r)
+                    .ok_or_else(|| anyhow!("`=` must be followed by a JSON object"))?;
+                init = Some(relaxed_json(&r[..end])?);
+                rest = r[end..].trim_start();
+            }
+            files.push((file, init));
+        }
+        if files.is_empty() {
+            bail!("chain.deploy needs a contract file");
+        }
+        for (file, init) in files {
+            let file = file.split(':').next().unwrap_or(&file).to_string();
+            if file.ends_with(".xtl") {
+                bail!("{file}: Crystality (.xtl) contracts are not supported, only PREDA (.prd)");
+            }
+            let path = self.dir.join(&file);
+            let source = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let code = rexe_chain::lang::compile(&source).map_err(|e| anyhow!("{file}:\n{e}"))?;
+            let name = code.name.clone();
+            let args = match code.functions.iter().find(|f| f.name == "on_deploy") {
+                Some(f) => abi::encode_args(&code, f, init.as_ref().unwrap_or(&json!({})))
+                    .map_err(|e| anyhow!(e))?,
+                None => Vec::new(),
+            };
+            let nonce = *self.nonces.get(&deployer).unwrap_or(&0);
+            let addr = contract_address(&deployer, nonce);
+            self.enqueue(deployer, Payload::Deploy { source, args })?;
+            self.run_chain()?;
+            if self.chain()?.contracts().get(&addr).is_none() {
+                bail!("deploying {file} failed (see the reverted line above)");
+            }
+            let functions = code.functions.iter().filter(|f| f.export).count();
+            self.say(format!(
+                "deployed contract `{name}` at {} ({functions} exported function(s))",
+                self.addr_text(&addr)
+            ));
+            self.contracts.insert(name, addr);
+        }
+        Ok(())
+    }
+
+    fn contract(&mut self, name: &str) -> Result<(Address, Arc<rexe_chain::lang::Verified>)> {
+        let name = name.rsplit('.').next().unwrap_or(name);
+        let addr = *self
+            .contracts
+            .get(name)
+            .ok_or_else(|| anyhow!("no contract `{name}` deployed by this script"))?;
+        let code = self
+            .chain()?
+            .contracts()
+            .get(&addr)
+            .expect("registered")
+            .code
+            .clone();
+        Ok((addr, code))
+    }
+
+    fn state(&mut self, rest: &str, update: bool) -> Result<()> {
+        let (head, json_text) = match rest.find('{') {
+            Some(i) => (rest[..i].trim(), &rest[i..]),
+            None => bail!("state.set needs a JSON object"),
+        };
+        let mut words = head.split_whitespace();
+        let mut what = words
+            .next()
+            .ok_or_else(|| anyhow!("state.set needs Contract.scope"))?;
+        let mut count = 1usize;
+        if let Some(n) = what.strip_prefix('*') {
+            count = n.parse()?;
+            what = words
+                .next()
+                .ok_or_else(|| anyhow!("state.set needs Contract.scope"))?;
+        }
+        let scope_ref = words.next();
+        let (a, b) = what
+            .split_once('.')
+            .ok_or_else(|| anyhow!("expected Contract.scope, got {what}"))?;
+        let (cname, scope) = match (a, b) {
+            (c, s @ ("global" | "shard" | "address")) => (c, s),
+            (s @ ("global" | "shard" | "address"), c) => (c, s),
+            _ => bail!("expected Contract.global, Contract.shard or Contract.address, got {what}"),
+        };
+        let (addr, code) = self.contract(cname)?;
+        let targets: Vec<(Target, Option<Address>)> = match (scope, scope_ref) {
+            ("global", _) => vec![(Target::Global, None)],
+            ("shard", Some(r)) => {
+                let n = 1u16 << self.opts.order;
+                match r.trim_start_matches('#') {
+                    "all" => (0..n).map(|s| (Target::Shard(ShardId(s)), None)).collect(),
+                    x => vec![(Target::Shard(ShardId(x.parse()?)), None)],
+                }
+            }
+            ("address", Some(r)) => match r.trim_start_matches('@') {
+                "all" => self
+                    .addrs
+                    .clone()
+                    .into_iter()
+                    .map(|a| (Target::Address(a), Some(a)))
+                    .collect(),
+                x => {
+                    let mut v = Vec::new();
+                    for _ in 0..count {
+                        let a = self.address_ref(x)?;
+                        v.push((Target::Address(a), Some(a)));
+                    }
+                    v
+                }
+            },
+            (s, None) => bail!("state.set {cname}.{s} needs a target (#shard or @address)"),
+            _ => unreachable!("matched above"),
+        };
+        let sk = match scope {
+            "global" => ScopeKind::Global,
+            "shard" => ScopeKind::Shard,
+            _ => ScopeKind::Address,
+        };
+        for (t, a) in targets {
+            let mut j = self.instantiate(json_text, a)?;
+            if update {
+                // state.update changes only the given variables.
+                let hrp = self.hrp();
+                let chain = self.chain()?;
+                let cur = match &t {
+                    Target::Global => chain.contracts().global_json(&addr, hrp),
+                    t => chain.contract_state(&addr, t)?,
+                };
+                let mut merged = cur.and_then(|v| v.as_object().cloned()).unwrap_or_default();
+                for (k, v) in j
+                    .as_object()
+                    .ok_or_else(|| anyhow!("state must be a JSON object"))?
+                {
+                    merged.insert(k.clone(), v.clone());
+                }
+                j = Json::Object(merged);
+            }
+            let vals = abi::row_from_json(&code, sk, &j, None).map_err(|e| anyhow!(e))?;
+            self.chain()?
+                .force_contract_state(&addr, &t, vals)
+                .map_err(|e| anyhow!(e))?;
+        }
+        Ok(())
+    }
+
+    fn transaction(&mut self, line: &str) -> Result<()> {
+        // Optional `name = ` / `name[] = `.
+        let body = match line.find('=') {
+            Some(i) if !line[..i].contains('{') && !line[..i].contains('.') => line[i + 1..].trim(),
+            _ => line,
+        };
+        if body.contains("<=") {
+            bail!("tokens supplied with a call (`<= (…)`) are not supported");
+        }
+        let (head, json_text) = match body.find('{') {
+            Some(i) => (body[..i].trim(), Some(&body[i..])),
+            None => (body.trim(), None),
+        };
+        // `C.fn*N @x` with optional spaces around `*`.
+        let head = head
+            .replace(" * ", "*")
+            .replace("* ", "*")
+            .replace(" *", "*");
+        let mut words = head.split_whitespace();
+        let call = words
+            .next()
+            .ok_or_else(|| anyhow!("empty transaction line"))?;
+        let scope_ref = words.next();
+        if let Some(extra) = words.next() {
+            bail!("unexpected `{extra}`");
+        }
+        let (call, count) = match call.split_once('*') {
+            Some((c, n)) => (
+                c,
+                n.parse::<usize>().map_err(|_| anyhow!("bad count *{n}"))?,
+            ),
+            None => (call, 1),
+        };
+        let (cname, fname) = call
+            .rsplit_once('.')
+            .ok_or_else(|| anyhow!("expected Contract.function, got {call}"))?;
+        let (addr, code) = self.contract(cname)?;
+        let (_, f) = code
+            .function(fname)
+            .ok_or_else(|| anyhow!("{cname} has no function `{fname}`"))?;
+        if !f.export {
+            bail!("{cname}.{fname} is not exported");
+        }
+        let f = f.clone();
+        let template = json_text.unwrap_or("{}").to_string();
+        let expands = template.contains("$@all$");
+        // Senders: for address functions the scope target; otherwise any funded account.
+        let mut senders: Vec<(Address, Option<Address>)> = Vec::new();
+        let order = rexe_chain::ShardOrder::new(self.opts.order)?;
+        match scope_ref {
+            Some(r) if r.starts_with('@') => {
+                let r = &r[1..];
+                if r == "all" {
+                    for a in self.addrs.clone() {
+                        for _ in 0..count {
+                            senders.push((a, Some(a)));
+                        }
+                    }
+                } else {
+                    for _ in 0..count {
+                        let a = self.address_ref(r)?;
+                        senders.push((a, if expands { Some(a) } else { None }));
+                    }
+                }
+            }
+            Some(r) if r.starts_with('#') => {
+                let r = &r[1..];
+                let shards: Vec<usize> = match r {
+                    "all" => (0..order.shard_count()).collect(),
+                    "g" => vec![0],
+                    "random" => vec![self.rng.next() as usize % order.shard_count()],
+                    n => vec![n.parse().map_err(|_| anyhow!("bad shard #{n}"))?],
+                };
+                for s in shards {
+                    let agent = *self.agents.get(s).ok_or_else(|| anyhow!("no shard #{s}"))?;
+                    for _ in 0..count {
+                        senders.push((agent, None));
+                    }
+                }
+            }
+            Some(r) => bail!("unknown target `{r}`"),
+            None => {
+                if f.scope == ScopeKind::Address {
+                    bail!("{cname}.{fname} is an @address function: say which address (@i, @all or @random)");
+                }
+                if expands {
+                    for a in self.addrs.clone() {
+                        for _ in 0..count {
+                            senders.push((a, Some(a)));
+                        }
+                    }
+                } else {
+                    let a = self.address_ref("0")?;
+                    for _ in 0..count {
+                        senders.push((a, None));
+                    }
+                }
+            }
+        }
+        if f.scope == ScopeKind::Shard && !scope_ref.is_some_and(|r| r.starts_with('#')) {
+            bail!("{cname}.{fname} is a @shard function: say which shard (#i or #all)");
+        }
+        for (from, all) in senders {
+            let args = self.instantiate(&template, all)?;
+            let bytes =
+                abi::encode_args(&code, &f, &args).map_err(|e| anyhow!("{cname}.{fname}: {e}"))?;
+            self.enqueue(
+                from,
+                Payload::ContractCall {
+                    contract: addr,
+                    function: fname.to_string(),
+                    args: bytes,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn info(&mut self) -> Result<()> {
+        let order = rexe_chain::ShardOrder::new(self.opts.order)?;
+        let mut per_shard = vec![0usize; order.shard_count()];
+        for a in &self.addrs {
+            per_shard[shard_of(a, order).index()] += 1;
+        }
+        let queued: Vec<usize> = self.queue.iter().map(Vec::len).collect();
+        let (height, inbound, lane): (u64, Vec<usize>, usize) = {
+            let c = self.chain()?;
+            (
+                c.tip_height(),
+                c.inbound().iter().map(Vec::len).collect(),
+                c.global_inbound().len(),
+            )
+        };
+        self.say(format!("Global: h:{height} relays:{lane}"));
+        for (s, n) in per_shard.iter().enumerate() {
+            self.say(format!(
+                "Shd#{s}: txn:{} relays:{} addr:{n}",
+                queued[s], inbound[s]
+            ));
+        }
+        self.say(format!(
+            "Total Txn:{}/{} uTxn:{} reverted:{}",
+            self.summary.txs,
+            queued.iter().sum::<usize>(),
+            self.summary.micro_txs,
+            self.summary.failed
+        ));
+        Ok(())
+    }
+
+    /// Runs one logical line.
+    pub fn line(&mut self, raw: &str) -> Result<()> {
+        let line = substitute(raw, &self.opts.vars)?;
+        let (cmd, rest) = match line.find(char::is_whitespace) {
+            Some(i) => (&line[..i], line[i..].trim()),
+            None => (line.as_str(), ""),
+        };
+        let text = |r: &str| r.trim().trim_matches('"').to_string();
+        match cmd {
+            "random.reseed" => {
+                let seed = if rest.is_empty() {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(0)
+                } else {
+                    rest.parse()
+                        .map_err(|_| anyhow!("random.reseed takes a number"))?
+                };
+                self.rng = Rng(seed);
+                self.say(format!("random seed {seed}"));
+            }
+            "allocate.address" => {
+                if self.chain.is_some() {
+                    bail!("allocate.address must come before the first chain command");
+                }
+                let n: usize = if rest.is_empty() { 1 } else { rest.parse()? };
+                let start = self.addrs.len() as u64;
+                self.addrs
+                    .extend((start..start + n as u64).map(bench_address));
+                self.say(format!(
+                    "{n} addresses allocated ({} in all)",
+                    self.addrs.len()
+                ));
+            }
+            "chain.gaslimit" => self.say(format!(
+                "chain.gaslimit {rest}: ignored (rexe meters gas per transaction)"
+            )),
+            "chain.deploy" => self.deploy(rest)?,
+            "chain.run" | "chain.await" => self.run_chain()?,
+            "chain.step" => self.step()?,
+            "chain.stop" => {}
+            "chain.info" => self.info()?,
+            "chain.batch_insert_txn" => bail!("chain.batch_insert_txn is not supported"),
+            "state.set" => self.state(rest, false)?,
+            "state.update" => self.state(rest, true)?,
+            c if c.starts_with("state.set*") || c.starts_with("state.update*") => {
+                let (name, n) = c.split_once('*').expect("has *");
+                self.state(&format!("*{n} {rest}"), name == "state.update")?
+            }
+            "state.token" | "state.load" | "state.save" => {
+                bail!("{cmd} is not supported (no first-class tokens or state files)")
+            }
+            "log" => {
+                let t = text(rest);
+                self.say(t);
+            }
+            "log.highlight" => {
+                let t = text(rest);
+                self.say(format!("== {t} =="));
+            }
+            "log.warning" => {
+                let t = text(rest);
+                self.say(format!("warning: {t}"));
+            }
+            "log.error" => {
+                let t = text(rest);
+                self.say(format!("error: {t}"));
+            }
+            "stopwatch.restart" => {
+                self.watch = Instant::now();
+                self.watch_txs = 0;
+                self.watch_micro = 0;
+            }
+            "stopwatch.report" => {
+                let secs = self.watch.elapsed().as_secs_f64();
+                let ms = (secs * 1000.0).round();
+                let tps = self.watch_txs as f64 / secs.max(1e-9);
+                let utps = self.watch_micro as f64 / secs.max(1e-9);
+                self.say(format!("Stopwatch: {ms} msec"));
+                self.say(format!(
+                    "Order: {}, TPS:{tps:.0}, uTPS:{utps:.0}",
+                    self.opts.order
+                ));
+            }
+            c if c.starts_with("viz.") => {}
+            c if c.contains('=') && !c.contains('.') && rest.is_empty() => {
+                bail!("variables are not supported: {line}")
+            }
+            _ => self.transaction(&line)?,
+        }
+        Ok(())
+    }
+
+    /// Sums of every integer non-global state variable per contract (`Contract.variable`).
+    fn sums(&mut self) -> Result<BTreeMap<String, String>> {
+        let mut sums: BTreeMap<String, rexe_chain::lang::num::Int> = BTreeMap::new();
+        let names: HashMap<Address, String> = self
+            .contracts
+            .iter()
+            .map(|(n, a)| (*a, n.clone()))
+            .collect();
+        let rows = self.chain()?.all_contract_state()?;
+        for (k, v) in rows {
+            let Some((c, t)) = parse_state_key(&k) else {
+                continue;
+            };
+            let Some(name) = names.get(&c) else { continue };
+            let code = self
+                .chain()?
+                .contracts()
+                .get(&c)
+                .expect("registered")
+                .code
+                .clone();
+            let vals = rexe_chain::lang::vm::decode_row(&code, t.scope(), &v)?;
+            for ((var, _), val) in code.state_of(t.scope()).iter().zip(vals) {
+                if let rexe_chain::lang::value::Value::Int(i) = val {
+                    let e = sums
+                        .entry(format!("{name}.{var}"))
+                        .or_insert(rexe_chain::lang::num::Int::ZERO);
+                    *e = e
+                        .add(&i, rexe_chain::lang::num::NumTy::Big)
+                        .unwrap_or(rexe_chain::lang::num::Int::ZERO);
+                }
+            }
+        }
+        Ok(sums.into_iter().map(|(k, v)| (k, v.to_decimal())).collect())
+    }
+
+    /// Runs a whole script.
+    pub fn run(mut self, src: &str) -> Result<Summary> {
+        for (n, l) in lines(src) {
+            self.line(&l).with_context(|| format!("line {n}: {l}"))?;
+        }
+        if self.chain.is_some() {
+            self.summary.sums = self.sums()?;
+        }
+        Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relaxed_json_and_placeholders() {
+        let v = relaxed_json(r#"{ to:"x", amount: 5, list: [1, {a: true}], w: trx1abc }"#).unwrap();
+        assert_eq!(
+            v,
+            json!({"to": "x", "amount": 5, "list": [1, {"a": true}], "w": "trx1abc"})
+        );
+        let mut rng = Rng(1);
+        for _ in 0..100 {
+            let x = int_expr("random(1000, 2000)*100", &mut rng).unwrap();
+            assert!((100_000..=200_000).contains(&x) && x % 100 == 0);
+        }
+        assert_eq!(int_expr("2 + 3 * 4 - 10 / 5", &mut rng).unwrap(), 12);
+        let vars = HashMap::from([("count".to_string(), "7".to_string())]);
+        assert_eq!(
+            substitute("T.f*$~count$ @random { m: $random(1, ~count-1)$ }", &vars).unwrap(),
+            "T.f*7 @random { m: $random(1, 7-1)$ }"
+        );
+        assert!(substitute("allocate.address $~addr$", &vars).is_err());
+        let ls = lines("a \\\n b // c\n/* x */ d \"//not\"\n");
+        assert_eq!(
+            ls,
+            vec![(1, "a   b".to_string()), (3, "d \"//not\"".to_string())]
+        );
+    }
+
+    #[test]
+    fn token_script_runs_on_the_chain() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts");
+        let src = std::fs::read_to_string(dir.join("token.prdts")).unwrap();
+        let mut out = Vec::new();
+        let opts = Options {
+            vars: HashMap::from([("count".into(), "50".into())]),
+            ..Options::default()
+        };
+        let s = Runner::new(opts, &dir, &mut out).run(&src).unwrap();
+        assert!(s.supply_ok);
+        assert!(s.txs >= 50 && s.micro_txs >= 100, "{s:?}");
+        assert_eq!(s.sums["Token.balance"], "1000000000000", "{s:?}");
+    }
+}
