@@ -116,6 +116,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
     let mut nonces = vec![0u64; a.holders as usize];
     let mut height = 0u64;
     let mut execute_secs = 0.0;
+    let mut submit_secs = 0.0;
     let mut mine = |chain: &mut Chain, txs: Vec<Vec<SignedTx>>| -> Result<()> {
         height += 1;
         let now = params.genesis_time + height;
@@ -123,7 +124,9 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         let mut b = chain.template_with(miner, now, txs, true)?;
         execute_secs += start.elapsed().as_secs_f64();
         b.seal = TestSealer::seal(&b.header);
+        let start = Instant::now();
         chain.submit(b, now)?;
+        submit_secs += start.elapsed().as_secs_f64();
         Ok(())
     };
     let mk = |from: u64, nonce: u64, payload: Payload| {
@@ -236,6 +239,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
     Ok(json!({
         "name": "contract-token-transfer",
         "execute_secs": execute_secs,
+        "submit_secs": submit_secs,
         "final_flush_secs": flush_secs,
         "holders": a.holders,
         "shards": n_shards,

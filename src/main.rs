@@ -14,6 +14,28 @@ mod psbt_cmd;
 mod wallet_cli;
 
 use anyhow::Result;
+
+/// mimalloc: the executor allocates and frees millions of small values a second (state
+/// rows, relays, VM values), where it is markedly faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Backs mimalloc's arenas with transparent huge pages where the kernel offers them
+/// (`madvise` mode): the shard caches are hash maps of hundreds of MB probed at random,
+/// and 2 MiB pages spare most of the TLB misses. `MIMALLOC_ALLOW_LARGE_OS_PAGES=0` in the
+/// environment turns it off.
+fn allocator_setup() {
+    let env_set = ["MIMALLOC_ALLOW_LARGE_OS_PAGES", "MIMALLOC_LARGE_OS_PAGES"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !env_set {
+        // SAFETY: sets a global allocator option; mimalloc options are atomics and may be
+        // set at any time.
+        unsafe {
+            libmimalloc_sys::mi_option_set_enabled(libmimalloc_sys::mi_option_large_os_pages, true)
+        };
+    }
+}
 use clap::{Parser, Subcommand};
 
 /// rexe: a Bitcoin layer-2 sidecar (sharded parallel chain, merge mining, custodian-free peg).
@@ -102,6 +124,7 @@ fn parse_chain_id(s: &str) -> Result<u32> {
 }
 
 fn main() -> Result<()> {
+    allocator_setup();
     let cli = Cli::parse();
     // The devnet prints what happens on stdout; its logs default to warnings only.
     let default_filter = match cli.command {

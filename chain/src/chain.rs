@@ -29,7 +29,9 @@ use crate::params::{bench_address, ChainParams, GenesisAlloc};
 use crate::relay::Relay;
 use crate::seal::{SealError, Sealer};
 use crate::shard::ShardId;
-use crate::store::{Account, BlockStatus, ChainDb, ConnectRecord, ShardStore, StoreError};
+use crate::store::{
+    Account, BlockStatus, ChainDb, Checkpointer, ConnectRecord, ShardStore, StoreError,
+};
 use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId};
 use crate::tx::{Payload, SignedTx, TxError};
 
@@ -382,6 +384,9 @@ pub struct Chain {
     dir: PathBuf,
     db: ChainDb,
     shards: Vec<ShardStore>,
+    /// WAL checkpoints of `chain.sqlite` (0) and the shard files (1 + shard), off this
+    /// thread.
+    checkpointer: Option<Checkpointer>,
     index: HashMap<BlockHash, IndexEntry>,
     active: Vec<BlockHash>,
     inbound: Vec<Vec<Relay>>,
@@ -555,7 +560,21 @@ impl Chain {
                 config.cache_limit,
             )?);
         }
+        let mut paths = vec![dir.join("chain.sqlite")];
+        paths.extend(
+            order
+                .shards()
+                .map(|s| dir.join(format!("shard-{}.sqlite", s.0))),
+        );
+        let checkpointer = match Checkpointer::spawn(paths) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint thread: commits will checkpoint inline");
+                None
+            }
+        };
         let mut chain = Chain {
+            checkpointer,
             mempool: Mempool::new(order),
             params,
             config,
@@ -1223,8 +1242,8 @@ impl Chain {
         for o in &mut outcomes {
             contract_receipts.append(&mut o.receipts);
         }
-        if !matches!(log, Log::Replay) {
-            let stored: Vec<(Txid, String)> = if self.config.contract_receipts {
+        let stored: Vec<(Txid, String)> =
+            if self.config.contract_receipts && !matches!(log, Log::Replay) {
                 contract_receipts
                     .iter()
                     .map(|r| (r.txid, serde_json::to_string(r).unwrap_or_default()))
@@ -1232,16 +1251,63 @@ impl Chain {
             } else {
                 Vec::new()
             };
-            self.db.connect(&ConnectRecord {
-                height,
-                hash,
-                relays: &encode_outbound(&outcomes, &global.deferred),
-                new_block,
-                txindex: &txindex,
-                global_state: snaps.as_deref(),
-                receipts: &global.receipts,
-                contract_receipts: &stored,
-            })?;
+        let relays = if matches!(log, Log::Replay) {
+            Vec::new()
+        } else {
+            encode_outbound(&outcomes, &global.deferred)
+        };
+        let n = self.shards.len();
+        let mut outbound = Vec::with_capacity(n);
+        let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
+            .into_iter()
+            .map(|mut o| {
+                outbound.push(std::mem::take(&mut o.outbound));
+                std::sync::Mutex::new(Some(o))
+            })
+            .collect();
+        // The shards apply the block in memory while this thread makes it durable in the
+        // log (mostly waiting on the disk); if the log write fails, the shards roll the
+        // block back from their in-memory undo records and nothing happened.
+        let threads = self.config.threads;
+        let (shards, db) = (&mut self.shards, &mut self.db);
+        let logged = std::thread::scope(|scope| {
+            let applying = scope.spawn(|| {
+                for_each_shard(shards, threads, |store| {
+                    let o = slots[store.id().index()]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                        .expect("one outcome per shard");
+                    store.apply(height, &o.changes, o.state_changes, o.lthash);
+                });
+            });
+            let logged = if matches!(log, Log::Replay) {
+                Ok(())
+            } else {
+                db.connect(&ConnectRecord {
+                    height,
+                    hash,
+                    relays: &relays,
+                    new_block,
+                    txindex: &txindex,
+                    global_state: snaps.as_deref(),
+                    receipts: &global.receipts,
+                    contract_receipts: &stored,
+                })
+            };
+            if let Err(panic) = applying.join() {
+                std::panic::resume_unwind(panic);
+            }
+            logged
+        });
+        if let Err(e) = logged {
+            for s in &mut self.shards {
+                s.undo_top()?;
+            }
+            return Err(e.into());
+        }
+        if self.db.checkpoint_due() {
+            self.request_checkpoint(0);
         }
         self.last_contract_receipts = contract_receipts;
         for r in &global.receipts {
@@ -1253,26 +1319,10 @@ impl Chain {
             self.systems = state;
         }
         self.global_digest = global.digest;
-        let n = self.shards.len();
-        (self.inbound, self.global_inbound) = route(
-            outcomes
-                .iter_mut()
-                .flat_map(|o| o.outbound.drain(..))
-                .chain(global.deferred),
-            n,
-        );
-        let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
-            .into_iter()
-            .map(|o| std::sync::Mutex::new(Some(o)))
-            .collect();
-        for_each_shard(&mut self.shards, self.config.threads, |store| {
-            let o = slots[store.id().index()]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .expect("one outcome per shard");
-            store.apply(height, &o.changes, o.state_changes, o.lthash);
-        });
+        // The relays this block ran.
+        crate::dropper::drop_later(std::mem::take(&mut self.inbound));
+        (self.inbound, self.global_inbound) =
+            route(outbound.into_iter().flatten().chain(global.deferred), n);
         self.active.push(hash);
         if let Some(e) = self.index.get_mut(&hash) {
             e.status = BlockStatus::Valid;
@@ -1300,11 +1350,20 @@ impl Chain {
         for r in results {
             r?;
         }
+        for i in 0..self.shards.len() {
+            self.request_checkpoint(1 + i);
+        }
         self.db
             .set_meta("state_height", &self.tip_height().to_le_bytes())?;
         self.blocks_since_flush = 0;
         self.prune_global()?;
         Ok(())
+    }
+
+    fn request_checkpoint(&self, db: usize) {
+        if let Some(c) = &self.checkpointer {
+            c.request(db);
+        }
     }
 
     /// Drops stored global states that no reorg within the undo depth can need: everything
@@ -1396,7 +1455,10 @@ impl Chain {
         if block.header.prev == self.tip_hash() {
             // Stored and made active in one durable transaction.
             match self.connect(&block, false, Log::New(chainwork)) {
-                Ok(()) => Ok(SubmitOutcome::Connected),
+                Ok(()) => {
+                    crate::dropper::drop_later(block);
+                    Ok(SubmitOutcome::Connected)
+                }
                 Err(e) => {
                     self.db.insert_block(
                         &block.header,

@@ -10,12 +10,12 @@ pub mod address;
 /// Hash maps keyed by attacker-influenced data use foldhash with a per-process random seed:
 /// fast, and still not predictable enough to flood one bucket.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub mod amount;
 pub mod block;
 pub mod chain;
 pub mod contract;
 pub mod difficulty;
+mod dropper;
 pub mod encode;
 pub mod exec;
 pub mod global;

@@ -35,23 +35,12 @@ impl core::fmt::Debug for LtHash {
     }
 }
 
-fn expand(leaf: &[u8]) -> [u16; LANES] {
-    expand_parts(&[leaf])
-}
-
-/// `expand` of the concatenation of `parts`, without building it.
-fn expand_parts(parts: &[&[u8]]) -> [u16; LANES] {
-    let mut bytes = [0u8; BYTES];
+fn xof(parts: &[&[u8]], bytes: &mut [u8; BYTES]) {
     let mut h = blake3::Hasher::new_derive_key(CONTEXT);
     for p in parts {
         h.update(p);
     }
-    h.finalize_xof().fill(&mut bytes);
-    let mut out = [0u16; LANES];
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = u16::from_le_bytes([c[0], c[1]]);
-    }
-    out
+    h.finalize_xof().fill(bytes);
 }
 
 impl LtHash {
@@ -60,36 +49,41 @@ impl LtHash {
         Self::default()
     }
 
+    /// Adds (or subtracts) the XOF of the concatenation of `parts`, lane by lane in
+    /// place: no 2 KiB vector is built and copied per leaf.
+    fn accumulate(&mut self, parts: &[&[u8]], add: bool) {
+        let mut bytes = [0u8; BYTES];
+        xof(parts, &mut bytes);
+        let lanes = self.lanes.iter_mut().zip(bytes.chunks_exact(2));
+        if add {
+            for (l, c) in lanes {
+                *l = l.wrapping_add(u16::from_le_bytes([c[0], c[1]]));
+            }
+        } else {
+            for (l, c) in lanes {
+                *l = l.wrapping_sub(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+    }
+
     /// Adds a leaf.
     pub fn insert(&mut self, leaf: &[u8]) {
-        let e = expand(leaf);
-        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
-            *l = l.wrapping_add(*x);
-        }
+        self.accumulate(&[leaf], true);
     }
 
     /// Adds the leaf that is the concatenation of `parts`.
     pub fn insert_parts(&mut self, parts: &[&[u8]]) {
-        let e = expand_parts(parts);
-        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
-            *l = l.wrapping_add(*x);
-        }
+        self.accumulate(parts, true);
     }
 
     /// Removes the leaf that is the concatenation of `parts`.
     pub fn remove_parts(&mut self, parts: &[&[u8]]) {
-        let e = expand_parts(parts);
-        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
-            *l = l.wrapping_sub(*x);
-        }
+        self.accumulate(parts, false);
     }
 
     /// Removes a leaf previously added.
     pub fn remove(&mut self, leaf: &[u8]) {
-        let e = expand(leaf);
-        for (l, x) in self.lanes.iter_mut().zip(e.iter()) {
-            *l = l.wrapping_sub(*x);
-        }
+        self.accumulate(&[leaf], false);
     }
 
     /// Adds another accumulator (set union of disjoint sets).
@@ -125,6 +119,31 @@ impl LtHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The module doc's definition, written out directly.
+    #[test]
+    fn matches_the_definition() {
+        let leaves: [&[u8]; 3] = [b"x", b"yy", &[7u8; 300]];
+        let mut want = [0u16; LANES];
+        for leaf in leaves {
+            let mut out = [0u8; BYTES];
+            blake3::Hasher::new_derive_key(CONTEXT)
+                .update(leaf)
+                .finalize_xof()
+                .fill(&mut out);
+            for (w, c) in want.iter_mut().zip(out.chunks_exact(2)) {
+                *w = w.wrapping_add(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+        let mut got = LtHash::new();
+        for leaf in leaves {
+            got.insert(leaf);
+        }
+        assert_eq!(*got.lanes, want);
+        got.remove(b"x");
+        got.insert_parts(&[b"", b"x"]);
+        assert_eq!(*got.lanes, want);
+    }
 
     #[test]
     fn order_independent_and_removable() {

@@ -451,6 +451,11 @@ impl Int {
 
     /// Sign and minimal little-endian magnitude, for the bigint encoding.
     pub fn to_sign_magnitude(&self) -> (bool, Vec<u8>) {
+        if let Int::Small(v) = self {
+            let bytes = v.unsigned_abs().to_le_bytes();
+            let len = 16 - v.unsigned_abs().leading_zeros() as usize / 8;
+            return (*v < 0, bytes[..len].to_vec());
+        }
         let b = self.to_big();
         let (sign, mag) = b.to_bytes_le();
         if b.is_zero() {
@@ -461,6 +466,13 @@ impl Int {
 
     /// From sign and magnitude (the caller checks minimality).
     pub fn from_sign_magnitude(negative: bool, mag: &[u8]) -> Int {
+        if mag.len() < 16 {
+            let mut b = [0u8; 16];
+            b[..mag.len()].copy_from_slice(mag);
+            // Below 2^120: the magnitude and its negation both fit `i128`.
+            let m = u128::from_le_bytes(b) as i128;
+            return Int::Small(if negative { -m } else { m });
+        }
         let m = BigInt::from_bytes_le(Sign::Plus, mag);
         Int::from(if negative { -m } else { m })
     }
@@ -517,6 +529,32 @@ mod tests {
         signed: false,
         bits: 512,
     };
+
+    #[test]
+    fn sign_magnitude_fast_paths_match_bigint() {
+        let two120 = BigInt::from(1u8) << 120usize;
+        let mut vals: Vec<BigInt> = [0i128, 1, -1, 255, -256, 1 << 64, i128::MAX, i128::MIN]
+            .iter()
+            .map(|&v| BigInt::from(v))
+            .collect();
+        vals.extend([
+            two120.clone() - 1u8,
+            two120.clone(),
+            -two120.clone(),
+            -(two120 - 1u8),
+        ]);
+        for b in vals {
+            let i = Int::from(b.clone());
+            let (sign, mag) = b.to_bytes_le();
+            let want = if b.is_zero() {
+                (false, Vec::new())
+            } else {
+                (sign == Sign::Minus, mag)
+            };
+            assert_eq!(i.to_sign_magnitude(), want, "{b}");
+            assert_eq!(Int::from_sign_magnitude(want.0, &want.1), i, "{b}");
+        }
+    }
 
     #[test]
     fn overflow_is_detected_at_every_width() {

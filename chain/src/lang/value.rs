@@ -176,6 +176,14 @@ pub fn encode(v: &Value, t: &Type, tt: &TypeTable, out: &mut Vec<u8>) -> Result<
             }
             i.to_le(*it, out);
         }
+        (Value::Int(Int::Small(v)), Type::BigInt) => {
+            // The common case, without the allocation of `to_sign_magnitude`.
+            let m = v.unsigned_abs();
+            let len = 16 - m.leading_zeros() as usize / 8;
+            out.push((*v < 0) as u8);
+            write_compact_size(out, len as u64);
+            out.extend_from_slice(&m.to_le_bytes()[..len]);
+        }
         (Value::Int(i), Type::BigInt) => {
             let (neg, mag) = i.to_sign_magnitude();
             out.push(neg as u8);

@@ -72,7 +72,12 @@ pub struct ConnectRecord<'a> {
 /// The chain database.
 pub struct ChainDb {
     conn: Connection,
+    /// Bytes committed since [`ChainDb::checkpoint_due`] last said yes (approximate).
+    unchecked_bytes: u64,
 }
+
+/// Bytes of block log written between two checkpoint requests.
+const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 fn hash_col(b: Vec<u8>) -> Result<BlockHash, StoreError> {
     let arr: [u8; 32] = b
@@ -87,7 +92,18 @@ impl ChainDb {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(ChainDb {
             conn: open_db(path, &chain_migrations(), "FULL", 16 * 1024)?,
+            unchecked_bytes: 0,
         })
+    }
+
+    /// Whether enough was written since the last time this said yes that the WAL should
+    /// be checkpointed (see [`super::Checkpointer`]).
+    pub fn checkpoint_due(&mut self) -> bool {
+        if self.unchecked_bytes < CHECKPOINT_BYTES {
+            return false;
+        }
+        self.unchecked_bytes = 0;
+        true
     }
 
     /// A metadata value.
@@ -197,6 +213,10 @@ impl ChainDb {
         tx.prepare_cached("UPDATE blocks SET status = 1 WHERE hash = ?1 AND status = 0")?
             .execute([&hash.0 .0[..]])?;
         tx.commit()?;
+        self.unchecked_bytes += rec.relays.len() as u64
+            + rec.new_block.map_or(0, |(_, body, _)| body.len() as u64)
+            + 80 * rec.txindex.len() as u64
+            + rec.global_state.map_or(0, |g| g.len() as u64);
         Ok(())
     }
 

@@ -4,11 +4,14 @@
 
 mod account;
 mod chain_db;
+mod checkpoint;
 mod shard;
 mod state;
+mod writeback;
 
 pub use account::{Account, Change};
 pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord};
+pub use checkpoint::Checkpointer;
 pub use shard::{ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
 
@@ -80,8 +83,8 @@ fn open_db(
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Checkpoints run when we flush, not in the middle of a block.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // Checkpoints run on the [`Checkpointer`]'s thread; the automatic one is a backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
     migrations.to_latest(&mut conn)?;
     Ok(conn)
 }

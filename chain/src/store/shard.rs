@@ -13,13 +13,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::account::{decode_undo, encode_undo};
 use super::state::{decode_state_undo, encode_state_undo, StateChange, StateKey};
+use super::writeback::WriteBack;
 use super::{open_db, shard_migrations, Account, Change, StoreError};
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::hash::Hash256;
 use crate::lthash::LtHash;
 use crate::shard::ShardId;
-use crate::{FastMap, FastSet};
 
 /// The undo record of one block on one shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,10 +36,8 @@ pub struct ShardUndo {
 pub struct ShardStore {
     id: ShardId,
     conn: Connection,
-    cache: FastMap<Address, Option<Account>>,
-    dirty: FastSet<Address>,
-    scache: FastMap<StateKey, Option<Vec<u8>>>,
-    sdirty: FastSet<StateKey>,
+    cache: WriteBack<Address, Option<Account>>,
+    scache: WriteBack<StateKey, Option<Vec<u8>>>,
     lthash: LtHash,
     pending: VecDeque<ShardUndo>,
     height: u64,
@@ -48,6 +46,13 @@ pub struct ShardStore {
     undo_depth: u64,
     cache_limit: usize,
 }
+
+/// SQLite page cache of a shard file between checkpoints (KiB).
+const CACHE_KIB: i64 = 16 * 1024;
+/// Page cache a flush asks for per dirty key (a row and its share of B-tree pages).
+const FLUSH_CACHE_BYTES_PER_KEY: i64 = 256;
+/// Largest page cache of a flush (KiB).
+const MAX_FLUSH_CACHE_KIB: i64 = 512 * 1024;
 
 fn to_i64(v: u64) -> i64 {
     v as i64
@@ -65,14 +70,12 @@ impl ShardStore {
         undo_depth: u64,
         cache_limit: usize,
     ) -> Result<Self, StoreError> {
-        let conn = open_db(path, &shard_migrations(), "NORMAL", 16 * 1024)?;
+        let conn = open_db(path, &shard_migrations(), "NORMAL", CACHE_KIB)?;
         let mut s = ShardStore {
             id,
             conn,
-            cache: FastMap::default(),
-            dirty: FastSet::default(),
-            scache: FastMap::default(),
-            sdirty: FastSet::default(),
+            cache: WriteBack::new(),
+            scache: WriteBack::new(),
             lthash: LtHash::new(),
             pending: VecDeque::new(),
             height: 0,
@@ -138,7 +141,7 @@ impl ShardStore {
 
     /// Keys changed since the last flush.
     pub fn dirty_len(&self) -> usize {
-        self.dirty.len() + self.sdirty.len()
+        self.cache.dirty_len() + self.scache.dirty_len()
     }
 
     /// Blocks applied since the last flush.
@@ -178,9 +181,7 @@ impl ShardStore {
         )?;
         tx.commit()?;
         self.cache.clear();
-        self.dirty.clear();
         self.scache.clear();
-        self.sdirty.clear();
         self.pending.clear();
         self.lthash = lt;
         self.height = 0;
@@ -206,10 +207,13 @@ impl ShardStore {
                 .try_into()
                 .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
             // Entries already cached (possibly dirty) are newer than the file: keep them.
-            cache.entry(Address(arr)).or_insert(Some(Account {
-                balance: Amount::from_sat(from_i64(r.get(1)?)),
-                nonce: from_i64(r.get(2)?),
-            }));
+            cache.insert_clean(
+                Address(arr),
+                Some(Account {
+                    balance: Amount::from_sat(from_i64(r.get(1)?)),
+                    nonce: from_i64(r.get(2)?),
+                }),
+            );
             n += 1;
         }
         drop(rows);
@@ -225,7 +229,7 @@ impl ShardStore {
             let v: Vec<u8> = r.get(1)?;
             let k = StateKey::from_slice(&k)
                 .ok_or_else(|| StoreError::corrupt("contract_state", "key length"))?;
-            scache.entry(k).or_insert(Some(v));
+            scache.insert_clean(k, Some(v));
             m += 1;
         }
         Ok(n < self.cache_limit && m < self.cache_limit)
@@ -242,7 +246,7 @@ impl ShardStore {
             .query_row([key.as_bytes()], |r| r.get(0))
             .optional()?;
         if self.scache.len() < self.cache_limit {
-            self.scache.insert(*key, v.clone());
+            self.scache.insert_clean(*key, v.clone());
         }
         Ok(v)
     }
@@ -257,8 +261,7 @@ impl ShardStore {
         if let Some(v) = &value {
             key.commit_insert(&mut self.lthash, v);
         }
-        self.sdirty.insert(key);
-        self.scache.insert(key, value);
+        self.scache.write(key, value);
         Ok(())
     }
 
@@ -280,7 +283,7 @@ impl ShardStore {
         // Clean entries only while under the limit, so the table never has to grow past
         // it; written entries always go in (they are the write-back state).
         if self.cache.len() < self.cache_limit {
-            self.cache.insert(*addr, v);
+            self.cache.insert_clean(*addr, v);
         }
         Ok(v)
     }
@@ -297,13 +300,11 @@ impl ShardStore {
         let mut entries = Vec::with_capacity(changes.len());
         for c in changes {
             entries.push((c.addr, c.old));
-            self.cache.insert(c.addr, Some(c.new));
-            self.dirty.insert(c.addr);
+            self.cache.write(c.addr, Some(c.new));
         }
         let mut state = Vec::with_capacity(state_changes.len());
         for c in state_changes {
-            self.sdirty.insert(c.key);
-            self.scache.insert(c.key, c.new);
+            self.scache.write(c.key, c.new);
             state.push((c.key, c.old));
         }
         self.pending.push_back(ShardUndo {
@@ -366,8 +367,7 @@ impl ShardStore {
             if let Some(o) = old {
                 key.commit_insert(&mut self.lthash, o);
             }
-            self.scache.insert(*key, old.clone());
-            self.sdirty.insert(*key);
+            self.scache.write(*key, old.clone());
         }
         for (addr, old) in undo.entries.iter().rev() {
             if let Some(cur) = self.get(addr)? {
@@ -376,8 +376,7 @@ impl ShardStore {
             if let Some(o) = old {
                 self.lthash.insert(&o.leaf(addr));
             }
-            self.cache.insert(*addr, *old);
-            self.dirty.insert(*addr);
+            self.cache.write(*addr, *old);
         }
         self.height -= 1;
         Ok(())
@@ -385,8 +384,22 @@ impl ShardStore {
 
     /// Writes dirty keys, undo records and the commitment in one transaction.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        let mut keys: Vec<Address> = self.dirty.iter().copied().collect();
-        keys.sort_unstable();
+        // A flush rewrites most of the B-tree pages when many keys are dirty: a page
+        // cache that holds them all keeps SQLite from spilling half-written pages into the
+        // WAL mid-transaction (and writing them twice). Back to the resting size after.
+        let want_kib = (self.dirty_len() as i64 * FLUSH_CACHE_BYTES_PER_KEY / 1024)
+            .clamp(CACHE_KIB, MAX_FLUSH_CACHE_KIB);
+        if want_kib > CACHE_KIB {
+            self.conn.pragma_update(None, "cache_size", -want_kib)?;
+        }
+        let result = self.write_checkpoint();
+        if want_kib > CACHE_KIB {
+            self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        }
+        result
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut up = tx.prepare_cached(
@@ -394,8 +407,8 @@ impl ShardStore {
                  ON CONFLICT(addr) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce",
             )?;
             let mut del = tx.prepare_cached("DELETE FROM accounts WHERE addr = ?1")?;
-            for k in &keys {
-                match self.cache.get(k).copied().flatten() {
+            for (k, v) in self.cache.dirty_sorted() {
+                match *v {
                     Some(a) => {
                         up.execute(params![
                             &k.0[..],
@@ -415,15 +428,13 @@ impl ShardStore {
                 ins.execute(params![to_i64(u.height), encode_undo(&u.entries)])?;
                 sins.execute(params![to_i64(u.height), encode_state_undo(&u.state)])?;
             }
-            let mut skeys: Vec<&StateKey> = self.sdirty.iter().collect();
-            skeys.sort_unstable();
             let mut sup = tx.prepare_cached(
                 "INSERT INTO contract_state (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             )?;
             let mut sdel = tx.prepare_cached("DELETE FROM contract_state WHERE key = ?1")?;
-            for k in skeys {
-                match self.scache.get(k).and_then(Option::as_ref) {
+            for (k, v) in self.scache.dirty_sorted() {
+                match v {
                     Some(v) => {
                         sup.execute(params![k.as_bytes(), v])?;
                     }
@@ -454,28 +465,13 @@ impl ShardStore {
             [self.lthash.to_bytes()],
         )?;
         tx.commit()?;
-        self.dirty.clear();
-        self.sdirty.clear();
+        self.cache.mark_clean();
+        self.scache.mark_clean();
         self.pending.clear();
         self.flushed_height = self.height;
-        if self.scache.len() >= self.cache_limit {
-            let mut keep = self.cache_limit / 2;
-            self.scache.retain(|_, _| {
-                let k = keep > 0;
-                keep = keep.saturating_sub(1);
-                k
-            });
-        }
-        if self.cache.len() >= self.cache_limit {
-            // Everything is clean now: dropping entries loses nothing. Keep a random half
-            // (hash order) so the hit rate does not fall to zero.
-            let mut keep = self.cache_limit / 2;
-            self.cache.retain(|_, _| {
-                let k = keep > 0;
-                keep = keep.saturating_sub(1);
-                k
-            });
-        }
+        // Everything is clean now: dropping entries loses nothing.
+        self.scache.shrink_to_half_if_full(self.cache_limit);
+        self.cache.shrink_to_half_if_full(self.cache_limit);
         Ok(())
     }
 
@@ -505,8 +501,8 @@ impl ShardStore {
                 out.insert(Address(arr), acct);
             }
         }
-        for k in &self.dirty {
-            match self.cache.get(k).copied().flatten() {
+        for (k, v) in self.cache.dirty_sorted() {
+            match *v {
                 Some(a) => {
                     out.insert(*k, a);
                 }
@@ -533,8 +529,8 @@ impl ShardStore {
                 out.insert(k, v);
             }
         }
-        for k in &self.sdirty {
-            match self.scache.get(k).and_then(Option::as_ref) {
+        for (k, v) in self.scache.dirty_sorted() {
+            match v {
                 Some(v) => {
                     out.insert(*k, v.clone());
                 }
