@@ -79,6 +79,29 @@ pub struct ChainDb {
 /// Bytes of block log written between two checkpoint requests.
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 
+/// Stores a block's index row and body (idempotent), inside the caller's transaction.
+fn insert_block(
+    tx: &rusqlite::Transaction<'_>,
+    header: &Header,
+    body: &[u8],
+    chainwork: [u8; 32],
+    status: BlockStatus,
+) -> Result<(), StoreError> {
+    let hash = header.hash();
+    tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![
+            &hash.0 .0[..],
+            header.height as i64,
+            &header.prev.0 .0[..],
+            header.to_bytes(),
+            &chainwork[..],
+            status as i64
+        ])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO block_bodies VALUES (?1, ?2)")?
+        .execute(params![&hash.0 .0[..], body])?;
+    Ok(())
+}
+
 fn hash_col(b: Vec<u8>) -> Result<BlockHash, StoreError> {
     let arr: [u8; 32] = b
         .as_slice()
@@ -131,17 +154,9 @@ impl ChainDb {
         chainwork: [u8; 32],
         status: BlockStatus,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-            .execute(params![
-                &header.hash().0 .0[..],
-                header.height as i64,
-                &header.prev.0 .0[..],
-                header.to_bytes(),
-                body,
-                &chainwork[..],
-                status as i64
-            ])?;
+        let tx = self.conn.unchecked_transaction()?;
+        insert_block(&tx, header, body, chainwork, status)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -193,16 +208,7 @@ impl ChainDb {
                 .execute(params![&hash.0 .0[..], height as i64, data])?;
         }
         if let Some((header, body, work)) = rec.new_block {
-            tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-                .execute(params![
-                    &hash.0 .0[..],
-                    header.height as i64,
-                    &header.prev.0 .0[..],
-                    header.to_bytes(),
-                    body,
-                    &work[..],
-                    BlockStatus::Valid as i64
-                ])?;
+            insert_block(&tx, header, body, work, BlockStatus::Valid)?;
         }
         tx.prepare_cached("DELETE FROM active WHERE height >= ?1")?
             .execute([height as i64])?;
@@ -323,7 +329,7 @@ impl ChainDb {
     pub fn body(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT body FROM blocks WHERE hash = ?1")?
+            .prepare_cached("SELECT body FROM block_bodies WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
     }

@@ -59,6 +59,9 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/chain/0004_contract_receipts.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/chain/0005_block_bodies.sql"
+        )),
     ])
 }
 
@@ -95,5 +98,33 @@ mod tests {
     fn migrations_are_valid() {
         super::chain_migrations().validate().unwrap();
         super::shard_migrations().validate().unwrap();
+    }
+
+    /// A chain file from before the bodies moved out of `blocks` keeps its blocks.
+    #[test]
+    fn block_bodies_migrate_out_of_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.sqlite");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            super::chain_migrations().to_version(&mut conn, 4).unwrap();
+            conn.execute(
+                "INSERT INTO blocks VALUES (?1, 7, ?2, x'0102', x'c0ffee', ?3, 1)",
+                rusqlite::params![&[1u8; 32][..], &[2u8; 32][..], &[3u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let db = super::ChainDb::open(&path).unwrap();
+        let hash = crate::hash::BlockHash(crate::hash::Hash256([1u8; 32]));
+        assert_eq!(db.body(hash).unwrap(), Some(vec![0xc0, 0xff, 0xee]));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let row: (i64, Vec<u8>, i64) = conn
+            .query_row(
+                "SELECT height, header, status FROM blocks WHERE hash = ?1",
+                [&[1u8; 32][..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (7, vec![1, 2], 1));
     }
 }
