@@ -176,7 +176,9 @@ pub struct ShardOutcome {
 /// The keys a block touches on one shard, over the store.
 struct WorkingSet<'s> {
     store: &'s mut ShardStore,
-    ws: FastMap<Address, (Option<Account>, Account)>,
+    /// Accounts read or written this block: the value before the block and, once written,
+    /// the new one.
+    ws: FastMap<Address, (Option<Account>, Option<Account>)>,
     /// Rows read or written this block: the value before the block and, once written, the
     /// new one.
     state: FastMap<StateKey, RowChange>,
@@ -214,19 +216,22 @@ impl Rows for WorkingSet<'_> {
 
 impl WorkingSet<'_> {
     fn get(&mut self, addr: &Address) -> Result<Account, StoreError> {
-        if let Some((_, cur)) = self.ws.get(addr) {
-            return Ok(*cur);
-        }
-        Ok(self.store.get(addr)?.unwrap_or_default())
+        use std::collections::hash_map::Entry;
+        let (old, new) = match self.ws.entry(*addr) {
+            Entry::Occupied(e) => *e.get(),
+            // Kept so that the write that usually follows finds the old value here.
+            Entry::Vacant(e) => *e.insert((self.store.get(addr)?, None)),
+        };
+        Ok(new.or(old).unwrap_or_default())
     }
 
     fn set(&mut self, addr: Address, acct: Account) -> Result<(), StoreError> {
         if let Some(e) = self.ws.get_mut(&addr) {
-            e.1 = acct;
+            e.1 = Some(acct);
             return Ok(());
         }
         let old = self.store.get(&addr)?;
-        self.ws.insert(addr, (old, acct));
+        self.ws.insert(addr, (old, Some(acct)));
         Ok(())
     }
 
@@ -511,8 +516,10 @@ pub fn execute_shard(
 
     let mut changes: Vec<Change> =
         w.ws.into_iter()
-            .filter(|(_, (old, new))| *old != Some(*new))
-            .map(|(addr, (old, new))| Change { addr, old, new })
+            .filter_map(|(addr, (old, new))| match new {
+                Some(new) if old != Some(new) => Some(Change { addr, old, new }),
+                _ => None,
+            })
             .collect();
     changes.sort_unstable_by(|a, b| a.addr.cmp(&b.addr));
     let mut state_changes: Vec<StateChange> = w
