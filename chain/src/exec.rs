@@ -377,7 +377,19 @@ pub fn execute_shard(
     let mut w = WorkingSet {
         store,
         ws: FastMap::with_capacity_and_hasher(txs.len() * 2 + inbound.len(), Default::default()),
-        state: FastMap::default(),
+        // A contract call usually touches one row here and its relays one each: sized so
+        // the map does not rehash its way up through the block.
+        state: FastMap::with_capacity_and_hasher(
+            txs.iter()
+                .filter(|t| matches!(t.tx.payload, Payload::ContractCall { .. }))
+                .count()
+                * 2
+                + inbound
+                    .iter()
+                    .filter(|r| matches!(r.kind, RelayKind::Contract(_)))
+                    .count(),
+            Default::default(),
+        ),
     };
     let mut emitted = Vec::with_capacity(txs.len() + inbound.len() + 2);
     let mut receipts = Receipts {
