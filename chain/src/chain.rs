@@ -457,17 +457,17 @@ fn encode_relays(relays: &[Relay]) -> Vec<u8> {
 
 /// Encodes every shard's outbound relays, then the global lane's deferred contract relays, as
 /// one list in canonical order (origin shard, emission index; the global lane last).
-fn encode_outbound(outcomes: &[ShardOutcome], global_next: &[Relay]) -> Vec<u8> {
-    let n: usize = outcomes.iter().map(|o| o.outbound.len()).sum::<usize>() + global_next.len();
+fn encode_outbound(outbound: &[Vec<Relay>], global_next: &[Relay]) -> Vec<u8> {
+    let n: usize = outbound.iter().map(Vec::len).sum::<usize>() + global_next.len();
     // Deposits take ~56 bytes, contract calls ~200: size for the larger to avoid regrowing.
-    let contract = outcomes
+    let contract = outbound
         .iter()
-        .flat_map(|o| &o.outbound)
+        .flatten()
         .chain(global_next)
         .any(|r| matches!(r.kind, crate::relay::RelayKind::Contract(_)));
     let mut v = Vec::with_capacity(n * if contract { 200 } else { 56 } + 9);
     crate::encode::write_compact_size(&mut v, n as u64);
-    for r in outcomes.iter().flat_map(|o| &o.outbound).chain(global_next) {
+    for r in outbound.iter().flatten().chain(global_next) {
         r.encode(&mut v);
     }
     v
@@ -1220,14 +1220,6 @@ impl Chain {
             Vec::new()
         };
         let snaps = (!global.snapshots.is_empty()).then(|| encode_snapshots(&global.snapshots));
-        let body;
-        let new_block = match log {
-            Log::New(work) => {
-                body = block.to_bytes();
-                Some((&block.header, &body[..], work.to_be_bytes()))
-            }
-            _ => None,
-        };
         let lane_reverted = global
             .contract_receipts
             .iter()
@@ -1251,11 +1243,6 @@ impl Chain {
             } else {
                 Vec::new()
             };
-        let relays = if matches!(log, Log::Replay) {
-            Vec::new()
-        } else {
-            encode_outbound(&outcomes, &global.deferred)
-        };
         let n = self.shards.len();
         let mut outbound = Vec::with_capacity(n);
         let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
@@ -1284,6 +1271,16 @@ impl Chain {
             let logged = if matches!(log, Log::Replay) {
                 Ok(())
             } else {
+                // Encoded here, so that it overlaps with the shards' apply too.
+                let body;
+                let new_block = match log {
+                    Log::New(work) => {
+                        body = block.to_bytes();
+                        Some((&block.header, &body[..], work.to_be_bytes()))
+                    }
+                    _ => None,
+                };
+                let relays = encode_outbound(&outbound, &global.deferred);
                 db.connect(&ConnectRecord {
                     height,
                     hash,
@@ -1458,6 +1455,11 @@ impl Chain {
                 Ok(()) => {
                     crate::dropper::drop_later(block);
                     Ok(SubmitOutcome::Connected)
+                }
+                // Our disk failed, not the block: forget it, so that it can come again.
+                Err(e @ (BlockError::Store(_) | BlockError::Exec(ExecError::Store(_)))) => {
+                    self.index.remove(&hash);
+                    Err(e)
                 }
                 Err(e) => {
                     self.db.insert_block(

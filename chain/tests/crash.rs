@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::*;
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Chain, ChainConfig, Signer};
+use rexe_chain::{Chain, ChainConfig, Signer, SubmitOutcome};
 
 const DIR_ENV: &str = "REXE_CRASH_CHILD_DIR";
 const FLUSH_ENV: &str = "REXE_CRASH_CHILD_FLUSH";
@@ -165,4 +165,57 @@ fn kill_9_during_commit_restarts_at_the_last_committed_block() {
     }
     assert!(replays > 0, "the child never committed a block");
     eprintln!("{iters} kills, {replays} blocks replayed");
+}
+
+/// A block whose block-log transaction fails is not connected: the shards, which apply it
+/// while the log is written, roll it back, and the same transactions connect once the
+/// disk works again.
+#[test]
+fn a_failed_block_log_write_leaves_the_state_as_it_was() {
+    let keys = keys(16);
+    let p = params(2, &keys);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path(), &p, 2);
+    let miner = Signer::from_seed(b"miner").address();
+    mine(&mut chain, miner);
+    let before: Vec<_> = keys
+        .iter()
+        .map(|k| chain.account(&k.address()).unwrap())
+        .collect();
+    let (tip, root) = (chain.tip_height(), chain.tip_header().state_root);
+    for (i, k) in keys.iter().enumerate() {
+        let to = keys[(i + 5) % keys.len()].address();
+        chain.submit_tx(transfer(k, to, 1_000, 0, 10)).unwrap();
+    }
+    // Every write of a block's relays fails, as a full or failing disk would make it.
+    let side = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER fail_relays BEFORE INSERT ON relays BEGIN SELECT RAISE(ABORT, 'disk failure'); END;",
+    )
+    .unwrap();
+    let now = time_of(&p, tip + 1);
+    let mut block = chain.template(miner, now).unwrap();
+    block.seal = TestSealer::seal(&block.header);
+    let err = chain.submit(block.clone(), now).unwrap_err();
+    assert!(err.to_string().contains("disk failure"), "{err}");
+    assert_eq!(chain.tip_height(), tip);
+    assert_eq!(chain.tip_header().state_root, root);
+    for (k, b) in keys.iter().zip(&before) {
+        assert_eq!(chain.account(&k.address()).unwrap(), *b);
+    }
+    assert_supply(&mut chain);
+    side.execute_batch("DROP TRIGGER fail_relays;").unwrap();
+    // The block itself was never at fault: it connects now, and its state is right.
+    assert_eq!(chain.submit(block, now).unwrap(), SubmitOutcome::Connected);
+    assert_eq!(chain.tip_height(), tip + 1);
+    for k in &keys {
+        assert_eq!(chain.account(&k.address()).unwrap().nonce, 1);
+    }
+    assert_supply(&mut chain);
+    // And the state on disk matches after a restart.
+    chain.flush().unwrap();
+    drop(chain);
+    let mut chain = open(dir.path(), &p, 1);
+    assert_eq!(chain.tip_height(), tip + 1);
+    assert_supply(&mut chain);
 }
