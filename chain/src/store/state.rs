@@ -108,10 +108,16 @@ impl StateKey {
 }
 
 pub(crate) fn encode_state_undo(entries: &[(StateKey, Option<Vec<u8>>)]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let size: usize = entries
+        .iter()
+        .map(|(k, old)| 3 + k.as_bytes().len() + old.as_ref().map_or(0, |v| v.len() + 3))
+        .sum();
+    let mut out = Vec::with_capacity(size + 9);
     write_compact_size(&mut out, entries.len() as u64);
     for (k, old) in entries {
-        k.as_bytes().to_vec().encode(&mut out);
+        // What `Vec<u8>::encode` writes, without building the vector.
+        write_compact_size(&mut out, k.as_bytes().len() as u64);
+        out.extend_from_slice(k.as_bytes());
         match old {
             None => out.push(0),
             Some(v) => {
@@ -144,6 +150,35 @@ pub(crate) fn decode_state_undo(bytes: &[u8]) -> Result<StateUndo, DecodeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_undo_roundtrips_in_its_stored_format() {
+        let entries = vec![
+            (
+                StateKey::from_slice(&[1; 65]).unwrap(),
+                Some(vec![9u8; 300]),
+            ),
+            (StateKey::from_slice(&[2; 35]).unwrap(), None),
+            (StateKey::from_slice(&[3; 97]).unwrap(), Some(Vec::new())),
+        ];
+        let bytes = encode_state_undo(&entries);
+        // The stored format: count, then per entry the key as a byte vector and a flagged
+        // optional value.
+        let mut want = Vec::new();
+        write_compact_size(&mut want, 3);
+        for (k, old) in &entries {
+            k.as_bytes().to_vec().encode(&mut want);
+            match old {
+                None => want.push(0),
+                Some(v) => {
+                    want.push(1);
+                    v.encode(&mut want);
+                }
+            }
+        }
+        assert_eq!(bytes, want);
+        assert_eq!(decode_state_undo(&bytes).unwrap(), entries);
+    }
 
     #[test]
     fn a_row_in_parts_commits_like_its_leaf() {
