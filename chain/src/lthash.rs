@@ -36,7 +36,11 @@ impl core::fmt::Debug for LtHash {
 }
 
 fn xof(parts: &[&[u8]], bytes: &mut [u8; BYTES]) {
-    let mut h = blake3::Hasher::new_derive_key(CONTEXT);
+    // The context key is derived once, not at every leaf.
+    static BASE: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
+    let mut h = BASE
+        .get_or_init(|| blake3::Hasher::new_derive_key(CONTEXT))
+        .clone();
     for p in parts {
         h.update(p);
     }
