@@ -533,7 +533,7 @@ pub fn execute_shard(
                 _ => None,
             })
             .collect();
-    changes.sort_unstable_by(|a, b| a.addr.cmp(&b.addr));
+    changes.sort_unstable_by_key(|c| c.addr);
     let mut state_changes: Vec<StateChange> = w
         .state
         .into_iter()
@@ -543,6 +543,7 @@ pub fn execute_shard(
         })
         .collect();
     // By reference: a key is ~100 bytes, and `_by_key` would copy two per comparison.
+    #[allow(clippy::unnecessary_sort_by)]
     state_changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     let mut lthash = lthash_before;
     for c in &changes {
