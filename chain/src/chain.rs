@@ -1363,12 +1363,19 @@ impl Chain {
         }
     }
 
-    /// Drops stored global states that no reorg within the undo depth can need: everything
-    /// below the newest active state at or under `tip - undo_depth`.
+    /// Drops stored global states and relays that no reorg within the undo depth can need:
+    /// relays of blocks below `tip - undo_depth`, and global states below the newest active
+    /// one at or under it.
     fn prune_global(&mut self) -> Result<(), StoreError> {
         let Some(horizon) = self.tip_height().checked_sub(self.params.undo_depth) else {
             return Ok(());
         };
+        // Relays below the horizon: no rollback reaches them, and a restart starts at this
+        // checkpoint (the tip) at the lowest.
+        let pruned = self.db.prune_relays(horizon)?;
+        if pruned > 0 {
+            tracing::debug!(pruned, below = horizon, "pruned stored relays");
+        }
         let keep = self
             .db
             .global_states_desc(horizon)?

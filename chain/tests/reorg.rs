@@ -170,3 +170,37 @@ fn reorg_to_an_invalid_branch_restores_the_old_one() {
     assert_eq!(good.shard_roots(), roots);
     assert_supply(&mut good);
 }
+
+/// Relays of blocks deeper than the undo depth are pruned at checkpoints; rolling back the
+/// whole undo depth and restarting still work.
+#[test]
+fn old_relays_are_pruned_and_rollbacks_still_work() {
+    let keys = keys(8);
+    let mut p = params(2, &keys);
+    p.undo_depth = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let miner = Signer::from_seed(b"miner");
+    let mut chain = open(dir.path(), &p, 2);
+    mine_with_transfers(&mut chain, &keys, 15, &miner, 0);
+    let relay_rows = || -> i64 {
+        rusqlite::Connection::open(dir.path().join("chain.sqlite"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM relays", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Genesis and 15 blocks stored relays; at the last checkpoint (height 15, every 3
+    // blocks) those below 15 - 4 went.
+    assert_eq!(relay_rows(), 5, "relays of heights 11..=15 are kept");
+    chain.rollback(p.undo_depth).unwrap();
+    assert_eq!(chain.tip_height(), 15 - p.undo_depth);
+    assert_supply(&mut chain);
+    // The rolled-back transactions are back in the mempool: these blocks take them again.
+    mine(&mut chain, miner.address());
+    mine(&mut chain, miner.address());
+    assert_supply(&mut chain);
+    drop(chain);
+    let mut chain = open(dir.path(), &p, 1);
+    assert_eq!(chain.tip_height(), 15 - p.undo_depth + 2);
+    assert_supply(&mut chain);
+    mine_with_transfers(&mut chain, &keys, 1, &miner, 9);
+}

@@ -345,6 +345,17 @@ impl ChainDb {
             .transpose()
     }
 
+    /// Deletes the stored relays of blocks below `height`. A block's relays are read back
+    /// only to restart or roll back to it, never deeper than the undo depth below the tip.
+    pub fn prune_relays(&self, height: u64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "DELETE FROM relays WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
+            )?
+            .execute([height as i64])?)
+    }
+
     /// The encoded relays a connected block emitted.
     pub fn relays(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
