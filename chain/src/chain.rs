@@ -549,23 +549,24 @@ impl Chain {
         systems.sort_by_key(|c| c.id());
         let global_digest = digest_of(&snapshots_of(&systems));
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
-        let db = ChainDb::open(&dir.join("chain.sqlite"))?;
+        // `chain.sqlite` first, then the shard files: the checkpointer's numbering.
         let order = params.shard_order;
-        let mut shards = Vec::with_capacity(order.shard_count());
-        for s in order.shards() {
-            shards.push(ShardStore::open(
-                &dir.join(format!("shard-{}.sqlite", s.0)),
-                s,
-                params.undo_depth,
-                config.cache_limit,
-            )?);
-        }
         let mut paths = vec![dir.join("chain.sqlite")];
         paths.extend(
             order
                 .shards()
                 .map(|s| dir.join(format!("shard-{}.sqlite", s.0))),
         );
+        let db = ChainDb::open(&paths[0])?;
+        let mut shards = Vec::with_capacity(order.shard_count());
+        for (s, path) in order.shards().zip(&paths[1..]) {
+            shards.push(ShardStore::open(
+                path,
+                s,
+                params.undo_depth,
+                config.cache_limit,
+            )?);
+        }
         let checkpointer = match Checkpointer::spawn(paths) {
             Ok(c) => Some(c),
             Err(e) => {

@@ -6,13 +6,13 @@
 //! thread that frees them while the next block executes.
 
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 type Garbage = Box<dyn Send>;
 
-static DROPPER: OnceLock<Option<Mutex<Sender<Garbage>>>> = OnceLock::new();
+static DROPPER: OnceLock<Option<Sender<Garbage>>> = OnceLock::new();
 
-fn start() -> Option<Mutex<Sender<Garbage>>> {
+fn start() -> Option<Sender<Garbage>> {
     let (tx, rx) = channel::<Garbage>();
     std::thread::Builder::new()
         .name("dropper".into())
@@ -22,7 +22,7 @@ fn start() -> Option<Mutex<Sender<Garbage>>> {
             }
         })
         .ok()?;
-    Some(Mutex::new(tx))
+    Some(tx)
 }
 
 /// Drops `v` on the dropper thread (here, if that thread cannot run).
@@ -30,7 +30,6 @@ pub(crate) fn drop_later<T: Send + 'static>(v: T) {
     let Some(tx) = DROPPER.get_or_init(start) else {
         return drop(v);
     };
-    let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(back) = tx.send(Box::new(v)) {
         drop(back.0);
     }

@@ -155,6 +155,13 @@ fn pow2(bits: u64) -> BigInt {
     BigInt::one() << bits
 }
 
+/// The little-endian magnitude of `v` and its minimal length (0 for zero): what
+/// [`Int::to_sign_magnitude`] returns, without a heap vector.
+pub(crate) fn small_magnitude(v: i128) -> ([u8; 16], usize) {
+    let m = v.unsigned_abs();
+    (m.to_le_bytes(), 16 - m.leading_zeros() as usize / 8)
+}
+
 impl Int {
     /// Zero.
     pub const ZERO: Int = Int::Small(0);
@@ -452,8 +459,7 @@ impl Int {
     /// Sign and minimal little-endian magnitude, for the bigint encoding.
     pub fn to_sign_magnitude(&self) -> (bool, Vec<u8>) {
         if let Int::Small(v) = self {
-            let bytes = v.unsigned_abs().to_le_bytes();
-            let len = 16 - v.unsigned_abs().leading_zeros() as usize / 8;
+            let (bytes, len) = small_magnitude(*v);
             return (*v < 0, bytes[..len].to_vec());
         }
         let b = self.to_big();

@@ -178,11 +178,10 @@ pub fn encode(v: &Value, t: &Type, tt: &TypeTable, out: &mut Vec<u8>) -> Result<
         }
         (Value::Int(Int::Small(v)), Type::BigInt) => {
             // The common case, without the allocation of `to_sign_magnitude`.
-            let m = v.unsigned_abs();
-            let len = 16 - m.leading_zeros() as usize / 8;
+            let (mag, len) = super::num::small_magnitude(*v);
             out.push((*v < 0) as u8);
             write_compact_size(out, len as u64);
-            out.extend_from_slice(&m.to_le_bytes()[..len]);
+            out.extend_from_slice(&mag[..len]);
         }
         (Value::Int(i), Type::BigInt) => {
             let (neg, mag) = i.to_sign_magnitude();
