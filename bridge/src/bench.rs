@@ -12,7 +12,9 @@ use bitcoin::{
 };
 
 use crate::headers::HeaderChain;
-use crate::peg::{commitment_script, L2Address, MatchId, NewOrder, Peg, PegParams, Sats};
+use crate::peg::{
+    commitment_script, L2Address, MatchId, NewOrder, PaymentProof, Peg, PegParams, Sats,
+};
 
 const REGTEST_BITS: u32 = 0x207f_ffff;
 
@@ -132,7 +134,10 @@ pub fn bench_claims(n: usize) -> f64 {
     txs.push(Transaction {
         version: bitcoin::transaction::Version::ONE,
         lock_time: LockTime::ZERO,
-        input: vec![input(u32::MAX)],
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            ..input(0)
+        }],
         output: vec![TxOut {
             value: Amount::from_sat(1),
             script_pubkey: script.clone(),
@@ -179,12 +184,19 @@ pub fn bench_claims(n: usize) -> f64 {
             )
         })
         .collect();
+    let coinbase_tx = bitcoin::consensus::serialize(&txs[0]);
+    let coinbase_branch = branch(&lv, 0);
     let start = Instant::now();
     for (i, (raw, br, id)) in work.iter().enumerate() {
-        if peg
-            .claim(&chain, raw, hash, br, (i + 1) as u32, &[*id])
-            .is_err()
-        {
+        let proof = PaymentProof {
+            raw_tx: raw,
+            block_hash: hash,
+            branch: br,
+            position: (i + 1) as u32,
+            coinbase_tx: &coinbase_tx,
+            coinbase_branch: &coinbase_branch,
+        };
+        if peg.claim(&chain, &proof, &[*id]).is_err() {
             return 0.0;
         }
     }

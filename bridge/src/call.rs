@@ -9,14 +9,14 @@
 //! | 1   | `Order`         | btc_script, min_fill u64, fee_bps u16, expiry_height u64      | the escrow   |
 //! | 2   | `Take`          | order_id u64, amount u64, rx_recipient 32 bytes               | the bond     |
 //! | 3   | `Cancel`        | order_id u64                                                  | 0            |
-//! | 4   | `Claim`         | raw_tx, block_hash 32, branch (list of 32), position u32, match ids (list of u64) | 0 |
+//! | 4   | `Claim`         | raw_tx, block_hash 32, branch (list of 32), position u32, coinbase_tx, coinbase_branch (list of 32), match ids (list of u64) | 0 |
 
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, ScriptBuf, TxMerkleNode};
 use rexe_chain::encode::{write_compact_size, Decode, DecodeError, Encode, Reader};
 
-use crate::peg::{L2Address, MatchId, OrderId, Sats};
+use crate::peg::{L2Address, MatchId, OrderId, PaymentProof, Sats};
 
 /// Most headers one call may submit.
 pub const MAX_HEADERS_PER_CALL: usize = 2_000;
@@ -63,9 +63,35 @@ pub enum PegCall {
         branch: Vec<TxMerkleNode>,
         /// The transaction's position in the block.
         position: u32,
+        /// The block's coinbase transaction, consensus-encoded.
+        coinbase_tx: Vec<u8>,
+        /// The coinbase's Merkle branch (index 0): pins the tree's depth.
+        coinbase_branch: Vec<TxMerkleNode>,
         /// The matches it pays.
         match_ids: Vec<MatchId>,
     },
+}
+
+/// Most levels a Merkle branch can have.
+const MAX_BRANCH: usize = 32;
+
+fn write_branch(out: &mut Vec<u8>, branch: &[TxMerkleNode]) {
+    write_compact_size(out, branch.len() as u64);
+    for n in branch {
+        n.to_byte_array().encode(out);
+    }
+}
+
+fn read_branch(r: &mut Reader<'_>) -> Result<Vec<TxMerkleNode>, DecodeError> {
+    let n = r.length(32)?;
+    if n > MAX_BRANCH {
+        return Err(DecodeError::Invalid("merkle branch above 32 levels"));
+    }
+    let mut branch = Vec::with_capacity(n);
+    for _ in 0..n {
+        branch.push(TxMerkleNode::from_byte_array(r.array()?));
+    }
+    Ok(branch)
 }
 
 const TAG_HEADERS: u8 = 0;
@@ -117,16 +143,17 @@ impl PegCall {
                 block_hash,
                 branch,
                 position,
+                coinbase_tx,
+                coinbase_branch,
                 match_ids,
             } => {
                 out.push(TAG_CLAIM);
                 raw_tx.encode(&mut out);
                 block_hash.to_byte_array().encode(&mut out);
-                write_compact_size(&mut out, branch.len() as u64);
-                for n in branch {
-                    n.to_byte_array().encode(&mut out);
-                }
+                write_branch(&mut out, branch);
                 position.encode(&mut out);
+                coinbase_tx.encode(&mut out);
+                write_branch(&mut out, coinbase_branch);
                 write_compact_size(&mut out, match_ids.len() as u64);
                 for id in match_ids {
                     id.0.encode(&mut out);
@@ -171,12 +198,10 @@ impl PegCall {
             TAG_CLAIM => {
                 let raw_tx = Vec::<u8>::decode(&mut r)?;
                 let block_hash = BlockHash::from_byte_array(r.array()?);
-                let n = r.length(32)?;
-                let mut branch = Vec::with_capacity(n);
-                for _ in 0..n {
-                    branch.push(TxMerkleNode::from_byte_array(r.array()?));
-                }
+                let branch = read_branch(&mut r)?;
                 let position = u32::decode(&mut r)?;
+                let coinbase_tx = Vec::<u8>::decode(&mut r)?;
+                let coinbase_branch = read_branch(&mut r)?;
                 let n = r.length(8)?;
                 if n > MAX_MATCHES_PER_CLAIM {
                     return Err(DecodeError::Invalid("match count above 256"));
@@ -190,6 +215,8 @@ impl PegCall {
                     block_hash,
                     branch,
                     position,
+                    coinbase_tx,
+                    coinbase_branch,
                     match_ids,
                 }
             }
@@ -202,6 +229,29 @@ impl PegCall {
         };
         r.finish()?;
         Ok(call)
+    }
+
+    /// A claim's payment proof (`None` for other calls).
+    pub fn proof(&self) -> Option<PaymentProof<'_>> {
+        match self {
+            PegCall::Claim {
+                raw_tx,
+                block_hash,
+                branch,
+                position,
+                coinbase_tx,
+                coinbase_branch,
+                ..
+            } => Some(PaymentProof {
+                raw_tx,
+                block_hash: *block_hash,
+                branch,
+                position: *position,
+                coinbase_tx,
+                coinbase_branch,
+            }),
+            _ => None,
+        }
     }
 
     /// A short name for logs and receipts.
@@ -243,6 +293,8 @@ mod tests {
                 block_hash: g.block_hash(),
                 branch: vec![TxMerkleNode::all_zeros()],
                 position: 4,
+                coinbase_tx: vec![4, 5],
+                coinbase_branch: vec![TxMerkleNode::all_zeros(); 2],
                 match_ids: vec![MatchId(1), MatchId(2)],
             },
         ]

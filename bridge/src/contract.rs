@@ -8,6 +8,7 @@
 
 use std::any::Any;
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Network as BtcNetwork;
 use rexe_chain::system::{Call, CallError, Credit, GlobalCtx, SystemContract, SystemId};
 use rexe_chain::{Address, Amount, Network};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::PegCall;
 use crate::headers::{Checkpoint, HeaderChain};
-use crate::peg::{Effect, L2Address, NewOrder, Peg, PegParams, Sats};
+use crate::peg::{Effect, L2Address, NewOrder, Peg, PegParams, Refusal, Sats};
 
 /// The Bitcoin network an L2 network's peg follows: regtest and devnet pair with Bitcoin
 /// regtest, the test network with testnet4, main with Bitcoin.
@@ -128,6 +129,7 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
+        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;
@@ -142,7 +144,7 @@ impl PegContract {
             PegCall::Order { .. } => {
                 self.peg
                     .validate_order(&Self::new_order(&pc, call), ctx.height)
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| rej(&e))?;
             }
             PegCall::Take {
                 order_id,
@@ -152,32 +154,19 @@ impl PegContract {
                 Self::check_recipient(rx_recipient).map_err(|e| err(&e))?;
                 self.peg
                     .validate_take(*order_id, *amount, Sats(call.value.to_sat()), ctx.height)
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| rej(&e))?;
             }
             PegCall::Cancel { order_id } => {
                 Self::no_value(call, pc.name())?;
                 self.peg
                     .validate_cancel(*order_id, caller)
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| rej(&e))?;
             }
-            PegCall::Claim {
-                raw_tx,
-                block_hash,
-                branch,
-                position,
-                match_ids,
-            } => {
+            PegCall::Claim { match_ids, .. } => {
                 Self::no_value(call, pc.name())?;
                 self.peg
-                    .verify_claim(
-                        &self.headers,
-                        raw_tx,
-                        *block_hash,
-                        branch,
-                        *position,
-                        match_ids,
-                    )
-                    .map_err(|e| err(&e))?;
+                    .verify_claim(&self.headers, &pc.proof().expect("a claim"), match_ids)
+                    .map_err(|e| rej(&e))?;
             }
         }
         Ok(())
@@ -214,6 +203,7 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
+        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;
@@ -231,7 +221,7 @@ impl PegContract {
             PegCall::Order { .. } => {
                 self.peg
                     .place_order(caller, Self::new_order(&pc, call), ctx.height)
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| rej(&e))?;
                 Ok(Vec::new())
             }
             PegCall::Take {
@@ -250,33 +240,20 @@ impl PegContract {
                         ctx.height,
                         self.headers.tip_height(),
                     )
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| rej(&e))?;
                 Ok(Vec::new())
             }
             PegCall::Cancel { order_id } => {
                 Self::no_value(call, pc.name())?;
-                let effects = self.peg.cancel(*order_id, caller).map_err(|e| err(&e))?;
+                let effects = self.peg.cancel(*order_id, caller).map_err(|e| rej(&e))?;
                 Ok(Self::effects_to_credits(effects))
             }
-            PegCall::Claim {
-                raw_tx,
-                block_hash,
-                branch,
-                position,
-                match_ids,
-            } => {
+            PegCall::Claim { match_ids, .. } => {
                 Self::no_value(call, pc.name())?;
                 let effects = self
                     .peg
-                    .claim(
-                        &self.headers,
-                        raw_tx,
-                        *block_hash,
-                        branch,
-                        *position,
-                        match_ids,
-                    )
-                    .map_err(|e| err(&e))?;
+                    .claim(&self.headers, &pc.proof().expect("a claim"), match_ids)
+                    .map_err(|e| rej(&e))?;
                 Ok(Self::effects_to_credits(effects))
             }
         }
@@ -323,6 +300,20 @@ impl SystemContract for PegContract {
         *self = serde_json::from_slice(bytes)
             .map_err(|e| CallError::new(format!("peg snapshot: {e}")))?;
         Ok(())
+    }
+
+    /// A Bitcoin block on the tracked best chain with at least `K` confirmations (the
+    /// claims' finality depth) anchors the L2 blocks it sealed.
+    fn anchors(&self, btc_block: &[u8; 32]) -> bool {
+        let hash = bitcoin::BlockHash::from_byte_array(*btc_block);
+        self.headers
+            .confirmations(&hash)
+            .is_some_and(|c| c >= self.peg.params().confirmations)
+    }
+
+    /// 2: claims carry the coinbase proof, late payments, standard payees only.
+    fn rules_version(&self) -> u32 {
+        2
     }
 
     fn as_any(&self) -> &dyn Any {

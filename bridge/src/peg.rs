@@ -18,11 +18,20 @@
 //!
 //! # Claim rules
 //!
-//! A claim `(raw_tx, block_hash, merkle_branch, position, match_ids)` is accepted when the
-//! block is on the best tracked chain with at least `K` confirmations, the Merkle proof holds
-//! ([`crate::spv`]), the commitment matches, every match is open and its block height is at or
-//! below its deadline, and every match is paid by a distinct output (`(txid, vout)` never used
-//! before, by any claim) to its payee script of at least what it owes.
+//! A claim `(raw_tx, block_hash, merkle_branch, position, coinbase_tx, coinbase_branch,
+//! match_ids)` is accepted when the block is on the best tracked chain with at least `K`
+//! confirmations, the block's coinbase is proven at index 0 and the payment's Merkle proof
+//! holds at the same depth ([`crate::spv::verify_pinned`]), the commitment matches, and every
+//! match is paid by a distinct output (`(txid, vout)` never used before, by any claim) to its
+//! payee script of at least what it owes. Each match must still hold its escrow:
+//!
+//! - open and paid at or below its deadline: escrow released, bond returned ([`Timing::OnTime`]);
+//! - open and paid after its deadline (a fee spike, a slow mempool): escrow released, the
+//!   [`PegParams::late_fee_bps`] share of the bond to the maker, the rest back
+//!   ([`Timing::Late`]);
+//! - expired, and its order still holds that much escrow (no one re-took it): escrow released
+//!   from the order, the bond already went to the maker ([`Timing::AfterExpiry`]);
+//! - otherwise [`ClaimError::EscrowRetaken`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,10 +117,14 @@ pub struct PegParams {
     /// Extra Bitcoin blocks after `deadline + K` before an unpaid match expires, so that a
     /// payment made at the deadline can still be claimed.
     pub claim_grace: u32,
+    /// Share of the bond, in basis points, that goes to the maker when a match is paid after
+    /// its deadline but still claimed (the rest returns to the taker).
+    pub late_fee_bps: u16,
 }
 
 impl PegParams {
-    /// Defaults: K = 6, bond 1% min 1,000 sats, 12-block payment window, 6-block claim grace.
+    /// Defaults: K = 6, bond 1% min 1,000 sats, 12-block payment window, 6-block claim grace,
+    /// late fee half the bond.
     pub fn default_for(network: bitcoin::Network) -> Self {
         let confirmations = if network == bitcoin::Network::Regtest {
             1
@@ -124,7 +137,14 @@ impl PegParams {
             bond_min: Sats(1_000),
             payment_window: 12,
             claim_grace: 6,
+            late_fee_bps: 5_000,
         }
+    }
+
+    /// The part of `bond` a late payment forfeits to the maker.
+    pub fn late_fee(&self, bond: Sats) -> Sats {
+        let fee = u128::from(bond.0) * u128::from(self.late_fee_bps.min(10_000)) / 10_000;
+        Sats(fee as u64)
     }
 
     /// The bond required to take `amount`: `max(amount * bond_bps / 10_000, bond_min)`.
@@ -250,6 +270,14 @@ pub enum Effect {
         /// The match.
         match_id: MatchId,
     },
+}
+
+/// A refusal with a stable, machine-readable reason (kebab-case). The L2 node returns it as
+/// JSON-RPC `error.data.reason` and in call receipts as `error_code`; agents decide on it,
+/// never on the message text. bridge/README.md lists every code.
+pub trait Refusal: std::fmt::Display {
+    /// The stable reason code.
+    fn reason(&self) -> &'static str;
 }
 
 /// Why an order was refused.
@@ -393,19 +421,12 @@ pub enum ClaimError {
     /// Match already claimed.
     #[error("match {0:?} already claimed")]
     AlreadyClaimed(MatchId),
-    /// Match expired.
-    #[error("match {0:?} expired")]
-    MatchExpired(MatchId),
-    /// Paid in a block after the deadline.
-    #[error("match {id:?}: payment block height {height} after the deadline {deadline}")]
-    PaidAfterDeadline {
-        /// match.
-        id: MatchId,
-        /// block height.
-        height: u32,
-        /// deadline.
-        deadline: u32,
-    },
+    /// A late payment for a match that expired unpaid and whose escrow is no longer in its
+    /// order (re-taken by someone else, cancelled or refunded): nothing is left to release.
+    #[error(
+        "match {0:?} expired unpaid and its escrow was re-taken or refunded: the late payment can no longer be claimed"
+    )]
+    EscrowRetaken(MatchId),
     /// No output pays the payee script.
     #[error("match {0:?}: no output pays its payee script")]
     WrongScript(MatchId),
@@ -435,6 +456,47 @@ pub enum ClaimError {
         /// output.
         outpoint: OutPoint,
     },
+}
+
+/// A Bitcoin payment proven by SPV, as a claim carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentProof<'a> {
+    /// The paying transaction, consensus-encoded.
+    pub raw_tx: &'a [u8],
+    /// The block it is in.
+    pub block_hash: BlockHash,
+    /// Its Merkle branch, leaf up (internal byte order).
+    pub branch: &'a [TxMerkleNode],
+    /// Its position in the block.
+    pub position: u32,
+    /// The block's coinbase transaction, consensus-encoded.
+    pub coinbase_tx: &'a [u8],
+    /// The coinbase's branch (index 0): pins the tree's depth.
+    pub coinbase_branch: &'a [TxMerkleNode],
+}
+
+/// When a claimed match was paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// In a block at or below the deadline: escrow released, bond returned.
+    OnTime,
+    /// After the deadline, before expiry: escrow released, the late fee of the bond to the
+    /// maker, the rest back.
+    Late,
+    /// After the match expired, while its order still holds the escrow: escrow released from
+    /// the order; the bond was forfeited at expiry.
+    AfterExpiry,
+}
+
+/// One match of a verified claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimedMatch {
+    /// The match.
+    pub match_id: MatchId,
+    /// The output that pays it.
+    pub outpoint: OutPoint,
+    /// On time or late.
+    pub timing: Timing,
 }
 
 /// The peg's global state.
@@ -540,6 +602,22 @@ impl Peg {
     /// All matches by id.
     pub fn matches(&self) -> impl Iterator<Item = &Match> {
         self.matches.values()
+    }
+
+    /// Whether a payment of match `id` could still be claimed: the match is open, or it expired
+    /// and its order still holds its escrow (see [`ClaimError::EscrowRetaken`]).
+    pub fn escrow_claimable(&self, id: MatchId) -> bool {
+        let Some(m) = self.matches.get(&id) else {
+            return false;
+        };
+        match m.state {
+            MatchState::Open => true,
+            MatchState::Claimed { .. } => false,
+            MatchState::Expired => self
+                .orders
+                .get(&m.order_id)
+                .is_some_and(|o| o.remaining >= m.amount_rx),
+        }
     }
 
     /// Whether an output has paid a match.
@@ -898,53 +976,89 @@ impl Peg {
     pub fn claim(
         &mut self,
         headers: &HeaderChain,
-        raw_tx: &[u8],
-        block_hash: BlockHash,
-        merkle_branch: &[TxMerkleNode],
-        position: u32,
+        proof: &PaymentProof<'_>,
         match_ids: &[MatchId],
     ) -> Result<Vec<Effect>, ClaimError> {
-        let assignment = self.verify_claim(
-            headers,
-            raw_tx,
-            block_hash,
-            merkle_branch,
-            position,
-            match_ids,
-        )?;
-        let mut effects = Vec::with_capacity(assignment.len() * 2);
-        for (id, outpoint) in assignment {
+        let assignment = self.verify_claim(headers, proof, match_ids)?;
+        let mut effects = Vec::with_capacity(assignment.len() * 3);
+        for ClaimedMatch {
+            match_id: id,
+            outpoint,
+            timing,
+        } in assignment
+        {
             let Some(m) = self.matches.get_mut(&id) else {
                 continue;
             };
             m.state = MatchState::Claimed { outpoint };
+            let (amount, bond, to, taker, order_id) =
+                (m.amount_rx, m.bond, m.rx_recipient, m.taker, m.order_id);
             self.used_outpoints.insert(outpoint);
-            self.released += u128::from(m.amount_rx.0);
-            self.bonds_returned += u128::from(m.bond.0);
+            self.released += u128::from(amount.0);
             effects.push(Effect::Release {
-                to: m.rx_recipient,
-                amount: m.amount_rx,
+                to,
+                amount,
                 match_id: id,
             });
-            effects.push(Effect::BondReturn {
-                to: m.taker,
-                amount: m.bond,
-                match_id: id,
-            });
+            match timing {
+                Timing::OnTime => {
+                    self.bonds_returned += u128::from(bond.0);
+                    effects.push(Effect::BondReturn {
+                        to: taker,
+                        amount: bond,
+                        match_id: id,
+                    });
+                }
+                Timing::Late => {
+                    let fee = self.params.late_fee(bond);
+                    let back = Sats(bond.0 - fee.0);
+                    let maker = self.makers.get(&order_id).copied();
+                    if let (Some(maker), true) = (maker, fee.0 > 0) {
+                        self.bonds_forfeited += u128::from(fee.0);
+                        effects.push(Effect::BondToMaker {
+                            to: maker,
+                            amount: fee,
+                            match_id: id,
+                        });
+                    } else {
+                        // No maker on record cannot happen (every order records one); the
+                        // whole bond then goes back rather than vanishing.
+                        self.bonds_returned += u128::from(fee.0);
+                        effects.push(Effect::BondReturn {
+                            to: taker,
+                            amount: fee,
+                            match_id: id,
+                        });
+                    }
+                    if back.0 > 0 {
+                        self.bonds_returned += u128::from(back.0);
+                        effects.push(Effect::BondReturn {
+                            to: taker,
+                            amount: back,
+                            match_id: id,
+                        });
+                    }
+                }
+                Timing::AfterExpiry => {
+                    // The escrow went back to the order at expiry: take it out again. The
+                    // bond was forfeited then.
+                    if let Some(o) = self.orders.get_mut(&order_id) {
+                        o.remaining.0 -= amount.0;
+                    }
+                }
+            }
         }
         Ok(effects)
     }
 
-    /// Checks a claim without applying it: which output pays which match, in match-id order.
+    /// Checks a claim without applying it: which output pays which match, in match-id order,
+    /// and whether each was paid on time.
     pub fn verify_claim(
         &self,
         headers: &HeaderChain,
-        raw_tx: &[u8],
-        block_hash: BlockHash,
-        merkle_branch: &[TxMerkleNode],
-        position: u32,
+        proof: &PaymentProof<'_>,
         match_ids: &[MatchId],
-    ) -> Result<Vec<(MatchId, OutPoint)>, ClaimError> {
+    ) -> Result<Vec<ClaimedMatch>, ClaimError> {
         if match_ids.is_empty() {
             return Err(ClaimError::NoMatches);
         }
@@ -954,6 +1068,7 @@ impl Peg {
                 return Err(ClaimError::DuplicateMatchId(*id));
             }
         }
+        let block_hash = proof.block_hash;
         let entry = headers
             .get(&block_hash)
             .ok_or(ClaimError::UnknownBlock(block_hash))?;
@@ -967,38 +1082,54 @@ impl Peg {
             });
         }
         let (height, root) = (entry.height, entry.header.merkle_root);
-        let (tx, txid) = spv::parse_tx(raw_tx)?;
-        let branch: Vec<[u8; 32]> = merkle_branch.iter().map(|n| n.to_byte_array()).collect();
-        spv::verify_branch(txid, &branch, position, root)?;
+        let (tx, txid) = spv::parse_tx(proof.raw_tx)?;
+        let branch: Vec<[u8; 32]> = proof.branch.iter().map(|n| n.to_byte_array()).collect();
+        let cb_branch: Vec<[u8; 32]> = proof
+            .coinbase_branch
+            .iter()
+            .map(|n| n.to_byte_array())
+            .collect();
+        spv::verify_pinned(
+            txid,
+            &branch,
+            proof.position,
+            proof.coinbase_tx,
+            &cb_branch,
+            root,
+        )?;
         check_commitment(&tx, match_ids)?;
 
-        let mut ms: Vec<&Match> = Vec::with_capacity(ids.len());
+        let mut ms: Vec<(&Match, Timing)> = Vec::with_capacity(ids.len());
+        // Escrow drawn back out of each order by matches claimed after their expiry.
+        let mut drawn: BTreeMap<OrderId, u64> = BTreeMap::new();
         for id in &ids {
             let m = self.matches.get(id).ok_or(ClaimError::UnknownMatch(*id))?;
-            match m.state {
-                MatchState::Open => {}
+            let timing = match m.state {
+                MatchState::Open if height <= m.btc_deadline_height => Timing::OnTime,
+                MatchState::Open => Timing::Late,
                 MatchState::Claimed { .. } => return Err(ClaimError::AlreadyClaimed(*id)),
-                MatchState::Expired => return Err(ClaimError::MatchExpired(*id)),
-            }
-            if height > m.btc_deadline_height {
-                return Err(ClaimError::PaidAfterDeadline {
-                    id: *id,
-                    height,
-                    deadline: m.btc_deadline_height,
-                });
-            }
-            ms.push(m);
+                MatchState::Expired => {
+                    let d = drawn.entry(m.order_id).or_default();
+                    let left = self.orders.get(&m.order_id).map_or(0, |o| o.remaining.0);
+                    if left.saturating_sub(*d) < m.amount_rx.0 {
+                        return Err(ClaimError::EscrowRetaken(*id));
+                    }
+                    *d += m.amount_rx.0;
+                    Timing::AfterExpiry
+                }
+            };
+            ms.push((m, timing));
         }
         // Largest debt first, each to the smallest sufficient unused output: finds an
         // assignment whenever one exists.
-        ms.sort_by(|a, b| {
+        ms.sort_by(|(a, _), (b, _)| {
             b.amount_btc_owed
                 .cmp(&a.amount_btc_owed)
                 .then(a.match_id.cmp(&b.match_id))
         });
         let mut taken: BTreeSet<u32> = BTreeSet::new();
-        let mut assignment: Vec<(MatchId, OutPoint)> = Vec::with_capacity(ms.len());
-        for m in &ms {
+        let mut assignment: Vec<ClaimedMatch> = Vec::with_capacity(ms.len());
+        for (m, timing) in &ms {
             let mut best: Option<(u64, u32)> = None;
             let (mut any_script, mut max_paid) = (false, 0u64);
             let (mut blocked_local, mut blocked_global) = (None, None);
@@ -1030,7 +1161,11 @@ impl Peg {
             match best {
                 Some((_, vout)) => {
                     taken.insert(vout);
-                    assignment.push((id, OutPoint { txid, vout }));
+                    assignment.push(ClaimedMatch {
+                        match_id: id,
+                        outpoint: OutPoint { txid, vout },
+                        timing: *timing,
+                    });
                 }
                 None if !any_script => return Err(ClaimError::WrongScript(id)),
                 None => {
@@ -1048,8 +1183,84 @@ impl Peg {
                 }
             }
         }
-        assignment.sort();
+        assignment.sort_by_key(|c| c.match_id);
         Ok(assignment)
+    }
+}
+
+impl Refusal for OrderError {
+    fn reason(&self) -> &'static str {
+        match self {
+            OrderError::ZeroAmount => "zero-amount",
+            OrderError::MinFillAboveAmount { .. } => "min-fill-above-amount",
+            OrderError::FeeTooHigh(_) => "fee-too-high",
+            OrderError::ExpiryInPast { .. } => "expiry-in-past",
+            OrderError::BadScript => "bad-payee-script",
+            OrderError::Overflow => "overflow",
+        }
+    }
+}
+
+impl Refusal for TakeError {
+    fn reason(&self) -> &'static str {
+        match self {
+            TakeError::UnknownOrder(_) => "unknown-order",
+            TakeError::OrderExpired { .. } => "order-expired",
+            TakeError::ZeroAmount => "zero-amount",
+            TakeError::ExceedsRemaining { .. } => "exceeds-remaining",
+            TakeError::BelowMinFill { .. } => "below-min-fill",
+            TakeError::Dust { .. } => "dust",
+            TakeError::BondTooSmall { .. } => "bond-too-small",
+            TakeError::Overflow => "overflow",
+        }
+    }
+}
+
+impl Refusal for CancelError {
+    fn reason(&self) -> &'static str {
+        match self {
+            CancelError::UnknownOrder(_) => "unknown-order",
+            CancelError::NotMaker(_) => "not-maker",
+        }
+    }
+}
+
+impl Refusal for ClaimError {
+    fn reason(&self) -> &'static str {
+        match self {
+            ClaimError::NoMatches => "no-matches",
+            ClaimError::DuplicateMatchId(_) => "duplicate-match",
+            ClaimError::UnknownBlock(_) => "unknown-block",
+            ClaimError::StaleBlock(_) => "stale-block",
+            ClaimError::TooFewConfirmations { .. } => "too-few-confirmations",
+            ClaimError::Spv(e) => e.reason(),
+            ClaimError::MissingCommitment => "missing-commitment",
+            ClaimError::MultipleCommitments => "multiple-commitments",
+            ClaimError::WrongCommitment => "wrong-commitment",
+            ClaimError::UnknownMatch(_) => "unknown-match",
+            ClaimError::AlreadyClaimed(_) => "already-claimed",
+            ClaimError::EscrowRetaken(_) => "escrow-retaken",
+            ClaimError::WrongScript(_) => "wrong-script",
+            ClaimError::ShortAmount { .. } => "short-amount",
+            ClaimError::OutputPaysTwoMatches { .. } => "output-pays-two-matches",
+            ClaimError::OutpointAlreadyClaimed { .. } => "outpoint-already-claimed",
+        }
+    }
+}
+
+impl Refusal for SpvError {
+    fn reason(&self) -> &'static str {
+        match self {
+            SpvError::BadTransaction(_) => "bad-transaction",
+            SpvError::SixtyFourByteTransaction => "64-byte-transaction",
+            SpvError::BranchTooLong(_) => "branch-too-long",
+            SpvError::PositionOutOfRange { .. } => "position-out-of-range",
+            SpvError::DuplicateNode => "duplicate-node",
+            SpvError::RootMismatch => "root-mismatch",
+            SpvError::NotCoinbase => "not-coinbase",
+            SpvError::BadCoinbaseProof(_) => "bad-coinbase-proof",
+            SpvError::DepthMismatch { .. } => "depth-mismatch",
+        }
     }
 }
 
@@ -1151,8 +1362,17 @@ mod tests {
         chain.submit(&[h], h.time).unwrap();
         peg.used_outpoints.insert(OutPoint { txid, vout: 0 });
         let raw = bitcoin::consensus::serialize(&tx);
+        // The paying transaction is the block's only one, so it is its own coinbase.
+        let proof = PaymentProof {
+            raw_tx: &raw,
+            block_hash: h.block_hash(),
+            branch: &[],
+            position: 0,
+            coinbase_tx: &raw,
+            coinbase_branch: &[],
+        };
         assert_eq!(
-            peg.claim(&chain, &raw, h.block_hash(), &[], 0, &[m]),
+            peg.claim(&chain, &proof, &[m]),
             Err(ClaimError::OutpointAlreadyClaimed {
                 id: m,
                 outpoint: OutPoint { txid, vout: 0 }
@@ -1160,7 +1380,7 @@ mod tests {
         );
         peg.used_outpoints.clear();
         assert_eq!(
-            peg.claim(&chain, &raw, h.block_hash(), &[], 0, &[m])
+            peg.claim(&chain, &proof, &[m])
                 .unwrap()
                 .len(),
             2

@@ -15,7 +15,6 @@ use common::{coinbase, mine_header, out, p2wpkh, payment, unmined_header, Includ
 use rexe_bridge::call::PegCall;
 use rexe_bridge::contract::PegContract;
 use rexe_bridge::peg::{commitment_script, MatchId, MatchState, OrderId, Sats};
-use rexe_bridge::spv;
 use rexe_chain::seal::TestSealer;
 use rexe_chain::system::SystemId;
 use rexe_chain::{
@@ -203,15 +202,7 @@ impl L2 {
         let hash = h.block_hash();
         self.btc.insert(hash, (h, all.clone()));
         let inc = (1..all.len())
-            .map(|i| Included {
-                block: hash,
-                raw: bitcoin::consensus::serialize(&all[i]),
-                branch: spv::branch_for(&txids, i)
-                    .into_iter()
-                    .map(TxMerkleNode::from_byte_array)
-                    .collect(),
-                pos: i as u32,
-            })
+            .map(|i| Included::at(hash, &all, &txids, i))
             .collect();
         (hash, inc)
     }
@@ -315,6 +306,8 @@ impl L2 {
             block_hash: inc.block,
             branch: inc.branch.clone(),
             position: inc.pos,
+            coinbase_tx: inc.coinbase.clone(),
+            coinbase_branch: inc.coinbase_branch.clone(),
             match_ids: ids.to_vec(),
         }
     }
@@ -613,6 +606,8 @@ fn claim_attacks_are_rejected_on_chain_with_their_own_errors() {
                 block_hash: BtcHash::from_byte_array([7; 32]),
                 branch: inc[2].branch.clone(),
                 position: inc[2].pos,
+                coinbase_tx: inc[2].coinbase.clone(),
+                coinbase_branch: inc[2].coinbase_branch.clone(),
                 match_ids: vec![m3],
             },
             "not in the tracked header chain",

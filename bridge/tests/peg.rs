@@ -163,7 +163,7 @@ fn order_expiry_refunds_and_take_of_expired_order_fails() {
 }
 
 #[test]
-fn match_expiry_returns_escrow_to_order_and_bond_to_maker_and_blocks_late_claim() {
+fn match_expiry_returns_escrow_to_order_and_bond_to_maker_and_late_claim_draws_it_back() {
     let mut w = World::new();
     let s = p2wpkh(7);
     let o = w.order(addr(1), 100_000, s.clone(), 1_000, 0, 1_000);
@@ -183,7 +183,81 @@ fn match_expiry_returns_escrow_to_order_and_bond_to_maker_and_blocks_late_claim(
         }]
     );
     assert_eq!(w.peg.order(o).unwrap().remaining, Sats(100_000));
-    assert_eq!(w.claim(&late[0], &[m]), Err(ClaimError::MatchExpired(m)));
+    // Nobody re-took the escrow: the late payment still gets it, out of the order. The bond
+    // already went to the maker.
+    assert_eq!(
+        w.claim(&late[0], &[m]).unwrap(),
+        vec![Effect::Release {
+            to: addr(2),
+            amount: Sats(60_000),
+            match_id: m
+        }]
+    );
+    assert_eq!(w.peg.order(o).unwrap().remaining, Sats(40_000));
+    assert!(matches!(
+        w.peg.get_match(m).unwrap().state,
+        MatchState::Claimed { .. }
+    ));
+}
+
+/// A payment confirmed after the deadline, before the match expires (a fee spike): the escrow
+/// is released, the maker keeps the late fee out of the bond, the rest goes back.
+#[test]
+fn late_payment_before_expiry_is_claimed_with_the_late_fee() {
+    let Paid { mut w, m, s } = setup();
+    let owed = w.peg.get_match(m).unwrap().amount_btc_owed.0;
+    let deadline = w.peg.get_match(m).unwrap().btc_deadline_height;
+    w.mine_empty((deadline - w.btc_height()) as usize);
+    let tx = payment(vec![out(&s, owed), out(&commitment_script(&[m]), 0)]);
+    let (_, inc) = w.mine(&[tx]);
+    w.mine_empty(2);
+    assert!(!w.peg.has_due(w.l2_height, w.btc_height()));
+    let fee = w.peg.params().late_fee(Sats(BOND));
+    assert_eq!(fee, Sats(BOND / 2));
+    assert_eq!(
+        w.claim(&inc[0], &[m]).unwrap(),
+        vec![
+            Effect::Release {
+                to: addr(2),
+                amount: Sats(50_000),
+                match_id: m
+            },
+            Effect::BondToMaker {
+                to: addr(1),
+                amount: fee,
+                match_id: m
+            },
+            Effect::BondReturn {
+                to: addr(2),
+                amount: Sats(BOND - fee.0),
+                match_id: m
+            },
+        ]
+    );
+}
+
+/// Late, and the escrow went back to the order at expiry and someone else took it: the late
+/// payment has nothing left to claim, and says so with its own error.
+#[test]
+fn late_payment_after_the_escrow_was_retaken_is_refused() {
+    let mut w = World::new();
+    let s = p2wpkh(7);
+    let o = w.order(addr(1), 60_000, s.clone(), 1_000, 0, 1_000);
+    let m = w.take(o, 60_000, addr(2), BOND).unwrap();
+    let deadline = w.peg.get_match(m).unwrap().btc_deadline_height;
+    w.mine_empty((deadline - w.btc_height()) as usize);
+    let tx = payment(vec![out(&s, 60_000), out(&commitment_script(&[m]), 0)]);
+    let (_, late) = w.mine(&[tx]);
+    w.mine_empty(5);
+    w.expire();
+    // Someone else takes the escrow that came back.
+    let m2 = w.take(o, 30_000, addr(3), BOND).unwrap();
+    assert_eq!(w.claim(&late[0], &[m]), Err(ClaimError::EscrowRetaken(m)));
+    // Two expired matches of one order cannot both draw on what only one of them left.
+    assert_ne!(m, m2);
+    let before = w.peg.totals();
+    assert_eq!(w.claim(&late[0], &[m]), Err(ClaimError::EscrowRetaken(m)));
+    assert_eq!(before, w.peg.totals());
 }
 
 #[test]
@@ -444,23 +518,62 @@ fn shallow_reorg_before_claim_changes_nothing() {
     assert_ne!(snapshot, w.peg.totals());
 }
 
+/// The Merkle leaf/node ambiguity: a real 64-byte transaction `A || B` in a block reads as an
+/// inner node, so a forged payment with txid `A` is "proven" one level beneath the leaves.
+/// The coinbase proof pins the tree's depth and the claim is refused.
 #[test]
-fn payment_after_deadline() {
+fn forged_proof_beneath_a_64_byte_transaction_is_rejected() {
+    use bitcoin::hashes::{sha256d, Hash as _};
     let Paid { mut w, m, s } = setup();
     let owed = w.peg.get_match(m).unwrap().amount_btc_owed.0;
-    let deadline = w.peg.get_match(m).unwrap().btc_deadline_height;
-    w.mine_empty((deadline - w.btc_height()) as usize);
-    let tx = payment(vec![out(&s, owed), out(&commitment_script(&[m]), 0)]);
-    let (_, inc) = w.mine(&[tx]);
-    w.mine_empty(2);
-    assert_eq!(
-        w.claim(&inc[0], &[m]),
-        Err(ClaimError::PaidAfterDeadline {
-            id: m,
-            height: deadline + 1,
-            deadline
-        })
+    // The forged payment never appears on Bitcoin.
+    let forged = payment(vec![out(&s, owed), out(&commitment_script(&[m]), 0)]);
+    let forged_id = forged.compute_txid();
+    let sibling = [0x5a; 32];
+    let tx64_id = bitcoin::Txid::from_raw_hash(sha256d::Hash::hash(
+        &[forged_id.to_byte_array(), sibling].concat(),
+    ));
+    let cb = coinbase(9_999);
+    let leaves = [cb.compute_txid(), tx64_id];
+    let root = TxMerkleNode::from_raw_hash(
+        bitcoin::merkle_tree::calculate_root(leaves.iter().map(|t| t.to_raw_hash())).unwrap(),
     );
+    let tip = w.headers.best_tip().1.header;
+    let h = mine_header(tip.block_hash(), root, tip.time + 600, tip.bits.to_consensus());
+    w.headers.submit(&[h], NOW).unwrap();
+    w.mine_empty(2);
+    let inc = Included {
+        block: h.block_hash(),
+        raw: bitcoin::consensus::serialize(&forged),
+        branch: vec![
+            TxMerkleNode::from_byte_array(sibling),
+            TxMerkleNode::from_raw_hash(leaves[0].to_raw_hash()),
+        ],
+        pos: 2,
+        coinbase: bitcoin::consensus::serialize(&cb),
+        coinbase_branch: vec![TxMerkleNode::from_raw_hash(tx64_id.to_raw_hash())],
+    };
+    // The branch alone checks out: that is the hole the pin closes.
+    let branch: Vec<[u8; 32]> = inc.branch.iter().map(|n| n.to_byte_array()).collect();
+    rexe_bridge::spv::verify_branch(forged_id, &branch, 2, root).unwrap();
+    assert_eq!(
+        w.claim(&inc, &[m]),
+        Err(ClaimError::Spv(SpvError::DepthMismatch { branch: 2, tree: 1 }))
+    );
+    // A coinbase proof that is not the block's coinbase at index 0 is refused too.
+    let mut swapped = inc.clone();
+    swapped.coinbase_branch = vec![TxMerkleNode::from_raw_hash(leaves[0].to_raw_hash())];
+    assert!(matches!(
+        w.claim(&swapped, &[m]),
+        Err(ClaimError::Spv(SpvError::BadCoinbaseProof(_)))
+    ));
+    let mut not_cb = inc.clone();
+    not_cb.coinbase = inc.raw.clone();
+    assert_eq!(
+        w.claim(&not_cb, &[m]),
+        Err(ClaimError::Spv(SpvError::NotCoinbase))
+    );
+    assert_eq!(w.peg.get_match(m).unwrap().state, MatchState::Open);
 }
 
 #[test]
@@ -517,16 +630,7 @@ fn state_round_trips_through_serde() {
     let hc2: rexe_bridge::headers::HeaderChain = serde_json::from_str(&hc_json).unwrap();
     assert_eq!(hc2.best_tip().0, w.headers.best_tip().0);
     assert_eq!(peg2.totals(), w.peg.totals());
-    let a = peg2
-        .claim(
-            &hc2,
-            &inc[0].raw,
-            inc[0].block,
-            &inc[0].branch,
-            inc[0].pos,
-            &[m],
-        )
-        .unwrap();
+    let a = peg2.claim(&hc2, &inc[0].proof(), &[m]).unwrap();
     let b = w.claim(&inc[0], &[m]).unwrap();
     assert_eq!(a, b);
     assert_eq!(

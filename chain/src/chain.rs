@@ -9,6 +9,8 @@
 //! instant therefore restarts at the last committed block with exactly the state a clean
 //! replay gives.
 
+mod anchor;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,6 +215,14 @@ pub enum BlockError {
         /// Maximum.
         max: u64,
     },
+    /// The branch forks below the latest Bitcoin-anchored block: final, whatever its work.
+    #[error("branch forks at height {fork}, below the Bitcoin-anchored block at height {anchor}")]
+    BelowAnchor {
+        /// Height of the last block the branch shares with the active chain.
+        fork: u64,
+        /// Height of the latest anchored block.
+        anchor: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -405,6 +415,9 @@ pub struct Chain {
     last_contract_receipts: Vec<ContractReceipt>,
     /// Micro-transactions run and reverted in the last connected block.
     last_counts: (u64, u64),
+    /// Bitcoin-anchored finality: the latest anchored active block and the seal parents of
+    /// recent blocks (see `anchor.rs`).
+    anchor: anchor::Anchors,
 }
 
 /// Counters since the chain was opened (for metrics).
@@ -425,6 +438,13 @@ fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> H
     if !systems.is_empty() {
         b.push(0xff);
         b.extend(systems.iter().map(|c| c.id().0));
+        // Rules versions only when some contract has one, so older fingerprints stay valid.
+        if systems.iter().any(|c| c.rules_version() != 0) {
+            b.push(0xfe);
+            for c in systems {
+                c.rules_version().encode(&mut b);
+            }
+        }
     }
     b.push(p.network.magic());
     b.push(p.shard_order.get());
@@ -594,6 +614,7 @@ impl Chain {
             stats: ChainStats::default(),
             last_contract_receipts: Vec::new(),
             last_counts: (0, 0),
+            anchor: anchor::Anchors::default(),
         };
         let fp = params_fingerprint(&chain.params, &chain.systems);
         match chain.db.tip()? {
@@ -608,6 +629,7 @@ impl Chain {
         }
         chain.load_index()?;
         chain.recover()?;
+        chain.load_anchor()?;
         let warmed = for_each_shard(&mut chain.shards, chain.config.threads, ShardStore::warm);
         for w in warmed {
             w?;
@@ -1167,6 +1189,7 @@ impl Chain {
     fn connect(&mut self, block: &Block, trusted: bool, log: Log) -> Result<(), BlockError> {
         let started = std::time::Instant::now();
         self.connect_inner(block, trusted, log)?;
+        self.note_connected(block)?;
         self.stats.blocks_connected += 1;
         self.stats.txs_connected += block.tx_count() as u64;
         self.stats.connect_secs += started.elapsed().as_secs_f64();
@@ -1402,6 +1425,7 @@ impl Chain {
             s.undo_top()?;
         }
         self.active.pop();
+        self.note_disconnected();
         self.stats.blocks_disconnected += 1;
         (self.inbound, self.global_inbound) = self.load_relays(self.tip_hash())?;
         self.restore_global(self.tip_height())?;
@@ -1517,6 +1541,12 @@ impl Chain {
         }
         let fork = self.index[&cur].header.height;
         let depth = self.tip_height() - fork;
+        if let Some((anchor, _)) = self.anchor() {
+            if fork < anchor {
+                tracing::warn!(fork, anchor, new_tip = %new_tip, "refusing a branch with more work that forks below the anchored block");
+                return Err(BlockError::BelowAnchor { fork, anchor });
+            }
+        }
         if depth > self.params.undo_depth {
             return Err(BlockError::ReorgTooDeep {
                 depth,

@@ -17,6 +17,14 @@ pub struct SealError(pub String);
 pub trait Sealer: Send + Sync {
     /// Accepts the seal when it proves `header.bits` worth of work over `header.hash()`.
     fn verify(&self, header: &Header, seal: &[u8]) -> Result<(), SealError>;
+    /// The Bitcoin block whose work sealed the header (internal byte order), for a seal
+    /// that names one (AuxPoW: the parent block). Called on seals that verified. It anchors
+    /// the L2 block once that Bitcoin block is buried on the tracked Bitcoin chain
+    /// (see [`crate::Chain::anchor`]).
+    fn bitcoin_parent(&self, seal: &[u8]) -> Option<[u8; 32]> {
+        let _ = seal;
+        None
+    }
 }
 
 /// A stand-in proof of work: the seal is an 8-byte nonce and

@@ -76,7 +76,10 @@ pub struct Credit {
     pub amount: Amount,
 }
 
-/// Why a call was refused: the message is recorded in the call's receipt.
+/// Why a call was refused: the message is recorded in the call's receipt. A refusal with a
+/// stable machine-readable reason ends its message with ` [reason]` ([`CallError::coded`]);
+/// [`split_code`] takes it back out (the node's RPC returns it as `error.data.reason` and in
+/// receipts as `error_code`).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("{0}")]
 pub struct CallError(pub String);
@@ -86,6 +89,29 @@ impl CallError {
     pub fn new(msg: impl fmt::Display) -> Self {
         CallError(msg.to_string())
     }
+
+    /// A refusal with `msg` and a stable reason code (`[a-z0-9-]+`, e.g. `escrow-retaken`).
+    pub fn coded(msg: impl fmt::Display, code: &str) -> Self {
+        CallError(format!("{msg} [{code}]"))
+    }
+}
+
+/// Splits a refusal message into its text and its stable reason code, if it has one
+/// (see [`CallError::coded`]).
+pub fn split_code(msg: &str) -> (&str, Option<&str>) {
+    if let Some(body) = msg.strip_suffix(']') {
+        if let Some(i) = body.rfind(" [") {
+            let code = &body[i + 2..];
+            if !code.is_empty()
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return (&msg[..i], Some(code));
+            }
+        }
+    }
+    (msg, None)
 }
 
 /// A native contract with state on the global lane. Implementations must be deterministic:
@@ -111,6 +137,18 @@ pub trait SystemContract: Send + Sync {
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with a snapshot taken by [`SystemContract::snapshot`].
     fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError>;
+    /// Whether the Bitcoin block `btc_block` (internal byte order) is buried deep enough on
+    /// the Bitcoin chain this contract tracks to anchor the L2 blocks it sealed: fork choice
+    /// never reorganises below an anchored block (see [`crate::Chain::anchor`]).
+    fn anchors(&self, btc_block: &[u8; 32]) -> bool {
+        let _ = btc_block;
+        false
+    }
+    /// A version of the contract's consensus rules, part of the chain's parameter
+    /// fingerprint: a data directory made under other rules is refused at open.
+    fn rules_version(&self) -> u32 {
+        0
+    }
     /// For queries: downcast to the concrete contract.
     fn as_any(&self) -> &dyn Any;
     /// For the global lane's own contracts (user contract state): mutable downcast.
@@ -128,4 +166,21 @@ pub struct Receipt {
     pub contract: SystemId,
     /// `None` on success, else why it failed (its value was refunded).
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_round_trip_and_plain_messages_have_none() {
+        let e = CallError::coded("claim: match 3 expired", "escrow-retaken");
+        assert_eq!(
+            split_code(&e.0),
+            ("claim: match 3 expired", Some("escrow-retaken"))
+        );
+        assert_eq!(split_code("plain text"), ("plain text", None));
+        assert_eq!(split_code("ids [1, 2]"), ("ids [1, 2]", None));
+        assert_eq!(split_code("x []"), ("x []", None));
+    }
 }

@@ -3,6 +3,7 @@
 //! header's hash meets the block's target. The parent need not meet Bitcoin's target nor be
 //! on Bitcoin's best chain: stale and premature work count.
 
+use bitcoin::hashes::Hash as _;
 use rexe_chain::seal::{SealError, Sealer};
 use rexe_chain::Header;
 
@@ -35,5 +36,10 @@ impl Sealer for AuxPowSealer {
             .map_err(|e| SealError(e.to_string()))?;
         aux.check_pow(header.target())
             .map_err(|e| SealError(e.to_string()))
+    }
+
+    fn bitcoin_parent(&self, seal: &[u8]) -> Option<[u8; 32]> {
+        let aux = AuxPow::decode(seal).ok()?;
+        Some(aux.parent.block_hash().to_byte_array())
     }
 }

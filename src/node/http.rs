@@ -88,14 +88,22 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The JSON-RPC error object; a contract refusal's stable code (see
+/// `rexe_chain::system::split_code`) goes in `data.reason`.
+fn error_json(e: &RpcError) -> Value {
+    let (message, reason) = rexe_chain::system::split_code(&e.message);
+    match reason {
+        Some(r) => json!({"code": e.code, "message": message, "data": {"reason": r}}),
+        None => json!({"code": e.code, "message": e.message}),
+    }
+}
+
 fn reply(id: Value, v2: bool, r: Result<Value, RpcError>) -> Value {
     let mut out = match r {
         Ok(result) if v2 => json!({"result": result, "id": id}),
         Ok(result) => json!({"result": result, "error": null, "id": id}),
-        Err(e) if v2 => json!({"error": {"code": e.code, "message": e.message}, "id": id}),
-        Err(e) => {
-            json!({"result": null, "error": {"code": e.code, "message": e.message}, "id": id})
-        }
+        Err(e) if v2 => json!({"error": error_json(&e), "id": id}),
+        Err(e) => json!({"result": null, "error": error_json(&e), "id": id}),
     };
     if v2 {
         out["jsonrpc"] = json!("2.0");

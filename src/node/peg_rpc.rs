@@ -4,7 +4,7 @@
 
 use bitcoin::{Address as BtcAddress, Network as BtcNetwork, Script};
 use rexe_bridge::contract::PegContract;
-use rexe_bridge::peg::{Match, MatchId, MatchState, Order, Sats};
+use rexe_bridge::peg::{Match, MatchId, MatchState, Order, Peg, Sats};
 use rexe_chain::{Address, Chain};
 use serde_json::{json, Value};
 
@@ -38,7 +38,7 @@ fn order_json(chain: &Chain, o: &Order, net: BtcNetwork) -> Value {
     })
 }
 
-fn match_json(chain: &Chain, m: &Match, net: BtcNetwork, btc_tip: u32) -> Value {
+fn match_json(chain: &Chain, peg: &Peg, m: &Match, net: BtcNetwork, btc_tip: u32) -> Value {
     let (state, outpoint) = match m.state {
         MatchState::Open => ("open", None),
         MatchState::Claimed { outpoint } => ("claimed", Some(outpoint.to_string())),
@@ -57,6 +57,7 @@ fn match_json(chain: &Chain, m: &Match, net: BtcNetwork, btc_tip: u32) -> Value 
         "bond": m.bond.0,
         "btc_deadline_height": m.btc_deadline_height,
         "blocks_to_deadline": i64::from(m.btc_deadline_height) - i64::from(btc_tip),
+        "escrow_claimable": peg.escrow_claimable(m.match_id),
     })
 }
 
@@ -78,6 +79,7 @@ pub fn info(chain: &Chain) -> Result<Value, RpcError> {
         "confirmations_required": params.confirmations,
         "payment_window": params.payment_window,
         "claim_grace": params.claim_grace,
+        "late_fee_bps": params.late_fee_bps,
         "bond_bps": params.bond_bps,
         "bond_min": params.bond_min.0,
         "open_orders": p.peg().orders().count(),
@@ -130,6 +132,7 @@ pub fn get_match(chain: &Chain, id: u64) -> Result<Value, RpcError> {
         .ok_or_else(|| RpcError::new(-5, format!("no match {id}")))?;
     Ok(match_json(
         chain,
+        p.peg(),
         m,
         p.headers().network(),
         p.headers().tip_height(),
@@ -153,7 +156,7 @@ pub fn matches(chain: &Chain, who: Option<Address>) -> Result<Value, RpcError> {
                     || p.peg().order(m.order_id).is_some_and(|o| o.maker.0 == a.0)
             }
         })
-        .map(|m| match_json(chain, m, net, tip))
+        .map(|m| match_json(chain, p.peg(), m, net, tip))
         .collect();
     Ok(json!(list))
 }

@@ -142,13 +142,16 @@ fn header_json(chain: &Chain, hash: BlockHash) -> Result<Value, RpcError> {
     let h = chain
         .header(&hash)
         .ok_or_else(|| RpcError::not_found("block not found"))?;
-    let confirmations = match chain.hash_at(h.height) {
-        Some(a) if a == hash => (chain.tip_height() - h.height + 1) as i64,
-        _ => -1,
+    let active = chain.hash_at(h.height) == Some(hash);
+    let confirmations = if active {
+        (chain.tip_height() - h.height + 1) as i64
+    } else {
+        -1
     };
     let mut v = serde_json::to_value(h).map_err(RpcError::internal)?;
     v["hash"] = json!(hash.to_string());
     v["confirmations"] = json!(confirmations);
+    v["final"] = json!(active && chain.is_final(h.height));
     v["miner"] = json!(h.miner.encode(chain.params().network));
     Ok(v)
 }
@@ -210,6 +213,10 @@ pub fn call(
                 "shards": chain.params().shard_order.shard_count(),
                 "mempool_size": chain.mempool().len(),
                 "state_root": chain.tip_header().state_root.to_string(),
+                "anchor": chain.anchor().map(|(h, hash)| json!({
+                    "height": h,
+                    "hash": hash.to_string(),
+                })),
             }))
         }
         "getblockcount" => {
@@ -298,6 +305,7 @@ pub fn call(
                         "shard": shard.0,
                         "position": position,
                         "confirmations": confirmations,
+                        "final": chain.is_final(height),
                         "tx": tx,
                     }))
                 }
@@ -396,14 +404,26 @@ pub fn call(
                 .parse()
                 .map_err(|_| RpcError::new(-8, "txid must be 64 hex digits"))?;
             match chain.call_receipt(txid).map_err(RpcError::internal)? {
-                Some((block, height, r)) => Ok(json!({
-                    "txid": txid.to_string(),
-                    "contract": r.contract.0,
-                    "blockhash": block.to_string(),
-                    "height": height,
-                    "success": r.error.is_none(),
-                    "error": r.error,
-                })),
+                Some((block, height, r)) => {
+                    let (message, code) = match &r.error {
+                        Some(e) => {
+                            let (m, c) = rexe_chain::system::split_code(e);
+                            (Some(m), c)
+                        }
+                        None => (None, None),
+                    };
+                    Ok(json!({
+                        "txid": txid.to_string(),
+                        "contract": r.contract.0,
+                        "blockhash": block.to_string(),
+                        "height": height,
+                        "confirmations": chain.tip_height().saturating_sub(height) + 1,
+                        "final": chain.is_final(height),
+                        "success": r.error.is_none(),
+                        "error": message,
+                        "error_code": code,
+                    }))
+                }
                 None => Err(RpcError::not_found(
                     "no receipt: the call has not run on the active chain (yet)",
                 )),

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
-use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::MatchId;
 use rexe_chain::Txid;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -44,7 +43,12 @@ fn backoff_secs(attempts: i64) -> i64 {
 }
 
 /// Refusals that a later try can cure: the headers are not relayed yet, or a Bitcoin reorg.
-fn is_passing(err: &str) -> bool {
+/// Decided on the peg's stable reason code when the node gave one (receipts), else on the
+/// message.
+fn is_passing(err: &str, code: Option<&str>) -> bool {
+    if let Some(c) = code {
+        return matches!(c, "unknown-block" | "stale-block" | "too-few-confirmations");
+    }
     [
         "is not in the tracked header chain",
         "is not on the best tracked Bitcoin chain",
@@ -183,8 +187,15 @@ impl<S: BitcoinSource> Claimer<S> {
             self.note(id, "done", None, "claimed", None, now)?;
             return Ok(Progress::Done);
         }
-        if let Some(m) = matches.iter().find(|m| m["state"] == "expired") {
-            let msg = format!("match {} expired before the claim", m["match_id"]);
+        // An expired match can still be claimed late while its order holds the escrow.
+        if let Some(m) = matches
+            .iter()
+            .find(|m| m["state"] == "expired" && m["escrow_claimable"] != true)
+        {
+            let msg = format!(
+                "match {} expired unpaid and its escrow was re-taken or refunded",
+                m["match_id"]
+            );
             self.note(id, "failed", None, &msg, None, now)?;
             return Ok(Progress::Failed(msg));
         }
@@ -200,7 +211,12 @@ impl<S: BitcoinSource> Claimer<S> {
                     self.note(id, "done", None, "claimed", None, now)?;
                     Ok(Progress::Done)
                 }
-                Some(r) => self.refused(w, r["error"].as_str().unwrap_or("refused"), now),
+                Some(r) => self.refused(
+                    w,
+                    r["error"].as_str().unwrap_or("refused"),
+                    r["error_code"].as_str(),
+                    now,
+                ),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
                 None => self.retry(w, "claim transaction dropped by the L2 node".into(), now),
             };
@@ -232,13 +248,7 @@ impl<S: BitcoinSource> Claimer<S> {
             self.note(id, "waiting", None, &msg, Some(2), now)?;
             return Ok(Progress::Waiting(msg));
         }
-        let call = PegCall::Claim {
-            raw_tx: proof.raw,
-            block_hash: proof.block,
-            branch: proof.branch,
-            position: proof.position,
-            match_ids: w.match_ids.clone(),
-        };
+        let call = proof.claim(w.match_ids.clone());
         match self.l2.send(0, &call) {
             Ok(l2) => {
                 self.note(
@@ -255,7 +265,7 @@ impl<S: BitcoinSource> Claimer<S> {
             Err(e) => {
                 let msg = format!("{e:#}");
                 if msg.contains("refused by the contract") {
-                    self.refused(w, &msg, now)
+                    self.refused(w, &msg, None, now)
                 } else {
                     self.retry(w, msg, now)
                 }
@@ -277,12 +287,16 @@ impl<S: BitcoinSource> Claimer<S> {
     }
 
     /// The peg refused the claim (at admission or when it ran).
-    fn refused(&self, w: &Work, err: &str, now: i64) -> Result<Progress> {
-        if err.contains("already claimed") && !err.contains("output") {
+    fn refused(&self, w: &Work, err: &str, code: Option<&str>, now: i64) -> Result<Progress> {
+        let already = match code {
+            Some(c) => c == "already-claimed",
+            None => err.contains("already claimed") && !err.contains("output"),
+        };
+        if already {
             self.note(&w.btc_txid, "done", None, err, None, now)?;
             return Ok(Progress::Done);
         }
-        if is_passing(err) {
+        if is_passing(err, code) {
             self.note(
                 &w.btc_txid,
                 "waiting",

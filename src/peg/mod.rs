@@ -346,16 +346,7 @@ pub fn run(cmd: PegCmd) -> Result<()> {
             let proof = src
                 .proof(btc_txid, &payee)?
                 .with_context(|| format!("{btc_txid} is not confirmed on Bitcoin yet"))?;
-            let txid = c.send(
-                0,
-                &PegCall::Claim {
-                    raw_tx: proof.raw,
-                    block_hash: proof.block,
-                    branch: proof.branch,
-                    position: proof.position,
-                    match_ids: ids,
-                },
-            )?;
+            let txid = c.send(0, &proof.claim(ids))?;
             c.wait(txid, WAIT)?;
             println!("claimed: the rxBTC is released to the matches' recipients");
         }

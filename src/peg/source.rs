@@ -10,6 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Script, TxMerkleNode, Txid};
+use rexe_bridge::call::PegCall;
+use rexe_bridge::peg::MatchId;
 use rexe_bridge::spv;
 use rexe_miner::bitcoind::{Bitcoind, RpcError};
 use rexe_wallet::electrum::{self as ec, ElectrumApi};
@@ -28,6 +30,29 @@ pub struct TxProof {
     pub branch: Vec<TxMerkleNode>,
     /// Position in the block.
     pub position: u32,
+    /// The block's coinbase transaction, consensus-encoded.
+    pub coinbase: Vec<u8>,
+    /// The coinbase's Merkle branch (index 0), which pins the tree's depth.
+    pub coinbase_branch: Vec<TxMerkleNode>,
+}
+
+impl TxProof {
+    /// The peg call claiming `match_ids` with this proof.
+    pub fn claim(self, match_ids: Vec<MatchId>) -> PegCall {
+        PegCall::Claim {
+            raw_tx: self.raw,
+            block_hash: self.block,
+            branch: self.branch,
+            position: self.position,
+            coinbase_tx: self.coinbase,
+            coinbase_branch: self.coinbase_branch,
+            match_ids,
+        }
+    }
+}
+
+fn nodes(branch: Vec<[u8; 32]>) -> Vec<TxMerkleNode> {
+    branch.into_iter().map(TxMerkleNode::from_byte_array).collect()
 }
 
 /// A view of Bitcoin's best chain.
@@ -112,15 +137,23 @@ impl BitcoinSource for Bitcoind {
             .iter()
             .position(|t| *t == txid)
             .ok_or_else(|| anyhow!("{txid} not in block {block}"))?;
+        // The coinbase by block hash: works without -txindex.
+        let cb = self
+            .call(
+                "getrawtransaction",
+                json!([txids[0].to_string(), false, block]),
+            )
+            .with_context(|| format!("bitcoind getrawtransaction of {block}'s coinbase"))?;
+        let coinbase = hex::decode(cb.as_str().unwrap_or_default())
+            .context("bitcoind returned a coinbase that is not hex")?;
         Ok(Some(TxProof {
             raw,
             block: block.parse().context("bad block hash")?,
             height: b["height"].as_u64().unwrap_or(0) as u32,
-            branch: spv::branch_for(&txids, position)
-                .into_iter()
-                .map(TxMerkleNode::from_byte_array)
-                .collect(),
+            branch: nodes(spv::branch_for(&txids, position)),
             position: position as u32,
+            coinbase,
+            coinbase_branch: nodes(spv::branch_for(&txids, 0)),
         }))
     }
 
@@ -226,28 +259,39 @@ impl BitcoinSource for Electrum {
         let raw = self.with("blockchain.transaction.get", |c| {
             c.transaction_get_raw(&txid)
         })?;
-        let branch: Vec<TxMerkleNode> = m
-            .merkle
-            .iter()
-            .map(|b| {
-                // Electrum sends hashes in display (reversed) order.
-                let mut b = *b;
-                b.reverse();
-                TxMerkleNode::from_byte_array(b)
-            })
-            .collect();
+        // The block's coinbase with its branch: `blockchain.transaction.id_from_pos` at 0.
+        let cb = self.with("blockchain.transaction.id_from_pos", |c| {
+            c.txid_from_pos_with_merkle(m.block_height, 0)
+        })?;
+        let coinbase = self.with("blockchain.transaction.get", |c| {
+            c.transaction_get_raw(&cb.tx_hash)
+        })?;
         Ok(Some(TxProof {
             raw,
             block: header.block_hash(),
             height: m.block_height as u32,
-            branch,
+            branch: electrum_branch(&m.merkle),
             position: m.pos as u32,
+            coinbase,
+            coinbase_branch: electrum_branch(&cb.merkle),
         }))
     }
 
     fn describe(&self) -> String {
         format!("electrum {}", self.url)
     }
+}
+
+/// A branch as Electrum sends it (hashes in display, i.e. reversed, order).
+fn electrum_branch(merkle: &[[u8; 32]]) -> Vec<TxMerkleNode> {
+    merkle
+        .iter()
+        .map(|b| {
+            let mut b = *b;
+            b.reverse();
+            TxMerkleNode::from_byte_array(b)
+        })
+        .collect()
 }
 
 impl<T: BitcoinSource + ?Sized> BitcoinSource for Box<T> {

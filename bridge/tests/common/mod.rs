@@ -13,7 +13,9 @@ use bitcoin::{
     TxMerkleNode, TxOut, Txid, Witness,
 };
 use rexe_bridge::headers::HeaderChain;
-use rexe_bridge::peg::{Effect, L2Address, MatchId, NewOrder, OrderId, Peg, PegParams, Sats};
+use rexe_bridge::peg::{
+    Effect, L2Address, MatchId, NewOrder, OrderId, PaymentProof, Peg, PegParams, Sats,
+};
 use rexe_bridge::spv;
 
 pub const REGTEST_BITS: u32 = 0x207f_ffff;
@@ -107,6 +109,40 @@ pub struct Included {
     pub raw: Vec<u8>,
     pub branch: Vec<TxMerkleNode>,
     pub pos: u32,
+    /// The block's coinbase and its branch (index 0).
+    pub coinbase: Vec<u8>,
+    pub coinbase_branch: Vec<TxMerkleNode>,
+}
+
+impl Included {
+    /// Inclusion data of `all[i]` in block `block` (whose transactions are `all`, ids `txids`).
+    pub fn at(block: BlockHash, all: &[Transaction], txids: &[Txid], i: usize) -> Included {
+        let branch = |i| {
+            spv::branch_for(txids, i)
+                .into_iter()
+                .map(TxMerkleNode::from_byte_array)
+                .collect()
+        };
+        Included {
+            block,
+            raw: bitcoin::consensus::serialize(&all[i]),
+            branch: branch(i),
+            pos: i as u32,
+            coinbase: bitcoin::consensus::serialize(&all[0]),
+            coinbase_branch: branch(0),
+        }
+    }
+
+    pub fn proof(&self) -> PaymentProof<'_> {
+        PaymentProof {
+            raw_tx: &self.raw,
+            block_hash: self.block,
+            branch: &self.branch,
+            position: self.pos,
+            coinbase_tx: &self.coinbase,
+            coinbase_branch: &self.coinbase_branch,
+        }
+    }
 }
 
 /// rxBTC balances outside the peg: debits for deposits and bonds, credits for effects.
@@ -216,15 +252,7 @@ impl World {
         self.headers.submit(&[h], NOW).expect("valid header");
         let hash = h.block_hash();
         let inc = (1..all.len())
-            .map(|i| Included {
-                block: hash,
-                raw: bitcoin::consensus::serialize(&all[i]),
-                branch: spv::branch_for(&txids, i)
-                    .into_iter()
-                    .map(TxMerkleNode::from_byte_array)
-                    .collect(),
-                pos: i as u32,
-            })
+            .map(|i| Included::at(hash, &all, &txids, i))
             .collect();
         self.check();
         (hash, inc)
@@ -298,14 +326,7 @@ impl World {
         inc: &Included,
         ids: &[MatchId],
     ) -> Result<Vec<Effect>, rexe_bridge::peg::ClaimError> {
-        let r = self.peg.claim(
-            &self.headers,
-            &inc.raw,
-            inc.block,
-            &inc.branch,
-            inc.pos,
-            ids,
-        );
+        let r = self.peg.claim(&self.headers, &inc.proof(), ids);
         if let Ok(e) = &r {
             self.ledger.apply(e);
         }
