@@ -130,6 +130,18 @@ fn print(v: &serde_json::Value) {
 
 /// A fee rate from `--feerate` (sat/vB) or the Electrum server's estimate for 6 blocks
 /// (`blockchain.estimatefee`, BTC/kvB), at least 1 sat/vB.
+/// The Electrum server's estimate for confirmation within `blocks`, in sat/vB (`None`: the
+/// server has no estimate).
+pub fn estimate_sat_vb(electrum: &str, blocks: usize) -> Result<Option<f64>> {
+    use rexe_wallet::electrum::ElectrumApi;
+    let client = rexe_wallet::electrum_client(electrum)?;
+    let btc_per_kvb = client
+        .inner
+        .estimate_fee(blocks, None)
+        .with_context(|| format!("fee estimate from Electrum {electrum}"))?;
+    Ok((btc_per_kvb > 0.0).then_some(btc_per_kvb * 100_000.0))
+}
+
 pub fn fee_rate(feerate: Option<f64>, electrum: &str) -> Result<FeeRate> {
     let sat_vb = match feerate {
         Some(f) => {
@@ -138,16 +150,8 @@ pub fn fee_rate(feerate: Option<f64>, electrum: &str) -> Result<FeeRate> {
             }
             f
         }
-        None => {
-            use rexe_wallet::electrum::ElectrumApi;
-            let client = rexe_wallet::electrum_client(electrum)?;
-            let btc_per_kvb = client
-                .inner
-                .estimate_fee(6, None)
-                .with_context(|| format!("fee estimate from Electrum {electrum}"))?;
-            // -1 means "no estimate": fall back to the relay minimum.
-            (btc_per_kvb * 100_000.0).max(1.0)
-        }
+        // No estimate: fall back to the relay minimum.
+        None => estimate_sat_vb(electrum, 6)?.unwrap_or(1.0).max(1.0),
     };
     // 1 sat/vB = 250 sat per 1,000 weight units.
     Ok(FeeRate::from_sat_per_kwu((sat_vb * 250.0).ceil() as u64))

@@ -273,6 +273,11 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
         margin: rexe_wallet::DEFAULT_PAY_MARGIN,
         recipient: bob.l2.address(),
         btc: &btc,
+        finality: crate::peg::pegin::Finality {
+            confirmations: rexe_chain::Network::Devnet.default_l2_confirmations(),
+            timeout: Duration::from_secs(600),
+        },
+        electrum: None,
     };
     let (psbt, owed) = crate::peg::pegin::prepare(&req, &mut b_wallet, &b, &ctx.l2_peer)?;
     let pay = crate::peg::pegin::pay(

@@ -349,6 +349,60 @@ fn stuck_low_fee_payment_is_bumped_with_rbf_and_claimed() {
     env.assert_supply();
 }
 
+/// The take is in an L2 block, but an L2 reorganisation undoes it before it is final: the
+/// wallet pays nothing (it pays only against takes `--l2-confirmations` deep or anchored).
+#[test]
+fn take_reorganised_away_before_it_is_final_is_not_paid() {
+    let (mut env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    env.stop_mining();
+    let pay_args = env.peg_in_args(
+        &bob,
+        100_000,
+        &["--l2-confirmations", "4", "--take-timeout", "20"],
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
+        .args(&pay_args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The take enters the mempool; one block includes it, the next runs it.
+    env.wait_for("the take in the L2 mempool", 60, || {
+        env.rpc("getmempoolinfo", json!([]))["size"].as_u64() > Some(0)
+    });
+    env.mine_l2_to(&alice.l2);
+    env.mine_l2_to(&alice.l2);
+    env.wait_for("the match", 30, || {
+        env.rpc("listpegmatches", json!([]))
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    assert_eq!(env.peg_match(0)["state"], "open");
+    // Not final yet (1 of 4 confirmations): undo both blocks.
+    let tip = env.rpc("getblockcount", json!([])).as_u64().unwrap();
+    let including = env.rpc("getblockhash", json!([tip - 1]));
+    env.rpc("invalidateblock", json!([including]));
+    assert_eq!(
+        env.rpc("listpegmatches", json!([]))
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing was paid"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("paid: Bitcoin transaction"),
+        "{stderr}"
+    );
+    // No payment reached Bitcoin.
+    assert_eq!(env.btc("getrawmempool", json!([])), json!([]));
+}
+
 #[test]
 fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
     let (env, alice, bob) = alice_and_bob();
@@ -385,8 +439,25 @@ fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
     env.wait_for("Alice's bond", 30, || {
         env.l2_balance(&alice.l2) == alice_before + 1_000
     });
-    // A payment the claimer is told about for the expired match is marked failed at once
-    // instead of being retried forever.
+    // The escrow is back in the order: a late payment could still claim it. Once someone
+    // else takes it, a payment the claimer is told about for the expired match is marked
+    // failed at once instead of being retried forever.
+    assert_eq!(env.peg_match(0)["escrow_claimable"], true);
+    env.ok(&[
+        &[
+            "peg",
+            "take",
+            "--wallet",
+            alice.arg(),
+            "--order",
+            "0",
+            "--amount",
+            "100000",
+        ][..],
+        &args(&env.l2_args())[..],
+    ]
+    .concat());
+    assert_eq!(env.peg_match(0)["escrow_claimable"], false);
     let some_tx = env.btc("getblock", json!([env.btc("getblockhash", json!([1])), 1]))["tx"][0]
         .as_str()
         .unwrap()
@@ -406,7 +477,7 @@ fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
         &args(&env.net_args())[..],
     ]
     .concat());
-    assert!(out.contains("Failed") && out.contains("expired"), "{out}");
+    assert!(out.contains("Failed") && out.contains("re-taken"), "{out}");
     env.assert_supply();
 }
 

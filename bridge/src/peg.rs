@@ -305,9 +305,23 @@ pub enum OrderError {
         /// current.
         height: u64,
     },
-    /// The payout script cannot receive coins (empty, OP_RETURN or too big).
-    #[error("payout script is unspendable or too large")]
-    BadScript,
+    /// The payout script is not one Bitcoin Core relays by default: a payment to it could
+    /// never confirm, and the taker's bond would go to the maker.
+    #[error(
+        "payout script is {kind}, which Bitcoin Core does not relay: use P2PKH, P2SH, P2WPKH, P2WSH or P2TR"
+    )]
+    NonStandardPayee {
+        /// What the script is (bare multisig, witness v2, OP_RETURN, ...).
+        kind: &'static str,
+    },
+    /// Even the whole order, after the maker's fee, is below the payee type's dust threshold.
+    #[error("the order pays {owed} sats after its fee, below the dust threshold {dust} of its payout script")]
+    DustPayee {
+        /// BTC owed for the whole order.
+        owed: u64,
+        /// Core's dust threshold for the script at the default dust relay fee.
+        dust: u64,
+    },
     /// Counter overflow.
     #[error("too many orders")]
     Overflow,
@@ -692,8 +706,15 @@ impl Peg {
                 height: l2_height,
             });
         }
-        if btc_script.is_empty() || btc_script.is_op_return() || btc_script.len() > 10_000 {
-            return Err(OrderError::BadScript);
+        if let Some(kind) = nonstandard_payee(btc_script) {
+            return Err(OrderError::NonStandardPayee { kind });
+        }
+        let (owed, dust) = (
+            Self::owed(amount, fee_bps).0,
+            btc_script.minimal_non_dust().to_sat(),
+        );
+        if owed < dust {
+            return Err(OrderError::DustPayee { owed, dust });
         }
         if self.next_order == u64::MAX {
             return Err(OrderError::Overflow);
@@ -1195,7 +1216,8 @@ impl Refusal for OrderError {
             OrderError::MinFillAboveAmount { .. } => "min-fill-above-amount",
             OrderError::FeeTooHigh(_) => "fee-too-high",
             OrderError::ExpiryInPast { .. } => "expiry-in-past",
-            OrderError::BadScript => "bad-payee-script",
+            OrderError::NonStandardPayee { .. } => "nonstandard-payee",
+            OrderError::DustPayee { .. } => "dust-payee",
             OrderError::Overflow => "overflow",
         }
     }
@@ -1262,6 +1284,30 @@ impl Refusal for SpvError {
             SpvError::DepthMismatch { .. } => "depth-mismatch",
         }
     }
+}
+
+/// `None` when `script` is an output type Bitcoin Core relays by default as a payee (P2PKH,
+/// P2SH, P2WPKH, P2WSH, P2TR); otherwise what it is.
+pub fn nonstandard_payee(script: &Script) -> Option<&'static str> {
+    if script.is_p2pkh() || script.is_p2sh() || script.is_p2wpkh() || script.is_p2wsh() {
+        return None;
+    }
+    if script.is_p2tr() {
+        return None;
+    }
+    Some(if script.is_empty() {
+        "empty"
+    } else if script.is_op_return() {
+        "OP_RETURN (unspendable)"
+    } else if script.is_multisig() {
+        "bare multisig"
+    } else if script.is_p2pk() {
+        "P2PK"
+    } else if script.witness_version().is_some() {
+        "an unknown witness program"
+    } else {
+        "a non-standard script"
+    })
 }
 
 fn check_commitment(tx: &Transaction, ids: &[MatchId]) -> Result<(), ClaimError> {
@@ -1379,12 +1425,7 @@ mod tests {
             })
         );
         peg.used_outpoints.clear();
-        assert_eq!(
-            peg.claim(&chain, &proof, &[m])
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(peg.claim(&chain, &proof, &[m]).unwrap().len(), 2);
         peg.check_invariants().unwrap();
     }
 

@@ -279,7 +279,14 @@ mod tests {
         let pay = branch_for(&leaves, 2);
         // A non-coinbase offered as the coinbase.
         assert_eq!(
-            verify_pinned(leaves[2], &pay, 2, &serialize(&not_cb), &branch_for(&leaves, 1), r),
+            verify_pinned(
+                leaves[2],
+                &pay,
+                2,
+                &serialize(&not_cb),
+                &branch_for(&leaves, 1),
+                r
+            ),
             Err(SpvError::NotCoinbase)
         );
         // The coinbase proven at another index.
@@ -287,7 +294,14 @@ mod tests {
         leaves2.swap(0, 1);
         let r2 = root(&leaves2);
         assert!(matches!(
-            verify_pinned(leaves2[2], &branch_for(&leaves2, 2), 2, &serialize(&cb), &branch_for(&leaves2, 1), r2),
+            verify_pinned(
+                leaves2[2],
+                &branch_for(&leaves2, 2),
+                2,
+                &serialize(&cb),
+                &branch_for(&leaves2, 1),
+                r2
+            ),
             Err(SpvError::BadCoinbaseProof(_))
         ));
         // Garbage as the coinbase.
@@ -295,6 +309,14 @@ mod tests {
             verify_pinned(leaves[2], &pay, 2, &[1, 2, 3], &branch_for(&leaves, 0), r),
             Err(SpvError::BadCoinbaseProof(_))
         ));
-        verify_pinned(leaves[2], &pay, 2, &serialize(&cb), &branch_for(&leaves, 0), r).unwrap();
+        verify_pinned(
+            leaves[2],
+            &pay,
+            2,
+            &serialize(&cb),
+            &branch_for(&leaves, 0),
+            r,
+        )
+        .unwrap();
     }
 }

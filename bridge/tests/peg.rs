@@ -3,7 +3,7 @@
 
 mod common;
 
-use bitcoin::TxMerkleNode;
+use bitcoin::{ScriptBuf, TxMerkleNode};
 use common::*;
 use rexe_bridge::peg::{commitment_script, ClaimError, Effect, MatchState, Sats, TakeError};
 use rexe_bridge::spv::SpvError;
@@ -539,7 +539,12 @@ fn forged_proof_beneath_a_64_byte_transaction_is_rejected() {
         bitcoin::merkle_tree::calculate_root(leaves.iter().map(|t| t.to_raw_hash())).unwrap(),
     );
     let tip = w.headers.best_tip().1.header;
-    let h = mine_header(tip.block_hash(), root, tip.time + 600, tip.bits.to_consensus());
+    let h = mine_header(
+        tip.block_hash(),
+        root,
+        tip.time + 600,
+        tip.bits.to_consensus(),
+    );
     w.headers.submit(&[h], NOW).unwrap();
     w.mine_empty(2);
     let inc = Included {
@@ -558,7 +563,10 @@ fn forged_proof_beneath_a_64_byte_transaction_is_rejected() {
     rexe_bridge::spv::verify_branch(forged_id, &branch, 2, root).unwrap();
     assert_eq!(
         w.claim(&inc, &[m]),
-        Err(ClaimError::Spv(SpvError::DepthMismatch { branch: 2, tree: 1 }))
+        Err(ClaimError::Spv(SpvError::DepthMismatch {
+            branch: 2,
+            tree: 1
+        }))
     );
     // A coinbase proof that is not the block's coinbase at index 0 is refused too.
     let mut swapped = inc.clone();
@@ -637,4 +645,93 @@ fn state_round_trips_through_serde() {
         serde_json::to_string(&peg2).unwrap(),
         serde_json::to_string(&w.peg).unwrap()
     );
+}
+
+/// Orders pay only to output types Bitcoin Core relays by default, above their dust
+/// threshold (Core's `GetDustThreshold` at the default 3,000 sat/kvB dust relay fee).
+#[test]
+fn orders_accept_only_standard_payees_above_dust() {
+    use bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_CHECKSIG, OP_PUSHNUM_1, OP_PUSHNUM_3};
+    use bitcoin::script::Builder;
+    use rexe_bridge::peg::{NewOrder, OrderError};
+    let pk = [2u8; 33];
+    let multisig = |m, n: usize| {
+        let mut b = Builder::new().push_opcode(m);
+        for _ in 0..n {
+            b = b.push_slice(pk);
+        }
+        b.push_int(n as i64)
+            .push_opcode(OP_CHECKMULTISIG)
+            .into_script()
+    };
+    let sized = |head: &[u8], n: usize| ScriptBuf::from_bytes([head, &vec![7u8; n][..]].concat());
+    let accepted = [
+        ("P2PKH", sized(&[0x76, 0xa9, 0x14], 20).into_bytes(), 546),
+        ("P2SH", sized(&[0xa9, 0x14], 20).into_bytes(), 540),
+        ("P2WPKH", sized(&[0x00, 0x14], 20).into_bytes(), 294),
+        ("P2WSH", sized(&[0x00, 0x20], 32).into_bytes(), 330),
+        ("P2TR", sized(&[0x51, 0x20], 32).into_bytes(), 330),
+    ];
+    let mut w = World::new();
+    for (name, bytes, dust) in accepted {
+        let mut bytes = bytes;
+        if name == "P2PKH" {
+            bytes.extend_from_slice(&[0x88, 0xac]);
+        }
+        if name == "P2SH" {
+            bytes.push(0x87);
+        }
+        let s = ScriptBuf::from_bytes(bytes);
+        assert_eq!(s.minimal_non_dust().to_sat(), dust, "{name}");
+        assert_eq!(rexe_bridge::peg::nonstandard_payee(&s), None, "{name}");
+        w.order(addr(1), 100_000, s.clone(), 1_000, 0, 100);
+        // An order worth less than its type's dust threshold is refused.
+        let tiny = NewOrder {
+            amount: Sats(dust - 1),
+            btc_script: s,
+            min_fill: Sats(0),
+            fee_bps: 0,
+            expiry_height: 100,
+        };
+        assert_eq!(
+            w.peg.validate_order(&tiny, w.l2_height),
+            Err(OrderError::DustPayee {
+                owed: dust - 1,
+                dust
+            }),
+            "{name}"
+        );
+    }
+    let p2pk = Builder::new()
+        .push_slice(pk)
+        .push_opcode(OP_CHECKSIG)
+        .into_script();
+    let refused = [
+        ("bare multisig", multisig(OP_PUSHNUM_1, 1)),
+        ("bare multisig", multisig(OP_PUSHNUM_3, 3)),
+        ("P2PK", p2pk),
+        ("an unknown witness program", sized(&[0x52, 0x20], 32)),
+        ("an unknown witness program", sized(&[0x51, 0x14], 20)),
+        ("a non-standard script", ScriptBuf::from_bytes(vec![0x51])),
+        ("a non-standard script", sized(&[0x6a - 1], 10_000)),
+        ("empty", ScriptBuf::new()),
+        (
+            "OP_RETURN (unspendable)",
+            ScriptBuf::new_op_return([1, 2, 3]),
+        ),
+    ];
+    for (kind, s) in refused {
+        let new = NewOrder {
+            amount: Sats(100_000),
+            btc_script: s.clone(),
+            min_fill: Sats(0),
+            fee_bps: 0,
+            expiry_height: 100,
+        };
+        assert_eq!(
+            w.peg.validate_order(&new, w.l2_height),
+            Err(OrderError::NonStandardPayee { kind }),
+            "{s:?}"
+        );
+    }
 }

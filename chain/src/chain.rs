@@ -1460,6 +1460,34 @@ impl Chain {
         Ok(())
     }
 
+    /// Marks `hash` invalid (as bitcoind's `invalidateblock`): if it is active, rolls back to
+    /// its parent first. Its transactions go back to the mempool; it is never connected
+    /// again. Refused below the latest Bitcoin-anchored block.
+    pub fn invalidate(&mut self, hash: BlockHash) -> Result<(), ChainError> {
+        let height = self
+            .index
+            .get(&hash)
+            .map(|e| e.header.height)
+            .ok_or_else(|| StoreError::corrupt("index", hash))?;
+        if height == 0 {
+            return Err(StoreError::corrupt("chain", "cannot invalidate genesis").into());
+        }
+        if self.hash_at(height) == Some(hash) {
+            if let Some((anchor, _)) = self.anchor() {
+                if height <= anchor {
+                    return Err(BlockError::BelowAnchor {
+                        fork: height - 1,
+                        anchor,
+                    }
+                    .into());
+                }
+            }
+            self.rollback(self.tip_height() - height + 1)?;
+        }
+        self.mark_invalid(hash)?;
+        Ok(())
+    }
+
     fn readmit(&mut self, blocks: Vec<Block>) {
         for b in blocks.into_iter().rev() {
             for t in b.txs.into_iter().flatten() {

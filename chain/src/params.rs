@@ -21,6 +21,16 @@ pub enum Network {
 }
 
 impl Network {
+    /// L2 blocks a wallet waits on top of a peg take before paying BTC against it (unless
+    /// the take is already Bitcoin-anchored, which is final at once). A wallet default, not
+    /// a consensus rule: main and test 30 blocks (5 minutes at 10 s), regtest and devnet 3.
+    pub fn default_l2_confirmations(self) -> u64 {
+        match self {
+            Network::Main | Network::Test => 30,
+            Network::Regtest | Network::Devnet => 3,
+        }
+    }
+
     /// The byte every transaction carries so it cannot be replayed on another network.
     pub fn magic(self) -> u8 {
         match self {

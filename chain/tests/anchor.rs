@@ -149,7 +149,10 @@ fn no_branch_below_an_anchored_block_is_taken_whatever_its_work() {
             other => panic!("private block: {other:?}"),
         }
     }
-    assert!(refused > 0, "the branch with more work was never considered");
+    assert!(
+        refused > 0,
+        "the branch with more work was never considered"
+    );
     assert_eq!(x.tip_hash(), tip, "the anchored branch stays active");
 
     // After a restart the anchor stands and the branch is still refused.
@@ -171,9 +174,14 @@ fn no_branch_below_an_anchored_block_is_taken_whatever_its_work() {
         plain.seal.truncate(8);
         submit(&mut z, &plain).unwrap();
     }
-    let above: Vec<Block> = (0..6).map(|_| mine_sealed(&mut z, &attacker, None, 2)).collect();
+    let above: Vec<Block> = (0..6)
+        .map(|_| mine_sealed(&mut z, &attacker, None, 2))
+        .collect();
     let outcomes: Vec<SubmitOutcome> = above.iter().map(|b| submit(&mut x, b).unwrap()).collect();
-    assert!(outcomes.contains(&SubmitOutcome::Reorged { depth: 3 }), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&SubmitOutcome::Reorged { depth: 3 }),
+        "{outcomes:?}"
+    );
     assert_eq!(x.tip_hash(), above.last().unwrap().header.hash());
     assert_eq!(x.anchor(), Some(anchor));
 }

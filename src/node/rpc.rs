@@ -58,6 +58,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("createauxblock", "address"),
     ("submitauxblock", "hash auxpow"),
     ("getauxblock", "[hash auxpow]"),
+    ("invalidateblock", "hash"),
     ("getcallreceipt", "txid"),
     ("getpeginfo", ""),
     ("getbtcblock", "hash"),
@@ -397,6 +398,19 @@ pub fn call(
                 Err(rexe_chain::BlockError::KnownInvalid(_)) => Ok(json!("duplicate-invalid")),
                 Err(e) => Ok(json!(e.to_string())),
             }
+        }
+        "invalidateblock" => {
+            check_arity(params, 1, 1)?;
+            let hash: BlockHash = str_param(params, 0, "hash")?
+                .parse()
+                .map_err(|_| RpcError::new(-8, "hash must be 64 hex digits"))?;
+            if chain.header(&hash).is_none() {
+                return Err(RpcError::new(-5, "Block not found"));
+            }
+            chain
+                .invalidate(hash)
+                .map_err(|e| RpcError::new(-1, e.to_string()))?;
+            Ok(Value::Null)
         }
         "getcallreceipt" => {
             check_arity(params, 1, 1)?;

@@ -14,6 +14,7 @@ use bitcoin::{Amount, ScriptBuf};
 use clap::Args;
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
+use rexe_chain::Txid;
 use rexe_wallet::{PegPayment, RexeWallet};
 use serde_json::{json, Value};
 
@@ -53,6 +54,14 @@ pub struct PegInArgs {
     /// Fee per L2 call, in sats.
     #[arg(long, default_value_t = 200)]
     pub fee: u64,
+    /// L2 blocks a take must be buried under before the BTC is paid (a Bitcoin-anchored take
+    /// is final at once). Default: the network's (main/test 30, regtest/devnet 3).
+    #[arg(long)]
+    pub l2_confirmations: Option<u64>,
+    /// Seconds to wait for the takes to run and become final before giving up (nothing is
+    /// paid then; the bonds stay posted until the matches expire).
+    #[arg(long, default_value_t = 600)]
+    pub take_timeout: u64,
     /// The claimer's work list the payment is added to.
     #[arg(long, default_value = "rexe-claimer.sqlite")]
     pub claimer_state: PathBuf,
@@ -130,7 +139,52 @@ pub fn l2_btc_tip(peer: &Peer) -> Result<u32> {
     Ok(info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32)
 }
 
-fn take_all(l2: &L2Client, plan: &[Value], rx: L2Address) -> Result<Vec<MatchId>> {
+/// How deep a take must be before its BTC is paid.
+#[derive(Clone, Copy, Debug)]
+pub struct Finality {
+    /// L2 blocks on top of the block that ran the take (counting it).
+    pub confirmations: u64,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// Waits until the call's receipt is `f.confirmations` deep or Bitcoin-anchored (`final`).
+/// Fails when the call was reorganised out and dropped, refused on the new branch, or still
+/// not final at the timeout.
+pub fn wait_final(l2: &L2Client, txid: Txid, f: Finality) -> Result<()> {
+    let deadline = std::time::Instant::now() + f.timeout;
+    let mut last;
+    loop {
+        match l2.receipt(txid)? {
+            Some(r) if r["success"].as_bool() == Some(true) => {
+                let conf = r["confirmations"].as_u64().unwrap_or(0);
+                if r["final"].as_bool() == Some(true) || conf >= f.confirmations {
+                    return Ok(());
+                }
+                last = format!("{conf} of {} L2 confirmations", f.confirmations);
+            }
+            Some(r) => bail!(
+                "take {txid} was refused after an L2 reorganisation: {}",
+                r["error"].as_str().unwrap_or("unknown error")
+            ),
+            None if !l2.tx_known(txid)? => {
+                bail!("take {txid} was reorganised out of the L2 and dropped")
+            }
+            None => last = "reorganised out of the L2, waiting to run again".into(),
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("take {txid} is not final after {:?} ({last})", f.timeout);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn take_all(
+    l2: &L2Client,
+    plan: &[Value],
+    rx: L2Address,
+    finality: Finality,
+) -> Result<Vec<MatchId>> {
     let me = l2.address();
     let before: BTreeSet<u64> = l2
         .call("listpegmatches", json!([me]))?
@@ -156,10 +210,27 @@ fn take_all(l2: &L2Client, plan: &[Value], rx: L2Address) -> Result<Vec<MatchId>
         calls.push(txid);
     }
     let mut refused = Vec::new();
+    let mut ran = Vec::new();
     for txid in calls {
-        if let Err(e) = l2.wait(txid, WAIT) {
-            refused.push(format!("{e:#}"));
+        match l2.wait(txid, WAIT) {
+            Ok(_) => ran.push(txid),
+            Err(e) => refused.push(format!("{e:#}")),
         }
+    }
+    // Pay only against final takes: a take undone by an L2 reorganisation after the BTC is
+    // sent would leave the payment without a match to claim.
+    let mut not_final = Vec::new();
+    for txid in ran {
+        if let Err(e) = wait_final(l2, txid, finality) {
+            not_final.push(format!("{e:#}"));
+        }
+    }
+    if !not_final.is_empty() {
+        bail!(
+            "nothing was paid: {} (bonds of takes that did run stay posted; if they are not \
+             paid their matches expire and the bonds go to the makers)",
+            not_final.join("; ")
+        );
     }
     let orders: BTreeSet<u64> = plan.iter().filter_map(|p| p["order_id"].as_u64()).collect();
     let ids: Vec<MatchId> = l2
@@ -177,7 +248,10 @@ fn take_all(l2: &L2Client, plan: &[Value], rx: L2Address) -> Result<Vec<MatchId>
         eprintln!("some takes were refused: {}", refused.join("; "));
     }
     if ids.is_empty() {
-        bail!("no take went through: {}", refused.join("; "));
+        bail!(
+            "no take went through or became final, nothing was paid: {}",
+            refused.join("; ")
+        );
     }
     Ok(ids)
 }
@@ -196,6 +270,10 @@ pub struct Request<'a> {
     pub recipient: rexe_chain::Address,
     /// The Bitcoin side, for its tip.
     pub btc: &'a dyn BitcoinSource,
+    /// How final a take must be before paying.
+    pub finality: Finality,
+    /// The Electrum server, for fee estimates against the deadline (`None`: no check).
+    pub electrum: Option<&'a str>,
 }
 
 /// Checks the request can succeed (the L2's Bitcoin view is current, orders exist, the
@@ -250,13 +328,16 @@ pub fn prepare(
         .build_peg_in(&dry, &dummy, req.rate)
         .context("the wallet cannot pay these matches (nothing was taken)")?;
 
-    let ids = take_all(l2, &pieces, L2Address(req.recipient.0))?;
+    let ids = take_all(l2, &pieces, L2Address(req.recipient.0), req.finality)?;
     let owed = owed(peer, &ids)?;
     let tip = req.btc.tip_height()?;
     rexe_wallet::check_deadline(owed.deadline, tip, req.margin).context(
         "refusing to pay: the matches will expire and the bonds go to the makers; \
          do not pay them",
     )?;
+    if let Some(electrum) = req.electrum {
+        check_fee_for_deadline(electrum, req.rate, owed.deadline, tip, req.margin)?;
+    }
     let psbt = wallet.build_peg_in(&owed.payments, &owed.ids, req.rate)?;
     let total: u64 = owed.payments.iter().map(|p| p.amount.to_sat()).sum();
     println!(
@@ -265,6 +346,31 @@ pub fn prepare(
         owed.deadline
     );
     Ok((psbt, owed))
+}
+
+/// Refuses a fee rate the server expects to confirm later than the deadline allows: the
+/// payment must confirm with `margin` blocks to spare.
+fn check_fee_for_deadline(
+    electrum: &str,
+    rate: bitcoin::FeeRate,
+    deadline: u32,
+    tip: u32,
+    margin: u32,
+) -> Result<()> {
+    let target = deadline.saturating_sub(tip).saturating_sub(margin).max(1);
+    let Some(needed) = crate::btc_wallet::estimate_sat_vb(electrum, target as usize)? else {
+        return Ok(()); // no estimate: nothing to compare with
+    };
+    let have = rate.to_sat_per_kwu() as f64 / 250.0;
+    if have + 1e-9 < needed {
+        bail!(
+            "refusing to pay: {have:.1} sat/vB is below the server's estimate of {needed:.1} \
+             sat/vB for confirmation within {target} blocks (deadline at block {deadline}, \
+             tip {tip}, margin {margin}); pay with a higher --feerate (or `rexe peg bump` an \
+             unconfirmed payment)"
+        );
+    }
+    Ok(())
 }
 
 /// Signs the wallet's payment PSBT, broadcasts it over Electrum and adds it to the claimer's
@@ -302,6 +408,13 @@ pub fn run(a: PegInArgs) -> Result<()> {
         margin: a.margin,
         recipient,
         btc: &btc,
+        finality: Finality {
+            confirmations: a
+                .l2_confirmations
+                .unwrap_or_else(|| l2.network().default_l2_confirmations()),
+            timeout: Duration::from_secs(a.take_timeout),
+        },
+        electrum: Some(&a.w.electrum),
     };
     let (psbt, owed) = prepare(&req, &mut wallet, &l2, &peer)?;
     if let Some(path) = &a.psbt_out {

@@ -52,7 +52,10 @@ impl TxProof {
 }
 
 fn nodes(branch: Vec<[u8; 32]>) -> Vec<TxMerkleNode> {
-    branch.into_iter().map(TxMerkleNode::from_byte_array).collect()
+    branch
+        .into_iter()
+        .map(TxMerkleNode::from_byte_array)
+        .collect()
 }
 
 /// A view of Bitcoin's best chain.

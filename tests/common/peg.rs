@@ -142,6 +142,15 @@ impl PegEnv {
         }));
     }
 
+    /// Stops the background L2 miner (blocks are then mined by hand).
+    pub fn stop_mining(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(m) = self.miner.take() {
+            m.join().unwrap();
+        }
+        self.stop.store(false, Ordering::SeqCst);
+    }
+
     /// Runs `rexe peg relay` (Electrum source) in the background, paying with `key_args`
     /// (`--key FILE` or `--wallet FILE`).
     pub fn start_relayer(&mut self, key_args: &[&str]) {
