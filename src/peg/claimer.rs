@@ -222,10 +222,25 @@ impl<S: BitcoinSource> Claimer<S> {
             };
         }
         let Some(proof) = self.source.proof(txid, &payee)? else {
+            let left = matches
+                .iter()
+                .filter(|m| m["state"] == "open")
+                .filter_map(|m| m["blocks_to_deadline"].as_i64())
+                .min();
+            let risk = match left {
+                Some(l) if l <= i64::from(rexe_wallet::DEFAULT_BUMP_MARGIN) => format!(
+                    "; AT RISK: {l} Bitcoin blocks to the deadline, raise its fee with \
+                     `rexe peg bump --btc-txid {txid} --feerate <higher>`"
+                ),
+                _ => String::new(),
+            };
             let msg = format!(
-                "payment not confirmed on Bitcoin yet ({})",
+                "payment not confirmed on Bitcoin yet ({}){risk}",
                 self.source.describe()
             );
+            if !risk.is_empty() {
+                tracing::warn!(btc_txid = %txid, "{msg}");
+            }
             self.note(id, "waiting", None, &msg, Some(2), now)?;
             return Ok(Progress::Waiting(msg));
         };
