@@ -417,6 +417,18 @@ fn wallet_reorg_by_invalidateblock(be: &Backend) {
         bdk_support::sync(&mut bob, &c);
         bob.balance().confirmed == Amount::ONE_BTC
     });
+    // The server has told the subscription about the confirmation before the block goes
+    // away: otherwise a server that computes notifications after the fact (electrs does, per
+    // new tip; so does the embedded node, on its notifier task) may see the block come and
+    // go in one step, with no status change to report, and the test would race it.
+    let confirmed = sha256::Hash::hash(format!("{txid}:{height}:").as_bytes()).to_byte_array();
+    eventually(
+        "a scripthash notification with the confirmed status",
+        || {
+            sub.ping().unwrap();
+            std::iter::from_fn(|| sub.script_pop(&spk).unwrap()).any(|s| *s == confirmed)
+        },
+    );
     // Drain what the subscription has seen so far.
     let drain = |sub: &electrum_client::Client| {
         sub.ping().unwrap();
