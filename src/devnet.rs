@@ -351,6 +351,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             datadir: Some(args.datadir.join("bitcoin-regtest")),
             rpc_bind: addr(&args.bitcoin_rpc_bind, "bitcoin-rpc-bind")?,
             bits: btc_bits,
+            accept_nonstd_txn: false,
         },
         addr(&args.electrum_bind, "electrum-bind")?,
     )

@@ -69,6 +69,9 @@ enum Command {
         /// Compact target blocks must meet (hex); regtest's default is 207fffff.
         #[arg(long, default_value = "207fffff")]
         bits: String,
+        /// Admit non-standard transactions to the mempool (bitcoind's `-acceptnonstdtxn`).
+        #[arg(long)]
+        acceptnonstdtxn: bool,
         /// ZMQ publishers as bitcoind's: `--zmqpubhashblock tcp://127.0.0.1:28332`.
         #[command(flatten)]
         zmq: ZmqPubArgs,
@@ -147,12 +150,14 @@ fn main() -> Result<()> {
             rpc_port,
             electrum_port,
             bits,
+            acceptnonstdtxn,
             zmq,
         } => {
             let cfg = rexe_regtest::RegtestConfig {
                 datadir: Some(datadir),
                 rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
                 bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
+                accept_nonstd_txn: acceptnonstdtxn,
             };
             let services = rexe_regtest::Services {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),

@@ -285,6 +285,19 @@ impl Chain {
         mtp_at: &dyn Fn(u32) -> u32,
         view: &dyn Fn(&OutPoint) -> Option<Coin>,
     ) -> Result<Amount, String> {
+        Self::check_tx_inputs_with(tx, at, mtp_at, view, &|_| Ok(()))
+    }
+
+    /// [`Chain::check_tx_inputs`] with `before_scripts`, given the spent outputs, run after
+    /// the amount and lock checks and before script verification (where Core's mempool
+    /// checks `AreInputsStandard`).
+    pub fn check_tx_inputs_with(
+        tx: &Transaction,
+        at: BlockContext,
+        mtp_at: &dyn Fn(u32) -> u32,
+        view: &dyn Fn(&OutPoint) -> Option<Coin>,
+        before_scripts: &dyn Fn(&[TxOut]) -> Result<(), String>,
+    ) -> Result<Amount, String> {
         let height = at.height;
         let mut input_sum = Amount::ZERO;
         let mut spent = Vec::with_capacity(tx.input.len());
@@ -313,6 +326,7 @@ impl Chain {
         if !locks::sequence_locks_met(tx, &coin_heights, at, mtp_at) {
             return Err(reject("bad-txns-nonfinal"));
         }
+        before_scripts(&spent)?;
         script::verify_inputs(tx, &spent).map_err(|e| e.to_string())?;
         Ok(input_sum - out_sum)
     }

@@ -11,6 +11,7 @@ pub mod electrum;
 pub mod locks;
 pub mod mempool;
 pub mod node;
+pub mod policy;
 pub mod rpc;
 pub mod script;
 pub mod tx_check;
@@ -37,6 +38,9 @@ pub struct RegtestConfig {
     /// Compact target every block must meet. Harder than regtest's default makes shares
     /// that miss it (premature work) common, e.g. `0x1f0fffff` (1 in 2^12 hashes).
     pub bits: u32,
+    /// Admit non-standard transactions to the mempool, as bitcoind's `-acceptnonstdtxn=1`.
+    /// Off by default: the mempool applies Core's standardness policy ([`policy`]).
+    pub accept_nonstd_txn: bool,
 }
 
 impl Default for RegtestConfig {
@@ -45,6 +49,7 @@ impl Default for RegtestConfig {
             datadir: None,
             rpc_bind: "127.0.0.1:0".parse().expect("valid"),
             bits: REGTEST_BITS,
+            accept_nonstd_txn: false,
         }
     }
 }
@@ -133,6 +138,7 @@ impl RegtestNode {
             cfg.datadir.as_deref(),
             CompactTarget::from_consensus(cfg.bits),
         )?;
+        node.mempool.policy.require_standard = !cfg.accept_nonstd_txn;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,6 +1,7 @@
 //! The regtest mempool: transactions checked against the chain's UTXO set plus other pending
 //! transactions, with Bitcoin Core's reject reasons (lock-times as `non-final` and
-//! `non-BIP68-final`), BIP125 replacement, removal of what a block confirms or conflicts
+//! `non-BIP68-final`), Core's default standardness policy ([`crate::policy`], unless
+//! `-acceptnonstdtxn`), BIP125 replacement, removal of what a block confirms or conflicts
 //! with, and re-admission of transactions from disconnected blocks.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use bitcoin::{Amount, OutPoint, Transaction, Txid};
 
 use crate::chain::{Chain, Coin};
 use crate::locks::{self, BlockContext};
+use crate::policy;
 use crate::tx_check;
 
 /// Minimum relay fee rate, sat/vB.
@@ -30,6 +32,8 @@ pub struct Mempool {
     pub txs: HashMap<Txid, Pending>,
     /// Arrival order.
     pub order: Vec<Txid>,
+    /// Standardness policy (enforced by default, as Core's regtest).
+    pub policy: policy::Options,
 }
 
 /// A mempool rejection: Core's RPC error code and reason.
@@ -74,6 +78,13 @@ impl Mempool {
 
     /// Checks `tx` for admission without admitting it; returns its fee and the pending
     /// transactions it would replace.
+    ///
+    /// The order is Core's `MemPoolAccept::PreChecks` (v28), so the first failing rule gives
+    /// Core's reason: `CheckTransaction`, `coinbase`, `IsStandardTx` (when standardness is
+    /// required), `tx-size-small`, `non-final`, conflicts, missing inputs, input amounts and
+    /// lock-times, `AreInputsStandard` (`bad-txns-nonstandard-inputs`), scripts, fees. The
+    /// duplicate checks (already in the mempool or a block) come first, as in Core's
+    /// `sendrawtransaction`.
     pub fn check(&self, chain: &Chain, tx: &Transaction) -> Result<(Amount, Vec<Txid>), Reject> {
         let txid = tx.compute_txid();
         tx_check::check_transaction(tx).map_err(|r| rej(-26, r))?;
@@ -86,6 +97,13 @@ impl Mempool {
         if chain.tx_index.contains_key(&txid) {
             return Err(rej(-27, "Transaction already in block chain"));
         }
+        if self.policy.require_standard {
+            policy::is_standard_tx(tx, &self.policy).map_err(|r| rej(-26, r))?;
+        }
+        // Applied even with -acceptnonstdtxn, as in Core (CVE-2017-12842).
+        if policy::is_too_small(tx) {
+            return Err(rej(-26, "tx-size-small"));
+        }
         // Core's CheckFinalTxAtTip: finality as if mined in the next block.
         let at = BlockContext {
             height: chain.height() + 1,
@@ -93,11 +111,6 @@ impl Mempool {
         };
         if !locks::is_final(tx, at) {
             return Err(rej(-26, "non-final"));
-        }
-        for o in &tx.output {
-            if !o.script_pubkey.is_op_return() && o.value < o.script_pubkey.minimal_non_dust() {
-                return Err(rej(-26, "dust"));
-            }
         }
         // BIP125: conflicts must all signal replaceability.
         let conflicts: Vec<Txid> = self
@@ -119,12 +132,22 @@ impl Mempool {
         }
         let view = |op: &OutPoint| self.coin(chain, op, &conflicts);
         let mtp_at = |h| chain.mtp_at(h);
-        let fee = Chain::check_tx_inputs(tx, at, &mtp_at, &view).map_err(|r| match &*r {
-            "bad-txns-inputs-missingorspent" => rej(-25, r),
-            // The block rule's reason; Core's mempool names the same failure this way.
-            "bad-txns-nonfinal" => rej(-26, "non-BIP68-final"),
-            _ => rej(-26, r),
-        })?;
+        let require_standard = self.policy.require_standard;
+        let inputs_standard = |spent: &[bitcoin::TxOut]| {
+            if require_standard && !policy::are_inputs_standard(tx, spent) {
+                return Err("bad-txns-nonstandard-inputs".to_string());
+            }
+            Ok(())
+        };
+        let fee =
+            Chain::check_tx_inputs_with(tx, at, &mtp_at, &view, &inputs_standard).map_err(|r| {
+                match &*r {
+                    "bad-txns-inputs-missingorspent" => rej(-25, r),
+                    // The block rule's reason; Core's mempool names the same failure this way.
+                    "bad-txns-nonfinal" => rej(-26, "non-BIP68-final"),
+                    _ => rej(-26, r),
+                }
+            })?;
         let vsize = tx.vsize() as u64;
         if fee.to_sat() < MIN_RELAY_SAT_PER_VB * vsize {
             return Err(rej(-26, "min relay fee not met"));
