@@ -322,6 +322,18 @@ pub enum OrderError {
         /// Core's dust threshold for the script at the default dust relay fee.
         dust: u64,
     },
+    /// A take of exactly `min_fill` would owe, after the maker's fee, less than the payee
+    /// type's dust threshold: such a take could never be paid (`TakeError::Dust`). A
+    /// `min_fill` of 0 means no minimum beyond that threshold and is allowed.
+    #[error("min_fill {min_fill} pays {owed} sats after its fee, below the dust threshold {dust} of its payout script")]
+    DustMinFill {
+        /// The order's min_fill.
+        min_fill: u64,
+        /// BTC owed for a take of min_fill.
+        owed: u64,
+        /// Core's dust threshold for the script at the default dust relay fee.
+        dust: u64,
+    },
     /// Counter overflow.
     #[error("too many orders")]
     Overflow,
@@ -715,6 +727,14 @@ impl Peg {
         );
         if owed < dust {
             return Err(OrderError::DustPayee { owed, dust });
+        }
+        let min_owed = Self::owed(min_fill, fee_bps).0;
+        if min_fill.0 > 0 && min_owed < dust {
+            return Err(OrderError::DustMinFill {
+                min_fill: min_fill.0,
+                owed: min_owed,
+                dust,
+            });
         }
         if self.next_order == u64::MAX {
             return Err(OrderError::Overflow);
@@ -1218,6 +1238,7 @@ impl Refusal for OrderError {
             OrderError::ExpiryInPast { .. } => "expiry-in-past",
             OrderError::NonStandardPayee { .. } => "nonstandard-payee",
             OrderError::DustPayee { .. } => "dust-payee",
+            OrderError::DustMinFill { .. } => "dust-min-fill",
             OrderError::Overflow => "overflow",
         }
     }

@@ -651,7 +651,9 @@ fn state_round_trips_through_serde() {
 /// threshold (Core's `GetDustThreshold` at the default 3,000 sat/kvB dust relay fee).
 #[test]
 fn orders_accept_only_standard_payees_above_dust() {
-    use bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_CHECKSIG, OP_PUSHNUM_1, OP_PUSHNUM_3};
+    use bitcoin::opcodes::all::{
+        OP_CHECKMULTISIG, OP_CHECKSIG, OP_PUSHNUM_1, OP_PUSHNUM_2, OP_PUSHNUM_3,
+    };
     use bitcoin::script::Builder;
     use rexe_bridge::peg::{NewOrder, OrderError};
     let pk = [2u8; 33];
@@ -708,6 +710,7 @@ fn orders_accept_only_standard_payees_above_dust() {
         .into_script();
     let refused = [
         ("bare multisig", multisig(OP_PUSHNUM_1, 1)),
+        ("bare multisig", multisig(OP_PUSHNUM_2, 3)),
         ("bare multisig", multisig(OP_PUSHNUM_3, 3)),
         ("P2PK", p2pk),
         ("an unknown witness program", sized(&[0x52, 0x20], 32)),
@@ -734,4 +737,75 @@ fn orders_accept_only_standard_payees_above_dust() {
             "{s:?}"
         );
     }
+}
+
+/// The dust rule applies after the maker's fee, to the whole order and to a nonzero
+/// `min_fill` (a take of exactly `min_fill` must be payable); `min_fill = 0` means no minimum
+/// beyond the dust threshold every take must clear.
+#[test]
+fn order_dust_rule_covers_the_fee_and_min_fill() {
+    use rexe_bridge::peg::{NewOrder, OrderError, Refusal};
+    let w = World::new();
+    let check = |amount: u64, min_fill: u64, fee_bps: u16| {
+        w.peg.validate_order(
+            &NewOrder {
+                amount: Sats(amount),
+                btc_script: p2wpkh(3),
+                min_fill: Sats(min_fill),
+                fee_bps,
+                expiry_height: 100,
+            },
+            w.l2_height,
+        )
+    };
+    // P2WPKH: dust 294. 326 - floor(326 * 10%) = 294; 325 - 32 = 293.
+    assert_eq!(check(326, 0, 1_000), Ok(()));
+    assert_eq!(
+        check(325, 0, 1_000),
+        Err(OrderError::DustPayee {
+            owed: 293,
+            dust: 294
+        })
+    );
+    assert_eq!(check(100_000, 0, 0), Ok(()));
+    assert_eq!(check(100_000, 294, 0), Ok(()));
+    let e = check(100_000, 293, 0).unwrap_err();
+    assert_eq!(
+        e,
+        OrderError::DustMinFill {
+            min_fill: 293,
+            owed: 293,
+            dust: 294
+        }
+    );
+    assert_eq!(e.reason(), "dust-min-fill");
+    assert_eq!(check(100_000, 326, 1_000), Ok(()));
+    assert_eq!(
+        check(100_000, 325, 1_000),
+        Err(OrderError::DustMinFill {
+            min_fill: 325,
+            owed: 293,
+            dust: 294
+        })
+    );
+    // The refusal names the script type and the accepted ones.
+    let e = w
+        .peg
+        .validate_order(
+            &NewOrder {
+                amount: Sats(100_000),
+                btc_script: ScriptBuf::from_bytes(vec![0x51]),
+                min_fill: Sats(0),
+                fee_bps: 0,
+                expiry_height: 100,
+            },
+            w.l2_height,
+        )
+        .unwrap_err();
+    assert_eq!(e.reason(), "nonstandard-payee");
+    assert_eq!(
+        e.to_string(),
+        "payout script is a non-standard script, which Bitcoin Core does not relay: use P2PKH, \
+         P2SH, P2WPKH, P2WSH or P2TR"
+    );
 }
