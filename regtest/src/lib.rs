@@ -5,6 +5,31 @@
 //!
 //! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC, and
 //! ZMQ publishers ([`zmq`]) where configured, as bitcoind's `-zmqpub*` options.
+//!
+//! # Standardness policy
+//!
+//! Like Core's regtest (`-acceptnonstdtxn=0`), the mempool admits only standard transactions
+//! ([`policy`], Bitcoin Core v28's default policy). A refused transaction gets RPC error -26
+//! with Core's reason as the message (`sendrawtransaction`; `testmempoolaccept`'s
+//! `reject-reason`; Electrum's `blockchain.transaction.broadcast`), the first rule broken in
+//! Core's order:
+//!
+//! | reason | rule |
+//! |---|---|
+//! | `version` | version outside 1..=3 (3 is TRUC) |
+//! | `tx-size` | weight above 400,000 |
+//! | `scriptsig-size` | a scriptSig over 1,650 bytes |
+//! | `scriptsig-not-pushonly` | a scriptSig with an opcode other than a push |
+//! | `scriptpubkey` | an output that is not P2PK, P2PKH, P2SH, bare multisig of at most 3 keys, one `OP_RETURN` followed by pushes of at most 83 bytes in all, P2WPKH, P2WSH, P2TR, pay-to-anchor or another witness program of version 1-16 |
+//! | `dust` | an output (other than `OP_RETURN`) below its dust threshold at 3,000 sat/kvB: P2PKH 546, P2SH 540, P2WPKH 294, P2WSH and P2TR 330 sats |
+//! | `multi-op-return` | more than one `OP_RETURN` output (Core before v30) |
+//! | `tx-size-small` | under 65 bytes without witness — applied even with the switch, as in Core |
+//! | `bad-txns-nonstandard-inputs` | spends a non-standard output, an unknown witness version, or P2SH whose redeem script has more than 15 sigops |
+//!
+//! The switch [`RegtestConfig::accept_nonstd_txn`] (`rexe regtest --acceptnonstdtxn`) turns it
+//! off, as bitcoind's `-acceptnonstdtxn=1`. Blocks (`submitblock`, `generatetoaddress`,
+//! `generateblock`) are never subject to it. Core 29's ephemeral dust and Core 30's relaxed
+//! `OP_RETURN` limits are not followed; see [`policy`] for what is not implemented.
 
 pub mod chain;
 pub mod electrum;
