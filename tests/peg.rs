@@ -8,6 +8,8 @@ use bitcoin::bip32::Xpriv;
 use bitcoin::secp256k1::Secp256k1;
 use common::peg::{PegEnv, Wallet};
 use miniscript::descriptor::{Descriptor, DescriptorPublicKey, KeyMapWrapper};
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 /// Alice and Bob: funded on the L2 (block rewards), Bob also on Bitcoin (101 blocks to his
@@ -401,6 +403,165 @@ fn take_reorganised_away_before_it_is_final_is_not_paid() {
     );
     // No payment reached Bitcoin.
     assert_eq!(env.btc("getrawmempool", json!([])), json!([]));
+}
+
+/// `rexe peg claimer --wallet w --state F ...` with `extra` arguments and environment.
+fn claimer_cmd(env: &PegEnv, w: &Wallet, extra: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"));
+    c.args(["peg", "claimer", "--wallet", w.arg(), "--state"])
+        .arg(env.path("claimer.sqlite"))
+        .args(extra)
+        .args(env.net_args())
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// The claim transaction the claimer stored for payment `pay`: `(state, l2_txid)`.
+fn stored_claim(env: &PegEnv, pay: &str) -> (String, String) {
+    let db = rusqlite::Connection::open(env.path("claimer.sqlite")).unwrap();
+    db.query_row(
+        "SELECT state, l2_txid FROM claims WHERE btc_txid = ?1",
+        [pay],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// The agents crash (abort, as `kill -9`) right after sending, at their worst moment, and
+/// are restarted: no second header batch, no second claim for the same proof, and a Bitcoin
+/// reorg in between that strands the claim gets a fresh claim once the payment confirms
+/// again. The claim transaction is stored before it is sent, and resent if it was lost.
+#[test]
+fn agents_crash_after_sending_and_resume_without_double_submission() {
+    let mut env = PegEnv::new();
+    let alice = env.wallet("alice.wallet");
+    let bob = env.wallet("bob.wallet");
+    let relayer = env.wallet("relayer.wallet");
+    for w in [&alice, &bob, &relayer] {
+        env.mine_l2_to(&w.l2);
+        env.mine_l2_to(&w.l2);
+    }
+    env.btc("generatetoaddress", json!([101, bob.address]));
+    env.start_mining();
+    env.start_relayer(&["--wallet", relayer.arg()]);
+    env.wait_relayed();
+
+    // Relayer: crashes right after sending a batch; restarted, it waits for that batch
+    // instead of sending the same headers again.
+    env.stop_relayer();
+    env.stop_mining();
+    env.mine_btc(2);
+    let (n0, _) = env.nonces(&relayer.l2);
+    let crashed = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
+        .args(["peg", "relay", "--wallet", relayer.arg()])
+        .args(env.net_args())
+        .env("REXE_FAILPOINT", "relayer-after-send")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint did not fire");
+    assert_eq!(env.nonces(&relayer.l2), (n0, n0 + 1));
+    env.start_relayer(&["--wallet", relayer.arg()]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        env.nonces(&relayer.l2),
+        (n0, n0 + 1),
+        "a second batch was sent"
+    );
+    env.start_mining();
+    env.wait_relayed();
+    assert_eq!(env.nonces(&relayer.l2), (n0 + 1, n0 + 1));
+
+    // A paid match.
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    let pay = paid_txid(&out);
+    env.mine_btc(1);
+    env.wait_relayed();
+
+    // Claimer: crashes right after sending the claim, which waits in the L2 mempool.
+    env.stop_mining();
+    let (c0, _) = env.nonces(&bob.l2);
+    let crashed = claimer_cmd(&env, &bob, &["--until-done"])
+        .env("REXE_FAILPOINT", "claimer-after-send")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint did not fire");
+    assert_eq!(env.nonces(&bob.l2), (c0, c0 + 1));
+    let (state, first) = stored_claim(&env, &pay);
+    assert_eq!(state, "submitted");
+    // Restarted: it finds its claim in the mempool and sends nothing new.
+    let again = claimer_cmd(&env, &bob, &["--once"]).output().unwrap();
+    assert!(again.status.success());
+    assert_eq!(env.nonces(&bob.l2), (c0, c0 + 1), "a second claim was sent");
+    assert_eq!(stored_claim(&env, &pay).1, first);
+
+    env.start_mining();
+    let done = claimer_cmd(&env, &bob, &["--until-done"]).output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(env.peg_match(0)["state"], "claimed");
+    assert_eq!(
+        stored_claim(&env, &pay),
+        ("done".to_string(), first.clone())
+    );
+    assert_eq!(env.nonces(&bob.l2).0, c0 + 1, "one claim in all");
+
+    // Second payment. The claimer crashes after storing its signed claim but before sending
+    // it; then a Bitcoin reorg moves the payment into another block. Restarted, it tries the
+    // stored claim (refused now: its block is stale), then claims again with a fresh proof
+    // once the payment confirms in its new block.
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let out = env.ok(&args(&env.peg_in_args(&bob, 100_000, &[])));
+    let pay2 = paid_txid(&out);
+    env.mine_btc(1);
+    env.wait_relayed();
+    let first_block = env.btc("getrawtransaction", json!([pay2, true]))["blockhash"].clone();
+    let (c1, _) = env.nonces(&bob.l2);
+    let crashed = claimer_cmd(&env, &bob, &["--until-done"])
+        .env("REXE_FAILPOINT", "claimer-before-send")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint did not fire");
+    let (state, stranded) = stored_claim(&env, &pay2);
+    assert_eq!(state, "submitted");
+    assert_eq!(env.nonces(&bob.l2), (c1, c1), "nothing was sent");
+    env.btc("invalidateblock", json!([first_block]));
+    // To another address than the invalidated block's, so that it is a different block.
+    env.btc("generatetoaddress", json!([2, alice.address]));
+    let second_block = env.btc("getrawtransaction", json!([pay2, true]))["blockhash"].clone();
+    assert_ne!(first_block, second_block);
+    env.wait_relayed();
+    let done = claimer_cmd(&env, &bob, &["--until-done"]).output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(env.peg_match(1)["state"], "claimed");
+    let (state, last) = stored_claim(&env, &pay2);
+    assert_eq!(state, "done");
+    assert_ne!(last, stranded, "the stale claim was not replaced");
+    assert_eq!(env.rpc("getcallreceipt", json!([last]))["success"], true);
+    assert_eq!(
+        env.nonces(&bob.l2).0,
+        c1 + 1,
+        "one claim for the second payment"
+    );
+    env.assert_supply();
+}
+
+fn paid_txid(out: &str) -> String {
+    out.split("paid: Bitcoin transaction ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -3,12 +3,20 @@
 //! with an SPV proof (from Electrum's `blockchain.transaction.get_merkle` or bitcoind), and
 //! retries with backoff. A Bitcoin reorg that moves the payment to another block gets a fresh
 //! proof at the next try. Its work list lives in SQLite (mode 0600), so it survives restarts.
+//!
+//! Crash safety: the signed claim transaction is stored *before* it is sent. After a crash at
+//! any point the next run finds it in the L2 mempool, in a receipt, or resends the very same
+//! transaction; only when that one can no longer be admitted (its proof went stale in a
+//! Bitcoin reorg, its nonce was used) does it build a new claim. So a claim is never sent
+//! twice for the same proof. (`REXE_FAILPOINT=claimer-before-send|claimer-after-send`
+//! aborts the process at those points, for the crash tests.)
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::peg::MatchId;
+use rexe_chain::encode::Encode as _;
 use rexe_chain::Txid;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -64,6 +72,8 @@ struct Work {
     match_ids: Vec<MatchId>,
     state: String,
     l2_txid: Option<String>,
+    /// The signed claim transaction (hex), stored before it is sent.
+    l2_tx: Option<String>,
     attempts: i64,
 }
 
@@ -110,7 +120,7 @@ impl<S: BitcoinSource> Claimer<S> {
     pub fn step(&self, now: i64) -> Result<Vec<(BtcTxid, Progress)>> {
         let rows: Vec<Work> = {
             let mut st = self.db.prepare(
-                "SELECT btc_txid, match_ids, state, l2_txid, attempts FROM claims
+                "SELECT btc_txid, match_ids, state, l2_txid, attempts, l2_tx FROM claims
                  WHERE state NOT IN ('done', 'failed') AND next_try <= ?1 ORDER BY btc_txid",
             )?;
             let r = st.query_map([now], |r| {
@@ -120,15 +130,17 @@ impl<S: BitcoinSource> Claimer<S> {
                     r.get(2)?,
                     r.get(3)?,
                     r.get(4)?,
+                    r.get(5)?,
                 ))
             })?;
             r.map(|row| {
-                let (btc_txid, ids, state, l2_txid, attempts) = row?;
+                let (btc_txid, ids, state, l2_txid, attempts, l2_tx) = row?;
                 Ok(Work {
                     match_ids: parse_ids(&ids)?,
                     btc_txid,
                     state,
                     l2_txid,
+                    l2_tx,
                     attempts,
                 })
             })
@@ -218,7 +230,20 @@ impl<S: BitcoinSource> Claimer<S> {
                     now,
                 ),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
-                None => self.retry(w, "claim transaction dropped by the L2 node".into(), now),
+                // Never reached the node (a crash right after it was stored), or dropped:
+                // send the very same transaction again rather than a second claim.
+                None => match w.l2_tx.as_deref().map(|h| self.l2.submit_hex(h, "claim")) {
+                    Some(Ok(())) => {
+                        tracing::info!(btc_txid = %txid, l2_txid = %l2, "claim resent");
+                        Ok(Progress::Submitted(l2))
+                    }
+                    Some(Err(e)) => self.retry(
+                        w,
+                        format!("claim transaction {l2} dropped and not resendable: {e:#}"),
+                        now,
+                    ),
+                    None => self.retry(w, "claim transaction dropped by the L2 node".into(), now),
+                },
             };
         }
         let Some(proof) = self.source.proof(txid, &payee)? else {
@@ -264,16 +289,20 @@ impl<S: BitcoinSource> Claimer<S> {
             return Ok(Progress::Waiting(msg));
         }
         let call = proof.claim(w.match_ids.clone());
-        match self.l2.send(0, &call) {
-            Ok(l2) => {
-                self.note(
-                    id,
-                    "submitted",
-                    Some(l2.to_string()),
-                    "claim submitted",
-                    None,
-                    now,
-                )?;
+        // Stored before it is sent: a crash at any point leaves either nothing sent, or a
+        // stored transaction that the next run finds in the mempool, in a receipt, or resends.
+        let tx = self.l2.build(0, &call)?;
+        let l2 = tx.txid();
+        self.db.execute(
+            "UPDATE claims SET state = 'submitted', l2_txid = ?2, l2_tx = ?3,
+                 last_note = 'claim signed' WHERE btc_txid = ?1",
+            params![id, l2.to_string(), hex::encode(tx.to_bytes())],
+        )?;
+        super::l2::failpoint("claimer-before-send");
+        match self.l2.submit(&tx, "claim") {
+            Ok(()) => {
+                super::l2::failpoint("claimer-after-send");
+                self.note(id, "submitted", None, "claim submitted", None, now)?;
                 tracing::info!(btc_txid = %txid, l2_txid = %l2, "claim submitted");
                 Ok(Progress::Submitted(l2))
             }
@@ -356,6 +385,13 @@ pub fn open_db(path: &Path) -> Result<Connection> {
             last_note TEXT
         );",
     )?;
+    // Work lists from before the claim transaction was stored.
+    let has_tx: bool = db
+        .prepare("SELECT 1 FROM pragma_table_info('claims') WHERE name = 'l2_tx'")?
+        .exists([])?;
+    if !has_tx {
+        db.execute_batch("ALTER TABLE claims ADD COLUMN l2_tx TEXT;")?;
+    }
     Ok(db)
 }
 

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
 use rexe_chain::system::SystemId;
-use rexe_chain::{Amount, Network, Payload, Signer, Tx, Txid};
+use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
 use crate::node::peer::Peer;
@@ -19,6 +19,15 @@ pub struct L2Client {
     network: Network,
     /// Fee per call.
     pub fee: Amount,
+}
+
+/// A fault-injection point for crash tests: when the `REXE_FAILPOINT` environment variable
+/// names `point`, the process aborts there (as a `kill -9` would stop it).
+pub fn failpoint(point: &str) {
+    if std::env::var("REXE_FAILPOINT").is_ok_and(|v| v == point) {
+        eprintln!("failpoint {point}: aborting");
+        std::process::abort();
+    }
 }
 
 /// The L2 network named by `getchaininfo`.
@@ -74,13 +83,18 @@ impl L2Client {
 
     /// Signs and submits a peg call with `value` sats attached; returns its txid.
     pub fn send(&self, value: u64, call: &PegCall) -> Result<Txid> {
-        let acct = self.call("getaccount", json!([self.address()]))?;
-        let nonce = acct["next_nonce"]
-            .as_u64()
-            .or_else(|| acct["nonce"].as_u64())
-            .ok_or_else(|| anyhow!("getaccount answered without a nonce"))?;
+        let tx = self.build(value, call)?;
+        self.submit(&tx, call.name())?;
+        Ok(tx.txid())
+    }
+
+    /// Signs a peg call with `value` sats attached at our next nonce (after our transactions
+    /// waiting in the mempool), without sending it: agents persist it first, so that after a
+    /// crash they resend the very same transaction instead of a second one.
+    pub fn build(&self, value: u64, call: &PegCall) -> Result<SignedTx> {
+        let nonce = self.next_nonce()?;
         let height = self.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
-        let tx = Tx {
+        Ok(Tx {
             network: self.network,
             from: self.signer.address(),
             nonce,
@@ -93,11 +107,32 @@ impl L2Client {
                 data: call.encode(),
             },
         }
-        .sign(&self.signer);
-        let txid = tx.txid();
-        self.call("sendrawtransaction", json!([hex::encode(tx.to_bytes())]))
-            .with_context(|| format!("submitting the peg {} call", call.name()))?;
-        Ok(txid)
+        .sign(&self.signer))
+    }
+
+    /// Submits a signed transaction (`what` names it in errors).
+    pub fn submit(&self, tx: &SignedTx, what: &str) -> Result<()> {
+        self.submit_hex(&hex::encode(tx.to_bytes()), what)
+    }
+
+    /// Submits a signed transaction given as hex (`what` names it in errors).
+    pub fn submit_hex(&self, tx_hex: &str, what: &str) -> Result<()> {
+        self.call("sendrawtransaction", json!([tx_hex]))
+            .with_context(|| format!("submitting the peg {what} call"))?;
+        Ok(())
+    }
+
+    /// Our account's (confirmed nonce, next nonce after our pending transactions).
+    pub fn nonces(&self) -> Result<(u64, u64)> {
+        let acct = self.call("getaccount", json!([self.address()]))?;
+        let nonce = acct["nonce"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("getaccount answered without a nonce"))?;
+        Ok((nonce, acct["next_nonce"].as_u64().unwrap_or(nonce)))
+    }
+
+    fn next_nonce(&self) -> Result<u64> {
+        Ok(self.nonces()?.1)
     }
 
     /// The call's receipt once it has run: `Ok(None)` while pending.

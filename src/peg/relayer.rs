@@ -1,7 +1,9 @@
 //! The header relayer: keeps the L2's tracked Bitcoin header chain current from bitcoind's
 //! JSON-RPC or an Electrum server, following Bitcoin reorgs (it finds the highest block of
 //! the source's best chain the L2 already tracks and sends the headers above it). One call at
-//! a time: the next batch is sent once the previous one has run.
+//! a time: the next batch is sent once the previous one has run. After a restart it waits
+//! while its key has calls in the mempool (a batch sent just before a crash) and for the
+//! block that runs them, instead of sending the same headers twice.
 
 use anyhow::Result;
 use rexe_bridge::call::{PegCall, MAX_HEADERS_PER_CALL};
@@ -18,6 +20,11 @@ pub enum Step {
     UpToDate,
     /// A previous batch has not run yet.
     Waiting(Txid),
+    /// Our key has transactions in the mempool (a batch sent before a restart): wait.
+    Busy {
+        /// How many.
+        pending: u64,
+    },
     /// Sent `count` headers from height `from`.
     Sent {
         /// The call.
@@ -34,6 +41,10 @@ pub struct Relayer<S: BitcoinSource> {
     btc: S,
     l2: L2Client,
     pending: Option<Txid>,
+    /// Calls of ours seen waiting in the mempool (after a restart): once included they run
+    /// at the next block, so the relayer then waits for the L2 to pass this height.
+    draining: bool,
+    settle_at: Option<u64>,
     /// Most headers per call.
     pub batch: u32,
 }
@@ -45,6 +56,8 @@ impl<S: BitcoinSource> Relayer<S> {
             btc,
             l2,
             pending: None,
+            draining: false,
+            settle_at: None,
             batch: MAX_HEADERS_PER_CALL as u32,
         }
     }
@@ -73,6 +86,35 @@ impl<S: BitcoinSource> Relayer<S> {
                     self.pending = None;
                 }
             }
+        }
+        // After a restart `pending` is forgotten: a batch of ours still in the mempool (sent
+        // just before a crash) is waited for instead of being sent a second time.
+        let (nonce, next) = self.l2.nonces()?;
+        if next > nonce {
+            self.draining = true;
+            return Ok(Step::Busy {
+                pending: next - nonce,
+            });
+        }
+        if std::mem::take(&mut self.draining) {
+            // Included now; a call runs on the global lane one block after its inclusion.
+            let h = self
+                .l2
+                .call("getblockcount", json!([]))?
+                .as_u64()
+                .unwrap_or(0);
+            self.settle_at = Some(h + 1);
+        }
+        if let Some(at) = self.settle_at {
+            let h = self
+                .l2
+                .call("getblockcount", json!([]))?
+                .as_u64()
+                .unwrap_or(0);
+            if h < at {
+                return Ok(Step::Busy { pending: 0 });
+            }
+            self.settle_at = None;
         }
         let info = self.l2.peg_info()?;
         let l2_height = info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32;
@@ -107,6 +149,7 @@ impl<S: BitcoinSource> Relayer<S> {
         let count = headers.len();
         let txid = self.l2.send(0, &PegCall::SubmitHeaders(headers))?;
         self.pending = Some(txid);
+        super::l2::failpoint("relayer-after-send");
         tracing::info!(from = fork + 1, count, %txid, source = %self.btc.describe(), "relayed Bitcoin headers to the L2");
         Ok(Step::Sent {
             txid,

@@ -151,6 +151,23 @@ impl PegEnv {
         self.stop.store(false, Ordering::SeqCst);
     }
 
+    /// Kills the background header relayer.
+    pub fn stop_relayer(&mut self) {
+        if let Some(mut r) = self.relayer.take() {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+
+    /// `(nonce, next_nonce)` of an L2 account.
+    pub fn nonces(&self, addr: &str) -> (u64, u64) {
+        let a = self.rpc("getaccount", json!([addr]));
+        (
+            a["nonce"].as_u64().unwrap(),
+            a["next_nonce"].as_u64().unwrap(),
+        )
+    }
+
     /// Runs `rexe peg relay` (Electrum source) in the background, paying with `key_args`
     /// (`--key FILE` or `--wallet FILE`).
     pub fn start_relayer(&mut self, key_args: &[&str]) {
