@@ -776,3 +776,36 @@ fn peg_state_survives_restart_l2_rollback_and_replay() {
     assert_eq!(replica.tip_hash(), w.chain.tip_hash());
     assert_eq!(replica.global_digest(), w.chain.global_digest());
 }
+
+/// A Bitcoin block anchors the L2 blocks it sealed once it is on the tracked best chain with
+/// K confirmations (the chain's fork choice then never goes below them); not before, and not
+/// on a stale branch.
+#[test]
+fn bitcoin_blocks_anchor_once_k_deep_on_the_best_tracked_chain() {
+    use bitcoin::hashes::Hash as _;
+    use rexe_chain::system::SystemContract;
+    let mut w = L2::new();
+    let base = w.btc_tip;
+    w.btc_mine(&[]);
+    let first = w.btc_tip;
+    w.relay_headers();
+    let anchors = |w: &L2, h: BtcHash| w.peg().anchors(&h.to_byte_array());
+    assert!(!anchors(&w, first), "1 of {K} confirmations");
+    for _ in 1..K {
+        w.btc_mine(&[]);
+    }
+    w.relay_headers();
+    assert!(anchors(&w, first), "{K} confirmations");
+    assert!(!anchors(&w, BtcHash::all_zeros()), "untracked");
+    // A stale branch's block never anchors, however deep it once was.
+    let mut cur = base;
+    for _ in 0..(K + 2) {
+        cur = w.btc_mine_on(cur, &[]).0;
+    }
+    w.relay_headers_to(cur);
+    assert_eq!(w.peg().headers().best_tip().0, cur);
+    assert!(
+        !anchors(&w, first),
+        "reorganised out of the tracked best chain"
+    );
+}

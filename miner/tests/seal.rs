@@ -78,3 +78,21 @@ fn merge_mined_blocks_connect_and_bad_seals_do_not() {
     assert!(matches!(c.submit(x, now), Err(BlockError::BadSeal(_))));
     assert_eq!(c.tip_hash(), tip);
 }
+
+/// The seal names the Bitcoin block whose work sealed it (the AuxPoW parent): the chain
+/// anchors the L2 block on it once that block is buried on the tracked Bitcoin chain.
+#[test]
+fn the_seal_names_its_bitcoin_parent() {
+    use bitcoin::hashes::Hash as _;
+    use rexe_chain::seal::Sealer;
+    let tree = AuxTree::build(&[(ChainId::REXE, [5; 32])]).unwrap();
+    let bits = CompactTarget::from_consensus(0x207f_ffff);
+    let target = bitcoin::pow::Target::from_compact(bits);
+    let aux = mine_parent(&tree, ChainId::REXE, bits, target, 1);
+    let sealer = AuxPowSealer::default();
+    assert_eq!(
+        sealer.bitcoin_parent(&aux.encode()),
+        Some(aux.parent.block_hash().to_byte_array())
+    );
+    assert_eq!(sealer.bitcoin_parent(&[1, 2, 3]), None);
+}
