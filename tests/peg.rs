@@ -564,6 +564,75 @@ fn paid_txid(out: &str) -> String {
         .to_string()
 }
 
+/// `peg in --wait --bump`: a payment stuck at a low fee while Bitcoin blocks pass without it
+/// is replaced (RBF) once 3 or fewer blocks remain before the deadline, and the replacement
+/// is claimed.
+#[test]
+fn peg_in_wait_bump_replaces_a_stuck_payment_and_claims_it() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let mut a = env.peg_in_args(&bob, 100_000, &["--wait", "--bump"]);
+    let i = a.iter().position(|s| s == "--feerate").unwrap();
+    a[i + 1] = "1".into();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
+        .args(&a)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mempool = || env.btc("getrawmempool", json!([]));
+    env.wait_for("the payment", 120, || {
+        mempool().as_array().is_some_and(|m| m.len() == 1)
+    });
+    let first = mempool()[0].as_str().unwrap().to_string();
+    let deadline = env.peg_match(0)["btc_deadline_height"].as_u64().unwrap();
+    // Bitcoin blocks that leave the payment out, until 3 remain before the deadline.
+    let tip = env.btc("getblockcount", json!([])).as_u64().unwrap();
+    for _ in tip..deadline - 3 {
+        env.btc("generateblock", json!([alice.address, []]));
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let m = mempool();
+        if m.as_array().is_some_and(|m| m.len() == 1) && m[0] != first.as_str() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no replacement: {m}\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let second = mempool()[0].as_str().unwrap().to_string();
+    env.mine_btc(1);
+    env.wait_relayed();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("peg in --wait --bump did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("payment at risk"), "{stdout}");
+    assert_eq!(env.peg_match(0)["state"], "claimed");
+    assert_eq!(env.peg_match(0)["paid_by"], format!("{second}:0"));
+    env.assert_supply();
+}
+
 #[test]
 fn unpaid_match_expires_and_the_maker_gets_escrow_and_bond() {
     let (env, alice, bob) = alice_and_bob();

@@ -463,18 +463,8 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                 )
             })?;
             let owed = pegin::owed(&rpc.peer()?, &ids)?;
-            let tip = source::Electrum::new(&w.electrum)?.tip_height()?;
-            rexe_wallet::check_deadline(owed.deadline, tip, 1)
-                .context("too late to bump: the deadline has passed")?;
             let rate = crate::btc_wallet::fee_rate(Some(feerate), &w.electrum)?;
-            let mut psbt = wallet.bump_fee(btc_txid, rate)?;
-            rexe_wallet::tag_match_ids(&mut psbt, &ids);
-            if !wallet.sign(&mut psbt, &owed.payments, &ids)? {
-                bail!("the wallet could not sign every input of the replacement");
-            }
-            let tx = rexe_wallet::extract_tx(psbt)?;
-            let txid = wallet.broadcast(&w.electrum, &tx, &owed.payments, &ids)?;
-            claimer::watch(&db, txid, &ids)?;
+            let txid = pegin::bump(&mut wallet, btc_txid, rate, &owed, &w.electrum, &db)?;
             println!("replaced {btc_txid} by {txid} at {feerate} sat/vB; the claimer watches both");
         }
     }

@@ -68,6 +68,12 @@ pub struct PegInArgs {
     /// Stay and claim: run the claimer until the payment is claimed.
     #[arg(long)]
     pub wait: bool,
+    /// With `--wait`: when the payment is still unconfirmed with 3 or fewer Bitcoin blocks
+    /// left before the deadline, replace it (RBF) at a higher fee rate (the server's
+    /// estimate for the blocks left, at least 1.5x the last rate and 2 sat/vB more), at most
+    /// once per block.
+    #[arg(long, requires = "wait")]
+    pub bump: bool,
     #[command(flatten)]
     pub w: WalletArgs,
     #[command(flatten)]
@@ -373,6 +379,73 @@ fn check_fee_for_deadline(
     Ok(())
 }
 
+/// Replaces the unconfirmed payment `btc_txid` (RBF) at `rate`, signs, broadcasts and adds
+/// the replacement to the claimer's work list; refuses after the deadline.
+pub fn bump(
+    wallet: &mut RexeWallet,
+    btc_txid: bitcoin::Txid,
+    rate: bitcoin::FeeRate,
+    owed: &Owed,
+    electrum: &str,
+    claimer_db: &rusqlite::Connection,
+) -> Result<bitcoin::Txid> {
+    let tip = Electrum::new(electrum)?.tip_height()?;
+    rexe_wallet::check_deadline(owed.deadline, tip, 1)
+        .context("too late to bump: the deadline has passed")?;
+    let mut psbt = wallet.bump_fee(btc_txid, rate)?;
+    rexe_wallet::tag_match_ids(&mut psbt, &owed.ids);
+    if !wallet.sign(&mut psbt, &owed.payments, &owed.ids)? {
+        bail!("the wallet could not sign every input of the replacement");
+    }
+    let tx = rexe_wallet::extract_tx(psbt)?;
+    let txid = wallet.broadcast(electrum, &tx, &owed.payments, &owed.ids)?;
+    super::claimer::watch(claimer_db, txid, &owed.ids)?;
+    Ok(txid)
+}
+
+/// What `--wait --bump` keeps between passes.
+struct Bumper {
+    payment: bitcoin::Txid,
+    rate: bitcoin::FeeRate,
+    last_tip: Option<u32>,
+}
+
+impl Bumper {
+    /// Bumps the payment if it is unconfirmed and at risk (see [`PegInArgs::bump`]).
+    fn pass(
+        &mut self,
+        wallet: &mut RexeWallet,
+        owed: &Owed,
+        btc: &Electrum,
+        electrum: &str,
+        db: &rusqlite::Connection,
+    ) -> Result<()> {
+        let tip = btc.tip_height()?;
+        if self.last_tip == Some(tip) || !rexe_wallet::should_bump(owed.deadline, tip) {
+            return Ok(());
+        }
+        if btc.proof(self.payment, &owed.payments[0].script)?.is_some() {
+            return Ok(()); // confirmed
+        }
+        self.last_tip = Some(tip);
+        let left = owed.deadline.saturating_sub(tip).max(1);
+        let estimate = crate::btc_wallet::estimate_sat_vb(electrum, left as usize)?.unwrap_or(1.0);
+        let last = self.rate.to_sat_per_kwu() as f64 / 250.0;
+        // BIP125: the replacement pays its own size at the incremental relay fee on top of
+        // the original's fee, so the rate rises by more than 1 sat/vB.
+        let sat_vb = estimate.max(last * 1.5).max(last + 2.0);
+        let rate = bitcoin::FeeRate::from_sat_per_kwu((sat_vb * 250.0).ceil() as u64);
+        let new = bump(wallet, self.payment, rate, owed, electrum, db)?;
+        println!(
+            "payment at risk ({left} blocks to the deadline): replaced {} by {new} at {sat_vb:.1} sat/vB",
+            self.payment
+        );
+        self.payment = new;
+        self.rate = rate;
+        Ok(())
+    }
+}
+
 /// Signs the wallet's payment PSBT, broadcasts it over Electrum and adds it to the claimer's
 /// work list.
 pub fn pay(
@@ -416,6 +489,7 @@ pub fn run(a: PegInArgs) -> Result<()> {
         },
         electrum: Some(&a.w.electrum),
     };
+    let req_rate = req.rate;
     let (psbt, owed) = prepare(&req, &mut wallet, &l2, &peer)?;
     if let Some(path) = &a.psbt_out {
         rexe_wallet::write_psbt_file(path, &psbt)?;
@@ -433,7 +507,33 @@ pub fn run(a: PegInArgs) -> Result<()> {
         "the claimer work list {} watches it (run `rexe peg claimer` to claim it once it is deep enough)",
         a.claimer_state.display(),
     );
-    if a.wait {
+    if a.wait && a.bump {
+        let db = super::claimer::open_db(&a.claimer_state)?;
+        let mut bumper = Bumper {
+            payment: txid,
+            rate: req_rate,
+            last_tip: None,
+        };
+        let c = super::claimer::Claimer::open(&a.claimer_state, Electrum::new(&a.w.electrum)?, l2)?;
+        loop {
+            match c.step(super::now()) {
+                Ok(events) => {
+                    for (t, p) in events {
+                        println!("{t}: {p:?}");
+                    }
+                }
+                Err(e) => eprintln!("claimer step failed, retrying: {e:#}"),
+            }
+            if c.open_count()? == 0 {
+                break;
+            }
+            wallet.sync(&a.w.electrum)?;
+            if let Err(e) = bumper.pass(&mut wallet, &owed, &btc, &a.w.electrum, &db) {
+                eprintln!("could not bump the payment: {e:#}");
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    } else if a.wait {
         let c = super::claimer::Claimer::open(&a.claimer_state, btc, l2)?;
         super::run_claimer(&c, true, false)?;
     }
