@@ -48,6 +48,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getblockheader", "hash_or_height"),
     ("sendrawtransaction", "hex"),
     ("gettransaction", "txid"),
+    ("gettxstatus", "txid"),
     ("getmempoolinfo", ""),
     ("getaccount", "address"),
     ("getshardinfo", ""),
@@ -275,6 +276,14 @@ pub fn call(
                 .submit_tx_bytes(&bytes)
                 .map(|txid| json!(txid.to_string()))
                 .map_err(|e| RpcError::new(-26, e.to_string()))
+        }
+        "gettxstatus" => {
+            // `gettransaction` without the transaction: status, place, confirmations, final.
+            let mut v = call(chain, ctx, "gettransaction", params, now)?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("tx");
+            }
+            Ok(v)
         }
         "gettransaction" => {
             check_arity(params, 1, 1)?;
