@@ -15,6 +15,12 @@ use serde_json::{json, Value};
 /// Alice and Bob: funded on the L2 (block rewards), Bob also on Bitcoin (101 blocks to his
 /// wallet), the L2 mining and the relayer running.
 fn alice_and_bob() -> (PegEnv, Wallet, Wallet) {
+    let (env, alice, bob, _) = alice_bob_and_relayer();
+    (env, alice, bob)
+}
+
+/// [`alice_and_bob`] plus the relayer's wallet.
+fn alice_bob_and_relayer() -> (PegEnv, Wallet, Wallet, Wallet) {
     let mut env = PegEnv::new();
     let alice = env.wallet("alice.wallet");
     let bob = env.wallet("bob.wallet");
@@ -28,7 +34,7 @@ fn alice_and_bob() -> (PegEnv, Wallet, Wallet) {
     env.start_mining();
     env.start_relayer(&["--wallet", relayer.arg()]);
     env.wait_relayed();
-    (env, alice, bob)
+    (env, alice, bob, relayer)
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -433,18 +439,7 @@ fn stored_claim(env: &PegEnv, pay: &str) -> (String, String) {
 /// again. The claim transaction is stored before it is sent, and resent if it was lost.
 #[test]
 fn agents_crash_after_sending_and_resume_without_double_submission() {
-    let mut env = PegEnv::new();
-    let alice = env.wallet("alice.wallet");
-    let bob = env.wallet("bob.wallet");
-    let relayer = env.wallet("relayer.wallet");
-    for w in [&alice, &bob, &relayer] {
-        env.mine_l2_to(&w.l2);
-        env.mine_l2_to(&w.l2);
-    }
-    env.btc("generatetoaddress", json!([101, bob.address]));
-    env.start_mining();
-    env.start_relayer(&["--wallet", relayer.arg()]);
-    env.wait_relayed();
+    let (mut env, alice, bob, relayer) = alice_bob_and_relayer();
 
     // Relayer: crashes right after sending a batch; restarted, it waits for that batch
     // instead of sending the same headers again.
