@@ -36,15 +36,27 @@ pub enum Step {
     },
 }
 
+/// Where the relayer stands with calls it may have sent before it started.
+#[derive(Debug, Clone, Copy)]
+enum Startup {
+    /// Not looked yet.
+    Unknown,
+    /// Waiting until our confirmed nonce reaches this (all our calls at start included).
+    Included(u64),
+    /// Waiting until the L2 reaches this height (the block that runs them).
+    Run(u64),
+}
+
 /// Relays headers from `btc` to the L2 through `l2`.
 pub struct Relayer<S: BitcoinSource> {
     btc: S,
     l2: L2Client,
     pending: Option<Txid>,
-    /// Calls of ours seen waiting in the mempool (after a restart): once included they run
-    /// at the next block, so the relayer then waits for the L2 to pass this height.
-    draining: bool,
-    settle_at: Option<u64>,
+    /// At start: our account's next nonce then (`None` once handled). A batch sent just
+    /// before a restart may still be in the mempool: the relayer waits until every
+    /// transaction of ours that existed at start is included, then for the block that runs
+    /// them, instead of sending the same headers twice.
+    startup: Option<Startup>,
     /// Most headers per call.
     pub batch: u32,
 }
@@ -56,8 +68,7 @@ impl<S: BitcoinSource> Relayer<S> {
             btc,
             l2,
             pending: None,
-            draining: false,
-            settle_at: None,
+            startup: Some(Startup::Unknown),
             batch: MAX_HEADERS_PER_CALL as u32,
         }
     }
@@ -87,34 +98,45 @@ impl<S: BitcoinSource> Relayer<S> {
                 }
             }
         }
-        // After a restart `pending` is forgotten: a batch of ours still in the mempool (sent
-        // just before a crash) is waited for instead of being sent a second time.
-        let (nonce, next) = self.l2.nonces()?;
-        if next > nonce {
-            self.draining = true;
-            return Ok(Step::Busy {
-                pending: next - nonce,
-            });
-        }
-        if std::mem::take(&mut self.draining) {
-            // Included now; a call runs on the global lane one block after its inclusion.
-            let h = self
-                .l2
-                .call("getblockcount", json!([]))?
-                .as_u64()
-                .unwrap_or(0);
-            self.settle_at = Some(h + 1);
-        }
-        if let Some(at) = self.settle_at {
-            let h = self
-                .l2
-                .call("getblockcount", json!([]))?
-                .as_u64()
-                .unwrap_or(0);
-            if h < at {
+        // After a restart `pending` is forgotten: wait for what we sent before it.
+        match self.startup {
+            None => {}
+            Some(Startup::Unknown) => {
+                let (nonce, next) = self.l2.nonces()?;
+                self.startup = (next > nonce).then_some(Startup::Included(next));
+                if next > nonce {
+                    return Ok(Step::Busy {
+                        pending: next - nonce,
+                    });
+                }
+            }
+            Some(Startup::Included(until)) => {
+                let (nonce, _) = self.l2.nonces()?;
+                if nonce < until {
+                    return Ok(Step::Busy {
+                        pending: until - nonce,
+                    });
+                }
+                // Included; a call runs on the global lane one block after its inclusion.
+                let h = self
+                    .l2
+                    .call("getblockcount", json!([]))?
+                    .as_u64()
+                    .unwrap_or(0);
+                self.startup = Some(Startup::Run(h + 1));
                 return Ok(Step::Busy { pending: 0 });
             }
-            self.settle_at = None;
+            Some(Startup::Run(at)) => {
+                let h = self
+                    .l2
+                    .call("getblockcount", json!([]))?
+                    .as_u64()
+                    .unwrap_or(0);
+                if h < at {
+                    return Ok(Step::Busy { pending: 0 });
+                }
+                self.startup = None;
+            }
         }
         let info = self.l2.peg_info()?;
         let l2_height = info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32;
