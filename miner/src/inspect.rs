@@ -1,7 +1,10 @@
 //! `rexe auxpow check`: decodes a merge-mined header or block in Namecoin's serialization
-//! (80-byte header, then the AuxPoW when the version has the auxpow flag, as Namecoin and
-//! Dogecoin nodes return from `getblock HASH 0`; transactions after it are ignored) and
-//! reports its parts and the verification result, for pool operators.
+//! (80-byte header, then the AuxPoW when the version has the auxpow flag, then — for a full
+//! block, as Namecoin and Dogecoin nodes return from `getblock HASH 0` — the transactions,
+//! which must match the header's merkle root) and reports its parts and the verification
+//! result, for pool operators. Every byte must be accounted for: trailing bytes that are not
+//! a block's transactions, or a block cut short, are errors (as Namecoin's deserializer has
+//! them).
 
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::Decodable;
@@ -25,6 +28,26 @@ fn header_json(h: &BtcHeader) -> Value {
         "nonce": h.nonce,
         "meets_own_target": h.target().is_met_by(h.block_hash()),
     })
+}
+
+/// The bytes after the AuxPoW must be a full block's transaction list, consumed exactly and
+/// committed to by the header's merkle root; returns how many transactions.
+fn block_transactions(header: &BtcHeader, rest: &[u8]) -> Result<usize, String> {
+    let txs: Vec<bitcoin::Transaction> = bitcoin::consensus::deserialize(rest).map_err(|e| {
+        format!(
+            "{} bytes after the AuxPoW are not a block's transactions ({e}): trailing bytes or a truncated block",
+            rest.len()
+        )
+    })?;
+    if txs.is_empty() {
+        return Err("a block's transaction list is empty".into());
+    }
+    let root = bitcoin::merkle_tree::calculate_root(txs.iter().map(|t| t.compute_txid()))
+        .map(|r| bitcoin::TxMerkleNode::from_raw_hash(r.to_raw_hash()));
+    if root != Some(header.merkle_root) {
+        return Err("the block's transactions do not match the header's merkle root".into());
+    }
+    Ok(txs.len())
 }
 
 /// Decodes and checks `hex_str` for `chain_id`; every answer (errors included) is JSON.
@@ -52,6 +75,17 @@ pub fn inspect(hex_str: &str, chain_id: ChainId) -> Value {
             return out;
         }
     };
+    let rest = &bytes[cur.position() as usize..];
+    if !rest.is_empty() {
+        match block_transactions(&header, rest) {
+            Ok(n) => out["transactions"] = json!(n),
+            Err(e) => {
+                out["valid"] = json!(false);
+                out["error"] = json!(e);
+                return out;
+            }
+        }
+    }
     let aux_hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
     let script = aux
         .coinbase_tx

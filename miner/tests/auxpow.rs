@@ -344,6 +344,46 @@ fn inspect_reports_parts_and_the_failing_rule() {
     );
 }
 
+/// Every byte is accounted for, as Namecoin's deserializer has it: a header + AuxPoW with
+/// trailing junk, and a full block cut short or extended, are invalid; full blocks verify.
+#[test]
+fn inspect_consumes_exactly_its_bytes() {
+    let check = |b: &[u8], chain: ChainId| rexe_miner::inspect::inspect(&hex::encode(b), chain);
+    let nmc = vector("namecoin-mainnet-37174.header-auxpow.hex");
+    assert_eq!(check(&nmc, ChainId::NAMECOIN)["valid"], true);
+    for junk in [&[0xde, 0xad, 0xbe, 0xef][..], &[0x01], &[0x00]] {
+        let v = check(&[&nmc[..], junk].concat(), ChainId::NAMECOIN);
+        assert_eq!(v["valid"], false, "{v}");
+    }
+    // What submitauxblock decodes: the AuxPoW alone, exactly.
+    let aux_hex = hex::encode(&nmc[80..]);
+    assert!(rexe_miner::auxpow::decode_hex(&aux_hex).is_ok());
+    for junk in ["deadbeef", "01", "00"] {
+        assert!(rexe_miner::auxpow::decode_hex(&format!("{aux_hex}{junk}")).is_err());
+    }
+    assert!(rexe_miner::auxpow::decode_hex(&aux_hex[..aux_hex.len() - 2]).is_err());
+    for cut in 1..8 {
+        let v = check(&nmc[..nmc.len() - cut], ChainId::NAMECOIN);
+        assert_eq!(v["valid"], false, "cut {cut}: {v}");
+    }
+    // A full merge-mined Dogecoin block: header, AuxPoW, its 3 transactions (matching the
+    // merkle root). Its parent is a Litecoin block (scrypt), so the SHA-256d work check is
+    // the only rule that fails.
+    let doge = vector("dogecoin-mainnet-d3ea4835.block.hex");
+    let v = check(&doge, ChainId::DOGECOIN);
+    assert_eq!(v["transactions"], 3, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("above target"), "{v}");
+    for cut in [1, 10, 100] {
+        let v = check(&doge[..doge.len() - cut], ChainId::DOGECOIN);
+        assert_eq!(v["valid"], false, "cut {cut}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("truncated"), "{v}");
+    }
+    for junk in [&[0xde, 0xad, 0xbe, 0xef][..], &[0x01]] {
+        let v = check(&[&doge[..], junk].concat(), ChainId::DOGECOIN);
+        assert_eq!(v["valid"], false, "{v}");
+    }
+}
+
 #[test]
 fn chain_index_minus_one_gives_the_zero_root_as_namecoin() {
     assert_eq!(merkle_branch_root([5u8; 32], &[[6u8; 32]], -1), [0u8; 32]);
