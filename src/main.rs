@@ -126,9 +126,26 @@ fn parse_chain_id(s: &str) -> Result<u32> {
     Ok(v)
 }
 
+/// Dies quietly like other Unix tools when stdout is a closed pipe (`rexe … | head`), instead
+/// of panicking on the failed write: Rust ignores SIGPIPE by default. Only for the commands
+/// that print and exit: the long-running services keep ignoring it, so that a closed log
+/// pipe never kills a node (their sockets never raise it: Rust sends with MSG_NOSIGNAL).
+fn restore_sigpipe() {
+    // SAFETY: resets one signal's disposition to the default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
     allocator_setup();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }
+    ) {
+        restore_sigpipe();
+    }
     // The devnet prints what happens on stdout; its logs default to warnings only.
     let default_filter = match cli.command {
         Command::Devnet(_) => "warn",

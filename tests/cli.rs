@@ -141,3 +141,27 @@ fn auxpow_check_reports_real_namecoin_data() {
     // Namecoin's first check: the merge-mined block's own chain id.
     assert!(v["error"].as_str().unwrap().contains("chain ID"), "{v}");
 }
+
+/// `rexe … | head`: a closed stdout ends the command quietly (SIGPIPE, as Unix tools do),
+/// not with a panic about a failed write.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let hex_str = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex"
+    ))
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["auxpow", "check", "--chain-id", "1", hex_str.trim()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

@@ -65,6 +65,9 @@ pub struct Entry {
     pub chainwork: Work,
     /// Status.
     pub status: Status,
+    /// Connected (fully validated) at least once: Core's `BLOCK_VALID_SCRIPTS`, which tells
+    /// `getchaintips`' `valid-fork` from `valid-headers`.
+    pub connected: bool,
 }
 
 struct Undo {
@@ -134,6 +137,7 @@ impl Chain {
                 block: genesis,
                 height: 0,
                 status: Status::Valid,
+                connected: true,
             },
         );
         // Like Core, the genesis coinbase is not spendable: no UTXO is created.
@@ -401,6 +405,9 @@ impl Chain {
         }
         self.undo.insert(hash, undo);
         self.active.push(hash);
+        if let Some(e) = self.blocks.get_mut(&hash) {
+            e.connected = true;
+        }
         Ok(())
     }
 
@@ -445,6 +452,7 @@ impl Chain {
             height: prev.height + 1,
             block,
             status: Status::Valid,
+            connected: false,
         };
         self.blocks.insert(hash, entry);
         self.headers.remove(&hash);
@@ -621,23 +629,33 @@ impl Chain {
             .map(|e| e.block.header.prev_blockhash)
             .chain(self.headers.values().map(|(h, _)| h.prev_blockhash))
             .collect();
+        // Blocks without children, and always the active tip (as Core: after
+        // `invalidateblock` the tip has an invalid child).
+        let tip = self.tip();
         let mut tips: Vec<_> = self
             .blocks
             .iter()
-            .filter(|(h, _)| !parents.contains(*h))
+            .filter(|(h, _)| !parents.contains(*h) || **h == tip)
             .map(|(h, e)| {
-                let mut cur = *h;
-                let mut len = 0;
+                // Down to the fork point: any invalid block makes the branch invalid; all
+                // connected once is a valid fork, otherwise only its headers were checked.
+                let (mut cur, mut len) = (*h, 0);
+                let (mut invalid, mut all_connected) = (false, true);
                 while !self.is_active(&cur) {
+                    let b = &self.blocks[&cur];
+                    invalid |= b.status == Status::Invalid;
+                    all_connected &= b.connected;
                     len += 1;
-                    cur = self.blocks[&cur].block.header.prev_blockhash;
+                    cur = b.block.header.prev_blockhash;
                 }
                 let status = if self.is_active(h) {
                     "active"
-                } else if self.chain_valid(*h) {
+                } else if invalid {
+                    "invalid"
+                } else if all_connected {
                     "valid-fork"
                 } else {
-                    "invalid"
+                    "valid-headers"
                 };
                 (*h, e.height, len, status)
             })

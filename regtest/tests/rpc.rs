@@ -258,6 +258,72 @@ fn invalidateblock_reorgs_and_chaintips_show_it() {
     );
 }
 
+/// Every `getchaintips` status as Core reports it, across invalidate/reconsider and
+/// competing branches; the active tip is always listed (even with an invalid child).
+#[test]
+fn getchaintips_reports_every_status_like_core() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let (a, b) = (key(21), key(22));
+    let tips = || -> Vec<(String, u64, String)> {
+        let v = ok(&node, "getchaintips", json!([]));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["hash"].as_str().unwrap().to_string(),
+                    t["branchlen"].as_u64().unwrap(),
+                    t["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let has = |hash: &Value, len: u64, status: &str| {
+        let t = tips();
+        assert!(
+            t.contains(&(hash.as_str().unwrap().to_string(), len, status.to_string())),
+            "{hash} {len} {status}: {t:?}"
+        );
+    };
+    ok(&node, "generatetoaddress", json!([3, a.addr.to_string()]));
+    let (h2, h3) = (
+        ok(&node, "getblockhash", json!([2])),
+        ok(&node, "getblockhash", json!([3])),
+    );
+    has(&h3, 0, "active");
+    // The tip's child is invalid: the active tip is still listed.
+    ok(&node, "invalidateblock", json!([h3]));
+    has(&h2, 0, "active");
+    has(&h3, 1, "invalid");
+    assert_eq!(tips().len(), 2);
+    // A competing block at height 3, built now, submitted after h3 is back: equal work, so
+    // stored but never connected — only its header and body were checked.
+    let t = ok(&node, "getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let x = block_from_template(&t, &b.addr, 7, 0, 0);
+    let xh = json!(x.block_hash().to_string());
+    ok(&node, "reconsiderblock", json!([h3]));
+    has(&h3, 0, "active");
+    assert_eq!(
+        ok(&node, "submitblock", json!([serialize_hex(&x)])),
+        json!("inconclusive")
+    );
+    has(&xh, 1, "valid-headers");
+    // Invalidate h3: x is connected; reconsidered, h3 (connected before) is a valid fork.
+    ok(&node, "invalidateblock", json!([h3]));
+    has(&xh, 0, "active");
+    ok(&node, "reconsiderblock", json!([h3]));
+    has(&xh, 0, "active");
+    has(&h3, 1, "valid-fork");
+    // A header without its block on top of x.
+    let t = ok(&node, "getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let y = block_from_template(&t, &a.addr, 8, 0, 0);
+    assert_eq!(
+        ok(&node, "submitheader", json!([serialize_hex(&y.header)])),
+        Value::Null
+    );
+    has(&json!(y.block_hash().to_string()), 1, "headers-only");
+}
+
 #[test]
 fn bad_requests_get_errors_and_the_node_keeps_serving() {
     let node = RegtestNode::start(RegtestConfig::default()).unwrap();
