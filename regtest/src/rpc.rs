@@ -157,7 +157,52 @@ fn address_script(s: &str) -> Result<bitcoin::ScriptBuf, (i64, String)> {
 }
 
 /// Runs one method (Core's names, parameters and answers).
+/// Bitcoin Core's parameter names of each method, in order (for named parameters).
+fn param_names(method: &str) -> &'static [&'static str] {
+    match method {
+        "getblockhash" => &["height"],
+        "getblockheader" => &["blockhash", "verbose"],
+        "getblock" => &["blockhash", "verbosity"],
+        "getrawtransaction" => &["txid", "verbose", "blockhash"],
+        "sendrawtransaction" => &["hexstring", "maxfeerate", "maxburnamount"],
+        "testmempoolaccept" => &["rawtxs", "maxfeerate"],
+        "getrawmempool" => &["verbose", "mempool_sequence"],
+        "getmempoolentry" => &["txid"],
+        "estimatesmartfee" => &["conf_target", "estimate_mode"],
+        "getblocktemplate" => &["template_request"],
+        "submitblock" => &["hexdata", "dummy"],
+        "submitheader" => &["hexdata"],
+        "generateblock" => &["output", "transactions", "submit"],
+        "generatetoaddress" => &["nblocks", "address", "maxtries"],
+        "invalidateblock" | "reconsiderblock" => &["blockhash"],
+        _ => &[],
+    }
+}
+
+/// Named parameters (a JSON object, as `bitcoin-cli -named` sends) turned into positional
+/// ones as Core's `transformNamedArguments` does: by Core's names, gaps as null, an unknown
+/// name refused with -8.
+fn positional(method: &str, p: &Value) -> Result<Value, (i64, String)> {
+    let Value::Object(named) = p else {
+        return Ok(p.clone());
+    };
+    let names = param_names(method);
+    let mut out: Vec<Value> = Vec::new();
+    for (k, v) in named {
+        let i = names
+            .iter()
+            .position(|n| n == k)
+            .ok_or_else(|| e(-8, format!("Unknown named parameter {k}")))?;
+        if out.len() <= i {
+            out.resize(i + 1, Value::Null);
+        }
+        out[i] = v.clone();
+    }
+    Ok(Value::Array(out))
+}
+
 pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
+    let p = &positional(method, p)?;
     let mut n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
     match method {
         "getblockchaininfo" => {

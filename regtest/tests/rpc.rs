@@ -613,3 +613,27 @@ fn generateblock_mines_exactly_the_given_transactions() {
         .starts_with("TestBlockValidity failed: bad-txns-inputs-missingorspent"));
     assert_eq!(ok(&node, "getblockcount", json!([])), json!(104));
 }
+
+/// Named parameters, as `bitcoin-cli -named` sends them: an object keyed by Core's names.
+#[test]
+fn named_parameters_as_core() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let a = key(31);
+    let hashes = ok(
+        &node,
+        "generatetoaddress",
+        json!({"nblocks": 3, "address": a.addr.to_string()}),
+    );
+    assert_eq!(hashes.as_array().unwrap().len(), 3);
+    let h2 = ok(&node, "getblockhash", json!({"height": 2}));
+    assert_eq!(h2, hashes[1]);
+    let header = ok(&node, "getblock", json!({"blockhash": h2, "verbosity": 1}));
+    assert_eq!(header["height"], 2);
+    // Only a later parameter given: the ones before it are defaults.
+    let raw = ok(&node, "getblock", json!({"blockhash": h2, "verbosity": 0}));
+    assert!(raw.is_string());
+    let v = rpc(&node, "getblockhash", json!({"heigth": 2}));
+    assert_eq!(v["error"]["code"], -8, "{v}");
+    assert_eq!(v["error"]["message"], "Unknown named parameter heigth");
+    assert_eq!(ok(&node, "getblockcount", json!({})), 3);
+}
