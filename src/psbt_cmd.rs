@@ -55,11 +55,15 @@ pub enum PsbtCmd {
         #[command(flatten)]
         rpc: RpcArgs,
     },
-    /// Finalize, check and broadcast a signed peg-in PSBT over Electrum, and hand it to the
+    /// Finalize, check and broadcast a signed peg-in PSBT (or a finalized raw transaction in
+    /// hex, as Electrum's `signtransaction` returns, with `--matches`) over Electrum, and hand it to the
     /// claimer's work list.
     Broadcast {
-        /// The PSBT file.
+        /// The PSBT file, or a file holding a finalized raw transaction in hex.
         file: PathBuf,
+        /// The match ids a raw transaction pays (a PSBT records its own).
+        #[arg(long, value_delimiter = ',')]
+        matches: Vec<u64>,
         /// Refuse when fewer Bitcoin blocks than this remain before a match's deadline.
         #[arg(long, default_value_t = rexe_wallet::DEFAULT_PAY_MARGIN)]
         margin: u32,
@@ -101,6 +105,36 @@ fn ids_of(psbt: &Psbt, file: &std::path::Path) -> Result<Vec<MatchId>> {
     })
 }
 
+/// The value an input spends: segwit inputs carry the spent output, legacy ones the whole
+/// previous transaction (as Electrum and Core write them).
+fn spent_value(txin: &bitcoin::TxIn, input: &bitcoin::psbt::Input) -> Option<u64> {
+    input
+        .witness_utxo
+        .as_ref()
+        .map(|u| u.value.to_sat())
+        .or_else(|| {
+            input
+                .non_witness_utxo
+                .as_ref()
+                .filter(|t| t.compute_txid() == txin.previous_output.txid)
+                .and_then(|t| t.output.get(txin.previous_output.vout as usize))
+                .map(|o| o.value.to_sat())
+        })
+}
+
+/// A file holding one raw transaction in hex (what Electrum's `signtransaction` and
+/// `rexe psbt finalize` print), or `None` when it is something else (a PSBT).
+fn raw_tx_file(path: &std::path::Path) -> Result<Option<bitcoin::Transaction>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(None);
+    };
+    let Ok(raw) = hex::decode(text.trim()) else {
+        return Ok(None);
+    };
+    Ok(bitcoin::consensus::deserialize(&raw).ok())
+}
+
 pub fn run(cmd: PsbtCmd) -> Result<()> {
     match cmd {
         PsbtCmd::Show { file, network } => {
@@ -125,19 +159,34 @@ pub fn run(cmd: PsbtCmd) -> Result<()> {
                 .iter()
                 .zip(&psbt.inputs)
                 .map(|(i, p)| {
+                    let value = spent_value(i, p);
+                    let fin = p.final_script_witness.is_some() || p.final_script_sig.is_some();
                     json!({
                         "outpoint": i.previous_output.to_string(),
-                        "value": p.witness_utxo.as_ref().map(|u| u.value.to_sat()),
-                        "signed": !p.partial_sigs.is_empty() || p.tap_key_sig.is_some()
+                        "value": value,
+                        "signed": fin || !p.partial_sigs.is_empty() || p.tap_key_sig.is_some()
                             || !p.tap_script_sigs.is_empty(),
-                        "final": p.final_script_witness.is_some() || p.final_script_sig.is_some(),
+                        "final": fin,
                     })
                 })
                 .collect();
+            // Once every input is final: the transaction's id (differs from the unsigned one
+            // when scriptSigs are filled in).
+            let final_txid = psbt
+                .inputs
+                .iter()
+                .all(|p| p.final_script_witness.is_some() || p.final_script_sig.is_some())
+                .then(|| {
+                    psbt.clone()
+                        .extract_tx_unchecked_fee_rate()
+                        .compute_txid()
+                        .to_string()
+                });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
                     "txid": psbt.unsigned_tx.compute_txid().to_string(),
+                    "final_txid": final_txid,
                     "match_ids": psbt_match_ids(&psbt)?.map(|v| v.iter().map(|i| i.0).collect::<Vec<_>>()),
                     "fee": psbt.fee().ok().map(|f| f.to_sat()),
                     "inputs": inputs,
@@ -190,23 +239,44 @@ pub fn run(cmd: PsbtCmd) -> Result<()> {
         }
         PsbtCmd::Broadcast {
             file,
+            matches,
             margin,
             claimer_state,
             w,
             rpc,
         } => {
             let mut wallet = w.open_synced()?;
-            let mut psbt = read_psbt_file(&file)?;
-            let ids = ids_of(&psbt, &file)?;
-            let owed = owed(&rpc.peer()?, &ids)?;
-            wallet.check_peg_psbt(&psbt, &owed.payments, &ids)?;
+            let (tx, ids, owed) = match raw_tx_file(&file)? {
+                Some(tx) => {
+                    if matches.is_empty() {
+                        bail!(
+                            "{} holds a raw transaction, which names no matches: give --matches",
+                            file.display()
+                        );
+                    }
+                    let ids: Vec<MatchId> = matches.into_iter().map(MatchId).collect();
+                    let owed = owed(&rpc.peer()?, &ids)?;
+                    (tx, ids, owed)
+                }
+                None => {
+                    let mut psbt = read_psbt_file(&file)?;
+                    let ids = ids_of(&psbt, &file)?;
+                    if !matches.is_empty() && matches != ids.iter().map(|i| i.0).collect::<Vec<_>>()
+                    {
+                        bail!("--matches differs from the match ids the PSBT records");
+                    }
+                    let owed = owed(&rpc.peer()?, &ids)?;
+                    wallet.check_peg_psbt(&psbt, &owed.payments, &ids)?;
+                    if !wallet.finalize(&mut psbt)? {
+                        bail!("{}: some inputs are not signed yet", file.display());
+                    }
+                    (rexe_wallet::extract_tx(psbt)?, ids, owed)
+                }
+            };
             let tip = Electrum::new(&w.electrum)?.tip_height()?;
             rexe_wallet::check_deadline(owed.deadline, tip, margin)
                 .context("refusing to broadcast a payment that may miss its deadline")?;
-            if !wallet.finalize(&mut psbt)? {
-                bail!("{}: some inputs are not signed yet", file.display());
-            }
-            let tx = rexe_wallet::extract_tx(psbt)?;
+            // Checks every match is paid and the commitment, then broadcasts.
             let txid = wallet.broadcast(&w.electrum, &tx, &owed.payments, &ids)?;
             let db = crate::peg::claimer::open_db(&claimer_state)?;
             crate::peg::claimer::watch(&db, txid, &ids)?;
@@ -245,4 +315,42 @@ pub fn run(cmd: PsbtCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash as _;
+    use bitcoin::{absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, TxOut};
+
+    #[test]
+    fn legacy_inputs_show_the_value_of_their_previous_output() {
+        let out = |v| TxOut {
+            value: Amount::from_sat(v),
+            script_pubkey: ScriptBuf::new(),
+        };
+        let prev = bitcoin::Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![],
+            output: vec![out(1), out(70_000)],
+        };
+        let spend = |txid| bitcoin::TxIn {
+            previous_output: OutPoint { txid, vout: 1 },
+            ..Default::default()
+        };
+        let legacy = bitcoin::psbt::Input {
+            non_witness_utxo: Some(prev.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            spent_value(&spend(prev.compute_txid()), &legacy),
+            Some(70_000)
+        );
+        // A previous transaction that is not the one spent gives no value.
+        let other = spend(bitcoin::Txid::from_byte_array([1; 32]));
+        assert_eq!(spent_value(&other, &legacy), None);
+        let none = bitcoin::psbt::Input::default();
+        assert_eq!(spent_value(&spend(prev.compute_txid()), &none), None);
+    }
 }

@@ -770,6 +770,17 @@ fn external_payer(env: &PegEnv, seed: u8, name: &str) -> (Wallet, std::path::Pat
 
 /// `rexe psbt broadcast` of a signed PSBT, one Bitcoin block, the claim.
 fn broadcast_and_claim(env: &PegEnv, psbt: &std::path::Path, payer: &Wallet, claimer: &Wallet) {
+    broadcast_with_and_claim(env, psbt, payer, claimer, &[]);
+}
+
+/// [`broadcast_and_claim`] with `extra` arguments to `rexe psbt broadcast`.
+fn broadcast_with_and_claim(
+    env: &PegEnv,
+    psbt: &std::path::Path,
+    payer: &Wallet,
+    claimer: &Wallet,
+    extra: &[&str],
+) {
     let o = env.ok(&[
         &[
             "psbt",
@@ -780,6 +791,7 @@ fn broadcast_and_claim(env: &PegEnv, psbt: &std::path::Path, payer: &Wallet, cla
             "--claimer-state",
             env.path("claimer.sqlite").to_str().unwrap(),
         ][..],
+        extra,
         &args(&env.net_args())[..],
     ]
     .concat());
@@ -842,7 +854,55 @@ fn watch_only_wallet_psbt_signed_by_an_external_signer() {
     let used = psbt.sign(&KeyMapWrapper::from(keys), &secp).unwrap();
     assert_eq!(used.len(), psbt.inputs.len());
     std::fs::write(&psbt_path, psbt.to_string()).unwrap();
-    broadcast_and_claim(&env, &psbt_path, &payer, &bob);
+    // Finalized here, then handed on as a raw transaction (what Electrum's
+    // `signtransaction` returns): `psbt show` reports it signed with its final txid, and
+    // `psbt broadcast` takes the raw hex with the match ids.
+    let final_path = env.path("final.psbt");
+    let raw = env.ok(&[
+        &[
+            "psbt",
+            "finalize",
+            psbt_path.to_str().unwrap(),
+            "--out",
+            final_path.to_str().unwrap(),
+            "--wallet",
+            payer.arg(),
+        ][..],
+        &args(&env.net_args())[..],
+    ]
+    .concat());
+    let raw = raw.split_whitespace().last().unwrap().to_string();
+    let shown: Value =
+        serde_json::from_str(&env.ok(&["psbt", "show", final_path.to_str().unwrap()])).unwrap();
+    let tx: bitcoin::Transaction =
+        bitcoin::consensus::deserialize(&hex::decode(&raw).unwrap()).unwrap();
+    assert_eq!(
+        shown["final_txid"],
+        tx.compute_txid().to_string(),
+        "{shown}"
+    );
+    for i in shown["inputs"].as_array().unwrap() {
+        assert_eq!(i["signed"], true, "{shown}");
+        assert_eq!(i["final"], true, "{shown}");
+        assert!(i["value"].as_u64().is_some(), "{shown}");
+    }
+    let raw_path = env.path("signed.hex");
+    std::fs::write(&raw_path, format!("{raw}\n")).unwrap();
+    let no_ids = env.fails(
+        &[
+            &[
+                "psbt",
+                "broadcast",
+                raw_path.to_str().unwrap(),
+                "--wallet",
+                payer.arg(),
+            ][..],
+            &args(&env.net_args())[..],
+        ]
+        .concat(),
+    );
+    assert!(no_ids.contains("--matches"), "{no_ids}");
+    broadcast_with_and_claim(&env, &raw_path, &payer, &bob, &["--matches", "0"]);
 }
 
 #[test]
