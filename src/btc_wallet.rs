@@ -153,8 +153,18 @@ pub fn fee_rate(feerate: Option<f64>, electrum: &str) -> Result<FeeRate> {
         // No estimate: fall back to the relay minimum.
         None => estimate_sat_vb(electrum, 6)?.unwrap_or(1.0).max(1.0),
     };
-    // 1 sat/vB = 250 sat per 1,000 weight units.
-    Ok(FeeRate::from_sat_per_kwu((sat_vb * 250.0).ceil() as u64))
+    Ok(from_sat_per_vb(sat_vb))
+}
+
+/// A fee rate of `sat_vb` sat/vB (fractions rounded up): 1 sat/vB = 250 sat per 1,000
+/// weight units.
+pub fn from_sat_per_vb(sat_vb: f64) -> FeeRate {
+    FeeRate::from_sat_per_kwu((sat_vb * 250.0).ceil() as u64)
+}
+
+/// `rate` in sat/vB.
+pub fn sat_per_vb(rate: FeeRate) -> f64 {
+    rate.to_sat_per_kwu() as f64 / 250.0
 }
 
 pub fn run(cmd: WalletCmd) -> Result<()> {

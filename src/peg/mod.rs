@@ -478,6 +478,16 @@ pub fn run_claimer<S: BitcoinSource>(
     until_done: bool,
     once: bool,
 ) -> Result<()> {
+    run_claimer_with(c, until_done, once, || Ok(()))
+}
+
+/// [`run_claimer`], running `between` after each pass that leaves work to do.
+pub fn run_claimer_with<S: BitcoinSource>(
+    c: &claimer::Claimer<S>,
+    until_done: bool,
+    once: bool,
+    mut between: impl FnMut() -> Result<()>,
+) -> Result<()> {
     loop {
         match c.step(now()) {
             Ok(events) => {
@@ -492,6 +502,7 @@ pub fn run_claimer<S: BitcoinSource>(
         if once || (until_done && c.open_count()? == 0) {
             return Ok(());
         }
+        between()?;
         std::thread::sleep(Duration::from_secs(1));
     }
 }

@@ -367,7 +367,7 @@ fn check_fee_for_deadline(
     let Some(needed) = crate::btc_wallet::estimate_sat_vb(electrum, target as usize)? else {
         return Ok(()); // no estimate: nothing to compare with
     };
-    let have = rate.to_sat_per_kwu() as f64 / 250.0;
+    let have = crate::btc_wallet::sat_per_vb(rate);
     if have + 1e-9 < needed {
         bail!(
             "refusing to pay: {have:.1} sat/vB is below the server's estimate of {needed:.1} \
@@ -430,11 +430,11 @@ impl Bumper {
         self.last_tip = Some(tip);
         let left = owed.deadline.saturating_sub(tip).max(1);
         let estimate = crate::btc_wallet::estimate_sat_vb(electrum, left as usize)?.unwrap_or(1.0);
-        let last = self.rate.to_sat_per_kwu() as f64 / 250.0;
+        let last = crate::btc_wallet::sat_per_vb(self.rate);
         // BIP125: the replacement pays its own size at the incremental relay fee on top of
         // the original's fee, so the rate rises by more than 1 sat/vB.
         let sat_vb = estimate.max(last * 1.5).max(last + 2.0);
-        let rate = bitcoin::FeeRate::from_sat_per_kwu((sat_vb * 250.0).ceil() as u64);
+        let rate = crate::btc_wallet::from_sat_per_vb(sat_vb);
         let new = bump(wallet, self.payment, rate, owed, electrum, db)?;
         println!(
             "payment at risk ({left} blocks to the deadline): replaced {} by {new} at {sat_vb:.1} sat/vB",
@@ -515,24 +515,13 @@ pub fn run(a: PegInArgs) -> Result<()> {
             last_tip: None,
         };
         let c = super::claimer::Claimer::open(&a.claimer_state, Electrum::new(&a.w.electrum)?, l2)?;
-        loop {
-            match c.step(super::now()) {
-                Ok(events) => {
-                    for (t, p) in events {
-                        println!("{t}: {p:?}");
-                    }
-                }
-                Err(e) => eprintln!("claimer step failed, retrying: {e:#}"),
-            }
-            if c.open_count()? == 0 {
-                break;
-            }
+        super::run_claimer_with(&c, true, false, || {
             wallet.sync(&a.w.electrum)?;
             if let Err(e) = bumper.pass(&mut wallet, &owed, &btc, &a.w.electrum, &db) {
                 eprintln!("could not bump the payment: {e:#}");
             }
-            std::thread::sleep(Duration::from_secs(1));
-        }
+            Ok(())
+        })?;
     } else if a.wait {
         let c = super::claimer::Claimer::open(&a.claimer_state, btc, l2)?;
         super::run_claimer(&c, true, false)?;

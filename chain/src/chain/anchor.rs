@@ -80,19 +80,17 @@ impl Chain {
                 self.active[floor as usize..].iter().copied().collect();
             self.anchor.parents.retain(|h, _| keep.contains(h));
         }
+        // Only blocks above the current anchor can move it.
         let from = self
             .anchor
             .latest
-            .map_or(floor, |(h, _)| h.max(floor))
+            .map_or(floor, |(h, _)| (h + 1).max(floor))
             .max(1);
         if self.anchor.parents.is_empty() || from > tip {
             return Ok(());
         }
         for height in (from..=tip).rev() {
             let h = self.active[height as usize];
-            if self.anchor.latest.is_some_and(|(a, _)| a >= height) {
-                break;
-            }
             let Some(parent) = self.anchor.parents.get(&h) else {
                 continue;
             };
