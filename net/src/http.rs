@@ -1,0 +1,151 @@
+//! HTTP/1.1 serving of an axum router with the limits axum's own `serve` lacks: a connection
+//! gate, a deadline for each request head (idle keep-alive and slowloris clients are
+//! closed), a cap on header bytes, and a write-stall deadline (clients that do not read
+//! their replies are dropped).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+
+use crate::{accept_loop, ConnGate, Limits};
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves `router` on `listener` under `limits` until the future is dropped. Request bodies
+/// are the router's to bound (read them with a size limit after checking auth).
+pub async fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+) {
+    let gate = ConnGate::new(limits.max_connections, limits.max_per_ip);
+    serve_http_gated(name, listener, router, limits, gate).await
+}
+
+/// [`serve_http`] with a caller-owned gate (to read its counters).
+pub async fn serve_http_gated(
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    gate: ConnGate,
+) {
+    accept_loop(name, listener, gate, move |sock, peer, permit| {
+        let _ = sock.set_nodelay(true);
+        let svc = TowerToHyperService::new(router.clone());
+        let io = TokioIo::new(WriteDeadline::new(sock, limits.write_timeout));
+        let idle = limits.idle_timeout;
+        async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle)
+                .max_buf_size(MAX_HEAD.max(8192))
+                .keep_alive(true)
+                .serve_connection(io, svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(server = name, %peer, error = %e, "HTTP connection ended");
+            }
+            drop(permit);
+        }
+    })
+    .await
+}
+
+/// A stream whose writes fail with `TimedOut` when the peer takes nothing for `timeout`.
+pub struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn on_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer does not read its replies (slow reader)",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.on_pending(cx),
+            r => {
+                self.stalled = None;
+                r
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.on_pending(cx),
+            r => {
+                self.stalled = None;
+                r
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.on_pending(cx),
+            r => {
+                self.stalled = None;
+                r
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
