@@ -404,6 +404,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             addr(&args.proxy_bind, "proxy-bind")?,
             btc_node.rpc_addr.to_string(),
             harvester.clone(),
+            rexe_miner::proxy::ProxyConfig::new(btc_node.cookie.clone()),
         ))
         .context("binding the bitcoind proxy")?;
     // A fixed pool difficulty (one share per 2^12 hashes): vardiff would raise it past the
@@ -415,6 +416,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         bob_btc.script_pubkey(),
         rexe_miner::stratum::server::StratumOptions {
             fixed_difficulty: Some(rexe_miner::stratum::server::START_DIFFICULTY),
+            ..Default::default()
         },
     );
     let stratum_addr = runtime
@@ -524,7 +526,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             wallets.join(format!("{}.wallet", u.name)).display()
         );
     }
-    println!("Ctrl-C stops; running again resumes.");
+    println!("Ctrl-C or SIGTERM stops; running again resumes.");
 
     let start_height = shared.chain().tip_height();
     let mut seen = start_height;
@@ -532,6 +534,10 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let [alice, bob] = &users;
     loop {
         if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if btc_node.stop_requested() {
+            println!("the embedded Bitcoin node was asked to stop (stop RPC): stopping the devnet");
             break;
         }
         let made = seen - start_height;
@@ -549,6 +555,13 @@ pub fn run(args: DevnetArgs) -> Result<()> {
                 let source = sealed_by(&block, &btc);
                 *by_source.entry(source).or_default() += 1;
                 let supply = chain.audit_supply()?;
+                if !supply.holds() {
+                    tracing::error!(
+                        height = h,
+                        ?supply,
+                        "supply audit failed: state does not add up"
+                    );
+                }
                 println!(
                     "block {h:>6} {} sealed-by={source:<9} txs={} relays-in-flight={} alice={} bob={} supply-ok={}",
                     block.header.hash(),

@@ -158,6 +158,13 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if matches!(
+        cli.command,
+        Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }
+    ) {
+        // Services hold a descriptor per client connection.
+        rexe_net::fd::raise_fd_limit();
+    }
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
         Command::Node(a) => node::run(a),
@@ -182,7 +189,7 @@ fn main() -> Result<()> {
             };
             let node = rexe_regtest::RegtestNode::start_with(cfg, services)?;
             println!(
-                "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}), Electrum on {}; Ctrl-C stops",
+                "rexe regtest: bitcoind JSON-RPC on http://{} (cookie {}), Electrum on {}; Ctrl-C, SIGTERM or the stop RPC stops",
                 node.rpc_addr,
                 node.cookie_path.display(),
                 node.electrum_url()
@@ -193,10 +200,11 @@ fn main() -> Result<()> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let s = stop.clone();
             ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst))?;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && !node.stop_requested() {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             node.shutdown();
+            println!("stopped");
             Ok(())
         }
         Command::Bench(a) => bench::run(a),

@@ -77,6 +77,21 @@ pub struct RunArgs {
     /// Where the proxy listens (point the pool's bitcoind URL here).
     #[arg(long, default_value = "127.0.0.1:8342")]
     proxy_listen: SocketAddr,
+    /// More `user:password` the proxy accepts from pools (repeatable); bitcoind's own
+    /// credentials (--bitcoind-auth/--bitcoind-cookie) are always accepted. The proxy checks
+    /// them before reading a request, and bitcoind checks them again.
+    #[arg(long = "proxy-auth")]
+    proxy_auth: Vec<String>,
+    /// Most open proxy connections in total.
+    #[arg(long, default_value_t = 256)]
+    proxy_max_connections: usize,
+    /// Most open proxy connections from one IP address.
+    #[arg(long, default_value_t = 128)]
+    proxy_max_per_ip: usize,
+    /// Seconds a pool has to send a request head (and body), and an idle keep-alive
+    /// connection stays open.
+    #[arg(long, default_value_t = 30)]
+    proxy_timeout: u64,
     /// Watcher poll interval (`getchaintips`, which also finds stale blocks).
     #[arg(long, default_value_t = 1000)]
     watch_interval_ms: u64,
@@ -95,6 +110,15 @@ pub struct RunArgs {
     /// target and vardiff aims at ~30 shares a minute.
     #[arg(long)]
     stratum_difficulty: Option<f64>,
+    /// Most open Stratum connections in total.
+    #[arg(long, default_value_t = 512)]
+    stratum_max_connections: usize,
+    /// Most open Stratum connections from one IP address (a farm behind one NAT needs more).
+    #[arg(long, default_value_t = 64)]
+    stratum_max_per_ip: usize,
+    /// Seconds a Stratum connection may stay silent before it is closed.
+    #[arg(long, default_value_t = 600)]
+    stratum_idle_timeout: u64,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -154,10 +178,8 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         }
         MinerCmd::Run(a) => a,
     };
-    let btc = Bitcoind::new(
-        a.bitcoind.clone(),
-        creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?,
-    );
+    let btc_creds = creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?;
+    let btc = Bitcoind::new(a.bitcoind.clone(), btc_creds.clone());
     let l2 = Bitcoind::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?);
     btc.call("getblockcount", serde_json::json!([]))
         .with_context(|| format!("cannot reach bitcoind at {}", a.bitcoind))?;
@@ -174,11 +196,24 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    anyhow::ensure!(
+        a.proxy_timeout > 0,
+        "--proxy-timeout must be at least 1 second"
+    );
+    let mut proxy_config = rexe_miner::proxy::ProxyConfig::new(btc_creds);
+    proxy_config
+        .accepted_auth
+        .extend(a.proxy_auth.iter().cloned());
+    proxy_config.limits.max_connections = a.proxy_max_connections;
+    proxy_config.limits.max_per_ip = a.proxy_max_per_ip;
+    proxy_config.limits.idle_timeout = Duration::from_secs(a.proxy_timeout);
+    proxy_config.limits.write_timeout = Duration::from_secs(a.proxy_timeout);
     let (addr, _task) = runtime
         .block_on(rexe_miner::proxy::serve(
             a.proxy_listen,
             a.bitcoind.clone(),
             harvester.clone(),
+            proxy_config,
         ))
         .with_context(|| format!("binding the proxy to {}", a.proxy_listen))?;
     println!(
@@ -227,6 +262,12 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             btc_payout,
             rexe_miner::stratum::server::StratumOptions {
                 fixed_difficulty: a.stratum_difficulty,
+                limits: rexe_net::Limits {
+                    max_connections: a.stratum_max_connections,
+                    max_per_ip: a.stratum_max_per_ip,
+                    idle_timeout: Duration::from_secs(a.stratum_idle_timeout.max(1)),
+                    ..rexe_miner::stratum::server::StratumOptions::default().limits
+                },
             },
         );
         let addr = runtime

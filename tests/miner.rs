@@ -304,3 +304,183 @@ fn burn_address() -> String {
     )
     .to_string()
 }
+
+/// Sends `head` (a whole HTTP request head) and maybe a body; returns what the server
+/// answered within 10 s (status line and the rest).
+fn raw_http(addr: &str, head: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    // Read until the server closes or stops sending (a kept-alive reply ends by timeout).
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&out);
+            let len = text.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            if len.is_some_and(|n| out.len() >= head_end + n) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Issue 17 item 4: the proxy checks credentials on the request head before it reads a body,
+/// and never harvests a block that an unauthenticated caller sent. Issue 23 item 0: the
+/// rewritten getblocktemplate reply ends with a newline, as bitcoind's.
+#[test]
+fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
+    let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let l2_dir = tempfile::tempdir().unwrap();
+    let l2 = l2_node_with_password(l2_dir.path());
+    let payout = Signer::from_seed(b"auth-payout")
+        .address()
+        .encode(Network::Regtest);
+    let proxy_addr = format!("127.0.0.1:{}", free_port());
+    let _miner = Child(
+        Command::new(BIN)
+            .args([
+                "miner",
+                "run",
+                "--bitcoind",
+                &btc_node.rpc_addr.to_string(),
+                "--bitcoind-cookie",
+                btc_node.cookie_path.to_str().unwrap(),
+                "--l2",
+                &l2.rpc,
+                "--l2-auth",
+                "u:p",
+                "--payout",
+                &payout,
+                "--proxy-listen",
+                &proxy_addr,
+                "--proxy-auth",
+                "pool:secret",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    wait_for("the proxy", || {
+        pool.call("getblockcount", json!([])).is_ok()
+    });
+
+    // A 64 MB body announced without credentials: refused on the head alone, at once.
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        64 * 1024 * 1024
+    );
+    let t0 = Instant::now();
+    let r = raw_http(&proxy_addr, &head, b"");
+    assert!(r.starts_with("HTTP/1.1 401"), "{r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(9),
+        "answered without waiting for a body"
+    );
+
+    // A block committing to L2 work, sent with wrong credentials: 401, not forwarded, not
+    // harvested.
+    let t = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let script = bitcoin::ScriptBuf::new_op_return([9u8; 4]);
+    let mut b = rexe_miner::harvest::block_from_template(
+        &t,
+        &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+        &script,
+        1,
+    )
+    .unwrap();
+    while !b.header.target().is_met_by(b.block_hash()) {
+        b.header.nonce += 1;
+    }
+    let body = json!({"method": "submitblock", "params": [serialize_hex(&b)], "id": 1}).to_string();
+    use base64::Engine as _;
+    for auth in [None, Some("__cookie__:wrong"), Some("pool:secre")] {
+        let mut head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(a) = auth {
+            head += &format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(a)
+            );
+        }
+        head += "\r\n";
+        let r = raw_http(&proxy_addr, &head, body.as_bytes());
+        assert!(r.starts_with("HTTP/1.1 401"), "{auth:?}: {r:?}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        btc.call("getblockcount", json!([])).unwrap(),
+        json!(0),
+        "not forwarded"
+    );
+    assert_eq!(
+        call(&l2, "getblockcount", json!([]))["result"],
+        json!(0),
+        "not harvested"
+    );
+
+    // The extra credentials from --proxy-auth are accepted by the proxy (bitcoind, which
+    // does not know them, answers 401 itself and nothing is harvested).
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
+        body.len(),
+        base64::engine::general_purpose::STANDARD.encode("pool:secret")
+    );
+    let r = raw_http(&proxy_addr, &head, body.as_bytes());
+    assert!(
+        r.starts_with("HTTP/1.1 401"),
+        "bitcoind's own answer: {r:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        call(&l2, "getblockcount", json!([]))["result"],
+        json!(0),
+        "not harvested"
+    );
+
+    // The rewritten GBT reply is framed as bitcoind's: a JSON text and a newline.
+    let gbt = json!({"method": "getblocktemplate", "params": [{"rules": ["segwit"]}], "id": 2})
+        .to_string();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nAuthorization: Basic {}\r\n\r\n",
+        gbt.len(),
+        base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie)
+    );
+    let r = raw_http(&proxy_addr, &head, gbt.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 200"), "{r:?}");
+    assert!(r.contains("fabe6d6d"), "tagged");
+    assert!(
+        r.ends_with("}\n"),
+        "ends as bitcoind's reply: {:?}",
+        &r[r.len().saturating_sub(20)..]
+    );
+
+    // With the right credentials the same block goes through and is harvested.
+    assert_eq!(
+        pool.call("submitblock", json!([serialize_hex(&b)]))
+            .unwrap(),
+        Value::Null
+    );
+    wait_for("L2 block 1", || {
+        call(&l2, "getblockcount", json!([]))["result"] == json!(1)
+    });
+}

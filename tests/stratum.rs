@@ -244,6 +244,7 @@ fn a_fixed_pool_difficulty_is_announced_and_never_changed() {
     // At this difficulty every hash is a share, so the shares below need no grinding.
     let s = setup_with(StratumOptions {
         fixed_difficulty: Some(1e-30),
+        ..Default::default()
     });
     let mut w = TcpStream::connect(s.stratum).unwrap();
     w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -42,6 +42,13 @@ pub struct Bitcoind {
     auth: String,
 }
 
+impl RpcError {
+    /// Whether the call failed to reach the server (connect/IO), not an answer from it.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, RpcError::Io { .. })
+    }
+}
+
 impl Bitcoind {
     /// `addr` is `host:port`; `auth` is `user:password` (or the cookie's contents).
     pub fn new(addr: impl Into<String>, auth: impl Into<String>) -> Self {

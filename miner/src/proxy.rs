@@ -181,9 +181,36 @@ impl Harvester {
     }
 }
 
+/// How the proxy admits clients.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `user:password` strings (or cookie contents) accepted from pools, checked on the
+    /// request headers before a byte of the body is read: normally bitcoind's own RPC
+    /// credentials, which the pool already uses. The request is still forwarded with the
+    /// client's credentials, so bitcoind checks them again.
+    pub accepted_auth: Vec<String>,
+    /// Connection, timeout and body limits (`max_request` bounds a `submitblock`).
+    pub limits: rexe_net::Limits,
+}
+
+impl ProxyConfig {
+    /// Accepts `auth` with the proxy's default limits: bodies up to 16 MiB (a 4 MB block
+    /// as hex, twice over), 30 s for a request head or body.
+    pub fn new(auth: impl Into<String>) -> ProxyConfig {
+        ProxyConfig {
+            accepted_auth: vec![auth.into()],
+            limits: rexe_net::Limits {
+                max_request: 16 * 1024 * 1024,
+                ..rexe_net::Limits::http()
+            },
+        }
+    }
+}
+
 struct ProxyState {
     upstream: String,
     harvester: Arc<Harvester>,
+    config: ProxyConfig,
 }
 
 async fn forward(
@@ -246,9 +273,27 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Body) -> Response {
-    let Ok(bytes) = to_bytes(body, 64 * 1024 * 1024).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response();
-    };
+    // Authenticate on the headers alone: an unauthenticated body is never read, forwarded
+    // or harvested.
+    let accepted: Vec<&str> = st.config.accepted_auth.iter().map(String::as_str).collect();
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !rexe_net::basic_auth_ok(given, &accepted) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
+            "",
+        )
+            .into_response();
+    }
+    let limits = &st.config.limits;
+    let bytes =
+        match tokio::time::timeout(limits.idle_timeout, to_bytes(body, limits.max_request)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
+            Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
+        };
     let req: Option<Value> = serde_json::from_slice(&bytes).ok();
     let method = req
         .as_ref()
@@ -274,7 +319,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                             v["result"]["coinbaseaux"] = json!({});
                         }
                         v["result"]["coinbaseaux"]["flags"] = json!(hex::encode(tag));
+                        // Framed as bitcoind frames its replies: one JSON text and a
+                        // newline (ckpool reads replies line by line).
                         out = v.to_string().into_bytes();
+                        out.push(b'\n');
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "no L2 work for this template (is the L2 node up?)")
@@ -283,7 +331,8 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                 }
             }
         }
-        Some("submitblock") => {
+        // bitcoind refused the caller: nothing it sent is harvested.
+        Some("submitblock") if status != 401 && status != 403 => {
             let raw = req
                 .as_ref()
                 .and_then(|r| r["params"][0].as_str())
@@ -349,10 +398,13 @@ pub async fn serve(
     listen: SocketAddr,
     upstream: String,
     harvester: Arc<Harvester>,
+    config: ProxyConfig,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let limits = config.limits.clone();
     let st = Arc::new(ProxyState {
         upstream,
         harvester,
+        config,
     });
     let app = Router::new()
         .route("/", post(handle))
@@ -363,8 +415,6 @@ pub async fn serve(
         .with_state(st);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let task = tokio::spawn(rexe_net::serve_http("proxy", listener, app, limits));
     Ok((addr, task))
 }

@@ -32,6 +32,7 @@ pub fn raise_fd_limit() -> Option<u64> {
                 lim.rlim_cur = want;
             }
         }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
         let soft = lim.rlim_cur as u64;
         if soft < LOW_FD_LIMIT {
             tracing::warn!(

@@ -8,6 +8,7 @@
 //! [`Limits`] and admits connections through a [`ConnGate`].
 
 pub mod accept;
+pub mod auth;
 pub mod fd;
 pub mod gate;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod limits;
 pub mod line;
 
 pub use accept::accept_loop;
+pub use auth::basic_auth_ok;
 pub use gate::{ConnGate, Permit};
 pub use http::serve_http;
 pub use limits::Limits;

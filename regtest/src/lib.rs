@@ -194,6 +194,7 @@ impl RegtestNode {
             node: Mutex::new(node),
             cookie: cookie.clone(),
             stop: tokio::sync::Notify::new(),
+            stopping: Default::default(),
             zmq: zmq_bound.clone(),
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind(cfg.rpc_bind))?;
@@ -229,6 +230,13 @@ impl RegtestNode {
     /// `tcp://127.0.0.1:PORT` (plain TCP, as electrum-client's `tcp://` scheme).
     pub fn electrum_url(&self) -> String {
         format!("tcp://{}", self.electrum_addr)
+    }
+
+    /// Whether a client called the `stop` RPC (the servers are then stopping).
+    pub fn stop_requested(&self) -> bool {
+        self.shared
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the server and removes the cookie file.

@@ -26,8 +26,10 @@ pub struct Shared {
     pub node: Mutex<Node>,
     /// `__cookie__:<hex>`.
     pub cookie: String,
-    /// Set by `stop`.
+    /// Notified by `stop`.
     pub stop: tokio::sync::Notify,
+    /// Set by `stop` (for whoever polls: `rexe regtest`, the devnet).
+    pub stopping: std::sync::atomic::AtomicBool,
     /// The ZMQ publishers (for `getzmqnotifications`).
     pub zmq: Vec<crate::zmq::ZmqPub>,
 }
@@ -610,6 +612,9 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
             Ok(json!(n.started.elapsed().as_secs()))
         }
         "stop" => {
+            shared
+                .stopping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             shared.stop.notify_waiters();
             Ok(json!("Bitcoin Core stopping"))
         }

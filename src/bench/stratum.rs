@@ -80,6 +80,10 @@ fn start(server_threads: usize) -> Result<Stack> {
         threads: 1,
         peers: Vec::new(),
         mining_address: None,
+        rpc_max_connections: None,
+        rpc_max_per_ip: None,
+        rpc_timeout: None,
+        rpc_max_batch: None,
     };
     let params = rexe_chain::ChainParams {
         pow_limit_bits: HARD_BITS,
@@ -104,6 +108,7 @@ fn start(server_threads: usize) -> Result<Stack> {
         btc_payout,
         StratumOptions {
             fixed_difficulty: Some(EVERY_HASH),
+            ..Default::default()
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -36,6 +36,19 @@ pub struct Overrides {
     /// L2 address paid by `getauxblock` without arguments.
     #[arg(long)]
     pub mining_address: Option<String>,
+    /// Most open RPC connections in total (default 256).
+    #[arg(long)]
+    pub rpc_max_connections: Option<usize>,
+    /// Most open RPC connections from one IP address (default 128).
+    #[arg(long)]
+    pub rpc_max_per_ip: Option<usize>,
+    /// Seconds a client has to send a request head, and an idle keep-alive connection stays
+    /// open (default 30, as bitcoind's -rpcservertimeout).
+    #[arg(long)]
+    pub rpc_timeout: Option<u64>,
+    /// Most requests in one JSON-RPC batch (default 1000).
+    #[arg(long)]
+    pub rpc_max_batch: Option<usize>,
 }
 
 /// The effective configuration.
@@ -58,6 +71,14 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     #[serde(default)]
     pub mining_address: Option<String>,
+    #[serde(default)]
+    pub rpc_max_connections: Option<usize>,
+    #[serde(default)]
+    pub rpc_max_per_ip: Option<usize>,
+    #[serde(default)]
+    pub rpc_timeout: Option<u64>,
+    #[serde(default)]
+    pub rpc_max_batch: Option<usize>,
 }
 
 fn default_datadir() -> PathBuf {
@@ -108,6 +129,18 @@ impl NodeConfig {
         if let Some(v) = &o.mining_address {
             cfg.mining_address = Some(v.clone());
         }
+        for (dst, src) in [
+            (&mut cfg.rpc_max_connections, o.rpc_max_connections),
+            (&mut cfg.rpc_max_per_ip, o.rpc_max_per_ip),
+            (&mut cfg.rpc_max_batch, o.rpc_max_batch),
+        ] {
+            if src.is_some() {
+                *dst = src;
+            }
+        }
+        if o.rpc_timeout.is_some() {
+            cfg.rpc_timeout = o.rpc_timeout;
+        }
         if cfg.rpc_user.is_some() != cfg.rpc_password.is_some() {
             bail!("rpc_user and rpc_password must be given together");
         }
@@ -121,6 +154,29 @@ impl NodeConfig {
             self.rpc_user.as_ref()?,
             self.rpc_password.as_ref()?
         ))
+    }
+
+    /// The RPC server's limits: defaults from [`rexe_net::Limits::http`], overridden by the
+    /// `rpc_max_*`/`rpc_timeout` keys.
+    pub fn rpc_limits(&self) -> Result<rexe_net::Limits> {
+        let mut l = rexe_net::Limits::http();
+        if let Some(n) = self.rpc_max_connections {
+            l.max_connections = n;
+        }
+        if let Some(n) = self.rpc_max_per_ip {
+            l.max_per_ip = n;
+        }
+        if let Some(s) = self.rpc_timeout {
+            if s == 0 {
+                bail!("rpc_timeout must be at least 1 second");
+            }
+            l.idle_timeout = std::time::Duration::from_secs(s);
+            l.write_timeout = l.idle_timeout;
+        }
+        if let Some(n) = self.rpc_max_batch {
+            l.max_batch = n;
+        }
+        Ok(l)
     }
 
     /// The configured mining address, parsed for `network`.

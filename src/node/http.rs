@@ -12,14 +12,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine as _;
 use rexe_chain::Chain;
 use serde_json::{json, Value};
 
 use super::rpc::{self, RpcError};
-
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// Credentials accepted by the server.
 #[derive(Clone)]
@@ -41,6 +37,8 @@ pub struct Shared {
     pub aux: Mutex<rexe_miner::aux_rpc::AuxWork>,
     /// Payout address for `getauxblock` without arguments.
     pub mining_address: Option<rexe_chain::Address>,
+    /// Connection, timeout, body and batch limits of the RPC server.
+    pub limits: rexe_net::Limits,
 }
 
 impl Shared {
@@ -58,34 +56,12 @@ fn now_secs() -> u64 {
 }
 
 fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
-    let Some(v) = headers
+    let header = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(b64) = v.strip_prefix("Basic ") else {
-        return false;
-    };
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    let Ok(given) = String::from_utf8(raw) else {
-        return false;
-    };
-    constant_time_eq(&given, &auth.cookie)
-        || auth
-            .user_password
-            .as_deref()
-            .is_some_and(|up| constant_time_eq(&given, up))
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        .and_then(|v| v.to_str().ok());
+    let mut accepted = vec![auth.cookie.as_str()];
+    accepted.extend(auth.user_password.as_deref());
+    rexe_net::basic_auth_ok(header, &accepted)
 }
 
 /// The JSON-RPC error object; a contract refusal's stable code (see
@@ -183,18 +159,21 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         )
             .into_response();
     }
-    let bytes = match to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
+    // Authenticated: now read a bounded body, within the idle timeout.
+    let max = shared.limits.max_request;
+    let bytes = match tokio::time::timeout(shared.limits.idle_timeout, to_bytes(body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             let e = reply(
                 Value::Null,
                 false,
                 Err(RpcError::invalid_request(format!(
-                    "request body larger than {MAX_BODY} bytes"
+                    "request body larger than {max} bytes"
                 ))),
             );
             return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
         }
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
     };
     let req: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -208,6 +187,18 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         }
     };
     match req {
+        Value::Array(reqs) if reqs.len() > shared.limits.max_batch => {
+            let e = reply(
+                Value::Null,
+                false,
+                Err(RpcError::invalid_request(format!(
+                    "batch of {} requests is over the limit of {} (--rpc-max-batch)",
+                    reqs.len(),
+                    shared.limits.max_batch
+                ))),
+            );
+            (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response()
+        }
         Value::Array(reqs) => {
             let mut out = Vec::with_capacity(reqs.len());
             for r in reqs {
@@ -285,11 +276,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Binds `addr` and serves until the runtime stops. Returns the bound address.
+/// Binds `addr` and serves under `shared.limits` until the runtime stops. Returns the bound
+/// address.
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let limits = shared.limits.clone();
     let app = Router::new()
         .route("/", post(handle))
         .route("/metrics", get(metrics))
@@ -297,10 +290,6 @@ pub async fn serve(
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "RPC server stopped");
-        }
-    });
+    let task = tokio::spawn(rexe_net::serve_http("rpc", listener, app, limits));
     Ok((local, task))
 }

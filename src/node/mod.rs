@@ -114,6 +114,7 @@ pub fn open_shared_with_peg(
         peers: cfg.peers()?,
         aux: Mutex::new(Default::default()),
         mining_address,
+        limits: cfg.rpc_limits()?,
     });
     Ok((shared, cookie_path))
 }

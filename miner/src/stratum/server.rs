@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::pow::Target;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
 use super::job::{difficulty_of, share_target, Job, EXTRANONCE2_SIZE};
@@ -31,12 +31,30 @@ pub const START_DIFFICULTY: f64 = 65535.0 / 68_719_476_736.0; // 0xffff * 2^208 
 pub const VERSION_MASK: u32 = 0x1fff_e000;
 
 /// Server settings beyond the endpoints and payouts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StratumOptions {
     /// A fixed pool difficulty for every connection (no vardiff). `None`: start at the L2
     /// target (at least [`START_DIFFICULTY`]) and let vardiff aim at ~30 shares a minute.
     pub fixed_difficulty: Option<f64>,
+    /// Connections in total and per IP, idle timeout (no line for this long: closed),
+    /// write timeout (slow readers are dropped). Lines are capped at [`MAX_LINE`].
+    pub limits: rexe_net::Limits,
 }
+
+impl Default for StratumOptions {
+    fn default() -> Self {
+        StratumOptions {
+            fixed_difficulty: None,
+            limits: rexe_net::Limits {
+                max_request: MAX_LINE,
+                ..rexe_net::Limits::line()
+            },
+        }
+    }
+}
+
+/// How long a found Bitcoin block is retried against an unreachable bitcoind.
+const SUBMIT_RETRY_FOR: Duration = Duration::from_secs(120);
 
 /// Share counters.
 #[derive(Default)]
@@ -188,38 +206,15 @@ struct Conn {
     window: (Instant, u32),
 }
 
-/// Reads one line, giving up (an error) past [`MAX_LINE`] bytes.
-async fn read_line_capped(
-    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    line: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(line.len());
-        }
-        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        line.extend_from_slice(&buf[..take]);
-        r.consume(take);
-        if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "line too long",
-            ));
-        }
-        if done {
-            return Ok(line.len());
-        }
-    }
-}
-
-async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) -> std::io::Result<()> {
+/// Sends one line; a miner that has not taken it within `timeout` is a slow reader (error).
+async fn send(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    v: &Value,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let mut line = v.to_string();
     line.push('\n');
-    w.write_all(line.as_bytes()).await
+    rexe_net::write_deadline(w, line.as_bytes(), timeout).await
 }
 
 fn hex_u32(v: &Value) -> Option<u32> {
@@ -310,11 +305,32 @@ impl Stratum {
         let block = job.block(coinbase, header);
         let mut source = Source::Premature;
         if header.target().is_met_by(hash) {
-            match self.btc.call("submitblock", json!([serialize_hex(&block)])) {
-                Ok(Value::Null) => source = Source::OnChain,
-                Ok(Value::String(s)) if s == "inconclusive" => source = Source::Stale,
-                Ok(other) => tracing::warn!(%other, "bitcoind refused a block found over Stratum"),
-                Err(e) => tracing::warn!(error = %e, "submitblock failed"),
+            // A found block is retried while bitcoind cannot be reached (e.g. out of file
+            // descriptors), never dropped: after the retries it is logged in full.
+            let hex = serialize_hex(&block);
+            let started = Instant::now();
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match self.btc.call("submitblock", json!([hex])) {
+                    Ok(Value::Null) => source = Source::OnChain,
+                    Ok(Value::String(s)) if s == "inconclusive" => source = Source::Stale,
+                    Ok(other) => {
+                        tracing::warn!(%other, %hash, "bitcoind refused a block found over Stratum")
+                    }
+                    Err(e) if e.is_transport() && started.elapsed() < SUBMIT_RETRY_FOR => {
+                        tracing::warn!(error = %e, %hash, "submitblock failed; retrying");
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        %hash,
+                        block = %hex,
+                        "submitblock failed for a found block; submit it by hand"
+                    ),
+                }
+                break;
             }
         }
         if let Some((_, l2_target)) = &job.l2 {
@@ -355,19 +371,26 @@ impl Stratum {
         };
         let mut tip_rx = self.tip_tx.subscribe();
         let mut line = Vec::new();
+        let idle = self.options.limits.idle_timeout;
+        let wt = self.options.limits.write_timeout;
+        let mut deadline = tokio::time::Instant::now() + idle;
         loop {
             tokio::select! {
-                n = read_line_capped(&mut reader, &mut line) => {
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!("stratum connection idle; closed");
+                    return;
+                }
+                n = rexe_net::read_line(&mut reader, &mut line, MAX_LINE) => {
                     match n {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line.len() > MAX_LINE => return,
-                        Ok(_) => {}
+                        Ok(rexe_net::LineRead::Line) => {}
+                        Ok(_) | Err(_) => return,
                     }
+                    deadline = tokio::time::Instant::now() + idle;
                     // A read cancelled by the other branch keeps its bytes in `line`;
                     // only a complete line is taken.
                     let current = std::mem::take(&mut line);
                     let Ok(req) = serde_json::from_slice::<Value>(&current) else {
-                        if send(&mut w, &err(&Value::Null, 20, "Malformed JSON")).await.is_err() { return; }
+                        if send(&mut w, &err(&Value::Null, 20, "Malformed JSON"), wt).await.is_err() { return; }
                         continue;
                     };
                     let id = req["id"].clone();
@@ -399,7 +422,7 @@ impl Stratum {
                         "mining.submit" => self.submit(&mut c, &id, &p).await,
                         _ => err(&id, 20, "Unknown method"),
                     };
-                    if send(&mut w, &reply).await.is_err() { return; }
+                    if send(&mut w, &reply, wt).await.is_err() { return; }
                     if method == "mining.authorize"
                         && c.authorized
                         && self.push_job(&mut c, &mut w, true).await.is_err()
@@ -419,7 +442,7 @@ impl Stratum {
                             let rate = c.window.1 as f64 / secs * 60.0;
                             if rate > 60.0 {
                                 c.difficulty *= (rate / 30.0).min(1024.0);
-                                if send(&mut w, &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]})).await.is_err() {
+                                if send(&mut w, &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]}), wt).await.is_err() {
                                     return;
                                 }
                             }
@@ -462,6 +485,7 @@ impl Stratum {
             send(
                 w,
                 &json!({"id": null, "method": "mining.set_difficulty", "params": [c.difficulty]}),
+                self.options.limits.write_timeout,
             )
             .await?;
         }
@@ -474,6 +498,7 @@ impl Stratum {
         send(
             w,
             &json!({"id": null, "method": "mining.notify", "params": job.notify_params(clean)}),
+            self.options.limits.write_timeout,
         )
         .await
     }
@@ -497,11 +522,20 @@ pub async fn serve(
             tokio::time::sleep(poll).await;
         }
     });
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(s.clone().serve_conn(sock));
-        }
-    });
+    let limits = &s.options.limits;
+    let gate = rexe_net::ConnGate::new(limits.max_connections, limits.max_per_ip);
+    tokio::spawn(rexe_net::accept_loop(
+        "stratum",
+        listener,
+        gate,
+        move |sock, _peer, permit| {
+            let s = s.clone();
+            async move {
+                s.serve_conn(sock).await;
+                drop(permit);
+            }
+        },
+    ));
     Ok(addr)
 }
 
