@@ -1,0 +1,88 @@
+//! Issue 17 item 7: services stop cleanly on SIGTERM (what `timeout`, Docker and systemd
+//! send) as on Ctrl-C: state flushed, cookie removed, exit status 0; the embedded Bitcoin
+//! node's authenticated `stop` RPC ends `rexe regtest`.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(t0.elapsed() < within, "did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_node_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = spawn(
+        &[
+            "node",
+            "--datadir",
+            dir.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(0));
+    // SAFETY: sends a signal to our own child.
+    unsafe {
+        libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let st = wait_exit(&mut n.child, Duration::from_secs(20));
+    assert!(st.success(), "exit status {st:?}");
+    assert!(!dir.path().join(".cookie").exists(), "cookie removed");
+}
+
+#[test]
+fn the_stop_rpc_ends_rexe_regtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "regtest",
+            "--datadir",
+            dir.path().to_str().unwrap(),
+            "--rpc-port",
+            "0",
+            "--electrum-port",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let cookie = std::fs::read_to_string(dir.path().join(".cookie")).unwrap();
+    let body = br#"{"method":"stop","params":[],"id":1}"#;
+    let (status, text) = post(&addr, Some(&cookie), body);
+    assert_eq!(status, 200, "{text}");
+    let st = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(st.success(), "exit status {st:?}");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    assert!(rest.contains("stopped"), "{rest:?}");
+    assert!(!dir.path().join(".cookie").exists(), "cookie removed");
+}
