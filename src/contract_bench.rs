@@ -99,6 +99,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         txindex: false,
         contract_receipts: false,
         log_contracts: false,
+        verify_state: false,
     };
     let order = params.shard_order;
     let n_shards = order.shard_count();

@@ -1,6 +1,7 @@
-//! Issue 17 item 7: services stop cleanly on SIGTERM (what `timeout`, Docker and systemd
-//! send) as on Ctrl-C: state flushed, cookie removed, exit status 0; the embedded Bitcoin
-//! node's authenticated `stop` RPC ends `rexe regtest`.
+//! Issue 17 items 5 and 7: services stop cleanly on SIGTERM (what `timeout`, Docker and
+//! systemd send) as on Ctrl-C: state flushed, cookie removed, exit status 0; the embedded
+//! Bitcoin node's authenticated `stop` RPC ends `rexe regtest`; a node whose state was
+//! edited on disk refuses to start, naming the file.
 
 #![cfg(unix)]
 
@@ -85,4 +86,62 @@ fn the_stop_rpc_ends_rexe_regtest() {
     let _ = std::io::Read::read_to_string(&mut out, &mut rest);
     assert!(rest.contains("stopped"), "{rest:?}");
     assert!(!dir.path().join(".cookie").exists(), "cookie removed");
+}
+
+#[test]
+fn a_node_with_edited_state_refuses_to_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "node",
+        "--datadir",
+        dir.path().to_str().unwrap(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+    ];
+    let mut n = spawn(&args, dir.path());
+    // Mine a block so the miner has an account to edit.
+    let miner = rexe_chain::Signer::from_seed(b"edit-me");
+    let addr = miner.address().encode(rexe_chain::Network::Regtest);
+    let t = call(&n, "getblocktemplate", json!([addr]));
+    let hex = t["result"]["hex"].as_str().expect("template hex");
+    use rexe_chain::encode::{Decode, Encode};
+    let mut block = rexe_chain::Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+    seal(&mut block);
+    let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+    assert_eq!(r["result"], serde_json::Value::Null, "{r}");
+    // SAFETY: sends a signal to our own child.
+    unsafe {
+        libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(wait_exit(&mut n.child, Duration::from_secs(20)).success());
+    // +1000 rxBTC on the miner's account, in whichever shard file holds it.
+    let edited = (0..64)
+        .map(|i| dir.path().join(format!("shard-{i}.sqlite")))
+        .take_while(|p| p.exists())
+        .find(|p| {
+            rusqlite::Connection::open(p)
+                .unwrap()
+                .execute(
+                    "UPDATE accounts SET balance = balance + 100000000000 WHERE addr = ?1",
+                    [miner.address().0.to_vec()],
+                )
+                .unwrap()
+                == 1
+        })
+        .expect("the miner's account");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_exit(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!st.success(), "started on edited state");
+    assert!(
+        err.contains(&edited.display().to_string()),
+        "names the file: {err}"
+    );
 }

@@ -10,6 +10,7 @@
 //! replay gives.
 
 mod anchor;
+mod verify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,9 @@ pub struct ChainConfig {
     pub contract_receipts: bool,
     /// Keep contracts' `__debug.print` output in their receipts.
     pub log_contracts: bool,
+    /// At open, also run SQLite's integrity check and recompute every shard's commitment
+    /// from its rows (slow on big states; the default checks are always run).
+    pub verify_state: bool,
 }
 
 impl Default for ChainConfig {
@@ -68,6 +72,7 @@ impl Default for ChainConfig {
             txindex: true,
             contract_receipts: true,
             log_contracts: false,
+            verify_state: false,
         }
     }
 }
@@ -98,6 +103,14 @@ pub enum ChainError {
     /// A block was rejected.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The stored state fails its own checks at open; `file` is the one at fault.
+    #[error("state check failed: {file}: {reason}")]
+    CorruptState {
+        /// The file (or directory) at fault.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Why a block is rejected. Each consensus rule has its own variant.
@@ -577,15 +590,24 @@ impl Chain {
                 .shards()
                 .map(|s| dir.join(format!("shard-{}.sqlite", s.0))),
         );
+        let existed = paths[0].exists();
         let db = ChainDb::open(&paths[0])?;
+        if existed && db.tip()?.is_some() {
+            Self::check_shard_files(dir, &paths[1..])?;
+        }
         let mut shards = Vec::with_capacity(order.shard_count());
         for (s, path) in order.shards().zip(&paths[1..]) {
-            shards.push(ShardStore::open(
-                path,
-                s,
-                params.undo_depth,
-                config.cache_limit,
-            )?);
+            let shard =
+                ShardStore::open(path, s, params.undo_depth, config.cache_limit).map_err(|e| {
+                    match e {
+                        e @ StoreError::ReadOnly { .. } => ChainError::Store(e),
+                        e => ChainError::CorruptState {
+                            file: path.display().to_string(),
+                            reason: format!("cannot open it: {e}"),
+                        },
+                    }
+                })?;
+            shards.push(shard);
         }
         let checkpointer = match Checkpointer::spawn(paths) {
             Ok(c) => Some(c),
@@ -630,6 +652,10 @@ impl Chain {
         chain.load_index()?;
         chain.recover()?;
         chain.load_anchor()?;
+        if chain.config.verify_state {
+            chain.verify_state_full()?;
+        }
+        chain.check_state()?;
         let warmed = for_each_shard(&mut chain.shards, chain.config.threads, ShardStore::warm);
         for w in warmed {
             w?;
@@ -980,11 +1006,19 @@ impl Chain {
     /// Checks balances + in-flight relays == genesis + subsidies at the tip.
     pub fn audit_supply(&mut self) -> Result<SupplyReport, StoreError> {
         let mut balances = Amount::ZERO;
-        for (_, a) in self.all_accounts()? {
-            balances = balances
-                .checked_add(a.balance)
-                .ok_or_else(|| StoreError::corrupt("supply", "balance sum overflows"))?;
+        for s in &mut self.shards {
+            s.for_each_account(|_, a| {
+                balances = balances
+                    .checked_add(a.balance)
+                    .ok_or_else(|| StoreError::corrupt("supply", "balance sum overflows"))?;
+                Ok(())
+            })?;
         }
+        self.supply_with_balances(balances)
+    }
+
+    /// The supply report given the sum of all balances.
+    fn supply_with_balances(&self, balances: Amount) -> Result<SupplyReport, StoreError> {
         let in_flight = checked_sum(
             self.inbound
                 .iter()

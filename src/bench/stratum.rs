@@ -84,6 +84,7 @@ fn start(server_threads: usize) -> Result<Stack> {
         rpc_max_per_ip: None,
         rpc_timeout: None,
         rpc_max_batch: None,
+        verify_state: false,
     };
     let params = rexe_chain::ChainParams {
         pow_limit_bits: HARD_BITS,

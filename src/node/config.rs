@@ -49,6 +49,11 @@ pub struct Overrides {
     /// Most requests in one JSON-RPC batch (default 1000).
     #[arg(long)]
     pub rpc_max_batch: Option<usize>,
+    /// At start, also run SQLite's integrity check on every shard file and recompute every
+    /// shard's commitment from its rows (progress in the log). The quick checks (commitments
+    /// against the tip header, supply audit) always run.
+    #[arg(long)]
+    pub verify_state: bool,
 }
 
 /// The effective configuration.
@@ -79,6 +84,8 @@ pub struct NodeConfig {
     pub rpc_timeout: Option<u64>,
     #[serde(default)]
     pub rpc_max_batch: Option<usize>,
+    #[serde(default)]
+    pub verify_state: bool,
 }
 
 fn default_datadir() -> PathBuf {
@@ -138,6 +145,7 @@ impl NodeConfig {
                 *dst = src;
             }
         }
+        cfg.verify_state |= o.verify_state;
         if o.rpc_timeout.is_some() {
             cfg.rpc_timeout = o.rpc_timeout;
         }

@@ -96,6 +96,7 @@ pub fn open_shared_with_peg(
         params,
         ChainConfig {
             threads: cfg.threads,
+            verify_state: cfg.verify_state,
             ..ChainConfig::default()
         },
         Arc::new(rexe_miner::AuxPowSealer::default()),

@@ -40,6 +40,12 @@ pub enum StoreError {
     /// File system error.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The database file cannot be written (permissions, read-only mount).
+    #[error("{path} is read-only: the node must write its state (check the file's permissions and the mount)")]
+    ReadOnly {
+        /// The file.
+        path: String,
+    },
 }
 
 impl StoreError {
@@ -82,6 +88,13 @@ fn open_db(
     cache_kib: i64,
 ) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
+    // SQLite opens a file it may not write read-only, silently: every later write would
+    // fail. Refuse at open instead.
+    if conn.is_readonly(rusqlite::DatabaseName::Main)? {
+        return Err(StoreError::ReadOnly {
+            path: path.display().to_string(),
+        });
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;

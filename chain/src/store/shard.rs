@@ -514,6 +514,81 @@ impl ShardStore {
         Ok(out.into_iter().collect())
     }
 
+    /// Calls `f` for every account at the in-memory tip, streaming the file (constant
+    /// memory beyond the write-back cache), in no particular order.
+    pub fn for_each_account(
+        &mut self,
+        mut f: impl FnMut(&Address, &Account) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let dirty: std::collections::HashMap<Address, Option<Account>> = self
+            .cache
+            .dirty_sorted()
+            .into_iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT addr, balance, nonce FROM accounts")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let a: Vec<u8> = r.get(0)?;
+                let arr: [u8; 32] = a
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("accounts", "address length"))?;
+                let addr = Address(arr);
+                if dirty.contains_key(&addr) {
+                    continue;
+                }
+                let acct = Account {
+                    balance: Amount::from_sat(from_i64(r.get(1)?)),
+                    nonce: from_i64(r.get(2)?),
+                };
+                f(&addr, &acct)?;
+            }
+        }
+        for (addr, acct) in &dirty {
+            if let Some(a) = acct {
+                f(addr, a)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the shard's commitment from every row (accounts and contract state), to
+    /// compare with the stored accumulator; `progress` gets the rows done so far.
+    pub fn recompute_lthash(
+        &mut self,
+        mut progress: impl FnMut(u64),
+    ) -> Result<LtHash, StoreError> {
+        let mut lt = LtHash::new();
+        let mut n = 0u64;
+        self.for_each_account(|addr, a| {
+            lt.insert(&a.leaf(addr));
+            n += 1;
+            if n % 100_000 == 0 {
+                progress(n);
+            }
+            Ok(())
+        })?;
+        for (k, v) in self.all_state()? {
+            k.commit_insert(&mut lt, &v);
+            n += 1;
+        }
+        progress(n);
+        Ok(lt)
+    }
+
+    /// SQLite's own `integrity_check` of the file: `None` when it reports "ok".
+    pub fn integrity_problem(&self) -> Result<Option<String>, StoreError> {
+        let mut st = self.conn.prepare("PRAGMA integrity_check(20)")?;
+        let lines: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        Ok((lines != ["ok"]).then(|| lines.join("; ")))
+    }
+
     /// Every contract state row at the in-memory tip, sorted by key (tests and audits).
     pub fn all_state(&mut self) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
         let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();
