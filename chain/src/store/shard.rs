@@ -563,11 +563,12 @@ impl ShardStore {
         mut progress: impl FnMut(u64),
     ) -> Result<LtHash, StoreError> {
         let mut lt = LtHash::new();
-        let mut n = 0u64;
+        let (mut n, mut reported) = (0u64, 0u64);
         self.for_each_account(|addr, a| {
             lt.insert(&a.leaf(addr));
             n += 1;
-            if n % 100_000 == 0 {
+            if n - reported >= 100_000 {
+                reported = n;
                 progress(n);
             }
             Ok(())
