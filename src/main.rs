@@ -75,6 +75,9 @@ enum Command {
         /// ZMQ publishers as bitcoind's: `--zmqpubhashblock tcp://127.0.0.1:28332`.
         #[command(flatten)]
         zmq: ZmqPubArgs,
+        /// Limits of the Electrum server.
+        #[command(flatten)]
+        electrum_limits: ElectrumLimitArgs,
     },
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
@@ -176,6 +179,7 @@ fn main() -> Result<()> {
             bits,
             acceptnonstdtxn,
             zmq,
+            electrum_limits,
         } => {
             let cfg = rexe_regtest::RegtestConfig {
                 datadir: Some(datadir),
@@ -186,6 +190,7 @@ fn main() -> Result<()> {
             let services = rexe_regtest::Services {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
                 zmq: zmq.publishers(),
+                electrum_limits: electrum_limits.limits(),
             };
             let node = rexe_regtest::RegtestNode::start_with(cfg, services)?;
             println!(
@@ -241,6 +246,61 @@ struct ZmqPubArgs {
     /// Publish new mempool and block transactions (`rawtx`).
     #[arg(long, value_name = "ADDRESS")]
     zmqpubrawtx: Option<String>,
+}
+
+/// Limits of `rexe regtest`'s Electrum server; each unset one keeps its default.
+#[derive(clap::Args)]
+struct ElectrumLimitArgs {
+    /// Open Electrum connections in total [default: 512].
+    #[arg(long, value_name = "N")]
+    electrum_max_connections: Option<usize>,
+    /// Open Electrum connections from one IP address [default: 64].
+    #[arg(long, value_name = "N")]
+    electrum_max_per_ip: Option<usize>,
+    /// Close an Electrum connection that sends no request for this many seconds [default: 600].
+    #[arg(long, value_name = "SECS")]
+    electrum_idle_timeout: Option<u64>,
+    /// Disconnect an Electrum client that takes no reply bytes for this many seconds [default: 30].
+    #[arg(long, value_name = "SECS")]
+    electrum_write_timeout: Option<u64>,
+    /// Most requests in one Electrum batch [default: 100].
+    #[arg(long, value_name = "N")]
+    electrum_max_batch: Option<usize>,
+    /// Most reply bytes to one Electrum line (request or batch) [default: 8 MiB].
+    #[arg(long, value_name = "BYTES")]
+    electrum_max_reply_bytes: Option<usize>,
+    /// Most scripthash subscriptions per Electrum connection [default: 20000].
+    #[arg(long, value_name = "N")]
+    electrum_max_subscriptions: Option<usize>,
+}
+
+impl ElectrumLimitArgs {
+    fn limits(&self) -> rexe_regtest::electrum::ElectrumLimits {
+        let mut l = rexe_regtest::electrum::ElectrumLimits::default();
+        let secs = std::time::Duration::from_secs;
+        if let Some(v) = self.electrum_max_connections {
+            l.conn.max_connections = v;
+        }
+        if let Some(v) = self.electrum_max_per_ip {
+            l.conn.max_per_ip = v;
+        }
+        if let Some(v) = self.electrum_idle_timeout {
+            l.conn.idle_timeout = secs(v);
+        }
+        if let Some(v) = self.electrum_write_timeout {
+            l.conn.write_timeout = secs(v);
+        }
+        if let Some(v) = self.electrum_max_batch {
+            l.conn.max_batch = v;
+        }
+        if let Some(v) = self.electrum_max_reply_bytes {
+            l.max_reply_bytes = v;
+        }
+        if let Some(v) = self.electrum_max_subscriptions {
+            l.max_subscriptions = v;
+        }
+        l
+    }
 }
 
 impl ZmqPubArgs {

@@ -16,6 +16,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target, Work};
 use bitcoin::{Amount, Block, BlockHash, OutPoint, Transaction, TxOut, Txid, Weight};
 
+use crate::index::{script_hash, ScriptHash, ScriptIndex};
 use crate::locks::{self, BlockContext};
 use crate::script;
 use crate::tx_check;
@@ -73,6 +74,8 @@ pub struct Entry {
 struct Undo {
     spent: Vec<(OutPoint, Coin)>,
     created: Vec<OutPoint>,
+    /// Scripts the block touched in [`Chain::scripts`].
+    scripts: Vec<ScriptHash>,
 }
 
 /// What happened to a submitted block.
@@ -98,6 +101,8 @@ pub struct Chain {
     pub tx_index: HashMap<Txid, (BlockHash, usize)>,
     /// Headers accepted by `submitheader` whose blocks are not (yet) known, with heights.
     pub headers: HashMap<BlockHash, (bitcoin::block::Header, u32)>,
+    /// The active chain's script-hash index (the Electrum server's).
+    pub scripts: ScriptIndex,
     last_reject: Option<String>,
 }
 
@@ -128,6 +133,7 @@ impl Chain {
             bits,
             tx_index: HashMap::new(),
             headers: HashMap::new(),
+            scripts: ScriptIndex::default(),
             last_reject: None,
         };
         c.blocks.insert(
@@ -341,6 +347,7 @@ impl Chain {
         let mut undo = Undo {
             spent: Vec::new(),
             created: Vec::new(),
+            scripts: Vec::new(),
         };
         let at = BlockContext {
             height,
@@ -350,6 +357,8 @@ impl Chain {
         // Outputs created earlier in this block are spendable by later transactions.
         let mut created: HashMap<OutPoint, Coin> = HashMap::new();
         let mut spent_here: HashSet<OutPoint> = HashSet::new();
+        // Per transaction, the scripts of the outputs its inputs spend (for the index).
+        let mut prevouts: Vec<Vec<ScriptHash>> = vec![Vec::new()];
         for (i, tx) in entry.block.txdata.iter().enumerate() {
             if i > 0 {
                 let view = |op: &OutPoint| -> Option<Coin> {
@@ -365,9 +374,15 @@ impl Chain {
                 fees = fees
                     .checked_add(fee)
                     .ok_or_else(|| reject("bad-txns-accumulated-fee-outofrange"))?;
+                let mut spks = Vec::with_capacity(tx.input.len());
                 for inp in &tx.input {
-                    spent_here.insert(inp.previous_output);
+                    let op = &inp.previous_output;
+                    if let Some(c) = created.get(op).or_else(|| self.utxo.get(op)) {
+                        spks.push(script_hash(&c.txout.script_pubkey));
+                    }
+                    spent_here.insert(*op);
                 }
+                prevouts.push(spks);
             }
             let txid = tx.compute_txid();
             for (vout, o) in tx.output.iter().enumerate() {
@@ -403,6 +418,7 @@ impl Chain {
         for (i, tx) in entry.block.txdata.iter().enumerate() {
             self.tx_index.insert(tx.compute_txid(), (hash, i));
         }
+        undo.scripts = self.scripts.connect(height, &entry.block.txdata, &prevouts);
         self.undo.insert(hash, undo);
         self.active.push(hash);
         if let Some(e) = self.blocks.get_mut(&hash) {
@@ -414,6 +430,9 @@ impl Chain {
     fn disconnect_tip(&mut self) -> BlockHash {
         let hash = self.active.pop().expect("not genesis");
         if let Some(u) = self.undo.remove(&hash) {
+            let e = &self.blocks[&hash];
+            self.scripts
+                .disconnect(e.height, &e.block.txdata, &u.scripts);
             for op in u.created {
                 self.utxo.remove(&op);
             }

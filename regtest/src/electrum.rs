@@ -3,26 +3,82 @@
 //! electrs' answers: headers, scripthash history/balance/unspent/mempool/subscribe (status
 //! hashes as the protocol defines), transaction get/broadcast/merkle/id_from_pos, fees.
 //!
-//! Scripthash queries scan the active chain and the mempool on each call: simple and
-//! always consistent after reorgs, fine at regtest sizes.
+//! Scripthash queries read the node's script index ([`crate::index`]): the chain's part is
+//! updated per connected block and undone on disconnect, the mempool's per mempool change.
+//! Requests run on blocking threads (at most [`ElectrumLimits::workers`] at once), taking
+//! the node's lock once per request and briefly, so a flood of Electrum requests does not
+//! stall the RPC. Subscriptions are rechecked only for the scripts a block or a mempool
+//! change touched.
+//!
+//! Every client is bounded ([`ElectrumLimits`]): connections in total and per IP, line
+//! length, batch size, reply bytes per line, subscriptions per connection, an idle timeout,
+//! and a write deadline (a client that does not read its replies is disconnected).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::{sha256, sha256d, Hash};
 use bitcoin::{OutPoint, Txid};
+use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
+use crate::index::{self, ScriptHash};
 use crate::node::Node;
 use crate::rpc::Shared;
 
-/// Longest request line accepted; a longer one closes that connection.
+/// Longest request line accepted by default; a longer one closes that connection.
 pub const MAX_LINE: u64 = 4 * 1024 * 1024;
 /// Most headers `blockchain.block.headers` returns at once (electrs' limit).
 pub const MAX_HEADERS: u64 = 2016;
+/// Error code of a request refused by a limit (reply too large, too many subscriptions,
+/// batch too large).
+pub const LIMIT_EXCEEDED: i64 = -32000;
+
+/// How often a connection checks for notifications to send.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the Electrum server allows its clients. Every field has a default
+/// ([`ElectrumLimits::default`]) and is set through [`crate::Services::electrum_limits`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectrumLimits {
+    /// Connections in total and per IP, the idle timeout (no complete request for this
+    /// long closes the connection), the write deadline (a reply not taken within it marks a
+    /// slow reader: disconnected), the longest line and the largest batch.
+    pub conn: Limits,
+    /// Most bytes of replies to one line (a request or a batch): a batch whose replies would
+    /// exceed it gets one error instead (split it); a single reply over it, an error. Large
+    /// replies (headers, histories) are refused on an estimate before they are built; the
+    /// requests of a refused batch before the one that overflowed did run (a broadcast in
+    /// it happened).
+    pub max_reply_bytes: usize,
+    /// Most scripthash subscriptions one connection may hold (electrs and Fulcrum limit
+    /// them too).
+    pub max_subscriptions: usize,
+    /// Most requests being answered at once, over all connections (blocking threads).
+    pub workers: usize,
+}
+
+impl Default for ElectrumLimits {
+    fn default() -> Self {
+        ElectrumLimits {
+            conn: Limits {
+                max_request: MAX_LINE as usize,
+                ..Limits::line()
+            },
+            max_reply_bytes: 8 * 1024 * 1024,
+            max_subscriptions: 20_000,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(1, 8),
+        }
+    }
+}
 
 type Res = Result<Value, (i64, String)>;
 
@@ -30,21 +86,26 @@ fn err(code: i64, m: impl Into<String>) -> (i64, String) {
     (code, m.into())
 }
 
-/// Serves Electrum clients on `listener` until the node stops.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        tokio::select! {
-            _ = shared.stop.notified() => return,
-            acc = listener.accept() => {
-                let Ok((sock, _)) = acc else { continue };
-                let sh = shared.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client(sock, sh).await {
-                        tracing::debug!(error = %e, "electrum client closed");
-                    }
-                });
+/// Serves Electrum clients on `listener` under `limits` until the node stops.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: ElectrumLimits) {
+    let gate = ConnGate::new(limits.conn.max_connections, limits.conn.max_per_ip);
+    let work = Arc::new(Semaphore::new(limits.workers.max(1)));
+    let limits = Arc::new(limits);
+    let sh = shared.clone();
+    let accept = accept_loop("electrum", listener, gate, move |sock, peer, permit| {
+        let sh = sh.clone();
+        let limits = limits.clone();
+        let work = work.clone();
+        async move {
+            if let Err(e) = client(sock, sh, limits, work).await {
+                tracing::debug!(%peer, error = %e, "electrum client closed");
             }
+            drop(permit);
         }
+    });
+    tokio::select! {
+        _ = shared.stop.notified() => {}
+        _ = accept => {}
     }
 }
 
@@ -53,79 +114,106 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 struct Subs {
     headers: Option<u32>,
     tip: Option<bitcoin::BlockHash>,
-    scripthashes: HashMap<String, Option<String>>,
-    /// Chain tip and mempool fingerprint the scripthash statuses were last computed at.
-    seen: Option<(bitcoin::BlockHash, usize, u64)>,
+    scripthashes: HashMap<ScriptHash, Option<String>>,
+    /// Position in the node's touched-scripts log the statuses are current to.
+    seen: u64,
+    max: usize,
 }
 
-/// A line from the client, or the news that it sent one too long.
-enum Line {
-    Text(Vec<u8>),
-    TooLong,
+impl Subs {
+    fn sub_headers(&mut self, tip: bitcoin::BlockHash, height: u32) {
+        self.headers = Some(height);
+        self.tip = Some(tip);
+    }
 }
 
-async fn read_lines(
-    rd: tokio::net::tcp::OwnedReadHalf,
-    tx: tokio::sync::mpsc::Sender<Line>,
+/// Runs `f` on a blocking thread once one of the `workers` permits is free.
+async fn blocking<T: Send + 'static>(
+    work: &Semaphore,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let _permit = work
+        .acquire()
+        .await
+        .map_err(|_| std::io::Error::other("electrum server stopping"))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(format!("electrum request failed: {e}")))
+}
+
+async fn client(
+    sock: TcpStream,
+    shared: Arc<Shared>,
+    limits: Arc<ElectrumLimits>,
+    work: Arc<Semaphore>,
 ) -> std::io::Result<()> {
-    let mut rd = BufReader::new(rd);
-    loop {
-        let mut buf = Vec::new();
-        let n = (&mut rd)
-            .take(MAX_LINE + 1)
-            .read_until(b'\n', &mut buf)
-            .await?;
-        if n == 0 {
-            return Ok(());
-        }
-        if buf.len() as u64 > MAX_LINE {
-            let _ = tx.send(Line::TooLong).await;
-            return Ok(());
-        }
-        if tx.send(Line::Text(buf)).await.is_err() {
-            return Ok(());
-        }
-    }
-}
-
-async fn client(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let _ = sock.set_nodelay(true);
     let (rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let reader = tokio::spawn(read_lines(rd, tx));
-    let mut subs = Subs::default();
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    let r = async {
-        loop {
-            tokio::select! {
-                line = rx.recv() => match line {
-                    None => return Ok(()),
-                    Some(Line::TooLong) => {
-                        let reply = resp(Value::Null, Err(err(-32600, "request too long")));
-                        wr.write_all(format!("{reply}\n").as_bytes()).await?;
-                        return Ok(());
-                    }
-                    Some(Line::Text(line)) => {
-                        let text = String::from_utf8_lossy(&line);
-                        let text = text.trim();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        let reply = handle_line(&shared, &mut subs, text);
-                        wr.write_all(format!("{reply}\n").as_bytes()).await?;
-                    }
-                },
-                _ = tick.tick() => {
-                    for note in notifications(&shared, &mut subs) {
-                        wr.write_all(format!("{note}\n").as_bytes()).await?;
-                    }
+    let mut rd = BufReader::new(rd);
+    let mut buf = Vec::new();
+    let mut subs = Some(Subs {
+        max: limits.max_subscriptions,
+        ..Subs::default()
+    });
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle_timeout = limits.conn.idle_timeout;
+    let write_timeout = limits.conn.write_timeout;
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            r = read_line(&mut rd, &mut buf, limits.conn.max_request) => match r? {
+                LineRead::Eof => return Ok(()),
+                LineRead::TooLong => {
+                    let reply = resp(Value::Null, Err(err(-32600, "request too long")));
+                    write_deadline(&mut wr, format!("{reply}\n").as_bytes(), write_timeout)
+                        .await?;
+                    return Ok(());
                 }
-                _ = shared.stop.notified() => return Ok(()),
+                LineRead::Line => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                    let line = std::mem::take(&mut buf);
+                    let text = String::from_utf8_lossy(&line).trim().to_string();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let (sh, lim) = (shared.clone(), limits.clone());
+                    let mut st = subs.take().unwrap_or_default();
+                    let (mut reply, st) = blocking(&work, move || {
+                        let r = handle_line(&sh, &mut st, &text, &lim);
+                        (r, st)
+                    })
+                    .await?;
+                    subs = Some(st);
+                    reply.push('\n');
+                    write_deadline(&mut wr, reply.as_bytes(), write_timeout).await?;
+                }
+            },
+            _ = tick.tick() => {
+                let Some(st) = subs.as_ref() else { continue };
+                if !has_news(&shared, st) {
+                    continue;
+                }
+                let sh = shared.clone();
+                let mut st = subs.take().unwrap_or_default();
+                let (notes, st) = blocking(&work, move || {
+                    let n = notifications(&sh, &mut st);
+                    (n, st)
+                })
+                .await?;
+                subs = Some(st);
+                for note in notes {
+                    write_deadline(&mut wr, format!("{note}\n").as_bytes(), write_timeout).await?;
+                }
             }
+            _ = &mut idle => {
+                tracing::debug!("electrum client idle; closing");
+                return Ok(());
+            }
+            _ = shared.stop.notified() => return Ok(()),
         }
     }
-    .await;
-    reader.abort();
-    r
 }
 
 fn resp(id: Value, r: Res) -> Value {
@@ -137,44 +225,52 @@ fn resp(id: Value, r: Res) -> Value {
     }
 }
 
-/// Answers one line: a request or a batch.
-fn handle_line(shared: &Shared, subs_state: &mut impl SubsState, text: &str) -> Value {
+/// Answers one line (a request or a batch), serialized, within `limits`.
+fn handle_line(shared: &Shared, subs: &mut Subs, text: &str, limits: &ElectrumLimits) -> String {
+    let budget = limits.max_reply_bytes;
     match serde_json::from_str::<Value>(text) {
-        Err(e) => resp(Value::Null, Err(err(-32700, format!("parse error: {e}")))),
-        Ok(Value::Array(reqs)) if !reqs.is_empty() => Value::Array(
-            reqs.iter()
-                .map(|r| one(shared, subs_state, r))
-                .collect::<Vec<_>>(),
-        ),
-        Ok(v) => one(shared, subs_state, &v),
+        Err(e) => resp(Value::Null, Err(err(-32700, format!("parse error: {e}")))).to_string(),
+        Ok(Value::Array(reqs)) if !reqs.is_empty() => {
+            if reqs.len() > limits.conn.max_batch {
+                let m = format!(
+                    "batch of {} requests exceeds the limit of {}",
+                    reqs.len(),
+                    limits.conn.max_batch
+                );
+                return resp(Value::Null, Err(err(LIMIT_EXCEEDED, m))).to_string();
+            }
+            let mut out = String::from("[");
+            for (i, r) in reqs.iter().enumerate() {
+                // Room left for this reply (a comma and the closing bracket included).
+                let room = budget.saturating_sub(out.len() + 2);
+                let reply = one(shared, subs, r, room).to_string();
+                if out.len() + reply.len() + 2 > budget {
+                    let m = format!(
+                        "the batch's replies exceed {budget} bytes (at request {i}); split it"
+                    );
+                    return resp(Value::Null, Err(err(LIMIT_EXCEEDED, m))).to_string();
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&reply);
+            }
+            out.push(']');
+            out
+        }
+        Ok(v) => {
+            let reply = one(shared, subs, &v, budget).to_string();
+            if reply.len() > budget {
+                let id = v.get("id").cloned().unwrap_or(Value::Null);
+                let m = format!("reply exceeds {budget} bytes");
+                return resp(id, Err(err(LIMIT_EXCEEDED, m))).to_string();
+            }
+            reply
+        }
     }
 }
 
-/// Access to a connection's subscriptions (lets tests drive [`handle_line`]).
-trait SubsState {
-    /// Records a headers subscription at `height`.
-    fn sub_headers(&mut self, tip: bitcoin::BlockHash, height: u32);
-    /// Records a scripthash subscription with its current status.
-    fn sub_scripthash(&mut self, sh: String, status: Option<String>);
-    /// Drops a scripthash subscription; whether it existed.
-    fn unsub_scripthash(&mut self, sh: &str) -> bool;
-}
-
-impl SubsState for Subs {
-    fn sub_headers(&mut self, tip: bitcoin::BlockHash, height: u32) {
-        self.headers = Some(height);
-        self.tip = Some(tip);
-    }
-    fn sub_scripthash(&mut self, sh: String, status: Option<String>) {
-        self.scripthashes.insert(sh, status);
-        self.seen = None;
-    }
-    fn unsub_scripthash(&mut self, sh: &str) -> bool {
-        self.scripthashes.remove(sh).is_some()
-    }
-}
-
-fn one(shared: &Shared, subs: &mut impl SubsState, req: &Value) -> Value {
+fn one(shared: &Shared, subs: &mut Subs, req: &Value, room: usize) -> Value {
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = req.get("method").and_then(Value::as_str) else {
         return resp(id, Err(err(-32600, "invalid request: missing method")));
@@ -184,10 +280,25 @@ fn one(shared: &Shared, subs: &mut impl SubsState, req: &Value) -> Value {
         Some(p @ Value::Array(_)) => p.clone(),
         Some(_) => return resp(id, Err(err(-32602, "params must be an array"))),
     };
-    let r = dispatch(shared, subs, method, &params);
+    let r = dispatch(shared, subs, method, &params, room);
     resp(id, r)
 }
 
+/// Refuses a reply estimated at `need` bytes when only `room` are left, before building it.
+fn fits(need: usize, room: usize) -> Result<(), (i64, String)> {
+    if need > room {
+        return Err(err(
+            LIMIT_EXCEEDED,
+            format!("reply of about {need} bytes exceeds the {room} bytes left for this line"),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of one history entry as JSON, at most.
+const HISTORY_ENTRY: usize = 110;
+/// Bytes of one unspent entry as JSON, at most.
+const UNSPENT_ENTRY: usize = 140;
 fn p_str<'a>(p: &'a Value, i: usize, name: &str) -> Result<&'a str, (i64, String)> {
     p.get(i)
         .and_then(Value::as_str)
@@ -204,19 +315,14 @@ fn p_opt_u64(p: &Value, i: usize) -> u64 {
     p.get(i).and_then(Value::as_u64).unwrap_or(0)
 }
 
-fn scripthash_arg(p: &Value) -> Result<String, (i64, String)> {
+fn scripthash_arg(p: &Value) -> Result<ScriptHash, (i64, String)> {
     let s = p_str(p, 0, "scripthash")?;
-    match hex::decode(s) {
-        Ok(b) if b.len() == 32 => Ok(s.to_ascii_lowercase()),
-        _ => Err(err(-32602, format!("invalid scripthash {s}"))),
-    }
+    index::from_hex(s).ok_or_else(|| err(-32602, format!("invalid scripthash {s}")))
 }
 
 /// The Electrum script hash of a script: SHA256, bytes reversed, hex.
 pub fn script_hash(script: &bitcoin::Script) -> String {
-    let mut b = sha256::Hash::hash(script.as_bytes()).to_byte_array();
-    b.reverse();
-    hex::encode(b)
+    index::to_hex(&index::script_hash(script))
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Node> {
@@ -228,7 +334,7 @@ fn header_hex(n: &Node, height: u32) -> Option<String> {
     Some(serialize_hex(&n.chain.blocks[h].block.header))
 }
 
-fn dispatch(shared: &Shared, subs: &mut impl SubsState, method: &str, p: &Value) -> Res {
+fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usize) -> Res {
     match method {
         "server.version" => Ok(json!([
             concat!("rexe-regtest ", env!("CARGO_PKG_VERSION")),
@@ -275,9 +381,11 @@ fn dispatch(shared: &Shared, subs: &mut impl SubsState, method: &str, p: &Value)
                 return Err(err(-32602, "cp_height is not supported"));
             }
             let n = lock(shared);
-            let mut hex = String::new();
-            let mut got = 0u64;
             let tip = n.chain.height() as u64;
+            let avail = (tip + 1).saturating_sub(start).min(count);
+            fits(avail as usize * 160 + 100, room)?;
+            let mut hex = String::with_capacity(avail as usize * 160);
+            let mut got = 0u64;
             let mut h = start;
             while got < count && h <= tip {
                 hex.push_str(&header_hex(&n, h as u32).unwrap_or_default());
@@ -317,14 +425,14 @@ fn dispatch(shared: &Shared, subs: &mut impl SubsState, method: &str, p: &Value)
         }
         "blockchain.scripthash.get_history" => {
             let sh = scripthash_arg(p)?;
-            let n = lock(shared);
-            let s = scan(&n, &sh);
+            let s = query(&lock(shared), &sh, room / HISTORY_ENTRY)?;
             Ok(json!(s.history_json()))
         }
         "blockchain.scripthash.get_mempool" => {
             let sh = scripthash_arg(p)?;
-            let n = lock(shared);
-            let s = scan(&n, &sh);
+            let s = query(&lock(shared), &sh, usize::MAX)?;
+            let mempool = s.history.iter().filter(|e| e.0 <= 0).count();
+            fits(mempool * HISTORY_ENTRY, room)?;
             Ok(json!(s
                 .history_json()
                 .into_iter()
@@ -333,14 +441,13 @@ fn dispatch(shared: &Shared, subs: &mut impl SubsState, method: &str, p: &Value)
         }
         "blockchain.scripthash.get_balance" => {
             let sh = scripthash_arg(p)?;
-            let n = lock(shared);
-            let s = scan(&n, &sh);
+            let s = query(&lock(shared), &sh, usize::MAX)?;
             Ok(json!({"confirmed": s.confirmed, "unconfirmed": s.unconfirmed}))
         }
         "blockchain.scripthash.listunspent" => {
             let sh = scripthash_arg(p)?;
-            let n = lock(shared);
-            let s = scan(&n, &sh);
+            let s = query(&lock(shared), &sh, usize::MAX)?;
+            fits(s.unspent.len() * UNSPENT_ENTRY, room)?;
             let mut u: Vec<Value> = s
                 .unspent
                 .iter()
@@ -354,14 +461,25 @@ fn dispatch(shared: &Shared, subs: &mut impl SubsState, method: &str, p: &Value)
         }
         "blockchain.scripthash.subscribe" => {
             let sh = scripthash_arg(p)?;
+            if subs.scripthashes.len() >= subs.max && !subs.scripthashes.contains_key(&sh) {
+                return Err(err(
+                    LIMIT_EXCEEDED,
+                    format!("subscription limit of {} reached", subs.max),
+                ));
+            }
             let n = lock(shared);
-            let status = scan(&n, &sh).status();
-            subs.sub_scripthash(sh, status.clone());
+            if subs.scripthashes.is_empty() {
+                // Statuses are current as of now: only later changes matter.
+                subs.seen = n.scripts.seq();
+            }
+            let status = query(&n, &sh, usize::MAX)?.status();
+            drop(n);
+            subs.scripthashes.insert(sh, status.clone());
             Ok(json!(status))
         }
         "blockchain.scripthash.unsubscribe" => {
             let sh = scripthash_arg(p)?;
-            Ok(json!(subs.unsub_scripthash(&sh)))
+            Ok(json!(subs.scripthashes.remove(&sh).is_some()))
         }
         "blockchain.transaction.get" => {
             let txid = p_str(p, 0, "tx_hash")?;
@@ -458,8 +576,8 @@ pub fn merkle_branch(ids: &[Txid], mut pos: usize) -> Vec<[u8; 32]> {
     branch
 }
 
-/// What a scan of the chain and mempool found for one script hash.
-#[derive(Default)]
+/// What the index and the mempool hold for one script hash.
+#[derive(Default, Debug, PartialEq, Eq)]
 struct Scan {
     /// (height, txid, fee for mempool entries); mempool heights are 0 or -1.
     history: Vec<(i64, Txid, Option<u64>)>,
@@ -496,45 +614,36 @@ impl Scan {
     }
 }
 
-fn scan(n: &Node, sh: &str) -> Scan {
-    let mut s = Scan::default();
-    // Outputs paying the script: value, height.
-    let mut funded: HashMap<OutPoint, (u64, u32)> = HashMap::new();
-    let mut spent_confirmed: HashSet<OutPoint> = HashSet::new();
-    for (h, bh) in n.chain.active.iter().enumerate() {
-        for tx in &n.chain.blocks[bh].block.txdata {
-            let txid = tx.compute_txid();
-            let mut touched = false;
-            for i in &tx.input {
-                if funded.contains_key(&i.previous_output) {
-                    spent_confirmed.insert(i.previous_output);
-                    touched = true;
-                }
-            }
-            for (vout, o) in tx.output.iter().enumerate() {
-                if script_hash(&o.script_pubkey) == sh {
-                    funded.insert(
-                        OutPoint::new(txid, vout as u32),
-                        (o.value.to_sat(), h as u32),
-                    );
-                    touched = true;
-                }
-            }
-            if touched {
-                s.history.push((h as i64, txid, None));
-            }
+/// The history, balance and unspent outputs of `sh` from the index; refused (before it is
+/// built) when the history has more than `max_history` entries.
+fn query(n: &Node, sh: &ScriptHash, max_history: usize) -> Result<Scan, (i64, String)> {
+    let idx = &n.chain.scripts;
+    let confirmed = idx.history(sh);
+    let mem_txs = n.scripts.mempool_txs(sh);
+    let entries = confirmed.len() + mem_txs.len();
+    if entries > max_history {
+        return Err(err(
+            LIMIT_EXCEEDED,
+            format!("history of {entries} transactions exceeds this line's reply limit"),
+        ));
+    }
+    let mut s = Scan {
+        history: confirmed
+            .iter()
+            .map(|(h, t)| (i64::from(*h), *t, None))
+            .collect(),
+        ..Scan::default()
+    };
+    for f in idx.funded(sh) {
+        if idx.spender(&f.outpoint).is_none() {
+            s.confirmed += f.value;
+            s.unspent.insert(f.outpoint, (f.value, f.height));
         }
     }
-    for (op, v) in &funded {
-        if !spent_confirmed.contains(op) {
-            s.confirmed += v.0;
-            s.unspent.insert(*op, *v);
-        }
-    }
-    // Mempool, parents before children as stored.
-    let mut mem_funded: HashMap<OutPoint, u64> = HashMap::new();
+    // The mempool transactions touching the script, parents before children as stored.
+    let mut mem_funded: HashSet<OutPoint> = HashSet::new();
     let mut mem_entries: Vec<(i64, Txid, Option<u64>)> = Vec::new();
-    for txid in &n.mempool.order {
+    for txid in mem_txs {
         let Some(pd) = n.mempool.txs.get(txid) else {
             continue;
         };
@@ -543,14 +652,14 @@ fn scan(n: &Node, sh: &str) -> Scan {
             if let Some(v) = s.unspent.remove(&i.previous_output) {
                 s.unconfirmed -= v.0 as i64;
                 touched = true;
-            } else if mem_funded.contains_key(&i.previous_output) {
+            } else if mem_funded.contains(&i.previous_output) {
                 touched = true;
             }
         }
         for (vout, o) in pd.tx.output.iter().enumerate() {
-            if script_hash(&o.script_pubkey) == sh {
+            if index::script_hash(&o.script_pubkey) == *sh {
                 let op = OutPoint::new(*txid, vout as u32);
-                mem_funded.insert(op, o.value.to_sat());
+                mem_funded.insert(op);
                 s.unspent.insert(op, (o.value.to_sat(), 0));
                 s.unconfirmed += o.value.to_sat() as i64;
                 touched = true;
@@ -569,42 +678,271 @@ fn scan(n: &Node, sh: &str) -> Scan {
     // The protocol orders mempool entries: height 0 ones first, then -1, each by txid.
     mem_entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     s.history.extend(mem_entries);
-    s
+    Ok(s)
 }
 
+/// Whether the tip moved (for a headers subscriber) or a script was touched since the
+/// connection's statuses were computed: a brief look under the lock, on the async thread,
+/// so only when the lock is free (otherwise at the next tick).
+fn has_news(shared: &Shared, subs: &Subs) -> bool {
+    if subs.headers.is_none() && subs.scripthashes.is_empty() {
+        return false;
+    }
+    let n = match shared.node.try_lock() {
+        Ok(n) => n,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return false,
+    };
+    (subs.headers.is_some() && subs.tip != Some(n.chain.tip()))
+        || (!subs.scripthashes.is_empty() && n.scripts.seq() != subs.seen)
+}
+
+/// The notifications due to `subs`: a new tip, and the subscribed scripts whose status
+/// changed among those touched since the last call. The lock is taken per script.
 fn notifications(shared: &Shared, subs: &mut Subs) -> Vec<Value> {
     let mut out = Vec::new();
-    if subs.headers.is_none() && subs.scripthashes.is_empty() {
-        return out;
-    }
-    let n = lock(shared);
-    if subs.headers.is_some() && subs.tip != Some(n.chain.tip()) {
-        let height = n.chain.height();
-        subs.tip = Some(n.chain.tip());
-        subs.headers = Some(height);
-        out.push(
-            json!({"jsonrpc": "2.0", "method": "blockchain.headers.subscribe",
-                        "params": [{"height": height, "hex": header_hex(&n, height)}]}),
-        );
-    }
-    // Rescan subscribed script hashes only when the tip or the mempool changed.
-    let fingerprint = n.mempool.txs.keys().fold(0u64, |acc, t| {
-        acc ^ u64::from_le_bytes(t.to_byte_array()[..8].try_into().unwrap_or([0; 8]))
-    });
-    let now = Some((n.chain.tip(), n.mempool.txs.len(), fingerprint));
-    if subs.seen == now {
-        return out;
-    }
-    subs.seen = now;
-    for (sh, old) in subs.scripthashes.iter_mut() {
-        let status = scan(&n, sh).status();
-        if status != *old {
-            *old = status.clone();
+    let recheck: Vec<ScriptHash> = {
+        let n = lock(shared);
+        if subs.headers.is_some() && subs.tip != Some(n.chain.tip()) {
+            let height = n.chain.height();
+            subs.sub_headers(n.chain.tip(), height);
             out.push(
-                json!({"jsonrpc": "2.0", "method": "blockchain.scripthash.subscribe",
-                            "params": [sh, status]}),
+                json!({"jsonrpc": "2.0", "method": "blockchain.headers.subscribe",
+                       "params": [{"height": height, "hex": header_hex(&n, height)}]}),
             );
+        }
+        let now = n.scripts.seq();
+        let recheck = match n.scripts.since(subs.seen) {
+            Some(touched) => {
+                let mut v: Vec<ScriptHash> = touched
+                    .filter(|sh| subs.scripthashes.contains_key(*sh))
+                    .copied()
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            None => subs.scripthashes.keys().copied().collect(),
+        };
+        subs.seen = now;
+        recheck
+    };
+    for sh in recheck {
+        let Ok(scan) = query(&lock(shared), &sh, usize::MAX) else {
+            continue;
+        };
+        let status = scan.status();
+        if let Some(old) = subs.scripthashes.get_mut(&sh) {
+            if status != *old {
+                old.clone_from(&status);
+                out.push(
+                    json!({"jsonrpc": "2.0", "method": "blockchain.scripthash.subscribe",
+                           "params": [index::to_hex(&sh), status]}),
+                );
+            }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::{
+        absolute, transaction, Amount, CompactTarget, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
+    };
+
+    /// The reference: a scan of the whole active chain and the mempool (what every query
+    /// did before the index).
+    fn rescan(n: &Node, sh: &ScriptHash) -> Scan {
+        let mut s = Scan::default();
+        let mut funded: HashMap<OutPoint, (u64, u32)> = HashMap::new();
+        let mut spent_confirmed: HashSet<OutPoint> = HashSet::new();
+        for (h, bh) in n.chain.active.iter().enumerate() {
+            for tx in &n.chain.blocks[bh].block.txdata {
+                let txid = tx.compute_txid();
+                let mut touched = false;
+                for i in &tx.input {
+                    if funded.contains_key(&i.previous_output) {
+                        spent_confirmed.insert(i.previous_output);
+                        touched = true;
+                    }
+                }
+                for (vout, o) in tx.output.iter().enumerate() {
+                    if index::script_hash(&o.script_pubkey) == *sh {
+                        funded.insert(
+                            OutPoint::new(txid, vout as u32),
+                            (o.value.to_sat(), h as u32),
+                        );
+                        touched = true;
+                    }
+                }
+                if touched {
+                    s.history.push((h as i64, txid, None));
+                }
+            }
+        }
+        for (op, v) in &funded {
+            if !spent_confirmed.contains(op) {
+                s.confirmed += v.0;
+                s.unspent.insert(*op, *v);
+            }
+        }
+        let mut mem_funded: HashSet<OutPoint> = HashSet::new();
+        let mut mem_entries = Vec::new();
+        for txid in &n.mempool.order {
+            let pd = &n.mempool.txs[txid];
+            let mut touched = false;
+            for i in &pd.tx.input {
+                if let Some(v) = s.unspent.remove(&i.previous_output) {
+                    s.unconfirmed -= v.0 as i64;
+                    touched = true;
+                } else if mem_funded.contains(&i.previous_output) {
+                    touched = true;
+                }
+            }
+            for (vout, o) in pd.tx.output.iter().enumerate() {
+                if index::script_hash(&o.script_pubkey) == *sh {
+                    let op = OutPoint::new(*txid, vout as u32);
+                    mem_funded.insert(op);
+                    s.unspent.insert(op, (o.value.to_sat(), 0));
+                    s.unconfirmed += o.value.to_sat() as i64;
+                    touched = true;
+                }
+            }
+            if touched {
+                let parent = pd
+                    .tx
+                    .input
+                    .iter()
+                    .any(|i| n.mempool.txs.contains_key(&i.previous_output.txid));
+                mem_entries.push((if parent { -1 } else { 0 }, *txid, Some(pd.fee.to_sat())));
+            }
+        }
+        mem_entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        s.history.extend(mem_entries);
+        s
+    }
+
+    fn script(op: u8) -> ScriptBuf {
+        ScriptBuf::from_bytes(vec![op])
+    }
+
+    /// Spends `prev` (an anyone-can-spend output worth `value`) to `a` and `b` in halves,
+    /// less a 1,000 sat fee.
+    fn spend(prev: OutPoint, value: u64, a: &ScriptBuf, b: &ScriptBuf) -> (Transaction, u64) {
+        let half = (value - 1_000) / 2;
+        let tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: prev,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: bitcoin::Witness::new(),
+            }],
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(half),
+                    script_pubkey: a.clone(),
+                },
+                TxOut {
+                    value: Amount::from_sat(half),
+                    script_pubkey: b.clone(),
+                },
+            ],
+        };
+        (tx, half)
+    }
+
+    fn now() -> u32 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32
+    }
+
+    fn coinbase(n: &Node, height: usize) -> (OutPoint, u64) {
+        let cb = &n.chain.blocks[&n.chain.active[height]].block.txdata[0];
+        (
+            OutPoint::new(cb.compute_txid(), 0),
+            cb.output[0].value.to_sat(),
+        )
+    }
+
+    fn assert_agrees(n: &Node, scripts: &[ScriptBuf], when: &str) {
+        for s in scripts {
+            let sh = index::script_hash(s);
+            let want = rescan(n, &sh);
+            let got = query(n, &sh, usize::MAX).unwrap();
+            assert_eq!(got, want, "{when}: script {s:?}");
+            assert_eq!(got.status(), want.status(), "{when}: status of {s:?}");
+        }
+    }
+
+    #[test]
+    fn index_agrees_with_a_full_rescan_through_mempool_and_reorgs() {
+        let mut n = Node::open(None, CompactTarget::from_consensus(crate::REGTEST_BITS)).unwrap();
+        n.mempool.policy.require_standard = false;
+        let (s1, s2, s3, s4) = (script(0x51), script(0x52), script(0x53), script(0x54));
+        let all = [s1.clone(), s2.clone(), s3.clone(), s4.clone()];
+        for _ in 0..103 {
+            n.generate(s1.clone(), now()).unwrap();
+        }
+        assert_agrees(&n, &all, "mined");
+
+        // A block with a spend and its child in the same block.
+        let (cb1, v1) = coinbase(&n, 1);
+        let (a, half) = spend(cb1, v1, &s2, &s3);
+        let (b, _) = spend(OutPoint::new(a.compute_txid(), 0), half, &s3, &s4);
+        let fees = Amount::from_sat(2_000);
+        let b104 = n
+            .generate_with(s1.clone(), vec![a.clone(), b.clone()], fees, now())
+            .unwrap();
+        assert_agrees(&n, &all, "spend and child in one block");
+
+        // Mempool: a spend of a confirmed output, its child, and a spend of a coinbase.
+        let (cb2, v2) = coinbase(&n, 2);
+        let (c, half_c) = spend(cb2, v2, &s2, &s3);
+        n.accept_tx(c.clone()).unwrap();
+        let (d, _) = spend(OutPoint::new(c.compute_txid(), 1), half_c, &s4, &s2);
+        n.accept_tx(d).unwrap();
+        let (e, _) = spend(OutPoint::new(b.compute_txid(), 1), half / 2 - 500, &s1, &s4);
+        n.accept_tx(e).unwrap();
+        assert_agrees(&n, &all, "mempool");
+
+        // Reorg: invalidate the block with a and b; they return to the mempool.
+        let before = n.chain.active.clone();
+        n.chain.invalidate(b104).unwrap();
+        n.after_change(&before);
+        assert!(n.mempool.txs.contains_key(&a.compute_txid()));
+        assert_agrees(&n, &all, "after invalidateblock");
+
+        // A longer branch confirms part of the mempool: c (and its parents) only.
+        let fees = Amount::from_sat(1_000);
+        n.generate_with(s2.clone(), vec![c.clone()], fees, now())
+            .unwrap();
+        n.generate(s3.clone(), now()).unwrap();
+        assert_agrees(&n, &all, "competing branch");
+
+        // Back to the first branch, made longer: a reorg the other way.
+        let before = n.chain.active.clone();
+        n.chain.reconsider(b104).unwrap();
+        n.after_change(&before);
+        let tip = n.chain.height();
+        assert!(
+            !n.chain.is_active(&b104),
+            "less work than the competing branch"
+        );
+        let before = n.chain.active.clone();
+        n.chain.invalidate(n.chain.active[104]).unwrap();
+        n.after_change(&before);
+        assert!(n.chain.is_active(&b104));
+        assert_agrees(&n, &all, "reorg back to the first branch");
+        for _ in 0..3 {
+            n.generate(s4.clone(), now()).unwrap();
+        }
+        assert!(n.chain.height() > tip);
+        assert_agrees(&n, &all, "mined on the first branch");
+    }
 }

@@ -3,8 +3,14 @@
 //! reject reasons and BIP125, and bitcoind's JSON-RPC over HTTP on loopback with cookie
 //! auth, so the rest of rexe talks to it exactly as to bitcoind.
 //!
-//! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC, and
-//! ZMQ publishers ([`zmq`]) where configured, as bitcoind's `-zmqpub*` options.
+//! The Electrum protocol 1.4 server ([`electrum`]) listens on loopback next to the RPC,
+//! bounded per client and in total ([`electrum::ElectrumLimits`], set in [`Services`]) and
+//! answering scripthash queries from an index kept per block ([`index`]); ZMQ publishers
+//! ([`zmq`]) where configured, as bitcoind's `-zmqpub*` options.
+//!
+//! Blocks persist in `DATADIR/blocks.dat` (length-prefixed records, appended and synced per
+//! block); a torn final record left by a crash is cut at the next start (with a warning, the
+//! bytes kept in `blocks.dat.torn`) so later blocks are appended after the last whole one.
 //!
 //! # Standardness policy
 //!
@@ -33,6 +39,7 @@
 
 pub mod chain;
 pub mod electrum;
+pub mod index;
 pub mod locks;
 pub mod mempool;
 pub mod node;
@@ -86,6 +93,8 @@ pub struct Services {
     pub electrum: SocketAddr,
     /// ZMQ publishers, as bitcoind's `-zmqpub<topic>=<address>`; none by default.
     pub zmq: Vec<zmq::ZmqPub>,
+    /// What the Electrum server allows its clients.
+    pub electrum_limits: electrum::ElectrumLimits,
 }
 
 impl Default for Services {
@@ -93,6 +102,7 @@ impl Default for Services {
         Services {
             electrum: SocketAddr::from(([127, 0, 0, 1], 0)),
             zmq: Vec::new(),
+            electrum_limits: electrum::ElectrumLimits::default(),
         }
     }
 }
@@ -208,7 +218,11 @@ impl RegtestNode {
         });
         let el = runtime.block_on(tokio::net::TcpListener::bind(electrum_bind))?;
         let electrum_addr = el.local_addr()?;
-        runtime.spawn(electrum::serve(el, shared.clone()));
+        runtime.spawn(electrum::serve(
+            el,
+            shared.clone(),
+            services.electrum_limits,
+        ));
         tracing::info!(rpc = %rpc_addr, electrum = %electrum_addr, "regtest node running");
         Ok(RegtestNode {
             rpc_addr,

@@ -34,6 +34,8 @@ pub struct Mempool {
     pub order: Vec<Txid>,
     /// Standardness policy (enforced by default, as Core's regtest).
     pub policy: policy::Options,
+    /// Bumped on every change of the pool's content.
+    pub generation: u64,
 }
 
 /// A mempool rejection: Core's RPC error code and reason.
@@ -170,6 +172,7 @@ impl Mempool {
         let txid = tx.compute_txid();
         self.txs.insert(txid, Pending { tx, fee });
         self.order.push(txid);
+        self.generation += 1;
         Ok(txid)
     }
 
@@ -199,6 +202,7 @@ impl Mempool {
             .collect();
         self.txs.clear();
         self.order.clear();
+        self.generation += 1;
         for tx in returned.into_iter().filter(|t| !t.is_coinbase()) {
             let _ = self.accept(chain, tx);
         }

@@ -8,6 +8,7 @@ use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::{Block, BlockHash, CompactTarget, Transaction};
 
 use crate::chain::{Accepted, Chain};
+use crate::index::ScriptWatch;
 use crate::mempool::{Mempool, Reject};
 use crate::zmq::Event;
 
@@ -22,6 +23,8 @@ pub struct Node {
     pub started: std::time::Instant,
     /// Where tip changes and new transactions go (the ZMQ publisher), if anywhere.
     pub notify: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    /// The mempool's script index and the log of touched scripts (for Electrum).
+    pub scripts: ScriptWatch,
 }
 
 impl Node {
@@ -33,6 +36,7 @@ impl Node {
             blocks_file: datadir.map(|d| d.join("blocks.dat")),
             started: std::time::Instant::now(),
             notify: None,
+            scripts: ScriptWatch::default(),
         };
         if let Some(path) = node.blocks_file.clone() {
             if path.exists() {
@@ -40,17 +44,16 @@ impl Node {
                 std::fs::File::open(&path)?.read_to_end(&mut data)?;
                 let mut pos = 0;
                 let mut n = 0;
-                while pos + 4 <= data.len() {
-                    let len =
-                        u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
-                    let Some(raw) = data.get(pos + 4..pos + 4 + len) else {
-                        break;
-                    };
+                while let Some(len) = record_len(&data, pos) {
+                    let raw = &data[pos + 4..pos + 4 + len];
                     if let Ok(b) = deserialize::<Block>(raw) {
                         let _ = node.chain.submit(b);
                         n += 1;
                     }
                     pos += 4 + len;
+                }
+                if pos < data.len() {
+                    truncate_torn_tail(&path, &data[pos..], pos as u64)?;
                 }
                 tracing::info!(
                     blocks = n,
@@ -59,6 +62,7 @@ impl Node {
                 );
             }
         }
+        node.scripts.sync(&mut node.chain, &node.mempool);
         Ok(node)
     }
 
@@ -119,6 +123,7 @@ impl Node {
             .flat_map(|h| self.chain.blocks[h].block.txdata.clone())
             .collect();
         self.mempool.resync(&self.chain, returned);
+        self.scripts.sync(&mut self.chain, &self.mempool);
         let Some(notify) = &self.notify else {
             return;
         };
@@ -142,6 +147,7 @@ impl Node {
     pub fn accept_tx(&mut self, tx: Transaction) -> Result<bitcoin::Txid, Reject> {
         let copy = self.notify.is_some().then(|| tx.clone());
         let txid = self.mempool.accept(&self.chain, tx)?;
+        self.scripts.sync(&mut self.chain, &self.mempool);
         if let (Some(notify), Some(tx)) = (&self.notify, copy) {
             let _ = notify.send(Event::Tx(tx));
         }
@@ -177,4 +183,32 @@ impl Node {
         self.submit_block(block)?;
         Ok(hash)
     }
+}
+
+/// The length of the complete record at `pos` of `blocks.dat` (4-byte little-endian length,
+/// then that many bytes), or `None` when the bytes there do not hold a whole record.
+fn record_len(data: &[u8], pos: usize) -> Option<usize> {
+    let len = u32::from_le_bytes(data.get(pos..pos.checked_add(4)?)?.try_into().ok()?) as usize;
+    let end = pos.checked_add(4)?.checked_add(len)?;
+    (end <= data.len()).then_some(len)
+}
+
+/// Cuts a torn final record (a write the process did not finish) off `blocks.dat`, so new
+/// blocks are appended after the last whole record and read back on the next start. The cut
+/// bytes are kept in `blocks.dat.torn` for inspection.
+fn truncate_torn_tail(path: &Path, tail: &[u8], good_len: u64) -> std::io::Result<()> {
+    tracing::warn!(
+        file = %path.display(),
+        bytes = tail.len(),
+        kept = good_len,
+        "blocks.dat ends in a torn record (an interrupted write); truncating it"
+    );
+    let mut torn = path.as_os_str().to_owned();
+    torn.push(".torn");
+    if let Err(e) = std::fs::write(PathBuf::from(torn), tail) {
+        tracing::warn!(error = %e, "could not keep the torn bytes");
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(good_len)?;
+    f.sync_all()
 }
