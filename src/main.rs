@@ -191,6 +191,7 @@ fn main() -> Result<()> {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
                 zmq: zmq.publishers(),
                 electrum_limits: electrum_limits.limits(),
+                ..Default::default()
             };
             let node = rexe_regtest::RegtestNode::start_with(cfg, services)?;
             println!(

@@ -95,6 +95,9 @@ pub struct Services {
     pub zmq: Vec<zmq::ZmqPub>,
     /// What the Electrum server allows its clients.
     pub electrum_limits: electrum::ElectrumLimits,
+    /// What the JSON-RPC server allows its clients (connections, request-head deadline,
+    /// body size, batch size).
+    pub rpc_limits: rexe_net::Limits,
 }
 
 impl Default for Services {
@@ -103,6 +106,7 @@ impl Default for Services {
             electrum: SocketAddr::from(([127, 0, 0, 1], 0)),
             zmq: Vec::new(),
             electrum_limits: electrum::ElectrumLimits::default(),
+            rpc_limits: rpc::default_limits(),
         }
     }
 }
@@ -206,15 +210,18 @@ impl RegtestNode {
             stop: tokio::sync::Notify::new(),
             stopping: Default::default(),
             zmq: zmq_bound.clone(),
+            limits: services.rpc_limits.clone(),
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind(cfg.rpc_bind))?;
         let rpc_addr = listener.local_addr()?;
         let app = rpc::router(shared.clone());
         let stop = shared.clone();
+        let limits = services.rpc_limits.clone();
         runtime.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.stop.notified().await })
-                .await;
+            tokio::select! {
+                () = rexe_net::serve_http("regtest-rpc", listener, app, limits) => {}
+                () = stop.stop.notified() => {}
+            }
         });
         let el = runtime.block_on(tokio::net::TcpListener::bind(electrum_bind))?;
         let electrum_addr = el.local_addr()?;

@@ -20,6 +20,14 @@ use crate::node::Node;
 /// Largest request body (Core's limit).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// The RPC server's default limits: [`rexe_net::Limits::http`] with Core's body limit.
+pub fn default_limits() -> rexe_net::Limits {
+    rexe_net::Limits {
+        max_request: MAX_BODY,
+        ..rexe_net::Limits::http()
+    }
+}
+
 /// Server state.
 pub struct Shared {
     /// The node.
@@ -32,6 +40,8 @@ pub struct Shared {
     pub stopping: std::sync::atomic::AtomicBool,
     /// The ZMQ publishers (for `getzmqnotifications`).
     pub zmq: Vec<crate::zmq::ZmqPub>,
+    /// The RPC server's limits (body and batch sizes are checked here).
+    pub limits: rexe_net::Limits,
 }
 
 type RpcResult = Result<Value, (i64, String)>;
@@ -667,9 +677,13 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         )
             .into_response();
     }
-    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response();
-    };
+    let limits = &shared.limits;
+    let bytes =
+        match tokio::time::timeout(limits.idle_timeout, to_bytes(body, limits.max_request)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
+            Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
+        };
     let req: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(_) => {
@@ -677,6 +691,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(v)).into_response();
         }
     };
+    if let Value::Array(reqs) = &req {
+        if reqs.len() > limits.max_batch {
+            let v = json!({"result": null, "error": {"code": -32600, "message": format!("batch of {} requests is over the limit of {}", reqs.len(), limits.max_batch)}, "id": null});
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(v)).into_response();
+        }
+    }
     let shared2 = shared.clone();
     let out = tokio::task::spawn_blocking(move || match &req {
         Value::Array(reqs) => Value::Array(reqs.iter().map(|r| one(&shared2, r)).collect()),

@@ -637,3 +637,43 @@ fn named_parameters_as_core() {
     assert_eq!(v["error"]["message"], "Unknown named parameter heigth");
     assert_eq!(ok(&node, "getblockcount", json!({})), 3);
 }
+
+/// Issue 17: the JSON-RPC port bounds batches and closes connections that never send a
+/// whole request head; other clients keep being served.
+#[test]
+fn rpc_batches_and_silent_connections_are_bounded() {
+    use std::io::Read;
+    let services = rexe_regtest::Services {
+        rpc_limits: rexe_net::Limits {
+            max_batch: 5,
+            idle_timeout: std::time::Duration::from_secs(1),
+            ..rexe_regtest::rpc::default_limits()
+        },
+        ..Default::default()
+    };
+    let node = RegtestNode::start_with(RegtestConfig::default(), services).unwrap();
+    let one = json!({"method": "getblockcount", "params": [], "id": 1});
+    let (status, _) = post(
+        &node,
+        Some(&node.cookie),
+        json!(vec![one.clone(); 5]).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let (status, text) = post(
+        &node,
+        Some(&node.cookie),
+        json!(vec![one; 6]).to_string().as_bytes(),
+    );
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("over the limit of 5"), "{text}");
+    let mut silent = std::net::TcpStream::connect(node.rpc_addr).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(0));
+    let mut b = [0u8; 16];
+    assert!(
+        matches!(silent.read(&mut b), Ok(0) | Err(_)),
+        "closed by the server"
+    );
+}
