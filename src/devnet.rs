@@ -387,13 +387,11 @@ pub fn run(args: DevnetArgs) -> Result<()> {
 
     // Merge mining: proxy, watcher, Stratum, CPU miner.
     let operator_addr = operator().address().encode(Network::Devnet);
-    let harvester = Arc::new(Harvester {
-        l2: l2_rpc.clone(),
-        payout: operator_addr.clone(),
-        chain_id: ChainId::REXE,
-        work: Mutex::new(Default::default()),
-        stats: Mutex::new(Default::default()),
-    });
+    let harvester = Arc::new(Harvester::new(
+        l2_rpc.clone(),
+        operator_addr.clone(),
+        ChainId::REXE,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

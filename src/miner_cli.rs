@@ -185,13 +185,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         .with_context(|| format!("cannot reach bitcoind at {}", a.bitcoind))?;
     l2.call("getblockcount", serde_json::json!([]))
         .with_context(|| format!("cannot reach the L2 node at {}", a.l2))?;
-    let harvester = Arc::new(Harvester {
-        l2,
-        payout: a.payout.clone(),
-        chain_id: ChainId::REXE,
-        work: Mutex::new(Default::default()),
-        stats: Mutex::new(Default::default()),
-    });
+    let harvester = Arc::new(Harvester::new(l2, a.payout.clone(), ChainId::REXE));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -172,6 +172,10 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["on_chain"], json!(1), "{s}");
     assert_eq!(s["stale"], json!(1), "{s}");
+    // The proxy harvested block 1 and the watcher saw it again as the tip: counted once,
+    // never submitted twice (no "block hash unknown" rejection).
+    assert_eq!(s["rejected"], json!({}), "{s}");
+    assert_eq!(s["stale_l2"], json!(0), "{s}");
     // Other methods pass through untouched.
     assert_eq!(
         pool.call("getbestblockhash", json!([])).unwrap(),
@@ -473,6 +477,28 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         "ends as bitcoind's reply: {:?}",
         &r[r.len().saturating_sub(20)..]
     );
+
+    // A pool whose coinbase scriptSig grows past 100 bytes makes invalid blocks: bitcoind
+    // refuses it (bad-cb-length), the proxy counts and logs it.
+    let mut long = b.clone();
+    let mut sig = long.txdata[0].input[0].script_sig.to_bytes();
+    sig.push(60);
+    sig.extend_from_slice(&[0x5a; 60]);
+    long.txdata[0].input[0].script_sig = bitcoin::ScriptBuf::from_bytes(sig);
+    long.header.merkle_root = long.compute_merkle_root().unwrap();
+    while !long.header.target().is_met_by(long.block_hash()) {
+        long.header.nonce += 1;
+    }
+    let refused = pool
+        .call("submitblock", json!([serialize_hex(&long)]))
+        .unwrap();
+    assert_eq!(refused, json!("bad-cb-length"), "{refused}");
+    let stats = Command::new(BIN)
+        .args(["miner", "stats", "--proxy", &proxy_addr])
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["coinbase_too_long"], json!(1), "{stats}");
 
     // With the right credentials the same block goes through and is harvested.
     assert_eq!(

@@ -40,15 +40,13 @@ fn setup_with(options: StratumOptions) -> Setup {
     let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
-    let harvester = Arc::new(Harvester {
-        l2: Bitcoind::new(l2.rpc.clone(), "u:p"),
-        payout: Signer::from_seed(b"default")
+    let harvester = Arc::new(Harvester::new(
+        Bitcoind::new(l2.rpc.clone(), "u:p"),
+        Signer::from_seed(b"default")
             .address()
             .encode(Network::Regtest),
-        chain_id: rexe_miner::ChainId::REXE,
-        work: Mutex::new(Default::default()),
-        stats: Mutex::new(Default::default()),
-    });
+        rexe_miner::ChainId::REXE,
+    ));
     let btc_payout = bitcoin::Address::p2wsh(
         &bitcoin::ScriptBuf::new_op_return([9u8; 4]),
         bitcoin::Network::Regtest,

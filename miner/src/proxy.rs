@@ -40,8 +40,41 @@ pub struct Stats {
     pub premature: u64,
     /// ... by a valid Bitcoin block that did not become (or stay) the tip.
     pub stale: u64,
+    /// Work that met the L2 target for L2 work already sealed by another block (its L2
+    /// parent is no longer the tip): not submitted.
+    pub stale_l2: u64,
+    /// Blocks whose coinbase scriptSig is over 100 bytes (Bitcoin's consensus limit): the
+    /// pool's configuration leaves no room for the merged-mining tag.
+    pub coinbase_too_long: u64,
     /// Commitments found that the L2 refused, by reason.
     pub rejected: HashMap<String, u64>,
+}
+
+/// Bitcoin's consensus limit on a coinbase scriptSig (`bad-cb-length` above).
+pub const MAX_COINBASE_SCRIPT_SIG: usize = 100;
+/// Bytes the merged-mining tag takes in a coinbase scriptSig: a 1-byte push and 44 bytes.
+pub const TAG_SCRIPT_SIG_BYTES: usize = 45;
+
+/// Checks a block's coinbase scriptSig against Bitcoin's 100-byte limit; logs an error
+/// (with what the pool must leave free) and returns false when it is over.
+pub fn coinbase_script_sig_fits(block: &Block) -> bool {
+    let len = block
+        .txdata
+        .first()
+        .and_then(|cb| cb.input.first())
+        .map(|i| i.script_sig.len())
+        .unwrap_or(0);
+    if len > MAX_COINBASE_SCRIPT_SIG {
+        tracing::error!(
+            len,
+            limit = MAX_COINBASE_SCRIPT_SIG,
+            tag = TAG_SCRIPT_SIG_BYTES,
+            "coinbase scriptSig over Bitcoin's 100-byte limit: the block is invalid (bad-cb-length); the pool must keep its own coinbase data (height, signature, extranonces) within {} bytes beside the merged-mining tag",
+            MAX_COINBASE_SCRIPT_SIG - TAG_SCRIPT_SIG_BYTES
+        );
+        return false;
+    }
+    true
 }
 
 /// What the proxy and the watcher share: the L2 aux RPC and the work handed out.
@@ -56,9 +89,24 @@ pub struct Harvester {
     pub work: Mutex<HashMap<[u8; 32], (String, bitcoin::pow::Target)>>,
     /// Counters.
     pub stats: Mutex<Stats>,
+    /// Work already sealed: L2 block hash (internal order) -> the parent block that sealed
+    /// it and the work's target, so one harvest is never submitted (or counted) twice.
+    pub sealed: Mutex<HashMap<[u8; 32], (bitcoin::BlockHash, bitcoin::pow::Target)>>,
 }
 
 impl Harvester {
+    /// A harvester submitting to `l2`, paying `payout`, committing for `chain_id`.
+    pub fn new(l2: Bitcoind, payout: impl Into<String>, chain_id: ChainId) -> Harvester {
+        Harvester {
+            l2,
+            payout: payout.into(),
+            chain_id,
+            work: Mutex::new(HashMap::new()),
+            stats: Mutex::new(Stats::default()),
+            sealed: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Fresh L2 work paying the configured address; returns the 44-byte commitment tag.
     pub fn new_work(&self) -> Result<[u8; 44], String> {
         self.new_work_for(&self.payout.clone())
@@ -122,18 +170,33 @@ impl Harvester {
         };
         let mut hash: [u8; 32] = root.try_into().expect("32 bytes");
         hash.reverse();
-        let Some((hash_str, target)) = self
-            .work
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            .cloned()
-        else {
+        let parent_hash = block.block_hash();
+        // Take the work out while it is submitted: the proxy and the watcher (or two
+        // shares) racing on it submit it once.
+        let taken = {
+            let mut work = self.work.lock().unwrap_or_else(|e| e.into_inner());
+            match work.get(&hash) {
+                Some((_, target)) if target.is_met_by(parent_hash) => work.remove(&hash),
+                _ => None,
+            }
+        };
+        let Some((hash_str, target)) = taken else {
+            let sealed_by = self
+                .sealed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash)
+                .copied();
+            if let Some((by, target)) = sealed_by {
+                if by != parent_hash && target.is_met_by(parent_hash) {
+                    self.stats
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stale_l2 += 1;
+                }
+            }
             return false;
         };
-        if !target.is_met_by(block.block_hash()) {
-            return false;
-        }
         let txids: Vec<[u8; 32]> = block
             .txdata
             .iter()
@@ -156,6 +219,19 @@ impl Harvester {
             "submitauxblock",
             json!([hash_str, hex::encode(aux.encode())]),
         );
+        if matches!(r, Ok(Value::Bool(true))) {
+            let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+            if sealed.len() > 10_000 {
+                sealed.clear();
+            }
+            sealed.insert(hash, (parent_hash, target));
+        } else if r.as_ref().is_err_and(|e| e.is_transport()) {
+            // The L2 node was unreachable: the work may still seal a block later.
+            self.work
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash, (hash_str.clone(), target));
+        }
         let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         match r {
             Ok(Value::Bool(true)) => {
@@ -338,6 +414,13 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                 .and_then(|r| r["params"][0].as_str())
                 .and_then(|h| hex::decode(h).ok());
             if let Some(block) = raw.and_then(|r| deserialize::<Block>(&r).ok()) {
+                if !coinbase_script_sig_fits(&block) {
+                    st.harvester
+                        .stats
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .coinbase_too_long += 1;
+                }
                 let answer: Value = serde_json::from_slice::<Value>(&out)
                     .map(|v| v["result"].clone())
                     .unwrap_or(Value::Null);
@@ -385,6 +468,10 @@ async fn metrics(State(st): State<Arc<ProxyState>>) -> Response {
     ] {
         t += &format!("rexe_harvested_total{{source=\"{src}\"}} {n}\n");
     }
+    t += "# HELP rexe_harvest_stale_l2_total Work meeting the L2 target for L2 work already sealed.\n# TYPE rexe_harvest_stale_l2_total counter\n";
+    t += &format!("rexe_harvest_stale_l2_total {}\n", s.stale_l2);
+    t += "# HELP rexe_coinbase_too_long_total Submitted blocks whose coinbase scriptSig is over 100 bytes.\n# TYPE rexe_coinbase_too_long_total counter\n";
+    t += &format!("rexe_coinbase_too_long_total {}\n", s.coinbase_too_long);
     t += "# HELP rexe_harvest_rejected_total Commitments the L2 refused.\n# TYPE rexe_harvest_rejected_total counter\n";
     t += &format!(
         "rexe_harvest_rejected_total {}\n",

@@ -93,13 +93,11 @@ fn start(server_threads: usize) -> Result<Stack> {
     let (shared, cookie) = crate::node::open_shared(&cfg, params)?;
     let l2 = crate::node::start_rpc(shared, cfg.rpc_addr()?, cookie)?;
     let payout = rexe_chain::params::bench_address(0).encode(rexe_chain::Network::Regtest);
-    let harvester = Arc::new(Harvester {
-        l2: Bitcoind::new(l2.addr.to_string(), "bench:bench"),
-        payout: payout.clone(),
-        chain_id: ChainId::REXE,
-        work: Mutex::new(Default::default()),
-        stats: Mutex::new(Default::default()),
-    });
+    let harvester = Arc::new(Harvester::new(
+        Bitcoind::new(l2.addr.to_string(), "bench:bench"),
+        payout.clone(),
+        ChainId::REXE,
+    ));
     let btc = Bitcoind::new(regtest.rpc_addr.to_string(), regtest.cookie.clone());
     let btc_payout = bitcoin::ScriptBuf::new_op_return([]);
     let stratum = Stratum::with_options(
