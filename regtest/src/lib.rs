@@ -38,6 +38,7 @@
 //! `OP_RETURN` limits are not followed; see [`policy`] for what is not implemented.
 
 pub mod chain;
+pub mod core_json;
 pub mod electrum;
 pub mod index;
 pub mod locks;

@@ -23,6 +23,10 @@ pub struct Pending {
     pub tx: Transaction,
     /// Its fee.
     pub fee: Amount,
+    /// When it entered the pool (UNIX seconds).
+    pub time: u64,
+    /// The chain height when it entered.
+    pub height: u32,
 }
 
 /// Pending transactions, in arrival order.
@@ -170,7 +174,20 @@ impl Mempool {
             self.remove_with_descendants(r);
         }
         let txid = tx.compute_txid();
-        self.txs.insert(txid, Pending { tx, fee });
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let height = chain.height();
+        self.txs.insert(
+            txid,
+            Pending {
+                tx,
+                fee,
+                time,
+                height,
+            },
+        );
         self.order.push(txid);
         self.generation += 1;
         Ok(txid)

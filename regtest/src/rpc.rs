@@ -136,28 +136,93 @@ fn header_json(n: &Node, hash: &BlockHash) -> Option<Value> {
 }
 
 fn tx_json(tx: &Transaction) -> Value {
-    json!({
-        "txid": tx.compute_txid().to_string(),
-        "hash": tx.compute_wtxid().to_string(),
-        "version": tx.version.0,
-        "size": tx.total_size(),
-        "vsize": tx.vsize(),
-        "weight": tx.weight().to_wu(),
-        "locktime": tx.lock_time.to_consensus_u32(),
-        "vin": tx.input.iter().map(|i| if tx.is_coinbase() {
-            json!({"coinbase": hex::encode(i.script_sig.as_bytes()), "sequence": i.sequence.0})
-        } else {
-            json!({"txid": i.previous_output.txid.to_string(), "vout": i.previous_output.vout,
-                   "scriptSig": {"hex": hex::encode(i.script_sig.as_bytes())},
-                   "txinwitness": i.witness.iter().map(hex::encode).collect::<Vec<_>>(),
-                   "sequence": i.sequence.0})
-        }).collect::<Vec<_>>(),
-        "vout": tx.output.iter().enumerate().map(|(n, o)| json!({
-            "value": o.value.to_btc(), "n": n,
-            "scriptPubKey": {"hex": hex::encode(o.script_pubkey.as_bytes())}
-        })).collect::<Vec<_>>(),
-        "hex": serialize_hex(tx),
-    })
+    crate::core_json::tx_json(tx, bitcoin::Network::Regtest, true)
+}
+
+/// The fee of an active-chain transaction (`None` for a coinbase or unknown prevouts).
+fn fee_of(n: &Node, tx: &Transaction) -> Option<bitcoin::Amount> {
+    if tx.is_coinbase() {
+        return None;
+    }
+    let mut inputs = bitcoin::Amount::ZERO;
+    for i in &tx.input {
+        let (b, idx) = n.chain.tx_index.get(&i.previous_output.txid)?;
+        let prev = n.chain.blocks.get(b)?.block.txdata.get(*idx)?;
+        inputs += prev.output.get(i.previous_output.vout as usize)?.value;
+    }
+    inputs.checked_sub(tx.output.iter().map(|o| o.value).sum())
+}
+
+/// Core's `getmempoolentry` object for a pooled transaction.
+fn mempool_entry_json(n: &Node, txid: &Txid) -> Option<Value> {
+    use std::collections::{BTreeSet, HashSet};
+    let pool = &n.mempool.txs;
+    let pd = pool.get(txid)?;
+    let parents = |t: &Txid| -> BTreeSet<Txid> {
+        pool.get(t)
+            .map(|p| {
+                p.tx.input
+                    .iter()
+                    .map(|i| i.previous_output.txid)
+                    .filter(|id| pool.contains_key(id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let children = |t: &Txid| -> BTreeSet<Txid> {
+        pool.iter()
+            .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == *t))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let closure = |start: Txid, next: &dyn Fn(&Txid) -> BTreeSet<Txid>| {
+        let mut seen = HashSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(t) = stack.pop() {
+            for x in next(&t) {
+                if seen.insert(x) {
+                    stack.push(x);
+                }
+            }
+        }
+        seen
+    };
+    let ancestors = closure(*txid, &parents);
+    let descendants = closure(*txid, &children);
+    let sum = |set: &HashSet<Txid>| {
+        set.iter()
+            .filter_map(|t| pool.get(t))
+            .fold((0usize, bitcoin::Amount::ZERO), |(s, f), p| {
+                (s + p.tx.vsize(), f + p.fee)
+            })
+    };
+    let (anc_size, anc_fee) = sum(&ancestors);
+    let (desc_size, desc_fee) = sum(&descendants);
+    let replaceable = ancestors
+        .iter()
+        .filter_map(|t| pool.get(t))
+        .any(|p| p.tx.is_explicitly_rbf());
+    Some(json!({
+        "vsize": pd.tx.vsize(),
+        "weight": pd.tx.weight().to_wu(),
+        "time": pd.time,
+        "height": pd.height,
+        "descendantcount": descendants.len(),
+        "descendantsize": desc_size,
+        "ancestorcount": ancestors.len(),
+        "ancestorsize": anc_size,
+        "wtxid": pd.tx.compute_wtxid().to_string(),
+        "fees": {
+            "base": pd.fee.to_btc(),
+            "modified": pd.fee.to_btc(),
+            "ancestor": anc_fee.to_btc(),
+            "descendant": desc_fee.to_btc(),
+        },
+        "depends": parents(txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "spentby": children(txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "bip125-replaceable": replaceable,
+        "unbroadcast": false,
+    }))
 }
 
 fn address_script(s: &str) -> Result<bitcoin::ScriptBuf, (i64, String)> {
@@ -180,6 +245,9 @@ fn param_names(method: &str) -> &'static [&'static str] {
         "testmempoolaccept" => &["rawtxs", "maxfeerate"],
         "getrawmempool" => &["verbose", "mempool_sequence"],
         "getmempoolentry" => &["txid"],
+        "decoderawtransaction" => &["hexstring", "iswitness"],
+        "decodescript" => &["hexstring"],
+        "gettxout" => &["txid", "n", "include_mempool"],
         "estimatesmartfee" => &["conf_target", "estimate_mode"],
         "getblocktemplate" => &["template_request"],
         "submitblock" => &["hexdata", "dummy"],
@@ -302,7 +370,19 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
             v["size"] = json!(entry.block.total_size());
             v["weight"] = json!(entry.block.weight().to_wu());
             v["tx"] = if verbosity >= 2 {
-                json!(entry.block.txdata.iter().map(tx_json).collect::<Vec<_>>())
+                let active = n.chain.is_active(&hash);
+                json!(entry
+                    .block
+                    .txdata
+                    .iter()
+                    .map(|t| {
+                        let mut j = tx_json(t);
+                        if let Some(fee) = active.then(|| fee_of(&n, t)).flatten() {
+                            j["fee"] = json!(fee.to_btc());
+                        }
+                        j
+                    })
+                    .collect::<Vec<_>>())
             } else {
                 json!(entry
                     .block
@@ -336,9 +416,11 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
             }
             let mut v = tx_json(&tx);
             if let Some(b) = block {
-                let h = n.chain.blocks[&b].height;
+                let e = &n.chain.blocks[&b];
                 v["blockhash"] = json!(b.to_string());
-                v["confirmations"] = json!(n.chain.height() - h + 1);
+                v["confirmations"] = json!(n.chain.height() - e.height + 1);
+                v["time"] = json!(e.block.header.time);
+                v["blocktime"] = json!(e.block.header.time);
             }
             Ok(v)
         }
@@ -384,13 +466,82 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
             Ok(json!(out))
         }
         "getrawmempool" => {
-            arity(p, 0, 1)?;
+            arity(p, 0, 2)?;
+            let verbose = matches!(arg(p, 0), Some(Value::Bool(true)));
+            if verbose {
+                let mut m = serde_json::Map::new();
+                for t in &n.mempool.order {
+                    if let Some(e) = mempool_entry_json(&n, t) {
+                        m.insert(t.to_string(), e);
+                    }
+                }
+                return Ok(Value::Object(m));
+            }
             Ok(json!(n
                 .mempool
                 .order
                 .iter()
                 .map(|t| t.to_string())
                 .collect::<Vec<_>>()))
+        }
+        "decoderawtransaction" => {
+            arity(p, 1, 2)?;
+            let raw = hex_arg(p, 0)?;
+            let tx: Transaction = deserialize(&raw).map_err(|_| e(-22, "TX decode failed"))?;
+            Ok(crate::core_json::tx_json(
+                &tx,
+                bitcoin::Network::Regtest,
+                false,
+            ))
+        }
+        "decodescript" => {
+            arity(p, 1, 1)?;
+            let script = bitcoin::ScriptBuf::from_bytes(hex_arg(p, 0)?);
+            let net = bitcoin::Network::Regtest;
+            let mut v = crate::core_json::script_pubkey_json(&script, net);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("hex");
+            }
+            Ok(v)
+        }
+        "gettxout" => {
+            arity(p, 2, 3)?;
+            let s = arg(p, 0)
+                .and_then(Value::as_str)
+                .ok_or_else(|| e(-3, "Expected type string"))?;
+            let txid = Txid::from_str(s).map_err(|_| e(-8, "txid must be hexadecimal string"))?;
+            let vout = arg(p, 1)
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| e(-3, "Expected type number"))?;
+            let include_mempool = !matches!(arg(p, 2), Some(Value::Bool(false)));
+            let op = bitcoin::OutPoint { txid, vout };
+            let spent_in_pool = include_mempool
+                && n.mempool
+                    .txs
+                    .values()
+                    .any(|t| t.tx.input.iter().any(|i| i.previous_output == op));
+            if spent_in_pool {
+                return Ok(Value::Null);
+            }
+            let best = n.chain.active.last().map(|h| h.to_string());
+            let (txout, confirmations, coinbase) = match n.chain.coin(&op) {
+                Some(c) => (c.txout.clone(), n.chain.height() - c.height + 1, c.coinbase),
+                None => match n.mempool.txs.get(&txid).filter(|_| include_mempool) {
+                    Some(pd) => match pd.tx.output.get(vout as usize) {
+                        Some(o) => (o.clone(), 0, false),
+                        None => return Ok(Value::Null),
+                    },
+                    None => return Ok(Value::Null),
+                },
+            };
+            Ok(json!({
+                "bestblock": best,
+                "confirmations": confirmations,
+                "value": txout.value.to_btc(),
+                "scriptPubKey": crate::core_json::script_pubkey_json(&txout.script_pubkey, bitcoin::Network::Regtest),
+                "coinbase": coinbase,
+            }))
         }
         "getmempoolinfo" => {
             arity(p, 0, 0)?;
@@ -405,14 +556,7 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
                 .and_then(Value::as_str)
                 .ok_or_else(|| e(-3, "Expected type string"))?;
             let txid = Txid::from_str(s).map_err(|_| e(-8, "txid must be hexadecimal string"))?;
-            let pd = n
-                .mempool
-                .txs
-                .get(&txid)
-                .ok_or_else(|| e(-5, "Transaction not in mempool"))?;
-            Ok(
-                json!({"vsize": pd.tx.vsize(), "weight": pd.tx.weight().to_wu(), "fees": {"base": pd.fee.to_btc()}, "bip125-replaceable": pd.tx.is_explicitly_rbf()}),
-            )
+            mempool_entry_json(&n, &txid).ok_or_else(|| e(-5, "Transaction not in mempool"))
         }
         "estimatesmartfee" => {
             arity(p, 1, 2)?;

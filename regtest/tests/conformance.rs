@@ -166,6 +166,136 @@ fn conformance(be: &Backend) {
     assert_eq!(active[0]["height"], json!(102));
     assert_eq!(active[0]["hash"], json!(good.block_hash().to_string()));
     assert_eq!(active[0]["branchlen"], json!(0));
+    verbose_json(be);
+}
+
+/// The descriptor checksum is 8 characters of the BIP380 alphabet after the `#`.
+fn assert_desc(v: &Value, prefix: &str) {
+    let d = v["desc"].as_str().unwrap_or_else(|| panic!("no desc: {v}"));
+    assert!(d.starts_with(prefix), "{d}");
+    let sum = d.rsplit('#').next().unwrap();
+    assert_eq!(sum.len(), 8, "{d}");
+}
+
+/// Verbose JSON as Core writes it: transactions (mempool and confirmed), blocks at
+/// verbosity 2, decoded transactions, UTXOs and mempool entries with their families.
+fn verbose_json(be: &Backend) {
+    let k1 = common::key(31);
+    let k2 = common::key(32);
+    let hashes = be.ok("generatetoaddress", json!([101, k1.addr.to_string()]));
+    let raw = be.ok("getblock", json!([hashes[0], 0]));
+    let b: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let cb = &b.txdata[0];
+    let op = bitcoin::OutPoint::new(cb.compute_txid(), 0);
+    let tx1 = common::spend(&k1, op, cb.output[0].value, &k2.addr, 1000, true);
+    let tx2 = common::spend(
+        &k2,
+        bitcoin::OutPoint::new(tx1.compute_txid(), 0),
+        tx1.output[0].value,
+        &burn(),
+        1000,
+        false,
+    );
+    let (id1, id2) = (
+        tx1.compute_txid().to_string(),
+        tx2.compute_txid().to_string(),
+    );
+    be.ok("sendrawtransaction", json!([serialize_hex(&tx1)]));
+    be.ok("sendrawtransaction", json!([serialize_hex(&tx2)]));
+
+    // Mempool entries and their family.
+    let e1 = be.ok("getmempoolentry", json!([id1]));
+    for f in [
+        "vsize",
+        "weight",
+        "time",
+        "height",
+        "descendantsize",
+        "ancestorsize",
+        "wtxid",
+    ] {
+        assert!(!e1[f].is_null(), "{f}: {e1}");
+    }
+    assert_eq!(e1["ancestorcount"], json!(1), "{e1}");
+    assert_eq!(e1["descendantcount"], json!(2), "{e1}");
+    assert_eq!(e1["fees"]["base"], json!(0.00001), "{e1}");
+    assert_eq!(e1["fees"]["modified"], json!(0.00001), "{e1}");
+    assert_eq!(e1["fees"]["ancestor"], json!(0.00001), "{e1}");
+    assert_eq!(e1["fees"]["descendant"], json!(0.00002), "{e1}");
+    assert_eq!(e1["depends"], json!([]), "{e1}");
+    assert_eq!(e1["spentby"], json!([id2]), "{e1}");
+    assert_eq!(e1["bip125-replaceable"], json!(true), "{e1}");
+    assert_eq!(e1["wtxid"], json!(tx1.compute_wtxid().to_string()));
+    let e2 = be.ok("getmempoolentry", json!([id2]));
+    assert_eq!(e2["ancestorcount"], json!(2), "{e2}");
+    assert_eq!(e2["depends"], json!([id1]), "{e2}");
+    assert_eq!(e2["fees"]["ancestor"], json!(0.00002), "{e2}");
+    let pool = be.ok("getrawmempool", json!([true]));
+    assert_eq!(pool[&id2]["depends"], json!([id1]), "{pool}");
+
+    // A mempool transaction: no block fields; scripts with asm/desc/hex/address/type.
+    let v = be.ok("getrawtransaction", json!([id1, true]));
+    assert!(
+        v.get("blockhash").is_none() && v.get("confirmations").is_none(),
+        "{v}"
+    );
+    assert_eq!(
+        v["vin"][0]["scriptSig"],
+        json!({"asm": "", "hex": ""}),
+        "{v}"
+    );
+    assert_eq!(
+        v["vin"][0]["txinwitness"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    let spk = &v["vout"][0]["scriptPubKey"];
+    assert_eq!(spk["type"], json!("witness_v0_keyhash"), "{spk}");
+    assert_eq!(spk["address"], json!(k2.addr.to_string()), "{spk}");
+    assert_eq!(
+        spk["asm"],
+        json!(format!(
+            "0 {}",
+            hex::encode(&k2.addr.script_pubkey().as_bytes()[2..])
+        )),
+        "{spk}"
+    );
+    assert_desc(spk, &format!("addr({})#", k2.addr));
+    assert_eq!(v["hex"], json!(serialize_hex(&tx1)));
+    let d = be.ok("decoderawtransaction", json!([serialize_hex(&tx1)]));
+    assert_eq!(d["txid"], json!(id1));
+    assert!(d.get("hex").is_none(), "{d}");
+    assert_eq!(d["vout"][0]["scriptPubKey"], *spk);
+
+    // UTXOs: spent in the mempool reads null; a mempool output has 0 confirmations.
+    assert_eq!(be.ok("gettxout", json!([id1, 0])), Value::Null);
+    assert_eq!(be.ok("gettxout", json!([id1, 0, false])), Value::Null);
+    let o = be.ok("gettxout", json!([id2, 0]));
+    assert_eq!(o["confirmations"], json!(0), "{o}");
+    assert_eq!(o["coinbase"], json!(false), "{o}");
+
+    // Confirmed: block fields, fees at verbosity 2, coinbase fields.
+    let h = be.ok("generatetoaddress", json!([1, burn().to_string()]))[0].clone();
+    let v = be.ok("getrawtransaction", json!([id1, true]));
+    assert_eq!(v["blockhash"], h, "{v}");
+    assert_eq!(v["confirmations"], json!(1), "{v}");
+    let hdr = be.ok("getblockheader", json!([h]));
+    assert_eq!(v["time"], hdr["time"], "{v}");
+    assert_eq!(v["blocktime"], hdr["time"], "{v}");
+    let blk = be.ok("getblock", json!([h, 2]));
+    let txs = blk["tx"].as_array().unwrap();
+    assert_eq!(txs.len(), 3, "{blk}");
+    assert!(txs[0]["vin"][0]["coinbase"].is_string(), "{blk}");
+    assert!(txs[0].get("fee").is_none(), "{blk}");
+    assert_eq!(txs[1]["fee"], json!(0.00001), "{blk}");
+    assert_eq!(txs[1]["txid"], json!(id1), "{blk}");
+    assert!(txs[1]["hex"].is_string(), "{blk}");
+    let o = be.ok("gettxout", json!([id2, 0]));
+    assert_eq!(o["confirmations"], json!(1), "{o}");
+    assert_eq!(o["bestblock"], h, "{o}");
+    assert_eq!(o["value"], json!(tx2.output[0].value.to_btc()), "{o}");
+    let cbo = be.ok("gettxout", json!([txs[0]["txid"], 0]));
+    assert_eq!(cbo["coinbase"], json!(true), "{cbo}");
 }
 
 /// An address nobody in the suite spends from (blocks that only confirm).
