@@ -364,22 +364,25 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
         }
         "blockchain.block.header" => {
             let height = p_u64(p, 0, "height")?;
-            if p_opt_u64(p, 1) != 0 {
-                return Err(err(-32602, "cp_height is not supported"));
+            let cp_height = p_opt_u64(p, 1);
+            let header = {
+                let n = lock(shared);
+                u32::try_from(height)
+                    .ok()
+                    .and_then(|h| header_hex(&n, h))
+                    .ok_or_else(|| err(-32602, format!("height {height} out of range")))?
+            };
+            if cp_height == 0 {
+                return Ok(Value::from(header));
             }
-            let n = lock(shared);
-            u32::try_from(height)
-                .ok()
-                .and_then(|h| header_hex(&n, h))
-                .map(Value::from)
-                .ok_or_else(|| err(-32602, format!("height {height} out of range")))
+            let mut proof = header_proof(shared, height, cp_height)?;
+            proof["header"] = json!(header);
+            Ok(proof)
         }
         "blockchain.block.headers" => {
             let start = p_u64(p, 0, "start_height")?;
             let count = p_u64(p, 1, "count")?.min(MAX_HEADERS);
-            if p_opt_u64(p, 2) != 0 {
-                return Err(err(-32602, "cp_height is not supported"));
-            }
+            let cp_height = p_opt_u64(p, 2);
             let n = lock(shared);
             let tip = n.chain.height() as u64;
             let avail = (tip + 1).saturating_sub(start).min(count);
@@ -392,7 +395,15 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
                 got += 1;
                 h += 1;
             }
-            Ok(json!({"count": got, "hex": hex, "max": MAX_HEADERS}))
+            drop(n);
+            let mut v = json!({"count": got, "hex": hex, "max": MAX_HEADERS});
+            if cp_height != 0 && got > 0 {
+                // The proof is for the last header returned.
+                let proof = header_proof(shared, start + got - 1, cp_height)?;
+                v["branch"] = proof["branch"].clone();
+                v["root"] = proof["root"].clone();
+            }
+            Ok(v)
         }
         "blockchain.estimatefee" => {
             p_u64(p, 0, "number")?;
@@ -553,8 +564,14 @@ fn hex_rev(h: &[u8; 32]) -> String {
 }
 
 /// The merkle branch (internal byte order) of leaf `pos` among `ids`.
-pub fn merkle_branch(ids: &[Txid], mut pos: usize) -> Vec<[u8; 32]> {
-    let mut level: Vec<[u8; 32]> = ids.iter().map(|t| t.to_byte_array()).collect();
+pub fn merkle_branch(ids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
+    let leaves: Vec<[u8; 32]> = ids.iter().map(|t| t.to_byte_array()).collect();
+    branch_and_root(leaves, pos).0
+}
+
+/// The Merkle branch of leaf `pos` and the root, Bitcoin-style (an odd level repeats its
+/// last hash), in internal byte order.
+fn branch_and_root(mut level: Vec<[u8; 32]>, mut pos: usize) -> (Vec<[u8; 32]>, [u8; 32]) {
     let mut branch = Vec::new();
     while level.len() > 1 {
         if level.len() % 2 == 1 {
@@ -573,7 +590,38 @@ pub fn merkle_branch(ids: &[Txid], mut pos: usize) -> Vec<[u8; 32]> {
             .collect();
         pos /= 2;
     }
-    branch
+    (branch, level.first().copied().unwrap_or([0; 32]))
+}
+
+/// Hex in display (reversed) order, as Electrum servers print hashes.
+fn display_hex(h: &[u8; 32]) -> String {
+    let mut r = *h;
+    r.reverse();
+    hex::encode(r)
+}
+
+/// Protocol 1.4's header proof: the branch from block `height` to the Merkle root of the
+/// hashes of blocks `0..=cp_height` (both in display hex), as ElectrumX and electrs give it.
+fn header_proof(shared: &Shared, height: u64, cp_height: u64) -> Result<Value, (i64, String)> {
+    let hashes: Vec<[u8; 32]> = {
+        let n = lock(shared);
+        let tip = n.chain.height() as u64;
+        if height > cp_height || cp_height > tip {
+            return Err(err(
+                -32602,
+                format!("header height {height} must be <= cp_height {cp_height} which must be <= chain height {tip}"),
+            ));
+        }
+        n.chain.active[..=cp_height as usize]
+            .iter()
+            .map(|h| h.to_byte_array())
+            .collect()
+    };
+    let (branch, root) = branch_and_root(hashes, height as usize);
+    Ok(json!({
+        "branch": branch.iter().map(display_hex).collect::<Vec<_>>(),
+        "root": display_hex(&root),
+    }))
 }
 
 /// What the index and the mempool hold for one script hash.

@@ -295,3 +295,83 @@ fn bad_input_gets_errors_or_closes_only_that_client() {
     assert_eq!(good.call("server.ping", json!([])), Value::Null);
     assert!(good.call("blockchain.headers.subscribe", json!([]))["height"].is_number());
 }
+
+/// Protocol 1.4's `cp_height`: a header (or the last of a range) comes with the Merkle branch
+/// to the root of the block hashes up to the checkpoint, as ElectrumX and electrs answer.
+#[test]
+fn header_proofs_against_a_checkpoint() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(
+        &node,
+        "generatetoaddress",
+        json!([10, key(7).addr.to_string()]),
+    );
+    let hashes: Vec<[u8; 32]> = (0..=10)
+        .map(|h| {
+            let s = ok(&node, "getblockhash", json!([h]));
+            let mut b: [u8; 32] = hex::decode(s.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            b.reverse();
+            b
+        })
+        .collect();
+    // The root of blocks 0..=8, computed here independently.
+    let root = bitcoin::merkle_tree::calculate_root(
+        hashes[..=8]
+            .iter()
+            .map(|h| bitcoin::TxMerkleNode::from_byte_array(*h)),
+    )
+    .unwrap();
+    let fold = |height: usize, branch: &Value| -> String {
+        let mut h = hashes[height];
+        for (i, b) in branch.as_array().unwrap().iter().enumerate() {
+            let mut b: [u8; 32] = hex::decode(b.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            b.reverse();
+            let mut d = [0u8; 64];
+            if (height >> i) & 1 == 1 {
+                d[..32].copy_from_slice(&b);
+                d[32..].copy_from_slice(&h);
+            } else {
+                d[..32].copy_from_slice(&h);
+                d[32..].copy_from_slice(&b);
+            }
+            h = sha256d::Hash::hash(&d).to_byte_array();
+        }
+        h.reverse();
+        hex::encode(h)
+    };
+    let mut el = El::connect(&node);
+    for height in [0usize, 3, 8] {
+        let v = el.call("blockchain.block.header", json!([height, 8]));
+        assert_eq!(v["root"], json!(root.to_string()), "{v}");
+        assert_eq!(
+            fold(height, &v["branch"]),
+            root.to_string(),
+            "height {height}: {v}"
+        );
+        assert_eq!(
+            v["header"],
+            ok(
+                &node,
+                "getblockheader",
+                json!([ok(&node, "getblockhash", json!([height])), false])
+            )
+        );
+    }
+    // Without cp_height: the bare header, as before.
+    assert!(el.call("blockchain.block.header", json!([3])).is_string());
+    // A range: the proof is for its last header.
+    let v = el.call("blockchain.block.headers", json!([2, 4, 8]));
+    assert_eq!(v["count"], json!(4));
+    assert_eq!(v["root"], json!(root.to_string()), "{v}");
+    assert_eq!(fold(5, &v["branch"]), root.to_string(), "{v}");
+    // Heights past the checkpoint, or a checkpoint past the tip: errors.
+    assert!(el.raw("blockchain.block.header", json!([9, 8]))["error"].is_object());
+    assert!(el.raw("blockchain.block.header", json!([3, 11]))["error"].is_object());
+    assert!(el.raw("blockchain.block.headers", json!([6, 4, 8]))["error"].is_object());
+}
