@@ -370,12 +370,12 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
             Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
             Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
         };
-    let req: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let method = req
-        .as_ref()
-        .and_then(|r| r.get("method"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    // Only a single request is looked into (a batch is forwarded as it is).
+    let req = match rexe_net::jsonrpc::parse_body(&bytes, usize::MAX) {
+        Ok(rexe_net::jsonrpc::Body::Single(Ok(r))) => Some(r),
+        _ => None,
+    };
+    let method = req.as_ref().map(|r| r.method.clone());
     let (status, payload) = match forward(&st.upstream, &headers, bytes.to_vec()).await {
         Ok(r) => r,
         Err(e) => {
@@ -411,7 +411,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
         Some("submitblock") if status != 401 && status != 403 => {
             let raw = req
                 .as_ref()
-                .and_then(|r| r["params"][0].as_str())
+                .and_then(|r| r.params[0].as_str())
                 .and_then(|h| hex::decode(h).ok());
             if let Some(block) = raw.and_then(|r| deserialize::<Block>(&r).ok()) {
                 if !coinbase_script_sig_fits(&block) {

@@ -1,7 +1,8 @@
 //! Bounded network servers for rexe's ports (JSON-RPC, Electrum, Stratum, the mining
 //! proxy): a connection gate (connections in total and per IP), accept loops that log and
 //! back off on errors instead of ending, HTTP/1 serving with header-read and write-stall
-//! timeouts, bounded line reading, and raising the process's file-descriptor limit.
+//! timeouts, JSON-RPC request parsing ([`jsonrpc`]), bounded line reading, and raising the
+//! process's file-descriptor limit.
 //!
 //! One process hosts the Bitcoin node, the L2 node and the miner, so one client must not be
 //! able to take memory, descriptors or time from the others: every server takes a
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod fd;
 pub mod gate;
 pub mod http;
+pub mod jsonrpc;
 pub mod limits;
 pub mod line;
 

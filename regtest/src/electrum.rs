@@ -28,6 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::index::{self, ScriptHash};
+use protocol::{Line, LineError, Method};
+
+pub mod protocol;
 use crate::node::Node;
 use crate::rpc::Shared;
 
@@ -35,9 +38,7 @@ use crate::rpc::Shared;
 pub const MAX_LINE: u64 = 4 * 1024 * 1024;
 /// Most headers `blockchain.block.headers` returns at once (electrs' limit).
 pub const MAX_HEADERS: u64 = 2016;
-/// Error code of a request refused by a limit (reply too large, too many subscriptions,
-/// batch too large).
-pub const LIMIT_EXCEEDED: i64 = -32000;
+pub use protocol::LIMIT_EXCEEDED;
 
 /// How often a connection checks for notifications to send.
 const TICK: Duration = Duration::from_millis(100);
@@ -228,17 +229,11 @@ fn resp(id: Value, r: Res) -> Value {
 /// Answers one line (a request or a batch), serialized, within `limits`.
 fn handle_line(shared: &Shared, subs: &mut Subs, text: &str, limits: &ElectrumLimits) -> String {
     let budget = limits.max_reply_bytes;
-    match serde_json::from_str::<Value>(text) {
-        Err(e) => resp(Value::Null, Err(err(-32700, format!("parse error: {e}")))).to_string(),
-        Ok(Value::Array(reqs)) if !reqs.is_empty() => {
-            if reqs.len() > limits.conn.max_batch {
-                let m = format!(
-                    "batch of {} requests exceeds the limit of {}",
-                    reqs.len(),
-                    limits.conn.max_batch
-                );
-                return resp(Value::Null, Err(err(LIMIT_EXCEEDED, m))).to_string();
-            }
+    match protocol::parse_line(text, limits.conn.max_batch) {
+        Err(e @ (LineError::Parse(_) | LineError::BatchTooLarge { .. })) => {
+            resp(Value::Null, Err(err(e.code(), e.to_string()))).to_string()
+        }
+        Ok(Line::Batch(reqs)) => {
             let mut out = String::from("[");
             for (i, r) in reqs.iter().enumerate() {
                 // Room left for this reply (a comma and the closing bracket included).
@@ -258,10 +253,13 @@ fn handle_line(shared: &Shared, subs: &mut Subs, text: &str, limits: &ElectrumLi
             out.push(']');
             out
         }
-        Ok(v) => {
-            let reply = one(shared, subs, &v, budget).to_string();
+        Ok(Line::Single(r)) => {
+            let reply = one(shared, subs, &r, budget).to_string();
             if reply.len() > budget {
-                let id = v.get("id").cloned().unwrap_or(Value::Null);
+                let id = match &r {
+                    Ok(r) => r.id.clone(),
+                    Err(inv) => inv.id.clone(),
+                };
                 let m = format!("reply exceeds {budget} bytes");
                 return resp(id, Err(err(LIMIT_EXCEEDED, m))).to_string();
             }
@@ -270,18 +268,14 @@ fn handle_line(shared: &Shared, subs: &mut Subs, text: &str, limits: &ElectrumLi
     }
 }
 
-fn one(shared: &Shared, subs: &mut Subs, req: &Value, room: usize) -> Value {
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let Some(method) = req.get("method").and_then(Value::as_str) else {
-        return resp(id, Err(err(-32600, "invalid request: missing method")));
-    };
-    let params = match req.get("params") {
-        None | Some(Value::Null) => Value::Array(vec![]),
-        Some(p @ Value::Array(_)) => p.clone(),
-        Some(_) => return resp(id, Err(err(-32602, "params must be an array"))),
-    };
-    let r = dispatch(shared, subs, method, &params, room);
-    resp(id, r)
+fn one(shared: &Shared, subs: &mut Subs, req: &protocol::Entry, room: usize) -> Value {
+    match req {
+        Ok(r) => resp(r.id.clone(), dispatch(shared, subs, &r.method, room)),
+        Err(inv) => resp(
+            inv.id.clone(),
+            Err(err(inv.error.code(), inv.error.to_string())),
+        ),
+    }
 }
 
 /// Refuses a reply estimated at `need` bytes when only `room` are left, before building it.
@@ -299,27 +293,6 @@ fn fits(need: usize, room: usize) -> Result<(), (i64, String)> {
 const HISTORY_ENTRY: usize = 110;
 /// Bytes of one unspent entry as JSON, at most.
 const UNSPENT_ENTRY: usize = 140;
-fn p_str<'a>(p: &'a Value, i: usize, name: &str) -> Result<&'a str, (i64, String)> {
-    p.get(i)
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(-32602, format!("missing or invalid parameter {name}")))
-}
-
-fn p_u64(p: &Value, i: usize, name: &str) -> Result<u64, (i64, String)> {
-    p.get(i)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| err(-32602, format!("missing or invalid parameter {name}")))
-}
-
-fn p_opt_u64(p: &Value, i: usize) -> u64 {
-    p.get(i).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn scripthash_arg(p: &Value) -> Result<ScriptHash, (i64, String)> {
-    let s = p_str(p, 0, "scripthash")?;
-    index::from_hex(s).ok_or_else(|| err(-32602, format!("invalid scripthash {s}")))
-}
-
 /// The Electrum script hash of a script: SHA256, bytes reversed, hex.
 pub fn script_hash(script: &bitcoin::Script) -> String {
     index::to_hex(&index::script_hash(script))
@@ -334,17 +307,17 @@ fn header_hex(n: &Node, height: u32) -> Option<String> {
     Some(serialize_hex(&n.chain.blocks[h].block.header))
 }
 
-fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usize) -> Res {
-    match method {
-        "server.version" => Ok(json!([
+fn dispatch(shared: &Shared, subs: &mut Subs, method: &Method, room: usize) -> Res {
+    match *method {
+        Method::ServerVersion => Ok(json!([
             concat!("rexe-regtest ", env!("CARGO_PKG_VERSION")),
             "1.4"
         ])),
-        "server.banner" => Ok(json!("rexe embedded Bitcoin regtest node")),
-        "server.donation_address" => Ok(json!("")),
-        "server.ping" => Ok(Value::Null),
-        "server.peers.subscribe" => Ok(json!([])),
-        "server.features" => {
+        Method::Banner => Ok(json!("rexe embedded Bitcoin regtest node")),
+        Method::DonationAddress => Ok(json!("")),
+        Method::Ping => Ok(Value::Null),
+        Method::PeersSubscribe => Ok(json!([])),
+        Method::Features => {
             let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash();
             Ok(json!({
                 "genesis_hash": g.to_string(),
@@ -356,15 +329,13 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
                 "hash_function": "sha256",
             }))
         }
-        "blockchain.headers.subscribe" => {
+        Method::HeadersSubscribe => {
             let n = lock(shared);
             let height = n.chain.height();
             subs.sub_headers(n.chain.tip(), height);
             Ok(json!({"height": height, "hex": header_hex(&n, height)}))
         }
-        "blockchain.block.header" => {
-            let height = p_u64(p, 0, "height")?;
-            let cp_height = p_opt_u64(p, 1);
+        Method::BlockHeader { height, cp_height } => {
             let header = {
                 let n = lock(shared);
                 u32::try_from(height)
@@ -379,10 +350,12 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
             proof["header"] = json!(header);
             Ok(proof)
         }
-        "blockchain.block.headers" => {
-            let start = p_u64(p, 0, "start_height")?;
-            let count = p_u64(p, 1, "count")?.min(MAX_HEADERS);
-            let cp_height = p_opt_u64(p, 2);
+        Method::BlockHeaders {
+            start,
+            count,
+            cp_height,
+        } => {
+            let count = count.min(MAX_HEADERS);
             let n = lock(shared);
             let tip = n.chain.height() as u64;
             let avail = (tip + 1).saturating_sub(start).min(count);
@@ -405,12 +378,9 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
             }
             Ok(v)
         }
-        "blockchain.estimatefee" => {
-            p_u64(p, 0, "number")?;
-            Ok(json!(0.00001))
-        }
-        "blockchain.relayfee" => Ok(json!(0.00001)),
-        "mempool.get_fee_histogram" => {
+        Method::EstimateFee { .. } => Ok(json!(0.00001)),
+        Method::RelayFee => Ok(json!(0.00001)),
+        Method::FeeHistogram => {
             let n = lock(shared);
             let mut rates: Vec<(u64, u64)> = n
                 .mempool
@@ -434,13 +404,11 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
                 .map(|(r, v)| json!([r, v]))
                 .collect::<Vec<_>>()))
         }
-        "blockchain.scripthash.get_history" => {
-            let sh = scripthash_arg(p)?;
+        Method::GetHistory(sh) => {
             let s = query(&lock(shared), &sh, room / HISTORY_ENTRY)?;
             Ok(json!(s.history_json()))
         }
-        "blockchain.scripthash.get_mempool" => {
-            let sh = scripthash_arg(p)?;
+        Method::GetMempool(sh) => {
             let s = query(&lock(shared), &sh, usize::MAX)?;
             let mempool = s.history.iter().filter(|e| e.0 <= 0).count();
             fits(mempool * HISTORY_ENTRY, room)?;
@@ -450,13 +418,11 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
                 .filter(|v| v["height"].as_i64().unwrap_or(0) <= 0)
                 .collect::<Vec<_>>()))
         }
-        "blockchain.scripthash.get_balance" => {
-            let sh = scripthash_arg(p)?;
+        Method::GetBalance(sh) => {
             let s = query(&lock(shared), &sh, usize::MAX)?;
             Ok(json!({"confirmed": s.confirmed, "unconfirmed": s.unconfirmed}))
         }
-        "blockchain.scripthash.listunspent" => {
-            let sh = scripthash_arg(p)?;
+        Method::ListUnspent(sh) => {
             let s = query(&lock(shared), &sh, usize::MAX)?;
             fits(s.unspent.len() * UNSPENT_ENTRY, room)?;
             let mut u: Vec<Value> = s
@@ -470,8 +436,7 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
             u.sort_by_key(|v| (v["height"].as_u64().unwrap_or(0) == 0, v["height"].as_u64()));
             Ok(json!(u))
         }
-        "blockchain.scripthash.subscribe" => {
-            let sh = scripthash_arg(p)?;
+        Method::Subscribe(sh) => {
             if subs.scripthashes.len() >= subs.max && !subs.scripthashes.contains_key(&sh) {
                 return Err(err(
                     LIMIT_EXCEEDED,
@@ -488,26 +453,16 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
             subs.scripthashes.insert(sh, status.clone());
             Ok(json!(status))
         }
-        "blockchain.scripthash.unsubscribe" => {
-            let sh = scripthash_arg(p)?;
-            Ok(json!(subs.scripthashes.remove(&sh).is_some()))
-        }
-        "blockchain.transaction.get" => {
-            let txid = p_str(p, 0, "tx_hash")?;
-            let verbose = p.get(1).and_then(Value::as_bool).unwrap_or(false);
+        Method::Unsubscribe(sh) => Ok(json!(subs.scripthashes.remove(&sh).is_some())),
+        Method::TxGet { ref txid, verbose } => {
             crate::rpc::call(shared, "getrawtransaction", &json!([txid, verbose]))
                 .map_err(|(_, m)| err(-32602, m))
         }
-        "blockchain.transaction.broadcast" => {
-            let raw = p_str(p, 0, "raw_tx")?;
+        Method::Broadcast { ref raw } => {
             crate::rpc::call(shared, "sendrawtransaction", &json!([raw]))
                 .map_err(|(_, m)| err(1, m))
         }
-        "blockchain.transaction.get_merkle" => {
-            let txid: Txid = p_str(p, 0, "tx_hash")?
-                .parse()
-                .map_err(|_| err(-32602, "invalid tx_hash"))?;
-            let height = p_u64(p, 1, "height")?;
+        Method::GetMerkle { txid, height } => {
             let n = lock(shared);
             let bh = u32::try_from(height)
                 .ok()
@@ -527,10 +482,12 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
             Ok(json!({"block_height": height, "pos": pos,
                       "merkle": branch.iter().map(hex_rev).collect::<Vec<_>>()}))
         }
-        "blockchain.transaction.id_from_pos" => {
-            let height = p_u64(p, 0, "height")?;
-            let pos = p_u64(p, 1, "tx_pos")? as usize;
-            let merkle = p.get(2).and_then(Value::as_bool).unwrap_or(false);
+        Method::IdFromPos {
+            height,
+            pos,
+            merkle,
+        } => {
+            let pos = pos as usize;
             let n = lock(shared);
             let bh = u32::try_from(height)
                 .ok()
@@ -553,7 +510,6 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &str, p: &Value, room: usi
                 Ok(json!(id.to_string()))
             }
         }
-        _ => Err(err(-32601, format!("unknown method {method}"))),
     }
 }
 

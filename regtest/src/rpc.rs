@@ -13,6 +13,7 @@ use axum::Router;
 use base64::Engine as _;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
+use rexe_net::jsonrpc;
 use serde_json::{json, Value};
 
 use crate::node::Node;
@@ -789,27 +790,14 @@ fn authorized(cookie: &str, headers: &HeaderMap) -> bool {
         .is_some_and(|raw| raw == cookie.as_bytes())
 }
 
-fn one(shared: &Shared, req: &Value) -> Value {
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let v2 = req.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
-    let r = match req.get("method").and_then(Value::as_str) {
-        None => Err(e(-32600, "Missing method")),
-        Some(m) => call(shared, m, req.get("params").unwrap_or(&Value::Null)),
+fn one(shared: &Shared, req: &jsonrpc::Entry) -> Value {
+    let (id, v2, r) = match req {
+        // This server has always called a non-object request a missing method.
+        Err(inv) => (inv.id(), inv.v2(), Err(e(-32600, "Missing method"))),
+        Ok(r) => (r.id.clone(), r.v2, call(shared, &r.method, &r.params)),
     };
-    let mut out = match r {
-        Ok(v) if v2 => json!({"result": v, "id": id}),
-        Ok(v) => json!({"result": v, "error": null, "id": id}),
-        Err((code, message)) if v2 => {
-            json!({"error": {"code": code, "message": message}, "id": id})
-        }
-        Err((code, message)) => {
-            json!({"result": null, "error": {"code": code, "message": message}, "id": id})
-        }
-    };
-    if v2 {
-        out["jsonrpc"] = json!("2.0");
-    }
-    out
+    let r = r.map_err(|(code, message)| jsonrpc::error_object(code, message));
+    jsonrpc::response(id, v2, r)
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
@@ -828,23 +816,21 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
             Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
         };
-    let req: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => {
+    let req = match jsonrpc::parse_body(&bytes, limits.max_batch) {
+        Ok(b) => b,
+        Err(jsonrpc::BodyError::Parse(_)) => {
             let v = json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null});
             return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(v)).into_response();
         }
-    };
-    if let Value::Array(reqs) = &req {
-        if reqs.len() > limits.max_batch {
-            let v = json!({"result": null, "error": {"code": -32600, "message": format!("batch of {} requests is over the limit of {}", reqs.len(), limits.max_batch)}, "id": null});
+        Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
+            let v = json!({"result": null, "error": {"code": -32600, "message": e.to_string()}, "id": null});
             return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(v)).into_response();
         }
-    }
+    };
     let shared2 = shared.clone();
     let out = tokio::task::spawn_blocking(move || match &req {
-        Value::Array(reqs) => Value::Array(reqs.iter().map(|r| one(&shared2, r)).collect()),
-        r => one(&shared2, r),
+        jsonrpc::Body::Batch(reqs) => Value::Array(reqs.iter().map(|r| one(&shared2, r)).collect()),
+        jsonrpc::Body::Single(r) => one(&shared2, r),
     })
     .await
     .unwrap_or(Value::Null);

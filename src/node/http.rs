@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rexe_chain::Chain;
+use rexe_net::jsonrpc;
 use serde_json::{json, Value};
 
 use super::rpc::{self, RpcError};
@@ -75,32 +76,25 @@ fn error_json(e: &RpcError) -> Value {
 }
 
 fn reply(id: Value, v2: bool, r: Result<Value, RpcError>) -> Value {
-    let mut out = match r {
-        Ok(result) if v2 => json!({"result": result, "id": id}),
-        Ok(result) => json!({"result": result, "error": null, "id": id}),
-        Err(e) if v2 => json!({"error": error_json(&e), "id": id}),
-        Err(e) => json!({"result": null, "error": error_json(&e), "id": id}),
-    };
-    if v2 {
-        out["jsonrpc"] = json!("2.0");
-    }
-    out
+    jsonrpc::response(id, v2, r.map_err(|e| error_json(&e)))
 }
 
-async fn one(shared: &Arc<Shared>, req: Value) -> Value {
-    let Value::Object(obj) = req else {
-        return reply(
-            Value::Null,
-            false,
-            Err(RpcError::invalid_request("request must be an object")),
-        );
+async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
+    let jsonrpc::Request {
+        id,
+        method,
+        params,
+        v2,
+    } = match req {
+        Ok(r) => r,
+        Err(e) => {
+            return reply(
+                e.id(),
+                e.v2(),
+                Err(RpcError::invalid_request(e.to_string())),
+            )
+        }
     };
-    let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    let v2 = obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
-    let Some(method) = obj.get("method").and_then(Value::as_str).map(str::to_owned) else {
-        return reply(id, v2, Err(RpcError::invalid_request("missing method")));
-    };
-    let params = obj.get("params").cloned().unwrap_or(Value::Null);
     if method == "waitfornewblock" {
         return reply(id, v2, wait_for_new_block(shared, &params).await);
     }
@@ -175,38 +169,30 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         }
         Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
     };
-    let req: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
+    let req = match jsonrpc::parse_body(&bytes, shared.limits.max_batch) {
+        Ok(b) => b,
+        Err(e @ jsonrpc::BodyError::Parse(_)) => {
+            let e = reply(Value::Null, false, Err(RpcError::parse(e.to_string())));
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(e)).into_response();
+        }
+        Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
             let e = reply(
                 Value::Null,
                 false,
-                Err(RpcError::parse(format!("parse error: {e}"))),
+                Err(RpcError::invalid_request(format!("{e} (--rpc-max-batch)"))),
             );
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(e)).into_response();
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
         }
     };
     match req {
-        Value::Array(reqs) if reqs.len() > shared.limits.max_batch => {
-            let e = reply(
-                Value::Null,
-                false,
-                Err(RpcError::invalid_request(format!(
-                    "batch of {} requests is over the limit of {} (--rpc-max-batch)",
-                    reqs.len(),
-                    shared.limits.max_batch
-                ))),
-            );
-            (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response()
-        }
-        Value::Array(reqs) => {
+        jsonrpc::Body::Batch(reqs) => {
             let mut out = Vec::with_capacity(reqs.len());
             for r in reqs {
                 out.push(one(&shared, r).await);
             }
             axum::Json(Value::Array(out)).into_response()
         }
-        r => {
+        jsonrpc::Body::Single(r) => {
             let v = one(&shared, r).await;
             // bitcoind's status codes: 404 unknown method, 500 other errors.
             let status = match v["error"]["code"].as_i64() {

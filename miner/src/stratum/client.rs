@@ -13,6 +13,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use serde_json::{json, Value};
 
 use super::job::share_target;
+use super::protocol::{ServerMessage, SubscribeResult};
 
 /// What the miner achieved.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,17 +37,6 @@ struct Work {
     nbits: u32,
     ntime: u32,
     seq: u64,
-}
-
-fn unswap_prevhash(h: &str) -> Option<[u8; 32]> {
-    let b = hex::decode(h).ok()?;
-    let mut out = [0u8; 32];
-    for i in 0..8 {
-        for j in 0..4 {
-            out[i * 4 + j] = *b.get(i * 4 + 3 - j)?;
-        }
-    }
-    Some(out)
 }
 
 /// How the CPU miner runs.
@@ -132,55 +122,42 @@ pub fn run_with(
         std::thread::spawn(move || {
             let mut seq = 0;
             for line in reader.lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                let Ok(msg) = ServerMessage::parse(line.as_bytes()) else {
                     continue;
                 };
-                match v["method"].as_str() {
-                    Some("mining.notify") => {
-                        let p = &v["params"];
-                        let parse = || -> Option<Work> {
-                            Some(Work {
-                                job_id: p[0].as_str()?.to_string(),
-                                prevhash: unswap_prevhash(p[1].as_str()?)?,
-                                coinb1: hex::decode(p[2].as_str()?).ok()?,
-                                coinb2: hex::decode(p[3].as_str()?).ok()?,
-                                branch: p[4]
-                                    .as_array()?
-                                    .iter()
-                                    .filter_map(|b| hex::decode(b.as_str()?).ok()?.try_into().ok())
-                                    .collect(),
-                                version: u32::from_str_radix(p[5].as_str()?, 16).ok()?,
-                                nbits: u32::from_str_radix(p[6].as_str()?, 16).ok()?,
-                                ntime: u32::from_str_radix(p[7].as_str()?, 16).ok()?,
-                                seq: 0,
-                            })
+                match msg {
+                    ServerMessage::Notify(n) => {
+                        seq += 1;
+                        let w = Work {
+                            prevhash: n.prev_blockhash(),
+                            job_id: n.job_id,
+                            coinb1: n.coinb1,
+                            coinb2: n.coinb2,
+                            branch: n.merkle_branch,
+                            version: n.version,
+                            nbits: n.nbits,
+                            ntime: n.ntime,
+                            seq,
                         };
-                        if let Some(mut w) = parse() {
-                            seq += 1;
-                            w.seq = seq;
-                            *work.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
-                        }
+                        *work.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
                     }
-                    Some("mining.set_difficulty") => {
-                        if let Some(d) = v["params"][0].as_f64() {
-                            *difficulty.lock().unwrap_or_else(|e| e.into_inner()) = d;
-                        }
+                    ServerMessage::SetDifficulty(d) => {
+                        *difficulty.lock().unwrap_or_else(|e| e.into_inner()) = d;
                     }
-                    _ => {
-                        if v["id"] == json!(1) {
-                            if let Some(e) =
-                                v["result"][1].as_str().and_then(|h| hex::decode(h).ok())
-                            {
-                                *en1.lock().unwrap_or_else(|e| e.into_inner()) = e;
+                    ServerMessage::Response { id, result, .. } => {
+                        if id == json!(1) {
+                            if let Ok(r) = SubscribeResult::from_result(&result) {
+                                *en1.lock().unwrap_or_else(|e| e.into_inner()) = r.extranonce1;
                             }
-                        } else if v["id"].as_u64().is_some_and(|i| i >= 100) {
-                            if v["result"] == json!(true) {
+                        } else if id.as_u64().is_some_and(|i| i >= 100) {
+                            if result == json!(true) {
                                 accepted.fetch_add(1, Ordering::SeqCst);
                             } else {
                                 rejected.fetch_add(1, Ordering::SeqCst);
                             }
                         }
                     }
+                    _ => {}
                 }
             }
             stop.store(true, Ordering::SeqCst);

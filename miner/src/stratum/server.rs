@@ -19,6 +19,7 @@ use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
 use super::job::{difficulty_of, share_target, Job, EXTRANONCE2_SIZE};
+use super::protocol::{self, BadSubmit, ConfigureResult, Request, Submit, SubscribeResult};
 use crate::bitcoind::Bitcoind;
 use crate::harvest::Source;
 use crate::proxy::Harvester;
@@ -217,10 +218,6 @@ async fn send(
     rexe_net::write_deadline(w, line.as_bytes(), timeout).await
 }
 
-fn hex_u32(v: &Value) -> Option<u32> {
-    u32::from_str_radix(v.as_str()?, 16).ok()
-}
-
 /// A share that met the connection's difficulty.
 struct Share {
     job: Arc<Job>,
@@ -240,33 +237,36 @@ impl Share {
 impl Stratum {
     /// Checks a `mining.submit` against the connection's jobs and difficulty. CPU only: the
     /// error is the reply to send.
-    fn check_share(&self, c: &mut Conn, id: &Value, p: &Value) -> Result<Share, Value> {
+    fn check_share(
+        &self,
+        c: &mut Conn,
+        id: &Value,
+        p: &Result<Submit, BadSubmit>,
+    ) -> Result<Share, Value> {
         if !c.subscribed {
             return Err(err(id, 25, "Not subscribed"));
         }
         if !c.authorized {
             return Err(err(id, 24, "Unauthorized worker"));
         }
-        let Some(job) = p[1].as_str().and_then(|j| c.jobs.get(j)).cloned() else {
+        let job_id = match p {
+            Ok(s) => Some(&s.job_id),
+            Err(bad) => bad.job_id.as_ref(),
+        };
+        let Some(job) = job_id.and_then(|j| c.jobs.get(j)).cloned() else {
             return Err(err(id, 21, "Job not found"));
         };
-        let Some(en2) = p[2].as_str().and_then(|h| hex::decode(h).ok()) else {
-            return Err(err(id, 20, "Bad extranonce2"));
+        // Malformed fields after the job lookup (malformed version bits now before the
+        // ntime window: they are a parse error).
+        let s = match p {
+            Ok(s) => s,
+            Err(bad) => return Err(err(id, 20, &bad.error.to_string())),
         };
-        if en2.len() != EXTRANONCE2_SIZE {
-            return Err(err(id, 20, "Bad extranonce2 size"));
-        }
-        let (Some(ntime), Some(nonce)) = (hex_u32(&p[3]), hex_u32(&p[4])) else {
-            return Err(err(id, 20, "Bad ntime or nonce"));
-        };
+        let (en2, ntime, nonce) = (s.extranonce2.clone(), s.ntime, s.nonce);
         if ntime < job.ntime || ntime > job.ntime + 7200 {
             return Err(err(id, 20, "ntime out of range"));
         }
-        let vbits = if p[5].is_null() {
-            0
-        } else {
-            hex_u32(&p[5]).unwrap_or(u32::MAX)
-        };
+        let vbits = s.version_bits.unwrap_or(0);
         if vbits & !c.mask != 0 {
             return Err(err(id, 20, "Version bits outside the negotiated mask"));
         }
@@ -342,7 +342,12 @@ impl Stratum {
 
     /// Answers a `mining.submit`: checked in place (a few microseconds), and only a share that
     /// is a block waits for bitcoind or the L2 node, on the blocking pool.
-    async fn submit(self: &Arc<Self>, c: &mut Conn, id: &Value, p: &Value) -> Value {
+    async fn submit(
+        self: &Arc<Self>,
+        c: &mut Conn,
+        id: &Value,
+        p: &Result<Submit, BadSubmit>,
+    ) -> Value {
         let share = match self.check_share(c, id, p) {
             Ok(share) => share,
             Err(reply) => return reply,
@@ -389,47 +394,49 @@ impl Stratum {
                     // A read cancelled by the other branch keeps its bytes in `line`;
                     // only a complete line is taken.
                     let current = std::mem::take(&mut line);
-                    let Ok(req) = serde_json::from_slice::<Value>(&current) else {
+                    let Ok(msg) = protocol::parse_request(&current) else {
                         if send(&mut w, &err(&Value::Null, 20, "Malformed JSON"), wt).await.is_err() { return; }
                         continue;
                     };
-                    let id = req["id"].clone();
-                    let p = req["params"].clone();
-                    let method = req["method"].as_str().unwrap_or("").to_string();
-                    let reply = match method.as_str() {
-                        "mining.subscribe" => {
+                    let id = msg.id;
+                    let (is_authorize, is_submit) = (
+                        matches!(msg.request, Request::Authorize { .. }),
+                        matches!(msg.request, Request::Submit(_)),
+                    );
+                    let reply = match msg.request {
+                        Request::Subscribe { .. } => {
                             c.subscribed = true;
-                            json!({"id": id, "error": null, "result": [[["mining.set_difficulty", "1"], ["mining.notify", "1"]], hex::encode(c.en1), EXTRANONCE2_SIZE]})
+                            let r = SubscribeResult { extranonce1: c.en1.to_vec(), extranonce2_size: EXTRANONCE2_SIZE };
+                            json!({"id": id, "error": null, "result": r.to_result()})
                         }
-                        "mining.extranonce.subscribe" => json!({"id": id, "result": true, "error": null}),
-                        "mining.configure" => {
-                            let mask = p[1]["version-rolling.mask"].as_str().and_then(|m| u32::from_str_radix(m, 16).ok()).unwrap_or(VERSION_MASK);
-                            c.mask = mask & VERSION_MASK;
-                            json!({"id": id, "error": null, "result": {"version-rolling": true, "version-rolling.mask": format!("{:08x}", c.mask)}})
+                        Request::ExtranonceSubscribe => json!({"id": id, "result": true, "error": null}),
+                        Request::Configure { mask, .. } => {
+                            c.mask = mask.unwrap_or(VERSION_MASK) & VERSION_MASK;
+                            let r = ConfigureResult { version_rolling: true, mask: Some(c.mask) };
+                            json!({"id": id, "error": null, "result": r.to_result()})
                         }
-                        "mining.authorize" => {
+                        Request::Authorize { password, .. } => {
                             if !c.subscribed {
                                 err(&id, 25, "Not subscribed")
                             } else {
-                                let pass = p[1].as_str().unwrap_or("");
-                                if let Some(rx) = pass.split(',').find_map(|kv| kv.trim().strip_prefix("rx=")) {
+                                if let Some(rx) = password.split(',').find_map(|kv| kv.trim().strip_prefix("rx=")) {
                                     c.payout = rx.to_string();
                                 }
                                 c.authorized = true;
                                 json!({"id": id, "result": true, "error": null})
                             }
                         }
-                        "mining.submit" => self.submit(&mut c, &id, &p).await,
-                        _ => err(&id, 20, "Unknown method"),
+                        Request::Submit(sub) => self.submit(&mut c, &id, &sub).await,
+                        Request::Unknown(_) => err(&id, 20, "Unknown method"),
                     };
                     if send(&mut w, &reply, wt).await.is_err() { return; }
-                    if method == "mining.authorize"
+                    if is_authorize
                         && c.authorized
                         && self.push_job(&mut c, &mut w, true).await.is_err()
                     {
                         return;
                     }
-                    if method == "mining.submit"
+                    if is_submit
                         && reply["result"] == json!(true)
                         && self.options.fixed_difficulty.is_none()
                     {
