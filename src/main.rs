@@ -78,6 +78,9 @@ enum Command {
         /// Limits of the Electrum server.
         #[command(flatten)]
         electrum_limits: ElectrumLimitArgs,
+        /// Limits of the JSON-RPC server.
+        #[command(flatten)]
+        rpc_limits: RpcLimitArgs,
     },
     /// Measure performance; `--json` prints one JSON object per run.
     Bench(bench::BenchArgs),
@@ -180,6 +183,7 @@ fn main() -> Result<()> {
             acceptnonstdtxn,
             zmq,
             electrum_limits,
+            rpc_limits,
         } => {
             let cfg = rexe_regtest::RegtestConfig {
                 datadir: Some(datadir),
@@ -191,7 +195,7 @@ fn main() -> Result<()> {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),
                 zmq: zmq.publishers(),
                 electrum_limits: electrum_limits.limits(),
-                ..Default::default()
+                rpc_limits: rpc_limits.limits(),
             };
             let node = rexe_regtest::RegtestNode::start_with(cfg, services)?;
             println!(
@@ -273,6 +277,43 @@ struct ElectrumLimitArgs {
     /// Most scripthash subscriptions per Electrum connection [default: 20000].
     #[arg(long, value_name = "N")]
     electrum_max_subscriptions: Option<usize>,
+}
+
+/// Limits of `rexe regtest`'s JSON-RPC server; each unset one keeps its default.
+#[derive(clap::Args)]
+struct RpcLimitArgs {
+    /// Open RPC connections in total [default: 256].
+    #[arg(long, value_name = "N")]
+    rpc_max_connections: Option<usize>,
+    /// Open RPC connections from one IP address [default: 128].
+    #[arg(long, value_name = "N")]
+    rpc_max_per_ip: Option<usize>,
+    /// Seconds for a request head (and body), and for an idle keep-alive connection [default: 30].
+    #[arg(long, value_name = "SECS")]
+    rpc_timeout: Option<u64>,
+    /// Most requests in one JSON-RPC batch [default: 1000].
+    #[arg(long, value_name = "N")]
+    rpc_max_batch: Option<usize>,
+}
+
+impl RpcLimitArgs {
+    fn limits(&self) -> rexe_net::Limits {
+        let mut l = rexe_regtest::rpc::default_limits();
+        if let Some(v) = self.rpc_max_connections {
+            l.max_connections = v;
+        }
+        if let Some(v) = self.rpc_max_per_ip {
+            l.max_per_ip = v;
+        }
+        if let Some(v) = self.rpc_timeout {
+            l.idle_timeout = std::time::Duration::from_secs(v.max(1));
+            l.write_timeout = l.idle_timeout;
+        }
+        if let Some(v) = self.rpc_max_batch {
+            l.max_batch = v;
+        }
+        l
+    }
 }
 
 impl ElectrumLimitArgs {

@@ -283,3 +283,77 @@ fn a_fixed_pool_difficulty_is_announced_and_never_changed() {
     }
     assert_eq!(accepted, 20);
 }
+
+/// Issue 17: the Stratum port limits connections per IP and in total (others are still
+/// served) and closes connections that stay silent past the idle timeout.
+#[test]
+fn stratum_connections_are_bounded_and_idle_ones_closed() {
+    use std::io::Read;
+    let s = setup_with(StratumOptions {
+        limits: rexe_net::Limits {
+            max_connections: 3,
+            max_per_ip: 2,
+            idle_timeout: Duration::from_secs(1),
+            ..StratumOptions::default().limits
+        },
+        ..Default::default()
+    });
+    let connect_from = |ip: [u8; 4]| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = rt
+            .block_on(async {
+                let so = tokio::net::TcpSocket::new_v4()?;
+                so.bind(std::net::SocketAddr::from((ip, 0)))?;
+                so.connect(s.stratum).await?.into_std()
+            })
+            .unwrap();
+        sock.set_nonblocking(false).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock
+    };
+    let answers = |sock: &mut TcpStream| {
+        writeln!(
+            sock,
+            r#"{{"id":1,"method":"mining.subscribe","params":[]}}"#
+        )
+        .unwrap();
+        let mut r = BufReader::new(sock.try_clone().unwrap());
+        let mut l = String::new();
+        r.read_line(&mut l).is_ok() && l.contains("result")
+    };
+    let closed = |sock: &mut TcpStream| {
+        let mut b = [0u8; 256];
+        loop {
+            match sock.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        }
+    };
+    let mut a1 = connect_from([127, 0, 0, 1]);
+    let mut a2 = connect_from([127, 0, 0, 1]);
+    assert!(answers(&mut a1) && answers(&mut a2));
+    let mut a3 = connect_from([127, 0, 0, 1]);
+    assert!(closed(&mut a3), "third connection from one IP refused");
+    let mut b1 = connect_from([127, 0, 0, 2]);
+    assert!(answers(&mut b1), "another IP is served");
+    let mut c1 = connect_from([127, 0, 0, 3]);
+    assert!(closed(&mut c1), "fourth connection in total refused");
+    // The silent ones are closed after the idle timeout (1 s), freeing their slots.
+    assert!(
+        closed(&mut a1) && closed(&mut a2) && closed(&mut b1),
+        "idle closed"
+    );
+    let mut c2 = connect_from([127, 0, 0, 3]);
+    assert!(answers(&mut c2));
+}
