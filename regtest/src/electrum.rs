@@ -298,7 +298,14 @@ pub fn script_hash(script: &bitcoin::Script) -> String {
     index::to_hex(&index::script_hash(script))
 }
 
+/// Locks the node for Electrum work, after any RPC call already waiting for it (a bounded
+/// wait: a steady RPC stream cannot starve Electrum either).
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Node> {
+    let mut spins = 0;
+    while shared.rpc_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0 && spins < 1000 {
+        std::thread::yield_now();
+        spins += 1;
+    }
     shared.node.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -207,6 +207,7 @@ impl RegtestNode {
             .write_all(cookie.as_bytes())?;
         let shared = Arc::new(rpc::Shared {
             node: Mutex::new(node),
+            rpc_waiting: Default::default(),
             cookie: cookie.clone(),
             stop: tokio::sync::Notify::new(),
             stopping: Default::default(),

@@ -33,6 +33,9 @@ pub fn default_limits() -> rexe_net::Limits {
 pub struct Shared {
     /// The node.
     pub node: Mutex<Node>,
+    /// RPC calls waiting for the node's lock: Electrum work steps aside for them, so that
+    /// an Electrum flood cannot stall bitcoind's clients (the miner, the pool, wallets).
+    pub rpc_waiting: std::sync::atomic::AtomicUsize,
     /// `__cookie__:<hex>`.
     pub cookie: String,
     /// Notified by `stop`.
@@ -284,7 +287,10 @@ fn positional(method: &str, p: &Value) -> Result<Value, (i64, String)> {
 
 pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
     let p = &positional(method, p)?;
+    use std::sync::atomic::Ordering::SeqCst;
+    shared.rpc_waiting.fetch_add(1, SeqCst);
     let mut n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
+    shared.rpc_waiting.fetch_sub(1, SeqCst);
     match method {
         "getblockchaininfo" => {
             arity(p, 0, 0)?;
