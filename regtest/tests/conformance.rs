@@ -729,6 +729,8 @@ fn conformance_on_a_real_bitcoind_and_electrs() {
             "-server=1",
             "-txindex=1",
             "-fallbackfee=0.0001",
+            // electrs >= 0.11 reads blocks over bitcoind's REST interface.
+            "-rest=1",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -760,21 +762,40 @@ fn conformance_on_a_real_bitcoind_and_electrs() {
         return;
     };
     let eport = free_port();
-    let child = Command::new(electrs)
-        .arg("--skip-default-conf-files")
-        .args(["--network", "regtest"])
+    // electrs' flags changed across versions (0.11 dropped --daemon-p2p-addr and reads
+    // blocks over REST): pass the optional ones only where its --help lists them.
+    let help = Command::new(&electrs)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    let mut cmd = Command::new(&electrs);
+    cmd.args(["--network", "regtest"])
         .arg(format!("--db-dir={}", dir.path().join("electrs").display()))
         .arg(format!("--daemon-dir={}", dir.path().display()))
         .arg(format!("--cookie-file={}", cookie.display()))
         .arg(format!("--daemon-rpc-addr=127.0.0.1:{port}"))
-        .arg(format!("--daemon-p2p-addr=127.0.0.1:{p2p}"))
-        .arg(format!("--electrum-rpc-addr=127.0.0.1:{eport}"))
-        .arg(format!("--monitoring-addr=127.0.0.1:{}", free_port()))
-        .arg("--wait-duration-secs=1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .arg(format!("--electrum-rpc-addr=127.0.0.1:{eport}"));
+    let optional = [
+        ("--skip-default-conf-files", String::new()),
+        ("--daemon-p2p-addr", format!("=127.0.0.1:{p2p}")),
+        ("--monitoring-addr", format!("=127.0.0.1:{}", free_port())),
+        ("--wait-duration-secs", "=1".to_string()),
+    ];
+    for (flag, value) in optional {
+        if help.contains(flag) {
+            cmd.arg(format!("{flag}{value}"));
+        }
+    }
+    let log = std::fs::File::create(dir.path().join("electrs.log")).unwrap();
+    println!("electrs log: {}", dir.path().join("electrs.log").display());
+    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
     let _electrs = Killed(child);
     be.electrum = format!("tcp://127.0.0.1:{eport}");
     eventually("electrs accepts connections", || {
