@@ -119,6 +119,15 @@ pub struct RunArgs {
     /// Seconds a Stratum connection may stay silent before it is closed.
     #[arg(long, default_value_t = 600)]
     stratum_idle_timeout: u64,
+    /// Where a Stratum worker's L2 reward goes, sources tried in order: `map` (the
+    /// --payout-map file), `password` (`rx=<address>`), `worker-suffix` (the worker name's
+    /// last `.` part); otherwise --payout.
+    #[arg(long, value_delimiter = ',', default_value = "map,password")]
+    payout_sources: Vec<rexe_miner::stratum::payout::PayoutSource>,
+    /// Mapping file for the `map` payout source: `worker address` per line (a worker name,
+    /// or the account before its first `.`), `#` comments.
+    #[arg(long)]
+    payout_map: Option<PathBuf>,
 }
 
 fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<String> {
@@ -261,6 +270,14 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
                     max_per_ip: a.stratum_max_per_ip,
                     idle_timeout: Duration::from_secs(a.stratum_idle_timeout.max(1)),
                     ..rexe_miner::stratum::server::StratumOptions::default().limits
+                },
+                payouts: rexe_miner::stratum::payout::PayoutRules {
+                    sources: a.payout_sources.clone(),
+                    map: match &a.payout_map {
+                        Some(p) => rexe_miner::stratum::payout::PayoutRules::load_map(p)
+                            .with_context(|| format!("reading --payout-map {}", p.display()))?,
+                        None => Default::default(),
+                    },
                 },
             },
         );

@@ -357,3 +357,49 @@ fn stratum_connections_are_bounded_and_idle_ones_closed() {
     let mut c2 = connect_from([127, 0, 0, 3]);
     assert!(answers(&mut c2));
 }
+
+/// Issue 23 item 3: the operator's mapping file pays a worker's L2 rewards to its mapped
+/// address (worker `alice.rig1` by its account `alice`); a mistyped `rx=` is refused at
+/// `mining.authorize` instead of silently paying the operator.
+#[test]
+fn l2_rewards_follow_the_operators_payout_rules() {
+    let mapped = Signer::from_seed(b"alice-mapped")
+        .address()
+        .encode(Network::Regtest);
+    let mut payouts = rexe_miner::stratum::payout::PayoutRules::default();
+    payouts.map.insert("alice".into(), mapped.clone());
+    let s = setup_with(StratumOptions {
+        payouts,
+        ..Default::default()
+    });
+    // A typo in rx=: error 24 at authorize.
+    let mut w = TcpStream::connect(s.stratum).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    writeln!(w, r#"{{"id":1,"method":"mining.subscribe","params":[]}}"#).unwrap();
+    reply_to(&mut r, 1);
+    writeln!(
+        w,
+        r#"{{"id":2,"method":"mining.authorize","params":["bob","rx=rxtypo"]}}"#
+    )
+    .unwrap();
+    let v = reply_to(&mut r, 2);
+    assert_eq!(v["error"][0], json!(24), "{v}");
+    // Alice's rig mines; her mapped address is paid.
+    for _ in 0..20 {
+        rexe_miner::stratum::client::run(
+            &s.stratum.to_string(),
+            "alice.rig1",
+            "x",
+            2,
+            8,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let acct = call(&s.l2, "getaccount", json!([mapped]));
+        if acct["result"]["balance"].as_u64().unwrap_or(0) > 0 {
+            return;
+        }
+    }
+    panic!("the mapped address was never paid");
+}

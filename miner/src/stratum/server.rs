@@ -40,6 +40,9 @@ pub struct StratumOptions {
     /// Connections in total and per IP, idle timeout (no line for this long: closed),
     /// write timeout (slow readers are dropped). Lines are capped at [`MAX_LINE`].
     pub limits: rexe_net::Limits,
+    /// Where each worker's L2 reward goes (default: a mapping, then `rx=` in the password;
+    /// otherwise the server's default payout).
+    pub payouts: super::payout::PayoutRules,
 }
 
 impl Default for StratumOptions {
@@ -50,6 +53,7 @@ impl Default for StratumOptions {
                 max_request: MAX_LINE,
                 ..rexe_net::Limits::line()
             },
+            payouts: Default::default(),
         }
     }
 }
@@ -415,15 +419,18 @@ impl Stratum {
                             let r = ConfigureResult { version_rolling: true, mask: Some(c.mask) };
                             json!({"id": id, "error": null, "result": r.to_result()})
                         }
-                        Request::Authorize { password, .. } => {
+                        Request::Authorize { user, password } => {
                             if !c.subscribed {
                                 err(&id, 25, "Not subscribed")
                             } else {
-                                if let Some(rx) = password.split(',').find_map(|kv| kv.trim().strip_prefix("rx=")) {
-                                    c.payout = rx.to_string();
+                                match self.options.payouts.resolve(&user, &password) {
+                                    Ok(payout) => {
+                                        c.payout = payout.unwrap_or_else(|| self.default_payout.clone());
+                                        c.authorized = true;
+                                        json!({"id": id, "result": true, "error": null})
+                                    }
+                                    Err(e) => err(&id, 24, &e.to_string()),
                                 }
-                                c.authorized = true;
-                                json!({"id": id, "result": true, "error": null})
                             }
                         }
                         Request::Submit(sub) => self.submit(&mut c, &id, &sub).await,
