@@ -36,6 +36,8 @@ use thiserror::Error;
 
 /// `fa be 6d 6d`: the merged-mining magic before the aux merkle root in the coinbase.
 pub const MERGED_MINING_HEADER: [u8; 4] = [0xfa, 0xbe, b'm', b'm'];
+/// Nonces [`AuxTree::layout`] tries at each tree height.
+pub const NONCE_SEARCH: u32 = 1 << 16;
 /// Longest chain merkle branch Namecoin accepts.
 pub const MAX_CHAIN_BRANCH: usize = 30;
 /// Version bit marking a merge-mined header.
@@ -363,36 +365,62 @@ pub struct AuxTree {
 }
 
 impl AuxTree {
-    /// A tree holding each `(chain_id, aux_hash)` at its expected slot; searches the
-    /// smallest height and a nonce that puts every chain in a distinct slot.
+    /// A tree holding each `(chain_id, aux_hash)` at its expected slot, with the
+    /// [`AuxTree::layout`] of their chain ids. `None` when two chains share a chain id.
     pub fn build(chains: &[(ChainId, [u8; 32])]) -> Option<AuxTree> {
+        let ids: Vec<ChainId> = chains.iter().map(|(c, _)| *c).collect();
+        let (height, nonce) = Self::layout(&ids)?;
+        Self::with_layout(height, nonce, chains)
+    }
+
+    /// The smallest height, and the smallest nonce at that height, that put every chain id
+    /// in a distinct slot (Namecoin's `getExpectedIndex`), as merge-mining tools search it.
+    /// `None` when two ids are equal (they always collide) or nothing fits 30 levels.
+    pub fn layout(ids: &[ChainId]) -> Option<(u32, u32)> {
+        let mut distinct = ids.to_vec();
+        distinct.sort_unstable_by_key(|c| c.0);
+        distinct.dedup();
+        if distinct.len() != ids.len() {
+            return None;
+        }
+        let mut slots = Vec::with_capacity(ids.len());
         for height in 0..=MAX_CHAIN_BRANCH as u32 {
-            if (1usize << height) < chains.len() {
+            if (1usize << height) < ids.len() {
                 continue;
             }
-            for nonce in 0..1000u32 {
-                let slots: Vec<u32> = chains
-                    .iter()
-                    .map(|(c, _)| expected_index(nonce, *c, height))
-                    .collect();
-                let mut sorted = slots.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                if sorted.len() != slots.len() {
-                    continue;
+            for nonce in 0..NONCE_SEARCH {
+                slots.clear();
+                slots.extend(ids.iter().map(|c| expected_index(nonce, *c, height)));
+                slots.sort_unstable();
+                slots.dedup();
+                if slots.len() == ids.len() {
+                    return Some((height, nonce));
                 }
-                let mut leaves = vec![[0u8; 32]; 1 << height];
-                for ((_, h), s) in chains.iter().zip(&slots) {
-                    leaves[*s as usize] = *h;
-                }
-                return Some(AuxTree {
-                    height,
-                    nonce,
-                    leaves,
-                });
             }
         }
         None
+    }
+
+    /// A tree of height `height` holding each chain at its slot for `nonce`; `None` when
+    /// two chains fall in one slot (or `height` is over 30).
+    pub fn with_layout(height: u32, nonce: u32, chains: &[(ChainId, [u8; 32])]) -> Option<AuxTree> {
+        if height > MAX_CHAIN_BRANCH as u32 {
+            return None;
+        }
+        let mut leaves = vec![[0u8; 32]; 1 << height];
+        let mut used = vec![false; 1 << height];
+        for (c, h) in chains {
+            let s = expected_index(nonce, *c, height) as usize;
+            if std::mem::replace(&mut used[s], true) {
+                return None;
+            }
+            leaves[s] = *h;
+        }
+        Some(AuxTree {
+            height,
+            nonce,
+            leaves,
+        })
     }
 
     /// Root (internal order).
