@@ -36,8 +36,6 @@ use thiserror::Error;
 
 /// `fa be 6d 6d`: the merged-mining magic before the aux merkle root in the coinbase.
 pub const MERGED_MINING_HEADER: [u8; 4] = [0xfa, 0xbe, b'm', b'm'];
-/// Nonces [`AuxTree::layout`] tries at each tree height.
-pub const NONCE_SEARCH: u32 = 1 << 16;
 /// Longest chain merkle branch Namecoin accepts.
 pub const MAX_CHAIN_BRANCH: usize = 30;
 /// Version bit marking a merge-mined header.
@@ -376,6 +374,13 @@ impl AuxTree {
     /// The smallest height, and the smallest nonce at that height, that put every chain id
     /// in a distinct slot (Namecoin's `getExpectedIndex`), as merge-mining tools search it.
     /// `None` when two ids are equal (they always collide) or nothing fits 30 levels.
+    ///
+    /// The nonce never separates chains: modulo `2^h` the slot is
+    /// `A²·nonce + A·(C + id) + C` (`A = 1103515245`, odd; `C = 12345`), a bijection of the
+    /// id shifted by a term common to every chain, so at height `h` chains collide exactly
+    /// when their ids are equal modulo `2^h`, whatever the nonce. Hence nonce 0 is tried at
+    /// each height (the first nonce a search would try, and the smallest that fits), and
+    /// e.g. rexe (0x0b42) and Dogecoin (0x0062), equal modulo 32, need a tree of 64.
     pub fn layout(ids: &[ChainId]) -> Option<(u32, u32)> {
         let mut distinct = ids.to_vec();
         distinct.sort_unstable_by_key(|c| c.0);
@@ -388,14 +393,12 @@ impl AuxTree {
             if (1usize << height) < ids.len() {
                 continue;
             }
-            for nonce in 0..NONCE_SEARCH {
-                slots.clear();
-                slots.extend(ids.iter().map(|c| expected_index(nonce, *c, height)));
-                slots.sort_unstable();
-                slots.dedup();
-                if slots.len() == ids.len() {
-                    return Some((height, nonce));
-                }
+            slots.clear();
+            slots.extend(ids.iter().map(|c| expected_index(0, *c, height)));
+            slots.sort_unstable();
+            slots.dedup();
+            if slots.len() == ids.len() {
+                return Some((height, 0));
             }
         }
         None

@@ -725,10 +725,11 @@ fn aux_tree_layout_is_smallest_and_collision_free() {
                 namecoin_expected_index(nonce, c.0, h)
             );
         }
-        // Smallest: no nonce fits any lower height, no lower nonce fits this one.
+        // Smallest: no nonce (of the first 65536) fits any lower height, and no lower
+        // nonce fits this one.
         for lower in 0..h {
             assert!(
-                (0..rexe_miner::auxpow::NONCE_SEARCH).all(|n| !fits(lower, n)),
+                (0..1u32 << 16).all(|n| !fits(lower, n)),
                 "{ids:?}: height {lower} fits"
             );
         }
@@ -748,6 +749,15 @@ fn aux_tree_layout_is_smallest_and_collision_free() {
             assert_eq!(merkle_branch_root(*leaf, &branch, index), tree.root());
         }
     }
+    // rexe (0x0b42) and Dogecoin (0x0062) are equal modulo 32: with Namecoin, a tree of 64.
+    assert_eq!(
+        AuxTree::layout(&[ChainId::REXE, ChainId::NAMECOIN, ChainId::DOGECOIN]),
+        Some((6, 0))
+    );
+    assert_eq!(
+        AuxTree::layout(&[ChainId::REXE, ChainId::NAMECOIN]),
+        Some((1, 0))
+    );
     // Two chains with one id always share a slot.
     assert!(AuxTree::layout(&[ChainId::NAMECOIN, ChainId::REXE, ChainId::NAMECOIN]).is_none());
     assert!(AuxTree::build(&[(ChainId::REXE, [1; 32]), (ChainId::REXE, [2; 32])]).is_none());
