@@ -312,10 +312,12 @@ impl AuxChain {
         stats: &Mutex<crate::proxy::Stats>,
     ) -> Option<[u8; 32]> {
         let now = Instant::now();
+        // The last good work, while young and not sealed yet.
         let last = || {
             lock(&self.last)
                 .filter(|(at, _)| now.duration_since(*at) <= opts.keep_work)
                 .map(|(_, h)| h)
+                .filter(|h| lock(&self.work).contains_key(h))
         };
         if lock(&self.down_until).is_some_and(|t| now < t) {
             return last();

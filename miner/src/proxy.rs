@@ -107,6 +107,9 @@ pub enum AggregateError {
         /// The other's.
         second: String,
     },
+    /// Two chains share a label (their counters would merge).
+    #[error("two chains are named {0:?}: give one of them name=")]
+    DuplicateName(String),
     /// No tree of at most 2^30 leaves places every chain in its own slot.
     #[error("no aux tree layout fits these {0} chains")]
     NoLayout(usize),
@@ -175,6 +178,9 @@ impl Harvester {
         )];
         chains.extend(aux);
         for (i, a) in chains.iter().enumerate() {
+            if chains[..i].iter().any(|b| b.name == a.name) {
+                return Err(AggregateError::DuplicateName(a.name.clone()));
+            }
             if let Some(b) = chains[..i].iter().find(|b| b.chain_id == a.chain_id) {
                 return Err(AggregateError::DuplicateChainId {
                     id: a.chain_id.0,

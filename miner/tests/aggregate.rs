@@ -203,4 +203,18 @@ fn two_chains_with_one_chain_id_are_refused() {
         AggregateOptions::default(),
     );
     assert!(matches!(r, Err(AggregateError::DuplicateChainId { .. })));
+    // Counters are kept by label: two chains cannot share one.
+    let r = Harvester::with_aux_chains(
+        rpc("127.0.0.1:1"),
+        "payout",
+        ChainId::REXE,
+        vec![AuxChain::new(
+            "rexe",
+            rpc("127.0.0.1:1"),
+            ChainId::NAMECOIN,
+            None,
+        )],
+        AggregateOptions::default(),
+    );
+    assert!(matches!(r, Err(AggregateError::DuplicateName(n)) if n == "rexe"));
 }
