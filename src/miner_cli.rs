@@ -1,6 +1,7 @@
 //! `rexe miner`: the merge-mining process next to a pool: the bitcoind proxy (GBT with
 //! rexe's commitment in `coinbaseaux.flags`, `submitblock` harvesting) and the watcher
-//! (`getchaintips` polling, stale-block harvesting), feeding the L2 node's aux RPC.
+//! (`getchaintips` polling, stale-block harvesting), feeding the L2 node's aux RPC and those
+//! of other AuxPoW chains (`--aux-chain`), all committed in one aux tree.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use rexe_miner::aggregate::{AggregateOptions, AuxChain, AuxChainSpec};
 use rexe_miner::auxpow::ChainId;
 use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
@@ -74,6 +76,16 @@ pub struct RunArgs {
     /// L2 address that receives the rewards of harvested blocks.
     #[arg(long)]
     payout: String,
+    /// Another AuxPoW chain to merge-mine in the same aux tree (repeatable):
+    /// `[http://[user:pass@]]host:port[,user:pass][,cookie=PATH][,address=ADDR][,chain-id=ID][,name=LABEL]`.
+    /// With `address=` its work comes from `createauxblock ADDR`, else from `getauxblock`
+    /// (paying the node's wallet). Without `chain-id=` the id is read from the node at start.
+    #[arg(long = "aux-chain")]
+    aux_chain: Vec<String>,
+    /// Seconds an aux chain's RPC has to connect and answer each read (a chain that is down
+    /// is skipped, its last work kept, and retried 5 s later).
+    #[arg(long, default_value_t = 2)]
+    aux_chain_timeout: u64,
     /// Where the proxy listens (point the pool's bitcoind URL here).
     #[arg(long, default_value = "127.0.0.1:8342")]
     proxy_listen: SocketAddr,
@@ -141,6 +153,62 @@ fn creds(auth: &Option<String>, cookie: &Option<PathBuf>, what: &str) -> Result<
     }
 }
 
+/// The `--aux-chain` chains; a chain given without `chain-id=` is asked for it now.
+fn aux_chains(specs: &[String], timeout: Duration) -> Result<Vec<AuxChain>> {
+    specs
+        .iter()
+        .map(|s| {
+            let spec = AuxChainSpec::parse(s)?;
+            let auth = match (&spec.auth, &spec.cookie) {
+                (Some(a), _) => a.clone(),
+                (None, Some(p)) => std::fs::read_to_string(p)
+                    .with_context(|| {
+                        format!("reading the cookie {} of {}", p.display(), spec.addr)
+                    })?
+                    .trim()
+                    .to_string(),
+                (None, None) => anyhow::bail!(
+                    "--aux-chain {}: give credentials (user:pass, auth= or cookie=)",
+                    spec.addr
+                ),
+            };
+            let rpc = Bitcoind::new(spec.addr.clone(), auth).with_timeout(timeout);
+            let chain_id = match spec.chain_id {
+                Some(id) => id,
+                None => {
+                    let w = match &spec.address {
+                        Some(a) => rpc.call("createauxblock", serde_json::json!([a])),
+                        None => rpc.call("getauxblock", serde_json::json!([])),
+                    }
+                    .with_context(|| {
+                        format!(
+                            "asking aux chain {} for its chain id (or give chain-id=)",
+                            spec.addr
+                        )
+                    })?;
+                    let id = w
+                        .get("chainid")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|c| u32::try_from(c).ok())
+                        .with_context(|| {
+                            format!(
+                                "aux chain {} reported no chainid: give chain-id=",
+                                spec.addr
+                            )
+                        })?;
+                    ChainId(id)
+                }
+            };
+            Ok(AuxChain::new(
+                spec.label(),
+                rpc,
+                chain_id,
+                spec.address.clone(),
+            ))
+        })
+        .collect()
+}
+
 pub fn run(cmd: MinerCmd) -> Result<()> {
     let a = match cmd {
         MinerCmd::Stats { proxy } => {
@@ -194,7 +262,33 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         .with_context(|| format!("cannot reach bitcoind at {}", a.bitcoind))?;
     l2.call("getblockcount", serde_json::json!([]))
         .with_context(|| format!("cannot reach the L2 node at {}", a.l2))?;
-    let harvester = Arc::new(Harvester::new(l2, a.payout.clone(), ChainId::REXE));
+    // rexe's chain id as the L2 node reports it (a node may run with --chain-id).
+    let chain_id = l2
+        .call("createauxblock", serde_json::json!([a.payout]))
+        .with_context(|| format!("createauxblock {} on the L2 node", a.payout))?
+        .get("chainid")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|c| u32::try_from(c).ok())
+        .map_or(ChainId::REXE, ChainId);
+    let aux = aux_chains(
+        &a.aux_chain,
+        Duration::from_secs(a.aux_chain_timeout.max(1)),
+    )?;
+    let harvester = Arc::new(Harvester::with_aux_chains(
+        l2,
+        a.payout.clone(),
+        chain_id,
+        aux,
+        AggregateOptions::default(),
+    )?);
+    for c in harvester.chains() {
+        println!(
+            "rexe miner: merge-mining {} (chain id {:#06x}) at {}",
+            c.name,
+            c.chain_id.0,
+            c.rpc.addr()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

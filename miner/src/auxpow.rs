@@ -363,36 +363,67 @@ pub struct AuxTree {
 }
 
 impl AuxTree {
-    /// A tree holding each `(chain_id, aux_hash)` at its expected slot; searches the
-    /// smallest height and a nonce that puts every chain in a distinct slot.
+    /// A tree holding each `(chain_id, aux_hash)` at its expected slot, with the
+    /// [`AuxTree::layout`] of their chain ids. `None` when two chains share a chain id.
     pub fn build(chains: &[(ChainId, [u8; 32])]) -> Option<AuxTree> {
+        let ids: Vec<ChainId> = chains.iter().map(|(c, _)| *c).collect();
+        let (height, nonce) = Self::layout(&ids)?;
+        Self::with_layout(height, nonce, chains)
+    }
+
+    /// The smallest height, and the smallest nonce at that height, that put every chain id
+    /// in a distinct slot (Namecoin's `getExpectedIndex`), as merge-mining tools search it.
+    /// `None` when two ids are equal (they always collide) or nothing fits 30 levels.
+    ///
+    /// The nonce never separates chains: modulo `2^h` the slot is
+    /// `A²·nonce + A·(C + id) + C` (`A = 1103515245`, odd; `C = 12345`), a bijection of the
+    /// id shifted by a term common to every chain, so at height `h` chains collide exactly
+    /// when their ids are equal modulo `2^h`, whatever the nonce. Hence nonce 0 is tried at
+    /// each height (the first nonce a search would try, and the smallest that fits), and
+    /// e.g. rexe (0x0b42) and Dogecoin (0x0062), equal modulo 32, need a tree of 64.
+    pub fn layout(ids: &[ChainId]) -> Option<(u32, u32)> {
+        let mut distinct = ids.to_vec();
+        distinct.sort_unstable_by_key(|c| c.0);
+        distinct.dedup();
+        if distinct.len() != ids.len() {
+            return None;
+        }
+        let mut slots = Vec::with_capacity(ids.len());
         for height in 0..=MAX_CHAIN_BRANCH as u32 {
-            if (1usize << height) < chains.len() {
+            if (1usize << height) < ids.len() {
                 continue;
             }
-            for nonce in 0..1000u32 {
-                let slots: Vec<u32> = chains
-                    .iter()
-                    .map(|(c, _)| expected_index(nonce, *c, height))
-                    .collect();
-                let mut sorted = slots.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                if sorted.len() != slots.len() {
-                    continue;
-                }
-                let mut leaves = vec![[0u8; 32]; 1 << height];
-                for ((_, h), s) in chains.iter().zip(&slots) {
-                    leaves[*s as usize] = *h;
-                }
-                return Some(AuxTree {
-                    height,
-                    nonce,
-                    leaves,
-                });
+            slots.clear();
+            slots.extend(ids.iter().map(|c| expected_index(0, *c, height)));
+            slots.sort_unstable();
+            slots.dedup();
+            if slots.len() == ids.len() {
+                return Some((height, 0));
             }
         }
         None
+    }
+
+    /// A tree of height `height` holding each chain at its slot for `nonce`; `None` when
+    /// two chains fall in one slot (or `height` is over 30).
+    pub fn with_layout(height: u32, nonce: u32, chains: &[(ChainId, [u8; 32])]) -> Option<AuxTree> {
+        if height > MAX_CHAIN_BRANCH as u32 {
+            return None;
+        }
+        let mut leaves = vec![[0u8; 32]; 1 << height];
+        let mut used = vec![false; 1 << height];
+        for (c, h) in chains {
+            let s = expected_index(nonce, *c, height) as usize;
+            if std::mem::replace(&mut used[s], true) {
+                return None;
+            }
+            leaves[s] = *h;
+        }
+        Some(AuxTree {
+            height,
+            nonce,
+            leaves,
+        })
     }
 
     /// Root (internal order).

@@ -40,6 +40,7 @@ pub enum RpcError {
 pub struct Bitcoind {
     addr: String,
     auth: String,
+    timeout: Duration,
 }
 
 impl RpcError {
@@ -55,7 +56,29 @@ impl Bitcoind {
         Bitcoind {
             addr: addr.into(),
             auth: auth.into(),
+            timeout: Duration::from_secs(60),
         }
+    }
+
+    /// The same endpoint with `timeout` for connecting and for each read and write
+    /// (default 60 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        use std::net::ToSocketAddrs;
+        let mut last = None;
+        for a in self.addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, self.timeout) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing")
+        }))
     }
 
     /// The endpoint's `host:port`.
@@ -71,9 +94,9 @@ impl Bitcoind {
         };
         let body =
             json!({"jsonrpc": "1.0", "id": "rexe", "method": method, "params": params}).to_string();
-        let mut s = TcpStream::connect(&self.addr).map_err(io)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(io)?;
+        let mut s = self.connect().map_err(io)?;
+        s.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        s.set_write_timeout(Some(self.timeout)).map_err(io)?;
         let req = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
             self.addr,
@@ -82,10 +105,24 @@ impl Bitcoind {
             body
         );
         s.write_all(req.as_bytes()).map_err(io)?;
+        // The whole reply within twice the timeout: a server dripping bytes cannot hold
+        // the caller longer.
+        let deadline = std::time::Instant::now() + self.timeout * 2;
         let mut resp = Vec::new();
-        s.take(256 * 1024 * 1024)
-            .read_to_end(&mut resp)
-            .map_err(io)?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            resp.extend_from_slice(&buf[..n]);
+            if resp.len() > 256 * 1024 * 1024 || std::time::Instant::now() > deadline {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "reply too large or too slow",
+                )));
+            }
+        }
         let text = String::from_utf8_lossy(&resp);
         let (head, payload) = text
             .split_once("\r\n\r\n")

@@ -3,11 +3,13 @@
 //! treatment:
 //!
 //! - `getblocktemplate`: `coinbaseaux.flags` gets the 44-byte merged-mining tag committing to
-//!   fresh L2 work (MiningCore and ckpool push `coinbaseaux` into the coinbase scriptSig, so
-//!   they mine the L2 with no change);
+//!   fresh L2 work, and to the work of every other AuxPoW chain configured, in one aux tree
+//!   (MiningCore and ckpool push `coinbaseaux` into the coinbase scriptSig, so they mine the
+//!   L2 with no change);
 //! - `submitblock`: forwarded, and whatever bitcoind answers (accepted, stale, `high-hash`),
 //!   the header and coinbase are checked for a commitment to L2 work and harvested: an AuxPoW
-//!   is built and submitted to the L2 node with `submitauxblock`.
+//!   is built and submitted with `submitauxblock` to the L2 node and to every other chain
+//!   whose target the block meets.
 //!
 //! L2 work comes from the L2 node's aux RPC (`createauxblock`), so the proxy runs as its own
 //! process next to the pool (`rexe miner proxy`).
@@ -27,8 +29,9 @@ use bitcoin::hashes::Hash;
 use bitcoin::Block;
 use serde_json::{json, Value};
 
+use crate::aggregate::{AggregateOptions, AuxChain, AuxWork, ChainStats, Taken};
 use crate::auxpow::{AuxPow, AuxTree, ChainId, MERGED_MINING_HEADER};
-use crate::bitcoind::Bitcoind;
+use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::{coinbase_branch, Source};
 
 /// Counters of harvested work, by source, plus rejections.
@@ -48,6 +51,20 @@ pub struct Stats {
     pub coinbase_too_long: u64,
     /// Commitments found that the L2 refused, by reason.
     pub rejected: HashMap<String, u64>,
+    /// Per chain (rexe's L2 as `rexe`, then each aux chain by label).
+    pub chains: std::collections::BTreeMap<String, ChainStats>,
+}
+
+impl Stats {
+    /// The counters of chain `name` (created on first use).
+    pub fn chain(&mut self, name: &str, id: ChainId) -> &mut ChainStats {
+        self.chains
+            .entry(name.to_string())
+            .or_insert_with(|| ChainStats {
+                chain_id: id.0,
+                ..ChainStats::default()
+            })
+    }
 }
 
 /// Bitcoin's consensus limit on a coinbase scriptSig (`bad-cb-length` above).
@@ -77,7 +94,36 @@ pub fn coinbase_script_sig_fits(block: &Block) -> bool {
     true
 }
 
-/// What the proxy and the watcher share: the L2 aux RPC and the work handed out.
+/// Why a [`Harvester`] cannot be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggregateError {
+    /// Two chains share a chain id: they would need the same slot of the aux tree.
+    #[error("chains {first} and {second} both have chain id {id:#06x}: one aux tree cannot hold both (a coinbase carries one merged-mining header)")]
+    DuplicateChainId {
+        /// The id.
+        id: u32,
+        /// One chain's label.
+        first: String,
+        /// The other's.
+        second: String,
+    },
+    /// Two chains share a label (their counters would merge).
+    #[error("two chains are named {0:?}: give one of them name=")]
+    DuplicateName(String),
+    /// No tree of at most 2^30 leaves places every chain in its own slot.
+    #[error("no aux tree layout fits these {0} chains")]
+    NoLayout(usize),
+}
+
+/// An aux tree handed out in a template: the tree and which chain holds which leaf.
+struct Committed {
+    tree: AuxTree,
+    /// (index into `Harvester::chains`, leaf).
+    leaves: Vec<(usize, [u8; 32])>,
+}
+
+/// What the proxy and the watcher share: the chains merge-mined (rexe's L2 first, then the
+/// `--aux-chain`s), the work handed out, and the counters.
 pub struct Harvester {
     /// The L2 node's RPC (aux methods).
     pub l2: Bitcoind,
@@ -85,75 +131,153 @@ pub struct Harvester {
     pub payout: String,
     /// Chain id to commit for.
     pub chain_id: ChainId,
-    /// Work handed out: L2 block hash (internal order) -> (hash as the L2 prints it, target).
-    pub work: Mutex<HashMap<[u8; 32], (String, bitcoin::pow::Target)>>,
     /// Counters.
     pub stats: Mutex<Stats>,
-    /// Work already sealed: L2 block hash (internal order) -> the parent block that sealed
-    /// it and the work's target, so one harvest is never submitted (or counted) twice.
-    pub sealed: Mutex<HashMap<[u8; 32], (bitcoin::BlockHash, bitcoin::pow::Target)>>,
+    /// rexe's L2 (index 0) and the other chains.
+    chains: Vec<AuxChain>,
+    /// Aux trees handed out, by root (internal order).
+    trees: Mutex<HashMap<[u8; 32], Arc<Committed>>>,
+    options: AggregateOptions,
 }
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Label of rexe's own L2 in per-chain counters.
+pub const REXE_LABEL: &str = "rexe";
 
 impl Harvester {
     /// A harvester submitting to `l2`, paying `payout`, committing for `chain_id`.
     pub fn new(l2: Bitcoind, payout: impl Into<String>, chain_id: ChainId) -> Harvester {
-        Harvester {
+        Self::with_aux_chains(
             l2,
-            payout: payout.into(),
+            payout,
             chain_id,
-            work: Mutex::new(HashMap::new()),
-            stats: Mutex::new(Stats::default()),
-            sealed: Mutex::new(HashMap::new()),
+            Vec::new(),
+            AggregateOptions::default(),
+        )
+        .expect("one chain always fits")
+    }
+
+    /// A harvester merge-mining `aux` beside rexe's L2, all in one aux tree. Refuses two
+    /// chains with one chain id.
+    pub fn with_aux_chains(
+        l2: Bitcoind,
+        payout: impl Into<String>,
+        chain_id: ChainId,
+        aux: Vec<AuxChain>,
+        options: AggregateOptions,
+    ) -> Result<Harvester, AggregateError> {
+        let payout = payout.into();
+        let mut chains = vec![AuxChain::new(
+            REXE_LABEL,
+            l2.clone(),
+            chain_id,
+            Some(payout.clone()),
+        )];
+        chains.extend(aux);
+        for (i, a) in chains.iter().enumerate() {
+            if chains[..i].iter().any(|b| b.name == a.name) {
+                return Err(AggregateError::DuplicateName(a.name.clone()));
+            }
+            if let Some(b) = chains[..i].iter().find(|b| b.chain_id == a.chain_id) {
+                return Err(AggregateError::DuplicateChainId {
+                    id: a.chain_id.0,
+                    first: b.name.clone(),
+                    second: a.name.clone(),
+                });
+            }
         }
+        let ids: Vec<ChainId> = chains.iter().map(|c| c.chain_id).collect();
+        AuxTree::layout(&ids).ok_or(AggregateError::NoLayout(ids.len()))?;
+        let mut stats = Stats::default();
+        for c in &chains {
+            stats.chain(&c.name, c.chain_id);
+        }
+        Ok(Harvester {
+            l2,
+            payout,
+            chain_id,
+            stats: Mutex::new(stats),
+            chains,
+            trees: Mutex::new(HashMap::new()),
+            options,
+        })
     }
 
-    /// Fresh L2 work paying the configured address; returns the 44-byte commitment tag.
+    /// The chains merge-mined: rexe's L2 first.
+    pub fn chains(&self) -> &[AuxChain] {
+        &self.chains
+    }
+
+    fn commit(&self, leaves: Vec<(usize, [u8; 32])>) -> Option<[u8; 44]> {
+        let pairs: Vec<(ChainId, [u8; 32])> = leaves
+            .iter()
+            .map(|(i, h)| (self.chains[*i].chain_id, *h))
+            .collect();
+        let tree = AuxTree::build(&pairs)?;
+        let tag = tree.commitment();
+        let mut trees = lock(&self.trees);
+        if trees.len() >= 10_000 {
+            trees.clear();
+        }
+        trees.insert(tree.root(), Arc::new(Committed { tree, leaves }));
+        Some(tag)
+    }
+
+    /// Work for a template: fresh work from every chain, fetched concurrently (a chain
+    /// whose RPC fails gives its last good work, or is left out); returns the 44-byte tag
+    /// of the one aux tree holding them all. Fails only when no chain has work.
     pub fn new_work(&self) -> Result<[u8; 44], String> {
-        self.new_work_for(&self.payout.clone())
-            .map(|(tag, _, _)| tag)
+        let leaves: Vec<(usize, [u8; 32])> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .chains
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    s.spawn(move || {
+                        c.current(c.address.as_deref(), &self.options, &self.stats)
+                            .map(|h| (i, h))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        });
+        if leaves.is_empty() {
+            return Err("no chain gave aux work (are their nodes up?)".into());
+        }
+        {
+            let mut st = lock(&self.stats);
+            for (i, _) in &leaves {
+                let c = &self.chains[*i];
+                st.chain(&c.name, c.chain_id).committed += 1;
+            }
+        }
+        self.commit(leaves)
+            .ok_or_else(|| "no aux tree layout for these chains".into())
     }
 
-    /// Fresh L2 work paying `payout`: the tag, the L2 block hash (as printed) and its target.
+    /// Fresh L2 work (rexe's chain only) paying `payout`: the tag, the L2 block hash (as
+    /// printed) and its target.
     pub fn new_work_for(
         &self,
         payout: &str,
     ) -> Result<([u8; 44], String, bitcoin::pow::Target), String> {
-        let w = self
-            .l2
-            .call("createauxblock", json!([payout]))
+        let w = self.chains[0]
+            .fetch(Some(payout))
             .map_err(|e| e.to_string())?;
-        let hash_str = w["hash"]
-            .as_str()
-            .ok_or("createauxblock: no hash")?
-            .to_string();
-        let mut hash: [u8; 32] = hex::decode(&hash_str)
-            .map_err(|e| e.to_string())?
-            .try_into()
-            .map_err(|_| "createauxblock: bad hash")?;
-        hash.reverse();
-        let mut le = [0u8; 32];
-        hex::decode_to_slice(
-            w["_target"].as_str().ok_or("createauxblock: no _target")?,
-            &mut le,
-        )
-        .map_err(|e| e.to_string())?;
-        let target = bitcoin::pow::Target::from_le_bytes(le);
-        let mut work = self.work.lock().unwrap_or_else(|e| e.into_inner());
-        if work.len() > 10_000 {
-            work.clear();
-        }
-        work.insert(hash, (hash_str.clone(), target));
-        Ok((
-            AuxTree::build(&[(self.chain_id, hash)])
-                .expect("fits")
-                .commitment(),
-            hash_str,
-            target,
-        ))
+        let tag = self.commit(vec![(0, w.hash)]).ok_or("no aux tree layout")?;
+        Ok((tag, w.hash_str, w.target))
     }
 
-    /// Checks `block` for a commitment to work we handed out and, when its hash meets that
-    /// work's target, submits the AuxPoW to the L2. Returns whether an L2 block was sealed.
+    /// Checks `block` for a commitment to an aux tree we handed out and, for every chain
+    /// in it whose work's target the block's hash meets, submits that chain's AuxPoW
+    /// (chain branch and index of its leaf), to all such chains at once. Returns whether
+    /// some chain's block was sealed.
     pub fn harvest(&self, block: &Block, source: Source) -> bool {
         let Some(cb) = block.txdata.first() else {
             return false;
@@ -168,35 +292,32 @@ impl Harvester {
         let Some(root) = script.get(at + 4..at + 36) else {
             return false;
         };
-        let mut hash: [u8; 32] = root.try_into().expect("32 bytes");
-        hash.reverse();
+        let mut root: [u8; 32] = root.try_into().expect("32 bytes");
+        root.reverse();
+        let Some(committed) = lock(&self.trees).get(&root).cloned() else {
+            return false;
+        };
         let parent_hash = block.block_hash();
         // Take the work out while it is submitted: the proxy and the watcher (or two
         // shares) racing on it submit it once.
-        let taken = {
-            let mut work = self.work.lock().unwrap_or_else(|e| e.into_inner());
-            match work.get(&hash) {
-                Some((_, target)) if target.is_met_by(parent_hash) => work.remove(&hash),
-                _ => None,
-            }
-        };
-        let Some((hash_str, target)) = taken else {
-            let sealed_by = self
-                .sealed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&hash)
-                .copied();
-            if let Some((by, target)) = sealed_by {
-                if by != parent_hash && target.is_met_by(parent_hash) {
-                    self.stats
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .stale_l2 += 1;
+        let mut due = Vec::new();
+        for (i, leaf) in &committed.leaves {
+            let c = &self.chains[*i];
+            match c.take(leaf, parent_hash) {
+                Taken::Submit(w) => due.push((*i, w)),
+                Taken::AlreadySealed => {
+                    let mut st = lock(&self.stats);
+                    st.chain(&c.name, c.chain_id).stale_work += 1;
+                    if *i == 0 {
+                        st.stale_l2 += 1;
+                    }
                 }
+                Taken::Nothing => {}
             }
+        }
+        if due.is_empty() {
             return false;
-        };
+        }
         let txids: Vec<[u8; 32]> = block
             .txdata
             .iter()
@@ -206,7 +327,7 @@ impl Harvester {
         for i in &mut coinbase.input {
             i.witness.clear();
         }
-        let aux = AuxPow {
+        let base = AuxPow {
             coinbase_tx: coinbase,
             hash_block: [0; 32],
             coinbase_branch: coinbase_branch(&txids),
@@ -215,45 +336,88 @@ impl Harvester {
             chain_index: 0,
             parent: block.header,
         };
-        let r = self.l2.call(
-            "submitauxblock",
-            json!([hash_str, hex::encode(aux.encode())]),
-        );
-        if matches!(r, Ok(Value::Bool(true))) {
-            let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
-            if sealed.len() > 10_000 {
-                sealed.clear();
-            }
-            sealed.insert(hash, (parent_hash, target));
-        } else if r.as_ref().is_err_and(|e| e.is_transport()) {
-            // The L2 node was unreachable: the work may still seal a block later.
-            self.work
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(hash, (hash_str.clone(), target));
+        let results: Vec<(usize, AuxWork, Result<Value, RpcError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = due
+                .into_iter()
+                .map(|(i, w)| {
+                    let c = &self.chains[i];
+                    let (chain_branch, chain_index) = committed.tree.branch(c.chain_id);
+                    let aux = AuxPow {
+                        chain_branch,
+                        chain_index,
+                        ..base.clone()
+                    };
+                    s.spawn(move || {
+                        let r = c.submit(&w, &hex::encode(aux.encode()));
+                        (i, w, r)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut any = false;
+        for (i, w, r) in results {
+            any |= self.account(i, w, r, parent_hash, source);
         }
-        let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        match r {
-            Ok(Value::Bool(true)) => {
-                match source {
-                    Source::OnChain => st.on_chain += 1,
-                    Source::Premature => st.premature += 1,
-                    Source::Stale => st.stale += 1,
-                }
-                tracing::info!(l2_block = %hash_str, parent = %block.block_hash(), source = source.name(), "harvested work sealed an L2 block");
-                true
+        any
+    }
+
+    /// Records the outcome of one submission; true when it sealed a block.
+    fn account(
+        &self,
+        i: usize,
+        w: AuxWork,
+        r: Result<Value, RpcError>,
+        parent: bitcoin::BlockHash,
+        source: Source,
+    ) -> bool {
+        let c = &self.chains[i];
+        let sealed = matches!(r, Ok(Value::Bool(true)));
+        if sealed {
+            c.mark_sealed(&w, parent);
+        } else if r.as_ref().is_err_and(|e| e.is_transport()) {
+            // The chain's node was unreachable: the work may still seal a block later.
+            c.put_back(w.clone());
+        }
+        let mut st = lock(&self.stats);
+        let cs = st.chain(&c.name, c.chain_id);
+        match &r {
+            Ok(Value::Bool(true)) => cs.sealed += 1,
+            Ok(other) => {
+                let s = other.to_string();
+                cs.reject(&format!("answered {s}"));
             }
+            Err(e @ RpcError::Rpc { code, message, .. }) => {
+                cs.errors += 1;
+                cs.reject(&format!("error {code}: {message}"));
+                tracing::debug!(chain = %c.name, error = %e, "AuxPoW refused");
+            }
+            Err(e) => {
+                cs.errors += 1;
+                tracing::warn!(chain = %c.name, error = %e, "could not submit AuxPoW");
+            }
+        }
+        if sealed {
+            tracing::info!(chain = %c.name, block = %w.hash_str, parent = %parent, source = source.name(), "harvested work sealed a block");
+        }
+        if i != 0 {
+            return sealed;
+        }
+        // rexe's own L2: the original counters.
+        match r {
+            Ok(Value::Bool(true)) => match source {
+                Source::OnChain => st.on_chain += 1,
+                Source::Premature => st.premature += 1,
+                Source::Stale => st.stale += 1,
+            },
             Ok(other) => {
                 *st.rejected
                     .entry(format!("l2 answered {other}"))
-                    .or_default() += 1;
-                false
+                    .or_default() += 1
             }
-            Err(e) => {
-                *st.rejected.entry(e.to_string()).or_default() += 1;
-                false
-            }
+            Err(e) => *st.rejected.entry(e.to_string()).or_default() += 1,
         }
+        sealed
     }
 }
 
@@ -401,7 +565,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                         out.push(b'\n');
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "no L2 work for this template (is the L2 node up?)")
+                        tracing::warn!(error = %e, "no aux work for this template")
                     }
                     Err(e) => tracing::warn!(error = %e, "L2 work task failed"),
                 }
@@ -477,7 +641,62 @@ async fn metrics(State(st): State<Arc<ProxyState>>) -> Response {
         "rexe_harvest_rejected_total {}\n",
         s.rejected.values().sum::<u64>()
     );
+    t += &chain_metrics(&s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response()
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A per-chain counter series: name, help, value.
+type Series = (&'static str, &'static str, fn(&ChainStats) -> u64);
+
+/// The per-chain series (label `chain`).
+fn chain_metrics(s: &Stats) -> String {
+    let mut t = String::new();
+    let series: [Series; 4] = [
+        (
+            "rexe_aux_sealed_total",
+            "Blocks of each merge-mined chain sealed by harvested work.",
+            |c| c.sealed,
+        ),
+        (
+            "rexe_aux_errors_total",
+            "Failed aux RPC calls (unreachable, timeouts, errors, malformed work), by chain.",
+            |c| c.errors,
+        ),
+        (
+            "rexe_aux_stale_work_total",
+            "Work meeting a chain's target that another parent had already sealed.",
+            |c| c.stale_work,
+        ),
+        (
+            "rexe_aux_committed_total",
+            "Templates whose aux tree held the chain's work.",
+            |c| c.committed,
+        ),
+    ];
+    for (name, help, f) in series {
+        t += &format!("# HELP {name} {help}\n# TYPE {name} counter\n");
+        for (chain, c) in &s.chains {
+            t += &format!("{name}{{chain=\"{}\"}} {}\n", label(chain), f(c));
+        }
+    }
+    t += "# HELP rexe_aux_rejected_total AuxPoW a chain refused, by chain and reason.\n# TYPE rexe_aux_rejected_total counter\n";
+    for (chain, c) in &s.chains {
+        for (reason, n) in &c.rejected {
+            t += &format!(
+                "rexe_aux_rejected_total{{chain=\"{}\",reason=\"{}\"}} {n}\n",
+                label(chain),
+                label(reason)
+            );
+        }
+    }
+    t
 }
 
 /// Serves the proxy on `listen` (returns the bound address), forwarding to `upstream`.

@@ -678,3 +678,112 @@ fn dogecoin_block_verifies_for_chain_id_0x62_but_its_scrypt_parent_is_no_sha256d
     assert!(v["error"].as_str().unwrap().contains("above target"), "{v}");
     assert_eq!(v["auxpow"]["merkle_size"], serde_json::json!(1));
 }
+
+/// Namecoin's `CAuxPow::getExpectedIndex`, transcribed as it is written there: a `uint32_t`
+/// LCG, here in 64-bit arithmetic reduced mod 2^32 after each step.
+fn namecoin_expected_index(nonce: u32, chain_id: u32, h: u32) -> u32 {
+    let m = 1u64 << 32;
+    let mut rand = u64::from(nonce);
+    rand = (rand * 1_103_515_245 + 12_345) % m;
+    rand = (rand + u64::from(chain_id)) % m;
+    rand = (rand * 1_103_515_245 + 12_345) % m;
+    (rand % (1u64 << h)) as u32
+}
+
+/// The aux tree layout: the smallest size, the first nonce at that size with no slot
+/// collision (per Namecoin's formula), and no layout for two equal chain ids.
+#[test]
+fn aux_tree_layout_is_smallest_and_collision_free() {
+    let sets: Vec<Vec<ChainId>> = vec![
+        vec![ChainId::REXE],
+        vec![ChainId::REXE, ChainId::NAMECOIN],
+        vec![ChainId::REXE, ChainId::NAMECOIN, ChainId::DOGECOIN],
+        vec![
+            ChainId::REXE,
+            ChainId(0x0001),
+            ChainId(0x0062),
+            ChainId(0x1000),
+        ],
+        (1..=6).map(ChainId).collect(),
+    ];
+    for ids in sets {
+        let (h, nonce) = AuxTree::layout(&ids).unwrap();
+        assert!(1usize << h >= ids.len(), "{ids:?}");
+        let fits = |h: u32, n: u32| {
+            let mut s: Vec<u32> = ids
+                .iter()
+                .map(|c| namecoin_expected_index(n, c.0, h))
+                .collect();
+            s.sort_unstable();
+            s.dedup();
+            s.len() == ids.len()
+        };
+        assert!(fits(h, nonce), "{ids:?}: collision at h={h} nonce={nonce}");
+        for c in &ids {
+            assert_eq!(
+                expected_index(nonce, *c, h),
+                namecoin_expected_index(nonce, c.0, h)
+            );
+        }
+        // Smallest: no nonce (of the first 65536) fits any lower height, and no lower
+        // nonce fits this one.
+        for lower in 0..h {
+            assert!(
+                (0..1u32 << 16).all(|n| !fits(lower, n)),
+                "{ids:?}: height {lower} fits"
+            );
+        }
+        assert!((0..nonce).all(|n| !fits(h, n)), "{ids:?}");
+        // The tree built on it proves every chain's leaf at its slot.
+        let chains: Vec<(ChainId, [u8; 32])> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, [i as u8 + 1; 32]))
+            .collect();
+        let tree = AuxTree::build(&chains).unwrap();
+        assert_eq!((tree.height, tree.nonce), (h, nonce));
+        for (c, leaf) in &chains {
+            let (branch, index) = tree.branch(*c);
+            assert_eq!(branch.len() as u32, h);
+            assert_eq!(index as u32, namecoin_expected_index(nonce, c.0, h));
+            assert_eq!(merkle_branch_root(*leaf, &branch, index), tree.root());
+        }
+    }
+    // rexe (0x0b42) and Dogecoin (0x0062) are equal modulo 32: with Namecoin, a tree of 64.
+    assert_eq!(
+        AuxTree::layout(&[ChainId::REXE, ChainId::NAMECOIN, ChainId::DOGECOIN]),
+        Some((6, 0))
+    );
+    assert_eq!(
+        AuxTree::layout(&[ChainId::REXE, ChainId::NAMECOIN]),
+        Some((1, 0))
+    );
+    // Two chains with one id always share a slot.
+    assert!(AuxTree::layout(&[ChainId::NAMECOIN, ChainId::REXE, ChainId::NAMECOIN]).is_none());
+    assert!(AuxTree::build(&[(ChainId::REXE, [1; 32]), (ChainId::REXE, [2; 32])]).is_none());
+}
+
+/// One parent commits to three chains: each chain's AuxPoW (its branch and slot in the one
+/// tree) passes the Namecoin rules for that chain and no other.
+#[test]
+fn three_chain_tree_auxpows_verify() {
+    let chains = [
+        (ChainId::REXE, [1u8; 32]),
+        (ChainId::NAMECOIN, [2u8; 32]),
+        (ChainId::DOGECOIN, [3u8; 32]),
+    ];
+    let tree = AuxTree::build(&chains).unwrap();
+    let bits = bitcoin::CompactTarget::from_consensus(0x207f_ffff);
+    let target = bitcoin::pow::Target::from_compact(bits);
+    for (c, h) in chains {
+        let aux = mine_parent(&tree, c, bits, target, 1);
+        assert_eq!(aux.check(h, c), Ok(()));
+        let decoded = AuxPow::decode(&aux.encode()).unwrap();
+        assert_eq!(decoded.check(h, c), Ok(()));
+        for (other, oh) in chains {
+            if other != c {
+                assert!(aux.check(oh, c).is_err());
+            }
+        }
+    }
+}

@@ -80,6 +80,7 @@ fn start(server_threads: usize) -> Result<Stack> {
         threads: 1,
         peers: Vec::new(),
         mining_address: None,
+        chain_id: None,
         rpc_max_connections: None,
         rpc_max_per_ip: None,
         rpc_timeout: None,

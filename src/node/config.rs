@@ -36,6 +36,11 @@ pub struct Overrides {
     /// L2 address paid by `getauxblock` without arguments.
     #[arg(long)]
     pub mining_address: Option<String>,
+    /// Merge-mining chain id (hex `0x0b42` or decimal, below 0x2000) the AuxPoW seals and
+    /// the aux RPC use (default 0x0b42, rexe's). A consensus rule: the data directory
+    /// records it and refuses another.
+    #[arg(long)]
+    pub chain_id: Option<String>,
     /// Most open RPC connections in total (default 256).
     #[arg(long)]
     pub rpc_max_connections: Option<usize>,
@@ -76,6 +81,9 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     #[serde(default)]
     pub mining_address: Option<String>,
+    /// Merge-mining chain id (TOML integer, e.g. `chain_id = 0x0b42`).
+    #[serde(default)]
+    pub chain_id: Option<u32>,
     #[serde(default)]
     pub rpc_max_connections: Option<usize>,
     #[serde(default)]
@@ -135,6 +143,9 @@ impl NodeConfig {
         }
         if let Some(v) = &o.mining_address {
             cfg.mining_address = Some(v.clone());
+        }
+        if let Some(v) = &o.chain_id {
+            cfg.chain_id = Some(parse_chain_id(v)?);
         }
         for (dst, src) in [
             (&mut cfg.rpc_max_connections, o.rpc_max_connections),
@@ -201,6 +212,18 @@ impl NodeConfig {
             .transpose()
     }
 
+    /// The merge-mining chain id: the configured one (checked to be below `0x2000`, so no
+    /// Bitcoin header can carry it) or rexe's `0x0b42`.
+    pub fn chain_id(&self) -> Result<rexe_miner::ChainId> {
+        match self.chain_id {
+            None => Ok(rexe_miner::ChainId::REXE),
+            Some(id) if id < 0x2000 => Ok(rexe_miner::ChainId(id)),
+            Some(id) => bail!(
+                "chain_id {id:#06x} is not below 0x2000: Bitcoin headers with version bits read as such ids"
+            ),
+        }
+    }
+
     /// The configured peers, parsed.
     pub fn peers(&self) -> Result<Vec<super::peer::Peer>> {
         self.peers
@@ -231,4 +254,45 @@ impl NodeConfig {
             ),
         }
     }
+}
+
+/// Parses a chain id: `0x`-prefixed hex or decimal.
+pub fn parse_chain_id(s: &str) -> Result<u32> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .with_context(|| format!("chain id {s:?} is not a number (hex 0x0b42 or decimal)"))
+}
+
+/// File in the data directory recording the chain id its blocks are sealed for.
+const CHAIN_ID_FILE: &str = "chain_id";
+
+/// Checks `chain_id` against the one `datadir` records, recording it on first use. A data
+/// directory with a chain but no record was made before the key existed: rexe's 0x0b42.
+pub fn check_datadir_chain_id(datadir: &Path, chain_id: rexe_miner::ChainId) -> Result<()> {
+    let file = datadir.join(CHAIN_ID_FILE);
+    let recorded = match std::fs::read_to_string(&file) {
+        Ok(s) => Some(parse_chain_id(&s).with_context(|| format!("reading {}", file.display()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let used = std::fs::read_dir(datadir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            used.then_some(rexe_miner::ChainId::REXE.0)
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    if let Some(r) = recorded {
+        if r != chain_id.0 {
+            bail!(
+                "the data directory {} holds a chain sealed for chain id {r:#06x}, not {:#06x}",
+                datadir.display(),
+                chain_id.0
+            );
+        }
+    }
+    std::fs::create_dir_all(datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    std::fs::write(&file, format!("{:#06x}\n", chain_id.0))
+        .with_context(|| format!("writing {}", file.display()))
 }

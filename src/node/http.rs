@@ -38,6 +38,8 @@ pub struct Shared {
     pub aux: Mutex<rexe_miner::aux_rpc::AuxWork>,
     /// Payout address for `getauxblock` without arguments.
     pub mining_address: Option<rexe_chain::Address>,
+    /// Merge-mining chain id of this chain (its sealer's and the aux RPC's).
+    pub chain_id: rexe_miner::ChainId,
     /// Connection, timeout, body and batch limits of the RPC server.
     pub limits: rexe_net::Limits,
 }
@@ -104,6 +106,7 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
         let mut ctx = rpc::Context {
             aux: &mut aux,
             mining_address: shared.mining_address,
+            chain_id: shared.chain_id,
         };
         let r = rpc::call(&mut shared.chain(), &mut ctx, &method, &params, now_secs());
         drop(aux);

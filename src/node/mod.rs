@@ -91,6 +91,8 @@ pub fn open_shared_with_peg(
     peg: rexe_bridge::contract::PegContract,
 ) -> Result<(Arc<Shared>, std::path::PathBuf)> {
     let peg = peg.boxed();
+    let chain_id = cfg.chain_id()?;
+    config::check_datadir_chain_id(&cfg.datadir, chain_id)?;
     let chain = Chain::open_with_systems(
         &cfg.datadir,
         params,
@@ -99,7 +101,7 @@ pub fn open_shared_with_peg(
             verify_state: cfg.verify_state,
             ..ChainConfig::default()
         },
-        Arc::new(rexe_miner::AuxPowSealer::default()),
+        Arc::new(rexe_miner::AuxPowSealer { chain_id }),
         vec![peg],
     )
     .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
@@ -115,6 +117,7 @@ pub fn open_shared_with_peg(
         peers: cfg.peers()?,
         aux: Mutex::new(Default::default()),
         mining_address,
+        chain_id,
         limits: cfg.rpc_limits()?,
     });
     Ok((shared, cookie_path))

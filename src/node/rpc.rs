@@ -79,6 +79,8 @@ pub struct Context<'a> {
     pub aux: &'a mut rexe_miner::aux_rpc::AuxWork,
     /// Payout address of `getauxblock` without arguments.
     pub mining_address: Option<Address>,
+    /// Merge-mining chain id reported by `createauxblock`/`getauxblock`.
+    pub chain_id: rexe_miner::ChainId,
 }
 
 fn aux_err(e: rexe_miner::aux_rpc::AuxRpcError) -> RpcError {
@@ -166,7 +168,7 @@ pub fn call(
     params: &Value,
     now: u64,
 ) -> Result<Value, RpcError> {
-    let chain_id = rexe_miner::ChainId::REXE;
+    let chain_id = ctx.chain_id;
     match method {
         "createauxblock" => {
             check_arity(params, 1, 1)?;
