@@ -176,6 +176,44 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     // never submitted twice (no "block hash unknown" rejection).
     assert_eq!(s["rejected"], json!({}), "{s}");
     assert_eq!(s["stale_l2"], json!(0), "{s}");
+    // Stale L2 work: two templates at once; the second's block seals an L2 block (the L2
+    // tip moves, the node drops the first template's work); the first's block, a Bitcoin
+    // side branch, then commits to dropped L2 work: counted as stale_l2, not as a refusal.
+    let ta = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let tb = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let before = l2_height();
+    let bb = mine(&tb, 3);
+    assert_eq!(
+        pool.call("submitblock", json!([serialize_hex(&bb)]))
+            .unwrap(),
+        Value::Null
+    );
+    wait_for("the L2 block sealed by the second template", || {
+        l2_height() == before + 1
+    });
+    let ba = mine(&ta, 4);
+    pool.call("submitblock", json!([serialize_hex(&ba)]))
+        .unwrap();
+    let stats = || -> Value {
+        let out = Command::new(BIN)
+            .args(["miner", "stats", "--proxy", &proxy_addr])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let t0 = Instant::now();
+    while stats()["stale_l2"] != json!(1) && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = stats();
+    assert_eq!(s["stale_l2"], json!(1), "{s}");
+    assert_eq!(s["rejected"], json!({}), "{s}");
+    assert_eq!(l2_height(), before + 1);
+
     // Other methods pass through untouched.
     assert_eq!(
         pool.call("getbestblockhash", json!([])).unwrap(),

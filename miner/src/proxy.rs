@@ -43,8 +43,9 @@ pub struct Stats {
     pub premature: u64,
     /// ... by a valid Bitcoin block that did not become (or stay) the tip.
     pub stale: u64,
-    /// Work that met the L2 target for L2 work already sealed by another block (its L2
-    /// parent is no longer the tip): not submitted.
+    /// Work that met the L2 target for L2 work already sealed by another block, or that the
+    /// L2 node dropped because its tip moved (`-8 block hash unknown`): its L2 parent is no
+    /// longer the tip.
     pub stale_l2: u64,
     /// Blocks whose coinbase scriptSig is over 100 bytes (Bitcoin's consensus limit): the
     /// pool's configuration leaves no room for the merged-mining tag.
@@ -137,6 +138,9 @@ pub struct Harvester {
     chains: Vec<AuxChain>,
     /// Aux trees handed out, by root (internal order).
     trees: Mutex<HashMap<[u8; 32], Arc<Committed>>>,
+    /// (chain, parent block) pairs already counted as stale work: the proxy and the watcher
+    /// both see a stale block, and it counts once.
+    stale_seen: Mutex<std::collections::HashSet<(usize, bitcoin::BlockHash)>>,
     options: AggregateOptions,
 }
 
@@ -202,6 +206,7 @@ impl Harvester {
             stats: Mutex::new(stats),
             chains,
             trees: Mutex::new(HashMap::new()),
+            stale_seen: Mutex::new(Default::default()),
             options,
         })
     }
@@ -306,6 +311,15 @@ impl Harvester {
             match c.take(leaf, parent_hash) {
                 Taken::Submit(w) => due.push((*i, w)),
                 Taken::AlreadySealed => {
+                    {
+                        let mut seen = lock(&self.stale_seen);
+                        if seen.len() > 10_000 {
+                            seen.clear();
+                        }
+                        if !seen.insert((*i, parent_hash)) {
+                            continue;
+                        }
+                    }
                     let mut st = lock(&self.stats);
                     st.chain(&c.name, c.chain_id).stale_work += 1;
                     if *i == 0 {
@@ -415,6 +429,11 @@ impl Harvester {
                     .entry(format!("l2 answered {other}"))
                     .or_default() += 1
             }
+            // The L2 tip moved since this work was handed out (the node dropped it): stale
+            // L2 work, counted apart from real refusals.
+            Err(RpcError::Rpc {
+                code: -8, message, ..
+            }) if message.contains("unknown") => st.stale_l2 += 1,
             Err(e) => *st.rejected.entry(e.to_string()).or_default() += 1,
         }
         sealed
@@ -632,7 +651,7 @@ async fn metrics(State(st): State<Arc<ProxyState>>) -> Response {
     ] {
         t += &format!("rexe_harvested_total{{source=\"{src}\"}} {n}\n");
     }
-    t += "# HELP rexe_harvest_stale_l2_total Work meeting the L2 target for L2 work already sealed.\n# TYPE rexe_harvest_stale_l2_total counter\n";
+    t += "# HELP rexe_harvest_stale_l2_total Work meeting the L2 target for L2 work already sealed or dropped by a newer L2 tip.\n# TYPE rexe_harvest_stale_l2_total counter\n";
     t += &format!("rexe_harvest_stale_l2_total {}\n", s.stale_l2);
     t += "# HELP rexe_coinbase_too_long_total Submitted blocks whose coinbase scriptSig is over 100 bytes.\n# TYPE rexe_coinbase_too_long_total counter\n";
     t += &format!("rexe_coinbase_too_long_total {}\n", s.coinbase_too_long);
