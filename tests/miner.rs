@@ -538,6 +538,46 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert_eq!(stats["coinbase_too_long"], json!(1), "{stats}");
 
+    // A client that reads replies line by line on one kept-alive connection (as ckpool
+    // does) gets each reply whole, without waiting for a timeout: the rewritten GBT and a
+    // reply forwarded from the node both end in a newline.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut conn = std::net::TcpStream::connect(&proxy_addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut lines = BufReader::new(conn.try_clone().unwrap());
+        let auth = base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie);
+        for (method, params) in [
+            ("getblocktemplate", json!([{"rules": ["segwit"]}])),
+            ("getblockcount", json!([])),
+        ] {
+            let body = json!({"method": method, "params": params, "id": 7}).to_string();
+            write!(
+                conn,
+                "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut line = String::new();
+            lines.read_line(&mut line).unwrap();
+            assert!(line.starts_with("HTTP/1.1 200"), "{method}: {line:?}");
+            loop {
+                line.clear();
+                lines.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            line.clear();
+            lines
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("{method}: the reply is not a line: {e}"));
+            assert!(line.ends_with('\n'), "{method}: {line:?}");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert!(v["error"].is_null(), "{method}: {v}");
+        }
+    }
+
     // With the right credentials the same block goes through and is harvested.
     assert_eq!(
         pool.call("submitblock", json!([serialize_hex(&b)]))

@@ -149,3 +149,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// A JSON-RPC reply as bitcoind frames it: the JSON text and a newline, with
+/// `Content-Type: application/json` (clients such as ckpool read replies line by line).
+pub fn json_line(
+    status: axum::http::StatusCode,
+    v: &serde_json::Value,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = v.to_string();
+    body.push('\n');
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}

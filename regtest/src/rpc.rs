@@ -826,11 +826,11 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         Ok(b) => b,
         Err(jsonrpc::BodyError::Parse(_)) => {
             let v = json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null});
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(v)).into_response();
+            return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &v);
         }
         Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
             let v = json!({"result": null, "error": {"code": -32600, "message": e.to_string()}, "id": null});
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(v)).into_response();
+            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &v);
         }
     };
     let shared2 = shared.clone();
@@ -849,7 +849,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, axum::Json(out)).into_response()
+    rexe_net::http::json_line(status, &out)
 }
 
 /// The router serving `shared`.

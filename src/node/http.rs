@@ -168,7 +168,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                     "request body larger than {max} bytes"
                 ))),
             );
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
+            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
         Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
     };
@@ -176,7 +176,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         Ok(b) => b,
         Err(e @ jsonrpc::BodyError::Parse(_)) => {
             let e = reply(Value::Null, false, Err(RpcError::parse(e.to_string())));
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(e)).into_response();
+            return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &e);
         }
         Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
             let e = reply(
@@ -184,7 +184,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                 false,
                 Err(RpcError::invalid_request(format!("{e} (--rpc-max-batch)"))),
             );
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
+            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
     };
     match req {
@@ -193,7 +193,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             for r in reqs {
                 out.push(one(&shared, r).await);
             }
-            axum::Json(Value::Array(out)).into_response()
+            rexe_net::http::json_line(StatusCode::OK, &Value::Array(out))
         }
         jsonrpc::Body::Single(r) => {
             let v = one(&shared, r).await;
@@ -203,7 +203,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                 Some(-32601) => StatusCode::NOT_FOUND,
                 Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (status, axum::Json(v)).into_response()
+            rexe_net::http::json_line(status, &v)
         }
     }
 }
