@@ -652,9 +652,22 @@ fn query(n: &Node, sh: &ScriptHash, max_history: usize) -> Result<Scan, (i64, St
         }
     }
     // The mempool transactions touching the script, parents before children as stored.
+    add_mempool(n, sh, &mut s, mem_txs);
+    Ok(s)
+}
+
+/// Lays the mempool transactions `txids` (parents before children) over a confirmed scan of
+/// `sh`: spends and new outputs, and their history entries (height 0, or -1 with an
+/// unconfirmed parent), ordered as the protocol says: height 0 first, then -1, each by txid.
+fn add_mempool<'a>(
+    n: &Node,
+    sh: &ScriptHash,
+    s: &mut Scan,
+    txids: impl IntoIterator<Item = &'a Txid>,
+) {
     let mut mem_funded: HashSet<OutPoint> = HashSet::new();
     let mut mem_entries: Vec<(i64, Txid, Option<u64>)> = Vec::new();
-    for txid in mem_txs {
+    for txid in txids {
         let Some(pd) = n.mempool.txs.get(txid) else {
             continue;
         };
@@ -686,10 +699,8 @@ fn query(n: &Node, sh: &ScriptHash, max_history: usize) -> Result<Scan, (i64, St
             mem_entries.push((h, *txid, Some(pd.fee.to_sat())));
         }
     }
-    // The protocol orders mempool entries: height 0 ones first, then -1, each by txid.
     mem_entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     s.history.extend(mem_entries);
-    Ok(s)
 }
 
 /// Whether the tip moved (for a headers subscriber) or a script was touched since the
@@ -799,39 +810,8 @@ mod tests {
                 s.unspent.insert(*op, *v);
             }
         }
-        let mut mem_funded: HashSet<OutPoint> = HashSet::new();
-        let mut mem_entries = Vec::new();
-        for txid in &n.mempool.order {
-            let pd = &n.mempool.txs[txid];
-            let mut touched = false;
-            for i in &pd.tx.input {
-                if let Some(v) = s.unspent.remove(&i.previous_output) {
-                    s.unconfirmed -= v.0 as i64;
-                    touched = true;
-                } else if mem_funded.contains(&i.previous_output) {
-                    touched = true;
-                }
-            }
-            for (vout, o) in pd.tx.output.iter().enumerate() {
-                if index::script_hash(&o.script_pubkey) == *sh {
-                    let op = OutPoint::new(*txid, vout as u32);
-                    mem_funded.insert(op);
-                    s.unspent.insert(op, (o.value.to_sat(), 0));
-                    s.unconfirmed += o.value.to_sat() as i64;
-                    touched = true;
-                }
-            }
-            if touched {
-                let parent = pd
-                    .tx
-                    .input
-                    .iter()
-                    .any(|i| n.mempool.txs.contains_key(&i.previous_output.txid));
-                mem_entries.push((if parent { -1 } else { 0 }, *txid, Some(pd.fee.to_sat())));
-            }
-        }
-        mem_entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        s.history.extend(mem_entries);
+        // Every mempool transaction, where the query takes the mempool index's.
+        add_mempool(n, sh, &mut s, &n.mempool.order);
         s
     }
 
