@@ -17,30 +17,6 @@ use rexe_miner::bitcoind::Bitcoind;
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn node(dir: &std::path::Path, extra: &[&str]) -> Running {
     let mut args = vec![
         "node",
@@ -174,7 +150,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     assert!(err.contains("both have chain id 0x0b42"), "{err}");
 
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let _miner = Child(
+    let _miner = KillOnDrop(
         miner_cmd(&proxy_addr, &[&nmc_spec, &doge_spec])
             .stdout(Stdio::null())
             .spawn()

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,21 +21,6 @@ fn node(dir: &std::path::Path, extra: &[&str]) -> Running {
     ];
     args.extend_from_slice(extra);
     spawn(&args, dir)
-}
-
-/// A connection from the loopback address `from` (all of 127/8 is loopback on Linux).
-fn connect_from(from: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
-    let to: SocketAddr = to.parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let s = rt.block_on(async {
-        let s = tokio::net::TcpSocket::new_v4()?;
-        s.bind(SocketAddr::from((from, 0)))?;
-        s.connect(to).await?.into_std()
-    })?;
-    s.set_nonblocking(false)?;
-    Ok(s)
 }
 
 /// Whether the server closed `s` (EOF or reset) within `within`.

@@ -15,30 +15,6 @@ use rexe_miner::bitcoind::Bitcoind;
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
@@ -49,30 +25,12 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
         .address()
         .encode(Network::Regtest);
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let _miner = Child(
-        Command::new(BIN)
-            .args([
-                "miner",
-                "run",
-                "--bitcoind",
-                &btc_node.rpc_addr.to_string(),
-                "--bitcoind-cookie",
-                btc_node.cookie_path.to_str().unwrap(),
-                "--l2",
-                &l2.rpc,
-                "--l2-auth",
-                "u:p",
-                "--payout",
-                &payout,
-                "--proxy-listen",
-                &proxy_addr,
-                "--watch-interval-ms",
-                "50",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _miner = miner_run(
+        &btc_node,
+        &l2,
+        &payout,
+        &proxy_addr,
+        &["--watch-interval-ms", "50"],
     );
     // The pool uses the proxy exactly as bitcoind, with bitcoind's credentials.
     let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
@@ -165,11 +123,7 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     assert_eq!(aux.parent.block_hash(), stale.block_hash());
 
     // Counters, as `rexe miner stats` prints them.
-    let out = Command::new(BIN)
-        .args(["miner", "stats", "--proxy", &proxy_addr])
-        .output()
-        .unwrap();
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = proxy_stats(&proxy_addr);
     assert_eq!(s["on_chain"], json!(1), "{s}");
     assert_eq!(s["stale"], json!(1), "{s}");
     // The proxy harvested block 1 and the watcher saw it again as the tip: counted once,
@@ -198,13 +152,7 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let ba = mine(&ta, 4);
     pool.call("submitblock", json!([serialize_hex(&ba)]))
         .unwrap();
-    let stats = || -> Value {
-        let out = Command::new(BIN)
-            .args(["miner", "stats", "--proxy", &proxy_addr])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let stats = || proxy_stats(&proxy_addr);
     let t0 = Instant::now();
     while stats()["stale_l2"] != json!(1) && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
@@ -245,32 +193,12 @@ fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
         .address()
         .encode(Network::Regtest);
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let _miner = Child(
-        Command::new(BIN)
-            .args([
-                "miner",
-                "run",
-                "--bitcoind",
-                &btc_node.rpc_addr.to_string(),
-                "--bitcoind-cookie",
-                btc_node.cookie_path.to_str().unwrap(),
-                "--l2",
-                &l2.rpc,
-                "--l2-auth",
-                "u:p",
-                "--payout",
-                &payout,
-                "--proxy-listen",
-                &proxy_addr,
-                "--watch-interval-ms",
-                "3600000",
-                "--zmq",
-                &zmq,
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _miner = miner_run(
+        &btc_node,
+        &l2,
+        &payout,
+        &proxy_addr,
+        &["--watch-interval-ms", "3600000", "--zmq", &zmq],
     );
     let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
@@ -347,6 +275,51 @@ fn burn_address() -> String {
     .to_string()
 }
 
+/// Starts `rexe miner run` (proxy on `proxy_addr`, watcher) for `btc_node` and the L2 node
+/// `l2` (credentials `u:p`), paying `payout`, with `extra` flags.
+fn miner_run(
+    btc_node: &RegtestNode,
+    l2: &Running,
+    payout: &str,
+    proxy_addr: &str,
+    extra: &[&str],
+) -> KillOnDrop {
+    let rpc = btc_node.rpc_addr.to_string();
+    KillOnDrop(
+        Command::new(BIN)
+            .args([
+                "miner",
+                "run",
+                "--bitcoind",
+                &rpc,
+                "--bitcoind-cookie",
+                btc_node.cookie_path.to_str().unwrap(),
+                "--l2",
+                &l2.rpc,
+                "--l2-auth",
+                "u:p",
+                "--payout",
+                payout,
+                "--proxy-listen",
+                proxy_addr,
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The counters of the proxy on `proxy_addr`, as `rexe miner stats` prints them.
+fn proxy_stats(proxy_addr: &str) -> Value {
+    let out = Command::new(BIN)
+        .args(["miner", "stats", "--proxy", proxy_addr])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Sends `head` (a whole HTTP request head) and maybe a body; returns what the server
 /// answered within 10 s (status line and the rest).
 fn raw_http(addr: &str, head: &str, body: &[u8]) -> String {
@@ -392,30 +365,12 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         .address()
         .encode(Network::Regtest);
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let _miner = Child(
-        Command::new(BIN)
-            .args([
-                "miner",
-                "run",
-                "--bitcoind",
-                &btc_node.rpc_addr.to_string(),
-                "--bitcoind-cookie",
-                btc_node.cookie_path.to_str().unwrap(),
-                "--l2",
-                &l2.rpc,
-                "--l2-auth",
-                "u:p",
-                "--payout",
-                &payout,
-                "--proxy-listen",
-                &proxy_addr,
-                "--proxy-auth",
-                "pool:secret",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _miner = miner_run(
+        &btc_node,
+        &l2,
+        &payout,
+        &proxy_addr,
+        &["--proxy-auth", "pool:secret"],
     );
     let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
@@ -531,11 +486,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         .call("submitblock", json!([serialize_hex(&long)]))
         .unwrap();
     assert_eq!(refused, json!("bad-cb-length"), "{refused}");
-    let stats = Command::new(BIN)
-        .args(["miner", "stats", "--proxy", &proxy_addr])
-        .output()
-        .unwrap();
-    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let stats = proxy_stats(&proxy_addr);
     assert_eq!(stats["coinbase_too_long"], json!(1), "{stats}");
 
     // A client that reads replies line by line on one kept-alive connection (as ckpool

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,14 +12,6 @@ use rexe_chain::{Block, Network, Signer};
 use serde_json::{json, Value};
 
 const AUTH: &str = "u:p";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn node(dir: &Path, port: u16, peers: &[u16]) -> Running {
     let bind = format!("127.0.0.1:{port}");

@@ -299,18 +299,7 @@ fn stratum_connections_are_bounded_and_idle_ones_closed() {
         ..Default::default()
     });
     let connect_from = |ip: [u8; 4]| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sock = rt
-            .block_on(async {
-                let so = tokio::net::TcpSocket::new_v4()?;
-                so.bind(std::net::SocketAddr::from((ip, 0)))?;
-                so.connect(s.stratum).await?.into_std()
-            })
-            .unwrap();
-        sock.set_nonblocking(false).unwrap();
+        let sock = connect_from(ip, &s.stratum.to_string()).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         sock

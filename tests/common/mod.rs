@@ -130,3 +130,47 @@ pub fn call(r: &Running, method: &str, params: Value) -> Value {
     let (_, text) = post(&r.rpc, Some(&r.cookie), body.to_string().as_bytes());
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON reply {text:?}: {e}"))
 }
+
+/// A child process killed (and reaped) on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (60 s at most) until `f` holds.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking connection to `to` from the loopback address `from` (all of 127/8 is
+/// loopback on Linux): per-IP limits are tested from 127.0.0.2, 127.0.0.3, ...
+pub fn connect_from(from: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
+    let to: std::net::SocketAddr = to.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let s = rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.bind(std::net::SocketAddr::from((from, 0)))?;
+        s.connect(to).await?.into_std()
+    })?;
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
