@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -535,24 +535,13 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
     // Authenticate on the headers alone: an unauthenticated body is never read, forwarded
     // or harvested.
     let accepted: Vec<&str> = st.config.accepted_auth.iter().map(String::as_str).collect();
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !rexe_net::basic_auth_ok(given, &accepted) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
-            "",
-        )
-            .into_response();
+    if !rexe_net::http::authorized(&headers, &accepted) {
+        return rexe_net::http::unauthorized();
     }
-    let limits = &st.config.limits;
-    let bytes =
-        match tokio::time::timeout(limits.idle_timeout, to_bytes(body, limits.max_request)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
-            Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
-        };
+    let bytes = match rexe_net::http::read_body(body, &st.config.limits).await {
+        Ok(b) => b,
+        Err(e) => return e.status().into_response(),
+    };
     // Only a single request is looked into (a batch is forwarded as it is).
     let req = match rexe_net::jsonrpc::parse_body(&bytes, usize::MAX) {
         Ok(rexe_net::jsonrpc::Body::Single(Ok(r))) => Some(r),

@@ -166,3 +166,64 @@ pub fn json_line(
     )
         .into_response()
 }
+
+/// Whether the request's `Authorization` header carries one of the `accepted`
+/// `user:password` strings (see [`crate::basic_auth_ok`]).
+pub fn authorized(headers: &axum::http::HeaderMap, accepted: &[&str]) -> bool {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    crate::basic_auth_ok(given, accepted)
+}
+
+/// bitcoind's answer to missing or wrong credentials: 401 with a Basic challenge and an
+/// empty body.
+pub fn unauthorized() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        [(
+            axum::http::header::WWW_AUTHENTICATE,
+            "Basic realm=\"jsonrpc\"",
+        )],
+        "",
+    )
+        .into_response()
+}
+
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the limit (413).
+    TooLarge,
+    /// Not received within the idle timeout (408).
+    TooSlow,
+}
+
+impl BodyError {
+    /// The HTTP status that answers it.
+    pub fn status(self) -> axum::http::StatusCode {
+        match self {
+            BodyError::TooLarge => axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TooSlow => axum::http::StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Reads a request body of at most `limits.max_request` bytes within
+/// `limits.idle_timeout` (call it after checking credentials).
+pub async fn read_body(
+    body: axum::body::Body,
+    limits: &Limits,
+) -> Result<axum::body::Bytes, BodyError> {
+    match tokio::time::timeout(
+        limits.idle_timeout,
+        axum::body::to_bytes(body, limits.max_request),
+    )
+    .await
+    {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::TooSlow),
+    }
+}

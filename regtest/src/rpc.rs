@@ -4,13 +4,12 @@
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use base64::Engine as _;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
 use rexe_net::jsonrpc;
@@ -783,19 +782,6 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
     }
 }
 
-fn authorized(cookie: &str, headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .is_some_and(|raw| raw == cookie.as_bytes())
-}
-
 fn one(shared: &Shared, req: &jsonrpc::Entry) -> Value {
     let (id, v2, r) = match req {
         // This server has always called a non-object request a missing method.
@@ -807,21 +793,15 @@ fn one(shared: &Shared, req: &jsonrpc::Entry) -> Value {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    if !authorized(&shared.cookie, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
-            "",
-        )
-            .into_response();
+    // The cookie, compared in constant time.
+    if !rexe_net::http::authorized(&headers, &[shared.cookie.as_str()]) {
+        return rexe_net::http::unauthorized();
     }
     let limits = &shared.limits;
-    let bytes =
-        match tokio::time::timeout(limits.idle_timeout, to_bytes(body, limits.max_request)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "").into_response(),
-            Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
-        };
+    let bytes = match rexe_net::http::read_body(body, limits).await {
+        Ok(b) => b,
+        Err(e) => return e.status().into_response(),
+    };
     let req = match jsonrpc::parse_body(&bytes, limits.max_batch) {
         Ok(b) => b,
         Err(jsonrpc::BodyError::Parse(_)) => {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,12 +59,9 @@ fn now_secs() -> u64 {
 }
 
 fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let mut accepted = vec![auth.cookie.as_str()];
     accepted.extend(auth.user_password.as_deref());
-    rexe_net::basic_auth_ok(header, &accepted)
+    rexe_net::http::authorized(headers, &accepted)
 }
 
 /// The JSON-RPC error object; a contract refusal's stable code (see
@@ -149,18 +146,13 @@ async fn wait_for_new_block(shared: &Arc<Shared>, params: &Value) -> Result<Valu
 
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     if !authorized(&shared.auth, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
-            "",
-        )
-            .into_response();
+        return rexe_net::http::unauthorized();
     }
     // Authenticated: now read a bounded body, within the idle timeout.
     let max = shared.limits.max_request;
-    let bytes = match tokio::time::timeout(shared.limits.idle_timeout, to_bytes(body, max)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
+    let bytes = match rexe_net::http::read_body(body, &shared.limits).await {
+        Ok(b) => b,
+        Err(rexe_net::http::BodyError::TooLarge) => {
             let e = reply(
                 Value::Null,
                 false,
@@ -170,7 +162,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             );
             return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
-        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "").into_response(),
+        Err(e) => return e.status().into_response(),
     };
     let req = match jsonrpc::parse_body(&bytes, shared.limits.max_batch) {
         Ok(b) => b,
