@@ -258,8 +258,9 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
                 network: Network::Regtest,
                 from: bench_address(from),
                 nonce: nonces[from as usize],
-                fee: Amount::from_sat(1),
-                gas_limit: 0,
+                max_fee: rexe_chain::fee::GasPrice::from_msat(1),
+                max_tip: rexe_chain::fee::GasPrice::from_msat(1),
+                gas_limit: rexe_chain::tx::TRANSFER_GAS,
                 expiry_height: u64::MAX,
                 payload: Payload::Transfer {
                     to: bench_address(to),
@@ -347,8 +348,9 @@ fn sigverify(count: usize, threads: usize) -> serde_json::Value {
                 network: Network::Regtest,
                 from: s.address(),
                 nonce: i as u64,
-                fee: Amount::from_sat(1),
-                gas_limit: 0,
+                max_fee: rexe_chain::fee::GasPrice::from_msat(1),
+                max_tip: rexe_chain::fee::GasPrice::from_msat(1),
+                gas_limit: rexe_chain::tx::TRANSFER_GAS,
                 expiry_height: 10,
                 payload: Payload::Transfer {
                     to: signers[(i + 1) % signers.len()].address(),

@@ -83,8 +83,9 @@ fn submit_headers(chain: &mut Chain, key: &Signer, nonce: u64, hs: Vec<BtcHeader
         network: Network::Regtest,
         from: key.address(),
         nonce,
-        fee: Amount::from_sat(10),
-        gas_limit: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(10),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(10),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: 1_000,
         payload: Payload::Call {
             contract: SystemId::PEG,

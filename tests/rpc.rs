@@ -126,8 +126,9 @@ fn mining_through_the_rpc_and_transaction_errors() {
         network: Network::Regtest,
         from: miner.address(),
         nonce: 0,
-        fee: Amount::from_sat(100),
-        gas_limit: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: 100,
         payload: Payload::Transfer {
             to: Signer::from_seed(b"payee").address(),

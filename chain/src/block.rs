@@ -108,7 +108,7 @@ mod hex_bytes {
 }
 
 /// Minimal encoded transaction size, to bound list lengths while decoding.
-const MIN_TX_SIZE: usize = 1 + 32 + 8 * 4 + 1 + 64;
+const MIN_TX_SIZE: usize = 1 + 32 + 8 * 5 + 1 + 64;
 
 impl Encode for Block {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -250,8 +250,9 @@ mod fuzz_like {
                 network: crate::params::Network::Regtest,
                 from: signer.address(),
                 nonce: 1,
-                fee: crate::amount::Amount::from_sat(5),
-                gas_limit: 0,
+                max_fee: crate::fee::GasPrice::from_msat(5),
+                max_tip: crate::fee::GasPrice::from_msat(5),
+                gas_limit: crate::tx::TRANSFER_GAS,
                 expiry_height: 9,
                 payload: crate::tx::Payload::Transfer { to: signer.address(), amount: crate::amount::Amount::from_sat(7) },
             }.sign(&signer);

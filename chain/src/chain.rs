@@ -24,6 +24,7 @@ use crate::amount::{checked_sum, Amount};
 use crate::block::{Block, Header};
 use crate::contract::{ContractReceipt, ContractsSystem};
 use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
+use crate::fee::GasPrice;
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
 use crate::global::{digest_of, execute_global, snapshots_of, ConservationError, GlobalOutcome};
 use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
@@ -288,13 +289,36 @@ pub enum AdmissionError {
     /// Already in the pool.
     #[error("transaction {0} already in the mempool")]
     AlreadyKnown(Txid),
-    /// Same sender and nonce pending with a fee at least as high.
-    #[error("replacement fee {fee} must exceed the pending transaction's {pending}")]
+    /// Same sender and nonce pending, and the replacement does not raise both max fee and
+    /// max tip by the minimum bump (10%, at least 1 msat/gas).
+    #[error("replacement must raise max fee to at least {need_fee} and max tip to at least {need_tip} (offered {fee}, {tip})")]
     ReplacementUnderpaid {
+        /// Offered max fee.
+        fee: GasPrice,
+        /// Offered max tip.
+        tip: GasPrice,
+        /// Max fee needed.
+        need_fee: GasPrice,
+        /// Max tip needed.
+        need_tip: GasPrice,
+    },
+    /// Max fee below the shard's current base fee: it could not be included now.
+    #[error("fee below base fee: max fee {max_fee}, shard {shard} base fee {base_fee}")]
+    FeeBelowBaseFee {
         /// Offered.
-        fee: Amount,
-        /// Pending.
-        pending: Amount,
+        max_fee: GasPrice,
+        /// The shard's base fee for the next block.
+        base_fee: GasPrice,
+        /// The sender's shard.
+        shard: ShardId,
+    },
+    /// The shard's pool is full of transactions paying at least as much.
+    #[error("mempool full: shard {shard} holds {capacity} transactions paying at least this tip and fee")]
+    MempoolFull {
+        /// The sender's shard.
+        shard: ShardId,
+        /// Its capacity.
+        capacity: usize,
     },
     /// The system contract refused the call against the current state (it would fail and
     /// only burn its fee).
@@ -359,12 +383,14 @@ pub struct SupplyReport {
     pub in_flight: Amount,
     /// rxBTC held by system contracts (peg escrows and bonds).
     pub held: Amount,
-    /// Genesis allocations plus subsidies.
+    /// Base fees burned since genesis (every shard's total).
+    pub burned: Amount,
+    /// Genesis allocations plus subsidies, less what was burned.
     pub expected: Amount,
 }
 
 impl SupplyReport {
-    /// Whether balances + in-flight + held == genesis + subsidies.
+    /// Whether balances + in-flight + held == genesis + subsidies − burned.
     pub fn holds(&self) -> bool {
         self.balances
             .checked_add(self.in_flight)
@@ -428,6 +454,10 @@ pub struct Chain {
     last_contract_receipts: Vec<ContractReceipt>,
     /// Micro-transactions run and reverted in the last connected block.
     last_counts: (u64, u64),
+    /// Each shard's fee market in the last connected block.
+    last_fees: Vec<ShardFees>,
+    /// Global-lane calls left waiting by the last connected block.
+    last_global_waiting: u64,
     /// Bitcoin-anchored finality: the latest anchored active block and the seal parents of
     /// recent blocks (see `anchor.rs`).
     anchor: anchor::Anchors,
@@ -444,6 +474,42 @@ pub struct ChainStats {
     pub blocks_disconnected: u64,
     /// Seconds spent executing and connecting blocks.
     pub connect_secs: f64,
+    /// Relays waiting for room after the last connected block (backpressure).
+    pub relays_waiting: u64,
+}
+
+/// A fee estimate for one shard (see [`Chain::estimate_fee`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FeeEstimate {
+    /// The shard.
+    pub shard: ShardId,
+    /// Base fee of the next block.
+    pub base_fee: GasPrice,
+    /// Base fee of each following block if pending demand keeps up.
+    pub forecast: Vec<GasPrice>,
+    /// Suggested tip per gas.
+    pub tip: GasPrice,
+    /// Transactions pending on the shard.
+    pub pending: usize,
+    /// Their gas limits, summed.
+    pub pending_gas: u64,
+}
+
+/// One shard's fee market in the last connected block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ShardFees {
+    /// Base fee the block charged.
+    pub base_fee: crate::fee::GasPrice,
+    /// Base fee of the next block.
+    pub next_base_fee: crate::fee::GasPrice,
+    /// Gas the block used on the shard.
+    pub gas_used: u64,
+    /// Base fees burned.
+    pub burned: Amount,
+    /// Tips paid to the miner.
+    pub tips: Amount,
+    /// Inbound relays left waiting for the next block.
+    pub waiting: u64,
 }
 
 fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> Hash256 {
@@ -465,6 +531,15 @@ fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> H
     p.pow_limit_bits.encode(&mut b);
     p.initial_subsidy.to_sat().encode(&mut b);
     p.halving_interval.encode(&mut b);
+    // The fee market's consensus parameters (issue 18).
+    b.push(0xfd);
+    p.min_base_fee.to_msat().encode(&mut b);
+    p.base_fee_change_denominator.encode(&mut b);
+    p.block_gas_per_shard.encode(&mut b);
+    (p.block_bytes_per_shard as u64).encode(&mut b);
+    (p.block_relays_per_shard as u64).encode(&mut b);
+    p.block_gas_global.encode(&mut b);
+    p.max_tx_gas.encode(&mut b);
     match &p.genesis_alloc {
         GenesisAlloc::Accounts(a) => {
             b.push(0);
@@ -636,6 +711,8 @@ impl Chain {
             stats: ChainStats::default(),
             last_contract_receipts: Vec::new(),
             last_counts: (0, 0),
+            last_fees: Vec::new(),
+            last_global_waiting: 0,
             anchor: anchor::Anchors::default(),
         };
         let fp = params_fingerprint(&chain.params, &chain.systems);
@@ -1003,7 +1080,8 @@ impl Chain {
         Ok(all)
     }
 
-    /// Checks balances + in-flight relays == genesis + subsidies at the tip.
+    /// Checks balances + in-flight relays + escrow == genesis + subsidies − burned at the
+    /// tip.
     pub fn audit_supply(&mut self) -> Result<SupplyReport, StoreError> {
         let mut balances = Amount::ZERO;
         for s in &mut self.shards {
@@ -1017,8 +1095,80 @@ impl Chain {
         self.supply_with_balances(balances)
     }
 
+    /// Each shard's fee market state at the tip (the base fee of the next block, and what
+    /// it burned since genesis).
+    pub fn fee_states(&mut self) -> Result<Vec<crate::fee::FeeState>, StoreError> {
+        let key = crate::fee::fee_key();
+        let params = &self.params;
+        self.shards
+            .iter_mut()
+            .map(|s| {
+                let row = s.get_state(&key)?;
+                crate::fee::FeeState::from_stored(params, row.as_deref())
+                    .map_err(|e| StoreError::corrupt("fee market row", e))
+            })
+            .collect()
+    }
+
+    /// The base fee the next block charges on `shard`.
+    pub fn base_fee(&mut self, shard: ShardId) -> Result<GasPrice, StoreError> {
+        let row = self.shards[shard.index()].get_state(&crate::fee::fee_key())?;
+        crate::fee::FeeState::from_stored(&self.params, row.as_deref())
+            .map(|f| f.base_fee)
+            .map_err(|e| StoreError::corrupt("fee market row", e))
+    }
+
+    /// A fee estimate for `shard`: the base fee of the next block and a forecast for the
+    /// following `blocks` ones if the shard's pending transactions keep it as full as they
+    /// would fill it now (an upper bound for a wallet's max fee), with the tip that would
+    /// have placed a transaction in the upper half of the shard's pending ones.
+    pub fn estimate_fee(&mut self, shard: ShardId, blocks: u64) -> Result<FeeEstimate, StoreError> {
+        let base_fee = self.base_fee(shard)?;
+        let pending: Vec<&SignedTx> = self.mempool.shard_txs(shard).collect();
+        let pending_gas: u64 = pending.iter().map(|t| t.tx.gas_limit).sum();
+        let mut forecast = Vec::with_capacity(blocks as usize);
+        let (mut fee, mut left) = (base_fee, pending_gas);
+        for _ in 0..blocks {
+            let used = left.min(self.params.block_gas_per_shard);
+            left -= used;
+            fee = crate::fee::next_base_fee(&self.params, fee, used);
+            forecast.push(fee);
+        }
+        let mut tips: Vec<GasPrice> = pending
+            .iter()
+            .filter_map(|t| crate::mempool::effective_tip(t, base_fee))
+            .collect();
+        tips.sort_unstable();
+        let tip = tips
+            .get(tips.len() / 2)
+            .copied()
+            .unwrap_or(GasPrice::ZERO)
+            .max(GasPrice::from_msat(1));
+        Ok(FeeEstimate {
+            shard,
+            base_fee,
+            forecast,
+            tip,
+            pending: pending.len(),
+            pending_gas,
+        })
+    }
+
+    /// Each shard's fee market in the last connected block (empty before the first block
+    /// connected since open).
+    pub fn last_fees(&self) -> &[ShardFees] {
+        &self.last_fees
+    }
+
+    /// Global-lane calls the last connected block left waiting.
+    pub fn global_waiting(&self) -> u64 {
+        self.last_global_waiting
+    }
+
     /// The supply report given the sum of all balances.
-    fn supply_with_balances(&self, balances: Amount) -> Result<SupplyReport, StoreError> {
+    fn supply_with_balances(&mut self, balances: Amount) -> Result<SupplyReport, StoreError> {
+        let burned = checked_sum(self.fee_states()?.iter().map(|f| f.burned))
+            .ok_or_else(|| StoreError::corrupt("supply", "burned sum overflows"))?;
         let in_flight = checked_sum(
             self.inbound
                 .iter()
@@ -1032,15 +1182,19 @@ impl Chain {
         let height = self.tip_height();
         let minted = checked_sum((1..=height).map(|h| self.params.subsidy(h)))
             .ok_or_else(|| StoreError::corrupt("supply", "subsidy sum overflows"))?;
+        let issued = self
+            .genesis_total()
+            .checked_add(minted)
+            .unwrap_or(Amount::MAX_MONEY);
         Ok(SupplyReport {
             height,
             balances,
             in_flight,
             held,
-            expected: self
-                .genesis_total()
-                .checked_add(minted)
-                .unwrap_or(Amount::MAX_MONEY),
+            burned,
+            expected: issued
+                .checked_sub(burned)
+                .ok_or_else(|| StoreError::corrupt("supply", "burned more than was issued"))?,
         })
     }
 
@@ -1114,6 +1268,7 @@ impl Chain {
             &self.global_inbound,
             self.params.shard_order,
             self.global_digest,
+            self.params.block_gas_global,
         )?;
         let params = &self.params;
         let inbound = &self.inbound;
@@ -1294,15 +1449,47 @@ impl Chain {
         }
         let stored: Vec<(Txid, String)> =
             if self.config.contract_receipts && !matches!(log, Log::Replay) {
-                contract_receipts
-                    .iter()
-                    .map(|r| (r.txid, serde_json::to_string(r).unwrap_or_default()))
+                // What each transaction paid (kind "fee"), then the contract receipts.
+                let fee_receipts = outcomes.iter().flat_map(|o| {
+                    o.fee_receipts.iter().map(|(txid, c)| {
+                        let mut v = serde_json::to_value(c).unwrap_or_default();
+                        v["kind"] = serde_json::json!("fee");
+                        (*txid, v.to_string())
+                    })
+                });
+                fee_receipts
+                    .chain(
+                        contract_receipts
+                            .iter()
+                            .map(|r| (r.txid, serde_json::to_string(r).unwrap_or_default())),
+                    )
                     .collect()
             } else {
                 Vec::new()
             };
         let n = self.shards.len();
-        let mut outbound = Vec::with_capacity(n);
+        // What waits for the next block: the inbound relays that did not fit (first in line),
+        // then what this block emitted.
+        let mut outbound = Vec::with_capacity(2 * n + 1);
+        let waiting: usize =
+            outcomes.iter().map(|o| o.waiting.len()).sum::<usize>() + global.waiting.len();
+        self.last_fees = outcomes
+            .iter()
+            .map(|o| ShardFees {
+                base_fee: o.base_fee,
+                next_base_fee: o.next_base_fee,
+                gas_used: o.gas_used,
+                burned: o.burned,
+                tips: o.fees,
+                waiting: o.waiting.len() as u64,
+            })
+            .collect();
+        self.last_global_waiting = global.waiting.len() as u64;
+        self.stats.relays_waiting = waiting as u64;
+        for o in &mut outcomes {
+            outbound.push(std::mem::take(&mut o.waiting));
+        }
+        outbound.push(global.waiting);
         let slots: Vec<std::sync::Mutex<Option<ShardOutcome>>> = outcomes
             .into_iter()
             .map(|mut o| {
@@ -1749,13 +1936,34 @@ impl Chain {
                 needed,
             });
         }
+        let shard = tx.tx.from.shard(self.params.shard_order);
+        let base_fee = self.base_fee(shard)?;
+        if tx.tx.max_fee < base_fee {
+            return Err(AdmissionError::FeeBelowBaseFee {
+                max_fee: tx.tx.max_fee,
+                base_fee,
+                shard,
+            });
+        }
         if let Some(pending) = self.mempool.get(&tx.tx.from, tx.tx.nonce) {
-            if tx.tx.fee <= pending.tx.fee {
+            let bump = |p: GasPrice| {
+                GasPrice::from_msat(p.to_msat().saturating_add((p.to_msat() / 10).max(1)))
+            };
+            let (need_fee, need_tip) = (bump(pending.tx.max_fee), bump(pending.tx.max_tip));
+            if tx.tx.max_fee < need_fee || tx.tx.max_tip < need_tip {
                 return Err(AdmissionError::ReplacementUnderpaid {
-                    fee: tx.tx.fee,
-                    pending: pending.tx.fee,
+                    fee: tx.tx.max_fee,
+                    tip: tx.tx.max_tip,
+                    need_fee,
+                    need_tip,
                 });
             }
+        }
+        if !self.mempool.has_room_for(&tx) {
+            return Err(AdmissionError::MempoolFull {
+                shard,
+                capacity: self.mempool.shard_capacity(),
+            });
         }
         if !tx.verify_signature() {
             return Err(AdmissionError::BadSignature);
@@ -1798,8 +2006,9 @@ impl Chain {
         &mut self,
     ) -> Result<Vec<(crate::store::StateKey, Vec<u8>)>, StoreError> {
         let mut all = Vec::new();
+        let fee_key = crate::fee::fee_key();
         for s in &mut self.shards {
-            all.extend(s.all_state()?);
+            all.extend(s.all_state()?.into_iter().filter(|(k, _)| *k != fee_key));
         }
         all.sort();
         Ok(all)
@@ -1857,6 +2066,23 @@ impl Chain {
         &self,
         txid: Txid,
     ) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
+        Ok(self
+            .stored_receipts(txid)?
+            .into_iter()
+            .filter(|(_, v)| v["kind"] != "fee")
+            .collect())
+    }
+
+    /// What `txid` paid (gas used, base fee, burned, tip, refund) and the height of its
+    /// block, when the chain keeps receipts and the transaction is on the active chain.
+    pub fn fee_receipt(&self, txid: Txid) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
+        Ok(self
+            .stored_receipts(txid)?
+            .into_iter()
+            .find(|(_, v)| v["kind"] == "fee"))
+    }
+
+    fn stored_receipts(&self, txid: Txid) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
         let mut out = Vec::new();
         for (block, data) in self.db.contract_receipts(txid)? {
             let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
@@ -1927,13 +2153,15 @@ impl Chain {
         let height = parent.height + 1;
         self.mempool.remove_expired(height);
         let mut candidates = Vec::with_capacity(self.shards.len());
-        for i in 0..self.shards.len() {
+        let fees = self.fee_states()?;
+        for (i, fee) in fees.iter().enumerate() {
             let store = &mut self.shards[i];
-            let list = self
-                .mempool
-                .select(ShardId(i as u16), self.params.max_txs_per_shard, |a| {
-                    store.get(a).ok().flatten().map(|x| x.nonce).unwrap_or(0)
-                });
+            let list = self.mempool.select(
+                ShardId(i as u16),
+                self.params.max_txs_per_shard,
+                fee.base_fee,
+                |a| store.get(a).ok().flatten().map(|x| x.nonce).unwrap_or(0),
+            );
             candidates.push(list);
         }
         let header = self.next_header(&parent, miner, now);

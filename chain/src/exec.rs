@@ -4,12 +4,16 @@
 //! mutable state, so the result is the same for any thread count (a property test checks
 //! parallel == sequential). Per shard and block, in this order:
 //!
-//! 1. inbound relays emitted by other shards in the previous block, in canonical order
-//!    (origin shard, emission index);
-//! 2. the shard's transactions, in block order: each is checked against state (nonce,
-//!    expiry, balance), debited on the sender, and its deposit is emitted as a relay;
-//! 3. payouts: the fees collected here are relayed to the miner; the miner's shard mints
-//!    the subsidy;
+//! 1. inbound relays (the ones that waited first, then those emitted by other shards in the
+//!    previous block, in canonical order: origin shard, emission index) while their gas
+//!    fits the shard's block gas limit; from the first that does not fit on, they wait for
+//!    the next block, in order (backpressure);
+//! 2. the shard's transactions, in block order: each must fit what is left of the shard's
+//!    gas, bytes and relay limits, is checked against state (nonce, expiry, balance, max
+//!    fee against the shard's base fee), reserves `gas_limit × max_fee`, runs, and gets
+//!    back what it did not use (see [`crate::fee`]);
+//! 3. payouts: the tips collected here are relayed to the miner; the miner's shard mints
+//!    the subsidy; the base fees are burned and the shard's next base fee set;
 //! 4. relays this block emitted to its own shard, in emission order (including the ones
 //!    those relays emit in turn), except `relay@next` ones.
 //!
@@ -104,6 +108,9 @@ pub enum TxRejection {
         /// Block height.
         height: u64,
     },
+    /// Max fee below the shard's base fee in this block.
+    #[error(transparent)]
+    Fee(#[from] crate::fee::FeeError),
     /// Balance below amount + fee.
     #[error("insufficient funds: balance {balance}, needs {needed}")]
     InsufficientFunds {
@@ -130,6 +137,24 @@ pub enum ExecError {
         /// Why.
         reason: TxRejection,
     },
+    /// A transaction starts when what is left of one of the shard's block limits cannot
+    /// hold it (in a block being validated).
+    #[error("shard {shard} tx {index}: over the block's {limit} limit ({needed} needed, {left} left)")]
+    OverLimit {
+        /// Shard.
+        shard: ShardId,
+        /// Position in the shard's list.
+        index: usize,
+        /// Which limit: `gas`, `bytes`, `relays` or `transactions`.
+        limit: &'static str,
+        /// What the transaction needs of it.
+        needed: u64,
+        /// What was left.
+        left: u64,
+    },
+    /// The shard's fee market row does not decode.
+    #[error("shard {0}: fee market state is corrupt")]
+    FeeState(ShardId),
     /// A credit overflowed (impossible below the supply cap; reported, never wrapped).
     #[error("balance overflow crediting {0:?}")]
     Overflow(Address),
@@ -165,8 +190,21 @@ pub struct ShardOutcome {
     pub micro_txs: u64,
     /// Of those, how many were reverted.
     pub reverted: u64,
-    /// Fees collected.
+    /// Tips collected (paid to the miner).
     pub fees: Amount,
+    /// Base fees burned by this block on this shard.
+    pub burned: Amount,
+    /// Base fee this block charged.
+    pub base_fee: crate::fee::GasPrice,
+    /// Base fee of the next block (set by this block's gas use).
+    pub next_base_fee: crate::fee::GasPrice,
+    /// Gas used: inbound relays' gas and transactions' gas used.
+    pub gas_used: u64,
+    /// What each transaction paid, in block order (with [`BlockEnv::keep_receipts`]).
+    pub fee_receipts: Vec<(Txid, crate::fee::FeeCharge)>,
+    /// Inbound relays that did not fit the shard's gas and wait for the next block, in
+    /// order.
+    pub waiting: Vec<Relay>,
     /// Commitment after the block.
     pub lthash: LtHash,
     /// Its digest.
@@ -246,15 +284,24 @@ impl WorkingSet<'_> {
     }
 }
 
-/// Checks a transaction against its sender's account; on success returns the sender's
-/// new account. Pure: the caller writes the result.
+/// A transaction accepted against its sender's account: the account after the
+/// reservation, and the price it pays per gas.
+struct Admitted {
+    acct: Account,
+    reserved: Amount,
+    price: crate::fee::GasPrice,
+}
+
+/// Checks a transaction against its sender's account at `base_fee`; on success returns the
+/// sender's account after debiting the value and the gas reservation. Pure: the caller
+/// writes the result.
 fn check_tx(
     acct: Account,
     env: &BlockEnv,
     shard: ShardId,
     tx: &SignedTx,
-    fees: Amount,
-) -> Result<(Account, Amount), TxRejection> {
+    base_fee: crate::fee::GasPrice,
+) -> Result<Admitted, TxRejection> {
     let t = &tx.tx;
     let from_shard = shard_of(&t.from, env.order);
     if from_shard != shard {
@@ -275,6 +322,8 @@ fn check_tx(
             height: env.height,
         });
     }
+    let price = crate::fee::effective_price(base_fee, t.max_fee, t.max_tip)?;
+    let reserved = t.max_fee_total().ok_or(TxError::AmountOverflow)?;
     let needed = t.total_spend().ok_or(TxError::AmountOverflow)?;
     let Some(balance) = acct.balance.checked_sub(needed) else {
         return Err(TxRejection::InsufficientFunds {
@@ -282,14 +331,66 @@ fn check_tx(
             needed,
         });
     };
-    let fees = fees.checked_add(t.fee).ok_or(TxError::AmountOverflow)?;
-    Ok((
-        Account {
+    Ok(Admitted {
+        acct: Account {
             balance,
             nonce: acct.nonce + 1,
         },
-        fees,
-    ))
+        reserved,
+        price,
+    })
+}
+
+/// Most relays a transaction can emit in its own step: one for a transfer, a system call or
+/// a deployment; for a contract call, one forward plus one per [`crate::lang::gas::RELAY`]
+/// of its gas (every relay costs at least that much).
+pub fn max_relays(tx: &SignedTx) -> u64 {
+    match tx.tx.payload {
+        Payload::ContractCall { .. } => 1 + tx.tx.gas_limit / crate::lang::gas::RELAY,
+        _ => 1,
+    }
+}
+
+/// Gas an inbound relay takes of its target's block: what it carries.
+fn relay_gas(r: &Relay) -> u64 {
+    match &r.kind {
+        RelayKind::Contract(c) => c.gas,
+        RelayKind::Deploy(d) => d.gas,
+        RelayKind::Deposit { .. } | RelayKind::Call { .. } => 0,
+    }
+}
+
+/// What is left of a shard's block limits.
+struct Room {
+    gas: u64,
+    bytes: u64,
+    relays: u64,
+    txs: u64,
+}
+
+impl Room {
+    /// The first limit `tx` does not fit, as (name, needed, left).
+    fn misfit(&self, tx: &SignedTx) -> Option<(&'static str, u64, u64)> {
+        let bytes = (tx.tx.encoded_len() + 64) as u64;
+        let relays = max_relays(tx);
+        if self.txs == 0 {
+            Some(("transactions", 1, 0))
+        } else if tx.tx.gas_limit > self.gas {
+            Some(("gas", tx.tx.gas_limit, self.gas))
+        } else if bytes > self.bytes {
+            Some(("bytes", bytes, self.bytes))
+        } else if relays > self.relays {
+            Some(("relays", relays, self.relays))
+        } else {
+            None
+        }
+    }
+
+    fn take(&mut self, tx: &SignedTx) {
+        self.bytes -= (tx.tx.encoded_len() + 64) as u64;
+        self.relays -= max_relays(tx);
+        self.txs -= 1;
+    }
 }
 
 fn emit(emitted: &mut Vec<Relay>, shard: ShardId, env: &BlockEnv, to: Address, amount: Amount) {
@@ -399,7 +500,24 @@ pub fn execute_shard(
         reverted: 0,
     };
     let mut seq = 0u64;
-    for r in inbound.iter().chain(from_global) {
+    let fee_key = crate::fee::fee_key();
+    let fee_state = {
+        let row = w.row(&fee_key)?;
+        crate::fee::FeeState::from_stored(params, row.as_deref())
+            .map_err(|_| ExecError::FeeState(shard))?
+    };
+    let base_fee = fee_state.base_fee;
+    let mut gas_left = params.block_gas_per_shard;
+    // Inbound relays run in order while their gas fits; from the first that does not, the
+    // rest wait for the next block in the same order.
+    let mut waiting = Vec::new();
+    for (i, r) in inbound.iter().enumerate() {
+        let g = relay_gas(r);
+        if g > gas_left {
+            waiting.extend_from_slice(&inbound[i..]);
+            break;
+        }
+        gas_left -= g;
         run_relay(
             &mut w,
             r,
@@ -411,10 +529,44 @@ pub fn execute_shard(
             &mut seq,
         )?;
     }
+    for r in from_global {
+        run_relay(
+            &mut w,
+            r,
+            env,
+            contracts,
+            shard,
+            &mut emitted,
+            &mut receipts,
+            &mut seq,
+        )?;
+    }
+    let mut room = Room {
+        gas: gas_left,
+        bytes: params.block_bytes_per_shard as u64,
+        // Two relays stay free for the payouts (tips, subsidy).
+        relays: (params.block_relays_per_shard as u64).saturating_sub(2),
+        txs: params.max_txs_per_shard as u64,
+    };
     let mut fees = Amount::ZERO;
+    let mut burned = Amount::ZERO;
+    let mut fee_receipts = Vec::new();
     let mut included = Vec::new();
     let mut rejected = Vec::new();
     for (index, tx) in txs.iter().enumerate() {
+        if let Some((limit, needed, left)) = room.misfit(tx) {
+            if mode == ExecMode::Validate {
+                return Err(ExecError::OverLimit {
+                    shard,
+                    index,
+                    limit,
+                    needed,
+                    left,
+                });
+            }
+            // Full for this one: it stays in the mempool for a later block.
+            continue;
+        }
         let acct = w.get(&tx.tx.from)?;
         let checked = tx
             .check_stateless(params)
@@ -432,31 +584,36 @@ pub fn execute_shard(
                 }
                 _ => Ok(()),
             })
-            .and_then(|()| check_tx(acct, env, shard, tx, fees));
+            .and_then(|()| check_tx(acct, env, shard, tx, base_fee));
         match checked {
-            Ok((new_acct, new_fees)) => {
-                w.set(tx.tx.from, new_acct)?;
-                fees = new_fees;
-                match &tx.tx.payload {
+            Ok(adm) => {
+                room.take(tx);
+                w.set(tx.tx.from, adm.acct)?;
+                let intrinsic = contract::intrinsic_gas(&tx.tx.payload);
+                let gas_used = match &tx.tx.payload {
                     Payload::Transfer { to, amount } => {
                         emit(&mut emitted, shard, env, *to, *amount);
+                        intrinsic
                     }
                     Payload::Call {
                         contract,
                         value,
                         data,
-                    } => emitted.push(Relay {
-                        origin: shard,
-                        index: emitted.len() as u32,
-                        target: ShardId::GLOBAL,
-                        kind: RelayKind::Call {
-                            txid: tx.txid(),
-                            caller: tx.tx.from,
-                            contract: *contract,
-                            value: *value,
-                            data: data.clone(),
-                        },
-                    }),
+                    } => {
+                        emitted.push(Relay {
+                            origin: shard,
+                            index: emitted.len() as u32,
+                            target: ShardId::GLOBAL,
+                            kind: RelayKind::Call {
+                                txid: tx.txid(),
+                                caller: tx.tx.from,
+                                contract: *contract,
+                                value: *value,
+                                data: data.clone(),
+                            },
+                        });
+                        intrinsic
+                    }
                     Payload::Deploy { .. } | Payload::ContractCall { .. } => {
                         seq += 1;
                         let step =
@@ -464,8 +621,42 @@ pub fn execute_shard(
                         for (target, kind) in step.relays {
                             emit_kind(&mut emitted, shard, target, kind);
                         }
+                        let used = step
+                            .receipt
+                            .gas_used
+                            .saturating_add(step.receipt.gas_forwarded);
                         receipts.push(step.receipt);
+                        used
                     }
+                }
+                .clamp(intrinsic, tx.tx.gas_limit);
+                let charge = crate::fee::charge(adm.reserved, gas_used, base_fee, adm.price)
+                    .ok_or(TxRejection::Invalid(TxError::AmountOverflow));
+                let charge = match charge {
+                    Ok(c) => c,
+                    // Unreachable: the price is at most max_fee and gas_used at most
+                    // gas_limit, so the charge is within the reservation.
+                    Err(reason) => {
+                        return Err(ExecError::Tx {
+                            shard,
+                            index,
+                            txid: tx.txid(),
+                            reason,
+                        })
+                    }
+                };
+                room.gas -= gas_used;
+                if !charge.refund.is_zero() {
+                    w.credit(tx.tx.from, charge.refund)?;
+                }
+                fees = fees
+                    .checked_add(charge.tip)
+                    .ok_or(ExecError::Overflow(env.miner))?;
+                burned = burned
+                    .checked_add(charge.burned)
+                    .ok_or(ExecError::Overflow(tx.tx.from))?;
+                if env.keep_receipts {
+                    fee_receipts.push((tx.txid(), charge));
                 }
             }
             Err(reason) => {
@@ -490,6 +681,18 @@ pub fn execute_shard(
     }
     if shard_of(&env.miner, env.order) == shard && !env.subsidy.is_zero() {
         emit(&mut emitted, shard, env, env.miner, env.subsidy);
+    }
+    let gas_used = params.block_gas_per_shard - room.gas;
+    let next_base_fee = crate::fee::next_base_fee(params, base_fee, gas_used);
+    let new_state = crate::fee::FeeState {
+        base_fee: next_base_fee,
+        burned: fee_state
+            .burned
+            .checked_add(burned)
+            .ok_or(ExecError::Overflow(Address::default()))?,
+    };
+    if new_state != fee_state {
+        w.set_row(fee_key, Some(new_state.to_row()))?;
     }
     // Relays to this shard run now, in emission order; the ones they emit join the queue.
     let mut outbound = Vec::new();
@@ -573,6 +776,12 @@ pub fn execute_shard(
         micro_txs: receipts.count,
         reverted: receipts.reverted,
         fees,
+        burned,
+        base_fee,
+        next_base_fee,
+        gas_used,
+        fee_receipts,
+        waiting,
         lthash,
         digest,
     })

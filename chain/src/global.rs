@@ -26,6 +26,11 @@ pub struct GlobalOutcome {
     /// Contract relays the lane emitted: they run in the next block (on their shard, or on
     /// the global lane for `relay@next`), so that they see the global state this lane wrote.
     pub deferred: Vec<Relay>,
+    /// Calls that did not fit the lane's gas limit: they wait, first in line, for the next
+    /// block.
+    pub waiting: Vec<Relay>,
+    /// Gas the lane's calls took of its limit.
+    pub gas_used: u64,
     /// One receipt per call, in execution order.
     pub receipts: Vec<Receipt>,
     /// Receipts of contract micro-transactions and deployments.
@@ -79,6 +84,7 @@ pub fn execute_global(
     calls: &[Relay],
     order: ShardOrder,
     current_digest: Hash256,
+    gas_limit: u64,
 ) -> Result<GlobalOutcome, ConservationError> {
     let n = order.shard_count();
     let idle = calls.is_empty() && !contracts.iter().any(|c| c.has_due_work(ctx));
@@ -89,6 +95,8 @@ pub fn execute_global(
             payouts: vec![Vec::new(); n],
             emitted: Vec::new(),
             deferred: Vec::new(),
+            waiting: Vec::new(),
+            gas_used: 0,
             receipts: Vec::new(),
             contract_receipts: Vec::new(),
             digest: current_digest,
@@ -113,7 +121,22 @@ pub fn execute_global(
     };
     let mut contract_receipts = Vec::new();
     let mut seq = 0u64;
-    for relay in calls {
+    // Calls run in order while their gas fits the lane's block limit; from the first that
+    // does not, the rest wait for the next block in the same order.
+    let mut gas_left = gas_limit;
+    let mut waiting = Vec::new();
+    for (i, relay) in calls.iter().enumerate() {
+        let g = match &relay.kind {
+            RelayKind::Contract(c) => c.gas,
+            RelayKind::Deploy(d) => d.gas,
+            RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
+            RelayKind::Deposit { .. } => 0,
+        };
+        if g > gas_left {
+            waiting.extend_from_slice(&calls[i..]);
+            break;
+        }
+        gas_left -= g;
         if matches!(relay.kind, RelayKind::Contract(_) | RelayKind::Deploy(_)) {
             let Some(reg) = state
                 .iter_mut()
@@ -216,6 +239,8 @@ pub fn execute_global(
         payouts,
         emitted,
         deferred,
+        waiting,
+        gas_used: gas_limit - gas_left,
         receipts,
         contract_receipts,
         digest,

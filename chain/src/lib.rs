@@ -18,6 +18,7 @@ pub mod difficulty;
 mod dropper;
 pub mod encode;
 pub mod exec;
+pub mod fee;
 pub mod global;
 pub mod hash;
 pub mod lang;

@@ -2,33 +2,94 @@
 //!
 //! Only transactions whose signature verified are admitted, so a block built from the pool
 //! needs no second signature check. Selection for a block takes, per shard, each sender's
-//! transactions in nonce order and picks among senders by fee.
+//! transactions in nonce order and picks among senders by effective tip at the shard's
+//! base fee (`min(max_tip, max_fee − base_fee)`). Each shard holds at most
+//! [`Mempool::shard_capacity`] transactions: when full, an incoming transaction evicts the
+//! lowest-priority one (by max tip, then max fee) if it pays more, together with that
+//! sender's later nonces (which could not be mined without it).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::fee::GasPrice;
 use crate::hash::Txid;
 use crate::shard::{ShardId, ShardOrder};
 use crate::tx::SignedTx;
+
+/// Priority for eviction: max tip, then max fee; the last nonce goes first among equals.
+type Rank = (GasPrice, GasPrice, Reverse<u64>, Address);
 
 /// Pending transactions.
 #[derive(Debug)]
 pub struct Mempool {
     order: ShardOrder,
     shards: Vec<HashMap<Address, BTreeMap<u64, SignedTx>>>,
+    ranks: Vec<BTreeSet<Rank>>,
     by_txid: HashMap<Txid, (Address, u64)>,
+    shard_capacity: usize,
+}
+
+/// Default transactions a shard's pool holds.
+pub const DEFAULT_SHARD_CAPACITY: usize = 100_000;
+
+/// What the mempool did with an inserted transaction.
+#[derive(Debug, Default)]
+pub struct Inserted {
+    /// The same sender's transaction at the same nonce it replaced.
+    pub replaced: Option<SignedTx>,
+    /// Transactions evicted to make room.
+    pub evicted: Vec<Txid>,
+}
+
+fn rank(t: &SignedTx) -> Rank {
+    (t.tx.max_tip, t.tx.max_fee, Reverse(t.tx.nonce), t.tx.from)
+}
+
+/// Tip per gas `t` pays at `base_fee` (`None` when its max fee is below the base fee).
+pub fn effective_tip(t: &SignedTx, base_fee: GasPrice) -> Option<GasPrice> {
+    let room = t.tx.max_fee.to_msat().checked_sub(base_fee.to_msat())?;
+    Some(t.tx.max_tip.min(GasPrice::from_msat(room)))
 }
 
 impl Mempool {
-    /// An empty pool for `2^order` shards.
+    /// An empty pool for `2^order` shards of [`DEFAULT_SHARD_CAPACITY`] each.
     pub fn new(order: ShardOrder) -> Self {
+        Mempool::with_capacity(order, DEFAULT_SHARD_CAPACITY)
+    }
+
+    /// An empty pool for `2^order` shards holding at most `shard_capacity` transactions
+    /// each (at least one).
+    pub fn with_capacity(order: ShardOrder, shard_capacity: usize) -> Self {
         Mempool {
             order,
             shards: (0..order.shard_count()).map(|_| HashMap::new()).collect(),
+            ranks: (0..order.shard_count()).map(|_| BTreeSet::new()).collect(),
             by_txid: HashMap::new(),
+            shard_capacity: shard_capacity.max(1),
         }
+    }
+
+    /// Most transactions one shard's pool holds.
+    pub fn shard_capacity(&self) -> usize {
+        self.shard_capacity
+    }
+
+    /// Whether `tx` would be admitted by priority: its shard has room, or it outranks
+    /// the lowest pending transaction there (it would evict it).
+    pub fn has_room_for(&self, tx: &SignedTx) -> bool {
+        let s = tx.tx.from.shard(self.order).index();
+        if self.get(&tx.tx.from, tx.tx.nonce).is_some() || self.shard_len_fast(s) < self.shard_capacity {
+            return true;
+        }
+        self.ranks[s]
+            .first()
+            .is_some_and(|low| (tx.tx.max_tip, tx.tx.max_fee) > (low.0, low.1))
+    }
+
+    fn shard_len_fast(&self, s: usize) -> usize {
+        self.ranks[s].len()
     }
 
     /// Number of transactions.
@@ -61,10 +122,15 @@ impl Mempool {
 
     /// Transactions pending on `shard`.
     pub fn shard_len(&self, shard: ShardId) -> usize {
+        self.ranks.get(shard.index()).map_or(0, BTreeSet::len)
+    }
+
+    /// Every transaction pending on `shard`, in no particular order.
+    pub fn shard_txs(&self, shard: ShardId) -> impl Iterator<Item = &SignedTx> {
         self.shards
             .get(shard.index())
-            .map(|s| s.values().map(BTreeMap::len).sum())
-            .unwrap_or(0)
+            .into_iter()
+            .flat_map(|p| p.values().flat_map(|q| q.values()))
     }
 
     /// The pending transaction of `sender` at `nonce`.
@@ -84,60 +150,85 @@ impl Mempool {
         })
     }
 
-    /// Inserts (or replaces the same sender/nonce); returns the replaced transaction.
-    pub fn insert(&mut self, tx: SignedTx) -> Option<SignedTx> {
+    /// Inserts (or replaces the same sender/nonce). When the shard is full, evicts the
+    /// lowest-ranked transaction (and its sender's later ones) if `tx` outranks it; call
+    /// [`Mempool::has_room_for`] first to refuse instead.
+    pub fn insert(&mut self, tx: SignedTx) -> Inserted {
         let from = tx.tx.from;
         let nonce = tx.tx.nonce;
-        let s = from.shard(self.order);
-        self.by_txid.insert(tx.txid(), (from, nonce));
-        let old = self.shards[s.index()]
-            .entry(from)
-            .or_default()
-            .insert(nonce, tx);
-        if let Some(o) = &old {
-            self.by_txid.remove(&o.txid());
+        let s = from.shard(self.order).index();
+        let mut out = Inserted::default();
+        if let Some(old) = self.remove_one(&from, nonce) {
+            out.replaced = Some(old);
         }
-        old
+        while self.ranks[s].len() >= self.shard_capacity {
+            let Some(low) = self.ranks[s].first().copied() else { break };
+            let (addr, Reverse(n)) = (low.3, low.2);
+            // Evict it and the sender's later nonces.
+            let later: Vec<u64> = self.shards[s]
+                .get(&addr)
+                .map(|q| q.range(n..).map(|(k, _)| *k).collect())
+                .unwrap_or_default();
+            for k in later {
+                if let Some(t) = self.remove_one(&addr, k) {
+                    out.evicted.push(t.txid());
+                }
+            }
+        }
+        self.by_txid.insert(tx.txid(), (from, nonce));
+        self.ranks[s].insert(rank(&tx));
+        self.shards[s].entry(from).or_default().insert(nonce, tx);
+        out
+    }
+
+    /// Removes one transaction (keeping the indexes in step).
+    fn remove_one(&mut self, sender: &Address, nonce: u64) -> Option<SignedTx> {
+        let s = sender.shard(self.order).index();
+        let q = self.shards[s].get_mut(sender)?;
+        let t = q.remove(&nonce)?;
+        if q.is_empty() {
+            self.shards[s].remove(sender);
+        }
+        self.by_txid.remove(&t.txid());
+        self.ranks[s].remove(&rank(&t));
+        Some(t)
     }
 
     /// Drops `sender`'s transactions with nonce below `next_nonce` (mined or replaced).
     pub fn remove_below(&mut self, sender: &Address, next_nonce: u64) {
-        let s = sender.shard(self.order);
-        let pool = &mut self.shards[s.index()];
-        if let Some(q) = pool.get_mut(sender) {
-            let keep = q.split_off(&next_nonce);
-            for t in q.values() {
-                self.by_txid.remove(&t.txid());
-            }
-            *q = keep;
-            if q.is_empty() {
-                pool.remove(sender);
-            }
+        let s = sender.shard(self.order).index();
+        let Some(q) = self.shards[s].get(sender) else {
+            return;
+        };
+        let gone: Vec<u64> = q.range(..next_nonce).map(|(k, _)| *k).collect();
+        for n in gone {
+            self.remove_one(sender, n);
         }
     }
 
     /// Drops every transaction that expires before `height`.
     pub fn remove_expired(&mut self, height: u64) {
-        for pool in &mut self.shards {
-            pool.retain(|_, q| {
-                q.retain(|_, t| {
-                    let keep = t.tx.expiry_height >= height;
-                    if !keep {
-                        self.by_txid.remove(&t.txid());
-                    }
-                    keep
-                });
-                !q.is_empty()
-            });
+        let expired: Vec<(Address, u64)> = self
+            .shards
+            .iter()
+            .flat_map(|pool| pool.values().flat_map(|q| q.values()))
+            .filter(|t| t.tx.expiry_height < height)
+            .map(|t| (t.tx.from, t.tx.nonce))
+            .collect();
+        for (a, n) in expired {
+            self.remove_one(&a, n);
         }
     }
 
     /// Up to `max` transactions for `shard`: for each sender the chain of nonces starting at
-    /// `nonce_of(sender)`, highest fee first among senders (ties by sender, then nonce).
+    /// `nonce_of(sender)`, highest effective tip at `base_fee` first among senders (ties by
+    /// sender, then nonce). A sender's chain stops at a transaction whose max fee is below
+    /// the base fee.
     pub fn select(
         &self,
         shard: ShardId,
         max: usize,
+        base_fee: GasPrice,
         mut nonce_of: impl FnMut(&Address) -> u64,
     ) -> Vec<SignedTx> {
         let Some(pool) = self.shards.get(shard.index()) else {
@@ -146,8 +237,8 @@ impl Mempool {
         let mut heap = BinaryHeap::new();
         for (sender, q) in pool {
             let n = nonce_of(sender);
-            if let Some(t) = q.get(&n) {
-                heap.push((t.tx.fee, Reverse(*sender), Reverse(n)));
+            if let Some(tip) = q.get(&n).and_then(|t| effective_tip(t, base_fee)) {
+                heap.push((tip, Reverse(*sender), Reverse(n)));
             }
         }
         let mut out = Vec::new();
@@ -157,8 +248,8 @@ impl Mempool {
             }
             let q = &pool[&sender];
             out.push(q[&n].clone());
-            if let Some(next) = q.get(&(n + 1)) {
-                heap.push((next.tx.fee, Reverse(sender), Reverse(n + 1)));
+            if let Some(tip) = q.get(&(n + 1)).and_then(|t| effective_tip(t, base_fee)) {
+                heap.push((tip, Reverse(sender), Reverse(n + 1)));
             }
         }
         out

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::fee::GasPrice;
 use crate::shard::ShardOrder;
 
 /// Which rexe network a chain, transaction or address belongs to.
@@ -124,17 +125,27 @@ pub struct ChainParams {
     pub max_tx_bytes: usize,
     /// Most transactions per shard per block.
     pub max_txs_per_shard: usize,
-    /// Lowest fee a transaction may pay.
-    pub min_fee: Amount,
     /// How far ahead of an account's nonce the mempool accepts transactions.
     pub max_nonce_gap: u64,
     /// Header time may be at most this far ahead of the local clock.
     pub max_future_secs: u64,
     /// Most gas one contract transaction may buy (bounds the work of one relay tree).
     pub max_tx_gas: u64,
-    /// Price of gas in millisatoshis: a contract transaction's fee must cover
-    /// `gas_limit × gas_price_msat / 1000` sats (see [`crate::contract::gas_fee`]).
-    pub gas_price_msat: u64,
+    /// Lowest base fee a shard may charge (and each shard's base fee at genesis).
+    pub min_base_fee: GasPrice,
+    /// The base fee changes by at most 1/this per block (EIP-1559: 8).
+    pub base_fee_change_denominator: u64,
+    /// Most gas one shard's block may use: inbound relays' gas plus its transactions'
+    /// gas used (each transaction needs its whole `gas_limit` free when it starts). The base
+    /// fee targets half of it.
+    pub block_gas_per_shard: u64,
+    /// Most bytes of transactions in one shard's block.
+    pub block_bytes_per_shard: usize,
+    /// Most relays one shard's transactions (and payouts) may emit in one block.
+    pub block_relays_per_shard: usize,
+    /// Most gas the global lane runs per block (system calls count
+    /// [`crate::lang::gas::RELAY_GLOBAL`] each); calls beyond it wait for the next block.
+    pub block_gas_global: u64,
 }
 
 impl ChainParams {
@@ -166,11 +177,15 @@ impl ChainParams {
             btc_confirmations: 6,
             max_tx_bytes: 100_000,
             max_txs_per_shard: 50_000,
-            min_fee: Amount::from_sat(100),
             max_nonce_gap: 64,
             max_future_secs: 2 * 60 * 60,
             max_tx_gas: 5_000_000,
-            gas_price_msat: 10,
+            min_base_fee: GasPrice::from_msat(10),
+            base_fee_change_denominator: 8,
+            block_gas_per_shard: 1_000_000_000,
+            block_bytes_per_shard: 8_000_000,
+            block_relays_per_shard: 60_000,
+            block_gas_global: 500_000_000,
         }
     }
 
@@ -194,9 +209,8 @@ impl ChainParams {
             fixed_difficulty: true,
             halving_interval: 150,
             btc_confirmations: 1,
-            min_fee: Amount::from_sat(1),
             block_interval_secs: 1,
-            gas_price_msat: 1,
+            min_base_fee: GasPrice::from_msat(1),
             ..ChainParams::base(Network::Regtest)
         }
     }

@@ -1,4 +1,5 @@
-//! Transactions: `{network, from, nonce, fee, gas_limit, expiry_height, payload}` signed by
+//! Transactions: `{network, from, nonce, max_fee, max_tip, gas_limit, expiry_height,
+//! payload}` signed by
 //! `from` with BIP340 over the tagged hash `rexe/tx` of the unsigned encoding (the txid).
 
 use serde::Serialize;
@@ -6,6 +7,7 @@ use thiserror::Error;
 
 use crate::address::{verify_signature, Address, Signer};
 use crate::amount::Amount;
+use crate::fee::GasPrice;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::params::{ChainParams, Network};
@@ -56,6 +58,10 @@ pub enum Payload {
         args: Vec<u8>,
     },
 }
+
+/// Gas a transfer uses (its intrinsic gas: [`crate::lang::gas::TX_BASE`] plus
+/// [`crate::lang::gas::TX_BYTE`] per payload byte).
+pub const TRANSFER_GAS: u64 = crate::lang::gas::TX_BASE + crate::lang::gas::TX_BYTE * 40;
 
 /// Longest function name a call may carry.
 pub const MAX_FUNCTION_NAME: usize = 255;
@@ -152,9 +158,12 @@ pub struct Tx {
     pub from: Address,
     /// The sender's account nonce this transaction consumes.
     pub nonce: u64,
-    /// Fee paid to the block's miner.
-    pub fee: Amount,
-    /// Gas the sender allows (contract payloads; transfers use none).
+    /// Most the sender pays per gas, base fee and tip together (see [`crate::fee`]).
+    pub max_fee: GasPrice,
+    /// Most tip per gas the sender pays the miner on top of the base fee.
+    pub max_tip: GasPrice,
+    /// Gas the sender buys: at least the payload's intrinsic gas, at most `max_tx_gas`;
+    /// what it does not use is refunded.
     pub gas_limit: u64,
     /// Last L2 height at which this transaction may be included.
     pub expiry_height: u64,
@@ -167,7 +176,8 @@ impl Encode for Tx {
         out.push(self.network.magic());
         self.from.0.encode(out);
         self.nonce.encode(out);
-        self.fee.to_sat().encode(out);
+        self.max_fee.to_msat().encode(out);
+        self.max_tip.to_msat().encode(out);
         self.gas_limit.encode(out);
         self.expiry_height.encode(out);
         self.payload.encode(out);
@@ -185,7 +195,8 @@ impl Decode for Tx {
             network,
             from: Address(r.array()?),
             nonce: u64::decode(r)?,
-            fee: Amount::from_sat(u64::decode(r)?),
+            max_fee: GasPrice::from_msat(u64::decode(r)?),
+            max_tip: GasPrice::from_msat(u64::decode(r)?),
             gas_limit: u64::decode(r)?,
             expiry_height: u64::decode(r)?,
             payload: Payload::decode(r)?,
@@ -227,16 +238,27 @@ impl Tx {
                     + args.len()
             }
         };
-        1 + 32 + 8 * 4 + payload
+        1 + 32 + 8 * 5 + payload
     }
 
-    /// rxBTC this transaction takes from the sender: amount moved plus fee.
-    pub fn total_spend(&self) -> Option<Amount> {
+    /// rxBTC reserved for gas when the transaction starts: `gas_limit × max_fee`.
+    pub fn max_fee_total(&self) -> Option<Amount> {
+        crate::fee::reservation(self.gas_limit, self.max_fee)
+    }
+
+    /// rxBTC moved by the payload (a transfer's amount, a call's value).
+    pub fn value(&self) -> Amount {
         match &self.payload {
-            Payload::Transfer { amount, .. } => amount.checked_add(self.fee),
-            Payload::Call { value, .. } => value.checked_add(self.fee),
-            Payload::Deploy { .. } | Payload::ContractCall { .. } => Some(self.fee),
+            Payload::Transfer { amount, .. } => *amount,
+            Payload::Call { value, .. } => *value,
+            Payload::Deploy { .. } | Payload::ContractCall { .. } => Amount::ZERO,
         }
+    }
+
+    /// Most rxBTC this transaction takes from the sender before refunds: value moved plus
+    /// the gas reservation.
+    pub fn total_spend(&self) -> Option<Amount> {
+        self.value().checked_add(self.max_fee_total()?)
     }
 }
 
@@ -312,13 +334,21 @@ pub enum TxError {
     /// More than all the rxBTC there can be.
     #[error("amount {0} exceeds the maximum supply")]
     AboveMaxMoney(Amount),
-    /// Fee below the chain minimum.
-    #[error("fee {fee} below the minimum {min}")]
+    /// Max fee below the chain's minimum base fee: it can never be included.
+    #[error("max fee {fee} below the minimum base fee {min}")]
     FeeTooLow {
-        /// Fee offered.
-        fee: Amount,
-        /// Minimum.
-        min: Amount,
+        /// Max fee offered.
+        fee: GasPrice,
+        /// Minimum base fee.
+        min: GasPrice,
+    },
+    /// Max tip above max fee.
+    #[error("max tip {tip} above max fee {fee}")]
+    TipAboveFee {
+        /// Max tip.
+        tip: GasPrice,
+        /// Max fee.
+        fee: GasPrice,
     },
     /// The payee is not a valid public key (the coins would be lost).
     #[error("payee is not a valid x-only public key")]
@@ -341,16 +371,6 @@ pub enum TxError {
         max: u64,
         /// Offered.
         got: u64,
-    },
-    /// The fee does not buy the gas limit.
-    #[error("fee {fee} does not pay for {gas} gas (needs {need})")]
-    FeeBelowGas {
-        /// Fee offered.
-        fee: Amount,
-        /// Gas limit.
-        gas: u64,
-        /// Fee needed.
-        need: Amount,
     },
     /// A malformed contract call (empty or overlong function name).
     #[error("bad function name")]
@@ -418,10 +438,16 @@ impl SignedTx {
                 limit: params.max_tx_bytes,
             });
         }
-        if self.tx.fee < params.min_fee {
+        if self.tx.max_fee < params.min_base_fee {
             return Err(TxError::FeeTooLow {
-                fee: self.tx.fee,
-                min: params.min_fee,
+                fee: self.tx.max_fee,
+                min: params.min_base_fee,
+            });
+        }
+        if self.tx.max_tip > self.tx.max_fee {
+            return Err(TxError::TipAboveFee {
+                tip: self.tx.max_tip,
+                fee: self.tx.max_fee,
             });
         }
         match &self.tx.payload {
@@ -435,34 +461,25 @@ impl SignedTx {
                     return Err(TxError::UnknownContract(*contract));
                 }
             }
-            Payload::Deploy { .. } | Payload::ContractCall { .. } => {
-                if let Payload::ContractCall { function, .. } = &self.tx.payload {
-                    if function.is_empty() || function.len() > MAX_FUNCTION_NAME {
-                        return Err(TxError::BadFunctionName);
-                    }
-                }
-                let need = crate::contract::intrinsic_gas(&self.tx.payload);
-                if self.tx.gas_limit < need {
-                    return Err(TxError::GasLimitTooLow {
-                        need,
-                        got: self.tx.gas_limit,
-                    });
-                }
-                if self.tx.gas_limit > params.max_tx_gas {
-                    return Err(TxError::GasLimitTooHigh {
-                        max: params.max_tx_gas,
-                        got: self.tx.gas_limit,
-                    });
-                }
-                let need = crate::contract::gas_fee(params, self.tx.gas_limit);
-                if self.tx.fee < need {
-                    return Err(TxError::FeeBelowGas {
-                        fee: self.tx.fee,
-                        gas: self.tx.gas_limit,
-                        need,
-                    });
+            Payload::Deploy { .. } => {}
+            Payload::ContractCall { function, .. } => {
+                if function.is_empty() || function.len() > MAX_FUNCTION_NAME {
+                    return Err(TxError::BadFunctionName);
                 }
             }
+        }
+        let need = crate::contract::intrinsic_gas(&self.tx.payload);
+        if self.tx.gas_limit < need {
+            return Err(TxError::GasLimitTooLow {
+                need,
+                got: self.tx.gas_limit,
+            });
+        }
+        if self.tx.gas_limit > params.max_tx_gas {
+            return Err(TxError::GasLimitTooHigh {
+                max: params.max_tx_gas,
+                got: self.tx.gas_limit,
+            });
         }
         let total = self.tx.total_spend().ok_or(TxError::AmountOverflow)?;
         if total > Amount::MAX_MONEY {
@@ -481,8 +498,9 @@ mod tests {
             network: Network::Regtest,
             from: signer.address(),
             nonce,
-            fee: Amount::from_sat(10),
-            gas_limit: 0,
+            max_fee: GasPrice::from_msat(10),
+            max_tip: GasPrice::from_msat(1),
+            gas_limit: TRANSFER_GAS,
             expiry_height: 1_000,
             payload: Payload::Transfer {
                 to,
@@ -528,7 +546,8 @@ mod tests {
                 network: Network::Regtest,
                 from: a.address(),
                 nonce: 3,
-                fee: Amount::from_sat(1000),
+                max_fee: GasPrice::from_msat(10),
+                max_tip: GasPrice::ZERO,
                 gas_limit: 100_000,
                 expiry_height: 10,
                 payload,
@@ -546,7 +565,8 @@ mod tests {
             network: Network::Regtest,
             from: a.address(),
             nonce: 0,
-            fee: Amount::from_sat(1),
+            max_fee: GasPrice::from_msat(1),
+            max_tip: GasPrice::ZERO,
             gas_limit: 1,
             expiry_height: 1,
             payload: Payload::Deploy {

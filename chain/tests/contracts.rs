@@ -309,18 +309,29 @@ fn gas_is_bought_by_the_fee_and_accounted_across_relays() {
         .unwrap();
     net.settle();
     let after = net.chain.account(&net.keys[0].address()).unwrap().balance;
-    let fee = contract::gas_fee(net.chain.params(), gas);
+    let (_, fee) = net.chain.fee_receipt(txid).unwrap().unwrap();
+    assert_eq!(fee["kind"], "fee");
+    let receipts = net.chain.contract_receipts(txid).unwrap();
+    let step = &receipts[0].1;
+    let (burned, tip, refund) = (
+        fee["burned"].as_u64().unwrap(),
+        fee["tip"].as_u64().unwrap(),
+        fee["refund"].as_u64().unwrap(),
+    );
     assert_eq!(
         before.to_sat() - after.to_sat(),
-        fee.to_sat(),
-        "the fee buys the gas limit, no refund"
+        burned + tip,
+        "the sender pays the gas it used, at base fee + tip"
     );
-    let receipts = net.chain.contract_receipts(txid).unwrap();
     assert_eq!(
-        receipts.len(),
-        2,
-        "the transaction's step and its deposit relay"
+        fee["gas_used"].as_u64().unwrap(),
+        step["gas_used"].as_u64().unwrap() + step["gas_forwarded"].as_u64().unwrap(),
+        "gas used is the step's own gas plus what it forwarded to its relays"
     );
+    let reserved = net.chain.params().min_base_fee.cost(gas).unwrap().to_sat();
+    assert_eq!(burned + tip + refund, reserved);
+    // The token's transfer forwards all its leftover gas to the deposit relay: paid in full
+    // at the origin (gas left at a relay tree's leaves is not refunded).
     let total: u64 = receipts
         .iter()
         .map(|(_, r)| {
@@ -452,7 +463,7 @@ fn admission_refuses_calls_that_could_only_burn_their_fee() {
     let code = net.chain.contracts().get(&c).unwrap().code.clone();
     let (_, f) = code.function("deposit").unwrap();
     let args = contract::abi::encode_args(&code, f, &json!(["1"])).unwrap();
-    let fee = contract::gas_fee(net.chain.params(), GAS).to_sat();
+    let fee = net.chain.params().min_base_fee.to_msat();
     // Not exported.
     let e = net
         .chain
@@ -475,12 +486,12 @@ fn admission_refuses_calls_that_could_only_burn_their_fee() {
         .submit_tx(call_tx(&k, 0, k.address(), "transfer", vec![], GAS, fee))
         .unwrap_err();
     assert!(e.to_string().contains("no contract"), "{e}");
-    // A fee that does not buy the gas limit, a gas limit below the intrinsic cost.
+    // A max fee below the minimum base fee, a gas limit below the intrinsic cost.
     let e = net
         .chain
         .submit_tx(call_tx(&k, 0, c, "transfer", args.clone(), GAS, fee - 1))
         .unwrap_err();
-    assert!(e.to_string().contains("does not pay"), "{e}");
+    assert!(e.to_string().contains("below the minimum base fee"), "{e}");
     let e = net
         .chain
         .submit_tx(call_tx(&k, 0, c, "transfer", args, 100, fee))

@@ -304,8 +304,9 @@ fn raw(
         network,
         from: from.address(),
         nonce,
-        fee: Amount::from_sat(fee),
-        gas_limit: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(fee),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(fee),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: 1_000,
         payload: Payload::Transfer {
             to,
@@ -429,8 +430,8 @@ fn replacement_needs_a_higher_fee() {
     let b = mine(&mut f.chain, f.miner);
     assert_eq!(b.tx_count(), 1);
     assert_eq!(
-        b.txs.iter().flatten().next().unwrap().tx.fee,
-        Amount::from_sat(11)
+        b.txs.iter().flatten().next().unwrap().tx.max_fee,
+        rexe_chain::fee::GasPrice::from_msat(11)
     );
 }
 

@@ -76,8 +76,9 @@ fn call(from: &Signer, nonce: u64, value: u64, data: Vec<u8>) -> rexe_chain::Sig
         network: Network::Regtest,
         from: from.address(),
         nonce,
-        fee: Amount::from_sat(10),
-        gas_limit: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(10),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(10),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: 1_000,
         payload: Payload::Call {
             contract: SystemId(5),
@@ -133,9 +134,18 @@ fn contract_value_counts_in_supply_and_refunds_on_failure() {
     mine(&mut chain, miner);
     let (_, _, receipt) = chain.call_receipt(bad_id).unwrap().unwrap();
     assert_eq!(receipt.error.as_deref(), Some("unknown vault call"));
+    // Each call pays its intrinsic gas at 10 msat/gas; the rest of the reservation returns.
+    let paid = |data: Vec<u8>| {
+        let gas = rexe_chain::contract::intrinsic_gas(&Payload::Call {
+            contract: SystemId(5),
+            value: Amount::ZERO,
+            data,
+        });
+        rexe_chain::fee::GasPrice::from_msat(10).cost(gas).unwrap().to_sat()
+    };
     assert_eq!(
         chain.account(&keys[0].address()).unwrap().balance.to_sat(),
-        start - 5_000 - 10 - 10
+        start - 5_000 - paid(vec![]) - paid(vec![9])
     );
     assert_supply(&mut chain);
 

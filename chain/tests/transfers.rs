@@ -25,7 +25,7 @@ fn cross_shard_transfer_is_credited_exactly_one_block_later() {
     mine(&mut chain, miner);
     assert_eq!(
         chain.account(&a.address()).unwrap().balance,
-        Amount::from_sat(100_000_000 - 1010)
+        Amount::from_sat(100_000_000 - 1000 - transfer_paid(10))
     );
     assert_eq!(
         chain.account(&b.address()).unwrap().balance,
@@ -86,7 +86,7 @@ fn miner_receives_subsidy_and_fees() {
     let subsidy = p.subsidy(1).to_sat() + p.subsidy(2).to_sat();
     assert_eq!(
         chain.account(&miner).unwrap().balance,
-        Amount::from_sat(subsidy + 8 * 7)
+        Amount::from_sat(subsidy + 8 * transfer_tip(7, p.min_base_fee.to_msat()))
     );
     assert_supply(&mut chain);
 }

@@ -26,13 +26,4 @@ pub use registry::{ContractsSystem, Deployed};
 pub use run::{intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows, StepResult};
 pub use target::{contract_address, parse_state_key, state_key, Target};
 
-use crate::amount::Amount;
-use crate::params::ChainParams;
 
-/// The fee that buys `gas_limit` gas: `ceil(gas_limit × gas_price_msat / 1000)` sats. A
-/// contract transaction's fee must be at least this (and at least `min_fee`); the whole fee
-/// goes to the miner and unused gas is not refunded.
-pub fn gas_fee(params: &ChainParams, gas_limit: u64) -> Amount {
-    let msat = (gas_limit as u128) * (params.gas_price_msat as u128);
-    Amount::from_sat(msat.div_ceil(1000).min(u64::MAX as u128) as u64)
-}

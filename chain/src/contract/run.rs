@@ -1,12 +1,12 @@
 //! Running contract micro-transactions: a transaction's own step on its sender's shard,
 //! relays on their target shards, and global calls and deployments on the global lane.
 //!
-//! Gas: a transaction buys `gas_limit` gas with its fee (see [`super::gas_fee`]). Its own
+//! Gas: a transaction buys `gas_limit` gas (see [`crate::fee`]). Its own
 //! step pays the intrinsic cost ([`gas::TX_BASE`] plus [`gas::TX_BYTE`] per payload byte)
 //! and execution; the gas left when a micro-transaction ends is split evenly over the
 //! relays it emitted (`relay@shards` counts once per shard; the first relays get the
 //! remainder), each relay runs with what it carries, and whatever is left at the leaves is
-//! not refunded. A micro-transaction that fails keeps none of its writes and emits none of
+//! not refunded. Gas neither used nor forwarded by the transaction's own step is refunded. A micro-transaction that fails keeps none of its writes and emits none of
 //! its relays.
 
 use std::sync::Arc;
@@ -105,16 +105,18 @@ impl Host for LaneHost<'_> {
     }
 }
 
-/// Intrinsic gas of a transaction's payload (zero for non-contract payloads).
+/// Intrinsic gas of a transaction's payload: [`gas::TX_BASE`] plus [`gas::TX_BYTE`] per
+/// payload byte (for a transfer, all the gas it uses).
 pub fn intrinsic_gas(p: &Payload) -> u64 {
     match p {
+        Payload::Transfer { .. } => crate::tx::TRANSFER_GAS,
+        Payload::Call { data, .. } => gas::TX_BASE + gas::TX_BYTE * (9 + data.len() as u64),
         Payload::Deploy { source, args } => {
             gas::TX_BASE + gas::TX_BYTE * (source.len() + args.len()) as u64
         }
         Payload::ContractCall { function, args, .. } => {
             gas::TX_BASE + gas::TX_BYTE * (function.len() + args.len()) as u64
         }
-        _ => 0,
     }
 }
 

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use rexe_chain::contract::{self, abi, contract_address, parse_state_key, Target};
+use rexe_chain::contract::{abi, contract_address, parse_state_key, Target};
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::value::{self, Value};
 use rexe_chain::lang::vm::{self, Context, Host, RelayDest, TxKind};
 use rexe_chain::lang::{compile, Verified};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Address, Amount, Chain, ChainConfig, Network, Payload, SignedTx, Signer, Tx};
+use rexe_chain::{Address, Chain, ChainConfig, Network, Payload, SignedTx, Signer, Tx};
 use serde_json::{json, Value as Json};
 
 use super::*;
@@ -72,12 +72,13 @@ impl Net {
         payload: Payload,
         gas: u64,
     ) -> Result<rexe_chain::Txid, String> {
-        let fee = contract::gas_fee(self.chain.params(), gas).max(self.chain.params().min_fee);
+        let fee = self.chain.params().min_base_fee;
         let tx = Tx {
             network: Network::Regtest,
             from: self.keys[who].address(),
             nonce: self.nonces[who],
-            fee,
+            max_fee: fee,
+            max_tip: fee,
             gas_limit: gas,
             expiry_height: 1_000_000,
             payload,
@@ -440,7 +441,8 @@ pub fn call_tx(
         network: Network::Regtest,
         from: key.address(),
         nonce,
-        fee: Amount::from_sat(fee),
+        max_fee: rexe_chain::fee::GasPrice::from_msat(fee),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(fee),
         gas_limit: gas,
         expiry_height: 1_000_000,
         payload: Payload::ContractCall {

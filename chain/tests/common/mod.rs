@@ -51,8 +51,9 @@ pub fn transfer(from: &Signer, to: Address, amount: u64, nonce: u64, fee: u64) -
         network: Network::Regtest,
         from: from.address(),
         nonce,
-        fee: Amount::from_sat(fee),
-        gas_limit: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(fee),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(fee),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: 1_000_000,
         payload: Payload::Transfer {
             to,
@@ -60,6 +61,20 @@ pub fn transfer(from: &Signer, to: Address, amount: u64, nonce: u64, fee: u64) -
         },
     }
     .sign(from)
+}
+
+/// What a transfer sent with `transfer(.., fee)` pays in a block whose base fee is at most
+/// `fee` msat/gas (its max fee and max tip are both `fee`, so it pays `fee` per gas).
+pub fn transfer_paid(fee: u64) -> u64 {
+    rexe_chain::fee::GasPrice::from_msat(fee)
+        .cost(rexe_chain::tx::TRANSFER_GAS)
+        .unwrap()
+        .to_sat()
+}
+
+/// Of that, what goes to the miner at base fee `base` msat/gas (the rest is burned).
+pub fn transfer_tip(fee: u64, base: u64) -> u64 {
+    transfer_paid(fee) - transfer_paid(base)
 }
 
 /// Builds a template from the mempool, seals it and submits it.
