@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use rexe_chain::contract::{abi, contract_address, gas_fee};
+use rexe_chain::contract::{abi, contract_address};
 use rexe_chain::encode::Encode;
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::compile;
-use rexe_chain::{Address, Amount, ChainParams, Payload, Tx};
+use rexe_chain::{Address, Payload, Tx};
 use serde_json::{json, Value as Json};
 
 use crate::contract_script::{Options, Runner};
@@ -40,12 +40,12 @@ pub struct TxArgs {
     /// Key file of the sender.
     #[arg(long)]
     key: PathBuf,
-    /// Gas to buy (the fee pays for all of it; unused gas is not refunded).
+    /// Gas to buy: `gas × max fee` is reserved; what the transaction's own step neither
+    /// uses nor forwards to relays is refunded.
     #[arg(long, default_value_t = 1_000_000)]
     gas: u64,
-    /// Fee in sats (default: exactly what the gas costs on the node's network).
-    #[arg(long)]
-    fee: Option<u64>,
+    #[command(flatten)]
+    fees: crate::fees::FeeArgs,
     /// Wait for the receipts and print them.
     #[arg(long)]
     wait: bool,
@@ -165,15 +165,7 @@ fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
     let acct = peer.call("getaccount", json!([from.encode(net)]))?;
     let nonce = acct["nonce"].as_u64().unwrap_or(0);
     let height = info["height"].as_u64().unwrap_or(0);
-    // The gas price of the node's network (the presets; a custom chain would need its own).
-    let params = match net {
-        rexe_chain::Network::Main => ChainParams::main(),
-        rexe_chain::Network::Test => ChainParams::test(),
-        _ => ChainParams::regtest(),
-    };
-    let fee = tx
-        .fee
-        .unwrap_or_else(|| gas_fee(&params, tx.gas).max(params.min_fee).to_sat());
+    let fees = tx.fees.pick(&peer, &from.encode(net))?;
     if let Payload::Deploy { .. } = &payload {
         println!(
             "contract address: {}",
@@ -184,7 +176,8 @@ fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
         network: net,
         from,
         nonce,
-        fee: Amount::from_sat(fee),
+        max_fee: fees.max_fee,
+        max_tip: fees.max_tip,
         gas_limit: tx.gas,
         expiry_height: height + 100,
         payload,

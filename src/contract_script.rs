@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rexe_chain::contract::{self, abi, contract_address, parse_state_key, Target};
+use rexe_chain::contract::{abi, contract_address, parse_state_key, Target};
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::value::address_to_string;
 use rexe_chain::params::{bench_address, GenesisAlloc};
@@ -658,7 +658,8 @@ impl<'o> Runner<'o> {
             network: p.network,
             from,
             nonce,
-            fee: contract::gas_fee(p, gas).max(p.min_fee),
+            max_fee: p.min_base_fee,
+            max_tip: p.min_base_fee,
             gas_limit: gas,
             expiry_height: u64::MAX,
             payload,

@@ -172,7 +172,11 @@ struct Ctx {
 
 impl Ctx {
     fn client(&self, signer: Signer) -> Result<L2Client> {
-        L2Client::connect(self.l2_peer.clone(), signer, Amount::from_sat(200))
+        L2Client::connect(
+            self.l2_peer.clone(),
+            signer,
+            crate::fees::FeeArgs::default(),
+        )
     }
 
     fn sleep(&self, ms: u64) -> bool {
@@ -578,12 +582,18 @@ pub fn run(args: DevnetArgs) -> Result<()> {
                 while chain.mempool().get(&from.address(), nonce).is_some() {
                     nonce += 1;
                 }
+                // Twice the shard's base fee leaves room for it to rise before inclusion.
+                let shard = from.address().shard(chain.params().shard_order);
+                let base = chain.base_fee(shard)?;
+                let max_tip = rexe_chain::fee::GasPrice::from_msat(1);
                 let tx = Tx {
                     network: Network::Devnet,
                     from: from.address(),
                     nonce,
-                    fee: Amount::from_sat(150),
-                    gas_limit: 0,
+                    max_fee: rexe_chain::fee::GasPrice::from_msat(base.to_msat() * 2)
+                        .saturating_add(max_tip),
+                    max_tip,
+                    gas_limit: rexe_chain::tx::TRANSFER_GAS,
                     expiry_height: tip + 10,
                     payload: Payload::Transfer {
                         to: to.address(),

@@ -7,6 +7,7 @@ mod contract_bench;
 mod contract_cli;
 mod contract_script;
 mod devnet;
+mod fees;
 mod miner_cli;
 mod node;
 mod peg;

@@ -83,9 +83,8 @@ pub struct SendArgs {
     /// Amount in sats.
     #[arg(long)]
     amount: u64,
-    /// Fee in sats.
-    #[arg(long, default_value_t = 200)]
-    fee: u64,
+    #[command(flatten)]
+    fees: crate::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -184,6 +183,7 @@ pub fn send(a: SendArgs) -> Result<()> {
     let from = signer.address().encode(net);
     let acct = peer.call("getaccount", json!([from]))?;
     let height = info["height"].as_u64().unwrap_or(0);
+    let fees = a.fees.pick(&peer, &from)?;
     let tx = Tx {
         network: net,
         from: signer.address(),
@@ -192,8 +192,9 @@ pub fn send(a: SendArgs) -> Result<()> {
             .as_u64()
             .or_else(|| acct["nonce"].as_u64())
             .unwrap_or(0),
-        fee: Amount::from_sat(a.fee),
-        gas_limit: 0,
+        max_fee: fees.max_fee,
+        max_tip: fees.max_tip,
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
         expiry_height: height + 100,
         payload: Payload::Transfer {
             to,

@@ -24,8 +24,8 @@ use crate::amount::{checked_sum, Amount};
 use crate::block::{Block, Header};
 use crate::contract::{ContractReceipt, ContractsSystem};
 use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
-use crate::fee::GasPrice;
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
+use crate::fee::GasPrice;
 use crate::global::{digest_of, execute_global, snapshots_of, ConservationError, GlobalOutcome};
 use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
 use crate::mempool::Mempool;
@@ -1108,6 +1108,13 @@ impl Chain {
                     .map_err(|e| StoreError::corrupt("fee market row", e))
             })
             .collect()
+    }
+
+    /// Tips the prepared template with header hash `hash` pays its miner (what
+    /// [`Chain::template`] executed; `None` for any other block).
+    pub fn template_tips(&self, hash: BlockHash) -> Option<Amount> {
+        let p = self.prepared.as_ref().filter(|p| p.hash == hash)?;
+        checked_sum(p.outcomes.iter().map(|o| o.fees))
     }
 
     /// The base fee the next block charges on `shard`.

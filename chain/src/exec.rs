@@ -139,7 +139,9 @@ pub enum ExecError {
     },
     /// A transaction starts when what is left of one of the shard's block limits cannot
     /// hold it (in a block being validated).
-    #[error("shard {shard} tx {index}: over the block's {limit} limit ({needed} needed, {left} left)")]
+    #[error(
+        "shard {shard} tx {index}: over the block's {limit} limit ({needed} needed, {left} left)"
+    )]
     OverLimit {
         /// Shard.
         shard: ShardId,

@@ -80,7 +80,9 @@ impl Mempool {
     /// the lowest pending transaction there (it would evict it).
     pub fn has_room_for(&self, tx: &SignedTx) -> bool {
         let s = tx.tx.from.shard(self.order).index();
-        if self.get(&tx.tx.from, tx.tx.nonce).is_some() || self.shard_len_fast(s) < self.shard_capacity {
+        if self.get(&tx.tx.from, tx.tx.nonce).is_some()
+            || self.shard_len_fast(s) < self.shard_capacity
+        {
             return true;
         }
         self.ranks[s]
@@ -162,7 +164,9 @@ impl Mempool {
             out.replaced = Some(old);
         }
         while self.ranks[s].len() >= self.shard_capacity {
-            let Some(low) = self.ranks[s].first().copied() else { break };
+            let Some(low) = self.ranks[s].first().copied() else {
+                break;
+            };
             let (addr, Reverse(n)) = (low.3, low.2);
             // Evict it and the sender's later nonces.
             let later: Vec<u64> = self.shards[s]

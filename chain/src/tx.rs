@@ -7,8 +7,8 @@ use thiserror::Error;
 
 use crate::address::{verify_signature, Address, Signer};
 use crate::amount::Amount;
-use crate::fee::GasPrice;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
+use crate::fee::GasPrice;
 use crate::hash::{tagged_hash, Hash256, Txid};
 use crate::params::{ChainParams, Network};
 use crate::system::SystemId;

@@ -141,7 +141,10 @@ fn contract_value_counts_in_supply_and_refunds_on_failure() {
             value: Amount::ZERO,
             data,
         });
-        rexe_chain::fee::GasPrice::from_msat(10).cost(gas).unwrap().to_sat()
+        rexe_chain::fee::GasPrice::from_msat(10)
+            .cost(gas)
+            .unwrap()
+            .to_sat()
     };
     assert_eq!(
         chain.account(&keys[0].address()).unwrap().balance.to_sat(),

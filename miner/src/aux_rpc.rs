@@ -60,13 +60,9 @@ impl AuxWork {
         let h = &block.header;
         let hash = h.hash();
         let target_le = hex::encode(h.target().to_le_bytes());
+        // Subsidy plus tips (base fees are burned, not paid to the miner).
         let value = chain.params().subsidy(h.height).to_sat()
-            + block
-                .txs
-                .iter()
-                .flatten()
-                .map(|t| t.tx.fee.to_sat())
-                .sum::<u64>();
+            + chain.template_tips(hash).map_or(0, |a| a.to_sat());
         let v = json!({
             "hash": hash.to_string(),
             "chainid": chain_id.0,

@@ -53,6 +53,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getaccount", "address"),
     ("getshardinfo", ""),
     ("getsupply", ""),
+    ("estimatefee", "[address_or_shard] [blocks=6]"),
     ("getblocktemplate", "miner_address"),
     ("submitblock", "hex"),
     ("waitfornewblock", "[timeout_ms=30000]"),
@@ -318,6 +319,12 @@ pub fn call(
                         "position": position,
                         "confirmations": confirmations,
                         "final": chain.is_final(height),
+                        "fee": chain.fee_receipt(txid).map_err(RpcError::internal)?.map(|(_, mut f)| {
+                            if let Some(o) = f.as_object_mut() {
+                                o.remove("kind");
+                            }
+                            f
+                        }),
                         "tx": tx,
                     }))
                 }
@@ -353,16 +360,29 @@ pub fn call(
         "getshardinfo" => {
             check_arity(params, 0, 0)?;
             let roots = chain.shard_roots();
+            let fees = chain.fee_states().map_err(RpcError::internal)?;
+            let last = chain.last_fees().to_vec();
             let shards: Vec<Value> = roots
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
                     let s = ShardId(i as u16);
+                    let l = last.get(i).copied().unwrap_or_default();
                     json!({
                         "shard": i,
                         "state_root": r.to_string(),
                         "mempool": chain.mempool().shard_len(s),
                         "inbound_relays": chain.inbound()[i].len(),
+                        "base_fee_msat": fees[i].base_fee.to_msat(),
+                        "burned": fees[i].burned.to_sat(),
+                        "last_block": {
+                            "gas_used": l.gas_used,
+                            "gas_limit": chain.params().block_gas_per_shard,
+                            "base_fee_msat": l.base_fee.to_msat(),
+                            "burned": l.burned.to_sat(),
+                            "tips": l.tips.to_sat(),
+                            "relays_waiting": l.waiting,
+                        },
                     })
                 })
                 .collect();
@@ -376,9 +396,53 @@ pub fn call(
                 "balances": r.balances.to_sat(),
                 "in_flight": r.in_flight.to_sat(),
                 "held_by_contracts": r.held.to_sat(),
+                "burned": r.burned.to_sat(),
                 "expected": r.expected.to_sat(),
                 "holds": r.holds(),
             }))
+        }
+        "estimatefee" => {
+            check_arity(params, 0, 2)?;
+            let order = chain.params().shard_order;
+            let shard = match param(params, 0) {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(
+                    n.as_u64()
+                        .filter(|&s| s < order.shard_count() as u64)
+                        .map(|s| ShardId(s as u16))
+                        .ok_or_else(|| RpcError::params("no such shard"))?,
+                ),
+                Some(_) => Some(address_param(chain, params, 0)?.shard(order)),
+            };
+            let blocks = match param(params, 1) {
+                None | Some(Value::Null) => 6,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|b| (1..=100).contains(b))
+                    .ok_or_else(|| RpcError::params("blocks must be 1 to 100"))?,
+            };
+            let one = |chain: &mut Chain, s: ShardId| -> Result<Value, RpcError> {
+                let e = chain.estimate_fee(s, blocks).map_err(RpcError::internal)?;
+                let worst = e.forecast.iter().copied().max().unwrap_or(e.base_fee);
+                Ok(json!({
+                    "shard": s.0,
+                    "base_fee_msat": e.base_fee.to_msat(),
+                    "forecast_msat": e.forecast.iter().map(|f| f.to_msat()).collect::<Vec<_>>(),
+                    "tip_msat": e.tip.to_msat(),
+                    // Enough to stay includable through the forecast, plus the tip.
+                    "max_fee_msat": worst.to_msat().max(e.base_fee.to_msat() * 2).saturating_add(e.tip.to_msat()),
+                    "pending": e.pending,
+                    "pending_gas": e.pending_gas,
+                    "transfer_gas": rexe_chain::tx::TRANSFER_GAS,
+                }))
+            };
+            match shard {
+                Some(s) => one(chain, s),
+                None => Ok(json!(order
+                    .shards()
+                    .map(|s| one(chain, s))
+                    .collect::<Result<Vec<_>, _>>()?)),
+            }
         }
         "getblocktemplate" => {
             check_arity(params, 1, 1)?;

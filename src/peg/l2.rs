@@ -17,8 +17,8 @@ pub struct L2Client {
     peer: Peer,
     signer: Signer,
     network: Network,
-    /// Fee per call.
-    pub fee: Amount,
+    /// Max fee and tip per gas (unset ones: the node's estimate for each call).
+    pub fees: crate::fees::FeeArgs,
 }
 
 /// A fault-injection point for crash tests: when the `REXE_FAILPOINT` environment variable
@@ -51,13 +51,13 @@ pub fn network_of(peer: &Peer) -> Result<Network> {
 
 impl L2Client {
     /// Connects (asks the node its network).
-    pub fn connect(peer: Peer, signer: Signer, fee: Amount) -> Result<Self> {
+    pub fn connect(peer: Peer, signer: Signer, fees: crate::fees::FeeArgs) -> Result<Self> {
         let network = network_of(&peer)?;
         Ok(L2Client {
             peer,
             signer,
             network,
-            fee,
+            fees,
         })
     }
 
@@ -94,18 +94,21 @@ impl L2Client {
     pub fn build(&self, value: u64, call: &PegCall) -> Result<SignedTx> {
         let nonce = self.next_nonce()?;
         let height = self.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
+        let fees = self.fees.pick(&self.peer, &self.address())?;
+        let payload = Payload::Call {
+            contract: SystemId::PEG,
+            value: Amount::from_sat(value),
+            data: call.encode(),
+        };
         Ok(Tx {
             network: self.network,
             from: self.signer.address(),
             nonce,
-            fee: self.fee,
-            gas_limit: 0,
+            max_fee: fees.max_fee,
+            max_tip: fees.max_tip,
+            gas_limit: rexe_chain::contract::intrinsic_gas(&payload),
             expiry_height: height + 100,
-            payload: Payload::Call {
-                contract: SystemId::PEG,
-                value: Amount::from_sat(value),
-                data: call.encode(),
-            },
+            payload,
         }
         .sign(&self.signer))
     }

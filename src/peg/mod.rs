@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
-use rexe_chain::{Address, Amount};
+use rexe_chain::Address;
 use rexe_miner::bitcoind::Bitcoind;
 use serde_json::{json, Value};
 use source::{BitcoinSource, Electrum};
@@ -37,9 +37,8 @@ pub struct KeyArgs {
     /// Sign with the L2 key of this wallet file instead (see `rexe wallet create`).
     #[arg(long)]
     wallet: Option<PathBuf>,
-    /// Fee per L2 transaction, in sats.
-    #[arg(long, default_value_t = 200)]
-    fee: u64,
+    #[command(flatten)]
+    fees: crate::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -63,7 +62,7 @@ impl KeyArgs {
     fn client(&self) -> Result<L2Client> {
         let peer = self.rpc.peer()?;
         let signer = self.signer(&peer)?;
-        L2Client::connect(peer, signer, Amount::from_sat(self.fee))
+        L2Client::connect(peer, signer, self.fees)
     }
 }
 

@@ -51,9 +51,8 @@ pub struct PegInArgs {
     /// L2 key file paying bonds and fees (default: the wallet's L2 key, same seed).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Fee per L2 call, in sats.
-    #[arg(long, default_value_t = 200)]
-    pub fee: u64,
+    #[command(flatten)]
+    pub fees: crate::fees::FeeArgs,
     /// L2 blocks a take must be buried under before the BTC is paid (a Bitcoin-anchored take
     /// is final at once). Default: the network's (main/test 30, regtest/devnet 3).
     #[arg(long)]
@@ -85,7 +84,7 @@ pub fn l2_client(
     rpc: &RpcArgs,
     key: Option<&PathBuf>,
     wallet: &RexeWallet,
-    fee: u64,
+    fees: crate::fees::FeeArgs,
 ) -> Result<L2Client> {
     let signer = match key {
         Some(k) => crate::wallet_cli::read_key(k)?,
@@ -93,7 +92,7 @@ pub fn l2_client(
             anyhow!("this wallet has no L2 key (watch-only or imported): give --key")
         })?,
     };
-    L2Client::connect(rpc.peer()?, signer, rexe_chain::Amount::from_sat(fee))
+    L2Client::connect(rpc.peer()?, signer, fees)
 }
 
 /// What the peg-in payment must pay, read from the L2 node: each match's payee script and
@@ -467,7 +466,7 @@ pub fn pay(
 
 pub fn run(a: PegInArgs) -> Result<()> {
     let mut wallet = a.w.open_synced()?;
-    let l2 = l2_client(&a.rpc, a.key.as_ref(), &wallet, a.fee)?;
+    let l2 = l2_client(&a.rpc, a.key.as_ref(), &wallet, a.fees)?;
     let peer = a.rpc.peer()?;
     let btc = Electrum::new(&a.w.electrum)?;
     let recipient = match &a.recipient {

@@ -25,5 +25,3 @@ pub use receipt::{ContractReceipt, ReceiptKind};
 pub use registry::{ContractsSystem, Deployed};
 pub use run::{intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows, StepResult};
 pub use target::{contract_address, parse_state_key, state_key, Target};
-
-
