@@ -79,19 +79,20 @@ fn mine(
 }
 
 fn submit_headers(chain: &mut Chain, key: &Signer, nonce: u64, hs: Vec<BtcHeader>) {
+    let payload = Payload::Call {
+        contract: SystemId::PEG,
+        value: Amount::ZERO,
+        data: PegCall::SubmitHeaders(hs).encode(),
+    };
     let tx = Tx {
         network: Network::Regtest,
         from: key.address(),
         nonce,
         max_fee: rexe_chain::fee::GasPrice::from_msat(10),
         max_tip: rexe_chain::fee::GasPrice::from_msat(10),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        gas_limit: rexe_chain::contract::intrinsic_gas(&payload),
         expiry_height: 1_000,
-        payload: Payload::Call {
-            contract: SystemId::PEG,
-            value: Amount::ZERO,
-            data: PegCall::SubmitHeaders(hs).encode(),
-        },
+        payload,
     }
     .sign(key);
     chain.submit_tx(tx).unwrap();

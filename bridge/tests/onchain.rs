@@ -36,6 +36,8 @@ struct L2 {
     btc: std::collections::BTreeMap<BtcHash, (BtcHeader, Vec<Transaction>)>,
     btc_tip: BtcHash,
     counter: u32,
+    /// L2 fees each address paid (burned + tip), from the chain's fee receipts.
+    fees_paid: std::collections::HashMap<Address, u64>,
 }
 
 fn open(path: &std::path::Path, params: &ChainParams) -> Chain {
@@ -84,6 +86,7 @@ impl L2 {
             btc,
             btc_tip: genesis.block_hash(),
             counter: 0,
+            fees_paid: Default::default(),
         };
         w.check();
         w
@@ -93,9 +96,20 @@ impl L2 {
         self.keys[i].address()
     }
 
+    /// Key `i`'s balance plus the L2 fees it paid: the value flows these tests check, with
+    /// fees (which depend on each call's size) checked in chain/tests/fees.rs.
     fn balance(&mut self, i: usize) -> u64 {
         let a = self.addr(i);
-        self.chain.account(&a).unwrap().balance.to_sat()
+        self.chain.account(&a).unwrap().balance.to_sat() + self.fees_paid.get(&a).copied().unwrap_or(0)
+    }
+
+    /// Adds what the block's transactions paid to `fees_paid`.
+    fn record_fees(&mut self, txs: &[(Address, Txid)]) {
+        for (from, id) in txs {
+            let (_, f) = self.chain.fee_receipt(*id).unwrap().expect("fee receipt");
+            let paid = f["burned"].as_u64().unwrap() + f["tip"].as_u64().unwrap();
+            *self.fees_paid.entry(*from).or_default() += paid;
+        }
     }
 
     fn peg(&self) -> &PegContract {
@@ -123,7 +137,8 @@ impl L2 {
             nonce,
             max_fee: rexe_chain::fee::GasPrice::from_msat(FEE),
             max_tip: rexe_chain::fee::GasPrice::from_msat(FEE),
-            gas_limit: rexe_chain::tx::TRANSFER_GAS,
+            // Generous: what the call does not use is refunded in its block.
+            gas_limit: 100_000,
             expiry_height: 1_000_000,
             payload: Payload::Call {
                 contract: SystemId::PEG,
@@ -145,10 +160,17 @@ impl L2 {
         let now = self.params.genesis_time + h;
         let mut block = self.chain.template(self.miner, now).unwrap();
         block.seal = TestSealer::seal(&block.header);
+        let ids: Vec<(Address, Txid)> = block
+            .txs
+            .iter()
+            .flatten()
+            .map(|t| (t.tx.from, t.txid()))
+            .collect();
         assert_eq!(
             self.chain.submit(block, now).unwrap(),
             SubmitOutcome::Connected
         );
+        self.record_fees(&ids);
         self.check();
     }
 
@@ -167,10 +189,17 @@ impl L2 {
             .template_with(self.miner, now, lists, false)
             .unwrap();
         block.seal = TestSealer::seal(&block.header);
+        let ids: Vec<(Address, Txid)> = block
+            .txs
+            .iter()
+            .flatten()
+            .map(|t| (t.tx.from, t.txid()))
+            .collect();
         assert_eq!(
             self.chain.submit(block, now).unwrap(),
             SubmitOutcome::Connected
         );
+        self.record_fees(&ids);
         self.check();
     }
 
@@ -323,10 +352,10 @@ fn order_take_pay_claim_through_the_chain() {
     let script = p2wpkh(0xa1);
     let a0 = w.balance(alice);
     let o = w.order(alice, 100_000, &script, 50, 1_000);
-    assert_eq!(w.balance(alice), a0 - 100_000 - FEE);
+    assert_eq!(w.balance(alice), a0 - 100_000);
     let b0 = w.balance(bob);
     let m = w.take(bob, o, 100_000, BOND);
-    assert_eq!(w.balance(bob), b0 - BOND - FEE);
+    assert_eq!(w.balance(bob), b0 - BOND);
     let owed = w.peg().peg().get_match(m).unwrap().amount_btc_owed;
     assert_eq!(owed, Sats(99_500));
 
@@ -354,7 +383,7 @@ fn order_take_pay_claim_through_the_chain() {
     let txid = w.call(bob, 0, &claim).unwrap();
     w.settle();
     assert_eq!(w.receipt(txid), None);
-    assert_eq!(w.balance(bob), b1 - FEE + 100_000 + BOND);
+    assert_eq!(w.balance(bob), b1 + 100_000 + BOND);
     assert!(matches!(
         w.peg().peg().get_match(m).unwrap().state,
         MatchState::Claimed { .. }
@@ -409,7 +438,7 @@ fn one_peg_in_split_across_three_makers_in_one_bitcoin_tx() {
     let txid = w.call(taker, 0, &L2::claim_call(&inc[0], &ids)).unwrap();
     w.settle();
     assert_eq!(w.receipt(txid), None);
-    assert_eq!(w.balance(taker), before - FEE + 120_000 + 3 * BOND);
+    assert_eq!(w.balance(taker), before + 120_000 + 3 * BOND);
     assert_eq!(w.peg().peg().order(o1).unwrap().remaining, Sats(30_000));
 }
 
@@ -429,7 +458,7 @@ fn cancel_expiry_and_unpaid_match_refund_through_the_chain() {
     ));
     w.settle();
     assert_eq!(w.receipt(txid), None);
-    assert_eq!(w.balance(maker), m0 - 100_000 - FEE + 70_000 - FEE);
+    assert_eq!(w.balance(maker), m0 - 100_000 + 70_000);
 
     // Order B expires by L2 height: refunded automatically, and a take after expiry fails.
     let expiry = w.chain.tip_height() + 5;
@@ -498,7 +527,7 @@ fn failed_calls_refund_their_value_and_keep_the_fee() {
         .receipt(id)
         .unwrap()
         .contains("bond 500 below the required 1000"));
-    assert_eq!(w.balance(1), before - FEE);
+    assert_eq!(w.balance(1), before);
     // Garbage call data, value attached.
     let junk = Tx {
         network: Network::Regtest,
@@ -506,7 +535,7 @@ fn failed_calls_refund_their_value_and_keep_the_fee() {
         nonce: 0,
         max_fee: rexe_chain::fee::GasPrice::from_msat(FEE),
         max_tip: rexe_chain::fee::GasPrice::from_msat(FEE),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        gas_limit: 100_000,
         expiry_height: 1_000_000,
         payload: Payload::Call {
             contract: SystemId::PEG,
@@ -520,7 +549,7 @@ fn failed_calls_refund_their_value_and_keep_the_fee() {
     w.mine_forced(vec![junk]);
     w.mine();
     assert!(w.receipt(junk_id).unwrap().contains("malformed peg call"));
-    assert_eq!(w.balance(2), before - FEE);
+    assert_eq!(w.balance(2), before);
     // A call to a contract the chain does not have is invalid in a block.
     let unknown = Tx {
         network: Network::Regtest,
@@ -528,7 +557,7 @@ fn failed_calls_refund_their_value_and_keep_the_fee() {
         nonce: 0,
         max_fee: rexe_chain::fee::GasPrice::from_msat(FEE),
         max_tip: rexe_chain::fee::GasPrice::from_msat(FEE),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        gas_limit: 100_000,
         expiry_height: 1_000_000,
         payload: Payload::Call {
             contract: SystemId(9),
@@ -683,7 +712,7 @@ fn header_attacks_and_bitcoin_reorgs() {
     let txid = w.call(1, 0, &L2::claim_call(&inc_b[0], &[m])).unwrap();
     w.settle();
     assert_eq!(w.receipt(txid), None);
-    assert_eq!(w.balance(1), before - FEE + 60_000 + BOND);
+    assert_eq!(w.balance(1), before + 60_000 + BOND);
 
     // A competing branch with less work is tracked but never followed.
     let (weak, _) = w.btc_mine_on(base, &[]);

@@ -495,6 +495,16 @@ pub struct FeeEstimate {
     pub pending_gas: u64,
 }
 
+impl FeeEstimate {
+    /// A max fee that stays includable through the forecast: the highest of the forecast
+    /// and twice the base fee, plus the tip.
+    pub fn suggested_max_fee(&self) -> GasPrice {
+        let worst = self.forecast.iter().copied().max().unwrap_or(self.base_fee);
+        GasPrice::from_msat(worst.to_msat().max(self.base_fee.to_msat().saturating_mul(2)))
+            .saturating_add(self.tip)
+    }
+}
+
 /// One shard's fee market in the last connected block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ShardFees {

@@ -214,6 +214,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             c.inbound().iter().map(Vec::len).sum::<usize>()
         );
         let st = c.stats();
+        s += "# HELP rexe_relays_waiting Relays and global-lane calls the last block left waiting for room (backpressure).\n# TYPE rexe_relays_waiting gauge\n";
+        s += &format!("rexe_relays_waiting {}\n", st.relays_waiting);
+        let fees = c.last_fees();
+        if !fees.is_empty() {
+            s += "# HELP rexe_shard_base_fee_msat Base fee of the next block per shard, msat per gas.\n# TYPE rexe_shard_base_fee_msat gauge\n";
+            for (i, f) in fees.iter().enumerate() {
+                s += &format!("rexe_shard_base_fee_msat{{shard=\"{i}\"}} {}\n", f.next_base_fee.to_msat());
+            }
+            s += "# HELP rexe_shard_gas_used Gas the last block used per shard.\n# TYPE rexe_shard_gas_used gauge\n";
+            for (i, f) in fees.iter().enumerate() {
+                s += &format!("rexe_shard_gas_used{{shard=\"{i}\"}} {}\n", f.gas_used);
+            }
+            s += "# HELP rexe_shard_relays_waiting Inbound relays the last block left waiting per shard.\n# TYPE rexe_shard_relays_waiting gauge\n";
+            for (i, f) in fees.iter().enumerate() {
+                s += &format!("rexe_shard_relays_waiting{{shard=\"{i}\"}} {}\n", f.waiting);
+            }
+        }
         s += "# HELP rexe_blocks_connected_total Blocks connected since start.\n# TYPE rexe_blocks_connected_total counter\n";
         s += &format!("rexe_blocks_connected_total {}\n", st.blocks_connected);
         s += "# HELP rexe_blocks_disconnected_total Blocks rolled back (reorgs) since start.\n# TYPE rexe_blocks_disconnected_total counter\n";

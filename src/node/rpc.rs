@@ -423,14 +423,13 @@ pub fn call(
             };
             let one = |chain: &mut Chain, s: ShardId| -> Result<Value, RpcError> {
                 let e = chain.estimate_fee(s, blocks).map_err(RpcError::internal)?;
-                let worst = e.forecast.iter().copied().max().unwrap_or(e.base_fee);
                 Ok(json!({
                     "shard": s.0,
                     "base_fee_msat": e.base_fee.to_msat(),
                     "forecast_msat": e.forecast.iter().map(|f| f.to_msat()).collect::<Vec<_>>(),
                     "tip_msat": e.tip.to_msat(),
                     // Enough to stay includable through the forecast, plus the tip.
-                    "max_fee_msat": worst.to_msat().max(e.base_fee.to_msat() * 2).saturating_add(e.tip.to_msat()),
+                    "max_fee_msat": e.suggested_max_fee().to_msat(),
                     "pending": e.pending,
                     "pending_gas": e.pending_gas,
                     "transfer_gas": rexe_chain::tx::TRANSFER_GAS,

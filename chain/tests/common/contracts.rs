@@ -51,6 +51,11 @@ impl Net {
     pub fn with_config(order: u8, nkeys: usize, cfg: ChainConfig) -> Net {
         let keys = keys(nkeys);
         let p = params(order, &keys);
+        Self::with_params(p, keys, cfg)
+    }
+
+    /// A chain with these parameters, driven by `keys` (which `p` should fund).
+    pub fn with_params(p: rexe_chain::ChainParams, keys: Vec<Signer>, cfg: ChainConfig) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let chain = Chain::open(dir.path(), p, cfg, Arc::new(TestSealer)).unwrap();
         Net {
