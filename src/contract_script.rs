@@ -526,6 +526,12 @@ impl<'o> Runner<'o> {
         let mut params = ChainParams::regtest();
         params.shard_order = rexe_chain::ShardOrder::new(self.opts.order)?;
         params.max_txs_per_shard = self.opts.block_txs;
+        // The simulator packs `block_txs` calls of `chain.gaslimit` gas into each shard's
+        // block, as PREDA's chain simulator does: block limits are lifted (fees still apply).
+        params.block_gas_per_shard = u64::MAX / 4;
+        params.block_bytes_per_shard = usize::MAX / 4;
+        params.block_relays_per_shard = usize::MAX / 4;
+        params.block_gas_global = u64::MAX / 4;
         let order = params.shard_order;
         // Agents: the first synthetic accounts after the allocated ones that cover each shard.
         let mut agents: Vec<Option<Address>> = vec![None; order.shard_count()];

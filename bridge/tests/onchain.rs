@@ -100,7 +100,8 @@ impl L2 {
     /// fees (which depend on each call's size) checked in chain/tests/fees.rs.
     fn balance(&mut self, i: usize) -> u64 {
         let a = self.addr(i);
-        self.chain.account(&a).unwrap().balance.to_sat() + self.fees_paid.get(&a).copied().unwrap_or(0)
+        self.chain.account(&a).unwrap().balance.to_sat()
+            + self.fees_paid.get(&a).copied().unwrap_or(0)
     }
 
     /// Adds what the block's transactions paid to `fees_paid`.

@@ -500,8 +500,12 @@ impl FeeEstimate {
     /// and twice the base fee, plus the tip.
     pub fn suggested_max_fee(&self) -> GasPrice {
         let worst = self.forecast.iter().copied().max().unwrap_or(self.base_fee);
-        GasPrice::from_msat(worst.to_msat().max(self.base_fee.to_msat().saturating_mul(2)))
-            .saturating_add(self.tip)
+        GasPrice::from_msat(
+            worst
+                .to_msat()
+                .max(self.base_fee.to_msat().saturating_mul(2)),
+        )
+        .saturating_add(self.tip)
     }
 }
 

@@ -358,7 +358,28 @@ fn relay_gas(r: &Relay) -> u64 {
     match &r.kind {
         RelayKind::Contract(c) => c.gas,
         RelayKind::Deploy(d) => d.gas,
-        RelayKind::Deposit { .. } | RelayKind::Call { .. } => 0,
+        RelayKind::Deposit { .. } | RelayKind::Call { .. } | RelayKind::Burn { .. } => 0,
+    }
+}
+
+/// Fees a shard's block collects: tips for its miner and base fees burned.
+#[derive(Default)]
+struct Collected {
+    tips: Amount,
+    burned: Amount,
+}
+
+impl Collected {
+    fn add(&mut self, tip: Amount, burned: Amount) -> Result<(), ExecError> {
+        self.tips = self
+            .tips
+            .checked_add(tip)
+            .ok_or(ExecError::Overflow(Address::default()))?;
+        self.burned = self
+            .burned
+            .checked_add(burned)
+            .ok_or(ExecError::Overflow(Address::default()))?;
+        Ok(())
     }
 }
 
@@ -424,18 +445,30 @@ fn run_relay(
     emitted: &mut Vec<Relay>,
     receipts: &mut Receipts,
     seq: &mut u64,
+    collected: &mut Collected,
 ) -> Result<(), ExecError> {
     match &r.kind {
         RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
+        RelayKind::Burn { amount } => collected.add(Amount::ZERO, *amount),
         RelayKind::Call { .. } => Err(ExecError::Misrouted("call")),
         RelayKind::Deploy(_) => Err(ExecError::Misrouted("deploy")),
         RelayKind::Contract(c) => {
             *seq += 1;
-            let (relays, receipt) =
+            let (mut relays, mut receipt) =
                 contract::run_on_shard(contracts, w, env, shard, c, TxKind::Relay, r.origin, *seq)?;
+            // The relay's escrow pays for the gas it used and funds the relays it emitted;
+            // the rest goes back to the sender.
+            let children = contract::fund_children(&mut relays, &c.fee, env.height);
+            let settled = c.fee.settle(receipt.gas_used, children);
+            collected.add(settled.tip, settled.burned)?;
             for (target, call) in relays {
                 emit_kind(emitted, shard, target, RelayKind::Contract(Box::new(call)));
             }
+            if !settled.refund.is_zero() {
+                emit(emitted, shard, env, c.sender, settled.refund);
+            }
+            receipt.settled = Some(settled);
+            receipt.waited = Some(env.height.saturating_sub(c.fee.emitted + 1));
             receipts.push(receipt);
             Ok(())
         }
@@ -510,6 +543,7 @@ pub fn execute_shard(
     };
     let base_fee = fee_state.base_fee;
     let mut gas_left = params.block_gas_per_shard;
+    let mut collected = Collected::default();
     // Inbound relays run in order while their gas fits; from the first that does not, the
     // rest wait for the next block in the same order.
     let mut waiting = Vec::new();
@@ -529,6 +563,7 @@ pub fn execute_shard(
             &mut emitted,
             &mut receipts,
             &mut seq,
+            &mut collected,
         )?;
     }
     for r in from_global {
@@ -541,6 +576,7 @@ pub fn execute_shard(
             &mut emitted,
             &mut receipts,
             &mut seq,
+            &mut collected,
         )?;
     }
     let mut room = Room {
@@ -550,8 +586,6 @@ pub fn execute_shard(
         relays: (params.block_relays_per_shard as u64).saturating_sub(2),
         txs: params.max_txs_per_shard as u64,
     };
-    let mut fees = Amount::ZERO;
-    let mut burned = Amount::ZERO;
     let mut fee_receipts = Vec::new();
     let mut included = Vec::new();
     let mut rejected = Vec::new();
@@ -592,10 +626,12 @@ pub fn execute_shard(
                 room.take(tx);
                 w.set(tx.tx.from, adm.acct)?;
                 let intrinsic = contract::intrinsic_gas(&tx.tx.payload);
-                let gas_used = match &tx.tx.payload {
+                // Gas the transaction's own step used, gas it forwarded to its relays, and
+                // the rxBTC escrowed for that gas.
+                let (own, forwarded, escrowed) = match &tx.tx.payload {
                     Payload::Transfer { to, amount } => {
                         emit(&mut emitted, shard, env, *to, *amount);
-                        intrinsic
+                        (intrinsic, 0, Amount::ZERO)
                     }
                     Payload::Call {
                         contract,
@@ -614,30 +650,54 @@ pub fn execute_shard(
                                 data: data.clone(),
                             },
                         });
-                        intrinsic
+                        (intrinsic, 0, Amount::ZERO)
                     }
                     Payload::Deploy { .. } | Payload::ContractCall { .. } => {
                         seq += 1;
                         let step =
                             contract::start_transaction(contracts, &mut w, env, shard, tx, seq)?;
-                        for (target, kind) in step.relays {
+                        let bought = crate::fee::GasEscrow {
+                            price: adm.price,
+                            base_fee,
+                            escrow: Amount::ZERO,
+                            emitted: env.height,
+                        };
+                        let mut escrowed = Amount::ZERO;
+                        for (target, mut kind) in step.relays {
+                            let fee = match &mut kind {
+                                RelayKind::Contract(c) => {
+                                    c.fee = bought.child(c.gas, env.height);
+                                    c.fee.escrow
+                                }
+                                RelayKind::Deploy(d) => {
+                                    d.fee = bought.child(d.gas, env.height);
+                                    d.fee.escrow
+                                }
+                                _ => Amount::ZERO,
+                            };
+                            escrowed = escrowed
+                                .checked_add(fee)
+                                .ok_or(ExecError::Overflow(tx.tx.from))?;
                             emit_kind(&mut emitted, shard, target, kind);
                         }
-                        let used = step
-                            .receipt
-                            .gas_used
-                            .saturating_add(step.receipt.gas_forwarded);
+                        let r = (step.receipt.gas_used, step.receipt.gas_forwarded, escrowed);
                         receipts.push(step.receipt);
-                        used
+                        r
                     }
-                }
-                .clamp(intrinsic, tx.tx.gas_limit);
-                let charge = crate::fee::charge(adm.reserved, gas_used, base_fee, adm.price)
+                };
+                let forwarded = forwarded.min(tx.tx.gas_limit);
+                let own = own.clamp(intrinsic, tx.tx.gas_limit - forwarded);
+                let charge = crate::fee::charge(adm.reserved, own, base_fee, adm.price)
+                    .and_then(|mut c| {
+                        c.refund = c.refund.checked_sub(escrowed)?;
+                        c.escrowed = escrowed;
+                        Some(c)
+                    })
                     .ok_or(TxRejection::Invalid(TxError::AmountOverflow));
                 let charge = match charge {
                     Ok(c) => c,
-                    // Unreachable: the price is at most max_fee and gas_used at most
-                    // gas_limit, so the charge is within the reservation.
+                    // Unreachable: the price is at most max_fee and own + forwarded gas at
+                    // most gas_limit, so the charge and the escrow fit the reservation.
                     Err(reason) => {
                         return Err(ExecError::Tx {
                             shard,
@@ -647,16 +707,11 @@ pub fn execute_shard(
                         })
                     }
                 };
-                room.gas -= gas_used;
+                room.gas -= own + forwarded;
                 if !charge.refund.is_zero() {
                     w.credit(tx.tx.from, charge.refund)?;
                 }
-                fees = fees
-                    .checked_add(charge.tip)
-                    .ok_or(ExecError::Overflow(env.miner))?;
-                burned = burned
-                    .checked_add(charge.burned)
-                    .ok_or(ExecError::Overflow(tx.tx.from))?;
+                collected.add(charge.tip, charge.burned)?;
                 if env.keep_receipts {
                     fee_receipts.push((tx.txid(), charge));
                 }
@@ -678,29 +733,30 @@ pub fn execute_shard(
             included.push(tx.clone());
         }
     }
-    if !fees.is_zero() {
-        emit(&mut emitted, shard, env, env.miner, fees);
+    let mut paid_tips = collected.tips;
+    if !paid_tips.is_zero() {
+        emit(&mut emitted, shard, env, env.miner, paid_tips);
     }
     if shard_of(&env.miner, env.order) == shard && !env.subsidy.is_zero() {
         emit(&mut emitted, shard, env, env.miner, env.subsidy);
     }
-    let gas_used = params.block_gas_per_shard - room.gas;
-    let next_base_fee = crate::fee::next_base_fee(params, base_fee, gas_used);
-    let new_state = crate::fee::FeeState {
-        base_fee: next_base_fee,
-        burned: fee_state
-            .burned
-            .checked_add(burned)
-            .ok_or(ExecError::Overflow(Address::default()))?,
-    };
-    if new_state != fee_state {
-        w.set_row(fee_key, Some(new_state.to_row()))?;
-    }
     // Relays to this shard run now, in emission order; the ones they emit join the queue.
+    // Tips their escrows pay are paid out after them (until no new tips come).
     let mut outbound = Vec::new();
     let mut hashes = Vec::with_capacity(emitted.len());
     let mut i = 0;
-    while i < emitted.len() {
+    loop {
+        if i == emitted.len() {
+            let due = collected
+                .tips
+                .checked_sub(paid_tips)
+                .unwrap_or(Amount::ZERO);
+            if due.is_zero() {
+                break;
+            }
+            emit(&mut emitted, shard, env, env.miner, due);
+            paid_tips = collected.tips;
+        }
         hashes.push(emitted[i].hash());
         // Moved out: only its hash (taken above) is needed in `emitted` any more.
         let placeholder = Relay {
@@ -723,6 +779,7 @@ pub fn execute_shard(
                 &mut emitted,
                 &mut receipts,
                 &mut seq,
+                &mut collected,
             )?;
         } else {
             outbound.push(r);
@@ -730,6 +787,18 @@ pub fn execute_shard(
         i += 1;
     }
     let relay_root = merkle_root(&hashes);
+    let gas_used = params.block_gas_per_shard - room.gas;
+    let next_base_fee = crate::fee::next_base_fee(params, base_fee, gas_used);
+    let new_state = crate::fee::FeeState {
+        base_fee: next_base_fee,
+        burned: fee_state
+            .burned
+            .checked_add(collected.burned)
+            .ok_or(ExecError::Overflow(Address::default()))?,
+    };
+    if new_state != fee_state {
+        w.set_row(fee_key, Some(new_state.to_row()))?;
+    }
 
     let mut changes: Vec<Change> =
         w.ws.into_iter()
@@ -777,8 +846,8 @@ pub fn execute_shard(
         receipts: receipts.list,
         micro_txs: receipts.count,
         reverted: receipts.reverted,
-        fees,
-        burned,
+        fees: collected.tips,
+        burned: collected.burned,
         base_fee,
         next_base_fee,
         gas_used,

@@ -158,6 +158,94 @@ pub struct FeeCharge {
     /// Reserved at the start and given back (the unused gas, and the price cap above
     /// base fee + tip).
     pub refund: Amount,
+    /// Escrowed for the gas its relays carry (settled where they run: see [`GasEscrow`]).
+    pub escrowed: Amount,
+}
+
+/// The gas a relay carries, as bought: the price its transaction paid, the burned part of
+/// it, and the rxBTC escrowed for the gas (`floor(gas × price)`), which travels with the
+/// relay (counted in the supply as in flight) until the relay runs and settles it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GasEscrow {
+    /// Price per gas the transaction paid (base fee + tip).
+    pub price: GasPrice,
+    /// The base fee in that price (burned).
+    pub base_fee: GasPrice,
+    /// rxBTC escrowed for the carried gas.
+    pub escrow: Amount,
+    /// Height of the block that emitted the relay.
+    pub emitted: u64,
+}
+
+impl Encode for GasEscrow {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.price.0.encode(out);
+        self.base_fee.0.encode(out);
+        self.escrow.to_sat().encode(out);
+        self.emitted.encode(out);
+    }
+}
+
+impl Decode for GasEscrow {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(GasEscrow {
+            price: GasPrice(u64::decode(r)?),
+            base_fee: GasPrice(u64::decode(r)?),
+            escrow: Amount::from_sat(u64::decode(r)?),
+            emitted: u64::decode(r)?,
+        })
+    }
+}
+
+impl GasEscrow {
+    /// The escrow for a child relay carrying `gas`, emitted at `height` by a relay (or
+    /// transaction) that bought its gas at this price.
+    pub fn child(&self, gas: u64, height: u64) -> GasEscrow {
+        GasEscrow {
+            price: self.price,
+            base_fee: self.base_fee,
+            escrow: floor_cost(self.price, gas),
+            emitted: height,
+        }
+    }
+
+    /// Settles a relay that used `gas_used` and handed `children` of its escrow to the
+    /// relays it emitted: the gas used is paid at the price (burned at the base fee, the
+    /// rest tipped) as far as the escrow goes, and what remains is refunded to the sender.
+    pub fn settle(&self, gas_used: u64, children: Amount) -> Settlement {
+        let left = self.escrow.checked_sub(children).unwrap_or(Amount::ZERO);
+        let pay = self
+            .price
+            .cost(gas_used)
+            .unwrap_or(Amount::MAX_MONEY)
+            .min(left);
+        let burned = self
+            .base_fee
+            .cost(gas_used)
+            .unwrap_or(Amount::MAX_MONEY)
+            .min(pay);
+        Settlement {
+            burned,
+            tip: pay.checked_sub(burned).unwrap_or(Amount::ZERO),
+            refund: left.checked_sub(pay).unwrap_or(Amount::ZERO),
+        }
+    }
+}
+
+/// `floor(gas × price)` in sats: what a relay's escrow holds (never more than was paid).
+pub fn floor_cost(price: GasPrice, gas: u64) -> Amount {
+    Amount::from_sat(u64::try_from(price.cost_msat(gas) / 1000).unwrap_or(u64::MAX))
+}
+
+/// How a relay's escrow was spent when it ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Settlement {
+    /// Burned (base fee × gas used).
+    pub burned: Amount,
+    /// Paid to the miner of the block that ran it.
+    pub tip: Amount,
+    /// Returned to the transaction's sender.
+    pub refund: Amount,
 }
 
 /// Why a transaction cannot pay for its gas in a block.
@@ -212,6 +300,7 @@ pub fn charge(
         burned,
         tip: total.checked_sub(burned)?,
         refund: reserved.checked_sub(total)?,
+        escrowed: Amount::ZERO,
     })
 }
 

@@ -130,24 +130,37 @@ pub fn execute_global(
             RelayKind::Contract(c) => c.gas,
             RelayKind::Deploy(d) => d.gas,
             RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
-            RelayKind::Deposit { .. } => 0,
+            RelayKind::Deposit { .. } | RelayKind::Burn { .. } => 0,
         };
         if g > gas_left {
             waiting.extend_from_slice(&calls[i..]);
             break;
         }
         gas_left -= g;
-        if matches!(relay.kind, RelayKind::Contract(_) | RelayKind::Deploy(_)) {
+        let escrowed = match &relay.kind {
+            RelayKind::Contract(c) => Some((c.fee, c.sender)),
+            RelayKind::Deploy(d) => Some((d.fee, d.deployer)),
+            _ => None,
+        };
+        if let Some((fee, sender)) = escrowed {
+            // The escrow arrives with the relay and leaves as the relays it funds, the
+            // miner's tip, the sender's refund and the burn (carried to the sender's shard).
+            received = received
+                .checked_add(fee.escrow)
+                .unwrap_or(Amount::MAX_MONEY);
             let Some(reg) = state
                 .iter_mut()
                 .find(|c| c.id() == crate::system::SystemId::CONTRACTS)
                 .and_then(|c| c.as_any_mut())
                 .and_then(|a| a.downcast_mut::<ContractsSystem>())
             else {
+                pay(&mut emitted, sender, fee.escrow);
                 continue;
             };
             seq += 1;
-            if let Some((relays, receipt)) = contract::run_on_lane(reg, env, relay, seq) {
+            if let Some((mut relays, mut receipt)) = contract::run_on_lane(reg, env, relay, seq) {
+                let children = contract::fund_children(&mut relays, &fee, env.height);
+                let settled = fee.settle(receipt.gas_used, children);
                 for (target, call) in relays {
                     emitted.push(Relay {
                         origin: ShardId::GLOBAL,
@@ -156,6 +169,20 @@ pub fn execute_global(
                         kind: RelayKind::Contract(Box::new(call)),
                     });
                 }
+                pay(&mut emitted, env.miner, settled.tip);
+                pay(&mut emitted, sender, settled.refund);
+                if !settled.burned.is_zero() {
+                    emitted.push(Relay {
+                        origin: ShardId::GLOBAL,
+                        index: emitted.len() as u32,
+                        target: shard_of(&sender, order),
+                        kind: RelayKind::Burn {
+                            amount: settled.burned,
+                        },
+                    });
+                }
+                receipt.settled = Some(settled);
+                receipt.waited = Some(env.height.saturating_sub(fee.emitted + 1));
                 contract_receipts.push(receipt);
             }
             continue;

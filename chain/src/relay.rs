@@ -44,6 +44,12 @@ pub enum RelayKind {
     Contract(Box<ContractCall>),
     /// A contract deployment on its way to the global lane.
     Deploy(Box<Deployment>),
+    /// Base fees a relay settled on the global lane burned, carried to a shard's burn total
+    /// (the global lane keeps no fee state).
+    Burn {
+        /// Amount burned.
+        amount: Amount,
+    },
 }
 
 /// One relay.
@@ -65,7 +71,9 @@ impl Relay {
         match &self.kind {
             RelayKind::Deposit { amount, .. } => *amount,
             RelayKind::Call { value, .. } => *value,
-            RelayKind::Contract(_) | RelayKind::Deploy(_) => Amount::ZERO,
+            RelayKind::Contract(c) => c.fee.escrow,
+            RelayKind::Deploy(d) => d.fee.escrow,
+            RelayKind::Burn { amount } => *amount,
         }
     }
 
@@ -117,6 +125,10 @@ impl Encode for Relay {
                 out.push(3);
                 d.encode(out);
             }
+            RelayKind::Burn { amount } => {
+                out.push(4);
+                amount.to_sat().encode(out);
+            }
         }
     }
 }
@@ -140,6 +152,9 @@ impl Decode for Relay {
             },
             2 => RelayKind::Contract(Box::new(ContractCall::decode(r)?)),
             3 => RelayKind::Deploy(Box::new(Deployment::decode(r)?)),
+            4 => RelayKind::Burn {
+                amount: Amount::from_sat(u64::decode(r)?),
+            },
             tag => return Err(DecodeError::UnknownTag { what: "relay", tag }),
         };
         Ok(Relay {

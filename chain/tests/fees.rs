@@ -103,7 +103,9 @@ fn block_stuffing_pays_a_rising_burn_and_honest_transactions_still_get_in() {
                 est.suggested_max_fee().to_msat(),
                 est.tip.to_msat(),
             );
-            let id = chain.submit_tx(tx).expect("an honest transaction is admitted");
+            let id = chain
+                .submit_tx(tx)
+                .expect("an honest transaction is admitted");
             pending.insert(id, h);
             user_nonce[i] += 1;
         }
@@ -132,11 +134,7 @@ fn block_stuffing_pays_a_rising_burn_and_honest_transactions_still_get_in() {
                 .iter()
                 .try_fold(Amount::ZERO, |a, t| a.checked_add(t.tx.total_spend()?))
                 .is_some_and(|need| need <= before);
-            let shard1: Vec<SignedTx> = chain
-                .mempool()
-                .shard_txs(ShardId(1))
-                .cloned()
-                .collect();
+            let shard1: Vec<SignedTx> = chain.mempool().shard_txs(ShardId(1)).cloned().collect();
             if !affordable && ran_out_at.is_none() {
                 ran_out_at = Some(h);
             }
@@ -222,7 +220,10 @@ fn a_block_over_each_limit_is_rejected_and_templates_stay_within_them() {
     let size = gas_transfer(&keys[0], keys[1].address(), 0, 10, 1)
         .to_bytes()
         .len();
-    assert_eq!(size, 178, "a transfer's size, which the bytes limit above assumes");
+    assert_eq!(
+        size, 178,
+        "a transfer's size, which the bytes limit above assumes"
+    );
     for (name, set) in limits {
         // A chain without the limit mines four transfers in one block...
         let dir = tempfile::tempdir().unwrap();
@@ -242,11 +243,14 @@ fn a_block_over_each_limit_is_rejected_and_templates_stay_within_them() {
         let now = block.header.time;
         match strict.submit(block, now) {
             Err(BlockError::Exec(e)) => assert!(
-                e.to_string().contains(&format!("over the block's {name} limit")),
+                e.to_string()
+                    .contains(&format!("over the block's {name} limit")),
                 "{name}: {e}"
             ),
             // Checked before execution, with its own error.
-            Err(BlockError::TooManyTxs { count: 4, limit: 3, .. }) => assert_eq!(name, "transactions"),
+            Err(BlockError::TooManyTxs {
+                count: 4, limit: 3, ..
+            }) => assert_eq!(name, "transactions"),
             other => panic!("{name}: a block over the limit was not rejected: {other:?}"),
         }
         // Its template from a full mempool holds three, and connects.
@@ -256,7 +260,11 @@ fn a_block_over_each_limit_is_rejected_and_templates_stay_within_them() {
                 .unwrap();
         }
         let t = mine(&mut strict, keys[11].address());
-        assert_eq!(t.tx_count(), 3, "{name}: the template fills the limit exactly");
+        assert_eq!(
+            t.tx_count(),
+            3,
+            "{name}: the template fills the limit exactly"
+        );
         assert_eq!(strict.mempool().len(), 7, "{name}: the rest wait");
         assert_supply(&mut strict);
     }
@@ -319,7 +327,11 @@ fn a_call_using_a_tenth_of_its_gas_pays_for_a_tenth() {
     assert_eq!(burned + tip, price(5).cost(used).unwrap().to_sat());
     let reserved = price(5).cost(10 * used).unwrap().to_sat();
     assert_eq!(burned + tip + refund, reserved);
-    assert_eq!(before - after, burned + tip, "the sender pays only what it used");
+    assert_eq!(
+        before - after,
+        burned + tip,
+        "the sender pays only what it used"
+    );
     // A tenth of the gas, a tenth of the reservation (up to rounding to whole sats).
     assert!(((burned + tip) * 10).abs_diff(reserved) <= 10, "{r}");
 }

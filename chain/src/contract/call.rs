@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::target::Target;
 use crate::address::Address;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
+use crate::fee::GasEscrow;
 use crate::hash::{Hash256, Txid};
 
 /// A micro-transaction in flight: run `func` of `contract` on `target` with `gas`.
@@ -33,6 +34,8 @@ pub struct ContractCall {
     /// The transaction's own call of a global function, forwarded to the global lane
     /// (`__transaction.get_type()` is `normal_type` there).
     pub direct: bool,
+    /// What its gas was bought at and the rxBTC escrowed for it (settled where it runs).
+    pub fee: GasEscrow,
 }
 
 /// A deployment on its way to the global lane.
@@ -54,6 +57,25 @@ pub struct Deployment {
     pub gas: u64,
     /// Time of the block that included the transaction.
     pub tx_time: u64,
+    /// What its gas was bought at and the rxBTC escrowed for it (settled on the lane).
+    pub fee: GasEscrow,
+}
+
+/// Gives each relay a call emitted its share of `parent`'s gas escrow (`floor(gas × price)`
+/// each, emitted at `height`); returns the total handed on.
+pub fn fund_children(
+    children: &mut [(crate::shard::ShardId, ContractCall)],
+    parent: &GasEscrow,
+    height: u64,
+) -> crate::amount::Amount {
+    let mut sum = crate::amount::Amount::ZERO;
+    for (_, c) in children.iter_mut() {
+        c.fee = parent.child(c.gas, height);
+        sum = sum
+            .checked_add(c.fee.escrow)
+            .unwrap_or(crate::amount::Amount::MAX_MONEY);
+    }
+    sum
 }
 
 impl Encode for ContractCall {
@@ -67,6 +89,7 @@ impl Encode for ContractCall {
         self.sender.0.encode(out);
         self.tx_time.encode(out);
         out.push(self.deferred as u8 | (self.direct as u8) << 1);
+        self.fee.encode(out);
     }
 }
 
@@ -83,6 +106,7 @@ impl Decode for ContractCall {
             tx_time: u64::decode(r)?,
             deferred: false,
             direct: false,
+            fee: GasEscrow::default(),
         })
         .and_then(|mut c| {
             let flags = u8::decode(r)?;
@@ -91,6 +115,7 @@ impl Decode for ContractCall {
             }
             c.deferred = flags & 1 != 0;
             c.direct = flags & 2 != 0;
+            c.fee = GasEscrow::decode(r)?;
             Ok(c)
         })
     }
@@ -105,6 +130,7 @@ impl Encode for Deployment {
         self.args.encode(out);
         self.gas.encode(out);
         self.tx_time.encode(out);
+        self.fee.encode(out);
     }
 }
 
@@ -119,6 +145,7 @@ impl Decode for Deployment {
             args: Vec::<u8>::decode(r)?,
             gas: u64::decode(r)?,
             tx_time: u64::decode(r)?,
+            fee: GasEscrow::decode(r)?,
         })
     }
 }

@@ -20,7 +20,7 @@ mod registry;
 mod run;
 mod target;
 
-pub use call::{ContractCall, Deployment};
+pub use call::{fund_children, ContractCall, Deployment};
 pub use receipt::{ContractReceipt, ReceiptKind};
 pub use registry::{ContractsSystem, Deployed};
 pub use run::{intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows, StepResult};

@@ -49,10 +49,16 @@ pub struct ContractReceipt {
     pub result: Option<serde_json::Value>,
     /// `__debug.print` lines (when the node logs them).
     pub logs: Vec<String>,
+    /// For a relay: how its gas escrow was settled (burned, tipped, refunded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled: Option<crate::fee::Settlement>,
+    /// For a relay: blocks it waited beyond the first it could run in (backpressure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited: Option<u64>,
 }
 
 impl ContractReceipt {
-    /// Gas neither used nor forwarded (never refunded).
+    /// Gas neither used nor forwarded (refunded from a relay's escrow).
     pub fn gas_unused(&self) -> u64 {
         self.gas_limit
             .saturating_sub(self.gas_used)

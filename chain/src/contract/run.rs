@@ -6,7 +6,8 @@
 //! and execution; the gas left when a micro-transaction ends is split evenly over the
 //! relays it emitted (`relay@shards` counts once per shard; the first relays get the
 //! remainder), each relay runs with what it carries, and whatever is left at the leaves is
-//! not refunded. Gas neither used nor forwarded by the transaction's own step is refunded. A micro-transaction that fails keeps none of its writes and emits none of
+//! refunded from the relay's escrow (see [`crate::fee::GasEscrow`]), as is gas neither used
+//! nor forwarded by the transaction's own step. A micro-transaction that fails keeps none of its writes and emits none of
 //! its relays.
 
 use std::sync::Arc;
@@ -205,6 +206,7 @@ fn route(
                 tx_time: parent.tx_time,
                 deferred,
                 direct: false,
+                fee: parent.fee,
             },
         ));
     };
@@ -259,6 +261,8 @@ fn failed(
         error: Some(error.into()),
         result: None,
         logs: Vec::new(),
+        settled: None,
+        waited: None,
     }
 }
 
@@ -403,6 +407,8 @@ pub fn run_on_shard(
                     error: None,
                     result: ret_json(d, call.func, &ret, env.hrp),
                     logs: out.logs,
+                    settled: None,
+                    waited: None,
                 },
             ))
         }
@@ -433,6 +439,7 @@ pub fn start_transaction(
         tx_time: env.time,
         deferred: false,
         direct: true,
+        fee: crate::fee::GasEscrow::default(),
     };
     let forward =
         |call: &ContractCall, function: String, kind: RelayKind, forwarded: u64| StepResult {
@@ -451,6 +458,8 @@ pub fn start_transaction(
                 error: None,
                 result: None,
                 logs: Vec::new(),
+                settled: None,
+                waited: None,
             },
         };
     let refuse = |call: &ContractCall, function: String, error: String| StepResult {
@@ -479,6 +488,7 @@ pub fn start_transaction(
                 args: args.clone(),
                 gas: carried,
                 tx_time: env.time,
+                fee: crate::fee::GasEscrow::default(),
             };
             Ok(forward(
                 &call,
@@ -702,6 +712,8 @@ fn global_call(
                 error: None,
                 result: ret_json(&d, call.func, &ret, env.hrp),
                 logs: out.logs,
+                settled: None,
+                waited: None,
             };
             (relays, receipt)
         }
@@ -735,6 +747,7 @@ fn deploy(
         tx_time: d.tx_time,
         deferred: false,
         direct: false,
+        fee: d.fee,
     };
     let lane = ShardId::GLOBAL;
     let fail = |used: u64, e: String| {
@@ -842,6 +855,8 @@ fn deploy(
             &address.0, env.hrp,
         ))),
         logs,
+        settled: None,
+        waited: None,
     };
     (relays, receipt)
 }
