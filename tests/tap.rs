@@ -1,0 +1,224 @@
+//! The Stratum share tap end to end: rexe's own Stratum server plays the unmodified pool
+//! (on the embedded regtest node and an L2 node), `rexe miner tap` runs in front of it, and
+//! the CPU miner connects through the tap. Shares reach the pool and its replies the miner;
+//! shares meeting the L2 target seal L2 blocks; with the L2 node down mining goes on.
+//! Byte-for-byte forwarding, version rolling, `mining.set_extranonce` and bad input are
+//! tested against a scripted pool in `miner/src/tap/tests.rs`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rexe_chain::{Network, Signer};
+use rexe_miner::bitcoind::Bitcoind;
+use rexe_miner::proxy::Harvester;
+use rexe_miner::stratum::server::{self, Stratum, StratumOptions};
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+/// The pool: regtest bitcoind (target 8x harder than the L2's), an L2 node, rexe's Stratum
+/// server.
+struct Pool {
+    _btc_node: RegtestNode,
+    l2: Running,
+    _l2_dir: tempfile::TempDir,
+    stratum: std::net::SocketAddr,
+    server: Arc<Stratum>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn pool() -> Pool {
+    let btc_node = RegtestNode::start(RegtestConfig {
+        bits: 0x1f03_ffff,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let l2_dir = tempfile::tempdir().unwrap();
+    let l2 = l2_node_with_password(l2_dir.path());
+    let harvester = Arc::new(Harvester::new(
+        Bitcoind::new(l2.rpc.clone(), "u:p"),
+        payout(),
+        rexe_miner::ChainId::REXE,
+    ));
+    let btc_payout = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::new_op_return([9u8; 4]),
+        bitcoin::Network::Regtest,
+    )
+    .script_pubkey();
+    let server = Stratum::with_options(
+        btc,
+        harvester.clone(),
+        harvester.payout.clone(),
+        btc_payout,
+        StratumOptions::default(),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stratum = rt
+        .block_on(server::serve(
+            server.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_millis(50),
+        ))
+        .unwrap();
+    Pool {
+        _btc_node: btc_node,
+        l2,
+        _l2_dir: l2_dir,
+        stratum,
+        server,
+        _rt: rt,
+    }
+}
+
+fn payout() -> String {
+    Signer::from_seed(b"default")
+        .address()
+        .encode(Network::Regtest)
+}
+
+/// `rexe miner tap` in front of `pool`, harvesting for the L2 node at `l2`; returns the
+/// process, the tap's address and its stats address.
+fn start_tap(pool: std::net::SocketAddr, l2: &str) -> (KillOnDrop, String, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let stats = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .args([
+            "miner",
+            "tap",
+            "--listen",
+            &listen,
+            "--pool",
+            &format!("stratum+tcp://{pool}"),
+            "--l2",
+            l2,
+            "--l2-auth",
+            "u:p",
+            "--payout",
+            &payout(),
+            "--chain-id",
+            "0x0b42",
+            "--l2-poll-ms",
+            "100",
+            "--stats-listen",
+            &stats,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn rexe miner tap");
+    let tap = KillOnDrop(child);
+    wait_for("the tap's stats endpoint", || tap_stats(&stats).is_some());
+    (tap, listen, stats)
+}
+
+fn tap_stats(addr: &str) -> Option<Value> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut t = String::new();
+    s.read_to_string(&mut t).ok()?;
+    serde_json::from_str(t.split("\r\n\r\n").nth(1)?).ok()
+}
+
+#[test]
+fn cpu_miner_through_the_tap_seals_l2_blocks() {
+    let p = pool();
+    let (_tap, tap_addr, stats) = start_tap(p.stratum, &p.l2.rpc);
+    wait_for("the tap's L2 target", || {
+        tap_stats(&stats).is_some_and(|s| s["l2_work"] == json!(true))
+    });
+    let (mut accepted, mut rejected) = (0, 0);
+    // The pool harvests its shares too: whichever of the two submits a share's AuxPoW
+    // first seals the block, the other finds stale L2 work. Mine until the tap sealed one.
+    for _ in 0..10 {
+        let r = rexe_miner::stratum::client::run(
+            &tap_addr,
+            "bcrt1qworker.rig1",
+            "x",
+            2,
+            6,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        accepted += r.accepted;
+        rejected += r.rejected;
+        let s = tap_stats(&stats).unwrap();
+        if s["sealed"].as_u64().unwrap() >= 1 {
+            break;
+        }
+    }
+    // Every share reached the pool (which answers each) and every answer came back
+    // through the tap; the miner counts the answers it read before it stopped.
+    let server_accepted = || {
+        p.server
+            .stats
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait_for("the tap to see every reply", || {
+        let s = tap_stats(&stats).unwrap();
+        let (n, ok, bad) = (
+            s["shares"].as_u64().unwrap(),
+            s["pool_accepted"].as_u64().unwrap(),
+            s["pool_rejected"].as_u64().unwrap(),
+        );
+        n == ok + bad && ok == server_accepted()
+    });
+    let s = tap_stats(&stats).unwrap();
+    eprintln!("tap stats: {s}");
+    assert!(s["pool_accepted"].as_u64().unwrap() >= accepted, "{s}");
+    assert!(s["pool_rejected"].as_u64().unwrap() >= rejected, "{s}");
+    assert!(accepted >= 6, "{s}");
+    // Shares met the L2 target; each was sealed by the tap or found stale (the pool sealed
+    // it first); at least one by the tap.
+    let l2_shares = s["shares_l2"].as_u64().unwrap();
+    assert!(l2_shares >= 1, "{s}");
+    assert!(s["sealed"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["skipped"]["no_commitment"], json!(0), "{s}");
+    assert_eq!(s["coinbase_too_long"], json!(0), "{s}");
+    let l2_height = call(&p.l2, "getblockcount", json!([]))["result"]
+        .as_u64()
+        .unwrap();
+    assert!(l2_height >= 1, "{l2_height}");
+}
+
+#[test]
+fn l2_node_down_mining_through_the_tap_goes_on() {
+    let p = pool();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (_tap, tap_addr, stats) = start_tap(p.stratum, &dead);
+    let r = rexe_miner::stratum::client::run(
+        &tap_addr,
+        "bcrt1qworker.rig1",
+        "x",
+        2,
+        4,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(r.accepted >= 4, "{r:?}");
+    wait_for("the tap to count the shares", || {
+        let s = tap_stats(&stats).unwrap();
+        s["pool_accepted"].as_u64().unwrap() >= r.accepted
+            && s["shares"] == s["skipped"]["no_l2_work"]
+    });
+    let s = tap_stats(&stats).unwrap();
+    assert_eq!(s["l2_work"], json!(false), "{s}");
+    assert_eq!(s["sealed"], json!(0), "{s}");
+    assert_eq!(s["shares_l2"], json!(0), "{s}");
+}
