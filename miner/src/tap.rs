@@ -27,11 +27,11 @@
 //!
 //! Fail-open: a down L2 node, a full channel, a share that does not parse never stop or
 //! delay a line. Bounded: line length, jobs and pending requests per connection, events
-//! queued per connection, harvests queued, connections in total and per IP.
+//! queued per connection (count and bytes), harvests queued, connections in total and per IP.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub const MAX_JOBS: usize = 16;
 const MAX_PENDING: usize = 256;
 /// Lines queued for one connection's follower; more are not followed (still forwarded).
 const EVENT_QUEUE: usize = 512;
+/// Bytes of lines queued for one connection's follower, at most.
+const EVENT_BYTES: usize = 256 * 1024;
 /// Shares meeting the L2 target queued for the harvest thread.
 const HARVEST_QUEUE: usize = 1024;
 /// At most one log line per this interval for a recurring condition.
@@ -292,7 +294,7 @@ pub struct Tap {
     harvester: Option<Arc<Harvester>>,
     work: Mutex<Option<CurrentWork>>,
     harvest_tx: Option<std::sync::mpsc::SyncSender<HarvestJob>>,
-    last_warn: Mutex<Option<Instant>>,
+    last_warn: Mutex<Vec<(&'static str, Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -329,7 +331,7 @@ impl Tap {
             harvester,
             work: Mutex::new(None),
             harvest_tx,
-            last_warn: Mutex::new(None),
+            last_warn: Mutex::new(Vec::new()),
         })
     }
 
@@ -412,14 +414,20 @@ impl Tap {
         s
     }
 
-    /// Logs at most one error per [`WARN_EVERY`] for a recurring condition.
-    fn rate_limited(&self) -> bool {
+    /// Whether to log recurring condition `what` now (at most once per [`WARN_EVERY`]).
+    fn rate_limited(&self, what: &'static str) -> bool {
         let mut last = lock(&self.last_warn);
-        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-            *last = Some(Instant::now());
-            return true;
+        match last.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, t)) if t.elapsed() < WARN_EVERY => false,
+            Some((_, t)) => {
+                *t = Instant::now();
+                true
+            }
+            None => {
+                last.push((what, Instant::now()));
+                true
+            }
         }
-        false
     }
 
     /// Serves one miner: connects to the pool and forwards both ways until either ends.
@@ -449,9 +457,10 @@ impl Tap {
         let (mr, mw) = miner.into_split();
         let (pr, pw) = pool.into_split();
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(Follower::new(self.clone()).run(rx));
-        let up = self.pump(Side::Miner, mr, pw, tx.clone());
-        let down = self.pump(Side::Pool, pr, mw, tx);
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(Follower::new(self.clone()).run(rx, queued.clone()));
+        let up = self.pump(Side::Miner, mr, pw, (tx.clone(), queued.clone()));
+        let down = self.pump(Side::Pool, pr, mw, (tx, queued));
         tokio::pin!(up, down);
         // A miner that closes its side half-closes the pool's (replies still come back); a
         // pool that closes, or any error, ends both.
@@ -468,7 +477,7 @@ impl Tap {
         self.counters
             .pool_unreachable
             .fetch_add(1, Ordering::Relaxed);
-        if self.rate_limited() {
+        if self.rate_limited("pool unreachable") {
             tracing::warn!(pool = %self.config.pool, %reason, "share tap: pool unreachable; closing the miner's connection");
         }
         ConnError::PoolUnreachable {
@@ -485,7 +494,7 @@ impl Tap {
         side: Side,
         from: OwnedReadHalf,
         mut to: OwnedWriteHalf,
-        events: mpsc::Sender<Event>,
+        (events, queued): (mpsc::Sender<Event>, Arc<AtomicUsize>),
     ) -> Result<(), ConnError> {
         let mut reader = BufReader::with_capacity(16 * 1024, from);
         let max = self.config.limits.max_request;
@@ -513,13 +522,17 @@ impl Tap {
                 Err(e) => return Err(io(e)),
             }
             lines.fetch_add(1, Ordering::Relaxed);
-            if events
-                .try_send(Event {
-                    side,
-                    line: line.clone(),
-                })
-                .is_err()
-            {
+            // At most EVENT_BYTES of copies wait for the follower.
+            let n = line.len();
+            let sent = queued.fetch_add(n, Ordering::Relaxed) + n <= EVENT_BYTES
+                && events
+                    .try_send(Event {
+                        side,
+                        line: line.clone(),
+                    })
+                    .is_ok();
+            if !sent {
+                queued.fetch_sub(n, Ordering::Relaxed);
                 self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
             }
             out.extend_from_slice(&line);
@@ -583,11 +596,12 @@ impl Follower {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, queued: Arc<AtomicUsize>) {
         while let Some(e) = rx.recv().await {
+            queued.fetch_sub(e.line.len(), Ordering::Relaxed);
             match e.side {
-                Side::Miner => self.from_miner(&e.line),
-                Side::Pool => self.from_pool(&e.line),
+                Side::Miner => self.on_miner_line(&e.line),
+                Side::Pool => self.on_pool_line(&e.line),
             }
         }
     }
@@ -606,7 +620,7 @@ impl Follower {
         self.pending.push_back((id.to_string(), what));
     }
 
-    fn from_miner(&mut self, line: &[u8]) {
+    fn on_miner_line(&mut self, line: &[u8]) {
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             return self.unparsed();
         };
@@ -622,7 +636,7 @@ impl Follower {
         }
     }
 
-    fn from_pool(&mut self, line: &[u8]) {
+    fn on_pool_line(&mut self, line: &[u8]) {
         let c = &self.tap.counters;
         let msg = match ServerMessage::parse(line) {
             Ok(m) => m,
@@ -704,7 +718,7 @@ impl Follower {
                 .counters
                 .coinbase_too_long
                 .fetch_add(1, Ordering::Relaxed);
-            if self.tap.rate_limited() {
+            if self.tap.rate_limited("coinbase too long") {
                 tracing::error!(
                     job = %tj.job.id,
                     len,

@@ -456,14 +456,14 @@ fn long_coinbase_is_counted() {
     let subscribed = || {
         let mut f = Follower::new(tap.clone());
         // The subscribe reply is matched to its request by id.
-        f.from_miner(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}");
-        f.from_pool(b"{\"id\":1,\"result\":[[],\"aabbccdd\",8],\"error\":null}\n");
+        f.on_miner_line(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}");
+        f.on_pool_line(b"{\"id\":1,\"result\":[[],\"aabbccdd\",8],\"error\":null}\n");
         assert_eq!(f.extranonce, Some((EN1.to_vec(), 8)));
         f
     };
     let mut f = subscribed();
     // 8-byte extranonce2 makes job j1's scriptSig 4 + 4 + 8 + 44 = 60 bytes: fits.
-    f.from_pool(notify("j1", 8).as_bytes());
+    f.on_pool_line(notify("j1", 8).as_bytes());
     assert_eq!(tap.stats().coinbase_too_long, 0);
     // A pool with 50 bytes of its own data before the extranonces: 110 bytes.
     let (mut c1, c2) = coinbase_parts("j1", 8);
@@ -473,6 +473,6 @@ fn long_coinbase_is_counted() {
     let line = json!({"id": null, "method": "mining.notify", "params": [
         "big", "00".repeat(32), hex::encode(c1), hex::encode(c2), [], "20000000", "207fffff", "65000000", true]});
     let mut f = subscribed();
-    f.from_pool(line.to_string().as_bytes());
+    f.on_pool_line(line.to_string().as_bytes());
     assert_eq!(tap.stats().coinbase_too_long, 1);
 }
