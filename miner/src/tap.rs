@@ -310,18 +310,7 @@ impl Tap {
             let (tx, rx) = std::sync::mpsc::sync_channel::<HarvestJob>(HARVEST_QUEUE);
             std::thread::Builder::new()
                 .name("rexe-tap-harvest".into())
-                .spawn(move || {
-                    for j in rx {
-                        let mut printed = j.leaf;
-                        printed.reverse();
-                        h.expect_single(AuxWork {
-                            hash: j.leaf,
-                            hash_str: hex::encode(printed),
-                            target: j.target,
-                        });
-                        h.harvest_parts(&j.coinbase, &j.branch, j.header, Source::Premature);
-                    }
-                })
+                .spawn(move || harvest_loop(&h, rx))
                 .expect("spawning the harvest thread");
             tx
         });
@@ -796,6 +785,39 @@ impl Follower {
             .is_some_and(|tx| tx.try_send(job).is_ok());
         if !queued {
             count(&c.harvest_dropped);
+        }
+    }
+}
+
+/// Most L2 work remembered as gone (cleared when full).
+const MAX_DEAD: usize = 4096;
+
+/// The harvest thread: submits each share's AuxPoW through the harvester. Work the node
+/// said it no longer has (stale L2 work) is remembered, and later shares for it are
+/// counted as stale without asking the node again: a burst of shares for a stale job
+/// cannot queue up RPCs in front of shares for current work.
+fn harvest_loop(h: &Harvester, rx: std::sync::mpsc::Receiver<HarvestJob>) {
+    let mut dead = std::collections::HashSet::new();
+    let stale = || lock(&h.stats).stale_l2;
+    for j in rx {
+        if dead.contains(&j.leaf) {
+            lock(&h.stats).stale_l2 += 1;
+            continue;
+        }
+        let mut printed = j.leaf;
+        printed.reverse();
+        h.expect_single(AuxWork {
+            hash: j.leaf,
+            hash_str: hex::encode(printed),
+            target: j.target,
+        });
+        let before = stale();
+        let sealed = h.harvest_parts(&j.coinbase, &j.branch, j.header, Source::Premature);
+        if !sealed && stale() > before {
+            if dead.len() >= MAX_DEAD {
+                dead.clear();
+            }
+            dead.insert(j.leaf);
         }
     }
 }
