@@ -277,3 +277,119 @@ fn l2_node_down_mining_through_the_tap_goes_on() {
     assert_eq!(s["sealed"], json!(0), "{s}");
     assert_eq!(s["shares_l2"], json!(0), "{s}");
 }
+
+/// A miner that rolls version bits (BIP310) through the tap: the pool grants its mask, and
+/// the shares' L2 seals built by the tap, with the rolled versions, are accepted by the L2
+/// node (which checks the parent header's hash and its merkle root).
+#[test]
+fn version_rolling_shares_through_the_tap_seal_l2_blocks() {
+    use rexe_miner::stratum::job::{share_target, Job};
+    use rexe_miner::stratum::protocol::{Notify, ServerMessage};
+    use std::io::{BufRead, BufReader};
+    let p = pool();
+    let (_tap, tap_addr, stats) = start_tap(p.stratum, &p.l2.rpc);
+    wait_for("the tap's L2 target", || {
+        tap_stats(&stats).is_some_and(|s| s["l2_work"] == json!(true))
+    });
+    let mut w = TcpStream::connect(&tap_addr).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    writeln!(
+        w,
+        r#"{{"id":1,"method":"mining.subscribe","params":["roller/1"]}}"#
+    )
+    .unwrap();
+    writeln!(
+        w,
+        r#"{{"id":2,"method":"mining.configure","params":[["version-rolling"],{{"version-rolling.mask":"ffffffff","version-rolling.min-bit-count":2}}]}}"#
+    )
+    .unwrap();
+    writeln!(
+        w,
+        r#"{{"id":3,"method":"mining.authorize","params":["roller.1","x"]}}"#
+    )
+    .unwrap();
+    let (mut en1, mut mask, mut diff, mut job): (Vec<u8>, u32, f64, Option<Notify>) =
+        (Vec::new(), 0, 1.0, None);
+    let next = |r: &mut BufReader<TcpStream>| {
+        let mut l = String::new();
+        assert!(r.read_line(&mut l).unwrap() > 0, "the tap closed");
+        ServerMessage::parse(l.as_bytes()).unwrap()
+    };
+    let follow = |m: ServerMessage,
+                  en1: &mut Vec<u8>,
+                  mask: &mut u32,
+                  diff: &mut f64,
+                  job: &mut Option<Notify>|
+     -> Option<Value> {
+        match m {
+            ServerMessage::Notify(n) => *job = Some(n),
+            ServerMessage::SetDifficulty(d) => *diff = d,
+            ServerMessage::Response { id, result, .. } if id == json!(1) => {
+                *en1 = hex::decode(result[1].as_str().unwrap()).unwrap()
+            }
+            ServerMessage::Response { id, result, .. } if id == json!(2) => {
+                *mask = u32::from_str_radix(result["version-rolling.mask"].as_str().unwrap(), 16)
+                    .unwrap()
+            }
+            ServerMessage::Response { id, result, error } => {
+                return Some(json!({"id": id, "result": result, "error": error}))
+            }
+            _ => {}
+        }
+        None
+    };
+    while job.is_none() {
+        let m = next(&mut r);
+        follow(m, &mut en1, &mut mask, &mut diff, &mut job);
+    }
+    assert_eq!(mask, 0x1fff_e000);
+    let mut accepted = 0;
+    let mut id = 100;
+    for en2 in 0u32..200 {
+        if accepted >= 3 {
+            break;
+        }
+        let n = job.clone().unwrap();
+        let j = Job::from_notify(&n);
+        let cb = j.coinbase(&en1, &en2.to_be_bytes()).unwrap();
+        // Roll the version: a different value of the mask's bits for every extranonce2.
+        let bits = ((en2 + 1) << 13) & mask;
+        let version = ((n.version & !mask) | bits) as i32;
+        let target = share_target(diff);
+        let Some(nonce) = (0..1u32 << 20)
+            .find(|&nonce| target.is_met_by(j.header(&cb, n.ntime, nonce, version).block_hash()))
+        else {
+            continue;
+        };
+        id += 1;
+        writeln!(
+            w,
+            r#"{{"id":{id},"method":"mining.submit","params":["roller.1","{}","{}","{:08x}","{nonce:08x}","{bits:08x}"]}}"#,
+            n.job_id,
+            hex::encode(en2.to_be_bytes()),
+            n.ntime
+        )
+        .unwrap();
+        // Read until this share's answer (following new jobs on the way).
+        loop {
+            let m = next(&mut r);
+            if let Some(reply) = follow(m, &mut en1, &mut mask, &mut diff, &mut job) {
+                if reply["id"] == json!(id) {
+                    if reply["result"] == json!(true) {
+                        accepted += 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    assert!(accepted >= 3, "{accepted} shares accepted");
+    wait_for("rolled shares to seal L2 blocks", || {
+        let s = tap_stats(&stats).unwrap();
+        let height = call(&p.l2, "getblockcount", json!([]))["result"].as_u64();
+        s["sealed"].as_u64().unwrap() >= 1 && s["sealed"].as_u64() == height
+    });
+    let s = tap_stats(&stats).unwrap();
+    assert!(s["rejected"].as_object().unwrap().is_empty(), "{s}");
+}

@@ -476,3 +476,50 @@ fn long_coinbase_is_counted() {
     f.on_pool_line(line.to_string().as_bytes());
     assert_eq!(tap.stats().coinbase_too_long, 1);
 }
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any bytes from either side, in any order, leave the follower standing.
+    #[test]
+    fn followers_survive_any_lines(lines in proptest::collection::vec(
+        (proptest::bool::ANY, proptest::prop_oneof![
+            proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            // Near-misses of real messages: a valid prefix, then anything.
+            (0usize..6, proptest::collection::vec(proptest::num::u8::ANY, 0..40)).prop_map(|(k, tail)| {
+                let heads = [
+                    notify("j1", 4),
+                    "{\"id\":1,\"result\":[[],\"aabbccdd\",4],\"error\":null}".to_string(),
+                    "{\"id\":2,\"method\":\"mining.submit\",\"params\":[\"w\",\"j1\",\"00000001\",\"65000000\",\"00000007\",\"00002000\"]}".to_string(),
+                    "{\"id\":null,\"method\":\"mining.set_extranonce\",\"params\":[\"0102\",".to_string(),
+                    "{\"id\":\"c\",\"result\":{\"version-rolling\":true,\"version-rolling.mask\":".to_string(),
+                    "{\"id\":null,\"method\":\"mining.set_version_mask\",\"params\":[".to_string(),
+                ];
+                let mut l = heads[k].clone().into_bytes();
+                let cut = l.len() - tail.len().min(l.len() / 2);
+                l.truncate(cut);
+                l.extend_from_slice(&tail);
+                l
+            }),
+        ]),
+        0..30,
+    )) {
+        let tap = Tap::new(TapConfig::new("127.0.0.1:1"), None);
+        let mut f = Follower::new(tap.clone());
+        // A session that can rebuild shares, then the noise.
+        f.on_miner_line(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}");
+        f.on_pool_line(b"{\"id\":1,\"result\":[[],\"aabbccdd\",4],\"error\":null}");
+        f.on_pool_line(notify("j1", 4).as_bytes());
+        for (from_miner, line) in &lines {
+            if *from_miner {
+                f.on_miner_line(line);
+            } else {
+                f.on_pool_line(line);
+            }
+        }
+        proptest::prop_assert!(f.jobs.len() <= tap.config().max_jobs);
+        proptest::prop_assert!(f.pending.len() <= MAX_PENDING);
+    }
+}
