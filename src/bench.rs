@@ -3,6 +3,7 @@
 //! `peak_rss_bytes`, so scripts can collect figures.
 
 mod stratum;
+mod tap;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,9 @@ enum Which {
     },
     /// Stratum v1 shares per second and reply latency with many miner connections.
     Stratum(stratum::StratumArgs),
+    /// Latency the Stratum share tap adds (straight to the pool vs through the tap) and
+    /// its CPU, with many miner connections.
+    Tap(tap::TapArgs),
     /// Contracts: token `transfer` calls executed and committed, the ERC20 script on
     /// several shard counts, and compile time of the examples.
     Contract(crate::contract_bench::ContractBenchArgs),
@@ -145,6 +149,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         Which::Stratum(a) => {
             for r in stratum::run(&a)? {
+                print(&r, args.json);
+            }
+        }
+        Which::Tap(a) => {
+            for r in tap::run(&a)? {
                 print(&r, args.json);
             }
         }

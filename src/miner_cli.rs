@@ -45,12 +45,135 @@ pub enum MinerCmd {
         #[arg(long, default_value_t = 0)]
         pace_ms: u64,
     },
-    /// Print a running proxy's harvest counters.
+    /// A Stratum share tap between miners and an unmodified pool: every line passes
+    /// through unchanged; shares meeting the L2 target seal L2 blocks.
+    Tap(Box<TapArgs>),
+    /// Print a running proxy's (or share tap's) harvest counters.
     Stats {
-        /// The proxy's address.
-        #[arg(long, default_value = "127.0.0.1:8342")]
+        /// The proxy's address (or the tap's --stats-listen).
+        #[arg(long, alias = "tap", default_value = "127.0.0.1:8342")]
         proxy: String,
     },
+}
+
+#[derive(Args)]
+pub struct TapArgs {
+    /// Where miners connect (point them here instead of at the pool).
+    #[arg(long, default_value = "0.0.0.0:3334")]
+    listen: SocketAddr,
+    /// The pool: stratum+tcp://HOST:PORT (or HOST:PORT).
+    #[arg(long)]
+    pool: String,
+    /// L2 node JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:18480")]
+    l2: String,
+    /// L2 node credentials `user:password`.
+    #[arg(long)]
+    l2_auth: Option<String>,
+    /// L2 node cookie file (instead of --l2-auth).
+    #[arg(long)]
+    l2_cookie: Option<PathBuf>,
+    /// L2 address for the tap's `createauxblock` calls (which only learn the L2 target;
+    /// rewards go to whoever the pool's template commits to).
+    #[arg(long)]
+    payout: Option<String>,
+    /// rexe's merge-mining chain id (default: asked from the L2 node at start, 0x0b42 if
+    /// it is down).
+    #[arg(long, value_parser = rexe_miner::aggregate::parse_chain_id)]
+    chain_id: Option<ChainId>,
+    /// Forward only: no L2 node, nothing harvested.
+    #[arg(long)]
+    no_l2: bool,
+    /// Milliseconds between L2 target refreshes (`createauxblock`).
+    #[arg(long, default_value_t = 1000)]
+    l2_poll_ms: u64,
+    /// `GET /stats` (JSON, for `rexe miner stats --tap`) and `/metrics` here.
+    #[arg(long, default_value = "127.0.0.1:8343")]
+    stats_listen: SocketAddr,
+    /// Most miner connections in total.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Most miner connections from one IP address.
+    #[arg(long, default_value_t = 4096)]
+    max_per_ip: usize,
+    /// Longest line from either side (bytes); a longer one closes that miner's connection.
+    #[arg(long, default_value_t = rexe_miner::tap::MAX_LINE)]
+    max_line: usize,
+    /// Jobs followed per connection (shares of older jobs are not harvested).
+    #[arg(long, default_value_t = rexe_miner::tap::MAX_JOBS)]
+    max_jobs: usize,
+    /// Seconds either side has to take a line before both connections are dropped.
+    #[arg(long, default_value_t = 30)]
+    write_timeout: u64,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// `rexe miner tap`: runs until Ctrl-C, then prints the counters.
+fn tap(a: &TapArgs) -> Result<()> {
+    use rexe_miner::tap::{self, Tap, TapConfig};
+    let pool = tap::parse_pool(&a.pool)?;
+    let harvester = if a.no_l2 {
+        None
+    } else {
+        let payout = a
+            .payout
+            .clone()
+            .context("give --payout (an L2 address for createauxblock) or --no-l2")?;
+        let l2 = Bitcoind::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?)
+            .with_timeout(Duration::from_secs(5));
+        let chain_id = match a.chain_id {
+            Some(id) => id,
+            None => match l2.call("createauxblock", serde_json::json!([payout])) {
+                Ok(w) => w
+                    .get("chainid")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|c| u32::try_from(c).ok())
+                    .map_or(ChainId::REXE, ChainId),
+                Err(e) => {
+                    eprintln!("rexe miner tap: L2 node at {} unreachable ({e}); forwarding anyway, chain id {:#06x}", a.l2, ChainId::REXE.0);
+                    ChainId::REXE
+                }
+            },
+        };
+        Some(Arc::new(Harvester::new(l2, payout, chain_id)))
+    };
+    let mut config = TapConfig::new(pool.clone());
+    config.limits.max_connections = a.max_connections;
+    config.limits.max_per_ip = a.max_per_ip;
+    config.limits.max_request = a.max_line.max(1024);
+    config.limits.write_timeout = Duration::from_secs(a.write_timeout.max(1));
+    config.max_jobs = a.max_jobs.max(1);
+    config.l2_poll = Duration::from_millis(a.l2_poll_ms.max(10));
+    let t = Tap::new(config, harvester);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.threads.max(1))
+        .enable_all()
+        .build()?;
+    let (addr, _task) = runtime.block_on(tap::serve(t.clone(), a.listen))?;
+    let (stats_addr, _stats) = runtime
+        .block_on(tap::serve_stats(t.clone(), a.stats_listen))
+        .with_context(|| format!("binding the stats endpoint to {}", a.stats_listen))?;
+    println!(
+        "rexe miner: share tap on stratum+tcp://{addr} -> stratum+tcp://{pool}; {}; stats on http://{stats_addr}/stats",
+        if a.no_l2 {
+            "forwarding only (--no-l2)".to_string()
+        } else {
+            format!("harvesting for the L2 node at {}", a.l2)
+        }
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
+    }
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    println!("{}", serde_json::json!(t.stats()));
+    Ok(())
 }
 
 #[derive(Args)]
@@ -253,6 +376,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             );
             return Ok(());
         }
+        MinerCmd::Tap(a) => return tap(&a),
         MinerCmd::Run(a) => a,
     };
     let btc_creds = creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?;

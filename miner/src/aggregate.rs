@@ -364,6 +364,23 @@ impl AuxChain {
         sealed.insert(w.hash, (parent, w.target));
     }
 
+    /// Records `w`, handed out by someone else (another process asked the node for it), as
+    /// work to harvest, unless it is already known or sealed. Returns whether it was added.
+    pub fn adopt(&self, w: AuxWork) -> bool {
+        if lock(&self.sealed).contains_key(&w.hash) {
+            return false;
+        }
+        let mut work = lock(&self.work);
+        if work.contains_key(&w.hash) {
+            return false;
+        }
+        if work.len() >= MAX_WORK {
+            work.clear();
+        }
+        work.insert(w.hash, w);
+        true
+    }
+
     /// Puts `w` back (its submission did not reach the chain: it may seal later).
     pub fn put_back(&self, w: AuxWork) {
         lock(&self.work).insert(w.hash, w);

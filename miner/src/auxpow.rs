@@ -462,6 +462,34 @@ impl AuxTree {
     }
 }
 
+/// The merged-mining commitment found in a coinbase scriptSig.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commitment {
+    /// The aux tree's root (internal order: the bytes after the magic, reversed).
+    pub root: [u8; 32],
+    /// The tree's size (leaves), when the 4 bytes after the root are there.
+    pub size: Option<u32>,
+    /// The tree's nonce, when the 4 bytes after the size are there.
+    pub nonce: Option<u32>,
+}
+
+/// The first [`MERGED_MINING_HEADER`] in `script` and the aux tree it commits to.
+pub fn find_commitment(script: &[u8]) -> Option<Commitment> {
+    let at = script.windows(4).position(|w| w == MERGED_MINING_HEADER)?;
+    let mut root: [u8; 32] = script.get(at + 4..at + 36)?.try_into().ok()?;
+    root.reverse();
+    let word = |from: usize| {
+        script
+            .get(from..from + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    };
+    Some(Commitment {
+        root,
+        size: word(at + 36),
+        nonce: word(at + 40),
+    })
+}
+
 /// The 44-byte tag committing to a single aux block (size 1, nonce 0).
 pub fn single_commitment(aux_hash: [u8; 32]) -> [u8; 44] {
     AuxTree::build(&[(ChainId::REXE, aux_hash)])

@@ -3,7 +3,8 @@
 //! proxy and harvesting ([`proxy`], [`harvest`]), merge-mining other AuxPoW chains in the
 //! same aux tree ([`aggregate`]); the Stratum v1 server and CPU miner
 //! ([`stratum`]); the watcher ([`watcher`]) following bitcoind by `getchaintips` polling and
-//! ZMQ `hashblock` ([`zmq`]); the inspection tool ([`inspect`]).
+//! ZMQ `hashblock` ([`zmq`]); the Stratum share tap in front of an unmodified pool ([`tap`]);
+//! the inspection tool ([`inspect`]).
 
 pub mod aggregate;
 pub mod aux_rpc;
@@ -14,6 +15,7 @@ pub mod inspect;
 pub mod proxy;
 pub mod seal;
 pub mod stratum;
+pub mod tap;
 pub mod watcher;
 pub mod zmq;
 

@@ -30,7 +30,7 @@ use bitcoin::Block;
 use serde_json::{json, Value};
 
 use crate::aggregate::{AggregateOptions, AuxChain, AuxWork, ChainStats, Taken};
-use crate::auxpow::{AuxPow, AuxTree, ChainId, MERGED_MINING_HEADER};
+use crate::auxpow::{find_commitment, AuxPow, AuxTree, ChainId};
 use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::{coinbase_branch, Source};
 
@@ -279,6 +279,17 @@ impl Harvester {
         Ok((tag, w.hash_str, w.target))
     }
 
+    /// Makes rexe's L2 work `w`, committed alone (an aux tree of size 1, whose root is the
+    /// work's hash) by a template this harvester did not build, harvestable: the share tap
+    /// learns such work from the coinbases it sees.
+    pub fn expect_single(&self, w: AuxWork) {
+        let leaf = w.hash;
+        self.chains[0].adopt(w);
+        if !lock(&self.trees).contains_key(&leaf) {
+            let _ = self.commit(vec![(0, leaf)]);
+        }
+    }
+
     /// Checks `block` for a commitment to an aux tree we handed out and, for every chain
     /// in it whose work's target the block's hash meets, submits that chain's AuxPoW
     /// (chain branch and index of its leaf), to all such chains at once. Returns whether
@@ -287,22 +298,33 @@ impl Harvester {
         let Some(cb) = block.txdata.first() else {
             return false;
         };
+        let txids: Vec<[u8; 32]> = block
+            .txdata
+            .iter()
+            .map(|t| t.compute_txid().to_byte_array())
+            .collect();
+        self.harvest_parts(cb, &coinbase_branch(&txids), block.header, source)
+    }
+
+    /// [`Harvester::harvest`] from the parts an AuxPoW needs: the parent's coinbase, its
+    /// merkle branch (leaf 0) and the parent header; what a Stratum share gives.
+    pub fn harvest_parts(
+        &self,
+        cb: &bitcoin::Transaction,
+        cb_branch: &[[u8; 32]],
+        header: bitcoin::block::Header,
+        source: Source,
+    ) -> bool {
         let Some(input) = cb.input.first() else {
             return false;
         };
-        let script = input.script_sig.as_bytes();
-        let Some(at) = script.windows(4).position(|w| w == MERGED_MINING_HEADER) else {
+        let Some(root) = find_commitment(input.script_sig.as_bytes()).map(|c| c.root) else {
             return false;
         };
-        let Some(root) = script.get(at + 4..at + 36) else {
-            return false;
-        };
-        let mut root: [u8; 32] = root.try_into().expect("32 bytes");
-        root.reverse();
         let Some(committed) = lock(&self.trees).get(&root).cloned() else {
             return false;
         };
-        let parent_hash = block.block_hash();
+        let parent_hash = header.block_hash();
         // Take the work out while it is submitted: the proxy and the watcher (or two
         // shares) racing on it submit it once.
         let mut due = Vec::new();
@@ -332,11 +354,6 @@ impl Harvester {
         if due.is_empty() {
             return false;
         }
-        let txids: Vec<[u8; 32]> = block
-            .txdata
-            .iter()
-            .map(|t| t.compute_txid().to_byte_array())
-            .collect();
         let mut coinbase = cb.clone();
         for i in &mut coinbase.input {
             i.witness.clear();
@@ -344,11 +361,11 @@ impl Harvester {
         let base = AuxPow {
             coinbase_tx: coinbase,
             hash_block: [0; 32],
-            coinbase_branch: coinbase_branch(&txids),
+            coinbase_branch: cb_branch.to_vec(),
             coinbase_index: 0,
             chain_branch: Vec::new(),
             chain_index: 0,
-            parent: block.header,
+            parent: header,
         };
         let results: Vec<(usize, AuxWork, Result<Value, RpcError>)> = std::thread::scope(|s| {
             let handles: Vec<_> = due

@@ -48,24 +48,24 @@ pub struct StratumArgs {
 
 /// What the load generator saw.
 #[derive(Default)]
-struct Tally {
-    accepted: u64,
-    errors: u64,
+pub(super) struct Tally {
+    pub(super) accepted: u64,
+    pub(super) errors: u64,
     /// Reply latencies in microseconds.
-    latencies: Vec<u32>,
+    pub(super) latencies: Vec<u32>,
 }
 
 /// The server under test and what it runs on.
-struct Stack {
-    addr: SocketAddr,
-    stratum: Arc<Stratum>,
+pub(super) struct Stack {
+    pub(super) addr: SocketAddr,
+    pub(super) stratum: Arc<Stratum>,
     _regtest: rexe_regtest::RegtestNode,
-    _l2: crate::node::RpcHandle,
+    pub(super) l2: crate::node::RpcHandle,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
-fn start(server_threads: usize) -> Result<Stack> {
+pub(super) fn start(server_threads: usize) -> Result<Stack> {
     let dir = tempfile::tempdir()?;
     let regtest = rexe_regtest::RegtestNode::start(rexe_regtest::RegtestConfig {
         bits: HARD_BITS,
@@ -108,6 +108,12 @@ fn start(server_threads: usize) -> Result<Stack> {
         btc_payout,
         StratumOptions {
             fixed_difficulty: Some(EVERY_HASH),
+            // Every connection comes from 127.0.0.1: no connection limits.
+            limits: rexe_net::Limits {
+                max_connections: 0,
+                max_per_ip: 0,
+                ..StratumOptions::default().limits
+            },
             ..Default::default()
         },
     );
@@ -125,21 +131,21 @@ fn start(server_threads: usize) -> Result<Stack> {
         addr,
         stratum,
         _regtest: regtest,
-        _l2: l2,
+        l2,
         _runtime: runtime,
         _dir: dir,
     })
 }
 
 /// A subscribed and authorized miner connection with its first job.
-struct Miner {
+pub(super) struct Miner {
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: tokio::net::tcp::OwnedWriteHalf,
     job: String,
     ntime: String,
 }
 
-async fn connect(addr: SocketAddr) -> Result<Miner> {
+pub(super) async fn connect(addr: SocketAddr) -> Result<Miner> {
     let sock = TcpStream::connect(addr).await?;
     sock.set_nodelay(true)?;
     let (r, mut writer) = sock.into_split();
@@ -171,7 +177,7 @@ async fn connect(addr: SocketAddr) -> Result<Miner> {
 
 /// Drives one connection: submits unique shares (extranonce2 counts up) at `interval`, or
 /// one after another when `None`, and records reply latencies while `record` is set.
-async fn drive(
+pub(super) async fn drive(
     m: Miner,
     interval: Option<Duration>,
     offset: Duration,
@@ -258,12 +264,67 @@ async fn drive(
     Ok(replies.await?)
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
+}
+
+/// Offers `rate` shares per second (0: closed loop) over `connections` fresh connections
+/// to `addr` for `seconds` (after one second of warm-up); what the miners saw and the
+/// seconds measured.
+pub(super) fn load(
+    client: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    connections: usize,
+    rate: u64,
+    seconds: u64,
+) -> Result<(Tally, f64)> {
+    let miners: Vec<Miner> = client.block_on(async {
+        let mut v = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            v.push(connect(addr).await?);
+        }
+        anyhow::Ok(v)
+    })?;
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let record = Arc::new(AtomicBool::new(false));
+    let (tallies, secs) = client.block_on(async {
+        let tasks: Vec<_> = miners
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                // Spread the connections' ticks evenly over one interval.
+                let offset = interval.map_or(Duration::ZERO, |iv| {
+                    iv.mul_f64(i as f64 / connections as f64)
+                });
+                tokio::spawn(drive(m, interval, offset, stop.clone(), record.clone()))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        record.store(true, Ordering::Relaxed);
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        record.store(false, Ordering::Relaxed);
+        let secs = t0.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await??);
+        }
+        anyhow::Ok((all, secs))
+    })?;
+    let mut total = Tally::default();
+    for t in tallies {
+        total.accepted += t.accepted;
+        total.errors += t.errors;
+        total.latencies.extend(t.latencies);
+    }
+    total.latencies.sort_unstable();
+    Ok((total, secs))
 }
 
 /// Runs the benchmark for each rate; one JSON object per rate.
@@ -274,50 +335,8 @@ pub fn run(a: &StratumArgs) -> Result<Vec<Value>> {
         .build()?;
     let mut out = Vec::new();
     for &rate in &a.rate {
-        let miners: Vec<Miner> = client.block_on(async {
-            let mut v = Vec::with_capacity(a.connections);
-            for _ in 0..a.connections {
-                v.push(connect(stack.addr).await?);
-            }
-            anyhow::Ok(v)
-        })?;
-        let interval =
-            (rate > 0).then(|| Duration::from_secs_f64(a.connections as f64 / rate as f64));
-        let stop = Arc::new(AtomicBool::new(false));
-        let record = Arc::new(AtomicBool::new(false));
         let before = stack.stratum.stats.accepted.load(Ordering::Relaxed);
-        let (tallies, secs) = client.block_on(async {
-            let tasks: Vec<_> = miners
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    // Spread the connections' ticks evenly over one interval.
-                    let offset = interval.map_or(Duration::ZERO, |iv| {
-                        iv.mul_f64(i as f64 / a.connections as f64)
-                    });
-                    tokio::spawn(drive(m, interval, offset, stop.clone(), record.clone()))
-                })
-                .collect();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            record.store(true, Ordering::Relaxed);
-            let t0 = Instant::now();
-            tokio::time::sleep(Duration::from_secs(a.seconds)).await;
-            record.store(false, Ordering::Relaxed);
-            let secs = t0.elapsed().as_secs_f64();
-            stop.store(true, Ordering::Relaxed);
-            let mut all = Vec::new();
-            for t in tasks {
-                all.push(t.await??);
-            }
-            anyhow::Ok((all, secs))
-        })?;
-        let mut total = Tally::default();
-        for t in tallies {
-            total.accepted += t.accepted;
-            total.errors += t.errors;
-            total.latencies.extend(t.latencies);
-        }
-        total.latencies.sort_unstable();
+        let (total, secs) = load(&client, stack.addr, a.connections, rate, a.seconds)?;
         let server_accepted = stack.stratum.stats.accepted.load(Ordering::Relaxed) - before;
         anyhow::ensure!(total.errors == 0, "{} shares were refused", total.errors);
         out.push(json!({

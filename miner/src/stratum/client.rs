@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bitcoin::consensus::encode::deserialize;
-use bitcoin::hashes::{sha256d, Hash};
 use serde_json::{json, Value};
 
-use super::job::share_target;
+use super::job::{share_target, Job};
 use super::protocol::{ServerMessage, SubscribeResult};
 
 /// What the miner achieved.
@@ -28,14 +26,8 @@ pub struct MinerReport {
 
 #[derive(Clone)]
 struct Work {
-    job_id: String,
-    prevhash: [u8; 32],
-    coinb1: Vec<u8>,
-    coinb2: Vec<u8>,
-    branch: Vec<[u8; 32]>,
-    version: u32,
-    nbits: u32,
-    ntime: u32,
+    /// The job, reassembled as the server does ([`Job::from_notify`]).
+    job: Job,
     seq: u64,
 }
 
@@ -129,14 +121,7 @@ pub fn run_with(
                     ServerMessage::Notify(n) => {
                         seq += 1;
                         let w = Work {
-                            prevhash: n.prev_blockhash(),
-                            job_id: n.job_id,
-                            coinb1: n.coinb1,
-                            coinb2: n.coinb2,
-                            branch: n.merkle_branch,
-                            version: n.version,
-                            nbits: n.nbits,
-                            ntime: n.ntime,
+                            job: Job::from_notify(&n),
                             seq,
                         };
                         *work.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
@@ -187,33 +172,15 @@ pub fn run_with(
                     let e1 = en1.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     en2_counter += 1;
                     let en2 = en2_counter.to_be_bytes();
-                    let mut cb = w.coinb1.clone();
-                    cb.extend_from_slice(&e1);
-                    cb.extend_from_slice(&en2);
-                    cb.extend_from_slice(&w.coinb2);
-                    let Ok(coinbase) = deserialize::<bitcoin::Transaction>(&cb) else { continue };
-                    let mut root = coinbase.compute_txid().to_byte_array();
-                    for b in &w.branch {
-                        let mut e = sha256d::Hash::engine();
-                        bitcoin::hashes::HashEngine::input(&mut e, &root);
-                        bitcoin::hashes::HashEngine::input(&mut e, b);
-                        root = sha256d::Hash::from_engine(e).to_byte_array();
-                    }
+                    let Some(coinbase) = w.job.coinbase(&e1, &en2) else { continue };
                     let target = share_target(*difficulty.lock().unwrap_or_else(|e| e.into_inner()));
-                    let mut header = bitcoin::block::Header {
-                        version: bitcoin::block::Version::from_consensus(w.version as i32),
-                        prev_blockhash: bitcoin::BlockHash::from_byte_array(w.prevhash),
-                        merkle_root: bitcoin::TxMerkleNode::from_byte_array(root),
-                        time: w.ntime,
-                        bits: bitcoin::CompactTarget::from_consensus(w.nbits),
-                        nonce: 0,
-                    };
+                    let mut header = w.job.header(&coinbase, w.job.ntime, 0, w.job.version);
                     for nonce in 0..1_000_000u32 {
                         header.nonce = nonce;
                         hashes.fetch_add(1, Ordering::Relaxed);
                         if target.is_met_by(header.block_hash()) {
                             let id = submit_id.fetch_add(1, Ordering::SeqCst);
-                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job_id, hex::encode(en2), format!("{:08x}", w.ntime), format!("{:08x}", nonce)]});
+                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job.id, hex::encode(en2), format!("{:08x}", w.job.ntime), format!("{:08x}", nonce)]});
                             let mut s = msg.to_string();
                             s.push('\n');
                             let _ = writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(s.as_bytes());

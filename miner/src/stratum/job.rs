@@ -108,6 +108,24 @@ impl Job {
         })
     }
 
+    /// The job a pool's `mining.notify` describes (for reassembling its shares: no
+    /// template transactions, no L2 work).
+    pub fn from_notify(n: &super::protocol::Notify) -> Job {
+        Job {
+            id: n.job_id.clone(),
+            coinb1: n.coinb1.clone(),
+            coinb2: n.coinb2.clone(),
+            branch: n.merkle_branch.clone(),
+            version: n.version as i32,
+            nbits: n.nbits,
+            ntime: n.ntime,
+            prev: bitcoin::BlockHash::from_byte_array(n.prev_blockhash()),
+            txs: Vec::new(),
+            witness_commitment: None,
+            l2: None,
+        }
+    }
+
     /// `prevhash` as Stratum sends it: internal order with each 4-byte word byte-swapped.
     pub fn stratum_prevhash(&self) -> String {
         let b = self.prev.to_byte_array();

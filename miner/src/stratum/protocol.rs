@@ -134,6 +134,12 @@ fn hex_u32_strict(v: &Value) -> Option<u32> {
 }
 
 fn parse_submit(p: &Value) -> Result<Submit, BadSubmit> {
+    submit_of(p, Some(EXTRANONCE2_SIZE))
+}
+
+/// Parses `mining.submit` params; `extranonce2_size`: the size required (`None`: any, as a
+/// proxy that does not choose the size parses them).
+pub fn submit_of(p: &Value, extranonce2_size: Option<usize>) -> Result<Submit, BadSubmit> {
     let job_id = p[1].as_str().map(str::to_string);
     let bad = |error| BadSubmit {
         job_id: job_id.clone(),
@@ -145,7 +151,7 @@ fn parse_submit(p: &Value) -> Result<Submit, BadSubmit> {
     let Some(en2) = p[2].as_str().and_then(|h| hex::decode(h).ok()) else {
         return Err(bad(SubmitError::Extranonce2));
     };
-    if en2.len() != EXTRANONCE2_SIZE {
+    if extranonce2_size.is_some_and(|n| en2.len() != n) {
         return Err(bad(SubmitError::Extranonce2Size));
     }
     let (Some(ntime), Some(nonce)) = (hex_u32(&p[3]), hex_u32(&p[4])) else {
