@@ -104,6 +104,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         contract_receipts: false,
         log_contracts: false,
         verify_state: false,
+        ..ChainConfig::default()
     };
     let order = params.shard_order;
     let n_shards = order.shard_count();

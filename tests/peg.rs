@@ -98,9 +98,11 @@ fn alice_pegs_out_bob_pegs_in_from_a_bdk_wallet() {
         env.peg_match(0)["state"] == "claimed"
     });
     assert_eq!(env.peg_match(0)["paid_by"], format!("{pay_txid}:0"));
-    // Bob: +100,000 rxBTC and his bond back, minus two call fees (take, claim).
+    // Bob: +100,000 rxBTC and his bond back, minus two call fees (take, claim): each its
+    // gas at the base fee + tip the node estimated (tens of sats on regtest).
     env.wait_for("Bob's rxBTC", 30, || {
-        env.l2_balance(&bob.l2) == bob_before + 100_000 - 2 * 200
+        let b = env.l2_balance(&bob.l2);
+        b < bob_before + 100_000 && b > bob_before + 100_000 - 2 * 1_000
     });
     // Alice's Bitcoin wallet sees the payment over Electrum.
     let b = env.wallet_balance(&alice);

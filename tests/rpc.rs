@@ -162,6 +162,34 @@ fn mining_through_the_rpc_and_transaction_errors() {
     assert_eq!(st["result"]["height"], json!(4));
     assert_eq!(st["result"]["confirmations"], json!(1));
     assert_eq!(st["result"]["tx"]["tx"]["nonce"], json!(0));
+    // What it paid: the transfer's gas at base fee + tip, the rest of 100 msat/gas back.
+    let fee = &st["result"]["fee"];
+    assert_eq!(fee["gas_used"], json!(rexe_chain::tx::TRANSFER_GAS), "{st}");
+    let paid = fee["burned"].as_u64().unwrap() + fee["tip"].as_u64().unwrap();
+    let reserved = rexe_chain::fee::GasPrice::from_msat(100)
+        .cost(rexe_chain::tx::TRANSFER_GAS)
+        .unwrap()
+        .to_sat();
+    assert_eq!(paid + fee["refund"].as_u64().unwrap(), reserved, "{fee}");
+    // Fee estimates per shard, and for the shard of an address.
+    let all = call(&n, "estimatefee", json!([]));
+    assert_eq!(all["result"].as_array().map(Vec::len), Some(4), "{all}");
+    let one = call(&n, "estimatefee", json!([addr, 3]));
+    let e = &one["result"];
+    assert_eq!(
+        e["forecast_msat"].as_array().map(Vec::len),
+        Some(3),
+        "{one}"
+    );
+    assert!(e["max_fee_msat"].as_u64().unwrap() >= 2 * e["base_fee_msat"].as_u64().unwrap());
+    assert_eq!(
+        call(&n, "estimatefee", json!([99]))["error"]["code"],
+        json!(-8),
+        "no such shard"
+    );
+    let supply = call(&n, "getsupply", json!([]));
+    assert_eq!(supply["result"]["holds"], json!(true), "{supply}");
+    assert!(supply["result"]["burned"].as_u64().unwrap() > 0, "{supply}");
     let st = call(&n, "gettransaction", json!(["00".repeat(32)]));
     assert_eq!(st["error"]["code"], json!(-5));
     let info = call(&n, "getchaininfo", json!([]));

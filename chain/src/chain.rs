@@ -59,6 +59,8 @@ pub struct ChainConfig {
     /// At open, also run SQLite's integrity check and recompute every shard's commitment
     /// from its rows (slow on big states; the default checks are always run).
     pub verify_state: bool,
+    /// Transactions each shard's mempool holds before it evicts the lowest-paying.
+    pub mempool_per_shard: usize,
 }
 
 impl Default for ChainConfig {
@@ -74,6 +76,7 @@ impl Default for ChainConfig {
             contract_receipts: true,
             log_contracts: false,
             verify_state: false,
+            mempool_per_shard: crate::mempool::DEFAULT_SHARD_CAPACITY,
         }
     }
 }
@@ -707,7 +710,7 @@ impl Chain {
         };
         let mut chain = Chain {
             checkpointer,
-            mempool: Mempool::new(order),
+            mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,
             config,
             dir: dir.to_path_buf(),

@@ -259,3 +259,102 @@ impl Mempool {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Signer;
+    use crate::params::Network;
+    use crate::tx::{Payload, Tx, TRANSFER_GAS};
+
+    fn tx(key: &Signer, nonce: u64, max_fee: u64, tip: u64) -> SignedTx {
+        Tx {
+            network: Network::Regtest,
+            from: key.address(),
+            nonce,
+            max_fee: GasPrice::from_msat(max_fee),
+            max_tip: GasPrice::from_msat(tip),
+            gas_limit: TRANSFER_GAS,
+            expiry_height: 100,
+            payload: Payload::Transfer {
+                to: key.address(),
+                amount: Amount::from_sat(1),
+            },
+        }
+        .sign(key)
+    }
+
+    fn one_shard() -> ShardOrder {
+        ShardOrder::new(0).unwrap()
+    }
+
+    #[test]
+    fn selection_is_by_effective_tip_at_the_base_fee() {
+        let (a, b, c) = (
+            Signer::from_seed(b"a"),
+            Signer::from_seed(b"b"),
+            Signer::from_seed(b"c"),
+        );
+        let mut m = Mempool::new(one_shard());
+        // a: tip 5 but max fee 12; b: tip 8, max fee 100; c: max fee below the base fee.
+        m.insert(tx(&a, 0, 12, 5));
+        m.insert(tx(&b, 0, 100, 8));
+        m.insert(tx(&c, 0, 9, 9));
+        let order = |base: u64| -> Vec<Address> {
+            m.select(ShardId(0), 10, GasPrice::from_msat(base), |_| 0)
+                .iter()
+                .map(|t| t.tx.from)
+                .collect()
+        };
+        // Base 5: a pays min(5, 7) = 5, b pays 8; c (max fee 9) pays min(9, 4) = 4.
+        assert_eq!(order(5), vec![b.address(), a.address(), c.address()]);
+        // Base 10: a's effective tip is 2, b's 8; c cannot pay the base fee.
+        assert_eq!(order(10), vec![b.address(), a.address()]);
+    }
+
+    #[test]
+    fn a_full_shard_evicts_the_lowest_with_its_later_nonces() {
+        let keys: Vec<Signer> = (0..3u8).map(|i| Signer::from_seed(&[i])).collect();
+        let mut m = Mempool::with_capacity(one_shard(), 4);
+        // keys[0]: nonces 0 and 1 at tip 1 (the lowest); keys[1]: tip 5 twice.
+        m.insert(tx(&keys[0], 0, 10, 1));
+        m.insert(tx(&keys[0], 1, 10, 2));
+        m.insert(tx(&keys[1], 0, 10, 5));
+        m.insert(tx(&keys[1], 1, 10, 5));
+        assert_eq!(m.len(), 4);
+        let low = tx(&keys[2], 0, 10, 1);
+        assert!(
+            !m.has_room_for(&low),
+            "paying no more than the lowest: refused"
+        );
+        let better = tx(&keys[2], 0, 10, 3);
+        assert!(m.has_room_for(&better));
+        let out = m.insert(better.clone());
+        // keys[0]'s nonce 0 is the lowest; its nonce 1 cannot be mined without it.
+        assert_eq!(out.evicted.len(), 2, "{out:?}");
+        assert!(m.get(&keys[0].address(), 0).is_none());
+        assert!(m.get(&keys[0].address(), 1).is_none());
+        assert!(m.contains(&better.txid()));
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.shard_len(ShardId(0)), 3);
+    }
+
+    #[test]
+    fn replacing_and_removing_keep_the_indexes_in_step() {
+        let k = Signer::from_seed(b"k");
+        let mut m = Mempool::with_capacity(one_shard(), 2);
+        let first = tx(&k, 0, 10, 1);
+        m.insert(first.clone());
+        let second = tx(&k, 0, 20, 2);
+        let out = m.insert(second.clone());
+        assert_eq!(out.replaced.map(|t| t.txid()), Some(first.txid()));
+        assert!(!m.contains(&first.txid()));
+        assert_eq!(m.len(), 1);
+        m.insert(tx(&k, 1, 20, 2));
+        m.remove_below(&k.address(), 1);
+        assert_eq!(m.len(), 1);
+        m.remove_expired(101);
+        assert!(m.is_empty());
+        assert_eq!(m.shard_len(ShardId(0)), 0);
+    }
+}

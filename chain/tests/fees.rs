@@ -82,7 +82,6 @@ fn block_stuffing_pays_a_rising_burn_and_honest_transactions_still_get_in() {
 
     let mut attacker_nonce = 0u64;
     let mut user_nonce = vec![0u64; users.len()];
-    let mut bystander_nonce = 0u64;
     // txid -> height submitted (honest users' transactions).
     let mut pending: BTreeMap<rexe_chain::Txid, u64> = BTreeMap::new();
     let mut delays = Vec::new();
@@ -110,9 +109,8 @@ fn block_stuffing_pays_a_rising_burn_and_honest_transactions_still_get_in() {
             user_nonce[i] += 1;
         }
         // The bystander's shard is quiet.
-        let tx = gas_transfer(&bystander, users[0].address(), bystander_nonce, 10, 1);
+        let tx = gas_transfer(&bystander, users[0].address(), h - 1, 10, 1);
         chain.submit_tx(tx).unwrap();
-        bystander_nonce += 1;
 
         let base = chain.base_fee(ShardId(0)).unwrap();
         if h % 3 != 0 {
@@ -404,4 +402,71 @@ fn relays_over_a_shards_gas_wait_in_order_and_run_exactly_once() {
         ran.windows(2).all(|w| w[0].1 <= w[1].1),
         "relays ran out of order: {ran:?}"
     );
+}
+
+#[test]
+fn admission_says_why_a_transaction_waits_outside() {
+    let keys = keys(6);
+    let p = params(0, &keys);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rexe_chain::ChainConfig {
+        mempool_per_shard: 3,
+        ..config(1)
+    };
+    let mut chain = rexe_chain::Chain::open(
+        dir.path(),
+        p.clone(),
+        cfg,
+        std::sync::Arc::new(rexe_chain::seal::TestSealer),
+    )
+    .unwrap();
+    let to = keys[5].address();
+    for k in &keys[..3] {
+        chain.submit_tx(gas_transfer(k, to, 0, 10, 2)).unwrap();
+    }
+    // Full of transactions paying at least as much.
+    let e = chain
+        .submit_tx(gas_transfer(&keys[3], to, 0, 10, 2))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("mempool full"), "{e}");
+    // A higher tip evicts the lowest.
+    chain
+        .submit_tx(gas_transfer(&keys[3], to, 0, 10, 3))
+        .unwrap();
+    assert_eq!(chain.mempool().len(), 3);
+    // A replacement must raise max fee and tip by 10%.
+    let e = chain
+        .submit_tx(gas_transfer(&keys[3], to, 0, 10, 4))
+        .unwrap_err();
+    assert!(e.to_string().contains("replacement must raise"), "{e}");
+    chain
+        .submit_tx(gas_transfer(&keys[3], to, 0, 11, 4))
+        .unwrap();
+    // Below the shard's current base fee: refused with both numbers.
+    let mut stuffed = p.clone();
+    stuffed.block_gas_per_shard = 2 * TRANSFER_GAS;
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut hot = open(dir2.path(), &stuffed, 1);
+    for round in 0..3u64 {
+        for k in &keys[..2] {
+            hot.submit_tx(gas_transfer(k, to, round, 1_000, 1)).unwrap();
+        }
+        mine(&mut hot, keys[5].address());
+    }
+    let base = hot.base_fee(ShardId(0)).unwrap();
+    assert!(base > p.min_base_fee, "full blocks raised it: {base}");
+    let e = hot
+        .submit_tx(gas_transfer(&keys[4], to, 0, base.to_msat() - 1, 0))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("fee below base fee"), "{e}");
+    let est = hot.estimate_fee(ShardId(0), 3).unwrap();
+    assert_eq!(est.base_fee, base);
+    hot.submit_tx(gas_transfer(
+        &keys[4],
+        to,
+        0,
+        est.suggested_max_fee().to_msat(),
+        est.tip.to_msat(),
+    ))
+    .unwrap();
 }

@@ -86,6 +86,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         rpc_timeout: None,
         rpc_max_batch: None,
         verify_state: false,
+        mempool_per_shard: None,
     };
     let params = rexe_chain::ChainParams {
         pow_limit_bits: HARD_BITS,

@@ -59,6 +59,10 @@ pub struct Overrides {
     /// against the tip header, supply audit) always run.
     #[arg(long)]
     pub verify_state: bool,
+    /// Transactions each shard's mempool holds before evicting the lowest-paying (default
+    /// 100,000).
+    #[arg(long)]
+    pub mempool_per_shard: Option<usize>,
 }
 
 /// The effective configuration.
@@ -94,6 +98,8 @@ pub struct NodeConfig {
     pub rpc_max_batch: Option<usize>,
     #[serde(default)]
     pub verify_state: bool,
+    #[serde(default)]
+    pub mempool_per_shard: Option<usize>,
 }
 
 fn default_datadir() -> PathBuf {
@@ -151,6 +157,7 @@ impl NodeConfig {
             (&mut cfg.rpc_max_connections, o.rpc_max_connections),
             (&mut cfg.rpc_max_per_ip, o.rpc_max_per_ip),
             (&mut cfg.rpc_max_batch, o.rpc_max_batch),
+            (&mut cfg.mempool_per_shard, o.mempool_per_shard),
         ] {
             if src.is_some() {
                 *dst = src;

@@ -99,6 +99,9 @@ pub fn open_shared_with_peg(
         ChainConfig {
             threads: cfg.threads,
             verify_state: cfg.verify_state,
+            mempool_per_shard: cfg
+                .mempool_per_shard
+                .unwrap_or(rexe_chain::mempool::DEFAULT_SHARD_CAPACITY),
             ..ChainConfig::default()
         },
         Arc::new(rexe_miner::AuxPowSealer { chain_id }),

@@ -410,7 +410,7 @@ pub fn call(
                     n.as_u64()
                         .filter(|&s| s < order.shard_count() as u64)
                         .map(|s| ShardId(s as u16))
-                        .ok_or_else(|| RpcError::params("no such shard"))?,
+                        .ok_or_else(|| RpcError::new(-8, "no such shard"))?,
                 ),
                 Some(_) => Some(address_param(chain, params, 0)?.shard(order)),
             };
@@ -419,7 +419,7 @@ pub fn call(
                 Some(v) => v
                     .as_u64()
                     .filter(|b| (1..=100).contains(b))
-                    .ok_or_else(|| RpcError::params("blocks must be 1 to 100"))?,
+                    .ok_or_else(|| RpcError::new(-8, "blocks must be 1 to 100"))?,
             };
             let one = |chain: &mut Chain, s: ShardId| -> Result<Value, RpcError> {
                 let e = chain.estimate_fee(s, blocks).map_err(RpcError::internal)?;
