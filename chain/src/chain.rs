@@ -828,6 +828,7 @@ impl Chain {
             global_state: Some(&snaps),
             receipts: &[],
             contract_receipts: &[],
+            block_fees: None,
         })?;
         tracing::info!(%hash, network = self.params.network.name(), "created genesis");
         Ok(())
@@ -1509,6 +1510,7 @@ impl Chain {
             })
             .collect();
         self.last_global_waiting = global.waiting.len() as u64;
+        let base_fees: Vec<GasPrice> = outcomes.iter().map(|o| o.base_fee).collect();
         self.stats.relays_waiting = waiting as u64;
         for o in &mut outcomes {
             outbound.push(std::mem::take(&mut o.waiting));
@@ -1550,6 +1552,10 @@ impl Chain {
                     _ => None,
                 };
                 let relays = encode_outbound(&outbound, &global.deferred);
+                let block_fees: Vec<u8> = base_fees
+                    .iter()
+                    .flat_map(|f| f.to_msat().to_le_bytes())
+                    .collect();
                 db.connect(&ConnectRecord {
                     height,
                     hash,
@@ -1559,6 +1565,7 @@ impl Chain {
                     global_state: snaps.as_deref(),
                     receipts: &global.receipts,
                     contract_receipts: &stored,
+                    block_fees: Some(&block_fees),
                 })
             };
             if let Err(panic) = applying.join() {
@@ -2097,13 +2104,69 @@ impl Chain {
             .collect())
     }
 
-    /// What `txid` paid (gas used, base fee, burned, tip, refund) and the height of its
-    /// block, when the chain keeps receipts and the transaction is on the active chain.
+    /// What `txid` paid (gas used, base fee, burned, tip, refund, escrowed) and the height of
+    /// its block, for a transaction on the active chain: a contract transaction's from its
+    /// stored receipt, a transfer's or system call's computed from its block's base fee
+    /// (needs the transaction index).
     pub fn fee_receipt(&self, txid: Txid) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
-        Ok(self
+        if let Some(r) = self
             .stored_receipts(txid)?
             .into_iter()
-            .find(|(_, v)| v["kind"] == "fee"))
+            .find(|(_, v)| v["kind"] == "fee")
+        {
+            return Ok(Some(r));
+        }
+        let Some((block, shard, pos)) = self.db.tx_location(txid)? else {
+            return Ok(None);
+        };
+        let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
+            return Ok(None);
+        };
+        if self.hash_at(h) != Some(block) {
+            return Ok(None);
+        }
+        let body = self
+            .db
+            .body(block)?
+            .map(|b| Block::from_bytes(&b).map_err(|e| StoreError::corrupt("block", e)))
+            .transpose()?;
+        let (Some(fees), Some(b)) = (self.db.block_fees(block)?, body) else {
+            return Ok(None);
+        };
+        let Some(tx) = b.txs.get(shard as usize).and_then(|l| l.get(pos as usize)) else {
+            return Ok(None);
+        };
+        if matches!(
+            tx.tx.payload,
+            Payload::Deploy { .. } | Payload::ContractCall { .. }
+        ) {
+            return Ok(None);
+        }
+        let Some(&base) = fees.get(shard as usize) else {
+            return Ok(None);
+        };
+        let base = GasPrice::from_msat(base);
+        let t = &tx.tx;
+        let charge = crate::fee::effective_price(base, t.max_fee, t.max_tip)
+            .ok()
+            .zip(t.max_fee_total())
+            .and_then(|(price, reserved)| {
+                crate::fee::charge(
+                    reserved,
+                    crate::contract::intrinsic_gas(&t.payload),
+                    base,
+                    price,
+                )
+            })
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "fee receipt",
+                    "a confirmed transaction's charge does not compute",
+                )
+            })?;
+        let mut v = serde_json::to_value(charge).unwrap_or_default();
+        v["kind"] = serde_json::json!("fee");
+        Ok(Some((h, v)))
     }
 
     fn stored_receipts(&self, txid: Txid) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {

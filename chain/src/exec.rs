@@ -202,7 +202,8 @@ pub struct ShardOutcome {
     pub next_base_fee: crate::fee::GasPrice,
     /// Gas used: inbound relays' gas and transactions' gas used.
     pub gas_used: u64,
-    /// What each transaction paid, in block order (with [`BlockEnv::keep_receipts`]).
+    /// What each contract transaction paid, in block order (with
+    /// [`BlockEnv::keep_receipts`]).
     pub fee_receipts: Vec<(Txid, crate::fee::FeeCharge)>,
     /// Inbound relays that did not fit the shard's gas and wait for the next block, in
     /// order.
@@ -712,7 +713,15 @@ pub fn execute_shard(
                     w.credit(tx.tx.from, charge.refund)?;
                 }
                 collected.add(charge.tip, charge.burned)?;
-                if env.keep_receipts {
+                // Contract transactions' charges depend on what they ran: kept. A transfer's
+                // or system call's follows from its block's base fee (see
+                // `Chain::fee_receipt`), so none is stored per transaction.
+                if env.keep_receipts
+                    && matches!(
+                        tx.tx.payload,
+                        Payload::Deploy { .. } | Payload::ContractCall { .. }
+                    )
+                {
                     fee_receipts.push((tx.txid(), charge));
                 }
             }

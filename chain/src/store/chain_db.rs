@@ -67,6 +67,8 @@ pub struct ConnectRecord<'a> {
     pub receipts: &'a [Receipt],
     /// Contract receipts `(originating txid, JSON)`, in execution order.
     pub contract_receipts: &'a [(Txid, String)],
+    /// Its base fee per shard (u64 LE each), when kept.
+    pub block_fees: Option<&'a [u8]>,
 }
 
 /// The chain database.
@@ -203,6 +205,10 @@ impl ChainDb {
                 ins.execute(params![&txid.0 .0[..], &hash.0 .0[..], seq as i64, data])?;
             }
         }
+        if let Some(fees) = rec.block_fees {
+            tx.prepare_cached("INSERT OR REPLACE INTO block_fees VALUES (?1, ?2)")?
+                .execute(params![&hash.0 .0[..], fees])?;
+        }
         if let Some(data) = rec.global_state {
             tx.prepare_cached("INSERT OR REPLACE INTO global_state VALUES (?1, ?2, ?3)")?
                 .execute(params![&hash.0 .0[..], height as i64, data])?;
@@ -332,6 +338,20 @@ impl ChainDb {
             .prepare_cached("SELECT body FROM block_bodies WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
+    }
+
+    /// The base fee per shard of block `hash` (msat per gas), when stored.
+    pub fn block_fees(&self, hash: BlockHash) -> Result<Option<Vec<u64>>, StoreError> {
+        let row: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT fees FROM block_fees WHERE block = ?1")?
+            .query_row([&hash.0 .0[..]], |r| r.get(0))
+            .optional()?;
+        Ok(row.map(|b| {
+            b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        }))
     }
 
     /// Where a transaction was included: block, shard, position (if indexed).

@@ -68,6 +68,9 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/chain/0005_block_bodies.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/chain/0006_block_fees.sql"
+        )),
     ])
 }
 
