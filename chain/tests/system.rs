@@ -186,3 +186,62 @@ fn a_data_dir_refuses_another_set_of_contracts() {
     );
     assert!(again.is_err());
 }
+
+#[test]
+fn global_lane_calls_over_its_gas_wait_in_order() {
+    let keys = keys(6);
+    let mut params = params(1, &keys);
+    // Room for two system calls a block on the global lane.
+    params.block_gas_global = 2 * rexe_chain::lang::gas::RELAY_GLOBAL;
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::open_with_systems(
+        dir.path(),
+        params.clone(),
+        config(2),
+        Arc::new(TestSealer),
+        vec![Box::new(Vault::default())],
+    )
+    .unwrap();
+    let miner = keys[5].address();
+    let ids: Vec<_> = keys[..5]
+        .iter()
+        .map(|k| chain.submit_tx(call(k, 0, 1_000, vec![])).unwrap())
+        .collect();
+    mine(&mut chain, miner); // the five calls leave their shards
+    let mut ran = Vec::new();
+    for _ in 0..3 {
+        mine(&mut chain, miner);
+        ran.push(vault_of(&chain));
+        assert_supply(&mut chain);
+    }
+    assert_eq!(ran, vec![2_000, 4_000, 5_000], "two calls a block, then the last");
+    assert_eq!(chain.global_waiting(), 0);
+    // In canonical order: by origin shard, then emission order.
+    let mut heights = Vec::new();
+    for id in &ids {
+        let (_, h, r) = chain.call_receipt(*id).unwrap().expect("ran");
+        assert!(r.error.is_none());
+        let shard = rexe_chain::shard_of(&chain_sender(&chain, *id), params.shard_order).0;
+        heights.push((shard, h));
+    }
+    heights.sort();
+    assert!(
+        heights.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{heights:?}"
+    );
+}
+
+fn chain_sender(chain: &Chain, id: rexe_chain::Txid) -> rexe_chain::Address {
+    let rexe_chain::TxStatus::Confirmed {
+        block,
+        shard,
+        position,
+        ..
+    } = chain.tx_status(id).unwrap()
+    else {
+        panic!("not confirmed");
+    };
+    chain.block(block).unwrap().unwrap().txs[shard.index()][position as usize]
+        .tx
+        .from
+}
