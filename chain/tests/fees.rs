@@ -470,3 +470,75 @@ fn admission_says_why_a_transaction_waits_outside() {
     ))
     .unwrap();
 }
+
+#[test]
+fn escrowed_relays_keep_the_supply_through_rollback_and_restart() {
+    // Relays carrying escrow in flight, some waiting for room on shard 0: the supply
+    // (balances + in flight + burned = issued) holds after every block, after rolling
+    // blocks back, and after reopening the data directory.
+    let order = 2;
+    let target = keys_on(order, 0, 1, "target").remove(0);
+    let senders: Vec<Signer> = (1..4)
+        .flat_map(|s| keys_on(order, s, 3, "escrow-sender"))
+        .collect();
+    let mut keys = vec![Signer::from_seed(b"deployer")];
+    keys.extend(senders.iter().cloned());
+    let mut p = params(order, &keys);
+    p.block_gas_per_shard = 3_000_000;
+    let mut net = Net::with_params(p.clone(), keys, config(2));
+    let c = net.deploy(0, SPENDER, &json!({}));
+    let code = net.chain.contracts().get(&c).unwrap().code.clone();
+    let (_, f) = code.function("pass").unwrap();
+    let args =
+        contract::abi::encode_args(&code, f, &json!([json!(target.address().to_string()), 1]))
+            .unwrap();
+    for s in &senders {
+        net.chain
+            .submit_tx(call_tx(s, 0, c, "pass", args.clone(), 1_000_000, 5))
+            .unwrap();
+    }
+    net.mine();
+    let in_flight = net.chain.audit_supply().unwrap();
+    assert!(in_flight.holds(), "{in_flight:?}");
+    assert!(
+        in_flight.in_flight.to_sat() > 0,
+        "escrow travels with the relays: {in_flight:?}"
+    );
+    net.mine();
+    assert!(net.chain.stats().relays_waiting > 0, "some relays wait");
+    assert_supply(&mut net.chain);
+    let height = net.chain.tip_height();
+    // Roll back both blocks: the transactions return to the mempool, the escrow with them.
+    net.chain.rollback(2).unwrap();
+    assert_supply(&mut net.chain);
+    assert_eq!(net.chain.mempool().len(), senders.len());
+    // Mine again (another miner: another branch), then reopen from disk: same supply,
+    // same commitments.
+    net.miner = Signer::from_seed(b"other-miner").address();
+    net.mine();
+    net.mine();
+    assert_supply(&mut net.chain);
+    let root_again = net.chain.tip_header().state_root;
+    assert_eq!(net.chain.tip_height(), height);
+    net.chain.flush().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let placeholder = open(scratch.path(), &p, 1);
+    drop(std::mem::replace(&mut net.chain, placeholder));
+    net.chain = open(net._dir.path(), &p, 2);
+    assert_eq!(net.chain.tip_header().state_root, root_again);
+    assert_supply(&mut net.chain);
+    for _ in 0..6 {
+        net.mine();
+        assert_supply(&mut net.chain);
+    }
+    let n = net
+        .chain
+        .contract_state(&c, &Target::Address(target.address()))
+        .unwrap()
+        .unwrap()["n"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(n, senders.len() as u64, "every relay ran once");
+    let s = net.chain.audit_supply().unwrap();
+    assert!(s.burned.to_sat() > 0, "{s:?}");
+}

@@ -214,7 +214,11 @@ fn global_lane_calls_over_its_gas_wait_in_order() {
         ran.push(vault_of(&chain));
         assert_supply(&mut chain);
     }
-    assert_eq!(ran, vec![2_000, 4_000, 5_000], "two calls a block, then the last");
+    assert_eq!(
+        ran,
+        vec![2_000, 4_000, 5_000],
+        "two calls a block, then the last"
+    );
     assert_eq!(chain.global_waiting(), 0);
     // In canonical order: by origin shard, then emission order.
     let mut heights = Vec::new();
@@ -225,10 +229,7 @@ fn global_lane_calls_over_its_gas_wait_in_order() {
         heights.push((shard, h));
     }
     heights.sort();
-    assert!(
-        heights.windows(2).all(|w| w[0].1 <= w[1].1),
-        "{heights:?}"
-    );
+    assert!(heights.windows(2).all(|w| w[0].1 <= w[1].1), "{heights:?}");
 }
 
 fn chain_sender(chain: &Chain, id: rexe_chain::Txid) -> rexe_chain::Address {
