@@ -267,6 +267,95 @@ fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
     });
 }
 
+/// `curl` against the proxy and against the node itself: same status, content type and
+/// framing (a JSON text and a newline), the same answer for a forwarded call, a template
+/// with the merged-mining flags through the proxy, and a 2 MB body sent with
+/// `Expect: 100-continue` answered. Skipped (with the reason printed) without curl.
+fn curl_through_the_proxy(proxy: &str, node: &str, cookie: &str) {
+    let curl = |addr: &str, body: &str, extra: &[&str]| -> Option<(String, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let body_file = dir.path().join("body.json");
+        std::fs::write(&body_file, body).unwrap();
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-D", "-", "--max-time", "20", "--user", cookie])
+            .args(["-H", "content-type: text/plain;"])
+            .args(extra)
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(format!("http://{addr}/"))
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let split = text.rfind("\r\n\r\n").expect("headers and body");
+        Some((text[..split].to_string(), text[split + 4..].to_string()))
+    };
+    let count = r#"{"jsonrpc":"1.0","id":"curltest","method":"getblockcount","params":[]}"#;
+    let Some((proxy_head, proxy_body)) = curl(proxy, count, &[]) else {
+        eprintln!("skipping the curl check: curl is not installed");
+        return;
+    };
+    let (node_head, node_body) = curl(node, count, &[]).unwrap();
+    let status = |h: &str| {
+        h.lines()
+            .find(|l| l.starts_with("HTTP/"))
+            .map(str::to_string)
+    };
+    assert_eq!(status(&proxy_head), status(&node_head));
+    let ctype = |h: &str| {
+        h.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+            .map(|l| l.to_ascii_lowercase())
+    };
+    assert_eq!(
+        ctype(&proxy_head),
+        ctype(&node_head),
+        "{proxy_head}\n{node_head}"
+    );
+    assert_eq!(
+        proxy_body, node_body,
+        "a forwarded call answers as the node"
+    );
+    assert!(proxy_body.ends_with('\n'));
+    let gbt =
+        r#"{"jsonrpc":"1.0","id":1,"method":"getblocktemplate","params":[{"rules":["segwit"]}]}"#;
+    let (head, body) = curl(proxy, gbt, &[]).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body.ends_with("}\n"),
+        "the rewritten template ends as bitcoind's reply"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["result"]["coinbaseaux"]["flags"]
+            .as_str()
+            .is_some_and(|f| f.contains("fabe6d6d")),
+        "{v}"
+    );
+    // curl announces a large body with `Expect: 100-continue` and waits for the go-ahead.
+    let big = format!(
+        r#"{{"jsonrpc":"1.0","id":2,"method":"submitblock","params":["{}"]}}"#,
+        "00".repeat(1_000_000)
+    );
+    // Garbage as a block: an error, answered as the node answers it (bitcoind: HTTP 500
+    // with the JSON-RPC error).
+    let (head, body) = curl(proxy, &big, &["-H", "Expect: 100-continue"]).unwrap();
+    assert!(head.starts_with("HTTP/1.1 100 Continue"), "{head}");
+    let (node_head, node_body) = curl(node, &big, &["-H", "Expect: 100-continue"]).unwrap();
+    assert_eq!(
+        status(head.rsplit("\r\n\r\n").next().unwrap()),
+        status(node_head.rsplit("\r\n\r\n").next().unwrap()),
+        "{head}\n{node_head}"
+    );
+    assert_eq!(body, node_body);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], json!(-22), "{v}");
+}
+
 fn burn_address() -> String {
     bitcoin::Address::p2wsh(
         &bitcoin::ScriptBuf::new_op_return([0xee; 4]),
@@ -528,6 +617,14 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
             assert!(v["error"].is_null(), "{method}: {v}");
         }
     }
+
+    // A real client: curl (its own request bytes: HTTP/1.1, `Expect: 100-continue` for a
+    // large body) gets through the proxy what it gets from the node, framed the same.
+    curl_through_the_proxy(
+        &proxy_addr,
+        &btc_node.rpc_addr.to_string(),
+        &btc_node.cookie,
+    );
 
     // With the right credentials the same block goes through and is harvested.
     assert_eq!(
