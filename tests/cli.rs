@@ -84,6 +84,34 @@ fn key_send_and_balance_against_a_node() {
         json!(1)
     );
 
+    // The sent transaction's fees came from the node's estimate for the sender's shard.
+    let pending = call(&node, "gettransaction", json!([txid]));
+    let est = call(&node, "estimatefee", json!([alice]));
+    assert_eq!(
+        pending["result"]["tx"]["tx"]["max_fee"], est["result"]["max_fee_msat"],
+        "{pending} {est}"
+    );
+    // Explicit fees: a tip above the max fee is refused by the CLI, a max fee below the
+    // minimum base fee by the node, each with its reason.
+    for (fees, why) in [
+        (["--max-fee", "3", "--tip", "5"], "above --max-fee"),
+        (["--max-fee", "0", "--tip", "0"], "below"),
+    ] {
+        let mut args = vec![
+            "send",
+            "--key",
+            key.to_str().unwrap(),
+            "--to",
+            &bob,
+            "--amount",
+            "1",
+        ];
+        args.extend(fees);
+        args.extend(rpc);
+        let (ok, _, err) = rexe(&args);
+        assert!(!ok && err.contains(why), "{fees:?}: {err}");
+    }
+
     // Spending more than the balance is refused with the node's reason.
     let mut args = vec![
         "send",
