@@ -182,6 +182,10 @@ fn block_stuffing_pays_a_rising_burn_and_honest_transactions_still_get_in() {
         "the attacker stuffed {stuffed_blocks} blocks"
     );
     let ran_out_at = ran_out_at.expect("the rising burn exhausts the attacker's 50 rxBTC");
+    eprintln!(
+        "stuffed {stuffed_blocks} blocks, burned {burned_by_attacker} sats, ran out at block \
+         {ran_out_at}, peak base fee {last_base}"
+    );
     assert!(
         ran_out_at < 450,
         "the attacker ran out at block {ran_out_at}"
