@@ -550,11 +550,14 @@ pub fn execute_shard(
     let mut waiting = Vec::new();
     for (i, r) in inbound.iter().enumerate() {
         let g = relay_gas(r);
-        if g > gas_left {
+        // One that exceeds the whole limit (only possible with parameters where a
+        // transaction may buy more than a block holds) runs alone rather than block the
+        // queue for ever.
+        if g > gas_left && gas_left < params.block_gas_per_shard {
             waiting.extend_from_slice(&inbound[i..]);
             break;
         }
-        gas_left -= g;
+        gas_left = gas_left.saturating_sub(g);
         run_relay(
             &mut w,
             r,

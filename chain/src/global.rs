@@ -132,11 +132,12 @@ pub fn execute_global(
             RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
             RelayKind::Deposit { .. } | RelayKind::Burn { .. } => 0,
         };
-        if g > gas_left {
+        // One that exceeds the whole limit runs alone rather than block the queue.
+        if g > gas_left && gas_left < gas_limit {
             waiting.extend_from_slice(&calls[i..]);
             break;
         }
-        gas_left -= g;
+        gas_left = gas_left.saturating_sub(g);
         let escrowed = match &relay.kind {
             RelayKind::Contract(c) => Some((c.fee, c.sender)),
             RelayKind::Deploy(d) => Some((d.fee, d.deployer)),

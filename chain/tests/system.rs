@@ -246,3 +246,28 @@ fn chain_sender(chain: &Chain, id: rexe_chain::Txid) -> rexe_chain::Address {
         .tx
         .from
 }
+
+#[test]
+fn a_call_heavier_than_the_global_lanes_limit_runs_alone_instead_of_blocking_it() {
+    let keys = keys(3);
+    let mut params = params(0, &keys);
+    params.block_gas_global = rexe_chain::lang::gas::RELAY_GLOBAL / 2;
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::open_with_systems(
+        dir.path(),
+        params.clone(),
+        config(1),
+        Arc::new(TestSealer),
+        vec![Box::new(Vault::default())],
+    )
+    .unwrap();
+    let miner = keys[2].address();
+    chain.submit_tx(call(&keys[0], 0, 1_000, vec![])).unwrap();
+    chain.submit_tx(call(&keys[1], 0, 1_000, vec![])).unwrap();
+    mine(&mut chain, miner);
+    mine(&mut chain, miner);
+    assert_eq!(vault_of(&chain), 1_000, "one a block");
+    mine(&mut chain, miner);
+    assert_eq!(vault_of(&chain), 2_000);
+    assert_supply(&mut chain);
+}
