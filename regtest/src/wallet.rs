@@ -48,7 +48,9 @@ pub enum WalletError {
     #[error("Wallet file verification failed. Failed to create database path '{0}'. Database already exists.")]
     AlreadyExists(String),
     /// `loadwallet` for a name without a database.
-    #[error("Wallet file verification failed. Failed to load database path '{0}'. Path does not exist.")]
+    #[error(
+        "Wallet file verification failed. Failed to load database path '{0}'. Path does not exist."
+    )]
     NotFound(String),
     /// `loadwallet` for a loaded wallet.
     #[error("Wallet \"{0}\" is already loaded.")]
@@ -60,7 +62,9 @@ pub enum WalletError {
     #[error("No wallet is loaded. Load a wallet using loadwallet or create a new one with createwallet. (Note: A default wallet is no longer automatically created)")]
     NoneLoaded,
     /// Several wallets loaded and none named.
-    #[error("Wallet file not specified (must request wallet RPC through /wallet/<filename> uri-path).")]
+    #[error(
+        "Wallet file not specified (must request wallet RPC through /wallet/<filename> uri-path)."
+    )]
     NotSpecified,
     /// Not enough spendable coins.
     #[error("Insufficient funds")]
@@ -291,7 +295,9 @@ impl Wallets {
                 .check_network(Network::Regtest)
                 .load_wallet(&mut db)
                 .map_err(db_err)?
-                .ok_or_else(|| WalletError::Wallet(format!("{} holds no wallet", main.display())))?;
+                .ok_or_else(|| {
+                    WalletError::Wallet(format!("{} holds no wallet", main.display()))
+                })?;
             parts.push(Part { wallet, db });
         }
         self.loaded.push((
@@ -399,10 +405,12 @@ impl NamedWallet {
 
     /// Debit (own coins spent) and credit (own outputs) of `tx` over both parts.
     fn debit_credit(&self, tx: &Transaction) -> (Amount, Amount) {
-        self.parts.iter().fold((Amount::ZERO, Amount::ZERO), |acc, p| {
-            let (s, r) = p.wallet.sent_and_received(tx);
-            (acc.0 + s, acc.1 + r)
-        })
+        self.parts
+            .iter()
+            .fold((Amount::ZERO, Amount::ZERO), |acc, p| {
+                let (s, r) = p.wallet.sent_and_received(tx);
+                (acc.0 + s, acc.1 + r)
+            })
     }
 
     /// Core's "trusted" for an unconfirmed transaction: the wallet spent its own coins.
@@ -424,8 +432,8 @@ impl NamedWallet {
                         (0, tx.is_some_and(|t| self.from_me(&t.tx_node.tx)))
                     }
                 };
-                let immature = self.is_coinbase(u.outpoint.txid)
-                    && confirmations < WALLET_COINBASE_MATURITY;
+                let immature =
+                    self.is_coinbase(u.outpoint.txid) && confirmations < WALLET_COINBASE_MATURITY;
                 out.push(Coin {
                     part: pi,
                     outpoint: u.outpoint,
@@ -537,9 +545,7 @@ pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
 }
 
 fn arg(p: &Value, i: usize) -> Option<&Value> {
-    p.as_array()
-        .and_then(|a| a.get(i))
-        .filter(|v| !v.is_null())
+    p.as_array().and_then(|a| a.get(i)).filter(|v| !v.is_null())
 }
 
 fn arity(p: &Value, min: usize, max: usize) -> Res<()> {
@@ -648,20 +654,19 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
         }
         "unloadwallet" => {
             arity(p, 0, 2)?;
-            let name = match (str_arg(p, 0)?, uri_wallet) {
-                (Some(a), Some(b)) if a != b => {
-                    return Err(param(
+            let name =
+                match (str_arg(p, 0)?, uri_wallet) {
+                    (Some(a), Some(b)) if a != b => return Err(param(
                         -8,
                         "RPC endpoint wallet and wallet_name parameter specify different wallets",
-                    ))
-                }
-                (Some(a), _) => a.to_string(),
-                (None, Some(b)) => b.to_string(),
-                (None, None) => {
-                    let i = n.wallets.index_for(None)?;
-                    n.wallets.loaded[i].0.clone()
-                }
-            };
+                    )),
+                    (Some(a), _) => a.to_string(),
+                    (None, Some(b)) => b.to_string(),
+                    (None, None) => {
+                        let i = n.wallets.index_for(None)?;
+                        n.wallets.loaded[i].0.clone()
+                    }
+                };
             n.wallets.unload(&name)?;
             Ok(json!({"warning": ""}))
         }
@@ -813,7 +818,14 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             };
             let rate = FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64);
             let replaceable = bool_arg(p, 5)?.unwrap_or(true);
-            let tx = build_send(&mut n.wallets.loaded[i].1, tip, script, amount, rate, replaceable)?;
+            let tx = build_send(
+                &mut n.wallets.loaded[i].1,
+                tip,
+                script,
+                amount,
+                rate,
+                replaceable,
+            )?;
             let txid = n
                 .accept_tx(tx)
                 .map_err(|r| WalletError::Rejected(r.code, r.reason))?;
@@ -826,7 +838,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         "gettransaction" => {
             arity(p, 1, 3)?;
             let s = str_arg(p, 0)?.unwrap_or("");
-            let txid = Txid::from_str(s).map_err(|_| param(-8, "txid must be hexadecimal string"))?;
+            let txid =
+                Txid::from_str(s).map_err(|_| param(-8, "txid must be hexadecimal string"))?;
             let verbose = bool_arg(p, 2)?.unwrap_or(false);
             gettransaction(n, i, txid, verbose)
         }
@@ -899,7 +912,10 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
     let from_me = debit > Amount::ZERO;
     let value_out: Amount = tx.output.iter().map(|o| o.value).sum();
     let fee = if from_me {
-        Some(value_out.to_signed().unwrap_or(SignedAmount::ZERO) - debit.to_signed().unwrap_or(SignedAmount::ZERO))
+        Some(
+            value_out.to_signed().unwrap_or(SignedAmount::ZERO)
+                - debit.to_signed().unwrap_or(SignedAmount::ZERO),
+        )
     } else {
         None
     };
