@@ -414,7 +414,7 @@ impl NamedWallet {
     }
 
     /// Core's "trusted" for an unconfirmed transaction: the wallet spent its own coins.
-    fn from_me(&self, tx: &Transaction) -> bool {
+    fn spends_own_coins(&self, tx: &Transaction) -> bool {
         self.debit_credit(tx).0 > Amount::ZERO
     }
 
@@ -429,7 +429,7 @@ impl NamedWallet {
                     }
                     ChainPosition::Unconfirmed { .. } => {
                         let tx = p.wallet.get_tx(u.outpoint.txid);
-                        (0, tx.is_some_and(|t| self.from_me(&t.tx_node.tx)))
+                        (0, tx.is_some_and(|t| self.spends_own_coins(&t.tx_node.tx)))
                     }
                 };
                 let immature =
@@ -556,7 +556,7 @@ fn arity(p: &Value, min: usize, max: usize) -> Res<()> {
     Ok(())
 }
 
-fn str_arg<'a>(p: &'a Value, i: usize) -> Res<Option<&'a str>> {
+fn str_arg(p: &Value, i: usize) -> Res<Option<&str>> {
     match arg(p, i) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
