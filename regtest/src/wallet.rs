@@ -498,6 +498,11 @@ pub const METHODS: &[&str] = &[
     "listunspent",
     "sendtoaddress",
     "gettransaction",
+    "sendmany",
+    "walletcreatefundedpsbt",
+    "walletprocesspsbt",
+    "signrawtransactionwithwallet",
+    "listtransactions",
 ];
 
 /// Core's parameter names of the wallet methods (for named parameters).
@@ -540,6 +545,22 @@ pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
             "verbose",
         ],
         "gettransaction" => &["txid", "include_watchonly", "verbose"],
+        "sendmany" => &[
+            "dummy",
+            "amounts",
+            "minconf",
+            "comment",
+            "subtractfeefrom",
+            "replaceable",
+            "conf_target",
+            "estimate_mode",
+            "fee_rate",
+            "verbose",
+        ],
+        "walletcreatefundedpsbt" => &["inputs", "outputs", "locktime", "options", "bip32derivs"],
+        "walletprocesspsbt" => &["psbt", "sign", "sighashtype", "bip32derivs", "finalize"],
+        "signrawtransactionwithwallet" => &["hexstring", "prevtxs", "sighashtype"],
+        "listtransactions" => &["label", "count", "skip", "include_watchonly"],
         _ => return None,
     })
 }
@@ -793,12 +814,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         }
         "sendtoaddress" => {
             arity(p, 2, 11)?;
-            let addr = str_arg(p, 0)?.unwrap_or("");
-            let script = Address::from_str(addr)
-                .ok()
-                .and_then(|a| a.require_network(Network::Regtest).ok())
-                .map(|a| a.script_pubkey())
-                .ok_or_else(|| param(-5, "Invalid address"))?;
+            let script = address_arg(str_arg(p, 0)?.unwrap_or(""))?;
             let amount = amount_arg(arg(p, 1).unwrap_or(&Value::Null))?;
             if amount == Amount::ZERO {
                 return Err(param(-3, "Invalid amount for send"));
@@ -809,31 +825,236 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     "subtractfeefromamount is not supported by the embedded node",
                 ));
             }
-            let rate = match arg(p, 9) {
-                None => DEFAULT_FEE_RATE_SAT_VB as f64,
-                Some(v) => v
-                    .as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    .ok_or_else(|| param(-3, "Amount is not a number or string"))?,
-            };
-            let rate = FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64);
+            let rate = sat_vb_arg(arg(p, 9))?;
             let replaceable = bool_arg(p, 5)?.unwrap_or(true);
-            let tx = build_send(
-                &mut n.wallets.loaded[i].1,
-                tip,
-                script,
-                amount,
-                rate,
-                replaceable,
+            let spend = Spend::pay(vec![(script, amount)], rate, replaceable);
+            Ok(json!(send(n, i, tip, &spend)?.to_string()))
+        }
+        "sendmany" => {
+            arity(p, 2, 10)?;
+            if str_arg(p, 0)?.is_some_and(|d| !d.is_empty()) {
+                return Err(param(-8, "Dummy value must be set to \"\""));
+            }
+            if arg(p, 4)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(param(
+                    -8,
+                    "subtractfeefrom is not supported by the embedded node",
+                ));
+            }
+            let mut spend = Spend::pay(
+                Vec::new(),
+                sat_vb_arg(arg(p, 8))?,
+                bool_arg(p, 5)?.unwrap_or(true),
+            );
+            let outs = arg(p, 1).ok_or_else(|| param(-3, "Expected type object"))?;
+            if !outs.is_object() {
+                return Err(param(-3, "Expected type object"));
+            }
+            outputs_arg(outs, &mut spend)?;
+            Ok(json!(send(n, i, tip, &spend)?.to_string()))
+        }
+        "walletcreatefundedpsbt" => {
+            arity(p, 1, 5)?;
+            let mut spend = Spend::pay(Vec::new(), sat_vb_arg(None)?, true);
+            for inp in arg(p, 0).and_then(Value::as_array).into_iter().flatten() {
+                let txid = inp["txid"]
+                    .as_str()
+                    .and_then(|s| Txid::from_str(s).ok())
+                    .ok_or_else(|| param(-8, "txid must be hexadecimal string"))?;
+                let vout = inp["vout"]
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| param(-8, "Invalid parameter, missing vout key"))?;
+                spend.inputs.push(OutPoint { txid, vout });
+            }
+            outputs_arg(
+                arg(p, 1).ok_or_else(|| param(-3, "Expected type array"))?,
+                &mut spend,
             )?;
-            let txid = n
-                .accept_tx(tx)
-                .map_err(|r| WalletError::Rejected(r.code, r.reason))?;
-            let seen = n.wallets.next_seen();
+            spend.locktime = u32_arg(p, 2)?;
+            if let Some(o) = arg(p, 3) {
+                let o = o
+                    .as_object()
+                    .ok_or_else(|| param(-3, "Expected type object"))?;
+                spend.add_inputs = o
+                    .get("add_inputs")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(spend.inputs.is_empty());
+                if let Some(r) = o.get("replaceable").and_then(Value::as_bool) {
+                    spend.replaceable = r;
+                }
+                if let Some(v) = o.get("fee_rate") {
+                    spend.rate = sat_vb_arg(Some(v))?;
+                } else if let Some(v) = o.get("feeRate") {
+                    // BTC/kvB
+                    let btc_kvb = amount_arg(v)?;
+                    spend.rate = FeeRate::from_sat_per_kwu(btc_kvb.to_sat().div_ceil(4));
+                }
+                if o.get("subtractFeeFromOutputs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+                {
+                    return Err(param(
+                        -8,
+                        "subtractFeeFromOutputs is not supported by the embedded node",
+                    ));
+                }
+            } else {
+                spend.add_inputs = spend.inputs.is_empty();
+            }
             let w = &mut n.wallets.loaded[i].1;
-            w.sync(&n.chain, &n.mempool, seen)?;
-            w.persist()?;
-            Ok(json!(txid.to_string()))
+            let psbt = w.fund(tip, &spend)?;
+            let fee = psbt.fee().map_err(db_err)?;
+            let changepos = psbt
+                .unsigned_tx
+                .output
+                .iter()
+                .position(|o| {
+                    w.parts.iter().any(|p| {
+                        p.wallet
+                            .derivation_of_spk(o.script_pubkey.clone())
+                            .map(|d| d.0)
+                            == Some(KeychainKind::Internal)
+                    })
+                })
+                .map_or(-1, |x| x as i64);
+            Ok(json!({"psbt": psbt_b64(&psbt), "fee": btc(fee), "changepos": changepos}))
+        }
+        "walletprocesspsbt" => {
+            arity(p, 1, 5)?;
+            let mut psbt = psbt_arg(arg(p, 0))?;
+            let sign = bool_arg(p, 1)?.unwrap_or(true);
+            let finalize = bool_arg(p, 4)?.unwrap_or(true);
+            if let Some(t) = str_arg(p, 2)? {
+                if t != "DEFAULT" && t != "ALL" {
+                    return Err(param(-8, format!("Only sighash type DEFAULT or ALL is supported by the embedded node, not {t}")));
+                }
+            }
+            let w = &n.wallets.loaded[i].1;
+            let complete = if sign {
+                w.sign_psbt(&mut psbt, finalize)?
+            } else {
+                psbt.inputs
+                    .iter()
+                    .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some())
+            };
+            let mut v = json!({"psbt": psbt_b64(&psbt), "complete": complete});
+            if complete && finalize {
+                let tx = psbt.clone().extract_tx_unchecked_fee_rate();
+                v["hex"] = json!(serialize_hex(&tx));
+            }
+            Ok(v)
+        }
+        "signrawtransactionwithwallet" => {
+            arity(p, 1, 3)?;
+            let raw = str_arg(p, 0)?
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| param(-22, "TX decode failed"))?;
+            let tx: Transaction = bitcoin::consensus::encode::deserialize(&raw).map_err(|_| {
+                param(
+                    -22,
+                    "TX decode failed. Make sure the tx has at least one input.",
+                )
+            })?;
+            if let Some(t) = str_arg(p, 2)? {
+                if t != "DEFAULT" && t != "ALL" {
+                    return Err(param(-8, format!("Only sighash type DEFAULT or ALL is supported by the embedded node, not {t}")));
+                }
+            }
+            let mut unsigned = tx.clone();
+            for inp in &mut unsigned.input {
+                inp.script_sig = bitcoin::ScriptBuf::new();
+                inp.witness = bitcoin::Witness::new();
+            }
+            let mut psbt = bitcoin::Psbt::from_unsigned_tx(unsigned).map_err(db_err)?;
+            let w = &n.wallets.loaded[i].1;
+            w.sign_psbt(&mut psbt, true)?;
+            let mut out = tx.clone();
+            let mut errors = Vec::new();
+            for (k, inp) in out.input.iter_mut().enumerate() {
+                let pi = &psbt.inputs[k];
+                if pi.final_script_witness.is_some() || pi.final_script_sig.is_some() {
+                    inp.witness = pi.final_script_witness.clone().unwrap_or_default();
+                    inp.script_sig = pi.final_script_sig.clone().unwrap_or_default();
+                } else if inp.witness.is_empty() && inp.script_sig.is_empty() {
+                    errors.push(json!({
+                        "txid": inp.previous_output.txid.to_string(),
+                        "vout": inp.previous_output.vout,
+                        "witness": [],
+                        "scriptSig": "",
+                        "sequence": inp.sequence.0,
+                        "error": "Input not found or already spent",
+                    }));
+                }
+            }
+            let mut v = json!({"hex": serialize_hex(&out), "complete": errors.is_empty()});
+            if !errors.is_empty() {
+                v["errors"] = json!(errors);
+            }
+            Ok(v)
+        }
+        "listtransactions" => {
+            arity(p, 0, 4)?;
+            if let Some(l) = str_arg(p, 0)? {
+                if l != "*" {
+                    // Labels are not stored: no transaction carries one.
+                    return Ok(json!([]));
+                }
+            }
+            let count = u32_arg(p, 1)?.unwrap_or(10) as usize;
+            let skip = u32_arg(p, 2)?.unwrap_or(0) as usize;
+            let w = &n.wallets.loaded[i].1;
+            let mut txids: Vec<Txid> = Vec::new();
+            let mut seen_ids = HashSet::new();
+            for part in &w.parts {
+                for t in part.wallet.transactions() {
+                    if seen_ids.insert(t.tx_node.txid) {
+                        txids.push(t.tx_node.txid);
+                    }
+                }
+            }
+            let mut entries: Vec<((u32, u64, u64), Value)> = Vec::new();
+            for txid in txids {
+                let v = gettransaction(n, i, txid, false)?;
+                let time = v["time"].as_u64().unwrap_or(0);
+                let height = v["blockheight"].as_u64().map_or(u32::MAX, |h| h as u32);
+                let index = v["blockindex"].as_u64().unwrap_or(0);
+                for d in v["details"].as_array().into_iter().flatten() {
+                    let mut e = d.clone();
+                    for k in [
+                        "confirmations",
+                        "generated",
+                        "trusted",
+                        "blockhash",
+                        "blockheight",
+                        "blockindex",
+                        "blocktime",
+                        "txid",
+                        "wtxid",
+                        "walletconflicts",
+                        "time",
+                        "timereceived",
+                        "bip125-replaceable",
+                    ] {
+                        if let Some(x) = v.get(k) {
+                            e[k] = x.clone();
+                        }
+                    }
+                    entries.push(((height, index, time), e));
+                }
+            }
+            // Oldest first (by block and position, unconfirmed last, then time); the page is
+            // the `count` entries before the newest `skip`.
+            entries.sort_by_key(|(k, _)| *k);
+            let end = entries.len().saturating_sub(skip);
+            let start = end.saturating_sub(count);
+            Ok(json!(entries[start..end]
+                .iter()
+                .map(|(_, e)| e.clone())
+                .collect::<Vec<_>>()))
         }
         "gettransaction" => {
             arity(p, 1, 3)?;
@@ -847,57 +1068,298 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
     }
 }
 
-/// Builds and signs a payment of `amount` to `script`: from the BIP84 coins, else the
-/// BIP86 ones (one part's coins per transaction, change to that part).
-fn build_send(
-    w: &mut NamedWallet,
-    tip: u32,
-    script: bitcoin::ScriptBuf,
-    amount: Amount,
+/// What a funded transaction pays and how.
+struct Spend {
+    recipients: Vec<(bitcoin::ScriptBuf, Amount)>,
+    /// `OP_RETURN` data outputs.
+    data: Vec<Vec<u8>>,
     rate: FeeRate,
     replaceable: bool,
-) -> Res<Transaction> {
-    let coins = w.coins(tip);
-    let unspendable: Vec<OutPoint> = coins
-        .iter()
-        .filter(|c| c.immature || (c.confirmations == 0 && !c.trusted))
-        .map(|c| c.outpoint)
-        .collect();
-    let mut last = WalletError::InsufficientFunds;
-    let xprv = w.xprv;
-    for part in &mut w.parts {
-        let wallet = &mut part.wallet;
-        let mut b = wallet.build_tx();
-        b.add_recipient(script.clone(), amount)
-            .fee_rate(rate)
-            .unspendable(unspendable.clone());
-        if !replaceable {
-            b.set_exact_sequence(bitcoin::Sequence::ENABLE_LOCKTIME_NO_RBF);
+    /// Inputs the caller chose (spent in any case).
+    inputs: Vec<OutPoint>,
+    /// Whether coin selection may add inputs beyond `inputs`.
+    add_inputs: bool,
+    locktime: Option<u32>,
+}
+
+impl Spend {
+    fn pay(
+        recipients: Vec<(bitcoin::ScriptBuf, Amount)>,
+        rate: FeeRate,
+        replaceable: bool,
+    ) -> Spend {
+        Spend {
+            recipients,
+            data: Vec::new(),
+            rate,
+            replaceable,
+            inputs: Vec::new(),
+            add_inputs: true,
+            locktime: None,
         }
-        let mut psbt = match b.finish() {
-            Ok(p) => p,
-            Err(bdk_wallet::error::CreateTxError::CoinSelection(_)) => continue,
-            Err(bdk_wallet::error::CreateTxError::OutputBelowDustLimit(_)) => {
-                return Err(param(-6, "Transaction amount too small"))
+    }
+}
+
+fn map_create_err(e: bdk_wallet::error::CreateTxError) -> WalletError {
+    use bdk_wallet::error::CreateTxError as E;
+    match e {
+        E::CoinSelection(_) | E::NoUtxosSelected => WalletError::InsufficientFunds,
+        E::OutputBelowDustLimit(_) => param(-6, "Transaction amount too small"),
+        e => db_err(e),
+    }
+}
+
+impl NamedWallet {
+    /// Builds an unsigned PSBT for `spend`: with the BIP84 coins, else the BIP86 ones, else
+    /// both (the BIP86 coins then join as foreign inputs of the BIP84 wallet's transaction).
+    /// Change goes to the internal keychain of the part that builds the transaction.
+    fn fund(&mut self, tip: u32, spend: &Spend) -> Res<bitcoin::Psbt> {
+        let coins = self.coins(tip);
+        let unspendable: Vec<OutPoint> = coins
+            .iter()
+            .filter(|c| c.immature || (c.confirmations == 0 && !c.trusted))
+            .map(|c| c.outpoint)
+            .collect();
+        let owner = |op: &OutPoint| coins.iter().find(|c| c.outpoint == *op).map(|c| c.part);
+        for op in &spend.inputs {
+            if owner(op).is_none() {
+                return Err(param(
+                    -8,
+                    format!(
+                        "Insufficient funds: input {}:{} is not an unspent output of this wallet",
+                        op.txid, op.vout
+                    ),
+                ));
             }
-            Err(e) => {
-                last = db_err(e);
+        }
+        let parts_of_inputs: HashSet<usize> = spend.inputs.iter().filter_map(owner).collect();
+        // Plans: (building part, foreign coins from the other part).
+        let mut plans: Vec<(usize, Vec<OutPoint>)> = Vec::new();
+        match parts_of_inputs.len() {
+            0 => {
+                plans.push((0, Vec::new()));
+                plans.push((1, Vec::new()));
+            }
+            1 => plans.push((*parts_of_inputs.iter().next().expect("one"), Vec::new())),
+            _ => {}
+        }
+        if spend.add_inputs || parts_of_inputs.len() > 1 {
+            let foreign: Vec<OutPoint> = coins
+                .iter()
+                .filter(|c| c.part == 1 && !unspendable.contains(&c.outpoint))
+                .filter(|c| spend.add_inputs || spend.inputs.contains(&c.outpoint))
+                .map(|c| c.outpoint)
+                .collect();
+            if !foreign.is_empty() {
+                plans.push((0, foreign));
+            }
+        }
+        let mut last = WalletError::InsufficientFunds;
+        for (pi, foreign) in plans {
+            let mut foreign_inputs = Vec::new();
+            for op in &foreign {
+                let other = &self.parts[1].wallet;
+                let u = other.get_utxo(*op).ok_or(WalletError::InsufficientFunds)?;
+                let weight = other
+                    .public_descriptor(u.keychain)
+                    .max_weight_to_satisfy()
+                    .map_err(db_err)?;
+                let input = other.get_psbt_input(u, None, false).map_err(db_err)?;
+                foreign_inputs.push((*op, input, weight));
+            }
+            let own: Vec<OutPoint> = spend
+                .inputs
+                .iter()
+                .filter(|op| owner(op) == Some(pi))
+                .copied()
+                .collect();
+            let wallet = &mut self.parts[pi].wallet;
+            let mut b = wallet.build_tx();
+            for (script, amount) in &spend.recipients {
+                b.add_recipient(script.clone(), *amount);
+            }
+            for d in &spend.data {
+                let push = <&bitcoin::script::PushBytes>::try_from(d.as_slice())
+                    .map_err(|_| param(-8, "Data too long"))?;
+                b.add_data(&push);
+            }
+            b.fee_rate(spend.rate).unspendable(unspendable.clone());
+            if !own.is_empty() {
+                b.add_utxos(&own).map_err(db_err)?;
+            }
+            for (op, input, weight) in foreign_inputs {
+                b.add_foreign_utxo(op, input, weight).map_err(db_err)?;
+            }
+            if !spend.add_inputs {
+                b.manually_selected_only();
+            }
+            if !spend.replaceable {
+                b.set_exact_sequence(bitcoin::Sequence::ENABLE_LOCKTIME_NO_RBF);
+            }
+            if let Some(l) = spend.locktime {
+                b.nlocktime(bitcoin::absolute::LockTime::from_consensus(l));
+            }
+            match b.finish() {
+                Ok(psbt) => {
+                    self.parts[pi].persist()?;
+                    return Ok(psbt);
+                }
+                Err(e) => match map_create_err(e) {
+                    WalletError::InsufficientFunds => continue,
+                    other => last = other,
+                },
+            }
+        }
+        Err(last)
+    }
+
+    /// Adds what the wallet knows about the inputs it owns (UTXOs, key origins), signs them
+    /// with the wallet's key and, with `finalize`, finalizes them. `true` when every input is
+    /// final.
+    fn sign_psbt(&self, psbt: &mut bitcoin::Psbt, finalize: bool) -> Res<bool> {
+        for i in 0..psbt.inputs.len() {
+            let op = psbt.unsigned_tx.input[i].previous_output;
+            let input = &mut psbt.inputs[i];
+            if input.final_script_witness.is_some() || input.final_script_sig.is_some() {
                 continue;
             }
-        };
-        psbt.sign(&xprv, wallet.secp_ctx())
-            .map_err(|(_, e)| WalletError::Wallet(format!("Signing transaction failed: {e:?}")))?;
-        let done = wallet
-            .finalize_psbt(&mut psbt, SignOptions::default())
-            .map_err(db_err)?;
-        if !done {
-            return Err(WalletError::Wallet("Signing transaction failed".into()));
+            for part in &self.parts {
+                let Some(u) = part.wallet.get_utxo(op) else {
+                    continue;
+                };
+                let known = part.wallet.get_psbt_input(u, None, false).map_err(db_err)?;
+                if input.witness_utxo.is_none() {
+                    input.witness_utxo = known.witness_utxo;
+                }
+                if input.non_witness_utxo.is_none() {
+                    input.non_witness_utxo = known.non_witness_utxo;
+                }
+                input.bip32_derivation.extend(known.bip32_derivation);
+                input.tap_key_origins.extend(known.tap_key_origins);
+                if input.tap_internal_key.is_none() {
+                    input.tap_internal_key = known.tap_internal_key;
+                }
+                break;
+            }
         }
-        let tx = psbt.extract_tx().map_err(db_err)?;
-        part.persist()?;
-        return Ok(tx);
+        // Inputs that are not the wallet's fail to sign; the others are signed regardless.
+        let _ = psbt.sign(&self.xprv, self.parts[0].wallet.secp_ctx());
+        if finalize {
+            for part in &self.parts {
+                part.wallet
+                    .finalize_psbt(psbt, SignOptions::default())
+                    .map_err(db_err)?;
+            }
+        }
+        Ok(psbt
+            .inputs
+            .iter()
+            .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some()))
     }
-    Err(last)
+}
+
+/// Funds, signs and broadcasts `spend` from wallet `i`; the txid.
+fn send(n: &mut Node, i: usize, tip: u32, spend: &Spend) -> Res<Txid> {
+    let w = &mut n.wallets.loaded[i].1;
+    let mut psbt = w.fund(tip, spend)?;
+    if !w.sign_psbt(&mut psbt, true)? {
+        return Err(WalletError::Wallet("Signing transaction failed".into()));
+    }
+    let tx = psbt.extract_tx().map_err(db_err)?;
+    let txid = n
+        .accept_tx(tx)
+        .map_err(|r| WalletError::Rejected(r.code, r.reason))?;
+    let seen = n.wallets.next_seen();
+    let w = &mut n.wallets.loaded[i].1;
+    w.sync(&n.chain, &n.mempool, seen)?;
+    w.persist()?;
+    Ok(txid)
+}
+
+fn address_arg(s: &str) -> Res<bitcoin::ScriptBuf> {
+    Address::from_str(s)
+        .ok()
+        .and_then(|a| a.require_network(Network::Regtest).ok())
+        .map(|a| a.script_pubkey())
+        .ok_or_else(|| param(-5, format!("Invalid Bitcoin address: {s}")))
+}
+
+/// A fee rate in sat/vB (`fee_rate` parameters), the default when absent.
+fn sat_vb_arg(v: Option<&Value>) -> Res<FeeRate> {
+    let rate = match v {
+        None => DEFAULT_FEE_RATE_SAT_VB as f64,
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| param(-3, "Amount is not a number or string"))?,
+    };
+    if !(0.0..=100_000.0).contains(&rate) {
+        return Err(param(-8, "Invalid fee_rate"));
+    }
+    Ok(FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64))
+}
+
+/// `{address: amount, …}` (or, for PSBT outputs, an array of such objects and `{"data": hex}`).
+fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
+    let objs: Vec<&serde_json::Map<String, Value>> = match v {
+        Value::Object(o) => vec![o],
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_object().ok_or_else(|| {
+                    param(
+                        -8,
+                        "Invalid parameter, key-value pair not an object as expected",
+                    )
+                })
+            })
+            .collect::<Res<_>>()?,
+        _ => return Err(param(-3, "Expected type object")),
+    };
+    let mut seen = HashSet::new();
+    for o in objs {
+        for (k, val) in o {
+            if k == "data" {
+                let d = val
+                    .as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| param(-8, "Data must be hexadecimal string"))?;
+                spend.data.push(d);
+                continue;
+            }
+            if !seen.insert(k.clone()) {
+                return Err(param(
+                    -8,
+                    format!("Invalid parameter, duplicated address: {k}"),
+                ));
+            }
+            let amount = amount_arg(val)?;
+            if amount == Amount::ZERO {
+                return Err(param(-3, "Invalid amount for send"));
+            }
+            spend.recipients.push((address_arg(k)?, amount));
+        }
+    }
+    if spend.recipients.is_empty() && spend.data.is_empty() {
+        return Err(param(
+            -8,
+            "Invalid parameter, output argument must be non-empty",
+        ));
+    }
+    Ok(())
+}
+
+fn psbt_arg(v: Option<&Value>) -> Res<bitcoin::Psbt> {
+    use base64::Engine as _;
+    v.and_then(Value::as_str)
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|b| bitcoin::Psbt::deserialize(&b).ok())
+        .ok_or_else(|| param(-22, "TX decode failed invalid base64"))
+}
+
+fn psbt_b64(psbt: &bitcoin::Psbt) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
 }
 
 fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {

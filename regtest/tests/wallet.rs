@@ -279,3 +279,142 @@ fn reorg_returns_wallet_payment_to_unconfirmed() {
     assert_eq!(t["confirmations"], json!(2), "{t}");
     assert_ne!(t["blockhash"], hash);
 }
+
+#[test]
+fn sendmany_psbts_raw_signing_and_listtransactions() {
+    use base64::Engine as _;
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["a"]));
+    ok(&node, "createwallet", json!(["b"]));
+    let a_addr = wok(&node, "a", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, a_addr]));
+
+    // sendmany to two of b's addresses.
+    let b1 = wok(&node, "b", "getnewaddress", json!([]));
+    let b2 = wok(&node, "b", "getnewaddress", json!(["", "bech32m"]));
+    let many = wok(
+        &node,
+        "a",
+        "sendmany",
+        json!(["", {b1.as_str().unwrap(): 1, b2.as_str().unwrap(): "2.5"}]),
+    );
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+    assert_eq!(sats(&wok(&node, "b", "getbalance", json!([]))), 350_000_000);
+    assert_eq!(
+        wok(&node, "b", "listunspent", json!([]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // walletcreatefundedpsbt + walletprocesspsbt, broadcast with sendrawtransaction.
+    let funded = wok(
+        &node,
+        "a",
+        "walletcreatefundedpsbt",
+        json!([[], [{b1.as_str().unwrap(): 0.5}], 0, {"fee_rate": 3}]),
+    );
+    assert!(sats(&funded["fee"]) > 0, "{funded}");
+    assert!(funded["changepos"].as_i64().unwrap() >= 0, "{funded}");
+    let unsigned_psbt = funded["psbt"].clone();
+    let processed = wok(&node, "a", "walletprocesspsbt", json!([unsigned_psbt]));
+    assert_eq!(processed["complete"], json!(true), "{processed}");
+    let psbt_txid = ok(&node, "sendrawtransaction", json!([processed["hex"]]));
+    // b cannot sign a's inputs.
+    let other = wok(&node, "b", "walletprocesspsbt", json!([unsigned_psbt]));
+    assert_eq!(other["complete"], json!(false), "{other}");
+
+    // signrawtransactionwithwallet on the unsigned transaction of a new funded PSBT.
+    let funded = wok(
+        &node,
+        "a",
+        "walletcreatefundedpsbt",
+        json!([[], {b2.as_str().unwrap(): 0.25}]),
+    );
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(funded["psbt"].as_str().unwrap())
+        .unwrap();
+    let psbt = bitcoin::Psbt::deserialize(&raw).unwrap();
+    let unsigned = bitcoin::consensus::encode::serialize_hex(&psbt.unsigned_tx);
+    let r = wok(
+        &node,
+        "b",
+        "signrawtransactionwithwallet",
+        json!([unsigned]),
+    );
+    assert_eq!(r["complete"], json!(false), "{r}");
+    assert!(!r["errors"].as_array().unwrap().is_empty());
+    let r = wok(
+        &node,
+        "a",
+        "signrawtransactionwithwallet",
+        json!([unsigned]),
+    );
+    assert_eq!(r["complete"], json!(true), "{r}");
+    let raw_txid = ok(&node, "sendrawtransaction", json!([r["hex"]]));
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+    assert_eq!(
+        sats(&wok(&node, "b", "getbalance", json!([]))),
+        350_000_000 + 50_000_000 + 25_000_000
+    );
+
+    // listtransactions: a's sends, oldest first; b's receives.
+    let lt = wok(&node, "a", "listtransactions", json!(["*", 1000]));
+    let sends: Vec<&Value> = lt
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["category"] == json!("send"))
+        .collect();
+    let ids: Vec<&Value> = sends.iter().map(|e| &e["txid"]).collect();
+    assert_eq!(ids, [&many, &many, &psbt_txid, &raw_txid], "{lt}");
+    assert!(sends
+        .iter()
+        .all(|e| sats(&e["fee"]) < 0 && sats(&e["amount"]) < 0));
+    assert_eq!(sends[2]["confirmations"], json!(1));
+    let generated = lt
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["category"] == json!("generate") || e["category"] == json!("immature"))
+        .count();
+    assert_eq!(generated, 101);
+    let lb = wok(&node, "b", "listtransactions", json!([]));
+    assert_eq!(lb.as_array().unwrap().len(), 4, "{lb}");
+    assert!(lb
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["category"] == json!("receive")));
+    assert_eq!(
+        wok(&node, "b", "listtransactions", json!(["*", 2, 1]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_payment_can_spend_bech32_and_bech32m_coins_together() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["a"]));
+    let addr = ok(&node, "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, addr]));
+    // 30 of the 50 BTC move to the wallet's own taproot address: ~20 left in bech32 change.
+    let tr = ok(&node, "getnewaddress", json!(["", "bech32m"]));
+    ok(&node, "sendtoaddress", json!([tr, 30]));
+    let b = ok(&node, "getbalances", json!([]));
+    let total = sats(&b["mine"]["trusted"]);
+    assert!(total > 4_999_000_000, "{b}");
+    // 45 BTC need coins of both kinds.
+    let txid = ok(&node, "sendtoaddress", json!([elsewhere(), 45]));
+    let t = ok(&node, "gettransaction", json!([txid, false, true]));
+    assert_eq!(t["decoded"]["vin"].as_array().unwrap().len(), 2, "{t}");
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+    let after = sats(&ok(&node, "getbalance", json!([])));
+    // Mature now: the second coinbase (50) plus what is left of the first.
+    let fee = -sats(&t["fee"]);
+    assert_eq!(after, total - 4_500_000_000 - fee + 5_000_000_000);
+}
