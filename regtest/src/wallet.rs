@@ -17,6 +17,11 @@
 //!
 //! Coinbase outputs count as mature once they have 101 confirmations, as Core's wallet
 //! counts them (one block later than consensus allows spending them).
+//!
+//! Payments (`sendtoaddress`, `sendmany`, `walletcreatefundedpsbt`) are built by the BIP84
+//! part, else the BIP86 part, else by the BIP84 part with the BIP86 coins added as foreign
+//! inputs; signing (also `walletprocesspsbt`, `signrawtransactionwithwallet`) uses the master
+//! key with the PSBT's key origins, and bdk finalizes.
 
 use std::collections::HashSet;
 use std::io::Write;
