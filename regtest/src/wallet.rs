@@ -25,7 +25,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -223,7 +223,11 @@ impl Wallets {
                 if main.exists() {
                     return Err(WalletError::AlreadyExists(main.display().to_string()));
                 }
-                std::fs::create_dir_all(main.parent().expect("in wallets/")).map_err(db_err)?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(main.parent().expect("in wallets/"))
+                    .map_err(db_err)?;
                 let mut out = Vec::new();
                 for p in [&main, &tr] {
                     // Created 0600 before SQLite opens it (the key is in there).

@@ -222,6 +222,11 @@ fn wallets_persist_across_restarts() {
     let main = dir.path().join("wallets/keep.sqlite");
     let mode = std::fs::metadata(&main).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    let bip86 = dir.path().join("wallets/keep.sqlite-bip86");
+    let mode = std::fs::metadata(&bip86).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let wdir = std::fs::metadata(dir.path().join("wallets")).unwrap();
+    assert_eq!(wdir.permissions().mode() & 0o777, 0o700);
 
     let node = RegtestNode::start(cfg).unwrap();
     // Like Core, a wallet is not loaded at startup unless asked; loadwallet brings it back.
