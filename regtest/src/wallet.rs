@@ -166,12 +166,67 @@ fn sbtc(a: SignedAmount) -> Value {
 }
 
 impl Wallets {
-    /// Wallets under `datadir/wallets` (in memory without a data directory).
+    /// Wallets under `datadir/wallets` (in memory without a data directory), with the
+    /// wallets `settings.json` lists to load on startup loaded (as Core's `"wallet"` setting).
     pub fn new(datadir: Option<&Path>) -> Wallets {
-        Wallets {
+        let mut w = Wallets {
             dir: datadir.map(|d| d.join("wallets")),
             loaded: Vec::new(),
             last_seen: 0,
+        };
+        for name in w.startup_list() {
+            match w.load(&name) {
+                Ok(()) => tracing::info!(wallet = %name, "wallet loaded on startup"),
+                Err(e) => {
+                    tracing::warn!(wallet = %name, error = %e, "could not load a wallet on startup")
+                }
+            }
+        }
+        w
+    }
+
+    /// `DATADIR/settings.json`, where Core keeps the wallets to load on startup.
+    fn settings_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.parent()?.join("settings.json"))
+    }
+
+    fn settings(&self) -> serde_json::Map<String, Value> {
+        self.settings_path()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    }
+
+    fn startup_list(&self) -> Vec<String> {
+        let s = self.settings();
+        match s.get("wallet") {
+            Some(Value::String(n)) => vec![n.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Adds `name` to (`true`) or removes it from (`false`) the wallets loaded on startup;
+    /// `None` leaves the setting as it is. A warning for Core's `warning` field on failure.
+    fn set_load_on_startup(&self, name: &str, on: Option<bool>) -> String {
+        let (Some(on), Some(path)) = (on, self.settings_path()) else {
+            return String::new();
+        };
+        let mut s = self.settings();
+        let mut list = self.startup_list();
+        list.retain(|n| n != name);
+        if on {
+            list.push(name.to_string());
+        }
+        s.insert("wallet".into(), json!(list));
+        let text = serde_json::to_string_pretty(&Value::Object(s)).unwrap_or_default();
+        match std::fs::write(&path, text + "\n") {
+            Ok(()) => String::new(),
+            Err(e) => format!("Wallet load on startup setting could not be updated: {e}"),
         }
     }
 
@@ -674,13 +729,15 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
                 ));
             }
             n.wallets.create(name)?;
-            Ok(json!({"name": name, "warning": ""}))
+            let warning = n.wallets.set_load_on_startup(name, bool_arg(p, 6)?);
+            Ok(json!({"name": name, "warning": warning}))
         }
         "loadwallet" => {
             arity(p, 1, 2)?;
             let name = str_arg(p, 0)?.unwrap_or("");
             n.wallets.load(name)?;
-            Ok(json!({"name": name, "warning": ""}))
+            let warning = n.wallets.set_load_on_startup(name, bool_arg(p, 1)?);
+            Ok(json!({"name": name, "warning": warning}))
         }
         "unloadwallet" => {
             arity(p, 0, 2)?;
@@ -698,7 +755,8 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
                     }
                 };
             n.wallets.unload(&name)?;
-            Ok(json!({"warning": ""}))
+            let warning = n.wallets.set_load_on_startup(&name, bool_arg(p, 1)?);
+            Ok(json!({"warning": warning}))
         }
         "listwallets" => {
             arity(p, 0, 0)?;

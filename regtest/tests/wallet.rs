@@ -215,6 +215,22 @@ fn wallets_persist_across_restarts() {
         let balance = ok(&node, "getbalance", json!([]));
         assert!(sats(&balance) > 99 * 100_000_000, "{balance}");
         let utxos = ok(&node, "listunspent", json!([]));
+        // A second wallet, loaded on startup (Core's settings.json "wallet" list).
+        ok(
+            &node,
+            "createwallet",
+            json!({"wallet_name": "auto", "load_on_startup": true}),
+        );
+        ok(
+            &node,
+            "createwallet",
+            json!({"wallet_name": "gone", "load_on_startup": true}),
+        );
+        ok(
+            &node,
+            "unloadwallet",
+            json!({"wallet_name": "gone", "load_on_startup": false}),
+        );
         node.shutdown();
         (addr, balance, utxos)
     };
@@ -229,8 +245,13 @@ fn wallets_persist_across_restarts() {
     assert_eq!(wdir.permissions().mode() & 0o777, 0o700);
 
     let node = RegtestNode::start(cfg).unwrap();
-    // Like Core, a wallet is not loaded at startup unless asked; loadwallet brings it back.
-    assert_eq!(ok(&node, "listwallets", json!([])), json!([]));
+    // Like Core, only the wallets set to load on startup are loaded; loadwallet brings the
+    // others back.
+    assert_eq!(ok(&node, "listwallets", json!([])), json!(["auto"]));
+    assert_eq!(
+        ok(&node, "unloadwallet", json!(["auto"])),
+        json!({"warning": ""})
+    );
     let r = rpc(&node, "createwallet", json!(["keep"]));
     assert_eq!(r["error"]["code"], json!(-4), "{r}");
     let r = rpc(&node, "loadwallet", json!(["missing"]));
