@@ -273,7 +273,7 @@ impl Wallets {
         )
         .map_err(db_err)?;
         let xprv = Xpriv::new_master(Network::Regtest, &seed).map_err(db_err)?;
-        let conns = match self.paths(name) {
+        let parts = match self.paths(name) {
             Some((main, tr)) => {
                 if main.exists() {
                     return Err(WalletError::AlreadyExists(main.display().to_string()));
@@ -283,26 +283,50 @@ impl Wallets {
                     .mode(0o700)
                     .create(main.parent().expect("in wallets/"))
                     .map_err(db_err)?;
-                let mut out = Vec::new();
-                for p in [&main, &tr] {
-                    // Created 0600 before SQLite opens it (the key is in there).
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(p)
-                        .and_then(|mut f| f.flush())
-                        .map_err(db_err)?;
-                    out.push(Connection::open(p).map_err(db_err)?);
+                let made = (|| {
+                    let mut conns = Vec::new();
+                    for p in [&main, &tr] {
+                        // Created 0600 before SQLite opens it (the key is in there).
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(true)
+                            .mode(0o600)
+                            .open(p)
+                            .and_then(|mut f| f.flush())
+                            .map_err(db_err)?;
+                        conns.push(Connection::open(p).map_err(db_err)?);
+                    }
+                    Self::create_parts(conns, &xprv)
+                })();
+                if made.is_err() {
+                    // No half-made wallet left behind to block a retry.
+                    let _ = std::fs::remove_file(&main);
+                    let _ = std::fs::remove_file(&tr);
                 }
-                out
+                made?
             }
-            None => vec![
-                Connection::open_in_memory().map_err(db_err)?,
-                Connection::open_in_memory().map_err(db_err)?,
-            ],
+            None => Self::create_parts(
+                vec![
+                    Connection::open_in_memory().map_err(db_err)?,
+                    Connection::open_in_memory().map_err(db_err)?,
+                ],
+                &xprv,
+            )?,
         };
+        self.loaded.push((
+            name.to_string(),
+            NamedWallet {
+                parts,
+                xprv,
+                synced: None,
+            },
+        ));
+        Ok(())
+    }
+
+    /// The two bdk wallets of a new wallet in `conns` (BIP84's first, which also keeps the key).
+    fn create_parts(conns: Vec<Connection>, xprv: &Xpriv) -> Res<Vec<Part>> {
         let mut parts = Vec::new();
         for (i, mut db) in conns.into_iter().enumerate() {
             if i == 0 {
@@ -314,22 +338,14 @@ impl Wallets {
                 )
                 .map_err(db_err)?;
             }
-            let (ext, int) = descriptors(&xprv, i);
+            let (ext, int) = descriptors(xprv, i);
             let wallet = Wallet::create(ext, int)
                 .network(Network::Regtest)
                 .create_wallet(&mut db)
                 .map_err(db_err)?;
             parts.push(Part { wallet, db });
         }
-        self.loaded.push((
-            name.to_string(),
-            NamedWallet {
-                parts,
-                xprv,
-                synced: None,
-            },
-        ));
-        Ok(())
+        Ok(parts)
     }
 
     /// `loadwallet`: loads a wallet created earlier (in this data directory).
