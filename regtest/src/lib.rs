@@ -48,6 +48,7 @@ pub mod policy;
 pub mod rpc;
 pub mod script;
 pub mod tx_check;
+pub mod wallet;
 pub mod zmq;
 
 use std::io::{Read, Write};

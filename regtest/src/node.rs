@@ -25,6 +25,8 @@ pub struct Node {
     pub notify: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
     /// The mempool's script index and the log of touched scripts (for Electrum).
     pub scripts: ScriptWatch,
+    /// The loaded wallets (the wallet RPCs), in `DATADIR/wallets`.
+    pub wallets: crate::wallet::Wallets,
 }
 
 impl Node {
@@ -37,6 +39,7 @@ impl Node {
             started: std::time::Instant::now(),
             notify: None,
             scripts: ScriptWatch::default(),
+            wallets: crate::wallet::Wallets::new(datadir),
         };
         if let Some(path) = node.blocks_file.clone() {
             if path.exists() {

@@ -258,7 +258,7 @@ fn param_names(method: &str) -> &'static [&'static str] {
         "generateblock" => &["output", "transactions", "submit"],
         "generatetoaddress" => &["nblocks", "address", "maxtries"],
         "invalidateblock" | "reconsiderblock" => &["blockhash"],
-        _ => &[],
+        _ => crate::wallet::param_names(method).unwrap_or(&[]),
     }
 }
 
@@ -285,11 +285,25 @@ fn positional(method: &str, p: &Value) -> Result<Value, (i64, String)> {
 }
 
 pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
+    call_for_wallet(shared, None, method, p)
+}
+
+/// Runs one method for a request to `/wallet/<uri_wallet>` (`None`: to `/`); wallet methods
+/// ([`crate::wallet`]) act on that wallet, or on the only loaded one.
+pub fn call_for_wallet(
+    shared: &Shared,
+    uri_wallet: Option<&str>,
+    method: &str,
+    p: &Value,
+) -> RpcResult {
     let p = &positional(method, p)?;
     use std::sync::atomic::Ordering::SeqCst;
     shared.rpc_waiting.fetch_add(1, SeqCst);
     let mut n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
     shared.rpc_waiting.fetch_sub(1, SeqCst);
+    if let Some(r) = crate::wallet::call(&mut n, uri_wallet, method, p) {
+        return r.map_err(|err| (err.code(), err.to_string()));
+    }
     match method {
         "getblockchaininfo" => {
             arity(p, 0, 0)?;
@@ -782,17 +796,48 @@ pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
     }
 }
 
-fn one(shared: &Shared, req: &jsonrpc::Entry) -> Value {
+fn one(shared: &Shared, wallet: Option<&str>, req: &jsonrpc::Entry) -> Value {
     let (id, v2, r) = match req {
         // This server has always called a non-object request a missing method.
         Err(inv) => (inv.id(), inv.v2(), Err(e(-32600, "Missing method"))),
-        Ok(r) => (r.id.clone(), r.v2, call(shared, &r.method, &r.params)),
+        Ok(r) => (
+            r.id.clone(),
+            r.v2,
+            call_for_wallet(shared, wallet, &r.method, &r.params),
+        ),
     };
     let r = r.map_err(|(code, message)| jsonrpc::error_object(code, message));
     jsonrpc::response(id, v2, r)
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+/// The wallet name of a `/wallet/<name>` path, percent-decoded as Core does.
+fn wallet_of_path(path: &str) -> Option<String> {
+    let raw = path.strip_prefix("/wallet/")?;
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(x) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let wallet = wallet_of_path(uri.path());
     // The cookie, compared in constant time.
     if !rexe_net::http::authorized(&headers, &[shared.cookie.as_str()]) {
         return rexe_net::http::unauthorized();
@@ -814,9 +859,14 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         }
     };
     let shared2 = shared.clone();
-    let out = tokio::task::spawn_blocking(move || match &req {
-        jsonrpc::Body::Batch(reqs) => Value::Array(reqs.iter().map(|r| one(&shared2, r)).collect()),
-        jsonrpc::Body::Single(r) => one(&shared2, r),
+    let out = tokio::task::spawn_blocking(move || {
+        let w = wallet.as_deref();
+        match &req {
+            jsonrpc::Body::Batch(reqs) => {
+                Value::Array(reqs.iter().map(|r| one(&shared2, w, r)).collect())
+            }
+            jsonrpc::Body::Single(r) => one(&shared2, w, r),
+        }
     })
     .await
     .unwrap_or(Value::Null);
@@ -836,6 +886,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", post(handle))
+        .route("/wallet/", post(handle))
         .route("/wallet/{name}", post(handle))
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)

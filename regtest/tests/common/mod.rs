@@ -17,10 +17,15 @@ use rexe_regtest::RegtestNode;
 use serde_json::{json, Value};
 
 pub fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String) {
+    post_to(node, "/", auth, body)
+}
+
+/// [`post`] to the request path `path` (e.g. `/wallet/alice`).
+pub fn post_to(node: &RegtestNode, path: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
     use base64::Engine as _;
     let mut s = TcpStream::connect(node.rpc_addr).unwrap();
     let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     if let Some(a) = auth {
@@ -49,6 +54,21 @@ pub fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
     let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+/// A call to the wallet `wallet` (through `/wallet/<wallet>`, as `bitcoin-cli -rpcwallet`).
+pub fn wrpc(node: &RegtestNode, wallet: &str, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
+    let path = format!("/wallet/{wallet}");
+    let (_, t) = post_to(node, &path, Some(&node.cookie), body.to_string().as_bytes());
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+/// [`wrpc`], asserting success; the result.
+pub fn wok(node: &RegtestNode, wallet: &str, method: &str, params: Value) -> Value {
+    let v = wrpc(node, wallet, method, params);
+    assert!(v["error"].is_null(), "{wallet} {method}: {v}");
+    v["result"].clone()
 }
 
 pub fn ok(node: &RegtestNode, method: &str, params: Value) -> Value {

@@ -1,0 +1,1556 @@
+//! bitcoind's wallet RPCs, served by the embedded node itself.
+//!
+//! Each named wallet is a descriptor wallet made of two [`bdk_wallet`] wallets sharing one
+//! random master key: BIP84 (`wpkh`, `bech32` addresses, the default) and BIP86 (`tr`,
+//! `bech32m`), each with an external and an internal (change) keychain. They persist in
+//! `DATADIR/wallets/<name>.sqlite` (BIP84, plus the master key in table `rexe_wallet_keys`)
+//! and `DATADIR/wallets/<name>.sqlite-bip86`, created with mode 0600. bdk persists the
+//! public descriptors; the private key is re-attached on load. A node without a data
+//! directory keeps its wallets in memory.
+//!
+//! Wallets live inside the [`crate::node::Node`], under the node's lock, and follow its
+//! chain directly: before answering, a wallet whose view is behind (another tip or another
+//! mempool generation) applies the active blocks above its last checkpoint that is still
+//! active (bdk's `LocalChain` drops the checkpoints of a reorganised branch), then the
+//! mempool's transactions, and marks its unconfirmed transactions that left the mempool as
+//! evicted.
+//!
+//! Coinbase outputs count as mature once they have 101 confirmations, as Core's wallet
+//! counts them (one block later than consensus allows spending them).
+//!
+//! Payments (`sendtoaddress`, `sendmany`, `walletcreatefundedpsbt`) are built by the BIP84
+//! part, else the BIP86 part, else by the BIP84 part with the BIP86 coins added as foreign
+//! inputs; signing (also `walletprocesspsbt`, `signrawtransactionwithwallet`) uses the master
+//! key with the PSBT's key origins, and bdk finalizes.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use bdk_wallet::chain::{BlockId, ChainPosition};
+use bdk_wallet::rusqlite::Connection;
+use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
+use bitcoin::bip32::Xpriv;
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, SignedAmount, Transaction, Txid};
+use serde_json::{json, Value};
+
+use crate::chain::Chain;
+use crate::mempool::Mempool;
+use crate::node::Node;
+
+/// Confirmations a coinbase output needs before Core's wallet counts it as spendable.
+const WALLET_COINBASE_MATURITY: u32 = 101;
+/// Fee rate of wallet transactions when the call names none (sat/vB).
+pub const DEFAULT_FEE_RATE_SAT_VB: u64 = 2;
+
+/// A wallet RPC failure, with Core's code ([`WalletError::code`]) and message.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// `createwallet` for a name whose database exists (or is loaded).
+    #[error("Wallet file verification failed. Failed to create database path '{0}'. Database already exists.")]
+    AlreadyExists(String),
+    /// `loadwallet` for a name without a database.
+    #[error(
+        "Wallet file verification failed. Failed to load database path '{0}'. Path does not exist."
+    )]
+    NotFound(String),
+    /// `loadwallet` for a loaded wallet.
+    #[error("Wallet \"{0}\" is already loaded.")]
+    AlreadyLoaded(String),
+    /// A `/wallet/<name>` path (or `unloadwallet` name) that names no loaded wallet.
+    #[error("Requested wallet does not exist or is not loaded")]
+    NotLoaded,
+    /// No wallet loaded and none named.
+    #[error("No wallet is loaded. Load a wallet using loadwallet or create a new one with createwallet. (Note: A default wallet is no longer automatically created)")]
+    NoneLoaded,
+    /// Several wallets loaded and none named.
+    #[error(
+        "Wallet file not specified (must request wallet RPC through /wallet/<filename> uri-path)."
+    )]
+    NotSpecified,
+    /// Not enough spendable coins.
+    #[error("Insufficient funds")]
+    InsufficientFunds,
+    /// A transaction id the wallet does not know.
+    #[error("Invalid or non-wallet transaction id")]
+    UnknownTx,
+    /// A bad parameter (Core's code and message).
+    #[error("{1}")]
+    Param(i64, String),
+    /// The database or bdk failed.
+    #[error("{0}")]
+    Wallet(String),
+    /// The node's mempool refused the wallet's transaction.
+    #[error("{1}")]
+    Rejected(i64, String),
+}
+
+impl WalletError {
+    /// Core's RPC error code.
+    pub fn code(&self) -> i64 {
+        match self {
+            WalletError::AlreadyExists(_) | WalletError::Wallet(_) => -4,
+            WalletError::NotFound(_) | WalletError::NotLoaded | WalletError::NoneLoaded => -18,
+            WalletError::AlreadyLoaded(_) => -35,
+            WalletError::NotSpecified => -19,
+            WalletError::InsufficientFunds => -6,
+            WalletError::UnknownTx => -5,
+            WalletError::Param(c, _) | WalletError::Rejected(c, _) => *c,
+        }
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> WalletError {
+    WalletError::Wallet(e.to_string())
+}
+
+fn param(code: i64, m: impl Into<String>) -> WalletError {
+    WalletError::Param(code, m.into())
+}
+
+type Res<T> = Result<T, WalletError>;
+
+/// One bdk wallet of a named wallet (BIP84 or BIP86) and its database.
+struct Part {
+    wallet: PersistedWallet<Connection>,
+    db: Connection,
+}
+
+impl Part {
+    fn persist(&mut self) -> Res<()> {
+        self.wallet.persist(&mut self.db).map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// A loaded wallet: its BIP84 part (index 0) and BIP86 part (index 1).
+pub struct NamedWallet {
+    parts: Vec<Part>,
+    /// The master key both parts derive from (signs the wallet's transactions).
+    xprv: Xpriv,
+    /// The node state the wallet last synced to: tip and mempool generation.
+    synced: Option<(bitcoin::BlockHash, u64)>,
+}
+
+/// The node's loaded wallets and where wallet files live.
+pub struct Wallets {
+    dir: Option<PathBuf>,
+    loaded: Vec<(String, NamedWallet)>,
+    last_seen: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {
+    let (f, purpose) = if part == 0 { ("wpkh", 84) } else { ("tr", 86) };
+    (
+        format!("{f}({xprv}/{purpose}h/1h/0h/0/*)"),
+        format!("{f}({xprv}/{purpose}h/1h/0h/1/*)"),
+    )
+}
+
+fn btc(a: Amount) -> Value {
+    json!(a.to_btc())
+}
+
+fn sbtc(a: SignedAmount) -> Value {
+    json!(a.to_btc())
+}
+
+impl Wallets {
+    /// Wallets under `datadir/wallets` (in memory without a data directory), with the
+    /// wallets `settings.json` lists to load on startup loaded (as Core's `"wallet"` setting).
+    pub fn new(datadir: Option<&Path>) -> Wallets {
+        let mut w = Wallets {
+            dir: datadir.map(|d| d.join("wallets")),
+            loaded: Vec::new(),
+            last_seen: 0,
+        };
+        for name in w.startup_list() {
+            match w.load(&name) {
+                Ok(()) => tracing::info!(wallet = %name, "wallet loaded on startup"),
+                Err(e) => {
+                    tracing::warn!(wallet = %name, error = %e, "could not load a wallet on startup")
+                }
+            }
+        }
+        w
+    }
+
+    /// `DATADIR/settings.json`, where Core keeps the wallets to load on startup.
+    fn settings_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.parent()?.join("settings.json"))
+    }
+
+    fn settings(&self) -> serde_json::Map<String, Value> {
+        self.settings_path()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    }
+
+    fn startup_list(&self) -> Vec<String> {
+        let s = self.settings();
+        match s.get("wallet") {
+            Some(Value::String(n)) => vec![n.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Adds `name` to (`true`) or removes it from (`false`) the wallets loaded on startup;
+    /// `None` leaves the setting as it is. A warning for Core's `warning` field on failure.
+    fn set_load_on_startup(&self, name: &str, on: Option<bool>) -> String {
+        let (Some(on), Some(path)) = (on, self.settings_path()) else {
+            return String::new();
+        };
+        let mut s = self.settings();
+        let mut list = self.startup_list();
+        list.retain(|n| n != name);
+        if on {
+            list.push(name.to_string());
+        }
+        s.insert("wallet".into(), json!(list));
+        let text = serde_json::to_string_pretty(&Value::Object(s)).unwrap_or_default();
+        match std::fs::write(&path, text + "\n") {
+            Ok(()) => String::new(),
+            Err(e) => format!("Wallet load on startup setting could not be updated: {e}"),
+        }
+    }
+
+    /// The names of the loaded wallets, in load order.
+    pub fn names(&self) -> Vec<String> {
+        self.loaded.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn paths(&self, name: &str) -> Option<(PathBuf, PathBuf)> {
+        let d = self.dir.as_ref()?;
+        Some((
+            d.join(format!("{name}.sqlite")),
+            d.join(format!("{name}.sqlite-bip86")),
+        ))
+    }
+
+    fn display_path(&self, name: &str) -> String {
+        self.paths(name)
+            .map(|(p, _)| p.display().to_string())
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    fn check_name(name: &str) -> Res<()> {
+        if name.contains('/') || name.contains('\0') || name == "." || name == ".." {
+            return Err(param(-8, format!("Invalid wallet name '{name}'")));
+        }
+        Ok(())
+    }
+
+    fn is_loaded(&self, name: &str) -> bool {
+        self.loaded.iter().any(|(n, _)| n == name)
+    }
+
+    /// `createwallet`: a new wallet with a fresh random key, loaded.
+    pub fn create(&mut self, name: &str) -> Res<()> {
+        Self::check_name(name)?;
+        if self.is_loaded(name) {
+            return Err(WalletError::AlreadyExists(self.display_path(name)));
+        }
+        let mut seed = [0u8; 32];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(db_err)?,
+            &mut seed,
+        )
+        .map_err(db_err)?;
+        let xprv = Xpriv::new_master(Network::Regtest, &seed).map_err(db_err)?;
+        let parts = match self.paths(name) {
+            Some((main, tr)) => {
+                if main.exists() {
+                    return Err(WalletError::AlreadyExists(main.display().to_string()));
+                }
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(main.parent().expect("in wallets/"))
+                    .map_err(db_err)?;
+                let made = (|| {
+                    let mut conns = Vec::new();
+                    for p in [&main, &tr] {
+                        // Created 0600 before SQLite opens it (the key is in there).
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(true)
+                            .mode(0o600)
+                            .open(p)
+                            .and_then(|mut f| f.flush())
+                            .map_err(db_err)?;
+                        conns.push(Connection::open(p).map_err(db_err)?);
+                    }
+                    Self::create_parts(conns, &xprv)
+                })();
+                if made.is_err() {
+                    // No half-made wallet left behind to block a retry.
+                    let _ = std::fs::remove_file(&main);
+                    let _ = std::fs::remove_file(&tr);
+                }
+                made?
+            }
+            None => Self::create_parts(
+                vec![
+                    Connection::open_in_memory().map_err(db_err)?,
+                    Connection::open_in_memory().map_err(db_err)?,
+                ],
+                &xprv,
+            )?,
+        };
+        self.loaded.push((
+            name.to_string(),
+            NamedWallet {
+                parts,
+                xprv,
+                synced: None,
+            },
+        ));
+        Ok(())
+    }
+
+    /// The two bdk wallets of a new wallet in `conns` (BIP84's first, which also keeps the key).
+    fn create_parts(conns: Vec<Connection>, xprv: &Xpriv) -> Res<Vec<Part>> {
+        let mut parts = Vec::new();
+        for (i, mut db) in conns.into_iter().enumerate() {
+            if i == 0 {
+                db.execute_batch("CREATE TABLE rexe_wallet_keys (xprv TEXT NOT NULL)")
+                    .map_err(db_err)?;
+                db.execute(
+                    "INSERT INTO rexe_wallet_keys (xprv) VALUES (?1)",
+                    [xprv.to_string()],
+                )
+                .map_err(db_err)?;
+            }
+            let (ext, int) = descriptors(xprv, i);
+            let wallet = Wallet::create(ext, int)
+                .network(Network::Regtest)
+                .create_wallet(&mut db)
+                .map_err(db_err)?;
+            parts.push(Part { wallet, db });
+        }
+        Ok(parts)
+    }
+
+    /// `loadwallet`: loads a wallet created earlier (in this data directory).
+    pub fn load(&mut self, name: &str) -> Res<()> {
+        Self::check_name(name)?;
+        if self.is_loaded(name) {
+            return Err(WalletError::AlreadyLoaded(name.to_string()));
+        }
+        let Some((main, tr)) = self.paths(name) else {
+            return Err(WalletError::NotFound(name.to_string()));
+        };
+        if !main.exists() || !tr.exists() {
+            return Err(WalletError::NotFound(main.display().to_string()));
+        }
+        let main_db = Connection::open(&main).map_err(db_err)?;
+        let xprv: String = main_db
+            .query_row("SELECT xprv FROM rexe_wallet_keys", [], |r| r.get(0))
+            .map_err(db_err)?;
+        let xprv = Xpriv::from_str(&xprv).map_err(db_err)?;
+        let tr_db = Connection::open(&tr).map_err(db_err)?;
+        let mut parts = Vec::new();
+        for (i, mut db) in [main_db, tr_db].into_iter().enumerate() {
+            let (ext, int) = descriptors(&xprv, i);
+            let wallet = Wallet::load()
+                .descriptor(KeychainKind::External, Some(ext))
+                .descriptor(KeychainKind::Internal, Some(int))
+                .check_network(Network::Regtest)
+                .load_wallet(&mut db)
+                .map_err(db_err)?
+                .ok_or_else(|| {
+                    WalletError::Wallet(format!("{} holds no wallet", main.display()))
+                })?;
+            parts.push(Part { wallet, db });
+        }
+        self.loaded.push((
+            name.to_string(),
+            NamedWallet {
+                parts,
+                xprv,
+                synced: None,
+            },
+        ));
+        Ok(())
+    }
+
+    /// `unloadwallet`: persists and closes the wallet.
+    pub fn unload(&mut self, name: &str) -> Res<()> {
+        let i = self
+            .loaded
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or(WalletError::NotLoaded)?;
+        let (_, mut w) = self.loaded.remove(i);
+        for p in &mut w.parts {
+            p.persist()?;
+        }
+        Ok(())
+    }
+
+    /// The wallet a request addresses, as Core's `GetWalletForJSONRPCRequest`: the
+    /// `/wallet/<name>` one, else the only loaded one.
+    fn index_for(&self, uri_wallet: Option<&str>) -> Res<usize> {
+        match uri_wallet {
+            Some(name) => self
+                .loaded
+                .iter()
+                .position(|(n, _)| n == name)
+                .ok_or(WalletError::NotLoaded),
+            None => match self.loaded.len() {
+                0 => Err(WalletError::NoneLoaded),
+                1 => Ok(0),
+                _ => Err(WalletError::NotSpecified),
+            },
+        }
+    }
+
+    fn next_seen(&mut self) -> u64 {
+        self.last_seen = unix_now().max(self.last_seen + 1);
+        self.last_seen
+    }
+}
+
+impl NamedWallet {
+    /// Brings every part up to the node's active chain and mempool, then persists.
+    fn sync(&mut self, chain: &Chain, mempool: &Mempool, seen: u64) -> Res<()> {
+        let state = (chain.tip(), mempool.generation);
+        if self.synced == Some(state) {
+            return Ok(());
+        }
+        let pooled: HashSet<Txid> = mempool.txs.keys().copied().collect();
+        for part in &mut self.parts {
+            let w = &mut part.wallet;
+            // The highest checkpoint still on the active chain.
+            let start = w
+                .latest_checkpoint()
+                .iter()
+                .find(|cp| chain.active.get(cp.height() as usize) == Some(&cp.hash()))
+                .map(|cp| cp.height() + 1)
+                .unwrap_or(1);
+            for h in start.max(1)..=chain.height() {
+                let block = &chain.blocks[&chain.active[h as usize]].block;
+                let parent = BlockId {
+                    height: h - 1,
+                    hash: block.header.prev_blockhash,
+                };
+                w.apply_block_connected_to(block, h, parent)
+                    .map_err(db_err)?;
+            }
+            w.apply_unconfirmed_txs(mempool.txs.values().map(|p| (p.tx.clone(), seen)));
+            let gone: Vec<(Txid, u64)> = w
+                .transactions()
+                .filter(|t| !t.chain_position.is_confirmed())
+                .map(|t| t.tx_node.txid)
+                .filter(|id| !pooled.contains(id))
+                .map(|id| (id, seen))
+                .collect();
+            if !gone.is_empty() {
+                w.apply_evicted_txs(gone);
+            }
+            part.persist()?;
+        }
+        self.synced = Some(state);
+        Ok(())
+    }
+
+    fn persist(&mut self) -> Res<()> {
+        self.parts.iter_mut().try_for_each(Part::persist)
+    }
+
+    fn is_coinbase(&self, txid: Txid) -> bool {
+        self.parts.iter().any(|p| {
+            p.wallet
+                .get_tx(txid)
+                .is_some_and(|t| t.tx_node.tx.is_coinbase())
+        })
+    }
+
+    /// Debit (own coins spent) and credit (own outputs) of `tx` over both parts.
+    fn debit_credit(&self, tx: &Transaction) -> (Amount, Amount) {
+        self.parts
+            .iter()
+            .fold((Amount::ZERO, Amount::ZERO), |acc, p| {
+                let (s, r) = p.wallet.sent_and_received(tx);
+                (acc.0 + s, acc.1 + r)
+            })
+    }
+
+    /// Core's "trusted" for an unconfirmed transaction: the wallet spent its own coins.
+    fn spends_own_coins(&self, tx: &Transaction) -> bool {
+        self.debit_credit(tx).0 > Amount::ZERO
+    }
+
+    /// Every unspent output with its confirmations, coinbase immaturity and trust.
+    fn coins(&self, tip: u32) -> Vec<Coin> {
+        let mut out = Vec::new();
+        for (pi, p) in self.parts.iter().enumerate() {
+            for u in p.wallet.list_unspent() {
+                let (confirmations, trusted) = match &u.chain_position {
+                    ChainPosition::Confirmed { anchor, .. } => {
+                        (tip.saturating_sub(anchor.block_id.height) + 1, true)
+                    }
+                    ChainPosition::Unconfirmed { .. } => {
+                        let tx = p.wallet.get_tx(u.outpoint.txid);
+                        (0, tx.is_some_and(|t| self.spends_own_coins(&t.tx_node.tx)))
+                    }
+                };
+                let immature =
+                    self.is_coinbase(u.outpoint.txid) && confirmations < WALLET_COINBASE_MATURITY;
+                out.push(Coin {
+                    part: pi,
+                    outpoint: u.outpoint,
+                    txout: u.txout,
+                    keychain: u.keychain,
+                    index: u.derivation_index,
+                    confirmations,
+                    immature,
+                    trusted,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A wallet's unspent output as the RPCs see it.
+struct Coin {
+    part: usize,
+    outpoint: OutPoint,
+    txout: bitcoin::TxOut,
+    keychain: KeychainKind,
+    index: u32,
+    confirmations: u32,
+    immature: bool,
+    trusted: bool,
+}
+
+/// Balances in Core's categories.
+#[derive(Default)]
+struct Balances {
+    trusted: Amount,
+    untrusted_pending: Amount,
+    immature: Amount,
+}
+
+fn balances(coins: &[Coin]) -> Balances {
+    let mut b = Balances::default();
+    for c in coins {
+        let v = c.txout.value;
+        if c.immature {
+            b.immature += v;
+        } else if c.confirmations > 0 || c.trusted {
+            b.trusted += v;
+        } else {
+            b.untrusted_pending += v;
+        }
+    }
+    b
+}
+
+/// The wallet RPC methods this module serves.
+pub const METHODS: &[&str] = &[
+    "createwallet",
+    "loadwallet",
+    "unloadwallet",
+    "listwallets",
+    "getnewaddress",
+    "getrawchangeaddress",
+    "getbalance",
+    "getbalances",
+    "listunspent",
+    "sendtoaddress",
+    "gettransaction",
+    "sendmany",
+    "walletcreatefundedpsbt",
+    "walletprocesspsbt",
+    "signrawtransactionwithwallet",
+    "listtransactions",
+];
+
+/// Core's parameter names of the wallet methods (for named parameters).
+pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
+    Some(match method {
+        "createwallet" => &[
+            "wallet_name",
+            "disable_private_keys",
+            "blank",
+            "passphrase",
+            "avoid_reuse",
+            "descriptors",
+            "load_on_startup",
+            "external_signer",
+        ],
+        "loadwallet" => &["filename", "load_on_startup"],
+        "unloadwallet" => &["wallet_name", "load_on_startup"],
+        "listwallets" | "getbalances" => &[],
+        "getnewaddress" => &["label", "address_type"],
+        "getrawchangeaddress" => &["address_type"],
+        "getbalance" => &["dummy", "minconf", "include_watchonly", "avoid_reuse"],
+        "listunspent" => &[
+            "minconf",
+            "maxconf",
+            "addresses",
+            "include_unsafe",
+            "query_options",
+        ],
+        "sendtoaddress" => &[
+            "address",
+            "amount",
+            "comment",
+            "comment_to",
+            "subtractfeefromamount",
+            "replaceable",
+            "conf_target",
+            "estimate_mode",
+            "avoid_reuse",
+            "fee_rate",
+            "verbose",
+        ],
+        "gettransaction" => &["txid", "include_watchonly", "verbose"],
+        "sendmany" => &[
+            "dummy",
+            "amounts",
+            "minconf",
+            "comment",
+            "subtractfeefrom",
+            "replaceable",
+            "conf_target",
+            "estimate_mode",
+            "fee_rate",
+            "verbose",
+        ],
+        "walletcreatefundedpsbt" => &["inputs", "outputs", "locktime", "options", "bip32derivs"],
+        "walletprocesspsbt" => &["psbt", "sign", "sighashtype", "bip32derivs", "finalize"],
+        "signrawtransactionwithwallet" => &["hexstring", "prevtxs", "sighashtype"],
+        "listtransactions" => &["label", "count", "skip", "include_watchonly"],
+        _ => return None,
+    })
+}
+
+fn arg(p: &Value, i: usize) -> Option<&Value> {
+    p.as_array().and_then(|a| a.get(i)).filter(|v| !v.is_null())
+}
+
+fn arity(p: &Value, min: usize, max: usize) -> Res<()> {
+    let n = p.as_array().map_or(0, Vec::len);
+    if n < min || n > max {
+        return Err(param(-1, format!("wrong number of parameters ({n})")));
+    }
+    Ok(())
+}
+
+fn str_arg(p: &Value, i: usize) -> Res<Option<&str>> {
+    match arg(p, i) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(param(-3, "Expected type string")),
+    }
+}
+
+fn bool_arg(p: &Value, i: usize) -> Res<Option<bool>> {
+    match arg(p, i) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(param(-3, "Expected type bool")),
+    }
+}
+
+fn u32_arg(p: &Value, i: usize) -> Res<Option<u32>> {
+    match arg(p, i) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .map(Some)
+            .ok_or_else(|| param(-3, "Expected type number")),
+    }
+}
+
+/// A BTC amount given as a JSON number or string (Core's `AmountFromValue`).
+fn amount_arg(v: &Value) -> Res<Amount> {
+    let x = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| param(-3, "Amount is not a number or string"))?;
+    if !(0.0..=21e6).contains(&x) {
+        return Err(param(-3, "Amount out of range"));
+    }
+    Ok(Amount::from_sat((x * 1e8).round() as u64))
+}
+
+fn part_of_type(t: Option<&str>) -> Res<usize> {
+    match t.unwrap_or("bech32") {
+        "bech32" => Ok(0),
+        "bech32m" => Ok(1),
+        "legacy" | "p2sh-segwit" => Err(WalletError::Wallet(
+            "Error: This wallet has no available keys (the embedded node's wallets hold bech32 and bech32m keys only)".into(),
+        )),
+        other => Err(param(-5, format!("Unknown address type '{other}'"))),
+    }
+}
+
+fn address_of(script: &bitcoin::Script) -> Option<String> {
+    Address::from_script(script, Network::Regtest)
+        .ok()
+        .map(|a| a.to_string())
+}
+
+/// Answers a wallet RPC, or `None` when `method` is not one. `uri_wallet` is the name from a
+/// `/wallet/<name>` request path.
+pub fn call(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> Option<Res<Value>> {
+    if !METHODS.contains(&method) {
+        return None;
+    }
+    Some(dispatch(n, uri_wallet, method, p))
+}
+
+fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> Res<Value> {
+    match method {
+        "createwallet" => {
+            arity(p, 1, 8)?;
+            let name = str_arg(p, 0)?.unwrap_or("");
+            if bool_arg(p, 1)? == Some(true) || bool_arg(p, 2)? == Some(true) {
+                return Err(WalletError::Wallet(
+                    "The embedded node's wallets always hold private keys (disable_private_keys and blank are not supported)".into(),
+                ));
+            }
+            if str_arg(p, 3)?.is_some_and(|s| !s.is_empty()) {
+                return Err(WalletError::Wallet(
+                    "Encrypted wallets are not supported by the embedded node".into(),
+                ));
+            }
+            if bool_arg(p, 5)? == Some(false) {
+                return Err(WalletError::Wallet(
+                    "Legacy wallets are not supported; the embedded node's wallets are descriptor wallets".into(),
+                ));
+            }
+            n.wallets.create(name)?;
+            let warning = n.wallets.set_load_on_startup(name, bool_arg(p, 6)?);
+            Ok(json!({"name": name, "warning": warning}))
+        }
+        "loadwallet" => {
+            arity(p, 1, 2)?;
+            let name = str_arg(p, 0)?.unwrap_or("");
+            n.wallets.load(name)?;
+            let warning = n.wallets.set_load_on_startup(name, bool_arg(p, 1)?);
+            Ok(json!({"name": name, "warning": warning}))
+        }
+        "unloadwallet" => {
+            arity(p, 0, 2)?;
+            let name =
+                match (str_arg(p, 0)?, uri_wallet) {
+                    (Some(a), Some(b)) if a != b => return Err(param(
+                        -8,
+                        "RPC endpoint wallet and wallet_name parameter specify different wallets",
+                    )),
+                    (Some(a), _) => a.to_string(),
+                    (None, Some(b)) => b.to_string(),
+                    (None, None) => {
+                        let i = n.wallets.index_for(None)?;
+                        n.wallets.loaded[i].0.clone()
+                    }
+                };
+            n.wallets.unload(&name)?;
+            let warning = n.wallets.set_load_on_startup(&name, bool_arg(p, 1)?);
+            Ok(json!({"warning": warning}))
+        }
+        "listwallets" => {
+            arity(p, 0, 0)?;
+            Ok(json!(n.wallets.names()))
+        }
+        _ => wallet_method(n, uri_wallet, method, p),
+    }
+}
+
+fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> Res<Value> {
+    let i = n.wallets.index_for(uri_wallet)?;
+    let seen = n.wallets.next_seen();
+    let tip = n.chain.height();
+    {
+        let w = &mut n.wallets.loaded[i].1;
+        w.sync(&n.chain, &n.mempool, seen)?;
+    }
+    match method {
+        "getnewaddress" | "getrawchangeaddress" => {
+            let (keychain, t) = if method == "getnewaddress" {
+                arity(p, 0, 2)?;
+                str_arg(p, 0)?;
+                (KeychainKind::External, str_arg(p, 1)?)
+            } else {
+                arity(p, 0, 1)?;
+                (KeychainKind::Internal, str_arg(p, 0)?)
+            };
+            let part = part_of_type(t)?;
+            let w = &mut n.wallets.loaded[i].1;
+            let a = w.parts[part].wallet.reveal_next_address(keychain);
+            w.parts[part].persist()?;
+            Ok(json!(a.address.to_string()))
+        }
+        "getbalance" => {
+            arity(p, 0, 4)?;
+            if let Some(d) = str_arg(p, 0)? {
+                if d != "*" {
+                    return Err(param(
+                        -32,
+                        "dummy first argument must be excluded or set to \"*\".",
+                    ));
+                }
+            }
+            let minconf = u32_arg(p, 1)?.unwrap_or(0);
+            let coins = n.wallets.loaded[i].1.coins(tip);
+            let total: Amount = coins
+                .iter()
+                .filter(|c| !c.immature)
+                .filter(|c| {
+                    if minconf == 0 {
+                        c.confirmations > 0 || c.trusted
+                    } else {
+                        c.confirmations >= minconf
+                    }
+                })
+                .map(|c| c.txout.value)
+                .sum();
+            Ok(btc(total))
+        }
+        "getbalances" => {
+            arity(p, 0, 0)?;
+            let b = balances(&n.wallets.loaded[i].1.coins(tip));
+            Ok(json!({
+                "mine": {
+                    "trusted": btc(b.trusted),
+                    "untrusted_pending": btc(b.untrusted_pending),
+                    "immature": btc(b.immature),
+                },
+                "lastprocessedblock": {"hash": n.chain.tip().to_string(), "height": tip},
+            }))
+        }
+        "listunspent" => {
+            arity(p, 0, 5)?;
+            let minconf = u32_arg(p, 0)?.unwrap_or(1);
+            let maxconf = u32_arg(p, 1)?.unwrap_or(9_999_999);
+            let filter: Option<HashSet<String>> = match arg(p, 2) {
+                None => None,
+                Some(Value::Array(a)) => Some(
+                    a.iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| param(-3, "Expected type string"))?,
+                ),
+                Some(_) => return Err(param(-3, "Expected type array")),
+            };
+            let include_unsafe = bool_arg(p, 3)?.unwrap_or(true);
+            let w = &n.wallets.loaded[i].1;
+            let mut out = Vec::new();
+            for c in w.coins(tip) {
+                let safe = c.confirmations > 0 || c.trusted;
+                if c.immature
+                    || c.confirmations < minconf
+                    || c.confirmations > maxconf
+                    || (!safe && !include_unsafe)
+                {
+                    continue;
+                }
+                let address = address_of(&c.txout.script_pubkey).unwrap_or_default();
+                if filter.as_ref().is_some_and(|f| !f.contains(&address)) {
+                    continue;
+                }
+                let desc = w.parts[c.part]
+                    .wallet
+                    .public_descriptor(c.keychain)
+                    .at_derivation_index(c.index)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                out.push(json!({
+                    "txid": c.outpoint.txid.to_string(),
+                    "vout": c.outpoint.vout,
+                    "address": address,
+                    "scriptPubKey": hex::encode(c.txout.script_pubkey.as_bytes()),
+                    "amount": btc(c.txout.value),
+                    "confirmations": c.confirmations,
+                    "spendable": true,
+                    "solvable": true,
+                    "desc": desc,
+                    "safe": safe,
+                }));
+            }
+            Ok(json!(out))
+        }
+        "sendtoaddress" => {
+            arity(p, 2, 11)?;
+            let script = address_arg(str_arg(p, 0)?.unwrap_or(""))?;
+            let amount = amount_arg(arg(p, 1).unwrap_or(&Value::Null))?;
+            if amount == Amount::ZERO {
+                return Err(param(-3, "Invalid amount for send"));
+            }
+            if bool_arg(p, 4)? == Some(true) {
+                return Err(param(
+                    -8,
+                    "subtractfeefromamount is not supported by the embedded node",
+                ));
+            }
+            let rate = sat_vb_arg(arg(p, 9))?;
+            let replaceable = bool_arg(p, 5)?.unwrap_or(true);
+            let spend = Spend::pay(vec![(script, amount)], rate, replaceable);
+            Ok(json!(send(n, i, tip, &spend)?.to_string()))
+        }
+        "sendmany" => {
+            arity(p, 2, 10)?;
+            if str_arg(p, 0)?.is_some_and(|d| !d.is_empty()) {
+                return Err(param(-8, "Dummy value must be set to \"\""));
+            }
+            if arg(p, 4)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(param(
+                    -8,
+                    "subtractfeefrom is not supported by the embedded node",
+                ));
+            }
+            let mut spend = Spend::pay(
+                Vec::new(),
+                sat_vb_arg(arg(p, 8))?,
+                bool_arg(p, 5)?.unwrap_or(true),
+            );
+            let outs = arg(p, 1).ok_or_else(|| param(-3, "Expected type object"))?;
+            if !outs.is_object() {
+                return Err(param(-3, "Expected type object"));
+            }
+            outputs_arg(outs, &mut spend)?;
+            Ok(json!(send(n, i, tip, &spend)?.to_string()))
+        }
+        "walletcreatefundedpsbt" => {
+            arity(p, 1, 5)?;
+            let mut spend = Spend::pay(Vec::new(), sat_vb_arg(None)?, true);
+            for inp in arg(p, 0).and_then(Value::as_array).into_iter().flatten() {
+                let txid = inp["txid"]
+                    .as_str()
+                    .and_then(|s| Txid::from_str(s).ok())
+                    .ok_or_else(|| param(-8, "txid must be hexadecimal string"))?;
+                let vout = inp["vout"]
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| param(-8, "Invalid parameter, missing vout key"))?;
+                spend.inputs.push(OutPoint { txid, vout });
+            }
+            outputs_arg(
+                arg(p, 1).ok_or_else(|| param(-3, "Expected type array"))?,
+                &mut spend,
+            )?;
+            spend.locktime = u32_arg(p, 2)?;
+            if let Some(o) = arg(p, 3) {
+                let o = o
+                    .as_object()
+                    .ok_or_else(|| param(-3, "Expected type object"))?;
+                spend.add_inputs = o
+                    .get("add_inputs")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(spend.inputs.is_empty());
+                if let Some(r) = o.get("replaceable").and_then(Value::as_bool) {
+                    spend.replaceable = r;
+                }
+                if let Some(v) = o.get("fee_rate") {
+                    spend.rate = sat_vb_arg(Some(v))?;
+                } else if let Some(v) = o.get("feeRate") {
+                    // BTC/kvB
+                    let btc_kvb = amount_arg(v)?;
+                    spend.rate = FeeRate::from_sat_per_kwu(btc_kvb.to_sat().div_ceil(4));
+                }
+                if o.get("subtractFeeFromOutputs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+                {
+                    return Err(param(
+                        -8,
+                        "subtractFeeFromOutputs is not supported by the embedded node",
+                    ));
+                }
+            } else {
+                spend.add_inputs = spend.inputs.is_empty();
+            }
+            let w = &mut n.wallets.loaded[i].1;
+            let psbt = w.fund(tip, &spend)?;
+            let fee = psbt.fee().map_err(db_err)?;
+            let changepos = psbt
+                .unsigned_tx
+                .output
+                .iter()
+                .position(|o| {
+                    w.parts.iter().any(|p| {
+                        p.wallet
+                            .derivation_of_spk(o.script_pubkey.clone())
+                            .map(|d| d.0)
+                            == Some(KeychainKind::Internal)
+                    })
+                })
+                .map_or(-1, |x| x as i64);
+            Ok(json!({"psbt": psbt_b64(&psbt), "fee": btc(fee), "changepos": changepos}))
+        }
+        "walletprocesspsbt" => {
+            arity(p, 1, 5)?;
+            let mut psbt = psbt_arg(arg(p, 0))?;
+            let sign = bool_arg(p, 1)?.unwrap_or(true);
+            let finalize = bool_arg(p, 4)?.unwrap_or(true);
+            if let Some(t) = str_arg(p, 2)? {
+                if t != "DEFAULT" && t != "ALL" {
+                    return Err(param(-8, format!("Only sighash type DEFAULT or ALL is supported by the embedded node, not {t}")));
+                }
+            }
+            let w = &n.wallets.loaded[i].1;
+            let complete = if sign {
+                w.sign_psbt(&mut psbt, finalize)?
+            } else {
+                psbt.inputs
+                    .iter()
+                    .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some())
+            };
+            let mut v = json!({"psbt": psbt_b64(&psbt), "complete": complete});
+            if complete && finalize {
+                let tx = psbt.clone().extract_tx_unchecked_fee_rate();
+                v["hex"] = json!(serialize_hex(&tx));
+            }
+            Ok(v)
+        }
+        "signrawtransactionwithwallet" => {
+            arity(p, 1, 3)?;
+            let raw = str_arg(p, 0)?
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| param(-22, "TX decode failed"))?;
+            let tx: Transaction = bitcoin::consensus::encode::deserialize(&raw).map_err(|_| {
+                param(
+                    -22,
+                    "TX decode failed. Make sure the tx has at least one input.",
+                )
+            })?;
+            if let Some(t) = str_arg(p, 2)? {
+                if t != "DEFAULT" && t != "ALL" {
+                    return Err(param(-8, format!("Only sighash type DEFAULT or ALL is supported by the embedded node, not {t}")));
+                }
+            }
+            let mut unsigned = tx.clone();
+            for inp in &mut unsigned.input {
+                inp.script_sig = bitcoin::ScriptBuf::new();
+                inp.witness = bitcoin::Witness::new();
+            }
+            let mut psbt = bitcoin::Psbt::from_unsigned_tx(unsigned).map_err(db_err)?;
+            let w = &n.wallets.loaded[i].1;
+            w.sign_psbt(&mut psbt, true)?;
+            let mut out = tx.clone();
+            let mut errors = Vec::new();
+            for (k, inp) in out.input.iter_mut().enumerate() {
+                let pi = &psbt.inputs[k];
+                if pi.final_script_witness.is_some() || pi.final_script_sig.is_some() {
+                    inp.witness = pi.final_script_witness.clone().unwrap_or_default();
+                    inp.script_sig = pi.final_script_sig.clone().unwrap_or_default();
+                } else if inp.witness.is_empty() && inp.script_sig.is_empty() {
+                    errors.push(json!({
+                        "txid": inp.previous_output.txid.to_string(),
+                        "vout": inp.previous_output.vout,
+                        "witness": [],
+                        "scriptSig": "",
+                        "sequence": inp.sequence.0,
+                        "error": "Input not found or already spent",
+                    }));
+                }
+            }
+            let mut v = json!({"hex": serialize_hex(&out), "complete": errors.is_empty()});
+            if !errors.is_empty() {
+                v["errors"] = json!(errors);
+            }
+            Ok(v)
+        }
+        "listtransactions" => {
+            arity(p, 0, 4)?;
+            if let Some(l) = str_arg(p, 0)? {
+                if l != "*" {
+                    // Labels are not stored: no transaction carries one.
+                    return Ok(json!([]));
+                }
+            }
+            let count = u32_arg(p, 1)?.unwrap_or(10) as usize;
+            let skip = u32_arg(p, 2)?.unwrap_or(0) as usize;
+            let w = &n.wallets.loaded[i].1;
+            let mut txids: Vec<Txid> = Vec::new();
+            let mut seen_ids = HashSet::new();
+            for part in &w.parts {
+                for t in part.wallet.transactions() {
+                    if seen_ids.insert(t.tx_node.txid) {
+                        txids.push(t.tx_node.txid);
+                    }
+                }
+            }
+            let mut entries: Vec<((u32, u64, u64), Value)> = Vec::new();
+            for txid in txids {
+                let v = gettransaction(n, i, txid, false)?;
+                let time = v["time"].as_u64().unwrap_or(0);
+                let height = v["blockheight"].as_u64().map_or(u32::MAX, |h| h as u32);
+                let index = v["blockindex"].as_u64().unwrap_or(0);
+                for d in v["details"].as_array().into_iter().flatten() {
+                    let mut e = d.clone();
+                    for k in [
+                        "confirmations",
+                        "generated",
+                        "trusted",
+                        "blockhash",
+                        "blockheight",
+                        "blockindex",
+                        "blocktime",
+                        "txid",
+                        "wtxid",
+                        "walletconflicts",
+                        "time",
+                        "timereceived",
+                        "bip125-replaceable",
+                    ] {
+                        if let Some(x) = v.get(k) {
+                            e[k] = x.clone();
+                        }
+                    }
+                    entries.push(((height, index, time), e));
+                }
+            }
+            // Oldest first (by block and position, unconfirmed last, then time); the page is
+            // the `count` entries before the newest `skip`.
+            entries.sort_by_key(|(k, _)| *k);
+            let end = entries.len().saturating_sub(skip);
+            let start = end.saturating_sub(count);
+            Ok(json!(entries[start..end]
+                .iter()
+                .map(|(_, e)| e.clone())
+                .collect::<Vec<_>>()))
+        }
+        "gettransaction" => {
+            arity(p, 1, 3)?;
+            let s = str_arg(p, 0)?.unwrap_or("");
+            let txid =
+                Txid::from_str(s).map_err(|_| param(-8, "txid must be hexadecimal string"))?;
+            let verbose = bool_arg(p, 2)?.unwrap_or(false);
+            gettransaction(n, i, txid, verbose)
+        }
+        _ => Err(param(-32601, "Method not found")),
+    }
+}
+
+/// What a funded transaction pays and how.
+struct Spend {
+    recipients: Vec<(bitcoin::ScriptBuf, Amount)>,
+    /// `OP_RETURN` data outputs.
+    data: Vec<Vec<u8>>,
+    rate: FeeRate,
+    replaceable: bool,
+    /// Inputs the caller chose (spent in any case).
+    inputs: Vec<OutPoint>,
+    /// Whether coin selection may add inputs beyond `inputs`.
+    add_inputs: bool,
+    locktime: Option<u32>,
+}
+
+impl Spend {
+    fn pay(
+        recipients: Vec<(bitcoin::ScriptBuf, Amount)>,
+        rate: FeeRate,
+        replaceable: bool,
+    ) -> Spend {
+        Spend {
+            recipients,
+            data: Vec::new(),
+            rate,
+            replaceable,
+            inputs: Vec::new(),
+            add_inputs: true,
+            locktime: None,
+        }
+    }
+}
+
+fn map_create_err(e: bdk_wallet::error::CreateTxError) -> WalletError {
+    use bdk_wallet::error::CreateTxError as E;
+    match e {
+        E::CoinSelection(_) | E::NoUtxosSelected => WalletError::InsufficientFunds,
+        E::OutputBelowDustLimit(_) => param(-6, "Transaction amount too small"),
+        e => db_err(e),
+    }
+}
+
+impl NamedWallet {
+    /// Builds an unsigned PSBT for `spend`: with the BIP84 coins, else the BIP86 ones, else
+    /// both (the BIP86 coins then join as foreign inputs of the BIP84 wallet's transaction).
+    /// Change goes to the internal keychain of the part that builds the transaction.
+    fn fund(&mut self, tip: u32, spend: &Spend) -> Res<bitcoin::Psbt> {
+        let coins = self.coins(tip);
+        let unspendable: Vec<OutPoint> = coins
+            .iter()
+            .filter(|c| c.immature || (c.confirmations == 0 && !c.trusted))
+            .map(|c| c.outpoint)
+            .collect();
+        let owner = |op: &OutPoint| coins.iter().find(|c| c.outpoint == *op).map(|c| c.part);
+        for op in &spend.inputs {
+            if owner(op).is_none() {
+                return Err(param(
+                    -8,
+                    format!(
+                        "Insufficient funds: input {}:{} is not an unspent output of this wallet",
+                        op.txid, op.vout
+                    ),
+                ));
+            }
+        }
+        let parts_of_inputs: HashSet<usize> = spend.inputs.iter().filter_map(owner).collect();
+        // Plans: (building part, foreign coins from the other part).
+        let mut plans: Vec<(usize, Vec<OutPoint>)> = Vec::new();
+        match parts_of_inputs.len() {
+            0 => {
+                plans.push((0, Vec::new()));
+                plans.push((1, Vec::new()));
+            }
+            1 => plans.push((*parts_of_inputs.iter().next().expect("one"), Vec::new())),
+            _ => {}
+        }
+        if spend.add_inputs || parts_of_inputs.len() > 1 {
+            let foreign: Vec<OutPoint> = coins
+                .iter()
+                .filter(|c| c.part == 1 && !unspendable.contains(&c.outpoint))
+                .filter(|c| spend.add_inputs || spend.inputs.contains(&c.outpoint))
+                .map(|c| c.outpoint)
+                .collect();
+            if !foreign.is_empty() {
+                plans.push((0, foreign));
+            }
+        }
+        let mut last = WalletError::InsufficientFunds;
+        for (pi, foreign) in plans {
+            let mut foreign_inputs = Vec::new();
+            for op in &foreign {
+                let other = &self.parts[1].wallet;
+                let u = other.get_utxo(*op).ok_or(WalletError::InsufficientFunds)?;
+                let weight = other
+                    .public_descriptor(u.keychain)
+                    .max_weight_to_satisfy()
+                    .map_err(db_err)?;
+                let input = other.get_psbt_input(u, None, false).map_err(db_err)?;
+                foreign_inputs.push((*op, input, weight));
+            }
+            let own: Vec<OutPoint> = spend
+                .inputs
+                .iter()
+                .filter(|op| owner(op) == Some(pi))
+                .copied()
+                .collect();
+            let wallet = &mut self.parts[pi].wallet;
+            let mut b = wallet.build_tx();
+            for (script, amount) in &spend.recipients {
+                b.add_recipient(script.clone(), *amount);
+            }
+            for d in &spend.data {
+                let push = <&bitcoin::script::PushBytes>::try_from(d.as_slice())
+                    .map_err(|_| param(-8, "Data too long"))?;
+                b.add_data(&push);
+            }
+            b.fee_rate(spend.rate).unspendable(unspendable.clone());
+            if !own.is_empty() {
+                b.add_utxos(&own).map_err(db_err)?;
+            }
+            for (op, input, weight) in foreign_inputs {
+                b.add_foreign_utxo(op, input, weight).map_err(db_err)?;
+            }
+            if !spend.add_inputs {
+                b.manually_selected_only();
+            }
+            if !spend.replaceable {
+                b.set_exact_sequence(bitcoin::Sequence::ENABLE_LOCKTIME_NO_RBF);
+            }
+            if let Some(l) = spend.locktime {
+                b.nlocktime(bitcoin::absolute::LockTime::from_consensus(l));
+            }
+            match b.finish() {
+                Ok(psbt) => {
+                    self.parts[pi].persist()?;
+                    return Ok(psbt);
+                }
+                Err(e) => match map_create_err(e) {
+                    WalletError::InsufficientFunds => continue,
+                    other => last = other,
+                },
+            }
+        }
+        Err(last)
+    }
+
+    /// Adds what the wallet knows about the inputs it owns (UTXOs, key origins), signs them
+    /// with the wallet's key and, with `finalize`, finalizes them. `true` when every input is
+    /// final.
+    fn sign_psbt(&self, psbt: &mut bitcoin::Psbt, finalize: bool) -> Res<bool> {
+        for i in 0..psbt.inputs.len() {
+            let op = psbt.unsigned_tx.input[i].previous_output;
+            let input = &mut psbt.inputs[i];
+            if input.final_script_witness.is_some() || input.final_script_sig.is_some() {
+                continue;
+            }
+            for part in &self.parts {
+                let Some(u) = part.wallet.get_utxo(op) else {
+                    continue;
+                };
+                let known = part.wallet.get_psbt_input(u, None, false).map_err(db_err)?;
+                if input.witness_utxo.is_none() {
+                    input.witness_utxo = known.witness_utxo;
+                }
+                if input.non_witness_utxo.is_none() {
+                    input.non_witness_utxo = known.non_witness_utxo;
+                }
+                input.bip32_derivation.extend(known.bip32_derivation);
+                input.tap_key_origins.extend(known.tap_key_origins);
+                if input.tap_internal_key.is_none() {
+                    input.tap_internal_key = known.tap_internal_key;
+                }
+                break;
+            }
+        }
+        // Inputs that are not the wallet's fail to sign; the others are signed regardless.
+        let _ = psbt.sign(&self.xprv, self.parts[0].wallet.secp_ctx());
+        if finalize {
+            for part in &self.parts {
+                part.wallet
+                    .finalize_psbt(psbt, SignOptions::default())
+                    .map_err(db_err)?;
+            }
+        }
+        Ok(psbt
+            .inputs
+            .iter()
+            .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some()))
+    }
+}
+
+/// Funds, signs and broadcasts `spend` from wallet `i`; the txid.
+fn send(n: &mut Node, i: usize, tip: u32, spend: &Spend) -> Res<Txid> {
+    let w = &mut n.wallets.loaded[i].1;
+    let mut psbt = w.fund(tip, spend)?;
+    if !w.sign_psbt(&mut psbt, true)? {
+        return Err(WalletError::Wallet("Signing transaction failed".into()));
+    }
+    let tx = psbt.extract_tx().map_err(db_err)?;
+    let txid = n
+        .accept_tx(tx)
+        .map_err(|r| WalletError::Rejected(r.code, r.reason))?;
+    let seen = n.wallets.next_seen();
+    let w = &mut n.wallets.loaded[i].1;
+    w.sync(&n.chain, &n.mempool, seen)?;
+    w.persist()?;
+    Ok(txid)
+}
+
+fn address_arg(s: &str) -> Res<bitcoin::ScriptBuf> {
+    Address::from_str(s)
+        .ok()
+        .and_then(|a| a.require_network(Network::Regtest).ok())
+        .map(|a| a.script_pubkey())
+        .ok_or_else(|| param(-5, format!("Invalid Bitcoin address: {s}")))
+}
+
+/// A fee rate in sat/vB (`fee_rate` parameters), the default when absent.
+fn sat_vb_arg(v: Option<&Value>) -> Res<FeeRate> {
+    let rate = match v {
+        None => DEFAULT_FEE_RATE_SAT_VB as f64,
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| param(-3, "Amount is not a number or string"))?,
+    };
+    if !(0.0..=100_000.0).contains(&rate) {
+        return Err(param(-8, "Invalid fee_rate"));
+    }
+    Ok(FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64))
+}
+
+/// `{address: amount, …}` (or, for PSBT outputs, an array of such objects and `{"data": hex}`).
+fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
+    let objs: Vec<&serde_json::Map<String, Value>> = match v {
+        Value::Object(o) => vec![o],
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_object().ok_or_else(|| {
+                    param(
+                        -8,
+                        "Invalid parameter, key-value pair not an object as expected",
+                    )
+                })
+            })
+            .collect::<Res<_>>()?,
+        _ => return Err(param(-3, "Expected type object")),
+    };
+    let mut seen = HashSet::new();
+    for o in objs {
+        for (k, val) in o {
+            if k == "data" {
+                let d = val
+                    .as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| param(-8, "Data must be hexadecimal string"))?;
+                spend.data.push(d);
+                continue;
+            }
+            if !seen.insert(k.clone()) {
+                return Err(param(
+                    -8,
+                    format!("Invalid parameter, duplicated address: {k}"),
+                ));
+            }
+            let amount = amount_arg(val)?;
+            if amount == Amount::ZERO {
+                return Err(param(-3, "Invalid amount for send"));
+            }
+            spend.recipients.push((address_arg(k)?, amount));
+        }
+    }
+    if spend.recipients.is_empty() && spend.data.is_empty() {
+        return Err(param(
+            -8,
+            "Invalid parameter, output argument must be non-empty",
+        ));
+    }
+    Ok(())
+}
+
+fn psbt_arg(v: Option<&Value>) -> Res<bitcoin::Psbt> {
+    use base64::Engine as _;
+    v.and_then(Value::as_str)
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|b| bitcoin::Psbt::deserialize(&b).ok())
+        .ok_or_else(|| param(-22, "TX decode failed invalid base64"))
+}
+
+fn psbt_b64(psbt: &bitcoin::Psbt) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
+}
+
+fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
+    let w = &n.wallets.loaded[i].1;
+    let wtx = w
+        .parts
+        .iter()
+        .find_map(|p| p.wallet.get_tx(txid))
+        .ok_or(WalletError::UnknownTx)?;
+    let tx: Transaction = (*wtx.tx_node.tx).clone();
+    let (debit, credit) = w.debit_credit(&tx);
+    let from_me = debit > Amount::ZERO;
+    let value_out: Amount = tx.output.iter().map(|o| o.value).sum();
+    let fee = if from_me {
+        Some(
+            value_out.to_signed().unwrap_or(SignedAmount::ZERO)
+                - debit.to_signed().unwrap_or(SignedAmount::ZERO),
+        )
+    } else {
+        None
+    };
+    let net = credit.to_signed().unwrap_or(SignedAmount::ZERO)
+        - debit.to_signed().unwrap_or(SignedAmount::ZERO);
+    let amount = net - fee.unwrap_or(SignedAmount::ZERO);
+    let tip = n.chain.height();
+    let coinbase = tx.is_coinbase();
+    let mut v = json!({"amount": sbtc(amount)});
+    if let Some(f) = fee {
+        v["fee"] = sbtc(f);
+    }
+    let mut confirmations: i64 = 0;
+    let mut time = unix_now();
+    match &wtx.chain_position {
+        ChainPosition::Confirmed { anchor, .. } => {
+            let h = anchor.block_id.height;
+            confirmations = i64::from(tip) - i64::from(h) + 1;
+            v["confirmations"] = json!(confirmations);
+            if coinbase {
+                v["generated"] = json!(true);
+            }
+            let hash = anchor.block_id.hash;
+            v["blockhash"] = json!(hash.to_string());
+            v["blockheight"] = json!(h);
+            if let Some((_, idx)) = n.chain.tx_index.get(&txid) {
+                v["blockindex"] = json!(idx);
+            }
+            if let Some(e) = n.chain.blocks.get(&hash) {
+                time = u64::from(e.block.header.time);
+                v["blocktime"] = json!(time);
+            }
+        }
+        ChainPosition::Unconfirmed { first_seen, .. } => {
+            v["confirmations"] = json!(0);
+            v["trusted"] = json!(from_me);
+            if let Some(t) = first_seen {
+                time = *t;
+            }
+        }
+    }
+    v["txid"] = json!(txid.to_string());
+    v["wtxid"] = json!(tx.compute_wtxid().to_string());
+    v["walletconflicts"] = json!([]);
+    v["time"] = json!(time);
+    v["timereceived"] = json!(time);
+    v["bip125-replaceable"] = json!(if confirmations > 0 {
+        "no"
+    } else if tx.is_explicitly_rbf() {
+        "yes"
+    } else {
+        "no"
+    });
+    let mut details = Vec::new();
+    for (vout, o) in tx.output.iter().enumerate() {
+        let owner = w
+            .parts
+            .iter()
+            .find_map(|p| p.wallet.derivation_of_spk(o.script_pubkey.clone()));
+        let address = address_of(&o.script_pubkey);
+        match owner {
+            Some((KeychainKind::Internal, _)) if from_me => {}
+            Some(_) => {
+                let category = if coinbase {
+                    if confirmations >= i64::from(WALLET_COINBASE_MATURITY) {
+                        "generate"
+                    } else if confirmations > 0 {
+                        "immature"
+                    } else {
+                        "orphan"
+                    }
+                } else {
+                    "receive"
+                };
+                details.push(json!({"address": address, "category": category, "amount": btc(o.value), "vout": vout}));
+            }
+            None if from_me => {
+                let mut d = json!({"address": address, "category": "send", "amount": sbtc(-o.value.to_signed().unwrap_or(SignedAmount::ZERO)), "vout": vout, "abandoned": false});
+                if let Some(f) = fee {
+                    d["fee"] = sbtc(f);
+                }
+                details.push(d);
+            }
+            None => {}
+        }
+    }
+    v["details"] = json!(details);
+    v["hex"] = json!(serialize_hex(&tx));
+    if verbose {
+        v["decoded"] = crate::core_json::tx_json(&tx, Network::Regtest, false);
+    }
+    Ok(v)
+}
