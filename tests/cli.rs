@@ -180,15 +180,22 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         "/miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex"
     ))
     .unwrap();
-    let mut child = Command::new(BIN)
+    // A pipe whose read end is closed before the command starts: its first write fails
+    // (closing it after spawning raced with that write under load).
+    let mut fds = [0i32; 2];
+    // SAFETY: `pipe` fills two new descriptors; the read end is closed at once and the
+    // write end is owned by the `Stdio` from here on.
+    let stdout = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        <std::process::Stdio as std::os::unix::io::FromRawFd>::from_raw_fd(fds[1])
+    };
+    let out = Command::new(BIN)
         .args(["auxpow", "check", "--chain-id", "1", hex_str.trim()])
-        .stdout(std::process::Stdio::piped())
+        .stdout(stdout)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Close the read end before the command writes anything.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
