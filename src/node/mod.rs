@@ -127,6 +127,14 @@ pub fn open_shared_with_peg(
 }
 
 pub fn run(args: NodeArgs) -> Result<()> {
+    // Installed first: a SIGTERM that arrives while the chain opens or once the RPC answers
+    // must stop the node cleanly, not kill it (the default action).
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
     let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
     let params = cfg.chain_params()?;
     let (shared, cookie_path) = open_shared(&cfg, params)?;
@@ -146,12 +154,6 @@ pub fn run(args: NodeArgs) -> Result<()> {
         rpc.addr,
         rpc.cookie_path.display()
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
     let syncer = (!shared.peers.is_empty()).then(|| {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::spawn(move || sync::run(shared.clone(), shared.peers.clone(), stop))
