@@ -382,12 +382,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     bob_wallet.sync(&electrum)?;
     drop(bob_wallet);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = crate::signals::stop_flag()?;
 
     // Merge mining: proxy, watcher, Stratum, CPU miner.
     let operator_addr = operator().address().encode(Network::Devnet);

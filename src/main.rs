@@ -12,6 +12,7 @@ mod miner_cli;
 mod node;
 mod peg;
 mod psbt_cmd;
+mod signals;
 mod wallet_cli;
 
 use anyhow::Result;
@@ -171,6 +172,8 @@ fn main() -> Result<()> {
     ) {
         // Services hold a descriptor per client connection.
         rexe_net::fd::raise_fd_limit();
+        // Before anything opens: a stop signal during start-up stops the service cleanly.
+        signals::install()?;
     }
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
@@ -208,9 +211,7 @@ fn main() -> Result<()> {
             for z in &node.zmq {
                 println!("  ZMQ {} on {}", z.topic.name(), z.endpoint);
             }
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let s = stop.clone();
-            ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst))?;
+            let stop = signals::stop_flag()?;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && !node.stop_requested() {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,11 +163,7 @@ fn tap(a: &TapArgs) -> Result<()> {
             format!("harvesting for the L2 node at {}", a.l2)
         }
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
-    }
+    let stop = crate::signals::stop_flag()?;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -356,11 +352,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             seconds,
             pace_ms,
         } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            {
-                let stop = stop.clone();
-                ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
-            }
+            let stop = crate::signals::stop_flag()?;
             let opts = rexe_miner::stratum::client::CpuOptions {
                 threads,
                 stop_after: shares,
@@ -508,11 +500,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             .with_context(|| format!("binding Stratum to {listen}"))?;
         println!("rexe miner: Stratum v1 on stratum+tcp://{addr}");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
-    }
+    let stop = crate::signals::stop_flag()?;
     let wake = a.zmq.clone().map(|endpoint| {
         let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn(rexe_miner::zmq::follow_hashblock(endpoint, tx));

@@ -16,7 +16,7 @@ pub mod rpc;
 pub mod sync;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,12 +129,7 @@ pub fn open_shared_with_peg(
 pub fn run(args: NodeArgs) -> Result<()> {
     // Installed first: a SIGTERM that arrives while the chain opens or once the RPC answers
     // must stop the node cleanly, not kill it (the default action).
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = crate::signals::stop_flag()?;
     let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
     let params = cfg.chain_params()?;
     let (shared, cookie_path) = open_shared(&cfg, params)?;
