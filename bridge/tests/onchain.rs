@@ -159,20 +159,8 @@ impl L2 {
     fn mine(&mut self) {
         let h = self.chain.tip_height() + 1;
         let now = self.params.genesis_time + h;
-        let mut block = self.chain.template(self.miner, now).unwrap();
-        block.seal = TestSealer::seal(&block.header);
-        let ids: Vec<(Address, Txid)> = block
-            .txs
-            .iter()
-            .flatten()
-            .map(|t| (t.tx.from, t.txid()))
-            .collect();
-        assert_eq!(
-            self.chain.submit(block, now).unwrap(),
-            SubmitOutcome::Connected
-        );
-        self.record_fees(&ids);
-        self.check();
+        let block = self.chain.template(self.miner, now).unwrap();
+        self.seal_and_connect(block, now);
     }
 
     /// Mines a block holding exactly `txs` (bypassing the mempool's prechecks).
@@ -185,10 +173,16 @@ impl L2 {
         }
         let h = self.chain.tip_height() + 1;
         let now = self.params.genesis_time + h;
-        let mut block = self
+        let block = self
             .chain
             .template_with(self.miner, now, lists, false)
             .unwrap();
+        self.seal_and_connect(block, now);
+    }
+
+    /// Seals `block`, connects it, records what its transactions paid and checks the
+    /// invariants.
+    fn seal_and_connect(&mut self, mut block: rexe_chain::Block, now: u64) {
         block.seal = TestSealer::seal(&block.header);
         let ids: Vec<(Address, Txid)> = block
             .txs

@@ -543,34 +543,15 @@ pub fn execute_shard(
             .map_err(|_| ExecError::FeeState(shard))?
     };
     let base_fee = fee_state.base_fee;
-    let mut gas_left = params.block_gas_per_shard;
     let mut collected = Collected::default();
     // Inbound relays run in order while their gas fits; from the first that does not, the
-    // rest wait for the next block in the same order.
-    let mut waiting = Vec::new();
-    for (i, r) in inbound.iter().enumerate() {
-        let g = relay_gas(r);
-        // One that exceeds the whole limit (only possible with parameters where a
-        // transaction may buy more than a block holds) runs alone rather than block the
-        // queue for ever.
-        if g > gas_left && gas_left < params.block_gas_per_shard {
-            waiting.extend_from_slice(&inbound[i..]);
-            break;
-        }
-        gas_left = gas_left.saturating_sub(g);
-        run_relay(
-            &mut w,
-            r,
-            env,
-            contracts,
-            shard,
-            &mut emitted,
-            &mut receipts,
-            &mut seq,
-            &mut collected,
-        )?;
-    }
-    for r in from_global {
+    // rest wait for the next block in the same order. The global lane's payouts always run.
+    let (fit, relay_gas_used) =
+        crate::relay::fitting(inbound, params.block_gas_per_shard, relay_gas);
+    let (run_now, waiting) = inbound.split_at(fit);
+    let waiting = waiting.to_vec();
+    let gas_left = params.block_gas_per_shard.saturating_sub(relay_gas_used);
+    for r in run_now.iter().chain(from_global) {
         run_relay(
             &mut w,
             r,

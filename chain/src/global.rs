@@ -123,21 +123,14 @@ pub fn execute_global(
     let mut seq = 0u64;
     // Calls run in order while their gas fits the lane's block limit; from the first that
     // does not, the rest wait for the next block in the same order.
-    let mut gas_left = gas_limit;
-    let mut waiting = Vec::new();
-    for (i, relay) in calls.iter().enumerate() {
-        let g = match &relay.kind {
-            RelayKind::Contract(c) => c.gas,
-            RelayKind::Deploy(d) => d.gas,
-            RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
-            RelayKind::Deposit { .. } | RelayKind::Burn { .. } => 0,
-        };
-        // One that exceeds the whole limit runs alone rather than block the queue.
-        if g > gas_left && gas_left < gas_limit {
-            waiting.extend_from_slice(&calls[i..]);
-            break;
-        }
-        gas_left = gas_left.saturating_sub(g);
+    let (fit, gas_used) = crate::relay::fitting(calls, gas_limit, |r| match &r.kind {
+        RelayKind::Contract(c) => c.gas,
+        RelayKind::Deploy(d) => d.gas,
+        RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
+        RelayKind::Deposit { .. } | RelayKind::Burn { .. } => 0,
+    });
+    let waiting = calls[fit..].to_vec();
+    for relay in &calls[..fit] {
         let escrowed = match &relay.kind {
             RelayKind::Contract(c) => Some((c.fee, c.sender)),
             RelayKind::Deploy(d) => Some((d.fee, d.deployer)),
@@ -268,7 +261,7 @@ pub fn execute_global(
         emitted,
         deferred,
         waiting,
-        gas_used: gas_limit - gas_left,
+        gas_used,
         receipts,
         contract_receipts,
         digest,

@@ -65,6 +65,22 @@ pub struct Relay {
     pub kind: RelayKind,
 }
 
+/// How many of `queue`'s relays, taken in order, run within `limit` gas (each weighing
+/// `weight`), and the gas they take: from the first that does not fit, the rest wait. One
+/// heavier than the whole limit runs alone rather than block the queue for ever (only
+/// possible with parameters where a transaction may buy more than a block holds).
+pub fn fitting(queue: &[Relay], limit: u64, weight: impl Fn(&Relay) -> u64) -> (usize, u64) {
+    let mut left = limit;
+    for (i, r) in queue.iter().enumerate() {
+        let g = weight(r);
+        if g > left && left < limit {
+            return (i, limit - left);
+        }
+        left = left.saturating_sub(g);
+    }
+    (queue.len(), limit - left)
+}
+
 impl Relay {
     /// rxBTC in flight with this relay (counted in the supply until it lands).
     pub fn value(&self) -> Amount {
