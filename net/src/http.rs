@@ -41,16 +41,8 @@ pub async fn serve_http_gated(
 ) {
     accept_loop(name, listener, gate, move |sock, peer, permit| {
         let _ = sock.set_nodelay(true);
-        let svc = TowerToHyperService::new(router.clone());
-        let io = TokioIo::new(WriteDeadline::new(sock, limits.write_timeout));
-        let idle = limits.idle_timeout;
+        let conn = serve_connection(sock, router.clone(), &limits);
         async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(idle)
-                .max_buf_size(MAX_HEAD.max(8192))
-                .keep_alive(true)
-                .serve_connection(io, svc);
             if let Err(e) = conn.await {
                 tracing::debug!(server = name, %peer, error = %e, "HTTP connection ended");
             }
@@ -58,6 +50,32 @@ pub async fn serve_http_gated(
         }
     })
     .await
+}
+
+/// Serves `router` over one HTTP/1.1 connection `io` under `limits`' header-read and
+/// write-stall deadlines, until the client closes it or a deadline passes. The accept loop
+/// runs it for each socket; the fuzz target runs it over in-memory streams.
+pub fn serve_connection<IO>(
+    io: IO,
+    router: axum::Router,
+    limits: &Limits,
+) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = TowerToHyperService::new(router);
+    let io = TokioIo::new(WriteDeadline::new(io, limits.write_timeout));
+    builder(limits).serve_connection(io, svc)
+}
+
+/// The HTTP/1.1 connection settings every server uses.
+pub(crate) fn builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_buf_size(MAX_HEAD.max(8192))
+        .keep_alive(true);
+    b
 }
 
 /// A stream whose writes fail with `TimedOut` when the peer takes nothing for `timeout`.
@@ -198,6 +216,8 @@ pub enum BodyError {
     TooLarge,
     /// Not received within the idle timeout (408).
     TooSlow,
+    /// The connection ended or broke before the whole body arrived (400).
+    Incomplete,
 }
 
 impl BodyError {
@@ -206,6 +226,7 @@ impl BodyError {
         match self {
             BodyError::TooLarge => axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::TooSlow => axum::http::StatusCode::REQUEST_TIMEOUT,
+            BodyError::Incomplete => axum::http::StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -223,7 +244,42 @@ pub async fn read_body(
     .await
     {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Ok(Err(e)) => {
+            let inner = e.into_inner();
+            if inner.is::<http_body_util::LengthLimitError>() {
+                Err(BodyError::TooLarge)
+            } else {
+                Err(BodyError::Incomplete)
+            }
+        }
         Err(_) => Err(BodyError::TooSlow),
     }
+}
+
+/// Why a JSON-RPC request over HTTP was refused before any method ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Missing or wrong credentials: answer [`unauthorized`] (the body is never read).
+    Unauthorized,
+    /// The body could not be read.
+    Body(BodyError),
+    /// The body is not JSON, or a batch over the limit.
+    Json(crate::jsonrpc::BodyError),
+}
+
+/// The JSON-RPC servers' front door, in the order that keeps an unauthenticated client
+/// from costing memory: credentials from the request head first, then a body bounded by
+/// `limits` (size and time), then its JSON-RPC requests (batch bounded by
+/// `limits.max_batch`).
+pub async fn read_jsonrpc(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    accepted: &[&str],
+    limits: &Limits,
+) -> Result<crate::jsonrpc::Body, Refusal> {
+    if !authorized(headers, accepted) {
+        return Err(Refusal::Unauthorized);
+    }
+    let bytes = read_body(body, limits).await.map_err(Refusal::Body)?;
+    crate::jsonrpc::parse_body(&bytes, limits.max_batch).map_err(Refusal::Json)
 }

@@ -16,6 +16,8 @@ pub mod http;
 pub mod jsonrpc;
 pub mod limits;
 pub mod line;
+#[doc(hidden)]
+pub mod probe;
 
 pub use accept::accept_loop;
 pub use auth::basic_auth_ok;

@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
+use rexe_net::http::Refusal;
 use rexe_net::jsonrpc;
 use serde_json::{json, Value};
 
@@ -838,22 +839,23 @@ async fn handle(
     body: Body,
 ) -> Response {
     let wallet = wallet_of_path(uri.path());
-    // The cookie, compared in constant time.
-    if !rexe_net::http::authorized(&headers, &[shared.cookie.as_str()]) {
-        return rexe_net::http::unauthorized();
-    }
-    let limits = &shared.limits;
-    let bytes = match rexe_net::http::read_body(body, limits).await {
-        Ok(b) => b,
-        Err(e) => return e.status().into_response(),
-    };
-    let req = match jsonrpc::parse_body(&bytes, limits.max_batch) {
-        Ok(b) => b,
-        Err(jsonrpc::BodyError::Parse(_)) => {
+    // The cookie (compared in constant time) before the body is read.
+    let req = match rexe_net::http::read_jsonrpc(
+        &headers,
+        body,
+        &[shared.cookie.as_str()],
+        &shared.limits,
+    )
+    .await
+    {
+        Ok(req) => req,
+        Err(Refusal::Unauthorized) => return rexe_net::http::unauthorized(),
+        Err(Refusal::Body(e)) => return e.status().into_response(),
+        Err(Refusal::Json(jsonrpc::BodyError::Parse(_))) => {
             let v = json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null});
             return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &v);
         }
-        Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
+        Err(Refusal::Json(e @ jsonrpc::BodyError::BatchTooLarge { .. })) => {
             let v = json!({"result": null, "error": {"code": -32600, "message": e.to_string()}, "id": null});
             return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &v);
         }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rexe_chain::Chain;
+use rexe_net::http::Refusal;
 use rexe_net::jsonrpc;
 use serde_json::{json, Value};
 
@@ -58,10 +59,11 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
+/// The `user:password` strings the node accepts: its cookie and any configured pair.
+fn accepted(auth: &Auth) -> Vec<&str> {
     let mut accepted = vec![auth.cookie.as_str()];
     accepted.extend(auth.user_password.as_deref());
-    rexe_net::http::authorized(headers, &accepted)
+    accepted
 }
 
 /// The JSON-RPC error object; a contract refusal's stable code (see
@@ -145,14 +147,12 @@ async fn wait_for_new_block(shared: &Arc<Shared>, params: &Value) -> Result<Valu
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    if !authorized(&shared.auth, &headers) {
-        return rexe_net::http::unauthorized();
-    }
-    // Authenticated: now read a bounded body, within the idle timeout.
     let max = shared.limits.max_request;
-    let bytes = match rexe_net::http::read_body(body, &shared.limits).await {
-        Ok(b) => b,
-        Err(rexe_net::http::BodyError::TooLarge) => {
+    let accepted = accepted(&shared.auth);
+    let req = match rexe_net::http::read_jsonrpc(&headers, body, &accepted, &shared.limits).await {
+        Ok(req) => req,
+        Err(Refusal::Unauthorized) => return rexe_net::http::unauthorized(),
+        Err(Refusal::Body(rexe_net::http::BodyError::TooLarge)) => {
             let e = reply(
                 Value::Null,
                 false,
@@ -162,15 +162,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             );
             return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
-        Err(e) => return e.status().into_response(),
-    };
-    let req = match jsonrpc::parse_body(&bytes, shared.limits.max_batch) {
-        Ok(b) => b,
-        Err(e @ jsonrpc::BodyError::Parse(_)) => {
+        Err(Refusal::Body(e)) => return e.status().into_response(),
+        Err(Refusal::Json(e @ jsonrpc::BodyError::Parse(_))) => {
             let e = reply(Value::Null, false, Err(RpcError::parse(e.to_string())));
             return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &e);
         }
-        Err(e @ jsonrpc::BodyError::BatchTooLarge { .. }) => {
+        Err(Refusal::Json(e @ jsonrpc::BodyError::BatchTooLarge { .. })) => {
             let e = reply(
                 Value::Null,
                 false,
