@@ -279,6 +279,9 @@ struct ElectrumLimitArgs {
     /// Most scripthash subscriptions per Electrum connection [default: 20000].
     #[arg(long, value_name = "N")]
     electrum_max_subscriptions: Option<usize>,
+    /// Electrum worker threads answering requests [default: one per core but one, 1 to 8].
+    #[arg(long, value_name = "N")]
+    electrum_workers: Option<usize>,
 }
 
 /// Limits of `rexe regtest`'s JSON-RPC server; each unset one keeps its default.
@@ -342,6 +345,9 @@ impl ElectrumLimitArgs {
         }
         if let Some(v) = self.electrum_max_subscriptions {
             l.max_subscriptions = v;
+        }
+        if let Some(v) = self.electrum_workers {
+            l.workers = v.max(1);
         }
         l
     }

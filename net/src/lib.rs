@@ -18,6 +18,7 @@ pub mod limits;
 pub mod line;
 #[doc(hidden)]
 pub mod probe;
+pub mod workers;
 
 pub use accept::accept_loop;
 pub use auth::basic_auth_ok;
@@ -25,3 +26,4 @@ pub use gate::{ConnGate, Permit};
 pub use http::serve_http;
 pub use limits::Limits;
 pub use line::{read_line, write_deadline, LineRead};
+pub use workers::Workers;

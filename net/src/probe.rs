@@ -148,13 +148,15 @@ pub fn exchange(rt: &tokio::runtime::Runtime, input: &[u8]) -> Exchange {
 }
 
 /// Status codes of the responses in `output`, in order (every reply body is a fixed text
-/// without status lines, so each `HTTP/1.1 NNN` at a line start is a response).
+/// without status lines, so each `HTTP/1.x NNN` at a line start is a response; hyper
+/// answers an HTTP/1.0 request in HTTP/1.0).
 pub fn statuses(output: &[u8]) -> Vec<u16> {
     let mut out = Vec::new();
     let mut at = 0;
-    while let Some(i) = find(&output[at..], b"HTTP/1.1 ") {
+    while let Some(i) = find(&output[at..], b"HTTP/1.") {
         let start = at + i;
-        if start == 0 || output[start - 1] == b'\n' {
+        let version_ok = matches!(output.get(start + 7..start + 9), Some(b"0 " | b"1 "));
+        if version_ok && (start == 0 || output[start - 1] == b'\n') {
             let code = output.get(start + 9..start + 12).unwrap_or(b"");
             let code = std::str::from_utf8(code)
                 .ok()
@@ -162,7 +164,7 @@ pub fn statuses(output: &[u8]) -> Vec<u16> {
                 .unwrap_or(0);
             out.push(code);
         }
-        at = start + 9;
+        at = start + 7;
     }
     out
 }
@@ -173,7 +175,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 impl Exchange {
     /// What holds whatever the input:
-    /// - the server speaks HTTP/1.1: its output, when there is any, starts with a status
+    /// - the server speaks HTTP/1: its output, when there is any, starts with a status
     ///   line, and every status is a valid code;
     /// - nothing is answered 200 without the credential in the input, and no more requests
     ///   are admitted than the input carries credentials;
@@ -183,7 +185,7 @@ impl Exchange {
         let statuses = statuses(&self.output);
         if !self.output.is_empty() {
             assert!(
-                self.output.starts_with(b"HTTP/1.1 "),
+                self.output.starts_with(b"HTTP/1.1 ") || self.output.starts_with(b"HTTP/1.0 "),
                 "output does not start with a status line: {:?}",
                 String::from_utf8_lossy(&self.output[..self.output.len().min(64)])
             );

@@ -5,9 +5,9 @@
 //!
 //! Scripthash queries read the node's script index ([`crate::index`]): the chain's part is
 //! updated per connected block and undone on disconnect, the mempool's per mempool change.
-//! Requests run on blocking threads (at most [`ElectrumLimits::workers`] at once), taking
-//! the node's lock once per request and briefly, so a flood of Electrum requests does not
-//! stall the RPC. Subscriptions are rechecked only for the scripts a block or a mempool
+//! Requests run on the server's own worker threads ([`ElectrumLimits::workers`] of them: one
+//! core fewer than the machine has), taking the node's lock once per request and briefly,
+//! so a flood of Electrum requests does not stall the RPC. Subscriptions are rechecked only for the scripts a block or a mempool
 //! change touched.
 //!
 //! Every client is bounded ([`ElectrumLimits`]): connections in total and per IP, line
@@ -21,11 +21,10 @@ use std::time::Duration;
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::{sha256, sha256d, Hash};
 use bitcoin::{OutPoint, Txid};
-use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead};
+use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
 use serde_json::{json, Value};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use crate::index::{self, ScriptHash};
 use protocol::{Line, LineError, Method};
@@ -60,7 +59,8 @@ pub struct ElectrumLimits {
     /// Most scripthash subscriptions one connection may hold (electrs and Fulcrum limit
     /// them too).
     pub max_subscriptions: usize,
-    /// Most requests being answered at once, over all connections (blocking threads).
+    /// Most requests being answered at once, over all connections (worker threads). The
+    /// default leaves one core to the rest of the node (the RPC miners and the L2 wait on).
     pub workers: usize,
 }
 
@@ -76,6 +76,7 @@ impl Default for ElectrumLimits {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
+                .saturating_sub(1)
                 .clamp(1, 8),
         }
     }
@@ -90,7 +91,13 @@ fn err(code: i64, m: impl Into<String>) -> (i64, String) {
 /// Serves Electrum clients on `listener` under `limits` until the node stops.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: ElectrumLimits) {
     let gate = ConnGate::new(limits.conn.max_connections, limits.conn.max_per_ip);
-    let work = Arc::new(Semaphore::new(limits.workers.max(1)));
+    let work = match Workers::start("electrum", limits.workers) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "electrum: cannot start worker threads; not serving");
+            return;
+        }
+    };
     let limits = Arc::new(limits);
     let sh = shared.clone();
     let accept = accept_loop("electrum", listener, gate, move |sock, peer, permit| {
@@ -128,25 +135,11 @@ impl Subs {
     }
 }
 
-/// Runs `f` on a blocking thread once one of the `workers` permits is free.
-async fn blocking<T: Send + 'static>(
-    work: &Semaphore,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::io::Result<T> {
-    let _permit = work
-        .acquire()
-        .await
-        .map_err(|_| std::io::Error::other("electrum server stopping"))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| std::io::Error::other(format!("electrum request failed: {e}")))
-}
-
 async fn client(
     sock: TcpStream,
     shared: Arc<Shared>,
     limits: Arc<ElectrumLimits>,
-    work: Arc<Semaphore>,
+    work: Workers,
 ) -> std::io::Result<()> {
     let _ = sock.set_nodelay(true);
     let (rd, mut wr) = sock.into_split();
@@ -181,7 +174,7 @@ async fn client(
                     }
                     let (sh, lim) = (shared.clone(), limits.clone());
                     let mut st = subs.take().unwrap_or_default();
-                    let (mut reply, st) = blocking(&work, move || {
+                    let (mut reply, st) = work.run(move || {
                         let r = handle_line(&sh, &mut st, &text, &lim);
                         (r, st)
                     })
@@ -198,7 +191,7 @@ async fn client(
                 }
                 let sh = shared.clone();
                 let mut st = subs.take().unwrap_or_default();
-                let (notes, st) = blocking(&work, move || {
+                let (notes, st) = work.run(move || {
                     let n = notifications(&sh, &mut st);
                     (n, st)
                 })
