@@ -2,6 +2,7 @@
 //! `--json`, one JSON object with at least `name`, the parameters, `ops_per_sec` and
 //! `peak_rss_bytes`, so scripts can collect figures.
 
+mod e2e;
 mod stratum;
 mod tap;
 
@@ -57,6 +58,12 @@ enum Which {
     /// Latency the Stratum share tap adds (straight to the pool vs through the tap) and
     /// its CPU, with many miner connections.
     Tap(tap::TapArgs),
+    /// Signed transfers end to end: a separate client process submits them over the
+    /// JSON-RPC in batches, the node verifies, admits, builds, seals and commits them.
+    E2e(e2e::E2eArgs),
+    /// The client process of `bench e2e` (started by it).
+    #[command(hide = true)]
+    E2eClient(e2e::E2eClientArgs),
     /// Contracts: token `transfer` calls executed and committed, the ERC20 script on
     /// several shard counts, and compile time of the examples.
     Contract(crate::contract_bench::ContractBenchArgs),
@@ -157,6 +164,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 print(&r, args.json);
             }
         }
+        Which::E2e(a) => print(&e2e::run(&a)?, args.json),
+        Which::E2eClient(a) => e2e::client(&a)?,
         Which::Contract(c) => {
             for r in crate::contract_bench::run(&c)? {
                 print(&r, args.json);
@@ -348,7 +357,7 @@ fn auxpow(count: u64) -> Result<serde_json::Value> {
     }))
 }
 
-fn sigverify(count: usize, threads: usize) -> serde_json::Value {
+pub(crate) fn sigverify(count: usize, threads: usize) -> serde_json::Value {
     let signers: Vec<Signer> = (0..64).map(|i| Signer::from_seed(&[i as u8])).collect();
     let txs: Vec<SignedTx> = (0..count)
         .map(|i| {

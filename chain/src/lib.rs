@@ -41,4 +41,4 @@ pub use chain::{
 pub use hash::{BlockHash, Hash256, Txid};
 pub use params::{ChainParams, Network};
 pub use shard::{ShardId, ShardOrder};
-pub use tx::{Payload, SignedTx, Tx};
+pub use tx::{Payload, SignedTx, Tx, VerifiedTx};

@@ -408,10 +408,15 @@ impl SignedTx {
 
     /// Decodes wire bytes, enforcing the size limit before anything else.
     pub fn decode_checked(bytes: &[u8], params: &ChainParams) -> Result<Self, TxError> {
-        if bytes.len() > params.max_tx_bytes {
+        Self::decode_limited(bytes, params.max_tx_bytes)
+    }
+
+    /// Decodes wire bytes of at most `max_tx_bytes` (a chain's `max_tx_bytes`).
+    pub fn decode_limited(bytes: &[u8], max_tx_bytes: usize) -> Result<Self, TxError> {
+        if bytes.len() > max_tx_bytes {
             return Err(TxError::Oversized {
                 size: bytes.len(),
-                limit: params.max_tx_bytes,
+                limit: max_tx_bytes,
             });
         }
         Ok(SignedTx::from_bytes(bytes)?)
@@ -420,6 +425,17 @@ impl SignedTx {
     /// Whether the signature verifies.
     pub fn verify_signature(&self) -> bool {
         verify_signature(&self.tx.from, &self.txid.0, &self.sig)
+    }
+
+    /// The transaction with its signature checked, or the transaction back if it does not
+    /// verify. Servers verify outside their chain lock, on as many threads as they like, and
+    /// admit the result with [`crate::Chain::submit_verified`].
+    pub fn verified(self) -> Result<VerifiedTx, SignedTx> {
+        if self.verify_signature() {
+            Ok(VerifiedTx(self))
+        } else {
+            Err(self)
+        }
     }
 
     /// Every rule that needs no state except the signature (checked separately, since it
@@ -596,5 +612,21 @@ mod tests {
         tx.tx.nonce = 1;
         let tx = SignedTx::from_parts(tx.tx, tx.sig);
         assert!(!tx.verify_signature());
+    }
+}
+
+/// A transaction whose signature has been verified: only [`SignedTx::verified`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTx(SignedTx);
+
+impl VerifiedTx {
+    /// The transaction.
+    pub fn tx(&self) -> &SignedTx {
+        &self.0
+    }
+
+    /// The transaction, verified no more.
+    pub fn into_inner(self) -> SignedTx {
+        self.0
     }
 }

@@ -43,6 +43,8 @@ pub struct Shared {
     pub chain_id: rexe_miner::ChainId,
     /// Connection, timeout, body and batch limits of the RPC server.
     pub limits: rexe_net::Limits,
+    /// The chain's `max_tx_bytes` (transactions are decoded before the chain is locked).
+    pub max_tx_bytes: usize,
 }
 
 impl Shared {
@@ -80,6 +82,65 @@ fn reply(id: Value, v2: bool, r: Result<Value, RpcError>) -> Value {
     jsonrpc::response(id, v2, r.map_err(|e| error_json(&e)))
 }
 
+/// Admits `sendrawtransaction` requests: each is decoded and its signature verified before
+/// the chain is locked (a batch's on every core), then all are admitted under one lock.
+/// Replies in request order.
+async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) -> Vec<Value> {
+    let shared = shared.clone();
+    let n = reqs.len();
+    tokio::task::spawn_blocking(move || {
+        let max = shared.max_tx_bytes;
+        let verified = verify_all(&reqs, max);
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut forward = Vec::new();
+        {
+            let mut chain = shared.chain();
+            for (r, v) in reqs.iter().zip(verified) {
+                let res = v.and_then(|tx| rpc::admit_verified(&mut chain, tx));
+                if res.is_ok() && !shared.peers.is_empty() {
+                    if let Some(hex) = r.params.get(0).and_then(Value::as_str) {
+                        forward.push(hex.to_string());
+                    }
+                }
+                out.push(reply(r.id.clone(), r.v2, res));
+            }
+        }
+        for hex in forward {
+            super::sync::forward_tx(&shared.peers, hex);
+        }
+        out
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let e = RpcError::new(-32603, format!("internal error: {e}"));
+        vec![reply(Value::Null, false, Err(e)); n]
+    })
+}
+
+/// [`rpc::verify_raw_transaction`] of every request, on as many threads as the machine has
+/// cores when there are enough to share.
+fn verify_all(
+    reqs: &[jsonrpc::Request],
+    max_tx_bytes: usize,
+) -> Vec<Result<rexe_chain::VerifiedTx, RpcError>> {
+    let verify = |r: &jsonrpc::Request| rpc::verify_raw_transaction(&r.params, max_tx_bytes);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || reqs.len() < 32 {
+        return reqs.iter().map(verify).collect();
+    }
+    let chunk = reqs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = reqs
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(verify).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
     let jsonrpc::Request {
         id,
@@ -98,6 +159,16 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
     };
     if method == "waitfornewblock" {
         return reply(id, v2, wait_for_new_block(shared, &params).await);
+    }
+    if method == "sendrawtransaction" {
+        let req = jsonrpc::Request {
+            id,
+            method,
+            params,
+            v2,
+        };
+        let mut out = send_transactions(shared, vec![req]).await;
+        return out.pop().unwrap_or(Value::Null);
     }
     let shared = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
@@ -178,6 +249,16 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
     };
     match req {
         jsonrpc::Body::Batch(reqs) => {
+            // A batch of transactions (how wallets and load generators submit many) is
+            // verified on every core and admitted under one lock.
+            let sends = reqs
+                .iter()
+                .all(|r| matches!(r, Ok(r) if r.method == "sendrawtransaction"));
+            if sends && !reqs.is_empty() {
+                let reqs: Vec<jsonrpc::Request> = reqs.into_iter().flatten().collect();
+                let out = send_transactions(&shared, reqs).await;
+                return rexe_net::http::json_line(StatusCode::OK, &Value::Array(out));
+            }
             let mut out = Vec::with_capacity(reqs.len());
             for r in reqs {
                 out.push(one(&shared, r).await);

@@ -110,6 +110,7 @@ pub fn open_shared_with_peg(
     .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
     let mining_address = cfg.mining_address(chain.params().network)?;
     let (cookie, cookie_path) = cookie::write(&cfg.datadir)?;
+    let max_tx_bytes = chain.params().max_tx_bytes;
     let shared = Arc::new(Shared {
         chain: Mutex::new(chain),
         auth: Auth {
@@ -122,6 +123,7 @@ pub fn open_shared_with_peg(
         mining_address,
         chain_id,
         limits: cfg.rpc_limits()?,
+        max_tx_bytes,
     });
     Ok((shared, cookie_path))
 }

@@ -115,6 +115,30 @@ fn str_param<'a>(params: &'a Value, i: usize, name: &str) -> Result<&'a str, Rpc
         .ok_or_else(|| RpcError::params(format!("{name} must be a string")))
 }
 
+/// `sendrawtransaction`'s parameters decoded and the transaction's signature verified: the
+/// part of admission that needs no chain, so the server runs it before locking the chain
+/// and on every core for a batch.
+pub fn verify_raw_transaction(
+    params: &Value,
+    max_tx_bytes: usize,
+) -> Result<rexe_chain::VerifiedTx, RpcError> {
+    check_arity(params, 1, 1)?;
+    let bytes = hex_param(params, 0, "hex")?;
+    let refused = |e: rexe_chain::AdmissionError| RpcError::new(-26, e.to_string());
+    let tx = rexe_chain::SignedTx::decode_limited(&bytes, max_tx_bytes)
+        .map_err(|e| refused(e.into()))?;
+    tx.verified()
+        .map_err(|_| refused(rexe_chain::AdmissionError::BadSignature))
+}
+
+/// Admits a transaction verified by [`verify_raw_transaction`]; its txid.
+pub fn admit_verified(chain: &mut Chain, tx: rexe_chain::VerifiedTx) -> Result<Value, RpcError> {
+    chain
+        .submit_verified(tx)
+        .map(|txid| json!(txid.to_string()))
+        .map_err(|e| RpcError::new(-26, e.to_string()))
+}
+
 fn hex_param(params: &Value, i: usize, name: &str) -> Result<Vec<u8>, RpcError> {
     hex::decode(str_param(params, i, name)?)
         .map_err(|e| RpcError::new(-22, format!("{name} is not valid hex: {e}")))
@@ -273,12 +297,8 @@ pub fn call(
             header_json(chain, hash)
         }
         "sendrawtransaction" => {
-            check_arity(params, 1, 1)?;
-            let bytes = hex_param(params, 0, "hex")?;
-            chain
-                .submit_tx_bytes(&bytes)
-                .map(|txid| json!(txid.to_string()))
-                .map_err(|e| RpcError::new(-26, e.to_string()))
+            let tx = verify_raw_transaction(params, chain.params().max_tx_bytes)?;
+            admit_verified(chain, tx)
         }
         "gettxstatus" => {
             // `gettransaction` without the transaction: status, place, confirmations, final.

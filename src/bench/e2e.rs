@@ -1,0 +1,366 @@
+//! `rexe bench e2e`: signed transfers end to end. A separate client process (this binary's
+//! hidden `bench e2e-client`) signs transfers between keyed genesis accounts and submits
+//! them to the node's JSON-RPC in batches of `sendrawtransaction` over keep-alive
+//! connections; the node verifies each signature once at admission (a batch on every core,
+//! before the chain is locked), builds templates from its mempool, seals them with the test
+//! sealer and commits them durably (block log `synchronous=FULL`). Reported: committed
+//! transfers per second from the client's first request to the last block's commit (final
+//! flush included), the client's batch round trips (p50/p99), and the ratio to the raw
+//! signature-verification rate measured in the same run on as many threads.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rexe_chain::encode::Encode;
+use rexe_chain::fee::GasPrice;
+use rexe_chain::params::GenesisAlloc;
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{
+    Amount, Chain, ChainConfig, ChainParams, Network, Payload, ShardOrder, Signer, Tx,
+};
+use serde_json::{json, Value};
+
+use super::peak_rss_bytes;
+
+/// `rexe bench e2e`.
+#[derive(clap::Args)]
+pub struct E2eArgs {
+    /// Keyed genesis accounts sending to each other.
+    #[arg(long, default_value_t = 20_000)]
+    accounts: u64,
+    /// Transfers submitted.
+    #[arg(long, default_value_t = 200_000)]
+    txs: u64,
+    /// `sendrawtransaction` requests per JSON-RPC batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Client connections (each sends for its own accounts, one batch at a time).
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// The node's executor threads (and the threads of the raw verification run).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// log2 of the shard count.
+    #[arg(long, default_value_t = 2)]
+    shard_order: u8,
+}
+
+/// `rexe bench e2e-client` (started by `rexe bench e2e`).
+#[derive(clap::Args)]
+pub struct E2eClientArgs {
+    /// The node's RPC `host:port`.
+    #[arg(long)]
+    addr: String,
+    /// The node's cookie file.
+    #[arg(long)]
+    cookie: PathBuf,
+    #[arg(long)]
+    accounts: u64,
+    #[arg(long)]
+    txs: u64,
+    #[arg(long)]
+    batch: usize,
+    #[arg(long)]
+    connections: usize,
+}
+
+fn signer(i: u64) -> Signer {
+    Signer::from_seed(&[b"rexe/bench-e2e/".as_slice(), &i.to_le_bytes()].concat())
+}
+
+fn params(shard_order: u8, accounts: u64) -> Result<ChainParams> {
+    let mut p = ChainParams::regtest();
+    p.shard_order = ShardOrder::new(shard_order)?;
+    p.genesis_alloc = GenesisAlloc::Accounts(
+        (0..accounts)
+            .map(|i| (signer(i).address(), Amount::ONE_BTC))
+            .collect(),
+    );
+    Ok(p)
+}
+
+/// Runs the benchmark; one JSON object.
+pub fn run(a: &E2eArgs) -> Result<Value> {
+    if a.accounts < 2 || a.txs == 0 || a.batch == 0 || a.connections == 0 {
+        bail!("need at least 2 accounts, 1 transfer, a batch of 1 and 1 connection");
+    }
+    eprintln!("raw signature verification on {} threads...", a.threads);
+    let raw = super::sigverify(50_000, a.threads)["ops_per_sec"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let tmp = tempfile::tempdir()?;
+    let params = params(a.shard_order, a.accounts)?;
+    let config = ChainConfig {
+        threads: a.threads,
+        // Every transfer fits: the benchmark measures throughput, not eviction.
+        mempool_per_shard: (a.txs as usize).max(1),
+        ..ChainConfig::default()
+    };
+    eprintln!("genesis with {} keyed accounts...", a.accounts);
+    let chain = Chain::open(tmp.path(), params.clone(), config, Arc::new(TestSealer))
+        .context("opening the benchmark chain")?;
+    let max_tx_bytes = chain.params().max_tx_bytes;
+    let (cookie, cookie_path) = crate::node::cookie::write(tmp.path())?;
+    let shared = Arc::new(crate::node::http::Shared {
+        chain: Mutex::new(chain),
+        auth: crate::node::http::Auth {
+            cookie,
+            user_password: None,
+        },
+        started: Instant::now(),
+        peers: Vec::new(),
+        aux: Mutex::new(Default::default()),
+        mining_address: None,
+        chain_id: rexe_miner::ChainId(0),
+        limits: rexe_net::Limits::http(),
+        max_tx_bytes,
+    });
+    let rpc = crate::node::start_rpc(
+        shared.clone(),
+        "127.0.0.1:0".parse().expect("valid"),
+        cookie_path.clone(),
+    )?;
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let mut child = Command::new(exe)
+        .args(["bench", "e2e-client", "--addr", &rpc.addr.to_string()])
+        .arg("--cookie")
+        .arg(&cookie_path)
+        .args(["--accounts", &a.accounts.to_string()])
+        .args(["--txs", &a.txs.to_string()])
+        .args(["--batch", &a.batch.to_string()])
+        .args(["--connections", &a.connections.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the client process")?;
+    let mut lines = BufReader::new(child.stdout.take().context("client stdout")?).lines();
+    match lines.next() {
+        Some(Ok(l)) if l == "ready" => {}
+        other => bail!("the client did not get ready: {other:?}"),
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let report = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let _ = done_tx.send(report);
+    });
+    let start = Instant::now();
+    let miner = Signer::from_seed(b"bench-e2e-miner").address();
+    let mut committed = 0u64;
+    let mut blocks = 0u64;
+    let mut report = None;
+    let mut last_progress = Instant::now();
+    while committed < a.txs {
+        let block = {
+            let mut chain = shared.chain();
+            if chain.mempool().is_empty() {
+                None
+            } else {
+                let now = params.genesis_time + chain.tip_height() + 1;
+                let mut b = chain.template(miner, now)?;
+                b.seal = TestSealer::seal(&b.header);
+                let n = b.tx_count() as u64;
+                chain.submit(b, now)?;
+                Some(n)
+            }
+        };
+        match block {
+            Some(n) => {
+                committed += n;
+                blocks += 1;
+            }
+            None => {
+                if report.is_none() {
+                    if let Ok(r) = done_rx.try_recv() {
+                        report = Some(r);
+                    }
+                } else {
+                    bail!("the client finished but only {committed} transfers were committed");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if last_progress.elapsed() > Duration::from_secs(5) {
+            eprintln!("{committed} transfers committed in {blocks} blocks");
+            last_progress = Instant::now();
+        }
+    }
+    shared.chain().flush()?;
+    let secs = start.elapsed().as_secs_f64();
+    let report = match report {
+        Some(r) => r,
+        None => done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the client's report")?,
+    };
+    let _ = child.wait();
+    rpc.shutdown();
+    let client: Value = serde_json::from_str(&report).context("the client's report")?;
+    let audit = shared.chain().audit_supply()?;
+    anyhow::ensure!(audit.holds(), "supply invariant broken after the benchmark");
+    let per_sec = a.txs as f64 / secs;
+    Ok(json!({
+        "name": "e2e-signed-transfers",
+        "accounts": a.accounts,
+        "txs": a.txs,
+        "batch": a.batch,
+        "connections": a.connections,
+        "threads": a.threads,
+        "shards": 1u32 << a.shard_order,
+        "blocks": blocks,
+        "seconds": secs,
+        "ops_per_sec": per_sec,
+        "raw_verify_per_sec": raw,
+        "ratio_to_raw_verify": per_sec / raw,
+        "batch_p50_ms": client["batch_p50_ms"],
+        "batch_p99_ms": client["batch_p99_ms"],
+        "client_send_secs": client["send_secs"],
+        "peak_rss_bytes": peak_rss_bytes(),
+    }))
+}
+
+/// One keep-alive JSON-RPC connection.
+struct Conn {
+    rd: BufReader<TcpStream>,
+    wr: TcpStream,
+    head: String,
+}
+
+impl Conn {
+    fn open(addr: &str, auth_b64: &str) -> Result<Conn> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            rd: BufReader::new(s.try_clone()?),
+            wr: s,
+            head: format!(
+                "POST / HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth_b64}\r\n\
+                 Content-Type: application/json\r\n"
+            ),
+        })
+    }
+
+    /// Sends `body`, returns the reply body.
+    fn post(&mut self, body: &[u8]) -> Result<Vec<u8>> {
+        let mut req = self.head.clone().into_bytes();
+        req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        req.extend_from_slice(body);
+        self.wr.write_all(&req)?;
+        let mut line = String::new();
+        let mut len = None;
+        self.rd.read_line(&mut line)?;
+        if !line.starts_with("HTTP/1.1 200") {
+            bail!("node answered {}", line.trim());
+        }
+        loop {
+            line.clear();
+            self.rd.read_line(&mut line)?;
+            let l = line.trim();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().ok();
+                }
+            }
+        }
+        let mut out = vec![0u8; len.context("reply without Content-Length")?];
+        self.rd.read_exact(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// The client process: signs every transfer, says `ready`, sends them, prints a report.
+pub fn client(a: &E2eClientArgs) -> Result<()> {
+    use base64::Engine as _;
+    let cookie = std::fs::read_to_string(&a.cookie).context("reading the node's cookie")?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(cookie.trim());
+    let signers: Vec<Signer> = (0..a.accounts).map(signer).collect();
+    let fee = ChainParams::regtest().min_base_fee;
+    // Transfer k: from account k % accounts at nonce k / accounts, to a scattered other.
+    let conns = a.connections.min(a.accounts as usize).max(1);
+    let mut bodies: Vec<Vec<Vec<u8>>> = vec![Vec::new(); conns];
+    let mut pending: Vec<Vec<Value>> = vec![Vec::new(); conns];
+    for k in 0..a.txs {
+        let from = k % a.accounts;
+        let to = (from + 1 + (k.wrapping_mul(0x9e37_79b9) % (a.accounts - 1))) % a.accounts;
+        let tx = Tx {
+            network: Network::Regtest,
+            from: signers[from as usize].address(),
+            nonce: k / a.accounts,
+            max_fee: GasPrice::from_msat(fee.to_msat() * 100),
+            max_tip: GasPrice::from_msat(1),
+            gas_limit: rexe_chain::tx::TRANSFER_GAS,
+            expiry_height: 1_000_000,
+            payload: Payload::Transfer {
+                to: signers[to as usize].address(),
+                amount: Amount::from_sat(1),
+            },
+        }
+        .sign(&signers[from as usize]);
+        let c = (from as usize) % conns;
+        let id = pending[c].len();
+        pending[c].push(json!({"jsonrpc": "2.0", "id": id, "method": "sendrawtransaction",
+                               "params": [hex::encode(tx.to_bytes())]}));
+        if pending[c].len() == a.batch {
+            bodies[c].push(serde_json::to_vec(&std::mem::take(&mut pending[c]))?);
+        }
+    }
+    for (c, p) in pending.into_iter().enumerate() {
+        if !p.is_empty() {
+            bodies[c].push(serde_json::to_vec(&p)?);
+        }
+    }
+    let mut conns: Vec<Conn> = (0..conns)
+        .map(|_| Conn::open(&a.addr, &auth))
+        .collect::<Result<_>>()?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let start = Instant::now();
+    let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .zip(&bodies)
+            .map(|(conn, bodies)| {
+                s.spawn(move || -> Result<Vec<Duration>> {
+                    let mut rtts = Vec::with_capacity(bodies.len());
+                    for b in bodies {
+                        let t = Instant::now();
+                        let reply = conn.post(b)?;
+                        rtts.push(t.elapsed());
+                        let v: Value = serde_json::from_slice(&reply)?;
+                        if let Some(e) = v
+                            .as_array()
+                            .and_then(|a| a.iter().find(|r| !r["error"].is_null()))
+                        {
+                            bail!("a transfer was refused: {}", e["error"]);
+                        }
+                    }
+                    Ok(rtts)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("client thread panicked")))
+            .collect()
+    });
+    let send_secs = start.elapsed().as_secs_f64();
+    let mut rtts = Vec::new();
+    for r in results {
+        rtts.extend(r?);
+    }
+    rtts.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let pct = |p: usize| rtts.get(rtts.len() * p / 100).map_or(0.0, |d| ms(*d));
+    println!(
+        "{}",
+        json!({"batch_p50_ms": pct(50), "batch_p99_ms": pct(99), "send_secs": send_secs,
+               "batches": rtts.len()})
+    );
+    Ok(())
+}
