@@ -200,3 +200,28 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }
+
+/// `rexe bench e2e` on a small load: the client process's signed transfers are all admitted
+/// over the JSON-RPC, committed, and the supply audit holds (the benchmark checks both).
+#[test]
+fn bench_e2e_commits_every_signed_transfer() {
+    let (ok, out, err) = rexe(&[
+        "bench",
+        "e2e",
+        "--json",
+        "--accounts",
+        "40",
+        "--txs",
+        "400",
+        "--batch",
+        "64",
+        "--connections",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["name"], "e2e-signed-transfers");
+    assert_eq!(v["txs"], 400);
+    assert!(v["blocks"].as_u64().unwrap() >= 1);
+    assert!(v["ops_per_sec"].as_f64().unwrap() > 0.0);
+}

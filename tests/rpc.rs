@@ -195,6 +195,66 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let info = call(&n, "getchaininfo", json!([]));
     assert_eq!(info["result"]["height"], json!(4));
     assert_eq!(info["result"]["shards"], json!(4));
+
+    // A batch of transactions (verified on every core before the chain is locked): each
+    // entry is answered in its place, a bad signature or bad hex refusing only its own.
+    let pay = |nonce: u64| {
+        Tx {
+            network: Network::Regtest,
+            from: miner.address(),
+            nonce,
+            max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+            max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+            gas_limit: rexe_chain::tx::TRANSFER_GAS,
+            expiry_height: 100,
+            payload: Payload::Transfer {
+                to: Signer::from_seed(b"payee").address(),
+                amount: Amount::from_sat(1_000),
+            },
+        }
+        .sign(&miner)
+    };
+    let mut forged = pay(2).to_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let mut entries: Vec<serde_json::Value> = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..40u64 {
+        let (hex, ok) = match i {
+            7 => (hex::encode(&forged), false),
+            9 => ("zz".to_string(), false),
+            _ => (hex::encode(pay(1 + i).to_bytes()), true),
+        };
+        entries.push(json!({"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction",
+                            "params": [hex]}));
+        expect.push(ok);
+    }
+    let (status, text) = post(
+        &n.rpc,
+        Some(&n.cookie),
+        serde_json::Value::Array(entries).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let replies: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(replies.len(), 40);
+    for (i, (r, ok)) in replies.iter().zip(&expect).enumerate() {
+        assert_eq!(r["id"], json!(i), "{r}");
+        if *ok {
+            assert_eq!(r["result"], json!(pay(1 + i as u64).txid().to_string()), "{r}");
+        } else {
+            assert!(r["result"].is_null(), "{r}");
+        }
+    }
+    assert_eq!(replies[7]["error"]["code"], json!(-26), "{}", replies[7]);
+    assert!(
+        replies[7]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{}",
+        replies[7]
+    );
+    assert_eq!(replies[9]["error"]["code"], json!(-22), "{}", replies[9]);
 }
 
 #[test]
