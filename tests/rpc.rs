@@ -225,8 +225,10 @@ fn mining_through_the_rpc_and_transaction_errors() {
             9 => ("zz".to_string(), false),
             _ => (hex::encode(pay(1 + i).to_bytes()), true),
         };
-        entries.push(json!({"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction",
-                            "params": [hex]}));
+        entries.push(
+            json!({"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction",
+                            "params": [hex]}),
+        );
         expect.push(ok);
     }
     let (status, text) = post(
@@ -240,7 +242,11 @@ fn mining_through_the_rpc_and_transaction_errors() {
     for (i, (r, ok)) in replies.iter().zip(&expect).enumerate() {
         assert_eq!(r["id"], json!(i), "{r}");
         if *ok {
-            assert_eq!(r["result"], json!(pay(1 + i as u64).txid().to_string()), "{r}");
+            assert_eq!(
+                r["result"],
+                json!(pay(1 + i as u64).txid().to_string()),
+                "{r}"
+            );
         } else {
             assert!(r["result"].is_null(), "{r}");
         }

@@ -304,8 +304,10 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
         .sign(&signers[from as usize]);
         let c = (from as usize) % conns;
         let id = pending[c].len();
-        pending[c].push(json!({"jsonrpc": "2.0", "id": id, "method": "sendrawtransaction",
-                               "params": [hex::encode(tx.to_bytes())]}));
+        pending[c].push(
+            json!({"jsonrpc": "2.0", "id": id, "method": "sendrawtransaction",
+                               "params": [hex::encode(tx.to_bytes())]}),
+        );
         if pending[c].len() == a.batch {
             bodies[c].push(serde_json::to_vec(&std::mem::take(&mut pending[c]))?);
         }
