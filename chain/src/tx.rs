@@ -430,11 +430,11 @@ impl SignedTx {
     /// The transaction with its signature checked, or the transaction back if it does not
     /// verify. Servers verify outside their chain lock, on as many threads as they like, and
     /// admit the result with [`crate::Chain::submit_verified`].
-    pub fn verified(self) -> Result<VerifiedTx, SignedTx> {
+    pub fn verified(self) -> Result<VerifiedTx, Box<SignedTx>> {
         if self.verify_signature() {
             Ok(VerifiedTx(self))
         } else {
-            Err(self)
+            Err(Box::new(self))
         }
     }
 
