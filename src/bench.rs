@@ -302,6 +302,13 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
     let start = Instant::now();
     chain.flush()?;
     exec_secs += start.elapsed().as_secs_f64();
+    let caches = chain.cache_stats();
+    let (hits, misses) = caches.iter().fold((0u64, 0u64), |(h, m), c| {
+        (
+            h + c.account_hits + c.state_hits,
+            m + c.account_misses + c.state_misses,
+        )
+    });
     let supply_ok = chain.audit_supply()?.holds();
     anyhow::ensure!(supply_ok, "supply invariant broken after the benchmark");
     Ok(json!({
@@ -316,6 +323,8 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         "seconds": exec_secs,
         "execute_secs": template_secs,
         "ops_per_sec": committed as f64 / exec_secs,
+        "cache_hit_rate": hits as f64 / (hits + misses).max(1) as f64,
+        "cache_misses": misses,
         "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

@@ -261,6 +261,29 @@ fn mining_through_the_rpc_and_transaction_errors() {
         replies[7]
     );
     assert_eq!(replies[9]["error"]["code"], json!(-22), "{}", replies[9]);
+
+    // Each shard's row cache says how it served reads.
+    let info = call(&n, "getshardinfo", json!([]));
+    let caches: Vec<&serde_json::Value> = info["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["cache"])
+        .collect();
+    assert_eq!(caches.len(), 4);
+    assert!(
+        caches.iter().all(|c| c["limit"].as_u64() > Some(0)),
+        "{info}"
+    );
+    let reads: u64 = caches
+        .iter()
+        .map(|c| c["account_hits"].as_u64().unwrap() + c["account_misses"].as_u64().unwrap())
+        .sum();
+    assert!(reads > 0, "{info}");
+    assert!(
+        caches.iter().all(|c| c["hit_rate"].as_f64().is_some()),
+        "{info}"
+    );
 }
 
 #[test]
@@ -286,6 +309,9 @@ fn metrics_are_served_in_prometheus_format() {
         "rexe_peg_open_orders 0",
         "rexe_peg_matches{state=\"open\"} 0",
         "rexe_peg_escrow_sats 0",
+        "rexe_shard_cache_hits_total{shard=\"0\",kind=\"account\"}",
+        "rexe_shard_cache_misses_total{shard=\"3\",kind=\"state\"}",
+        "rexe_shard_cache_entries{shard=\"1\",kind=\"account\"}",
     ] {
         assert!(text.contains(m), "missing {m}: {text}");
     }

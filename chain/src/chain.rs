@@ -1083,6 +1083,11 @@ impl Chain {
         Ok(self.shards[s.index()].get(addr)?.unwrap_or_default())
     }
 
+    /// Per-shard row-cache figures (hits, misses, entries), in shard order.
+    pub fn cache_stats(&self) -> Vec<crate::store::CacheStats> {
+        self.shards.iter().map(ShardStore::cache_stats).collect()
+    }
+
     /// Per-shard state digests at the tip.
     pub fn shard_roots(&self) -> Vec<Hash256> {
         self.shards.iter().map(ShardStore::digest).collect()

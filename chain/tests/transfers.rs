@@ -90,3 +90,31 @@ fn miner_receives_subsidy_and_fees() {
     );
     assert_supply(&mut chain);
 }
+
+/// The shard caches count what they answer: a first read of an account goes to SQLite (a
+/// miss), the next is answered from memory (a hit), and the figures are per shard.
+#[test]
+fn shard_caches_count_hits_and_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(4);
+    let params = params(2, &keys);
+    let mut chain = open(dir.path(), &params, 2);
+    // Reopened: the caches start empty and the counters at zero.
+    drop(chain);
+    let mut chain = open(dir.path(), &params, 2);
+    let a = keys[0].address();
+    let shard = shard_of(&a, params.shard_order).index();
+    let before = chain.cache_stats()[shard];
+    chain.account(&a).unwrap();
+    let first = chain.cache_stats()[shard];
+    chain.account(&a).unwrap();
+    let second = chain.cache_stats()[shard];
+    assert_eq!(
+        first.account_hits + first.account_misses,
+        before.account_hits + before.account_misses + 1
+    );
+    assert_eq!(second.account_hits, first.account_hits + 1, "{second:?}");
+    assert_eq!(second.account_misses, first.account_misses);
+    assert!(second.accounts >= 1 && second.hit_rate() > 0.0);
+    assert_eq!(chain.cache_stats().len(), 4);
+}

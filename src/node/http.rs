@@ -309,6 +309,22 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
                 s += &format!("rexe_shard_relays_waiting{{shard=\"{i}\"}} {}\n", f.waiting);
             }
         }
+        let caches = c.cache_stats();
+        s += "# HELP rexe_shard_cache_hits_total Reads a shard's row cache answered (kind: account or state).\n# TYPE rexe_shard_cache_hits_total counter\n";
+        for (i, k) in caches.iter().enumerate() {
+            s += &format!("rexe_shard_cache_hits_total{{shard=\"{i}\",kind=\"account\"}} {}\n", k.account_hits);
+            s += &format!("rexe_shard_cache_hits_total{{shard=\"{i}\",kind=\"state\"}} {}\n", k.state_hits);
+        }
+        s += "# HELP rexe_shard_cache_misses_total Reads a shard's row cache sent to SQLite.\n# TYPE rexe_shard_cache_misses_total counter\n";
+        for (i, k) in caches.iter().enumerate() {
+            s += &format!("rexe_shard_cache_misses_total{{shard=\"{i}\",kind=\"account\"}} {}\n", k.account_misses);
+            s += &format!("rexe_shard_cache_misses_total{{shard=\"{i}\",kind=\"state\"}} {}\n", k.state_misses);
+        }
+        s += "# HELP rexe_shard_cache_entries Rows a shard's cache holds.\n# TYPE rexe_shard_cache_entries gauge\n";
+        for (i, k) in caches.iter().enumerate() {
+            s += &format!("rexe_shard_cache_entries{{shard=\"{i}\",kind=\"account\"}} {}\n", k.accounts);
+            s += &format!("rexe_shard_cache_entries{{shard=\"{i}\",kind=\"state\"}} {}\n", k.states);
+        }
         s += "# HELP rexe_blocks_connected_total Blocks connected since start.\n# TYPE rexe_blocks_connected_total counter\n";
         s += &format!("rexe_blocks_connected_total {}\n", st.blocks_connected);
         s += "# HELP rexe_blocks_disconnected_total Blocks rolled back (reorgs) since start.\n# TYPE rexe_blocks_disconnected_total counter\n";

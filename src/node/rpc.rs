@@ -382,12 +382,14 @@ pub fn call(
             let roots = chain.shard_roots();
             let fees = chain.fee_states().map_err(RpcError::internal)?;
             let last = chain.last_fees().to_vec();
+            let caches = chain.cache_stats();
             let shards: Vec<Value> = roots
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
                     let s = ShardId(i as u16);
                     let l = last.get(i).copied().unwrap_or_default();
+                    let c = caches.get(i).copied().unwrap_or_default();
                     json!({
                         "shard": i,
                         "state_root": r.to_string(),
@@ -402,6 +404,16 @@ pub fn call(
                             "burned": l.burned.to_sat(),
                             "tips": l.tips.to_sat(),
                             "relays_waiting": l.waiting,
+                        },
+                        "cache": {
+                            "accounts": c.accounts,
+                            "states": c.states,
+                            "limit": c.limit,
+                            "account_hits": c.account_hits,
+                            "account_misses": c.account_misses,
+                            "state_hits": c.state_hits,
+                            "state_misses": c.state_misses,
+                            "hit_rate": c.hit_rate(),
                         },
                     })
                 })

@@ -45,6 +45,42 @@ pub struct ShardStore {
     initialized: bool,
     undo_depth: u64,
     cache_limit: usize,
+    reads: CacheStats,
+}
+
+/// How a shard's row caches have served reads since the store opened: hits are answered
+/// from memory, misses read SQLite. `accounts`/`states` are the entries held now, each
+/// table up to `limit` (`ChainConfig::cache_limit`) plus the rows written since the last
+/// flush.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Account reads answered from the cache.
+    pub account_hits: u64,
+    /// Account reads that went to SQLite.
+    pub account_misses: u64,
+    /// Contract-state reads answered from the cache.
+    pub state_hits: u64,
+    /// Contract-state reads that went to SQLite.
+    pub state_misses: u64,
+    /// Accounts in the cache.
+    pub accounts: usize,
+    /// Contract-state rows in the cache.
+    pub states: usize,
+    /// Clean entries each cache takes at most.
+    pub limit: usize,
+}
+
+impl CacheStats {
+    /// Share of reads (accounts and state rows) answered from memory; 1 when none yet.
+    pub fn hit_rate(&self) -> f64 {
+        let hits = self.account_hits + self.state_hits;
+        let all = hits + self.account_misses + self.state_misses;
+        if all == 0 {
+            1.0
+        } else {
+            hits as f64 / all as f64
+        }
+    }
 }
 
 /// SQLite page cache of a shard file between checkpoints (KiB).
@@ -83,6 +119,7 @@ impl ShardStore {
             initialized: false,
             undo_depth,
             cache_limit,
+            reads: CacheStats::default(),
         };
         if let Some(h) = s.meta("applied_height")? {
             let h = u64::from_le_bytes(
@@ -238,8 +275,10 @@ impl ShardStore {
     /// A contract state row at the in-memory tip.
     pub fn get_state(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.scache.get(key) {
+            self.reads.state_hits += 1;
             return Ok(v.clone());
         }
+        self.reads.state_misses += 1;
         let v: Option<Vec<u8>> = self
             .conn
             .prepare_cached("SELECT value FROM contract_state WHERE key = ?1")?
@@ -265,11 +304,23 @@ impl ShardStore {
         Ok(())
     }
 
+    /// How the row caches have served reads since the store opened.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            accounts: self.cache.len(),
+            states: self.scache.len(),
+            limit: self.cache_limit,
+            ..self.reads
+        }
+    }
+
     /// The account at the in-memory tip.
     pub fn get(&mut self, addr: &Address) -> Result<Option<Account>, StoreError> {
         if let Some(v) = self.cache.get(addr) {
+            self.reads.account_hits += 1;
             return Ok(*v);
         }
+        self.reads.account_misses += 1;
         let v = self
             .conn
             .prepare_cached("SELECT balance, nonce FROM accounts WHERE addr = ?1")?
