@@ -98,7 +98,7 @@ fn shard_caches_count_hits_and_misses() {
     let dir = tempfile::tempdir().unwrap();
     let keys = keys(4);
     let params = params(2, &keys);
-    let mut chain = open(dir.path(), &params, 2);
+    let chain = open(dir.path(), &params, 2);
     // Reopened: the caches start empty and the counters at zero.
     drop(chain);
     let mut chain = open(dir.path(), &params, 2);

@@ -54,10 +54,10 @@ fn bodies_and_batches_over_the_limits_are_refused() {
         x.admitted,
         [Admitted::Refused(Refusal::Body(BodyError::TooLarge))]
     );
-    let batch = format!("[{}]", vec![CALL; 5].join(","));
+    let batch = format!("[{}]", [CALL; 5].join(","));
     let x = run(post(Some(USER_PASS_B64), &batch).as_bytes());
     assert_eq!(probe::statuses(&x.output), [413]);
-    let batch = format!("[{}]", vec![CALL; 4].join(","));
+    let batch = format!("[{}]", [CALL; 4].join(","));
     let x = run(post(Some(USER_PASS_B64), &batch).as_bytes());
     assert_eq!(probe::statuses(&x.output), [200]);
     assert_eq!(x.admitted, [Admitted::Requests(4)]);
