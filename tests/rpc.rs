@@ -434,3 +434,36 @@ fn aux_rpc_serves_pools_like_namecoin_core() {
     let r = call(&n, "getauxblock", json!(["00"]));
     assert_eq!(r["error"]["code"], json!(-32602));
 }
+
+/// `--cache-mib` (or `cache_mib` in the config file) sizes the shards' account caches in
+/// memory: 1 MiB over 4 shards is 3,276 entries each at 80 bytes; 0 is refused.
+#[test]
+fn cache_memory_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let n = spawn(
+        &[
+            "node",
+            "--datadir",
+            d,
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--cache-mib",
+            "1",
+        ],
+        dir.path(),
+    );
+    let info = call(&n, "getshardinfo", json!([]));
+    for s in info["result"].as_array().unwrap() {
+        assert_eq!(s["cache"]["limit"], json!(3276), "{info}");
+    }
+    drop(n);
+    let out = std::process::Command::new(BIN)
+        .args(["node", "--datadir", d, "--rpc-bind", "127.0.0.1:0"])
+        .args(["--cache-mib", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cache_mib must be at least 1"), "{err}");
+}

@@ -63,6 +63,19 @@ pub struct ChainConfig {
     pub mempool_per_shard: usize,
 }
 
+impl ChainConfig {
+    /// Memory one cached account takes, as the caches' hash tables hold it: a 32-byte key,
+    /// the account and its write epoch (64 bytes) plus the table's control byte and spare
+    /// capacity. Contract-state rows take more (keys up to 100 bytes and their values).
+    pub const CACHE_BYTES_PER_ENTRY: usize = 80;
+
+    /// The per-shard entry limit ([`ChainConfig::cache_limit`]) that keeps `shards` shards'
+    /// account caches within about `bytes` in all (at least 1,024 entries per shard).
+    pub fn cache_limit_for(bytes: usize, shards: usize) -> usize {
+        (bytes / shards.max(1) / Self::CACHE_BYTES_PER_ENTRY).max(1024)
+    }
+}
+
 impl Default for ChainConfig {
     fn default() -> Self {
         ChainConfig {

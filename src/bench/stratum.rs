@@ -87,6 +87,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         rpc_max_batch: None,
         verify_state: false,
         mempool_per_shard: None,
+        cache_mib: None,
     };
     let params = rexe_chain::ChainParams {
         pow_limit_bits: HARD_BITS,

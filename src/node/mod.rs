@@ -93,11 +93,16 @@ pub fn open_shared_with_peg(
     let peg = peg.boxed();
     let chain_id = cfg.chain_id()?;
     config::check_datadir_chain_id(&cfg.datadir, chain_id)?;
+    let cache_limit = match cfg.cache_mib {
+        Some(mib) => ChainConfig::cache_limit_for(mib << 20, params.shard_order.shard_count()),
+        None => ChainConfig::default().cache_limit,
+    };
     let chain = Chain::open_with_systems(
         &cfg.datadir,
         params,
         ChainConfig {
             threads: cfg.threads,
+            cache_limit,
             verify_state: cfg.verify_state,
             mempool_per_shard: cfg
                 .mempool_per_shard
