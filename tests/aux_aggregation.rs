@@ -229,10 +229,57 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     let nmc_tip = call(&nmc, "getblock", json!([3]))["result"].clone();
     assert_eq!(nmc_tip["miner"], json!(nmc_miner), "{nmc_tip}");
 
+    // A share (what a pool's Stratum server sees; it never reaches bitcoind) handed to the
+    // proxy with submitauxshare seals every chain in the tree; Bitcoin does not move.
+    let btc_height = pool.call("getblockcount", json!([])).unwrap();
+    let t = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    let flags = hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap();
+    let mut b = rexe_miner::harvest::block_from_template(&t, &flags, &pool_script, 4).unwrap();
+    let target = b.header.target();
+    while !target.is_met_by(b.block_hash()) {
+        b.header.nonce += 1;
+    }
+    let txids: Vec<[u8; 32]> = b
+        .txdata
+        .iter()
+        .map(|t| bitcoin::hashes::Hash::to_byte_array(t.compute_txid()))
+        .collect();
+    let branch: Vec<String> = rexe_miner::harvest::coinbase_branch(&txids)
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let share = |branch: &[String]| {
+        pool.call(
+            "submitauxshare",
+            json!([
+                serialize_hex(&b.header),
+                serialize_hex(&b.txdata[0]),
+                branch
+            ]),
+        )
+    };
+    // A branch that does not lead to the header's merkle root is refused before any chain
+    // hears of it.
+    let err = share(&["00".repeat(32)]).unwrap_err().to_string();
+    assert!(err.contains("merkle root"), "{err}");
+    assert_eq!(share(&branch).unwrap(), json!({"sealed": true}));
+    wait_for("every chain's block from the share", || {
+        height(&l2) == 4 && height(&nmc) == 4 && height(&doge) == 4
+    });
+    for (n, id) in [&l2, &nmc, &doge].into_iter().zip(ids) {
+        let a = checked_seal(n, 4, id);
+        assert_eq!(a.parent.block_hash(), b.block_hash());
+    }
+    // The same share again seals nothing more.
+    assert_eq!(share(&branch).unwrap(), json!({"sealed": false}));
+    assert_eq!(pool.call("getblockcount", json!([])).unwrap(), btc_height);
+
     // "doge" goes down mid-run: templates still come (with one tag), the others still
     // get their blocks.
     drop(doge);
-    for round in 4..=5u64 {
+    for round in 5..=6u64 {
         mine_one(round);
         wait_for("rexe and nmc blocks without doge", || {
             height(&l2) == round && height(&nmc) == round
@@ -247,11 +294,11 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
         .unwrap();
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     let chains = &s["chains"];
-    assert_eq!(chains["rexe"]["sealed"], json!(5), "{s}");
+    assert_eq!(chains["rexe"]["sealed"], json!(6), "{s}");
     assert_eq!(chains["rexe"]["chain_id"], json!(0x0b42), "{s}");
-    assert_eq!(chains["nmc"]["sealed"], json!(5), "{s}");
+    assert_eq!(chains["nmc"]["sealed"], json!(6), "{s}");
     assert_eq!(chains["nmc"]["chain_id"], json!(1), "{s}");
-    assert_eq!(chains["doge"]["sealed"], json!(3), "{s}");
+    assert_eq!(chains["doge"]["sealed"], json!(4), "{s}");
     assert_eq!(chains["doge"]["chain_id"], json!(0x62), "{s}");
     assert!(chains["doge"]["errors"].as_u64().unwrap() >= 1, "{s}");
     for c in ["rexe", "nmc", "doge"] {
@@ -260,6 +307,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     assert_eq!(chains["rexe"]["errors"], json!(0), "{s}");
     assert_eq!(chains["nmc"]["errors"], json!(0), "{s}");
     assert_eq!(s["on_chain"], json!(5), "{s}");
+    assert_eq!(s["premature"], json!(1), "the share: {s}");
     let (status, metrics) = {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(&proxy_addr).unwrap();
@@ -274,9 +322,9 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     };
     assert_eq!(status, "200");
     for line in [
-        "rexe_aux_sealed_total{chain=\"rexe\"} 5",
-        "rexe_aux_sealed_total{chain=\"nmc\"} 5",
-        "rexe_aux_sealed_total{chain=\"doge\"} 3",
+        "rexe_aux_sealed_total{chain=\"rexe\"} 6",
+        "rexe_aux_sealed_total{chain=\"nmc\"} 6",
+        "rexe_aux_sealed_total{chain=\"doge\"} 4",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }

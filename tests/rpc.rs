@@ -121,21 +121,25 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let acct = call(&n, "getaccount", json!([addr]));
     assert!(acct["result"]["balance"].as_u64().unwrap() > 0, "{acct}");
 
-    // The miner pays someone: accepted, then the replay is refused with its reason.
-    let tx = Tx {
-        network: Network::Regtest,
-        from: miner.address(),
-        nonce: 0,
-        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
-        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
-        expiry_height: 100,
-        payload: Payload::Transfer {
-            to: Signer::from_seed(b"payee").address(),
-            amount: Amount::from_sat(5_000),
-        },
-    }
-    .sign(&miner);
+    // The miner pays someone at 100 msat/gas.
+    let pay = |nonce: u64, sats: u64| {
+        Tx {
+            network: Network::Regtest,
+            from: miner.address(),
+            nonce,
+            max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+            max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+            gas_limit: rexe_chain::tx::TRANSFER_GAS,
+            expiry_height: 100,
+            payload: Payload::Transfer {
+                to: Signer::from_seed(b"payee").address(),
+                amount: Amount::from_sat(sats),
+            },
+        }
+        .sign(&miner)
+    };
+    // Accepted, then the replay is refused with its reason.
+    let tx = pay(0, 5_000);
     let hex = hex::encode(tx.to_bytes());
     let r = call(&n, "sendrawtransaction", json!([hex]));
     assert_eq!(r["result"], json!(tx.txid().to_string()), "{r}");
@@ -198,22 +202,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
 
     // A batch of transactions (verified on every core before the chain is locked): each
     // entry is answered in its place, a bad signature or bad hex refusing only its own.
-    let pay = |nonce: u64| {
-        Tx {
-            network: Network::Regtest,
-            from: miner.address(),
-            nonce,
-            max_fee: rexe_chain::fee::GasPrice::from_msat(100),
-            max_tip: rexe_chain::fee::GasPrice::from_msat(100),
-            gas_limit: rexe_chain::tx::TRANSFER_GAS,
-            expiry_height: 100,
-            payload: Payload::Transfer {
-                to: Signer::from_seed(b"payee").address(),
-                amount: Amount::from_sat(1_000),
-            },
-        }
-        .sign(&miner)
-    };
+    let pay = |nonce: u64| pay(nonce, 1_000);
     let mut forged = pay(2).to_bytes();
     let last = forged.len() - 1;
     forged[last] ^= 1;

@@ -548,6 +548,52 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `submitauxshare header coinbase branch`: the parent header (80 bytes, hex), its coinbase
+/// transaction (hex) and the coinbase's merkle branch (hashes in internal byte order, hex)
+/// of a share whose coinbase commits to an aux tree this proxy handed out. Every chain in
+/// the tree whose target the header meets gets its AuxPoW, as for a submitted block; true
+/// if one was sealed. The branch must lead to the header's merkle root.
+pub fn submit_aux_share(h: &Harvester, params: &Value) -> Result<bool, String> {
+    let p = params
+        .as_array()
+        .filter(|p| p.len() == 3)
+        .ok_or("expected [header, coinbase, branch]")?;
+    let bytes = |v: &Value, what: &str| -> Result<Vec<u8>, String> {
+        v.as_str()
+            .and_then(|s| hex::decode(s).ok())
+            .ok_or_else(|| format!("{what} must be hex"))
+    };
+    let header: bitcoin::block::Header = deserialize(&bytes(&p[0], "header")?)
+        .map_err(|e| format!("header does not decode: {e}"))?;
+    let coinbase: bitcoin::Transaction = deserialize(&bytes(&p[1], "coinbase")?)
+        .map_err(|e| format!("coinbase does not decode: {e}"))?;
+    if !coinbase.is_coinbase() {
+        return Err("the transaction is not a coinbase".into());
+    }
+    let branch = p[2]
+        .as_array()
+        .filter(|b| b.len() <= 32)
+        .ok_or("branch must be an array of at most 32 hashes")?
+        .iter()
+        .map(|v| {
+            bytes(v, "branch hash")?
+                .try_into()
+                .map_err(|_| "branch hashes are 32 bytes".to_string())
+        })
+        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+    let mut root = coinbase.compute_txid().to_byte_array();
+    for b in &branch {
+        let mut e = bitcoin::hashes::sha256d::Hash::engine();
+        bitcoin::hashes::HashEngine::input(&mut e, &root);
+        bitcoin::hashes::HashEngine::input(&mut e, b);
+        root = bitcoin::hashes::sha256d::Hash::from_engine(e).to_byte_array();
+    }
+    if root != header.merkle_root.to_byte_array() {
+        return Err("the coinbase and branch do not lead to the header's merkle root".into());
+    }
+    Ok(h.harvest_parts(&coinbase, &branch, header, Source::Premature))
+}
+
 async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Body) -> Response {
     // Authenticate on the headers alone: an unauthenticated body is never read, forwarded
     // or harvested.
@@ -565,6 +611,26 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
         _ => None,
     };
     let method = req.as_ref().map(|r| r.method.clone());
+    // A share for an aux tree this proxy handed out, sent by whoever sees shares (a pool's
+    // share logger, a share tap): Stratum shares never reach bitcoind. Answered here.
+    if let Some(r) = req.as_ref().filter(|r| r.method == "submitauxshare") {
+        let (id, v2, params) = (r.id.clone(), r.v2, r.params.clone());
+        let h = st.harvester.clone();
+        let out = tokio::task::spawn_blocking(move || submit_aux_share(&h, &params))
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        let (status, reply) = match out {
+            Ok(sealed) => (
+                StatusCode::OK,
+                rexe_net::jsonrpc::response(id, v2, Ok(json!({ "sealed": sealed }))),
+            ),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                rexe_net::jsonrpc::response(id, v2, Err(rexe_net::jsonrpc::error_object(-22, e))),
+            ),
+        };
+        return rexe_net::http::json_line(status, &reply);
+    }
     let (status, payload) = match forward(&st.upstream, &headers, bytes.to_vec()).await {
         Ok(r) => r,
         Err(e) => {
