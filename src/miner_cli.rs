@@ -87,6 +87,18 @@ pub struct TapArgs {
     /// Milliseconds between L2 target refreshes (`createauxblock`).
     #[arg(long, default_value_t = 1000)]
     l2_poll_ms: u64,
+    /// When the pool merge-mines several chains through `rexe miner run --aux-chain`: that
+    /// proxy's `HOST:PORT`. Shares committing to its aggregated aux tree (and meeting the
+    /// L2 target) go to its `submitauxshare`, which seals every chain whose target they
+    /// meet; without it such shares are skipped.
+    #[arg(long, value_name = "HOST:PORT")]
+    aux_proxy: Option<String>,
+    /// The aux proxy's credentials `user:password` (bitcoind's, or its `--proxy-auth`).
+    #[arg(long)]
+    aux_proxy_auth: Option<String>,
+    /// The aux proxy's cookie file (bitcoind's; instead of --aux-proxy-auth).
+    #[arg(long)]
+    aux_proxy_cookie: Option<PathBuf>,
     /// `GET /stats` (JSON, for `rexe miner stats --tap`) and `/metrics` here.
     #[arg(long, default_value = "127.0.0.1:8343")]
     stats_listen: SocketAddr,
@@ -146,6 +158,11 @@ fn tap(a: &TapArgs) -> Result<()> {
     config.limits.write_timeout = Duration::from_secs(a.write_timeout.max(1));
     config.max_jobs = a.max_jobs.max(1);
     config.l2_poll = Duration::from_millis(a.l2_poll_ms.max(10));
+    if let Some(p) = &a.aux_proxy {
+        let auth = creds(&a.aux_proxy_auth, &a.aux_proxy_cookie, "aux-proxy")?;
+        config.aux_proxy =
+            Some(Bitcoind::new(p.clone(), auth).with_timeout(Duration::from_secs(5)));
+    }
     let t = Tap::new(config, harvester);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.threads.max(1))

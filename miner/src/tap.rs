@@ -23,7 +23,9 @@
 //! proxy or Stratum server), not to the tap: a tree of size 1 has the L2 block hash as its
 //! root, which is all `submitauxblock` needs; the node answers -8 "block hash unknown" once
 //! its tip moved (counted as `stale_l2`). An aggregated tree (several chains) does not show
-//! rexe's leaf, so such shares are counted and left alone.
+//! rexe's leaf: with [`TapConfig::aux_proxy`] such shares (meeting the L2 target) go to the
+//! proxy that built the tree (`submitauxshare`), which seals every chain they meet the
+//! target of; without it they are counted and left alone.
 //!
 //! Fail-open: a down L2 node, a full channel, a share that does not parse never stop or
 //! delay a line. Bounded: line length, jobs and pending requests per connection, events
@@ -35,6 +37,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::bitcoind::Bitcoind;
 use bitcoin::pow::Target;
 use bitcoin::Transaction;
 use serde_json::{json, Value};
@@ -159,6 +162,11 @@ pub struct TapConfig {
     pub max_jobs: usize,
     /// How often the L2 target is refreshed (`createauxblock`).
     pub l2_poll: Duration,
+    /// The proxy that built the pool's aux tree when the pool merge-mines several chains
+    /// through it (`rexe miner run --aux-chain`): shares committing to an aggregated tree
+    /// and meeting the L2 target go to its `submitauxshare`, which seals every chain whose
+    /// target they meet. `None`: such shares are skipped (`aggregated_tree`).
+    pub aux_proxy: Option<Bitcoind>,
 }
 
 impl TapConfig {
@@ -177,6 +185,7 @@ impl TapConfig {
             connect_timeout: Duration::from_secs(10),
             max_jobs: MAX_JOBS,
             l2_poll: Duration::from_secs(1),
+            aux_proxy: None,
         }
     }
 }
@@ -226,6 +235,12 @@ pub struct TapCounters {
     pub events_dropped: AtomicU64,
     /// Shares meeting the L2 target not harvested because the harvest queue was full.
     pub harvest_dropped: AtomicU64,
+    /// Shares for an aggregated tree handed to the aux proxy (`submitauxshare`).
+    pub aux_forwarded: AtomicU64,
+    /// ... of which sealed some chain's block.
+    pub aux_sealed: AtomicU64,
+    /// ... that the proxy refused or could not be asked.
+    pub aux_errors: AtomicU64,
 }
 
 /// The tap's counters as `/stats` shows them.
@@ -269,6 +284,9 @@ pub struct TapStats {
     pub harvest_dropped: u64,
     /// Whether the tap has the L2 target now.
     pub l2_work: bool,
+    /// Shares for an aggregated tree handed to the aux proxy: `forwarded`, `sealed` (some
+    /// chain's block), `errors`.
+    pub aux_proxy: BTreeMap<String, u64>,
 }
 
 /// The L2 target as last polled.
@@ -279,6 +297,8 @@ struct CurrentWork {
 
 /// A share meeting the L2 target, for the harvest thread.
 struct HarvestJob {
+    /// The coinbase commits to a tree of several chains: the aux proxy harvests it.
+    aggregated: bool,
     leaf: [u8; 32],
     target: Target,
     coinbase: Transaction,
@@ -290,7 +310,7 @@ struct HarvestJob {
 pub struct Tap {
     config: TapConfig,
     /// Counters.
-    pub counters: TapCounters,
+    pub counters: Arc<TapCounters>,
     harvester: Option<Arc<Harvester>>,
     work: Mutex<Option<CurrentWork>>,
     harvest_tx: Option<std::sync::mpsc::SyncSender<HarvestJob>>,
@@ -306,17 +326,20 @@ impl Tap {
     /// payout for `createauxblock` and chain id); `None`: forward and count only. Starts
     /// the harvest thread.
     pub fn new(config: TapConfig, harvester: Option<Arc<Harvester>>) -> Arc<Tap> {
+        let counters = Arc::new(TapCounters::default());
         let harvest_tx = harvester.clone().map(|h| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<HarvestJob>(HARVEST_QUEUE);
+            let proxy = config.aux_proxy.clone();
+            let c = counters.clone();
             std::thread::Builder::new()
                 .name("rexe-tap-harvest".into())
-                .spawn(move || harvest_loop(&h, rx))
+                .spawn(move || harvest_loop(&h, proxy.as_ref(), &c, rx))
                 .expect("spawning the harvest thread");
             tx
         });
         Arc::new(Tap {
             config,
-            counters: TapCounters::default(),
+            counters,
             harvester,
             work: Mutex::new(None),
             harvest_tx,
@@ -383,6 +406,13 @@ impl Tap {
             l2_work: self.target().is_some(),
             ..TapStats::default()
         };
+        for (k, a) in [
+            ("forwarded", &c.aux_forwarded),
+            ("sealed", &c.aux_sealed),
+            ("errors", &c.aux_errors),
+        ] {
+            s.aux_proxy.insert(k.to_string(), get(a));
+        }
         for (k, a) in [
             ("malformed", &c.skipped_malformed),
             ("unknown_job", &c.skipped_unknown_job),
@@ -754,7 +784,8 @@ impl Follower {
         else {
             return count(&c.skipped_no_commitment);
         };
-        if commitment.size != Some(1) {
+        let aggregated = commitment.size != Some(1);
+        if aggregated && self.tap.config.aux_proxy.is_none() {
             return count(&c.skipped_aggregated);
         }
         let Some(target) = self.tap.target() else {
@@ -772,6 +803,7 @@ impl Follower {
         c.shares_l2.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%hash, job = %s.job_id, difficulty = ?self.difficulty, "share tap: share meets the L2 target");
         let job = HarvestJob {
+            aggregated,
             leaf: commitment.root,
             target,
             coinbase,
@@ -796,10 +828,21 @@ const MAX_DEAD: usize = 4096;
 /// said it no longer has (stale L2 work) is remembered, and later shares for it are
 /// counted as stale without asking the node again: a burst of shares for a stale job
 /// cannot queue up RPCs in front of shares for current work.
-fn harvest_loop(h: &Harvester, rx: std::sync::mpsc::Receiver<HarvestJob>) {
+fn harvest_loop(
+    h: &Harvester,
+    proxy: Option<&Bitcoind>,
+    counters: &TapCounters,
+    rx: std::sync::mpsc::Receiver<HarvestJob>,
+) {
     let mut dead = std::collections::HashSet::new();
     let stale = || lock(&h.stats).stale_l2;
     for j in rx {
+        if j.aggregated {
+            if let Some(p) = proxy {
+                forward_share(p, counters, &j);
+            }
+            continue;
+        }
         if dead.contains(&j.leaf) {
             lock(&h.stats).stale_l2 += 1;
             continue;
@@ -818,6 +861,24 @@ fn harvest_loop(h: &Harvester, rx: std::sync::mpsc::Receiver<HarvestJob>) {
                 dead.clear();
             }
             dead.insert(j.leaf);
+        }
+    }
+}
+
+/// Hands a share committing to an aggregated tree to the proxy that built it.
+fn forward_share(proxy: &Bitcoind, c: &TapCounters, j: &HarvestJob) {
+    use bitcoin::consensus::encode::serialize_hex;
+    c.aux_forwarded.fetch_add(1, Ordering::Relaxed);
+    let branch: Vec<String> = j.branch.iter().map(hex::encode).collect();
+    let params = json!([serialize_hex(&j.header), serialize_hex(&j.coinbase), branch]);
+    match proxy.call("submitauxshare", params) {
+        Ok(v) if v["sealed"] == json!(true) => {
+            c.aux_sealed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            c.aux_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(proxy = %proxy.addr(), error = %e, "share tap: the aux proxy did not take a share");
         }
     }
 }
@@ -928,6 +989,10 @@ pub fn metrics_text(s: &TapStats) -> String {
     t += "# HELP rexe_tap_skipped_total Shares not looked into, by reason.\n# TYPE rexe_tap_skipped_total counter\n";
     for (reason, n) in &s.skipped {
         t += &format!("rexe_tap_skipped_total{{reason=\"{reason}\"}} {n}\n");
+    }
+    t += "# HELP rexe_tap_aux_proxy_shares_total Shares for an aggregated aux tree handed to the aux proxy (outcome: forwarded, sealed, errors).\n# TYPE rexe_tap_aux_proxy_shares_total counter\n";
+    for (outcome, n) in &s.aux_proxy {
+        t += &format!("rexe_tap_aux_proxy_shares_total{{outcome=\"{outcome}\"}} {n}\n");
     }
     t
 }

@@ -55,6 +55,11 @@ fn fake_l2() -> (String, Arc<Mutex<Vec<Value>>>) {
                     s.lock().unwrap().push(req["params"].clone());
                     json!(true)
                 }
+                // As the aux proxy (`rexe miner run`) answers a share for its tree.
+                Some("submitauxshare") => {
+                    s.lock().unwrap().push(req["params"].clone());
+                    json!({"sealed": true})
+                }
                 _ => Value::Null,
             };
             let out = json!({"result": result, "error": null, "id": req["id"]}).to_string();
@@ -87,9 +92,19 @@ fn leaf(job: &str) -> [u8; 32] {
     }
 }
 
+/// The merged-mining tag of a job: rexe's leaf alone, or for jobs named `t…` a tree of 4
+/// chains (a pool merge-mining several chains through the proxy).
+fn tag(job: &str) -> [u8; 44] {
+    let mut t = single_commitment(leaf(job));
+    if job.starts_with('t') {
+        t[36..40].copy_from_slice(&4u32.to_le_bytes());
+    }
+    t
+}
+
 /// coinb1 and coinb2 of a job whose scriptSig is `03 010203 ‖ en1 ‖ en2 ‖ tag`.
 fn coinbase_parts(job: &str, en2_size: usize) -> (Vec<u8>, Vec<u8>) {
-    let tag = single_commitment(leaf(job));
+    let tag = tag(job);
     let mut c1 = Vec::new();
     c1.extend_from_slice(&2i32.to_le_bytes());
     c1.push(1);
@@ -232,6 +247,14 @@ async fn scripted_miner(tap: SocketAddr) -> (Vec<u8>, Vec<u8>) {
 }
 
 async fn start_tap(pool: String, l2: Option<&str>) -> (Arc<Tap>, SocketAddr) {
+    start_tap_with(pool, l2, None).await
+}
+
+async fn start_tap_with(
+    pool: String,
+    l2: Option<&str>,
+    aux_proxy: Option<&str>,
+) -> (Arc<Tap>, SocketAddr) {
     let harvester = l2.map(|addr| {
         Arc::new(Harvester::new(
             Bitcoind::new(addr, "u:p").with_timeout(Duration::from_millis(500)),
@@ -240,6 +263,7 @@ async fn start_tap(pool: String, l2: Option<&str>) -> (Arc<Tap>, SocketAddr) {
         ))
     });
     let mut cfg = TapConfig::new(pool);
+    cfg.aux_proxy = aux_proxy.map(|a| Bitcoind::new(a, "u:p"));
     cfg.l2_poll = Duration::from_millis(50);
     cfg.limits.max_request = 1024;
     let tap = Tap::new(cfg, harvester);
@@ -521,5 +545,83 @@ proptest::proptest! {
         }
         proptest::prop_assert!(f.jobs.len() <= tap.config().max_jobs);
         proptest::prop_assert!(f.pending.len() <= MAX_PENDING);
+    }
+}
+
+/// A pool merge-mining several chains through the proxy: its coinbase commits to a tree of
+/// 4 chains (job `t1`). One share, answered `true`.
+async fn tree_pool(l: TcpListener) {
+    let (s, _) = l.accept().await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+            break;
+        }
+        let v: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+        let id = v["id"].to_string();
+        let out = match v["method"].as_str() {
+            Some("mining.subscribe") => {
+                format!("{{\"id\":{id},\"result\":[[],\"aabbccdd\",4],\"error\":null}}\n")
+            }
+            Some("mining.authorize") => format!(
+                "{{\"id\":{id},\"result\":true,\"error\":null}}\n{}",
+                notify("t1", 4)
+            ),
+            _ => format!("{{\"id\":{id},\"result\":true,\"error\":null}}\n"),
+        };
+        w.write_all(out.as_bytes()).await.unwrap();
+    }
+}
+
+/// With `aux_proxy`, a share for an aggregated tree meeting the L2 target goes to the
+/// proxy's `submitauxshare` (header, coinbase, branch as the spec builds them), not to the
+/// L2 node; without it, the share is counted as skipped and nothing is submitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_for_an_aggregated_tree_go_to_the_aux_proxy() {
+    for with_proxy in [true, false] {
+        let (l2, submitted) = fake_l2();
+        let pool = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool_addr = pool.local_addr().unwrap().to_string();
+        let pool_task = tokio::spawn(tree_pool(pool));
+        let proxy = with_proxy.then_some(l2.as_str());
+        let (tap, addr) = start_tap_with(pool_addr, Some(&l2), proxy).await;
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let mut got = Vec::new();
+        let hello = "{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n";
+        w.write_all(hello.as_bytes()).await.unwrap();
+        read_until_contains(&mut r, &mut got, "\"t1\"").await;
+        let share = format!("{{\"id\":4,\"method\":\"mining.submit\",\"params\":[\"w\",\"t1\",\"00000001\",\"{NTIME:08x}\",\"00000007\"]}}\n");
+        w.write_all(share.as_bytes()).await.unwrap();
+        read_until_contains(&mut r, &mut got, "\"id\":4").await;
+        if with_proxy {
+            let s = wait_stats(&tap, "the share at the proxy", |s| {
+                s.aux_proxy.get("sealed") == Some(&1)
+            })
+            .await;
+            assert_eq!(s.aux_proxy["forwarded"], 1, "{s:?}");
+            assert_eq!(s.aux_proxy["errors"], 0, "{s:?}");
+            assert_eq!(s.skipped["aggregated_tree"], 0, "{s:?}");
+            let subs = submitted.lock().unwrap().clone();
+            assert_eq!(subs.len(), 1, "one call, to the proxy: {subs:?}");
+            let want = expected_header("t1", &EN1, &[0, 0, 0, 1], 7, VERSION);
+            assert_eq!(subs[0][0], json!(hex::encode(want)));
+            let (c1, c2) = coinbase_parts("t1", 4);
+            let coinbase = [c1, EN1.to_vec(), vec![0, 0, 0, 1], c2].concat();
+            assert_eq!(subs[0][1], json!(hex::encode(coinbase)));
+            assert_eq!(subs[0][2], json!([hex::encode(BRANCH)]));
+        } else {
+            let s = wait_stats(&tap, "the share skipped", |s| {
+                s.skipped.get("aggregated_tree") == Some(&1)
+            })
+            .await;
+            assert_eq!(s.aux_proxy["forwarded"], 0, "{s:?}");
+            assert!(submitted.lock().unwrap().is_empty());
+        }
+        drop(w);
+        pool_task.abort();
     }
 }
