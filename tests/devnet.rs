@@ -31,6 +31,10 @@ fn devnet_runs_stops_and_resumes() {
                 "127.0.0.1:0",
                 "--proxy-bind",
                 "127.0.0.1:0",
+                // One share in 4 is a Bitcoin block (the default, one in 16, left a run of
+                // 47 L2 blocks without an on-chain seal about one time in 20).
+                "--bitcoin-bits",
+                "1f03ffff",
             ])
             .env("RUST_LOG", "warn")
             .output()
