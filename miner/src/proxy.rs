@@ -30,7 +30,7 @@ use bitcoin::Block;
 use serde_json::{json, Value};
 
 use crate::aggregate::{AggregateOptions, AuxChain, AuxWork, ChainStats, Taken};
-use crate::auxpow::{find_commitment, AuxPow, AuxTree, ChainId};
+use crate::auxpow::{find_commitment, merkle_branch_root, AuxPow, AuxTree, ChainId};
 use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::{coinbase_branch, Source};
 
@@ -581,13 +581,7 @@ pub fn submit_aux_share(h: &Harvester, params: &Value) -> Result<bool, String> {
                 .map_err(|_| "branch hashes are 32 bytes".to_string())
         })
         .collect::<Result<Vec<[u8; 32]>, String>>()?;
-    let mut root = coinbase.compute_txid().to_byte_array();
-    for b in &branch {
-        let mut e = bitcoin::hashes::sha256d::Hash::engine();
-        bitcoin::hashes::HashEngine::input(&mut e, &root);
-        bitcoin::hashes::HashEngine::input(&mut e, b);
-        root = bitcoin::hashes::sha256d::Hash::from_engine(e).to_byte_array();
-    }
+    let root = merkle_branch_root(coinbase.compute_txid().to_byte_array(), &branch, 0);
     if root != header.merkle_root.to_byte_array() {
         return Err("the coinbase and branch do not lead to the header's merkle root".into());
     }

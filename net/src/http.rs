@@ -63,19 +63,29 @@ pub fn serve_connection<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = TowerToHyperService::new(router);
-    let io = TokioIo::new(WriteDeadline::new(io, limits.write_timeout));
-    builder(limits).serve_connection(io, svc)
+    connection(io, router, limits, false)
 }
 
-/// The HTTP/1.1 connection settings every server uses.
-pub(crate) fn builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
-    let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new())
+/// [`serve_connection`], optionally keeping half-closed connections (a client that closes
+/// its side after its last request still reads every reply: the probe's clients do).
+pub(crate) fn connection<IO>(
+    io: IO,
+    router: axum::Router,
+    limits: &Limits,
+    half_close: bool,
+) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = TowerToHyperService::new(router);
+    let io = TokioIo::new(WriteDeadline::new(io, limits.write_timeout));
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout)
         .max_buf_size(MAX_HEAD.max(8192))
-        .keep_alive(true);
-    b
+        .keep_alive(true)
+        .half_close(half_close)
+        .serve_connection(io, svc)
 }
 
 /// A stream whose writes fail with `TimedOut` when the peer takes nothing for `timeout`.

@@ -110,16 +110,7 @@ pub fn exchange(rt: &tokio::runtime::Runtime, input: &[u8]) -> Exchange {
         let (client, server) = tokio::io::duplex(64 * 1024);
         // As `serve_connection`, with half-closed connections kept: the client closes its
         // side after its last byte and still reads every reply.
-        let limits = limits();
-        let svc = hyper_util::service::TowerToHyperService::new(router);
-        let io = hyper_util::rt::TokioIo::new(crate::http::WriteDeadline::new(
-            server,
-            limits.write_timeout,
-        ));
-        let conn = crate::http::builder(&limits)
-            .half_close(true)
-            .serve_connection(io, svc);
-        let served = tokio::spawn(conn);
+        let served = tokio::spawn(crate::http::connection(server, router, &limits(), true));
         let (mut rd, mut wr) = tokio::io::split(client);
         let bytes = input.to_vec();
         let writer = tokio::spawn(async move {

@@ -314,6 +314,12 @@ impl Wallets {
                 &xprv,
             )?,
         };
+        self.add_loaded(name, parts, xprv);
+        Ok(())
+    }
+
+    /// Keeps `name`'s wallet parts loaded (not yet synced).
+    fn add_loaded(&mut self, name: &str, parts: Vec<Part>, xprv: Xpriv) {
         self.loaded.push((
             name.to_string(),
             NamedWallet {
@@ -322,7 +328,6 @@ impl Wallets {
                 synced: None,
             },
         ));
-        Ok(())
     }
 
     /// The two bdk wallets of a new wallet in `conns` (BIP84's first, which also keeps the key).
@@ -380,14 +385,7 @@ impl Wallets {
                 })?;
             parts.push(Part { wallet, db });
         }
-        self.loaded.push((
-            name.to_string(),
-            NamedWallet {
-                parts,
-                xprv,
-                synced: None,
-            },
-        ));
+        self.add_loaded(name, parts, xprv);
         Ok(())
     }
 

@@ -142,12 +142,7 @@ fn verify_all(
 }
 
 async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
-    let jsonrpc::Request {
-        id,
-        method,
-        params,
-        v2,
-    } = match req {
+    let r = match req {
         Ok(r) => r,
         Err(e) => {
             return reply(
@@ -157,18 +152,18 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
             )
         }
     };
+    if r.method == "sendrawtransaction" {
+        let mut out = send_transactions(shared, vec![r]).await;
+        return out.pop().unwrap_or(Value::Null);
+    }
+    let jsonrpc::Request {
+        id,
+        method,
+        params,
+        v2,
+    } = r;
     if method == "waitfornewblock" {
         return reply(id, v2, wait_for_new_block(shared, &params).await);
-    }
-    if method == "sendrawtransaction" {
-        let req = jsonrpc::Request {
-            id,
-            method,
-            params,
-            v2,
-        };
-        let mut out = send_transactions(shared, vec![req]).await;
-        return out.pop().unwrap_or(Value::Null);
     }
     let shared = shared.clone();
     let r = tokio::task::spawn_blocking(move || {

@@ -4,7 +4,7 @@
 
 use bitcoin::blockdata::script::Builder;
 use bitcoin::consensus::encode::deserialize;
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::pow::Target;
 use bitcoin::{Block, Transaction};
 use serde_json::Value;
@@ -170,13 +170,11 @@ impl Job {
         nonce: u32,
         version: i32,
     ) -> bitcoin::block::Header {
-        let mut root = coinbase.compute_txid().to_byte_array();
-        for b in &self.branch {
-            let mut e = sha256d::Hash::engine();
-            bitcoin::hashes::HashEngine::input(&mut e, &root);
-            bitcoin::hashes::HashEngine::input(&mut e, b);
-            root = sha256d::Hash::from_engine(e).to_byte_array();
-        }
+        let root = crate::auxpow::merkle_branch_root(
+            coinbase.compute_txid().to_byte_array(),
+            &self.branch,
+            0,
+        );
         bitcoin::block::Header {
             version: bitcoin::block::Version::from_consensus(version),
             prev_blockhash: self.prev,
