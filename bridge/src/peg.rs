@@ -42,6 +42,7 @@ use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, TxMerkleNode}
 
 use crate::headers::HeaderChain;
 use crate::spv::{self, SpvError};
+use crate::tracked::TrackedMap;
 
 /// An amount in satoshis (rxBTC is 1:1 with BTC).
 #[derive(
@@ -525,23 +526,25 @@ pub struct ClaimedMatch {
     pub timing: Timing,
 }
 
-/// The peg's global state.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// The peg's global state. Maps record their writes ([`TrackedMap`]) so that a block's
+/// changed items are known without scanning the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peg {
-    params: PegParams,
-    orders: BTreeMap<OrderId, Order>,
-    matches: BTreeMap<MatchId, Match>,
+    pub(crate) params: PegParams,
+    pub(crate) orders: TrackedMap<OrderId, Order>,
+    pub(crate) matches: TrackedMap<MatchId, Match>,
     /// Makers of closed orders (for refunds of matches that expire later).
-    makers: BTreeMap<OrderId, L2Address>,
-    used_outpoints: BTreeSet<OutPoint>,
-    next_order: u64,
-    next_match: u64,
-    deposited: u128,
-    released: u128,
-    refunded: u128,
-    bonds_posted: u128,
-    bonds_returned: u128,
-    bonds_forfeited: u128,
+    pub(crate) makers: TrackedMap<OrderId, L2Address>,
+    /// Outputs that paid a claim (never reused).
+    pub(crate) used_outpoints: TrackedMap<OutPoint, ()>,
+    pub(crate) next_order: u64,
+    pub(crate) next_match: u64,
+    pub(crate) deposited: u128,
+    pub(crate) released: u128,
+    pub(crate) refunded: u128,
+    pub(crate) bonds_posted: u128,
+    pub(crate) bonds_returned: u128,
+    pub(crate) bonds_forfeited: u128,
 }
 
 /// Bookkeeping totals (see [`Peg::totals`]).
@@ -590,10 +593,10 @@ impl Peg {
     pub fn new(params: PegParams) -> Self {
         Peg {
             params,
-            orders: BTreeMap::new(),
-            matches: BTreeMap::new(),
-            makers: BTreeMap::new(),
-            used_outpoints: BTreeSet::new(),
+            orders: TrackedMap::new(),
+            matches: TrackedMap::new(),
+            makers: TrackedMap::new(),
+            used_outpoints: TrackedMap::new(),
             next_order: 0,
             next_match: 0,
             deposited: 0,
@@ -648,7 +651,7 @@ impl Peg {
 
     /// Whether an output has paid a match.
     pub fn is_outpoint_used(&self, op: &OutPoint) -> bool {
-        self.used_outpoints.contains(op)
+        self.used_outpoints.contains_key(op)
     }
 
     /// Escrow and bond totals.
@@ -1034,7 +1037,7 @@ impl Peg {
             m.state = MatchState::Claimed { outpoint };
             let (amount, bond, to, taker, order_id) =
                 (m.amount_rx, m.bond, m.rx_recipient, m.taker, m.order_id);
-            self.used_outpoints.insert(outpoint);
+            self.used_outpoints.insert(outpoint, ());
             self.released += u128::from(amount.0);
             effects.push(Effect::Release {
                 to,
@@ -1186,7 +1189,7 @@ impl Peg {
                 }
                 let vout = vout as u32;
                 let op = OutPoint { txid, vout };
-                if self.used_outpoints.contains(&op) {
+                if self.used_outpoints.contains_key(&op) {
                     blocked_global.get_or_insert(op);
                     continue;
                 }
@@ -1427,7 +1430,7 @@ mod tests {
             h.nonce += 1;
         }
         chain.submit(&[h], h.time).unwrap();
-        peg.used_outpoints.insert(OutPoint { txid, vout: 0 });
+        peg.used_outpoints.insert(OutPoint { txid, vout: 0 }, ());
         let raw = bitcoin::consensus::serialize(&tx);
         // The paying transaction is the block's only one, so it is its own coinbase.
         let proof = PaymentProof {
@@ -1445,7 +1448,7 @@ mod tests {
                 outpoint: OutPoint { txid, vout: 0 }
             })
         );
-        peg.used_outpoints.clear();
+        peg.used_outpoints.retain(|_, _| false);
         assert_eq!(peg.claim(&chain, &proof, &[m]).unwrap().len(), 2);
         peg.check_invariants().unwrap();
     }

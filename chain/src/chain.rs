@@ -26,7 +26,10 @@ use crate::contract::{ContractReceipt, ContractsSystem};
 use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
 use crate::fee::GasPrice;
-use crate::global::{digest_of, execute_global, snapshots_of, ConservationError, GlobalOutcome};
+use crate::global::{
+    decode_changes, encode_changes, execute_global, ConservationError, GlobalImage, GlobalOutcome,
+    ItemChange,
+};
 use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
 use crate::mempool::Mempool;
 use crate::params::{bench_address, ChainParams, GenesisAlloc};
@@ -106,6 +109,16 @@ pub enum ChainError {
         "data directory {dir} holds a different chain (parameters differ); use another --datadir"
     )]
     WrongChain {
+        /// The directory.
+        dir: String,
+    },
+    /// The data directory was made by an earlier rexe, whose blocks commit to the system
+    /// contracts' state in the old encoding (whole snapshots): it cannot be replayed under
+    /// the current rules.
+    #[error(
+        "data directory {dir} was made by an earlier rexe that committed to the peg and contract state as whole snapshots; this version commits to it item by item, a new genesis. Move the directory aside and start a new chain (devnet: delete it)"
+    )]
+    OldGlobalState {
         /// The directory.
         dir: String,
     },
@@ -459,8 +472,8 @@ pub struct Chain {
     global_inbound: Vec<Relay>,
     /// System contracts in id order, at the tip.
     systems: Vec<Box<dyn SystemContract>>,
-    /// Commitment to their state.
-    global_digest: Hash256,
+    /// Their items and the commitment to them.
+    global: GlobalImage,
     mempool: Mempool,
     sealer: Arc<dyn Sealer>,
     prepared: Option<Prepared>,
@@ -470,6 +483,8 @@ pub struct Chain {
     last_contract_receipts: Vec<ContractReceipt>,
     /// Micro-transactions run and reverted in the last connected block.
     last_counts: (u64, u64),
+    /// Items the last connected block's global lane changed.
+    last_global_changes: usize,
     /// Each shard's fee market in the last connected block.
     last_fees: Vec<ShardFees>,
     /// Global-lane calls left waiting by the last connected block.
@@ -542,8 +557,23 @@ pub struct ShardFees {
     pub waiting: u64,
 }
 
+/// Version of the global state's encoding and commitment: 2 = canonical items under an
+/// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
+const GLOBAL_STATE_VERSION: u8 = 2;
+
 fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> Hash256 {
+    fingerprint_with(p, systems, GLOBAL_STATE_VERSION)
+}
+
+fn fingerprint_with(
+    p: &ChainParams,
+    systems: &[Box<dyn SystemContract>],
+    global_version: u8,
+) -> Hash256 {
     let mut b = Vec::new();
+    if global_version > 1 {
+        b.extend_from_slice(&[0xfc, global_version]);
+    }
     if !systems.is_empty() {
         b.push(0xff);
         b.extend(systems.iter().map(|c| c.id().0));
@@ -626,28 +656,30 @@ fn route(relays: impl IntoIterator<Item = Relay>, n: usize) -> (Vec<Vec<Relay>>,
     (inbound, global)
 }
 
-fn encode_snapshots(snaps: &[(SystemId, Vec<u8>)]) -> Vec<u8> {
-    let mut v = Vec::new();
-    crate::encode::write_compact_size(&mut v, snaps.len() as u64);
-    for (id, data) in snaps {
-        v.push(id.0);
-        data.encode(&mut v);
+/// Writes `changes` (their new values) into the contracts they belong to, then forgets them
+/// as written (they are the stored state, not new writes).
+fn apply_to_contracts(
+    systems: &mut [Box<dyn SystemContract>],
+    changes: &[ItemChange],
+) -> Result<(), String> {
+    for c in systems.iter_mut() {
+        let mine: Vec<crate::system::Change> = changes
+            .iter()
+            .filter(|x| x.system == c.id())
+            .map(|x| (x.key.clone(), x.new.clone()))
+            .collect();
+        if !mine.is_empty() {
+            c.apply(&mine).map_err(|e| format!("{}: {e}", c.id()))?;
+            c.take_changes();
+        }
     }
-    v
-}
-
-fn decode_snapshots(bytes: &[u8]) -> Result<Vec<(SystemId, Vec<u8>)>, StoreError> {
-    let mut r = Reader::new(bytes);
-    let n = r
-        .length(2)
-        .map_err(|e| StoreError::corrupt("global state", e))?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let id = u8::decode(&mut r).map_err(|e| StoreError::corrupt("global state", e))?;
-        let data = Vec::<u8>::decode(&mut r).map_err(|e| StoreError::corrupt("global state", e))?;
-        out.push((SystemId(id), data));
+    if let Some(x) = changes
+        .iter()
+        .find(|x| !systems.iter().any(|c| c.id() == x.system))
+    {
+        return Err(format!("a change to {}, which is not installed", x.system));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// How [`Chain::connect`] records a block in the log.
@@ -685,7 +717,7 @@ impl Chain {
             systems.push(Box::new(ContractsSystem::new()));
         }
         systems.sort_by_key(|c| c.id());
-        let global_digest = digest_of(&snapshots_of(&systems));
+        let global = GlobalImage::of(&systems);
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
         // `chain.sqlite` first, then the shard files: the checkpointer's numbering.
         let order = params.shard_order;
@@ -734,13 +766,14 @@ impl Chain {
             inbound: vec![Vec::new(); order.shard_count()],
             global_inbound: Vec::new(),
             systems,
-            global_digest,
+            global,
             sealer,
             prepared: None,
             blocks_since_flush: 0,
             stats: ChainStats::default(),
             last_contract_receipts: Vec::new(),
             last_counts: (0, 0),
+            last_global_changes: 0,
             last_fees: Vec::new(),
             last_global_waiting: 0,
             anchor: anchor::Anchors::default(),
@@ -749,7 +782,15 @@ impl Chain {
         match chain.db.tip()? {
             None => chain.init_genesis(fp)?,
             Some(_) => {
-                if chain.db.meta("params")?.as_deref() != Some(&fp.0[..]) {
+                let stored = chain.db.meta("params")?;
+                if stored.as_deref()
+                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1).0[..])
+                {
+                    return Err(ChainError::OldGlobalState {
+                        dir: dir.display().to_string(),
+                    });
+                }
+                if stored.as_deref() != Some(&fp.0[..]) {
                     return Err(ChainError::WrongChain {
                         dir: dir.display().to_string(),
                     });
@@ -831,14 +872,22 @@ impl Chain {
             block.header.work().to_be_bytes(),
             BlockStatus::Valid,
         )?;
-        let snaps = encode_snapshots(&snapshots_of(&self.systems));
+        let items: Vec<(u8, Vec<u8>, Vec<u8>)> = self
+            .systems
+            .iter()
+            .flat_map(|c| {
+                let id = c.id().0;
+                c.items().into_iter().map(move |(k, v)| (id, k, v))
+            })
+            .collect();
+        self.db.init_global_base(&items)?;
         self.db.connect(&ConnectRecord {
             height: 0,
             hash,
             relays: &encode_relays(&[]),
             new_block: None,
             txindex: &[],
-            global_state: Some(&snaps),
+            global_changes: None,
             receipts: &[],
             contract_receipts: &[],
             block_fees: None,
@@ -850,7 +899,7 @@ impl Chain {
     fn genesis_header(&self) -> Header {
         let n = self.params.shard_order.shard_count();
         let mut roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
-        roots.push(self.global_digest);
+        roots.push(self.global.digest());
         Header {
             version: 1,
             height: 0,
@@ -915,32 +964,74 @@ impl Chain {
         Ok(route(list, n))
     }
 
-    /// Restores the system contracts to their state after the active block at `height`.
+    /// Restores the system contracts to their state after the active block at `height`:
+    /// the stored base, then the changesets of the active blocks above it. Checks that the
+    /// contracts, loaded, give back exactly the items they were loaded from.
     fn restore_global(&mut self, height: u64) -> Result<(), ChainError> {
-        if self.systems.is_empty() {
-            return Ok(());
+        let corrupt = |e: String| ChainError::from(StoreError::corrupt("global state", e));
+        let (base, rows) = self
+            .db
+            .global_base()?
+            .ok_or_else(|| corrupt("no base stored".into()))?;
+        if base > height {
+            return Err(corrupt(format!(
+                "base at height {base} is above the height {height} to restore"
+            )));
         }
-        for (block, h, data) in self.db.global_states_desc(height)? {
-            if self.active.get(h as usize) != Some(&block) {
-                continue;
+        let mut image = GlobalImage::default();
+        let base_changes: Vec<ItemChange> = rows
+            .into_iter()
+            .map(|(s, key, value)| ItemChange {
+                system: SystemId(s),
+                key,
+                old: None,
+                new: Some(value),
+            })
+            .collect();
+        image.apply(&base_changes).map_err(corrupt)?;
+        for h in base + 1..=height {
+            let block = self.active[h as usize];
+            if let Some(data) = self.db.global_changes(block)? {
+                let changes = decode_changes(&data).map_err(|e| corrupt(e.to_string()))?;
+                image.apply(&changes).map_err(corrupt)?;
             }
-            let snaps = decode_snapshots(&data)?;
-            for c in self.systems.iter_mut() {
-                let snap = snaps
-                    .iter()
-                    .find(|(id, _)| *id == c.id())
-                    .ok_or_else(|| StoreError::corrupt("global state", format!("no {}", c.id())))?;
-                c.restore(&snap.1)
-                    .map_err(|e| StoreError::corrupt("global state", e))?;
-            }
-            self.global_digest = digest_of(&snaps);
-            return Ok(());
         }
-        Err(StoreError::corrupt(
-            "global state",
-            format!("none stored at or below height {height}"),
-        )
-        .into())
+        for c in self.systems.iter_mut() {
+            c.load(&image.items_of(c.id()))
+                .map_err(|e| corrupt(format!("{}: {e}", c.id())))?;
+        }
+        if let Some(stray) = image
+            .system_ids()
+            .into_iter()
+            .find(|id| !self.systems.iter().any(|c| c.id() == *id))
+        {
+            return Err(corrupt(format!("items of {stray}, which is not installed")));
+        }
+        let reloaded = GlobalImage::of(&self.systems);
+        if reloaded.digest() != image.digest() {
+            return Err(corrupt(
+                "the contracts loaded from the stored items do not give them back".into(),
+            ));
+        }
+        self.global = image;
+        Ok(())
+    }
+
+    /// Undoes the global lane of the block at the tip (its stored changeset, old values).
+    fn undo_global(&mut self, block: BlockHash) -> Result<(), ChainError> {
+        let corrupt = |e: String| ChainError::from(StoreError::corrupt("global state", e));
+        let Some(data) = self.db.global_changes(block)? else {
+            return Ok(());
+        };
+        let undo: Vec<ItemChange> = decode_changes(&data)
+            .map_err(|e| corrupt(e.to_string()))?
+            .iter()
+            .rev()
+            .map(ItemChange::reversed)
+            .collect();
+        self.global.apply(&undo).map_err(corrupt)?;
+        apply_to_contracts(&mut self.systems, &undo).map_err(corrupt)?;
+        Ok(())
     }
 
     fn recover(&mut self) -> Result<(), ChainError> {
@@ -1062,7 +1153,7 @@ impl Chain {
 
     /// Commitment to the global state at the tip.
     pub fn global_digest(&self) -> Hash256 {
-        self.global_digest
+        self.global.digest()
     }
 
     /// The receipt of a contract call made by `txid`, from the active chain: the block whose
@@ -1306,11 +1397,11 @@ impl Chain {
         };
         let global = execute_global(
             &self.systems,
+            &self.global,
             &ctx,
             &env,
             &self.global_inbound,
             self.params.shard_order,
-            self.global_digest,
             self.params.block_gas_global,
         )?;
         let params = &self.params;
@@ -1475,7 +1566,7 @@ impl Chain {
         } else {
             Vec::new()
         };
-        let snaps = (!global.snapshots.is_empty()).then(|| encode_snapshots(&global.snapshots));
+        let changes = (!global.changes.is_empty()).then(|| encode_changes(&global.changes));
         let lane_reverted = global
             .contract_receipts
             .iter()
@@ -1580,7 +1671,7 @@ impl Chain {
                     relays: &relays,
                     new_block,
                     txindex: &txindex,
-                    global_state: snaps.as_deref(),
+                    global_changes: changes.as_deref(),
                     receipts: &global.receipts,
                     contract_receipts: &stored,
                     block_fees: Some(&block_fees),
@@ -1609,7 +1700,21 @@ impl Chain {
         if let Some(state) = global.contracts {
             self.systems = state;
         }
-        self.global_digest = global.digest;
+        self.global
+            .apply(&global.changes)
+            .map_err(|e| StoreError::corrupt("global state", e))?;
+        self.last_global_changes = global.changes.len();
+        debug_assert_eq!(self.global.digest(), global.digest);
+        // Tests (debug builds) check that the contracts reported every item they wrote: their
+        // whole state, re-read, commits to what the changesets built.
+        #[cfg(debug_assertions)]
+        if self.global.len() < 5_000 {
+            assert_eq!(
+                GlobalImage::of(&self.systems).digest(),
+                self.global.digest(),
+                "a system contract wrote an item it did not report"
+            );
+        }
         // The relays this block ran.
         crate::dropper::drop_later(std::mem::take(&mut self.inbound));
         (self.inbound, self.global_inbound) =
@@ -1670,15 +1775,34 @@ impl Chain {
         if pruned > 0 {
             tracing::debug!(pruned, below = horizon, "pruned stored relays");
         }
-        let keep = self
-            .db
-            .global_states_desc(horizon)?
-            .into_iter()
-            .find(|(b, h, _)| self.active.get(*h as usize) == Some(b));
-        if let Some((_, h, _)) = keep {
-            self.db.prune_global_states(h)?;
+        // The global state's base moves up to the horizon: the changesets of the active
+        // blocks up to it are folded into the base items.
+        let base = self.global_base_height()?;
+        if horizon > base {
+            let mut folded = Vec::new();
+            for h in base + 1..=horizon {
+                if let Some(data) = self.db.global_changes(self.active[h as usize])? {
+                    folded.extend(
+                        decode_changes(&data)
+                            .map_err(|e| StoreError::corrupt("global state", e))?,
+                    );
+                }
+            }
+            self.db.advance_global_base(horizon, &folded)?;
         }
         Ok(())
+    }
+
+    fn global_base_height(&self) -> Result<u64, StoreError> {
+        let raw = self
+            .db
+            .meta("global_base")?
+            .ok_or_else(|| StoreError::corrupt("global state", "no base stored"))?;
+        let b: [u8; 8] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("global base", "length"))?;
+        Ok(u64::from_le_bytes(b))
     }
 
     /// Rolls back the tip block in memory (the caller persists).
@@ -1698,7 +1822,7 @@ impl Chain {
         self.note_disconnected();
         self.stats.blocks_disconnected += 1;
         (self.inbound, self.global_inbound) = self.load_relays(self.tip_hash())?;
-        self.restore_global(self.tip_height())?;
+        self.undo_global(hash)?;
         self.prepared = None;
         Ok(block)
     }
@@ -2091,7 +2215,9 @@ impl Chain {
                 .and_then(|a| a.downcast_mut::<ContractsSystem>())
                 .ok_or("no contract registry")?;
             c.force_global(contract, vals)?;
-            self.global_digest = digest_of(&snapshots_of(&self.systems));
+            let written = c.take_changes();
+            let changes = self.global.diff(SystemId::CONTRACTS, written);
+            self.global.apply(&changes)?;
             return Ok(());
         }
         let d = self
@@ -2111,6 +2237,16 @@ impl Chain {
     /// or logs: see [`ChainConfig::contract_receipts`]).
     pub fn last_contract_receipts(&self) -> &[ContractReceipt] {
         &self.last_contract_receipts
+    }
+
+    /// Items of the system contracts' state (peg and contract registry) at the tip.
+    pub fn global_items(&self) -> usize {
+        self.global.len()
+    }
+
+    /// Items the last connected block's global lane changed (what its changeset stores).
+    pub fn last_global_changes(&self) -> usize {
+        self.last_global_changes
     }
 
     /// Contract micro-transactions run, and how many of them were reverted, in the last

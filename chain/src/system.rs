@@ -11,11 +11,15 @@
 //! receipt with the error.
 //!
 //! The chain never looks inside a contract: it clones the state for speculative execution
-//! (templates), persists [`SystemContract::snapshot`] whenever the state changed, and commits
-//! to it in the header's `state_root` (see [`crate::global::digest_of`]). rxBTC a contract holds
-//! ([`SystemContract::held`]) counts in the supply audit.
+//! (templates) and sees the state as canonical items (key → value, both binary). After each
+//! block it takes the items that changed ([`SystemContract::take_changes`]), stores them as
+//! the block's changeset (old and new values, so a reorg undoes it item by item), and commits
+//! to all items in the header's `state_root` through an LtHash updated per changed item (see
+//! [`crate::global::GlobalImage`]): the cost of a block is its changes, not the whole state.
+//! rxBTC a contract holds ([`SystemContract::held`]) counts in the supply audit.
 
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -114,8 +118,14 @@ pub fn split_code(msg: &str) -> (&str, Option<&str>) {
     (msg, None)
 }
 
+/// One item of a system contract's state: canonical key and value.
+pub type Item = (Vec<u8>, Vec<u8>);
+
+/// A written item: its key and its value now (`None`: deleted).
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
 /// A native contract with state on the global lane. Implementations must be deterministic:
-/// the same state and calls give the same results, credits and snapshot on every node.
+/// the same state and calls give the same results, credits and items on every node.
 pub trait SystemContract: Send + Sync {
     /// The id calls address it by.
     fn id(&self) -> SystemId;
@@ -133,10 +143,36 @@ pub trait SystemContract: Send + Sync {
     fn end_block(&mut self, ctx: &GlobalCtx) -> Vec<Credit>;
     /// rxBTC the contract holds (escrows, bonds): part of the supply.
     fn held(&self) -> Amount;
-    /// Canonical encoding of the whole state (equal states give equal bytes).
-    fn snapshot(&self) -> Vec<u8>;
-    /// Replaces the state with a snapshot taken by [`SystemContract::snapshot`].
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError>;
+    /// The whole state as canonical items: unique keys, each with its canonical value (equal
+    /// states give equal items).
+    fn items(&self) -> Vec<Item>;
+    /// Items written since the last call, each key once with its value now (`None`: deleted),
+    /// and forgets them. Listing an item that did not change is allowed (the chain drops it);
+    /// leaving out one that did is a consensus bug. The default lists every item.
+    fn take_changes(&mut self) -> Vec<Change> {
+        self.items()
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect()
+    }
+    /// Writes `changes` into the state (`None` deletes the item): undoing a block with its
+    /// old values, or loading a stored state. Values come from [`SystemContract::items`] /
+    /// [`SystemContract::take_changes`] of the same rules; undecodable ones are an error.
+    fn apply(&mut self, changes: &[Change]) -> Result<(), CallError>;
+    /// Replaces the whole state with `items` (what [`SystemContract::items`] returned).
+    fn load(&mut self, items: &[Item]) -> Result<(), CallError> {
+        let keep: BTreeSet<&[u8]> = items.iter().map(|(k, _)| k.as_slice()).collect();
+        let mut changes: Vec<Change> = self
+            .items()
+            .into_iter()
+            .filter(|(k, _)| !keep.contains(k.as_slice()))
+            .map(|(k, _)| (k, None))
+            .collect();
+        changes.extend(items.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+        self.apply(&changes)?;
+        self.take_changes();
+        Ok(())
+    }
     /// Whether the Bitcoin block `btc_block` (internal byte order) is buried deep enough on
     /// the Bitcoin chain this contract tracks to anchor the L2 blocks it sealed: fork choice
     /// never reorganises below an anchored block (see [`crate::Chain::anchor`]).

@@ -59,11 +59,20 @@ impl SystemContract for Vault {
     fn held(&self) -> Amount {
         Amount::from_sat(self.held)
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.held.to_le_bytes().to_vec()
+    fn items(&self) -> Vec<rexe_chain::system::Item> {
+        vec![(b"held".to_vec(), self.held.to_le_bytes().to_vec())]
     }
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        self.held = u64::from_le_bytes(bytes.try_into().map_err(|_| CallError::new("len"))?);
+    fn apply(&mut self, changes: &[rexe_chain::system::Change]) -> Result<(), CallError> {
+        for (key, value) in changes {
+            match (key.as_slice(), value) {
+                (b"held", Some(v)) => {
+                    self.held = u64::from_le_bytes(
+                        v.as_slice().try_into().map_err(|_| CallError::new("len"))?,
+                    )
+                }
+                _ => return Err(CallError::new("unknown vault item")),
+            }
+        }
         Ok(())
     }
     fn as_any(&self) -> &dyn Any {
