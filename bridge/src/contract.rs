@@ -135,7 +135,8 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
-        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
+        let rej =
+            |e: &dyn Refusal| CallError::coded(e.kind(), format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;
@@ -209,7 +210,8 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
-        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
+        let rej =
+            |e: &dyn Refusal| CallError::coded(e.kind(), format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;

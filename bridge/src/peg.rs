@@ -40,6 +40,8 @@ use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::script::Instruction;
 use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, TxMerkleNode};
 
+use rexe_chain::system::RefusalKind;
+
 use crate::headers::HeaderChain;
 use crate::spv::{self, SpvError};
 use crate::tracked::TrackedMap;
@@ -273,12 +275,17 @@ pub enum Effect {
     },
 }
 
-/// A refusal with a stable, machine-readable reason (kebab-case). The L2 node returns it as
-/// JSON-RPC `error.data.reason` and in call receipts as `error_code`; agents decide on it,
-/// never on the message text. bridge/README.md lists every code.
+/// A refusal with a stable, machine-readable reason (kebab-case) and a kind. The L2 node
+/// returns them as JSON-RPC `error.data.reason` / `error.data.kind` and in call receipts as
+/// `error_code` / `error_kind`; agents decide on the kind, never on the message text.
+/// bridge/README.md lists every code.
 pub trait Refusal: std::fmt::Display {
     /// The stable reason code.
     fn reason(&self) -> &'static str;
+    /// What the refusal means for the sender (default: the call can never succeed).
+    fn kind(&self) -> RefusalKind {
+        RefusalKind::Invalid
+    }
 }
 
 /// Why an order was refused.
@@ -1248,6 +1255,13 @@ impl Refusal for OrderError {
 }
 
 impl Refusal for TakeError {
+    fn kind(&self) -> RefusalKind {
+        match self {
+            TakeError::BondTooSmall { .. } => RefusalKind::InsufficientFunds,
+            _ => RefusalKind::Invalid,
+        }
+    }
+
     fn reason(&self) -> &'static str {
         match self {
             TakeError::UnknownOrder(_) => "unknown-order",
@@ -1272,6 +1286,18 @@ impl Refusal for CancelError {
 }
 
 impl Refusal for ClaimError {
+    /// A block not (yet) tracked, on a stale branch or not deep enough may do once the
+    /// tracked chain moves on; a claimed match is done; everything else never verifies.
+    fn kind(&self) -> RefusalKind {
+        match self {
+            ClaimError::UnknownBlock(_)
+            | ClaimError::StaleBlock(_)
+            | ClaimError::TooFewConfirmations { .. } => RefusalKind::Retryable,
+            ClaimError::AlreadyClaimed(_) => RefusalKind::AlreadyDone,
+            _ => RefusalKind::Invalid,
+        }
+    }
+
     fn reason(&self) -> &'static str {
         match self {
             ClaimError::NoMatches => "no-matches",

@@ -16,7 +16,7 @@ use rexe_bridge::call::PegCall;
 use rexe_bridge::contract::PegContract;
 use rexe_bridge::peg::{commitment_script, MatchId, MatchState, OrderId, Sats};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::system::SystemId;
+use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{
     Address, AdmissionError, Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx,
     Signer, SubmitOutcome, Tx, Txid,
@@ -211,6 +211,7 @@ impl L2 {
             .expect("call has run")
             .2
             .error
+            .map(|e| e.message)
     }
 
     /// Mines a Bitcoin block with `txs` on `parent` (our simulated Bitcoin), not yet relayed.
@@ -361,7 +362,9 @@ fn order_take_pay_claim_through_the_chain() {
     let claim = L2::claim_call(&inc[0], &[m]);
     match w.call(bob, 0, &claim) {
         Err(AdmissionError::Refused(e)) => {
-            assert!(e.0.contains("1 confirmations, 3 required"), "{e}")
+            assert!(e.message.contains("1 confirmations, 3 required"), "{e}");
+            assert_eq!(e.kind, RefusalKind::Retryable);
+            assert_eq!(e.code.as_deref(), Some("too-few-confirmations"));
         }
         other => panic!("premature claim admitted: {other:?}"),
     }
@@ -370,6 +373,17 @@ fn order_take_pay_claim_through_the_chain() {
     w.mine_forced(vec![forced]);
     w.mine();
     assert!(w.receipt(forced_id).unwrap().contains("3 required"));
+    // The receipt, read back from the store, keeps the refusal's kind and code.
+    let stored = w
+        .chain
+        .call_receipt(forced_id)
+        .unwrap()
+        .unwrap()
+        .2
+        .error
+        .unwrap();
+    assert_eq!(stored.kind, RefusalKind::Retryable);
+    assert_eq!(stored.code.as_deref(), Some("too-few-confirmations"));
 
     w.btc_mine(&[]);
     w.btc_mine(&[]);
@@ -473,7 +487,10 @@ fn cancel_expiry_and_unpaid_match_refund_through_the_chain() {
             rx_recipient: rexe_bridge::peg::L2Address(w.addr(2).0),
         },
     ) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("unknown or closed order"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("unknown or closed order"), "{e}");
+            assert_eq!(e.kind, RefusalKind::Invalid);
+        }
         other => panic!("take of an expired order admitted: {other:?}"),
     }
 
@@ -645,7 +662,7 @@ fn claim_attacks_are_rejected_on_chain_with_their_own_errors() {
         match w.chain.submit_tx(tx.clone()) {
             Err(AdmissionError::Refused(e)) => {
                 assert!(
-                    e.0.to_lowercase().contains(&expected.to_lowercase()),
+                    e.message.to_lowercase().contains(&expected.to_lowercase()),
                     "mempool: {e} (wanted {expected})"
                 )
             }
@@ -694,7 +711,9 @@ fn header_attacks_and_bitcoin_reorgs() {
     assert_eq!(w.peg().headers().best_tip().0, b2);
     let claim_a = L2::claim_call(&inc_a[0], &[m]);
     match w.call(1, 0, &claim_a) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("not on the best tracked"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("not on the best tracked"), "{e}")
+        }
         other => panic!("stale claim admitted: {other:?}"),
     }
     w.btc_tip = b2;
@@ -738,7 +757,10 @@ fn header_attacks_and_bitcoin_reorgs() {
         MatchState::Claimed { .. }
     ));
     match w.call(1, 0, &L2::claim_call(&inc_c[0], &[m])) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("already claimed"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("already claimed"), "{e}");
+            assert_eq!(e.kind, RefusalKind::AlreadyDone);
+        }
         other => panic!("second claim admitted: {other:?}"),
     }
 }

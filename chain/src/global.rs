@@ -417,7 +417,7 @@ pub fn execute_global(
                 receipts.push(Receipt {
                     txid: *txid,
                     contract: *contract,
-                    error: Some(e.0),
+                    error: Some(e),
                 });
             }
         }

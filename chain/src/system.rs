@@ -80,42 +80,84 @@ pub struct Credit {
     pub amount: Amount,
 }
 
-/// Why a call was refused: the message is recorded in the call's receipt. A refusal with a
-/// stable machine-readable reason ends its message with ` [reason]` ([`CallError::coded`]);
-/// [`split_code`] takes it back out (the node's RPC returns it as `error.data.reason` and in
-/// receipts as `error_code`).
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct CallError(pub String);
+/// What a refusal means for whoever sent the call: the node's RPC reports it as
+/// `error.data.kind` (and receipts as `error_kind`), so that clients decide on it rather than
+/// on message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalKind {
+    /// The call can never succeed as sent (malformed, wrong arguments, a rule it breaks).
+    Invalid,
+    /// Not yet: the same call may succeed once the chain moves on (a Bitcoin block not yet
+    /// tracked or not deep enough).
+    Retryable,
+    /// The value or bond attached is too small.
+    InsufficientFunds,
+    /// What the call asks for has already happened (e.g. the match is claimed).
+    AlreadyDone,
+}
 
-impl CallError {
-    /// A refusal with `msg`.
-    pub fn new(msg: impl fmt::Display) -> Self {
-        CallError(msg.to_string())
+impl RefusalKind {
+    /// The stable name (`invalid`, `retryable`, `insufficient-funds`, `already-done`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::Invalid => "invalid",
+            RefusalKind::Retryable => "retryable",
+            RefusalKind::InsufficientFunds => "insufficient-funds",
+            RefusalKind::AlreadyDone => "already-done",
+        }
     }
 
-    /// A refusal with `msg` and a stable reason code (`[a-z0-9-]+`, e.g. `escrow-retaken`).
-    pub fn coded(msg: impl fmt::Display, code: &str) -> Self {
-        CallError(format!("{msg} [{code}]"))
+    /// From [`RefusalKind::as_str`].
+    pub fn from_name(s: &str) -> Option<RefusalKind> {
+        Some(match s {
+            "invalid" => RefusalKind::Invalid,
+            "retryable" => RefusalKind::Retryable,
+            "insufficient-funds" => RefusalKind::InsufficientFunds,
+            "already-done" => RefusalKind::AlreadyDone,
+            _ => return None,
+        })
     }
 }
 
-/// Splits a refusal message into its text and its stable reason code, if it has one
-/// (see [`CallError::coded`]).
-pub fn split_code(msg: &str) -> (&str, Option<&str>) {
-    if let Some(body) = msg.strip_suffix(']') {
-        if let Some(i) = body.rfind(" [") {
-            let code = &body[i + 2..];
-            if !code.is_empty()
-                && code
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return (&msg[..i], Some(code));
-            }
+impl fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a call was refused: a kind, an optional stable reason code (`[a-z0-9-]+`, e.g.
+/// `escrow-retaken`) and a message for people. All three are recorded in the call's receipt;
+/// the node's RPC returns the kind and code in `error.data`.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize)]
+#[error("{message}")]
+pub struct CallError {
+    /// What the refusal means for the sender.
+    pub kind: RefusalKind,
+    /// Stable reason code, when the contract gives one.
+    pub code: Option<String>,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl CallError {
+    /// An [`RefusalKind::Invalid`] refusal with `msg` and no code.
+    pub fn new(msg: impl fmt::Display) -> Self {
+        CallError {
+            kind: RefusalKind::Invalid,
+            code: None,
+            message: msg.to_string(),
         }
     }
-    (msg, None)
+
+    /// A refusal of `kind` with `msg` and a stable reason code.
+    pub fn coded(kind: RefusalKind, msg: impl fmt::Display, code: &str) -> Self {
+        CallError {
+            kind,
+            code: Some(code.to_string()),
+            message: msg.to_string(),
+        }
+    }
 }
 
 /// One item of a system contract's state: canonical key and value.
@@ -201,7 +243,7 @@ pub struct Receipt {
     /// The contract.
     pub contract: SystemId,
     /// `None` on success, else why it failed (its value was refunded).
-    pub error: Option<String>,
+    pub error: Option<CallError>,
 }
 
 #[cfg(test)]
@@ -209,14 +251,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reason_codes_round_trip_and_plain_messages_have_none() {
-        let e = CallError::coded("claim: match 3 expired", "escrow-retaken");
-        assert_eq!(
-            split_code(&e.0),
-            ("claim: match 3 expired", Some("escrow-retaken"))
+    fn refusal_kinds_round_trip_by_name() {
+        for k in [
+            RefusalKind::Invalid,
+            RefusalKind::Retryable,
+            RefusalKind::InsufficientFunds,
+            RefusalKind::AlreadyDone,
+        ] {
+            assert_eq!(RefusalKind::from_name(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(RefusalKind::from_name("retry"), None);
+        let e = CallError::coded(
+            RefusalKind::AlreadyDone,
+            "claim: match 3 claimed",
+            "already-claimed",
         );
-        assert_eq!(split_code("plain text"), ("plain text", None));
-        assert_eq!(split_code("ids [1, 2]"), ("ids [1, 2]", None));
-        assert_eq!(split_code("x []"), ("x []", None));
+        assert_eq!(e.to_string(), "claim: match 3 claimed");
+        assert_eq!(CallError::new("x").kind, RefusalKind::Invalid);
     }
 }

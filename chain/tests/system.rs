@@ -142,7 +142,10 @@ fn contract_value_counts_in_supply_and_refunds_on_failure() {
     mine(&mut chain, miner);
     mine(&mut chain, miner);
     let (_, _, receipt) = chain.call_receipt(bad_id).unwrap().unwrap();
-    assert_eq!(receipt.error.as_deref(), Some("unknown vault call"));
+    assert_eq!(
+        receipt.error.as_ref().map(|e| e.message.as_str()),
+        Some("unknown vault call")
+    );
     // Each call pays its intrinsic gas at 10 msat/gas; the rest of the reservation returns.
     let paid = |data: Vec<u8>| {
         let gas = rexe_chain::contract::intrinsic_gas(&Payload::Call {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
-use rexe_chain::system::SystemId;
+use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
@@ -28,6 +28,19 @@ pub fn failpoint(point: &str) {
         eprintln!("failpoint {point}: aborting");
         std::process::abort();
     }
+}
+
+/// Whether an RPC call failed because the node answered "not found" (-5).
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<rexe_miner::bitcoind::RpcError>()
+        .is_some_and(|r| r.is_not_found())
+}
+
+/// The kind of a contract's refusal to admit a transaction (`error.data.kind` of a -26
+/// answer), if that is why an RPC call failed.
+pub fn refusal_kind(e: &anyhow::Error) -> Option<RefusalKind> {
+    let r = e.downcast_ref::<rexe_miner::bitcoind::RpcError>()?;
+    RefusalKind::from_name(r.refusal()?.0)
 }
 
 /// The L2 network named by `getchaininfo`.
@@ -142,7 +155,7 @@ impl L2Client {
     pub fn receipt(&self, txid: Txid) -> Result<Option<Value>> {
         match self.call("getcallreceipt", json!([txid.to_string()])) {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.to_string().contains("no receipt") => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -151,7 +164,7 @@ impl L2Client {
     pub fn tx_known(&self, txid: Txid) -> Result<bool> {
         match self.call("gettransaction", json!([txid.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if e.to_string().contains("no such transaction") => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -11,7 +11,7 @@ use crate::block::Header;
 use crate::encode::Encode;
 use crate::global::ItemChange;
 use crate::hash::{BlockHash, Hash256, Txid};
-use crate::system::Receipt;
+use crate::system::{CallError, Receipt, RefusalKind};
 
 /// Validation status of a stored block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,14 +192,18 @@ impl ChainDb {
                     *pos as i64
                 ])?;
             }
-            let mut ins =
-                tx.prepare_cached("INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4)")?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for r in rec.receipts {
+                let e = r.error.as_ref();
                 ins.execute(params![
                     &r.txid.0 .0[..],
                     &hash.0 .0[..],
                     r.contract.0 as i64,
-                    r.error.as_deref()
+                    e.map(|e| e.message.as_str()),
+                    e.map(|e| e.kind.as_str()),
+                    e.and_then(|e| e.code.as_deref())
                 ])?;
             }
             let mut ins = tx.prepare_cached(
@@ -325,21 +329,37 @@ impl ChainDb {
 
     /// Receipts of calls made by `txid`: `(block, contract, error)` for every block whose
     /// global lane ran it (several across reorgs; the caller keeps the active one).
-    pub fn receipts(&self, txid: Txid) -> Result<Vec<(BlockHash, u8, Option<String>)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT block, contract, error FROM receipts WHERE txid = ?1")?;
+    pub fn receipts(
+        &self,
+        txid: Txid,
+    ) -> Result<Vec<(BlockHash, u8, Option<CallError>)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT block, contract, error, kind, code FROM receipts WHERE txid = ?1",
+        )?;
         let rows = st.query_map([&txid.0 .0[..]], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (b, c, e) = row?;
-            out.push((hash_col(b)?, c as u8, e));
+            let (b, c, message, kind, code) = row?;
+            let error = match message {
+                None => None,
+                Some(message) => Some(CallError {
+                    kind: kind
+                        .as_deref()
+                        .and_then(RefusalKind::from_name)
+                        .ok_or_else(|| StoreError::corrupt("receipt", "refusal kind"))?,
+                    code,
+                    message,
+                }),
+            };
+            out.push((hash_col(b)?, c as u8, error));
         }
         Ok(out)
     }

@@ -74,6 +74,9 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/chain/0007_global_items.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/chain/0008_receipt_kinds.sql"
+        )),
     ])
 }
 
