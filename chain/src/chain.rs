@@ -39,7 +39,7 @@ use crate::shard::ShardId;
 use crate::store::{
     Account, BlockStatus, ChainDb, Checkpointer, ConnectRecord, ShardStore, StoreError,
 };
-use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId};
+use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId, Systems};
 use crate::tx::{Payload, SignedTx, TxError};
 
 /// Node-local settings (not consensus).
@@ -471,7 +471,7 @@ pub struct Chain {
     /// Call relays waiting for the next block's global lane.
     global_inbound: Vec<Relay>,
     /// System contracts in id order, at the tip.
-    systems: Vec<Box<dyn SystemContract>>,
+    systems: Systems,
     /// Their items and the commitment to them.
     global: GlobalImage,
     mempool: Mempool,
@@ -561,26 +561,22 @@ pub struct ShardFees {
 /// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
 const GLOBAL_STATE_VERSION: u8 = 2;
 
-fn params_fingerprint(p: &ChainParams, systems: &[Box<dyn SystemContract>]) -> Hash256 {
+fn params_fingerprint(p: &ChainParams, systems: &Systems) -> Hash256 {
     fingerprint_with(p, systems, GLOBAL_STATE_VERSION)
 }
 
-fn fingerprint_with(
-    p: &ChainParams,
-    systems: &[Box<dyn SystemContract>],
-    global_version: u8,
-) -> Hash256 {
+fn fingerprint_with(p: &ChainParams, systems: &Systems, global_version: u8) -> Hash256 {
     let mut b = Vec::new();
     if global_version > 1 {
         b.extend_from_slice(&[0xfc, global_version]);
     }
-    if !systems.is_empty() {
+    {
         b.push(0xff);
         b.extend(systems.iter().map(|c| c.id().0));
         // Rules versions only when some contract has one, so older fingerprints stay valid.
         if systems.iter().any(|c| c.rules_version() != 0) {
             b.push(0xfe);
-            for c in systems {
+            for c in systems.iter() {
                 c.rules_version().encode(&mut b);
             }
         }
@@ -658,10 +654,7 @@ fn route(relays: impl IntoIterator<Item = Relay>, n: usize) -> (Vec<Vec<Relay>>,
 
 /// Writes `changes` (their new values) into the contracts they belong to, then forgets them
 /// as written (they are the stored state, not new writes).
-fn apply_to_contracts(
-    systems: &mut [Box<dyn SystemContract>],
-    changes: &[ItemChange],
-) -> Result<(), String> {
+fn apply_to_contracts(systems: &mut Systems, changes: &[ItemChange]) -> Result<(), String> {
     for c in systems.iter_mut() {
         let mine: Vec<crate::system::Change> = changes
             .iter()
@@ -710,13 +703,10 @@ impl Chain {
         params: ChainParams,
         config: ChainConfig,
         sealer: Arc<dyn Sealer>,
-        mut systems: Vec<Box<dyn SystemContract>>,
+        systems: Vec<Box<dyn SystemContract>>,
     ) -> Result<Chain, ChainError> {
-        // User contracts are part of every chain.
-        if !systems.iter().any(|c| c.id() == SystemId::CONTRACTS) {
-            systems.push(Box::new(ContractsSystem::new()));
-        }
-        systems.sort_by_key(|c| c.id());
+        // User contracts (the registry) are part of every chain.
+        let systems = Systems::new(systems);
         let global = GlobalImage::of(&systems);
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
         // `chain.sqlite` first, then the shard files: the checkpointer's numbering.
@@ -1145,10 +1135,7 @@ impl Chain {
 
     /// An installed system contract, at the tip (downcast with `as_any` for queries).
     pub fn system(&self, id: SystemId) -> Option<&dyn SystemContract> {
-        self.systems
-            .iter()
-            .find(|c| c.id() == id)
-            .map(|c| c.as_ref())
+        self.systems.get(id)
     }
 
     /// Commitment to the global state at the tip.
@@ -1409,13 +1396,7 @@ impl Chain {
         let payouts = &global.payouts;
         let mempool = &self.mempool;
         // Shards see the contracts as they were after the previous block.
-        let empty = ContractsSystem::new();
-        let contracts = self
-            .systems
-            .iter()
-            .find(|c| c.id() == SystemId::CONTRACTS)
-            .and_then(|c| c.as_any().downcast_ref::<ContractsSystem>())
-            .unwrap_or(&empty);
+        let contracts = self.systems.contracts();
         let sig_ok = |t: &SignedTx| trusted || mempool.has_verified(t) || t.verify_signature();
         let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
             let i = store.id().index();
@@ -2157,11 +2138,7 @@ impl Chain {
 
     /// The deployed contracts and their global state, at the tip.
     pub fn contracts(&self) -> &ContractsSystem {
-        self.systems
-            .iter()
-            .find(|c| c.id() == SystemId::CONTRACTS)
-            .and_then(|c| c.as_any().downcast_ref::<ContractsSystem>())
-            .expect("the contract registry is always installed")
+        self.systems.contracts()
     }
 
     /// A contract's state for one target as JSON (`None` when no contract is there).
@@ -2207,13 +2184,7 @@ impl Chain {
     ) -> Result<(), String> {
         self.prepared = None;
         if *target == crate::contract::Target::Global {
-            let c = self
-                .systems
-                .iter_mut()
-                .find(|c| c.id() == SystemId::CONTRACTS)
-                .and_then(|c| c.as_any_mut())
-                .and_then(|a| a.downcast_mut::<ContractsSystem>())
-                .ok_or("no contract registry")?;
+            let c = self.systems.contracts_mut();
             c.force_global(contract, vals)?;
             let written = c.take_changes();
             let changes = self.global.diff(SystemId::CONTRACTS, written);

@@ -7,19 +7,19 @@ use thiserror::Error;
 
 use crate::address::{shard_of, Address};
 use crate::amount::{checked_sum, Amount};
-use crate::contract::{self, ContractReceipt, ContractsSystem};
+use crate::contract::{self, ContractReceipt};
 use crate::encode::{write_compact_size, Decode, DecodeError, Encode, Reader};
 use crate::exec::BlockEnv;
 use crate::hash::{merkle_root, tagged_hash, Hash256};
 use crate::lthash::LtHash;
 use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
-use crate::system::{Call, Change, GlobalCtx, Item, Receipt, SystemContract, SystemId};
+use crate::system::{Call, Change, GlobalCtx, Item, Receipt, SystemId, Systems};
 
 /// The global lane's result for one block.
 pub struct GlobalOutcome {
     /// The contracts' new state, `None` when the lane had nothing to do (state unchanged).
-    pub contracts: Option<Vec<Box<dyn SystemContract>>>,
+    pub contracts: Option<Systems>,
     /// The items the lane changed, in contract then key order (old and new values).
     pub changes: Vec<ItemChange>,
     /// Payouts per target shard (deposit relays from [`ShardId::GLOBAL`]), run by the shards
@@ -152,9 +152,9 @@ fn leaf_prefix(system: SystemId, key: &[u8]) -> Vec<u8> {
 
 impl GlobalImage {
     /// The items of `contracts` as they are.
-    pub fn of(contracts: &[Box<dyn SystemContract>]) -> Self {
+    pub fn of(contracts: &Systems) -> Self {
         let mut image = GlobalImage::default();
-        for c in contracts {
+        for c in contracts.iter() {
             for (k, v) in c.items() {
                 image.set(c.id(), k, Some(v));
             }
@@ -268,14 +268,14 @@ fn hex_short(b: &[u8]) -> String {
     b.iter().take(12).map(|x| format!("{x:02x}")).collect()
 }
 
-fn held(contracts: &[Box<dyn SystemContract>]) -> Option<Amount> {
+fn held(contracts: &Systems) -> Option<Amount> {
     checked_sum(contracts.iter().map(|c| c.held()))
 }
 
 /// Runs the global lane of a block: `calls` are the previous block's call relays in canonical
 /// order. `image` holds the items of `contracts` as they are.
 pub fn execute_global(
-    contracts: &[Box<dyn SystemContract>],
+    contracts: &Systems,
     image: &GlobalImage,
     ctx: &GlobalCtx,
     env: &BlockEnv,
@@ -300,7 +300,7 @@ pub fn execute_global(
             relay_root: merkle_root(&[]),
         });
     }
-    let mut state: Vec<Box<dyn SystemContract>> = contracts.iter().map(|c| c.clone_box()).collect();
+    let mut state = contracts.clone();
     let held_before = held(&state).unwrap_or(Amount::MAX_MONEY);
     let mut emitted: Vec<Relay> = Vec::new();
     let mut receipts = Vec::with_capacity(calls.len());
@@ -339,15 +339,7 @@ pub fn execute_global(
             received = received
                 .checked_add(fee.escrow)
                 .unwrap_or(Amount::MAX_MONEY);
-            let Some(reg) = state
-                .iter_mut()
-                .find(|c| c.id() == crate::system::SystemId::CONTRACTS)
-                .and_then(|c| c.as_any_mut())
-                .and_then(|a| a.downcast_mut::<ContractsSystem>())
-            else {
-                pay(&mut emitted, sender, fee.escrow);
-                continue;
-            };
+            let reg = state.contracts_mut();
             seq += 1;
             if let Some((mut relays, mut receipt)) = contract::run_on_lane(reg, env, relay, seq) {
                 let children = contract::fund_children(&mut relays, &fee, env.height);
@@ -395,7 +387,7 @@ pub fn execute_global(
             value: *value,
             data,
         };
-        let result = match state.iter_mut().find(|c| c.id() == *contract) {
+        let result = match state.get_mut(*contract) {
             Some(c) => c.call(ctx, &call),
             None => Err(crate::system::CallError::new(format!(
                 "no system contract {contract}"

@@ -229,9 +229,73 @@ pub trait SystemContract: Send + Sync {
     }
     /// For queries: downcast to the concrete contract.
     fn as_any(&self) -> &dyn Any;
-    /// For the global lane's own contracts (user contract state): mutable downcast.
-    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
-        None
+}
+
+/// The system contracts installed on a chain: the contract registry (always present, a
+/// typed field: the global lane and the shards use it directly) and the others (the peg, …),
+/// in id order.
+pub struct Systems {
+    contracts: crate::contract::ContractsSystem,
+    others: Vec<Box<dyn SystemContract>>,
+}
+
+impl Clone for Systems {
+    fn clone(&self) -> Self {
+        Systems {
+            contracts: self.contracts.clone(),
+            others: self.others.iter().map(|c| c.clone_box()).collect(),
+        }
+    }
+}
+
+impl Systems {
+    /// The registry (empty) and `others`, which must not include [`SystemId::CONTRACTS`]
+    /// (ignored if they do) nor two contracts with one id (the first is kept).
+    pub fn new(mut others: Vec<Box<dyn SystemContract>>) -> Self {
+        others.retain(|c| c.id() != SystemId::CONTRACTS);
+        others.sort_by_key(|c| c.id());
+        others.dedup_by_key(|c| c.id());
+        Systems {
+            contracts: crate::contract::ContractsSystem::new(),
+            others,
+        }
+    }
+
+    /// The contract registry and `@global` state of user contracts.
+    pub fn contracts(&self) -> &crate::contract::ContractsSystem {
+        &self.contracts
+    }
+
+    /// The same, mutable.
+    pub fn contracts_mut(&mut self) -> &mut crate::contract::ContractsSystem {
+        &mut self.contracts
+    }
+
+    /// Every installed contract, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn SystemContract> + '_ {
+        let mut all: Vec<&dyn SystemContract> = self.others.iter().map(|c| c.as_ref()).collect();
+        let at = all.partition_point(|c| c.id() < SystemId::CONTRACTS);
+        all.insert(at, &self.contracts);
+        all.into_iter()
+    }
+
+    /// Every installed contract, mutable, in id order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut (dyn SystemContract + 'static)> + '_ {
+        let mut all: Vec<&mut (dyn SystemContract + 'static)> =
+            self.others.iter_mut().map(|c| c.as_mut()).collect();
+        let at = all.partition_point(|c| c.id() < SystemId::CONTRACTS);
+        all.insert(at, &mut self.contracts);
+        all.into_iter()
+    }
+
+    /// The contract with `id`.
+    pub fn get(&self, id: SystemId) -> Option<&dyn SystemContract> {
+        self.iter().find(|c| c.id() == id)
+    }
+
+    /// The contract with `id`, mutable.
+    pub fn get_mut(&mut self, id: SystemId) -> Option<&mut (dyn SystemContract + 'static)> {
+        self.iter_mut().find(|c| c.id() == id)
     }
 }
 

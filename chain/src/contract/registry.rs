@@ -234,8 +234,4 @@ impl SystemContract for ContractsSystem {
     fn as_any(&self) -> &dyn Any {
         self
     }
-
-    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
-        Some(self)
-    }
 }
