@@ -182,14 +182,9 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     .unwrap();
     // A pipe whose read end is closed before the command starts: its first write fails
     // (closing it after spawning raced with that write under load).
-    let mut fds = [0i32; 2];
-    // SAFETY: `pipe` fills two new descriptors; the read end is closed at once and the
-    // write end is owned by the `Stdio` from here on.
-    let stdout = unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-        libc::close(fds[0]);
-        <std::process::Stdio as std::os::unix::io::FromRawFd>::from_raw_fd(fds[1])
-    };
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    drop(read_end);
+    let stdout = std::process::Stdio::from(write_end);
     let out = Command::new(BIN)
         .args(["auxpow", "check", "--chain-id", "1", hex_str.trim()])
         .stdout(stdout)
@@ -198,7 +193,11 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(rustix::process::Signal::PIPE.as_raw()),
+        "{stderr}"
+    );
 }
 
 /// `rexe bench e2e` on a small load: the client process's signed transfers are all admitted

@@ -316,10 +316,10 @@ fn devnet_survives_hostile_clients() {
     let electrum_ok = electrum_answers(&p.electrum);
     let stratum_ok = stratum_answers(&p.stratum);
     println!("soak: listeners after the attack: l2-rpc={l2_ok} bitcoin-rpc={btc_ok} proxy={proxy_ok} electrum={electrum_ok} stratum={stratum_ok}");
-    // SAFETY: signal to our own child.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-    }
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     let st = child.wait().unwrap();
     for t in threads {
         let _ = t.join();

@@ -285,6 +285,7 @@ fn positional(method: &str, p: &Value) -> Result<Value, (i64, String)> {
     Ok(Value::Array(out))
 }
 
+/// Runs one method for a request to `/` (no wallet named in the URI).
 pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
     call_for_wallet(shared, None, method, p)
 }

@@ -44,12 +44,9 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
 /// (`BENCH_CLIENT_NICE`, default 19) they do not take the server's cores as local
 /// processes would; the server's own threads keep the default priority.
 fn lower_priority(nice: i32) {
-    // SAFETY: changes this thread's own nice value (Linux keeps one per thread).
+    // Changes this thread's own nice value (Linux keeps one per thread).
     #[cfg(target_os = "linux")]
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-    }
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
 }
 
 fn rpc_latencies(node: &RegtestNode, n: usize) -> Vec<Duration> {
