@@ -4,6 +4,7 @@
 //! pay every match its payee script and amount, with the right `RXPG` commitment, on the
 //! wallet's network.
 
+use bitcoin::hex::FromHex;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -129,7 +130,7 @@ fn raw_tx_file(path: &std::path::Path) -> Result<Option<bitcoin::Transaction>> {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return Ok(None);
     };
-    let Ok(raw) = hex::decode(text.trim()) else {
+    let Ok(raw) = Vec::<u8>::from_hex(text.trim()) else {
         return Ok(None);
     };
     Ok(bitcoin::consensus::deserialize(&raw).ok())

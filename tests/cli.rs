@@ -2,6 +2,7 @@
 
 mod common;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use std::process::Command;
 
 use common::*;
@@ -47,9 +48,15 @@ fn key_send_and_balance_against_a_node() {
     // Mine a block paying Alice.
     let t = call(&node, "getblocktemplate", json!([alice]));
     let mut b =
-        Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
+        Block::from_bytes(&Vec::<u8>::from_hex(t["result"]["hex"].as_str().unwrap()).unwrap())
+            .unwrap();
     seal(&mut b);
-    assert!(call(&node, "submitblock", json!([hex::encode(b.to_bytes())]))["result"].is_null());
+    assert!(call(
+        &node,
+        "submitblock",
+        json!([b.to_bytes().to_lower_hex_string()])
+    )["result"]
+        .is_null());
 
     let bob_key = dir.path().join("bob.key");
     let (_, bob, _) = rexe(&[

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use serde_json::json;
 
@@ -108,9 +109,13 @@ fn a_node_with_edited_state_refuses_to_start_naming_the_file() {
     let t = call(&n, "getblocktemplate", json!([addr]));
     let hex = t["result"]["hex"].as_str().expect("template hex");
     use rexe_chain::encode::{Decode, Encode};
-    let mut block = rexe_chain::Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+    let mut block = rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
     seal(&mut block);
-    let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+    let r = call(
+        &n,
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()]),
+    );
     assert_eq!(r["result"], serde_json::Value::Null, "{r}");
     sigterm(&n.child);
     assert!(wait_exit(&mut n.child, Duration::from_secs(20)).success());

@@ -53,13 +53,13 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn http_post(addr: &str, cookie: &str, body: &str) -> Option<String> {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization: Basic {}\r\n\r\n{body}",
         body.len(),
-        base64::engine::general_purpose::STANDARD.encode(cookie)
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie)
     );
     s.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();

@@ -3,6 +3,7 @@
 //! <auxpow>`, and `getauxblock` in both forms. Work is kept per block hash and dropped when
 //! the tip changes, so a late submission gets error -8 "block hash unknown".
 
+use bitcoin::hex::DisplayHex;
 use std::collections::HashMap;
 
 use rexe_chain::{Address, Block, BlockHash, Chain, SubmitOutcome};
@@ -59,7 +60,7 @@ impl AuxWork {
             .map_err(|e| err(-1, e.to_string()))?;
         let h = &block.header;
         let hash = h.hash();
-        let target_le = hex::encode(h.target().to_le_bytes());
+        let target_le = h.target().to_le_bytes().to_lower_hex_string();
         // Subsidy plus tips (base fees are burned, not paid to the miner).
         let value = chain.params().subsidy(h.height).to_sat()
             + chain.template_tips(hash).map_or(0, |a| a.to_sat());

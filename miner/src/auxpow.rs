@@ -30,6 +30,7 @@
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::{Decodable, Encodable};
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use bitcoin::{Transaction, VarInt};
 use thiserror::Error;
@@ -554,7 +555,8 @@ pub fn mine_parent(
 
 /// Decodes a hex-encoded AuxPoW.
 pub fn decode_hex(hex_str: &str) -> Result<AuxPow, AuxPowError> {
-    let bytes = hex::decode(hex_str.trim()).map_err(|e| malformed(format!("bad hex: {e}")))?;
+    let bytes =
+        Vec::<u8>::from_hex(hex_str.trim()).map_err(|e| malformed(format!("bad hex: {e}")))?;
     AuxPow::decode(&bytes)
 }
 
@@ -562,7 +564,7 @@ pub fn decode_hex(hex_str: &str) -> Result<AuxPow, AuxPowError> {
 /// block 37174 (decoded once, then `n` checks), for `rexe bench auxpow`. `0.0` when `n` is 0.
 pub fn bench_verify(n: u32) -> f64 {
     const VECTOR: &str = include_str!("../tests/data/namecoin-mainnet-37174.header-auxpow.hex");
-    let Ok(bytes) = hex::decode(VECTOR.trim()) else {
+    let Ok(bytes) = Vec::<u8>::from_hex(VECTOR.trim()) else {
         return 0.0;
     };
     let (Some(header), Some(rest)) = (bytes.get(..80), bytes.get(80..)) else {

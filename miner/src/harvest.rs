@@ -7,6 +7,7 @@
 use bitcoin::blockdata::script::Builder;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use bitcoin::{Block, CompactTarget, ScriptBuf, Transaction, TxOut};
 use serde_json::{json, Value};
@@ -104,7 +105,7 @@ pub fn block_from_template(
         }],
     };
     if let Some(c) = t["default_witness_commitment"].as_str() {
-        let spk = hex::decode(c).map_err(|e| RpcError::Malformed(e.to_string()))?;
+        let spk = Vec::<u8>::from_hex(c).map_err(|e| RpcError::Malformed(e.to_string()))?;
         coinbase.output.push(TxOut {
             value: bitcoin::Amount::ZERO,
             script_pubkey: ScriptBuf::from_bytes(spk),
@@ -113,8 +114,8 @@ pub fn block_from_template(
     }
     let mut txdata = vec![coinbase];
     for tx in t["transactions"].as_array().into_iter().flatten() {
-        let raw =
-            hex::decode(hex_field(tx, "data")?).map_err(|e| RpcError::Malformed(e.to_string()))?;
+        let raw = Vec::<u8>::from_hex(&hex_field(tx, "data")?)
+            .map_err(|e| RpcError::Malformed(e.to_string()))?;
         txdata.push(deserialize(&raw).map_err(|e| RpcError::Malformed(e.to_string()))?);
     }
     let bits = u32::from_str_radix(&hex_field(t, "bits")?, 16)

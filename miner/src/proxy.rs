@@ -26,6 +26,7 @@ use axum::routing::post;
 use axum::Router;
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::Block;
 use serde_json::{json, Value};
 
@@ -379,7 +380,7 @@ impl Harvester {
                         ..base.clone()
                     };
                     s.spawn(move || {
-                        let r = c.submit(&w, &hex::encode(aux.encode()));
+                        let r = c.submit(&w, &aux.encode().to_lower_hex_string());
                         (i, w, r)
                     })
                 })
@@ -560,7 +561,7 @@ pub fn submit_aux_share(h: &Harvester, params: &Value) -> Result<bool, String> {
         .ok_or("expected [header, coinbase, branch]")?;
     let bytes = |v: &Value, what: &str| -> Result<Vec<u8>, String> {
         v.as_str()
-            .and_then(|s| hex::decode(s).ok())
+            .and_then(|s| Vec::<u8>::from_hex(s).ok())
             .ok_or_else(|| format!("{what} must be hex"))
     };
     let header: bitcoin::block::Header = deserialize(&bytes(&p[0], "header")?)
@@ -643,7 +644,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                         if v["result"]["coinbaseaux"].is_null() {
                             v["result"]["coinbaseaux"] = json!({});
                         }
-                        v["result"]["coinbaseaux"]["flags"] = json!(hex::encode(tag));
+                        v["result"]["coinbaseaux"]["flags"] = json!(tag.to_lower_hex_string());
                         // Framed as bitcoind frames its replies: one JSON text and a
                         // newline (ckpool reads replies line by line).
                         out = v.to_string().into_bytes();
@@ -661,7 +662,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
             let raw = req
                 .as_ref()
                 .and_then(|r| r.params[0].as_str())
-                .and_then(|h| hex::decode(h).ok());
+                .and_then(|h| Vec::<u8>::from_hex(h).ok());
             if let Some(block) = raw.and_then(|r| deserialize::<Block>(&r).ok()) {
                 if !coinbase_script_sig_fits(&block) {
                     st.harvester

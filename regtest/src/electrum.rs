@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::{sha256, sha256d, Hash};
+use bitcoin::hex::DisplayHex;
 use bitcoin::{OutPoint, Txid};
 use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
 use serde_json::{json, Value};
@@ -516,7 +517,7 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &Method, room: usize) -> R
 fn hex_rev(h: &[u8; 32]) -> String {
     let mut b = *h;
     b.reverse();
-    hex::encode(b)
+    b.to_lower_hex_string()
 }
 
 /// The merkle branch (internal byte order) of leaf `pos` among `ids`.
@@ -553,7 +554,7 @@ fn branch_and_root(mut level: Vec<[u8; 32]>, mut pos: usize) -> (Vec<[u8; 32]>, 
 fn display_hex(h: &[u8; 32]) -> String {
     let mut r = *h;
     r.reverse();
-    hex::encode(r)
+    r.to_lower_hex_string()
 }
 
 /// Protocol 1.4's header proof: the branch from block `height` to the Merkle root of the
@@ -612,9 +613,11 @@ impl Scan {
             .iter()
             .map(|(h, t, _)| format!("{t}:{h}:"))
             .collect();
-        Some(hex::encode(
-            sha256::Hash::hash(s.as_bytes()).to_byte_array(),
-        ))
+        Some(
+            sha256::Hash::hash(s.as_bytes())
+                .to_byte_array()
+                .to_lower_hex_string(),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::DisplayHex;
 use rexe_regtest::electrum::script_hash;
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
@@ -150,7 +151,7 @@ fn rpc_latency_under_an_electrum_flood() {
             (0..100u32).map(|i| {
                 let mut b = [0u8; 32];
                 b[..4].copy_from_slice(&(chunk * 100 + i).to_le_bytes());
-                json!([hex::encode(b)])
+                json!([b.to_lower_hex_string()])
             }),
         );
         wr.write_all(line.as_bytes()).unwrap();

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use rexe_chain::encode::Encode;
 use rexe_chain::fee::GasPrice;
 use rexe_chain::params::GenesisAlloc;
@@ -276,9 +277,9 @@ impl Conn {
 
 /// The client process: signs every transfer, says `ready`, sends them, prints a report.
 pub fn client(a: &E2eClientArgs) -> Result<()> {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let cookie = std::fs::read_to_string(&a.cookie).context("reading the node's cookie")?;
-    let auth = base64::engine::general_purpose::STANDARD.encode(cookie.trim());
+    let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie.trim());
     let signers: Vec<Signer> = (0..a.accounts).map(signer).collect();
     let fee = ChainParams::regtest().min_base_fee;
     // Transfer k: from account k % accounts at nonce k / accounts, to a scattered other.
@@ -306,7 +307,7 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
         let id = pending[c].len();
         pending[c].push(
             json!({"jsonrpc": "2.0", "id": id, "method": "sendrawtransaction",
-                               "params": [hex::encode(tx.to_bytes())]}),
+                               "params": [tx.to_bytes().to_lower_hex_string()]}),
         );
         if pending[c].len() == a.batch {
             bodies[c].push(serde_json::to_vec(&std::mem::take(&mut pending[c]))?);

@@ -11,6 +11,7 @@
 //! twice for the same proof. (`REXE_FAILPOINT=claimer-before-send|claimer-after-send`
 //! aborts the process at those points, for the crash tests.)
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
@@ -186,7 +187,7 @@ impl<S: BitcoinSource> Claimer<S> {
         let script = out
             .first()
             .and_then(|m| m["payee_script"]["hex"].as_str())
-            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| Vec::<u8>::from_hex(h).ok())
             .map(ScriptBuf::from_bytes)
             .ok_or_else(|| anyhow!("the L2 node gave no payee script for match {:?}", ids[0]))?;
         Ok((out, script))
@@ -296,7 +297,7 @@ impl<S: BitcoinSource> Claimer<S> {
         self.db.execute(
             "UPDATE claims SET state = 'submitted', l2_txid = ?2, l2_tx = ?3,
                  last_note = 'claim signed' WHERE btc_txid = ?1",
-            params![id, l2.to_string(), hex::encode(tx.to_bytes())],
+            params![id, l2.to_string(), tx.to_bytes().to_lower_hex_string()],
         )?;
         super::l2::failpoint("claimer-before-send");
         match self.l2.submit(&tx, "claim") {

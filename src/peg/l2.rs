@@ -1,6 +1,7 @@
 //! A peg client of an L2 node over its JSON-RPC: signs peg calls with an L2 key, submits
 //! them, and reads receipts and peg state.
 
+use bitcoin::hex::DisplayHex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -115,7 +116,7 @@ impl L2Client {
 
     /// Submits a signed transaction (`what` names it in errors).
     pub fn submit(&self, tx: &SignedTx, what: &str) -> Result<()> {
-        self.submit_hex(&hex::encode(tx.to_bytes()), what)
+        self.submit_hex(&tx.to_bytes().to_lower_hex_string(), what)
     }
 
     /// Submits a signed transaction given as hex (`what` names it in errors).
