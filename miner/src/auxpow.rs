@@ -168,14 +168,6 @@ fn write_branch(out: &mut Vec<u8>, b: &[[u8; 32]]) {
     }
 }
 
-/// SHA-256d of `left || right` (internal byte order).
-fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut e = sha256d::Hash::engine();
-    bitcoin::hashes::HashEngine::input(&mut e, left);
-    bitcoin::hashes::HashEngine::input(&mut e, right);
-    sha256d::Hash::from_engine(e).to_byte_array()
-}
-
 /// Namecoin's `CheckMerkleBranch`: bit `i` of `index` says whether the running hash is
 /// the right (1) or left (0) node at level `i`. As in Namecoin, index `-1` gives the all-zero
 /// hash.
@@ -183,17 +175,7 @@ pub fn merkle_branch_root(leaf: [u8; 32], branch: &[[u8; 32]], index: i32) -> [u
     if index == -1 {
         return [0; 32];
     }
-    let mut h = leaf;
-    let mut idx = index;
-    for b in branch {
-        h = if idx & 1 == 1 {
-            hash_pair(b, &h)
-        } else {
-            hash_pair(&h, b)
-        };
-        idx >>= 1;
-    }
-    h
+    rexe_merkle::root_from_branch(leaf, branch, i64::from(index))
 }
 
 /// Namecoin's `getExpectedIndex`: the slot of `chain_id` in an aux tree of height `h`
@@ -427,27 +409,15 @@ impl AuxTree {
         })
     }
 
-    /// Root (internal order).
+    /// Root (internal order). The tree is full (`2^height` leaves), so no level is padded.
     pub fn root(&self) -> [u8; 32] {
-        let mut level = self.leaves.clone();
-        while level.len() > 1 {
-            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
-        }
-        level[0]
+        rexe_merkle::branch_and_root(self.leaves.clone(), 0).1
     }
 
     /// The branch and index of `chain_id`'s leaf.
     pub fn branch(&self, chain_id: ChainId) -> (Vec<[u8; 32]>, i32) {
         let index = expected_index(self.nonce, chain_id, self.height) as usize;
-        let mut branch = Vec::new();
-        let mut level = self.leaves.clone();
-        let mut i = index;
-        while level.len() > 1 {
-            branch.push(level[i ^ 1]);
-            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
-            i >>= 1;
-        }
-        (branch, index as i32)
+        (rexe_merkle::branch(&self.leaves, index), index as i32)
     }
 
     /// The 44-byte coinbase tag: magic, root (byte-reversed), size LE, nonce LE.

@@ -6,7 +6,7 @@
 
 use bitcoin::blockdata::script::Builder;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use bitcoin::{Block, CompactTarget, ScriptBuf, Transaction, TxOut};
@@ -50,24 +50,7 @@ pub struct Harvest {
 
 /// Merkle branch of leaf 0 (the coinbase) in Bitcoin's tree of `txids` (internal order).
 pub fn coinbase_branch(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
-    let mut branch = Vec::new();
-    let mut level: Vec<[u8; 32]> = txids.to_vec();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            level.push(*level.last().expect("non-empty"));
-        }
-        branch.push(level[1]);
-        level = level
-            .chunks(2)
-            .map(|p| {
-                let mut e = sha256d::Hash::engine();
-                bitcoin::hashes::HashEngine::input(&mut e, &p[0]);
-                bitcoin::hashes::HashEngine::input(&mut e, &p[1]);
-                sha256d::Hash::from_engine(e).to_byte_array()
-            })
-            .collect();
-    }
-    branch
+    rexe_merkle::branch(txids, 0)
 }
 
 fn hex_field(v: &Value, f: &str) -> Result<String, RpcError> {
