@@ -451,16 +451,7 @@ pub fn bench_build(n: u32) -> f64 {
             nonce: 0,
         };
         for (c, h) in &chains {
-            let (chain_branch, chain_index) = tree.branch(*c);
-            let aux = AuxPow {
-                coinbase_tx: coinbase.clone(),
-                hash_block: [0; 32],
-                coinbase_branch: branch.clone(),
-                coinbase_index: 0,
-                chain_branch,
-                chain_index,
-                parent,
-            };
+            let aux = AuxPow::from_parts(&coinbase, &branch, parent, &tree, *c);
             let bytes = std::hint::black_box(aux.encode());
             if k == 0
                 && AuxPow::decode(&bytes)

@@ -196,6 +196,50 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl AuxPow {
+    /// The AuxPoW of `chain_id`'s leaf in `tree` for a parent block given by its parts: the
+    /// coinbase (kept without its witness, which Namecoin's encoding drops; the txid is the
+    /// same), the coinbase's merkle branch (leaf 0) and the header.
+    pub fn from_parts(
+        coinbase: &Transaction,
+        coinbase_branch: &[[u8; 32]],
+        parent: BtcHeader,
+        tree: &AuxTree,
+        chain_id: ChainId,
+    ) -> AuxPow {
+        let mut coinbase_tx = coinbase.clone();
+        for i in &mut coinbase_tx.input {
+            i.witness.clear();
+        }
+        let (chain_branch, chain_index) = tree.branch(chain_id);
+        AuxPow {
+            coinbase_tx,
+            hash_block: [0; 32],
+            coinbase_branch: coinbase_branch.to_vec(),
+            coinbase_index: 0,
+            chain_branch,
+            chain_index,
+            parent,
+        }
+    }
+
+    /// [`AuxPow::from_parts`] for a whole parent block; `None` when it has no transaction.
+    pub fn from_block(block: &bitcoin::Block, tree: &AuxTree, chain_id: ChainId) -> Option<AuxPow> {
+        let coinbase = block.txdata.first()?;
+        let txids: Vec<[u8; 32]> = block
+            .txdata
+            .iter()
+            .map(|t| t.compute_txid().to_byte_array())
+            .collect();
+        let branch = rexe_merkle::branch(&txids, 0);
+        Some(AuxPow::from_parts(
+            coinbase,
+            &branch,
+            block.header,
+            tree,
+            chain_id,
+        ))
+    }
+
     /// Decodes one AuxPoW from the start of `r` (consumes exactly its bytes).
     pub fn decode_from<R: bitcoin::io::BufRead + ?Sized>(r: &mut R) -> Result<Self, AuxPowError> {
         let coinbase_tx = Transaction::consensus_decode(r).map_err(malformed)?;
@@ -511,16 +555,7 @@ pub fn mine_parent(
             parent.time += 1;
         }
     }
-    let (chain_branch, chain_index) = tree.branch(chain_id);
-    AuxPow {
-        coinbase_tx: coinbase,
-        hash_block: [0; 32],
-        coinbase_branch: Vec::new(),
-        coinbase_index: 0,
-        chain_branch,
-        chain_index,
-        parent,
-    }
+    AuxPow::from_parts(&coinbase, &[], parent, tree, chain_id)
 }
 
 /// Decodes a hex-encoded AuxPoW.

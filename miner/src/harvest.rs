@@ -27,6 +27,18 @@ pub enum Source {
 }
 
 impl Source {
+    /// Where a parent block's work went, from what bitcoind answered to its `submitblock`:
+    /// `null` (accepted onto the best chain) is on-chain; `inconclusive` (valid, not the tip)
+    /// and `duplicate` (already known) are stale; any refusal (`high-hash`, ...) leaves it a
+    /// share, premature work.
+    pub fn from_submitblock(answer: &Value) -> Source {
+        match answer {
+            Value::Null => Source::OnChain,
+            Value::String(s) if s == "inconclusive" || s == "duplicate" => Source::Stale,
+            _ => Source::Premature,
+        }
+    }
+
     /// Lowercase name (metrics labels, logs).
     pub fn name(self) -> &'static str {
         match self {
@@ -142,11 +154,6 @@ pub fn mine(
         let mut block = block_from_template(&t, &tag, payout, extranonce)?;
         extranonce += 1;
         let btc_target = block.header.target();
-        let txids: Vec<[u8; 32]> = block
-            .txdata
-            .iter()
-            .map(|t| t.compute_txid().to_byte_array())
-            .collect();
         for nonce in 0..=u32::MAX {
             if tried >= max_hashes {
                 return Ok(None);
@@ -160,26 +167,11 @@ pub fn mine(
                 submitted = Some(btc.call("submitblock", json!([serialize_hex(&block)]))?);
             }
             if l2_target.is_met_by(hash) {
-                let (chain_branch, chain_index) = tree.branch(chain_id);
-                let mut coinbase = block.txdata[0].clone();
-                coinbase.input[0].witness.clear();
-                let auxpow = AuxPow {
-                    coinbase_tx: coinbase,
-                    hash_block: [0; 32],
-                    coinbase_branch: coinbase_branch(&txids),
-                    coinbase_index: 0,
-                    chain_branch,
-                    chain_index,
-                    parent: block.header,
-                };
-                let source = match &submitted {
-                    Some(Value::Null) => Source::OnChain,
-                    // A valid block Bitcoin did not make its tip.
-                    Some(Value::String(s)) if s == "inconclusive" || s == "duplicate" => {
-                        Source::Stale
-                    }
-                    _ => Source::Premature,
-                };
+                let auxpow = AuxPow::from_block(&block, &tree, chain_id)
+                    .expect("the template's block has a coinbase");
+                let source = submitted
+                    .as_ref()
+                    .map_or(Source::Premature, Source::from_submitblock);
                 return Ok(Some(Harvest {
                     auxpow,
                     source,
@@ -203,4 +195,24 @@ pub fn mine(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitblock_answers_map_to_sources() {
+        assert_eq!(Source::from_submitblock(&Value::Null), Source::OnChain);
+        assert_eq!(
+            Source::from_submitblock(&json!("inconclusive")),
+            Source::Stale
+        );
+        assert_eq!(Source::from_submitblock(&json!("duplicate")), Source::Stale);
+        assert_eq!(
+            Source::from_submitblock(&json!("high-hash")),
+            Source::Premature
+        );
+        assert_eq!(Source::from_submitblock(&json!(false)), Source::Premature);
+    }
 }

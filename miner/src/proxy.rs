@@ -355,30 +355,13 @@ impl Harvester {
         if due.is_empty() {
             return false;
         }
-        let mut coinbase = cb.clone();
-        for i in &mut coinbase.input {
-            i.witness.clear();
-        }
-        let base = AuxPow {
-            coinbase_tx: coinbase,
-            hash_block: [0; 32],
-            coinbase_branch: cb_branch.to_vec(),
-            coinbase_index: 0,
-            chain_branch: Vec::new(),
-            chain_index: 0,
-            parent: header,
-        };
         let results: Vec<(usize, AuxWork, Result<Value, RpcError>)> = std::thread::scope(|s| {
             let handles: Vec<_> = due
                 .into_iter()
                 .map(|(i, w)| {
                     let c = &self.chains[i];
-                    let (chain_branch, chain_index) = committed.tree.branch(c.chain_id);
-                    let aux = AuxPow {
-                        chain_branch,
-                        chain_index,
-                        ..base.clone()
-                    };
+                    let aux =
+                        AuxPow::from_parts(cb, cb_branch, header, &committed.tree, c.chain_id);
                     s.spawn(move || {
                         let r = c.submit(&w, &aux.encode().to_lower_hex_string());
                         (i, w, r)
@@ -674,10 +657,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                 let answer: Value = serde_json::from_slice::<Value>(&out)
                     .map(|v| v["result"].clone())
                     .unwrap_or(Value::Null);
+                // A null result with an error status is bitcoind's error reply.
                 let source = match &answer {
-                    Value::Null if status == 200 => Source::OnChain,
-                    Value::String(s) if s == "inconclusive" || s == "duplicate" => Source::Stale,
-                    _ => Source::Premature,
+                    Value::Null if status != 200 => Source::Premature,
+                    a => Source::from_submitblock(a),
                 };
                 let h = st.harvester.clone();
                 let _ = tokio::task::spawn_blocking(move || h.harvest(&block, source)).await;
