@@ -4,10 +4,10 @@
 //! pay every match its payee script and amount, with the right `RXPG` commitment, on the
 //! wallet's network.
 
-use bitcoin::hex::FromHex;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::FromHex;
 use bitcoin::Psbt;
 use clap::Subcommand;
 use rexe_wallet::{psbt_match_ids, read_psbt_file, write_psbt_file, MatchId};

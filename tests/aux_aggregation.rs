@@ -7,11 +7,11 @@
 mod common;
 
 use bitcoin::hex::DisplayHex;
-use bitcoin::hex::FromHex;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::hex::FromHex;
 use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::auxpow::{AuxPow, ChainId, MERGED_MINING_HEADER};

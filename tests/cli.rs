@@ -2,9 +2,9 @@
 
 mod common;
 
-use bitcoin::hex::{DisplayHex, FromHex};
 use std::process::Command;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::Block;

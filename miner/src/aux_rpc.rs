@@ -3,9 +3,9 @@
 //! <auxpow>`, and `getauxblock` in both forms. Work is kept per block hash and dropped when
 //! the tip changes, so a late submission gets error -8 "block hash unknown".
 
-use bitcoin::hex::DisplayHex;
 use std::collections::HashMap;
 
+use bitcoin::hex::DisplayHex;
 use rexe_chain::{Address, Block, BlockHash, Chain, SubmitOutcome};
 use serde_json::{json, Value};
 

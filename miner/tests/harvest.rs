@@ -2,9 +2,9 @@
 //! submitblock: with Bitcoin's target 8x harder than the L2's, most sealing hashes are
 //! premature shares and some are Bitcoin blocks, which bitcoind accepts.
 
-use bitcoin::hex::FromHex;
 use std::sync::Arc;
 
+use bitcoin::hex::FromHex;
 use rexe_chain::{Chain, ChainConfig, ChainParams, Signer};
 use rexe_miner::auxpow::ChainId;
 use rexe_miner::bitcoind::Bitcoind;

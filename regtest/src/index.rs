@@ -9,10 +9,10 @@
 //!   bounded log of the scripts touched by blocks and mempool changes, from which the
 //!   Electrum server recomputes only the subscriptions that may have changed.
 
-use bitcoin::hex::{DisplayHex, FromHex};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bitcoin::hashes::{sha256, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{OutPoint, Script, Transaction, Txid};
 
 use crate::chain::Chain;

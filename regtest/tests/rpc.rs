@@ -1,10 +1,10 @@
 //! The embedded regtest node over real HTTP JSON-RPC, as rexe and bitcoind clients use it.
 
-use bitcoin::hex::FromHex;
 use std::str::FromStr;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::{Address, Amount, Block, OutPoint, ScriptBuf, Txid, Witness};
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};

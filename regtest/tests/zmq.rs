@@ -5,11 +5,11 @@
 
 mod common;
 
-use bitcoin::hex::FromHex;
 use std::time::Duration;
 
 use bitcoin::consensus::encode::{deserialize, serialize, serialize_hex};
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::Block;
 use common::{block_from_template, coinbase_of, key, ok, spend};
 use rexe_regtest::zmq::{Topic, ZmqPub};

@@ -11,10 +11,10 @@
 //! twice for the same proof. (`REXE_FAILPOINT=claimer-before-send|claimer-after-send`
 //! aborts the process at those points, for the crash tests.)
 
-use bitcoin::hex::{DisplayHex, FromHex};
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::peg::MatchId;
 use rexe_chain::encode::Encode as _;

@@ -1,10 +1,10 @@
 //! A peg client of an L2 node over its JSON-RPC: signs peg calls with an L2 key, submits
 //! them, and reads receipts and peg state.
 
-use bitcoin::hex::DisplayHex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
 use rexe_chain::system::SystemId;

@@ -4,12 +4,12 @@
 //! `blockchain.scripthash.get_history`, `blockchain.transaction.get`,
 //! `blockchain.transaction.get_merkle`).
 
-use bitcoin::hex::FromHex;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::{BlockHash, Script, TxMerkleNode, Txid};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::MatchId;

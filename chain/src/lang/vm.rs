@@ -9,10 +9,10 @@
 //! assertion) nothing is handed back. The machine is deterministic: no floats, no clocks,
 //! ordered maps only, and randomness only from the seed the block gives it.
 
-use bitcoin::hex::DisplayHex;
 use std::collections::BTreeMap;
 
 use bitcoin::hashes::{sha256, Hash as _};
+use bitcoin::hex::DisplayHex;
 use thiserror::Error;
 
 use super::ast::ScopeKind;
