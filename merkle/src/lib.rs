@@ -28,7 +28,8 @@ fn parents(level: &[Node]) -> Vec<Node> {
 }
 
 /// The branch of leaf `pos` among `leaves` and the root (all zeros for no leaves), computed
-/// level by level without keeping the tree. Panics when `pos` is past the leaves.
+/// level by level without keeping the tree. `pos` must be a leaf's index: past the leaves
+/// the branch means nothing, or the call panics.
 pub fn branch_and_root(leaves: Vec<Node>, mut pos: usize) -> (Vec<Node>, Node) {
     let mut level = leaves;
     let mut branch = Vec::new();
@@ -79,7 +80,8 @@ impl Tree {
             .unwrap_or([0; 32])
     }
 
-    /// The branch of leaf `pos`. Panics when `pos` is past the leaves.
+    /// The branch of leaf `pos`, as [`branch_and_root`] gives it (`pos` must be a leaf's
+    /// index).
     pub fn branch(&self, mut pos: usize) -> Vec<Node> {
         let mut b = Vec::new();
         for l in &self.levels[..self.levels.len() - 1] {
