@@ -162,6 +162,45 @@ fn mining_through_the_rpc_and_transaction_errors() {
         call(&n, "getmempoolinfo", json!([]))["result"]["size"],
         json!(1)
     );
+    // A call the peg refuses at admission: -26 with the refusal's kind and reason code in
+    // `error.data` (what agents decide on), the message for people.
+    let payload = Payload::Call {
+        contract: rexe_chain::system::SystemId::PEG,
+        value: Amount::ZERO,
+        data: rexe_bridge::call::PegCall::Cancel {
+            order_id: rexe_bridge::peg::OrderId(99),
+        }
+        .encode(),
+    };
+    let cancel = Tx {
+        network: Network::Regtest,
+        from: miner.address(),
+        nonce: 1,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+        gas_limit: rexe_chain::contract::intrinsic_gas(&payload),
+        expiry_height: 100,
+        payload,
+    }
+    .sign(&miner);
+    let r = call(
+        &n,
+        "sendrawtransaction",
+        json!([hex::encode(cancel.to_bytes())]),
+    );
+    assert_eq!(r["error"]["code"], json!(-26), "{r}");
+    assert_eq!(
+        r["error"]["data"],
+        json!({"kind": "invalid", "reason": "unknown-order"}),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the contract"),
+        "{r}"
+    );
     let st = call(&n, "gettransaction", json!([tx.txid().to_string()]));
     assert_eq!(st["result"]["status"], json!("mempool"), "{st}");
     // Mined: confirmed, with its place in the block.

@@ -10,9 +10,10 @@ use std::any::Any;
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::Network as BtcNetwork;
-use rexe_chain::system::{Call, CallError, Credit, GlobalCtx, SystemContract, SystemId};
+use rexe_chain::system::{
+    Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId,
+};
 use rexe_chain::{Address, Amount, Network};
-use serde::{Deserialize, Serialize};
 
 use crate::call::PegCall;
 use crate::headers::{Checkpoint, HeaderChain};
@@ -28,8 +29,8 @@ pub fn bitcoin_network(l2: Network) -> BtcNetwork {
     }
 }
 
-/// The peg contract's whole state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The peg contract's whole state (as the chain stores it: [`crate::items`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PegContract {
     headers: HeaderChain,
     peg: Peg,
@@ -62,6 +63,11 @@ impl PegContract {
     /// `btc_confirmations`.
     pub fn for_chain(params: &rexe_chain::ChainParams) -> Self {
         Self::new(params.network, None, params.btc_confirmations)
+    }
+
+    /// A peg contract holding `headers` and `peg`.
+    pub fn from_parts(headers: HeaderChain, peg: Peg) -> Self {
+        PegContract { headers, peg }
     }
 
     /// Boxed, for [`rexe_chain::Chain::open_with_systems`].
@@ -129,7 +135,8 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
-        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
+        let rej =
+            |e: &dyn Refusal| CallError::coded(e.kind(), format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;
@@ -203,7 +210,8 @@ impl PegContract {
         let pc = Self::decode(call)?;
         let caller = L2Address(call.caller.0);
         let err = |e: &dyn std::fmt::Display| CallError::new(format!("{}: {e}", pc.name()));
-        let rej = |e: &dyn Refusal| CallError::coded(format!("{}: {e}", pc.name()), e.reason());
+        let rej =
+            |e: &dyn Refusal| CallError::coded(e.kind(), format!("{}: {e}", pc.name()), e.reason());
         match &pc {
             PegCall::SubmitHeaders(hs) => {
                 Self::no_value(call, pc.name())?;
@@ -292,14 +300,17 @@ impl SystemContract for PegContract {
         Amount::from_sat(u64::try_from(held).unwrap_or(u64::MAX))
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("peg state serializes")
+    fn items(&self) -> Vec<Item> {
+        crate::items::items(&self.headers, &self.peg)
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        *self = serde_json::from_slice(bytes)
-            .map_err(|e| CallError::new(format!("peg snapshot: {e}")))?;
-        Ok(())
+    fn take_changes(&mut self) -> Vec<Change> {
+        crate::items::take_changes(&mut self.headers, &mut self.peg)
+    }
+
+    fn apply(&mut self, changes: &[Change]) -> Result<(), CallError> {
+        crate::items::apply(&mut self.headers, &mut self.peg, changes)
+            .map_err(|e| CallError::new(format!("peg item: {e}")))
     }
 
     /// A Bitcoin block on the tracked best chain with at least `K` confirmations (the

@@ -18,8 +18,18 @@
 //! Retargets whose period starts before the checkpoint cannot be checked and are rejected with
 //! [`HeaderError::AncestorUnavailable`]: choose checkpoints at a retarget boundary.
 //! All maps are `BTreeMap`s, so results never depend on hash-map iteration order.
+//!
+//! **Pruning.** Only the last [`KEEP_DEPTH`] blocks of the best chain are kept: once the tip
+//! is [`PRUNE_STEP`] blocks past that, headers below `tip - KEEP_DEPTH` go, with every branch
+//! that forks below the new base; the best-chain block at the new base becomes the
+//! checkpoint. `KEEP_DEPTH` (two retarget periods) covers every difficulty rule (the first
+//! block of the period, the last 11 times, testnet's walk back to the last real-difficulty
+//! block) and is far beyond what claims need (a payment within `payment_window` +
+//! `claim_grace` + K blocks of its take, a few dozen by default): a claim whose block was
+//! pruned is refused as untracked. A Bitcoin reorg deeper than `KEEP_DEPTH` cannot be
+//! followed.
 
-use std::collections::BTreeMap;
+use crate::tracked::TrackedMap;
 
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, CompactTarget, Network, Target, Work};
@@ -32,6 +42,11 @@ pub const MEDIAN_TIME_SPAN: usize = 11;
 pub const MAX_TIMEWARP: i64 = 600;
 /// Blocks between difficulty retargets.
 pub const RETARGET_INTERVAL: u32 = 2016;
+/// Best-chain blocks below the tip that stay tracked (see the module docs).
+pub const KEEP_DEPTH: u32 = 2 * RETARGET_INTERVAL;
+/// How far past `KEEP_DEPTH` the tip gets before headers are pruned (in batches, so that the
+/// work is not done at every header).
+pub const PRUNE_STEP: u32 = 144;
 
 /// A trusted starting point of the tracked chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -186,18 +201,18 @@ pub struct SubmitOutcome {
 }
 
 /// The header tree from a checkpoint, with the most-work chain indexed by height.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderChain {
-    network: Network,
-    base_height: u32,
-    entries: BTreeMap<BlockHash, Entry>,
-    /// `best[i]` is the hash at height `base_height + i` on the best chain.
-    best: Vec<BlockHash>,
+    pub(crate) network: Network,
+    /// Height of the checkpoint (moved up by pruning).
+    pub(crate) base_height: u32,
+    pub(crate) entries: TrackedMap<BlockHash, Entry>,
+    /// The best chain: height → hash, from `base_height` to the tip.
+    pub(crate) best: TrackedMap<u32, BlockHash>,
     /// Regtest only: every header above the checkpoint must carry exactly these bits (for a
     /// regtest node run at a harder fixed difficulty, like `rexe devnet`'s). `None`: Core's
     /// regtest rule (a header carries its parent's bits).
-    #[serde(default)]
-    fixed_bits: Option<CompactTarget>,
+    pub(crate) fixed_bits: Option<CompactTarget>,
 }
 
 impl HeaderChain {
@@ -209,7 +224,7 @@ impl HeaderChain {
     /// Starts from an explicit checkpoint.
     pub fn from_checkpoint(network: Network, cp: Checkpoint) -> Self {
         let hash = cp.header.block_hash();
-        let mut entries = BTreeMap::new();
+        let mut entries = TrackedMap::new();
         entries.insert(
             hash,
             Entry {
@@ -222,7 +237,7 @@ impl HeaderChain {
             network,
             base_height: cp.height,
             entries,
-            best: vec![hash],
+            best: [(cp.height, hash)].into_iter().collect(),
             fixed_bits: None,
         }
     }
@@ -243,8 +258,8 @@ impl HeaderChain {
 
     /// The best tip (hash and entry).
     pub fn best_tip(&self) -> (BlockHash, &Entry) {
-        let h = *self.best.last().expect("best chain never empty");
-        (h, &self.entries[&h])
+        let (_, h) = self.best.last_key_value().expect("best chain never empty");
+        (*h, &self.entries[h])
     }
 
     /// Height of the best tip.
@@ -269,8 +284,12 @@ impl HeaderChain {
 
     /// The best-chain hash at `height`.
     pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
-        let i = height.checked_sub(self.base_height)? as usize;
-        self.best.get(i).copied()
+        self.best.get(&height).copied()
+    }
+
+    /// Height of the oldest tracked block (the checkpoint, or the base pruning moved up to).
+    pub fn base_height(&self) -> u32 {
+        self.base_height
     }
 
     /// Whether `hash` is on the best chain.
@@ -435,8 +454,6 @@ impl HeaderChain {
     }
 
     fn set_best(&mut self, tip: BlockHash) -> Option<u32> {
-        let tip_entry = &self.entries[&tip];
-        let new_len = (tip_entry.height - self.base_height) as usize + 1;
         let mut chain = Vec::new();
         let mut cur = tip;
         let fork_height = loop {
@@ -444,16 +461,47 @@ impl HeaderChain {
             if self.hash_at(e.height) == Some(cur) {
                 break e.height;
             }
-            chain.push(cur);
+            chain.push((e.height, cur));
             cur = e.header.prev_blockhash;
         };
         let old_tip_height = self.tip_height();
-        self.best
-            .truncate((fork_height - self.base_height) as usize + 1);
-        chain.reverse();
-        self.best.extend(chain);
-        debug_assert_eq!(self.best.len(), new_len);
+        self.best.retain(|h, _| *h <= fork_height);
+        for (h, hash) in chain {
+            self.best.insert(h, hash);
+        }
         (fork_height < old_tip_height).then_some(fork_height)
+    }
+
+    /// Prunes below `tip - KEEP_DEPTH` once the tip is `PRUNE_STEP` past it (module docs).
+    fn prune(&mut self) {
+        let tip = self.tip_height();
+        if tip.saturating_sub(self.base_height) < KEEP_DEPTH + PRUNE_STEP {
+            return;
+        }
+        let base = tip - KEEP_DEPTH;
+        let base_hash = self.best[&base];
+        // Keep the new base and what descends from it; parents come before children in
+        // height order, so one pass decides every header.
+        let mut by_height: Vec<(u32, BlockHash, BlockHash)> = self
+            .entries
+            .iter()
+            .map(|(h, e)| (e.height, *h, e.header.prev_blockhash))
+            .collect();
+        by_height.sort();
+        let mut kept = std::collections::BTreeSet::new();
+        for (height, hash, prev) in by_height {
+            let keep = match height.cmp(&base) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => hash == base_hash,
+                std::cmp::Ordering::Greater => kept.contains(&prev),
+            };
+            if keep {
+                kept.insert(hash);
+            }
+        }
+        self.entries.retain(|h, _| kept.contains(h));
+        self.best.retain(|h, _| *h >= base);
+        self.base_height = base;
     }
 
     /// Validates and adds a batch of headers (each one's parent must be tracked or earlier in
@@ -496,6 +544,7 @@ impl HeaderChain {
         } else {
             None
         };
+        self.prune();
         Ok(SubmitOutcome {
             added: added.len(),
             old_tip,
@@ -529,7 +578,7 @@ mod tests {
                     chainwork,
                 },
             );
-            c.best.push(hash);
+            c.best.insert(p.height + 1, hash);
             tip = hash;
         }
         tip

@@ -7,5 +7,7 @@ pub mod bench;
 pub mod call;
 pub mod contract;
 pub mod headers;
+mod items;
 pub mod peg;
 pub mod spv;
+pub mod tracked;

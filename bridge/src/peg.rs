@@ -40,8 +40,11 @@ use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::script::Instruction;
 use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, TxMerkleNode};
 
+use rexe_chain::system::RefusalKind;
+
 use crate::headers::HeaderChain;
 use crate::spv::{self, SpvError};
+use crate::tracked::TrackedMap;
 
 /// An amount in satoshis (rxBTC is 1:1 with BTC).
 #[derive(
@@ -272,12 +275,17 @@ pub enum Effect {
     },
 }
 
-/// A refusal with a stable, machine-readable reason (kebab-case). The L2 node returns it as
-/// JSON-RPC `error.data.reason` and in call receipts as `error_code`; agents decide on it,
-/// never on the message text. bridge/README.md lists every code.
+/// A refusal with a stable, machine-readable reason (kebab-case) and a kind. The L2 node
+/// returns them as JSON-RPC `error.data.reason` / `error.data.kind` and in call receipts as
+/// `error_code` / `error_kind`; agents decide on the kind, never on the message text.
+/// bridge/README.md lists every code.
 pub trait Refusal: std::fmt::Display {
     /// The stable reason code.
     fn reason(&self) -> &'static str;
+    /// What the refusal means for the sender (default: the call can never succeed).
+    fn kind(&self) -> RefusalKind {
+        RefusalKind::Invalid
+    }
 }
 
 /// Why an order was refused.
@@ -525,23 +533,25 @@ pub struct ClaimedMatch {
     pub timing: Timing,
 }
 
-/// The peg's global state.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// The peg's global state. Maps record their writes ([`TrackedMap`]) so that a block's
+/// changed items are known without scanning the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peg {
-    params: PegParams,
-    orders: BTreeMap<OrderId, Order>,
-    matches: BTreeMap<MatchId, Match>,
+    pub(crate) params: PegParams,
+    pub(crate) orders: TrackedMap<OrderId, Order>,
+    pub(crate) matches: TrackedMap<MatchId, Match>,
     /// Makers of closed orders (for refunds of matches that expire later).
-    makers: BTreeMap<OrderId, L2Address>,
-    used_outpoints: BTreeSet<OutPoint>,
-    next_order: u64,
-    next_match: u64,
-    deposited: u128,
-    released: u128,
-    refunded: u128,
-    bonds_posted: u128,
-    bonds_returned: u128,
-    bonds_forfeited: u128,
+    pub(crate) makers: TrackedMap<OrderId, L2Address>,
+    /// Outputs that paid a claim (never reused).
+    pub(crate) used_outpoints: TrackedMap<OutPoint, ()>,
+    pub(crate) next_order: u64,
+    pub(crate) next_match: u64,
+    pub(crate) deposited: u128,
+    pub(crate) released: u128,
+    pub(crate) refunded: u128,
+    pub(crate) bonds_posted: u128,
+    pub(crate) bonds_returned: u128,
+    pub(crate) bonds_forfeited: u128,
 }
 
 /// Bookkeeping totals (see [`Peg::totals`]).
@@ -590,10 +600,10 @@ impl Peg {
     pub fn new(params: PegParams) -> Self {
         Peg {
             params,
-            orders: BTreeMap::new(),
-            matches: BTreeMap::new(),
-            makers: BTreeMap::new(),
-            used_outpoints: BTreeSet::new(),
+            orders: TrackedMap::new(),
+            matches: TrackedMap::new(),
+            makers: TrackedMap::new(),
+            used_outpoints: TrackedMap::new(),
             next_order: 0,
             next_match: 0,
             deposited: 0,
@@ -648,7 +658,7 @@ impl Peg {
 
     /// Whether an output has paid a match.
     pub fn is_outpoint_used(&self, op: &OutPoint) -> bool {
-        self.used_outpoints.contains(op)
+        self.used_outpoints.contains_key(op)
     }
 
     /// Escrow and bond totals.
@@ -1034,7 +1044,7 @@ impl Peg {
             m.state = MatchState::Claimed { outpoint };
             let (amount, bond, to, taker, order_id) =
                 (m.amount_rx, m.bond, m.rx_recipient, m.taker, m.order_id);
-            self.used_outpoints.insert(outpoint);
+            self.used_outpoints.insert(outpoint, ());
             self.released += u128::from(amount.0);
             effects.push(Effect::Release {
                 to,
@@ -1186,7 +1196,7 @@ impl Peg {
                 }
                 let vout = vout as u32;
                 let op = OutPoint { txid, vout };
-                if self.used_outpoints.contains(&op) {
+                if self.used_outpoints.contains_key(&op) {
                     blocked_global.get_or_insert(op);
                     continue;
                 }
@@ -1245,6 +1255,13 @@ impl Refusal for OrderError {
 }
 
 impl Refusal for TakeError {
+    fn kind(&self) -> RefusalKind {
+        match self {
+            TakeError::BondTooSmall { .. } => RefusalKind::InsufficientFunds,
+            _ => RefusalKind::Invalid,
+        }
+    }
+
     fn reason(&self) -> &'static str {
         match self {
             TakeError::UnknownOrder(_) => "unknown-order",
@@ -1269,6 +1286,18 @@ impl Refusal for CancelError {
 }
 
 impl Refusal for ClaimError {
+    /// A block not (yet) tracked, on a stale branch or not deep enough may do once the
+    /// tracked chain moves on; a claimed match is done; everything else never verifies.
+    fn kind(&self) -> RefusalKind {
+        match self {
+            ClaimError::UnknownBlock(_)
+            | ClaimError::StaleBlock(_)
+            | ClaimError::TooFewConfirmations { .. } => RefusalKind::Retryable,
+            ClaimError::AlreadyClaimed(_) => RefusalKind::AlreadyDone,
+            _ => RefusalKind::Invalid,
+        }
+    }
+
     fn reason(&self) -> &'static str {
         match self {
             ClaimError::NoMatches => "no-matches",
@@ -1427,7 +1456,7 @@ mod tests {
             h.nonce += 1;
         }
         chain.submit(&[h], h.time).unwrap();
-        peg.used_outpoints.insert(OutPoint { txid, vout: 0 });
+        peg.used_outpoints.insert(OutPoint { txid, vout: 0 }, ());
         let raw = bitcoin::consensus::serialize(&tx);
         // The paying transaction is the block's only one, so it is its own coinbase.
         let proof = PaymentProof {
@@ -1445,7 +1474,7 @@ mod tests {
                 outpoint: OutPoint { txid, vout: 0 }
             })
         );
-        peg.used_outpoints.clear();
+        peg.used_outpoints.retain(|_, _| false);
         assert_eq!(peg.claim(&chain, &proof, &[m]).unwrap().len(), 2);
         peg.check_invariants().unwrap();
     }

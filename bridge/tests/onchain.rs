@@ -16,7 +16,7 @@ use rexe_bridge::call::PegCall;
 use rexe_bridge::contract::PegContract;
 use rexe_bridge::peg::{commitment_script, MatchId, MatchState, OrderId, Sats};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::system::SystemId;
+use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{
     Address, AdmissionError, Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx,
     Signer, SubmitOutcome, Tx, Txid,
@@ -211,6 +211,7 @@ impl L2 {
             .expect("call has run")
             .2
             .error
+            .map(|e| e.message)
     }
 
     /// Mines a Bitcoin block with `txs` on `parent` (our simulated Bitcoin), not yet relayed.
@@ -361,7 +362,9 @@ fn order_take_pay_claim_through_the_chain() {
     let claim = L2::claim_call(&inc[0], &[m]);
     match w.call(bob, 0, &claim) {
         Err(AdmissionError::Refused(e)) => {
-            assert!(e.0.contains("1 confirmations, 3 required"), "{e}")
+            assert!(e.message.contains("1 confirmations, 3 required"), "{e}");
+            assert_eq!(e.kind, RefusalKind::Retryable);
+            assert_eq!(e.code.as_deref(), Some("too-few-confirmations"));
         }
         other => panic!("premature claim admitted: {other:?}"),
     }
@@ -370,6 +373,17 @@ fn order_take_pay_claim_through_the_chain() {
     w.mine_forced(vec![forced]);
     w.mine();
     assert!(w.receipt(forced_id).unwrap().contains("3 required"));
+    // The receipt, read back from the store, keeps the refusal's kind and code.
+    let stored = w
+        .chain
+        .call_receipt(forced_id)
+        .unwrap()
+        .unwrap()
+        .2
+        .error
+        .unwrap();
+    assert_eq!(stored.kind, RefusalKind::Retryable);
+    assert_eq!(stored.code.as_deref(), Some("too-few-confirmations"));
 
     w.btc_mine(&[]);
     w.btc_mine(&[]);
@@ -473,7 +487,10 @@ fn cancel_expiry_and_unpaid_match_refund_through_the_chain() {
             rx_recipient: rexe_bridge::peg::L2Address(w.addr(2).0),
         },
     ) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("unknown or closed order"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("unknown or closed order"), "{e}");
+            assert_eq!(e.kind, RefusalKind::Invalid);
+        }
         other => panic!("take of an expired order admitted: {other:?}"),
     }
 
@@ -645,7 +662,7 @@ fn claim_attacks_are_rejected_on_chain_with_their_own_errors() {
         match w.chain.submit_tx(tx.clone()) {
             Err(AdmissionError::Refused(e)) => {
                 assert!(
-                    e.0.to_lowercase().contains(&expected.to_lowercase()),
+                    e.message.to_lowercase().contains(&expected.to_lowercase()),
                     "mempool: {e} (wanted {expected})"
                 )
             }
@@ -694,7 +711,9 @@ fn header_attacks_and_bitcoin_reorgs() {
     assert_eq!(w.peg().headers().best_tip().0, b2);
     let claim_a = L2::claim_call(&inc_a[0], &[m]);
     match w.call(1, 0, &claim_a) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("not on the best tracked"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("not on the best tracked"), "{e}")
+        }
         other => panic!("stale claim admitted: {other:?}"),
     }
     w.btc_tip = b2;
@@ -738,7 +757,10 @@ fn header_attacks_and_bitcoin_reorgs() {
         MatchState::Claimed { .. }
     ));
     match w.call(1, 0, &L2::claim_call(&inc_c[0], &[m])) {
-        Err(AdmissionError::Refused(e)) => assert!(e.0.contains("already claimed"), "{e}"),
+        Err(AdmissionError::Refused(e)) => {
+            assert!(e.message.contains("already claimed"), "{e}");
+            assert_eq!(e.kind, RefusalKind::AlreadyDone);
+        }
         other => panic!("second claim admitted: {other:?}"),
     }
 }
@@ -802,6 +824,65 @@ fn peg_state_survives_restart_l2_rollback_and_replay() {
     }
     assert_eq!(replica.tip_hash(), w.chain.tip_hash());
     assert_eq!(replica.global_digest(), w.chain.global_digest());
+}
+
+/// The peg's state is stored item by item: a block stores only the items it changed (not
+/// the whole state, which grows with every tracked header); changesets below the undo depth
+/// are folded into the stored base, after which a restart reads back the same state and a
+/// rollback within the undo depth still undoes the peg's changes exactly.
+#[test]
+fn peg_changesets_are_small_and_fold_into_the_base() {
+    let mut w = L2::new();
+    for _ in 0..40 {
+        w.btc_mine(&[]);
+    }
+    w.relay_headers();
+    let items = w.chain.global_items();
+    // 40 headers: an entry and a best-chain height each.
+    assert!(items >= 80, "{items} items");
+    let script = p2wpkh(0xd1);
+    let o = w.order(0, 50_000, &script, 0, 1_000);
+    // The order's block: the order, its maker, the peg's scalars.
+    let changed = w.chain.last_global_changes();
+    assert!((1..=3).contains(&changed), "{changed} items changed");
+    assert_eq!(w.chain.global_items(), items + 2);
+
+    // Mine past the undo depth (20) so that the base moves up, recording the digest at
+    // each height; a take in the middle changes the peg again.
+    let mut digests = std::collections::BTreeMap::new();
+    digests.insert(w.chain.tip_height(), w.chain.global_digest());
+    for i in 0..30 {
+        if i == 15 {
+            w.take(1, o, 20_000, BOND);
+        } else {
+            w.mine();
+        }
+        digests.insert(w.chain.tip_height(), w.chain.global_digest());
+    }
+    let tip = w.chain.tip_height();
+    let digest = w.chain.global_digest();
+    drop(std::mem::replace(
+        &mut w.chain,
+        open(&w.path.clone(), &w.params),
+    ));
+    assert_eq!(w.chain.tip_height(), tip);
+    assert_eq!(w.chain.global_digest(), digest);
+    w.check();
+    // Roll back across the take, within the undo depth.
+    w.chain.rollback(18).unwrap();
+    let h = w.chain.tip_height();
+    assert_eq!(w.chain.global_digest(), digests[&h]);
+    assert!(
+        w.peg().peg().matches().next().is_none(),
+        "the take is undone"
+    );
+    w.check();
+    // And once more from disk.
+    drop(std::mem::replace(
+        &mut w.chain,
+        open(&w.path.clone(), &w.params),
+    ));
+    assert_eq!(w.chain.global_digest(), digests[&h]);
 }
 
 /// A Bitcoin block anchors the L2 blocks it sealed once it is on the tracked best chain with

@@ -1,23 +1,27 @@
 //! The global lane: runs system-contract calls and end-of-block work before the shards (see
 //! [`crate::system`] for the model).
 
+use std::collections::BTreeMap;
+
 use thiserror::Error;
 
 use crate::address::{shard_of, Address};
 use crate::amount::{checked_sum, Amount};
-use crate::contract::{self, ContractReceipt, ContractsSystem};
+use crate::contract::{self, ContractReceipt};
+use crate::encode::{write_compact_size, Decode, DecodeError, Encode, Reader};
 use crate::exec::BlockEnv;
 use crate::hash::{merkle_root, tagged_hash, Hash256};
+use crate::lthash::LtHash;
 use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
-use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId};
+use crate::system::{Call, Change, GlobalCtx, Item, Receipt, SystemId, Systems};
 
 /// The global lane's result for one block.
 pub struct GlobalOutcome {
     /// The contracts' new state, `None` when the lane had nothing to do (state unchanged).
-    pub contracts: Option<Vec<Box<dyn SystemContract>>>,
-    /// Snapshots of the new state, one per contract in id order (when changed).
-    pub snapshots: Vec<(SystemId, Vec<u8>)>,
+    pub contracts: Option<Systems>,
+    /// The items the lane changed, in contract then key order (old and new values).
+    pub changes: Vec<ItemChange>,
     /// Payouts per target shard (deposit relays from [`ShardId::GLOBAL`]), run by the shards
     /// in this same block.
     pub payouts: Vec<Vec<Relay>>,
@@ -56,34 +60,227 @@ pub struct ConservationError {
     pub held_after: Amount,
 }
 
-/// Commitment to a set of snapshots: `tagged_hash("rexe/global", id || H(snapshot) ...)`.
-pub fn digest_of(snapshots: &[(SystemId, Vec<u8>)]) -> Hash256 {
-    let mut buf = Vec::with_capacity(snapshots.len() * 33);
-    for (id, snap) in snapshots {
-        buf.push(id.0);
-        buf.extend_from_slice(&tagged_hash("rexe/global-state", snap).0);
+/// One item a block's global lane changed, with its value before and after (`None`: absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemChange {
+    /// The contract.
+    pub system: SystemId,
+    /// The item's key.
+    pub key: Vec<u8>,
+    /// Value before the block.
+    pub old: Option<Vec<u8>>,
+    /// Value after it.
+    pub new: Option<Vec<u8>>,
+}
+
+impl ItemChange {
+    /// The change that undoes this one.
+    pub fn reversed(&self) -> ItemChange {
+        ItemChange {
+            system: self.system,
+            key: self.key.clone(),
+            old: self.new.clone(),
+            new: self.old.clone(),
+        }
     }
-    tagged_hash("rexe/global", &buf)
 }
 
-/// Snapshots of every contract, in the given (id) order.
-pub fn snapshots_of(contracts: &[Box<dyn SystemContract>]) -> Vec<(SystemId, Vec<u8>)> {
-    contracts.iter().map(|c| (c.id(), c.snapshot())).collect()
+/// Canonical encoding of a changeset: count, then per change the contract id, the key, and
+/// the old and new values each as a presence byte and bytes.
+pub fn encode_changes(changes: &[ItemChange]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_compact_size(&mut out, changes.len() as u64);
+    for c in changes {
+        out.push(c.system.0);
+        c.key.encode(&mut out);
+        for v in [&c.old, &c.new] {
+            match v {
+                None => out.push(0),
+                Some(v) => {
+                    out.push(1);
+                    v.encode(&mut out);
+                }
+            }
+        }
+    }
+    out
 }
 
-fn held(contracts: &[Box<dyn SystemContract>]) -> Option<Amount> {
+/// Decodes [`encode_changes`] output (all of it).
+pub fn decode_changes(bytes: &[u8]) -> Result<Vec<ItemChange>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.length(4)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let system = SystemId(u8::decode(&mut r)?);
+        let key = Vec::<u8>::decode(&mut r)?;
+        let mut vals = [None, None];
+        for v in &mut vals {
+            *v = match u8::decode(&mut r)? {
+                0 => None,
+                1 => Some(Vec::<u8>::decode(&mut r)?),
+                _ => return Err(DecodeError::Invalid("presence byte")),
+            };
+        }
+        let [old, new] = vals;
+        out.push(ItemChange {
+            system,
+            key,
+            old,
+            new,
+        });
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Every system contract's items at the tip and their commitment: an LtHash over the leaves
+/// `id || compact_size(len key) || key || value`, so a block updates it in O(changed items)
+/// and any node applying the same changes in any order gets the same digest.
+#[derive(Clone, Debug, Default)]
+pub struct GlobalImage {
+    items: BTreeMap<(SystemId, Vec<u8>), Vec<u8>>,
+    hash: LtHash,
+}
+
+fn leaf_prefix(system: SystemId, key: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(key.len() + 10);
+    p.push(system.0);
+    key.to_vec().encode(&mut p);
+    p
+}
+
+impl GlobalImage {
+    /// The items of `contracts` as they are.
+    pub fn of(contracts: &Systems) -> Self {
+        let mut image = GlobalImage::default();
+        for c in contracts.iter() {
+            for (k, v) in c.items() {
+                image.set(c.id(), k, Some(v));
+            }
+        }
+        image
+    }
+
+    fn set(&mut self, system: SystemId, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let prefix = leaf_prefix(system, &key);
+        let slot = (system, key);
+        if let Some(old) = self.items.get(&slot) {
+            self.hash.remove_parts(&[&prefix, old]);
+        }
+        match value {
+            Some(v) => {
+                self.hash.insert_parts(&[&prefix, &v]);
+                self.items.insert(slot, v);
+            }
+            None => {
+                self.items.remove(&slot);
+            }
+        }
+    }
+
+    /// The commitment in `state_root`: `tagged_hash("rexe/global", LtHash digest)`.
+    pub fn digest(&self) -> Hash256 {
+        tagged_hash("rexe/global", &self.hash.digest().0)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The contracts that have items, in id order.
+    pub fn system_ids(&self) -> Vec<SystemId> {
+        let mut ids: Vec<SystemId> = self.items.keys().map(|(s, _)| *s).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// The items of one contract, in key order.
+    pub fn items_of(&self, system: SystemId) -> Vec<Item> {
+        self.items
+            .range((system, Vec::new())..)
+            .take_while(|((s, _), _)| *s == system)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// `system`'s written items as changes against this image (old values filled in,
+    /// writes that change nothing dropped), in key order.
+    pub fn diff(&self, system: SystemId, written: Vec<Change>) -> Vec<ItemChange> {
+        let mut written = written;
+        written.sort_by(|a, b| a.0.cmp(&b.0));
+        written.dedup_by(|later, earlier| later.0 == earlier.0);
+        written
+            .into_iter()
+            .filter_map(|(key, new)| {
+                let slot = (system, key);
+                let old = self.items.get(&slot).cloned();
+                (old != new).then_some(ItemChange {
+                    system,
+                    key: slot.1,
+                    old,
+                    new,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies `changes` (their new values). Each change's old value must be the item's
+    /// value now: a mismatch means the stored state is corrupt.
+    pub fn apply(&mut self, changes: &[ItemChange]) -> Result<(), String> {
+        for c in changes {
+            let now = self.items.get(&(c.system, c.key.clone()));
+            if now != c.old.as_ref() {
+                return Err(format!(
+                    "{} item {} is not the value the change starts from",
+                    c.system,
+                    hex_short(&c.key)
+                ));
+            }
+            self.set(c.system, c.key.clone(), c.new.clone());
+        }
+        Ok(())
+    }
+
+    /// The digest after `changes`, without applying them.
+    pub fn digest_after(&self, changes: &[ItemChange]) -> Hash256 {
+        let mut hash = self.hash.clone();
+        for c in changes {
+            let prefix = leaf_prefix(c.system, &c.key);
+            if let Some(old) = &c.old {
+                hash.remove_parts(&[&prefix, old]);
+            }
+            if let Some(new) = &c.new {
+                hash.insert_parts(&[&prefix, new]);
+            }
+        }
+        tagged_hash("rexe/global", &hash.digest().0)
+    }
+}
+
+fn hex_short(b: &[u8]) -> String {
+    b.iter().take(12).map(|x| format!("{x:02x}")).collect()
+}
+
+fn held(contracts: &Systems) -> Option<Amount> {
     checked_sum(contracts.iter().map(|c| c.held()))
 }
 
 /// Runs the global lane of a block: `calls` are the previous block's call relays in canonical
-/// order. `current_digest` is the commitment to `contracts` as they are.
+/// order. `image` holds the items of `contracts` as they are.
 pub fn execute_global(
-    contracts: &[Box<dyn SystemContract>],
+    contracts: &Systems,
+    image: &GlobalImage,
     ctx: &GlobalCtx,
     env: &BlockEnv,
     calls: &[Relay],
     order: ShardOrder,
-    current_digest: Hash256,
     gas_limit: u64,
 ) -> Result<GlobalOutcome, ConservationError> {
     let n = order.shard_count();
@@ -91,7 +288,7 @@ pub fn execute_global(
     if idle {
         return Ok(GlobalOutcome {
             contracts: None,
-            snapshots: Vec::new(),
+            changes: Vec::new(),
             payouts: vec![Vec::new(); n],
             emitted: Vec::new(),
             deferred: Vec::new(),
@@ -99,11 +296,11 @@ pub fn execute_global(
             gas_used: 0,
             receipts: Vec::new(),
             contract_receipts: Vec::new(),
-            digest: current_digest,
+            digest: image.digest(),
             relay_root: merkle_root(&[]),
         });
     }
-    let mut state: Vec<Box<dyn SystemContract>> = contracts.iter().map(|c| c.clone_box()).collect();
+    let mut state = contracts.clone();
     let held_before = held(&state).unwrap_or(Amount::MAX_MONEY);
     let mut emitted: Vec<Relay> = Vec::new();
     let mut receipts = Vec::with_capacity(calls.len());
@@ -142,15 +339,7 @@ pub fn execute_global(
             received = received
                 .checked_add(fee.escrow)
                 .unwrap_or(Amount::MAX_MONEY);
-            let Some(reg) = state
-                .iter_mut()
-                .find(|c| c.id() == crate::system::SystemId::CONTRACTS)
-                .and_then(|c| c.as_any_mut())
-                .and_then(|a| a.downcast_mut::<ContractsSystem>())
-            else {
-                pay(&mut emitted, sender, fee.escrow);
-                continue;
-            };
+            let reg = state.contracts_mut();
             seq += 1;
             if let Some((mut relays, mut receipt)) = contract::run_on_lane(reg, env, relay, seq) {
                 let children = contract::fund_children(&mut relays, &fee, env.height);
@@ -198,7 +387,7 @@ pub fn execute_global(
             value: *value,
             data,
         };
-        let result = match state.iter_mut().find(|c| c.id() == *contract) {
+        let result = match state.get_mut(*contract) {
             Some(c) => c.call(ctx, &call),
             None => Err(crate::system::CallError::new(format!(
                 "no system contract {contract}"
@@ -220,7 +409,7 @@ pub fn execute_global(
                 receipts.push(Receipt {
                     txid: *txid,
                     contract: *contract,
-                    error: Some(e.0),
+                    error: Some(e),
                 });
             }
         }
@@ -252,11 +441,15 @@ pub fn execute_global(
         }
     }
     let relay_root = merkle_root(&emitted.iter().map(Relay::hash).collect::<Vec<_>>());
-    let snapshots = snapshots_of(&state);
-    let digest = digest_of(&snapshots);
+    let mut changes = Vec::new();
+    for c in state.iter_mut() {
+        let written = c.take_changes();
+        changes.extend(image.diff(c.id(), written));
+    }
+    let digest = image.digest_after(&changes);
     Ok(GlobalOutcome {
         contracts: Some(state),
-        snapshots,
+        changes,
         payouts,
         emitted,
         deferred,

@@ -57,11 +57,14 @@ impl SystemContract for Buried {
     fn held(&self) -> Amount {
         Amount::ZERO
     }
-    fn snapshot(&self) -> Vec<u8> {
+    fn items(&self) -> Vec<rexe_chain::system::Item> {
         Vec::new()
     }
-    fn restore(&mut self, _: &[u8]) -> Result<(), CallError> {
-        Ok(())
+    fn apply(&mut self, changes: &[rexe_chain::system::Change]) -> Result<(), CallError> {
+        match changes {
+            [] => Ok(()),
+            _ => Err(CallError::new("no items")),
+        }
     }
     fn anchors(&self, btc_block: &[u8; 32]) -> bool {
         self.0.lock().unwrap().contains(btc_block)

@@ -205,3 +205,30 @@ fn a_shard_file_from_an_older_backup_is_replayed_forward() {
     assert_eq!(c.tip_height(), 4);
     assert!(c.audit_supply().unwrap().holds());
 }
+
+/// The system contracts' stored items are checked when they are loaded: an item of a
+/// contract that is not installed, an item that does not decode, and a missing base are
+/// each refused as a corrupt global state instead of being ignored or half-read.
+#[test]
+fn damaged_global_items_are_refused() {
+    let chain_db = |d: &Path| d.join("chain.sqlite");
+    for (what, stmt) in [
+        (
+            "stray item",
+            "INSERT INTO global_item VALUES (9, X'01', X'02')",
+        ),
+        (
+            "undecodable contract",
+            "INSERT INTO global_item VALUES (2, zeroblob(32), X'0102')",
+        ),
+        ("no base", "DELETE FROM meta WHERE key = 'global_base'"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (params, _) = build(dir.path());
+        sql(&chain_db(dir.path()), stmt);
+        match reopen(dir.path(), &params, false) {
+            Ok(_) => panic!("{what}: opened"),
+            Err(e) => assert!(e.to_string().contains("global state"), "{what}: {e}"),
+        }
+    }
+}

@@ -59,11 +59,20 @@ impl SystemContract for Vault {
     fn held(&self) -> Amount {
         Amount::from_sat(self.held)
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.held.to_le_bytes().to_vec()
+    fn items(&self) -> Vec<rexe_chain::system::Item> {
+        vec![(b"held".to_vec(), self.held.to_le_bytes().to_vec())]
     }
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        self.held = u64::from_le_bytes(bytes.try_into().map_err(|_| CallError::new("len"))?);
+    fn apply(&mut self, changes: &[rexe_chain::system::Change]) -> Result<(), CallError> {
+        for (key, value) in changes {
+            match (key.as_slice(), value) {
+                (b"held", Some(v)) => {
+                    self.held = u64::from_le_bytes(
+                        v.as_slice().try_into().map_err(|_| CallError::new("len"))?,
+                    )
+                }
+                _ => return Err(CallError::new("unknown vault item")),
+            }
+        }
         Ok(())
     }
     fn as_any(&self) -> &dyn Any {
@@ -133,7 +142,10 @@ fn contract_value_counts_in_supply_and_refunds_on_failure() {
     mine(&mut chain, miner);
     mine(&mut chain, miner);
     let (_, _, receipt) = chain.call_receipt(bad_id).unwrap().unwrap();
-    assert_eq!(receipt.error.as_deref(), Some("unknown vault call"));
+    assert_eq!(
+        receipt.error.as_ref().map(|e| e.message.as_str()),
+        Some("unknown vault call")
+    );
     // Each call pays its intrinsic gas at 10 msat/gas; the rest of the reservation returns.
     let paid = |data: Vec<u8>| {
         let gas = rexe_chain::contract::intrinsic_gas(&Payload::Call {

@@ -29,6 +29,9 @@ pub enum RpcError {
         code: i64,
         /// Message.
         message: String,
+        /// The error object's `data` (`Null` when absent): rexe nodes put a refusal's kind
+        /// and reason code there.
+        data: Value,
     },
     /// The answer was not JSON-RPC.
     #[error("malformed JSON-RPC reply: {0}")]
@@ -47,6 +50,30 @@ impl RpcError {
     /// Whether the call failed to reach the server (connect/IO), not an answer from it.
     pub fn is_transport(&self) -> bool {
         matches!(self, RpcError::Io { .. })
+    }
+
+    /// The server's error code, when it answered with an error.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            RpcError::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether the server answered "not found" (-5, Core's `RPC_INVALID_ADDRESS_OR_KEY`).
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(-5)
+    }
+
+    /// A rexe node's refusal of a transaction: `data.kind` and `data.reason`, when the
+    /// server answered -26 with them.
+    pub fn refusal(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            RpcError::Rpc {
+                code: -26, data, ..
+            } => Some((data["kind"].as_str()?, data["reason"].as_str())),
+            _ => None,
+        }
     }
 }
 
@@ -132,6 +159,7 @@ impl Bitcoind {
                 method: method.into(),
                 code: 401,
                 message: "unauthorized (check the RPC credentials)".into(),
+                data: Value::Null,
             });
         }
         let v: Value =
@@ -141,6 +169,7 @@ impl Bitcoind {
                 method: method.into(),
                 code: v["error"]["code"].as_i64().unwrap_or(0),
                 message: v["error"]["message"].as_str().unwrap_or("").into(),
+                data: v["error"]["data"].clone(),
             });
         }
         Ok(v["result"].clone())

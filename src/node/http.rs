@@ -68,12 +68,10 @@ fn accepted(auth: &Auth) -> Vec<&str> {
     accepted
 }
 
-/// The JSON-RPC error object; a contract refusal's stable code (see
-/// `rexe_chain::system::split_code`) goes in `data.reason`.
+/// The JSON-RPC error object; a contract refusal's kind and stable code are in `data`.
 fn error_json(e: &RpcError) -> Value {
-    let (message, reason) = rexe_chain::system::split_code(&e.message);
-    match reason {
-        Some(r) => json!({"code": e.code, "message": message, "data": {"reason": r}}),
+    match &e.data {
+        Some(d) => json!({"code": e.code, "message": e.message, "data": d}),
         None => json!({"code": e.code, "message": e.message}),
     }
 }

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 pub struct RpcError {
     pub code: i64,
     pub message: String,
+    /// The error object's `data`, when there is more than a code and a message.
+    pub data: Option<Value>,
 }
 
 impl RpcError {
@@ -19,7 +21,18 @@ impl RpcError {
         RpcError {
             code,
             message: message.into(),
+            data: None,
         }
+    }
+
+    /// A transaction the node refuses to admit (-26, Core's `RPC_VERIFY_REJECTED`); a
+    /// contract's refusal carries its kind and reason code in `data`.
+    pub fn rejected(e: &rexe_chain::AdmissionError) -> Self {
+        let mut err = Self::new(-26, e.to_string());
+        if let rexe_chain::AdmissionError::Refused(c) = e {
+            err.data = Some(refusal_data(c));
+        }
+        err
     }
     pub fn parse(m: impl Into<String>) -> Self {
         Self::new(-32700, m)
@@ -125,7 +138,7 @@ pub fn verify_raw_transaction(
 ) -> Result<rexe_chain::VerifiedTx, RpcError> {
     check_arity(params, 1, 1)?;
     let bytes = hex_param(params, 0, "hex")?;
-    let refused = |e: rexe_chain::AdmissionError| RpcError::new(-26, e.to_string());
+    let refused = |e: rexe_chain::AdmissionError| RpcError::rejected(&e);
     let tx = rexe_chain::SignedTx::decode_limited(&bytes, max_tx_bytes)
         .map_err(|e| refused(e.into()))?;
     tx.verified()
@@ -137,7 +150,7 @@ pub fn admit_verified(chain: &mut Chain, tx: rexe_chain::VerifiedTx) -> Result<V
     chain
         .submit_verified(tx)
         .map(|txid| json!(txid.to_string()))
-        .map_err(|e| RpcError::new(-26, e.to_string()))
+        .map_err(|e| RpcError::rejected(&e))
 }
 
 fn hex_param(params: &Value, i: usize, name: &str) -> Result<Vec<u8>, RpcError> {
@@ -526,13 +539,7 @@ pub fn call(
                 .map_err(|_| RpcError::new(-8, "txid must be 64 hex digits"))?;
             match chain.call_receipt(txid).map_err(RpcError::internal)? {
                 Some((block, height, r)) => {
-                    let (message, code) = match &r.error {
-                        Some(e) => {
-                            let (m, c) = rexe_chain::system::split_code(e);
-                            (Some(m), c)
-                        }
-                        None => (None, None),
-                    };
+                    let e = r.error.as_ref();
                     Ok(json!({
                         "txid": txid.to_string(),
                         "contract": r.contract.0,
@@ -541,8 +548,9 @@ pub fn call(
                         "confirmations": chain.tip_height().saturating_sub(height) + 1,
                         "final": chain.is_final(height),
                         "success": r.error.is_none(),
-                        "error": message,
-                        "error_code": code,
+                        "error": e.map(|e| &e.message),
+                        "error_kind": e.map(|e| e.kind.as_str()),
+                        "error_code": e.and_then(|e| e.code.as_deref()),
                     }))
                 }
                 None => Err(RpcError::not_found(
@@ -605,5 +613,13 @@ pub fn call(
             super::contract_rpc::receipts(chain, str_param(params, 0, "txid")?)
         }
         _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
+    }
+}
+
+/// `{"kind": ..., "reason": ...}` of a contract's refusal (`reason` only when it has a code).
+pub fn refusal_data(e: &rexe_chain::system::CallError) -> Value {
+    match &e.code {
+        Some(c) => json!({"kind": e.kind.as_str(), "reason": c}),
+        None => json!({"kind": e.kind.as_str()}),
     }
 }

@@ -18,11 +18,12 @@ use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::peg::MatchId;
 use rexe_chain::encode::Encode as _;
+use rexe_chain::system::RefusalKind;
 use rexe_chain::Txid;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::l2::L2Client;
+use super::l2::{is_not_found, refusal_kind, L2Client};
 use super::source::BitcoinSource;
 
 /// One claim's progress.
@@ -49,22 +50,6 @@ pub struct Claimer<S: BitcoinSource> {
 
 fn backoff_secs(attempts: i64) -> i64 {
     (1i64 << attempts.clamp(0, 8)).min(300)
-}
-
-/// Refusals that a later try can cure: the headers are not relayed yet, or a Bitcoin reorg.
-/// Decided on the peg's stable reason code when the node gave one (receipts), else on the
-/// message.
-fn is_passing(err: &str, code: Option<&str>) -> bool {
-    if let Some(c) = code {
-        return matches!(c, "unknown-block" | "stale-block" | "too-few-confirmations");
-    }
-    [
-        "is not in the tracked header chain",
-        "is not on the best tracked Bitcoin chain",
-        "confirmations,",
-    ]
-    .iter()
-    .any(|p| err.contains(p))
 }
 
 /// A row of the work list.
@@ -227,7 +212,7 @@ impl<S: BitcoinSource> Claimer<S> {
                 Some(r) => self.refused(
                     w,
                     r["error"].as_str().unwrap_or("refused"),
-                    r["error_code"].as_str(),
+                    r["error_kind"].as_str().and_then(RefusalKind::from_name),
                     now,
                 ),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
@@ -278,7 +263,7 @@ impl<S: BitcoinSource> Claimer<S> {
                 v["confirmations"].as_u64().unwrap_or(0)
             }
             Ok(_) => 0,
-            Err(e) if e.to_string().contains("not tracked") => 0,
+            Err(e) if is_not_found(&e) => 0,
             Err(e) => return Err(e),
         };
         if conf < k {
@@ -309,10 +294,9 @@ impl<S: BitcoinSource> Claimer<S> {
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                if msg.contains("refused by the contract") {
-                    self.refused(w, &msg, None, now)
-                } else {
-                    self.retry(w, msg, now)
+                match refusal_kind(&e) {
+                    Some(kind) => self.refused(w, &msg, Some(kind), now),
+                    None => self.retry(w, msg, now),
                 }
             }
         }
@@ -331,17 +315,21 @@ impl<S: BitcoinSource> Claimer<S> {
         Ok(Progress::Retry(msg))
     }
 
-    /// The peg refused the claim (at admission or when it ran).
-    fn refused(&self, w: &Work, err: &str, code: Option<&str>, now: i64) -> Result<Progress> {
-        let already = match code {
-            Some(c) => c == "already-claimed",
-            None => err.contains("already claimed") && !err.contains("output"),
-        };
-        if already {
+    /// The peg refused the claim (at admission or when it ran): done if the match is
+    /// claimed already, again later if the refusal is retryable (headers not relayed yet,
+    /// not deep enough, a Bitcoin reorg), failed otherwise. Decided on the refusal's kind.
+    fn refused(
+        &self,
+        w: &Work,
+        err: &str,
+        kind: Option<RefusalKind>,
+        now: i64,
+    ) -> Result<Progress> {
+        if kind == Some(RefusalKind::AlreadyDone) {
             self.note(&w.btc_txid, "done", None, err, None, now)?;
             return Ok(Progress::Done);
         }
-        if is_passing(err, code) {
+        if kind == Some(RefusalKind::Retryable) {
             self.note(
                 &w.btc_txid,
                 "waiting",

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::hex::DisplayHex;
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
-use rexe_chain::system::SystemId;
+use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
@@ -29,6 +29,19 @@ pub fn failpoint(point: &str) {
         eprintln!("failpoint {point}: aborting");
         std::process::abort();
     }
+}
+
+/// Whether an RPC call failed because the node answered "not found" (-5).
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<rexe_miner::bitcoind::RpcError>()
+        .is_some_and(|r| r.is_not_found())
+}
+
+/// The kind of a contract's refusal to admit a transaction (`error.data.kind` of a -26
+/// answer), if that is why an RPC call failed.
+pub fn refusal_kind(e: &anyhow::Error) -> Option<RefusalKind> {
+    let r = e.downcast_ref::<rexe_miner::bitcoind::RpcError>()?;
+    RefusalKind::from_name(r.refusal()?.0)
 }
 
 /// The L2 network named by `getchaininfo`.
@@ -143,7 +156,7 @@ impl L2Client {
     pub fn receipt(&self, txid: Txid) -> Result<Option<Value>> {
         match self.call("getcallreceipt", json!([txid.to_string()])) {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.to_string().contains("no receipt") => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -152,7 +165,7 @@ impl L2Client {
     pub fn tx_known(&self, txid: Txid) -> Result<bool> {
         match self.call("gettransaction", json!([txid.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if e.to_string().contains("no such transaction") => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -76,7 +76,7 @@ impl<S: BitcoinSource> Relayer<S> {
     fn tracked(&self, hash: &bitcoin::BlockHash) -> Result<bool> {
         match self.l2.call("getbtcblock", json!([hash.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if e.to_string().contains("not tracked") => Ok(false),
+            Err(e) if super::l2::is_not_found(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -30,7 +30,7 @@ impl Chain {
             .map(|e| e.header.state_root)
             .ok_or_else(|| StoreError::corrupt("block index", "tip header missing"))?;
         let mut leaves: Vec<Hash256> = self.shards.iter().map(ShardStore::digest).collect();
-        leaves.push(self.global_digest);
+        leaves.push(self.global.digest());
         let root_ok = merkle_root(&leaves) == header_root;
 
         // One pass: every account in its own shard, balances summed.

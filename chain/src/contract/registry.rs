@@ -1,18 +1,19 @@
 //! The contract registry and every contract's global state, kept on the global lane as a
-//! system contract: snapshotted, committed in `state_root` and restored on reorgs like the
-//! peg. Shards read the registry as it was after the previous block.
+//! system contract: one item per contract (deployer, height, source and `@global` row),
+//! committed in `state_root` and undone on reorgs like the peg's items. Shards read the
+//! registry as it was after the previous block.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::address::Address;
 use crate::amount::Amount;
-use crate::encode::{write_compact_size, Decode, Encode, Reader};
+use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
 use crate::lang::value::{self, Value};
 use crate::lang::{compile, vm, Verified};
-use crate::system::{Call, CallError, Credit, GlobalCtx, SystemContract, SystemId};
+use crate::system::{Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId};
 
 /// A deployed contract.
 #[derive(Clone, Debug)]
@@ -42,6 +43,8 @@ impl Deployed {
 #[derive(Clone, Debug, Default)]
 pub struct ContractsSystem {
     contracts: BTreeMap<Address, Deployed>,
+    /// Contracts written since the last [`SystemContract::take_changes`].
+    written: BTreeSet<Address>,
 }
 
 impl ContractsSystem {
@@ -71,11 +74,14 @@ impl ContractsSystem {
     }
 
     pub(super) fn insert(&mut self, d: Deployed) {
+        self.written.insert(d.address);
         self.contracts.insert(d.address, d);
     }
 
     pub(super) fn get_mut(&mut self, addr: &Address) -> Option<&mut Deployed> {
-        self.contracts.get_mut(addr)
+        let d = self.contracts.get_mut(addr)?;
+        self.written.insert(*addr);
+        Some(d)
     }
 
     /// A contract's global state as JSON (`{name: value}`), with addresses in `hrp`.
@@ -101,59 +107,58 @@ impl ContractsSystem {
         let d = self.contracts.get_mut(addr).ok_or("no such contract")?;
         vm::encode_row(&d.code, ScopeKind::Global, &vals).map_err(|e| e.to_string())?;
         d.global = Arc::new(vals);
+        self.written.insert(*addr);
         Ok(())
     }
 
-    fn encode_state(&self) -> Vec<u8> {
+    /// A contract's item value: deployer, height, source, encoded `@global` row.
+    fn encode_item(d: &Deployed) -> Vec<u8> {
         let mut out = Vec::new();
-        write_compact_size(&mut out, self.contracts.len() as u64);
-        for d in self.contracts.values() {
-            d.address.0.encode(&mut out);
-            d.deployer.0.encode(&mut out);
-            d.height.encode(&mut out);
-            d.source.as_bytes().to_vec().encode(&mut out);
-            // Global state is always well-typed (the VM checks every write into it).
-            let row = vm::encode_row(&d.code, ScopeKind::Global, &d.global)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            row.encode(&mut out);
-        }
+        d.deployer.0.encode(&mut out);
+        d.height.encode(&mut out);
+        d.source.as_bytes().to_vec().encode(&mut out);
+        // Global state is always well-typed (the VM checks every write into it).
+        let row = vm::encode_row(&d.code, ScopeKind::Global, &d.global)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        row.encode(&mut out);
         out
     }
 
-    fn decode_state(bytes: &[u8]) -> Result<Self, String> {
+    /// Decodes an item; `known` is the contract now at that address, whose compiled code is
+    /// reused when the source is the same (a reorg undoing a state write).
+    fn decode_item(
+        address: Address,
+        bytes: &[u8],
+        known: Option<&Deployed>,
+    ) -> Result<Deployed, String> {
         let mut r = Reader::new(bytes);
-        let n = r.length(32 + 32 + 8 + 2).map_err(|e| e.to_string())?;
-        let mut contracts = BTreeMap::new();
-        for _ in 0..n {
-            let address = Address(r.array().map_err(|e| e.to_string())?);
-            let deployer = Address(r.array().map_err(|e| e.to_string())?);
-            let height = u64::decode(&mut r).map_err(|e| e.to_string())?;
-            let source = String::from_utf8(Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?)
-                .map_err(|_| "contract source is not UTF-8".to_string())?;
-            let row = Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?;
-            let code =
-                compile(&source).map_err(|e| format!("stored contract does not compile: {e}"))?;
-            let global = if row.is_empty() {
-                vm::default_row(&code, ScopeKind::Global)
-            } else {
-                vm::decode_row(&code, ScopeKind::Global, &row).map_err(|e| e.to_string())?
-            };
-            contracts.insert(
-                address,
-                Deployed {
-                    address,
-                    deployer,
-                    height,
-                    source: source.into(),
-                    code: Arc::new(code),
-                    global: Arc::new(global),
-                },
-            );
-        }
+        let deployer = Address(r.array().map_err(|e| e.to_string())?);
+        let height = u64::decode(&mut r).map_err(|e| e.to_string())?;
+        let source = String::from_utf8(Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?)
+            .map_err(|_| "contract source is not UTF-8".to_string())?;
+        let row = Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?;
         r.finish().map_err(|e| e.to_string())?;
-        Ok(ContractsSystem { contracts })
+        let code = match known {
+            Some(d) if *d.source == *source => d.code.clone(),
+            _ => Arc::new(
+                compile(&source).map_err(|e| format!("stored contract does not compile: {e}"))?,
+            ),
+        };
+        let global = if row.is_empty() {
+            vm::default_row(&code, ScopeKind::Global)
+        } else {
+            vm::decode_row(&code, ScopeKind::Global, &row).map_err(|e| e.to_string())?
+        };
+        Ok(Deployed {
+            address,
+            deployer,
+            height,
+            source: source.into(),
+            code,
+            global: Arc::new(global),
+        })
     }
 }
 
@@ -190,20 +195,43 @@ impl SystemContract for ContractsSystem {
         Amount::ZERO
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.encode_state()
+    fn items(&self) -> Vec<Item> {
+        self.contracts
+            .values()
+            .map(|d| (d.address.0.to_vec(), Self::encode_item(d)))
+            .collect()
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        *self = Self::decode_state(bytes).map_err(CallError::new)?;
+    fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.written)
+            .into_iter()
+            .map(|a| (a.0.to_vec(), self.contracts.get(&a).map(Self::encode_item)))
+            .collect()
+    }
+
+    fn apply(&mut self, changes: &[Change]) -> Result<(), CallError> {
+        for (key, value) in changes {
+            let address = Address(
+                key.as_slice()
+                    .try_into()
+                    .map_err(|_| CallError::new("contract item key is not an address"))?,
+            );
+            match value {
+                None => {
+                    self.contracts.remove(&address);
+                }
+                Some(v) => {
+                    let d = Self::decode_item(address, v, self.contracts.get(&address))
+                        .map_err(CallError::new)?;
+                    self.contracts.insert(address, d);
+                }
+            }
+            self.written.insert(address);
+        }
         Ok(())
     }
 
     fn as_any(&self) -> &dyn Any {
         self
-    }
-
-    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
-        Some(self)
     }
 }

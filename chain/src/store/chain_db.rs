@@ -9,8 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{chain_migrations, open_db, StoreError};
 use crate::block::Header;
 use crate::encode::Encode;
+use crate::global::ItemChange;
 use crate::hash::{BlockHash, Hash256, Txid};
-use crate::system::Receipt;
+use crate::system::{CallError, Receipt, RefusalKind};
 
 /// Validation status of a stored block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +62,8 @@ pub struct ConnectRecord<'a> {
     pub new_block: Option<(&'a Header, &'a [u8], [u8; 32])>,
     /// `(txid, shard, position)` of its transactions.
     pub txindex: &'a [(Txid, u16, u32)],
-    /// The global state after it, when its global lane changed it.
-    pub global_state: Option<&'a [u8]>,
+    /// The items its global lane changed (an encoded changeset), when it changed any.
+    pub global_changes: Option<&'a [u8]>,
     /// Receipts of the calls its global lane ran.
     pub receipts: &'a [Receipt],
     /// Contract receipts `(originating txid, JSON)`, in execution order.
@@ -70,6 +71,9 @@ pub struct ConnectRecord<'a> {
     /// Its base fee per shard (u64 LE each), when kept.
     pub block_fees: Option<&'a [u8]>,
 }
+
+/// A stored item of the global state: contract id, key, value.
+pub type GlobalRow = (u8, Vec<u8>, Vec<u8>);
 
 /// The chain database.
 pub struct ChainDb {
@@ -188,14 +192,18 @@ impl ChainDb {
                     *pos as i64
                 ])?;
             }
-            let mut ins =
-                tx.prepare_cached("INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4)")?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for r in rec.receipts {
+                let e = r.error.as_ref();
                 ins.execute(params![
                     &r.txid.0 .0[..],
                     &hash.0 .0[..],
                     r.contract.0 as i64,
-                    r.error.as_deref()
+                    e.map(|e| e.message.as_str()),
+                    e.map(|e| e.kind.as_str()),
+                    e.and_then(|e| e.code.as_deref())
                 ])?;
             }
             let mut ins = tx.prepare_cached(
@@ -209,8 +217,8 @@ impl ChainDb {
             tx.prepare_cached("INSERT OR REPLACE INTO block_fees VALUES (?1, ?2)")?
                 .execute(params![&hash.0 .0[..], fees])?;
         }
-        if let Some(data) = rec.global_state {
-            tx.prepare_cached("INSERT OR REPLACE INTO global_state VALUES (?1, ?2, ?3)")?
+        if let Some(data) = rec.global_changes {
+            tx.prepare_cached("INSERT OR REPLACE INTO global_change VALUES (?1, ?2, ?3)")?
                 .execute(params![&hash.0 .0[..], height as i64, data])?;
         }
         if let Some((header, body, work)) = rec.new_block {
@@ -228,59 +236,130 @@ impl ChainDb {
         self.unchecked_bytes += rec.relays.len() as u64
             + rec.new_block.map_or(0, |(_, body, _)| body.len() as u64)
             + 80 * rec.txindex.len() as u64
-            + rec.global_state.map_or(0, |g| g.len() as u64);
+            + rec.global_changes.map_or(0, |g| g.len() as u64);
         Ok(())
     }
 
-    /// Stored global states at or below `max_height`, newest first: `(block, height, data)`.
-    /// The caller picks the first one on its active chain.
-    pub fn global_states_desc(
-        &self,
-        max_height: u64,
-    ) -> Result<Vec<(BlockHash, u64, Vec<u8>)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT block, height, data FROM global_state WHERE height <= ?1 ORDER BY height DESC",
-        )?;
-        let rows = st.query_map([max_height as i64], |r| {
+    /// The changeset stored for `block`'s global lane, if it changed anything.
+    pub fn global_changes(&self, block: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data FROM global_change WHERE block = ?1")?
+            .query_row([&block.0 .0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The base of the global state: the height of the active block it is the state after
+    /// (`None` before genesis is written), and its items as `(contract id, key, value)` in
+    /// order.
+    pub fn global_base(&self) -> Result<Option<(u64, Vec<GlobalRow>)>, StoreError> {
+        let Some(h) = self.meta("global_base")? else {
+            return Ok(None);
+        };
+        let height = u64::from_le_bytes(
+            h.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("global base", "length"))?,
+        );
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT system, key, value FROM global_item ORDER BY system, key")?;
+        let rows = st.query_map([], |r| {
             Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
             ))
         })?;
-        let mut out = Vec::new();
+        let mut items = Vec::new();
         for row in rows {
-            let (b, h, d) = row?;
-            out.push((hash_col(b)?, h as u64, d));
+            let (s, k, v) = row?;
+            let s = u8::try_from(s).map_err(|_| StoreError::corrupt("global item", "system id"))?;
+            items.push((s, k, v));
         }
-        Ok(out)
+        Ok(Some((height, items)))
     }
 
-    /// Deletes stored global states below `height` (pruning past the undo depth).
-    pub fn prune_global_states(&self, below: u64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM global_state WHERE height < ?1")?
-            .execute([below as i64])?;
+    /// Moves the base of the global state up to `height`: writes `changes` (the changesets of
+    /// the active blocks from the old base up to `height`, in order; their new values) into
+    /// the base items and drops every changeset at or below `height` (side
+    /// branches' included: no reorg reaches below the base), in one transaction.
+    pub fn advance_global_base(
+        &mut self,
+        height: u64,
+        changes: &[ItemChange],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut put =
+                tx.prepare_cached("INSERT OR REPLACE INTO global_item VALUES (?1, ?2, ?3)")?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM global_item WHERE system = ?1 AND key = ?2")?;
+            for c in changes {
+                let (s, k) = (c.system.0 as i64, &c.key);
+                match &c.new {
+                    Some(v) => put.execute(params![s, k, v])?,
+                    None => del.execute(params![s, k])?,
+                };
+            }
+            tx.prepare_cached("DELETE FROM global_change WHERE height <= ?1")?
+                .execute([height as i64])?;
+            tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('global_base', ?1)")?
+                .execute([&height.to_le_bytes()[..]])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes the genesis global state as the base (height 0).
+    pub fn init_global_base(&mut self, items: &[GlobalRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            tx.execute("DELETE FROM global_item", [])?;
+            let mut put = tx.prepare_cached("INSERT INTO global_item VALUES (?1, ?2, ?3)")?;
+            for (s, k, v) in items {
+                put.execute(params![*s as i64, k, v])?;
+            }
+            tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('global_base', ?1)")?
+                .execute([&0u64.to_le_bytes()[..]])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
     /// Receipts of calls made by `txid`: `(block, contract, error)` for every block whose
     /// global lane ran it (several across reorgs; the caller keeps the active one).
-    pub fn receipts(&self, txid: Txid) -> Result<Vec<(BlockHash, u8, Option<String>)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT block, contract, error FROM receipts WHERE txid = ?1")?;
+    pub fn receipts(
+        &self,
+        txid: Txid,
+    ) -> Result<Vec<(BlockHash, u8, Option<CallError>)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT block, contract, error, kind, code FROM receipts WHERE txid = ?1",
+        )?;
         let rows = st.query_map([&txid.0 .0[..]], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (b, c, e) = row?;
-            out.push((hash_col(b)?, c as u8, e));
+            let (b, c, message, kind, code) = row?;
+            let error = match message {
+                None => None,
+                Some(message) => Some(CallError {
+                    kind: kind
+                        .as_deref()
+                        .and_then(RefusalKind::from_name)
+                        .ok_or_else(|| StoreError::corrupt("receipt", "refusal kind"))?,
+                    code,
+                    message,
+                }),
+            };
+            out.push((hash_col(b)?, c as u8, error));
         }
         Ok(out)
     }

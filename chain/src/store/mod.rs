@@ -71,6 +71,12 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/chain/0006_block_fees.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/chain/0007_global_items.sql"
+        )),
+        M::up(include_str!(
+            "../../../migrations/chain/0008_receipt_kinds.sql"
+        )),
     ])
 }
 

@@ -1,0 +1,393 @@
+//! Opening a chain: genesis, the block index, and recovery after a crash (shards rolled
+//! back to a common height, the global state restored, the log replayed).
+
+use super::*;
+
+impl Chain {
+    /// Opens the chain in `dir` (creating genesis on first use) and recovers from any crash.
+    pub fn open(
+        dir: &Path,
+        params: ChainParams,
+        config: ChainConfig,
+        sealer: Arc<dyn Sealer>,
+    ) -> Result<Chain, ChainError> {
+        Self::open_with_systems(dir, params, config, sealer, Vec::new())
+    }
+
+    /// Like [`Chain::open`], with system contracts installed (their initial state is the
+    /// genesis global state; a data directory created with another set is refused).
+    pub fn open_with_systems(
+        dir: &Path,
+        params: ChainParams,
+        config: ChainConfig,
+        sealer: Arc<dyn Sealer>,
+        systems: Vec<Box<dyn SystemContract>>,
+    ) -> Result<Chain, ChainError> {
+        // User contracts (the registry) are part of every chain.
+        let systems = Systems::new(systems);
+        let global = GlobalImage::of(&systems);
+        std::fs::create_dir_all(dir).map_err(StoreError::from)?;
+        // `chain.sqlite` first, then the shard files: the checkpointer's numbering.
+        let order = params.shard_order;
+        let mut paths = vec![dir.join("chain.sqlite")];
+        paths.extend(
+            order
+                .shards()
+                .map(|s| dir.join(format!("shard-{}.sqlite", s.0))),
+        );
+        let existed = paths[0].exists();
+        let db = ChainDb::open(&paths[0])?;
+        if existed && db.tip()?.is_some() {
+            Self::check_shard_files(dir, &paths[1..])?;
+        }
+        let mut shards = Vec::with_capacity(order.shard_count());
+        for (s, path) in order.shards().zip(&paths[1..]) {
+            let shard =
+                ShardStore::open(path, s, params.undo_depth, config.cache_limit).map_err(|e| {
+                    match e {
+                        e @ StoreError::ReadOnly { .. } => ChainError::Store(e),
+                        e => ChainError::CorruptState {
+                            file: path.display().to_string(),
+                            reason: format!("cannot open it: {e}"),
+                        },
+                    }
+                })?;
+            shards.push(shard);
+        }
+        let checkpointer = match Checkpointer::spawn(paths) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint thread: commits will checkpoint inline");
+                None
+            }
+        };
+        let mut chain = Chain {
+            checkpointer,
+            mempool: Mempool::with_capacity(order, config.mempool_per_shard),
+            params,
+            config,
+            dir: dir.to_path_buf(),
+            db,
+            shards,
+            index: HashMap::new(),
+            active: Vec::new(),
+            inbound: vec![Vec::new(); order.shard_count()],
+            global_inbound: Vec::new(),
+            systems,
+            global,
+            sealer,
+            prepared: None,
+            blocks_since_flush: 0,
+            stats: ChainStats::default(),
+            last_contract_receipts: Vec::new(),
+            last_counts: (0, 0),
+            last_global_changes: 0,
+            last_fees: Vec::new(),
+            last_global_waiting: 0,
+            anchor: anchor::Anchors::default(),
+        };
+        let fp = params_fingerprint(&chain.params, &chain.systems);
+        match chain.db.tip()? {
+            None => chain.init_genesis(fp)?,
+            Some(_) => {
+                let stored = chain.db.meta("params")?;
+                if stored.as_deref()
+                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1).0[..])
+                {
+                    return Err(ChainError::OldGlobalState {
+                        dir: dir.display().to_string(),
+                    });
+                }
+                if stored.as_deref() != Some(&fp.0[..]) {
+                    return Err(ChainError::WrongChain {
+                        dir: dir.display().to_string(),
+                    });
+                }
+            }
+        }
+        chain.load_index()?;
+        chain.recover()?;
+        chain.load_anchor()?;
+        if chain.config.verify_state {
+            chain.verify_state_full()?;
+        }
+        chain.check_state()?;
+        let warmed = for_each_shard(&mut chain.shards, chain.config.threads, ShardStore::warm);
+        for w in warmed {
+            w?;
+        }
+        Ok(chain)
+    }
+
+    pub(super) fn genesis_accounts(&self) -> Vec<Vec<(Address, Amount)>> {
+        let order = self.params.shard_order;
+        let mut per = vec![Vec::new(); order.shard_count()];
+        match &self.params.genesis_alloc {
+            GenesisAlloc::Accounts(list) => {
+                for (a, amt) in list {
+                    per[shard_of(a, order).index()].push((*a, *amt));
+                }
+            }
+            GenesisAlloc::Synthetic { count, amount } => {
+                for i in 0..*count {
+                    let a = bench_address(i);
+                    per[shard_of(&a, order).index()].push((a, *amount));
+                }
+            }
+        }
+        per
+    }
+
+    pub(super) fn genesis_total(&self) -> Amount {
+        match &self.params.genesis_alloc {
+            GenesisAlloc::Accounts(list) => {
+                checked_sum(list.iter().map(|(_, a)| *a)).unwrap_or(Amount::MAX_MONEY)
+            }
+            GenesisAlloc::Synthetic { count, amount } => {
+                amount.checked_mul(*count).unwrap_or(Amount::MAX_MONEY)
+            }
+        }
+    }
+
+    pub(super) fn init_genesis(&mut self, fp: Hash256) -> Result<(), ChainError> {
+        let per: Vec<std::sync::Mutex<Vec<(Address, Amount)>>> = self
+            .genesis_accounts()
+            .into_iter()
+            .map(std::sync::Mutex::new)
+            .collect();
+        let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
+            let list = std::mem::take(
+                &mut *per[s.id().index()]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            s.init_genesis(list)
+        });
+        for r in results {
+            r?;
+        }
+        let header = self.genesis_header();
+        let hash = header.hash();
+        let block = Block {
+            txs: vec![Vec::new(); self.params.shard_order.shard_count()],
+            header,
+            seal: Vec::new(),
+        };
+        self.db.set_meta("params", &fp.0)?;
+        self.db.insert_block(
+            &block.header,
+            &block.to_bytes(),
+            block.header.work().to_be_bytes(),
+            BlockStatus::Valid,
+        )?;
+        let items: Vec<(u8, Vec<u8>, Vec<u8>)> = self
+            .systems
+            .iter()
+            .flat_map(|c| {
+                let id = c.id().0;
+                c.items().into_iter().map(move |(k, v)| (id, k, v))
+            })
+            .collect();
+        self.db.init_global_base(&items)?;
+        self.db.connect(&ConnectRecord {
+            height: 0,
+            hash,
+            relays: &encode_relays(&[]),
+            new_block: None,
+            txindex: &[],
+            global_changes: None,
+            receipts: &[],
+            contract_receipts: &[],
+            block_fees: None,
+        })?;
+        tracing::info!(%hash, network = self.params.network.name(), "created genesis");
+        Ok(())
+    }
+
+    pub(super) fn genesis_header(&self) -> Header {
+        let n = self.params.shard_order.shard_count();
+        let mut roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
+        roots.push(self.global.digest());
+        Header {
+            version: 1,
+            height: 0,
+            prev: BlockHash::default(),
+            time: self.params.genesis_time,
+            bits: self.params.pow_limit_bits,
+            order: self.params.shard_order,
+            miner: Address::default(),
+            tx_root: merkle_root(&vec![Hash256::ZERO; n]),
+            relay_root: merkle_root(&vec![Hash256::ZERO; n + 1]),
+            state_root: merkle_root(&roots),
+        }
+    }
+
+    pub(super) fn load_index(&mut self) -> Result<(), ChainError> {
+        for row in self.db.index()? {
+            let header = Header::from_bytes(&row.header)
+                .map_err(|e| StoreError::corrupt("block header", e))?;
+            self.index.insert(
+                row.hash,
+                IndexEntry {
+                    header,
+                    chainwork: Work::from_be_bytes(row.chainwork),
+                    status: row.status,
+                },
+            );
+        }
+        let (tip_h, tip) = self
+            .db
+            .tip()?
+            .ok_or_else(|| StoreError::corrupt("chain", "no tip"))?;
+        let mut active = vec![BlockHash::default(); tip_h as usize + 1];
+        let mut cur = tip;
+        for h in (0..=tip_h).rev() {
+            active[h as usize] = cur;
+            cur = self
+                .index
+                .get(&cur)
+                .ok_or_else(|| StoreError::corrupt("block index", "active block missing"))?
+                .header
+                .prev;
+        }
+        self.active = active;
+        Ok(())
+    }
+
+    pub(super) fn load_relays(
+        &self,
+        hash: BlockHash,
+    ) -> Result<(Vec<Vec<Relay>>, Vec<Relay>), ChainError> {
+        let n = self.params.shard_order.shard_count();
+        let data = self
+            .db
+            .relays(hash)?
+            .ok_or_else(|| StoreError::corrupt("relays", format!("missing for {hash}")))?;
+        let mut r = Reader::new(&data);
+        let list: Vec<Relay> =
+            decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
+        if list
+            .iter()
+            .any(|r| !r.target.is_global() && r.target.index() >= n)
+        {
+            return Err(StoreError::corrupt("relays", "target out of range").into());
+        }
+        Ok(route(list, n))
+    }
+
+    /// Restores the system contracts to their state after the active block at `height`:
+    /// the stored base, then the changesets of the active blocks above it. Checks that the
+    /// contracts, loaded, give back exactly the items they were loaded from.
+    pub(super) fn restore_global(&mut self, height: u64) -> Result<(), ChainError> {
+        let corrupt = |e: String| ChainError::from(StoreError::corrupt("global state", e));
+        let (base, rows) = self
+            .db
+            .global_base()?
+            .ok_or_else(|| corrupt("no base stored".into()))?;
+        if base > height {
+            return Err(corrupt(format!(
+                "base at height {base} is above the height {height} to restore"
+            )));
+        }
+        let mut image = GlobalImage::default();
+        let base_changes: Vec<ItemChange> = rows
+            .into_iter()
+            .map(|(s, key, value)| ItemChange {
+                system: SystemId(s),
+                key,
+                old: None,
+                new: Some(value),
+            })
+            .collect();
+        image.apply(&base_changes).map_err(corrupt)?;
+        for h in base + 1..=height {
+            let block = self.active[h as usize];
+            if let Some(data) = self.db.global_changes(block)? {
+                let changes = decode_changes(&data).map_err(|e| corrupt(e.to_string()))?;
+                image.apply(&changes).map_err(corrupt)?;
+            }
+        }
+        for c in self.systems.iter_mut() {
+            c.load(&image.items_of(c.id()))
+                .map_err(|e| corrupt(format!("{}: {e}", c.id())))?;
+        }
+        if let Some(stray) = image
+            .system_ids()
+            .into_iter()
+            .find(|id| !self.systems.iter().any(|c| c.id() == *id))
+        {
+            return Err(corrupt(format!("items of {stray}, which is not installed")));
+        }
+        let reloaded = GlobalImage::of(&self.systems);
+        if reloaded.digest() != image.digest() {
+            return Err(corrupt(
+                "the contracts loaded from the stored items do not give them back".into(),
+            ));
+        }
+        self.global = image;
+        Ok(())
+    }
+
+    /// Undoes the global lane of the block at the tip (its stored changeset, old values).
+    pub(super) fn undo_global(&mut self, block: BlockHash) -> Result<(), ChainError> {
+        let corrupt = |e: String| ChainError::from(StoreError::corrupt("global state", e));
+        let Some(data) = self.db.global_changes(block)? else {
+            return Ok(());
+        };
+        let undo: Vec<ItemChange> = decode_changes(&data)
+            .map_err(|e| corrupt(e.to_string()))?
+            .iter()
+            .rev()
+            .map(ItemChange::reversed)
+            .collect();
+        self.global.apply(&undo).map_err(corrupt)?;
+        apply_to_contracts(&mut self.systems, &undo).map_err(corrupt)?;
+        Ok(())
+    }
+
+    pub(super) fn recover(&mut self) -> Result<(), ChainError> {
+        let tip = self.tip_height();
+        let common = self
+            .shards
+            .iter()
+            .map(ShardStore::height)
+            .min()
+            .unwrap_or(0)
+            .min(tip);
+        for s in &mut self.shards {
+            if s.height() > common {
+                tracing::info!(shard = %s.id(), from = s.height(), to = common, "rolling back shard ahead of the others");
+                while s.height() > common {
+                    s.undo_top()?;
+                }
+                s.flush()?;
+            }
+        }
+        // Replay the log from the shards' common height.
+        let tip_hash = self.active[tip as usize];
+        self.active.truncate(common as usize + 1);
+        (self.inbound, self.global_inbound) = self.load_relays(self.active[common as usize])?;
+        self.restore_global(common)?;
+        if common < tip {
+            tracing::info!(from = common + 1, to = tip, "replaying blocks from the log");
+        }
+        for h in common + 1..=tip {
+            let hash = self
+                .db
+                .active_hash(h)?
+                .ok_or_else(|| StoreError::corrupt("active", h))?;
+            let body = self
+                .db
+                .body(hash)?
+                .ok_or_else(|| StoreError::corrupt("body", h))?;
+            let block = Block::from_bytes(&body).map_err(|e| StoreError::corrupt("block", e))?;
+            self.connect(&block, true, Log::Replay)
+                .map_err(|e| ChainError::Replay {
+                    height: h,
+                    reason: e.to_string(),
+                })?;
+        }
+        debug_assert_eq!(self.tip_hash(), tip_hash);
+        Ok(())
+    }
+}
