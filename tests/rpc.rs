@@ -186,7 +186,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let r = call(
         &n,
         "sendrawtransaction",
-        json!([hex::encode(cancel.to_bytes())]),
+        json!([cancel.to_bytes().to_lower_hex_string()]),
     );
     assert_eq!(r["error"]["code"], json!(-26), "{r}");
     assert_eq!(
