@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use bitcoin::hex::FromHex;
 use clap::{Args, Subcommand};
 use rexe_chain::params::{bench_address, GenesisAlloc};
 use rexe_chain::seal::TestSealer;
@@ -331,7 +332,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
 
 fn auxpow(count: u64) -> Result<serde_json::Value> {
     use bitcoin::hashes::{sha256d, Hash};
-    let bytes = hex::decode(
+    let bytes = Vec::<u8>::from_hex(
         include_str!("../miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex").trim(),
     )?;
     let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&bytes[..80])?;

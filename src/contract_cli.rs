@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use clap::{Args, Subcommand};
 use rexe_chain::contract::{abi, contract_address};
 use rexe_chain::encode::Encode;
@@ -183,7 +184,10 @@ fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
         payload,
     }
     .sign(&signer);
-    let txid = peer.call("sendrawtransaction", json!([hex::encode(t.to_bytes())]))?;
+    let txid = peer.call(
+        "sendrawtransaction",
+        json!([t.to_bytes().to_lower_hex_string()]),
+    )?;
     let txid = txid.as_str().unwrap_or_default().to_string();
     println!("txid: {txid}");
     if tx.wait {

@@ -9,13 +9,13 @@ mod contract_script;
 mod devnet;
 mod fees;
 mod miner_cli;
-mod node;
 mod peg;
 mod psbt_cmd;
-mod signals;
 mod wallet_cli;
 
 use anyhow::Result;
+use rexe_node as node;
+use rexe_node::signals;
 
 /// mimalloc: the executor allocates and frees millions of small values a second (state
 /// rows, relays, VM values), where it is markedly faster than glibc's malloc.
@@ -26,6 +26,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// (`madvise` mode): the shard caches are hash maps of hundreds of MB probed at random,
 /// and 2 MiB pages spare most of the TLB misses. `MIMALLOC_ALLOW_LARGE_OS_PAGES=0` in the
 /// environment turns it off.
+// The option is set through mimalloc's C API: the `mimalloc` crate has no safe setter.
+#[allow(unsafe_code)]
 fn allocator_setup() {
     let env_set = ["MIMALLOC_ALLOW_LARGE_OS_PAGES", "MIMALLOC_LARGE_OS_PAGES"]
         .iter()
@@ -138,6 +140,8 @@ fn parse_chain_id(s: &str) -> Result<u32> {
 /// of panicking on the failed write: Rust ignores SIGPIPE by default. Only for the commands
 /// that print and exit: the long-running services keep ignoring it, so that a closed log
 /// pipe never kills a node (their sockets never raise it: Rust sends with MSG_NOSIGNAL).
+// No safe API resets a signal's disposition (std has none; libc's and nix's are unsafe).
+#[allow(unsafe_code)]
 fn restore_sigpipe() {
     // SAFETY: resets one signal's disposition to the default, before any thread starts.
     unsafe {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::FromHex;
 use bitcoin::Psbt;
 use clap::Subcommand;
 use rexe_wallet::{psbt_match_ids, read_psbt_file, write_psbt_file, MatchId};
@@ -129,7 +130,7 @@ fn raw_tx_file(path: &std::path::Path) -> Result<Option<bitcoin::Transaction>> {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return Ok(None);
     };
-    let Ok(raw) = hex::decode(text.trim()) else {
+    let Ok(raw) = Vec::<u8>::from_hex(text.trim()) else {
         return Ok(None);
     };
     Ok(bitcoin::consensus::deserialize(&raw).ok())

@@ -6,12 +6,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::{DisplayHex, FromHex};
 use clap::{Args, Subcommand};
 use rexe_chain::encode::Encode;
 use rexe_chain::{Address, Amount, Network, Payload, Signer, Tx};
 use serde_json::json;
 
-use crate::node::peer::Peer;
+use rexe_node::peer::Peer;
 
 /// How to reach a node.
 #[derive(Args)]
@@ -122,8 +123,7 @@ pub(crate) fn read_key(path: &Path) -> Result<Signer> {
     std::fs::File::open(path)
         .with_context(|| format!("opening key file {}", path.display()))?
         .read_to_string(&mut s)?;
-    let mut secret = [0u8; 32];
-    hex::decode_to_slice(s.trim(), &mut secret)
+    let secret = <[u8; 32]>::from_hex(s.trim())
         .with_context(|| format!("key file {} must hold 64 hex digits", path.display()))?;
     Signer::from_secret(secret).context("key file holds an invalid secret key")
 }
@@ -140,7 +140,7 @@ pub fn key(cmd: KeyCmd) -> Result<()> {
                 .mode(0o600)
                 .open(&file)
                 .with_context(|| format!("creating {} (it must not exist)", file.display()))?;
-            f.write_all(hex::encode(secret).as_bytes())?;
+            f.write_all(secret.to_lower_hex_string().as_bytes())?;
             println!("{}", signer.address().encode(network(&n)?));
         }
         KeyCmd::Address { file, network: n } => {
@@ -202,7 +202,10 @@ pub fn send(a: SendArgs) -> Result<()> {
         },
     }
     .sign(&signer);
-    let txid = peer.call("sendrawtransaction", json!([hex::encode(tx.to_bytes())]))?;
+    let txid = peer.call(
+        "sendrawtransaction",
+        json!([tx.to_bytes().to_lower_hex_string()]),
+    )?;
     println!("{}", txid.as_str().unwrap_or_default());
     Ok(())
 }

@@ -6,10 +6,12 @@
 
 mod common;
 
+use bitcoin::hex::DisplayHex;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::hex::FromHex;
 use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::auxpow::{AuxPow, ChainId, MERGED_MINING_HEADER};
@@ -45,9 +47,10 @@ fn checked_seal(n: &Running, h: u64, id: ChainId) -> AuxPow {
         .as_str()
         .unwrap()
         .to_string();
-    let block =
-        <rexe_chain::Block as rexe_chain::encode::Decode>::from_bytes(&hex::decode(raw).unwrap())
-            .unwrap();
+    let block = <rexe_chain::Block as rexe_chain::encode::Decode>::from_bytes(
+        &Vec::<u8>::from_hex(&raw).unwrap(),
+    )
+    .unwrap();
     let aux = AuxPow::decode(&block.seal).unwrap();
     aux.check(rexe_miner::seal::aux_hash(&block.header), id)
         .unwrap_or_else(|e| panic!("block {h} of chain {:#06x}: {e}", id.0));
@@ -179,7 +182,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
         assert!(flags.starts_with("fabe6d6d"));
         let mut b = rexe_miner::harvest::block_from_template(
             &t,
-            &hex::decode(&flags).unwrap(),
+            &Vec::<u8>::from_hex(&flags).unwrap(),
             &pool_script,
             extra,
         )
@@ -235,7 +238,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     let t = pool
         .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
         .unwrap();
-    let flags = hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap();
+    let flags = Vec::<u8>::from_hex(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap();
     let mut b = rexe_miner::harvest::block_from_template(&t, &flags, &pool_script, 4).unwrap();
     let target = b.header.target();
     while !target.is_met_by(b.block_hash()) {
@@ -248,7 +251,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
         .collect();
     let branch: Vec<String> = rexe_miner::harvest::coinbase_branch(&txids)
         .iter()
-        .map(hex::encode)
+        .map(|b| b.to_lower_hex_string())
         .collect();
     let share = |branch: &[String]| {
         pool.call(

@@ -4,6 +4,7 @@ mod common;
 
 use std::process::Command;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::Block;
@@ -47,9 +48,15 @@ fn key_send_and_balance_against_a_node() {
     // Mine a block paying Alice.
     let t = call(&node, "getblocktemplate", json!([alice]));
     let mut b =
-        Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
+        Block::from_bytes(&Vec::<u8>::from_hex(t["result"]["hex"].as_str().unwrap()).unwrap())
+            .unwrap();
     seal(&mut b);
-    assert!(call(&node, "submitblock", json!([hex::encode(b.to_bytes())]))["result"].is_null());
+    assert!(call(
+        &node,
+        "submitblock",
+        json!([b.to_bytes().to_lower_hex_string()])
+    )["result"]
+        .is_null());
 
     let bob_key = dir.path().join("bob.key");
     let (_, bob, _) = rexe(&[
@@ -182,14 +189,9 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     .unwrap();
     // A pipe whose read end is closed before the command starts: its first write fails
     // (closing it after spawning raced with that write under load).
-    let mut fds = [0i32; 2];
-    // SAFETY: `pipe` fills two new descriptors; the read end is closed at once and the
-    // write end is owned by the `Stdio` from here on.
-    let stdout = unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-        libc::close(fds[0]);
-        <std::process::Stdio as std::os::unix::io::FromRawFd>::from_raw_fd(fds[1])
-    };
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    drop(read_end);
+    let stdout = std::process::Stdio::from(write_end);
     let out = Command::new(BIN)
         .args(["auxpow", "check", "--chain-id", "1", hex_str.trim()])
         .stdout(stdout)
@@ -198,7 +200,11 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(rustix::process::Signal::PIPE.as_raw()),
+        "{stderr}"
+    );
 }
 
 /// `rexe bench e2e` on a small load: the client process's signed transfers are all admitted

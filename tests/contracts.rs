@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::{Block, Network, Signer};
@@ -191,9 +192,13 @@ fn preda_published_examples_run_unchanged() {
 fn mine(n: &Running, addr: &str) {
     let t = call(n, "getblocktemplate", json!([addr]));
     let hex = t["result"]["hex"].as_str().expect("template hex");
-    let mut block = Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+    let mut block = Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
     seal(&mut block);
-    let r = call(n, "submitblock", json!([hex::encode(block.to_bytes())]));
+    let r = call(
+        n,
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()]),
+    );
     assert_eq!(r["result"], serde_json::Value::Null, "{r}");
 }
 
@@ -213,7 +218,7 @@ fn deploy_call_and_get_through_a_node() {
     );
     let secret = [7u8; 32];
     let key = dir.path().join("key");
-    std::fs::write(&key, hex::encode(secret)).unwrap();
+    std::fs::write(&key, secret.to_lower_hex_string()).unwrap();
     let me = Signer::from_secret(secret).unwrap();
     let net = call(&n, "getchaininfo", json!([]))["result"]["network"]
         .as_str()

@@ -44,12 +44,12 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 /// One authenticated getblockcount over `s`; the reply's body.
 fn ask(s: &mut TcpStream, cookie: &str) -> String {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let body = br#"{"method":"getblockcount","params":[],"id":1}"#;
     let req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nAuthorization: Basic {}\r\n\r\n",
         body.len(),
-        base64::engine::general_purpose::STANDARD.encode(cookie)
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie)
     );
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(req.as_bytes()).unwrap();

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::hex::FromHex;
 use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::bitcoind::Bitcoind;
@@ -62,7 +63,7 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let mine = |t: &Value, extra: u64| {
         let mut b = rexe_miner::harvest::block_from_template(
             t,
-            &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+            &Vec::<u8>::from_hex(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
             &pool_script,
             extra,
         )
@@ -116,9 +117,10 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
         .as_str()
         .unwrap()
         .to_string();
-    let block =
-        <rexe_chain::Block as rexe_chain::encode::Decode>::from_bytes(&hex::decode(b).unwrap())
-            .unwrap();
+    let block = <rexe_chain::Block as rexe_chain::encode::Decode>::from_bytes(
+        &Vec::<u8>::from_hex(&b).unwrap(),
+    )
+    .unwrap();
     let aux = rexe_miner::AuxPow::decode(&block.seal).unwrap();
     assert_eq!(aux.parent.block_hash(), stale.block_hash());
 
@@ -217,7 +219,7 @@ fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
     let mine = |t: &Value, extra: u64| {
         let mut b = rexe_miner::harvest::block_from_template(
             t,
-            &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+            &Vec::<u8>::from_hex(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
             &script,
             extra,
         )
@@ -487,7 +489,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     let script = bitcoin::ScriptBuf::new_op_return([9u8; 4]);
     let mut b = rexe_miner::harvest::block_from_template(
         &t,
-        &hex::decode(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
+        &Vec::<u8>::from_hex(t["coinbaseaux"]["flags"].as_str().unwrap()).unwrap(),
         &script,
         1,
     )
@@ -496,7 +498,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         b.header.nonce += 1;
     }
     let body = json!({"method": "submitblock", "params": [serialize_hex(&b)], "id": 1}).to_string();
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     for auth in [None, Some("__cookie__:wrong"), Some("pool:secre")] {
         let mut head = format!(
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -505,7 +507,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         if let Some(a) = auth {
             head += &format!(
                 "Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(a)
+                bitcoin::base64::engine::general_purpose::STANDARD.encode(a)
             );
         }
         head += "\r\n";
@@ -529,7 +531,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     let head = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
         body.len(),
-        base64::engine::general_purpose::STANDARD.encode("pool:secret")
+        bitcoin::base64::engine::general_purpose::STANDARD.encode("pool:secret")
     );
     let r = raw_http(&proxy_addr, &head, body.as_bytes());
     assert!(
@@ -549,7 +551,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     let head = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nAuthorization: Basic {}\r\n\r\n",
         gbt.len(),
-        base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie)
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie)
     );
     let r = raw_http(&proxy_addr, &head, gbt.as_bytes());
     assert!(r.starts_with("HTTP/1.1 200"), "{r:?}");
@@ -586,7 +588,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         let mut conn = std::net::TcpStream::connect(&proxy_addr).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut lines = BufReader::new(conn.try_clone().unwrap());
-        let auth = base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie);
+        let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(&btc_node.cookie);
         for (method, params) in [
             ("getblocktemplate", json!([{"rules": ["segwit"]}])),
             ("getblockcount", json!([])),

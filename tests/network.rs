@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::{Block, Network, Signer};
@@ -45,10 +46,15 @@ fn mine(n: &Running, count: u64, who: &[u8]) {
     let addr = Signer::from_seed(who).address().encode(Network::Regtest);
     for _ in 0..count {
         let t = rpc(n, "getblocktemplate", json!([addr]));
-        let mut b = Block::from_bytes(&hex::decode(t["hex"].as_str().unwrap()).unwrap()).unwrap();
+        let mut b =
+            Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap()).unwrap();
         seal(&mut b);
         assert_eq!(
-            rpc(n, "submitblock", json!([hex::encode(b.to_bytes())])),
+            rpc(
+                n,
+                "submitblock",
+                json!([b.to_bytes().to_lower_hex_string()])
+            ),
             Value::Null
         );
     }

@@ -5,6 +5,7 @@
 mod common;
 
 use bitcoin::bip32::Xpriv;
+use bitcoin::hex::FromHex;
 use bitcoin::secp256k1::Secp256k1;
 use common::peg::{PegEnv, Wallet};
 use miniscript::descriptor::{Descriptor, DescriptorPublicKey, KeyMapWrapper};
@@ -877,7 +878,7 @@ fn watch_only_wallet_psbt_signed_by_an_external_signer() {
     let shown: Value =
         serde_json::from_str(&env.ok(&["psbt", "show", final_path.to_str().unwrap()])).unwrap();
     let tx: bitcoin::Transaction =
-        bitcoin::consensus::deserialize(&hex::decode(&raw).unwrap()).unwrap();
+        bitcoin::consensus::deserialize(&Vec::<u8>::from_hex(&raw).unwrap()).unwrap();
     assert_eq!(
         shown["final_txid"],
         tx.compute_txid().to_string(),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::{Amount, Block, Network, Payload, Signer, Tx};
@@ -109,13 +110,21 @@ fn mining_through_the_rpc_and_transaction_errors() {
     for h in 1..=3u64 {
         let t = call(&n, "getblocktemplate", json!([addr]));
         let hex = t["result"]["hex"].as_str().expect("template hex");
-        let mut block = Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+        let mut block = Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
         seal(&mut block);
-        let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+        let r = call(
+            &n,
+            "submitblock",
+            json!([block.to_bytes().to_lower_hex_string()]),
+        );
         assert_eq!(r["result"], serde_json::Value::Null, "{r}");
         assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(h));
         // Submitting it again is a duplicate, as bitcoind says.
-        let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+        let r = call(
+            &n,
+            "submitblock",
+            json!([block.to_bytes().to_lower_hex_string()]),
+        );
         assert_eq!(r["result"], json!("duplicate"));
     }
     let acct = call(&n, "getaccount", json!([addr]));
@@ -140,7 +149,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
     };
     // Accepted, then the replay is refused with its reason.
     let tx = pay(0, 5_000);
-    let hex = hex::encode(tx.to_bytes());
+    let hex = tx.to_bytes().to_lower_hex_string();
     let r = call(&n, "sendrawtransaction", json!([hex]));
     assert_eq!(r["result"], json!(tx.txid().to_string()), "{r}");
     let r = call(&n, "sendrawtransaction", json!([hex]));
@@ -177,7 +186,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let r = call(
         &n,
         "sendrawtransaction",
-        json!([hex::encode(cancel.to_bytes())]),
+        json!([cancel.to_bytes().to_lower_hex_string()]),
     );
     assert_eq!(r["error"]["code"], json!(-26), "{r}");
     assert_eq!(
@@ -197,9 +206,15 @@ fn mining_through_the_rpc_and_transaction_errors() {
     // Mined: confirmed, with its place in the block.
     let t = call(&n, "getblocktemplate", json!([addr]));
     let mut block =
-        Block::from_bytes(&hex::decode(t["result"]["hex"].as_str().unwrap()).unwrap()).unwrap();
+        Block::from_bytes(&Vec::<u8>::from_hex(t["result"]["hex"].as_str().unwrap()).unwrap())
+            .unwrap();
     seal(&mut block);
-    assert!(call(&n, "submitblock", json!([hex::encode(block.to_bytes())]))["result"].is_null());
+    assert!(call(
+        &n,
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()])
+    )["result"]
+        .is_null());
     let st = call(&n, "gettransaction", json!([tx.txid().to_string()]));
     assert_eq!(st["result"]["status"], json!("confirmed"), "{st}");
     assert_eq!(st["result"]["height"], json!(4));
@@ -249,9 +264,9 @@ fn mining_through_the_rpc_and_transaction_errors() {
     let mut expect = Vec::new();
     for i in 0..40u64 {
         let (hex, ok) = match i {
-            7 => (hex::encode(&forged), false),
+            7 => (forged.to_lower_hex_string(), false),
             9 => ("zz".to_string(), false),
-            _ => (hex::encode(pay(1 + i).to_bytes()), true),
+            _ => (pay(1 + i).to_bytes().to_lower_hex_string(), true),
         };
         entries.push(
             json!({"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction",
@@ -381,8 +396,7 @@ fn rpc_method_list_matches_the_docs() {
 fn pool_mine(n: &Running, work: &serde_json::Value) -> String {
     use rexe_miner::auxpow::{mine_parent, AuxTree, ChainId};
     let hash: rexe_chain::BlockHash = work["hash"].as_str().unwrap().parse().unwrap();
-    let mut le = [0u8; 32];
-    hex::decode_to_slice(work["_target"].as_str().unwrap(), &mut le).unwrap();
+    let le = <[u8; 32]>::from_hex(work["_target"].as_str().unwrap()).unwrap();
     assert_eq!(
         work["_target"], work["target"],
         "Dogecoin's field beside Namecoin's"
@@ -397,7 +411,7 @@ fn pool_mine(n: &Running, work: &serde_json::Value) -> String {
     let bits = bitcoin::CompactTarget::from_consensus(0x1d00_ffff);
     let aux = mine_parent(&tree, chain_id, bits, target, 1);
     let _ = n;
-    hex::encode(aux.encode())
+    aux.encode().to_lower_hex_string()
 }
 
 #[test]
@@ -435,13 +449,13 @@ fn aux_rpc_serves_pools_like_namecoin_core() {
     assert_eq!(work["bits"].as_str().unwrap().len(), 8);
     let aux = pool_mine(&n, &work);
     // A corrupted AuxPoW is refused (false), the right one accepted (true).
-    let mut bad = hex::decode(&aux).unwrap();
+    let mut bad = Vec::<u8>::from_hex(&aux).unwrap();
     let last = bad.len() - 1;
     bad[last - 40] ^= 0xff;
     let r = call(
         &n,
         "submitauxblock",
-        json!([work["hash"], hex::encode(bad)]),
+        json!([work["hash"], bad.to_lower_hex_string()]),
     );
     assert_eq!(r["result"], json!(false), "{r}");
     let r = call(&n, "submitauxblock", json!([work["hash"], aux]));

@@ -11,8 +11,15 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use serde_json::json;
+
+/// Sends SIGTERM to our own child.
+fn sigterm(child: &std::process::Child) {
+    use rustix::process::{kill_process, Pid, Signal};
+    kill_process(Pid::from_child(child), Signal::TERM).unwrap();
+}
 
 fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let t0 = Instant::now();
@@ -39,10 +46,7 @@ fn sigterm_stops_the_node_cleanly() {
         dir.path(),
     );
     assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(0));
-    // SAFETY: sends a signal to our own child.
-    unsafe {
-        libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    sigterm(&n.child);
     let st = wait_exit(&mut n.child, Duration::from_secs(20));
     assert!(st.success(), "exit status {st:?}");
     assert!(!dir.path().join(".cookie").exists(), "cookie removed");
@@ -105,14 +109,15 @@ fn a_node_with_edited_state_refuses_to_start_naming_the_file() {
     let t = call(&n, "getblocktemplate", json!([addr]));
     let hex = t["result"]["hex"].as_str().expect("template hex");
     use rexe_chain::encode::{Decode, Encode};
-    let mut block = rexe_chain::Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+    let mut block = rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
     seal(&mut block);
-    let r = call(&n, "submitblock", json!([hex::encode(block.to_bytes())]));
+    let r = call(
+        &n,
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()]),
+    );
     assert_eq!(r["result"], serde_json::Value::Null, "{r}");
-    // SAFETY: sends a signal to our own child.
-    unsafe {
-        libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    sigterm(&n.child);
     assert!(wait_exit(&mut n.child, Duration::from_secs(20)).success());
     // +1000 rxBTC on the miner's account, in whichever shard file holds it.
     let edited = (0..64)
@@ -166,10 +171,7 @@ fn sigterm_during_start_up_is_a_clean_stop() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        // SAFETY: sends a signal to our own child.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        sigterm(&child);
         let st = wait_exit(&mut child, Duration::from_secs(30));
         assert!(st.success(), "after {delay_ms} ms: {st:?}");
         assert!(!dir.path().join(".cookie").exists(), "cookie removed");

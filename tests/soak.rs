@@ -53,13 +53,13 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn http_post(addr: &str, cookie: &str, body: &str) -> Option<String> {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization: Basic {}\r\n\r\n{body}",
         body.len(),
-        base64::engine::general_purpose::STANDARD.encode(cookie)
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie)
     );
     s.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();
@@ -316,10 +316,10 @@ fn devnet_survives_hostile_clients() {
     let electrum_ok = electrum_answers(&p.electrum);
     let stratum_ok = stratum_answers(&p.stratum);
     println!("soak: listeners after the attack: l2-rpc={l2_ok} bitcoin-rpc={btc_ok} proxy={proxy_ok} electrum={electrum_ok} stratum={stratum_ok}");
-    // SAFETY: signal to our own child.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-    }
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     let st = child.wait().unwrap();
     for t in threads {
         let _ = t.join();

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::bitcoind::Bitcoind;
@@ -326,7 +327,7 @@ fn version_rolling_shares_through_the_tap_seal_l2_blocks() {
             ServerMessage::Notify(n) => *job = Some(n),
             ServerMessage::SetDifficulty(d) => *diff = d,
             ServerMessage::Response { id, result, .. } if id == json!(1) => {
-                *en1 = hex::decode(result[1].as_str().unwrap()).unwrap()
+                *en1 = Vec::<u8>::from_hex(result[1].as_str().unwrap()).unwrap()
             }
             ServerMessage::Response { id, result, .. } if id == json!(2) => {
                 *mask = u32::from_str_radix(result["version-rolling.mask"].as_str().unwrap(), 16)
@@ -367,7 +368,7 @@ fn version_rolling_shares_through_the_tap_seal_l2_blocks() {
             w,
             r#"{{"id":{id},"method":"mining.submit","params":["roller.1","{}","{}","{:08x}","{nonce:08x}","{bits:08x}"]}}"#,
             n.job_id,
-            hex::encode(en2.to_be_bytes()),
+            en2.to_be_bytes().to_lower_hex_string(),
             n.ntime
         )
         .unwrap();

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bitcoin::absolute::LockTime;
 use bitcoin::block::{Header, Version};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{
     Amount, CompactTarget, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode,
     TxOut, Txid, Witness,
@@ -53,36 +53,11 @@ pub fn bench_headers(n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64().max(1e-9)
 }
 
-fn levels(leaves: Vec<[u8; 32]>) -> Vec<Vec<[u8; 32]>> {
-    let mut out = vec![leaves];
-    while out.last().is_some_and(|l| l.len() > 1) {
-        let mut l = out.last().cloned().unwrap_or_default();
-        if l.len() % 2 == 1 {
-            let last = l[l.len() - 1];
-            l.push(last);
-        }
-        let next = l
-            .chunks(2)
-            .map(|c| {
-                let mut b = [0u8; 64];
-                b[..32].copy_from_slice(&c[0]);
-                b[32..].copy_from_slice(&c[1]);
-                sha256d::Hash::hash(&b).to_byte_array()
-            })
-            .collect();
-        out.push(next);
-    }
-    out
-}
-
-fn branch(levels: &[Vec<[u8; 32]>], mut i: usize) -> Vec<TxMerkleNode> {
-    let mut b = Vec::new();
-    for l in &levels[..levels.len() - 1] {
-        let sib = if i ^ 1 < l.len() { l[i ^ 1] } else { l[i] };
-        b.push(TxMerkleNode::from_byte_array(sib));
-        i /= 2;
-    }
-    b
+fn branch(tree: &rexe_merkle::Tree, i: usize) -> Vec<TxMerkleNode> {
+    tree.branch(i)
+        .into_iter()
+        .map(TxMerkleNode::from_byte_array)
+        .collect()
 }
 
 /// Verifies and applies `n` claims (one match each, every payment its own transaction in one
@@ -160,12 +135,12 @@ pub fn bench_claims(n: usize) -> f64 {
             ],
         });
     }
-    let lv = levels(
+    let tree = rexe_merkle::Tree::new(
         txs.iter()
             .map(|t| t.compute_txid().to_byte_array())
             .collect(),
     );
-    let root = TxMerkleNode::from_byte_array(lv[lv.len() - 1][0]);
+    let root = TxMerkleNode::from_byte_array(tree.root());
     let mut chain = HeaderChain::new(Network::Regtest);
     let genesis = chain.best_tip().1.header;
     let block = mine(&genesis, root);
@@ -179,13 +154,13 @@ pub fn bench_claims(n: usize) -> f64 {
         .map(|(i, id)| {
             (
                 bitcoin::consensus::serialize(&txs[i + 1]),
-                branch(&lv, i + 1),
+                branch(&tree, i + 1),
                 *id,
             )
         })
         .collect();
     let coinbase_tx = bitcoin::consensus::serialize(&txs[0]);
-    let coinbase_branch = branch(&lv, 0);
+    let coinbase_branch = branch(&tree, 0);
     let start = Instant::now();
     for (i, (raw, br, id)) in work.iter().enumerate() {
         let proof = PaymentProof {

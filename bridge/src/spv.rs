@@ -16,7 +16,7 @@
 //! branch must have exactly that depth.
 
 use bitcoin::consensus::encode::{deserialize, serialize};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{Transaction, TxMerkleNode, Txid};
 use thiserror::Error;
 
@@ -82,13 +82,6 @@ pub fn parse_tx(raw: &[u8]) -> Result<(Transaction, Txid), SpvError> {
     Ok((tx, txid))
 }
 
-fn pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut e = sha256d::Hash::engine();
-    bitcoin::hashes::HashEngine::input(&mut e, left);
-    bitcoin::hashes::HashEngine::input(&mut e, right);
-    sha256d::Hash::from_engine(e).to_byte_array()
-}
-
 /// Checks that `txid` sits at `pos` under `root`, with `branch` from the leaf up.
 pub fn verify_branch(
     txid: Txid,
@@ -105,22 +98,10 @@ pub fn verify_branch(
             levels: branch.len(),
         });
     }
-    let mut h = txid.to_byte_array();
-    let mut idx = pos;
-    for sib in branch {
-        if idx & 1 == 1 {
-            // A right child equal to its left sibling only exists as the padding copy of
-            // an odd level's last node: claiming that slot is the CVE-2012-2459 trick.
-            if *sib == h {
-                return Err(SpvError::DuplicateNode);
-            }
-            h = pair(sib, &h);
-        } else {
-            // The last node of an odd level is legitimately paired with itself.
-            h = pair(&h, sib);
-        }
-        idx >>= 1;
-    }
+    // A left node equal to its sibling is the last node of an odd level, legitimately
+    // paired with itself; a right one equal to the running hash is refused (CVE-2012-2459).
+    let h = rexe_merkle::root_from_branch_strict(txid.to_byte_array(), branch, pos)
+        .ok_or(SpvError::DuplicateNode)?;
     if h == root.to_byte_array() {
         Ok(())
     } else {
@@ -158,18 +139,8 @@ pub fn verify_pinned(
 
 /// The branch for leaf `pos` of a block's transaction ids (what an Electrum server returns).
 pub fn branch_for(txids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
-    let mut level: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
-    let mut i = pos;
-    let mut branch = Vec::new();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            level.push(*level.last().expect("non-empty"));
-        }
-        branch.push(level[i ^ 1]);
-        level = level.chunks(2).map(|p| pair(&p[0], &p[1])).collect();
-        i >>= 1;
-    }
-    branch
+    let leaves: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
+    rexe_merkle::branch_and_root(leaves, pos).0
 }
 
 #[cfg(test)]
@@ -247,7 +218,7 @@ mod tests {
         let forged = Txid::from_byte_array([0xaa; 32]);
         let sibling = [0xbb; 32];
         let tx64 = [forged.to_byte_array(), sibling].concat();
-        let tx64_id = Txid::from_raw_hash(sha256d::Hash::hash(&tx64));
+        let tx64_id = Txid::from_raw_hash(bitcoin::hashes::sha256d::Hash::hash(&tx64));
         let cb = coinbase(7);
         let (cb_raw, cb_id) = (serialize(&cb), cb.compute_txid());
         let leaves = [cb_id, tx64_id];

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use bitcoin::bech32::{primitives::decode::CheckedHrpstring, Bech32m, Hrp};
 use bitcoin::hashes::{sha256, Hash as _};
+use bitcoin::hex::DisplayHex;
 use bitcoin::secp256k1::{self, schnorr, All, Keypair, Message, Secp256k1, XOnlyPublicKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -108,7 +109,7 @@ impl Address {
 
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({})", hex::encode(self.0))
+        write!(f, "Address({})", self.0.to_lower_hex_string())
     }
 }
 

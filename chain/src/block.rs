@@ -102,8 +102,10 @@ pub struct Block {
 }
 
 mod hex_bytes {
+    use bitcoin::hex::DisplayHex;
+
     pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
+        s.serialize_str(&b.to_lower_hex_string())
     }
 }
 

@@ -5,6 +5,7 @@ use core::fmt;
 use std::str::FromStr;
 
 use bitcoin::hashes::{sha256, sha256d, Hash as _, HashEngine as _};
+use bitcoin::hex::{DisplayHex, FromHex};
 use serde::{Deserialize, Serialize};
 
 /// A 32-byte hash in internal byte order.
@@ -29,13 +30,13 @@ impl Serialize for Hash256 {
 
 impl fmt::Debug for Hash256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", hex::encode(self.0))
+        write!(f, "{}", self.0.to_lower_hex_string())
     }
 }
 
 impl fmt::Display for Hash256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", hex::encode(self.0))
+        write!(f, "{}", self.0.to_lower_hex_string())
     }
 }
 
@@ -115,7 +116,7 @@ macro_rules! hash_newtype {
                 if $rev {
                     b.reverse();
                 }
-                write!(f, "{}", hex::encode(b))
+                write!(f, "{}", b.to_lower_hex_string())
             }
         }
 
@@ -126,10 +127,9 @@ macro_rules! hash_newtype {
         }
 
         impl FromStr for $name {
-            type Err = hex::FromHexError;
+            type Err = bitcoin::hex::HexToArrayError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let mut b = [0u8; 32];
-                hex::decode_to_slice(s, &mut b)?;
+                let mut b = <[u8; 32]>::from_hex(s)?;
                 if $rev {
                     b.reverse();
                 }

@@ -67,8 +67,10 @@ pub const TRANSFER_GAS: u64 = crate::lang::gas::TX_BASE + crate::lang::gas::TX_B
 pub const MAX_FUNCTION_NAME: usize = 255;
 
 mod hex_bytes {
+    use bitcoin::hex::DisplayHex;
+
     pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
+        s.serialize_str(&b.to_lower_hex_string())
     }
 }
 
@@ -279,8 +281,10 @@ pub struct SignedTx {
 }
 
 mod hex_sig {
+    use bitcoin::hex::DisplayHex;
+
     pub fn serialize<S: serde::Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(sig))
+        s.serialize_str(&sig.to_lower_hex_string())
     }
 }
 

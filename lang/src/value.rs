@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use bitcoin::bech32::{primitives::decode::CheckedHrpstring, Bech32m, Hrp};
+use bitcoin::hex::{DisplayHex, FromHex};
 use serde_json::Value as Json;
 
 use super::num::{Int, IntTy, NumTy};
@@ -444,7 +445,7 @@ pub fn address_to_string(a: &[u8; 32], hrp: &str) -> String {
 pub fn parse_address(s: &str) -> Option<[u8; 32]> {
     let s = s.trim();
     if s.len() == 64 {
-        if let Ok(b) = hex::decode(s) {
+        if let Ok(b) = Vec::<u8>::from_hex(s) {
             return b.try_into().ok();
         }
     }
@@ -475,8 +476,8 @@ pub fn to_json(v: &Value, t: &Type, tt: &TypeTable, hrp: &str) -> Json {
         (Value::Bool(b), _) => Json::Bool(*b),
         (Value::Int(i), _) => json_int(i),
         (Value::Address(a), _) => Json::String(address_to_string(a, hrp)),
-        (Value::Hash(h), _) => Json::String(hex::encode(h)),
-        (Value::Blob(b), _) => Json::String(hex::encode(b)),
+        (Value::Hash(h), _) => Json::String(h.to_lower_hex_string()),
+        (Value::Blob(b), _) => Json::String(b.to_lower_hex_string()),
         (Value::Str(s), _) => Json::String(s.clone()),
         (Value::Enum(e), Type::Enum(i)) => tt
             .enums
@@ -555,14 +556,14 @@ fn from_json_at(j: &Json, t: &Type, tt: &TypeTable, depth: usize) -> Result<Valu
         }
         Type::Hash => Value::Hash(
             j.as_str()
-                .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
+                .and_then(|s| Vec::<u8>::from_hex(s.trim_start_matches("0x")).ok())
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| want("64 hex digits"))?,
         ),
         Type::Blob => {
             let b = j
                 .as_str()
-                .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
+                .and_then(|s| Vec::<u8>::from_hex(s.trim_start_matches("0x")).ok())
                 .ok_or_else(|| want("hex"))?;
             if b.len() > MAX_BYTES_LEN {
                 return Err("blob longer than 65535 bytes".into());
@@ -642,8 +643,8 @@ pub fn display(v: &Value, hrp: &str, out: &mut String) {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_decimal()),
         Value::Address(a) => out.push_str(&address_to_string(a, hrp)),
-        Value::Hash(h) => out.push_str(&hex::encode(h)),
-        Value::Blob(b) => out.push_str(&hex::encode(b)),
+        Value::Hash(h) => out.push_str(&h.to_lower_hex_string()),
+        Value::Blob(b) => out.push_str(&b.to_lower_hex_string()),
         Value::Str(s) => out.push_str(s),
         Value::Enum(e) => {
             let _ = write!(out, "{e}");

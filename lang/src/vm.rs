@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use bitcoin::hashes::{sha256, Hash as _};
+use bitcoin::hex::DisplayHex;
 use thiserror::Error;
 
 use super::ast::ScopeKind;
@@ -655,7 +656,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                 Value::Hash(sha256::Hash::hash(s.as_bytes()).to_byte_array())
             }
             (Conv::HashToAddress, Value::Hash(h)) => Value::Address(h),
-            (Conv::HashToString, Value::Hash(h)) => Value::Str(hex::encode(h)),
+            (Conv::HashToString, Value::Hash(h)) => Value::Str(h.to_lower_hex_string()),
             (Conv::HashToUint256, Value::Hash(h)) => {
                 let mut le = h;
                 le.reverse();

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use serde_json::{json, Value};
 use thiserror::Error;
@@ -151,15 +152,13 @@ pub struct AuxWork {
 /// be `expected`).
 pub fn parse_work(v: &Value, expected: ChainId) -> Result<AuxWork, String> {
     let hash_str = v["hash"].as_str().ok_or("no hash")?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(hash_str, &mut hash).map_err(|_| "hash is not 64 hex digits")?;
+    let mut hash = <[u8; 32]>::from_hex(hash_str).map_err(|_| "hash is not 64 hex digits")?;
     hash.reverse();
     let t = v["_target"]
         .as_str()
         .or_else(|| v["target"].as_str())
         .ok_or("no _target")?;
-    let mut le = [0u8; 32];
-    hex::decode_to_slice(t, &mut le).map_err(|_| "_target is not 64 hex digits")?;
+    let le = <[u8; 32]>::from_hex(t).map_err(|_| "_target is not 64 hex digits")?;
     if let Some(id) = v.get("chainid").filter(|c| !c.is_null()) {
         if id.as_u64() != Some(u64::from(expected.0)) {
             return Err(format!(
@@ -452,16 +451,7 @@ pub fn bench_build(n: u32) -> f64 {
             nonce: 0,
         };
         for (c, h) in &chains {
-            let (chain_branch, chain_index) = tree.branch(*c);
-            let aux = AuxPow {
-                coinbase_tx: coinbase.clone(),
-                hash_block: [0; 32],
-                coinbase_branch: branch.clone(),
-                coinbase_index: 0,
-                chain_branch,
-                chain_index,
-                parent,
-            };
+            let aux = AuxPow::from_parts(&coinbase, &branch, parent, &tree, *c);
             let bytes = std::hint::black_box(aux.encode());
             if k == 0
                 && AuxPow::decode(&bytes)

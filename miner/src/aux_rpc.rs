@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use bitcoin::hex::DisplayHex;
 use rexe_chain::{Address, Block, BlockHash, Chain, SubmitOutcome};
 use serde_json::{json, Value};
 
@@ -59,7 +60,7 @@ impl AuxWork {
             .map_err(|e| err(-1, e.to_string()))?;
         let h = &block.header;
         let hash = h.hash();
-        let target_le = hex::encode(h.target().to_le_bytes());
+        let target_le = h.target().to_le_bytes().to_lower_hex_string();
         // Subsidy plus tips (base fees are burned, not paid to the miner).
         let value = chain.params().subsidy(h.height).to_sat()
             + chain.template_tips(hash).map_or(0, |a| a.to_sat());

@@ -30,6 +30,7 @@
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::{Decodable, Encodable};
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use bitcoin::{Transaction, VarInt};
 use thiserror::Error;
@@ -167,14 +168,6 @@ fn write_branch(out: &mut Vec<u8>, b: &[[u8; 32]]) {
     }
 }
 
-/// SHA-256d of `left || right` (internal byte order).
-fn hash_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    let mut e = sha256d::Hash::engine();
-    bitcoin::hashes::HashEngine::input(&mut e, left);
-    bitcoin::hashes::HashEngine::input(&mut e, right);
-    sha256d::Hash::from_engine(e).to_byte_array()
-}
-
 /// Namecoin's `CheckMerkleBranch`: bit `i` of `index` says whether the running hash is
 /// the right (1) or left (0) node at level `i`. As in Namecoin, index `-1` gives the all-zero
 /// hash.
@@ -182,17 +175,7 @@ pub fn merkle_branch_root(leaf: [u8; 32], branch: &[[u8; 32]], index: i32) -> [u
     if index == -1 {
         return [0; 32];
     }
-    let mut h = leaf;
-    let mut idx = index;
-    for b in branch {
-        h = if idx & 1 == 1 {
-            hash_pair(b, &h)
-        } else {
-            hash_pair(&h, b)
-        };
-        idx >>= 1;
-    }
-    h
+    rexe_merkle::root_from_branch(leaf, branch, i64::from(index))
 }
 
 /// Namecoin's `getExpectedIndex`: the slot of `chain_id` in an aux tree of height `h`
@@ -213,6 +196,50 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl AuxPow {
+    /// The AuxPoW of `chain_id`'s leaf in `tree` for a parent block given by its parts: the
+    /// coinbase (kept without its witness, which Namecoin's encoding drops; the txid is the
+    /// same), the coinbase's merkle branch (leaf 0) and the header.
+    pub fn from_parts(
+        coinbase: &Transaction,
+        coinbase_branch: &[[u8; 32]],
+        parent: BtcHeader,
+        tree: &AuxTree,
+        chain_id: ChainId,
+    ) -> AuxPow {
+        let mut coinbase_tx = coinbase.clone();
+        for i in &mut coinbase_tx.input {
+            i.witness.clear();
+        }
+        let (chain_branch, chain_index) = tree.branch(chain_id);
+        AuxPow {
+            coinbase_tx,
+            hash_block: [0; 32],
+            coinbase_branch: coinbase_branch.to_vec(),
+            coinbase_index: 0,
+            chain_branch,
+            chain_index,
+            parent,
+        }
+    }
+
+    /// [`AuxPow::from_parts`] for a whole parent block; `None` when it has no transaction.
+    pub fn from_block(block: &bitcoin::Block, tree: &AuxTree, chain_id: ChainId) -> Option<AuxPow> {
+        let coinbase = block.txdata.first()?;
+        let txids: Vec<[u8; 32]> = block
+            .txdata
+            .iter()
+            .map(|t| t.compute_txid().to_byte_array())
+            .collect();
+        let branch = rexe_merkle::branch(&txids, 0);
+        Some(AuxPow::from_parts(
+            coinbase,
+            &branch,
+            block.header,
+            tree,
+            chain_id,
+        ))
+    }
+
     /// Decodes one AuxPoW from the start of `r` (consumes exactly its bytes).
     pub fn decode_from<R: bitcoin::io::BufRead + ?Sized>(r: &mut R) -> Result<Self, AuxPowError> {
         let coinbase_tx = Transaction::consensus_decode(r).map_err(malformed)?;
@@ -426,27 +453,15 @@ impl AuxTree {
         })
     }
 
-    /// Root (internal order).
+    /// Root (internal order). The tree is full (`2^height` leaves), so no level is padded.
     pub fn root(&self) -> [u8; 32] {
-        let mut level = self.leaves.clone();
-        while level.len() > 1 {
-            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
-        }
-        level[0]
+        rexe_merkle::branch_and_root(self.leaves.clone(), 0).1
     }
 
     /// The branch and index of `chain_id`'s leaf.
     pub fn branch(&self, chain_id: ChainId) -> (Vec<[u8; 32]>, i32) {
         let index = expected_index(self.nonce, chain_id, self.height) as usize;
-        let mut branch = Vec::new();
-        let mut level = self.leaves.clone();
-        let mut i = index;
-        while level.len() > 1 {
-            branch.push(level[i ^ 1]);
-            level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
-            i >>= 1;
-        }
-        (branch, index as i32)
+        (rexe_merkle::branch(&self.leaves, index), index as i32)
     }
 
     /// The 44-byte coinbase tag: magic, root (byte-reversed), size LE, nonce LE.
@@ -540,21 +555,13 @@ pub fn mine_parent(
             parent.time += 1;
         }
     }
-    let (chain_branch, chain_index) = tree.branch(chain_id);
-    AuxPow {
-        coinbase_tx: coinbase,
-        hash_block: [0; 32],
-        coinbase_branch: Vec::new(),
-        coinbase_index: 0,
-        chain_branch,
-        chain_index,
-        parent,
-    }
+    AuxPow::from_parts(&coinbase, &[], parent, tree, chain_id)
 }
 
 /// Decodes a hex-encoded AuxPoW.
 pub fn decode_hex(hex_str: &str) -> Result<AuxPow, AuxPowError> {
-    let bytes = hex::decode(hex_str.trim()).map_err(|e| malformed(format!("bad hex: {e}")))?;
+    let bytes =
+        Vec::<u8>::from_hex(hex_str.trim()).map_err(|e| malformed(format!("bad hex: {e}")))?;
     AuxPow::decode(&bytes)
 }
 
@@ -562,7 +569,7 @@ pub fn decode_hex(hex_str: &str) -> Result<AuxPow, AuxPowError> {
 /// block 37174 (decoded once, then `n` checks), for `rexe bench auxpow`. `0.0` when `n` is 0.
 pub fn bench_verify(n: u32) -> f64 {
     const VECTOR: &str = include_str!("../tests/data/namecoin-mainnet-37174.header-auxpow.hex");
-    let Ok(bytes) = hex::decode(VECTOR.trim()) else {
+    let Ok(bytes) = Vec::<u8>::from_hex(VECTOR.trim()) else {
         return 0.0;
     };
     let (Some(header), Some(rest)) = (bytes.get(..80), bytes.get(80..)) else {

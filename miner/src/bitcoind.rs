@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use base64::Engine as _;
+use bitcoin::base64::Engine as _;
 use serde_json::{json, Value};
 use thiserror::Error;
 
@@ -127,7 +127,7 @@ impl Bitcoind {
         let req = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
             self.addr,
-            base64::engine::general_purpose::STANDARD.encode(&self.auth),
+            bitcoin::base64::engine::general_purpose::STANDARD.encode(&self.auth),
             body.len(),
             body
         );

@@ -6,7 +6,8 @@
 
 use bitcoin::blockdata::script::Builder;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::pow::Target;
 use bitcoin::{Block, CompactTarget, ScriptBuf, Transaction, TxOut};
 use serde_json::{json, Value};
@@ -26,6 +27,18 @@ pub enum Source {
 }
 
 impl Source {
+    /// Where a parent block's work went, from what bitcoind answered to its `submitblock`:
+    /// `null` (accepted onto the best chain) is on-chain; `inconclusive` (valid, not the tip)
+    /// and `duplicate` (already known) are stale; any refusal (`high-hash`, ...) leaves it a
+    /// share, premature work.
+    pub fn from_submitblock(answer: &Value) -> Source {
+        match answer {
+            Value::Null => Source::OnChain,
+            Value::String(s) if s == "inconclusive" || s == "duplicate" => Source::Stale,
+            _ => Source::Premature,
+        }
+    }
+
     /// Lowercase name (metrics labels, logs).
     pub fn name(self) -> &'static str {
         match self {
@@ -49,24 +62,7 @@ pub struct Harvest {
 
 /// Merkle branch of leaf 0 (the coinbase) in Bitcoin's tree of `txids` (internal order).
 pub fn coinbase_branch(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
-    let mut branch = Vec::new();
-    let mut level: Vec<[u8; 32]> = txids.to_vec();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            level.push(*level.last().expect("non-empty"));
-        }
-        branch.push(level[1]);
-        level = level
-            .chunks(2)
-            .map(|p| {
-                let mut e = sha256d::Hash::engine();
-                bitcoin::hashes::HashEngine::input(&mut e, &p[0]);
-                bitcoin::hashes::HashEngine::input(&mut e, &p[1]);
-                sha256d::Hash::from_engine(e).to_byte_array()
-            })
-            .collect();
-    }
-    branch
+    rexe_merkle::branch(txids, 0)
 }
 
 fn hex_field(v: &Value, f: &str) -> Result<String, RpcError> {
@@ -104,7 +100,7 @@ pub fn block_from_template(
         }],
     };
     if let Some(c) = t["default_witness_commitment"].as_str() {
-        let spk = hex::decode(c).map_err(|e| RpcError::Malformed(e.to_string()))?;
+        let spk = Vec::<u8>::from_hex(c).map_err(|e| RpcError::Malformed(e.to_string()))?;
         coinbase.output.push(TxOut {
             value: bitcoin::Amount::ZERO,
             script_pubkey: ScriptBuf::from_bytes(spk),
@@ -113,8 +109,8 @@ pub fn block_from_template(
     }
     let mut txdata = vec![coinbase];
     for tx in t["transactions"].as_array().into_iter().flatten() {
-        let raw =
-            hex::decode(hex_field(tx, "data")?).map_err(|e| RpcError::Malformed(e.to_string()))?;
+        let raw = Vec::<u8>::from_hex(&hex_field(tx, "data")?)
+            .map_err(|e| RpcError::Malformed(e.to_string()))?;
         txdata.push(deserialize(&raw).map_err(|e| RpcError::Malformed(e.to_string()))?);
     }
     let bits = u32::from_str_radix(&hex_field(t, "bits")?, 16)
@@ -158,11 +154,6 @@ pub fn mine(
         let mut block = block_from_template(&t, &tag, payout, extranonce)?;
         extranonce += 1;
         let btc_target = block.header.target();
-        let txids: Vec<[u8; 32]> = block
-            .txdata
-            .iter()
-            .map(|t| t.compute_txid().to_byte_array())
-            .collect();
         for nonce in 0..=u32::MAX {
             if tried >= max_hashes {
                 return Ok(None);
@@ -176,26 +167,11 @@ pub fn mine(
                 submitted = Some(btc.call("submitblock", json!([serialize_hex(&block)]))?);
             }
             if l2_target.is_met_by(hash) {
-                let (chain_branch, chain_index) = tree.branch(chain_id);
-                let mut coinbase = block.txdata[0].clone();
-                coinbase.input[0].witness.clear();
-                let auxpow = AuxPow {
-                    coinbase_tx: coinbase,
-                    hash_block: [0; 32],
-                    coinbase_branch: coinbase_branch(&txids),
-                    coinbase_index: 0,
-                    chain_branch,
-                    chain_index,
-                    parent: block.header,
-                };
-                let source = match &submitted {
-                    Some(Value::Null) => Source::OnChain,
-                    // A valid block Bitcoin did not make its tip.
-                    Some(Value::String(s)) if s == "inconclusive" || s == "duplicate" => {
-                        Source::Stale
-                    }
-                    _ => Source::Premature,
-                };
+                let auxpow = AuxPow::from_block(&block, &tree, chain_id)
+                    .expect("the template's block has a coinbase");
+                let source = submitted
+                    .as_ref()
+                    .map_or(Source::Premature, Source::from_submitblock);
                 return Ok(Some(Harvest {
                     auxpow,
                     source,
@@ -219,4 +195,24 @@ pub fn mine(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitblock_answers_map_to_sources() {
+        assert_eq!(Source::from_submitblock(&Value::Null), Source::OnChain);
+        assert_eq!(
+            Source::from_submitblock(&json!("inconclusive")),
+            Source::Stale
+        );
+        assert_eq!(Source::from_submitblock(&json!("duplicate")), Source::Stale);
+        assert_eq!(
+            Source::from_submitblock(&json!("high-hash")),
+            Source::Premature
+        );
+        assert_eq!(Source::from_submitblock(&json!(false)), Source::Premature);
+    }
 }

@@ -9,6 +9,7 @@
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::Decodable;
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use serde_json::{json, Value};
 
 use crate::auxpow::{
@@ -52,7 +53,7 @@ fn block_transactions(header: &BtcHeader, rest: &[u8]) -> Result<usize, String> 
 
 /// Decodes and checks `hex_str` for `chain_id`; every answer (errors included) is JSON.
 pub fn inspect(hex_str: &str, chain_id: ChainId) -> Value {
-    let bytes = match hex::decode(hex_str.trim()) {
+    let bytes = match Vec::<u8>::from_hex(hex_str.trim()) {
         Ok(b) => b,
         Err(e) => return json!({"valid": false, "error": format!("bad hex: {e}")}),
     };
@@ -107,12 +108,16 @@ pub fn inspect(hex_str: &str, chain_id: ChainId) -> Value {
         })
         .unzip();
     let height = aux.chain_branch.len().min(MAX_CHAIN_BRANCH) as u32;
-    let hexes = |b: &[[u8; 32]]| b.iter().map(hex::encode).collect::<Vec<_>>();
+    let hexes = |b: &[[u8; 32]]| {
+        b.iter()
+            .map(|b| b.to_lower_hex_string())
+            .collect::<Vec<_>>()
+    };
     let header_chain_id = ChainId::of_version(header.version.to_consensus());
     out["auxpow"] = json!({
         "parent": header_json(&aux.parent),
         "coinbase_txid": aux.coinbase_tx.compute_txid().to_string(),
-        "coinbase_script_sig": hex::encode(&script),
+        "coinbase_script_sig": script.to_lower_hex_string(),
         "coinbase_branch": hexes(&aux.coinbase_branch),
         "coinbase_branch_len": aux.coinbase_branch.len(),
         "coinbase_index": aux.coinbase_index,

@@ -26,6 +26,7 @@ use axum::routing::post;
 use axum::Router;
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::Block;
 use serde_json::{json, Value};
 
@@ -354,32 +355,15 @@ impl Harvester {
         if due.is_empty() {
             return false;
         }
-        let mut coinbase = cb.clone();
-        for i in &mut coinbase.input {
-            i.witness.clear();
-        }
-        let base = AuxPow {
-            coinbase_tx: coinbase,
-            hash_block: [0; 32],
-            coinbase_branch: cb_branch.to_vec(),
-            coinbase_index: 0,
-            chain_branch: Vec::new(),
-            chain_index: 0,
-            parent: header,
-        };
         let results: Vec<(usize, AuxWork, Result<Value, RpcError>)> = std::thread::scope(|s| {
             let handles: Vec<_> = due
                 .into_iter()
                 .map(|(i, w)| {
                     let c = &self.chains[i];
-                    let (chain_branch, chain_index) = committed.tree.branch(c.chain_id);
-                    let aux = AuxPow {
-                        chain_branch,
-                        chain_index,
-                        ..base.clone()
-                    };
+                    let aux =
+                        AuxPow::from_parts(cb, cb_branch, header, &committed.tree, c.chain_id);
                     s.spawn(move || {
-                        let r = c.submit(&w, &hex::encode(aux.encode()));
+                        let r = c.submit(&w, &aux.encode().to_lower_hex_string());
                         (i, w, r)
                     })
                 })
@@ -560,7 +544,7 @@ pub fn submit_aux_share(h: &Harvester, params: &Value) -> Result<bool, String> {
         .ok_or("expected [header, coinbase, branch]")?;
     let bytes = |v: &Value, what: &str| -> Result<Vec<u8>, String> {
         v.as_str()
-            .and_then(|s| hex::decode(s).ok())
+            .and_then(|s| Vec::<u8>::from_hex(s).ok())
             .ok_or_else(|| format!("{what} must be hex"))
     };
     let header: bitcoin::block::Header = deserialize(&bytes(&p[0], "header")?)
@@ -643,7 +627,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                         if v["result"]["coinbaseaux"].is_null() {
                             v["result"]["coinbaseaux"] = json!({});
                         }
-                        v["result"]["coinbaseaux"]["flags"] = json!(hex::encode(tag));
+                        v["result"]["coinbaseaux"]["flags"] = json!(tag.to_lower_hex_string());
                         // Framed as bitcoind frames its replies: one JSON text and a
                         // newline (ckpool reads replies line by line).
                         out = v.to_string().into_bytes();
@@ -661,7 +645,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
             let raw = req
                 .as_ref()
                 .and_then(|r| r.params[0].as_str())
-                .and_then(|h| hex::decode(h).ok());
+                .and_then(|h| Vec::<u8>::from_hex(h).ok());
             if let Some(block) = raw.and_then(|r| deserialize::<Block>(&r).ok()) {
                 if !coinbase_script_sig_fits(&block) {
                     st.harvester
@@ -673,10 +657,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
                 let answer: Value = serde_json::from_slice::<Value>(&out)
                     .map(|v| v["result"].clone())
                     .unwrap_or(Value::Null);
+                // A null result with an error status is bitcoind's error reply.
                 let source = match &answer {
-                    Value::Null if status == 200 => Source::OnChain,
-                    Value::String(s) if s == "inconclusive" || s == "duplicate" => Source::Stale,
-                    _ => Source::Premature,
+                    Value::Null if status != 200 => Source::Premature,
+                    a => Source::from_submitblock(a),
                 };
                 let h = st.harvester.clone();
                 let _ = tokio::task::spawn_blocking(move || h.harvest(&block, source)).await;

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::bitcoind::Bitcoind;
+use bitcoin::hex::DisplayHex;
 use bitcoin::pow::Target;
 use bitcoin::Transaction;
 use serde_json::{json, Value};
@@ -851,7 +852,7 @@ fn harvest_loop(
         printed.reverse();
         h.expect_single(AuxWork {
             hash: j.leaf,
-            hash_str: hex::encode(printed),
+            hash_str: printed.to_lower_hex_string(),
             target: j.target,
         });
         let before = stale();
@@ -869,7 +870,7 @@ fn harvest_loop(
 fn forward_share(proxy: &Bitcoind, c: &TapCounters, j: &HarvestJob) {
     use bitcoin::consensus::encode::serialize_hex;
     c.aux_forwarded.fetch_add(1, Ordering::Relaxed);
-    let branch: Vec<String> = j.branch.iter().map(hex::encode).collect();
+    let branch: Vec<String> = j.branch.iter().map(|b| b.to_lower_hex_string()).collect();
     let params = json!([serialize_hex(&j.header), serialize_hex(&j.coinbase), branch]);
     match proxy.call("submitauxshare", params) {
         Ok(v) if v["sealed"] == json!(true) => {

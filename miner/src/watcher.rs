@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::deserialize;
+use bitcoin::hex::FromHex;
 use bitcoin::Block;
 use serde_json::json;
 
@@ -45,7 +46,7 @@ impl Watcher {
                 let raw = btc.call("getblock", json!([hash, 0]))?;
                 let Some(block) = raw
                     .as_str()
-                    .and_then(|x| hex::decode(x).ok())
+                    .and_then(|x| Vec::<u8>::from_hex(x).ok())
                     .and_then(|b| deserialize::<Block>(&b).ok())
                 else {
                     break;

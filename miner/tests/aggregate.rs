@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
+use bitcoin::hex::DisplayHex;
 use rexe_miner::aggregate::{AggregateOptions, AuxChain};
 use rexe_miner::auxpow::{decode_hex, AuxTree, ChainId, MERGED_MINING_HEADER};
 use rexe_miner::bitcoind::Bitcoind;
@@ -47,7 +48,7 @@ fn fake_chain(hash: [u8; 32], chainid: u32) -> (String, Arc<Mutex<Vec<Value>>>) 
             } else {
                 let mut display = hash;
                 display.reverse();
-                json!({"hash": hex::encode(display), "chainid": chainid,
+                json!({"hash": display.to_lower_hex_string(), "chainid": chainid,
                        "_target": "ff".repeat(32)})
             };
             let out = json!({"result": result, "error": null, "id": req["id"]}).to_string();

@@ -4,6 +4,7 @@
 use bitcoin::block::Header as BtcHeader;
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::ScriptBuf;
 use proptest::prelude::*;
@@ -14,7 +15,7 @@ use rexe_miner::auxpow::{
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap()
+    Vec::<u8>::from_hex(std::fs::read_to_string(path).unwrap().trim()).unwrap()
 }
 
 /// (Namecoin header, its hash as aux hash, the AuxPoW).
@@ -54,7 +55,10 @@ fn namecoin_block_37174_verifies_with_chain_id_1_only() {
     aux.check_pow(target(0x1a24_2a4a)).unwrap();
     // Re-encoding gives the original bytes.
     let bytes = vector("namecoin-mainnet-37174.header-auxpow.hex");
-    assert_eq!(hex::encode(aux.encode()), hex::encode(&bytes[80..]));
+    assert_eq!(
+        aux.encode().to_lower_hex_string(),
+        bytes[80..].to_lower_hex_string()
+    );
 }
 
 #[test]
@@ -309,7 +313,7 @@ proptest! {
 
 #[test]
 fn inspect_reports_parts_and_the_failing_rule() {
-    let hex_str = hex::encode(vector("namecoin-mainnet-37174.header-auxpow.hex"));
+    let hex_str = vector("namecoin-mainnet-37174.header-auxpow.hex").to_lower_hex_string();
     let v = rexe_miner::inspect::inspect(&hex_str, ChainId::NAMECOIN);
     assert_eq!(v["valid"], serde_json::json!(true), "{v}");
     assert_eq!(v["auxpow"]["chain_index"], serde_json::json!(11));
@@ -334,7 +338,7 @@ fn inspect_reports_parts_and_the_failing_rule() {
         serde_json::json!("block does not have our chain ID (got 1, expected 98)"),
         "{v}"
     );
-    let plain = hex::encode(vector("namecoin-mainnet-19204.plain-header.hex"));
+    let plain = vector("namecoin-mainnet-19204.plain-header.hex").to_lower_hex_string();
     let v = rexe_miner::inspect::inspect(&plain, ChainId::NAMECOIN);
     assert_eq!(v["valid"], serde_json::json!(false));
     assert!(v["error"].as_str().unwrap().contains("not merge-mined"));
@@ -348,7 +352,8 @@ fn inspect_reports_parts_and_the_failing_rule() {
 /// trailing junk, and a full block cut short or extended, are invalid; full blocks verify.
 #[test]
 fn inspect_consumes_exactly_its_bytes() {
-    let check = |b: &[u8], chain: ChainId| rexe_miner::inspect::inspect(&hex::encode(b), chain);
+    let check =
+        |b: &[u8], chain: ChainId| rexe_miner::inspect::inspect(&b.to_lower_hex_string(), chain);
     let nmc = vector("namecoin-mainnet-37174.header-auxpow.hex");
     assert_eq!(check(&nmc, ChainId::NAMECOIN)["valid"], true);
     for junk in [&[0xde, 0xad, 0xbe, 0xef][..], &[0x01], &[0x00]] {
@@ -356,7 +361,7 @@ fn inspect_consumes_exactly_its_bytes() {
         assert_eq!(v["valid"], false, "{v}");
     }
     // What submitauxblock decodes: the AuxPoW alone, exactly.
-    let aux_hex = hex::encode(&nmc[80..]);
+    let aux_hex = nmc[80..].to_lower_hex_string();
     assert!(rexe_miner::auxpow::decode_hex(&aux_hex).is_ok());
     for junk in ["deadbeef", "01", "00"] {
         assert!(rexe_miner::auxpow::decode_hex(&format!("{aux_hex}{junk}")).is_err());
@@ -561,8 +566,8 @@ fn header_auxpow(name: &str) -> (BtcHeader, [u8; 32], AuxPow) {
     let hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();
     let aux = AuxPow::decode(&bytes[80..]).unwrap();
     assert_eq!(
-        hex::encode(aux.encode()),
-        hex::encode(&bytes[80..]),
+        aux.encode().to_lower_hex_string(),
+        bytes[80..].to_lower_hex_string(),
         "{name}"
     );
     (header, hash, aux)
@@ -673,7 +678,7 @@ fn dogecoin_block_verifies_for_chain_id_0x62_but_its_scrypt_parent_is_no_sha256d
         aux.check_pow(header.target()),
         Err(AuxPowError::HighHash { .. })
     ));
-    let v = rexe_miner::inspect::inspect(&hex::encode(&bytes), ChainId::DOGECOIN);
+    let v = rexe_miner::inspect::inspect(&bytes.to_lower_hex_string(), ChainId::DOGECOIN);
     assert_eq!(v["valid"], serde_json::json!(false), "{v}");
     assert!(v["error"].as_str().unwrap().contains("above target"), "{v}");
     assert_eq!(v["auxpow"]["merkle_size"], serde_json::json!(1));

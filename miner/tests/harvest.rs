@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bitcoin::hex::FromHex;
 use rexe_chain::{Chain, ChainConfig, ChainParams, Signer};
 use rexe_miner::auxpow::ChainId;
 use rexe_miner::bitcoind::Bitcoind;
@@ -71,7 +72,8 @@ fn premature_and_on_chain_work_both_seal_l2_blocks() {
     let tip = btc.call("getbestblockhash", json!([])).unwrap();
     let raw = btc.call("getblock", json!([tip, 0])).unwrap();
     let block: bitcoin::Block =
-        bitcoin::consensus::deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        bitcoin::consensus::deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap())
+            .unwrap();
     let sig = block.txdata[0].input[0].script_sig.as_bytes();
     assert!(sig.windows(4).any(|w| w == [0xfa, 0xbe, b'm', b'm']));
 }

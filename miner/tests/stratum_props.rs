@@ -1,6 +1,7 @@
 //! The `stratum_line` fuzz target's properties as proptests: arbitrary bytes, and valid
 //! messages in both directions with a byte mutated.
 
+use bitcoin::hex::DisplayHex;
 use proptest::prelude::*;
 use rexe_miner::stratum::job::EXTRANONCE2_SIZE;
 use rexe_miner::stratum::protocol::{
@@ -197,7 +198,7 @@ fn server_job_notify_parses() {
         clean_jobs: true,
     };
     let line = json!({"id": null, "method": "mining.notify", "params": [
-        "1f", hex::encode([7u8; 32]), "0102", "03", [hex::encode([9u8; 32])],
+        "1f", ([7u8; 32]).to_lower_hex_string(), "0102", "03", [([9u8; 32]).to_lower_hex_string()],
         "20000000", "207fffff", format!("{:08x}", 1_700_000_000u32), true]});
     assert_eq!(
         ServerMessage::parse(line.to_string().as_bytes()),

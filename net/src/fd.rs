@@ -8,40 +8,33 @@ pub const LOW_FD_LIMIT: u64 = 4096;
 /// result is still below [`LOW_FD_LIMIT`], and returns the soft limit now in force.
 #[cfg(unix)]
 pub fn raise_fd_limit() -> Option<u64> {
-    // SAFETY: getrlimit/setrlimit only read/write the struct passed by pointer.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // rustix says `None` for RLIM_INFINITY.
+    let finite = |v: Option<u64>| v.unwrap_or(u64::MAX);
+    let lim = getrlimit(Resource::Nofile);
+    // macOS refuses more than OPEN_MAX for the soft limit.
+    let want = if cfg!(target_os = "macos") {
+        Some(finite(lim.maximum).min(10_240))
+    } else {
+        lim.maximum
+    };
+    let mut soft = finite(lim.current);
+    if soft < finite(want) {
+        let raised = Rlimit {
+            current: want,
+            maximum: lim.maximum,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            soft = finite(want);
         }
-        // macOS refuses more than OPEN_MAX for the soft limit.
-        let want = if cfg!(target_os = "macos") {
-            lim.rlim_max.min(10_240)
-        } else {
-            lim.rlim_max
-        };
-        if lim.rlim_cur < want {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim.rlim_cur = want;
-            }
-        }
-        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
-        let soft = lim.rlim_cur as u64;
-        if soft < LOW_FD_LIMIT {
-            tracing::warn!(
-                limit = soft,
-                "file-descriptor limit is low (each client connection takes one); raise it with `ulimit -n`"
-            );
-        }
-        Some(soft)
     }
+    if soft < LOW_FD_LIMIT {
+        tracing::warn!(
+            limit = soft,
+            "file-descriptor limit is low (each client connection takes one); raise it with `ulimit -n`"
+        );
+    }
+    Some(soft)
 }
 
 /// Not available on this platform.

@@ -9,31 +9,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[allow(clippy::unnecessary_cast)]
-fn set_soft_limit(n: u64) -> u64 {
-    // SAFETY: plain struct in, plain struct out.
-    unsafe {
-        let mut l = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut l), 0);
-        let old = l.rlim_cur as u64;
-        l.rlim_cur = n as libc::rlim_t;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &l), 0);
-        old
-    }
+/// Sets the soft descriptor limit (`None`: unlimited) and returns the one it replaces.
+fn set_soft_limit(n: Option<u64>) -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let l = getrlimit(Resource::Nofile);
+    let new = Rlimit {
+        current: n,
+        maximum: l.maximum,
+    };
+    setrlimit(Resource::Nofile, new).unwrap();
+    l.current
 }
 
-/// The lowest descriptor number a new file would get.
+/// The lowest descriptor number a new file would get (`open` returns the lowest free one).
 fn lowest_free_fd() -> u64 {
-    // SAFETY: dup of stdin and close of the copy.
-    unsafe {
-        let fd = libc::dup(0);
-        assert!(fd >= 0);
-        libc::close(fd);
-        fd as u64
-    }
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open("/dev/null").unwrap();
+    f.as_raw_fd() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +37,7 @@ async fn accept_loop_keeps_listening_through_emfile() {
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
     // No descriptor can be opened from here on.
-    let old = set_soft_limit(lowest_free_fd());
+    let old = set_soft_limit(Some(lowest_free_fd()));
     let accepted = Arc::new(AtomicUsize::new(0));
     let gate = rexe_net::ConnGate::new(0, 0);
     let n = accepted.clone();

@@ -4,6 +4,7 @@
 //! `decodescript` and `gettxout` find the fields they expect.
 
 use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::hex::DisplayHex;
 use bitcoin::script::Instruction;
 use bitcoin::{Address, Network, Script, Transaction};
 use serde_json::{json, Map, Value};
@@ -117,18 +118,18 @@ pub fn script_desc(s: &Script, network: Network) -> String {
     let b = s.as_bytes();
     let valid_key = |k: &[u8]| bitcoin::PublicKey::from_slice(k).is_ok();
     let body = if let Some(key) = pay_to_pubkey(b).filter(|k| valid_key(k)) {
-        format!("pk({})", hex::encode(key))
+        format!("pk({})", key.to_lower_hex_string())
     } else if let Some((k, keys)) = multisig(b).filter(|(_, ks)| ks.iter().all(|k| valid_key(k))) {
-        let keys: Vec<String> = keys.iter().map(hex::encode).collect();
+        let keys: Vec<String> = keys.iter().map(|b| b.to_lower_hex_string()).collect();
         format!("multi({k},{})", keys.join(","))
     } else if script_type(s) == "witness_v1_taproot"
         && bitcoin::XOnlyPublicKey::from_slice(&b[2..]).is_ok()
     {
-        format!("rawtr({})", hex::encode(&b[2..]))
+        format!("rawtr({})", b[2..].to_lower_hex_string())
     } else if let Some(a) = script_address(s, network) {
         format!("addr({a})")
     } else {
-        format!("raw({})", hex::encode(b))
+        format!("raw({})", b.to_lower_hex_string())
     };
     let sum = descriptor_checksum(&body).unwrap_or_default();
     format!("{body}#{sum}")
@@ -266,7 +267,7 @@ pub fn script_asm(s: &Script, sighash_decode: bool) -> String {
                         body = &v[..v.len() - 1];
                     }
                 }
-                out.push(format!("{}{suffix}", hex::encode(body)));
+                out.push(format!("{}{suffix}", body.to_lower_hex_string()));
             }
             Ok(Instruction::Op(op)) => out.push(op_name(op.to_u8())),
         }
@@ -280,7 +281,7 @@ pub fn script_pubkey_json(s: &Script, network: Network) -> Value {
     let mut m = Map::new();
     m.insert("asm".into(), json!(script_asm(s, false)));
     m.insert("desc".into(), json!(script_desc(s, network)));
-    m.insert("hex".into(), json!(hex::encode(s.as_bytes())));
+    m.insert("hex".into(), json!(s.as_bytes().to_lower_hex_string()));
     if let Some(a) = script_address(s, network) {
         m.insert("address".into(), json!(a));
     }
@@ -298,19 +299,19 @@ pub fn tx_json(tx: &Transaction, network: Network, include_hex: bool) -> Value {
         .map(|i| {
             let mut m = Map::new();
             if coinbase {
-                m.insert("coinbase".into(), json!(hex::encode(i.script_sig.as_bytes())));
+                m.insert("coinbase".into(), json!(i.script_sig.as_bytes().to_lower_hex_string()));
             } else {
                 m.insert("txid".into(), json!(i.previous_output.txid.to_string()));
                 m.insert("vout".into(), json!(i.previous_output.vout));
                 m.insert(
                     "scriptSig".into(),
-                    json!({"asm": script_asm(&i.script_sig, true), "hex": hex::encode(i.script_sig.as_bytes())}),
+                    json!({"asm": script_asm(&i.script_sig, true), "hex": i.script_sig.as_bytes().to_lower_hex_string()}),
                 );
             }
             if !i.witness.is_empty() {
                 m.insert(
                     "txinwitness".into(),
-                    json!(i.witness.iter().map(hex::encode).collect::<Vec<_>>()),
+                    json!(i.witness.iter().map(|b| b.to_lower_hex_string()).collect::<Vec<_>>()),
                 );
             }
             m.insert("sequence".into(), json!(i.sequence.0));
@@ -349,10 +350,11 @@ pub fn tx_json(tx: &Transaction, network: Network, include_hex: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hex::FromHex;
     use bitcoin::ScriptBuf;
 
     fn script(h: &str) -> ScriptBuf {
-        ScriptBuf::from_bytes(hex::decode(h).unwrap())
+        ScriptBuf::from_bytes(Vec::<u8>::from_hex(h).unwrap())
     }
 
     /// Checksums from BIP380's test vectors and Core's answers.

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize_hex;
-use bitcoin::hashes::{sha256, sha256d, Hash};
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::hex::DisplayHex;
 use bitcoin::{OutPoint, Txid};
 use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
 use serde_json::{json, Value};
@@ -516,44 +517,20 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &Method, room: usize) -> R
 fn hex_rev(h: &[u8; 32]) -> String {
     let mut b = *h;
     b.reverse();
-    hex::encode(b)
+    b.to_lower_hex_string()
 }
 
 /// The merkle branch (internal byte order) of leaf `pos` among `ids`.
 pub fn merkle_branch(ids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
     let leaves: Vec<[u8; 32]> = ids.iter().map(|t| t.to_byte_array()).collect();
-    branch_and_root(leaves, pos).0
-}
-
-/// The Merkle branch of leaf `pos` and the root, Bitcoin-style (an odd level repeats its
-/// last hash), in internal byte order.
-fn branch_and_root(mut level: Vec<[u8; 32]>, mut pos: usize) -> (Vec<[u8; 32]>, [u8; 32]) {
-    let mut branch = Vec::new();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            let last = level[level.len() - 1];
-            level.push(last);
-        }
-        branch.push(level[pos ^ 1]);
-        level = level
-            .chunks(2)
-            .map(|c| {
-                let mut d = [0u8; 64];
-                d[..32].copy_from_slice(&c[0]);
-                d[32..].copy_from_slice(&c[1]);
-                sha256d::Hash::hash(&d).to_byte_array()
-            })
-            .collect();
-        pos /= 2;
-    }
-    (branch, level.first().copied().unwrap_or([0; 32]))
+    rexe_merkle::branch_and_root(leaves, pos).0
 }
 
 /// Hex in display (reversed) order, as Electrum servers print hashes.
 fn display_hex(h: &[u8; 32]) -> String {
     let mut r = *h;
     r.reverse();
-    hex::encode(r)
+    r.to_lower_hex_string()
 }
 
 /// Protocol 1.4's header proof: the branch from block `height` to the Merkle root of the
@@ -573,7 +550,7 @@ fn header_proof(shared: &Shared, height: u64, cp_height: u64) -> Result<Value, (
             .map(|h| h.to_byte_array())
             .collect()
     };
-    let (branch, root) = branch_and_root(hashes, height as usize);
+    let (branch, root) = rexe_merkle::branch_and_root(hashes, height as usize);
     Ok(json!({
         "branch": branch.iter().map(display_hex).collect::<Vec<_>>(),
         "root": display_hex(&root),
@@ -612,9 +589,11 @@ impl Scan {
             .iter()
             .map(|(h, t, _)| format!("{t}:{h}:"))
             .collect();
-        Some(hex::encode(
-            sha256::Hash::hash(s.as_bytes()).to_byte_array(),
-        ))
+        Some(
+            sha256::Hash::hash(s.as_bytes())
+                .to_byte_array()
+                .to_lower_hex_string(),
+        )
     }
 }
 

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bitcoin::hashes::{sha256, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{OutPoint, Script, Transaction, Txid};
 
 use crate::chain::Chain;
@@ -29,12 +30,12 @@ pub fn script_hash(script: &Script) -> ScriptHash {
 pub fn to_hex(sh: &ScriptHash) -> String {
     let mut b = *sh;
     b.reverse();
-    hex::encode(b)
+    b.to_lower_hex_string()
 }
 
 /// Parses Electrum's hex form of a script hash.
 pub fn from_hex(s: &str) -> Option<ScriptHash> {
-    let mut b: ScriptHash = hex::decode(s).ok()?.try_into().ok()?;
+    let mut b: ScriptHash = Vec::<u8>::from_hex(s).ok()?.try_into().ok()?;
     b.reverse();
     Some(b)
 }

@@ -57,6 +57,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bitcoin::hex::DisplayHex;
 use bitcoin::CompactTarget;
 
 /// Regtest's proof-of-work limit (Core's `powLimit` on regtest).
@@ -170,7 +171,8 @@ impl RegtestNode {
             None => {
                 let mut r = [0u8; 8];
                 std::fs::File::open("/dev/urandom")?.read_exact(&mut r)?;
-                let d = std::env::temp_dir().join(format!("rexe-regtest-{}", hex::encode(r)));
+                let d =
+                    std::env::temp_dir().join(format!("rexe-regtest-{}", r.to_lower_hex_string()));
                 std::fs::create_dir_all(&d)?;
                 (d.clone(), Some(tempdir::TempCookieDir(d)))
             }
@@ -197,7 +199,7 @@ impl RegtestNode {
         }
         let mut secret = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
-        let cookie = format!("__cookie__:{}", hex::encode(secret));
+        let cookie = format!("__cookie__:{}", secret.to_lower_hex_string());
         let cookie_path = dir.join(".cookie");
         let _ = std::fs::remove_file(&cookie_path);
         std::fs::OpenOptions::new()

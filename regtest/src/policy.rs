@@ -385,10 +385,11 @@ pub fn are_inputs_standard(tx: &Transaction, prevouts: &[TxOut]) -> bool {
 mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
+    use bitcoin::hex::FromHex;
     use bitcoin::ScriptBuf;
 
     fn script(hex: &str) -> ScriptBuf {
-        ScriptBuf::from_bytes(hex::decode(hex).unwrap())
+        ScriptBuf::from_bytes(Vec::<u8>::from_hex(hex).unwrap())
     }
 
     fn multisig(m: u8, n: usize) -> ScriptBuf {

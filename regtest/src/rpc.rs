@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
 use rexe_net::http::Refusal;
 use rexe_net::jsonrpc;
@@ -96,7 +97,7 @@ fn hex_arg(p: &Value, i: usize) -> Result<Vec<u8>, (i64, String)> {
     let s = arg(p, i)
         .and_then(Value::as_str)
         .ok_or_else(|| e(-3, "Expected type string"))?;
-    hex::decode(s).map_err(|_| e(-22, "TX decode failed"))
+    Vec::<u8>::from_hex(s).map_err(|_| e(-22, "TX decode failed"))
 }
 
 fn difficulty(bits: bitcoin::CompactTarget) -> f64 {
@@ -127,7 +128,7 @@ fn header_json(n: &Node, hash: &BlockHash) -> Option<Value> {
         "nonce": h.nonce,
         "bits": format!("{:08x}", h.bits.to_consensus()),
         "difficulty": difficulty(h.bits),
-        "chainwork": hex::encode(e.chainwork.to_be_bytes()),
+        "chainwork": e.chainwork.to_be_bytes().to_lower_hex_string(),
         "nTx": e.block.txdata.len(),
     });
     if e.height > 0 {
@@ -285,6 +286,7 @@ fn positional(method: &str, p: &Value) -> Result<Value, (i64, String)> {
     Ok(Value::Array(out))
 }
 
+/// Runs one method for a request to `/` (no wallet named in the URI).
 pub fn call(shared: &Shared, method: &str, p: &Value) -> RpcResult {
     call_for_wallet(shared, None, method, p)
 }
@@ -319,7 +321,7 @@ pub fn call_for_wallet(
                 "mediantime": n.chain.median_time_past(n.chain.tip()),
                 "verificationprogress": 1,
                 "initialblockdownload": false,
-                "chainwork": hex::encode(tip.chainwork.to_be_bytes()),
+                "chainwork": tip.chainwork.to_be_bytes().to_lower_hex_string(),
                 "size_on_disk": 0,
                 "pruned": false,
                 "warnings": "",
@@ -467,7 +469,7 @@ pub fn call_for_wallet(
             for item in list {
                 let raw = item
                     .as_str()
-                    .and_then(|s| hex::decode(s).ok())
+                    .and_then(|s| Vec::<u8>::from_hex(s).ok())
                     .ok_or_else(|| e(-22, "TX decode failed"))?;
                 let tx: Transaction = deserialize(&raw).map_err(|_| e(-22, "TX decode failed"))?;
                 let mut v = json!({"txid": tx.compute_txid().to_string(), "wtxid": tx.compute_wtxid().to_string()});
@@ -621,7 +623,7 @@ pub fn call_for_wallet(
                         .as_bytes()
                         .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
                 })
-                .map(|o| hex::encode(o.script_pubkey.as_bytes()));
+                .map(|o| o.script_pubkey.as_bytes().to_lower_hex_string());
             let target = n.chain.target();
             let mut v = json!({
                 "capabilities": ["proposal"],
@@ -634,7 +636,7 @@ pub fn call_for_wallet(
                 "coinbaseaux": {},
                 "coinbasevalue": (crate::chain::subsidy(height) + fees).to_sat(),
                 "longpollid": format!("{}{}", n.chain.tip(), n.mempool.txs.len()),
-                "target": hex::encode(target.to_be_bytes()),
+                "target": target.to_be_bytes().to_lower_hex_string(),
                 "mintime": n.chain.median_time_past(n.chain.tip()) + 1,
                 "mutable": ["time", "transactions", "prevblock"],
                 "noncerange": "00000000ffffffff",
@@ -697,7 +699,7 @@ pub fn call_for_wallet(
                     txs.push(pd.tx.clone());
                     continue;
                 }
-                let tx: Transaction = hex::decode(s)
+                let tx: Transaction = Vec::<u8>::from_hex(s)
                     .ok()
                     .and_then(|raw| deserialize(&raw).ok())
                     .ok_or_else(|| {

@@ -34,6 +34,7 @@ use bdk_wallet::rusqlite::Connection;
 use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
 use bitcoin::bip32::Xpriv;
 use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, SignedAmount, Transaction, Txid};
 use serde_json::{json, Value};
 
@@ -882,7 +883,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     "txid": c.outpoint.txid.to_string(),
                     "vout": c.outpoint.vout,
                     "address": address,
-                    "scriptPubKey": hex::encode(c.txout.script_pubkey.as_bytes()),
+                    "scriptPubKey": c.txout.script_pubkey.as_bytes().to_lower_hex_string(),
                     "amount": btc(c.txout.value),
                     "confirmations": c.confirmations,
                     "spendable": true,
@@ -1032,7 +1033,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         "signrawtransactionwithwallet" => {
             arity(p, 1, 3)?;
             let raw = str_arg(p, 0)?
-                .and_then(|h| hex::decode(h).ok())
+                .and_then(|h| Vec::<u8>::from_hex(h).ok())
                 .ok_or_else(|| param(-22, "TX decode failed"))?;
             let tx: Transaction = bitcoin::consensus::encode::deserialize(&raw).map_err(|_| {
                 param(
@@ -1403,7 +1404,7 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
             if k == "data" {
                 let d = val
                     .as_str()
-                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|h| Vec::<u8>::from_hex(h).ok())
                     .ok_or_else(|| param(-8, "Data must be hexadecimal string"))?;
                 spend.data.push(d);
                 continue;
@@ -1431,16 +1432,20 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
 }
 
 fn psbt_arg(v: Option<&Value>) -> Res<bitcoin::Psbt> {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     v.and_then(Value::as_str)
-        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|s| {
+            bitcoin::base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .ok()
+        })
         .and_then(|b| bitcoin::Psbt::deserialize(&b).ok())
         .ok_or_else(|| param(-22, "TX decode failed invalid base64"))
 }
 
 fn psbt_b64(psbt: &bitcoin::Psbt) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
+    use bitcoin::base64::Engine as _;
+    bitcoin::base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
 }
 
 fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::DisplayHex;
 use rexe_regtest::electrum::script_hash;
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
@@ -44,12 +45,9 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
 /// (`BENCH_CLIENT_NICE`, default 19) they do not take the server's cores as local
 /// processes would; the server's own threads keep the default priority.
 fn lower_priority(nice: i32) {
-    // SAFETY: changes this thread's own nice value (Linux keeps one per thread).
+    // Changes this thread's own nice value (Linux keeps one per thread).
     #[cfg(target_os = "linux")]
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-    }
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
 }
 
 fn rpc_latencies(node: &RegtestNode, n: usize) -> Vec<Duration> {
@@ -153,7 +151,7 @@ fn rpc_latency_under_an_electrum_flood() {
             (0..100u32).map(|i| {
                 let mut b = [0u8; 32];
                 b[..4].copy_from_slice(&(chunk * 100 + i).to_le_bytes());
-                json!([hex::encode(b)])
+                json!([b.to_lower_hex_string()])
             }),
         );
         wr.write_all(line.as_bytes()).unwrap();

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::Hash;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::secp256k1::{Message, Secp256k1};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{
@@ -61,7 +62,8 @@ fn getblocktemplate_with_5000_mempool_transactions() {
     for h in [1u64, 2] {
         let hash = ok(&node, "getblockhash", json!([h]));
         let raw = ok(&node, "getblock", json!([hash, 0]));
-        let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        let block: Block =
+            deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap()).unwrap();
         let cb = &block.txdata[0];
         let value = cb.output[0].value;
         let each = Amount::from_sat((value.to_sat() - 1_000_000) / 2_500);
@@ -114,7 +116,7 @@ fn getblocktemplate_with_5000_mempool_transactions() {
     let el = TcpStream::connect(node.electrum_addr).unwrap();
     let mut rd = std::io::BufReader::new(el.try_clone().unwrap());
     let mut wr = el;
-    let req = json!({"id": 1, "method": "blockchain.scripthash.get_history", "params": [hex::encode(sh)]});
+    let req = json!({"id": 1, "method": "blockchain.scripthash.get_history", "params": [sh.to_lower_hex_string()]});
     let t = Instant::now();
     wr.write_all(format!("{req}\n").as_bytes()).unwrap();
     let mut line = String::new();

@@ -17,6 +17,7 @@ use bdk_electrum::electrum_client::{self, ElectrumApi};
 use bdk_wallet::{KeychainKind, WalletEvent};
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::{sha256, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, Block, CompressedPublicKey, Network, Txid};
 use rexe_regtest::{RegtestConfig, RegtestNode};
@@ -38,14 +39,14 @@ struct Backend {
 
 impl Backend {
     fn rpc(&self, method: &str, params: Value) -> Value {
-        use base64::Engine as _;
+        use bitcoin::base64::Engine as _;
         let body =
             json!({"jsonrpc": "1.0", "id": "c", "method": method, "params": params}).to_string();
         let mut s = TcpStream::connect(self.addr).unwrap();
         let req = format!(
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
             body.len(),
-            base64::engine::general_purpose::STANDARD.encode(&self.auth)
+            bitcoin::base64::engine::general_purpose::STANDARD.encode(&self.auth)
         );
         s.write_all(req.as_bytes()).unwrap();
         let mut out = String::new();
@@ -91,7 +92,7 @@ impl Backend {
 
     fn coinbase_value(&self, hash: &str) -> Amount {
         let raw = self.ok("getblock", json!([hash, 0]));
-        let b: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        let b: Block = deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap()).unwrap();
         b.txdata[0].output.iter().map(|o| o.value).sum()
     }
 }
@@ -184,7 +185,7 @@ fn verbose_json(be: &Backend) {
     let k2 = common::key(32);
     let hashes = be.ok("generatetoaddress", json!([101, k1.addr.to_string()]));
     let raw = be.ok("getblock", json!([hashes[0], 0]));
-    let b: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let b: Block = deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap()).unwrap();
     let cb = &b.txdata[0];
     let op = bitcoin::OutPoint::new(cb.compute_txid(), 0);
     let tx1 = common::spend(&k1, op, cb.output[0].value, &k2.addr, 1000, true);
@@ -256,7 +257,7 @@ fn verbose_json(be: &Backend) {
         spk["asm"],
         json!(format!(
             "0 {}",
-            hex::encode(&k2.addr.script_pubkey().as_bytes()[2..])
+            k2.addr.script_pubkey().as_bytes()[2..].to_lower_hex_string()
         )),
         "{spk}"
     );

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::{sha256, sha256d, Hash};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::Address;
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
@@ -84,7 +85,7 @@ impl El {
 fn scripthash(a: &Address) -> String {
     let mut b = sha256::Hash::hash(a.script_pubkey().as_bytes()).to_byte_array();
     b.reverse();
-    hex::encode(b)
+    b.to_lower_hex_string()
 }
 
 #[test]
@@ -180,7 +181,7 @@ fn history_balance_merkle_notifications_and_reorg() {
         p[0] == json!(shb) && p[1].is_string()
     });
     let want = sha256::Hash::hash(format!("{txid}:102:").as_bytes());
-    assert_eq!(st[1], json!(hex::encode(want.to_byte_array())));
+    assert_eq!(st[1], json!(want.to_byte_array().to_lower_hex_string()));
     let utxo = el.call("blockchain.scripthash.listunspent", json!([shb]));
     assert_eq!(
         utxo,
@@ -196,7 +197,7 @@ fn history_balance_merkle_notifications_and_reorg() {
     let mut pos = m["pos"].as_u64().unwrap();
     let mut cur = txid.to_byte_array();
     for h in m["merkle"].as_array().unwrap() {
-        let mut sib: [u8; 32] = hex::decode(h.as_str().unwrap())
+        let mut sib: [u8; 32] = Vec::<u8>::from_hex(h.as_str().unwrap())
             .unwrap()
             .try_into()
             .unwrap();
@@ -214,7 +215,7 @@ fn history_balance_merkle_notifications_and_reorg() {
     }
     let hdr_hex = el.call("blockchain.block.header", json!([102]));
     let hdr: bitcoin::block::Header =
-        deserialize(&hex::decode(hdr_hex.as_str().unwrap()).unwrap()).unwrap();
+        deserialize(&Vec::<u8>::from_hex(hdr_hex.as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(hdr.merkle_root.to_byte_array(), cur);
     let idp = el.call("blockchain.transaction.id_from_pos", json!([102, 1, true]));
     assert_eq!(idp["tx_hash"], json!(txid.to_string()));
@@ -309,7 +310,7 @@ fn header_proofs_against_a_checkpoint() {
     let hashes: Vec<[u8; 32]> = (0..=10)
         .map(|h| {
             let s = ok(&node, "getblockhash", json!([h]));
-            let mut b: [u8; 32] = hex::decode(s.as_str().unwrap())
+            let mut b: [u8; 32] = Vec::<u8>::from_hex(s.as_str().unwrap())
                 .unwrap()
                 .try_into()
                 .unwrap();
@@ -327,7 +328,7 @@ fn header_proofs_against_a_checkpoint() {
     let fold = |height: usize, branch: &Value| -> String {
         let mut h = hashes[height];
         for (i, b) in branch.as_array().unwrap().iter().enumerate() {
-            let mut b: [u8; 32] = hex::decode(b.as_str().unwrap())
+            let mut b: [u8; 32] = Vec::<u8>::from_hex(b.as_str().unwrap())
                 .unwrap()
                 .try_into()
                 .unwrap();
@@ -343,7 +344,7 @@ fn header_proofs_against_a_checkpoint() {
             h = sha256d::Hash::hash(&d).to_byte_array();
         }
         h.reverse();
-        hex::encode(h)
+        h.to_lower_hex_string()
     };
     let mut el = El::connect(&node);
     for height in [0usize, 3, 8] {

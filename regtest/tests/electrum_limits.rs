@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::DisplayHex;
 use rexe_regtest::electrum::{ElectrumLimits, LIMIT_EXCEEDED};
 use rexe_regtest::{RegtestConfig, RegtestNode, Services};
 use serde_json::{json, Value};
@@ -245,7 +246,7 @@ fn scripthash_subscriptions_per_connection_are_limited() {
     let node = start(lim);
     let mut el = El::connect(&node);
     let mut other = El::connect(&node);
-    let sh = |i: u8| hex::encode([i; 32]);
+    let sh = |i: u8| [i; 32].to_lower_hex_string();
     for i in 0..3 {
         let v = el.call("blockchain.scripthash.subscribe", json!([sh(i)]));
         assert!(v.get("error").is_none(), "{v}");

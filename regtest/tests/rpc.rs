@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::{Address, Amount, Block, OutPoint, ScriptBuf, Txid, Witness};
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
@@ -498,8 +499,9 @@ fn template_built_blocks_and_each_submitblock_string() {
     grind(&mut two_cb);
     assert_eq!(sub(&two_cb), json!("bad-cb-multiple"));
     let mut bad_wc = block_from_template(&t, &a.addr, 1, 0, 0);
-    bad_wc.txdata[0].output[1].script_pubkey =
-        ScriptBuf::from_bytes(hex::decode(format!("6a24aa21a9ed{}", "11".repeat(32))).unwrap());
+    bad_wc.txdata[0].output[1].script_pubkey = ScriptBuf::from_bytes(
+        Vec::<u8>::from_hex(&format!("6a24aa21a9ed{}", "11".repeat(32))).unwrap(),
+    );
     bad_wc.header.merkle_root = bad_wc.compute_merkle_root().unwrap();
     grind(&mut bad_wc);
     assert_eq!(sub(&bad_wc), json!("bad-witness-merkle-match"));

@@ -308,7 +308,7 @@ fn reorg_returns_wallet_payment_to_unconfirmed() {
 
 #[test]
 fn sendmany_psbts_raw_signing_and_listtransactions() {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let node = RegtestNode::start(RegtestConfig::default()).unwrap();
     ok(&node, "createwallet", json!(["a"]));
     ok(&node, "createwallet", json!(["b"]));
@@ -358,7 +358,7 @@ fn sendmany_psbts_raw_signing_and_listtransactions() {
         "walletcreatefundedpsbt",
         json!([[], {b2.as_str().unwrap(): 0.25}]),
     );
-    let raw = base64::engine::general_purpose::STANDARD
+    let raw = bitcoin::base64::engine::general_purpose::STANDARD
         .decode(funded["psbt"].as_str().unwrap())
         .unwrap();
     let psbt = bitcoin::Psbt::deserialize(&raw).unwrap();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bitcoin::consensus::encode::{deserialize, serialize, serialize_hex};
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::Block;
 use common::{block_from_template, coinbase_of, key, ok, spend};
 use rexe_regtest::zmq::{Topic, ZmqPub};
@@ -104,7 +105,7 @@ fn endpoint(node: &RegtestNode, topic: Topic) -> String {
 fn mine_one(node: &RegtestNode, to: &bitcoin::Address) -> Block {
     let hash = ok(node, "generatetoaddress", json!([1, to.to_string()]))[0].clone();
     let raw = ok(node, "getblock", json!([hash, 0]));
-    deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap()
+    deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap()).unwrap()
 }
 
 #[test]

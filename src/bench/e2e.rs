@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use rexe_chain::encode::Encode;
 use rexe_chain::fee::GasPrice;
 use rexe_chain::params::GenesisAlloc;
@@ -105,10 +106,10 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let chain = Chain::open(tmp.path(), params.clone(), config, Arc::new(TestSealer))
         .context("opening the benchmark chain")?;
     let max_tx_bytes = chain.params().max_tx_bytes;
-    let (cookie, cookie_path) = crate::node::cookie::write(tmp.path())?;
-    let shared = Arc::new(crate::node::http::Shared {
+    let (cookie, cookie_path) = rexe_node::cookie::write(tmp.path())?;
+    let shared = Arc::new(rexe_node::http::Shared {
         chain: Mutex::new(chain),
-        auth: crate::node::http::Auth {
+        auth: rexe_node::http::Auth {
             cookie,
             user_password: None,
         },
@@ -120,7 +121,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         limits: rexe_net::Limits::http(),
         max_tx_bytes,
     });
-    let rpc = crate::node::start_rpc(
+    let rpc = rexe_node::start_rpc(
         shared.clone(),
         "127.0.0.1:0".parse().expect("valid"),
         cookie_path.clone(),
@@ -276,9 +277,9 @@ impl Conn {
 
 /// The client process: signs every transfer, says `ready`, sends them, prints a report.
 pub fn client(a: &E2eClientArgs) -> Result<()> {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let cookie = std::fs::read_to_string(&a.cookie).context("reading the node's cookie")?;
-    let auth = base64::engine::general_purpose::STANDARD.encode(cookie.trim());
+    let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie.trim());
     let signers: Vec<Signer> = (0..a.accounts).map(signer).collect();
     let fee = ChainParams::regtest().min_base_fee;
     // Transfer k: from account k % accounts at nonce k / accounts, to a scattered other.
@@ -306,7 +307,7 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
         let id = pending[c].len();
         pending[c].push(
             json!({"jsonrpc": "2.0", "id": id, "method": "sendrawtransaction",
-                               "params": [hex::encode(tx.to_bytes())]}),
+                               "params": [tx.to_bytes().to_lower_hex_string()]}),
         );
         if pending[c].len() == a.batch {
             bodies[c].push(serde_json::to_vec(&std::mem::take(&mut pending[c]))?);

@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::peg::MatchId;
 use rexe_chain::encode::Encode as _;
@@ -171,7 +172,7 @@ impl<S: BitcoinSource> Claimer<S> {
         let script = out
             .first()
             .and_then(|m| m["payee_script"]["hex"].as_str())
-            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| Vec::<u8>::from_hex(h).ok())
             .map(ScriptBuf::from_bytes)
             .ok_or_else(|| anyhow!("the L2 node gave no payee script for match {:?}", ids[0]))?;
         Ok((out, script))
@@ -281,7 +282,7 @@ impl<S: BitcoinSource> Claimer<S> {
         self.db.execute(
             "UPDATE claims SET state = 'submitted', l2_txid = ?2, l2_tx = ?3,
                  last_note = 'claim signed' WHERE btc_txid = ?1",
-            params![id, l2.to_string(), hex::encode(tx.to_bytes())],
+            params![id, l2.to_string(), tx.to_bytes().to_lower_hex_string()],
         )?;
         super::l2::failpoint("claimer-before-send");
         match self.l2.submit(&tx, "claim") {

@@ -4,13 +4,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
 use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
-use crate::node::peer::Peer;
+use rexe_node::peer::Peer;
 
 /// An L2 node plus the key that signs our calls.
 pub struct L2Client {
@@ -128,7 +129,7 @@ impl L2Client {
 
     /// Submits a signed transaction (`what` names it in errors).
     pub fn submit(&self, tx: &SignedTx, what: &str) -> Result<()> {
-        self.submit_hex(&hex::encode(tx.to_bytes()), what)
+        self.submit_hex(&tx.to_bytes().to_lower_hex_string(), what)
     }
 
     /// Submits a signed transaction given as hex (`what` names it in errors).

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use bitcoin::hex::DisplayHex;
 use clap::{Args, Subcommand};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
@@ -44,7 +45,7 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn signer(&self, peer: &crate::node::peer::Peer) -> Result<rexe_chain::Signer> {
+    fn signer(&self, peer: &rexe_node::peer::Peer) -> Result<rexe_chain::Signer> {
         match (&self.key, &self.wallet) {
             (Some(k), _) => read_key(k),
             (None, Some(w)) => {
@@ -306,12 +307,11 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                     "pay {} sats to {} in one Bitcoin transaction with OP_RETURN {} before Bitcoin height {}",
                     m["amount_btc_owed"],
                     m["payee_script"]["address"],
-                    hex::encode(
-                        rexe_bridge::peg::commitment_script(&[MatchId(
-                            m["match_id"].as_u64().unwrap_or(0)
-                        )])
-                        .as_bytes()
-                    ),
+                    rexe_bridge::peg::commitment_script(&[MatchId(
+                        m["match_id"].as_u64().unwrap_or(0)
+                    )])
+                    .as_bytes()
+                    .to_lower_hex_string(),
                     m["btc_deadline_height"]
                 );
             }

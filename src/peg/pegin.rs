@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hex::FromHex;
 use bitcoin::{Amount, ScriptBuf};
 use clap::Args;
 use rexe_bridge::call::PegCall;
@@ -21,8 +22,8 @@ use serde_json::{json, Value};
 use super::l2::L2Client;
 use super::source::{BitcoinSource, Electrum};
 use crate::btc_wallet::{fee_rate, WalletArgs};
-use crate::node::peer::Peer;
 use crate::wallet_cli::RpcArgs;
+use rexe_node::peer::Peer;
 
 /// How long to wait for L2 calls to run.
 const WAIT: Duration = Duration::from_secs(120);
@@ -119,7 +120,7 @@ pub fn owed(peer: &Peer, ids: &[MatchId]) -> Result<Owed> {
         }
         let script = m["payee_script"]["hex"]
             .as_str()
-            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| Vec::<u8>::from_hex(h).ok())
             .map(ScriptBuf::from_bytes)
             .ok_or_else(|| anyhow!("match {}: the node gave no payee script", id.0))?;
         let amount = m["amount_btc_owed"]
@@ -321,7 +322,7 @@ pub fn prepare(
         .map(|p| -> Result<PegPayment> {
             Ok(PegPayment {
                 script: ScriptBuf::from_bytes(
-                    hex::decode(p["payee_script"]["hex"].as_str().unwrap_or_default())
+                    Vec::<u8>::from_hex(p["payee_script"]["hex"].as_str().unwrap_or_default())
                         .context("matcher: payee script")?,
                 ),
                 amount: Amount::from_sat(p["btc_owed"].as_u64().context("matcher: btc owed")?),

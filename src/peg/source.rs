@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::{BlockHash, Script, TxMerkleNode, Txid};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::MatchId;
@@ -100,7 +101,7 @@ impl BitcoinSource for Bitcoind {
             let hex = self
                 .call("getblockheader", json!([hash.to_string(), false]))
                 .with_context(|| format!("bitcoind getblockheader {hash}"))?;
-            let bytes = hex::decode(hex.as_str().unwrap_or_default())
+            let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or_default())
                 .context("bitcoind returned a header that is not hex")?;
             out.push(
                 bitcoin::consensus::deserialize(&bytes)
@@ -121,7 +122,7 @@ impl BitcoinSource for Bitcoind {
         let Some(block) = v["blockhash"].as_str() else {
             return Ok(None);
         };
-        let raw = hex::decode(v["hex"].as_str().unwrap_or_default())
+        let raw = Vec::<u8>::from_hex(v["hex"].as_str().unwrap_or_default())
             .context("bitcoind returned a transaction that is not hex")?;
         let b = self
             .call("getblock", json!([block, 1]))
@@ -147,7 +148,7 @@ impl BitcoinSource for Bitcoind {
                 json!([txids[0].to_string(), false, block]),
             )
             .with_context(|| format!("bitcoind getrawtransaction of {block}'s coinbase"))?;
-        let coinbase = hex::decode(cb.as_str().unwrap_or_default())
+        let coinbase = Vec::<u8>::from_hex(cb.as_str().unwrap_or_default())
             .context("bitcoind returned a coinbase that is not hex")?;
         Ok(Some(TxProof {
             raw,

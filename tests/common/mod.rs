@@ -103,10 +103,10 @@ pub fn post(addr: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
         body.len()
     );
     if let Some(a) = auth {
-        use base64::Engine as _;
+        use bitcoin::base64::Engine as _;
         req += &format!(
             "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(a)
+            bitcoin::base64::engine::general_purpose::STANDARD.encode(a)
         );
     }
     req += "\r\n";

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use rexe_miner::bitcoind::Bitcoind;
 use serde_json::{json, Value};
 
@@ -392,9 +393,12 @@ pub fn mine_l2(addr: &str, cookie: &str, payout: &str) {
     let Some(hex) = t["hex"].as_str() else {
         return;
     };
-    let mut block = rexe_chain::Block::from_bytes(&hex::decode(hex).unwrap()).unwrap();
+    let mut block = rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
     seal(&mut block);
-    call("submitblock", json!([hex::encode(block.to_bytes())]));
+    call(
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()]),
+    );
 }
 
 /// Path helper for arguments.

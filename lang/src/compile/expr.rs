@@ -2,6 +2,7 @@
 //! when it fits, `int32` otherwise), operators, places (locals and state variables with
 //! member/index steps), calls, methods, conversions and the context objects.
 
+use bitcoin::hex::FromHex;
 use num_bigint::BigInt;
 
 use super::func::FnCx;
@@ -62,7 +63,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 Ok(Some(Type::String))
             }
             ExprKind::HashLit(text) => {
-                let bytes = hex::decode(text)
+                let bytes = Vec::<u8>::from_hex(text)
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
                     .ok_or_else(|| {

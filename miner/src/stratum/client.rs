@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::DisplayHex;
 use serde_json::{json, Value};
 
 use super::job::{share_target, Job};
@@ -180,7 +181,7 @@ pub fn run_with(
                         hashes.fetch_add(1, Ordering::Relaxed);
                         if target.is_met_by(header.block_hash()) {
                             let id = submit_id.fetch_add(1, Ordering::SeqCst);
-                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job.id, hex::encode(en2), format!("{:08x}", w.job.ntime), format!("{:08x}", nonce)]});
+                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job.id, en2.to_lower_hex_string(), format!("{:08x}", w.job.ntime), format!("{:08x}", nonce)]});
                             let mut s = msg.to_string();
                             s.push('\n');
                             let _ = writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(s.as_bytes());

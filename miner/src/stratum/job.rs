@@ -5,6 +5,7 @@
 use bitcoin::blockdata::script::Builder;
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::pow::Target;
 use bitcoin::{Block, Transaction};
 use serde_json::Value;
@@ -73,7 +74,7 @@ impl Job {
         coinb2.extend_from_slice(&u32::MAX.to_le_bytes()); // sequence
         let witness_commitment = t["default_witness_commitment"]
             .as_str()
-            .and_then(|c| hex::decode(c).ok());
+            .and_then(|c| Vec::<u8>::from_hex(c).ok());
         let outputs = 1 + usize::from(witness_commitment.is_some());
         put_varint(&mut coinb2, outputs);
         coinb2.extend_from_slice(&value.to_le_bytes());
@@ -87,7 +88,7 @@ impl Job {
         coinb2.extend_from_slice(&0u32.to_le_bytes()); // locktime
         let mut txs = Vec::new();
         for tx in t["transactions"].as_array().into_iter().flatten() {
-            let raw = hex::decode(tx["data"].as_str()?).ok()?;
+            let raw = Vec::<u8>::from_hex(tx["data"].as_str()?).ok()?;
             txs.push(deserialize::<Transaction>(&raw).ok()?);
         }
         let mut ids = vec![[0u8; 32]];
@@ -135,7 +136,7 @@ impl Job {
                 out[i * 4 + j] = b[i * 4 + 3 - j];
             }
         }
-        hex::encode(out)
+        out.to_lower_hex_string()
     }
 
     /// The `mining.notify` parameters.
@@ -143,9 +144,12 @@ impl Job {
         serde_json::json!([
             self.id,
             self.stratum_prevhash(),
-            hex::encode(&self.coinb1),
-            hex::encode(&self.coinb2),
-            self.branch.iter().map(hex::encode).collect::<Vec<_>>(),
+            self.coinb1.to_lower_hex_string(),
+            self.coinb2.to_lower_hex_string(),
+            self.branch
+                .iter()
+                .map(|b| b.to_lower_hex_string())
+                .collect::<Vec<_>>(),
             format!("{:08x}", self.version),
             format!("{:08x}", self.nbits),
             format!("{:08x}", self.ntime),

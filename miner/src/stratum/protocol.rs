@@ -6,6 +6,7 @@
 //! Panic-free on any bytes; a parsed message re-encodes (`to_json`) to a line that parses
 //! to the same message.
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use serde_json::{json, Value};
 
 use super::job::EXTRANONCE2_SIZE;
@@ -148,7 +149,7 @@ pub fn submit_of(p: &Value, extranonce2_size: Option<usize>) -> Result<Submit, B
     let Some(id) = job_id.clone() else {
         return Err(bad(SubmitError::JobId));
     };
-    let Some(en2) = p[2].as_str().and_then(|h| hex::decode(h).ok()) else {
+    let Some(en2) = p[2].as_str().and_then(|h| Vec::<u8>::from_hex(h).ok()) else {
         return Err(bad(SubmitError::Extranonce2));
     };
     if extranonce2_size.is_some_and(|n| en2.len() != n) {
@@ -232,7 +233,7 @@ impl ClientMessage {
                 let mut p = vec![
                     json!(s.worker),
                     json!(s.job_id),
-                    json!(hex::encode(&s.extranonce2)),
+                    json!(s.extranonce2.to_lower_hex_string()),
                     json!(format!("{:08x}", s.ntime)),
                     json!(format!("{:08x}", s.nonce)),
                 ];
@@ -286,12 +287,12 @@ impl Notify {
     fn params(&self) -> Value {
         json!([
             self.job_id,
-            hex::encode(self.prevhash),
-            hex::encode(&self.coinb1),
-            hex::encode(&self.coinb2),
+            self.prevhash.to_lower_hex_string(),
+            self.coinb1.to_lower_hex_string(),
+            self.coinb2.to_lower_hex_string(),
             self.merkle_branch
                 .iter()
-                .map(hex::encode)
+                .map(|b| b.to_lower_hex_string())
                 .collect::<Vec<_>>(),
             format!("{:08x}", self.version),
             format!("{:08x}", self.nbits),
@@ -306,8 +307,9 @@ impl Notify {
             method: "mining.notify",
             field,
         };
-        let hex32 =
-            |v: &Value| -> Option<[u8; 32]> { hex::decode(v.as_str()?).ok()?.try_into().ok() };
+        let hex32 = |v: &Value| -> Option<[u8; 32]> {
+            Vec::<u8>::from_hex(v.as_str()?).ok()?.try_into().ok()
+        };
         let job_id = p[0]
             .as_str()
             .filter(|s| s.len() <= MAX_FIELD)
@@ -315,11 +317,11 @@ impl Notify {
         let prevhash = hex32(&p[1]).ok_or_else(|| bad("prevhash"))?;
         let coinb1 = p[2]
             .as_str()
-            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| Vec::<u8>::from_hex(h).ok())
             .ok_or_else(|| bad("coinb1"))?;
         let coinb2 = p[3]
             .as_str()
-            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| Vec::<u8>::from_hex(h).ok())
             .ok_or_else(|| bad("coinb2"))?;
         let branch = p[4].as_array().ok_or_else(|| bad("merkle_branch"))?;
         if branch.len() > MAX_BRANCH {
@@ -385,7 +387,7 @@ fn extranonce(
     let extranonce1 = e1
         .as_str()
         .filter(|s| s.len() <= 2 * MAX_FIELD)
-        .and_then(|h| hex::decode(h).ok())
+        .and_then(|h| Vec::<u8>::from_hex(h).ok())
         .ok_or(ProtocolError::Field {
             method,
             field: "extranonce1",
@@ -449,7 +451,7 @@ impl ServerMessage {
                 extranonce1,
                 extranonce2_size,
             } => json!({"id": null, "method": "mining.set_extranonce",
-                        "params": [hex::encode(extranonce1), extranonce2_size]}),
+                        "params": [extranonce1.to_lower_hex_string(), extranonce2_size]}),
             ServerMessage::Other { method, params } => {
                 json!({"id": null, "method": method, "params": params})
             }
@@ -483,7 +485,7 @@ impl SubscribeResult {
     pub fn to_result(&self) -> Value {
         json!([
             [["mining.set_difficulty", "1"], ["mining.notify", "1"]],
-            hex::encode(&self.extranonce1),
+            self.extranonce1.to_lower_hex_string(),
             self.extranonce2_size
         ])
     }

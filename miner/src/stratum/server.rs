@@ -316,10 +316,11 @@ impl Stratum {
             let mut pause = Duration::from_millis(100);
             loop {
                 match self.btc.call("submitblock", json!([hex])) {
-                    Ok(Value::Null) => source = Source::OnChain,
-                    Ok(Value::String(s)) if s == "inconclusive" => source = Source::Stale,
-                    Ok(other) => {
-                        tracing::warn!(%other, %hash, "bitcoind refused a block found over Stratum")
+                    Ok(answer) => {
+                        source = Source::from_submitblock(&answer);
+                        if source == Source::Premature {
+                            tracing::warn!(%answer, %hash, "bitcoind refused a block found over Stratum")
+                        }
                     }
                     Err(e) if e.is_transport() && started.elapsed() < SUBMIT_RETRY_FOR => {
                         tracing::warn!(error = %e, %hash, "submitblock failed; retrying");

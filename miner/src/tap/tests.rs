@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hex::DisplayHex;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -133,10 +134,10 @@ fn notify(job: &str, en2_size: usize) -> String {
     // Spacing no re-encoder would keep: the miner must get these bytes as they are.
     format!(
         "{{\"params\": [\"{job}\", \"{}\", \"{}\", \"{}\", [\"{}\"], \"{VERSION:08x}\", \"{NBITS:08x}\", \"{NTIME:08x}\", false], \"id\": null, \"method\": \"mining.notify\"}}\n",
-        hex::encode(sw),
-        hex::encode(c1),
-        hex::encode(c2),
-        hex::encode(BRANCH)
+        sw.to_lower_hex_string(),
+        c1.to_lower_hex_string(),
+        c2.to_lower_hex_string(),
+        BRANCH.to_lower_hex_string()
     )
 }
 
@@ -332,7 +333,7 @@ async fn lines_pass_unchanged_and_shares_are_harvested() {
     for (sub, (job, en1, en2, nonce, version)) in subs.iter().zip(cases) {
         let mut printed = leaf(job);
         printed.reverse();
-        assert_eq!(sub[0], json!(hex::encode(printed)));
+        assert_eq!(sub[0], json!(printed.to_lower_hex_string()));
         let aux = decode_hex(sub[1].as_str().unwrap()).unwrap();
         aux.check(leaf(job), ChainId::REXE).unwrap();
         let want = expected_header(job, en1, &en2, nonce, version);
@@ -495,7 +496,7 @@ fn long_coinbase_is_counted() {
     c1[n - 5] += 50;
     c1.extend_from_slice(&[0u8; 50]);
     let line = json!({"id": null, "method": "mining.notify", "params": [
-        "big", "00".repeat(32), hex::encode(c1), hex::encode(c2), [], "20000000", "207fffff", "65000000", true]});
+        "big", "00".repeat(32), c1.to_lower_hex_string(), c2.to_lower_hex_string(), [], "20000000", "207fffff", "65000000", true]});
     let mut f = subscribed();
     f.on_pool_line(line.to_string().as_bytes());
     assert_eq!(tap.stats().coinbase_too_long, 1);
@@ -608,11 +609,11 @@ async fn shares_for_an_aggregated_tree_go_to_the_aux_proxy() {
             let subs = submitted.lock().unwrap().clone();
             assert_eq!(subs.len(), 1, "one call, to the proxy: {subs:?}");
             let want = expected_header("t1", &EN1, &[0, 0, 0, 1], 7, VERSION);
-            assert_eq!(subs[0][0], json!(hex::encode(want)));
+            assert_eq!(subs[0][0], json!(want.to_lower_hex_string()));
             let (c1, c2) = coinbase_parts("t1", 4);
             let coinbase = [c1, EN1.to_vec(), vec![0, 0, 0, 1], c2].concat();
-            assert_eq!(subs[0][1], json!(hex::encode(coinbase)));
-            assert_eq!(subs[0][2], json!([hex::encode(BRANCH)]));
+            assert_eq!(subs[0][1], json!(coinbase.to_lower_hex_string()));
+            assert_eq!(subs[0][2], json!([BRANCH.to_lower_hex_string()]));
         } else {
             let s = wait_stats(&tap, "the share skipped", |s| {
                 s.skipped.get("aggregated_tree") == Some(&1)

@@ -7,6 +7,7 @@ use std::net::TcpStream;
 
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{
@@ -22,7 +23,7 @@ pub fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String
 
 /// [`post`] to the request path `path` (e.g. `/wallet/alice`).
 pub fn post_to(node: &RegtestNode, path: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let mut s = TcpStream::connect(node.rpc_addr).unwrap();
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -31,7 +32,7 @@ pub fn post_to(node: &RegtestNode, path: &str, auth: Option<&str>, body: &[u8]) 
     if let Some(a) = auth {
         req += &format!(
             "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(a)
+            bitcoin::base64::engine::general_purpose::STANDARD.encode(a)
         );
     }
     req += "\r\n";
@@ -164,7 +165,7 @@ pub fn spend_locked(
 pub fn coinbase_of(node: &RegtestNode, h: u64) -> (OutPoint, Amount) {
     let hash = ok(node, "getblockhash", json!([h]));
     let raw = ok(node, "getblock", json!([hash, 0]));
-    let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let block: Block = deserialize(&Vec::<u8>::from_hex(raw.as_str().unwrap()).unwrap()).unwrap();
     let cb = &block.txdata[0];
     (OutPoint::new(cb.compute_txid(), 0), cb.output[0].value)
 }
@@ -193,7 +194,7 @@ pub fn block_from_template(
     if let Some(c) = t["default_witness_commitment"].as_str() {
         outputs.push(TxOut {
             value: Amount::ZERO,
-            script_pubkey: ScriptBuf::from_bytes(hex::decode(c).unwrap()),
+            script_pubkey: ScriptBuf::from_bytes(Vec::<u8>::from_hex(c).unwrap()),
         });
     }
     let coinbase = Transaction {
@@ -209,7 +210,9 @@ pub fn block_from_template(
     };
     let mut txdata = vec![coinbase];
     for tx in t["transactions"].as_array().unwrap() {
-        txdata.push(deserialize(&hex::decode(tx["data"].as_str().unwrap()).unwrap()).unwrap());
+        txdata.push(
+            deserialize(&Vec::<u8>::from_hex(tx["data"].as_str().unwrap()).unwrap()).unwrap(),
+        );
     }
     let bits = u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap();
     let mut block = Block {

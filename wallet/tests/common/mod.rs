@@ -19,14 +19,14 @@ pub fn start_node() -> RegtestNode {
 
 /// A JSON-RPC call with cookie auth; returns the whole answer.
 pub fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
-    use base64::Engine as _;
+    use bitcoin::base64::Engine as _;
     let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params}).to_string();
     let mut s = TcpStream::connect(node.rpc_addr).unwrap();
     let req = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Connection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
         body.len(),
-        base64::engine::general_purpose::STANDARD.encode(&node.cookie)
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(&node.cookie)
     );
     s.write_all(req.as_bytes()).unwrap();
     let mut out = String::new();

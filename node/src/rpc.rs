@@ -2,6 +2,7 @@
 //! parses, authenticates and serialises. The method list is documented in `docs/rpc.md`;
 //! a test checks the two agree.
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::{Address, Block, BlockHash, Chain, ShardId, SubmitOutcome};
 use serde_json::{json, Value};
@@ -9,13 +10,16 @@ use serde_json::{json, Value};
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
+    /// Bitcoin Core's error code (-32700…-32600 for JSON-RPC, -26 rejected, -5 not found…).
     pub code: i64,
+    /// Human-readable message.
     pub message: String,
     /// The error object's `data`, when there is more than a code and a message.
     pub data: Option<Value>,
 }
 
 impl RpcError {
+    /// An error with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError {
             code,
@@ -33,9 +37,11 @@ impl RpcError {
         }
         err
     }
+    /// -32700: the body is not JSON.
     pub fn parse(m: impl Into<String>) -> Self {
         Self::new(-32700, m)
     }
+    /// -32600: not a JSON-RPC request.
     pub fn invalid_request(m: impl Into<String>) -> Self {
         Self::new(-32600, m)
     }
@@ -153,7 +159,7 @@ pub fn admit_verified(chain: &mut Chain, tx: rexe_chain::VerifiedTx) -> Result<V
 }
 
 fn hex_param(params: &Value, i: usize, name: &str) -> Result<Vec<u8>, RpcError> {
-    hex::decode(str_param(params, i, name)?)
+    Vec::<u8>::from_hex(str_param(params, i, name)?)
         .map_err(|e| RpcError::new(-22, format!("{name} is not valid hex: {e}")))
 }
 
@@ -251,7 +257,7 @@ pub fn call(
                 "network": chain.params().network.name(),
                 "height": chain.tip_height(),
                 "bestblockhash": chain.tip_hash().to_string(),
-                "chainwork": hex::encode(chain.tip_work().to_be_bytes()),
+                "chainwork": chain.tip_work().to_be_bytes().to_lower_hex_string(),
                 "shards": chain.params().shard_order.shard_count(),
                 "mempool_size": chain.mempool().len(),
                 "state_root": chain.tip_header().state_root.to_string(),
@@ -293,11 +299,11 @@ pub fn call(
                 .map_err(RpcError::internal)?
                 .ok_or_else(|| RpcError::not_found("block not found"))?;
             match verbosity {
-                0 => Ok(json!(hex::encode(block.to_bytes()))),
+                0 => Ok(json!(block.to_bytes().to_lower_hex_string())),
                 1 => {
                     let mut v = header_json(chain, hash)?;
                     v["txs"] = serde_json::to_value(&block.txs).map_err(RpcError::internal)?;
-                    v["seal"] = json!(hex::encode(&block.seal));
+                    v["seal"] = json!(block.seal.to_lower_hex_string());
                     v["tx_count"] = json!(block.tx_count());
                     Ok(v)
                 }
@@ -501,7 +507,7 @@ pub fn call(
                 "bits": format!("{:08x}", block.header.bits),
                 "target": format!("{:064x}", block.header.target()),
                 "tx_count": block.tx_count(),
-                "hex": hex::encode(block.to_bytes()),
+                "hex": block.to_bytes().to_lower_hex_string(),
             }))
         }
         "submitblock" => {

@@ -2,6 +2,7 @@
 //! and call receipts. Read-only; peg operations are ordinary transactions
 //! (`sendrawtransaction` with a `Call` payload for the peg contract).
 
+use bitcoin::hex::DisplayHex;
 use bitcoin::{Address as BtcAddress, Network as BtcNetwork, Script};
 use rexe_bridge::contract::PegContract;
 use rexe_bridge::peg::{Match, MatchId, MatchState, Order, Peg, Sats};
@@ -16,7 +17,7 @@ fn peg(chain: &Chain) -> Result<&PegContract, RpcError> {
 
 fn script_json(script: &Script, net: BtcNetwork) -> Value {
     json!({
-        "hex": hex::encode(script.as_bytes()),
+        "hex": script.as_bytes().to_lower_hex_string(),
         "address": BtcAddress::from_script(script, net).ok().map(|a| a.to_string()),
     })
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use bitcoin::hex::{DisplayHex, FromHex};
 use rexe_chain::encode::Decode;
 use rexe_chain::{Block, BlockError};
 use serde_json::{json, Value};
@@ -25,7 +26,10 @@ fn now_secs() -> u64 {
 /// Our chainwork and tip, as hex strings comparable with a peer's `getchaininfo`.
 fn our_tip(shared: &Shared) -> (String, u64) {
     let c = shared.chain();
-    (hex::encode(c.tip_work().to_be_bytes()), c.tip_height())
+    (
+        c.tip_work().to_be_bytes().to_lower_hex_string(),
+        c.tip_height(),
+    )
 }
 
 /// Highest height at which we and `peer` have the same block.
@@ -65,7 +69,7 @@ pub fn sync_from(shared: &Shared, peer: &Peer) -> Result<u64> {
     let mut got = 0;
     for h in from + 1..=their_height {
         let hex = peer.call("getblock", json!([h, 0]))?;
-        let bytes = hex::decode(hex.as_str().unwrap_or(""))?;
+        let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or(""))?;
         let block = Block::from_bytes(&bytes)
             .map_err(|e| anyhow!("peer {} sent a bad block: {e}", peer.addr))?;
         match shared.chain().submit(block, now_secs()) {

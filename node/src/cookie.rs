@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use bitcoin::hex::DisplayHex;
 
 /// User name of cookie credentials.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -16,7 +17,7 @@ pub fn write(datadir: &Path) -> Result<(String, PathBuf)> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut secret))
         .context("reading /dev/urandom for the RPC cookie")?;
-    let value = format!("{COOKIE_USER}:{}", hex::encode(secret));
+    let value = format!("{COOKIE_USER}:{}", secret.to_lower_hex_string());
     let path = datadir.join(".cookie");
     let _ = std::fs::remove_file(&path);
     let mut f = std::fs::OpenOptions::new()
