@@ -44,9 +44,10 @@ pub const MAX_TIMEWARP: i64 = 600;
 pub const RETARGET_INTERVAL: u32 = 2016;
 /// Best-chain blocks below the tip that stay tracked (see the module docs).
 pub const KEEP_DEPTH: u32 = 2 * RETARGET_INTERVAL;
-/// How far past `KEEP_DEPTH` the tip gets before headers are pruned (in batches, so that the
-/// work is not done at every header).
-pub const PRUNE_STEP: u32 = 144;
+/// How far past `KEEP_DEPTH` the tip gets before headers are pruned: once per retarget
+/// period, so that the pass over the tracked headers is paid once per 2,016 headers (the
+/// chain tracks at most `KEEP_DEPTH + PRUNE_STEP` = 6,048 headers).
+pub const PRUNE_STEP: u32 = RETARGET_INTERVAL;
 
 /// A trusted starting point of the tracked chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

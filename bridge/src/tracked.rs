@@ -11,14 +11,16 @@ use std::ops::Deref;
 #[derive(Debug, Clone)]
 pub struct TrackedMap<K: Ord, V> {
     map: BTreeMap<K, V>,
-    written: BTreeSet<K>,
+    /// Keys in write order, repeats included (sorted and deduplicated when taken: a push
+    /// per write is cheaper than a set insert, and writes far outnumber takes).
+    written: Vec<K>,
 }
 
 impl<K: Ord, V> Default for TrackedMap<K, V> {
     fn default() -> Self {
         TrackedMap {
             map: BTreeMap::new(),
-            written: BTreeSet::new(),
+            written: Vec::new(),
         }
     }
 }
@@ -31,21 +33,21 @@ impl<K: Ord + Clone, V> TrackedMap<K, V> {
 
     /// Inserts, recording the key.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        self.written.insert(key.clone());
+        self.written.push(key.clone());
         self.map.insert(key, value)
     }
 
     /// Removes, recording the key when it was present.
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let v = self.map.remove(key)?;
-        self.written.insert(key.clone());
+        self.written.push(key.clone());
         Some(v)
     }
 
     /// Mutable access, recording the key (whether or not the caller changes the value).
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let v = self.map.get_mut(key)?;
-        self.written.insert(key.clone());
+        self.written.push(key.clone());
         Some(v)
     }
 
@@ -64,7 +66,7 @@ impl<K: Ord + Clone, V> TrackedMap<K, V> {
 
     /// The keys written since the last call (and forgets them).
     pub fn take_written(&mut self) -> BTreeSet<K> {
-        std::mem::take(&mut self.written)
+        std::mem::take(&mut self.written).into_iter().collect()
     }
 }
 
@@ -89,7 +91,7 @@ impl<K: Ord + Clone, V> FromIterator<(K, V)> for TrackedMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         TrackedMap {
             map: iter.into_iter().collect(),
-            written: BTreeSet::new(),
+            written: Vec::new(),
         }
     }
 }
