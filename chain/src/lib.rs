@@ -16,12 +16,14 @@ pub mod chain;
 pub mod contract;
 pub mod difficulty;
 mod dropper;
-pub mod encode;
+/// The canonical binary encoding (the `rexe-encode` crate).
+pub use rexe_encode as encode;
 pub mod exec;
 pub mod fee;
 pub mod global;
 pub mod hash;
-pub mod lang;
+/// The contract language (the `rexe-lang` crate).
+pub use rexe_lang as lang;
 pub mod lthash;
 pub mod mempool;
 pub mod params;

@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 
 use super::num::{Int, IntTy, NumTy};
 use super::types::{is_map_key, Type, TypeTable, MAX_TYPE_DEPTH};
-use crate::encode::{write_compact_size, DecodeError, Reader};
+use rexe_encode::{write_compact_size, DecodeError, Reader};
 
 /// Longest string or blob, in bytes.
 pub const MAX_BYTES_LEN: usize = 65_535;
@@ -290,7 +290,7 @@ fn decode_at(
                 _ => return Err(DecodeError::Invalid("bigint sign")),
             };
             let n = r.length(1)?;
-            if n > (crate::lang::num::BIGINT_BITS as usize).div_ceil(8) {
+            if n > (crate::num::BIGINT_BITS as usize).div_ceil(8) {
                 return Err(DecodeError::Invalid("bigint too large"));
             }
             let mag = r.take(n)?;
@@ -693,7 +693,7 @@ pub fn uint_ty(bits: u16) -> IntTy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lang::types::StructDesc;
+    use crate::types::StructDesc;
 
     fn table() -> TypeTable {
         let mut tt = TypeTable::with_builtins();

@@ -486,7 +486,7 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lang::compile;
+    use crate::compile;
 
     #[test]
     fn compiled_modules_verify_and_tampering_is_caught() {

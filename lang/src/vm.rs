@@ -22,7 +22,7 @@ use super::num::{Int, NumTy};
 use super::types::Type;
 use super::value::{self, default_value, has_type, Value, MAX_BYTES_LEN};
 use super::verify::Verified;
-use crate::encode::Reader;
+use rexe_encode::Reader;
 
 /// Deepest call nesting.
 pub const MAX_CALL_DEPTH: usize = 64;
@@ -1276,7 +1276,7 @@ pub fn decode_row(
     code: &Verified,
     scope: ScopeKind,
     bytes: &[u8],
-) -> Result<Vec<Value>, crate::encode::DecodeError> {
+) -> Result<Vec<Value>, rexe_encode::DecodeError> {
     let mut r = Reader::new(bytes);
     let mut out = Vec::new();
     for (_, t) in code.state_of(scope) {

@@ -7,9 +7,9 @@ use num_bigint::BigInt;
 
 use super::func::FnCx;
 use super::*;
-use crate::lang::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, Root, Step};
-use crate::lang::num::{Int, NumTy};
-use crate::lang::types::num_ty;
+use crate::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, Root, Step};
+use crate::num::{Int, NumTy};
+use crate::types::num_ty;
 
 /// A location an expression names.
 pub(super) struct PlaceRef<'e> {
@@ -25,7 +25,7 @@ fn is_flex_literal(e: &Expr) -> bool {
     matches!(
         e.kind,
         ExprKind::Int {
-            suffix: crate::lang::lexer::IntSuffix::None,
+            suffix: crate::lexer::IntSuffix::None,
             ..
         }
     )
@@ -178,12 +178,12 @@ impl<'p, 'a> FnCx<'p, 'a> {
     fn literal(
         &mut self,
         value: &num_bigint::BigUint,
-        suffix: crate::lang::lexer::IntSuffix,
+        suffix: crate::lexer::IntSuffix,
         negated: bool,
         hint: Option<&Type>,
         pos: Pos,
     ) -> CResult<Type> {
-        use crate::lang::lexer::IntSuffix;
+        use crate::lexer::IntSuffix;
         let mut v = Int::from(value.clone());
         if negated {
             v = Int::from(-BigInt::from(value.clone()));

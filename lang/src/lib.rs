@@ -5,7 +5,7 @@
 //! `ast`) → `compile` (names, types, scope rules, bytecode) → `verify`. [`vm::execute`] runs
 //! one micro-transaction of a module against a [`vm::Host`] that supplies state rows.
 //! Values, their canonical encoding and their JSON form are in [`value`]. What is supported
-//! and how it differs from PREDA is described in `README.md` next to this file.
+//! and how it differs from PREDA is described in `lang/README.md`.
 
 pub mod ast;
 pub mod bytecode;

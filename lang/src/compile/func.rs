@@ -1,7 +1,7 @@
 //! Function bodies: locals and their block scopes, statements, loops and relays.
 
 use super::*;
-use crate::lang::bytecode::{Instr, RelayTo};
+use crate::bytecode::{Instr, RelayTo};
 
 /// A local variable.
 #[derive(Clone, Debug)]

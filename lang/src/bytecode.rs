@@ -10,7 +10,7 @@ use super::ast::ScopeKind;
 use super::num::{IntTy, NumTy};
 use super::types::{EnumDesc, StructDesc, Type, TypeTable};
 use super::value::{self, Value};
-use crate::encode::{write_compact_size, DecodeError, Reader};
+use rexe_encode::{write_compact_size, DecodeError, Reader};
 
 /// Index into [`Module::types`].
 pub type TypeId = u16;
@@ -907,7 +907,7 @@ impl Module {
             put_u16(&mut out, *t);
             let ty = self.types.get(*t as usize).cloned().unwrap_or(Type::Bool);
             let bytes = value::to_bytes(v, &ty, &self.table).unwrap_or_default();
-            crate::encode::Encode::encode(&bytes, &mut out);
+            rexe_encode::Encode::encode(&bytes, &mut out);
         }
         write_compact_size(&mut out, self.places.len() as u64);
         for p in &self.places {
@@ -1004,7 +1004,7 @@ impl Module {
         let mut consts = Vec::new();
         for _ in 0..get_len(&mut r, 3)? {
             let t = get_u16(&mut r)?;
-            let bytes = <Vec<u8> as crate::encode::Decode>::decode(&mut r)?;
+            let bytes = <Vec<u8> as rexe_encode::Decode>::decode(&mut r)?;
             let ty = types
                 .get(t as usize)
                 .ok_or(DecodeError::Invalid("constant type"))?;
