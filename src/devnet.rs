@@ -30,9 +30,9 @@ use rexe_miner::proxy::Harvester;
 use rexe_wallet::{DescriptorKind, RexeWallet};
 use serde_json::json;
 
-use crate::node::peer::Peer;
 use crate::peg::l2::L2Client;
 use crate::peg::source::{BitcoinSource, Electrum};
+use rexe_node::peer::Peer;
 
 #[derive(Args)]
 pub struct DevnetArgs {
@@ -104,21 +104,9 @@ fn operator() -> Signer {
     Signer::from_seed(b"rexe devnet miner")
 }
 
-/// Devnet chain parameters: regtest rules with Alice and Bob (10 rxBTC each) and the
-/// operator (1 rxBTC, for the agents' fees) funded.
+/// Devnet chain parameters: the preset (Alice, Bob and the operator funded).
 pub fn params() -> ChainParams {
-    let [alice, bob] = demo_users();
-    ChainParams::devnet(vec![
-        (
-            alice.l2.address(),
-            Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
-        ),
-        (
-            bob.l2.address(),
-            Amount::from_sat(10 * Amount::ONE_BTC.to_sat()),
-        ),
-        (operator().address(), Amount::ONE_BTC),
-    ])
+    ChainParams::devnet_preset()
 }
 
 fn addr(s: &str, what: &str) -> Result<SocketAddr> {
@@ -327,9 +315,9 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
 pub fn run(args: DevnetArgs) -> Result<()> {
     let users = demo_users();
     let params = params();
-    let cfg = crate::node::NodeConfig::load(
+    let cfg = rexe_node::NodeConfig::load(
         None,
-        &crate::node::config::Overrides {
+        &rexe_node::config::Overrides {
             datadir: Some(args.datadir.clone()),
             network: Some("devnet".into()),
             rpc_bind: Some(args.rpc_bind.clone()),
@@ -341,9 +329,9 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         .context("--bitcoin-bits must be hex")?;
     // The peg tracks the embedded node's chain: regtest at its fixed difficulty.
     let peg = rexe_bridge::contract::PegContract::for_chain(&params).with_fixed_bits(btc_bits);
-    let (shared, cookie_path) = crate::node::open_shared_with_peg(&cfg, params.clone(), peg)
+    let (shared, cookie_path) = rexe_node::open_shared_with_peg(&cfg, params.clone(), peg)
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
-    let rpc = crate::node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
+    let rpc = rexe_node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
     let l2_cookie = std::fs::read_to_string(&rpc.cookie_path)?
         .trim()
         .to_string();
@@ -382,7 +370,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     bob_wallet.sync(&electrum)?;
     drop(bob_wallet);
 
-    let stop = crate::signals::stop_flag()?;
+    let stop = rexe_node::signals::stop_flag()?;
 
     // Merge mining: proxy, watcher, Stratum, CPU miner.
     let operator_addr = operator().address().encode(Network::Devnet);
@@ -633,4 +621,26 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     );
     println!("stopped at height {}; state flushed", chain.tip_height());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The preset's genesis funds exactly the keys the devnet derives from its public seeds.
+    #[test]
+    fn the_preset_funds_the_demo_users_and_the_operator() {
+        let [alice, bob] = demo_users();
+        let hex = |a: rexe_chain::Address| format!("{:?}", a.0);
+        let want = vec![
+            (hex(alice.l2.address()), 10 * Amount::ONE_BTC.to_sat()),
+            (hex(bob.l2.address()), 10 * Amount::ONE_BTC.to_sat()),
+            (hex(operator().address()), Amount::ONE_BTC.to_sat()),
+        ];
+        let rexe_chain::params::GenesisAlloc::Accounts(got) = params().genesis_alloc else {
+            panic!("devnet allocates accounts");
+        };
+        let got: Vec<_> = got.into_iter().map(|(a, v)| (hex(a), v.to_sat())).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -9,13 +9,13 @@ mod contract_script;
 mod devnet;
 mod fees;
 mod miner_cli;
-mod node;
 mod peg;
 mod psbt_cmd;
-mod signals;
 mod wallet_cli;
 
 use anyhow::Result;
+use rexe_node as node;
+use rexe_node::signals;
 
 /// mimalloc: the executor allocates and frees millions of small values a second (state
 /// rows, relays, VM values), where it is markedly faster than glibc's malloc.

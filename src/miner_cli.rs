@@ -180,7 +180,7 @@ fn tap(a: &TapArgs) -> Result<()> {
             format!("harvesting for the L2 node at {}", a.l2)
         }
     );
-    let stop = crate::signals::stop_flag()?;
+    let stop = rexe_node::signals::stop_flag()?;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -348,7 +348,7 @@ fn aux_chains(specs: &[String], timeout: Duration) -> Result<Vec<AuxChain>> {
 pub fn run(cmd: MinerCmd) -> Result<()> {
     let a = match cmd {
         MinerCmd::Stats { proxy } => {
-            let v = crate::node::peer::Peer::parse(&format!("http://{proxy}"))?;
+            let v = rexe_node::peer::Peer::parse(&format!("http://{proxy}"))?;
             let mut s = std::net::TcpStream::connect(&v.addr)?;
             use std::io::{Read, Write};
             write!(
@@ -369,7 +369,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             seconds,
             pace_ms,
         } => {
-            let stop = crate::signals::stop_flag()?;
+            let stop = rexe_node::signals::stop_flag()?;
             let opts = rexe_miner::stratum::client::CpuOptions {
                 threads,
                 stop_after: shares,
@@ -517,7 +517,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             .with_context(|| format!("binding Stratum to {listen}"))?;
         println!("rexe miner: Stratum v1 on stratum+tcp://{addr}");
     }
-    let stop = crate::signals::stop_flag()?;
+    let stop = rexe_node::signals::stop_flag()?;
     let wake = a.zmq.clone().map(|endpoint| {
         let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn(rexe_miner::zmq::follow_hashblock(endpoint, tx));

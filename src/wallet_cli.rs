@@ -12,7 +12,7 @@ use rexe_chain::encode::Encode;
 use rexe_chain::{Address, Amount, Network, Payload, Signer, Tx};
 use serde_json::json;
 
-use crate::node::peer::Peer;
+use rexe_node::peer::Peer;
 
 /// How to reach a node.
 #[derive(Args)]

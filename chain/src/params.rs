@@ -226,6 +226,18 @@ impl ChainParams {
         }
     }
 
+    /// `rexe devnet`'s chain: [`ChainParams::devnet`] funding the demo users Alice and Bob
+    /// (10 rxBTC each) and the operator (1 rxBTC, for the agents' fees). Their keys come from
+    /// public seeds (the binary's `devnet` module derives them and checks these addresses).
+    pub fn devnet_preset() -> ChainParams {
+        let btc = Amount::ONE_BTC.to_sat();
+        ChainParams::devnet(vec![
+            (Address(DEVNET_ALICE), Amount::from_sat(10 * btc)),
+            (Address(DEVNET_BOB), Amount::from_sat(10 * btc)),
+            (Address(DEVNET_OPERATOR), Amount::ONE_BTC),
+        ])
+    }
+
     /// Tests: regtest rules with `2^order` shards and the given allocations.
     pub fn for_tests(order: u8, alloc: Vec<(Address, Amount)>) -> ChainParams {
         ChainParams {
@@ -236,6 +248,22 @@ impl ChainParams {
         }
     }
 }
+
+/// Devnet demo user Alice's L2 address (key from the words of `sha256("rexe devnet alice")`).
+const DEVNET_ALICE: [u8; 32] = [
+    203, 88, 147, 252, 131, 152, 181, 228, 137, 83, 17, 150, 97, 206, 159, 182, 116, 43, 130, 55,
+    70, 54, 219, 43, 124, 83, 9, 131, 127, 193, 14, 155,
+];
+/// Devnet demo user Bob's L2 address.
+const DEVNET_BOB: [u8; 32] = [
+    38, 62, 66, 111, 160, 28, 7, 180, 210, 158, 186, 253, 114, 115, 62, 56, 100, 173, 66, 48, 59,
+    178, 121, 11, 170, 249, 210, 17, 129, 226, 58, 238,
+];
+/// The devnet operator's L2 address (key `Signer::from_seed(b"rexe devnet miner")`).
+const DEVNET_OPERATOR: [u8; 32] = [
+    205, 14, 21, 204, 128, 239, 34, 129, 156, 201, 145, 223, 108, 79, 150, 51, 237, 252, 118, 163,
+    188, 159, 123, 28, 115, 41, 113, 240, 242, 212, 157, 242,
+];
 
 #[cfg(test)]
 mod tests {

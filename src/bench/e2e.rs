@@ -106,10 +106,10 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let chain = Chain::open(tmp.path(), params.clone(), config, Arc::new(TestSealer))
         .context("opening the benchmark chain")?;
     let max_tx_bytes = chain.params().max_tx_bytes;
-    let (cookie, cookie_path) = crate::node::cookie::write(tmp.path())?;
-    let shared = Arc::new(crate::node::http::Shared {
+    let (cookie, cookie_path) = rexe_node::cookie::write(tmp.path())?;
+    let shared = Arc::new(rexe_node::http::Shared {
         chain: Mutex::new(chain),
-        auth: crate::node::http::Auth {
+        auth: rexe_node::http::Auth {
             cookie,
             user_password: None,
         },
@@ -121,7 +121,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         limits: rexe_net::Limits::http(),
         max_tx_bytes,
     });
-    let rpc = crate::node::start_rpc(
+    let rpc = rexe_node::start_rpc(
         shared.clone(),
         "127.0.0.1:0".parse().expect("valid"),
         cookie_path.clone(),

@@ -60,7 +60,7 @@ pub(super) struct Stack {
     pub(super) addr: SocketAddr,
     pub(super) stratum: Arc<Stratum>,
     _regtest: rexe_regtest::RegtestNode,
-    pub(super) l2: crate::node::RpcHandle,
+    pub(super) l2: rexe_node::RpcHandle,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
@@ -71,7 +71,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         bits: HARD_BITS,
         ..Default::default()
     })?;
-    let cfg = crate::node::NodeConfig {
+    let cfg = rexe_node::NodeConfig {
         datadir: dir.path().join("l2"),
         network: "regtest".into(),
         rpc_bind: "127.0.0.1:0".into(),
@@ -93,8 +93,8 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         pow_limit_bits: HARD_BITS,
         ..rexe_chain::ChainParams::regtest()
     };
-    let (shared, cookie) = crate::node::open_shared(&cfg, params)?;
-    let l2 = crate::node::start_rpc(shared, cfg.rpc_addr()?, cookie)?;
+    let (shared, cookie) = rexe_node::open_shared(&cfg, params)?;
+    let l2 = rexe_node::start_rpc(shared, cfg.rpc_addr()?, cookie)?;
     let payout = rexe_chain::params::bench_address(0).encode(rexe_chain::Network::Regtest);
     let harvester = Arc::new(Harvester::new(
         Bitcoind::new(l2.addr.to_string(), "bench:bench"),

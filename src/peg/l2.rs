@@ -11,7 +11,7 @@ use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
-use crate::node::peer::Peer;
+use rexe_node::peer::Peer;
 
 /// An L2 node plus the key that signs our calls.
 pub struct L2Client {

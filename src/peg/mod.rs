@@ -45,7 +45,7 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn signer(&self, peer: &crate::node::peer::Peer) -> Result<rexe_chain::Signer> {
+    fn signer(&self, peer: &rexe_node::peer::Peer) -> Result<rexe_chain::Signer> {
         match (&self.key, &self.wallet) {
             (Some(k), _) => read_key(k),
             (None, Some(w)) => {

@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 use super::l2::L2Client;
 use super::source::{BitcoinSource, Electrum};
 use crate::btc_wallet::{fee_rate, WalletArgs};
-use crate::node::peer::Peer;
 use crate::wallet_cli::RpcArgs;
+use rexe_node::peer::Peer;
 
 /// How long to wait for L2 calls to run.
 const WAIT: Duration = Duration::from_secs(120);

@@ -165,7 +165,11 @@ impl Serialize for Target {
             Target::Global => "@global".to_string(),
             Target::Shard(id) => format!("@shard{id}"),
             Target::Address(a) => format!("@{a}"),
-            Target::Uint(sc, k) => format!("@{}:0x{}", sc.name(), hex::encode(k)),
+            Target::Uint(sc, k) => format!(
+                "@{}:0x{}",
+                sc.name(),
+                bitcoin::hex::DisplayHex::to_lower_hex_string(&k[..])
+            ),
         })
     }
 }

@@ -65,7 +65,11 @@ impl std::hash::Hash for StateKey {
 
 impl std::fmt::Debug for StateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StateKey({})", hex::encode(self.as_bytes()))
+        write!(
+            f,
+            "StateKey({})",
+            bitcoin::hex::DisplayHex::to_lower_hex_string(self.as_bytes())
+        )
     }
 }
 

@@ -73,37 +73,52 @@ pub struct Overrides {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// Data directory (default `rexe-data`).
     #[serde(default = "default_datadir")]
     pub datadir: PathBuf,
+    /// Network: `regtest`, `devnet`, `test` or `main`.
     #[serde(default = "default_network")]
     pub network: String,
+    /// JSON-RPC listen address (`host:port`).
     #[serde(default = "default_bind")]
     pub rpc_bind: String,
+    /// Optional RPC user name (besides the cookie).
     #[serde(default)]
     pub rpc_user: Option<String>,
+    /// Its password.
     #[serde(default)]
     pub rpc_password: Option<String>,
+    /// Executor threads.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Peer nodes, `http://user:password@host:port`.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Address paid by blocks built for the aux RPC.
     #[serde(default)]
     pub mining_address: Option<String>,
     /// Merge-mining chain id (TOML integer, e.g. `chain_id = 0x0b42`).
     #[serde(default)]
     pub chain_id: Option<u32>,
+    /// RPC connections at once (default 256).
     #[serde(default)]
     pub rpc_max_connections: Option<usize>,
+    /// RPC connections per client address (default 128).
     #[serde(default)]
     pub rpc_max_per_ip: Option<usize>,
+    /// Seconds for a request head/body and for an idle keep-alive connection (default 30).
     #[serde(default)]
     pub rpc_timeout: Option<u64>,
+    /// Requests in one JSON-RPC batch (default 1000).
     #[serde(default)]
     pub rpc_max_batch: Option<usize>,
+    /// Recompute every shard's commitment (and SQLite's integrity check) at open.
     #[serde(default)]
     pub verify_state: bool,
+    /// Mempool capacity per shard.
     #[serde(default)]
     pub mempool_per_shard: Option<usize>,
+    /// Memory for the shards' account caches, in MiB.
     #[serde(default)]
     pub cache_mib: Option<usize>,
 }
@@ -265,7 +280,7 @@ impl NodeConfig {
     pub fn chain_params(&self) -> Result<ChainParams> {
         match self.network.as_str() {
             "regtest" => Ok(ChainParams::regtest()),
-            "devnet" => Ok(crate::devnet::params()),
+            "devnet" => Ok(ChainParams::devnet_preset()),
             other => bail!(
                 "unknown network {other:?} (regtest or devnet; main and test are not launched)"
             ),

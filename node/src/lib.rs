@@ -13,6 +13,7 @@ pub mod http;
 pub mod peer;
 pub mod peg_rpc;
 pub mod rpc;
+pub mod signals;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use rexe_chain::{Chain, ChainConfig, ChainParams};
 pub use config::NodeConfig;
 pub use http::{Auth, Shared};
 
+/// `rexe node`'s arguments: a TOML file and flags overriding its keys.
 #[derive(Args)]
 pub struct NodeArgs {
     /// TOML configuration file; command-line flags override its keys.
@@ -38,7 +40,9 @@ pub struct NodeArgs {
 
 /// A running RPC server and the runtime that drives it.
 pub struct RpcHandle {
+    /// The address it listens on.
     pub addr: SocketAddr,
+    /// The cookie file it wrote (removed at shutdown).
     pub cookie_path: std::path::PathBuf,
     runtime: tokio::runtime::Runtime,
 }
@@ -133,6 +137,7 @@ pub fn open_shared_with_peg(
     Ok((shared, cookie_path))
 }
 
+/// Runs `rexe node` until a stop signal: opens the chain, serves JSON-RPC, syncs from peers.
 pub fn run(args: NodeArgs) -> Result<()> {
     // Installed first: a SIGTERM that arrives while the chain opens or once the RPC answers
     // must stop the node cleanly, not kill it (the default action).

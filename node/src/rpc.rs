@@ -10,13 +10,16 @@ use serde_json::{json, Value};
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
+    /// Bitcoin Core's error code (-32700…-32600 for JSON-RPC, -26 rejected, -5 not found…).
     pub code: i64,
+    /// Human-readable message.
     pub message: String,
     /// The error object's `data`, when there is more than a code and a message.
     pub data: Option<Value>,
 }
 
 impl RpcError {
+    /// An error with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError {
             code,
@@ -34,9 +37,11 @@ impl RpcError {
         }
         err
     }
+    /// -32700: the body is not JSON.
     pub fn parse(m: impl Into<String>) -> Self {
         Self::new(-32700, m)
     }
+    /// -32600: not a JSON-RPC request.
     pub fn invalid_request(m: impl Into<String>) -> Self {
         Self::new(-32600, m)
     }

@@ -30,8 +30,11 @@ pub struct Auth {
 
 /// State shared by the server and whoever produces blocks.
 pub struct Shared {
+    /// The chain (one lock: admission, templates and queries take turns).
     pub chain: Mutex<Chain>,
+    /// Accepted credentials.
     pub auth: Auth,
+    /// When the node started (for `uptime`).
     pub started: Instant,
     /// Peers blocks are synced from and transactions forwarded to.
     pub peers: Vec<super::peer::Peer>,
