@@ -5,17 +5,16 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bitcoin::hex::DisplayHex;
 use clap::{Args, Subcommand};
 use rexe_chain::contract::{abi, contract_address};
-use rexe_chain::encode::Encode;
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::compile;
-use rexe_chain::{Address, Payload, Tx};
+use rexe_chain::{Address, Payload};
 use serde_json::{json, Value as Json};
 
 use crate::contract_script::{Options, Runner};
-use crate::wallet_cli::{network, read_key, RpcArgs};
+use crate::wallet_cli::{read_key, RpcArgs};
+use rexe_node::client::L2Client;
 
 #[derive(Subcommand)]
 pub enum ContractCmd {
@@ -46,7 +45,7 @@ pub struct TxArgs {
     #[arg(long, default_value_t = 1_000_000)]
     gas: u64,
     #[command(flatten)]
-    fees: crate::fees::FeeArgs,
+    fees: rexe_node::fees::FeeArgs,
     /// Wait for the receipts and print them.
     #[arg(long)]
     wait: bool,
@@ -159,36 +158,16 @@ fn check(files: &[PathBuf]) -> Result<()> {
 /// Signs `payload`, sends it, and (with `--wait`) prints the receipts.
 fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
     let peer = tx.rpc.peer()?;
-    let signer = read_key(&tx.key)?;
-    let info = peer.call("getchaininfo", json!([]))?;
-    let net = network(info["network"].as_str().unwrap_or(""))?;
-    let from = signer.address();
-    let acct = peer.call("getaccount", json!([from.encode(net)]))?;
-    let nonce = acct["nonce"].as_u64().unwrap_or(0);
-    let height = info["height"].as_u64().unwrap_or(0);
-    let fees = tx.fees.pick(&peer, &from.encode(net))?;
-    if let Payload::Deploy { .. } = &payload {
+    let client = L2Client::connect(peer.clone(), read_key(&tx.key)?, tx.fees)?;
+    let deploy = matches!(payload, Payload::Deploy { .. });
+    let t = client.build_payload(payload, tx.gas)?;
+    if deploy {
         println!(
             "contract address: {}",
-            contract_address(&from, nonce).encode(net)
+            contract_address(&t.tx.from, t.tx.nonce).encode(client.network())
         );
     }
-    let t = Tx {
-        network: net,
-        from,
-        nonce,
-        max_fee: fees.max_fee,
-        max_tip: fees.max_tip,
-        gas_limit: tx.gas,
-        expiry_height: height + 100,
-        payload,
-    }
-    .sign(&signer);
-    let txid = peer.call(
-        "sendrawtransaction",
-        json!([t.to_bytes().to_lower_hex_string()]),
-    )?;
-    let txid = txid.as_str().unwrap_or_default().to_string();
+    let txid = client.send_tx(&t)?.to_string();
     println!("txid: {txid}");
     if tx.wait {
         for _ in 0..120 {

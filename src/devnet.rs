@@ -30,8 +30,8 @@ use rexe_miner::proxy::Harvester;
 use rexe_wallet::{DescriptorKind, RexeWallet};
 use serde_json::json;
 
-use crate::peg::l2::L2Client;
 use crate::peg::source::{BitcoinSource, Electrum};
+use rexe_node::client::L2Client;
 use rexe_node::peer::Peer;
 
 #[derive(Args)]
@@ -163,7 +163,7 @@ impl Ctx {
         L2Client::connect(
             self.l2_peer.clone(),
             signer,
-            crate::fees::FeeArgs::default(),
+            rexe_node::fees::FeeArgs::default(),
         )
     }
 

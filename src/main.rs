@@ -7,7 +7,6 @@ mod contract_bench;
 mod contract_cli;
 mod contract_script;
 mod devnet;
-mod fees;
 mod miner_cli;
 mod peg;
 mod psbt_cmd;

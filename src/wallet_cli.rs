@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use bitcoin::hex::{DisplayHex, FromHex};
 use clap::{Args, Subcommand};
-use rexe_chain::encode::Encode;
-use rexe_chain::{Address, Amount, Network, Payload, Signer, Tx};
+use rexe_chain::{Address, Amount, Network, Payload, Signer};
 use serde_json::json;
 
 use rexe_node::peer::Peer;
@@ -85,7 +84,7 @@ pub struct SendArgs {
     #[arg(long)]
     amount: u64,
     #[command(flatten)]
-    fees: crate::fees::FeeArgs,
+    fees: rexe_node::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -176,36 +175,13 @@ pub fn balance(a: BalanceArgs) -> Result<()> {
 
 pub fn send(a: SendArgs) -> Result<()> {
     let peer = a.rpc.peer()?;
-    let signer = read_key(&a.key)?;
-    let info = peer.call("getchaininfo", json!([]))?;
-    let net = network(info["network"].as_str().unwrap_or(""))?;
-    let to = Address::parse_for(&a.to, net).context("payee address")?;
-    let from = signer.address().encode(net);
-    let acct = peer.call("getaccount", json!([from]))?;
-    let height = info["height"].as_u64().unwrap_or(0);
-    let fees = a.fees.pick(&peer, &from)?;
-    let tx = Tx {
-        network: net,
-        from: signer.address(),
-        // After the account's transactions still in the mempool.
-        nonce: acct["next_nonce"]
-            .as_u64()
-            .or_else(|| acct["nonce"].as_u64())
-            .unwrap_or(0),
-        max_fee: fees.max_fee,
-        max_tip: fees.max_tip,
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
-        expiry_height: height + 100,
-        payload: Payload::Transfer {
-            to,
-            amount: Amount::from_sat(a.amount),
-        },
-    }
-    .sign(&signer);
-    let txid = peer.call(
-        "sendrawtransaction",
-        json!([tx.to_bytes().to_lower_hex_string()]),
-    )?;
-    println!("{}", txid.as_str().unwrap_or_default());
+    let client = rexe_node::client::L2Client::connect(peer, read_key(&a.key)?, a.fees)?;
+    let to = Address::parse_for(&a.to, client.network()).context("payee address")?;
+    let payload = Payload::Transfer {
+        to,
+        amount: Amount::from_sat(a.amount),
+    };
+    let tx = client.build_payload(payload, rexe_chain::tx::TRANSFER_GAS)?;
+    println!("{}", client.send_tx(&tx)?);
     Ok(())
 }

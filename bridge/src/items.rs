@@ -23,6 +23,7 @@ use rexe_chain::system::{Change, Item};
 
 use crate::headers::{Entry, HeaderChain};
 use crate::peg::{L2Address, Match, MatchId, MatchState, Order, OrderId, Peg, PegParams, Sats};
+use crate::tracked::TrackedMap;
 
 const PEG_META: u8 = 0x00;
 const ORDER: u8 = 0x01;
@@ -315,6 +316,40 @@ fn id8(id: &[u8]) -> Result<u64, DecodeError> {
     ))
 }
 
+/// Decodes all of `v` with `f`.
+fn whole<T>(
+    v: &[u8],
+    f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = Reader::new(v);
+    let t = f(&mut r)?;
+    r.finish()?;
+    Ok(t)
+}
+
+/// Sets `map[key]` to the value `v` decodes to with `f`, or removes it (`None`).
+fn put<K: Ord + Clone, V>(
+    map: &mut TrackedMap<K, V>,
+    key: K,
+    v: Option<&[u8]>,
+    f: impl FnOnce(&mut Reader<'_>) -> Result<V, DecodeError>,
+) -> Result<(), DecodeError> {
+    match v {
+        Some(v) => {
+            map.insert(key, whole(v, f)?);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+    Ok(())
+}
+
+/// A fixed-size key part.
+fn fixed<const N: usize>(b: &[u8], what: &'static str) -> Result<[u8; N], DecodeError> {
+    b.try_into().map_err(|_| DecodeError::Invalid(what))
+}
+
 /// Writes one item (`None` deletes it) into the state.
 fn apply_one(
     h: &mut HeaderChain,
@@ -325,108 +360,37 @@ fn apply_one(
     let (&kind, id) = k
         .split_first()
         .ok_or(DecodeError::Invalid("empty item key"))?;
-    // Decodes all of `v` with `f`.
-    fn whole<T>(
-        v: &[u8],
-        f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
-    ) -> Result<T, DecodeError> {
-        let mut r = Reader::new(v);
-        let t = f(&mut r)?;
-        r.finish()?;
-        Ok(t)
-    }
     match (kind, v) {
-        (PEG_META, Some(v)) if id.is_empty() => whole(v, |r| set_peg_meta(p, r))?,
-        (HEADERS_META, Some(v)) if id.is_empty() => whole(v, |r| set_headers_meta(h, r))?,
-        (ORDER, v) => {
-            let id = OrderId(id8(id)?);
-            match v {
-                Some(v) => {
-                    p.orders.insert(id, whole(v, decode_order)?);
-                }
-                None => {
-                    p.orders.remove(&id);
-                }
-            }
-        }
-        (MATCH, v) => {
-            let id = MatchId(id8(id)?);
-            match v {
-                Some(v) => {
-                    p.matches.insert(id, whole(v, decode_match)?);
-                }
-                None => {
-                    p.matches.remove(&id);
-                }
-            }
-        }
-        (MAKER, v) => {
-            let id = OrderId(id8(id)?);
-            match v {
-                Some(v) => {
-                    p.makers.insert(id, L2Address(whole(v, |r| r.array())?));
-                }
-                None => {
-                    p.makers.remove(&id);
-                }
-            }
-        }
+        (PEG_META, Some(v)) if id.is_empty() => whole(v, |r| set_peg_meta(p, r)),
+        (HEADERS_META, Some(v)) if id.is_empty() => whole(v, |r| set_headers_meta(h, r)),
+        (ORDER, v) => put(&mut p.orders, OrderId(id8(id)?), v, decode_order),
+        (MATCH, v) => put(&mut p.matches, MatchId(id8(id)?), v, decode_match),
+        (MAKER, v) => put(&mut p.makers, OrderId(id8(id)?), v, |r| {
+            Ok(L2Address(r.array()?))
+        }),
         (OUTPOINT, v) => {
             let (txid, vout) = id
                 .split_at_checked(32)
                 .ok_or(DecodeError::Invalid("outpoint key"))?;
             let op = OutPoint {
-                txid: Txid::from_byte_array(
-                    txid.try_into()
-                        .map_err(|_| DecodeError::Invalid("outpoint key"))?,
-                ),
-                vout: u32::from_be_bytes(
-                    vout.try_into()
-                        .map_err(|_| DecodeError::Invalid("outpoint key"))?,
-                ),
+                txid: Txid::from_byte_array(fixed(txid, "outpoint key")?),
+                vout: u32::from_be_bytes(fixed(vout, "outpoint key")?),
             };
-            match v {
-                Some([]) => {
-                    p.used_outpoints.insert(op, ());
-                }
-                Some(_) => return Err(DecodeError::Invalid("used outpoint value")),
-                None => {
-                    p.used_outpoints.remove(&op);
-                }
-            }
+            // A used outpoint's value is empty.
+            put(&mut p.used_outpoints, op, v, |_| Ok(()))
         }
         (ENTRY, v) => {
-            let hash = BlockHash::from_byte_array(
-                id.try_into()
-                    .map_err(|_| DecodeError::Invalid("block hash key"))?,
-            );
-            match v {
-                Some(v) => {
-                    h.entries.insert(hash, whole(v, decode_entry)?);
-                }
-                None => {
-                    h.entries.remove(&hash);
-                }
-            }
+            let hash = BlockHash::from_byte_array(fixed(id, "block hash key")?);
+            put(&mut h.entries, hash, v, decode_entry)
         }
         (BEST, v) => {
-            let height = u32::from_be_bytes(
-                id.try_into()
-                    .map_err(|_| DecodeError::Invalid("height key"))?,
-            );
-            match v {
-                Some(v) => {
-                    h.best
-                        .insert(height, BlockHash::from_byte_array(whole(v, |r| r.array())?));
-                }
-                None => {
-                    h.best.remove(&height);
-                }
-            }
+            let height = u32::from_be_bytes(fixed(id, "height key")?);
+            put(&mut h.best, height, v, |r| {
+                Ok(BlockHash::from_byte_array(r.array()?))
+            })
         }
-        _ => return Err(DecodeError::Invalid("unknown peg item")),
+        _ => Err(DecodeError::Invalid("unknown peg item")),
     }
-    Ok(())
 }
 
 /// Writes `changes` into the state. On error the state may be partly written: the chain

@@ -6,9 +6,11 @@
 //! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
 //! blocks and transactions.
 
+pub mod client;
 pub mod config;
 pub mod contract_rpc;
 pub mod cookie;
+pub mod fees;
 pub mod http;
 pub mod peer;
 pub mod peg_rpc;

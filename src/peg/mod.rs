@@ -4,7 +4,6 @@
 //! (Electrum, or bitcoind's JSON-RPC), as a real deployment would.
 
 pub mod claimer;
-pub mod l2;
 pub mod pegin;
 pub mod relayer;
 pub mod source;
@@ -23,7 +22,7 @@ use serde_json::{json, Value};
 use source::{BitcoinSource, Electrum};
 
 use crate::wallet_cli::{read_key, RpcArgs};
-use l2::L2Client;
+use rexe_node::client::L2Client;
 
 /// How long CLI commands wait for their call to run on the L2.
 const WAIT: Duration = Duration::from_secs(120);
@@ -39,7 +38,7 @@ pub struct KeyArgs {
     #[arg(long)]
     wallet: Option<PathBuf>,
     #[command(flatten)]
-    fees: crate::fees::FeeArgs,
+    fees: rexe_node::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -49,7 +48,8 @@ impl KeyArgs {
         match (&self.key, &self.wallet) {
             (Some(k), _) => read_key(k),
             (None, Some(w)) => {
-                let net = rexe_bridge::contract::bitcoin_network(l2::network_of(peer)?);
+                let net =
+                    rexe_bridge::contract::bitcoin_network(rexe_node::client::network_of(peer)?);
                 let wallet = rexe_wallet::RexeWallet::load(w, net)
                     .with_context(|| format!("opening the wallet {}", w.display()))?;
                 wallet.l2_signer().with_context(|| {

@@ -19,10 +19,10 @@ use rexe_chain::Txid;
 use rexe_wallet::{PegPayment, RexeWallet};
 use serde_json::{json, Value};
 
-use super::l2::L2Client;
 use super::source::{BitcoinSource, Electrum};
 use crate::btc_wallet::{fee_rate, WalletArgs};
 use crate::wallet_cli::RpcArgs;
+use rexe_node::client::L2Client;
 use rexe_node::peer::Peer;
 
 /// How long to wait for L2 calls to run.
@@ -53,7 +53,7 @@ pub struct PegInArgs {
     #[arg(long)]
     pub key: Option<PathBuf>,
     #[command(flatten)]
-    pub fees: crate::fees::FeeArgs,
+    pub fees: rexe_node::fees::FeeArgs,
     /// L2 blocks a take must be buried under before the BTC is paid (a Bitcoin-anchored take
     /// is final at once). Default: the network's (main/test 30, regtest/devnet 3).
     #[arg(long)]
@@ -85,7 +85,7 @@ pub fn l2_client(
     rpc: &RpcArgs,
     key: Option<&PathBuf>,
     wallet: &RexeWallet,
-    fees: crate::fees::FeeArgs,
+    fees: rexe_node::fees::FeeArgs,
 ) -> Result<L2Client> {
     let signer = match key {
         Some(k) => crate::wallet_cli::read_key(k)?,

@@ -6,7 +6,7 @@ use clap::Args;
 use rexe_chain::fee::GasPrice;
 use serde_json::json;
 
-use rexe_node::peer::Peer;
+use crate::peer::Peer;
 
 /// `--max-fee` and `--tip`.
 #[derive(Args, Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! A peg client of an L2 node over its JSON-RPC: signs peg calls with an L2 key, submits
-//! them, and reads receipts and peg state.
+//! A client of an L2 node over its JSON-RPC for whoever signs with an L2 key: the CLI's
+//! transfers and contract calls and the peg agents. It picks the nonce (after the sender's
+//! transactions waiting in the mempool), the fees (explicit or the node's estimate) and the
+//! expiry, signs, submits, and reads receipts and peg state.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
-use rexe_node::peer::Peer;
+use crate::peer::Peer;
 
 /// An L2 node plus the key that signs our calls.
 pub struct L2Client {
@@ -106,25 +108,41 @@ impl L2Client {
     /// waiting in the mempool), without sending it: agents persist it first, so that after a
     /// crash they resend the very same transaction instead of a second one.
     pub fn build(&self, value: u64, call: &PegCall) -> Result<SignedTx> {
-        let nonce = self.next_nonce()?;
-        let height = self.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
-        let fees = self.fees.pick(&self.peer, &self.address())?;
         let payload = Payload::Call {
             contract: SystemId::PEG,
             value: Amount::from_sat(value),
             data: call.encode(),
         };
+        let gas = rexe_chain::contract::intrinsic_gas(&payload);
+        self.build_payload(payload, gas)
+    }
+
+    /// Signs `payload` with `gas_limit` at our next nonce, with our fees, expiring 100 blocks
+    /// from the tip (without sending it).
+    pub fn build_payload(&self, payload: Payload, gas_limit: u64) -> Result<SignedTx> {
+        let nonce = self.next_nonce()?;
+        let height = self.call("getblockcount", json!([]))?.as_u64().unwrap_or(0);
+        let fees = self.fees.pick(&self.peer, &self.address())?;
         Ok(Tx {
             network: self.network,
             from: self.signer.address(),
             nonce,
             max_fee: fees.max_fee,
             max_tip: fees.max_tip,
-            gas_limit: rexe_chain::contract::intrinsic_gas(&payload),
+            gas_limit,
             expiry_height: height + 100,
             payload,
         }
         .sign(&self.signer))
+    }
+
+    /// Submits a signed transaction; its txid as the node reports it.
+    pub fn send_tx(&self, tx: &SignedTx) -> Result<Txid> {
+        self.call(
+            "sendrawtransaction",
+            json!([tx.to_bytes().to_lower_hex_string()]),
+        )?;
+        Ok(tx.txid())
     }
 
     /// Submits a signed transaction (`what` names it in errors).
