@@ -883,6 +883,10 @@ fn peg_changesets_are_small_and_fold_into_the_base() {
         open(&w.path.clone(), &w.params),
     ));
     assert_eq!(w.chain.global_digest(), digests[&h]);
+    // Rolling back further reaches blocks whose changesets were folded into the base: that
+    // is refused, not done as if their global lane had changed nothing.
+    let err = w.chain.rollback(5).unwrap_err().to_string();
+    assert!(err.contains("too deep to undo"), "{err}");
 }
 
 /// A Bitcoin block anchors the L2 blocks it sealed once it is on the tracked best chain with

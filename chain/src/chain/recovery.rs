@@ -329,8 +329,16 @@ impl Chain {
     }
 
     /// Undoes the global lane of the block at the tip (its stored changeset, old values).
-    pub(super) fn undo_global(&mut self, block: BlockHash) -> Result<(), ChainError> {
+    pub(super) fn undo_global(&mut self, block: BlockHash, height: u64) -> Result<(), ChainError> {
         let corrupt = |e: String| ChainError::from(StoreError::corrupt("global state", e));
+        // Changesets at or below the base were folded into it: a block there cannot be
+        // undone (rather than undone as if its lane had changed nothing).
+        let base = self.global_base_height()?;
+        if height <= base {
+            return Err(corrupt(format!(
+                "block {height} is at or below the stored base ({base}): too deep to undo"
+            )));
+        }
         let Some(data) = self.db.global_changes(block)? else {
             return Ok(());
         };

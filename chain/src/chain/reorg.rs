@@ -14,6 +14,8 @@ impl Chain {
         let block = self
             .block(hash)?
             .ok_or_else(|| StoreError::corrupt("body", height))?;
+        // The global state first: it refuses a block below its base before anything moved.
+        self.undo_global(hash, height)?;
         for s in &mut self.shards {
             s.undo_top()?;
         }
@@ -21,7 +23,6 @@ impl Chain {
         self.note_disconnected();
         self.stats.blocks_disconnected += 1;
         (self.inbound, self.global_inbound) = self.load_relays(self.tip_hash())?;
-        self.undo_global(hash)?;
         self.prepared = None;
         Ok(block)
     }
