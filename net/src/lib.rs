@@ -10,6 +10,7 @@
 
 pub mod accept;
 pub mod auth;
+pub mod cookie;
 pub mod fd;
 pub mod gate;
 pub mod http;

@@ -51,9 +51,8 @@ pub mod tx_check;
 pub mod wallet;
 pub mod zmq;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -197,17 +196,7 @@ impl RegtestNode {
             runtime.spawn(publisher.run(rx));
             zmq_bound = bound;
         }
-        let mut secret = [0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
-        let cookie = format!("__cookie__:{}", secret.to_lower_hex_string());
-        let cookie_path = dir.join(".cookie");
-        let _ = std::fs::remove_file(&cookie_path);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&cookie_path)?
-            .write_all(cookie.as_bytes())?;
+        let (cookie, cookie_path) = rexe_net::cookie::write(&dir)?;
         let shared = Arc::new(rpc::Shared {
             node: Mutex::new(node),
             rpc_waiting: Default::default(),
