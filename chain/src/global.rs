@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use bitcoin::hex::DisplayHex;
 use thiserror::Error;
 
 use crate::address::{shard_of, Address};
@@ -143,11 +144,17 @@ pub struct GlobalImage {
     hash: LtHash,
 }
 
-fn leaf_prefix(system: SystemId, key: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(key.len() + 10);
-    p.push(system.0);
-    key.to_vec().encode(&mut p);
-    p
+/// Moves `hash` from the item `system/key` at `old` to it at `new` (`None`: absent).
+fn rehash(hash: &mut LtHash, system: SystemId, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) {
+    let mut prefix = Vec::with_capacity(key.len() + 10);
+    prefix.push(system.0);
+    key.to_vec().encode(&mut prefix);
+    if let Some(old) = old {
+        hash.remove_parts(&[&prefix, old]);
+    }
+    if let Some(new) = new {
+        hash.insert_parts(&[&prefix, new]);
+    }
 }
 
 impl GlobalImage {
@@ -163,14 +170,11 @@ impl GlobalImage {
     }
 
     fn set(&mut self, system: SystemId, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let prefix = leaf_prefix(system, &key);
         let slot = (system, key);
-        if let Some(old) = self.items.get(&slot) {
-            self.hash.remove_parts(&[&prefix, old]);
-        }
+        let old = self.items.get(&slot).map(Vec::as_slice);
+        rehash(&mut self.hash, system, &slot.1, old, value.as_deref());
         match value {
             Some(v) => {
-                self.hash.insert_parts(&[&prefix, &v]);
                 self.items.insert(slot, v);
             }
             None => {
@@ -212,8 +216,7 @@ impl GlobalImage {
 
     /// `system`'s written items as changes against this image (old values filled in,
     /// writes that change nothing dropped), in key order.
-    pub fn diff(&self, system: SystemId, written: Vec<Change>) -> Vec<ItemChange> {
-        let mut written = written;
+    pub fn diff(&self, system: SystemId, mut written: Vec<Change>) -> Vec<ItemChange> {
         written.sort_by(|a, b| a.0.cmp(&b.0));
         written.dedup_by(|later, earlier| later.0 == earlier.0);
         written
@@ -240,7 +243,7 @@ impl GlobalImage {
                 return Err(format!(
                     "{} item {} is not the value the change starts from",
                     c.system,
-                    hex_short(&c.key)
+                    c.key[..c.key.len().min(12)].to_lower_hex_string()
                 ));
             }
             self.set(c.system, c.key.clone(), c.new.clone());
@@ -252,20 +255,16 @@ impl GlobalImage {
     pub fn digest_after(&self, changes: &[ItemChange]) -> Hash256 {
         let mut hash = self.hash.clone();
         for c in changes {
-            let prefix = leaf_prefix(c.system, &c.key);
-            if let Some(old) = &c.old {
-                hash.remove_parts(&[&prefix, old]);
-            }
-            if let Some(new) = &c.new {
-                hash.insert_parts(&[&prefix, new]);
-            }
+            rehash(
+                &mut hash,
+                c.system,
+                &c.key,
+                c.old.as_deref(),
+                c.new.as_deref(),
+            );
         }
         tagged_hash("rexe/global", &hash.digest().0)
     }
-}
-
-fn hex_short(b: &[u8]) -> String {
-    b.iter().take(12).map(|x| format!("{x:02x}")).collect()
 }
 
 fn held(contracts: &Systems) -> Option<Amount> {

@@ -465,14 +465,8 @@ impl Chain {
     }
 
     pub(super) fn global_base_height(&self) -> Result<u64, StoreError> {
-        let raw = self
-            .db
-            .meta("global_base")?
-            .ok_or_else(|| StoreError::corrupt("global state", "no base stored"))?;
-        let b: [u8; 8] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::corrupt("global base", "length"))?;
-        Ok(u64::from_le_bytes(b))
+        self.db
+            .global_base_height()?
+            .ok_or_else(|| StoreError::corrupt("global state", "no base stored"))
     }
 }

@@ -249,18 +249,26 @@ impl ChainDb {
             .optional()?)
     }
 
+    /// Height of the active block the stored global base is the state after (`None` before
+    /// genesis is written).
+    pub fn global_base_height(&self) -> Result<Option<u64>, StoreError> {
+        self.meta("global_base")?
+            .map(|h| {
+                h.as_slice()
+                    .try_into()
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| StoreError::corrupt("global base", "length"))
+            })
+            .transpose()
+    }
+
     /// The base of the global state: the height of the active block it is the state after
     /// (`None` before genesis is written), and its items as `(contract id, key, value)` in
     /// order.
     pub fn global_base(&self) -> Result<Option<(u64, Vec<GlobalRow>)>, StoreError> {
-        let Some(h) = self.meta("global_base")? else {
+        let Some(height) = self.global_base_height()? else {
             return Ok(None);
         };
-        let height = u64::from_le_bytes(
-            h.as_slice()
-                .try_into()
-                .map_err(|_| StoreError::corrupt("global base", "length"))?,
-        );
         let mut st = self
             .conn
             .prepare_cached("SELECT system, key, value FROM global_item ORDER BY system, key")?;
