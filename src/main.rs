@@ -1,19 +1,14 @@
 //! `rexe`: the command-line entry point. Each subcommand lives in its own module; this file
 //! only parses arguments and sets up logging.
 
-mod bench;
-mod btc_wallet;
-mod contract_bench;
-mod contract_cli;
-mod contract_script;
-mod devnet;
 mod miner_cli;
-mod peg;
-mod psbt_cmd;
-mod wallet_cli;
 
 use anyhow::Result;
+use rexe_bench as bench;
+use rexe_devnet as devnet;
 use rexe_node as node;
+use rexe_node::cli::{btc_wallet, contract as contract_cli, key as wallet_cli, psbt as psbt_cmd};
+use rexe_node::peg;
 use rexe_node::signals;
 
 /// mimalloc: the executor allocates and frees millions of small values a second (state
@@ -174,7 +169,7 @@ fn main() -> Result<()> {
         Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }
     ) {
         // Services hold a descriptor per client connection.
-        rexe_net::fd::raise_fd_limit();
+        rexe_rpc::fd::raise_fd_limit();
         // Before anything opens: a stop signal during start-up stops the service cleanly.
         signals::install()?;
     }
@@ -305,7 +300,7 @@ struct RpcLimitArgs {
 }
 
 impl RpcLimitArgs {
-    fn limits(&self) -> rexe_net::Limits {
+    fn limits(&self) -> rexe_rpc::Limits {
         let mut l = rexe_regtest::rpc::default_limits();
         if let Some(v) = self.rpc_max_connections {
             l.max_connections = v;

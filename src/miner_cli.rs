@@ -492,7 +492,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             btc_payout,
             rexe_miner::stratum::server::StratumOptions {
                 fixed_difficulty: a.stratum_difficulty,
-                limits: rexe_net::Limits {
+                limits: rexe_rpc::Limits {
                     max_connections: a.stratum_max_connections,
                     max_per_ip: a.stratum_max_per_ip,
                     idle_timeout: Duration::from_secs(a.stratum_idle_timeout.max(1)),

@@ -290,7 +290,7 @@ fn a_fixed_pool_difficulty_is_announced_and_never_changed() {
 fn stratum_connections_are_bounded_and_idle_ones_closed() {
     use std::io::Read;
     let s = setup_with(StratumOptions {
-        limits: rexe_net::Limits {
+        limits: rexe_rpc::Limits {
             max_connections: 3,
             max_per_ip: 2,
             idle_timeout: Duration::from_secs(1),

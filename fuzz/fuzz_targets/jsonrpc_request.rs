@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rexe_net::jsonrpc::{self, Body, BodyError, Entry};
+use rexe_rpc::jsonrpc::{self, Body, BodyError, Entry};
 use serde_json::Value;
 
 fn check(e: &Entry) {

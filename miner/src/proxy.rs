@@ -450,7 +450,7 @@ pub struct ProxyConfig {
     /// client's credentials, so bitcoind checks them again.
     pub accepted_auth: Vec<String>,
     /// Connection, timeout and body limits (`max_request` bounds a `submitblock`).
-    pub limits: rexe_net::Limits,
+    pub limits: rexe_rpc::Limits,
 }
 
 impl ProxyConfig {
@@ -459,9 +459,9 @@ impl ProxyConfig {
     pub fn new(auth: impl Into<String>) -> ProxyConfig {
         ProxyConfig {
             accepted_auth: vec![auth.into()],
-            limits: rexe_net::Limits {
+            limits: rexe_rpc::Limits {
                 max_request: 16 * 1024 * 1024,
-                ..rexe_net::Limits::http()
+                ..rexe_rpc::Limits::http()
             },
         }
     }
@@ -576,16 +576,16 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
     // Authenticate on the headers alone: an unauthenticated body is never read, forwarded
     // or harvested.
     let accepted: Vec<&str> = st.config.accepted_auth.iter().map(String::as_str).collect();
-    if !rexe_net::http::authorized(&headers, &accepted) {
-        return rexe_net::http::unauthorized();
+    if !rexe_rpc::http::authorized(&headers, &accepted) {
+        return rexe_rpc::http::unauthorized();
     }
-    let bytes = match rexe_net::http::read_body(body, &st.config.limits).await {
+    let bytes = match rexe_rpc::http::read_body(body, &st.config.limits).await {
         Ok(b) => b,
         Err(e) => return e.status().into_response(),
     };
     // Only a single request is looked into (a batch is forwarded as it is).
-    let req = match rexe_net::jsonrpc::parse_body(&bytes, usize::MAX) {
-        Ok(rexe_net::jsonrpc::Body::Single(Ok(r))) => Some(r),
+    let req = match rexe_rpc::jsonrpc::parse_body(&bytes, usize::MAX) {
+        Ok(rexe_rpc::jsonrpc::Body::Single(Ok(r))) => Some(r),
         _ => None,
     };
     let method = req.as_ref().map(|r| r.method.clone());
@@ -600,14 +600,14 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
         let (status, reply) = match out {
             Ok(sealed) => (
                 StatusCode::OK,
-                rexe_net::jsonrpc::response(id, v2, Ok(json!({ "sealed": sealed }))),
+                rexe_rpc::jsonrpc::response(id, v2, Ok(json!({ "sealed": sealed }))),
             ),
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                rexe_net::jsonrpc::response(id, v2, Err(rexe_net::jsonrpc::error_object(-22, e))),
+                rexe_rpc::jsonrpc::response(id, v2, Err(rexe_rpc::jsonrpc::error_object(-22, e))),
             ),
         };
-        return rexe_net::http::json_line(status, &reply);
+        return rexe_rpc::http::json_line(status, &reply);
     }
     let (status, payload) = match forward(&st.upstream, &headers, bytes.to_vec()).await {
         Ok(r) => r,
@@ -790,6 +790,6 @@ pub async fn serve(
         .with_state(st);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(rexe_net::serve_http("proxy", listener, app, limits));
+    let task = tokio::spawn(rexe_rpc::serve_http("proxy", listener, app, limits));
     Ok((addr, task))
 }

@@ -156,7 +156,7 @@ pub struct TapConfig {
     pub pool: String,
     /// Connections in total and per IP, write timeout (a side that does not take a line
     /// within it is dropped, with its peer), longest line (`max_request`).
-    pub limits: rexe_net::Limits,
+    pub limits: rexe_rpc::Limits,
     /// How long connecting to the pool may take.
     pub connect_timeout: Duration,
     /// Jobs kept per connection (shares of older jobs are not harvested).
@@ -177,11 +177,11 @@ impl TapConfig {
     pub fn new(pool: impl Into<String>) -> TapConfig {
         TapConfig {
             pool: pool.into(),
-            limits: rexe_net::Limits {
+            limits: rexe_rpc::Limits {
                 max_connections: 4096,
                 max_per_ip: 4096,
                 max_request: MAX_LINE,
-                ..rexe_net::Limits::line()
+                ..rexe_rpc::Limits::line()
             },
             connect_timeout: Duration::from_secs(10),
             max_jobs: MAX_JOBS,
@@ -528,13 +528,13 @@ impl Tap {
         let mut line: Vec<u8> = Vec::with_capacity(512);
         loop {
             line.clear();
-            match rexe_net::read_line(&mut reader, &mut line, max).await {
-                Ok(rexe_net::LineRead::Line) => {}
-                Ok(rexe_net::LineRead::Eof) => {
+            match rexe_rpc::read_line(&mut reader, &mut line, max).await {
+                Ok(rexe_rpc::LineRead::Line) => {}
+                Ok(rexe_rpc::LineRead::Eof) => {
                     let _ = to.shutdown().await;
                     return Ok(());
                 }
-                Ok(rexe_net::LineRead::TooLong) => {
+                Ok(rexe_rpc::LineRead::TooLong) => {
                     self.counters.line_too_long.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%side, max, "share tap: over-long line; closing the connection");
                     return Err(ConnError::LineTooLong { side, max });
@@ -560,7 +560,7 @@ impl Tap {
             if out.len() < 64 * 1024 && reader.buffer().contains(&b'\n') {
                 continue;
             }
-            rexe_net::write_deadline(&mut to, &out, wt)
+            rexe_rpc::write_deadline(&mut to, &out, wt)
                 .await
                 .map_err(|e| ConnError::Io {
                     side: match side {
@@ -913,8 +913,8 @@ pub async fn serve(
         spawn_poller(Arc::downgrade(&tap), tap.config.l2_poll);
     }
     let limits = &tap.config.limits;
-    let gate = rexe_net::ConnGate::new(limits.max_connections, limits.max_per_ip);
-    let task = tokio::spawn(rexe_net::accept_loop(
+    let gate = rexe_rpc::ConnGate::new(limits.max_connections, limits.max_per_ip);
+    let task = tokio::spawn(rexe_rpc::accept_loop(
         "tap",
         listener,
         gate,
@@ -1025,11 +1025,11 @@ pub async fn serve_stats(
         .with_state(tap);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(rexe_net::serve_http(
+    let task = tokio::spawn(rexe_rpc::serve_http(
         "tap-stats",
         listener,
         app,
-        rexe_net::Limits::http(),
+        rexe_rpc::Limits::http(),
     ));
     Ok((addr, task))
 }

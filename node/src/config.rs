@@ -207,10 +207,10 @@ impl NodeConfig {
         ))
     }
 
-    /// The RPC server's limits: defaults from [`rexe_net::Limits::http`], overridden by the
+    /// The RPC server's limits: defaults from [`rexe_rpc::Limits::http`], overridden by the
     /// `rpc_max_*`/`rpc_timeout` keys.
-    pub fn rpc_limits(&self) -> Result<rexe_net::Limits> {
-        let mut l = rexe_net::Limits::http();
+    pub fn rpc_limits(&self) -> Result<rexe_rpc::Limits> {
+        let mut l = rexe_rpc::Limits::http();
         if let Some(n) = self.rpc_max_connections {
             l.max_connections = n;
         }

@@ -1,4 +1,4 @@
-//! The node's `.cookie` file (written by [`rexe_net::cookie`], as the regtest node's is):
+//! The node's `.cookie` file (written by [`rexe_rpc::cookie`], as the regtest node's is):
 //! `__cookie__:<64 hex digits>`, mode 0600, written at start and removed at shutdown, as
 //! bitcoind does.
 
@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-pub use rexe_net::cookie::COOKIE_USER;
+pub use rexe_rpc::cookie::COOKIE_USER;
 
 /// Creates a fresh cookie in `datadir`; returns the `user:secret` string and its path.
 pub fn write(datadir: &Path) -> Result<(String, PathBuf)> {
-    rexe_net::cookie::write(datadir)
+    rexe_rpc::cookie::write(datadir)
         .with_context(|| format!("creating the RPC cookie in {}", datadir.display()))
 }

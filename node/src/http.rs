@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rexe_chain::Chain;
-use rexe_net::http::Refusal;
-use rexe_net::jsonrpc;
+use rexe_rpc::http::Refusal;
+use rexe_rpc::jsonrpc;
 use serde_json::{json, Value};
 
 use super::rpc::{self, RpcError};
@@ -45,7 +45,7 @@ pub struct Shared {
     /// Merge-mining chain id of this chain (its sealer's and the aux RPC's).
     pub chain_id: rexe_miner::ChainId,
     /// Connection, timeout, body and batch limits of the RPC server.
-    pub limits: rexe_net::Limits,
+    pub limits: rexe_rpc::Limits,
     /// The chain's `max_tx_bytes` (transactions are decoded before the chain is locked).
     pub max_tx_bytes: usize,
 }
@@ -216,10 +216,10 @@ async fn wait_for_new_block(shared: &Arc<Shared>, params: &Value) -> Result<Valu
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let max = shared.limits.max_request;
     let accepted = accepted(&shared.auth);
-    let req = match rexe_net::http::read_jsonrpc(&headers, body, &accepted, &shared.limits).await {
+    let req = match rexe_rpc::http::read_jsonrpc(&headers, body, &accepted, &shared.limits).await {
         Ok(req) => req,
-        Err(Refusal::Unauthorized) => return rexe_net::http::unauthorized(),
-        Err(Refusal::Body(rexe_net::http::BodyError::TooLarge)) => {
+        Err(Refusal::Unauthorized) => return rexe_rpc::http::unauthorized(),
+        Err(Refusal::Body(rexe_rpc::http::BodyError::TooLarge)) => {
             let e = reply(
                 Value::Null,
                 false,
@@ -227,12 +227,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                     "request body larger than {max} bytes"
                 ))),
             );
-            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
+            return rexe_rpc::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
         Err(Refusal::Body(e)) => return e.status().into_response(),
         Err(Refusal::Json(e @ jsonrpc::BodyError::Parse(_))) => {
             let e = reply(Value::Null, false, Err(RpcError::parse(e.to_string())));
-            return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &e);
+            return rexe_rpc::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &e);
         }
         Err(Refusal::Json(e @ jsonrpc::BodyError::BatchTooLarge { .. })) => {
             let e = reply(
@@ -240,7 +240,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                 false,
                 Err(RpcError::invalid_request(format!("{e} (--rpc-max-batch)"))),
             );
-            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
+            return rexe_rpc::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &e);
         }
     };
     match req {
@@ -253,13 +253,13 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             if sends && !reqs.is_empty() {
                 let reqs: Vec<jsonrpc::Request> = reqs.into_iter().flatten().collect();
                 let out = send_transactions(&shared, reqs).await;
-                return rexe_net::http::json_line(StatusCode::OK, &Value::Array(out));
+                return rexe_rpc::http::json_line(StatusCode::OK, &Value::Array(out));
             }
             let mut out = Vec::with_capacity(reqs.len());
             for r in reqs {
                 out.push(one(&shared, r).await);
             }
-            rexe_net::http::json_line(StatusCode::OK, &Value::Array(out))
+            rexe_rpc::http::json_line(StatusCode::OK, &Value::Array(out))
         }
         jsonrpc::Body::Single(r) => {
             let v = one(&shared, r).await;
@@ -269,7 +269,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
                 Some(-32601) => StatusCode::NOT_FOUND,
                 Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            rexe_net::http::json_line(status, &v)
+            rexe_rpc::http::json_line(status, &v)
         }
     }
 }
@@ -378,6 +378,6 @@ pub async fn serve(
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let task = tokio::spawn(rexe_net::serve_http("rpc", listener, app, limits));
+    let task = tokio::spawn(rexe_rpc::serve_http("rpc", listener, app, limits));
     Ok((local, task))
 }

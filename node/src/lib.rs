@@ -6,6 +6,7 @@
 //! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
 //! blocks and transactions.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod contract_rpc;
@@ -13,9 +14,11 @@ pub mod cookie;
 pub mod fees;
 pub mod http;
 pub mod peer;
+pub mod peg;
 pub mod peg_rpc;
 pub mod rpc;
 pub mod signals;
+pub mod simulator;
 pub mod sync;
 
 use std::net::SocketAddr;

@@ -22,7 +22,7 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::{OutPoint, Txid};
-use rexe_net::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
+use rexe_rpc::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
 use serde_json::{json, Value};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};

@@ -99,7 +99,7 @@ pub struct Services {
     pub electrum_limits: electrum::ElectrumLimits,
     /// What the JSON-RPC server allows its clients (connections, request-head deadline,
     /// body size, batch size).
-    pub rpc_limits: rexe_net::Limits,
+    pub rpc_limits: rexe_rpc::Limits,
 }
 
 impl Default for Services {
@@ -196,7 +196,7 @@ impl RegtestNode {
             runtime.spawn(publisher.run(rx));
             zmq_bound = bound;
         }
-        let (cookie, cookie_path) = rexe_net::cookie::write(&dir)?;
+        let (cookie, cookie_path) = rexe_rpc::cookie::write(&dir)?;
         let shared = Arc::new(rpc::Shared {
             node: Mutex::new(node),
             rpc_waiting: Default::default(),
@@ -213,7 +213,7 @@ impl RegtestNode {
         let limits = services.rpc_limits.clone();
         runtime.spawn(async move {
             tokio::select! {
-                () = rexe_net::serve_http("regtest-rpc", listener, app, limits) => {}
+                () = rexe_rpc::serve_http("regtest-rpc", listener, app, limits) => {}
                 () = stop.stop.notified() => {}
             }
         });

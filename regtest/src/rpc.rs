@@ -13,8 +13,8 @@ use axum::Router;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
-use rexe_net::http::Refusal;
-use rexe_net::jsonrpc;
+use rexe_rpc::http::Refusal;
+use rexe_rpc::jsonrpc;
 use serde_json::{json, Value};
 
 use crate::node::Node;
@@ -22,11 +22,11 @@ use crate::node::Node;
 /// Largest request body (Core's limit).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
-/// The RPC server's default limits: [`rexe_net::Limits::http`] with Core's body limit.
-pub fn default_limits() -> rexe_net::Limits {
-    rexe_net::Limits {
+/// The RPC server's default limits: [`rexe_rpc::Limits::http`] with Core's body limit.
+pub fn default_limits() -> rexe_rpc::Limits {
+    rexe_rpc::Limits {
         max_request: MAX_BODY,
-        ..rexe_net::Limits::http()
+        ..rexe_rpc::Limits::http()
     }
 }
 
@@ -46,7 +46,7 @@ pub struct Shared {
     /// The ZMQ publishers (for `getzmqnotifications`).
     pub zmq: Vec<crate::zmq::ZmqPub>,
     /// The RPC server's limits (body and batch sizes are checked here).
-    pub limits: rexe_net::Limits,
+    pub limits: rexe_rpc::Limits,
 }
 
 type RpcResult = Result<Value, (i64, String)>;
@@ -842,7 +842,7 @@ async fn handle(
 ) -> Response {
     let wallet = wallet_of_path(uri.path());
     // The cookie (compared in constant time) before the body is read.
-    let req = match rexe_net::http::read_jsonrpc(
+    let req = match rexe_rpc::http::read_jsonrpc(
         &headers,
         body,
         &[shared.cookie.as_str()],
@@ -851,15 +851,15 @@ async fn handle(
     .await
     {
         Ok(req) => req,
-        Err(Refusal::Unauthorized) => return rexe_net::http::unauthorized(),
+        Err(Refusal::Unauthorized) => return rexe_rpc::http::unauthorized(),
         Err(Refusal::Body(e)) => return e.status().into_response(),
         Err(Refusal::Json(jsonrpc::BodyError::Parse(_))) => {
             let v = json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null});
-            return rexe_net::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &v);
+            return rexe_rpc::http::json_line(StatusCode::INTERNAL_SERVER_ERROR, &v);
         }
         Err(Refusal::Json(e @ jsonrpc::BodyError::BatchTooLarge { .. })) => {
             let v = json!({"result": null, "error": {"code": -32600, "message": e.to_string()}, "id": null});
-            return rexe_net::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &v);
+            return rexe_rpc::http::json_line(StatusCode::PAYLOAD_TOO_LARGE, &v);
         }
     };
     let shared2 = shared.clone();
@@ -883,7 +883,7 @@ async fn handle(
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    rexe_net::http::json_line(status, &out)
+    rexe_rpc::http::json_line(status, &out)
 }
 
 /// The router serving `shared`.

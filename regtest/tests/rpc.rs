@@ -646,7 +646,7 @@ fn named_parameters_as_core() {
 fn rpc_batches_and_silent_connections_are_bounded() {
     use std::io::Read;
     let services = rexe_regtest::Services {
-        rpc_limits: rexe_net::Limits {
+        rpc_limits: rexe_rpc::Limits {
             max_batch: 5,
             idle_timeout: std::time::Duration::from_secs(1),
             ..rexe_regtest::rpc::default_limits()

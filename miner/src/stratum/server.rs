@@ -39,7 +39,7 @@ pub struct StratumOptions {
     pub fixed_difficulty: Option<f64>,
     /// Connections in total and per IP, idle timeout (no line for this long: closed),
     /// write timeout (slow readers are dropped). Lines are capped at [`MAX_LINE`].
-    pub limits: rexe_net::Limits,
+    pub limits: rexe_rpc::Limits,
     /// Where each worker's L2 reward goes (default: a mapping, then `rx=` in the password;
     /// otherwise the server's default payout).
     pub payouts: super::payout::PayoutRules,
@@ -49,9 +49,9 @@ impl Default for StratumOptions {
     fn default() -> Self {
         StratumOptions {
             fixed_difficulty: None,
-            limits: rexe_net::Limits {
+            limits: rexe_rpc::Limits {
                 max_request: MAX_LINE,
-                ..rexe_net::Limits::line()
+                ..rexe_rpc::Limits::line()
             },
             payouts: Default::default(),
         }
@@ -219,7 +219,7 @@ async fn send(
 ) -> std::io::Result<()> {
     let mut line = v.to_string();
     line.push('\n');
-    rexe_net::write_deadline(w, line.as_bytes(), timeout).await
+    rexe_rpc::write_deadline(w, line.as_bytes(), timeout).await
 }
 
 /// A share that met the connection's difficulty.
@@ -390,9 +390,9 @@ impl Stratum {
                     tracing::debug!("stratum connection idle; closed");
                     return;
                 }
-                n = rexe_net::read_line(&mut reader, &mut line, MAX_LINE) => {
+                n = rexe_rpc::read_line(&mut reader, &mut line, MAX_LINE) => {
                     match n {
-                        Ok(rexe_net::LineRead::Line) => {}
+                        Ok(rexe_rpc::LineRead::Line) => {}
                         Ok(_) | Err(_) => return,
                     }
                     deadline = tokio::time::Instant::now() + idle;
@@ -538,8 +538,8 @@ pub async fn serve(
         }
     });
     let limits = &s.options.limits;
-    let gate = rexe_net::ConnGate::new(limits.max_connections, limits.max_per_ip);
-    tokio::spawn(rexe_net::accept_loop(
+    let gate = rexe_rpc::ConnGate::new(limits.max_connections, limits.max_per_ip);
+    tokio::spawn(rexe_rpc::accept_loop(
         "stratum",
         listener,
         gate,

@@ -17,14 +17,14 @@ async fn slow_readers_are_dropped_and_others_served() {
     let router = axum::Router::new()
         .route("/big", get(|| async { vec![b'x'; 64 * 1024 * 1024] }))
         .route("/small", get(|| async { "ok" }));
-    let limits = rexe_net::Limits {
+    let limits = rexe_rpc::Limits {
         write_timeout: Duration::from_secs(1),
-        ..rexe_net::Limits::http()
+        ..rexe_rpc::Limits::http()
     };
-    let gate = rexe_net::ConnGate::new(limits.max_connections, limits.max_per_ip);
+    let gate = rexe_rpc::ConnGate::new(limits.max_connections, limits.max_per_ip);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(rexe_net::http::serve_http_gated(
+    tokio::spawn(rexe_rpc::http::serve_http_gated(
         "test",
         listener,
         router,

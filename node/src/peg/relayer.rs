@@ -11,7 +11,7 @@ use rexe_chain::Txid;
 use serde_json::json;
 
 use super::source::BitcoinSource;
-use rexe_node::client::L2Client;
+use crate::client::L2Client;
 
 /// What one relayer step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl<S: BitcoinSource> Relayer<S> {
     fn tracked(&self, hash: &bitcoin::BlockHash) -> Result<bool> {
         match self.l2.call("getbtcblock", json!([hash.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if rexe_node::client::is_not_found(&e) => Ok(false),
+            Err(e) if crate::client::is_not_found(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -171,7 +171,7 @@ impl<S: BitcoinSource> Relayer<S> {
         let count = headers.len();
         let txid = self.l2.send(0, &PegCall::SubmitHeaders(headers))?;
         self.pending = Some(txid);
-        rexe_node::client::failpoint("relayer-after-send");
+        crate::client::failpoint("relayer-after-send");
         tracing::info!(from = fork + 1, count, %txid, source = %self.btc.describe(), "relayed Bitcoin headers to the L2");
         Ok(Step::Sent {
             txid,

@@ -39,9 +39,9 @@ async fn accept_loop_keeps_listening_through_emfile() {
     // No descriptor can be opened from here on.
     let old = set_soft_limit(Some(lowest_free_fd()));
     let accepted = Arc::new(AtomicUsize::new(0));
-    let gate = rexe_net::ConnGate::new(0, 0);
+    let gate = rexe_rpc::ConnGate::new(0, 0);
     let n = accepted.clone();
-    let task = tokio::spawn(rexe_net::accept_loop(
+    let task = tokio::spawn(rexe_rpc::accept_loop(
         "test",
         listener,
         gate,

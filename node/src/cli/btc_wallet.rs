@@ -44,6 +44,7 @@ impl WalletArgs {
     }
 }
 
+/// `rexe wallet`'s subcommands.
 #[derive(Subcommand)]
 pub enum WalletCmd {
     /// Create a wallet from a fresh 24-word BIP39 seed (BIP86 taproot by default).
@@ -54,6 +55,7 @@ pub enum WalletCmd {
         /// Restore from these words instead of a fresh seed (then run `rexe wallet sync --full-scan`).
         #[arg(long)]
         mnemonic: Option<String>,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -66,6 +68,7 @@ pub enum WalletCmd {
         /// Change descriptor (default: change goes to the receive descriptor).
         #[arg(long)]
         change_descriptor: Option<String>,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -74,6 +77,7 @@ pub enum WalletCmd {
         /// Scan every keychain up to the stop gap instead of the revealed addresses.
         #[arg(long)]
         full_scan: bool,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -82,11 +86,13 @@ pub enum WalletCmd {
         /// Do not sync.
         #[arg(long)]
         offline: bool,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
     /// A new receive address (and the wallet's L2 address).
     Address {
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -95,16 +101,19 @@ pub enum WalletCmd {
         /// Do not sync.
         #[arg(long)]
         offline: bool,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
     /// The public descriptors (for a watch-only copy or an external signer's setup).
     Descriptors {
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
     /// Print the BIP39 seed words: the backup of both the Bitcoin and the L2 side.
     Backup {
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -119,6 +128,7 @@ pub enum WalletCmd {
         /// Fee rate in sat/vB (default: the Electrum server's 6-block estimate).
         #[arg(long)]
         feerate: Option<f64>,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
     },
@@ -142,6 +152,7 @@ pub fn estimate_sat_vb(electrum: &str, blocks: usize) -> Result<Option<f64>> {
     Ok((btc_per_kvb > 0.0).then_some(btc_per_kvb * 100_000.0))
 }
 
+/// The fee rate to pay: `feerate` sat/vB if given, else the Electrum server's estimate for the next blocks.
 pub fn fee_rate(feerate: Option<f64>, electrum: &str) -> Result<FeeRate> {
     let sat_vb = match feerate {
         Some(f) => {
@@ -167,6 +178,7 @@ pub fn sat_per_vb(rate: FeeRate) -> f64 {
     rate.to_sat_per_kwu() as f64 / 250.0
 }
 
+/// Runs one `rexe wallet` subcommand.
 pub fn run(cmd: WalletCmd) -> Result<()> {
     match cmd {
         WalletCmd::Create { kind, mnemonic, w } => {

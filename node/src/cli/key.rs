@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use rexe_chain::{Address, Amount, Network, Payload, Signer};
 use serde_json::json;
 
-use rexe_node::peer::Peer;
+use crate::peer::Peer;
 
 /// How to reach a node.
 #[derive(Args)]
@@ -31,7 +31,8 @@ pub struct RpcArgs {
 }
 
 impl RpcArgs {
-    pub(crate) fn peer(&self) -> Result<Peer> {
+    /// The node these arguments name, with its credentials (the cookie read from disk).
+    pub fn peer(&self) -> Result<Peer> {
         let auth = match &self.rpc_auth {
             Some(a) => a.clone(),
             None => {
@@ -54,6 +55,7 @@ impl RpcArgs {
     }
 }
 
+/// `rexe key`'s subcommands.
 #[derive(Subcommand)]
 pub enum KeyCmd {
     /// Create a new key file (mode 0600) and print its address.
@@ -66,12 +68,15 @@ pub enum KeyCmd {
     },
     /// Print the address of a key file.
     Address {
+        /// The key file.
         file: PathBuf,
+        /// Network whose address format to print.
         #[arg(long, default_value = "devnet")]
         network: String,
     },
 }
 
+/// `rexe send`'s arguments.
 #[derive(Args)]
 pub struct SendArgs {
     /// Key file of the sender.
@@ -84,11 +89,12 @@ pub struct SendArgs {
     #[arg(long)]
     amount: u64,
     #[command(flatten)]
-    fees: rexe_node::fees::FeeArgs,
+    fees: crate::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
 
+/// `rexe rpc`'s arguments.
 #[derive(Args)]
 pub struct RpcCallArgs {
     /// Method name (see docs/rpc.md).
@@ -99,6 +105,7 @@ pub struct RpcCallArgs {
     rpc: RpcArgs,
 }
 
+/// `rexe balance`'s arguments.
 #[derive(Args)]
 pub struct BalanceArgs {
     /// Address to look up.
@@ -107,7 +114,8 @@ pub struct BalanceArgs {
     rpc: RpcArgs,
 }
 
-pub(crate) fn network(name: &str) -> Result<Network> {
+/// The L2 network named `name` (`devnet`, `testnet`, `mainnet`).
+pub fn network(name: &str) -> Result<Network> {
     Ok(match name {
         "main" => Network::Main,
         "test" => Network::Test,
@@ -117,7 +125,8 @@ pub(crate) fn network(name: &str) -> Result<Network> {
     })
 }
 
-pub(crate) fn read_key(path: &Path) -> Result<Signer> {
+/// Reads a key file (a hex secret) into a signer.
+pub fn read_key(path: &Path) -> Result<Signer> {
     let mut s = String::new();
     std::fs::File::open(path)
         .with_context(|| format!("opening key file {}", path.display()))?
@@ -127,6 +136,7 @@ pub(crate) fn read_key(path: &Path) -> Result<Signer> {
     Signer::from_secret(secret).context("key file holds an invalid secret key")
 }
 
+/// Runs one `rexe key` subcommand.
 pub fn key(cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::New { file, network: n } => {
@@ -167,15 +177,17 @@ pub fn rpc_call(a: RpcCallArgs) -> Result<()> {
     Ok(())
 }
 
+/// `rexe balance`: prints an account's balance and nonce.
 pub fn balance(a: BalanceArgs) -> Result<()> {
     let r = a.rpc.peer()?.call("getaccount", json!([a.address]))?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
 }
 
+/// `rexe send`: signs a transfer and submits it.
 pub fn send(a: SendArgs) -> Result<()> {
     let peer = a.rpc.peer()?;
-    let client = rexe_node::client::L2Client::connect(peer, read_key(&a.key)?, a.fees)?;
+    let client = crate::client::L2Client::connect(peer, read_key(&a.key)?, a.fees)?;
     let to = Address::parse_for(&a.to, client.network()).context("payee address")?;
     let payload = Payload::Transfer {
         to,

@@ -2,7 +2,7 @@
 //! requests and batches with a byte mutated.
 
 use proptest::prelude::*;
-use rexe_net::jsonrpc::{self, Body, BodyError, Entry, Request};
+use rexe_rpc::jsonrpc::{self, Body, BodyError, Entry, Request};
 use serde_json::{json, Value};
 
 fn check_entry(e: &Entry) {

@@ -13,11 +13,12 @@ use clap::Subcommand;
 use rexe_wallet::{psbt_match_ids, read_psbt_file, write_psbt_file, MatchId};
 use serde_json::json;
 
-use crate::btc_wallet::WalletArgs;
+use crate::cli::btc_wallet::WalletArgs;
+use crate::cli::RpcArgs;
 use crate::peg::pegin::owed;
 use crate::peg::source::{BitcoinSource, Electrum};
-use crate::wallet_cli::RpcArgs;
 
+/// `rexe psbt`'s subcommands.
 #[derive(Subcommand)]
 pub enum PsbtCmd {
     /// Show a PSBT: inputs, outputs, the match ids it pays, what is signed.
@@ -39,8 +40,10 @@ pub enum PsbtCmd {
         /// dropped or changed any of your inputs or outputs.
         #[arg(long)]
         part: Option<PathBuf>,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
+        /// The L2 node.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -51,8 +54,10 @@ pub enum PsbtCmd {
         /// Also write the finalized PSBT here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
+        /// The L2 node.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -71,8 +76,10 @@ pub enum PsbtCmd {
         /// The claimer's work list.
         #[arg(long, default_value = "rexe-claimer.sqlite")]
         claimer_state: PathBuf,
+        /// The Bitcoin wallet.
         #[command(flatten)]
         w: WalletArgs,
+        /// The L2 node.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -136,6 +143,7 @@ fn raw_tx_file(path: &std::path::Path) -> Result<Option<bitcoin::Transaction>> {
     Ok(bitcoin::consensus::deserialize(&raw).ok())
 }
 
+/// Runs one `rexe psbt` subcommand.
 pub fn run(cmd: PsbtCmd) -> Result<()> {
     match cmd {
         PsbtCmd::Show { file, network } => {

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::source::BitcoinSource;
-use rexe_node::client::{is_not_found, refusal_kind, L2Client};
+use crate::client::{is_not_found, refusal_kind, L2Client};
 
 /// One claim's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,10 +284,10 @@ impl<S: BitcoinSource> Claimer<S> {
                  last_note = 'claim signed' WHERE btc_txid = ?1",
             params![id, l2.to_string(), tx.to_bytes().to_lower_hex_string()],
         )?;
-        rexe_node::client::failpoint("claimer-before-send");
+        crate::client::failpoint("claimer-before-send");
         match self.l2.submit(&tx, "claim") {
             Ok(()) => {
-                rexe_node::client::failpoint("claimer-after-send");
+                crate::client::failpoint("claimer-after-send");
                 self.note(id, "submitted", None, "claim submitted", None, now)?;
                 tracing::info!(btc_txid = %txid, l2_txid = %l2, "claim submitted");
                 Ok(Progress::Submitted(l2))

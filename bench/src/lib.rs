@@ -2,6 +2,7 @@
 //! `--json`, one JSON object with at least `name`, the parameters, `ops_per_sec` and
 //! `peak_rss_bytes`, so scripts can collect figures.
 
+mod contract;
 mod e2e;
 mod stratum;
 mod tap;
@@ -20,6 +21,7 @@ use rexe_chain::{
 };
 use serde_json::json;
 
+/// `rexe bench`'s arguments.
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -67,7 +69,7 @@ enum Which {
     E2eClient(e2e::E2eClientArgs),
     /// Contracts: token `transfer` calls executed and committed, the ERC20 script on
     /// several shard counts, and compile time of the examples.
-    Contract(crate::contract_bench::ContractBenchArgs),
+    Contract(crate::contract::ContractBenchArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +107,7 @@ struct SigArgs {
     threads: Vec<usize>,
 }
 
+/// Runs one `rexe bench` measurement and prints its figures.
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.which {
         Which::Transfers(t) => {
@@ -168,7 +171,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Which::E2e(a) => print(&e2e::run(&a)?, args.json),
         Which::E2eClient(a) => e2e::client(&a)?,
         Which::Contract(c) => {
-            for r in crate::contract_bench::run(&c)? {
+            for r in crate::contract::run(&c)? {
                 print(&r, args.json);
             }
         }
@@ -333,7 +336,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
 fn auxpow(count: u64) -> Result<serde_json::Value> {
     use bitcoin::hashes::{sha256d, Hash};
     let bytes = Vec::<u8>::from_hex(
-        include_str!("../miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex").trim(),
+        include_str!("../../miner/tests/data/namecoin-mainnet-37174.header-auxpow.hex").trim(),
     )?;
     let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&bytes[..80])?;
     let aux_hash = sha256d::Hash::hash(&bytes[..80]).to_byte_array();

@@ -20,14 +20,15 @@ use rexe_wallet::{PegPayment, RexeWallet};
 use serde_json::{json, Value};
 
 use super::source::{BitcoinSource, Electrum};
-use crate::btc_wallet::{fee_rate, WalletArgs};
-use crate::wallet_cli::RpcArgs;
-use rexe_node::client::L2Client;
-use rexe_node::peer::Peer;
+use crate::cli::btc_wallet::{fee_rate, WalletArgs};
+use crate::cli::RpcArgs;
+use crate::client::L2Client;
+use crate::peer::Peer;
 
 /// How long to wait for L2 calls to run.
 const WAIT: Duration = Duration::from_secs(120);
 
+/// `rexe peg in`'s arguments.
 #[derive(Args)]
 pub struct PegInArgs {
     /// rxBTC to buy, in sats.
@@ -52,8 +53,9 @@ pub struct PegInArgs {
     /// L2 key file paying bonds and fees (default: the wallet's L2 key, same seed).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Gas price and limit of the L2 calls.
     #[command(flatten)]
-    pub fees: rexe_node::fees::FeeArgs,
+    pub fees: crate::fees::FeeArgs,
     /// L2 blocks a take must be buried under before the BTC is paid (a Bitcoin-anchored take
     /// is final at once). Default: the network's (main/test 30, regtest/devnet 3).
     #[arg(long)]
@@ -74,8 +76,10 @@ pub struct PegInArgs {
     /// once per block.
     #[arg(long, requires = "wait")]
     pub bump: bool,
+    /// The Bitcoin wallet that pays.
     #[command(flatten)]
     pub w: WalletArgs,
+    /// The L2 node.
     #[command(flatten)]
     pub rpc: RpcArgs,
 }
@@ -85,10 +89,10 @@ pub fn l2_client(
     rpc: &RpcArgs,
     key: Option<&PathBuf>,
     wallet: &RexeWallet,
-    fees: rexe_node::fees::FeeArgs,
+    fees: crate::fees::FeeArgs,
 ) -> Result<L2Client> {
     let signer = match key {
-        Some(k) => crate::wallet_cli::read_key(k)?,
+        Some(k) => crate::cli::read_key(k)?,
         None => wallet.l2_signer().ok_or_else(|| {
             anyhow!("this wallet has no L2 key (watch-only or imported): give --key")
         })?,
@@ -364,10 +368,10 @@ fn check_fee_for_deadline(
     margin: u32,
 ) -> Result<()> {
     let target = deadline.saturating_sub(tip).saturating_sub(margin).max(1);
-    let Some(needed) = crate::btc_wallet::estimate_sat_vb(electrum, target as usize)? else {
+    let Some(needed) = crate::cli::btc_wallet::estimate_sat_vb(electrum, target as usize)? else {
         return Ok(()); // no estimate: nothing to compare with
     };
-    let have = crate::btc_wallet::sat_per_vb(rate);
+    let have = crate::cli::btc_wallet::sat_per_vb(rate);
     if have + 1e-9 < needed {
         bail!(
             "refusing to pay: {have:.1} sat/vB is below the server's estimate of {needed:.1} \
@@ -429,12 +433,13 @@ impl Bumper {
         }
         self.last_tip = Some(tip);
         let left = owed.deadline.saturating_sub(tip).max(1);
-        let estimate = crate::btc_wallet::estimate_sat_vb(electrum, left as usize)?.unwrap_or(1.0);
-        let last = crate::btc_wallet::sat_per_vb(self.rate);
+        let estimate =
+            crate::cli::btc_wallet::estimate_sat_vb(electrum, left as usize)?.unwrap_or(1.0);
+        let last = crate::cli::btc_wallet::sat_per_vb(self.rate);
         // BIP125: the replacement pays its own size at the incremental relay fee on top of
         // the original's fee, so the rate rises by more than 1 sat/vB.
         let sat_vb = estimate.max(last * 1.5).max(last + 2.0);
-        let rate = crate::btc_wallet::from_sat_per_vb(sat_vb);
+        let rate = crate::cli::btc_wallet::from_sat_per_vb(sat_vb);
         let new = bump(wallet, self.payment, rate, owed, electrum, db)?;
         println!(
             "payment at risk ({left} blocks to the deadline): replaced {} by {new} at {sat_vb:.1} sat/vB",
@@ -465,6 +470,7 @@ pub fn pay(
     Ok(txid)
 }
 
+/// `rexe peg in`: takes orders, pays them in one transaction and claims the rxBTC.
 pub fn run(a: PegInArgs) -> Result<()> {
     let mut wallet = a.w.open_synced()?;
     let l2 = l2_client(&a.rpc, a.key.as_ref(), &wallet, a.fees)?;

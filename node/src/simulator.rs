@@ -1239,7 +1239,7 @@ mod tests {
 
     #[test]
     fn token_script_runs_on_the_chain() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
         let src = std::fs::read_to_string(dir.join("token.prdts")).unwrap();
         let mut out = Vec::new();
         let opts = Options {

@@ -1,11 +1,11 @@
-//! The JSON-RPC servers' HTTP layer (`rexe_net::http::serve_connection` and
+//! The JSON-RPC servers' HTTP layer (`rexe_rpc::http::serve_connection` and
 //! `read_jsonrpc`) on arbitrary and on structured hostile input: the proptest twin of the
 //! `http_rpc` fuzz target (`fuzz/fuzz_targets/http_rpc.rs`), with the properties of
-//! `rexe_net::probe::Exchange::check`, and the front door's answers case by case.
+//! `rexe_rpc::probe::Exchange::check`, and the front door's answers case by case.
 
 use proptest::prelude::*;
-use rexe_net::http::{BodyError, Refusal};
-use rexe_net::probe::{self, Admitted, USER_PASS_B64};
+use rexe_rpc::http::{BodyError, Refusal};
+use rexe_rpc::probe::{self, Admitted, USER_PASS_B64};
 
 fn run(input: &[u8]) -> probe::Exchange {
     thread_local! {

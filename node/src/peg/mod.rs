@@ -21,8 +21,8 @@ use rexe_miner::bitcoind::Bitcoind;
 use serde_json::{json, Value};
 use source::{BitcoinSource, Electrum};
 
-use crate::wallet_cli::{read_key, RpcArgs};
-use rexe_node::client::L2Client;
+use crate::cli::{read_key, RpcArgs};
+use crate::client::L2Client;
 
 /// How long CLI commands wait for their call to run on the L2.
 const WAIT: Duration = Duration::from_secs(120);
@@ -38,18 +38,17 @@ pub struct KeyArgs {
     #[arg(long)]
     wallet: Option<PathBuf>,
     #[command(flatten)]
-    fees: rexe_node::fees::FeeArgs,
+    fees: crate::fees::FeeArgs,
     #[command(flatten)]
     rpc: RpcArgs,
 }
 
 impl KeyArgs {
-    fn signer(&self, peer: &rexe_node::peer::Peer) -> Result<rexe_chain::Signer> {
+    fn signer(&self, peer: &crate::peer::Peer) -> Result<rexe_chain::Signer> {
         match (&self.key, &self.wallet) {
             (Some(k), _) => read_key(k),
             (None, Some(w)) => {
-                let net =
-                    rexe_bridge::contract::bitcoin_network(rexe_node::client::network_of(peer)?);
+                let net = rexe_bridge::contract::bitcoin_network(crate::client::network_of(peer)?);
                 let wallet = rexe_wallet::RexeWallet::load(w, net)
                     .with_context(|| format!("opening the wallet {}", w.display()))?;
                 wallet.l2_signer().with_context(|| {
@@ -101,6 +100,7 @@ impl BtcSourceArgs {
     }
 }
 
+/// `rexe peg`'s subcommands.
 #[derive(Subcommand)]
 pub enum PegCmd {
     /// Peg in: buy rxBTC with BTC (takes orders, pays them in one PSBT-built transaction).
@@ -116,8 +116,10 @@ pub enum PegCmd {
         /// The claimer's work list (the replacement is watched under its own txid).
         #[arg(long, default_value = "rexe-claimer.sqlite")]
         claimer_state: PathBuf,
+        /// The Bitcoin wallet.
         #[command(flatten)]
-        w: crate::btc_wallet::WalletArgs,
+        w: crate::cli::btc_wallet::WalletArgs,
+        /// The L2 node.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -138,6 +140,7 @@ pub enum PegCmd {
         /// The order expires this many L2 blocks from now (refunded automatically).
         #[arg(long, default_value_t = 10_000)]
         expiry_blocks: u64,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -152,6 +155,7 @@ pub enum PegCmd {
         /// L2 address that receives the rxBTC (default: the key's own).
         #[arg(long)]
         recipient: Option<String>,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -160,6 +164,7 @@ pub enum PegCmd {
         /// The order id.
         #[arg(long)]
         order: u64,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -171,8 +176,10 @@ pub enum PegCmd {
         /// The match ids it pays, comma-separated.
         #[arg(long, value_delimiter = ',')]
         matches: Vec<u64>,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
+        /// Where Bitcoin is read.
         #[command(flatten)]
         btc: BtcSourceArgs,
     },
@@ -181,6 +188,7 @@ pub enum PegCmd {
         /// Only matches involving this L2 address.
         #[arg(long)]
         address: Option<String>,
+        /// The L2 node.
         #[command(flatten)]
         rpc: RpcArgs,
     },
@@ -190,8 +198,10 @@ pub enum PegCmd {
         /// Stop once the L2 tracks the source's tip.
         #[arg(long)]
         once: bool,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
+        /// Where Bitcoin is read.
         #[command(flatten)]
         btc: BtcSourceArgs,
     },
@@ -209,8 +219,10 @@ pub enum PegCmd {
         /// One pass over the work list, then exit.
         #[arg(long)]
         once: bool,
+        /// The L2 key that signs, and the node.
         #[command(flatten)]
         key: KeyArgs,
+        /// Where Bitcoin is read.
         #[command(flatten)]
         btc: BtcSourceArgs,
     },
@@ -227,6 +239,7 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs one `rexe peg` subcommand.
 pub fn run(cmd: PegCmd) -> Result<()> {
     match cmd {
         PegCmd::Out {
@@ -462,7 +475,7 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                 )
             })?;
             let owed = pegin::owed(&rpc.peer()?, &ids)?;
-            let rate = crate::btc_wallet::fee_rate(Some(feerate), &w.electrum)?;
+            let rate = crate::cli::btc_wallet::fee_rate(Some(feerate), &w.electrum)?;
             let txid = pegin::bump(&mut wallet, btc_txid, rate, &owed, &w.electrum, &db)?;
             println!("replaced {btc_txid} by {txid} at {feerate} sat/vB; the claimer watches both");
         }

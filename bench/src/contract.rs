@@ -20,7 +20,7 @@ use rexe_chain::{
 };
 use serde_json::json;
 
-use crate::bench::{peak_rss_bytes, XorShift};
+use crate::{peak_rss_bytes, XorShift};
 
 #[derive(Args)]
 pub struct ContractBenchArgs {
@@ -55,7 +55,7 @@ pub struct ContractBenchArgs {
     datadir: Option<PathBuf>,
 }
 
-const TOKEN: &str = include_str!("../examples/contracts/token.prd");
+const TOKEN: &str = include_str!("../../examples/contracts/token.prd");
 
 pub fn run(a: &ContractBenchArgs) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
@@ -264,11 +264,11 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
 }
 
 fn script(a: &ContractBenchArgs, order: u8) -> Result<serde_json::Value> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
     let path = dir.join("erc20_bench.prdts");
     let src =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let opts = crate::contract_script::Options {
+    let opts = rexe_node::simulator::Options {
         order,
         threads: a.threads,
         perftest: true,
@@ -281,7 +281,7 @@ fn script(a: &ContractBenchArgs, order: u8) -> Result<serde_json::Value> {
     };
     let mut sink = Vec::new();
     let started = Instant::now();
-    let summary = crate::contract_script::Runner::new(opts, &dir, &mut sink).run(&src)?;
+    let summary = rexe_node::simulator::Runner::new(opts, &dir, &mut sink).run(&src)?;
     let total = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&sink);
     // The script's own stopwatch covers `chain.run` of the transfers.
@@ -314,10 +314,19 @@ fn compile_times() -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for (name, src) in [
         ("token", TOKEN),
-        ("ballot", include_str!("../examples/contracts/ballot.prd")),
-        ("counter", include_str!("../examples/contracts/counter.prd")),
-        ("amm", include_str!("../examples/contracts/amm.prd")),
-        ("pixels", include_str!("../examples/contracts/pixels.prd")),
+        (
+            "ballot",
+            include_str!("../../examples/contracts/ballot.prd"),
+        ),
+        (
+            "counter",
+            include_str!("../../examples/contracts/counter.prd"),
+        ),
+        ("amm", include_str!("../../examples/contracts/amm.prd")),
+        (
+            "pixels",
+            include_str!("../../examples/contracts/pixels.prd"),
+        ),
     ] {
         let n = 2000;
         let start = Instant::now();

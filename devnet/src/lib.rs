@@ -30,10 +30,11 @@ use rexe_miner::proxy::Harvester;
 use rexe_wallet::{DescriptorKind, RexeWallet};
 use serde_json::json;
 
-use crate::peg::source::{BitcoinSource, Electrum};
 use rexe_node::client::L2Client;
 use rexe_node::peer::Peer;
+use rexe_node::peg::source::{BitcoinSource, Electrum};
 
+/// `rexe devnet`'s arguments.
 #[derive(Args)]
 pub struct DevnetArgs {
     /// Data directory (created if missing; reused to resume).
@@ -181,9 +182,11 @@ impl Ctx {
 
 /// The relayer and the claimer, until stopped.
 fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
-    let mut relayer =
-        crate::peg::relayer::Relayer::new(Electrum::new(&ctx.electrum)?, ctx.client(operator())?);
-    let claimer = crate::peg::claimer::Claimer::open(
+    let mut relayer = rexe_node::peg::relayer::Relayer::new(
+        Electrum::new(&ctx.electrum)?,
+        ctx.client(operator())?,
+    );
+    let claimer = rexe_node::peg::claimer::Claimer::open(
         &ctx.claimer_state,
         Electrum::new(&ctx.electrum)?,
         ctx.client(operator())?,
@@ -195,7 +198,7 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
         match claimer.step(now_secs() as i64) {
             Ok(events) => {
                 for (txid, p) in events {
-                    if let crate::peg::claimer::Progress::Submitted(l2) = p {
+                    if let rexe_node::peg::claimer::Progress::Submitted(l2) = p {
                         println!("peg demo: claimer submitted the claim of {txid} (L2 call {l2})");
                     }
                 }
@@ -230,7 +233,7 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
     // The L2 must track Bitcoin's tip before a take (deadlines count from it).
     wait_until("the relayer", 120, &mut || {
         let tip = btc.tip_height()?;
-        Ok(crate::peg::pegin::l2_btc_tip(&ctx.l2_peer)? >= tip)
+        Ok(rexe_node::peg::pegin::l2_btc_tip(&ctx.l2_peer)? >= tip)
     })?;
     let mut a_wallet = demo_wallet(&ctx.wallets, &alice)?;
     let a_btc = a_wallet.peek_address(0);
@@ -258,21 +261,21 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
     let mut b_wallet = demo_wallet(&ctx.wallets, &bob)?;
     b_wallet.sync(&ctx.electrum)?;
     let b = ctx.client(bob.l2.clone())?;
-    let req = crate::peg::pegin::Request {
+    let req = rexe_node::peg::pegin::Request {
         amount,
         allow_partial: false,
         rate: bitcoin::FeeRate::from_sat_per_vb_u32(2),
         margin: rexe_wallet::DEFAULT_PAY_MARGIN,
         recipient: bob.l2.address(),
         btc: &btc,
-        finality: crate::peg::pegin::Finality {
+        finality: rexe_node::peg::pegin::Finality {
             confirmations: rexe_chain::Network::Devnet.default_l2_confirmations(),
             timeout: Duration::from_secs(600),
         },
         electrum: None,
     };
-    let (psbt, owed) = crate::peg::pegin::prepare(&req, &mut b_wallet, &b, &ctx.l2_peer)?;
-    let pay = crate::peg::pegin::pay(
+    let (psbt, owed) = rexe_node::peg::pegin::prepare(&req, &mut b_wallet, &b, &ctx.l2_peer)?;
+    let pay = rexe_node::peg::pegin::pay(
         &mut b_wallet,
         psbt,
         &owed,
@@ -312,6 +315,7 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs the devnet until a stop signal (or `--blocks`).
 pub fn run(args: DevnetArgs) -> Result<()> {
     let users = demo_users();
     let params = params();

@@ -118,7 +118,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         aux: Mutex::new(Default::default()),
         mining_address: None,
         chain_id: rexe_miner::ChainId(0),
-        limits: rexe_net::Limits::http(),
+        limits: rexe_rpc::Limits::http(),
         max_tx_bytes,
     });
     let rpc = rexe_node::start_rpc(

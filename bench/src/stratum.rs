@@ -111,7 +111,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         StratumOptions {
             fixed_difficulty: Some(EVERY_HASH),
             // Every connection comes from 127.0.0.1: no connection limits.
-            limits: rexe_net::Limits {
+            limits: rexe_rpc::Limits {
                 max_connections: 0,
                 max_per_ip: 0,
                 ..StratumOptions::default().limits

@@ -12,10 +12,11 @@ use rexe_chain::lang::compile;
 use rexe_chain::{Address, Payload};
 use serde_json::{json, Value as Json};
 
-use crate::contract_script::{Options, Runner};
-use crate::wallet_cli::{read_key, RpcArgs};
-use rexe_node::client::L2Client;
+use crate::cli::{read_key, RpcArgs};
+use crate::client::L2Client;
+use crate::simulator::{Options, Runner};
 
+/// `rexe contract`'s subcommands.
 #[derive(Subcommand)]
 pub enum ContractCmd {
     /// Compile PREDA files and print OK or the errors (line:column: message).
@@ -35,6 +36,7 @@ pub enum ContractCmd {
     Run(RunArgs),
 }
 
+/// What signs and pays for a contract transaction, and the node it goes to.
 #[derive(Args)]
 pub struct TxArgs {
     /// Key file of the sender.
@@ -45,7 +47,7 @@ pub struct TxArgs {
     #[arg(long, default_value_t = 1_000_000)]
     gas: u64,
     #[command(flatten)]
-    fees: rexe_node::fees::FeeArgs,
+    fees: crate::fees::FeeArgs,
     /// Wait for the receipts and print them.
     #[arg(long)]
     wait: bool,
@@ -53,6 +55,7 @@ pub struct TxArgs {
     rpc: RpcArgs,
 }
 
+/// `rexe contract deploy`'s arguments.
 #[derive(Args)]
 pub struct DeployArgs {
     /// PREDA source file.
@@ -64,6 +67,7 @@ pub struct DeployArgs {
     tx: TxArgs,
 }
 
+/// `rexe contract call`'s arguments.
 #[derive(Args)]
 pub struct CallArgs {
     /// Contract address.
@@ -76,6 +80,7 @@ pub struct CallArgs {
     tx: TxArgs,
 }
 
+/// `rexe contract get`'s arguments.
 #[derive(Args)]
 pub struct GetArgs {
     /// Contract address.
@@ -87,6 +92,7 @@ pub struct GetArgs {
     rpc: RpcArgs,
 }
 
+/// `rexe contract run`'s arguments.
 #[derive(Args)]
 pub struct RunArgs {
     /// The script.
@@ -110,6 +116,7 @@ pub struct RunArgs {
     options: Vec<String>,
 }
 
+/// Runs one `rexe contract` subcommand.
 pub fn run(cmd: ContractCmd) -> Result<()> {
     match cmd {
         ContractCmd::Check { files } => check(&files),
