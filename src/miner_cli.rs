@@ -13,9 +13,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use rexe_miner::aggregate::{AggregateOptions, AuxChain, AuxChainSpec};
 use rexe_miner::auxpow::ChainId;
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
 use rexe_miner::watcher::Watcher;
+use rexe_rpc::client::RpcClient;
 
 #[derive(Subcommand)]
 pub enum MinerCmd {
@@ -133,7 +133,7 @@ fn tap(a: &TapArgs) -> Result<()> {
             .payout
             .clone()
             .context("give --payout (an L2 address for createauxblock) or --no-l2")?;
-        let l2 = Bitcoind::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?)
+        let l2 = RpcClient::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?)
             .with_timeout(Duration::from_secs(5));
         let chain_id = match a.chain_id {
             Some(id) => id,
@@ -161,7 +161,7 @@ fn tap(a: &TapArgs) -> Result<()> {
     if let Some(p) = &a.aux_proxy {
         let auth = creds(&a.aux_proxy_auth, &a.aux_proxy_cookie, "aux-proxy")?;
         config.aux_proxy =
-            Some(Bitcoind::new(p.clone(), auth).with_timeout(Duration::from_secs(5)));
+            Some(RpcClient::new(p.clone(), auth).with_timeout(Duration::from_secs(5)));
     }
     let t = Tap::new(config, harvester);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -308,7 +308,7 @@ fn aux_chains(specs: &[String], timeout: Duration) -> Result<Vec<AuxChain>> {
                     spec.addr
                 ),
             };
-            let rpc = Bitcoind::new(spec.addr.clone(), auth).with_timeout(timeout);
+            let rpc = RpcClient::new(spec.addr.clone(), auth).with_timeout(timeout);
             let chain_id = match spec.chain_id {
                 Some(id) => id,
                 None => {
@@ -348,16 +348,14 @@ fn aux_chains(specs: &[String], timeout: Duration) -> Result<Vec<AuxChain>> {
 pub fn run(cmd: MinerCmd) -> Result<()> {
     let a = match cmd {
         MinerCmd::Stats { proxy } => {
-            let v = rexe_node::peer::Peer::parse(&format!("http://{proxy}"))?;
-            let mut s = std::net::TcpStream::connect(&v.addr)?;
-            use std::io::{Read, Write};
-            write!(
-                s,
-                "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut t = String::new();
-            s.read_to_string(&mut t)?;
-            println!("{}", t.split("\r\n\r\n").nth(1).unwrap_or(""));
+            let client = rexe_rpc::RpcClient::new(proxy.trim_start_matches("http://"), "")
+                .with_timeout(Duration::from_secs(10));
+            let (status, body) = client.get("/stats")?;
+            anyhow::ensure!(
+                status == 200,
+                "{proxy}/stats answered HTTP {status}: {body}"
+            );
+            println!("{body}");
             return Ok(());
         }
         MinerCmd::Cpu {
@@ -389,8 +387,8 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
         MinerCmd::Run(a) => a,
     };
     let btc_creds = creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?;
-    let btc = Bitcoind::new(a.bitcoind.clone(), btc_creds.clone());
-    let l2 = Bitcoind::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?);
+    let btc = RpcClient::new(a.bitcoind.clone(), btc_creds.clone());
+    let l2 = RpcClient::new(a.l2.clone(), creds(&a.l2_auth, &a.l2_cookie, "l2")?);
     btc.call("getblockcount", serde_json::json!([]))
         .with_context(|| format!("cannot reach bitcoind at {}", a.bitcoind))?;
     l2.call("getblockcount", serde_json::json!([]))

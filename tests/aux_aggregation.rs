@@ -15,8 +15,8 @@ use bitcoin::hex::FromHex;
 use common::*;
 use rexe_chain::{Network, Signer};
 use rexe_miner::auxpow::{AuxPow, ChainId, MERGED_MINING_HEADER};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_regtest::{RegtestConfig, RegtestNode};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 fn node(dir: &std::path::Path, extra: &[&str]) -> Running {
@@ -159,7 +159,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
             .spawn()
             .unwrap(),
     );
-    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    let pool = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
         pool.call("getblockcount", json!([])).is_ok()
     });

@@ -42,11 +42,12 @@ fn devnet_runs_stops_and_resumes() {
     };
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "devnet failed: {stdout}\n{}",
+    // Every failure shows both streams: the demo reports its errors on stderr.
+    let both = format!(
+        "{stdout}\n--- stderr ---\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "devnet failed: {both}");
     // At least 40 blocks: the run also waits for the peg demo to finish.
     let height = |s: &str| -> u64 {
         s.split("stopped at height ")
@@ -56,15 +57,15 @@ fn devnet_runs_stops_and_resumes() {
             .unwrap_or_else(|| panic!("no final height in {s}"))
     };
     let first = height(&stdout);
-    assert!(first >= 40, "{stdout}");
-    assert!(stdout.contains("supply-ok=true"), "{stdout}");
-    assert!(stdout.contains("peg demo: alice escrowed"), "{stdout}");
-    assert!(stdout.contains("paid alice on Bitcoin"), "{stdout}");
-    assert!(stdout.contains("Peg swap complete"), "{stdout}");
-    assert!(!stdout.contains("supply-ok=false"), "{stdout}");
+    assert!(first >= 40, "{both}");
+    assert!(stdout.contains("supply-ok=true"), "{both}");
+    assert!(stdout.contains("peg demo: alice escrowed"), "{both}");
+    assert!(stdout.contains("paid alice on Bitcoin"), "{both}");
+    assert!(stdout.contains("Peg swap complete"), "{both}");
+    assert!(!stdout.contains("supply-ok=false"), "{both}");
     // Blocks sealed from two harvest sources: Bitcoin blocks and premature shares.
-    assert!(stdout.contains("sealed-by=on-chain"), "{stdout}");
-    assert!(stdout.contains("sealed-by=premature"), "{stdout}");
+    assert!(stdout.contains("sealed-by=on-chain"), "{both}");
+    assert!(stdout.contains("sealed-by=premature"), "{both}");
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

@@ -12,14 +12,14 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hex::FromHex;
 use common::*;
 use rexe_chain::{Network, Signer};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_regtest::{RegtestConfig, RegtestNode};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 #[test]
 fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let payout = Signer::from_seed(b"pool-payout")
@@ -34,7 +34,7 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
         &["--watch-interval-ms", "50"],
     );
     // The pool uses the proxy exactly as bitcoind, with bitcoind's credentials.
-    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    let pool = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
         pool.call("getblockcount", json!([])).is_ok()
     });
@@ -188,7 +188,7 @@ fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
         ..Default::default()
     };
     let btc_node = RegtestNode::start_with(RegtestConfig::default(), services).unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let payout = Signer::from_seed(b"zmq-payout")
@@ -202,7 +202,7 @@ fn watcher_woken_by_zmq_hashblock_harvests_without_waiting_for_its_poll() {
         &proxy_addr,
         &["--watch-interval-ms", "3600000", "--zmq", &zmq],
     );
-    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    let pool = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
         pool.call("getblockcount", json!([])).is_ok()
     });
@@ -449,7 +449,7 @@ fn raw_http(addr: &str, head: &str, body: &[u8]) -> String {
 #[test]
 fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     let btc_node = RegtestNode::start(RegtestConfig::default()).unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let payout = Signer::from_seed(b"auth-payout")
@@ -463,7 +463,7 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
         &proxy_addr,
         &["--proxy-auth", "pool:secret"],
     );
-    let pool = Bitcoind::new(proxy_addr.clone(), btc_node.cookie.clone());
+    let pool = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {
         pool.call("getblockcount", json!([])).is_ok()
     });

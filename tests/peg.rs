@@ -1128,7 +1128,7 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
         .expect("start bitcoind");
     let cookie = core_dir.path().join("regtest/.cookie");
     env.wait_for("bitcoind's cookie", 60, || cookie.exists());
-    let rpc = rexe_miner::bitcoind::Bitcoind::new(
+    let rpc = rexe_rpc::client::RpcClient::new(
         format!("127.0.0.1:{port}"),
         std::fs::read_to_string(&cookie).unwrap().trim(),
     );

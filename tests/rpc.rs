@@ -352,9 +352,9 @@ fn metrics_are_served_in_prometheus_format() {
         "rexe_peg_open_orders 0",
         "rexe_peg_matches{state=\"open\"} 0",
         "rexe_peg_escrow_sats 0",
-        "rexe_shard_cache_hits_total{shard=\"0\",kind=\"account\"}",
-        "rexe_shard_cache_misses_total{shard=\"3\",kind=\"state\"}",
-        "rexe_shard_cache_entries{shard=\"1\",kind=\"account\"}",
+        "rexe_shard_cache_hits_total{kind=\"account\",shard=\"0\"}",
+        "rexe_shard_cache_misses_total{kind=\"state\",shard=\"3\"}",
+        "rexe_shard_cache_entries{kind=\"account\",shard=\"1\"}",
     ] {
         assert!(text.contains(m), "missing {m}: {text}");
     }

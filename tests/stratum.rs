@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use common::*;
 use rexe_chain::{Network, Signer};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
 use rexe_miner::stratum::server::{self, Stratum, StratumOptions};
 use rexe_regtest::{RegtestConfig, RegtestNode};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 struct Setup {
     _btc_node: RegtestNode,
-    btc: Bitcoind,
+    btc: RpcClient,
     l2: Running,
     _l2_dir: tempfile::TempDir,
     stratum: std::net::SocketAddr,
@@ -37,11 +37,11 @@ fn setup_with(options: StratumOptions) -> Setup {
         ..RegtestConfig::default()
     })
     .unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let harvester = Arc::new(Harvester::new(
-        Bitcoind::new(l2.rpc.clone(), "u:p"),
+        RpcClient::new(l2.rpc.clone(), "u:p"),
         Signer::from_seed(b"default")
             .address()
             .encode(Network::Regtest),

@@ -18,10 +18,10 @@ use std::time::Duration;
 use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::{Network, Signer};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
 use rexe_miner::stratum::server::{self, Stratum, StratumOptions};
 use rexe_regtest::{RegtestConfig, RegtestNode};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 /// The pool: regtest bitcoind (target 8x harder than the L2's), an L2 node, rexe's Stratum
@@ -50,7 +50,7 @@ fn no_harvest_front(l2: &str) -> String {
             std::thread::spawn(move || {
                 let mut req = Vec::new();
                 let mut buf = [0u8; 16 * 1024];
-                // Bitcoind (the client) sends Content-Length and one request per connection.
+                // One request per connection: the answer closes it (the client reconnects).
                 loop {
                     let Ok(n) = c.read(&mut buf) else { return };
                     if n == 0 {
@@ -61,7 +61,10 @@ fn no_harvest_front(l2: &str) -> String {
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
                         let len: usize = head
                             .lines()
-                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length").then_some(v)
+                            })
                             .and_then(|v| v.trim().parse().ok())
                             .unwrap_or(0);
                         if body.len() >= len {
@@ -81,7 +84,12 @@ fn no_harvest_front(l2: &str) -> String {
                 let Ok(mut up) = TcpStream::connect(&l2) else {
                     return;
                 };
-                let _ = up.write_all(&req);
+                // Asks the node to close after answering, so that the answer ends at EOF.
+                let head_end = req.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+                let mut fwd = req[..head_end + 2].to_vec();
+                fwd.extend_from_slice(b"Connection: close\r\n");
+                fwd.extend_from_slice(&req[head_end + 2..]);
+                let _ = up.write_all(&fwd);
                 let mut resp = Vec::new();
                 let _ = up.read_to_end(&mut resp);
                 let _ = c.write_all(&resp);
@@ -97,11 +105,11 @@ fn pool() -> Pool {
         ..RegtestConfig::default()
     })
     .unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let harvester = Arc::new(Harvester::new(
-        Bitcoind::new(no_harvest_front(&l2.rpc), "u:p"),
+        RpcClient::new(no_harvest_front(&l2.rpc), "u:p"),
         payout(),
         rexe_miner::ChainId::REXE,
     ));

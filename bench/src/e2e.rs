@@ -8,8 +8,7 @@
 //! flush included), the client's batch round trips (p50/p99), and the ratio to the raw
 //! signature-verification rate measured in the same run on as many threads.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -24,6 +23,7 @@ use rexe_chain::seal::TestSealer;
 use rexe_chain::{
     Amount, Chain, ChainConfig, ChainParams, Network, Payload, ShardOrder, Signer, Tx,
 };
+use rexe_rpc::RpcClient;
 use serde_json::{json, Value};
 
 use super::peak_rss_bytes;
@@ -223,63 +223,9 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     }))
 }
 
-/// One keep-alive JSON-RPC connection.
-struct Conn {
-    rd: BufReader<TcpStream>,
-    wr: TcpStream,
-    head: String,
-}
-
-impl Conn {
-    fn open(addr: &str, auth_b64: &str) -> Result<Conn> {
-        let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-        s.set_nodelay(true)?;
-        Ok(Conn {
-            rd: BufReader::new(s.try_clone()?),
-            wr: s,
-            head: format!(
-                "POST / HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth_b64}\r\n\
-                 Content-Type: application/json\r\n"
-            ),
-        })
-    }
-
-    /// Sends `body`, returns the reply body.
-    fn post(&mut self, body: &[u8]) -> Result<Vec<u8>> {
-        let mut req = self.head.clone().into_bytes();
-        req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        req.extend_from_slice(body);
-        self.wr.write_all(&req)?;
-        let mut line = String::new();
-        let mut len = None;
-        self.rd.read_line(&mut line)?;
-        if !line.starts_with("HTTP/1.1 200") {
-            bail!("node answered {}", line.trim());
-        }
-        loop {
-            line.clear();
-            self.rd.read_line(&mut line)?;
-            let l = line.trim();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().ok();
-                }
-            }
-        }
-        let mut out = vec![0u8; len.context("reply without Content-Length")?];
-        self.rd.read_exact(&mut out)?;
-        Ok(out)
-    }
-}
-
 /// The client process: signs every transfer, says `ready`, sends them, prints a report.
 pub fn client(a: &E2eClientArgs) -> Result<()> {
-    use bitcoin::base64::Engine as _;
     let cookie = std::fs::read_to_string(&a.cookie).context("reading the node's cookie")?;
-    let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(cookie.trim());
     let signers: Vec<Signer> = (0..a.accounts).map(signer).collect();
     let fee = ChainParams::regtest().min_base_fee;
     // Transfer k: from account k % accounts at nonce k / accounts, to a scattered other.
@@ -318,22 +264,32 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
             bodies[c].push(serde_json::to_vec(&p)?);
         }
     }
-    let mut conns: Vec<Conn> = (0..conns)
-        .map(|_| Conn::open(&a.addr, &auth))
+    // One client (so one keep-alive connection) per sending thread, connected before
+    // `ready` so that the measured window holds no connects.
+    let conns: Vec<RpcClient> = (0..conns)
+        .map(|_| {
+            let c = RpcClient::new(a.addr.clone(), cookie.trim());
+            c.call("getblockcount", json!([]))
+                .with_context(|| format!("connecting to {}", a.addr))?;
+            Ok(c)
+        })
         .collect::<Result<_>>()?;
     println!("ready");
     std::io::stdout().flush()?;
     let start = Instant::now();
     let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
         let handles: Vec<_> = conns
-            .iter_mut()
+            .iter()
             .zip(&bodies)
             .map(|(conn, bodies)| {
                 s.spawn(move || -> Result<Vec<Duration>> {
                     let mut rtts = Vec::with_capacity(bodies.len());
                     for b in bodies {
                         let t = Instant::now();
-                        let reply = conn.post(b)?;
+                        let (status, reply) = conn.post("/", b, None)?;
+                        if status != 200 {
+                            bail!("node answered HTTP {status}");
+                        }
                         rtts.push(t.elapsed());
                         let v: Value = serde_json::from_slice(&reply)?;
                         if let Some(e) = v

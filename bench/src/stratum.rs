@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rexe_miner::auxpow::ChainId;
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
 use rexe_miner::stratum::server::{serve, Stratum, StratumOptions};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -97,11 +97,11 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
     let l2 = rexe_node::start_rpc(shared, cfg.rpc_addr()?, cookie)?;
     let payout = rexe_chain::params::bench_address(0).encode(rexe_chain::Network::Regtest);
     let harvester = Arc::new(Harvester::new(
-        Bitcoind::new(l2.addr.to_string(), "bench:bench"),
+        RpcClient::new(l2.addr.to_string(), "bench:bench"),
         payout.clone(),
         ChainId::REXE,
     ));
-    let btc = Bitcoind::new(regtest.rpc_addr.to_string(), regtest.cookie.clone());
+    let btc = RpcClient::new(regtest.rpc_addr.to_string(), regtest.cookie.clone());
     let btc_payout = bitcoin::ScriptBuf::new_op_return([]);
     let stratum = Stratum::with_options(
         btc,

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use rexe_miner::auxpow::ChainId;
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
 use rexe_miner::tap::{Tap, TapConfig};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 use super::stratum::{load, percentile, start};
@@ -73,7 +73,7 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
     let stack = start(a.server_threads)?;
     let payout = rexe_chain::params::bench_address(0).encode(rexe_chain::Network::Regtest);
     let harvester = Arc::new(Harvester::new(
-        Bitcoind::new(stack.l2.addr.to_string(), "bench:bench")
+        RpcClient::new(stack.l2.addr.to_string(), "bench:bench")
             .with_timeout(Duration::from_secs(5)),
         payout,
         ChainId::REXE,

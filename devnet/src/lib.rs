@@ -25,8 +25,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rexe_chain::{Amount, ChainParams, Network, Payload, Signer, Tx};
 use rexe_miner::auxpow::{AuxPow, ChainId};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::proxy::Harvester;
+use rexe_rpc::client::RpcClient;
 use rexe_wallet::{DescriptorKind, RexeWallet};
 use serde_json::json;
 
@@ -135,7 +135,7 @@ fn demo_wallet(dir: &Path, d: &Demo) -> Result<RexeWallet> {
 /// How a sealed block's proof of work came about, from its AuxPoW: a parent that meets its
 /// own Bitcoin target and is a block of the Bitcoin node is on-chain (or stale, off its best
 /// chain); any other parent is a pool share, premature work.
-fn sealed_by(block: &rexe_chain::Block, btc: &Bitcoind) -> &'static str {
+fn sealed_by(block: &rexe_chain::Block, btc: &RpcClient) -> &'static str {
     let Ok(aux) = AuxPow::decode(&block.seal) else {
         return "unknown";
     };
@@ -292,7 +292,7 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
         &mut || {
             let mut all = true;
             for id in &ids {
-                all &= ctx.l2_peer.call("getpegmatch", json!([id.0]))?["state"] == "claimed";
+                all &= ctx.l2_peer.peg_match(id.0)?.state == rexe_node::api::MatchStatus::Claimed;
             }
             Ok(all)
         },
@@ -339,7 +339,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let l2_cookie = std::fs::read_to_string(&rpc.cookie_path)?
         .trim()
         .to_string();
-    let l2_rpc = Bitcoind::new(rpc.addr.to_string(), l2_cookie.clone());
+    let l2_rpc = RpcClient::new(rpc.addr.to_string(), l2_cookie.clone());
     let l2_peer = Peer::parse(&format!("http://{l2_cookie}@{}", rpc.addr))?;
 
     let btc_node = rexe_regtest::RegtestNode::start_with_electrum(
@@ -352,7 +352,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         addr(&args.electrum_bind, "electrum-bind")?,
     )
     .context("starting the embedded Bitcoin regtest node")?;
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let electrum = btc_node.electrum_url();
 
     // Bob's Bitcoin wallet, funded by mining (coinbases mature after 100 blocks).

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use crate::auxpow::ChainId;
-use crate::bitcoind::{Bitcoind, RpcError};
+use rexe_rpc::client::{RpcClient, RpcError};
 
 /// A bad `--aux-chain` value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -232,7 +232,7 @@ pub struct AuxChain {
     /// Label (stats, metrics, logs).
     pub name: String,
     /// Its aux RPC (give it a short timeout).
-    pub rpc: Bitcoind,
+    pub rpc: RpcClient,
     /// Its chain id.
     pub chain_id: ChainId,
     /// Payout for `createauxblock`; `None`: `getauxblock` (the node pays itself).
@@ -261,7 +261,7 @@ impl AuxChain {
     /// A chain served at `rpc`.
     pub fn new(
         name: impl Into<String>,
-        rpc: Bitcoind,
+        rpc: RpcClient,
         chain_id: ChainId,
         address: Option<String>,
     ) -> AuxChain {

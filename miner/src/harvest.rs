@@ -13,7 +13,7 @@ use bitcoin::{Block, CompactTarget, ScriptBuf, Transaction, TxOut};
 use serde_json::{json, Value};
 
 use crate::auxpow::{AuxPow, AuxTree, ChainId};
-use crate::bitcoind::{Bitcoind, RpcError};
+use rexe_rpc::client::{RpcClient, RpcError};
 
 /// Where a sealing hash came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +138,7 @@ pub fn block_from_template(
 /// Mines on bitcoind's current template until some hash meets `l2_target` (at most
 /// `max_hashes`), submitting any Bitcoin block found on the way.
 pub fn mine(
-    btc: &Bitcoind,
+    btc: &RpcClient,
     aux_hash: [u8; 32],
     chain_id: ChainId,
     l2_target: Target,

@@ -9,7 +9,6 @@
 pub mod aggregate;
 pub mod aux_rpc;
 pub mod auxpow;
-pub mod bitcoind;
 pub mod harvest;
 pub mod inspect;
 pub mod proxy;

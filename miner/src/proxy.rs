@@ -32,8 +32,8 @@ use serde_json::{json, Value};
 
 use crate::aggregate::{AggregateOptions, AuxChain, AuxWork, ChainStats, Taken};
 use crate::auxpow::{find_commitment, merkle_branch_root, AuxPow, AuxTree, ChainId};
-use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::{coinbase_branch, Source};
+use rexe_rpc::client::{RpcClient, RpcError};
 
 /// Counters of harvested work, by source, plus rejections.
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -128,7 +128,7 @@ struct Committed {
 /// `--aux-chain`s), the work handed out, and the counters.
 pub struct Harvester {
     /// The L2 node's RPC (aux methods).
-    pub l2: Bitcoind,
+    pub l2: RpcClient,
     /// L2 payout address for `createauxblock`.
     pub payout: String,
     /// Chain id to commit for.
@@ -154,7 +154,7 @@ pub const REXE_LABEL: &str = "rexe";
 
 impl Harvester {
     /// A harvester submitting to `l2`, paying `payout`, committing for `chain_id`.
-    pub fn new(l2: Bitcoind, payout: impl Into<String>, chain_id: ChainId) -> Harvester {
+    pub fn new(l2: RpcClient, payout: impl Into<String>, chain_id: ChainId) -> Harvester {
         Self::with_aux_chains(
             l2,
             payout,
@@ -168,7 +168,7 @@ impl Harvester {
     /// A harvester merge-mining `aux` beside rexe's L2, all in one aux tree. Refuses two
     /// chains with one chain id.
     pub fn with_aux_chains(
-        l2: Bitcoind,
+        l2: RpcClient,
         payout: impl Into<String>,
         chain_id: ChainId,
         aux: Vec<AuxChain>,
@@ -468,68 +468,28 @@ impl ProxyConfig {
 }
 
 struct ProxyState {
-    upstream: String,
+    upstream: RpcClient,
     harvester: Arc<Harvester>,
     config: ProxyConfig,
 }
 
+/// Forwards a client's request to bitcoind, to the same path (`/` or `/wallet/NAME`) with
+/// the client's own credentials; bitcoind's status and body, as they are.
 async fn forward(
-    upstream: &str,
+    upstream: &RpcClient,
+    path: &str,
     headers: &HeaderMap,
     body: Vec<u8>,
 ) -> Result<(u16, Vec<u8>), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(upstream)
-        .await
-        .map_err(|e| format!("bitcoind at {upstream}: {e}"))?;
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: {upstream}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(a) = headers
+    let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        req += &format!("Authorization: {a}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes())
+        .map(str::to_owned);
+    let (upstream, path) = (upstream.clone(), path.to_owned());
+    tokio::task::spawn_blocking(move || upstream.post(&path, &body, auth.as_deref()))
         .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(&body).await.map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).await.map_err(|e| e.to_string())?;
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed reply from bitcoind")?;
-    let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(502);
-    let mut payload = resp[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload);
-    }
-    Ok((status, payload))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if n == 0 || b.len() < nl + 2 + n {
-            break;
-        }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
-        b = &b[(nl + 4 + n).min(b.len())..];
-    }
-    out
+        .map_err(|e| format!("internal error: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// `submitauxshare header coinbase branch`: the parent header (80 bytes, hex), its coinbase
@@ -572,7 +532,12 @@ pub fn submit_aux_share(h: &Harvester, params: &Value) -> Result<bool, String> {
     Ok(h.harvest_parts(&coinbase, &branch, header, Source::Premature))
 }
 
-async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    State(st): State<Arc<ProxyState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // Authenticate on the headers alone: an unauthenticated body is never read, forwarded
     // or harvested.
     let accepted: Vec<&str> = st.config.accepted_auth.iter().map(String::as_str).collect();
@@ -609,7 +574,8 @@ async fn handle(State(st): State<Arc<ProxyState>>, headers: HeaderMap, body: Bod
         };
         return rexe_rpc::http::json_line(status, &reply);
     }
-    let (status, payload) = match forward(&st.upstream, &headers, bytes.to_vec()).await {
+    let (status, payload) = match forward(&st.upstream, uri.path(), &headers, bytes.to_vec()).await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "upstream bitcoind unreachable");
@@ -693,40 +659,46 @@ async fn metrics(State(st): State<Arc<ProxyState>>) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let mut t = String::from("# HELP rexe_harvested_total L2 blocks sealed by harvested work, by source.\n# TYPE rexe_harvested_total counter\n");
-    for (src, n) in [
-        ("on-chain", s.on_chain),
-        ("premature", s.premature),
-        ("stale", s.stale),
-    ] {
-        t += &format!("rexe_harvested_total{{source=\"{src}\"}} {n}\n");
-    }
-    t += "# HELP rexe_harvest_stale_l2_total Work meeting the L2 target for L2 work already sealed or dropped by a newer L2 tip.\n# TYPE rexe_harvest_stale_l2_total counter\n";
-    t += &format!("rexe_harvest_stale_l2_total {}\n", s.stale_l2);
-    t += "# HELP rexe_coinbase_too_long_total Submitted blocks whose coinbase scriptSig is over 100 bytes.\n# TYPE rexe_coinbase_too_long_total counter\n";
-    t += &format!("rexe_coinbase_too_long_total {}\n", s.coinbase_too_long);
-    t += "# HELP rexe_harvest_rejected_total Commitments the L2 refused.\n# TYPE rexe_harvest_rejected_total counter\n";
-    t += &format!(
-        "rexe_harvest_rejected_total {}\n",
-        s.rejected.values().sum::<u64>()
+    let mut m = rexe_rpc::metrics::Scrape::new();
+    m.counters(
+        "rexe_harvested_total",
+        "L2 blocks sealed by harvested work, by source.",
+        &["source"],
+        [
+            ("on-chain", s.on_chain),
+            ("premature", s.premature),
+            ("stale", s.stale),
+        ]
+        .map(|(src, n)| (vec![src], n as f64)),
+    )
+    .counter(
+        "rexe_harvest_stale_l2_total",
+        "Work meeting the L2 target for L2 work already sealed or dropped by a newer L2 tip.",
+        s.stale_l2 as f64,
+    )
+    .counter(
+        "rexe_coinbase_too_long_total",
+        "Submitted blocks whose coinbase scriptSig is over 100 bytes.",
+        s.coinbase_too_long as f64,
+    )
+    .counter(
+        "rexe_harvest_rejected_total",
+        "Commitments the L2 refused.",
+        s.rejected.values().sum::<u64>() as f64,
     );
-    t += &chain_metrics(&s);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response()
-}
-
-/// A Prometheus label value: backslash, quote and newline escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    chain_metrics(&mut m, &s);
+    (
+        [(header::CONTENT_TYPE, rexe_rpc::metrics::CONTENT_TYPE)],
+        m.render(),
+    )
+        .into_response()
 }
 
 /// A per-chain counter series: name, help, value.
 type Series = (&'static str, &'static str, fn(&ChainStats) -> u64);
 
 /// The per-chain series (label `chain`).
-fn chain_metrics(s: &Stats) -> String {
-    let mut t = String::new();
+fn chain_metrics(m: &mut rexe_rpc::metrics::Scrape, s: &Stats) {
     let series: [Series; 4] = [
         (
             "rexe_aux_sealed_total",
@@ -750,22 +722,25 @@ fn chain_metrics(s: &Stats) -> String {
         ),
     ];
     for (name, help, f) in series {
-        t += &format!("# HELP {name} {help}\n# TYPE {name} counter\n");
-        for (chain, c) in &s.chains {
-            t += &format!("{name}{{chain=\"{}\"}} {}\n", label(chain), f(c));
-        }
+        m.counters(
+            name,
+            help,
+            &["chain"],
+            s.chains
+                .iter()
+                .map(|(chain, c)| (vec![chain.as_str()], f(c) as f64)),
+        );
     }
-    t += "# HELP rexe_aux_rejected_total AuxPoW a chain refused, by chain and reason.\n# TYPE rexe_aux_rejected_total counter\n";
-    for (chain, c) in &s.chains {
-        for (reason, n) in &c.rejected {
-            t += &format!(
-                "rexe_aux_rejected_total{{chain=\"{}\",reason=\"{}\"}} {n}\n",
-                label(chain),
-                label(reason)
-            );
-        }
-    }
-    t
+    m.counters(
+        "rexe_aux_rejected_total",
+        "AuxPoW a chain refused, by chain and reason.",
+        &["chain", "reason"],
+        s.chains.iter().flat_map(|(chain, c)| {
+            c.rejected
+                .iter()
+                .map(move |(reason, n)| (vec![chain.as_str(), reason.as_str()], *n as f64))
+        }),
+    );
 }
 
 /// Serves the proxy on `listen` (returns the bound address), forwarding to `upstream`.
@@ -777,7 +752,7 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let limits = config.limits.clone();
     let st = Arc::new(ProxyState {
-        upstream,
+        upstream: RpcClient::new(upstream, ""),
         harvester,
         config,
     });

@@ -37,10 +37,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::bitcoind::Bitcoind;
 use bitcoin::hex::DisplayHex;
 use bitcoin::pow::Target;
 use bitcoin::Transaction;
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -167,7 +167,7 @@ pub struct TapConfig {
     /// through it (`rexe miner run --aux-chain`): shares committing to an aggregated tree
     /// and meeting the L2 target go to its `submitauxshare`, which seals every chain whose
     /// target they meet. `None`: such shares are skipped (`aggregated_tree`).
-    pub aux_proxy: Option<Bitcoind>,
+    pub aux_proxy: Option<RpcClient>,
 }
 
 impl TapConfig {
@@ -831,7 +831,7 @@ const MAX_DEAD: usize = 4096;
 /// cannot queue up RPCs in front of shares for current work.
 fn harvest_loop(
     h: &Harvester,
-    proxy: Option<&Bitcoind>,
+    proxy: Option<&RpcClient>,
     counters: &TapCounters,
     rx: std::sync::mpsc::Receiver<HarvestJob>,
 ) {
@@ -867,7 +867,7 @@ fn harvest_loop(
 }
 
 /// Hands a share committing to an aggregated tree to the proxy that built it.
-fn forward_share(proxy: &Bitcoind, c: &TapCounters, j: &HarvestJob) {
+fn forward_share(proxy: &RpcClient, c: &TapCounters, j: &HarvestJob) {
     use bitcoin::consensus::encode::serialize_hex;
     c.aux_forwarded.fetch_add(1, Ordering::Relaxed);
     let branch: Vec<String> = j.branch.iter().map(|b| b.to_lower_hex_string()).collect();
@@ -933,69 +933,71 @@ pub async fn serve(
 
 /// The counters as Prometheus text.
 pub fn metrics_text(s: &TapStats) -> String {
-    let mut t = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        t += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
-    };
-    counter(
-        "rexe_tap_connections_total",
-        "Miner connections accepted.",
-        s.connections,
-    );
-    counter(
-        "rexe_tap_shares_total",
-        "mining.submit lines seen.",
-        s.shares,
-    );
-    counter(
-        "rexe_tap_shares_l2_total",
-        "Shares meeting the L2 target.",
-        s.shares_l2,
-    );
-    counter(
-        "rexe_tap_sealed_total",
-        "L2 blocks sealed by shares.",
-        s.sealed,
-    );
-    counter(
-        "rexe_tap_stale_l2_total",
-        "Shares meeting the L2 target for L2 work no longer current.",
-        s.stale_l2,
-    );
-    counter(
-        "rexe_tap_coinbase_too_long_total",
-        "Jobs whose coinbase scriptSig is over 100 bytes.",
-        s.coinbase_too_long,
-    );
-    counter(
-        "rexe_tap_line_too_long_total",
-        "Connections closed for an over-long line.",
-        s.line_too_long,
-    );
-    counter(
-        "rexe_tap_pool_unreachable_total",
-        "Miner connections closed because the pool was unreachable.",
-        s.pool_unreachable,
-    );
-    t += "# HELP rexe_tap_open_connections Miner connections open.\n# TYPE rexe_tap_open_connections gauge\n";
-    t += &format!("rexe_tap_open_connections {}\n", s.open);
-    t += "# HELP rexe_tap_rejected_total AuxPoWs the L2 node refused, by reason.\n# TYPE rexe_tap_rejected_total counter\n";
-    for (reason, n) in &s.rejected {
-        let r = reason
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        t += &format!("rexe_tap_rejected_total{{reason=\"{r}\"}} {n}\n");
+    let mut m = rexe_rpc::metrics::Scrape::new();
+    for (name, help, v) in [
+        (
+            "rexe_tap_connections_total",
+            "Miner connections accepted.",
+            s.connections,
+        ),
+        (
+            "rexe_tap_shares_total",
+            "mining.submit lines seen.",
+            s.shares,
+        ),
+        (
+            "rexe_tap_shares_l2_total",
+            "Shares meeting the L2 target.",
+            s.shares_l2,
+        ),
+        (
+            "rexe_tap_sealed_total",
+            "L2 blocks sealed by shares.",
+            s.sealed,
+        ),
+        (
+            "rexe_tap_stale_l2_total",
+            "Shares meeting the L2 target for L2 work no longer current.",
+            s.stale_l2,
+        ),
+        (
+            "rexe_tap_coinbase_too_long_total",
+            "Jobs whose coinbase scriptSig is over 100 bytes.",
+            s.coinbase_too_long,
+        ),
+        (
+            "rexe_tap_line_too_long_total",
+            "Connections closed for an over-long line.",
+            s.line_too_long,
+        ),
+        (
+            "rexe_tap_pool_unreachable_total",
+            "Miner connections closed because the pool was unreachable.",
+            s.pool_unreachable,
+        ),
+    ] {
+        m.counter(name, help, v as f64);
     }
-    t += "# HELP rexe_tap_skipped_total Shares not looked into, by reason.\n# TYPE rexe_tap_skipped_total counter\n";
-    for (reason, n) in &s.skipped {
-        t += &format!("rexe_tap_skipped_total{{reason=\"{reason}\"}} {n}\n");
-    }
-    t += "# HELP rexe_tap_aux_proxy_shares_total Shares for an aggregated aux tree handed to the aux proxy (outcome: forwarded, sealed, errors).\n# TYPE rexe_tap_aux_proxy_shares_total counter\n";
-    for (outcome, n) in &s.aux_proxy {
-        t += &format!("rexe_tap_aux_proxy_shares_total{{outcome=\"{outcome}\"}} {n}\n");
-    }
-    t
+    m.gauge("rexe_tap_open_connections", "Miner connections open.", s.open as f64)
+        .counters(
+            "rexe_tap_rejected_total",
+            "AuxPoWs the L2 node refused, by reason.",
+            &["reason"],
+            s.rejected.iter().map(|(r, n)| (vec![r.as_str()], *n as f64)),
+        )
+        .counters(
+            "rexe_tap_skipped_total",
+            "Shares not looked into, by reason.",
+            &["reason"],
+            s.skipped.iter().map(|(r, n)| (vec![&**r], *n as f64)),
+        )
+        .counters(
+            "rexe_tap_aux_proxy_shares_total",
+            "Shares for an aggregated aux tree handed to the aux proxy (outcome: forwarded, sealed, errors).",
+            &["outcome"],
+            s.aux_proxy.iter().map(|(o, n)| (vec![&**o], *n as f64)),
+        );
+    m.render()
 }
 
 /// Serves `GET /stats` (JSON, as `rexe miner stats` reads it) and `GET /metrics`

@@ -14,10 +14,10 @@ use bitcoin::hex::FromHex;
 use bitcoin::Block;
 use serde_json::json;
 
-use crate::bitcoind::{Bitcoind, RpcError};
 use crate::harvest::Source;
 use crate::proxy::Harvester;
 use crate::zmq::HashBlock;
+use rexe_rpc::client::{RpcClient, RpcError};
 
 /// Remembers which blocks were looked at.
 #[derive(Default)]
@@ -28,7 +28,12 @@ pub struct Watcher {
 impl Watcher {
     /// One poll: every chain tip not seen yet (and its unseen ancestors on a fork, up to
     /// `depth`) is fetched and offered to the harvester. Returns L2 blocks sealed.
-    pub fn poll(&mut self, btc: &Bitcoind, h: &Harvester, depth: usize) -> Result<usize, RpcError> {
+    pub fn poll(
+        &mut self,
+        btc: &RpcClient,
+        h: &Harvester,
+        depth: usize,
+    ) -> Result<usize, RpcError> {
         let tips = btc.call("getchaintips", json!([]))?;
         let mut sealed = 0;
         for tip in tips.as_array().into_iter().flatten() {
@@ -61,7 +66,7 @@ impl Watcher {
     }
 
     /// Polls every `interval` until `stop`.
-    pub fn run(self, btc: Bitcoind, h: Arc<Harvester>, interval: Duration, stop: Arc<AtomicBool>) {
+    pub fn run(self, btc: RpcClient, h: Arc<Harvester>, interval: Duration, stop: Arc<AtomicBool>) {
         self.run_woken(btc, h, interval, stop, None)
     }
 
@@ -69,7 +74,7 @@ impl Watcher {
     /// notification, until `stop`.
     pub fn run_woken(
         mut self,
-        btc: Bitcoind,
+        btc: RpcClient,
         h: Arc<Harvester>,
         interval: Duration,
         stop: Arc<AtomicBool>,

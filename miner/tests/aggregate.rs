@@ -11,9 +11,9 @@ use bitcoin::hashes::Hash;
 use bitcoin::hex::DisplayHex;
 use rexe_miner::aggregate::{AggregateOptions, AuxChain};
 use rexe_miner::auxpow::{decode_hex, AuxTree, ChainId, MERGED_MINING_HEADER};
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::harvest::Source;
 use rexe_miner::proxy::{AggregateError, Harvester};
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 /// A fake aux RPC: answers work with `hash` and `chainid`, records submissions.
@@ -68,8 +68,8 @@ fn black_hole() -> (String, TcpListener) {
     (l.local_addr().unwrap().to_string(), l)
 }
 
-fn rpc(addr: &str) -> Bitcoind {
-    Bitcoind::new(addr, "u:p").with_timeout(Duration::from_millis(200))
+fn rpc(addr: &str) -> RpcClient {
+    RpcClient::new(addr, "u:p").with_timeout(Duration::from_millis(200))
 }
 
 fn block_with(tag: &[u8]) -> bitcoin::Block {

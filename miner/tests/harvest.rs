@@ -7,10 +7,10 @@ use std::sync::Arc;
 use bitcoin::hex::FromHex;
 use rexe_chain::{Chain, ChainConfig, ChainParams, Signer};
 use rexe_miner::auxpow::ChainId;
-use rexe_miner::bitcoind::Bitcoind;
 use rexe_miner::harvest::{mine, Source};
 use rexe_miner::AuxPowSealer;
 use rexe_regtest::{RegtestConfig, RegtestNode};
+use rexe_rpc::client::RpcClient;
 use serde_json::json;
 
 #[test]
@@ -20,7 +20,7 @@ fn premature_and_on_chain_work_both_seal_l2_blocks() {
         ..RegtestConfig::default()
     })
     .unwrap();
-    let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut l2 = Chain::open(
         dir.path(),

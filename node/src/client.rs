@@ -13,6 +13,7 @@ use rexe_chain::system::{RefusalKind, SystemId};
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
+use crate::api::CallReceipt;
 use crate::peer::Peer;
 
 /// An L2 node plus the key that signs our calls.
@@ -35,14 +36,14 @@ pub fn failpoint(point: &str) {
 
 /// Whether an RPC call failed because the node answered "not found" (-5).
 pub fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<rexe_miner::bitcoind::RpcError>()
+    e.downcast_ref::<rexe_rpc::client::RpcError>()
         .is_some_and(|r| r.is_not_found())
 }
 
 /// The kind of a contract's refusal to admit a transaction (`error.data.kind` of a -26
 /// answer), if that is why an RPC call failed.
 pub fn refusal_kind(e: &anyhow::Error) -> Option<RefusalKind> {
-    let r = e.downcast_ref::<rexe_miner::bitcoind::RpcError>()?;
+    let r = e.downcast_ref::<rexe_rpc::client::RpcError>()?;
     RefusalKind::from_name(r.refusal()?.0)
 }
 
@@ -171,8 +172,11 @@ impl L2Client {
     }
 
     /// The call's receipt once it has run: `Ok(None)` while pending.
-    pub fn receipt(&self, txid: Txid) -> Result<Option<Value>> {
-        match self.call("getcallreceipt", json!([txid.to_string()])) {
+    pub fn receipt(&self, txid: Txid) -> Result<Option<CallReceipt>> {
+        match self
+            .peer
+            .call_as("getcallreceipt", json!([txid.to_string()]))
+        {
             Ok(v) => Ok(Some(v)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
@@ -189,16 +193,16 @@ impl L2Client {
     }
 
     /// Waits until the call has run; errors with the contract's message if it failed.
-    pub fn wait(&self, txid: Txid, timeout: Duration) -> Result<Value> {
+    pub fn wait(&self, txid: Txid, timeout: Duration) -> Result<CallReceipt> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(r) = self.receipt(txid)? {
-                if r["success"].as_bool() == Some(true) {
+                if r.success {
                     return Ok(r);
                 }
                 bail!(
                     "the peg refused call {txid}: {}",
-                    r["error"].as_str().unwrap_or("unknown error")
+                    r.error.as_deref().unwrap_or("unknown error")
                 );
             }
             if Instant::now() > deadline {
@@ -209,7 +213,12 @@ impl L2Client {
     }
 
     /// `getpeginfo`.
-    pub fn peg_info(&self) -> Result<Value> {
-        self.call("getpeginfo", json!([]))
+    pub fn peg_info(&self) -> Result<crate::api::PegInfo> {
+        self.peer.peg_info()
+    }
+
+    /// The node this client talks to.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 }

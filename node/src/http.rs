@@ -277,91 +277,154 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
         let c = shared.chain();
-        let mut s = String::new();
-        s += "# HELP rexe_tip_height Height of the active L2 tip.\n# TYPE rexe_tip_height gauge\n";
-        s += &format!("rexe_tip_height {}\n", c.tip_height());
-        s += "# HELP rexe_mempool_size Transactions in the mempool.\n# TYPE rexe_mempool_size gauge\n";
-        s += &format!("rexe_mempool_size {}\n", c.mempool().len());
-        s += "# HELP rexe_inbound_relays Relays waiting for the next block.\n# TYPE rexe_inbound_relays gauge\n";
-        s += &format!(
-            "rexe_inbound_relays {}\n",
-            c.inbound().iter().map(Vec::len).sum::<usize>()
-        );
+        let mut m = rexe_rpc::metrics::Scrape::new();
         let st = c.stats();
-        s += "# HELP rexe_relays_waiting Relays and global-lane calls the last block left waiting for room (backpressure).\n# TYPE rexe_relays_waiting gauge\n";
-        s += &format!("rexe_relays_waiting {}\n", st.relays_waiting);
+        m.gauge(
+            "rexe_tip_height",
+            "Height of the active L2 tip.",
+            c.tip_height() as f64,
+        )
+        .gauge(
+            "rexe_mempool_size",
+            "Transactions in the mempool.",
+            c.mempool().len() as f64,
+        )
+        .gauge(
+            "rexe_inbound_relays",
+            "Relays waiting for the next block.",
+            c.inbound().iter().map(Vec::len).sum::<usize>() as f64,
+        )
+        .gauge(
+            "rexe_relays_waiting",
+            "Relays and global-lane calls the last block left waiting for room (backpressure).",
+            st.relays_waiting as f64,
+        );
         let fees = c.last_fees();
-        if !fees.is_empty() {
-            s += "# HELP rexe_shard_base_fee_msat Base fee of the next block per shard, msat per gas.\n# TYPE rexe_shard_base_fee_msat gauge\n";
-            for (i, f) in fees.iter().enumerate() {
-                s += &format!("rexe_shard_base_fee_msat{{shard=\"{i}\"}} {}\n", f.next_base_fee.to_msat());
-            }
-            s += "# HELP rexe_shard_gas_used Gas the last block used per shard.\n# TYPE rexe_shard_gas_used gauge\n";
-            for (i, f) in fees.iter().enumerate() {
-                s += &format!("rexe_shard_gas_used{{shard=\"{i}\"}} {}\n", f.gas_used);
-            }
-            s += "# HELP rexe_shard_relays_waiting Inbound relays the last block left waiting per shard.\n# TYPE rexe_shard_relays_waiting gauge\n";
-            for (i, f) in fees.iter().enumerate() {
-                s += &format!("rexe_shard_relays_waiting{{shard=\"{i}\"}} {}\n", f.waiting);
-            }
-        }
         let caches = c.cache_stats();
-        s += "# HELP rexe_shard_cache_hits_total Reads a shard's row cache answered (kind: account or state).\n# TYPE rexe_shard_cache_hits_total counter\n";
-        for (i, k) in caches.iter().enumerate() {
-            s += &format!("rexe_shard_cache_hits_total{{shard=\"{i}\",kind=\"account\"}} {}\n", k.account_hits);
-            s += &format!("rexe_shard_cache_hits_total{{shard=\"{i}\",kind=\"state\"}} {}\n", k.state_hits);
-        }
-        s += "# HELP rexe_shard_cache_misses_total Reads a shard's row cache sent to SQLite.\n# TYPE rexe_shard_cache_misses_total counter\n";
-        for (i, k) in caches.iter().enumerate() {
-            s += &format!("rexe_shard_cache_misses_total{{shard=\"{i}\",kind=\"account\"}} {}\n", k.account_misses);
-            s += &format!("rexe_shard_cache_misses_total{{shard=\"{i}\",kind=\"state\"}} {}\n", k.state_misses);
-        }
-        s += "# HELP rexe_shard_cache_entries Rows a shard's cache holds.\n# TYPE rexe_shard_cache_entries gauge\n";
-        for (i, k) in caches.iter().enumerate() {
-            s += &format!("rexe_shard_cache_entries{{shard=\"{i}\",kind=\"account\"}} {}\n", k.accounts);
-            s += &format!("rexe_shard_cache_entries{{shard=\"{i}\",kind=\"state\"}} {}\n", k.states);
-        }
-        s += "# HELP rexe_blocks_connected_total Blocks connected since start.\n# TYPE rexe_blocks_connected_total counter\n";
-        s += &format!("rexe_blocks_connected_total {}\n", st.blocks_connected);
-        s += "# HELP rexe_blocks_disconnected_total Blocks rolled back (reorgs) since start.\n# TYPE rexe_blocks_disconnected_total counter\n";
-        s += &format!("rexe_blocks_disconnected_total {}\n", st.blocks_disconnected);
-        s += "# HELP rexe_txs_connected_total Transactions in connected blocks since start.\n# TYPE rexe_txs_connected_total counter\n";
-        s += &format!("rexe_txs_connected_total {}\n", st.txs_connected);
-        s += "# HELP rexe_connect_seconds_total Time spent executing and connecting blocks.\n# TYPE rexe_connect_seconds_total counter\n";
-        s += &format!("rexe_connect_seconds_total {:.6}\n", st.connect_secs);
-        s += "# HELP rexe_peers Configured peers.\n# TYPE rexe_peers gauge\n";
-        s += &format!("rexe_peers {}\n", shared.peers.len());
-        s += "# HELP rexe_uptime_seconds Seconds since start.\n# TYPE rexe_uptime_seconds counter\n";
-        s += &format!("rexe_uptime_seconds {}\n", shared.started.elapsed().as_secs());
+        let shards: Vec<String> = (0..fees.len().max(caches.len()))
+            .map(|i| i.to_string())
+            .collect();
+        let per_shard = |f: &dyn Fn(usize) -> f64| -> Vec<(Vec<&str>, f64)> {
+            (0..fees.len())
+                .map(|i| (vec![shards[i].as_str()], f(i)))
+                .collect()
+        };
+        m.gauges(
+            "rexe_shard_base_fee_msat",
+            "Base fee of the next block per shard, msat per gas.",
+            &["shard"],
+            per_shard(&|i| fees[i].next_base_fee.to_msat() as f64),
+        )
+        .gauges(
+            "rexe_shard_gas_used",
+            "Gas the last block used per shard.",
+            &["shard"],
+            per_shard(&|i| fees[i].gas_used as f64),
+        )
+        .gauges(
+            "rexe_shard_relays_waiting",
+            "Inbound relays the last block left waiting per shard.",
+            &["shard"],
+            per_shard(&|i| fees[i].waiting as f64),
+        );
+        let by_kind = |account: &dyn Fn(usize) -> u64, state: &dyn Fn(usize) -> u64| {
+            (0..caches.len())
+                .flat_map(|i| {
+                    [
+                        (vec![shards[i].as_str(), "account"], account(i) as f64),
+                        (vec![shards[i].as_str(), "state"], state(i) as f64),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        m.counters(
+            "rexe_shard_cache_hits_total",
+            "Reads a shard's row cache answered (kind: account or state).",
+            &["shard", "kind"],
+            by_kind(&|i| caches[i].account_hits, &|i| caches[i].state_hits),
+        )
+        .counters(
+            "rexe_shard_cache_misses_total",
+            "Reads a shard's row cache sent to SQLite.",
+            &["shard", "kind"],
+            by_kind(&|i| caches[i].account_misses, &|i| caches[i].state_misses),
+        )
+        .gauges(
+            "rexe_shard_cache_entries",
+            "Rows a shard's cache holds.",
+            &["shard", "kind"],
+            by_kind(&|i| caches[i].accounts as u64, &|i| caches[i].states as u64),
+        )
+        .counter(
+            "rexe_blocks_connected_total",
+            "Blocks connected since start.",
+            st.blocks_connected as f64,
+        )
+        .counter(
+            "rexe_blocks_disconnected_total",
+            "Blocks rolled back (reorgs) since start.",
+            st.blocks_disconnected as f64,
+        )
+        .counter(
+            "rexe_txs_connected_total",
+            "Transactions in connected blocks since start.",
+            st.txs_connected as f64,
+        )
+        .counter(
+            "rexe_connect_seconds_total",
+            "Time spent executing and connecting blocks.",
+            st.connect_secs,
+        )
+        .gauge("rexe_peers", "Configured peers.", shared.peers.len() as f64)
+        .counter(
+            "rexe_uptime_seconds",
+            "Seconds since start.",
+            shared.started.elapsed().as_secs() as f64,
+        );
         if let Some(p) = rexe_bridge::contract::PegContract::of(&c) {
             let t = p.peg().totals();
-            s += "# HELP rexe_peg_btc_tip_height Height of the tracked Bitcoin tip.\n# TYPE rexe_peg_btc_tip_height gauge\n";
-            s += &format!("rexe_peg_btc_tip_height {}\n", p.headers().tip_height());
-            s += "# HELP rexe_peg_open_orders Open peg-out orders.\n# TYPE rexe_peg_open_orders gauge\n";
-            s += &format!("rexe_peg_open_orders {}\n", p.peg().orders().count());
-            s += "# HELP rexe_peg_matches Peg matches by state.\n# TYPE rexe_peg_matches gauge\n";
             let mut by_state = [0u64; 3];
-            for m in p.peg().matches() {
-                by_state[match m.state {
+            for x in p.peg().matches() {
+                by_state[match x.state {
                     rexe_bridge::peg::MatchState::Open => 0,
                     rexe_bridge::peg::MatchState::Claimed { .. } => 1,
                     rexe_bridge::peg::MatchState::Expired => 2,
                 }] += 1;
             }
-            for (name, n) in ["open", "claimed", "expired"].iter().zip(by_state) {
-                s += &format!("rexe_peg_matches{{state=\"{name}\"}} {n}\n");
-            }
-            s += "# HELP rexe_peg_escrow_sats rxBTC held by the peg (orders, matches, bonds).\n# TYPE rexe_peg_escrow_sats gauge\n";
-            s += &format!(
-                "rexe_peg_escrow_sats {}\n",
-                t.in_orders + t.in_matches + t.bonds_held
+            m.gauge(
+                "rexe_peg_btc_tip_height",
+                "Height of the tracked Bitcoin tip.",
+                p.headers().tip_height() as f64,
+            )
+            .gauge(
+                "rexe_peg_open_orders",
+                "Open peg-out orders.",
+                p.peg().orders().count() as f64,
+            )
+            .gauges(
+                "rexe_peg_matches",
+                "Peg matches by state.",
+                &["state"],
+                ["open", "claimed", "expired"]
+                    .into_iter()
+                    .zip(by_state)
+                    .map(|(name, n)| (vec![name], n as f64)),
+            )
+            .gauge(
+                "rexe_peg_escrow_sats",
+                "rxBTC held by the peg (orders, matches, bonds).",
+                (t.in_orders + t.in_matches + t.bonds_held) as f64,
             );
         }
-        s
+        m.render()
     })
     .await
     .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, rexe_rpc::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
 }
 
 /// Binds `addr` and serves under `shared.limits` until the runtime stops. Returns the bound

@@ -6,6 +6,7 @@
 //! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
 //! blocks and transactions.
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;

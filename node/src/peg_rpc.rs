@@ -7,59 +7,71 @@ use bitcoin::{Address as BtcAddress, Network as BtcNetwork, Script};
 use rexe_bridge::contract::PegContract;
 use rexe_bridge::peg::{Match, MatchId, MatchState, Order, Peg, Sats};
 use rexe_chain::{Address, Chain};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::rpc::RpcError;
+use crate::api::{
+    BtcBlockInfo, BtcTip, MatchInfo, MatchStatus, MatcherPiece, MatcherPlan, OrderInfo, PegInfo,
+    ScriptInfo,
+};
+
+/// An answer as JSON (the api structs always serialise).
+fn to_value(v: impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
 
 fn peg(chain: &Chain) -> Result<&PegContract, RpcError> {
     PegContract::of(chain).ok_or_else(|| RpcError::new(-1, "this node runs without the peg"))
 }
 
-fn script_json(script: &Script, net: BtcNetwork) -> Value {
-    json!({
-        "hex": script.as_bytes().to_lower_hex_string(),
-        "address": BtcAddress::from_script(script, net).ok().map(|a| a.to_string()),
-    })
+fn script_info(script: &Script, net: BtcNetwork) -> ScriptInfo {
+    ScriptInfo {
+        hex: script.as_bytes().to_lower_hex_string(),
+        address: BtcAddress::from_script(script, net)
+            .ok()
+            .map(|a| a.to_string()),
+    }
 }
 
 fn l2(chain: &Chain, a: [u8; 32]) -> String {
     Address(a).encode(chain.params().network)
 }
 
-fn order_json(chain: &Chain, o: &Order, net: BtcNetwork) -> Value {
-    json!({
-        "order_id": o.id.0,
-        "maker": l2(chain, o.maker.0),
-        "amount": o.amount.0,
-        "remaining": o.remaining.0,
-        "min_fill": o.min_fill.0,
-        "fee_bps": o.fee_bps,
-        "expiry_height": o.expiry_height,
-        "btc_script": script_json(&o.btc_script, net),
-    })
+fn order_info(chain: &Chain, o: &Order, net: BtcNetwork) -> OrderInfo {
+    OrderInfo {
+        order_id: o.id.0,
+        maker: l2(chain, o.maker.0),
+        amount: o.amount.0,
+        remaining: o.remaining.0,
+        min_fill: o.min_fill.0,
+        fee_bps: o.fee_bps,
+        expiry_height: o.expiry_height,
+        btc_script: script_info(&o.btc_script, net),
+    }
 }
 
-fn match_json(chain: &Chain, peg: &Peg, m: &Match, net: BtcNetwork, btc_tip: u32) -> Value {
-    let (state, outpoint) = match m.state {
-        MatchState::Open => ("open", None),
-        MatchState::Claimed { outpoint } => ("claimed", Some(outpoint.to_string())),
-        MatchState::Expired => ("expired", None),
+fn match_info(chain: &Chain, peg: &Peg, m: &Match, net: BtcNetwork, btc_tip: u32) -> MatchInfo {
+    let (state, paid_by) = match m.state {
+        MatchState::Open => (MatchStatus::Open, None),
+        MatchState::Claimed { outpoint } => (MatchStatus::Claimed, Some(outpoint.to_string())),
+        MatchState::Expired => (MatchStatus::Expired, None),
     };
-    json!({
-        "match_id": m.match_id.0,
-        "order_id": m.order_id.0,
-        "state": state,
-        "paid_by": outpoint,
-        "amount_rx": m.amount_rx.0,
-        "amount_btc_owed": m.amount_btc_owed.0,
-        "payee_script": script_json(&m.payee_script, net),
-        "rx_recipient": l2(chain, m.rx_recipient.0),
-        "taker": l2(chain, m.taker.0),
-        "bond": m.bond.0,
-        "btc_deadline_height": m.btc_deadline_height,
-        "blocks_to_deadline": i64::from(m.btc_deadline_height) - i64::from(btc_tip),
-        "escrow_claimable": peg.escrow_claimable(m.match_id),
-    })
+    MatchInfo {
+        match_id: m.match_id.0,
+        order_id: m.order_id.0,
+        state,
+        paid_by,
+        amount_rx: m.amount_rx.0,
+        amount_btc_owed: m.amount_btc_owed.0,
+        payee_script: script_info(&m.payee_script, net),
+        rx_recipient: l2(chain, m.rx_recipient.0),
+        taker: l2(chain, m.taker.0),
+        bond: m.bond.0,
+        btc_deadline_height: m.btc_deadline_height,
+        blocks_to_deadline: i64::from(m.btc_deadline_height) - i64::from(btc_tip),
+        escrow_claimable: peg.escrow_claimable(m.match_id),
+    }
 }
 
 /// `getpeginfo`: parameters, the tracked Bitcoin tip and escrow totals.
@@ -68,27 +80,27 @@ pub fn info(chain: &Chain) -> Result<Value, RpcError> {
     let (hash, tip) = p.headers().best_tip();
     let t = p.peg().totals();
     let params = p.peg().params();
-    Ok(json!({
-        "bitcoin_network": p.headers().network().to_string(),
-        "btc_tip": {
-            "hash": hash.to_string(),
-            "height": tip.height,
-            "time": tip.header.time,
-            "chainwork": tip.chainwork.to_string(),
+    Ok(to_value(PegInfo {
+        bitcoin_network: p.headers().network().to_string(),
+        btc_tip: BtcTip {
+            hash: hash.to_string(),
+            height: tip.height,
+            time: tip.header.time,
+            chainwork: tip.chainwork.to_string(),
         },
-        "headers_tracked": p.headers().len(),
-        "confirmations_required": params.confirmations,
-        "payment_window": params.payment_window,
-        "claim_grace": params.claim_grace,
-        "late_fee_bps": params.late_fee_bps,
-        "bond_bps": params.bond_bps,
-        "bond_min": params.bond_min.0,
-        "open_orders": p.peg().orders().count(),
-        "escrow_in_orders": t.in_orders as u64,
-        "escrow_in_matches": t.in_matches as u64,
-        "bonds_held": t.bonds_held as u64,
-        "released": t.released as u64,
-        "refunded": t.refunded as u64,
+        headers_tracked: p.headers().len(),
+        confirmations_required: params.confirmations,
+        payment_window: params.payment_window,
+        claim_grace: params.claim_grace,
+        late_fee_bps: params.late_fee_bps,
+        bond_bps: params.bond_bps,
+        bond_min: params.bond_min.0,
+        open_orders: p.peg().orders().count(),
+        escrow_in_orders: t.in_orders as u64,
+        escrow_in_matches: t.in_matches as u64,
+        bonds_held: t.bonds_held as u64,
+        released: t.released as u64,
+        refunded: t.refunded as u64,
     }))
 }
 
@@ -103,12 +115,12 @@ pub fn btc_block(chain: &Chain, hash: &str) -> Result<Value, RpcError> {
         .headers()
         .get(&hash)
         .ok_or_else(|| RpcError::new(-5, "Bitcoin block not tracked"))?;
-    Ok(json!({
-        "hash": hash.to_string(),
-        "height": e.height,
-        "time": e.header.time,
-        "confirmations": p.headers().confirmations(&hash).unwrap_or(0),
-        "on_best_chain": p.headers().is_on_best_chain(&hash),
+    Ok(to_value(BtcBlockInfo {
+        hash: hash.to_string(),
+        height: e.height,
+        time: e.header.time,
+        confirmations: p.headers().confirmations(&hash).unwrap_or(0),
+        on_best_chain: p.headers().is_on_best_chain(&hash),
     }))
 }
 
@@ -118,10 +130,11 @@ pub fn orders(chain: &Chain) -> Result<Value, RpcError> {
     let net = p.headers().network();
     let mut list: Vec<&Order> = p.peg().orders().collect();
     list.sort_by_key(|o| (o.fee_bps, o.id));
-    Ok(json!(list
-        .into_iter()
-        .map(|o| order_json(chain, o, net))
-        .collect::<Vec<_>>()))
+    Ok(to_value(
+        list.into_iter()
+            .map(|o| order_info(chain, o, net))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `getpegmatch id`.
@@ -131,13 +144,13 @@ pub fn get_match(chain: &Chain, id: u64) -> Result<Value, RpcError> {
         .peg()
         .get_match(MatchId(id))
         .ok_or_else(|| RpcError::new(-5, format!("no match {id}")))?;
-    Ok(match_json(
+    Ok(to_value(match_info(
         chain,
         p.peg(),
         m,
         p.headers().network(),
         p.headers().tip_height(),
-    ))
+    )))
 }
 
 /// `listpegmatches [address]`: every match, or those where `address` is taker, recipient or
@@ -146,7 +159,7 @@ pub fn matches(chain: &Chain, who: Option<Address>) -> Result<Value, RpcError> {
     let p = peg(chain)?;
     let net = p.headers().network();
     let tip = p.headers().tip_height();
-    let list: Vec<Value> = p
+    let list: Vec<MatchInfo> = p
         .peg()
         .matches()
         .filter(|m| match who {
@@ -157,9 +170,9 @@ pub fn matches(chain: &Chain, who: Option<Address>) -> Result<Value, RpcError> {
                     || p.peg().order(m.order_id).is_some_and(|o| o.maker.0 == a.0)
             }
         })
-        .map(|m| match_json(chain, p.peg(), m, net, tip))
+        .map(|m| match_info(chain, p.peg(), m, net, tip))
         .collect();
-    Ok(json!(list))
+    Ok(to_value(list))
 }
 
 /// `pegmatcher amount`: the orders a peg-in of `amount` would take, with the bond each needs.
@@ -169,19 +182,23 @@ pub fn matcher(chain: &Chain, amount: u64) -> Result<Value, RpcError> {
     let height = chain.tip_height() + 1;
     let plan = p.peg().matcher(Sats(amount), height);
     let mut total = 0u64;
-    let pieces: Vec<Value> = plan
+    let pieces: Vec<MatcherPiece> = plan
         .iter()
         .filter_map(|(id, piece)| {
             let o = p.peg().order(*id)?;
             total += piece.0;
-            Some(json!({
-                "order_id": id.0,
-                "amount": piece.0,
-                "btc_owed": rexe_bridge::peg::Peg::owed(*piece, o.fee_bps).0,
-                "bond": p.peg().params().required_bond(*piece).0,
-                "payee_script": script_json(&o.btc_script, net),
-            }))
+            Some(MatcherPiece {
+                order_id: id.0,
+                amount: piece.0,
+                btc_owed: rexe_bridge::peg::Peg::owed(*piece, o.fee_bps).0,
+                bond: p.peg().params().required_bond(*piece).0,
+                payee_script: script_info(&o.btc_script, net),
+            })
         })
         .collect();
-    Ok(json!({ "requested": amount, "matched": total, "orders": pieces }))
+    Ok(to_value(MatcherPlan {
+        requested: amount,
+        matched: total,
+        orders: pieces,
+    }))
 }

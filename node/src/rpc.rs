@@ -545,18 +545,19 @@ pub fn call(
             match chain.call_receipt(txid).map_err(RpcError::internal)? {
                 Some((block, height, r)) => {
                     let e = r.error.as_ref();
-                    Ok(json!({
-                        "txid": txid.to_string(),
-                        "contract": r.contract.0,
-                        "blockhash": block.to_string(),
-                        "height": height,
-                        "confirmations": chain.tip_height().saturating_sub(height) + 1,
-                        "final": chain.is_final(height),
-                        "success": r.error.is_none(),
-                        "error": e.map(|e| &e.message),
-                        "error_kind": e.map(|e| e.kind.as_str()),
-                        "error_code": e.and_then(|e| e.code.as_deref()),
-                    }))
+                    let receipt = crate::api::CallReceipt {
+                        txid: txid.to_string(),
+                        contract: r.contract.0,
+                        blockhash: block.to_string(),
+                        height,
+                        confirmations: chain.tip_height().saturating_sub(height) + 1,
+                        is_final: chain.is_final(height),
+                        success: r.error.is_none(),
+                        error: e.map(|e| e.message.clone()),
+                        error_kind: e.map(|e| e.kind.as_str().to_owned()),
+                        error_code: e.and_then(|e| e.code.clone()),
+                    };
+                    Ok(serde_json::to_value(receipt).map_err(RpcError::internal)?)
                 }
                 None => Err(RpcError::not_found(
                     "no receipt: the call has not run on the active chain (yet)",

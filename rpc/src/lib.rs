@@ -10,6 +10,7 @@
 
 pub mod accept;
 pub mod auth;
+pub mod client;
 pub mod cookie;
 pub mod fd;
 pub mod gate;
@@ -17,12 +18,14 @@ pub mod http;
 pub mod jsonrpc;
 pub mod limits;
 pub mod line;
+pub mod metrics;
 #[doc(hidden)]
 pub mod probe;
 pub mod workers;
 
 pub use accept::accept_loop;
 pub use auth::basic_auth_ok;
+pub use client::{RpcClient, RpcError};
 pub use gate::{ConnGate, Permit};
 pub use http::serve_http;
 pub use limits::Limits;

@@ -1,5 +1,5 @@
 //! The JSON-RPC servers' HTTP layer driven by arbitrary bytes, for the `http_rpc` fuzz
-//! target and its proptest twin (`net/tests/http_props.rs`): hyper's HTTP/1.1 connection
+//! target and its proptest twin (`rpc/tests/http_props.rs`): hyper's HTTP/1.1 connection
 //! with [`crate::http::serve_connection`]'s settings (and half-closed connections kept, so
 //! a client may close its side and still read), under a small [`Limits`], in front of a
 //! handler that goes through [`crate::http::read_jsonrpc`] exactly as the L2 node's and the

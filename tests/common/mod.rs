@@ -94,7 +94,9 @@ pub fn l2_node_with_password(dir: &Path) -> Running {
     )
 }
 
-/// Raw HTTP POST; returns (status, body).
+/// Raw HTTP POST, a probe of the server's limits: writes the whole request (ignoring a
+/// failed write) and reads whatever comes back, so that an early answer (401 before the
+/// body, 413) is seen where a real client would report a broken pipe. (status, body).
 pub fn post(addr: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -124,11 +126,15 @@ pub fn post(addr: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-/// A JSON-RPC call with the cookie; returns the whole reply object.
+/// A JSON-RPC call with the cookie through the RPC client; returns the whole reply object.
 pub fn call(r: &Running, method: &str, params: Value) -> Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (_, text) = post(&r.rpc, Some(&r.cookie), body.to_string().as_bytes());
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON reply {text:?}: {e}"))
+    let client = rexe_rpc::RpcClient::new(r.rpc.clone(), &r.cookie);
+    let (_, text) = client
+        .post("/", body.to_string().as_bytes(), None)
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    serde_json::from_slice(&text)
+        .unwrap_or_else(|e| panic!("bad JSON reply {:?}: {e}", String::from_utf8_lossy(&text)))
 }
 
 /// A child process killed (and reaped) on drop.

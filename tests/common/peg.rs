@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::hex::{DisplayHex, FromHex};
-use rexe_miner::bitcoind::Bitcoind;
+use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 use super::{post, seal, spawn, Running, BIN};
@@ -19,7 +19,7 @@ use super::{post, seal, spawn, Running, BIN};
 pub struct PegEnv {
     pub dir: tempfile::TempDir,
     pub btc_node: Option<rexe_regtest::RegtestNode>,
-    pub btc: Bitcoind,
+    pub btc: RpcClient,
     pub node: Running,
     pub cookie_file: PathBuf,
     stop: Arc<AtomicBool>,
@@ -40,7 +40,7 @@ impl PegEnv {
     pub fn new() -> PegEnv {
         let dir = tempfile::tempdir().unwrap();
         let btc_node = rexe_regtest::RegtestNode::start(Default::default()).unwrap();
-        let btc = Bitcoind::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+        let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
         let l2_dir = dir.path().join("l2");
         let node = spawn(
             &[

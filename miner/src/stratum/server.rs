@@ -20,9 +20,9 @@ use tokio::net::TcpStream;
 
 use super::job::{difficulty_of, share_target, Job, EXTRANONCE2_SIZE};
 use super::protocol::{self, BadSubmit, ConfigureResult, Request, Submit, SubscribeResult};
-use crate::bitcoind::Bitcoind;
 use crate::harvest::Source;
 use crate::proxy::Harvester;
+use rexe_rpc::client::RpcClient;
 
 /// Longest accepted line; longer ones disconnect the client.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -72,7 +72,7 @@ pub struct ShareStats {
 
 /// The server's shared state.
 pub struct Stratum {
-    btc: Bitcoind,
+    btc: RpcClient,
     harvester: Arc<Harvester>,
     default_payout: String,
     btc_payout: bitcoin::ScriptBuf,
@@ -95,7 +95,7 @@ impl Stratum {
     /// A server mining on `btc`'s templates, paying Bitcoin rewards to `btc_payout` and L2
     /// rewards to the worker's `rx=` address or `default_payout`.
     pub fn new(
-        btc: Bitcoind,
+        btc: RpcClient,
         harvester: Arc<Harvester>,
         default_payout: String,
         btc_payout: bitcoin::ScriptBuf,
@@ -111,7 +111,7 @@ impl Stratum {
 
     /// [`Stratum::new`] with `options`.
     pub fn with_options(
-        btc: Bitcoind,
+        btc: RpcClient,
         harvester: Arc<Harvester>,
         default_payout: String,
         btc_payout: bitcoin::ScriptBuf,

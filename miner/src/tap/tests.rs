@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::auxpow::{decode_hex, single_commitment, ChainId};
-use crate::bitcoind::Bitcoind;
+use rexe_rpc::client::RpcClient;
 
 /// A fake L2 node: `createauxblock` gives the easiest target, `submitauxblock` is recorded
 /// and answered `true`. Returns its address and the submissions.
@@ -37,7 +37,10 @@ fn fake_l2() -> (String, Arc<Mutex<Vec<Value>>>) {
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length").then_some(v)
+                        })
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(0);
                     if body.len() >= len {
@@ -258,13 +261,13 @@ async fn start_tap_with(
 ) -> (Arc<Tap>, SocketAddr) {
     let harvester = l2.map(|addr| {
         Arc::new(Harvester::new(
-            Bitcoind::new(addr, "u:p").with_timeout(Duration::from_millis(500)),
+            RpcClient::new(addr, "u:p").with_timeout(Duration::from_millis(500)),
             "payout",
             ChainId::REXE,
         ))
     });
     let mut cfg = TapConfig::new(pool);
-    cfg.aux_proxy = aux_proxy.map(|a| Bitcoind::new(a, "u:p"));
+    cfg.aux_proxy = aux_proxy.map(|a| RpcClient::new(a, "u:p"));
     cfg.l2_poll = Duration::from_millis(50);
     cfg.limits.max_request = 1024;
     let tap = Tap::new(cfg, harvester);

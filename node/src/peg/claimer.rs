@@ -21,9 +21,9 @@ use rexe_chain::encode::Encode as _;
 use rexe_chain::system::RefusalKind;
 use rexe_chain::Txid;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
 
 use super::source::BitcoinSource;
+use crate::api::{MatchInfo, MatchStatus};
 use crate::client::{is_not_found, refusal_kind, L2Client};
 
 /// One claim's progress.
@@ -135,9 +135,7 @@ impl<S: BitcoinSource> Claimer<S> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let k = self.l2.peg_info()?["confirmations_required"]
-            .as_u64()
-            .unwrap_or(1);
+        let k = u64::from(self.l2.peg_info()?.confirmations_required);
         let mut out = Vec::new();
         for w in rows {
             let txid: BtcTxid = w.btc_txid.parse().context("stored txid")?;
@@ -164,15 +162,14 @@ impl<S: BitcoinSource> Claimer<S> {
 
     /// The matches' states on the L2 (`open`, `claimed`, `expired`) and the first payee
     /// script (Electrum finds the payment by it).
-    fn matches(&self, ids: &[MatchId]) -> Result<(Vec<Value>, ScriptBuf)> {
+    fn matches(&self, ids: &[MatchId]) -> Result<(Vec<MatchInfo>, ScriptBuf)> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.l2.call("getpegmatch", json!([id.0]))?);
+            out.push(self.l2.peer().peg_match(id.0)?);
         }
         let script = out
             .first()
-            .and_then(|m| m["payee_script"]["hex"].as_str())
-            .and_then(|h| Vec::<u8>::from_hex(h).ok())
+            .and_then(|m| Vec::<u8>::from_hex(&m.payee_script.hex).ok())
             .map(ScriptBuf::from_bytes)
             .ok_or_else(|| anyhow!("the L2 node gave no payee script for match {:?}", ids[0]))?;
         Ok((out, script))
@@ -181,18 +178,18 @@ impl<S: BitcoinSource> Claimer<S> {
     fn advance(&self, w: &Work, txid: BtcTxid, k: u64, now: i64) -> Result<Progress> {
         let id = w.btc_txid.as_str();
         let (matches, payee) = self.matches(&w.match_ids)?;
-        if matches.iter().all(|m| m["state"] == "claimed") {
+        if matches.iter().all(|m| m.state == MatchStatus::Claimed) {
             self.note(id, "done", None, "claimed", None, now)?;
             return Ok(Progress::Done);
         }
         // An expired match can still be claimed late while its order holds the escrow.
         if let Some(m) = matches
             .iter()
-            .find(|m| m["state"] == "expired" && m["escrow_claimable"] != true)
+            .find(|m| m.state == MatchStatus::Expired && !m.escrow_claimable)
         {
             let msg = format!(
                 "match {} expired unpaid and its escrow was re-taken or refunded",
-                m["match_id"]
+                m.match_id
             );
             self.note(id, "failed", None, &msg, None, now)?;
             return Ok(Progress::Failed(msg));
@@ -205,14 +202,14 @@ impl<S: BitcoinSource> Claimer<S> {
                 .parse()
                 .map_err(|_| anyhow!("stored L2 txid is not valid"))?;
             return match self.l2.receipt(l2)? {
-                Some(r) if r["success"].as_bool() == Some(true) => {
+                Some(r) if r.success => {
                     self.note(id, "done", None, "claimed", None, now)?;
                     Ok(Progress::Done)
                 }
                 Some(r) => self.refused(
                     w,
-                    r["error"].as_str().unwrap_or("refused"),
-                    r["error_kind"].as_str().and_then(RefusalKind::from_name),
+                    r.error.as_deref().unwrap_or("refused"),
+                    r.refusal_kind(),
                     now,
                 ),
                 None if self.l2.tx_known(l2)? => Ok(Progress::Submitted(l2)),
@@ -235,8 +232,8 @@ impl<S: BitcoinSource> Claimer<S> {
         let Some(proof) = self.source.proof(txid, &payee)? else {
             let left = matches
                 .iter()
-                .filter(|m| m["state"] == "open")
-                .filter_map(|m| m["blocks_to_deadline"].as_i64())
+                .filter(|m| m.state == MatchStatus::Open)
+                .map(|m| m.blocks_to_deadline)
                 .min();
             let risk = match left {
                 Some(l) if l <= i64::from(rexe_wallet::DEFAULT_BUMP_MARGIN) => format!(
@@ -255,13 +252,8 @@ impl<S: BitcoinSource> Claimer<S> {
             self.note(id, "waiting", None, &msg, Some(2), now)?;
             return Ok(Progress::Waiting(msg));
         };
-        let conf = match self
-            .l2
-            .call("getbtcblock", json!([proof.block.to_string()]))
-        {
-            Ok(v) if v["on_best_chain"].as_bool() == Some(true) => {
-                v["confirmations"].as_u64().unwrap_or(0)
-            }
+        let conf = match self.l2.peer().btc_block(&proof.block.to_string()) {
+            Ok(b) if b.on_best_chain => u64::from(b.confirmations),
             Ok(_) => 0,
             Err(e) if is_not_found(&e) => 0,
             Err(e) => return Err(e),

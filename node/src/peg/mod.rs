@@ -17,9 +17,11 @@ use clap::{Args, Subcommand};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
 use rexe_chain::Address;
-use rexe_miner::bitcoind::Bitcoind;
-use serde_json::{json, Value};
+use rexe_rpc::client::RpcClient;
+use serde_json::json;
 use source::{BitcoinSource, Electrum};
+
+use crate::api::MatchStatus;
 
 use crate::cli::{read_key, RpcArgs};
 use crate::client::L2Client;
@@ -96,7 +98,7 @@ impl BtcSourceArgs {
                 .to_string(),
             (None, None) => bail!("--bitcoind needs --bitcoind-cookie or --bitcoind-auth"),
         };
-        Ok(Box::new(Bitcoind::new(addr.clone(), auth)))
+        Ok(Box::new(RpcClient::new(addr.clone(), auth)))
     }
 }
 
@@ -228,8 +230,10 @@ pub enum PegCmd {
     },
 }
 
-fn print(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+/// Pretty JSON with sorted keys, as the node's answers print.
+fn print(v: &impl serde::Serialize) {
+    let v = serde_json::to_value(v).unwrap_or_default();
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
 
 fn now() -> i64 {
@@ -270,13 +274,11 @@ pub fn run(cmd: PegCmd) -> Result<()> {
             println!("order call {txid} sent; waiting for it to run...");
             c.wait(txid, WAIT)?;
             let me = c.address();
-            let orders = c.call("listpegorders", json!([]))?;
+            let orders = c.peer().peg_orders()?;
             let mine = orders
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|o| o["maker"].as_str() == Some(me.as_str()))
-                .max_by_key(|o| o["order_id"].as_u64());
+                .iter()
+                .filter(|o| o.maker == me)
+                .max_by_key(|o| o.order_id);
             match mine {
                 Some(o) => print(o),
                 None => println!("order placed (already fully taken or expired)"),
@@ -294,9 +296,8 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                 None => c.signer_address(),
             };
             let info = c.peg_info()?;
-            let bond =
-                (amount as u128 * info["bond_bps"].as_u64().unwrap_or(100) as u128 / 10_000) as u64;
-            let bond = bond.max(info["bond_min"].as_u64().unwrap_or(1_000));
+            let bond = (amount as u128 * u128::from(info.bond_bps) / 10_000) as u64;
+            let bond = bond.max(info.bond_min);
             let txid = c.send(
                 bond,
                 &PegCall::Take {
@@ -307,25 +308,21 @@ pub fn run(cmd: PegCmd) -> Result<()> {
             )?;
             println!("take call {txid} sent (bond {bond} sats); waiting for it to run...");
             c.wait(txid, WAIT)?;
-            let matches = c.call("listpegmatches", json!([c.address()]))?;
+            let matches = c.peer().peg_matches(Some(&c.address()))?;
             if let Some(m) = matches
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| m["order_id"].as_u64() == Some(order))
-                .max_by_key(|m| m["match_id"].as_u64())
+                .iter()
+                .filter(|m| m.order_id == order)
+                .max_by_key(|m| m.match_id)
             {
                 print(m);
                 println!(
                     "pay {} sats to {} in one Bitcoin transaction with OP_RETURN {} before Bitcoin height {}",
-                    m["amount_btc_owed"],
-                    m["payee_script"]["address"],
-                    rexe_bridge::peg::commitment_script(&[MatchId(
-                        m["match_id"].as_u64().unwrap_or(0)
-                    )])
-                    .as_bytes()
-                    .to_lower_hex_string(),
-                    m["btc_deadline_height"]
+                    m.amount_btc_owed,
+                    m.payee_script.address.as_deref().unwrap_or(&m.payee_script.hex),
+                    rexe_bridge::peg::commitment_script(&[MatchId(m.match_id)])
+                        .as_bytes()
+                        .to_lower_hex_string(),
+                    m.btc_deadline_height
                 );
             }
         }
@@ -364,41 +361,35 @@ pub fn run(cmd: PegCmd) -> Result<()> {
         }
         PegCmd::Status { address, rpc } => {
             let p = rpc.peer()?;
+            let orders = p.peg_orders()?;
+            let matches = p.peg_matches(address.as_deref())?;
             let mut v = json!({
-                "peg": p.call("getpeginfo", json!([]))?,
-                "orders": p.call("listpegorders", json!([]))?,
+                "peg": p.peg_info()?,
+                "orders": orders,
+                "matches": matches,
             });
-            v["matches"] = match &address {
-                Some(a) => p.call("listpegmatches", json!([a]))?,
-                None => p.call("listpegmatches", json!([]))?,
-            };
             if let Some(a) = &address {
                 // What the address got out of the peg: BTC for its orders (as a maker), rxBTC
                 // for its takes (as a recipient), and bonds in flight.
-                let makers: std::collections::BTreeMap<u64, String> = v["orders"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|o| {
-                        Some((o["order_id"].as_u64()?, o["maker"].as_str()?.to_string()))
-                    })
+                let makers: std::collections::BTreeMap<u64, &str> = orders
+                    .iter()
+                    .map(|o| (o.order_id, o.maker.as_str()))
                     .collect();
                 let (mut btc_received, mut rx_received, mut bonds_open) = (0u64, 0u64, 0u64);
-                for m in v["matches"].as_array().into_iter().flatten() {
-                    let claimed = m["state"] == "claimed";
+                for m in &matches {
+                    let claimed = m.state == MatchStatus::Claimed;
                     // listpegmatches(a) lists matches where `a` is taker, recipient or maker
                     // (closed orders are no longer in the book).
-                    let as_maker = m["order_id"].as_u64().and_then(|o| makers.get(&o)) == Some(a)
-                        || (m["taker"].as_str() != Some(a)
-                            && m["rx_recipient"].as_str() != Some(a));
+                    let as_maker = makers.get(&m.order_id) == Some(&a.as_str())
+                        || (m.taker != *a && m.rx_recipient != *a);
                     if claimed && as_maker {
-                        btc_received += m["amount_btc_owed"].as_u64().unwrap_or(0);
+                        btc_received += m.amount_btc_owed;
                     }
-                    if claimed && m["rx_recipient"].as_str() == Some(a) {
-                        rx_received += m["amount_rx"].as_u64().unwrap_or(0);
+                    if claimed && m.rx_recipient == *a {
+                        rx_received += m.amount_rx;
                     }
-                    if m["state"] == "open" && m["taker"].as_str() == Some(a) {
-                        bonds_open += m["bond"].as_u64().unwrap_or(0);
+                    if m.state == MatchStatus::Open && m.taker == *a {
+                        bonds_open += m.bond;
                     }
                 }
                 v["summary"] = json!({

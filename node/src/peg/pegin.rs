@@ -17,9 +17,9 @@ use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::{L2Address, MatchId, OrderId, Sats};
 use rexe_chain::Txid;
 use rexe_wallet::{PegPayment, RexeWallet};
-use serde_json::{json, Value};
 
 use super::source::{BitcoinSource, Electrum};
+use crate::api::{MatchStatus, MatcherPiece};
 use crate::cli::btc_wallet::{fee_rate, WalletArgs};
 use crate::cli::RpcArgs;
 use crate::client::L2Client;
@@ -117,20 +117,21 @@ pub fn owed(peer: &Peer, ids: &[MatchId]) -> Result<Owed> {
     let mut deadline = u32::MAX;
     for id in ids {
         let m = peer
-            .call("getpegmatch", json!([id.0]))
+            .peg_match(id.0)
             .with_context(|| format!("looking up match {} on the L2", id.0))?;
-        if m["state"] != "open" {
-            bail!("match {} is {}, not open: nothing to pay", id.0, m["state"]);
+        if m.state != MatchStatus::Open {
+            bail!("match {} is {}, not open: nothing to pay", id.0, m.state);
         }
-        let script = m["payee_script"]["hex"]
-            .as_str()
-            .and_then(|h| Vec::<u8>::from_hex(h).ok())
+        let script = Vec::<u8>::from_hex(&m.payee_script.hex)
             .map(ScriptBuf::from_bytes)
-            .ok_or_else(|| anyhow!("match {}: the node gave no payee script", id.0))?;
-        let amount = m["amount_btc_owed"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("match {}: the node gave no amount owed", id.0))?;
-        deadline = deadline.min(m["btc_deadline_height"].as_u64().unwrap_or(0) as u32);
+            .map_err(|_| {
+                anyhow!(
+                    "match {}: the node gave a payee script that is not hex",
+                    id.0
+                )
+            })?;
+        let amount = m.amount_btc_owed;
+        deadline = deadline.min(m.btc_deadline_height);
         payments.push(PegPayment {
             script,
             amount: Amount::from_sat(amount),
@@ -145,8 +146,7 @@ pub fn owed(peer: &Peer, ids: &[MatchId]) -> Result<Owed> {
 
 /// The L2's tracked Bitcoin tip height.
 pub fn l2_btc_tip(peer: &Peer) -> Result<u32> {
-    let info = peer.call("getpeginfo", json!([]))?;
-    Ok(info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32)
+    Ok(peer.peg_info()?.btc_tip.height)
 }
 
 /// How deep a take must be before its BTC is paid.
@@ -166,16 +166,16 @@ pub fn wait_final(l2: &L2Client, txid: Txid, f: Finality) -> Result<()> {
     let mut last;
     loop {
         match l2.receipt(txid)? {
-            Some(r) if r["success"].as_bool() == Some(true) => {
-                let conf = r["confirmations"].as_u64().unwrap_or(0);
-                if r["final"].as_bool() == Some(true) || conf >= f.confirmations {
+            Some(r) if r.success => {
+                let conf = r.confirmations;
+                if r.is_final || conf >= f.confirmations {
                     return Ok(());
                 }
                 last = format!("{conf} of {} L2 confirmations", f.confirmations);
             }
             Some(r) => bail!(
                 "take {txid} was refused after an L2 reorganisation: {}",
-                r["error"].as_str().unwrap_or("unknown error")
+                r.error.as_deref().unwrap_or("unknown error")
             ),
             None if !l2.tx_known(txid)? => {
                 bail!("take {txid} was reorganised out of the L2 and dropped")
@@ -191,23 +191,20 @@ pub fn wait_final(l2: &L2Client, txid: Txid, f: Finality) -> Result<()> {
 
 fn take_all(
     l2: &L2Client,
-    plan: &[Value],
+    plan: &[MatcherPiece],
     rx: L2Address,
     finality: Finality,
 ) -> Result<Vec<MatchId>> {
     let me = l2.address();
     let before: BTreeSet<u64> = l2
-        .call("listpegmatches", json!([me]))?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["match_id"].as_u64())
+        .peer()
+        .peg_matches(Some(&me))?
+        .iter()
+        .map(|m| m.match_id)
         .collect();
     let mut calls = Vec::new();
     for piece in plan {
-        let order = piece["order_id"].as_u64().context("matcher: order id")?;
-        let amount = piece["amount"].as_u64().context("matcher: amount")?;
-        let bond = piece["bond"].as_u64().context("matcher: bond")?;
+        let (order, amount, bond) = (piece.order_id, piece.amount, piece.bond);
         let txid = l2.send(
             bond,
             &PegCall::Take {
@@ -242,15 +239,14 @@ fn take_all(
             not_final.join("; ")
         );
     }
-    let orders: BTreeSet<u64> = plan.iter().filter_map(|p| p["order_id"].as_u64()).collect();
+    let orders: BTreeSet<u64> = plan.iter().map(|p| p.order_id).collect();
     let ids: Vec<MatchId> = l2
-        .call("listpegmatches", json!([me]))?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["taker"].as_str() == Some(me.as_str()) && m["state"] == "open")
-        .filter(|m| m["order_id"].as_u64().is_some_and(|o| orders.contains(&o)))
-        .filter_map(|m| m["match_id"].as_u64())
+        .peer()
+        .peg_matches(Some(&me))?
+        .iter()
+        .filter(|m| m.taker == me && m.state == MatchStatus::Open)
+        .filter(|m| orders.contains(&m.order_id))
+        .map(|m| m.match_id)
         .filter(|id| !before.contains(id))
         .map(MatchId)
         .collect();
@@ -296,8 +292,7 @@ pub fn prepare(
 ) -> Result<(bitcoin::Psbt, Owed)> {
     // The deadline counts from the L2's tracked Bitcoin tip: if it lags behind the real one,
     // the window is shorter than it looks.
-    let info = peer.call("getpeginfo", json!([]))?;
-    let window = info["payment_window"].as_u64().unwrap_or(0) as u32;
+    let window = peer.peg_info()?.payment_window;
     let tracked = l2_btc_tip(peer)?;
     let tip = req.btc.tip_height()?;
     if tip.saturating_sub(tracked) + req.margin > window {
@@ -308,9 +303,8 @@ pub fn prepare(
             req.margin
         );
     }
-    let plan = peer.call("pegmatcher", json!([req.amount]))?;
-    let matched = plan["matched"].as_u64().unwrap_or(0);
-    let pieces = plan["orders"].as_array().cloned().unwrap_or_default();
+    let plan = peer.peg_matcher(req.amount)?;
+    let (matched, pieces) = (plan.matched, plan.orders);
     if matched == 0 || pieces.is_empty() {
         bail!("no peg-out order can fill {} sats now", req.amount);
     }
@@ -326,10 +320,9 @@ pub fn prepare(
         .map(|p| -> Result<PegPayment> {
             Ok(PegPayment {
                 script: ScriptBuf::from_bytes(
-                    Vec::<u8>::from_hex(p["payee_script"]["hex"].as_str().unwrap_or_default())
-                        .context("matcher: payee script")?,
+                    Vec::<u8>::from_hex(&p.payee_script.hex).context("matcher: payee script")?,
                 ),
-                amount: Amount::from_sat(p["btc_owed"].as_u64().context("matcher: btc owed")?),
+                amount: Amount::from_sat(p.btc_owed),
             })
         })
         .collect::<Result<_>>()?;

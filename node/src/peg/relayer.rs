@@ -86,8 +86,9 @@ impl<S: BitcoinSource> Relayer<S> {
         if let Some(txid) = self.pending {
             match self.l2.receipt(txid)? {
                 Some(r) => {
-                    if r["success"].as_bool() != Some(true) {
-                        tracing::warn!(%txid, error = %r["error"], "header batch refused");
+                    if !r.success {
+                        let error = r.error.as_deref().unwrap_or("refused");
+                        tracing::warn!(%txid, error, "header batch refused");
                     }
                     self.pending = None;
                 }
@@ -139,11 +140,7 @@ impl<S: BitcoinSource> Relayer<S> {
             }
         }
         let info = self.l2.peg_info()?;
-        let l2_height = info["btc_tip"]["height"].as_u64().unwrap_or(0) as u32;
-        let l2_hash = info["btc_tip"]["hash"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let (l2_height, l2_hash) = (info.btc_tip.height, info.btc_tip.hash);
         let btc_height = self.btc.tip_height()?;
         // The highest block of the source's best chain that the L2 tracks (on any branch).
         let mut fork = l2_height.min(btc_height);

@@ -14,7 +14,7 @@ use bitcoin::{BlockHash, Script, TxMerkleNode, Txid};
 use rexe_bridge::call::PegCall;
 use rexe_bridge::peg::MatchId;
 use rexe_bridge::spv;
-use rexe_miner::bitcoind::{Bitcoind, RpcError};
+use rexe_rpc::client::{RpcClient, RpcError};
 use rexe_wallet::electrum::{self as ec, ElectrumApi};
 use serde_json::json;
 
@@ -74,7 +74,7 @@ pub trait BitcoinSource {
     fn describe(&self) -> String;
 }
 
-impl BitcoinSource for Bitcoind {
+impl BitcoinSource for RpcClient {
     fn tip_height(&self) -> Result<u32> {
         let v = self
             .call("getblockcount", json!([]))

@@ -2,9 +2,6 @@
 //! cookie, P2WPKH keys and signed spends built with rust-bitcoin.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
 use bitcoin::hex::FromHex;
@@ -21,34 +18,18 @@ pub fn post(node: &RegtestNode, auth: Option<&str>, body: &[u8]) -> (u16, String
     post_to(node, "/", auth, body)
 }
 
-/// [`post`] to the request path `path` (e.g. `/wallet/alice`).
+/// [`post`] to the request path `path` (e.g. `/wallet/alice`); `auth` is `user:password`
+/// (none sends an empty `Authorization`). (0, "") when the connection failed.
 pub fn post_to(node: &RegtestNode, path: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
-    use bitcoin::base64::Engine as _;
-    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(a) = auth {
-        req += &format!(
-            "Authorization: Basic {}\r\n",
-            bitcoin::base64::engine::general_purpose::STANDARD.encode(a)
-        );
+    let c = rexe_rpc::RpcClient::new(node.rpc_addr.to_string(), auth.unwrap_or(""));
+    let auth = match auth {
+        Some(_) => None,
+        None => Some(""),
+    };
+    match c.post(path, body, auth) {
+        Ok((status, b)) => (status, String::from_utf8_lossy(&b).into_owned()),
+        Err(_) => (0, String::new()),
     }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
 }
 
 pub fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {

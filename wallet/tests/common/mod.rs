@@ -2,8 +2,6 @@
 //! the cookie, mining, payee scripts and funded wallets.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
 use bitcoin::hashes::Hash;
@@ -19,20 +17,13 @@ pub fn start_node() -> RegtestNode {
 
 /// A JSON-RPC call with cookie auth; returns the whole answer.
 pub fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
-    use bitcoin::base64::Engine as _;
     let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params}).to_string();
-    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
-        body.len(),
-        bitcoin::base64::engine::general_purpose::STANDARD.encode(&node.cookie)
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let text = out.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{method}: {text}: {e}"))
+    let c = rexe_rpc::RpcClient::new(node.rpc_addr.to_string(), &node.cookie);
+    let (_, out) = c
+        .post("/", body.as_bytes(), None)
+        .expect("the node answers");
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{method}: {}: {e}", String::from_utf8_lossy(&out)))
 }
 
 /// The result of a call that must succeed.
