@@ -59,6 +59,15 @@ impl PegContract {
         self
     }
 
+    /// A fresh peg whose matches get `blocks` Bitcoin blocks to be paid instead of the
+    /// network's default. For `rexe devnet`, whose embedded Bitcoin makes a block every
+    /// fraction of a second: the default 12 blocks would leave a peg-in seconds to take,
+    /// wait for finality and pay.
+    pub fn with_payment_window(mut self, blocks: u32) -> Self {
+        self.peg.params.payment_window = blocks;
+        self
+    }
+
     /// For a chain's parameters: the recent checkpoint of its Bitcoin network, K =
     /// `btc_confirmations`.
     pub fn for_chain(params: &rexe_chain::ChainParams) -> Self {

@@ -80,6 +80,9 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bitcoin blocks a devnet peg-in has to pay its matches (see where the peg is made).
+pub const DEVNET_PAYMENT_WINDOW: u32 = 144;
+
 /// A demo user: a bdk wallet restored from public words, holding both sides' keys.
 struct Demo {
     name: &'static str,
@@ -150,9 +153,28 @@ fn sealed_by(block: &rexe_chain::Block, btc: &RpcClient) -> &'static str {
     }
 }
 
+/// Holds a flag up while alive.
+struct Signing<'a>(&'a AtomicBool);
+
+impl<'a> Signing<'a> {
+    fn hold(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Signing(flag)
+    }
+}
+
+impl Drop for Signing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Everything the demo threads share.
 struct Ctx {
     stop: Arc<AtomicBool>,
+    /// Set while the peg demo signs L2 calls with the demo users' keys: the block loop's
+    /// demo transfers (same keys) wait, so that both do not pick the same nonce.
+    demo_signing: Arc<AtomicBool>,
     l2_peer: Peer,
     electrum: String,
     wallets: PathBuf,
@@ -239,6 +261,7 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
     let a_btc = a_wallet.peek_address(0);
     let amount = 1_000_000u64;
     let a = ctx.client(alice.l2.clone())?;
+    let _signing = Signing::hold(&ctx.demo_signing);
     let height = ctx
         .l2_peer
         .call("getblockcount", json!([]))?
@@ -254,6 +277,7 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
         },
     )?;
     a.wait(txid, Duration::from_secs(120))?;
+    drop(_signing);
     println!(
         "peg demo: alice escrowed {amount} sats of rxBTC in a peg-out order, to be paid in BTC to {a_btc}"
     );
@@ -274,7 +298,9 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
         },
         electrum: None,
     };
+    let signing = Signing::hold(&ctx.demo_signing);
     let (psbt, owed) = rexe_node::peg::pegin::prepare(&req, &mut b_wallet, &b, &ctx.l2_peer)?;
+    drop(signing);
     let pay = rexe_node::peg::pegin::pay(
         &mut b_wallet,
         psbt,
@@ -332,7 +358,12 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let btc_bits = u32::from_str_radix(args.bitcoin_bits.trim_start_matches("0x"), 16)
         .context("--bitcoin-bits must be hex")?;
     // The peg tracks the embedded node's chain: regtest at its fixed difficulty.
-    let peg = rexe_bridge::contract::PegContract::for_chain(&params).with_fixed_bits(btc_bits);
+    // Its Bitcoin makes a block every fraction of a second (several a second in the
+    // tests), so the payment window counts 144 blocks instead of regtest's 12: a peg-in
+    // gets tens of seconds to take, wait for L2 finality and pay, not two.
+    let peg = rexe_bridge::contract::PegContract::for_chain(&params)
+        .with_fixed_bits(btc_bits)
+        .with_payment_window(DEVNET_PAYMENT_WINDOW);
     let (shared, cookie_path) = rexe_node::open_shared_with_peg(&cfg, params.clone(), peg)
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
     let rpc = rexe_node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
@@ -437,8 +468,10 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         std::thread::spawn(move || rexe_miner::stratum::client::run_with(&a, &user, &pass, &opts))
     };
 
+    let demo_signing = Arc::new(AtomicBool::new(false));
     let ctx = Arc::new(Ctx {
         stop: stop.clone(),
+        demo_signing: demo_signing.clone(),
         l2_peer,
         electrum: electrum.clone(),
         wallets: wallets.clone(),
@@ -563,7 +596,13 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             }
             seen = tip;
             // Alice and Bob pay each other a little every block (cross-shard relays).
-            for (from, to) in [(&alice.l2, &bob.l2), (&bob.l2, &alice.l2)] {
+            let pairs = [(&alice.l2, &bob.l2), (&bob.l2, &alice.l2)];
+            let pairs = if demo_signing.load(Ordering::SeqCst) {
+                &pairs[..0]
+            } else {
+                &pairs[..]
+            };
+            for &(from, to) in pairs {
                 let acct = chain.account(&from.address())?;
                 let mut nonce = acct.nonce;
                 while chain.mempool().get(&from.address(), nonce).is_some() {

@@ -34,11 +34,11 @@ impl Watcher {
         h: &Harvester,
         depth: usize,
     ) -> Result<usize, RpcError> {
-        let tips = btc.call("getchaintips", json!([]))?;
+        let tips: Vec<rexe_rpc::core::ChainTip> = btc.call_as("getchaintips", json!([]))?;
         let mut sealed = 0;
-        for tip in tips.as_array().into_iter().flatten() {
-            let status = tip["status"].as_str().unwrap_or("");
-            let mut hash = tip["hash"].as_str().unwrap_or("").to_string();
+        for tip in tips {
+            let status = tip.status.as_str();
+            let mut hash = tip.hash;
             let source = if status == "active" {
                 Source::OnChain
             } else {

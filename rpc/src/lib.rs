@@ -12,6 +12,7 @@ pub mod accept;
 pub mod auth;
 pub mod client;
 pub mod cookie;
+pub mod core;
 pub mod fd;
 pub mod gate;
 pub mod http;

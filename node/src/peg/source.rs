@@ -113,30 +113,30 @@ impl BitcoinSource for RpcClient {
 
     /// Needs `-txindex` on a real bitcoind for transactions its wallet does not know.
     fn proof(&self, txid: Txid, _pays: &Script) -> Result<Option<TxProof>> {
-        let v = match self.call("getrawtransaction", json!([txid.to_string(), true])) {
+        let v: rexe_rpc::core::RawTransaction = match self
+            .call_as("getrawtransaction", json!([txid.to_string(), true]))
+        {
             Ok(v) => v,
             // Unknown: not broadcast yet, or dropped.
             Err(RpcError::Rpc { code: -5, .. }) => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("bitcoind getrawtransaction {txid}")),
         };
-        let Some(block) = v["blockhash"].as_str() else {
+        let Some(block) = v.blockhash.as_deref() else {
             return Ok(None);
         };
-        let raw = Vec::<u8>::from_hex(v["hex"].as_str().unwrap_or_default())
+        let raw = Vec::<u8>::from_hex(&v.hex)
             .context("bitcoind returned a transaction that is not hex")?;
-        let b = self
-            .call("getblock", json!([block, 1]))
+        let b: rexe_rpc::core::BlockSummary = self
+            .call_as("getblock", json!([block, 1]))
             .with_context(|| format!("bitcoind getblock {block}"))?;
-        if b["confirmations"].as_i64().unwrap_or(0) < 1 {
+        if b.confirmations < 1 {
             return Ok(None); // on a stale branch
         }
-        let txids: Vec<Txid> = b["tx"]
-            .as_array()
-            .ok_or_else(|| anyhow!("getblock {block} has no tx list"))?
-            .iter()
-            .map(|t| t.as_str().unwrap_or_default().parse())
-            .collect::<Result<_, _>>()
-            .context("getblock returned a bad txid")?;
+        let txids: Vec<Txid> =
+            b.tx.iter()
+                .map(|t| t.parse())
+                .collect::<Result<_, _>>()
+                .context("getblock returned a bad txid")?;
         let position = txids
             .iter()
             .position(|t| *t == txid)
@@ -153,7 +153,7 @@ impl BitcoinSource for RpcClient {
         Ok(Some(TxProof {
             raw,
             block: block.parse().context("bad block hash")?,
-            height: b["height"].as_u64().unwrap_or(0) as u32,
+            height: u32::try_from(b.height).context("block height")?,
             branch: nodes(spv::branch_for(&txids, position)),
             position: position as u32,
             coinbase,
