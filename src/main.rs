@@ -175,7 +175,7 @@ fn main() -> Result<()> {
     }
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
-        Command::Node(a) => node::run(a),
+        Command::Node(a) => Ok(node::run(a)?),
         Command::Miner(c) => miner_cli::run(c),
         Command::Regtest {
             datadir,

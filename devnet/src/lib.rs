@@ -183,11 +183,11 @@ struct Ctx {
 
 impl Ctx {
     fn client(&self, signer: Signer) -> Result<L2Client> {
-        L2Client::connect(
+        Ok(L2Client::connect(
             self.l2_peer.clone(),
             signer,
             rexe_node::fees::FeeArgs::default(),
-        )
+        )?)
     }
 
     fn sleep(&self, ms: u64) -> bool {

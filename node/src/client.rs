@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{Error, Purpose as _, Result};
 use bitcoin::hex::DisplayHex;
 use rexe_bridge::call::PegCall;
 use rexe_chain::encode::Encode;
-use rexe_chain::system::{RefusalKind, SystemId};
+use rexe_chain::system::SystemId;
 use rexe_chain::{Amount, Network, Payload, SignedTx, Signer, Tx, Txid};
 use serde_json::{json, Value};
 
@@ -34,19 +34,6 @@ pub fn failpoint(point: &str) {
     }
 }
 
-/// Whether an RPC call failed because the node answered "not found" (-5).
-pub fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<rexe_rpc::client::RpcError>()
-        .is_some_and(|r| r.is_not_found())
-}
-
-/// The kind of a contract's refusal to admit a transaction (`error.data.kind` of a -26
-/// answer), if that is why an RPC call failed.
-pub fn refusal_kind(e: &anyhow::Error) -> Option<RefusalKind> {
-    let r = e.downcast_ref::<rexe_rpc::client::RpcError>()?;
-    RefusalKind::from_name(r.refusal()?.0)
-}
-
 /// The L2 network named by `getchaininfo`.
 pub fn network_named(name: &str) -> Result<Network> {
     Ok(match name {
@@ -54,7 +41,11 @@ pub fn network_named(name: &str) -> Result<Network> {
         "test" => Network::Test,
         "regtest" => Network::Regtest,
         "devnet" => Network::Devnet,
-        other => bail!("node reports unknown network {other:?}"),
+        other => {
+            return Err(Error::Peer(format!(
+                "node reports unknown network {other:?}"
+            )))
+        }
     })
 }
 
@@ -62,7 +53,7 @@ pub fn network_named(name: &str) -> Result<Network> {
 pub fn network_of(peer: &Peer) -> Result<Network> {
     let info = peer
         .call("getchaininfo", json!([]))
-        .with_context(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
+        .purpose(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
     network_named(info["network"].as_str().unwrap_or_default())
 }
 
@@ -154,7 +145,7 @@ impl L2Client {
     /// Submits a signed transaction given as hex (`what` names it in errors).
     pub fn submit_hex(&self, tx_hex: &str, what: &str) -> Result<()> {
         self.call("sendrawtransaction", json!([tx_hex]))
-            .with_context(|| format!("submitting the peg {what} call"))?;
+            .purpose(|| format!("submitting the peg {what} call"))?;
         Ok(())
     }
 
@@ -163,7 +154,7 @@ impl L2Client {
         let acct = self.call("getaccount", json!([self.address()]))?;
         let nonce = acct["nonce"]
             .as_u64()
-            .ok_or_else(|| anyhow!("getaccount answered without a nonce"))?;
+            .ok_or_else(|| Error::Peer("getaccount answered without a nonce".into()))?;
         Ok((nonce, acct["next_nonce"].as_u64().unwrap_or(nonce)))
     }
 
@@ -178,7 +169,7 @@ impl L2Client {
             .call_as("getcallreceipt", json!([txid.to_string()]))
         {
             Ok(v) => Ok(Some(v)),
-            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -187,7 +178,7 @@ impl L2Client {
     pub fn tx_known(&self, txid: Txid) -> Result<bool> {
         match self.call("gettransaction", json!([txid.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -200,13 +191,16 @@ impl L2Client {
                 if r.success {
                     return Ok(r);
                 }
-                bail!(
-                    "the peg refused call {txid}: {}",
-                    r.error.as_deref().unwrap_or("unknown error")
-                );
+                return Err(Error::CallRefused {
+                    txid,
+                    message: r.error.unwrap_or_else(|| "unknown error".into()),
+                });
             }
             if Instant::now() > deadline {
-                bail!("call {txid} has not run after {timeout:?} (is the L2 producing blocks?)");
+                return Err(Error::CallNotRun {
+                    txid,
+                    waited: timeout,
+                });
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Result};
 use clap::Args;
 use rexe_chain::ChainParams;
 use serde::Deserialize;
@@ -142,10 +142,13 @@ impl NodeConfig {
         let mut cfg: NodeConfig = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+                    .map_err(|e| Error::io(format!("reading config {}", p.display()), e))?;
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("parsing config {}: {e}", p.display())))?
             }
-            None => toml::from_str("")?,
+            None => {
+                toml::from_str("").map_err(|e| Error::Config(format!("default config: {e}")))?
+            }
         };
         if let Some(v) = &o.datadir {
             cfg.datadir = v.clone();
@@ -190,10 +193,12 @@ impl NodeConfig {
             cfg.rpc_timeout = o.rpc_timeout;
         }
         if cfg.rpc_user.is_some() != cfg.rpc_password.is_some() {
-            bail!("rpc_user and rpc_password must be given together");
+            return Err(Error::Config(
+                "rpc_user and rpc_password must be given together".into(),
+            ));
         }
         if cfg.cache_mib == Some(0) {
-            bail!("cache_mib must be at least 1");
+            return Err(Error::Config("cache_mib must be at least 1".into()));
         }
         Ok(cfg)
     }
@@ -219,7 +224,9 @@ impl NodeConfig {
         }
         if let Some(s) = self.rpc_timeout {
             if s == 0 {
-                bail!("rpc_timeout must be at least 1 second");
+                return Err(Error::Config(
+                    "rpc_timeout must be at least 1 second".into(),
+                ));
             }
             l.idle_timeout = std::time::Duration::from_secs(s);
             l.write_timeout = l.idle_timeout;
@@ -239,7 +246,7 @@ impl NodeConfig {
             .as_deref()
             .map(|a| {
                 rexe_chain::Address::parse_for(a, network)
-                    .with_context(|| format!("mining_address {a:?}"))
+                    .map_err(|e| Error::Config(format!("mining_address {a:?}: {e}")))
             })
             .transpose()
     }
@@ -250,9 +257,9 @@ impl NodeConfig {
         match self.chain_id {
             None => Ok(rexe_miner::ChainId::REXE),
             Some(id) if id < 0x2000 => Ok(rexe_miner::ChainId(id)),
-            Some(id) => bail!(
+            Some(id) => Err(Error::Config(format!(
                 "chain_id {id:#06x} is not below 0x2000: Bitcoin headers with version bits read as such ids"
-            ),
+            ))),
         }
     }
 
@@ -266,10 +273,12 @@ impl NodeConfig {
 
     /// The RPC listen address.
     pub fn rpc_addr(&self) -> Result<SocketAddr> {
-        let a: SocketAddr = self
-            .rpc_bind
-            .parse()
-            .with_context(|| format!("rpc_bind {:?} is not host:port", self.rpc_bind))?;
+        let a: SocketAddr = self.rpc_bind.parse().map_err(|e| {
+            Error::Config(format!(
+                "rpc_bind {:?} is not host:port: {e}",
+                self.rpc_bind
+            ))
+        })?;
         if !a.ip().is_loopback() {
             tracing::warn!(bind = %a, "RPC listens beyond loopback: protect it with a firewall");
         }
@@ -281,9 +290,9 @@ impl NodeConfig {
         match self.network.as_str() {
             "regtest" => Ok(ChainParams::regtest()),
             "devnet" => Ok(ChainParams::devnet_preset()),
-            other => bail!(
+            other => Err(Error::Config(format!(
                 "unknown network {other:?} (regtest or devnet; main and test are not launched)"
-            ),
+            ))),
         }
     }
 }
@@ -295,7 +304,11 @@ pub fn parse_chain_id(s: &str) -> Result<u32> {
         Some(h) => u32::from_str_radix(h, 16),
         None => s.parse(),
     }
-    .with_context(|| format!("chain id {s:?} is not a number (hex 0x0b42 or decimal)"))
+    .map_err(|e| {
+        Error::Config(format!(
+            "chain id {s:?} is not a number (hex 0x0b42 or decimal): {e}"
+        ))
+    })
 }
 
 /// File in the data directory recording the chain id its blocks are sealed for.
@@ -306,25 +319,29 @@ const CHAIN_ID_FILE: &str = "chain_id";
 pub fn check_datadir_chain_id(datadir: &Path, chain_id: rexe_miner::ChainId) -> Result<()> {
     let file = datadir.join(CHAIN_ID_FILE);
     let recorded = match std::fs::read_to_string(&file) {
-        Ok(s) => Some(parse_chain_id(&s).with_context(|| format!("reading {}", file.display()))?),
+        Ok(s) => Some(
+            parse_chain_id(&s)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", file.display())))?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let used = std::fs::read_dir(datadir)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(false);
             used.then_some(rexe_miner::ChainId::REXE.0)
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        Err(e) => return Err(Error::io(format!("reading {}", file.display()), e)),
     };
     if let Some(r) = recorded {
         if r != chain_id.0 {
-            bail!(
+            return Err(Error::Config(format!(
                 "the data directory {} holds a chain sealed for chain id {r:#06x}, not {:#06x}",
                 datadir.display(),
                 chain_id.0
-            );
+            )));
         }
     }
-    std::fs::create_dir_all(datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    std::fs::create_dir_all(datadir)
+        .map_err(|e| Error::io(format!("creating {}", datadir.display()), e))?;
     std::fs::write(&file, format!("{:#06x}\n", chain_id.0))
-        .with_context(|| format!("writing {}", file.display()))
+        .map_err(|e| Error::io(format!("writing {}", file.display()), e))
 }

@@ -4,12 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 
 pub use rexe_rpc::cookie::COOKIE_USER;
 
 /// Creates a fresh cookie in `datadir`; returns the `user:secret` string and its path.
 pub fn write(datadir: &Path) -> Result<(String, PathBuf)> {
-    rexe_rpc::cookie::write(datadir)
-        .with_context(|| format!("creating the RPC cookie in {}", datadir.display()))
+    rexe_rpc::cookie::write(datadir).map_err(|e| {
+        Error::io(
+            format!("creating the RPC cookie in {}", datadir.display()),
+            e,
+        )
+    })
 }

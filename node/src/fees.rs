@@ -1,7 +1,7 @@
 //! L2 fees for the transactions the CLI signs: explicit `--max-fee`/`--tip` (millisatoshis
 //! per gas) or, by default, the node's `estimatefee` for the sender's shard.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Purpose as _, Result};
 use clap::Args;
 use rexe_chain::fee::GasPrice;
 use serde_json::json;
@@ -38,19 +38,21 @@ impl FeeArgs {
         }
         let e = peer
             .call("estimatefee", json!([sender]))
-            .with_context(|| format!("asking the L2 node at {} for a fee estimate", peer.addr))?;
+            .purpose(|| format!("asking the L2 node at {} for a fee estimate", peer.addr))?;
         let (Some(base), Some(est_tip), Some(est_max)) = (
             e["base_fee_msat"].as_u64(),
             e["tip_msat"].as_u64(),
             e["max_fee_msat"].as_u64(),
         ) else {
-            bail!("the node's estimatefee answer lacks base_fee_msat/tip_msat/max_fee_msat: {e}");
+            return Err(Error::Peer(format!(
+                "the node's estimatefee answer lacks base_fee_msat/tip_msat/max_fee_msat: {e}"
+            )));
         };
         let max_fee = self.max_fee.unwrap_or(est_max);
         if max_fee < base {
-            bail!(
+            return Err(Error::Config(format!(
                 "--max-fee {max_fee} msat/gas is below the shard's base fee {base}: it would not be included"
-            );
+            )));
         }
         let tip = self.tip.unwrap_or(est_tip.min(max_fee));
         checked(max_fee, tip)
@@ -59,7 +61,9 @@ impl FeeArgs {
 
 fn checked(max_fee: u64, tip: u64) -> Result<Fees> {
     if tip > max_fee {
-        bail!("--tip {tip} is above --max-fee {max_fee} (msat per gas)");
+        return Err(Error::Config(format!(
+            "--tip {tip} is above --max-fee {max_fee} (msat per gas)"
+        )));
     }
     Ok(Fees {
         max_fee: GasPrice::from_msat(max_fee),

@@ -5,6 +5,10 @@
 //! aux RPC (`createauxblock`/`submitauxblock`, `getauxblock`), other miners
 //! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
 //! blocks and transactions.
+//!
+//! The node's library (configuration, [`open_shared`], [`start_rpc`], sync, [`peer::Peer`],
+//! [`client::L2Client`]) returns [`Error`]. The command modules ([`cli`], the peg agents'
+//! loops in [`peg`], [`simulator`]) are the binary's commands and report with `anyhow`.
 
 pub mod api;
 pub mod cli;
@@ -12,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod contract_rpc;
 pub mod cookie;
+pub mod error;
 pub mod fees;
 pub mod http;
 pub mod peer;
@@ -27,8 +32,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use clap::Args;
+pub use error::{Error, Result};
 use rexe_chain::{Chain, ChainConfig, ChainParams};
 
 pub use config::NodeConfig;
@@ -72,10 +77,10 @@ pub fn start_rpc(
         .enable_all()
         .thread_name("rexe-rpc")
         .build()
-        .context("starting the RPC runtime")?;
+        .map_err(|e| Error::io("starting the RPC runtime", e))?;
     let (addr, _task) = runtime
         .block_on(http::serve(shared, bind))
-        .with_context(|| format!("binding the RPC server to {bind}"))?;
+        .map_err(|e| Error::io(format!("binding the RPC server to {bind}"), e))?;
     Ok(RpcHandle {
         addr,
         cookie_path,
@@ -122,7 +127,7 @@ pub fn open_shared_with_peg(
         Arc::new(rexe_miner::AuxPowSealer { chain_id }),
         vec![peg],
     )
-    .with_context(|| format!("opening the chain in {}", cfg.datadir.display()))?;
+    .map_err(|e| Error::chain(format!("opening the chain in {}", cfg.datadir.display()), e))?;
     let mining_address = cfg.mining_address(chain.params().network)?;
     let (cookie, cookie_path) = cookie::write(&cfg.datadir)?;
     let max_tx_bytes = chain.params().max_tx_bytes;
@@ -181,7 +186,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
     shared
         .chain()
         .flush()
-        .context("flushing state at shutdown")?;
+        .map_err(|e| Error::chain("flushing state at shutdown", e.into()))?;
     println!("stopped; state flushed");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Peer rexe nodes, given as `http://user:password@host:port`. Calls go through the same
 //! JSON-RPC client the miner uses for bitcoind ([`rexe_rpc::client::RpcClient`]).
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{Error, Result};
 use rexe_rpc::client::RpcClient;
 use serde_json::Value;
 
@@ -18,14 +18,14 @@ impl Peer {
     pub fn parse(url: &str) -> Result<Peer> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("peer URL {url:?} must start with http://"))?
+            .ok_or_else(|| Error::Config(format!("peer URL {url:?} must start with http://")))?
             .trim_end_matches('/');
         let (auth, addr) = match rest.rsplit_once('@') {
             Some((a, h)) => (a.to_string(), h.to_string()),
             None => (String::new(), rest.to_string()),
         };
         if !addr.contains(':') {
-            bail!("peer URL {url:?} needs host:port");
+            return Err(Error::Config(format!("peer URL {url:?} needs host:port")));
         }
         Ok(Peer {
             client: RpcClient::new(addr.clone(), auth),

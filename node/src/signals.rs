@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -17,7 +17,7 @@ pub fn install() -> Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     ctrlc::set_handler(move || f.store(true, std::sync::atomic::Ordering::SeqCst))
-        .context("installing the Ctrl-C/SIGTERM handler")?;
+        .map_err(Error::Signal)?;
     let _ = STOP.set(flag);
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use crate::error::{Error, Result};
 use bitcoin::hex::{DisplayHex, FromHex};
 use rexe_chain::encode::Decode;
 use rexe_chain::{Block, BlockError};
@@ -43,7 +43,10 @@ fn common_height(shared: &Shared, peer: &Peer, peer_height: u64) -> Result<u64> 
             return Ok(h);
         }
         if h == 0 {
-            return Err(anyhow!("peer {} has a different genesis block", peer.addr));
+            return Err(Error::Peer(format!(
+                "peer {} has a different genesis block",
+                peer.addr
+            )));
         }
         h = h.saturating_sub(step);
         step = (step * 2).min(1024);
@@ -56,7 +59,7 @@ pub fn sync_from(shared: &Shared, peer: &Peer) -> Result<u64> {
     let their_work = info["chainwork"].as_str().unwrap_or("").to_string();
     let their_height = info["height"]
         .as_u64()
-        .ok_or_else(|| anyhow!("peer {} sent no height", peer.addr))?;
+        .ok_or_else(|| Error::Peer(format!("peer {} sent no height", peer.addr)))?;
     if their_work.len() != 64 || their_work <= our_tip(shared).0 {
         return Ok(0);
     }
@@ -69,12 +72,19 @@ pub fn sync_from(shared: &Shared, peer: &Peer) -> Result<u64> {
     let mut got = 0;
     for h in from + 1..=their_height {
         let hex = peer.call("getblock", json!([h, 0]))?;
-        let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or(""))?;
+        let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or("")).map_err(|e| {
+            Error::Peer(format!("peer {} sent block {h} as bad hex: {e}", peer.addr))
+        })?;
         let block = Block::from_bytes(&bytes)
-            .map_err(|e| anyhow!("peer {} sent a bad block: {e}", peer.addr))?;
+            .map_err(|e| Error::Peer(format!("peer {} sent a bad block: {e}", peer.addr)))?;
         match shared.chain().submit(block, now_secs()) {
             Ok(_) | Err(BlockError::Duplicate(_)) => {}
-            Err(e) => return Err(anyhow!("block {h} from peer {} rejected: {e}", peer.addr)),
+            Err(e) => {
+                return Err(Error::Peer(format!(
+                    "block {h} from peer {} rejected: {e}",
+                    peer.addr
+                )))
+            }
         }
         got += 1;
         if got % 1000 == 0 {

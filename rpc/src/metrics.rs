@@ -7,7 +7,7 @@
 //! ([`Scrape`]) and renders it; nothing is registered globally. A family with no samples
 //! (a labelled counter nothing has counted yet) is left out, as the crate does.
 
-use prometheus::core::Collector;
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{Counter, CounterVec, Encoder as _, Gauge, GaugeVec, Opts, Registry};
 
 /// The `Content-Type` of the rendered text.
@@ -67,15 +67,11 @@ impl Scrape {
         labels: &[&str],
         rows: impl IntoIterator<Item = (Vec<&'a str>, f64)>,
     ) -> &mut Self {
-        if let Ok(g) = GaugeVec::new(Opts::new(name, help), labels) {
-            for (values, v) in rows {
-                if let Ok(m) = g.get_metric_with_label_values(&values) {
-                    m.set(v);
-                }
-            }
-            self.register(g);
-        }
-        self
+        self.family(
+            GaugeVec::new(Opts::new(name, help), labels),
+            rows,
+            |g, v| g.set(v),
+        )
     }
 
     /// A counter per label set, as [`Scrape::gauges`].
@@ -86,13 +82,27 @@ impl Scrape {
         labels: &[&str],
         rows: impl IntoIterator<Item = (Vec<&'a str>, f64)>,
     ) -> &mut Self {
-        if let Ok(c) = CounterVec::new(Opts::new(name, help), labels) {
+        self.family(
+            CounterVec::new(Opts::new(name, help), labels),
+            rows,
+            |c, v| c.inc_by(v.max(0.0)),
+        )
+    }
+
+    /// Fills a labelled family row by row with `set`, then registers it.
+    fn family<'a, P: MetricVecBuilder + 'static>(
+        &mut self,
+        family: prometheus::Result<MetricVec<P>>,
+        rows: impl IntoIterator<Item = (Vec<&'a str>, f64)>,
+        set: impl Fn(&P::M, f64),
+    ) -> &mut Self {
+        if let Ok(f) = family {
             for (values, v) in rows {
-                if let Ok(m) = c.get_metric_with_label_values(&values) {
-                    m.inc_by(v.max(0.0));
+                if let Ok(m) = f.get_metric_with_label_values(&values) {
+                    set(&m, v);
                 }
             }
-            self.register(c);
+            self.register(f);
         }
         self
     }

@@ -51,7 +51,7 @@ impl RpcArgs {
                     .to_string()
             }
         };
-        Peer::parse(&format!("http://{auth}@{}", self.rpc))
+        Ok(Peer::parse(&format!("http://{auth}@{}", self.rpc))?)
     }
 }
 

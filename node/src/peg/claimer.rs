@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::source::BitcoinSource;
 use crate::api::{MatchInfo, MatchStatus};
-use crate::client::{is_not_found, refusal_kind, L2Client};
+use crate::client::L2Client;
 
 /// One claim's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,8 +255,8 @@ impl<S: BitcoinSource> Claimer<S> {
         let conf = match self.l2.peer().btc_block(&proof.block.to_string()) {
             Ok(b) if b.on_best_chain => u64::from(b.confirmations),
             Ok(_) => 0,
-            Err(e) if is_not_found(&e) => 0,
-            Err(e) => return Err(e),
+            Err(e) if e.is_not_found() => 0,
+            Err(e) => return Err(e.into()),
         };
         if conf < k {
             let msg = format!(
@@ -286,7 +286,7 @@ impl<S: BitcoinSource> Claimer<S> {
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                match refusal_kind(&e) {
+                match e.refusal_kind() {
                     Some(kind) => self.refused(w, &msg, Some(kind), now),
                     None => self.retry(w, msg, now),
                 }

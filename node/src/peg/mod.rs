@@ -64,7 +64,7 @@ impl KeyArgs {
     fn client(&self) -> Result<L2Client> {
         let peer = self.rpc.peer()?;
         let signer = self.signer(&peer)?;
-        L2Client::connect(peer, signer, self.fees)
+        Ok(L2Client::connect(peer, signer, self.fees)?)
     }
 }
 

@@ -97,7 +97,7 @@ pub fn l2_client(
             anyhow!("this wallet has no L2 key (watch-only or imported): give --key")
         })?,
     };
-    L2Client::connect(rpc.peer()?, signer, fees)
+    Ok(L2Client::connect(rpc.peer()?, signer, fees)?)
 }
 
 /// What the peg-in payment must pay, read from the L2 node: each match's payee script and

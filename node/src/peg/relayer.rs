@@ -76,8 +76,8 @@ impl<S: BitcoinSource> Relayer<S> {
     fn tracked(&self, hash: &bitcoin::BlockHash) -> Result<bool> {
         match self.l2.call("getbtcblock", json!([hash.to_string()])) {
             Ok(_) => Ok(true),
-            Err(e) if crate::client::is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
