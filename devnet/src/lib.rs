@@ -215,7 +215,7 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
     )?;
     while !ctx.stop.load(Ordering::SeqCst) {
         if let Err(e) = relayer.step() {
-            tracing::debug!(error = %format!("{e:#}"), "relayer step");
+            tracing::debug!(error = %rexe_node::Report(&e), "relayer step");
         }
         match claimer.step(now_secs() as i64) {
             Ok(events) => {
@@ -225,7 +225,7 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
                     }
                 }
             }
-            Err(e) => tracing::debug!(error = %format!("{e:#}"), "claimer step"),
+            Err(e) => tracing::debug!(error = %rexe_node::Report(&e), "claimer step"),
         }
         if !ctx.sleep(250) {
             break;

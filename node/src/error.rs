@@ -118,6 +118,22 @@ impl Error {
     }
 }
 
+/// An error followed by its causes, `outer: inner: ...` (as `anyhow` prints with `{:#}`):
+/// for logs and stored notes, where a typed error's `Display` alone would drop the cause.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// Names the purpose of an RPC call whose failure is returned.
 pub trait Purpose<T> {
     /// An [`Error::Rpc`] becomes [`Error::RpcFor`] `what`; other errors pass unchanged.
@@ -159,5 +175,9 @@ mod tests {
         assert!(missing.is_not_found());
         assert_eq!(missing.refusal_kind(), None);
         assert!(!Error::Peer("not found".into()).is_not_found());
+        assert_eq!(
+            Report(&refused).to_string(),
+            "submitting the peg claim call: sendrawtransaction failed: error -26: not found, says the text"
+        );
     }
 }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-pub use error::{Error, Result};
+pub use error::{Error, Report, Result};
 use rexe_chain::{Chain, ChainConfig, ChainParams};
 
 pub use config::NodeConfig;

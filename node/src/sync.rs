@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Report, Result};
 use bitcoin::hex::{DisplayHex, FromHex};
 use rexe_chain::encode::Decode;
 use rexe_chain::{Block, BlockError};
@@ -109,7 +109,9 @@ pub fn run(shared: Arc<Shared>, peers: Vec<Peer>, stop: Arc<AtomicBool>) {
                 Ok(n) => {
                     tracing::info!(peer = %p.addr, blocks = n, height = our_tip(&shared).1, "synced")
                 }
-                Err(e) => tracing::debug!(peer = %p.addr, error = %e, "sync attempt failed"),
+                Err(e) => {
+                    tracing::debug!(peer = %p.addr, error = %Report(&e), "sync attempt failed")
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -122,7 +124,7 @@ pub fn forward_tx(peers: &[Peer], hex: String) {
         let hex = hex.clone();
         std::thread::spawn(move || {
             if let Err(e) = p.call("sendrawtransaction", Value::Array(vec![Value::String(hex)])) {
-                tracing::debug!(peer = %p.addr, error = %e, "peer did not take the transaction");
+                tracing::debug!(peer = %p.addr, error = %Report(&e), "peer did not take the transaction");
             }
         });
     }

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use super::error::{AgentError, Result};
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{ScriptBuf, Txid as BtcTxid};
 use rexe_bridge::peg::MatchId;
@@ -25,6 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::source::BitcoinSource;
 use crate::api::{MatchInfo, MatchStatus};
 use crate::client::L2Client;
+use crate::Report;
 
 /// One claim's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,12 +139,15 @@ impl<S: BitcoinSource> Claimer<S> {
         let k = u64::from(self.l2.peg_info()?.confirmations_required);
         let mut out = Vec::new();
         for w in rows {
-            let txid: BtcTxid = w.btc_txid.parse().context("stored txid")?;
+            let txid: BtcTxid = w
+                .btc_txid
+                .parse()
+                .map_err(|_| AgentError::Corrupt("Bitcoin txid"))?;
             let progress = match self.advance(&w, txid, k, now) {
                 Ok(p) => p,
                 Err(e) => {
                     // The node or the Bitcoin source is unreachable: try again later.
-                    let msg = format!("{e:#}");
+                    let msg = Report(&e).to_string();
                     self.note(
                         &w.btc_txid,
                         &w.state,
@@ -171,7 +175,12 @@ impl<S: BitcoinSource> Claimer<S> {
             .first()
             .and_then(|m| Vec::<u8>::from_hex(&m.payee_script.hex).ok())
             .map(ScriptBuf::from_bytes)
-            .ok_or_else(|| anyhow!("the L2 node gave no payee script for match {:?}", ids[0]))?;
+            .ok_or_else(|| {
+                AgentError::Answer(format!(
+                    "the L2 node gave no payee script for match {:?}",
+                    ids[0]
+                ))
+            })?;
         Ok((out, script))
     }
 
@@ -200,7 +209,7 @@ impl<S: BitcoinSource> Claimer<S> {
                 .as_deref()
                 .unwrap_or_default()
                 .parse()
-                .map_err(|_| anyhow!("stored L2 txid is not valid"))?;
+                .map_err(|_| AgentError::Corrupt("L2 txid"))?;
             return match self.l2.receipt(l2)? {
                 Some(r) if r.success => {
                     self.note(id, "done", None, "claimed", None, now)?;
@@ -222,7 +231,10 @@ impl<S: BitcoinSource> Claimer<S> {
                     }
                     Some(Err(e)) => self.retry(
                         w,
-                        format!("claim transaction {l2} dropped and not resendable: {e:#}"),
+                        format!(
+                            "claim transaction {l2} dropped and not resendable: {}",
+                            Report(&e)
+                        ),
                         now,
                     ),
                     None => self.retry(w, "claim transaction dropped by the L2 node".into(), now),
@@ -285,7 +297,7 @@ impl<S: BitcoinSource> Claimer<S> {
                 Ok(Progress::Submitted(l2))
             }
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = Report(&e).to_string();
                 match e.refusal_kind() {
                     Some(kind) => self.refused(w, &msg, Some(kind), now),
                     None => self.retry(w, msg, now),
@@ -343,17 +355,21 @@ fn parse_ids(s: &str) -> Result<Vec<MatchId>> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map(MatchId))
         .collect::<Result<_, _>>()
-        .context("stored match ids")
+        .map_err(|_| AgentError::Corrupt("match id list"))
 }
 
 /// Opens (creating, mode 0600) a claimer work list.
 pub fn open_db(path: &Path) -> Result<Connection> {
     let new = !path.exists();
-    let db = Connection::open(path)
-        .with_context(|| format!("opening the claimer's state {}", path.display()))?;
+    let db = Connection::open(path)?;
     if new {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| AgentError::Io {
+                what: format!("protecting the claimer's state {}", path.display()),
+                source,
+            },
+        )?;
     }
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS claims (

@@ -4,6 +4,7 @@
 //! (Electrum, or bitcoind's JSON-RPC), as a real deployment would.
 
 pub mod claimer;
+pub mod error;
 pub mod pegin;
 pub mod relayer;
 pub mod source;
@@ -415,11 +416,12 @@ pub fn run(cmd: PegCmd) -> Result<()> {
                         tracing::debug!(?step, "relayer")
                     }
                     Err(e) if once && failures >= 4 => {
-                        return Err(e.context(format!("relaying from {name} failed 5 times")))
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("relaying from {name} failed 5 times")))
                     }
                     Err(e) => {
                         failures += 1;
-                        tracing::warn!(error = %format!("{e:#}"), failures, "relayer step failed; retrying")
+                        tracing::warn!(error = %crate::Report(&e), failures, "relayer step failed; retrying")
                     }
                 }
                 // Back off while the source or the node is unreachable.
@@ -499,7 +501,7 @@ pub fn run_claimer_with<S: BitcoinSource>(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "claimer step failed; retrying")
+                tracing::warn!(error = %crate::Report(&e), "claimer step failed; retrying")
             }
         }
         if once || (until_done && c.open_count()? == 0) {

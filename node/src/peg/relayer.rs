@@ -5,7 +5,7 @@
 //! while its key has calls in the mempool (a batch sent just before a crash) and for the
 //! block that runs them, instead of sending the same headers twice.
 
-use anyhow::Result;
+use super::error::{AgentError, Result};
 use rexe_bridge::call::{PegCall, MAX_HEADERS_PER_CALL};
 use rexe_chain::Txid;
 use serde_json::json;
@@ -150,10 +150,7 @@ impl<S: BitcoinSource> Relayer<S> {
                 break;
             }
             if fork == 0 {
-                anyhow::bail!(
-                    "{} shares no block with the L2's tracked headers (wrong network or checkpoint?)",
-                    self.btc.describe()
-                );
+                return Err(AgentError::NoCommonBlock(self.btc.describe()));
             }
             fork -= 1;
         }

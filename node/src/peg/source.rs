@@ -6,7 +6,6 @@
 
 use std::sync::Mutex;
 
-use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 use bitcoin::hex::FromHex;
@@ -17,6 +16,53 @@ use rexe_bridge::spv;
 use rexe_rpc::client::{RpcClient, RpcError};
 use rexe_wallet::electrum::{self as ec, ElectrumApi};
 use serde_json::json;
+
+/// Why a Bitcoin source could not answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source's URL is not one we can use.
+    #[error("{0}")]
+    Url(String),
+    /// A bitcoind call failed (transport, HTTP or its error answer).
+    #[error("bitcoind {what}")]
+    Bitcoind {
+        /// The call.
+        what: String,
+        /// Cause.
+        #[source]
+        source: RpcError,
+    },
+    /// An Electrum request failed; a broken connection is made again at the next call.
+    #[error("Electrum {url} {what}: {message}")]
+    Electrum {
+        /// The server.
+        url: String,
+        /// The request, or "connect".
+        what: String,
+        /// The client's error.
+        message: String,
+    },
+    /// The source answered something its protocol does not allow.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// A Bitcoin source's result.
+pub type Result<T, E = SourceError> = std::result::Result<T, E>;
+
+/// Names the bitcoind call whose failure is returned.
+fn at(what: impl FnOnce() -> String) -> impl FnOnce(RpcError) -> SourceError {
+    move |source| SourceError::Bitcoind {
+        what: what(),
+        source,
+    }
+}
+
+/// An answer the protocol does not allow.
+fn malformed(what: impl std::fmt::Display) -> SourceError {
+    SourceError::Malformed(what.to_string())
+}
 
 /// Where a confirmed transaction sits, with what a claim needs.
 #[derive(Debug, Clone)]
@@ -78,20 +124,20 @@ impl BitcoinSource for RpcClient {
     fn tip_height(&self) -> Result<u32> {
         let v = self
             .call("getblockcount", json!([]))
-            .context("bitcoind getblockcount")?;
+            .map_err(at(|| "getblockcount".into()))?;
         v.as_u64()
             .and_then(|h| u32::try_from(h).ok())
-            .ok_or_else(|| anyhow!("bitcoind answered getblockcount with {v}"))
+            .ok_or_else(|| malformed(format!("bitcoind answered getblockcount with {v}")))
     }
 
     fn hash_at(&self, height: u32) -> Result<BlockHash> {
         let v = self
             .call("getblockhash", json!([height]))
-            .with_context(|| format!("bitcoind getblockhash {height}"))?;
+            .map_err(at(|| format!("getblockhash {height}")))?;
         v.as_str()
             .unwrap_or_default()
             .parse()
-            .with_context(|| format!("bitcoind answered getblockhash with {v}"))
+            .map_err(|e| malformed(format!("bitcoind answered getblockhash with {v}: {e}")))
     }
 
     fn headers(&self, from: u32, count: u32) -> Result<Vec<Header>> {
@@ -100,12 +146,14 @@ impl BitcoinSource for RpcClient {
             let hash = self.hash_at(h)?;
             let hex = self
                 .call("getblockheader", json!([hash.to_string(), false]))
-                .with_context(|| format!("bitcoind getblockheader {hash}"))?;
-            let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or_default())
-                .context("bitcoind returned a header that is not hex")?;
+                .map_err(at(|| format!("getblockheader {hash}")))?;
+            let bytes = Vec::<u8>::from_hex(hex.as_str().unwrap_or_default()).map_err(|e| {
+                malformed(format!("bitcoind returned a header that is not hex: {e}"))
+            })?;
             out.push(
-                bitcoin::consensus::deserialize(&bytes)
-                    .context("bitcoind returned an undecodable header")?,
+                bitcoin::consensus::deserialize(&bytes).map_err(|e| {
+                    malformed(format!("bitcoind returned an undecodable header: {e}"))
+                })?,
             );
         }
         Ok(out)
@@ -113,22 +161,24 @@ impl BitcoinSource for RpcClient {
 
     /// Needs `-txindex` on a real bitcoind for transactions its wallet does not know.
     fn proof(&self, txid: Txid, _pays: &Script) -> Result<Option<TxProof>> {
-        let v: rexe_rpc::core::RawTransaction = match self
-            .call_as("getrawtransaction", json!([txid.to_string(), true]))
-        {
-            Ok(v) => v,
-            // Unknown: not broadcast yet, or dropped.
-            Err(RpcError::Rpc { code: -5, .. }) => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("bitcoind getrawtransaction {txid}")),
-        };
+        let v: rexe_rpc::core::RawTransaction =
+            match self.call_as("getrawtransaction", json!([txid.to_string(), true])) {
+                Ok(v) => v,
+                // Unknown: not broadcast yet, or dropped.
+                Err(RpcError::Rpc { code: -5, .. }) => return Ok(None),
+                Err(e) => return Err(at(|| format!("getrawtransaction {txid}"))(e)),
+            };
         let Some(block) = v.blockhash.as_deref() else {
             return Ok(None);
         };
-        let raw = Vec::<u8>::from_hex(&v.hex)
-            .context("bitcoind returned a transaction that is not hex")?;
+        let raw = Vec::<u8>::from_hex(&v.hex).map_err(|e| {
+            malformed(format!(
+                "bitcoind returned a transaction that is not hex: {e}"
+            ))
+        })?;
         let b: rexe_rpc::core::BlockSummary = self
             .call_as("getblock", json!([block, 1]))
-            .with_context(|| format!("bitcoind getblock {block}"))?;
+            .map_err(at(|| format!("getblock {block}")))?;
         if b.confirmations < 1 {
             return Ok(None); // on a stale branch
         }
@@ -136,24 +186,27 @@ impl BitcoinSource for RpcClient {
             b.tx.iter()
                 .map(|t| t.parse())
                 .collect::<Result<_, _>>()
-                .context("getblock returned a bad txid")?;
+                .map_err(|e| malformed(format!("getblock returned a bad txid: {e}")))?;
         let position = txids
             .iter()
             .position(|t| *t == txid)
-            .ok_or_else(|| anyhow!("{txid} not in block {block}"))?;
+            .ok_or_else(|| malformed(format!("{txid} not in block {block}")))?;
         // The coinbase by block hash: works without -txindex.
         let cb = self
             .call(
                 "getrawtransaction",
                 json!([txids[0].to_string(), false, block]),
             )
-            .with_context(|| format!("bitcoind getrawtransaction of {block}'s coinbase"))?;
+            .map_err(at(|| format!("getrawtransaction of {block}'s coinbase")))?;
         let coinbase = Vec::<u8>::from_hex(cb.as_str().unwrap_or_default())
-            .context("bitcoind returned a coinbase that is not hex")?;
+            .map_err(|e| malformed(format!("bitcoind returned a coinbase that is not hex: {e}")))?;
         Ok(Some(TxProof {
             raw,
-            block: block.parse().context("bad block hash")?,
-            height: u32::try_from(b.height).context("block height")?,
+            block: block
+                .parse()
+                .map_err(|e| malformed(format!("bad block hash {block}: {e}")))?,
+            height: u32::try_from(b.height)
+                .map_err(|_| malformed(format!("block height {}", b.height)))?,
             branch: nodes(spv::branch_for(&txids, position)),
             position: position as u32,
             coinbase,
@@ -177,7 +230,9 @@ impl Electrum {
     /// A source for `url` (connects at the first call).
     pub fn new(url: &str) -> Result<Self> {
         if !(url.starts_with("tcp://") || url.starts_with("ssl://")) {
-            bail!("Electrum URL {url:?} must be tcp://HOST:PORT or ssl://HOST:PORT");
+            return Err(SourceError::Url(format!(
+                "Electrum URL {url:?} must be tcp://HOST:PORT or ssl://HOST:PORT"
+            )));
         }
         Ok(Electrum {
             url: url.to_string(),
@@ -192,8 +247,12 @@ impl Electrum {
                 .timeout(Some(std::time::Duration::from_secs(10)))
                 .retry(1)
                 .build();
-            let c = ec::Client::from_config(&self.url, config)
-                .map_err(|e| anyhow!("cannot reach the Electrum server {}: {e}", self.url))?;
+            let c =
+                ec::Client::from_config(&self.url, config).map_err(|e| SourceError::Electrum {
+                    url: self.url.clone(),
+                    what: "connect".into(),
+                    message: e.to_string(),
+                })?;
             *guard = Some(c);
         }
         let c = guard.as_ref().expect("connected above");
@@ -204,7 +263,11 @@ impl Electrum {
                 if !matches!(e, ec::Error::Protocol(_)) {
                     *guard = None;
                 }
-                Err(anyhow!("Electrum {} {what}: {e}", self.url))
+                Err(SourceError::Electrum {
+                    url: self.url.clone(),
+                    what: what.into(),
+                    message: e.to_string(),
+                })
             }
         }
     }
