@@ -324,11 +324,13 @@ fn peg_demo(ctx: &Ctx, done_marker: &Path) -> Result<()> {
         },
     )?;
     a_wallet.sync(&ctx.electrum)?;
-    let bob_l2 = ctx.l2_peer.call(
-        "getaccount",
-        json!([bob.l2.address().encode(Network::Devnet)]),
-    )?["balance"]
-        .clone();
+    let bob_l2 = ctx
+        .l2_peer
+        .call_as::<rexe_node::api::AccountInfo>(
+            "getaccount",
+            json!([bob.l2.address().encode(Network::Devnet)]),
+        )?
+        .balance;
     println!(
         "peg demo: claimed with an SPV proof; alice's Bitcoin wallet holds {} sats, bob's L2 balance is {bob_l2} sats. Peg swap complete.",
         a_wallet.balance().total().to_sat()

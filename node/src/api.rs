@@ -1,7 +1,7 @@
-//! The typed answers of the node's peg and receipt methods: the server serialises these
-//! structs and the clients (the agents, `rexe peg`, the devnet) read them back with
-//! [`rexe_rpc::RpcClient::call_as`], so each answer's shape is written once. Field names
-//! are the JSON keys documented in `docs/rpc.md`.
+//! The typed answers of the node's chain, account, fee, peg and receipt methods: the
+//! server serialises these structs and the clients (the agents, `rexe peg`, the devnet)
+//! read them back with [`rexe_rpc::RpcClient::call_as`], so each answer's shape is written
+//! once. Field names are the JSON keys documented in `docs/rpc.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -210,4 +210,70 @@ impl CallReceipt {
             .as_deref()
             .and_then(rexe_chain::system::RefusalKind::from_name)
     }
+}
+
+/// The chain's anchor: the last checkpointed (final) block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// Its height.
+    pub height: u64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// `getchaininfo`: the node's chain and tip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// `main`, `test`, `regtest` or `devnet`.
+    pub network: String,
+    /// Tip height.
+    pub height: u64,
+    /// Tip hash.
+    pub bestblockhash: String,
+    /// Work of the tip's chain, 64 hex digits, big-endian (compare as strings).
+    pub chainwork: String,
+    /// Shard count.
+    pub shards: usize,
+    /// Transactions waiting in the mempool.
+    pub mempool_size: usize,
+    /// The tip's state root.
+    pub state_root: String,
+    /// The last final block, once there is one.
+    pub anchor: Option<Anchor>,
+}
+
+/// `getaccount address`: an account's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The address, encoded for the node's network.
+    pub address: String,
+    /// Its shard.
+    pub shard: u16,
+    /// Confirmed balance, sats.
+    pub balance: u64,
+    /// Confirmed nonce: the next transaction's, counting only the chain.
+    pub nonce: u64,
+    /// The nonce after the account's transactions waiting in the mempool.
+    pub next_nonce: u64,
+}
+
+/// `estimatefee [address_or_shard] [blocks]`: one shard's fee estimate, msat per gas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeEstimate {
+    /// The shard.
+    pub shard: u16,
+    /// Its base fee now.
+    pub base_fee_msat: u64,
+    /// The base fee's worst case for each of the next blocks.
+    pub forecast_msat: Vec<u64>,
+    /// The suggested tip.
+    pub tip_msat: u64,
+    /// A max fee that stays includable through the forecast, tip included.
+    pub max_fee_msat: u64,
+    /// Transactions waiting for the shard.
+    pub pending: usize,
+    /// Their gas.
+    pub pending_gas: u64,
+    /// Gas of a plain transfer.
+    pub transfer_gas: u64,
 }

@@ -51,10 +51,10 @@ pub fn network_named(name: &str) -> Result<Network> {
 
 /// The L2 network a node runs (`getchaininfo`).
 pub fn network_of(peer: &Peer) -> Result<Network> {
-    let info = peer
-        .call("getchaininfo", json!([]))
+    let info: crate::api::ChainInfo = peer
+        .call_as("getchaininfo", json!([]))
         .purpose(|| format!("asking the L2 node at {} for its chain", peer.addr))?;
-    network_named(info["network"].as_str().unwrap_or_default())
+    network_named(&info.network)
 }
 
 impl L2Client {
@@ -151,11 +151,9 @@ impl L2Client {
 
     /// Our account's (confirmed nonce, next nonce after our pending transactions).
     pub fn nonces(&self) -> Result<(u64, u64)> {
-        let acct = self.call("getaccount", json!([self.address()]))?;
-        let nonce = acct["nonce"]
-            .as_u64()
-            .ok_or_else(|| Error::Peer("getaccount answered without a nonce".into()))?;
-        Ok((nonce, acct["next_nonce"].as_u64().unwrap_or(nonce)))
+        let acct: crate::api::AccountInfo =
+            self.peer.call_as("getaccount", json!([self.address()]))?;
+        Ok((acct.nonce, acct.next_nonce))
     }
 
     fn next_nonce(&self) -> Result<u64> {

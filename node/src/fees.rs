@@ -36,18 +36,10 @@ impl FeeArgs {
         if let (Some(f), Some(t)) = (self.max_fee, self.tip) {
             return checked(f, t);
         }
-        let e = peer
-            .call("estimatefee", json!([sender]))
+        let e: crate::api::FeeEstimate = peer
+            .call_as("estimatefee", json!([sender]))
             .purpose(|| format!("asking the L2 node at {} for a fee estimate", peer.addr))?;
-        let (Some(base), Some(est_tip), Some(est_max)) = (
-            e["base_fee_msat"].as_u64(),
-            e["tip_msat"].as_u64(),
-            e["max_fee_msat"].as_u64(),
-        ) else {
-            return Err(Error::Peer(format!(
-                "the node's estimatefee answer lacks base_fee_msat/tip_msat/max_fee_msat: {e}"
-            )));
-        };
+        let (base, est_tip, est_max) = (e.base_fee_msat, e.tip_msat, e.max_fee_msat);
         let max_fee = self.max_fee.unwrap_or(est_max);
         if max_fee < base {
             return Err(Error::Config(format!(

@@ -253,18 +253,18 @@ pub fn call(
         }
         "getchaininfo" => {
             check_arity(params, 0, 0)?;
-            Ok(json!({
-                "network": chain.params().network.name(),
-                "height": chain.tip_height(),
-                "bestblockhash": chain.tip_hash().to_string(),
-                "chainwork": chain.tip_work().to_be_bytes().to_lower_hex_string(),
-                "shards": chain.params().shard_order.shard_count(),
-                "mempool_size": chain.mempool().len(),
-                "state_root": chain.tip_header().state_root.to_string(),
-                "anchor": chain.anchor().map(|(h, hash)| json!({
-                    "height": h,
-                    "hash": hash.to_string(),
-                })),
+            Ok(json!(crate::api::ChainInfo {
+                network: chain.params().network.name().into(),
+                height: chain.tip_height(),
+                bestblockhash: chain.tip_hash().to_string(),
+                chainwork: chain.tip_work().to_be_bytes().to_lower_hex_string(),
+                shards: chain.params().shard_order.shard_count(),
+                mempool_size: chain.mempool().len(),
+                state_root: chain.tip_header().state_root.to_string(),
+                anchor: chain.anchor().map(|(height, hash)| crate::api::Anchor {
+                    height,
+                    hash: hash.to_string(),
+                }),
             }))
         }
         "getblockcount" => {
@@ -388,12 +388,12 @@ pub fn call(
             while chain.mempool().get(&addr, next_nonce).is_some() {
                 next_nonce += 1;
             }
-            Ok(json!({
-                "address": addr.encode(chain.params().network),
-                "shard": addr.shard(chain.params().shard_order).0,
-                "balance": acct.balance.to_sat(),
-                "nonce": acct.nonce,
-                "next_nonce": next_nonce,
+            Ok(json!(crate::api::AccountInfo {
+                address: addr.encode(chain.params().network),
+                shard: addr.shard(chain.params().shard_order).0,
+                balance: acct.balance.to_sat(),
+                nonce: acct.nonce,
+                next_nonce,
             }))
         }
         "getshardinfo" => {
@@ -474,16 +474,16 @@ pub fn call(
             };
             let one = |chain: &mut Chain, s: ShardId| -> Result<Value, RpcError> {
                 let e = chain.estimate_fee(s, blocks).map_err(RpcError::internal)?;
-                Ok(json!({
-                    "shard": s.0,
-                    "base_fee_msat": e.base_fee.to_msat(),
-                    "forecast_msat": e.forecast.iter().map(|f| f.to_msat()).collect::<Vec<_>>(),
-                    "tip_msat": e.tip.to_msat(),
+                Ok(json!(crate::api::FeeEstimate {
+                    shard: s.0,
+                    base_fee_msat: e.base_fee.to_msat(),
+                    forecast_msat: e.forecast.iter().map(|f| f.to_msat()).collect(),
+                    tip_msat: e.tip.to_msat(),
                     // Enough to stay includable through the forecast, plus the tip.
-                    "max_fee_msat": e.suggested_max_fee().to_msat(),
-                    "pending": e.pending,
-                    "pending_gas": e.pending_gas,
-                    "transfer_gas": rexe_chain::tx::TRANSFER_GAS,
+                    max_fee_msat: e.suggested_max_fee().to_msat(),
+                    pending: e.pending,
+                    pending_gas: e.pending_gas,
+                    transfer_gas: rexe_chain::tx::TRANSFER_GAS,
                 }))
             };
             match shard {

@@ -55,11 +55,8 @@ fn common_height(shared: &Shared, peer: &Peer, peer_height: u64) -> Result<u64> 
 
 /// Pulls blocks from `peer` while it has more work than us. Returns blocks connected.
 pub fn sync_from(shared: &Shared, peer: &Peer) -> Result<u64> {
-    let info = peer.call("getchaininfo", json!([]))?;
-    let their_work = info["chainwork"].as_str().unwrap_or("").to_string();
-    let their_height = info["height"]
-        .as_u64()
-        .ok_or_else(|| Error::Peer(format!("peer {} sent no height", peer.addr)))?;
+    let info: crate::api::ChainInfo = peer.call_as("getchaininfo", json!([]))?;
+    let (their_work, their_height) = (info.chainwork, info.height);
     if their_work.len() != 64 || their_work <= our_tip(shared).0 {
         return Ok(0);
     }
