@@ -901,30 +901,18 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             if amount == Amount::ZERO {
                 return Err(param(-3, "Invalid amount for send"));
             }
-            if bool_arg(p, 4)? == Some(true) {
-                return Err(param(
-                    -8,
-                    "subtractfeefromamount is not supported by the embedded node",
-                ));
-            }
             let rate = sat_vb_arg(arg(p, 9))?;
             let replaceable = bool_arg(p, 5)?.unwrap_or(true);
-            let spend = Spend::pay(vec![(script, amount)], rate, replaceable);
+            let mut spend = Spend::pay(vec![(script, amount)], rate, replaceable);
+            if bool_arg(p, 4)? == Some(true) {
+                spend.subtract_from.push(0);
+            }
             Ok(json!(send(n, i, tip, &spend)?.to_string()))
         }
         "sendmany" => {
             arity(p, 2, 10)?;
             if str_arg(p, 0)?.is_some_and(|d| !d.is_empty()) {
                 return Err(param(-8, "Dummy value must be set to \"\""));
-            }
-            if arg(p, 4)
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
-            {
-                return Err(param(
-                    -8,
-                    "subtractfeefrom is not supported by the embedded node",
-                ));
             }
             let mut spend = Spend::pay(
                 Vec::new(),
@@ -936,6 +924,26 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 return Err(param(-3, "Expected type object"));
             }
             outputs_arg(outs, &mut spend)?;
+            if let Some(from) = arg(p, 4) {
+                let from = from
+                    .as_array()
+                    .ok_or_else(|| param(-3, "Expected type array"))?;
+                for a in from {
+                    let a = a
+                        .as_str()
+                        .ok_or_else(|| param(-3, "Expected type string"))?;
+                    let script = address_arg(a)?;
+                    if !spend.recipients.iter().any(|(s, _)| *s == script) {
+                        return Err(param(
+                            -8,
+                            format!(
+                                "Invalid parameter, subtractfeefrom address not in amounts: {a}"
+                            ),
+                        ));
+                    }
+                    spend.subtract_fee_from(&script);
+                }
+            }
             Ok(json!(send(n, i, tip, &spend)?.to_string()))
         }
         "walletcreatefundedpsbt" => {
@@ -975,14 +983,25 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     let btc_kvb = amount_arg(v)?;
                     spend.rate = FeeRate::from_sat_per_kwu(btc_kvb.to_sat().div_ceil(4));
                 }
-                if o.get("subtractFeeFromOutputs")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    return Err(param(
-                        -8,
-                        "subtractFeeFromOutputs is not supported by the embedded node",
-                    ));
+                if let Some(v) = o.get("subtractFeeFromOutputs") {
+                    let outputs = output_order(arg(p, 1).unwrap_or(&Value::Null));
+                    for x in v
+                        .as_array()
+                        .ok_or_else(|| param(-3, "Expected type array"))?
+                    {
+                        let pos = x.as_u64().ok_or_else(|| {
+                            param(-8, "Invalid parameter value: expected an output position")
+                        })?;
+                        let Some(Some(script)) =
+                            usize::try_from(pos).ok().and_then(|p| outputs.get(p))
+                        else {
+                            return Err(param(
+                                -8,
+                                format!("Invalid parameter value: subtractFeeFromOutputs {pos} is not a payment output"),
+                            ));
+                        };
+                        spend.subtract_fee_from(script);
+                    }
                 }
             } else {
                 spend.add_inputs = spend.inputs.is_empty();
@@ -1151,6 +1170,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
 }
 
 /// What a funded transaction pays and how.
+#[derive(Clone)]
 struct Spend {
     recipients: Vec<(bitcoin::ScriptBuf, Amount)>,
     /// `OP_RETURN` data outputs.
@@ -1162,6 +1182,11 @@ struct Spend {
     /// Whether coin selection may add inputs beyond `inputs`.
     add_inputs: bool,
     locktime: Option<u32>,
+    /// Recipients (indices into `recipients`) that pay the fee out of their amounts, in
+    /// equal parts (Core's `subtractfeefromamount`).
+    subtract_from: Vec<usize>,
+    /// A fixed fee instead of `rate` (set internally while subtracting the fee).
+    absolute_fee: Option<Amount>,
 }
 
 impl Spend {
@@ -1178,6 +1203,17 @@ impl Spend {
             inputs: Vec::new(),
             add_inputs: true,
             locktime: None,
+            subtract_from: Vec::new(),
+            absolute_fee: None,
+        }
+    }
+
+    /// Marks the recipients paid to `script` as paying the fee.
+    fn subtract_fee_from(&mut self, script: &bitcoin::ScriptBuf) {
+        for (k, (s, _)) in self.recipients.iter().enumerate() {
+            if s == script && !self.subtract_from.contains(&k) {
+                self.subtract_from.push(k);
+            }
         }
     }
 }
@@ -1196,6 +1232,80 @@ impl NamedWallet {
     /// both (the BIP86 coins then join as foreign inputs of the BIP84 wallet's transaction).
     /// Change goes to the internal keychain of the part that builds the transaction.
     fn fund(&mut self, tip: u32, spend: &Spend) -> Res<bitcoin::Psbt> {
+        if spend.subtract_from.is_empty() {
+            return self.fund_once(tip, spend);
+        }
+        // As Core does: coins are chosen for the amounts alone; the fee of that transaction
+        // at the rate is then taken out of the marked outputs in equal parts (the first of
+        // them also pays the remainder). Same inputs and outputs, so the same weight: the
+        // change, if any, does not move.
+        let mut probe = spend.clone();
+        probe.absolute_fee = Some(Amount::ZERO);
+        // An amount below dust can only fail below; the probe must not refuse it first.
+        for &r in &spend.subtract_from {
+            let (script, amount) = &mut probe.recipients[r];
+            *amount = (*amount).max(script.minimal_non_dust());
+        }
+        let first = self.fund_once(tip, &probe)?;
+        let weight = self.signed_weight(tip, &first)?;
+        // On whole virtual bytes, as Core prices a transaction.
+        let fee = spend
+            .rate
+            .fee_vb(weight.to_vbytes_ceil())
+            .ok_or_else(|| param(-8, "Invalid fee_rate"))?;
+        let mut paid = spend.clone();
+        paid.inputs = first
+            .unsigned_tx
+            .input
+            .iter()
+            .map(|i| i.previous_output)
+            .collect();
+        paid.add_inputs = false;
+        paid.absolute_fee = Some(fee);
+        let parts = spend.subtract_from.len() as u64;
+        let (share, rest) = (fee.to_sat() / parts, fee.to_sat() % parts);
+        for (k, &r) in spend.subtract_from.iter().enumerate() {
+            let cut = Amount::from_sat(share + if k == 0 { rest } else { 0 });
+            let amount = &mut paid.recipients[r].1;
+            if *amount <= cut {
+                return Err(param(
+                    -6,
+                    "The transaction amount is too small to pay the fee",
+                ));
+            }
+            *amount -= cut;
+        }
+        self.fund_once(tip, &paid).map_err(|e| match e {
+            WalletError::Param(-6, m) if m == "Transaction amount too small" => param(
+                -6,
+                "The transaction amount is too small to send after the fee has been deducted",
+            ),
+            e => e,
+        })
+    }
+
+    /// The weight `psbt` will have once its inputs (all the wallet's) are signed.
+    fn signed_weight(&self, tip: u32, psbt: &bitcoin::Psbt) -> Res<bitcoin::Weight> {
+        let coins = self.coins(tip);
+        // Segwit marker and flag: every key of the wallet is segwit (BIP84, BIP86).
+        let mut weight = psbt.unsigned_tx.weight() + bitcoin::Weight::from_wu(2);
+        for input in &psbt.unsigned_tx.input {
+            let coin = coins
+                .iter()
+                .find(|c| c.outpoint == input.previous_output)
+                .ok_or(WalletError::InsufficientFunds)?;
+            // The witness's element count (one byte), then the largest satisfaction.
+            weight += bitcoin::Weight::from_wu(1)
+                + self.parts[coin.part]
+                    .wallet
+                    .public_descriptor(coin.keychain)
+                    .max_weight_to_satisfy()
+                    .map_err(db_err)?;
+        }
+        Ok(weight)
+    }
+
+    fn fund_once(&mut self, tip: u32, spend: &Spend) -> Res<bitcoin::Psbt> {
         let coins = self.coins(tip);
         let unspendable: Vec<OutPoint> = coins
             .iter()
@@ -1265,7 +1375,11 @@ impl NamedWallet {
                     .map_err(|_| param(-8, "Data too long"))?;
                 b.add_data(&push);
             }
-            b.fee_rate(spend.rate).unspendable(unspendable.clone());
+            match spend.absolute_fee {
+                Some(fee) => b.fee_absolute(fee),
+                None => b.fee_rate(spend.rate),
+            };
+            b.unspendable(unspendable.clone());
             if !own.is_empty() {
                 b.add_utxos(&own).map_err(db_err)?;
             }
@@ -1379,6 +1493,20 @@ fn sat_vb_arg(v: Option<&Value>) -> Res<FeeRate> {
         return Err(param(-8, "Invalid fee_rate"));
     }
     Ok(FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64))
+}
+
+/// The outputs of an `outputs` argument in their order: the script of each payment, `None`
+/// for a data output or a key that is not an address (refused when parsed).
+fn output_order(v: &Value) -> Vec<Option<bitcoin::ScriptBuf>> {
+    let objs: Vec<&serde_json::Map<String, Value>> = match v {
+        Value::Object(o) => vec![o],
+        Value::Array(a) => a.iter().filter_map(Value::as_object).collect(),
+        _ => Vec::new(),
+    };
+    objs.iter()
+        .flat_map(|o| o.keys())
+        .map(|k| (k != "data").then(|| address_arg(k).ok()).flatten())
+        .collect()
 }
 
 /// `{address: amount, …}` (or, for PSBT outputs, an array of such objects and `{"data": hex}`).

@@ -444,3 +444,150 @@ fn a_payment_can_spend_bech32_and_bech32m_coins_together() {
     let fee = -sats(&t["fee"]);
     assert_eq!(after, total - 4_500_000_000 - fee + 5_000_000_000);
 }
+
+/// The value `tx` (a `decoderawtransaction` answer) pays to `address`, sats.
+fn paid_to(tx: &Value, address: &Value) -> i64 {
+    tx["vout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["scriptPubKey"]["address"] == *address)
+        .map(|o| sats(&o["value"]))
+        .sum()
+}
+
+/// The fee of a mempool transaction and its fee rate's bounds check: `rate` sat/vB on the
+/// signed transaction's vsize (the wallet's estimate may exceed the signed size by a byte
+/// or so per input, never fall short).
+fn fee_at_rate(node: &RegtestNode, txid: &Value, rate: i64) -> i64 {
+    let e = ok(node, "getmempoolentry", json!([txid]));
+    let fee = sats(&e["fees"]["base"]);
+    let vsize = e["vsize"].as_i64().unwrap();
+    assert!(
+        fee >= rate * vsize && fee <= rate * (vsize + 4),
+        "fee {fee} for vsize {vsize} at {rate} sat/vB"
+    );
+    fee
+}
+
+#[test]
+fn fees_are_subtracted_from_amounts_as_core_does() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["alice"]));
+    ok(&node, "createwallet", json!(["bob"]));
+    let a_addr = wok(&node, "alice", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, a_addr]));
+    let b1 = wok(&node, "bob", "getnewaddress", json!([]));
+    let b2 = wok(&node, "bob", "getnewaddress", json!(["", "bech32m"]));
+
+    // sendtoaddress: the payee gets the amount less the fee; the payer pays the amount.
+    let txid = wok(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b1, "amount": 1.0, "subtractfeefromamount": true, "fee_rate": 5}),
+    );
+    let fee = fee_at_rate(&node, &txid, 5);
+    let hex = wok(&node, "alice", "gettransaction", json!([txid]))["hex"].clone();
+    let tx = ok(&node, "decoderawtransaction", json!([hex]));
+    assert_eq!(paid_to(&tx, &b1), 100_000_000 - fee);
+    assert_eq!(
+        sats(&wok(&node, "alice", "getbalance", json!([]))),
+        50 * 100_000_000 - 100_000_000,
+        "the payer's balance drops by the amount alone"
+    );
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+
+    // sendmany: two outputs share the fee; the first also pays the remainder.
+    let txid = wok(
+        &node,
+        "alice",
+        "sendmany",
+        json!({"dummy": "", "amounts": {b1.as_str().unwrap(): 0.3, b2.as_str().unwrap(): 0.2},
+               "subtractfeefrom": [b1, b2], "fee_rate": 3}),
+    );
+    let fee = fee_at_rate(&node, &txid, 3);
+    let hex = wok(&node, "alice", "gettransaction", json!([txid]))["hex"].clone();
+    let tx = ok(&node, "decoderawtransaction", json!([hex]));
+    let (p1, p2) = (paid_to(&tx, &b1), paid_to(&tx, &b2));
+    assert_eq!(p1 + p2 + fee, 50_000_000);
+    let (share, first) = (fee / 2, fee / 2 + fee % 2);
+    let mut cuts = [30_000_000 - p1, 20_000_000 - p2];
+    cuts.sort();
+    assert_eq!(cuts, [share, first], "equal parts of {fee}");
+    // A subtractfeefrom address that is not paid is refused.
+    let r = wrpc(
+        &node,
+        "alice",
+        "sendmany",
+        json!(["", {b1.as_str().unwrap(): 0.1}, 1, "", [b2]]),
+    );
+    assert_eq!(r["error"]["code"], json!(-8), "{r}");
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+
+    // walletcreatefundedpsbt: subtractFeeFromOutputs by output position.
+    let r = wok(
+        &node,
+        "alice",
+        "walletcreatefundedpsbt",
+        json!({"inputs": [], "outputs": [{"data": "00"}, {b2.as_str().unwrap(): 0.4}],
+               "options": {"subtractFeeFromOutputs": [1], "fee_rate": 2}}),
+    );
+    let fee = sats(&r["fee"]);
+    assert!(fee > 0, "{r}");
+    let signed = wok(&node, "alice", "walletprocesspsbt", json!([r["psbt"]]));
+    let tx = ok(&node, "decoderawtransaction", json!([signed["hex"]]));
+    assert_eq!(paid_to(&tx, &b2), 40_000_000 - fee);
+    let r = wrpc(
+        &node,
+        "alice",
+        "walletcreatefundedpsbt",
+        json!([[], [{"data": "00"}, {b2.as_str().unwrap(): 0.4}], 0, {"subtractFeeFromOutputs": [0]}]),
+    );
+    assert_eq!(
+        r["error"]["code"],
+        json!(-8),
+        "a data output pays no fee: {r}"
+    );
+
+    // An amount that cannot pay the fee, then one left below dust once it has.
+    let r = wrpc(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b1, "amount": 0.000002, "subtractfeefromamount": true, "fee_rate": 10}),
+    );
+    assert_eq!(r["error"]["code"], json!(-6), "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        json!("The transaction amount is too small to pay the fee"),
+        "{r}"
+    );
+    let r = wrpc(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b1, "amount": 0.000016, "subtractfeefromamount": true, "fee_rate": 10}),
+    );
+    assert_eq!(r["error"]["code"], json!(-6), "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        json!("The transaction amount is too small to send after the fee has been deducted"),
+        "{r}"
+    );
+
+    // Sweeping: the whole balance, fee out of it, no change left behind.
+    let all = wok(&node, "alice", "getbalance", json!([]));
+    let txid = wok(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b1, "amount": all, "subtractfeefromamount": true}),
+    );
+    let fee = fee_at_rate(&node, &txid, 2);
+    let hex = wok(&node, "alice", "gettransaction", json!([txid]))["hex"].clone();
+    let tx = ok(&node, "decoderawtransaction", json!([hex]));
+    assert_eq!(tx["vout"].as_array().unwrap().len(), 1, "{tx}");
+    assert_eq!(paid_to(&tx, &b1), sats(&all) - fee);
+    assert_eq!(sats(&wok(&node, "alice", "getbalance", json!([]))), 0);
+}
