@@ -7,8 +7,9 @@
 //! blocks and transactions.
 //!
 //! The node's library (configuration, [`open_shared`], [`start_rpc`], sync, [`peer::Peer`],
-//! [`client::L2Client`]) returns [`Error`]. The command modules ([`cli`], the peg agents'
-//! loops in [`peg`], [`simulator`]) are the binary's commands and report with `anyhow`.
+//! [`client::L2Client`]) returns [`Error`], the peg agents' steps
+//! [`peg::error::AgentError`]. The command modules ([`cli`], `rexe peg` and its peg-in
+//! workflow in [`peg`], [`simulator`]) are the binary's commands and report with `anyhow`.
 
 pub mod api;
 pub mod cli;

@@ -22,8 +22,11 @@
 //! part, else the BIP86 part, else by the BIP84 part with the BIP86 coins added as foreign
 //! inputs; signing (also `walletprocesspsbt`, `signrawtransactionwithwallet`) uses the master
 //! key with the PSBT's key origins, and bdk finalizes.
+//!
+//! The address book (`getnewaddress label`, `setlabel`, `getaddressesbylabel`,
+//! `listlabels`, labels on coins and transactions) is a table of the BIP84 part's database.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -134,6 +137,25 @@ pub struct NamedWallet {
     xprv: Xpriv,
     /// The node state the wallet last synced to: tip and mempool generation.
     synced: Option<(bitcoin::BlockHash, u64)>,
+    /// The address book: address → label (`getnewaddress label`, `setlabel`), kept in the
+    /// BIP84 part's database.
+    labels: BTreeMap<String, String>,
+}
+
+/// The address book's table in the BIP84 part's database.
+const LABELS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS rexe_labels (address TEXT PRIMARY KEY, label TEXT NOT NULL)";
+
+/// Reads the address book (creating its table in wallets made before it existed).
+fn read_labels(db: &Connection) -> Res<BTreeMap<String, String>> {
+    db.execute_batch(LABELS_TABLE).map_err(db_err)?;
+    let mut st = db
+        .prepare("SELECT address, label FROM rexe_labels")
+        .map_err(db_err)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
 }
 
 /// The node's loaded wallets and where wallet files live.
@@ -315,20 +337,22 @@ impl Wallets {
                 &xprv,
             )?,
         };
-        self.add_loaded(name, parts, xprv);
-        Ok(())
+        self.add_loaded(name, parts, xprv)
     }
 
     /// Keeps `name`'s wallet parts loaded (not yet synced).
-    fn add_loaded(&mut self, name: &str, parts: Vec<Part>, xprv: Xpriv) {
+    fn add_loaded(&mut self, name: &str, parts: Vec<Part>, xprv: Xpriv) -> Res<()> {
+        let labels = read_labels(&parts[0].db)?;
         self.loaded.push((
             name.to_string(),
             NamedWallet {
                 parts,
                 xprv,
                 synced: None,
+                labels,
             },
         ));
+        Ok(())
     }
 
     /// The two bdk wallets of a new wallet in `conns` (BIP84's first, which also keeps the key).
@@ -386,8 +410,7 @@ impl Wallets {
                 })?;
             parts.push(Part { wallet, db });
         }
-        self.add_loaded(name, parts, xprv);
-        Ok(())
+        self.add_loaded(name, parts, xprv)
     }
 
     /// `unloadwallet`: persists and closes the wallet.
@@ -428,6 +451,26 @@ impl Wallets {
 }
 
 impl NamedWallet {
+    /// Files `address` under `label` in the address book.
+    fn set_label(&mut self, address: &str, label: &str) -> Res<()> {
+        self.parts[0]
+            .db
+            .execute(
+                "INSERT OR REPLACE INTO rexe_labels (address, label) VALUES (?1, ?2)",
+                [address, label],
+            )
+            .map_err(db_err)?;
+        self.labels.insert(address.to_string(), label.to_string());
+        Ok(())
+    }
+
+    /// Whether one of the wallet's keys pays to `script` (Core's `receive` purpose).
+    fn is_mine(&self, script: &bitcoin::Script) -> bool {
+        self.parts
+            .iter()
+            .any(|p| p.wallet.is_mine(script.to_owned()))
+    }
+
     /// Brings every part up to the node's active chain and mempool, then persists.
     fn sync(&mut self, chain: &Chain, mempool: &Mempool, seen: u64) -> Res<()> {
         let state = (chain.tip(), mempool.generation);
@@ -582,6 +625,9 @@ pub const METHODS: &[&str] = &[
     "walletprocesspsbt",
     "signrawtransactionwithwallet",
     "listtransactions",
+    "setlabel",
+    "getaddressesbylabel",
+    "listlabels",
 ];
 
 /// Core's parameter names of the wallet methods (for named parameters).
@@ -640,6 +686,9 @@ pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
         "walletprocesspsbt" => &["psbt", "sign", "sighashtype", "bip32derivs", "finalize"],
         "signrawtransactionwithwallet" => &["hexstring", "prevtxs", "sighashtype"],
         "listtransactions" => &["label", "count", "skip", "include_watchonly"],
+        "setlabel" => &["address", "label"],
+        "getaddressesbylabel" => &["label"],
+        "listlabels" => &["purpose"],
         _ => return None,
     })
 }
@@ -791,19 +840,67 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
     }
     match method {
         "getnewaddress" | "getrawchangeaddress" => {
-            let (keychain, t) = if method == "getnewaddress" {
+            let (keychain, t, label) = if method == "getnewaddress" {
                 arity(p, 0, 2)?;
-                str_arg(p, 0)?;
-                (KeychainKind::External, str_arg(p, 1)?)
+                let label = label_arg(p, 0)?.unwrap_or("");
+                (KeychainKind::External, str_arg(p, 1)?, Some(label))
             } else {
                 arity(p, 0, 1)?;
-                (KeychainKind::Internal, str_arg(p, 0)?)
+                (KeychainKind::Internal, str_arg(p, 0)?, None)
             };
             let part = part_of_type(t)?;
             let w = &mut n.wallets.loaded[i].1;
             let a = w.parts[part].wallet.reveal_next_address(keychain);
             w.parts[part].persist()?;
-            Ok(json!(a.address.to_string()))
+            let a = a.address.to_string();
+            if let Some(label) = label {
+                w.set_label(&a, label)?;
+            }
+            Ok(json!(a))
+        }
+        "setlabel" => {
+            arity(p, 2, 2)?;
+            let a = str_arg(p, 0)?.unwrap_or("");
+            address_arg(a)?;
+            let label = label_arg(p, 1)?.unwrap_or("");
+            n.wallets.loaded[i].1.set_label(a, label)?;
+            Ok(Value::Null)
+        }
+        "getaddressesbylabel" => {
+            arity(p, 1, 1)?;
+            let label = label_arg(p, 0)?.unwrap_or("");
+            let w = &n.wallets.loaded[i].1;
+            let mut out = serde_json::Map::new();
+            for (a, l) in &w.labels {
+                if l == label {
+                    let purpose = if w.is_mine(&address_arg(a)?) {
+                        "receive"
+                    } else {
+                        "send"
+                    };
+                    out.insert(a.clone(), json!({ "purpose": purpose }));
+                }
+            }
+            if out.is_empty() {
+                return Err(param(-11, format!("No addresses with label {label}")));
+            }
+            Ok(Value::Object(out))
+        }
+        "listlabels" => {
+            arity(p, 0, 1)?;
+            let purpose = str_arg(p, 0)?;
+            if purpose.is_some_and(|x| x != "receive" && x != "send") {
+                return Err(param(-8, "Invalid 'purpose' argument, must be a known purpose string, typically 'send', or 'receive'."));
+            }
+            let w = &n.wallets.loaded[i].1;
+            let mut labels = std::collections::BTreeSet::new();
+            for (a, l) in &w.labels {
+                let mine = w.is_mine(&address_arg(a)?);
+                if purpose.is_none_or(|x| (x == "receive") == mine) {
+                    labels.insert(l.clone());
+                }
+            }
+            Ok(json!(labels))
         }
         "getbalance" => {
             arity(p, 0, 4)?;
@@ -879,7 +976,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     .at_derivation_index(c.index)
                     .map(|d| d.to_string())
                     .unwrap_or_default();
-                out.push(json!({
+                let label = w.labels.get(&address);
+                let mut entry = json!({
                     "txid": c.outpoint.txid.to_string(),
                     "vout": c.outpoint.vout,
                     "address": address,
@@ -890,7 +988,11 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     "solvable": true,
                     "desc": desc,
                     "safe": safe,
-                }));
+                });
+                if let Some(l) = label {
+                    entry["label"] = json!(l);
+                }
+                out.push(entry);
             }
             Ok(json!(out))
         }
@@ -1099,12 +1201,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         }
         "listtransactions" => {
             arity(p, 0, 4)?;
-            if let Some(l) = str_arg(p, 0)? {
-                if l != "*" {
-                    // Labels are not stored: no transaction carries one.
-                    return Ok(json!([]));
-                }
-            }
+            // Core: with a label, only the receives to addresses under it (no sends).
+            let only = str_arg(p, 0)?.filter(|l| *l != "*").map(str::to_string);
             let count = u32_arg(p, 1)?.unwrap_or(10) as usize;
             let skip = u32_arg(p, 2)?.unwrap_or(0) as usize;
             let w = &n.wallets.loaded[i].1;
@@ -1124,6 +1222,11 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 let height = v["blockheight"].as_u64().map_or(u32::MAX, |h| h as u32);
                 let index = v["blockindex"].as_u64().unwrap_or(0);
                 for d in v["details"].as_array().into_iter().flatten() {
+                    if let Some(l) = &only {
+                        if d["category"] == "send" || d["label"].as_str().unwrap_or("") != l {
+                            continue;
+                        }
+                    }
                     let mut e = d.clone();
                     for k in [
                         "confirmations",
@@ -1472,6 +1575,15 @@ fn send(n: &mut Node, i: usize, tip: u32, spend: &Spend) -> Res<Txid> {
     Ok(txid)
 }
 
+/// A label argument: any string but `*`, which Core reserves.
+fn label_arg(p: &Value, i: usize) -> Res<Option<&str>> {
+    let l = str_arg(p, i)?;
+    if l == Some("*") {
+        return Err(param(-11, "Invalid label name"));
+    }
+    Ok(l)
+}
+
 fn address_arg(s: &str) -> Res<bitcoin::ScriptBuf> {
     Address::from_str(s)
         .ok()
@@ -1676,6 +1788,11 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
                 details.push(d);
             }
             None => {}
+        }
+    }
+    for d in &mut details {
+        if let Some(l) = d["address"].as_str().and_then(|a| w.labels.get(a)) {
+            d["label"] = json!(l);
         }
     }
     v["details"] = json!(details);

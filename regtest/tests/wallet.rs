@@ -591,3 +591,97 @@ fn fees_are_subtracted_from_amounts_as_core_does() {
     assert_eq!(paid_to(&tx, &b1), sats(&all) - fee);
     assert_eq!(sats(&wok(&node, "alice", "getbalance", json!([]))), 0);
 }
+
+#[test]
+fn labels_file_addresses_and_filter_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = RegtestNode::start(RegtestConfig {
+        datadir: Some(dir.path().to_path_buf()),
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    ok(&node, "createwallet", json!(["w"]));
+    let mined = ok(&node, "getnewaddress", json!(["mining"]));
+    let plain = ok(&node, "getnewaddress", json!([]));
+    let savings = ok(
+        &node,
+        "getnewaddress",
+        json!({"label": "savings", "address_type": "bech32m"}),
+    );
+    let theirs = elsewhere();
+    ok(&node, "setlabel", json!([theirs, "shop"]));
+    ok(&node, "generatetoaddress", json!([101, mined]));
+    let to_savings = ok(&node, "sendtoaddress", json!([savings, 2]));
+    let to_shop = ok(&node, "sendtoaddress", json!([theirs, 1]));
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+
+    // The address book: every getnewaddress address is filed ("" by default).
+    assert_eq!(
+        ok(&node, "listlabels", json!([])),
+        json!(["", "mining", "savings", "shop"])
+    );
+    assert_eq!(
+        ok(&node, "listlabels", json!(["receive"])),
+        json!(["", "mining", "savings"])
+    );
+    assert_eq!(ok(&node, "listlabels", json!(["send"])), json!(["shop"]));
+    assert_eq!(
+        ok(&node, "getaddressesbylabel", json!(["savings"])),
+        json!({ savings.as_str().unwrap(): {"purpose": "receive"} })
+    );
+    assert_eq!(
+        ok(&node, "getaddressesbylabel", json!([""])),
+        json!({ plain.as_str().unwrap(): {"purpose": "receive"} })
+    );
+    assert_eq!(
+        ok(&node, "getaddressesbylabel", json!(["shop"])),
+        json!({ theirs.as_str(): {"purpose": "send"} })
+    );
+    let r = rpc(&node, "getaddressesbylabel", json!(["nobody"]));
+    assert_eq!(r["error"]["code"], json!(-11), "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        json!("No addresses with label nobody")
+    );
+    for bad in [json!(["*"]), json!({"label": "*"})] {
+        let r = rpc(&node, "getnewaddress", bad);
+        assert_eq!(r["error"]["code"], json!(-11), "{r}");
+    }
+    let r = rpc(&node, "setlabel", json!(["not-an-address", "x"]));
+    assert_eq!(r["error"]["code"], json!(-5), "{r}");
+
+    // Labels on coins and transactions.
+    let utxos = ok(&node, "listunspent", json!([1, 9_999_999, [savings]]));
+    assert_eq!(utxos[0]["label"], json!("savings"), "{utxos}");
+    let t = ok(&node, "gettransaction", json!([to_shop]));
+    assert_eq!(t["details"][0]["label"], json!("shop"), "{t}");
+    let listed = ok(&node, "listtransactions", json!(["savings"]));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["txid"], to_savings);
+    assert_eq!(listed[0]["category"], json!("receive"));
+    // Sends are listed under no label, only with "*".
+    assert!(ok(&node, "listtransactions", json!(["shop"]))
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let all = ok(&node, "listtransactions", json!(["*", 1000]));
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["category"] == "send" && e["label"] == "shop"));
+
+    // Renamed, then kept across unload and load.
+    ok(&node, "setlabel", json!([savings, "rainy day"]));
+    ok(&node, "unloadwallet", json!(["w"]));
+    ok(&node, "loadwallet", json!(["w"]));
+    assert_eq!(
+        ok(&node, "getaddressesbylabel", json!(["rainy day"])),
+        json!({ savings.as_str().unwrap(): {"purpose": "receive"} })
+    );
+    assert_eq!(
+        ok(&node, "listlabels", json!([])),
+        json!(["", "mining", "rainy day", "shop"])
+    );
+}
