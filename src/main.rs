@@ -143,9 +143,21 @@ fn restore_sigpipe() {
     }
 }
 
-fn main() -> Result<()> {
+/// Runs the command; a failure is one line on stderr, `error: ` then the error and its
+/// causes, and exit status 1. No backtrace even with `RUST_BACKTRACE` set: a refused
+/// command is not a crash (panics still print theirs).
+fn main() -> std::process::ExitCode {
     allocator_setup();
-    let cli = Cli::parse();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     if !matches!(
         cli.command,
         Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }

@@ -309,3 +309,26 @@ fn deploy_call_and_get_through_a_node() {
         1
     );
 }
+
+/// A refused command prints one line, `error: ` and its causes, and exits 1 — no Rust
+/// backtrace even when `RUST_BACKTRACE` asks for one (issue 21 item 4).
+#[test]
+fn a_refused_command_prints_one_line_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.script");
+    for backtrace in ["1", "full"] {
+        let out = rexe()
+            .env("RUST_BACKTRACE", backtrace)
+            .args(["contract", "run"])
+            .arg(&missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].starts_with("error: reading "), "{err}");
+        assert!(lines[0].contains("No such file or directory"), "{err}");
+        assert!(!err.contains("backtrace"), "{err}");
+    }
+}
