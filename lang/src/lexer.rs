@@ -148,22 +148,54 @@ impl<'a> Lexer<'a> {
         String::from_utf8_lossy(&self.src[start..self.i]).into_owned()
     }
 
+    /// The literal tag (`:hash`, `:ed25519` or `:contract`) starting at byte `at`, if any.
+    fn tail_at(&self, at: usize) -> Option<&'static str> {
+        [":hash", ":ed25519", ":contract"].into_iter().find(|tail| {
+            let t = tail.as_bytes();
+            self.src.get(at..at + t.len()) == Some(t)
+                && !self
+                    .src
+                    .get(at + t.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
+    }
+
     /// After a word or number: `:hash`, `:ed25519` or `:contract` glued to it makes a literal.
     fn literal_tail(&mut self) -> Option<&'static str> {
-        for tail in [":hash", ":ed25519", ":contract"] {
-            let t = tail.as_bytes();
-            if self.src.len() >= self.i + t.len() && &self.src[self.i..self.i + t.len()] == t {
-                let after = self.src.get(self.i + t.len()).copied();
-                if after.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
-                    continue;
-                }
-                for _ in 0..t.len() {
-                    self.bump();
-                }
-                return Some(tail);
-            }
+        let tail = self.tail_at(self.i)?;
+        for _ in 0..tail.len() {
+            self.bump();
         }
-        None
+        Some(tail)
+    }
+
+    /// PREDA's base32 literals may hold `@` (`ccnw…gh@qarf…:hash`): a run of letters,
+    /// digits and `@` glued to a literal tag is one literal, not a word, a scope and a
+    /// number. `None` (nothing consumed) for anything else, e.g. `relay@addr`.
+    fn base32_literal(&mut self) -> Option<Tok> {
+        let mut end = self.i;
+        while self
+            .src
+            .get(end)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'@')
+        {
+            end += 1;
+        }
+        if !self.src[self.i..end].contains(&b'@') {
+            return None;
+        }
+        let tail = self.tail_at(end)?;
+        let start = self.i;
+        while self.i < end {
+            self.bump();
+        }
+        let text = String::from_utf8_lossy(&self.src[start..end]).into_owned();
+        self.literal_tail();
+        Some(if tail == ":hash" {
+            Tok::HashLit(text)
+        } else {
+            Tok::AddrLit(text)
+        })
     }
 
     fn number(&mut self, pos: Pos) -> Result<Tok, CompileError> {
@@ -304,7 +336,13 @@ impl<'a> Lexer<'a> {
                 end: offset,
             });
         };
-        let tok = if c.is_ascii_digit() {
+        let tok = if let Some(lit) = c
+            .is_ascii_alphanumeric()
+            .then(|| self.base32_literal())
+            .flatten()
+        {
+            lit
+        } else if c.is_ascii_digit() {
             self.number(pos)?
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let w = self.word();
@@ -367,6 +405,29 @@ mod tests {
 
     fn kinds(s: &str) -> Vec<Tok> {
         lex(s).unwrap().into_iter().map(|t| t.tok).collect()
+    }
+
+    #[test]
+    fn base32_literals_with_at_signs_are_one_literal() {
+        // PREDA's language spec, 4.1.2 and 5.2: a hash literal whose base32 holds `@`.
+        let h = "ccnwe8x9sig7gb98zkb6gh@qarffhvf6c3ok9433@tz9ne4mb6qi";
+        assert_eq!(
+            kinds(&format!("x = {h}:hash;")),
+            [
+                Tok::Ident("x".into()),
+                Tok::P("="),
+                Tok::HashLit(h.into()),
+                Tok::P(";"),
+                Tok::Eof
+            ]
+        );
+        let a = "9zz@ffgwr07yq323axszgxbr2qp9azzbyjjm844s90z8ack63s6hrch6";
+        assert_eq!(kinds(&format!("{a}:ed25519"))[0], Tok::AddrLit(a.into()));
+        // A relay target is not a literal.
+        let t = kinds("relay@addr f(1);");
+        assert_eq!(t[0], Tok::Ident("relay".into()));
+        assert_eq!(t[1], Tok::P("@"));
+        assert_eq!(t[2], Tok::Ident("addr".into()));
     }
 
     #[test]

@@ -226,3 +226,33 @@ fn precedence_and_c_division() {
         Ok(Some(int(1100 - 10 + 19)))
     );
 }
+
+#[test]
+fn preda_base32_literals_are_named_as_unsupported() {
+    // The literals of PREDA's language spec (4.1.2, 5.2), `@` in the hash's base32 included:
+    // each is refused with one message that names it, not a parse error.
+    for (lit, want) in [
+        (
+            "ccnwe8x9sig7gb98zkb6gh@qarffhvf6c3ok9433@tz9ne4mb6qi:hash",
+            "PREDA's base32 form is not supported",
+        ),
+        (
+            "vffgwr07yq323axszgxbr2qp9azzbyjjm844s90z8ack63s6hrch683z48:ed25519",
+            "PREDA's base32 address literals are not supported",
+        ),
+        (
+            "0ffgwr07yq323axszgxbr2qp9azzbyjjm844s90z8ack63s6hrch683z48:ed25519",
+            "PREDA's base32 address literals are not supported",
+        ),
+    ] {
+        let ty = if lit.ends_with(":hash") {
+            "hash"
+        } else {
+            "address"
+        };
+        let src = format!("contract L {{ @global function f() export {{ {ty} x = {lit}; }} }}");
+        let errs = compile(&src).err().expect("refused");
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert!(errs.to_string().contains(want), "{lit}: {errs}");
+    }
+}
