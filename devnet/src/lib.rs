@@ -213,6 +213,8 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
         Electrum::new(&ctx.electrum)?,
         ctx.client(operator())?,
     )?;
+    // A claim waiting in the mempool is reported Submitted at every step: print it once.
+    let mut announced = std::collections::HashSet::new();
     while !ctx.stop.load(Ordering::SeqCst) {
         if let Err(e) = relayer.step() {
             tracing::debug!(error = %rexe_node::Report(&e), "relayer step");
@@ -221,7 +223,11 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
             Ok(events) => {
                 for (txid, p) in events {
                     if let rexe_node::peg::claimer::Progress::Submitted(l2) = p {
-                        println!("peg demo: claimer submitted the claim of {txid} (L2 call {l2})");
+                        if announced.insert(l2) {
+                            println!(
+                                "peg demo: claimer submitted the claim of {txid} (L2 call {l2})"
+                            );
+                        }
                     }
                 }
             }
