@@ -9,7 +9,8 @@
 //! `+`, `-` on it), `$bigint.random(n)$` (n decimal digits) placeholders and `-name:value`
 //! substitutions (`$~name$`, `~name`), `chain.run`/`chain.await` (blocks until nothing is
 //! pending), `chain.step` (one block), `chain.info`, `stopwatch.restart/report`, `log`,
-//! `log.highlight/warning/error`. `viz.*` and `chain.stop` are ignored; tokens (`<= (…)`,
+//! `log.highlight/warning/error`. An argument's `{…}`/`[…]` may span lines (and a trailing
+//! `\` continues any line). `viz.*` and `chain.stop` are ignored; tokens (`<= (…)`,
 //! `state.token`), `state.load/save` and `csv.from` are refused with a message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
@@ -171,8 +172,33 @@ fn strip_comments(src: &str) -> String {
     out
 }
 
-/// Splits a script into logical lines (a trailing `\` continues a line), with their
-/// starting line numbers.
+/// How many `{`/`[` of `s` are still open, outside string literals.
+fn open_brackets(s: &str) -> i64 {
+    let (mut depth, mut in_str, mut escaped) = (0i64, false, false);
+    for c in s.chars() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                '"' => in_str = true,
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    depth
+}
+
+/// Splits a script into logical lines, with their starting line numbers. A trailing `\`
+/// continues a line, and so does an argument whose `{…}` or `[…]` is still open: PREDA's
+/// script grammar reads newlines inside them as spaces (`log` lines excepted: their text is
+/// free).
 pub fn lines(src: &str) -> Vec<(usize, String)> {
     let src = strip_comments(src);
     let mut out = Vec::new();
@@ -189,6 +215,10 @@ pub fn lines(src: &str) -> Vec<(usize, String)> {
             continue;
         }
         cur.push_str(t);
+        if !cur.trim_start().starts_with("log") && open_brackets(&cur) > 0 {
+            cur.push(' ');
+            continue;
+        }
         let line = std::mem::take(&mut cur);
         if !line.trim().is_empty() {
             out.push((start, line.trim().to_string()));
@@ -1210,6 +1240,21 @@ impl<'o> Runner<'o> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_may_span_lines_inside_braces() {
+        let src = "A.f #1 {\n  a: 1,\n  b: [1,\n    2],\n  s: \"} not a brace\"\n}\nchain.run\nlog \"{\"\nx \\\n y\n";
+        let got = lines(src);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0].0, 1);
+        assert_eq!(
+            relaxed_json(got[0].1.strip_prefix("A.f #1 ").unwrap()).unwrap(),
+            json!({"a": 1, "b": [1, 2], "s": "} not a brace"})
+        );
+        assert_eq!(got[1], (7, "chain.run".to_string()));
+        assert_eq!(got[2], (8, "log \"{\"".to_string()));
+        assert_eq!(got[3], (9, "x   y".to_string()));
+    }
 
     #[test]
     fn relaxed_json_and_placeholders() {
