@@ -4,6 +4,7 @@
 
 mod contract;
 mod e2e;
+mod floor;
 mod stratum;
 mod tap;
 
@@ -95,6 +96,10 @@ struct TransfersArgs {
     /// Where to put the chain (default: a temporary directory, deleted after).
     #[arg(long)]
     datadir: Option<std::path::PathBuf>,
+    /// Also run the plain SQLite floor on the same workload (one UPDATE per dirty account
+    /// per block, integer and 32-byte keys) and report the ratios to it.
+    #[arg(long)]
+    floor: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +137,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         .args(["--flush-every", &t.flush_every.to_string()]);
                     if let Some(d) = &t.datadir {
                         cmd.arg("--datadir").arg(d);
+                    }
+                    if t.floor {
+                        cmd.arg("--floor");
                     }
                     if args.json {
                         cmd.arg("--json");
@@ -315,7 +323,10 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
     });
     let supply_ok = chain.audit_supply()?.holds();
     anyhow::ensure!(supply_ok, "supply invariant broken after the benchmark");
-    Ok(json!({
+    let peak_rss = peak_rss_bytes();
+    let ops = committed as f64 / exec_secs;
+    drop(chain);
+    let mut out = json!({
         "name": "transfers",
         "accounts": accounts,
         "shards": n_shards,
@@ -326,11 +337,23 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         "transfers": committed,
         "seconds": exec_secs,
         "execute_secs": template_secs,
-        "ops_per_sec": committed as f64 / exec_secs,
+        "ops_per_sec": ops,
         "cache_hit_rate": hits as f64 / (hits + misses).max(1) as f64,
         "cache_misses": misses,
-        "peak_rss_bytes": peak_rss_bytes(),
-    }))
+        "peak_rss_bytes": peak_rss,
+    });
+    if t.floor {
+        eprintln!("running the SQLite floor on the same workload...");
+        for (keys, name) in [
+            (floor::Keys::Integer, "floor_int"),
+            (floor::Keys::Bytes32, "floor_key32"),
+        ] {
+            let f = floor::run(&dir, keys, accounts, t.block_txs, t.blocks)?;
+            out[format!("{name}_ops_per_sec")] = json!(f);
+            out[format!("ratio_to_{name}")] = json!(ops / f);
+        }
+    }
+    Ok(out)
 }
 
 fn auxpow(count: u64) -> Result<serde_json::Value> {
