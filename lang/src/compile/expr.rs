@@ -1003,7 +1003,12 @@ impl<'p, 'a> FnCx<'p, 'a> {
             ("__block", "get_shard_index") => (CtxFn::BlockShardIndex, Type::Int(IntTy::UINT32)),
             ("__block", "get_shard_order") => (CtxFn::BlockShardOrder, Type::Int(IntTy::UINT32)),
             ("__block", "get_timestamp") => (CtxFn::BlockTimestamp, Type::Int(IntTy::UINT64)),
-            ("__block", "get_random_number") => (CtxFn::BlockRandom, Type::Int(IntTy::UINT64)),
+            // PREDA's contracts also call the "secure" variant; on a chain it can be no more
+            // than block-derived randomness either (the miner chooses the parent), so it is
+            // the same stream.
+            ("__block", "get_random_number" | "get_secure_random_number") => {
+                (CtxFn::BlockRandom, Type::Int(IntTy::UINT64))
+            }
             ("__block", "get_miner_address") => (CtxFn::BlockMiner, addr),
             ("__transaction", "get_supplied_tokens") => {
                 return Err(CompileError::new(
