@@ -464,11 +464,17 @@ impl NamedWallet {
         Ok(())
     }
 
-    /// Whether one of the wallet's keys pays to `script` (Core's `receive` purpose).
-    fn is_mine(&self, script: &bitcoin::Script) -> bool {
-        self.parts
-            .iter()
-            .any(|p| p.wallet.is_mine(script.to_owned()))
+    /// An address book entry's purpose, as Core names it: `receive` when one of the
+    /// wallet's keys pays to `address`, else `send`.
+    fn purpose(&self, address: &str) -> Res<&'static str> {
+        let script = address_arg(address)?;
+        Ok(
+            if self.parts.iter().any(|p| p.wallet.is_mine(script.clone())) {
+                "receive"
+            } else {
+                "send"
+            },
+        )
     }
 
     /// Brings every part up to the node's active chain and mempool, then persists.
@@ -873,12 +879,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             let mut out = serde_json::Map::new();
             for (a, l) in &w.labels {
                 if l == label {
-                    let purpose = if w.is_mine(&address_arg(a)?) {
-                        "receive"
-                    } else {
-                        "send"
-                    };
-                    out.insert(a.clone(), json!({ "purpose": purpose }));
+                    out.insert(a.clone(), json!({ "purpose": w.purpose(a)? }));
                 }
             }
             if out.is_empty() {
@@ -895,8 +896,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             let w = &n.wallets.loaded[i].1;
             let mut labels = std::collections::BTreeSet::new();
             for (a, l) in &w.labels {
-                let mine = w.is_mine(&address_arg(a)?);
-                if purpose.is_none_or(|x| (x == "receive") == mine) {
+                if purpose.is_none() || purpose == Some(w.purpose(a)?) {
                     labels.insert(l.clone());
                 }
             }
@@ -1007,7 +1007,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             let replaceable = bool_arg(p, 5)?.unwrap_or(true);
             let mut spend = Spend::pay(vec![(script, amount)], rate, replaceable);
             if bool_arg(p, 4)? == Some(true) {
-                spend.subtract_from.push(0);
+                spend.pay_fee_from(0);
             }
             Ok(json!(send(n, i, tip, &spend)?.to_string()))
         }
@@ -1035,7 +1035,10 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                         .as_str()
                         .ok_or_else(|| param(-3, "Expected type string"))?;
                     let script = address_arg(a)?;
-                    if !spend.recipients.iter().any(|(s, _)| *s == script) {
+                    let payers: Vec<usize> = (0..spend.recipients.len())
+                        .filter(|&k| spend.recipients[k].0 == script)
+                        .collect();
+                    if payers.is_empty() {
                         return Err(param(
                             -8,
                             format!(
@@ -1043,7 +1046,9 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                             ),
                         ));
                     }
-                    spend.subtract_fee_from(&script);
+                    for k in payers {
+                        spend.pay_fee_from(k);
+                    }
                 }
             }
             Ok(json!(send(n, i, tip, &spend)?.to_string()))
@@ -1062,7 +1067,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     .ok_or_else(|| param(-8, "Invalid parameter, missing vout key"))?;
                 spend.inputs.push(OutPoint { txid, vout });
             }
-            outputs_arg(
+            let outputs = outputs_arg(
                 arg(p, 1).ok_or_else(|| param(-3, "Expected type array"))?,
                 &mut spend,
             )?;
@@ -1086,7 +1091,6 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     spend.rate = FeeRate::from_sat_per_kwu(btc_kvb.to_sat().div_ceil(4));
                 }
                 if let Some(v) = o.get("subtractFeeFromOutputs") {
-                    let outputs = output_order(arg(p, 1).unwrap_or(&Value::Null));
                     for x in v
                         .as_array()
                         .ok_or_else(|| param(-3, "Expected type array"))?
@@ -1094,15 +1098,14 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                         let pos = x.as_u64().ok_or_else(|| {
                             param(-8, "Invalid parameter value: expected an output position")
                         })?;
-                        let Some(Some(script)) =
-                            usize::try_from(pos).ok().and_then(|p| outputs.get(p))
+                        let Some(&Some(r)) = usize::try_from(pos).ok().and_then(|p| outputs.get(p))
                         else {
                             return Err(param(
                                 -8,
                                 format!("Invalid parameter value: subtractFeeFromOutputs {pos} is not a payment output"),
                             ));
                         };
-                        spend.subtract_fee_from(script);
+                        spend.pay_fee_from(r);
                     }
                 }
             } else {
@@ -1311,12 +1314,10 @@ impl Spend {
         }
     }
 
-    /// Marks the recipients paid to `script` as paying the fee.
-    fn subtract_fee_from(&mut self, script: &bitcoin::ScriptBuf) {
-        for (k, (s, _)) in self.recipients.iter().enumerate() {
-            if s == script && !self.subtract_from.contains(&k) {
-                self.subtract_from.push(k);
-            }
+    /// Marks recipient `k` as paying a share of the fee (once, however often it is named).
+    fn pay_fee_from(&mut self, k: usize) {
+        if !self.subtract_from.contains(&k) {
+            self.subtract_from.push(k);
         }
     }
 }
@@ -1350,7 +1351,7 @@ impl NamedWallet {
             *amount = (*amount).max(script.minimal_non_dust());
         }
         let first = self.fund_once(tip, &probe)?;
-        let weight = self.signed_weight(tip, &first)?;
+        let weight = self.signed_weight(&first)?;
         // On whole virtual bytes, as Core prices a transaction.
         let fee = spend
             .rate
@@ -1388,24 +1389,28 @@ impl NamedWallet {
     }
 
     /// The weight `psbt` will have once its inputs (all the wallet's) are signed.
-    fn signed_weight(&self, tip: u32, psbt: &bitcoin::Psbt) -> Res<bitcoin::Weight> {
-        let coins = self.coins(tip);
+    fn signed_weight(&self, psbt: &bitcoin::Psbt) -> Res<bitcoin::Weight> {
         // Segwit marker and flag: every key of the wallet is segwit (BIP84, BIP86).
         let mut weight = psbt.unsigned_tx.weight() + bitcoin::Weight::from_wu(2);
         for input in &psbt.unsigned_tx.input {
-            let coin = coins
-                .iter()
-                .find(|c| c.outpoint == input.previous_output)
-                .ok_or(WalletError::InsufficientFunds)?;
             // The witness's element count (one byte), then the largest satisfaction.
-            weight += bitcoin::Weight::from_wu(1)
-                + self.parts[coin.part]
-                    .wallet
-                    .public_descriptor(coin.keychain)
-                    .max_weight_to_satisfy()
-                    .map_err(db_err)?;
+            weight +=
+                bitcoin::Weight::from_wu(1) + self.satisfaction_weight(input.previous_output)?;
         }
         Ok(weight)
+    }
+
+    /// The largest satisfaction of the wallet's unspent coin `op`: the weight its
+    /// signature adds.
+    fn satisfaction_weight(&self, op: OutPoint) -> Res<bitcoin::Weight> {
+        let (w, u) = self
+            .parts
+            .iter()
+            .find_map(|p| Some((&p.wallet, p.wallet.get_utxo(op)?)))
+            .ok_or(WalletError::InsufficientFunds)?;
+        w.public_descriptor(u.keychain)
+            .max_weight_to_satisfy()
+            .map_err(db_err)
     }
 
     fn fund_once(&mut self, tip: u32, spend: &Spend) -> Res<bitcoin::Psbt> {
@@ -1455,10 +1460,7 @@ impl NamedWallet {
             for op in &foreign {
                 let other = &self.parts[1].wallet;
                 let u = other.get_utxo(*op).ok_or(WalletError::InsufficientFunds)?;
-                let weight = other
-                    .public_descriptor(u.keychain)
-                    .max_weight_to_satisfy()
-                    .map_err(db_err)?;
+                let weight = self.satisfaction_weight(*op)?;
                 let input = other.get_psbt_input(u, None, false).map_err(db_err)?;
                 foreign_inputs.push((*op, input, weight));
             }
@@ -1607,22 +1609,10 @@ fn sat_vb_arg(v: Option<&Value>) -> Res<FeeRate> {
     Ok(FeeRate::from_sat_per_kwu((rate * 250.0).ceil() as u64))
 }
 
-/// The outputs of an `outputs` argument in their order: the script of each payment, `None`
-/// for a data output or a key that is not an address (refused when parsed).
-fn output_order(v: &Value) -> Vec<Option<bitcoin::ScriptBuf>> {
-    let objs: Vec<&serde_json::Map<String, Value>> = match v {
-        Value::Object(o) => vec![o],
-        Value::Array(a) => a.iter().filter_map(Value::as_object).collect(),
-        _ => Vec::new(),
-    };
-    objs.iter()
-        .flat_map(|o| o.keys())
-        .map(|k| (k != "data").then(|| address_arg(k).ok()).flatten())
-        .collect()
-}
-
 /// `{address: amount, …}` (or, for PSBT outputs, an array of such objects and `{"data": hex}`).
-fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
+/// Returns, for each output in the argument's order, the index of the recipient it became
+/// (`None` for a data output), for `subtractFeeFromOutputs`.
+fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<Vec<Option<usize>>> {
     let objs: Vec<&serde_json::Map<String, Value>> = match v {
         Value::Object(o) => vec![o],
         Value::Array(a) => a
@@ -1639,6 +1629,7 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
         _ => return Err(param(-3, "Expected type object")),
     };
     let mut seen = HashSet::new();
+    let mut order = Vec::new();
     for o in objs {
         for (k, val) in o {
             if k == "data" {
@@ -1647,6 +1638,7 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
                     .and_then(|h| Vec::<u8>::from_hex(h).ok())
                     .ok_or_else(|| param(-8, "Data must be hexadecimal string"))?;
                 spend.data.push(d);
+                order.push(None);
                 continue;
             }
             if !seen.insert(k.clone()) {
@@ -1659,6 +1651,7 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
             if amount == Amount::ZERO {
                 return Err(param(-3, "Invalid amount for send"));
             }
+            order.push(Some(spend.recipients.len()));
             spend.recipients.push((address_arg(k)?, amount));
         }
     }
@@ -1668,7 +1661,7 @@ fn outputs_arg(v: &Value, spend: &mut Spend) -> Res<()> {
             "Invalid parameter, output argument must be non-empty",
         ));
     }
-    Ok(())
+    Ok(order)
 }
 
 fn psbt_arg(v: Option<&Value>) -> Res<bitcoin::Psbt> {
