@@ -201,7 +201,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         .collect();
     let (_, transfer) = code.function("transfer").expect("token has transfer");
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ a.holders);
+    let mut rng = XorShift::transfers(a.holders);
     let mut secs = 0.0;
     let mut calls = 0u64;
     for _ in 0..a.blocks {

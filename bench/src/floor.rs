@@ -81,7 +81,7 @@ pub(crate) fn run(
         tx.commit()?;
     }
     // The same transfers as `bench transfers` draws.
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ accounts);
+    let mut rng = XorShift::transfers(accounts);
     let start = Instant::now();
     let mut done = 0u64;
     for _ in 0..blocks {

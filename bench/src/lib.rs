@@ -224,6 +224,12 @@ pub fn peak_rss_bytes() -> u64 {
 /// A small deterministic generator (benchmarks need reproducible workloads, not secrets).
 pub(crate) struct XorShift(pub(crate) u64);
 impl XorShift {
+    /// The workload generator for `accounts` accounts: `bench transfers`, the token run of
+    /// `bench contract` and the SQLite floor draw the same sequence from it.
+    pub(crate) fn transfers(accounts: u64) -> Self {
+        XorShift(0x2545_f491_4f6c_dd1d ^ accounts)
+    }
+
     pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -274,7 +280,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
     // Peak RSS is reported for the measured phase: reset the high-water mark after setup
     // (Linux: writing 5 to clear_refs resets VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ accounts);
+    let mut rng = XorShift::transfers(accounts);
     let mut exec_secs = 0.0;
     let mut template_secs = 0.0;
     let mut committed = 0u64;

@@ -62,6 +62,18 @@ impl Network {
         }
     }
 
+    /// The network called `name` (the inverse of [`Network::name`]).
+    pub fn from_name(name: &str) -> Option<Network> {
+        [
+            Network::Main,
+            Network::Test,
+            Network::Regtest,
+            Network::Devnet,
+        ]
+        .into_iter()
+        .find(|n| n.name() == name)
+    }
+
     /// Lowercase name.
     pub fn name(self) -> &'static str {
         match self {
@@ -277,6 +289,19 @@ mod tests {
         assert_eq!(p.subsidy(150), p.initial_subsidy);
         assert_eq!(p.subsidy(151).to_sat(), p.initial_subsidy.to_sat() / 2);
         assert_eq!(p.subsidy(150 * 70), Amount::ZERO);
+    }
+
+    #[test]
+    fn network_names_roundtrip() {
+        for n in [
+            Network::Main,
+            Network::Test,
+            Network::Regtest,
+            Network::Devnet,
+        ] {
+            assert_eq!(Network::from_name(n.name()), Some(n));
+        }
+        assert_eq!(Network::from_name("mainnet"), None);
     }
 
     #[test]

@@ -36,17 +36,8 @@ pub fn failpoint(point: &str) {
 
 /// The L2 network named by `getchaininfo`.
 pub fn network_named(name: &str) -> Result<Network> {
-    Ok(match name {
-        "main" => Network::Main,
-        "test" => Network::Test,
-        "regtest" => Network::Regtest,
-        "devnet" => Network::Devnet,
-        other => {
-            return Err(Error::Peer(format!(
-                "node reports unknown network {other:?}"
-            )))
-        }
-    })
+    Network::from_name(name)
+        .ok_or_else(|| Error::Peer(format!("node reports unknown network {name:?}")))
 }
 
 /// The L2 network a node runs (`getchaininfo`).

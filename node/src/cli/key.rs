@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use bitcoin::hex::{DisplayHex, FromHex};
 use clap::{Args, Subcommand};
 use rexe_chain::{Address, Amount, Network, Payload, Signer};
@@ -114,15 +114,9 @@ pub struct BalanceArgs {
     rpc: RpcArgs,
 }
 
-/// The L2 network named `name` (`devnet`, `testnet`, `mainnet`).
+/// The L2 network named `name` (`main`, `test`, `regtest`, `devnet`).
 pub fn network(name: &str) -> Result<Network> {
-    Ok(match name {
-        "main" => Network::Main,
-        "test" => Network::Test,
-        "regtest" => Network::Regtest,
-        "devnet" => Network::Devnet,
-        other => bail!("unknown network {other:?}"),
-    })
+    Network::from_name(name).ok_or_else(|| anyhow!("unknown network {name:?}"))
 }
 
 /// Reads a key file (a hex secret) into a signer.
