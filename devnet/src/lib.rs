@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -71,13 +71,6 @@ pub struct DevnetArgs {
     /// Skip the peg swap demo.
     #[arg(long)]
     no_peg_demo: bool,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Bitcoin blocks a devnet peg-in has to pay its matches (see where the peg is made).
@@ -219,7 +212,7 @@ fn run_agents(ctx: Arc<Ctx>) -> Result<()> {
         if let Err(e) = relayer.step() {
             tracing::debug!(error = %rexe_node::Report(&e), "relayer step");
         }
-        match claimer.step(now_secs() as i64) {
+        match claimer.step(rexe_node::unix_time() as i64) {
             Ok(events) => {
                 for (txid, p) in events {
                     if let rexe_node::peg::claimer::Progress::Submitted(l2) = p {

@@ -57,13 +57,6 @@ impl Shared {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The `user:password` strings the node accepts: its cookie and any configured pair.
 fn accepted(auth: &Auth) -> Vec<&str> {
     let mut accepted = vec![auth.cookie.as_str()];
@@ -174,7 +167,13 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
             mining_address: shared.mining_address,
             chain_id: shared.chain_id,
         };
-        let r = rpc::call(&mut shared.chain(), &mut ctx, &method, &params, now_secs());
+        let r = rpc::call(
+            &mut shared.chain(),
+            &mut ctx,
+            &method,
+            &params,
+            crate::unix_time(),
+        );
         drop(aux);
         if method == "sendrawtransaction" && r.is_ok() {
             if let Some(hex) = params.get(0).and_then(Value::as_str) {

@@ -67,6 +67,14 @@ impl RpcHandle {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is set before it).
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Starts the JSON-RPC server for `shared` on `bind` (port 0 picks a free one).
 pub fn start_rpc(
     shared: Arc<Shared>,

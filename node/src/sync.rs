@@ -16,13 +16,6 @@ use serde_json::{json, Value};
 use super::peer::Peer;
 use super::Shared;
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Our chainwork and tip, as hex strings comparable with a peer's `getchaininfo`.
 fn our_tip(shared: &Shared) -> (String, u64) {
     let c = shared.chain();
@@ -74,7 +67,7 @@ pub fn sync_from(shared: &Shared, peer: &Peer) -> Result<u64> {
         })?;
         let block = Block::from_bytes(&bytes)
             .map_err(|e| Error::Peer(format!("peer {} sent a bad block: {e}", peer.addr)))?;
-        match shared.chain().submit(block, now_secs()) {
+        match shared.chain().submit(block, crate::unix_time()) {
             Ok(_) | Err(BlockError::Duplicate(_)) => {}
             Err(e) => {
                 return Err(Error::Peer(format!(

@@ -109,7 +109,8 @@ pub struct Chain {
 /// How far ahead of the node's clock a block's time may be (Core's `MAX_FUTURE_BLOCK_TIME`).
 pub const MAX_FUTURE_BLOCK_TIME: u64 = 2 * 60 * 60;
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (0 if the clock is set before it).
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

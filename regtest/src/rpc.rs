@@ -55,11 +55,9 @@ fn e(code: i64, m: impl Into<String>) -> (i64, String) {
     (code, m.into())
 }
 
+/// The time as a block header holds it.
 fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    crate::chain::unix_now() as u32
 }
 
 fn arg(p: &Value, i: usize) -> Option<&Value> {

@@ -41,6 +41,7 @@ use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, SignedAmount, Transaction, Txid};
 use serde_json::{json, Value};
 
+use crate::chain::unix_now;
 use crate::chain::Chain;
 use crate::mempool::Mempool;
 use crate::node::Node;
@@ -163,13 +164,6 @@ pub struct Wallets {
     dir: Option<PathBuf>,
     loaded: Vec<(String, NamedWallet)>,
     last_seen: u64,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {

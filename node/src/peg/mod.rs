@@ -237,13 +237,6 @@ fn print(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Runs one `rexe peg` subcommand.
 pub fn run(cmd: PegCmd) -> Result<()> {
     match cmd {
@@ -494,7 +487,7 @@ pub fn run_claimer_with<S: BitcoinSource>(
     mut between: impl FnMut() -> Result<()>,
 ) -> Result<()> {
     loop {
-        match c.step(now()) {
+        match c.step(crate::unix_time() as i64) {
             Ok(events) => {
                 for (txid, p) in events {
                     println!("{txid}: {p:?}");
