@@ -129,6 +129,15 @@ pub enum ChainError {
         /// The directory.
         dir: String,
     },
+    /// The data directory was made by an earlier rexe that stored contract arrays whole in
+    /// their scope's row; this version stores them one row per element.
+    #[error(
+        "data directory {dir} was made by an earlier rexe that stored contract arrays whole in their scope's row; this version stores one row per element, and the blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
+    )]
+    OldContractLayout {
+        /// The directory.
+        dir: String,
+    },
     /// A block from our own log failed to replay: the files are damaged.
     #[error("replaying block {height} from the log failed: {reason}")]
     Replay {
@@ -569,10 +578,17 @@ pub struct ShardFees {
 const GLOBAL_STATE_VERSION: u8 = 2;
 
 fn params_fingerprint(p: &ChainParams, systems: &Systems) -> Hash256 {
-    fingerprint_with(p, systems, GLOBAL_STATE_VERSION)
+    fingerprint_with(p, systems, GLOBAL_STATE_VERSION, None)
 }
 
-fn fingerprint_with(p: &ChainParams, systems: &Systems, global_version: u8) -> Hash256 {
+/// The parameter fingerprint; `contracts_rules` replaces the contract registry's rules
+/// version (to recognise directories made under earlier contract rules).
+fn fingerprint_with(
+    p: &ChainParams,
+    systems: &Systems,
+    global_version: u8,
+    contracts_rules: Option<u32>,
+) -> Hash256 {
     let mut b = Vec::new();
     if global_version > 1 {
         b.extend_from_slice(&[0xfc, global_version]);
@@ -580,11 +596,15 @@ fn fingerprint_with(p: &ChainParams, systems: &Systems, global_version: u8) -> H
     {
         b.push(0xff);
         b.extend(systems.iter().map(|c| c.id().0));
+        let rules = |c: &dyn crate::system::SystemContract| match contracts_rules {
+            Some(v) if c.id() == SystemId::CONTRACTS => v,
+            _ => c.rules_version(),
+        };
         // Rules versions only when some contract has one, so older fingerprints stay valid.
-        if systems.iter().any(|c| c.rules_version() != 0) {
+        if systems.iter().any(|c| rules(c) != 0) {
             b.push(0xfe);
             for c in systems.iter() {
-                c.rules_version().encode(&mut b);
+                rules(c).encode(&mut b);
             }
         }
     }

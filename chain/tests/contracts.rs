@@ -158,6 +158,41 @@ fn pixels_scenario() -> Vec<Step> {
     s
 }
 
+/// Arrays in every scope, stored one row per element: pushes on `@shard` and `@address`,
+/// whole-array copies into relays, `set_length` both ways, `pop`, element writes on the
+/// global lane and element reads of `@global` from the shards.
+fn guestbook_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(0, example("guestbook"), json!({})),
+        Step::Settle,
+    ];
+    for k in 0..16usize {
+        for j in 0..3u32 {
+            // Distinct slots, spread so that batches fill the book out of order.
+            let slot = (k as u32 * 3 + j) * 7 % 48;
+            s.push(Step::Call(
+                k,
+                0,
+                "sign",
+                json!({"slot": slot, "note": format!("k{k} j{j}")}),
+            ));
+        }
+    }
+    s.push(Step::Settle);
+    for k in 0..16usize {
+        s.push(Step::Call(k, 0, "flush", json!({})));
+    }
+    s.push(Step::Settle);
+    for k in 0..16usize {
+        s.push(Step::Call(k, 0, "check", json!({})));
+        if k % 3 == 0 {
+            s.push(Step::Call(k, 0, "forget", json!({})));
+        }
+    }
+    s.push(Step::Settle);
+    s
+}
+
 fn check_scenario(name: &str, steps: Vec<Step>) {
     let mut seq = Sequential::new(16);
     seq.run(&steps);
@@ -214,6 +249,11 @@ fn pixels_scenario_is_shard_independent() {
 }
 
 #[test]
+fn guestbook_scenario_is_shard_independent() {
+    check_scenario("guestbook", guestbook_scenario());
+}
+
+#[test]
 fn scenarios_end_where_expected() {
     // Spot checks of the sequential results, so the equivalence above is not vacuous.
     let mut seq = Sequential::new(16);
@@ -232,6 +272,24 @@ fn scenarios_end_where_expected() {
         "ten first votes count, the repeat does not"
     );
     assert_eq!(g["open"], json!(false));
+
+    let mut seq = Sequential::new(16);
+    seq.run(&guestbook_scenario());
+    let st = seq.state();
+    let book = st["0/@global"]["book"].as_array().unwrap().clone();
+    assert_eq!(book.len(), 48, "the highest slot sets the length");
+    assert!(
+        book.iter().all(|e| e["note"] != ""),
+        "every slot signed once"
+    );
+    assert_eq!(st["0/@global"]["entries"], json!(48));
+    // Key 0 signed slots 0, 7 and 14, forgot the last and padded with two zeros.
+    let k0 = &st[&format!(
+        "0/{}",
+        serde_json::to_string(&Target::Address(keys(16)[0].address())).unwrap()
+    )];
+    assert_eq!(k0["mine"], json!([0, 7, 0, 0]));
+    assert_eq!(k0["confirmed"], json!(3));
 
     let mut seq = Sequential::new(16);
     seq.run(&counter_scenario());
@@ -568,6 +626,81 @@ fn contract_state_rolls_back_and_survives_restart() {
         .unwrap()
         .unwrap();
     assert_eq!(g["total_supply"], json!(1000));
+}
+
+#[test]
+fn stored_arrays_roll_back_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(4);
+    let p = params(2, &keys);
+    let mut net = Net::new(2, 2, 4);
+    net.chain = open(dir.path(), &p, 2);
+    let c = net.deploy(0, example("guestbook"), &json!({}));
+    for k in 0..4 {
+        net.call(
+            k,
+            c,
+            "sign",
+            &json!({"slot": k * 2, "note": format!("first {k}")}),
+        );
+    }
+    net.settle();
+    for k in 0..4 {
+        net.call(k, c, "flush", &json!({}));
+    }
+    net.settle();
+    let h1 = net.chain.tip_height();
+    let root1 = net.chain.tip_header().state_root;
+    let book = |net: &mut Net| {
+        net.chain
+            .contract_state(&c, &Target::Global)
+            .unwrap()
+            .unwrap()["book"]
+            .clone()
+    };
+    let mine = |net: &mut Net, k: usize| {
+        net.chain
+            .contract_state(&c, &Target::Address(keys[k].address()))
+            .unwrap()
+            .unwrap()["mine"]
+            .clone()
+    };
+    let book1 = book(&mut net);
+    assert_eq!(book1.as_array().unwrap().len(), 7);
+    assert_eq!(book1[6]["note"], json!("first 3"));
+    assert_eq!(mine(&mut net, 1), json!([2]));
+    // More elements, a longer book, a pop and a padding; then undo it all.
+    for k in 0..4 {
+        net.call(k, c, "sign", &json!({"slot": 20 + k, "note": "second"}));
+    }
+    net.settle();
+    for k in 0..4 {
+        net.call(k, c, "flush", &json!({}));
+    }
+    net.call(1, c, "forget", &json!({}));
+    net.settle();
+    assert_eq!(book(&mut net).as_array().unwrap().len(), 24);
+    assert_eq!(mine(&mut net, 1), json!([2, 0, 0]));
+    net.chain.rollback(net.chain.tip_height() - h1).unwrap();
+    assert_eq!(net.chain.tip_header().state_root, root1);
+    assert_eq!(
+        book(&mut net),
+        book1,
+        "global elements come back with the blocks"
+    );
+    assert_eq!(mine(&mut net, 1), json!([2]), "address elements come back");
+    // Redo on another branch, then reopen: the elements are on disk.
+    net.miner = rexe_chain::Signer::from_seed(b"another miner").address();
+    net.settle();
+    net.settle();
+    let after = book(&mut net);
+    net.chain.flush().unwrap();
+    let root = net.chain.tip_header().state_root;
+    drop(net);
+    let mut chain = open(dir.path(), &p, 2);
+    assert_eq!(chain.tip_header().state_root, root);
+    let g = chain.contract_state(&c, &Target::Global).unwrap().unwrap();
+    assert_eq!(g["book"], after);
 }
 
 const TICKER: &str = r#"

@@ -12,6 +12,7 @@ pub mod bytecode;
 mod compile;
 pub mod error;
 pub mod gas;
+pub mod layout;
 pub mod lexer;
 pub mod num;
 pub mod parser;

@@ -11,11 +11,22 @@ use super::{compile, Verified};
 #[derive(Default, Clone)]
 struct Mem {
     rows: HashMap<ScopeKind, Vec<u8>>,
+    elems: HashMap<(ScopeKind, u16, u32), Vec<u8>>,
+    elem_reads: usize,
 }
 
 impl Host for Mem {
     fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Ok(self.rows.get(&scope).cloned())
+    }
+    fn read_elem(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, String> {
+        self.elem_reads += 1;
+        Ok(self.elems.get(&(scope, var, index)).cloned())
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
         false
@@ -75,14 +86,28 @@ fn run(code: &Verified, mem: &mut Mem, func: &str, args: Vec<Value>, gas: u64) -
             }
         }
     }
+    for w in &out.elem_writes {
+        let k = (w.scope, w.var, w.index);
+        match &w.value {
+            Some(b) => {
+                mem.elems.insert(k, b.clone());
+            }
+            None => {
+                mem.elems.remove(&k);
+            }
+        }
+    }
     out
 }
 
+/// A scope's variables as the contract sees them (arrays with their elements).
 fn state(code: &Verified, mem: &Mem, scope: ScopeKind) -> Vec<Value> {
-    match mem.rows.get(&scope) {
+    let row = match mem.rows.get(&scope) {
         Some(b) => vm::decode_row(code, scope, b).unwrap(),
         None => vm::default_row(code, scope),
-    }
+    };
+    let mut elem = |var: u16, i: u32| Ok(mem.elems.get(&(scope, var, i)).cloned());
+    super::layout::full_values(code, scope, &row, &mut elem).unwrap()
 }
 
 const COUNTER: &str = r#"
@@ -163,18 +188,18 @@ fn out_of_gas_mid_function_leaves_no_write() {
     let out = run(&code, &mut mem, "loop", vec![int(3)], 100_000);
     assert_eq!(out.result, Ok(Some(int(3))));
     let before = mem.rows.clone();
+    let elems_before = mem.elems.clone();
     // What the next call needs, measured on a copy of the state.
-    let mut copy = Mem {
-        rows: before.clone(),
-    };
+    let mut copy = mem.clone();
     let enough = run(&code, &mut copy, "loop", vec![int(3)], 100_000).gas_used;
     // Every limit below what the call needs stops it with nothing written.
     for limit in [1, enough / 3, enough / 2, enough - 1] {
         let out = run(&code, &mut mem, "loop", vec![int(3)], limit);
         assert_eq!(out.result, Err(Trap::OutOfGas), "limit {limit}");
         assert_eq!(out.gas_used, limit);
-        assert!(out.writes.is_empty() && out.relays.is_empty());
+        assert!(out.writes.is_empty() && out.elem_writes.is_empty() && out.relays.is_empty());
         assert_eq!(mem.rows, before);
+        assert_eq!(mem.elems, elems_before);
     }
     let out = run(&code, &mut mem, "loop", vec![int(3)], enough);
     assert_eq!(out.result, Ok(Some(int(6))));
@@ -191,6 +216,111 @@ fn containers_follow_the_spec() {
     assert_eq!(m.len(), 1);
     assert_eq!(m.get(&int(3)), Some(&Value::Str("three".into())));
     assert_eq!(s[3], Value::Array(vec![int(0), int(0)]));
+}
+
+const ARRAYS: &str = r#"
+contract A {
+    @shard array<uint64> a;
+    @shard uint64 total;
+    @shard function push_n(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { a.push(uint64(i) + 1u64); }
+    }
+    @shard function uint32 len() export { return a.length(); }
+    @shard function uint64 at(uint32 i) export { return a[i]; }
+    @shard function pop_grow() export { a.pop(); a.set_length(a.length() + 1u); }
+    @shard function resize(uint32 n) export { a.set_length(n); }
+    @shard function bump(uint32 i) export { a[i] += 1u64; }
+    @shard function replace() export {
+        array<uint64> b;
+        b.push(9u64);
+        b.push(0u64);
+        a = b;
+    }
+    @shard function uint64 copy_sum() export {
+        array<uint64> c = a;
+        c[0u] = 1000u64;
+        uint64 s = 0u64;
+        for (uint32 i = 0u; i < c.length(); i++) { s += c[i]; }
+        return s;
+    }
+    @shard function push_fail() export { a.push(5u64); __debug.assert(false); }
+}
+"#;
+
+#[test]
+fn stored_arrays_touch_only_the_elements_they_use() {
+    let code = compile(ARRAYS).unwrap();
+    let mut mem = Mem::default();
+    let sh = ScopeKind::Shard;
+    let out = run(&code, &mut mem, "push_n", vec![int(50)], 10_000_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!((out.elem_writes.len(), mem.elems.len()), (50, 50));
+    // One more push: one element row and the scope row, no element read.
+    let out = run(&code, &mut mem, "push_n", vec![int(1)], 1_000_000);
+    assert_eq!((out.elem_writes.len(), out.writes.len()), (1, 1));
+    assert_eq!(out.elem_writes[0].index, 50);
+    assert_eq!(mem.elem_reads, 0);
+    assert_eq!(
+        run(&code, &mut mem, "len", vec![], 100_000).result,
+        Ok(Some(int(51)))
+    );
+    assert_eq!(mem.elem_reads, 0, "length() reads no element");
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(7)], 100_000).result,
+        Ok(Some(int(8)))
+    );
+    assert_eq!(mem.elem_reads, 1);
+    // pop then grow: the re-grown element is the default, and has no row.
+    let out = run(&code, &mut mem, "pop_grow", vec![], 100_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(50)], 100_000).result,
+        Ok(Some(int(0)))
+    );
+    assert_eq!(mem.elems.len(), 50);
+    // Shrinking deletes the rows beyond the length; growing creates none.
+    run(&code, &mut mem, "resize", vec![int(10)], 1_000_000);
+    assert_eq!(mem.elems.len(), 10);
+    run(&code, &mut mem, "resize", vec![int(20)], 1_000_000);
+    assert_eq!(mem.elems.len(), 10);
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(15)], 100_000).result,
+        Ok(Some(int(0)))
+    );
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(9)], 100_000).result,
+        Ok(Some(int(10)))
+    );
+    run(&code, &mut mem, "bump", vec![int(12)], 100_000);
+    assert_eq!(mem.elems.len(), 11);
+    assert_eq!(
+        run(&code, &mut mem, "at", vec![int(20)], 100_000).result,
+        Err(Trap::BadIndex)
+    );
+    // Whole-array assignment: rows beyond the new length go, defaults keep none.
+    run(&code, &mut mem, "replace", vec![], 1_000_000);
+    assert_eq!(
+        state(&code, &mem, sh)[0],
+        Value::Array(vec![int(9), int(0)])
+    );
+    assert_eq!(mem.elems.len(), 1);
+    // A copy is a value: changing it leaves the state alone.
+    assert_eq!(
+        run(&code, &mut mem, "copy_sum", vec![], 1_000_000).result,
+        Ok(Some(int(1000)))
+    );
+    assert_eq!(
+        state(&code, &mem, sh)[0],
+        Value::Array(vec![int(9), int(0)])
+    );
+    // A failed call writes no element.
+    let out = run(&code, &mut mem, "push_fail", vec![], 1_000_000);
+    assert!(matches!(out.result, Err(Trap::Assert(_))));
+    assert!(out.elem_writes.is_empty() && out.writes.is_empty());
+    assert_eq!(
+        state(&code, &mem, sh)[0],
+        Value::Array(vec![int(9), int(0)])
+    );
 }
 
 #[test]

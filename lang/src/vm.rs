@@ -9,7 +9,7 @@
 //! assertion) nothing is handed back. The machine is deterministic: no floats, no clocks,
 //! ordered maps only, and randomness only from the seed the block gives it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::hashes::{sha256, Hash as _};
 use bitcoin::hex::DisplayHex;
@@ -18,11 +18,11 @@ use thiserror::Error;
 use super::ast::ScopeKind;
 use super::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, RelayTo, Root, Step};
 use super::gas;
+use super::layout::{self, ElemWrite};
 use super::num::{Int, NumTy};
 use super::types::Type;
 use super::value::{self, default_value, has_type, Value, MAX_BYTES_LEN};
 use super::verify::Verified;
-use rexe_encode::Reader;
 
 /// Deepest call nesting.
 pub const MAX_CALL_DEPTH: usize = 64;
@@ -119,6 +119,15 @@ pub trait Host {
     /// The stored state row of `scope` for this micro-transaction's target (its own scope)
     /// or the current shard (`ScopeKind::Shard`).
     fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String>;
+    /// Element `index` of the stored array `var` of `scope` (see [`crate::layout`]): its
+    /// row, `None` when it has none (the element is the default). `scope` is the call's own
+    /// scope, the current shard, or the global lane.
+    fn read_elem(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, String>;
     /// Whether `addr` is a deployed contract.
     fn is_contract(&self, addr: &[u8; 32]) -> bool;
     /// Whether `__debug.print` output is wanted.
@@ -156,6 +165,9 @@ pub enum RelayDest {
 /// Changed rows of a call: own scope and/or shard, `None` to delete.
 pub type RowWrites = Vec<(ScopeKind, Option<Vec<u8>>)>;
 
+/// Everything a call changed, before it is handed back in an [`Outcome`].
+type Commit = (RowWrites, Vec<(u16, Value)>, Vec<ElemWrite>);
+
 /// The result of a micro-transaction.
 #[derive(Debug)]
 pub struct Outcome {
@@ -165,8 +177,10 @@ pub struct Outcome {
     pub gas_used: u64,
     /// Changed rows: own scope and/or shard, `None` to delete (all defaults).
     pub writes: RowWrites,
-    /// Changed global variables (global lane only).
+    /// Changed global variables (global lane only), as row values (see [`crate::layout`]).
     pub global_writes: Vec<(u16, Value)>,
+    /// Changed element rows of stored arrays, in every scope.
+    pub elem_writes: Vec<ElemWrite>,
     /// Emitted relays.
     pub relays: Vec<RelayOut>,
     /// `__debug.print` lines (when the host wants them).
@@ -179,10 +193,56 @@ enum Base<'g> {
 }
 
 struct Frame<'g> {
+    /// Row values (stored arrays hold their length).
     base: Base<'g>,
     modified: Vec<Option<Value>>,
     original: Option<Vec<u8>>,
     writable: bool,
+    /// The stored arrays, by variable index (`None` for other variables).
+    arrays: Vec<Option<ArrayVar>>,
+}
+
+/// A stored array during a call: its length, and the elements the call read or wrote.
+/// Invariant: every index in `len..orig_len` is in `written` (its row must go).
+struct ArrayVar {
+    len: u32,
+    orig_len: u32,
+    cache: BTreeMap<u32, Value>,
+    written: BTreeSet<u32>,
+}
+
+impl ArrayVar {
+    fn new(len: u32) -> Self {
+        ArrayVar {
+            len,
+            orig_len: len,
+            cache: BTreeMap::new(),
+            written: BTreeSet::new(),
+        }
+    }
+
+    fn changed(&self) -> bool {
+        self.len != self.orig_len || !self.written.is_empty()
+    }
+
+    /// Cuts the array to `n` elements (`n <= len`).
+    fn shrink(&mut self, n: u32) {
+        for i in n..self.len {
+            self.written.insert(i);
+            self.cache.remove(&i);
+        }
+        self.len = n;
+    }
+
+    /// Grows the array to `n` default elements (`n >= len`): only indices this call wrote
+    /// can have a value there, and they are reset.
+    fn grow(&mut self, n: u32, default: &Value) {
+        let reset: Vec<u32> = self.written.range(self.len..n).copied().collect();
+        for i in reset {
+            self.cache.insert(i, default.clone());
+        }
+        self.len = n;
+    }
 }
 
 impl<'g> Frame<'g> {
@@ -220,6 +280,7 @@ impl<'g> Frame<'g> {
 
     fn dirty(&self) -> bool {
         self.modified.iter().any(Option::is_some)
+            || self.arrays.iter().flatten().any(ArrayVar::changed)
     }
 }
 
@@ -365,52 +426,109 @@ impl<'a, 'g> Machine<'a, 'g> {
         let slot = self.frame_slot(scope)?;
         if self.frames[slot].is_none() {
             let vars = self.code.state_of(scope);
-            let frame = if slot == 2 {
+            let (base, original, writable) = if slot == 2 {
                 if self.global.len() != vars.len() {
                     return Err(Trap::Host(
                         "global state does not match the contract".into(),
                     ));
                 }
-                Frame {
-                    base: Base::Borrowed(self.global),
-                    modified: vec![None; vars.len()],
-                    original: None,
-                    writable: self.global_writable,
-                }
+                (Base::Borrowed(self.global), None, self.global_writable)
             } else {
                 let row = self.host.read_row(scope).map_err(Trap::Host)?;
                 let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
                 self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
-                let code = self.code;
                 let values = match &row {
-                    None => vars
-                        .iter()
-                        .map(|(_, t)| default_value(code.ty(*t), &code.table))
-                        .collect(),
-                    Some(b) => {
-                        let mut r = Reader::new(b);
-                        let mut out = Vec::with_capacity(vars.len());
-                        for (_, t) in vars {
-                            out.push(value::decode(&mut r, code.ty(*t), &code.table).map_err(
-                                |e| Trap::Host(format!("stored state does not decode: {e}")),
-                            )?);
-                        }
-                        r.finish().map_err(|e| {
-                            Trap::Host(format!("stored state does not decode: {e}"))
-                        })?;
-                        out
-                    }
+                    None => layout::default_row(self.code, scope),
+                    Some(b) => layout::decode_row(self.code, scope, b)
+                        .map_err(|e| Trap::Host(format!("stored state does not decode: {e}")))?,
                 };
-                Frame {
-                    base: Base::Owned(values),
-                    modified: vec![None; vars.len()],
-                    original: row,
-                    writable: true,
-                }
+                (Base::Owned(values), row, true)
             };
-            self.frames[slot] = Some(frame);
+            let rows: &[Value] = match &base {
+                Base::Borrowed(b) => b,
+                Base::Owned(b) => b,
+            };
+            let mut arrays = Vec::with_capacity(vars.len());
+            for (i, v) in rows.iter().enumerate() {
+                arrays.push(if layout::is_stored(self.code, scope, i) {
+                    let n = layout::stored_len(v)
+                        .ok_or_else(|| Trap::Host("stored array without its length".into()))?;
+                    Some(ArrayVar::new(n))
+                } else {
+                    None
+                });
+            }
+            self.frames[slot] = Some(Frame {
+                base,
+                modified: vec![None; vars.len()],
+                original,
+                writable,
+                arrays,
+            });
         }
         Ok(self.frames[slot].as_mut().expect("just loaded"))
+    }
+
+    /// The element type of state variable `v` of `scope` when it is a stored array.
+    fn stored_elem(&self, scope: ScopeKind, v: u16) -> Option<&'a Type> {
+        let code: &'a Verified = self.code;
+        let (_, t) = code.state_of(scope).get(v as usize)?;
+        layout::stored_elem(code.ty(*t))
+    }
+
+    /// The stored array `v` of `scope` (its frame loaded).
+    fn array(&mut self, scope: ScopeKind, v: u16) -> Result<&mut ArrayVar, Trap> {
+        self.frame(scope)?
+            .arrays
+            .get_mut(v as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Trap::Type("stored array"))
+    }
+
+    /// Makes element `i` of stored array `v` of `scope` present in the call's cache,
+    /// reading its row when needed.
+    fn load_elem(&mut self, scope: ScopeKind, v: u16, i: u32) -> Result<(), Trap> {
+        let elem = self
+            .stored_elem(scope, v)
+            .ok_or(Trap::Type("stored array"))?;
+        let code = self.code;
+        let a = self.array(scope, v)?;
+        if i >= a.len {
+            return Err(Trap::BadIndex);
+        }
+        if a.cache.contains_key(&i) {
+            return Ok(());
+        }
+        let value = if i >= a.orig_len {
+            default_value(elem, &code.table)
+        } else {
+            let row = self.host.read_elem(scope, v, i).map_err(Trap::Host)?;
+            let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
+            self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
+            layout::decode_elem(elem, code, row.as_deref())
+                .map_err(|e| Trap::Host(format!("stored element does not decode: {e}")))?
+        };
+        self.array(scope, v)?.cache.insert(i, value);
+        Ok(())
+    }
+
+    /// The whole stored array `v` of `scope`, every element read.
+    fn materialize(&mut self, scope: ScopeKind, v: u16) -> Result<Value, Trap> {
+        let n = self.array(scope, v)?.len;
+        let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+        for i in 0..n {
+            self.load_elem(scope, v, i)?;
+            out.push(self.array(scope, v)?.cache[&i].clone());
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// The stored array `v` of `scope`, for writing.
+    fn array_mut(&mut self, scope: ScopeKind, v: u16) -> Result<&mut ArrayVar, Trap> {
+        if !self.frame(scope)?.writable {
+            return Err(Trap::ReadOnly);
+        }
+        self.array(scope, v)
     }
 
     /// Applies `f` to the value at place `p` without copying it. A missing map key reads as
@@ -423,14 +541,36 @@ impl<'a, 'g> Machine<'a, 'g> {
     ) -> Result<R, Trap> {
         let code = self.code;
         let place = code.places.get(p as usize).ok_or(Trap::Type("place"))?;
-        let base: &Value = match place.root {
-            Root::Local(s) => {
+        let mut steps = place.steps.iter();
+        let mut ops = ops.iter();
+        // A stored array: its first step selects one element row.
+        let stored = match place.root {
+            Root::State(scope, v) if self.stored_elem(scope, v).is_some() => match steps.next() {
+                None => return Ok(f(&self.materialize(scope, v)?)),
+                Some(Step::Index) => {
+                    let i = as_index(ops.next().ok_or(Trap::Type("operand"))?)? as u32;
+                    self.load_elem(scope, v, i)?;
+                    Some((scope, v, i))
+                }
+                Some(_) => return Err(Trap::Type("place step")),
+            },
+            _ => None,
+        };
+        let base: &Value = match (place.root, stored) {
+            (_, Some((scope, v, i))) => {
+                let slot = self.frame_slot(scope)?;
+                self.frames[slot]
+                    .as_ref()
+                    .and_then(|f| f.arrays.get(v as usize)?.as_ref()?.cache.get(&i))
+                    .ok_or(Trap::Type("stored element"))?
+            }
+            (Root::Local(s), None) => {
                 let base = self.calls.last().map(|c| c.locals).unwrap_or(0);
                 self.locals
                     .get(base + s as usize)
                     .ok_or(Trap::Type("local"))?
             }
-            Root::State(scope, v) => {
+            (Root::State(scope, v), None) => {
                 self.frame(scope)?;
                 let slot = self.frame_slot(scope)?;
                 self.frames[slot]
@@ -441,8 +581,7 @@ impl<'a, 'g> Machine<'a, 'g> {
         };
         let mut cur = base;
         let mut owned: Option<Value> = None;
-        let mut ops = ops.iter();
-        for step in &place.steps {
+        for step in steps {
             let op = match step {
                 Step::Field(_) => None,
                 _ => ops.next(),
@@ -497,6 +636,8 @@ impl<'a, 'g> Machine<'a, 'g> {
                 }
             }
         }
+        let mut steps = place.steps.iter();
+        let mut ops = ops.into_iter();
         let mut cur: &mut Value = match place.root {
             Root::Local(s) => {
                 let base = self.calls.last().map(|c| c.locals).unwrap_or(0);
@@ -504,10 +645,21 @@ impl<'a, 'g> Machine<'a, 'g> {
                     .get_mut(base + s as usize)
                     .ok_or(Trap::Type("local"))?
             }
+            // A stored array: its first step selects one element row, now written.
+            Root::State(scope, v) if self.stored_elem(scope, v).is_some() => {
+                let Some(Step::Index) = steps.next() else {
+                    return Err(Trap::Type("whole stored array as a place"));
+                };
+                let i = as_index(&ops.next().ok_or(Trap::Type("operand"))?)? as u32;
+                self.array_mut(scope, v)?;
+                self.load_elem(scope, v, i)?;
+                let a = self.array(scope, v)?;
+                a.written.insert(i);
+                a.cache.get_mut(&i).ok_or(Trap::Type("stored element"))?
+            }
             Root::State(scope, v) => self.frame(scope)?.get_mut(v as usize)?,
         };
-        let mut ops = ops.into_iter();
-        for step in &place.steps {
+        for step in steps {
             let op = match step {
                 Step::Field(_) => None,
                 _ => ops.next(),
@@ -534,10 +686,99 @@ impl<'a, 'g> Machine<'a, 'g> {
                 return Err(Trap::Type("value of the wrong type for this state"));
             }
         }
+        if let Some((scope, var)) = self.whole_stored(p) {
+            let Value::Array(items) = v else {
+                return Err(Trap::Type("array expected"));
+            };
+            if items.len() as u64 > MAX_ARRAY_LEN {
+                return Err(Trap::Limit("array length"));
+            }
+            let a = self.array_mut(scope, var)?;
+            a.shrink(0);
+            a.len = items.len() as u32;
+            for (i, item) in items.into_iter().enumerate() {
+                a.written.insert(i as u32);
+                a.cache.insert(i as u32, item);
+            }
+            return Ok(());
+        }
         self.with_place_mut(p, ops, |slot| {
             *slot = v;
             Ok(())
         })
+    }
+
+    /// `(scope, variable)` when place `p` is a whole stored array (no steps).
+    fn whole_stored(&self, p: u32) -> Option<(ScopeKind, u16)> {
+        let place = self.code.places.get(p as usize)?;
+        match place.root {
+            Root::State(scope, v) if place.steps.is_empty() => {
+                self.stored_elem(scope, v).map(|_| (scope, v))
+            }
+            _ => None,
+        }
+    }
+
+    /// A method called on a whole stored array: works on its length and element rows
+    /// without reading the rest.
+    fn stored_method(
+        &mut self,
+        scope: ScopeKind,
+        v: u16,
+        m: Method,
+        arg: Option<Value>,
+    ) -> Result<Option<Value>, Trap> {
+        let code = self.code;
+        let elem = self
+            .stored_elem(scope, v)
+            .ok_or(Trap::Type("stored array"))?;
+        match m {
+            Method::Length => Ok(Some(layout::len_value(self.array(scope, v)?.len))),
+            Method::Push => {
+                let x = arg.ok_or(Trap::Type("argument"))?;
+                if !has_type(&x, elem, &code.table) {
+                    return Err(Trap::Type("argument of the wrong type for this state"));
+                }
+                self.charge(x.weight() * gas::NODE)?;
+                let a = self.array_mut(scope, v)?;
+                if a.len as u64 >= MAX_ARRAY_LEN {
+                    return Err(Trap::Limit("array length"));
+                }
+                let i = a.len;
+                a.len += 1;
+                a.written.insert(i);
+                a.cache.insert(i, x);
+                Ok(None)
+            }
+            Method::Pop => {
+                let a = self.array_mut(scope, v)?;
+                if a.len == 0 {
+                    return Err(Trap::BadIndex);
+                }
+                a.shrink(a.len - 1);
+                Ok(None)
+            }
+            Method::SetLength(_) => {
+                let n = as_len(arg.as_ref())?;
+                if n > MAX_ARRAY_LEN {
+                    return Err(Trap::Limit("array length"));
+                }
+                let a = self.array_mut(scope, v)?;
+                let n = n as u32;
+                if n >= a.len {
+                    let d = default_value(elem, &code.table);
+                    a.grow(n, &d);
+                    Ok(None)
+                } else {
+                    // Every cut element's row is deleted at commit: charge for them now.
+                    let cut = u64::from(a.len - n);
+                    a.shrink(n);
+                    self.charge(cut.saturating_mul(gas::NODE))?;
+                    Ok(None)
+                }
+            }
+            _ => Err(Trap::Type("method receiver")),
+        }
     }
 
     fn contract_check(&mut self, recv: Option<[u8; 32]>) -> Result<Value, Trap> {
@@ -557,6 +798,9 @@ impl<'a, 'g> Machine<'a, 'g> {
         if m == Method::IsContract {
             let a = self.with_place_ref(p, &ops, address_of)?;
             return self.contract_check(a).map(Some);
+        }
+        if let Some((scope, v)) = self.whole_stored(p) {
+            return self.stored_method(scope, v, m, args.into_iter().next());
         }
         if !m.mutates() {
             return self.with_place_ref(p, &ops, |recv| read_method(recv, m, &args))?;
@@ -1100,11 +1344,12 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
     }
 
-    /// Encodes the changed rows and global variables, charging for them.
-    fn commit(&mut self) -> Result<(RowWrites, Vec<(u16, Value)>), Trap> {
+    /// Encodes the changed rows, global variables and element rows, charging for them.
+    fn commit(&mut self) -> Result<Commit, Trap> {
         let code = self.code;
         let mut writes = Vec::new();
         let mut global_writes = Vec::new();
+        let mut elem_writes = Vec::new();
         let frames = std::mem::take(&mut self.frames);
         for (slot, frame) in frames.into_iter().enumerate() {
             let Some(frame) = frame else { continue };
@@ -1117,6 +1362,43 @@ impl<'a, 'g> Machine<'a, 'g> {
                 _ => ScopeKind::Global,
             };
             let vars = code.state_of(scope);
+            let mut lens: Vec<Option<u32>> = vec![None; vars.len()];
+            for (i, a) in frame.arrays.into_iter().enumerate() {
+                let Some(a) = a else { continue };
+                if !a.changed() {
+                    continue;
+                }
+                let elem = self
+                    .stored_elem(scope, i as u16)
+                    .ok_or(Trap::Type("stored array"))?;
+                for idx in a.written {
+                    let value = if idx < a.len {
+                        let v = a.cache.get(&idx).ok_or(Trap::Type("stored element"))?;
+                        if !has_type(v, elem, &code.table) {
+                            return Err(Trap::Type("state of the wrong type"));
+                        }
+                        layout::encode_elem(elem, code, v)
+                            .map_err(|_| Trap::Type("state of the wrong type"))?
+                    } else {
+                        None
+                    };
+                    // An index the array never had before this call has no row to delete.
+                    if value.is_none() && idx >= a.orig_len {
+                        continue;
+                    }
+                    let len = value.as_ref().map_or(0, Vec::len) as u64;
+                    self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
+                    elem_writes.push(ElemWrite {
+                        scope,
+                        var: i as u16,
+                        index: idx,
+                        value,
+                    });
+                }
+                if a.len != a.orig_len {
+                    lens[i] = Some(a.len);
+                }
+            }
             if slot == 2 {
                 for (i, v) in frame.modified.into_iter().enumerate() {
                     if let Some(v) = v {
@@ -1128,6 +1410,13 @@ impl<'a, 'g> Machine<'a, 'g> {
                         global_writes.push((i as u16, v));
                     }
                 }
+                for (i, n) in lens.into_iter().enumerate() {
+                    if let Some(n) = n {
+                        self.charge(gas::WRITE_GLOBAL_VAR)?;
+                        global_writes.push((i as u16, layout::len_value(n)));
+                    }
+                }
+                global_writes.sort_by_key(|(i, _)| *i);
                 continue;
             }
             let Base::Owned(mut base) = frame.base else {
@@ -1135,19 +1424,19 @@ impl<'a, 'g> Machine<'a, 'g> {
             };
             for (i, v) in frame.modified.into_iter().enumerate() {
                 if let Some(v) = v {
+                    if !has_type(&v, code.ty(vars[i].1), &code.table) {
+                        return Err(Trap::Type("state of the wrong type"));
+                    }
                     base[i] = v;
                 }
             }
-            let mut bytes =
-                Vec::with_capacity(frame.original.as_ref().map_or(64, |o| o.len() + 16));
-            let mut all_default = true;
-            for (v, (_, t)) in base.iter().zip(vars) {
-                let t = code.ty(*t);
-                value::encode(v, t, &code.table, &mut bytes)
-                    .map_err(|_| Trap::Type("state of the wrong type"))?;
-                all_default &= *v == default_value(t, &code.table);
+            for (i, n) in lens.into_iter().enumerate() {
+                if let Some(n) = n {
+                    base[i] = layout::len_value(n);
+                }
             }
-            let new = (!all_default).then_some(bytes);
+            let new = layout::encode_row(code, scope, &base)
+                .map_err(|_| Trap::Type("state of the wrong type"))?;
             if new == frame.original {
                 continue;
             }
@@ -1155,7 +1444,7 @@ impl<'a, 'g> Machine<'a, 'g> {
             self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
             writes.push((scope, new));
         }
-        Ok((writes, global_writes))
+        Ok((writes, global_writes, elem_writes))
     }
 }
 
@@ -1244,11 +1533,12 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
         std::mem::take(&mut m.calls),
     ));
     match result {
-        Ok((r, (writes, global_writes))) => Outcome {
+        Ok((r, (writes, global_writes, elem_writes))) => Outcome {
             result: Ok(r),
             gas_used: m.used,
             writes,
             global_writes,
+            elem_writes,
             relays: m.relays,
             logs: m.logs,
         },
@@ -1257,58 +1547,14 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             gas_used: m.used,
             writes: Vec::new(),
             global_writes: Vec::new(),
+            elem_writes: Vec::new(),
             relays: Vec::new(),
             logs: m.logs,
         },
     }
 }
 
-/// Default values of a scope's state variables (a row that was never written).
-pub fn default_row(code: &Verified, scope: ScopeKind) -> Vec<Value> {
-    code.state_of(scope)
-        .iter()
-        .map(|(_, t)| default_value(code.ty(*t), &code.table))
-        .collect()
-}
-
-/// Decodes a stored row of `scope` into its variables.
-pub fn decode_row(
-    code: &Verified,
-    scope: ScopeKind,
-    bytes: &[u8],
-) -> Result<Vec<Value>, rexe_encode::DecodeError> {
-    let mut r = Reader::new(bytes);
-    let mut out = Vec::new();
-    for (_, t) in code.state_of(scope) {
-        out.push(value::decode(&mut r, code.ty(*t), &code.table)?);
-    }
-    r.finish()?;
-    Ok(out)
-}
-
-/// Encodes a scope's variables as a row (`None` when all are defaults).
-pub fn encode_row(
-    code: &Verified,
-    scope: ScopeKind,
-    vals: &[Value],
-) -> Result<Option<Vec<u8>>, value::TypeMismatch> {
-    let vars = code.state_of(scope);
-    if vals.len() != vars.len() {
-        return Err(value::TypeMismatch(format!(
-            "{} values for {} variables",
-            vals.len(),
-            vars.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    let mut all_default = true;
-    for (v, (_, t)) in vals.iter().zip(vars) {
-        let t = code.ty(*t);
-        value::encode(v, t, &code.table, &mut bytes)?;
-        all_default &= *v == default_value(t, &code.table);
-    }
-    Ok((!all_default).then_some(bytes))
-}
+pub use super::layout::{decode_row, default_row, encode_row};
 
 /// An empty map (helper for hosts building state).
 pub fn empty_map() -> Value {

@@ -1211,7 +1211,11 @@ impl<'o> Runner<'o> {
                 .code
                 .clone();
             let vals = rexe_chain::lang::vm::decode_row(&code, t.scope(), &v)?;
-            for ((var, _), val) in code.state_of(t.scope()).iter().zip(vals) {
+            for (n, ((var, _), val)) in code.state_of(t.scope()).iter().zip(vals).enumerate() {
+                // A stored array's row value is its length, not a number to sum.
+                if rexe_chain::lang::layout::is_stored(&code, t.scope(), n) {
+                    continue;
+                }
                 if let rexe_chain::lang::value::Value::Int(i) = val {
                     let e = sums
                         .entry(format!("{name}.{var}"))

@@ -253,9 +253,25 @@ impl Chain {
             return Ok(self.contracts().global_json(contract, hrp));
         }
         let shard = target.shard(self.params.shard_order);
-        let row = self.shards[shard.index()].get_state(&target.state_key(contract))?;
-        crate::contract::abi::row_json(&d.code, target.scope(), row.as_deref(), hrp)
-            .map(Some)
+        let key = target.state_key(contract);
+        let store = &mut self.shards[shard.index()];
+        let row = store.get_state(&key)?;
+        let mut failure = None;
+        let mut elem = |var: u16, i: u32| {
+            store
+                .get_state(&crate::contract::elems::elem_key(&key, var, i))
+                .map_err(|e| {
+                    let m = e.to_string();
+                    failure = Some(e);
+                    m
+                })
+        };
+        let json =
+            crate::contract::abi::row_json(&d.code, target.scope(), row.as_deref(), &mut elem, hrp);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        json.map(Some)
             .map_err(|e| StoreError::corrupt("contract state", e))
     }
 
@@ -294,12 +310,28 @@ impl Chain {
             .get(contract)
             .cloned()
             .ok_or("no such contract")?;
-        let row = crate::lang::vm::encode_row(&d.code, target.scope(), &vals)
-            .map_err(|e| e.to_string())?;
+        let scope = target.scope();
         let shard = target.shard(self.params.shard_order);
-        self.shards[shard.index()]
-            .force_state(target.state_key(contract), row)
-            .map_err(|e| e.to_string())
+        let store = &mut self.shards[shard.index()];
+        let key = target.state_key(contract);
+        let old = match store.get_state(&key).map_err(|e| e.to_string())? {
+            Some(b) => {
+                crate::lang::vm::decode_row(&d.code, scope, &b).map_err(|e| e.to_string())?
+            }
+            None => crate::lang::vm::default_row(&d.code, scope),
+        };
+        let (row, elems) = crate::lang::layout::split_values(&d.code, scope, &vals, &old)
+            .map_err(|e| e.to_string())?;
+        let row = crate::lang::vm::encode_row(&d.code, scope, &row).map_err(|e| e.to_string())?;
+        for w in elems {
+            store
+                .force_state(
+                    crate::contract::elems::elem_key(&key, w.var, w.index),
+                    w.value,
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        store.force_state(key, row).map_err(|e| e.to_string())
     }
 
     /// Contract receipts of the last connected block (empty unless the chain keeps receipts

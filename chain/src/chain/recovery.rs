@@ -92,9 +92,16 @@ impl Chain {
             Some(_) => {
                 let stored = chain.db.meta("params")?;
                 if stored.as_deref()
-                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1).0[..])
+                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1, Some(0)).0[..])
                 {
                     return Err(ChainError::OldGlobalState {
+                        dir: dir.display().to_string(),
+                    });
+                }
+                let before_elements =
+                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
+                if stored.as_deref() == Some(&before_elements.0[..]) {
+                    return Err(ChainError::OldContractLayout {
                         dir: dir.display().to_string(),
                     });
                 }
@@ -397,5 +404,34 @@ impl Chain {
         }
         debug_assert_eq!(self.tip_hash(), tip_hash);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::TestSealer;
+
+    #[test]
+    fn a_directory_made_before_per_element_arrays_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ChainParams::for_tests(1, Vec::new());
+        let open = || {
+            Chain::open(
+                dir.path(),
+                p.clone(),
+                ChainConfig::default(),
+                Arc::new(TestSealer),
+            )
+        };
+        drop(open().unwrap());
+        // Today's fingerprint opens again; an earlier rexe's (contract rules 0) does not.
+        let chain = open().unwrap();
+        let old = fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
+        chain.db.set_meta("params", &old.0).unwrap();
+        drop(chain);
+        let e = open().err().expect("refused");
+        assert!(matches!(e, ChainError::OldContractLayout { .. }), "{e}");
+        assert!(e.to_string().contains("one row per element"), "{e}");
     }
 }

@@ -51,33 +51,42 @@ pub fn encode_args(code: &Verified, f: &Function, args: &Json) -> Result<Vec<u8>
     value::encode_tuple(&vals, &types, &code.table).map_err(|e| e.to_string())
 }
 
-/// A state row of `scope` as `{variable: value}` (`None` row: all defaults).
+/// A state row of `scope` as `{variable: value}` (`None` row: all defaults), reading the
+/// elements of its stored arrays with `elem(variable, index)`.
 pub fn row_json(
     code: &Verified,
     scope: ScopeKind,
     row: Option<&[u8]>,
+    elem: &mut dyn FnMut(u16, u32) -> Result<Option<Vec<u8>>, String>,
     hrp: &str,
 ) -> Result<Json, String> {
     let vals = match row {
         Some(b) => vm::decode_row(code, scope, b).map_err(|e| e.to_string())?,
         None => vm::default_row(code, scope),
     };
-    Ok(Json::Object(
-        code.state_of(scope)
-            .iter()
-            .zip(&vals)
-            .map(|((n, t), v)| (n.clone(), value::to_json(v, code.ty(*t), &code.table, hrp)))
-            .collect(),
-    ))
+    let full = crate::lang::layout::full_values(code, scope, &vals, elem)?;
+    Ok(values_json(code, scope, &full, hrp))
 }
 
-/// A row of `scope` from `{variable: value}` JSON; with `base`, only the given variables
-/// change (`state.update`), otherwise the others take their defaults (`state.set`).
+/// A scope's variables (full values) as `{variable: value}`.
+pub fn values_json(code: &Verified, scope: ScopeKind, vals: &[value::Value], hrp: &str) -> Json {
+    Json::Object(
+        code.state_of(scope)
+            .iter()
+            .zip(vals)
+            .map(|((n, t), v)| (n.clone(), value::to_json(v, code.ty(*t), &code.table, hrp)))
+            .collect(),
+    )
+}
+
+/// A scope's variables (full values) from `{variable: value}` JSON; with `base` (full
+/// values), only the given variables change (`state.update`), otherwise the others take
+/// their defaults (`state.set`).
 pub fn row_from_json(
     code: &Verified,
     scope: ScopeKind,
     json: &Json,
-    base: Option<&[u8]>,
+    base: Option<Vec<value::Value>>,
 ) -> Result<Vec<value::Value>, String> {
     let o = json.as_object().ok_or("state must be a JSON object")?;
     let vars = code.state_of(scope);
@@ -89,8 +98,11 @@ pub fn row_from_json(
         ));
     }
     let mut vals = match base {
-        Some(b) => vm::decode_row(code, scope, b).map_err(|e| e.to_string())?,
-        None => vm::default_row(code, scope),
+        Some(b) => b,
+        None => vars
+            .iter()
+            .map(|(_, t)| value::default_value(code.ty(*t), &code.table))
+            .collect(),
     };
     for (i, (n, t)) in vars.iter().enumerate() {
         if let Some(j) = o.get(n) {

@@ -15,6 +15,7 @@
 
 pub mod abi;
 mod call;
+pub mod elems;
 mod receipt;
 mod registry;
 mod run;

@@ -1,5 +1,6 @@
 //! The contract registry and every contract's global state, kept on the global lane as a
-//! system contract: one item per contract (deployer, height, source and `@global` row),
+//! system contract: one item per contract (deployer, height, source and `@global` row) and
+//! one per element of its `@global` stored arrays (key: address, variable BE, index BE),
 //! committed in `state_root` and undone on reorgs like the peg's items. Shards read the
 //! registry as it was after the previous block.
 
@@ -7,10 +8,12 @@ use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::elems::GlobalElems;
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
+use crate::lang::layout::{self, ElemWrite};
 use crate::lang::value::{self, Value};
 use crate::lang::{compile, vm, Verified};
 use crate::system::{Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId};
@@ -28,8 +31,11 @@ pub struct Deployed {
     pub source: Arc<str>,
     /// Its compiled code.
     pub code: Arc<Verified>,
-    /// Its `@global` state variables, in declaration order.
+    /// Its `@global` state variables, in declaration order, as row values (a stored
+    /// array is its length; see [`crate::lang::layout`]).
     pub global: Arc<Vec<Value>>,
+    /// The elements of its `@global` stored arrays.
+    pub elems: GlobalElems,
 }
 
 impl Deployed {
@@ -45,6 +51,19 @@ pub struct ContractsSystem {
     contracts: BTreeMap<Address, Deployed>,
     /// Contracts written since the last [`SystemContract::take_changes`].
     written: BTreeSet<Address>,
+    /// Global array elements written since then: (contract, variable, index).
+    written_elems: BTreeSet<(Address, u16, u32)>,
+}
+
+/// Length of an element item's key: address, variable (BE), index (BE).
+const ELEM_KEY_LEN: usize = 38;
+
+fn elem_item_key(a: &Address, var: u16, index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ELEM_KEY_LEN);
+    k.extend_from_slice(&a.0);
+    k.extend_from_slice(&var.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
 }
 
 impl ContractsSystem {
@@ -78,19 +97,39 @@ impl ContractsSystem {
         self.contracts.insert(d.address, d);
     }
 
-    pub(super) fn get_mut(&mut self, addr: &Address) -> Option<&mut Deployed> {
-        let d = self.contracts.get_mut(addr)?;
-        self.written.insert(*addr);
-        Some(d)
+    /// Applies a global call's writes (row values and element rows) to contract `addr`.
+    pub(super) fn write_global(
+        &mut self,
+        addr: &Address,
+        writes: Vec<(u16, Value)>,
+        elems: Vec<ElemWrite>,
+    ) {
+        let Some(d) = self.contracts.get_mut(addr) else {
+            return;
+        };
+        if !writes.is_empty() {
+            let g = Arc::make_mut(&mut d.global);
+            for (i, v) in writes {
+                if let Some(slot) = g.get_mut(i as usize) {
+                    *slot = v;
+                }
+            }
+            self.written.insert(*addr);
+        }
+        for w in elems {
+            d.elems.set(w.var, w.index, w.value.as_deref());
+            self.written_elems.insert((*addr, w.var, w.index));
+        }
     }
 
     /// A contract's global state as JSON (`{name: value}`), with addresses in `hrp`.
     pub fn global_json(&self, addr: &Address, hrp: &str) -> Option<serde_json::Value> {
         let d = self.get(addr)?;
+        let full = self.global_values(addr).ok()?;
         let vars = d.code.state_of(ScopeKind::Global);
         Some(serde_json::Value::Object(
             vars.iter()
-                .zip(d.global.iter())
+                .zip(full.iter())
                 .map(|((n, t), v)| {
                     (
                         n.clone(),
@@ -101,12 +140,26 @@ impl ContractsSystem {
         ))
     }
 
-    /// Replaces a contract's global state outside any block. Only for simulations: no block
-    /// records the change.
+    /// A contract's global state as the contract sees it (arrays with their elements).
+    pub fn global_values(&self, addr: &Address) -> Result<Vec<Value>, String> {
+        let d = self.get(addr).ok_or("no such contract")?;
+        let mut elem = |var: u16, i: u32| Ok(d.elems.get(var, i).map(<[u8]>::to_vec));
+        layout::full_values(&d.code, ScopeKind::Global, &d.global, &mut elem)
+    }
+
+    /// Replaces a contract's global state (full values) outside any block. Only for
+    /// simulations: no block records the change.
     pub fn force_global(&mut self, addr: &Address, vals: Vec<Value>) -> Result<(), String> {
-        let d = self.contracts.get_mut(addr).ok_or("no such contract")?;
-        vm::encode_row(&d.code, ScopeKind::Global, &vals).map_err(|e| e.to_string())?;
-        d.global = Arc::new(vals);
+        let d = self.contracts.get(addr).ok_or("no such contract")?;
+        let (row, elems) = layout::split_values(&d.code, ScopeKind::Global, &vals, &d.global)
+            .map_err(|e| e.to_string())?;
+        vm::encode_row(&d.code, ScopeKind::Global, &row).map_err(|e| e.to_string())?;
+        let writes = row
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as u16, v))
+            .collect();
+        self.write_global(addr, writes, elems);
         self.written.insert(*addr);
         Ok(())
     }
@@ -158,6 +211,7 @@ impl ContractsSystem {
             source: source.into(),
             code,
             global: Arc::new(global),
+            elems: known.map(|d| d.elems.clone()).unwrap_or_default(),
         })
     }
 }
@@ -196,21 +250,35 @@ impl SystemContract for ContractsSystem {
     }
 
     fn items(&self) -> Vec<Item> {
-        self.contracts
-            .values()
-            .map(|d| (d.address.0.to_vec(), Self::encode_item(d)))
-            .collect()
+        let mut items = Vec::new();
+        for d in self.contracts.values() {
+            items.push((d.address.0.to_vec(), Self::encode_item(d)));
+            for (var, i, b) in d.elems.iter() {
+                items.push((elem_item_key(&d.address, var, i), b.to_vec()));
+            }
+        }
+        items
     }
 
     fn take_changes(&mut self) -> Vec<Change> {
-        std::mem::take(&mut self.written)
+        let mut changes: Vec<Change> = std::mem::take(&mut self.written)
             .into_iter()
             .map(|a| (a.0.to_vec(), self.contracts.get(&a).map(Self::encode_item)))
-            .collect()
+            .collect();
+        for (a, var, i) in std::mem::take(&mut self.written_elems) {
+            let value = self
+                .contracts
+                .get(&a)
+                .and_then(|d| d.elems.get(var, i))
+                .map(<[u8]>::to_vec);
+            changes.push((elem_item_key(&a, var, i), value));
+        }
+        changes
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), CallError> {
-        for (key, value) in changes {
+        // Contracts first: their elements need them.
+        for (key, value) in changes.iter().filter(|(k, _)| k.len() != ELEM_KEY_LEN) {
             let address = Address(
                 key.as_slice()
                     .try_into()
@@ -228,7 +296,28 @@ impl SystemContract for ContractsSystem {
             }
             self.written.insert(address);
         }
+        for (key, value) in changes.iter().filter(|(k, _)| k.len() == ELEM_KEY_LEN) {
+            let address = Address(key[..32].try_into().expect("38 bytes"));
+            let var = u16::from_be_bytes(key[32..34].try_into().expect("2 bytes"));
+            let index = u32::from_be_bytes(key[34..].try_into().expect("4 bytes"));
+            let Some(d) = self.contracts.get_mut(&address) else {
+                // The contract itself went in the same change set.
+                if value.is_none() {
+                    continue;
+                }
+                return Err(CallError::new(
+                    "array element of a contract that does not exist",
+                ));
+            };
+            d.elems.set(var, index, value.as_deref());
+            self.written_elems.insert((address, var, index));
+        }
         Ok(())
+    }
+
+    /// 1: top-level arrays are stored one row (item) per element.
+    fn rules_version(&self) -> u32 {
+        1
     }
 
     fn as_any(&self) -> &dyn Any {

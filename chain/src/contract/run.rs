@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use super::call::{ContractCall, Deployment};
+use super::elems::elem_key;
 use super::receipt::{ContractReceipt, ReceiptKind};
 use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
@@ -73,12 +74,46 @@ impl Host for ShardHost<'_> {
             msg
         })
     }
+    fn read_elem(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if scope == ScopeKind::Global {
+            return Ok(global_elem(self.registry, &self.contract, var, index));
+        }
+        let row = if scope == ScopeKind::Shard {
+            *self.shard_key()
+        } else {
+            self.own
+        };
+        self.rows.row(&elem_key(&row, var, index)).map_err(|e| {
+            let msg = e.to_string();
+            self.failure = Some(e);
+            msg
+        })
+    }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
         self.registry.get(&Address(*addr)).is_some()
     }
     fn logging(&self) -> bool {
         self.logging
     }
+}
+
+/// Element `index` of `@global` array `var` of `contract` (`None`: the default).
+fn global_elem(
+    registry: &ContractsSystem,
+    contract: &Address,
+    var: u16,
+    index: u32,
+) -> Option<Vec<u8>> {
+    registry
+        .get(contract)?
+        .elems
+        .get(var, index)
+        .map(<[u8]>::to_vec)
 }
 
 impl ShardHost<'_> {
@@ -91,12 +126,24 @@ impl ShardHost<'_> {
 
 struct LaneHost<'r> {
     registry: &'r ContractsSystem,
+    contract: Address,
     logging: bool,
 }
 
 impl Host for LaneHost<'_> {
     fn read_row(&mut self, _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Err("global functions have no shard state".into())
+    }
+    fn read_elem(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if scope != ScopeKind::Global {
+            return Err("global functions have no shard state".into());
+        }
+        Ok(global_elem(self.registry, &self.contract, var, index))
     }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
         self.registry.get(&Address(*addr)).is_some()
@@ -266,10 +313,15 @@ fn failed(
     }
 }
 
-fn ret_json(d: &Deployed, func: u16, v: &Option<Value>, hrp: &str) -> Option<serde_json::Value> {
-    let f = &d.code.functions[func as usize];
+fn ret_json(
+    code: &crate::lang::Verified,
+    func: u16,
+    v: &Option<Value>,
+    hrp: &str,
+) -> Option<serde_json::Value> {
+    let f = &code.functions[func as usize];
     match (v, f.ret) {
-        (Some(v), Some(t)) => Some(value::to_json(v, d.code.ty(t), &d.code.table, hrp)),
+        (Some(v), Some(t)) => Some(value::to_json(v, code.ty(t), &code.table, hrp)),
         _ => None,
     }
 }
@@ -388,6 +440,19 @@ pub fn run_on_shard(
                 };
                 host.rows.set_row(key, row)?;
             }
+            for w in out.elem_writes {
+                let row = match w.scope {
+                    ScopeKind::Shard => *host.shard_key(),
+                    ScopeKind::Global => {
+                        return Err(StoreError::corrupt(
+                            "contract state",
+                            "a shard call wrote global state",
+                        ))
+                    }
+                    _ => host.own,
+                };
+                host.rows.set_row(elem_key(&row, w.var, w.index), w.value)?;
+            }
             let leftover = call.gas - out.gas_used;
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, leftover, env.order);
@@ -405,7 +470,7 @@ pub fn run_on_shard(
                     gas_forwarded: forwarded,
                     relays: n,
                     error: None,
-                    result: ret_json(d, call.func, &ret, env.hrp),
+                    result: ret_json(&d.code, call.func, &ret, env.hrp),
                     logs: out.logs,
                     settled: None,
                     waited: None,
@@ -665,20 +730,26 @@ fn global_call(
     let ctx = context(env, lane, call, kind, origin, seq, d.code.uses_random());
     let mut host = LaneHost {
         registry,
+        contract: call.contract,
         logging: env.log_contracts,
     };
+    // Only the code and the row values are kept: holding the element pages while the
+    // call's writes go in would make every write copy them.
+    let (code, global) = (d.code.clone(), d.global.clone());
+    drop(d);
     let out = vm::execute(
         vm::Call {
-            code: &d.code,
+            code: &code,
             func: call.func,
             args,
             ctx: &ctx,
             gas_limit: call.gas,
-            global: &d.global,
+            global: &global,
             global_writable: true,
         },
         &mut host,
     );
+    drop(global);
     match out.result {
         Err(t) => {
             let mut r = failed(call, rkind, lane, fname, out.gas_used, t.to_string());
@@ -686,16 +757,7 @@ fn global_call(
             (Vec::new(), r)
         }
         Ok(ret) => {
-            if !out.global_writes.is_empty() {
-                if let Some(m) = registry.get_mut(&call.contract) {
-                    let g = Arc::make_mut(&mut m.global);
-                    for (i, v) in out.global_writes {
-                        if let Some(slot) = g.get_mut(i as usize) {
-                            *slot = v;
-                        }
-                    }
-                }
-            }
+            registry.write_global(&call.contract, out.global_writes, out.elem_writes);
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, call.gas - out.gas_used, env.order);
             let receipt = ContractReceipt {
@@ -710,7 +772,7 @@ fn global_call(
                 gas_forwarded: forwarded,
                 relays: n,
                 error: None,
-                result: ret_json(&d, call.func, &ret, env.hrp),
+                result: ret_json(&code, call.func, &ret, env.hrp),
                 logs: out.logs,
                 settled: None,
                 waited: None,
@@ -771,6 +833,7 @@ fn deploy(
         Err(e) => return fail(compile_gas, summarize(&e)),
     };
     let mut global = vm::default_row(&code, ScopeKind::Global);
+    let mut elem_writes = Vec::new();
     let mut used = compile_gas;
     let mut relays = Vec::new();
     let mut forwarded = 0;
@@ -799,6 +862,7 @@ fn deploy(
             let ctx = context(env, lane, &c, TxKind::System, lane, seq, code.uses_random());
             let mut host = LaneHost {
                 registry,
+                contract: address,
                 logging: env.log_contracts,
             };
             let out = vm::execute(
@@ -825,6 +889,7 @@ fn deploy(
                     *slot = v;
                 }
             }
+            elem_writes = out.elem_writes;
             let (r, fw) = route(out.relays, &c, d.gas - used, env.order);
             relays = r;
             forwarded = fw;
@@ -838,7 +903,9 @@ fn deploy(
         source: d.source.as_str().into(),
         code,
         global: Arc::new(global),
+        elems: Default::default(),
     });
+    registry.write_global(&address, Vec::new(), elem_writes);
     let receipt = ContractReceipt {
         txid: d.txid,
         kind: ReceiptKind::Deploy,

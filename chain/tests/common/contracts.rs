@@ -189,16 +189,19 @@ impl Net {
                 self.chain.contracts().global_json(c, hrp).unwrap(),
             );
         }
-        for (k, v) in self.chain.all_contract_state().unwrap() {
-            let (c, target) = parse_state_key(&k).unwrap();
+        for (k, _) in self.chain.all_contract_state().unwrap() {
+            // Element rows of stored arrays are read with their scope's row.
+            let Some((c, target)) = parse_state_key(&k) else {
+                assert_eq!(k.as_bytes()[32], rexe_chain::contract::elems::ELEM_TAG);
+                continue;
+            };
             if matches!(target, Target::Shard(_)) {
                 continue;
             }
             let i = self.contracts.iter().position(|x| *x == c).unwrap();
-            let d = self.chain.contracts().get(&c).unwrap();
             out.insert(
                 format!("{i}/{}", serde_json::to_string(&target).unwrap()),
-                abi::row_json(&d.code, target.scope(), Some(&v), hrp).unwrap(),
+                self.chain.contract_state(&c, &target).unwrap().unwrap(),
             );
         }
         out
@@ -212,22 +215,41 @@ pub struct Sequential {
     nonces: Vec<u64>,
     contracts: Vec<(Address, Arc<Verified>, Vec<Value>)>,
     rows: BTreeMap<(usize, Target), Vec<u8>>,
+    /// Element rows of stored arrays: (contract, target, variable, index).
+    elems: Elems,
 }
+
+type Elems = BTreeMap<(usize, Target, u16, u32), Vec<u8>>;
 
 struct SeqHost<'a> {
     rows: &'a BTreeMap<(usize, Target), Vec<u8>>,
+    elems: &'a Elems,
     c: usize,
     own: Target,
 }
 
+impl SeqHost<'_> {
+    fn target(&self, scope: ScopeKind) -> Target {
+        match scope {
+            ScopeKind::Shard => Target::Shard(rexe_chain::ShardId(0)),
+            ScopeKind::Global => Target::Global,
+            _ => self.own.clone(),
+        }
+    }
+}
+
 impl Host for SeqHost<'_> {
     fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
-        let t = if scope == ScopeKind::Shard {
-            Target::Shard(rexe_chain::ShardId(0))
-        } else {
-            self.own.clone()
-        };
-        Ok(self.rows.get(&(self.c, t)).cloned())
+        Ok(self.rows.get(&(self.c, self.target(scope))).cloned())
+    }
+    fn read_elem(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let k = (self.c, self.target(scope), var, index);
+        Ok(self.elems.get(&k).cloned())
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
         false
@@ -250,6 +272,7 @@ impl Sequential {
             nonces: vec![0; nkeys],
             contracts: Vec::new(),
             rows: BTreeMap::new(),
+            elems: BTreeMap::new(),
         }
     }
 
@@ -283,6 +306,7 @@ impl Sequential {
             let global = self.contracts[m.c].2.clone();
             let mut host = SeqHost {
                 rows: &self.rows,
+                elems: &self.elems,
                 c: m.c,
                 own: m.target.clone(),
             };
@@ -318,6 +342,22 @@ impl Sequential {
             }
             for (i, v) in out.global_writes {
                 self.contracts[m.c].2[i as usize] = v;
+            }
+            for w in out.elem_writes {
+                let t = match w.scope {
+                    ScopeKind::Shard => Target::Shard(rexe_chain::ShardId(0)),
+                    ScopeKind::Global => Target::Global,
+                    _ => m.target.clone(),
+                };
+                let k = (m.c, t, w.var, w.index);
+                match w.value {
+                    Some(b) => {
+                        self.elems.insert(k, b);
+                    }
+                    None => {
+                        self.elems.remove(&k);
+                    }
+                }
             }
             for r in out.relays {
                 let f = &code.functions[r.func as usize];
@@ -396,9 +436,11 @@ impl Sequential {
         let mut out = BTreeMap::new();
         for (i, (_, code, global)) in self.contracts.iter().enumerate() {
             let row = vm::encode_row(code, ScopeKind::Global, global).unwrap();
+            let mut elem =
+                |var: u16, j: u32| Ok(self.elems.get(&(i, Target::Global, var, j)).cloned());
             out.insert(
                 format!("{i}/@global"),
-                abi::row_json(code, ScopeKind::Global, row.as_deref(), "trx").unwrap(),
+                abi::row_json(code, ScopeKind::Global, row.as_deref(), &mut elem, "trx").unwrap(),
             );
         }
         for ((c, t), v) in &self.rows {
@@ -406,9 +448,10 @@ impl Sequential {
                 continue;
             }
             let code = &self.contracts[*c].1;
+            let mut elem = |var: u16, j: u32| Ok(self.elems.get(&(*c, t.clone(), var, j)).cloned());
             out.insert(
                 format!("{c}/{}", serde_json::to_string(t).unwrap()),
-                abi::row_json(code, t.scope(), Some(v), "trx").unwrap(),
+                abi::row_json(code, t.scope(), Some(v), &mut elem, "trx").unwrap(),
             );
         }
         out
@@ -423,6 +466,7 @@ pub fn example(name: &str) -> &'static str {
         "counter" => include_str!("../../../examples/contracts/counter.prd"),
         "amm" => include_str!("../../../examples/contracts/amm.prd"),
         "pixels" => include_str!("../../../examples/contracts/pixels.prd"),
+        "guestbook" => include_str!("../../../examples/contracts/guestbook.prd"),
         other => panic!("no example {other}"),
     }
 }
