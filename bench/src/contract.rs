@@ -24,9 +24,18 @@ use crate::{peak_rss_bytes, XorShift};
 
 #[derive(Args)]
 pub struct ContractBenchArgs {
-    /// Which parts to run: `token`, `script`, `compile` (comma-separated).
+    /// Which parts to run: `token`, `script`, `compile`, `arrays` (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "token,script,compile")]
     parts: Vec<String>,
+    /// Elements each array grows to (`arrays` part).
+    #[arg(long, default_value_t = 1_000_000)]
+    array_pushes: u64,
+    /// Elements pushed per call (`arrays` part).
+    #[arg(long, default_value_t = 10)]
+    array_pushes_per_call: u32,
+    /// Calls per block (`arrays` part).
+    #[arg(long, default_value_t = 1_000)]
+    array_calls_per_block: usize,
     /// Token holders (each starts with a balance and an rxBTC account for fees).
     #[arg(long, default_value_t = 1_000_000)]
     holders: u64,
@@ -68,7 +77,12 @@ pub fn run(a: &ContractBenchArgs) -> Result<Vec<serde_json::Value>> {
                 }
             }
             "compile" => out.extend(compile_times()?),
-            other => anyhow::bail!("unknown part {other:?} (token, script, compile)"),
+            "arrays" => out.extend(crate::arrays::run(
+                a.array_pushes,
+                a.array_pushes_per_call,
+                a.array_calls_per_block,
+            )?),
+            other => anyhow::bail!("unknown part {other:?} (token, script, compile, arrays)"),
         }
     }
     Ok(out)

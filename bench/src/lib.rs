@@ -2,6 +2,7 @@
 //! `--json`, one JSON object with at least `name`, the parameters, `ops_per_sec` and
 //! `peak_rss_bytes`, so scripts can collect figures.
 
+mod arrays;
 mod contract;
 mod e2e;
 mod floor;

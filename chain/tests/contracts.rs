@@ -703,6 +703,48 @@ fn stored_arrays_roll_back_and_survive_restart() {
     assert_eq!(g["book"], after);
 }
 
+const PUSHES: &str = r#"
+contract Pushes {
+    @global array<uint64> items;
+    function push(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { items.push(uint64(items.length()) + 1u64); }
+    }
+}
+"#;
+
+/// The work of a push does not grow with the array: one more element of a 2,000-element
+/// `@global` array changes two global items (the contract's row with the length, and the
+/// element), as it does at 10 elements.
+#[test]
+fn a_push_changes_the_same_items_at_any_length() {
+    let mut net = Net::new(1, 1, 4);
+    let c = net.deploy(0, PUSHES, &json!({}));
+    let changes_of_one_push = |net: &mut Net| {
+        net.call(1, c, "push", &json!({"n": 1}));
+        // The transaction's block, then the global lane's.
+        net.mine();
+        net.mine();
+        net.chain.last_global_changes()
+    };
+    net.call(1, c, "push", &json!({"n": 10}));
+    net.settle();
+    let small = changes_of_one_push(&mut net);
+    for _ in 0..2 {
+        net.call(1, c, "push", &json!({"n": 1000}));
+    }
+    net.settle();
+    let large = changes_of_one_push(&mut net);
+    assert_eq!((small, large), (2, 2));
+    let g = net
+        .chain
+        .contract_state(&c, &Target::Global)
+        .unwrap()
+        .unwrap();
+    let items = g["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2012);
+    assert_eq!(items[2011], json!(2012));
+}
+
 const TICKER: &str = r#"
 contract Ticker {
     @address uint32 ticks;

@@ -1,0 +1,225 @@
+//! `rexe bench contract --parts arrays`: how the cost of a push grows with the array. One
+//! `@global` array and one `@shard` array grow to `--array-pushes` elements, a block of calls
+//! at a time (each call pushes `--array-pushes-per-call` elements, through the transaction
+//! path: fee, gas, global-lane relay for the global array). The time per push of the first
+//! block (the array below one block's worth of elements) and of the last (near the full
+//! length) are reported with their ratio; with elements stored one row each, the ratio stays
+//! near 1 (it grew with the length when each push re-encoded the whole array).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rexe_chain::contract::contract_address;
+use rexe_chain::lang::compile;
+use rexe_chain::lang::num::Int;
+use rexe_chain::lang::value::Value;
+use rexe_chain::params::{bench_address, GenesisAlloc};
+use rexe_chain::seal::TestSealer;
+use rexe_chain::{Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Tx};
+use serde_json::json;
+
+use crate::peak_rss_bytes;
+
+const PUSHES: &str = r#"
+contract Pushes {
+    @global array<uint64> items;
+    @shard array<uint64> local;
+    function push_global(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { items.push(uint64(items.length()) + 1u64); }
+    }
+    @shard function push_shard(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { local.push(uint64(local.length()) + 1u64); }
+    }
+}
+"#;
+
+/// Senders (each sends at most one call per block, so nonces never wait).
+const SENDERS: u64 = 4096;
+
+/// Runs the global and the shard array to `pushes` elements.
+pub fn run(pushes: u64, per_call: u32, calls_per_block: usize) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for (scope, function) in [("global", "push_global"), ("shard", "push_shard")] {
+        out.push(grow(scope, function, pushes, per_call, calls_per_block)?);
+    }
+    Ok(out)
+}
+
+fn grow(
+    scope: &str,
+    function: &str,
+    pushes: u64,
+    per_call: u32,
+    calls_per_block: usize,
+) -> Result<serde_json::Value> {
+    anyhow::ensure!(per_call > 0 && calls_per_block > 0, "nothing to push");
+    anyhow::ensure!(
+        calls_per_block as u64 <= SENDERS,
+        "at most {SENDERS} calls per block"
+    );
+    let tmp = tempfile::tempdir()?;
+    let mut params = ChainParams::regtest();
+    params.shard_order = rexe_chain::ShardOrder::new(0)?;
+    params.genesis_alloc = GenesisAlloc::Synthetic {
+        count: SENDERS,
+        amount: Amount::ONE_BTC,
+    };
+    params.max_txs_per_shard = calls_per_block;
+    params.undo_depth = 16;
+    let gas = 100_000 + 5_000 * per_call as u64;
+    // Execution, not the consensus limits, is measured.
+    params.block_gas_per_shard = params
+        .block_gas_per_shard
+        .max(calls_per_block as u64 * gas * 2);
+    params.block_gas_global = params
+        .block_gas_global
+        .max(calls_per_block as u64 * gas * 2);
+    params.block_relays_per_shard = params.block_relays_per_shard.max(calls_per_block * 4);
+    let config = ChainConfig {
+        threads: 1,
+        flush_every_blocks: 64,
+        txindex: false,
+        contract_receipts: true,
+        log_contracts: false,
+        verify_state: false,
+        ..ChainConfig::default()
+    };
+    let mut chain = Chain::open(tmp.path(), params.clone(), config, Arc::new(TestSealer))
+        .context("opening bench chain")?;
+    let miner = bench_address(SENDERS + 1);
+    let fee = params.min_base_fee;
+    let mut height = 0u64;
+    let mut mine = |chain: &mut Chain, txs: Vec<SignedTx>| -> Result<()> {
+        height += 1;
+        let now = params.genesis_time + height;
+        let mut b = chain.template_with(miner, now, vec![txs], true)?;
+        b.seal = TestSealer::seal(&b.header);
+        chain.submit(b, now)?;
+        Ok(())
+    };
+    let mk = |from: u64, nonce: u64, gas_limit: u64, payload: Payload| {
+        SignedTx::from_parts(
+            Tx {
+                network: Network::Regtest,
+                from: bench_address(from),
+                nonce,
+                max_fee: fee,
+                max_tip: fee,
+                gas_limit,
+                expiry_height: u64::MAX,
+                payload,
+            },
+            [0u8; 64],
+        )
+    };
+    let code = compile(PUSHES).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let contract = contract_address(&bench_address(0), 0);
+    let deploy = Payload::Deploy {
+        source: PUSHES.into(),
+        args: Vec::new(),
+    };
+    mine(&mut chain, vec![mk(0, 0, 2_000_000, deploy)])?;
+    mine(&mut chain, Vec::new())?;
+    anyhow::ensure!(
+        chain.contracts().get(&contract).is_some(),
+        "deployment failed"
+    );
+    let (_, f) = code.function(function).expect("bench function");
+    let args = rexe_chain::lang::value::encode_tuple(
+        &[Value::Int(Int::from(per_call as u64))],
+        &code.param_types(f),
+        &code.table,
+    )?;
+    let mut nonces = vec![0u64; SENDERS as usize];
+    nonces[0] = 1;
+    let per_block = per_call as u64 * calls_per_block as u64;
+    let blocks = pushes.div_ceil(per_block);
+    // Block 0's global calls run in block 1: the first measured block is block 1 (for both
+    // scopes, so they compare).
+    let mut first = None;
+    let mut last = 0.0;
+    let started = Instant::now();
+    for b in 0..blocks {
+        let txs = (0..calls_per_block as u64)
+            .map(|i| {
+                let from = i;
+                let tx = mk(
+                    from,
+                    nonces[from as usize],
+                    gas,
+                    Payload::ContractCall {
+                        contract,
+                        function: function.into(),
+                        args: args.clone(),
+                    },
+                );
+                nonces[from as usize] += 1;
+                tx
+            })
+            .collect();
+        let t = Instant::now();
+        mine(&mut chain, txs)?;
+        if let Some(e) = chain
+            .last_contract_receipts()
+            .iter()
+            .find_map(|r| r.error.clone())
+        {
+            anyhow::bail!("{scope} push failed: {e}");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        if let Some(e) = chain
+            .last_contract_receipts()
+            .iter()
+            .find_map(|r| r.error.clone())
+        {
+            anyhow::bail!("{scope} push failed: {e}");
+        }
+        if b == 1 {
+            first = Some(secs);
+        }
+        last = secs;
+        if b % 20 == 19 {
+            eprintln!(
+                "{scope}: {} elements, last block {:.1} µs per push",
+                (b + 1) * per_block,
+                secs * 1e6 / per_block as f64
+            );
+        }
+    }
+    // Global calls run on the lane in the block after their transactions: one more block.
+    mine(&mut chain, Vec::new())?;
+    let total = started.elapsed().as_secs_f64();
+    let state = if scope == "global" {
+        chain.contract_state(&contract, &rexe_chain::contract::Target::Global)?
+    } else {
+        chain.contract_state(
+            &contract,
+            &rexe_chain::contract::Target::Shard(rexe_chain::ShardId(0)),
+        )?
+    };
+    let var = if scope == "global" { "items" } else { "local" };
+    let len = state
+        .as_ref()
+        .and_then(|s| s[var].as_array().map(Vec::len))
+        .unwrap_or(0) as u64;
+    anyhow::ensure!(
+        len == blocks * per_block,
+        "{scope} array has {len} elements, expected {}",
+        blocks * per_block
+    );
+    let first = first.unwrap_or(0.0);
+    let us = |s: f64| s * 1e6 / per_block as f64;
+    Ok(json!({
+        "name": format!("contract-array-push-{scope}"),
+        "elements": len,
+        "pushes_per_call": per_call,
+        "calls_per_block": calls_per_block,
+        "us_per_push_first_block": us(first),
+        "us_per_push_last_block": us(last),
+        "last_to_first": last / first.max(1e-12),
+        "ops_per_sec": len as f64 / total,
+        "seconds": total,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }))
+}
