@@ -324,6 +324,30 @@ fn stored_arrays_touch_only_the_elements_they_use() {
 }
 
 #[test]
+fn a_const_local_without_initializer_is_its_types_default() {
+    let src = r#"
+contract T {
+    struct S { uint32 a; array<uint32> b; }
+    @address function uint32 f() export {
+        const uint32 c;
+        const S s;
+        uint32 n = "abc".length();
+        return c + s.a + s.b.length() + n;
+    }
+    @address function g() export {
+        const uint32 c;
+        c = 1u;
+    }
+}
+"#;
+    let e = compile(src).unwrap_err().to_string();
+    assert_eq!(e, "12:9: `c` is const", "only the assignment to the constant is refused");
+    let code = compile(&src.replace("c = 1u;", "")).unwrap();
+    let mut mem = Mem::default();
+    assert_eq!(run(&code, &mut mem, "f", vec![], 100_000).result, Ok(Some(int(3))));
+}
+
+#[test]
 fn relays_carry_encoded_arguments() {
     let code = compile(COUNTER).unwrap();
     let mut mem = Mem::default();

@@ -281,12 +281,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 match init {
                     Some(e) => self.expect(e, &ty)?,
                     None => {
-                        if d.is_const {
-                            return Err(CompileError::new(
-                                d.name.pos,
-                                format!("const `{}` needs an initializer", d.name.name),
-                            ));
-                        }
+                        // PREDA accepts `const T x;`: a constant of T's default value.
                         let tid = self.p.type_id(&ty);
                         self.emit(Instr::Default(tid));
                     }
