@@ -341,10 +341,51 @@ contract T {
 }
 "#;
     let e = compile(src).unwrap_err().to_string();
-    assert_eq!(e, "12:9: `c` is const", "only the assignment to the constant is refused");
+    assert_eq!(
+        e, "12:9: `c` is const",
+        "only the assignment to the constant is refused"
+    );
     let code = compile(&src.replace("c = 1u;", "")).unwrap();
     let mut mem = Mem::default();
-    assert_eq!(run(&code, &mut mem, "f", vec![], 100_000).result, Ok(Some(int(3))));
+    assert_eq!(
+        run(&code, &mut mem, "f", vec![], 100_000).result,
+        Ok(Some(int(3)))
+    );
+}
+
+#[test]
+fn structs_are_built_from_their_members_and_named_through_the_contract() {
+    let src = r#"
+contract T {
+    struct P { uint32 x; uint32 y; }
+    struct S { uint32 a; T.P p; array<uint32> b; }
+    @address S kept;
+    @address function uint32 f() export {
+        T.S s = S(1u, P(2u, 3u), array<uint32>());
+        kept = S(7u, P(), array<uint32>());
+        for (uint32 i = 0u; i < 2u; i++) { s.b.push(S(i, P(i, i), s.b).a); }
+        return s.a + s.p.x + s.p.y + s.b[1u] + s.b.length() + kept.a;
+    }
+}
+"#;
+    let code = compile(src).unwrap();
+    let mut mem = Mem::default();
+    // a 1, p 2 + 3, b [0, 1]: b[1] 1 and length 2, kept.a 7
+    assert_eq!(
+        run(&code, &mut mem, "f", vec![], 100_000).result,
+        Ok(Some(int(16)))
+    );
+    let e = compile(&src.replace("P(2u, 3u)", "P(2u)"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`P(…)` takes its 2 member(s) in order, got 1"),
+        "{e}"
+    );
+    let e = compile(&src.replace("T.P p;", "U.P p;"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("types of other contracts (`U.P`)"), "{e}");
 }
 
 #[test]

@@ -359,6 +359,43 @@ impl<'p, 'a> FnCx<'p, 'a> {
         }
     }
 
+    /// `S(v1, v2, …)`: a structure from its members' values in declaration order (or `S()`,
+    /// every member its default), built in a hidden local.
+    fn construct(&mut self, sid: u16, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let desc = &self.p.tt.structs[sid as usize];
+        let (name, fields) = (desc.name.clone(), desc.fields.clone());
+        if !args.is_empty() && args.len() != fields.len() {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`{name}(…)` takes its {} member(s) in order, got {} value(s)",
+                    fields.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let ty = Type::Struct(sid);
+        let hidden = Ident {
+            // Not an identifier a program can write; unique per position.
+            name: format!("<{name} {}:{}>", pos.line, pos.col),
+            pos,
+        };
+        let slot = self.declare_local(&hidden, ty.clone(), false)?;
+        let tid = self.p.type_id(&ty);
+        self.emit(Instr::Default(tid));
+        self.emit(Instr::StoreLocal(slot));
+        for (i, (a, (_, ft))) in args.iter().zip(&fields).enumerate() {
+            self.expect(a, ft)?;
+            let id = self.p.place(Place {
+                root: Root::Local(slot),
+                steps: vec![Step::Field(i as u16)],
+            });
+            self.emit(Instr::Store(id));
+        }
+        self.emit(Instr::LoadLocal(slot));
+        Ok(ty)
+    }
+
     fn place_operands(&mut self, pr: &PlaceRef<'_>) -> CResult<()> {
         for (e, t) in &pr.operands {
             self.expect(e, t)?;
@@ -780,6 +817,9 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 }
                 if builtin_type(n).is_some() {
                     return self.conversion(n, args, pos).map(Some);
+                }
+                if let Some(&sid) = self.p.struct_ids.get(n) {
+                    return self.construct(sid, args, pos).map(Some);
                 }
                 let Some(&fid) = self.p.sig_ids.get(n) else {
                     return Err(CompileError::new(

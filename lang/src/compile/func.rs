@@ -80,7 +80,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
             .find(|l| l.name == name)
     }
 
-    fn declare_local(&mut self, name: &Ident, ty: Type, is_const: bool) -> CResult<u16> {
+    pub(super) fn declare_local(&mut self, name: &Ident, ty: Type, is_const: bool) -> CResult<u16> {
         if self.local(&name.name).is_some() {
             return Err(CompileError::new(
                 name.pos,

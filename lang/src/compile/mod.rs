@@ -205,6 +205,15 @@ impl<'a> Program<'a> {
         }
         match t {
             TypeExpr::Named(parts) => {
+                // `Contract.S` names this contract's own type `S`.
+                let parts = match parts.as_slice() {
+                    [c, rest @ ..]
+                        if !rest.is_empty() && c.name == self.file.contract.name.name =>
+                    {
+                        rest
+                    }
+                    _ => parts.as_slice(),
+                };
                 if parts.len() > 1 {
                     return Err(CompileError::new(
                         parts[0].pos,
