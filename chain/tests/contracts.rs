@@ -290,6 +290,15 @@ fn scenarios_end_where_expected() {
     )];
     assert_eq!(k0["mine"], json!([0, 7, 0, 0]));
     assert_eq!(k0["confirmed"], json!(3));
+    assert_eq!(k0["counted"], json!(3));
+    assert_eq!(
+        k0["notes"],
+        json!({"0": "k0 j0", "7": "k0 j1"}),
+        "14 was forgotten"
+    );
+    let counts = st["0/@global"]["counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 16);
+    assert!(counts.values().all(|c| *c == json!(3)));
 
     let mut seq = Sequential::new(16);
     seq.run(&counter_scenario());
@@ -665,6 +674,25 @@ fn stored_arrays_roll_back_and_survive_restart() {
             .unwrap()["mine"]
             .clone()
     };
+    let whole = |net: &mut Net| {
+        let g = net
+            .chain
+            .contract_state(&c, &Target::Global)
+            .unwrap()
+            .unwrap();
+        let a = (0..4)
+            .map(|k| {
+                net.chain
+                    .contract_state(&c, &Target::Address(keys[k].address()))
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        (g, a)
+    };
+    let state1 = whole(&mut net);
+    assert_eq!(state1.0["counts"].as_object().unwrap().len(), 4);
+    assert_eq!(state1.1[1]["notes"], json!({"2": "first 1"}));
     let book1 = book(&mut net);
     assert_eq!(book1.as_array().unwrap().len(), 7);
     assert_eq!(book1[6]["note"], json!("first 3"));
@@ -689,11 +717,17 @@ fn stored_arrays_roll_back_and_survive_restart() {
         "global elements come back with the blocks"
     );
     assert_eq!(mine(&mut net, 1), json!([2]), "address elements come back");
+    assert_eq!(
+        whole(&mut net),
+        state1,
+        "maps and arrays in every scope come back"
+    );
     // Redo on another branch, then reopen: the elements are on disk.
     net.miner = rexe_chain::Signer::from_seed(b"another miner").address();
     net.settle();
     net.settle();
     let after = book(&mut net);
+    let state2 = whole(&mut net);
     net.chain.flush().unwrap();
     let root = net.chain.tip_header().state_root;
     drop(net);
@@ -701,6 +735,7 @@ fn stored_arrays_roll_back_and_survive_restart() {
     assert_eq!(chain.tip_header().state_root, root);
     let g = chain.contract_state(&c, &Target::Global).unwrap().unwrap();
     assert_eq!(g["book"], after);
+    assert_eq!(g, state2.0);
 }
 
 const PUSHES: &str = r#"

@@ -16,7 +16,12 @@ impl Host for NoState {
     fn read_row(&mut self, _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Ok(None)
     }
-    fn read_elem(&mut self, _: ScopeKind, _: u16, _: u32) -> Result<Option<Vec<u8>>, String> {
+    fn read_elem(
+        &mut self,
+        _: ScopeKind,
+        _: u16,
+        _: &rexe_chain::lang::layout::ElemKey,
+    ) -> Result<Option<Vec<u8>>, String> {
         Ok(None)
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::ast::ScopeKind;
+use super::layout::ElemKey;
 use super::num::Int;
 use super::value::Value;
 use super::vm::{self, Context, Host, Outcome, RelayDest, Trap, TxKind};
@@ -11,7 +12,7 @@ use super::{compile, Verified};
 #[derive(Default, Clone)]
 struct Mem {
     rows: HashMap<ScopeKind, Vec<u8>>,
-    elems: HashMap<(ScopeKind, u16, u32), Vec<u8>>,
+    elems: HashMap<(ScopeKind, u16, ElemKey), Vec<u8>>,
     elem_reads: usize,
 }
 
@@ -23,10 +24,10 @@ impl Host for Mem {
         &mut self,
         scope: ScopeKind,
         var: u16,
-        index: u32,
+        key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
         self.elem_reads += 1;
-        Ok(self.elems.get(&(scope, var, index)).cloned())
+        Ok(self.elems.get(&(scope, var, key.clone())).cloned())
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
         false
@@ -87,7 +88,7 @@ fn run(code: &Verified, mem: &mut Mem, func: &str, args: Vec<Value>, gas: u64) -
         }
     }
     for w in &out.elem_writes {
-        let k = (w.scope, w.var, w.index);
+        let k = (w.scope, w.var, w.key.clone());
         match &w.value {
             Some(b) => {
                 mem.elems.insert(k, b.clone());
@@ -106,7 +107,7 @@ fn state(code: &Verified, mem: &Mem, scope: ScopeKind) -> Vec<Value> {
         Some(b) => vm::decode_row(code, scope, b).unwrap(),
         None => vm::default_row(code, scope),
     };
-    let mut elem = |var: u16, i: u32| Ok(mem.elems.get(&(scope, var, i)).cloned());
+    let mut elem = |var: u16, k: &ElemKey| Ok(mem.elems.get(&(scope, var, k.clone())).cloned());
     super::layout::full_values(code, scope, &row, &mut elem).unwrap()
 }
 
@@ -258,7 +259,7 @@ fn stored_arrays_touch_only_the_elements_they_use() {
     // One more push: one element row and the scope row, no element read.
     let out = run(&code, &mut mem, "push_n", vec![int(1)], 1_000_000);
     assert_eq!((out.elem_writes.len(), out.writes.len()), (1, 1));
-    assert_eq!(out.elem_writes[0].index, 50);
+    assert_eq!(out.elem_writes[0].key, ElemKey::Index(50));
     assert_eq!(mem.elem_reads, 0);
     assert_eq!(
         run(&code, &mut mem, "len", vec![], 100_000).result,
@@ -386,6 +387,104 @@ contract T {
         .unwrap_err()
         .to_string();
     assert!(e.contains("types of other contracts (`U.P`)"), "{e}");
+}
+
+const MAPS: &str = r#"
+contract M {
+    @shard map<uint32, uint64> m;
+    @shard function put_n(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { m[i] = uint64(i) + 10u64; }
+    }
+    @shard function uint64 get(uint32 k) export { return m[k]; }
+    @shard function bool has(uint32 k) export { return m.has(k); }
+    @shard function erase(uint32 k) export { m.erase(k); }
+    @shard function bump(uint32 k) export { m[k] += 1u64; }
+    @shard function churn() export { m[1000u] = 5u64; m.erase(1000u); m.erase(2000u); }
+    @shard function uint64 copy_sum() export {
+        map<uint32, uint64> c = m;
+        c[0u] = 1000u64;
+        return c[0u] + c[2u];
+    }
+    @shard function replace() export {
+        map<uint32, uint64> n;
+        n[7u] = 70u64;
+        n[3u] = 30u64;
+        m = n;
+    }
+    @shard function fail() export { m[5u] = 1u64; __debug.assert(false); }
+}
+"#;
+
+#[test]
+fn stored_maps_touch_only_the_entries_they_use() {
+    let code = compile(MAPS).unwrap();
+    let mut mem = Mem::default();
+    let sh = ScopeKind::Shard;
+    let map_of = |pairs: &[(i128, i128)]| {
+        Value::Map(pairs.iter().map(|(k, v)| (int(*k), int(*v))).collect())
+    };
+    let out = run(&code, &mut mem, "put_n", vec![int(20)], 10_000_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    // An entry row and a key slot per entry.
+    assert_eq!(mem.elems.len(), 40);
+    let reads = mem.elem_reads;
+    // Reading a missing key gives the default and creates nothing; has() reads one row.
+    assert_eq!(
+        run(&code, &mut mem, "get", vec![int(99)], 100_000).result,
+        Ok(Some(int(0)))
+    );
+    assert_eq!(
+        run(&code, &mut mem, "has", vec![int(99)], 100_000).result,
+        Ok(Some(Value::Bool(false)))
+    );
+    assert_eq!(
+        run(&code, &mut mem, "has", vec![int(3)], 100_000).result,
+        Ok(Some(Value::Bool(true)))
+    );
+    assert_eq!(mem.elem_reads - reads, 3);
+    assert_eq!(mem.elems.len(), 40);
+    // Erasing from the middle moves the last key into the freed slot: three rows change.
+    let out = run(&code, &mut mem, "erase", vec![int(4)], 100_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.elem_writes.len(), 4, "{:?}", out.elem_writes);
+    assert_eq!(mem.elems.len(), 38);
+    assert_eq!(
+        run(&code, &mut mem, "get", vec![int(19)], 100_000).result,
+        Ok(Some(int(29)))
+    );
+    assert_eq!(
+        run(&code, &mut mem, "has", vec![int(4)], 100_000).result,
+        Ok(Some(Value::Bool(false)))
+    );
+    run(&code, &mut mem, "bump", vec![int(19)], 100_000);
+    assert_eq!(
+        run(&code, &mut mem, "get", vec![int(19)], 100_000).result,
+        Ok(Some(int(30)))
+    );
+    // Insert and erase in one call, erase of a missing key: nothing stored changes.
+    let out = run(&code, &mut mem, "churn", vec![], 100_000);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert!(
+        out.elem_writes.is_empty() && out.writes.is_empty(),
+        "{:?}",
+        out.elem_writes
+    );
+    let mut want: Vec<(i128, i128)> = (0..20).filter(|k| *k != 4).map(|k| (k, k + 10)).collect();
+    want.iter_mut().find(|(k, _)| *k == 19).unwrap().1 = 30;
+    assert_eq!(state(&code, &mem, sh)[0], map_of(&want));
+    // A copy is a value; a whole assignment replaces every entry.
+    assert_eq!(
+        run(&code, &mut mem, "copy_sum", vec![], 1_000_000).result,
+        Ok(Some(int(1012)))
+    );
+    run(&code, &mut mem, "replace", vec![], 1_000_000);
+    assert_eq!(state(&code, &mem, sh)[0], map_of(&[(3, 30), (7, 70)]));
+    assert_eq!(mem.elems.len(), 4);
+    // A failed call writes nothing.
+    let out = run(&code, &mut mem, "fail", vec![], 1_000_000);
+    assert!(matches!(out.result, Err(Trap::Assert(_))));
+    assert!(out.elem_writes.is_empty());
+    assert_eq!(state(&code, &mem, sh)[0], map_of(&[(3, 30), (7, 70)]));
 }
 
 #[test]

@@ -18,7 +18,7 @@ use thiserror::Error;
 use super::ast::ScopeKind;
 use super::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, RelayTo, Root, Step};
 use super::gas;
-use super::layout::{self, ElemWrite};
+use super::layout::{self, ElemKey, ElemWrite};
 use super::num::{Int, NumTy};
 use super::types::Type;
 use super::value::{self, default_value, has_type, Value, MAX_BYTES_LEN};
@@ -119,14 +119,14 @@ pub trait Host {
     /// The stored state row of `scope` for this micro-transaction's target (its own scope)
     /// or the current shard (`ScopeKind::Shard`).
     fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String>;
-    /// Element `index` of the stored array `var` of `scope` (see [`crate::layout`]): its
-    /// row, `None` when it has none (the element is the default). `scope` is the call's own
-    /// scope, the current shard, or the global lane.
+    /// A content row of the stored container `var` of `scope` (see [`crate::layout`]),
+    /// `None` when there is none. `scope` is the call's own scope, the current shard, or the
+    /// global lane.
     fn read_elem(
         &mut self,
         scope: ScopeKind,
         var: u16,
-        index: u32,
+        key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String>;
     /// Whether `addr` is a deployed contract.
     fn is_contract(&self, addr: &[u8; 32]) -> bool;
@@ -179,7 +179,7 @@ pub struct Outcome {
     pub writes: RowWrites,
     /// Changed global variables (global lane only), as row values (see [`crate::layout`]).
     pub global_writes: Vec<(u16, Value)>,
-    /// Changed element rows of stored arrays, in every scope.
+    /// Changed content rows of stored containers, in every scope.
     pub elem_writes: Vec<ElemWrite>,
     /// Emitted relays.
     pub relays: Vec<RelayOut>,
@@ -200,7 +200,56 @@ struct Frame<'g> {
     writable: bool,
     /// The stored arrays, by variable index (`None` for other variables).
     arrays: Vec<Option<ArrayVar>>,
+    /// The stored maps, by variable index (`None` for other variables).
+    maps: Vec<Option<MapVar>>,
 }
+
+/// A map entry during a call.
+struct MapEntry {
+    /// Whether it had a row when the call started.
+    stored: bool,
+    /// Its slot and value now (`None`: absent).
+    now: Option<(u32, Value)>,
+}
+
+/// A stored map during a call: its entry count, and the entries and key slots the call read
+/// or wrote. Invariant: every slot in `len..orig_len` is in `written_slots`.
+struct MapVar {
+    len: u32,
+    orig_len: u32,
+    entries: BTreeMap<Vec<u8>, MapEntry>,
+    slots: BTreeMap<u32, Vec<u8>>,
+    written_entries: BTreeSet<Vec<u8>>,
+    written_slots: BTreeSet<u32>,
+}
+
+impl MapVar {
+    fn new(len: u32) -> Self {
+        MapVar {
+            len,
+            orig_len: len,
+            entries: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            written_entries: BTreeSet::new(),
+            written_slots: BTreeSet::new(),
+        }
+    }
+
+    fn changed(&self) -> bool {
+        self.len != self.orig_len
+            || !self.written_entries.is_empty()
+            || !self.written_slots.is_empty()
+    }
+}
+
+/// Where a place's first step led inside a stored container.
+enum StoredAt {
+    Elem(ScopeKind, u16, u32),
+    Entry(ScopeKind, u16, Vec<u8>),
+}
+
+/// Stands in for a value that is not stored (a missing map entry reads as its default).
+static ABSENT: Value = Value::Bool(false);
 
 /// A stored array during a call: its length, and the elements the call read or wrote.
 /// Invariant: every index in `len..orig_len` is in `written` (its row must go).
@@ -281,6 +330,7 @@ impl<'g> Frame<'g> {
     fn dirty(&self) -> bool {
         self.modified.iter().any(Option::is_some)
             || self.arrays.iter().flatten().any(ArrayVar::changed)
+            || self.maps.iter().flatten().any(MapVar::changed)
     }
 }
 
@@ -449,14 +499,19 @@ impl<'a, 'g> Machine<'a, 'g> {
                 Base::Owned(b) => b,
             };
             let mut arrays = Vec::with_capacity(vars.len());
+            let mut maps = Vec::with_capacity(vars.len());
             for (i, v) in rows.iter().enumerate() {
-                arrays.push(if layout::is_stored(self.code, scope, i) {
+                let (mut a, mut m) = (None, None);
+                if let Some(st) = layout::stored(self.code.ty(vars[i].1)) {
                     let n = layout::stored_len(v)
-                        .ok_or_else(|| Trap::Host("stored array without its length".into()))?;
-                    Some(ArrayVar::new(n))
-                } else {
-                    None
-                });
+                        .ok_or_else(|| Trap::Host("stored container without its length".into()))?;
+                    match st {
+                        layout::Stored::Array(_) => a = Some(ArrayVar::new(n)),
+                        layout::Stored::Map(..) => m = Some(MapVar::new(n)),
+                    }
+                }
+                arrays.push(a);
+                maps.push(m);
             }
             self.frames[slot] = Some(Frame {
                 base,
@@ -464,6 +519,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                 original,
                 writable,
                 arrays,
+                maps,
             });
         }
         Ok(self.frames[slot].as_mut().expect("just loaded"))
@@ -502,7 +558,10 @@ impl<'a, 'g> Machine<'a, 'g> {
         let value = if i >= a.orig_len {
             default_value(elem, &code.table)
         } else {
-            let row = self.host.read_elem(scope, v, i).map_err(Trap::Host)?;
+            let row = self
+                .host
+                .read_elem(scope, v, &ElemKey::Index(i))
+                .map_err(Trap::Host)?;
             let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
             self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
             layout::decode_elem(elem, code, row.as_deref())
@@ -531,6 +590,207 @@ impl<'a, 'g> Machine<'a, 'g> {
         self.array(scope, v)
     }
 
+    /// The key and value types of state variable `v` of `scope` when it is a stored map.
+    fn stored_map(&self, scope: ScopeKind, v: u16) -> Option<(&'a Type, &'a Type)> {
+        let code: &'a Verified = self.code;
+        let (_, t) = code.state_of(scope).get(v as usize)?;
+        match layout::stored(code.ty(*t))? {
+            layout::Stored::Map(k, x) => Some((k, x)),
+            layout::Stored::Array(_) => None,
+        }
+    }
+
+    /// The stored map `v` of `scope` (its frame loaded).
+    fn map(&mut self, scope: ScopeKind, v: u16) -> Result<&mut MapVar, Trap> {
+        self.frame(scope)?
+            .maps
+            .get_mut(v as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Trap::Type("stored map"))
+    }
+
+    /// The stored map `v` of `scope`, for writing.
+    fn map_mut(&mut self, scope: ScopeKind, v: u16) -> Result<&mut MapVar, Trap> {
+        if !self.frame(scope)?.writable {
+            return Err(Trap::ReadOnly);
+        }
+        self.map(scope, v)
+    }
+
+    /// The encoding of key `k` of stored map `v` of `scope` (the name of its entry row).
+    fn map_key(&self, scope: ScopeKind, v: u16, k: &Value) -> Result<Vec<u8>, Trap> {
+        let (kt, _) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
+        if !has_type(k, kt, &self.code.table) {
+            return Err(Trap::Type("key of the wrong type"));
+        }
+        layout::encode_key(kt, self.code, k).map_err(|_| Trap::Type("key of the wrong type"))
+    }
+
+    /// Reads the row of `host` named `key` of container `v` of `scope`, charging for it.
+    fn read_content(
+        &mut self,
+        scope: ScopeKind,
+        v: u16,
+        key: &ElemKey,
+    ) -> Result<Option<Vec<u8>>, Trap> {
+        let row = self.host.read_elem(scope, v, key).map_err(Trap::Host)?;
+        let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
+        self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
+        Ok(row)
+    }
+
+    /// Makes the entry with key encoding `kb` present in the call's cache.
+    fn load_entry(&mut self, scope: ScopeKind, v: u16, kb: &[u8]) -> Result<(), Trap> {
+        let (_, vt) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
+        if self.map(scope, v)?.entries.contains_key(kb) {
+            return Ok(());
+        }
+        let code = self.code;
+        let row = self.read_content(scope, v, &ElemKey::Key(kb.to_vec()))?;
+        let entry =
+            match row {
+                None => MapEntry {
+                    stored: false,
+                    now: None,
+                },
+                Some(b) => MapEntry {
+                    stored: true,
+                    now: Some(layout::decode_entry(vt, code, &b).map_err(|e| {
+                        Trap::Host(format!("stored map entry does not decode: {e}"))
+                    })?),
+                },
+            };
+        self.map(scope, v)?.entries.insert(kb.to_vec(), entry);
+        Ok(())
+    }
+
+    /// The key encoding in slot `i` (below the count) of stored map `v` of `scope`.
+    fn load_slot(&mut self, scope: ScopeKind, v: u16, i: u32) -> Result<Vec<u8>, Trap> {
+        let m = self.map(scope, v)?;
+        if let Some(kb) = m.slots.get(&i) {
+            return Ok(kb.clone());
+        }
+        if i >= m.len || i >= m.orig_len {
+            return Err(Trap::Host(format!("map slot {i} is not stored")));
+        }
+        let kb = self
+            .read_content(scope, v, &ElemKey::Index(i))?
+            .ok_or_else(|| Trap::Host(format!("map slot {i} has no key")))?;
+        self.map(scope, v)?.slots.insert(i, kb.clone());
+        Ok(kb)
+    }
+
+    /// Makes sure the entry `kb` exists (a new one takes the default value and the next
+    /// slot), and marks it written.
+    fn map_insert(&mut self, scope: ScopeKind, v: u16, kb: &[u8]) -> Result<(), Trap> {
+        let (_, vt) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
+        self.map_mut(scope, v)?;
+        self.load_entry(scope, v, kb)?;
+        let d = default_value(vt, &self.code.table);
+        let m = self.map(scope, v)?;
+        let e = m.entries.get_mut(kb).ok_or(Trap::Type("stored entry"))?;
+        if e.now.is_none() {
+            if m.len == u32::MAX {
+                return Err(Trap::Limit("map size"));
+            }
+            let slot = m.len;
+            e.now = Some((slot, d));
+            m.len += 1;
+            m.slots.insert(slot, kb.to_vec());
+            m.written_slots.insert(slot);
+        }
+        m.written_entries.insert(kb.to_vec());
+        Ok(())
+    }
+
+    /// Removes the entry `kb` if present, moving the last slot's key into its slot.
+    fn map_erase(&mut self, scope: ScopeKind, v: u16, kb: &[u8]) -> Result<(), Trap> {
+        self.map_mut(scope, v)?;
+        self.load_entry(scope, v, kb)?;
+        let Some(slot) = self.map(scope, v)?.entries[kb]
+            .now
+            .as_ref()
+            .map(|(s, _)| *s)
+        else {
+            return Ok(());
+        };
+        let last = self.map(scope, v)?.len - 1;
+        if slot != last {
+            let lk = self.load_slot(scope, v, last)?;
+            self.load_entry(scope, v, &lk)?;
+            let m = self.map(scope, v)?;
+            let moved = m.entries.get_mut(&lk).and_then(|e| e.now.as_mut());
+            let moved = moved.ok_or_else(|| Trap::Host("map slot names a missing entry".into()))?;
+            moved.0 = slot;
+            m.written_entries.insert(lk.clone());
+            m.slots.insert(slot, lk);
+            m.written_slots.insert(slot);
+        }
+        let m = self.map(scope, v)?;
+        m.slots.remove(&last);
+        m.written_slots.insert(last);
+        if let Some(e) = m.entries.get_mut(kb) {
+            e.now = None;
+        }
+        m.written_entries.insert(kb.to_vec());
+        m.len = last;
+        Ok(())
+    }
+
+    /// The whole stored map `v` of `scope`, every entry read.
+    fn materialize_map(&mut self, scope: ScopeKind, v: u16) -> Result<Value, Trap> {
+        let (kt, _) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
+        let n = self.map(scope, v)?.len;
+        let mut out = BTreeMap::new();
+        for i in 0..n {
+            let kb = self.load_slot(scope, v, i)?;
+            self.load_entry(scope, v, &kb)?;
+            let value = self.map(scope, v)?.entries[&kb]
+                .now
+                .as_ref()
+                .map(|(_, x)| x.clone())
+                .ok_or_else(|| Trap::Host("map slot names a missing entry".into()))?;
+            let k = layout::decode_key(kt, self.code, &kb)
+                .map_err(|e| Trap::Host(format!("stored map key does not decode: {e}")))?;
+            out.insert(k, value);
+        }
+        Ok(Value::Map(out))
+    }
+
+    /// `m = value` for a stored map: every entry removed, then the new ones inserted.
+    fn assign_map(&mut self, scope: ScopeKind, v: u16, value: Value) -> Result<(), Trap> {
+        let Value::Map(new) = value else {
+            return Err(Trap::Type("map expected"));
+        };
+        self.map_mut(scope, v)?;
+        let n = self.map(scope, v)?.len;
+        for i in 0..n {
+            let kb = self.load_slot(scope, v, i)?;
+            self.load_entry(scope, v, &kb)?;
+            let m = self.map(scope, v)?;
+            if let Some(e) = m.entries.get_mut(&kb) {
+                e.now = None;
+            }
+            m.written_entries.insert(kb);
+            m.written_slots.insert(i);
+            m.slots.remove(&i);
+        }
+        self.map(scope, v)?.len = 0;
+        for (k, x) in new {
+            let kb = self.map_key(scope, v, &k)?;
+            self.map_insert(scope, v, &kb)?;
+            if let Some(e) = self
+                .map(scope, v)?
+                .entries
+                .get_mut(&kb)
+                .and_then(|e| e.now.as_mut())
+            {
+                e.1 = x;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `f` to the value at place `p` without copying it. A missing map key reads as
     /// the default of the value type (later steps continue inside that default).
     fn with_place_ref<R>(
@@ -550,19 +810,45 @@ impl<'a, 'g> Machine<'a, 'g> {
                 Some(Step::Index) => {
                     let i = as_index(ops.next().ok_or(Trap::Type("operand"))?)? as u32;
                     self.load_elem(scope, v, i)?;
-                    Some((scope, v, i))
+                    Some(StoredAt::Elem(scope, v, i))
+                }
+                Some(_) => return Err(Trap::Type("place step")),
+            },
+            Root::State(scope, v) if self.stored_map(scope, v).is_some() => match steps.next() {
+                None => return Ok(f(&self.materialize_map(scope, v)?)),
+                Some(Step::Key(_)) => {
+                    let k = ops.next().ok_or(Trap::Type("operand"))?;
+                    let kb = self.map_key(scope, v, k)?;
+                    self.load_entry(scope, v, &kb)?;
+                    Some(StoredAt::Entry(scope, v, kb))
                 }
                 Some(_) => return Err(Trap::Type("place step")),
             },
             _ => None,
         };
+        let mut owned: Option<Value> = None;
         let base: &Value = match (place.root, stored) {
-            (_, Some((scope, v, i))) => {
+            (_, Some(StoredAt::Elem(scope, v, i))) => {
                 let slot = self.frame_slot(scope)?;
                 self.frames[slot]
                     .as_ref()
                     .and_then(|f| f.arrays.get(v as usize)?.as_ref()?.cache.get(&i))
                     .ok_or(Trap::Type("stored element"))?
+            }
+            (_, Some(StoredAt::Entry(scope, v, kb))) => {
+                let (_, vt) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
+                let slot = self.frame_slot(scope)?;
+                let entry = self.frames[slot]
+                    .as_ref()
+                    .and_then(|f| f.maps.get(v as usize)?.as_ref()?.entries.get(&kb))
+                    .ok_or(Trap::Type("stored entry"))?;
+                match &entry.now {
+                    Some((_, x)) => x,
+                    None => {
+                        owned = Some(default_value(vt, &code.table));
+                        &ABSENT
+                    }
+                }
             }
             (Root::Local(s), None) => {
                 let base = self.calls.last().map(|c| c.locals).unwrap_or(0);
@@ -580,7 +866,6 @@ impl<'a, 'g> Machine<'a, 'g> {
             }
         };
         let mut cur = base;
-        let mut owned: Option<Value> = None;
         for step in steps {
             let op = match step {
                 Step::Field(_) => None,
@@ -657,6 +942,21 @@ impl<'a, 'g> Machine<'a, 'g> {
                 a.written.insert(i);
                 a.cache.get_mut(&i).ok_or(Trap::Type("stored element"))?
             }
+            // A stored map: its first step selects one entry row, created if missing.
+            Root::State(scope, v) if self.stored_map(scope, v).is_some() => {
+                let Some(Step::Key(_)) = steps.next() else {
+                    return Err(Trap::Type("whole stored map as a place"));
+                };
+                let k = ops.next().ok_or(Trap::Type("operand"))?;
+                let kb = self.map_key(scope, v, &k)?;
+                self.map_insert(scope, v, &kb)?;
+                let m = self.map(scope, v)?;
+                m.entries
+                    .get_mut(&kb)
+                    .and_then(|e| e.now.as_mut())
+                    .map(|(_, x)| x)
+                    .ok_or(Trap::Type("stored entry"))?
+            }
             Root::State(scope, v) => self.frame(scope)?.get_mut(v as usize)?,
         };
         for step in steps {
@@ -685,6 +985,9 @@ impl<'a, 'g> Machine<'a, 'g> {
             if !has_type(&v, &pt.leaf, &self.code.table) {
                 return Err(Trap::Type("value of the wrong type for this state"));
             }
+        }
+        if let Some((scope, var)) = self.whole_stored_map(p) {
+            return self.assign_map(scope, var, v);
         }
         if let Some((scope, var)) = self.whole_stored(p) {
             let Value::Array(items) = v else {
@@ -716,6 +1019,41 @@ impl<'a, 'g> Machine<'a, 'g> {
                 self.stored_elem(scope, v).map(|_| (scope, v))
             }
             _ => None,
+        }
+    }
+
+    /// `(scope, variable)` when place `p` is a whole stored map (no steps).
+    fn whole_stored_map(&self, p: u32) -> Option<(ScopeKind, u16)> {
+        let place = self.code.places.get(p as usize)?;
+        match place.root {
+            Root::State(scope, v) if place.steps.is_empty() => {
+                self.stored_map(scope, v).map(|_| (scope, v))
+            }
+            _ => None,
+        }
+    }
+
+    /// A method called on a whole stored map: reads or writes the one entry it names.
+    fn map_method(
+        &mut self,
+        scope: ScopeKind,
+        v: u16,
+        m: Method,
+        arg: Option<Value>,
+    ) -> Result<Option<Value>, Trap> {
+        let k = arg.ok_or(Trap::Type("argument"))?;
+        let kb = self.map_key(scope, v, &k)?;
+        match m {
+            Method::Has => {
+                self.load_entry(scope, v, &kb)?;
+                let present = self.map(scope, v)?.entries[&kb].now.is_some();
+                Ok(Some(Value::Bool(present)))
+            }
+            Method::Erase => {
+                self.map_erase(scope, v, &kb)?;
+                Ok(None)
+            }
+            _ => Err(Trap::Type("method receiver")),
         }
     }
 
@@ -801,6 +1139,9 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
         if let Some((scope, v)) = self.whole_stored(p) {
             return self.stored_method(scope, v, m, args.into_iter().next());
+        }
+        if let Some((scope, v)) = self.whole_stored_map(p) {
+            return self.map_method(scope, v, m, args.into_iter().next());
         }
         if !m.mutates() {
             return self.with_place_ref(p, &ops, |recv| read_method(recv, m, &args))?;
@@ -1391,12 +1732,59 @@ impl<'a, 'g> Machine<'a, 'g> {
                     elem_writes.push(ElemWrite {
                         scope,
                         var: i as u16,
-                        index: idx,
+                        key: ElemKey::Index(idx),
                         value,
                     });
                 }
                 if a.len != a.orig_len {
                     lens[i] = Some(a.len);
+                }
+            }
+            for (i, m) in frame.maps.into_iter().enumerate() {
+                let Some(m) = m else { continue };
+                if !m.changed() {
+                    continue;
+                }
+                let var = i as u16;
+                let (_, vt) = self
+                    .stored_map(scope, var)
+                    .ok_or(Trap::Type("stored map"))?;
+                let mut rows = Vec::new();
+                for slot in &m.written_slots {
+                    if *slot < m.len {
+                        let kb = m.slots.get(slot).ok_or(Trap::Type("map slot"))?;
+                        rows.push((ElemKey::Index(*slot), Some(kb.clone())));
+                    } else if *slot < m.orig_len {
+                        rows.push((ElemKey::Index(*slot), None));
+                    }
+                }
+                for kb in m.written_entries {
+                    let e = m.entries.get(&kb).ok_or(Trap::Type("stored entry"))?;
+                    match &e.now {
+                        Some((slot, x)) => {
+                            if !has_type(x, vt, &code.table) {
+                                return Err(Trap::Type("state of the wrong type"));
+                            }
+                            let b = layout::encode_entry(vt, code, *slot, x)
+                                .map_err(|_| Trap::Type("state of the wrong type"))?;
+                            rows.push((ElemKey::Key(kb), Some(b)));
+                        }
+                        None if e.stored => rows.push((ElemKey::Key(kb), None)),
+                        None => {}
+                    }
+                }
+                for (key, value) in rows {
+                    let len = value.as_ref().map_or(0, Vec::len) as u64;
+                    self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
+                    elem_writes.push(ElemWrite {
+                        scope,
+                        var,
+                        key,
+                        value,
+                    });
+                }
+                if m.len != m.orig_len {
+                    lens[i] = Some(m.len);
                 }
             }
             if slot == 2 {

@@ -257,9 +257,9 @@ impl Chain {
         let store = &mut self.shards[shard.index()];
         let row = store.get_state(&key)?;
         let mut failure = None;
-        let mut elem = |var: u16, i: u32| {
+        let mut elem = |var: u16, k: &crate::lang::layout::ElemKey| {
             store
-                .get_state(&crate::contract::elems::elem_key(&key, var, i))
+                .get_state(&crate::contract::elems::content_key(&key, var, k))
                 .map_err(|e| {
                     let m = e.to_string();
                     failure = Some(e);
@@ -320,13 +320,18 @@ impl Chain {
             }
             None => crate::lang::vm::default_row(&d.code, scope),
         };
-        let (row, elems) = crate::lang::layout::split_values(&d.code, scope, &vals, &old)
-            .map_err(|e| e.to_string())?;
+        let mut elem = |var: u16, k: &crate::lang::layout::ElemKey| {
+            store
+                .get_state(&crate::contract::elems::content_key(&key, var, k))
+                .map_err(|e| e.to_string())
+        };
+        let (row, elems) =
+            crate::lang::layout::split_values(&d.code, scope, &vals, &old, &mut elem)?;
         let row = crate::lang::vm::encode_row(&d.code, scope, &row).map_err(|e| e.to_string())?;
         for w in elems {
             store
                 .force_state(
-                    crate::contract::elems::elem_key(&key, w.var, w.index),
+                    crate::contract::elems::content_key(&key, w.var, &w.key),
                     w.value,
                 )
                 .map_err(|e| e.to_string())?;

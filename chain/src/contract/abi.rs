@@ -52,12 +52,12 @@ pub fn encode_args(code: &Verified, f: &Function, args: &Json) -> Result<Vec<u8>
 }
 
 /// A state row of `scope` as `{variable: value}` (`None` row: all defaults), reading the
-/// elements of its stored arrays with `elem(variable, index)`.
+/// contents of its stored containers with `elem(variable, row)`.
 pub fn row_json(
     code: &Verified,
     scope: ScopeKind,
     row: Option<&[u8]>,
-    elem: &mut dyn FnMut(u16, u32) -> Result<Option<Vec<u8>>, String>,
+    elem: &mut crate::lang::layout::ElemReader<'_>,
     hrp: &str,
 ) -> Result<Json, String> {
     let vals = match row {

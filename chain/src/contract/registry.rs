@@ -1,6 +1,7 @@
 //! The contract registry and every contract's global state, kept on the global lane as a
-//! system contract: one item per contract (deployer, height, source and `@global` row) and
-//! one per element of its `@global` stored arrays (key: address, variable BE, index BE),
+//! system contract: one item per contract (deployer, height, source and `@global` row), one
+//! per element or map key slot of its `@global` stored containers (key: address, variable
+//! BE, index BE) and one per map entry (key: address, variable BE, entry id),
 //! committed in `state_root` and undone on reorgs like the peg's items. Shards read the
 //! registry as it was after the previous block.
 
@@ -13,7 +14,7 @@ use crate::address::Address;
 use crate::amount::Amount;
 use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
-use crate::lang::layout::{self, ElemWrite};
+use crate::lang::layout::{self, ElemKey, ElemWrite};
 use crate::lang::value::{self, Value};
 use crate::lang::{compile, vm, Verified};
 use crate::system::{Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId};
@@ -51,19 +52,56 @@ pub struct ContractsSystem {
     contracts: BTreeMap<Address, Deployed>,
     /// Contracts written since the last [`SystemContract::take_changes`].
     written: BTreeSet<Address>,
-    /// Global array elements written since then: (contract, variable, index).
-    written_elems: BTreeSet<(Address, u16, u32)>,
+    /// Global container rows written since then: (contract, variable, row).
+    written_elems: BTreeSet<(Address, u16, ContentId)>,
 }
 
-/// Length of an element item's key: address, variable (BE), index (BE).
-const ELEM_KEY_LEN: usize = 38;
+/// A content row of a global container as the registry names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ContentId {
+    /// An array element or map key slot.
+    Index(u32),
+    /// A map entry, by its id ([`super::elems::entry_id`]).
+    Entry([u8; 32]),
+}
 
-fn elem_item_key(a: &Address, var: u16, index: u32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ELEM_KEY_LEN);
+impl ContentId {
+    fn of(key: &ElemKey) -> Self {
+        match key {
+            ElemKey::Index(i) => ContentId::Index(*i),
+            ElemKey::Key(k) => ContentId::Entry(super::elems::entry_id(k)),
+        }
+    }
+}
+
+/// Length of an element or key-slot item's key: address, variable (BE), index (BE).
+const ELEM_KEY_LEN: usize = 38;
+/// Length of a map entry item's key: address, variable (BE), entry id.
+const ENTRY_KEY_LEN: usize = 66;
+
+fn content_item_key(a: &Address, var: u16, id: &ContentId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ENTRY_KEY_LEN);
     k.extend_from_slice(&a.0);
     k.extend_from_slice(&var.to_be_bytes());
-    k.extend_from_slice(&index.to_be_bytes());
+    match id {
+        ContentId::Index(i) => k.extend_from_slice(&i.to_be_bytes()),
+        ContentId::Entry(h) => k.extend_from_slice(h),
+    }
     k
+}
+
+fn content_get<'d>(d: &'d Deployed, var: u16, id: &ContentId) -> Option<&'d [u8]> {
+    match id {
+        ContentId::Index(i) => d.elems.get(var, *i),
+        ContentId::Entry(h) => d.elems.entry(var, h),
+    }
+}
+
+fn content_set(d: &mut Deployed, var: u16, id: &ContentId, value: Option<&[u8]>) {
+    match id {
+        ContentId::Index(i) => d.elems.set(var, *i, value),
+        ContentId::Entry(h) => d.elems.set_entry(var, *h, value),
+    }
 }
 
 impl ContractsSystem {
@@ -117,8 +155,9 @@ impl ContractsSystem {
             self.written.insert(*addr);
         }
         for w in elems {
-            d.elems.set(w.var, w.index, w.value.as_deref());
-            self.written_elems.insert((*addr, w.var, w.index));
+            let id = ContentId::of(&w.key);
+            content_set(d, w.var, &id, w.value.as_deref());
+            self.written_elems.insert((*addr, w.var, id));
         }
     }
 
@@ -143,7 +182,7 @@ impl ContractsSystem {
     /// A contract's global state as the contract sees it (arrays with their elements).
     pub fn global_values(&self, addr: &Address) -> Result<Vec<Value>, String> {
         let d = self.get(addr).ok_or("no such contract")?;
-        let mut elem = |var: u16, i: u32| Ok(d.elems.get(var, i).map(<[u8]>::to_vec));
+        let mut elem = |var: u16, k: &ElemKey| Ok(d.elems.content(var, k).map(<[u8]>::to_vec));
         layout::full_values(&d.code, ScopeKind::Global, &d.global, &mut elem)
     }
 
@@ -151,8 +190,9 @@ impl ContractsSystem {
     /// simulations: no block records the change.
     pub fn force_global(&mut self, addr: &Address, vals: Vec<Value>) -> Result<(), String> {
         let d = self.contracts.get(addr).ok_or("no such contract")?;
-        let (row, elems) = layout::split_values(&d.code, ScopeKind::Global, &vals, &d.global)
-            .map_err(|e| e.to_string())?;
+        let mut elem = |var: u16, k: &ElemKey| Ok(d.elems.content(var, k).map(<[u8]>::to_vec));
+        let (row, elems) =
+            layout::split_values(&d.code, ScopeKind::Global, &vals, &d.global, &mut elem)?;
         vm::encode_row(&d.code, ScopeKind::Global, &row).map_err(|e| e.to_string())?;
         let writes = row
             .into_iter()
@@ -254,7 +294,12 @@ impl SystemContract for ContractsSystem {
         for d in self.contracts.values() {
             items.push((d.address.0.to_vec(), Self::encode_item(d)));
             for (var, i, b) in d.elems.iter() {
-                items.push((elem_item_key(&d.address, var, i), b.to_vec()));
+                let k = content_item_key(&d.address, var, &ContentId::Index(i));
+                items.push((k, b.to_vec()));
+            }
+            for (var, h, b) in d.elems.entries() {
+                let k = content_item_key(&d.address, var, &ContentId::Entry(*h));
+                items.push((k, b.to_vec()));
             }
         }
         items
@@ -265,20 +310,21 @@ impl SystemContract for ContractsSystem {
             .into_iter()
             .map(|a| (a.0.to_vec(), self.contracts.get(&a).map(Self::encode_item)))
             .collect();
-        for (a, var, i) in std::mem::take(&mut self.written_elems) {
+        for (a, var, id) in std::mem::take(&mut self.written_elems) {
             let value = self
                 .contracts
                 .get(&a)
-                .and_then(|d| d.elems.get(var, i))
+                .and_then(|d| content_get(d, var, &id))
                 .map(<[u8]>::to_vec);
-            changes.push((elem_item_key(&a, var, i), value));
+            changes.push((content_item_key(&a, var, &id), value));
         }
         changes
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), CallError> {
         // Contracts first: their elements need them.
-        for (key, value) in changes.iter().filter(|(k, _)| k.len() != ELEM_KEY_LEN) {
+        let is_content = |k: &[u8]| k.len() == ELEM_KEY_LEN || k.len() == ENTRY_KEY_LEN;
+        for (key, value) in changes.iter().filter(|(k, _)| !is_content(k)) {
             let address = Address(
                 key.as_slice()
                     .try_into()
@@ -296,10 +342,15 @@ impl SystemContract for ContractsSystem {
             }
             self.written.insert(address);
         }
-        for (key, value) in changes.iter().filter(|(k, _)| k.len() == ELEM_KEY_LEN) {
-            let address = Address(key[..32].try_into().expect("38 bytes"));
+        for (key, value) in changes.iter().filter(|(k, _)| is_content(k)) {
+            let address = Address(key[..32].try_into().expect("38 or 66 bytes"));
             let var = u16::from_be_bytes(key[32..34].try_into().expect("2 bytes"));
-            let index = u32::from_be_bytes(key[34..].try_into().expect("4 bytes"));
+            let id = match key.len() {
+                ELEM_KEY_LEN => {
+                    ContentId::Index(u32::from_be_bytes(key[34..].try_into().expect("4 bytes")))
+                }
+                _ => ContentId::Entry(key[34..].try_into().expect("32 bytes")),
+            };
             let Some(d) = self.contracts.get_mut(&address) else {
                 // The contract itself went in the same change set.
                 if value.is_none() {
@@ -309,13 +360,13 @@ impl SystemContract for ContractsSystem {
                     "array element of a contract that does not exist",
                 ));
             };
-            d.elems.set(var, index, value.as_deref());
-            self.written_elems.insert((address, var, index));
+            content_set(d, var, &id, value.as_deref());
+            self.written_elems.insert((address, var, id));
         }
         Ok(())
     }
 
-    /// 1: top-level arrays are stored one row (item) per element.
+    /// 1: top-level arrays and maps are stored one row (item) per element or entry.
     fn rules_version(&self) -> u32 {
         1
     }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::call::{ContractCall, Deployment};
-use super::elems::elem_key;
+use super::elems::content_key;
 use super::receipt::{ContractReceipt, ReceiptKind};
 use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
@@ -22,6 +22,7 @@ use crate::exec::BlockEnv;
 use crate::hash::tagged_hash;
 use crate::lang::ast::ScopeKind;
 use crate::lang::bytecode::FnKind;
+use crate::lang::layout::ElemKey;
 use crate::lang::value::{self, Value};
 use crate::lang::vm::{self, Context, Host, RelayDest, RelayOut, Trap, TxKind};
 use crate::lang::{compile, gas};
@@ -78,17 +79,17 @@ impl Host for ShardHost<'_> {
         &mut self,
         scope: ScopeKind,
         var: u16,
-        index: u32,
+        key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
         if scope == ScopeKind::Global {
-            return Ok(global_elem(self.registry, &self.contract, var, index));
+            return Ok(global_elem(self.registry, &self.contract, var, key));
         }
         let row = if scope == ScopeKind::Shard {
             *self.shard_key()
         } else {
             self.own
         };
-        self.rows.row(&elem_key(&row, var, index)).map_err(|e| {
+        self.rows.row(&content_key(&row, var, key)).map_err(|e| {
             let msg = e.to_string();
             self.failure = Some(e);
             msg
@@ -102,17 +103,17 @@ impl Host for ShardHost<'_> {
     }
 }
 
-/// Element `index` of `@global` array `var` of `contract` (`None`: the default).
+/// Content row `key` of `@global` container `var` of `contract`.
 fn global_elem(
     registry: &ContractsSystem,
     contract: &Address,
     var: u16,
-    index: u32,
+    key: &ElemKey,
 ) -> Option<Vec<u8>> {
     registry
         .get(contract)?
         .elems
-        .get(var, index)
+        .content(var, key)
         .map(<[u8]>::to_vec)
 }
 
@@ -138,12 +139,12 @@ impl Host for LaneHost<'_> {
         &mut self,
         scope: ScopeKind,
         var: u16,
-        index: u32,
+        key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
         if scope != ScopeKind::Global {
             return Err("global functions have no shard state".into());
         }
-        Ok(global_elem(self.registry, &self.contract, var, index))
+        Ok(global_elem(self.registry, &self.contract, var, key))
     }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
         self.registry.get(&Address(*addr)).is_some()
@@ -451,7 +452,8 @@ pub fn run_on_shard(
                     }
                     _ => host.own,
                 };
-                host.rows.set_row(elem_key(&row, w.var, w.index), w.value)?;
+                host.rows
+                    .set_row(content_key(&row, w.var, &w.key), w.value)?;
             }
             let leftover = call.gas - out.gas_used;
             let n = out.relays.len() as u32;

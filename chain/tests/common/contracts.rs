@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rexe_chain::contract::{abi, contract_address, parse_state_key, Target};
 use rexe_chain::lang::ast::ScopeKind;
+use rexe_chain::lang::layout::ElemKey;
 use rexe_chain::lang::value::{self, Value};
 use rexe_chain::lang::vm::{self, Context, Host, RelayDest, TxKind};
 use rexe_chain::lang::{compile, Verified};
@@ -192,7 +193,11 @@ impl Net {
         for (k, _) in self.chain.all_contract_state().unwrap() {
             // Element rows of stored arrays are read with their scope's row.
             let Some((c, target)) = parse_state_key(&k) else {
-                assert_eq!(k.as_bytes()[32], rexe_chain::contract::elems::ELEM_TAG);
+                let tag = k.as_bytes()[32];
+                assert!(
+                    tag == rexe_chain::contract::elems::ELEM_TAG
+                        || tag == rexe_chain::contract::elems::ENTRY_TAG
+                );
                 continue;
             };
             if matches!(target, Target::Shard(_)) {
@@ -219,7 +224,7 @@ pub struct Sequential {
     elems: Elems,
 }
 
-type Elems = BTreeMap<(usize, Target, u16, u32), Vec<u8>>;
+type Elems = BTreeMap<(usize, Target, u16, ElemKey), Vec<u8>>;
 
 struct SeqHost<'a> {
     rows: &'a BTreeMap<(usize, Target), Vec<u8>>,
@@ -246,9 +251,9 @@ impl Host for SeqHost<'_> {
         &mut self,
         scope: ScopeKind,
         var: u16,
-        index: u32,
+        key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
-        let k = (self.c, self.target(scope), var, index);
+        let k = (self.c, self.target(scope), var, key.clone());
         Ok(self.elems.get(&k).cloned())
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
@@ -349,7 +354,7 @@ impl Sequential {
                     ScopeKind::Global => Target::Global,
                     _ => m.target.clone(),
                 };
-                let k = (m.c, t, w.var, w.index);
+                let k = (m.c, t, w.var, w.key);
                 match w.value {
                     Some(b) => {
                         self.elems.insert(k, b);
@@ -436,8 +441,12 @@ impl Sequential {
         let mut out = BTreeMap::new();
         for (i, (_, code, global)) in self.contracts.iter().enumerate() {
             let row = vm::encode_row(code, ScopeKind::Global, global).unwrap();
-            let mut elem =
-                |var: u16, j: u32| Ok(self.elems.get(&(i, Target::Global, var, j)).cloned());
+            let mut elem = |var: u16, j: &ElemKey| {
+                Ok(self
+                    .elems
+                    .get(&(i, Target::Global, var, j.clone()))
+                    .cloned())
+            };
             out.insert(
                 format!("{i}/@global"),
                 abi::row_json(code, ScopeKind::Global, row.as_deref(), &mut elem, "trx").unwrap(),
@@ -448,7 +457,9 @@ impl Sequential {
                 continue;
             }
             let code = &self.contracts[*c].1;
-            let mut elem = |var: u16, j: u32| Ok(self.elems.get(&(*c, t.clone(), var, j)).cloned());
+            let mut elem = |var: u16, j: &ElemKey| {
+                Ok(self.elems.get(&(*c, t.clone(), var, j.clone())).cloned())
+            };
             out.insert(
                 format!("{c}/{}", serde_json::to_string(t).unwrap()),
                 abi::row_json(code, t.scope(), Some(v), &mut elem, "trx").unwrap(),
