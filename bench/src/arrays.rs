@@ -1,7 +1,8 @@
-//! `rexe bench contract --parts arrays`: how the cost of a push grows with the array. One
-//! `@global` array and one `@shard` array grow to `--array-pushes` elements, a block of calls
-//! at a time (each call pushes `--array-pushes-per-call` elements, through the transaction
-//! path: fee, gas, global-lane relay for the global array). The time per push near the start
+//! `rexe bench contract --parts arrays`: how the cost of a push or an insert grows with the
+//! container. One `@global` and one `@shard` array, then one `@global` and one `@shard` map,
+//! grow to `--array-pushes` elements or entries, a block of calls at a time (each call adds
+//! `--array-pushes-per-call`, through the transaction path: fee, gas, global-lane relay for
+//! the global ones). The time per push near the start
 //! (median of blocks 1–5, the array at one to six blocks' worth of elements) and near the end
 //! (median of the last 5 blocks) are reported with their ratio: medians, so that a block that
 //! also flushes a checkpoint does not decide the figure. With elements stored one row each the
@@ -26,11 +27,21 @@ const PUSHES: &str = r#"
 contract Pushes {
     @global array<uint64> items;
     @shard array<uint64> local;
+    @global map<uint64, uint64> gmap;
+    @global uint64 gcount;
+    @shard map<uint64, uint64> smap;
+    @shard uint64 scount;
     function push_global(uint32 n) export {
         for (uint32 i = 0u; i < n; i++) { items.push(uint64(items.length()) + 1u64); }
     }
     @shard function push_shard(uint32 n) export {
         for (uint32 i = 0u; i < n; i++) { local.push(uint64(local.length()) + 1u64); }
+    }
+    function insert_global(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { gmap[gcount * 7919u64] = gcount; gcount += 1u64; }
+    }
+    @shard function insert_shard(uint32 n) export {
+        for (uint32 i = 0u; i < n; i++) { smap[scount * 7919u64] = scount; scount += 1u64; }
     }
 }
 "#;
@@ -41,8 +52,15 @@ const SENDERS: u64 = 4096;
 /// Runs the global and the shard array to `pushes` elements.
 pub fn run(pushes: u64, per_call: u32, calls_per_block: usize) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
-    for (scope, function) in [("global", "push_global"), ("shard", "push_shard")] {
-        out.push(grow(scope, function, pushes, per_call, calls_per_block)?);
+    for (scope, function, var, label) in [
+        ("global", "push_global", "items", "array-push"),
+        ("shard", "push_shard", "local", "array-push"),
+        ("global", "insert_global", "gmap", "map-insert"),
+        ("shard", "insert_shard", "smap", "map-insert"),
+    ] {
+        let mut r = grow(scope, function, var, pushes, per_call, calls_per_block)?;
+        r["name"] = json!(format!("contract-{label}-{scope}"));
+        out.push(r);
     }
     Ok(out)
 }
@@ -50,6 +68,7 @@ pub fn run(pushes: u64, per_call: u32, calls_per_block: usize) -> Result<Vec<ser
 fn grow(
     scope: &str,
     function: &str,
+    var: &str,
     pushes: u64,
     per_call: u32,
     calls_per_block: usize,
@@ -195,14 +214,17 @@ fn grow(
             &rexe_chain::contract::Target::Shard(rexe_chain::ShardId(0)),
         )?
     };
-    let var = if scope == "global" { "items" } else { "local" };
     let len = state
         .as_ref()
-        .and_then(|s| s[var].as_array().map(Vec::len))
+        .map(|s| match &s[var] {
+            serde_json::Value::Array(a) => a.len(),
+            serde_json::Value::Object(m) => m.len(),
+            _ => 0,
+        })
         .unwrap_or(0) as u64;
     anyhow::ensure!(
         len == blocks * per_block,
-        "{scope} array has {len} elements, expected {}",
+        "{scope} {var} has {len} elements, expected {}",
         blocks * per_block
     );
     let median = |w: &[f64]| {
@@ -215,7 +237,6 @@ fn grow(
     let last = median(&times[n.saturating_sub(5)..]);
     let us = |s: f64| s * 1e6 / per_block as f64;
     Ok(json!({
-        "name": format!("contract-array-push-{scope}"),
         "elements": len,
         "pushes_per_call": per_call,
         "calls_per_block": calls_per_block,

@@ -129,10 +129,10 @@ pub enum ChainError {
         /// The directory.
         dir: String,
     },
-    /// The data directory was made by an earlier rexe that stored contract arrays whole in
-    /// their scope's row; this version stores them one row per element.
+    /// The data directory was made by an earlier rexe that stored contract arrays and maps
+    /// whole in their scope's row; this version stores them one row per element or entry.
     #[error(
-        "data directory {dir} was made by an earlier rexe that stored contract arrays whole in their scope's row; this version stores one row per element, and the blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
+        "data directory {dir} was made by an earlier rexe that stored contract arrays and maps whole in their scope's row; this version stores one row per element or entry, and the blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
     )]
     OldContractLayout {
         /// The directory.

@@ -10,8 +10,8 @@
 //! previous block.
 //!
 //! Each `@shard`, `@address` and `@uintN` state instance is one row of the owning shard's
-//! store (key: contract, scope, target), plus one row per element of its top-level arrays
-//! ([`elems`], [`crate::lang::layout`]), so undo records, checkpoints, crash recovery and the
+//! store (key: contract, scope, target), plus one row per element or entry of its top-level
+//! arrays and maps ([`elems`], [`crate::lang::layout`]), so undo records, checkpoints, crash recovery and the
 //! LtHash commitment cover contract state exactly as they cover accounts.
 
 pub mod abi;
