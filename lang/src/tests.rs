@@ -245,6 +245,11 @@ contract A {
         return s;
     }
     @shard function push_fail() export { a.push(5u64); __debug.assert(false); }
+    @shard function uint32 huge_copy() export {
+        a.set_length(16777216u);
+        array<uint64> c = a;
+        return c.length();
+    }
 }
 "#;
 
@@ -314,6 +319,9 @@ fn stored_arrays_touch_only_the_elements_they_use() {
         state(&code, &mem, sh)[0],
         Value::Array(vec![int(9), int(0)])
     );
+    // Growing is free, but copying what was grown is paid before it is built.
+    let out = run(&code, &mut mem, "huge_copy", vec![], 5_000_000);
+    assert_eq!(out.result, Err(Trap::OutOfGas));
     // A failed call writes no element.
     let out = run(&code, &mut mem, "push_fail", vec![], 1_000_000);
     assert!(matches!(out.result, Err(Trap::Assert(_))));

@@ -574,6 +574,9 @@ impl<'a, 'g> Machine<'a, 'g> {
     /// The whole stored array `v` of `scope`, every element read.
     fn materialize(&mut self, scope: ScopeKind, v: u16) -> Result<Value, Trap> {
         let n = self.array(scope, v)?.len;
+        // Paid before anything is built: elements grown in this call have no row to read
+        // (and no read to charge), and 2^24 of them must not be allocated for free.
+        self.charge(u64::from(n).saturating_mul(gas::NODE))?;
         let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
         for i in 0..n {
             self.load_elem(scope, v, i)?;
@@ -741,6 +744,7 @@ impl<'a, 'g> Machine<'a, 'g> {
     fn materialize_map(&mut self, scope: ScopeKind, v: u16) -> Result<Value, Trap> {
         let (kt, _) = self.stored_map(scope, v).ok_or(Trap::Type("stored map"))?;
         let n = self.map(scope, v)?.len;
+        self.charge(u64::from(n).saturating_mul(gas::NODE))?;
         let mut out = BTreeMap::new();
         for i in 0..n {
             let kb = self.load_slot(scope, v, i)?;
