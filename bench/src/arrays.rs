@@ -7,6 +7,8 @@
 //! (median of the last 5 blocks) are reported with their ratio: medians, so that a block that
 //! also flushes a checkpoint does not decide the figure. With elements stored one row each the
 //! ratio stays near 1 (it grew with the length when each push re-encoded the whole array).
+//! At full size, 10 blocks of calls then make 10 pseudo-random lookups each, from a shard
+//! (`lookups_per_sec`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,30 @@ contract Pushes {
     @shard function insert_shard(uint32 n) export {
         for (uint32 i = 0u; i < n; i++) { smap[scount * 7919u64] = scount; scount += 1u64; }
     }
+    // Ten pseudo-random lookups per call, from a shard (global ones read the global state
+    // the shards see), returning their sum.
+    @shard function uint64 look_items(uint64 seed) export {
+        uint64 s = 0u64;
+        uint64 n = uint64(items.length());
+        for (uint32 i = 0u; i < 10u; i++) { s += items[uint32((seed * 10u64 + uint64(i)) * 2654435761u64 % n)]; }
+        return s;
+    }
+    @shard function uint64 look_local(uint64 seed) export {
+        uint64 s = 0u64;
+        uint64 n = uint64(local.length());
+        for (uint32 i = 0u; i < 10u; i++) { s += local[uint32((seed * 10u64 + uint64(i)) * 2654435761u64 % n)]; }
+        return s;
+    }
+    @shard function uint64 look_gmap(uint64 seed) export {
+        uint64 s = 0u64;
+        for (uint32 i = 0u; i < 10u; i++) { s += gmap[(seed * 10u64 + uint64(i)) * 2654435761u64 % gcount * 7919u64]; }
+        return s;
+    }
+    @shard function uint64 look_smap(uint64 seed) export {
+        uint64 s = 0u64;
+        for (uint32 i = 0u; i < 10u; i++) { s += smap[(seed * 10u64 + uint64(i)) * 2654435761u64 % scount * 7919u64]; }
+        return s;
+    }
 }
 "#;
 
@@ -53,10 +79,10 @@ const SENDERS: u64 = 4096;
 pub fn run(pushes: u64, per_call: u32, calls_per_block: usize) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for (scope, function, var, label) in [
-        ("global", "push_global", "items", "array-push"),
-        ("shard", "push_shard", "local", "array-push"),
-        ("global", "insert_global", "gmap", "map-insert"),
-        ("shard", "insert_shard", "smap", "map-insert"),
+        ("global", "push_global", "items", "array"),
+        ("shard", "push_shard", "local", "array"),
+        ("global", "insert_global", "gmap", "map"),
+        ("shard", "insert_shard", "smap", "map"),
     ] {
         let mut r = grow(scope, function, var, pushes, per_call, calls_per_block)?;
         r["name"] = json!(format!("contract-{label}-{scope}"));
@@ -179,13 +205,6 @@ fn grow(
             .collect();
         let t = Instant::now();
         mine(&mut chain, txs)?;
-        if let Some(e) = chain
-            .last_contract_receipts()
-            .iter()
-            .find_map(|r| r.error.clone())
-        {
-            anyhow::bail!("{scope} push failed: {e}");
-        }
         let secs = t.elapsed().as_secs_f64();
         if let Some(e) = chain
             .last_contract_receipts()
@@ -206,6 +225,47 @@ fn grow(
     // Global calls run on the lane in the block after their transactions: one more block.
     mine(&mut chain, Vec::new())?;
     let total = started.elapsed().as_secs_f64();
+    // Lookups at full size: 10 blocks of calls, 10 lookups each.
+    let (_, look) = code
+        .function(&format!("look_{var}"))
+        .expect("lookup function");
+    let look_blocks = 10u64;
+    let mut look_secs = 0.0;
+    let mut seed = 0u64;
+    for _ in 0..look_blocks {
+        let mut txs = Vec::with_capacity(calls_per_block);
+        for from in 0..calls_per_block as u64 {
+            seed += 1;
+            let a = rexe_chain::lang::value::encode_tuple(
+                &[Value::Int(Int::from(seed))],
+                &code.param_types(look),
+                &code.table,
+            )?;
+            let tx = mk(
+                from,
+                nonces[from as usize],
+                gas,
+                Payload::ContractCall {
+                    contract,
+                    function: format!("look_{var}"),
+                    args: a,
+                },
+            );
+            nonces[from as usize] += 1;
+            txs.push(tx);
+        }
+        let t = Instant::now();
+        mine(&mut chain, txs)?;
+        look_secs += t.elapsed().as_secs_f64();
+        if let Some(e) = chain
+            .last_contract_receipts()
+            .iter()
+            .find_map(|r| r.error.clone())
+        {
+            anyhow::bail!("{scope} {var} lookup failed: {e}");
+        }
+    }
+    let lookups = look_blocks * calls_per_block as u64 * 10;
     let state = if scope == "global" {
         chain.contract_state(&contract, &rexe_chain::contract::Target::Global)?
     } else {
@@ -244,6 +304,7 @@ fn grow(
         "us_per_push_end": us(last),
         "last_to_first": last / first.max(1e-12),
         "ops_per_sec": len as f64 / total,
+        "lookups_per_sec": lookups as f64 / look_secs,
         "seconds": total,
         "peak_rss_bytes": peak_rss_bytes(),
     }))
