@@ -780,6 +780,44 @@ fn a_push_changes_the_same_items_at_any_length() {
     assert_eq!(items[2011], json!(2012));
 }
 
+/// `__event.push` / `__event.notify` land in the call's receipt (and its JSON, which
+/// `getcontractreceipts` serves), in order; PREDA's `uievent_state` compiles.
+#[test]
+fn events_are_kept_in_receipts() {
+    const EVENTS: &str = r#"
+contract Events {
+    @address uint32 calls;
+    @address function ping(string note) export {
+        uievent_state s = __event.get_user_state();
+        if (s == uievent_state.locked) { return; }
+        calls += 1u;
+        __event.push(7u, note);
+        __event.notify(8u, "done");
+    }
+}
+"#;
+    let mut net = Net::new(1, 1, 4);
+    let c = net.deploy(0, EVENTS, &json!({}));
+    let txid = net.call(1, c, "ping", &json!({"note": "hello"}));
+    net.mine();
+    let r = net
+        .chain
+        .last_contract_receipts()
+        .iter()
+        .find(|r| r.txid == txid)
+        .expect("the call's receipt")
+        .clone();
+    assert_eq!(r.error, None);
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        j["events"],
+        json!([
+            {"kind": "push", "id": 7, "data": "hello"},
+            {"kind": "notify", "id": 8, "data": "done"}
+        ])
+    );
+}
+
 const TICKER: &str = r#"
 contract Ticker {
     @address uint32 ticks;

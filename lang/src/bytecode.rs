@@ -216,11 +216,13 @@ pub enum CtxFn {
     BlockRandom,
     /// `__block.get_miner_address()`.
     BlockMiner,
+    /// `__event.get_user_state()`.
+    EventUserState,
 }
 
 impl CtxFn {
     /// Every context function, in tag order.
-    pub const ALL: [CtxFn; 16] = [
+    pub const ALL: [CtxFn; 17] = [
         CtxFn::TxType,
         CtxFn::TxSelf,
         CtxFn::TxSender,
@@ -237,6 +239,7 @@ impl CtxFn {
         CtxFn::BlockTimestamp,
         CtxFn::BlockRandom,
         CtxFn::BlockMiner,
+        CtxFn::EventUserState,
     ];
 
     /// Operands it takes.
@@ -323,6 +326,9 @@ pub enum Instr {
     Ctx(CtxFn),
     /// `__debug.print` of the top `n` values.
     Print(u8),
+    /// `__event.push(id, data)` (0) or `__event.notify(id, data)` (1): pops the id and the
+    /// data and records an event.
+    Event(u8),
     /// Pop a bool; abort if false.
     Assert,
     /// Pop a message and a bool; abort with the message if false.
@@ -810,6 +816,10 @@ fn put_instr(out: &mut Vec<u8>, i: &Instr) {
         Instr::Assert => out.push(30),
         Instr::AssertMsg => out.push(31),
         Instr::Trap => out.push(32),
+        Instr::Event(k) => {
+            out.push(33);
+            out.push(k);
+        }
     }
 }
 
@@ -860,6 +870,10 @@ fn get_instr(r: &mut Reader<'_>) -> Result<Instr, DecodeError> {
         30 => Instr::Assert,
         31 => Instr::AssertMsg,
         32 => Instr::Trap,
+        33 => match get_u8(r)? {
+            k @ (0 | 1) => Instr::Event(k),
+            _ => return Err(DecodeError::Invalid("event kind")),
+        },
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "instruction",

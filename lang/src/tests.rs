@@ -496,6 +496,63 @@ fn stored_maps_touch_only_the_entries_they_use() {
 }
 
 #[test]
+fn events_are_recorded_in_order_and_dropped_with_a_failed_call() {
+    let src = r#"
+contract E {
+    @address uint32 n;
+    @address function bool ui() export {
+        uievent_state s = __event.get_user_state();
+        return s == uievent_state.deactivated;
+    }
+    @address function emit(bool fail) export {
+        __event.push(1u, "first");
+        __event.notify(2u, "second: " + "x");
+        n += 1u;
+        __debug.assert(!fail);
+    }
+    @address function flood() export {
+        for (uint32 i = 0u; i < 300u; i++) { __event.push(i, ""); }
+    }
+}
+"#;
+    let code = compile(&src.replace(r#""second: " + "x""#, r#""second""#)).unwrap();
+    let mut mem = Mem::default();
+    let ok = run(&code, &mut mem, "emit", vec![Value::Bool(false)], 100_000);
+    assert!(ok.result.is_ok(), "{:?}", ok.result);
+    let ev = |notify, id, data: &str| vm::Event {
+        notify,
+        id,
+        data: data.into(),
+    };
+    assert_eq!(
+        ok.events,
+        vec![ev(false, 1, "first"), ev(true, 2, "second")]
+    );
+    let failed = run(&code, &mut mem, "emit", vec![Value::Bool(true)], 100_000);
+    assert!(matches!(failed.result, Err(Trap::Assert(None))));
+    assert!(failed.events.is_empty(), "a reverted call records no event");
+    assert_eq!(
+        run(&code, &mut mem, "ui", vec![], 100_000).result,
+        Ok(Some(Value::Bool(true)))
+    );
+    assert_eq!(
+        run(&code, &mut mem, "flood", vec![], 1_000_000).result,
+        Err(Trap::Limit("events per call"))
+    );
+    let e = compile(&src.replace("__event.push(1u, \"first\")", "__event.push(\"first\")"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("__event.push takes (uint32 id, string data)"),
+        "{e}"
+    );
+    let e = compile(&src.replace("__event.push(1u", "__event.emit(1u"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("__event has no function `emit`"), "{e}");
+}
+
+#[test]
 fn relays_carry_encoded_arguments() {
     let code = compile(COUNTER).unwrap();
     let mut mem = Mem::default();

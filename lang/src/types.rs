@@ -48,7 +48,8 @@ pub struct EnumDesc {
     pub variants: Vec<String>,
 }
 
-/// The user-defined types of a module. Enum 0 is always the built-in `transaction_type`.
+/// The user-defined types of a module. Enum 0 is always the built-in `transaction_type`, enum
+/// 1 the built-in `uievent_state`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TypeTable {
     /// Structures.
@@ -56,6 +57,10 @@ pub struct TypeTable {
     /// Enumerations.
     pub enums: Vec<EnumDesc>,
 }
+
+/// Enumerators of the built-in `uievent_state` (enum 1, the result of
+/// `__event.get_user_state()`).
+pub const UIEVENT_STATES: [&str; 4] = ["deactivated", "activated", "locked", "unlocked"];
 
 /// Enumerators of the built-in `transaction_type` (PREDA spec 6.1.1).
 pub const TRANSACTION_TYPES: [&str; 4] =
@@ -69,10 +74,16 @@ impl TypeTable {
     pub fn with_builtins() -> Self {
         TypeTable {
             structs: Vec::new(),
-            enums: vec![EnumDesc {
-                name: "transaction_type".into(),
-                variants: TRANSACTION_TYPES.iter().map(|s| s.to_string()).collect(),
-            }],
+            enums: vec![
+                EnumDesc {
+                    name: "transaction_type".into(),
+                    variants: TRANSACTION_TYPES.iter().map(|s| s.to_string()).collect(),
+                },
+                EnumDesc {
+                    name: "uievent_state".into(),
+                    variants: UIEVENT_STATES.iter().map(|s| s.to_string()).collect(),
+                },
+            ],
         }
     }
 

@@ -158,8 +158,13 @@ fn check(m: &Module) -> Result<(), VerifyError> {
     if m.types.len() > u16::MAX as usize || m.functions.len() > u16::MAX as usize {
         return Err(module_err("too many types or functions"));
     }
-    if m.table.enums.is_empty() || m.table.enums[0].name != "transaction_type" {
-        return Err(module_err("enum 0 must be the built-in transaction_type"));
+    if m.table.enums.len() < 2
+        || m.table.enums[0].name != "transaction_type"
+        || m.table.enums[1].name != "uievent_state"
+    {
+        return Err(module_err(
+            "enums 0 and 1 must be the built-in transaction_type and uievent_state",
+        ));
     }
     for s in &m.table.structs {
         if s.fields.iter().any(|(_, t)| !m.table.is_valid(t)) {
@@ -450,6 +455,7 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
             }
             Instr::Ctx(c) => (c.arity(), 1, true, None),
             Instr::Print(k) => (k as usize, 0, true, None),
+            Instr::Event(_) => (2, 0, true, None),
             Instr::Assert => (1, 0, true, None),
             Instr::AssertMsg => (2, 0, true, None),
             Instr::Trap => (0, 0, false, None),

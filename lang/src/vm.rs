@@ -185,7 +185,23 @@ pub struct Outcome {
     pub relays: Vec<RelayOut>,
     /// `__debug.print` lines (when the host wants them).
     pub logs: Vec<String>,
+    /// `__event.push` / `__event.notify` records, in order (empty when the call failed).
+    pub events: Vec<Event>,
 }
+
+/// An event a call recorded with `__event.push` or `__event.notify`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `notify` (else `push`).
+    pub notify: bool,
+    /// The event id the contract gave.
+    pub id: u32,
+    /// Its data.
+    pub data: String,
+}
+
+/// Most events one micro-transaction may record.
+pub const MAX_EVENTS: usize = 256;
 
 enum Base<'g> {
     Borrowed(&'g [Value]),
@@ -392,6 +408,7 @@ struct Machine<'a, 'g> {
     global_writable: bool,
     relays: Vec<RelayOut>,
     logs: Vec<String>,
+    events: Vec<Event>,
     random_counter: u64,
 }
 
@@ -1332,6 +1349,8 @@ impl<'a, 'g> Machine<'a, 'g> {
                 )))
             }
             CtxFn::BlockMiner => Value::Address(c.miner),
+            // No UI session is attached to a chain's execution.
+            CtxFn::EventUserState => Value::Enum(0),
         })
     }
 
@@ -1390,6 +1409,24 @@ impl<'a, 'g> Machine<'a, 'g> {
             func,
             args: bytes,
         });
+        Ok(())
+    }
+
+    fn event(&mut self, notify: bool) -> Result<(), Trap> {
+        let data = match self.pop()? {
+            Value::Str(s) => s,
+            _ => return Err(Trap::Type("string expected")),
+        };
+        let id = self
+            .pop()?
+            .as_int()
+            .and_then(Int::to_u32)
+            .ok_or(Trap::Type("uint32 expected"))?;
+        self.charge(gas::PRINT + data.len() as u64 / 8 * gas::NODE)?;
+        if self.events.len() >= MAX_EVENTS {
+            return Err(Trap::Limit("events per call"));
+        }
+        self.events.push(Event { notify, id, data });
         Ok(())
     }
 
@@ -1666,6 +1703,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                     self.stack.push(v);
                 }
                 Instr::Print(n) => self.print(n as usize)?,
+                Instr::Event(k) => self.event(k == 1)?,
                 Instr::Assert => match self.pop()? {
                     Value::Bool(true) => {}
                     Value::Bool(false) => return Err(Trap::Assert(None)),
@@ -1911,6 +1949,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
         global_writable: call.global_writable,
         relays: Vec::new(),
         logs: Vec::new(),
+        events: Vec::new(),
         random_counter: 0,
     };
     let result = match call.code.functions.get(call.func as usize) {
@@ -1933,6 +1972,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             elem_writes,
             relays: m.relays,
             logs: m.logs,
+            events: m.events,
         },
         Err(t) => Outcome {
             result: Err(t),
@@ -1942,6 +1982,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             elem_writes: Vec::new(),
             relays: Vec::new(),
             logs: m.logs,
+            events: Vec::new(),
         },
     }
 }

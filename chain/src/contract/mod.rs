@@ -23,7 +23,7 @@ mod run;
 mod target;
 
 pub use call::{fund_children, ContractCall, Deployment};
-pub use receipt::{ContractReceipt, ReceiptKind};
+pub use receipt::{ContractEvent, ContractReceipt, ReceiptKind};
 pub use registry::{ContractsSystem, Deployed};
 pub use run::{intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows, StepResult};
 pub use target::{contract_address, parse_state_key, state_key, Target};

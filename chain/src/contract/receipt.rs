@@ -20,6 +20,27 @@ pub enum ReceiptKind {
     Deploy,
 }
 
+/// An event a contract recorded: `__event.push(id, data)` or `__event.notify(id, data)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContractEvent {
+    /// `push` or `notify`.
+    pub kind: &'static str,
+    /// The id the contract gave.
+    pub id: u32,
+    /// Its data.
+    pub data: String,
+}
+
+impl From<crate::lang::vm::Event> for ContractEvent {
+    fn from(e: crate::lang::vm::Event) -> Self {
+        ContractEvent {
+            kind: if e.notify { "notify" } else { "push" },
+            id: e.id,
+            data: e.data,
+        }
+    }
+}
+
 /// The outcome of one micro-transaction.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ContractReceipt {
@@ -49,6 +70,9 @@ pub struct ContractReceipt {
     pub result: Option<serde_json::Value>,
     /// `__debug.print` lines (when the node logs them).
     pub logs: Vec<String>,
+    /// Events the call recorded (`__event.push` / `__event.notify`), on success.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<ContractEvent>,
     /// For a relay: how its gas escrow was settled (burned, tipped, refunded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settled: Option<crate::fee::Settlement>,

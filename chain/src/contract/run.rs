@@ -309,6 +309,7 @@ fn failed(
         error: Some(error.into()),
         result: None,
         logs: Vec::new(),
+        events: Vec::new(),
         settled: None,
         waited: None,
     }
@@ -474,6 +475,7 @@ pub fn run_on_shard(
                     error: None,
                     result: ret_json(&d.code, call.func, &ret, env.hrp),
                     logs: out.logs,
+                    events: out.events.into_iter().map(Into::into).collect(),
                     settled: None,
                     waited: None,
                 },
@@ -525,6 +527,7 @@ pub fn start_transaction(
                 error: None,
                 result: None,
                 logs: Vec::new(),
+                events: Vec::new(),
                 settled: None,
                 waited: None,
             },
@@ -776,6 +779,7 @@ fn global_call(
                 error: None,
                 result: ret_json(&code, call.func, &ret, env.hrp),
                 logs: out.logs,
+                events: out.events.into_iter().map(Into::into).collect(),
                 settled: None,
                 waited: None,
             };
@@ -840,6 +844,7 @@ fn deploy(
     let mut relays = Vec::new();
     let mut forwarded = 0;
     let mut logs = Vec::new();
+    let mut events = Vec::new();
     let init = code
         .functions
         .iter()
@@ -881,6 +886,7 @@ fn deploy(
             );
             used += out.gas_used;
             logs = out.logs;
+            events = out.events.into_iter().map(Into::into).collect();
             if let Err(t) = out.result {
                 let mut r = fail(used, format!("on_deploy: {t}"));
                 r.1.logs = logs;
@@ -924,6 +930,7 @@ fn deploy(
             &address.0, env.hrp,
         ))),
         logs,
+        events,
         settled: None,
         waited: None,
     };

@@ -747,7 +747,10 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     self.emit(Instr::Const(c));
                     return Ok(Type::Enum(eid));
                 }
-                if matches!(n.as_str(), "__transaction" | "__block" | "__debug") {
+                if matches!(
+                    n.as_str(),
+                    "__transaction" | "__block" | "__debug" | "__event"
+                ) {
                     return Err(CompileError::new(
                         pos,
                         format!("`{n}.{}` must be called", m.name),
@@ -850,6 +853,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     if self.local(n).is_none() && !self.p.state.contains_key(n) {
                         match n.as_str() {
                             "__debug" => return self.debug_call(m, args, pos),
+                            "__event" => return self.event_call(m, args, pos),
                             "__transaction" | "__block" => {
                                 return self.context_call(n, m, args, pos).map(Some)
                             }
@@ -988,6 +992,43 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 format!("__debug has no function `{other}` (it has print and assert)"),
             )),
         }
+    }
+
+    /// `__event.push(uint32 id, string data)`, `__event.notify(…)` (recorded in the
+    /// receipt) and `__event.get_user_state()` (always `deactivated`: no UI is attached).
+    fn event_call(&mut self, m: &Ident, args: &[Expr], pos: Pos) -> CResult<Option<Type>> {
+        let kind = match m.name.as_str() {
+            "push" => 0,
+            "notify" => 1,
+            "get_user_state" => {
+                if !args.is_empty() {
+                    return Err(CompileError::new(
+                        pos,
+                        "__event.get_user_state takes no arguments",
+                    ));
+                }
+                self.emit(Instr::Ctx(CtxFn::EventUserState));
+                return Ok(Some(Type::Enum(1)));
+            }
+            other => {
+                return Err(CompileError::new(
+                    m.pos,
+                    format!(
+                        "__event has no function `{other}` (it has push, notify and get_user_state)"
+                    ),
+                ))
+            }
+        };
+        let [id, data] = args else {
+            return Err(CompileError::new(
+                pos,
+                format!("__event.{} takes (uint32 id, string data)", m.name),
+            ));
+        };
+        self.expect(id, &Type::Int(IntTy::UINT32))?;
+        self.expect(data, &Type::String)?;
+        self.emit(Instr::Event(kind));
+        Ok(None)
     }
 
     fn context_call(&mut self, obj: &str, m: &Ident, args: &[Expr], pos: Pos) -> CResult<Type> {
