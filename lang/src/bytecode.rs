@@ -80,6 +80,8 @@ pub enum Method {
     IsUser,
     /// `address.is_contract()`: a deployed contract.
     IsContract,
+    /// `bigint.div_uint32(uint32)` -> bigint: the quotient, rounded toward zero.
+    DivUint32,
 }
 
 impl Method {
@@ -91,7 +93,8 @@ impl Method {
             | Method::Has
             | Method::Erase
             | Method::StrSet
-            | Method::StrAppend => 1,
+            | Method::StrAppend
+            | Method::DivUint32 => 1,
             _ => 0,
         }
     }
@@ -100,7 +103,12 @@ impl Method {
     pub fn returns(self) -> bool {
         matches!(
             self,
-            Method::Length | Method::Has | Method::StrLength | Method::IsUser | Method::IsContract
+            Method::Length
+                | Method::Has
+                | Method::StrLength
+                | Method::IsUser
+                | Method::IsContract
+                | Method::DivUint32
         )
     }
 
@@ -596,6 +604,7 @@ fn put_method(out: &mut Vec<u8>, m: Method) {
         Method::StrLength => out.push(8),
         Method::IsUser => out.push(9),
         Method::IsContract => out.push(10),
+        Method::DivUint32 => out.push(11),
     }
 }
 
@@ -612,6 +621,7 @@ fn get_method(r: &mut Reader<'_>) -> Result<Method, DecodeError> {
         8 => Method::StrLength,
         9 => Method::IsUser,
         10 => Method::IsContract,
+        11 => Method::DivUint32,
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "method",

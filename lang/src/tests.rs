@@ -553,6 +553,36 @@ contract E {
 }
 
 #[test]
+fn bigint_div_uint32_divides_toward_zero() {
+    let src = r#"
+contract B {
+    @address bigint kept;
+    @address function bigint f(bigint x, uint32 d) export {
+        kept = x;
+        return x.div_uint32(d) + kept.div_uint32(d) - x.div_uint32(d);
+    }
+}
+"#;
+    let code = compile(src).unwrap();
+    let mut mem = Mem::default();
+    let big = |v: i128| Value::Int(Int::from(v));
+    let f = |mem: &mut Mem, x: i128, d: i128| {
+        run(&code, mem, "f", vec![big(x), int(d)], 100_000).result
+    };
+    assert_eq!(
+        f(&mut mem, 1_000_000_000_000_000_000_007, 10),
+        Ok(Some(big(100_000_000_000_000_000_000)))
+    );
+    assert_eq!(f(&mut mem, -7, 2), Ok(Some(big(-3))), "rounded toward zero");
+    assert_eq!(f(&mut mem, 5, 0), Err(Trap::DivisionByZero));
+    let e = compile(&src.replace("x.div_uint32(d) +", "x.div_uint32(d, d) +")).unwrap_err();
+    assert!(
+        e.to_string().contains("takes 1 argument(s), 2 given"),
+        "{e}"
+    );
+}
+
+#[test]
 fn relays_carry_encoded_arguments() {
     let code = compile(COUNTER).unwrap();
     let mut mem = Mem::default();

@@ -1146,6 +1146,7 @@ impl<'a, 'g> Machine<'a, 'g> {
     }
 
     fn place_method(&mut self, p: u32, m: Method) -> Result<Option<Value>, Trap> {
+        self.charge(method_gas(m))?;
         let args = self.pop_n(m.arity())?;
         let n = self
             .code
@@ -1585,6 +1586,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                     }
                 }
                 Instr::ValueMethod(m) => {
+                    self.charge(method_gas(m))?;
                     let args = self.pop_n(m.arity())?;
                     let recv = self.pop()?;
                     let r = if m == Method::IsContract {
@@ -1878,6 +1880,15 @@ impl<'a, 'g> Machine<'a, 'g> {
     }
 }
 
+/// Gas of a method beyond its instruction: a `bigint` division pays for the largest
+/// `bigint` (127 words), so its price does not depend on the value.
+fn method_gas(m: Method) -> u64 {
+    match m {
+        Method::DivUint32 => 128,
+        _ => 0,
+    }
+}
+
 fn address_of(v: &Value) -> Option<[u8; 32]> {
     match v {
         Value::Address(a) => Some(*a),
@@ -1893,6 +1904,16 @@ fn read_method(recv: &Value, m: Method, args: &[Value]) -> Result<Option<Value>,
             Value::Bool(mp.contains_key(args.first().ok_or(Trap::Type("argument"))?))
         }
         (Method::StrLength, Value::Str(s)) => Value::Int(Int::from(s.len() as u64)),
+        (Method::DivUint32, Value::Int(x)) => {
+            let d = match args.first() {
+                Some(Value::Int(d)) => d,
+                _ => return Err(Trap::Type("uint32 divisor expected")),
+            };
+            if d.is_zero() {
+                return Err(Trap::DivisionByZero);
+            }
+            Value::Int(x.div(d, NumTy::Big).ok_or(Trap::Overflow)?)
+        }
         (Method::IsUser, Value::Address(a)) => {
             Value::Bool(bitcoin::secp256k1::XOnlyPublicKey::from_slice(a).is_ok())
         }

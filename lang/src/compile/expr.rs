@@ -1141,6 +1141,9 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 Some(Type::Int(IntTy::UINT16)),
             ),
             (Type::Address, "is_user") => (Some(Method::IsUser), vec![], Some(Type::Bool)),
+            (Type::BigInt, "div_uint32") => {
+                (Some(Method::DivUint32), vec![u32t], Some(Type::BigInt))
+            }
             (Type::Address, "is_contract") => (Some(Method::IsContract), vec![], Some(Type::Bool)),
             // rexe has user and contract addresses only.
             (Type::Address, "is_delegated" | "is_dapp" | "is_asset" | "is_name" | "is_custom") => {
