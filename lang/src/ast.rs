@@ -216,8 +216,9 @@ pub enum TypeExpr {
     Array(Box<TypeExpr>, Pos),
     /// `map<K, V>`.
     Map(Box<TypeExpr>, Box<TypeExpr>, Pos),
-    /// `scattered_array<T>` / `scattered_map<K, V>` (rejected by the compiler).
-    Scattered(Pos),
+    /// `scattered_array<T>` / `scattered_map<K, V>`: the array or map inside (allowed as the
+    /// type of a state variable only).
+    Scattered(Box<TypeExpr>, Pos),
 }
 
 impl TypeExpr {
@@ -225,7 +226,7 @@ impl TypeExpr {
     pub fn pos(&self) -> Pos {
         match self {
             TypeExpr::Named(v) => v.first().map(|i| i.pos).unwrap_or_default(),
-            TypeExpr::Array(_, p) | TypeExpr::Map(_, _, p) | TypeExpr::Scattered(p) => *p,
+            TypeExpr::Array(_, p) | TypeExpr::Map(_, _, p) | TypeExpr::Scattered(_, p) => *p,
         }
     }
 }

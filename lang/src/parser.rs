@@ -399,10 +399,11 @@ impl Parser {
                 self.expect_p("<")?;
                 let t = self.type_expr()?;
                 self.expect_p(">")?;
+                let t = TypeExpr::Array(Box::new(t), pos);
                 Ok(if name == "array" {
-                    TypeExpr::Array(Box::new(t), pos)
+                    t
                 } else {
-                    TypeExpr::Scattered(pos)
+                    TypeExpr::Scattered(Box::new(t), pos)
                 })
             }
             "map" | "scattered_map" => {
@@ -412,10 +413,11 @@ impl Parser {
                 self.expect_p(",")?;
                 let v = self.type_expr()?;
                 self.expect_p(">")?;
+                let t = TypeExpr::Map(Box::new(k), Box::new(v), pos);
                 Ok(if name == "map" {
-                    TypeExpr::Map(Box::new(k), Box::new(v), pos)
+                    t
                 } else {
-                    TypeExpr::Scattered(pos)
+                    TypeExpr::Scattered(Box::new(t), pos)
                 })
             }
             _ => {

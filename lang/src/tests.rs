@@ -583,6 +583,50 @@ contract B {
 }
 
 #[test]
+fn scattered_containers_are_state_variables_stored_per_entry() {
+    let src = r#"
+contract S {
+    @shard scattered_map<address, uint64> owed;
+    @shard scattered_array<uint32> log;
+    @shard function add(address a, uint64 v) export {
+        owed[a] += v;
+        log.push(uint32(log.length()));
+    }
+}
+"#;
+    let code = compile(src).unwrap();
+    let mut mem = Mem::default();
+    for v in [5, 7] {
+        let out = run(
+            &code,
+            &mut mem,
+            "add",
+            vec![Value::Address([3; 32]), int(v)],
+            100_000,
+        );
+        assert!(out.result.is_ok(), "{:?}", out.result);
+    }
+    let st = state(&code, &mem, ScopeKind::Shard);
+    assert_eq!(
+        st[0],
+        Value::Map([(Value::Address([3; 32]), int(12))].into())
+    );
+    assert_eq!(st[1], Value::Array(vec![int(0), int(1)]));
+    // Per entry: the map's entry and key slot, and one element (the other is the default).
+    assert_eq!(mem.elems.len(), 3);
+    let e = compile(&src.replace(
+        "uint64 v) export {",
+        "uint64 v) export { scattered_map<address, uint64> m;",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("can only be the type of a state variable"),
+        "{e}"
+    );
+}
+
+#[test]
 fn relays_carry_encoded_arguments() {
     let code = compile(COUNTER).unwrap();
     let mut mem = Mem::default();

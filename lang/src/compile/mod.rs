@@ -264,9 +264,9 @@ impl<'a> Program<'a> {
                     Box::new(self.resolve_type_at(v, depth + 1)?),
                 ))
             }
-            TypeExpr::Scattered(pos) => Err(CompileError::new(
+            TypeExpr::Scattered(_, pos) => Err(CompileError::new(
                 *pos,
-                "scattered_map and scattered_array are not supported (use map and array)",
+                "scattered_map and scattered_array can only be the type of a state variable",
             )),
         }
     }
@@ -368,7 +368,13 @@ impl<'a> Program<'a> {
                         continue;
                     }
                     let scope = s.scope.map(|x| x.0).unwrap_or(ScopeKind::Global);
-                    match self.resolve_type(&s.ty) {
+                    // rexe stores every top-level array and map one row per element or
+                    // entry, which is what PREDA's scattered containers are.
+                    let ty = match &s.ty {
+                        TypeExpr::Scattered(inner, _) => inner,
+                        t => t,
+                    };
+                    match self.resolve_type(ty) {
                         Ok(ty) => {
                             let layout = &mut self.state_layout[scope.tag() as usize];
                             let index = layout.len() as u16;
