@@ -65,9 +65,84 @@ fn array_id(row: &StateKey, var: u16) -> [u8; 32] {
 /// Elements per page of [`GlobalElems`].
 const PAGE: u32 = 256;
 
-type Page = BTreeMap<u32, Arc<[u8]>>;
+/// A content row of a global container as the global lane names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContentId {
+    /// An array element or map key slot.
+    Index(u32),
+    /// A map entry, by its id ([`entry_id`]).
+    Entry([u8; 32]),
+}
 
-type EntryPage = BTreeMap<[u8; 32], Arc<[u8]>>;
+impl ContentId {
+    /// The id of content row `key`.
+    pub fn of(key: &ElemKey) -> Self {
+        match key {
+            ElemKey::Index(i) => ContentId::Index(*i),
+            ElemKey::Key(k) => ContentId::Entry(entry_id(k)),
+        }
+    }
+}
+
+/// Rows in pages shared between copies: a directory of pages keyed by `P`, each a map from
+/// `K` to the row's bytes. A write copies its page and the directory only while shared.
+#[derive(Debug)]
+struct Paged<P, K> {
+    dir: Arc<BTreeMap<P, Arc<Page<K>>>>,
+}
+
+/// One page of [`Paged`] rows.
+type Page<K> = BTreeMap<K, Arc<[u8]>>;
+
+impl<P, K> Clone for Paged<P, K> {
+    fn clone(&self) -> Self {
+        Paged {
+            dir: self.dir.clone(),
+        }
+    }
+}
+
+impl<P, K> Default for Paged<P, K> {
+    fn default() -> Self {
+        Paged {
+            dir: Arc::default(),
+        }
+    }
+}
+
+impl<P: Ord + Clone, K: Ord + Clone> Paged<P, K> {
+    fn get(&self, page: &P, key: &K) -> Option<&[u8]> {
+        self.dir.get(page)?.get(key).map(|b| &b[..])
+    }
+
+    fn set(&mut self, page: P, key: K, value: Option<&[u8]>) {
+        let dir = Arc::make_mut(&mut self.dir);
+        match value {
+            Some(v) => {
+                Arc::make_mut(dir.entry(page).or_default()).insert(key, v.into());
+            }
+            None => {
+                if let Some(p) = dir.get_mut(&page) {
+                    let p = Arc::make_mut(p);
+                    p.remove(&key);
+                    if p.is_empty() {
+                        dir.remove(&page);
+                    }
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&P, &K, &[u8])> {
+        self.dir
+            .iter()
+            .flat_map(|(page, p)| p.iter().map(move |(k, b)| (page, k, &b[..])))
+    }
+
+    fn len(&self) -> usize {
+        self.dir.values().map(|p| p.len()).sum()
+    }
+}
 
 /// The content rows of one contract's `@global` stored containers: array elements and map
 /// key slots by `(variable, index)`, map entries by `(variable, entry id)` (see
@@ -76,98 +151,67 @@ type EntryPage = BTreeMap<[u8; 32], Arc<[u8]>>;
 /// directory (once per block, while shared).
 #[derive(Clone, Debug, Default)]
 pub struct GlobalElems {
-    pages: Arc<BTreeMap<(u16, u32), Arc<Page>>>,
+    /// Elements and key slots, paged by `index / PAGE`.
+    slots: Paged<(u16, u32), u32>,
     /// Map entries, paged by the first two bytes of their id.
-    entries: Arc<BTreeMap<(u16, u16), Arc<EntryPage>>>,
+    entries: Paged<(u16, u16), [u8; 32]>,
 }
 
 impl GlobalElems {
     /// Content row `key` of container `var`.
     pub fn content(&self, var: u16, key: &ElemKey) -> Option<&[u8]> {
-        match key {
-            ElemKey::Index(i) => self.get(var, *i),
-            ElemKey::Key(k) => self.entry(var, &entry_id(k)),
+        self.get(var, &ContentId::of(key))
+    }
+
+    /// Content row `id` of container `var` (`None`: no row).
+    pub fn get(&self, var: u16, id: &ContentId) -> Option<&[u8]> {
+        match id {
+            ContentId::Index(i) => self.slots.get(&(var, i / PAGE), i),
+            ContentId::Entry(h) => self.entries.get(&(var, entry_page(h)), h),
         }
     }
 
-    /// The map entry `id` of map `var`.
-    pub fn entry(&self, var: u16, id: &[u8; 32]) -> Option<&[u8]> {
-        let page = u16::from_be_bytes([id[0], id[1]]);
-        self.entries.get(&(var, page))?.get(id).map(|b| &b[..])
-    }
-
-    /// Sets (`Some`) or deletes (`None`) a map entry by its id.
-    pub fn set_entry(&mut self, var: u16, id: [u8; 32], value: Option<&[u8]>) {
-        let pages = Arc::make_mut(&mut self.entries);
-        let key = (var, u16::from_be_bytes([id[0], id[1]]));
-        match value {
-            Some(v) => {
-                Arc::make_mut(pages.entry(key).or_default()).insert(id, v.into());
-            }
-            None => {
-                if let Some(p) = pages.get_mut(&key) {
-                    let p = Arc::make_mut(p);
-                    p.remove(&id);
-                    if p.is_empty() {
-                        pages.remove(&key);
-                    }
-                }
-            }
+    /// Sets (`Some`) or deletes (`None`) content row `id` of container `var`.
+    pub fn set(&mut self, var: u16, id: &ContentId, value: Option<&[u8]>) {
+        match id {
+            ContentId::Index(i) => self.slots.set((var, i / PAGE), *i, value),
+            ContentId::Entry(h) => self.entries.set((var, entry_page(h)), *h, value),
         }
     }
 
-    /// Every map entry, in (variable, id) order.
-    pub fn entries(&self) -> impl Iterator<Item = (u16, &[u8; 32], &[u8])> {
-        self.entries
+    /// Every content row: elements and key slots in (variable, index) order, then map
+    /// entries in (variable, id) order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, ContentId, &[u8])> {
+        let slots = self
+            .slots
             .iter()
-            .flat_map(|((var, _), p)| p.iter().map(move |(id, b)| (*var, id, &b[..])))
-    }
-
-    /// Element `index` of array `var` (`None`: the default value).
-    pub fn get(&self, var: u16, index: u32) -> Option<&[u8]> {
-        self.pages
-            .get(&(var, index / PAGE))?
-            .get(&index)
-            .map(|b| &b[..])
-    }
-
-    /// Sets (`Some`) or deletes (`None`) an element.
-    pub fn set(&mut self, var: u16, index: u32, value: Option<&[u8]>) {
-        let pages = Arc::make_mut(&mut self.pages);
-        let key = (var, index / PAGE);
-        match value {
-            Some(v) => {
-                Arc::make_mut(pages.entry(key).or_default()).insert(index, v.into());
-            }
-            None => {
-                if let Some(p) = pages.get_mut(&key) {
-                    let p = Arc::make_mut(p);
-                    p.remove(&index);
-                    if p.is_empty() {
-                        pages.remove(&key);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Every element and key slot, in (variable, index) order.
-    pub fn iter(&self) -> impl Iterator<Item = (u16, u32, &[u8])> {
-        self.pages
+            .map(|((var, _), i, b)| (*var, ContentId::Index(*i), b));
+        let entries = self
+            .entries
             .iter()
-            .flat_map(|((var, _), p)| p.iter().map(move |(i, b)| (*var, *i, &b[..])))
+            .map(|((var, _), h, b)| (*var, ContentId::Entry(*h), b));
+        slots.chain(entries)
+    }
+
+    /// A reader of the content rows, as [`crate::lang::layout::full_values`] and
+    /// [`crate::lang::layout::split_values`] take it.
+    pub fn reader(&self) -> impl FnMut(u16, &ElemKey) -> Result<Option<Vec<u8>>, String> + '_ {
+        |var, key| Ok(self.content(var, key).map(<[u8]>::to_vec))
     }
 
     /// How many content rows there are.
     pub fn len(&self) -> usize {
-        self.pages.values().map(|p| p.len()).sum::<usize>()
-            + self.entries.values().map(|p| p.len()).sum::<usize>()
+        self.slots.len() + self.entries.len()
     }
 
     /// Whether there is no content row.
     pub fn is_empty(&self) -> bool {
-        self.pages.is_empty() && self.entries.is_empty()
+        self.len() == 0
     }
+}
+
+fn entry_page(id: &[u8; 32]) -> u16 {
+    u16::from_be_bytes([id[0], id[1]])
 }
 
 #[cfg(test)]
@@ -176,21 +220,31 @@ mod tests {
 
     #[test]
     fn copies_share_pages_and_diverge_on_write() {
+        let ix = ContentId::Index;
         let mut a = GlobalElems::default();
         for i in 0..1000u32 {
-            a.set(1, i, Some(&i.to_le_bytes()));
+            a.set(1, &ix(i), Some(&i.to_le_bytes()));
         }
         let b = a.clone();
-        a.set(1, 5, Some(b"x"));
-        a.set(1, 999, None);
-        assert_eq!(a.get(1, 5), Some(&b"x"[..]));
-        assert_eq!(b.get(1, 5), Some(&5u32.to_le_bytes()[..]));
-        assert_eq!(a.get(1, 999), None);
-        assert_eq!(b.get(1, 999), Some(&999u32.to_le_bytes()[..]));
+        a.set(1, &ix(5), Some(b"x"));
+        a.set(1, &ix(999), None);
+        assert_eq!(a.get(1, &ix(5)), Some(&b"x"[..]));
+        assert_eq!(b.get(1, &ix(5)), Some(&5u32.to_le_bytes()[..]));
+        assert_eq!(a.get(1, &ix(999)), None);
+        assert_eq!(b.get(1, &ix(999)), Some(&999u32.to_le_bytes()[..]));
         assert_eq!((a.len(), b.len()), (999, 1000));
-        assert_eq!(a.get(0, 5), None);
-        let order: Vec<u32> = b.iter().map(|(_, i, _)| i).collect();
-        assert_eq!(order, (0..1000).collect::<Vec<_>>());
+        assert_eq!(a.get(0, &ix(5)), None);
+        let order: Vec<ContentId> = b.iter().map(|(_, id, _)| id).collect();
+        assert_eq!(order, (0..1000).map(ix).collect::<Vec<_>>());
+        // Map entries by key: found through the key's encoding, listed after the slots.
+        let k = ElemKey::Key(b"key".to_vec());
+        a.set(2, &ContentId::of(&k), Some(b"v"));
+        assert_eq!(a.content(2, &k), Some(&b"v"[..]));
+        assert_eq!(b.content(2, &k), None);
+        assert_eq!(
+            a.iter().last().map(|(v, id, _)| (v, id)),
+            Some((2, ContentId::of(&k)))
+        );
     }
 
     #[test]

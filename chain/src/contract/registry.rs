@@ -9,12 +9,12 @@ use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::elems::GlobalElems;
+use super::elems::{ContentId, GlobalElems};
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
-use crate::lang::layout::{self, ElemKey, ElemWrite};
+use crate::lang::layout::{self, ElemWrite};
 use crate::lang::value::{self, Value};
 use crate::lang::{compile, vm, Verified};
 use crate::system::{Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId};
@@ -56,24 +56,6 @@ pub struct ContractsSystem {
     written_elems: BTreeSet<(Address, u16, ContentId)>,
 }
 
-/// A content row of a global container as the registry names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum ContentId {
-    /// An array element or map key slot.
-    Index(u32),
-    /// A map entry, by its id ([`super::elems::entry_id`]).
-    Entry([u8; 32]),
-}
-
-impl ContentId {
-    fn of(key: &ElemKey) -> Self {
-        match key {
-            ElemKey::Index(i) => ContentId::Index(*i),
-            ElemKey::Key(k) => ContentId::Entry(super::elems::entry_id(k)),
-        }
-    }
-}
-
 /// Length of an element or key-slot item's key: address, variable (BE), index (BE).
 const ELEM_KEY_LEN: usize = 38;
 /// Length of a map entry item's key: address, variable (BE), entry id.
@@ -88,20 +70,6 @@ fn content_item_key(a: &Address, var: u16, id: &ContentId) -> Vec<u8> {
         ContentId::Entry(h) => k.extend_from_slice(h),
     }
     k
-}
-
-fn content_get<'d>(d: &'d Deployed, var: u16, id: &ContentId) -> Option<&'d [u8]> {
-    match id {
-        ContentId::Index(i) => d.elems.get(var, *i),
-        ContentId::Entry(h) => d.elems.entry(var, h),
-    }
-}
-
-fn content_set(d: &mut Deployed, var: u16, id: &ContentId, value: Option<&[u8]>) {
-    match id {
-        ContentId::Index(i) => d.elems.set(var, *i, value),
-        ContentId::Entry(h) => d.elems.set_entry(var, *h, value),
-    }
 }
 
 impl ContractsSystem {
@@ -156,7 +124,7 @@ impl ContractsSystem {
         }
         for w in elems {
             let id = ContentId::of(&w.key);
-            content_set(d, w.var, &id, w.value.as_deref());
+            d.elems.set(w.var, &id, w.value.as_deref());
             self.written_elems.insert((*addr, w.var, id));
         }
     }
@@ -182,17 +150,20 @@ impl ContractsSystem {
     /// A contract's global state as the contract sees it (arrays with their elements).
     pub fn global_values(&self, addr: &Address) -> Result<Vec<Value>, String> {
         let d = self.get(addr).ok_or("no such contract")?;
-        let mut elem = |var: u16, k: &ElemKey| Ok(d.elems.content(var, k).map(<[u8]>::to_vec));
-        layout::full_values(&d.code, ScopeKind::Global, &d.global, &mut elem)
+        layout::full_values(&d.code, ScopeKind::Global, &d.global, &mut d.elems.reader())
     }
 
     /// Replaces a contract's global state (full values) outside any block. Only for
     /// simulations: no block records the change.
     pub fn force_global(&mut self, addr: &Address, vals: Vec<Value>) -> Result<(), String> {
         let d = self.contracts.get(addr).ok_or("no such contract")?;
-        let mut elem = |var: u16, k: &ElemKey| Ok(d.elems.content(var, k).map(<[u8]>::to_vec));
-        let (row, elems) =
-            layout::split_values(&d.code, ScopeKind::Global, &vals, &d.global, &mut elem)?;
+        let (row, elems) = layout::split_values(
+            &d.code,
+            ScopeKind::Global,
+            &vals,
+            &d.global,
+            &mut d.elems.reader(),
+        )?;
         vm::encode_row(&d.code, ScopeKind::Global, &row).map_err(|e| e.to_string())?;
         let writes = row
             .into_iter()
@@ -200,7 +171,6 @@ impl ContractsSystem {
             .map(|(i, v)| (i as u16, v))
             .collect();
         self.write_global(addr, writes, elems);
-        self.written.insert(*addr);
         Ok(())
     }
 
@@ -293,13 +263,8 @@ impl SystemContract for ContractsSystem {
         let mut items = Vec::new();
         for d in self.contracts.values() {
             items.push((d.address.0.to_vec(), Self::encode_item(d)));
-            for (var, i, b) in d.elems.iter() {
-                let k = content_item_key(&d.address, var, &ContentId::Index(i));
-                items.push((k, b.to_vec()));
-            }
-            for (var, h, b) in d.elems.entries() {
-                let k = content_item_key(&d.address, var, &ContentId::Entry(*h));
-                items.push((k, b.to_vec()));
+            for (var, id, b) in d.elems.iter() {
+                items.push((content_item_key(&d.address, var, &id), b.to_vec()));
             }
         }
         items
@@ -314,7 +279,7 @@ impl SystemContract for ContractsSystem {
             let value = self
                 .contracts
                 .get(&a)
-                .and_then(|d| content_get(d, var, &id))
+                .and_then(|d| d.elems.get(var, &id))
                 .map(<[u8]>::to_vec);
             changes.push((content_item_key(&a, var, &id), value));
         }
@@ -360,7 +325,7 @@ impl SystemContract for ContractsSystem {
                     "array element of a contract that does not exist",
                 ));
             };
-            content_set(d, var, &id, value.as_deref());
+            d.elems.set(var, &id, value.as_deref());
             self.written_elems.insert((address, var, id));
         }
         Ok(())

@@ -62,18 +62,8 @@ struct ShardHost<'r> {
 
 impl Host for ShardHost<'_> {
     fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
-        if scope == ScopeKind::Shard {
-            self.shard_key();
-        }
-        let key = match (&self.shard, scope) {
-            (Some(k), ScopeKind::Shard) => k,
-            _ => &self.own,
-        };
-        self.rows.row(key).map_err(|e| {
-            let msg = e.to_string();
-            self.failure = Some(e);
-            msg
-        })
+        let key = self.row_key(scope);
+        self.read(&key)
     }
     fn read_elem(
         &mut self,
@@ -84,16 +74,8 @@ impl Host for ShardHost<'_> {
         if scope == ScopeKind::Global {
             return Ok(global_elem(self.registry, &self.contract, var, key));
         }
-        let row = if scope == ScopeKind::Shard {
-            *self.shard_key()
-        } else {
-            self.own
-        };
-        self.rows.row(&content_key(&row, var, key)).map_err(|e| {
-            let msg = e.to_string();
-            self.failure = Some(e);
-            msg
-        })
+        let row = self.row_key(scope);
+        self.read(&content_key(&row, var, key))
     }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
         self.registry.get(&Address(*addr)).is_some()
@@ -122,6 +104,24 @@ impl ShardHost<'_> {
         let (id, c) = (self.shard_id, self.contract);
         self.shard
             .get_or_insert_with(|| Target::Shard(id).state_key(&c))
+    }
+
+    /// The row of `scope`: the call's own target's, or its shard's.
+    fn row_key(&mut self, scope: ScopeKind) -> StateKey {
+        if scope == ScopeKind::Shard {
+            *self.shard_key()
+        } else {
+            self.own
+        }
+    }
+
+    /// Reads a row; a store failure is kept for the caller, the VM gets its message.
+    fn read(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, String> {
+        self.rows.row(key).map_err(|e| {
+            let msg = e.to_string();
+            self.failure = Some(e);
+            msg
+        })
     }
 }
 
@@ -435,24 +435,17 @@ pub fn run_on_shard(
         }
         Ok(ret) => {
             for (scope, row) in out.writes {
-                let key = if scope == ScopeKind::Shard {
-                    *host.shard_key()
-                } else {
-                    host.own
-                };
+                let key = host.row_key(scope);
                 host.rows.set_row(key, row)?;
             }
             for w in out.elem_writes {
-                let row = match w.scope {
-                    ScopeKind::Shard => *host.shard_key(),
-                    ScopeKind::Global => {
-                        return Err(StoreError::corrupt(
-                            "contract state",
-                            "a shard call wrote global state",
-                        ))
-                    }
-                    _ => host.own,
-                };
+                if w.scope == ScopeKind::Global {
+                    return Err(StoreError::corrupt(
+                        "contract state",
+                        "a shard call wrote global state",
+                    ));
+                }
+                let row = host.row_key(w.scope);
                 host.rows
                     .set_row(content_key(&row, w.var, &w.key), w.value)?;
             }
@@ -683,7 +676,12 @@ fn global_call(
     };
     let rkind = ReceiptKind::Relay;
     let lane = ShardId::GLOBAL;
-    let Some(d) = registry.get(&call.contract).cloned() else {
+    // Only the code and the row values are taken: holding the contract's element pages
+    // while the call's writes go in would make every write copy them.
+    let Some((code, global)) = registry
+        .get(&call.contract)
+        .map(|d| (d.code.clone(), d.global.clone()))
+    else {
         return (
             Vec::new(),
             failed(
@@ -696,7 +694,7 @@ fn global_call(
             ),
         );
     };
-    let Some(f) = d.code.functions.get(call.func as usize) else {
+    let Some(f) = code.functions.get(call.func as usize) else {
         return (
             Vec::new(),
             failed(call, rkind, lane, String::new(), 0, "no such function"),
@@ -716,7 +714,7 @@ fn global_call(
             ),
         );
     }
-    let args = match value::decode_tuple(&call.args, &d.code.param_types(f), &d.code.table) {
+    let args = match value::decode_tuple(&call.args, &code.param_types(f), &code.table) {
         Ok(a) => a,
         Err(e) => {
             return (
@@ -732,16 +730,12 @@ fn global_call(
             )
         }
     };
-    let ctx = context(env, lane, call, kind, origin, seq, d.code.uses_random());
+    let ctx = context(env, lane, call, kind, origin, seq, code.uses_random());
     let mut host = LaneHost {
         registry,
         contract: call.contract,
         logging: env.log_contracts,
     };
-    // Only the code and the row values are kept: holding the element pages while the
-    // call's writes go in would make every write copy them.
-    let (code, global) = (d.code.clone(), d.global.clone());
-    drop(d);
     let out = vm::execute(
         vm::Call {
             code: &code,
