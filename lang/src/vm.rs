@@ -165,6 +165,9 @@ pub enum RelayDest {
 /// Changed rows of a call: own scope and/or shard, `None` to delete.
 pub type RowWrites = Vec<(ScopeKind, Option<Vec<u8>>)>;
 
+/// Content rows of one stored container a call changed (`None`: delete the row).
+type ContentRows = Vec<(ElemKey, Option<Vec<u8>>)>;
+
 /// Everything a call changed, before it is handed back in an [`Outcome`].
 type Commit = (RowWrites, Vec<(u16, Value)>, Vec<ElemWrite>);
 
@@ -256,6 +259,36 @@ impl MapVar {
             || !self.written_entries.is_empty()
             || !self.written_slots.is_empty()
     }
+
+    /// The key slot and entry rows this call changed (slots beyond the new count and
+    /// erased entries that had rows are deleted).
+    fn rows(self, vt: &Type, code: &Verified) -> Result<ContentRows, Trap> {
+        let mut rows = Vec::new();
+        for slot in &self.written_slots {
+            if *slot < self.len {
+                let kb = self.slots.get(slot).ok_or(Trap::Type("map slot"))?;
+                rows.push((ElemKey::Index(*slot), Some(kb.clone())));
+            } else if *slot < self.orig_len {
+                rows.push((ElemKey::Index(*slot), None));
+            }
+        }
+        for kb in self.written_entries {
+            let e = self.entries.get(&kb).ok_or(Trap::Type("stored entry"))?;
+            match &e.now {
+                Some((slot, x)) => {
+                    if !has_type(x, vt, &code.table) {
+                        return Err(Trap::Type("state of the wrong type"));
+                    }
+                    let b = layout::encode_entry(vt, code, *slot, x)
+                        .map_err(|_| Trap::Type("state of the wrong type"))?;
+                    rows.push((ElemKey::Key(kb), Some(b)));
+                }
+                None if e.stored => rows.push((ElemKey::Key(kb), None)),
+                None => {}
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// Where a place's first step led inside a stored container.
@@ -297,6 +330,30 @@ impl ArrayVar {
             self.cache.remove(&i);
         }
         self.len = n;
+    }
+
+    /// The element rows this call changed: written elements below the length (`None` for a
+    /// default one), and deletions of the rows the array had beyond it.
+    fn rows(self, elem: &Type, code: &Verified) -> Result<ContentRows, Trap> {
+        let mut rows = Vec::with_capacity(self.written.len());
+        for idx in self.written {
+            let value = if idx < self.len {
+                let v = self.cache.get(&idx).ok_or(Trap::Type("stored element"))?;
+                if !has_type(v, elem, &code.table) {
+                    return Err(Trap::Type("state of the wrong type"));
+                }
+                layout::encode_elem(elem, code, v)
+                    .map_err(|_| Trap::Type("state of the wrong type"))?
+            } else {
+                None
+            };
+            // An index the array never had before this call has no row to delete.
+            if value.is_none() && idx >= self.orig_len {
+                continue;
+            }
+            rows.push((ElemKey::Index(idx), value));
+        }
+        Ok(rows)
     }
 
     /// Grows the array to `n` default elements (`n >= len`): only indices this call wrote
@@ -1007,10 +1064,10 @@ impl<'a, 'g> Machine<'a, 'g> {
                 return Err(Trap::Type("value of the wrong type for this state"));
             }
         }
-        if let Some((scope, var)) = self.whole_stored_map(p) {
-            return self.assign_map(scope, var, v);
-        }
         if let Some((scope, var)) = self.whole_stored(p) {
+            if self.stored_map(scope, var).is_some() {
+                return self.assign_map(scope, var, v);
+            }
             let Value::Array(items) = v else {
                 return Err(Trap::Type("array expected"));
             };
@@ -1032,23 +1089,14 @@ impl<'a, 'g> Machine<'a, 'g> {
         })
     }
 
-    /// `(scope, variable)` when place `p` is a whole stored array (no steps).
+    /// `(scope, variable)` when place `p` is a whole stored array or map (no steps).
     fn whole_stored(&self, p: u32) -> Option<(ScopeKind, u16)> {
         let place = self.code.places.get(p as usize)?;
         match place.root {
-            Root::State(scope, v) if place.steps.is_empty() => {
-                self.stored_elem(scope, v).map(|_| (scope, v))
-            }
-            _ => None,
-        }
-    }
-
-    /// `(scope, variable)` when place `p` is a whole stored map (no steps).
-    fn whole_stored_map(&self, p: u32) -> Option<(ScopeKind, u16)> {
-        let place = self.code.places.get(p as usize)?;
-        match place.root {
-            Root::State(scope, v) if place.steps.is_empty() => {
-                self.stored_map(scope, v).map(|_| (scope, v))
+            Root::State(scope, v)
+                if place.steps.is_empty() && layout::is_stored(self.code, scope, v as usize) =>
+            {
+                Some((scope, v))
             }
             _ => None,
         }
@@ -1160,10 +1208,12 @@ impl<'a, 'g> Machine<'a, 'g> {
             return self.contract_check(a).map(Some);
         }
         if let Some((scope, v)) = self.whole_stored(p) {
-            return self.stored_method(scope, v, m, args.into_iter().next());
-        }
-        if let Some((scope, v)) = self.whole_stored_map(p) {
-            return self.map_method(scope, v, m, args.into_iter().next());
+            let arg = args.into_iter().next();
+            return if self.stored_map(scope, v).is_some() {
+                self.map_method(scope, v, m, arg)
+            } else {
+                self.stored_method(scope, v, m, arg)
+            };
         }
         if !m.mutates() {
             return self.with_place_ref(p, &ops, |recv| read_method(recv, m, &args))?;
@@ -1748,88 +1798,42 @@ impl<'a, 'g> Machine<'a, 'g> {
             };
             let vars = code.state_of(scope);
             let mut lens: Vec<Option<u32>> = vec![None; vars.len()];
+            let mut content = Vec::new();
             for (i, a) in frame.arrays.into_iter().enumerate() {
-                let Some(a) = a else { continue };
-                if !a.changed() {
+                let Some(a) = a.filter(ArrayVar::changed) else {
                     continue;
-                }
+                };
+                let var = i as u16;
                 let elem = self
-                    .stored_elem(scope, i as u16)
+                    .stored_elem(scope, var)
                     .ok_or(Trap::Type("stored array"))?;
-                for idx in a.written {
-                    let value = if idx < a.len {
-                        let v = a.cache.get(&idx).ok_or(Trap::Type("stored element"))?;
-                        if !has_type(v, elem, &code.table) {
-                            return Err(Trap::Type("state of the wrong type"));
-                        }
-                        layout::encode_elem(elem, code, v)
-                            .map_err(|_| Trap::Type("state of the wrong type"))?
-                    } else {
-                        None
-                    };
-                    // An index the array never had before this call has no row to delete.
-                    if value.is_none() && idx >= a.orig_len {
-                        continue;
-                    }
-                    let len = value.as_ref().map_or(0, Vec::len) as u64;
-                    self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
-                    elem_writes.push(ElemWrite {
-                        scope,
-                        var: i as u16,
-                        key: ElemKey::Index(idx),
-                        value,
-                    });
-                }
                 if a.len != a.orig_len {
                     lens[i] = Some(a.len);
                 }
+                content.extend(a.rows(elem, code)?.into_iter().map(|(k, v)| (var, k, v)));
             }
             for (i, m) in frame.maps.into_iter().enumerate() {
-                let Some(m) = m else { continue };
-                if !m.changed() {
+                let Some(m) = m.filter(MapVar::changed) else {
                     continue;
-                }
+                };
                 let var = i as u16;
                 let (_, vt) = self
                     .stored_map(scope, var)
                     .ok_or(Trap::Type("stored map"))?;
-                let mut rows = Vec::new();
-                for slot in &m.written_slots {
-                    if *slot < m.len {
-                        let kb = m.slots.get(slot).ok_or(Trap::Type("map slot"))?;
-                        rows.push((ElemKey::Index(*slot), Some(kb.clone())));
-                    } else if *slot < m.orig_len {
-                        rows.push((ElemKey::Index(*slot), None));
-                    }
-                }
-                for kb in m.written_entries {
-                    let e = m.entries.get(&kb).ok_or(Trap::Type("stored entry"))?;
-                    match &e.now {
-                        Some((slot, x)) => {
-                            if !has_type(x, vt, &code.table) {
-                                return Err(Trap::Type("state of the wrong type"));
-                            }
-                            let b = layout::encode_entry(vt, code, *slot, x)
-                                .map_err(|_| Trap::Type("state of the wrong type"))?;
-                            rows.push((ElemKey::Key(kb), Some(b)));
-                        }
-                        None if e.stored => rows.push((ElemKey::Key(kb), None)),
-                        None => {}
-                    }
-                }
-                for (key, value) in rows {
-                    let len = value.as_ref().map_or(0, Vec::len) as u64;
-                    self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
-                    elem_writes.push(ElemWrite {
-                        scope,
-                        var,
-                        key,
-                        value,
-                    });
-                }
                 if m.len != m.orig_len {
                     lens[i] = Some(m.len);
                 }
+                content.extend(m.rows(vt, code)?.into_iter().map(|(k, v)| (var, k, v)));
+            }
+            for (var, key, value) in content {
+                let len = value.as_ref().map_or(0, Vec::len) as u64;
+                self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
+                elem_writes.push(ElemWrite {
+                    scope,
+                    var,
+                    key,
+                    value,
+                });
             }
             if slot == 2 {
                 for (i, v) in frame.modified.into_iter().enumerate() {
