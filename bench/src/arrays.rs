@@ -20,7 +20,7 @@ use rexe_chain::lang::num::Int;
 use rexe_chain::lang::value::Value;
 use rexe_chain::params::{bench_address, GenesisAlloc};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Tx};
+use rexe_chain::{Amount, Chain, ChainConfig, ChainParams, Payload, SignedTx};
 use serde_json::json;
 
 use crate::peak_rss_bytes;
@@ -136,28 +136,21 @@ fn grow(
     let miner = bench_address(SENDERS + 1);
     let fee = params.min_base_fee;
     let mut height = 0u64;
+    // Mines one block of `txs`; any failed call stops the benchmark.
     let mut mine = |chain: &mut Chain, txs: Vec<SignedTx>| -> Result<()> {
         height += 1;
         let now = params.genesis_time + height;
         let mut b = chain.template_with(miner, now, vec![txs], true)?;
         b.seal = TestSealer::seal(&b.header);
         chain.submit(b, now)?;
+        if let Some(e) = chain
+            .last_contract_receipts()
+            .iter()
+            .find_map(|r| r.error.clone())
+        {
+            anyhow::bail!("{scope} {var}: a call failed: {e}");
+        }
         Ok(())
-    };
-    let mk = |from: u64, nonce: u64, gas_limit: u64, payload: Payload| {
-        SignedTx::from_parts(
-            Tx {
-                network: Network::Regtest,
-                from: bench_address(from),
-                nonce,
-                max_fee: fee,
-                max_tip: fee,
-                gas_limit,
-                expiry_height: u64::MAX,
-                payload,
-            },
-            [0u8; 64],
-        )
     };
     let code = compile(PUSHES).map_err(|e| anyhow::anyhow!("{e}"))?;
     let contract = contract_address(&bench_address(0), 0);
@@ -165,7 +158,10 @@ fn grow(
         source: PUSHES.into(),
         args: Vec::new(),
     };
-    mine(&mut chain, vec![mk(0, 0, 2_000_000, deploy)])?;
+    mine(
+        &mut chain,
+        vec![crate::unsigned_tx(0, 0, fee, 2_000_000, deploy)],
+    )?;
     mine(&mut chain, Vec::new())?;
     anyhow::ensure!(
         chain.contracts().get(&contract).is_some(),
@@ -179,6 +175,17 @@ fn grow(
     )?;
     let mut nonces = vec![0u64; SENDERS as usize];
     nonces[0] = 1;
+    // One call of `function` from `from`, at its next nonce.
+    let mut call = |from: u64, function: &str, args: Vec<u8>| {
+        let nonce = nonces[from as usize];
+        nonces[from as usize] += 1;
+        let payload = Payload::ContractCall {
+            contract,
+            function: function.into(),
+            args,
+        };
+        crate::unsigned_tx(from, nonce, fee, gas, payload)
+    };
     let per_block = per_call as u64 * calls_per_block as u64;
     let blocks = pushes.div_ceil(per_block);
     // Block 0's global calls run in block 1: the first measured block is block 1 (for both
@@ -187,32 +194,11 @@ fn grow(
     let started = Instant::now();
     for b in 0..blocks {
         let txs = (0..calls_per_block as u64)
-            .map(|i| {
-                let from = i;
-                let tx = mk(
-                    from,
-                    nonces[from as usize],
-                    gas,
-                    Payload::ContractCall {
-                        contract,
-                        function: function.into(),
-                        args: args.clone(),
-                    },
-                );
-                nonces[from as usize] += 1;
-                tx
-            })
+            .map(|from| call(from, function, args.clone()))
             .collect();
         let t = Instant::now();
         mine(&mut chain, txs)?;
         let secs = t.elapsed().as_secs_f64();
-        if let Some(e) = chain
-            .last_contract_receipts()
-            .iter()
-            .find_map(|r| r.error.clone())
-        {
-            anyhow::bail!("{scope} push failed: {e}");
-        }
         times.push(secs);
         if b % 20 == 19 {
             eprintln!(
@@ -241,29 +227,11 @@ fn grow(
                 &code.param_types(look),
                 &code.table,
             )?;
-            let tx = mk(
-                from,
-                nonces[from as usize],
-                gas,
-                Payload::ContractCall {
-                    contract,
-                    function: format!("look_{var}"),
-                    args: a,
-                },
-            );
-            nonces[from as usize] += 1;
-            txs.push(tx);
+            txs.push(call(from, &format!("look_{var}"), a));
         }
         let t = Instant::now();
         mine(&mut chain, txs)?;
         look_secs += t.elapsed().as_secs_f64();
-        if let Some(e) = chain
-            .last_contract_receipts()
-            .iter()
-            .find_map(|r| r.error.clone())
-        {
-            anyhow::bail!("{scope} {var} lookup failed: {e}");
-        }
     }
     let lookups = look_blocks * calls_per_block as u64 * 10;
     let state = if scope == "global" {

@@ -15,9 +15,7 @@ use rexe_chain::lang::num::Int;
 use rexe_chain::lang::value::Value;
 use rexe_chain::params::{bench_address, GenesisAlloc};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{
-    shard_of, Amount, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Signer, Tx,
-};
+use rexe_chain::{shard_of, Amount, Chain, ChainConfig, ChainParams, Payload, SignedTx, Signer};
 use serde_json::json;
 
 use crate::{peak_rss_bytes, XorShift};
@@ -159,19 +157,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         } else {
             gas
         };
-        SignedTx::from_parts(
-            Tx {
-                network: Network::Regtest,
-                from: bench_address(from),
-                nonce,
-                max_fee: fee,
-                max_tip: fee,
-                gas_limit: gas,
-                expiry_height: u64::MAX,
-                payload,
-            },
-            [0u8; 64],
-        )
+        crate::unsigned_tx(from, nonce, fee, gas, payload)
     };
     // Deploy, then give every holder a balance (outside blocks: setup, not measured).
     let code = compile(TOKEN).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -209,6 +209,31 @@ fn print(v: &serde_json::Value, json: bool) {
     }
 }
 
+/// A regtest transaction from benchmark account `from`, paying `fee` per gas (fee cap and
+/// tip) and never expiring, with an empty signature: the benchmarks build their blocks with
+/// `template_with(…, trusted: true)`, which does not check signatures (see `sigverify`).
+pub(crate) fn unsigned_tx(
+    from: u64,
+    nonce: u64,
+    fee: rexe_chain::fee::GasPrice,
+    gas_limit: u64,
+    payload: Payload,
+) -> SignedTx {
+    SignedTx::from_parts(
+        Tx {
+            network: Network::Regtest,
+            from: bench_address(from),
+            nonce,
+            max_fee: fee,
+            max_tip: fee,
+            gas_limit,
+            expiry_height: u64::MAX,
+            payload,
+        },
+        [0u8; 64],
+    )
+}
+
 /// Peak resident set size of this process (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
