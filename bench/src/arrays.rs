@@ -183,6 +183,7 @@ fn grow(
             contract,
             function: function.into(),
             args,
+            value: rexe_chain::Amount::ZERO,
         };
         crate::unsigned_tx(from, nonce, fee, gas, payload)
     };

@@ -225,6 +225,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
                     contract: token,
                     function: "transfer".into(),
                     args,
+                    value: rexe_chain::Amount::ZERO,
                 },
             );
             nonces[from as usize] += 1;

@@ -138,6 +138,15 @@ pub enum ChainError {
         /// The directory.
         dir: String,
     },
+    /// The data directory was made by an earlier rexe whose contracts had no tokens and
+    /// whose contract calls carried no rxBTC: its blocks were executed under other rules.
+    #[error(
+        "data directory {dir} was made by an earlier rexe whose contract rules had no tokens or rxBTC-carrying calls; its blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
+    )]
+    OldContractRules {
+        /// The directory.
+        dir: String,
+    },
     /// A block from our own log failed to replay: the files are damaged.
     #[error("replaying block {height} from the log failed: {reason}")]
     Replay {

@@ -229,6 +229,15 @@ struct WorkingSet<'s> {
 type RowChange = (Option<Vec<u8>>, Option<Option<Vec<u8>>>);
 
 impl Rows for WorkingSet<'_> {
+    fn credit(&mut self, to: Address, amount: Amount) -> Result<(), StoreError> {
+        let mut a = self.get(&to)?;
+        a.balance = a
+            .balance
+            .checked_add(amount)
+            .ok_or_else(|| StoreError::corrupt("account", "balance overflows"))?;
+        self.set(to, a)
+    }
+
     fn row(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError> {
         use std::collections::hash_map::Entry;
         match self.state.entry(*key) {

@@ -328,15 +328,17 @@ pub fn execute_global(
     let waiting = calls[fit..].to_vec();
     for relay in &calls[..fit] {
         let escrowed = match &relay.kind {
-            RelayKind::Contract(c) => Some((c.fee, c.sender)),
-            RelayKind::Deploy(d) => Some((d.fee, d.deployer)),
+            RelayKind::Contract(c) => Some((c.fee, c.sender, c.value)),
+            RelayKind::Deploy(d) => Some((d.fee, d.deployer, Amount::ZERO)),
             _ => None,
         };
-        if let Some((fee, sender)) = escrowed {
+        if let Some((fee, sender, value)) = escrowed {
             // The escrow arrives with the relay and leaves as the relays it funds, the
             // miner's tip, the sender's refund and the burn (carried to the sender's shard).
+            // Attached rxBTC stays with the contracts, or goes back if the call fails.
             received = received
                 .checked_add(fee.escrow)
+                .and_then(|r| r.checked_add(value))
                 .unwrap_or(Amount::MAX_MONEY);
             let reg = state.contracts_mut();
             seq += 1;
@@ -353,6 +355,9 @@ pub fn execute_global(
                 }
                 pay(&mut emitted, env.miner, settled.tip);
                 pay(&mut emitted, sender, settled.refund);
+                if receipt.error.is_some() {
+                    pay(&mut emitted, sender, value);
+                }
                 if !settled.burned.is_zero() {
                     emitted.push(Relay {
                         origin: ShardId::GLOBAL,

@@ -87,7 +87,11 @@ impl Relay {
         match &self.kind {
             RelayKind::Deposit { amount, .. } => *amount,
             RelayKind::Call { value, .. } => *value,
-            RelayKind::Contract(c) => c.fee.escrow,
+            RelayKind::Contract(c) => c
+                .fee
+                .escrow
+                .checked_add(c.value)
+                .unwrap_or(Amount::MAX_MONEY),
             RelayKind::Deploy(d) => d.fee.escrow,
             RelayKind::Burn { amount } => *amount,
         }

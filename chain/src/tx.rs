@@ -56,6 +56,9 @@ pub enum Payload {
         /// Arguments, canonically encoded (see [`crate::lang::value`]).
         #[serde(with = "hex_bytes")]
         args: Vec<u8>,
+        /// rxBTC attached: withdrawn on the sender's shard, handed to the call as a token
+        /// (`__transaction.get_supplied_tokens()`), returned to the sender if the call fails.
+        value: Amount,
     },
 }
 
@@ -78,6 +81,9 @@ const PAYLOAD_TRANSFER: u8 = 0;
 const PAYLOAD_CALL: u8 = 1;
 const PAYLOAD_DEPLOY: u8 = 2;
 const PAYLOAD_CONTRACT_CALL: u8 = 3;
+/// A contract call with rxBTC attached (the value follows the arguments; never zero, so
+/// each call has one encoding).
+const PAYLOAD_CONTRACT_CALL_VALUE: u8 = 4;
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -107,12 +113,20 @@ impl Encode for Payload {
                 contract,
                 function,
                 args,
+                value,
             } => {
-                out.push(PAYLOAD_CONTRACT_CALL);
+                out.push(if value.is_zero() {
+                    PAYLOAD_CONTRACT_CALL
+                } else {
+                    PAYLOAD_CONTRACT_CALL_VALUE
+                });
                 contract.0.encode(out);
                 crate::encode::write_compact_size(out, function.len() as u64);
                 out.extend_from_slice(function.as_bytes());
                 args.encode(out);
+                if !value.is_zero() {
+                    value.to_sat().encode(out);
+                }
             }
         }
     }
@@ -138,11 +152,26 @@ impl Decode for Payload {
                 source: decode_string(r, "contract source (not UTF-8)")?,
                 args: Vec::<u8>::decode(r)?,
             }),
-            PAYLOAD_CONTRACT_CALL => Ok(Payload::ContractCall {
-                contract: Address(r.array()?),
-                function: decode_string(r, "function name (not UTF-8)")?,
-                args: Vec::<u8>::decode(r)?,
-            }),
+            tag @ (PAYLOAD_CONTRACT_CALL | PAYLOAD_CONTRACT_CALL_VALUE) => {
+                let contract = Address(r.array()?);
+                let function = decode_string(r, "function name (not UTF-8)")?;
+                let args = Vec::<u8>::decode(r)?;
+                let value = if tag == PAYLOAD_CONTRACT_CALL_VALUE {
+                    let v = Amount::from_sat(u64::decode(r)?);
+                    if v.is_zero() {
+                        return Err(DecodeError::Invalid("a contract call attaching zero value"));
+                    }
+                    v
+                } else {
+                    Amount::ZERO
+                };
+                Ok(Payload::ContractCall {
+                    contract,
+                    function,
+                    args,
+                    value,
+                })
+            }
             tag => Err(DecodeError::UnknownTag {
                 what: "payload",
                 tag,
@@ -232,12 +261,18 @@ impl Tx {
                     + crate::encode::compact_size_len(args.len() as u64)
                     + args.len()
             }
-            Payload::ContractCall { function, args, .. } => {
+            Payload::ContractCall {
+                function,
+                args,
+                value,
+                ..
+            } => {
                 1 + 32
                     + crate::encode::compact_size_len(function.len() as u64)
                     + function.len()
                     + crate::encode::compact_size_len(args.len() as u64)
                     + args.len()
+                    + if value.is_zero() { 0 } else { 8 }
             }
         };
         1 + 32 + 8 * 5 + payload
@@ -252,8 +287,8 @@ impl Tx {
     pub fn value(&self) -> Amount {
         match &self.payload {
             Payload::Transfer { amount, .. } => *amount,
-            Payload::Call { value, .. } => *value,
-            Payload::Deploy { .. } | Payload::ContractCall { .. } => Amount::ZERO,
+            Payload::Call { value, .. } | Payload::ContractCall { value, .. } => *value,
+            Payload::Deploy { .. } => Amount::ZERO,
         }
     }
 
@@ -560,6 +595,13 @@ mod tests {
                 contract: a.address(),
                 function: "transfer".into(),
                 args: vec![9; 300],
+                value: Amount::ZERO,
+            },
+            Payload::ContractCall {
+                contract: a.address(),
+                function: "put".into(),
+                args: vec![],
+                value: Amount::from_sat(1),
             },
         ] {
             let tx = Tx {

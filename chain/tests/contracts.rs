@@ -370,6 +370,7 @@ fn gas_is_bought_by_the_fee_and_accounted_across_relays() {
                 contract: token,
                 function: "transfer".into(),
                 args,
+                value: rexe_chain::Amount::ZERO,
             },
             gas,
         )
@@ -470,6 +471,7 @@ fn out_of_gas_mid_function_leaves_no_write_and_keeps_the_fee() {
         contract: c,
         function: "spend".into(),
         args: args.clone(),
+        value: rexe_chain::Amount::ZERO,
     });
     let gas = intrinsic + 20_000;
     let txid = net
@@ -479,6 +481,7 @@ fn out_of_gas_mid_function_leaves_no_write_and_keeps_the_fee() {
                 contract: c,
                 function: "spend".into(),
                 args,
+                value: rexe_chain::Amount::ZERO,
             },
             gas,
         )
@@ -515,6 +518,7 @@ fn relays_beyond_their_carried_gas_fail_cleanly() {
                 contract: c,
                 function: "pass".into(),
                 args,
+                value: rexe_chain::Amount::ZERO,
             },
             60_000,
         )

@@ -125,6 +125,7 @@ fn ctx() -> Context {
         miner: [0; 32],
         random_seed: [0; 32],
         hrp: "trx",
+        supplied: 0,
     }
 }
 

@@ -45,6 +45,7 @@ fn run_all(code: &Verified) {
         miner: [0; 32],
         random_seed: [0; 32],
         hrp: "trx",
+        supplied: 0,
     };
     let global = vm::default_row(code, ScopeKind::Global);
     for (i, f) in code.functions.iter().enumerate() {

@@ -82,6 +82,12 @@ pub enum Method {
     IsContract,
     /// `bigint.div_uint32(uint32)` -> bigint: the quotient, rounded toward zero.
     DivUint32,
+    /// `token.get_id()` -> uint64.
+    TokenId,
+    /// `token.get_amount()` -> bigint.
+    TokenAmount,
+    /// `token.deposit()`: moves the token into the wallet of the `@address` it runs for.
+    Deposit,
 }
 
 impl Method {
@@ -109,6 +115,8 @@ impl Method {
                 | Method::IsUser
                 | Method::IsContract
                 | Method::DivUint32
+                | Method::TokenId
+                | Method::TokenAmount
         )
     }
 
@@ -122,6 +130,7 @@ impl Method {
                 | Method::Erase
                 | Method::StrSet
                 | Method::StrAppend
+                | Method::Deposit
         )
     }
 }
@@ -187,6 +196,10 @@ pub enum Conv {
     HashToUint256,
     /// bech32m.
     AddressToString,
+    /// `token.symbol_to_id(string)` -> uint64 (0 for a malformed symbol).
+    SymbolToId,
+    /// `token.id_to_symbol(uint64)` -> string (empty for an id no symbol makes).
+    IdToSymbol,
 }
 
 /// Context functions (`__transaction.*`, `__block.*`).
@@ -226,11 +239,14 @@ pub enum CtxFn {
     BlockMiner,
     /// `__event.get_user_state()`.
     EventUserState,
+    /// `__transaction.get_supplied_tokens()`: the rxBTC a transaction attached (empty in
+    /// relays).
+    TxSuppliedTokens,
 }
 
 impl CtxFn {
     /// Every context function, in tag order.
-    pub const ALL: [CtxFn; 17] = [
+    pub const ALL: [CtxFn; 18] = [
         CtxFn::TxType,
         CtxFn::TxSelf,
         CtxFn::TxSender,
@@ -248,6 +264,7 @@ impl CtxFn {
         CtxFn::BlockRandom,
         CtxFn::BlockMiner,
         CtxFn::EventUserState,
+        CtxFn::TxSuppliedTokens,
     ];
 
     /// Operands it takes.
@@ -298,6 +315,10 @@ pub enum Instr {
     PlaceMethod(u32, Method),
     /// Call a method on a popped value.
     ValueMethod(Method),
+    /// `src.transfer(dst, amount)` (`false`) or `src.transfer_all(dst)` (`true`) between two
+    /// token places: pops the amount (when not all), then `dst`'s and `src`'s operands;
+    /// pushes whether it moved.
+    TokenMove(u32, u32, bool),
     /// Replace a struct with its member.
     Field(u16),
     /// Replace an array and an index with the element.
@@ -550,6 +571,7 @@ fn put_type(out: &mut Vec<u8>, t: &Type) {
             put_type(out, k);
             put_type(out, v);
         }
+        Type::Token => out.push(11),
     }
 }
 
@@ -572,6 +594,7 @@ fn get_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, DecodeError> {
             Box::new(get_type(r, depth + 1)?),
             Box::new(get_type(r, depth + 1)?),
         ),
+        11 => Type::Token,
         tag => return Err(DecodeError::UnknownTag { what: "type", tag }),
     })
 }
@@ -605,6 +628,9 @@ fn put_method(out: &mut Vec<u8>, m: Method) {
         Method::IsUser => out.push(9),
         Method::IsContract => out.push(10),
         Method::DivUint32 => out.push(11),
+        Method::TokenId => out.push(12),
+        Method::TokenAmount => out.push(13),
+        Method::Deposit => out.push(14),
     }
 }
 
@@ -622,6 +648,9 @@ fn get_method(r: &mut Reader<'_>) -> Result<Method, DecodeError> {
         9 => Method::IsUser,
         10 => Method::IsContract,
         11 => Method::DivUint32,
+        12 => Method::TokenId,
+        13 => Method::TokenAmount,
+        14 => Method::Deposit,
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "method",
@@ -665,6 +694,8 @@ fn put_conv(out: &mut Vec<u8>, c: Conv) {
         Conv::HashToString => out.push(5),
         Conv::HashToUint256 => out.push(6),
         Conv::AddressToString => out.push(7),
+        Conv::SymbolToId => out.push(8),
+        Conv::IdToSymbol => out.push(9),
     }
 }
 
@@ -678,6 +709,8 @@ fn get_conv(r: &mut Reader<'_>) -> Result<Conv, DecodeError> {
         5 => Conv::HashToString,
         6 => Conv::HashToUint256,
         7 => Conv::AddressToString,
+        8 => Conv::SymbolToId,
+        9 => Conv::IdToSymbol,
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "conversion",
@@ -830,6 +863,12 @@ fn put_instr(out: &mut Vec<u8>, i: &Instr) {
             out.push(33);
             out.push(k);
         }
+        Instr::TokenMove(src, dst, all) => {
+            out.push(34);
+            put_u32(out, src);
+            put_u32(out, dst);
+            out.push(all as u8);
+        }
     }
 }
 
@@ -884,6 +923,7 @@ fn get_instr(r: &mut Reader<'_>) -> Result<Instr, DecodeError> {
             k @ (0 | 1) => Instr::Event(k),
             _ => return Err(DecodeError::Invalid("event kind")),
         },
+        34 => Instr::TokenMove(get_u32(r)?, get_u32(r)?, get_bool(r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "instruction",

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod lexer;
 pub mod num;
 pub mod parser;
+pub mod token;
 pub mod types;
 pub mod value;
 pub mod verify;

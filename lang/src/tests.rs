@@ -53,6 +53,7 @@ fn ctx() -> Context {
         miner: [9; 32],
         random_seed: [3; 32],
         hrp: "trx",
+        supplied: 0,
     }
 }
 
@@ -62,9 +63,25 @@ fn int(v: i128) -> Value {
 
 /// Runs `func` and applies its writes to `mem`.
 fn run(code: &Verified, mem: &mut Mem, func: &str, args: Vec<Value>, gas: u64) -> Outcome {
-    let (f, _) = code.function(func).expect("function exists");
+    run_in(code, mem, func, args, gas, ctx())
+}
+
+/// [`run`] in context `c`.
+fn run_in(
+    code: &Verified,
+    mem: &mut Mem,
+    func: &str,
+    args: Vec<Value>,
+    gas: u64,
+    c: Context,
+) -> Outcome {
+    // By name, relay lambdas included.
+    let f = code
+        .functions
+        .iter()
+        .position(|f| f.name == func)
+        .expect("function exists") as u16;
     let global = vm::default_row(code, ScopeKind::Global);
-    let c = ctx();
     let out = vm::execute(
         vm::Call {
             code,
@@ -716,4 +733,272 @@ contract R {
     // The same seed gives the same numbers; the second call advances the stream.
     assert_eq!(first, draws());
     assert_ne!(first[0], first[1]);
+}
+
+const VAULT: &str = r#"
+contract Vault {
+    struct Pair { token a; uint32 n; }
+    @address token balance;
+    @address map<uint32, token> boxes;
+    @address array<token> stack;
+    @address map<uint32, Pair> pairs;
+
+    @address function put() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        __debug.assert(t.transfer_all(balance));
+    }
+    @address function put_box(uint32 k) export {
+        array<token> s = __transaction.get_supplied_tokens();
+        s[0u].transfer_all(boxes[k]);
+    }
+    @address function split() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        token h;
+        __debug.assert(t.transfer(h, t.get_amount() / 2));
+        stack.push(h);
+        __debug.assert(t.transfer_all(pairs[7u].a));
+        pairs[7u].n = 1u;
+    }
+    @address function ignore() export {
+        array<token> s = __transaction.get_supplied_tokens();
+    }
+    @address function twice() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        boxes[1u] = t;
+        boxes[2u] = t;
+    }
+    @address function take(uint32 k) export {
+        boxes[k].deposit();
+    }
+    @address function drop_top() export {
+        stack.pop();
+    }
+    @address function spend_top() export {
+        stack[stack.length() - 1u].deposit();
+        stack.pop();
+    }
+    @address function erase_box(uint32 k) export {
+        boxes.erase(k);
+    }
+    @address function rules() export {
+        token z;
+        token t = __transaction.get_supplied_tokens()[0u];
+        __debug.assert(!z.transfer(t, bigint(0)), "id 0 cannot be sent");
+        __debug.assert(!t.transfer(z, bigint(-1)), "negative");
+        __debug.assert(!t.transfer(z, t.get_amount() + 1), "more than held");
+        __debug.assert(t.transfer(t, bigint(5)), "to itself");
+        __debug.assert(t.get_amount() == bigint(100), "unchanged");
+        __debug.assert(t.get_id() == token.symbol_to_id("RXBTC"));
+        __debug.assert(token.id_to_symbol(t.get_id()) == "RXBTC");
+        __debug.assert(token.symbol_to_id("rx") == 0u64);
+        token m = __mint(token.symbol_to_id("RXBTC"), bigint(10));
+        __debug.assert(m.get_id() == 0u64, "nobody mints rxBTC");
+        __debug.assert(!__burn(t), "nobody burns rxBTC");
+        t.deposit();
+        __debug.assert(t.get_amount() == bigint(0), "deposit empties");
+    }
+    @address function send(address to) export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        relay@to (^t) {
+            t.deposit();
+        }
+    }
+    @address function up() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        relay@global (^t) {
+            __debug.print(t);
+        }
+    }
+    @shard function at_shard() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        t.deposit();
+    }
+}
+"#;
+
+fn supplied(sat: u64) -> Context {
+    Context {
+        supplied: sat,
+        ..ctx()
+    }
+}
+
+fn token_trap(out: &Outcome) -> String {
+    match &out.result {
+        Err(Trap::Token(m)) => m.clone(),
+        other => panic!("expected a token trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn tokens_are_kept_moved_and_deposited_without_making_or_losing_value() {
+    let code = compile(VAULT).unwrap();
+    let rx = super::token::rxbtc();
+    let mut mem = Mem::default();
+    let out = run_in(&code, &mut mem, "put", vec![], 1_000_000, supplied(1_000));
+    assert_eq!(out.result, Ok(None));
+    assert_eq!((out.tokens.received, out.tokens.kept()), (1_000, 1_000));
+    let st = state(&code, &mem, ScopeKind::Address);
+    assert_eq!(
+        st[0],
+        Value::Token {
+            id: rx,
+            amount: 1_000
+        }
+    );
+
+    // Into a stored map entry, a stored array element and a struct member in a map.
+    let out = run_in(
+        &code,
+        &mut mem,
+        "put_box",
+        vec![int(3)],
+        1_000_000,
+        supplied(40),
+    );
+    assert_eq!(out.result, Ok(None));
+    let out = run_in(&code, &mut mem, "split", vec![], 1_000_000, supplied(11));
+    assert_eq!(out.result, Ok(None));
+    assert_eq!(out.tokens.kept(), 11);
+    let st = state(&code, &mem, ScopeKind::Address);
+    assert_eq!(
+        st[2],
+        Value::Array(vec![Value::Token { id: rx, amount: 5 }])
+    );
+    let Value::Map(pairs) = &st[3] else { panic!() };
+    assert_eq!(
+        pairs[&int(7)],
+        Value::Struct(vec![Value::Token { id: rx, amount: 6 }, int(1)])
+    );
+
+    // Out again, into the wallet: the state's value goes down by what is deposited.
+    let out = run(&code, &mut mem, "take", vec![int(3)], 1_000_000);
+    assert_eq!(out.result, Ok(None));
+    assert_eq!((out.tokens.deposited, out.tokens.kept()), (40, -40));
+    let out = run(&code, &mut mem, "take", vec![int(3)], 1_000_000);
+    assert_eq!((out.result, out.tokens.deposited), (Ok(None), 0));
+    let out = run(&code, &mut mem, "spend_top", vec![], 1_000_000);
+    assert_eq!((out.result, out.tokens.deposited), (Ok(None), 5));
+
+    // The PREDA rules of transfer (spec 2.3.3), symbols, and no minting or burning.
+    let out = run_in(&code, &mut mem, "rules", vec![], 1_000_000, supplied(100));
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(out.tokens.deposited, 100);
+
+    // A relay carries the value and the relayed call deposits it.
+    let out = run_in(
+        &code,
+        &mut mem,
+        "send",
+        vec![Value::Address([7; 32])],
+        1_000_000,
+        supplied(9),
+    );
+    assert_eq!(out.result, Ok(None));
+    assert_eq!((out.tokens.relayed, out.tokens.kept()), (9, 0));
+    assert_eq!(out.relays[0].value, 9);
+    let lambda = &code.functions[out.relays[0].func as usize];
+    let args =
+        super::value::decode_tuple(&out.relays[0].args, &code.param_types(lambda), &code.table)
+            .unwrap();
+    assert_eq!(args, vec![Value::Token { id: rx, amount: 9 }]);
+    let name = lambda.name.clone();
+    let relay_ctx = Context {
+        kind: TxKind::Relay,
+        self_address: [7; 32],
+        supplied: 123, // ignored outside a transaction's own call
+        ..ctx()
+    };
+    let out = run_in(
+        &code,
+        &mut Mem::default(),
+        &name,
+        args,
+        1_000_000,
+        relay_ctx,
+    );
+    assert_eq!(out.result, Ok(None));
+    assert_eq!((out.tokens.received, out.tokens.deposited), (9, 9));
+}
+
+#[test]
+fn a_call_that_would_copy_drop_or_strand_a_token_fails() {
+    let code = compile(VAULT).unwrap();
+    let mut mem = Mem::default();
+    // Supplied and ignored: the call fails (the chain returns the value to the sender).
+    let out = run_in(&code, &mut mem, "ignore", vec![], 1_000_000, supplied(500));
+    assert!(token_trap(&out).contains("not conserved"));
+    assert!(out.writes.is_empty() && out.tokens == vm::TokenFlow::default());
+    assert_eq!(
+        run(&code, &mut mem, "ignore", vec![], 1_000_000).result,
+        Ok(None)
+    );
+    // One token stored twice.
+    let out = run_in(&code, &mut mem, "twice", vec![], 1_000_000, supplied(500));
+    assert!(token_trap(&out).contains("not conserved"));
+    // Popping, or erasing, a token the state holds would lose it.
+    run_in(&code, &mut mem, "split", vec![], 1_000_000, supplied(8));
+    run_in(
+        &code,
+        &mut mem,
+        "put_box",
+        vec![int(1)],
+        1_000_000,
+        supplied(8),
+    );
+    assert!(
+        token_trap(&run(&code, &mut mem, "drop_top", vec![], 1_000_000)).contains("not conserved")
+    );
+    assert!(
+        token_trap(&run(&code, &mut mem, "erase_box", vec![int(1)], 1_000_000))
+            .contains("not conserved")
+    );
+    // An empty box can go.
+    assert_eq!(
+        run(&code, &mut mem, "erase_box", vec![int(2)], 1_000_000).result,
+        Ok(None)
+    );
+    // No wallet in a @shard function, and value relays only to an address.
+    let out = run_in(&code, &mut mem, "at_shard", vec![], 1_000_000, supplied(5));
+    assert!(token_trap(&out).contains("@address"));
+    let out = run_in(&code, &mut mem, "up", vec![], 1_000_000, supplied(5));
+    assert!(token_trap(&out).contains("only be relayed to an address"));
+}
+
+#[test]
+fn transactions_cannot_pass_tokens_as_arguments() {
+    let e = compile(
+        r#"contract C {
+            @address token t;
+            @address function put(token x) export { x.transfer_all(t); }
+        }"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("get_supplied_tokens"), "{e}");
+    let e = compile(
+        r#"contract C {
+            struct S { token x; }
+            @global function on_deploy(array<S> s) { }
+        }"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot carry value"), "{e}");
+    // A relay target may take one: its arguments come from the contract's own code.
+    compile(
+        r#"contract C {
+            @address token t;
+            @address function take(token x) { x.transfer_all(t); }
+        }"#,
+    )
+    .unwrap();
+    let tt = super::types::TypeTable::default();
+    let e = super::value::from_json(
+        &serde_json::json!({"token": "RXBTC", "amount": 5}),
+        &super::types::Type::Token,
+        &tt,
+    )
+    .unwrap_err();
+    assert!(e.contains("cannot be written as an argument"), "{e}");
 }

@@ -28,6 +28,8 @@ pub enum Type {
     Array(Box<Type>),
     /// `map<K, V>`.
     Map(Box<Type>, Box<Type>),
+    /// `token`: an amount of one asset (PREDA spec 2.3.3). Only rxBTC exists on rexe.
+    Token,
 }
 
 /// A structure definition.
@@ -109,6 +111,29 @@ impl TypeTable {
                 .unwrap_or_else(|| format!("struct#{i}")),
             Type::Array(e) => format!("array<{}>", self.name(e)),
             Type::Map(k, v) => format!("map<{}, {}>", self.name(k), self.name(v)),
+            Type::Token => "token".into(),
+        }
+    }
+
+    /// Whether a value of `t` can hold a token (so its state rows carry value).
+    pub fn holds_token(&self, t: &Type) -> bool {
+        self.holds_token_at(t, 0)
+    }
+
+    fn holds_token_at(&self, t: &Type, depth: usize) -> bool {
+        if depth > MAX_TYPE_DEPTH {
+            return false;
+        }
+        match t {
+            Type::Token => true,
+            Type::Array(e) => self.holds_token_at(e, depth + 1),
+            Type::Map(_, v) => self.holds_token_at(v, depth + 1),
+            Type::Struct(i) => self.structs.get(*i as usize).is_some_and(|s| {
+                s.fields
+                    .iter()
+                    .any(|(_, f)| self.holds_token_at(f, depth + 1))
+            }),
+            _ => false,
         }
     }
 

@@ -50,6 +50,13 @@ pub enum Value {
     Map(BTreeMap<Value, Value>),
     /// A structure's members.
     Struct(Vec<Value>),
+    /// `token`: `amount` base units of asset `id` (id 0: no token, amount 0).
+    Token {
+        /// Asset id (see [`crate::token`]).
+        id: u64,
+        /// Amount in base units.
+        amount: u64,
+    },
 }
 
 impl Value {
@@ -65,6 +72,7 @@ impl Value {
             Value::Array(_) => 7,
             Value::Map(_) => 8,
             Value::Struct(_) => 9,
+            Value::Token { .. } => 10,
         }
     }
 
@@ -106,6 +114,9 @@ impl Ord for Value {
             (Value::Enum(a), Value::Enum(b)) => a.cmp(b),
             (Value::Array(a), Value::Array(b)) | (Value::Struct(a), Value::Struct(b)) => a.cmp(b),
             (Value::Map(a), Value::Map(b)) => a.iter().cmp(b.iter()),
+            (Value::Token { id: a, amount: x }, Value::Token { id: b, amount: y }) => {
+                (a, x).cmp(&(b, y))
+            }
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -129,12 +140,14 @@ pub fn default_value(t: &Type, tt: &TypeTable) -> Value {
         ),
         Type::Array(_) => Value::Array(Vec::new()),
         Type::Map(_, _) => Value::Map(BTreeMap::new()),
+        Type::Token => Value::Token { id: 0, amount: 0 },
     }
 }
 
 /// Whether `v` is a well-formed value of `t` (types in bytecode are not trusted).
 pub fn has_type(v: &Value, t: &Type, tt: &TypeTable) -> bool {
     match (v, t) {
+        (Value::Token { id, amount }, Type::Token) => *id != 0 || *amount == 0,
         (Value::Bool(_), Type::Bool)
         | (Value::Address(_), Type::Address)
         | (Value::Hash(_), Type::Hash) => true,
@@ -202,6 +215,13 @@ pub fn encode(v: &Value, t: &Type, tt: &TypeTable, out: &mut Vec<u8>) -> Result<
             out.extend_from_slice(s.as_bytes());
         }
         (Value::Enum(e), Type::Enum(_)) => out.extend_from_slice(&e.to_le_bytes()),
+        (Value::Token { id, amount }, Type::Token) => {
+            if *id == 0 && *amount != 0 {
+                return Err(bad());
+            }
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&amount.to_le_bytes());
+        }
         (Value::Array(a), Type::Array(et)) => {
             write_compact_size(out, a.len() as u64);
             for x in a {
@@ -248,6 +268,7 @@ fn min_size(t: &Type, tt: &TypeTable, depth: usize) -> usize {
         Type::Address | Type::Hash => 32,
         Type::Blob | Type::String | Type::Array(_) | Type::Map(_, _) => 1,
         Type::Enum(_) => 2,
+        Type::Token => 16,
         Type::Struct(i) => tt
             .structs
             .get(*i as usize)
@@ -331,6 +352,14 @@ fn decode_at(
                 return Err(DecodeError::Invalid("enumerator"));
             }
             Value::Enum(e)
+        }
+        Type::Token => {
+            let id = u64::from_le_bytes(r.array()?);
+            let amount = u64::from_le_bytes(r.array()?);
+            if id == 0 && amount != 0 {
+                return Err(DecodeError::Invalid("an amount of no token"));
+            }
+            Value::Token { id, amount }
         }
         Type::Array(et) => {
             let n = r.length(min_size(et, tt, depth + 1))?;
@@ -486,6 +515,10 @@ pub fn to_json(v: &Value, t: &Type, tt: &TypeTable, hrp: &str) -> Json {
             .map(|n| Json::String(n.clone()))
             .unwrap_or(Json::from(*e)),
         (Value::Enum(e), _) => Json::from(*e),
+        (Value::Token { id, amount }, _) => serde_json::json!({
+            "token": crate::token::id_to_symbol(*id).unwrap_or_else(|| id.to_string()),
+            "amount": amount,
+        }),
         (Value::Array(a), Type::Array(et)) => {
             Json::Array(a.iter().map(|x| to_json(x, et, tt, hrp)).collect())
         }
@@ -596,6 +629,13 @@ fn from_json_at(j: &Json, t: &Type, tt: &TypeTable, depth: usize) -> Result<Valu
             }
             Value::Enum(e as u16)
         }
+        // A token is value: only a transaction's attached rxBTC or a contract makes one.
+        Type::Token => {
+            return Err(
+                "a token cannot be written as an argument (attach rxBTC to the call instead)"
+                    .into(),
+            )
+        }
         Type::Array(et) => Value::Array(
             j.as_array()
                 .ok_or_else(|| want("an array"))?
@@ -648,6 +688,10 @@ pub fn display(v: &Value, hrp: &str, out: &mut String) {
         Value::Str(s) => out.push_str(s),
         Value::Enum(e) => {
             let _ = write!(out, "{e}");
+        }
+        Value::Token { id, amount } => {
+            let sym = crate::token::id_to_symbol(*id).unwrap_or_else(|| id.to_string());
+            let _ = write!(out, "{amount} {sym}");
         }
         Value::Array(a) | Value::Struct(a) => {
             out.push(if matches!(v, Value::Array(_)) {

@@ -364,6 +364,12 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                 (pl.operands(), 1, true, None)
             }
             Instr::Store(p) => (place(p, None)? + 1, 0, true, None),
+            Instr::TokenMove(src, dst, all) => (
+                place(src, None)? + place(dst, None)? + !all as usize,
+                1,
+                true,
+                None,
+            ),
             Instr::PlaceMethod(p, me) => {
                 if let Method::SetLength(t) = me {
                     check_ty(t)?;

@@ -65,6 +65,10 @@ pub enum Trap {
     /// A function that must return a value ended without one.
     #[error("function ended without returning a value")]
     MissingReturn,
+    /// A token rule: value would be made or lost, a deposit outside an address, a relay
+    /// carrying tokens to something other than an address.
+    #[error("token: {0}")]
+    Token(String),
     /// The host failed (storage). Not the contract's fault: the block cannot be executed.
     #[error("host error: {0}")]
     Host(String),
@@ -112,6 +116,9 @@ pub struct Context {
     pub random_seed: [u8; 32],
     /// bech32m prefix for address text.
     pub hrp: &'static str,
+    /// rxBTC (satoshis) the transaction attached to this call (`Normal` calls only): what
+    /// `__transaction.get_supplied_tokens()` returns.
+    pub supplied: u64,
 }
 
 /// What the VM asks of the chain.
@@ -145,6 +152,8 @@ pub struct RelayOut {
     pub func: u16,
     /// Encoded arguments.
     pub args: Vec<u8>,
+    /// rxBTC (satoshis) in the tokens among the arguments.
+    pub value: u64,
 }
 
 /// Destination of a relay.
@@ -190,6 +199,28 @@ pub struct Outcome {
     pub logs: Vec<String>,
     /// `__event.push` / `__event.notify` records, in order (empty when the call failed).
     pub events: Vec<Event>,
+    /// rxBTC moved by the call (all zero when it failed).
+    pub tokens: TokenFlow,
+}
+
+/// The rxBTC (satoshis) a successful call took in and gave out. Every call conserves value:
+/// `received` = `deposited` + the value of its relays + what its contract state holds more
+/// than before (negative when it gave out what the state held).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenFlow {
+    /// Supplied by the transaction, or carried by the relay's arguments.
+    pub received: u64,
+    /// Moved into the wallet of the address the call ran for (`token.deposit()`).
+    pub deposited: u64,
+    /// Carried away by the relays it emitted.
+    pub relayed: u64,
+}
+
+impl TokenFlow {
+    /// How much more the contract's state holds after the call.
+    pub fn kept(&self) -> i128 {
+        i128::from(self.received) - i128::from(self.deposited) - i128::from(self.relayed)
+    }
 }
 
 /// An event a call recorded with `__event.push` or `__event.notify`.
@@ -467,6 +498,10 @@ struct Machine<'a, 'g> {
     logs: Vec<String>,
     events: Vec<Event>,
     random_counter: u64,
+    /// Token value received, deposited and relayed (u128: sums of hostile copies).
+    received: u128,
+    deposited: u128,
+    relayed: u128,
 }
 
 fn int(v: Value) -> Result<Int, Trap> {
@@ -1236,8 +1271,25 @@ impl<'a, 'g> Machine<'a, 'g> {
             }
         }
         let gas_left = self.limit - self.used;
+        let in_address = self.scope == ScopeKind::Address;
+        let mut deposited = 0u64;
         let r = self.with_place_mut(p, ops, |recv| {
             match (m, recv) {
+                (Method::Deposit, Value::Token { id, amount }) => {
+                    if *amount > 0 {
+                        if !in_address {
+                            return Err(Trap::Token(
+                                "deposit() needs an address: call it in an @address function"
+                                    .into(),
+                            ));
+                        }
+                        if *id != crate::token::rxbtc() {
+                            return Err(Trap::Token("only rxBTC can be deposited".into()));
+                        }
+                        deposited = *amount;
+                        *amount = 0;
+                    }
+                }
                 (Method::SetLength(t), Value::Array(a)) => {
                     let n = as_len(arg.as_ref())?;
                     if n > MAX_ARRAY_LEN {
@@ -1291,8 +1343,58 @@ impl<'a, 'g> Machine<'a, 'g> {
             Ok(())
         });
         r?;
+        self.deposited += u128::from(deposited);
         self.charge(extra_gas)?;
         Ok(None)
+    }
+
+    /// `src.transfer(dst, amount)` / `src.transfer_all(dst)`: `false` (nothing moves) when
+    /// `src` holds no token, `dst` holds another one, or the amount is negative or more than
+    /// `src` has (PREDA spec 2.3.3).
+    fn token_move(&mut self, src: u32, dst: u32, all: bool) -> Result<bool, Trap> {
+        let amount = if all { None } else { Some(int(self.pop()?)?) };
+        let operands = |m: &Self, p: u32| -> Result<usize, Trap> {
+            Ok(m.code
+                .places
+                .get(p as usize)
+                .ok_or(Trap::Type("place"))?
+                .operands())
+        };
+        let (ns, nd) = (operands(self, src)?, operands(self, dst)?);
+        let dst_ops = self.pop_n(nd)?;
+        let src_ops = self.pop_n(ns)?;
+        let token = |v: &Value| match v {
+            Value::Token { id, amount } => Ok((*id, *amount)),
+            _ => Err(Trap::Type("token expected")),
+        };
+        let (sid, have) = self.with_place_ref(src, &src_ops, token)??;
+        let (did, _) = self.with_place_ref(dst, &dst_ops, token)??;
+        let x = match amount {
+            None => have,
+            Some(a) => match a.to_u64() {
+                Some(x) if !a.is_negative() => x,
+                _ => return Ok(false),
+            },
+        };
+        if sid == 0 || (did != 0 && did != sid) || x > have {
+            return Ok(false);
+        }
+        self.with_place_mut(src, src_ops, |v| {
+            if let Value::Token { amount, .. } = v {
+                *amount -= x;
+            }
+            Ok(())
+        })?;
+        self.with_place_mut(dst, dst_ops, |v| {
+            if let Value::Token { id, amount } = v {
+                *id = sid;
+                *amount = amount
+                    .checked_add(x)
+                    .ok_or_else(|| Trap::Token("amount overflows".into()))?;
+            }
+            Ok(())
+        })?;
+        Ok(true)
     }
 
     fn convert(&mut self, c: Conv, v: Value) -> Result<Value, Trap> {
@@ -1322,6 +1424,14 @@ impl<'a, 'g> Machine<'a, 'g> {
             (Conv::AddressToString, Value::Address(a)) => {
                 Value::Str(value::address_to_string(&a, self.ctx.hrp))
             }
+            (Conv::SymbolToId, Value::Str(s)) => {
+                Value::Int(Int::from(crate::token::symbol_to_id(&s)))
+            }
+            (Conv::IdToSymbol, Value::Int(i)) => Value::Str(
+                i.to_u64()
+                    .and_then(crate::token::id_to_symbol)
+                    .unwrap_or_default(),
+            ),
             _ => return Err(Trap::Type("conversion input")),
         })
     }
@@ -1402,6 +1512,16 @@ impl<'a, 'g> Machine<'a, 'g> {
             CtxFn::BlockMiner => Value::Address(c.miner),
             // No UI session is attached to a chain's execution.
             CtxFn::EventUserState => Value::Enum(0),
+            CtxFn::TxSuppliedTokens => {
+                Value::Array(if c.kind == TxKind::Normal && c.supplied > 0 {
+                    vec![Value::Token {
+                        id: crate::token::rxbtc(),
+                        amount: c.supplied,
+                    }]
+                } else {
+                    Vec::new()
+                })
+            }
         })
     }
 
@@ -1417,6 +1537,7 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
         let base = self.stack.len() - n;
         let mut bytes = Vec::with_capacity(64);
+        let value: u128 = self.stack[base..].iter().map(crate::token::held).sum();
         for (v, (_, t)) in self.stack[base..].iter().zip(&f.params) {
             let t = code.types.get(*t as usize).ok_or(Trap::Type("type"))?;
             value::encode(v, t, &code.table, &mut bytes)
@@ -1444,6 +1565,18 @@ impl<'a, 'g> Machine<'a, 'g> {
             RelayTo::Global => RelayDest::Global,
             RelayTo::Next => RelayDest::Next,
         };
+        // Value travels to a wallet's owner only: a relay to every shard would copy it, and
+        // one that fails on a scope with no address would have nobody to return it to.
+        let to_address = matches!(dest, RelayDest::Address(_))
+            || (dest == RelayDest::Next && self.scope == ScopeKind::Address);
+        if value > 0 && !to_address {
+            return Err(Trap::Token(
+                "tokens can only be relayed to an address (relay@<address>)".into(),
+            ));
+        }
+        let value = u64::try_from(value)
+            .map_err(|_| Trap::Token("a relay carries more than 2^64 units".into()))?;
+        self.relayed += u128::from(value);
         let base = match dest {
             RelayDest::Shards => {
                 gas::RELAY_PER_SHARD.saturating_mul(1u64 << self.ctx.shard_order.min(16))
@@ -1459,6 +1592,7 @@ impl<'a, 'g> Machine<'a, 'g> {
             to: dest,
             func,
             args: bytes,
+            value,
         });
         Ok(())
     }
@@ -1635,6 +1769,10 @@ impl<'a, 'g> Machine<'a, 'g> {
                         self.stack.push(v);
                     }
                 }
+                Instr::TokenMove(src, dst, all) => {
+                    let moved = self.token_move(src, dst, all)?;
+                    self.stack.push(Value::Bool(moved));
+                }
                 Instr::ValueMethod(m) => {
                     self.charge(method_gas(m))?;
                     let args = self.pop_n(m.arity())?;
@@ -1785,6 +1923,8 @@ impl<'a, 'g> Machine<'a, 'g> {
         let mut writes = Vec::new();
         let mut global_writes = Vec::new();
         let mut elem_writes = Vec::new();
+        // Token value in the changed state before and after the call.
+        let mut held = (0u128, 0u128);
         let frames = std::mem::take(&mut self.frames);
         for (slot, frame) in frames.into_iter().enumerate() {
             let Some(frame) = frame else { continue };
@@ -1807,6 +1947,9 @@ impl<'a, 'g> Machine<'a, 'g> {
                 let elem = self
                     .stored_elem(scope, var)
                     .ok_or(Trap::Type("stored array"))?;
+                if code.table.holds_token(elem) {
+                    self.count_array_tokens(scope, var, &a, elem, &mut held)?;
+                }
                 if a.len != a.orig_len {
                     lens[i] = Some(a.len);
                 }
@@ -1820,6 +1963,9 @@ impl<'a, 'g> Machine<'a, 'g> {
                 let (_, vt) = self
                     .stored_map(scope, var)
                     .ok_or(Trap::Type("stored map"))?;
+                if code.table.holds_token(vt) {
+                    self.count_map_tokens(scope, var, &m, vt, &mut held)?;
+                }
                 if m.len != m.orig_len {
                     lens[i] = Some(m.len);
                 }
@@ -1841,6 +1987,10 @@ impl<'a, 'g> Machine<'a, 'g> {
                         let t = code.ty(vars[i].1);
                         if !has_type(&v, t, &code.table) {
                             return Err(Trap::Type("global state of the wrong type"));
+                        }
+                        if code.table.holds_token(t) {
+                            held.0 += self.global.get(i).map_or(0, crate::token::held);
+                            held.1 += crate::token::held(&v);
                         }
                         self.charge(gas::WRITE_GLOBAL_VAR + v.weight() * gas::NODE)?;
                         global_writes.push((i as u16, v));
@@ -1876,11 +2026,78 @@ impl<'a, 'g> Machine<'a, 'g> {
             if new == frame.original {
                 continue;
             }
+            if vars
+                .iter()
+                .any(|(_, t)| code.table.holds_token(code.ty(*t)))
+            {
+                let old = match &frame.original {
+                    None => Vec::new(),
+                    Some(b) => layout::decode_row(code, scope, b)
+                        .map_err(|e| Trap::Host(format!("stored state does not decode: {e}")))?,
+                };
+                held.0 += old.iter().map(crate::token::held).sum::<u128>();
+                held.1 += base.iter().map(crate::token::held).sum::<u128>();
+            }
             let len = new.as_ref().map(Vec::len).unwrap_or(0) as u64;
             self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
             writes.push((scope, new));
         }
+        let (before, after) = held;
+        if self.received + before != self.deposited + self.relayed + after {
+            return Err(Trap::Token(format!(
+                "value is not conserved: the call received {} and its state held {before}, but it deposits {}, relays {} and its state would hold {after} (a token cannot be copied or dropped: keep it in state, deposit() it or relay it)",
+                self.received, self.deposited, self.relayed
+            )));
+        }
         Ok((writes, global_writes, elem_writes))
+    }
+
+    /// Adds the token value of the element rows a stored array's change rewrites: before
+    /// (read again: the host still has the rows as they were) and after.
+    fn count_array_tokens(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        a: &ArrayVar,
+        elem: &Type,
+        held: &mut (u128, u128),
+    ) -> Result<(), Trap> {
+        for &i in &a.written {
+            if i < a.orig_len {
+                let row = self.read_content(scope, var, &ElemKey::Index(i))?;
+                let old = layout::decode_elem(elem, self.code, row.as_deref())
+                    .map_err(|e| Trap::Host(format!("stored element does not decode: {e}")))?;
+                held.0 += crate::token::held(&old);
+            }
+            if i < a.len {
+                held.1 += a.cache.get(&i).map_or(0, crate::token::held);
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`Self::count_array_tokens`] for the entry rows of a stored map.
+    fn count_map_tokens(
+        &mut self,
+        scope: ScopeKind,
+        var: u16,
+        m: &MapVar,
+        vt: &Type,
+        held: &mut (u128, u128),
+    ) -> Result<(), Trap> {
+        for kb in &m.written_entries {
+            let Some(e) = m.entries.get(kb) else { continue };
+            if e.stored {
+                if let Some(b) = self.read_content(scope, var, &ElemKey::Key(kb.clone()))? {
+                    let (_, old) = layout::decode_entry(vt, self.code, &b).map_err(|e| {
+                        Trap::Host(format!("stored map entry does not decode: {e}"))
+                    })?;
+                    held.0 += crate::token::held(&old);
+                }
+            }
+            held.1 += e.now.as_ref().map_or(0, |(_, x)| crate::token::held(x));
+        }
+        Ok(())
     }
 }
 
@@ -1921,6 +2138,8 @@ fn read_method(recv: &Value, m: Method, args: &[Value]) -> Result<Option<Value>,
         (Method::IsUser, Value::Address(a)) => {
             Value::Bool(bitcoin::secp256k1::XOnlyPublicKey::from_slice(a).is_ok())
         }
+        (Method::TokenId, Value::Token { id, .. }) => Value::Int(Int::from(*id)),
+        (Method::TokenAmount, Value::Token { amount, .. }) => Value::Int(Int::from(*amount)),
         _ => return Err(Trap::Type("method receiver")),
     }))
 }
@@ -1976,6 +2195,13 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
         logs: Vec::new(),
         events: Vec::new(),
         random_counter: 0,
+        received: if call.ctx.kind == TxKind::Normal {
+            u128::from(call.ctx.supplied)
+        } else {
+            0
+        } + call.args.iter().map(crate::token::held).sum::<u128>(),
+        deposited: 0,
+        relayed: 0,
     };
     let result = match call.code.functions.get(call.func as usize) {
         None => Err(Trap::Type("no such function")),
@@ -1998,6 +2224,12 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             relays: m.relays,
             logs: m.logs,
             events: m.events,
+            // Conserved (checked at commit), so each fits what was received.
+            tokens: TokenFlow {
+                received: u64::try_from(m.received).unwrap_or(u64::MAX),
+                deposited: u64::try_from(m.deposited).unwrap_or(u64::MAX),
+                relayed: u64::try_from(m.relayed).unwrap_or(u64::MAX),
+            },
         },
         Err(t) => Outcome {
             result: Err(t),
@@ -2008,6 +2240,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             relays: Vec::new(),
             logs: m.logs,
             events: Vec::new(),
+            tokens: TokenFlow::default(),
         },
     }
 }

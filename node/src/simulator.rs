@@ -10,8 +10,10 @@
 //! substitutions (`$~name$`, `~name`), `chain.run`/`chain.await` (blocks until nothing is
 //! pending), `chain.step` (one block), `chain.info`, `stopwatch.restart/report`, `log`,
 //! `log.highlight/warning/error`. An argument's `{…}`/`[…]` may span lines (and a trailing
-//! `\` continues any line). `viz.*` and `chain.stop` are ignored; tokens (`<= (…)`,
-//! `state.token`), `state.load/save` and `csv.from` are refused with a message.
+//! `\` continues any line). A transaction line may end with `<= (N RXBTC)`: rxBTC (satoshis)
+//! attached to the call, read by `__transaction.get_supplied_tokens()`; other symbols do not
+//! exist on rexe. `viz.*` and `chain.stop` are ignored; `state.token`, `state.load/save` and
+//! `csv.from` are refused with a message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -951,9 +953,11 @@ impl<'o> Runner<'o> {
             Some(i) if !line[..i].contains('{') && !line[..i].contains('.') => line[i + 1..].trim(),
             _ => line,
         };
-        if body.contains("<=") {
-            bail!("tokens supplied with a call (`<= (…)`) are not supported");
-        }
+        // `… <= (100RXBTC)`: tokens supplied with the call (after the arguments).
+        let (body, value) = match body.rfind("<=") {
+            Some(i) if !body[i..].contains('}') => (body[..i].trim(), supplied(&body[i + 2..])?),
+            _ => (body, rexe_chain::Amount::ZERO),
+        };
         let (head, json_text) = match body.find('{') {
             Some(i) => (body[..i].trim(), Some(&body[i..])),
             None => (body.trim(), None),
@@ -1057,6 +1061,7 @@ impl<'o> Runner<'o> {
                     contract: addr,
                     function: fname.to_string(),
                     args: bytes,
+                    value,
                 },
             )?;
         }
@@ -1239,6 +1244,37 @@ impl<'o> Runner<'o> {
         }
         Ok(self.summary)
     }
+}
+
+/// The tokens of a `<= (…)` clause: `(N SYMBOL[, …])`. Only rxBTC exists here, in
+/// satoshis.
+fn supplied(clause: &str) -> Result<rexe_chain::Amount> {
+    let inner = clause
+        .trim()
+        .strip_prefix('(')
+        .and_then(|c| c.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("tokens are written `<= (100RXBTC)`"))?;
+    let mut total = rexe_chain::Amount::ZERO;
+    for item in inner.split(',') {
+        let item = item.trim();
+        let digits = item
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(item.len());
+        let n: u64 = item[..digits]
+            .parse()
+            .map_err(|_| anyhow!("`{item}`: expected an amount then a symbol, as 100RXBTC"))?;
+        let symbol = item[digits..].trim();
+        if symbol != rexe_chain::lang::token::RXBTC_SYMBOL {
+            bail!(
+                "`{symbol}` does not exist on rexe: the only token is RXBTC (amounts in satoshis)"
+            );
+        }
+        total = total
+            .checked_add(rexe_chain::Amount::from_sat(n))
+            .filter(|t| *t <= rexe_chain::Amount::MAX_MONEY)
+            .ok_or_else(|| anyhow!("more rxBTC than exists"))?;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ impl Chain {
                 contract,
                 function,
                 args,
+                ..
             } => {
                 let d = self.contracts().get(contract).ok_or_else(|| {
                     format!("no contract at {}", contract.encode(self.params.network))

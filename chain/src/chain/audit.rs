@@ -33,8 +33,23 @@ impl Chain {
                 .map(Relay::value),
         )
         .ok_or_else(|| StoreError::corrupt("supply", "relay sum overflows"))?;
-        let held = checked_sum(self.systems.iter().map(|c| c.held()))
+        let mut held = checked_sum(self.systems.iter().map(|c| c.held()))
             .ok_or_else(|| StoreError::corrupt("supply", "escrow sum overflows"))?;
+        // rxBTC in tokens that contracts' shard state holds.
+        let key = crate::contract::held_key();
+        for s in &mut self.shards {
+            let Some(b) = s.get_state(&key)? else {
+                continue;
+            };
+            let sat = u64::from_le_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
+            );
+            held = held
+                .checked_add(Amount::from_sat(sat))
+                .ok_or_else(|| StoreError::corrupt("supply", "held sum overflows"))?;
+        }
         let height = self.tip_height();
         let minted = checked_sum((1..=height).map(|h| self.params.subsidy(h)))
             .ok_or_else(|| StoreError::corrupt("supply", "subsidy sum overflows"))?;

@@ -282,7 +282,12 @@ impl Chain {
         let mut all = Vec::new();
         let fee_key = crate::fee::fee_key();
         for s in &mut self.shards {
-            all.extend(s.all_state()?.into_iter().filter(|(k, _)| *k != fee_key));
+            let held_key = crate::contract::held_key();
+            all.extend(
+                s.all_state()?
+                    .into_iter()
+                    .filter(|(k, _)| *k != fee_key && *k != held_key),
+            );
         }
         all.sort();
         Ok(all)

@@ -105,6 +105,13 @@ impl Chain {
                         dir: dir.display().to_string(),
                     });
                 }
+                let before_tokens =
+                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(1));
+                if stored.as_deref() == Some(&before_tokens.0[..]) {
+                    return Err(ChainError::OldContractRules {
+                        dir: dir.display().to_string(),
+                    });
+                }
                 if stored.as_deref() != Some(&fp.0[..]) {
                     return Err(ChainError::WrongChain {
                         dir: dir.display().to_string(),
@@ -413,7 +420,7 @@ mod tests {
     use crate::seal::TestSealer;
 
     #[test]
-    fn a_directory_made_before_per_element_arrays_is_refused_by_name() {
+    fn directories_made_under_earlier_contract_rules_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let p = ChainParams::for_tests(1, Vec::new());
         let open = || {
@@ -428,10 +435,20 @@ mod tests {
         // Today's fingerprint opens again; an earlier rexe's (contract rules 0) does not.
         let chain = open().unwrap();
         let old = fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
+        let no_tokens =
+            fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(1));
         chain.db.set_meta("params", &old.0).unwrap();
         drop(chain);
         let e = open().err().expect("refused");
         assert!(matches!(e, ChainError::OldContractLayout { .. }), "{e}");
         assert!(e.to_string().contains("one row per element"), "{e}");
+        // Contract rules 1: per-element containers, but no tokens.
+        ChainDb::open(&dir.path().join("chain.sqlite"))
+            .unwrap()
+            .set_meta("params", &no_tokens.0)
+            .unwrap();
+        let e = open().err().expect("refused");
+        assert!(matches!(e, ChainError::OldContractRules { .. }), "{e}");
+        assert!(e.to_string().contains("tokens"), "{e}");
     }
 }

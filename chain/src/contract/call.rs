@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::target::Target;
 use crate::address::Address;
+use crate::amount::Amount;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::fee::GasEscrow;
 use crate::hash::{Hash256, Txid};
@@ -36,6 +37,10 @@ pub struct ContractCall {
     pub direct: bool,
     /// What its gas was bought at and the rxBTC escrowed for it (settled where it runs).
     pub fee: GasEscrow,
+    /// rxBTC it carries: the value a transaction attached (`direct`), or the tokens among
+    /// the arguments of a relay. Returned to the sender (`direct`) or the target address if
+    /// the call fails.
+    pub value: Amount,
 }
 
 /// A deployment on its way to the global lane.
@@ -88,8 +93,12 @@ impl Encode for ContractCall {
         self.gas.encode(out);
         self.sender.0.encode(out);
         self.tx_time.encode(out);
-        out.push(self.deferred as u8 | (self.direct as u8) << 1);
+        let carries = !self.value.is_zero();
+        out.push(self.deferred as u8 | (self.direct as u8) << 1 | (carries as u8) << 2);
         self.fee.encode(out);
+        if carries {
+            self.value.to_sat().encode(out);
+        }
     }
 }
 
@@ -107,15 +116,24 @@ impl Decode for ContractCall {
             deferred: false,
             direct: false,
             fee: GasEscrow::default(),
+            value: Amount::ZERO,
         })
         .and_then(|mut c| {
             let flags = u8::decode(r)?;
-            if flags > 3 {
+            if flags > 7 {
                 return Err(DecodeError::Invalid("call flags"));
             }
             c.deferred = flags & 1 != 0;
             c.direct = flags & 2 != 0;
             c.fee = GasEscrow::decode(r)?;
+            if flags & 4 != 0 {
+                c.value = Amount::from_sat(u64::decode(r)?);
+                if c.value.is_zero() {
+                    return Err(DecodeError::Invalid(
+                        "a call flagged as carrying zero value",
+                    ));
+                }
+            }
             Ok(c)
         })
     }

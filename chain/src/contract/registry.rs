@@ -54,7 +54,16 @@ pub struct ContractsSystem {
     written: BTreeSet<Address>,
     /// Global container rows written since then: (contract, variable, row).
     written_elems: BTreeSet<(Address, u16, ContentId)>,
+    /// rxBTC held in tokens in the `@global` state of all contracts (item [`HELD_KEY`]
+    /// while not zero).
+    held: Amount,
+    /// Whether `held` changed since the last [`SystemContract::take_changes`].
+    held_written: bool,
 }
+
+/// Key of the item holding [`ContractsSystem`]'s held rxBTC (no address-keyed item has
+/// this length).
+const HELD_KEY: &[u8] = b"held";
 
 /// Length of an element or key-slot item's key: address, variable (BE), index (BE).
 const ELEM_KEY_LEN: usize = 38;
@@ -96,6 +105,21 @@ impl ContractsSystem {
     /// Whether none are deployed.
     pub fn is_empty(&self) -> bool {
         self.contracts.is_empty()
+    }
+
+    /// Adds what a global call kept (negative: gave out) to the rxBTC the contracts hold.
+    pub(super) fn add_held(&mut self, kept: i128) -> Result<(), String> {
+        if kept == 0 {
+            return Ok(());
+        }
+        let now = i128::from(self.held.to_sat()) + kept;
+        let now = u64::try_from(now)
+            .ok()
+            .filter(|v| Amount::from_sat(*v) <= Amount::MAX_MONEY)
+            .ok_or_else(|| format!("contracts would hold {now} sat"))?;
+        self.held = Amount::from_sat(now);
+        self.held_written = true;
+        Ok(())
     }
 
     pub(super) fn insert(&mut self, d: Deployed) {
@@ -256,11 +280,14 @@ impl SystemContract for ContractsSystem {
     }
 
     fn held(&self) -> Amount {
-        Amount::ZERO
+        self.held
     }
 
     fn items(&self) -> Vec<Item> {
         let mut items = Vec::new();
+        if !self.held.is_zero() {
+            items.push((HELD_KEY.to_vec(), self.held.to_sat().to_le_bytes().to_vec()));
+        }
         for d in self.contracts.values() {
             items.push((d.address.0.to_vec(), Self::encode_item(d)));
             for (var, id, b) in d.elems.iter() {
@@ -283,13 +310,28 @@ impl SystemContract for ContractsSystem {
                 .map(<[u8]>::to_vec);
             changes.push((content_item_key(&a, var, &id), value));
         }
+        if std::mem::take(&mut self.held_written) {
+            let v = (!self.held.is_zero()).then(|| self.held.to_sat().to_le_bytes().to_vec());
+            changes.push((HELD_KEY.to_vec(), v));
+        }
         changes
     }
 
     fn apply(&mut self, changes: &[Change]) -> Result<(), CallError> {
         // Contracts first: their elements need them.
         let is_content = |k: &[u8]| k.len() == ELEM_KEY_LEN || k.len() == ENTRY_KEY_LEN;
-        for (key, value) in changes.iter().filter(|(k, _)| !is_content(k)) {
+        for (_, value) in changes.iter().filter(|(k, _)| k == HELD_KEY) {
+            self.held = match value {
+                None => Amount::ZERO,
+                Some(v) => Amount::from_sat(u64::from_le_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| CallError::new("held item is not 8 bytes"))?,
+                )),
+            };
+        }
+        let is_contract = |k: &[u8]| !is_content(k) && k != HELD_KEY;
+        for (key, value) in changes.iter().filter(|(k, _)| is_contract(k)) {
             let address = Address(
                 key.as_slice()
                     .try_into()
@@ -332,8 +374,9 @@ impl SystemContract for ContractsSystem {
     }
 
     /// 1: top-level arrays and maps are stored one row (item) per element or entry.
+    /// 2: tokens, and contract calls carrying rxBTC.
     fn rules_version(&self) -> u32 {
-        1
+        2
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -18,6 +18,7 @@ use super::receipt::{ContractReceipt, ReceiptKind};
 use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
 use crate::address::Address;
+use crate::amount::Amount;
 use crate::exec::BlockEnv;
 use crate::hash::tagged_hash;
 use crate::lang::ast::ScopeKind;
@@ -32,12 +33,50 @@ use crate::shard::{ShardId, ShardOrder};
 use crate::store::{StateKey, StoreError};
 use crate::tx::{Payload, SignedTx};
 
-/// Contract state rows of one shard during a block.
+/// Contract state rows and accounts of one shard during a block.
 pub trait Rows {
     /// The row at `key`.
     fn row(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError>;
     /// Replaces the row at `key` (`None` deletes it).
     fn set_row(&mut self, key: StateKey, value: Option<Vec<u8>>) -> Result<(), StoreError>;
+    /// Credits `amount` to the account of `to` (an address of this shard).
+    fn credit(&mut self, to: Address, amount: Amount) -> Result<(), StoreError>;
+}
+
+/// Key of the shard state row holding the rxBTC that contract state on the shard holds in
+/// tokens: 32 zero bytes then `0xfd`, which no contract scope uses.
+pub fn held_key() -> StateKey {
+    let mut k = [0u8; 33];
+    k[32] = 0xfd;
+    StateKey::from_slice(&k).expect("33 bytes")
+}
+
+/// The rxBTC contract state on this shard holds (the row at [`held_key`]).
+pub fn shard_held(rows: &mut dyn Rows) -> Result<Amount, StoreError> {
+    match rows.row(&held_key())? {
+        None => Ok(Amount::ZERO),
+        Some(b) => Ok(Amount::from_sat(u64::from_le_bytes(
+            b.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
+        ))),
+    }
+}
+
+/// Adds what a call kept (negative: gave out) to the shard's held rxBTC.
+fn add_held(rows: &mut dyn Rows, kept: i128) -> Result<(), StoreError> {
+    if kept == 0 {
+        return Ok(());
+    }
+    let now = i128::from(shard_held(rows)?.to_sat()) + kept;
+    let now = u64::try_from(now)
+        .ok()
+        .filter(|v| Amount::from_sat(*v) <= Amount::MAX_MONEY)
+        .ok_or_else(|| {
+            StoreError::corrupt("contracts' held rxBTC", format!("would be {now} sat"))
+        })?;
+    let row = (now != 0).then(|| now.to_le_bytes().to_vec());
+    rows.set_row(held_key(), row)
 }
 
 /// Relays a step emitted (with the shard each goes to) and its receipt.
@@ -210,6 +249,11 @@ fn context(
         miner: env.miner.0,
         random_seed,
         hrp: env.hrp,
+        supplied: if kind == TxKind::Normal {
+            call.value.to_sat()
+        } else {
+            0
+        },
     }
 }
 
@@ -238,8 +282,10 @@ fn route(
     };
     let mut forwarded = 0u64;
     let mut out = Vec::new();
-    let mut push = |target: Target, func: u16, args: Vec<u8>, deferred: bool, gas: u64| {
+    let mut push = |target: Target, o: &RelayOut, args: Vec<u8>, deferred: bool, gas: u64| {
         forwarded += gas;
+        let func = o.func;
+        let value = Amount::from_sat(o.value);
         let shard = target.shard(order);
         out.push((
             shard,
@@ -255,32 +301,33 @@ fn route(
                 deferred,
                 direct: false,
                 fee: parent.fee,
+                value,
             },
         ));
     };
     for o in outs {
-        match o.to {
+        match &o.to {
             RelayDest::Shards => {
                 for s in order.shards() {
                     let g = next_share();
-                    push(Target::Shard(s), o.func, o.args.clone(), false, g);
+                    push(Target::Shard(s), &o, o.args.clone(), false, g);
                 }
             }
             RelayDest::Address(a) => {
                 let g = next_share();
-                push(Target::Address(Address(a)), o.func, o.args, false, g)
+                push(Target::Address(Address(*a)), &o, o.args.clone(), false, g)
             }
             RelayDest::Uint(s, k) => {
                 let g = next_share();
-                push(Target::Uint(s, k), o.func, o.args, false, g)
+                push(Target::Uint(*s, k.clone()), &o, o.args.clone(), false, g)
             }
             RelayDest::Global => {
                 let g = next_share();
-                push(Target::Global, o.func, o.args, false, g)
+                push(Target::Global, &o, o.args.clone(), false, g)
             }
             RelayDest::Next => {
                 let g = next_share();
-                push(parent.target.clone(), o.func, o.args, true, g)
+                push(parent.target.clone(), &o, o.args.clone(), true, g)
             }
         }
     }
@@ -329,8 +376,35 @@ fn ret_json(
 }
 
 /// Runs a call (a relay, or a transaction's own step) on `shard`, whose state `rows` holds.
+/// A relay that fails returns the rxBTC it carries to its target address's wallet (the
+/// caller returns a transaction's own attached value to its sender).
 #[allow(clippy::too_many_arguments)]
 pub fn run_on_shard(
+    registry: &ContractsSystem,
+    rows: &mut dyn Rows,
+    env: &BlockEnv,
+    shard: ShardId,
+    call: &ContractCall,
+    kind: TxKind,
+    origin: ShardId,
+    seq: u64,
+) -> Result<(Vec<(ShardId, ContractCall)>, ContractReceipt), StoreError> {
+    let r = run_call(registry, rows, env, shard, call, kind, origin, seq)?;
+    if kind != TxKind::Normal && r.1.error.is_some() && !call.value.is_zero() {
+        // The VM relays value to addresses only.
+        let Target::Address(to) = call.target else {
+            return Err(StoreError::corrupt(
+                "contract relay",
+                "a relay carrying rxBTC to a target that is not an address",
+            ));
+        };
+        rows.credit(to, call.value)?;
+    }
+    Ok(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_call(
     registry: &ContractsSystem,
     rows: &mut dyn Rows,
     env: &BlockEnv,
@@ -434,10 +508,25 @@ pub fn run_on_shard(
             Ok((Vec::new(), r))
         }
         Ok(ret) => {
+            // What the VM counted in is what the chain handed over (a relay's value is the
+            // tokens among its arguments).
+            if out.tokens.received != call.value.to_sat() {
+                return Err(StoreError::corrupt(
+                    "contract call",
+                    "the value it carries does not match its tokens",
+                ));
+            }
             for (scope, row) in out.writes {
                 let key = host.row_key(scope);
                 host.rows.set_row(key, row)?;
             }
+            if out.tokens.deposited > 0 {
+                host.rows.credit(
+                    Address(ctx.self_address),
+                    Amount::from_sat(out.tokens.deposited),
+                )?;
+            }
+            add_held(host.rows, out.tokens.kept())?;
             for w in out.elem_writes {
                 if w.scope == ScopeKind::Global {
                     return Err(StoreError::corrupt(
@@ -479,7 +568,24 @@ pub fn run_on_shard(
 
 /// The contract part of a transaction that already paid its fee and nonce on its sender's
 /// shard: runs its own step there, or forwards it to the global lane.
+/// rxBTC the transaction attached is returned to its sender when this step fails.
 pub fn start_transaction(
+    registry: &ContractsSystem,
+    rows: &mut dyn Rows,
+    env: &BlockEnv,
+    shard: ShardId,
+    tx: &SignedTx,
+    seq: u64,
+) -> Result<StepResult, StoreError> {
+    let step = first_step(registry, rows, env, shard, tx, seq)?;
+    let value = tx.tx.value();
+    if step.receipt.error.is_some() && !value.is_zero() {
+        rows.credit(tx.tx.from, value)?;
+    }
+    Ok(step)
+}
+
+fn first_step(
     registry: &ContractsSystem,
     rows: &mut dyn Rows,
     env: &BlockEnv,
@@ -502,6 +608,7 @@ pub fn start_transaction(
         deferred: false,
         direct: true,
         fee: crate::fee::GasEscrow::default(),
+        value: Amount::ZERO,
     };
     let forward =
         |call: &ContractCall, function: String, kind: RelayKind, forwarded: u64| StepResult {
@@ -564,8 +671,10 @@ pub fn start_transaction(
             contract,
             function,
             args,
+            value,
         } => {
             call.contract = *contract;
+            call.value = *value;
             let Some(d) = registry.get(contract) else {
                 return Ok(refuse(
                     &call,
@@ -756,6 +865,18 @@ fn global_call(
             (Vec::new(), r)
         }
         Ok(ret) => {
+            if out.tokens.received != call.value.to_sat() || out.tokens.deposited != 0 {
+                return (
+                    Vec::new(),
+                    failed(call, rkind, lane, fname, out.gas_used, "token accounting"),
+                );
+            }
+            if let Err(e) = registry.add_held(out.tokens.kept()) {
+                return (
+                    Vec::new(),
+                    failed(call, rkind, lane, fname, out.gas_used, e),
+                );
+            }
             registry.write_global(&call.contract, out.global_writes, out.elem_writes);
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, call.gas - out.gas_used, env.order);
@@ -810,6 +931,7 @@ fn deploy(
         deferred: false,
         direct: false,
         fee: d.fee,
+        value: Amount::ZERO,
     };
     let lane = ShardId::GLOBAL;
     let fail = |used: u64, e: String| {

@@ -137,6 +137,7 @@ impl Net {
                 contract,
                 function: function.to_string(),
                 args: bytes,
+                value: rexe_chain::Amount::ZERO,
             },
             GAS,
         )
@@ -300,6 +301,7 @@ impl Sequential {
             miner: [0; 32],
             random_seed: [0; 32],
             hrp: "trx",
+            supplied: 0,
         }
     }
 
@@ -509,6 +511,7 @@ pub fn call_tx(
             contract,
             function: function.to_string(),
             args,
+            value: rexe_chain::Amount::ZERO,
         },
     }
     .sign(key)

@@ -824,6 +824,9 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 if let Some(&sid) = self.p.struct_ids.get(n) {
                     return self.construct(sid, args, pos).map(Some);
                 }
+                if matches!(n.as_str(), "__mint" | "__burn") && !self.p.sig_ids.contains_key(n) {
+                    return self.supply_call(n, args, pos).map(Some);
+                }
                 let Some(&fid) = self.p.sig_ids.get(n) else {
                     return Err(CompileError::new(
                         callee.pos,
@@ -857,6 +860,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                             "__transaction" | "__block" => {
                                 return self.context_call(n, m, args, pos).map(Some)
                             }
+                            "token" => return self.token_static(m, args, pos).map(Some),
                             _ => {}
                         }
                     }
@@ -916,6 +920,18 @@ impl<'p, 'a> FnCx<'p, 'a> {
 
     fn conversion(&mut self, to: &str, args: &[Expr], pos: Pos) -> CResult<Type> {
         let target = builtin_type(to).expect("caller checked");
+        if args.is_empty() {
+            // `T()`: the default value, as PREDA's default constructors.
+            let tid = self.p.type_id(&target);
+            self.emit(Instr::Default(tid));
+            return Ok(target);
+        }
+        if target == Type::Token {
+            return Err(CompileError::new(
+                pos,
+                "token(…) takes no arguments: a token is made empty, and filled only by transfers",
+            ));
+        }
         if args.len() != 1 {
             return Err(CompileError::new(
                 pos,
@@ -1092,10 +1108,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
             }
             ("__block", "get_miner_address") => (CtxFn::BlockMiner, addr),
             ("__transaction", "get_supplied_tokens") => {
-                return Err(CompileError::new(
-                    m.pos,
-                    "tokens (first-class assets) are not supported",
-                ))
+                (CtxFn::TxSuppliedTokens, Type::Array(Box::new(Type::Token)))
             }
             (o, f) => {
                 return Err(CompileError::new(
@@ -1145,6 +1158,13 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 (Some(Method::DivUint32), vec![u32t], Some(Type::BigInt))
             }
             (Type::Address, "is_contract") => (Some(Method::IsContract), vec![], Some(Type::Bool)),
+            (Type::Token, "get_id") => (
+                Some(Method::TokenId),
+                vec![],
+                Some(Type::Int(IntTy::UINT64)),
+            ),
+            (Type::Token, "get_amount") => (Some(Method::TokenAmount), vec![], Some(Type::BigInt)),
+            (Type::Token, "deposit") => (Some(Method::Deposit), vec![], None),
             // rexe has user and contract addresses only.
             (Type::Address, "is_delegated" | "is_dapp" | "is_asset" | "is_name" | "is_custom") => {
                 (None, vec![], Some(Type::Bool))
@@ -1165,6 +1185,11 @@ impl<'p, 'a> FnCx<'p, 'a> {
         args: &[Expr],
         pos: Pos,
     ) -> CResult<Option<Type>> {
+        if matches!(m.name.as_str(), "transfer" | "transfer_all") {
+            if let Some(r) = self.token_transfer(obj, m, args, pos)? {
+                return Ok(Some(r));
+            }
+        }
         if let Some(pr) = self.place(obj)? {
             let (method, arg_types, ret) = self.method(&pr.ty, m)?;
             if args.len() != arg_types.len() {
@@ -1229,5 +1254,123 @@ impl<'p, 'a> FnCx<'p, 'a> {
         }
         self.emit(Instr::ValueMethod(method));
         Ok(ret)
+    }
+
+    /// `__mint(id, amount)` and `__burn(token)` (PREDA spec 5.10). No contract may mint or
+    /// burn rxBTC, the only asset here, so as PREDA does for a contract without the right,
+    /// minting gives an empty token and burning does nothing (and reports `false`).
+    fn supply_call(&mut self, name: &str, args: &[Expr], pos: Pos) -> CResult<Type> {
+        if name == "__mint" {
+            let (id, amount) = match args {
+                [a] => (None, a),
+                [i, a] => (Some(i), a),
+                _ => {
+                    return Err(CompileError::new(
+                        pos,
+                        "__mint takes (uint64 id, bigint amount)",
+                    ))
+                }
+            };
+            if let Some(i) = id {
+                self.expect(i, &Type::Int(IntTy::UINT64))?;
+                self.emit(Instr::Pop);
+            }
+            self.expect(amount, &Type::BigInt)?;
+            self.emit(Instr::Pop);
+            let tid = self.p.type_id(&Type::Token);
+            self.emit(Instr::Default(tid));
+            return Ok(Type::Token);
+        }
+        let [t] = args else {
+            return Err(CompileError::new(pos, "__burn takes one token"));
+        };
+        self.expect(t, &Type::Token)?;
+        self.emit(Instr::Pop);
+        self.emit(Instr::Bool(false));
+        Ok(Type::Bool)
+    }
+
+    /// `token.symbol_to_id(string)` and `token.id_to_symbol(uint64)`.
+    fn token_static(&mut self, m: &Ident, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let (from, conv, to) = match m.name.as_str() {
+            "symbol_to_id" => (Type::String, Conv::SymbolToId, Type::Int(IntTy::UINT64)),
+            "id_to_symbol" => (Type::Int(IntTy::UINT64), Conv::IdToSymbol, Type::String),
+            other => {
+                return Err(CompileError::new(
+                    m.pos,
+                    format!(
+                        "token has no function `{other}` (it has symbol_to_id and id_to_symbol)"
+                    ),
+                ))
+            }
+        };
+        let [a] = args else {
+            return Err(CompileError::new(
+                pos,
+                format!("token.{}(…) takes one argument", m.name),
+            ));
+        };
+        self.expect(a, &from)?;
+        self.emit(Instr::Convert(conv));
+        Ok(to)
+    }
+
+    /// `a.transfer(b, amount)` and `a.transfer_all(b)` on tokens: both must be places (a
+    /// variable, a member, an element), since both change. `None` when `obj` is not a token
+    /// place (the caller reports the method as unknown).
+    fn token_transfer(
+        &mut self,
+        obj: &Expr,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+    ) -> CResult<Option<Type>> {
+        let all = m.name == "transfer_all";
+        let Some(src) = self.place(obj)? else {
+            return Ok(None);
+        };
+        if src.ty != Type::Token {
+            return Ok(None);
+        }
+        let want = if all { 1 } else { 2 };
+        if args.len() != want {
+            return Err(CompileError::new(
+                pos,
+                if all {
+                    "transfer_all takes (token recipient)"
+                } else {
+                    "transfer takes (token recipient, bigint amount)"
+                },
+            ));
+        }
+        let Some(dst) = self.place(&args[0])? else {
+            return Err(CompileError::new(
+                args[0].pos,
+                "the recipient of a transfer must be a token variable, member or element (it changes)",
+            ));
+        };
+        if dst.ty != Type::Token {
+            return Err(CompileError::new(
+                args[0].pos,
+                format!(
+                    "the recipient of a transfer must be a token, found {}",
+                    self.p.tt.name(&dst.ty)
+                ),
+            ));
+        }
+        for p in [&src, &dst] {
+            if let Some(why) = &p.read_only {
+                return Err(CompileError::new(obj.pos, why.clone()));
+            }
+        }
+        self.place_operands(&src)?;
+        self.place_operands(&dst)?;
+        if !all {
+            self.expect(&args[1], &Type::BigInt)?;
+        }
+        let s = self.place_id(&src);
+        let d = self.place_id(&dst);
+        self.emit(Instr::TokenMove(s, d, all));
+        Ok(Some(Type::Bool))
     }
 }

@@ -111,6 +111,7 @@ fn builtin_type(name: &str) -> Option<Type> {
         "blob" => Type::Blob,
         "hash" => Type::Hash,
         "address" => Type::Address,
+        "token" => Type::Token,
         _ => {
             let (signed, rest) = if let Some(r) = name.strip_prefix("uint") {
                 (false, r)
@@ -242,7 +243,6 @@ impl<'a> Program<'a> {
                     "float256" | "float512" | "float1024" => {
                         "floating-point types are not supported (use integers)".to_string()
                     }
-                    "token" => "the `token` type (first-class assets) is not supported".to_string(),
                     other => format!("unknown type `{other}`"),
                 };
                 Err(CompileError::new(n.pos, msg))
@@ -502,6 +502,19 @@ impl<'a> Program<'a> {
         }
         if f.params.len() > 64 {
             self.error(f.name.pos, "a function cannot have more than 64 parameters");
+        }
+        // A transaction's arguments are bytes its sender wrote: a token among them would be
+        // value made from nothing. Value comes with the call (`get_supplied_tokens`).
+        if f.export || kind == FnKind::OnDeploy {
+            if let Some((n, _, _)) = params.iter().find(|(_, t, _)| self.tt.holds_token(t)) {
+                self.error(
+                    f.name.pos,
+                    format!(
+                        "`{}` takes a token (`{n}`) but is called by transactions, whose arguments cannot carry value: attach rxBTC to the call and read it with __transaction.get_supplied_tokens()",
+                        f.name.name
+                    ),
+                );
+            }
         }
         let id = self.sigs.len() as u16;
         self.sigs.push(Sig {

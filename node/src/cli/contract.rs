@@ -76,6 +76,10 @@ pub struct CallArgs {
     function: String,
     /// Arguments: one JSON object, or one value per parameter (JSON, else a string).
     args: Vec<String>,
+    /// rxBTC to attach (e.g. `0.001`, in BTC units): the function reads it with
+    /// `__transaction.get_supplied_tokens()`; it comes back if the call fails.
+    #[arg(long, default_value = "0")]
+    value: String,
     #[command(flatten)]
     tx: TxArgs,
 }
@@ -240,8 +244,20 @@ fn call(a: CallArgs) -> Result<()> {
             contract,
             function: a.function.clone(),
             args: bytes,
+            value: parse_value(&a.value)?,
         },
     )
+}
+
+/// An rxBTC amount in BTC units (`0.001`), at most 8 decimals.
+fn parse_value(s: &str) -> Result<rexe_chain::Amount> {
+    let a = bitcoin::Amount::from_str_in(s, bitcoin::Denomination::Bitcoin)
+        .map_err(|e| anyhow!("--value {s}: {e}"))?;
+    let a = rexe_chain::Amount::from_sat(a.to_sat());
+    if a > rexe_chain::Amount::MAX_MONEY {
+        bail!("--value {s}: more rxBTC than exists");
+    }
+    Ok(a)
 }
 
 fn get(a: GetArgs) -> Result<()> {
