@@ -43,10 +43,18 @@ fn run_script(script: &Path, opts: &[&str]) -> serde_json::Value {
 
 #[test]
 fn check_accepts_the_examples_and_reports_errors_with_positions() {
-    let files: Vec<PathBuf> = ["token", "ballot", "counter", "amm", "pixels"]
-        .iter()
-        .map(|n| examples().join(format!("{n}.prd")))
-        .collect();
+    let files: Vec<PathBuf> = [
+        "token",
+        "ballot",
+        "counter",
+        "amm",
+        "pixels",
+        "guestbook",
+        "vault",
+    ]
+    .iter()
+    .map(|n| examples().join(format!("{n}.prd")))
+    .collect();
     let out = rexe()
         .args(["contract", "check"])
         .args(&files)
@@ -58,7 +66,7 @@ fn check_accepts_the_examples_and_reports_errors_with_positions() {
         String::from_utf8_lossy(&out.stdout)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.matches(": OK: contract").count(), 5, "{text}");
+    assert_eq!(text.matches(": OK: contract").count(), 7, "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.prd");
@@ -98,6 +106,7 @@ fn example_scripts_run_and_conserve_supply() {
         ("counter", vec!["-count:100", "-order:3"]),
         ("amm", vec!["-count:50"]),
         ("pixels", vec!["-count:100", "-order:1"]),
+        ("vault", vec!["-count:60"]),
     ] {
         let s = run_script(&examples().join(format!("{name}.prdts")), &opts);
         assert_eq!(s["supply_ok"], true, "{name}");
@@ -301,12 +310,36 @@ fn deploy_call_and_get_through_a_node() {
     assert_eq!(v["result"]["state"]["balance"], json!(5000 - 1234), "{v}");
     let v = call(&n, "getcontractstate", json!([contract]));
     assert_eq!(v["result"]["state"]["total_supply"], json!(5000), "{v}");
+    // rxBTC attached with --value reaches the contract as a token.
+    let out = rpc(&[
+        "contract",
+        "deploy",
+        examples().join("vault.prd").to_str().unwrap(),
+    ]);
+    let vault = out
+        .lines()
+        .find_map(|l| l.strip_prefix("contract address: "))
+        .expect("the address is printed")
+        .to_string();
+    for _ in 0..3 {
+        mine(&n, &my_addr);
+    }
+    rpc(&["contract", "call", &vault, "lock", "--value", "0.00012345"]);
+    for _ in 0..2 {
+        mine(&n, &my_addr);
+    }
+    let v = call(&n, "getcontractstate", json!([vault, my_addr]));
+    assert_eq!(
+        v["result"]["state"]["locked"],
+        json!({"token": "RXBTC", "amount": 12345}),
+        "{v}"
+    );
     assert_eq!(
         call(&n, "listcontracts", json!([]))["result"]
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 

@@ -193,6 +193,86 @@ fn guestbook_scenario() -> Vec<Step> {
     s
 }
 
+fn vault_scenario() -> Vec<Step> {
+    let mut s = vec![Step::Deploy(0, example("vault"), json!({})), Step::Settle];
+    for k in 1..12usize {
+        s.push(Step::Pay(k, 0, "lock", json!({}), 10_000 * k as u64));
+    }
+    // Attached to a function that does not take it: the call fails, the value comes back.
+    s.push(Step::Pay(
+        12,
+        0,
+        "fill",
+        json!({"jar": 1, "amount": 1}),
+        500,
+    ));
+    s.push(Step::Pay(13, 0, "fund", json!({}), 40_000));
+    s.push(Step::Pay(14, 0, "fund", json!({}), 2_000));
+    s.push(Step::Settle);
+    for k in 1..12usize {
+        s.push(Step::Call(
+            k,
+            0,
+            "fill",
+            json!({"jar": k % 3, "amount": 100 * k}),
+        ));
+        s.push(Step::Call(
+            k,
+            0,
+            "give",
+            json!({"to": addr_json((k * 5) % 16), "amount": 50 + k}),
+        ));
+        // More than is locked: refused, nothing moves.
+        s.push(Step::Call(
+            k,
+            0,
+            "give",
+            json!({"to": addr_json(0), "amount": 10_000_000}),
+        ));
+    }
+    s.push(Step::Call(
+        0,
+        0,
+        "pay",
+        json!({"to": addr_json(3), "amount": 1_234}),
+    ));
+    s.push(Step::Call(
+        0,
+        0,
+        "pay",
+        json!({"to": addr_json(15), "amount": 40_766}),
+    ));
+    // Not the owner; then more than the pot holds.
+    s.push(Step::Call(
+        4,
+        0,
+        "pay",
+        json!({"to": addr_json(4), "amount": 1}),
+    ));
+    s.push(Step::Call(
+        0,
+        0,
+        "pay",
+        json!({"to": addr_json(4), "amount": 999_999}),
+    ));
+    s.push(Step::Call(
+        5,
+        0,
+        "give_badly",
+        json!({"to": addr_json(6), "amount": 10}),
+    ));
+    s.push(Step::Settle);
+    for k in 1..12usize {
+        if k % 2 == 0 {
+            s.push(Step::Call(k, 0, "empty_jar", json!({"jar": k % 3})));
+        }
+        if k % 3 == 0 {
+            s.push(Step::Call(k, 0, "withdraw", json!({})));
+        }
+    }
+    s
+}
+
 fn check_scenario(name: &str, steps: Vec<Step>) {
     let mut seq = Sequential::new(16);
     seq.run(&steps);
@@ -251,6 +331,11 @@ fn pixels_scenario_is_shard_independent() {
 #[test]
 fn guestbook_scenario_is_shard_independent() {
     check_scenario("guestbook", guestbook_scenario());
+}
+
+#[test]
+fn vault_scenario_is_shard_independent() {
+    check_scenario("vault", vault_scenario());
 }
 
 #[test]
@@ -885,5 +970,157 @@ fn relay_next_runs_once_per_block_on_the_same_target() {
     assert!(
         gh.windows(2).all(|w| w[1] == w[0] + 1),
         "global relay@next too: {gh:?}"
+    );
+}
+
+/// The sum of every token amount in a contract state's JSON.
+fn tokens_in(j: &serde_json::Value) -> u64 {
+    match j {
+        serde_json::Value::Object(o) if o.contains_key("token") => o["amount"].as_u64().unwrap(),
+        serde_json::Value::Object(o) => o.values().map(tokens_in).sum(),
+        serde_json::Value::Array(a) => a.iter().map(tokens_in).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn rxbtc_carried_by_calls_is_conserved_returned_and_rolled_back() {
+    let mut net = Net::new(2, 2, 8);
+    let vault = net.deploy(0, example("vault"), &json!({}));
+    let bal = |net: &mut Net, i: usize| {
+        net.chain
+            .account(&net.keys[i].address())
+            .unwrap()
+            .balance
+            .to_sat()
+    };
+    // What a transaction whose only step ran on its shard paid in fees.
+    let fee = |net: &Net, txid| {
+        let (_, f) = net.chain.fee_receipt(txid).unwrap().unwrap();
+        f["burned"].as_u64().unwrap() + f["tip"].as_u64().unwrap()
+    };
+    let held = |net: &mut Net| {
+        let (shards, lane) = net.chain.contracts_held().unwrap();
+        (
+            shards.iter().map(|a| a.to_sat()).sum::<u64>(),
+            lane.to_sat(),
+        )
+    };
+    let in_state = |net: &mut Net| {
+        let mut sum = tokens_in(&net.chain.contracts().global_json(&vault, "trx").unwrap());
+        for (k, _) in net.chain.all_contract_state().unwrap() {
+            if let Some((_, t)) = rexe_chain::contract::parse_state_key(&k) {
+                sum += tokens_in(&net.chain.contract_state(&vault, &t).unwrap().unwrap());
+            }
+        }
+        sum
+    };
+
+    // Locked: the sender pays the value and the fee; the shard's contract state holds it.
+    let b1 = bal(&mut net, 1);
+    let t = net.pay(1, vault, "lock", &json!({}), 10_000);
+    net.settle();
+    assert_eq!(b1 - bal(&mut net, 1), 10_000 + fee(&net, t));
+    assert_eq!(held(&mut net), (10_000, 0));
+
+    // Attached to a call that does not take it: the call fails and only the fee is paid.
+    let b2 = bal(&mut net, 2);
+    let t = net.pay(2, vault, "fill", &json!({"jar": 0, "amount": 0}), 500);
+    net.settle();
+    let r = net.chain.contract_receipts(t).unwrap();
+    assert!(r[0].1["error"].is_string(), "{r:?}");
+    assert_eq!(b2 - bal(&mut net, 2), fee(&net, t));
+    assert_eq!(held(&mut net), (10_000, 0));
+
+    // A gift whose relay fails lands in the target's wallet, whatever shard it is on.
+    let b3 = bal(&mut net, 3);
+    net.call(
+        1,
+        vault,
+        "give_badly",
+        &json!({"to": addr_json(3), "amount": 10}),
+    );
+    net.settle();
+    assert_eq!(bal(&mut net, 3) - b3, 10);
+    assert_eq!(held(&mut net), (9_990, 0));
+    // A gift that works moves it between locks (a relay carrying the token).
+    net.call(1, vault, "give", &json!({"to": addr_json(4), "amount": 90}));
+    net.settle();
+    let lock4 = net
+        .chain
+        .contract_state(&vault, &Target::Address(net.keys[4].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(lock4["locked"]["amount"], json!(90));
+    assert_eq!(held(&mut net), (9_990, 0));
+
+    // The @global pot: funded on the lane; a failed lane call returns what it carried.
+    let b5 = bal(&mut net, 5);
+    net.pay(5, vault, "fund", &json!({}), 2_000);
+    net.settle();
+    assert!(b5 - bal(&mut net, 5) >= 2_000);
+    assert_eq!(held(&mut net), (9_990, 2_000));
+    let b6 = bal(&mut net, 6);
+    let t = net.pay(
+        6,
+        vault,
+        "pay",
+        &json!({"to": addr_json(6), "amount": 1}),
+        700,
+    );
+    net.settle();
+    assert!(net
+        .chain
+        .contract_receipts(t)
+        .unwrap()
+        .iter()
+        .any(|(_, r)| r["error"].is_string()));
+    assert!(b6 - bal(&mut net, 6) < 700, "the 700 came back");
+    assert_eq!(held(&mut net), (9_990, 2_000));
+    net.call(
+        0,
+        vault,
+        "pay",
+        &json!({"to": addr_json(7), "amount": 1_500}),
+    );
+    net.settle();
+    assert_eq!(held(&mut net), (11_490, 500));
+    assert_eq!(in_state(&mut net), 11_990);
+
+    // Withdrawn to the wallet; then the blocks are rolled back, and so is everything.
+    let h = net.chain.tip_height();
+    let before = (bal(&mut net, 1), held(&mut net));
+    let t = net.call(1, vault, "withdraw", &json!({}));
+    net.settle();
+    assert_eq!(bal(&mut net, 1) + fee(&net, t) - before.0, 9_900);
+    assert_eq!(held(&mut net), (1_590, 500));
+    assert_eq!(in_state(&mut net), 2_090);
+    net.chain.rollback(net.chain.tip_height() - h).unwrap();
+    assert_supply(&mut net.chain);
+    assert_eq!((bal(&mut net, 1), held(&mut net)), before);
+    // The withdrawal is mined again on the new branch.
+    net.miner = rexe_chain::Signer::from_seed(b"another miner").address();
+    net.settle();
+    assert_eq!(held(&mut net), (1_590, 500));
+}
+
+#[test]
+fn vault_scenario_ends_where_expected() {
+    let mut seq = Sequential::new(16);
+    seq.run(&vault_scenario());
+    let st = seq.state();
+    let g = &st["0/@global"];
+    assert_eq!(g["pot"]["amount"], json!(0), "the pot was paid out in full");
+    assert_eq!(g["paid_out"], json!(42_000));
+    // Locked: 10,000·k by keys 1..11 plus the pot, less the 10 given badly and what keys
+    // 3, 6 and 9 withdrew; every other amount is still in some lock or jar.
+    let total: u64 = st.values().map(tokens_in).sum();
+    let withdrawn = 660_000 + 42_000 - 10 - total;
+    assert!((150_000..200_000).contains(&withdrawn), "{withdrawn}");
+    let gifts: u64 = st.values().filter_map(|v| v["gifts"].as_u64()).sum();
+    assert_eq!(
+        gifts,
+        11 + 2,
+        "each working gift and each payout arrived once"
     );
 }

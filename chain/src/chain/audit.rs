@@ -18,6 +18,18 @@ impl Chain {
         self.supply_with_balances(balances)
     }
 
+    /// rxBTC that contracts hold in tokens: in each shard's contract state, and in the
+    /// `@global` state on the lane.
+    pub fn contracts_held(&mut self) -> Result<(Vec<Amount>, Amount), StoreError> {
+        let key = crate::contract::held_key();
+        let shards = self
+            .shards
+            .iter_mut()
+            .map(|s| shard_held_row(s.get_state(&key)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((shards, self.contracts().held()))
+    }
+
     /// The supply report given the sum of all balances.
     pub(super) fn supply_with_balances(
         &mut self,
@@ -35,19 +47,11 @@ impl Chain {
         .ok_or_else(|| StoreError::corrupt("supply", "relay sum overflows"))?;
         let mut held = checked_sum(self.systems.iter().map(|c| c.held()))
             .ok_or_else(|| StoreError::corrupt("supply", "escrow sum overflows"))?;
-        // rxBTC in tokens that contracts' shard state holds.
+        // rxBTC in tokens that contracts' shard state holds (the lane's is a system's).
         let key = crate::contract::held_key();
         for s in &mut self.shards {
-            let Some(b) = s.get_state(&key)? else {
-                continue;
-            };
-            let sat = u64::from_le_bytes(
-                b.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
-            );
             held = held
-                .checked_add(Amount::from_sat(sat))
+                .checked_add(shard_held_row(s.get_state(&key)?)?)
                 .ok_or_else(|| StoreError::corrupt("supply", "held sum overflows"))?;
         }
         let height = self.tip_height();
@@ -68,4 +72,17 @@ impl Chain {
                 .ok_or_else(|| StoreError::corrupt("supply", "burned more than was issued"))?,
         })
     }
+}
+
+/// The value of a shard's held-rxBTC row.
+fn shard_held_row(row: Option<Vec<u8>>) -> Result<Amount, StoreError> {
+    let Some(b) = row else {
+        return Ok(Amount::ZERO);
+    };
+    let sat = u64::from_le_bytes(
+        b.as_slice()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
+    );
+    Ok(Amount::from_sat(sat))
 }

@@ -24,6 +24,8 @@ pub enum Step {
     Deploy(usize, &'static str, Json),
     /// Key `who` calls `function` of contract `c`.
     Call(usize, usize, &'static str, Json),
+    /// As `Call`, attaching this many satoshis of rxBTC.
+    Pay(usize, usize, &'static str, Json, u64),
     /// Let everything in flight finish.
     Settle,
 }
@@ -128,6 +130,18 @@ impl Net {
         function: &str,
         args: &Json,
     ) -> rexe_chain::Txid {
+        self.pay(who, contract, function, args, 0)
+    }
+
+    /// [`Net::call`] attaching `sat` of rxBTC.
+    pub fn pay(
+        &mut self,
+        who: usize,
+        contract: Address,
+        function: &str,
+        args: &Json,
+        sat: u64,
+    ) -> rexe_chain::Txid {
         let d = self.chain.contracts().get(&contract).unwrap().clone();
         let (_, f) = d.code.function(function).unwrap();
         let bytes = abi::encode_args(&d.code, f, args).unwrap();
@@ -137,7 +151,7 @@ impl Net {
                 contract,
                 function: function.to_string(),
                 args: bytes,
-                value: rexe_chain::Amount::ZERO,
+                value: rexe_chain::Amount::from_sat(sat),
             },
             GAS,
         )
@@ -173,6 +187,10 @@ impl Net {
                 Step::Call(who, c, f, args) => {
                     let addr = self.contracts[*c];
                     self.call(*who, addr, f, args);
+                }
+                Step::Pay(who, c, f, args, sat) => {
+                    let addr = self.contracts[*c];
+                    self.pay(*who, addr, f, args, *sat);
                 }
                 Step::Settle => self.settle(),
             }
@@ -269,6 +287,8 @@ struct Micro {
     args: Vec<Value>,
     sender: Address,
     kind: TxKind,
+    /// rxBTC a transaction attached (its own call only).
+    value: u64,
 }
 
 impl Sequential {
@@ -301,7 +321,7 @@ impl Sequential {
             miner: [0; 32],
             random_seed: [0; 32],
             hrp: "trx",
-            supplied: 0,
+            supplied: m.value,
         }
     }
 
@@ -383,6 +403,7 @@ impl Sequential {
                     args,
                     sender: m.sender,
                     kind: TxKind::Relay,
+                    value: 0,
                 });
             }
         }
@@ -409,10 +430,15 @@ impl Sequential {
                             args,
                             sender: self.keys[*who],
                             kind: TxKind::System,
+                            value: 0,
                         });
                     }
                 }
-                Step::Call(who, c, fname, args) => {
+                Step::Call(who, c, fname, args) | Step::Pay(who, c, fname, args, _) => {
+                    let value = match s {
+                        Step::Pay(.., sat) => *sat,
+                        _ => 0,
+                    };
                     self.nonces[*who] += 1;
                     let code = self.contracts[*c].1.clone();
                     let (fi, f) = code.function(fname).unwrap();
@@ -431,6 +457,7 @@ impl Sequential {
                         args,
                         sender: self.keys[*who],
                         kind: TxKind::Normal,
+                        value,
                     });
                 }
                 Step::Settle => {}
@@ -480,6 +507,7 @@ pub fn example(name: &str) -> &'static str {
         "amm" => include_str!("../../../examples/contracts/amm.prd"),
         "pixels" => include_str!("../../../examples/contracts/pixels.prd"),
         "guestbook" => include_str!("../../../examples/contracts/guestbook.prd"),
+        "vault" => include_str!("../../../examples/contracts/vault.prd"),
         other => panic!("no example {other}"),
     }
 }
