@@ -73,6 +73,7 @@ pub struct Verified {
     module: Module,
     places: Vec<Option<PlaceTypes>>,
     uses_random: bool,
+    holds_tokens: bool,
 }
 
 impl std::ops::Deref for Verified {
@@ -97,6 +98,12 @@ impl Verified {
     /// then).
     pub fn uses_random(&self) -> bool {
         self.uses_random
+    }
+
+    /// Whether any state variable can hold a token (only then does a call's commit count
+    /// the value in the rows it changes).
+    pub fn holds_tokens(&self) -> bool {
+        self.holds_tokens
     }
 }
 
@@ -147,10 +154,16 @@ pub fn verify(m: Module) -> Result<Verified, VerifyError> {
         f.code
             .contains(&Instr::Ctx(super::bytecode::CtxFn::BlockRandom))
     });
+    let holds_tokens = m
+        .state
+        .iter()
+        .flatten()
+        .any(|(_, t)| m.table.holds_token(&m.types[*t as usize]));
     Ok(Verified {
         module: m,
         places,
         uses_random,
+        holds_tokens,
     })
 }
 

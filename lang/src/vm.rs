@@ -1947,7 +1947,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                 let elem = self
                     .stored_elem(scope, var)
                     .ok_or(Trap::Type("stored array"))?;
-                if code.table.holds_token(elem) {
+                if code.holds_tokens() && code.table.holds_token(elem) {
                     self.count_array_tokens(scope, var, &a, elem, &mut held)?;
                 }
                 if a.len != a.orig_len {
@@ -1963,7 +1963,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                 let (_, vt) = self
                     .stored_map(scope, var)
                     .ok_or(Trap::Type("stored map"))?;
-                if code.table.holds_token(vt) {
+                if code.holds_tokens() && code.table.holds_token(vt) {
                     self.count_map_tokens(scope, var, &m, vt, &mut held)?;
                 }
                 if m.len != m.orig_len {
@@ -1988,7 +1988,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                         if !has_type(&v, t, &code.table) {
                             return Err(Trap::Type("global state of the wrong type"));
                         }
-                        if code.table.holds_token(t) {
+                        if code.holds_tokens() && code.table.holds_token(t) {
                             held.0 += self.global.get(i).map_or(0, crate::token::held);
                             held.1 += crate::token::held(&v);
                         }
@@ -2026,9 +2026,10 @@ impl<'a, 'g> Machine<'a, 'g> {
             if new == frame.original {
                 continue;
             }
-            if vars
-                .iter()
-                .any(|(_, t)| code.table.holds_token(code.ty(*t)))
+            if code.holds_tokens()
+                && vars
+                    .iter()
+                    .any(|(_, t)| code.table.holds_token(code.ty(*t)))
             {
                 let old = match &frame.original {
                     None => Vec::new(),
