@@ -1124,3 +1124,42 @@ fn vault_scenario_ends_where_expected() {
         "each working gift and each payout arrived once"
     );
 }
+
+#[test]
+fn transactions_name_one_overload_by_its_signature() {
+    let src = r#"contract O {
+        @address uint64 last;
+        @address string label;
+        @address function put(uint64 x) export { last = x; }
+        @address function put(string s) export { label = s; }
+    }"#;
+    let mut net = Net::new(1, 1, 2);
+    let c = net.deploy(0, src, &json!({}));
+    let code = net.chain.contracts().get(&c).unwrap().code.clone();
+    let payload = |function: &str, args: Vec<u8>| rexe_chain::Payload::ContractCall {
+        contract: c,
+        function: function.into(),
+        args,
+        value: rexe_chain::Amount::ZERO,
+    };
+    let (_, f) = code.function("put(string)").unwrap();
+    let text = contract::abi::encode_args(&code, f, &json!(["hello"])).unwrap();
+    let e = net.send(0, payload("put", text.clone()), GAS).unwrap_err();
+    assert!(e.contains("name one of put(uint64), put(string)"), "{e}");
+    net.send(0, payload("put(string)", text), GAS).unwrap();
+    let (_, f) = code.function("put(uint64)").unwrap();
+    let n = contract::abi::encode_args(&code, f, &json!([42])).unwrap();
+    net.send(0, payload("put(uint64)", n), GAS).unwrap();
+    net.settle();
+    let st = net
+        .chain
+        .contract_state(&c, &Target::Address(net.keys[0].address()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st, json!({"last": 42, "label": "hello"}));
+    // Tools pick the overload the JSON arguments fit.
+    let (_, f, _) = contract::abi::select(&code, "put", &json!(["x"])).unwrap();
+    assert_eq!(code.signature(f), "put(string)");
+    let (_, f, _) = contract::abi::select(&code, "put", &json!({"x": 5})).unwrap();
+    assert_eq!(code.signature(f), "put(uint64)");
+}

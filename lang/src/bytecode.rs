@@ -437,13 +437,44 @@ impl Module {
             .unwrap_or(&[])
     }
 
-    /// The function named `name`.
+    /// The function a transaction or a tool names: `name` when one function has that name,
+    /// or one overload's [`Module::signature`] (`name(T1,T2)`, whitespace ignored).
     pub fn function(&self, name: &str) -> Option<(u16, &Function)> {
+        if name.contains('(') {
+            let want: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+            let base = want.split('(').next().unwrap_or("");
+            return self
+                .overloads(base)
+                .into_iter()
+                .find(|(_, f)| self.signature(f) == want);
+        }
+        match self.overloads(name).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Every named function called `name` (several when it is overloaded).
+    pub fn overloads(&self, name: &str) -> Vec<(u16, &Function)> {
         self.functions
             .iter()
             .enumerate()
-            .find(|(_, f)| f.name == name && f.kind != FnKind::Lambda)
+            .filter(|(_, f)| f.name == name && f.kind != FnKind::Lambda)
             .map(|(i, f)| (i as u16, f))
+            .collect()
+    }
+
+    /// `name(T1,T2)`: the function's name and parameter types, without spaces.
+    pub fn signature(&self, f: &Function) -> String {
+        let types: Vec<String> = f
+            .params
+            .iter()
+            .map(|(_, t)| {
+                let n = self.table.name(self.ty(*t));
+                n.chars().filter(|c| !c.is_whitespace()).collect()
+            })
+            .collect();
+        format!("{}({})", f.name, types.join(","))
     }
 
     /// Parameter types of function `f`.

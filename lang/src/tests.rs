@@ -1002,3 +1002,114 @@ fn transactions_cannot_pass_tokens_as_arguments() {
     .unwrap_err();
     assert!(e.contains("cannot be written as an argument"), "{e}");
 }
+
+const OVERLOADS: &str = r#"
+contract O {
+    @address uint64 last;
+    @address string label;
+    @address function set(uint64 x) { last = x; }
+    @address function set(string s) { label = s; }
+    @address function set(uint64 x, string s) { set(x); set(s); }
+    @address function uint32 pick(int32 x) { return 1u; }
+    @address function uint32 pick(int64 x) { return 2u; }
+    @address function uint32 pick(uint64 x) { return 3u; }
+    @address function uint32 which() export {
+        set(5u64);
+        set("a");
+        set(7u64, "b");
+        uint32 a = pick(5);
+        uint32 b = pick(5i64);
+        uint32 c = pick(5u64);
+        return a * 100u + b * 10u + c;
+    }
+    @address function put(uint64 x) export { last = x; }
+    @address function put(string s) export { label = s; }
+    @address function both(address to) export {
+        relay@to set(9u64);
+        relay@to set("z");
+    }
+}
+"#;
+
+#[test]
+fn overloads_are_chosen_by_argument_types() {
+    let code = compile(OVERLOADS).unwrap();
+    let mut mem = Mem::default();
+    assert_eq!(
+        run(&code, &mut mem, "which", vec![], 1_000_000).result,
+        Ok(Some(int(123))),
+        "an unsuffixed literal is an int32, as in PREDA"
+    );
+    let st = state(&code, &mem, ScopeKind::Address);
+    assert_eq!(st[0], int(7));
+    assert_eq!(st[1], Value::Str("b".into()));
+    // Relays name overloads the same way.
+    let out = run(
+        &code,
+        &mut mem,
+        "both",
+        vec![Value::Address([7; 32])],
+        1_000_000,
+    );
+    let sigs: Vec<String> = out
+        .relays
+        .iter()
+        .map(|r| code.signature(&code.functions[r.func as usize]))
+        .collect();
+    assert_eq!(sigs, ["set(uint64)", "set(string)"]);
+    // A transaction names an overload by signature; the bare name is ambiguous.
+    assert!(code.function("put").is_none());
+    assert_eq!(code.overloads("put").len(), 2);
+    let (i, f) = code.function("put( string )").unwrap();
+    assert_eq!(
+        (f.name.as_str(), code.signature(f).as_str()),
+        ("put", "put(string)")
+    );
+    assert_eq!(code.function("put(uint64)").unwrap().0 + 1, i);
+    assert!(code.function("put(uint32)").is_none());
+    assert_eq!(code.function("which").unwrap().1.name, "which");
+}
+
+#[test]
+fn overloads_that_cannot_be_told_apart_are_refused() {
+    let err = |src: &str| compile(src).unwrap_err().to_string();
+    let e = err("contract C { function f(uint64 a) { } function f(uint64 b) { } }");
+    assert!(
+        e.contains("already defined with these parameter types"),
+        "{e}"
+    );
+    let e = err("contract C { uint32 f; function f(uint64 a) { } }");
+    assert!(e.contains("`f` is already defined"), "{e}");
+    let e = err("contract C { function on_deploy() { } function on_deploy(uint32 x) { } }");
+    assert!(e.contains("`on_deploy` is already defined"), "{e}");
+    let e = err(
+        "contract C { function f(int32 a) { } function f(int64 a) { } function g() { f(int16(1)); } }",
+    );
+    assert!(e.contains("ambiguous between f(int32) and f(int64)"), "{e}");
+    let e = err(
+        "contract C { function f(string a) { } function f(bool a) { } function g() { f(1u); } }",
+    );
+    assert!(
+        e.contains("no overload of `f` takes these arguments (it has f(string), f(bool))"),
+        "{e}"
+    );
+}
+
+#[test]
+fn choosing_an_overload_declares_nothing_twice() {
+    // Trying each overload compiles its arguments once per try: a struct constructor's
+    // hidden local must not be declared again when the chosen one is compiled for real.
+    let code = compile(
+        r#"contract R {
+            struct S { int32 x; int32 y; }
+            @address int32 got;
+            @address function f(S s) { got = s.x + s.y; }
+            @address function f(int32 x) { f(S(x, 3)); }
+            @address function g() export { f(4); }
+        }"#,
+    )
+    .unwrap();
+    let mut mem = Mem::default();
+    assert_eq!(run(&code, &mut mem, "g", vec![], 100_000).result, Ok(None));
+    assert_eq!(state(&code, &mem, ScopeKind::Address)[0], int(7));
+}

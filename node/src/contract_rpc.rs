@@ -28,6 +28,7 @@ pub fn interface(code: &Verified) -> Value {
         .map(|f| {
             json!({
                 "name": f.name,
+                "signature": code.signature(f),
                 "scope": f.scope.name(),
                 "params": f.params.iter().map(|(n, t)| json!({"name": n, "type": tt.name(code.ty(*t))})).collect::<Vec<_>>(),
                 "returns": f.ret.map(|t| tt.name(code.ty(t))),

@@ -986,14 +986,26 @@ impl<'o> Runner<'o> {
             .rsplit_once('.')
             .ok_or_else(|| anyhow!("expected Contract.function, got {call}"))?;
         let (addr, code) = self.contract(cname)?;
-        let (_, f) = code
-            .function(fname)
-            .ok_or_else(|| anyhow!("{cname} has no function `{fname}`"))?;
+        let template = json_text.unwrap_or("{}").to_string();
+        // An overloaded name: the overload the (first instance of the) arguments fit.
+        let (_, f) = match code.function(fname) {
+            Some(found) => found,
+            None => {
+                let first = self.instantiate(&template, None)?;
+                let (i, _, _) =
+                    abi::select(&code, fname, &first).map_err(|e| anyhow!("{cname}.{e}"))?;
+                (i, &code.functions[i as usize])
+            }
+        };
+        let fname_sent = if code.overloads(&f.name).len() > 1 {
+            code.signature(f)
+        } else {
+            f.name.clone()
+        };
         if !f.export {
             bail!("{cname}.{fname} is not exported");
         }
         let f = f.clone();
-        let template = json_text.unwrap_or("{}").to_string();
         let expands = template.contains("$@all$");
         // Senders: for address functions the scope target; otherwise any funded account.
         let mut senders: Vec<(Address, Option<Address>)> = Vec::new();
@@ -1059,7 +1071,7 @@ impl<'o> Runner<'o> {
                 from,
                 Payload::ContractCall {
                     contract: addr,
-                    function: fname.to_string(),
+                    function: fname_sent.clone(),
                     args: bytes,
                     value,
                 },

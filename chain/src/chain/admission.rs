@@ -156,10 +156,7 @@ impl Chain {
                 let d = self.contracts().get(contract).ok_or_else(|| {
                     format!("no contract at {}", contract.encode(self.params.network))
                 })?;
-                let (_, f) = d
-                    .code
-                    .function(function)
-                    .ok_or_else(|| format!("contract {} has no function `{function}`", d.name()))?;
+                let (_, f) = crate::contract::abi::resolve(&d.code, function)?;
                 if !f.export {
                     return Err(format!("`{function}` is not exported"));
                 }

@@ -8,6 +8,55 @@ use crate::lang::bytecode::Function;
 use crate::lang::value;
 use crate::lang::{vm, Verified};
 
+/// The function `name` names in `code`: the only function of that name, or one overload by
+/// its signature `name(T1,T2)`; otherwise why not (absent, or overloaded and not named by
+/// signature).
+pub fn resolve<'c>(code: &'c Verified, name: &str) -> Result<(u16, &'c Function), String> {
+    if let Some(found) = code.function(name) {
+        return Ok(found);
+    }
+    let base = name.split('(').next().unwrap_or(name).trim();
+    let overloads = code.overloads(base);
+    if overloads.is_empty() {
+        return Err(format!("{} has no function `{base}`", code.name));
+    }
+    let names: Vec<String> = overloads.iter().map(|(_, f)| code.signature(f)).collect();
+    Err(format!(
+        "`{name}` names none of the overloads of `{base}`: name one of {}",
+        names.join(", ")
+    ))
+}
+
+/// For tools: the function `name` names and the encoding of `args` for it. An overloaded
+/// name not given by signature takes the one overload whose parameters `args` fit.
+pub fn select<'c>(
+    code: &'c Verified,
+    name: &str,
+    args: &Json,
+) -> Result<(u16, &'c Function, Vec<u8>), String> {
+    if let Some((i, f)) = code.function(name) {
+        return encode_args(code, f, args).map(|b| (i, f, b));
+    }
+    let fits: Vec<_> = code
+        .overloads(name)
+        .into_iter()
+        .filter_map(|(i, f)| encode_args(code, f, args).ok().map(|b| (i, f, b)))
+        .collect();
+    match fits.len() {
+        1 => Ok(fits.into_iter().next().expect("one")),
+        0 => Err(resolve(code, name)
+            .err()
+            .unwrap_or_else(|| format!("no overload of `{name}` takes {args}"))),
+        _ => Err(format!(
+            "the arguments fit more than one overload of `{name}`: name one of {}",
+            fits.iter()
+                .map(|(_, f, _)| code.signature(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// Encodes `args` for `f`.
 pub fn encode_args(code: &Verified, f: &Function, args: &Json) -> Result<Vec<u8>, String> {
     let types = code.param_types(f);

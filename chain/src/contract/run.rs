@@ -682,12 +682,9 @@ fn first_step(
                     "no contract at this address".into(),
                 ));
             };
-            let Some((fi, f)) = d.code.function(function) else {
-                return Ok(refuse(
-                    &call,
-                    function.clone(),
-                    format!("contract has no function `{function}`"),
-                ));
+            let (fi, f) = match super::abi::resolve(&d.code, function) {
+                Ok(found) => found,
+                Err(why) => return Ok(refuse(&call, function.clone(), why)),
             };
             if !f.export {
                 return Ok(refuse(

@@ -169,10 +169,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
 
     /// The type `e` would have, without emitting code or reporting errors.
     fn type_of(&mut self, e: &Expr) -> Option<Type> {
-        let len = self.code.len();
-        let r = self.expr(e, None);
-        self.code.truncate(len);
-        r.ok().flatten()
+        self.trial(|cx| cx.expr(e, None)).ok().flatten()
     }
 
     fn literal(
@@ -827,12 +824,13 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 if matches!(n.as_str(), "__mint" | "__burn") && !self.p.sig_ids.contains_key(n) {
                     return self.supply_call(n, args, pos).map(Some);
                 }
-                let Some(&fid) = self.p.sig_ids.get(n) else {
+                if !self.p.sig_ids.contains_key(n) {
                     return Err(CompileError::new(
                         callee.pos,
                         format!("undeclared function `{n}`"),
                     ));
-                };
+                }
+                let fid = self.overload(n, args, callee.pos)?;
                 let sig = self.p.sigs[fid as usize].clone();
                 self.check_call(&sig, callee.pos)?;
                 self.args(&sig, args, pos)?;
@@ -1372,5 +1370,89 @@ impl<'p, 'a> FnCx<'p, 'a> {
         let d = self.place_id(&dst);
         self.emit(Instr::TokenMove(s, d, all));
         Ok(Some(Type::Bool))
+    }
+
+    /// The function `name(args)` calls: the only one of that name, or among its overloads
+    /// the one whose parameters take the arguments, preferring the most arguments whose own
+    /// type is the parameter's (an unsuffixed literal is an `int32`, as in PREDA).
+    pub fn overload(&mut self, name: &str, args: &[Expr], pos: Pos) -> CResult<u16> {
+        let ids = self.p.sig_ids.get(name).cloned().unwrap_or_default();
+        if ids.len() == 1 {
+            return Ok(ids[0]);
+        }
+        let mut best: Vec<(usize, u16)> = Vec::new();
+        for &id in &ids {
+            let params: Vec<Type> = self.p.sigs[id as usize]
+                .params
+                .iter()
+                .map(|(_, t, _)| t.clone())
+                .collect();
+            if params.len() != args.len() {
+                continue;
+            }
+            let mut exact = 0;
+            let mut fits = true;
+            for (a, t) in args.iter().zip(&params) {
+                match self.trial(|cx| cx.value(a, Some(t))) {
+                    Ok(g) if converts(&g, t) => {
+                        exact += (self.type_of(a).as_ref() == Some(t)) as usize;
+                    }
+                    _ => {
+                        fits = false;
+                        break;
+                    }
+                }
+            }
+            if fits {
+                best.push((exact, id));
+            }
+        }
+        let top = best.iter().map(|(e, _)| *e).max();
+        let chosen: Vec<u16> = best
+            .iter()
+            .filter(|(e, _)| Some(*e) == top)
+            .map(|(_, id)| *id)
+            .collect();
+        let list = || {
+            ids.iter()
+                .map(|&i| self.signature(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match chosen.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(CompileError::new(
+                pos,
+                format!(
+                    "no overload of `{name}` takes these arguments (it has {})",
+                    list()
+                ),
+            )),
+            _ => Err(CompileError::new(
+                pos,
+                format!(
+                    "the call of `{name}` is ambiguous between {}",
+                    chosen
+                        .iter()
+                        .map(|&i| self.signature(i))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            )),
+        }
+    }
+
+    /// `name(T1, T2)` of function `id`.
+    fn signature(&self, id: u16) -> String {
+        let s = &self.p.sigs[id as usize];
+        format!(
+            "{}({})",
+            s.name,
+            s.params
+                .iter()
+                .map(|(_, t, _)| self.p.tt.name(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }

@@ -54,6 +54,17 @@ impl<'p, 'a> FnCx<'p, 'a> {
         }
     }
 
+    /// Runs `f` (compiling something only to learn its type or whether it compiles), then
+    /// drops the code it emitted and the names it declared (hidden locals of constructors).
+    pub fn trial<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let len = self.code.len();
+        let scopes = self.scopes.clone();
+        let r = f(self);
+        self.code.truncate(len);
+        self.scopes = scopes;
+        r
+    }
+
     pub fn emit(&mut self, i: Instr) -> usize {
         self.code.push(i);
         self.code.len() - 1
@@ -365,7 +376,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
         };
         match &r.call {
             RelayCall::Named { name, args } => {
-                let Some(&fid) = self.p.sig_ids.get(&name.name) else {
+                if !self.p.sig_ids.contains_key(&name.name) {
                     return Err(CompileError::new(
                         name.pos,
                         format!(
@@ -373,7 +384,8 @@ impl<'p, 'a> FnCx<'p, 'a> {
                             name.name
                         ),
                     ));
-                };
+                }
+                let fid = self.overload(&name.name, args, name.pos)?;
                 let sig = self.p.sigs[fid as usize].clone();
                 if sig.kind != FnKind::Normal {
                     return Err(CompileError::new(

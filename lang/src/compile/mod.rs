@@ -62,7 +62,8 @@ struct Program<'a> {
     state: HashMap<String, StateVar>,
     state_layout: Vec<Vec<(String, Type)>>,
     sigs: Vec<Sig>,
-    sig_ids: HashMap<String, u16>,
+    /// Functions by name: several when overloaded (by parameter types).
+    sig_ids: HashMap<String, Vec<u16>>,
     bodies: Vec<Option<Function>>,
     types: Vec<Type>,
     type_ids: HashMap<Type, TypeId>,
@@ -441,7 +442,9 @@ impl<'a> Program<'a> {
 
     fn declare_function(&mut self, f: &FunctionDef) {
         let name = &f.name.name;
-        if self.name_taken(name) {
+        // A function's name may be taken by other functions (overloads), nothing else.
+        let overloads = self.sig_ids.get(name).cloned().unwrap_or_default();
+        if overloads.is_empty() && self.name_taken(name) {
             self.error(f.name.pos, format!("`{name}` is already defined"));
             return;
         }
@@ -503,6 +506,24 @@ impl<'a> Program<'a> {
         if f.params.len() > 64 {
             self.error(f.name.pos, "a function cannot have more than 64 parameters");
         }
+        if !overloads.is_empty() {
+            if kind != FnKind::Normal {
+                self.error(f.name.pos, format!("`{name}` is already defined"));
+                return;
+            }
+            let types: Vec<&Type> = params.iter().map(|(_, t, _)| t).collect();
+            let same = overloads.iter().any(|&o| {
+                let ps = &self.sigs[o as usize].params;
+                ps.len() == types.len() && ps.iter().zip(&types).all(|((_, a, _), b)| a == *b)
+            });
+            if same {
+                self.error(
+                    f.name.pos,
+                    format!("`{name}` is already defined with these parameter types"),
+                );
+                return;
+            }
+        }
         // A transaction's arguments are bytes its sender wrote: a token among them would be
         // value made from nothing. Value comes with the call (`get_supplied_tokens`).
         if f.export || kind == FnKind::OnDeploy {
@@ -528,7 +549,7 @@ impl<'a> Program<'a> {
             kind,
             pos: f.name.pos,
         });
-        self.sig_ids.insert(name.clone(), id);
+        self.sig_ids.entry(name.clone()).or_default().push(id);
         self.bodies.push(None);
     }
 
@@ -544,13 +565,14 @@ impl<'a> Program<'a> {
         let file = self.file;
         for item in &file.contract.items {
             if let Item::Function(f) = item {
-                let Some(&id) = self.sig_ids.get(&f.name.name) else {
+                // Skip a duplicate definition that was refused at declaration.
+                let Some(id) = self.sig_ids.get(&f.name.name).and_then(|ids| {
+                    ids.iter()
+                        .copied()
+                        .find(|&i| self.sigs[i as usize].pos == f.name.pos)
+                }) else {
                     continue;
                 };
-                // Skip a duplicate definition that was refused at declaration.
-                if self.sigs[id as usize].pos != f.name.pos {
-                    continue;
-                }
                 let body = func::compile_function(self, id, &f.body, f.name.pos);
                 self.bodies[id as usize] = Some(body);
             }

@@ -220,9 +220,6 @@ fn call(a: CallArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("the node returned no source"))?;
     let code =
         compile(source).map_err(|e| anyhow!("the contract's source does not compile here: {e}"))?;
-    let (_, f) = code
-        .function(&a.function)
-        .ok_or_else(|| anyhow!("{} has no function `{}`", code.name, a.function))?;
     let args: Json = match a.args.as_slice() {
         [one] if one.trim_start().starts_with('{') => {
             serde_json::from_str(one).context("arguments JSON")?
@@ -233,7 +230,13 @@ fn call(a: CallArgs) -> Result<()> {
                 .collect(),
         ),
     };
-    let bytes = abi::encode_args(&code, f, &args).map_err(|e| anyhow!(e))?;
+    // An overloaded name takes the overload the arguments fit, sent by its signature.
+    let (_, f, bytes) = abi::select(&code, &a.function, &args).map_err(|e| anyhow!(e))?;
+    let function = if code.overloads(&f.name).len() > 1 {
+        code.signature(f)
+    } else {
+        f.name.clone()
+    };
     let contract = Address(
         rexe_chain::lang::value::parse_address(&a.contract)
             .ok_or_else(|| anyhow!("bad contract address"))?,
@@ -242,7 +245,7 @@ fn call(a: CallArgs) -> Result<()> {
         &a.tx,
         Payload::ContractCall {
             contract,
-            function: a.function.clone(),
+            function,
             args: bytes,
             value: parse_value(&a.value)?,
         },
