@@ -81,11 +81,12 @@ fn relay_rules() {
         13,
         "is a @shard function",
     );
+    // relay@shards broadcasts from any scope (PREDA spec 3.7), to @shard functions only.
     rejects(
-        &with("  @address function f() {\n    relay@shards h();\n  }\n  @shard function h() {}"),
+        &with("  @address function f() {\n    relay@shards h();\n  }\n  @address function h() {}"),
         7,
-        5,
-        "only allowed in @global functions",
+        18,
+        "this relay runs in @shard scope, but `h` is a @address function",
     );
     rejects(
         &with("  function f() {\n    relay@global () { g = 2u; }\n  }"),

@@ -1163,3 +1163,29 @@ fn transactions_name_one_overload_by_its_signature() {
     let (_, f, _) = contract::abi::select(&code, "put", &json!({"x": 5})).unwrap();
     assert_eq!(code.signature(f), "put(uint64)");
 }
+
+#[test]
+fn relay_to_every_shard_from_any_scope() {
+    let src = r#"contract B {
+        @shard uint32 pings;
+        @shard uint32 echoes;
+        @address function ping() export { relay@shards got(); }
+        @shard function got() { pings += 1u; }
+        @shard function echo() export { relay@shards heard(); }
+        @shard function heard() { echoes += 1u; }
+    }"#;
+    let mut net = Net::new(2, 2, 2);
+    let c = net.deploy(0, src, &json!({}));
+    net.call(0, c, "ping", &json!({}));
+    net.call(0, c, "ping", &json!({}));
+    net.call(1, c, "echo", &json!({}));
+    net.settle();
+    for s in 0..4u16 {
+        let st = net
+            .chain
+            .contract_state(&c, &Target::Shard(rexe_chain::ShardId(s)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(st, json!({"pings": 2, "echoes": 1}), "shard {s}");
+    }
+}

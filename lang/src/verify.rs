@@ -448,12 +448,7 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                         }
                         (s, 1)
                     }
-                    RelayTo::Shards => {
-                        if f.scope != ScopeKind::Global {
-                            return Err(err(pc, "relay@shards outside a global function".into()));
-                        }
-                        (ScopeKind::Shard, 0)
-                    }
+                    RelayTo::Shards => (ScopeKind::Shard, 0),
                     RelayTo::Global => {
                         if f.scope == ScopeKind::Global {
                             return Err(err(pc, "relay@global inside a global function".into()));

@@ -346,15 +346,8 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     }
                 }
             }
-            RelayTarget::Shards => {
-                if self.scope != ScopeKind::Global {
-                    return Err(CompileError::new(
-                        r.pos,
-                        "relay@shards is only allowed in @global functions",
-                    ));
-                }
-                (RelayTo::Shards, ScopeKind::Shard)
-            }
+            // A broadcast to every shard, from any scope (PREDA spec 3.7).
+            RelayTarget::Shards => (RelayTo::Shards, ScopeKind::Shard),
             RelayTarget::Global => {
                 if self.scope == ScopeKind::Global {
                     return Err(CompileError::new(
