@@ -222,7 +222,7 @@ impl<'a> Lexer<'a> {
         {
             return Err(CompileError::new(
                 pos,
-                "floating-point numbers are not supported (rexe contracts use integers only)",
+                "floating-point literals are not supported: every node must compute the same bits, and PREDA's float types have no bit-exact definition to agree on (use fixed-point arithmetic on integers or bigint)",
             ));
         }
         // A base32 hash/address literal may start with digits: take the rest of the word.

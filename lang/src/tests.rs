@@ -1113,3 +1113,22 @@ fn choosing_an_overload_declares_nothing_twice() {
     assert_eq!(run(&code, &mut mem, "g", vec![], 100_000).result, Ok(None));
     assert_eq!(state(&code, &mem, ScopeKind::Address)[0], int(7));
 }
+
+#[test]
+fn float_types_are_refused_with_the_reason() {
+    let e = compile("contract C { @global float256 x; }")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`float256` is not supported: every node must compute the same bits"),
+        "{e}"
+    );
+    assert!(e.contains("fixed-point"), "{e}");
+    let e = compile("contract C { function f() { uint32 x = 1.5f256; } }")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("floating-point literals are not supported: every node"),
+        "{e}"
+    );
+}

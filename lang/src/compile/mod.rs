@@ -242,7 +242,10 @@ impl<'a> Program<'a> {
                 }
                 let msg = match n.name.as_str() {
                     "float256" | "float512" | "float1024" => {
-                        "floating-point types are not supported (use integers)".to_string()
+                        format!(
+                            "`{}` is not supported: every node must compute the same bits, and PREDA defines its float types by the rounding of its C++ big-float library, which no specification fixes bit for bit (use fixed-point arithmetic on integers or bigint)",
+                            n.name
+                        )
                     }
                     other => format!("unknown type `{other}`"),
                 };
