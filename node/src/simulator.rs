@@ -12,8 +12,9 @@
 //! `log.highlight/warning/error`. An argument's `{…}`/`[…]` may span lines (and a trailing
 //! `\` continues any line). A transaction line may end with `<= (N RXBTC)`: rxBTC (satoshis)
 //! attached to the call, read by `__transaction.get_supplied_tokens()`; other symbols do not
-//! exist on rexe. `viz.*` and `chain.stop` are ignored; `state.token`, `state.load/save` and
-//! `csv.from` are refused with a message.
+//! exist on rexe. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
+//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. `viz.*` and
+//! `chain.stop` are ignored; `state.token` and `state.load/save` are refused with a message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -125,6 +126,9 @@ pub struct Runner<'o> {
     watch_txs: u64,
     watch_micro: u64,
     summary: Summary,
+    /// Transaction lines read by `NAME = csv.from(FILE.csv)`, issued by
+    /// `chain.batch_insert_txn NAME`.
+    batches: HashMap<String, Vec<String>>,
     out: &'o mut dyn Write,
 }
 
@@ -541,6 +545,7 @@ impl<'o> Runner<'o> {
                 supply_ok: true,
                 ..Summary::default()
             },
+            batches: HashMap::new(),
             out,
             opts,
         }
@@ -640,6 +645,12 @@ impl<'o> Runner<'o> {
 
     /// Fills the placeholders of one JSON template; `all` is the address `$@all$` stands for.
     fn instantiate(&mut self, template: &str, all: Option<Address>) -> Result<Json> {
+        let text = self.expand(template, all)?;
+        relaxed_json(&text)
+    }
+
+    /// `template` with its `$…$` placeholders drawn.
+    fn expand(&mut self, template: &str, all: Option<Address>) -> Result<String> {
         let mut out = String::with_capacity(template.len());
         let mut rest = template;
         while let Some(i) = rest.find('$') {
@@ -677,7 +688,7 @@ impl<'o> Runner<'o> {
             rest = &after[j + 1..];
         }
         out.push_str(rest);
-        relaxed_json(&out)
+        Ok(out)
     }
 
     fn next_nonce(&mut self, a: Address) -> u64 {
@@ -954,9 +965,9 @@ impl<'o> Runner<'o> {
             _ => line,
         };
         // `… <= (100RXBTC)`: tokens supplied with the call (after the arguments).
-        let (body, value) = match body.rfind("<=") {
-            Some(i) if !body[i..].contains('}') => (body[..i].trim(), supplied(&body[i + 2..])?),
-            _ => (body, rexe_chain::Amount::ZERO),
+        let (body, value_clause) = match body.rfind("<=") {
+            Some(i) if !body[i..].contains('}') => (body[..i].trim(), Some(&body[i + 2..])),
+            _ => (body, None),
         };
         let (head, json_text) = match body.find('{') {
             Some(i) => (body[..i].trim(), Some(&body[i..])),
@@ -1064,6 +1075,10 @@ impl<'o> Runner<'o> {
             bail!("{cname}.{fname} is a @shard function: say which shard (#i or #all)");
         }
         for (from, all) in senders {
+            let value = match value_clause {
+                Some(c) => supplied(&self.expand(c, all)?)?,
+                None => rexe_chain::Amount::ZERO,
+            };
             let args = self.instantiate(&template, all)?;
             let bytes =
                 abi::encode_args(&code, &f, &args).map_err(|e| anyhow!("{cname}.{fname}: {e}"))?;
@@ -1112,6 +1127,39 @@ impl<'o> Runner<'o> {
         Ok(())
     }
 
+    /// `NAME = csv.from(FILE.csv)`: reads transactions from a CSV file (relative to the
+    /// script) whose header names the columns `contract_name`, `contract_function`,
+    /// `sender` (`N` for address N, `#N` for a shard, as in transaction lines) and
+    /// `parameters` (JSON, its quotes doubled as CSV writes them); other columns are
+    /// ignored. Each row is kept as a transaction line for `chain.batch_insert_txn NAME`.
+    fn csv_from(&mut self, line: &str) -> Result<()> {
+        let (name, call) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow!("expected NAME = csv.from(FILE.csv)"))?;
+        let name = name.trim();
+        let path = call
+            .trim()
+            .strip_prefix("csv.from")
+            .map(str::trim)
+            .and_then(|p| p.strip_prefix('('))
+            .and_then(|p| p.strip_suffix(')'))
+            .map(str::trim)
+            .ok_or_else(|| anyhow!("expected NAME = csv.from(FILE.csv)"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            bail!("`{name}` is not a variable name");
+        }
+        let file = self.dir.join(path);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let rows = csv_transactions(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        self.say(format!(
+            "{} transaction(s) read from {path} into `{name}`",
+            rows.len()
+        ));
+        self.batches.insert(name.to_string(), rows);
+        Ok(())
+    }
+
     /// Runs one logical line.
     pub fn line(&mut self, raw: &str) -> Result<()> {
         let line = substitute(raw, &self.opts.vars)?;
@@ -1155,7 +1203,19 @@ impl<'o> Runner<'o> {
             "chain.step" => self.step()?,
             "chain.stop" => {}
             "chain.info" => self.info()?,
-            "chain.batch_insert_txn" => bail!("chain.batch_insert_txn is not supported"),
+            "chain.batch_insert_txn" => {
+                let lines = self.batches.get(rest).cloned().ok_or_else(|| {
+                    anyhow!("no transactions were read into `{rest}` (NAME = csv.from(FILE.csv))")
+                })?;
+                for l in &lines {
+                    self.transaction(l)?;
+                }
+                self.say(format!(
+                    "{} transaction line(s) of `{rest}` issued",
+                    lines.len()
+                ));
+            }
+            _ if line.contains("csv.from") => self.csv_from(&line)?,
             "state.set" => self.state(rest, false)?,
             "state.update" => self.state(rest, true)?,
             c if c.starts_with("state.set*") || c.starts_with("state.update*") => {
@@ -1258,6 +1318,55 @@ impl<'o> Runner<'o> {
     }
 }
 
+/// The transaction lines of a PREDA transaction CSV (see [`Runner::csv_from`]).
+fn csv_transactions(text: &str) -> Result<Vec<String>> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| anyhow!("empty file"))?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let col = |n: &str| {
+        cols.iter().position(|c| *c == n).ok_or_else(|| {
+            anyhow!("line 1: the header needs the columns contract_name, contract_function, sender and parameters (missing {n})")
+        })
+    };
+    let (c, f, s) = (
+        col("contract_name")?,
+        col("contract_function")?,
+        col("sender")?,
+    );
+    col("parameters")?;
+    let mut out = Vec::new();
+    for (i, l) in lines {
+        let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+        if fields.len() < cols.len() {
+            bail!(
+                "line {}: {} fields, the header has {}",
+                i + 1,
+                fields.len(),
+                cols.len()
+            );
+        }
+        let (Some(open), Some(close)) = (l.find('{'), l.rfind('}')) else {
+            bail!("line {}: no {{…}} parameters", i + 1);
+        };
+        let json = l[open..=close].replace("\"\"", "\"");
+        let sender = fields[s].trim_matches('"');
+        let target = match sender {
+            "" => String::new(),
+            t if t.starts_with('#') => t.to_string(),
+            t => format!("@{t}"),
+        };
+        out.push(format!(
+            "{}.{} {target} {json}",
+            fields[c].trim_matches('"'),
+            fields[f].trim_matches('"')
+        ));
+    }
+    Ok(out)
+}
+
 /// The tokens of a `<= (…)` clause: `(N SYMBOL[, …])`. Only rxBTC exists here, in
 /// satoshis.
 fn supplied(clause: &str) -> Result<rexe_chain::Amount> {
@@ -1347,5 +1456,77 @@ mod tests {
         assert!(s.supply_ok);
         assert!(s.txs >= 50 && s.micro_txs >= 100, "{s:?}");
         assert_eq!(s.sums["Token.balance"], "1000000000000", "{s:?}");
+    }
+
+    #[test]
+    fn csv_transactions_are_read_and_batch_inserted() {
+        let dir = tempfile::tempdir().unwrap();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+        for f in ["token.prd", "vault.prd"] {
+            std::fs::copy(examples.join(f), dir.path().join(f)).unwrap();
+        }
+        // As PREDA's simulator reads them: a header naming the columns (any order, extra
+        // ones ignored), JSON with its quotes doubled.
+        std::fs::write(
+            dir.path().join("moves.csv"),
+            "note,contract_name,contract_function,sender,parameters\n\
+             a,Token,transfer,0,\"{\"\"to\"\": \"\"$@1$\"\", \"\"amount\"\": \"\"7\"\"}\"\n\
+             b,Token,transfer,0,\"{\"\"to\"\": \"\"$@2$\"\", \"\"amount\"\": \"\"5\"\"}\"\n\
+             \n\
+             c,Token,transfer,2,\"{\"\"to\"\": \"\"$@3$\"\", \"\"amount\"\": \"\"1\"\"}\"\n",
+        )
+        .unwrap();
+        let src = "allocate.address 4\n\
+                   chain.deploy @0 token.prd = { supply: \"1000\" } vault.prd\n\
+                   moves = csv.from(moves.csv)\n\
+                   chain.run\n\
+                   chain.batch_insert_txn moves\n\
+                   chain.run\n\
+                   Vault.lock*3 @1 {} <= ($random(10, 20)$RXBTC)\n\
+                   Vault.lock @2 {} <= (40RXBTC, 2RXBTC)\n\
+                   chain.run\n";
+        let mut out = Vec::new();
+        let s = Runner::new(Options::default(), dir.path(), &mut out)
+            .run(src)
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("3 transaction(s) read from moves.csv into `moves`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 transaction line(s) of `moves` issued"),
+            "{text}"
+        );
+        assert_eq!((s.failed, s.supply_ok), (0, true), "{s:?}");
+        assert_eq!(s.sums["Token.balance"], "1000");
+        // Nothing was issued before chain.batch_insert_txn: only the deployments ran.
+        assert_eq!(s.txs, 2 + 3 + 4, "{s:?}");
+
+        let mut out = Vec::new();
+        let e = Runner::new(Options::default(), dir.path(), &mut out)
+            .run("allocate.address 2\nchain.batch_insert_txn nothing\n")
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no transactions were read into `nothing`"),
+            "{e:#}"
+        );
+        std::fs::write(dir.path().join("bad.csv"), "contract_name,sender\nA,0\n").unwrap();
+        let mut out = Vec::new();
+        let e = Runner::new(Options::default(), dir.path(), &mut out)
+            .run("x = csv.from(bad.csv)\n")
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("missing contract_function"),
+            "{e:#}"
+        );
+        let mut out = Vec::new();
+        let e = Runner::new(Options::default(), dir.path(), &mut out)
+            .run("allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5BTC)\n")
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("the only token is RXBTC"),
+            "{e:#}"
+        );
     }
 }
