@@ -181,7 +181,9 @@ impl<'a> Lexer<'a> {
         {
             end += 1;
         }
-        if !self.src[self.i..end].contains(&b'@') {
+        let run = &self.src[self.i..end];
+        // `relay@ijhp…:ed25519 (…)` is a relay to a literal, not one literal.
+        if !run.contains(&b'@') || run.starts_with(b"relay@") {
             return None;
         }
         let tail = self.tail_at(end)?;
@@ -428,6 +430,17 @@ mod tests {
         assert_eq!(t[0], Tok::Ident("relay".into()));
         assert_eq!(t[1], Tok::P("@"));
         assert_eq!(t[2], Tok::Ident("addr".into()));
+        // Nor is the relay keyword part of a literal it relays to (PREDA's relay_lambda.prd).
+        let a = "ijhp8we9e57t4gf9ba4hyv343yed5r66jr6trr3vwa46rda6ykow6kobaz";
+        let t = kinds(&format!("relay@{a}:ed25519 (^i) {{ }}"));
+        assert_eq!(
+            t[..3],
+            [
+                Tok::Ident("relay".into()),
+                Tok::P("@"),
+                Tok::AddrLit(a.into())
+            ]
+        );
     }
 
     #[test]

@@ -1132,3 +1132,48 @@ fn float_types_are_refused_with_the_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn changes_to_temporaries_compile_and_are_lost_with_them() {
+    // PREDA accepts these (its transpiler test const_and_lvalue.prd); with value semantics
+    // they change a copy, so the state is untouched. What a temporary token deposits is not
+    // lost: it reaches the wallet.
+    let code = compile(
+        r#"contract T {
+            struct S { int32 i; }
+            @address S m_s;
+            @address array<int32> m_a;
+            @address function array<int32> arr() { return m_a; }
+            @address function S get() { return m_s; }
+            @address function uint32 run() export {
+                m_a.push(10);
+                arr().push(1);
+                arr()[0u] = 2;
+                get().i = 5;
+                (true ? m_s : get()).i = 7;
+                get().i += 1;
+                return m_a.length() * 100u + uint32(m_a[0u]);
+            }
+            @address function pay_in() export {
+                __transaction.get_supplied_tokens()[0u].deposit();
+            }
+        }"#,
+    )
+    .unwrap();
+    let mut mem = Mem::default();
+    assert_eq!(
+        run(&code, &mut mem, "run", vec![], 1_000_000).result,
+        Ok(Some(int(110)))
+    );
+    let st = state(&code, &mem, ScopeKind::Address);
+    assert_eq!(st[0], Value::Struct(vec![int(0)]));
+    let out = run_in(&code, &mut mem, "pay_in", vec![], 1_000_000, supplied(70));
+    assert_eq!((out.result, out.tokens.deposited), (Ok(None), 70));
+    // Assigning to the temporary itself is still refused, as in PREDA.
+    let e = compile(
+        "contract T { @address array<int32> m_a; @address function array<int32> arr() { return m_a; } @address function f() { array<int32> t; arr() = t; } }",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is not a variable, member or element"), "{e}");
+}

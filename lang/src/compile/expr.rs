@@ -261,6 +261,17 @@ impl<'p, 'a> FnCx<'p, 'a> {
 
     /// The place `e` names, if it names one.
     pub(super) fn place<'e>(&mut self, e: &'e Expr) -> CResult<Option<PlaceRef<'e>>> {
+        self.place_at(e, false)
+    }
+
+    /// [`Self::place`], where a member or element of a temporary (a call's result, a `?:`)
+    /// is a place too, as PREDA accepts (`f().x = 1`): the temporary is put in a hidden
+    /// local first, and what is written there is lost with it.
+    fn place_in_temporary<'e>(&mut self, e: &'e Expr) -> CResult<Option<PlaceRef<'e>>> {
+        self.place_at(e, true)
+    }
+
+    fn place_at<'e>(&mut self, e: &'e Expr, temps: bool) -> CResult<Option<PlaceRef<'e>>> {
         match &e.kind {
             ExprKind::Name(n) => {
                 if !self.const_mode.is_empty() {
@@ -307,7 +318,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 }))
             }
             ExprKind::Member(obj, m) => {
-                let Some(mut pr) = self.place(obj)? else {
+                let Some(mut pr) = self.place_or_temporary(obj, temps)? else {
                     return Ok(None);
                 };
                 let Type::Struct(sid) = pr.ty else {
@@ -328,7 +339,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 Ok(Some(pr))
             }
             ExprKind::Index(obj, idx) => {
-                let Some(mut pr) = self.place(obj)? else {
+                let Some(mut pr) = self.place_or_temporary(obj, temps)? else {
                     return Ok(None);
                 };
                 match pr.ty.clone() {
@@ -354,6 +365,35 @@ impl<'p, 'a> FnCx<'p, 'a> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The place `e` names; with `temps`, a call's result or a `?:` becomes one in a hidden
+    /// local (the base of a member or element only: `f() = x` stays refused).
+    fn place_or_temporary<'e>(
+        &mut self,
+        e: &'e Expr,
+        temps: bool,
+    ) -> CResult<Option<PlaceRef<'e>>> {
+        if let Some(p) = self.place_at(e, temps)? {
+            return Ok(Some(p));
+        }
+        if !temps || !matches!(e.kind, ExprKind::Call(..) | ExprKind::Ternary(..)) {
+            return Ok(None);
+        }
+        let t = self.value(e, None)?;
+        let hidden = Ident {
+            name: format!("<temporary {}:{}>", e.pos.line, e.pos.col),
+            pos: e.pos,
+        };
+        let slot = self.declare_local(&hidden, t.clone(), false)?;
+        self.emit(Instr::StoreLocal(slot));
+        Ok(Some(PlaceRef {
+            root: Root::Local(slot),
+            steps: Vec::new(),
+            operands: Vec::new(),
+            ty: t,
+            read_only: None,
+        }))
     }
 
     /// `S(v1, v2, …)`: a structure from its members' values in declaration order (or `S()`,
@@ -434,7 +474,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
     }
 
     fn writable_place<'e>(&mut self, e: &'e Expr, what: &str) -> CResult<PlaceRef<'e>> {
-        let Some(pr) = self.place(e)? else {
+        let Some(pr) = self.place_in_temporary(e)? else {
             if let ExprKind::Name(n) = &e.kind {
                 if !self.p.consts.contains_key(n) {
                     return Err(CompileError::new(e.pos, format!("undeclared name `{n}`")));
@@ -1239,13 +1279,23 @@ impl<'p, 'a> FnCx<'p, 'a> {
             return Ok(ret);
         };
         if method.mutates() {
-            return Err(CompileError::new(
-                m.pos,
-                format!(
-                    "`{}` changes its receiver, which here is a temporary value",
-                    m.name
-                ),
-            ));
+            // PREDA accepts a change to a temporary (`f().push(1)`): it is made on a hidden
+            // local and lost with it; what it moves out (a deposited token) is not.
+            let hidden = Ident {
+                name: format!("<temporary {}:{}>", m.pos.line, m.pos.col),
+                pos: m.pos,
+            };
+            let slot = self.declare_local(&hidden, t, false)?;
+            self.emit(Instr::StoreLocal(slot));
+            for (a, t) in args.iter().zip(&arg_types) {
+                self.expect(a, t)?;
+            }
+            let id = self.p.place(Place {
+                root: Root::Local(slot),
+                steps: Vec::new(),
+            });
+            self.emit(Instr::PlaceMethod(id, method));
+            return Ok(ret);
         }
         for (a, t) in args.iter().zip(&arg_types) {
             self.expect(a, t)?;
