@@ -25,7 +25,7 @@ impl Chain {
         let shards = self
             .shards
             .iter_mut()
-            .map(|s| shard_held_row(s.get_state(&key)?))
+            .map(|s| crate::contract::held_amount(s.get_state(&key)?.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((shards, self.contracts().held()))
     }
@@ -51,7 +51,7 @@ impl Chain {
         let key = crate::contract::held_key();
         for s in &mut self.shards {
             held = held
-                .checked_add(shard_held_row(s.get_state(&key)?)?)
+                .checked_add(crate::contract::held_amount(s.get_state(&key)?.as_deref())?)
                 .ok_or_else(|| StoreError::corrupt("supply", "held sum overflows"))?;
         }
         let height = self.tip_height();
@@ -72,17 +72,4 @@ impl Chain {
                 .ok_or_else(|| StoreError::corrupt("supply", "burned more than was issued"))?,
         })
     }
-}
-
-/// The value of a shard's held-rxBTC row.
-fn shard_held_row(row: Option<Vec<u8>>) -> Result<Amount, StoreError> {
-    let Some(b) = row else {
-        return Ok(Amount::ZERO);
-    };
-    let sat = u64::from_le_bytes(
-        b.as_slice()
-            .try_into()
-            .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
-    );
-    Ok(Amount::from_sat(sat))
 }

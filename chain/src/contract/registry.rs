@@ -117,12 +117,8 @@ impl ContractsSystem {
         if kept == 0 {
             return Ok(());
         }
-        let now = i128::from(self.held.to_sat()) + kept;
-        let now = u64::try_from(now)
-            .ok()
-            .filter(|v| Amount::from_sat(*v) <= Amount::MAX_MONEY)
-            .ok_or_else(|| format!("contracts would hold {now} sat"))?;
-        self.held = Amount::from_sat(now);
+        self.held = super::run::add_kept(self.held, kept)
+            .ok_or_else(|| format!("contracts would hold {} + {kept} sat", self.held))?;
         self.held_written = true;
         Ok(())
     }

@@ -51,31 +51,35 @@ pub fn held_key() -> StateKey {
     StateKey::from_slice(&k).expect("33 bytes")
 }
 
-/// The rxBTC contract state on this shard holds (the row at [`held_key`]).
-pub fn shard_held(rows: &mut dyn Rows) -> Result<Amount, StoreError> {
-    match rows.row(&held_key())? {
-        None => Ok(Amount::ZERO),
-        Some(b) => Ok(Amount::from_sat(u64::from_le_bytes(
-            b.as_slice()
-                .try_into()
-                .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
-        ))),
-    }
+/// The amount in a held-rxBTC row ([`held_key`] of a shard; absent: zero).
+pub fn held_amount(row: Option<&[u8]>) -> Result<Amount, StoreError> {
+    let Some(b) = row else {
+        return Ok(Amount::ZERO);
+    };
+    let sat = u64::from_le_bytes(
+        b.try_into()
+            .map_err(|_| StoreError::corrupt("contracts' held rxBTC", "not 8 bytes"))?,
+    );
+    Ok(Amount::from_sat(sat))
 }
 
-/// Adds what a call kept (negative: gave out) to the shard's held rxBTC.
+/// `held` plus what a call kept (negative: gave out); `None` below zero or above the
+/// money supply (a conserving VM never gets there).
+pub(super) fn add_kept(held: Amount, kept: i128) -> Option<Amount> {
+    let now = u64::try_from(i128::from(held.to_sat()) + kept).ok()?;
+    Some(Amount::from_sat(now)).filter(|a| *a <= Amount::MAX_MONEY)
+}
+
+/// Adds what a call kept to the shard's held rxBTC.
 fn add_held(rows: &mut dyn Rows, kept: i128) -> Result<(), StoreError> {
     if kept == 0 {
         return Ok(());
     }
-    let now = i128::from(shard_held(rows)?.to_sat()) + kept;
-    let now = u64::try_from(now)
-        .ok()
-        .filter(|v| Amount::from_sat(*v) <= Amount::MAX_MONEY)
-        .ok_or_else(|| {
-            StoreError::corrupt("contracts' held rxBTC", format!("would be {now} sat"))
-        })?;
-    let row = (now != 0).then(|| now.to_le_bytes().to_vec());
+    let held = held_amount(rows.row(&held_key())?.as_deref())?;
+    let now = add_kept(held, kept).ok_or_else(|| {
+        StoreError::corrupt("contracts' held rxBTC", format!("{held} + {kept} sat"))
+    })?;
+    let row = (!now.is_zero()).then(|| now.to_sat().to_le_bytes().to_vec());
     rows.set_row(held_key(), row)
 }
 
@@ -282,10 +286,10 @@ fn route(
     };
     let mut forwarded = 0u64;
     let mut out = Vec::new();
-    let mut push = |target: Target, o: &RelayOut, args: Vec<u8>, deferred: bool, gas: u64| {
+    let mut push = |target: Target, func: u16, value: u64, args: Vec<u8>, deferred: bool| {
+        let gas = next_share();
         forwarded += gas;
-        let func = o.func;
-        let value = Amount::from_sat(o.value);
+        let value = Amount::from_sat(value);
         let shard = target.shard(order);
         out.push((
             shard,
@@ -306,29 +310,17 @@ fn route(
         ));
     };
     for o in outs {
-        match &o.to {
+        let (f, v) = (o.func, o.value);
+        match o.to {
             RelayDest::Shards => {
                 for s in order.shards() {
-                    let g = next_share();
-                    push(Target::Shard(s), &o, o.args.clone(), false, g);
+                    push(Target::Shard(s), f, v, o.args.clone(), false);
                 }
             }
-            RelayDest::Address(a) => {
-                let g = next_share();
-                push(Target::Address(Address(*a)), &o, o.args.clone(), false, g)
-            }
-            RelayDest::Uint(s, k) => {
-                let g = next_share();
-                push(Target::Uint(*s, k.clone()), &o, o.args.clone(), false, g)
-            }
-            RelayDest::Global => {
-                let g = next_share();
-                push(Target::Global, &o, o.args.clone(), false, g)
-            }
-            RelayDest::Next => {
-                let g = next_share();
-                push(parent.target.clone(), &o, o.args.clone(), true, g)
-            }
+            RelayDest::Address(a) => push(Target::Address(Address(a)), f, v, o.args, false),
+            RelayDest::Uint(s, k) => push(Target::Uint(s, k), f, v, o.args, false),
+            RelayDest::Global => push(Target::Global, f, v, o.args, false),
+            RelayDest::Next => push(parent.target.clone(), f, v, o.args, true),
         }
     }
     (out, forwarded)
