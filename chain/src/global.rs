@@ -355,8 +355,9 @@ pub fn execute_global(
                 }
                 pay(&mut emitted, env.miner, settled.tip);
                 pay(&mut emitted, sender, settled.refund);
-                if receipt.error.is_some() {
+                if receipt.error.is_some() && !value.is_zero() {
                     pay(&mut emitted, sender, value);
+                    receipt.value = Some(contract::ValueFlow::returned(value, sender));
                 }
                 if !settled.burned.is_zero() {
                     emitted.push(Relay {

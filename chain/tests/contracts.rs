@@ -1022,6 +1022,11 @@ fn rxbtc_carried_by_calls_is_conserved_returned_and_rolled_back() {
     net.settle();
     assert_eq!(b1 - bal(&mut net, 1), 10_000 + fee(&net, t));
     assert_eq!(held(&mut net), (10_000, 0));
+    let r = net.chain.contract_receipts(t).unwrap();
+    assert_eq!(
+        r[0].1["value"],
+        json!({"received": 10_000, "deposited": 0, "relayed": 0})
+    );
 
     // Attached to a call that does not take it: the call fails and only the fee is paid.
     let b2 = bal(&mut net, 2);
@@ -1029,12 +1034,16 @@ fn rxbtc_carried_by_calls_is_conserved_returned_and_rolled_back() {
     net.settle();
     let r = net.chain.contract_receipts(t).unwrap();
     assert!(r[0].1["error"].is_string(), "{r:?}");
+    assert_eq!(
+        r[0].1["value"],
+        json!({"received": 500, "deposited": 0, "relayed": 0, "returned_to": addr_json(2)})
+    );
     assert_eq!(b2 - bal(&mut net, 2), fee(&net, t));
     assert_eq!(held(&mut net), (10_000, 0));
 
     // A gift whose relay fails lands in the target's wallet, whatever shard it is on.
     let b3 = bal(&mut net, 3);
-    net.call(
+    let t = net.call(
         1,
         vault,
         "give_badly",
@@ -1043,6 +1052,9 @@ fn rxbtc_carried_by_calls_is_conserved_returned_and_rolled_back() {
     net.settle();
     assert_eq!(bal(&mut net, 3) - b3, 10);
     assert_eq!(held(&mut net), (9_990, 0));
+    let r = net.chain.contract_receipts(t).unwrap();
+    assert_eq!(r[0].1["value"]["relayed"], json!(10), "{r:?}");
+    assert_eq!(r[1].1["value"]["returned_to"], addr_json(3), "{r:?}");
     // A gift that works moves it between locks (a relay carrying the token).
     net.call(1, vault, "give", &json!({"to": addr_json(4), "amount": 90}));
     net.settle();
@@ -1074,7 +1086,8 @@ fn rxbtc_carried_by_calls_is_conserved_returned_and_rolled_back() {
         .contract_receipts(t)
         .unwrap()
         .iter()
-        .any(|(_, r)| r["error"].is_string()));
+        .any(|(_, r)| r["error"].is_string()
+            && r["value"] == json!({"received": 700, "deposited": 0, "relayed": 0, "returned_to": addr_json(6)})));
     assert!(b6 - bal(&mut net, 6) < 700, "the 700 came back");
     assert_eq!(held(&mut net), (9_990, 2_000));
     net.call(

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::target::Target;
 use crate::address::Address;
+use crate::amount::Amount;
 use crate::hash::Txid;
 use crate::shard::ShardId;
 
@@ -79,6 +80,44 @@ pub struct ContractReceipt {
     /// For a relay: blocks it waited beyond the first it could run in (backpressure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited: Option<u64>,
+    /// rxBTC the call took in and gave out, when any moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<ValueFlow>,
+}
+
+/// rxBTC (satoshis) through one micro-transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ValueFlow {
+    /// Attached by the transaction, or carried by the relay.
+    pub received: Amount,
+    /// Paid into the wallet of the address the call ran for (`deposit()`).
+    pub deposited: Amount,
+    /// Carried away by the relays it emitted.
+    pub relayed: Amount,
+    /// The call failed: where what it received went back (the sender, or a relay's target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returned_to: Option<Address>,
+}
+
+impl ValueFlow {
+    /// The flow of a call that succeeded, `None` when nothing moved.
+    pub fn of(t: &crate::lang::vm::TokenFlow) -> Option<ValueFlow> {
+        (t.received | t.deposited | t.relayed != 0).then(|| ValueFlow {
+            received: Amount::from_sat(t.received),
+            deposited: Amount::from_sat(t.deposited),
+            relayed: Amount::from_sat(t.relayed),
+            returned_to: None,
+        })
+    }
+
+    /// `value` received by a call that failed and returned it to `to`.
+    pub fn returned(value: Amount, to: Address) -> ValueFlow {
+        ValueFlow {
+            received: value,
+            returned_to: Some(to),
+            ..ValueFlow::default()
+        }
+    }
 }
 
 impl ContractReceipt {

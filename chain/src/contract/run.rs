@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::call::{ContractCall, Deployment};
 use super::elems::content_key;
-use super::receipt::{ContractReceipt, ReceiptKind};
+use super::receipt::{ContractReceipt, ReceiptKind, ValueFlow};
 use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
 use crate::address::Address;
@@ -351,6 +351,7 @@ fn failed(
         events: Vec::new(),
         settled: None,
         waited: None,
+        value: None,
     }
 }
 
@@ -391,6 +392,9 @@ pub fn run_on_shard(
             ));
         };
         rows.credit(to, call.value)?;
+        let mut r = r;
+        r.1.value = Some(ValueFlow::returned(call.value, to));
+        return Ok(r);
     }
     Ok(r)
 }
@@ -552,6 +556,7 @@ fn run_call(
                     events: out.events.into_iter().map(Into::into).collect(),
                     settled: None,
                     waited: None,
+                    value: ValueFlow::of(&out.tokens),
                 },
             ))
         }
@@ -569,10 +574,11 @@ pub fn start_transaction(
     tx: &SignedTx,
     seq: u64,
 ) -> Result<StepResult, StoreError> {
-    let step = first_step(registry, rows, env, shard, tx, seq)?;
+    let mut step = first_step(registry, rows, env, shard, tx, seq)?;
     let value = tx.tx.value();
     if step.receipt.error.is_some() && !value.is_zero() {
         rows.credit(tx.tx.from, value)?;
+        step.receipt.value = Some(ValueFlow::returned(value, tx.tx.from));
     }
     Ok(step)
 }
@@ -622,6 +628,12 @@ fn first_step(
                 events: Vec::new(),
                 settled: None,
                 waited: None,
+                // A call of a @global function carries its attachment to the lane.
+                value: (!call.value.is_zero()).then(|| ValueFlow {
+                    received: call.value,
+                    relayed: call.value,
+                    ..ValueFlow::default()
+                }),
             },
         };
     let refuse = |call: &ContractCall, function: String, error: String| StepResult {
@@ -886,6 +898,7 @@ fn global_call(
                 events: out.events.into_iter().map(Into::into).collect(),
                 settled: None,
                 waited: None,
+                value: ValueFlow::of(&out.tokens),
             };
             (relays, receipt)
         }
@@ -1038,6 +1051,7 @@ fn deploy(
         events,
         settled: None,
         waited: None,
+        value: None,
     };
     (relays, receipt)
 }
