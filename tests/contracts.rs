@@ -260,21 +260,21 @@ fn deploy_call_and_get_through_a_node() {
         );
         text
     };
-    let out = rpc(&[
-        "contract",
-        "deploy",
-        examples().join("token.prd").to_str().unwrap(),
-        "--args",
-        r#"{"supply": "5000"}"#,
-    ]);
-    let contract = out
-        .lines()
-        .find_map(|l| l.strip_prefix("contract address: "))
-        .expect("the address is printed")
-        .to_string();
-    for _ in 0..3 {
-        mine(&n, &my_addr);
-    }
+    // Deploys an example and mines it in; its address.
+    let deploy = |name: &str, args: &[&str]| {
+        let file = examples().join(format!("{name}.prd"));
+        let mut cmd = vec!["contract", "deploy", file.to_str().unwrap()];
+        cmd.extend_from_slice(args);
+        let out = rpc(&cmd);
+        for _ in 0..3 {
+            mine(&n, &my_addr);
+        }
+        out.lines()
+            .find_map(|l| l.strip_prefix("contract address: "))
+            .expect("the address is printed")
+            .to_string()
+    };
+    let contract = deploy("token", &["--args", r#"{"supply": "5000"}"#]);
     let info = call(&n, "getcontract", json!([contract]));
     assert_eq!(info["result"]["name"], "Token", "{info}");
     let payee = Signer::from_seed(b"payee").address().encode(network);
@@ -311,19 +311,7 @@ fn deploy_call_and_get_through_a_node() {
     let v = call(&n, "getcontractstate", json!([contract]));
     assert_eq!(v["result"]["state"]["total_supply"], json!(5000), "{v}");
     // rxBTC attached with --value reaches the contract as a token.
-    let out = rpc(&[
-        "contract",
-        "deploy",
-        examples().join("vault.prd").to_str().unwrap(),
-    ]);
-    let vault = out
-        .lines()
-        .find_map(|l| l.strip_prefix("contract address: "))
-        .expect("the address is printed")
-        .to_string();
-    for _ in 0..3 {
-        mine(&n, &my_addr);
-    }
+    let vault = deploy("vault", &[]);
     rpc(&["contract", "call", &vault, "lock", "--value", "0.00012345"]);
     for _ in 0..2 {
         mine(&n, &my_addr);
