@@ -985,6 +985,16 @@ fn transactions_cannot_pass_tokens_as_arguments() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("cannot carry value"), "{e}");
+    let e = compile(
+        r#"contract C {
+            @address function take() export const {
+                __transaction.get_supplied_tokens()[0u].deposit();
+            }
+        }"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("a const function cannot deposit a token"), "{e}");
     // A relay target may take one: its arguments come from the contract's own code.
     compile(
         r#"contract C {

@@ -1202,7 +1202,16 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 Some(Type::Int(IntTy::UINT64)),
             ),
             (Type::Token, "get_amount") => (Some(Method::TokenAmount), vec![], Some(Type::BigInt)),
-            (Type::Token, "deposit") => (Some(Method::Deposit), vec![], None),
+            (Type::Token, "deposit") => {
+                // A wallet is state: const functions change none (as they relay nothing).
+                if self.is_const {
+                    return Err(CompileError::new(
+                        m.pos,
+                        "a const function cannot deposit a token",
+                    ));
+                }
+                (Some(Method::Deposit), vec![], None)
+            }
             // rexe has user and contract addresses only.
             (Type::Address, "is_delegated" | "is_dapp" | "is_asset" | "is_name" | "is_custom") => {
                 (None, vec![], Some(Type::Bool))
