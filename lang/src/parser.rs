@@ -496,6 +496,12 @@ impl Parser {
             return Ok(Stmt::Block(self.block()?, pos));
         }
         if let Tok::Ident(kw) = self.tok().clone() {
+            if kw == "issue" && matches!(self.tok_at(1), Tok::P("@")) {
+                return Err(CompileError::new(
+                    pos,
+                    "`issue@…` is not part of the PREDA language specification (2.0) that rexe implements, and is not supported",
+                ));
+            }
             match kw.as_str() {
                 "if" => return self.if_stmt(),
                 "while" => {

@@ -1125,6 +1125,19 @@ fn choosing_an_overload_declares_nothing_twice() {
 }
 
 #[test]
+fn constructs_outside_the_spec_are_named() {
+    let e = compile(
+        "contract C { @address function f() { issue@__transaction.get_self_address() () { } } }",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`issue@…` is not part of the PREDA language specification"),
+        "{e}"
+    );
+}
+
+#[test]
 fn float_types_are_refused_with_the_reason() {
     let e = compile("contract C { @global float256 x; }")
         .unwrap_err()
