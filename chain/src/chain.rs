@@ -435,7 +435,8 @@ pub struct SupplyReport {
     pub balances: Amount,
     /// rxBTC in relays not yet executed.
     pub in_flight: Amount,
-    /// rxBTC held by system contracts (peg escrows and bonds).
+    /// rxBTC held by contracts: system contracts' escrows and bonds, and tokens in PREDA
+    /// contracts' state (see [`Chain::contracts_held`]).
     pub held: Amount,
     /// Base fees burned since genesis (every shard's total).
     pub burned: Amount,

@@ -1,4 +1,5 @@
-//! The supply audit: minted − burned = balances + in flight + held by system contracts.
+//! The supply audit: minted − burned = balances + in flight + held by contracts (system
+//! contracts' escrows, and rxBTC tokens in PREDA contracts' state).
 
 use super::*;
 
