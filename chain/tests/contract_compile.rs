@@ -268,7 +268,7 @@ fn structural_errors() {
         "contract C {\n  @address float256 f;\n}",
         2,
         12,
-        "floating-point",
+        "`float256` is not supported: every node must compute the same bits",
     );
     rejects(
         "contract C {\n  @address uint32 a;\n  @global uint32 a;\n}",

@@ -1223,7 +1223,14 @@ impl<'o> Runner<'o> {
                 self.state(&format!("*{n} {rest}"), name == "state.update")?
             }
             "state.token" | "state.load" | "state.save" => {
-                bail!("{cmd} is not supported (no first-class tokens or state files)")
+                bail!(
+                    "{cmd} is not supported ({})",
+                    if cmd == "state.token" {
+                        "rexe's one asset is rxBTC, which no contract mints"
+                    } else {
+                        "no state files"
+                    }
+                )
             }
             "log" => {
                 let t = text(rest);
