@@ -100,8 +100,9 @@ impl Verified {
         self.uses_random
     }
 
-    /// Whether any state variable can hold a token (only then does a call's commit count
-    /// the value in the rows it changes).
+    /// Whether any type of the module can hold a token (state, parameters, locals): only
+    /// then can a call's arguments, its relays' arguments or the rows it changes carry value,
+    /// and only then does the VM count them.
     pub fn holds_tokens(&self) -> bool {
         self.holds_tokens
     }
@@ -154,11 +155,7 @@ pub fn verify(m: Module) -> Result<Verified, VerifyError> {
         f.code
             .contains(&Instr::Ctx(super::bytecode::CtxFn::BlockRandom))
     });
-    let holds_tokens = m
-        .state
-        .iter()
-        .flatten()
-        .any(|(_, t)| m.table.holds_token(&m.types[*t as usize]));
+    let holds_tokens = m.types.iter().any(|t| m.table.holds_token(t));
     Ok(Verified {
         module: m,
         places,

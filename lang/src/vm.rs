@@ -1537,7 +1537,11 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
         let base = self.stack.len() - n;
         let mut bytes = Vec::with_capacity(64);
-        let value: u128 = self.stack[base..].iter().map(crate::token::held).sum();
+        let value: u128 = if code.holds_tokens() {
+            self.stack[base..].iter().map(crate::token::held).sum()
+        } else {
+            0
+        };
         for (v, (_, t)) in self.stack[base..].iter().zip(&f.params) {
             let t = code.types.get(*t as usize).ok_or(Trap::Type("type"))?;
             value::encode(v, t, &code.table, &mut bytes)
@@ -2200,7 +2204,11 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             u128::from(call.ctx.supplied)
         } else {
             0
-        } + call.args.iter().map(crate::token::held).sum::<u128>(),
+        } + if call.code.holds_tokens() {
+            call.args.iter().map(crate::token::held).sum::<u128>()
+        } else {
+            0
+        },
         deposited: 0,
         relayed: 0,
     };

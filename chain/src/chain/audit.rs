@@ -28,7 +28,7 @@ impl Chain {
             .iter_mut()
             .map(|s| crate::contract::held_amount(s.get_state(&key)?.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((shards, self.contracts().held()))
+        Ok((shards, SystemContract::held(self.contracts())))
     }
 
     /// The supply report given the sum of all balances.

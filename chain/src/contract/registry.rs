@@ -107,11 +107,6 @@ impl ContractsSystem {
         self.contracts.is_empty()
     }
 
-    /// rxBTC held in tokens in the `@global` state of all contracts.
-    pub fn held(&self) -> Amount {
-        self.held
-    }
-
     /// Adds what a global call kept (negative: gave out) to the rxBTC the contracts hold.
     pub(super) fn add_held(&mut self, kept: i128) -> Result<(), String> {
         if kept == 0 {
@@ -280,6 +275,7 @@ impl SystemContract for ContractsSystem {
         Vec::new()
     }
 
+    /// rxBTC held in tokens in the `@global` state of all contracts.
     fn held(&self) -> Amount {
         self.held
     }

@@ -381,12 +381,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
             return Ok(None);
         }
         let t = self.value(e, None)?;
-        let hidden = Ident {
-            name: format!("<temporary {}:{}>", e.pos.line, e.pos.col),
-            pos: e.pos,
-        };
-        let slot = self.declare_local(&hidden, t.clone(), false)?;
-        self.emit(Instr::StoreLocal(slot));
+        let slot = self.stash("temporary", e.pos, t.clone())?;
         Ok(Some(PlaceRef {
             root: Root::Local(slot),
             steps: Vec::new(),
@@ -394,6 +389,18 @@ impl<'p, 'a> FnCx<'p, 'a> {
             ty: t,
             read_only: None,
         }))
+    }
+
+    /// Pops the top of the stack into a new hidden local of type `t` (named `<what l:c>`,
+    /// which no program can write; unique per position) and returns its slot.
+    fn stash(&mut self, what: &str, pos: Pos, t: Type) -> CResult<u16> {
+        let hidden = Ident {
+            name: format!("<{what} {}:{}>", pos.line, pos.col),
+            pos,
+        };
+        let slot = self.declare_local(&hidden, t, false)?;
+        self.emit(Instr::StoreLocal(slot));
+        Ok(slot)
     }
 
     /// `S(v1, v2, …)`: a structure from its members' values in declaration order (or `S()`,
@@ -412,15 +419,9 @@ impl<'p, 'a> FnCx<'p, 'a> {
             ));
         }
         let ty = Type::Struct(sid);
-        let hidden = Ident {
-            // Not an identifier a program can write; unique per position.
-            name: format!("<{name} {}:{}>", pos.line, pos.col),
-            pos,
-        };
-        let slot = self.declare_local(&hidden, ty.clone(), false)?;
         let tid = self.p.type_id(&ty);
         self.emit(Instr::Default(tid));
-        self.emit(Instr::StoreLocal(slot));
+        let slot = self.stash(&name, pos, ty.clone())?;
         for (i, (a, (_, ft))) in args.iter().zip(&fields).enumerate() {
             self.expect(a, ft)?;
             let id = self.p.place(Place {
@@ -1290,12 +1291,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
         if method.mutates() {
             // PREDA accepts a change to a temporary (`f().push(1)`): it is made on a hidden
             // local and lost with it; what it moves out (a deposited token) is not.
-            let hidden = Ident {
-                name: format!("<temporary {}:{}>", m.pos.line, m.pos.col),
-                pos: m.pos,
-            };
-            let slot = self.declare_local(&hidden, t, false)?;
-            self.emit(Instr::StoreLocal(slot));
+            let slot = self.stash("temporary", m.pos, t)?;
             for (a, t) in args.iter().zip(&arg_types) {
                 self.expect(a, t)?;
             }
@@ -1439,6 +1435,8 @@ impl<'p, 'a> FnCx<'p, 'a> {
         if ids.len() == 1 {
             return Ok(ids[0]);
         }
+        // Each argument's own type, the same for every candidate.
+        let natural: Vec<Option<Type>> = args.iter().map(|a| self.type_of(a)).collect();
         let mut best: Vec<(usize, u16)> = Vec::new();
         for &id in &ids {
             let params: Vec<Type> = self.p.sigs[id as usize]
@@ -1451,10 +1449,10 @@ impl<'p, 'a> FnCx<'p, 'a> {
             }
             let mut exact = 0;
             let mut fits = true;
-            for (a, t) in args.iter().zip(&params) {
+            for ((a, t), own) in args.iter().zip(&params).zip(&natural) {
                 match self.trial(|cx| cx.value(a, Some(t))) {
                     Ok(g) if converts(&g, t) => {
-                        exact += (self.type_of(a).as_ref() == Some(t)) as usize;
+                        exact += (own.as_ref() == Some(t)) as usize;
                     }
                     _ => {
                         fits = false;
