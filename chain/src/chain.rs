@@ -138,14 +138,21 @@ pub enum ChainError {
         /// The directory.
         dir: String,
     },
-    /// The data directory was made by an earlier rexe whose contracts had no tokens and
-    /// whose contract calls carried no rxBTC: its blocks were executed under other rules.
+    /// The data directory was made by an earlier rexe under older contract rules (version 1:
+    /// no tokens or rxBTC-carrying calls; 2: no imports, calls between contracts or
+    /// interfaces): its blocks were executed under other rules.
     #[error(
-        "data directory {dir} was made by an earlier rexe whose contract rules had no tokens or rxBTC-carrying calls; its blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
+        "data directory {dir} was made by an earlier rexe under contract rules version {found} ({what}); this rexe runs version {now}, and the blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
     )]
     OldContractRules {
         /// The directory.
         dir: String,
+        /// The rules version it was made under.
+        found: u32,
+        /// This rexe's.
+        now: u32,
+        /// What that version lacked.
+        what: &'static str,
     },
     /// A block from our own log failed to replay: the files are damaged.
     #[error("replaying block {height} from the log failed: {reason}")]

@@ -276,7 +276,25 @@ fn structural_errors() {
         18,
         "already defined",
     );
-    rejects("import X.Y;\ncontract C { }", 1, 8, "not supported");
+    // A lone source has nothing to import from; the error says where imports come from.
+    rejects(
+        "import X.Y;\ncontract C { }",
+        1,
+        10,
+        "`import Y`: no deployed contracts are known here: imports are bound when the contract is deployed",
+    );
+    rejects(
+        "contract C { interface I { @address function f() { } } }",
+        1,
+        50,
+        "an interface's functions have no body",
+    );
+    rejects(
+        "contract C { @address function f() export { g(); } @address function g() public { deploy C(); } }",
+        1,
+        83,
+        "`deploy` statements are not supported",
+    );
     rejects(
         "contract C {\n  function f() {\n    uint32 x = 1u +;\n  }\n}",
         3,

@@ -273,6 +273,71 @@ fn vault_scenario() -> Vec<Step> {
     s
 }
 
+/// The address of the `n`-th contract key 0 deploys.
+fn contract_json(n: u64) -> serde_json::Value {
+    json!(rexe_chain::contract::contract_address(&keys(1)[0].address(), n).to_string())
+}
+
+/// `bank.prd` (contract 0) and `shop.prd` (contract 1), which imports it: purchases whose
+/// fee goes to a payee found through an interface (the bank, or the shop), tills banked
+/// through calls into the bank that relay on, a failing bank call that undoes the shop's
+/// change too, and a fee change made by the shop's global function calling the bank's.
+fn shop_scenario() -> Vec<Step> {
+    let (bank, shop) = (contract_json(0), contract_json(1));
+    let mut s = vec![
+        Step::Deploy(0, example("bank"), json!({"fee": 10})),
+        Step::Settle,
+        Step::Deploy(0, example("shop"), json!({})),
+        Step::Settle,
+    ];
+    let buys = |s: &mut Vec<Step>, round: usize| {
+        for k in 1..12usize {
+            let payee = if k % 2 == 0 { &bank } else { &shop };
+            s.push(Step::Pay(
+                k,
+                1,
+                "buy",
+                json!({"seller": addr_json((k * 3 + round) % 16), "payee": payee}),
+                1_000 * k as u64 + round as u64,
+            ));
+        }
+    };
+    buys(&mut s, 0);
+    // Nothing attached: refused. A payee that is no contract: the call stops, value returns.
+    s.push(Step::Call(
+        2,
+        1,
+        "buy",
+        json!({"seller": addr_json(3), "payee": bank}),
+    ));
+    s.push(Step::Pay(
+        4,
+        1,
+        "buy",
+        json!({"seller": addr_json(5), "payee": addr_json(9)}),
+        777,
+    ));
+    s.push(Step::Settle);
+    for k in 0..16usize {
+        // Gifts larger than the banked till fail, and the till stays in the shop.
+        s.push(Step::Call(
+            k,
+            1,
+            "bank_till",
+            json!({"friend": addr_json((k * 7) % 16), "gift": 300 * k}),
+        ));
+    }
+    s.push(Step::Call(3, 1, "set_fee", json!({"percent": 50})));
+    s.push(Step::Call(0, 1, "set_fee", json!({"percent": 20})));
+    s.push(Step::Settle);
+    buys(&mut s, 1);
+    s.push(Step::Settle);
+    for k in (0..16usize).step_by(3) {
+        s.push(Step::Call(k, 0, "withdraw", json!({})));
+    }
+    s
+}
+
 fn check_scenario(name: &str, steps: Vec<Step>) {
     let mut seq = Sequential::new(16);
     seq.run(&steps);
@@ -336,6 +401,33 @@ fn guestbook_scenario_is_shard_independent() {
 #[test]
 fn vault_scenario_is_shard_independent() {
     check_scenario("vault", vault_scenario());
+}
+
+#[test]
+fn shop_scenario_across_contracts_is_shard_independent() {
+    check_scenario("shop", shop_scenario());
+}
+
+#[test]
+fn shop_scenario_ends_where_expected() {
+    let mut seq = Sequential::new(16);
+    seq.run(&shop_scenario());
+    let st = seq.state();
+    // 22 purchases succeeded; the one with nothing attached and the one whose payee is no
+    // contract did not.
+    assert_eq!(st["1/@global"]["orders"], json!(22), "{st:#?}");
+    // The owner's change went through the shop into the bank; key 3's was refused.
+    assert_eq!(st["0/@global"]["fee_percent"], json!(20));
+    let addr = |k: usize| serde_json::to_string(&Target::Address(keys(16)[k].address())).unwrap();
+    // Key 2's bank balance: its fees (10% of 2,000, then 20% of 2,001: 200 + 400), its
+    // till (key 6 bought 6,000 from it: 5,400 after the fee) less its 600 gift to key 14,
+    // and key 14's gift of 4,200: four deposits, 9,600 sat.
+    let k2 = &st[&format!("0/{}", addr(2))];
+    assert_eq!(k2["deposits"], json!(4), "{k2}");
+    assert_eq!(k2["balance"]["amount"], json!(9_600), "{k2}");
+    // Key 4's failed purchase left no trace in either contract.
+    let k4 = &st[&format!("1/{}", addr(4))];
+    assert_eq!(k4["bought"], json!(2), "{k4}");
 }
 
 #[test]

@@ -93,11 +93,12 @@ const VOCAB: &[&str] = &[
 struct NoState;
 
 impl Host for NoState {
-    fn read_row(&mut self, _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+    fn read_row(&mut self, _: &[u8; 32], _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Ok(None)
     }
     fn read_elem(
         &mut self,
+        _: &[u8; 32],
         _: ScopeKind,
         _: u16,
         _: &rexe_chain::lang::layout::ElemKey,
@@ -106,6 +107,25 @@ impl Host for NoState {
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
         false
+    }
+}
+
+/// Every address is the module under test, so its calls into other contracts (and through
+/// interfaces) run its own functions, with their checks.
+struct Itself<'a>(
+    &'a rexe_chain::lang::Verified,
+    &'a [rexe_chain::lang::value::Value],
+);
+
+impl vm::Linker for Itself<'_> {
+    fn contract(
+        &self,
+        _: &[u8; 32],
+    ) -> Option<(
+        &rexe_chain::lang::Verified,
+        &[rexe_chain::lang::value::Value],
+    )> {
+        Some((self.0, self.1))
     }
 }
 
@@ -147,6 +167,7 @@ fn run_all(code: &rexe_chain::lang::Verified) {
         let limit = 50_000;
         let out = vm::execute(
             vm::Call {
+                contract: [1; 32],
                 code,
                 func: i as u16,
                 args,
@@ -154,6 +175,7 @@ fn run_all(code: &rexe_chain::lang::Verified) {
                 gas_limit: limit,
                 global: &global,
                 global_writable: f.scope == ScopeKind::Global,
+                linker: &Itself(code, &global),
             },
             &mut NoState,
         );

@@ -15,11 +15,29 @@ pub struct Ident {
     pub pos: Pos,
 }
 
+/// `import [DApp.]Name [as Alias];` (PREDA spec 5.7.1).
+#[derive(Clone, Debug)]
+pub struct ImportDecl {
+    /// The DApp part, when written.
+    pub dapp: Option<Ident>,
+    /// The contract's name.
+    pub name: Ident,
+    /// `as Alias`, when written.
+    pub alias: Option<Ident>,
+}
+
+impl ImportDecl {
+    /// The name the source refers to the contract by.
+    pub fn alias_name(&self) -> &Ident {
+        self.alias.as_ref().unwrap_or(&self.name)
+    }
+}
+
 /// A whole source file: imports, then one contract.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
-    /// `import` directives (parsed, not supported by the compiler yet).
-    pub imports: Vec<Ident>,
+    /// `import` directives, in source order.
+    pub imports: Vec<ImportDecl>,
     /// The contract.
     pub contract: Contract,
 }
@@ -29,8 +47,8 @@ pub struct SourceFile {
 pub struct Contract {
     /// Its name.
     pub name: Ident,
-    /// `implements` list (parsed, rejected by the compiler).
-    pub implements: Vec<Ident>,
+    /// `implements` list: each an interface name, qualified (`Alias.I`) or not.
+    pub implements: Vec<Vec<Ident>>,
     /// Definitions in source order.
     pub items: Vec<Item>,
 }
@@ -131,8 +149,17 @@ pub enum Item {
     Enum(EnumDef),
     /// A function.
     Function(FunctionDef),
-    /// `interface Name { … }` (parsed, rejected by the compiler).
-    Interface(Ident),
+    /// `interface Name { … }`: functions without bodies.
+    Interface(InterfaceDef),
+}
+
+/// An interface definition (PREDA spec 5.8.1).
+#[derive(Clone, Debug)]
+pub struct InterfaceDef {
+    /// Its name.
+    pub name: Ident,
+    /// Its functions (their bodies are empty).
+    pub functions: Vec<FunctionDef>,
 }
 
 /// A state variable.

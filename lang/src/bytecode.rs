@@ -8,7 +8,7 @@
 
 use super::ast::ScopeKind;
 use super::num::{IntTy, NumTy};
-use super::types::{EnumDesc, StructDesc, Type, TypeTable};
+use super::types::{EnumDesc, IfaceFn, InterfaceDesc, StructDesc, Type, TypeTable};
 use super::value::{self, Value};
 use rexe_encode::{write_compact_size, DecodeError, Reader};
 
@@ -242,11 +242,13 @@ pub enum CtxFn {
     /// `__transaction.get_supplied_tokens()`: the rxBTC a transaction attached (empty in
     /// relays).
     TxSuppliedTokens,
+    /// `__id()`: the address of the contract whose code is running.
+    ContractId,
 }
 
 impl CtxFn {
     /// Every context function, in tag order.
-    pub const ALL: [CtxFn; 18] = [
+    pub const ALL: [CtxFn; 19] = [
         CtxFn::TxType,
         CtxFn::TxSelf,
         CtxFn::TxSender,
@@ -265,6 +267,7 @@ impl CtxFn {
         CtxFn::BlockMiner,
         CtxFn::EventUserState,
         CtxFn::TxSuppliedTokens,
+        CtxFn::ContractId,
     ];
 
     /// Operands it takes.
@@ -364,6 +367,50 @@ pub enum Instr {
     AssertMsg,
     /// Abort (end of a function that must return a value).
     Trap,
+    /// Call a function of an imported contract ([`Module::externs`] index) with the
+    /// arguments on the stack.
+    CallExt(u16),
+    /// Call function `method` of interface `iface` ([`TypeTable::interfaces`] index) on the
+    /// contract whose address is below the arguments.
+    CallIface(u16, u16),
+    /// Pop an address; push whether it is a contract implementing interface `iface`.
+    IfaceValid(u16),
+}
+
+/// A contract this one imports (PREDA spec 5.7.1): explicitly, or through another import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// The name the source uses for it: its alias, or its contract name.
+    pub alias: String,
+    /// Its address, bound when this contract was compiled for deployment.
+    pub address: [u8; 32],
+    /// Named by an `import` directive of this contract (else imported by an import).
+    pub explicit: bool,
+    /// Where its structures are in this module's table (by their index in its own).
+    pub structs: Vec<u16>,
+    /// Where its enumerations are (by their index in its own).
+    pub enums: Vec<u16>,
+    /// Where its interfaces are (by their index in its own).
+    pub interfaces: Vec<u16>,
+}
+
+/// A public function of an imported contract that this module calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extern {
+    /// The contract ([`Module::imports`] index).
+    pub import: u16,
+    /// The function's index in that contract.
+    pub func: u16,
+    /// Its name (for messages).
+    pub name: String,
+    /// Its scope.
+    pub scope: ScopeKind,
+    /// Whether it is const.
+    pub is_const: bool,
+    /// Parameter types, in this module's types.
+    pub params: Vec<TypeId>,
+    /// Return type, in this module's types.
+    pub ret: Option<TypeId>,
 }
 
 /// What a function is for.
@@ -421,6 +468,13 @@ pub struct Module {
     pub state: Vec<Vec<(String, TypeId)>>,
     /// Functions.
     pub functions: Vec<Function>,
+    /// Imported contracts (explicit ones first, in source order).
+    pub imports: Vec<Import>,
+    /// Functions of imported contracts that the code calls.
+    pub externs: Vec<Extern>,
+    /// Interfaces the contract implements: the interface ([`TypeTable::interfaces`] index)
+    /// and, for each of its functions, the function that implements it.
+    pub implements: Vec<(u16, Vec<u16>)>,
 }
 
 impl Module {
@@ -603,6 +657,10 @@ fn put_type(out: &mut Vec<u8>, t: &Type) {
             put_type(out, v);
         }
         Type::Token => out.push(11),
+        Type::Interface(i) => {
+            out.push(12);
+            put_u16(out, *i);
+        }
     }
 }
 
@@ -626,6 +684,7 @@ fn get_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, DecodeError> {
             Box::new(get_type(r, depth + 1)?),
         ),
         11 => Type::Token,
+        12 => Type::Interface(get_u16(r)?),
         tag => return Err(DecodeError::UnknownTag { what: "type", tag }),
     })
 }
@@ -900,6 +959,19 @@ fn put_instr(out: &mut Vec<u8>, i: &Instr) {
             put_u32(out, dst);
             out.push(all as u8);
         }
+        Instr::CallExt(e) => {
+            out.push(35);
+            put_u16(out, e);
+        }
+        Instr::CallIface(i, m) => {
+            out.push(36);
+            put_u16(out, i);
+            put_u16(out, m);
+        }
+        Instr::IfaceValid(i) => {
+            out.push(37);
+            put_u16(out, i);
+        }
     }
 }
 
@@ -955,6 +1027,9 @@ fn get_instr(r: &mut Reader<'_>) -> Result<Instr, DecodeError> {
             _ => return Err(DecodeError::Invalid("event kind")),
         },
         34 => Instr::TokenMove(get_u32(r)?, get_u32(r)?, get_bool(r)?),
+        35 => Instr::CallExt(get_u16(r)?),
+        36 => Instr::CallIface(get_u16(r)?, get_u16(r)?),
+        37 => Instr::IfaceValid(get_u16(r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "instruction",
@@ -1064,6 +1139,67 @@ impl Module {
             write_compact_size(&mut out, f.code.len() as u64);
             for i in &f.code {
                 put_instr(&mut out, i);
+            }
+        }
+        write_compact_size(&mut out, self.table.interfaces.len() as u64);
+        for d in &self.table.interfaces {
+            put_str(&mut out, &d.name);
+            put_str(&mut out, &d.key);
+            write_compact_size(&mut out, d.functions.len() as u64);
+            for f in &d.functions {
+                put_str(&mut out, &f.name);
+                put_scope(&mut out, f.scope);
+                out.push(f.is_const as u8);
+                write_compact_size(&mut out, f.params.len() as u64);
+                for t in &f.params {
+                    put_type(&mut out, t);
+                }
+                match &f.ret {
+                    None => out.push(0),
+                    Some(t) => {
+                        out.push(1);
+                        put_type(&mut out, t);
+                    }
+                }
+            }
+        }
+        write_compact_size(&mut out, self.imports.len() as u64);
+        for i in &self.imports {
+            put_str(&mut out, &i.alias);
+            out.extend_from_slice(&i.address);
+            out.push(i.explicit as u8);
+            for list in [&i.structs, &i.enums, &i.interfaces] {
+                write_compact_size(&mut out, list.len() as u64);
+                for x in list {
+                    put_u16(&mut out, *x);
+                }
+            }
+        }
+        write_compact_size(&mut out, self.externs.len() as u64);
+        for e in &self.externs {
+            put_u16(&mut out, e.import);
+            put_u16(&mut out, e.func);
+            put_str(&mut out, &e.name);
+            put_scope(&mut out, e.scope);
+            out.push(e.is_const as u8);
+            write_compact_size(&mut out, e.params.len() as u64);
+            for t in &e.params {
+                put_u16(&mut out, *t);
+            }
+            match e.ret {
+                None => out.push(0),
+                Some(t) => {
+                    out.push(1);
+                    put_u16(&mut out, t);
+                }
+            }
+        }
+        write_compact_size(&mut out, self.implements.len() as u64);
+        for (i, fs) in &self.implements {
+            put_u16(&mut out, *i);
+            write_compact_size(&mut out, fs.len() as u64);
+            for f in fs {
+                put_u16(&mut out, *f);
             }
         }
         out
@@ -1181,6 +1317,93 @@ impl Module {
                 code,
             });
         }
+        for _ in 0..get_len(&mut r, 3)? {
+            let name = get_str(&mut r)?;
+            let key = get_str(&mut r)?;
+            let mut functions = Vec::new();
+            for _ in 0..get_len(&mut r, 4)? {
+                let name = get_str(&mut r)?;
+                let scope = get_scope(&mut r)?;
+                let is_const = get_bool(&mut r)?;
+                let mut params = Vec::new();
+                for _ in 0..get_len(&mut r, 1)? {
+                    params.push(get_type(&mut r, 0)?);
+                }
+                let ret = match get_u8(&mut r)? {
+                    0 => None,
+                    1 => Some(get_type(&mut r, 0)?),
+                    _ => return Err(DecodeError::Invalid("return type flag")),
+                };
+                functions.push(IfaceFn {
+                    name,
+                    scope,
+                    is_const,
+                    params,
+                    ret,
+                });
+            }
+            table.interfaces.push(InterfaceDesc {
+                name,
+                key,
+                functions,
+            });
+        }
+        let mut imports = Vec::new();
+        for _ in 0..get_len(&mut r, 36)? {
+            let alias = get_str(&mut r)?;
+            let address: [u8; 32] = r.array()?;
+            let explicit = get_bool(&mut r)?;
+            let mut lists = [Vec::new(), Vec::new(), Vec::new()];
+            for list in &mut lists {
+                for _ in 0..get_len(&mut r, 2)? {
+                    list.push(get_u16(&mut r)?);
+                }
+            }
+            let [structs, enums, interfaces] = lists;
+            imports.push(Import {
+                alias,
+                address,
+                explicit,
+                structs,
+                enums,
+                interfaces,
+            });
+        }
+        let mut externs = Vec::new();
+        for _ in 0..get_len(&mut r, 9)? {
+            let import = get_u16(&mut r)?;
+            let func = get_u16(&mut r)?;
+            let name = get_str(&mut r)?;
+            let scope = get_scope(&mut r)?;
+            let is_const = get_bool(&mut r)?;
+            let mut params = Vec::new();
+            for _ in 0..get_len(&mut r, 2)? {
+                params.push(get_u16(&mut r)?);
+            }
+            let ret = match get_u8(&mut r)? {
+                0 => None,
+                1 => Some(get_u16(&mut r)?),
+                _ => return Err(DecodeError::Invalid("return type flag")),
+            };
+            externs.push(Extern {
+                import,
+                func,
+                name,
+                scope,
+                is_const,
+                params,
+                ret,
+            });
+        }
+        let mut implements = Vec::new();
+        for _ in 0..get_len(&mut r, 3)? {
+            let i = get_u16(&mut r)?;
+            let mut fs = Vec::new();
+            for _ in 0..get_len(&mut r, 2)? {
+                fs.push(get_u16(&mut r)?);
+            }
+            implements.push((i, fs));
+        }
         r.finish()?;
         Ok(Module {
             name,
@@ -1190,6 +1413,9 @@ impl Module {
             places,
             state,
             functions,
+            imports,
+            externs,
+            implements,
         })
     }
 }

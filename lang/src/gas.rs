@@ -21,6 +21,9 @@ pub const RELAY_BYTE: u64 = 4;
 pub const STEP: u64 = 1;
 /// A function call.
 pub const CALL: u64 = 10;
+/// A call into another contract (on top of [`CALL`]'s work: finding the contract, checking
+/// the function and the arguments' types).
+pub const CALL_EXT: u64 = 200;
 /// Per 64-bit word of the larger operand of `+ - < ==`, per word product for `* / %`.
 pub const WORD: u64 = 1;
 /// Per node of a value copied, created or compared (arrays, maps, structs, long strings).

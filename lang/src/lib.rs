@@ -23,8 +23,10 @@ pub mod verify;
 pub mod vm;
 
 #[cfg(test)]
+mod link_tests;
+#[cfg(test)]
 mod tests;
 
-pub use compile::compile;
+pub use compile::{compile, compile_with, Imports, NoImports, MAX_IMPORTS};
 pub use error::{CompileError, CompileErrors, Pos};
 pub use verify::Verified;

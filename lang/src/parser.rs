@@ -156,19 +156,18 @@ impl Parser {
         while self.is_kw("import") {
             self.advance();
             let first = self.ident()?;
-            let mut name = first.clone();
-            if self.eat_p(".") {
-                let second = self.ident()?;
-                name = Ident {
-                    name: format!("{}.{}", first.name, second.name),
-                    pos: first.pos,
-                };
-            }
-            if self.eat_kw("as") {
-                self.ident()?;
-            }
+            let (dapp, name) = if self.eat_p(".") {
+                (Some(first), self.ident()?)
+            } else {
+                (None, first)
+            };
+            let alias = if self.eat_kw("as") {
+                Some(self.ident()?)
+            } else {
+                None
+            };
             self.expect_p(";")?;
-            imports.push(name);
+            imports.push(ImportDecl { dapp, name, alias });
         }
         self.annotation()?;
         self.expect_kw("contract")?;
@@ -176,12 +175,11 @@ impl Parser {
         let mut implements = Vec::new();
         if self.eat_kw("implements") {
             loop {
-                let mut i = self.ident()?;
-                if self.eat_p(".") {
-                    let j = self.ident()?;
-                    i.name = format!("{}.{}", i.name, j.name);
+                let mut path = vec![self.ident()?];
+                while self.eat_p(".") {
+                    path.push(self.ident()?);
                 }
-                implements.push(i);
+                implements.push(path);
                 if !self.eat_p(",") {
                     break;
                 }
@@ -285,8 +283,25 @@ impl Parser {
         if self.is_kw("interface") {
             self.advance();
             let name = self.ident()?;
-            self.skip_braces()?;
-            return Ok(Item::Interface(name));
+            self.expect_p("{")?;
+            let mut functions = Vec::new();
+            while !self.eat_p("}") {
+                if *self.tok() == Tok::Eof {
+                    return self.err("`}` closing the interface");
+                }
+                self.annotation()?;
+                let scope = self.scope()?;
+                let f = self.function_header(scope)?;
+                if self.is_p("{") {
+                    return Err(CompileError::new(
+                        self.pos(),
+                        "an interface's functions have no body (end them with `;`)",
+                    ));
+                }
+                self.expect_p(";")?;
+                functions.push(f);
+            }
+            return Ok(Item::Interface(InterfaceDef { name, functions }));
         }
         if self.is_kw("const") && !matches!(self.tok_at(1), Tok::Ident(s) if s == "function") {
             self.advance();
@@ -313,22 +328,14 @@ impl Parser {
         Ok(Item::State(StateDecl { scope, ty, name }))
     }
 
-    fn skip_braces(&mut self) -> PResult<()> {
-        self.expect_p("{")?;
-        let mut depth = 1u32;
-        while depth > 0 {
-            match self.tok() {
-                Tok::Eof => return self.err("`}`"),
-                Tok::P("{") => depth += 1,
-                Tok::P("}") => depth -= 1,
-                _ => {}
-            }
-            self.advance();
-        }
-        Ok(())
+    fn function(&mut self, scope: Option<(ScopeKind, Pos)>) -> PResult<FunctionDef> {
+        let mut f = self.function_header(scope)?;
+        f.body = self.block()?;
+        Ok(f)
     }
 
-    fn function(&mut self, scope: Option<(ScopeKind, Pos)>) -> PResult<FunctionDef> {
+    /// A function up to its body (which is left empty).
+    fn function_header(&mut self, scope: Option<(ScopeKind, Pos)>) -> PResult<FunctionDef> {
         self.expect_kw("function")?;
         // A return type is present unless the next tokens are `name (`.
         let has_ret =
@@ -366,7 +373,6 @@ impl Parser {
                 break;
             }
         }
-        let body = self.block()?;
         Ok(FunctionDef {
             scope,
             ret,
@@ -375,7 +381,7 @@ impl Parser {
             export,
             public,
             is_const,
-            body,
+            body: Vec::new(),
         })
     }
 

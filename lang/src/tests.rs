@@ -17,11 +17,12 @@ struct Mem {
 }
 
 impl Host for Mem {
-    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+    fn read_row(&mut self, _: &[u8; 32], scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Ok(self.rows.get(&scope).cloned())
     }
     fn read_elem(
         &mut self,
+        _: &[u8; 32],
         scope: ScopeKind,
         var: u16,
         key: &ElemKey,
@@ -84,6 +85,7 @@ fn run_in(
     let global = vm::default_row(code, ScopeKind::Global);
     let out = vm::execute(
         vm::Call {
+            contract: [1; 32],
             code,
             func: f,
             args,
@@ -91,6 +93,7 @@ fn run_in(
             gas_limit: gas,
             global: &global,
             global_writable: false,
+            linker: &vm::NoContracts,
         },
         mem,
     );
@@ -411,7 +414,7 @@ contract T {
     let e = compile(&src.replace("T.P p;", "U.P p;"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("types of other contracts (`U.P`)"), "{e}");
+    assert!(e.contains("`U` is not an imported contract"), "{e}");
 }
 
 const MAPS: &str = r#"

@@ -30,6 +30,9 @@ pub enum Type {
     Map(Box<Type>, Box<Type>),
     /// `token`: an amount of one asset (PREDA spec 2.3.3). Only rxBTC exists on rexe.
     Token,
+    /// An interface (index into [`TypeTable::interfaces`]): the address of a contract that
+    /// is expected to implement it (PREDA spec 5.8).
+    Interface(u16),
 }
 
 /// A structure definition.
@@ -50,6 +53,34 @@ pub struct EnumDesc {
     pub variants: Vec<String>,
 }
 
+/// A function of an interface (PREDA spec 5.8.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfaceFn {
+    /// Name.
+    pub name: String,
+    /// Scope.
+    pub scope: super::ast::ScopeKind,
+    /// Reads state only.
+    pub is_const: bool,
+    /// Parameter types.
+    pub params: Vec<Type>,
+    /// Return type.
+    pub ret: Option<Type>,
+}
+
+/// An interface definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceDesc {
+    /// Name as the module writes it (`I`, or `Alias.I` when imported).
+    pub name: String,
+    /// What identifies it across contracts: the defining contract's name, the interface's
+    /// name and its functions' signatures. A contract is called through it only when it
+    /// declared `implements` of an interface with the same key.
+    pub key: String,
+    /// Its functions, in declaration order.
+    pub functions: Vec<IfaceFn>,
+}
+
 /// The user-defined types of a module. Enum 0 is always the built-in `transaction_type`, enum
 /// 1 the built-in `uievent_state`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +89,8 @@ pub struct TypeTable {
     pub structs: Vec<StructDesc>,
     /// Enumerations.
     pub enums: Vec<EnumDesc>,
+    /// Interfaces.
+    pub interfaces: Vec<InterfaceDesc>,
 }
 
 /// Enumerators of the built-in `uievent_state` (enum 1, the result of
@@ -86,6 +119,7 @@ impl TypeTable {
                     variants: UIEVENT_STATES.iter().map(|s| s.to_string()).collect(),
                 },
             ],
+            interfaces: Vec::new(),
         }
     }
 
@@ -112,6 +146,11 @@ impl TypeTable {
             Type::Array(e) => format!("array<{}>", self.name(e)),
             Type::Map(k, v) => format!("map<{}, {}>", self.name(k), self.name(v)),
             Type::Token => "token".into(),
+            Type::Interface(i) => self
+                .interfaces
+                .get(*i as usize)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("interface#{i}")),
         }
     }
 
@@ -149,6 +188,7 @@ impl TypeTable {
         match t {
             Type::Enum(i) => (*i as usize) < self.enums.len(),
             Type::Struct(i) => (*i as usize) < self.structs.len(),
+            Type::Interface(i) => (*i as usize) < self.interfaces.len(),
             Type::Array(e) => self.valid_at(e, depth + 1),
             Type::Map(k, v) => {
                 is_map_key(k) && self.valid_at(k, depth + 1) && self.valid_at(v, depth + 1)

@@ -51,10 +51,16 @@ pub fn state_allowed(f: ScopeKind, s: ScopeKind, write: bool) -> bool {
 
 /// Whether a function of scope `caller` may call `callee` directly.
 pub fn call_allowed(caller: ScopeKind, callee: &Function) -> bool {
-    callee.scope == caller
-        || (callee.scope == ScopeKind::Global && callee.is_const)
-        || (callee.scope == ScopeKind::Shard
-            && !matches!(caller, ScopeKind::Global | ScopeKind::Shard))
+    scope_call_allowed(caller, callee.scope, callee.is_const)
+}
+
+/// Whether a function of scope `caller` may call a function of scope `scope` directly (in
+/// this contract or another): the same scope, a const `@global` one, or an `@shard` one
+/// from a scope below the shard (PREDA spec 5.4.2).
+pub fn scope_call_allowed(caller: ScopeKind, scope: ScopeKind, is_const: bool) -> bool {
+    scope == caller
+        || (scope == ScopeKind::Global && is_const)
+        || (scope == ScopeKind::Shard && !matches!(caller, ScopeKind::Global | ScopeKind::Shard))
 }
 
 /// Types along a place rooted in state: what its operands and its value must be, so writes
@@ -249,8 +255,83 @@ fn check(m: &Module) -> Result<(), VerifyError> {
             }
         }
     }
+    check_links(m, &ty)?;
     for (fi, f) in m.functions.iter().enumerate() {
         verify_function(m, fi, f)?;
+    }
+    Ok(())
+}
+
+/// Interfaces, imports, external functions and implementations refer to what exists, and
+/// each implementation matches its interface.
+fn check_links<'m>(
+    m: &'m Module,
+    ty: &dyn Fn(TypeId) -> Result<&'m Type, VerifyError>,
+) -> Result<(), VerifyError> {
+    for d in &m.table.interfaces {
+        for f in &d.functions {
+            if f.params.len() > 64 || f.params.iter().chain(&f.ret).any(|t| !m.table.is_valid(t)) {
+                return Err(module_err(format!(
+                    "interface {} has an invalid function",
+                    d.name
+                )));
+            }
+        }
+    }
+    for i in &m.imports {
+        let ok = i
+            .structs
+            .iter()
+            .all(|&x| (x as usize) < m.table.structs.len())
+            && i.enums.iter().all(|&x| (x as usize) < m.table.enums.len())
+            && i.interfaces
+                .iter()
+                .all(|&x| (x as usize) < m.table.interfaces.len());
+        if !ok {
+            return Err(module_err("an import maps to a missing type"));
+        }
+    }
+    for e in &m.externs {
+        if e.import as usize >= m.imports.len() || e.params.len() > 64 {
+            return Err(module_err("an external function of a missing import"));
+        }
+        for t in e.params.iter().chain(&e.ret) {
+            ty(*t)?;
+        }
+    }
+    for (i, funcs) in &m.implements {
+        let d = m
+            .table
+            .interfaces
+            .get(*i as usize)
+            .ok_or_else(|| module_err("implements a missing interface"))?;
+        if funcs.len() != d.functions.len() {
+            return Err(module_err("an implementation misses functions"));
+        }
+        for (want, &fi) in d.functions.iter().zip(funcs) {
+            let f = m
+                .functions
+                .get(fi as usize)
+                .ok_or_else(|| module_err("implemented by a missing function"))?;
+            let types = f
+                .params
+                .iter()
+                .map(|(_, t)| ty(*t).cloned())
+                .collect::<Result<Vec<_>, _>>()?;
+            let ret = f.ret.map(ty).transpose()?.cloned();
+            if f.kind != FnKind::Normal
+                || !f.public
+                || f.scope != want.scope
+                || f.is_const != want.is_const
+                || types != want.params
+                || ret != want.ret
+            {
+                return Err(module_err(format!(
+                    "function {} does not implement {}.{}",
+                    f.name, d.name, want.name
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -463,6 +544,34 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                     return Err(err(pc, "relay to a function of the wrong scope".into()));
                 }
                 (g.params.len() + target, 0, true, None)
+            }
+            Instr::CallExt(e) => {
+                let x = m
+                    .externs
+                    .get(e as usize)
+                    .ok_or_else(|| err(pc, "call to a missing external function".into()))?;
+                if !scope_call_allowed(f.scope, x.scope, x.is_const) {
+                    return Err(err(pc, "call breaks the scope rules".into()));
+                }
+                (x.params.len(), x.ret.is_some() as usize, true, None)
+            }
+            Instr::CallIface(i, k) => {
+                let x = m
+                    .table
+                    .interfaces
+                    .get(i as usize)
+                    .and_then(|d| d.functions.get(k as usize))
+                    .ok_or_else(|| err(pc, "call to a missing interface function".into()))?;
+                if !scope_call_allowed(f.scope, x.scope, x.is_const) {
+                    return Err(err(pc, "call breaks the scope rules".into()));
+                }
+                (x.params.len() + 1, x.ret.is_some() as usize, true, None)
+            }
+            Instr::IfaceValid(i) => {
+                if i as usize >= m.table.interfaces.len() {
+                    return Err(err(pc, "missing interface".into()));
+                }
+                (1, 1, true, None)
             }
             Instr::Ctx(c) => (c.arity(), 1, true, None),
             Instr::Print(k) => (k as usize, 0, true, None),

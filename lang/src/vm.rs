@@ -16,7 +16,7 @@ use bitcoin::hex::DisplayHex;
 use thiserror::Error;
 
 use super::ast::ScopeKind;
-use super::bytecode::{Arith, CmpOp, Conv, CtxFn, Instr, Method, RelayTo, Root, Step};
+use super::bytecode::{Arith, CmpOp, Conv, CtxFn, FnKind, Instr, Method, RelayTo, Root, Step};
 use super::gas;
 use super::layout::{self, ElemKey, ElemWrite};
 use super::num::{Int, NumTy};
@@ -69,6 +69,10 @@ pub enum Trap {
     /// carrying tokens to something other than an address.
     #[error("token: {0}")]
     Token(String),
+    /// A call to another contract that cannot be made: no contract there, no such public
+    /// function, or one that does not implement the interface called through.
+    #[error("cross-contract call: {0}")]
+    Call(String),
     /// The host failed (storage). Not the contract's fault: the block cannot be executed.
     #[error("host error: {0}")]
     Host(String),
@@ -123,14 +127,19 @@ pub struct Context {
 
 /// What the VM asks of the chain.
 pub trait Host {
-    /// The stored state row of `scope` for this micro-transaction's target (its own scope)
-    /// or the current shard (`ScopeKind::Shard`).
-    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String>;
-    /// A content row of the stored container `var` of `scope` (see [`crate::layout`]),
-    /// `None` when there is none. `scope` is the call's own scope, the current shard, or the
-    /// global lane.
+    /// The stored state row of contract `contract` of `scope` for this micro-transaction's
+    /// target (its own scope) or the current shard (`ScopeKind::Shard`).
+    fn read_row(
+        &mut self,
+        contract: &[u8; 32],
+        scope: ScopeKind,
+    ) -> Result<Option<Vec<u8>>, String>;
+    /// A content row of the stored container `var` of `scope` of contract `contract` (see
+    /// [`crate::layout`]), `None` when there is none. `scope` is the call's own scope, the
+    /// current shard, or the global lane.
     fn read_elem(
         &mut self,
+        contract: &[u8; 32],
         scope: ScopeKind,
         var: u16,
         key: &ElemKey,
@@ -143,12 +152,44 @@ pub trait Host {
     }
 }
 
+/// The deployed contracts a call may call into (PREDA spec 5.7, 5.8).
+pub trait Linker {
+    /// The code and `@global` row values (see [`crate::layout`]) of the contract at `addr`.
+    fn contract(&self, addr: &[u8; 32]) -> Option<(&Verified, &[Value])>;
+}
+
+/// No contracts besides the one called.
+pub struct NoContracts;
+
+impl Linker for NoContracts {
+    fn contract(&self, _: &[u8; 32]) -> Option<(&Verified, &[Value])> {
+        None
+    }
+}
+
+/// Whether `code` declares that it implements an interface with identity `key`; the
+/// functions implementing it when it does.
+pub fn implementation<'c>(code: &'c Verified, key: &str) -> Option<&'c [u16]> {
+    code.implements
+        .iter()
+        .find(|(i, _)| {
+            code.table
+                .interfaces
+                .get(*i as usize)
+                .is_some_and(|d| d.key == key)
+        })
+        .map(|(_, fs)| fs.as_slice())
+}
+
 /// A relay the call emitted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayOut {
     /// Where it goes.
     pub to: RelayDest,
-    /// Function index in the module.
+    /// The contract whose function it calls: `None` for the called contract, else one it
+    /// called into.
+    pub contract: Option<[u8; 32]>,
+    /// Function index in that contract's module.
     pub func: u16,
     /// Encoded arguments.
     pub args: Vec<u8>,
@@ -180,6 +221,19 @@ type ContentRows = Vec<(ElemKey, Option<Vec<u8>>)>;
 /// Everything a call changed, before it is handed back in an [`Outcome`].
 type Commit = (RowWrites, Vec<(u16, Value)>, Vec<ElemWrite>);
 
+/// What a call changed in the state of a contract it called into.
+#[derive(Debug, Default)]
+pub struct ContractWrites {
+    /// The contract.
+    pub contract: [u8; 32],
+    /// Changed rows: own scope and/or shard, `None` to delete.
+    pub writes: RowWrites,
+    /// Changed global variables (global lane only).
+    pub global_writes: Vec<(u16, Value)>,
+    /// Changed content rows of stored containers.
+    pub elem_writes: Vec<ElemWrite>,
+}
+
 /// The result of a micro-transaction.
 #[derive(Debug)]
 pub struct Outcome {
@@ -193,6 +247,9 @@ pub struct Outcome {
     pub global_writes: Vec<(u16, Value)>,
     /// Changed content rows of stored containers, in every scope.
     pub elem_writes: Vec<ElemWrite>,
+    /// What it changed in other contracts it called into, in the order it first called
+    /// them (only those it changed).
+    pub calls: Vec<ContractWrites>,
     /// Emitted relays.
     pub relays: Vec<RelayOut>,
     /// `__debug.print` lines (when the host wants them).
@@ -237,14 +294,14 @@ pub struct Event {
 /// Most events one micro-transaction may record.
 pub const MAX_EVENTS: usize = 256;
 
-enum Base<'g> {
-    Borrowed(&'g [Value]),
+enum Base<'a> {
+    Borrowed(&'a [Value]),
     Owned(Vec<Value>),
 }
 
-struct Frame<'g> {
+struct Frame<'a> {
     /// Row values (stored arrays hold their length).
-    base: Base<'g>,
+    base: Base<'a>,
     modified: Vec<Option<Value>>,
     original: Option<Vec<u8>>,
     writable: bool,
@@ -398,7 +455,7 @@ impl ArrayVar {
     }
 }
 
-impl<'g> Frame<'g> {
+impl Frame<'_> {
     fn get(&self, i: usize) -> Option<&Value> {
         match self.modified.get(i)? {
             Some(v) => Some(v),
@@ -439,6 +496,8 @@ impl<'g> Frame<'g> {
 }
 
 struct CallFrame {
+    /// Index of its contract in [`Machine::linked`].
+    contract: usize,
     func: u16,
     pc: usize,
     locals: usize,
@@ -479,9 +538,24 @@ fn return_buffers(mut b: Buffers) {
     });
 }
 
-/// One run.
-struct Machine<'a, 'g> {
+/// A contract taking part in a run: the called one (index 0) and those it called into.
+struct Linked<'a> {
+    address: [u8; 32],
     code: &'a Verified,
+    global: &'a [Value],
+}
+
+/// Most contracts one micro-transaction may call into.
+pub const MAX_CONTRACTS: usize = 64;
+
+/// One run.
+struct Machine<'a> {
+    /// The code running now (`linked[cur].code`).
+    code: &'a Verified,
+    /// Index of the contract running now in `linked`.
+    cur: usize,
+    linked: Vec<Linked<'a>>,
+    linker: &'a dyn Linker,
     ctx: &'a Context,
     host: &'a mut dyn Host,
     scope: ScopeKind,
@@ -490,9 +564,8 @@ struct Machine<'a, 'g> {
     stack: Vec<Value>,
     locals: Vec<Value>,
     calls: Vec<CallFrame>,
-    /// Own scope, shard, global.
-    frames: [Option<Frame<'g>>; 3],
-    global: &'g [Value],
+    /// Own scope, shard and global of each linked contract (three per contract).
+    frames: Vec<Option<Frame<'a>>>,
     global_writable: bool,
     relays: Vec<RelayOut>,
     logs: Vec<String>,
@@ -551,7 +624,7 @@ fn step_mut(
     }
 }
 
-impl<'a, 'g> Machine<'a, 'g> {
+impl<'a> Machine<'a> {
     fn charge(&mut self, g: u64) -> Result<(), Trap> {
         self.used = self.used.saturating_add(g);
         if self.used > self.limit {
@@ -572,28 +645,37 @@ impl<'a, 'g> Machine<'a, 'g> {
         Ok(self.stack.split_off(self.stack.len() - n))
     }
 
+    /// The frame of `scope` of the running contract.
     fn frame_slot(&self, scope: ScopeKind) -> Result<usize, Trap> {
-        match scope {
-            ScopeKind::Global => Ok(2),
-            s if s == self.scope => Ok(0),
-            ScopeKind::Shard if self.scope != ScopeKind::Global => Ok(1),
-            _ => Err(Trap::Type("state of an unreachable scope")),
-        }
+        let k = match scope {
+            ScopeKind::Global => 2,
+            s if s == self.scope => 0,
+            ScopeKind::Shard if self.scope != ScopeKind::Global => 1,
+            _ => return Err(Trap::Type("state of an unreachable scope")),
+        };
+        Ok(self.cur * 3 + k)
     }
 
-    fn frame(&mut self, scope: ScopeKind) -> Result<&mut Frame<'g>, Trap> {
+    /// The address of the running contract.
+    fn contract(&self) -> [u8; 32] {
+        self.linked[self.cur].address
+    }
+
+    fn frame(&mut self, scope: ScopeKind) -> Result<&mut Frame<'a>, Trap> {
         let slot = self.frame_slot(scope)?;
         if self.frames[slot].is_none() {
             let vars = self.code.state_of(scope);
-            let (base, original, writable) = if slot == 2 {
-                if self.global.len() != vars.len() {
+            let (base, original, writable) = if slot % 3 == 2 {
+                let global = self.linked[self.cur].global;
+                if global.len() != vars.len() {
                     return Err(Trap::Host(
                         "global state does not match the contract".into(),
                     ));
                 }
-                (Base::Borrowed(self.global), None, self.global_writable)
+                (Base::Borrowed(global), None, self.global_writable)
             } else {
-                let row = self.host.read_row(scope).map_err(Trap::Host)?;
+                let c = self.contract();
+                let row = self.host.read_row(&c, scope).map_err(Trap::Host)?;
                 let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
                 self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
                 let values = match &row {
@@ -667,9 +749,10 @@ impl<'a, 'g> Machine<'a, 'g> {
         let value = if i >= a.orig_len {
             default_value(elem, &code.table)
         } else {
+            let c = self.contract();
             let row = self
                 .host
-                .read_elem(scope, v, &ElemKey::Index(i))
+                .read_elem(&c, scope, v, &ElemKey::Index(i))
                 .map_err(Trap::Host)?;
             let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
             self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
@@ -745,7 +828,8 @@ impl<'a, 'g> Machine<'a, 'g> {
         v: u16,
         key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, Trap> {
-        let row = self.host.read_elem(scope, v, key).map_err(Trap::Host)?;
+        let c = self.contract();
+        let row = self.host.read_elem(&c, scope, v, key).map_err(Trap::Host)?;
         let bytes = row.as_ref().map(Vec::len).unwrap_or(0) as u64;
         self.charge(gas::READ_ROW + bytes * gas::READ_BYTE)?;
         Ok(row)
@@ -1479,7 +1563,12 @@ impl<'a, 'g> Machine<'a, 'g> {
         let c = self.ctx;
         Ok(match f {
             CtxFn::TxType => Value::Enum(c.kind as u16),
+            // Outside an address scope, the address of the contract running now.
+            CtxFn::TxSelf if self.cur != 0 && self.scope != ScopeKind::Address => {
+                Value::Address(self.contract())
+            }
             CtxFn::TxSelf => Value::Address(c.self_address),
+            CtxFn::ContractId => Value::Address(self.contract()),
             CtxFn::TxSender => Value::Address(c.sender),
             CtxFn::TxTimestamp => Value::Int(Int::from(c.tx_timestamp)),
             CtxFn::TxSigners => {
@@ -1594,6 +1683,7 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
         self.relays.push(RelayOut {
             to: dest,
+            contract: (self.cur != 0).then(|| self.contract()),
             func,
             args: bytes,
             value,
@@ -1633,6 +1723,70 @@ impl<'a, 'g> Machine<'a, 'g> {
         Ok(())
     }
 
+    /// The index in `linked` of the contract at `addr`, linking it on first use.
+    fn link(&mut self, addr: &[u8; 32]) -> Result<usize, Trap> {
+        if let Some(i) = self.linked.iter().position(|l| l.address == *addr) {
+            return Ok(i);
+        }
+        if self.linked.len() >= MAX_CONTRACTS {
+            return Err(Trap::Limit("contracts per call"));
+        }
+        let linker: &'a dyn Linker = self.linker;
+        let (code, global) = linker
+            .contract(addr)
+            .ok_or_else(|| Trap::Call(format!("no contract at {}", addr.to_lower_hex_string())))?;
+        self.linked.push(Linked {
+            address: *addr,
+            code,
+            global,
+        });
+        self.frames.extend([None, None, None]);
+        Ok(self.linked.len() - 1)
+    }
+
+    /// Enters public function `func` of linked contract `idx` with the `n` arguments on the
+    /// stack, after checking that it is what the caller was compiled against (`want`:
+    /// scope, constness, parameter count) and that the arguments have its types.
+    fn call_into(
+        &mut self,
+        idx: usize,
+        func: u16,
+        want: (ScopeKind, bool, usize),
+    ) -> Result<(), Trap> {
+        let code = self.linked[idx].code;
+        let f = code
+            .functions
+            .get(func as usize)
+            .filter(|f| f.kind == FnKind::Normal && f.public)
+            .ok_or_else(|| Trap::Call(format!("{} has no such public function", code.name)))?;
+        let (scope, is_const, n) = want;
+        if f.scope != scope || f.is_const != is_const || f.params.len() != n {
+            return Err(Trap::Call(format!(
+                "{}.{} is not the function the caller was compiled against",
+                code.name, f.name
+            )));
+        }
+        if self.stack.len() < n {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let args = &self.stack[self.stack.len() - n..];
+        for (v, (_, t)) in args.iter().zip(&f.params) {
+            if !has_type(v, code.ty(*t), &code.table) {
+                return Err(Trap::Call(format!(
+                    "an argument of {}.{} does not have its type",
+                    code.name, f.name
+                )));
+            }
+        }
+        let (cur, prev) = (self.cur, self.code);
+        self.cur = idx;
+        self.code = code;
+        self.enter_from_stack(func, n).inspect_err(|_| {
+            self.cur = cur;
+            self.code = prev;
+        })
+    }
+
     fn enter(&mut self, func: u16, args: Vec<Value>) -> Result<(), Trap> {
         if self.calls.len() >= MAX_CALL_DEPTH {
             return Err(Trap::Limit("call depth"));
@@ -1647,6 +1801,7 @@ impl<'a, 'g> Machine<'a, 'g> {
         self.locals.extend(args);
         self.locals.resize(base + nlocals, Value::Bool(false));
         self.calls.push(CallFrame {
+            contract: self.cur,
             func,
             pc: 0,
             locals: base,
@@ -1671,6 +1826,7 @@ impl<'a, 'g> Machine<'a, 'g> {
         self.locals
             .resize(base + f.locals as usize, Value::Bool(false));
         self.calls.push(CallFrame {
+            contract: self.cur,
             func,
             pc: 0,
             locals: base,
@@ -1684,8 +1840,12 @@ impl<'a, 'g> Machine<'a, 'g> {
         let frame = self.calls.pop().expect("a frame is active");
         self.locals.truncate(frame.locals);
         self.stack.truncate(frame.stack);
-        if self.calls.is_empty() {
+        let Some(top) = self.calls.last() else {
             return Some(ret);
+        };
+        if top.contract != self.cur {
+            self.cur = top.contract;
+            self.code = self.linked[self.cur].code;
         }
         if let Some(v) = ret {
             self.stack.push(v);
@@ -1891,6 +2051,66 @@ impl<'a, 'g> Machine<'a, 'g> {
                         return Ok(r);
                     }
                 }
+                Instr::CallExt(e) => {
+                    self.charge(gas::CALL_EXT)?;
+                    let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
+                    let addr = code
+                        .imports
+                        .get(x.import as usize)
+                        .ok_or(Trap::Type("import"))?
+                        .address;
+                    let idx = self.link(&addr)?;
+                    let want = (x.scope, x.is_const, x.params.len());
+                    self.call_into(idx, x.func, want)?;
+                }
+                Instr::CallIface(i, k) => {
+                    self.charge(gas::CALL_EXT)?;
+                    let d = code
+                        .table
+                        .interfaces
+                        .get(i as usize)
+                        .ok_or(Trap::Type("interface"))?;
+                    let f = d.functions.get(k as usize).ok_or(Trap::Type("interface"))?;
+                    let n = f.params.len();
+                    if self.stack.len() < n + 1 {
+                        return Err(Trap::Type("stack underflow"));
+                    }
+                    let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
+                        return Err(Trap::Type("address expected"));
+                    };
+                    let idx = self.link(&addr)?;
+                    let callee = self.linked[idx].code;
+                    let Some(&func) =
+                        implementation(callee, &d.key).and_then(|fs| fs.get(k as usize))
+                    else {
+                        return Err(Trap::Call(format!(
+                            "contract {} ({}) does not implement {}",
+                            addr.to_lower_hex_string(),
+                            callee.name,
+                            d.name
+                        )));
+                    };
+                    self.call_into(idx, func, (f.scope, f.is_const, n))?;
+                }
+                Instr::IfaceValid(i) => {
+                    self.charge(gas::CONTEXT)?;
+                    let d = code
+                        .table
+                        .interfaces
+                        .get(i as usize)
+                        .ok_or(Trap::Type("interface"))?;
+                    let Value::Address(addr) = self.pop()? else {
+                        return Err(Trap::Type("address expected"));
+                    };
+                    let ok = self
+                        .linked
+                        .iter()
+                        .find(|l| l.address == addr)
+                        .map(|l| l.code)
+                        .or_else(|| self.linker.contract(&addr).map(|(c, _)| c))
+                        .is_some_and(|c| implementation(c, &d.key).is_some());
+                    self.stack.push(Value::Bool(ok));
+                }
                 Instr::Relay(to, c) => self.relay(to, c)?,
                 Instr::Ctx(c) => {
                     let v = self.context(c)?;
@@ -1921,15 +2141,55 @@ impl<'a, 'g> Machine<'a, 'g> {
         }
     }
 
-    /// Encodes the changed rows, global variables and element rows, charging for them.
-    fn commit(&mut self) -> Result<Commit, Trap> {
+    /// Encodes the changed rows, global variables and element rows of every contract the
+    /// call touched, charging for them, and checks that the call conserved token value
+    /// across all of them.
+    fn commit(&mut self) -> Result<(Commit, Vec<ContractWrites>), Trap> {
+        // Token value in the changed state before and after the call.
+        let mut held = (0u128, 0u128);
+        let mut frames = std::mem::take(&mut self.frames).into_iter();
+        let mut own = None;
+        let mut others = Vec::new();
+        for c in 0..self.linked.len() {
+            let group = [
+                frames.next().flatten(),
+                frames.next().flatten(),
+                frames.next().flatten(),
+            ];
+            self.cur = c;
+            self.code = self.linked[c].code;
+            let (writes, global_writes, elem_writes) = self.commit_contract(group, &mut held)?;
+            if c == 0 {
+                own = Some((writes, global_writes, elem_writes));
+            } else if !(writes.is_empty() && global_writes.is_empty() && elem_writes.is_empty()) {
+                others.push(ContractWrites {
+                    contract: self.linked[c].address,
+                    writes,
+                    global_writes,
+                    elem_writes,
+                });
+            }
+        }
+        let (before, after) = held;
+        if self.received + before != self.deposited + self.relayed + after {
+            return Err(Trap::Token(format!(
+                "value is not conserved: the call received {} and its state held {before}, but it deposits {}, relays {} and its state would hold {after} (a token cannot be copied or dropped: keep it in state, deposit() it or relay it)",
+                self.received, self.deposited, self.relayed
+            )));
+        }
+        Ok((own.unwrap_or_default(), others))
+    }
+
+    /// [`Self::commit`] for the frames of the running contract.
+    fn commit_contract(
+        &mut self,
+        frames: [Option<Frame<'a>>; 3],
+        held: &mut (u128, u128),
+    ) -> Result<Commit, Trap> {
         let code = self.code;
         let mut writes = Vec::new();
         let mut global_writes = Vec::new();
         let mut elem_writes = Vec::new();
-        // Token value in the changed state before and after the call.
-        let mut held = (0u128, 0u128);
-        let frames = std::mem::take(&mut self.frames);
         for (slot, frame) in frames.into_iter().enumerate() {
             let Some(frame) = frame else { continue };
             if !frame.dirty() {
@@ -1952,7 +2212,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                     .stored_elem(scope, var)
                     .ok_or(Trap::Type("stored array"))?;
                 if code.holds_tokens() && code.table.holds_token(elem) {
-                    self.count_array_tokens(scope, var, &a, elem, &mut held)?;
+                    self.count_array_tokens(scope, var, &a, elem, held)?;
                 }
                 if a.len != a.orig_len {
                     lens[i] = Some(a.len);
@@ -1968,7 +2228,7 @@ impl<'a, 'g> Machine<'a, 'g> {
                     .stored_map(scope, var)
                     .ok_or(Trap::Type("stored map"))?;
                 if code.holds_tokens() && code.table.holds_token(vt) {
-                    self.count_map_tokens(scope, var, &m, vt, &mut held)?;
+                    self.count_map_tokens(scope, var, &m, vt, held)?;
                 }
                 if m.len != m.orig_len {
                     lens[i] = Some(m.len);
@@ -1993,7 +2253,10 @@ impl<'a, 'g> Machine<'a, 'g> {
                             return Err(Trap::Type("global state of the wrong type"));
                         }
                         if code.holds_tokens() && code.table.holds_token(t) {
-                            held.0 += self.global.get(i).map_or(0, crate::token::held);
+                            held.0 += self.linked[self.cur]
+                                .global
+                                .get(i)
+                                .map_or(0, crate::token::held);
                             held.1 += crate::token::held(&v);
                         }
                         self.charge(gas::WRITE_GLOBAL_VAR + v.weight() * gas::NODE)?;
@@ -2046,13 +2309,6 @@ impl<'a, 'g> Machine<'a, 'g> {
             let len = new.as_ref().map(Vec::len).unwrap_or(0) as u64;
             self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
             writes.push((scope, new));
-        }
-        let (before, after) = held;
-        if self.received + before != self.deposited + self.relayed + after {
-            return Err(Trap::Token(format!(
-                "value is not conserved: the call received {} and its state held {before}, but it deposits {}, relays {} and its state would hold {after} (a token cannot be copied or dropped: keep it in state, deposit() it or relay it)",
-                self.received, self.deposited, self.relayed
-            )));
         }
         Ok((writes, global_writes, elem_writes))
     }
@@ -2157,7 +2413,9 @@ fn as_len(v: Option<&Value>) -> Result<u64, Trap> {
 }
 
 /// A call to run.
-pub struct Call<'a, 'g> {
+pub struct Call<'a> {
+    /// The contract's address.
+    pub contract: [u8; 32],
     /// The contract's code.
     pub code: &'a Verified,
     /// Entry function.
@@ -2169,13 +2427,15 @@ pub struct Call<'a, 'g> {
     /// Gas available.
     pub gas_limit: u64,
     /// The contract's global state (read-only unless `global_writable`).
-    pub global: &'g [Value],
-    /// Running on the global lane.
+    pub global: &'a [Value],
+    /// Running on the global lane (every contract's global state is writable).
     pub global_writable: bool,
+    /// The other deployed contracts, for calls into them.
+    pub linker: &'a dyn Linker,
 }
 
 /// Runs a micro-transaction.
-pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
+pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
     let scope = call
         .code
         .functions
@@ -2185,6 +2445,13 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
     let (stack, locals, calls) = take_buffers();
     let mut m = Machine {
         code: call.code,
+        cur: 0,
+        linked: vec![Linked {
+            address: call.contract,
+            code: call.code,
+            global: call.global,
+        }],
+        linker: call.linker,
         ctx: call.ctx,
         host,
         scope,
@@ -2193,8 +2460,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
         stack,
         locals,
         calls,
-        frames: [None, None, None],
-        global: call.global,
+        frames: vec![None, None, None],
         global_writable: call.global_writable,
         relays: Vec::new(),
         logs: Vec::new(),
@@ -2224,12 +2490,13 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
         std::mem::take(&mut m.calls),
     ));
     match result {
-        Ok((r, (writes, global_writes, elem_writes))) => Outcome {
+        Ok((r, ((writes, global_writes, elem_writes), calls))) => Outcome {
             result: Ok(r),
             gas_used: m.used,
             writes,
             global_writes,
             elem_writes,
+            calls,
             relays: m.relays,
             logs: m.logs,
             events: m.events,
@@ -2246,6 +2513,7 @@ pub fn execute(call: Call<'_, '_>, host: &mut dyn Host) -> Outcome {
             writes: Vec::new(),
             global_writes: Vec::new(),
             elem_writes: Vec::new(),
+            calls: Vec::new(),
             relays: Vec::new(),
             logs: m.logs,
             events: Vec::new(),

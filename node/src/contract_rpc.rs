@@ -72,17 +72,33 @@ pub fn list(chain: &Chain) -> Result<Value, RpcError> {
 
 /// `getcontract address`.
 pub fn get(chain: &Chain, addr: &str) -> Result<Value, RpcError> {
-    let a = address(addr)?;
     let net = chain.params().network;
-    let d = chain
-        .contracts()
-        .get(&a)
-        .ok_or_else(|| RpcError::new(-5, "no contract at this address"))?;
+    // An address, or a name: the contract `import Name` binds to.
+    let d = match parse_address(addr) {
+        Some(a) => chain.contracts().get(&Address(a)),
+        None if addr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            chain.contracts().first_named(addr)
+        }
+        None => {
+            return Err(RpcError::new(
+                -8,
+                format!("not an address or a contract name: {addr}"),
+            ))
+        }
+    }
+    .ok_or_else(|| RpcError::new(-5, "no contract at this address or with this name"))?;
     let mut v = interface(&d.code);
     v["address"] = json!(d.address.encode(net));
     v["deployer"] = json!(d.deployer.encode(net));
     v["height"] = json!(d.height);
     v["source"] = json!(&*d.source);
+    v["imports"] = json!(d.imports.iter().map(|a| a.encode(net)).collect::<Vec<_>>());
+    v["implements"] = json!(d
+        .code
+        .implements
+        .iter()
+        .map(|(i, _)| d.code.table.interfaces[*i as usize].name.clone())
+        .collect::<Vec<_>>());
     Ok(v)
 }
 

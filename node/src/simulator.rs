@@ -832,7 +832,11 @@ impl<'o> Runner<'o> {
             let path = self.dir.join(&file);
             let source = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let code = rexe_chain::lang::compile(&source).map_err(|e| anyhow!("{file}:\n{e}"))?;
+            let (code, _) = self
+                .chain()?
+                .contracts()
+                .compile(&source)
+                .map_err(|e| anyhow!("{file}:\n{e}"))?;
             let name = code.name.clone();
             let args = match code.functions.iter().find(|f| f.name == "on_deploy") {
                 Some(f) => abi::encode_args(&code, f, init.as_ref().unwrap_or(&json!({})))

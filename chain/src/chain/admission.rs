@@ -139,8 +139,10 @@ impl Chain {
             };
         match payload {
             Payload::Deploy { source, args } => {
-                let code =
-                    crate::lang::compile(source).map_err(|e| format!("does not compile:\n{e}"))?;
+                let (code, _) = self
+                    .contracts()
+                    .compile(source)
+                    .map_err(|e| format!("does not compile:\n{e}"))?;
                 match code.functions.iter().find(|f| f.kind == FnKind::OnDeploy) {
                     Some(f) => check_args(&code, f, args),
                     None if args.is_empty() => Ok(()),

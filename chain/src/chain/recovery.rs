@@ -105,12 +105,24 @@ impl Chain {
                         dir: dir.display().to_string(),
                     });
                 }
-                let before_tokens =
-                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(1));
-                if stored.as_deref() == Some(&before_tokens.0[..]) {
-                    return Err(ChainError::OldContractRules {
-                        dir: dir.display().to_string(),
-                    });
+                for (found, what) in [
+                    (1, "no tokens or rxBTC-carrying calls"),
+                    (2, "no imports, calls between contracts or interfaces"),
+                ] {
+                    let old = fingerprint_with(
+                        &chain.params,
+                        &chain.systems,
+                        GLOBAL_STATE_VERSION,
+                        Some(found),
+                    );
+                    if stored.as_deref() == Some(&old.0[..]) {
+                        return Err(ChainError::OldContractRules {
+                            dir: dir.display().to_string(),
+                            found,
+                            now: crate::contract::ContractsSystem::RULES_VERSION,
+                            what,
+                        });
+                    }
                 }
                 if stored.as_deref() != Some(&fp.0[..]) {
                     return Err(ChainError::WrongChain {
@@ -437,6 +449,7 @@ mod tests {
         let old = fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
         let no_tokens =
             fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(1));
+        let (chain_params, chain_systems) = (chain.params.clone(), chain.systems.clone());
         chain.db.set_meta("params", &old.0).unwrap();
         drop(chain);
         let e = open().err().expect("refused");
@@ -448,7 +461,23 @@ mod tests {
             .set_meta("params", &no_tokens.0)
             .unwrap();
         let e = open().err().expect("refused");
-        assert!(matches!(e, ChainError::OldContractRules { .. }), "{e}");
+        assert!(
+            matches!(e, ChainError::OldContractRules { found: 1, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("tokens"), "{e}");
+        // Contract rules 2: tokens, but no calls between contracts.
+        let no_imports =
+            fingerprint_with(&chain_params, &chain_systems, GLOBAL_STATE_VERSION, Some(2));
+        ChainDb::open(&dir.path().join("chain.sqlite"))
+            .unwrap()
+            .set_meta("params", &no_imports.0)
+            .unwrap();
+        let e = open().err().expect("refused");
+        assert!(
+            matches!(e, ChainError::OldContractRules { found: 2, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("calls between contracts"), "{e}");
     }
 }

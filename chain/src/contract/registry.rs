@@ -16,7 +16,7 @@ use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
 use crate::lang::layout::{self, ElemWrite};
 use crate::lang::value::{self, Value};
-use crate::lang::{compile, vm, Verified};
+use crate::lang::{compile_with, vm, Imports, Verified};
 use crate::system::{Call, CallError, Change, Credit, GlobalCtx, Item, SystemContract, SystemId};
 
 /// A deployed contract.
@@ -37,12 +37,89 @@ pub struct Deployed {
     pub global: Arc<Vec<Value>>,
     /// The elements of its `@global` stored arrays.
     pub elems: GlobalElems,
+    /// The contracts its source's `import` directives bound to when it was deployed, in
+    /// source order.
+    pub imports: Vec<Address>,
 }
 
 impl Deployed {
     /// The contract's name in its source.
     pub fn name(&self) -> &str {
         &self.code.name
+    }
+}
+
+/// Binds a deploying source's imports: `import [DApp.]Name` names the first contract
+/// deployed under `Name` (lowest height, then lowest address; rexe has no DApp names, so the
+/// DApp part is not used). Records what it bound.
+struct ByName<'r> {
+    registry: &'r ContractsSystem,
+    /// The addresses bound, by directive.
+    bound: std::cell::RefCell<Vec<Address>>,
+}
+
+impl<'r> ByName<'r> {
+    fn new(registry: &'r ContractsSystem) -> Self {
+        ByName {
+            registry,
+            bound: Default::default(),
+        }
+    }
+}
+
+impl Imports for ByName<'_> {
+    fn resolve(
+        &self,
+        index: usize,
+        _: Option<&str>,
+        name: &str,
+    ) -> Result<([u8; 32], Arc<Verified>), String> {
+        let d = self
+            .registry
+            .first_named(name)
+            .ok_or_else(|| format!("no contract named `{name}` is deployed"))?;
+        let mut bound = self.bound.borrow_mut();
+        bound.resize(index + 1, Address([0; 32]));
+        bound[index] = d.address;
+        Ok((d.address.0, d.code.clone()))
+    }
+    fn code(&self, addr: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.registry.get(&Address(*addr)).map(|d| d.code.clone())
+    }
+}
+
+/// Binds a stored contract's imports to the addresses recorded when it was deployed.
+struct Recorded<'r> {
+    registry: &'r ContractsSystem,
+    imports: &'r [Address],
+}
+
+impl Imports for Recorded<'_> {
+    fn resolve(
+        &self,
+        index: usize,
+        _: Option<&str>,
+        name: &str,
+    ) -> Result<([u8; 32], Arc<Verified>), String> {
+        let a = self
+            .imports
+            .get(index)
+            .ok_or_else(|| format!("no address was recorded for `import {name}`"))?;
+        let d = self
+            .registry
+            .get(a)
+            .ok_or_else(|| format!("the contract `import {name}` was bound to is not deployed"))?;
+        Ok((a.0, d.code.clone()))
+    }
+    fn code(&self, addr: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.registry.get(&Address(*addr)).map(|d| d.code.clone())
+    }
+}
+
+impl vm::Linker for ContractsSystem {
+    fn contract(&self, addr: &[u8; 32]) -> Option<(&Verified, &[Value])> {
+        self.get(&Address(*addr))
+            .map(|d| (&*d.code, d.global.as_slice()))
     }
 }
 
@@ -82,6 +159,12 @@ fn content_item_key(a: &Address, var: u16, id: &ContentId) -> Vec<u8> {
 }
 
 impl ContractsSystem {
+    /// The contract rules this code executes (part of the chain's fingerprint):
+    /// 1: top-level arrays and maps are stored one row (item) per element or entry;
+    /// 2: tokens, and contract calls carrying rxBTC;
+    /// 3: imports, calls between contracts and interfaces.
+    pub const RULES_VERSION: u32 = 3;
+
     /// No contracts.
     pub fn new() -> Self {
         Self::default()
@@ -95,6 +178,26 @@ impl ContractsSystem {
     /// Every contract, by address.
     pub fn iter(&self) -> impl Iterator<Item = &Deployed> {
         self.contracts.values()
+    }
+
+    /// Compiles `source` as deploying it now would: its imports bound to the first
+    /// contracts deployed under their names. Returns the code and the addresses bound.
+    pub fn compile(
+        &self,
+        source: &str,
+    ) -> Result<(Verified, Vec<Address>), crate::lang::CompileErrors> {
+        let bind = ByName::new(self);
+        let code = compile_with(source, &bind)?;
+        Ok((code, bind.bound.into_inner()))
+    }
+
+    /// The contract `import name` binds to: the first deployed under that name (lowest
+    /// height, then lowest address).
+    pub fn first_named(&self, name: &str) -> Option<&Deployed> {
+        self.contracts
+            .values()
+            .filter(|d| d.name() == name)
+            .min_by_key(|d| (d.height, d.address))
     }
 
     /// How many.
@@ -206,12 +309,21 @@ impl ContractsSystem {
             .flatten()
             .unwrap_or_default();
         row.encode(&mut out);
+        // Only contracts that import have the list (the bytes of others are unchanged).
+        if !d.imports.is_empty() {
+            crate::encode::write_compact_size(&mut out, d.imports.len() as u64);
+            for a in &d.imports {
+                a.0.encode(&mut out);
+            }
+        }
         out
     }
 
     /// Decodes an item; `known` is the contract now at that address, whose compiled code is
-    /// reused when the source is the same (a reorg undoing a state write).
+    /// reused when the source is the same (a reorg undoing a state write). A source that
+    /// imports is compiled against the contracts in `self` it was bound to.
     fn decode_item(
+        &self,
         address: Address,
         bytes: &[u8],
         known: Option<&Deployed>,
@@ -222,12 +334,29 @@ impl ContractsSystem {
         let source = String::from_utf8(Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?)
             .map_err(|_| "contract source is not UTF-8".to_string())?;
         let row = Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?;
+        let mut imports = Vec::new();
+        if r.remaining() > 0 {
+            let n = r.length(32).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("an empty import list is written as none".into());
+            }
+            for _ in 0..n {
+                imports.push(Address(r.array().map_err(|e| e.to_string())?));
+            }
+        }
         r.finish().map_err(|e| e.to_string())?;
         let code = match known {
-            Some(d) if *d.source == *source => d.code.clone(),
-            _ => Arc::new(
-                compile(&source).map_err(|e| format!("stored contract does not compile: {e}"))?,
-            ),
+            Some(d) if *d.source == *source && d.imports == imports => d.code.clone(),
+            _ => {
+                let bind = Recorded {
+                    registry: self,
+                    imports: &imports,
+                };
+                Arc::new(
+                    compile_with(&source, &bind)
+                        .map_err(|e| format!("stored contract does not compile: {e}"))?,
+                )
+            }
         };
         let global = if row.is_empty() {
             vm::default_row(&code, ScopeKind::Global)
@@ -242,6 +371,7 @@ impl ContractsSystem {
             code,
             global: Arc::new(global),
             elems: known.map(|d| d.elems.clone()).unwrap_or_default(),
+            imports,
         })
     }
 }
@@ -328,6 +458,7 @@ impl SystemContract for ContractsSystem {
             };
         }
         let is_contract = |k: &[u8]| !is_content(k) && k != HELD_KEY;
+        let mut pending = Vec::new();
         for (key, value) in changes.iter().filter(|(k, _)| is_contract(k)) {
             let address = Address(
                 key.as_slice()
@@ -338,13 +469,31 @@ impl SystemContract for ContractsSystem {
                 None => {
                     self.contracts.remove(&address);
                 }
-                Some(v) => {
-                    let d = Self::decode_item(address, v, self.contracts.get(&address))
-                        .map_err(CallError::new)?;
-                    self.contracts.insert(address, d);
-                }
+                Some(v) => pending.push((address, v)),
             }
             self.written.insert(address);
+        }
+        // A contract that imports compiles against the contracts it imports, which may come
+        // later in the same change set: decode what can be, until nothing more can.
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut left = Vec::new();
+            let mut last = String::new();
+            for (address, v) in pending {
+                match self.decode_item(address, v, self.contracts.get(&address)) {
+                    Ok(d) => {
+                        self.contracts.insert(address, d);
+                    }
+                    Err(e) => {
+                        last = e;
+                        left.push((address, v));
+                    }
+                }
+            }
+            if left.len() == before {
+                return Err(CallError::new(last));
+            }
+            pending = left;
         }
         for (key, value) in changes.iter().filter(|(k, _)| is_content(k)) {
             let address = Address(key[..32].try_into().expect("38 or 66 bytes"));
@@ -370,10 +519,9 @@ impl SystemContract for ContractsSystem {
         Ok(())
     }
 
-    /// 1: top-level arrays and maps are stored one row (item) per element or entry.
-    /// 2: tokens, and contract calls carrying rxBTC.
+    /// See [`ContractsSystem::RULES_VERSION`].
     fn rules_version(&self) -> u32 {
-        2
+        Self::RULES_VERSION
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -23,10 +23,10 @@ use crate::exec::BlockEnv;
 use crate::hash::tagged_hash;
 use crate::lang::ast::ScopeKind;
 use crate::lang::bytecode::FnKind;
+use crate::lang::gas;
 use crate::lang::layout::ElemKey;
 use crate::lang::value::{self, Value};
 use crate::lang::vm::{self, Context, Host, RelayDest, RelayOut, Trap, TxKind};
-use crate::lang::{compile, gas};
 use crate::relay::Relay;
 use crate::relay::RelayKind;
 use crate::shard::{ShardId, ShardOrder};
@@ -93,6 +93,8 @@ pub struct StepResult {
 
 struct ShardHost<'r> {
     rows: &'r mut dyn Rows,
+    /// The call's target (a contract it calls into runs on the same one).
+    target: &'r Target,
     own: StateKey,
     /// The contract's row of this shard, built when first needed.
     shard: Option<StateKey>,
@@ -104,20 +106,22 @@ struct ShardHost<'r> {
 }
 
 impl Host for ShardHost<'_> {
-    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
-        let key = self.row_key(scope);
+    fn read_row(&mut self, c: &[u8; 32], scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        let key = self.row_key_of(&Address(*c), scope);
         self.read(&key)
     }
     fn read_elem(
         &mut self,
+        c: &[u8; 32],
         scope: ScopeKind,
         var: u16,
         key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
+        let c = Address(*c);
         if scope == ScopeKind::Global {
-            return Ok(global_elem(self.registry, &self.contract, var, key));
+            return Ok(global_elem(self.registry, &c, var, key));
         }
-        let row = self.row_key(scope);
+        let row = self.row_key_of(&c, scope);
         self.read(&content_key(&row, var, key))
     }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
@@ -158,6 +162,42 @@ impl ShardHost<'_> {
         }
     }
 
+    /// [`Self::row_key`] of contract `c` (the called one, or one it called into).
+    fn row_key_of(&mut self, c: &Address, scope: ScopeKind) -> StateKey {
+        if *c == self.contract {
+            self.row_key(scope)
+        } else if scope == ScopeKind::Shard {
+            Target::Shard(self.shard_id).state_key(c)
+        } else {
+            self.target.state_key(c)
+        }
+    }
+
+    /// Writes the rows and container rows a call changed of contract `c`.
+    fn apply(
+        &mut self,
+        c: &Address,
+        writes: vm::RowWrites,
+        elems: Vec<crate::lang::layout::ElemWrite>,
+    ) -> Result<(), StoreError> {
+        for (scope, row) in writes {
+            let key = self.row_key_of(c, scope);
+            self.rows.set_row(key, row)?;
+        }
+        for w in elems {
+            if w.scope == ScopeKind::Global {
+                return Err(StoreError::corrupt(
+                    "contract state",
+                    "a shard call wrote global state",
+                ));
+            }
+            let row = self.row_key_of(c, w.scope);
+            self.rows
+                .set_row(content_key(&row, w.var, &w.key), w.value)?;
+        }
+        Ok(())
+    }
+
     /// Reads a row; a store failure is kept for the caller, the VM gets its message.
     fn read(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, String> {
         self.rows.row(key).map_err(|e| {
@@ -170,16 +210,16 @@ impl ShardHost<'_> {
 
 struct LaneHost<'r> {
     registry: &'r ContractsSystem,
-    contract: Address,
     logging: bool,
 }
 
 impl Host for LaneHost<'_> {
-    fn read_row(&mut self, _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+    fn read_row(&mut self, _: &[u8; 32], _: ScopeKind) -> Result<Option<Vec<u8>>, String> {
         Err("global functions have no shard state".into())
     }
     fn read_elem(
         &mut self,
+        c: &[u8; 32],
         scope: ScopeKind,
         var: u16,
         key: &ElemKey,
@@ -187,7 +227,7 @@ impl Host for LaneHost<'_> {
         if scope != ScopeKind::Global {
             return Err("global functions have no shard state".into());
         }
-        Ok(global_elem(self.registry, &self.contract, var, key))
+        Ok(global_elem(self.registry, &Address(*c), var, key))
     }
     fn is_contract(&self, addr: &[u8; 32]) -> bool {
         self.registry.get(&Address(*addr)).is_some()
@@ -286,7 +326,12 @@ fn route(
     };
     let mut forwarded = 0u64;
     let mut out = Vec::new();
-    let mut push = |target: Target, func: u16, value: u64, args: Vec<u8>, deferred: bool| {
+    let mut push = |contract: Address,
+                    target: Target,
+                    func: u16,
+                    value: u64,
+                    args: Vec<u8>,
+                    deferred: bool| {
         let gas = next_share();
         forwarded += gas;
         let value = Amount::from_sat(value);
@@ -295,7 +340,7 @@ fn route(
             shard,
             ContractCall {
                 txid: parent.txid,
-                contract: parent.contract,
+                contract,
                 func,
                 target,
                 args,
@@ -311,16 +356,18 @@ fn route(
     };
     for o in outs {
         let (f, v) = (o.func, o.value);
+        // A relay emitted by a contract the call called into runs that contract's function.
+        let c = o.contract.map(Address).unwrap_or(parent.contract);
         match o.to {
             RelayDest::Shards => {
                 for s in order.shards() {
-                    push(Target::Shard(s), f, v, o.args.clone(), false);
+                    push(c, Target::Shard(s), f, v, o.args.clone(), false);
                 }
             }
-            RelayDest::Address(a) => push(Target::Address(Address(a)), f, v, o.args, false),
-            RelayDest::Uint(s, k) => push(Target::Uint(s, k), f, v, o.args, false),
-            RelayDest::Global => push(Target::Global, f, v, o.args, false),
-            RelayDest::Next => push(parent.target.clone(), f, v, o.args, true),
+            RelayDest::Address(a) => push(c, Target::Address(Address(a)), f, v, o.args, false),
+            RelayDest::Uint(s, k) => push(c, Target::Uint(s, k), f, v, o.args, false),
+            RelayDest::Global => push(c, Target::Global, f, v, o.args, false),
+            RelayDest::Next => push(c, parent.target.clone(), f, v, o.args, true),
         }
     }
     (out, forwarded)
@@ -473,6 +520,7 @@ fn run_call(
     let ctx = context(env, shard, call, kind, origin, seq, d.code.uses_random());
     let mut host = ShardHost {
         rows,
+        target: &call.target,
         own: call.target.state_key(&call.contract),
         shard: None,
         shard_id: shard,
@@ -483,6 +531,7 @@ fn run_call(
     };
     let out = vm::execute(
         vm::Call {
+            contract: call.contract.0,
             code: &d.code,
             func: call.func,
             args,
@@ -490,6 +539,7 @@ fn run_call(
             gas_limit: call.gas,
             global: &d.global,
             global_writable: false,
+            linker: registry,
         },
         &mut host,
     );
@@ -512,9 +562,15 @@ fn run_call(
                     "the value it carries does not match its tokens",
                 ));
             }
-            for (scope, row) in out.writes {
-                let key = host.row_key(scope);
-                host.rows.set_row(key, row)?;
+            host.apply(&call.contract, out.writes, out.elem_writes)?;
+            for o in out.calls {
+                if !o.global_writes.is_empty() {
+                    return Err(StoreError::corrupt(
+                        "contract state",
+                        "a shard call wrote global state",
+                    ));
+                }
+                host.apply(&Address(o.contract), o.writes, o.elem_writes)?;
             }
             if out.tokens.deposited > 0 {
                 host.rows.credit(
@@ -523,17 +579,6 @@ fn run_call(
                 )?;
             }
             add_held(host.rows, out.tokens.kept())?;
-            for w in out.elem_writes {
-                if w.scope == ScopeKind::Global {
-                    return Err(StoreError::corrupt(
-                        "contract state",
-                        "a shard call wrote global state",
-                    ));
-                }
-                let row = host.row_key(w.scope);
-                host.rows
-                    .set_row(content_key(&row, w.var, &w.key), w.value)?;
-            }
             let leftover = call.gas - out.gas_used;
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, leftover, env.order);
@@ -843,11 +888,11 @@ fn global_call(
     let ctx = context(env, lane, call, kind, origin, seq, code.uses_random());
     let mut host = LaneHost {
         registry,
-        contract: call.contract,
         logging: env.log_contracts,
     };
     let out = vm::execute(
         vm::Call {
+            contract: call.contract.0,
             code: &code,
             func: call.func,
             args,
@@ -855,6 +900,7 @@ fn global_call(
             gas_limit: call.gas,
             global: &global,
             global_writable: true,
+            linker: &*registry,
         },
         &mut host,
     );
@@ -879,6 +925,9 @@ fn global_call(
                 );
             }
             registry.write_global(&call.contract, out.global_writes, out.elem_writes);
+            for o in out.calls {
+                registry.write_global(&Address(o.contract), o.global_writes, o.elem_writes);
+            }
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, call.gas - out.gas_used, env.order);
             let receipt = ContractReceipt {
@@ -952,8 +1001,8 @@ fn deploy(
             "a contract is already deployed at this address".into(),
         );
     }
-    let code = match compile(&d.source) {
-        Ok(c) => Arc::new(c),
+    let (code, imports) = match registry.compile(&d.source) {
+        Ok((c, imports)) => (Arc::new(c), imports),
         Err(e) => return fail(compile_gas, summarize(&e)),
     };
     let mut global = vm::default_row(&code, ScopeKind::Global);
@@ -987,11 +1036,11 @@ fn deploy(
             let ctx = context(env, lane, &c, TxKind::System, lane, seq, code.uses_random());
             let mut host = LaneHost {
                 registry,
-                contract: address,
                 logging: env.log_contracts,
             };
             let out = vm::execute(
                 vm::Call {
+                    contract: address.0,
                     code: &code,
                     func: fi,
                     args,
@@ -999,6 +1048,7 @@ fn deploy(
                     gas_limit: d.gas - used,
                     global: &global,
                     global_writable: true,
+                    linker: &*registry,
                 },
                 &mut host,
             );
@@ -1016,6 +1066,14 @@ fn deploy(
                 }
             }
             elem_writes = out.elem_writes;
+            // What on_deploy took from contracts it called into (a deposit cannot happen
+            // on the lane).
+            if let Err(e) = registry.add_held(out.tokens.kept()) {
+                return fail(used, e);
+            }
+            for o in out.calls {
+                registry.write_global(&Address(o.contract), o.global_writes, o.elem_writes);
+            }
             let (r, fw) = route(out.relays, &c, d.gas - used, env.order);
             relays = r;
             forwarded = fw;
@@ -1030,6 +1088,7 @@ fn deploy(
         code,
         global: Arc::new(global),
         elems: Default::default(),
+        imports,
     });
     registry.write_global(&address, Vec::new(), elem_writes);
     let receipt = ContractReceipt {

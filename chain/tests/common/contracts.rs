@@ -9,8 +9,8 @@ use rexe_chain::contract::{abi, contract_address, parse_state_key, Target};
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::layout::ElemKey;
 use rexe_chain::lang::value::{self, Value};
-use rexe_chain::lang::vm::{self, Context, Host, RelayDest, TxKind};
-use rexe_chain::lang::{compile, Verified};
+use rexe_chain::lang::vm::{self, Context, Host, Linker, RelayDest, TxKind};
+use rexe_chain::lang::{compile_with, Imports, Verified};
 use rexe_chain::seal::TestSealer;
 use rexe_chain::{Address, Chain, ChainConfig, Network, Payload, SignedTx, Signer, Tx};
 use serde_json::{json, Value as Json};
@@ -99,7 +99,7 @@ impl Net {
     }
 
     pub fn deploy(&mut self, who: usize, source: &str, args: &Json) -> Address {
-        let code = compile(source).unwrap();
+        let (code, _) = self.chain.contracts().compile(source).unwrap();
         let bytes = match code.functions.iter().find(|f| f.name == "on_deploy") {
             Some(f) => abi::encode_args(&code, f, args).unwrap(),
             None => Vec::new(),
@@ -245,10 +245,49 @@ pub struct Sequential {
 
 type Elems = BTreeMap<(usize, Target, u16, ElemKey), Vec<u8>>;
 
+/// Deployed contracts of the sequential interpreter: address, code, `@global` row.
+struct Deployed<'a>(&'a [(Address, Arc<Verified>, Vec<Value>)]);
+
+impl Deployed<'_> {
+    fn index(&self, a: &[u8; 32]) -> usize {
+        self.0
+            .iter()
+            .position(|(x, _, _)| x.0 == *a)
+            .expect("a deployed contract")
+    }
+}
+
+impl Linker for Deployed<'_> {
+    fn contract(&self, a: &[u8; 32]) -> Option<(&Verified, &[Value])> {
+        self.0
+            .iter()
+            .find(|(x, _, _)| x.0 == *a)
+            .map(|(_, c, g)| (&**c, g.as_slice()))
+    }
+}
+
+impl Imports for Deployed<'_> {
+    fn resolve(
+        &self,
+        _: usize,
+        _: Option<&str>,
+        name: &str,
+    ) -> Result<([u8; 32], Arc<Verified>), String> {
+        self.0
+            .iter()
+            .find(|(_, c, _)| c.name == name)
+            .map(|(a, c, _)| (a.0, c.clone()))
+            .ok_or_else(|| format!("no contract `{name}`"))
+    }
+    fn code(&self, a: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.contract(a).map(|_| self.0[self.index(a)].1.clone())
+    }
+}
+
 struct SeqHost<'a> {
     rows: &'a BTreeMap<(usize, Target), Vec<u8>>,
     elems: &'a Elems,
-    c: usize,
+    contracts: &'a Deployed<'a>,
     own: Target,
 }
 
@@ -263,16 +302,19 @@ impl SeqHost<'_> {
 }
 
 impl Host for SeqHost<'_> {
-    fn read_row(&mut self, scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.rows.get(&(self.c, self.target(scope))).cloned())
+    fn read_row(&mut self, c: &[u8; 32], scope: ScopeKind) -> Result<Option<Vec<u8>>, String> {
+        let c = self.contracts.index(c);
+        Ok(self.rows.get(&(c, self.target(scope))).cloned())
     }
     fn read_elem(
         &mut self,
+        c: &[u8; 32],
         scope: ScopeKind,
         var: u16,
         key: &ElemKey,
     ) -> Result<Option<Vec<u8>>, String> {
-        let k = (self.c, self.target(scope), var, key.clone());
+        let c = self.contracts.index(c);
+        let k = (c, self.target(scope), var, key.clone());
         Ok(self.elems.get(&k).cloned())
     }
     fn is_contract(&self, _: &[u8; 32]) -> bool {
@@ -330,63 +372,44 @@ impl Sequential {
         while let Some(m) = q.pop_front() {
             let code = self.contracts[m.c].1.clone();
             let ctx = self.ctx(&m);
-            let global = self.contracts[m.c].2.clone();
+            let contracts = Deployed(&self.contracts);
             let mut host = SeqHost {
                 rows: &self.rows,
                 elems: &self.elems,
-                c: m.c,
+                contracts: &contracts,
                 own: m.target.clone(),
             };
             let out = vm::execute(
                 vm::Call {
+                    contract: self.contracts[m.c].0 .0,
                     code: &code,
                     func: m.func,
                     args: m.args.clone(),
                     ctx: &ctx,
                     gas_limit: u64::MAX / 4,
-                    global: &global,
+                    global: &self.contracts[m.c].2,
                     global_writable: m.target == Target::Global,
+                    linker: &contracts,
                 },
                 &mut host,
             );
             if out.result.is_err() {
                 continue;
             }
-            for (scope, row) in out.writes {
-                let t = if scope == ScopeKind::Shard {
-                    Target::Shard(rexe_chain::ShardId(0))
-                } else {
-                    m.target.clone()
-                };
-                match row {
-                    Some(r) => {
-                        self.rows.insert((m.c, t), r);
-                    }
-                    None => {
-                        self.rows.remove(&(m.c, t));
-                    }
-                }
+            let mut all = vec![(m.c, out.writes, out.global_writes, out.elem_writes)];
+            for o in out.calls {
+                let c = Deployed(&self.contracts).index(&o.contract);
+                all.push((c, o.writes, o.global_writes, o.elem_writes));
             }
-            for (i, v) in out.global_writes {
-                self.contracts[m.c].2[i as usize] = v;
-            }
-            for w in out.elem_writes {
-                let t = match w.scope {
-                    ScopeKind::Shard => Target::Shard(rexe_chain::ShardId(0)),
-                    ScopeKind::Global => Target::Global,
-                    _ => m.target.clone(),
-                };
-                let k = (m.c, t, w.var, w.key);
-                match w.value {
-                    Some(b) => {
-                        self.elems.insert(k, b);
-                    }
-                    None => {
-                        self.elems.remove(&k);
-                    }
-                }
+            for (c, writes, globals, elems) in all {
+                self.apply(&m.target, c, writes, globals, elems);
             }
             for r in out.relays {
+                let c = match r.contract {
+                    Some(a) => Deployed(&self.contracts).index(&a),
+                    None => m.c,
+                };
+                let code = &self.contracts[c].1;
                 let f = &code.functions[r.func as usize];
                 let args = value::decode_tuple(&r.args, &code.param_types(f), &code.table).unwrap();
                 let target = match r.to {
@@ -397,7 +420,7 @@ impl Sequential {
                     RelayDest::Next => m.target.clone(),
                 };
                 q.push_back(Micro {
-                    c: m.c,
+                    c,
                     func: r.func,
                     target,
                     args,
@@ -409,11 +432,59 @@ impl Sequential {
         }
     }
 
+    /// Applies what a call changed in contract `c`'s state.
+    fn apply(
+        &mut self,
+        own: &Target,
+        c: usize,
+        writes: vm::RowWrites,
+        globals: Vec<(u16, Value)>,
+        elems: Vec<rexe_chain::lang::layout::ElemWrite>,
+    ) {
+        let m_target = own;
+        {
+            for (scope, row) in writes {
+                let t = if scope == ScopeKind::Shard {
+                    Target::Shard(rexe_chain::ShardId(0))
+                } else {
+                    m_target.clone()
+                };
+                match row {
+                    Some(r) => {
+                        self.rows.insert((c, t), r);
+                    }
+                    None => {
+                        self.rows.remove(&(c, t));
+                    }
+                }
+            }
+            for (i, v) in globals {
+                self.contracts[c].2[i as usize] = v;
+            }
+            for w in elems {
+                let t = match w.scope {
+                    ScopeKind::Shard => Target::Shard(rexe_chain::ShardId(0)),
+                    ScopeKind::Global => Target::Global,
+                    _ => m_target.clone(),
+                };
+                let k = (c, t, w.var, w.key);
+                match w.value {
+                    Some(b) => {
+                        self.elems.insert(k, b);
+                    }
+                    None => {
+                        self.elems.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn run(&mut self, steps: &[Step]) {
         for s in steps {
             match s {
                 Step::Deploy(who, src, args) => {
-                    let code = Arc::new(compile(src).unwrap());
+                    let code = Arc::new(compile_with(src, &Deployed(&self.contracts)).unwrap());
                     let addr = contract_address(&self.keys[*who], self.nonces[*who]);
                     self.nonces[*who] += 1;
                     let global = vm::default_row(&code, ScopeKind::Global);
@@ -508,6 +579,8 @@ pub fn example(name: &str) -> &'static str {
         "pixels" => include_str!("../../../examples/contracts/pixels.prd"),
         "guestbook" => include_str!("../../../examples/contracts/guestbook.prd"),
         "vault" => include_str!("../../../examples/contracts/vault.prd"),
+        "bank" => include_str!("../../../examples/contracts/bank.prd"),
+        "shop" => include_str!("../../../examples/contracts/shop.prd"),
         other => panic!("no example {other}"),
     }
 }

@@ -770,20 +770,63 @@ impl<'p, 'a> FnCx<'p, 'a> {
         Ok(t)
     }
 
+    /// Whether `n` names a contract here (this one or an import), not a variable.
+    fn contract_name(&self, n: &str) -> bool {
+        self.local(n).is_none()
+            && !self.p.state.contains_key(n)
+            && (self.p.import_named(n).is_some() || n == self.p.file.contract.name.name)
+    }
+
+    /// Pushes enumerator `m` of enum `eid`.
+    fn enumerator(&mut self, eid: u16, m: &Ident) -> CResult<Type> {
+        let d = &self.p.tt.enums[eid as usize];
+        let Some(i) = d.variants.iter().position(|v| *v == m.name) else {
+            return Err(CompileError::new(
+                m.pos,
+                format!("enum `{}` has no enumerator `{}`", d.name, m.name),
+            ));
+        };
+        let c = self.p.constant(&Type::Enum(eid), Value::Enum(i as u16));
+        self.emit(Instr::Const(c));
+        Ok(Type::Enum(eid))
+    }
+
     fn member_value(&mut self, obj: &Expr, m: &Ident, pos: Pos) -> CResult<Type> {
+        // `Contract.E.X`: an enumerator of a qualified enum.
+        if let ExprKind::Member(inner, tname) = &obj.kind {
+            if let ExprKind::Name(c) = &inner.kind {
+                if self.contract_name(c) {
+                    let path = vec![
+                        Ident {
+                            name: c.clone(),
+                            pos: inner.pos,
+                        },
+                        tname.clone(),
+                    ];
+                    let t = self.p.resolve_type(&TypeExpr::Named(path))?;
+                    let Type::Enum(eid) = t else {
+                        return Err(CompileError::new(
+                            pos,
+                            format!("`{}` is a type, not a value", self.p.tt.name(&t)),
+                        ));
+                    };
+                    return self.enumerator(eid, m);
+                }
+            }
+        }
         if let ExprKind::Name(n) = &obj.kind {
             if self.local(n).is_none() && !self.p.state.contains_key(n) {
                 if let Some(&eid) = self.p.enum_ids.get(n) {
-                    let d = &self.p.tt.enums[eid as usize];
-                    let Some(i) = d.variants.iter().position(|v| *v == m.name) else {
-                        return Err(CompileError::new(
-                            m.pos,
-                            format!("enum `{}` has no enumerator `{}`", d.name, m.name),
-                        ));
-                    };
-                    let c = self.p.constant(&Type::Enum(eid), Value::Enum(i as u16));
-                    self.emit(Instr::Const(c));
-                    return Ok(Type::Enum(eid));
+                    return self.enumerator(eid, m);
+                }
+                if self.contract_name(n) {
+                    return Err(CompileError::new(
+                        pos,
+                        format!(
+                            "`{n}.{}` is not a value: a contract's functions are called, its types used as types, and its state is its own",
+                            m.name
+                        ),
+                    ));
                 }
                 if matches!(
                     n.as_str(),
@@ -862,6 +905,20 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 if let Some(&sid) = self.p.struct_ids.get(n) {
                     return self.construct(sid, args, pos).map(Some);
                 }
+                if let Some(&id) = self.p.iface_ids.get(n) {
+                    return self.iface_value(id, args, pos).map(Some);
+                }
+                if n == "__id" && !self.p.sig_ids.contains_key(n) {
+                    return self.contract_id(args, pos).map(Some);
+                }
+                if self.contract_name(n) {
+                    return Err(CompileError::new(
+                        callee.pos,
+                        format!(
+                            "`{n}(…)` would make a contract-typed value, which refers to a contract made by `deploy`; rexe does not support `deploy` (use an interface: `I({n}.__id())`)"
+                        ),
+                    ));
+                }
                 if matches!(n.as_str(), "__mint" | "__burn") && !self.p.sig_ids.contains_key(n) {
                     return self.supply_call(n, args, pos).map(Some);
                 }
@@ -902,7 +959,13 @@ impl<'p, 'a> FnCx<'p, 'a> {
                             "token" => return self.token_static(m, args, pos).map(Some),
                             _ => {}
                         }
+                        if self.contract_name(n) {
+                            return self.qualified_call(n, m, args, pos);
+                        }
                     }
+                }
+                if let Some(Type::Interface(id)) = self.type_of(obj) {
+                    return self.iface_call(id, obj, m, args, pos);
                 }
                 self.method_call(obj, m, args, pos)
             }
@@ -1435,15 +1498,24 @@ impl<'p, 'a> FnCx<'p, 'a> {
         if ids.len() == 1 {
             return Ok(ids[0]);
         }
+        let cands: Vec<Sig> = ids
+            .iter()
+            .map(|&i| self.p.sigs[i as usize].clone())
+            .collect();
+        self.choose(name, &cands, args, pos).map(|k| ids[k])
+    }
+
+    /// Which of `cands` (the overloads of `name`) takes `args`: the one whose parameters
+    /// accept them, preferring exact types; a tie or a misfit is an error.
+    fn choose(&mut self, name: &str, cands: &[Sig], args: &[Expr], pos: Pos) -> CResult<usize> {
+        if cands.len() == 1 {
+            return Ok(0);
+        }
         // Each argument's own type, the same for every candidate.
         let natural: Vec<Option<Type>> = args.iter().map(|a| self.type_of(a)).collect();
-        let mut best: Vec<(usize, u16)> = Vec::new();
-        for &id in &ids {
-            let params: Vec<Type> = self.p.sigs[id as usize]
-                .params
-                .iter()
-                .map(|(_, t, _)| t.clone())
-                .collect();
+        let mut best: Vec<(usize, usize)> = Vec::new();
+        for (id, sig) in cands.iter().enumerate() {
+            let params: Vec<Type> = sig.params.iter().map(|(_, t, _)| t.clone()).collect();
             if params.len() != args.len() {
                 continue;
             }
@@ -1465,14 +1537,15 @@ impl<'p, 'a> FnCx<'p, 'a> {
             }
         }
         let top = best.iter().map(|(e, _)| *e).max();
-        let chosen: Vec<u16> = best
+        let chosen: Vec<usize> = best
             .iter()
             .filter(|(e, _)| Some(*e) == top)
             .map(|(_, id)| *id)
             .collect();
         let list = || {
-            ids.iter()
-                .map(|&i| self.signature(i))
+            cands
+                .iter()
+                .map(|s| self.signature(s))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -1491,7 +1564,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     "the call of `{name}` is ambiguous between {}",
                     chosen
                         .iter()
-                        .map(|&i| self.signature(i))
+                        .map(|&i| self.signature(&cands[i]))
                         .collect::<Vec<_>>()
                         .join(" and ")
                 ),
@@ -1499,9 +1572,209 @@ impl<'p, 'a> FnCx<'p, 'a> {
         }
     }
 
-    /// `name(T1, T2)` of function `id`.
-    fn signature(&self, id: u16) -> String {
-        let s = &self.p.sigs[id as usize];
+    /// `__id()`: the address of the contract running.
+    fn contract_id(&mut self, args: &[Expr], pos: Pos) -> CResult<Type> {
+        if !args.is_empty() {
+            return Err(CompileError::new(pos, "`__id()` takes no arguments"));
+        }
+        self.emit(Instr::Ctx(CtxFn::ContractId));
+        Ok(Type::Address)
+    }
+
+    /// `I(x)`: an interface value for the contract at address `x` (PREDA spec 5.8.3). A
+    /// contract id is its address here.
+    fn iface_value(&mut self, id: u16, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let [a] = args else {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`{}(…)` takes one contract id (an address)",
+                    self.p.tt.interfaces[id as usize].name
+                ),
+            ));
+        };
+        let t = self.value(a, Some(&Type::Address))?;
+        if !matches!(t, Type::Address | Type::Interface(_)) {
+            return Err(CompileError::new(
+                a.pos,
+                format!(
+                    "an interface is made from a contract id (an address), not {}",
+                    self.p.tt.name(&t)
+                ),
+            ));
+        }
+        Ok(Type::Interface(id))
+    }
+
+    /// `C.m(…)` where `C` names this contract or an imported one: a function, a struct
+    /// constructor, an interface value, `__id()` or `__valid()`.
+    fn qualified_call(
+        &mut self,
+        c: &str,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+    ) -> CResult<Option<Type>> {
+        let own = c == self.p.file.contract.name.name;
+        match m.name.as_str() {
+            "__id" if own => return self.contract_id(args, pos).map(Some),
+            "__id" | "__valid" if !args.is_empty() => {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}()` takes no arguments", m.name),
+                ))
+            }
+            "__valid" => {
+                // The named contract itself is what its name refers to.
+                self.emit(Instr::Bool(true));
+                return Ok(Some(Type::Bool));
+            }
+            _ => {}
+        }
+        let ty = self
+            .p
+            .resolve_type(&TypeExpr::Named(vec![
+                Ident {
+                    name: c.to_string(),
+                    pos,
+                },
+                m.clone(),
+            ]))
+            .ok();
+        match ty {
+            Some(Type::Struct(sid)) => return self.construct(sid, args, pos).map(Some),
+            Some(Type::Interface(id)) => return self.iface_value(id, args, pos).map(Some),
+            Some(t) => {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}` cannot be called", self.p.tt.name(&t)),
+                ))
+            }
+            None => {}
+        }
+        if own {
+            if !self.p.sig_ids.contains_key(&m.name) {
+                return Err(CompileError::new(
+                    m.pos,
+                    format!("undeclared function `{}`", m.name),
+                ));
+            }
+            let fid = self.overload(&m.name, args, m.pos)?;
+            let sig = self.p.sigs[fid as usize].clone();
+            self.check_call(&sig, m.pos)?;
+            self.args(&sig, args, pos)?;
+            self.emit(Instr::Call(fid));
+            return Ok(sig.ret);
+        }
+        let imp = self.p.import_named(c).expect("a contract name");
+        if m.name == "__id" {
+            let addr = self.p.imports[imp].address;
+            let k = self.p.constant(&Type::Address, Value::Address(addr));
+            self.emit(Instr::Const(k));
+            return Ok(Some(Type::Address));
+        }
+        let code = self.p.imports[imp].code.clone();
+        let all = code.overloads(&m.name);
+        if all.is_empty() {
+            return Err(CompileError::new(
+                m.pos,
+                format!("contract `{c}` has no function `{}`", m.name),
+            ));
+        }
+        let public: Vec<(u16, Sig)> = all
+            .into_iter()
+            .filter(|(_, f)| f.public && f.kind == FnKind::Normal)
+            .map(|(i, f)| (i, link::extern_sig(self.p, imp, f)))
+            .collect();
+        if public.is_empty() {
+            return Err(CompileError::new(
+                m.pos,
+                format!(
+                    "`{c}.{}` is not public: only public functions can be called from other contracts",
+                    m.name
+                ),
+            ));
+        }
+        let sigs: Vec<Sig> = public.iter().map(|(_, s)| s.clone()).collect();
+        let k = self.choose(&format!("{c}.{}", m.name), &sigs, args, m.pos)?;
+        let (func, sig) = public[k].clone();
+        self.check_call(&sig, m.pos)?;
+        self.args(&sig, args, pos)?;
+        let id = self.p.extern_id(imp, func, &sig);
+        self.emit(Instr::CallExt(id));
+        Ok(sig.ret)
+    }
+
+    /// `x.m(…)` on a value `x` of interface `id`: a call routed to the contract it names,
+    /// `__id()` or `__valid()`.
+    fn iface_call(
+        &mut self,
+        id: u16,
+        obj: &Expr,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+    ) -> CResult<Option<Type>> {
+        let desc = self.p.tt.interfaces[id as usize].clone();
+        if matches!(m.name.as_str(), "__id" | "__valid") {
+            if !args.is_empty() {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}()` takes no arguments", m.name),
+                ));
+            }
+            self.value(obj, None)?;
+            if m.name == "__id" {
+                return Ok(Some(Type::Address));
+            }
+            self.emit(Instr::IfaceValid(id));
+            return Ok(Some(Type::Bool));
+        }
+        let cands: Vec<(u16, Sig)> = desc
+            .functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.name == m.name)
+            .map(|(k, f)| {
+                (
+                    k as u16,
+                    Sig {
+                        name: format!("{}.{}", desc.name, f.name),
+                        scope: f.scope,
+                        params: f
+                            .params
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| (format!("#{i}"), t.clone(), false))
+                            .collect(),
+                        ret: f.ret.clone(),
+                        export: false,
+                        public: true,
+                        is_const: f.is_const,
+                        kind: FnKind::Normal,
+                        pos: Pos::default(),
+                    },
+                )
+            })
+            .collect();
+        if cands.is_empty() {
+            return Err(CompileError::new(
+                m.pos,
+                format!("interface `{}` has no function `{}`", desc.name, m.name),
+            ));
+        }
+        let sigs: Vec<Sig> = cands.iter().map(|(_, s)| s.clone()).collect();
+        let k = self.choose(&format!("{}.{}", desc.name, m.name), &sigs, args, m.pos)?;
+        let (method, sig) = cands[k].clone();
+        self.check_call(&sig, m.pos)?;
+        self.value(obj, None)?;
+        self.args(&sig, args, pos)?;
+        self.emit(Instr::CallIface(id, method));
+        Ok(sig.ret)
+    }
+
+    /// `name(T1, T2)` of a function.
+    fn signature(&self, s: &Sig) -> String {
         format!(
             "{}({})",
             s.name,

@@ -8,11 +8,14 @@
 
 mod expr;
 mod func;
+mod link;
+
+pub use link::{Imports, NoImports, MAX_IMPORTS};
 
 use std::collections::{HashMap, VecDeque};
 
 use super::ast::*;
-use super::bytecode::{FnKind, Function, Module, Place, TypeId};
+use super::bytecode::{Extern, FnKind, Function, Module, Place, TypeId};
 use super::error::{CompileError, CompileErrors, Pos};
 use super::num::IntTy;
 use super::parser::parse;
@@ -73,6 +76,21 @@ struct Program<'a> {
     place_ids: HashMap<Place, u32>,
     errors: Vec<CompileError>,
     lambdas: VecDeque<PendingLambda<'a>>,
+    /// Where imports are bound.
+    resolver: &'a dyn Imports,
+    /// Imported contracts (explicitly or through imports).
+    imports: Vec<link::Imported>,
+    /// Imports by the name the source uses for them.
+    import_ids: HashMap<String, usize>,
+    /// Contracts being imported (to refuse cycles).
+    linking: Vec<[u8; 32]>,
+    /// The contract's own interfaces by name.
+    iface_ids: HashMap<String, u16>,
+    /// Interfaces implemented, with their implementations.
+    implements: Vec<(u16, Vec<u16>)>,
+    /// Functions of other contracts called.
+    externs: Vec<Extern>,
+    extern_ids: HashMap<(usize, u16), u16>,
 }
 
 const BUILTIN_NAMES: &[&str] = &[
@@ -131,8 +149,16 @@ fn builtin_type(name: &str) -> Option<Type> {
 }
 
 impl<'a> Program<'a> {
-    fn new(file: &'a SourceFile) -> Self {
+    fn new(file: &'a SourceFile, resolver: &'a dyn Imports) -> Self {
         Program {
+            resolver,
+            imports: Vec::new(),
+            import_ids: HashMap::new(),
+            linking: Vec::new(),
+            iface_ids: HashMap::new(),
+            implements: Vec::new(),
+            externs: Vec::new(),
+            extern_ids: HashMap::new(),
             file,
             tt: TypeTable::with_builtins(),
             struct_ids: HashMap::new(),
@@ -199,6 +225,9 @@ impl<'a> Program<'a> {
             || self.sig_ids.contains_key(name)
             || self.struct_ids.contains_key(name)
             || self.enum_ids.contains_key(name)
+            || self.iface_ids.contains_key(name)
+            || self.import_ids.contains_key(name)
+            || name == self.file.contract.name.name
             || BUILTIN_NAMES.contains(&name)
     }
 
@@ -221,12 +250,30 @@ impl<'a> Program<'a> {
                     }
                     _ => parts.as_slice(),
                 };
-                if parts.len() > 1 {
+                if let [c, n] = parts {
+                    let Some(imp) = self.import_named(&c.name) else {
+                        return Err(CompileError::new(
+                            c.pos,
+                            format!("`{}` is not an imported contract", c.name),
+                        ));
+                    };
+                    return self.imported_type(imp, &n.name).ok_or_else(|| {
+                        CompileError::new(
+                            n.pos,
+                            format!("contract `{}` defines no type `{}`", c.name, n.name),
+                        )
+                    });
+                }
+                if parts.len() > 2 {
                     return Err(CompileError::new(
                         parts[0].pos,
                         format!(
-                            "types of other contracts (`{}`) are not supported: imports are not implemented",
-                            parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(".")
+                            "`{}`: a type is named `T` or `Contract.T`",
+                            parts
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(".")
                         ),
                     ));
                 }
@@ -239,6 +286,18 @@ impl<'a> Program<'a> {
                 }
                 if let Some(i) = self.enum_ids.get(&n.name) {
                     return Ok(Type::Enum(*i));
+                }
+                if let Some(i) = self.iface_ids.get(&n.name) {
+                    return Ok(Type::Interface(*i));
+                }
+                if self.import_named(&n.name).is_some() {
+                    return Err(CompileError::new(
+                        n.pos,
+                        format!(
+                            "`{}` is a contract; a contract-typed value refers to a contract made by `deploy`, which rexe does not support (use an interface, or call `{}.f(…)`)",
+                            n.name, n.name
+                        ),
+                    ));
                 }
                 let msg = match n.name.as_str() {
                     "float256" | "float512" | "float1024" => {
@@ -279,18 +338,7 @@ impl<'a> Program<'a> {
     /// if there are any.
     fn declare(&mut self) {
         let file = self.file;
-        for i in &file.imports {
-            self.error(
-                i.pos,
-                "`import` is not supported: a contract cannot use other contracts yet",
-            );
-        }
-        for i in &file.contract.implements {
-            self.error(
-                i.pos,
-                "`implements` is not supported: interfaces are not implemented",
-            );
-        }
+        self.link_imports();
         // Type names first, so members may refer to types declared later.
         for item in &file.contract.items {
             match item {
@@ -328,9 +376,7 @@ impl<'a> Program<'a> {
                         variants: e.variants.iter().map(|v| v.name.clone()).collect(),
                     });
                 }
-                Item::Interface(n) => {
-                    self.error(n.pos, "interfaces are not supported");
-                }
+                Item::Interface(d) => self.declare_interface(d),
                 _ => {}
             }
         }
@@ -393,10 +439,13 @@ impl<'a> Program<'a> {
             }
         }
         for item in &file.contract.items {
-            if let Item::Function(f) = item {
-                self.declare_function(f);
+            match item {
+                Item::Function(f) => self.declare_function(f),
+                Item::Interface(d) => self.define_interface(d),
+                _ => {}
             }
         }
+        self.link_implements();
     }
 
     fn check_struct_cycles(&mut self) {
@@ -611,6 +660,7 @@ impl<'a> Program<'a> {
             .into_iter()
             .map(|b| b.expect("every declared function has a body"))
             .collect();
+        let imports = self.import_table();
         let module = Module {
             name: self.file.contract.name.name.clone(),
             types: self.types,
@@ -619,6 +669,9 @@ impl<'a> Program<'a> {
             places: self.places,
             state,
             functions,
+            imports,
+            externs: std::mem::take(&mut self.externs),
+            implements: std::mem::take(&mut self.implements),
         };
         super::verify::verify(module).map_err(|e| {
             CompileErrors(vec![CompileError::new(
@@ -629,10 +682,16 @@ impl<'a> Program<'a> {
     }
 }
 
-/// Compiles PREDA source to a verified module, or returns every error found.
+/// Compiles PREDA source to a verified module, or returns every error found. A source that
+/// imports other contracts needs [`compile_with`].
 pub fn compile(src: &str) -> Result<Verified, CompileErrors> {
+    compile_with(src, &NoImports)
+}
+
+/// Compiles PREDA source whose imports are bound by `imports`.
+pub fn compile_with(src: &str, imports: &dyn Imports) -> Result<Verified, CompileErrors> {
     let file = parse(src)?;
-    let mut p = Program::new(&file);
+    let mut p = Program::new(&file, imports);
     p.declare();
     if !p.errors.is_empty() {
         p.errors.sort_by_key(|e| e.pos);

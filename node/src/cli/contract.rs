@@ -1,27 +1,31 @@
 //! `rexe contract …`: compile-check PREDA sources, deploy and call contracts through a
 //! node's RPC, read their state, and run chain-simulator scripts locally.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use rexe_chain::contract::{abi, contract_address};
 use rexe_chain::lang::ast::ScopeKind;
-use rexe_chain::lang::compile;
+use rexe_chain::lang::{compile_with, Imports, Verified};
 use rexe_chain::{Address, Payload};
 use serde_json::{json, Value as Json};
 
 use crate::cli::{read_key, RpcArgs};
 use crate::client::L2Client;
+use crate::peer::Peer;
 use crate::simulator::{Options, Runner};
 
 /// `rexe contract`'s subcommands.
 #[derive(Subcommand)]
 pub enum ContractCmd {
-    /// Compile PREDA files and print OK or the errors (line:column: message).
+    /// Compile PREDA files and print OK or the errors (line:column: message). A file may
+    /// import the contracts of files before it on the command line.
     Check {
-        /// Source files.
+        /// Source files, imported ones first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -131,13 +135,113 @@ pub fn run(cmd: ContractCmd) -> Result<()> {
     }
 }
 
+/// Binds imports to the contracts of files checked earlier in the same command (each given
+/// a made-up address: the SHA256 of its contract name).
+#[derive(Default)]
+struct Checked(Vec<([u8; 32], Arc<Verified>)>);
+
+impl Imports for Checked {
+    fn resolve(
+        &self,
+        _: usize,
+        _: Option<&str>,
+        name: &str,
+    ) -> Result<([u8; 32], Arc<Verified>), String> {
+        self.0
+            .iter()
+            .find(|(_, c)| c.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                format!("no contract `{name}` among the files before this one (list imported files first)")
+            })
+    }
+    fn code(&self, addr: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.0
+            .iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, c)| c.clone())
+    }
+}
+
+/// Binds imports through a node's `getcontract`: to the addresses a deployed contract
+/// recorded (`recorded`), or by name as the node will bind a source about to be deployed.
+struct NodeImports<'p> {
+    peer: &'p Peer,
+    recorded: Option<Vec<String>>,
+    cache: RefCell<HashMap<[u8; 32], Arc<Verified>>>,
+}
+
+impl<'p> NodeImports<'p> {
+    fn new(peer: &'p Peer, recorded: Option<Vec<String>>) -> Self {
+        NodeImports {
+            peer,
+            recorded,
+            cache: RefCell::default(),
+        }
+    }
+
+    /// A deployed contract's address and code, by address or name.
+    fn fetch(&self, key: &str) -> Result<([u8; 32], Arc<Verified>), String> {
+        let c = self
+            .peer
+            .call("getcontract", json!([key]))
+            .map_err(|e| format!("{e:#}"))?;
+        let addr = c["address"]
+            .as_str()
+            .and_then(rexe_chain::lang::value::parse_address)
+            .ok_or("the node returned no address")?;
+        if let Some(code) = self.cache.borrow().get(&addr) {
+            return Ok((addr, code.clone()));
+        }
+        let source = c["source"].as_str().ok_or("the node returned no source")?;
+        let recorded = c["imports"].as_array().map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        });
+        let code = compile_with(source, &NodeImports::new(self.peer, recorded))
+            .map_err(|e| format!("the source of {key} does not compile here: {e}"))?;
+        let code = Arc::new(code);
+        self.cache.borrow_mut().insert(addr, code.clone());
+        Ok((addr, code))
+    }
+}
+
+impl Imports for NodeImports<'_> {
+    fn resolve(
+        &self,
+        index: usize,
+        _: Option<&str>,
+        name: &str,
+    ) -> Result<([u8; 32], Arc<Verified>), String> {
+        match &self.recorded {
+            Some(list) => self.fetch(list.get(index).ok_or("no address recorded")?),
+            None => self.fetch(name),
+        }
+    }
+    fn code(&self, addr: &[u8; 32]) -> Option<Arc<Verified>> {
+        if let Some(c) = self.cache.borrow().get(addr) {
+            return Some(c.clone());
+        }
+        // The node takes an address as 64 hex digits too.
+        let hex = bitcoin::hex::DisplayHex::to_lower_hex_string(&addr[..]);
+        self.fetch(&hex).ok().map(|(_, c)| c)
+    }
+}
+
 fn check(files: &[PathBuf]) -> Result<()> {
     let mut bad = 0;
+    let mut checked = Checked::default();
     for f in files {
         let src = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let started = std::time::Instant::now();
-        match compile(&src) {
+        match compile_with(&src, &checked) {
             Ok(code) => {
+                use bitcoin::hashes::Hash as _;
+                let addr =
+                    bitcoin::hashes::sha256::Hash::hash(code.name.as_bytes()).to_byte_array();
+                let code = Arc::new(code);
+                checked.0.push((addr, code.clone()));
                 let scopes: Vec<&str> = ScopeKind::ALL
                     .iter()
                     .filter(|s| code.has_state(**s))
@@ -202,7 +306,9 @@ fn send(tx: &TxArgs, payload: Payload) -> Result<()> {
 fn deploy(a: DeployArgs) -> Result<()> {
     let source = std::fs::read_to_string(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?;
-    let code = compile(&source).map_err(|e| anyhow!("{}:\n{e}", a.file.display()))?;
+    let peer = a.tx.rpc.peer()?;
+    let code = compile_with(&source, &NodeImports::new(&peer, None))
+        .map_err(|e| anyhow!("{}:\n{e}", a.file.display()))?;
     let init: Json = serde_json::from_str(&a.args).context("--args must be JSON")?;
     let args = match code.functions.iter().find(|f| f.name == "on_deploy") {
         Some(f) => abi::encode_args(&code, f, &init).map_err(|e| anyhow!(e))?,
@@ -218,8 +324,13 @@ fn call(a: CallArgs) -> Result<()> {
     let source = c["source"]
         .as_str()
         .ok_or_else(|| anyhow!("the node returned no source"))?;
-    let code =
-        compile(source).map_err(|e| anyhow!("the contract's source does not compile here: {e}"))?;
+    let recorded = c["imports"].as_array().map(|l| {
+        l.iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect()
+    });
+    let code = compile_with(source, &NodeImports::new(&peer, recorded))
+        .map_err(|e| anyhow!("the contract's source does not compile here: {e}"))?;
     let args: Json = match a.args.as_slice() {
         [one] if one.trim_start().starts_with('{') => {
             serde_json::from_str(one).context("arguments JSON")?
