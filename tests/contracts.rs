@@ -51,6 +51,8 @@ fn check_accepts_the_examples_and_reports_errors_with_positions() {
         "pixels",
         "guestbook",
         "vault",
+        "bank",
+        "shop",
     ]
     .iter()
     .map(|n| examples().join(format!("{n}.prd")))
@@ -66,7 +68,21 @@ fn check_accepts_the_examples_and_reports_errors_with_positions() {
         String::from_utf8_lossy(&out.stdout)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.matches(": OK: contract").count(), 7, "{text}");
+    assert_eq!(text.matches(": OK: contract").count(), 9, "{text}");
+    // shop.prd imports the bank: alone, the import has nothing to bind to.
+    let out = rexe()
+        .args(["contract", "check"])
+        .arg(examples().join("shop.prd"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "shop.prd:5:8: `import Bank`: no contract `Bank` among the files before this one"
+        ),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.prd");
@@ -107,10 +123,16 @@ fn example_scripts_run_and_conserve_supply() {
         ("amm", vec!["-count:50"]),
         ("pixels", vec!["-count:100", "-order:1"]),
         ("vault", vec!["-count:60"]),
+        ("shop", vec!["-count:40"]),
     ] {
         let s = run_script(&examples().join(format!("{name}.prdts")), &opts);
         assert_eq!(s["supply_ok"], true, "{name}");
         assert_eq!(s["reverted"], 0, "{name}: {s}");
+        if name == "shop" {
+            // Every purchase, through the bank and both kinds of payee, went through.
+            assert_eq!(s["sums"]["Shop.bought"], "80", "{s}");
+            assert_eq!(s["sums"]["Shop.sold"], "80", "{s}");
+        }
     }
     let s = run_script(
         &examples().join("erc20_bench.prdts"),
@@ -322,12 +344,44 @@ fn deploy_call_and_get_through_a_node() {
         json!({"token": "RXBTC", "amount": 12345}),
         "{v}"
     );
+    // A contract that imports another: deployed and called through the CLI, which
+    // compiles both through the node (`getcontract` by name, then by recorded address).
+    let bank = deploy("bank", &["--args", r#"{"fee": 10}"#]);
+    let shop = deploy("shop", &[]);
+    let info = call(&n, "getcontract", json!(["Bank"]));
+    assert_eq!(info["result"]["address"], json!(bank), "{info}");
+    let info = call(&n, "getcontract", json!([shop]));
+    assert_eq!(info["result"]["imports"], json!([bank]), "{info}");
+    assert_eq!(
+        info["result"]["implements"],
+        json!(["Bank.Payee"]),
+        "{info}"
+    );
+    rpc(&[
+        "contract", "call", &shop, "buy", &payee, &bank, "--value", "0.00001",
+    ]);
+    for _ in 0..3 {
+        mine(&n, &my_addr);
+    }
+    // 10% of 1,000 sat to the buyer's bank balance, the rest to the seller's till.
+    let v = call(&n, "getcontractstate", json!([bank, my_addr]));
+    assert_eq!(
+        v["result"]["state"]["balance"],
+        json!({"token": "RXBTC", "amount": 100}),
+        "{v}"
+    );
+    let v = call(&n, "getcontractstate", json!([shop, payee]));
+    assert_eq!(
+        v["result"]["state"]["till"],
+        json!({"token": "RXBTC", "amount": 900}),
+        "{v}"
+    );
     assert_eq!(
         call(&n, "listcontracts", json!([]))["result"]
             .as_array()
             .unwrap()
             .len(),
-        2
+        4
     );
 }
 

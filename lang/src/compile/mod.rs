@@ -290,7 +290,7 @@ impl<'a> Program<'a> {
                 if let Some(i) = self.iface_ids.get(&n.name) {
                     return Ok(Type::Interface(*i));
                 }
-                if self.import_named(&n.name).is_some() {
+                if self.import_named(&n.name).is_some() || n.name == self.file.contract.name.name {
                     return Err(CompileError::new(
                         n.pos,
                         format!(
