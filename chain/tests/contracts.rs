@@ -332,11 +332,26 @@ fn shop_scenario() -> Vec<Step> {
     s.push(Step::Settle);
     buys(&mut s, 1);
     s.push(Step::Settle);
+    // A contract that relays to a victim and calls the bank there: the bank sees the
+    // thief's transaction and refuses (without its check, key 2 would lose 100 sat).
+    s.push(Step::Deploy(15, THIEF, json!({})));
+    s.push(Step::Settle);
+    s.push(Step::Call(15, 2, "steal", json!({"victim": addr_json(2)})));
+    s.push(Step::Settle);
     for k in (0..16usize).step_by(3) {
         s.push(Step::Call(k, 0, "withdraw", json!({})));
     }
     s
 }
+
+/// Tries to spend another address's bank balance from a relay to it.
+const THIEF: &str = r#"
+import Bank;
+contract Thief {
+    @address function steal(address victim) export { relay@victim take(); }
+    @address function take() { Bank.send(__transaction.get_sender(), 100u64); }
+}
+"#;
 
 fn check_scenario(name: &str, steps: Vec<Step>) {
     let mut seq = Sequential::new(16);

@@ -80,6 +80,10 @@ pub struct Verified {
     places: Vec<Option<PlaceTypes>>,
     uses_random: bool,
     holds_tokens: bool,
+    /// SHA256 of each interface's identity ([`super::types::InterfaceDesc::key`]).
+    iface_ids: Vec<[u8; 32]>,
+    /// The interfaces implemented, by identity: their index in `implements`.
+    implemented: std::collections::BTreeMap<[u8; 32], usize>,
 }
 
 impl std::ops::Deref for Verified {
@@ -104,6 +108,19 @@ impl Verified {
     /// then).
     pub fn uses_random(&self) -> bool {
         self.uses_random
+    }
+
+    /// The identity of interface `i` of the type table (a hash of its key).
+    pub fn iface_id(&self, i: u16) -> Option<&[u8; 32]> {
+        self.iface_ids.get(i as usize)
+    }
+
+    /// The functions implementing the interface with identity `id`, when the contract
+    /// declared that it implements it.
+    pub fn implementation(&self, id: &[u8; 32]) -> Option<&[u16]> {
+        self.implemented
+            .get(id)
+            .map(|&k| self.module.implements[k].1.as_slice())
     }
 
     /// Whether any type of the module can hold a token (state, parameters, locals): only
@@ -162,11 +179,28 @@ pub fn verify(m: Module) -> Result<Verified, VerifyError> {
             .contains(&Instr::Ctx(super::bytecode::CtxFn::BlockRandom))
     });
     let holds_tokens = m.types.iter().any(|t| m.table.holds_token(t));
+    let iface_ids: Vec<[u8; 32]> = m
+        .table
+        .interfaces
+        .iter()
+        .map(|d| {
+            use bitcoin::hashes::{sha256, Hash as _};
+            sha256::Hash::hash(d.key.as_bytes()).to_byte_array()
+        })
+        .collect();
+    let mut implemented = std::collections::BTreeMap::new();
+    for (k, (i, _)) in m.implements.iter().enumerate() {
+        if implemented.insert(iface_ids[*i as usize], k).is_some() {
+            return Err(module_err("an interface is implemented twice"));
+        }
+    }
     Ok(Verified {
         module: m,
         places,
         uses_random,
         holds_tokens,
+        iface_ids,
+        implemented,
     })
 }
 

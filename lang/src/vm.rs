@@ -167,20 +167,6 @@ impl Linker for NoContracts {
     }
 }
 
-/// Whether `code` declares that it implements an interface with identity `key`; the
-/// functions implementing it when it does.
-pub fn implementation<'c>(code: &'c Verified, key: &str) -> Option<&'c [u16]> {
-    code.implements
-        .iter()
-        .find(|(i, _)| {
-            code.table
-                .interfaces
-                .get(*i as usize)
-                .is_some_and(|d| d.key == key)
-        })
-        .map(|(_, fs)| fs.as_slice())
-}
-
 /// A relay the call emitted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayOut {
@@ -2080,8 +2066,8 @@ impl<'a> Machine<'a> {
                     };
                     let idx = self.link(&addr)?;
                     let callee = self.linked[idx].code;
-                    let Some(&func) =
-                        implementation(callee, &d.key).and_then(|fs| fs.get(k as usize))
+                    let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
+                    let Some(&func) = callee.implementation(id).and_then(|fs| fs.get(k as usize))
                     else {
                         return Err(Trap::Call(format!(
                             "contract {} ({}) does not implement {}",
@@ -2094,11 +2080,7 @@ impl<'a> Machine<'a> {
                 }
                 Instr::IfaceValid(i) => {
                     self.charge(gas::CONTEXT)?;
-                    let d = code
-                        .table
-                        .interfaces
-                        .get(i as usize)
-                        .ok_or(Trap::Type("interface"))?;
+                    let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
                     let Value::Address(addr) = self.pop()? else {
                         return Err(Trap::Type("address expected"));
                     };
@@ -2108,7 +2090,7 @@ impl<'a> Machine<'a> {
                         .find(|l| l.address == addr)
                         .map(|l| l.code)
                         .or_else(|| self.linker.contract(&addr).map(|(c, _)| c))
-                        .is_some_and(|c| implementation(c, &d.key).is_some());
+                        .is_some_and(|c| c.implementation(id).is_some());
                     self.stack.push(Value::Bool(ok));
                 }
                 Instr::Relay(to, c) => self.relay(to, c)?,

@@ -16,6 +16,11 @@ use crate::types::{IfaceFn, InterfaceDesc};
 /// Most contracts one source may import, directly or through its imports.
 pub const MAX_IMPORTS: usize = 64;
 
+/// Most type definitions (structures and their members, enumerations, interfaces and their
+/// functions) a source's imports may bring in: copying them is work a deployment does not
+/// pay for by its own size, so it is bounded.
+pub const MAX_IMPORTED_DEFS: usize = 8192;
+
 /// Where the compiler finds the contracts a source imports.
 pub trait Imports {
     /// The address and code of the contract that `import [dapp.]name` (the source's
@@ -204,6 +209,19 @@ impl Program<'_> {
         self.linking.pop();
         let alias = code.name.clone();
         let t = &code.table;
+        self.imported_defs += t.structs.iter().map(|s| 1 + s.fields.len()).sum::<usize>()
+            + t.enums.len()
+            + t.interfaces
+                .iter()
+                .map(|d| 1 + d.functions.len())
+                .sum::<usize>();
+        if self.imported_defs > MAX_IMPORTED_DEFS {
+            self.error(
+                pos,
+                format!("the imports define more than {MAX_IMPORTED_DEFS} types, members and interface functions"),
+            );
+            return None;
+        }
         let lists =
             |f: fn(&Import) -> &[u16]| -> Vec<&[u16]> { code.imports.iter().map(f).collect() };
         // Structures: copies of the imports' map to theirs; its own are new here.
@@ -447,7 +465,12 @@ impl Program<'_> {
                     continue;
                 }
             };
-            if self.implements.iter().any(|(i, _)| *i == id) {
+            let key = &self.tt.interfaces[id as usize].key;
+            if self
+                .implements
+                .iter()
+                .any(|(i, _)| self.tt.interfaces[*i as usize].key == *key)
+            {
                 self.error(pos, "this interface is listed twice");
                 continue;
             }

@@ -84,6 +84,8 @@ struct Program<'a> {
     import_ids: HashMap<String, usize>,
     /// Contracts being imported (to refuse cycles).
     linking: Vec<[u8; 32]>,
+    /// Type definitions the imports brought in so far.
+    imported_defs: usize,
     /// The contract's own interfaces by name.
     iface_ids: HashMap<String, u16>,
     /// Interfaces implemented, with their implementations.
@@ -155,6 +157,7 @@ impl<'a> Program<'a> {
             imports: Vec::new(),
             import_ids: HashMap::new(),
             linking: Vec::new(),
+            imported_defs: 0,
             iface_ids: HashMap::new(),
             implements: Vec::new(),
             externs: Vec::new(),
