@@ -534,13 +534,80 @@ struct Linked<'a> {
 /// Most contracts one micro-transaction may call into.
 pub const MAX_CONTRACTS: usize = 64;
 
+/// The first item inline, the rest in a vector: most runs involve one contract, and then
+/// nothing is allocated for its frames.
+struct Inline<T> {
+    first: T,
+    rest: Vec<T>,
+}
+
+impl<T> Inline<T> {
+    fn new(first: T) -> Self {
+        Inline {
+            first,
+            rest: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    fn push(&mut self, t: T) {
+        self.rest.push(t);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+
+    fn iter_owned(self) -> impl Iterator<Item = T> {
+        std::iter::once(self.first).chain(self.rest)
+    }
+}
+
+impl<T> std::ops::Index<usize> for Inline<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        match i {
+            0 => &self.first,
+            _ => &self.rest[i - 1],
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Inline<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        match i {
+            0 => &mut self.first,
+            _ => &mut self.rest[i - 1],
+        }
+    }
+}
+
+/// Own scope, shard and global frame of each linked contract, by slot (contract × 3 + k).
+struct Frames<'a>(Inline<[Option<Frame<'a>>; 3]>);
+
+impl<'a> std::ops::Index<usize> for Frames<'a> {
+    type Output = Option<Frame<'a>>;
+    fn index(&self, slot: usize) -> &Self::Output {
+        &self.0[slot / 3][slot % 3]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Frames<'_> {
+    fn index_mut(&mut self, slot: usize) -> &mut Self::Output {
+        &mut self.0[slot / 3][slot % 3]
+    }
+}
+
 /// One run.
 struct Machine<'a> {
     /// The code running now (`linked[cur].code`).
     code: &'a Verified,
     /// Index of the contract running now in `linked`.
     cur: usize,
-    linked: Vec<Linked<'a>>,
+    linked: Inline<Linked<'a>>,
     linker: &'a dyn Linker,
     ctx: &'a Context,
     host: &'a mut dyn Host,
@@ -551,7 +618,7 @@ struct Machine<'a> {
     locals: Vec<Value>,
     calls: Vec<CallFrame>,
     /// Own scope, shard and global of each linked contract (three per contract).
-    frames: Vec<Option<Frame<'a>>>,
+    frames: Frames<'a>,
     global_writable: bool,
     relays: Vec<RelayOut>,
     logs: Vec<String>,
@@ -1726,7 +1793,7 @@ impl<'a> Machine<'a> {
             code,
             global,
         });
-        self.frames.extend([None, None, None]);
+        self.frames.0.push([None, None, None]);
         Ok(self.linked.len() - 1)
     }
 
@@ -2129,15 +2196,14 @@ impl<'a> Machine<'a> {
     fn commit(&mut self) -> Result<(Commit, Vec<ContractWrites>), Trap> {
         // Token value in the changed state before and after the call.
         let mut held = (0u128, 0u128);
-        let mut frames = std::mem::take(&mut self.frames).into_iter();
+        let mut frames =
+            std::mem::replace(&mut self.frames, Frames(Inline::new([None, None, None])))
+                .0
+                .iter_owned();
         let mut own = None;
         let mut others = Vec::new();
         for c in 0..self.linked.len() {
-            let group = [
-                frames.next().flatten(),
-                frames.next().flatten(),
-                frames.next().flatten(),
-            ];
+            let group = frames.next().unwrap_or([None, None, None]);
             self.cur = c;
             self.code = self.linked[c].code;
             let (writes, global_writes, elem_writes) = self.commit_contract(group, &mut held)?;
@@ -2428,11 +2494,11 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
     let mut m = Machine {
         code: call.code,
         cur: 0,
-        linked: vec![Linked {
+        linked: Inline::new(Linked {
             address: call.contract,
             code: call.code,
             global: call.global,
-        }],
+        }),
         linker: call.linker,
         ctx: call.ctx,
         host,
@@ -2442,7 +2508,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
         stack,
         locals,
         calls,
-        frames: vec![None, None, None],
+        frames: Frames(Inline::new([None, None, None])),
         global_writable: call.global_writable,
         relays: Vec::new(),
         logs: Vec::new(),

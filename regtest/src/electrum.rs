@@ -379,7 +379,18 @@ fn dispatch(shared: &Shared, subs: &mut Subs, method: &Method, room: usize) -> R
             }
             Ok(v)
         }
-        Method::EstimateFee { .. } => Ok(json!(0.00001)),
+        // As electrs: bitcoind's estimatesmartfee (conservative, its default) in BTC/kvB, or -1
+        // when it has none.
+        Method::EstimateFee { blocks } => {
+            let n = lock(shared);
+            let target = u32::try_from(blocks).unwrap_or(u32::MAX);
+            Ok(
+                match crate::fees::estimate(&n.chain, target, crate::fees::Mode::Conservative) {
+                    Some(rate) => json!(crate::fees::btc_per_kvb(rate)),
+                    None => json!(-1),
+                },
+            )
+        }
         Method::RelayFee => Ok(json!(0.00001)),
         Method::FeeHistogram => {
             let n = lock(shared);

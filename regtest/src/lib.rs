@@ -40,6 +40,7 @@
 pub mod chain;
 pub mod core_json;
 pub mod electrum;
+pub mod fees;
 pub mod index;
 pub mod locks;
 pub mod mempool;

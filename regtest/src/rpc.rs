@@ -144,16 +144,7 @@ fn tx_json(tx: &Transaction) -> Value {
 
 /// The fee of an active-chain transaction (`None` for a coinbase or unknown prevouts).
 fn fee_of(n: &Node, tx: &Transaction) -> Option<bitcoin::Amount> {
-    if tx.is_coinbase() {
-        return None;
-    }
-    let mut inputs = bitcoin::Amount::ZERO;
-    for i in &tx.input {
-        let (b, idx) = n.chain.tx_index.get(&i.previous_output.txid)?;
-        let prev = n.chain.blocks.get(b)?.block.txdata.get(*idx)?;
-        inputs += prev.output.get(i.previous_output.vout as usize)?.value;
-    }
-    inputs.checked_sub(tx.output.iter().map(|o| o.value).sum())
+    crate::fees::fee_of(&n.chain, tx)
 }
 
 /// Core's `getmempoolentry` object for a pooled transaction.
@@ -581,10 +572,26 @@ pub fn call_for_wallet(
         }
         "estimatesmartfee" => {
             arity(p, 1, 2)?;
-            let blocks = arg(p, 0)
-                .and_then(Value::as_u64)
+            let target = arg(p, 0)
+                .and_then(Value::as_i64)
                 .ok_or_else(|| e(-3, "Expected type number"))?;
-            Ok(json!({"feerate": 0.00001, "blocks": blocks.max(1)}))
+            if !(1..=i64::from(crate::fees::MAX_TARGET)).contains(&target) {
+                return Err(e(
+                    -8,
+                    format!(
+                        "Invalid conf_target, must be between 1 and {}",
+                        crate::fees::MAX_TARGET
+                    ),
+                ));
+            }
+            let mode = match arg(p, 1) {
+                None => crate::fees::Mode::Conservative,
+                Some(v) => crate::fees::Mode::parse(
+                    v.as_str().ok_or_else(|| e(-3, "Expected type string"))?,
+                )
+                .map_err(|m| e(-8, m))?,
+            };
+            Ok(crate::fees::smart_fee_json(&n.chain, target as u32, mode))
         }
         "getblocktemplate" => {
             arity(p, 0, 1)?;

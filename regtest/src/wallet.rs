@@ -997,8 +997,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             if amount == Amount::ZERO {
                 return Err(param(-3, "Invalid amount for send"));
             }
-            let rate = sat_vb_arg(arg(p, 9))?;
             let replaceable = bool_arg(p, 5)?.unwrap_or(true);
+            let rate = spend_rate(n, arg(p, 9), arg(p, 6), arg(p, 7), replaceable)?;
             let mut spend = Spend::pay(vec![(script, amount)], rate, replaceable);
             if bool_arg(p, 4)? == Some(true) {
                 spend.pay_fee_from(0);
@@ -1010,11 +1010,9 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             if str_arg(p, 0)?.is_some_and(|d| !d.is_empty()) {
                 return Err(param(-8, "Dummy value must be set to \"\""));
             }
-            let mut spend = Spend::pay(
-                Vec::new(),
-                sat_vb_arg(arg(p, 8))?,
-                bool_arg(p, 5)?.unwrap_or(true),
-            );
+            let replaceable = bool_arg(p, 5)?.unwrap_or(true);
+            let rate = spend_rate(n, arg(p, 8), arg(p, 6), arg(p, 7), replaceable)?;
+            let mut spend = Spend::pay(Vec::new(), rate, replaceable);
             let outs = arg(p, 1).ok_or_else(|| param(-3, "Expected type object"))?;
             if !outs.is_object() {
                 return Err(param(-3, "Expected type object"));
@@ -1049,7 +1047,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         }
         "walletcreatefundedpsbt" => {
             arity(p, 1, 5)?;
-            let mut spend = Spend::pay(Vec::new(), sat_vb_arg(None)?, true);
+            let rate = spend_rate(n, None, None, None, true)?;
+            let mut spend = Spend::pay(Vec::new(), rate, true);
             for inp in arg(p, 0).and_then(Value::as_array).into_iter().flatten() {
                 let txid = inp["txid"]
                     .as_str()
@@ -1077,12 +1076,28 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 if let Some(r) = o.get("replaceable").and_then(Value::as_bool) {
                     spend.replaceable = r;
                 }
-                if let Some(v) = o.get("fee_rate") {
-                    spend.rate = sat_vb_arg(Some(v))?;
-                } else if let Some(v) = o.get("feeRate") {
+                let get = |k: &str| o.get(k).filter(|v| !v.is_null());
+                if let (Some(_), Some(_)) = (get("fee_rate"), get("feeRate")) {
+                    return Err(param(
+                        -8,
+                        "Cannot specify both fee_rate (sat/vB) and feeRate (BTC/kvB)",
+                    ));
+                }
+                if let Some(v) = get("feeRate") {
                     // BTC/kvB
+                    if get("conf_target").is_some() {
+                        return Err(param(-8, "Cannot specify both conf_target and feeRate"));
+                    }
                     let btc_kvb = amount_arg(v)?;
                     spend.rate = FeeRate::from_sat_per_kwu(btc_kvb.to_sat().div_ceil(4));
+                } else {
+                    spend.rate = spend_rate(
+                        n,
+                        get("fee_rate"),
+                        get("conf_target"),
+                        get("estimate_mode"),
+                        spend.replaceable,
+                    )?;
                 }
                 if let Some(v) = o.get("subtractFeeFromOutputs") {
                     for x in v
@@ -1586,6 +1601,67 @@ fn address_arg(s: &str) -> Res<bitcoin::ScriptBuf> {
         .and_then(|a| a.require_network(Network::Regtest).ok())
         .map(|a| a.script_pubkey())
         .ok_or_else(|| param(-5, format!("Invalid Bitcoin address: {s}")))
+}
+
+/// The wallet's confirmation target when a spend names none (Core's `-txconfirmtarget`).
+pub const DEFAULT_CONF_TARGET: u32 = 6;
+
+/// The fee rate of a spend, as Core's wallet picks it: `fee_rate` (sat/vB) when given;
+/// else the node's estimate ([`crate::fees`]) for `conf_target` (default
+/// [`DEFAULT_CONF_TARGET`]) in `estimate_mode` (unset: economical when the transaction
+/// signals RBF, else conservative); else, with no estimate, the fallback rate of
+/// [`DEFAULT_FEE_RATE_SAT_VB`] sat/vB (Core's `-fallbackfee`, which regtest setups set).
+fn spend_rate(
+    n: &Node,
+    fee_rate: Option<&Value>,
+    conf_target: Option<&Value>,
+    estimate_mode: Option<&Value>,
+    replaceable: bool,
+) -> Res<FeeRate> {
+    let mode = match estimate_mode {
+        None => crate::fees::Mode::Unset,
+        Some(v) => crate::fees::Mode::parse(
+            v.as_str()
+                .ok_or_else(|| param(-3, "Expected type string"))?,
+        )
+        .map_err(|m| param(-8, m))?,
+    };
+    if fee_rate.is_some() {
+        if conf_target.is_some() {
+            return Err(param(
+                -8,
+                "Cannot specify both conf_target and fee_rate. Please provide either a confirmation target in blocks for automatic fee estimation, or an explicit fee rate.",
+            ));
+        }
+        if mode != crate::fees::Mode::Unset {
+            return Err(param(-8, "Cannot specify both estimate_mode and fee_rate"));
+        }
+        return sat_vb_arg(fee_rate);
+    }
+    let target = match conf_target {
+        None => DEFAULT_CONF_TARGET,
+        Some(v) => {
+            let max = crate::fees::MAX_TARGET;
+            v.as_i64()
+                .filter(|t| (1..=i64::from(max)).contains(t))
+                .map(|t| t as u32)
+                .ok_or_else(|| {
+                    param(
+                        -8,
+                        format!("Invalid conf_target, must be between 1 and {max}"),
+                    )
+                })?
+        }
+    };
+    let mode = match mode {
+        crate::fees::Mode::Unset if replaceable => crate::fees::Mode::Economical,
+        crate::fees::Mode::Unset => crate::fees::Mode::Conservative,
+        m => m,
+    };
+    match crate::fees::estimate(&n.chain, target, mode) {
+        Some(rate) => Ok(rate),
+        None => sat_vb_arg(None),
+    }
 }
 
 /// A fee rate in sat/vB (`fee_rate` parameters), the default when absent.

@@ -685,3 +685,114 @@ fn labels_file_addresses_and_filter_transactions() {
         json!(["", "mining", "rainy day", "shop"])
     );
 }
+
+/// The fee rate a mempool transaction pays, in sat/vB.
+fn rate_of(node: &RegtestNode, txid: &Value) -> f64 {
+    let e = ok(node, "getmempoolentry", json!([txid]));
+    sats(&e["fees"]["base"]) as f64 / e["vsize"].as_f64().unwrap()
+}
+
+#[test]
+fn fee_estimates_follow_what_recent_blocks_confirmed() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["alice"]));
+    let a = wok(&node, "alice", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, a]));
+    // Only coinbases so far: no estimate, in Core's words.
+    let none = json!({"errors": ["Insufficient data or no feerate found"], "blocks": 0});
+    assert_eq!(ok(&node, "estimatesmartfee", json!([6])), none);
+    // Core's range and mode checks.
+    for (params, msg) in [
+        (json!([0]), "Invalid conf_target, must be between 1 and 1008"),
+        (json!([1009]), "Invalid conf_target, must be between 1 and 1008"),
+        (
+            json!([6, "fast"]),
+            "Invalid estimate_mode parameter, must be one of: \"unset\", \"economical\", \"conservative\"",
+        ),
+    ] {
+        let r = rpc(&node, "estimatesmartfee", params);
+        assert_eq!(r["error"]["code"], json!(-8), "{r}");
+        assert_eq!(r["error"]["message"], json!(msg), "{r}");
+    }
+    // With no estimate a send pays the fallback rate (2 sat/vB).
+    let b = key(8).addr.to_string();
+    let t = wok(&node, "alice", "sendtoaddress", json!([b, 0.1]));
+    let r = rate_of(&node, &t);
+    assert!((1.9..2.1).contains(&r), "{r}");
+    // Ten payments at 3..=12 sat/vB, confirmed in one block (with the one above).
+    for rate in 3..=12 {
+        wok(
+            &node,
+            "alice",
+            "sendtoaddress",
+            json!({"address": b, "amount": 0.1, "fee_rate": rate}),
+        );
+    }
+    ok(&node, "generatetoaddress", json!([1, elsewhere()]));
+    // Economical: the median of what the last 6 blocks paid; conservative: the 85th
+    // percentile over 12 (Core's default mode).
+    let feerate = |params: Value| {
+        let r = ok(&node, "estimatesmartfee", params);
+        assert_eq!(r["blocks"], json!(6), "{r}");
+        r["feerate"].as_f64().unwrap() * 1e5
+    };
+    let eco = feerate(json!([6, "ECONOMICAL"]));
+    assert!((6.9..7.1).contains(&eco), "{eco}");
+    let cons = feerate(json!([6]));
+    assert!((10.9..11.1).contains(&cons), "{cons}");
+    // The wallet uses the estimate: its default target (6), economical when the
+    // transaction signals RBF (the default) and conservative when it does not; or the
+    // mode and target named.
+    let t = wok(&node, "alice", "sendtoaddress", json!([b, 0.1]));
+    assert!((6.9..7.2).contains(&rate_of(&node, &t)), "default");
+    let t = wok(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b, "amount": 0.1, "replaceable": false}),
+    );
+    assert!(
+        (10.9..11.2).contains(&rate_of(&node, &t)),
+        "not replaceable"
+    );
+    let t = wok(
+        &node,
+        "alice",
+        "sendmany",
+        json!({"dummy": "", "amounts": {b.clone(): 0.1}, "conf_target": 3, "estimate_mode": "conservative"}),
+    );
+    assert!((10.9..11.2).contains(&rate_of(&node, &t)), "sendmany");
+    let p = wok(
+        &node,
+        "alice",
+        "walletcreatefundedpsbt",
+        json!([[], [{b.clone(): 0.1}], 0, {"conf_target": 2, "estimate_mode": "economical"}]),
+    );
+    assert!(sats(&p["fee"]) > 0, "{p}");
+    // Core's refusals when both a target and a rate are given.
+    let r = wrpc(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b, "amount": 0.1, "conf_target": 2, "fee_rate": 5}),
+    );
+    assert_eq!(r["error"]["code"], json!(-8), "{r}");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Cannot specify both conf_target and fee_rate"));
+    let r = wrpc(
+        &node,
+        "alice",
+        "sendtoaddress",
+        json!({"address": b, "amount": 0.1, "estimate_mode": "economical", "fee_rate": 5}),
+    );
+    assert_eq!(
+        r["error"]["message"],
+        json!("Cannot specify both estimate_mode and fee_rate"),
+        "{r}"
+    );
+    // Once those blocks are older than the window, the estimate is gone again.
+    ok(&node, "generatetoaddress", json!([13, elsewhere()]));
+    assert_eq!(ok(&node, "estimatesmartfee", json!([6])), none);
+}

@@ -138,8 +138,6 @@ fn print(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// A fee rate from `--feerate` (sat/vB) or the Electrum server's estimate for 6 blocks
-/// (`blockchain.estimatefee`, BTC/kvB), at least 1 sat/vB.
 /// The Electrum server's estimate for confirmation within `blocks`, in sat/vB (`None`: the
 /// server has no estimate).
 pub fn estimate_sat_vb(electrum: &str, blocks: usize) -> Result<Option<f64>> {
@@ -152,7 +150,9 @@ pub fn estimate_sat_vb(electrum: &str, blocks: usize) -> Result<Option<f64>> {
     Ok((btc_per_kvb > 0.0).then_some(btc_per_kvb * 100_000.0))
 }
 
-/// The fee rate to pay: `feerate` sat/vB if given, else the Electrum server's estimate for the next blocks.
+/// The fee rate to pay: `feerate` sat/vB if given, else the Electrum server's estimate for 6
+/// blocks (`blockchain.estimatefee`, BTC/kvB), at least 1 sat/vB (1 sat/vB when the server
+/// has none).
 pub fn fee_rate(feerate: Option<f64>, electrum: &str) -> Result<FeeRate> {
     let sat_vb = match feerate {
         Some(f) => {
