@@ -70,6 +70,12 @@ enum Command {
         /// Admit non-standard transactions to the mempool (bitcoind's `-acceptnonstdtxn`).
         #[arg(long)]
         acceptnonstdtxn: bool,
+        /// RPC user besides the cookie (bitcoind's `-rpcuser`; needs `--rpc-password`).
+        #[arg(long, requires = "rpc_password")]
+        rpc_user: Option<String>,
+        /// RPC password for `--rpc-user` (bitcoind's `-rpcpassword`).
+        #[arg(long, requires = "rpc_user")]
+        rpc_password: Option<String>,
         /// ZMQ publishers as bitcoind's: `--zmqpubhashblock tcp://127.0.0.1:28332`.
         #[command(flatten)]
         zmq: ZmqPubArgs,
@@ -195,6 +201,8 @@ fn run(cli: Cli) -> Result<()> {
             electrum_port,
             bits,
             acceptnonstdtxn,
+            rpc_user,
+            rpc_password,
             zmq,
             electrum_limits,
             rpc_limits,
@@ -204,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
                 rpc_bind: std::net::SocketAddr::from(([127, 0, 0, 1], rpc_port)),
                 bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
                 accept_nonstd_txn: acceptnonstdtxn,
+                rpc_auth: rpc_user.zip(rpc_password).map(|(u, p)| format!("{u}:{p}")),
             };
             let services = rexe_regtest::Services {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),

@@ -380,6 +380,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             rpc_bind: addr(&args.bitcoin_rpc_bind, "bitcoin-rpc-bind")?,
             bits: btc_bits,
             accept_nonstd_txn: false,
+            rpc_auth: None,
         },
         addr(&args.electrum_bind, "electrum-bind")?,
     )

@@ -1776,7 +1776,76 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// `CallExt`: a call of a function of an imported contract. Out of the interpreter
+    /// loop (as the other contract-linking work), which stays lean for the common case.
+    #[inline(never)]
+    fn call_ext(&mut self, e: u16) -> Result<(), Trap> {
+        let code = self.code;
+        self.charge(gas::CALL_EXT)?;
+        let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
+        let addr = code
+            .imports
+            .get(x.import as usize)
+            .ok_or(Trap::Type("import"))?
+            .address;
+        let idx = self.link(&addr)?;
+        let want = (x.scope, x.is_const, x.params.len());
+        self.call_into(idx, x.func, want)
+    }
+
+    /// `CallIface`: a call through interface `i` of its function `k`.
+    #[inline(never)]
+    fn call_iface(&mut self, i: u16, k: u16) -> Result<(), Trap> {
+        let code = self.code;
+        self.charge(gas::CALL_EXT)?;
+        let d = code
+            .table
+            .interfaces
+            .get(i as usize)
+            .ok_or(Trap::Type("interface"))?;
+        let f = d.functions.get(k as usize).ok_or(Trap::Type("interface"))?;
+        let n = f.params.len();
+        if self.stack.len() < n + 1 {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
+            return Err(Trap::Type("address expected"));
+        };
+        let idx = self.link(&addr)?;
+        let callee = self.linked[idx].code;
+        let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
+        let Some(&func) = callee.implementation(id).and_then(|fs| fs.get(k as usize)) else {
+            return Err(Trap::Call(format!(
+                "contract {} ({}) does not implement {}",
+                addr.to_lower_hex_string(),
+                callee.name,
+                d.name
+            )));
+        };
+        self.call_into(idx, func, (f.scope, f.is_const, n))
+    }
+
+    /// `IfaceValid`: whether the address on the stack implements interface `i`.
+    #[inline(never)]
+    fn iface_valid(&mut self, i: u16) -> Result<(), Trap> {
+        self.charge(gas::CONTEXT)?;
+        let id = self.code.iface_id(i).ok_or(Trap::Type("interface"))?;
+        let Value::Address(addr) = self.pop()? else {
+            return Err(Trap::Type("address expected"));
+        };
+        let ok = self
+            .linked
+            .iter()
+            .find(|l| l.address == addr)
+            .map(|l| l.code)
+            .or_else(|| self.linker.contract(&addr).map(|(c, _)| c))
+            .is_some_and(|c| c.implementation(id).is_some());
+        self.stack.push(Value::Bool(ok));
+        Ok(())
+    }
+
     /// The index in `linked` of the contract at `addr`, linking it on first use.
+    #[inline(never)]
     fn link(&mut self, addr: &[u8; 32]) -> Result<usize, Trap> {
         if let Some(i) = self.linked.iter().position(|l| l.address == *addr) {
             return Ok(i);
@@ -1800,6 +1869,7 @@ impl<'a> Machine<'a> {
     /// Enters public function `func` of linked contract `idx` with the `n` arguments on the
     /// stack, after checking that it is what the caller was compiled against (`want`:
     /// scope, constness, parameter count) and that the arguments have its types.
+    #[inline(never)]
     fn call_into(
         &mut self,
         idx: usize,
@@ -2104,62 +2174,9 @@ impl<'a> Machine<'a> {
                         return Ok(r);
                     }
                 }
-                Instr::CallExt(e) => {
-                    self.charge(gas::CALL_EXT)?;
-                    let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
-                    let addr = code
-                        .imports
-                        .get(x.import as usize)
-                        .ok_or(Trap::Type("import"))?
-                        .address;
-                    let idx = self.link(&addr)?;
-                    let want = (x.scope, x.is_const, x.params.len());
-                    self.call_into(idx, x.func, want)?;
-                }
-                Instr::CallIface(i, k) => {
-                    self.charge(gas::CALL_EXT)?;
-                    let d = code
-                        .table
-                        .interfaces
-                        .get(i as usize)
-                        .ok_or(Trap::Type("interface"))?;
-                    let f = d.functions.get(k as usize).ok_or(Trap::Type("interface"))?;
-                    let n = f.params.len();
-                    if self.stack.len() < n + 1 {
-                        return Err(Trap::Type("stack underflow"));
-                    }
-                    let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
-                        return Err(Trap::Type("address expected"));
-                    };
-                    let idx = self.link(&addr)?;
-                    let callee = self.linked[idx].code;
-                    let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
-                    let Some(&func) = callee.implementation(id).and_then(|fs| fs.get(k as usize))
-                    else {
-                        return Err(Trap::Call(format!(
-                            "contract {} ({}) does not implement {}",
-                            addr.to_lower_hex_string(),
-                            callee.name,
-                            d.name
-                        )));
-                    };
-                    self.call_into(idx, func, (f.scope, f.is_const, n))?;
-                }
-                Instr::IfaceValid(i) => {
-                    self.charge(gas::CONTEXT)?;
-                    let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
-                    let Value::Address(addr) = self.pop()? else {
-                        return Err(Trap::Type("address expected"));
-                    };
-                    let ok = self
-                        .linked
-                        .iter()
-                        .find(|l| l.address == addr)
-                        .map(|l| l.code)
-                        .or_else(|| self.linker.contract(&addr).map(|(c, _)| c))
-                        .is_some_and(|c| c.implementation(id).is_some());
-                    self.stack.push(Value::Bool(ok));
-                }
+                Instr::CallExt(e) => self.call_ext(e)?,
+                Instr::CallIface(i, k) => self.call_iface(i, k)?,
+                Instr::IfaceValid(i) => self.iface_valid(i)?,
                 Instr::Relay(to, c) => self.relay(to, c)?,
                 Instr::Ctx(c) => {
                     let v = self.context(c)?;

@@ -76,6 +76,8 @@ pub struct RegtestConfig {
     /// Admit non-standard transactions to the mempool, as bitcoind's `-acceptnonstdtxn=1`.
     /// Off by default: the mempool applies Core's standardness policy ([`policy`]).
     pub accept_nonstd_txn: bool,
+    /// `user:password` accepted besides the cookie, as bitcoind's `-rpcuser`/`-rpcpassword`.
+    pub rpc_auth: Option<String>,
 }
 
 impl Default for RegtestConfig {
@@ -85,6 +87,7 @@ impl Default for RegtestConfig {
             rpc_bind: "127.0.0.1:0".parse().expect("valid"),
             bits: REGTEST_BITS,
             accept_nonstd_txn: false,
+            rpc_auth: None,
         }
     }
 }
@@ -202,6 +205,7 @@ impl RegtestNode {
             node: Mutex::new(node),
             rpc_waiting: Default::default(),
             cookie: cookie.clone(),
+            rpc_auth: cfg.rpc_auth.clone(),
             stop: tokio::sync::Notify::new(),
             stopping: Default::default(),
             zmq: zmq_bound.clone(),

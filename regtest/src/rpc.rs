@@ -39,6 +39,8 @@ pub struct Shared {
     pub rpc_waiting: std::sync::atomic::AtomicUsize,
     /// `__cookie__:<hex>`.
     pub cookie: String,
+    /// `user:password` accepted besides the cookie (`-rpcuser`/`-rpcpassword`).
+    pub rpc_auth: Option<String>,
     /// Notified by `stop`.
     pub stop: tokio::sync::Notify,
     /// Set by `stop` (for whoever polls: `rexe regtest`, the devnet).
@@ -847,14 +849,10 @@ async fn handle(
 ) -> Response {
     let wallet = wallet_of_path(uri.path());
     // The cookie (compared in constant time) before the body is read.
-    let req = match rexe_rpc::http::read_jsonrpc(
-        &headers,
-        body,
-        &[shared.cookie.as_str()],
-        &shared.limits,
-    )
-    .await
-    {
+    let creds: Vec<&str> = std::iter::once(shared.cookie.as_str())
+        .chain(shared.rpc_auth.as_deref())
+        .collect();
+    let req = match rexe_rpc::http::read_jsonrpc(&headers, body, &creds, &shared.limits).await {
         Ok(req) => req,
         Err(Refusal::Unauthorized) => return rexe_rpc::http::unauthorized(),
         Err(Refusal::Body(e)) => return e.status().into_response(),
