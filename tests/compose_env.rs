@@ -40,9 +40,10 @@ fn compose_and_the_native_smoke_mode_take_every_flag_from_env() {
             "the native smoke mode starts {k}"
         );
     }
-    // No service flag is written in the compose file itself any more.
+    // No service flag is written in the compose file itself any more (the healthchecks'
+    // bitcoin-cli and rexe calls have their own).
     for flag in [
-        "-rpcuser=",
+        "-rpcbind=",
         "--daemon-rpc-addr",
         "--rpc-bind=",
         "--stratum=",
