@@ -14,7 +14,8 @@
 # target/release/rexe, else target/debug/rexe), the ports of docker-compose.yml on
 # 127.0.0.1 (18443, 28332, 28333, 60401, 18480, 8342, 3333: they must be free) and a
 # temporary directory. SMOKE_PACE_MS overrides the CPU miner's pace (.env: one share per
-# 10 s, since every share is a Bitcoin block on regtest's target).
+# 10 s). Every share is a Bitcoin block on regtest's target, and a peg-in must be paid some
+# Bitcoin blocks before its deadline: at one share a second the payment can miss it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-compose}
