@@ -91,7 +91,7 @@ if [ "$mode" = --native ]; then
       e_args=$(echo "$e_args" | sed 's/--daemon-p2p-addr=[^ ]*//')
     fi
     # shellcheck disable=SC2086
-    start electrs "$ELECTRS_EXE" $e_args
+    ELECTRS_AUTH=${ARGS[ELECTRS_AUTH]} start electrs "$ELECTRS_EXE" $e_args
   else
     echo "BITCOIND_EXE is not set: rexe's embedded regtest node stands in for bitcoind and electrs"
     start bitcoind "$REXE" regtest --datadir="$work/bitcoind" --rpc-port=18443 --electrum-port=60401 \

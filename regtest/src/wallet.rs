@@ -628,6 +628,8 @@ pub const METHODS: &[&str] = &[
     "setlabel",
     "getaddressesbylabel",
     "listlabels",
+    "getwalletinfo",
+    "getaddressinfo",
 ];
 
 /// Core's parameter names of the wallet methods (for named parameters).
@@ -689,6 +691,8 @@ pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
         "setlabel" => &["address", "label"],
         "getaddressesbylabel" => &["label"],
         "listlabels" => &["purpose"],
+        "getwalletinfo" => &[],
+        "getaddressinfo" => &["address"],
         _ => return None,
     })
 }
@@ -921,6 +925,76 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 .map(|c| c.txout.value)
                 .sum();
             Ok(btc(total))
+        }
+        "getwalletinfo" => {
+            arity(p, 0, 0)?;
+            let (name, w) = &n.wallets.loaded[i];
+            let txids: HashSet<Txid> = w
+                .parts
+                .iter()
+                .flat_map(|p| p.wallet.transactions().map(|t| t.tx_node.txid))
+                .collect();
+            Ok(json!({
+                "walletname": name,
+                "walletversion": 169900,
+                "format": "sqlite",
+                "txcount": txids.len(),
+                "paytxfee": 0.0,
+                "private_keys_enabled": true,
+                "avoid_reuse": false,
+                "scanning": false,
+                "descriptors": true,
+                "external_signer": false,
+                "blank": false,
+                "lastprocessedblock": {"hash": n.chain.tip().to_string(), "height": tip},
+            }))
+        }
+        "getaddressinfo" => {
+            arity(p, 1, 1)?;
+            let a = str_arg(p, 0)?.unwrap_or("");
+            let script = address_arg(a)?;
+            let w = &n.wallets.loaded[i].1;
+            let mut v = json!({
+                "address": a,
+                "scriptPubKey": script.as_bytes().to_lower_hex_string(),
+                "ismine": false,
+                "solvable": false,
+                "iswatchonly": false,
+                "isscript": script.is_p2sh() || script.is_p2wsh(),
+                "iswitness": script.is_witness_program(),
+                "ischange": false,
+                "labels": w.labels.get(a).map(|l| vec![l.clone()]).unwrap_or_default(),
+            });
+            if let Some(ver) = script.witness_version() {
+                v["witness_version"] = json!(ver.to_num());
+                v["witness_program"] = json!(script.as_bytes()[2..].to_lower_hex_string());
+            }
+            let owner = w.parts.iter().enumerate().find_map(|(pi, p)| {
+                p.wallet
+                    .derivation_of_spk(script.clone())
+                    .map(|(k, idx)| (pi, k, idx))
+            });
+            if let Some((pi, keychain, idx)) = owner {
+                let purpose = if pi == 0 { 84 } else { 86 };
+                let branch = (keychain == KeychainKind::Internal) as u8;
+                let fp = w.xprv.fingerprint(w.parts[pi].wallet.secp_ctx());
+                let desc = w.parts[pi]
+                    .wallet
+                    .public_descriptor(keychain)
+                    .at_derivation_index(idx)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                v["ismine"] = json!(true);
+                v["solvable"] = json!(true);
+                v["desc"] = json!(desc);
+                v["ischange"] = json!(keychain == KeychainKind::Internal);
+                v["hdkeypath"] = json!(format!("m/{purpose}h/1h/0h/{branch}/{idx}"));
+                v["hdmasterfingerprint"] = json!(fp.to_string());
+                // The descriptor the address comes from (Core: `parent_desc`).
+                v["parent_desc"] =
+                    json!(w.parts[pi].wallet.public_descriptor(keychain).to_string());
+            }
+            Ok(v)
         }
         "getbalances" => {
             arity(p, 0, 0)?;

@@ -796,3 +796,54 @@ fn fee_estimates_follow_what_recent_blocks_confirmed() {
     ok(&node, "generatetoaddress", json!([13, elsewhere()]));
     assert_eq!(ok(&node, "estimatesmartfee", json!([6])), none);
 }
+
+#[test]
+fn wallet_and_address_info_as_core_reports_them() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["alice"]));
+    let a = wok(&node, "alice", "getnewaddress", json!(["savings"]));
+    let a = a.as_str().unwrap().to_string();
+    ok(&node, "generatetoaddress", json!([101, a]));
+    let info = wok(&node, "alice", "getwalletinfo", json!([]));
+    assert_eq!(info["walletname"], json!("alice"), "{info}");
+    assert_eq!(info["descriptors"], json!(true));
+    assert_eq!(info["private_keys_enabled"], json!(true));
+    assert_eq!(info["format"], json!("sqlite"));
+    // 101 coinbases to the wallet.
+    assert_eq!(info["txcount"], json!(101), "{info}");
+    assert_eq!(info["lastprocessedblock"]["height"], json!(101));
+    // One of its receive addresses: the key path, the descriptor, the label.
+    let i = wok(&node, "alice", "getaddressinfo", json!([a]));
+    assert_eq!(i["ismine"], json!(true), "{i}");
+    assert_eq!(i["solvable"], json!(true));
+    assert_eq!(i["ischange"], json!(false));
+    assert_eq!(i["iswitness"], json!(true));
+    assert_eq!(i["witness_version"], json!(0));
+    assert_eq!(i["hdkeypath"], json!("m/84h/1h/0h/0/0"), "{i}");
+    assert_eq!(i["labels"], json!(["savings"]));
+    // The descriptor in bdk's form: the account key with its origin, then the steps.
+    let fp = i["hdmasterfingerprint"].as_str().unwrap();
+    let desc = i["desc"].as_str().unwrap();
+    assert!(
+        desc.starts_with(&format!("wpkh([{fp}/84'/1'/0']tpub")),
+        "{i}"
+    );
+    assert!(desc.contains("/0/0)#"), "{i}");
+    assert!(i["parent_desc"].as_str().unwrap().contains("/0/*)#"), "{i}");
+    // A change address and a taproot one.
+    let c = wok(&node, "alice", "getrawchangeaddress", json!([]));
+    let i = wok(&node, "alice", "getaddressinfo", json!([c]));
+    assert_eq!(i["ischange"], json!(true), "{i}");
+    assert_eq!(i["hdkeypath"], json!("m/84h/1h/0h/1/0"));
+    let t = wok(&node, "alice", "getnewaddress", json!(["", "bech32m"]));
+    let i = wok(&node, "alice", "getaddressinfo", json!([t]));
+    assert_eq!(i["witness_version"], json!(1), "{i}");
+    assert_eq!(i["hdkeypath"], json!("m/86h/1h/0h/0/0"));
+    // Somebody else's address.
+    let i = wok(&node, "alice", "getaddressinfo", json!([elsewhere()]));
+    assert_eq!(i["ismine"], json!(false), "{i}");
+    assert!(i.get("hdkeypath").is_none());
+    // A bad address is Core's -5.
+    let r = wrpc(&node, "alice", "getaddressinfo", json!(["nope"]));
+    assert_eq!(r["error"]["code"], json!(-5), "{r}");
+}
