@@ -174,6 +174,43 @@ fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {
     )
 }
 
+/// A descriptor written as Core writes it: `h` for hardened steps, with its checksum.
+fn core_desc(body: &str) -> String {
+    let body = body.split('#').next().unwrap_or(body).replace('\'', "h");
+    match bdk_wallet::miniscript::descriptor::checksum::desc_checksum(&body) {
+        Ok(c) => format!("{body}#{c}"),
+        Err(_) => body,
+    }
+}
+
+impl NamedWallet {
+    /// Core's descriptor of one of the wallet's keys: `wpkh([fp/84h/1h/0h/0/5]02…)` (BIP84)
+    /// or `tr([fp/86h/1h/0h/0/5]<x-only key>)` (BIP86), with its checksum.
+    fn key_desc(&self, part: usize, keychain: KeychainKind, index: u32) -> String {
+        let secp = self.parts[0].wallet.secp_ctx();
+        let purpose = if part == 0 { 84 } else { 86 };
+        let branch = (keychain == KeychainKind::Internal) as u8;
+        let origin = format!(
+            "{}/{purpose}h/1h/0h/{branch}/{index}",
+            self.xprv.fingerprint(secp)
+        );
+        let path = format!("m/{purpose}h/1h/0h/{branch}/{index}");
+        let key = bitcoin::bip32::DerivationPath::from_str(&path)
+            .ok()
+            .and_then(|p| self.xprv.derive_priv(secp, &p).ok())
+            .map(|k| k.private_key.public_key(secp));
+        let Some(key) = key else {
+            return String::new();
+        };
+        let body = if part == 0 {
+            format!("wpkh([{origin}]{key})")
+        } else {
+            format!("tr([{origin}]{})", key.x_only_public_key().0)
+        };
+        core_desc(&body)
+    }
+}
+
 fn btc(a: Amount) -> Value {
     json!(a.to_btc())
 }
@@ -978,12 +1015,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 let purpose = if pi == 0 { 84 } else { 86 };
                 let branch = (keychain == KeychainKind::Internal) as u8;
                 let fp = w.xprv.fingerprint(w.parts[pi].wallet.secp_ctx());
-                let desc = w.parts[pi]
-                    .wallet
-                    .public_descriptor(keychain)
-                    .at_derivation_index(idx)
-                    .map(|d| d.to_string())
-                    .unwrap_or_default();
+                let desc = w.key_desc(pi, keychain, idx);
                 v["ismine"] = json!(true);
                 v["solvable"] = json!(true);
                 v["desc"] = json!(desc);
@@ -991,8 +1023,9 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 v["hdkeypath"] = json!(format!("m/{purpose}h/1h/0h/{branch}/{idx}"));
                 v["hdmasterfingerprint"] = json!(fp.to_string());
                 // The descriptor the address comes from (Core: `parent_desc`).
-                v["parent_desc"] =
-                    json!(w.parts[pi].wallet.public_descriptor(keychain).to_string());
+                v["parent_desc"] = json!(core_desc(
+                    &w.parts[pi].wallet.public_descriptor(keychain).to_string()
+                ));
             }
             Ok(v)
         }
@@ -1038,12 +1071,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 if filter.as_ref().is_some_and(|f| !f.contains(&address)) {
                     continue;
                 }
-                let desc = w.parts[c.part]
-                    .wallet
-                    .public_descriptor(c.keychain)
-                    .at_derivation_index(c.index)
-                    .map(|d| d.to_string())
-                    .unwrap_or_default();
+                let desc = w.key_desc(c.part, c.keychain, c.index);
                 let label = w.labels.get(&address);
                 let mut entry = json!({
                     "txid": c.outpoint.txid.to_string(),

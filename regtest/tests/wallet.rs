@@ -3,6 +3,8 @@
 //! wallets through `/wallet/<name>`, Core's wallet-routing errors and persistence across a
 //! restart.
 
+use std::str::FromStr;
+
 use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
@@ -821,15 +823,32 @@ fn wallet_and_address_info_as_core_reports_them() {
     assert_eq!(i["witness_version"], json!(0));
     assert_eq!(i["hdkeypath"], json!("m/84h/1h/0h/0/0"), "{i}");
     assert_eq!(i["labels"], json!(["savings"]));
-    // The descriptor in bdk's form: the account key with its origin, then the steps.
+    // The key's descriptor as Core writes it, and the descriptor it comes from.
     let fp = i["hdmasterfingerprint"].as_str().unwrap();
     let desc = i["desc"].as_str().unwrap();
     assert!(
-        desc.starts_with(&format!("wpkh([{fp}/84'/1'/0']tpub")),
+        desc.starts_with(&format!("wpkh([{fp}/84h/1h/0h/0/0]0")),
         "{i}"
     );
-    assert!(desc.contains("/0/0)#"), "{i}");
-    assert!(i["parent_desc"].as_str().unwrap().contains("/0/*)#"), "{i}");
+    let parent = i["parent_desc"].as_str().unwrap();
+    assert!(
+        parent.starts_with(&format!("wpkh([{fp}/84h/1h/0h]tpub")),
+        "{i}"
+    );
+    assert!(parent.contains("/0/*)#"), "{i}");
+    // Both parse, checksums included, and the key's descriptor is the address's script.
+    use bdk_wallet::miniscript::{Descriptor, DescriptorPublicKey};
+    let d = Descriptor::<DescriptorPublicKey>::from_str(desc).expect("Core's form parses");
+    let spk = d.at_derivation_index(0).unwrap().script_pubkey();
+    assert_eq!(
+        spk.to_hex_string(),
+        i["scriptPubKey"].as_str().unwrap(),
+        "{desc}"
+    );
+    Descriptor::<DescriptorPublicKey>::from_str(parent).expect("parent parses");
+    // listunspent gives its coins' descriptors the same way.
+    let u = wok(&node, "alice", "listunspent", json!([]));
+    assert_eq!(u[0]["desc"], json!(desc), "{u}");
     // A change address and a taproot one.
     let c = wok(&node, "alice", "getrawchangeaddress", json!([]));
     let i = wok(&node, "alice", "getaddressinfo", json!([c]));
