@@ -1149,8 +1149,8 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         }
         "walletcreatefundedpsbt" => {
             arity(p, 1, 5)?;
-            let rate = spend_rate(n, None, None, None, true)?;
-            let mut spend = Spend::pay(Vec::new(), rate, true);
+            // The fee rate is chosen once the options are read (below).
+            let mut spend = Spend::pay(Vec::new(), FeeRate::ZERO, true);
             for inp in arg(p, 0).and_then(Value::as_array).into_iter().flatten() {
                 let txid = inp["txid"]
                     .as_str()
@@ -1167,6 +1167,9 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 &mut spend,
             )?;
             spend.locktime = u32_arg(p, 2)?;
+            if arg(p, 3).is_none() {
+                spend.rate = spend_rate(n, None, None, None, spend.replaceable)?;
+            }
             if let Some(o) = arg(p, 3) {
                 let o = o
                     .as_object()

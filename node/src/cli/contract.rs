@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -168,7 +169,9 @@ impl Imports for Checked {
 struct NodeImports<'p> {
     peer: &'p Peer,
     recorded: Option<Vec<String>>,
-    cache: RefCell<HashMap<[u8; 32], Arc<Verified>>>,
+    /// Contracts fetched and compiled so far, shared with the resolvers of the imports'
+    /// own imports, so that none is fetched or compiled twice.
+    cache: Rc<RefCell<HashMap<[u8; 32], Arc<Verified>>>>,
 }
 
 impl<'p> NodeImports<'p> {
@@ -176,7 +179,7 @@ impl<'p> NodeImports<'p> {
         NodeImports {
             peer,
             recorded,
-            cache: RefCell::default(),
+            cache: Rc::default(),
         }
     }
 
@@ -199,7 +202,12 @@ impl<'p> NodeImports<'p> {
                 .filter_map(|x| x.as_str().map(String::from))
                 .collect()
         });
-        let code = compile_with(source, &NodeImports::new(self.peer, recorded))
+        let inner = NodeImports {
+            peer: self.peer,
+            recorded,
+            cache: self.cache.clone(),
+        };
+        let code = compile_with(source, &inner)
             .map_err(|e| format!("the source of {key} does not compile here: {e}"))?;
         let code = Arc::new(code);
         self.cache.borrow_mut().insert(addr, code.clone());
