@@ -509,3 +509,110 @@ fn cache_memory_is_configurable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cache_mib must be at least 1"), "{err}");
 }
+
+/// Mines one block through `getblocktemplate`/`submitblock`, paying `addr`.
+fn mine_one(n: &Running, addr: &str) {
+    let t = call(n, "getblocktemplate", json!([addr]));
+    let hex = t["result"]["hex"].as_str().expect("template hex");
+    let mut block = Block::from_bytes(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
+    seal(&mut block);
+    let r = call(
+        n,
+        "submitblock",
+        json!([block.to_bytes().to_lower_hex_string()]),
+    );
+    assert_eq!(r["result"], serde_json::Value::Null, "{r}");
+}
+
+#[test]
+fn relay_proofs_are_served_and_checked_over_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path());
+    let miner = Signer::from_seed(b"rpc-miner");
+    let addr = miner.address().encode(Network::Regtest);
+    for _ in 0..2 {
+        mine_one(&n, &addr);
+    }
+    let info = call(&n, "getchaininfo", json!([]));
+    let shards = info["result"]["shards"].as_u64().unwrap() as u32;
+    assert!(shards > 1, "{info}");
+    let order = rexe_chain::ShardOrder::new(shards.trailing_zeros() as u8).unwrap();
+    let from = rexe_chain::shard_of(&miner.address(), order);
+    // A payee on another shard: its deposit leaves the miner's chunk.
+    let payee = (0u32..)
+        .map(|i| Signer::from_seed(&i.to_le_bytes()).address())
+        .find(|a| rexe_chain::shard_of(a, order) != from)
+        .unwrap();
+    let to = rexe_chain::shard_of(&payee, order);
+    let tx = Tx {
+        network: Network::Regtest,
+        from: miner.address(),
+        nonce: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        expiry_height: 100,
+        payload: Payload::Transfer {
+            to: payee,
+            amount: Amount::from_sat(4_321),
+        },
+    }
+    .sign(&miner);
+    let r = call(
+        &n,
+        "sendrawtransaction",
+        json!([tx.to_bytes().to_lower_hex_string()]),
+    );
+    assert!(r["error"].is_null(), "{r}");
+    mine_one(&n, &addr);
+
+    let r = call(&n, "getrelayproof", json!([3, from.0, to.0]));
+    let p = &r["result"];
+    assert_eq!(p["height"], json!(3), "{r}");
+    let relays = p["relays"].as_array().unwrap();
+    assert_eq!(relays.len(), 1, "{r}");
+    assert_eq!(relays[0]["kind"]["amount"], json!(4_321), "{r}");
+    let proof = p["proof"].as_str().unwrap().to_string();
+    let v = call(&n, "verifyrelayproof", json!([proof]));
+    assert_eq!(v["result"]["valid"], json!(true), "{v}");
+    assert_eq!(v["result"]["in_active_chain"], json!(true), "{v}");
+    assert_eq!(v["result"]["relays"], json!(1), "{v}");
+    // The amount changed in the proof's bytes: it no longer holds, and says why.
+    let mut bytes = Vec::<u8>::from_hex(&proof).unwrap();
+    let pos = bytes
+        .windows(8)
+        .position(|w| w == 4_321u64.to_le_bytes())
+        .unwrap();
+    bytes[pos] ^= 1;
+    let v = call(&n, "verifyrelayproof", json!([bytes.to_lower_hex_string()]));
+    assert_eq!(v["result"]["valid"], json!(false), "{v}");
+    assert!(
+        v["result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("outbox_root"),
+        "{v}"
+    );
+    // Nothing went from the payee's shard to the global lane: an empty, valid answer.
+    let r = call(&n, "getrelayproof", json!([3, to.0, "global"]));
+    assert_eq!(r["result"]["relays"], json!([]), "{r}");
+    let v = call(&n, "verifyrelayproof", json!([r["result"]["proof"]]));
+    assert_eq!(v["result"]["valid"], json!(true), "{v}");
+    // Bad partitions, garbage, unknown blocks.
+    let r = call(&n, "getrelayproof", json!([3, shards, 0]));
+    assert_eq!(r["error"]["code"], json!(-8), "{r}");
+    let r = call(&n, "getrelayproof", json!([3, "moon", 0]));
+    assert_eq!(r["error"]["code"], json!(-8), "{r}");
+    let r = call(&n, "verifyrelayproof", json!(["zz"]));
+    assert_eq!(r["error"]["code"], json!(-22), "{r}");
+    let r = call(&n, "verifyrelayproof", json!(["00"]));
+    assert_eq!(r["error"]["code"], json!(-22), "{r}");
+    let mut unknown = Vec::<u8>::from_hex(&proof).unwrap();
+    unknown[0] ^= 1;
+    let r = call(
+        &n,
+        "verifyrelayproof",
+        json!([unknown.to_lower_hex_string()]),
+    );
+    assert_eq!(r["error"]["code"], json!(-5), "{r}");
+}

@@ -33,8 +33,10 @@ pub struct Header {
     pub miner: Address,
     /// Merkle root over per-shard roots of wtxids.
     pub tx_root: Hash256,
-    /// Merkle root over per-shard roots of the relays the block emits.
-    pub relay_root: Hash256,
+    /// Merkle root over the chunks' outbox roots (shards in order, then the global lane):
+    /// the relays each chunk sends to later blocks or other partitions, keyed by target (see
+    /// [`crate::outbox`]).
+    pub outbox_root: Hash256,
     /// Merkle root over per-shard state commitments after the block.
     pub state_root: Hash256,
 }
@@ -49,7 +51,7 @@ impl Encode for Header {
         self.order.get().encode(out);
         self.miner.0.encode(out);
         self.tx_root.0.encode(out);
-        self.relay_root.0.encode(out);
+        self.outbox_root.0.encode(out);
         self.state_root.0.encode(out);
     }
 }
@@ -66,7 +68,7 @@ impl Decode for Header {
                 .map_err(|_| DecodeError::Invalid("shard order"))?,
             miner: Address(r.array()?),
             tx_root: Hash256(r.array()?),
-            relay_root: Hash256(r.array()?),
+            outbox_root: Hash256(r.array()?),
             state_root: Hash256(r.array()?),
         })
     }
@@ -192,7 +194,7 @@ mod tests {
             order: ShardOrder::new(1).unwrap(),
             miner: Address([2; 32]),
             tx_root: Hash256([3; 32]),
-            relay_root: Hash256([4; 32]),
+            outbox_root: Hash256([4; 32]),
             state_root: Hash256([5; 32]),
         }
     }
@@ -242,6 +244,7 @@ mod fuzz_like {
             roundtrip::<Header>(&data);
             roundtrip::<Block>(&data);
             roundtrip::<Relay>(&data);
+            roundtrip::<crate::proof::RelayProof>(&data);
         }
 
         /// Mutations of a valid block (with a transaction) decode or fail cleanly.
@@ -262,7 +265,7 @@ mod fuzz_like {
                 header: Header {
                     version: 1, height: 1, prev: BlockHash::default(), time: 5, bits: 0x207f_ffff,
                     order: ShardOrder::new(1).unwrap(), miner: Address([1; 32]),
-                    tx_root: Hash256::ZERO, relay_root: Hash256::ZERO, state_root: Hash256::ZERO,
+                    tx_root: Hash256::ZERO, outbox_root: Hash256::ZERO, state_root: Hash256::ZERO,
                 },
                 txs: vec![vec![tx], vec![]],
                 seal: vec![1, 2, 3],

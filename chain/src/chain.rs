@@ -30,7 +30,7 @@ use crate::address::{shard_of, Address};
 use crate::amount::{checked_sum, Amount};
 use crate::block::{Block, Header};
 use crate::contract::{ContractReceipt, ContractsSystem};
-use crate::encode::{decode_list, encode_list, Decode, Encode, Reader};
+use crate::encode::{decode_list, Decode, Encode, Reader};
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
 use crate::fee::GasPrice;
 use crate::global::{
@@ -154,6 +154,18 @@ pub enum ChainError {
         /// What that version lacked.
         what: &'static str,
     },
+    /// The directory was made under block rules before outboxes (one relay root per block).
+    #[error(
+        "data directory {dir} was made by an earlier rexe under block rules version {found} (one root over every relay emitted, no outboxes keyed by target); this rexe runs version {now}, and its headers' outbox roots differ, so the blocks cannot be replayed. Move the directory aside and start a new chain (devnet: delete it)"
+    )]
+    OldBlockRules {
+        /// The directory.
+        dir: String,
+        /// The block rules version it was made under.
+        found: u8,
+        /// This rexe's.
+        now: u8,
+    },
     /// A block from our own log failed to replay: the files are damaged.
     #[error("replaying block {height} from the log failed: {reason}")]
     Replay {
@@ -268,9 +280,9 @@ pub enum BlockError {
         /// Computed.
         computed: Hash256,
     },
-    /// `relay_root` does not match execution.
-    #[error("relay_root mismatch: header {header}, executed {computed}")]
-    BadRelayRoot {
+    /// `outbox_root` does not match execution (a chunk's outbox differs).
+    #[error("outbox_root mismatch: header {header}, executed {computed}")]
+    BadOutboxRoot {
         /// In the header.
         header: Hash256,
         /// Computed.
@@ -390,6 +402,34 @@ pub enum AdmissionError {
     Store(#[from] StoreError),
 }
 
+/// Why [`Chain::relay_proof`] has no proof to give.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RelayProofQueryError {
+    /// The block is not in the active chain.
+    #[error("block {0} is not in the active chain")]
+    NotActive(BlockHash),
+    /// Origin or target is neither a shard of this chain nor the global lane.
+    #[error("{0} is not a partition of this chain")]
+    OutOfRange(ShardId),
+    /// The block's relays were pruned (they are kept for the undo depth).
+    #[error("relays of block {hash} (height {height}) are pruned: proofs are kept for the last {kept} blocks")]
+    Pruned {
+        /// The block.
+        hash: BlockHash,
+        /// Its height.
+        height: u64,
+        /// Blocks below the tip whose relays are kept.
+        kept: u64,
+    },
+    /// The stored relays do not give the header's root: the files are damaged.
+    #[error("stored relays of block {0} do not match its header's outbox_root")]
+    Corrupt(BlockHash),
+    /// Reading the chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
 /// Where a transaction stands (see [`Chain::tx_status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxStatus {
@@ -481,9 +521,9 @@ impl Executed {
         merkle_root(&leaves)
     }
 
-    fn relay_root(&self) -> Hash256 {
-        let mut leaves: Vec<Hash256> = self.outcomes.iter().map(|o| o.relay_root).collect();
-        leaves.push(self.global.relay_root);
+    fn outbox_root(&self) -> Hash256 {
+        let mut leaves: Vec<Hash256> = self.outcomes.iter().map(|o| o.outbox_root).collect();
+        leaves.push(self.global.outbox_root);
         merkle_root(&leaves)
     }
 }
@@ -594,8 +634,12 @@ pub struct ShardFees {
 /// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
 const GLOBAL_STATE_VERSION: u8 = 2;
 
+/// Version of the block rules: 2 = chunks' outboxes keyed by target under the header's
+/// `outbox_root` (issue 20); 1 (no marker) = one Merkle root over every relay emitted.
+const BLOCK_RULES_VERSION: u8 = 2;
+
 fn params_fingerprint(p: &ChainParams, systems: &Systems) -> Hash256 {
-    fingerprint_with(p, systems, GLOBAL_STATE_VERSION, None)
+    fingerprint_with(p, systems, GLOBAL_STATE_VERSION, None, BLOCK_RULES_VERSION)
 }
 
 /// The parameter fingerprint; `contracts_rules` replaces the contract registry's rules
@@ -605,8 +649,12 @@ fn fingerprint_with(
     systems: &Systems,
     global_version: u8,
     contracts_rules: Option<u32>,
+    block_rules: u8,
 ) -> Hash256 {
     let mut b = Vec::new();
+    if block_rules > 1 {
+        b.extend_from_slice(&[0xfb, block_rules]);
+    }
     if global_version > 1 {
         b.extend_from_slice(&[0xfc, global_version]);
     }
@@ -657,28 +705,65 @@ fn fingerprint_with(
     tagged_hash("rexe/params", &b)
 }
 
-fn encode_relays(relays: &[Relay]) -> Vec<u8> {
-    let mut v = Vec::new();
-    encode_list(relays, &mut v);
-    v
-}
-
-/// Encodes every shard's outbound relays, then the global lane's deferred contract relays, as
-/// one list in canonical order (origin shard, emission index; the global lane last).
-fn encode_outbound(outbound: &[Vec<Relay>], global_next: &[Relay]) -> Vec<u8> {
-    let n: usize = outbound.iter().map(Vec::len).sum::<usize>() + global_next.len();
+/// Encodes what a connected block leaves for later: the inbound relays that did not fit
+/// (`waiting`, one list per shard then the global lane's), then its chunks' outboxes
+/// (`outbound`, one list per shard, then `global`, everything the global lane emitted).
+/// Two lists, each in canonical order: the second is what [`crate::outbox`] commits to.
+fn encode_outbound(waiting: &[Vec<Relay>], outbound: &[Vec<Relay>], global: &[Relay]) -> Vec<u8> {
+    let w: usize = waiting.iter().map(Vec::len).sum();
+    let e: usize = outbound.iter().map(Vec::len).sum::<usize>() + global.len();
     // Deposits take ~56 bytes, contract calls ~200: size for the larger to avoid regrowing.
-    let contract = outbound
+    let contract = waiting
         .iter()
+        .chain(outbound)
         .flatten()
-        .chain(global_next)
+        .chain(global)
         .any(|r| matches!(r.kind, crate::relay::RelayKind::Contract(_)));
-    let mut v = Vec::with_capacity(n * if contract { 200 } else { 56 } + 9);
-    crate::encode::write_compact_size(&mut v, n as u64);
-    for r in outbound.iter().flatten().chain(global_next) {
+    let mut v = Vec::with_capacity((w + e) * if contract { 200 } else { 56 } + 18);
+    crate::encode::write_compact_size(&mut v, w as u64);
+    for r in waiting.iter().flatten() {
+        r.encode(&mut v);
+    }
+    crate::encode::write_compact_size(&mut v, e as u64);
+    for r in outbound.iter().flatten().chain(global) {
         r.encode(&mut v);
     }
     v
+}
+
+/// A connected block's stored relays, decoded: what waited, and its chunks' outboxes.
+pub(crate) struct StoredRelays {
+    /// Inbound relays that did not fit, first in line for the next block.
+    pub waiting: Vec<Relay>,
+    /// Every chunk's outbox: the shards' in shard order, then the global lane's.
+    pub emitted: Vec<Relay>,
+}
+
+impl StoredRelays {
+    /// Decodes [`encode_outbound`]'s bytes, checking every target against `order`.
+    pub fn decode(data: &[u8], order: crate::shard::ShardOrder) -> Result<Self, StoreError> {
+        let mut r = Reader::new(data);
+        let waiting: Vec<Relay> =
+            decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
+        let emitted: Vec<Relay> =
+            decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
+        r.finish().map_err(|e| StoreError::corrupt("relays", e))?;
+        for x in waiting.iter().chain(&emitted) {
+            crate::outbox::position(x.target, order)
+                .map_err(|e| StoreError::corrupt("relays", e))?;
+        }
+        Ok(StoredRelays { waiting, emitted })
+    }
+
+    /// What the next block runs: the waiting relays, then the outboxes less the global
+    /// lane's payouts (which ran in the block itself).
+    pub fn next_inbound(self, n: usize) -> (Vec<Vec<Relay>>, Vec<Relay>) {
+        let later = self
+            .emitted
+            .into_iter()
+            .filter(|r| !r.origin.is_global() || crate::global::runs_next_block(r));
+        route(self.waiting.into_iter().chain(later), n)
+    }
 }
 
 /// Routes relays to their target: per shard, plus the global lane's list.

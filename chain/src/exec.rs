@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::address::{shard_of, Address};
 use crate::amount::Amount;
 use crate::contract::{self, ContractReceipt, ContractsSystem, Rows};
-use crate::hash::{merkle_root, BlockHash, Hash256, Txid};
+use crate::hash::{BlockHash, Hash256, Txid};
 use crate::lang::vm::TxKind;
 use crate::lthash::LtHash;
 use crate::params::ChainParams;
@@ -163,6 +163,10 @@ pub enum ExecError {
     /// A relay reached a lane that cannot run it (a bug, reported rather than ignored).
     #[error("relay of kind {0} cannot run on a shard")]
     Misrouted(&'static str),
+    /// A relay was emitted to a shard that does not exist (a bug, reported rather than
+    /// committed).
+    #[error("shard {0} emitted a relay to {1}, out of range")]
+    TargetOutOfRange(ShardId, ShardId),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -179,10 +183,11 @@ pub struct ShardOutcome {
     pub rejected: Vec<(Txid, TxRejection)>,
     /// Keys changed, sorted by key, with old and new values (redo and undo in one).
     pub changes: Vec<Change>,
-    /// Relays to other shards, in emission order.
+    /// The relays that leave the shard's chunk (to other shards, the global lane, or this
+    /// shard's next block), in emission order.
     pub outbound: Vec<Relay>,
-    /// Merkle root over every relay emitted (own shard included).
-    pub relay_root: Hash256,
+    /// Root of the chunk's outbox: `outbound` keyed by target (see [`crate::outbox`]).
+    pub outbox_root: Hash256,
     /// Contract state rows changed, sorted by key.
     pub state_changes: Vec<StateChange>,
     /// Receipts of the contract micro-transactions that ran, in execution order (when
@@ -745,7 +750,6 @@ pub fn execute_shard(
     // Relays to this shard run now, in emission order; the ones they emit join the queue.
     // Tips their escrows pay are paid out after them (until no new tips come).
     let mut outbound = Vec::new();
-    let mut hashes = Vec::with_capacity(emitted.len());
     let mut i = 0;
     loop {
         if i == emitted.len() {
@@ -759,8 +763,7 @@ pub fn execute_shard(
             emit(&mut emitted, shard, env, env.miner, due);
             paid_tips = collected.tips;
         }
-        hashes.push(emitted[i].hash());
-        // Moved out: only its hash (taken above) is needed in `emitted` any more.
+        // Moved out: `emitted` is only read for its length from here on.
         let placeholder = Relay {
             origin: shard,
             index: 0,
@@ -788,7 +791,8 @@ pub fn execute_shard(
         }
         i += 1;
     }
-    let relay_root = merkle_root(&hashes);
+    let outbox_root = crate::outbox::outbox_root(&outbound, env.order)
+        .map_err(|e| ExecError::TargetOutOfRange(shard, e.0))?;
     let gas_used = params.block_gas_per_shard - room.gas;
     let next_base_fee = crate::fee::next_base_fee(params, base_fee, gas_used);
     let new_state = crate::fee::FeeState {
@@ -843,7 +847,7 @@ pub fn execute_shard(
         rejected,
         changes,
         outbound,
-        relay_root,
+        outbox_root,
         state_changes,
         receipts: receipts.list,
         micro_txs: receipts.count,

@@ -11,7 +11,7 @@ use crate::amount::{checked_sum, Amount};
 use crate::contract::{self, ContractReceipt};
 use crate::encode::{write_compact_size, Decode, DecodeError, Encode, Reader};
 use crate::exec::BlockEnv;
-use crate::hash::{merkle_root, tagged_hash, Hash256};
+use crate::hash::{tagged_hash, Hash256};
 use crate::lthash::LtHash;
 use crate::relay::{Relay, RelayKind};
 use crate::shard::{ShardId, ShardOrder};
@@ -42,8 +42,9 @@ pub struct GlobalOutcome {
     pub contract_receipts: Vec<ContractReceipt>,
     /// Commitment to the global state after the block.
     pub digest: Hash256,
-    /// Merkle root over the emitted relays.
-    pub relay_root: Hash256,
+    /// Root of the lane's outbox: every relay it emitted, keyed by target (see
+    /// [`crate::outbox`]).
+    pub outbox_root: Hash256,
 }
 
 /// A contract broke the conservation rule (paid out more than it held): the block is invalid
@@ -271,6 +272,12 @@ fn held(contracts: &Systems) -> Option<Amount> {
     checked_sum(contracts.iter().map(|c| c.held()))
 }
 
+/// Whether a relay the global lane emitted runs in the next block (a contract relay, or one
+/// to the global lane itself) rather than on its shard in the same block (a payout).
+pub fn runs_next_block(r: &Relay) -> bool {
+    matches!(r.kind, RelayKind::Contract(_)) || r.target.is_global()
+}
+
 /// Runs the global lane of a block: `calls` are the previous block's call relays in canonical
 /// order. `image` holds the items of `contracts` as they are.
 pub fn execute_global(
@@ -296,7 +303,7 @@ pub fn execute_global(
             receipts: Vec::new(),
             contract_receipts: Vec::new(),
             digest: image.digest(),
-            relay_root: merkle_root(&[]),
+            outbox_root: Hash256::ZERO,
         });
     }
     let mut state = contracts.clone();
@@ -439,13 +446,16 @@ pub fn execute_global(
     let mut payouts = vec![Vec::new(); n];
     let mut deferred = Vec::new();
     for r in &emitted {
-        if matches!(r.kind, RelayKind::Contract(_)) || r.target.is_global() {
+        if runs_next_block(r) {
             deferred.push(r.clone());
         } else if let Some(p) = payouts.get_mut(r.target.index()) {
             p.push(r.clone());
         }
     }
-    let relay_root = merkle_root(&emitted.iter().map(Relay::hash).collect::<Vec<_>>());
+    // Targets are the global lane or shards of addresses (as `payouts` above relies on).
+    let outbox_root = crate::outbox::outbox_root(&emitted, order);
+    debug_assert!(outbox_root.is_ok(), "global lane relay target out of range");
+    let outbox_root = outbox_root.unwrap_or(Hash256::ZERO);
     let mut changes = Vec::new();
     for c in state.iter_mut() {
         let written = c.take_changes();
@@ -463,6 +473,6 @@ pub fn execute_global(
         receipts,
         contract_receipts,
         digest,
-        relay_root,
+        outbox_root,
     })
 }

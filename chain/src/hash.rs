@@ -78,19 +78,83 @@ pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
     }
     let mut level: Vec<Hash256> = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                let mut buf = [0u8; 64];
-                buf[..32].copy_from_slice(&pair[0].0);
-                if let Some(right) = pair.get(1) {
-                    buf[32..].copy_from_slice(&right.0);
-                }
-                tagged_hash("rexe/merkle", &buf)
-            })
-            .collect();
+        level = merkle_level(&level);
     }
     level[0]
+}
+
+/// Parent of `left` and `right` in [`merkle_root`]'s tree (an odd node's right is zero).
+fn merkle_parent(left: &Hash256, right: &Hash256) -> Hash256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(&left.0);
+    buf[32..].copy_from_slice(&right.0);
+    tagged_hash("rexe/merkle", &buf)
+}
+
+/// The level above `level` in [`merkle_root`]'s tree.
+fn merkle_level(level: &[Hash256]) -> Vec<Hash256> {
+    level
+        .chunks(2)
+        .map(|pair| merkle_parent(&pair[0], pair.get(1).unwrap_or(&Hash256::ZERO)))
+        .collect()
+}
+
+/// Levels above the leaves in [`merkle_root`]'s tree of `count` leaves: the length of
+/// every branch in it.
+pub fn merkle_depth(count: usize) -> usize {
+    let mut len = count;
+    let mut depth = 0;
+    while len > 1 {
+        len = len.div_ceil(2);
+        depth += 1;
+    }
+    depth
+}
+
+/// The branch of leaf `pos` in [`merkle_root`]'s tree over `leaves`: its sibling at each
+/// level from the bottom (the zero hash where an odd node has none). Empty when `pos` is not
+/// a leaf's index.
+pub fn merkle_branch(leaves: &[Hash256], mut pos: usize) -> Vec<Hash256> {
+    if pos >= leaves.len() {
+        return Vec::new();
+    }
+    let mut level: Vec<Hash256> = leaves.to_vec();
+    let mut branch = Vec::with_capacity(merkle_depth(leaves.len()));
+    while level.len() > 1 {
+        branch.push(level.get(pos ^ 1).copied().unwrap_or(Hash256::ZERO));
+        level = merkle_level(&level);
+        pos >>= 1;
+    }
+    branch
+}
+
+/// The root of a [`merkle_root`] tree of `count` leaves in which `leaf` is at `pos`, by
+/// `branch`; `None` when `pos` is out of range, the branch's length is not the tree's depth,
+/// or a sibling that must be empty (an odd node's) is not.
+pub fn merkle_root_from_branch(
+    leaf: Hash256,
+    mut pos: usize,
+    count: usize,
+    branch: &[Hash256],
+) -> Option<Hash256> {
+    if pos >= count || branch.len() != merkle_depth(count) {
+        return None;
+    }
+    let mut node = leaf;
+    let mut len = count;
+    for sibling in branch {
+        if pos & 1 == 0 {
+            if pos + 1 == len && *sibling != Hash256::ZERO {
+                return None;
+            }
+            node = merkle_parent(&node, sibling);
+        } else {
+            node = merkle_parent(sibling, &node);
+        }
+        pos >>= 1;
+        len = len.div_ceil(2);
+    }
+    Some(node)
 }
 
 macro_rules! hash_newtype {
@@ -186,5 +250,52 @@ mod tests {
         assert_ne!(merkle_root(&[a, b, c]), merkle_root(&[a, b, c, c]));
         assert_eq!(merkle_root(&[a]), merkle_root(&[a]));
         assert_ne!(merkle_root(&[a, b]), merkle_root(&[b, a]));
+    }
+
+    #[test]
+    fn merkle_branches_prove_every_leaf_and_nothing_else() {
+        for count in 1..=19usize {
+            let leaves: Vec<Hash256> = (0..count)
+                .map(|i| tagged_hash("t", &(i as u64).to_le_bytes()))
+                .collect();
+            let root = merkle_root(&leaves);
+            for pos in 0..count {
+                let branch = merkle_branch(&leaves, pos);
+                assert_eq!(branch.len(), merkle_depth(count));
+                assert_eq!(
+                    merkle_root_from_branch(leaves[pos], pos, count, &branch),
+                    Some(root),
+                    "count {count} pos {pos}"
+                );
+                // Another position, count, leaf or sibling gives another root, or none.
+                let other = (pos + 1) % count;
+                if other != pos {
+                    assert_ne!(
+                        merkle_root_from_branch(leaves[pos], other, count, &branch),
+                        Some(root)
+                    );
+                }
+                // A count of another depth takes no branch of this one.
+                let deeper = (count + 1..).find(|c| merkle_depth(*c) != merkle_depth(count));
+                assert_eq!(
+                    merkle_root_from_branch(leaves[pos], pos, deeper.unwrap(), &branch),
+                    None
+                );
+                assert_ne!(
+                    merkle_root_from_branch(Hash256([9; 32]), pos, count, &branch),
+                    Some(root)
+                );
+                if let Some(first) = branch.first() {
+                    let mut bad = branch.clone();
+                    bad[0] = Hash256([first.0[0] ^ 1; 32]);
+                    assert_ne!(
+                        merkle_root_from_branch(leaves[pos], pos, count, &bad),
+                        Some(root)
+                    );
+                }
+            }
+            assert!(merkle_branch(&leaves, count).is_empty());
+            assert_eq!(merkle_root_from_branch(leaves[0], count, count, &[]), None);
+        }
     }
 }

@@ -103,7 +103,7 @@ impl Relay {
         matches!(&self.kind, RelayKind::Contract(c) if c.deferred)
     }
 
-    /// Hash for the header's `relay_root`.
+    /// Hash for the outbox trees under the header's `outbox_root` (see [`crate::outbox`]).
     pub fn hash(&self) -> Hash256 {
         // Sized for a contract call (the largest common relay), so encoding never regrows.
         let mut b = Vec::with_capacity(256);

@@ -86,12 +86,12 @@ fn block_with_wrong_state_root_is_rejected() {
 }
 
 #[test]
-fn block_with_wrong_relay_root_is_rejected() {
+fn block_with_wrong_outbox_root_is_rejected() {
     let mut f = fixture();
     let mut b = valid_block(&mut f);
-    b.header.relay_root = Hash256([1; 32]);
+    b.header.outbox_root = Hash256([1; 32]);
     rejects(&mut f, reseal(b), |e| {
-        matches!(e, BlockError::BadRelayRoot { .. })
+        matches!(e, BlockError::BadOutboxRoot { .. })
     });
 }
 

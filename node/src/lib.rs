@@ -23,6 +23,7 @@ pub mod http;
 pub mod peer;
 pub mod peg;
 pub mod peg_rpc;
+pub mod proof_rpc;
 pub mod rpc;
 pub mod signals;
 pub mod simulator;

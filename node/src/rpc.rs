@@ -91,6 +91,8 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getcontract", "address"),
     ("getcontractstate", "address [target=global]"),
     ("getcontractreceipts", "txid"),
+    ("getrelayproof", "hash_or_height origin target"),
+    ("verifyrelayproof", "proof"),
 ];
 
 /// Node-side context the methods may use besides the chain.
@@ -617,6 +619,20 @@ pub fn call(
         "getcontractreceipts" => {
             check_arity(params, 1, 1)?;
             super::contract_rpc::receipts(chain, str_param(params, 0, "txid")?)
+        }
+        "getrelayproof" => {
+            check_arity(params, 3, 3)?;
+            let hash = block_hash_param(chain, params)?;
+            let part = |i, name| {
+                param(params, i)
+                    .ok_or_else(|| RpcError::params(format!("{name} is required")))
+                    .and_then(|v| super::proof_rpc::partition(v, name))
+            };
+            super::proof_rpc::get(chain, hash, part(1, "origin")?, part(2, "target")?)
+        }
+        "verifyrelayproof" => {
+            check_arity(params, 1, 1)?;
+            super::proof_rpc::verify(chain, str_param(params, 0, "proof")?)
         }
         _ => Err(RpcError::new(-32601, format!("Method not found: {method}"))),
     }

@@ -211,11 +211,11 @@ impl Chain {
                 computed: state_root,
             });
         }
-        let relay_root = executed.relay_root();
-        if relay_root != block.header.relay_root {
-            return Err(BlockError::BadRelayRoot {
-                header: block.header.relay_root,
-                computed: relay_root,
+        let outbox_root = executed.outbox_root();
+        if outbox_root != block.header.outbox_root {
+            return Err(BlockError::BadOutboxRoot {
+                header: block.header.outbox_root,
+                computed: outbox_root,
             });
         }
         let Executed {
@@ -331,7 +331,8 @@ impl Chain {
                     }
                     _ => None,
                 };
-                let relays = encode_outbound(&outbound, &global.deferred);
+                let relays =
+                    encode_outbound(&outbound[..n + 1], &outbound[n + 1..], &global.emitted);
                 let block_fees: Vec<u8> = base_fees
                     .iter()
                     .flat_map(|f| f.to_msat().to_le_bytes())

@@ -51,6 +51,37 @@ impl Chain {
         self.index.get(hash).map(|e| &e.header)
     }
 
+    /// The proof of every relay `origin` sent `target` in active block `hash` (see
+    /// [`crate::proof`]), from the block's stored outboxes: available for the blocks within
+    /// the undo depth of the tip.
+    pub fn relay_proof(
+        &self,
+        hash: BlockHash,
+        origin: ShardId,
+        target: ShardId,
+    ) -> Result<crate::proof::RelayProof, RelayProofQueryError> {
+        let order = self.params.shard_order;
+        for p in [origin, target] {
+            crate::outbox::position(p, order).map_err(|_| RelayProofQueryError::OutOfRange(p))?;
+        }
+        let header = self
+            .index
+            .get(&hash)
+            .map(|e| &e.header)
+            .filter(|h| self.hash_at(h.height) == Some(hash))
+            .ok_or(RelayProofQueryError::NotActive(hash))?;
+        let Some(data) = self.db.relays(hash).map_err(ChainError::from)? else {
+            return Err(RelayProofQueryError::Pruned {
+                hash,
+                height: header.height,
+                kept: self.params.undo_depth,
+            });
+        };
+        let stored = StoredRelays::decode(&data, order).map_err(ChainError::from)?;
+        crate::proof::build(header, &stored.emitted, origin, target)
+            .ok_or(RelayProofQueryError::Corrupt(hash))
+    }
+
     /// The mempool.
     pub fn mempool(&self) -> &Mempool {
         &self.mempool

@@ -92,14 +92,19 @@ impl Chain {
             Some(_) => {
                 let stored = chain.db.meta("params")?;
                 if stored.as_deref()
-                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1, Some(0)).0[..])
+                    == Some(&fingerprint_with(&chain.params, &chain.systems, 1, Some(0), 1).0[..])
                 {
                     return Err(ChainError::OldGlobalState {
                         dir: dir.display().to_string(),
                     });
                 }
-                let before_elements =
-                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
+                let before_elements = fingerprint_with(
+                    &chain.params,
+                    &chain.systems,
+                    GLOBAL_STATE_VERSION,
+                    Some(0),
+                    1,
+                );
                 if stored.as_deref() == Some(&before_elements.0[..]) {
                     return Err(ChainError::OldContractLayout {
                         dir: dir.display().to_string(),
@@ -114,6 +119,7 @@ impl Chain {
                         &chain.systems,
                         GLOBAL_STATE_VERSION,
                         Some(found),
+                        1,
                     );
                     if stored.as_deref() == Some(&old.0[..]) {
                         return Err(ChainError::OldContractRules {
@@ -123,6 +129,15 @@ impl Chain {
                             what,
                         });
                     }
+                }
+                let before_outboxes =
+                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, None, 1);
+                if stored.as_deref() == Some(&before_outboxes.0[..]) {
+                    return Err(ChainError::OldBlockRules {
+                        dir: dir.display().to_string(),
+                        found: 1,
+                        now: BLOCK_RULES_VERSION,
+                    });
                 }
                 if stored.as_deref() != Some(&fp.0[..]) {
                     return Err(ChainError::WrongChain {
@@ -218,7 +233,7 @@ impl Chain {
         self.db.connect(&ConnectRecord {
             height: 0,
             hash,
-            relays: &encode_relays(&[]),
+            relays: &encode_outbound(&[], &[], &[]),
             new_block: None,
             txindex: &[],
             global_changes: None,
@@ -243,7 +258,7 @@ impl Chain {
             order: self.params.shard_order,
             miner: Address::default(),
             tx_root: merkle_root(&vec![Hash256::ZERO; n]),
-            relay_root: merkle_root(&vec![Hash256::ZERO; n + 1]),
+            outbox_root: merkle_root(&vec![Hash256::ZERO; n + 1]),
             state_root: merkle_root(&roots),
         }
     }
@@ -284,21 +299,18 @@ impl Chain {
         &self,
         hash: BlockHash,
     ) -> Result<(Vec<Vec<Relay>>, Vec<Relay>), ChainError> {
-        let n = self.params.shard_order.shard_count();
+        Ok(self
+            .stored_relays(hash)?
+            .next_inbound(self.params.shard_order.shard_count()))
+    }
+
+    /// The relays stored for connected block `hash` (kept for the undo depth).
+    pub(super) fn stored_relays(&self, hash: BlockHash) -> Result<StoredRelays, ChainError> {
         let data = self
             .db
             .relays(hash)?
             .ok_or_else(|| StoreError::corrupt("relays", format!("missing for {hash}")))?;
-        let mut r = Reader::new(&data);
-        let list: Vec<Relay> =
-            decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
-        if list
-            .iter()
-            .any(|r| !r.target.is_global() && r.target.index() >= n)
-        {
-            return Err(StoreError::corrupt("relays", "target out of range").into());
-        }
-        Ok(route(list, n))
+        Ok(StoredRelays::decode(&data, self.params.shard_order)?)
     }
 
     /// Restores the system contracts to their state after the active block at `height`:
@@ -446,9 +458,20 @@ mod tests {
         drop(open().unwrap());
         // Today's fingerprint opens again; an earlier rexe's (contract rules 0) does not.
         let chain = open().unwrap();
-        let old = fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(0));
-        let no_tokens =
-            fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, Some(1));
+        let old = fingerprint_with(
+            &chain.params,
+            &chain.systems,
+            GLOBAL_STATE_VERSION,
+            Some(0),
+            1,
+        );
+        let no_tokens = fingerprint_with(
+            &chain.params,
+            &chain.systems,
+            GLOBAL_STATE_VERSION,
+            Some(1),
+            1,
+        );
         let (chain_params, chain_systems) = (chain.params.clone(), chain.systems.clone());
         chain.db.set_meta("params", &old.0).unwrap();
         drop(chain);
@@ -467,8 +490,13 @@ mod tests {
         );
         assert!(e.to_string().contains("tokens"), "{e}");
         // Contract rules 2: tokens, but no calls between contracts.
-        let no_imports =
-            fingerprint_with(&chain_params, &chain_systems, GLOBAL_STATE_VERSION, Some(2));
+        let no_imports = fingerprint_with(
+            &chain_params,
+            &chain_systems,
+            GLOBAL_STATE_VERSION,
+            Some(2),
+            1,
+        );
         ChainDb::open(&dir.path().join("chain.sqlite"))
             .unwrap()
             .set_meta("params", &no_imports.0)
@@ -479,5 +507,25 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("calls between contracts"), "{e}");
+        // Block rules 1: today's contracts, but one relay root and no outboxes.
+        let no_outboxes =
+            fingerprint_with(&chain_params, &chain_systems, GLOBAL_STATE_VERSION, None, 1);
+        ChainDb::open(&dir.path().join("chain.sqlite"))
+            .unwrap()
+            .set_meta("params", &no_outboxes.0)
+            .unwrap();
+        let e = open().err().expect("refused");
+        assert!(
+            matches!(
+                e,
+                ChainError::OldBlockRules {
+                    found: 1,
+                    now: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("outboxes"), "{e}");
     }
 }

@@ -56,7 +56,7 @@ impl Chain {
             order: self.params.shard_order,
             miner,
             tx_root: Hash256::ZERO,
-            relay_root: Hash256::ZERO,
+            outbox_root: Hash256::ZERO,
             state_root: Hash256::ZERO,
         }
     }
@@ -79,7 +79,7 @@ impl Chain {
         };
         header.tx_root = block_txs.compute_tx_root_threads(self.config.threads);
         header.state_root = executed.state_root();
-        header.relay_root = executed.relay_root();
+        header.outbox_root = executed.outbox_root();
         self.prepared = Some(Prepared {
             hash: header.hash(),
             global: executed.global,

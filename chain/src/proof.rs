@@ -1,0 +1,230 @@
+//! Relay proofs: the relays one chunk of a block sent to one target, with the two Merkle
+//! branches that tie them to the block's header. A node that does not execute the origin
+//! chunk checks the relays against the header alone (see [`crate::outbox`] for the trees).
+//!
+//! A proof covers the *whole* list from one origin to one target in that block, so a
+//! verified proof also shows that no relay was withheld; a proof with no relays shows that
+//! the origin sent the target nothing.
+
+use serde::Serialize;
+
+use crate::block::Header;
+use crate::encode::{decode_list, encode_list, Decode, DecodeError, Encode, Reader};
+use crate::hash::{merkle_depth, merkle_root_from_branch, BlockHash, Hash256};
+use crate::outbox;
+use crate::relay::Relay;
+use crate::shard::{ShardId, MAX_SHARD_ORDER};
+
+/// Smallest encoded relay (a deposit), to bound list lengths while decoding.
+const MIN_RELAY_SIZE: usize = 2 + 4 + 2 + 1 + 32 + 8;
+
+/// Longest branch in any tree of any shard order (the outbox tree's `MAX_SHARD_ORDER + 1`).
+const MAX_BRANCH: usize = MAX_SHARD_ORDER as usize + 1;
+
+/// The relays one chunk of a block sent to one target, and their proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RelayProof {
+    /// The block whose header commits them.
+    pub block: BlockHash,
+    /// The chunk that emitted them (a shard, or [`ShardId::GLOBAL`]).
+    pub origin: ShardId,
+    /// Where they run.
+    pub target: ShardId,
+    /// Every relay from `origin` to `target` in the block, in emission order.
+    pub relays: Vec<Relay>,
+    /// From the relays' root to the origin's outbox root.
+    pub outbox_branch: Vec<Hash256>,
+    /// From the origin's outbox root to the header's `outbox_root`.
+    pub header_branch: Vec<Hash256>,
+}
+
+/// Why a relay proof does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayProofError {
+    /// The proof names another block than the header given.
+    #[error("proof is for block {proof}, header is {header}")]
+    WrongBlock {
+        /// Named by the proof.
+        proof: BlockHash,
+        /// The header's hash.
+        header: BlockHash,
+    },
+    /// Origin or target is not a shard of the header's order nor the global lane.
+    #[error("{0} is not a partition of this chain")]
+    OutOfRange(ShardId),
+    /// A relay in the list has another origin or target than the proof's.
+    #[error("relay {index} goes from {origin} to {target}, not as the proof says")]
+    Misrouted {
+        /// Its position in the list.
+        index: usize,
+        /// Its origin.
+        origin: ShardId,
+        /// Its target.
+        target: ShardId,
+    },
+    /// Emission indices do not increase along the list.
+    #[error("relay {0} is out of emission order")]
+    OutOfOrder(usize),
+    /// A branch has the wrong length or a sibling that must be empty is not.
+    #[error("{0} branch does not fit the tree")]
+    BadBranch(&'static str),
+    /// The branches lead to another root than the header's.
+    #[error("relays do not hash to the header's outbox_root {header} (proof gives {proof})")]
+    RootMismatch {
+        /// The header's.
+        header: Hash256,
+        /// What the proof gives.
+        proof: Hash256,
+    },
+}
+
+impl RelayProof {
+    /// Checks the proof against `header`: on success, `relays` are exactly what `origin`
+    /// sent `target` in that block.
+    pub fn verify(&self, header: &Header) -> Result<(), RelayProofError> {
+        let hash = header.hash();
+        if hash != self.block {
+            return Err(RelayProofError::WrongBlock {
+                proof: self.block,
+                header: hash,
+            });
+        }
+        let order = header.order;
+        let target_pos = outbox::position(self.target, order)
+            .map_err(|_| RelayProofError::OutOfRange(self.target))?;
+        let origin_pos = outbox::position(self.origin, order)
+            .map_err(|_| RelayProofError::OutOfRange(self.origin))?;
+        let mut last = None;
+        for (i, r) in self.relays.iter().enumerate() {
+            if r.origin != self.origin || r.target != self.target {
+                return Err(RelayProofError::Misrouted {
+                    index: i,
+                    origin: r.origin,
+                    target: r.target,
+                });
+            }
+            if last.is_some_and(|l| r.index <= l) {
+                return Err(RelayProofError::OutOfOrder(i));
+            }
+            last = Some(r.index);
+        }
+        let leaf = outbox::relays_root(&self.relays);
+        let chunk = outbox::root_from_branch(leaf, target_pos, order, &self.outbox_branch)
+            .ok_or(RelayProofError::BadBranch("outbox"))?;
+        let root = merkle_root_from_branch(
+            chunk,
+            origin_pos,
+            order.shard_count() + 1,
+            &self.header_branch,
+        )
+        .ok_or(RelayProofError::BadBranch("header"))?;
+        if root != header.outbox_root {
+            return Err(RelayProofError::RootMismatch {
+                header: header.outbox_root,
+                proof: root,
+            });
+        }
+        Ok(())
+    }
+
+    /// The origin's outbox root the proof passes through (checked by [`RelayProof::verify`]).
+    pub fn origin_outbox_root(&self, header: &Header) -> Option<Hash256> {
+        let pos = outbox::position(self.target, header.order).ok()?;
+        outbox::root_from_branch(
+            outbox::relays_root(&self.relays),
+            pos,
+            header.order,
+            &self.outbox_branch,
+        )
+    }
+}
+
+fn encode_branch(branch: &[Hash256], out: &mut Vec<u8>) {
+    crate::encode::write_compact_size(out, branch.len() as u64);
+    for h in branch {
+        out.extend_from_slice(&h.0);
+    }
+}
+
+fn decode_branch(r: &mut Reader<'_>) -> Result<Vec<Hash256>, DecodeError> {
+    let n = r.length(32)?;
+    if n > MAX_BRANCH {
+        return Err(DecodeError::Invalid("branch longer than any tree"));
+    }
+    (0..n).map(|_| Ok(Hash256(r.array()?))).collect()
+}
+
+impl Encode for RelayProof {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.block.0 .0.encode(out);
+        self.origin.0.encode(out);
+        self.target.0.encode(out);
+        encode_list(&self.relays, out);
+        encode_branch(&self.outbox_branch, out);
+        encode_branch(&self.header_branch, out);
+    }
+}
+
+impl Decode for RelayProof {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(RelayProof {
+            block: BlockHash(Hash256(r.array()?)),
+            origin: ShardId(u16::decode(r)?),
+            target: ShardId(u16::decode(r)?),
+            relays: decode_list(r, MIN_RELAY_SIZE)?,
+            outbox_branch: decode_branch(r)?,
+            header_branch: decode_branch(r)?,
+        })
+    }
+}
+
+/// Builds the proof of what `origin` sent `target` in the block of `header`, from `emitted`:
+/// every chunk's outbox in that block (the shards' in shard order, then the global lane's).
+/// `None` when a target in `emitted` is out of range or the outboxes do not give the
+/// header's root (the caller's data does not belong to this header).
+pub fn build(
+    header: &Header,
+    emitted: &[Relay],
+    origin: ShardId,
+    target: ShardId,
+) -> Option<RelayProof> {
+    let order = header.order;
+    let n = order.shard_count();
+    let origin_pos = outbox::position(origin, order).ok()?;
+    let target_pos = outbox::position(target, order).ok()?;
+    let mut per_origin: Vec<Vec<Relay>> = vec![Vec::new(); n + 1];
+    for r in emitted {
+        per_origin
+            .get_mut(outbox::position(r.origin, order).ok()?)?
+            .push(r.clone());
+    }
+    let mut roots = Vec::with_capacity(n + 1);
+    let mut tree = None;
+    for (pos, relays) in per_origin.iter().enumerate() {
+        let t = outbox::Outbox::build(relays, order).ok()?;
+        roots.push(t.root());
+        if pos == origin_pos {
+            tree = Some(t);
+        }
+    }
+    if crate::hash::merkle_root(&roots) != header.outbox_root {
+        return None;
+    }
+    let tree = tree?;
+    let relays: Vec<Relay> = per_origin
+        .swap_remove(origin_pos)
+        .into_iter()
+        .filter(|r| r.target == target)
+        .collect();
+    let header_branch = crate::hash::merkle_branch(&roots, origin_pos);
+    debug_assert_eq!(header_branch.len(), merkle_depth(n + 1));
+    Some(RelayProof {
+        block: header.hash(),
+        origin,
+        target,
+        relays,
+        outbox_branch: tree.branch(target_pos),
+        header_branch,
+    })
+}
