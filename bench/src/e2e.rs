@@ -120,6 +120,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         chain_id: rexe_miner::ChainId(0),
         limits: rexe_rpc::Limits::http(),
         max_tx_bytes,
+        p2p: std::sync::OnceLock::new(),
     });
     let rpc = rexe_node::start_rpc(
         shared.clone(),

@@ -30,9 +30,20 @@ pub struct Overrides {
     /// Executor threads.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Peer node to sync with, `http://user:password@host:port` (repeatable).
+    /// Peer node to sync with over JSON-RPC polling, `http://user:password@host:port`
+    /// (repeatable; the fallback to p2p).
     #[arg(long = "peer")]
     pub peers: Vec<String>,
+    /// Listen for p2p (libp2p) connections on this `host:port` or multiaddr (repeatable;
+    /// port 0 picks a free one). The identity is `p2p.key` in the data directory.
+    #[arg(long = "p2p-bind")]
+    pub p2p_bind: Vec<String>,
+    /// Bootstrap p2p peer, a multiaddr ending in `/p2p/<peer id>` (repeatable).
+    #[arg(long = "bootnode")]
+    pub bootnodes: Vec<String>,
+    /// Find p2p peers on the local network with mDNS (devnets).
+    #[arg(long)]
+    pub mdns: bool,
     /// L2 address paid by `getauxblock` without arguments.
     #[arg(long)]
     pub mining_address: Option<String>,
@@ -91,9 +102,18 @@ pub struct NodeConfig {
     /// Executor threads.
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// Peer nodes, `http://user:password@host:port`.
+    /// Peer nodes polled over JSON-RPC, `http://user:password@host:port`.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// p2p listen addresses (`host:port` or multiaddrs); none: p2p listens nowhere.
+    #[serde(default)]
+    pub p2p_bind: Vec<String>,
+    /// p2p bootstrap peers (multiaddrs ending in `/p2p/<peer id>`).
+    #[serde(default)]
+    pub bootnodes: Vec<String>,
+    /// mDNS discovery of p2p peers on the local network.
+    #[serde(default)]
+    pub mdns: bool,
     /// Address paid by blocks built for the aux RPC.
     #[serde(default)]
     pub mining_address: Option<String>,
@@ -171,6 +191,13 @@ impl NodeConfig {
         if !o.peers.is_empty() {
             cfg.peers = o.peers.clone();
         }
+        if !o.p2p_bind.is_empty() {
+            cfg.p2p_bind = o.p2p_bind.clone();
+        }
+        if !o.bootnodes.is_empty() {
+            cfg.bootnodes = o.bootnodes.clone();
+        }
+        cfg.mdns |= o.mdns;
         if let Some(v) = &o.mining_address {
             cfg.mining_address = Some(v.clone());
         }
@@ -261,6 +288,11 @@ impl NodeConfig {
                 "chain_id {id:#06x} is not below 0x2000: Bitcoin headers with version bits read as such ids"
             ))),
         }
+    }
+
+    /// Whether the p2p transport runs: some listen address, bootstrap peer or mDNS.
+    pub fn p2p_enabled(&self) -> bool {
+        !self.p2p_bind.is_empty() || !self.bootnodes.is_empty() || self.mdns
     }
 
     /// The configured peers, parsed.

@@ -48,12 +48,27 @@ pub struct Shared {
     pub limits: rexe_rpc::Limits,
     /// The chain's `max_tx_bytes` (transactions are decoded before the chain is locked).
     pub max_tx_bytes: usize,
+    /// The libp2p transport, once started (`--p2p-bind`/`--bootnode`).
+    pub p2p: std::sync::OnceLock<rexe_net::Handle>,
 }
 
 impl Shared {
     /// Locks the chain (a panic elsewhere does not make it unusable).
     pub fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
         self.chain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Passes on a transaction this node admitted (hex): gossiped over p2p when it runs, and
+    /// sent to every `--peer`.
+    pub fn forward_tx(&self, hex: String) {
+        if let Some(net) = self.p2p.get() {
+            if let Ok(bytes) = <Vec<u8> as bitcoin::hex::FromHex>::from_hex(&hex) {
+                net.publish(rexe_net::Topic::Txs, bytes);
+            }
+        }
+        if !self.peers.is_empty() {
+            super::sync::forward_tx(&self.peers, hex);
+        }
     }
 }
 
@@ -91,7 +106,7 @@ async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) ->
             let mut chain = shared.chain();
             for (r, v) in reqs.iter().zip(verified) {
                 let res = v.and_then(|tx| rpc::admit_verified(&mut chain, tx));
-                if res.is_ok() && !shared.peers.is_empty() {
+                if res.is_ok() && (!shared.peers.is_empty() || shared.p2p.get().is_some()) {
                     if let Some(hex) = r.params.get(0).and_then(Value::as_str) {
                         forward.push(hex.to_string());
                     }
@@ -100,7 +115,7 @@ async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) ->
             }
         }
         for hex in forward {
-            super::sync::forward_tx(&shared.peers, hex);
+            shared.forward_tx(hex);
         }
         out
     })
@@ -166,6 +181,7 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
             aux: &mut aux,
             mining_address: shared.mining_address,
             chain_id: shared.chain_id,
+            p2p: shared.p2p.get(),
         };
         let r = rpc::call(
             &mut shared.chain(),
@@ -177,7 +193,7 @@ async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
         drop(aux);
         if method == "sendrawtransaction" && r.is_ok() {
             if let Some(hex) = params.get(0).and_then(Value::as_str) {
-                super::sync::forward_tx(&shared.peers, hex.to_string());
+                shared.forward_tx(hex.to_string());
             }
         }
         r

@@ -3,8 +3,9 @@
 //!
 //! Blocks are sealed by merge-mined proof of work (AuxPoW, rexe's chain id): pools use the
 //! aux RPC (`createauxblock`/`submitauxblock`, `getauxblock`), other miners
-//! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Peers (`--peer`) exchange
-//! blocks and transactions.
+//! `getblocktemplate`/`submitblock` with the AuxPoW as the seal. Nodes exchange blocks and
+//! transactions over libp2p ([`p2p`]: `--p2p-bind`, `--bootnode`, `--mdns`), or, as a
+//! fallback, by polling each other's JSON-RPC (`--peer`).
 //!
 //! The node's library (configuration, [`open_shared`], [`start_rpc`], sync, [`peer::Peer`],
 //! [`client::L2Client`]) returns [`Error`], the peg agents' steps
@@ -20,6 +21,7 @@ pub mod cookie;
 pub mod error;
 pub mod fees;
 pub mod http;
+pub mod p2p;
 pub mod peer;
 pub mod peg;
 pub mod peg_rpc;
@@ -154,6 +156,7 @@ pub fn open_shared_with_peg(
         chain_id,
         limits: cfg.rpc_limits()?,
         max_tx_bytes,
+        p2p: std::sync::OnceLock::new(),
     });
     Ok((shared, cookie_path))
 }
@@ -182,6 +185,24 @@ pub fn run(args: NodeArgs) -> Result<()> {
         rpc.addr,
         rpc.cookie_path.display()
     );
+    let p2p = if cfg.p2p_enabled() {
+        let key = p2p::load_or_create_key(&cfg.datadir)?;
+        let listen = cfg
+            .p2p_bind
+            .iter()
+            .map(|a| p2p::parse_listen(a))
+            .collect::<Result<Vec<_>>>()?;
+        let boot = cfg
+            .bootnodes
+            .iter()
+            .map(|a| p2p::parse_bootnode(a))
+            .collect::<Result<Vec<_>>>()?;
+        let (net, thread) = p2p::start(shared.clone(), key, listen, boot, cfg.mdns, stop.clone())?;
+        println!("rexe node: p2p peer id {}", net.peer_id());
+        Some(thread)
+    } else {
+        None
+    };
     let syncer = (!shared.peers.is_empty()).then(|| {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::spawn(move || sync::run(shared.clone(), shared.peers.clone(), stop))
@@ -191,6 +212,9 @@ pub fn run(args: NodeArgs) -> Result<()> {
     }
     if let Some(s) = syncer {
         let _ = s.join();
+    }
+    if let Some(t) = p2p {
+        let _ = t.join();
     }
     rpc.shutdown();
     shared

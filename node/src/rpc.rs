@@ -91,6 +91,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("getcontract", "address"),
     ("getcontractstate", "address [target=global]"),
     ("getcontractreceipts", "txid"),
+    ("getnetworkinfo", ""),
     ("getrelayproof", "hash_or_height origin target"),
     ("verifyrelayproof", "proof"),
 ];
@@ -103,6 +104,8 @@ pub struct Context<'a> {
     pub mining_address: Option<Address>,
     /// Merge-mining chain id reported by `createauxblock`/`getauxblock`.
     pub chain_id: rexe_miner::ChainId,
+    /// The p2p transport, when it runs (for `getnetworkinfo`).
+    pub p2p: Option<&'a rexe_net::Handle>,
 }
 
 fn aux_err(e: rexe_miner::aux_rpc::AuxRpcError) -> RpcError {
@@ -619,6 +622,25 @@ pub fn call(
         "getcontractreceipts" => {
             check_arity(params, 1, 1)?;
             super::contract_rpc::receipts(chain, str_param(params, 0, "txid")?)
+        }
+        "getnetworkinfo" => {
+            check_arity(params, 0, 0)?;
+            Ok(match ctx.p2p.map(rexe_net::Handle::status) {
+                None => json!({"p2p": false}),
+                Some(s) => json!({
+                    "p2p": true,
+                    "peer_id": s.peer_id,
+                    "listening": s.listening,
+                    "peers": s.peers,
+                    "connections": s.peers.len(),
+                    "banned": s.banned,
+                    "gossip_in": {"blocks": s.gossip_in[0], "txs": s.gossip_in[1]},
+                    "gossip_out": {"blocks": s.gossip_out[0], "txs": s.gossip_out[1]},
+                    "rejected": s.rejected,
+                    "requests_in": s.requests_in,
+                    "broken_streams": s.broken_streams,
+                }),
+            })
         }
         "getrelayproof" => {
             check_arity(params, 3, 3)?;

@@ -1,0 +1,544 @@
+//! Blocks and transactions over libp2p (`rexe-net`): the node's side.
+//!
+//! - **Gossip.** Blocks this node connects from its own RPC (mined here) and transactions it
+//!   admits are published; gossiped ones are checked against the chain before they are
+//!   forwarded. A block or transaction that breaks a rule costs its sender
+//!   [`INVALID_POINTS`] (a ban); a duplicate or an orphan costs nothing.
+//! - **Sync.** Every [`POLL`] (and on connecting) each peer is asked for its status; when a
+//!   peer has more work, blocks are fetched from it by locator, in batches of
+//!   [`wire::MAX_BLOCKS`], and validated like any other.
+//! - **Serving.** Status, blocks by locator and relay proofs. A request that does not decode
+//!   fails its stream and costs its sender [`GARBAGE_POINTS`].
+
+pub mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rexe_chain::encode::{Decode, Encode};
+use rexe_chain::{Block, BlockError, BlockHash};
+use rexe_net::{Event, Handle, Keypair, Multiaddr, PeerId, Topic, Verdict};
+
+use crate::error::{Error, Result};
+use crate::Shared;
+use wire::{Request, Response};
+
+/// Points for a block or transaction that breaks a consensus rule, or a peer on another
+/// chain: a ban.
+pub const INVALID_POINTS: u32 = rexe_net::BAN_POINTS;
+/// Points for a request or response that does not decode.
+pub const GARBAGE_POINTS: u32 = 25;
+/// How often peers are asked for their status.
+pub const POLL: Duration = Duration::from_secs(3);
+/// Bytes of blocks put in one response (at least one block is sent).
+const RESPONSE_BLOCK_BYTES: usize = 8 << 20;
+/// File of the node's p2p identity in the data directory.
+pub const KEY_FILE: &str = "p2p.key";
+
+/// The node's libp2p identity: read from `p2p.key` in `datadir`, or created there (0600).
+pub fn load_or_create_key(datadir: &Path) -> Result<Keypair> {
+    let path = datadir.join(KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a p2p key ({e}); move it aside to make a new identity",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key
+                .to_protobuf_encoding()
+                .map_err(|e| Error::Config(format!("encoding the p2p key: {e}")))?;
+            write_private(&path, &bytes)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            Ok(key)
+        }
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// A listen address as `host:port` or a multiaddr (`/ip4/127.0.0.1/tcp/18481`).
+pub fn parse_listen(s: &str) -> Result<Multiaddr> {
+    if s.starts_with('/') {
+        return s
+            .parse()
+            .map_err(|e| Error::Config(format!("p2p address {s}: {e}")));
+    }
+    let sa: std::net::SocketAddr = s
+        .parse()
+        .map_err(|e| Error::Config(format!("p2p address {s} (host:port or multiaddr): {e}")))?;
+    let ip = match sa.ip() {
+        std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+        std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+    };
+    format!("{ip}/tcp/{}", sa.port())
+        .parse()
+        .map_err(|e| Error::Config(format!("p2p address {s}: {e}")))
+}
+
+/// A bootstrap peer: a multiaddr ending in `/p2p/<peer id>`.
+pub fn parse_bootnode(s: &str) -> Result<Multiaddr> {
+    let a: Multiaddr = s
+        .parse()
+        .map_err(|e| Error::Config(format!("bootnode {s}: {e}")))?;
+    if rexe_net::peer_of(&a).is_none() {
+        return Err(Error::Config(format!(
+            "bootnode {s} must end in /p2p/<peer id> (the node prints it at start, and \
+             `getnetworkinfo` lists it)"
+        )));
+    }
+    Ok(a)
+}
+
+/// Starts the transport for `shared`'s chain and the thread that serves it; returns the
+/// handle (also stored in `shared.p2p`) and the thread.
+pub fn start(
+    shared: Arc<Shared>,
+    key: Keypair,
+    listen: Vec<Multiaddr>,
+    bootnodes: Vec<Multiaddr>,
+    mdns: bool,
+    stop: Arc<AtomicBool>,
+) -> Result<(Handle, std::thread::JoinHandle<()>)> {
+    let (network, max_block, genesis) = {
+        let c = shared.chain();
+        let p = c.params();
+        let max_block = p.block_bytes_per_shard * p.shard_order.shard_count() + (1 << 20);
+        (
+            p.network.name().to_string(),
+            max_block,
+            c.hash_at(0).unwrap_or_default(),
+        )
+    };
+    let mut cfg = rexe_net::Config::new(key, &network);
+    cfg.listen = listen;
+    cfg.bootnodes = bootnodes;
+    cfg.mdns = mdns;
+    cfg.max_gossip = max_block;
+    cfg.max_response = cfg.max_response.max(max_block + (1 << 20));
+    let (net, events) =
+        rexe_net::start(cfg).map_err(|e| Error::Config(format!("starting p2p: {e}")))?;
+    let _ = shared.p2p.set(net.clone());
+    let published = shared.chain().tip_hash();
+    let mut node = P2pNode {
+        published,
+        shared,
+        net: net.clone(),
+        genesis,
+        peers: HashSet::new(),
+        pending: HashMap::new(),
+        next_tag: 0,
+        syncing: None,
+        received: HashSet::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("rexe-p2p-node".into())
+        .spawn(move || node.run(events, stop))
+        .map_err(|e| Error::io("starting the p2p thread", e))?;
+    Ok((net, thread))
+}
+
+enum Pending {
+    Status,
+    Blocks { max: u16 },
+}
+
+struct P2pNode {
+    shared: Arc<Shared>,
+    net: Handle,
+    genesis: BlockHash,
+    /// The tip last published (or learned from peers).
+    published: BlockHash,
+    peers: HashSet<PeerId>,
+    pending: HashMap<u64, (PeerId, Pending)>,
+    next_tag: u64,
+    /// The peer blocks are being fetched from, and since when.
+    syncing: Option<(PeerId, Instant)>,
+    /// Blocks that came from peers (not published again by [`P2pNode::publish_tip`]).
+    received: HashSet<BlockHash>,
+}
+
+/// Whether a block error is the sender's fault (the block breaks a rule), not ours or
+/// the network's timing.
+fn peer_at_fault(e: &BlockError) -> bool {
+    !matches!(
+        e,
+        BlockError::Duplicate(_)
+            | BlockError::PrevUnknown(_)
+            | BlockError::TimeTooNew { .. }
+            | BlockError::ReorgTooDeep { .. }
+            | BlockError::BelowAnchor { .. }
+            | BlockError::Store(_)
+            | BlockError::Exec(rexe_chain::exec::ExecError::Store(_))
+    )
+}
+
+impl P2pNode {
+    fn run(&mut self, events: Receiver<Event>, stop: Arc<AtomicBool>) {
+        let mut last_poll = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(e) => self.event(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.publish_tip();
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                let peers: Vec<PeerId> = self.peers.iter().copied().collect();
+                for p in peers {
+                    self.ask(p, Request::Status, Pending::Status);
+                }
+            }
+            if let Some((_, since)) = self.syncing {
+                if since.elapsed() > Duration::from_secs(60) {
+                    self.syncing = None;
+                }
+            }
+        }
+    }
+
+    fn ask(&mut self, peer: PeerId, req: Request, what: Pending) {
+        self.next_tag += 1;
+        self.pending.insert(self.next_tag, (peer, what));
+        self.net.request(peer, req.to_bytes(), self.next_tag);
+    }
+
+    /// Publishes blocks this node connected itself (mined through its RPC) since the last
+    /// tip published: at most the newest three, never what came from peers.
+    fn publish_tip(&mut self) {
+        let chain = self.shared.chain();
+        let tip = chain.tip_hash();
+        if tip == self.published {
+            return;
+        }
+        let mut fresh = Vec::new();
+        let mut cur = tip;
+        while cur != self.published && fresh.len() < 3 {
+            let Some(h) = chain.header(&cur) else { break };
+            if h.height == 0 {
+                break;
+            }
+            if !self.received.contains(&cur) {
+                fresh.push(cur);
+            }
+            cur = h.prev;
+        }
+        let blocks: Vec<Vec<u8>> = fresh
+            .iter()
+            .rev()
+            .filter_map(|h| chain.block(*h).ok().flatten())
+            .map(|b| b.to_bytes())
+            .collect();
+        drop(chain);
+        self.published = tip;
+        for b in blocks {
+            self.net.publish(Topic::Blocks, b);
+        }
+        if self.received.len() > 4096 {
+            self.received.clear();
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Connected(p) => {
+                self.peers.insert(p);
+                self.ask(p, Request::Status, Pending::Status);
+            }
+            Event::Disconnected(p) => {
+                self.peers.remove(&p);
+                if self.syncing.is_some_and(|(s, _)| s == p) {
+                    self.syncing = None;
+                }
+            }
+            Event::Gossip {
+                topic: Topic::Blocks,
+                data,
+                from,
+                id,
+            } => {
+                let verdict = self.gossiped_block(&data, from);
+                self.net.validate(id, from, verdict);
+            }
+            Event::Gossip {
+                topic: Topic::Txs,
+                data,
+                from,
+                id,
+            } => {
+                let verdict = self.gossiped_tx(&data);
+                self.net.validate(id, from, verdict);
+            }
+            Event::Request { from, data, reply } => match Request::from_bytes(&data) {
+                Ok(req) => {
+                    let resp = self.serve(req);
+                    self.net.respond(reply, resp.to_bytes());
+                }
+                Err(e) => {
+                    // Dropping the reply fails that stream; the connection stays.
+                    drop(reply);
+                    self.net
+                        .penalize(from, GARBAGE_POINTS, format!("request: {e}"));
+                }
+            },
+            Event::Response { from, tag, result } => {
+                let Some((_, what)) = self.pending.remove(&tag) else {
+                    return;
+                };
+                match (result, what) {
+                    (Ok(bytes), what) => match Response::from_bytes(&bytes) {
+                        Ok(resp) => self.response(from, what, resp),
+                        Err(e) => {
+                            self.net
+                                .penalize(from, GARBAGE_POINTS, format!("response: {e}"));
+                            self.done_syncing(from);
+                        }
+                    },
+                    (Err(e), _) => {
+                        tracing::debug!(peer = %from, error = %e, "request failed");
+                        self.done_syncing(from);
+                    }
+                }
+            }
+        }
+    }
+
+    fn done_syncing(&mut self, peer: PeerId) {
+        if self.syncing.is_some_and(|(s, _)| s == peer) {
+            self.syncing = None;
+        }
+    }
+
+    fn gossiped_block(&mut self, data: &[u8], from: PeerId) -> Verdict {
+        let block = match Block::from_bytes(data) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(peer = %from, error = %e, "gossiped block does not decode");
+                return Verdict::Reject {
+                    points: INVALID_POINTS,
+                };
+            }
+        };
+        let hash = block.header.hash();
+        self.received.insert(hash);
+        let result = self.shared.chain().submit(block, crate::unix_time());
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(%hash, ?outcome, peer = %from, "block from gossip");
+                Verdict::Accept
+            }
+            Err(BlockError::PrevUnknown(_)) => {
+                // We are behind: fetch from this peer.
+                self.ask(from, Request::Status, Pending::Status);
+                Verdict::Ignore
+            }
+            Err(e) if peer_at_fault(&e) => {
+                tracing::warn!(%hash, peer = %from, error = %e, "invalid block from gossip");
+                Verdict::Reject {
+                    points: INVALID_POINTS,
+                }
+            }
+            Err(_) => Verdict::Ignore,
+        }
+    }
+
+    fn gossiped_tx(&mut self, data: &[u8]) -> Verdict {
+        let max = self.shared.max_tx_bytes;
+        let Ok(tx) = rexe_chain::SignedTx::decode_limited(data, max) else {
+            return Verdict::Reject { points: 20 };
+        };
+        let Ok(tx) = tx.verified() else {
+            return Verdict::Reject {
+                points: INVALID_POINTS,
+            };
+        };
+        match self.shared.chain().submit_verified(tx) {
+            Ok(_) => Verdict::Accept,
+            // Known, nonce or fee races, a full mempool: not the sender's fault.
+            Err(_) => Verdict::Ignore,
+        }
+    }
+
+    fn serve(&mut self, req: Request) -> Response {
+        let chain = self.shared.chain();
+        match req {
+            Request::Status => Response::Status {
+                genesis: self.genesis,
+                height: chain.tip_height(),
+                tip: chain.tip_hash(),
+                work: chain.tip_work().to_be_bytes(),
+            },
+            Request::Blocks { locator, max } => {
+                let start = locator
+                    .iter()
+                    .find_map(|h| {
+                        let height = chain.header(h)?.height;
+                        (chain.hash_at(height) == Some(*h)).then_some(height + 1)
+                    })
+                    .unwrap_or(1);
+                let mut blocks = Vec::new();
+                let mut bytes = 0;
+                let max = max.min(wire::MAX_BLOCKS) as u64;
+                for height in start..start.saturating_add(max) {
+                    let Some(hash) = chain.hash_at(height) else {
+                        break;
+                    };
+                    match chain.block(hash) {
+                        Ok(Some(b)) => {
+                            let b = b.to_bytes();
+                            bytes += b.len();
+                            blocks.push(b);
+                        }
+                        _ => break,
+                    }
+                    if bytes >= RESPONSE_BLOCK_BYTES {
+                        break;
+                    }
+                }
+                Response::Blocks(blocks)
+            }
+            Request::RelayProof {
+                block,
+                origin,
+                target,
+            } => match chain.relay_proof(block, origin, target) {
+                Ok(p) => Response::RelayProof(p.to_bytes()),
+                Err(e) => Response::Error(e.to_string()),
+            },
+        }
+    }
+
+    /// Our locator: the last ten blocks, then exponentially spaced back to genesis.
+    fn locator(&self) -> Vec<BlockHash> {
+        let chain = self.shared.chain();
+        let mut out = Vec::new();
+        let mut h = chain.tip_height();
+        let mut step = 1;
+        loop {
+            if let Some(hash) = chain.hash_at(h) {
+                out.push(hash);
+            }
+            if h == 0 || out.len() >= wire::MAX_LOCATOR - 1 {
+                break;
+            }
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            h = h.saturating_sub(step);
+        }
+        if out.last() != Some(&self.genesis) {
+            out.push(self.genesis);
+        }
+        out
+    }
+
+    fn response(&mut self, from: PeerId, what: Pending, resp: Response) {
+        match (what, resp) {
+            (
+                Pending::Status,
+                Response::Status {
+                    genesis,
+                    height,
+                    work,
+                    ..
+                },
+            ) => {
+                if genesis != self.genesis {
+                    self.net
+                        .penalize(from, INVALID_POINTS, "peer is on another chain");
+                    return;
+                }
+                let ours = self.shared.chain().tip_work().to_be_bytes();
+                if work > ours && self.syncing.is_none() {
+                    tracing::info!(peer = %from, height, "peer has more work; fetching blocks");
+                    self.fetch(from);
+                }
+            }
+            (Pending::Blocks { max }, Response::Blocks(blocks)) => {
+                let n = blocks.len();
+                let mut connected = 0;
+                for bytes in blocks {
+                    let block = match Block::from_bytes(&bytes) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.net
+                                .penalize(from, GARBAGE_POINTS, format!("block: {e}"));
+                            break;
+                        }
+                    };
+                    let hash = block.header.hash();
+                    self.received.insert(hash);
+                    let result = self.shared.chain().submit(block, crate::unix_time());
+                    match result {
+                        Ok(_) | Err(BlockError::Duplicate(_)) => connected += 1,
+                        Err(e) if peer_at_fault(&e) => {
+                            tracing::warn!(%hash, peer = %from, error = %e, "invalid block in sync");
+                            self.net.penalize(from, INVALID_POINTS, "invalid block");
+                            self.done_syncing(from);
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%hash, error = %e, "block from sync not connected");
+                            break;
+                        }
+                    }
+                }
+                self.published = self.shared.chain().tip_hash();
+                self.done_syncing(from);
+                if connected > 0 {
+                    let height = self.shared.chain().tip_height();
+                    tracing::info!(peer = %from, blocks = connected, height, "synced blocks");
+                }
+                // A full batch (by count or by bytes): there may be more.
+                let _ = max;
+                if n > 0 && connected == n {
+                    self.fetch(from);
+                }
+            }
+            (_, Response::Error(e)) => {
+                tracing::debug!(peer = %from, error = %e, "peer could not answer");
+                self.done_syncing(from);
+            }
+            (_, _) => {
+                self.net
+                    .penalize(from, GARBAGE_POINTS, "answer does not match the request");
+                self.done_syncing(from);
+            }
+        }
+    }
+
+    fn fetch(&mut self, peer: PeerId) {
+        self.syncing = Some((peer, Instant::now()));
+        let locator = self.locator();
+        self.ask(
+            peer,
+            Request::Blocks {
+                locator,
+                max: wire::MAX_BLOCKS,
+            },
+            Pending::Blocks {
+                max: wire::MAX_BLOCKS,
+            },
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The sync protocol's messages, in rexe's canonical encoding. Each request and response is
+//! one stream (see `rexe-net`); what does not decode here fails that stream only.
+
+use rexe_chain::encode::{decode_list, encode_list, Decode, DecodeError, Encode, Reader};
+use rexe_chain::{BlockHash, Hash256, ShardId};
+
+/// Most hashes in a block locator.
+pub const MAX_LOCATOR: usize = 64;
+/// Most blocks asked for or sent in one response.
+pub const MAX_BLOCKS: u16 = 64;
+/// Longest error text sent.
+pub const MAX_ERROR: usize = 256;
+
+/// What one node asks another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The peer's chain: genesis, tip, work.
+    Status,
+    /// Active blocks after the first hash of `locator` the peer has on its active chain
+    /// (genesis when none), at most `max`.
+    Blocks {
+        /// Our block hashes, newest first, spaced out towards genesis (as Bitcoin's).
+        locator: Vec<BlockHash>,
+        /// Most blocks wanted.
+        max: u16,
+    },
+    /// The relays `origin` sent `target` in `block`, with their proof.
+    RelayProof {
+        /// The block.
+        block: BlockHash,
+        /// The chunk that sent them.
+        origin: ShardId,
+        /// Where they go.
+        target: ShardId,
+    },
+}
+
+/// The answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status {
+        /// Its genesis block.
+        genesis: BlockHash,
+        /// Its tip's height.
+        height: u64,
+        /// Its tip.
+        tip: BlockHash,
+        /// Its chain's work, big-endian.
+        work: [u8; 32],
+    },
+    /// Encoded blocks, in height order.
+    Blocks(Vec<Vec<u8>>),
+    /// An encoded relay proof.
+    RelayProof(Vec<u8>),
+    /// The request was understood but cannot be answered.
+    Error(String),
+}
+
+fn hash(r: &mut Reader<'_>) -> Result<BlockHash, DecodeError> {
+    Ok(BlockHash(Hash256(r.array()?)))
+}
+
+impl Encode for Request {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Request::Status => out.push(0),
+            Request::Blocks { locator, max } => {
+                out.push(1);
+                rexe_chain::encode::write_compact_size(out, locator.len() as u64);
+                for h in locator {
+                    out.extend_from_slice(&h.0 .0);
+                }
+                max.encode(out);
+            }
+            Request::RelayProof {
+                block,
+                origin,
+                target,
+            } => {
+                out.push(2);
+                out.extend_from_slice(&block.0 .0);
+                origin.0.encode(out);
+                target.0.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Request {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match u8::decode(r)? {
+            0 => Ok(Request::Status),
+            1 => {
+                let n = r.length(32)?;
+                if n > MAX_LOCATOR {
+                    return Err(DecodeError::Invalid("locator too long"));
+                }
+                let locator = (0..n).map(|_| hash(r)).collect::<Result<_, _>>()?;
+                Ok(Request::Blocks {
+                    locator,
+                    max: u16::decode(r)?,
+                })
+            }
+            2 => Ok(Request::RelayProof {
+                block: hash(r)?,
+                origin: ShardId(u16::decode(r)?),
+                target: ShardId(u16::decode(r)?),
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "request",
+                tag,
+            }),
+        }
+    }
+}
+
+impl Encode for Response {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Response::Status {
+                genesis,
+                height,
+                tip,
+                work,
+            } => {
+                out.push(0);
+                out.extend_from_slice(&genesis.0 .0);
+                height.encode(out);
+                out.extend_from_slice(&tip.0 .0);
+                out.extend_from_slice(work);
+            }
+            Response::Blocks(blocks) => {
+                out.push(1);
+                encode_list(blocks, out);
+            }
+            Response::RelayProof(p) => {
+                out.push(2);
+                p.encode(out);
+            }
+            Response::Error(e) => {
+                out.push(3);
+                let mut cut = e.len().min(MAX_ERROR);
+                while !e.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e.as_bytes()[..cut].to_vec().encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Response {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match u8::decode(r)? {
+            0 => Ok(Response::Status {
+                genesis: hash(r)?,
+                height: u64::decode(r)?,
+                tip: hash(r)?,
+                work: r.array()?,
+            }),
+            1 => {
+                let blocks: Vec<Vec<u8>> = decode_list(r, 1)?;
+                if blocks.len() > MAX_BLOCKS as usize {
+                    return Err(DecodeError::Invalid("too many blocks"));
+                }
+                Ok(Response::Blocks(blocks))
+            }
+            2 => Ok(Response::RelayProof(Vec::<u8>::decode(r)?)),
+            3 => {
+                let b = Vec::<u8>::decode(r)?;
+                if b.len() > MAX_ERROR {
+                    return Err(DecodeError::Invalid("error text too long"));
+                }
+                String::from_utf8(b)
+                    .map(Response::Error)
+                    .map_err(|_| DecodeError::Invalid("error text not UTF-8"))
+            }
+            tag => Err(DecodeError::UnknownTag {
+                what: "response",
+                tag,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_refused() {
+        let h = BlockHash(Hash256([7; 32]));
+        for m in [
+            Request::Status,
+            Request::Blocks {
+                locator: vec![h; 3],
+                max: 64,
+            },
+            Request::RelayProof {
+                block: h,
+                origin: ShardId(1),
+                target: ShardId::GLOBAL,
+            },
+        ] {
+            assert_eq!(Request::from_bytes(&m.to_bytes()).unwrap(), m);
+        }
+        for m in [
+            Response::Status {
+                genesis: h,
+                height: 9,
+                tip: h,
+                work: [1; 32],
+            },
+            Response::Blocks(vec![vec![1, 2], vec![3]]),
+            Response::RelayProof(vec![9; 40]),
+            Response::Error("pruned".into()),
+        ] {
+            assert_eq!(Response::from_bytes(&m.to_bytes()).unwrap(), m);
+        }
+        // Unknown tags, trailing bytes, a locator past the cap, truncations.
+        assert!(Request::from_bytes(&[9]).is_err());
+        assert!(Request::from_bytes(&[0, 0]).is_err());
+        let mut long = vec![1, 65];
+        long.extend(std::iter::repeat_n(0u8, 65 * 32 + 2));
+        assert!(Request::from_bytes(&long).is_err());
+        let ok = Request::Blocks {
+            locator: vec![h; 2],
+            max: 1,
+        }
+        .to_bytes();
+        for cut in 0..ok.len() {
+            assert!(Request::from_bytes(&ok[..cut]).is_err());
+        }
+        // An error text is cut to the cap on a character boundary.
+        let e = Response::Error("é".repeat(200)).to_bytes();
+        match Response::from_bytes(&e).unwrap() {
+            Response::Error(s) => assert!(s.len() <= MAX_ERROR && s.starts_with('é')),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Nodes on libp2p (no JSON-RPC polling between them): sync by locator in batches, gossip of
+//! new blocks and transactions across a hop, a healed partition, and peers that send garbage,
+//! oversized frames or an invalid block — charged, banned, and nothing they sent applied.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bitcoin::hex::{DisplayHex, FromHex};
+use common::*;
+use rexe_chain::encode::{Decode, Encode};
+use rexe_chain::{Amount, Block, Network, Payload, Signer, Tx};
+use serde_json::{json, Value};
+
+fn p2p_node(dir: &Path, bootnodes: &[String]) -> Running {
+    let mut args = vec![
+        "node".to_string(),
+        "--datadir".into(),
+        dir.to_str().unwrap().into(),
+        "--rpc-bind".into(),
+        "127.0.0.1:0".into(),
+        "--p2p-bind".into(),
+        "127.0.0.1:0".into(),
+    ];
+    for b in bootnodes {
+        args.push("--bootnode".into());
+        args.push(b.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(&args, dir)
+}
+
+fn rpc(n: &Running, method: &str, params: Value) -> Value {
+    let v = call(n, method, params);
+    assert!(v["error"].is_null(), "{method}: {v}");
+    v["result"].clone()
+}
+
+/// Waits (bounded) for `f` to hold.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The node's p2p address with its peer id.
+fn p2p_addr(n: &Running) -> String {
+    let mut addr = String::new();
+    wait_for("p2p to listen", || {
+        let info = rpc(n, "getnetworkinfo", json!([]));
+        match info["listening"].as_array().and_then(|a| a.first()) {
+            Some(a) => {
+                addr = a.as_str().unwrap().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    addr
+}
+
+fn mine(n: &Running, count: u64, who: &[u8]) {
+    let addr = Signer::from_seed(who).address().encode(Network::Regtest);
+    for _ in 0..count {
+        let t = rpc(n, "getblocktemplate", json!([addr]));
+        let mut b =
+            Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap()).unwrap();
+        seal(&mut b);
+        let r = rpc(
+            n,
+            "submitblock",
+            json!([b.to_bytes().to_lower_hex_string()]),
+        );
+        assert_eq!(r, Value::Null);
+    }
+}
+
+fn tip(n: &Running) -> (u64, String) {
+    let i = rpc(n, "getchaininfo", json!([]));
+    (
+        i["height"].as_u64().unwrap(),
+        i["bestblockhash"].as_str().unwrap().to_string(),
+    )
+}
+
+fn converge(leader: &Running, others: &[&Running]) {
+    let want = tip(leader);
+    for o in others {
+        wait_for(&format!("tip {want:?}"), || tip(o) == want);
+        assert_eq!(
+            rpc(o, "getchaininfo", json!([]))["state_root"],
+            rpc(leader, "getchaininfo", json!([]))["state_root"]
+        );
+    }
+}
+
+#[test]
+fn nodes_sync_gossip_and_heal_over_libp2p() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = p2p_node(dirs[0].path(), &[]);
+    let a_addr = p2p_addr(&a);
+    // More than one batch of blocks to sync.
+    mine(&a, 70, b"miner-a");
+    let b = p2p_node(dirs[1].path(), std::slice::from_ref(&a_addr));
+    let b_addr = p2p_addr(&b);
+    converge(&a, &[&b]);
+    // C knows only B: blocks and transactions cross a hop.
+    let c = p2p_node(dirs[2].path(), std::slice::from_ref(&b_addr));
+    converge(&a, &[&c]);
+    mine(&a, 3, b"miner-a");
+    converge(&a, &[&b, &c]);
+    let info = rpc(&b, "getnetworkinfo", json!([]));
+    assert!(info["gossip_in"]["blocks"].as_u64().unwrap() >= 1, "{info}");
+    assert_eq!(info["connections"], json!(2), "{info}");
+
+    let miner = Signer::from_seed(b"miner-a");
+    let tx = Tx {
+        network: Network::Regtest,
+        from: miner.address(),
+        nonce: 0,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        expiry_height: 1_000,
+        payload: Payload::Transfer {
+            to: Signer::from_seed(b"payee").address(),
+            amount: Amount::from_sat(5_000),
+        },
+    }
+    .sign(&miner);
+    rpc(
+        &c,
+        "sendrawtransaction",
+        json!([tx.to_bytes().to_lower_hex_string()]),
+    );
+    wait_for("the transaction to reach A", || {
+        rpc(&a, "getmempoolinfo", json!([]))["size"] == json!(1)
+    });
+    mine(&a, 1, b"miner-a");
+    converge(&a, &[&b, &c]);
+
+    // Partition: C leaves and mines a longer branch alone; A and B go on with two blocks.
+    drop(c);
+    let c_alone = p2p_node(dirs[2].path(), &[]);
+    mine(&c_alone, 5, b"miner-c");
+    mine(&a, 2, b"miner-a");
+    converge(&a, &[&b]);
+    let c_tip = tip(&c_alone);
+    assert!(c_tip.0 > tip(&a).0);
+    // Heal: C rejoins through B; everyone reorganises to its branch (more work).
+    drop(c_alone);
+    let c = p2p_node(dirs[2].path(), &[b_addr]);
+    converge(&c, &[&a, &b]);
+    assert_eq!(tip(&a), c_tip);
+}
+
+/// A peer built from `rexe-net` directly, dialling `addr`.
+fn raw_peer(addr: &str) -> (rexe_net::Handle, std::sync::mpsc::Receiver<rexe_net::Event>) {
+    let mut cfg = rexe_net::Config::new(rexe_net::Keypair::generate_ed25519(), "regtest");
+    cfg.bootnodes = vec![addr.parse().unwrap()];
+    rexe_net::start(cfg).unwrap()
+}
+
+/// The next event matching `f`, within `secs`.
+fn next_event<T>(
+    rx: &std::sync::mpsc::Receiver<rexe_net::Event>,
+    secs: u64,
+    mut f: impl FnMut(rexe_net::Event) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = rx.recv_timeout(left).ok()?;
+        if let Some(t) = f(e) {
+            return Some(t);
+        }
+    }
+}
+
+#[test]
+fn bad_peers_lose_their_stream_then_their_connection_and_nothing_they_sent_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = p2p_node(dir.path(), &[]);
+    let a_addr = p2p_addr(&a);
+    mine(&a, 2, b"miner-a");
+    let a_id: rexe_net::PeerId = a_addr.rsplit('/').next().unwrap().parse().unwrap();
+    let (evil, events) = raw_peer(&a_addr);
+    next_event(&events, 30, |e| {
+        matches!(e, rexe_net::Event::Connected(p) if p == a_id).then_some(())
+    })
+    .expect("connects");
+    let ask = |data: Vec<u8>, tag: u64| {
+        evil.request(a_id, data, tag);
+        next_event(&events, 30, |e| match e {
+            rexe_net::Event::Response { tag: t, result, .. } if t == tag => Some(result),
+            _ => None,
+        })
+        .expect("an answer or a failure")
+    };
+    // Garbage fails that stream only: the next request on the same connection is answered.
+    assert!(ask(vec![0xff; 10], 1).is_err());
+    let status = ask(vec![0], 2).expect("status after garbage");
+    assert_eq!(status[0], 0, "a status response");
+    // An oversized request (over the 64 KiB cap) fails its stream and is counted.
+    assert!(ask(vec![1; 70 << 10], 3).is_err());
+    wait_for("the broken stream to be counted", || {
+        rpc(&a, "getnetworkinfo", json!([]))["broken_streams"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    });
+    let before = tip(&a);
+    // A block with a bad seal, gossiped (re-sent with a new time until A has seen one).
+    let miner = Signer::from_seed(b"evil")
+        .address()
+        .encode(Network::Regtest);
+    let t = rpc(&a, "getblocktemplate", json!([miner]));
+    let mut bad =
+        Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap()).unwrap();
+    bad.seal = vec![0; 80];
+    let banned = |a: &Running| rpc(a, "getnetworkinfo", json!([]))["banned"] == json!(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !banned(&a) {
+        assert!(Instant::now() < deadline, "the bad block was never judged");
+        bad.header.time += 1;
+        evil.publish(rexe_net::Topic::Blocks, bad.to_bytes());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let info = rpc(&a, "getnetworkinfo", json!([]));
+    assert!(info["rejected"].as_u64().unwrap() >= 1, "{info}");
+    next_event(&events, 30, |e| {
+        matches!(e, rexe_net::Event::Disconnected(p) if p == a_id).then_some(())
+    })
+    .expect("the banned peer is disconnected");
+    // It cannot come back (A drops its connections at once), and A's chain did not move.
+    evil.dial(a_addr.parse().unwrap());
+    let evil_id = evil.peer_id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let info = rpc(&a, "getnetworkinfo", json!([]));
+        assert!(
+            !info["peers"].as_array().unwrap().contains(&json!(evil_id)),
+            "{info}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(tip(&a), before);
+    // An honest node still syncs from A.
+    let dir_b = tempfile::tempdir().unwrap();
+    let b = p2p_node(dir_b.path(), &[a_addr]);
+    converge(&a, &[&b]);
+}
