@@ -17,6 +17,7 @@ mod query;
 mod recovery;
 mod reorg;
 mod template;
+mod tracking;
 mod verify;
 
 use std::collections::HashMap;
@@ -71,6 +72,9 @@ pub struct ChainConfig {
     pub verify_state: bool,
     /// Transactions each shard's mempool holds before it evicts the lowest-paying.
     pub mempool_per_shard: usize,
+    /// The shards this node stores and runs (see [`crate::partial`]); `None`: all of them
+    /// (a full node). Recorded in the data directory at creation; fixed after.
+    pub tracked: Option<Vec<ShardId>>,
 }
 
 impl ChainConfig {
@@ -100,6 +104,7 @@ impl Default for ChainConfig {
             log_contracts: false,
             verify_state: false,
             mempool_per_shard: crate::mempool::DEFAULT_SHARD_CAPACITY,
+            tracked: None,
         }
     }
 }
@@ -166,6 +171,19 @@ pub enum ChainError {
         /// This rexe's.
         now: u8,
     },
+    /// The tracked shards differ from those the data directory was made with.
+    #[error("data directory {dir} tracks shards {was}, not {now}: a node cannot change the shards it tracks (state sync is not built yet); use another --datadir")]
+    TrackedChanged {
+        /// The directory.
+        dir: String,
+        /// What it was made with.
+        was: String,
+        /// What was asked for.
+        now: String,
+    },
+    /// A tracked-shard list that names no shard, or one the chain does not have.
+    #[error("tracked shards {0}: every entry must be a shard of this chain, and at least one")]
+    BadTracked(String),
     /// A block from our own log failed to replay: the files are damaged.
     #[error("replaying block {height} from the log failed: {reason}")]
     Replay {
@@ -272,6 +290,13 @@ pub enum BlockError {
     /// `tx_root` does not match the body.
     #[error("tx_root mismatch")]
     BadTxRoot,
+    /// A partial node has no package for the block (it takes blocks with
+    /// [`Chain::submit_partial`]).
+    #[error("block {0} came without the package a partial node needs")]
+    NoPackage(BlockHash),
+    /// The package does not go with its header (see [`crate::partial::PackageError`]).
+    #[error("package: {0}")]
+    BadPackage(#[from] crate::partial::PackageError),
     /// `state_root` does not match execution.
     #[error("state_root mismatch: header {header}, executed {computed}")]
     BadStateRoot {
@@ -565,6 +590,8 @@ pub struct Chain {
     /// Bitcoin-anchored finality: the latest anchored active block and the seal parents of
     /// recent blocks (see `anchor.rs`).
     anchor: anchor::Anchors,
+    /// Per shard, whether this node runs it (all true on a full node).
+    tracked: Vec<bool>,
 }
 
 /// Counters since the chain was opened (for metrics).
@@ -707,9 +734,15 @@ fn fingerprint_with(
 
 /// Encodes what a connected block leaves for later: the inbound relays that did not fit
 /// (`waiting`, one list per shard then the global lane's), then its chunks' outboxes
-/// (`outbound`, one list per shard, then `global`, everything the global lane emitted).
-/// Two lists, each in canonical order: the second is what [`crate::outbox`] commits to.
-fn encode_outbound(waiting: &[Vec<Relay>], outbound: &[Vec<Relay>], global: &[Relay]) -> Vec<u8> {
+/// (`outbound`, one list per shard, then `global`, everything the global lane emitted), then
+/// every chunk's roots (shards, then the global lane). The relay lists are each in canonical
+/// order: the second is what [`crate::outbox`] commits to.
+fn encode_outbound(
+    waiting: &[Vec<Relay>],
+    outbound: &[Vec<Relay>],
+    global: &[Relay],
+    chunks: &[ChunkRoots],
+) -> Vec<u8> {
     let w: usize = waiting.iter().map(Vec::len).sum();
     let e: usize = outbound.iter().map(Vec::len).sum::<usize>() + global.len();
     // Deposits take ~56 bytes, contract calls ~200: size for the larger to avoid regrowing.
@@ -728,15 +761,31 @@ fn encode_outbound(waiting: &[Vec<Relay>], outbound: &[Vec<Relay>], global: &[Re
     for r in outbound.iter().flatten().chain(global) {
         r.encode(&mut v);
     }
+    crate::encode::write_compact_size(&mut v, chunks.len() as u64);
+    for c in chunks {
+        v.extend_from_slice(&c.state_root.0);
+        v.extend_from_slice(&c.outbox_root.0);
+    }
     v
+}
+
+/// A chunk's state and outbox roots after a block (stored with its relays; the transaction
+/// root is recomputed from the body when needed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChunkRoots {
+    pub state_root: Hash256,
+    pub outbox_root: Hash256,
 }
 
 /// A connected block's stored relays, decoded: what waited, and its chunks' outboxes.
 pub(crate) struct StoredRelays {
     /// Inbound relays that did not fit, first in line for the next block.
     pub waiting: Vec<Relay>,
-    /// Every chunk's outbox: the shards' in shard order, then the global lane's.
+    /// Every chunk's outbox: the shards' in shard order, then the global lane's (on a
+    /// partial node, the untracked shards' relays to its own shards and the global lane).
     pub emitted: Vec<Relay>,
+    /// Every chunk's roots after the block: the shards', then the global lane's.
+    pub chunks: Vec<ChunkRoots>,
 }
 
 impl StoredRelays {
@@ -747,12 +796,31 @@ impl StoredRelays {
             decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
         let emitted: Vec<Relay> =
             decode_list(&mut r, 8).map_err(|e| StoreError::corrupt("relays", e))?;
+        let n = r.length(64).map_err(|e| StoreError::corrupt("relays", e))?;
+        let mut chunks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let roots = (|| {
+                Ok::<_, crate::encode::DecodeError>(ChunkRoots {
+                    state_root: Hash256(r.array()?),
+                    outbox_root: Hash256(r.array()?),
+                })
+            })()
+            .map_err(|e| StoreError::corrupt("relays", e))?;
+            chunks.push(roots);
+        }
+        if chunks.len() != order.shard_count() + 1 {
+            return Err(StoreError::corrupt("relays", "chunk roots missing"));
+        }
         r.finish().map_err(|e| StoreError::corrupt("relays", e))?;
         for x in waiting.iter().chain(&emitted) {
             crate::outbox::position(x.target, order)
                 .map_err(|e| StoreError::corrupt("relays", e))?;
         }
-        Ok(StoredRelays { waiting, emitted })
+        Ok(StoredRelays {
+            waiting,
+            emitted,
+            chunks,
+        })
     }
 
     /// What the next block runs: the waiting relays, then the outboxes less the global

@@ -219,6 +219,40 @@ pub struct ShardOutcome {
     pub digest: Hash256,
 }
 
+impl ShardOutcome {
+    /// The outcome of a shard this node does not run (see [`crate::partial`]): its roots
+    /// from the block's checked package, the relays it sent the tracked shards and the
+    /// global lane, and no change to its (untracked) store.
+    pub fn foreign(
+        store: &ShardStore,
+        chunk: &crate::partial::ChunkHeader,
+        outbound: Vec<Relay>,
+    ) -> ShardOutcome {
+        let zero = crate::fee::GasPrice::from_msat(0);
+        ShardOutcome {
+            shard: store.id(),
+            included: Vec::new(),
+            rejected: Vec::new(),
+            changes: Vec::new(),
+            outbound,
+            outbox_root: chunk.outbox_root,
+            state_changes: Vec::new(),
+            receipts: Vec::new(),
+            micro_txs: 0,
+            reverted: 0,
+            fees: Amount::ZERO,
+            burned: Amount::ZERO,
+            base_fee: zero,
+            next_base_fee: zero,
+            gas_used: 0,
+            fee_receipts: Vec::new(),
+            waiting: Vec::new(),
+            lthash: store.lthash().clone(),
+            digest: chunk.state_root,
+        }
+    }
+}
+
 /// The keys a block touches on one shard, over the store.
 struct WorkingSet<'s> {
     store: &'s mut ShardStore,

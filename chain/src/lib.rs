@@ -28,6 +28,7 @@ pub mod lthash;
 pub mod mempool;
 pub mod outbox;
 pub mod params;
+pub mod partial;
 pub mod proof;
 pub mod relay;
 pub mod seal;

@@ -191,33 +191,59 @@ pub fn build(
 ) -> Option<RelayProof> {
     let order = header.order;
     let n = order.shard_count();
-    let origin_pos = outbox::position(origin, order).ok()?;
-    let target_pos = outbox::position(target, order).ok()?;
     let mut per_origin: Vec<Vec<Relay>> = vec![Vec::new(); n + 1];
     for r in emitted {
         per_origin
             .get_mut(outbox::position(r.origin, order).ok()?)?
             .push(r.clone());
     }
-    let mut roots = Vec::with_capacity(n + 1);
-    let mut tree = None;
-    for (pos, relays) in per_origin.iter().enumerate() {
-        let t = outbox::Outbox::build(relays, order).ok()?;
-        roots.push(t.root());
-        if pos == origin_pos {
-            tree = Some(t);
-        }
-    }
-    if crate::hash::merkle_root(&roots) != header.outbox_root {
+    let roots = per_origin
+        .iter()
+        .map(|relays| outbox::outbox_root(relays, order).ok())
+        .collect::<Option<Vec<Hash256>>>()?;
+    let origin_pos = outbox::position(origin, order).ok()?;
+    let relays = per_origin.swap_remove(origin_pos);
+    proof_from(header, &roots, relays, origin, target)
+}
+
+/// [`build`] from the chunks' outbox roots (shards, then the global lane) and the relays of
+/// `origin` alone, in emission order. `None` when they do not give the header's root.
+pub fn build_from_roots(
+    header: &Header,
+    outbox_roots: &[Hash256],
+    origin_relays: Vec<Relay>,
+    origin: ShardId,
+    target: ShardId,
+) -> Option<RelayProof> {
+    proof_from(header, outbox_roots, origin_relays, origin, target)
+}
+
+fn proof_from(
+    header: &Header,
+    roots: &[Hash256],
+    origin_relays: Vec<Relay>,
+    origin: ShardId,
+    target: ShardId,
+) -> Option<RelayProof> {
+    let order = header.order;
+    let n = order.shard_count();
+    let origin_pos = outbox::position(origin, order).ok()?;
+    let target_pos = outbox::position(target, order).ok()?;
+    if roots.len() != n + 1 || crate::hash::merkle_root(roots) != header.outbox_root {
         return None;
     }
-    let tree = tree?;
-    let relays: Vec<Relay> = per_origin
-        .swap_remove(origin_pos)
+    if origin_relays.iter().any(|r| r.origin != origin) {
+        return None;
+    }
+    let tree = outbox::Outbox::build(&origin_relays, order).ok()?;
+    if tree.root() != roots[origin_pos] {
+        return None;
+    }
+    let relays: Vec<Relay> = origin_relays
         .into_iter()
         .filter(|r| r.target == target)
         .collect();
-    let header_branch = crate::hash::merkle_branch(&roots, origin_pos);
+    let header_branch = crate::hash::merkle_branch(roots, origin_pos);
     debug_assert_eq!(header_branch.len(), merkle_depth(n + 1));
     Some(RelayProof {
         block: header.hash(),

@@ -20,6 +20,9 @@ impl Chain {
         sig_checked: bool,
     ) -> Result<Txid, AdmissionError> {
         tx.check_stateless(&self.params)?;
+        if !self.tracks(shard_of(&tx.tx.from, self.params.shard_order)) {
+            return Err(StoreError::NotTracked("a transaction from this sender's shard").into());
+        }
         let txid = tx.txid();
         if self.mempool.contains(&txid) {
             return Err(AdmissionError::AlreadyKnown(txid));

@@ -76,6 +76,9 @@ impl Chain {
             self.params.shard_order,
             self.params.block_gas_global,
         )?;
+        // A partial node takes the shards it does not run from the block's package.
+        let foreign = self.foreign_for(header.hash())?;
+        let tracked = &self.tracked;
         let params = &self.params;
         let inbound = &self.inbound;
         let payouts = &global.payouts;
@@ -85,6 +88,13 @@ impl Chain {
         let sig_ok = |t: &SignedTx| trusted || mempool.has_verified(t) || t.verify_signature();
         let results = for_each_shard(&mut self.shards, self.config.threads, |store| {
             let i = store.id().index();
+            if let Some(f) = foreign.as_ref().filter(|_| !tracked[i]) {
+                return Ok(ShardOutcome::foreign(
+                    store,
+                    &f.chunks[i],
+                    f.outbound[i].clone(),
+                ));
+            }
             execute_shard(
                 store,
                 params,
@@ -167,7 +177,9 @@ impl Chain {
                 });
             }
         }
-        if block.compute_tx_root_threads(self.config.threads) != h.tx_root {
+        // A partial node's package check compared every tracked shard's transactions with
+        // its chunk, and the chunks with this root.
+        if !self.is_partial() && block.compute_tx_root_threads(self.config.threads) != h.tx_root {
             return Err(BlockError::BadTxRoot);
         }
         Ok(parent.chainwork + h.work())
@@ -218,6 +230,16 @@ impl Chain {
                 computed: outbox_root,
             });
         }
+        let chunks: Vec<ChunkRoots> = executed
+            .outcomes
+            .iter()
+            .map(|o| (o.digest, o.outbox_root))
+            .chain([(executed.global.digest, executed.global.outbox_root)])
+            .map(|(state_root, outbox_root)| ChunkRoots {
+                state_root,
+                outbox_root,
+            })
+            .collect();
         let Executed {
             global,
             mut outcomes,
@@ -331,8 +353,12 @@ impl Chain {
                     }
                     _ => None,
                 };
-                let relays =
-                    encode_outbound(&outbound[..n + 1], &outbound[n + 1..], &global.emitted);
+                let relays = encode_outbound(
+                    &outbound[..n + 1],
+                    &outbound[n + 1..],
+                    &global.emitted,
+                    &chunks,
+                );
                 let block_fees: Vec<u8> = base_fees
                     .iter()
                     .flat_map(|f| f.to_msat().to_le_bytes())

@@ -77,8 +77,17 @@ impl Chain {
                 kept: self.params.undo_depth,
             });
         };
+        if !origin.is_global() && !self.tracks(origin) {
+            return Err(ChainError::from(StoreError::NotTracked("a proof from this shard")).into());
+        }
         let stored = StoredRelays::decode(&data, order).map_err(ChainError::from)?;
-        crate::proof::build(header, &stored.emitted, origin, target)
+        let roots: Vec<Hash256> = stored.chunks.iter().map(|c| c.outbox_root).collect();
+        let of_origin: Vec<Relay> = stored
+            .emitted
+            .into_iter()
+            .filter(|r| r.origin == origin)
+            .collect();
+        crate::proof::build_from_roots(header, &roots, of_origin, origin, target)
             .ok_or(RelayProofQueryError::Corrupt(hash))
     }
 
@@ -135,6 +144,9 @@ impl Chain {
     /// An account at the tip (zero balance and nonce if it never existed).
     pub fn account(&mut self, addr: &Address) -> Result<Account, StoreError> {
         let s = shard_of(addr, self.params.shard_order);
+        if !self.tracks(s) {
+            return Err(StoreError::NotTracked("an account on this shard"));
+        }
         Ok(self.shards[s.index()].get(addr)?.unwrap_or_default())
     }
 

@@ -61,7 +61,25 @@ impl Chain {
                 None
             }
         };
+        let n = order.shard_count();
+        let tracked: Vec<bool> = match &config.tracked {
+            None => vec![true; n],
+            Some(list) => {
+                let mut t = vec![false; n];
+                for s in list {
+                    match t.get_mut(s.index()).filter(|_| !s.is_global()) {
+                        Some(x) => *x = true,
+                        None => return Err(ChainError::BadTracked(format!("{list:?}"))),
+                    }
+                }
+                if list.is_empty() {
+                    return Err(ChainError::BadTracked("[]".into()));
+                }
+                t
+            }
+        };
         let mut chain = Chain {
+            tracked,
             checkpointer,
             mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,
@@ -146,6 +164,7 @@ impl Chain {
                 }
             }
         }
+        chain.check_tracked(dir)?;
         chain.load_index()?;
         chain.recover()?;
         chain.load_anchor()?;
@@ -158,6 +177,36 @@ impl Chain {
             w?;
         }
         Ok(chain)
+    }
+
+    /// Records the tracked shards in a new directory; refuses another set in an old one.
+    fn check_tracked(&self, dir: &Path) -> Result<(), ChainError> {
+        let mine: Vec<u8> = self.tracked.iter().map(|t| *t as u8).collect();
+        let show = |t: &[u8]| {
+            let list: Vec<String> = t
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| **x == 1)
+                .map(|(i, _)| i.to_string())
+                .collect();
+            if list.len() == t.len() {
+                "all".to_string()
+            } else {
+                list.join(",")
+            }
+        };
+        match self.db.meta("tracked")? {
+            None => self.db.set_meta("tracked", &mine)?,
+            Some(was) if was != mine => {
+                return Err(ChainError::TrackedChanged {
+                    dir: dir.display().to_string(),
+                    was: show(&was),
+                    now: show(&mine),
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     pub(super) fn genesis_accounts(&self) -> Vec<Vec<(Address, Amount)>> {
@@ -230,10 +279,20 @@ impl Chain {
             })
             .collect();
         self.db.init_global_base(&items)?;
+        let genesis_chunks: Vec<ChunkRoots> = self
+            .shards
+            .iter()
+            .map(ShardStore::digest)
+            .chain([self.global.digest()])
+            .map(|state_root| ChunkRoots {
+                state_root,
+                outbox_root: Hash256::ZERO,
+            })
+            .collect();
         self.db.connect(&ConnectRecord {
             height: 0,
             hash,
-            relays: &encode_outbound(&[], &[], &[]),
+            relays: &encode_outbound(&[], &[], &[], &genesis_chunks),
             new_block: None,
             txindex: &[],
             global_changes: None,

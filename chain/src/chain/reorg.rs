@@ -93,8 +93,11 @@ impl Chain {
     /// Validates and stores a block; connects it or reorganises when its branch has the
     /// most work. `now` is the local clock (unix seconds).
     pub fn submit(&mut self, block: Block, now: u64) -> Result<SubmitOutcome, BlockError> {
-        let chainwork = self.check_header(&block, now)?;
         let hash = block.header.hash();
+        if self.is_partial() && self.db.package(hash)?.is_none() {
+            return Err(BlockError::NoPackage(hash));
+        }
+        let chainwork = self.check_header(&block, now)?;
         self.index.insert(
             hash,
             IndexEntry {
@@ -111,7 +114,12 @@ impl Chain {
                     Ok(SubmitOutcome::Connected)
                 }
                 // Our disk failed, not the block: forget it, so that it can come again.
-                Err(e @ (BlockError::Store(_) | BlockError::Exec(ExecError::Store(_)))) => {
+                Err(
+                    e @ (BlockError::Store(_)
+                    | BlockError::Exec(ExecError::Store(_))
+                    | BlockError::NoPackage(_)
+                    | BlockError::BadPackage(_)),
+                ) => {
                     self.index.remove(&hash);
                     Err(e)
                 }

@@ -6,6 +6,9 @@ impl Chain {
     /// Builds the next block paying `miner`, from the mempool: the header to seal and the
     /// body. Its execution is kept, so submitting it sealed does not execute it again.
     pub fn template(&mut self, miner: Address, now: u64) -> Result<Block, BlockError> {
+        if self.is_partial() {
+            return Err(StoreError::NotTracked("building a block").into());
+        }
         let parent = self.tip_header().clone();
         let height = parent.height + 1;
         self.mempool.remove_expired(height);

@@ -460,7 +460,30 @@ impl ChainDb {
             .prepare_cached(
                 "DELETE FROM relays WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
             )?
-            .execute([height as i64])?)
+            .execute([height as i64])?
+            + self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM packages WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
+                )?
+                .execute([height as i64])?)
+    }
+
+    /// Stores the package a partial node received `hash` with (see [`crate::partial`]).
+    pub fn set_package(&self, hash: BlockHash, data: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO packages VALUES (?1, ?2)")?
+            .execute(params![&hash.0 .0[..], data])?;
+        Ok(())
+    }
+
+    /// The package stored for `hash`.
+    pub fn package(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data FROM packages WHERE hash = ?1")?
+            .query_row([&hash.0 .0[..]], |r| r.get(0))
+            .optional()?)
     }
 
     /// The encoded relays a connected block emitted.

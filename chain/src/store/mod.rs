@@ -46,6 +46,9 @@ pub enum StoreError {
         /// The file.
         path: String,
     },
+    /// What was asked for needs shards this node does not store (it tracks only some).
+    #[error("{0} needs every shard; this node tracks only some")]
+    NotTracked(&'static str),
 }
 
 impl StoreError {
@@ -77,6 +80,7 @@ fn chain_migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/chain/0008_receipt_kinds.sql"
         )),
+        M::up(include_str!("../../../migrations/chain/0009_packages.sql")),
     ])
 }
 

@@ -1,0 +1,152 @@
+//! Nodes that track some shards: taking blocks with their packages, executing the tracked
+//! shards beside the roots and relays of the others, and serving packages to such nodes.
+
+use super::*;
+use crate::partial::{ChunkHeader, Foreign, PackageError, PartialBlock};
+
+impl Chain {
+    /// Whether this node runs only some shards.
+    pub fn is_partial(&self) -> bool {
+        self.tracked.iter().any(|t| !t)
+    }
+
+    /// The shards this node runs.
+    pub fn tracked_shards(&self) -> Vec<ShardId> {
+        (0..self.tracked.len())
+            .filter(|i| self.tracked[*i])
+            .map(|i| ShardId(i as u16))
+            .collect()
+    }
+
+    /// Whether this node runs `shard`.
+    pub fn tracks(&self, shard: ShardId) -> bool {
+        self.tracked.get(shard.index()).copied().unwrap_or(false)
+    }
+
+    /// Takes a block with its package (a partial node's [`Chain::submit`]): the package is
+    /// checked against the header first (a bad one is the sender's fault and leaves the
+    /// block unjudged), stored with the block, and the block submitted.
+    pub fn submit_partial(
+        &mut self,
+        pb: PartialBlock,
+        now: u64,
+    ) -> Result<SubmitOutcome, BlockError> {
+        if !self.is_partial() {
+            return Err(PackageError::Proofs(
+                "this node runs every shard: it takes whole blocks".into(),
+            )
+            .into());
+        }
+        let hash = pb.block.header.hash();
+        if let Some(e) = self.index.get(&hash) {
+            return Err(if e.status == BlockStatus::Invalid {
+                BlockError::KnownInvalid(hash)
+            } else {
+                BlockError::Duplicate(hash)
+            });
+        }
+        pb.check(&self.tracked)?;
+        self.db.set_package(hash, &pb.to_bytes())?;
+        self.submit(pb.block, now)
+    }
+
+    /// The checked package of block `hash` on a partial node (`None` on a full node).
+    pub(super) fn foreign_for(&self, hash: BlockHash) -> Result<Option<Foreign>, BlockError> {
+        if !self.is_partial() {
+            return Ok(None);
+        }
+        let data = self.db.package(hash)?.ok_or(BlockError::NoPackage(hash))?;
+        let pb = PartialBlock::from_bytes(&data).map_err(|e| StoreError::corrupt("package", e))?;
+        Ok(Some(pb.check(&self.tracked)?))
+    }
+
+    /// The package a node running `tracked` needs for active block `hash`: the block with
+    /// only those shards' transactions, every chunk's roots, and the proofs of what every
+    /// other shard sent them and the global lane. Served by full nodes, for the blocks
+    /// within the undo depth.
+    pub fn partial_block(
+        &self,
+        hash: BlockHash,
+        tracked: &[ShardId],
+    ) -> Result<PartialBlock, RelayProofQueryError> {
+        if self.is_partial() {
+            return Err(ChainError::from(StoreError::NotTracked("serving packages")).into());
+        }
+        let n = self.params.shard_order.shard_count();
+        let mut want = vec![false; n];
+        for s in tracked {
+            *want
+                .get_mut(s.index())
+                .filter(|_| !s.is_global())
+                .ok_or(RelayProofQueryError::OutOfRange(*s))? = true;
+        }
+        let mut block = self
+            .block(hash)?
+            .ok_or(RelayProofQueryError::NotActive(hash))?;
+        let header = block.header.clone();
+        if self.hash_at(header.height) != Some(hash) {
+            return Err(RelayProofQueryError::NotActive(hash));
+        }
+        let stored = match self.db.relays(hash).map_err(ChainError::from)? {
+            Some(d) => {
+                StoredRelays::decode(&d, self.params.shard_order).map_err(ChainError::from)?
+            }
+            None => {
+                return Err(RelayProofQueryError::Pruned {
+                    hash,
+                    height: header.height,
+                    kept: self.params.undo_depth,
+                })
+            }
+        };
+        let chunks: Vec<ChunkHeader> = stored
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ChunkHeader {
+                tx_root: block
+                    .txs
+                    .get(i)
+                    .map_or(Hash256::ZERO, |t| crate::block::shard_tx_root(t)),
+                state_root: c.state_root,
+                outbox_root: c.outbox_root,
+            })
+            .collect();
+        let roots: Vec<Hash256> = stored.chunks.iter().map(|c| c.outbox_root).collect();
+        let mut relays = Vec::new();
+        for origin in (0..n).filter(|i| !want[*i]).map(|i| ShardId(i as u16)) {
+            let of_origin: Vec<Relay> = stored
+                .emitted
+                .iter()
+                .filter(|r| r.origin == origin)
+                .cloned()
+                .collect();
+            for target in (0..n)
+                .filter(|i| want[*i])
+                .map(|i| ShardId(i as u16))
+                .chain([ShardId::GLOBAL])
+            {
+                relays.push(
+                    crate::proof::build_from_roots(
+                        &header,
+                        &roots,
+                        of_origin.clone(),
+                        origin,
+                        target,
+                    )
+                    .ok_or(RelayProofQueryError::Corrupt(hash))?,
+                );
+            }
+        }
+        for (i, list) in block.txs.iter_mut().enumerate() {
+            if !want[i] {
+                list.clear();
+            }
+        }
+        Ok(PartialBlock {
+            block,
+            chunks,
+            relays,
+        })
+    }
+}
