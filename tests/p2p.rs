@@ -253,3 +253,176 @@ fn bad_peers_lose_their_stream_then_their_connection_and_nothing_they_sent_appli
     let b = p2p_node(dir_b.path(), &[a_addr]);
     converge(&a, &[&b]);
 }
+
+/// The per-shard state roots a node reports, for the shards it runs.
+fn tracked_roots(n: &Running) -> Vec<(u64, Value)> {
+    let info = rpc(n, "getchaininfo", json!([]));
+    let tracked: Vec<u64> = info["tracked_shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    let shards = rpc(n, "getshardinfo", json!([]));
+    tracked
+        .into_iter()
+        .map(|s| (s, shards[s as usize]["state_root"].clone()))
+        .collect()
+}
+
+/// Three processes: a full node and two nodes running shards {0,1} and {2,3}, the latter
+/// fed packages over libp2p. Through cross-shard transfers and token calls they agree on every
+/// tip, and each partial node's shards on the full node's state. `REXE_CLUSTER_BLOCKS` sets
+/// the number of rounds (default 30; the issue's figure is 500).
+#[test]
+fn partial_nodes_follow_a_full_node_over_libp2p() {
+    let rounds: u64 = std::env::var("REXE_CLUSTER_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = p2p_node(dirs[0].path(), &[]);
+    let a_addr = p2p_addr(&a);
+    let partial = |dir: &Path, shards: &str| {
+        let args = [
+            "node",
+            "--datadir",
+            dir.to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bootnode",
+            &a_addr,
+            "--track-shards",
+            shards,
+        ];
+        spawn(&args, dir)
+    };
+    let b = partial(dirs[1].path(), "0,1");
+    let c = partial(dirs[2].path(), "2,3");
+    let secret = [7u8; 32];
+    let key = dirs[0].path().join("key");
+    std::fs::write(&key, secret.to_lower_hex_string()).unwrap();
+    let me = Signer::from_secret(secret).unwrap();
+    let my_addr = me.address().encode(Network::Regtest);
+    let mine_to_me = |count| {
+        for _ in 0..count {
+            let t = rpc(&a, "getblocktemplate", json!([my_addr]));
+            let mut blk =
+                Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap())
+                    .unwrap();
+            seal(&mut blk);
+            assert_eq!(
+                rpc(
+                    &a,
+                    "submitblock",
+                    json!([blk.to_bytes().to_lower_hex_string()])
+                ),
+                Value::Null
+            );
+        }
+    };
+    mine_to_me(3);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
+            .args(args)
+            .args([
+                "--key",
+                key.to_str().unwrap(),
+                "--rpc",
+                &a.rpc,
+                "--rpc-auth",
+                &a.cookie,
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let token_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts/token.prd");
+    let out = cli(&[
+        "contract",
+        "deploy",
+        token_file.to_str().unwrap(),
+        "--args",
+        r#"{"supply": "1000000"}"#,
+    ]);
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("contract address: "))
+        .unwrap()
+        .to_string();
+    mine_to_me(3);
+    let payees: Vec<String> = (0..8u8)
+        .map(|i| Signer::from_seed(&[i]).address().encode(Network::Regtest))
+        .collect();
+    for round in 0..rounds {
+        let nonce = rpc(&a, "getaccount", json!([my_addr]))["next_nonce"]
+            .as_u64()
+            .unwrap();
+        for (i, p) in payees.iter().enumerate().take(4) {
+            let to = Signer::from_seed(&[((round as usize + i) % 8) as u8]).address();
+            let tx = Tx {
+                network: Network::Regtest,
+                from: me.address(),
+                nonce: nonce + i as u64,
+                max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+                max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+                gas_limit: rexe_chain::tx::TRANSFER_GAS,
+                expiry_height: 1_000_000,
+                payload: Payload::Transfer {
+                    to,
+                    amount: Amount::from_sat(1_000 + round),
+                },
+            }
+            .sign(&me);
+            let _ = p;
+            rpc(
+                &a,
+                "sendrawtransaction",
+                json!([tx.to_bytes().to_lower_hex_string()]),
+            );
+        }
+        if round % 5 == 0 {
+            let to = &payees[(round / 5) as usize % 8];
+            cli(&["contract", "call", &token, "transfer", to, "3"]);
+        }
+        mine_to_me(1);
+        if round % 10 == 9 || round + 1 == rounds {
+            converge(&a, &[&b, &c]);
+        }
+    }
+    mine_to_me(3);
+    converge(&a, &[&b, &c]);
+    let full = rpc(&a, "getshardinfo", json!([]));
+    for n in [&b, &c] {
+        let mine = tracked_roots(n);
+        assert_eq!(mine.len(), 2);
+        for (s, root) in mine {
+            assert_eq!(root, full[s as usize]["state_root"], "shard {s}");
+        }
+    }
+    // Each answers for its own shards' accounts only.
+    let order = rexe_chain::ShardOrder::new(2).unwrap();
+    let on = |s: u16| {
+        payees
+            .iter()
+            .find(|p| {
+                let a = rexe_chain::Address::parse_for(p, Network::Regtest).unwrap();
+                rexe_chain::shard_of(&a, order) == rexe_chain::ShardId(s)
+            })
+            .unwrap()
+            .clone()
+    };
+    let p0 = on(0);
+    assert_eq!(
+        rpc(&b, "getaccount", json!([p0])),
+        rpc(&a, "getaccount", json!([p0]))
+    );
+    assert!(call(&c, "getaccount", json!([p0]))["error"].is_object());
+}

@@ -82,6 +82,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         p2p_bind: Vec::new(),
         bootnodes: Vec::new(),
         mdns: false,
+        track_shards: Vec::new(),
         mining_address: None,
         chain_id: None,
         rpc_max_connections: None,

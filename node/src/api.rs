@@ -240,6 +240,9 @@ pub struct ChainInfo {
     pub state_root: String,
     /// The last final block, once there is one.
     pub anchor: Option<Anchor>,
+    /// The shards this node runs (all of them on a full node).
+    #[serde(default)]
+    pub tracked_shards: Vec<u16>,
 }
 
 /// `getaccount address`: an account's state.

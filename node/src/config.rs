@@ -44,6 +44,10 @@ pub struct Overrides {
     /// Find p2p peers on the local network with mDNS (devnets).
     #[arg(long)]
     pub mdns: bool,
+    /// Store and run only these shards, e.g. `0,1` (default: all). Fixed when the data
+    /// directory is made; such a node syncs over p2p from full nodes (see docs/scale-out.md).
+    #[arg(long, value_delimiter = ',')]
+    pub track_shards: Vec<u16>,
     /// L2 address paid by `getauxblock` without arguments.
     #[arg(long)]
     pub mining_address: Option<String>,
@@ -114,6 +118,9 @@ pub struct NodeConfig {
     /// mDNS discovery of p2p peers on the local network.
     #[serde(default)]
     pub mdns: bool,
+    /// The shards this node stores and runs (empty: all).
+    #[serde(default)]
+    pub track_shards: Vec<u16>,
     /// Address paid by blocks built for the aux RPC.
     #[serde(default)]
     pub mining_address: Option<String>,
@@ -198,6 +205,9 @@ impl NodeConfig {
             cfg.bootnodes = o.bootnodes.clone();
         }
         cfg.mdns |= o.mdns;
+        if !o.track_shards.is_empty() {
+            cfg.track_shards = o.track_shards.clone();
+        }
         if let Some(v) = &o.mining_address {
             cfg.mining_address = Some(v.clone());
         }

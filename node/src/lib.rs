@@ -134,6 +134,12 @@ pub fn open_shared_with_peg(
             mempool_per_shard: cfg
                 .mempool_per_shard
                 .unwrap_or(rexe_chain::mempool::DEFAULT_SHARD_CAPACITY),
+            tracked: (!cfg.track_shards.is_empty()).then(|| {
+                cfg.track_shards
+                    .iter()
+                    .map(|s| rexe_chain::ShardId(*s))
+                    .collect()
+            }),
             ..ChainConfig::default()
         },
         Arc::new(rexe_miner::AuxPowSealer { chain_id }),

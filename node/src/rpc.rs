@@ -270,6 +270,7 @@ pub fn call(
                     height,
                     hash: hash.to_string(),
                 }),
+                tracked_shards: chain.tracked_shards().iter().map(|s| s.0).collect(),
             }))
         }
         "getblockcount" => {

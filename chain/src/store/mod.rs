@@ -47,7 +47,7 @@ pub enum StoreError {
         path: String,
     },
     /// What was asked for needs shards this node does not store (it tracks only some).
-    #[error("{0} needs every shard; this node tracks only some")]
+    #[error("{0} is not available: this node tracks only some shards")]
     NotTracked(&'static str),
 }
 

@@ -7,8 +7,12 @@
 //! - **Sync.** Every [`POLL`] (and on connecting) each peer is asked for its status; when a
 //!   peer has more work, blocks are fetched from it by locator, in batches of
 //!   [`wire::MAX_BLOCKS`], and validated like any other.
-//! - **Serving.** Status, blocks by locator and relay proofs. A request that does not decode
-//!   fails its stream and costs its sender [`GARBAGE_POINTS`].
+//! - **Partial nodes** (`--track-shards`) fetch packages instead of blocks (their shards'
+//!   transactions, every chunk's roots, relay proofs from the other shards), by locator like
+//!   blocks; a gossiped block only tells them to fetch. Full nodes serve the packages for the
+//!   blocks within the undo depth.
+//! - **Serving.** Status, blocks or packages by locator, relay proofs. A request that does
+//!   not decode fails its stream and costs its sender [`GARBAGE_POINTS`].
 
 pub mod wire;
 
@@ -138,8 +142,12 @@ pub fn start(
     let (net, events) =
         rexe_net::start(cfg).map_err(|e| Error::Config(format!("starting p2p: {e}")))?;
     let _ = shared.p2p.set(net.clone());
-    let published = shared.chain().tip_hash();
+    let (published, partial) = {
+        let c = shared.chain();
+        (c.tip_hash(), c.is_partial().then(|| c.tracked_shards()))
+    };
     let mut node = P2pNode {
+        partial,
         published,
         shared,
         net: net.clone(),
@@ -159,7 +167,8 @@ pub fn start(
 
 enum Pending {
     Status,
-    Blocks { max: u16 },
+    Blocks,
+    Packages,
 }
 
 struct P2pNode {
@@ -175,6 +184,9 @@ struct P2pNode {
     syncing: Option<(PeerId, Instant)>,
     /// Blocks that came from peers (not published again by [`P2pNode::publish_tip`]).
     received: HashSet<BlockHash>,
+    /// The shards this node runs when it does not run them all: it fetches packages, not
+    /// blocks (see `rexe_chain::partial`).
+    partial: Option<Vec<rexe_chain::ShardId>>,
 }
 
 /// Whether a block error is the sender's fault (the block breaks a rule), not ours or
@@ -341,6 +353,14 @@ impl P2pNode {
         };
         let hash = block.header.hash();
         self.received.insert(hash);
+        if self.partial.is_some() {
+            // A partial node takes blocks with their packages: fetch from this peer.
+            let known = self.shared.chain().header(&hash).is_some();
+            if !known && self.syncing.is_none() {
+                self.fetch(from);
+            }
+            return Verdict::Ignore;
+        }
         let result = self.shared.chain().submit(block, crate::unix_time());
         match result {
             Ok(outcome) => {
@@ -417,6 +437,40 @@ impl P2pNode {
                 }
                 Response::Blocks(blocks)
             }
+            Request::Packages {
+                locator,
+                max,
+                tracked,
+            } => {
+                let start = locator
+                    .iter()
+                    .find_map(|h| {
+                        let height = chain.header(h)?.height;
+                        (chain.hash_at(height) == Some(*h)).then_some(height + 1)
+                    })
+                    .unwrap_or(1);
+                let mut packages = Vec::new();
+                let mut bytes = 0;
+                let max = max.min(wire::MAX_BLOCKS) as u64;
+                for height in start..start.saturating_add(max) {
+                    let Some(hash) = chain.hash_at(height) else {
+                        break;
+                    };
+                    match chain.partial_block(hash, &tracked) {
+                        Ok(p) => {
+                            let p = p.to_bytes();
+                            bytes += p.len();
+                            packages.push(p);
+                        }
+                        Err(e) if packages.is_empty() => return Response::Error(e.to_string()),
+                        Err(_) => break,
+                    }
+                    if bytes >= RESPONSE_BLOCK_BYTES {
+                        break;
+                    }
+                }
+                Response::Packages(packages)
+            }
             Request::RelayProof {
                 block,
                 origin,
@@ -474,21 +528,31 @@ impl P2pNode {
                     self.fetch(from);
                 }
             }
-            (Pending::Blocks { max }, Response::Blocks(blocks)) => {
-                let n = blocks.len();
+            (Pending::Blocks, Response::Blocks(items))
+            | (Pending::Packages, Response::Packages(items)) => {
+                let n = items.len();
                 let mut connected = 0;
-                for bytes in blocks {
-                    let block = match Block::from_bytes(&bytes) {
-                        Ok(b) => b,
+                for bytes in items {
+                    let decoded = if self.partial.is_some() {
+                        rexe_chain::partial::PartialBlock::from_bytes(&bytes).map(Item::Package)
+                    } else {
+                        Block::from_bytes(&bytes).map(Item::Block)
+                    };
+                    let item = match decoded {
+                        Ok(i) => i,
                         Err(e) => {
                             self.net
                                 .penalize(from, GARBAGE_POINTS, format!("block: {e}"));
                             break;
                         }
                     };
-                    let hash = block.header.hash();
+                    let hash = item.hash();
                     self.received.insert(hash);
-                    let result = self.shared.chain().submit(block, crate::unix_time());
+                    let now = crate::unix_time();
+                    let result = match item {
+                        Item::Block(b) => self.shared.chain().submit(b, now),
+                        Item::Package(p) => self.shared.chain().submit_partial(p, now),
+                    };
                     match result {
                         Ok(_) | Err(BlockError::Duplicate(_)) => connected += 1,
                         Err(e) if peer_at_fault(&e) => {
@@ -510,7 +574,6 @@ impl P2pNode {
                     tracing::info!(peer = %from, blocks = connected, height, "synced blocks");
                 }
                 // A full batch (by count or by bytes): there may be more.
-                let _ = max;
                 if n > 0 && connected == n {
                     self.fetch(from);
                 }
@@ -530,15 +593,33 @@ impl P2pNode {
     fn fetch(&mut self, peer: PeerId) {
         self.syncing = Some((peer, Instant::now()));
         let locator = self.locator();
-        self.ask(
-            peer,
-            Request::Blocks {
-                locator,
-                max: wire::MAX_BLOCKS,
-            },
-            Pending::Blocks {
-                max: wire::MAX_BLOCKS,
-            },
-        );
+        let max = wire::MAX_BLOCKS;
+        match self.partial.clone() {
+            Some(tracked) => self.ask(
+                peer,
+                Request::Packages {
+                    locator,
+                    max,
+                    tracked,
+                },
+                Pending::Packages,
+            ),
+            None => self.ask(peer, Request::Blocks { locator, max }, Pending::Blocks),
+        }
+    }
+}
+
+/// A block as fetched: whole (full node) or as a package (partial node).
+enum Item {
+    Block(Block),
+    Package(rexe_chain::partial::PartialBlock),
+}
+
+impl Item {
+    fn hash(&self) -> BlockHash {
+        match self {
+            Item::Block(b) => b.header.hash(),
+            Item::Package(p) => p.block.header.hash(),
+        }
     }
 }

@@ -24,6 +24,16 @@ pub enum Request {
         /// Most blocks wanted.
         max: u16,
     },
+    /// Like [`Request::Blocks`], as packages for a node running `tracked` (see
+    /// `rexe_chain::partial`).
+    Packages {
+        /// As for blocks.
+        locator: Vec<BlockHash>,
+        /// Most packages wanted.
+        max: u16,
+        /// The shards the asking node runs.
+        tracked: Vec<ShardId>,
+    },
     /// The relays `origin` sent `target` in `block`, with their proof.
     RelayProof {
         /// The block.
@@ -53,6 +63,8 @@ pub enum Response {
     Blocks(Vec<Vec<u8>>),
     /// An encoded relay proof.
     RelayProof(Vec<u8>),
+    /// Encoded packages, in height order.
+    Packages(Vec<Vec<u8>>),
     /// The request was understood but cannot be answered.
     Error(String),
 }
@@ -72,6 +84,22 @@ impl Encode for Request {
                     out.extend_from_slice(&h.0 .0);
                 }
                 max.encode(out);
+            }
+            Request::Packages {
+                locator,
+                max,
+                tracked,
+            } => {
+                out.push(3);
+                rexe_chain::encode::write_compact_size(out, locator.len() as u64);
+                for h in locator {
+                    out.extend_from_slice(&h.0 .0);
+                }
+                max.encode(out);
+                rexe_chain::encode::write_compact_size(out, tracked.len() as u64);
+                for s in tracked {
+                    s.0.encode(out);
+                }
             }
             Request::RelayProof {
                 block,
@@ -100,6 +128,26 @@ impl Decode for Request {
                 Ok(Request::Blocks {
                     locator,
                     max: u16::decode(r)?,
+                })
+            }
+            3 => {
+                let n = r.length(32)?;
+                if n > MAX_LOCATOR {
+                    return Err(DecodeError::Invalid("locator too long"));
+                }
+                let locator = (0..n).map(|_| hash(r)).collect::<Result<_, _>>()?;
+                let max = u16::decode(r)?;
+                let t = r.length(2)?;
+                if t > 1 << rexe_chain::shard::MAX_SHARD_ORDER {
+                    return Err(DecodeError::Invalid("too many shards"));
+                }
+                let tracked = (0..t)
+                    .map(|_| u16::decode(r).map(ShardId))
+                    .collect::<Result<_, _>>()?;
+                Ok(Request::Packages {
+                    locator,
+                    max,
+                    tracked,
                 })
             }
             2 => Ok(Request::RelayProof {
@@ -138,6 +186,10 @@ impl Encode for Response {
                 out.push(2);
                 p.encode(out);
             }
+            Response::Packages(p) => {
+                out.push(4);
+                encode_list(p, out);
+            }
             Response::Error(e) => {
                 out.push(3);
                 let mut cut = e.len().min(MAX_ERROR);
@@ -167,6 +219,13 @@ impl Decode for Response {
                 Ok(Response::Blocks(blocks))
             }
             2 => Ok(Response::RelayProof(Vec::<u8>::decode(r)?)),
+            4 => {
+                let p: Vec<Vec<u8>> = decode_list(r, 1)?;
+                if p.len() > MAX_BLOCKS as usize {
+                    return Err(DecodeError::Invalid("too many packages"));
+                }
+                Ok(Response::Packages(p))
+            }
             3 => {
                 let b = Vec::<u8>::decode(r)?;
                 if b.len() > MAX_ERROR {
@@ -202,6 +261,11 @@ mod tests {
                 origin: ShardId(1),
                 target: ShardId::GLOBAL,
             },
+            Request::Packages {
+                locator: vec![h],
+                max: 8,
+                tracked: vec![ShardId(0), ShardId(3)],
+            },
         ] {
             assert_eq!(Request::from_bytes(&m.to_bytes()).unwrap(), m);
         }
@@ -214,6 +278,7 @@ mod tests {
             },
             Response::Blocks(vec![vec![1, 2], vec![3]]),
             Response::RelayProof(vec![9; 40]),
+            Response::Packages(vec![vec![1; 5]]),
             Response::Error("pruned".into()),
         ] {
             assert_eq!(Response::from_bytes(&m.to_bytes()).unwrap(), m);
