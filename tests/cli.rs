@@ -231,3 +231,27 @@ fn bench_e2e_commits_every_signed_transfer() {
     assert!(v["blocks"].as_u64().unwrap() >= 1);
     assert!(v["ops_per_sec"].as_f64().unwrap() > 0.0);
 }
+
+/// `rexe bench cluster` on a small load: the full node and both partial nodes end on the
+/// producer's tip with the same shard states (the benchmark checks both), and every served
+/// relay proof verifies.
+#[test]
+fn bench_cluster_partial_nodes_agree_with_the_full_node() {
+    let (ok, out, err) = rexe(&[
+        "bench",
+        "cluster",
+        "--json",
+        "--accounts",
+        "64",
+        "--block-txs",
+        "200",
+        "--blocks",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["name"], "cluster");
+    assert_eq!(v["proofs"], 2 * 3 * 2 * 3, "{v}");
+    assert!(v["relays_in_proofs"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["two_partial_nodes_tps"].as_f64().unwrap() > 0.0);
+}

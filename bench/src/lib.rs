@@ -3,6 +3,7 @@
 //! `peak_rss_bytes`, so scripts can collect figures.
 
 mod arrays;
+mod cluster;
 mod contract;
 mod e2e;
 mod floor;
@@ -72,6 +73,10 @@ enum Which {
     /// Contracts: token `transfer` calls executed and committed, the ERC20 script on
     /// several shard counts, and compile time of the examples.
     Contract(crate::contract::ContractBenchArgs),
+    /// Scale-out: signed transfers validated and committed by one single-threaded full node
+    /// against two single-threaded partial nodes (two shards each) side by side, and relay
+    /// proofs verified per second.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Args)]
@@ -184,6 +189,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 print(&r, args.json);
             }
         }
+        Which::Cluster(c) => print(&cluster::run(&c)?, args.json),
         Which::Sigverify(s) => {
             for &threads in &s.threads {
                 let r = sigverify(s.count, threads);
