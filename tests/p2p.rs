@@ -46,6 +46,20 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `GET path` on the node's HTTP server (for `/metrics`).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
 /// The node's p2p address with its peer id.
 fn p2p_addr(n: &Running) -> String {
     let mut addr = String::new();
@@ -115,6 +129,16 @@ fn nodes_sync_gossip_and_heal_over_libp2p() {
     let info = rpc(&b, "getnetworkinfo", json!([]));
     assert!(info["gossip_in"]["blocks"].as_u64().unwrap() >= 1, "{info}");
     assert_eq!(info["connections"], json!(2), "{info}");
+    let metrics = http_get(&b.rpc, "/metrics");
+    assert!(metrics.contains("rexe_p2p_peers 2"), "{metrics}");
+    assert!(
+        metrics.contains("rexe_p2p_gossip_received_total{topic=\"blocks\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rexe_tracked_shard{shard=\"3\"} 1"),
+        "{metrics}"
+    );
 
     let miner = Signer::from_seed(b"miner-a");
     let tx = Tx {

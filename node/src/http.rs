@@ -396,6 +396,54 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "Seconds since start.",
             shared.started.elapsed().as_secs() as f64,
         );
+        let tracked: Vec<String> = c.tracked_shards().iter().map(|s| s.0.to_string()).collect();
+        m.gauges(
+            "rexe_tracked_shard",
+            "Shards this node stores and runs (1 per tracked shard).",
+            &["shard"],
+            tracked.iter().map(|s| (vec![s.as_str()], 1.0)),
+        );
+        if let Some(net) = shared.p2p.get() {
+            let s = net.status();
+            let topics = |v: [u64; 2]| {
+                [("blocks", v[0]), ("txs", v[1])]
+                    .into_iter()
+                    .map(|(t, n)| (vec![t], n as f64))
+            };
+            m.gauge(
+                "rexe_p2p_peers",
+                "Connected libp2p peers.",
+                s.peers.len() as f64,
+            )
+            .gauge("rexe_p2p_banned", "Peers banned now.", s.banned as f64)
+            .counters(
+                "rexe_p2p_gossip_received_total",
+                "Gossip messages received, by topic.",
+                &["topic"],
+                topics(s.gossip_in),
+            )
+            .counters(
+                "rexe_p2p_gossip_published_total",
+                "Gossip messages published, by topic.",
+                &["topic"],
+                topics(s.gossip_out),
+            )
+            .counter(
+                "rexe_p2p_gossip_rejected_total",
+                "Gossip messages judged invalid.",
+                s.rejected as f64,
+            )
+            .counter(
+                "rexe_p2p_requests_served_total",
+                "Sync and proof requests served.",
+                s.requests_in as f64,
+            )
+            .counter(
+                "rexe_p2p_broken_streams_total",
+                "Requests over their cap or empty.",
+                s.broken_streams as f64,
+            );
+        }
         if let Some(p) = rexe_bridge::contract::PegContract::of(&c) {
             let t = p.peg().totals();
             let mut by_state = [0u64; 3];
