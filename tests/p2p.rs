@@ -321,7 +321,7 @@ fn partial_nodes_follow_a_full_node_over_libp2p() {
         ];
         spawn(&args, dir)
     };
-    let b = partial(dirs[1].path(), "0,1");
+    let mut b = partial(dirs[1].path(), "0,1");
     let c = partial(dirs[2].path(), "2,3");
     let secret = [7u8; 32];
     let key = dirs[0].path().join("key");
@@ -420,6 +420,12 @@ fn partial_nodes_follow_a_full_node_over_libp2p() {
         if round % 10 == 9 || round + 1 == rounds {
             converge(&a, &[&b, &c]);
         }
+        if round == rounds / 2 {
+            // SIGKILL a partial node mid-run; it restarts from its data directory (replaying
+            // stored packages) and catches up.
+            drop(b);
+            b = partial(dirs[1].path(), "0,1");
+        }
     }
     mine_to_me(3);
     converge(&a, &[&b, &c]);
@@ -449,4 +455,108 @@ fn partial_nodes_follow_a_full_node_over_libp2p() {
         rpc(&a, "getaccount", json!([p0]))
     );
     assert!(call(&c, "getaccount", json!([p0]))["error"].is_object());
+}
+
+/// A peer that relays a full node's packages to a partial node with one chunk's roots bent:
+/// the partial node refuses every such package, bans the peer, and later syncs from the
+/// honest full node.
+#[test]
+fn a_peer_serving_bent_packages_is_banned_by_the_partial_node() {
+    use rexe_node::p2p::wire::Response;
+    let da = tempfile::tempdir().unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let a = p2p_node(da.path(), &[]);
+    let a_addr = p2p_addr(&a);
+    mine(&a, 5, b"miner-a");
+    let a_id: rexe_net::PeerId = a_addr.rsplit('/').next().unwrap().parse().unwrap();
+    let mut cfg = rexe_net::Config::new(rexe_net::Keypair::generate_ed25519(), "regtest");
+    cfg.bootnodes = vec![a_addr.parse().unwrap()];
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let (evil, events) = rexe_net::start(cfg).unwrap();
+    let mut evil_addr = String::new();
+    wait_for("the bent peer to listen", || {
+        match evil.status().listening.first() {
+            Some(a) => {
+                evil_addr = a.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    // The bent peer: answers every request with the full node's answer, packages bent.
+    let proxy = std::thread::spawn(move || {
+        let mut pending = std::collections::HashMap::new();
+        let mut tag = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(e) = events.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            match e {
+                rexe_net::Event::Request { data, reply, .. } => {
+                    tag += 1;
+                    pending.insert(tag, reply);
+                    evil.request(a_id, data, tag);
+                }
+                rexe_net::Event::Response {
+                    tag,
+                    result: Ok(bytes),
+                    ..
+                } => {
+                    let Some(reply) = pending.remove(&tag) else {
+                        continue;
+                    };
+                    let out = match Response::from_bytes(&bytes) {
+                        Ok(Response::Packages(list)) => Response::Packages(
+                            list.iter()
+                                .map(|p| {
+                                    let mut pb =
+                                        rexe_chain::partial::PartialBlock::from_bytes(p).unwrap();
+                                    pb.chunks[1].state_root = rexe_chain::Hash256([9; 32]);
+                                    pb.to_bytes()
+                                })
+                                .collect(),
+                        )
+                        .to_bytes(),
+                        _ => bytes,
+                    };
+                    evil.respond(reply, out);
+                }
+                _ => {}
+            }
+        }
+    });
+    // A partial node that knows only the bent peer.
+    let args = [
+        "node",
+        "--datadir",
+        db.path().to_str().unwrap(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+        "--bootnode",
+        &evil_addr,
+        "--track-shards",
+        "0",
+    ];
+    let b = spawn(&args, db.path());
+    wait_for("the bent peer to be banned", || {
+        rpc(&b, "getnetworkinfo", json!([]))["banned"] == json!(1)
+    });
+    assert_eq!(tip(&b).0, 0, "nothing the bent peer sent was applied");
+    drop(b);
+    // With the honest node as its bootnode it syncs.
+    let args = [
+        "node",
+        "--datadir",
+        db.path().to_str().unwrap(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+        "--bootnode",
+        &a_addr,
+        "--track-shards",
+        "0",
+    ];
+    let b = spawn(&args, db.path());
+    converge(&a, &[&b]);
+    drop(proxy);
 }

@@ -40,6 +40,8 @@ pub const GARBAGE_POINTS: u32 = 25;
 pub const POLL: Duration = Duration::from_secs(3);
 /// Bytes of blocks put in one response (at least one block is sent).
 const RESPONSE_BLOCK_BYTES: usize = 8 << 20;
+/// How long a request's entry waits for its answer.
+const REQUEST_TTL: Duration = Duration::from_secs(120);
 /// File of the node's p2p identity in the data directory.
 pub const KEY_FILE: &str = "p2p.key";
 
@@ -178,7 +180,9 @@ struct P2pNode {
     /// The tip last published (or learned from peers).
     published: BlockHash,
     peers: HashSet<PeerId>,
-    pending: HashMap<u64, (PeerId, Pending)>,
+    /// Requests awaiting an answer (the transport answers each, or reports its failure;
+    /// entries older than [`REQUEST_TTL`] are dropped in case an event was lost).
+    pending: HashMap<u64, (PeerId, Pending, Instant)>,
     next_tag: u64,
     /// The peer blocks are being fetched from, and since when.
     syncing: Option<(PeerId, Instant)>,
@@ -216,6 +220,8 @@ impl P2pNode {
             self.publish_tip();
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
+                self.pending
+                    .retain(|_, (_, _, at)| at.elapsed() < REQUEST_TTL);
                 let peers: Vec<PeerId> = self.peers.iter().copied().collect();
                 for p in peers {
                     self.ask(p, Request::Status, Pending::Status);
@@ -231,7 +237,8 @@ impl P2pNode {
 
     fn ask(&mut self, peer: PeerId, req: Request, what: Pending) {
         self.next_tag += 1;
-        self.pending.insert(self.next_tag, (peer, what));
+        self.pending
+            .insert(self.next_tag, (peer, what, Instant::now()));
         self.net.request(peer, req.to_bytes(), self.next_tag);
     }
 
@@ -314,7 +321,7 @@ impl P2pNode {
                 }
             },
             Event::Response { from, tag, result } => {
-                let Some((_, what)) = self.pending.remove(&tag) else {
+                let Some((_, what, _)) = self.pending.remove(&tag) else {
                     return;
                 };
                 match (result, what) {
