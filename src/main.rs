@@ -48,6 +48,9 @@ struct Cli {
 enum Command {
     /// Run everything on one machine: an L2 chain producing blocks with demo transfers.
     Devnet(devnet::DevnetArgs),
+    /// One extra L2 node of `rexe devnet --nodes` (started by it).
+    #[command(hide = true, name = "devnet-node")]
+    DevnetNode(devnet::cluster::DevnetNodeArgs),
     /// Run an L2 node with JSON-RPC.
     Node(node::NodeArgs),
     /// Merge mining next to a pool: bitcoind proxy + watcher feeding the L2 node.
@@ -166,7 +169,11 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     if !matches!(
         cli.command,
-        Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }
+        Command::Devnet(_)
+            | Command::DevnetNode(_)
+            | Command::Node(_)
+            | Command::Miner(_)
+            | Command::Regtest { .. }
     ) {
         restore_sigpipe();
     }
@@ -184,7 +191,11 @@ fn run(cli: Cli) -> Result<()> {
         .init();
     if matches!(
         cli.command,
-        Command::Devnet(_) | Command::Node(_) | Command::Miner(_) | Command::Regtest { .. }
+        Command::Devnet(_)
+            | Command::DevnetNode(_)
+            | Command::Node(_)
+            | Command::Miner(_)
+            | Command::Regtest { .. }
     ) {
         // Services hold a descriptor per client connection.
         rexe_rpc::fd::raise_fd_limit();
@@ -193,6 +204,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Devnet(a) => devnet::run(a),
+        Command::DevnetNode(a) => devnet::cluster::run_node(a),
         Command::Node(a) => Ok(node::run(a)?),
         Command::Miner(c) => miner_cli::run(c),
         Command::Regtest {

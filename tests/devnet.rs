@@ -76,3 +76,55 @@ fn devnet_runs_stops_and_resumes() {
     );
     assert!(!d.join(".cookie").exists(), "cookie removed at shutdown");
 }
+
+/// `rexe devnet --nodes 3 --shards-per-node 2`: two more processes, on shards {0,1} and
+/// {2,3}, follow the devnet's node over libp2p and end on its tip.
+#[test]
+fn devnet_cluster_nodes_follow_the_devnet_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("devnet");
+    let out = Command::new(common::BIN)
+        .args([
+            "devnet",
+            "--datadir",
+            d.to_str().unwrap(),
+            "--blocks",
+            "12",
+            "--no-peg-demo",
+            "--nodes",
+            "3",
+            "--shards-per-node",
+            "2",
+            "--share-interval-ms",
+            "20",
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bitcoin-rpc-bind",
+            "127.0.0.1:0",
+            "--electrum-bind",
+            "127.0.0.1:0",
+            "--stratum-bind",
+            "127.0.0.1:0",
+            "--proxy-bind",
+            "127.0.0.1:0",
+            "--bitcoin-bits",
+            "1f03ffff",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run devnet");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let both = format!(
+        "{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "devnet failed: {both}");
+    for (node, shards) in [("node-1", "[0, 1]"), ("node-2", "[2, 3]")] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("cluster {node} ")))
+            .unwrap_or_else(|| panic!("no report for {node}: {both}"));
+        assert!(line.contains(shards), "{line}");
+        assert!(line.contains("agrees with the devnet node"), "{both}");
+    }
+}

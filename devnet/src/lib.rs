@@ -15,6 +15,7 @@
 //! Demo transfers between Alice and Bob every block keep cross-shard relays visible. Ctrl-C
 //! stops cleanly; running it again resumes from the data directory.
 
+pub mod cluster;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,31 @@ pub struct DevnetArgs {
     /// Skip the peg swap demo.
     #[arg(long)]
     no_peg_demo: bool,
+    /// L2 nodes in all: the devnet's own (a full node, which builds the blocks) and this
+    /// many minus one more, started as processes following it over libp2p.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Shards each extra node runs (default: all of them, i.e. full nodes).
+    #[arg(long)]
+    shards_per_node: Option<usize>,
+}
+
+/// The devnet's Bitcoin target bits, from hex (`1f00ffff` or `0x1f00ffff`).
+pub(crate) fn parse_bits(s: &str) -> Result<u32> {
+    u32::from_str_radix(s.trim_start_matches("0x"), 16).context("--bitcoin-bits must be hex")
+}
+
+/// The devnet's initial peg: it tracks the embedded node's chain, regtest at its fixed
+/// difficulty. That Bitcoin makes a block every fraction of a second (several a second in
+/// the tests), so the payment window counts 144 blocks instead of regtest's 12: a peg-in
+/// gets tens of seconds to take, wait for L2 finality and pay, not two.
+pub(crate) fn devnet_peg(
+    params: &rexe_chain::ChainParams,
+    bits: u32,
+) -> rexe_bridge::contract::PegContract {
+    rexe_bridge::contract::PegContract::for_chain(params)
+        .with_fixed_bits(bits)
+        .with_payment_window(DEVNET_PAYMENT_WINDOW)
 }
 
 /// Bitcoin blocks a devnet peg-in has to pay its matches (see where the peg is made).
@@ -356,15 +382,9 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
-    let btc_bits = u32::from_str_radix(args.bitcoin_bits.trim_start_matches("0x"), 16)
-        .context("--bitcoin-bits must be hex")?;
-    // The peg tracks the embedded node's chain: regtest at its fixed difficulty.
-    // Its Bitcoin makes a block every fraction of a second (several a second in the
-    // tests), so the payment window counts 144 blocks instead of regtest's 12: a peg-in
-    // gets tens of seconds to take, wait for L2 finality and pay, not two.
-    let peg = rexe_bridge::contract::PegContract::for_chain(&params)
-        .with_fixed_bits(btc_bits)
-        .with_payment_window(DEVNET_PAYMENT_WINDOW);
+    let btc_bits = parse_bits(&args.bitcoin_bits)?;
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    let peg = devnet_peg(&params, btc_bits);
     let (shared, cookie_path) = rexe_node::open_shared_with_peg(&cfg, params.clone(), peg)
         .with_context(|| format!("opening devnet data directory {}", args.datadir.display()))?;
     let rpc = rexe_node::start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
@@ -408,6 +428,49 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     drop(bob_wallet);
 
     let stop = rexe_node::signals::stop_flag()?;
+
+    // More L2 nodes, following this one over libp2p.
+    // Its own stop flag: it serves the other nodes until they have caught up at shutdown.
+    let p2p_stop = Arc::new(AtomicBool::new(false));
+    let cluster = if args.nodes > 1 {
+        let key = rexe_node::p2p::load_or_create_key(&args.datadir)?;
+        let listen = rexe_node::p2p::parse_listen("127.0.0.1:0")?;
+        let (net, _p2p) = rexe_node::p2p::start(
+            shared.clone(),
+            key,
+            vec![listen],
+            Vec::new(),
+            false,
+            p2p_stop.clone(),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let bootnode = loop {
+            if let Some(a) = net.status().listening.first() {
+                break a.clone();
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the devnet node's p2p transport did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let n = params.shard_order.shard_count();
+        let per_node = args.shards_per_node.unwrap_or(n).clamp(1, n);
+        println!(
+            "cluster: {} more L2 nodes, {per_node} of {n} shards each, following {bootnode}",
+            args.nodes - 1
+        );
+        Some(cluster::Cluster::start(
+            &args.datadir,
+            args.nodes,
+            per_node,
+            n,
+            &args.bitcoin_bits,
+            &bootnode,
+        )?)
+    } else {
+        None
+    };
 
     // Merge mining: proxy, watcher, Stratum, CPU miner.
     let operator_addr = operator().address().encode(Network::Devnet);
@@ -644,6 +707,16 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     if let Some(d) = demo {
         let _ = d.join();
     }
+    // Mining has stopped: the other nodes catch up with the final tip, then stop.
+    if let Some(c) = cluster {
+        let (tip, height) = {
+            let chain = shared.chain();
+            (chain.tip_hash().to_string(), chain.tip_height())
+        };
+        c.report(&tip, height);
+        c.stop();
+    }
+    p2p_stop.store(true, Ordering::SeqCst);
     runtime.shutdown_timeout(Duration::from_secs(2));
     rpc.shutdown();
     let btc_height = btc.call("getblockcount", json!([])).unwrap_or_default();

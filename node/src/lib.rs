@@ -169,12 +169,23 @@ pub fn open_shared_with_peg(
 
 /// Runs `rexe node` until a stop signal: opens the chain, serves JSON-RPC, syncs from peers.
 pub fn run(args: NodeArgs) -> Result<()> {
+    let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
+    let params = cfg.chain_params()?;
+    let peg = rexe_bridge::contract::PegContract::for_chain(&params);
+    run_with(cfg, params, peg)
+}
+
+/// [`run`] for a chain given by its parameters and initial peg state (`rexe devnet`'s
+/// extra nodes run the devnet's chain this way).
+pub fn run_with(
+    cfg: NodeConfig,
+    params: ChainParams,
+    peg: rexe_bridge::contract::PegContract,
+) -> Result<()> {
     // Installed first: a SIGTERM that arrives while the chain opens or once the RPC answers
     // must stop the node cleanly, not kill it (the default action).
     let stop = crate::signals::stop_flag()?;
-    let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
-    let params = cfg.chain_params()?;
-    let (shared, cookie_path) = open_shared(&cfg, params)?;
+    let (shared, cookie_path) = open_shared_with_peg(&cfg, params, peg)?;
     let rpc = start_rpc(shared.clone(), cfg.rpc_addr()?, cookie_path)?;
     {
         let c = shared.chain();
