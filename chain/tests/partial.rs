@@ -169,6 +169,11 @@ fn packages_that_do_not_match_their_header_are_refused_and_the_block_stays_accep
     let whole = net.chain.block(hash).unwrap().unwrap();
     pb.block.txs = whole.txs.clone();
     refused(&mut p, pb);
+    // A header without proof of work: refused before its package is looked at or stored.
+    let mut pb = good.clone();
+    pb.block.seal = vec![0; 3];
+    let e = p.submit_partial(pb, now).unwrap_err();
+    assert!(matches!(e, BlockError::BadSeal(_)), "{e}");
     // The whole block without a package.
     let e = p.submit(whole, now).unwrap_err();
     assert!(matches!(e, BlockError::NoPackage(_)), "{e}");

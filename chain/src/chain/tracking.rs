@@ -45,6 +45,9 @@ impl Chain {
                 BlockError::Duplicate(hash)
             });
         }
+        // The header (seal included) before anything is stored: a package for a header
+        // without proof of work must not cost disk.
+        self.check_header(&pb.block, now)?;
         pb.check(&self.tracked)?;
         self.db.set_package(hash, &pb.to_bytes())?;
         self.submit(pb.block, now)
