@@ -6,11 +6,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
-use rexe_chain::encode::{Decode, Encode};
-use rexe_chain::{Block, Network, Signer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const AUTH: &str = "u:p";
 
@@ -33,39 +30,6 @@ fn node(dir: &Path, port: u16, peers: &[u16]) -> Running {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&args, dir)
-}
-
-fn rpc(n: &Running, method: &str, params: Value) -> Value {
-    let v = call(n, method, params);
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
-/// Mines `count` blocks on `n` through getblocktemplate/submitblock.
-fn mine(n: &Running, count: u64, who: &[u8]) {
-    let addr = Signer::from_seed(who).address().encode(Network::Regtest);
-    for _ in 0..count {
-        let t = rpc(n, "getblocktemplate", json!([addr]));
-        let mut b =
-            Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap()).unwrap();
-        seal(&mut b);
-        assert_eq!(
-            rpc(
-                n,
-                "submitblock",
-                json!([b.to_bytes().to_lower_hex_string()])
-            ),
-            Value::Null
-        );
-    }
-}
-
-fn tip(n: &Running) -> (u64, String) {
-    let i = rpc(n, "getchaininfo", json!([]));
-    (
-        i["height"].as_u64().unwrap(),
-        i["bestblockhash"].as_str().unwrap().to_string(),
-    )
 }
 
 /// Waits (bounded) until every node has the same tip as `leader`.

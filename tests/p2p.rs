@@ -31,12 +31,6 @@ fn p2p_node(dir: &Path, bootnodes: &[String]) -> Running {
     spawn(&args, dir)
 }
 
-fn rpc(n: &Running, method: &str, params: Value) -> Value {
-    let v = call(n, method, params);
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
 /// Waits (bounded) for `f` to hold.
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -74,30 +68,6 @@ fn p2p_addr(n: &Running) -> String {
         }
     });
     addr
-}
-
-fn mine(n: &Running, count: u64, who: &[u8]) {
-    let addr = Signer::from_seed(who).address().encode(Network::Regtest);
-    for _ in 0..count {
-        let t = rpc(n, "getblocktemplate", json!([addr]));
-        let mut b =
-            Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap()).unwrap();
-        seal(&mut b);
-        let r = rpc(
-            n,
-            "submitblock",
-            json!([b.to_bytes().to_lower_hex_string()]),
-        );
-        assert_eq!(r, Value::Null);
-    }
-}
-
-fn tip(n: &Running) -> (u64, String) {
-    let i = rpc(n, "getchaininfo", json!([]));
-    (
-        i["height"].as_u64().unwrap(),
-        i["bestblockhash"].as_str().unwrap().to_string(),
-    )
 }
 
 fn converge(leader: &Running, others: &[&Running]) {

@@ -180,3 +180,43 @@ pub fn connect_from(from: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
     s.set_nonblocking(false)?;
     Ok(s)
 }
+
+/// A JSON-RPC call to `n` that must succeed; its result.
+pub fn rpc(n: &Running, method: &str, params: Value) -> Value {
+    let v = call(n, method, params);
+    assert!(v["error"].is_null(), "{method}: {v}");
+    v["result"].clone()
+}
+
+/// Mines `count` blocks on `n` through getblocktemplate/submitblock, paying the key of seed
+/// `who`.
+pub fn mine(n: &Running, count: u64, who: &[u8]) {
+    use bitcoin::hex::{DisplayHex, FromHex};
+    use rexe_chain::encode::{Decode, Encode};
+    let addr = rexe_chain::Signer::from_seed(who)
+        .address()
+        .encode(rexe_chain::Network::Regtest);
+    for _ in 0..count {
+        let t = rpc(n, "getblocktemplate", serde_json::json!([addr]));
+        let mut b = rexe_chain::Block::from_bytes(
+            &Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        seal(&mut b);
+        let r = rpc(
+            n,
+            "submitblock",
+            serde_json::json!([b.to_bytes().to_lower_hex_string()]),
+        );
+        assert_eq!(r, Value::Null);
+    }
+}
+
+/// Height and hash of `n`'s tip.
+pub fn tip(n: &Running) -> (u64, String) {
+    let i = rpc(n, "getchaininfo", serde_json::json!([]));
+    (
+        i["height"].as_u64().unwrap(),
+        i["bestblockhash"].as_str().unwrap().to_string(),
+    )
+}

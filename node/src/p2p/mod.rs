@@ -167,6 +167,45 @@ pub fn start(
     Ok((net, thread))
 }
 
+/// The items `item` gives for the active blocks after the first hash of `locator` on our
+/// active chain (after genesis when none is), at most `max` (capped at
+/// [`wire::MAX_BLOCKS`]) and about [`RESPONSE_BLOCK_BYTES`]. An error on the first block is
+/// the answer; on a later one the list stops there.
+fn after_locator(
+    chain: &rexe_chain::Chain,
+    locator: &[BlockHash],
+    max: u16,
+    item: impl Fn(BlockHash) -> std::result::Result<Vec<u8>, String>,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let start = locator
+        .iter()
+        .find_map(|h| {
+            let height = chain.header(h)?.height;
+            (chain.hash_at(height) == Some(*h)).then_some(height + 1)
+        })
+        .unwrap_or(1);
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let max = max.min(wire::MAX_BLOCKS) as u64;
+    for height in start..start.saturating_add(max) {
+        let Some(hash) = chain.hash_at(height) else {
+            break;
+        };
+        match item(hash) {
+            Ok(b) => {
+                bytes += b.len();
+                out.push(b);
+            }
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+        if bytes >= RESPONSE_BLOCK_BYTES {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 enum Pending {
     Status,
     Blocks,
@@ -416,68 +455,30 @@ impl P2pNode {
                 work: chain.tip_work().to_be_bytes(),
             },
             Request::Blocks { locator, max } => {
-                let start = locator
-                    .iter()
-                    .find_map(|h| {
-                        let height = chain.header(h)?.height;
-                        (chain.hash_at(height) == Some(*h)).then_some(height + 1)
-                    })
-                    .unwrap_or(1);
-                let mut blocks = Vec::new();
-                let mut bytes = 0;
-                let max = max.min(wire::MAX_BLOCKS) as u64;
-                for height in start..start.saturating_add(max) {
-                    let Some(hash) = chain.hash_at(height) else {
-                        break;
-                    };
-                    match chain.block(hash) {
-                        Ok(Some(b)) => {
-                            let b = b.to_bytes();
-                            bytes += b.len();
-                            blocks.push(b);
-                        }
-                        _ => break,
-                    }
-                    if bytes >= RESPONSE_BLOCK_BYTES {
-                        break;
-                    }
+                match after_locator(&chain, &locator, max, |h| {
+                    chain
+                        .block(h)
+                        .map_err(|e| e.to_string())?
+                        .map(|b| b.to_bytes())
+                        .ok_or_else(|| format!("block {h} not stored"))
+                }) {
+                    Ok(blocks) => Response::Blocks(blocks),
+                    Err(e) => Response::Error(e),
                 }
-                Response::Blocks(blocks)
             }
             Request::Packages {
                 locator,
                 max,
                 tracked,
-            } => {
-                let start = locator
-                    .iter()
-                    .find_map(|h| {
-                        let height = chain.header(h)?.height;
-                        (chain.hash_at(height) == Some(*h)).then_some(height + 1)
-                    })
-                    .unwrap_or(1);
-                let mut packages = Vec::new();
-                let mut bytes = 0;
-                let max = max.min(wire::MAX_BLOCKS) as u64;
-                for height in start..start.saturating_add(max) {
-                    let Some(hash) = chain.hash_at(height) else {
-                        break;
-                    };
-                    match chain.partial_block(hash, &tracked) {
-                        Ok(p) => {
-                            let p = p.to_bytes();
-                            bytes += p.len();
-                            packages.push(p);
-                        }
-                        Err(e) if packages.is_empty() => return Response::Error(e.to_string()),
-                        Err(_) => break,
-                    }
-                    if bytes >= RESPONSE_BLOCK_BYTES {
-                        break;
-                    }
-                }
-                Response::Packages(packages)
-            }
+            } => match after_locator(&chain, &locator, max, |h| {
+                chain
+                    .partial_block(h, &tracked)
+                    .map(|p| p.to_bytes())
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(packages) => Response::Packages(packages),
+                Err(e) => Response::Error(e),
+            },
             Request::RelayProof {
                 block,
                 origin,
