@@ -109,6 +109,11 @@ fn nodes_sync_gossip_and_heal_over_libp2p() {
         metrics.contains("rexe_tracked_shard{shard=\"3\"} 1"),
         "{metrics}"
     );
+    // Peers' reported heights reach the metrics with the next status poll.
+    wait_for("the peers' height on /metrics", || {
+        let m = http_get(&b.rpc, "/metrics");
+        m.contains("rexe_p2p_peer_best_height 73") && m.contains("rexe_p2p_lag_blocks 0")
+    });
 
     let miner = Signer::from_seed(b"miner-a");
     let tx = Tx {

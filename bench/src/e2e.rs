@@ -121,6 +121,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         limits: rexe_rpc::Limits::http(),
         max_tx_bytes,
         p2p: std::sync::OnceLock::new(),
+        p2p_peer_height: Default::default(),
     });
     let rpc = rexe_node::start_rpc(
         shared.clone(),

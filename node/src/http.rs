@@ -50,6 +50,8 @@ pub struct Shared {
     pub max_tx_bytes: usize,
     /// The libp2p transport, once started (`--p2p-bind`/`--bootnode`).
     pub p2p: std::sync::OnceLock<rexe_net::Handle>,
+    /// The highest tip height connected peers on this chain last reported (p2p).
+    pub p2p_peer_height: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -405,6 +407,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         );
         if let Some(net) = shared.p2p.get() {
             let s = net.status();
+            let best = shared
+                .p2p_peer_height
+                .load(std::sync::atomic::Ordering::Relaxed);
+            m.gauge(
+                "rexe_p2p_peer_best_height",
+                "Highest tip height a connected peer on this chain reported.",
+                best as f64,
+            )
+            .gauge(
+                "rexe_p2p_lag_blocks",
+                "Blocks this node is behind the best peer (0 when level or ahead).",
+                best.saturating_sub(c.tip_height()) as f64,
+            );
             let topics = |v: [u64; 2]| {
                 [("blocks", v[0]), ("txs", v[1])]
                     .into_iter()

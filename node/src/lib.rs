@@ -163,6 +163,7 @@ pub fn open_shared_with_peg(
         limits: cfg.rpc_limits()?,
         max_tx_bytes,
         p2p: std::sync::OnceLock::new(),
+        p2p_peer_height: Default::default(),
     });
     Ok((shared, cookie_path))
 }

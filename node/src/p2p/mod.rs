@@ -149,6 +149,7 @@ pub fn start(
         (c.tip_hash(), c.is_partial().then(|| c.tracked_shards()))
     };
     let mut node = P2pNode {
+        heights: HashMap::new(),
         partial,
         published,
         shared,
@@ -230,6 +231,8 @@ struct P2pNode {
     /// The shards this node runs when it does not run them all: it fetches packages, not
     /// blocks (see `rexe_chain::partial`).
     partial: Option<Vec<rexe_chain::ShardId>>,
+    /// The tip height each connected peer on our chain last reported.
+    heights: HashMap<PeerId, u64>,
 }
 
 /// Whether a block error is the sender's fault (the block breaks a rule), not ours or
@@ -325,6 +328,8 @@ impl P2pNode {
             }
             Event::Disconnected(p) => {
                 self.peers.remove(&p);
+                self.heights.remove(&p);
+                self.note_heights();
                 if self.syncing.is_some_and(|(s, _)| s == p) {
                     self.syncing = None;
                 }
@@ -379,6 +384,14 @@ impl P2pNode {
                 }
             }
         }
+    }
+
+    /// Publishes the best height peers reported (for `/metrics`' lag).
+    fn note_heights(&self) {
+        let best = self.heights.values().copied().max().unwrap_or(0);
+        self.shared
+            .p2p_peer_height
+            .store(best, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn done_syncing(&mut self, peer: PeerId) {
@@ -530,6 +543,8 @@ impl P2pNode {
                         .penalize(from, INVALID_POINTS, "peer is on another chain");
                     return;
                 }
+                self.heights.insert(from, height);
+                self.note_heights();
                 let ours = self.shared.chain().tip_work().to_be_bytes();
                 if work > ours && self.syncing.is_none() {
                     tracing::info!(peer = %from, height, "peer has more work; fetching blocks");
