@@ -179,78 +179,67 @@ impl Decode for RelayProof {
     }
 }
 
-/// Builds the proof of what `origin` sent `target` in the block of `header`, from `emitted`:
-/// every chunk's outbox in that block (the shards' in shard order, then the global lane's).
-/// `None` when a target in `emitted` is out of range or the outboxes do not give the
-/// header's root (the caller's data does not belong to this header).
-pub fn build(
-    header: &Header,
-    emitted: &[Relay],
+/// One chunk's outbox in a block, checked against the header and ready to prove what it
+/// sent any target: its tree and its branch to the header are built once.
+pub struct Prover {
+    block: crate::hash::BlockHash,
+    order: crate::shard::ShardOrder,
     origin: ShardId,
-    target: ShardId,
-) -> Option<RelayProof> {
-    let order = header.order;
-    let n = order.shard_count();
-    let mut per_origin: Vec<Vec<Relay>> = vec![Vec::new(); n + 1];
-    for r in emitted {
-        per_origin
-            .get_mut(outbox::position(r.origin, order).ok()?)?
-            .push(r.clone());
-    }
-    let roots = per_origin
-        .iter()
-        .map(|relays| outbox::outbox_root(relays, order).ok())
-        .collect::<Option<Vec<Hash256>>>()?;
-    let origin_pos = outbox::position(origin, order).ok()?;
-    let relays = per_origin.swap_remove(origin_pos);
-    proof_from(header, &roots, relays, origin, target)
+    relays: Vec<Relay>,
+    tree: outbox::Outbox,
+    header_branch: Vec<Hash256>,
 }
 
-/// [`build`] from the chunks' outbox roots (shards, then the global lane) and the relays of
-/// `origin` alone, in emission order. `None` when they do not give the header's root.
-pub fn build_from_roots(
-    header: &Header,
-    outbox_roots: &[Hash256],
-    origin_relays: Vec<Relay>,
-    origin: ShardId,
-    target: ShardId,
-) -> Option<RelayProof> {
-    proof_from(header, outbox_roots, origin_relays, origin, target)
-}
+impl Prover {
+    /// The prover of `origin`'s outbox in the block of `header`, from every chunk's outbox
+    /// root (shards, then the global lane) and `origin`'s relays in emission order. `None`
+    /// when they do not give the header's root (the data does not belong to this header).
+    pub fn new(
+        header: &Header,
+        outbox_roots: &[Hash256],
+        origin_relays: Vec<Relay>,
+        origin: ShardId,
+    ) -> Option<Prover> {
+        let order = header.order;
+        let n = order.shard_count();
+        let origin_pos = outbox::position(origin, order).ok()?;
+        if outbox_roots.len() != n + 1
+            || crate::hash::merkle_root(outbox_roots) != header.outbox_root
+            || origin_relays.iter().any(|r| r.origin != origin)
+        {
+            return None;
+        }
+        let tree = outbox::Outbox::build(&origin_relays, order).ok()?;
+        if tree.root() != outbox_roots[origin_pos] {
+            return None;
+        }
+        let header_branch = crate::hash::merkle_branch(outbox_roots, origin_pos);
+        debug_assert_eq!(header_branch.len(), merkle_depth(n + 1));
+        Some(Prover {
+            block: header.hash(),
+            order,
+            origin,
+            relays: origin_relays,
+            tree,
+            header_branch,
+        })
+    }
 
-fn proof_from(
-    header: &Header,
-    roots: &[Hash256],
-    origin_relays: Vec<Relay>,
-    origin: ShardId,
-    target: ShardId,
-) -> Option<RelayProof> {
-    let order = header.order;
-    let n = order.shard_count();
-    let origin_pos = outbox::position(origin, order).ok()?;
-    let target_pos = outbox::position(target, order).ok()?;
-    if roots.len() != n + 1 || crate::hash::merkle_root(roots) != header.outbox_root {
-        return None;
+    /// The proof of what the origin sent `target`; `None` for a target out of range.
+    pub fn prove(&self, target: ShardId) -> Option<RelayProof> {
+        let target_pos = outbox::position(target, self.order).ok()?;
+        Some(RelayProof {
+            block: self.block,
+            origin: self.origin,
+            target,
+            relays: self
+                .relays
+                .iter()
+                .filter(|r| r.target == target)
+                .cloned()
+                .collect(),
+            outbox_branch: self.tree.branch(target_pos),
+            header_branch: self.header_branch.clone(),
+        })
     }
-    if origin_relays.iter().any(|r| r.origin != origin) {
-        return None;
-    }
-    let tree = outbox::Outbox::build(&origin_relays, order).ok()?;
-    if tree.root() != roots[origin_pos] {
-        return None;
-    }
-    let relays: Vec<Relay> = origin_relays
-        .into_iter()
-        .filter(|r| r.target == target)
-        .collect();
-    let header_branch = crate::hash::merkle_branch(roots, origin_pos);
-    debug_assert_eq!(header_branch.len(), merkle_depth(n + 1));
-    Some(RelayProof {
-        block: header.hash(),
-        origin,
-        target,
-        relays,
-        outbox_branch: tree.branch(target_pos),
-        header_branch,
-    })
 }

@@ -233,12 +233,14 @@ impl Chain {
         let chunks: Vec<ChunkRoots> = executed
             .outcomes
             .iter()
-            .map(|o| (o.digest, o.outbox_root))
-            .chain([(executed.global.digest, executed.global.outbox_root)])
-            .map(|(state_root, outbox_root)| ChunkRoots {
-                state_root,
-                outbox_root,
+            .map(|o| ChunkRoots {
+                state_root: o.digest,
+                outbox_root: o.outbox_root,
             })
+            .chain([ChunkRoots {
+                state_root: executed.global.digest,
+                outbox_root: executed.global.outbox_root,
+            }])
             .collect();
         let Executed {
             global,

@@ -64,6 +64,21 @@ impl Chain {
         for p in [origin, target] {
             crate::outbox::position(p, order).map_err(|_| RelayProofQueryError::OutOfRange(p))?;
         }
+        let (header, stored) = self.proof_source(hash)?;
+        if !origin.is_global() && !self.tracks(origin) {
+            return Err(ChainError::from(StoreError::NotTracked("a proof from this shard")).into());
+        }
+        Self::prover(header, &stored, origin, hash)?
+            .prove(target)
+            .ok_or(RelayProofQueryError::OutOfRange(target))
+    }
+
+    /// Active block `hash`'s header and its stored relays and chunk roots, for proofs (kept
+    /// for the undo depth).
+    pub(super) fn proof_source(
+        &self,
+        hash: BlockHash,
+    ) -> Result<(&Header, StoredRelays), RelayProofQueryError> {
         let header = self
             .index
             .get(&hash)
@@ -77,17 +92,26 @@ impl Chain {
                 kept: self.params.undo_depth,
             });
         };
-        if !origin.is_global() && !self.tracks(origin) {
-            return Err(ChainError::from(StoreError::NotTracked("a proof from this shard")).into());
-        }
-        let stored = StoredRelays::decode(&data, order).map_err(ChainError::from)?;
+        let stored =
+            StoredRelays::decode(&data, self.params.shard_order).map_err(ChainError::from)?;
+        Ok((header, stored))
+    }
+
+    /// The prover of `origin`'s outbox in block `hash`, from its stored record.
+    pub(super) fn prover(
+        header: &Header,
+        stored: &StoredRelays,
+        origin: ShardId,
+        hash: BlockHash,
+    ) -> Result<crate::proof::Prover, RelayProofQueryError> {
         let roots: Vec<Hash256> = stored.chunks.iter().map(|c| c.outbox_root).collect();
         let of_origin: Vec<Relay> = stored
             .emitted
-            .into_iter()
+            .iter()
             .filter(|r| r.origin == origin)
+            .cloned()
             .collect();
-        crate::proof::build_from_roots(header, &roots, of_origin, origin, target)
+        crate::proof::Prover::new(header, &roots, of_origin, origin)
             .ok_or(RelayProofQueryError::Corrupt(hash))
     }
 

@@ -83,25 +83,10 @@ impl Chain {
                 .filter(|_| !s.is_global())
                 .ok_or(RelayProofQueryError::OutOfRange(*s))? = true;
         }
+        let (header, stored) = self.proof_source(hash)?;
         let mut block = self
             .block(hash)?
             .ok_or(RelayProofQueryError::NotActive(hash))?;
-        let header = block.header.clone();
-        if self.hash_at(header.height) != Some(hash) {
-            return Err(RelayProofQueryError::NotActive(hash));
-        }
-        let stored = match self.db.relays(hash).map_err(ChainError::from)? {
-            Some(d) => {
-                StoredRelays::decode(&d, self.params.shard_order).map_err(ChainError::from)?
-            }
-            None => {
-                return Err(RelayProofQueryError::Pruned {
-                    hash,
-                    height: header.height,
-                    kept: self.params.undo_depth,
-                })
-            }
-        };
         let chunks: Vec<ChunkHeader> = stored
             .chunks
             .iter()
@@ -115,29 +100,18 @@ impl Chain {
                 outbox_root: c.outbox_root,
             })
             .collect();
-        let roots: Vec<Hash256> = stored.chunks.iter().map(|c| c.outbox_root).collect();
         let mut relays = Vec::new();
         for origin in (0..n).filter(|i| !want[*i]).map(|i| ShardId(i as u16)) {
-            let of_origin: Vec<Relay> = stored
-                .emitted
-                .iter()
-                .filter(|r| r.origin == origin)
-                .cloned()
-                .collect();
+            let prover = Self::prover(header, &stored, origin, hash)?;
             for target in (0..n)
                 .filter(|i| want[*i])
                 .map(|i| ShardId(i as u16))
                 .chain([ShardId::GLOBAL])
             {
                 relays.push(
-                    crate::proof::build_from_roots(
-                        &header,
-                        &roots,
-                        of_origin.clone(),
-                        origin,
-                        target,
-                    )
-                    .ok_or(RelayProofQueryError::Corrupt(hash))?,
+                    prover
+                        .prove(target)
+                        .ok_or(RelayProofQueryError::OutOfRange(target))?,
                 );
             }
         }
