@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bitcoin::hex::{DisplayHex, FromHex};
 use common::*;
 use rexe_chain::encode::{Decode, Encode};
-use rexe_chain::{Amount, Block, Network, Payload, Signer, Tx};
+use rexe_chain::{Block, Network, Signer};
 use serde_json::{json, Value};
 
 fn p2p_node(dir: &Path, bootnodes: &[String]) -> Running {
@@ -116,20 +116,7 @@ fn nodes_sync_gossip_and_heal_over_libp2p() {
     });
 
     let miner = Signer::from_seed(b"miner-a");
-    let tx = Tx {
-        network: Network::Regtest,
-        from: miner.address(),
-        nonce: 0,
-        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
-        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
-        expiry_height: 1_000,
-        payload: Payload::Transfer {
-            to: Signer::from_seed(b"payee").address(),
-            amount: Amount::from_sat(5_000),
-        },
-    }
-    .sign(&miner);
+    let tx = transfer_tx(&miner, Signer::from_seed(b"payee").address(), 5_000, 0);
     rpc(
         &c,
         "sendrawtransaction",
@@ -364,23 +351,9 @@ fn partial_nodes_follow_a_full_node_over_libp2p() {
         let nonce = rpc(&a, "getaccount", json!([my_addr]))["next_nonce"]
             .as_u64()
             .unwrap();
-        for (i, p) in payees.iter().enumerate().take(4) {
-            let to = Signer::from_seed(&[((round as usize + i) % 8) as u8]).address();
-            let tx = Tx {
-                network: Network::Regtest,
-                from: me.address(),
-                nonce: nonce + i as u64,
-                max_fee: rexe_chain::fee::GasPrice::from_msat(100),
-                max_tip: rexe_chain::fee::GasPrice::from_msat(100),
-                gas_limit: rexe_chain::tx::TRANSFER_GAS,
-                expiry_height: 1_000_000,
-                payload: Payload::Transfer {
-                    to,
-                    amount: Amount::from_sat(1_000 + round),
-                },
-            }
-            .sign(&me);
-            let _ = p;
+        for i in 0..4u64 {
+            let to = Signer::from_seed(&[((round + i) % 8) as u8]).address();
+            let tx = transfer_tx(&me, to, 1_000 + round, nonce + i);
             rpc(
                 &a,
                 "sendrawtransaction",
@@ -501,37 +474,30 @@ fn a_peer_serving_bent_packages_is_banned_by_the_partial_node() {
             }
         }
     });
+    // A node on shard 0 in `db`, knowing only `bootnode`.
+    let shard_0_node = |bootnode: &str| {
+        let args = [
+            "node",
+            "--datadir",
+            db.path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bootnode",
+            bootnode,
+            "--track-shards",
+            "0",
+        ];
+        spawn(&args, db.path())
+    };
     // A partial node that knows only the bent peer.
-    let args = [
-        "node",
-        "--datadir",
-        db.path().to_str().unwrap(),
-        "--rpc-bind",
-        "127.0.0.1:0",
-        "--bootnode",
-        &evil_addr,
-        "--track-shards",
-        "0",
-    ];
-    let b = spawn(&args, db.path());
+    let b = shard_0_node(&evil_addr);
     wait_for("the bent peer to be banned", || {
         rpc(&b, "getnetworkinfo", json!([]))["banned"] == json!(1)
     });
     assert_eq!(tip(&b).0, 0, "nothing the bent peer sent was applied");
     drop(b);
     // With the honest node as its bootnode it syncs.
-    let args = [
-        "node",
-        "--datadir",
-        db.path().to_str().unwrap(),
-        "--rpc-bind",
-        "127.0.0.1:0",
-        "--bootnode",
-        &a_addr,
-        "--track-shards",
-        "0",
-    ];
-    let b = spawn(&args, db.path());
+    let b = shard_0_node(&a_addr);
     converge(&a, &[&b]);
     drop(proxy);
 }

@@ -544,20 +544,7 @@ fn relay_proofs_are_served_and_checked_over_rpc() {
         .find(|a| rexe_chain::shard_of(a, order) != from)
         .unwrap();
     let to = rexe_chain::shard_of(&payee, order);
-    let tx = Tx {
-        network: Network::Regtest,
-        from: miner.address(),
-        nonce: 0,
-        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
-        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
-        gas_limit: rexe_chain::tx::TRANSFER_GAS,
-        expiry_height: 100,
-        payload: Payload::Transfer {
-            to: payee,
-            amount: Amount::from_sat(4_321),
-        },
-    }
-    .sign(&miner);
+    let tx = transfer_tx(&miner, payee, 4_321, 0);
     let r = call(
         &n,
         "sendrawtransaction",

@@ -220,3 +220,27 @@ pub fn tip(n: &Running) -> (u64, String) {
         i["bestblockhash"].as_str().unwrap().to_string(),
     )
 }
+
+/// A regtest transfer of `sats` from `from` to `to` at nonce `nonce`, paying 100 msat per gas
+/// (fee cap and tip), signed.
+pub fn transfer_tx(
+    from: &rexe_chain::Signer,
+    to: rexe_chain::Address,
+    sats: u64,
+    nonce: u64,
+) -> rexe_chain::SignedTx {
+    rexe_chain::Tx {
+        network: rexe_chain::Network::Regtest,
+        from: from.address(),
+        nonce,
+        max_fee: rexe_chain::fee::GasPrice::from_msat(100),
+        max_tip: rexe_chain::fee::GasPrice::from_msat(100),
+        gas_limit: rexe_chain::tx::TRANSFER_GAS,
+        expiry_height: 1_000_000,
+        payload: rexe_chain::Payload::Transfer {
+            to,
+            amount: rexe_chain::Amount::from_sat(sats),
+        },
+    }
+    .sign(from)
+}
