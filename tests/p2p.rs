@@ -86,6 +86,15 @@ fn nodes_sync_gossip_and_heal_over_libp2p() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = p2p_node(dirs[0].path(), &[]);
     let a_addr = p2p_addr(&a);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dirs[0].path().join("p2p.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the p2p identity is private");
+    }
     // More than one batch of blocks to sync.
     mine(&a, 70, b"miner-a");
     let b = p2p_node(dirs[1].path(), std::slice::from_ref(&a_addr));
