@@ -16,6 +16,7 @@ mod connect;
 mod query;
 mod recovery;
 mod reorg;
+mod state_sync;
 mod template;
 mod tracking;
 mod verify;
@@ -161,7 +162,7 @@ pub enum ChainError {
     },
     /// The directory was made under block rules before outboxes (one relay root per block).
     #[error(
-        "data directory {dir} was made by an earlier rexe under block rules version {found} (one root over every relay emitted, no outboxes keyed by target); this rexe runs version {now}, and its headers' outbox roots differ, so the blocks cannot be replayed. Move the directory aside and start a new chain (devnet: delete it)"
+        "data directory {dir} was made by an earlier rexe under block rules version {found} ({what}); this rexe runs version {now}, and its headers' outbox roots differ, so the blocks cannot be replayed. Move the directory aside and start a new chain (devnet: delete it)"
     )]
     OldBlockRules {
         /// The directory.
@@ -170,9 +171,11 @@ pub enum ChainError {
         found: u8,
         /// This rexe's.
         now: u8,
+        /// What that version did differently.
+        what: &'static str,
     },
     /// The tracked shards differ from those the data directory was made with.
-    #[error("data directory {dir} tracks shards {was}, not {now}: a node cannot change the shards it tracks (state sync is not built yet); use another --datadir")]
+    #[error("data directory {dir} tracks shards {was}, not {now}: a node can take up more shards (by state sync) but not drop one it runs; use another --datadir")]
     TrackedChanged {
         /// The directory.
         dir: String,
@@ -592,6 +595,9 @@ pub struct Chain {
     anchor: anchor::Anchors,
     /// Per shard, whether this node runs it (all true on a full node).
     tracked: Vec<bool>,
+    /// Shards the configuration names that this node does not run yet: they are taken up
+    /// by state sync (see `state_sync.rs`).
+    adding: Vec<ShardId>,
 }
 
 /// Counters since the chain was opened (for metrics).
@@ -661,9 +667,11 @@ pub struct ShardFees {
 /// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
 const GLOBAL_STATE_VERSION: u8 = 2;
 
-/// Version of the block rules: 2 = chunks' outboxes keyed by target under the header's
-/// `outbox_root` (issue 20); 1 (no marker) = one Merkle root over every relay emitted.
-const BLOCK_RULES_VERSION: u8 = 2;
+/// Version of the block rules: 3 = a shard's waiting relays open its outbox (committed by
+/// the header, for shard state sync); 2 = chunks' outboxes keyed by target under the
+/// header's `outbox_root` (issue 20); 1 (no marker) = one Merkle root over every relay
+/// emitted.
+const BLOCK_RULES_VERSION: u8 = 3;
 
 fn params_fingerprint(p: &ChainParams, systems: &Systems) -> Hash256 {
     fingerprint_with(p, systems, GLOBAL_STATE_VERSION, None, BLOCK_RULES_VERSION)
@@ -823,28 +831,48 @@ impl StoredRelays {
         })
     }
 
-    /// What the next block runs: the waiting relays, then the outboxes less the global
-    /// lane's payouts (which ran in the block itself).
+    /// What the next block runs (see [`route`]): the waiting relays and the outboxes, less
+    /// the global lane's payouts (which ran in the block itself).
     pub fn next_inbound(self, n: usize) -> (Vec<Vec<Relay>>, Vec<Relay>) {
         let later = self
             .emitted
             .into_iter()
             .filter(|r| !r.origin.is_global() || crate::global::runs_next_block(r));
-        route(self.waiting.into_iter().chain(later), n)
+        route(self.waiting, later, n)
     }
 }
 
-/// Routes relays to their target: per shard, plus the global lane's list.
-fn route(relays: impl IntoIterator<Item = Relay>, n: usize) -> (Vec<Vec<Relay>>, Vec<Relay>) {
-    // Shards in order, each shard's relays in emission order: canonical order per target.
+/// Routes relays to their target: per shard, plus the global lane's list. Each target runs
+/// its own outbox first (what waited, then what it sent itself), then what the other chunks
+/// sent it, shards in order and then the global lane, each in emission order: the order in
+/// which the proofs of the chunks' outboxes (see [`crate::outbox`]) give them.
+fn route(
+    waiting: impl IntoIterator<Item = Relay>,
+    emitted: impl IntoIterator<Item = Relay>,
+    n: usize,
+) -> (Vec<Vec<Relay>>, Vec<Relay>) {
     let mut inbound = vec![Vec::new(); n];
     let mut global = Vec::new();
-    for r in relays {
+    let mut others = Vec::new();
+    let mut push = |r: Relay| {
         if r.target.is_global() {
             global.push(r);
         } else {
             inbound[r.target.index()].push(r);
         }
+    };
+    for r in waiting {
+        push(r);
+    }
+    for r in emitted {
+        if r.origin == r.target {
+            push(r);
+        } else {
+            others.push(r);
+        }
+    }
+    for r in others {
+        push(r);
     }
     (inbound, global)
 }

@@ -825,7 +825,8 @@ pub fn execute_shard(
         }
         i += 1;
     }
-    let outbox_root = crate::outbox::outbox_root(&outbound, env.order)
+    // The outbox commits what waits first (block rules 3), then what the chunk sent.
+    let outbox_root = crate::outbox::outbox_root(waiting.iter().chain(&outbound), env.order)
         .map_err(|e| ExecError::TargetOutOfRange(shard, e.0))?;
     let gas_used = params.block_gas_per_shard - room.gas;
     let next_base_fee = crate::fee::next_base_fee(params, base_fee, gas_used);

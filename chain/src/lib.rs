@@ -34,6 +34,7 @@ pub mod relay;
 pub mod seal;
 pub mod shard;
 pub mod store;
+pub mod sync;
 pub mod system;
 pub mod tx;
 

@@ -2,7 +2,11 @@
 //! other partitions, committed so that a target can check a relay against the header alone.
 //!
 //! A chunk's **outbox** is the list of relays that leave it: every relay it emits except
-//! those it runs itself in the same block. The outbox is keyed by target: position `t` of a
+//! those it runs itself in the same block. A shard's outbox also holds, first in its own
+//! position, the inbound relays that did not fit its gas and wait for its next block (block
+//! rules 3): what a shard will run next is then committed by the header alone, which is what
+//! a node that starts running the shard from a synced state needs. The outbox is keyed by
+//! target: position `t` of a
 //! fixed-depth tree holds the Merkle root (see [`merkle_root`]) of the relays to shard `t` in
 //! emission order, position `n` (the shard count) those to the global lane, and the zero hash
 //! where there are none. The tree has `2n` positions (depth `order + 1`); a parent of two
@@ -71,8 +75,12 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// The outbox of `relays`, the relays leaving a chunk in emission order.
-    pub fn build(relays: &[Relay], order: ShardOrder) -> Result<Outbox, TargetOutOfRange> {
+    /// The outbox of `relays`, the relays leaving a chunk in order (a shard's waiting relays
+    /// first, then what it emitted).
+    pub fn build<'r>(
+        relays: impl IntoIterator<Item = &'r Relay>,
+        order: ShardOrder,
+    ) -> Result<Outbox, TargetOutOfRange> {
         let mut per_target: Vec<Vec<Hash256>> = vec![Vec::new(); width(order)];
         for r in relays {
             per_target[position(r.target, order)?].push(r.hash());
@@ -117,8 +125,12 @@ impl Outbox {
 }
 
 /// The outbox root of `relays` (see [`Outbox::build`]), without keeping the tree.
-pub fn outbox_root(relays: &[Relay], order: ShardOrder) -> Result<Hash256, TargetOutOfRange> {
-    if relays.is_empty() {
+pub fn outbox_root<'r>(
+    relays: impl IntoIterator<Item = &'r Relay>,
+    order: ShardOrder,
+) -> Result<Hash256, TargetOutOfRange> {
+    let mut relays = relays.into_iter().peekable();
+    if relays.peek().is_none() {
         return Ok(Hash256::ZERO);
     }
     Outbox::build(relays, order).map(|o| o.root())

@@ -95,16 +95,19 @@ impl RelayProof {
             .map_err(|_| RelayProofError::OutOfRange(self.target))?;
         let origin_pos = outbox::position(self.origin, order)
             .map_err(|_| RelayProofError::OutOfRange(self.origin))?;
+        // A shard's list to itself is its waiting relays (from any origin, in queue order)
+        // then the deferred relays it sent itself.
+        let own = self.origin == self.target;
         let mut last = None;
         for (i, r) in self.relays.iter().enumerate() {
-            if r.origin != self.origin || r.target != self.target {
+            if r.target != self.target || (!own && r.origin != self.origin) {
                 return Err(RelayProofError::Misrouted {
                     index: i,
                     origin: r.origin,
                     target: r.target,
                 });
             }
-            if last.is_some_and(|l| r.index <= l) {
+            if !own && last.is_some_and(|l| r.index <= l) {
                 return Err(RelayProofError::OutOfOrder(i));
             }
             last = Some(r.index);
@@ -192,7 +195,8 @@ pub struct Prover {
 
 impl Prover {
     /// The prover of `origin`'s outbox in the block of `header`, from every chunk's outbox
-    /// root (shards, then the global lane) and `origin`'s relays in emission order. `None`
+    /// root (shards, then the global lane) and `origin`'s outbox in order (a shard's waiting
+    /// relays first, then what it emitted). `None`
     /// when they do not give the header's root (the data does not belong to this header).
     pub fn new(
         header: &Header,
@@ -205,7 +209,9 @@ impl Prover {
         let origin_pos = outbox::position(origin, order).ok()?;
         if outbox_roots.len() != n + 1
             || crate::hash::merkle_root(outbox_roots) != header.outbox_root
-            || origin_relays.iter().any(|r| r.origin != origin)
+            || origin_relays
+                .iter()
+                .any(|r| r.origin != origin && r.target != origin)
         {
             return None;
         }

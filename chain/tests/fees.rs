@@ -6,15 +6,14 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::contracts::{call_tx, Net};
+use common::contracts::{call_tx, Net, SPENDER};
 use common::*;
 use rexe_chain::contract::{self, Target};
 use rexe_chain::encode::Encode;
 use rexe_chain::fee::GasPrice;
 use rexe_chain::tx::TRANSFER_GAS;
 use rexe_chain::{
-    shard_of, Address, Amount, BlockError, ChainParams, Network, Payload, ShardId, SignedTx,
-    Signer, Tx,
+    Address, Amount, BlockError, ChainParams, Network, Payload, ShardId, SignedTx, Signer, Tx,
 };
 use serde_json::json;
 
@@ -40,16 +39,6 @@ fn seal_submit(chain: &mut rexe_chain::Chain, mut block: rexe_chain::Block) {
     block.seal = rexe_chain::seal::TestSealer::seal(&block.header);
     let now = block.header.time;
     chain.submit(block, now).expect("block connects");
-}
-
-/// Keys on shard `shard` of `2^order` shards.
-fn keys_on(order: u8, shard: u16, n: usize, seed: &str) -> Vec<Signer> {
-    let order = rexe_chain::ShardOrder::new(order).unwrap();
-    (0u32..)
-        .map(|i| Signer::from_seed(format!("{seed}-{i}").as_bytes()))
-        .filter(|k| shard_of(&k.address(), order) == ShardId(shard))
-        .take(n)
-        .collect()
 }
 
 #[test]
@@ -271,29 +260,6 @@ fn a_block_over_each_limit_is_rejected_and_templates_stay_within_them() {
         assert_supply(&mut strict);
     }
 }
-
-const SPENDER: &str = r#"
-contract Spender {
-    @address uint64 n;
-    @address array<uint64> log;
-    @address function spend(uint32 rounds) export {
-        n += 1u64;
-        for (uint32 i = 0u; i < rounds; i++) {
-            log.push(uint64(i));
-        }
-    }
-    @address function burn(uint32 rounds) export {
-        uint64 x = 0u64;
-        for (uint32 i = 0u; i < rounds; i++) {
-            x += uint64(i);
-        }
-    }
-    @address function bool pass(address to, uint32 rounds) export {
-        relay@to spend(rounds);
-        return true;
-    }
-}
-"#;
 
 #[test]
 fn a_call_using_a_tenth_of_its_gas_pays_for_a_tenth() {

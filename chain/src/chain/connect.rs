@@ -417,8 +417,14 @@ impl Chain {
         }
         // The relays this block ran.
         crate::dropper::drop_later(std::mem::take(&mut self.inbound));
-        (self.inbound, self.global_inbound) =
-            route(outbound.into_iter().flatten().chain(global.deferred), n);
+        (self.inbound, self.global_inbound) = {
+            let emitted = outbound.split_off(n + 1);
+            route(
+                outbound.into_iter().flatten(),
+                emitted.into_iter().flatten().chain(global.deferred),
+                n,
+            )
+        };
         self.active.push(hash);
         if let Some(e) = self.index.get_mut(&hash) {
             e.status = BlockStatus::Valid;

@@ -80,6 +80,7 @@ impl Chain {
         };
         let mut chain = Chain {
             tracked,
+            adding: Vec::new(),
             checkpointer,
             mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,
@@ -148,14 +149,28 @@ impl Chain {
                         });
                     }
                 }
-                let before_outboxes =
-                    fingerprint_with(&chain.params, &chain.systems, GLOBAL_STATE_VERSION, None, 1);
-                if stored.as_deref() == Some(&before_outboxes.0[..]) {
-                    return Err(ChainError::OldBlockRules {
-                        dir: dir.display().to_string(),
-                        found: 1,
-                        now: BLOCK_RULES_VERSION,
-                    });
+                for (found, what) in [
+                    (
+                        1,
+                        "one root over every relay emitted, no outboxes keyed by target",
+                    ),
+                    (2, "waiting relays kept out of the shards' outboxes"),
+                ] {
+                    let old = fingerprint_with(
+                        &chain.params,
+                        &chain.systems,
+                        GLOBAL_STATE_VERSION,
+                        None,
+                        found,
+                    );
+                    if stored.as_deref() == Some(&old.0[..]) {
+                        return Err(ChainError::OldBlockRules {
+                            dir: dir.display().to_string(),
+                            found,
+                            now: BLOCK_RULES_VERSION,
+                            what,
+                        });
+                    }
                 }
                 if stored.as_deref() != Some(&fp.0[..]) {
                     return Err(ChainError::WrongChain {
@@ -179,8 +194,10 @@ impl Chain {
         Ok(chain)
     }
 
-    /// Records the tracked shards in a new directory; refuses another set in an old one.
-    fn check_tracked(&self, dir: &Path) -> Result<(), ChainError> {
+    /// Records the tracked shards in a new directory. In an old one, a set that adds shards
+    /// opens with the recorded set and the new shards left to state sync
+    /// ([`Chain::shards_to_sync`]); a set that drops one is refused.
+    fn check_tracked(&mut self, dir: &Path) -> Result<(), ChainError> {
         let mine: Vec<u8> = self.tracked.iter().map(|t| *t as u8).collect();
         let show = |t: &[u8]| {
             let list: Vec<String> = t
@@ -198,11 +215,25 @@ impl Chain {
         match self.db.meta("tracked")? {
             None => self.db.set_meta("tracked", &mine)?,
             Some(was) if was != mine => {
-                return Err(ChainError::TrackedChanged {
-                    dir: dir.display().to_string(),
-                    was: show(&was),
-                    now: show(&mine),
-                })
+                let adds_only = was.len() == mine.len()
+                    && was.iter().zip(&mine).all(|(w, m)| *w == 0 || *m == 1);
+                if !adds_only {
+                    return Err(ChainError::TrackedChanged {
+                        dir: dir.display().to_string(),
+                        was: show(&was),
+                        now: show(&mine),
+                    });
+                }
+                self.adding = (0..mine.len())
+                    .filter(|i| was[*i] == 0 && mine[*i] == 1)
+                    .map(|i| ShardId(i as u16))
+                    .collect();
+                self.tracked = was.iter().map(|w| *w == 1).collect();
+                tracing::info!(
+                    tracked = %show(&was),
+                    adding = %self.adding.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","),
+                    "the configuration adds shards: they are taken up by state sync"
+                );
             }
             Some(_) => {}
         }
@@ -566,25 +597,26 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("calls between contracts"), "{e}");
-        // Block rules 1: today's contracts, but one relay root and no outboxes.
-        let no_outboxes =
-            fingerprint_with(&chain_params, &chain_systems, GLOBAL_STATE_VERSION, None, 1);
-        ChainDb::open(&dir.path().join("chain.sqlite"))
-            .unwrap()
-            .set_meta("params", &no_outboxes.0)
-            .unwrap();
-        let e = open().err().expect("refused");
-        assert!(
-            matches!(
-                e,
-                ChainError::OldBlockRules {
-                    found: 1,
-                    now: 2,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert!(e.to_string().contains("outboxes"), "{e}");
+        // Block rules 1 (one relay root, no outboxes) and 2 (waiting relays outside the
+        // outboxes): today's contracts, older blocks.
+        for (found, what) in [(1, "no outboxes"), (2, "waiting relays kept out")] {
+            let old = fingerprint_with(
+                &chain_params,
+                &chain_systems,
+                GLOBAL_STATE_VERSION,
+                None,
+                found,
+            );
+            ChainDb::open(&dir.path().join("chain.sqlite"))
+                .unwrap()
+                .set_meta("params", &old.0)
+                .unwrap();
+            let e = open().err().expect("refused");
+            assert!(
+                matches!(e, ChainError::OldBlockRules { found: f, now: 3, .. } if f == found),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{e}");
+        }
     }
 }

@@ -486,6 +486,28 @@ impl ChainDb {
             .optional()?)
     }
 
+    /// Replaces the stored relays of connected block `hash` and a metadata value in one
+    /// transaction (a partial node taking up a shard at its tip).
+    pub fn set_relays_and_meta(
+        &mut self,
+        hash: BlockHash,
+        relays: &[u8],
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE relays SET data = ?2 WHERE hash = ?1",
+            params![&hash.0 .0[..], relays],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The encoded relays a connected block emitted.
     pub fn relays(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

@@ -6,6 +6,8 @@
 //! `chain.sqlite` is the source of truth: after a crash the chain replays it from the
 //! shards' common height.
 
+mod sync;
+
 use std::collections::VecDeque;
 use std::path::Path;
 
@@ -46,6 +48,8 @@ pub struct ShardStore {
     undo_depth: u64,
     cache_limit: usize,
     reads: CacheStats,
+    /// The overlay serving state pages at an older height (see `sync.rs`).
+    snapshot: Option<sync::Snapshot>,
 }
 
 /// How a shard's row caches have served reads since the store opened: hits are answered
@@ -120,6 +124,7 @@ impl ShardStore {
             undo_depth,
             cache_limit,
             reads: CacheStats::default(),
+            snapshot: None,
         };
         if let Some(h) = s.meta("applied_height")? {
             let h = u64::from_le_bytes(

@@ -617,3 +617,28 @@ pub fn call_tx(
     }
     .sign(key)
 }
+
+/// A contract whose `pass` relays a call to another address's shard (`spend` runs there,
+/// `burn` only spends gas).
+pub const SPENDER: &str = r#"
+contract Spender {
+    @address uint64 n;
+    @address array<uint64> log;
+    @address function spend(uint32 rounds) export {
+        n += 1u64;
+        for (uint32 i = 0u; i < rounds; i++) {
+            log.push(uint64(i));
+        }
+    }
+    @address function burn(uint32 rounds) export {
+        uint64 x = 0u64;
+        for (uint32 i = 0u; i < rounds; i++) {
+            x += uint64(i);
+        }
+    }
+    @address function bool pass(address to, uint32 rounds) export {
+        relay@to spend(rounds);
+        return true;
+    }
+}
+"#;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rexe_chain::seal::TestSealer;
 use rexe_chain::{
-    Address, Amount, Block, Chain, ChainConfig, ChainParams, Network, Payload, SignedTx, Signer,
-    SubmitOutcome, Tx,
+    shard_of, Address, Amount, Block, Chain, ChainConfig, ChainParams, Network, Payload, ShardId,
+    SignedTx, Signer, SubmitOutcome, Tx,
 };
 
 /// Deterministic keys.
@@ -94,4 +94,14 @@ pub fn mine(chain: &mut Chain, miner: Address) -> Block {
 pub fn assert_supply(chain: &mut Chain) {
     let r = chain.audit_supply().expect("audit");
     assert!(r.holds(), "supply invariant broken: {r:?}");
+}
+
+/// Keys on shard `shard` of `2^order` shards.
+pub fn keys_on(order: u8, shard: u16, n: usize, seed: &str) -> Vec<Signer> {
+    let order = rexe_chain::ShardOrder::new(order).unwrap();
+    (0u32..)
+        .map(|i| Signer::from_seed(format!("{seed}-{i}").as_bytes()))
+        .filter(|k| shard_of(&k.address(), order) == ShardId(shard))
+        .take(n)
+        .collect()
 }
