@@ -510,3 +510,110 @@ fn a_peer_serving_bent_packages_is_banned_by_the_partial_node() {
     converge(&a, &[&b]);
     drop(proxy);
 }
+
+/// A partial node on {0,1}, restarted with `--track-shards 0,1,2`, takes up shard 2 over
+/// libp2p: its state from two full peers in pages (checked against the tip's chunk root),
+/// the proofs of what it runs next, then blocks as packages for all three shards. It then
+/// agrees with the full nodes on shard 2 and answers for its accounts.
+#[test]
+fn a_partial_node_takes_up_a_shard_over_libp2p() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = p2p_node(dirs[0].path(), &[]);
+    let a_addr = p2p_addr(&a);
+    let b = p2p_node(dirs[1].path(), std::slice::from_ref(&a_addr));
+    let b_addr = p2p_addr(&b);
+    let partial = |shards: &str| {
+        let args = [
+            "node",
+            "--datadir",
+            dirs[2].path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bootnode",
+            &a_addr,
+            "--bootnode",
+            &b_addr,
+            "--track-shards",
+            shards,
+        ];
+        spawn(&args, dirs[2].path())
+    };
+    let payer = Signer::from_seed(b"payer");
+    mine(&a, 3, b"payer");
+    let payees: Vec<rexe_chain::Address> = (0..12u8)
+        .map(|i| Signer::from_seed(&[i]).address())
+        .collect();
+    let pay_round = |round: u64| {
+        let nonce = rpc(
+            &a,
+            "getaccount",
+            json!([payer.address().encode(Network::Regtest)]),
+        )["next_nonce"]
+            .as_u64()
+            .unwrap();
+        for (i, to) in payees.iter().enumerate() {
+            let tx = transfer_tx(&payer, *to, 1_000 + round, nonce + i as u64);
+            rpc(
+                &a,
+                "sendrawtransaction",
+                json!([tx.to_bytes().to_lower_hex_string()]),
+            );
+        }
+        mine(&a, 1, b"payer");
+    };
+    pay_round(0);
+    let c = partial("0,1");
+    converge(&a, &[&b, &c]);
+    pay_round(1);
+    converge(&a, &[&b, &c]);
+    drop(c);
+    // More blocks while it is down; then it comes back adding shard 2.
+    pay_round(2);
+    let c = partial("0,1,2");
+    wait_for("shard 2 taken up", || {
+        rpc(&c, "getchaininfo", json!([]))["tracked_shards"] == json!([0, 1, 2])
+    });
+    let info = rpc(&c, "getchaininfo", json!([]));
+    assert_eq!(info["shards_to_sync"], json!([]), "{info}");
+    assert!(info["state_sync"].is_null(), "{info}");
+    pay_round(3);
+    converge(&a, &[&b, &c]);
+    let full = rpc(&a, "getshardinfo", json!([]));
+    let mine = tracked_roots(&c);
+    assert_eq!(mine.len(), 3);
+    for (s, root) in mine {
+        assert_eq!(root, full[s as usize]["state_root"], "shard {s}");
+    }
+    let order = rexe_chain::ShardOrder::new(2).unwrap();
+    let on2 = payees
+        .iter()
+        .find(|p| rexe_chain::shard_of(p, order) == rexe_chain::ShardId(2))
+        .expect("a payee on shard 2")
+        .encode(Network::Regtest);
+    assert_eq!(
+        rpc(&c, "getaccount", json!([on2])),
+        rpc(&a, "getaccount", json!([on2]))
+    );
+    // The full nodes served the pages: each answered requests.
+    for n in [&a, &b] {
+        let m = http_get(&n.rpc, "/metrics");
+        assert!(m.contains("rexe_p2p_requests_served_total"), "{m}");
+    }
+    // Dropping a shard it runs is refused by name.
+    drop(c);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
+        .args([
+            "node",
+            "--datadir",
+            dirs[2].path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--track-shards",
+            "0,1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not drop one it runs"), "{err}");
+}

@@ -243,6 +243,29 @@ pub struct ChainInfo {
     /// The shards this node runs (all of them on a full node).
     #[serde(default)]
     pub tracked_shards: Vec<u16>,
+    /// Shards the configuration adds that are still being taken up by state sync.
+    #[serde(default)]
+    pub shards_to_sync: Vec<u16>,
+    /// The state sync under way, if any.
+    #[serde(default)]
+    pub state_sync: Option<StateSyncInfo>,
+}
+
+/// A shard state sync under way (`getchaininfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateSyncInfo {
+    /// The shard.
+    pub shard: u16,
+    /// The block whose state is fetched (the node's tip).
+    pub block: String,
+    /// Its height.
+    pub height: u64,
+    /// Rows stored so far.
+    pub rows: u64,
+    /// Bytes of rows stored so far.
+    pub bytes: u64,
+    /// Whether every page is in (the proofs of what the shard runs next come last).
+    pub pages_done: bool,
 }
 
 /// `getaccount address`: an account's state.

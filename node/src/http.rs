@@ -405,6 +405,27 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             &["shard"],
             tracked.iter().map(|s| (vec![s.as_str()], 1.0)),
         );
+        let syncing: Vec<(String, rexe_chain::sync::SyncProgress)> = c
+            .shards_to_sync()
+            .iter()
+            .filter_map(|s| Some((s.0.to_string(), c.state_sync(*s).ok()??)))
+            .collect();
+        m.gauges(
+            "rexe_state_sync_rows",
+            "Rows of a shard's state fetched so far by the state sync under way.",
+            &["shard"],
+            syncing
+                .iter()
+                .map(|(s, p)| (vec![s.as_str()], p.rows as f64)),
+        )
+        .gauges(
+            "rexe_state_sync_bytes",
+            "Bytes of a shard's state fetched so far by the state sync under way.",
+            &["shard"],
+            syncing
+                .iter()
+                .map(|(s, p)| (vec![s.as_str()], p.bytes as f64)),
+        );
         if let Some(net) = shared.p2p.get() {
             let s = net.status();
             let best = shared

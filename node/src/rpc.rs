@@ -271,6 +271,18 @@ pub fn call(
                     hash: hash.to_string(),
                 }),
                 tracked_shards: chain.tracked_shards().iter().map(|s| s.0).collect(),
+                shards_to_sync: chain.shards_to_sync().iter().map(|s| s.0).collect(),
+                state_sync: chain.shards_to_sync().iter().find_map(|s| {
+                    let p = chain.state_sync(*s).ok()??;
+                    Some(crate::api::StateSyncInfo {
+                        shard: s.0,
+                        block: p.block.to_string(),
+                        height: p.height,
+                        rows: p.rows,
+                        bytes: p.bytes,
+                        pages_done: p.cursor.is_none(),
+                    })
+                }),
             }))
         }
         "getblockcount" => {

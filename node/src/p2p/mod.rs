@@ -11,9 +11,13 @@
 //!   transactions, every chunk's roots, relay proofs from the other shards), by locator like
 //!   blocks; a gossiped block only tells them to fetch. Full nodes serve the packages for the
 //!   blocks within the undo depth.
-//! - **Serving.** Status, blocks or packages by locator, relay proofs. A request that does
-//!   not decode fails its stream and costs its sender [`GARBAGE_POINTS`].
+//! - **Taking up a shard** (`--track-shards` adding one to a partial node's directory):
+//!   its state is fetched in pages, then the proofs of what it runs next, while blocks wait
+//!   (see `shard_sync.rs`).
+//! - **Serving.** Status, blocks or packages by locator, relay proofs, state pages. A
+//!   request that does not decode fails its stream and costs its sender [`GARBAGE_POINTS`].
 
+mod shard_sync;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -160,6 +164,7 @@ pub fn start(
         next_tag: 0,
         syncing: None,
         received: HashSet::new(),
+        job: None,
     };
     let thread = std::thread::Builder::new()
         .name("rexe-p2p-node".into())
@@ -211,6 +216,8 @@ enum Pending {
     Status,
     Blocks,
     Packages,
+    StatePage,
+    SyncProof,
 }
 
 struct P2pNode {
@@ -233,6 +240,8 @@ struct P2pNode {
     partial: Option<Vec<rexe_chain::ShardId>>,
     /// The tip height each connected peer on our chain last reported.
     heights: HashMap<PeerId, u64>,
+    /// The shard being taken up, if any.
+    job: Option<shard_sync::Job>,
 }
 
 /// Whether a block error is the sender's fault (the block breaks a rule), not ours or
@@ -260,6 +269,7 @@ impl P2pNode {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.publish_tip();
+            self.drive_shard_sync();
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
                 self.pending
@@ -368,6 +378,10 @@ impl P2pNode {
                 let Some((_, what, _)) = self.pending.remove(&tag) else {
                     return;
                 };
+                if matches!(what, Pending::StatePage | Pending::SyncProof) {
+                    // Whatever the answer, the sync's next request may go.
+                    self.sync_request_failed();
+                }
                 match (result, what) {
                     (Ok(bytes), what) => match Response::from_bytes(&bytes) {
                         Ok(resp) => self.response(from, what, resp),
@@ -412,6 +426,10 @@ impl P2pNode {
         };
         let hash = block.header.hash();
         self.received.insert(hash);
+        if self.taking_up() {
+            // Blocks wait while a shard's state is fetched at the tip.
+            return Verdict::Ignore;
+        }
         if self.partial.is_some() {
             // A partial node takes blocks with their packages: fetch from this peer.
             let known = self.shared.chain().header(&hash).is_some();
@@ -459,7 +477,7 @@ impl P2pNode {
     }
 
     fn serve(&mut self, req: Request) -> Response {
-        let chain = self.shared.chain();
+        let mut chain = self.shared.chain();
         match req {
             Request::Status => Response::Status {
                 genesis: self.genesis,
@@ -498,6 +516,15 @@ impl P2pNode {
                 target,
             } => match chain.relay_proof(block, origin, target) {
                 Ok(p) => Response::RelayProof(p.to_bytes()),
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::StatePage {
+                shard,
+                block,
+                from,
+                max_rows,
+            } => match chain.state_page(shard, block, from, max_rows.into()) {
+                Ok(p) => Response::StatePage(p.to_bytes()),
                 Err(e) => Response::Error(e.to_string()),
             },
         }
@@ -546,7 +573,7 @@ impl P2pNode {
                 self.heights.insert(from, height);
                 self.note_heights();
                 let ours = self.shared.chain().tip_work().to_be_bytes();
-                if work > ours && self.syncing.is_none() {
+                if work > ours && self.syncing.is_none() && !self.taking_up() {
                     tracing::info!(peer = %from, height, "peer has more work; fetching blocks");
                     self.fetch(from);
                 }
@@ -601,6 +628,8 @@ impl P2pNode {
                     self.fetch(from);
                 }
             }
+            (Pending::StatePage, Response::StatePage(bytes)) => self.sync_page(from, &bytes),
+            (Pending::SyncProof, Response::RelayProof(bytes)) => self.sync_proof(from, &bytes),
             (_, Response::Error(e)) => {
                 tracing::debug!(peer = %from, error = %e, "peer could not answer");
                 self.done_syncing(from);

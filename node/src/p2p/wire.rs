@@ -2,6 +2,7 @@
 //! one stream (see `rexe-net`); what does not decode here fails that stream only.
 
 use rexe_chain::encode::{decode_list, encode_list, Decode, DecodeError, Encode, Reader};
+use rexe_chain::sync::StateCursor;
 use rexe_chain::{BlockHash, Hash256, ShardId};
 
 /// Most hashes in a block locator.
@@ -43,6 +44,17 @@ pub enum Request {
         /// Where they go.
         target: ShardId,
     },
+    /// One page of `shard`'s state at `block` from `from` (see `rexe_chain::sync`).
+    StatePage {
+        /// The shard.
+        shard: ShardId,
+        /// The block whose state is wanted.
+        block: BlockHash,
+        /// Where the page starts.
+        from: StateCursor,
+        /// Rows wanted (the server caps it).
+        max_rows: u16,
+    },
 }
 
 /// The answer.
@@ -65,6 +77,8 @@ pub enum Response {
     RelayProof(Vec<u8>),
     /// Encoded packages, in height order.
     Packages(Vec<Vec<u8>>),
+    /// An encoded state page.
+    StatePage(Vec<u8>),
     /// The request was understood but cannot be answered.
     Error(String),
 }
@@ -111,6 +125,18 @@ impl Encode for Request {
                 origin.0.encode(out);
                 target.0.encode(out);
             }
+            Request::StatePage {
+                shard,
+                block,
+                from,
+                max_rows,
+            } => {
+                out.push(4);
+                shard.0.encode(out);
+                out.extend_from_slice(&block.0 .0);
+                from.encode(out);
+                max_rows.encode(out);
+            }
         }
     }
 }
@@ -155,6 +181,12 @@ impl Decode for Request {
                 origin: ShardId(u16::decode(r)?),
                 target: ShardId(u16::decode(r)?),
             }),
+            4 => Ok(Request::StatePage {
+                shard: ShardId(u16::decode(r)?),
+                block: hash(r)?,
+                from: StateCursor::decode(r)?,
+                max_rows: u16::decode(r)?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "request",
                 tag,
@@ -189,6 +221,10 @@ impl Encode for Response {
             Response::Packages(p) => {
                 out.push(4);
                 encode_list(p, out);
+            }
+            Response::StatePage(p) => {
+                out.push(5);
+                p.encode(out);
             }
             Response::Error(e) => {
                 out.push(3);
@@ -226,6 +262,7 @@ impl Decode for Response {
                 }
                 Ok(Response::Packages(p))
             }
+            5 => Ok(Response::StatePage(Vec::<u8>::decode(r)?)),
             3 => {
                 let b = Vec::<u8>::decode(r)?;
                 if b.len() > MAX_ERROR {
@@ -266,6 +303,12 @@ mod tests {
                 max: 8,
                 tracked: vec![ShardId(0), ShardId(3)],
             },
+            Request::StatePage {
+                shard: ShardId(2),
+                block: h,
+                from: StateCursor::Accounts(Some(rexe_chain::Address([3; 32]))),
+                max_rows: 4096,
+            },
         ] {
             assert_eq!(Request::from_bytes(&m.to_bytes()).unwrap(), m);
         }
@@ -279,6 +322,7 @@ mod tests {
             Response::Blocks(vec![vec![1, 2], vec![3]]),
             Response::RelayProof(vec![9; 40]),
             Response::Packages(vec![vec![1; 5]]),
+            Response::StatePage(vec![2; 70]),
             Response::Error("pruned".into()),
         ] {
             assert_eq!(Response::from_bytes(&m.to_bytes()).unwrap(), m);
