@@ -247,10 +247,17 @@ fn bench_cluster_partial_nodes_agree_with_the_full_node() {
         "200",
         "--blocks",
         "3",
+        "--sync-accounts",
+        "5000",
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["name"], "cluster");
+    // The state sync phase took up shard 2 (about a quarter of the accounts, plus its fee
+    // row) in pages, checked against the root (the phase fails otherwise).
+    let rows = v["state_sync"]["shard_rows"].as_u64().unwrap();
+    assert!((1_000..2_000).contains(&rows), "{v}");
+    assert!(v["state_sync"]["pages"].as_u64().unwrap() >= 2, "{v}");
     assert_eq!(v["proofs"], 2 * 3 * 2 * 3, "{v}");
     assert!(v["relays_in_proofs"].as_u64().unwrap() > 0, "{v}");
     assert!(v["two_partial_nodes_tps"].as_f64().unwrap() > 0.0);

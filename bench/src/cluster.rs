@@ -33,6 +33,9 @@ pub struct ClusterArgs {
     /// Blocks.
     #[arg(long, default_value_t = 12)]
     blocks: u64,
+    /// Accounts of the state sync phase's chain (a quarter on the shard taken up).
+    #[arg(long, default_value_t = 1_000_000)]
+    sync_accounts: u64,
 }
 
 fn config() -> ChainConfig {
@@ -204,6 +207,8 @@ pub fn run(a: &ClusterArgs) -> Result<serde_json::Value> {
     }
     let full_tps = txs / full_secs;
     let cluster_tps = txs / cluster_secs;
+    drop((full, p0, p1, producer));
+    let sync = crate::state_sync::run(a.sync_accounts)?;
     Ok(json!({
         "name": "cluster",
         "accounts": a.accounts,
@@ -220,6 +225,7 @@ pub fn run(a: &ClusterArgs) -> Result<serde_json::Value> {
         "relays_in_proofs": relays,
         "block_bytes": block_bytes,
         "package_bytes": package_bytes,
+        "state_sync": sync,
         "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

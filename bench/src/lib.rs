@@ -7,6 +7,7 @@ mod cluster;
 mod contract;
 mod e2e;
 mod floor;
+mod state_sync;
 mod stratum;
 mod tap;
 
