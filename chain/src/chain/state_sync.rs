@@ -93,6 +93,16 @@ impl Chain {
         Ok(progress)
     }
 
+    /// Drops the sync under way of `shard` and its rows (blocks can be taken again; a later
+    /// sync starts at the tip of then).
+    pub fn abandon_state_sync(&mut self, shard: ShardId) -> Result<(), SyncError> {
+        let i = self.shard_index(shard)?;
+        if !self.tracks(shard) {
+            self.shards[i].sync_clear(true)?;
+        }
+        Ok(())
+    }
+
     /// Stores one page of the sync under way of `page.shard`.
     pub fn apply_state_page(&mut self, page: &StatePage) -> Result<SyncProgress, SyncError> {
         let i = self.shard_index(page.shard)?;

@@ -44,6 +44,11 @@ pub const GARBAGE_POINTS: u32 = 25;
 pub const POLL: Duration = Duration::from_secs(3);
 /// Bytes of blocks put in one response (at least one block is sent).
 const RESPONSE_BLOCK_BYTES: usize = 8 << 20;
+/// Expensive requests (blocks, packages, state pages) a peer may make per window; more
+/// are answered "busy". A node syncing takes at most one per round trip.
+pub const EXPENSIVE_PER_WINDOW: u32 = 500;
+/// The window of [`EXPENSIVE_PER_WINDOW`].
+pub const EXPENSIVE_WINDOW: Duration = Duration::from_secs(10);
 /// How long a request's entry waits for its answer.
 const REQUEST_TTL: Duration = Duration::from_secs(120);
 /// File of the node's p2p identity in the data directory.
@@ -165,6 +170,9 @@ pub fn start(
         syncing: None,
         received: HashSet::new(),
         job: None,
+        one_server: false,
+        sync_after: Instant::now(),
+        expensive: HashMap::new(),
     };
     let thread = std::thread::Builder::new()
         .name("rexe-p2p-node".into())
@@ -242,6 +250,29 @@ struct P2pNode {
     heights: HashMap<PeerId, u64>,
     /// The shard being taken up, if any.
     job: Option<shard_sync::Job>,
+    /// Take every page of the next state sync from one peer (after a sync whose rows
+    /// missed the root could not be blamed on one).
+    one_server: bool,
+    /// No new state sync starts before this (a dropped one waits for the peers to move).
+    sync_after: Instant,
+    /// Expensive requests (blocks, packages, state pages) each peer made in the current
+    /// window, and when the window began.
+    expensive: HashMap<PeerId, (Instant, u32)>,
+}
+
+/// Counts one expensive request of `peer` at `now` in `budgets`; whether it is over
+/// [`EXPENSIVE_PER_WINDOW`] in the peer's current [`EXPENSIVE_WINDOW`]. The map is pruned
+/// of old windows when it grows past 1,024 peers.
+fn spend(budgets: &mut HashMap<PeerId, (Instant, u32)>, peer: PeerId, now: Instant) -> bool {
+    if budgets.len() > 1024 {
+        budgets.retain(|_, (at, _)| now.duration_since(*at) < EXPENSIVE_WINDOW);
+    }
+    let e = budgets.entry(peer).or_insert((now, 0));
+    if now.duration_since(e.0) >= EXPENSIVE_WINDOW {
+        *e = (now, 0);
+    }
+    e.1 += 1;
+    e.1 > EXPENSIVE_PER_WINDOW
 }
 
 /// Whether a block error is the sender's fault (the block breaks a rule), not ours or
@@ -364,7 +395,15 @@ impl P2pNode {
             }
             Event::Request { from, data, reply } => match Request::from_bytes(&data) {
                 Ok(req) => {
-                    let resp = self.serve(req);
+                    let resp = if self.over_budget(from, &req) {
+                        Response::Error(format!(
+                            "busy: more than {EXPENSIVE_PER_WINDOW} block, package or state \
+                             requests in {} s; retry later",
+                            EXPENSIVE_WINDOW.as_secs()
+                        ))
+                    } else {
+                        self.serve(req)
+                    };
                     self.net.respond(reply, resp.to_bytes());
                 }
                 Err(e) => {
@@ -379,8 +418,13 @@ impl P2pNode {
                     return;
                 };
                 if matches!(what, Pending::StatePage | Pending::SyncProof) {
-                    // Whatever the answer, the sync's next request may go.
-                    self.sync_request_failed();
+                    // Whatever the answer, the sync's next request may go; anything but
+                    // the answer asked for moves it to the next peer.
+                    if result.is_ok() {
+                        self.sync_answered();
+                    } else {
+                        self.sync_refused();
+                    }
                 }
                 match (result, what) {
                     (Ok(bytes), what) => match Response::from_bytes(&bytes) {
@@ -474,6 +518,13 @@ impl P2pNode {
             // Known, nonce or fee races, a full mempool: not the sender's fault.
             Err(_) => Verdict::Ignore,
         }
+    }
+
+    /// Whether `peer` spent its budget of expensive requests (blocks, packages, state
+    /// pages: each holds the chain lock for up to milliseconds) in the current window.
+    fn over_budget(&mut self, peer: PeerId, req: &Request) -> bool {
+        !matches!(req, Request::Status | Request::RelayProof { .. })
+            && spend(&mut self.expensive, peer, Instant::now())
     }
 
     fn serve(&mut self, req: Request) -> Response {
@@ -630,8 +681,11 @@ impl P2pNode {
             }
             (Pending::StatePage, Response::StatePage(bytes)) => self.sync_page(from, &bytes),
             (Pending::SyncProof, Response::RelayProof(bytes)) => self.sync_proof(from, &bytes),
-            (_, Response::Error(e)) => {
+            (what, Response::Error(e)) => {
                 tracing::debug!(peer = %from, error = %e, "peer could not answer");
+                if matches!(what, Pending::StatePage | Pending::SyncProof) {
+                    self.sync_refused();
+                }
                 self.done_syncing(from);
             }
             (_, _) => {
@@ -673,5 +727,28 @@ impl Item {
             Item::Block(b) => b.header.hash(),
             Item::Package(p) => p.block.header.hash(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expensive_requests_are_budgeted_per_peer_and_window() {
+        let mut b = HashMap::new();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        for _ in 0..EXPENSIVE_PER_WINDOW {
+            assert!(!spend(&mut b, p, t0));
+        }
+        assert!(spend(&mut b, p, t0), "one over the budget");
+        assert!(!spend(&mut b, q, t0), "another peer has its own");
+        assert!(!spend(&mut b, p, t0 + EXPENSIVE_WINDOW), "a new window");
+        for _ in 0..2000 {
+            spend(&mut b, PeerId::random(), t0);
+        }
+        spend(&mut b, p, t0 + 2 * EXPENSIVE_WINDOW);
+        assert!(b.len() <= 1026, "old windows pruned: {}", b.len());
     }
 }

@@ -4,9 +4,12 @@
 //! so a restart resumes), then the proofs of what the shard runs next, one per chunk, and
 //! takes the shard up. Blocks are fetched again from there, as packages for the larger set.
 //!
-//! A page that does not answer the request or breaks the order costs its sender; a sync
-//! whose rows miss the root starts over, and costs the peer that served it when only one
-//! did (with several, the culprit is not known: LtHash pages cannot be checked alone).
+//! A sync starts once the node has caught up with its peers. A page that does not answer the
+//! request or breaks the order costs its sender; a sync whose rows miss the root starts
+//! over, and costs the peer that served it when only one did. With several the culprit is
+//! not known (LtHash pages cannot be checked alone), so the next attempt takes every page
+//! from one peer. When every peer in turn refuses the sync's block (it fell out of their
+//! undo depth), the sync is dropped: the node takes blocks again and starts over later.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -22,6 +25,8 @@ use super::{P2pNode, Pending, GARBAGE_POINTS, INVALID_POINTS};
 
 /// How long a page or proof request may stay unanswered before another peer is asked.
 const ASK_TTL: Duration = Duration::from_secs(20);
+/// How long a dropped sync waits before another starts.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A shard being taken up.
 pub(super) struct Job {
@@ -33,16 +38,20 @@ pub(super) struct Job {
     servers: HashSet<PeerId>,
     /// When the request in flight was sent.
     asked: Option<Instant>,
+    /// Requests refused or failed in a row.
+    failures: usize,
     /// Which peer is asked next (round robin).
     turn: usize,
     started: Instant,
 }
 
 impl P2pNode {
-    /// Whether blocks wait because a shard is being taken up (its state is the tip's).
+    /// Whether blocks wait because a shard's state is being fetched (it is the tip's).
     pub(super) fn taking_up(&self) -> bool {
         let c = self.shared.chain();
-        !c.shards_to_sync().is_empty() && c.tip_height() > 0
+        c.shards_to_sync()
+            .iter()
+            .any(|s| c.state_sync(*s).ok().flatten().is_some())
     }
 
     /// Sends the sync's next request when none is in flight.
@@ -54,14 +63,27 @@ impl P2pNode {
         {
             return;
         }
-        if self.peers.is_empty() || !self.taking_up() {
+        if self.peers.is_empty() {
             return;
         }
+        let best_peer = self.heights.values().copied().max().unwrap_or(0);
+        let fetching = self.syncing.is_some();
         let (shard, progress, n) = {
             let mut c = self.shared.chain();
-            let shard = c.shards_to_sync()[0];
+            let Some(shard) = c.shards_to_sync().first().copied() else {
+                return;
+            };
             let progress = match c.state_sync(shard) {
                 Ok(Some(p)) => Ok(p),
+                // A new sync starts at a tip level with the peers'.
+                Ok(None)
+                    if fetching
+                        || c.tip_height() == 0
+                        || c.tip_height() < best_peer
+                        || Instant::now() < self.sync_after =>
+                {
+                    return
+                }
                 Ok(None) => c.begin_state_sync(shard),
                 Err(e) => Err(e),
             };
@@ -74,6 +96,18 @@ impl P2pNode {
                 return;
             }
         };
+        if self.job.as_ref().is_some_and(|j| {
+            j.shard == shard && j.block == progress.block && j.failures >= 2 * self.peers.len()
+        }) {
+            tracing::warn!(%shard, block = %progress.block,
+                "no peer serves the state sync's block any more; dropping the sync to take blocks again");
+            self.job = None;
+            self.sync_after = Instant::now() + RETRY_AFTER;
+            if let Err(e) = self.shared.chain().abandon_state_sync(shard) {
+                tracing::warn!(%shard, error = %e, "dropping the state sync");
+            }
+            return;
+        }
         if self
             .job
             .as_ref()
@@ -87,14 +121,21 @@ impl P2pNode {
                 proofs: vec![None; n + 1],
                 servers: HashSet::new(),
                 asked: None,
+                failures: 0,
                 turn: 0,
                 started: Instant::now(),
             });
         }
         let mut peers: Vec<PeerId> = self.peers.iter().copied().collect();
         peers.sort();
+        let one_server = self.one_server;
         let job = self.job.as_mut().expect("set above");
-        let peer = peers[job.turn % peers.len()];
+        // Pages from the peers in turn, or all from one after an unattributed mismatch (a
+        // peer that refuses moves the turn on).
+        let peer = match job.servers.iter().next() {
+            Some(p) if one_server && peers.contains(p) => *p,
+            _ => peers[job.turn % peers.len()],
+        };
         job.turn += 1;
         job.asked = Some(Instant::now());
         let block = job.block;
@@ -131,16 +172,24 @@ impl P2pNode {
         self.ask(peer, req.0, req.1);
     }
 
-    /// A peer could not answer the sync's request: ask the next one.
-    pub(super) fn sync_request_failed(&mut self) {
+    /// An answer to the sync's request arrived (or the request failed): the next may go.
+    pub(super) fn sync_answered(&mut self) {
         if let Some(j) = self.job.as_mut() {
             j.asked = None;
         }
     }
 
+    /// A peer could not answer the sync's request: the next is asked.
+    pub(super) fn sync_refused(&mut self) {
+        if let Some(j) = self.job.as_mut() {
+            j.asked = None;
+            j.failures += 1;
+        }
+    }
+
     /// A page arrived.
     pub(super) fn sync_page(&mut self, from: PeerId, bytes: &[u8]) {
-        self.sync_request_failed();
+        self.sync_answered();
         let page = match StatePage::from_bytes(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -154,6 +203,7 @@ impl P2pNode {
             Ok(p) => {
                 if let Some(j) = self.job.as_mut() {
                     j.servers.insert(from);
+                    j.failures = 0;
                 }
                 tracing::debug!(shard = %page.shard, rows = p.rows, bytes = p.bytes, "state page stored");
                 self.drive_shard_sync();
@@ -172,7 +222,7 @@ impl P2pNode {
 
     /// A proof of what the shard runs next arrived.
     pub(super) fn sync_proof(&mut self, from: PeerId, bytes: &[u8]) {
-        self.sync_request_failed();
+        self.sync_answered();
         let Some(job) = self.job.as_ref() else { return };
         let (shard, block) = (job.shard, job.block);
         let proof = match RelayProof::from_bytes(bytes) {
@@ -203,6 +253,7 @@ impl P2pNode {
         match checked {
             Ok(slot) => {
                 if let Some(j) = self.job.as_mut() {
+                    j.failures = 0;
                     if let Some(s) = j.proofs.get_mut(slot) {
                         *s = Some(proof);
                     }
@@ -221,6 +272,7 @@ impl P2pNode {
         let result = self.shared.chain().adopt_shard(job.shard, &proofs);
         match result {
             Ok(()) => {
+                self.one_server = false;
                 let c = self.shared.chain();
                 self.partial = c.is_partial().then(|| c.tracked_shards());
                 self.published = c.tip_hash();
@@ -232,6 +284,9 @@ impl P2pNode {
                     let peer = *job.servers.iter().next().expect("one");
                     self.net
                         .penalize(peer, INVALID_POINTS, "state pages that miss the root");
+                } else {
+                    // Not attributable: the next attempt takes every page from one peer.
+                    self.one_server = true;
                 }
                 tracing::warn!(error = %e, "state sync starts over");
             }

@@ -225,7 +225,9 @@ impl ShardStore {
             .transpose()
     }
 
-    /// Starts a sync of the state at `block` (`height`): every row of the file is dropped.
+    /// Starts a sync of the state at `block` (`height`): every row of the file is dropped
+    /// (its undo records stay until the sync finishes: the store keeps rolling back as the
+    /// untracked shard it is until then).
     pub fn sync_begin(
         &mut self,
         block: BlockHash,
@@ -240,7 +242,7 @@ impl ShardStore {
             bytes: 0,
         };
         let tx = self.conn.transaction()?;
-        for table in ["accounts", "contract_state", "undo", "state_undo"] {
+        for table in ["accounts", "contract_state"] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
         tx.execute(
@@ -347,6 +349,12 @@ impl ShardStore {
             });
         }
         let tx = self.conn.transaction().map_err(StoreError::from)?;
+        // No undo records below the synced height: rolling back past it fails by name
+        // rather than leaving the synced state as it is.
+        for table in ["undo", "state_undo"] {
+            tx.execute(&format!("DELETE FROM {table}"), [])
+                .map_err(StoreError::from)?;
+        }
         tx.execute(
             "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
             [&progress.height.to_le_bytes()[..]],
