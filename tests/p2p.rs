@@ -617,3 +617,54 @@ fn a_partial_node_takes_up_a_shard_over_libp2p() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not drop one it runs"), "{err}");
 }
+
+/// A peer that claims more work than it has and answers every fetch with no blocks is
+/// charged each time, and banned by the third.
+#[test]
+fn a_peer_claiming_work_it_does_not_send_is_banned() {
+    use rexe_node::p2p::wire::{Request, Response};
+    let dir = tempfile::tempdir().unwrap();
+    let a = p2p_node(dir.path(), &[]);
+    let a_addr = p2p_addr(&a);
+    mine(&a, 2, b"miner-a");
+    let genesis: rexe_chain::BlockHash = rpc(&a, "getblockhash", json!([0]))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (liar, events) = raw_peer(&a_addr);
+    let a_id: rexe_net::PeerId = a_addr.rsplit('/').next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut empties = 0;
+    while rpc(&a, "getnetworkinfo", json!([]))["banned"] != json!(1) {
+        assert!(
+            Instant::now() < deadline,
+            "never banned ({empties} empty answers)"
+        );
+        let Ok(e) = events.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let rexe_net::Event::Request { data, reply, from } = e {
+            assert_eq!(from, a_id);
+            let resp = match Request::from_bytes(&data).unwrap() {
+                Request::Status => Response::Status {
+                    genesis,
+                    height: 1_000,
+                    tip: rexe_chain::BlockHash(rexe_chain::Hash256([9; 32])),
+                    work: [0xff; 32],
+                },
+                Request::Blocks { .. } => {
+                    empties += 1;
+                    Response::Blocks(Vec::new())
+                }
+                _ => Response::Error("no".into()),
+            };
+            liar.respond(reply, resp.to_bytes());
+        }
+    }
+    assert!(
+        (2..=4).contains(&empties),
+        "{empties} empty answers before the ban"
+    );
+    assert_eq!(tip(&a).0, 2, "nothing applied");
+}

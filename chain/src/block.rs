@@ -245,6 +245,11 @@ mod fuzz_like {
             roundtrip::<Block>(&data);
             roundtrip::<Relay>(&data);
             roundtrip::<crate::proof::RelayProof>(&data);
+            roundtrip::<crate::sync::StatePage>(&data);
+            roundtrip::<crate::sync::SyncProgress>(&data);
+            if let Ok(p) = crate::sync::StatePage::from_bytes(&data) {
+                let _ = p.check_shape();
+            }
         }
 
         /// Mutations of a valid block (with a transaction) decode or fail cleanly.

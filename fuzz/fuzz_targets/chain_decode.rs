@@ -1,6 +1,7 @@
 //! Every canonical decoder of the chain on arbitrary bytes: never panics, and whatever
 //! decodes re-encodes to the same bytes. A relay proof that decodes is also checked against a
-//! header, which must refuse it without panicking.
+//! header, which must refuse it without panicking; a state page that decodes has its shape
+//! checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +22,11 @@ fuzz_target!(|data: &[u8]| {
     roundtrip::<Block>(data);
     roundtrip::<Relay>(data);
     roundtrip::<RelayProof>(data);
+    roundtrip::<rexe_chain::sync::StatePage>(data);
+    roundtrip::<rexe_chain::sync::SyncProgress>(data);
+    if let Ok(p) = rexe_chain::sync::StatePage::from_bytes(data) {
+        let _ = p.check_shape();
+    }
     if let Ok(p) = RelayProof::from_bytes(data) {
         let header = rexe_chain::Header {
             version: 1,

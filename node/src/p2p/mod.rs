@@ -40,6 +40,9 @@ use wire::{Request, Response};
 pub const INVALID_POINTS: u32 = rexe_net::BAN_POINTS;
 /// Points for a request or response that does not decode.
 pub const GARBAGE_POINTS: u32 = 25;
+/// Points for answering a fetch with no blocks after claiming more work than this node
+/// has: the third such answer is a ban.
+pub const EMPTY_POINTS: u32 = 34;
 /// How often peers are asked for their status.
 pub const POLL: Duration = Duration::from_secs(3);
 /// Bytes of blocks put in one response (at least one block is sent).
@@ -159,6 +162,7 @@ pub fn start(
     };
     let mut node = P2pNode {
         heights: HashMap::new(),
+        claimed: HashMap::new(),
         partial,
         published,
         shared,
@@ -248,6 +252,8 @@ struct P2pNode {
     partial: Option<Vec<rexe_chain::ShardId>>,
     /// The tip height each connected peer on our chain last reported.
     heights: HashMap<PeerId, u64>,
+    /// The chain work each connected peer last claimed.
+    claimed: HashMap<PeerId, [u8; 32]>,
     /// The shard being taken up, if any.
     job: Option<shard_sync::Job>,
     /// Take every page of the next state sync from one peer (after a sync whose rows
@@ -370,6 +376,7 @@ impl P2pNode {
             Event::Disconnected(p) => {
                 self.peers.remove(&p);
                 self.heights.remove(&p);
+                self.claimed.remove(&p);
                 self.note_heights();
                 if self.syncing.is_some_and(|(s, _)| s == p) {
                     self.syncing = None;
@@ -622,6 +629,7 @@ impl P2pNode {
                     return;
                 }
                 self.heights.insert(from, height);
+                self.claimed.insert(from, work);
                 self.note_heights();
                 let ours = self.shared.chain().tip_work().to_be_bytes();
                 if work > ours && self.syncing.is_none() && !self.taking_up() {
@@ -632,6 +640,16 @@ impl P2pNode {
             (Pending::Blocks, Response::Blocks(items))
             | (Pending::Packages, Response::Packages(items)) => {
                 let n = items.len();
+                if n == 0
+                    && self
+                        .claimed
+                        .get(&from)
+                        .is_some_and(|w| *w > self.shared.chain().tip_work().to_be_bytes())
+                {
+                    // Blocks follow our locator on any chain with more work than ours.
+                    self.net
+                        .penalize(from, EMPTY_POINTS, "claimed more work and sent no blocks");
+                }
                 let mut connected = 0;
                 for bytes in items {
                     let decoded = if self.partial.is_some() {
