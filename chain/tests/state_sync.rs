@@ -188,6 +188,11 @@ fn a_partial_node_takes_up_a_shard_from_two_peers_interrupted_and_resumed() {
     feed(&s.net.chain, &mut s.peer);
     feed(&s.net.chain, &mut s.node);
     agrees(&s.net.chain, &s.node);
+    // The partial node holds no account of the shards it does not run (not even genesis
+    // ones): its caches hold its own shards' accounts only.
+    let cached: Vec<usize> = s.node.cache_stats().iter().map(|c| c.accounts).collect();
+    assert!(cached[0] > 0 && cached[1] > 0, "{cached:?}");
+    assert_eq!((cached[2], cached[3]), (0, 0), "{cached:?}");
 
     // The operator adds shard 2: the node opens on {0,1} with 2 left to sync.
     drop(s.node);

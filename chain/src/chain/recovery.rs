@@ -187,7 +187,14 @@ impl Chain {
             chain.verify_state_full()?;
         }
         chain.check_state()?;
-        let warmed = for_each_shard(&mut chain.shards, chain.config.threads, ShardStore::warm);
+        let tracked = &chain.tracked;
+        let warmed = for_each_shard(&mut chain.shards, chain.config.threads, |s| {
+            if tracked[s.id().index()] {
+                s.warm()
+            } else {
+                Ok(true)
+            }
+        });
         for w in warmed {
             w?;
         }
@@ -276,18 +283,34 @@ impl Chain {
             .into_iter()
             .map(std::sync::Mutex::new)
             .collect();
+        // A partial node stores only its shards' accounts: the others' state is taken from
+        // the headers (and, once taken up, from state sync).
+        let tracked = &self.tracked;
         let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
             let list = std::mem::take(
                 &mut *per[s.id().index()]
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()),
             );
-            s.init_genesis(list)
+            if tracked[s.id().index()] {
+                s.init_genesis(list)?;
+                return Ok(s.digest());
+            }
+            let mut lt = crate::lthash::LtHash::new();
+            for (addr, balance) in &list {
+                lt.insert(
+                    &crate::store::Account {
+                        balance: *balance,
+                        nonce: 0,
+                    }
+                    .leaf(addr),
+                );
+            }
+            s.init_genesis(Vec::new())?;
+            Ok::<_, StoreError>(lt.digest())
         });
-        for r in results {
-            r?;
-        }
-        let header = self.genesis_header();
+        let digests = results.into_iter().collect::<Result<Vec<Hash256>, _>>()?;
+        let header = self.genesis_header(&digests);
         let hash = header.hash();
         let block = Block {
             txs: vec![Vec::new(); self.params.shard_order.shard_count()],
@@ -310,10 +333,9 @@ impl Chain {
             })
             .collect();
         self.db.init_global_base(&items)?;
-        let genesis_chunks: Vec<ChunkRoots> = self
-            .shards
+        let genesis_chunks: Vec<ChunkRoots> = digests
             .iter()
-            .map(ShardStore::digest)
+            .copied()
             .chain([self.global.digest()])
             .map(|state_root| ChunkRoots {
                 state_root,
@@ -335,9 +357,10 @@ impl Chain {
         Ok(())
     }
 
-    pub(super) fn genesis_header(&self) -> Header {
+    /// The genesis header, from the shards' genesis state digests.
+    pub(super) fn genesis_header(&self, shard_digests: &[Hash256]) -> Header {
         let n = self.params.shard_order.shard_count();
-        let mut roots: Vec<Hash256> = self.shards.iter().map(|s| s.digest()).collect();
+        let mut roots: Vec<Hash256> = shard_digests.to_vec();
         roots.push(self.global.digest());
         Header {
             version: 1,
