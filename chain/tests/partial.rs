@@ -14,16 +14,7 @@ use rexe_chain::{shard_of, Amount, BlockError, Chain, ChainConfig, ChainError, H
 use serde_json::json;
 
 fn partial(dir: &std::path::Path, net: &Net, shards: &[u16]) -> Chain {
-    Chain::open(
-        dir,
-        net.chain.params().clone(),
-        ChainConfig {
-            tracked: Some(shards.iter().map(|s| ShardId(*s)).collect()),
-            ..config(2)
-        },
-        Arc::new(TestSealer),
-    )
-    .unwrap()
+    open_partial(dir, net.chain.params(), shards).unwrap()
 }
 
 /// Feeds `p` every active block of the full node it lacks.

@@ -13,7 +13,7 @@ use rexe_chain::contract::{self, Target};
 use rexe_chain::proof::RelayProof;
 use rexe_chain::seal::TestSealer;
 use rexe_chain::sync::{StateCursor, StatePage, SyncError};
-use rexe_chain::{Address, Amount, BlockHash, Chain, ChainConfig, ChainError, ShardId, Signer};
+use rexe_chain::{Address, Amount, BlockHash, Chain, ChainError, ShardId, Signer};
 use serde_json::json;
 
 const ORDER: u8 = 2;
@@ -21,15 +21,7 @@ const ORDER: u8 = 2;
 const NEW: ShardId = ShardId(2);
 
 fn open_tracking(dir: &std::path::Path, net: &Net, shards: &[u16]) -> Result<Chain, ChainError> {
-    Chain::open(
-        dir,
-        net.chain.params().clone(),
-        ChainConfig {
-            tracked: Some(shards.iter().map(|s| ShardId(*s)).collect()),
-            ..config(2)
-        },
-        Arc::new(TestSealer),
-    )
+    open_partial(dir, net.chain.params(), shards)
 }
 
 /// Feeds `to` the active blocks of `from` it lacks: whole blocks to a full node, packages

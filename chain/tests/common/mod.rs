@@ -41,6 +41,24 @@ pub fn open(dir: &Path, params: &ChainParams, threads: usize) -> Chain {
     Chain::open(dir, params.clone(), config(threads), Arc::new(TestSealer)).expect("open chain")
 }
 
+/// Opens a node running only `shards` of `params`' chain in `dir` (see
+/// `rexe_chain::partial`).
+pub fn open_partial(
+    dir: &Path,
+    params: &ChainParams,
+    shards: &[u16],
+) -> Result<Chain, rexe_chain::ChainError> {
+    Chain::open(
+        dir,
+        params.clone(),
+        ChainConfig {
+            tracked: Some(shards.iter().map(|s| ShardId(*s)).collect()),
+            ..config(2)
+        },
+        Arc::new(TestSealer),
+    )
+}
+
 /// Block time for `height` (one second apart from genesis).
 pub fn time_of(params: &ChainParams, height: u64) -> u64 {
     params.genesis_time + height
