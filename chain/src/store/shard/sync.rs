@@ -284,29 +284,23 @@ impl ShardStore {
             .meta(SUM)?
             .and_then(|b| LtHash::from_bytes(&b))
             .ok_or_else(|| StoreError::corrupt("sync progress", "running commitment"))?;
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
-        {
-            let mut ins = tx
-                .prepare_cached("INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)")
-                .map_err(StoreError::from)?;
-            for a in &page.accounts {
-                ins.execute(params![
-                    &a.addr.0[..],
-                    to_i64(a.account.balance.to_sat()),
-                    to_i64(a.account.nonce)
-                ])
-                .map_err(StoreError::from)?;
-                sum.insert(&a.account.leaf(&a.addr));
-            }
-            let mut sins = tx
-                .prepare_cached("INSERT INTO contract_state (key, value) VALUES (?1, ?2)")
-                .map_err(StoreError::from)?;
-            for r in &page.rows {
-                sins.execute(params![r.key.as_bytes(), r.value])
-                    .map_err(StoreError::from)?;
-                r.key.commit_insert(&mut sum, &r.value);
-            }
-        }
+        // The page's commitment is hashed on another core while this one writes the rows.
+        let (page_sum, written) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| {
+                let mut lt = LtHash::new();
+                for a in &page.accounts {
+                    lt.insert(&a.account.leaf(&a.addr));
+                }
+                for r in &page.rows {
+                    r.key.commit_insert(&mut lt, &r.value);
+                }
+                lt
+            });
+            let written = Self::write_page(&mut self.conn, page);
+            (hashing.join(), written)
+        });
+        let tx = written?;
+        sum.combine(&page_sum.map_err(|_| StoreError::corrupt("sync", "hashing thread panicked"))?);
         progress.cursor = page.next;
         progress.rows += (page.accounts.len() + page.rows.len()) as u64;
         progress.bytes += page.data_len() as u64;
@@ -322,6 +316,32 @@ impl ShardStore {
         .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(progress)
+    }
+
+    /// Inserts a page's rows in a transaction left open for the progress record.
+    fn write_page<'c>(
+        conn: &'c mut rusqlite::Connection,
+        page: &StatePage,
+    ) -> Result<rusqlite::Transaction<'c>, StoreError> {
+        let tx = conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)",
+            )?;
+            for a in &page.accounts {
+                ins.execute(params![
+                    &a.addr.0[..],
+                    to_i64(a.account.balance.to_sat()),
+                    to_i64(a.account.nonce)
+                ])?;
+            }
+            let mut sins =
+                tx.prepare_cached("INSERT INTO contract_state (key, value) VALUES (?1, ?2)")?;
+            for r in &page.rows {
+                sins.execute(params![r.key.as_bytes(), r.value])?;
+            }
+        }
+        Ok(tx)
     }
 
     /// Finishes the sync: every page must be in and the rows must give `root`. The store
