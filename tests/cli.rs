@@ -262,3 +262,17 @@ fn bench_cluster_partial_nodes_agree_with_the_full_node() {
     assert!(v["relays_in_proofs"].as_u64().unwrap() > 0, "{v}");
     assert!(v["two_partial_nodes_tps"].as_f64().unwrap() > 0.0);
 }
+
+/// `rexe bench cluster-rss` runs each node in its own process: the two partial nodes
+/// together cache exactly the accounts the full node caches, each about half.
+#[test]
+fn bench_cluster_rss_splits_the_accounts_between_the_partial_nodes() {
+    let (ok, out, err) = rexe(&["bench", "cluster-rss", "--json", "--accounts", "4000"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let cached = |n: &str| v[n]["cached_accounts"].as_u64().unwrap();
+    assert_eq!(cached("full"), 4000, "{v}");
+    assert_eq!(cached("shards_0_1") + cached("shards_2_3"), 4000, "{v}");
+    assert!((1500..2500).contains(&cached("shards_0_1")), "{v}");
+    assert!(v["full"]["rss_bytes"].as_u64().unwrap() > 0, "{v}");
+}

@@ -7,6 +7,7 @@ mod cluster;
 mod contract;
 mod e2e;
 mod floor;
+mod rss;
 mod state_sync;
 mod stratum;
 mod tap;
@@ -78,6 +79,12 @@ enum Which {
     /// against two single-threaded partial nodes (two shards each) side by side, and relay
     /// proofs verified per second.
     Cluster(cluster::ClusterArgs),
+    /// Scale-out: resident memory of a node holding every shard against nodes holding half
+    /// of them each, at many accounts (each node its own process).
+    ClusterRss(rss::RssArgs),
+    /// One node of `bench cluster-rss` (started by it).
+    #[command(hide = true)]
+    ClusterRssNode(rss::RssNodeArgs),
 }
 
 #[derive(Args)]
@@ -191,6 +198,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
         Which::Cluster(c) => print(&cluster::run(&c)?, args.json),
+        Which::ClusterRss(c) => print(&rss::run(&c)?, args.json),
+        Which::ClusterRssNode(c) => rss::node(&c)?,
         Which::Sigverify(s) => {
             for &threads in &s.threads {
                 let r = sigverify(s.count, threads);

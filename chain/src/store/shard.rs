@@ -236,6 +236,11 @@ impl ShardStore {
     /// reads ~10x faster than the point lookups it replaces). Returns whether the whole
     /// shard fit.
     pub fn warm(&mut self) -> Result<bool, StoreError> {
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?;
+        self.cache
+            .reserve((rows.max(0) as usize).min(self.cache_limit));
         let cache = &mut self.cache;
         let mut st = self
             .conn

@@ -30,6 +30,12 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
         self.map.get(k).map(|e| &e.0)
     }
 
+    /// Makes room for `n` more entries at once (one allocation instead of a doubling
+    /// series whose freed tables the allocator may keep resident).
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
+
     pub(super) fn len(&self) -> usize {
         self.map.len()
     }
