@@ -261,27 +261,7 @@ fn deploy_call_and_get_through_a_node() {
     };
     let my_addr = me.address().encode(network);
     mine(&n, &my_addr);
-    let rpc = |args: &[&str]| {
-        let out = rexe()
-            .args(args)
-            .args([
-                "--key",
-                key.to_str().unwrap(),
-                "--rpc",
-                &n.rpc,
-                "--rpc-auth",
-                &n.cookie,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let rpc = |args: &[&str]| cli_as(&n, &key, args);
     // Deploys an example and mines it in; its address.
     let deploy = |name: &str, args: &[&str]| {
         let file = examples().join(format!("{name}.prd"));

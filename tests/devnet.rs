@@ -21,21 +21,12 @@ fn devnet_runs_stops_and_resumes() {
                 "40",
                 "--share-interval-ms",
                 "20",
-                "--rpc-bind",
-                "127.0.0.1:0",
-                "--bitcoin-rpc-bind",
-                "127.0.0.1:0",
-                "--electrum-bind",
-                "127.0.0.1:0",
-                "--stratum-bind",
-                "127.0.0.1:0",
-                "--proxy-bind",
-                "127.0.0.1:0",
                 // One share in 4 is a Bitcoin block (the default, one in 16, left a run of
                 // 47 L2 blocks without an on-chain seal about one time in 20).
                 "--bitcoin-bits",
                 "1f03ffff",
             ])
+            .args(common::DEVNET_LOOPBACK)
             .env("RUST_LOG", "warn")
             .output()
             .expect("run devnet")
@@ -97,19 +88,10 @@ fn devnet_cluster_nodes_follow_the_devnet_node() {
             "2",
             "--share-interval-ms",
             "20",
-            "--rpc-bind",
-            "127.0.0.1:0",
-            "--bitcoin-rpc-bind",
-            "127.0.0.1:0",
-            "--electrum-bind",
-            "127.0.0.1:0",
-            "--stratum-bind",
-            "127.0.0.1:0",
-            "--proxy-bind",
-            "127.0.0.1:0",
             "--bitcoin-bits",
             "1f03ffff",
         ])
+        .args(common::DEVNET_LOOPBACK)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run devnet");

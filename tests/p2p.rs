@@ -317,28 +317,7 @@ fn partial_nodes_follow_a_full_node_over_libp2p() {
         }
     };
     mine_to_me(3);
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rexe"))
-            .args(args)
-            .args([
-                "--key",
-                key.to_str().unwrap(),
-                "--rpc",
-                &a.rpc,
-                "--rpc-auth",
-                &a.cookie,
-            ])
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let cli = |args: &[&str]| cli_as(&a, &key, args);
     let token_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts/token.prd");
     let out = cli(&[
         "contract",

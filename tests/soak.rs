@@ -196,17 +196,8 @@ fn devnet_survives_hostile_clients() {
             "devnet",
             "--datadir",
             dir.path().join("devnet").to_str().unwrap(),
-            "--rpc-bind",
-            "127.0.0.1:0",
-            "--bitcoin-rpc-bind",
-            "127.0.0.1:0",
-            "--electrum-bind",
-            "127.0.0.1:0",
-            "--stratum-bind",
-            "127.0.0.1:0",
-            "--proxy-bind",
-            "127.0.0.1:0",
         ])
+        .args(common::DEVNET_LOOPBACK)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

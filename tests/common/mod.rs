@@ -36,6 +36,46 @@ impl Drop for Running {
     }
 }
 
+/// `rexe devnet`'s servers, every one on a free loopback port.
+pub const DEVNET_LOOPBACK: [&str; 10] = [
+    "--rpc-bind",
+    "127.0.0.1:0",
+    "--bitcoin-rpc-bind",
+    "127.0.0.1:0",
+    "--electrum-bind",
+    "127.0.0.1:0",
+    "--stratum-bind",
+    "127.0.0.1:0",
+    "--proxy-bind",
+    "127.0.0.1:0",
+];
+
+/// Runs the signed CLI command `rexe ARGS --key KEY` against `n`'s RPC and asserts it
+/// succeeded; its stdout.
+pub fn cli_as(n: &Running, key: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .args([
+            "--key",
+            key.to_str().unwrap(),
+            "--rpc",
+            &n.rpc,
+            "--rpc-auth",
+            &n.cookie,
+        ])
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Starts `rexe ARGS` and waits (bounded) for the line announcing its RPC address.
 pub fn spawn(args: &[&str], datadir: &Path) -> Running {
     let mut child = Command::new(BIN)
