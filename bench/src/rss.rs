@@ -52,18 +52,6 @@ fn params(accounts: u64) -> Result<ChainParams> {
     Ok(p)
 }
 
-fn rss_bytes(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
-}
-
 /// One node's process: opens `dir` (creating it when new) and prints its resident memory.
 pub fn node(a: &RssNodeArgs) -> Result<()> {
     let t = Instant::now();
@@ -84,8 +72,8 @@ pub fn node(a: &RssNodeArgs) -> Result<()> {
     println!(
         "{}",
         json!({
-            "rss_bytes": rss_bytes("VmRSS:"),
-            "peak_rss_bytes": rss_bytes("VmHWM:"),
+            "rss_bytes": crate::proc_status_bytes("VmRSS:"),
+            "peak_rss_bytes": crate::proc_status_bytes("VmHWM:"),
             "cached_accounts": cached,
             "open_secs": t.elapsed().as_secs_f64(),
         })

@@ -210,45 +210,50 @@ impl StatePage {
                 return bad("the next cursor does not move forward");
             }
         }
-        match self.from {
-            StateCursor::Accounts(after) => {
+        // `precedes` above keeps `next` in the same table or moves it to rows.
+        let in_order = match (self.from, self.next) {
+            (StateCursor::Accounts(after), next) => {
                 if !self.rows.is_empty() {
                     return bad("state rows on an accounts page");
                 }
-                let limit = match self.next {
-                    Some(StateCursor::Accounts(Some(b))) => Some(b),
+                let limit = match next {
+                    Some(StateCursor::Accounts(b)) => b,
                     _ => None,
                 };
-                let mut last = after;
-                for a in &self.accounts {
-                    if last.is_some_and(|l| a.addr <= l) || limit.is_some_and(|b| a.addr > b) {
-                        return bad("accounts out of order or outside the page");
-                    }
-                    last = Some(a.addr);
-                }
+                keys_within(after, limit, self.accounts.iter().map(|a| a.addr))
             }
-            StateCursor::Rows(after) => {
+            (StateCursor::Rows(after), next) => {
                 if !self.accounts.is_empty() {
                     return bad("accounts on a state rows page");
                 }
-                if matches!(self.next, Some(StateCursor::Accounts(_))) {
-                    return bad("the next cursor goes back to accounts");
-                }
-                let limit = match self.next {
-                    Some(StateCursor::Rows(Some(b))) => Some(b),
+                let limit = match next {
+                    Some(StateCursor::Rows(b)) => b,
                     _ => None,
                 };
-                let mut last = after;
-                for r in &self.rows {
-                    if last.is_some_and(|l| r.key <= l) || limit.is_some_and(|b| r.key > b) {
-                        return bad("state rows out of order or outside the page");
-                    }
-                    last = Some(r.key);
-                }
+                keys_within(after, limit, self.rows.iter().map(|r| r.key))
             }
+        };
+        if !in_order {
+            return bad("keys out of order or outside the page");
         }
         Ok(())
     }
+}
+
+/// Whether `keys` strictly increase from after `after` and none passes `limit`.
+fn keys_within<K: Ord + Copy>(
+    after: Option<K>,
+    limit: Option<K>,
+    keys: impl Iterator<Item = K>,
+) -> bool {
+    let mut last = after;
+    for k in keys {
+        if last.is_some_and(|l| k <= l) || limit.is_some_and(|b| k > b) {
+            return false;
+        }
+        last = Some(k);
+    }
+    true
 }
 
 impl Encode for StatePage {

@@ -296,18 +296,8 @@ impl Chain {
                 s.init_genesis(list)?;
                 return Ok(s.digest());
             }
-            let mut lt = crate::lthash::LtHash::new();
-            for (addr, balance) in &list {
-                lt.insert(
-                    &crate::store::Account {
-                        balance: *balance,
-                        nonce: 0,
-                    }
-                    .leaf(addr),
-                );
-            }
             s.init_genesis(Vec::new())?;
-            Ok::<_, StoreError>(lt.digest())
+            Ok::<_, StoreError>(crate::store::genesis_lthash(&list).digest())
         });
         let digests = results.into_iter().collect::<Result<Vec<Hash256>, _>>()?;
         let header = self.genesis_header(&digests);

@@ -12,7 +12,7 @@ mod writeback;
 pub use account::{Account, Change};
 pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord};
 pub use checkpoint::Checkpointer;
-pub use shard::{CacheStats, ShardStore, ShardUndo};
+pub use shard::{genesis_lthash, CacheStats, ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
 
 use rusqlite::Connection;

@@ -102,6 +102,21 @@ fn from_i64(v: i64) -> u64 {
     v as u64
 }
 
+/// The commitment of a shard's genesis state: `accounts`, each with nonce 0.
+pub fn genesis_lthash(accounts: &[(Address, Amount)]) -> LtHash {
+    let mut lt = LtHash::new();
+    for (addr, balance) in accounts {
+        lt.insert(
+            &Account {
+                balance: *balance,
+                nonce: 0,
+            }
+            .leaf(addr),
+        );
+    }
+    lt
+}
+
 impl ShardStore {
     /// Opens (creating if needed) the shard file at `path`.
     pub fn open(
@@ -194,7 +209,7 @@ impl ShardStore {
     /// Writes the genesis state, replacing anything in the file.
     pub fn init_genesis(&mut self, mut accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
         accounts.sort_unstable_by_key(|a| a.0);
-        let mut lt = LtHash::new();
+        let lt = genesis_lthash(&accounts);
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM accounts", [])?;
         tx.execute("DELETE FROM undo", [])?;
@@ -204,13 +219,6 @@ impl ShardStore {
             let mut ins = tx.prepare("INSERT OR REPLACE INTO accounts VALUES (?1, ?2, 0)")?;
             for (addr, amount) in &accounts {
                 ins.execute(params![&addr.0[..], to_i64(amount.to_sat())])?;
-                lt.insert(
-                    &Account {
-                        balance: *amount,
-                        nonce: 0,
-                    }
-                    .leaf(addr),
-                );
             }
         }
         tx.execute(

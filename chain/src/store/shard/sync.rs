@@ -42,6 +42,35 @@ fn read_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, Account)> {
     ))
 }
 
+/// The rows at the served height from after `after` up to `end` (unbounded: `None`): the
+/// file's (`disk`, in key order, ending at `end`) with the overlay laid over them, rows the
+/// overlay says were absent left out. Rows the later blocks deleted come back from the
+/// overlay, so the page is cut at [`MAX_PAGE_ROWS`]; the second value is the key it was
+/// cut after.
+fn lay_over<K: Ord + Copy, V: Clone>(
+    disk: Vec<(K, V)>,
+    overlay: &BTreeMap<K, Option<V>>,
+    after: Option<K>,
+    end: Option<K>,
+) -> (Vec<(K, V)>, Option<K>) {
+    let mut merged: BTreeMap<K, Option<V>> = disk.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let lo = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+    let hi = end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
+    for (k, old) in overlay.range((lo, hi)) {
+        merged.insert(*k, old.clone());
+    }
+    let mut rows: Vec<(K, V)> = merged
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    if rows.len() > MAX_PAGE_ROWS {
+        rows.truncate(MAX_PAGE_ROWS);
+        let last = rows.last().map(|r| r.0);
+        return (rows, last);
+    }
+    (rows, None)
+}
+
 impl ShardStore {
     /// The overlay of the blocks above `height` up to the flushed height (cached until the
     /// next flush).
@@ -144,32 +173,20 @@ impl ShardStore {
                         Ok((Address(arr), acct))
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let full = disk.len() == limit;
-                let end = if full { disk.last().map(|d| d.0) } else { None };
-                let mut merged: BTreeMap<Address, Option<Account>> =
-                    disk.into_iter().map(|(a, v)| (a, Some(v))).collect();
-                let lo = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-                let hi = end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
-                for (a, old) in snap.accounts.range((lo, hi)) {
-                    merged.insert(*a, *old);
-                }
-                page.accounts = merged
+                let end = if disk.len() == limit {
+                    disk.last().map(|d| d.0)
+                } else {
+                    None
+                };
+                let (rows, cut) = lay_over(disk, &snap.accounts, after, end);
+                page.accounts = rows
                     .into_iter()
-                    .filter_map(|(addr, v)| v.map(|account| AccountRow { addr, account }))
+                    .map(|(addr, account)| AccountRow { addr, account })
                     .collect();
-                page.next = Some(match end {
-                    Some(e) => StateCursor::Accounts(Some(e)),
+                page.next = Some(match cut.or(end) {
+                    Some(k) => StateCursor::Accounts(Some(k)),
                     None => StateCursor::Rows(None),
                 });
-                // Rows the later blocks deleted come back from the overlay: a page stays
-                // within what a client takes.
-                if page.accounts.len() > MAX_PAGE_ROWS {
-                    page.accounts.truncate(MAX_PAGE_ROWS);
-                    page.next = page
-                        .accounts
-                        .last()
-                        .map(|a| StateCursor::Accounts(Some(a.addr)));
-                }
             }
             StateCursor::Rows(after) => {
                 let start: Vec<u8> = after.map_or(Vec::new(), |k| k.as_bytes().to_vec());
@@ -192,24 +209,17 @@ impl ShardStore {
                         break;
                     }
                 }
-                let full = cut || disk.len() == limit;
-                let end = if full { disk.last().map(|d| d.0) } else { None };
-                let mut merged: BTreeMap<StateKey, Option<Vec<u8>>> =
-                    disk.into_iter().map(|(k, v)| (k, Some(v))).collect();
-                let lo = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-                let hi = end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
-                for (k, old) in snap.rows.range((lo, hi)) {
-                    merged.insert(*k, old.clone());
-                }
-                page.rows = merged
+                let end = if cut || disk.len() == limit {
+                    disk.last().map(|d| d.0)
+                } else {
+                    None
+                };
+                let (rows, cut) = lay_over(disk, &snap.rows, after, end);
+                page.rows = rows
                     .into_iter()
-                    .filter_map(|(key, v)| v.map(|value| StateRow { key, value }))
+                    .map(|(key, value)| StateRow { key, value })
                     .collect();
-                page.next = end.map(|e| StateCursor::Rows(Some(e)));
-                if page.rows.len() > MAX_PAGE_ROWS {
-                    page.rows.truncate(MAX_PAGE_ROWS);
-                    page.next = page.rows.last().map(|r| StateCursor::Rows(Some(r.key)));
-                }
+                page.next = cut.or(end).map(|k| StateCursor::Rows(Some(k)));
             }
         }
         Ok(page)
