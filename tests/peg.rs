@@ -1085,6 +1085,71 @@ fn relayer_and_claimer_read_bitcoind_rpc() {
     env.assert_supply();
 }
 
+/// Signs `unsigned` (base64) as a bitcoind user would with a wallet holding the payer's
+/// private descriptors: `createwallet`, `getdescriptorinfo` for the checksums,
+/// `importdescriptors`, `walletprocesspsbt` (sign, do not finalize). The signed PSBT.
+fn sign_in_a_core_wallet(
+    rpc: &rexe_rpc::client::RpcClient,
+    secret: &[String; 2],
+    unsigned: &str,
+) -> String {
+    rpc.call("createwallet", json!(["signer"])).unwrap();
+    let with_checksum = |d: &str| {
+        let info = rpc.call("getdescriptorinfo", json!([d])).unwrap();
+        format!("{d}#{}", info["checksum"].as_str().unwrap())
+    };
+    let imported = rpc
+        .call(
+            "importdescriptors",
+            json!([[
+                {"desc": with_checksum(&secret[0]), "timestamp": "now", "active": true, "internal": false},
+                {"desc": with_checksum(&secret[1]), "timestamp": "now", "active": true, "internal": true},
+            ]]),
+        )
+        .unwrap();
+    assert!(
+        imported
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["success"] == true),
+        "{imported}"
+    );
+    let signed = rpc
+        .call(
+            "walletprocesspsbt",
+            json!([unsigned, true, "ALL", true, false]),
+        )
+        .unwrap();
+    signed["psbt"].as_str().unwrap().to_string()
+}
+
+/// The same external signing, in the embedded node's own wallet: its `createwallet`,
+/// `getdescriptorinfo`, `importdescriptors` and `walletprocesspsbt` answer as Core's do, and
+/// rexe broadcasts and claims with the PSBT it signed.
+#[test]
+fn the_embedded_nodes_wallet_signs_a_rexe_psbt_as_core_does() {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let (payer, key, secret) = external_payer(&env, 10, "node-signed");
+    let psbt_path = env.path("node.psbt");
+    env.ok(&args(&env.peg_in_args(
+        &payer,
+        100_000,
+        &[
+            "--psbt-out",
+            psbt_path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )));
+    let unsigned = std::fs::read_to_string(&psbt_path).unwrap();
+    let signed = sign_in_a_core_wallet(&env.btc, &secret, unsigned.trim());
+    assert_ne!(signed, unsigned.trim(), "the wallet signed nothing");
+    std::fs::write(&psbt_path, signed).unwrap();
+    broadcast_and_claim(&env, &psbt_path, &payer, &bob);
+}
+
 /// Bitcoin Core as the external signer (`walletprocesspsbt`), when `BITCOIND_EXE` names a
 /// bitcoind binary: Core's wallet holds the private descriptors, rexe the public ones.
 #[test]
@@ -1135,37 +1200,10 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
     env.wait_for("bitcoind's RPC", 60, || {
         rpc.call("getblockcount", json!([])).is_ok()
     });
-    rpc.call("createwallet", json!(["signer"])).unwrap();
-    let with_checksum = |d: &str| {
-        let info = rpc.call("getdescriptorinfo", json!([d])).unwrap();
-        format!("{d}#{}", info["checksum"].as_str().unwrap())
-    };
-    let imported = rpc
-        .call(
-            "importdescriptors",
-            json!([[
-                {"desc": with_checksum(&secret[0]), "timestamp": "now", "active": true, "internal": false},
-                {"desc": with_checksum(&secret[1]), "timestamp": "now", "active": true, "internal": true},
-            ]]),
-        )
-        .unwrap();
-    assert!(
-        imported
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["success"] == true),
-        "{imported}"
-    );
     let unsigned = std::fs::read_to_string(&psbt_path).unwrap();
-    let signed = rpc
-        .call(
-            "walletprocesspsbt",
-            json!([unsigned.trim(), true, "ALL", true, false]),
-        )
-        .unwrap();
+    let signed = sign_in_a_core_wallet(&rpc, &secret, unsigned.trim());
     let _ = rpc.call("stop", json!([]));
     let _ = core.wait();
-    std::fs::write(&psbt_path, signed["psbt"].as_str().unwrap()).unwrap();
+    std::fs::write(&psbt_path, signed).unwrap();
     broadcast_and_claim(&env, &psbt_path, &payer, &bob);
 }

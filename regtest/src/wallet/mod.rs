@@ -24,7 +24,15 @@
 //! key with the PSBT's key origins, and bdk finalizes.
 //!
 //! The address book (`getnewaddress label`, `setlabel`, `getaddressesbylabel`,
-//! `listlabels`, labels on coins and transactions) is a table of the BIP84 part's database.
+//! `listlabels`, labels on coins and transactions) is a table of the main wallet file.
+//!
+//! Blank and watch-only wallets (`createwallet … disable_private_keys` / `blank`) have no
+//! master key; `importdescriptors` ([`import`]) gives any wallet further descriptors, each a
+//! bdk wallet of its own in `DATADIR/wallets/<name>.sqlite-desc<id>`, its settings (and its
+//! private keys, if any) in the main file's `rexe_descriptors`. The last active descriptor
+//! imported for an output type and externality hands out that type's new addresses, as in
+//! Core. A watch-only wallet funds PSBTs (`walletcreatefundedpsbt`) that another wallet
+//! signs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -40,6 +48,11 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, SignedAmount, Transaction, Txid};
 use serde_json::{json, Value};
+
+mod descriptor;
+mod import;
+
+pub use descriptor::OutputType;
 
 use crate::chain::unix_now;
 use crate::chain::Chain;
@@ -118,10 +131,36 @@ fn param(code: i64, m: impl Into<String>) -> WalletError {
 
 type Res<T> = Result<T, WalletError>;
 
-/// One bdk wallet of a named wallet (BIP84 or BIP86) and its database.
+/// Where a part's descriptors come from.
+enum Source {
+    /// Derived from the wallet's master key: BIP84 (`wpkh`, [`OutputType::Bech32`]) or BIP86
+    /// (`tr`, [`OutputType::Bech32m`]), with bdk's external and internal keychains.
+    Master(OutputType),
+    /// An imported descriptor, on bdk's external keychain.
+    Imported(Imported),
+}
+
+/// An imported descriptor's settings, as `importdescriptors` set them (its row in
+/// `rexe_descriptors`).
+struct Imported {
+    id: i64,
+    /// The descriptor as imported, private keys included (`listdescriptors true`).
+    text: String,
+    output_type: Option<OutputType>,
+    /// Its scripts are change (`internal`).
+    internal: bool,
+    /// It hands out new addresses of its type (`getnewaddress`/`getrawchangeaddress`).
+    active: bool,
+    /// The range watched (inclusive) for a ranged descriptor.
+    range: Option<(u32, u32)>,
+    timestamp: i64,
+}
+
+/// One bdk wallet of a named wallet and its database.
 struct Part {
     wallet: PersistedWallet<Connection>,
     db: Connection,
+    source: Source,
 }
 
 impl Part {
@@ -129,27 +168,68 @@ impl Part {
         self.wallet.persist(&mut self.db).map_err(db_err)?;
         Ok(())
     }
+
+    /// The output type of the part's addresses.
+    fn output_type(&self) -> Option<OutputType> {
+        match &self.source {
+            Source::Master(t) => Some(*t),
+            Source::Imported(m) => m.output_type,
+        }
+    }
+
+    /// Whether `keychain`'s scripts are change.
+    fn is_change(&self, keychain: KeychainKind) -> bool {
+        match &self.source {
+            Source::Master(_) => keychain == KeychainKind::Internal,
+            Source::Imported(m) => m.internal,
+        }
+    }
+
+    /// The keychains the part holds.
+    fn keychains(&self) -> &'static [KeychainKind] {
+        match self.source {
+            Source::Master(_) => &[KeychainKind::External, KeychainKind::Internal],
+            Source::Imported(_) => &[KeychainKind::External],
+        }
+    }
 }
 
-/// A loaded wallet: its BIP84 part (index 0) and BIP86 part (index 1).
+/// A loaded wallet: the parts derived from its master key (BIP84 then BIP86; none in a blank
+/// or watch-only wallet), then one part per imported descriptor, in import order.
 pub struct NamedWallet {
     parts: Vec<Part>,
-    /// The master key both parts derive from (signs the wallet's transactions).
-    xprv: Xpriv,
+    /// The master key the first two parts derive from (signs their coins); `None` in blank
+    /// and watch-only wallets.
+    xprv: Option<Xpriv>,
+    /// Core's `private_keys_enabled` (false: a watch-only wallet, `disable_private_keys`).
+    private_keys: bool,
+    /// Core's `blank` flag: created without keys.
+    blank: bool,
+    /// When the wallet was created (unix seconds; 0 for wallets made before it was kept).
+    created: i64,
+    /// The wallet's own records: flags, imported descriptors and the address book. The main
+    /// wallet file (a second connection to it in a wallet with a master key, whose BIP84
+    /// part lives in the same file).
+    meta: Connection,
     /// The node state the wallet last synced to: tip and mempool generation.
     synced: Option<(bitcoin::BlockHash, u64)>,
-    /// The address book: address → label (`getnewaddress label`, `setlabel`), kept in the
-    /// BIP84 part's database.
+    /// The address book: address → label (`getnewaddress label`, `setlabel`).
     labels: BTreeMap<String, String>,
 }
 
-/// The address book's table in the BIP84 part's database.
-const LABELS_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS rexe_labels (address TEXT PRIMARY KEY, label TEXT NOT NULL)";
+/// The wallet's own tables in its main file.
+const META_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS rexe_labels (address TEXT PRIMARY KEY, label TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS rexe_wallet_flags (
+        private_keys INTEGER NOT NULL, blank INTEGER NOT NULL, created INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS rexe_descriptors (
+        id INTEGER PRIMARY KEY, descriptor TEXT NOT NULL, internal INTEGER NOT NULL,
+        active INTEGER NOT NULL, range_start INTEGER, range_end INTEGER,
+        next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL);";
 
-/// Reads the address book (creating its table in wallets made before it existed).
+/// Reads the address book (creating the wallet's tables in wallets made before they existed).
 fn read_labels(db: &Connection) -> Res<BTreeMap<String, String>> {
-    db.execute_batch(LABELS_TABLE).map_err(db_err)?;
+    db.execute_batch(META_TABLES).map_err(db_err)?;
     let mut st = db
         .prepare("SELECT address, label FROM rexe_labels")
         .map_err(db_err)?;
@@ -166,6 +246,7 @@ pub struct Wallets {
     last_seen: u64,
 }
 
+/// The BIP84 (`part` 0) or BIP86 (1) descriptors of a master key, private: external, internal.
 fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {
     let (f, purpose) = if part == 0 { ("wpkh", 84) } else { ("tr", 86) };
     (
@@ -174,40 +255,72 @@ fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {
     )
 }
 
-/// A descriptor written as Core writes it: `h` for hardened steps, with its checksum.
-fn core_desc(body: &str) -> String {
-    let body = body.split('#').next().unwrap_or(body).replace('\'', "h");
-    match bdk_wallet::miniscript::descriptor::checksum::desc_checksum(&body) {
-        Ok(c) => format!("{body}#{c}"),
-        Err(_) => body,
-    }
+/// Creates `path` empty with mode 0600 (it may hold keys) before SQLite opens it.
+fn create_private_file(path: &Path) -> Res<Connection> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.flush())
+        .map_err(db_err)?;
+    Connection::open(path).map_err(db_err)
 }
 
 impl NamedWallet {
-    /// Core's descriptor of one of the wallet's keys: `wpkh([fp/84h/1h/0h/0/5]02…)` (BIP84)
-    /// or `tr([fp/86h/1h/0h/0/5]<x-only key>)` (BIP86), with its checksum.
+    /// Core's descriptor of one of the wallet's scripts: `wpkh([fp/84h/1h/0h/0/5]02…)` or
+    /// `tr([fp/86h/1h/0h/0/5]<x-only key>)`, keys with their full origin, with its checksum.
     fn key_desc(&self, part: usize, keychain: KeychainKind, index: u32) -> String {
-        let secp = self.parts[0].wallet.secp_ctx();
-        let purpose = if part == 0 { 84 } else { 86 };
-        let branch = (keychain == KeychainKind::Internal) as u8;
-        let origin = format!(
-            "{}/{purpose}h/1h/0h/{branch}/{index}",
-            self.xprv.fingerprint(secp)
-        );
-        let path = format!("m/{purpose}h/1h/0h/{branch}/{index}");
-        let key = bitcoin::bip32::DerivationPath::from_str(&path)
-            .ok()
-            .and_then(|p| self.xprv.derive_priv(secp, &p).ok())
-            .map(|k| k.private_key.public_key(secp));
-        let Some(key) = key else {
-            return String::new();
-        };
-        let body = if part == 0 {
-            format!("wpkh([{origin}]{key})")
-        } else {
-            format!("tr([{origin}]{})", key.x_only_public_key().0)
-        };
-        core_desc(&body)
+        descriptor::at_index(self.parts[part].wallet.public_descriptor(keychain), index)
+    }
+
+    /// The part and keychain that hands out new addresses of type `t` (change with
+    /// `internal`): the last imported active descriptor of that type, else the master key's.
+    fn active(&self, t: OutputType, internal: bool) -> Option<(usize, KeychainKind)> {
+        self.parts
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, p)| match &p.source {
+                Source::Imported(m)
+                    if m.active && m.internal == internal && m.output_type == Some(t) =>
+                {
+                    Some((i, KeychainKind::External))
+                }
+                Source::Master(mt) if *mt == t => Some((
+                    i,
+                    if internal {
+                        KeychainKind::Internal
+                    } else {
+                        KeychainKind::External
+                    },
+                )),
+                _ => None,
+            })
+    }
+
+    /// Whether the wallet can hand out addresses at all (Core's `CanGetAddresses`).
+    fn has_active(&self) -> bool {
+        self.parts.iter().any(|p| match &p.source {
+            Source::Master(_) => true,
+            Source::Imported(m) => m.active,
+        })
+    }
+
+    /// The part, keychain and index of one of the wallet's scripts.
+    fn owner(&self, script: &bitcoin::Script) -> Option<(usize, KeychainKind, u32)> {
+        self.parts.iter().enumerate().find_map(|(pi, p)| {
+            p.wallet
+                .derivation_of_spk(script.to_owned())
+                .map(|(k, idx)| (pi, k, idx))
+        })
+    }
+
+    /// Whether `script` is one of the wallet's change scripts.
+    fn is_change_script(&self, script: &bitcoin::Script) -> bool {
+        self.owner(script)
+            .is_some_and(|(pi, k, _)| self.parts[pi].is_change(k))
     }
 }
 
@@ -314,20 +427,38 @@ impl Wallets {
         self.loaded.iter().any(|(n, _)| n == name)
     }
 
-    /// `createwallet`: a new wallet with a fresh random key, loaded.
-    pub fn create(&mut self, name: &str) -> Res<()> {
+    /// `createwallet`: a new wallet, loaded: with a fresh random master key, or none when
+    /// `blank` or without private keys (`private_keys` false: a watch-only wallet).
+    pub fn create(&mut self, name: &str, private_keys: bool, blank: bool) -> Res<()> {
         Self::check_name(name)?;
         if self.is_loaded(name) {
             return Err(WalletError::AlreadyExists(self.display_path(name)));
         }
-        let mut seed = [0u8; 32];
-        std::io::Read::read_exact(
-            &mut std::fs::File::open("/dev/urandom").map_err(db_err)?,
-            &mut seed,
-        )
-        .map_err(db_err)?;
-        let xprv = Xpriv::new_master(Network::Regtest, &seed).map_err(db_err)?;
-        let parts = match self.paths(name) {
+        let xprv = if private_keys && !blank {
+            let mut seed = [0u8; 32];
+            std::io::Read::read_exact(
+                &mut std::fs::File::open("/dev/urandom").map_err(db_err)?,
+                &mut seed,
+            )
+            .map_err(db_err)?;
+            Some(Xpriv::new_master(Network::Regtest, &seed).map_err(db_err)?)
+        } else {
+            None
+        };
+        let made = |conns: Vec<Connection>, meta: Connection| -> Res<NamedWallet> {
+            meta.execute_batch(META_TABLES).map_err(db_err)?;
+            meta.execute(
+                "INSERT INTO rexe_wallet_flags (private_keys, blank, created) VALUES (?1, ?2, ?3)",
+                (private_keys, blank, unix_now() as i64),
+            )
+            .map_err(db_err)?;
+            let parts = match &xprv {
+                Some(k) => Self::create_parts(conns, k)?,
+                None => Vec::new(),
+            };
+            NamedWallet::open(parts, xprv, meta)
+        };
+        let wallet = match self.paths(name) {
             Some((main, tr)) => {
                 if main.exists() {
                     return Err(WalletError::AlreadyExists(main.display().to_string()));
@@ -337,56 +468,36 @@ impl Wallets {
                     .mode(0o700)
                     .create(main.parent().expect("in wallets/"))
                     .map_err(db_err)?;
-                let made = (|| {
+                let w = (|| {
+                    let meta = create_private_file(&main)?;
                     let mut conns = Vec::new();
-                    for p in [&main, &tr] {
-                        // Created 0600 before SQLite opens it (the key is in there).
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .create(true)
-                            .truncate(true)
-                            .mode(0o600)
-                            .open(p)
-                            .and_then(|mut f| f.flush())
-                            .map_err(db_err)?;
-                        conns.push(Connection::open(p).map_err(db_err)?);
+                    if xprv.is_some() {
+                        conns.push(Connection::open(&main).map_err(db_err)?);
+                        conns.push(create_private_file(&tr)?);
                     }
-                    Self::create_parts(conns, &xprv)
+                    made(conns, meta)
                 })();
-                if made.is_err() {
+                if w.is_err() {
                     // No half-made wallet left behind to block a retry.
                     let _ = std::fs::remove_file(&main);
                     let _ = std::fs::remove_file(&tr);
                 }
-                made?
+                w?
             }
-            None => Self::create_parts(
+            None => made(
                 vec![
                     Connection::open_in_memory().map_err(db_err)?,
                     Connection::open_in_memory().map_err(db_err)?,
                 ],
-                &xprv,
+                Connection::open_in_memory().map_err(db_err)?,
             )?,
         };
-        self.add_loaded(name, parts, xprv)
-    }
-
-    /// Keeps `name`'s wallet parts loaded (not yet synced).
-    fn add_loaded(&mut self, name: &str, parts: Vec<Part>, xprv: Xpriv) -> Res<()> {
-        let labels = read_labels(&parts[0].db)?;
-        self.loaded.push((
-            name.to_string(),
-            NamedWallet {
-                parts,
-                xprv,
-                synced: None,
-                labels,
-            },
-        ));
+        self.loaded.push((name.to_string(), wallet));
         Ok(())
     }
 
-    /// The two bdk wallets of a new wallet in `conns` (BIP84's first, which also keeps the key).
+    /// The two bdk wallets of a new master key in `conns` (BIP84's first, which also keeps
+    /// the key).
     fn create_parts(conns: Vec<Connection>, xprv: &Xpriv) -> Res<Vec<Part>> {
         let mut parts = Vec::new();
         for (i, mut db) in conns.into_iter().enumerate() {
@@ -404,7 +515,11 @@ impl Wallets {
                 .network(Network::Regtest)
                 .create_wallet(&mut db)
                 .map_err(db_err)?;
-            parts.push(Part { wallet, db });
+            parts.push(Part {
+                wallet,
+                db,
+                source: Source::Master(master_type(i)),
+            });
         }
         Ok(parts)
     }
@@ -418,30 +533,54 @@ impl Wallets {
         let Some((main, tr)) = self.paths(name) else {
             return Err(WalletError::NotFound(name.to_string()));
         };
-        if !main.exists() || !tr.exists() {
+        if !main.exists() {
             return Err(WalletError::NotFound(main.display().to_string()));
         }
-        let main_db = Connection::open(&main).map_err(db_err)?;
-        let xprv: String = main_db
-            .query_row("SELECT xprv FROM rexe_wallet_keys", [], |r| r.get(0))
+        let meta = Connection::open(&main).map_err(db_err)?;
+        let has_key: bool = meta
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'rexe_wallet_keys'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
-        let xprv = Xpriv::from_str(&xprv).map_err(db_err)?;
-        let tr_db = Connection::open(&tr).map_err(db_err)?;
         let mut parts = Vec::new();
-        for (i, mut db) in [main_db, tr_db].into_iter().enumerate() {
-            let (ext, int) = descriptors(&xprv, i);
-            let wallet = Wallet::load()
-                .descriptor(KeychainKind::External, Some(ext))
-                .descriptor(KeychainKind::Internal, Some(int))
-                .check_network(Network::Regtest)
-                .load_wallet(&mut db)
-                .map_err(db_err)?
-                .ok_or_else(|| {
-                    WalletError::Wallet(format!("{} holds no wallet", main.display()))
-                })?;
-            parts.push(Part { wallet, db });
+        let mut xprv = None;
+        if has_key {
+            if !tr.exists() {
+                return Err(WalletError::NotFound(tr.display().to_string()));
+            }
+            let key: String = meta
+                .query_row("SELECT xprv FROM rexe_wallet_keys", [], |r| r.get(0))
+                .map_err(db_err)?;
+            let key = Xpriv::from_str(&key).map_err(db_err)?;
+            let conns = [
+                Connection::open(&main).map_err(db_err)?,
+                Connection::open(&tr).map_err(db_err)?,
+            ];
+            for (i, mut db) in conns.into_iter().enumerate() {
+                let (ext, int) = descriptors(&key, i);
+                let wallet = Wallet::load()
+                    .descriptor(KeychainKind::External, Some(ext))
+                    .descriptor(KeychainKind::Internal, Some(int))
+                    .check_network(Network::Regtest)
+                    .load_wallet(&mut db)
+                    .map_err(db_err)?
+                    .ok_or_else(|| {
+                        WalletError::Wallet(format!("{} holds no wallet", main.display()))
+                    })?;
+                parts.push(Part {
+                    wallet,
+                    db,
+                    source: Source::Master(master_type(i)),
+                });
+            }
+            xprv = Some(key);
         }
-        self.add_loaded(name, parts, xprv)
+        let mut w = NamedWallet::open(parts, xprv, meta)?;
+        w.load_imported(&main)?;
+        self.loaded.push((name.to_string(), w));
+        Ok(())
     }
 
     /// `unloadwallet`: persists and closes the wallet.
@@ -481,11 +620,45 @@ impl Wallets {
     }
 }
 
+/// The output type of master-key part `part`: BIP84's, then BIP86's.
+fn master_type(part: usize) -> OutputType {
+    if part == 0 {
+        OutputType::Bech32
+    } else {
+        OutputType::Bech32m
+    }
+}
+
 impl NamedWallet {
+    /// A wallet of `parts` and its main file's records (`meta`), not yet synced.
+    fn open(parts: Vec<Part>, xprv: Option<Xpriv>, meta: Connection) -> Res<NamedWallet> {
+        use bdk_wallet::rusqlite::OptionalExtension;
+        let labels = read_labels(&meta)?;
+        let flags = meta
+            .query_row(
+                "SELECT private_keys, blank, created FROM rexe_wallet_flags",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        // Wallets made before the flags were kept all had a master key.
+        let (private_keys, blank, created) = flags.unwrap_or((true, false, 0));
+        Ok(NamedWallet {
+            parts,
+            xprv,
+            private_keys,
+            blank,
+            created,
+            meta,
+            synced: None,
+            labels,
+        })
+    }
+
     /// Files `address` under `label` in the address book.
     fn set_label(&mut self, address: &str, label: &str) -> Res<()> {
-        self.parts[0]
-            .db
+        self.meta
             .execute(
                 "INSERT OR REPLACE INTO rexe_labels (address, label) VALUES (?1, ?2)",
                 [address, label],
@@ -667,6 +840,10 @@ pub const METHODS: &[&str] = &[
     "listlabels",
     "getwalletinfo",
     "getaddressinfo",
+    "importdescriptors",
+    "listdescriptors",
+    "getdescriptorinfo",
+    "deriveaddresses",
 ];
 
 /// Core's parameter names of the wallet methods (for named parameters).
@@ -730,6 +907,10 @@ pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
         "listlabels" => &["purpose"],
         "getwalletinfo" => &[],
         "getaddressinfo" => &["address"],
+        "importdescriptors" => &["requests"],
+        "listdescriptors" => &["private"],
+        "getdescriptorinfo" => &["descriptor"],
+        "deriveaddresses" => &["descriptor", "range"],
         _ => return None,
     })
 }
@@ -787,17 +968,6 @@ fn amount_arg(v: &Value) -> Res<Amount> {
     Ok(Amount::from_sat((x * 1e8).round() as u64))
 }
 
-fn part_of_type(t: Option<&str>) -> Res<usize> {
-    match t.unwrap_or("bech32") {
-        "bech32" => Ok(0),
-        "bech32m" => Ok(1),
-        "legacy" | "p2sh-segwit" => Err(WalletError::Wallet(
-            "Error: This wallet has no available keys (the embedded node's wallets hold bech32 and bech32m keys only)".into(),
-        )),
-        other => Err(param(-5, format!("Unknown address type '{other}'"))),
-    }
-}
-
 fn address_of(script: &bitcoin::Script) -> Option<String> {
     Address::from_script(script, Network::Regtest)
         .ok()
@@ -818,11 +988,8 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
         "createwallet" => {
             arity(p, 1, 8)?;
             let name = str_arg(p, 0)?.unwrap_or("");
-            if bool_arg(p, 1)? == Some(true) || bool_arg(p, 2)? == Some(true) {
-                return Err(WalletError::Wallet(
-                    "The embedded node's wallets always hold private keys (disable_private_keys and blank are not supported)".into(),
-                ));
-            }
+            let private_keys = bool_arg(p, 1)? != Some(true);
+            let blank = bool_arg(p, 2)? == Some(true);
             if str_arg(p, 3)?.is_some_and(|s| !s.is_empty()) {
                 return Err(WalletError::Wallet(
                     "Encrypted wallets are not supported by the embedded node".into(),
@@ -833,7 +1000,7 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
                     "Legacy wallets are not supported; the embedded node's wallets are descriptor wallets".into(),
                 ));
             }
-            n.wallets.create(name)?;
+            n.wallets.create(name, private_keys, blank)?;
             let warning = n.wallets.set_load_on_startup(name, bool_arg(p, 6)?);
             Ok(json!({"name": name, "warning": warning}))
         }
@@ -867,6 +1034,14 @@ fn dispatch(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value) -> 
             arity(p, 0, 0)?;
             Ok(json!(n.wallets.names()))
         }
+        "getdescriptorinfo" => {
+            arity(p, 1, 1)?;
+            descriptor::getdescriptorinfo(p)
+        }
+        "deriveaddresses" => {
+            arity(p, 1, 2)?;
+            descriptor::deriveaddresses(p)
+        }
         _ => wallet_method(n, uri_wallet, method, p),
     }
 }
@@ -889,8 +1064,17 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 arity(p, 0, 1)?;
                 (KeychainKind::Internal, str_arg(p, 0)?, None)
             };
-            let part = part_of_type(t)?;
+            let t = OutputType::parse(t)?;
             let w = &mut n.wallets.loaded[i].1;
+            if !w.has_active() {
+                return Err(WalletError::Wallet(
+                    "Error: This wallet has no available keys".into(),
+                ));
+            }
+            let internal = keychain == KeychainKind::Internal;
+            let (part, keychain) = w.active(t, internal).ok_or_else(|| {
+                param(-12, format!("Error: No {} addresses available.", t.name()))
+            })?;
             let a = w.parts[part].wallet.reveal_next_address(keychain);
             w.parts[part].persist()?;
             let a = a.address.to_string();
@@ -977,12 +1161,12 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 "format": "sqlite",
                 "txcount": txids.len(),
                 "paytxfee": 0.0,
-                "private_keys_enabled": true,
+                "private_keys_enabled": w.private_keys,
                 "avoid_reuse": false,
                 "scanning": false,
                 "descriptors": true,
                 "external_signer": false,
-                "blank": false,
+                "blank": w.blank,
                 "lastprocessedblock": {"hash": n.chain.tip().to_string(), "height": tip},
             }))
         }
@@ -1006,28 +1190,35 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 v["witness_version"] = json!(ver.to_num());
                 v["witness_program"] = json!(script.as_bytes()[2..].to_lower_hex_string());
             }
-            let owner = w.parts.iter().enumerate().find_map(|(pi, p)| {
-                p.wallet
-                    .derivation_of_spk(script.clone())
-                    .map(|(k, idx)| (pi, k, idx))
-            });
-            if let Some((pi, keychain, idx)) = owner {
-                let purpose = if pi == 0 { 84 } else { 86 };
-                let branch = (keychain == KeychainKind::Internal) as u8;
-                let fp = w.xprv.fingerprint(w.parts[pi].wallet.secp_ctx());
-                let desc = w.key_desc(pi, keychain, idx);
+            if let Some((pi, keychain, idx)) = w.owner(&script) {
+                let parent = w.parts[pi].wallet.public_descriptor(keychain);
+                // Descriptor wallets own their scripts whether or not they hold the keys:
+                // Core reports a watch-only wallet's addresses as mine, not watch-only.
                 v["ismine"] = json!(true);
                 v["solvable"] = json!(true);
-                v["desc"] = json!(desc);
-                v["ischange"] = json!(keychain == KeychainKind::Internal);
-                v["hdkeypath"] = json!(format!("m/{purpose}h/1h/0h/{branch}/{idx}"));
-                v["hdmasterfingerprint"] = json!(fp.to_string());
+                v["desc"] = json!(w.key_desc(pi, keychain, idx));
+                v["ischange"] = json!(w.parts[pi].is_change(keychain));
+                if let Some((path, fp)) = descriptor::hd_origin(parent, idx) {
+                    v["hdkeypath"] = json!(path);
+                    v["hdmasterfingerprint"] = json!(fp);
+                }
                 // The descriptor the address comes from (Core: `parent_desc`).
-                v["parent_desc"] = json!(core_desc(
-                    &w.parts[pi].wallet.public_descriptor(keychain).to_string()
-                ));
+                v["parent_desc"] = json!(descriptor::core_form(&parent.to_string()));
             }
             Ok(v)
+        }
+        "importdescriptors" => {
+            arity(p, 1, 1)?;
+            let out = n.wallets.import(i, arg(p, 0).unwrap_or(&Value::Null))?;
+            let seen = n.wallets.next_seen();
+            n.wallets.loaded[i].1.sync(&n.chain, &n.mempool, seen)?;
+            Ok(out)
+        }
+        "listdescriptors" => {
+            arity(p, 0, 1)?;
+            let private = bool_arg(p, 0)?.unwrap_or(false);
+            let (name, w) = &n.wallets.loaded[i];
+            Ok(json!({"wallet_name": name, "descriptors": w.list_descriptors(private)?}))
         }
         "getbalances" => {
             arity(p, 0, 0)?;
@@ -1232,14 +1423,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 .unsigned_tx
                 .output
                 .iter()
-                .position(|o| {
-                    w.parts.iter().any(|p| {
-                        p.wallet
-                            .derivation_of_spk(o.script_pubkey.clone())
-                            .map(|d| d.0)
-                            == Some(KeychainKind::Internal)
-                    })
-                })
+                .position(|o| w.is_change_script(&o.script_pubkey))
                 .map_or(-1, |x| x as i64);
             Ok(json!({"psbt": psbt_b64(&psbt), "fee": btc(fee), "changepos": changepos}))
         }
@@ -1547,20 +1731,18 @@ impl NamedWallet {
             }
         }
         let parts_of_inputs: HashSet<usize> = spend.inputs.iter().filter_map(owner).collect();
-        // Plans: (building part, foreign coins from the other part).
+        // Plans: (building part, foreign coins from the other parts): each part alone, then
+        // the first part with every other part's coins.
         let mut plans: Vec<(usize, Vec<OutPoint>)> = Vec::new();
         match parts_of_inputs.len() {
-            0 => {
-                plans.push((0, Vec::new()));
-                plans.push((1, Vec::new()));
-            }
+            0 => plans.extend((0..self.parts.len()).map(|pi| (pi, Vec::new()))),
             1 => plans.push((*parts_of_inputs.iter().next().expect("one"), Vec::new())),
             _ => {}
         }
-        if spend.add_inputs || parts_of_inputs.len() > 1 {
+        if (spend.add_inputs || parts_of_inputs.len() > 1) && self.parts.len() > 1 {
             let foreign: Vec<OutPoint> = coins
                 .iter()
-                .filter(|c| c.part == 1 && !unspendable.contains(&c.outpoint))
+                .filter(|c| c.part != 0 && !unspendable.contains(&c.outpoint))
                 .filter(|c| spend.add_inputs || spend.inputs.contains(&c.outpoint))
                 .map(|c| c.outpoint)
                 .collect();
@@ -1572,7 +1754,9 @@ impl NamedWallet {
         for (pi, foreign) in plans {
             let mut foreign_inputs = Vec::new();
             for op in &foreign {
-                let other = &self.parts[1].wallet;
+                let other = owner(op)
+                    .map(|p| &self.parts[p].wallet)
+                    .ok_or(WalletError::InsufficientFunds)?;
                 let u = other.get_utxo(*op).ok_or(WalletError::InsufficientFunds)?;
                 let weight = self.satisfaction_weight(*op)?;
                 let input = other.get_psbt_input(u, None, false).map_err(db_err)?;
@@ -1584,8 +1768,12 @@ impl NamedWallet {
                 .filter(|op| owner(op) == Some(pi))
                 .copied()
                 .collect();
+            let change = self.change_for(pi);
             let wallet = &mut self.parts[pi].wallet;
             let mut b = wallet.build_tx();
+            if let Some((_, _, script)) = &change {
+                b.drain_to(script.clone());
+            }
             for (script, amount) in &spend.recipients {
                 b.add_recipient(script.clone(), *amount);
             }
@@ -1617,6 +1805,40 @@ impl NamedWallet {
             match b.finish() {
                 Ok(psbt) => {
                     self.parts[pi].persist()?;
+                    match change {
+                        Some((cp, kc, script))
+                            if psbt
+                                .unsigned_tx
+                                .output
+                                .iter()
+                                .any(|o| o.script_pubkey == script) =>
+                        {
+                            let part = &mut self.parts[cp];
+                            if let Some((_, idx)) = part.wallet.derivation_of_spk(script) {
+                                part.wallet.mark_used(kc, idx);
+                            }
+                            part.persist()?;
+                        }
+                        Some(_) => {}
+                        // A part without change scripts of its own: bdk pays change back to
+                        // its receive scripts, where Core refuses.
+                        None if !matches!(self.parts[pi].source, Source::Master(_)) => {
+                            let to_self = psbt.unsigned_tx.output.iter().any(|o| {
+                                self.parts[pi]
+                                    .wallet
+                                    .derivation_of_spk(o.script_pubkey.clone())
+                                    .is_some()
+                                    && !spend.recipients.iter().any(|r| r.0 == o.script_pubkey)
+                            });
+                            if to_self {
+                                return Err(WalletError::Wallet(
+                                    "Transaction needs a change address, but we can't generate it."
+                                        .into(),
+                                ));
+                            }
+                        }
+                        None => {}
+                    }
                     return Ok(psbt);
                 }
                 Err(e) => match map_create_err(e) {
@@ -1626,6 +1848,33 @@ impl NamedWallet {
             }
         }
         Err(last)
+    }
+
+    /// Where a transaction built by part `builder` pays its change: `None` for a master-key
+    /// part (its own internal keychain); for an imported one, the next unused script of the
+    /// active change descriptor of the builder's type, else of `bech32`, else of any type
+    /// (`None` when the wallet has none).
+    fn change_for(&mut self, builder: usize) -> Option<(usize, KeychainKind, bitcoin::ScriptBuf)> {
+        if matches!(self.parts[builder].source, Source::Master(_)) {
+            return None;
+        }
+        let types = [
+            self.parts[builder].output_type(),
+            Some(OutputType::Bech32),
+            Some(OutputType::Bech32m),
+            Some(OutputType::P2shSegwit),
+            Some(OutputType::Legacy),
+        ];
+        let (pi, kc) = types
+            .into_iter()
+            .flatten()
+            .find_map(|t| self.active(t, true))?;
+        let script = self.parts[pi]
+            .wallet
+            .next_unused_address(kc)
+            .address
+            .script_pubkey();
+        Some((pi, kc, script))
     }
 
     /// Adds what the wallet knows about the inputs it owns (UTXOs, key origins), signs them
@@ -1658,7 +1907,33 @@ impl NamedWallet {
             }
         }
         // Inputs that are not the wallet's fail to sign; the others are signed regardless.
-        let _ = psbt.sign(&self.xprv, self.parts[0].wallet.secp_ctx());
+        if let Some(xprv) = &self.xprv {
+            let _ = psbt.sign(xprv, self.parts[0].wallet.secp_ctx());
+        }
+        // Imported descriptors sign with their own keys (bdk's signers), input by input.
+        let opts = SignOptions {
+            trust_witness_utxo: true,
+            try_finalize: false,
+            ..SignOptions::default()
+        };
+        for part in &self.parts {
+            if let Source::Imported(m) = &part.source {
+                let Ok((_, keys)) = descriptor::parse(&m.text, false) else {
+                    continue;
+                };
+                if keys.is_empty() {
+                    continue;
+                }
+                let signers = bdk_wallet::signer::SignersContainer::build(
+                    keys,
+                    part.wallet.public_descriptor(KeychainKind::External),
+                    part.wallet.secp_ctx(),
+                );
+                let _ = part
+                    .wallet
+                    .sign_with_signers(psbt, &[&signers], opts.clone());
+            }
+        }
         if finalize {
             for part in &self.parts {
                 part.wallet
@@ -1676,6 +1951,11 @@ impl NamedWallet {
 /// Funds, signs and broadcasts `spend` from wallet `i`; the txid.
 fn send(n: &mut Node, i: usize, tip: u32, spend: &Spend) -> Res<Txid> {
     let w = &mut n.wallets.loaded[i].1;
+    if !w.private_keys {
+        return Err(WalletError::Wallet(
+            "Error: Private keys are disabled for this wallet".into(),
+        ));
+    }
     let mut psbt = w.fund(tip, spend)?;
     if !w.sign_psbt(&mut psbt, true)? {
         return Err(WalletError::Wallet("Signing transaction failed".into()));
@@ -1927,13 +2207,10 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
     });
     let mut details = Vec::new();
     for (vout, o) in tx.output.iter().enumerate() {
-        let owner = w
-            .parts
-            .iter()
-            .find_map(|p| p.wallet.derivation_of_spk(o.script_pubkey.clone()));
+        let owner = w.owner(&o.script_pubkey);
         let address = address_of(&o.script_pubkey);
         match owner {
-            Some((KeychainKind::Internal, _)) if from_me => {}
+            Some((pi, k, _)) if from_me && w.parts[pi].is_change(k) => {}
             Some(_) => {
                 let category = if coinbase {
                     if confirmations >= i64::from(WALLET_COINBASE_MATURITY) {

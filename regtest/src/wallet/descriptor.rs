@@ -1,0 +1,282 @@
+//! Output descriptors as Core's RPCs take and write them: checksums required where Core
+//! requires them, ranges, output types, one key's descriptor with its full origin, and the
+//! two node-level descriptor RPCs (`getdescriptorinfo`, `deriveaddresses`).
+
+use bdk_wallet::miniscript::descriptor::checksum::desc_checksum;
+use bdk_wallet::miniscript::descriptor::{
+    DescriptorType, KeyMap, SinglePub, SinglePubKey, Wildcard,
+};
+use bdk_wallet::miniscript::{
+    translate_hash_clone, DefiniteDescriptorKey, Descriptor, DescriptorPublicKey, ForEachKey,
+    TranslatePk, Translator,
+};
+use bitcoin::secp256k1::{All, Secp256k1};
+use bitcoin::Network;
+use serde_json::{json, Value};
+
+use super::{param, Res};
+
+/// The highest range end an imported or derived descriptor may name. Core allows ranges up
+/// to a million keys; the embedded node watches every key of a range from the start, so it
+/// keeps them to what a regtest script uses (Core's keypool is 1,000).
+pub const MAX_RANGE_END: u32 = 9_999;
+
+/// Keys a ranged descriptor watches when the import names no range: Core's keypool size.
+pub const DEFAULT_RANGE: u32 = 1_000;
+
+/// Core's output types (`-addresstype`, `address_type` arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OutputType {
+    /// P2PKH (and bare P2SH).
+    Legacy,
+    /// P2SH-wrapped segwit v0.
+    P2shSegwit,
+    /// Native segwit v0.
+    Bech32,
+    /// Taproot.
+    Bech32m,
+}
+
+impl OutputType {
+    /// An `address_type` argument (Core's names); `None` is the default, `bech32`.
+    pub fn parse(t: Option<&str>) -> Res<OutputType> {
+        match t.unwrap_or("bech32") {
+            "legacy" => Ok(OutputType::Legacy),
+            "p2sh-segwit" => Ok(OutputType::P2shSegwit),
+            "bech32" => Ok(OutputType::Bech32),
+            "bech32m" => Ok(OutputType::Bech32m),
+            other => Err(param(-5, format!("Unknown address type '{other}'"))),
+        }
+    }
+
+    /// Core's name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputType::Legacy => "legacy",
+            OutputType::P2shSegwit => "p2sh-segwit",
+            OutputType::Bech32 => "bech32",
+            OutputType::Bech32m => "bech32m",
+        }
+    }
+
+    /// The type of the addresses `desc` produces, as Core's `GetOutputType` (none for bare
+    /// scripts, which have no address).
+    pub fn of(desc: &Descriptor<DescriptorPublicKey>) -> Option<OutputType> {
+        use DescriptorType as T;
+        match desc.desc_type() {
+            T::Bare => None,
+            T::Pkh | T::Sh | T::ShSortedMulti => Some(OutputType::Legacy),
+            T::ShWpkh | T::ShWsh | T::ShWshSortedMulti => Some(OutputType::P2shSegwit),
+            T::Wpkh | T::Wsh | T::WshSortedMulti => Some(OutputType::Bech32),
+            T::Tr => Some(OutputType::Bech32m),
+        }
+    }
+}
+
+/// Splits `s` into its body and its checksum, checking the checksum when there is one (or
+/// requiring one with `require`), with Core's messages (code -5).
+fn checked_body(s: &str, require: bool) -> Res<&str> {
+    let (body, given) = match s.rsplit_once('#') {
+        Some((b, c)) => (b, Some(c)),
+        None => (s, None),
+    };
+    match given {
+        None if require => Err(param(-5, "Missing checksum")),
+        None => Ok(body),
+        Some(c) => {
+            let computed = desc_checksum(body).map_err(|e| param(-5, e.to_string()))?;
+            if c != computed {
+                return Err(param(
+                    -5,
+                    format!(
+                        "Provided checksum '{c}' does not match computed checksum '{computed}'"
+                    ),
+                ));
+            }
+            Ok(body)
+        }
+    }
+}
+
+/// Parses a descriptor argument, private keys included, the checksum required or not.
+pub fn parse(s: &str, require_checksum: bool) -> Res<(Descriptor<DescriptorPublicKey>, KeyMap)> {
+    let body = checked_body(s, require_checksum)?;
+    Descriptor::parse_descriptor(&Secp256k1::new(), body).map_err(|e| param(-5, e.to_string()))
+}
+
+/// A descriptor as Core writes it: `h` for hardened steps, with its checksum.
+pub fn core_form(body: &str) -> String {
+    let body = body.split('#').next().unwrap_or(body).replace('\'', "h");
+    match desc_checksum(&body) {
+        Ok(c) => format!("{body}#{c}"),
+        Err(_) => body,
+    }
+}
+
+/// A `range` argument as Core's `ParseDescriptorRange`: `end` or `[begin, end]`, inclusive.
+pub fn range_arg(v: &Value) -> Res<(u32, u32)> {
+    let (begin, end) = match v {
+        Value::Number(n) => (0, n.as_i64()),
+        Value::Array(a) if a.len() == 2 => (
+            a[0].as_i64()
+                .ok_or_else(|| param(-8, "Range must be specified as end or as [begin,end]"))?,
+            a[1].as_i64(),
+        ),
+        _ => {
+            return Err(param(
+                -8,
+                "Range must be specified as end or as [begin,end]",
+            ))
+        }
+    };
+    let end = end.ok_or_else(|| param(-8, "Range must be specified as end or as [begin,end]"))?;
+    if begin < 0 || end < 0 {
+        return Err(param(-8, "Range should be greater or equal than 0"));
+    }
+    if begin > end {
+        return Err(param(
+            -8,
+            "Range specified as [begin,end] must not have begin after end",
+        ));
+    }
+    if end > i64::from(MAX_RANGE_END) {
+        return Err(param(
+            -8,
+            format!("Range end {end} is above the embedded node's limit of {MAX_RANGE_END}"),
+        ));
+    }
+    Ok((begin as u32, end as u32))
+}
+
+/// Turns each key of a descriptor at one index into a single key with its full origin, as
+/// Core writes the descriptor of one address (`wpkh([fp/84h/1h/0h/0/5]02…)`).
+struct KeyAtOrigin<'a> {
+    secp: &'a Secp256k1<All>,
+    xonly: bool,
+}
+
+impl Translator<DefiniteDescriptorKey, DescriptorPublicKey, String> for KeyAtOrigin<'_> {
+    fn pk(&mut self, pk: &DefiniteDescriptorKey) -> Result<DescriptorPublicKey, String> {
+        let key = pk.derive_public_key(self.secp).map_err(|e| e.to_string())?;
+        let has_origin = match pk.as_descriptor_public_key() {
+            DescriptorPublicKey::Single(s) => s.origin.is_some(),
+            _ => true,
+        };
+        let origin = has_origin
+            .then(|| Some((pk.master_fingerprint(), pk.full_derivation_path()?)))
+            .flatten();
+        let key = if self.xonly {
+            SinglePubKey::XOnly(key.inner.x_only_public_key().0)
+        } else {
+            SinglePubKey::FullKey(key)
+        };
+        Ok(DescriptorPublicKey::Single(SinglePub { origin, key }))
+    }
+
+    translate_hash_clone!(DefiniteDescriptorKey, DescriptorPublicKey, String);
+}
+
+/// The descriptor of `desc`'s script at `index`, keys written with their full origins and
+/// the checksum appended; empty when it cannot be derived.
+pub fn at_index(desc: &Descriptor<DescriptorPublicKey>, index: u32) -> String {
+    let secp = Secp256k1::new();
+    let Ok(definite) = desc.at_derivation_index(index) else {
+        return String::new();
+    };
+    let mut t = KeyAtOrigin {
+        secp: &secp,
+        xonly: matches!(desc, Descriptor::Tr(_)),
+    };
+    match definite.translate_pk(&mut t) {
+        Ok(d) => core_form(&d.to_string()),
+        Err(_) => String::new(),
+    }
+}
+
+/// The key path and master fingerprint of a single-key descriptor's key at `index`
+/// (`getaddressinfo`'s `hdkeypath`, `hdmasterfingerprint`); `None` for several keys or a
+/// key without an extended key behind it.
+pub fn hd_origin(desc: &Descriptor<DescriptorPublicKey>, index: u32) -> Option<(String, String)> {
+    let mut keys = Vec::new();
+    desc.for_each_key(|k| {
+        keys.push(k.clone());
+        true
+    });
+    let [key] = keys.as_slice() else {
+        return None;
+    };
+    if matches!(key, DescriptorPublicKey::Single(_)) {
+        return None;
+    }
+    let definite = key.clone().at_derivation_index(index).ok()?;
+    let path = definite.full_derivation_path()?;
+    let path = format!("m/{path}").replace('\'', "h");
+    Some((path, definite.master_fingerprint().to_string()))
+}
+
+/// Whether every key of `desc` is an extended key whose wildcard step is unhardened (so
+/// public derivation reaches every index).
+fn publicly_derivable(desc: &Descriptor<DescriptorPublicKey>) -> bool {
+    desc.for_each_key(
+        |k| !matches!(k, DescriptorPublicKey::XPub(x) if x.wildcard == Wildcard::Hardened),
+    )
+}
+
+/// `getdescriptorinfo`: the public descriptor in Core's form, the argument's checksum and
+/// what the descriptor is.
+pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
+    let s = p
+        .get(0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| param(-3, "Expected type string"))?;
+    let (desc, keys) = parse(s, false)?;
+    let body = s.split('#').next().unwrap_or(s);
+    Ok(json!({
+        "descriptor": core_form(&desc.to_string()),
+        "checksum": desc_checksum(body).map_err(|e| param(-5, e.to_string()))?,
+        "isrange": desc.has_wildcard(),
+        "issolvable": true,
+        "hasprivatekeys": !keys.is_empty(),
+    }))
+}
+
+/// `deriveaddresses`: the addresses of a descriptor (checksum required) at one index or over
+/// a range.
+pub fn deriveaddresses(p: &Value) -> Res<Value> {
+    let s = p
+        .get(0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| param(-3, "Expected type string"))?;
+    let (desc, _) = parse(s, true)?;
+    let range = p.get(1).filter(|v| !v.is_null());
+    let (begin, end) = match (desc.has_wildcard(), range) {
+        (true, None) => {
+            return Err(param(-8, "Range must be specified for a ranged descriptor"));
+        }
+        (false, Some(_)) => {
+            return Err(param(
+                -8,
+                "Range should not be specified for an un-ranged descriptor",
+            ));
+        }
+        (true, Some(r)) => range_arg(r)?,
+        (false, None) => (0, 0),
+    };
+    if desc.has_wildcard() && !publicly_derivable(&desc) {
+        return Err(param(
+            -5,
+            "Cannot derive script without private keys (hardened steps need the private key)",
+        ));
+    }
+    let mut out = Vec::new();
+    for i in begin..=end {
+        let d = desc
+            .at_derivation_index(i)
+            .map_err(|e| param(-5, e.to_string()))?;
+        let a = d
+            .address(Network::Regtest)
+            .map_err(|_| param(-5, "Descriptor does not have a corresponding address"))?;
+        out.push(json!(a.to_string()));
+    }
+    Ok(json!(out))
+}

@@ -1,0 +1,559 @@
+//! Descriptor wallets beyond the node's own keys, as regtest scripts drive Core's: blank and
+//! watch-only wallets (`createwallet … disable_private_keys`/`blank`), `importdescriptors`,
+//! `listdescriptors`, `getdescriptorinfo` and `deriveaddresses`, and the watch-only wallet
+//! that funds a PSBT another wallet signs (Core's `doc/psbt.md` workflow).
+
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+mod common;
+use common::*;
+
+fn sats(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) * 1e8).round() as i64
+}
+
+/// A fixed regtest master key's BIP84 descriptors, private: receive, change.
+fn private_descriptors(seed: u8) -> [String; 2] {
+    let master = bitcoin::bip32::Xpriv::new_master(bitcoin::Network::Regtest, &[seed; 32]).unwrap();
+    [
+        format!("wpkh({master}/84h/1h/0h/0/*)"),
+        format!("wpkh({master}/84h/1h/0h/1/*)"),
+    ]
+}
+
+/// `desc` with the checksum `getdescriptorinfo` gives it.
+fn with_checksum(node: &RegtestNode, desc: &str) -> String {
+    let info = ok(node, "getdescriptorinfo", json!([desc]));
+    format!("{desc}#{}", info["checksum"].as_str().unwrap())
+}
+
+fn error_of(v: &Value) -> (i64, String) {
+    (
+        v["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error: {v}")),
+        v["error"]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_watch_only_wallet_funds_a_psbt_that_a_signer_wallet_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegtestConfig {
+        datadir: Some(dir.path().to_path_buf()),
+        ..RegtestConfig::default()
+    };
+    let node = RegtestNode::start(cfg.clone()).unwrap();
+    ok(&node, "createwallet", json!(["miner"]));
+    let mined = wok(&node, "miner", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, mined]));
+
+    // The signer: a blank wallet with private keys, given a master key's descriptors.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "signer", "blank": true}),
+    );
+    let info = wok(&node, "signer", "getwalletinfo", json!([]));
+    assert_eq!(info["blank"], json!(true), "{info}");
+    assert_eq!(info["private_keys_enabled"], json!(true));
+    let r = wrpc(&node, "signer", "getnewaddress", json!([]));
+    assert_eq!(
+        error_of(&r),
+        (-4, "Error: This wallet has no available keys".into())
+    );
+    let secret = private_descriptors(3);
+    let imported = wok(
+        &node,
+        "signer",
+        "importdescriptors",
+        json!([[
+            {"desc": with_checksum(&node, &secret[0]), "timestamp": "now", "active": true},
+            {"desc": with_checksum(&node, &secret[1]), "timestamp": "now", "active": true, "internal": true},
+        ]]),
+    );
+    // No range given: Core's keypool range, with Core's warning.
+    assert_eq!(
+        imported,
+        json!([
+            {"success": true, "warnings": ["Range not given, using default keypool range"]},
+            {"success": true, "warnings": ["Range not given, using default keypool range"]},
+        ])
+    );
+
+    // The watch-only wallet takes the signer's public descriptors.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "watch", "disable_private_keys": true}),
+    );
+    let info = wok(&node, "watch", "getwalletinfo", json!([]));
+    assert_eq!(info["private_keys_enabled"], json!(false), "{info}");
+    assert_eq!(info["blank"], json!(false));
+    let public = wok(&node, "signer", "listdescriptors", json!([]));
+    assert_eq!(public["wallet_name"], json!("signer"));
+    let descs = public["descriptors"].as_array().unwrap();
+    assert_eq!(descs.len(), 2, "{public}");
+    for d in descs {
+        let text = d["desc"].as_str().unwrap();
+        assert!(text.starts_with("wpkh([") && text.contains("]tpub"), "{d}");
+        assert_eq!(d["active"], json!(true));
+        assert_eq!(d["range"], json!([0, 999]), "{d}");
+        assert_eq!(d["next_index"], json!(0));
+    }
+    let private = wok(&node, "signer", "listdescriptors", json!([true]));
+    assert!(
+        private["descriptors"][0]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("tprv"),
+        "{private}"
+    );
+    let requests: Vec<Value> = descs
+        .iter()
+        .map(|d| json!({"desc": d["desc"], "timestamp": d["timestamp"], "active": true, "internal": d["internal"], "range": d["range"]}))
+        .collect();
+    let imported = wok(&node, "watch", "importdescriptors", json!([requests]));
+    assert_eq!(imported, json!([{"success": true}, {"success": true}]));
+    let r = wrpc(&node, "watch", "listdescriptors", json!([true]));
+    assert_eq!(
+        error_of(&r),
+        (
+            -4,
+            "Can't get private descriptor string for watch-only wallets".into()
+        )
+    );
+    assert_eq!(
+        wok(&node, "watch", "listdescriptors", json!([]))["descriptors"],
+        public["descriptors"]
+    );
+
+    // Both hand out the same first address; the watch-only wallet sees it as its own.
+    let addr = wok(&node, "watch", "getnewaddress", json!([]));
+    assert_eq!(addr, wok(&node, "signer", "getnewaddress", json!([])));
+    let i = wok(&node, "watch", "getaddressinfo", json!([addr]));
+    assert_eq!(i["ismine"], json!(true), "{i}");
+    assert_eq!(i["iswatchonly"], json!(false));
+    assert_eq!(i["solvable"], json!(true));
+    assert_eq!(i["hdkeypath"], json!("m/84h/1h/0h/0/0"), "{i}");
+    let fp = i["hdmasterfingerprint"].as_str().unwrap();
+    assert!(
+        i["desc"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("wpkh([{fp}/84h/1h/0h/0/0]0")),
+        "{i}"
+    );
+
+    // Paid, it holds the coin but cannot spend it alone.
+    let paid = wok(&node, "miner", "sendtoaddress", json!([addr, 2.0]));
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    assert_eq!(
+        sats(&wok(&node, "watch", "getbalance", json!([]))),
+        200_000_000
+    );
+    let u = wok(&node, "watch", "listunspent", json!([]));
+    assert_eq!(u[0]["txid"], paid, "{u}");
+    assert_eq!(u[0]["desc"], i["desc"]);
+    let r = wrpc(&node, "watch", "sendtoaddress", json!([mined, 0.5]));
+    assert_eq!(
+        error_of(&r),
+        (
+            -4,
+            "Error: Private keys are disabled for this wallet".into()
+        )
+    );
+
+    // It funds a PSBT, with change to its change descriptor; signing there does nothing.
+    let funded = wok(
+        &node,
+        "watch",
+        "walletcreatefundedpsbt",
+        json!([[], [{mined.as_str().unwrap(): 0.5}], 0, {"fee_rate": 3}]),
+    );
+    let changepos = funded["changepos"].as_i64().unwrap();
+    assert!(changepos >= 0, "{funded}");
+    let change = {
+        use bitcoin::base64::Engine as _;
+        let raw = bitcoin::base64::engine::general_purpose::STANDARD
+            .decode(funded["psbt"].as_str().unwrap())
+            .unwrap();
+        let psbt = bitcoin::Psbt::deserialize(&raw).unwrap();
+        let script = &psbt.unsigned_tx.output[changepos as usize].script_pubkey;
+        bitcoin::Address::from_script(script, bitcoin::Network::Regtest)
+            .unwrap()
+            .to_string()
+    };
+    let ci = wok(&node, "watch", "getaddressinfo", json!([change]));
+    assert_eq!(ci["ischange"], json!(true), "{ci}");
+    assert_eq!(ci["hdkeypath"], json!("m/84h/1h/0h/1/0"));
+    let unsigned = wok(&node, "watch", "walletprocesspsbt", json!([funded["psbt"]]));
+    assert_eq!(unsigned["complete"], json!(false), "{unsigned}");
+    assert!(unsigned.get("hex").is_none());
+
+    // The signer signs and finalizes it; the network takes it.
+    let signed = wok(
+        &node,
+        "signer",
+        "walletprocesspsbt",
+        json!([funded["psbt"]]),
+    );
+    assert_eq!(signed["complete"], json!(true), "{signed}");
+    let txid = ok(&node, "sendrawtransaction", json!([signed["hex"]]));
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    let t = wok(&node, "watch", "gettransaction", json!([txid]));
+    assert_eq!(t["confirmations"], json!(1), "{t}");
+    let fee = -sats(&t["fee"]);
+    assert!(fee > 0, "{t}");
+    assert_eq!(sats(&t["amount"]), -50_000_000);
+    assert_eq!(
+        sats(&wok(&node, "watch", "getbalance", json!([]))),
+        150_000_000 - fee
+    );
+    assert_eq!(
+        wok(&node, "signer", "getbalance", json!([])),
+        wok(&node, "watch", "getbalance", json!([]))
+    );
+    let watch_descs = wok(&node, "watch", "listdescriptors", json!([]));
+    node.shutdown();
+
+    // Restarted, both wallets load with their descriptors, coins and settings.
+    let node = RegtestNode::start(cfg).unwrap();
+    for name in ["watch", "signer"] {
+        ok(&node, "loadwallet", json!([name]));
+    }
+    assert_eq!(
+        sats(&wok(&node, "watch", "getbalance", json!([]))),
+        150_000_000 - fee
+    );
+    let info = wok(&node, "watch", "getwalletinfo", json!([]));
+    assert_eq!(info["private_keys_enabled"], json!(false), "{info}");
+    assert_eq!(
+        wok(&node, "watch", "listdescriptors", json!([])),
+        watch_descs
+    );
+    let next = wok(&node, "watch", "getnewaddress", json!([]));
+    assert_eq!(next, wok(&node, "signer", "getnewaddress", json!([])));
+    assert_ne!(next, addr);
+    // Imported descriptors' files are private like the wallet's own.
+    use std::os::unix::fs::PermissionsExt;
+    let wallets = dir.path().join("wallets");
+    let mut files = 0;
+    for e in std::fs::read_dir(&wallets).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.contains("-desc") {
+            files += 1;
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
+    assert_eq!(files, 4, "two descriptors in each wallet");
+}
+
+#[test]
+fn importdescriptors_refuses_what_core_refuses() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "watch", "disable_private_keys": true, "blank": true}),
+    );
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "keys", "blank": true}),
+    );
+    let secret = private_descriptors(4);
+    let secret0 = with_checksum(&node, &secret[0]);
+    let info = ok(&node, "getdescriptorinfo", json!([secret[0]]));
+    assert_eq!(info["isrange"], json!(true), "{info}");
+    assert_eq!(info["hasprivatekeys"], json!(true));
+    assert_eq!(info["issolvable"], json!(true));
+    let public = info["descriptor"].as_str().unwrap().to_string();
+    assert!(
+        public.contains("tpub") && !public.contains("tprv"),
+        "{info}"
+    );
+    let public_info = ok(&node, "getdescriptorinfo", json!([public]));
+    assert_eq!(public_info["hasprivatekeys"], json!(false));
+    assert_eq!(public_info["descriptor"], json!(public));
+    let body = public.split('#').next().unwrap().to_string();
+
+    // One result per request; a refused one does not stop the others.
+    let import = |wallet: &str, req: Value| -> Value {
+        let out = wok(&node, wallet, "importdescriptors", json!([[req]]));
+        out[0].clone()
+    };
+    let cases: Vec<(&str, Value, i64, &str)> =
+        vec![
+        ("watch", json!({"desc": body, "timestamp": "now"}), -5, "Missing checksum"),
+        (
+            "watch",
+            json!({"desc": format!("{body}#aaaaaaaa"), "timestamp": "now"}),
+            -5,
+            "Provided checksum 'aaaaaaaa' does not match computed checksum",
+        ),
+        ("watch", json!({"timestamp": "now"}), -8, "Descriptor not found."),
+        (
+            "watch",
+            json!({"desc": secret0, "timestamp": "now"}),
+            -4,
+            "Cannot import private keys to a wallet with private keys disabled",
+        ),
+        (
+            "keys",
+            json!({"desc": public, "timestamp": "now"}),
+            -4,
+            "Cannot import descriptor without private keys to a wallet with private keys enabled",
+        ),
+        (
+            "watch",
+            json!({"desc": public, "timestamp": "now", "label": "x"}),
+            -8,
+            "Ranged descriptors should not have a label",
+        ),
+        (
+            "watch",
+            json!({"desc": public, "timestamp": "now", "range": [5, 2]}),
+            -8,
+            "Range specified as [begin,end] must not have begin after end",
+        ),
+        (
+            "watch",
+            json!({"desc": public, "timestamp": "now", "range": [0, 10], "next_index": 11}),
+            -8,
+            "next_index is out of range",
+        ),
+    ];
+    for (wallet, req, code, message) in cases {
+        let r = import(wallet, req.clone());
+        assert_eq!(r["success"], json!(false), "{req} → {r}");
+        let (c, m) = error_of(&r);
+        assert_eq!(c, code, "{req} → {r}");
+        assert!(m.starts_with(message), "{req} → {r}");
+    }
+    // A single key: no range, no active, but a label.
+    let k = key(9);
+    let single = with_checksum(&node, &format!("wpkh({})", k.pk));
+    let r = import(
+        "watch",
+        json!({"desc": single, "timestamp": "now", "range": 5}),
+    );
+    assert_eq!(
+        error_of(&r),
+        (
+            -8,
+            "Range should not be specified for an un-ranged descriptor".into()
+        )
+    );
+    let r = import(
+        "watch",
+        json!({"desc": single, "timestamp": "now", "active": true}),
+    );
+    assert_eq!(
+        error_of(&r),
+        (-8, "Active descriptors must be ranged".into())
+    );
+    let r = import(
+        "watch",
+        json!({"desc": single, "timestamp": 0, "internal": true, "label": "l"}),
+    );
+    assert_eq!(
+        error_of(&r),
+        (-8, "Internal addresses should not have a label".into())
+    );
+    let r = import(
+        "watch",
+        json!({"desc": single, "timestamp": 0, "label": "cold"}),
+    );
+    assert_eq!(r, json!({"success": true}));
+    let by_label = wok(&node, "watch", "getaddressesbylabel", json!(["cold"]));
+    assert!(by_label.get(k.addr.to_string()).is_some(), "{by_label}");
+    // Nothing refused was added: only the single key is there, and it hands out nothing.
+    let listed = wok(&node, "watch", "listdescriptors", json!([]));
+    assert_eq!(
+        listed["descriptors"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    assert_eq!(listed["descriptors"][0]["active"], json!(false));
+    let r = wrpc(&node, "watch", "getnewaddress", json!([]));
+    assert_eq!(error_of(&r).0, -4, "{r}");
+    // A missing timestamp fails the whole call, as in Core.
+    let r = wrpc(
+        &node,
+        "watch",
+        "importdescriptors",
+        json!([[{"desc": public}]]),
+    );
+    assert_eq!(
+        error_of(&r),
+        (-3, "Missing required timestamp field for key".into())
+    );
+    // Paid before the import, the key's coin is found (the import scans the chain).
+    ok(&node, "generatetoaddress", json!([1, k.addr.to_string()]));
+    let r = import(
+        "watch",
+        json!({"desc": public, "timestamp": 0, "active": true, "range": [0, 20]}),
+    );
+    assert_eq!(r, json!({"success": true}));
+    let b = wok(&node, "watch", "getbalances", json!([]));
+    assert_eq!(sats(&b["mine"]["immature"]), 50 * 100_000_000, "{b}");
+
+    // A multipath descriptor: receive and change in one, as Core splits it.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "multi", "disable_private_keys": true}),
+    );
+    let xpub = body
+        .trim_start_matches("wpkh(")
+        .split("/0/*")
+        .next()
+        .unwrap()
+        .to_string();
+    let multi = with_checksum(&node, &format!("wpkh({xpub}/<0;1>/*)"));
+    let r = import(
+        "multi",
+        json!({"desc": multi, "timestamp": "now", "active": true, "internal": true}),
+    );
+    assert_eq!(
+        error_of(&r),
+        (
+            -5,
+            "Cannot have multipath descriptor while also specifying 'internal'".into()
+        )
+    );
+    let r = import(
+        "multi",
+        json!({"desc": multi, "timestamp": "now", "active": true}),
+    );
+    assert_eq!(r["success"], json!(true), "{r}");
+    let receive = wok(&node, "multi", "getnewaddress", json!([]));
+    let change = wok(&node, "multi", "getrawchangeaddress", json!([]));
+    let derived = ok(
+        &node,
+        "deriveaddresses",
+        json!([with_checksum(&node, &format!("wpkh({xpub}/1/*)")), [0, 1]]),
+    );
+    assert_eq!(derived[0], change, "{derived}");
+    let derived = ok(&node, "deriveaddresses", json!([public, 0]));
+    assert_eq!(derived, json!([receive]));
+    assert_eq!(
+        error_of(&rpc(&node, "deriveaddresses", json!([public]))),
+        (-8, "Range must be specified for a ranged descriptor".into())
+    );
+    // No taproot descriptor: Core's error for the type.
+    let r = wrpc(&node, "multi", "getnewaddress", json!(["", "bech32m"]));
+    assert_eq!(
+        error_of(&r),
+        (-12, "Error: No bech32m addresses available.".into())
+    );
+
+    // A later active descriptor of the same type takes over; the earlier one is listed
+    // inactive.
+    let other = ok(
+        &node,
+        "getdescriptorinfo",
+        json!([private_descriptors(5)[0]]),
+    );
+    let r = import(
+        "multi",
+        json!({"desc": other["descriptor"], "timestamp": "now", "active": true}),
+    );
+    assert_eq!(r["success"], json!(true), "{r}");
+    let fresh = wok(&node, "multi", "getnewaddress", json!([]));
+    let first_of_other = ok(
+        &node,
+        "deriveaddresses",
+        json!([other["descriptor"], [0, 0]]),
+    );
+    assert_eq!(json!([fresh]), first_of_other);
+    let listed = wok(&node, "multi", "listdescriptors", json!([]));
+    let active: Vec<bool> = listed["descriptors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["active"].as_bool().unwrap())
+        .collect();
+    assert_eq!(active.iter().filter(|a| **a).count(), 2, "{listed}");
+    assert_eq!(active.len(), 3, "{listed}");
+
+    // In a wallet with its own master key, an imported active descriptor takes over its
+    // type; the master key's other type stays active.
+    ok(&node, "createwallet", json!(["own"]));
+    let theirs = with_checksum(&node, &private_descriptors(7)[0]);
+    let r = wok(
+        &node,
+        "own",
+        "importdescriptors",
+        json!([[{"desc": theirs, "timestamp": "now", "active": true, "range": [0, 9]}]]),
+    );
+    assert_eq!(r, json!([{"success": true}]));
+    let public = ok(&node, "getdescriptorinfo", json!([theirs]))["descriptor"].clone();
+    assert_eq!(
+        json!([wok(&node, "own", "getnewaddress", json!([]))]),
+        ok(&node, "deriveaddresses", json!([public, [0, 0]]))
+    );
+    let listed = wok(&node, "own", "listdescriptors", json!([]))["descriptors"].clone();
+    let active = |d: &Value| d["active"] == json!(true);
+    let n_active = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| active(d))
+        .count();
+    // Master receive (bech32 inactive now), master change, BIP86 both, the import.
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert_eq!(n_active, 4, "{listed}");
+    let tr = wok(&node, "own", "getnewaddress", json!(["", "bech32m"]));
+    assert!(tr.as_str().unwrap().starts_with("bcrt1p"), "{tr}");
+}
+
+#[test]
+fn a_watch_only_wallet_without_change_descriptor_refuses_to_fund_with_change() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "watch", "disable_private_keys": true}),
+    );
+    let public = ok(
+        &node,
+        "getdescriptorinfo",
+        json!([private_descriptors(6)[0]]),
+    );
+    let r = wok(
+        &node,
+        "watch",
+        "importdescriptors",
+        json!([[{"desc": public["descriptor"], "timestamp": "now", "active": true, "range": [0, 5]}]]),
+    );
+    assert_eq!(r, json!([{"success": true}]));
+    let a = wok(&node, "watch", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, a]));
+    let to = key(8).addr.to_string();
+    let r = wrpc(
+        &node,
+        "watch",
+        "walletcreatefundedpsbt",
+        json!([[], [{to.clone(): 1.0}]]),
+    );
+    assert_eq!(
+        error_of(&r),
+        (
+            -4,
+            "Transaction needs a change address, but we can't generate it.".into()
+        )
+    );
+    // Spending the whole coin needs no change.
+    let r = wok(
+        &node,
+        "watch",
+        "walletcreatefundedpsbt",
+        json!([[], [{to: 50.0}], 0, {"subtractFeeFromOutputs": [0]}]),
+    );
+    assert_eq!(r["changepos"], json!(-1), "{r}");
+}
