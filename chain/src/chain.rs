@@ -79,10 +79,11 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// Memory one cached account takes, as the caches' hash tables hold it: a 32-byte key,
-    /// the account and its write epoch (64 bytes) plus the table's control byte and spare
-    /// capacity. Contract-state rows take more (keys up to 100 bytes and their values).
-    pub const CACHE_BYTES_PER_ENTRY: usize = 80;
+    /// Memory one cached account takes: a slot of the clean table (a 32-byte key, the
+    /// account, and a 2-byte tag: 58 bytes), plus a share of the map of entries written
+    /// since the last flush. Contract-state rows take more (keys up to 100 bytes and their
+    /// values).
+    pub const CACHE_BYTES_PER_ENTRY: usize = 64;
 
     /// The per-shard entry limit ([`ChainConfig::cache_limit`]) that keeps `shards` shards'
     /// account caches within about `bytes` in all (at least 1,024 entries per shard).

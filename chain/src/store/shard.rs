@@ -66,6 +66,8 @@ pub struct CacheStats {
     pub state_hits: u64,
     /// Contract-state reads that went to SQLite.
     pub state_misses: u64,
+    /// Clean entries the caches gave up for others (their set of slots was full).
+    pub evicted: u64,
     /// Accounts in the cache.
     pub accounts: usize,
     /// Contract-state rows in the cache.
@@ -90,7 +92,7 @@ impl CacheStats {
 /// SQLite page cache of a shard file between checkpoints (KiB).
 const CACHE_KIB: i64 = 16 * 1024;
 /// Page cache a flush asks for per dirty key (a row and its share of B-tree pages).
-const FLUSH_CACHE_BYTES_PER_KEY: i64 = 256;
+const FLUSH_CACHE_BYTES_PER_KEY: i64 = 128;
 /// Largest page cache of a flush (KiB).
 const MAX_FLUSH_CACHE_KIB: i64 = 512 * 1024;
 
@@ -129,8 +131,8 @@ impl ShardStore {
         let mut s = ShardStore {
             id,
             conn,
-            cache: WriteBack::new(),
-            scache: WriteBack::new(),
+            cache: WriteBack::new(cache_limit),
+            scache: WriteBack::new(cache_limit),
             lthash: LtHash::new(),
             pending: VecDeque::new(),
             height: 0,
@@ -302,9 +304,7 @@ impl ShardStore {
             .prepare_cached("SELECT value FROM contract_state WHERE key = ?1")?
             .query_row([key.as_bytes()], |r| r.get(0))
             .optional()?;
-        if self.scache.len() < self.cache_limit {
-            self.scache.insert_clean(*key, v.clone());
-        }
+        self.scache.insert_clean(*key, v.clone());
         Ok(v)
     }
 
@@ -328,6 +328,7 @@ impl ShardStore {
             accounts: self.cache.len(),
             states: self.scache.len(),
             limit: self.cache_limit,
+            evicted: self.cache.evicted() + self.scache.evicted(),
             ..self.reads
         }
     }
@@ -349,11 +350,8 @@ impl ShardStore {
                 })
             })
             .optional()?;
-        // Clean entries only while under the limit, so the table never has to grow past
-        // it; written entries always go in (they are the write-back state).
-        if self.cache.len() < self.cache_limit {
-            self.cache.insert_clean(*addr, v);
-        }
+        // The clean set is bounded: a full set gives up an entry for this one.
+        self.cache.insert_clean(*addr, v);
         Ok(v)
     }
 
@@ -538,9 +536,6 @@ impl ShardStore {
         self.scache.mark_clean();
         self.pending.clear();
         self.flushed_height = self.height;
-        // Everything is clean now: dropping entries loses nothing.
-        self.scache.shrink_to_half_if_full(self.cache_limit);
-        self.cache.shrink_to_half_if_full(self.cache_limit);
         Ok(())
     }
 

@@ -1,124 +1,238 @@
-//! The write-back cache of a shard store: values by key, each marked with the flush epoch
-//! in which it was last written, so the dirty set lives in the map itself. A block's
-//! changes cost one hash-map operation each (no separate dirty set to keep in step), and
-//! marking everything clean after a flush is O(1).
+//! The write-back cache of a shard store: the entries written since the last flush (the
+//! dirty set, a hash map the flush writes out) over a table of entries that match the file
+//! (the clean set).
+//!
+//! The clean set is a set-associative table of fixed size: each key has one set of
+//! [`WAYS`] slots, and a key read into a full set replaces one of its slots. It never
+//! grows past `limit` entries and never rehashes once it is at its size, so a node's
+//! memory holds still under load. (A hash map holding both, as before, doubled whenever a
+//! block wrote keys into a full table: at 10 M accounts a full node's caches went from 0.5
+//! to over 1 GiB during its first blocks after opening, the allocator keeping the old
+//! tables resident.) Reads look in the dirty set first; a flush moves the dirty entries
+//! into the clean set.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use crate::FastMap;
 
-/// Epoch of entries that match the file.
-const CLEAN: u32 = 0;
+/// Slots per set of the clean table.
+const WAYS: usize = 8;
+
+/// The clean set: slot `i` holds an entry when `tags[i]` is non-zero (a tag is 16 bits of
+/// the key's hash with the low bit set, so most misses are decided on the tags alone).
+struct Clean<K, V> {
+    tags: Vec<u16>,
+    slots: Vec<Option<(K, V)>>,
+    len: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl<K: Hash + Eq, V> Clean<K, V> {
+    fn new() -> Self {
+        Clean {
+            tags: Vec::new(),
+            slots: Vec::new(),
+            len: 0,
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The first slot of `k`'s set and `k`'s tag.
+    fn locate(&self, k: &K) -> (usize, u16) {
+        let h = self.hasher.hash_one(k);
+        let sets = (self.slots.len() / WAYS) as u64;
+        let set = ((u128::from(h) * u128::from(sets)) >> 64) as usize;
+        (set * WAYS, (h >> 48) as u16 | 1)
+    }
+
+    fn find(&self, k: &K) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (base, tag) = self.locate(k);
+        (base..base + WAYS)
+            .find(|&i| self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| sk == k))
+    }
+
+    fn get(&self, k: &K) -> Option<&V> {
+        self.find(k)
+            .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
+    }
+
+    /// Whether `k` goes in without evicting: its set has a free slot or holds it.
+    fn has_slot_for(&self, k: &K) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let (base, _) = self.locate(k);
+        self.tags[base..base + WAYS].contains(&0) || self.find(k).is_some()
+    }
+
+    /// Puts `k` in its set: over its old value, else in a free slot, else over the slot
+    /// the key's hash picks. Returns whether an entry was evicted; `keep` leaves a present
+    /// key's value as it is.
+    fn put(&mut self, k: K, v: V, keep: bool) -> bool {
+        let (base, tag) = self.locate(&k);
+        let mut free = None;
+        for i in base..base + WAYS {
+            if self.tags[i] == 0 {
+                free = free.or(Some(i));
+            } else if self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| *sk == k)
+            {
+                if !keep {
+                    self.slots[i] = Some((k, v));
+                }
+                return false;
+            }
+        }
+        let (i, evicted) = match free {
+            Some(i) => {
+                self.len += 1;
+                (i, false)
+            }
+            // The victim: bits of the hash the set index and tag do not use.
+            None => (base + (self.hasher.hash_one(&k) as usize >> 8) % WAYS, true),
+        };
+        self.tags[i] = tag;
+        self.slots[i] = Some((k, v));
+        evicted
+    }
+
+    /// Rebuilds the table with room for `capacity` entries (rounded up to whole sets),
+    /// keeping what fits.
+    fn resize(&mut self, capacity: usize) -> u64 {
+        let slots = capacity.div_ceil(WAYS).max(1) * WAYS;
+        let old_slots = std::mem::take(&mut self.slots);
+        self.tags = vec![0; slots];
+        self.slots = Vec::with_capacity(slots);
+        self.slots.resize_with(slots, || None);
+        self.len = 0;
+        let mut evicted = 0;
+        for (k, v) in old_slots.into_iter().flatten() {
+            evicted += u64::from(self.put(k, v, true));
+        }
+        evicted
+    }
+
+    fn clear(&mut self) {
+        self.tags.fill(0);
+        self.slots.fill_with(|| None);
+        self.len = 0;
+    }
+}
 
 pub(super) struct WriteBack<K, V> {
-    map: FastMap<K, (V, u32)>,
-    /// Entries written since the last flush carry this epoch.
-    epoch: u32,
-    dirty: usize,
+    /// Entries written since the last flush.
+    dirty: FastMap<K, V>,
+    /// Entries that match the file.
+    clean: Clean<K, V>,
+    /// Most entries the clean set holds (`ChainConfig::cache_limit`).
+    limit: usize,
+    /// Clean entries replaced by others (the set was full).
+    evicted: u64,
 }
 
 impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
-    pub(super) fn new() -> Self {
+    /// An empty cache whose clean set holds at most `limit` entries (its table grows to
+    /// that size as entries come in, or at once with [`WriteBack::reserve`]).
+    pub(super) fn new(limit: usize) -> Self {
         WriteBack {
-            map: FastMap::default(),
-            epoch: CLEAN + 1,
-            dirty: 0,
+            dirty: FastMap::default(),
+            clean: Clean::new(),
+            limit: limit.max(WAYS),
+            evicted: 0,
         }
     }
 
     pub(super) fn get(&self, k: &K) -> Option<&V> {
-        self.map.get(k).map(|e| &e.0)
+        self.dirty.get(k).or_else(|| self.clean.get(k))
     }
 
-    /// Makes room for `n` more entries at once (one allocation instead of a doubling
-    /// series whose freed tables the allocator may keep resident).
+    /// Sizes the clean table for `n` more entries at once (with an eighth to spare, up to
+    /// the limit): one allocation instead of a doubling series.
     pub(super) fn reserve(&mut self, n: usize) {
-        self.map.reserve(n);
+        let want = ((self.clean.len + n) * 8 / 7).min(self.limit);
+        if want > self.clean.capacity() {
+            self.evicted += self.clean.resize(want);
+        }
     }
 
+    /// Puts a clean entry in its set. Below the limit the table grows rather than evict
+    /// (a shard that fits under the limit is cached whole); at the limit a full set gives
+    /// up one entry.
+    fn place(&mut self, k: K, v: V, keep: bool) {
+        let cap = self.clean.capacity();
+        // Grow by doubling up to the limit when seven-eighths full or the key's set is.
+        if cap < self.limit && (self.clean.len * 8 >= cap * 7 || !self.clean.has_slot_for(&k)) {
+            self.evicted += self.clean.resize((cap * 2).max(64).min(self.limit));
+        }
+        self.evicted += u64::from(self.clean.put(k, v, keep));
+    }
+
+    /// Entries held (a key both written and still in the clean set counts once).
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.clean.len
+            + self
+                .dirty
+                .keys()
+                .filter(|k| self.clean.find(k).is_none())
+                .count()
     }
 
     /// Entries written since the last flush.
     pub(super) fn dirty_len(&self) -> usize {
-        self.dirty
+        self.dirty.len()
+    }
+
+    /// Clean entries replaced by others so far (their set was full).
+    pub(super) fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Caches `v` as read from the file, unless the key is cached already (a cached entry
-    /// is at least as new as the file).
+    /// is at least as new as the file). A full set gives up one of its entries.
     pub(super) fn insert_clean(&mut self, k: K, v: V) {
-        self.map.entry(k).or_insert((v, CLEAN));
+        if self.dirty.contains_key(&k) {
+            return;
+        }
+        self.place(k, v, true);
     }
 
     /// Writes `v` (dirty until the next [`WriteBack::mark_clean`]).
     pub(super) fn write(&mut self, k: K, v: V) {
-        let epoch = self.epoch;
-        match self.map.entry(k) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let e = e.get_mut();
-                if e.1 != epoch {
-                    e.1 = epoch;
-                    self.dirty += 1;
-                }
-                e.0 = v;
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((v, epoch));
-                self.dirty += 1;
-            }
-        }
+        self.dirty.insert(k, v);
     }
 
     /// The dirty entries, sorted by key.
     pub(super) fn dirty_sorted(&self) -> Vec<(&K, &V)> {
-        let mut out = Vec::with_capacity(self.dirty);
-        if self.dirty > 0 {
-            out.extend(
-                self.map
-                    .iter()
-                    .filter(|(_, e)| e.1 == self.epoch)
-                    .map(|(k, e)| (k, &e.0)),
-            );
-        }
+        let mut out: Vec<(&K, &V)> = self.dirty.iter().collect();
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
 
-    /// After a flush wrote every dirty entry: all are clean.
+    /// After a flush wrote every dirty entry: they move to the clean set.
     pub(super) fn mark_clean(&mut self) {
-        if self.epoch == u32::MAX {
-            for e in self.map.values_mut() {
-                e.1 = CLEAN;
-            }
-            self.epoch = CLEAN;
+        if self.dirty.is_empty() {
+            return;
         }
-        self.epoch += 1;
-        self.dirty = 0;
+        let n = self.dirty.len();
+        self.reserve(n);
+        // Drained in place, so the map keeps its allocation for the next blocks.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for (k, v) in dirty.drain() {
+            self.place(k, v, false);
+        }
+        self.dirty = dirty;
     }
 
     /// Drops everything.
     pub(super) fn clear(&mut self) {
-        self.map.clear();
-        self.dirty = 0;
-    }
-
-    /// When at `limit` entries and clean, keeps a random half (hash order), so the hit
-    /// rate does not fall to zero. Dirty entries are never dropped.
-    pub(super) fn shrink_to_half_if_full(&mut self, limit: usize) {
-        if self.map.len() < limit {
-            return;
-        }
-        let mut keep = limit / 2;
-        let epoch = self.epoch;
-        self.map.retain(|_, e| {
-            if e.1 == epoch {
-                return true;
-            }
-            let k = keep > 0;
-            keep = keep.saturating_sub(1);
-            k
-        });
+        self.dirty.clear();
+        self.clean.clear();
     }
 }
 
@@ -128,7 +242,7 @@ mod tests {
 
     #[test]
     fn dirty_tracking_follows_writes_and_flushes() {
-        let mut w: WriteBack<u32, &str> = WriteBack::new();
+        let mut w: WriteBack<u32, &str> = WriteBack::new(50);
         w.insert_clean(5, "file");
         w.insert_clean(5, "older file read");
         assert_eq!(w.get(&5), Some(&"file"));
@@ -141,29 +255,69 @@ mod tests {
         // A clean read never overwrites a dirty value.
         w.insert_clean(9, "stale");
         assert_eq!(w.get(&9), Some(&"c"));
+        // A written key shadows its clean copy, and replaces it at the flush.
+        w.write(5, "d");
+        assert_eq!(w.get(&5), Some(&"d"));
+        assert_eq!(w.len(), 3);
         w.mark_clean();
         assert_eq!(w.dirty_len(), 0);
         assert!(w.dirty_sorted().is_empty());
-        w.write(5, "d");
-        assert_eq!(w.dirty_sorted(), vec![(&5, &"d")]);
-        // Shrinking keeps every dirty entry.
-        for k in 100..200 {
-            w.insert_clean(k, "x");
-        }
-        w.shrink_to_half_if_full(50);
-        assert!(w.len() <= 26);
         assert_eq!(w.get(&5), Some(&"d"));
-        assert_eq!(w.dirty_len(), 1);
+        assert_eq!(w.get(&9), Some(&"c"));
+        assert_eq!(w.len(), 3);
+        w.clear();
+        assert_eq!(w.len(), 0);
+        assert_eq!(w.get(&5), None);
     }
 
     #[test]
-    fn epoch_wrap_keeps_clean_entries_clean() {
-        let mut w: WriteBack<u8, u8> = WriteBack::new();
-        w.epoch = u32::MAX;
-        w.write(1, 1);
+    fn the_clean_set_stays_within_its_limit_and_keeps_every_written_entry() {
+        let limit = 1_000;
+        let mut w: WriteBack<u32, u32> = WriteBack::new(limit);
+        w.reserve(limit);
+        let slots = w.clean.capacity();
+        assert!(slots >= limit && slots < limit + WAYS, "{slots}");
+        // Far more keys read than fit: the table holds still, entries are replaced.
+        for k in 0..10 * limit as u32 {
+            w.insert_clean(k, k);
+            assert_eq!(w.get(&k), Some(&k), "a key just read is cached");
+        }
+        assert_eq!(w.clean.capacity(), slots, "the table grew");
+        assert!(w.clean.len <= slots);
+        assert!(w.evicted() >= 9 * limit as u64 - WAYS as u64);
+        // Written keys are never dropped, however many are read meanwhile.
+        for k in 0..limit as u32 {
+            w.write(100_000 + k, k);
+        }
+        for k in 0..10 * limit as u32 {
+            w.insert_clean(200_000 + k, k);
+        }
+        for k in 0..limit as u32 {
+            assert_eq!(w.get(&(100_000 + k)), Some(&k));
+        }
+        // After the flush they are clean, and the table is still its size.
         w.mark_clean();
-        assert!(w.dirty_sorted().is_empty());
-        w.write(2, 2);
-        assert_eq!(w.dirty_sorted(), vec![(&2, &2)]);
+        assert_eq!(w.clean.capacity(), slots);
+        assert!(w.len() <= slots);
+        let kept = (0..limit as u32)
+            .filter(|k| w.get(&(100_000 + k)) == Some(k))
+            .count();
+        assert!(
+            kept > limit / 2,
+            "the flushed entries displace older ones: {kept}"
+        );
+    }
+
+    #[test]
+    fn a_table_grows_to_its_limit_as_entries_come_in() {
+        let mut w: WriteBack<u32, u32> = WriteBack::new(10_000);
+        assert_eq!(w.clean.capacity(), 0);
+        for k in 0..5_000 {
+            w.insert_clean(k, k);
+        }
+        assert!(w.clean.capacity() >= 5_000 && w.clean.capacity() <= 10_000 + WAYS);
+        // Below the limit nothing is evicted: a full set makes the table grow.
+        assert_eq!(w.evicted(), 0);
+        assert!((0..5_000).all(|k| w.get(&k) == Some(&k)));
     }
 }
