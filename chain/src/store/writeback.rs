@@ -2,8 +2,9 @@
 //! dirty set, a hash map the flush writes out) over a table of entries that match the file
 //! (the clean set).
 //!
-//! The clean set is a set-associative table of fixed size: each key has one set of
-//! [`WAYS`] slots, and a key read into a full set replaces one of its slots. It never
+//! The clean set is a set-associative table of fixed size: each key has two sets of
+//! [`WAYS`] slots, goes into the emptier, and a key read when both are full replaces one
+//! of their slots. It never
 //! grows past `limit` entries and never rehashes once it is at its size, so a node's
 //! memory holds still under load. (A hash map holding both, as before, doubled whenever a
 //! block wrote keys into a full table: at 10 M accounts a full node's caches went from 0.5
@@ -41,20 +42,30 @@ impl<K: Hash + Eq, V> Clean<K, V> {
         self.slots.len()
     }
 
-    /// The first slot of `k`'s set and `k`'s tag.
-    fn locate(&self, k: &K) -> (usize, u16) {
+    /// The first slots of `k`'s two sets and `k`'s tag. Two choices per key fill the
+    /// table far more evenly than one (a key goes to the emptier set).
+    fn locate(&self, k: &K) -> ([usize; 2], u16) {
         let h = self.hasher.hash_one(k);
         let sets = (self.slots.len() / WAYS) as u64;
-        let set = ((u128::from(h) * u128::from(sets)) >> 64) as usize;
-        (set * WAYS, (h >> 48) as u16 | 1)
+        let pick = |x: u64| ((u128::from(x) * u128::from(sets)) >> 64) as usize * WAYS;
+        (
+            [pick(h), pick(h.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15)],
+            (h >> 48) as u16 | 1,
+        )
+    }
+
+    /// The slots of `k`'s two sets (one set when both are the same).
+    fn candidates(bases: [usize; 2]) -> impl Iterator<Item = usize> {
+        let second = (bases[1] != bases[0]).then_some(bases[1]);
+        (bases[0]..bases[0] + WAYS).chain(second.into_iter().flat_map(|b| b..b + WAYS))
     }
 
     fn find(&self, k: &K) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
-        let (base, tag) = self.locate(k);
-        (base..base + WAYS)
+        let (bases, tag) = self.locate(k);
+        Self::candidates(bases)
             .find(|&i| self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| sk == k))
     }
 
@@ -63,39 +74,40 @@ impl<K: Hash + Eq, V> Clean<K, V> {
             .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
     }
 
-    /// Whether `k` goes in without evicting: its set has a free slot or holds it.
+    /// Whether `k` goes in without evicting: one of its sets has a free slot or holds it.
     fn has_slot_for(&self, k: &K) -> bool {
         if self.slots.is_empty() {
             return false;
         }
-        let (base, _) = self.locate(k);
-        self.tags[base..base + WAYS].contains(&0) || self.find(k).is_some()
+        let (bases, _) = self.locate(k);
+        Self::candidates(bases).any(|i| self.tags[i] == 0) || self.find(k).is_some()
     }
 
-    /// Puts `k` in its set: over its old value, else in a free slot, else over the slot
-    /// the key's hash picks. Returns whether an entry was evicted; `keep` leaves a present
-    /// key's value as it is.
+    /// Puts `k` in one of its sets: over its old value, else in a free slot of the
+    /// emptier set, else over the slot the key's hash picks. Returns whether an entry was
+    /// evicted; `keep` leaves a present key's value as it is.
     fn put(&mut self, k: K, v: V, keep: bool) -> bool {
-        let (base, tag) = self.locate(&k);
-        let mut free = None;
-        for i in base..base + WAYS {
-            if self.tags[i] == 0 {
-                free = free.or(Some(i));
-            } else if self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| *sk == k)
-            {
-                if !keep {
-                    self.slots[i] = Some((k, v));
-                }
-                return false;
+        if let Some(i) = self.find(&k) {
+            if !keep {
+                self.slots[i] = Some((k, v));
             }
+            return false;
         }
+        let (bases, tag) = self.locate(&k);
+        let free_in = |b: usize| self.tags[b..b + WAYS].iter().filter(|t| **t == 0).count();
+        let (f0, f1) = (free_in(bases[0]), free_in(bases[1]));
+        let base = if f1 > f0 { bases[1] } else { bases[0] };
+        let free = (base..base + WAYS).find(|&i| self.tags[i] == 0);
         let (i, evicted) = match free {
             Some(i) => {
                 self.len += 1;
                 (i, false)
             }
-            // The victim: bits of the hash the set index and tag do not use.
-            None => (base + (self.hasher.hash_one(&k) as usize >> 8) % WAYS, true),
+            // The victim: bits of the hash the sets and the tag do not use.
+            None => {
+                let r = self.hasher.hash_one(&k) as usize >> 8;
+                (bases[r & 1] + (r >> 1) % WAYS, true)
+            }
         };
         self.tags[i] = tag;
         self.slots[i] = Some((k, v));
