@@ -1085,6 +1085,31 @@ fn relayer_and_claimer_read_bitcoind_rpc() {
     env.assert_supply();
 }
 
+/// Alice pegs out 100,000 sat; an external payer (seeded by `seed`, its private
+/// descriptors returned, rexe holding the public ones) takes her offer and writes the
+/// unsigned PSBT to `<name>.psbt`. The environment, the payer, Bob (who claims) and the
+/// PSBT's path.
+fn external_peg_in(
+    seed: u8,
+    name: &str,
+) -> (PegEnv, Wallet, Wallet, std::path::PathBuf, [String; 2]) {
+    let (env, alice, bob) = alice_and_bob();
+    env.peg_out(&alice, 100_000, 30, 10_000);
+    let (payer, key, secret) = external_payer(&env, seed, name);
+    let psbt_path = env.path(&format!("{name}.psbt"));
+    env.ok(&args(&env.peg_in_args(
+        &payer,
+        100_000,
+        &[
+            "--psbt-out",
+            psbt_path.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )));
+    (env, payer, bob, psbt_path, secret)
+}
+
 /// Signs `unsigned` (base64) as a bitcoind user would with a wallet holding the payer's
 /// private descriptors: `createwallet`, `getdescriptorinfo` for the checksums,
 /// `importdescriptors`, `walletprocesspsbt` (sign, do not finalize). The signed PSBT.
@@ -1129,20 +1154,7 @@ fn sign_in_a_core_wallet(
 /// rexe broadcasts and claims with the PSBT it signed.
 #[test]
 fn the_embedded_nodes_wallet_signs_a_rexe_psbt_as_core_does() {
-    let (env, alice, bob) = alice_and_bob();
-    env.peg_out(&alice, 100_000, 30, 10_000);
-    let (payer, key, secret) = external_payer(&env, 10, "node-signed");
-    let psbt_path = env.path("node.psbt");
-    env.ok(&args(&env.peg_in_args(
-        &payer,
-        100_000,
-        &[
-            "--psbt-out",
-            psbt_path.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    )));
+    let (env, payer, bob, psbt_path, secret) = external_peg_in(10, "node-signed");
     let unsigned = std::fs::read_to_string(&psbt_path).unwrap();
     let signed = sign_in_a_core_wallet(&env.btc, &secret, unsigned.trim());
     assert_ne!(signed, unsigned.trim(), "the wallet signed nothing");
@@ -1158,20 +1170,7 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
         println!("skipped: set BITCOIND_EXE to a bitcoind binary to run this test");
         return;
     };
-    let (env, alice, bob) = alice_and_bob();
-    env.peg_out(&alice, 100_000, 30, 10_000);
-    let (payer, key, secret) = external_payer(&env, 9, "core-signed");
-    let psbt_path = env.path("core.psbt");
-    env.ok(&args(&env.peg_in_args(
-        &payer,
-        100_000,
-        &[
-            "--psbt-out",
-            psbt_path.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    )));
+    let (env, payer, bob, psbt_path, secret) = external_peg_in(9, "core-signed");
 
     // A throwaway bitcoind with a wallet holding the private descriptors.
     let core_dir = tempfile::tempdir().unwrap();
