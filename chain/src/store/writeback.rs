@@ -25,7 +25,8 @@ struct Clean<K, V> {
     tags: Vec<u16>,
     slots: Vec<Option<(K, V)>>,
     len: usize,
-    hasher: foldhash::fast::FixedState,
+    /// Seeded at random, so nobody can grind keys that crowd one set.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<K: Hash + Eq, V> Clean<K, V> {
@@ -34,7 +35,7 @@ impl<K: Hash + Eq, V> Clean<K, V> {
             tags: Vec::new(),
             slots: Vec::new(),
             len: 0,
-            hasher: foldhash::fast::FixedState::default(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
