@@ -236,6 +236,20 @@ fn a_watch_only_wallet_funds_a_psbt_that_a_signer_wallet_signs() {
     let next = wok(&node, "watch", "getnewaddress", json!([]));
     assert_eq!(next, wok(&node, "signer", "getnewaddress", json!([])));
     assert_ne!(next, addr);
+    // The reloaded signer still signs with its imported keys.
+    let funded = wok(
+        &node,
+        "watch",
+        "walletcreatefundedpsbt",
+        json!([[], [{mined.as_str().unwrap(): 0.1}]]),
+    );
+    let signed = wok(
+        &node,
+        "signer",
+        "walletprocesspsbt",
+        json!([funded["psbt"]]),
+    );
+    assert_eq!(signed["complete"], json!(true), "{signed}");
     // Imported descriptors' files are private like the wallet's own.
     use std::os::unix::fs::PermissionsExt;
     let wallets = dir.path().join("wallets");

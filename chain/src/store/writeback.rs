@@ -4,9 +4,8 @@
 //!
 //! The clean set is a set-associative table of fixed size: each key has two sets of
 //! [`WAYS`] slots, goes into the emptier, and a key read when both are full replaces one
-//! of their slots. It never
-//! grows past `limit` entries and never rehashes once it is at its size, so a node's
-//! memory holds still under load. (A hash map holding both, as before, doubled whenever a
+//! of their slots. It never grows past `limit` entries and never rehashes once it is at
+//! its size, so a node's memory holds still under load. (A hash map holding both, as before, doubled whenever a
 //! block wrote keys into a full table: at 10 M accounts a full node's caches went from 0.5
 //! to over 1 GiB during its first blocks after opening, the allocator keeping the old
 //! tables resident.) Reads look in the dirty set first; a flush moves the dirty entries
@@ -43,10 +42,9 @@ impl<K: Hash + Eq, V> Clean<K, V> {
         self.slots.len()
     }
 
-    /// The first slots of `k`'s two sets and `k`'s tag. Two choices per key fill the
-    /// table far more evenly than one (a key goes to the emptier set).
-    fn locate(&self, k: &K) -> ([usize; 2], u16) {
-        let h = self.hasher.hash_one(k);
+    /// The first slots of the two sets of the key hashed to `h`, and its tag. Two choices
+    /// per key fill the table far more evenly than one (a key goes to the emptier set).
+    fn locate(&self, h: u64) -> ([usize; 2], u16) {
         let sets = (self.slots.len() / WAYS) as u64;
         let pick = |x: u64| ((u128::from(x) * u128::from(sets)) >> 64) as usize * WAYS;
         (
@@ -61,13 +59,18 @@ impl<K: Hash + Eq, V> Clean<K, V> {
         (bases[0]..bases[0] + WAYS).chain(second.into_iter().flat_map(|b| b..b + WAYS))
     }
 
+    /// The slot holding `k`, given its sets and tag.
+    fn find_in(&self, k: &K, bases: [usize; 2], tag: u16) -> Option<usize> {
+        Self::candidates(bases)
+            .find(|&i| self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| sk == k))
+    }
+
     fn find(&self, k: &K) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
-        let (bases, tag) = self.locate(k);
-        Self::candidates(bases)
-            .find(|&i| self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| sk == k))
+        let (bases, tag) = self.locate(self.hasher.hash_one(k));
+        self.find_in(k, bases, tag)
     }
 
     fn get(&self, k: &K) -> Option<&V> {
@@ -80,33 +83,36 @@ impl<K: Hash + Eq, V> Clean<K, V> {
         if self.slots.is_empty() {
             return false;
         }
-        let (bases, _) = self.locate(k);
-        Self::candidates(bases).any(|i| self.tags[i] == 0) || self.find(k).is_some()
+        let (bases, tag) = self.locate(self.hasher.hash_one(k));
+        Self::candidates(bases).any(|i| self.tags[i] == 0) || self.find_in(k, bases, tag).is_some()
     }
 
     /// Puts `k` in one of its sets: over its old value, else in a free slot of the
     /// emptier set, else over the slot the key's hash picks. Returns whether an entry was
-    /// evicted; `keep` leaves a present key's value as it is.
+    /// evicted; `keep` leaves a present key's value as it is. The key is hashed once.
     fn put(&mut self, k: K, v: V, keep: bool) -> bool {
-        if let Some(i) = self.find(&k) {
+        let h = self.hasher.hash_one(&k);
+        let (bases, tag) = self.locate(h);
+        if let Some(i) = self.find_in(&k, bases, tag) {
             if !keep {
                 self.slots[i] = Some((k, v));
             }
             return false;
         }
-        let (bases, tag) = self.locate(&k);
         let free_in = |b: usize| self.tags[b..b + WAYS].iter().filter(|t| **t == 0).count();
-        let (f0, f1) = (free_in(bases[0]), free_in(bases[1]));
-        let base = if f1 > f0 { bases[1] } else { bases[0] };
-        let free = (base..base + WAYS).find(|&i| self.tags[i] == 0);
-        let (i, evicted) = match free {
+        let base = if free_in(bases[1]) > free_in(bases[0]) {
+            bases[1]
+        } else {
+            bases[0]
+        };
+        let (i, evicted) = match (base..base + WAYS).find(|&i| self.tags[i] == 0) {
             Some(i) => {
                 self.len += 1;
                 (i, false)
             }
             // The victim: bits of the hash the sets and the tag do not use.
             None => {
-                let r = self.hasher.hash_one(&k) as usize >> 8;
+                let r = h as usize >> 8;
                 (bases[r & 1] + (r >> 1) % WAYS, true)
             }
         };

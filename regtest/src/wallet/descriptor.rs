@@ -14,7 +14,7 @@ use bitcoin::secp256k1::{All, Secp256k1};
 use bitcoin::Network;
 use serde_json::{json, Value};
 
-use super::{param, Res};
+use super::{arg, param, str_arg, Res};
 
 /// The highest range end an imported or derived descriptor may name. Core allows ranges up
 /// to a million keys; the embedded node watches every key of a range from the start, so it
@@ -225,10 +225,7 @@ fn publicly_derivable(desc: &Descriptor<DescriptorPublicKey>) -> bool {
 /// `getdescriptorinfo`: the public descriptor in Core's form, the argument's checksum and
 /// what the descriptor is.
 pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
-    let s = p
-        .get(0)
-        .and_then(Value::as_str)
-        .ok_or_else(|| param(-3, "Expected type string"))?;
+    let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
     let (desc, keys) = parse(s, false)?;
     let body = s.split('#').next().unwrap_or(s);
     Ok(json!({
@@ -243,12 +240,9 @@ pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
 /// `deriveaddresses`: the addresses of a descriptor (checksum required) at one index or over
 /// a range.
 pub fn deriveaddresses(p: &Value) -> Res<Value> {
-    let s = p
-        .get(0)
-        .and_then(Value::as_str)
-        .ok_or_else(|| param(-3, "Expected type string"))?;
+    let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
     let (desc, _) = parse(s, true)?;
-    let range = p.get(1).filter(|v| !v.is_null());
+    let range = arg(p, 1);
     let (begin, end) = match (desc.has_wildcard(), range) {
         (true, None) => {
             return Err(param(-8, "Range must be specified for a ranged descriptor"));

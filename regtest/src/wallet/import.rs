@@ -9,16 +9,18 @@
 
 use std::path::{Path, PathBuf};
 
+use bdk_wallet::miniscript::descriptor::KeyMap;
 use bdk_wallet::miniscript::{Descriptor, DescriptorPublicKey, ForEachKey};
 use bdk_wallet::rusqlite::Connection;
+use bdk_wallet::signer::SignersContainer;
 use bdk_wallet::{KeychainKind, Wallet};
 use bitcoin::Network;
 use serde_json::{json, Value};
 
 use super::descriptor::{self, OutputType, DEFAULT_RANGE};
 use super::{
-    create_private_file, db_err, descriptors, param, Imported, NamedWallet, Part, Res, Source,
-    WalletError, Wallets,
+    create_private_file, db_err, descriptors, load_bdk, param, Imported, NamedWallet, Part, Res,
+    Source, WalletError, Wallets,
 };
 use crate::chain::unix_now;
 
@@ -81,7 +83,13 @@ fn json_type(v: &Value) -> &'static str {
 impl NamedWallet {
     /// Checks one request against the wallet as Core's `ProcessDescriptorImport` does, in
     /// its order, with its codes and messages; warnings go to `warnings`.
-    fn check_request(&self, req: &Value, now: i64, warnings: &mut Vec<String>) -> Res<Request> {
+    /// `timestamp` is the request's, read (and checked) before any request is processed.
+    fn check_request(
+        &self,
+        req: &Value,
+        timestamp: i64,
+        warnings: &mut Vec<String>,
+    ) -> Res<Request> {
         let text = req
             .get("desc")
             .ok_or_else(|| param(-8, "Descriptor not found."))?
@@ -201,7 +209,7 @@ impl NamedWallet {
             active,
             range,
             next_index,
-            timestamp: timestamp_of(req, now)?.max(1),
+            timestamp,
             label,
         })
     }
@@ -288,6 +296,7 @@ impl NamedWallet {
                         active,
                         range: r.range,
                         timestamp: r.timestamp,
+                        signers: None,
                     };
                     match new_part(imported, main, r.next_index) {
                         Ok(part) => self.parts.push(part),
@@ -361,25 +370,23 @@ impl NamedWallet {
                         active: r.get(3)?,
                         range: start.zip(end),
                         timestamp: r.get(6)?,
+                        // Built below, once the wallet is loaded.
+                        signers: None,
                     })
                 })
                 .map_err(db_err)?;
             rows.collect::<Result<_, _>>().map_err(db_err)?
         };
         for mut m in rows {
-            let (desc, _) = descriptor::parse(&m.text, false)?;
+            let (desc, keys) = descriptor::parse(&m.text, false)?;
             m.output_type = OutputType::of(&desc);
             let path = part_path(main, m.id);
             let mut db = Connection::open(&path).map_err(db_err)?;
-            let wallet = Wallet::load()
+            let params = Wallet::load()
                 .descriptor(KeychainKind::External, Some(m.text.clone()))
-                .lookahead(lookahead(m.range))
-                .check_network(Network::Regtest)
-                .load_wallet(&mut db)
-                .map_err(db_err)?
-                .ok_or_else(|| {
-                    WalletError::Wallet(format!("{} holds no wallet", path.display()))
-                })?;
+                .lookahead(lookahead(m.range));
+            let wallet = load_bdk(params, &mut db, &path)?;
+            m.signers = signers(keys, &wallet);
             self.parts.push(Part {
                 wallet,
                 db,
@@ -447,7 +454,19 @@ impl NamedWallet {
 
 /// A new part for `imported`, in its own file next to `main` (in memory without one), with
 /// its scripts up to `next_index` handed out.
-fn new_part(imported: Imported, main: Option<&Path>, next_index: u32) -> Res<Part> {
+/// The signers of an imported descriptor's private keys, for `wallet` (its part); `None`
+/// without keys.
+fn signers(keys: KeyMap, wallet: &Wallet) -> Option<SignersContainer> {
+    (!keys.is_empty()).then(|| {
+        SignersContainer::build(
+            keys,
+            wallet.public_descriptor(KeychainKind::External),
+            wallet.secp_ctx(),
+        )
+    })
+}
+
+fn new_part(mut imported: Imported, main: Option<&Path>, next_index: u32) -> Res<Part> {
     let mut db = match main {
         Some(m) => create_private_file(&part_path(m, imported.id))?,
         None => Connection::open_in_memory().map_err(db_err)?,
@@ -460,6 +479,8 @@ fn new_part(imported: Imported, main: Option<&Path>, next_index: u32) -> Res<Par
     if next_index > 0 {
         let _ = wallet.reveal_addresses_to(KeychainKind::External, next_index - 1);
     }
+    let (_, keys) = descriptor::parse(&imported.text, false)?;
+    imported.signers = signers(keys, &wallet);
     let mut part = Part {
         wallet,
         db,
@@ -477,16 +498,17 @@ impl Wallets {
             .ok_or_else(|| param(-3, "Expected type array"))?;
         let now = unix_now() as i64;
         // Core reads every timestamp first: a missing one fails the whole call.
-        for r in requests {
-            timestamp_of(r, now)?;
-        }
+        let timestamps = requests
+            .iter()
+            .map(|r| Ok(timestamp_of(r, now)?.max(1)))
+            .collect::<Res<Vec<i64>>>()?;
         let main = self.paths(&self.loaded[i].0).map(|(m, _)| m);
         let w = &mut self.loaded[i].1;
         let mut out = Vec::new();
-        for req in requests {
+        for (req, timestamp) in requests.iter().zip(timestamps) {
             let mut warnings = Vec::new();
             let result = w
-                .check_request(req, now, &mut warnings)
+                .check_request(req, timestamp, &mut warnings)
                 .and_then(|r| w.add(r, main.as_deref(), &mut warnings));
             let mut v = match result {
                 Ok(()) => json!({"success": true}),

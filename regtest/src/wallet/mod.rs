@@ -154,6 +154,9 @@ struct Imported {
     /// The range watched (inclusive) for a ranged descriptor.
     range: Option<(u32, u32)>,
     timestamp: i64,
+    /// Signers of its private keys, built once when the part is made or loaded (`None`
+    /// for a public descriptor).
+    signers: Option<bdk_wallet::signer::SignersContainer>,
 }
 
 /// One bdk wallet of a named wallet and its database.
@@ -253,6 +256,20 @@ fn descriptors(xprv: &Xpriv, part: usize) -> (String, String) {
         format!("{f}({xprv}/{purpose}h/1h/0h/0/*)"),
         format!("{f}({xprv}/{purpose}h/1h/0h/1/*)"),
     )
+}
+
+/// Loads the regtest bdk wallet `params` describe from `db` (the file at `path`, named in
+/// the error when it holds none).
+fn load_bdk(
+    params: bdk_wallet::LoadParams,
+    db: &mut Connection,
+    path: &Path,
+) -> Res<PersistedWallet<Connection>> {
+    params
+        .check_network(Network::Regtest)
+        .load_wallet(db)
+        .map_err(db_err)?
+        .ok_or_else(|| WalletError::Wallet(format!("{} holds no wallet", path.display())))
 }
 
 /// Creates `path` empty with mode 0600 (it may hold keys) before SQLite opens it.
@@ -560,15 +577,10 @@ impl Wallets {
             ];
             for (i, mut db) in conns.into_iter().enumerate() {
                 let (ext, int) = descriptors(&key, i);
-                let wallet = Wallet::load()
+                let params = Wallet::load()
                     .descriptor(KeychainKind::External, Some(ext))
-                    .descriptor(KeychainKind::Internal, Some(int))
-                    .check_network(Network::Regtest)
-                    .load_wallet(&mut db)
-                    .map_err(db_err)?
-                    .ok_or_else(|| {
-                        WalletError::Wallet(format!("{} holds no wallet", main.display()))
-                    })?;
+                    .descriptor(KeychainKind::Internal, Some(int));
+                let wallet = load_bdk(params, &mut db, &main)?;
                 parts.push(Part {
                     wallet,
                     db,
@@ -1917,21 +1929,14 @@ impl NamedWallet {
             ..SignOptions::default()
         };
         for part in &self.parts {
-            if let Source::Imported(m) = &part.source {
-                let Ok((_, keys)) = descriptor::parse(&m.text, false) else {
-                    continue;
-                };
-                if keys.is_empty() {
-                    continue;
-                }
-                let signers = bdk_wallet::signer::SignersContainer::build(
-                    keys,
-                    part.wallet.public_descriptor(KeychainKind::External),
-                    part.wallet.secp_ctx(),
-                );
+            if let Source::Imported(Imported {
+                signers: Some(signers),
+                ..
+            }) = &part.source
+            {
                 let _ = part
                     .wallet
-                    .sign_with_signers(psbt, &[&signers], opts.clone());
+                    .sign_with_signers(psbt, &[signers], opts.clone());
             }
         }
         if finalize {
