@@ -520,40 +520,58 @@ impl Chain {
             let Some((_, best)) = best else {
                 return Ok(());
             };
-            // Path from the fork point up to `best`.
-            let mut path = Vec::new();
-            let mut cur = best;
-            while !self.is_active(&cur) {
-                path.push(cur);
-                cur = self.blocks[&cur].block.header.prev_blockhash;
-            }
-            let fork_height = self.blocks[&cur].height;
-            let mut old = Vec::new();
-            while self.height() > fork_height {
-                old.push(self.disconnect_tip());
-            }
-            let mut failed = false;
-            for (i, h) in path.iter().rev().enumerate() {
-                if let Err(r) = self.connect(*h) {
-                    tracing::debug!(block = %h, reason = %r, "block failed to connect");
-                    self.last_reject = Some(r);
-                    if let Some(e) = self.blocks.get_mut(h) {
-                        e.status = Status::Invalid;
-                    }
-                    for _ in 0..i {
-                        self.disconnect_tip();
-                    }
-                    for o in old.iter().rev() {
-                        self.connect(*o).expect("the old chain was valid");
-                    }
-                    failed = true;
-                    break;
+            self.reorg_to(best);
+        }
+    }
+
+    /// Disconnects down to the fork point with `best`'s chain and connects up to `best`; a
+    /// block that fails is marked invalid and the old chain connected again.
+    fn reorg_to(&mut self, best: BlockHash) {
+        // Path from the fork point up to `best`.
+        let mut path = Vec::new();
+        let mut cur = best;
+        while !self.is_active(&cur) {
+            path.push(cur);
+            cur = self.blocks[&cur].block.header.prev_blockhash;
+        }
+        let fork_height = self.blocks[&cur].height;
+        let mut old = Vec::new();
+        while self.height() > fork_height {
+            old.push(self.disconnect_tip());
+        }
+        for (i, h) in path.iter().rev().enumerate() {
+            if let Err(r) = self.connect(*h) {
+                tracing::debug!(block = %h, reason = %r, "block failed to connect");
+                self.last_reject = Some(r);
+                if let Some(e) = self.blocks.get_mut(h) {
+                    e.status = Status::Invalid;
                 }
-            }
-            if !failed {
-                continue;
+                for _ in 0..i {
+                    self.disconnect_tip();
+                }
+                for o in old.iter().rev() {
+                    self.connect(*o).expect("the old chain was valid");
+                }
+                return;
             }
         }
+    }
+
+    /// `preciousblock`: treats `hash` as if it had been received before the other blocks of
+    /// as much work (Core's `PreciousBlock`): a valid block whose chain has the active tip's
+    /// work becomes the tip; one with less work changes nothing.
+    pub fn precious(&mut self, hash: BlockHash) -> Result<(), String> {
+        let Some(e) = self.blocks.get(&hash) else {
+            return Err(reject("Block not found"));
+        };
+        if e.chainwork == self.tip_entry().chainwork
+            && e.status == Status::Valid
+            && !self.is_active(&hash)
+            && self.chain_valid(hash)
+        {
+            self.reorg_to(hash);
+        }
+        self.activate_best()
     }
 
     /// `invalidateblock`: marks `hash` invalid and reorganises away from it.

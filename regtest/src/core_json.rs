@@ -347,6 +347,134 @@ pub fn tx_json(tx: &Transaction, network: Network, include_hex: bool) -> Value {
     v
 }
 
+/// Core's `validateaddress` (`rpc/output_script.cpp`): for a valid address `isvalid`,
+/// `address`, `scriptPubKey` and `DescribeAddress`'s `isscript`/`iswitness`/
+/// `witness_version`/`witness_program`; otherwise `isvalid: false` with Core's `error`
+/// (`DecodeDestination`'s messages; `error_locations` is left empty for Bech32 typos, where
+/// Core locates the bad characters).
+pub fn validate_address(s: &str, network: Network) -> Value {
+    let hrp = match network {
+        Network::Bitcoin => "bc",
+        Network::Regtest => "bcrt",
+        _ => "tb",
+    };
+    let parsed = s
+        .parse::<Address<bitcoin::address::NetworkUnchecked>>()
+        .ok()
+        .and_then(|a| a.require_network(network).ok());
+    let Some(address) = parsed else {
+        return json!({"isvalid": false, "error_locations": [], "error": address_error(s, hrp, network)});
+    };
+    let spk = address.script_pubkey();
+    let mut m = Map::new();
+    m.insert("isvalid".into(), json!(true));
+    m.insert("address".into(), json!(address.to_string()));
+    m.insert(
+        "scriptPubKey".into(),
+        json!(spk.as_bytes().to_lower_hex_string()),
+    );
+    if spk.is_p2pkh() {
+        m.insert("isscript".into(), json!(false));
+        m.insert("iswitness".into(), json!(false));
+    } else if spk.is_p2sh() {
+        m.insert("isscript".into(), json!(true));
+        m.insert("iswitness".into(), json!(false));
+    } else if let Some((version, program)) = witness_program(spk.as_bytes()) {
+        // Core's `DescribeAddress`: key hashes are not scripts; unknown versions say neither.
+        match (version, program.len()) {
+            (0, 20) => {
+                m.insert("isscript".into(), json!(false));
+            }
+            (0, 32) | (1, 32) => {
+                m.insert("isscript".into(), json!(true));
+            }
+            (1, 2) if program == [0x4e, 0x73] => {
+                m.insert("isscript".into(), json!(true));
+            }
+            _ => {}
+        }
+        m.insert("iswitness".into(), json!(true));
+        m.insert("witness_version".into(), json!(version));
+        m.insert(
+            "witness_program".into(),
+            json!(program.to_lower_hex_string()),
+        );
+    }
+    Value::Object(m)
+}
+
+/// `DecodeDestination`'s error message for a string that is no address of `network`.
+fn address_error(s: &str, hrp: &str, network: Network) -> String {
+    let is_bech32 = s.len() >= hrp.len() && s[..hrp.len()].eq_ignore_ascii_case(hrp);
+    if !is_bech32 {
+        let (pubkey, script) = match network {
+            Network::Bitcoin => (0x00, 0x05),
+            _ => (0x6f, 0xc4),
+        };
+        return match bitcoin::base58::decode_check(s) {
+            Ok(d) if d.first().is_some_and(|p| *p == pubkey || *p == script) => {
+                "Invalid length for Base58 address (P2PKH or P2SH)".into()
+            }
+            Ok(_) => "Invalid or unsupported Base58-encoded address.".into(),
+            Err(_) if bitcoin::base58::decode(s).is_ok() => {
+                "Invalid checksum or length of Base58 address (P2PKH or P2SH)".into()
+            }
+            Err(_) => "Invalid or unsupported Segwit (Bech32) or Base58 encoding.".into(),
+        };
+    }
+    use bitcoin::bech32::primitives::decode::CheckedHrpstring;
+    use bitcoin::bech32::{Bech32, Bech32m};
+    let checked = CheckedHrpstring::new::<Bech32>(s)
+        .map(|c| (c, false))
+        .or_else(|_| CheckedHrpstring::new::<Bech32m>(s).map(|c| (c, true)));
+    let Ok((c, bech32m)) = checked else {
+        return "Invalid Bech32 checksum".into();
+    };
+    if !c.hrp().as_str().eq_ignore_ascii_case(hrp) {
+        return format!(
+            "Invalid or unsupported prefix for Segwit (Bech32) address (expected {hrp}, got {}).",
+            c.hrp()
+        );
+    }
+    let program: Vec<u8> = c
+        .fe32_iter::<std::vec::IntoIter<u8>>()
+        .map(|f| f.to_u8())
+        .collect();
+    let version = program.first().copied();
+    let Some(version) = version else {
+        return "Empty Bech32 data section".into();
+    };
+    if version == 0 && bech32m {
+        return "Version 0 witness address must use Bech32 checksum".into();
+    }
+    if version != 0 && !bech32m {
+        return "Version 1+ witness address must use Bech32m checksum".into();
+    }
+    // The program: the 5-bit groups after the version, as bytes.
+    let mut bytes = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for v in &program[1..] {
+        acc = (acc << 5) | u32::from(*v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+        }
+    }
+    if bits >= 5 || (acc & ((1 << bits) - 1)) != 0 {
+        return "Invalid padding in Bech32 data section".into();
+    }
+    let n = bytes.len();
+    let unit = if n == 1 { "byte" } else { "bytes" };
+    if version > 16 {
+        "Invalid Bech32 address witness version".into()
+    } else if version == 0 {
+        format!("Invalid Bech32 v0 address program size ({n} {unit}), per BIP141")
+    } else {
+        format!("Invalid Bech32 address program size ({n} {unit})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +538,64 @@ mod tests {
             format!("{}[ALL]", &sig[..sig.len() - 2])
         );
         assert_eq!(script_asm(&s, false), sig);
+    }
+
+    #[test]
+    fn validate_address_gives_cores_reasons() {
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        let secp = Secp256k1::new();
+        let pk = bitcoin::CompressedPublicKey(
+            SecretKey::from_slice(&[5u8; 32]).unwrap().public_key(&secp),
+        );
+        let err = |s: &str| {
+            let v = validate_address(s, Network::Regtest);
+            assert_eq!(v["isvalid"], json!(false), "{s}: {v}");
+            v["error"].as_str().unwrap().to_string()
+        };
+        // A mainnet P2PKH: good Base58Check, another network's prefix.
+        let main = Address::p2pkh(pk, Network::Bitcoin).to_string();
+        assert_eq!(err(&main), "Invalid or unsupported Base58-encoded address.");
+        // A regtest P2PKH with a character changed: the checksum fails.
+        let mut typo = Address::p2pkh(pk, Network::Regtest).to_string();
+        let c = if typo.ends_with('2') { "3" } else { "2" };
+        typo.replace_range(typo.len() - 1.., c);
+        assert_eq!(
+            err(&typo),
+            "Invalid checksum or length of Base58 address (P2PKH or P2SH)"
+        );
+        assert_eq!(
+            err("0OIl"),
+            "Invalid or unsupported Segwit (Bech32) or Base58 encoding."
+        );
+        // Bech32: a typo, and version 0 under Bech32m (BIP350's test vector form).
+        let wpkh = Address::p2wpkh(&pk, Network::Regtest).to_string();
+        let mut bad = wpkh.clone();
+        let c = if bad.ends_with('q') { "p" } else { "q" };
+        bad.replace_range(bad.len() - 1.., c);
+        assert_eq!(err(&bad), "Invalid Bech32 checksum");
+        let program = Address::p2wpkh(&pk, Network::Regtest)
+            .script_pubkey()
+            .as_bytes()[2..]
+            .to_vec();
+        let v0_bech32m = {
+            use bitcoin::bech32::primitives::iter::{ByteIterExt, Fe32IterExt};
+            let hrp = bitcoin::bech32::Hrp::parse("bcrt").unwrap();
+            program
+                .iter()
+                .copied()
+                .bytes_to_fes()
+                .with_checksum::<bitcoin::bech32::Bech32m>(&hrp)
+                .with_witness_version(bitcoin::bech32::Fe32::Q)
+                .chars()
+                .collect::<String>()
+        };
+        assert_eq!(
+            err(&v0_bech32m),
+            "Version 0 witness address must use Bech32 checksum"
+        );
+        let ok = validate_address(&wpkh, Network::Regtest);
+        assert_eq!(ok["isvalid"], json!(true));
+        assert_eq!(ok["witness_version"], json!(0));
+        assert_eq!(ok["isscript"], json!(false));
     }
 }

@@ -250,7 +250,8 @@ fn param_names(method: &str) -> &'static [&'static str] {
         "submitheader" => &["hexdata"],
         "generateblock" => &["output", "transactions", "submit"],
         "generatetoaddress" => &["nblocks", "address", "maxtries"],
-        "invalidateblock" | "reconsiderblock" => &["blockhash"],
+        "invalidateblock" | "reconsiderblock" | "preciousblock" => &["blockhash"],
+        "validateaddress" => &["address"],
         _ => crate::wallet::param_names(method).unwrap_or(&[]),
     }
 }
@@ -506,6 +507,19 @@ pub fn call_for_wallet(
                 &tx,
                 bitcoin::Network::Regtest,
                 false,
+            ))
+        }
+        "validateaddress" => {
+            arity(p, 1, 1)?;
+            let address = p[0].as_str().ok_or_else(|| {
+                e(
+                    -3,
+                    "JSON value of type non-string is not of expected type string",
+                )
+            })?;
+            Ok(crate::core_json::validate_address(
+                address,
+                bitcoin::Network::Regtest,
             ))
         }
         "decodescript" => {
@@ -771,14 +785,14 @@ pub fn call_for_wallet(
                 .map(|(h, height, len, status)| json!({"height": height, "hash": h.to_string(), "branchlen": len, "status": status}))
                 .collect::<Vec<_>>()))
         }
-        "invalidateblock" | "reconsiderblock" => {
+        "invalidateblock" | "reconsiderblock" | "preciousblock" => {
             arity(p, 1, 1)?;
             let hash = hash_arg(p, 0)?;
             let before = n.chain.active.clone();
-            let r = if method == "invalidateblock" {
-                n.chain.invalidate(hash)
-            } else {
-                n.chain.reconsider(hash)
+            let r = match method {
+                "invalidateblock" => n.chain.invalidate(hash),
+                "reconsiderblock" => n.chain.reconsider(hash),
+                _ => n.chain.precious(hash),
             };
             n.after_change(&before);
             r.map(|()| Value::Null).map_err(|m| e(-5, m))

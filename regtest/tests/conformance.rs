@@ -19,7 +19,7 @@ use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, Amount, Block, CompressedPublicKey, Network, Txid};
+use bitcoin::{Address, Amount, Block, CompressedPublicKey, Network, ScriptBuf, Txid};
 use rexe_regtest::{RegtestConfig, RegtestNode};
 
 mod bdk_support;
@@ -168,6 +168,102 @@ fn conformance(be: &Backend) {
     assert_eq!(active[0]["hash"], json!(good.block_hash().to_string()));
     assert_eq!(active[0]["branchlen"], json!(0));
     verbose_json(be);
+    pool_rpcs(be, &a);
+}
+
+/// What pool software asks of bitcoind besides templates (ckpool: `validateaddress` for
+/// its payout address, `preciousblock` for the block it found).
+fn pool_rpcs(be: &Backend, a: &Key) {
+    let v = be.ok("validateaddress", json!([a.addr.to_string()]));
+    let program = a.addr.script_pubkey().as_bytes()[2..].to_lower_hex_string();
+    assert_eq!(
+        v,
+        json!({"isvalid": true, "address": a.addr.to_string(),
+               "scriptPubKey": a.addr.script_pubkey().to_hex_string(),
+               "isscript": false, "iswitness": true, "witness_version": 0,
+               "witness_program": program})
+    );
+    let p2sh = Address::p2sh(&ScriptBuf::new_op_return([1u8; 4]), Network::Regtest).unwrap();
+    let v = be.ok("validateaddress", json!([p2sh.to_string()]));
+    assert_eq!(
+        (&v["isvalid"], &v["isscript"], &v["iswitness"]),
+        (&json!(true), &json!(true), &json!(false)),
+        "{v}"
+    );
+    assert!(v.get("witness_version").is_none(), "{v}");
+    let secp = Secp256k1::new();
+    let kp = bitcoin::key::Keypair::from_seckey_slice(&secp, &[7u8; 32]).unwrap();
+    let tr = Address::p2tr(&secp, kp.x_only_public_key().0, None, Network::Regtest);
+    let v = be.ok("validateaddress", json!([tr.to_string()]));
+    assert_eq!(
+        (&v["isscript"], &v["iswitness"], &v["witness_version"]),
+        (&json!(true), &json!(true), &json!(1)),
+        "{v}"
+    );
+    let pkh = Address::p2pkh(
+        CompressedPublicKey(SecretKey::from_slice(&[3u8; 32]).unwrap().public_key(&secp)),
+        Network::Regtest,
+    );
+    let v = be.ok("validateaddress", json!([pkh.to_string()]));
+    assert_eq!(
+        (&v["isvalid"], &v["isscript"], &v["iswitness"]),
+        (&json!(true), &json!(false), &json!(false)),
+        "{v}"
+    );
+    // A mainnet address, a typo and garbage are invalid here, each with a reason.
+    let main = Address::p2pkh(
+        CompressedPublicKey(SecretKey::from_slice(&[3u8; 32]).unwrap().public_key(&secp)),
+        Network::Bitcoin,
+    );
+    let mut typo = a.addr.to_string();
+    let last = if typo.ends_with('q') { "p" } else { "q" };
+    typo.replace_range(typo.len() - 1.., last);
+    for bad in [main.to_string(), typo, "0OIl".to_string()] {
+        let v = be.ok("validateaddress", json!([bad]));
+        assert_eq!(v["isvalid"], json!(false), "{bad}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{bad}: {v}"
+        );
+        assert!(v["error_locations"].is_array(), "{bad}: {v}");
+    }
+
+    // preciousblock: of two blocks with as much work, the precious one becomes the tip;
+    // a block with less work changes nothing; an unknown one is refused.
+    let tip = be.ok("getbestblockhash", json!([]));
+    let t = be.ok("getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let first = block_from_template(&t, &a.addr, 2, 0, 0);
+    let second = block_from_template(&t, &a.addr, 3, 0, 0);
+    assert_eq!(
+        be.ok("submitblock", json!([serialize_hex(&first)])),
+        Value::Null
+    );
+    assert_eq!(
+        be.ok("submitblock", json!([serialize_hex(&second)])),
+        json!("inconclusive")
+    );
+    let (first, second) = (
+        first.block_hash().to_string(),
+        second.block_hash().to_string(),
+    );
+    assert_eq!(
+        be.ok("getbestblockhash", json!([])),
+        json!(first),
+        "first seen wins"
+    );
+    assert_eq!(be.ok("preciousblock", json!([second])), Value::Null);
+    assert_eq!(be.ok("getbestblockhash", json!([])), json!(second));
+    assert_eq!(be.ok("preciousblock", json!([first])), Value::Null);
+    assert_eq!(be.ok("getbestblockhash", json!([])), json!(first));
+    assert_eq!(be.ok("preciousblock", json!([tip])), Value::Null);
+    assert_eq!(be.ok("getbestblockhash", json!([])), json!(first));
+    let unknown = be.rpc("preciousblock", json!(["11".repeat(32)]));
+    assert_eq!(unknown["error"]["code"], json!(-5), "{unknown}");
+    assert_eq!(
+        unknown["error"]["message"],
+        json!("Block not found"),
+        "{unknown}"
+    );
 }
 
 /// The descriptor checksum is 8 characters of the BIP380 alphabet after the `#`.
