@@ -44,6 +44,11 @@ pub enum MinerCmd {
         /// Rest this many milliseconds after each share (a slow, steady share rate).
         #[arg(long, default_value_t = 0)]
         pace_ms: u64,
+        /// Submit shares meeting this difficulty when the pool asks for more (regtest:
+        /// pools such as ckpool check every submission for a block before judging its
+        /// difficulty, and refuse share difficulties below 1; the pool rejects these shares).
+        #[arg(long)]
+        share_difficulty: Option<f64>,
     },
     /// A Stratum share tap between miners and an unmodified pool: every line passes
     /// through unchanged; shares meeting the L2 target seal L2 blocks.
@@ -99,6 +104,13 @@ pub struct TapArgs {
     /// The aux proxy's cookie file (bitcoind's; instead of --aux-proxy-auth).
     #[arg(long)]
     aux_proxy_cookie: Option<PathBuf>,
+    /// Run this command (through `sh -c`) whenever the L2 tip changes, `%s` replaced by the
+    /// new tip's hash, as bitcoind's `-blocknotify`. Point it at the pool's work-update hook
+    /// (ckpool: `notifier -n NAME -s SOCKDIR`) so that the pool commits to the new L2 tip
+    /// at once: each pool job commits to one L2 block, and without it the pool's shares
+    /// are `stale_l2` from that block's seal to the pool's next template refresh.
+    #[arg(long, value_name = "CMD")]
+    pool_notify: Option<String>,
     /// `GET /stats` (JSON, for `rexe miner stats --tap`) and `/metrics` here.
     #[arg(long, default_value = "127.0.0.1:8343")]
     stats_listen: SocketAddr,
@@ -158,6 +170,7 @@ fn tap(a: &TapArgs) -> Result<()> {
     config.limits.write_timeout = Duration::from_secs(a.write_timeout.max(1));
     config.max_jobs = a.max_jobs.max(1);
     config.l2_poll = Duration::from_millis(a.l2_poll_ms.max(10));
+    config.pool_notify = a.pool_notify.clone().filter(|c| !c.trim().is_empty());
     if let Some(p) = &a.aux_proxy {
         let auth = creds(&a.aux_proxy_auth, &a.aux_proxy_cookie, "aux-proxy")?;
         config.aux_proxy =
@@ -366,6 +379,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             shares,
             seconds,
             pace_ms,
+            share_difficulty,
         } => {
             let stop = rexe_node::signals::stop_flag()?;
             let opts = rexe_miner::stratum::client::CpuOptions {
@@ -374,6 +388,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
                 timeout: Duration::from_secs(seconds),
                 pace: Duration::from_millis(pace_ms),
                 stop,
+                share_difficulty,
             };
             let r = rexe_miner::stratum::client::run_with(&stratum, &user, &password, &opts)
                 .with_context(|| format!("mining on {stratum}"))?;

@@ -524,6 +524,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             timeout: Duration::from_secs(u64::MAX / 4),
             pace: Duration::from_millis(args.share_interval_ms),
             stop: stop.clone(),
+            share_difficulty: None,
         };
         let (a, user, pass) = (
             stratum_addr.to_string(),

@@ -45,6 +45,11 @@ pub struct CpuOptions {
     pub pace: Duration,
     /// Stops the miner when set (also set by the miner when the connection closes).
     pub stop: Arc<AtomicBool>,
+    /// Submit shares meeting this difficulty when the server asks for more. A regtest aid:
+    /// pools such as ckpool check every submission for a block before judging its
+    /// difficulty, so a CPU finds regtest blocks through a pool whose least share
+    /// difficulty is 1 (the pool rejects those shares as above target).
+    pub share_difficulty: Option<f64>,
 }
 
 /// Mines on `addr` until `stop_after` shares are accepted or `timeout` passes.
@@ -66,6 +71,7 @@ pub fn run(
             timeout,
             pace: Duration::ZERO,
             stop: Arc::new(AtomicBool::new(false)),
+            share_difficulty: None,
         },
     )
 }
@@ -77,8 +83,13 @@ pub fn run_with(
     pass: &str,
     opts: &CpuOptions,
 ) -> std::io::Result<MinerReport> {
-    let (threads, stop_after, timeout, pace) =
-        (opts.threads, opts.stop_after, opts.timeout, opts.pace);
+    let (threads, stop_after, timeout, pace, share_difficulty) = (
+        opts.threads,
+        opts.stop_after,
+        opts.timeout,
+        opts.pace,
+        opts.share_difficulty,
+    );
     let stream = TcpStream::connect(addr)?;
     let mut writer = stream.try_clone()?;
     let reader = BufReader::new(stream);
@@ -96,7 +107,8 @@ pub fn run_with(
         json!({"id": 2, "method": "mining.authorize", "params": [user, pass]}),
     )?;
     let work: Arc<Mutex<Option<Work>>> = Arc::new(Mutex::new(None));
-    let en1: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    // Extranonce1 and the extranonce2 size, from the subscribe reply.
+    let en1: Arc<Mutex<(Vec<u8>, usize)>> = Arc::new(Mutex::new((Vec::new(), 4)));
     let difficulty = Arc::new(Mutex::new(1.0f64));
     let accepted = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
@@ -133,7 +145,8 @@ pub fn run_with(
                     ServerMessage::Response { id, result, .. } => {
                         if id == json!(1) {
                             if let Ok(r) = SubscribeResult::from_result(&result) {
-                                *en1.lock().unwrap_or_else(|e| e.into_inner()) = r.extranonce1;
+                                *en1.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    (r.extranonce1, r.extranonce2_size);
                             }
                         } else if id.as_u64().is_some_and(|i| i >= 100) {
                             if result == json!(true) {
@@ -170,18 +183,19 @@ pub fn run_with(
                         std::thread::sleep(Duration::from_millis(5));
                         continue;
                     };
-                    let e1 = en1.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let (e1, en2_size) = en1.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     en2_counter += 1;
-                    let en2 = en2_counter.to_be_bytes();
+                    let en2 = extranonce2(en2_counter, en2_size);
                     let Some(coinbase) = w.job.coinbase(&e1, &en2) else { continue };
-                    let target = share_target(*difficulty.lock().unwrap_or_else(|e| e.into_inner()));
+                    let server = *difficulty.lock().unwrap_or_else(|e| e.into_inner());
+                    let target = share_target(share_difficulty.map_or(server, |d| d.min(server)));
                     let mut header = w.job.header(&coinbase, w.job.ntime, 0, w.job.version);
                     for nonce in 0..1_000_000u32 {
                         header.nonce = nonce;
                         hashes.fetch_add(1, Ordering::Relaxed);
                         if target.is_met_by(header.block_hash()) {
                             let id = submit_id.fetch_add(1, Ordering::SeqCst);
-                            let msg = json!({"id": id, "method": "mining.submit", "params": ["cpu", w.job.id, en2.to_lower_hex_string(), format!("{:08x}", w.job.ntime), format!("{:08x}", nonce)]});
+                            let msg = json!({"id": id, "method": "mining.submit", "params": [user, w.job.id, en2.to_lower_hex_string(), format!("{:08x}", w.job.ntime), format!("{:08x}", nonce)]});
                             let mut s = msg.to_string();
                             s.push('\n');
                             let _ = writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(s.as_bytes());
@@ -208,4 +222,27 @@ pub fn run_with(
         rejected: rejected.load(Ordering::SeqCst),
         hashes: hashes.load(Ordering::Relaxed),
     })
+}
+
+/// Extranonce2 of `size` bytes holding `counter` (big-endian, in its last bytes; zero-padded
+/// or cut to its low bytes).
+fn extranonce2(counter: u32, size: usize) -> Vec<u8> {
+    let c = counter.to_be_bytes();
+    let mut out = vec![0u8; size];
+    let n = size.min(4);
+    out[size - n..].copy_from_slice(&c[4 - n..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extranonce2;
+
+    #[test]
+    fn extranonce2_takes_the_size_the_server_gives() {
+        assert_eq!(extranonce2(0x0102_0304, 4), [1, 2, 3, 4]);
+        assert_eq!(extranonce2(0x0102_0304, 8), [0, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(extranonce2(0x0102_0304, 2), [3, 4]);
+        assert!(extranonce2(7, 0).is_empty());
+    }
 }
