@@ -156,6 +156,15 @@ fn payout() -> String {
 /// `rexe miner tap` in front of `pool`, harvesting for the L2 node at `l2`; returns the
 /// process, the tap's address and its stats address.
 fn start_tap(pool: std::net::SocketAddr, l2: &str) -> (KillOnDrop, String, String) {
+    start_tap_with(pool, l2, &[])
+}
+
+/// [`start_tap`] with `extra` flags.
+fn start_tap_with(
+    pool: std::net::SocketAddr,
+    l2: &str,
+    extra: &[&str],
+) -> (KillOnDrop, String, String) {
     let listen = format!("127.0.0.1:{}", free_port());
     let stats = format!("127.0.0.1:{}", free_port());
     let child = Command::new(BIN)
@@ -179,6 +188,7 @@ fn start_tap(pool: std::net::SocketAddr, l2: &str) -> (KillOnDrop, String, Strin
             "--stats-listen",
             &stats,
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -259,6 +269,61 @@ fn cpu_miner_through_the_tap_seals_l2_blocks() {
         let height = call(&p.l2, "getblockcount", json!([]))["result"].as_u64();
         tap_stats(&stats).unwrap()["sealed"].as_u64() == height
     });
+}
+
+/// `--pool-notify` runs its command for each new L2 tip with the tip's hash: what makes an
+/// unmodified pool (ckpool's `notifier`; `tests/ckpool.rs`) take new work at once.
+#[test]
+fn pool_notify_runs_for_each_new_l2_tip() {
+    let p = pool();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tips");
+    let cmd = format!("echo %s >> {}", file.display());
+    let (_tap, tap_addr, stats) = start_tap_with(p.stratum, &p.l2.rpc, &["--pool-notify", &cmd]);
+    wait_for("the tap's L2 target", || {
+        tap_stats(&stats).is_some_and(|s| s["l2_work"] == json!(true))
+    });
+    for _ in 0..20 {
+        rexe_miner::stratum::client::run(
+            &tap_addr,
+            "bcrt1qworker.rig1",
+            "x",
+            2,
+            4,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        if tap_stats(&stats).unwrap()["sealed"].as_u64().unwrap() >= 2 {
+            break;
+        }
+    }
+    // Every L2 block after the first the tap saw is a new tip: the last run names the
+    // node's tip, each run a different block.
+    let best = || {
+        call(&p.l2, "getbestblockhash", json!([]))["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    wait_for("a run for the L2 node's tip", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.lines().last() == Some(best().as_str()))
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    let tips: Vec<&str> = text.lines().collect();
+    assert!(!tips.is_empty(), "{text}");
+    let distinct: std::collections::HashSet<&&str> = tips.iter().collect();
+    assert_eq!(distinct.len(), tips.len(), "one run per tip: {text}");
+    for t in &tips {
+        let hash = call(&p.l2, "getblockheader", json!([t]));
+        assert!(hash["error"].is_null(), "{t} is no L2 block: {hash}");
+    }
+    let s = tap_stats(&stats).unwrap();
+    assert_eq!(s["pool_notify"]["failed"], json!(0), "{s}");
+    assert_eq!(
+        s["pool_notify"]["run"].as_u64(),
+        Some(tips.len() as u64),
+        "{s}"
+    );
 }
 
 #[test]

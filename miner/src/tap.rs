@@ -168,6 +168,12 @@ pub struct TapConfig {
     /// and meeting the L2 target go to its `submitauxshare`, which seals every chain whose
     /// target they meet. `None`: such shares are skipped (`aggregated_tree`).
     pub aux_proxy: Option<RpcClient>,
+    /// A command run through `sh -c` whenever the L2 tip changes, `%s` replaced by the new
+    /// tip's hash (as bitcoind's `-blocknotify`). A pool's job commits to one L2 block, so
+    /// once that block is sealed the job's shares are `stale_l2` until the pool takes new
+    /// work; pointed at the pool's work-update hook (ckpool: `notifier -n NAME -s DIR`) it
+    /// makes the pool commit to the new tip at once instead of at its next refresh.
+    pub pool_notify: Option<String>,
 }
 
 impl TapConfig {
@@ -187,6 +193,7 @@ impl TapConfig {
             max_jobs: MAX_JOBS,
             l2_poll: Duration::from_secs(1),
             aux_proxy: None,
+            pool_notify: None,
         }
     }
 }
@@ -242,6 +249,10 @@ pub struct TapCounters {
     pub aux_sealed: AtomicU64,
     /// ... that the proxy refused or could not be asked.
     pub aux_errors: AtomicU64,
+    /// `pool_notify` runs for a new L2 tip.
+    pub pool_notified: AtomicU64,
+    /// ... that failed (could not start, or exited non-zero).
+    pub pool_notify_failed: AtomicU64,
 }
 
 /// The tap's counters as `/stats` shows them.
@@ -288,6 +299,8 @@ pub struct TapStats {
     /// Shares for an aggregated tree handed to the aux proxy: `forwarded`, `sealed` (some
     /// chain's block), `errors`.
     pub aux_proxy: BTreeMap<String, u64>,
+    /// `--pool-notify` runs for new L2 tips: `run`, `failed`.
+    pub pool_notify: BTreeMap<String, u64>,
 }
 
 /// The L2 target as last polled.
@@ -316,6 +329,17 @@ pub struct Tap {
     work: Mutex<Option<CurrentWork>>,
     harvest_tx: Option<std::sync::mpsc::SyncSender<HarvestJob>>,
     last_warn: Mutex<Vec<(&'static str, Instant)>>,
+    /// The last L2 tip seen, kept while the node is down (so a restart is no new tip).
+    last_tip: Mutex<Option<String>>,
+    /// `pool_notify` runs: one at a time, the latest waiting tip next.
+    notify: Arc<Mutex<NotifyState>>,
+}
+
+/// Whether a `pool_notify` command runs, and the tip to run it for next.
+#[derive(Default)]
+struct NotifyState {
+    running: bool,
+    pending: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -345,6 +369,8 @@ impl Tap {
             work: Mutex::new(None),
             harvest_tx,
             last_warn: Mutex::new(Vec::new()),
+            last_tip: Mutex::new(None),
+            notify: Arc::new(Mutex::new(NotifyState::default())),
         })
     }
 
@@ -362,14 +388,30 @@ impl Tap {
         let got =
             h.l2.call("createauxblock", json!([h.payout]))
                 .map_err(|e| e.to_string())
-                .and_then(|v| parse_work(&v, h.chain_id));
+                .and_then(|v| {
+                    let parent = v["previousblockhash"]
+                        .as_str()
+                        .filter(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .map(str::to_string);
+                    parse_work(&v, h.chain_id).map(|w| (w, parent))
+                });
         let mut cur = lock(&self.work);
         match got {
-            Ok(w) => {
+            Ok((w, parent)) => {
                 if cur.is_none() {
                     tracing::info!(l2 = %h.l2.addr(), "share tap: L2 work available; harvesting shares");
                 }
                 *cur = Some(CurrentWork { target: w.target });
+                drop(cur);
+                if let Some(tip) = parent {
+                    let mut last = lock(&self.last_tip);
+                    let new_tip = last.as_ref().is_some_and(|l| *l != tip);
+                    *last = Some(tip.clone());
+                    drop(last);
+                    if new_tip {
+                        self.notify_pool(&tip);
+                    }
+                }
                 true
             }
             Err(e) => {
@@ -378,6 +420,59 @@ impl Tap {
                 }
                 false
             }
+        }
+    }
+
+    /// Runs `pool_notify` for the new L2 tip `tip` (64 hex digits, checked by the caller)
+    /// on its own thread. While a run is going, tips that arrive are coalesced: the latest
+    /// runs next, so the pool always ends up told of the last tip.
+    fn notify_pool(&self, tip: &str) {
+        let Some(cmd) = self.config.pool_notify.clone() else {
+            return;
+        };
+        {
+            let mut n = lock(&self.notify);
+            if n.running {
+                n.pending = Some(tip.to_string());
+                return;
+            }
+            n.running = true;
+        }
+        let (state, counters, first) =
+            (self.notify.clone(), self.counters.clone(), tip.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("rexe-tap-notify".into())
+            .spawn(move || {
+                let mut tip = first;
+                loop {
+                    let status = std::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(cmd.replace("%s", &tip))
+                        .stdin(std::process::Stdio::null())
+                        .status();
+                    let counter = match status {
+                        Ok(s) if s.success() => &counters.pool_notified,
+                        other => {
+                            tracing::warn!(?other, tip, "share tap: --pool-notify failed");
+                            &counters.pool_notify_failed
+                        }
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    let mut n = lock(&state);
+                    match n.pending.take() {
+                        Some(next) => tip = next,
+                        None => {
+                            n.running = false;
+                            return;
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.counters
+                .pool_notify_failed
+                .fetch_add(1, Ordering::Relaxed);
+            lock(&self.notify).running = false;
         }
     }
 
@@ -413,6 +508,9 @@ impl Tap {
             ("errors", &c.aux_errors),
         ] {
             s.aux_proxy.insert(k.to_string(), get(a));
+        }
+        for (k, a) in [("run", &c.pool_notified), ("failed", &c.pool_notify_failed)] {
+            s.pool_notify.insert(k.to_string(), get(a));
         }
         for (k, a) in [
             ("malformed", &c.skipped_malformed),
@@ -996,6 +1094,12 @@ pub fn metrics_text(s: &TapStats) -> String {
             "Shares for an aggregated aux tree handed to the aux proxy (outcome: forwarded, sealed, errors).",
             &["outcome"],
             s.aux_proxy.iter().map(|(o, n)| (vec![&**o], *n as f64)),
+        )
+        .counters(
+            "rexe_tap_pool_notify_total",
+            "--pool-notify runs for new L2 tips (outcome: run, failed).",
+            &["outcome"],
+            s.pool_notify.iter().map(|(o, n)| (vec![&**o], *n as f64)),
         );
     m.render()
 }
