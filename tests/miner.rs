@@ -162,7 +162,29 @@ fn proxy_and_watcher_harvest_on_chain_and_stale_blocks() {
     let s = stats();
     assert_eq!(s["stale_l2"], json!(1), "{s}");
     assert_eq!(s["rejected"], json!({}), "{s}");
+    assert_eq!(s["chains"]["rexe"]["stale_work"], json!(1), "{s}");
     assert_eq!(l2_height(), before + 1);
+    // Work whose L2 tip moved under the proxy without it knowing (another harvester, such
+    // as a share tap in front of the pool, sealed a block from the same share): the node
+    // answers -8 "block hash unknown", counted as stale in both sets of counters, not as
+    // an error or a refusal (a run beside ckpool showed it as one "error -8").
+    let tc = pool
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .unwrap();
+    common::mine(&l2, 1, b"another harvester");
+    let bc = mine(&tc, 5);
+    pool.call("submitblock", json!([serialize_hex(&bc)]))
+        .unwrap();
+    let t0 = Instant::now();
+    while stats()["stale_l2"] != json!(2) && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = stats();
+    assert_eq!(s["stale_l2"], json!(2), "{s}");
+    assert_eq!(s["rejected"], json!({}), "{s}");
+    assert_eq!(s["chains"]["rexe"]["stale_work"], json!(2), "{s}");
+    assert_eq!(s["chains"]["rexe"]["errors"], json!(0), "{s}");
+    assert_eq!(s["chains"]["rexe"]["rejected"], json!({}), "{s}");
 
     // Other methods pass through untouched.
     assert_eq!(

@@ -185,7 +185,8 @@ pub struct ChainStats {
     pub rejected: BTreeMap<String, u64>,
     /// RPC failures: unreachable, timed out, error answers or malformed work.
     pub errors: u64,
-    /// Work meeting the chain's target that another parent had already sealed.
+    /// Work meeting the chain's target that another parent had already sealed, or that
+    /// the chain's node no longer had (-8 "block hash unknown": its tip moved).
     pub stale_work: u64,
     /// Templates that carried this chain's leaf.
     pub committed: u64,

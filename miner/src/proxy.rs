@@ -402,6 +402,14 @@ impl Harvester {
                 let s = other.to_string();
                 cs.reject(&format!("answered {s}"));
             }
+            // The chain's tip moved since this work was handed out (another harvester, such
+            // as a share tap in front of the pool, may have sealed it with the same share):
+            // stale work, not a refusal.
+            Err(RpcError::Rpc {
+                code: -8, message, ..
+            }) if message.contains("unknown") => {
+                cs.stale_work += 1;
+            }
             Err(e @ RpcError::Rpc { code, message, .. }) => {
                 cs.errors += 1;
                 cs.reject(&format!("error {code}: {message}"));

@@ -445,15 +445,10 @@ impl Tap {
             .spawn(move || {
                 let mut tip = first;
                 loop {
-                    let status = std::process::Command::new("sh")
-                        .arg("-c")
-                        .arg(cmd.replace("%s", &tip))
-                        .stdin(std::process::Stdio::null())
-                        .status();
-                    let counter = match status {
-                        Ok(s) if s.success() => &counters.pool_notified,
-                        other => {
-                            tracing::warn!(?other, tip, "share tap: --pool-notify failed");
+                    let counter = match run_notify(&cmd.replace("%s", &tip), NOTIFY_TIMEOUT) {
+                        Ok(()) => &counters.pool_notified,
+                        Err(e) => {
+                            tracing::warn!(error = %e, tip, "share tap: --pool-notify failed");
                             &counters.pool_notify_failed
                         }
                     };
@@ -984,6 +979,34 @@ fn forward_share(proxy: &RpcClient, c: &TapCounters, j: &HarvestJob) {
 
 /// Polls the L2 node every `every` while `tap` lives (on its own thread: the RPC client
 /// blocks).
+/// How long a `--pool-notify` command may run before it is killed (so that a hung hook
+/// cannot stop later tips from being notified).
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `cmd` through `sh -c`, killing it after `timeout`.
+fn run_notify(cmd: &str, timeout: Duration) -> Result<(), String> {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start sh: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("still running after {timeout:?}: killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 fn spawn_poller(tap: Weak<Tap>, every: Duration) {
     let _ = std::thread::Builder::new()
         .name("rexe-tap-l2".into())

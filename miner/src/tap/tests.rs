@@ -633,3 +633,13 @@ async fn shares_for_an_aggregated_tree_go_to_the_aux_proxy() {
         pool_task.abort();
     }
 }
+
+#[test]
+fn a_pool_notify_command_that_fails_or_hangs_is_reported_and_killed() {
+    use std::time::Duration;
+    assert_eq!(super::run_notify("true", Duration::from_secs(5)), Ok(()));
+    let e = super::run_notify("exit 3", Duration::from_secs(5)).unwrap_err();
+    assert!(e.contains("exit"), "{e}");
+    let e = super::run_notify("sleep 30", Duration::from_millis(200)).unwrap_err();
+    assert!(e.contains("killed"), "{e}");
+}
