@@ -111,6 +111,19 @@ pub struct TapArgs {
     /// are `stale_l2` from that block's seal to the pool's next template refresh.
     #[arg(long, value_name = "CMD")]
     pool_notify: Option<String>,
+    /// Record every L2 block the tap seals, with the worker whose share sealed it and that
+    /// worker's rxBTC address by --payout-sources (JSON lines, appended and synced).
+    /// The block reward goes to the pool template's payout (the proxy's --payout); the
+    /// ledger says whom to pay from it.
+    #[arg(long, value_name = "FILE")]
+    payout_ledger: Option<PathBuf>,
+    /// Where a worker's address comes from, in order: `map` (--payout-map),
+    /// `password` (`rx=<address>` in the worker's password), `worker-suffix`.
+    #[arg(long, value_delimiter = ',', default_value = "map,password")]
+    payout_sources: Vec<rexe_miner::stratum::payout::PayoutSource>,
+    /// Mapping file for the `map` source: `worker address` per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    payout_map: Option<PathBuf>,
     /// `GET /stats` (JSON, for `rexe miner stats --tap`) and `/metrics` here.
     #[arg(long, default_value = "127.0.0.1:8343")]
     stats_listen: SocketAddr,
@@ -171,6 +184,15 @@ fn tap(a: &TapArgs) -> Result<()> {
     config.max_jobs = a.max_jobs.max(1);
     config.l2_poll = Duration::from_millis(a.l2_poll_ms.max(10));
     config.pool_notify = a.pool_notify.clone().filter(|c| !c.trim().is_empty());
+    config.payout_ledger = a.payout_ledger.clone();
+    config.payout_rules = rexe_miner::stratum::payout::PayoutRules {
+        sources: a.payout_sources.clone(),
+        map: match &a.payout_map {
+            Some(p) => rexe_miner::stratum::payout::PayoutRules::load_map(p)
+                .with_context(|| format!("reading --payout-map {}", p.display()))?,
+            None => Default::default(),
+        },
+    };
     if let Some(p) = &a.aux_proxy {
         let auth = creds(&a.aux_proxy_auth, &a.aux_proxy_cookie, "aux-proxy")?;
         config.aux_proxy =

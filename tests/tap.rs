@@ -326,6 +326,76 @@ fn pool_notify_runs_for_each_new_l2_tip() {
     );
 }
 
+/// `--payout-ledger`: every L2 block the tap seals is recorded with the worker whose share
+/// sealed it and that worker's address by the payout rules (`rx=` in its password), or the
+/// operator's when it names none.
+#[test]
+fn the_payout_ledger_records_who_sealed_each_l2_block() {
+    let p = pool();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.jsonl");
+    let (_tap, tap_addr, stats) = start_tap_with(
+        p.stratum,
+        &p.l2.rpc,
+        &["--payout-ledger", ledger.to_str().unwrap()],
+    );
+    wait_for("the tap's L2 target", || {
+        tap_stats(&stats).is_some_and(|s| s["l2_work"] == json!(true))
+    });
+    let worker_addr = Signer::from_seed(b"rig owner")
+        .address()
+        .encode(Network::Regtest);
+    let sealed = || tap_stats(&stats).unwrap()["sealed"].as_u64().unwrap();
+    // A worker naming its address, then one naming none.
+    for (user, pass) in [
+        ("bcrt1qowner.rig1", format!("x,rx={worker_addr}")),
+        ("bcrt1qother.rig2", "x".to_string()),
+    ] {
+        let before = sealed();
+        for _ in 0..20 {
+            rexe_miner::stratum::client::run(&tap_addr, user, &pass, 2, 4, Duration::from_secs(30))
+                .unwrap();
+            if sealed() > before {
+                break;
+            }
+        }
+        assert!(sealed() > before, "{user} sealed nothing");
+    }
+    let s = tap_stats(&stats).unwrap();
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        entries.len() as u64,
+        s["sealed"].as_u64().unwrap(),
+        "{s}\n{text}"
+    );
+    assert_eq!(s["payout_ledger"]["failed"], json!(0), "{s}");
+    let (mut to_worker, mut to_operator) = (0, 0);
+    for e in &entries {
+        let header = call(&p.l2, "getblockheader", json!([e["l2_block"]]));
+        assert!(header["error"].is_null(), "{e} names no L2 block: {header}");
+        match e["worker"].as_str().unwrap() {
+            "bcrt1qowner.rig1" => {
+                assert_eq!(e["address"], json!(worker_addr), "{e}");
+                assert_eq!(e["to"], json!("worker"), "{e}");
+                to_worker += 1;
+            }
+            "bcrt1qother.rig2" => {
+                assert_eq!(e["address"], json!(payout()), "{e}");
+                assert_eq!(e["to"], json!("operator"), "{e}");
+                to_operator += 1;
+            }
+            other => panic!("unknown worker {other}: {e}"),
+        }
+    }
+    assert!(to_worker >= 1 && to_operator >= 1, "{text}");
+    assert_eq!(s["payout_ledger"]["worker"], json!(to_worker), "{s}");
+    assert_eq!(s["payout_ledger"]["operator"], json!(to_operator), "{s}");
+}
+
 #[test]
 fn l2_node_down_mining_through_the_tap_goes_on() {
     let p = pool();

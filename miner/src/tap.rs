@@ -174,6 +174,13 @@ pub struct TapConfig {
     /// work; pointed at the pool's work-update hook (ckpool: `notifier -n NAME -s DIR`) it
     /// makes the pool commit to the new tip at once instead of at its next refresh.
     pub pool_notify: Option<String>,
+    /// Where each L2 block sealed here is recorded with the worker whose share sealed it
+    /// and the rxBTC address the operator's payout rules give that worker (JSON lines,
+    /// appended and synced): the block reward itself goes to whoever the pool's template
+    /// committed to (the proxy's `--payout`), and the operator pays workers from it.
+    pub payout_ledger: Option<std::path::PathBuf>,
+    /// The payout rules for the ledger (as `rexe miner run`'s Stratum server uses them).
+    pub payout_rules: crate::stratum::payout::PayoutRules,
 }
 
 impl TapConfig {
@@ -194,6 +201,8 @@ impl TapConfig {
             l2_poll: Duration::from_secs(1),
             aux_proxy: None,
             pool_notify: None,
+            payout_ledger: None,
+            payout_rules: crate::stratum::payout::PayoutRules::default(),
         }
     }
 }
@@ -253,6 +262,12 @@ pub struct TapCounters {
     pub pool_notified: AtomicU64,
     /// ... that failed (could not start, or exited non-zero).
     pub pool_notify_failed: AtomicU64,
+    /// L2 blocks recorded in the payout ledger for the sealing worker's own address.
+    pub ledger_worker: AtomicU64,
+    /// ... for the operator's address (the worker named none).
+    pub ledger_operator: AtomicU64,
+    /// ... that could not be written.
+    pub ledger_failed: AtomicU64,
 }
 
 /// The tap's counters as `/stats` shows them.
@@ -301,6 +316,9 @@ pub struct TapStats {
     pub aux_proxy: BTreeMap<String, u64>,
     /// `--pool-notify` runs for new L2 tips: `run`, `failed`.
     pub pool_notify: BTreeMap<String, u64>,
+    /// Payout ledger entries: `worker` (the worker's address), `operator` (it named
+    /// none), `failed` (not written).
+    pub payout_ledger: BTreeMap<String, u64>,
 }
 
 /// The L2 target as last polled.
@@ -318,6 +336,10 @@ struct HarvestJob {
     coinbase: Transaction,
     branch: Vec<[u8; 32]>,
     header: bitcoin::block::Header,
+    /// The worker named in the share, and its payout address by the operator's rules
+    /// (`None`: the operator's).
+    worker: String,
+    payout: Option<String>,
 }
 
 /// The tap: configuration, counters, the L2 target and the harvest queue.
@@ -355,10 +377,11 @@ impl Tap {
         let harvest_tx = harvester.clone().map(|h| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<HarvestJob>(HARVEST_QUEUE);
             let proxy = config.aux_proxy.clone();
+            let ledger = config.payout_ledger.clone();
             let c = counters.clone();
             std::thread::Builder::new()
                 .name("rexe-tap-harvest".into())
-                .spawn(move || harvest_loop(&h, proxy.as_ref(), &c, rx))
+                .spawn(move || harvest_loop(&h, proxy.as_ref(), ledger.as_deref(), &c, rx))
                 .expect("spawning the harvest thread");
             tx
         });
@@ -506,6 +529,13 @@ impl Tap {
         }
         for (k, a) in [("run", &c.pool_notified), ("failed", &c.pool_notify_failed)] {
             s.pool_notify.insert(k.to_string(), get(a));
+        }
+        for (k, a) in [
+            ("worker", &c.ledger_worker),
+            ("operator", &c.ledger_operator),
+            ("failed", &c.ledger_failed),
+        ] {
+            s.payout_ledger.insert(k.to_string(), get(a));
         }
         for (k, a) in [
             ("malformed", &c.skipped_malformed),
@@ -674,12 +704,18 @@ struct Event {
 }
 
 /// What a request awaiting its reply asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Pending {
     Subscribe,
     Configure,
     Submit,
+    /// `mining.authorize` of this worker, with its payout address (or the reason the
+    /// worker's own choice is no address).
+    Authorize(String, Result<Option<String>, String>),
 }
+
+/// Workers followed per connection (their payout addresses); more are not recorded.
+const MAX_WORKERS: usize = 64;
 
 /// A job and the extranonce in force when it arrived.
 struct TapJob {
@@ -695,6 +731,8 @@ struct Follower {
     mask: u32,
     difficulty: Option<f64>,
     jobs: VecDeque<TapJob>,
+    /// Workers the pool authorized on this connection, with their payout addresses.
+    workers: std::collections::HashMap<String, Option<String>>,
 }
 
 impl Follower {
@@ -706,6 +744,7 @@ impl Follower {
             mask: 0,
             difficulty: None,
             jobs: VecDeque::new(),
+            workers: std::collections::HashMap::new(),
         }
     }
 
@@ -740,6 +779,18 @@ impl Follower {
         match v["method"].as_str() {
             Some("mining.subscribe") => self.expect(&v["id"], Pending::Subscribe),
             Some("mining.configure") => self.expect(&v["id"], Pending::Configure),
+            Some("mining.authorize") => {
+                let (Some(user), pass) = (v["params"][0].as_str(), v["params"][1].as_str()) else {
+                    return self.unparsed();
+                };
+                let payout = self
+                    .tap
+                    .config
+                    .payout_rules
+                    .resolve(user, pass.unwrap_or(""))
+                    .map_err(|e| e.to_string());
+                self.expect(&v["id"], Pending::Authorize(user.to_string(), payout));
+            }
             Some("mining.submit") => {
                 self.expect(&v["id"], Pending::Submit);
                 self.share(&v["params"]);
@@ -809,6 +860,18 @@ impl Follower {
                             c.pool_accepted.fetch_add(1, Ordering::Relaxed);
                         } else {
                             c.pool_rejected.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Pending::Authorize(worker, payout) => {
+                        let authorized = result == json!(true) && error.is_null();
+                        if authorized && self.workers.len() < MAX_WORKERS {
+                            // A worker naming an invalid address is recorded as paying the
+                            // operator, with a warning: the tap forwards, it cannot refuse.
+                            let payout = payout.unwrap_or_else(|e| {
+                                tracing::warn!(%worker, error = %e, "share tap: worker's payout address is invalid; its blocks are recorded for the operator");
+                                None
+                            });
+                            self.workers.insert(worker, payout);
                         }
                     }
                 }
@@ -896,6 +959,8 @@ impl Follower {
         }
         c.shares_l2.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%hash, job = %s.job_id, difficulty = ?self.difficulty, "share tap: share meets the L2 target");
+        let worker = params[0].as_str().unwrap_or_default().to_string();
+        let payout = self.workers.get(&worker).cloned().flatten();
         let job = HarvestJob {
             aggregated,
             leaf: commitment.root,
@@ -903,6 +968,8 @@ impl Follower {
             coinbase,
             branch: tj.job.branch.clone(),
             header,
+            worker,
+            payout,
         };
         let queued = self
             .tap
@@ -925,6 +992,7 @@ const MAX_DEAD: usize = 4096;
 fn harvest_loop(
     h: &Harvester,
     proxy: Option<&RpcClient>,
+    ledger: Option<&std::path::Path>,
     counters: &TapCounters,
     rx: std::sync::mpsc::Receiver<HarvestJob>,
 ) {
@@ -950,6 +1018,9 @@ fn harvest_loop(
         });
         let before = stale();
         let sealed = h.harvest_parts(&j.coinbase, &j.branch, j.header, Source::Premature);
+        if let (true, Some(path)) = (sealed, ledger) {
+            record_payout(path, h, counters, &j, &printed.to_lower_hex_string());
+        }
         if !sealed && stale() > before {
             if dead.len() >= MAX_DEAD {
                 dead.clear();
@@ -957,6 +1028,46 @@ fn harvest_loop(
             dead.insert(j.leaf);
         }
     }
+}
+
+/// Appends the payout ledger's entry for L2 block `l2_block`, sealed by `j`'s share.
+fn record_payout(
+    path: &std::path::Path,
+    h: &Harvester,
+    counters: &TapCounters,
+    j: &HarvestJob,
+    l2_block: &str,
+) {
+    let (counter, address) = match &j.payout {
+        Some(a) => (&counters.ledger_worker, a.as_str()),
+        None => (&counters.ledger_operator, h.payout.as_str()),
+    };
+    let entry = json!({
+        "l2_block": l2_block,
+        "parent": j.header.block_hash().to_string(),
+        "worker": j.worker,
+        "address": address,
+        "to": if j.payout.is_some() { "worker" } else { "operator" },
+        "time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    });
+    let written = (|| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(format!("{entry}\n").as_bytes())?;
+        f.sync_data()
+    })();
+    match written {
+        Ok(()) => counter.fetch_add(1, Ordering::Relaxed),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, l2_block, worker = %j.worker, "share tap: cannot write the payout ledger");
+            counters.ledger_failed.fetch_add(1, Ordering::Relaxed)
+        }
+    };
 }
 
 /// Hands a share committing to an aggregated tree to the proxy that built it.
@@ -977,8 +1088,6 @@ fn forward_share(proxy: &RpcClient, c: &TapCounters, j: &HarvestJob) {
     }
 }
 
-/// Polls the L2 node every `every` while `tap` lives (on its own thread: the RPC client
-/// blocks).
 /// How long a `--pool-notify` command may run before it is killed (so that a hung hook
 /// cannot stop later tips from being notified).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1007,6 +1116,8 @@ fn run_notify(cmd: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
+/// Polls the L2 node every `every` while `tap` lives (on its own thread: the RPC client
+/// blocks).
 fn spawn_poller(tap: Weak<Tap>, every: Duration) {
     let _ = std::thread::Builder::new()
         .name("rexe-tap-l2".into())
@@ -1123,6 +1234,12 @@ pub fn metrics_text(s: &TapStats) -> String {
             "--pool-notify runs for new L2 tips (outcome: run, failed).",
             &["outcome"],
             s.pool_notify.iter().map(|(o, n)| (vec![&**o], *n as f64)),
+        )
+        .counters(
+            "rexe_tap_payout_ledger_total",
+            "L2 blocks recorded in the payout ledger (to: worker, operator, failed).",
+            &["to"],
+            s.payout_ledger.iter().map(|(o, n)| (vec![&**o], *n as f64)),
         );
     m.render()
 }
