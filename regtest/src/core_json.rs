@@ -405,7 +405,11 @@ pub fn validate_address(s: &str, network: Network) -> Value {
 
 /// `DecodeDestination`'s error message for a string that is no address of `network`.
 fn address_error(s: &str, hrp: &str, network: Network) -> String {
-    let is_bech32 = s.len() >= hrp.len() && s[..hrp.len()].eq_ignore_ascii_case(hrp);
+    // Bytes, not a str slice: the text is untrusted and may split a UTF-8 character there.
+    let is_bech32 = s
+        .as_bytes()
+        .get(..hrp.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(hrp.as_bytes()));
     if !is_bech32 {
         let (pubkey, script) = match network {
             Network::Bitcoin => (0x00, 0x05),
@@ -567,6 +571,10 @@ mod tests {
             err("0OIl"),
             "Invalid or unsupported Segwit (Bech32) or Base58 encoding."
         );
+        // Untrusted text: a multi-byte character across the prefix's end, empty, long.
+        for junk in ["bcr\u{e9}1q", "", "\u{1f600}", &"b".repeat(10_000)] {
+            assert!(!err(junk).is_empty());
+        }
         // Bech32: a typo, and version 0 under Bech32m (BIP350's test vector form).
         let wpkh = Address::p2wpkh(&pk, Network::Regtest).to_string();
         let mut bad = wpkh.clone();
