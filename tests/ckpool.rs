@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -29,19 +29,6 @@ use serde_json::{json, Value};
 /// The merged-mining magic (`fabe6d6d`) in a coinbase scriptSig.
 const MM_MAGIC: [u8; 4] = [0xfa, 0xbe, 0x6d, 0x6d];
 
-fn stats(addr: &str) -> Option<Value> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut t = String::new();
-    s.read_to_string(&mut t).ok()?;
-    serde_json::from_str(t.split("\r\n\r\n").nth(1)?).ok()
-}
-
 fn proxy_stats(proxy_addr: &str) -> Value {
     let out = Command::new(BIN)
         .args(["miner", "stats", "--proxy", proxy_addr])
@@ -54,6 +41,32 @@ fn tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The CPU miner through the tap for at most `timeout`, at about one share in 2^11 hashes
+/// (the L2 target's order; far below ckpool's least difficulty, see the module's note).
+/// Returns its stop flag and thread.
+fn start_miner(
+    st: &Stack,
+    timeout: Duration,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<std::io::Result<rexe_miner::stratum::client::MinerReport>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = rexe_miner::stratum::client::CpuOptions {
+        threads: 1,
+        stop_after: u64::MAX,
+        timeout,
+        pace: Duration::from_millis(20),
+        stop: stop.clone(),
+        share_difficulty: Some(5e-7),
+    };
+    let (tap_addr, user) = (st.tap_addr.clone(), format!("{}.rig1", st.btcaddress));
+    let miner = std::thread::spawn(move || {
+        rexe_miner::stratum::client::run_with(&tap_addr, &user, "x", &opts)
+    });
+    (stop, miner)
 }
 
 /// Subscribes to ckpool's Stratum port as a miner, takes the first job and returns its
@@ -110,7 +123,7 @@ struct Stack {
     proxy_addr: String,
     pool_addr: String,
     tap_addr: String,
-    tap_stats: String,
+    stats_addr: String,
 }
 
 impl Stack {
@@ -232,7 +245,7 @@ fn stack(setup: Setup) -> Option<Stack> {
 
     // The tap between ckpool and the miner.
     let tap_addr = format!("127.0.0.1:{}", free_port());
-    let tap_stats = format!("127.0.0.1:{}", free_port());
+    let stats_addr = format!("127.0.0.1:{}", free_port());
     let tap = KillOnDrop(
         Command::new(BIN)
             .args([
@@ -251,7 +264,7 @@ fn stack(setup: Setup) -> Option<Stack> {
                 "--l2-poll-ms",
                 "200",
                 "--stats-listen",
-                &tap_stats,
+                &stats_addr,
             ])
             .args(
                 setup
@@ -275,7 +288,7 @@ fn stack(setup: Setup) -> Option<Stack> {
             .unwrap(),
     );
     wait_for("the tap's L2 target", || {
-        stats(&tap_stats).is_some_and(|s| s["l2_work"] == json!(true))
+        tap_stats(&stats_addr).is_some_and(|s| s["l2_work"] == json!(true))
     });
     Some(Stack {
         _tap: tap,
@@ -289,7 +302,7 @@ fn stack(setup: Setup) -> Option<Stack> {
         proxy_addr,
         pool_addr,
         tap_addr,
-        tap_stats,
+        stats_addr,
     })
 }
 
@@ -302,13 +315,8 @@ fn ckpool_takes_the_proxys_work_and_the_tap_harvests_its_shares() {
     }) else {
         return;
     };
-    let (btcaddress, proxy_addr, tap_addr, tap_stats, l2) = (
-        &st.btcaddress,
-        &st.proxy_addr,
-        &st.tap_addr,
-        &st.tap_stats,
-        &st.l2,
-    );
+    let (btcaddress, proxy_addr, stats_addr, l2) =
+        (&st.btcaddress, &st.proxy_addr, &st.stats_addr, &st.l2);
     let log_path = st.log();
     // ckpool's own work, read as a miner reads it: its coinbase carries exactly one
     // merged-mining header (the proxy's), pays its address, and leaves its scriptSig
@@ -331,25 +339,10 @@ fn ckpool_takes_the_proxys_work_and_the_tap_harvests_its_shares() {
     // Mine through the tap until it has sealed L2 blocks from premature shares. ckpool
     // takes new work every `update_interval` (2 s here), and each of its jobs commits to one
     // L2 block: a sealed block's later shares are `stale_l2`.
-    let stop = Arc::new(AtomicBool::new(false));
-    let miner = {
-        let opts = rexe_miner::stratum::client::CpuOptions {
-            threads: 1,
-            stop_after: u64::MAX,
-            timeout: Duration::from_secs(240),
-            pace: Duration::from_millis(20),
-            stop: stop.clone(),
-            // About one share in 2^11 hashes: the L2 target's order.
-            share_difficulty: Some(5e-7),
-        };
-        let (tap_addr, user) = (tap_addr.clone(), format!("{btcaddress}.rig1"));
-        std::thread::spawn(move || {
-            rexe_miner::stratum::client::run_with(&tap_addr, &user, "x", &opts)
-        })
-    };
+    let (stop, miner) = start_miner(&st, Duration::from_secs(240));
     let t0 = Instant::now();
     loop {
-        let s = stats(tap_stats).unwrap_or(Value::Null);
+        let s = tap_stats(stats_addr).unwrap_or(Value::Null);
         if s["sealed"].as_u64().unwrap_or(0) >= 3 {
             break;
         }
@@ -370,9 +363,9 @@ fn ckpool_takes_the_proxys_work_and_the_tap_harvests_its_shares() {
     // The miner waited for its last replies before closing; a share still in flight when
     // it closed has no reply to pass on.
     let t0 = Instant::now();
-    let mut s = stats(tap_stats).unwrap();
+    let mut s = tap_stats(stats_addr).unwrap();
     while t0.elapsed() < Duration::from_secs(10) {
-        s = stats(tap_stats).unwrap();
+        s = tap_stats(stats_addr).unwrap();
         let replies = s["pool_accepted"].as_u64().unwrap() + s["pool_rejected"].as_u64().unwrap();
         if s["shares"].as_u64() == Some(replies) {
             break;
@@ -426,7 +419,7 @@ fn a_ckpool_coinbase_over_100_bytes_is_flagged_by_the_tap() {
     let (_, len) = ckpool_coinbase(&st.tap_addr);
     assert!(len > 100, "scriptSig of {len} bytes");
     wait_for("the tap to flag the pool's coinbase", || {
-        stats(&st.tap_stats).is_some_and(|s| s["coinbase_too_long"].as_u64() >= Some(1))
+        tap_stats(&st.stats_addr).is_some_and(|s| s["coinbase_too_long"].as_u64() >= Some(1))
     });
 }
 
@@ -444,26 +437,12 @@ fn pool_notify_makes_ckpool_commit_to_each_new_l2_tip_at_once() {
     }) else {
         return;
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let miner = {
-        let opts = rexe_miner::stratum::client::CpuOptions {
-            threads: 1,
-            stop_after: u64::MAX,
-            timeout: Duration::from_secs(60),
-            pace: Duration::from_millis(20),
-            stop: stop.clone(),
-            share_difficulty: Some(5e-7),
-        };
-        let (tap_addr, user) = (st.tap_addr.clone(), format!("{}.rig1", st.btcaddress));
-        std::thread::spawn(move || {
-            rexe_miner::stratum::client::run_with(&tap_addr, &user, "x", &opts)
-        })
-    };
+    let (stop, miner) = start_miner(&st, Duration::from_secs(60));
     // Well inside one 30 s refresh.
     let t0 = Instant::now();
     let mut s = Value::Null;
     while t0.elapsed() < Duration::from_secs(25) {
-        s = stats(&st.tap_stats).unwrap_or(Value::Null);
+        s = tap_stats(&st.stats_addr).unwrap_or(Value::Null);
         if s["sealed"].as_u64().unwrap_or(0) >= 4 {
             break;
         }

@@ -199,19 +199,6 @@ fn start_tap_with(
     (tap, listen, stats)
 }
 
-fn tap_stats(addr: &str) -> Option<Value> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut t = String::new();
-    s.read_to_string(&mut t).ok()?;
-    serde_json::from_str(t.split("\r\n\r\n").nth(1)?).ok()
-}
-
 #[test]
 fn cpu_miner_through_the_tap_seals_l2_blocks() {
     let p = pool();

@@ -284,3 +284,19 @@ pub fn transfer_tx(
     }
     .sign(from)
 }
+
+/// `GET /stats` of a running `rexe miner tap` (its `--stats-listen`), as JSON; `None` until
+/// it answers.
+#[allow(dead_code)]
+pub fn tap_stats(addr: &str) -> Option<Value> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut t = String::new();
+    s.read_to_string(&mut t).ok()?;
+    serde_json::from_str(t.split("\r\n\r\n").nth(1)?).ok()
+}
