@@ -53,6 +53,9 @@ pub enum MinerCmd {
     /// A Stratum share tap between miners and an unmodified pool: every line passes
     /// through unchanged; shares meeting the L2 target seal L2 blocks.
     Tap(Box<TapArgs>),
+    /// Pay workers the L2 blocks a share tap recorded for them (`tap --payout-ledger`):
+    /// each buried block's subsidy, from the operator's key, never twice.
+    Pay(Box<rexe_node::cli::payouts::PayArgs>),
     /// Print a running proxy's (or share tap's) harvest counters.
     Stats {
         /// The proxy's address (or the tap's --stats-listen).
@@ -421,6 +424,7 @@ pub fn run(cmd: MinerCmd) -> Result<()> {
             return Ok(());
         }
         MinerCmd::Tap(a) => return tap(&a),
+        MinerCmd::Pay(a) => return rexe_node::cli::payouts::pay(*a),
         MinerCmd::Run(a) => a,
     };
     let btc_creds = creds(&a.bitcoind_auth, &a.bitcoind_cookie, "bitcoind")?;

@@ -383,6 +383,145 @@ fn the_payout_ledger_records_who_sealed_each_l2_block() {
     assert_eq!(s["payout_ledger"]["operator"], json!(to_operator), "{s}");
 }
 
+/// `rexe miner pay`: the operator passes each buried L2 block the ledger gives a worker on
+/// to that worker, once. The first run is killed after writing its first payment and
+/// before broadcasting it; the next run broadcasts that same payment and makes the rest;
+/// a third run pays nothing more.
+#[test]
+fn the_operator_pays_each_ledger_block_to_its_worker_once() {
+    let p = pool();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.jsonl");
+    // The worker's address comes from the operator's map: with `rx=` in its password,
+    // rexe's Stratum server (the pool here) would pay the worker in its own templates.
+    let worker = Signer::from_seed(b"paid rig")
+        .address()
+        .encode(Network::Regtest);
+    let map = dir.path().join("workers.map");
+    std::fs::write(&map, format!("bcrt1qpaid.rig1 {worker}\n")).unwrap();
+    let (_tap, tap_addr, stats) = start_tap_with(
+        p.stratum,
+        &p.l2.rpc,
+        &[
+            "--payout-ledger",
+            ledger.to_str().unwrap(),
+            "--payout-sources",
+            "map",
+            "--payout-map",
+            map.to_str().unwrap(),
+        ],
+    );
+    wait_for("the tap's L2 target", || {
+        tap_stats(&stats).is_some_and(|s| s["l2_work"] == json!(true))
+    });
+    let pass = "x".to_string();
+    let recorded = || {
+        std::fs::read_to_string(&ledger)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    for _ in 0..30 {
+        if recorded() >= 2 {
+            break;
+        }
+        rexe_miner::stratum::client::run(
+            &tap_addr,
+            "bcrt1qpaid.rig1",
+            &pass,
+            2,
+            4,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    }
+    let entries: Vec<Value> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries.len() >= 2, "{entries:?}");
+    // Every block the ledger names gets one payment of its subsidy.
+    let owed: u64 = entries
+        .iter()
+        .map(|e| {
+            rpc(&p.l2, "getblockheader", json!([e["l2_block"]]))["subsidy"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    // The operator pays the transfers' fees too: one more block of its own for them.
+    mine(&p.l2, 1, b"default");
+    // The operator's key: the address the pool's templates pay (`payout()`).
+    let key = dir.path().join("operator.key");
+    let secret = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(b"default");
+    std::fs::write(&key, secret.to_string()).unwrap();
+    let pay = |failpoint: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args([
+            "miner",
+            "pay",
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .args([
+            "--confirmations",
+            "1",
+            "--rpc",
+            &p.l2.rpc,
+            "--rpc-auth",
+            "u:p",
+        ]);
+        if let Some(f) = failpoint {
+            c.env("REXE_FAILPOINT", f);
+        }
+        c.output().unwrap()
+    };
+    let balance = || {
+        rpc(&p.l2, "getaccount", json!([worker]))["balance"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(balance(), 0);
+    // 1. Killed after recording its first payment, before broadcasting it.
+    let out = pay(Some("pay-after-record"));
+    assert!(!out.status.success());
+    let paid_file = dir.path().join("ledger.jsonl.paid");
+    assert_eq!(
+        std::fs::read_to_string(&paid_file).unwrap().lines().count(),
+        1
+    );
+    // 2. Broadcasts that payment again (same transaction) and makes the others.
+    let out = pay(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rebroadcast"], json!(1), "{report}");
+    assert_eq!(
+        report["paid"].as_u64(),
+        Some(entries.len() as u64 - 1),
+        "{report}"
+    );
+    // A transfer to another shard is credited by its relay, a block later.
+    mine(&p.l2, 2, b"confirm the payments");
+    assert_eq!(balance(), owed);
+    // 3. Nothing is paid twice.
+    let out = pay(None);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["paid"], json!(0), "{report}");
+    assert_eq!(
+        report["already_paid"].as_u64(),
+        Some(entries.len() as u64),
+        "{report}"
+    );
+    mine(&p.l2, 1, b"one more block");
+    assert_eq!(balance(), owed);
+}
+
 #[test]
 fn l2_node_down_mining_through_the_tap_goes_on() {
     let p = pool();

@@ -206,6 +206,7 @@ fn header_json(chain: &Chain, hash: BlockHash) -> Result<Value, RpcError> {
     v["confirmations"] = json!(confirmations);
     v["final"] = json!(active && chain.is_final(h.height));
     v["miner"] = json!(h.miner.encode(chain.params().network));
+    v["subsidy"] = json!(chain.params().subsidy(h.height).to_sat());
     Ok(v)
 }
 

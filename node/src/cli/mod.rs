@@ -5,6 +5,7 @@
 pub mod btc_wallet;
 pub mod contract;
 pub mod key;
+pub mod payouts;
 pub mod psbt;
 
 pub use key::{read_key, RpcArgs};
