@@ -125,8 +125,15 @@ fn write_paid(path: &Path, paid: &BTreeMap<String, Paid>) -> Result<()> {
 }
 
 /// Settles `p`, a payment written by an earlier run: `true` while it stands (known to the
-/// node, or broadcast again), `false` when it can no longer confirm and must be redone.
-fn settle(client: &L2Client, p: &Paid, tip: u64, report: &mut Report) -> Result<bool> {
+/// node, or broadcast again; with `dry_run`, only counted as to be broadcast again),
+/// `false` when it can no longer confirm and must be redone.
+fn settle(
+    client: &L2Client,
+    p: &Paid,
+    tip: u64,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<bool> {
     let txid: rexe_chain::Txid = p.txid.parse().context("a record's txid")?;
     if client.tx_known(txid)? {
         report.already_paid += 1;
@@ -138,6 +145,10 @@ fn settle(client: &L2Client, p: &Paid, tip: u64, report: &mut Report) -> Result<
         report.dropped += 1;
         return Ok(false);
     }
+    report.rebroadcast += 1;
+    if dry_run {
+        return Ok(true);
+    }
     client
         .call("sendrawtransaction", json!([p.raw]))
         .with_context(|| {
@@ -146,7 +157,6 @@ fn settle(client: &L2Client, p: &Paid, tip: u64, report: &mut Report) -> Result<
                 p.txid, p.l2_block
             )
         })?;
-    report.rebroadcast += 1;
     Ok(true)
 }
 
@@ -167,7 +177,7 @@ pub fn pay(a: PayArgs) -> Result<()> {
     // Earlier payments first, so that none is made twice.
     let mut changed = false;
     for block in paid.keys().cloned().collect::<Vec<_>>() {
-        if !settle(&client, &paid[&block], tip, &mut report)? {
+        if !settle(&client, &paid[&block], tip, a.dry_run, &mut report)? {
             paid.remove(&block);
             changed = true;
         }
