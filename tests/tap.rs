@@ -292,8 +292,13 @@ fn pool_notify_runs_for_each_new_l2_tip() {
             .unwrap()
             .to_string()
     };
-    wait_for("a run for the L2 node's tip", || {
-        std::fs::read_to_string(&file).is_ok_and(|t| t.lines().last() == Some(best().as_str()))
+    // A run is counted when its command has exited, just after it wrote its line.
+    wait_for("a counted run for the L2 node's tip", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| {
+            t.lines().last() == Some(best().as_str())
+                && tap_stats(&stats).unwrap()["pool_notify"]["run"].as_u64()
+                    == Some(t.lines().count() as u64)
+        })
     });
     let text = std::fs::read_to_string(&file).unwrap();
     let tips: Vec<&str> = text.lines().collect();
@@ -348,6 +353,16 @@ fn the_payout_ledger_records_who_sealed_each_l2_block() {
         }
         assert!(sealed() > before, "{user} sealed nothing");
     }
+    // A block is counted sealed just before its ledger line is written, and the line is
+    // counted just after.
+    wait_for("a counted ledger line for each sealed block", || {
+        let l = &tap_stats(&stats).unwrap()["payout_ledger"];
+        ["worker", "operator", "failed"]
+            .iter()
+            .map(|k| l[k].as_u64().unwrap())
+            .sum::<u64>()
+            >= sealed()
+    });
     let s = tap_stats(&stats).unwrap();
     let text = std::fs::read_to_string(&ledger).unwrap();
     let entries: Vec<Value> = text
@@ -399,7 +414,7 @@ fn the_operator_pays_each_ledger_block_to_its_worker_once() {
         .encode(Network::Regtest);
     let map = dir.path().join("workers.map");
     std::fs::write(&map, format!("bcrt1qpaid.rig1 {worker}\n")).unwrap();
-    let (_tap, tap_addr, stats) = start_tap_with(
+    let (tap, tap_addr, stats) = start_tap_with(
         p.stratum,
         &p.l2.rpc,
         &[
@@ -434,6 +449,8 @@ fn the_operator_pays_each_ledger_block_to_its_worker_once() {
         )
         .unwrap();
     }
+    // Stop the tap, so that no share still in its queue adds to the ledger from here on.
+    drop(tap);
     let entries: Vec<Value> = std::fs::read_to_string(&ledger)
         .unwrap()
         .lines()
