@@ -647,3 +647,100 @@ fn a_peer_claiming_work_it_does_not_send_is_banned() {
     );
     assert_eq!(tip(&a).0, 2, "nothing applied");
 }
+
+/// A brand-new partial node joining a chain past half its peers' undo depth (the packages it
+/// would replay from genesis are no longer all served) starts from a checkpoint: every
+/// header checked from genesis, the checkpoint's global state, then its shards by state
+/// sync. It then follows the full node and agrees with it on every shard it runs, and a
+/// restart keeps it where it is.
+#[test]
+fn a_brand_new_partial_node_bootstraps_from_a_checkpoint_over_libp2p() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = p2p_node(dirs[0].path(), &[]);
+    let a_addr = p2p_addr(&a);
+    let partial = || {
+        let args = [
+            "node",
+            "--datadir",
+            dirs[1].path().to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bootnode",
+            &a_addr,
+            "--track-shards",
+            "1,2",
+        ];
+        spawn(&args, dirs[1].path())
+    };
+    let payer = Signer::from_seed(b"payer");
+    mine(&a, 3, b"payer");
+    let payees: Vec<rexe_chain::Address> = (0..12u8)
+        .map(|i| Signer::from_seed(&[i]).address())
+        .collect();
+    let pay_round = |round: u64| {
+        let nonce = rpc(
+            &a,
+            "getaccount",
+            json!([payer.address().encode(Network::Regtest)]),
+        )["next_nonce"]
+            .as_u64()
+            .unwrap();
+        for (i, to) in payees.iter().enumerate() {
+            let tx = transfer_tx(&payer, *to, 1_000 + round, nonce + i as u64);
+            rpc(
+                &a,
+                "sendrawtransaction",
+                json!([tx.to_bytes().to_lower_hex_string()]),
+            );
+        }
+        mine(&a, 1, b"payer");
+    };
+    pay_round(0);
+    // Past half the undo depth (200 on regtest).
+    mine(&a, 105, b"filler");
+    pay_round(1);
+    let height = rpc(&a, "getblockcount", json!([])).as_u64().unwrap();
+    let c = partial();
+    wait_for("bootstrapped, with shards 1 and 2 taken up", || {
+        let info = rpc(&c, "getchaininfo", json!([]));
+        !info["bootstrapped_at"].is_null()
+            && info["tracked_shards"] == json!([1, 2])
+            && info["shards_to_sync"] == json!([])
+    });
+    let info = rpc(&c, "getchaininfo", json!([]));
+    let at = info["bootstrapped_at"]["height"].as_u64().unwrap();
+    assert_eq!(at + 10, height, "ten blocks below the best header: {info}");
+    // The blocks below the checkpoint are headers only.
+    let old = call(&c, "getblock", json!([rpc(&a, "getblockhash", json!([2]))]));
+    assert!(!old["error"].is_null(), "{old}");
+    pay_round(2);
+    converge(&a, &[&c]);
+    let check = |c: &Running| {
+        let full = rpc(&a, "getshardinfo", json!([]));
+        let mine = tracked_roots(c);
+        assert_eq!(mine.len(), 2);
+        for (s, root) in mine {
+            assert_eq!(root, full[s as usize]["state_root"], "shard {s}");
+        }
+        let order = rexe_chain::ShardOrder::new(2).unwrap();
+        for p in &payees {
+            if [1, 2].contains(&rexe_chain::shard_of(p, order).0) {
+                let p = p.encode(Network::Regtest);
+                assert_eq!(
+                    rpc(c, "getaccount", json!([p])),
+                    rpc(&a, "getaccount", json!([p]))
+                );
+            }
+        }
+    };
+    check(&c);
+    drop(c);
+    pay_round(3);
+    let c = partial();
+    converge(&a, &[&c]);
+    check(&c);
+    assert_eq!(
+        rpc(&c, "getchaininfo", json!([]))["bootstrapped_at"]["height"],
+        json!(at)
+    );
+}

@@ -247,8 +247,14 @@ mod fuzz_like {
             roundtrip::<crate::proof::RelayProof>(&data);
             roundtrip::<crate::sync::StatePage>(&data);
             roundtrip::<crate::sync::SyncProgress>(&data);
+            roundtrip::<crate::bootstrap::SealedHeader>(&data);
+            roundtrip::<crate::bootstrap::GlobalPage>(&data);
             if let Ok(p) = crate::sync::StatePage::from_bytes(&data) {
                 let _ = p.check_shape();
+            }
+            if let Ok(p) = crate::bootstrap::GlobalPage::from_bytes(&data) {
+                let _ = p.check_shape();
+                let _ = p.next();
             }
         }
 

@@ -12,6 +12,7 @@
 mod admission;
 mod anchor;
 mod audit;
+mod bootstrap;
 mod connect;
 mod query;
 mod recovery;
@@ -339,6 +340,15 @@ pub enum BlockError {
         /// Height of the latest anchored block.
         anchor: u64,
     },
+    /// The branch forks below the checkpoint this node was bootstrapped at: it holds no
+    /// state below it (see [`crate::bootstrap`]).
+    #[error("branch forks at height {fork}, below this node's bootstrap checkpoint at height {checkpoint}; restart it in a new data directory to follow that branch")]
+    BelowCheckpoint {
+        /// Height of the last block the branch shares with the active chain.
+        fork: u64,
+        /// Height of the checkpoint.
+        checkpoint: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -599,6 +609,9 @@ pub struct Chain {
     /// Shards the configuration names that this node does not run yet: they are taken up
     /// by state sync (see `state_sync.rs`).
     adding: Vec<ShardId>,
+    /// The height of the checkpoint this node was bootstrapped at (0: none): no block at
+    /// or below it can be rolled back.
+    checkpoint: u64,
 }
 
 /// Counters since the chain was opened (for metrics).
@@ -668,11 +681,12 @@ pub struct ShardFees {
 /// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
 const GLOBAL_STATE_VERSION: u8 = 2;
 
-/// Version of the block rules: 3 = a shard's waiting relays open its outbox (committed by
+/// Version of the block rules: 4 = the global lane's waiting calls open its outbox too (for
+/// a new node's bootstrap); 3 = a shard's waiting relays open its outbox (committed by
 /// the header, for shard state sync); 2 = chunks' outboxes keyed by target under the
 /// header's `outbox_root` (issue 20); 1 (no marker) = one Merkle root over every relay
 /// emitted.
-const BLOCK_RULES_VERSION: u8 = 3;
+const BLOCK_RULES_VERSION: u8 = 4;
 
 fn params_fingerprint(p: &ChainParams, systems: &Systems) -> Hash256 {
     fingerprint_with(p, systems, GLOBAL_STATE_VERSION, None, BLOCK_RULES_VERSION)

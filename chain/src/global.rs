@@ -206,6 +206,18 @@ impl GlobalImage {
         ids
     }
 
+    /// The items after `after` (`None`: all), in (contract, key) order.
+    pub fn items_after(
+        &self,
+        after: Option<(SystemId, Vec<u8>)>,
+    ) -> impl Iterator<Item = (SystemId, &[u8], &[u8])> + '_ {
+        use std::ops::Bound;
+        let lo = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.items
+            .range((lo, Bound::Unbounded))
+            .map(|((s, k), v)| (*s, k.as_slice(), v.as_slice()))
+    }
+
     /// The items of one contract, in key order.
     pub fn items_of(&self, system: SystemId) -> Vec<Item> {
         self.items
@@ -453,7 +465,9 @@ pub fn execute_global(
         }
     }
     // Targets are the global lane or shards of addresses (as `payouts` above relies on).
-    let outbox_root = crate::outbox::outbox_root(&emitted, order);
+    // The outbox commits the calls that wait first (block rules 4), then what the lane
+    // emitted: every input of the next block's lane is then under the header.
+    let outbox_root = crate::outbox::outbox_root(waiting.iter().chain(&emitted), order);
     debug_assert!(outbox_root.is_ok(), "global lane relay target out of range");
     let outbox_root = outbox_root.unwrap_or(Hash256::ZERO);
     let mut changes = Vec::new();

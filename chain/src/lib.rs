@@ -12,6 +12,7 @@ pub mod address;
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub mod amount;
 pub mod block;
+pub mod bootstrap;
 pub mod chain;
 pub mod contract;
 pub mod difficulty;

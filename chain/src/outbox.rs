@@ -5,8 +5,9 @@
 //! those it runs itself in the same block. A shard's outbox also holds, first in its own
 //! position, the inbound relays that did not fit its gas and wait for its next block (block
 //! rules 3): what a shard will run next is then committed by the header alone, which is what
-//! a node that starts running the shard from a synced state needs. The outbox is keyed by
-//! target: position `t` of a
+//! a node that starts running the shard from a synced state needs. The global lane's outbox
+//! likewise opens with the calls that did not fit its gas (block rules 4), for a new node
+//! that starts from a checkpoint. The outbox is keyed by target: position `t` of a
 //! fixed-depth tree holds the Merkle root (see [`merkle_root`]) of the relays to shard `t` in
 //! emission order, position `n` (the shard count) those to the global lane, and the zero hash
 //! where there are none. The tree has `2n` positions (depth `order + 1`); a parent of two

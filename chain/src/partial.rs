@@ -220,21 +220,22 @@ impl PartialBlock {
     }
 }
 
-/// What `target` runs in the block after `header`, from one proof per chunk (every shard,
-/// the target itself included, then the global lane) of what it sent `target`: the
-/// target's own outbox first (its waiting relays, then what it deferred to itself), then
-/// the other shards' in order, then the global lane's calls (its payouts ran in `header`'s
-/// block). This is how a node that takes up a shard at `header` learns what the shard's
-/// next block runs without having run it.
+/// What `target` (a shard, or the global lane) runs in the block after `header`, from one
+/// proof per chunk (every shard, then the global lane) of what it sent `target`: the
+/// target's own outbox first (what waited for gas, then what it deferred to itself), then
+/// the other shards' in order, then, for a shard, the global lane's calls (its payouts ran
+/// in `header`'s block). This is how a node that takes up a shard at `header`, or starts
+/// from `header` as a checkpoint, learns what the next block runs without having run it.
 pub fn next_inbound_from_proofs(
     header: &crate::block::Header,
     target: ShardId,
     proofs: &[RelayProof],
 ) -> Result<Vec<Relay>, PackageError> {
     let n = header.order.shard_count();
-    if target.is_global() || target.index() >= n {
+    if !target.is_global() && target.index() >= n {
         return Err(PackageError::Proofs(format!("{target} is not a shard")));
     }
+    let slot = |s: ShardId| if s.is_global() { n } else { s.index() };
     let mut by_origin: Vec<Option<&RelayProof>> = vec![None; n + 1];
     for p in proofs {
         if p.target != target {
@@ -248,12 +249,7 @@ pub fn next_inbound_from_proofs(
             target: p.target,
             error,
         })?;
-        let slot = if p.origin.is_global() {
-            n
-        } else {
-            p.origin.index()
-        };
-        if by_origin[slot].replace(p).is_some() {
+        if by_origin[slot(p.origin)].replace(p).is_some() {
             return Err(PackageError::Proofs(format!(
                 "two proofs from {}",
                 p.origin
@@ -269,16 +265,19 @@ pub fn next_inbound_from_proofs(
         return Err(PackageError::Proofs(format!("no proof from {origin}")));
     }
     let proof = |i: usize| by_origin[i].expect("all present");
-    let mut out: Vec<Relay> = proof(target.index()).relays.clone();
-    for i in (0..n).filter(|i| *i != target.index()) {
+    let own = slot(target);
+    let mut out: Vec<Relay> = proof(own).relays.clone();
+    for i in (0..n).filter(|i| *i != own) {
         out.extend(proof(i).relays.iter().cloned());
     }
-    out.extend(
-        proof(n)
-            .relays
-            .iter()
-            .filter(|r| crate::global::runs_next_block(r))
-            .cloned(),
-    );
+    if own != n {
+        out.extend(
+            proof(n)
+                .relays
+                .iter()
+                .filter(|r| crate::global::runs_next_block(r))
+                .cloned(),
+        );
+    }
     Ok(out)
 }

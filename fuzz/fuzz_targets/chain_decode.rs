@@ -1,7 +1,7 @@
 //! Every canonical decoder of the chain on arbitrary bytes: never panics, and whatever
 //! decodes re-encodes to the same bytes. A relay proof that decodes is also checked against a
-//! header, which must refuse it without panicking; a state page that decodes has its shape
-//! checked.
+//! header, which must refuse it without panicking; a state or global state page that decodes
+//! has its shape checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,8 +24,14 @@ fuzz_target!(|data: &[u8]| {
     roundtrip::<RelayProof>(data);
     roundtrip::<rexe_chain::sync::StatePage>(data);
     roundtrip::<rexe_chain::sync::SyncProgress>(data);
+    roundtrip::<rexe_chain::bootstrap::SealedHeader>(data);
+    roundtrip::<rexe_chain::bootstrap::GlobalPage>(data);
     if let Ok(p) = rexe_chain::sync::StatePage::from_bytes(data) {
         let _ = p.check_shape();
+    }
+    if let Ok(p) = rexe_chain::bootstrap::GlobalPage::from_bytes(data) {
+        let _ = p.check_shape();
+        let _ = p.next();
     }
     if let Ok(p) = RelayProof::from_bytes(data) {
         let header = rexe_chain::Header {

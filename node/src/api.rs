@@ -249,6 +249,10 @@ pub struct ChainInfo {
     /// The state sync under way, if any.
     #[serde(default)]
     pub state_sync: Option<StateSyncInfo>,
+    /// The checkpoint this node started at, when it was bootstrapped rather than synced
+    /// from genesis (no block at or below it can be rolled back, or served whole).
+    #[serde(default)]
+    pub bootstrapped_at: Option<Anchor>,
 }
 
 /// A shard state sync under way (`getchaininfo`).

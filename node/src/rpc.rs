@@ -284,6 +284,16 @@ pub fn call(
                         pages_done: p.cursor.is_none(),
                     })
                 }),
+                bootstrapped_at: chain
+                    .bootstrapped_at()
+                    .ok()
+                    .flatten()
+                    .map(|(height, hash)| {
+                        crate::api::Anchor {
+                            height,
+                            hash: hash.to_string(),
+                        }
+                    }),
             }))
         }
         "getblockcount" => {

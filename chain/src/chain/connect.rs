@@ -128,40 +128,8 @@ impl Chain {
         if parent.status == BlockStatus::Invalid {
             return Err(BlockError::InvalidAncestor(h.prev));
         }
-        if h.version != 1 {
-            return Err(BlockError::BadVersion(h.version));
-        }
-        if h.height != parent.header.height + 1 {
-            return Err(BlockError::BadHeight {
-                expected: parent.header.height + 1,
-                got: h.height,
-            });
-        }
-        if h.order != self.params.shard_order {
-            return Err(BlockError::BadOrder {
-                expected: self.params.shard_order.get(),
-                got: h.order.get(),
-            });
-        }
-        let bits = self.next_bits(&parent.header);
-        if h.bits != bits {
-            return Err(BlockError::BadBits {
-                expected: bits,
-                got: h.bits,
-            });
-        }
         let mtp = self.median_time_past(h.prev);
-        if h.time <= mtp {
-            return Err(BlockError::TimeTooOld { time: h.time, mtp });
-        }
-        if h.time > now.saturating_add(self.params.max_future_secs) {
-            return Err(BlockError::TimeTooNew {
-                time: h.time,
-                now,
-                max_future: self.params.max_future_secs,
-            });
-        }
-        self.sealer.verify(h, &block.seal)?;
+        self.check_header_rules(h, &block.seal, &parent.header, mtp, now)?;
         if block.txs.len() != self.params.shard_order.shard_count() {
             return Err(BlockError::BadShardCount {
                 expected: self.params.shard_order.shard_count(),
@@ -183,6 +151,53 @@ impl Chain {
             return Err(BlockError::BadTxRoot);
         }
         Ok(parent.chainwork + h.work())
+    }
+
+    /// The rules a header must meet on top of `parent` (`mtp`: the median time of the
+    /// eleven blocks up to the parent), its seal (proof of work) included; `now` is the
+    /// local clock. Shared by blocks and by a new node's header sync.
+    pub(super) fn check_header_rules(
+        &self,
+        h: &Header,
+        seal: &[u8],
+        parent: &Header,
+        mtp: u64,
+        now: u64,
+    ) -> Result<(), BlockError> {
+        if h.version != 1 {
+            return Err(BlockError::BadVersion(h.version));
+        }
+        if h.height != parent.height + 1 {
+            return Err(BlockError::BadHeight {
+                expected: parent.height + 1,
+                got: h.height,
+            });
+        }
+        if h.order != self.params.shard_order {
+            return Err(BlockError::BadOrder {
+                expected: self.params.shard_order.get(),
+                got: h.order.get(),
+            });
+        }
+        let bits = self.next_bits(parent);
+        if h.bits != bits {
+            return Err(BlockError::BadBits {
+                expected: bits,
+                got: h.bits,
+            });
+        }
+        if h.time <= mtp {
+            return Err(BlockError::TimeTooOld { time: h.time, mtp });
+        }
+        if h.time > now.saturating_add(self.params.max_future_secs) {
+            return Err(BlockError::TimeTooNew {
+                time: h.time,
+                now,
+                max_future: self.params.max_future_secs,
+            });
+        }
+        self.sealer.verify(h, seal)?;
+        Ok(())
     }
 
     /// Connects `block` on top of the tip: executes (or reuses the template's execution),

@@ -105,11 +105,11 @@ impl Chain {
         hash: BlockHash,
     ) -> Result<crate::proof::Prover, RelayProofQueryError> {
         let roots: Vec<Hash256> = stored.chunks.iter().map(|c| c.outbox_root).collect();
-        // A shard's outbox: its waiting relays, then what it emitted.
+        // A chunk's outbox: its waiting relays, then what it emitted.
         let of_origin: Vec<Relay> = stored
             .waiting
             .iter()
-            .filter(|r| !origin.is_global() && r.target == origin)
+            .filter(|r| r.target == origin)
             .chain(stored.emitted.iter().filter(|r| r.origin == origin))
             .cloned()
             .collect();

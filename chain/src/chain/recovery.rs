@@ -81,6 +81,7 @@ impl Chain {
         let mut chain = Chain {
             tracked,
             adding: Vec::new(),
+            checkpoint: 0,
             checkpointer,
             mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,
@@ -155,6 +156,7 @@ impl Chain {
                         "one root over every relay emitted, no outboxes keyed by target",
                     ),
                     (2, "waiting relays kept out of the shards' outboxes"),
+                    (3, "the global lane's waiting calls kept out of its outbox"),
                 ] {
                     let old = fingerprint_with(
                         &chain.params,
@@ -180,6 +182,8 @@ impl Chain {
             }
         }
         chain.check_tracked(dir)?;
+        chain.complete_bootstrap()?;
+        chain.checkpoint = chain.db.bootstrapped_at()?.map_or(0, |(h, _)| h);
         chain.load_index()?;
         chain.recover()?;
         chain.load_anchor()?;
@@ -610,9 +614,14 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("calls between contracts"), "{e}");
-        // Block rules 1 (one relay root, no outboxes) and 2 (waiting relays outside the
-        // outboxes): today's contracts, older blocks.
-        for (found, what) in [(1, "no outboxes"), (2, "waiting relays kept out")] {
+        // Block rules 1 (one relay root, no outboxes), 2 (waiting relays outside the
+        // outboxes) and 3 (the lane's waiting calls outside its outbox): today's contracts,
+        // older blocks.
+        for (found, what) in [
+            (1, "no outboxes"),
+            (2, "waiting relays kept out"),
+            (3, "waiting calls kept out"),
+        ] {
             let old = fingerprint_with(
                 &chain_params,
                 &chain_systems,
@@ -626,7 +635,7 @@ mod tests {
                 .unwrap();
             let e = open().err().expect("refused");
             assert!(
-                matches!(e, ChainError::OldBlockRules { found: f, now: 3, .. } if f == found),
+                matches!(e, ChainError::OldBlockRules { found: f, now: 4, .. } if f == found),
                 "{e}"
             );
             assert!(e.to_string().contains(what), "{e}");

@@ -38,6 +38,13 @@ impl Chain {
     /// Rolls back the last `n` blocks (they stay stored as a side branch).
     pub fn rollback(&mut self, n: u64) -> Result<(), ChainError> {
         let n = n.min(self.tip_height());
+        if self.checkpoint > 0 && self.tip_height() - n < self.checkpoint {
+            return Err(BlockError::BelowCheckpoint {
+                fork: self.tip_height() - n,
+                checkpoint: self.checkpoint,
+            }
+            .into());
+        }
         if n > self.params.undo_depth {
             return Err(BlockError::ReorgTooDeep {
                 depth: n,
@@ -176,6 +183,13 @@ impl Chain {
                 tracing::warn!(fork, anchor, new_tip = %new_tip, "refusing a branch with more work that forks below the anchored block");
                 return Err(BlockError::BelowAnchor { fork, anchor });
             }
+        }
+        if fork < self.checkpoint {
+            tracing::warn!(fork, checkpoint = self.checkpoint, new_tip = %new_tip, "refusing a branch with more work that forks below the bootstrap checkpoint");
+            return Err(BlockError::BelowCheckpoint {
+                fork,
+                checkpoint: self.checkpoint,
+            });
         }
         if depth > self.params.undo_depth {
             return Err(BlockError::ReorgTooDeep {

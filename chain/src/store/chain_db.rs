@@ -319,6 +319,73 @@ impl ChainDb {
         Ok(())
     }
 
+    /// Starts the chain at a checkpoint (a new node's bootstrap, see [`crate::bootstrap`]),
+    /// in one transaction: `headers` (genesis excluded, each with its chain work; no
+    /// bodies) become the active chain, the last one the tip with `relays` as its stored
+    /// relays; `items` become the global state's base at its height; `tracked` is the new
+    /// set of shards run; and the checkpoint is recorded (see [`ChainDb::bootstrapped_at`]).
+    pub fn bootstrap(
+        &mut self,
+        headers: &[(&Header, [u8; 32])],
+        relays: &[u8],
+        items: &[GlobalRow],
+        tracked: &[u8],
+    ) -> Result<(), StoreError> {
+        let Some((last, _)) = headers.last() else {
+            return Err(StoreError::corrupt("bootstrap", "no headers"));
+        };
+        let (height, hash) = (last.height, last.hash());
+        let tx = self.conn.transaction()?;
+        {
+            tx.execute("DELETE FROM active WHERE height >= 1", [])?;
+            let mut block =
+                tx.prepare_cached("INSERT OR IGNORE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut active = tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?;
+            for (h, work) in headers {
+                let hash = h.hash();
+                block.execute(params![
+                    &hash.0 .0[..],
+                    h.height as i64,
+                    &h.prev.0 .0[..],
+                    h.to_bytes(),
+                    &work[..],
+                    BlockStatus::Valid as i64
+                ])?;
+                active.execute(params![h.height as i64, &hash.0 .0[..]])?;
+            }
+            tx.prepare_cached("INSERT OR REPLACE INTO relays VALUES (?1, ?2)")?
+                .execute(params![&hash.0 .0[..], relays])?;
+            tx.execute("DELETE FROM global_item", [])?;
+            tx.execute("DELETE FROM global_change", [])?;
+            let mut put = tx.prepare_cached("INSERT INTO global_item VALUES (?1, ?2, ?3)")?;
+            for (s, k, v) in items {
+                put.execute(params![*s as i64, k, v])?;
+            }
+            let mut at = height.to_le_bytes().to_vec();
+            tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('global_base', ?1)")?
+                .execute([&at[..]])?;
+            tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('tracked', ?1)")?
+                .execute([tracked])?;
+            at.extend_from_slice(&hash.0 .0);
+            tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('bootstrap', ?1)")?
+                .execute([&at[..]])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The checkpoint this chain was started at by a bootstrap (height and hash), if any.
+    pub fn bootstrapped_at(&self) -> Result<Option<(u64, BlockHash)>, StoreError> {
+        self.meta("bootstrap")?
+            .map(|b| {
+                let bad = || StoreError::corrupt("bootstrap checkpoint", "length");
+                let h: [u8; 8] = b.get(..8).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+                let hash: [u8; 32] = b.get(8..).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+                Ok((u64::from_le_bytes(h), BlockHash(Hash256(hash))))
+            })
+            .transpose()
+    }
+
     /// Writes the genesis global state as the base (height 0).
     pub fn init_global_base(&mut self, items: &[GlobalRow]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;

@@ -14,9 +14,14 @@
 //! - **Taking up a shard** (`--track-shards` adding one to a partial node's directory):
 //!   its state is fetched in pages, then the proofs of what it runs next, while blocks wait
 //!   (see `shard_sync.rs`).
-//! - **Serving.** Status, blocks or packages by locator, relay proofs, state pages. A
+//! - **A brand-new partial node** behind peers past half the undo depth starts from a
+//!   checkpoint instead of genesis: headers, then the checkpoint's global state, then its
+//!   shards by state sync (see `bootstrap.rs`).
+//! - **Serving.** Status, blocks, packages or headers by locator, relay proofs, state and
+//!   global state pages. A
 //!   request that does not decode fails its stream and costs its sender [`GARBAGE_POINTS`].
 
+mod bootstrap;
 mod shard_sync;
 pub mod wire;
 
@@ -174,6 +179,7 @@ pub fn start(
         syncing: None,
         received: HashSet::new(),
         job: None,
+        boot: None,
         one_server: false,
         sync_after: Instant::now(),
         expensive: HashMap::new(),
@@ -186,13 +192,14 @@ pub fn start(
 }
 
 /// The items `item` gives for the active blocks after the first hash of `locator` on our
-/// active chain (after genesis when none is), at most `max` (capped at
-/// [`wire::MAX_BLOCKS`]) and about [`RESPONSE_BLOCK_BYTES`]. An error on the first block is
+/// active chain (after genesis when none is), at most `max` (capped at `cap`) and about
+/// [`RESPONSE_BLOCK_BYTES`]. An error on the first block is
 /// the answer; on a later one the list stops there.
 fn after_locator(
     chain: &rexe_chain::Chain,
     locator: &[BlockHash],
     max: u16,
+    cap: u64,
     item: impl Fn(BlockHash) -> std::result::Result<Vec<u8>, String>,
 ) -> std::result::Result<Vec<Vec<u8>>, String> {
     let start = locator
@@ -204,7 +211,7 @@ fn after_locator(
         .unwrap_or(1);
     let mut out = Vec::new();
     let mut bytes = 0;
-    let max = max.min(wire::MAX_BLOCKS) as u64;
+    let max = u64::from(max).min(cap);
     for height in start..start.saturating_add(max) {
         let Some(hash) = chain.hash_at(height) else {
             break;
@@ -230,6 +237,10 @@ enum Pending {
     Packages,
     StatePage,
     SyncProof,
+    Headers,
+    BootPackage,
+    BootProof,
+    BootGlobal,
 }
 
 struct P2pNode {
@@ -256,6 +267,8 @@ struct P2pNode {
     claimed: HashMap<PeerId, [u8; 32]>,
     /// The shard being taken up, if any.
     job: Option<shard_sync::Job>,
+    /// The bootstrap under way, if any.
+    boot: Option<bootstrap::Boot>,
     /// Take every page of the next state sync from one peer (after a sync whose rows
     /// missed the root could not be blamed on one).
     one_server: bool,
@@ -291,6 +304,7 @@ fn peer_at_fault(e: &BlockError) -> bool {
             | BlockError::TimeTooNew { .. }
             | BlockError::ReorgTooDeep { .. }
             | BlockError::BelowAnchor { .. }
+            | BlockError::BelowCheckpoint { .. }
             | BlockError::Store(_)
             | BlockError::Exec(rexe_chain::exec::ExecError::Store(_))
     )
@@ -306,6 +320,7 @@ impl P2pNode {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.publish_tip();
+            self.drive_bootstrap();
             self.drive_shard_sync();
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
@@ -433,6 +448,15 @@ impl P2pNode {
                         self.sync_refused();
                     }
                 }
+                if matches!(
+                    what,
+                    Pending::Headers
+                        | Pending::BootPackage
+                        | Pending::BootProof
+                        | Pending::BootGlobal
+                ) {
+                    self.boot_answered(result.is_ok());
+                }
                 match (result, what) {
                     (Ok(bytes), what) => match Response::from_bytes(&bytes) {
                         Ok(resp) => self.response(from, what, resp),
@@ -477,8 +501,9 @@ impl P2pNode {
         };
         let hash = block.header.hash();
         self.received.insert(hash);
-        if self.taking_up() {
-            // Blocks wait while a shard's state is fetched at the tip.
+        if self.taking_up() || (self.partial.is_some() && self.bootstrapping()) {
+            // Blocks wait while a shard's state is fetched at the tip, or the node has yet
+            // to take its checkpoint.
             return Verdict::Ignore;
         }
         if self.partial.is_some() {
@@ -544,7 +569,7 @@ impl P2pNode {
                 work: chain.tip_work().to_be_bytes(),
             },
             Request::Blocks { locator, max } => {
-                match after_locator(&chain, &locator, max, |h| {
+                match after_locator(&chain, &locator, max, wire::MAX_BLOCKS.into(), |h| {
                     chain
                         .block(h)
                         .map_err(|e| e.to_string())?
@@ -559,7 +584,7 @@ impl P2pNode {
                 locator,
                 max,
                 tracked,
-            } => match after_locator(&chain, &locator, max, |h| {
+            } => match after_locator(&chain, &locator, max, wire::MAX_BLOCKS.into(), |h| {
                 chain
                     .partial_block(h, &tracked)
                     .map(|p| p.to_bytes())
@@ -583,6 +608,30 @@ impl P2pNode {
                 max_rows,
             } => match chain.state_page(shard, block, from, max_rows.into()) {
                 Ok(p) => Response::StatePage(p.to_bytes()),
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::Headers { locator, max } => {
+                let max = max.min(rexe_chain::bootstrap::MAX_HEADERS);
+                // Seals are read from the bodies: an answer reads about as many bytes of
+                // them as a batch of blocks sends.
+                let read = std::cell::Cell::new(0usize);
+                match after_locator(&chain, &locator, max, u64::from(max), |h| {
+                    if read.get() >= RESPONSE_BLOCK_BYTES {
+                        return Err("enough for one answer".into());
+                    }
+                    let (sealed, body) = chain
+                        .sealed_header(h)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("the body of block {h} is not stored"))?;
+                    read.set(read.get() + body);
+                    Ok(sealed.to_bytes())
+                }) {
+                    Ok(headers) => Response::Headers(headers),
+                    Err(e) => Response::Error(e),
+                }
+            }
+            Request::GlobalPage { block, from } => match chain.global_page(block, from) {
+                Ok(p) => Response::GlobalPage(p.to_bytes()),
                 Err(e) => Response::Error(e.to_string()),
             },
         }
@@ -632,7 +681,11 @@ impl P2pNode {
                 self.claimed.insert(from, work);
                 self.note_heights();
                 let ours = self.shared.chain().tip_work().to_be_bytes();
-                if work > ours && self.syncing.is_none() && !self.taking_up() {
+                if work > ours
+                    && self.syncing.is_none()
+                    && !self.taking_up()
+                    && !self.bootstrapping()
+                {
                     tracing::info!(peer = %from, height, "peer has more work; fetching blocks");
                     self.fetch(from);
                 }
@@ -698,11 +751,24 @@ impl P2pNode {
                 }
             }
             (Pending::StatePage, Response::StatePage(bytes)) => self.sync_page(from, &bytes),
+            (Pending::Headers, Response::Headers(items)) => self.boot_headers(from, items),
+            (Pending::BootPackage, Response::Packages(items)) => self.boot_package(from, items),
+            (Pending::BootProof, Response::RelayProof(bytes)) => self.boot_proof(from, &bytes),
+            (Pending::BootGlobal, Response::GlobalPage(bytes)) => self.boot_global(from, &bytes),
             (Pending::SyncProof, Response::RelayProof(bytes)) => self.sync_proof(from, &bytes),
             (what, Response::Error(e)) => {
                 tracing::debug!(peer = %from, error = %e, "peer could not answer");
                 if matches!(what, Pending::StatePage | Pending::SyncProof) {
                     self.sync_refused();
+                }
+                if matches!(
+                    what,
+                    Pending::Headers
+                        | Pending::BootPackage
+                        | Pending::BootProof
+                        | Pending::BootGlobal
+                ) {
+                    self.boot_answered(false);
                 }
                 self.done_syncing(from);
             }

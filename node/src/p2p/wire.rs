@@ -1,6 +1,7 @@
 //! The sync protocol's messages, in rexe's canonical encoding. Each request and response is
 //! one stream (see `rexe-net`); what does not decode here fails that stream only.
 
+use rexe_chain::bootstrap::{decode_cursor, encode_cursor, GlobalCursor, MAX_HEADERS};
 use rexe_chain::encode::{decode_list, encode_list, Decode, DecodeError, Encode, Reader};
 use rexe_chain::sync::StateCursor;
 use rexe_chain::{BlockHash, Hash256, ShardId};
@@ -55,6 +56,22 @@ pub enum Request {
         /// Rows wanted (the server caps it).
         max_rows: u16,
     },
+    /// Active headers with their seals after the first hash of `locator` the peer has on
+    /// its active chain (genesis when none), at most `max` (a new node's header sync, see
+    /// `rexe_chain::bootstrap`).
+    Headers {
+        /// As for blocks.
+        locator: Vec<BlockHash>,
+        /// Most headers wanted (capped at [`MAX_HEADERS`]).
+        max: u16,
+    },
+    /// One page of the global state at `block` from `from` (see `rexe_chain::bootstrap`).
+    GlobalPage {
+        /// The block whose global state is wanted.
+        block: BlockHash,
+        /// Where the page starts.
+        from: GlobalCursor,
+    },
 }
 
 /// The answer.
@@ -79,6 +96,10 @@ pub enum Response {
     Packages(Vec<Vec<u8>>),
     /// An encoded state page.
     StatePage(Vec<u8>),
+    /// Encoded sealed headers, in height order.
+    Headers(Vec<Vec<u8>>),
+    /// An encoded global state page.
+    GlobalPage(Vec<u8>),
     /// The request was understood but cannot be answered.
     Error(String),
 }
@@ -137,6 +158,19 @@ impl Encode for Request {
                 from.encode(out);
                 max_rows.encode(out);
             }
+            Request::Headers { locator, max } => {
+                out.push(5);
+                rexe_chain::encode::write_compact_size(out, locator.len() as u64);
+                for h in locator {
+                    out.extend_from_slice(&h.0 .0);
+                }
+                max.encode(out);
+            }
+            Request::GlobalPage { block, from } => {
+                out.push(6);
+                out.extend_from_slice(&block.0 .0);
+                encode_cursor(from, out);
+            }
         }
     }
 }
@@ -187,6 +221,21 @@ impl Decode for Request {
                 from: StateCursor::decode(r)?,
                 max_rows: u16::decode(r)?,
             }),
+            5 => {
+                let n = r.length(32)?;
+                if n > MAX_LOCATOR {
+                    return Err(DecodeError::Invalid("locator too long"));
+                }
+                let locator = (0..n).map(|_| hash(r)).collect::<Result<_, _>>()?;
+                Ok(Request::Headers {
+                    locator,
+                    max: u16::decode(r)?,
+                })
+            }
+            6 => Ok(Request::GlobalPage {
+                block: hash(r)?,
+                from: decode_cursor(r)?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "request",
                 tag,
@@ -226,6 +275,14 @@ impl Encode for Response {
                 out.push(5);
                 p.encode(out);
             }
+            Response::Headers(h) => {
+                out.push(6);
+                encode_list(h, out);
+            }
+            Response::GlobalPage(p) => {
+                out.push(7);
+                p.encode(out);
+            }
             Response::Error(e) => {
                 out.push(3);
                 let mut cut = e.len().min(MAX_ERROR);
@@ -263,6 +320,14 @@ impl Decode for Response {
                 Ok(Response::Packages(p))
             }
             5 => Ok(Response::StatePage(Vec::<u8>::decode(r)?)),
+            6 => {
+                let h: Vec<Vec<u8>> = decode_list(r, 1)?;
+                if h.len() > MAX_HEADERS as usize {
+                    return Err(DecodeError::Invalid("too many headers"));
+                }
+                Ok(Response::Headers(h))
+            }
+            7 => Ok(Response::GlobalPage(Vec::<u8>::decode(r)?)),
             3 => {
                 let b = Vec::<u8>::decode(r)?;
                 if b.len() > MAX_ERROR {
@@ -309,6 +374,18 @@ mod tests {
                 from: StateCursor::Accounts(Some(rexe_chain::Address([3; 32]))),
                 max_rows: 4096,
             },
+            Request::Headers {
+                locator: vec![h; 2],
+                max: 500,
+            },
+            Request::GlobalPage {
+                block: h,
+                from: Some((3, b"key".to_vec())),
+            },
+            Request::GlobalPage {
+                block: h,
+                from: None,
+            },
         ] {
             assert_eq!(Request::from_bytes(&m.to_bytes()).unwrap(), m);
         }
@@ -323,6 +400,8 @@ mod tests {
             Response::RelayProof(vec![9; 40]),
             Response::Packages(vec![vec![1; 5]]),
             Response::StatePage(vec![2; 70]),
+            Response::Headers(vec![vec![4; 90], vec![5; 3]]),
+            Response::GlobalPage(vec![6; 12]),
             Response::Error("pruned".into()),
         ] {
             assert_eq!(Response::from_bytes(&m.to_bytes()).unwrap(), m);

@@ -407,6 +407,38 @@ impl ShardStore {
         Ok(progress)
     }
 
+    /// Empties the store and puts it at `height` with no undo records: a shard this node
+    /// does not run yet, on a node that starts at a checkpoint (see [`crate::bootstrap`]).
+    /// Rolling back below `height` then fails by name. Idempotent.
+    pub fn reset_to(&mut self, height: u64) -> Result<(), StoreError> {
+        let empty = LtHash::new();
+        let tx = self.conn.transaction()?;
+        for table in ["accounts", "contract_state", "undo", "state_undo"] {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        for key in [PROGRESS, SUM] {
+            tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
+            [&height.to_le_bytes()[..]],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('lthash', ?1)",
+            [empty.to_bytes()],
+        )?;
+        tx.commit()?;
+        self.cache.clear();
+        self.scache.clear();
+        self.pending.clear();
+        self.snapshot = None;
+        self.lthash = empty;
+        self.height = height;
+        self.flushed_height = height;
+        self.initialized = true;
+        Ok(())
+    }
+
     /// Forgets the sync's progress; with `rows`, drops the synced rows too.
     pub fn sync_clear(&mut self, rows: bool) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
