@@ -612,6 +612,9 @@ pub struct Chain {
     /// The height of the checkpoint this node was bootstrapped at (0: none): no block at
     /// or below it can be rolled back.
     checkpoint: u64,
+    /// The global state last served in pages: `(block, tip then, image)`, so that the
+    /// pages of one block cost one copy of the image while the tip stays.
+    global_pages: Option<(BlockHash, BlockHash, GlobalImage)>,
 }
 
 /// Counters since the chain was opened (for metrics).

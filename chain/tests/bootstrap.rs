@@ -127,7 +127,7 @@ fn headers(server: &Chain, node: &Chain) -> HeaderChain {
 }
 
 /// The global state of `block`, page by page.
-fn global_items(server: &Chain, block: BlockHash) -> Vec<GlobalItem> {
+fn global_items(server: &mut Chain, block: BlockHash) -> Vec<GlobalItem> {
     let mut items = Vec::new();
     let mut from: GlobalCursor = None;
     loop {
@@ -190,7 +190,7 @@ struct Served {
     items: Vec<GlobalItem>,
 }
 
-fn serve(server: &Chain, node: &Chain) -> Served {
+fn serve(server: &mut Chain, node: &Chain) -> Served {
     let hc = headers(server, node);
     let checkpoint = hc.height() - node.bootstrap_depth();
     let hash = hc.hash_at(checkpoint).unwrap();
@@ -327,8 +327,8 @@ fn bent_bootstrap_data_is_refused_before_anything_is_written() {
     let params = s.net.chain.params().clone();
     let mut node = open_partial(dir.path(), &params, &MINE).unwrap();
     busy_chain(&mut s, node.bootstrap_depth());
+    let d = serve(&mut s.net.chain, &node);
     let full = &s.net.chain;
-    let d = serve(full, &node);
     let try_with = |node: &mut Chain,
                     package: &rexe_chain::partial::PartialBlock,
                     own: &RelayProof,
@@ -526,7 +526,7 @@ fn a_bootstrap_interrupted_before_the_shard_files_is_completed_at_restart() {
     let params = s.net.chain.params().clone();
     let mut node = open_partial(dir.path(), &params, &MINE).unwrap();
     busy_chain(&mut s, node.bootstrap_depth());
-    let d = serve(&s.net.chain, &node);
+    let d = serve(&mut s.net.chain, &node);
     node.bootstrap(&d.hc, d.checkpoint, &d.package, &d.own, d.items)
         .unwrap();
     drop(node);

@@ -113,9 +113,9 @@ impl Chain {
 
     /// One page of the global state at active block `block` (within the undo depth): the
     /// items after `from`, about [`GLOBAL_PAGE_BYTES`]. Served by any node (every node
-    /// runs the global lane).
+    /// runs the global lane). The state at `block` is built once per block and tip.
     pub fn global_page(
-        &self,
+        &mut self,
         block: BlockHash,
         from: GlobalCursor,
     ) -> Result<GlobalPage, BootstrapError> {
@@ -140,19 +140,28 @@ impl Chain {
             )));
         }
         // The tip's image with the changesets of the blocks above `block` undone.
-        let corrupt = |e: String| BootstrapError::Store(StoreError::corrupt("global state", e));
-        let mut image = self.global.clone();
-        for h in (height + 1..=tip).rev() {
-            if let Some(data) = self.db.global_changes(self.active[h as usize])? {
-                let undo: Vec<ItemChange> = decode_changes(&data)
-                    .map_err(|e| corrupt(e.to_string()))?
-                    .iter()
-                    .rev()
-                    .map(ItemChange::reversed)
-                    .collect();
-                image.apply(&undo).map_err(corrupt)?;
+        let tip_hash = self.tip_hash();
+        let cached = self
+            .global_pages
+            .as_ref()
+            .is_some_and(|(b, t, _)| *b == block && *t == tip_hash);
+        if !cached {
+            let corrupt = |e: String| BootstrapError::Store(StoreError::corrupt("global state", e));
+            let mut image = self.global.clone();
+            for h in (height + 1..=tip).rev() {
+                if let Some(data) = self.db.global_changes(self.active[h as usize])? {
+                    let undo: Vec<ItemChange> = decode_changes(&data)
+                        .map_err(|e| corrupt(e.to_string()))?
+                        .iter()
+                        .rev()
+                        .map(ItemChange::reversed)
+                        .collect();
+                    image.apply(&undo).map_err(corrupt)?;
+                }
             }
+            self.global_pages = Some((block, tip_hash, image));
         }
+        let image = &self.global_pages.as_ref().expect("set above").2;
         let mut items: Vec<GlobalItem> = Vec::new();
         let mut bytes = 0;
         let mut more = false;

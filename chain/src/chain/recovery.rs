@@ -82,6 +82,7 @@ impl Chain {
             tracked,
             adding: Vec::new(),
             checkpoint: 0,
+            global_pages: None,
             checkpointer,
             mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,

@@ -28,10 +28,12 @@ use rexe_chain::{BlockError, BlockHash, ShardId};
 use rexe_net::PeerId;
 
 use super::wire::{Request, MAX_LOCATOR};
-use super::{P2pNode, Pending, GARBAGE_POINTS, INVALID_POINTS};
+use super::{P2pNode, Pending, EMPTY_POINTS, GARBAGE_POINTS, INVALID_POINTS};
 
 /// How long a request may stay unanswered before another peer is asked.
 const ASK_TTL: Duration = Duration::from_secs(20);
+/// How long an abandoned bootstrap waits before another starts.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A bootstrap under way.
 pub(super) struct Boot {
@@ -80,6 +82,9 @@ impl P2pNode {
             return;
         }
         if self.boot.is_none() {
+            if Instant::now() < self.boot_after {
+                return;
+            }
             let best = self.heights.values().copied().max().unwrap_or(0);
             let headers = {
                 let c = self.shared.chain();
@@ -116,7 +121,9 @@ impl P2pNode {
         if boot.asked.is_some_and(|t| t.elapsed() < ASK_TTL) {
             return;
         }
-        if !peers.contains(&boot.source) {
+        // The source until it fails; then the peers in turn (the one that answers becomes
+        // the source).
+        if !peers.contains(&boot.source) || boot.failures > 0 {
             boot.source = peers[boot.turn % peers.len()];
         }
         if boot.failures >= 2 * peers.len() {
@@ -165,12 +172,7 @@ impl P2pNode {
             self.finish_bootstrap();
             return;
         };
-        let peer = if boot.failures == 0 {
-            boot.source
-        } else {
-            peers[boot.turn % peers.len()]
-        };
-        boot.turn += 1;
+        let peer = boot.source;
         boot.asked = Some(Instant::now());
         self.ask(peer, req.0, req.1);
     }
@@ -223,6 +225,7 @@ impl P2pNode {
                         "more headers than the height it reported",
                     );
                     self.boot = None;
+                    self.boot_after = Instant::now() + RETRY_AFTER;
                     return;
                 }
             }
@@ -238,6 +241,19 @@ impl P2pNode {
                 return;
             }
         }
+        if batch.is_empty()
+            && self
+                .heights
+                .get(&from)
+                .is_some_and(|h| *h > boot.headers.height())
+        {
+            // It said it has more and sent none.
+            self.net
+                .penalize(from, EMPTY_POINTS, "reported a height and sent no headers");
+            boot.failures += 1;
+            boot.turn += 1;
+            return;
+        }
         if batch.len() >= MAX_HEADERS as usize {
             return;
         }
@@ -249,6 +265,7 @@ impl P2pNode {
                 "too few headers for a checkpoint; taking blocks from genesis instead"
             );
             self.boot = None;
+            self.boot_after = Instant::now() + RETRY_AFTER;
             return;
         }
         let height = boot.headers.height() - depth;
@@ -289,7 +306,12 @@ impl P2pNode {
             return self.boot_answered(false);
         }
         match pb.check(&vec![false; n]) {
-            Ok(_) => f.package = Some(pb),
+            Ok(_) => {
+                f.package = Some(pb);
+                if let Some(b) = self.boot.as_mut() {
+                    b.failures = 0;
+                }
+            }
             Err(e) => self
                 .net
                 .penalize(from, INVALID_POINTS, format!("checkpoint package: {e}")),
@@ -313,7 +335,10 @@ impl P2pNode {
         let header = boot.headers.header(f.height).expect("checkpoint held");
         let fits = proof.block == f.hash && proof.origin.is_global() && proof.target.is_global();
         match proof.verify(header) {
-            Ok(()) if fits => f.global_own = Some(proof),
+            Ok(()) if fits => {
+                f.global_own = Some(proof);
+                boot.failures = 0;
+            }
             Ok(()) => self
                 .net
                 .penalize(from, GARBAGE_POINTS, "relay proof: not the one asked for"),
@@ -353,6 +378,7 @@ impl P2pNode {
             self.net
                 .penalize(from, INVALID_POINTS, "global state past the limit");
             self.boot = None;
+            self.boot_after = Instant::now() + RETRY_AFTER;
             return;
         }
         f.servers.insert(from);
@@ -396,7 +422,10 @@ impl P2pNode {
                 }
                 tracing::warn!(error = %e, "bootstrap starts over");
             }
-            Err(e) => tracing::warn!(error = %e, "bootstrap failed; starting over"),
+            Err(e) => {
+                tracing::warn!(error = %e, "bootstrap failed; starting over");
+                self.boot_after = Instant::now() + RETRY_AFTER;
+            }
         }
     }
 }

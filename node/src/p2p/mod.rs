@@ -180,6 +180,7 @@ pub fn start(
         received: HashSet::new(),
         job: None,
         boot: None,
+        boot_after: Instant::now(),
         one_server: false,
         sync_after: Instant::now(),
         expensive: HashMap::new(),
@@ -269,6 +270,8 @@ struct P2pNode {
     job: Option<shard_sync::Job>,
     /// The bootstrap under way, if any.
     boot: Option<bootstrap::Boot>,
+    /// No new bootstrap starts before this (after one was abandoned).
+    boot_after: Instant,
     /// Take every page of the next state sync from one peer (after a sync whose rows
     /// missed the root could not be blamed on one).
     one_server: bool,
