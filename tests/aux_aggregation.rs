@@ -116,31 +116,11 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
     let nmc_spec = format!("http://u:p@{},chain-id=0x0001,name=nmc", nmc.rpc);
     let doge_spec = format!("{},u:p,address={doge_payout},name=doge", doge.rpc);
     let miner_cmd = |proxy: &str, aux: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.args([
-            "miner",
-            "run",
-            "--bitcoind",
-            &btc_node.rpc_addr.to_string(),
-            "--bitcoind-cookie",
-            btc_node.cookie_path.to_str().unwrap(),
-            "--l2",
-            &l2.rpc,
-            "--l2-auth",
-            "u:p",
-            "--payout",
-            &payout,
-            "--proxy-listen",
-            proxy,
-            "--watch-interval-ms",
-            "50",
-            "--aux-chain-timeout",
-            "1",
-        ]);
+        let mut c = miner_command(&btc_node, &l2.rpc, &payout, proxy);
+        c.args(["--watch-interval-ms", "50", "--aux-chain-timeout", "1"]);
         for a in aux {
             c.args(["--aux-chain", a]);
         }
-        c.env("RUST_LOG", "warn");
         c
     };
 
@@ -291,11 +271,7 @@ fn proxy_merge_mines_three_chains_in_one_tree_and_survives_a_dead_chain() {
         checked_seal(&nmc, round, ChainId::NAMECOIN);
     }
 
-    let out = Command::new(BIN)
-        .args(["miner", "stats", "--proxy", &proxy_addr])
-        .output()
-        .unwrap();
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = proxy_stats(&proxy_addr);
     let chains = &s["chains"];
     assert_eq!(chains["rexe"]["sealed"], json!(6), "{s}");
     assert_eq!(chains["rexe"]["chain_id"], json!(0x0b42), "{s}");

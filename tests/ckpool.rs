@@ -29,14 +29,6 @@ use serde_json::{json, Value};
 /// The merged-mining magic (`fabe6d6d`) in a coinbase scriptSig.
 const MM_MAGIC: [u8; 4] = [0xfa, 0xbe, 0x6d, 0x6d];
 
-fn proxy_stats(proxy_addr: &str) -> Value {
-    let out = Command::new(BIN)
-        .args(["miner", "stats", "--proxy", proxy_addr])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 fn tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -165,30 +157,12 @@ fn stack(setup: Setup) -> Option<Stack> {
 
     // The proxy, in front of the embedded node, is ckpool's only bitcoind.
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let proxy = KillOnDrop(
-        Command::new(BIN)
-            .args([
-                "miner",
-                "run",
-                "--bitcoind",
-                &btc_node.rpc_addr.to_string(),
-                "--bitcoind-cookie",
-                btc_node.cookie_path.to_str().unwrap(),
-                "--l2",
-                &l2.rpc,
-                "--l2-auth",
-                "u:p",
-                "--payout",
-                &payout,
-                "--proxy-listen",
-                &proxy_addr,
-                "--watch-interval-ms",
-                "200",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let proxy = miner_run(
+        &btc_node,
+        &l2,
+        &payout,
+        &proxy_addr,
+        &["--watch-interval-ms", "200"],
     );
     let via_proxy = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
     wait_for("the proxy", || {

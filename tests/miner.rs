@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;
@@ -386,51 +385,6 @@ fn burn_address() -> String {
         bitcoin::Network::Regtest,
     )
     .to_string()
-}
-
-/// Starts `rexe miner run` (proxy on `proxy_addr`, watcher) for `btc_node` and the L2 node
-/// `l2` (credentials `u:p`), paying `payout`, with `extra` flags.
-fn miner_run(
-    btc_node: &RegtestNode,
-    l2: &Running,
-    payout: &str,
-    proxy_addr: &str,
-    extra: &[&str],
-) -> KillOnDrop {
-    let rpc = btc_node.rpc_addr.to_string();
-    KillOnDrop(
-        Command::new(BIN)
-            .args([
-                "miner",
-                "run",
-                "--bitcoind",
-                &rpc,
-                "--bitcoind-cookie",
-                btc_node.cookie_path.to_str().unwrap(),
-                "--l2",
-                &l2.rpc,
-                "--l2-auth",
-                "u:p",
-                "--payout",
-                payout,
-                "--proxy-listen",
-                proxy_addr,
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// The counters of the proxy on `proxy_addr`, as `rexe miner stats` prints them.
-fn proxy_stats(proxy_addr: &str) -> Value {
-    let out = Command::new(BIN)
-        .args(["miner", "stats", "--proxy", proxy_addr])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Sends `head` (a whole HTTP request head) and maybe a body; returns what the server

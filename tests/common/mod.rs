@@ -187,6 +187,63 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `rexe miner run` in front of the Bitcoin node `btc_node` for the L2 node at `l2_rpc`
+/// (auth `u:p`), paying `payout`, with its proxy on `proxy_addr`: the command, for more
+/// flags.
+pub fn miner_command(
+    btc_node: &rexe_regtest::RegtestNode,
+    l2_rpc: &str,
+    payout: &str,
+    proxy_addr: &str,
+) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "miner",
+        "run",
+        "--bitcoind",
+        &btc_node.rpc_addr.to_string(),
+        "--bitcoind-cookie",
+        btc_node.cookie_path.to_str().unwrap(),
+        "--l2",
+        l2_rpc,
+        "--l2-auth",
+        "u:p",
+        "--payout",
+        payout,
+        "--proxy-listen",
+        proxy_addr,
+    ])
+    .env("RUST_LOG", "warn");
+    c
+}
+
+/// [`miner_command`] with `extra` flags, started (killed on drop).
+pub fn miner_run(
+    btc_node: &rexe_regtest::RegtestNode,
+    l2: &Running,
+    payout: &str,
+    proxy_addr: &str,
+    extra: &[&str],
+) -> KillOnDrop {
+    KillOnDrop(
+        miner_command(btc_node, &l2.rpc, payout, proxy_addr)
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The counters of the proxy on `proxy_addr`, as `rexe miner stats` prints them (null
+/// when it does not answer).
+pub fn proxy_stats(proxy_addr: &str) -> Value {
+    let out = Command::new(BIN)
+        .args(["miner", "stats", "--proxy", proxy_addr])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

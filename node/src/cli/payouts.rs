@@ -132,6 +132,7 @@ fn settle(
     p: &Paid,
     tip: u64,
     dry_run: bool,
+    confirmed: &mut Option<u64>,
     report: &mut Report,
 ) -> Result<bool> {
     let txid: rexe_chain::Txid = p.txid.parse().context("a record's txid")?;
@@ -139,7 +140,11 @@ fn settle(
         report.already_paid += 1;
         return Ok(true);
     }
-    let (confirmed_nonce, _) = client.nonces()?;
+    // Asked once per run: settling only broadcasts again, it confirms nothing.
+    let confirmed_nonce = match *confirmed {
+        Some(n) => n,
+        None => *confirmed.insert(client.nonces()?.0),
+    };
     if confirmed_nonce > p.nonce || tip >= p.expiry_height {
         // Another transaction took its nonce, or it expired unconfirmed: it never paid.
         report.dropped += 1;
@@ -176,8 +181,17 @@ pub fn pay(a: PayArgs) -> Result<()> {
 
     // Earlier payments first, so that none is made twice.
     let mut changed = false;
+    let mut confirmed = None;
     for block in paid.keys().cloned().collect::<Vec<_>>() {
-        if !settle(&client, &paid[&block], tip, a.dry_run, &mut report)? {
+        let settled = settle(
+            &client,
+            &paid[&block],
+            tip,
+            a.dry_run,
+            &mut confirmed,
+            &mut report,
+        )?;
+        if !settled {
             paid.remove(&block);
             changed = true;
         }
