@@ -350,8 +350,8 @@ pub fn tx_json(tx: &Transaction, network: Network, include_hex: bool) -> Value {
 /// Core's `validateaddress` (`rpc/output_script.cpp`): for a valid address `isvalid`,
 /// `address`, `scriptPubKey` and `DescribeAddress`'s `isscript`/`iswitness`/
 /// `witness_version`/`witness_program`; otherwise `isvalid: false` with Core's `error`
-/// (`DecodeDestination`'s messages; `error_locations` is left empty for Bech32 typos, where
-/// Core locates the bad characters).
+/// (`DecodeDestination`'s messages) and `error_locations` (the characters to check in a
+/// string with this network's Bech32 prefix, see [`crate::bech32_errors`]).
 pub fn validate_address(s: &str, network: Network) -> Value {
     let hrp = match network {
         Network::Bitcoin => "bc",
@@ -363,7 +363,8 @@ pub fn validate_address(s: &str, network: Network) -> Value {
         .ok()
         .and_then(|a| a.require_network(network).ok());
     let Some(address) = parsed else {
-        return json!({"isvalid": false, "error_locations": [], "error": address_error(s, hrp, network)});
+        let (error, at) = address_error(s, hrp, network);
+        return json!({"isvalid": false, "error_locations": at, "error": error});
     };
     let spk = address.script_pubkey();
     let mut m = Map::new();
@@ -403,8 +404,20 @@ pub fn validate_address(s: &str, network: Network) -> Value {
     Value::Object(m)
 }
 
-/// `DecodeDestination`'s error message for a string that is no address of `network`.
-fn address_error(s: &str, hrp: &str, network: Network) -> String {
+/// `DecodeDestination`'s error message for a string that is no address of `network`, and the
+/// positions of the characters at fault when it locates them.
+fn address_error(s: &str, hrp: &str, network: Network) -> (String, Vec<usize>) {
+    let message = address_message(s, hrp, network);
+    if message.is_empty() {
+        // Core's Bech32 decoding failed: the reason and the places come from locating the
+        // errors.
+        return crate::bech32_errors::locate_errors(s);
+    }
+    (message, Vec::new())
+}
+
+/// [`address_error`]'s message, empty where the string is to be located as a Bech32 one.
+fn address_message(s: &str, hrp: &str, network: Network) -> String {
     // Bytes, not a str slice: the text is untrusted and may split a UTF-8 character there.
     let is_bech32 = s
         .as_bytes()
@@ -428,11 +441,15 @@ fn address_error(s: &str, hrp: &str, network: Network) -> String {
     }
     use bitcoin::bech32::primitives::decode::CheckedHrpstring;
     use bitcoin::bech32::{Bech32, Bech32m};
+    // What Core's Bech32 decoding refuses (length, characters, separator, checksum).
+    if !crate::bech32_errors::locate_errors(s).0.is_empty() {
+        return String::new();
+    }
     let checked = CheckedHrpstring::new::<Bech32>(s)
         .map(|c| (c, false))
         .or_else(|_| CheckedHrpstring::new::<Bech32m>(s).map(|c| (c, true)));
     let Ok((c, bech32m)) = checked else {
-        return "Invalid Bech32 checksum".into();
+        return String::new();
     };
     if !c.hrp().as_str().eq_ignore_ascii_case(hrp) {
         return format!(
@@ -581,6 +598,11 @@ mod tests {
         let c = if bad.ends_with('q') { "p" } else { "q" };
         bad.replace_range(bad.len() - 1.., c);
         assert_eq!(err(&bad), "Invalid Bech32 checksum");
+        // ... located, as Core does.
+        assert_eq!(
+            validate_address(&bad, Network::Regtest)["error_locations"],
+            json!([bad.len() - 1])
+        );
         let program = Address::p2wpkh(&pk, Network::Regtest)
             .script_pubkey()
             .as_bytes()[2..]

@@ -37,6 +37,7 @@
 //! `generateblock`) are never subject to it. Core 29's ephemeral dust and Core 30's relaxed
 //! `OP_RETURN` limits are not followed; see [`policy`] for what is not implemented.
 
+pub mod bech32_errors;
 pub mod chain;
 pub mod core_json;
 pub mod electrum;

@@ -1,7 +1,9 @@
 //! The `validate_address` fuzz target's properties as proptests: `validateaddress` never
 //! panics on any text, `isvalid` is exactly whether rust-bitcoin parses a regtest address
-//! (an invalid one always carries a reason), and a valid answer re-validates to itself.
-//! Inputs: arbitrary strings, and real addresses with one character changed.
+//! (an invalid one always carries a reason and at most two error locations, inside the
+//! string), and a valid answer re-validates to itself; a Bech32 address with one character
+//! substituted is located at that character. Inputs: arbitrary strings, and real addresses
+//! with one character changed.
 
 use bitcoin::Network;
 use proptest::prelude::*;
@@ -19,6 +21,18 @@ fn check(s: &str) {
     } else {
         assert!(
             v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{s:?}: {v}"
+        );
+        let at = v["error_locations"].as_array().expect("error_locations");
+        let inside = at
+            .iter()
+            .all(|i| i.as_u64().is_some_and(|i| (i as usize) < s.len()));
+        // Past Core's 90 characters every extra one is listed.
+        assert!(
+            inside
+                && (at.len() <= 2
+                    || s.len() > 90
+                    || v["error"] == "Invalid character or mixed case"),
             "{s:?}: {v}"
         );
     }
@@ -56,8 +70,22 @@ proptest! {
         let mut a = addresses(seed)[kind].clone();
         check(&a);
         let at = at % a.len();
+        let was = a.clone();
         a.replace_range(at..at + 1, &c);
         check(&a);
         check(&a.to_uppercase());
+        // A substitution in a Bech32 address's data part, by a character of its set: the
+        // checksum fails, and when the message names the address's own encoding, the
+        // character is the one located.
+        let charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+        if kind >= 2 && at >= 5 && charset.contains(c.as_str()) && a != was {
+            let v = validate_address(&a, Network::Regtest);
+            let own = if kind == 4 { "Invalid Bech32m checksum" } else { "Invalid Bech32 checksum" };
+            if v["error"] == own {
+                assert_eq!(v["error_locations"], serde_json::json!([at]), "{a}: {v}");
+            } else {
+                assert!(v["error"].as_str().unwrap().contains("checksum"), "{a}: {v}");
+            }
+        }
     }
 }

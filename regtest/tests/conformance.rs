@@ -218,6 +218,15 @@ fn pool_rpcs(be: &Backend, a: &Key) {
     let mut typo = a.addr.to_string();
     let last = if typo.ends_with('q') { "p" } else { "q" };
     typo.replace_range(typo.len() - 1.., last);
+    if typo.starts_with("bcrt1") {
+        // Core locates a Bech32 typo.
+        let v = be.ok("validateaddress", json!([typo]));
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.ends_with("checksum")),
+            "{v}"
+        );
+        assert_eq!(v["error_locations"], json!([typo.len() - 1]), "{v}");
+    }
     for bad in [main.to_string(), typo, "0OIl".to_string()] {
         let v = be.ok("validateaddress", json!([bad]));
         assert_eq!(v["isvalid"], json!(false), "{bad}: {v}");
