@@ -744,3 +744,60 @@ fn a_brand_new_partial_node_bootstraps_from_a_checkpoint_over_libp2p() {
         json!(at)
     );
 }
+
+/// A partial node is served its packages by another partial node that runs its shards too:
+/// a node on shard 1 whose only peer is a node on {0,1,2} (itself fed by the full node)
+/// follows the chain and agrees with the full node on shard 1.
+#[test]
+fn a_partial_node_syncs_from_a_partial_peer_running_its_shards() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = p2p_node(dirs[0].path(), &[]);
+    let a_addr = p2p_addr(&a);
+    let partial = |dir: &Path, shards: &str, boot: &str, listen: bool| {
+        let mut args = vec![
+            "node",
+            "--datadir",
+            dir.to_str().unwrap(),
+            "--rpc-bind",
+            "127.0.0.1:0",
+            "--bootnode",
+            boot,
+            "--track-shards",
+            shards,
+        ];
+        if listen {
+            args.extend(["--p2p-bind", "127.0.0.1:0"]);
+        }
+        spawn(&args, dir)
+    };
+    let b = partial(dirs[1].path(), "0,1,2", &a_addr, true);
+    let b_addr = p2p_addr(&b);
+    let c = partial(dirs[2].path(), "1", &b_addr, false);
+    let payer = Signer::from_seed(b"payer");
+    mine(&a, 3, b"payer");
+    for round in 0..4u64 {
+        let nonce = rpc(
+            &a,
+            "getaccount",
+            json!([payer.address().encode(Network::Regtest)]),
+        )["next_nonce"]
+            .as_u64()
+            .unwrap();
+        for i in 0..8u8 {
+            let to = Signer::from_seed(&[i]).address();
+            let tx = transfer_tx(&payer, to, 1_000 + round, nonce + u64::from(i));
+            rpc(
+                &a,
+                "sendrawtransaction",
+                json!([tx.to_bytes().to_lower_hex_string()]),
+            );
+        }
+        mine(&a, 1, b"payer");
+    }
+    converge(&a, &[&b, &c]);
+    // Its only peer is the partial node.
+    let peers = rpc(&c, "getnetworkinfo", json!([]))["peers"].clone();
+    assert_eq!(peers.as_array().map(Vec::len), Some(1), "{peers}");
+    let full = rpc(&a, "getshardinfo", json!([]));
+    assert_eq!(tracked_roots(&c), vec![(1, full[1]["state_root"].clone())]);
+}

@@ -207,3 +207,53 @@ fn a_partial_node_restarts_from_its_stored_packages_and_keeps_its_shards() {
     assert!(matches!(e, ChainError::TrackedChanged { .. }), "{e}");
     assert!(e.to_string().contains("0,3"), "{e}");
 }
+
+/// A partial node serves packages for sets of shards it runs: a node on {1} fed only by a
+/// node on {0,1,2} (itself fed by the full node) agrees with the full node through
+/// transfers, token calls and relayed calls, and its packages are the full node's. A set
+/// with a shard the server does not run is refused.
+#[test]
+fn a_partial_node_serves_packages_for_the_shards_it_runs() {
+    let mut net = Net::new(2, 2, 8);
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let mut wide = partial(d1.path(), &net, &[0, 1, 2]);
+    let mut narrow = partial(d2.path(), &net, &[1]);
+    let token = net.deploy(0, example("token"), &json!({"supply": "1000000"}));
+    feed(&net.chain, &mut wide);
+    feed(&wide, &mut narrow);
+    for round in 0..10u64 {
+        busy_round(&mut net, token, round);
+        feed(&net.chain, &mut wide);
+        // The same package from either server (the proofs from shard 0 and 2 made by the
+        // partial node, those from shard 3 passed on from its own package).
+        let tip = net.chain.tip_hash();
+        assert_eq!(
+            wide.partial_block(tip, &[ShardId(1)]).unwrap(),
+            net.chain.partial_block(tip, &[ShardId(1)]).unwrap()
+        );
+        feed(&wide, &mut narrow);
+        agrees(&mut net.chain, &mut narrow);
+    }
+    net.settle();
+    feed(&net.chain, &mut wide);
+    feed(&wide, &mut narrow);
+    agrees(&mut net.chain, &mut narrow);
+    agrees(&mut net.chain, &mut wide);
+    let tip = net.chain.tip_hash();
+    for set in [&[ShardId(3)][..], &[ShardId(1), ShardId(3)]] {
+        let e = wide.partial_block(tip, set).unwrap_err();
+        assert!(e.to_string().contains("does not run"), "{e}");
+    }
+    // Any subset of what it runs, the empty one included (a new node's checkpoint).
+    for set in [
+        &[][..],
+        &[ShardId(0), ShardId(2)],
+        &[ShardId(0), ShardId(1), ShardId(2)],
+    ] {
+        assert_eq!(
+            wide.partial_block(tip, set).unwrap(),
+            net.chain.partial_block(tip, set).unwrap()
+        );
+    }
+}

@@ -45,7 +45,8 @@ pub struct Overrides {
     #[arg(long)]
     pub mdns: bool,
     /// Store and run only these shards, e.g. `0,1` (default: all). Fixed when the data
-    /// directory is made; such a node syncs over p2p from full nodes (see docs/scale-out.md).
+    /// directory is made; such a node syncs over p2p from full nodes, or partial nodes that
+    /// run those shards too (see docs/scale-out.md).
     #[arg(long, value_delimiter = ',')]
     pub track_shards: Vec<u16>,
     /// L2 address paid by `getauxblock` without arguments.

@@ -65,16 +65,13 @@ impl Chain {
 
     /// The package a node running `tracked` needs for active block `hash`: the block with
     /// only those shards' transactions, every chunk's roots, and the proofs of what every
-    /// other shard sent them and the global lane. Served by full nodes, for the blocks
-    /// within the undo depth.
+    /// other shard sent them and the global lane. Served for the blocks within the undo
+    /// depth by full nodes, and by partial nodes for sets of shards they run themselves.
     pub fn partial_block(
         &self,
         hash: BlockHash,
         tracked: &[ShardId],
     ) -> Result<PartialBlock, RelayProofQueryError> {
-        if self.is_partial() {
-            return Err(ChainError::from(StoreError::NotTracked("serving packages")).into());
-        }
         let n = self.params.shard_order.shard_count();
         let mut want = vec![false; n];
         for s in tracked {
@@ -82,6 +79,9 @@ impl Chain {
                 .get_mut(s.index())
                 .filter(|_| !s.is_global())
                 .ok_or(RelayProofQueryError::OutOfRange(*s))? = true;
+        }
+        if self.is_partial() {
+            return self.partial_block_from_package(hash, &want);
         }
         let (header, stored) = self.proof_source(hash)?;
         let mut block = self
@@ -123,6 +123,74 @@ impl Chain {
         Ok(PartialBlock {
             block,
             chunks,
+            relays,
+        })
+    }
+
+    /// [`Chain::partial_block`] on a partial node, for a set `want` of shards it runs: the
+    /// chunks' roots come from the block's stored package; the proofs from the shards it
+    /// runs are made from its own outboxes, those from the shards it does not run are the
+    /// stored package's (they cover every shard it runs, so every shard in `want`).
+    fn partial_block_from_package(
+        &self,
+        hash: BlockHash,
+        want: &[bool],
+    ) -> Result<PartialBlock, RelayProofQueryError> {
+        let n = want.len();
+        if (0..n).any(|s| want[s] && !self.tracked[s]) {
+            return Err(ChainError::from(StoreError::NotTracked(
+                "serving a package for a shard this node does not run",
+            ))
+            .into());
+        }
+        let (header, stored) = self.proof_source(hash)?;
+        let mut block = self
+            .block(hash)?
+            .ok_or(RelayProofQueryError::NotActive(hash))?;
+        let data = self.db.package(hash).map_err(ChainError::from)?.ok_or(
+            RelayProofQueryError::Pruned {
+                hash,
+                height: header.height,
+                kept: self.params.undo_depth,
+            },
+        )?;
+        let package = PartialBlock::from_bytes(&data)
+            .map_err(|e| ChainError::from(StoreError::corrupt("package", e)))?;
+        let targets: Vec<ShardId> = (0..n)
+            .filter(|i| want[*i])
+            .map(|i| ShardId(i as u16))
+            .chain([ShardId::GLOBAL])
+            .collect();
+        let mut relays = Vec::new();
+        for origin in (0..n).filter(|i| !want[*i]).map(|i| ShardId(i as u16)) {
+            if self.tracked[origin.index()] {
+                let prover = Self::prover(header, &stored, origin, hash)?;
+                for t in &targets {
+                    relays.push(
+                        prover
+                            .prove(*t)
+                            .ok_or(RelayProofQueryError::OutOfRange(*t))?,
+                    );
+                }
+            } else {
+                for t in &targets {
+                    let p = package
+                        .relays
+                        .iter()
+                        .find(|p| p.origin == origin && p.target == *t)
+                        .ok_or(RelayProofQueryError::Corrupt(hash))?;
+                    relays.push(p.clone());
+                }
+            }
+        }
+        for (i, list) in block.txs.iter_mut().enumerate() {
+            if !want[i] {
+                list.clear();
+            }
+        }
+        Ok(PartialBlock {
+            block,
+            chunks: package.chunks,
             relays,
         })
     }

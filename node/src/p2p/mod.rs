@@ -10,7 +10,7 @@
 //! - **Partial nodes** (`--track-shards`) fetch packages instead of blocks (their shards'
 //!   transactions, every chunk's roots, relay proofs from the other shards), by locator like
 //!   blocks; a gossiped block only tells them to fetch. Full nodes serve the packages for the
-//!   blocks within the undo depth.
+//!   blocks within the undo depth, and partial nodes for the sets of shards they run.
 //! - **Taking up a shard** (`--track-shards` adding one to a partial node's directory):
 //!   its state is fetched in pages, then the proofs of what it runs next, while blocks wait
 //!   (see `shard_sync.rs`).
