@@ -36,6 +36,9 @@ pub struct ClusterArgs {
     /// Accounts of the state sync phase's chain (a quarter on the shard taken up).
     #[arg(long, default_value_t = 1_000_000)]
     sync_accounts: u64,
+    /// Blocks of the bootstrap phase's chain (a new partial node checks every header).
+    #[arg(long, default_value_t = 5_000)]
+    bootstrap_blocks: u64,
 }
 
 fn config() -> ChainConfig {
@@ -209,6 +212,7 @@ pub fn run(a: &ClusterArgs) -> Result<serde_json::Value> {
     let cluster_tps = txs / cluster_secs;
     drop((full, p0, p1, producer));
     let sync = crate::state_sync::run(a.sync_accounts)?;
+    let boot = crate::bootstrap::run(a.bootstrap_blocks)?;
     Ok(json!({
         "name": "cluster",
         "accounts": a.accounts,
@@ -226,6 +230,7 @@ pub fn run(a: &ClusterArgs) -> Result<serde_json::Value> {
         "block_bytes": block_bytes,
         "package_bytes": package_bytes,
         "state_sync": sync,
+        "bootstrap": boot,
         "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

@@ -3,6 +3,7 @@
 //! `peak_rss_bytes`, so scripts can collect figures.
 
 mod arrays;
+mod bootstrap;
 mod cluster;
 mod contract;
 mod e2e;
