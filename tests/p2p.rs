@@ -70,6 +70,26 @@ fn p2p_addr(n: &Running) -> String {
     addr
 }
 
+/// One block on `a` paying each of `payees` from `payer` (`1_000 + round` sats each).
+fn pay_round(a: &Running, payer: &Signer, payees: &[rexe_chain::Address], round: u64) {
+    let nonce = rpc(
+        a,
+        "getaccount",
+        json!([payer.address().encode(Network::Regtest)]),
+    )["next_nonce"]
+        .as_u64()
+        .unwrap();
+    for (i, to) in payees.iter().enumerate() {
+        let tx = transfer_tx(payer, *to, 1_000 + round, nonce + i as u64);
+        rpc(
+            a,
+            "sendrawtransaction",
+            json!([tx.to_bytes().to_lower_hex_string()]),
+        );
+    }
+    mine(a, 1, b"payer");
+}
+
 fn converge(leader: &Running, others: &[&Running]) {
     let want = tip(leader);
     for o in others {
@@ -522,24 +542,7 @@ fn a_partial_node_takes_up_a_shard_over_libp2p() {
     let payees: Vec<rexe_chain::Address> = (0..12u8)
         .map(|i| Signer::from_seed(&[i]).address())
         .collect();
-    let pay_round = |round: u64| {
-        let nonce = rpc(
-            &a,
-            "getaccount",
-            json!([payer.address().encode(Network::Regtest)]),
-        )["next_nonce"]
-            .as_u64()
-            .unwrap();
-        for (i, to) in payees.iter().enumerate() {
-            let tx = transfer_tx(&payer, *to, 1_000 + round, nonce + i as u64);
-            rpc(
-                &a,
-                "sendrawtransaction",
-                json!([tx.to_bytes().to_lower_hex_string()]),
-            );
-        }
-        mine(&a, 1, b"payer");
-    };
+    let pay_round = |round: u64| pay_round(&a, &payer, &payees, round);
     pay_round(0);
     let c = partial("0,1");
     converge(&a, &[&b, &c]);
@@ -677,24 +680,7 @@ fn a_brand_new_partial_node_bootstraps_from_a_checkpoint_over_libp2p() {
     let payees: Vec<rexe_chain::Address> = (0..12u8)
         .map(|i| Signer::from_seed(&[i]).address())
         .collect();
-    let pay_round = |round: u64| {
-        let nonce = rpc(
-            &a,
-            "getaccount",
-            json!([payer.address().encode(Network::Regtest)]),
-        )["next_nonce"]
-            .as_u64()
-            .unwrap();
-        for (i, to) in payees.iter().enumerate() {
-            let tx = transfer_tx(&payer, *to, 1_000 + round, nonce + i as u64);
-            rpc(
-                &a,
-                "sendrawtransaction",
-                json!([tx.to_bytes().to_lower_hex_string()]),
-            );
-        }
-        mine(&a, 1, b"payer");
-    };
+    let pay_round = |round: u64| pay_round(&a, &payer, &payees, round);
     pay_round(0);
     // Past half the undo depth (200 on regtest).
     mine(&a, 105, b"filler");
@@ -775,24 +761,11 @@ fn a_partial_node_syncs_from_a_partial_peer_running_its_shards() {
     let c = partial(dirs[2].path(), "1", &b_addr, false);
     let payer = Signer::from_seed(b"payer");
     mine(&a, 3, b"payer");
+    let payees: Vec<rexe_chain::Address> = (0..8u8)
+        .map(|i| Signer::from_seed(&[i]).address())
+        .collect();
     for round in 0..4u64 {
-        let nonce = rpc(
-            &a,
-            "getaccount",
-            json!([payer.address().encode(Network::Regtest)]),
-        )["next_nonce"]
-            .as_u64()
-            .unwrap();
-        for i in 0..8u8 {
-            let to = Signer::from_seed(&[i]).address();
-            let tx = transfer_tx(&payer, to, 1_000 + round, nonce + u64::from(i));
-            rpc(
-                &a,
-                "sendrawtransaction",
-                json!([tx.to_bytes().to_lower_hex_string()]),
-            );
-        }
-        mine(&a, 1, b"payer");
+        pay_round(&a, &payer, &payees, round);
     }
     converge(&a, &[&b, &c]);
     // Its only peer is the partial node.

@@ -5,34 +5,16 @@
 //! network); then the checkpoint's package, the global lane's proof and global state pages,
 //! and the start itself. Its shards' state sync is the `state_sync` phase's figure.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rexe_chain::bootstrap::{GlobalPage, SealedHeader, MAX_HEADERS};
 use rexe_chain::encode::{Decode, Encode};
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Chain, ChainConfig, ChainParams, ShardId, Signer};
-use serde_json::json;
+use rexe_chain::{ChainParams, ShardId, Signer};
 
-fn open(
-    dir: &std::path::Path,
-    params: &ChainParams,
-    tracked: Option<Vec<ShardId>>,
-) -> Result<Chain> {
-    Chain::open(
-        dir,
-        params.clone(),
-        ChainConfig {
-            threads: 1,
-            txindex: false,
-            tracked,
-            ..ChainConfig::default()
-        },
-        Arc::new(TestSealer),
-    )
-    .context("opening a bench chain")
-}
+use crate::state_sync::open;
+use serde_json::json;
 
 /// Runs the phase; its figures.
 pub fn run(blocks: u64) -> Result<serde_json::Value> {

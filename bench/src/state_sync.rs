@@ -16,7 +16,8 @@ use rexe_chain::sync::{StatePage, PAGE_ROWS};
 use rexe_chain::{Amount, Chain, ChainConfig, ChainParams, ShardId, Signer};
 use serde_json::json;
 
-fn open(
+/// A bench chain in `dir`, single-threaded, running `tracked` (all: `None`).
+pub(crate) fn open(
     dir: &std::path::Path,
     params: &ChainParams,
     tracked: Option<Vec<ShardId>>,

@@ -37,8 +37,8 @@ use crate::encode::{decode_list, Decode, Encode, Reader};
 use crate::exec::{execute_shard, for_each_shard, BlockEnv, ExecError, ExecMode, ShardOutcome};
 use crate::fee::GasPrice;
 use crate::global::{
-    decode_changes, encode_changes, execute_global, ConservationError, GlobalImage, GlobalOutcome,
-    ItemChange,
+    decode_changes, decode_undo, encode_changes, execute_global, ConservationError, GlobalImage,
+    GlobalOutcome, ItemChange,
 };
 use crate::hash::{merkle_root, tagged_hash, BlockHash, Hash256, Txid};
 use crate::mempool::Mempool;

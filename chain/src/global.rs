@@ -108,6 +108,16 @@ pub fn encode_changes(changes: &[ItemChange]) -> Vec<u8> {
     out
 }
 
+/// The changes that undo an encoded changeset (see [`encode_changes`]): each reversed, last
+/// first.
+pub fn decode_undo(bytes: &[u8]) -> Result<Vec<ItemChange>, DecodeError> {
+    Ok(decode_changes(bytes)?
+        .iter()
+        .rev()
+        .map(ItemChange::reversed)
+        .collect())
+}
+
 /// Decodes [`encode_changes`] output (all of it).
 pub fn decode_changes(bytes: &[u8]) -> Result<Vec<ItemChange>, DecodeError> {
     let mut r = Reader::new(bytes);

@@ -150,12 +150,7 @@ impl Chain {
             let mut image = self.global.clone();
             for h in (height + 1..=tip).rev() {
                 if let Some(data) = self.db.global_changes(self.active[h as usize])? {
-                    let undo: Vec<ItemChange> = decode_changes(&data)
-                        .map_err(|e| corrupt(e.to_string()))?
-                        .iter()
-                        .rev()
-                        .map(ItemChange::reversed)
-                        .collect();
+                    let undo = decode_undo(&data).map_err(|e| corrupt(e.to_string()))?;
                     image.apply(&undo).map_err(corrupt)?;
                 }
             }

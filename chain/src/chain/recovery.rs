@@ -488,12 +488,7 @@ impl Chain {
         let Some(data) = self.db.global_changes(block)? else {
             return Ok(());
         };
-        let undo: Vec<ItemChange> = decode_changes(&data)
-            .map_err(|e| corrupt(e.to_string()))?
-            .iter()
-            .rev()
-            .map(ItemChange::reversed)
-            .collect();
+        let undo = decode_undo(&data).map_err(|e| corrupt(e.to_string()))?;
         self.global.apply(&undo).map_err(corrupt)?;
         apply_to_contracts(&mut self.systems, &undo).map_err(corrupt)?;
         Ok(())

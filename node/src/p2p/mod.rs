@@ -244,6 +244,16 @@ enum Pending {
     BootGlobal,
 }
 
+impl Pending {
+    /// A request of the bootstrap (see `bootstrap.rs`).
+    fn is_boot(&self) -> bool {
+        matches!(
+            self,
+            Pending::Headers | Pending::BootPackage | Pending::BootProof | Pending::BootGlobal
+        )
+    }
+}
+
 struct P2pNode {
     shared: Arc<Shared>,
     net: Handle,
@@ -451,13 +461,7 @@ impl P2pNode {
                         self.sync_refused();
                     }
                 }
-                if matches!(
-                    what,
-                    Pending::Headers
-                        | Pending::BootPackage
-                        | Pending::BootProof
-                        | Pending::BootGlobal
-                ) {
+                if what.is_boot() {
                     self.boot_answered(result.is_ok());
                 }
                 match (result, what) {
@@ -764,13 +768,7 @@ impl P2pNode {
                 if matches!(what, Pending::StatePage | Pending::SyncProof) {
                     self.sync_refused();
                 }
-                if matches!(
-                    what,
-                    Pending::Headers
-                        | Pending::BootPackage
-                        | Pending::BootProof
-                        | Pending::BootGlobal
-                ) {
+                if what.is_boot() {
                     self.boot_answered(false);
                 }
                 self.done_syncing(from);
