@@ -341,9 +341,6 @@ pub enum BootstrapError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The chain could not be set up at the checkpoint.
-    #[error(transparent)]
-    Chain(#[from] Box<crate::ChainError>),
 }
 
 #[cfg(test)]

@@ -257,6 +257,27 @@ impl Chain {
                 got: image.digest(),
             });
         }
+        // The contracts loaded from the items, before anything is written: they must give
+        // the items back (as at open).
+        let mut systems = self.systems.clone();
+        for c in systems.iter_mut() {
+            c.load(&image.items_of(c.id()))
+                .map_err(|e| bad(format!("global items of {}: {e}", c.id())))?;
+        }
+        if let Some(stray) = image
+            .system_ids()
+            .into_iter()
+            .find(|id| systems.get(*id).is_none())
+        {
+            return Err(bad(format!(
+                "global items of {stray}, which is not installed"
+            )));
+        }
+        if GlobalImage::of(&systems).digest() != image.digest() {
+            return Err(bad(
+                "the contracts loaded from the global items do not give them back".into(),
+            ));
+        }
         // The checkpoint's record, as a node running no shard would have stored it: the
         // global lane's own outbox (what waited, then what it deferred to itself) as
         // waiting, the shards' relays to the lane, every chunk's roots.
@@ -324,7 +345,8 @@ impl Chain {
         self.adding = to_take_up;
         self.inbound = inbound;
         self.global_inbound = global_inbound;
-        self.restore_global(checkpoint).map_err(Box::new)?;
+        self.systems = systems;
+        self.global = image;
         self.mempool =
             Mempool::with_capacity(self.params.shard_order, self.config.mempool_per_shard);
         self.prepared = None;
