@@ -514,10 +514,16 @@ impl P2pNode {
             return Verdict::Ignore;
         }
         if self.partial.is_some() {
-            // A partial node takes blocks with their packages: fetch from this peer.
+            // A partial node takes blocks with their packages: fetch from this peer, once
+            // its status is known (a new node far behind bootstraps instead of fetching
+            // from genesis; gossip may come before the first status answer).
             let known = self.shared.chain().header(&hash).is_some();
             if !known && self.syncing.is_none() {
-                self.fetch(from);
+                if self.heights.contains_key(&from) {
+                    self.fetch(from);
+                } else {
+                    self.ask(from, Request::Status, Pending::Status);
+                }
             }
             return Verdict::Ignore;
         }
