@@ -80,63 +80,6 @@ impl Chain {
                 .filter(|_| !s.is_global())
                 .ok_or(RelayProofQueryError::OutOfRange(*s))? = true;
         }
-        if self.is_partial() {
-            return self.partial_block_from_package(hash, &want);
-        }
-        let (header, stored) = self.proof_source(hash)?;
-        let mut block = self
-            .block(hash)?
-            .ok_or(RelayProofQueryError::NotActive(hash))?;
-        let chunks: Vec<ChunkHeader> = stored
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ChunkHeader {
-                tx_root: block
-                    .txs
-                    .get(i)
-                    .map_or(Hash256::ZERO, |t| crate::block::shard_tx_root(t)),
-                state_root: c.state_root,
-                outbox_root: c.outbox_root,
-            })
-            .collect();
-        let mut relays = Vec::new();
-        for origin in (0..n).filter(|i| !want[*i]).map(|i| ShardId(i as u16)) {
-            let prover = Self::prover(header, &stored, origin, hash)?;
-            for target in (0..n)
-                .filter(|i| want[*i])
-                .map(|i| ShardId(i as u16))
-                .chain([ShardId::GLOBAL])
-            {
-                relays.push(
-                    prover
-                        .prove(target)
-                        .ok_or(RelayProofQueryError::OutOfRange(target))?,
-                );
-            }
-        }
-        for (i, list) in block.txs.iter_mut().enumerate() {
-            if !want[i] {
-                list.clear();
-            }
-        }
-        Ok(PartialBlock {
-            block,
-            chunks,
-            relays,
-        })
-    }
-
-    /// [`Chain::partial_block`] on a partial node, for a set `want` of shards it runs: the
-    /// chunks' roots come from the block's stored package; the proofs from the shards it
-    /// runs are made from its own outboxes, those from the shards it does not run are the
-    /// stored package's (they cover every shard it runs, so every shard in `want`).
-    fn partial_block_from_package(
-        &self,
-        hash: BlockHash,
-        want: &[bool],
-    ) -> Result<PartialBlock, RelayProofQueryError> {
-        let n = want.len();
         if (0..n).any(|s| want[s] && !self.tracked[s]) {
             return Err(ChainError::from(StoreError::NotTracked(
                 "serving a package for a shard this node does not run",
@@ -147,15 +90,40 @@ impl Chain {
         let mut block = self
             .block(hash)?
             .ok_or(RelayProofQueryError::NotActive(hash))?;
-        let data = self.db.package(hash).map_err(ChainError::from)?.ok_or(
-            RelayProofQueryError::Pruned {
-                hash,
-                height: header.height,
-                kept: self.params.undo_depth,
-            },
-        )?;
-        let package = PartialBlock::from_bytes(&data)
-            .map_err(|e| ChainError::from(StoreError::corrupt("package", e)))?;
+        // A partial node has the chunks' transaction roots, and the proofs from the shards
+        // it does not run, only in the block's stored package (those proofs cover every
+        // shard it runs, so every shard in `want`).
+        let package = if self.is_partial() {
+            let data = self.db.package(hash).map_err(ChainError::from)?.ok_or(
+                RelayProofQueryError::Pruned {
+                    hash,
+                    height: header.height,
+                    kept: self.params.undo_depth,
+                },
+            )?;
+            Some(
+                PartialBlock::from_bytes(&data)
+                    .map_err(|e| ChainError::from(StoreError::corrupt("package", e)))?,
+            )
+        } else {
+            None
+        };
+        let chunks: Vec<ChunkHeader> = match &package {
+            Some(p) => p.chunks.clone(),
+            None => stored
+                .chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ChunkHeader {
+                    tx_root: block
+                        .txs
+                        .get(i)
+                        .map_or(Hash256::ZERO, |t| crate::block::shard_tx_root(t)),
+                    state_root: c.state_root,
+                    outbox_root: c.outbox_root,
+                })
+                .collect(),
+        };
         let targets: Vec<ShardId> = (0..n)
             .filter(|i| want[*i])
             .map(|i| ShardId(i as u16))
@@ -164,6 +132,7 @@ impl Chain {
         let mut relays = Vec::new();
         for origin in (0..n).filter(|i| !want[*i]).map(|i| ShardId(i as u16)) {
             if self.tracked[origin.index()] {
+                // A shard this node runs: proven from its own outbox.
                 let prover = Self::prover(header, &stored, origin, hash)?;
                 for t in &targets {
                     relays.push(
@@ -173,13 +142,16 @@ impl Chain {
                     );
                 }
             } else {
+                let p = package
+                    .as_ref()
+                    .ok_or(RelayProofQueryError::Corrupt(hash))?;
                 for t in &targets {
-                    let p = package
+                    let proof = p
                         .relays
                         .iter()
-                        .find(|p| p.origin == origin && p.target == *t)
+                        .find(|r| r.origin == origin && r.target == *t)
                         .ok_or(RelayProofQueryError::Corrupt(hash))?;
-                    relays.push(p.clone());
+                    relays.push(proof.clone());
                 }
             }
         }
@@ -190,7 +162,7 @@ impl Chain {
         }
         Ok(PartialBlock {
             block,
-            chunks: package.chunks,
+            chunks,
             relays,
         })
     }
