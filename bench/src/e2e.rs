@@ -91,9 +91,10 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         bail!("need at least 2 accounts, 1 transfer, a batch of 1 and 1 connection");
     }
     eprintln!("raw signature verification on {} threads...", a.threads);
-    let raw = super::sigverify(50_000, a.threads)["ops_per_sec"]
-        .as_f64()
-        .unwrap_or(0.0);
+    let sig = super::sigverify(50_000, a.threads);
+    let raw = sig["ops_per_sec"].as_f64().unwrap_or(0.0);
+    let raw_cached = sig["cached_key_ops_per_sec"].as_f64().unwrap_or(0.0);
+    let keys_before = rexe_chain::address::key_cache_stats();
     let tmp = tempfile::tempdir()?;
     let params = params(a.shard_order, a.accounts)?;
     let config = ChainConfig {
@@ -205,6 +206,8 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let audit = shared.chain().audit_supply()?;
     anyhow::ensure!(audit.holds(), "supply invariant broken after the benchmark");
     let per_sec = a.txs as f64 / secs;
+    let keys_after = rexe_chain::address::key_cache_stats();
+    let (key_hits, key_misses) = (keys_after.0 - keys_before.0, keys_after.1 - keys_before.1);
     Ok(json!({
         "name": "e2e-signed-transfers",
         "accounts": a.accounts,
@@ -218,6 +221,9 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         "ops_per_sec": per_sec,
         "raw_verify_per_sec": raw,
         "ratio_to_raw_verify": per_sec / raw,
+        "raw_verify_cached_key_per_sec": raw_cached,
+        "ratio_to_raw_verify_cached_key": per_sec / raw_cached,
+        "key_cache_hit_rate": key_hits as f64 / (key_hits + key_misses).max(1) as f64,
         "batch_p50_ms": client["batch_p50_ms"],
         "batch_p99_ms": client["batch_p99_ms"],
         "client_send_secs": client["send_secs"],

@@ -2,8 +2,10 @@
 //! mainnet, `trx1…` on test networks), and the key pair that signs for them.
 
 use core::fmt;
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use bitcoin::bech32::{primitives::decode::CheckedHrpstring, Bech32m, Hrp};
 use bitcoin::hashes::{sha256, Hash as _};
@@ -57,9 +59,12 @@ impl Address {
         Address(key.serialize())
     }
 
-    /// The key, if these bytes are a valid curve point.
+    /// The key, if these bytes are a valid curve point. Keys parsed before come from a
+    /// bounded process-wide cache (see [`key_cache_stats`]): parsing lifts the x coordinate
+    /// to a point with a field square root, about a sixth of a BIP340 verification, and
+    /// senders and payees recur.
     pub fn to_xonly(&self) -> Result<XOnlyPublicKey, AddressError> {
-        XOnlyPublicKey::from_slice(&self.0).map_err(|_| AddressError::NotAPoint)
+        KEYS.get_or_parse(self)
     }
 
     /// The shard this account lives on: the low `order` bits of the first 8 bytes (LE) of
@@ -146,6 +151,54 @@ pub fn shard_of(addr: &Address, order: ShardOrder) -> ShardId {
     let low = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
     let mask = (1u64 << order.get()) - 1;
     ShardId((low & mask) as u16)
+}
+
+/// Parsed keys by address: 16 sets of at most 4,096 each (about 6.5 MB in all), keyed with
+/// the standard library's randomly seeded hasher so that chosen addresses cannot crowd one
+/// bucket. A full set is emptied and refilled: simple, and no worse than no cache when
+/// many new keys arrive. Only valid keys are kept.
+struct KeyCache {
+    sets: [Mutex<HashMap<[u8; 32], XOnlyPublicKey>>; KEY_SETS],
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+const KEY_SETS: usize = 16;
+const KEYS_PER_SET: usize = 4_096;
+
+static KEYS: LazyLock<KeyCache> = LazyLock::new(|| KeyCache {
+    sets: std::array::from_fn(|_| Mutex::new(HashMap::with_capacity(KEYS_PER_SET))),
+    hits: AtomicU64::new(0),
+    misses: AtomicU64::new(0),
+});
+
+impl KeyCache {
+    fn get_or_parse(&self, addr: &Address) -> Result<XOnlyPublicKey, AddressError> {
+        // The set from a byte the hasher does not see first: any spread will do, since a
+        // set's map is seeded anyway.
+        let set = &self.sets[usize::from(addr.0[31]) % KEY_SETS];
+        if let Some(k) = set.lock().unwrap_or_else(|e| e.into_inner()).get(&addr.0) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(*k);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let key = XOnlyPublicKey::from_slice(&addr.0).map_err(|_| AddressError::NotAPoint)?;
+        let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() >= KEYS_PER_SET {
+            set.clear();
+        }
+        set.insert(addr.0, key);
+        Ok(key)
+    }
+}
+
+/// Lookups of the parsed-key cache behind [`Address::to_xonly`] since the process started:
+/// `(hits, misses)`.
+pub fn key_cache_stats() -> (u64, u64) {
+    (
+        KEYS.hits.load(Ordering::Relaxed),
+        KEYS.misses.load(Ordering::Relaxed),
+    )
 }
 
 /// A signing key for an account. Its secret never appears in `Debug` output.
@@ -252,5 +305,40 @@ mod tests {
             &d,
             &sig
         ));
+    }
+
+    #[test]
+    fn the_key_cache_gives_what_parsing_gives_and_keeps_no_invalid_key() {
+        // Past a set's capacity many times over: sets are emptied and refilled.
+        let n = (KEY_SETS * KEYS_PER_SET * 3) as u32;
+        let mut valid = 0;
+        for i in 0..n {
+            let a = Address(sha256::Hash::hash(&i.to_le_bytes()).to_byte_array());
+            let fresh = XOnlyPublicKey::from_slice(&a.0).ok();
+            assert_eq!(a.to_xonly().ok(), fresh, "first lookup of {a:?}");
+            assert_eq!(a.to_xonly().ok(), fresh, "second lookup of {a:?}");
+            valid += usize::from(fresh.is_some());
+        }
+        // About half of all x coordinates are on the curve; none of the others is cached.
+        assert!(
+            valid > n as usize / 3 && valid < 2 * n as usize / 3,
+            "{valid}"
+        );
+        for set in &KEYS.sets {
+            let set = set.lock().unwrap();
+            assert!(set.len() <= KEYS_PER_SET);
+            for (bytes, key) in set.iter() {
+                assert_eq!(key.serialize(), *bytes);
+            }
+        }
+        let not_a_point = (0u32..)
+            .map(|i| Address(sha256::Hash::hash(&i.to_be_bytes()).to_byte_array()))
+            .find(|a| XOnlyPublicKey::from_slice(&a.0).is_err())
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(not_a_point.to_xonly(), Err(AddressError::NotAPoint));
+        }
+        let (hits, misses) = key_cache_stats();
+        assert!(hits > 0 && misses > 0);
     }
 }

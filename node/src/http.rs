@@ -140,15 +140,26 @@ fn verify_all(
         return reqs.iter().map(verify).collect();
     }
     let chunk = reqs.len().div_ceil(threads);
+    let mut chunks = reqs.chunks(chunk);
+    let first = chunks.next().unwrap_or_default();
+    // This thread takes the first share itself: one thread fewer to start per batch.
     std::thread::scope(|s| {
-        let parts: Vec<_> = reqs
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(verify).collect::<Vec<_>>()))
+        let others: Vec<_> = chunks
+            .map(|c| {
+                (
+                    c.len(),
+                    s.spawn(move || c.iter().map(verify).collect::<Vec<_>>()),
+                )
+            })
             .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_default())
-            .collect()
+        let mut out: Vec<_> = first.iter().map(verify).collect();
+        for (n, p) in others {
+            // A share whose thread died is answered as an internal error, in its place.
+            out.extend(p.join().unwrap_or_else(|_| {
+                vec![Err(RpcError::new(-32603, "internal error verifying")); n]
+            }));
+        }
+        out
     })
 }
 
