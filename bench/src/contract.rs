@@ -86,6 +86,32 @@ pub fn run(a: &ContractBenchArgs) -> Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
+/// The token run alone (for `bench peer`).
+pub(crate) fn token_transfers(
+    holders: u64,
+    threads: usize,
+    shard_order: u8,
+    block_txs: usize,
+    blocks: u64,
+    datadir: Option<PathBuf>,
+) -> Result<serde_json::Value> {
+    token(&ContractBenchArgs {
+        parts: vec!["token".into()],
+        array_pushes: 0,
+        array_pushes_per_call: 0,
+        array_calls_per_block: 0,
+        holders,
+        threads,
+        shard_order,
+        block_txs,
+        blocks,
+        script_addr: 0,
+        script_count: 0,
+        script_orders: Vec::new(),
+        datadir,
+    })
+}
+
 fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
     let tmp;
     let dir = match &a.datadir {
