@@ -571,3 +571,189 @@ fn a_watch_only_wallet_without_change_descriptor_refuses_to_fund_with_change() {
     );
     assert_eq!(r["changepos"], json!(-1), "{r}");
 }
+
+/// `combo(KEY)`, which rust-miniscript lacks: P2PK, P2PKH and, for a compressed key, P2WPKH
+/// and P2SH-P2WPKH, as Core's `ComboDescriptor` expands it.
+#[test]
+fn combo_descriptors_derive_import_and_watch_as_core_expands_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegtestConfig {
+        datadir: Some(dir.path().to_path_buf()),
+        ..RegtestConfig::default()
+    };
+    let node = RegtestNode::start(cfg.clone()).unwrap();
+    // Core's test/functional/rpc_deriveaddresses.py vector: the P2PK script has no address
+    // and is left out; P2PKH, P2WPKH, P2SH-P2WPKH in that order (regtest encodings).
+    let tprv = "tprv8ZgxMBicQKsPd7Uf69XL1XwhmjHopUGep8GuEiJDZmbQz6o58LninorQAfcKZWARbtRtfnLcJ5MQ2AtHcQJCCRUcMRvmDUjyEmNUWwx8UbK";
+    let combo = with_checksum(&node, &format!("combo({tprv}/1/1/0)"));
+    assert_eq!(
+        ok(&node, "deriveaddresses", json!([combo])),
+        json!([
+            "mtfUoUax9L4tzXARpw1oTGxWyoogp52KhJ",
+            "bcrt1qjqmxmkpmxt80xz4y3746zgt0q3u3ferr34acd5",
+            "2NDvEwGfpEqJWfybzpKPHF2XH3jwoQV3D7x"
+        ])
+    );
+    let info = ok(
+        &node,
+        "getdescriptorinfo",
+        json!([format!("combo({tprv}/1/1/0)")]),
+    );
+    let public = info["descriptor"].as_str().unwrap();
+    assert!(
+        public.starts_with("combo(tpub")
+            && public.ends_with(&format!("/1/1/0)#{}", public.rsplit('#').next().unwrap())),
+        "{info}"
+    );
+    assert_eq!(info["isrange"], json!(false));
+    assert_eq!(info["hasprivatekeys"], json!(true));
+    // Its public form is a descriptor of its own: the same addresses, no private key.
+    let public_info = ok(&node, "getdescriptorinfo", json!([public]));
+    assert_eq!(public_info["descriptor"], json!(public));
+    assert_eq!(public_info["hasprivatekeys"], json!(false));
+    assert_eq!(
+        ok(&node, "deriveaddresses", json!([public])),
+        ok(&node, "deriveaddresses", json!([combo]))
+    );
+
+    // An uncompressed key has no segwit forms: P2PKH alone.
+    let g = "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+    let key: bitcoin::PublicKey = g.parse().unwrap();
+    assert!(!key.compressed);
+    assert_eq!(
+        ok(
+            &node,
+            "deriveaddresses",
+            json!([with_checksum(&node, &format!("combo({g})"))])
+        ),
+        json!([bitcoin::Address::p2pkh(key, bitcoin::Network::Regtest).to_string()])
+    );
+    // Only at the top level, and a checksum is still required.
+    for bad in [format!("sh(combo({g}))"), format!("combo({g})")] {
+        let r = rpc(&node, "deriveaddresses", json!([bad]));
+        assert_eq!(error_of(&r).0, -5, "{bad}: {r}");
+    }
+
+    // A ranged combo() in a watch-only wallet: asked to be active it is not (it has no one
+    // output type, Core's warning), and it watches all three address types.
+    ok(&node, "createwallet", json!(["miner"]));
+    let mined = wok(&node, "miner", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, mined]));
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "watch", "disable_private_keys": true, "blank": true}),
+    );
+    let ranged_public = ok(
+        &node,
+        "getdescriptorinfo",
+        json!([format!("combo({tprv}/0/*)")]),
+    )["descriptor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let imported = wok(
+        &node,
+        "watch",
+        "importdescriptors",
+        json!([[{"desc": ranged_public, "timestamp": "now", "active": true, "range": [0, 2]}]]),
+    );
+    assert_eq!(
+        imported,
+        json!([{"success": true, "warnings": ["Unknown output type, cannot set descriptor to active."]}])
+    );
+    let listed = wok(&node, "watch", "listdescriptors", json!([]));
+    let descs = listed["descriptors"].as_array().unwrap();
+    assert_eq!(descs.len(), 4, "{listed}");
+    // Listed as the four descriptors it stands for (Core lists the one combo()), in order.
+    for (d, head) in descs.iter().zip(["pk(", "pkh(", "sh(wpkh(", "wpkh("]) {
+        assert!(d["desc"].as_str().unwrap().starts_with(head), "{d}");
+        assert_eq!(d["active"], json!(false), "{d}");
+        assert_eq!(d["range"][0], json!(0), "{d}");
+    }
+    let r = wrpc(&node, "watch", "getnewaddress", json!([]));
+    assert_eq!(error_of(&r).0, -4, "no active descriptor: {r}");
+    // The three addresses at index 1, paid from the miner and confirmed.
+    let at1 = ok(&node, "deriveaddresses", json!([ranged_public, [1, 1]]));
+    let at1 = at1.as_array().unwrap();
+    assert_eq!(at1.len(), 3, "{at1:?}");
+    for (i, a) in at1.iter().enumerate() {
+        let amount = format!("0.{}", i + 1);
+        wok(
+            &node,
+            "miner",
+            "sendtoaddress",
+            json!([a, amount.parse::<f64>().unwrap()]),
+        );
+    }
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    let unspent = wok(&node, "watch", "listunspent", json!([]));
+    let mut seen: Vec<(String, i64)> = unspent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["address"].as_str().unwrap().to_string(),
+                sats(&u["amount"]),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut want: Vec<(String, i64)> = at1
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str().unwrap().to_string(), (i as i64 + 1) * 10_000_000))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "{unspent}");
+    assert_eq!(
+        sats(&wok(&node, "watch", "getbalance", json!([]))),
+        60_000_000
+    );
+
+    // With private keys: each of the four keeps the key as given.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "keys", "blank": true}),
+    );
+    let private = with_checksum(&node, &format!("combo({tprv}/0/*)"));
+    let imported = wok(
+        &node,
+        "keys",
+        "importdescriptors",
+        json!([[{"desc": private, "timestamp": 0, "range": [0, 2]}]]),
+    );
+    assert_eq!(imported, json!([{"success": true}]));
+    let listed = wok(&node, "keys", "listdescriptors", json!([true]));
+    let texts: Vec<&str> = listed["descriptors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["desc"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 4, "{listed}");
+    assert!(texts.iter().all(|t| t.contains(tprv)), "{listed}");
+    assert_eq!(
+        sats(&wok(&node, "keys", "getbalance", json!([]))),
+        60_000_000
+    );
+    let watch_descs = wok(&node, "watch", "listdescriptors", json!([]));
+    node.shutdown();
+
+    // Restarted: the stored descriptors load, and both wallets see the same coins.
+    let node = RegtestNode::start(cfg).unwrap();
+    for name in ["watch", "keys"] {
+        ok(&node, "loadwallet", json!([name]));
+        assert_eq!(
+            sats(&wok(&node, name, "getbalance", json!([]))),
+            60_000_000,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        wok(&node, "watch", "listdescriptors", json!([])),
+        watch_descs
+    );
+}

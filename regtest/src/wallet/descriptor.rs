@@ -100,8 +100,81 @@ fn checked_body(s: &str, require: bool) -> Res<&str> {
 
 /// Parses a descriptor argument, private keys included, the checksum required or not.
 pub fn parse(s: &str, require_checksum: bool) -> Res<(Descriptor<DescriptorPublicKey>, KeyMap)> {
-    let body = checked_body(s, require_checksum)?;
+    parse_body(checked_body(s, require_checksum)?)
+}
+
+fn parse_body(body: &str) -> Res<(Descriptor<DescriptorPublicKey>, KeyMap)> {
     Descriptor::parse_descriptor(&Secp256k1::new(), body).map_err(|e| param(-5, e.to_string()))
+}
+
+/// A descriptor argument as the wallet takes it: the descriptors it stands for.
+pub struct Arg {
+    /// Each descriptor with its text (private keys as given, no checksum) and keys: one for
+    /// most arguments; for `combo(KEY)` P2PK and P2PKH and, for a compressed key, P2WPKH
+    /// and P2SH-P2WPKH, in Core's order (rust-miniscript has no `combo`).
+    pub parts: Vec<(String, Descriptor<DescriptorPublicKey>, KeyMap)>,
+    /// A `combo()` argument's public form (`combo(KEY)`, no checksum).
+    pub combo: Option<String>,
+}
+
+impl Arg {
+    /// The descriptor's public form as Core writes it, with its checksum.
+    pub fn public(&self) -> String {
+        match &self.combo {
+            Some(c) => core_form(c),
+            None => core_form(&self.parts[0].1.to_string()),
+        }
+    }
+
+    /// Whether the keys are ranged.
+    pub fn has_wildcard(&self) -> bool {
+        self.parts[0].1.has_wildcard()
+    }
+}
+
+/// Parses a descriptor argument, `combo()` included (see [`Arg`]).
+pub fn parse_arg(s: &str, require_checksum: bool) -> Res<Arg> {
+    let body = checked_body(s, require_checksum)?;
+    let Some(key) = body
+        .strip_prefix("combo(")
+        .and_then(|b| b.strip_suffix(')'))
+    else {
+        let (d, k) = parse_body(body)?;
+        return Ok(Arg {
+            parts: vec![(body.to_string(), d, k)],
+            combo: None,
+        });
+    };
+    let pk_text = format!("pk({key})");
+    let (pk, keys) = parse_body(&pk_text)?;
+    if pk.is_multipath() {
+        return Err(param(
+            -5,
+            "The embedded node does not take combo() with a multipath key; import one combo() per path",
+        ));
+    }
+    let mut parts = vec![(pk_text, pk, keys)];
+    let pkh_text = format!("pkh({key})");
+    let (pkh, keys) = parse_body(&pkh_text)?;
+    parts.push((pkh_text, pkh, keys));
+    // Segwit takes compressed keys only: an uncompressed key gives P2PK and P2PKH alone.
+    let wpkh_text = format!("wpkh({key})");
+    if let Ok((wpkh, keys)) = parse_body(&wpkh_text) {
+        parts.push((wpkh_text, wpkh, keys));
+        let sh_text = format!("sh(wpkh({key}))");
+        let (sh, keys) = parse_body(&sh_text)?;
+        parts.push((sh_text, sh, keys));
+    }
+    let public = parts[0].1.to_string();
+    let public = public.split('#').next().unwrap_or(&public);
+    let inner = public
+        .strip_prefix("pk(")
+        .and_then(|p| p.strip_suffix(')'))
+        .unwrap_or(public);
+    Ok(Arg {
+        parts,
+        combo: Some(format!("combo({inner})")),
+    })
 }
 
 /// A descriptor as Core writes it: `h` for hardened steps, with its checksum.
@@ -226,14 +299,14 @@ fn publicly_derivable(desc: &Descriptor<DescriptorPublicKey>) -> bool {
 /// what the descriptor is.
 pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
     let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
-    let (desc, keys) = parse(s, false)?;
+    let arg = parse_arg(s, false)?;
     let body = s.split('#').next().unwrap_or(s);
     Ok(json!({
-        "descriptor": core_form(&desc.to_string()),
+        "descriptor": arg.public(),
         "checksum": desc_checksum(body).map_err(|e| param(-5, e.to_string()))?,
-        "isrange": desc.has_wildcard(),
+        "isrange": arg.has_wildcard(),
         "issolvable": true,
-        "hasprivatekeys": !keys.is_empty(),
+        "hasprivatekeys": !arg.parts[0].2.is_empty(),
     }))
 }
 
@@ -241,7 +314,9 @@ pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
 /// a range.
 pub fn deriveaddresses(p: &Value) -> Res<Value> {
     let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
-    let (desc, _) = parse(s, true)?;
+    let parsed = parse_arg(s, true)?;
+    let combo = parsed.combo.is_some();
+    let desc = &parsed.parts[0].1;
     let range = arg(p, 1);
     let (begin, end) = match (desc.has_wildcard(), range) {
         (true, None) => {
@@ -256,7 +331,7 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
         (true, Some(r)) => range_arg(r)?,
         (false, None) => (0, 0),
     };
-    if desc.has_wildcard() && !publicly_derivable(&desc) {
+    if desc.has_wildcard() && !publicly_derivable(desc) {
         return Err(param(
             -5,
             "Cannot derive script without private keys (hardened steps need the private key)",
@@ -264,13 +339,22 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
     }
     let mut out = Vec::new();
     for i in begin..=end {
-        let d = desc
-            .at_derivation_index(i)
-            .map_err(|e| param(-5, e.to_string()))?;
-        let a = d
-            .address(Network::Regtest)
-            .map_err(|_| param(-5, "Descriptor does not have a corresponding address"))?;
-        out.push(json!(a.to_string()));
+        for (_, desc, _) in &parsed.parts {
+            let d = desc
+                .at_derivation_index(i)
+                .map_err(|e| param(-5, e.to_string()))?;
+            match d.address(Network::Regtest) {
+                Ok(a) => out.push(json!(a.to_string())),
+                // As Core: combo()'s P2PK script has no address and is left out.
+                Err(_) if combo => {}
+                Err(_) => {
+                    return Err(param(
+                        -5,
+                        "Descriptor does not have a corresponding address",
+                    ))
+                }
+            }
+        }
     }
     Ok(json!(out))
 }

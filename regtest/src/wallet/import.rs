@@ -41,9 +41,12 @@ fn part_path(main: &Path, id: i64) -> PathBuf {
 struct Request {
     /// The descriptor as given (private keys included), without its checksum.
     text: String,
-    /// The public descriptors it adds (two for a `<0;1>` multipath descriptor) and whether
-    /// each is change.
-    descs: Vec<(Descriptor<DescriptorPublicKey>, bool)>,
+    /// The public descriptors it adds (two for a `<0;1>` multipath descriptor, up to four
+    /// for `combo()`), whether each is change, and the text each is stored as (`None`: the
+    /// request's text).
+    descs: Vec<(Descriptor<DescriptorPublicKey>, bool, Option<String>)>,
+    /// A `combo()` request: its descriptors are never active (they have no one output type).
+    combo: bool,
     active: bool,
     range: Option<(u32, u32)>,
     next_index: u32,
@@ -107,7 +110,10 @@ impl NamedWallet {
             Some(Value::String(l)) => Some(l.clone()),
             Some(_) => return Err(param(-3, "Expected type string for label")),
         };
-        let (desc, keys) = descriptor::parse(text, true)?;
+        let mut arg = descriptor::parse_arg(text, true)?;
+        let combo = arg.combo.is_some();
+        // Checked on the first; a combo()'s descriptors share its one key.
+        let (first_text, desc, keys) = arg.parts.remove(0);
         let multipath = desc.is_multipath();
         let internal = match req.get("internal") {
             None | Some(Value::Null) => None,
@@ -185,7 +191,16 @@ impl NamedWallet {
                 );
             }
         }
-        let descs = if multipath {
+        let descs = if combo {
+            let internal = internal == Some(true);
+            std::iter::once((desc, internal, Some(first_text)))
+                .chain(
+                    arg.parts
+                        .into_iter()
+                        .map(|(t, d, _)| (d, internal, Some(t))),
+                )
+                .collect()
+        } else if multipath {
             if !keys.is_empty() {
                 return Err(WalletError::Wallet(
                     "The embedded node does not import multipath descriptors with private keys; import the receive and change descriptors one by one".into(),
@@ -198,14 +213,15 @@ impl NamedWallet {
             singles
                 .into_iter()
                 .enumerate()
-                .map(|(j, d)| (d, two && j == 1))
+                .map(|(j, d)| (d, two && j == 1, None))
                 .collect()
         } else {
-            vec![(desc, internal == Some(true))]
+            vec![(desc, internal == Some(true), None)]
         };
         Ok(Request {
             text: text.split('#').next().unwrap_or(text).to_string(),
             descs,
+            combo,
             active,
             range,
             next_index,
@@ -217,14 +233,17 @@ impl NamedWallet {
     /// Adds (or, for a descriptor the wallet has, updates) what `r` imports; `main` is the
     /// wallet's main file (`None`: an in-memory wallet).
     fn add(&mut self, r: Request, main: Option<&Path>, warnings: &mut Vec<String>) -> Res<()> {
-        let multipath = r.descs.len() > 1;
-        for (desc, internal) in r.descs {
+        let multipath = r.descs.len() > 1 && !r.combo;
+        if r.active && r.combo {
+            warnings.push("Unknown output type, cannot set descriptor to active.".into());
+        }
+        for (desc, internal, own_text) in r.descs {
             let public = desc.to_string();
             let output_type = OutputType::of(&desc);
-            if r.active && output_type.is_none() {
+            if r.active && !r.combo && output_type.is_none() {
                 warnings.push("Unknown output type, cannot set descriptor to active.".into());
             }
-            let active = r.active && output_type.is_some();
+            let active = r.active && !r.combo && output_type.is_some();
             // A descriptor of the master key's: nothing to add.
             let master = self.parts.iter().any(|p| {
                 matches!(p.source, Source::Master(_))
@@ -235,11 +254,12 @@ impl NamedWallet {
             if master {
                 continue;
             }
-            // Private keys travel in the stored text; a multipath one is public.
-            let text = if multipath {
-                public.clone()
-            } else {
-                r.text.clone()
+            // Private keys travel in the stored text; a multipath one is public; each of a
+            // combo()'s descriptors is stored as itself.
+            let text = match own_text {
+                Some(t) => t,
+                None if multipath => public.clone(),
+                None => r.text.clone(),
             };
             let existing = self.parts.iter().position(|p| {
                 matches!(p.source, Source::Imported(_))
