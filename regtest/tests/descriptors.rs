@@ -757,3 +757,80 @@ fn combo_descriptors_derive_import_and_watch_as_core_expands_them() {
         watch_descs
     );
 }
+
+/// A `<0;1>` multipath descriptor with private keys: a receive and a change descriptor,
+/// each keeping its keys, so the wallet hands out both kinds of address and signs.
+#[test]
+fn a_multipath_descriptor_with_private_keys_receives_and_spends() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    ok(&node, "createwallet", json!(["miner"]));
+    let mined = wok(&node, "miner", "getnewaddress", json!([]));
+    ok(&node, "generatetoaddress", json!([101, mined]));
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "keys", "blank": true}),
+    );
+    let master = bitcoin::bip32::Xpriv::new_master(bitcoin::Network::Regtest, &[9; 32]).unwrap();
+    let multi = with_checksum(&node, &format!("wpkh({master}/84h/1h/0h/<0;1>/*)"));
+    let r = wok(
+        &node,
+        "keys",
+        "importdescriptors",
+        json!([[{"desc": multi, "timestamp": "now", "active": true, "range": [0, 10]}]]),
+    );
+    assert_eq!(r, json!([{"success": true}]));
+    let path = |p: u32| {
+        let public = ok(
+            &node,
+            "getdescriptorinfo",
+            json!([format!("wpkh({master}/84h/1h/0h/{p}/*)")]),
+        )["descriptor"]
+            .clone();
+        ok(&node, "deriveaddresses", json!([public, [0, 0]]))[0].clone()
+    };
+    // As Core: getdescriptorinfo names the first path and lists every path; deriveaddresses
+    // gives one list per path.
+    let info = ok(&node, "getdescriptorinfo", json!([multi]));
+    let expansion = info["multipath_expansion"].as_array().unwrap();
+    assert_eq!(expansion.len(), 2, "{info}");
+    assert_eq!(info["descriptor"], expansion[0]);
+    assert!(expansion[1].as_str().unwrap().contains("/1/*)#"), "{info}");
+    assert_eq!(info["hasprivatekeys"], json!(true));
+    assert_eq!(
+        ok(&node, "deriveaddresses", json!([multi, [0, 0]])),
+        json!([[path(0)], [path(1)]])
+    );
+    let r = rpc(
+        &node,
+        "getdescriptorinfo",
+        json!([format!("wpkh({master}/<0;1>/<2;3;4>/*)")]),
+    );
+    assert_eq!(
+        error_of(&r),
+        (-5, "Multipath subscripts have mismatched lengths".into())
+    );
+    let receive = wok(&node, "keys", "getnewaddress", json!([]));
+    assert_eq!(receive, path(0));
+    assert_eq!(
+        wok(&node, "keys", "getrawchangeaddress", json!([])),
+        path(1)
+    );
+    let listed = wok(&node, "keys", "listdescriptors", json!([true]));
+    let descs = listed["descriptors"].as_array().unwrap();
+    assert_eq!(descs.len(), 2, "{listed}");
+    for d in descs {
+        let text = d["desc"].as_str().unwrap();
+        assert!(text.contains("tprv") && !text.contains('<'), "{d}");
+        assert_eq!(d["active"], json!(true), "{d}");
+    }
+    // Paid, it spends with change: both paths sign.
+    wok(&node, "miner", "sendtoaddress", json!([receive, 1.0]));
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    let back = wok(&node, "miner", "getnewaddress", json!([]));
+    let txid = wok(&node, "keys", "sendtoaddress", json!([back, 0.25]));
+    assert!(txid.as_str().is_some_and(|t| t.len() == 64), "{txid}");
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    let left = sats(&wok(&node, "keys", "getbalance", json!([])));
+    assert!(left > 74_000_000 && left < 75_000_000, "{left}");
+}

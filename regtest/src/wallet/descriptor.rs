@@ -107,18 +107,38 @@ fn parse_body(body: &str) -> Res<(Descriptor<DescriptorPublicKey>, KeyMap)> {
     Descriptor::parse_descriptor(&Secp256k1::new(), body).map_err(|e| param(-5, e.to_string()))
 }
 
+/// `body` with every multipath step `<a;b;…>` replaced by its `j`-th choice (`None` when a
+/// step has no `j`-th choice or a `<` is not closed).
+pub fn select_path(body: &str, j: usize) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('>')? + open;
+        out.push_str(rest[open + 1..close].split(';').nth(j)?);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// A descriptor argument as the wallet takes it: the descriptors it stands for.
 pub struct Arg {
     /// Each descriptor with its text (private keys as given, no checksum) and keys: one for
-    /// most arguments; for `combo(KEY)` P2PK and P2PKH and, for a compressed key, P2WPKH
-    /// and P2SH-P2WPKH, in Core's order (rust-miniscript has no `combo`).
+    /// most arguments; one per path for a multipath (`<0;1>`) descriptor, split as text so
+    /// that private keys survive (rust-miniscript cannot hold a multipath private key); for
+    /// `combo(KEY)` P2PK and P2PKH and, for a compressed key, P2WPKH and P2SH-P2WPKH, in
+    /// Core's order (rust-miniscript has no `combo`).
     pub parts: Vec<(String, Descriptor<DescriptorPublicKey>, KeyMap)>,
     /// A `combo()` argument's public form (`combo(KEY)`, no checksum).
     pub combo: Option<String>,
+    /// Whether it is a multipath descriptor (`parts` are its paths, in order).
+    pub multipath: bool,
 }
 
 impl Arg {
-    /// The descriptor's public form as Core writes it, with its checksum.
+    /// The descriptor's public form as Core writes it, with its checksum (a multipath
+    /// descriptor's first path, as Core's `getdescriptorinfo` gives it).
     pub fn public(&self) -> String {
         match &self.combo {
             Some(c) => core_form(c),
@@ -132,27 +152,73 @@ impl Arg {
     }
 }
 
-/// Parses a descriptor argument, `combo()` included (see [`Arg`]).
+/// The number of choices of `body`'s multipath steps (`None`: it has none), or why they
+/// do not make a multipath descriptor.
+fn path_count(body: &str) -> Res<Option<usize>> {
+    let mut count = None;
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        let close = rest[open..]
+            .find('>')
+            .ok_or_else(|| param(-5, "Multipath step '<' is not closed"))?
+            + open;
+        let n = rest[open + 1..close].split(';').count();
+        if n < 2 {
+            return Err(param(-5, "Multipath steps need at least two choices"));
+        }
+        match count {
+            None => count = Some(n),
+            Some(c) if c != n => {
+                return Err(param(-5, "Multipath subscripts have mismatched lengths"))
+            }
+            Some(_) => {}
+        }
+        rest = &rest[close + 1..];
+    }
+    Ok(count)
+}
+
+/// Parses a descriptor argument, multipath and `combo()` included (see [`Arg`]).
 pub fn parse_arg(s: &str, require_checksum: bool) -> Res<Arg> {
     let body = checked_body(s, require_checksum)?;
-    let Some(key) = body
+    if let Some(key) = body
         .strip_prefix("combo(")
         .and_then(|b| b.strip_suffix(')'))
-    else {
-        let (d, k) = parse_body(body)?;
+    {
+        return combo(key);
+    }
+    if let Some(n) = path_count(body)? {
+        let parts = (0..n)
+            .map(|j| {
+                let one = select_path(body, j).expect("counted");
+                let (d, k) = parse_body(&one)?;
+                Ok((one, d, k))
+            })
+            .collect::<Res<Vec<_>>>()?;
         return Ok(Arg {
-            parts: vec![(body.to_string(), d, k)],
+            parts,
             combo: None,
+            multipath: true,
         });
-    };
-    let pk_text = format!("pk({key})");
-    let (pk, keys) = parse_body(&pk_text)?;
-    if pk.is_multipath() {
+    }
+    let (d, k) = parse_body(body)?;
+    Ok(Arg {
+        parts: vec![(body.to_string(), d, k)],
+        combo: None,
+        multipath: false,
+    })
+}
+
+/// `combo(KEY)`'s descriptors.
+fn combo(key: &str) -> Res<Arg> {
+    if key.contains('<') {
         return Err(param(
             -5,
             "The embedded node does not take combo() with a multipath key; import one combo() per path",
         ));
     }
+    let pk_text = format!("pk({key})");
+    let (pk, keys) = parse_body(&pk_text)?;
     let mut parts = vec![(pk_text, pk, keys)];
     let pkh_text = format!("pkh({key})");
     let (pkh, keys) = parse_body(&pkh_text)?;
@@ -174,6 +240,7 @@ pub fn parse_arg(s: &str, require_checksum: bool) -> Res<Arg> {
     Ok(Arg {
         parts,
         combo: Some(format!("combo({inner})")),
+        multipath: false,
     })
 }
 
@@ -301,13 +368,19 @@ pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
     let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
     let arg = parse_arg(s, false)?;
     let body = s.split('#').next().unwrap_or(s);
-    Ok(json!({
-        "descriptor": arg.public(),
-        "checksum": desc_checksum(body).map_err(|e| param(-5, e.to_string()))?,
-        "isrange": arg.has_wildcard(),
-        "issolvable": true,
-        "hasprivatekeys": !arg.parts[0].2.is_empty(),
-    }))
+    let mut out = json!({"descriptor": arg.public()});
+    if arg.multipath {
+        out["multipath_expansion"] = arg
+            .parts
+            .iter()
+            .map(|(_, d, _)| json!(core_form(&d.to_string())))
+            .collect();
+    }
+    out["checksum"] = json!(desc_checksum(body).map_err(|e| param(-5, e.to_string()))?);
+    out["isrange"] = json!(arg.has_wildcard());
+    out["issolvable"] = json!(true);
+    out["hasprivatekeys"] = json!(!arg.parts[0].2.is_empty());
+    Ok(out)
 }
 
 /// `deriveaddresses`: the addresses of a descriptor (checksum required) at one index or over
@@ -337,6 +410,23 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
             "Cannot derive script without private keys (hardened steps need the private key)",
         ));
     }
+    if parsed.multipath {
+        // As Core: one list of addresses per path.
+        let mut out = Vec::new();
+        for (_, desc, _) in &parsed.parts {
+            let mut addrs = Vec::new();
+            for i in begin..=end {
+                let a = desc
+                    .at_derivation_index(i)
+                    .map_err(|e| param(-5, e.to_string()))?
+                    .address(Network::Regtest)
+                    .map_err(|_| param(-5, "Descriptor does not have a corresponding address"))?;
+                addrs.push(json!(a.to_string()));
+            }
+            out.push(json!(addrs));
+        }
+        return Ok(json!(out));
+    }
     let mut out = Vec::new();
     for i in begin..=end {
         for (_, desc, _) in &parsed.parts {
@@ -357,4 +447,28 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
         }
     }
     Ok(json!(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_path;
+
+    #[test]
+    fn select_path_takes_each_steps_choice() {
+        let d = "wsh(multi(1,xprv/<0;1>/*,xpub/7/<2;3>/*))";
+        assert_eq!(
+            select_path(d, 0).as_deref(),
+            Some("wsh(multi(1,xprv/0/*,xpub/7/2/*))")
+        );
+        assert_eq!(
+            select_path(d, 1).as_deref(),
+            Some("wsh(multi(1,xprv/1/*,xpub/7/3/*))")
+        );
+        assert_eq!(select_path(d, 2), None);
+        assert_eq!(select_path("wpkh(xprv/<0;1/*)", 0), None);
+        assert_eq!(
+            select_path("wpkh(xprv/0/*)", 5).as_deref(),
+            Some("wpkh(xprv/0/*)")
+        );
+    }
 }

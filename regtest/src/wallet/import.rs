@@ -112,9 +112,10 @@ impl NamedWallet {
         };
         let mut arg = descriptor::parse_arg(text, true)?;
         let combo = arg.combo.is_some();
-        // Checked on the first; a combo()'s descriptors share its one key.
+        let multipath = arg.multipath;
+        // Checked on the first: a combo()'s descriptors share its one key, and a multipath
+        // descriptor's paths their keys.
         let (first_text, desc, keys) = arg.parts.remove(0);
-        let multipath = desc.is_multipath();
         let internal = match req.get("internal") {
             None | Some(Value::Null) => None,
             Some(_) if multipath => {
@@ -201,19 +202,13 @@ impl NamedWallet {
                 )
                 .collect()
         } else if multipath {
-            if !keys.is_empty() {
-                return Err(WalletError::Wallet(
-                    "The embedded node does not import multipath descriptors with private keys; import the receive and change descriptors one by one".into(),
-                ));
-            }
-            let singles = desc
-                .into_single_descriptors()
-                .map_err(|e| param(-5, e.to_string()))?;
-            let two = singles.len() == 2;
-            singles
-                .into_iter()
+            // With private keys, each path is stored as the request's text on that path (the
+            // keys as given); a public one as the path's public form.
+            let two = arg.parts.len() == 1;
+            std::iter::once((first_text, desc, keys))
+                .chain(arg.parts)
                 .enumerate()
-                .map(|(j, d)| (d, two && j == 1, None))
+                .map(|(j, (t, d, k))| (d, two && j == 1, (!k.is_empty()).then_some(t)))
                 .collect()
         } else {
             vec![(desc, internal == Some(true), None)]
@@ -254,8 +249,8 @@ impl NamedWallet {
             if master {
                 continue;
             }
-            // Private keys travel in the stored text; a multipath one is public; each of a
-            // combo()'s descriptors is stored as itself.
+            // Private keys travel in the stored text; a public multipath one is stored as
+            // each path's public form; each path or combo() descriptor with keys as itself.
             let text = match own_text {
                 Some(t) => t,
                 None if multipath => public.clone(),
