@@ -49,6 +49,10 @@ pub struct E2eArgs {
     /// log2 of the shard count.
     #[arg(long, default_value_t = 2)]
     shard_order: u8,
+    /// The miner builds a block at most this often (milliseconds; 0: whenever the mempool
+    /// holds transactions, the worst case for per-block costs).
+    #[arg(long, default_value_t = 0)]
+    block_ms: u64,
 }
 
 /// `rexe bench e2e-client` (started by `rexe bench e2e`).
@@ -157,7 +161,12 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let mut blocks = 0u64;
     let mut report = None;
     let mut last_progress = Instant::now();
+    let mut last_block = Instant::now();
     while committed < a.txs {
+        let wait = Duration::from_millis(a.block_ms).saturating_sub(last_block.elapsed());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         let block = {
             let mut chain = shared.chain();
             if chain.mempool().is_empty() {
@@ -175,6 +184,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
             Some(n) => {
                 committed += n;
                 blocks += 1;
+                last_block = Instant::now();
             }
             None => {
                 if report.is_none() {
@@ -216,6 +226,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         "connections": a.connections,
         "threads": a.threads,
         "shards": 1u32 << a.shard_order,
+        "block_ms": a.block_ms,
         "blocks": blocks,
         "seconds": secs,
         "ops_per_sec": per_sec,
