@@ -28,6 +28,14 @@ fn with_checksum(node: &RegtestNode, desc: &str) -> String {
     format!("{desc}#{}", info["checksum"].as_str().unwrap())
 }
 
+/// A wallet `miner` with mature coins; its mining address.
+fn miner(node: &RegtestNode) -> Value {
+    ok(node, "createwallet", json!(["miner"]));
+    let mined = wok(node, "miner", "getnewaddress", json!([]));
+    ok(node, "generatetoaddress", json!([101, mined]));
+    mined
+}
+
 fn error_of(v: &Value) -> (i64, String) {
     (
         v["error"]["code"]
@@ -45,9 +53,7 @@ fn a_watch_only_wallet_funds_a_psbt_that_a_signer_wallet_signs() {
         ..RegtestConfig::default()
     };
     let node = RegtestNode::start(cfg.clone()).unwrap();
-    ok(&node, "createwallet", json!(["miner"]));
-    let mined = wok(&node, "miner", "getnewaddress", json!([]));
-    ok(&node, "generatetoaddress", json!([101, mined]));
+    let mined = miner(&node);
 
     // The signer: a blank wallet with private keys, given a master key's descriptors.
     ok(
@@ -636,9 +642,7 @@ fn combo_descriptors_derive_import_and_watch_as_core_expands_them() {
 
     // A ranged combo() in a watch-only wallet: asked to be active it is not (it has no one
     // output type, Core's warning), and it watches all three address types.
-    ok(&node, "createwallet", json!(["miner"]));
-    let mined = wok(&node, "miner", "getnewaddress", json!([]));
-    ok(&node, "generatetoaddress", json!([101, mined]));
+    let mined = miner(&node);
     ok(
         &node,
         "createwallet",
@@ -763,9 +767,7 @@ fn combo_descriptors_derive_import_and_watch_as_core_expands_them() {
 #[test]
 fn a_multipath_descriptor_with_private_keys_receives_and_spends() {
     let node = RegtestNode::start(RegtestConfig::default()).unwrap();
-    ok(&node, "createwallet", json!(["miner"]));
-    let mined = wok(&node, "miner", "getnewaddress", json!([]));
-    ok(&node, "generatetoaddress", json!([101, mined]));
+    let mined = miner(&node);
     ok(
         &node,
         "createwallet",
