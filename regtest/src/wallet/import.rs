@@ -229,6 +229,7 @@ impl NamedWallet {
     /// wallet's main file (`None`: an in-memory wallet).
     fn add(&mut self, r: Request, main: Option<&Path>, warnings: &mut Vec<String>) -> Res<()> {
         let multipath = r.descs.len() > 1 && !r.combo;
+        let combo = r.combo.then(|| r.text.clone());
         if r.active && r.combo {
             warnings.push("Unknown output type, cannot set descriptor to active.".into());
         }
@@ -290,7 +291,7 @@ impl NamedWallet {
                 None => {
                     self.meta
                         .execute(
-                            "INSERT INTO rexe_descriptors (descriptor, internal, active, range_start, range_end, next_index, timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            "INSERT INTO rexe_descriptors (descriptor, internal, active, range_start, range_end, next_index, timestamp, combo) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                             (
                                 &text,
                                 internal,
@@ -299,6 +300,7 @@ impl NamedWallet {
                                 r.range.map(|x| x.1),
                                 r.next_index,
                                 r.timestamp,
+                                &combo,
                             ),
                         )
                         .map_err(db_err)?;
@@ -306,6 +308,7 @@ impl NamedWallet {
                     let imported = Imported {
                         id,
                         text,
+                        combo: combo.clone(),
                         output_type,
                         internal,
                         active,
@@ -371,7 +374,7 @@ impl NamedWallet {
         let rows: Vec<Imported> = {
             let mut st = self
                 .meta
-                .prepare("SELECT id, descriptor, internal, active, range_start, range_end, timestamp FROM rexe_descriptors ORDER BY id")
+                .prepare("SELECT id, descriptor, internal, active, range_start, range_end, timestamp, combo FROM rexe_descriptors ORDER BY id")
                 .map_err(db_err)?;
             let rows = st
                 .query_map([], |r| {
@@ -379,6 +382,7 @@ impl NamedWallet {
                     Ok(Imported {
                         id: r.get(0)?,
                         text: r.get(1)?,
+                        combo: r.get(7)?,
                         // Read from the descriptor below.
                         output_type: None,
                         internal: r.get(2)?,
@@ -420,13 +424,29 @@ impl NamedWallet {
             ));
         }
         let mut out: Vec<(String, Value)> = Vec::new();
+        let mut combos_listed: Vec<&str> = Vec::new();
         for (pi, p) in self.parts.iter().enumerate() {
+            // A combo()'s descriptors are listed once, as the combo (Core's form).
+            let combo = match &p.source {
+                Source::Imported(m) => m.combo.as_deref(),
+                Source::Master(_) => None,
+            };
+            if let Some(c) = combo {
+                if combos_listed.contains(&c) {
+                    continue;
+                }
+                combos_listed.push(c);
+            }
             for (slot, &kc) in p.keychains().iter().enumerate() {
                 let public = p.wallet.public_descriptor(kc);
                 let internal = p.is_change(kc);
-                let text = match (&p.source, private) {
-                    (_, false) => public.to_string(),
-                    (Source::Master(_), true) => {
+                let text = match (combo, &p.source, private) {
+                    (Some(c), _, false) => descriptor::parse_arg(c, false)?
+                        .combo
+                        .unwrap_or_else(|| c.to_string()),
+                    (Some(c), _, true) => c.to_string(),
+                    (None, _, false) => public.to_string(),
+                    (None, Source::Master(_), true) => {
                         let xprv = self.xprv.as_ref().expect("master parts have the key");
                         let (ext, int) = descriptors(xprv, pi);
                         if slot == 0 {
@@ -435,7 +455,7 @@ impl NamedWallet {
                             int
                         }
                     }
-                    (Source::Imported(m), true) => m.text.clone(),
+                    (None, Source::Imported(m), true) => m.text.clone(),
                 };
                 let desc = descriptor::core_form(&text);
                 let active = p

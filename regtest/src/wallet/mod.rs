@@ -146,6 +146,9 @@ struct Imported {
     id: i64,
     /// The descriptor as imported, private keys included (`listdescriptors true`).
     text: String,
+    /// The `combo()` it is one of the descriptors of, as imported (keys as given, no
+    /// checksum): `listdescriptors` shows the combo once.
+    combo: Option<String>,
     output_type: Option<OutputType>,
     /// Its scripts are change (`internal`).
     internal: bool,
@@ -228,11 +231,26 @@ const META_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS rexe_descriptors (
         id INTEGER PRIMARY KEY, descriptor TEXT NOT NULL, internal INTEGER NOT NULL,
         active INTEGER NOT NULL, range_start INTEGER, range_end INTEGER,
-        next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL);";
+        next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL, combo TEXT);";
+
+/// Creates the wallet's own tables, and adds what later versions added to older ones
+/// (`rexe_descriptors.combo`).
+fn ensure_meta_tables(db: &Connection) -> Res<()> {
+    db.execute_batch(META_TABLES).map_err(db_err)?;
+    let has_combo = db
+        .prepare("SELECT 1 FROM pragma_table_info('rexe_descriptors') WHERE name = 'combo'")
+        .and_then(|mut st| st.exists([]))
+        .map_err(db_err)?;
+    if !has_combo {
+        db.execute_batch("ALTER TABLE rexe_descriptors ADD COLUMN combo TEXT")
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
 
 /// Reads the address book (creating the wallet's tables in wallets made before they existed).
 fn read_labels(db: &Connection) -> Res<BTreeMap<String, String>> {
-    db.execute_batch(META_TABLES).map_err(db_err)?;
+    ensure_meta_tables(db)?;
     let mut st = db
         .prepare("SELECT address, label FROM rexe_labels")
         .map_err(db_err)?;
@@ -463,7 +481,7 @@ impl Wallets {
             None
         };
         let made = |conns: Vec<Connection>, meta: Connection| -> Res<NamedWallet> {
-            meta.execute_batch(META_TABLES).map_err(db_err)?;
+            ensure_meta_tables(&meta)?;
             meta.execute(
                 "INSERT INTO rexe_wallet_flags (private_keys, blank, created) VALUES (?1, ?2, ?3)",
                 (private_keys, blank, unix_now() as i64),
@@ -2251,4 +2269,33 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
         v["decoded"] = crate::core_json::tx_json(&tx, Network::Regtest, false);
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wallet_file_from_before_combo_gains_the_column_and_keeps_its_rows() {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE rexe_descriptors (
+                id INTEGER PRIMARY KEY, descriptor TEXT NOT NULL, internal INTEGER NOT NULL,
+                active INTEGER NOT NULL, range_start INTEGER, range_end INTEGER,
+                next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL);
+             INSERT INTO rexe_descriptors VALUES (1, 'wpkh(x)', 0, 1, 0, 9, 0, 5);",
+        )
+        .unwrap();
+        for _ in 0..2 {
+            ensure_meta_tables(&db).unwrap();
+        }
+        let row: (String, Option<String>) = db
+            .query_row(
+                "SELECT descriptor, combo FROM rexe_descriptors WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("wpkh(x)".to_string(), None));
+    }
 }
