@@ -321,8 +321,11 @@ mod tests {
         let kept = (0..limit as u32)
             .filter(|k| w.get(&(100_000 + k)) == Some(k))
             .count();
+        // How many stay depends on the table's randomly seeded hash (they can displace
+        // each other): 504–690 of 1,000 in 40 runs, 432 once in CI. A quarter is far
+        // below that and far above what dropping them at the flush would leave (0).
         assert!(
-            kept > limit / 2,
+            kept > limit / 4,
             "the flushed entries displace older ones: {kept}"
         );
     }
