@@ -107,21 +107,6 @@ fn parse_body(body: &str) -> Res<(Descriptor<DescriptorPublicKey>, KeyMap)> {
     Descriptor::parse_descriptor(&Secp256k1::new(), body).map_err(|e| param(-5, e.to_string()))
 }
 
-/// `body` with every multipath step `<a;b;…>` replaced by its `j`-th choice (`None` when a
-/// step has no `j`-th choice or a `<` is not closed).
-pub fn select_path(body: &str, j: usize) -> Option<String> {
-    let mut out = String::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        let close = rest[open..].find('>')? + open;
-        out.push_str(rest[open + 1..close].split(';').nth(j)?);
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 /// A descriptor argument as the wallet takes it: the descriptors it stands for.
 pub struct Arg {
     /// Each descriptor with its text (private keys as given, no checksum) and keys: one for
@@ -152,30 +137,37 @@ impl Arg {
     }
 }
 
-/// The number of choices of `body`'s multipath steps (`None`: it has none), or why they
-/// do not make a multipath descriptor.
-fn path_count(body: &str) -> Res<Option<usize>> {
-    let mut count = None;
+/// `body` split into one text per path, each multipath step `<a;b;…>` replaced by that
+/// path's choice (`None`: it has no multipath step), or why its steps do not make a
+/// multipath descriptor.
+fn split_paths(body: &str) -> Res<Option<Vec<String>>> {
+    let mut paths: Option<Vec<String>> = None;
     let mut rest = body;
     while let Some(open) = rest.find('<') {
         let close = rest[open..]
             .find('>')
             .ok_or_else(|| param(-5, "Multipath step '<' is not closed"))?
             + open;
-        let n = rest[open + 1..close].split(';').count();
-        if n < 2 {
+        let choices: Vec<&str> = rest[open + 1..close].split(';').collect();
+        if choices.len() < 2 {
             return Err(param(-5, "Multipath steps need at least two choices"));
         }
-        match count {
-            None => count = Some(n),
-            Some(c) if c != n => {
-                return Err(param(-5, "Multipath subscripts have mismatched lengths"))
-            }
-            Some(_) => {}
+        let paths = paths.get_or_insert_with(|| vec![String::new(); choices.len()]);
+        if paths.len() != choices.len() {
+            return Err(param(-5, "Multipath subscripts have mismatched lengths"));
+        }
+        for (path, choice) in paths.iter_mut().zip(choices) {
+            path.push_str(&rest[..open]);
+            path.push_str(choice);
         }
         rest = &rest[close + 1..];
     }
-    Ok(count)
+    Ok(paths.map(|mut paths| {
+        for path in &mut paths {
+            path.push_str(rest);
+        }
+        paths
+    }))
 }
 
 /// Parses a descriptor argument, multipath and `combo()` included (see [`Arg`]).
@@ -187,10 +179,10 @@ pub fn parse_arg(s: &str, require_checksum: bool) -> Res<Arg> {
     {
         return combo(key);
     }
-    if let Some(n) = path_count(body)? {
-        let parts = (0..n)
-            .map(|j| {
-                let one = select_path(body, j).expect("counted");
+    if let Some(paths) = split_paths(body)? {
+        let parts = paths
+            .into_iter()
+            .map(|one| {
                 let (d, k) = parse_body(&one)?;
                 Ok((one, d, k))
             })
@@ -410,18 +402,28 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
             "Cannot derive script without private keys (hardened steps need the private key)",
         ));
     }
+    // The address of `desc` at `i`; `None` for combo()'s P2PK script, which has none and
+    // is left out, as Core does.
+    let address_at = |desc: &Descriptor<DescriptorPublicKey>, i: u32| -> Res<Option<Value>> {
+        let d = desc
+            .at_derivation_index(i)
+            .map_err(|e| param(-5, e.to_string()))?;
+        match d.address(Network::Regtest) {
+            Ok(a) => Ok(Some(json!(a.to_string()))),
+            Err(_) if combo => Ok(None),
+            Err(_) => Err(param(
+                -5,
+                "Descriptor does not have a corresponding address",
+            )),
+        }
+    };
     if parsed.multipath {
         // As Core: one list of addresses per path.
         let mut out = Vec::new();
         for (_, desc, _) in &parsed.parts {
             let mut addrs = Vec::new();
             for i in begin..=end {
-                let a = desc
-                    .at_derivation_index(i)
-                    .map_err(|e| param(-5, e.to_string()))?
-                    .address(Network::Regtest)
-                    .map_err(|_| param(-5, "Descriptor does not have a corresponding address"))?;
-                addrs.push(json!(a.to_string()));
+                addrs.extend(address_at(desc, i)?);
             }
             out.push(json!(addrs));
         }
@@ -430,20 +432,7 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
     let mut out = Vec::new();
     for i in begin..=end {
         for (_, desc, _) in &parsed.parts {
-            let d = desc
-                .at_derivation_index(i)
-                .map_err(|e| param(-5, e.to_string()))?;
-            match d.address(Network::Regtest) {
-                Ok(a) => out.push(json!(a.to_string())),
-                // As Core: combo()'s P2PK script has no address and is left out.
-                Err(_) if combo => {}
-                Err(_) => {
-                    return Err(param(
-                        -5,
-                        "Descriptor does not have a corresponding address",
-                    ))
-                }
-            }
+            out.extend(address_at(desc, i)?);
         }
     }
     Ok(json!(out))
@@ -451,24 +440,21 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::select_path;
+    use super::split_paths;
 
     #[test]
-    fn select_path_takes_each_steps_choice() {
+    fn split_paths_takes_each_steps_choice() {
         let d = "wsh(multi(1,xprv/<0;1>/*,xpub/7/<2;3>/*))";
         assert_eq!(
-            select_path(d, 0).as_deref(),
-            Some("wsh(multi(1,xprv/0/*,xpub/7/2/*))")
+            split_paths(d).unwrap(),
+            Some(vec![
+                "wsh(multi(1,xprv/0/*,xpub/7/2/*))".to_string(),
+                "wsh(multi(1,xprv/1/*,xpub/7/3/*))".to_string(),
+            ])
         );
-        assert_eq!(
-            select_path(d, 1).as_deref(),
-            Some("wsh(multi(1,xprv/1/*,xpub/7/3/*))")
-        );
-        assert_eq!(select_path(d, 2), None);
-        assert_eq!(select_path("wpkh(xprv/<0;1/*)", 0), None);
-        assert_eq!(
-            select_path("wpkh(xprv/0/*)", 5).as_deref(),
-            Some("wpkh(xprv/0/*)")
-        );
+        assert!(split_paths("wpkh(xprv/<0;1/*)").is_err());
+        assert!(split_paths("wpkh(xprv/<0>/*)").is_err());
+        assert!(split_paths("wsh(multi(1,xprv/<0;1>/*,xpub/<2;3;4>/*))").is_err());
+        assert_eq!(split_paths("wpkh(xprv/0/*)").unwrap(), None);
     }
 }

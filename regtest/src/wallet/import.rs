@@ -45,8 +45,9 @@ struct Request {
     /// for `combo()`), whether each is change, and the text each is stored as (`None`: the
     /// request's text).
     descs: Vec<(Descriptor<DescriptorPublicKey>, bool, Option<String>)>,
-    /// A `combo()` request: its descriptors are never active (they have no one output type).
-    combo: bool,
+    /// A `combo()` request's text (keys as given, no checksum): each of its descriptors
+    /// records it, so that `listdescriptors` shows the combo once.
+    combo: Option<String>,
     active: bool,
     range: Option<(u32, u32)>,
     next_index: u32,
@@ -192,6 +193,13 @@ impl NamedWallet {
                 );
             }
         }
+        // A combo() has no one output type: never active, with Core's warning.
+        let active = if combo && active {
+            warnings.push("Unknown output type, cannot set descriptor to active.".into());
+            false
+        } else {
+            active
+        };
         let descs = if combo {
             let internal = internal == Some(true);
             std::iter::once((desc, internal, Some(first_text)))
@@ -208,7 +216,10 @@ impl NamedWallet {
             std::iter::once((first_text, desc, keys))
                 .chain(arg.parts)
                 .enumerate()
-                .map(|(j, (t, d, k))| (d, two && j == 1, (!k.is_empty()).then_some(t)))
+                .map(|(j, (t, d, k))| {
+                    let stored = if k.is_empty() { d.to_string() } else { t };
+                    (d, two && j == 1, Some(stored))
+                })
                 .collect()
         } else {
             vec![(desc, internal == Some(true), None)]
@@ -216,7 +227,7 @@ impl NamedWallet {
         Ok(Request {
             text: text.split('#').next().unwrap_or(text).to_string(),
             descs,
-            combo,
+            combo: combo.then(|| text.split('#').next().unwrap_or(text).to_string()),
             active,
             range,
             next_index,
@@ -228,18 +239,14 @@ impl NamedWallet {
     /// Adds (or, for a descriptor the wallet has, updates) what `r` imports; `main` is the
     /// wallet's main file (`None`: an in-memory wallet).
     fn add(&mut self, r: Request, main: Option<&Path>, warnings: &mut Vec<String>) -> Res<()> {
-        let multipath = r.descs.len() > 1 && !r.combo;
-        let combo = r.combo.then(|| r.text.clone());
-        if r.active && r.combo {
-            warnings.push("Unknown output type, cannot set descriptor to active.".into());
-        }
+        let combo = r.combo;
         for (desc, internal, own_text) in r.descs {
             let public = desc.to_string();
             let output_type = OutputType::of(&desc);
-            if r.active && !r.combo && output_type.is_none() {
+            if r.active && output_type.is_none() {
                 warnings.push("Unknown output type, cannot set descriptor to active.".into());
             }
-            let active = r.active && !r.combo && output_type.is_some();
+            let active = r.active && output_type.is_some();
             // A descriptor of the master key's: nothing to add.
             let master = self.parts.iter().any(|p| {
                 matches!(p.source, Source::Master(_))
@@ -250,13 +257,8 @@ impl NamedWallet {
             if master {
                 continue;
             }
-            // Private keys travel in the stored text; a public multipath one is stored as
-            // each path's public form; each path or combo() descriptor with keys as itself.
-            let text = match own_text {
-                Some(t) => t,
-                None if multipath => public.clone(),
-                None => r.text.clone(),
-            };
+            // Private keys travel in the stored text.
+            let text = own_text.unwrap_or_else(|| r.text.clone());
             let existing = self.parts.iter().position(|p| {
                 matches!(p.source, Source::Imported(_))
                     && p.wallet
