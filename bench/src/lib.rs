@@ -476,12 +476,8 @@ pub(crate) fn sigverify(count: usize, threads: usize) -> serde_json::Value {
         .collect();
     // Raw: libsecp256k1 parses the key (lifting x to a point) and verifies, every time.
     let raw = |t: &SignedTx| {
-        let key = bitcoin::secp256k1::XOnlyPublicKey::from_slice(&t.tx.from.0);
-        let sig = bitcoin::secp256k1::schnorr::Signature::from_slice(&t.sig);
-        let msg = bitcoin::secp256k1::Message::from_digest(t.txid().0 .0);
-        matches!((key, sig), (Ok(k), Ok(s)) if rexe_chain::address::secp()
-            .verify_schnorr(&s, &msg, &k)
-            .is_ok())
+        bitcoin::secp256k1::XOnlyPublicKey::from_slice(&t.tx.from.0)
+            .is_ok_and(|key| rexe_chain::address::verify_with_key(&key, &t.txid().0, &t.sig))
     };
     let raw_per_sec = verify_rate(&txs, threads, raw);
     // As the node verifies: keys come from the parsed-key cache (`Address::to_xonly`).

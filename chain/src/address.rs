@@ -247,15 +247,17 @@ impl Signer {
 
 /// Verifies a BIP340 signature by `addr` over `digest`.
 pub fn verify_signature(addr: &Address, digest: &Hash256, sig: &[u8; 64]) -> bool {
-    let Ok(key) = addr.to_xonly() else {
-        return false;
-    };
-    let Ok(sig) = schnorr::Signature::from_slice(sig) else {
-        return false;
-    };
-    secp()
-        .verify_schnorr(&sig, &Message::from_digest(digest.0), &key)
-        .is_ok()
+    addr.to_xonly()
+        .is_ok_and(|key| verify_with_key(&key, digest, sig))
+}
+
+/// Verifies a BIP340 signature by an already parsed `key` over `digest`.
+pub fn verify_with_key(key: &XOnlyPublicKey, digest: &Hash256, sig: &[u8; 64]) -> bool {
+    schnorr::Signature::from_slice(sig).is_ok_and(|sig| {
+        secp()
+            .verify_schnorr(&sig, &Message::from_digest(digest.0), key)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]

@@ -83,20 +83,9 @@ pub fn run(a: &PeerArgs) -> Result<Value> {
             tmp.path().to_path_buf()
         }
     };
-    let floor_int = crate::floor::run(
-        &dir,
-        crate::floor::Keys::Integer,
-        a.holders,
-        a.block_txs,
-        a.blocks,
-    )?;
-    let floor_key32 = crate::floor::run(
-        &dir,
-        crate::floor::Keys::Bytes32,
-        a.holders,
-        a.block_txs,
-        a.blocks,
-    )?;
+    let floor = |keys| crate::floor::run(&dir, keys, a.holders, a.block_txs, a.blocks);
+    let floor_int = floor(crate::floor::Keys::Integer)?;
+    let floor_key32 = floor(crate::floor::Keys::Bytes32)?;
     let ratio = |x: f64, y: Option<f64>| y.filter(|y| *y > 0.0).map(|y| x / y);
     let evm_rate = evm["ops_per_sec"].as_f64();
     let best_durable = durable
