@@ -293,7 +293,7 @@ fn structural_errors() {
         "contract C { @address function f() export { g(); } @address function g() public { deploy C(); } }",
         1,
         83,
-        "`deploy` statements are not supported",
+        "`deploy` is allowed only inside a non-const @global function",
     );
     rejects(
         "contract C {\n  function f() {\n    uint32 x = 1u +;\n  }\n}",

@@ -8,6 +8,7 @@ use common::contracts::*;
 use common::*;
 use rexe_chain::contract::{self, Target};
 use rexe_chain::lang::compile;
+use rexe_chain::Address;
 use serde_json::json;
 
 fn token_scenario() -> Vec<Step> {
@@ -1308,4 +1309,133 @@ fn relay_to_every_shard_from_any_scope() {
             .unwrap();
         assert_eq!(st, json!({"pings": 2, "echoes": 1}), "shard {s}");
     }
+}
+
+/// PREDA spec 5.9's example contract, with an address-scope counter.
+const DEPLOYABLE: &str = r#"
+contract Deployable {
+    int32 value;
+    @address int32 bumps;
+    function on_deploy(int32 v) {
+        __debug.assert(v >= 0i32, "negative start");
+        value = v;
+    }
+    function int32 get_value() public const { return value; }
+    @address function int32 bump() public { bumps += 1i32; return bumps; }
+}
+"#;
+
+const FACTORY: &str = r#"
+import Deployable as D;
+contract Factory {
+    array<address> made;
+    function address make(int32 v) export {
+        address c = deploy D(v);
+        __debug.assert(D(c).get_value() == v && D(c).__valid());
+        made.push(c);
+        return c;
+    }
+    @address function int32 bump_at(address c) export { return D(c).bump(); }
+}
+"#;
+
+#[test]
+fn deployed_contracts_are_registered_rolled_back_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(4);
+    let p = params(2, &keys);
+    let mut net = Net::new(2, 2, 4);
+    net.chain = open(dir.path(), &p, 2);
+    let named = net.deploy(0, DEPLOYABLE, &json!({"v": 7}));
+    let factory = net.deploy(1, FACTORY, &json!({}));
+    let h1 = net.chain.tip_height();
+    let root1 = net.chain.tip_header().state_root;
+    let count = net.chain.contracts().len();
+    let made = |net: &mut Net| -> Vec<Address> {
+        let g = net
+            .chain
+            .contract_state(&factory, &Target::Global)
+            .unwrap()
+            .unwrap();
+        g["made"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| Address(rexe_chain::lang::value::parse_address(a.as_str().unwrap()).unwrap()))
+            .collect()
+    };
+    let txid = net.call(2, factory, "make", &json!([5]));
+    net.settle();
+    let bad = net.call(2, factory, "make", &json!([-1]));
+    net.settle();
+    let c = made(&mut net);
+    assert_eq!(c.len(), 1, "the failed on_deploy made nothing");
+    // The call runs on the global lane (the receipt after the transaction's own).
+    let lane = |net: &mut Net, t| net.chain.contract_receipts(t).unwrap().pop().unwrap().1;
+    let r = lane(&mut net, bad);
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("negative start"),
+        "{r}"
+    );
+    let r = lane(&mut net, txid);
+    assert!(r["error"].is_null(), "{r}");
+    assert_eq!(r["shard"], 65535, "{r}");
+    let inst = c[0];
+    assert_eq!(r["result"], json!(inst.to_string()), "the receipt names it");
+    {
+        let d = net.chain.contracts().get(&inst).expect("registered");
+        assert_eq!(d.origin, Some(named));
+        assert_eq!(d.deployer, factory);
+        assert_eq!(d.name(), "Deployable");
+        assert_eq!(net.chain.contracts().len(), count + 1);
+        // `import Deployable` still binds to the named contract.
+        assert_eq!(
+            net.chain
+                .contracts()
+                .first_named("Deployable")
+                .unwrap()
+                .address,
+            named
+        );
+    }
+    let g = |net: &mut Net, a: Address| {
+        net.chain
+            .contract_state(&a, &Target::Global)
+            .unwrap()
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(g(&mut net, inst), json!(5));
+    assert_eq!(g(&mut net, named), json!(7));
+    // Shards reach the deployed contract in later blocks; its address state is its own.
+    net.call(3, factory, "bump_at", &json!([json!(inst.to_string())]));
+    net.call(3, factory, "bump_at", &json!([json!(inst.to_string())]));
+    net.settle();
+    let bumps = |net: &mut Net, a: Address| {
+        net.chain
+            .contract_state(&a, &Target::Address(keys[3].address()))
+            .unwrap()
+            .unwrap()["bumps"]
+            .clone()
+    };
+    assert_eq!(bumps(&mut net, inst), json!(2));
+    assert_eq!(bumps(&mut net, named), json!(0));
+    // A restart rebuilds it from the registry's items.
+    net.chain.flush().unwrap();
+    let root = net.chain.tip_header().state_root;
+    let height = net.chain.tip_height();
+    drop(net.chain);
+    net.chain = open(dir.path(), &p, 2);
+    assert_eq!(net.chain.tip_header().state_root, root);
+    assert_eq!(
+        net.chain.contracts().get(&inst).unwrap().origin,
+        Some(named)
+    );
+    assert_eq!(g(&mut net, inst), json!(5));
+    assert_eq!(bumps(&mut net, inst), json!(2));
+    // Undo records take it away with the blocks.
+    net.chain.rollback(height - h1).unwrap();
+    assert_eq!(net.chain.tip_header().state_root, root1);
+    assert!(net.chain.contracts().get(&inst).is_none());
+    assert_eq!(net.chain.contracts().len(), count);
 }

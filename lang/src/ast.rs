@@ -525,6 +525,6 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     /// `x.name`.
     Member(Box<Expr>, Ident),
-    /// `deploy C(args)` (rejected by the compiler).
-    Deploy,
+    /// `deploy C(args)`: a new contract with imported contract `C`'s code (PREDA spec 5.9).
+    Deploy(Ident, Vec<Expr>),
 }

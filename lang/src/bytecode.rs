@@ -375,6 +375,15 @@ pub enum Instr {
     CallIface(u16, u16),
     /// Pop an address; push whether it is a contract implementing interface `iface`.
     IfaceValid(u16),
+    /// `deploy A(…)` (PREDA spec 5.9): a new contract with the code of import `import` and
+    /// fresh state, its `on_deploy` run with the `n` arguments on the stack; pushes its
+    /// address. Only in non-const global functions.
+    Deploy(u16, u8),
+    /// Call an imported contract's function ([`Module::externs`] index) on the contract
+    /// whose address is below the arguments: the import itself, or one deployed from it.
+    CallAt(u16),
+    /// Pop an address; push whether it is import `import` or a contract deployed from it.
+    ContractValid(u16),
 }
 
 /// A contract this one imports (PREDA spec 5.7.1): explicitly, or through another import.
@@ -661,6 +670,11 @@ fn put_type(out: &mut Vec<u8>, t: &Type) {
             out.push(12);
             put_u16(out, *i);
         }
+        Type::Contract(c) => {
+            out.push(13);
+            put_str(out, &c.name);
+            out.extend_from_slice(&c.address);
+        }
     }
 }
 
@@ -685,6 +699,10 @@ fn get_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, DecodeError> {
         ),
         11 => Type::Token,
         12 => Type::Interface(get_u16(r)?),
+        13 => Type::Contract(Box::new(super::types::ContractRef {
+            name: get_str(r)?,
+            address: r.array()?,
+        })),
         tag => return Err(DecodeError::UnknownTag { what: "type", tag }),
     })
 }
@@ -972,6 +990,19 @@ fn put_instr(out: &mut Vec<u8>, i: &Instr) {
             out.push(37);
             put_u16(out, i);
         }
+        Instr::Deploy(i, n) => {
+            out.push(38);
+            put_u16(out, i);
+            out.push(n);
+        }
+        Instr::CallAt(e) => {
+            out.push(39);
+            put_u16(out, e);
+        }
+        Instr::ContractValid(i) => {
+            out.push(40);
+            put_u16(out, i);
+        }
     }
 }
 
@@ -1030,6 +1061,9 @@ fn get_instr(r: &mut Reader<'_>) -> Result<Instr, DecodeError> {
         35 => Instr::CallExt(get_u16(r)?),
         36 => Instr::CallIface(get_u16(r)?, get_u16(r)?),
         37 => Instr::IfaceValid(get_u16(r)?),
+        38 => Instr::Deploy(get_u16(r)?, get_u8(r)?),
+        39 => Instr::CallAt(get_u16(r)?),
+        40 => Instr::ContractValid(get_u16(r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "instruction",

@@ -8,6 +8,8 @@ pub const TX_BASE: u64 = 20_000;
 pub const TX_BYTE: u64 = 16;
 /// Per byte of source compiled at deployment.
 pub const DEPLOY_BYTE: u64 = 50;
+/// `deploy A(…)`: a new contract (its registry entry), besides what its `on_deploy` costs.
+pub const DEPLOY_CONTRACT: u64 = 32_000;
 /// Charged to the emitter per relay to an address, an integer key, or `relay@next`.
 pub const RELAY: u64 = 8_000;
 /// Charged per shard for `relay@shards`.

@@ -11,9 +11,13 @@ use super::value::Value;
 use super::vm::{self, Context, Host, Linker, Outcome, Trap, TxKind};
 use super::{compile_with, Imports, Verified};
 
-/// Deployed contracts by address, with their `@global` rows.
+/// Deployed contracts by address, with their `@global` rows; and the origin of each
+/// contract made by `deploy`.
 #[derive(Default)]
-struct Contracts(BTreeMap<[u8; 32], (Arc<Verified>, Vec<Value>)>);
+struct Contracts(
+    BTreeMap<[u8; 32], (Arc<Verified>, Vec<Value>)>,
+    BTreeMap<[u8; 32], [u8; 32]>,
+);
 
 impl Imports for Contracts {
     fn resolve(
@@ -24,7 +28,7 @@ impl Imports for Contracts {
     ) -> Result<([u8; 32], Arc<Verified>), String> {
         self.0
             .iter()
-            .find(|(_, (c, _))| c.name == name)
+            .find(|(a, (c, _))| c.name == name && !self.1.contains_key(*a))
             .map(|(a, (c, _))| (*a, c.clone()))
             .ok_or_else(|| format!("no contract named `{name}` is deployed"))
     }
@@ -37,6 +41,9 @@ impl Linker for Contracts {
     fn contract(&self, addr: &[u8; 32]) -> Option<(&Verified, &[Value])> {
         self.0.get(addr).map(|(c, g)| (&**c, g.as_slice()))
     }
+    fn origin(&self, addr: &[u8; 32]) -> Option<[u8; 32]> {
+        self.1.get(addr).copied()
+    }
 }
 
 /// Rows of every contract: by contract, scope and address (0 for the one shard).
@@ -46,6 +53,8 @@ struct Rows {
     who: u8,
     rows: HashMap<([u8; 32], ScopeKind, u8), Vec<u8>>,
     elems: HashMap<ElemAt, Vec<u8>>,
+    /// Addresses handed to `deploy` so far.
+    deployed: u8,
 }
 
 /// Contract, scope, address, variable, element.
@@ -80,6 +89,10 @@ impl Host for Rows {
     }
     fn logging(&self) -> bool {
         true
+    }
+    fn deploy_address(&mut self, _: &[u8; 32], _: u32) -> Result<[u8; 32], String> {
+        self.deployed += 1;
+        Ok([0xA0 + self.deployed; 32])
     }
 }
 
@@ -168,6 +181,12 @@ impl World {
                 };
             }
         };
+        for n in &out.created {
+            let code = self.contracts.0[&n.origin].0.clone();
+            let global = vm::default_row(&code, ScopeKind::Global);
+            self.contracts.0.insert(n.address, (code, global));
+            self.contracts.1.insert(n.address, n.origin);
+        }
         apply(at, &out.writes, &out.elem_writes);
         for o in &out.calls {
             apply(o.contract, &o.writes, &o.elem_writes);
@@ -358,10 +377,6 @@ fn imports_are_checked_when_compiling() {
         "expected C.Pair, found uint32",
     );
     refuse(
-        "import Counter as C; contract X { @address C x; }",
-        "rexe does not support",
-    );
-    refuse(
         "import Counter as C; contract X { @address C.Nope x; }",
         "defines no type `Nope`",
     );
@@ -370,6 +385,14 @@ fn imports_are_checked_when_compiling() {
         "imported twice",
     );
     refuse("import Counter as X; contract X {}", "already a name");
+    // A contract type is a type like any other (PREDA spec 5.9).
+    let x = compile_with(
+        "import Counter as C; contract X { @address C x; }",
+        &w.contracts,
+    )
+    .unwrap();
+    let (_, t) = &x.state_of(ScopeKind::Address)[0];
+    assert_eq!(x.table.name(x.ty(*t)), "Counter");
     // A non-public function that is overloaded with a public one is not offered.
     compile_with(
         "import Counter; contract X { @address function uint64 f() export { return Counter.seen(); } }",
@@ -583,4 +606,167 @@ fn tokens_move_between_contracts_and_value_is_conserved_across_them() {
     assert_eq!((out.tokens.deposited, out.tokens.kept()), (500, -500));
     let held = w.get(bank, ScopeKind::Address, "held");
     assert!(matches!(held, Value::Token { amount: 0, .. }), "{held:?}");
+}
+
+const DEPLOYABLE: &str = r#"
+contract ContractA {
+    int32 value;
+    @address int32 bumps;
+    function on_deploy(int32 v) {
+        __debug.assert(v >= 0i32, "negative start");
+        value = v;
+    }
+    function int32 get_value() public const { return value; }
+    function set_value(int32 v) public { value = v; }
+    @address function int32 bump() public { bumps += 1i32; return bumps; }
+}
+"#;
+
+const DEPLOYER: &str = r#"
+import ContractA as A;
+contract ContractB {
+    address last;
+    array<address> made;
+    function f() export {
+        address cid0 = deploy A(42);    // deploy a new contract using A's code
+        A a0 = A(cid0);                 // reference it through a contract type
+        auto cid1 = deploy A(100);
+        A a1 = A(cid1);
+        __debug.assert(a0.get_value() == 42i32);
+        __debug.assert(a1.get_value() == 100i32);
+        __debug.assert(A.get_value() == 7i32, "the named contract keeps its own state");
+        __debug.assert(a0.__valid() && a1.__valid() && A(A.__id()).__valid());
+        __debug.assert(!A(__id()).__valid(), "this contract is not deployed from A");
+        __debug.assert(a0.__id() == cid0 && cid0 != cid1 && cid0 != A.__id());
+        a1.set_value(101i32);
+        last = cid1;
+        made.push(cid0);
+        made.push(cid1);
+    }
+    function int32 read_last() export const { return A(last).get_value(); }
+    function deploy_bad() export { deploy A(-1i32); }
+    function call_wrong() export { A(__id()).set_value(1i32); }
+    @address function int32 bump_last() export { return A(last).bump(); }
+}
+"#;
+
+#[test]
+fn deploy_makes_contracts_with_fresh_state_that_contract_types_call() {
+    let mut w = World::default();
+    let a = w.deploy(1, DEPLOYABLE);
+    let b = w.deploy(2, DEPLOYER);
+    // The named contract's own state, set as its deploying transaction would.
+    w.contracts.0.get_mut(&a).unwrap().1[0] = Value::Int(Int::Small(7));
+    let out = w.call(b, "f", vec![], 7);
+    ok(&out);
+    assert_eq!(out.created.len(), 2);
+    assert!(out.created.iter().all(|n| n.origin == a));
+    let (c0, c1) = (out.created[0].address, out.created[1].address);
+    assert_eq!(w.get(c0, ScopeKind::Global, "value"), int(42));
+    assert_eq!(w.get(c1, ScopeKind::Global, "value"), int(101));
+    assert_eq!(w.get(a, ScopeKind::Global, "value"), int(7));
+    assert_eq!(w.get(b, ScopeKind::Global, "last"), Value::Address(c1));
+    // A later call reaches the deployed contract through its id.
+    let out = w.call(b, "read_last", vec![], 7);
+    ok(&out);
+    assert_eq!(out.result.unwrap(), Some(int(101)));
+    // Address-scope state of a deployed contract is its own.
+    let out = w.call(b, "bump_last", vec![], 7);
+    ok(&out);
+    assert_eq!(out.result.unwrap(), Some(int(1)));
+    assert_eq!(w.get(c1, ScopeKind::Address, "bumps"), int(1));
+    assert_eq!(w.get(a, ScopeKind::Address, "bumps"), int(0));
+    // A failing on_deploy leaves no contract.
+    let before = w.contracts.0.len();
+    let out = w.call(b, "deploy_bad", vec![], 7);
+    assert!(
+        matches!(&out.result, Err(Trap::Assert(Some(m))) if m.contains("negative start")),
+        "{:?}",
+        out.result
+    );
+    assert!(out.created.is_empty());
+    assert_eq!(w.contracts.0.len(), before);
+    // A contract value bound to a contract that is not A, nor deployed from it, stops.
+    let out = w.call(b, "call_wrong", vec![], 7);
+    assert!(
+        matches!(&out.result, Err(Trap::Call(m)) if m.contains("nor deployed from it")),
+        "{:?}",
+        out.result
+    );
+    // A deployed contract is never what `import A` binds to.
+    let c = w.deploy(3, "import ContractA as A; contract C { function int32 v() export const { return A.get_value(); } }");
+    let out = w.call(c, "v", vec![], 7);
+    assert_eq!(out.result.unwrap(), Some(int(7)));
+}
+
+#[test]
+fn deploy_is_refused_where_preda_refuses_it() {
+    let mut w = World::default();
+    w.deploy(1, DEPLOYABLE);
+    let refuse = |src: &str, needle: &str| {
+        let e = compile_with(src, &w.contracts).expect_err(src).to_string();
+        assert!(e.contains(needle), "{needle:?} not in: {e}");
+    };
+    let wrap = |body: &str| format!("import ContractA as A; contract X {{ {body} }}");
+    refuse(
+        &wrap("@address function f() export { deploy A(1); }"),
+        "only inside a non-const @global function",
+    );
+    refuse(
+        &wrap("function f() export const { deploy A(1); }"),
+        "only inside a non-const @global function",
+    );
+    refuse(
+        &wrap("function f() export { uint64 id = deploy A(1); }"),
+        "on rexe is an address, not uint64",
+    );
+    refuse(
+        &wrap("function f() export { deploy A(); }"),
+        "`A.on_deploy` takes 1 argument(s), 0 given",
+    );
+    refuse(
+        &wrap("function f() export { deploy A(\"x\"); }"),
+        "expected int32, found string",
+    );
+    refuse(&wrap("function f() export { deploy X(); }"), "not its own");
+    refuse(
+        &wrap("function f() export { deploy B(); }"),
+        "`B` is not an imported contract",
+    );
+    refuse(
+        &wrap("function f() export { X x = X(__id()); }"),
+        "is this contract",
+    );
+    refuse(
+        &wrap("function f() export { A a = A(1u32); }"),
+        "made from a contract id",
+    );
+    refuse(
+        &wrap("@address function f() export { A a = A(A.__id()); a.set_value(1i32); }"),
+        "cannot be called from a @address function",
+    );
+    refuse(
+        &wrap("function f() export { A a = A(A.__id()); a.nope(); }"),
+        "has no function `nope`",
+    );
+    // The verifier refuses a Deploy outside a non-const global function, whatever made it.
+    let mut code = compile_with(
+        &wrap("function f() export { deploy A(1); } @address function g() export { }"),
+        &w.contracts,
+    )
+    .unwrap()
+    .module()
+    .clone();
+    let g = code.functions.iter().position(|f| f.name == "g").unwrap();
+    let body = code.functions[g].code.clone();
+    code.functions[g].code = [
+        vec![
+            crate::bytecode::Instr::Bool(true),
+            crate::bytecode::Instr::Deploy(0, 1),
+        ],
+        body,
+    ]
+    .concat();
+    let e = crate::verify::verify(code).expect_err("refused");
+    assert!(e.to_string().contains("deploy outside"), "{e}");
 }

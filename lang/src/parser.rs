@@ -1003,10 +1003,12 @@ impl Parser {
                     self.advance();
                     ExprKind::Bool(w == "true")
                 }
-                "deploy" => return Err(CompileError::new(
-                    pos,
-                    "`deploy` statements are not supported (deploy contracts with a transaction)",
-                )),
+                "deploy" => {
+                    self.advance();
+                    let name = self.ident()?;
+                    self.expect_p("(")?;
+                    ExprKind::Deploy(name, self.args()?)
+                }
                 "array" | "map" | "scattered_map" | "scattered_array"
                     if matches!(self.tok_at(1), Tok::P("<")) =>
                 {
@@ -1074,6 +1076,11 @@ mod tests {
             ),
             ExprKind::Member(a, n) => format!("{}.{}", show(a), n.name),
             ExprKind::Index(a, i) => format!("{}[{}]", show(a), show(i)),
+            ExprKind::Deploy(c, args) => format!(
+                "deploy {}({})",
+                c.name,
+                args.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
             _ => "?".into(),
         }
     }
@@ -1097,6 +1104,7 @@ mod tests {
         assert_eq!(expr("x = c ? a : b ? d : e"), "(x = (c ? a : (b ? d : e)))");
         assert_eq!(expr("-1 - -x"), "(-1 - (u x))");
         assert_eq!(expr("f(a, b)[i].g"), "f(a, b)[i].g");
+        assert_eq!(expr("x = deploy A(1, b + c)"), "(x = deploy A(1, (b + c)))");
     }
 
     #[test]

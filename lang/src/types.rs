@@ -33,6 +33,19 @@ pub enum Type {
     /// An interface (index into [`TypeTable::interfaces`]): the address of a contract that
     /// is expected to implement it (PREDA spec 5.8).
     Interface(u16),
+    /// A contract type (PREDA spec 5.9): the address of the named contract `A`, or of a
+    /// contract deployed from it with `deploy A(…)`. It names the contract by address, so
+    /// it means the same in every module that sees it.
+    Contract(Box<ContractRef>),
+}
+
+/// The named contract a contract type refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContractRef {
+    /// The contract's name in its source.
+    pub name: String,
+    /// Its address.
+    pub address: [u8; 32],
 }
 
 /// A structure definition.
@@ -151,6 +164,7 @@ impl TypeTable {
                 .get(*i as usize)
                 .map(|s| s.name.clone())
                 .unwrap_or_else(|| format!("interface#{i}")),
+            Type::Contract(c) => c.name.clone(),
         }
     }
 

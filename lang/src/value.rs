@@ -127,7 +127,7 @@ pub fn default_value(t: &Type, tt: &TypeTable) -> Value {
     match t {
         Type::Bool => Value::Bool(false),
         Type::Int(_) | Type::BigInt => Value::Int(Int::ZERO),
-        Type::Address | Type::Interface(_) => Value::Address([0; 32]),
+        Type::Address | Type::Interface(_) | Type::Contract(_) => Value::Address([0; 32]),
         Type::Hash => Value::Hash([0; 32]),
         Type::Blob => Value::Blob(Vec::new()),
         Type::String => Value::Str(String::new()),
@@ -152,6 +152,7 @@ pub fn has_type(v: &Value, t: &Type, tt: &TypeTable) -> bool {
         | (Value::Address(_), Type::Address)
         | (Value::Hash(_), Type::Hash) => true,
         (Value::Address(_), Type::Interface(i)) => (*i as usize) < tt.interfaces.len(),
+        (Value::Address(_), Type::Contract(_)) => true,
         (Value::Int(i), Type::Int(it)) => i.fits(NumTy::Fixed(*it)),
         (Value::Int(i), Type::BigInt) => i.fits(NumTy::Big),
         (Value::Blob(b), Type::Blob) => b.len() <= MAX_BYTES_LEN,
@@ -204,9 +205,8 @@ pub fn encode(v: &Value, t: &Type, tt: &TypeTable, out: &mut Vec<u8>) -> Result<
             write_compact_size(out, mag.len() as u64);
             out.extend_from_slice(&mag);
         }
-        (Value::Address(a), Type::Address | Type::Interface(_)) | (Value::Hash(a), Type::Hash) => {
-            out.extend_from_slice(a)
-        }
+        (Value::Address(a), Type::Address | Type::Interface(_) | Type::Contract(_))
+        | (Value::Hash(a), Type::Hash) => out.extend_from_slice(a),
         (Value::Blob(b), Type::Blob) => {
             write_compact_size(out, b.len() as u64);
             out.extend_from_slice(b);
@@ -266,7 +266,7 @@ fn min_size(t: &Type, tt: &TypeTable, depth: usize) -> usize {
         Type::Bool => 1,
         Type::Int(i) => i.bytes(),
         Type::BigInt => 2,
-        Type::Address | Type::Hash | Type::Interface(_) => 32,
+        Type::Address | Type::Hash | Type::Interface(_) | Type::Contract(_) => 32,
         Type::Blob | Type::String | Type::Array(_) | Type::Map(_, _) => 1,
         Type::Enum(_) => 2,
         Type::Token => 16,
@@ -325,7 +325,7 @@ fn decode_at(
             }
             Value::Int(v)
         }
-        Type::Address | Type::Interface(_) => Value::Address(r.array()?),
+        Type::Address | Type::Interface(_) | Type::Contract(_) => Value::Address(r.array()?),
         Type::Hash => Value::Hash(r.array()?),
         Type::Blob => {
             let n = r.length(1)?;
@@ -584,7 +584,7 @@ fn from_json_at(j: &Json, t: &Type, tt: &TypeTable, depth: usize) -> Result<Valu
             }
             Value::Int(i)
         }
-        Type::Address | Type::Interface(_) => {
+        Type::Address | Type::Interface(_) | Type::Contract(_) => {
             let s = j.as_str().ok_or_else(|| want("an address string"))?;
             Value::Address(parse_address(s).ok_or_else(|| format!("`{s}` is not an address"))?)
         }

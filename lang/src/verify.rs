@@ -607,6 +607,31 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                 }
                 (1, 1, true, None)
             }
+            Instr::Deploy(i, n) => {
+                if i as usize >= m.imports.len() {
+                    return Err(err(pc, "deploy of a missing import".into()));
+                }
+                if f.scope != ScopeKind::Global || f.is_const {
+                    return Err(err(pc, "deploy outside a non-const global function".into()));
+                }
+                (n as usize, 1, true, None)
+            }
+            Instr::CallAt(e) => {
+                let x = m
+                    .externs
+                    .get(e as usize)
+                    .ok_or_else(|| err(pc, "call to a missing external function".into()))?;
+                if !scope_call_allowed(f.scope, x.scope, x.is_const) {
+                    return Err(err(pc, "call breaks the scope rules".into()));
+                }
+                (x.params.len() + 1, x.ret.is_some() as usize, true, None)
+            }
+            Instr::ContractValid(i) => {
+                if i as usize >= m.imports.len() {
+                    return Err(err(pc, "missing import".into()));
+                }
+                (1, 1, true, None)
+            }
             Instr::Ctx(c) => (c.arity(), 1, true, None),
             Instr::Print(k) => (k as usize, 0, true, None),
             Instr::Event(_) => (2, 0, true, None),

@@ -150,12 +150,25 @@ pub trait Host {
     fn logging(&self) -> bool {
         false
     }
+    /// The address of the `k`th contract this micro-transaction deploys with `deploy`,
+    /// created by contract `creator`: unique on the chain. Hosts that cannot deploy (every
+    /// host but the global lane's) refuse.
+    fn deploy_address(&mut self, creator: &[u8; 32], k: u32) -> Result<[u8; 32], String> {
+        let _ = (creator, k);
+        Err("contracts can be deployed only on the global lane".into())
+    }
 }
 
 /// The deployed contracts a call may call into (PREDA spec 5.7, 5.8).
 pub trait Linker {
     /// The code and `@global` row values (see [`crate::layout`]) of the contract at `addr`.
     fn contract(&self, addr: &[u8; 32]) -> Option<(&Verified, &[Value])>;
+    /// The named contract the contract at `addr` was deployed from by `deploy` (PREDA spec
+    /// 5.9), `None` for a named contract (deployed by a transaction) or no contract.
+    fn origin(&self, addr: &[u8; 32]) -> Option<[u8; 32]> {
+        let _ = addr;
+        None
+    }
 }
 
 /// No contracts besides the one called.
@@ -244,6 +257,20 @@ pub struct Outcome {
     pub events: Vec<Event>,
     /// rxBTC moved by the call (all zero when it failed).
     pub tokens: TokenFlow,
+    /// Contracts it deployed with `deploy`, in order (empty when it failed). Their state
+    /// writes are in [`Outcome::calls`].
+    pub created: Vec<NewContract>,
+}
+
+/// A contract a call deployed with `deploy` (PREDA spec 5.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewContract {
+    /// Its address ([`Host::deploy_address`]).
+    pub address: [u8; 32],
+    /// The contract whose function ran `deploy`.
+    pub creator: [u8; 32],
+    /// The named contract whose code it runs, with fresh state.
+    pub origin: [u8; 32],
 }
 
 /// The rxBTC (satoshis) a successful call took in and gave out. Every call conserves value:
@@ -528,7 +555,10 @@ fn return_buffers(mut b: Buffers) {
 struct Linked<'a> {
     address: [u8; 32],
     code: &'a Verified,
-    global: &'a [Value],
+    /// Its `@global` row; `None` for a contract this call deployed (default values).
+    global: Option<&'a [Value]>,
+    /// The named contract it was deployed from ([`Linker::origin`]).
+    origin: Option<[u8; 32]>,
 }
 
 /// Most contracts one micro-transaction may call into.
@@ -624,6 +654,8 @@ struct Machine<'a> {
     logs: Vec<String>,
     events: Vec<Event>,
     random_counter: u64,
+    /// Contracts deployed so far.
+    created: Vec<NewContract>,
     /// Token value received, deposited and relayed (u128: sums of hostile copies).
     received: u128,
     deposited: u128,
@@ -719,13 +751,19 @@ impl<'a> Machine<'a> {
         if self.frames[slot].is_none() {
             let vars = self.code.state_of(scope);
             let (base, original, writable) = if slot % 3 == 2 {
-                let global = self.linked[self.cur].global;
-                if global.len() != vars.len() {
-                    return Err(Trap::Host(
-                        "global state does not match the contract".into(),
-                    ));
+                match self.linked[self.cur].global {
+                    Some(global) if global.len() != vars.len() => {
+                        return Err(Trap::Host(
+                            "global state does not match the contract".into(),
+                        ));
+                    }
+                    Some(global) => (Base::Borrowed(global), None, self.global_writable),
+                    None => (
+                        Base::Owned(layout::default_row(self.code, ScopeKind::Global)),
+                        None,
+                        self.global_writable,
+                    ),
                 }
-                (Base::Borrowed(global), None, self.global_writable)
             } else {
                 let c = self.contract();
                 let row = self.host.read_row(&c, scope).map_err(Trap::Host)?;
@@ -1844,6 +1882,154 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// `Deploy`: a new contract running import `i`'s code with fresh state, `on_deploy`
+    /// entered with the `n` arguments on the stack; its address is left below them, so it
+    /// is the expression's value once `on_deploy` returns.
+    #[inline(never)]
+    fn deploy(&mut self, i: u16, n: u8) -> Result<(), Trap> {
+        self.charge(gas::DEPLOY_CONTRACT)?;
+        if !self.global_writable || self.scope != ScopeKind::Global {
+            return Err(Trap::Call(
+                "contracts can be deployed only by a global function on the global lane".into(),
+            ));
+        }
+        let origin = self
+            .code
+            .imports
+            .get(i as usize)
+            .ok_or(Trap::Type("import"))?
+            .address;
+        let src = self.link(&origin)?;
+        if let Some(o) = self.linked[src].origin {
+            return Err(Trap::Call(format!(
+                "{} is itself deployed from {}: only a named contract's code can be deployed",
+                origin.to_lower_hex_string(),
+                o.to_lower_hex_string()
+            )));
+        }
+        if self.linked.len() >= MAX_CONTRACTS {
+            return Err(Trap::Limit("contracts per call"));
+        }
+        let code = self.linked[src].code;
+        let creator = self.contract();
+        let k = self.created.len() as u32;
+        let address = self.host.deploy_address(&creator, k).map_err(Trap::Call)?;
+        if self.linker.contract(&address).is_some()
+            || self.linked.iter().any(|l| l.address == address)
+        {
+            return Err(Trap::Host(format!(
+                "a contract already exists at {}",
+                address.to_lower_hex_string()
+            )));
+        }
+        self.linked.push(Linked {
+            address,
+            code,
+            global: None,
+            origin: Some(origin),
+        });
+        self.frames.0.push([None, None, None]);
+        self.created.push(NewContract {
+            address,
+            creator,
+            origin,
+        });
+        let idx = self.linked.len() - 1;
+        let n = n as usize;
+        if self.stack.len() < n {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let at = self.stack.len() - n;
+        self.stack.insert(at, Value::Address(address));
+        let init = code
+            .functions
+            .iter()
+            .position(|f| f.kind == FnKind::OnDeploy);
+        let Some(init) = init else {
+            return if n == 0 {
+                Ok(())
+            } else {
+                Err(Trap::Call(format!("{} has no on_deploy", code.name)))
+            };
+        };
+        let f = &code.functions[init];
+        if f.params.len() != n {
+            return Err(Trap::Call(format!(
+                "{}'s on_deploy is not the function the caller was compiled against",
+                code.name
+            )));
+        }
+        for (v, (_, t)) in self.stack[at + 1..].iter().zip(&f.params) {
+            if !has_type(v, code.ty(*t), &code.table) {
+                return Err(Trap::Call(format!(
+                    "an argument of {}'s on_deploy does not have its type",
+                    code.name
+                )));
+            }
+        }
+        let (cur, prev) = (self.cur, self.code);
+        self.cur = idx;
+        self.code = code;
+        self.enter_from_stack(init as u16, n).inspect_err(|_| {
+            self.cur = cur;
+            self.code = prev;
+        })
+    }
+
+    /// `CallAt`: extern `e` called on the contract whose address is below the arguments,
+    /// which must be its import or a contract deployed from it.
+    #[inline(never)]
+    fn call_at(&mut self, e: u16) -> Result<(), Trap> {
+        let code = self.code;
+        self.charge(gas::CALL_EXT)?;
+        let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
+        let named = code
+            .imports
+            .get(x.import as usize)
+            .ok_or(Trap::Type("import"))?
+            .address;
+        let n = x.params.len();
+        if self.stack.len() < n + 1 {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
+            return Err(Trap::Type("address expected"));
+        };
+        let idx = self.link(&addr)?;
+        if addr != named && self.linked[idx].origin != Some(named) {
+            return Err(Trap::Call(format!(
+                "contract {} ({}) is not {} nor deployed from it",
+                addr.to_lower_hex_string(),
+                self.linked[idx].code.name,
+                named.to_lower_hex_string()
+            )));
+        }
+        self.call_into(idx, x.func, (x.scope, x.is_const, n))
+    }
+
+    /// `ContractValid`: whether the address on the stack is import `i` or a contract
+    /// deployed from it.
+    #[inline(never)]
+    fn contract_valid(&mut self, i: u16) -> Result<(), Trap> {
+        self.charge(gas::CONTEXT)?;
+        let named = self
+            .code
+            .imports
+            .get(i as usize)
+            .ok_or(Trap::Type("import"))?
+            .address;
+        let Value::Address(addr) = self.pop()? else {
+            return Err(Trap::Type("address expected"));
+        };
+        let origin = match self.linked.iter().find(|l| l.address == addr) {
+            Some(l) => l.origin,
+            None => self.linker.origin(&addr),
+        };
+        let ok = addr == named || origin == Some(named);
+        self.stack.push(Value::Bool(ok));
+        Ok(())
+    }
+
     /// The index in `linked` of the contract at `addr`, linking it on first use.
     #[inline(never)]
     fn link(&mut self, addr: &[u8; 32]) -> Result<usize, Trap> {
@@ -1860,7 +2046,8 @@ impl<'a> Machine<'a> {
         self.linked.push(Linked {
             address: *addr,
             code,
-            global,
+            global: Some(global),
+            origin: linker.origin(addr),
         });
         self.frames.0.push([None, None, None]);
         Ok(self.linked.len() - 1)
@@ -2177,6 +2364,9 @@ impl<'a> Machine<'a> {
                 Instr::CallExt(e) => self.call_ext(e)?,
                 Instr::CallIface(i, k) => self.call_iface(i, k)?,
                 Instr::IfaceValid(i) => self.iface_valid(i)?,
+                Instr::Deploy(i, n) => self.deploy(i, n)?,
+                Instr::CallAt(e) => self.call_at(e)?,
+                Instr::ContractValid(i) => self.contract_valid(i)?,
                 Instr::Relay(to, c) => self.relay(to, c)?,
                 Instr::Ctx(c) => {
                     let v = self.context(c)?;
@@ -2320,7 +2510,7 @@ impl<'a> Machine<'a> {
                         if code.holds_tokens() && code.table.holds_token(t) {
                             held.0 += self.linked[self.cur]
                                 .global
-                                .get(i)
+                                .and_then(|g| g.get(i))
                                 .map_or(0, crate::token::held);
                             held.1 += crate::token::held(&v);
                         }
@@ -2514,7 +2704,8 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
         linked: Inline::new(Linked {
             address: call.contract,
             code: call.code,
-            global: call.global,
+            global: Some(call.global),
+            origin: call.linker.origin(&call.contract),
         }),
         linker: call.linker,
         ctx: call.ctx,
@@ -2531,6 +2722,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
         logs: Vec::new(),
         events: Vec::new(),
         random_counter: 0,
+        created: Vec::new(),
         received: if call.ctx.kind == TxKind::Normal {
             u128::from(call.ctx.supplied)
         } else {
@@ -2571,6 +2763,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
                 deposited: u64::try_from(m.deposited).unwrap_or(u64::MAX),
                 relayed: u64::try_from(m.relayed).unwrap_or(u64::MAX),
             },
+            created: m.created,
         },
         Err(t) => Outcome {
             result: Err(t),
@@ -2583,6 +2776,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
             logs: m.logs,
             events: Vec::new(),
             tokens: TokenFlow::default(),
+            created: Vec::new(),
         },
     }
 }

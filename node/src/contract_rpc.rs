@@ -66,6 +66,7 @@ pub fn list(chain: &Chain) -> Result<Value, RpcError> {
             "name": d.name(),
             "deployer": d.deployer.encode(net),
             "height": d.height,
+            "origin": d.origin.map(|a| a.encode(net)),
         }))
         .collect::<Vec<_>>()))
 }
@@ -91,6 +92,7 @@ pub fn get(chain: &Chain, addr: &str) -> Result<Value, RpcError> {
     v["address"] = json!(d.address.encode(net));
     v["deployer"] = json!(d.deployer.encode(net));
     v["height"] = json!(d.height);
+    v["origin"] = json!(d.origin.map(|a| a.encode(net)));
     v["source"] = json!(&*d.source);
     v["imports"] = json!(d.imports.iter().map(|a| a.encode(net)).collect::<Vec<_>>());
     v["implements"] = json!(d

@@ -40,6 +40,10 @@ pub struct Deployed {
     /// The contracts its source's `import` directives bound to when it was deployed, in
     /// source order.
     pub imports: Vec<Address>,
+    /// For a contract made by a `deploy` statement (PREDA spec 5.9): the named contract
+    /// whose code it runs. Its `deployer` is then the contract that deployed it, and its
+    /// source and imports are the origin's.
+    pub origin: Option<Address>,
 }
 
 impl Deployed {
@@ -121,6 +125,10 @@ impl vm::Linker for ContractsSystem {
         self.get(&Address(*addr))
             .map(|d| (&*d.code, d.global.as_slice()))
     }
+    fn origin(&self, addr: &[u8; 32]) -> Option<[u8; 32]> {
+        self.get(&Address(*addr))
+            .and_then(|d| d.origin.map(|a| a.0))
+    }
 }
 
 /// All deployed contracts (the system contract [`SystemId::CONTRACTS`]).
@@ -162,8 +170,9 @@ impl ContractsSystem {
     /// The contract rules this code executes (part of the chain's fingerprint):
     /// 1: top-level arrays and maps are stored one row (item) per element or entry;
     /// 2: tokens, and contract calls carrying rxBTC;
-    /// 3: imports, calls between contracts and interfaces.
-    pub const RULES_VERSION: u32 = 3;
+    /// 3: imports, calls between contracts and interfaces;
+    /// 4: the `deploy` statement and contract types.
+    pub const RULES_VERSION: u32 = 4;
 
     /// No contracts.
     pub fn new() -> Self {
@@ -191,12 +200,13 @@ impl ContractsSystem {
         Ok((code, bind.bound.into_inner()))
     }
 
-    /// The contract `import name` binds to: the first deployed under that name (lowest
-    /// height, then lowest address).
+    /// The contract `import name` binds to: the first deployed under that name by a
+    /// transaction (lowest height, then lowest address). Contracts made by `deploy` have no
+    /// name of their own.
     pub fn first_named(&self, name: &str) -> Option<&Deployed> {
         self.contracts
             .values()
-            .filter(|d| d.name() == name)
+            .filter(|d| d.name() == name && d.origin.is_none())
             .min_by_key(|d| (d.height, d.address))
     }
 
@@ -297,18 +307,27 @@ impl ContractsSystem {
         Ok(())
     }
 
-    /// A contract's item value: deployer, height, source, encoded `@global` row.
+    /// A contract's item value: deployer, height, source, encoded `@global` row, and the
+    /// addresses its imports bound to. A contract made by `deploy` has an empty source
+    /// (no deployable source is empty) and, after its row, the address of its origin.
     fn encode_item(d: &Deployed) -> Vec<u8> {
         let mut out = Vec::new();
         d.deployer.0.encode(&mut out);
         d.height.encode(&mut out);
-        d.source.as_bytes().to_vec().encode(&mut out);
+        match d.origin {
+            Some(_) => Vec::<u8>::new().encode(&mut out),
+            None => d.source.as_bytes().to_vec().encode(&mut out),
+        }
         // Global state is always well-typed (the VM checks every write into it).
         let row = vm::encode_row(&d.code, ScopeKind::Global, &d.global)
             .ok()
             .flatten()
             .unwrap_or_default();
         row.encode(&mut out);
+        if let Some(origin) = d.origin {
+            origin.0.encode(&mut out);
+            return out;
+        }
         // Only contracts that import have the list (the bytes of others are unchanged).
         if !d.imports.is_empty() {
             crate::encode::write_compact_size(&mut out, d.imports.len() as u64);
@@ -334,6 +353,31 @@ impl ContractsSystem {
         let source = String::from_utf8(Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?)
             .map_err(|_| "contract source is not UTF-8".to_string())?;
         let row = Vec::<u8>::decode(&mut r).map_err(|e| e.to_string())?;
+        if source.is_empty() {
+            let origin = Address(r.array().map_err(|e| e.to_string())?);
+            r.finish().map_err(|e| e.to_string())?;
+            // The origin may come later in the same change set (see `apply`).
+            let o = self
+                .get(&origin)
+                .filter(|o| o.origin.is_none())
+                .ok_or("the contract it was deployed from is not deployed")?;
+            let global = if row.is_empty() {
+                vm::default_row(&o.code, ScopeKind::Global)
+            } else {
+                vm::decode_row(&o.code, ScopeKind::Global, &row).map_err(|e| e.to_string())?
+            };
+            return Ok(Deployed {
+                address,
+                deployer,
+                height,
+                source: o.source.clone(),
+                code: o.code.clone(),
+                global: Arc::new(global),
+                elems: known.map(|d| d.elems.clone()).unwrap_or_default(),
+                imports: o.imports.clone(),
+                origin: Some(origin),
+            });
+        }
         let mut imports = Vec::new();
         if r.remaining() > 0 {
             let n = r.length(32).map_err(|e| e.to_string())?;
@@ -372,6 +416,7 @@ impl ContractsSystem {
             global: Arc::new(global),
             elems: known.map(|d| d.elems.clone()).unwrap_or_default(),
             imports,
+            origin: None,
         })
     }
 }

@@ -211,6 +211,47 @@ impl ShardHost<'_> {
 struct LaneHost<'r> {
     registry: &'r ContractsSystem,
     logging: bool,
+    /// What makes the addresses of the contracts this micro-transaction deploys unique
+    /// ([`deploy_seed`]).
+    deploy_seed: [u8; 32],
+}
+
+/// The seed of the addresses a lane micro-transaction gives the contracts it deploys: the
+/// previous block, the lane, the micro-transaction's place in it and its transaction.
+fn deploy_seed(env: &BlockEnv, lane: ShardId, seq: u64, txid: &crate::hash::Txid) -> [u8; 32] {
+    let mut seed = [0u8; 32 + 2 + 8 + 32];
+    seed[..32].copy_from_slice(&env.prev.0 .0);
+    seed[32..34].copy_from_slice(&lane.0.to_le_bytes());
+    seed[34..42].copy_from_slice(&seq.to_le_bytes());
+    seed[42..].copy_from_slice(&txid.0 .0);
+    tagged_hash("rexe/contract-deploy-seed", &seed).0
+}
+
+/// The registry entries of the contracts a lane call deployed, with default state (their
+/// writes follow in the call's [`vm::Outcome::calls`]).
+fn created_entries(
+    registry: &ContractsSystem,
+    env: &BlockEnv,
+    created: &[vm::NewContract],
+) -> Result<Vec<Deployed>, String> {
+    let mut out = Vec::with_capacity(created.len());
+    for n in created {
+        let o = registry
+            .get(&Address(n.origin))
+            .ok_or("a deployed contract's origin is gone")?;
+        out.push(Deployed {
+            address: Address(n.address),
+            deployer: Address(n.creator),
+            height: env.height,
+            source: o.source.clone(),
+            code: o.code.clone(),
+            global: Arc::new(vm::default_row(&o.code, ScopeKind::Global)),
+            elems: Default::default(),
+            imports: o.imports.clone(),
+            origin: Some(Address(n.origin)),
+        });
+    }
+    Ok(out)
 }
 
 impl Host for LaneHost<'_> {
@@ -234,6 +275,13 @@ impl Host for LaneHost<'_> {
     }
     fn logging(&self) -> bool {
         self.logging
+    }
+    fn deploy_address(&mut self, creator: &[u8; 32], k: u32) -> Result<[u8; 32], String> {
+        let mut b = [0u8; 32 + 32 + 4];
+        b[..32].copy_from_slice(&self.deploy_seed);
+        b[32..64].copy_from_slice(creator);
+        b[64..].copy_from_slice(&k.to_le_bytes());
+        Ok(tagged_hash("rexe/contract-deploy", &b).0)
     }
 }
 
@@ -889,6 +937,7 @@ fn global_call(
     let mut host = LaneHost {
         registry,
         logging: env.log_contracts,
+        deploy_seed: deploy_seed(env, lane, seq, &call.txid),
     };
     let out = vm::execute(
         vm::Call {
@@ -918,11 +967,23 @@ fn global_call(
                     failed(call, rkind, lane, fname, out.gas_used, "token accounting"),
                 );
             }
+            let created = match created_entries(registry, env, &out.created) {
+                Ok(c) => c,
+                Err(e) => {
+                    return (
+                        Vec::new(),
+                        failed(call, rkind, lane, fname, out.gas_used, e),
+                    )
+                }
+            };
             if let Err(e) = registry.add_held(out.tokens.kept()) {
                 return (
                     Vec::new(),
                     failed(call, rkind, lane, fname, out.gas_used, e),
                 );
+            }
+            for d in created {
+                registry.insert(d);
             }
             registry.write_global(&call.contract, out.global_writes, out.elem_writes);
             for o in out.calls {
@@ -1037,6 +1098,7 @@ fn deploy(
             let mut host = LaneHost {
                 registry,
                 logging: env.log_contracts,
+                deploy_seed: deploy_seed(env, lane, seq, &d.txid),
             };
             let out = vm::execute(
                 vm::Call {
@@ -1068,8 +1130,15 @@ fn deploy(
             elem_writes = out.elem_writes;
             // What on_deploy took from contracts it called into (a deposit cannot happen
             // on the lane).
+            let created = match created_entries(registry, env, &out.created) {
+                Ok(c) => c,
+                Err(e) => return fail(used, e),
+            };
             if let Err(e) = registry.add_held(out.tokens.kept()) {
                 return fail(used, e);
+            }
+            for d in created {
+                registry.insert(d);
             }
             for o in out.calls {
                 registry.write_global(&Address(o.contract), o.global_writes, o.elem_writes);
@@ -1089,6 +1158,7 @@ fn deploy(
         global: Arc::new(global),
         elems: Default::default(),
         imports,
+        origin: None,
     });
     registry.write_global(&address, Vec::new(), elem_writes);
     let receipt = ContractReceipt {

@@ -126,7 +126,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     _ => unreachable!("matched above"),
                 }
             }
-            ExprKind::Deploy => Err(CompileError::new(e.pos, "`deploy` is not supported")),
+            ExprKind::Deploy(c, args) => self.deploy(c, args, hint, e.pos).map(Some),
         }
     }
 
@@ -912,12 +912,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
                     return self.contract_id(args, pos).map(Some);
                 }
                 if self.contract_name(n) {
-                    return Err(CompileError::new(
-                        callee.pos,
-                        format!(
-                            "`{n}(…)` would make a contract-typed value, which refers to a contract made by `deploy`; rexe does not support `deploy` (use an interface: `I({n}.__id())`)"
-                        ),
-                    ));
+                    return self.contract_value(n, args, callee.pos).map(Some);
                 }
                 if matches!(n.as_str(), "__mint" | "__burn") && !self.p.sig_ids.contains_key(n) {
                     return self.supply_call(n, args, pos).map(Some);
@@ -964,8 +959,10 @@ impl<'p, 'a> FnCx<'p, 'a> {
                         }
                     }
                 }
-                if let Some(Type::Interface(id)) = self.type_of(obj) {
-                    return self.iface_call(id, obj, m, args, pos);
+                match self.type_of(obj) {
+                    Some(Type::Interface(id)) => return self.iface_call(id, obj, m, args, pos),
+                    Some(Type::Contract(c)) => return self.contract_call(&c, obj, m, args, pos),
+                    _ => {}
                 }
                 self.method_call(obj, m, args, pos)
             }
@@ -1606,6 +1603,164 @@ impl<'p, 'a> FnCx<'p, 'a> {
         Ok(Type::Interface(id))
     }
 
+    /// `deploy A(…)` (PREDA spec 5.9): a new contract with imported contract `A`'s code and
+    /// fresh state, `A`'s `on_deploy` run with the arguments. Its value is the new
+    /// contract's id, which on rexe is an address (as `__id()`).
+    fn deploy(&mut self, c: &Ident, args: &[Expr], hint: Option<&Type>, pos: Pos) -> CResult<Type> {
+        if self.scope != ScopeKind::Global || self.is_const {
+            return Err(CompileError::new(
+                pos,
+                "`deploy` is allowed only inside a non-const @global function (PREDA spec 5.9)",
+            ));
+        }
+        if let Some(t @ Type::Int(_)) = hint {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`deploy` gives the new contract's id, which on rexe is an address, not {} (declare it `address` or `auto`, and make `{}(id)` to call it)",
+                    self.p.tt.name(t),
+                    c.name
+                ),
+            ));
+        }
+        let Some(imp) = self
+            .p
+            .import_named(&c.name)
+            .filter(|_| self.local(&c.name).is_none() && !self.p.state.contains_key(&c.name))
+        else {
+            let why = if c.name == self.p.file.contract.name.name {
+                "a contract deploys the code of a contract it imports, not its own".to_string()
+            } else {
+                format!("`{}` is not an imported contract", c.name)
+            };
+            return Err(CompileError::new(c.pos, format!("cannot deploy: {why}")));
+        };
+        let code = self.p.imports[imp].code.clone();
+        let init = code.functions.iter().find(|f| f.kind == FnKind::OnDeploy);
+        let sig = match init {
+            Some(f) => {
+                let mut sig = link::extern_sig(self.p, imp, f);
+                sig.name = format!("{}.on_deploy", c.name);
+                sig
+            }
+            None => Sig {
+                name: format!("{}.on_deploy", c.name),
+                scope: ScopeKind::Global,
+                params: Vec::new(),
+                ret: None,
+                export: false,
+                public: true,
+                is_const: false,
+                kind: FnKind::Normal,
+                pos: Pos::default(),
+            },
+        };
+        if sig.params.len() > u8::MAX as usize {
+            return Err(CompileError::new(pos, "on_deploy has too many parameters"));
+        }
+        self.args(&sig, args, pos)?;
+        self.emit(Instr::Deploy(imp as u16, sig.params.len() as u8));
+        Ok(Type::Address)
+    }
+
+    /// `A(x)` for an imported contract `A` (PREDA spec 5.9): a contract-typed value for the
+    /// contract at address `x`, which should be `A` or a contract deployed from it.
+    fn contract_value(&mut self, n: &str, args: &[Expr], pos: Pos) -> CResult<Type> {
+        let Some(imp) = self.p.import_named(n) else {
+            return Err(CompileError::new(
+                pos,
+                format!(
+                    "`{n}` is this contract; a contract type names an imported contract (use `__id()` for this one's id)"
+                ),
+            ));
+        };
+        let [a] = args else {
+            return Err(CompileError::new(
+                pos,
+                format!("`{n}(…)` takes one contract id (an address)"),
+            ));
+        };
+        let t = self.value(a, Some(&Type::Address))?;
+        if !matches!(t, Type::Address | Type::Interface(_) | Type::Contract(_)) {
+            return Err(CompileError::new(
+                a.pos,
+                format!(
+                    "a contract value is made from a contract id (an address), not {}",
+                    self.p.tt.name(&t)
+                ),
+            ));
+        }
+        Ok(self.p.contract_type(imp))
+    }
+
+    /// `x.m(…)` on a value `x` of contract type `c`: a public function of `c` called on the
+    /// contract `x` names, `__id()` or `__valid()`.
+    fn contract_call(
+        &mut self,
+        c: &crate::types::ContractRef,
+        obj: &Expr,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+    ) -> CResult<Option<Type>> {
+        let Some(imp) = self.p.imports.iter().position(|i| i.address == c.address) else {
+            return Err(CompileError::new(
+                pos,
+                format!("contract `{}` is not imported here", c.name),
+            ));
+        };
+        if matches!(m.name.as_str(), "__id" | "__valid") {
+            if !args.is_empty() {
+                return Err(CompileError::new(
+                    pos,
+                    format!("`{}()` takes no arguments", m.name),
+                ));
+            }
+            self.value(obj, None)?;
+            if m.name == "__id" {
+                return Ok(Some(Type::Address));
+            }
+            self.emit(Instr::ContractValid(imp as u16));
+            return Ok(Some(Type::Bool));
+        }
+        let (func, sig) = self.public_fn(imp, &c.name, m, args)?;
+        self.check_call(&sig, m.pos)?;
+        self.value(obj, None)?;
+        self.args(&sig, args, pos)?;
+        let id = self.p.extern_id(imp, func, &sig);
+        self.emit(Instr::CallAt(id));
+        Ok(sig.ret)
+    }
+
+    /// The public function `c.m` of import `imp` that `args` call (by overload).
+    fn public_fn(&mut self, imp: usize, c: &str, m: &Ident, args: &[Expr]) -> CResult<(u16, Sig)> {
+        let code = self.p.imports[imp].code.clone();
+        let all = code.overloads(&m.name);
+        if all.is_empty() {
+            return Err(CompileError::new(
+                m.pos,
+                format!("contract `{c}` has no function `{}`", m.name),
+            ));
+        }
+        let public: Vec<(u16, Sig)> = all
+            .into_iter()
+            .filter(|(_, f)| f.public && f.kind == FnKind::Normal)
+            .map(|(i, f)| (i, link::extern_sig(self.p, imp, f)))
+            .collect();
+        if public.is_empty() {
+            return Err(CompileError::new(
+                m.pos,
+                format!(
+                    "`{c}.{}` is not public: only public functions can be called from other contracts",
+                    m.name
+                ),
+            ));
+        }
+        let sigs: Vec<Sig> = public.iter().map(|(_, s)| s.clone()).collect();
+        let k = self.choose(&format!("{c}.{}", m.name), &sigs, args, m.pos)?;
+        Ok(public[k].clone())
+    }
+
     /// `C.m(…)` where `C` names this contract or an imported one: a function, a struct
     /// constructor, an interface value, `__id()` or `__valid()`.
     fn qualified_call(
@@ -1673,31 +1828,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
             self.emit(Instr::Const(k));
             return Ok(Some(Type::Address));
         }
-        let code = self.p.imports[imp].code.clone();
-        let all = code.overloads(&m.name);
-        if all.is_empty() {
-            return Err(CompileError::new(
-                m.pos,
-                format!("contract `{c}` has no function `{}`", m.name),
-            ));
-        }
-        let public: Vec<(u16, Sig)> = all
-            .into_iter()
-            .filter(|(_, f)| f.public && f.kind == FnKind::Normal)
-            .map(|(i, f)| (i, link::extern_sig(self.p, imp, f)))
-            .collect();
-        if public.is_empty() {
-            return Err(CompileError::new(
-                m.pos,
-                format!(
-                    "`{c}.{}` is not public: only public functions can be called from other contracts",
-                    m.name
-                ),
-            ));
-        }
-        let sigs: Vec<Sig> = public.iter().map(|(_, s)| s.clone()).collect();
-        let k = self.choose(&format!("{c}.{}", m.name), &sigs, args, m.pos)?;
-        let (func, sig) = public[k].clone();
+        let (func, sig) = self.public_fn(imp, c, m, args)?;
         self.check_call(&sig, m.pos)?;
         self.args(&sig, args, pos)?;
         let id = self.p.extern_id(imp, func, &sig);

@@ -337,6 +337,15 @@ impl Program<'_> {
         self.imports[idx].alias = alias.to_string();
     }
 
+    /// The contract type of import `imp` (PREDA spec 5.9).
+    pub(super) fn contract_type(&self, imp: usize) -> Type {
+        let i = &self.imports[imp];
+        Type::Contract(Box::new(crate::types::ContractRef {
+            name: i.code.name.clone(),
+            address: i.address,
+        }))
+    }
+
     /// The import the source calls `name`.
     pub(super) fn import_named(&self, name: &str) -> Option<usize> {
         self.import_ids.get(name).copied()

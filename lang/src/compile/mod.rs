@@ -293,12 +293,15 @@ impl<'a> Program<'a> {
                 if let Some(i) = self.iface_ids.get(&n.name) {
                     return Ok(Type::Interface(*i));
                 }
-                if self.import_named(&n.name).is_some() || n.name == self.file.contract.name.name {
+                if let Some(imp) = self.import_named(&n.name) {
+                    return Ok(self.contract_type(imp));
+                }
+                if n.name == self.file.contract.name.name {
                     return Err(CompileError::new(
                         n.pos,
                         format!(
-                            "`{}` is a contract; a contract-typed value refers to a contract made by `deploy`, which rexe does not support (use an interface, or call `{}.f(…)`)",
-                            n.name, n.name
+                            "`{}` is this contract; a contract type names an imported contract (PREDA spec 5.9)",
+                            n.name
                         ),
                     ));
                 }
