@@ -838,3 +838,75 @@ fn a_multipath_descriptor_with_private_keys_receives_and_spends() {
     let left = sats(&wok(&node, "keys", "getbalance", json!([])));
     assert!(left > 74_000_000 && left < 75_000_000, "{left}");
 }
+
+/// Mines a block from a template paying its coinbase to `to`, stamped `time`.
+fn mine_at(node: &RegtestNode, to: &str, time: u32) {
+    let t = ok(node, "getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let addr = to
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let mut b = block_from_template(&t, &addr, 0, 0, 0);
+    b.header.time = time;
+    grind(&mut b);
+    let hex = bitcoin::consensus::encode::serialize_hex(&b);
+    assert_eq!(ok(node, "submitblock", json!([hex])), Value::Null);
+}
+
+#[test]
+fn imports_rescan_from_their_timestamp_as_core_does() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let master = bitcoin::bip32::Xpriv::new_master(bitcoin::Network::Regtest, &[7; 32]).unwrap();
+    let xpub = bitcoin::bip32::Xpub::from_priv(&bitcoin::secp256k1::Secp256k1::new(), &master);
+    let desc = with_checksum(&node, &format!("wpkh({xpub}/0/*)"));
+    let addrs = ok(&node, "deriveaddresses", json!([desc, [0, 3]]));
+    let addr = |i: usize| addrs[i].as_str().unwrap().to_string();
+    // Three blocks from long ago (2020) pay the descriptor's first address.
+    let old = 1_600_000_000u32;
+    for k in 0..3 {
+        mine_at(&node, &addr(0), old + k * 600);
+    }
+    // Then today's chain, and a payment in its last block.
+    let mined = miner(&node);
+    wok(&node, "miner", "sendtoaddress", json!([addr(1), 1.5]));
+    ok(&node, "generatetoaddress", json!([1, mined]));
+
+    let coins = |wallet: &str, timestamp: Value| -> Vec<String> {
+        // Made on first use (a second import goes to the same wallet).
+        rpc(
+            &node,
+            "createwallet",
+            json!({"wallet_name": wallet, "disable_private_keys": true, "blank": true}),
+        );
+        let r = wok(
+            &node,
+            wallet,
+            "importdescriptors",
+            json!([[{"desc": desc, "timestamp": timestamp, "range": [0, 3]}]]),
+        );
+        assert_eq!(r[0]["success"], true, "{r}");
+        let mut got: Vec<String> = wok(&node, wallet, "listunspent", json!([]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["address"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got
+    };
+    let mut all = vec![addr(0), addr(0), addr(0), addr(1)];
+    all.sort();
+    // "now" is the tip's median time past: the scan reaches two hours before it, so only
+    // today's payment is found.
+    assert_eq!(coins("now", json!("now")), [addr(1)]);
+    // 0 scans everything.
+    assert_eq!(coins("all", json!(0)), all);
+    // A timestamp two hours after the second old block scans from it.
+    let mut two = vec![addr(0), addr(0), addr(1)];
+    two.sort();
+    assert_eq!(coins("window", json!(old + 600 + 7200)), two);
+    // Importing the descriptor again with an earlier timestamp rescans.
+    assert_eq!(coins("now", json!(0)), all);
+    let listed = wok(&node, "now", "listdescriptors", json!([]));
+    assert_eq!(listed["descriptors"][0]["timestamp"], 1, "{listed}");
+}

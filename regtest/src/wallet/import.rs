@@ -22,7 +22,6 @@ use super::{
     create_private_file, db_err, descriptors, load_bdk, param, Imported, NamedWallet, Part, Res,
     Source, WalletError, Wallets,
 };
-use crate::chain::unix_now;
 
 /// Keys bdk derives ahead of the last revealed one for a descriptor imported with `range`:
 /// the whole range, so a payment to any key of it is found (bdk's default is 25).
@@ -334,6 +333,7 @@ impl NamedWallet {
                     self.parts.len() - 1
                 }
             };
+            self.rescan(pi, r.timestamp);
             if active {
                 self.deactivate_others(pi)?;
             }
@@ -529,11 +529,12 @@ fn new_part(mut imported: Imported, main: Option<&Path>, next_index: u32) -> Res
 
 impl Wallets {
     /// `importdescriptors` into loaded wallet `i`: one result per request, as Core answers.
-    pub(super) fn import(&mut self, i: usize, requests: &Value) -> Res<Value> {
+    /// `now` is what `"now"` means: the tip's median time past, as in Core. Each descriptor
+    /// added or changed scans the chain from its timestamp at the next sync.
+    pub(super) fn import(&mut self, i: usize, requests: &Value, now: i64) -> Res<Value> {
         let requests = requests
             .as_array()
             .ok_or_else(|| param(-3, "Expected type array"))?;
-        let now = unix_now() as i64;
         // Core reads every timestamp first: a missing one fails the whole call.
         let timestamps = requests
             .iter()
@@ -558,8 +559,6 @@ impl Wallets {
             }
             out.push(v);
         }
-        // The new descriptors scan the chain at the next sync.
-        w.synced = None;
         Ok(json!(out))
     }
 }

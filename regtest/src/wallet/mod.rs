@@ -219,6 +219,9 @@ pub struct NamedWallet {
     meta: Connection,
     /// The node state the wallet last synced to: tip and mempool generation.
     synced: Option<(bitcoin::BlockHash, u64)>,
+    /// Parts `importdescriptors` just added or changed, with the time their next sync scans
+    /// the chain from (Core's rescan from the import's `timestamp`).
+    rescans: Vec<(usize, i64)>,
     /// The address book: address → label (`getnewaddress label`, `setlabel`).
     labels: BTreeMap<String, String>,
 }
@@ -682,6 +685,7 @@ impl NamedWallet {
             created,
             meta,
             synced: None,
+            rescans: Vec::new(),
             labels,
         })
     }
@@ -718,15 +722,45 @@ impl NamedWallet {
             return Ok(());
         }
         let pooled: HashSet<Txid> = mempool.txs.keys().copied().collect();
-        for part in &mut self.parts {
+        let rescans = std::mem::take(&mut self.rescans);
+        for (pi, part) in self.parts.iter_mut().enumerate() {
             let w = &mut part.wallet;
             // The highest checkpoint still on the active chain.
-            let start = w
+            let mut start = w
                 .latest_checkpoint()
                 .iter()
                 .find(|cp| chain.active.get(cp.height() as usize) == Some(&cp.hash()))
                 .map(|cp| cp.height() + 1)
                 .unwrap_or(1);
+            let since = rescans
+                .iter()
+                .filter(|(i, _)| *i == pi)
+                .map(|(_, t)| *t)
+                .min();
+            if let Some(since) = since {
+                let from = rescan_start(chain, since).max(1);
+                let top = start - 1;
+                if top == 0 || from <= top {
+                    // The part's chain gets every active block from the one before `from` up
+                    // to its own top: a new part then skips what comes before the window,
+                    // and a known part can take its blocks again.
+                    let ids = std::iter::once(w.latest_checkpoint().iter().last())
+                        .flatten()
+                        .map(|genesis| genesis.block_id())
+                        .chain(((from - 1).max(1)..=top.max(from - 1)).map(|h| BlockId {
+                            height: h,
+                            hash: chain.active[h as usize],
+                        }));
+                    let cp = bdk_wallet::chain::CheckPoint::from_block_ids(ids)
+                        .map_err(|_| param(-4, "the wallet's chain is out of order"))?;
+                    w.apply_update(bdk_wallet::Update {
+                        chain: Some(cp),
+                        ..Default::default()
+                    })
+                    .map_err(|e| param(-4, format!("rescan: {e}")))?;
+                    start = from;
+                }
+            }
             for h in start.max(1)..=chain.height() {
                 let block = &chain.blocks[&chain.active[h as usize]].block;
                 let parent = BlockId {
@@ -755,6 +789,12 @@ impl NamedWallet {
 
     fn persist(&mut self) -> Res<()> {
         self.parts.iter_mut().try_for_each(Part::persist)
+    }
+
+    /// Has the next sync scan part `pi` from `timestamp` (see [`rescan_start`]).
+    fn rescan(&mut self, pi: usize, timestamp: i64) {
+        self.rescans.push((pi, timestamp));
+        self.synced = None;
     }
 
     fn is_coinbase(&self, txid: Txid) -> bool {
@@ -1239,7 +1279,10 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         }
         "importdescriptors" => {
             arity(p, 1, 1)?;
-            let out = n.wallets.import(i, arg(p, 0).unwrap_or(&Value::Null))?;
+            let now = i64::from(n.chain.median_time_past(n.chain.tip()));
+            let out = n
+                .wallets
+                .import(i, arg(p, 0).unwrap_or(&Value::Null), now)?;
             let seen = n.wallets.next_seen();
             n.wallets.loaded[i].1.sync(&n.chain, &n.mempool, seen)?;
             Ok(out)
@@ -2298,4 +2341,25 @@ mod tests {
             .unwrap();
         assert_eq!(row, ("wpkh(x)".to_string(), None));
     }
+}
+
+/// How far before an import's timestamp a rescan starts (Core's `TIMESTAMP_WINDOW`, the
+/// `MAX_FUTURE_BLOCK_TIME` a block's time may run ahead).
+const TIMESTAMP_WINDOW: i64 = crate::chain::MAX_FUTURE_BLOCK_TIME as i64;
+
+/// The first height a rescan for keys made at `timestamp` must read, as Core's
+/// `RescanFromTime`: the first block whose time, or an ancestor's, reaches `timestamp` less
+/// [`TIMESTAMP_WINDOW`], never later than the tip's time allows (Core scans from
+/// min(timestamp, tip time)); past the tip when no block does.
+fn rescan_start(chain: &Chain, timestamp: i64) -> u32 {
+    let tip_time = chain.blocks[&chain.tip()].block.header.time as i64;
+    let from = timestamp.min(tip_time) - TIMESTAMP_WINDOW;
+    let mut max = 0i64;
+    for (h, hash) in chain.active.iter().enumerate().skip(1) {
+        max = max.max(chain.blocks[hash].block.header.time as i64);
+        if max >= from {
+            return h as u32;
+        }
+    }
+    chain.active.len() as u32
 }
