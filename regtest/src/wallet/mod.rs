@@ -2314,6 +2314,27 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
     Ok(v)
 }
 
+/// How far before an import's timestamp a rescan starts (Core's `TIMESTAMP_WINDOW`, the
+/// `MAX_FUTURE_BLOCK_TIME` a block's time may run ahead).
+const TIMESTAMP_WINDOW: i64 = crate::chain::MAX_FUTURE_BLOCK_TIME as i64;
+
+/// The first height a rescan for keys made at `timestamp` must read, as Core's
+/// `RescanFromTime`: the first block whose time, or an ancestor's, reaches `timestamp` less
+/// [`TIMESTAMP_WINDOW`], never later than the tip's time allows (Core scans from
+/// min(timestamp, tip time)); past the tip when no block does.
+fn rescan_start(chain: &Chain, timestamp: i64) -> u32 {
+    let tip_time = chain.blocks[&chain.tip()].block.header.time as i64;
+    let from = timestamp.min(tip_time) - TIMESTAMP_WINDOW;
+    let mut max = 0i64;
+    for (h, hash) in chain.active.iter().enumerate().skip(1) {
+        max = max.max(chain.blocks[hash].block.header.time as i64);
+        if max >= from {
+            return h as u32;
+        }
+    }
+    chain.active.len() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2341,25 +2362,4 @@ mod tests {
             .unwrap();
         assert_eq!(row, ("wpkh(x)".to_string(), None));
     }
-}
-
-/// How far before an import's timestamp a rescan starts (Core's `TIMESTAMP_WINDOW`, the
-/// `MAX_FUTURE_BLOCK_TIME` a block's time may run ahead).
-const TIMESTAMP_WINDOW: i64 = crate::chain::MAX_FUTURE_BLOCK_TIME as i64;
-
-/// The first height a rescan for keys made at `timestamp` must read, as Core's
-/// `RescanFromTime`: the first block whose time, or an ancestor's, reaches `timestamp` less
-/// [`TIMESTAMP_WINDOW`], never later than the tip's time allows (Core scans from
-/// min(timestamp, tip time)); past the tip when no block does.
-fn rescan_start(chain: &Chain, timestamp: i64) -> u32 {
-    let tip_time = chain.blocks[&chain.tip()].block.header.time as i64;
-    let from = timestamp.min(tip_time) - TIMESTAMP_WINDOW;
-    let mut max = 0i64;
-    for (h, hash) in chain.active.iter().enumerate().skip(1) {
-        max = max.max(chain.blocks[hash].block.header.time as i64);
-        if max >= from {
-            return h as u32;
-        }
-    }
-    chain.active.len() as u32
 }
