@@ -73,6 +73,10 @@ enum Command {
         /// Admit non-standard transactions to the mempool (bitcoind's `-acceptnonstdtxn`).
         #[arg(long)]
         acceptnonstdtxn: bool,
+        /// Serve bitcoind's REST interface (`/rest/…`, no authentication) on the RPC port, as
+        /// `-rest=1`: what electrs ≥ 0.11 reads blocks through.
+        #[arg(long)]
+        rest: bool,
         /// RPC user besides the cookie (bitcoind's `-rpcuser`; needs `--rpc-password`).
         #[arg(long, requires = "rpc_password")]
         rpc_user: Option<String>,
@@ -213,6 +217,7 @@ fn run(cli: Cli) -> Result<()> {
             electrum_port,
             bits,
             acceptnonstdtxn,
+            rest,
             rpc_user,
             rpc_password,
             zmq,
@@ -225,6 +230,7 @@ fn run(cli: Cli) -> Result<()> {
                 bits: u32::from_str_radix(bits.trim_start_matches("0x"), 16)?,
                 accept_nonstd_txn: acceptnonstdtxn,
                 rpc_auth: rpc_user.zip(rpc_password).map(|(u, p)| format!("{u}:{p}")),
+                rest,
             };
             let services = rexe_regtest::Services {
                 electrum: std::net::SocketAddr::from(([127, 0, 0, 1], electrum_port)),

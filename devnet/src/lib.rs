@@ -401,6 +401,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             bits: btc_bits,
             accept_nonstd_txn: false,
             rpc_auth: None,
+            rest: false,
         },
         addr(&args.electrum_bind, "electrum-bind")?,
     )

@@ -428,6 +428,27 @@ impl Chain {
         Ok(())
     }
 
+    /// The outputs each transaction of active block `hash` but its coinbase spent, in input
+    /// order (`None` off the active chain, where its undo record is gone).
+    pub fn spent_outputs(&self, hash: &BlockHash) -> Option<Vec<Vec<TxOut>>> {
+        let undo = self.undo.get(hash)?;
+        let spent: HashMap<&OutPoint, &TxOut> =
+            undo.spent.iter().map(|(op, c)| (op, &c.txout)).collect();
+        self.blocks
+            .get(hash)?
+            .block
+            .txdata
+            .iter()
+            .skip(1)
+            .map(|tx| {
+                tx.input
+                    .iter()
+                    .map(|i| spent.get(&i.previous_output).map(|o| (*o).clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
     fn disconnect_tip(&mut self) -> BlockHash {
         let hash = self.active.pop().expect("not genesis");
         if let Some(u) = self.undo.remove(&hash) {

@@ -47,6 +47,7 @@ pub mod locks;
 pub mod mempool;
 pub mod node;
 pub mod policy;
+pub mod rest;
 pub mod rpc;
 pub mod script;
 pub mod tx_check;
@@ -79,6 +80,9 @@ pub struct RegtestConfig {
     pub accept_nonstd_txn: bool,
     /// `user:password` accepted besides the cookie, as bitcoind's `-rpcuser`/`-rpcpassword`.
     pub rpc_auth: Option<String>,
+    /// Serve bitcoind's REST interface on the RPC port, as `-rest=1` ([`rest`]): public
+    /// chain data without authentication. Off by default, as in Core.
+    pub rest: bool,
 }
 
 impl Default for RegtestConfig {
@@ -89,6 +93,7 @@ impl Default for RegtestConfig {
             bits: REGTEST_BITS,
             accept_nonstd_txn: false,
             rpc_auth: None,
+            rest: false,
         }
     }
 }
@@ -214,7 +219,7 @@ impl RegtestNode {
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind(cfg.rpc_bind))?;
         let rpc_addr = listener.local_addr()?;
-        let app = rpc::router(shared.clone());
+        let app = rpc::router(shared.clone(), cfg.rest);
         let stop = shared.clone();
         let limits = services.rpc_limits.clone();
         runtime.spawn(async move {

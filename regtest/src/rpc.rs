@@ -903,12 +903,17 @@ async fn handle(
     rexe_rpc::http::json_line(status, &out)
 }
 
-/// The router serving `shared`.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The router serving `shared`; with `rest`, bitcoind's REST interface too ([`crate::rest`],
+/// `GET /rest/…`, without authentication as in Core).
+pub fn router(shared: Arc<Shared>, rest: bool) -> Router {
+    let r = Router::new()
         .route("/", post(handle))
         .route("/wallet/", post(handle))
-        .route("/wallet/{name}", post(handle))
-        .layer(DefaultBodyLimit::disable())
-        .with_state(shared)
+        .route("/wallet/{name}", post(handle));
+    let r = if rest {
+        r.route("/rest/{*path}", axum::routing::get(crate::rest::handle))
+    } else {
+        r
+    };
+    r.layer(DefaultBodyLimit::disable()).with_state(shared)
 }

@@ -1,0 +1,260 @@
+//! bitcoind's REST interface (`-rest`) as Core 31 answers it: the endpoints electrs ≥ 0.11
+//! reads blocks through (`blockhashbyheight`, `headers`, `block`, `spenttxouts`,
+//! `blockpart`) and the others served, their formats, errors and the switch that turns it on.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bitcoin::consensus::encode::{deserialize, serialize, serialize_hex};
+use bitcoin::hex::{DisplayHex, FromHex};
+use bitcoin::{Block, BlockHash};
+use rexe_regtest::{RegtestConfig, RegtestNode};
+use serde_json::{json, Value};
+
+mod common;
+use common::*;
+
+/// `GET path` without credentials: status, content type, body.
+fn get(node: &RegtestNode, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, ctype, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+}
+
+fn text(node: &RegtestNode, path: &str) -> (u16, String) {
+    let (s, _, b) = get(node, path);
+    (s, String::from_utf8(b).unwrap())
+}
+
+fn json_of(node: &RegtestNode, path: &str) -> Value {
+    let (s, ctype, b) = get(node, path);
+    assert_eq!((s, ctype.as_str()), (200, "application/json"), "{path}");
+    serde_json::from_slice(&b).unwrap()
+}
+
+#[test]
+fn rest_serves_what_electrs_reads_in_cores_formats() {
+    let node = RegtestNode::start(RegtestConfig {
+        rest: true,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let k = key(3);
+    ok(&node, "generatetoaddress", json!([101, k.addr.to_string()]));
+    let (prev, value) = coinbase_of(&node, 1);
+    let tx = spend(&k, prev, value, &k.addr, 1_000, false);
+    ok(&node, "sendrawtransaction", json!([serialize_hex(&tx)]));
+    let tip: BlockHash = ok(&node, "generatetoaddress", json!([1, k.addr.to_string()]))[0]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h = |n: u64| -> BlockHash {
+        ok(&node, "getblockhash", json!([n]))
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    // blockhashbyheight: the hash's serialization (binary, hex), or its display form (JSON).
+    let (s, ctype, b) = get(&node, "/rest/blockhashbyheight/0.bin");
+    assert_eq!((s, ctype.as_str()), (200, "application/octet-stream"));
+    assert_eq!(deserialize::<BlockHash>(&b).unwrap(), h(0));
+    let (s, hex) = text(&node, "/rest/blockhashbyheight/1.hex");
+    assert_eq!(
+        (s, hex),
+        (200, format!("{}\n", serialize(&h(1)).to_lower_hex_string()))
+    );
+    assert_eq!(
+        json_of(&node, "/rest/blockhashbyheight/102.json"),
+        json!({"blockhash": tip.to_string()})
+    );
+    assert_eq!(
+        text(&node, "/rest/blockhashbyheight/103.bin"),
+        (404, "Block height out of range\r\n".into())
+    );
+    assert_eq!(
+        text(&node, "/rest/blockhashbyheight/-1.bin"),
+        (400, "Invalid height: -1\r\n".into())
+    );
+
+    // block: the serialized block, as getblock verbosity 0 gives it.
+    let (s, _, b) = get(&node, &format!("/rest/block/{tip}.bin"));
+    assert_eq!(s, 200);
+    let block: Block = deserialize(&b).unwrap();
+    assert_eq!(block.block_hash(), tip);
+    assert_eq!(block.txdata[1], tx);
+    let raw = ok(&node, "getblock", json!([tip.to_string(), 0]));
+    assert_eq!(b.to_lower_hex_string(), raw.as_str().unwrap());
+    let j = json_of(&node, &format!("/rest/block/{tip}.json"));
+    assert_eq!(j["hash"], tip.to_string());
+    assert_eq!(j["tx"][1]["txid"], tx.compute_txid().to_string());
+    let j = json_of(&node, &format!("/rest/block/notxdetails/{tip}.json"));
+    assert_eq!(j["tx"][1], tx.compute_txid().to_string());
+    assert_eq!(
+        text(&node, "/rest/block/zz.bin"),
+        (400, "Invalid hash: zz\r\n".into())
+    );
+    let unknown = "11".repeat(32);
+    assert_eq!(
+        text(&node, &format!("/rest/block/{unknown}.bin")),
+        (404, format!("{unknown} not found\r\n"))
+    );
+    // An unknown suffix stays part of the hash (Core's ParseDataFormat); none at all is an
+    // unknown format.
+    assert_eq!(
+        text(&node, &format!("/rest/block/{tip}.xml")),
+        (400, format!("Invalid hash: {tip}.xml\r\n"))
+    );
+    assert_eq!(
+        text(&node, &format!("/rest/block/{tip}")),
+        (
+            404,
+            "output format not found (available: .bin, .hex, .json)\r\n".into()
+        )
+    );
+
+    // blockpart: a byte range of the block.
+    let (s, _, part) = get(
+        &node,
+        &format!("/rest/blockpart/{tip}.bin?offset=80&size=1"),
+    );
+    assert_eq!(
+        (s, part),
+        (200, vec![2u8]),
+        "the transaction count after the header"
+    );
+    let n = b.len();
+    let (s, _, all) = get(
+        &node,
+        &format!("/rest/blockpart/{tip}.hex?offset=0&size={n}"),
+    );
+    assert_eq!(
+        (s, all),
+        (200, format!("{}\n", b.to_lower_hex_string()).into_bytes())
+    );
+    assert_eq!(
+        get(
+            &node,
+            &format!("/rest/blockpart/{tip}.bin?offset={n}&size=1")
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        get(&node, &format!("/rest/blockpart/{tip}.bin?size=1")).0,
+        400
+    );
+    assert_eq!(
+        get(
+            &node,
+            &format!("/rest/blockpart/{tip}.json?offset=0&size=1")
+        )
+        .0,
+        404
+    );
+
+    // headers: consecutive headers along the active chain, both path forms.
+    let (s, _, b) = get(&node, &format!("/rest/headers/3/{}.bin", h(100)));
+    assert_eq!(s, 200);
+    assert_eq!(b.len(), 3 * 80);
+    let hs: Vec<bitcoin::block::Header> = b.chunks(80).map(|c| deserialize(c).unwrap()).collect();
+    assert_eq!(
+        hs.iter().map(|x| x.block_hash()).collect::<Vec<_>>(),
+        [h(100), h(101), h(102)]
+    );
+    let (_, _, b2) = get(&node, &format!("/rest/headers/{}.bin?count=2", h(100)));
+    assert_eq!(b2, b[..160]);
+    let j = json_of(&node, &format!("/rest/headers/1/{tip}.json"));
+    assert_eq!(j[0]["hash"], tip.to_string());
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    let (s, _, b) = get(&node, &format!("/rest/headers/5/{unknown}.bin"));
+    assert_eq!(
+        (s, b.len()),
+        (200, 0),
+        "a hash not on the active chain: no header"
+    );
+    assert_eq!(
+        text(&node, &format!("/rest/headers/0/{tip}.bin")),
+        (
+            400,
+            "Header count is invalid or out of acceptable range (1-2000): 0\r\n".into()
+        )
+    );
+    assert_eq!(get(&node, &format!("/rest/headers/2001/{tip}.bin")).0, 400);
+
+    // spenttxouts: per transaction, the outputs its inputs spent; the coinbase's list empty.
+    let (s, _, b) = get(&node, &format!("/rest/spenttxouts/{tip}.bin"));
+    assert_eq!(s, 200);
+    let coinbase_out = bitcoin::TxOut {
+        value,
+        script_pubkey: k.addr.script_pubkey(),
+    };
+    let mut want = vec![2u8, 0, 1];
+    want.extend(serialize(&coinbase_out));
+    assert_eq!(b, want);
+    let j = json_of(&node, &format!("/rest/spenttxouts/{tip}.json"));
+    assert_eq!(j[0], json!([]));
+    assert_eq!(j[1][0]["value"], json!(value.to_btc()));
+    assert_eq!(j[1][0]["scriptPubKey"]["address"], k.addr.to_string());
+    let (_, _, b) = get(&node, &format!("/rest/spenttxouts/{}.bin", h(0)));
+    assert_eq!(b, [1, 0], "genesis: the coinbase's empty list only");
+    let (_, _, b) = get(&node, &format!("/rest/spenttxouts/{}.hex", h(5)));
+    assert_eq!(b, b"0100\n");
+
+    // tx, chaininfo, mempool.
+    let (s, hex) = text(&node, &format!("/rest/tx/{}.hex", tx.compute_txid()));
+    assert_eq!((s, hex), (200, format!("{}\n", serialize_hex(&tx))));
+    let (_, _, b) = get(&node, &format!("/rest/tx/{}.bin", tx.compute_txid()));
+    assert_eq!(Vec::<u8>::from_hex(&serialize_hex(&tx)).unwrap(), b);
+    assert_eq!(json_of(&node, "/rest/chaininfo.json")["blocks"], 102);
+    assert_eq!(text(&node, "/rest/chaininfo.bin").0, 404);
+    assert_eq!(json_of(&node, "/rest/mempool/info.json")["size"], 0);
+    assert_eq!(json_of(&node, "/rest/mempool/contents.json"), json!({}));
+    assert_eq!(text(&node, "/rest/nothing/here.json").0, 404);
+}
+
+#[test]
+fn rest_is_off_unless_asked_for() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let (s, _, _) = get(&node, "/rest/chaininfo.json");
+    assert!(s == 404 || s == 405, "{s}");
+}
