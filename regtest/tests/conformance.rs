@@ -867,10 +867,16 @@ fn conformance_on_a_real_bitcoind_and_electrs() {
         let _ = be.rpc("stop", json!([]));
         return;
     };
-    let eport = free_port();
-    // electrs' flags changed across versions (0.11 dropped --daemon-p2p-addr and reads
-    // blocks over REST): pass the optional ones only where its --help lists them.
-    let help = Command::new(&electrs)
+    let (_electrs, url) = start_electrs(Path::new(&electrs), dir.path(), &cookie, port, Some(p2p));
+    be.electrum = url;
+    be.wait_electrum_tip();
+    wallet_conformance(&be);
+    let _ = be.rpc("stop", json!([]));
+}
+
+/// electrs' `--help` text (flags changed across versions).
+fn electrs_help(electrs: &Path) -> String {
+    Command::new(electrs)
         .arg("--help")
         .output()
         .map(|o| {
@@ -880,34 +886,97 @@ fn conformance_on_a_real_bitcoind_and_electrs() {
                 String::from_utf8_lossy(&o.stderr)
             )
         })
-        .unwrap_or_default();
-    let mut cmd = Command::new(&electrs);
+        .unwrap_or_default()
+}
+
+/// Starts a real electrs on the node whose RPC is on `rpc_port` (cookie at `cookie`; its
+/// p2p port `p2p`, for electrs < 0.11), its database and log in `dir`; waits until it takes
+/// connections. Returns the process (killed on drop) and its Electrum URL.
+fn start_electrs(
+    electrs: &Path,
+    dir: &Path,
+    cookie: &Path,
+    rpc_port: u16,
+    p2p: Option<u16>,
+) -> (Killed, String) {
+    let eport = free_port();
+    // electrs' flags changed across versions (0.11 dropped --daemon-p2p-addr and reads
+    // blocks over REST): pass the optional ones only where its --help lists them.
+    let help = electrs_help(electrs);
+    let mut cmd = Command::new(electrs);
     cmd.args(["--network", "regtest"])
-        .arg(format!("--db-dir={}", dir.path().join("electrs").display()))
-        .arg(format!("--daemon-dir={}", dir.path().display()))
+        .arg(format!("--db-dir={}", dir.join("electrs").display()))
+        .arg(format!("--daemon-dir={}", dir.display()))
         .arg(format!("--cookie-file={}", cookie.display()))
-        .arg(format!("--daemon-rpc-addr=127.0.0.1:{port}"))
+        .arg(format!("--daemon-rpc-addr=127.0.0.1:{rpc_port}"))
         .arg(format!("--electrum-rpc-addr=127.0.0.1:{eport}"));
-    let optional = [
+    let mut optional = vec![
         ("--skip-default-conf-files", String::new()),
-        ("--daemon-p2p-addr", format!("=127.0.0.1:{p2p}")),
         ("--monitoring-addr", format!("=127.0.0.1:{}", free_port())),
         ("--wait-duration-secs", "=1".to_string()),
     ];
+    if let Some(p) = p2p {
+        optional.push(("--daemon-p2p-addr", format!("=127.0.0.1:{p}")));
+    }
     for (flag, value) in optional {
         if help.contains(flag) {
             cmd.arg(format!("{flag}{value}"));
         }
     }
-    let log = std::fs::File::create(dir.path().join("electrs.log")).unwrap();
-    println!("electrs log: {}", dir.path().join("electrs.log").display());
-    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-    let _electrs = Killed(child);
-    be.electrum = format!("tcp://127.0.0.1:{eport}");
+    let log_path = dir.join("electrs.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    println!("electrs log: {}", log_path.display());
+    let child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let killed = Killed(child);
     eventually("electrs accepts connections", || {
         TcpStream::connect(("127.0.0.1", eport)).is_ok()
     });
+    (killed, format!("tcp://127.0.0.1:{eport}"))
+}
+
+/// The wallet suite through a real electrs (≥ 0.11, which reads blocks over bitcoind's REST
+/// interface) indexing the embedded node: the node answers electrs as bitcoind does.
+#[test]
+fn bdk_wallet_suite_through_a_real_electrs_on_the_embedded_node() {
+    let Some(electrs) = std::env::var_os("ELECTRS_EXE") else {
+        println!("skipped: ELECTRS_EXE is not set (no real electrs to index the embedded node)");
+        return;
+    };
+    let electrs = Path::new(&electrs);
+    if electrs_help(electrs).contains("--daemon-p2p-addr") {
+        println!(
+            "skipped: this electrs (< 0.11) reads blocks over bitcoind's p2p protocol, which the embedded node does not speak; electrs >= 0.11 reads them over REST"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = RegtestNode::start(RegtestConfig {
+        datadir: Some(dir.path().join("node")),
+        rest: true,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let mut be = Backend {
+        addr: node.rpc_addr,
+        auth: node.cookie.clone(),
+        electrum: String::new(),
+    };
+    // A chain to index before electrs starts, as a node it joins would have.
+    let miner = key(77);
+    be.ok("generatetoaddress", json!([101, miner.addr.to_string()]));
+    let (_electrs, url) = start_electrs(
+        electrs,
+        dir.path(),
+        &node.cookie_path,
+        node.rpc_addr.port(),
+        None,
+    );
+    be.electrum = url;
     be.wait_electrum_tip();
     wallet_conformance(&be);
-    let _ = be.rpc("stop", json!([]));
 }
