@@ -258,3 +258,69 @@ fn rest_is_off_unless_asked_for() {
     let (s, _, _) = get(&node, "/rest/chaininfo.json");
     assert!(s == 404 || s == 405, "{s}");
 }
+
+/// Garbage paths and queries get Core's 400/404 (or an answer), never a 500 or a dead
+/// server.
+#[test]
+fn rest_survives_garbage_paths() {
+    let node = RegtestNode::start(RegtestConfig {
+        rest: true,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let tip = ok(&node, "getbestblockhash", json!([]));
+    let tip = tip.as_str().unwrap();
+    let pieces = [
+        "block/",
+        "blockpart/",
+        "headers/",
+        "blockhashbyheight/",
+        "spenttxouts/",
+        "tx/",
+        "mempool/",
+        "block/notxdetails/",
+        tip,
+        "0",
+        "-5",
+        "99999999999999999999",
+        "2001",
+        ".",
+        ".bin",
+        ".hex",
+        ".json",
+        "/",
+        "?",
+        "offset=",
+        "size=18446744073709551615",
+        "&",
+        "count=",
+        "%00",
+        "é",
+        "..",
+        "ffff",
+    ];
+    // A fixed pseudo-random walk over the pieces (xorshift), reproducible.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..400 {
+        let mut path = String::from("/rest/");
+        for _ in 0..(x % 6 + 1) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            path.push_str(pieces[(x % pieces.len() as u64) as usize]);
+        }
+        let path: String = path
+            .chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    "%C3%A9".into()
+                }
+            })
+            .collect();
+        let (s, _, _) = get(&node, &path);
+        assert!(matches!(s, 200 | 400 | 404), "{path}: {s}");
+    }
+    assert_eq!(json_of(&node, "/rest/chaininfo.json")["blocks"], 0);
+}
