@@ -82,6 +82,17 @@ impl Mempool {
         })
     }
 
+    /// The coin at `op` as the chain and the pool see it together (Core's
+    /// `CCoinsViewMemPool`): spent by a pending transaction, none; created by one, its output
+    /// at Core's `MEMPOOL_HEIGHT`.
+    pub fn view_coin(&self, chain: &Chain, op: &OutPoint) -> Option<Coin> {
+        let mut c = self.coin(chain, op, &[])?;
+        if chain.coin(op).is_none() {
+            c.height = 0x7FFF_FFFF;
+        }
+        Some(c)
+    }
+
     /// Checks `tx` for admission without admitting it; returns its fee and the pending
     /// transactions it would replace.
     ///

@@ -3,9 +3,10 @@
 //!
 //! Served: `block/<hash>`, `block/notxdetails/<hash>`, `blockpart/<hash>?offset=&size=`,
 //! `headers/<count>/<hash>` and `headers/<hash>?count=`, `blockhashbyheight/<height>`,
-//! `spenttxouts/<hash>`, `tx/<txid>`, `chaininfo`, `mempool/info` and `mempool/contents`,
-//! each with Core's `.bin`/`.hex`/`.json` suffixes where Core has them, its status codes and
-//! its `text/plain` error lines. Not served: `getutxos`, `blockfilter*`, `deploymentinfo`.
+//! `spenttxouts/<hash>`, `tx/<txid>`, `getutxos` (BIP64: outpoints in the path, or for
+//! `.bin`/`.hex` in a POST body), `chaininfo`, `mempool/info` and `mempool/contents`, each
+//! with Core's `.bin`/`.hex`/`.json` suffixes where Core has them, its status codes and its
+//! `text/plain` error lines. Not served: `blockfilter*`, `deploymentinfo`.
 //!
 //! Off by default, as in Core: [`crate::RegtestConfig::rest`] (`rexe regtest --rest`).
 
@@ -125,15 +126,31 @@ fn rpc_json(shared: &Shared, method: &str, params: Value) -> Result<Value, Refus
     crate::rpc::call(shared, method, &params).map_err(|(_, m)| Refused(StatusCode::NOT_FOUND, m))
 }
 
-/// `GET /rest/…`.
-pub async fn handle(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+/// Largest request body read (only `getutxos` takes one: at most 15 outpoints).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Most outpoints one `getutxos` asks about (Core's `MAX_GETUTXOS_OUTPOINTS`).
+pub const MAX_OUTPOINTS: usize = 15;
+
+/// `GET` (or `POST`, for `getutxos`) `/rest/…`.
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    body: axum::body::Body,
+) -> Response {
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    };
     let path = uri.path().strip_prefix("/rest/").unwrap_or("").to_string();
-    tokio::task::spawn_blocking(move || route(&shared, &path, &uri))
+    tokio::task::spawn_blocking(move || route(&shared, &path, &uri, &body))
         .await
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
 }
 
-fn route(shared: &Shared, path: &str, uri: &Uri) -> Response {
+fn route(shared: &Shared, path: &str, uri: &Uri, body: &[u8]) -> Response {
+    if let Some(rest) = path.strip_prefix("getutxos") {
+        return getutxos(shared, rest, body);
+    }
     if let Some(rest) = path.strip_prefix("block/notxdetails/") {
         return block(shared, rest, false);
     }
@@ -155,6 +172,9 @@ fn route(shared: &Shared, path: &str, uri: &Uri) -> Response {
     if let Some(rest) = path.strip_prefix("tx/") {
         return tx(shared, rest);
     }
+    if let Some(rest) = path.strip_prefix("mempool/") {
+        return mempool(shared, rest, uri);
+    }
     match parse_format(path) {
         ("chaininfo", Format::Json) => match rpc_json(shared, "getblockchaininfo", json!([])) {
             Ok(v) => json_reply(&v),
@@ -164,30 +184,209 @@ fn route(shared: &Shared, path: &str, uri: &Uri) -> Response {
             StatusCode::NOT_FOUND,
             "output format not found (available: json)",
         ),
-        ("mempool/info", Format::Json) => match rpc_json(shared, "getmempoolinfo", json!([])) {
-            Ok(v) => json_reply(&v),
-            Err(r) => r.into_response(),
-        },
-        ("mempool/contents", Format::Json) => {
-            let verbose = query(uri, "verbose") != Some("false");
-            let sequence = query(uri, "mempool_sequence") == Some("true");
-            if !verbose && sequence {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "Verbose results cannot contain mempool sequence values. (hint: set \"verbose=false\")",
-                );
-            }
-            match rpc_json(shared, "getrawmempool", json!([verbose, sequence])) {
-                Ok(v) => json_reply(&v),
-                Err(r) => r.into_response(),
-            }
-        }
-        ("mempool/info" | "mempool/contents", _) => error(
-            StatusCode::NOT_FOUND,
-            "output format not found (available: json)",
-        ),
         _ => error(StatusCode::NOT_FOUND, "Not found"),
     }
+}
+
+fn mempool(shared: &Shared, part: &str, uri: &Uri) -> Response {
+    let (param, f) = parse_format(part);
+    if param != "contents" && param != "info" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Invalid URI format. Expected /rest/mempool/<info|contents>.json",
+        );
+    }
+    if f != Format::Json {
+        return error(
+            StatusCode::NOT_FOUND,
+            "output format not found (available: json)",
+        );
+    }
+    if param == "info" {
+        return match rpc_json(shared, "getmempoolinfo", json!([])) {
+            Ok(v) => json_reply(&v),
+            Err(r) => r.into_response(),
+        };
+    }
+    let flag = |name: &str, default: &'static str| match query(uri, name).unwrap_or(default) {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("The \"{name}\" query parameter must be either \"true\" or \"false\"."),
+        )),
+    };
+    let verbose = match flag("verbose", "true") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let sequence = match flag("mempool_sequence", "false") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if verbose && sequence {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Verbose results cannot contain mempool sequence values. (hint: set \"verbose=false\")",
+        );
+    }
+    match rpc_json(shared, "getrawmempool", json!([verbose, sequence])) {
+        Ok(v) => json_reply(&v),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `getutxos[/checkmempool]/<txid>-<n>/…` (BIP64): which outpoints are unspent, and their
+/// coins. `.bin`/`.hex` take the request instead as a body: a bool (check the mempool) and
+/// the outpoints.
+fn getutxos(shared: &Shared, part: &str, body: &[u8]) -> Response {
+    let (param, f) = parse_format(part);
+    let parts: Vec<&str> = if param.len() > 1 {
+        param[1..].split('/').collect()
+    } else {
+        Vec::new()
+    };
+    let parse_error = || error(StatusCode::BAD_REQUEST, "Parse error");
+    if body.is_empty() && parts.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "Error: empty request");
+    }
+    let mut check_mempool = false;
+    let mut outpoints: Vec<bitcoin::OutPoint> = Vec::new();
+    let in_uri = !parts.is_empty();
+    if in_uri {
+        check_mempool = parts[0] == "checkmempool";
+        for p in &parts[usize::from(check_mempool)..] {
+            let mut it = p.split('-');
+            let (Some(txid), Some(vout), None) = (it.next(), it.next(), it.next()) else {
+                return parse_error();
+            };
+            let (Some(txid), Ok(vout)) = (parse_hash::<Txid>(txid), vout.parse::<u32>()) else {
+                return parse_error();
+            };
+            if outpoints.len() > MAX_OUTPOINTS {
+                break;
+            }
+            outpoints.push(bitcoin::OutPoint { txid, vout });
+        }
+        if outpoints.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "Error: empty request");
+        }
+    }
+    match f {
+        Format::Bin | Format::Hex => {
+            let raw: Vec<u8> = if f == Format::Hex {
+                match std::str::from_utf8(body)
+                    .ok()
+                    .map(|s| s.trim())
+                    .and_then(|s| bitcoin::hex::FromHex::from_hex(s).ok())
+                {
+                    Some(b) => b,
+                    None if body.is_empty() => Vec::new(),
+                    None => return parse_error(),
+                }
+            } else {
+                body.to_vec()
+            };
+            if !raw.is_empty() {
+                if in_uri {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "Combination of URI scheme inputs and raw post data is not allowed",
+                    );
+                }
+                let Some((c, ops)) = decode_request(&raw) else {
+                    return parse_error();
+                };
+                check_mempool = c;
+                outpoints = ops;
+            }
+        }
+        Format::Json if !in_uri => return error(StatusCode::BAD_REQUEST, "Error: empty request"),
+        Format::Json => {}
+        Format::Undef => return not_found_format(true),
+    }
+    if outpoints.len() > MAX_OUTPOINTS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Error: max outpoints exceeded (max: {MAX_OUTPOINTS}, tried: {})",
+                outpoints.len()
+            ),
+        );
+    }
+    let (height, tip, coins) = {
+        let n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
+        let coins: Vec<Option<crate::chain::Coin>> = outpoints
+            .iter()
+            .map(|op| {
+                if check_mempool {
+                    n.mempool.view_coin(&n.chain, op)
+                } else {
+                    n.chain.coin(op).cloned()
+                }
+            })
+            .collect();
+        (n.chain.height(), n.chain.tip(), coins)
+    };
+    let mut bitmap = vec![0u8; outpoints.len().div_ceil(8)];
+    for (i, c) in coins.iter().enumerate() {
+        if c.is_some() {
+            bitmap[i / 8] |= 1 << (i % 8);
+        }
+    }
+    let found: Vec<&crate::chain::Coin> = coins.iter().flatten().collect();
+    let bytes = || {
+        let mut out = Vec::new();
+        out.extend((height as i32).to_le_bytes());
+        out.extend(serialize(&tip));
+        out.extend(serialize(&bitmap));
+        out.extend(serialize(&VarInt(found.len() as u64)));
+        for c in &found {
+            out.extend(0u32.to_le_bytes());
+            out.extend(c.height.to_le_bytes());
+            out.extend(serialize(&c.txout));
+        }
+        out
+    };
+    let json = || {
+        json!({
+            "chainHeight": height,
+            "chaintipHash": tip.to_string(),
+            "bitmap": coins.iter().map(|c| if c.is_some() { '1' } else { '0' }).collect::<String>(),
+            "utxos": found.iter().map(|c| json!({
+                "height": c.height as i32,
+                "value": c.txout.value.to_btc(),
+                "scriptPubKey": crate::core_json::script_pubkey_json(
+                    &c.txout.script_pubkey,
+                    bitcoin::Network::Regtest,
+                ),
+            })).collect::<Vec<_>>(),
+        })
+    };
+    reply(f, bytes, json)
+}
+
+/// A `getutxos` body: a bool, then a vector of outpoints (its length checked against what
+/// the bytes can hold before anything is allocated).
+fn decode_request(raw: &[u8]) -> Option<(bool, Vec<bitcoin::OutPoint>)> {
+    let (&flag, rest) = raw.split_first()?;
+    let check = match flag {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let mut r = rest;
+    let n = bitcoin::consensus::Decodable::consensus_decode(&mut r)
+        .map(|v: VarInt| v.0)
+        .ok()?;
+    if n > (r.len() / 36) as u64 {
+        return None;
+    }
+    let mut ops = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        ops.push(bitcoin::consensus::Decodable::consensus_decode(&mut r).ok()?);
+    }
+    r.is_empty().then_some((check, ops))
 }
 
 /// The serialized block `hash`, or Core's 400/404.
@@ -319,13 +518,15 @@ fn headers(shared: &Shared, part: &str, uri: &Uri) -> Response {
 
 fn hash_by_height(shared: &Shared, part: &str) -> Response {
     let (height_str, f) = parse_format(part);
-    let height = match height_str.parse::<i64>() {
+    let height = match height_str.parse::<i32>() {
         Ok(h) if h >= 0 => h as usize,
         _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid height: {height_str}"),
-            )
+            // Core echoes the height with only URI-safe characters (`SAFE_CHARS_URI`).
+            let safe: String = height_str
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "!*'();:@&=+$,/?#[]-_.~%".contains(*c))
+                .collect();
+            return error(StatusCode::BAD_REQUEST, format!("Invalid height: {safe}"));
         }
     };
     let hash = {
@@ -335,12 +536,21 @@ fn hash_by_height(shared: &Shared, part: &str) -> Response {
     let Some(hash) = hash else {
         return error(StatusCode::NOT_FOUND, "Block height out of range");
     };
-    // Binary and hex are the hash's serialization (byte-reversed from its display form).
-    reply(
-        f,
-        || serialize(&hash),
-        || json!({"blockhash": hash.to_string()}),
-    )
+    // Binary is the hash's serialization; hex, unlike elsewhere, its display form (Core
+    // writes `GetHex()` here).
+    match f {
+        Format::Hex => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("{hash}\n"),
+        )
+            .into_response(),
+        _ => reply(
+            f,
+            || serialize(&hash),
+            || json!({"blockhash": hash.to_string()}),
+        ),
+    }
 }
 
 /// The outputs each transaction of block `hash` spent, in input order, the coinbase's

@@ -483,6 +483,21 @@ pub fn call_for_wallet(
         "getrawmempool" => {
             arity(p, 0, 2)?;
             let verbose = matches!(arg(p, 0), Some(Value::Bool(true)));
+            let sequence = matches!(arg(p, 1), Some(Value::Bool(true)));
+            if verbose && sequence {
+                return Err(e(
+                    -8,
+                    "Verbose results cannot contain mempool sequence values.",
+                ));
+            }
+            if sequence {
+                // Core's sequence counts additions and removals; the pool's generation
+                // likewise moves on every change.
+                return Ok(json!({
+                    "txids": n.mempool.order.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                    "mempool_sequence": n.mempool.generation,
+                }));
+            }
             if verbose {
                 let mut m = serde_json::Map::new();
                 for t in &n.mempool.order {
@@ -911,7 +926,10 @@ pub fn router(shared: Arc<Shared>, rest: bool) -> Router {
         .route("/wallet/", post(handle))
         .route("/wallet/{name}", post(handle));
     let r = if rest {
-        r.route("/rest/{*path}", axum::routing::get(crate::rest::handle))
+        r.route(
+            "/rest/{*path}",
+            axum::routing::get(crate::rest::handle).post(crate::rest::handle),
+        )
     } else {
         r
     };

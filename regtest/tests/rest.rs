@@ -98,11 +98,9 @@ fn rest_serves_what_electrs_reads_in_cores_formats() {
     let (s, ctype, b) = get(&node, "/rest/blockhashbyheight/0.bin");
     assert_eq!((s, ctype.as_str()), (200, "application/octet-stream"));
     assert_eq!(deserialize::<BlockHash>(&b).unwrap(), h(0));
+    // Hex is the display form here (Core's `GetHex()`), not the serialization.
     let (s, hex) = text(&node, "/rest/blockhashbyheight/1.hex");
-    assert_eq!(
-        (s, hex),
-        (200, format!("{}\n", serialize(&h(1)).to_lower_hex_string()))
-    );
+    assert_eq!((s, hex), (200, format!("{}\n", h(1))));
     assert_eq!(
         json_of(&node, "/rest/blockhashbyheight/102.json"),
         json!({"blockhash": tip.to_string()})
@@ -249,6 +247,26 @@ fn rest_serves_what_electrs_reads_in_cores_formats() {
     assert_eq!(text(&node, "/rest/chaininfo.bin").0, 404);
     assert_eq!(json_of(&node, "/rest/mempool/info.json")["size"], 0);
     assert_eq!(json_of(&node, "/rest/mempool/contents.json"), json!({}));
+    assert_eq!(
+        json_of(
+            &node,
+            "/rest/mempool/contents.json?verbose=false&mempool_sequence=true"
+        )["txids"],
+        json!([])
+    );
+    assert_eq!(
+        text(&node, "/rest/mempool/contents.json?verbose=maybe"),
+        (
+            400,
+            "The \"verbose\" query parameter must be either \"true\" or \"false\".\r\n".into()
+        )
+    );
+    assert_eq!(
+        text(&node, "/rest/mempool/contents.json?mempool_sequence=true").0,
+        400,
+        "verbose with sequence"
+    );
+    assert_eq!(text(&node, "/rest/mempool/other.json").0, 400);
     assert_eq!(text(&node, "/rest/nothing/here.json").0, 404);
 }
 
@@ -323,4 +341,146 @@ fn rest_survives_garbage_paths() {
         assert!(matches!(s, 200 | 400 | 404), "{path}: {s}");
     }
     assert_eq!(json_of(&node, "/rest/chaininfo.json")["blocks"], 0);
+}
+
+/// `POST path` with `body`, without credentials: status and body.
+fn post_raw(node: &RegtestNode, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(node.rpc_addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+#[test]
+fn rest_getutxos_answers_as_bip64_and_core() {
+    let node = RegtestNode::start(RegtestConfig {
+        rest: true,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let k = key(4);
+    ok(&node, "generatetoaddress", json!([101, k.addr.to_string()]));
+    let (cb1, v1) = coinbase_of(&node, 1);
+    let (cb2, v2) = coinbase_of(&node, 2);
+    // cb1 is spent in a block; cb2 by a transaction still in the mempool.
+    let t1 = spend(&k, cb1, v1, &k.addr, 1_000, false);
+    ok(&node, "sendrawtransaction", json!([serialize_hex(&t1)]));
+    ok(&node, "generatetoaddress", json!([1, k.addr.to_string()]));
+    let t2 = spend(&k, cb2, v2, &k.addr, 1_000, false);
+    ok(&node, "sendrawtransaction", json!([serialize_hex(&t2)]));
+    let op = |o: bitcoin::OutPoint| format!("{}-{}", o.txid, o.vout);
+    let out1 = bitcoin::OutPoint::new(t1.compute_txid(), 0);
+    let out2 = bitcoin::OutPoint::new(t2.compute_txid(), 0);
+
+    let j = json_of(
+        &node,
+        &format!("/rest/getutxos/{}/{}/{}.json", op(cb1), op(cb2), op(out1)),
+    );
+    assert_eq!(j["chainHeight"], 102);
+    assert_eq!(j["bitmap"], "011");
+    assert_eq!(j["utxos"][0]["height"], 2);
+    assert_eq!(j["utxos"][0]["value"], json!(v2.to_btc()));
+    assert_eq!(j["utxos"][1]["height"], 102);
+    // With the mempool: cb2 is spent, and t2's output exists at Core's MEMPOOL_HEIGHT.
+    let j = json_of(
+        &node,
+        &format!("/rest/getutxos/checkmempool/{}/{}.json", op(cb2), op(out2)),
+    );
+    assert_eq!(j["bitmap"], "01");
+    assert_eq!(j["utxos"][0]["height"], 2147483647);
+
+    // Binary, the request in the body: checkmempool, then the outpoints.
+    let mut body = vec![0u8, 3];
+    for o in [cb2, out1, cb1] {
+        body.extend(serialize(&o));
+    }
+    let (s, b) = post_raw(&node, "/rest/getutxos.bin", &body);
+    assert_eq!(s, 200);
+    let mut want = 102i32.to_le_bytes().to_vec();
+    let tip: BlockHash = ok(&node, "getbestblockhash", json!([]))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    want.extend(serialize(&tip));
+    want.extend(serialize(&vec![0b011u8]));
+    want.push(2);
+    for (height, value, script) in [
+        (2u32, v2, k.addr.script_pubkey()),
+        (102, t1.output[0].value, t1.output[0].script_pubkey.clone()),
+    ] {
+        want.extend(0u32.to_le_bytes());
+        want.extend(height.to_le_bytes());
+        want.extend(serialize(&bitcoin::TxOut {
+            value,
+            script_pubkey: script,
+        }));
+    }
+    assert_eq!(b, want);
+    let (s, b) = post_raw(
+        &node,
+        "/rest/getutxos.hex",
+        body.to_lower_hex_string().as_bytes(),
+    );
+    assert_eq!(
+        (s, b),
+        (
+            200,
+            format!("{}\n", want.to_lower_hex_string()).into_bytes()
+        )
+    );
+
+    // Core's refusals.
+    let many: Vec<String> = (0..16).map(|i| format!("{}-{i}", cb1.txid)).collect();
+    assert_eq!(
+        text(&node, &format!("/rest/getutxos/{}.json", many.join("/"))),
+        (
+            400,
+            "Error: max outpoints exceeded (max: 15, tried: 16)\r\n".into()
+        )
+    );
+    assert_eq!(
+        text(&node, "/rest/getutxos.json"),
+        (400, "Error: empty request\r\n".into())
+    );
+    assert_eq!(
+        text(&node, "/rest/getutxos/checkmempool/zz-0.json"),
+        (400, "Parse error\r\n".into())
+    );
+    let (s, b) = post_raw(&node, &format!("/rest/getutxos/{}.bin", op(cb1)), &body);
+    assert_eq!(
+        (s, String::from_utf8(b).unwrap()),
+        (
+            400,
+            "Combination of URI scheme inputs and raw post data is not allowed\r\n".into()
+        )
+    );
+    // A body claiming more outpoints than it holds, or with bytes left over.
+    let (s, _) = post_raw(&node, "/rest/getutxos.bin", &[0, 0xfd, 0xff, 0xff]);
+    assert_eq!(s, 400);
+    let mut extra = body.clone();
+    extra.push(0);
+    assert_eq!(post_raw(&node, "/rest/getutxos.bin", &extra).0, 400);
+    assert_eq!(
+        post_raw(&node, "/rest/getutxos.bin", &vec![0u8; 70_000]).0,
+        413,
+        "a body over the limit"
+    );
 }
