@@ -211,18 +211,18 @@ fn mempool(shared: &Shared, part: &str, uri: &Uri) -> Response {
     let flag = |name: &str, default: &'static str| match query(uri, name).unwrap_or(default) {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(error(
+        _ => Err(Refused(
             StatusCode::BAD_REQUEST,
             format!("The \"{name}\" query parameter must be either \"true\" or \"false\"."),
         )),
     };
     let verbose = match flag("verbose", "true") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let sequence = match flag("mempool_sequence", "false") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if verbose && sequence {
         return error(
