@@ -124,6 +124,7 @@ fn example_scripts_run_and_conserve_supply() {
         ("pixels", vec!["-count:100", "-order:1"]),
         ("vault", vec!["-count:60"]),
         ("shop", vec!["-count:40"]),
+        ("polls", vec!["-count:30"]),
     ] {
         let s = run_script(&examples().join(format!("{name}.prdts")), &opts);
         assert_eq!(s["supply_ok"], true, "{name}");
@@ -132,6 +133,11 @@ fn example_scripts_run_and_conserve_supply() {
             // Every purchase, through the bank and both kinds of payee, went through.
             assert_eq!(s["sums"]["Shop.bought"], "80", "{s}");
             assert_eq!(s["sums"]["Shop.sold"], "80", "{s}");
+        }
+        if name == "polls" {
+            // Two deployed polls, every address voting once in each; the script's checks
+            // of both tallies (read back through the polls' ids) did not revert.
+            assert_eq!(s["sums"]["Polls.cast"], "60", "{s}");
         }
     }
     let s = run_script(
