@@ -95,6 +95,10 @@ pub struct Chain {
     pub active: Vec<BlockHash>,
     utxo: HashMap<OutPoint, Coin>,
     undo: HashMap<BlockHash, Undo>,
+    /// What the transactions of blocks disconnected since start spent, per transaction but
+    /// the coinbase ([`Chain::spent_outputs`]: Core keeps a stale block's undo data too, and
+    /// indexers read it to forget the block).
+    stale_spent: HashMap<BlockHash, Vec<Vec<TxOut>>>,
     /// Compact target every block must carry.
     pub bits: CompactTarget,
     /// Transactions of the active chain, by id: (block, position).
@@ -131,6 +135,7 @@ impl Chain {
             active: Vec::new(),
             utxo: HashMap::new(),
             undo: HashMap::new(),
+            stale_spent: HashMap::new(),
             bits,
             tx_index: HashMap::new(),
             headers: HashMap::new(),
@@ -428,10 +433,13 @@ impl Chain {
         Ok(())
     }
 
-    /// The outputs each transaction of active block `hash` but its coinbase spent, in input
-    /// order (`None` off the active chain, where its undo record is gone).
+    /// The outputs each transaction of block `hash` but its coinbase spent, in input order:
+    /// for the active chain and for blocks disconnected since the node started (`None` for
+    /// others, such as a side branch never connected).
     pub fn spent_outputs(&self, hash: &BlockHash) -> Option<Vec<Vec<TxOut>>> {
-        let undo = self.undo.get(hash)?;
+        let Some(undo) = self.undo.get(hash) else {
+            return self.stale_spent.get(hash).cloned();
+        };
         let spent: HashMap<&OutPoint, &TxOut> =
             undo.spent.iter().map(|(op, c)| (op, &c.txout)).collect();
         self.blocks
@@ -450,7 +458,11 @@ impl Chain {
     }
 
     fn disconnect_tip(&mut self) -> BlockHash {
-        let hash = self.active.pop().expect("not genesis");
+        let hash = *self.active.last().expect("not genesis");
+        if let Some(spent) = self.spent_outputs(&hash) {
+            self.stale_spent.insert(hash, spent);
+        }
+        self.active.pop();
         if let Some(u) = self.undo.remove(&hash) {
             let e = &self.blocks[&hash];
             self.scripts

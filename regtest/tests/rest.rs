@@ -268,6 +268,16 @@ fn rest_serves_what_electrs_reads_in_cores_formats() {
     );
     assert_eq!(text(&node, "/rest/mempool/other.json").0, 400);
     assert_eq!(text(&node, "/rest/nothing/here.json").0, 404);
+
+    // A block taken off the active chain: no longer in `headers`, but its body and what it
+    // spent are still served (an indexer reads them to forget the block, as electrs does).
+    let (_, _, spent_before) = get(&node, &format!("/rest/spenttxouts/{tip}.bin"));
+    ok(&node, "invalidateblock", json!([tip.to_string()]));
+    let (s, _, b) = get(&node, &format!("/rest/headers/1/{tip}.bin"));
+    assert_eq!((s, b.len()), (200, 0));
+    assert_eq!(get(&node, &format!("/rest/block/{tip}.bin")).0, 200);
+    let (s, _, spent_after) = get(&node, &format!("/rest/spenttxouts/{tip}.bin"));
+    assert_eq!((s, spent_after), (200, spent_before));
 }
 
 #[test]
