@@ -9,8 +9,9 @@
 #                                     of .env (the file docker-compose.yml takes them from)
 #
 # Native mode runs bitcoind and electrs from BITCOIND_EXE and ELECTRS_EXE. Without
-# BITCOIND_EXE, rexe's embedded regtest node (`rexe regtest`: bitcoind's JSON-RPC and an
-# Electrum server) stands in for both, and it says so. It uses REXE (default:
+# BITCOIND_EXE, rexe's embedded regtest node stands in for bitcoind (`rexe regtest --rest`)
+# under a real electrs >= 0.11 from ELECTRS_EXE, or, without that too, for both (its own
+# Electrum server), and it says which. It uses REXE (default:
 # target/release/rexe, else target/debug/rexe), the ports of docker-compose.yml on
 # 127.0.0.1 (18443, 28332, 28333, 60401, 18480, 8342, 3333: they must be free) and a
 # temporary directory. SMOKE_PACE_MS overrides the CPU miner's pace (.env: one share per
@@ -80,6 +81,13 @@ if [ "$mode" = --native ]; then
     pids+=($!)
   }
   cli() { "$REXE" rpc --rpc=127.0.0.1:18443 --rpc-auth=$AUTH "$@"; }
+  # electrs takes bitcoind's password only from a config file (never a flag or, whatever
+  # its documentation once said, the environment): one with ELECTRS_AUTH of .env.
+  electrs_conf() {
+    printf 'auth = "%s"\n' "${ARGS[ELECTRS_AUTH]}" >"$work/electrs.toml"
+    chmod 600 "$work/electrs.toml"
+    echo "$work/electrs.toml"
+  }
   if [ -n "${BITCOIND_EXE:-}" ]; then
     [ -n "${ELECTRS_EXE:-}" ] || { echo "BITCOIND_EXE is set but ELECTRS_EXE is not"; exit 2; }
     # shellcheck disable=SC2046
@@ -91,7 +99,19 @@ if [ "$mode" = --native ]; then
       e_args=$(echo "$e_args" | sed 's/--daemon-p2p-addr=[^ ]*//')
     fi
     # shellcheck disable=SC2086
-    ELECTRS_AUTH=${ARGS[ELECTRS_AUTH]} start electrs "$ELECTRS_EXE" $e_args
+    start electrs "$ELECTRS_EXE" $e_args --conf="$(electrs_conf)"
+  elif [ -n "${ELECTRS_EXE:-}" ] && ! "$ELECTRS_EXE" --help 2>&1 | grep -q -- --daemon-p2p-addr; then
+    # A real electrs (>= 0.11, which reads blocks over REST) on rexe's embedded node, whose
+    # own Electrum server moves aside to port 60402.
+    echo "BITCOIND_EXE is not set: rexe's embedded regtest node (with --rest) stands in for bitcoind; electrs is $ELECTRS_EXE"
+    start bitcoind "$REXE" regtest --datadir="$work/bitcoind" --rpc-port=18443 --electrum-port=60402 \
+      --rpc-user=rexe --rpc-password=rexe-regtest-only --rest \
+      --zmqpubhashblock=tcp://127.0.0.1:28332 --zmqpubrawblock=tcp://127.0.0.1:28332 \
+      --zmqpubrawtx=tcp://127.0.0.1:28333
+    wait_for bitcoind cli getblockcount
+    e_args=$(native ELECTRS_ARGS electrs | sed 's/--daemon-p2p-addr=[^ ]*//')
+    # shellcheck disable=SC2086
+    start electrs "$ELECTRS_EXE" $e_args --conf="$(electrs_conf)"
   else
     echo "BITCOIND_EXE is not set: rexe's embedded regtest node stands in for bitcoind and electrs"
     start bitcoind "$REXE" regtest --datadir="$work/bitcoind" --rpc-port=18443 --electrum-port=60401 \
