@@ -62,8 +62,10 @@ fn now() -> u32 {
     crate::chain::unix_now() as u32
 }
 
+/// Positional argument `i`; an explicit `null` counts as not given, as in Core (electrs,
+/// for one, sends `estimatesmartfee [n, null]`).
 fn arg(p: &Value, i: usize) -> Option<&Value> {
-    p.as_array().and_then(|a| a.get(i))
+    p.as_array().and_then(|a| a.get(i)).filter(|v| !v.is_null())
 }
 
 fn arity(p: &Value, min: usize, max: usize) -> Result<(), (i64, String)> {

@@ -742,6 +742,8 @@ fn fee_estimates_follow_what_recent_blocks_confirmed() {
     assert!((6.9..7.1).contains(&eco), "{eco}");
     let cons = feerate(json!([6]));
     assert!((10.9..11.1).contains(&cons), "{cons}");
+    // An explicit null is the default, as in Core (electrs asks `[n, null]`).
+    assert_eq!(feerate(json!([6, null])), cons);
     // The wallet uses the estimate: its default target (6), economical when the
     // transaction signals RBF (the default) and conservative when it does not; or the
     // mode and target named.
