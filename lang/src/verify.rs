@@ -579,7 +579,7 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                 }
                 (g.params.len() + target, 0, true, None)
             }
-            Instr::CallExt(e) => {
+            Instr::CallExt(e) | Instr::CallAt(e) => {
                 let x = m
                     .externs
                     .get(e as usize)
@@ -587,7 +587,9 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                 if !scope_call_allowed(f.scope, x.scope, x.is_const) {
                     return Err(err(pc, "call breaks the scope rules".into()));
                 }
-                (x.params.len(), x.ret.is_some() as usize, true, None)
+                // `CallAt` takes the contract's address below the arguments.
+                let at = usize::from(matches!(instr, Instr::CallAt(_)));
+                (x.params.len() + at, x.ret.is_some() as usize, true, None)
             }
             Instr::CallIface(i, k) => {
                 let x = m
@@ -615,16 +617,6 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                     return Err(err(pc, "deploy outside a non-const global function".into()));
                 }
                 (n as usize, 1, true, None)
-            }
-            Instr::CallAt(e) => {
-                let x = m
-                    .externs
-                    .get(e as usize)
-                    .ok_or_else(|| err(pc, "call to a missing external function".into()))?;
-                if !scope_call_allowed(f.scope, x.scope, x.is_const) {
-                    return Err(err(pc, "call breaks the scope rules".into()));
-                }
-                (x.params.len() + 1, x.ret.is_some() as usize, true, None)
             }
             Instr::ContractValid(i) => {
                 if i as usize >= m.imports.len() {

@@ -1818,14 +1818,8 @@ impl<'a> Machine<'a> {
     /// loop (as the other contract-linking work), which stays lean for the common case.
     #[inline(never)]
     fn call_ext(&mut self, e: u16) -> Result<(), Trap> {
-        let code = self.code;
         self.charge(gas::CALL_EXT)?;
-        let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
-        let addr = code
-            .imports
-            .get(x.import as usize)
-            .ok_or(Trap::Type("import"))?
-            .address;
+        let (x, addr) = self.extern_of(e)?;
         let idx = self.link(&addr)?;
         let want = (x.scope, x.is_const, x.params.len());
         self.call_into(idx, x.func, want)
@@ -1882,6 +1876,19 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// The address import `i` of the running code was bound to.
+    fn import_address(&self, i: u16) -> Result<[u8; 32], Trap> {
+        let import = self.code.imports.get(i as usize);
+        Ok(import.ok_or(Trap::Type("import"))?.address)
+    }
+
+    /// Extern `e` of the running code and the address of the contract it belongs to.
+    fn extern_of(&self, e: u16) -> Result<(&'a crate::bytecode::Extern, [u8; 32]), Trap> {
+        let code: &'a Verified = self.code;
+        let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
+        Ok((x, self.import_address(x.import)?))
+    }
+
     /// `Deploy`: a new contract running import `i`'s code with fresh state, `on_deploy`
     /// entered with the `n` arguments on the stack; its address is left below them, so it
     /// is the expression's value once `on_deploy` returns.
@@ -1893,12 +1900,7 @@ impl<'a> Machine<'a> {
                 "contracts can be deployed only by a global function on the global lane".into(),
             ));
         }
-        let origin = self
-            .code
-            .imports
-            .get(i as usize)
-            .ok_or(Trap::Type("import"))?
-            .address;
+        let origin = self.import_address(i)?;
         let src = self.link(&origin)?;
         if let Some(o) = self.linked[src].origin {
             return Err(Trap::Call(format!(
@@ -1980,14 +1982,8 @@ impl<'a> Machine<'a> {
     /// which must be its import or a contract deployed from it.
     #[inline(never)]
     fn call_at(&mut self, e: u16) -> Result<(), Trap> {
-        let code = self.code;
         self.charge(gas::CALL_EXT)?;
-        let x = code.externs.get(e as usize).ok_or(Trap::Type("extern"))?;
-        let named = code
-            .imports
-            .get(x.import as usize)
-            .ok_or(Trap::Type("import"))?
-            .address;
+        let (x, named) = self.extern_of(e)?;
         let n = x.params.len();
         if self.stack.len() < n + 1 {
             return Err(Trap::Type("stack underflow"));
@@ -2012,12 +2008,7 @@ impl<'a> Machine<'a> {
     #[inline(never)]
     fn contract_valid(&mut self, i: u16) -> Result<(), Trap> {
         self.charge(gas::CONTEXT)?;
-        let named = self
-            .code
-            .imports
-            .get(i as usize)
-            .ok_or(Trap::Type("import"))?
-            .address;
+        let named = self.import_address(i)?;
         let Value::Address(addr) = self.pop()? else {
             return Err(Trap::Type("address expected"));
         };

@@ -1710,18 +1710,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
             ));
         };
         if matches!(m.name.as_str(), "__id" | "__valid") {
-            if !args.is_empty() {
-                return Err(CompileError::new(
-                    pos,
-                    format!("`{}()` takes no arguments", m.name),
-                ));
-            }
-            self.value(obj, None)?;
-            if m.name == "__id" {
-                return Ok(Some(Type::Address));
-            }
-            self.emit(Instr::ContractValid(imp as u16));
-            return Ok(Some(Type::Bool));
+            return self.id_or_valid(obj, m, args, pos, Instr::ContractValid(imp as u16));
         }
         let (func, sig) = self.public_fn(imp, &c.name, m, args)?;
         self.check_call(&sig, m.pos)?;
@@ -1730,6 +1719,30 @@ impl<'p, 'a> FnCx<'p, 'a> {
         let id = self.p.extern_id(imp, func, &sig);
         self.emit(Instr::CallAt(id));
         Ok(sig.ret)
+    }
+
+    /// `x.__id()` (the address `x` holds) or `x.__valid()` (`valid` run on it) of an
+    /// interface or contract value `x`.
+    fn id_or_valid(
+        &mut self,
+        obj: &Expr,
+        m: &Ident,
+        args: &[Expr],
+        pos: Pos,
+        valid: Instr,
+    ) -> CResult<Option<Type>> {
+        if !args.is_empty() {
+            return Err(CompileError::new(
+                pos,
+                format!("`{}()` takes no arguments", m.name),
+            ));
+        }
+        self.value(obj, None)?;
+        if m.name == "__id" {
+            return Ok(Some(Type::Address));
+        }
+        self.emit(valid);
+        Ok(Some(Type::Bool))
     }
 
     /// The public function `c.m` of import `imp` that `args` call (by overload).
@@ -1848,18 +1861,7 @@ impl<'p, 'a> FnCx<'p, 'a> {
     ) -> CResult<Option<Type>> {
         let desc = self.p.tt.interfaces[id as usize].clone();
         if matches!(m.name.as_str(), "__id" | "__valid") {
-            if !args.is_empty() {
-                return Err(CompileError::new(
-                    pos,
-                    format!("`{}()` takes no arguments", m.name),
-                ));
-            }
-            self.value(obj, None)?;
-            if m.name == "__id" {
-                return Ok(Some(Type::Address));
-            }
-            self.emit(Instr::IfaceValid(id));
-            return Ok(Some(Type::Bool));
+            return self.id_or_valid(obj, m, args, pos, Instr::IfaceValid(id));
         }
         let cands: Vec<(u16, Sig)> = desc
             .functions
