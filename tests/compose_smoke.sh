@@ -81,6 +81,7 @@ if [ "$mode" = --native ]; then
     pids+=($!)
   }
   cli() { "$REXE" rpc --rpc=127.0.0.1:18443 --rpc-auth=$AUTH "$@"; }
+  electrs_help() { "$ELECTRS_EXE" --help 2>&1 || true; }
   # electrs takes bitcoind's password only from a config file (never a flag or, whatever
   # its documentation once said, the environment): one with ELECTRS_AUTH of .env.
   electrs_conf() {
@@ -95,12 +96,12 @@ if [ "$mode" = --native ]; then
     wait_for bitcoind cli getblockcount
     e_args=$(native ELECTRS_ARGS electrs)
     # electrs 0.11 and later read blocks over REST and have no --daemon-p2p-addr.
-    if ! "$ELECTRS_EXE" --help 2>&1 | grep -q -- --daemon-p2p-addr; then
+    if ! grep -q -- --daemon-p2p-addr <<<"$(electrs_help)"; then
       e_args=$(echo "$e_args" | sed 's/--daemon-p2p-addr=[^ ]*//')
     fi
     # shellcheck disable=SC2086
     start electrs "$ELECTRS_EXE" $e_args --conf="$(electrs_conf)"
-  elif [ -n "${ELECTRS_EXE:-}" ] && ! "$ELECTRS_EXE" --help 2>&1 | grep -q -- --daemon-p2p-addr; then
+  elif [ -n "${ELECTRS_EXE:-}" ] && ! grep -q -- --daemon-p2p-addr <<<"$(electrs_help)"; then
     # A real electrs (>= 0.11, which reads blocks over REST) on rexe's embedded node, whose
     # own Electrum server moves aside to port 60402.
     echo "BITCOIND_EXE is not set: rexe's embedded regtest node (with --rest) stands in for bitcoind; electrs is $ELECTRS_EXE"
@@ -172,7 +173,7 @@ fi
 cli generatetoaddress 1 "$BURN" >/dev/null
 tip=$(electrum_line '{"id":1,"method":"blockchain.headers.subscribe","params":[]}')
 echo "electrum tip: $tip"
-echo "$tip" | grep -q '"height"'
+grep -q '"height"' <<<"$tip"
 
 # Merge mining: the CPU miner's Stratum shares seal L2 blocks (each is also a Bitcoin block
 # on regtest's target).
@@ -212,6 +213,11 @@ rexe peg in --wallet "$DATA/bob.wallet" --amount 1000000 --claimer-state "$DATA/
   "${EL[@]}" "${L2[@]}"
 cli generatetoaddress 1 "$BURN" >/dev/null
 rexe peg claimer --wallet "$DATA/bob.wallet" --state "$DATA/claimer.sqlite" --until-done "${EL[@]}" "${L2[@]}"
-rexe peg status "${L2[@]}" | grep -q '"state": "claimed"'
-rexe wallet balance --wallet "$DATA/alice.wallet" "${EL[@]}" | grep -q '"confirmed": 997000'
+# Whole outputs first (no `… | grep -q`): grep stops reading at the match, and a writer
+# that exits on SIGPIPE, as rexe and other command-line tools do, fails the pipeline under
+# pipefail.
+status=$(rexe peg status "${L2[@]}")
+grep -q '"state": "claimed"' <<<"$status"
+balance=$(rexe wallet balance --wallet "$DATA/alice.wallet" "${EL[@]}")
+grep -q '"confirmed": 997000' <<<"$balance"
 echo "compose smoke ($mode): OK (peg swap claimed)"
