@@ -352,8 +352,7 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
         rpc(&node, "getblock", json!(["00"]))["error"]["code"],
         json!(-8)
     );
-    let big = vec![b' '; 33 * 1024 * 1024];
-    assert_eq!(post(&node, Some(&node.cookie), &big).0, 413);
+    assert!(oversized_body_is_refused(&node));
     let (_, t) = post(
         &node,
         Some(&node.cookie),
@@ -678,4 +677,40 @@ fn rpc_batches_and_silent_connections_are_bounded() {
         matches!(silent.read(&mut b), Ok(0) | Err(_)),
         "closed by the server"
     );
+}
+
+/// POSTs a 33 MiB body with the cookie over a raw connection: refused with 413, or with
+/// the connection closed while the body was still being sent (the server answers 413 as
+/// soon as the body passes its limit and closes; the reset that closing with unread bytes
+/// sends can overtake that answer). Never read whole, never answered with anything else.
+fn oversized_body_is_refused(node: &RegtestNode) -> bool {
+    use bitcoin::base64::Engine as _;
+    use std::io::{Read, Write};
+    let len = 33 * 1024 * 1024;
+    let mut s = std::net::TcpStream::connect(node.rpc_addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let auth = bitcoin::base64::engine::general_purpose::STANDARD.encode(&node.cookie);
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let reply = String::from_utf8_lossy(&out);
+    match reply.split(' ').nth(1) {
+        Some(status) => status == "413",
+        // Nothing readable: the connection was cut, which is a refusal only if the body
+        // was not all taken.
+        None => sent < len,
+    }
 }
