@@ -1837,13 +1837,7 @@ impl<'a> Machine<'a> {
             .ok_or(Trap::Type("interface"))?;
         let f = d.functions.get(k as usize).ok_or(Trap::Type("interface"))?;
         let n = f.params.len();
-        if self.stack.len() < n + 1 {
-            return Err(Trap::Type("stack underflow"));
-        }
-        let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
-            return Err(Trap::Type("address expected"));
-        };
-        let idx = self.link(&addr)?;
+        let (addr, idx) = self.link_below(n)?;
         let callee = self.linked[idx].code;
         let id = code.iface_id(i).ok_or(Trap::Type("interface"))?;
         let Some(&func) = callee.implementation(id).and_then(|fs| fs.get(k as usize)) else {
@@ -1985,13 +1979,7 @@ impl<'a> Machine<'a> {
         self.charge(gas::CALL_EXT)?;
         let (x, named) = self.extern_of(e)?;
         let n = x.params.len();
-        if self.stack.len() < n + 1 {
-            return Err(Trap::Type("stack underflow"));
-        }
-        let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
-            return Err(Trap::Type("address expected"));
-        };
-        let idx = self.link(&addr)?;
+        let (addr, idx) = self.link_below(n)?;
         if addr != named && self.linked[idx].origin != Some(named) {
             return Err(Trap::Call(format!(
                 "contract {} ({}) is not {} nor deployed from it",
@@ -2019,6 +2007,18 @@ impl<'a> Machine<'a> {
         let ok = addr == named || origin == Some(named);
         self.stack.push(Value::Bool(ok));
         Ok(())
+    }
+
+    /// Takes the contract address below the `n` arguments on the stack and links it: the
+    /// address and its index in `linked`.
+    fn link_below(&mut self, n: usize) -> Result<([u8; 32], usize), Trap> {
+        if self.stack.len() < n + 1 {
+            return Err(Trap::Type("stack underflow"));
+        }
+        let Value::Address(addr) = self.stack.remove(self.stack.len() - n - 1) else {
+            return Err(Trap::Type("address expected"));
+        };
+        Ok((addr, self.link(&addr)?))
     }
 
     /// The index in `linked` of the contract at `addr`, linking it on first use.

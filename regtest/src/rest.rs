@@ -484,8 +484,9 @@ fn headers(shared: &Shared, part: &str, uri: &Uri) -> Response {
     let Some(hash) = parse_hash::<BlockHash>(hash_str) else {
         return error(StatusCode::BAD_REQUEST, format!("Invalid hash: {hash_str}"));
     };
-    // The headers from `hash` along the active chain (none when it is not on it).
-    let hashes: Vec<BlockHash> = {
+    // The headers from `hash` along the active chain (none when it is not on it), read
+    // under one lock.
+    let headers: Vec<bitcoin::block::Header> = {
         let n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
         let chain = &n.chain;
         match chain.blocks.get(&hash) {
@@ -493,23 +494,24 @@ fn headers(shared: &Shared, part: &str, uri: &Uri) -> Response {
                 [e.height as usize..]
                 .iter()
                 .take(count)
-                .copied()
+                .map(|h| chain.blocks[h].block.header)
                 .collect(),
             _ => Vec::new(),
         }
     };
-    let bytes = || {
-        let n = shared.node.lock().unwrap_or_else(|x| x.into_inner());
-        hashes
-            .iter()
-            .flat_map(|h| serialize(&n.chain.blocks[h].block.header))
-            .collect()
-    };
+    let bytes = || headers.iter().flat_map(serialize).collect();
     let json = || {
         Value::Array(
-            hashes
+            headers
                 .iter()
-                .filter_map(|h| rpc_json(shared, "getblockheader", json!([h.to_string()])).ok())
+                .filter_map(|h| {
+                    rpc_json(
+                        shared,
+                        "getblockheader",
+                        json!([h.block_hash().to_string()]),
+                    )
+                    .ok()
+                })
                 .collect(),
         )
     };
