@@ -180,6 +180,7 @@ fn grow(
         let nonce = nonces[from as usize];
         nonces[from as usize] += 1;
         let payload = Payload::ContractCall {
+            assets: Default::default(),
             contract,
             function: function.into(),
             args,

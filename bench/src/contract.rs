@@ -248,6 +248,7 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
                 from,
                 nonces[from as usize],
                 Payload::ContractCall {
+                    assets: Default::default(),
                     contract: token,
                     function: "transfer".into(),
                     args,

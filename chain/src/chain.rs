@@ -530,6 +530,28 @@ pub struct SupplyReport {
     pub expected: Amount,
 }
 
+/// The supply audit of one asset other than rxBTC (see [`Chain::audit_assets`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AssetReport {
+    /// The asset.
+    pub asset: crate::asset::AssetId,
+    /// Minted less burned, over all shards.
+    pub issued: i128,
+    /// Sum of all asset wallets.
+    pub wallets: u128,
+    /// Held in tokens in contract state.
+    pub held: u128,
+    /// Carried by relays not yet executed.
+    pub in_flight: u128,
+}
+
+impl AssetReport {
+    /// Whether wallets + held + in flight == issued.
+    pub fn holds(&self) -> bool {
+        i128::try_from(self.wallets + self.held + self.in_flight).ok() == Some(self.issued)
+    }
+}
+
 impl SupplyReport {
     /// Whether balances + in-flight + held == genesis + subsidies − burned.
     pub fn holds(&self) -> bool {

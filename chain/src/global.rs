@@ -386,7 +386,8 @@ pub fn execute_global(
                 pay(&mut emitted, sender, settled.refund);
                 if receipt.error.is_some() && !value.is_zero() {
                     pay(&mut emitted, sender, value);
-                    receipt.value = Some(contract::ValueFlow::returned(value, sender));
+                    receipt.value =
+                        contract::ValueFlow::returned(value, &crate::asset::Assets::new(), sender);
                 }
                 if !settled.burned.is_zero() {
                     emitted.push(Relay {

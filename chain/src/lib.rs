@@ -11,6 +11,7 @@ pub mod address;
 /// fast, and still not predictable enough to flood one bucket.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub mod amount;
+pub mod asset;
 pub mod block;
 pub mod bootstrap;
 pub mod chain;
@@ -43,7 +44,8 @@ pub use address::{shard_of, Address, Signer};
 pub use amount::Amount;
 pub use block::{Block, Header};
 pub use chain::{
-    AdmissionError, BlockError, Chain, ChainConfig, ChainError, SubmitOutcome, TxStatus,
+    AdmissionError, AssetReport, BlockError, Chain, ChainConfig, ChainError, SubmitOutcome,
+    TxStatus,
 };
 pub use hash::{BlockHash, Hash256, Txid};
 pub use params::{ChainParams, Network};

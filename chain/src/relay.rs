@@ -97,6 +97,14 @@ impl Relay {
         }
     }
 
+    /// Assets other than rxBTC in flight with this relay.
+    pub fn assets(&self) -> Option<&crate::asset::Assets> {
+        match &self.kind {
+            RelayKind::Contract(c) if !c.assets.is_empty() => Some(&c.assets),
+            _ => None,
+        }
+    }
+
     /// Whether it waits for the next block even when its target is its origin
     /// (`relay@next`).
     pub fn is_deferred(&self) -> bool {

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::address::{verify_signature, Address, Signer};
 use crate::amount::Amount;
+use crate::asset::Assets;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::fee::GasPrice;
 use crate::hash::{tagged_hash, Hash256, Txid};
@@ -59,6 +60,10 @@ pub enum Payload {
         /// rxBTC attached: withdrawn on the sender's shard, handed to the call as a token
         /// (`__transaction.get_supplied_tokens()`), returned to the sender if the call fails.
         value: Amount,
+        /// Other assets attached, from the sender's asset wallets (see [`crate::asset`]):
+        /// handed to the call after rxBTC, returned to the sender if the call fails.
+        #[serde(skip_serializing_if = "Assets::is_empty")]
+        assets: Assets,
     },
 }
 
@@ -84,6 +89,9 @@ const PAYLOAD_CONTRACT_CALL: u8 = 3;
 /// A contract call with rxBTC attached (the value follows the arguments; never zero, so
 /// each call has one encoding).
 const PAYLOAD_CONTRACT_CALL_VALUE: u8 = 4;
+/// A contract call with other assets attached (and rxBTC, possibly zero): the value, then
+/// the assets (at least one, at most [`crate::asset::MAX_ATTACHED`]) after the arguments.
+const PAYLOAD_CONTRACT_CALL_ASSETS: u8 = 5;
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -114,8 +122,11 @@ impl Encode for Payload {
                 function,
                 args,
                 value,
+                assets,
             } => {
-                out.push(if value.is_zero() {
+                out.push(if !assets.is_empty() {
+                    PAYLOAD_CONTRACT_CALL_ASSETS
+                } else if value.is_zero() {
                     PAYLOAD_CONTRACT_CALL
                 } else {
                     PAYLOAD_CONTRACT_CALL_VALUE
@@ -124,8 +135,11 @@ impl Encode for Payload {
                 crate::encode::write_compact_size(out, function.len() as u64);
                 out.extend_from_slice(function.as_bytes());
                 args.encode(out);
-                if !value.is_zero() {
+                if !value.is_zero() || !assets.is_empty() {
                     value.to_sat().encode(out);
+                }
+                if !assets.is_empty() {
+                    assets.encode(out);
                 }
             }
         }
@@ -152,24 +166,37 @@ impl Decode for Payload {
                 source: decode_string(r, "contract source (not UTF-8)")?,
                 args: Vec::<u8>::decode(r)?,
             }),
-            tag @ (PAYLOAD_CONTRACT_CALL | PAYLOAD_CONTRACT_CALL_VALUE) => {
+            tag @ (PAYLOAD_CONTRACT_CALL
+            | PAYLOAD_CONTRACT_CALL_VALUE
+            | PAYLOAD_CONTRACT_CALL_ASSETS) => {
                 let contract = Address(r.array()?);
                 let function = decode_string(r, "function name (not UTF-8)")?;
                 let args = Vec::<u8>::decode(r)?;
-                let value = if tag == PAYLOAD_CONTRACT_CALL_VALUE {
-                    let v = Amount::from_sat(u64::decode(r)?);
-                    if v.is_zero() {
-                        return Err(DecodeError::Invalid("a contract call attaching zero value"));
-                    }
-                    v
-                } else {
+                let value = if tag == PAYLOAD_CONTRACT_CALL {
                     Amount::ZERO
+                } else {
+                    Amount::from_sat(u64::decode(r)?)
+                };
+                if tag == PAYLOAD_CONTRACT_CALL_VALUE && value.is_zero() {
+                    return Err(DecodeError::Invalid("a contract call attaching zero value"));
+                }
+                let assets = if tag == PAYLOAD_CONTRACT_CALL_ASSETS {
+                    let a = Assets::decode(r)?;
+                    if a.is_empty() || a.len() > crate::asset::MAX_ATTACHED {
+                        return Err(DecodeError::Invalid(
+                            "a contract call attaching no assets or too many",
+                        ));
+                    }
+                    a
+                } else {
+                    Assets::new()
                 };
                 Ok(Payload::ContractCall {
                     contract,
                     function,
                     args,
                     value,
+                    assets,
                 })
             }
             tag => Err(DecodeError::UnknownTag {
@@ -265,6 +292,7 @@ impl Tx {
                 function,
                 args,
                 value,
+                assets,
                 ..
             } => {
                 1 + 32
@@ -272,7 +300,16 @@ impl Tx {
                     + function.len()
                     + crate::encode::compact_size_len(args.len() as u64)
                     + args.len()
-                    + if value.is_zero() { 0 } else { 8 }
+                    + if value.is_zero() && assets.is_empty() {
+                        0
+                    } else {
+                        8
+                    }
+                    + if assets.is_empty() {
+                        0
+                    } else {
+                        crate::encode::compact_size_len(assets.len() as u64) + 16 * assets.len()
+                    }
             }
         };
         1 + 32 + 8 * 5 + payload
@@ -289,6 +326,14 @@ impl Tx {
             Payload::Transfer { amount, .. } => *amount,
             Payload::Call { value, .. } | Payload::ContractCall { value, .. } => *value,
             Payload::Deploy { .. } => Amount::ZERO,
+        }
+    }
+
+    /// Assets other than rxBTC the payload takes from the sender's asset wallets.
+    pub fn assets(&self) -> Option<&Assets> {
+        match &self.payload {
+            Payload::ContractCall { assets, .. } if !assets.is_empty() => Some(assets),
+            _ => None,
         }
     }
 
@@ -592,12 +637,14 @@ mod tests {
                 args: vec![1, 2, 3],
             },
             Payload::ContractCall {
+                assets: Default::default(),
                 contract: a.address(),
                 function: "transfer".into(),
                 args: vec![9; 300],
                 value: Amount::ZERO,
             },
             Payload::ContractCall {
+                assets: Default::default(),
                 contract: a.address(),
                 function: "put".into(),
                 args: vec![],

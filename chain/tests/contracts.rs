@@ -560,6 +560,7 @@ fn gas_is_bought_by_the_fee_and_accounted_across_relays() {
         .send(
             0,
             rexe_chain::Payload::ContractCall {
+                assets: Default::default(),
                 contract: token,
                 function: "transfer".into(),
                 args,
@@ -661,6 +662,7 @@ fn out_of_gas_mid_function_leaves_no_write_and_keeps_the_fee() {
     let (_, f) = code.function("spend").unwrap();
     let args = contract::abi::encode_args(&code, f, &json!({"rounds": 100000})).unwrap();
     let intrinsic = contract::intrinsic_gas(&rexe_chain::Payload::ContractCall {
+        assets: Default::default(),
         contract: c,
         function: "spend".into(),
         args: args.clone(),
@@ -671,6 +673,7 @@ fn out_of_gas_mid_function_leaves_no_write_and_keeps_the_fee() {
         .send(
             1,
             rexe_chain::Payload::ContractCall {
+                assets: Default::default(),
                 contract: c,
                 function: "spend".into(),
                 args,
@@ -708,6 +711,7 @@ fn relays_beyond_their_carried_gas_fail_cleanly() {
         .send(
             1,
             rexe_chain::Payload::ContractCall {
+                assets: Default::default(),
                 contract: c,
                 function: "pass".into(),
                 args,
@@ -1258,6 +1262,7 @@ fn transactions_name_one_overload_by_its_signature() {
     let c = net.deploy(0, src, &json!({}));
     let code = net.chain.contracts().get(&c).unwrap().code.clone();
     let payload = |function: &str, args: Vec<u8>| rexe_chain::Payload::ContractCall {
+        assets: Default::default(),
         contract: c,
         function: function.into(),
         args,
@@ -1438,4 +1443,225 @@ fn deployed_contracts_are_registered_rolled_back_and_survive_restart() {
     assert_eq!(net.chain.tip_header().state_root, root1);
     assert!(net.chain.contracts().get(&inst).is_none());
     assert_eq!(net.chain.contracts().len(), count);
+}
+
+/// Minter, plus a function that fails after taking what was attached and one whose relay
+/// fails on arrival.
+const MINTER_PLUS: &str = r#"
+contract Minter2 {
+    @address function issue(string symbol, bigint amount) export {
+        token t = __mint(token.symbol_to_id(symbol), amount);
+        __debug.assert(t.get_id() != 0u64, "may not mint");
+        t.deposit();
+    }
+    @address function send(address to) export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        relay@to (^t) { t.deposit(); }
+    }
+    @address function send_bad(address to) export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        relay@to (^t) { __debug.assert(false, "refused on arrival"); t.deposit(); }
+    }
+    @address function retire() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        __debug.assert(__burn(t), "may not burn");
+    }
+    @address function take_and_fail() export {
+        __transaction.get_supplied_tokens()[0u].deposit();
+        __debug.assert(false, "changed my mind");
+    }
+    @global function up() export { }
+}
+"#;
+
+#[test]
+fn assets_are_minted_carried_burned_audited_and_rolled_back() {
+    use rexe_chain::asset::{AssetId, Assets};
+    use rexe_chain::contract::MintRight;
+    use rexe_chain::system::SystemId;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(6);
+    let p = params(2, &keys);
+    let mut net = Net::new(2, 2, 6);
+    net.chain = open(dir.path(), &p, 2);
+    let order = p.shard_order;
+    let a = |i: usize| keys[i].address();
+    // Key 1 mints; `far` is on another shard, where the asset is burned but never minted.
+    let far = (2..6)
+        .find(|&i| rexe_chain::shard_of(&a(i), order) != rexe_chain::shard_of(&a(1), order))
+        .expect("a key on another shard");
+    let minter = net.deploy(0, MINTER_PLUS, &json!({}));
+    let other = net.deploy(3, MINTER_PLUS, &json!({}));
+    let btc = AssetId::from_symbol("BTC").unwrap();
+    let grant = |net: &mut Net, who: usize, contract: Address, data: Option<Vec<u8>>| {
+        let data = data.unwrap_or_else(|| {
+            MintRight {
+                asset: btc,
+                contract,
+            }
+            .call_data()
+        });
+        net.send(
+            who,
+            rexe_chain::Payload::Call {
+                contract: SystemId::CONTRACTS,
+                value: rexe_chain::Amount::ZERO,
+                data,
+            },
+            GAS,
+        )
+    };
+    // Only the deployer grants, only real assets, and never rxBTC.
+    let e = grant(&mut net, 1, minter, None).unwrap_err();
+    assert!(e.contains("only the deployer"), "{e}");
+    let mut rx = MintRight {
+        asset: btc,
+        contract: minter,
+    }
+    .call_data();
+    rx[1..9].copy_from_slice(&rexe_chain::lang::token::rxbtc().to_le_bytes());
+    let e = grant(&mut net, 0, minter, Some(rx)).unwrap_err();
+    assert!(e.contains("not an asset"), "{e}");
+    let e = grant(&mut net, 0, minter, Some(vec![1, 2, 3])).unwrap_err();
+    assert!(e.contains("41 bytes"), "{e}");
+    let h0 = net.chain.tip_height();
+    let root0 = net.chain.tip_header().state_root;
+    grant(&mut net, 0, minter, None).unwrap();
+    net.settle();
+    assert_eq!(net.chain.contracts().minter(btc), Some(minter));
+    // First come, first served: nobody else gets BTC, not even its own deployer again.
+    let e = grant(&mut net, 3, other, None).unwrap_err();
+    assert!(e.contains("already minted"), "{e}");
+
+    let bal = |net: &mut Net, i: usize| net.chain.asset_balance(&a(i), btc).unwrap();
+    let attach =
+        |net: &mut Net, who: usize, c: Address, f: &str, args: &serde_json::Value, n: u64| {
+            let d = net.chain.contracts().get(&c).unwrap().clone();
+            let (_, func) = d.code.function(f).unwrap();
+            let bytes = contract::abi::encode_args(&d.code, func, args).unwrap();
+            net.send(
+                who,
+                rexe_chain::Payload::ContractCall {
+                    contract: c,
+                    function: f.into(),
+                    args: bytes,
+                    value: rexe_chain::Amount::ZERO,
+                    assets: Assets::from_pairs(vec![(btc, n)]).unwrap(),
+                },
+                GAS,
+            )
+        };
+    // Mint into key 1's wallet; a contract without the right mints nothing.
+    net.call(1, minter, "issue", &json!(["BTC", "1000"]));
+    let refused = net.call(1, other, "issue", &json!(["BTC", "1000"]));
+    net.settle();
+    assert_eq!(bal(&mut net, 1), 1_000);
+    let r = net
+        .chain
+        .contract_receipts(refused)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .1;
+    assert!(r["error"].as_str().unwrap().contains("may not mint"), "{r}");
+    let r = net
+        .chain
+        .contract_receipts(net.txids[net.txids.len() - 2])
+        .unwrap();
+    let flow = &r[0].1["value"]["assets"][0];
+    assert_eq!(
+        (flow["asset"].as_str(), flow["minted"].as_u64()),
+        (Some("BTC"), Some(1000)),
+        "{r:?}"
+    );
+
+    // Carried by a relay to another shard, then burned there.
+    attach(
+        &mut net,
+        1,
+        minter,
+        "send",
+        &json!([a(far).to_string()]),
+        300,
+    )
+    .unwrap();
+    net.settle();
+    assert_eq!((bal(&mut net, 1), bal(&mut net, far)), (700, 300));
+    attach(&mut net, far, minter, "retire", &json!({}), 120).unwrap();
+    net.settle();
+    assert_eq!(bal(&mut net, far), 180);
+    let report = net.chain.audit_assets().unwrap();
+    assert_eq!(report.len(), 1);
+    assert_eq!(
+        (report[0].issued, report[0].wallets),
+        (880, 880),
+        "{report:?}"
+    );
+    assert!(report[0].holds());
+
+    // More than the wallet holds, and assets for a @global function: refused at admission.
+    let e = attach(
+        &mut net,
+        1,
+        minter,
+        "send",
+        &json!([a(far).to_string()]),
+        701,
+    )
+    .unwrap_err();
+    assert!(e.contains("holds 700 BTC"), "{e}");
+    let e = attach(&mut net, 1, minter, "up", &json!({}), 1).unwrap_err();
+    assert!(e.contains("@global"), "{e}");
+    // A call that fails gives the assets back; a relay that fails puts them in its target's
+    // wallet; a contract without the right cannot burn.
+    let failed = attach(&mut net, 1, minter, "take_and_fail", &json!({}), 50).unwrap();
+    attach(
+        &mut net,
+        1,
+        minter,
+        "send_bad",
+        &json!([a(far).to_string()]),
+        20,
+    )
+    .unwrap();
+    let no_burn = attach(&mut net, 1, other, "retire", &json!({}), 30).unwrap();
+    net.settle();
+    let r = net
+        .chain
+        .contract_receipts(failed)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .1;
+    assert!(
+        r["error"].as_str().unwrap().contains("changed my mind"),
+        "{r}"
+    );
+    assert_eq!(r["value"]["returned_to"], json!(a(1).to_string()), "{r}");
+    assert_eq!(r["value"]["assets"][0]["received"], 50, "{r}");
+    let r = net
+        .chain
+        .contract_receipts(no_burn)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .1;
+    assert!(r["error"].as_str().unwrap().contains("may not burn"), "{r}");
+    assert_eq!((bal(&mut net, 1), bal(&mut net, far)), (680, 200));
+    assert!(net.chain.audit_assets().unwrap()[0].holds());
+
+    // A restart keeps wallets and rights; a rollback takes them away with the blocks.
+    net.chain.flush().unwrap();
+    let root = net.chain.tip_header().state_root;
+    let height = net.chain.tip_height();
+    drop(net.chain);
+    net.chain = open(dir.path(), &p, 2);
+    assert_eq!(net.chain.tip_header().state_root, root);
+    assert_eq!(net.chain.contracts().minter(btc), Some(minter));
+    assert_eq!(net.chain.asset_balances(&a(1)).unwrap(), vec![(btc, 680)]);
+    net.chain.rollback(height - h0).unwrap();
+    assert_eq!(net.chain.tip_header().state_root, root0);
+    assert_eq!(net.chain.contracts().minter(btc), None);
+    assert_eq!(bal(&mut net, 1), 0);
+    assert!(net.chain.audit_assets().unwrap().is_empty());
 }

@@ -131,6 +131,7 @@ impl vm::Linker for Itself<'_> {
 
 fn ctx() -> Context {
     Context {
+        supplied_assets: Vec::new(),
         kind: TxKind::Normal,
         self_address: [1; 32],
         sender: [1; 32],

@@ -384,6 +384,13 @@ pub enum Instr {
     CallAt(u16),
     /// Pop an address; push whether it is import `import` or a contract deployed from it.
     ContractValid(u16),
+    /// `__mint(id, amount)`: pops the amount and the id, pushes the token (empty without
+    /// the right to mint).
+    Mint,
+    /// `__burn(t)` of the token at a place (pops its operands): pushes whether it burned.
+    Burn(u32),
+    /// `__burn(t)` of a popped token: pushes whether it burned.
+    BurnValue,
 }
 
 /// A contract this one imports (PREDA spec 5.7.1): explicitly, or through another import.
@@ -1003,6 +1010,12 @@ fn put_instr(out: &mut Vec<u8>, i: &Instr) {
             out.push(40);
             put_u16(out, i);
         }
+        Instr::Mint => out.push(41),
+        Instr::Burn(p) => {
+            out.push(42);
+            put_u32(out, p);
+        }
+        Instr::BurnValue => out.push(43),
     }
 }
 
@@ -1064,6 +1077,9 @@ fn get_instr(r: &mut Reader<'_>) -> Result<Instr, DecodeError> {
         38 => Instr::Deploy(get_u16(r)?, get_u8(r)?),
         39 => Instr::CallAt(get_u16(r)?),
         40 => Instr::ContractValid(get_u16(r)?),
+        41 => Instr::Mint,
+        42 => Instr::Burn(get_u32(r)?),
+        43 => Instr::BurnValue,
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "instruction",

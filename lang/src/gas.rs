@@ -47,3 +47,5 @@ pub const WRITE_ROW: u64 = 300;
 pub const WRITE_BYTE: u64 = 10;
 /// Writing one changed global state variable, plus [`NODE`] per node of its new value.
 pub const WRITE_GLOBAL_VAR: u64 = 300;
+/// `__mint` or `__burn` (the chain writes the asset's issued amount).
+pub const MINT: u64 = 2_000;

@@ -127,6 +127,7 @@ impl World {
         let (code, global) = self.contracts.0[&at].clone();
         let (f, _) = code.function(func).expect("function exists");
         let c = Context {
+            supplied_assets: Vec::new(),
             kind: TxKind::Normal,
             self_address: [who; 32],
             sender: [who; 32],

@@ -14,6 +14,8 @@ struct Mem {
     rows: HashMap<ScopeKind, Vec<u8>>,
     elems: HashMap<(ScopeKind, u16, ElemKey), Vec<u8>>,
     elem_reads: usize,
+    /// Assets the called contract (address `[1; 32]`) may mint.
+    mints: Vec<u64>,
 }
 
 impl Host for Mem {
@@ -36,10 +38,14 @@ impl Host for Mem {
     fn logging(&self) -> bool {
         true
     }
+    fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
+        *contract == [1; 32] && self.mints.contains(&id)
+    }
 }
 
 fn ctx() -> Context {
     Context {
+        supplied_assets: Vec::new(),
         kind: TxKind::Normal,
         self_address: [1; 32],
         sender: [1; 32],
@@ -966,6 +972,206 @@ fn a_call_that_would_copy_drop_or_strand_a_token_fails() {
     assert!(token_trap(&out).contains("@address"));
     let out = run_in(&code, &mut mem, "up", vec![], 1_000_000, supplied(5));
     assert!(token_trap(&out).contains("only be relayed to an address"));
+}
+
+/// Minting, moving and burning an asset, as PREDA's simulator example `FCA.prd` does (written
+/// here from its behaviour), plus keeping two assets and mixing them.
+const COINS: &str = r#"
+contract Coins {
+    @address token kept;
+    @address function mint(string symbol, bigint amount) export {
+        token t = __mint(token.symbol_to_id(symbol), amount);
+        if (t.get_id() == 0u64) {
+            __debug.print("Mint failed, symbol:", symbol);
+            return;
+        }
+        t.deposit();
+    }
+    @address function transfer(address to) export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        relay@to (^t) {
+            t.deposit();
+        }
+    }
+    @address function burn() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        if (__burn(t)) {
+            __debug.assert(t.get_amount() == bigint(0), "a burned token is empty");
+        } else {
+            t.deposit();
+        }
+    }
+    @address function burn_twice() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        __burn(t);
+        t.deposit();
+        __debug.assert(!__burn(__transaction.get_supplied_tokens()[0u]) || true);
+    }
+    @address function keep() export {
+        array<token> s = __transaction.get_supplied_tokens();
+        __debug.assert(s.length() == 2u, "two tokens");
+        __debug.assert(s[1u].transfer_all(kept));
+        s[0u].deposit();
+    }
+    @address function mint_and_drop(bigint amount) export {
+        token t = __mint(token.symbol_to_id("BTC"), amount);
+    }
+    @address function mix() export {
+        token a = __mint(token.symbol_to_id("BTC"), bigint(5));
+        token b = __mint(token.symbol_to_id("ETH"), bigint(5));
+        __debug.assert(!a.transfer(b, bigint(1)), "assets do not mix");
+        a.deposit();
+        b.deposit();
+    }
+}
+"#;
+
+fn with_assets(rx: u64, assets: &[(u64, u64)]) -> Context {
+    Context {
+        supplied: rx,
+        supplied_assets: assets.to_vec(),
+        ..ctx()
+    }
+}
+
+#[test]
+fn assets_are_minted_moved_and_burned_only_with_the_right() {
+    use super::token::symbol_to_id as id;
+    let code = compile(COINS).unwrap();
+    let (btc, eth) = (id("BTC"), id("ETH"));
+    let mut mem = Mem::default();
+    let mint = |mem: &mut Mem, symbol: &str, amount: i128| {
+        run(
+            &code,
+            mem,
+            "mint",
+            vec![Value::Str(symbol.into()), Value::Int(Int::from(amount))],
+            1_000_000,
+        )
+    };
+    // Without the right (or for rxBTC, or a bad symbol, or a bad amount): an empty token.
+    let out = mint(&mut mem, "BTC", 1_000);
+    assert_eq!(out.result, Ok(None));
+    assert!(
+        out.logs.iter().any(|l| l.contains("Mint failed")),
+        "{:?}",
+        out.logs
+    );
+    assert_eq!(out.tokens, vm::TokenFlow::default());
+    mem.mints = vec![btc, super::token::rxbtc(), eth];
+    for (symbol, amount) in [("RXBTC", 1), ("btc", 1), ("BTC", 0), ("BTC", -1)] {
+        let out = mint(&mut mem, symbol, amount);
+        assert!(
+            out.logs.iter().any(|l| l.contains("Mint failed")),
+            "{symbol} {amount}"
+        );
+    }
+    let out = mint(&mut mem, "BTC", i128::from(u64::MAX) + 1);
+    assert!(out.logs.iter().any(|l| l.contains("Mint failed")));
+    // With it: minted and deposited.
+    let out = mint(&mut mem, "BTC", 1_000);
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(out.tokens.received, 0);
+    assert_eq!(
+        out.tokens.assets,
+        vec![(
+            btc,
+            vm::AssetFlow {
+                minted: 1_000,
+                deposited: 1_000,
+                ..Default::default()
+            }
+        )]
+    );
+    // Minted and dropped: not conserved.
+    let out = run(&code, &mut mem, "mint_and_drop", vec![int(3)], 1_000_000);
+    let e = token_trap(&out);
+    assert!(
+        e.contains("not conserved") && e.contains("BTC") && e.contains("mints 3"),
+        "{e}"
+    );
+    // Two assets never mix.
+    let out = run(&code, &mut mem, "mix", vec![], 1_000_000);
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(out.tokens.assets.len(), 2);
+    // Supplied assets arrive after rxBTC; a relay carries them, rxBTC apart.
+    let out = run_in(
+        &code,
+        &mut mem,
+        "transfer",
+        vec![Value::Address([7; 32])],
+        1_000_000,
+        with_assets(0, &[(btc, 100)]),
+    );
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(
+        (out.relays[0].value, &out.relays[0].assets),
+        (0, &vec![(btc, 100)])
+    );
+    assert_eq!(out.tokens.assets[0].1.relayed, 100);
+    let out = run_in(
+        &code,
+        &mut mem,
+        "keep",
+        vec![],
+        1_000_000,
+        with_assets(10, &[(eth, 4)]),
+    );
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(
+        (out.tokens.deposited, out.tokens.assets[0].1.kept()),
+        (10, 4)
+    );
+    // Burning: with the right, the token is destroyed and left empty.
+    let out = run_in(
+        &code,
+        &mut mem,
+        "burn",
+        vec![],
+        1_000_000,
+        with_assets(0, &[(btc, 50)]),
+    );
+    assert_eq!(out.result, Ok(None), "{:?}", out.logs);
+    assert_eq!(out.tokens.assets[0].1.burned, 50);
+    assert_eq!(out.tokens.assets[0].1.deposited, 0);
+    // Burning, then depositing the (empty) token, then burning a copy: the copy's burn
+    // would destroy value nobody gave up, which the conservation check refuses.
+    let out = run_in(
+        &code,
+        &mut mem,
+        "burn_twice",
+        vec![],
+        1_000_000,
+        with_assets(0, &[(btc, 50)]),
+    );
+    let e = token_trap(&out);
+    assert!(
+        e.contains("not conserved") && e.contains("burns 100"),
+        "{e}"
+    );
+    // Without the right, burn fails and the token is deposited back.
+    mem.mints.clear();
+    let out = run_in(
+        &code,
+        &mut mem,
+        "burn",
+        vec![],
+        1_000_000,
+        with_assets(0, &[(btc, 50)]),
+    );
+    assert_eq!(out.result, Ok(None));
+    assert_eq!(
+        (
+            out.tokens.assets[0].1.burned,
+            out.tokens.assets[0].1.deposited
+        ),
+        (0, 50)
+    );
+    // rxBTC cannot be burned even by a contract the host would let mint it.
+    mem.mints = vec![super::token::rxbtc()];
+    let out = run_in(&code, &mut mem, "burn", vec![], 1_000_000, supplied(70));
+    assert_eq!(out.result, Ok(None));
+    assert_eq!(out.tokens.deposited, 70);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Tokens (PREDA spec 2.3.3): an amount of one asset, named by a 64-bit id made of its
-//! symbol's bytes. rexe has one asset, rxBTC (symbol `RXBTC`, amounts in satoshis); no
-//! contract may mint or burn it, so every token a contract holds came from a transaction
-//! that supplied it (`__transaction.get_supplied_tokens()`).
+//! symbol's bytes. rxBTC (symbol `RXBTC`, amounts in satoshis) is the chain's coin: no
+//! contract may mint or burn it. Other assets are minted and burned (PREDA spec 5.10) by the
+//! one contract the chain gave the right to (the host decides, [`crate::vm::Host::may_mint`]).
+
+use std::collections::BTreeMap;
 
 use super::value::Value;
 
@@ -47,15 +49,67 @@ pub fn rxbtc() -> u64 {
     symbol_to_id(RXBTC_SYMBOL)
 }
 
-/// The total amount of every token inside `v`, in base units (u128: hostile copies of one
-/// token cannot overflow the sum).
-pub fn held(v: &Value) -> u128 {
-    match v {
-        Value::Token { amount, .. } => u128::from(*amount),
-        Value::Array(a) | Value::Struct(a) => a.iter().map(held).sum(),
-        Value::Map(m) => m.values().map(held).sum(),
-        _ => 0,
+/// Token value per asset id, in base units (u128: hostile copies of one token cannot
+/// overflow a sum). Empty tokens (id 0) count nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holdings(BTreeMap<u64, u128>);
+
+impl Holdings {
+    /// Nothing.
+    pub fn new() -> Self {
+        Self::default()
     }
+
+    /// Adds `amount` of asset `id`.
+    pub fn add(&mut self, id: u64, amount: u128) {
+        if id != 0 && amount != 0 {
+            *self.0.entry(id).or_default() += amount;
+        }
+    }
+
+    /// Adds every token inside `v`.
+    pub fn add_value(&mut self, v: &Value) {
+        match v {
+            Value::Token { id, amount } => self.add(*id, u128::from(*amount)),
+            Value::Array(a) | Value::Struct(a) => a.iter().for_each(|x| self.add_value(x)),
+            Value::Map(m) => m.values().for_each(|x| self.add_value(x)),
+            _ => {}
+        }
+    }
+
+    /// The tokens inside `v`.
+    pub fn of(v: &Value) -> Self {
+        let mut h = Self::new();
+        h.add_value(v);
+        h
+    }
+
+    /// How much of asset `id`.
+    pub fn get(&self, id: u64) -> u128 {
+        self.0.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The assets held, by id.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// Adds all of `other`.
+    pub fn merge(&mut self, other: &Holdings) {
+        for (id, a) in &other.0 {
+            self.add(*id, *a);
+        }
+    }
+}
+
+/// The total amount of every token inside `v`, whatever its asset (u128).
+pub fn held(v: &Value) -> u128 {
+    Holdings::of(v).0.values().sum()
 }
 
 #[cfg(test)]

@@ -624,6 +624,9 @@ fn verify_function(m: &Module, fi: usize, f: &Function) -> Result<(), VerifyErro
                 }
                 (1, 1, true, None)
             }
+            Instr::Mint => (2, 1, true, None),
+            Instr::Burn(p) => (place(p, None)?, 1, true, None),
+            Instr::BurnValue => (1, 1, true, None),
             Instr::Ctx(c) => (c.arity(), 1, true, None),
             Instr::Print(k) => (k as usize, 0, true, None),
             Instr::Event(_) => (2, 0, true, None),

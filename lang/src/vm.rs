@@ -20,6 +20,7 @@ use super::bytecode::{Arith, CmpOp, Conv, CtxFn, FnKind, Instr, Method, RelayTo,
 use super::gas;
 use super::layout::{self, ElemKey, ElemWrite};
 use super::num::{Int, NumTy};
+use super::token::Holdings;
 use super::types::Type;
 use super::value::{self, default_value, has_type, Value, MAX_BYTES_LEN};
 use super::verify::Verified;
@@ -120,9 +121,12 @@ pub struct Context {
     pub random_seed: [u8; 32],
     /// bech32m prefix for address text.
     pub hrp: &'static str,
-    /// rxBTC (satoshis) the transaction attached to this call (`Normal` calls only): what
-    /// `__transaction.get_supplied_tokens()` returns.
+    /// rxBTC (satoshis) the transaction attached to this call (`Normal` calls only): with
+    /// `supplied_assets`, what `__transaction.get_supplied_tokens()` returns.
     pub supplied: u64,
+    /// Other assets the transaction attached (`Normal` calls only): (asset id, amount), in
+    /// the transaction's order, after rxBTC.
+    pub supplied_assets: Vec<(u64, u64)>,
 }
 
 /// What the VM asks of the chain.
@@ -156,6 +160,12 @@ pub trait Host {
     fn deploy_address(&mut self, creator: &[u8; 32], k: u32) -> Result<[u8; 32], String> {
         let _ = (creator, k);
         Err("contracts can be deployed only on the global lane".into())
+    }
+    /// Whether contract `contract` holds the right to mint and burn asset `id` (PREDA spec
+    /// 5.10: the chain decides). Nobody holds it for rxBTC.
+    fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
+        let _ = (contract, id);
+        false
     }
 }
 
@@ -194,6 +204,8 @@ pub struct RelayOut {
     pub args: Vec<u8>,
     /// rxBTC (satoshis) in the tokens among the arguments.
     pub value: u64,
+    /// Other assets in the tokens among the arguments: (asset id, amount) by id.
+    pub assets: Vec<(u64, u64)>,
 }
 
 /// Destination of a relay.
@@ -273,23 +285,51 @@ pub struct NewContract {
     pub origin: [u8; 32],
 }
 
-/// The rxBTC (satoshis) a successful call took in and gave out. Every call conserves value:
-/// `received` = `deposited` + the value of its relays + what its contract state holds more
-/// than before (negative when it gave out what the state held).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The rxBTC (satoshis) a successful call took in and gave out, and the same for every
+/// other asset it touched. Every call conserves value, asset by asset: `received` +
+/// `minted` = `deposited` + the value of its relays + `burned` + what its contract state
+/// holds more than before (negative when it gave out what the state held).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenFlow {
-    /// Supplied by the transaction, or carried by the relay's arguments.
+    /// rxBTC supplied by the transaction, or carried by the relay's arguments.
     pub received: u64,
-    /// Moved into the wallet of the address the call ran for (`token.deposit()`).
+    /// rxBTC moved into the wallet of the address the call ran for (`token.deposit()`).
     pub deposited: u64,
-    /// Carried away by the relays it emitted.
+    /// rxBTC carried away by the relays it emitted.
     pub relayed: u64,
+    /// Every other asset whose value moved, by id.
+    pub assets: Vec<(u64, AssetFlow)>,
 }
 
 impl TokenFlow {
-    /// How much more the contract's state holds after the call.
+    /// How much more rxBTC the contract's state holds after the call.
     pub fn kept(&self) -> i128 {
         i128::from(self.received) - i128::from(self.deposited) - i128::from(self.relayed)
+    }
+}
+
+/// How one asset other than rxBTC moved in a call (see [`TokenFlow`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AssetFlow {
+    /// Supplied by the transaction, or carried by the relay's arguments.
+    pub received: u64,
+    /// Moved into the wallet of the address the call ran for.
+    pub deposited: u64,
+    /// Carried away by relays.
+    pub relayed: u64,
+    /// Made by `__mint`.
+    pub minted: u64,
+    /// Destroyed by `__burn`.
+    pub burned: u64,
+}
+
+impl AssetFlow {
+    /// How much more of the asset the contracts' state holds after the call.
+    pub fn kept(&self) -> i128 {
+        i128::from(self.received) + i128::from(self.minted)
+            - i128::from(self.deposited)
+            - i128::from(self.relayed)
+            - i128::from(self.burned)
     }
 }
 
@@ -656,10 +696,12 @@ struct Machine<'a> {
     random_counter: u64,
     /// Contracts deployed so far.
     created: Vec<NewContract>,
-    /// Token value received, deposited and relayed (u128: sums of hostile copies).
-    received: u128,
-    deposited: u128,
-    relayed: u128,
+    /// Token value received, deposited, relayed, minted and burned, per asset.
+    received: Holdings,
+    deposited: Holdings,
+    relayed: Holdings,
+    minted: Holdings,
+    burned: Holdings,
 }
 
 fn int(v: Value) -> Result<Int, Trap> {
@@ -1447,7 +1489,7 @@ impl<'a> Machine<'a> {
         }
         let gas_left = self.limit - self.used;
         let in_address = self.scope == ScopeKind::Address;
-        let mut deposited = 0u64;
+        let mut deposited = (0u64, 0u64);
         let r = self.with_place_mut(p, ops, |recv| {
             match (m, recv) {
                 (Method::Deposit, Value::Token { id, amount }) => {
@@ -1458,10 +1500,7 @@ impl<'a> Machine<'a> {
                                     .into(),
                             ));
                         }
-                        if *id != crate::token::rxbtc() {
-                            return Err(Trap::Token("only rxBTC can be deposited".into()));
-                        }
-                        deposited = *amount;
+                        deposited = (*id, *amount);
                         *amount = 0;
                     }
                 }
@@ -1518,9 +1557,113 @@ impl<'a> Machine<'a> {
             Ok(())
         });
         r?;
-        self.deposited += u128::from(deposited);
+        self.deposited.add(deposited.0, u128::from(deposited.1));
         self.charge(extra_gas)?;
         Ok(None)
+    }
+
+    /// `__mint(id, amount)` (PREDA spec 5.10): pops the amount and the id; a token of
+    /// `amount` of asset `id` when the running contract holds the right to mint it (the
+    /// host says) and the amount is 1 to 2^64 − 1, else an empty token.
+    fn mint(&mut self) -> Result<Value, Trap> {
+        self.charge(gas::MINT)?;
+        let amount = int(self.pop()?)?;
+        let id = int(self.pop()?)?.to_u64().unwrap_or(0);
+        let empty = Value::Token { id: 0, amount: 0 };
+        let Some(x) = amount.to_u64().filter(|x| *x > 0 && !amount.is_negative()) else {
+            return Ok(empty);
+        };
+        if id == crate::token::rxbtc()
+            || crate::token::id_to_symbol(id).is_none()
+            || !self.host.may_mint(&self.contract(), id)
+            || self.minted.get(id) + u128::from(x) > u128::from(u64::MAX)
+        {
+            return Ok(empty);
+        }
+        self.minted.add(id, u128::from(x));
+        Ok(Value::Token { id, amount: x })
+    }
+
+    /// `__burn(t)` (PREDA spec 5.10): destroys the token at place `p` (its operands on the
+    /// stack; it is left empty) or the popped token, when the running contract holds the
+    /// right to mint its asset. Whether it did.
+    fn burn(&mut self, p: Option<u32>) -> Result<bool, Trap> {
+        self.charge(gas::MINT)?;
+        let token = |v: &Value| match v {
+            Value::Token { id, amount } => Ok((*id, *amount)),
+            _ => Err(Trap::Type("token expected")),
+        };
+        let (ops, (id, amount)) = match p {
+            Some(p) => {
+                let n = self
+                    .code
+                    .places
+                    .get(p as usize)
+                    .ok_or(Trap::Type("place"))?
+                    .operands();
+                let ops = self.pop_n(n)?;
+                let t = self.with_place_ref(p, &ops, token)??;
+                (Some((p, ops)), t)
+            }
+            None => (None, token(&self.pop()?)?),
+        };
+        if id == 0
+            || amount == 0
+            || id == crate::token::rxbtc()
+            || !self.host.may_mint(&self.contract(), id)
+        {
+            return Ok(false);
+        }
+        if let Some((p, ops)) = ops {
+            self.with_place_mut(p, ops, |v| {
+                if let Value::Token { amount, .. } = v {
+                    *amount = 0;
+                }
+                Ok(())
+            })?;
+        }
+        self.burned.add(id, u128::from(amount));
+        Ok(true)
+    }
+
+    /// What the call's tokens did, split into rxBTC and the other assets (after
+    /// [`Self::commit`] checked that each sum fits 64 bits).
+    fn token_flow(&self) -> TokenFlow {
+        let fit = |a: u128| u64::try_from(a).unwrap_or(u64::MAX);
+        let rx = crate::token::rxbtc();
+        let mut ids: Vec<u64> = [
+            &self.received,
+            &self.deposited,
+            &self.relayed,
+            &self.minted,
+            &self.burned,
+        ]
+        .iter()
+        .flat_map(|h| h.ids())
+        .filter(|id| *id != rx)
+        .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        TokenFlow {
+            received: fit(self.received.get(rx)),
+            deposited: fit(self.deposited.get(rx)),
+            relayed: fit(self.relayed.get(rx)),
+            assets: ids
+                .into_iter()
+                .map(|id| {
+                    (
+                        id,
+                        AssetFlow {
+                            received: fit(self.received.get(id)),
+                            deposited: fit(self.deposited.get(id)),
+                            relayed: fit(self.relayed.get(id)),
+                            minted: fit(self.minted.get(id)),
+                            burned: fit(self.burned.get(id)),
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 
     /// `src.transfer(dst, amount)` / `src.transfer_all(dst)`: `false` (nothing moves) when
@@ -1692,16 +1835,15 @@ impl<'a> Machine<'a> {
             CtxFn::BlockMiner => Value::Address(c.miner),
             // No UI session is attached to a chain's execution.
             CtxFn::EventUserState => Value::Enum(0),
-            CtxFn::TxSuppliedTokens => {
-                Value::Array(if c.kind == TxKind::Normal && c.supplied > 0 {
-                    vec![Value::Token {
-                        id: crate::token::rxbtc(),
-                        amount: c.supplied,
-                    }]
-                } else {
-                    Vec::new()
-                })
-            }
+            CtxFn::TxSuppliedTokens => Value::Array(if c.kind == TxKind::Normal {
+                let rx = (c.supplied > 0).then(|| (crate::token::rxbtc(), c.supplied));
+                rx.into_iter()
+                    .chain(c.supplied_assets.iter().copied())
+                    .map(|(id, amount)| Value::Token { id, amount })
+                    .collect()
+            } else {
+                Vec::new()
+            }),
         })
     }
 
@@ -1717,11 +1859,10 @@ impl<'a> Machine<'a> {
         }
         let base = self.stack.len() - n;
         let mut bytes = Vec::with_capacity(64);
-        let value: u128 = if code.holds_tokens() {
-            self.stack[base..].iter().map(crate::token::held).sum()
-        } else {
-            0
-        };
+        let mut carried = Holdings::new();
+        if code.holds_tokens() {
+            self.stack[base..].iter().for_each(|v| carried.add_value(v));
+        }
         for (v, (_, t)) in self.stack[base..].iter().zip(&f.params) {
             let t = code.types.get(*t as usize).ok_or(Trap::Type("type"))?;
             value::encode(v, t, &code.table, &mut bytes)
@@ -1753,14 +1894,23 @@ impl<'a> Machine<'a> {
         // one that fails on a scope with no address would have nobody to return it to.
         let to_address = matches!(dest, RelayDest::Address(_))
             || (dest == RelayDest::Next && self.scope == ScopeKind::Address);
-        if value > 0 && !to_address {
+        if !carried.is_empty() && !to_address {
             return Err(Trap::Token(
                 "tokens can only be relayed to an address (relay@<address>)".into(),
             ));
         }
-        let value = u64::try_from(value)
-            .map_err(|_| Trap::Token("a relay carries more than 2^64 units".into()))?;
-        self.relayed += u128::from(value);
+        let units = |a: u128| {
+            u64::try_from(a)
+                .map_err(|_| Trap::Token("a relay carries more than 2^64 units of an asset".into()))
+        };
+        let rx = crate::token::rxbtc();
+        let value = units(carried.get(rx))?;
+        let assets = carried
+            .ids()
+            .filter(|id| *id != rx)
+            .map(|id| Ok((id, units(carried.get(id))?)))
+            .collect::<Result<Vec<_>, Trap>>()?;
+        self.relayed.merge(&carried);
         let base = match dest {
             RelayDest::Shards => {
                 gas::RELAY_PER_SHARD.saturating_mul(1u64 << self.ctx.shard_order.min(16))
@@ -1778,6 +1928,7 @@ impl<'a> Machine<'a> {
             func,
             args: bytes,
             value,
+            assets,
         });
         Ok(())
     }
@@ -2238,6 +2389,18 @@ impl<'a> Machine<'a> {
                     let moved = self.token_move(src, dst, all)?;
                     self.stack.push(Value::Bool(moved));
                 }
+                Instr::Mint => {
+                    let t = self.mint()?;
+                    self.stack.push(t);
+                }
+                Instr::Burn(p) => {
+                    let burned = self.burn(Some(p))?;
+                    self.stack.push(Value::Bool(burned));
+                }
+                Instr::BurnValue => {
+                    let burned = self.burn(None)?;
+                    self.stack.push(Value::Bool(burned));
+                }
                 Instr::ValueMethod(m) => {
                     self.charge(method_gas(m))?;
                     let args = self.pop_n(m.arity())?;
@@ -2393,7 +2556,7 @@ impl<'a> Machine<'a> {
     /// across all of them.
     fn commit(&mut self) -> Result<(Commit, Vec<ContractWrites>), Trap> {
         // Token value in the changed state before and after the call.
-        let mut held = (0u128, 0u128);
+        let mut held = (Holdings::new(), Holdings::new());
         let mut frames =
             std::mem::replace(&mut self.frames, Frames(Inline::new([None, None, None])))
                 .0
@@ -2417,11 +2580,47 @@ impl<'a> Machine<'a> {
             }
         }
         let (before, after) = held;
-        if self.received + before != self.deposited + self.relayed + after {
-            return Err(Trap::Token(format!(
-                "value is not conserved: the call received {} and its state held {before}, but it deposits {}, relays {} and its state would hold {after} (a token cannot be copied or dropped: keep it in state, deposit() it or relay it)",
-                self.received, self.deposited, self.relayed
-            )));
+        let mut ids: Vec<u64> = [
+            &self.received,
+            &self.deposited,
+            &self.relayed,
+            &self.minted,
+            &self.burned,
+            &before,
+            &after,
+        ]
+        .iter()
+        .flat_map(|h| h.ids())
+        .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let name = crate::token::id_to_symbol(id).unwrap_or_else(|| format!("asset {id}"));
+            let (received, deposited, relayed) = (
+                self.received.get(id),
+                self.deposited.get(id),
+                self.relayed.get(id),
+            );
+            let (minted, burned) = (self.minted.get(id), self.burned.get(id));
+            let (was, now) = (before.get(id), after.get(id));
+            if received + minted + was != deposited + relayed + burned + now {
+                let made = if minted + burned > 0 {
+                    format!(", mints {minted}, burns {burned}")
+                } else {
+                    String::new()
+                };
+                return Err(Trap::Token(format!(
+                    "value is not conserved: the call received {received} {name} and its state held {was}, but it deposits {deposited}, relays {relayed}{made} and its state would hold {now} (a token cannot be copied or dropped: keep it in state, deposit() it or relay it)"
+                )));
+            }
+            if [received, deposited, relayed, minted, burned]
+                .iter()
+                .any(|a| *a > u128::from(u64::MAX))
+            {
+                return Err(Trap::Token(format!(
+                    "more than 2^64 units of {name} move in one call"
+                )));
+            }
         }
         Ok((own.unwrap_or_default(), others))
     }
@@ -2430,7 +2629,7 @@ impl<'a> Machine<'a> {
     fn commit_contract(
         &mut self,
         frames: [Option<Frame<'a>>; 3],
-        held: &mut (u128, u128),
+        held: &mut (Holdings, Holdings),
     ) -> Result<Commit, Trap> {
         let code = self.code;
         let mut writes = Vec::new();
@@ -2499,11 +2698,10 @@ impl<'a> Machine<'a> {
                             return Err(Trap::Type("global state of the wrong type"));
                         }
                         if code.holds_tokens() && code.table.holds_token(t) {
-                            held.0 += self.linked[self.cur]
-                                .global
-                                .and_then(|g| g.get(i))
-                                .map_or(0, crate::token::held);
-                            held.1 += crate::token::held(&v);
+                            if let Some(old) = self.linked[self.cur].global.and_then(|g| g.get(i)) {
+                                held.0.add_value(old);
+                            }
+                            held.1.add_value(&v);
                         }
                         self.charge(gas::WRITE_GLOBAL_VAR + v.weight() * gas::NODE)?;
                         global_writes.push((i as u16, v));
@@ -2549,8 +2747,8 @@ impl<'a> Machine<'a> {
                     Some(b) => layout::decode_row(code, scope, b)
                         .map_err(|e| Trap::Host(format!("stored state does not decode: {e}")))?,
                 };
-                held.0 += old.iter().map(crate::token::held).sum::<u128>();
-                held.1 += base.iter().map(crate::token::held).sum::<u128>();
+                old.iter().for_each(|v| held.0.add_value(v));
+                base.iter().for_each(|v| held.1.add_value(v));
             }
             let len = new.as_ref().map(Vec::len).unwrap_or(0) as u64;
             self.charge(gas::WRITE_ROW + len * gas::WRITE_BYTE)?;
@@ -2567,17 +2765,19 @@ impl<'a> Machine<'a> {
         var: u16,
         a: &ArrayVar,
         elem: &Type,
-        held: &mut (u128, u128),
+        held: &mut (Holdings, Holdings),
     ) -> Result<(), Trap> {
         for &i in &a.written {
             if i < a.orig_len {
                 let row = self.read_content(scope, var, &ElemKey::Index(i))?;
                 let old = layout::decode_elem(elem, self.code, row.as_deref())
                     .map_err(|e| Trap::Host(format!("stored element does not decode: {e}")))?;
-                held.0 += crate::token::held(&old);
+                held.0.add_value(&old);
             }
             if i < a.len {
-                held.1 += a.cache.get(&i).map_or(0, crate::token::held);
+                if let Some(v) = a.cache.get(&i) {
+                    held.1.add_value(v);
+                }
             }
         }
         Ok(())
@@ -2590,7 +2790,7 @@ impl<'a> Machine<'a> {
         var: u16,
         m: &MapVar,
         vt: &Type,
-        held: &mut (u128, u128),
+        held: &mut (Holdings, Holdings),
     ) -> Result<(), Trap> {
         for kb in &m.written_entries {
             let Some(e) = m.entries.get(kb) else { continue };
@@ -2599,10 +2799,12 @@ impl<'a> Machine<'a> {
                     let (_, old) = layout::decode_entry(vt, self.code, &b).map_err(|e| {
                         Trap::Host(format!("stored map entry does not decode: {e}"))
                     })?;
-                    held.0 += crate::token::held(&old);
+                    held.0.add_value(&old);
                 }
             }
-            held.1 += e.now.as_ref().map_or(0, |(_, x)| crate::token::held(x));
+            if let Some((_, x)) = &e.now {
+                held.1.add_value(x);
+            }
         }
         Ok(())
     }
@@ -2714,17 +2916,23 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
         events: Vec::new(),
         random_counter: 0,
         created: Vec::new(),
-        received: if call.ctx.kind == TxKind::Normal {
-            u128::from(call.ctx.supplied)
-        } else {
-            0
-        } + if call.code.holds_tokens() {
-            call.args.iter().map(crate::token::held).sum::<u128>()
-        } else {
-            0
+        received: {
+            let mut h = Holdings::new();
+            if call.ctx.kind == TxKind::Normal {
+                h.add(crate::token::rxbtc(), u128::from(call.ctx.supplied));
+                for (id, a) in &call.ctx.supplied_assets {
+                    h.add(*id, u128::from(*a));
+                }
+            }
+            if call.code.holds_tokens() {
+                call.args.iter().for_each(|v| h.add_value(v));
+            }
+            h
         },
-        deposited: 0,
-        relayed: 0,
+        deposited: Holdings::new(),
+        relayed: Holdings::new(),
+        minted: Holdings::new(),
+        burned: Holdings::new(),
     };
     let result = match call.code.functions.get(call.func as usize) {
         None => Err(Trap::Type("no such function")),
@@ -2737,6 +2945,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
         std::mem::take(&mut m.locals),
         std::mem::take(&mut m.calls),
     ));
+    let tokens = m.token_flow();
     match result {
         Ok((r, ((writes, global_writes, elem_writes), calls))) => Outcome {
             result: Ok(r),
@@ -2748,12 +2957,7 @@ pub fn execute(call: Call<'_>, host: &mut dyn Host) -> Outcome {
             relays: m.relays,
             logs: m.logs,
             events: m.events,
-            // Conserved (checked at commit), so each fits what was received.
-            tokens: TokenFlow {
-                received: u64::try_from(m.received).unwrap_or(u64::MAX),
-                deposited: u64::try_from(m.deposited).unwrap_or(u64::MAX),
-                relayed: u64::try_from(m.relayed).unwrap_or(u64::MAX),
-            },
+            tokens,
             created: m.created,
         },
         Err(t) => Outcome {

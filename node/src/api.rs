@@ -285,6 +285,18 @@ pub struct AccountInfo {
     pub nonce: u64,
     /// The nonce after the account's transactions waiting in the mempool.
     pub next_nonce: u64,
+    /// Assets other than rxBTC in its asset wallets, by symbol.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<AssetBalance>,
+}
+
+/// One asset wallet of an account (see `getaccount`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetBalance {
+    /// The asset's symbol.
+    pub asset: String,
+    /// How much, in the asset's base units.
+    pub amount: u64,
 }
 
 /// `estimatefee [address_or_shard] [blocks]`: one shard's fee estimate, msat per gas.

@@ -88,6 +88,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("listpegmatches", "[address]"),
     ("pegmatcher", "amount"),
     ("listcontracts", ""),
+    ("listmintrights", ""),
     ("getcontract", "address"),
     ("getcontractstate", "address [target=global]"),
     ("getcontractreceipts", "txid"),
@@ -413,6 +414,15 @@ pub fn call(
             check_arity(params, 1, 1)?;
             let addr = address_param(chain, params, 0)?;
             let acct = chain.account(&addr).map_err(RpcError::internal)?;
+            let assets = chain
+                .asset_balances(&addr)
+                .map_err(RpcError::internal)?
+                .into_iter()
+                .map(|(a, amount)| crate::api::AssetBalance {
+                    asset: a.symbol(),
+                    amount,
+                })
+                .collect();
             let mut next_nonce = acct.nonce;
             while chain.mempool().get(&addr, next_nonce).is_some() {
                 next_nonce += 1;
@@ -423,6 +433,7 @@ pub fn call(
                 balance: acct.balance.to_sat(),
                 nonce: acct.nonce,
                 next_nonce,
+                assets,
             }))
         }
         "getshardinfo" => {
@@ -471,6 +482,22 @@ pub fn call(
         "getsupply" => {
             check_arity(params, 0, 0)?;
             let r = chain.audit_supply().map_err(RpcError::internal)?;
+            let assets = chain.audit_assets().map_err(RpcError::internal)?;
+            // Per asset other than rxBTC: issued (minted less burned) against wallets,
+            // contract state and relays in flight.
+            let asset_json: Vec<Value> = assets
+                .iter()
+                .map(|a| {
+                    json!({
+                        "asset": a.asset.symbol(),
+                        "issued": a.issued.to_string(),
+                        "wallets": a.wallets.to_string(),
+                        "held_by_contracts": a.held.to_string(),
+                        "in_flight": a.in_flight.to_string(),
+                        "holds": a.holds(),
+                    })
+                })
+                .collect();
             Ok(json!({
                 "height": r.height,
                 "balances": r.balances.to_sat(),
@@ -478,7 +505,8 @@ pub fn call(
                 "held_by_contracts": r.held.to_sat(),
                 "burned": r.burned.to_sat(),
                 "expected": r.expected.to_sat(),
-                "holds": r.holds(),
+                "holds": r.holds() && assets.iter().all(|a| a.holds()),
+                "assets": asset_json,
             }))
         }
         "estimatefee" => {
@@ -630,6 +658,18 @@ pub fn call(
         "listcontracts" => {
             check_arity(params, 0, 0)?;
             super::contract_rpc::list(chain)
+        }
+        "listmintrights" => {
+            check_arity(params, 0, 0)?;
+            let network = chain.params().network;
+            Ok(json!(chain
+                .contracts()
+                .minting_rights()
+                .map(|r| json!({
+                    "asset": r.asset.symbol(),
+                    "contract": r.contract.encode(network),
+                }))
+                .collect::<Vec<_>>()))
         }
         "getcontract" => {
             check_arity(params, 1, 1)?;

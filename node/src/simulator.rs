@@ -10,11 +10,13 @@
 //! substitutions (`$~name$`, `~name`), `chain.run`/`chain.await` (blocks until nothing is
 //! pending), `chain.step` (one block), `chain.info`, `stopwatch.restart/report`, `log`,
 //! `log.highlight/warning/error`. An argument's `{…}`/`[…]` may span lines (and a trailing
-//! `\` continues any line). A transaction line may end with `<= (N RXBTC)`: rxBTC (satoshis)
-//! attached to the call, read by `__transaction.get_supplied_tokens()`; other symbols do not
-//! exist on rexe. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
-//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. `viz.*` and
-//! `chain.stop` are ignored; `state.token` and `state.load/save` are refused with a message.
+//! `\` continues any line). A transaction line may end with `<= (N RXBTC, M BTC)`: rxBTC
+//! (satoshis) and other assets attached to the call, read by
+//! `__transaction.get_supplied_tokens()`. `state.token mint SYMBOL by CONTRACT` has the
+//! contract's deployer register its right to mint the asset; `viz.addr @i|@all` prints
+//! wallets. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
+//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` and
+//! `chain.stop` are ignored; `state.load/save` are refused with a message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -26,7 +28,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rexe_chain::contract::{abi, contract_address, parse_state_key, Target};
+use rexe_chain::asset::{AssetId, Assets};
+use rexe_chain::contract::{abi, contract_address, parse_state_key, MintRight, Target};
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::value::address_to_string;
 use rexe_chain::params::{bench_address, GenesisAlloc};
@@ -749,7 +752,7 @@ impl<'o> Runner<'o> {
         chain
             .submit(block, now)
             .map_err(|e| anyhow!("block {h} rejected: {e}"))?;
-        let ok = chain.audit_supply()?.holds();
+        let ok = chain.audit_supply()?.holds() && chain.audit_assets()?.iter().all(|r| r.holds());
         let receipts = if perftest {
             Vec::new()
         } else {
@@ -856,6 +859,70 @@ impl<'o> Runner<'o> {
                 self.addr_text(&addr)
             ));
             self.contracts.insert(name, addr);
+        }
+        Ok(())
+    }
+
+    /// `state.token mint SYMBOL by CONTRACT`: the contract's deployer registers its right to
+    /// mint and burn the asset (a transaction to the contracts system, mined until it lands).
+    fn mint_right(&mut self, rest: &str) -> Result<()> {
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let ["mint", symbol, "by", contract] = words[..] else {
+            bail!("state.token is written `state.token mint SYMBOL by CONTRACT`");
+        };
+        let asset = AssetId::from_symbol(symbol).ok_or_else(|| {
+            anyhow!("`{symbol}` is not an asset symbol: 3 to 8 of A-Z, '-' and '#', and not RXBTC (which no contract mints)")
+        })?;
+        let (addr, _) = self.contract(contract)?;
+        let deployer = self
+            .chain()?
+            .contracts()
+            .get(&addr)
+            .ok_or_else(|| anyhow!("{contract} is not deployed"))?
+            .deployer;
+        let right = MintRight {
+            asset,
+            contract: addr,
+        };
+        self.enqueue(
+            deployer,
+            Payload::Call {
+                contract: rexe_chain::system::SystemId::CONTRACTS,
+                value: Amount::ZERO,
+                data: right.call_data(),
+            },
+        )?;
+        self.run_chain()?;
+        match self.chain()?.contracts().minter(asset) {
+            Some(a) if a == addr => {
+                self.say(format!("contract `{contract}` may mint and burn {asset}"));
+                Ok(())
+            }
+            Some(other) => bail!("{asset} is already minted by {}", self.addr_text(&other)),
+            None => bail!("granting {contract} the right to mint {asset} failed"),
+        }
+    }
+
+    /// `viz.addr @i|@all`: each address's rxBTC and asset wallets.
+    fn show_addresses(&mut self, rest: &str) -> Result<()> {
+        let r = rest.split_whitespace().next().unwrap_or("@all");
+        let Some(r) = r.strip_prefix('@') else {
+            return Ok(());
+        };
+        let addrs = if r == "all" {
+            self.addrs.clone()
+        } else {
+            vec![self.address_ref(r)?]
+        };
+        for a in addrs {
+            let chain = self.chain()?;
+            let balance = chain.account(&a)?.balance;
+            let assets = chain.asset_balances(&a)?;
+            let mut line = format!("{}: {} RXBTC", self.addr_text(&a), balance.to_sat());
+            for (asset, n) in assets {
+                line.push_str(&format!(", {n} {asset}"));
+            }
+            self.say(line);
         }
         Ok(())
     }
@@ -1079,9 +1146,9 @@ impl<'o> Runner<'o> {
             bail!("{cname}.{fname} is a @shard function: say which shard (#i or #all)");
         }
         for (from, all) in senders {
-            let value = match value_clause {
+            let (value, assets) = match value_clause {
                 Some(c) => supplied(&self.expand(c, all)?)?,
-                None => rexe_chain::Amount::ZERO,
+                None => (rexe_chain::Amount::ZERO, Assets::new()),
             };
             let args = self.instantiate(&template, all)?;
             let bytes =
@@ -1093,6 +1160,7 @@ impl<'o> Runner<'o> {
                     function: fname_sent.clone(),
                     args: bytes,
                     value,
+                    assets,
                 },
             )?;
         }
@@ -1226,16 +1294,8 @@ impl<'o> Runner<'o> {
                 let (name, n) = c.split_once('*').expect("has *");
                 self.state(&format!("*{n} {rest}"), name == "state.update")?
             }
-            "state.token" | "state.load" | "state.save" => {
-                bail!(
-                    "{cmd} is not supported ({})",
-                    if cmd == "state.token" {
-                        "rexe's one asset is rxBTC, which no contract mints"
-                    } else {
-                        "no state files"
-                    }
-                )
-            }
+            "state.token" => self.mint_right(rest)?,
+            "state.load" | "state.save" => bail!("{cmd} is not supported (no state files)"),
             "log" => {
                 let t = text(rest);
                 self.say(t);
@@ -1268,6 +1328,7 @@ impl<'o> Runner<'o> {
                     self.opts.order
                 ));
             }
+            "viz.addr" => self.show_addresses(rest)?,
             c if c.starts_with("viz.") => {}
             c if c.contains('=') && !c.contains('.') && rest.is_empty() => {
                 bail!("variables are not supported: {line}")
@@ -1378,15 +1439,16 @@ fn csv_transactions(text: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The tokens of a `<= (…)` clause: `(N SYMBOL[, …])`. Only rxBTC exists here, in
-/// satoshis.
-fn supplied(clause: &str) -> Result<rexe_chain::Amount> {
+/// The tokens of a `<= (…)` clause: `(N SYMBOL[, …])`: rxBTC (`RXBTC`, in satoshis) and
+/// other assets, in base units.
+fn supplied(clause: &str) -> Result<(rexe_chain::Amount, Assets)> {
     let inner = clause
         .trim()
         .strip_prefix('(')
         .and_then(|c| c.strip_suffix(')'))
         .ok_or_else(|| anyhow!("tokens are written `<= (100RXBTC)`"))?;
     let mut total = rexe_chain::Amount::ZERO;
+    let mut assets: BTreeMap<AssetId, u64> = BTreeMap::new();
     for item in inner.split(',') {
         let item = item.trim();
         let digits = item
@@ -1397,16 +1459,28 @@ fn supplied(clause: &str) -> Result<rexe_chain::Amount> {
             .map_err(|_| anyhow!("`{item}`: expected an amount then a symbol, as 100RXBTC"))?;
         let symbol = item[digits..].trim();
         if symbol != rexe_chain::lang::token::RXBTC_SYMBOL {
-            bail!(
-                "`{symbol}` does not exist on rexe: the only token is RXBTC (amounts in satoshis)"
-            );
+            let a = AssetId::from_symbol(symbol).ok_or_else(|| {
+                anyhow!("`{symbol}` is not a token symbol: 3 to 8 of A-Z, '-' and '#'")
+            })?;
+            let x = assets.entry(a).or_default();
+            *x = x
+                .checked_add(n)
+                .ok_or_else(|| anyhow!("more {symbol} than 64 bits hold"))?;
+            continue;
         }
         total = total
             .checked_add(rexe_chain::Amount::from_sat(n))
             .filter(|t| *t <= rexe_chain::Amount::MAX_MONEY)
             .ok_or_else(|| anyhow!("more rxBTC than exists"))?;
     }
-    Ok(total)
+    if assets.len() > rexe_chain::asset::MAX_ATTACHED {
+        bail!(
+            "a call attaches at most {} assets besides rxBTC",
+            rexe_chain::asset::MAX_ATTACHED
+        );
+    }
+    let assets = Assets::from_pairs(assets.into_iter().collect()).expect("one entry per asset");
+    Ok((total, assets))
 }
 
 #[cfg(test)]
@@ -1533,11 +1607,16 @@ mod tests {
         );
         let mut out = Vec::new();
         let e = Runner::new(Options::default(), dir.path(), &mut out)
-            .run("allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5BTC)\n")
+            .run("allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5btc)\n")
             .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("the only token is RXBTC"),
-            "{e:#}"
-        );
+        assert!(format!("{e:#}").contains("is not a token symbol"), "{e:#}");
+        // An asset the sender does not hold: the call reverts, and nothing moves.
+        let mut out = Vec::new();
+        let s = Runner::new(Options::default(), dir.path(), &mut out)
+            .run("allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5BTC)\nchain.run\n")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!((s.failed, s.supply_ok), (1, true), "{text}");
+        assert!(text.contains("the sender holds 0 BTC"), "{text}");
     }
 }

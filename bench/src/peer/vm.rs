@@ -51,6 +51,7 @@ impl Host for Rows<'_> {
 
 fn context(kind: TxKind, own: [u8; 32], sender: [u8; 32]) -> Context {
     Context {
+        supplied_assets: Vec::new(),
         kind,
         self_address: own,
         sender,

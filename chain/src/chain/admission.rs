@@ -68,6 +68,18 @@ impl Chain {
                     .map_err(|e| AdmissionError::Refused(crate::system::CallError::new(e)))?;
             }
         }
+        // Attached assets must be in the sender's wallets now (a transaction the mempool
+        // holds ahead of it may still spend them: the call then fails and pays its fee).
+        for (a, x) in tx.tx.assets().into_iter().flat_map(|a| a.iter()) {
+            let have = self.asset_balance(&tx.tx.from, a)?;
+            if have < x {
+                let mut e = crate::system::CallError::new(format!(
+                    "the sender holds {have} {a}, and the call attaches {x}"
+                ));
+                e.kind = crate::system::RefusalKind::InsufficientFunds;
+                return Err(AdmissionError::Refused(e));
+            }
+        }
         let acct = self.account(&tx.tx.from)?;
         if tx.tx.nonce < acct.nonce {
             return Err(AdmissionError::NonceTooLow {
@@ -156,6 +168,7 @@ impl Chain {
                 contract,
                 function,
                 args,
+                assets,
                 ..
             } => {
                 let d = self.contracts().get(contract).ok_or_else(|| {
@@ -164,6 +177,9 @@ impl Chain {
                 let (_, f) = crate::contract::abi::resolve(&d.code, function)?;
                 if !f.export {
                     return Err(format!("`{function}` is not exported"));
+                }
+                if !assets.is_empty() && f.scope == crate::lang::ast::ScopeKind::Global {
+                    return Err("assets other than rxBTC cannot be attached to a call of a @global function (the global lane keeps no asset wallets)".into());
                 }
                 check_args(&d.code, f, args)
             }

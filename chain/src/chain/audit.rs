@@ -1,6 +1,8 @@
 //! The supply audit: minted − burned = balances + in flight + held by contracts (system
 //! contracts' escrows, and rxBTC tokens in PREDA contracts' state).
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 impl Chain {
@@ -20,6 +22,60 @@ impl Chain {
             })?;
         }
         self.supply_with_balances(balances)
+    }
+
+    /// The supply audit of every asset other than rxBTC that was ever issued, by asset:
+    /// what shards issued (minted less burned) against what asset wallets, contract state
+    /// and relays in flight hold.
+    pub fn audit_assets(&mut self) -> Result<Vec<AssetReport>, StoreError> {
+        use crate::asset::{self, AssetId};
+        if self.is_partial() {
+            return Err(StoreError::NotTracked("the asset audit"));
+        }
+        let mut reports: BTreeMap<AssetId, AssetReport> = BTreeMap::new();
+        let entry = |r: &mut BTreeMap<AssetId, AssetReport>, a: AssetId| {
+            r.entry(a)
+                .or_insert(AssetReport {
+                    asset: a,
+                    issued: 0,
+                    wallets: 0,
+                    held: 0,
+                    in_flight: 0,
+                })
+                .asset
+        };
+        let corrupt = |what: &'static str| StoreError::corrupt(what, "not an amount row");
+        for s in &mut self.shards {
+            for (k, v) in s.state_with_prefix(&asset::issued_prefix())? {
+                let a =
+                    asset::parse_issued_key(k.as_bytes()).ok_or_else(|| corrupt("issued asset"))?;
+                let n = asset::issued_of(Some(&v)).ok_or_else(|| corrupt("issued asset"))?;
+                entry(&mut reports, a);
+                reports.get_mut(&a).expect("entered").issued += n;
+            }
+            for (k, v) in s.state_with_prefix(&asset::wallet_prefix(None))? {
+                let (_, a) =
+                    asset::parse_wallet_key(k.as_bytes()).ok_or_else(|| corrupt("asset wallet"))?;
+                let n = asset::amount_of(Some(&v)).ok_or_else(|| corrupt("asset wallet"))?;
+                entry(&mut reports, a);
+                reports.get_mut(&a).expect("entered").wallets += u128::from(n);
+            }
+        }
+        let assets: Vec<AssetId> = reports.keys().copied().collect();
+        for a in assets {
+            for s in &mut self.shards {
+                let n = asset::amount_of(s.get_state(&asset::held_key(a))?.as_deref())
+                    .ok_or_else(|| corrupt("held asset"))?;
+                reports.get_mut(&a).expect("listed").held += u128::from(n);
+            }
+        }
+        for r in self.inbound.iter().flatten().chain(&self.global_inbound) {
+            for (a, x) in r.assets().into_iter().flat_map(|x| x.iter()) {
+                entry(&mut reports, a);
+                reports.get_mut(&a).expect("entered").in_flight += u128::from(x);
+            }
+        }
+        Ok(reports.into_values().collect())
     }
 
     /// rxBTC that contracts hold in tokens: in each shard's contract state, and in the

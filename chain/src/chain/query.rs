@@ -176,6 +176,44 @@ impl Chain {
         Ok(self.shards[s.index()].get(addr)?.unwrap_or_default())
     }
 
+    /// The asset wallets of `addr` at the tip (assets other than rxBTC it holds), by asset.
+    pub fn asset_balances(
+        &mut self,
+        addr: &Address,
+    ) -> Result<Vec<(crate::asset::AssetId, u64)>, StoreError> {
+        use crate::asset;
+        let s = shard_of(addr, self.params.shard_order);
+        if !self.tracks(s) {
+            return Err(StoreError::NotTracked("an account on this shard"));
+        }
+        self.shards[s.index()]
+            .state_with_prefix(&asset::wallet_prefix(Some(addr)))?
+            .into_iter()
+            .map(|(k, v)| {
+                let (_, a) = asset::parse_wallet_key(k.as_bytes())
+                    .ok_or_else(|| StoreError::corrupt("asset wallet", "key"))?;
+                let n = asset::amount_of(Some(&v))
+                    .ok_or_else(|| StoreError::corrupt("asset wallet", "not 8 bytes"))?;
+                Ok((a, n))
+            })
+            .collect()
+    }
+
+    /// How much of `asset` the wallet of `addr` holds at the tip.
+    pub fn asset_balance(
+        &mut self,
+        addr: &Address,
+        asset: crate::asset::AssetId,
+    ) -> Result<u64, StoreError> {
+        let s = shard_of(addr, self.params.shard_order);
+        if !self.tracks(s) {
+            return Err(StoreError::NotTracked("an account on this shard"));
+        }
+        let row = self.shards[s.index()].get_state(&crate::asset::wallet_key(addr, asset))?;
+        crate::asset::amount_of(row.as_deref())
+            .ok_or_else(|| StoreError::corrupt("asset wallet", "not 8 bytes"))
+    }
+
     /// Per-shard row-cache figures (hits, misses, entries), in shard order.
     pub fn cache_stats(&self) -> Vec<crate::store::CacheStats> {
         self.shards.iter().map(ShardStore::cache_stats).collect()

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::target::Target;
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::asset::Assets;
 use crate::encode::{Decode, DecodeError, Encode, Reader};
 use crate::fee::GasEscrow;
 use crate::hash::{Hash256, Txid};
@@ -41,6 +42,9 @@ pub struct ContractCall {
     /// the arguments of a relay. Returned to the sender (`direct`) or the target address if
     /// the call fails.
     pub value: Amount,
+    /// Other assets it carries, as `value` does rxBTC.
+    #[serde(skip_serializing_if = "Assets::is_empty")]
+    pub assets: Assets,
 }
 
 /// A deployment on its way to the global lane.
@@ -94,10 +98,19 @@ impl Encode for ContractCall {
         self.sender.0.encode(out);
         self.tx_time.encode(out);
         let carries = !self.value.is_zero();
-        out.push(self.deferred as u8 | (self.direct as u8) << 1 | (carries as u8) << 2);
+        let assets = !self.assets.is_empty();
+        out.push(
+            self.deferred as u8
+                | (self.direct as u8) << 1
+                | (carries as u8) << 2
+                | (assets as u8) << 3,
+        );
         self.fee.encode(out);
         if carries {
             self.value.to_sat().encode(out);
+        }
+        if assets {
+            self.assets.encode(out);
         }
     }
 }
@@ -117,10 +130,11 @@ impl Decode for ContractCall {
             direct: false,
             fee: GasEscrow::default(),
             value: Amount::ZERO,
+            assets: Assets::new(),
         })
         .and_then(|mut c| {
             let flags = u8::decode(r)?;
-            if flags > 7 {
+            if flags > 15 {
                 return Err(DecodeError::Invalid("call flags"));
             }
             c.deferred = flags & 1 != 0;
@@ -132,6 +146,12 @@ impl Decode for ContractCall {
                     return Err(DecodeError::Invalid(
                         "a call flagged as carrying zero value",
                     ));
+                }
+            }
+            if flags & 8 != 0 {
+                c.assets = Assets::decode(r)?;
+                if c.assets.is_empty() {
+                    return Err(DecodeError::Invalid("a call flagged as carrying no assets"));
                 }
             }
             Ok(c)

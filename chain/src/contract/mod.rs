@@ -23,8 +23,8 @@ mod run;
 mod target;
 
 pub use call::{fund_children, ContractCall, Deployment};
-pub use receipt::{ContractEvent, ContractReceipt, ReceiptKind, ValueFlow};
-pub use registry::{ContractsSystem, Deployed};
+pub use receipt::{AssetMove, ContractEvent, ContractReceipt, ReceiptKind, ValueFlow};
+pub use registry::{ContractsSystem, Deployed, MintRight};
 pub use run::{
     held_amount, held_key, intrinsic_gas, run_on_lane, run_on_shard, start_transaction, Rows,
     StepResult,

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::target::Target;
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::asset::{AssetId, Assets};
 use crate::hash::Txid;
 use crate::shard::ShardId;
 
@@ -97,26 +98,67 @@ pub struct ValueFlow {
     /// The call failed: where what it received went back (the sender, or a relay's target).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub returned_to: Option<Address>,
+    /// Assets other than rxBTC that moved (see [`crate::asset`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<AssetMove>,
+}
+
+/// One asset other than rxBTC through one micro-transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AssetMove {
+    /// The asset.
+    pub asset: Option<AssetId>,
+    /// Attached by the transaction, or carried by the relay.
+    pub received: u64,
+    /// Paid into the asset wallet of the address the call ran for.
+    pub deposited: u64,
+    /// Carried away by the relays it emitted.
+    pub relayed: u64,
+    /// Made by `__mint`.
+    pub minted: u64,
+    /// Destroyed by `__burn`.
+    pub burned: u64,
 }
 
 impl ValueFlow {
     /// The flow of a call that succeeded, `None` when nothing moved.
     pub fn of(t: &crate::lang::vm::TokenFlow) -> Option<ValueFlow> {
-        (t.received | t.deposited | t.relayed != 0).then(|| ValueFlow {
+        (t.received | t.deposited | t.relayed != 0 || !t.assets.is_empty()).then(|| ValueFlow {
             received: Amount::from_sat(t.received),
             deposited: Amount::from_sat(t.deposited),
             relayed: Amount::from_sat(t.relayed),
             returned_to: None,
+            assets: t
+                .assets
+                .iter()
+                .map(|(id, f)| AssetMove {
+                    asset: AssetId::new(*id),
+                    received: f.received,
+                    deposited: f.deposited,
+                    relayed: f.relayed,
+                    minted: f.minted,
+                    burned: f.burned,
+                })
+                .collect(),
         })
     }
 
-    /// `value` received by a call that failed and returned it to `to`.
-    pub fn returned(value: Amount, to: Address) -> ValueFlow {
-        ValueFlow {
+    /// `value` and `assets` received by a call that failed and returned them to `to`;
+    /// `None` when there were none.
+    pub fn returned(value: Amount, assets: &Assets, to: Address) -> Option<ValueFlow> {
+        (!value.is_zero() || !assets.is_empty()).then(|| ValueFlow {
             received: value,
             returned_to: Some(to),
+            assets: assets
+                .iter()
+                .map(|(a, x)| AssetMove {
+                    asset: Some(a),
+                    received: x,
+                    ..AssetMove::default()
+                })
+                .collect(),
             ..ValueFlow::default()
-        }
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::elems::{ContentId, GlobalElems};
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::asset::AssetId;
 use crate::encode::{Decode, Encode, Reader};
 use crate::lang::ast::ScopeKind;
 use crate::lang::layout::{self, ElemWrite};
@@ -144,6 +145,60 @@ pub struct ContractsSystem {
     held: Amount,
     /// Whether `held` changed since the last [`SystemContract::take_changes`].
     held_written: bool,
+    /// Who may mint and burn each asset other than rxBTC (items [`MINT_KEY`] + id).
+    minters: BTreeMap<AssetId, Address>,
+    /// Rights granted since the last [`SystemContract::take_changes`].
+    written_minters: BTreeSet<AssetId>,
+}
+
+/// Prefix of a minting right's item key (then the asset id, little-endian: 12 bytes, a
+/// length no other item key has).
+const MINT_KEY: &[u8] = b"mint";
+const MINT_KEY_LEN: usize = 12;
+
+fn mint_item_key(a: AssetId) -> Vec<u8> {
+    [MINT_KEY, &a.id().to_le_bytes()].concat()
+}
+
+/// The method byte of [`SystemId::CONTRACTS`] call data that grants a minting right.
+const GRANT_MINT: u8 = 1;
+
+/// A minting right (see [`crate::asset`]): the one contract that may mint and burn an asset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MintRight {
+    /// The asset.
+    pub asset: AssetId,
+    /// The contract that holds the right.
+    pub contract: Address,
+}
+
+impl MintRight {
+    /// The data of a [`crate::Payload::Call`] to [`SystemId::CONTRACTS`] that registers this
+    /// right. Only the deployer of `contract` (a contract deployed by a transaction) may
+    /// send it, once per asset: the first to register a symbol keeps it.
+    pub fn call_data(&self) -> Vec<u8> {
+        let mut d = Vec::with_capacity(41);
+        d.push(GRANT_MINT);
+        d.extend_from_slice(&self.asset.id().to_le_bytes());
+        d.extend_from_slice(&self.contract.0);
+        d
+    }
+
+    fn from_call_data(d: &[u8]) -> Result<MintRight, CallError> {
+        if d.len() != 41 || d[0] != GRANT_MINT {
+            return Err(CallError::new(
+                "the contracts system takes one call: grant a minting right (41 bytes)",
+            ));
+        }
+        let id = u64::from_le_bytes(d[1..9].try_into().expect("8 bytes"));
+        let asset = AssetId::new(id).ok_or_else(|| {
+            CallError::new("not an asset: a symbol is 3 to 8 of A-Z, '-' and '#', and not RXBTC")
+        })?;
+        Ok(MintRight {
+            asset,
+            contract: Address(d[9..41].try_into().expect("32 bytes")),
+        })
+    }
 }
 
 /// Key of the item holding [`ContractsSystem`]'s held rxBTC (no address-keyed item has
@@ -171,8 +226,9 @@ impl ContractsSystem {
     /// 1: top-level arrays and maps are stored one row (item) per element or entry;
     /// 2: tokens, and contract calls carrying rxBTC;
     /// 3: imports, calls between contracts and interfaces;
-    /// 4: the `deploy` statement and contract types.
-    pub const RULES_VERSION: u32 = 4;
+    /// 4: the `deploy` statement and contract types;
+    /// 5: assets other than rxBTC (minting rights, asset wallets, `__mint`/`__burn`).
+    pub const RULES_VERSION: u32 = 5;
 
     /// No contracts.
     pub fn new() -> Self {
@@ -208,6 +264,46 @@ impl ContractsSystem {
             .values()
             .filter(|d| d.name() == name && d.origin.is_none())
             .min_by_key(|d| (d.height, d.address))
+    }
+
+    /// The contract that may mint and burn `asset`, if any has the right.
+    pub fn minter(&self, asset: AssetId) -> Option<Address> {
+        self.minters.get(&asset).copied()
+    }
+
+    /// Every minting right, by asset.
+    pub fn minting_rights(&self) -> impl Iterator<Item = MintRight> + '_ {
+        self.minters.iter().map(|(a, c)| MintRight {
+            asset: *a,
+            contract: *c,
+        })
+    }
+
+    /// Checks a grant of a minting right sent by `caller` with `value` attached.
+    fn check_grant(&self, call: &Call<'_>) -> Result<MintRight, CallError> {
+        let right = MintRight::from_call_data(call.data)?;
+        if !call.value.is_zero() {
+            return Err(CallError::new(
+                "a minting right is granted with no value attached",
+            ));
+        }
+        let d = self
+            .get(&right.contract)
+            .ok_or_else(|| CallError::new(format!("no contract at {}", right.contract)))?;
+        if d.origin.is_some() || d.deployer != call.caller {
+            return Err(CallError::new(
+                "only the deployer of a contract deployed by a transaction may grant it a minting right",
+            ));
+        }
+        if let Some(holder) = self.minter(right.asset) {
+            let mut e = CallError::new(format!(
+                "{} is already minted by contract {holder}",
+                right.asset
+            ));
+            e.kind = crate::system::RefusalKind::AlreadyDone;
+            return Err(e);
+        }
+        Ok(right)
     }
 
     /// How many.
@@ -430,16 +526,17 @@ impl SystemContract for ContractsSystem {
         Box::new(self.clone())
     }
 
-    fn precheck(&self, _: &GlobalCtx, _: &Call<'_>) -> Result<(), CallError> {
-        Err(CallError::new(
-            "contracts are deployed and called with Deploy and ContractCall payloads",
-        ))
+    /// The one call this system takes is a grant of a minting right ([`MintRight`]);
+    /// contracts are deployed and called with Deploy and ContractCall payloads.
+    fn precheck(&self, _: &GlobalCtx, call: &Call<'_>) -> Result<(), CallError> {
+        self.check_grant(call).map(|_| ())
     }
 
-    fn call(&mut self, _: &GlobalCtx, _: &Call<'_>) -> Result<Vec<Credit>, CallError> {
-        Err(CallError::new(
-            "contracts are deployed and called with Deploy and ContractCall payloads",
-        ))
+    fn call(&mut self, _: &GlobalCtx, call: &Call<'_>) -> Result<Vec<Credit>, CallError> {
+        let right = self.check_grant(call)?;
+        self.minters.insert(right.asset, right.contract);
+        self.written_minters.insert(right.asset);
+        Ok(Vec::new())
     }
 
     fn has_due_work(&self, _: &GlobalCtx) -> bool {
@@ -459,6 +556,9 @@ impl SystemContract for ContractsSystem {
         let mut items = Vec::new();
         if !self.held.is_zero() {
             items.push((HELD_KEY.to_vec(), self.held.to_sat().to_le_bytes().to_vec()));
+        }
+        for (a, c) in &self.minters {
+            items.push((mint_item_key(*a), c.0.to_vec()));
         }
         for d in self.contracts.values() {
             items.push((d.address.0.to_vec(), Self::encode_item(d)));
@@ -486,6 +586,10 @@ impl SystemContract for ContractsSystem {
             let v = (!self.held.is_zero()).then(|| self.held.to_sat().to_le_bytes().to_vec());
             changes.push((HELD_KEY.to_vec(), v));
         }
+        for a in std::mem::take(&mut self.written_minters) {
+            let v = self.minters.get(&a).map(|c| c.0.to_vec());
+            changes.push((mint_item_key(a), v));
+        }
         changes
     }
 
@@ -502,7 +606,25 @@ impl SystemContract for ContractsSystem {
                 )),
             };
         }
-        let is_contract = |k: &[u8]| !is_content(k) && k != HELD_KEY;
+        let is_right = |k: &[u8]| k.len() == MINT_KEY_LEN && k.starts_with(MINT_KEY);
+        for (key, value) in changes.iter().filter(|(k, _)| is_right(k)) {
+            let asset = AssetId::new(u64::from_le_bytes(key[4..].try_into().expect("8 bytes")))
+                .ok_or_else(|| CallError::new("minting right of a malformed asset"))?;
+            match value {
+                None => {
+                    self.minters.remove(&asset);
+                }
+                Some(v) => {
+                    let c = v
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| CallError::new("minting right is not an address"))?;
+                    self.minters.insert(asset, Address(c));
+                }
+            }
+            self.written_minters.insert(asset);
+        }
+        let is_contract = |k: &[u8]| !is_content(k) && k != HELD_KEY && !is_right(k);
         let mut pending = Vec::new();
         for (key, value) in changes.iter().filter(|(k, _)| is_contract(k)) {
             let address = Address(

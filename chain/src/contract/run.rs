@@ -19,6 +19,7 @@ use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
 use crate::address::Address;
 use crate::amount::Amount;
+use crate::asset::{self, AssetId, Assets};
 use crate::exec::BlockEnv;
 use crate::hash::tagged_hash;
 use crate::lang::ast::ScopeKind;
@@ -83,6 +84,127 @@ fn add_held(rows: &mut dyn Rows, kept: i128) -> Result<(), StoreError> {
     rows.set_row(held_key(), row)
 }
 
+/// Adds `delta` to the amount in row `key` (absent: zero); `None` when the row would fall
+/// below zero or above `cap`.
+fn add_amount(
+    rows: &mut dyn Rows,
+    key: StateKey,
+    delta: i128,
+    cap: u64,
+    what: &'static str,
+) -> Result<Option<u64>, StoreError> {
+    let was = asset::amount_of(rows.row(&key)?.as_deref())
+        .ok_or_else(|| StoreError::corrupt(what, "not 8 bytes"))?;
+    let Some(now) = u64::try_from(i128::from(was) + delta)
+        .ok()
+        .filter(|n| *n <= cap)
+    else {
+        return Ok(None);
+    };
+    if delta != 0 {
+        rows.set_row(key, asset::amount_row(now))?;
+    }
+    Ok(Some(now))
+}
+
+/// Credits `assets` to `to`'s asset wallets.
+fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(), StoreError> {
+    for (a, x) in assets.iter() {
+        // Issuance is capped so that no wallet can pass 64 bits.
+        add_amount(
+            rows,
+            asset::wallet_key(to, a),
+            i128::from(x),
+            u64::MAX,
+            "asset wallet",
+        )?
+        .ok_or_else(|| StoreError::corrupt("asset wallet", "a credit overflows"))?;
+    }
+    Ok(())
+}
+
+/// Takes `assets` from `from`'s asset wallets, all or nothing: `Err` (with the reason) when
+/// one holds too little.
+fn take_assets(
+    rows: &mut dyn Rows,
+    from: &Address,
+    assets: &Assets,
+) -> Result<Result<(), String>, StoreError> {
+    for (a, x) in assets.iter() {
+        let have = asset::amount_of(rows.row(&asset::wallet_key(from, a))?.as_deref())
+            .ok_or_else(|| StoreError::corrupt("asset wallet", "not 8 bytes"))?;
+        if have < x {
+            return Ok(Err(format!(
+                "the sender holds {have} {a}, and the call attaches {x}"
+            )));
+        }
+    }
+    for (a, x) in assets.iter() {
+        add_amount(
+            rows,
+            asset::wallet_key(from, a),
+            -i128::from(x),
+            u64::MAX,
+            "asset wallet",
+        )?;
+    }
+    Ok(Ok(()))
+}
+
+/// What a call's mints and burns make each asset's issued amount on this shard (minted less
+/// burned: negative where more was burned than minted, as tokens travel between shards):
+/// `Err` (with the reason) when one would pass the shard's cap ([`asset::issue_cap`]).
+/// Nothing is written yet.
+fn issue(
+    rows: &mut dyn Rows,
+    flows: &[(u64, vm::AssetFlow)],
+    order: ShardOrder,
+) -> Result<Result<Vec<(AssetId, i128)>, String>, StoreError> {
+    let cap = i128::from(asset::issue_cap(order.get()));
+    let mut out = Vec::new();
+    for (id, f) in flows.iter().filter(|(_, f)| f.minted != f.burned) {
+        let a = AssetId::new(*id)
+            .ok_or_else(|| StoreError::corrupt("contract call", "minted a malformed asset"))?;
+        let was = asset::issued_of(rows.row(&asset::issued_key(a))?.as_deref())
+            .ok_or_else(|| StoreError::corrupt("issued asset", "not 16 bytes"))?;
+        let now = was + i128::from(f.minted) - i128::from(f.burned);
+        if now > cap {
+            return Ok(Err(format!(
+                "{a} issued on this shard would pass {cap}, the most one shard may issue"
+            )));
+        }
+        out.push((a, now));
+    }
+    Ok(Ok(out))
+}
+
+/// Books a successful call's assets: deposits into `owner`'s wallets, what contract state
+/// kept into the shard's held rows, and the issued amounts [`issue`] computed.
+fn settle_assets(
+    rows: &mut dyn Rows,
+    owner: &Address,
+    flows: &[(u64, vm::AssetFlow)],
+    issued: Vec<(AssetId, i128)>,
+) -> Result<(), StoreError> {
+    for (id, f) in flows {
+        let a = AssetId::new(*id)
+            .ok_or_else(|| StoreError::corrupt("contract call", "moved a malformed asset"))?;
+        if f.deposited > 0 {
+            credit_assets(
+                rows,
+                owner,
+                &Assets::from_pairs(vec![(a, f.deposited)]).unwrap_or_default(),
+            )?;
+        }
+        add_amount(rows, asset::held_key(a), f.kept(), u64::MAX, "held asset")?
+            .ok_or_else(|| StoreError::corrupt("held asset", format!("{a} would leave 64 bits")))?;
+    }
+    for (a, n) in issued {
+        rows.set_row(asset::issued_key(a), asset::issued_row(n))?;
+    }
+    Ok(())
+}
+
 /// Relays a step emitted (with the shard each goes to) and its receipt.
 pub struct StepResult {
     /// Relays, in emission order.
@@ -129,6 +251,9 @@ impl Host for ShardHost<'_> {
     }
     fn logging(&self) -> bool {
         self.logging
+    }
+    fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
+        AssetId::new(id).and_then(|a| self.registry.minter(a)) == Some(Address(*contract))
     }
 }
 
@@ -346,6 +471,11 @@ fn context(
         } else {
             0
         },
+        supplied_assets: if kind == TxKind::Normal {
+            call.assets.to_ids()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -377,7 +507,7 @@ fn route(
     let mut push = |contract: Address,
                     target: Target,
                     func: u16,
-                    value: u64,
+                    (value, assets): (u64, Assets),
                     args: Vec<u8>,
                     deferred: bool| {
         let gas = next_share();
@@ -399,17 +529,20 @@ fn route(
                 direct: false,
                 fee: parent.fee,
                 value,
+                assets,
             },
         ));
     };
     for o in outs {
-        let (f, v) = (o.func, o.value);
+        // The VM names only assets (valid symbols other than rxBTC), each once.
+        let v = (o.value, Assets::from_ids(&o.assets).unwrap_or_default());
+        let f = o.func;
         // A relay emitted by a contract the call called into runs that contract's function.
         let c = o.contract.map(Address).unwrap_or(parent.contract);
         match o.to {
             RelayDest::Shards => {
                 for s in order.shards() {
-                    push(c, Target::Shard(s), f, v, o.args.clone(), false);
+                    push(c, Target::Shard(s), f, v.clone(), o.args.clone(), false);
                 }
             }
             RelayDest::Address(a) => push(c, Target::Address(Address(a)), f, v, o.args, false),
@@ -478,17 +611,23 @@ pub fn run_on_shard(
     seq: u64,
 ) -> Result<(Vec<(ShardId, ContractCall)>, ContractReceipt), StoreError> {
     let r = run_call(registry, rows, env, shard, call, kind, origin, seq)?;
-    if kind != TxKind::Normal && r.1.error.is_some() && !call.value.is_zero() {
+    if kind != TxKind::Normal
+        && r.1.error.is_some()
+        && (!call.value.is_zero() || !call.assets.is_empty())
+    {
         // The VM relays value to addresses only.
         let Target::Address(to) = call.target else {
             return Err(StoreError::corrupt(
                 "contract relay",
-                "a relay carrying rxBTC to a target that is not an address",
+                "a relay carrying value to a target that is not an address",
             ));
         };
-        rows.credit(to, call.value)?;
+        if !call.value.is_zero() {
+            rows.credit(to, call.value)?;
+        }
+        credit_assets(rows, &to, &call.assets)?;
         let mut r = r;
-        r.1.value = Some(ValueFlow::returned(call.value, to));
+        r.1.value = ValueFlow::returned(call.value, &call.assets, to);
         return Ok(r);
     }
     Ok(r)
@@ -604,12 +743,27 @@ fn run_call(
         Ok(ret) => {
             // What the VM counted in is what the chain handed over (a relay's value is the
             // tokens among its arguments).
-            if out.tokens.received != call.value.to_sat() {
+            let received: Vec<(u64, u64)> = out
+                .tokens
+                .assets
+                .iter()
+                .filter(|(_, f)| f.received > 0)
+                .map(|(id, f)| (*id, f.received))
+                .collect();
+            if out.tokens.received != call.value.to_sat() || received != call.assets.to_ids() {
                 return Err(StoreError::corrupt(
                     "contract call",
                     "the value it carries does not match its tokens",
                 ));
             }
+            let issued = match issue(host.rows, &out.tokens.assets, env.order)? {
+                Ok(issued) => issued,
+                Err(why) => {
+                    let mut r = failed(call, rkind, shard, fname, out.gas_used, why);
+                    r.logs = out.logs;
+                    return Ok((Vec::new(), r));
+                }
+            };
             host.apply(&call.contract, out.writes, out.elem_writes)?;
             for o in out.calls {
                 if !o.global_writes.is_empty() {
@@ -627,6 +781,12 @@ fn run_call(
                 )?;
             }
             add_held(host.rows, out.tokens.kept())?;
+            settle_assets(
+                host.rows,
+                &Address(ctx.self_address),
+                &out.tokens.assets,
+                issued,
+            )?;
             let leftover = call.gas - out.gas_used;
             let n = out.relays.len() as u32;
             let (relays, forwarded) = route(out.relays, call, leftover, env.order);
@@ -671,7 +831,17 @@ pub fn start_transaction(
     let value = tx.tx.value();
     if step.receipt.error.is_some() && !value.is_zero() {
         rows.credit(tx.tx.from, value)?;
-        step.receipt.value = Some(ValueFlow::returned(value, tx.tx.from));
+        // Assets the step took and gave back are on the receipt already.
+        let assets = step
+            .receipt
+            .value
+            .take()
+            .map(|v| v.assets)
+            .unwrap_or_default();
+        step.receipt.value = Some(ValueFlow {
+            assets,
+            ..ValueFlow::returned(value, &Assets::new(), tx.tx.from).unwrap_or_default()
+        });
     }
     Ok(step)
 }
@@ -700,6 +870,7 @@ fn first_step(
         direct: true,
         fee: crate::fee::GasEscrow::default(),
         value: Amount::ZERO,
+        assets: Assets::new(),
     };
     let forward =
         |call: &ContractCall, function: String, kind: RelayKind, forwarded: u64| StepResult {
@@ -769,9 +940,11 @@ fn first_step(
             function,
             args,
             value,
+            assets,
         } => {
             call.contract = *contract;
             call.value = *value;
+            call.assets = assets.clone();
             let Some(d) = registry.get(contract) else {
                 return Ok(refuse(
                     &call,
@@ -792,6 +965,11 @@ fn first_step(
             }
             call.func = fi;
             match f.scope {
+                ScopeKind::Global if !assets.is_empty() => Ok(refuse(
+                    &call,
+                    function.clone(),
+                    "assets other than rxBTC cannot be attached to a call of a @global function (the global lane keeps no asset wallets)".into(),
+                )),
                 ScopeKind::Global => {
                     call.target = Target::Global;
                     let Some(carried) = gas.checked_sub(gas::RELAY_GLOBAL) else {
@@ -813,6 +991,9 @@ fn first_step(
                     }
                     call.gas = gas;
                     call.args = args.clone();
+                    if let Err(why) = take_assets(rows, &t.from, assets)? {
+                        return Ok(refuse(&call, function.clone(), why));
+                    }
                     let (relays, mut receipt) = run_on_shard(
                         registry,
                         rows,
@@ -825,6 +1006,10 @@ fn first_step(
                     )?;
                     receipt.gas_limit = t.gas_limit;
                     receipt.gas_used += intrinsic;
+                    if receipt.error.is_some() && !assets.is_empty() {
+                        credit_assets(rows, &t.from, assets)?;
+                        receipt.value = ValueFlow::returned(Amount::ZERO, assets, t.from);
+                    }
                     Ok(StepResult {
                         relays: relays
                             .into_iter()
@@ -961,7 +1146,12 @@ fn global_call(
             (Vec::new(), r)
         }
         Ok(ret) => {
-            if out.tokens.received != call.value.to_sat() || out.tokens.deposited != 0 {
+            // The lane keeps no asset wallets: nothing brings it an asset, and nothing
+            // may mint one there.
+            if out.tokens.received != call.value.to_sat()
+                || out.tokens.deposited != 0
+                || !out.tokens.assets.is_empty()
+            {
                 return (
                     Vec::new(),
                     failed(call, rkind, lane, fname, out.gas_used, "token accounting"),
@@ -1044,6 +1234,7 @@ fn deploy(
         direct: false,
         fee: d.fee,
         value: Amount::ZERO,
+        assets: Assets::new(),
     };
     let lane = ShardId::GLOBAL;
     let fail = |used: u64, e: String| {
@@ -1134,6 +1325,9 @@ fn deploy(
                 Ok(c) => c,
                 Err(e) => return fail(used, e),
             };
+            if !out.tokens.assets.is_empty() {
+                return fail(used, "token accounting".into());
+            }
             if let Err(e) = registry.add_held(out.tokens.kept()) {
                 return fail(used, e);
             }

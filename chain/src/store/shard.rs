@@ -654,6 +654,52 @@ impl ShardStore {
         Ok((lines != ["ok"]).then(|| lines.join("; ")))
     }
 
+    /// The contract state rows whose keys start with `prefix`, at the in-memory tip, sorted
+    /// by key.
+    pub fn state_with_prefix(
+        &mut self,
+        prefix: &[u8],
+    ) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
+        let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();
+        {
+            // Keys from `prefix` up to (not including) the prefix with its last byte raised;
+            // the prefixes used here never end in 0xff.
+            let mut end = prefix.to_vec();
+            if let Some(b) = end.last_mut() {
+                *b = b.saturating_add(1);
+            }
+            let mut st = self.conn.prepare_cached(
+                "SELECT key, value FROM contract_state WHERE key >= ?1 AND key < ?2",
+            )?;
+            let rows = st.query_map(params![prefix, end], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (k, v) = row?;
+                if !k.starts_with(prefix) {
+                    continue;
+                }
+                let k = StateKey::from_slice(&k)
+                    .ok_or_else(|| StoreError::corrupt("contract_state", "key length"))?;
+                out.insert(k, v);
+            }
+        }
+        for (k, v) in self.scache.dirty_sorted() {
+            if !k.as_bytes().starts_with(prefix) {
+                continue;
+            }
+            match v {
+                Some(v) => {
+                    out.insert(*k, v.clone());
+                }
+                None => {
+                    out.remove(k);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Every contract state row at the in-memory tip, sorted by key (tests and audits).
     pub fn all_state(&mut self) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
         let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();

@@ -148,6 +148,7 @@ impl Net {
         self.send(
             who,
             Payload::ContractCall {
+                assets: Default::default(),
                 contract,
                 function: function.to_string(),
                 args: bytes,
@@ -346,6 +347,7 @@ impl Sequential {
 
     fn ctx(&self, m: &Micro) -> Context {
         Context {
+            supplied_assets: Vec::new(),
             kind: m.kind,
             self_address: match &m.target {
                 Target::Address(a) => a.0,
@@ -609,6 +611,7 @@ pub fn call_tx(
         gas_limit: gas,
         expiry_height: 1_000_000,
         payload: Payload::ContractCall {
+            assets: Default::default(),
             contract,
             function: function.to_string(),
             args,

@@ -112,6 +112,9 @@ pub fn mine(chain: &mut Chain, miner: Address) -> Block {
 pub fn assert_supply(chain: &mut Chain) {
     let r = chain.audit_supply().expect("audit");
     assert!(r.holds(), "supply invariant broken: {r:?}");
+    for r in chain.audit_assets().expect("asset audit") {
+        assert!(r.holds(), "asset supply invariant broken: {r:?}");
+    }
 }
 
 /// Keys on shard `shard` of `2^order` shards.

@@ -1369,37 +1369,51 @@ impl<'p, 'a> FnCx<'p, 'a> {
         Ok(ret)
     }
 
-    /// `__mint(id, amount)` and `__burn(token)` (PREDA spec 5.10). No contract may mint or
-    /// burn rxBTC, the only asset here, so as PREDA does for a contract without the right,
-    /// minting gives an empty token and burning does nothing (and reports `false`).
+    /// `__mint(id, amount)` and `__burn(token)` (PREDA spec 5.10). The chain says whether the
+    /// running contract may mint or burn the asset; without the right, minting gives an
+    /// empty token and burning does nothing (and reports `false`), as PREDA does. Nobody
+    /// may mint or burn rxBTC. A burned token at a place is left empty.
     fn supply_call(&mut self, name: &str, args: &[Expr], pos: Pos) -> CResult<Type> {
         if name == "__mint" {
-            let (id, amount) = match args {
-                [a] => (None, a),
-                [i, a] => (Some(i), a),
+            match args {
+                [id, amount] => {
+                    self.expect(id, &Type::Int(IntTy::UINT64))?;
+                    self.expect(amount, &Type::BigInt)?;
+                    self.emit(Instr::Mint);
+                }
+                // PREDA's older form (its transpiler tests): the contract's own token, which
+                // names no asset here, so it is always empty.
+                [amount] => {
+                    self.expect(amount, &Type::BigInt)?;
+                    self.emit(Instr::Pop);
+                    let tid = self.p.type_id(&Type::Token);
+                    self.emit(Instr::Default(tid));
+                }
                 _ => {
                     return Err(CompileError::new(
                         pos,
                         "__mint takes (uint64 id, bigint amount)",
                     ))
                 }
-            };
-            if let Some(i) = id {
-                self.expect(i, &Type::Int(IntTy::UINT64))?;
-                self.emit(Instr::Pop);
             }
-            self.expect(amount, &Type::BigInt)?;
-            self.emit(Instr::Pop);
-            let tid = self.p.type_id(&Type::Token);
-            self.emit(Instr::Default(tid));
             return Ok(Type::Token);
         }
         let [t] = args else {
             return Err(CompileError::new(pos, "__burn takes one token"));
         };
+        if let Some(place) = self.place(t)? {
+            if place.ty == Type::Token {
+                if let Some(why) = &place.read_only {
+                    return Err(CompileError::new(t.pos, why.clone()));
+                }
+                self.place_operands(&place)?;
+                let id = self.place_id(&place);
+                self.emit(Instr::Burn(id));
+                return Ok(Type::Bool);
+            }
+        }
         self.expect(t, &Type::Token)?;
-        self.emit(Instr::Pop);
-        self.emit(Instr::Bool(false));
+        self.emit(Instr::BurnValue);
         Ok(Type::Bool)
     }
 

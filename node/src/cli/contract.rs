@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use rexe_chain::contract::{abi, contract_address};
+use rexe_chain::asset::{AssetId, Assets};
+use rexe_chain::contract::{abi, contract_address, MintRight};
 use rexe_chain::lang::ast::ScopeKind;
 use rexe_chain::lang::{compile_with, Imports, Verified};
 use rexe_chain::{Address, Payload};
@@ -34,6 +35,9 @@ pub enum ContractCmd {
     Deploy(DeployArgs),
     /// Call an exported function (a signed ContractCall transaction sent to a node).
     Call(CallArgs),
+    /// Give a contract you deployed the right to mint and burn an asset (`__mint`,
+    /// `__burn`): first come, first served per symbol, and for good.
+    GrantMint(GrantMintArgs),
     /// Show a contract's state for one target (global by default), or its interface.
     Get(GetArgs),
     /// Run a PREDA chain-simulator script (.prdts) on a local chain: `-name:value` sets
@@ -85,6 +89,21 @@ pub struct CallArgs {
     /// `__transaction.get_supplied_tokens()`; it comes back if the call fails.
     #[arg(long, default_value = "0")]
     value: String,
+    /// Another asset to attach, `AMOUNT:SYMBOL` in base units (e.g. `100:BTC`), from the
+    /// sender's asset wallet; repeat for several. It comes back if the call fails.
+    #[arg(long = "asset", value_name = "AMOUNT:SYMBOL")]
+    assets: Vec<String>,
+    #[command(flatten)]
+    tx: TxArgs,
+}
+
+/// `rexe contract grant-mint`'s arguments.
+#[derive(Args)]
+pub struct GrantMintArgs {
+    /// Contract address (deployed by the sender).
+    contract: String,
+    /// Asset symbol: 3 to 8 of `A`-`Z`, `-` and `#` (not `RXBTC`).
+    symbol: String,
     #[command(flatten)]
     tx: TxArgs,
 }
@@ -131,6 +150,7 @@ pub fn run(cmd: ContractCmd) -> Result<()> {
         ContractCmd::Check { files } => check(&files),
         ContractCmd::Deploy(a) => deploy(a),
         ContractCmd::Call(a) => call(a),
+        ContractCmd::GrantMint(a) => grant_mint(a),
         ContractCmd::Get(a) => get(a),
         ContractCmd::Run(a) => run_script(a),
     }
@@ -367,8 +387,55 @@ fn call(a: CallArgs) -> Result<()> {
             function,
             args: bytes,
             value: parse_value(&a.value)?,
+            assets: parse_assets(&a.assets)?,
         },
     )
+}
+
+fn grant_mint(a: GrantMintArgs) -> Result<()> {
+    let asset = AssetId::from_symbol(&a.symbol).ok_or_else(|| {
+        anyhow!(
+            "`{}` is not an asset symbol: 3 to 8 of A-Z, '-' and '#', and not RXBTC",
+            a.symbol
+        )
+    })?;
+    let contract = Address(
+        rexe_chain::lang::value::parse_address(&a.contract)
+            .ok_or_else(|| anyhow!("bad contract address"))?,
+    );
+    send(
+        &a.tx,
+        Payload::Call {
+            contract: rexe_chain::system::SystemId::CONTRACTS,
+            value: rexe_chain::Amount::ZERO,
+            data: MintRight { asset, contract }.call_data(),
+        },
+    )
+}
+
+/// `--asset AMOUNT:SYMBOL` values: one per asset.
+fn parse_assets(list: &[String]) -> Result<Assets> {
+    let mut pairs = Vec::new();
+    for s in list {
+        let (n, symbol) = s
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--asset {s}: expected AMOUNT:SYMBOL, as 100:BTC"))?;
+        let n: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("--asset {s}: the amount is a whole number of base units"))?;
+        let asset = AssetId::from_symbol(symbol.trim()).ok_or_else(|| {
+            anyhow!("--asset {s}: not an asset symbol (rxBTC is attached with --value)")
+        })?;
+        pairs.push((asset, n));
+    }
+    if pairs.len() > rexe_chain::asset::MAX_ATTACHED {
+        bail!(
+            "at most {} assets may be attached",
+            rexe_chain::asset::MAX_ATTACHED
+        );
+    }
+    Assets::from_pairs(pairs).ok_or_else(|| anyhow!("--asset names an asset twice"))
 }
 
 /// An rxBTC amount in BTC units (`0.001`), at most 8 decimals.
