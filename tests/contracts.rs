@@ -125,6 +125,7 @@ fn example_scripts_run_and_conserve_supply() {
         ("vault", vec!["-count:60"]),
         ("shop", vec!["-count:40"]),
         ("polls", vec!["-count:30"]),
+        ("minter", vec!["-count:20"]),
     ] {
         let s = run_script(&examples().join(format!("{name}.prdts")), &opts);
         assert_eq!(s["supply_ok"], true, "{name}");
@@ -138,6 +139,12 @@ fn example_scripts_run_and_conserve_supply() {
             // Two deployed polls, every address voting once in each; the script's checks
             // of both tallies (read back through the polls' ids) did not revert.
             assert_eq!(s["sums"]["Polls.cast"], "60", "{s}");
+        }
+        if name == "minter" {
+            // GOLD minted by every address, moved around, and partly burned; the asset
+            // audit after every block held (supply_ok).
+            assert_eq!(s["sums"]["Minter.issued"], "20000", "{s}");
+            assert_eq!(s["sums"]["Minter.retired"], "2000", "{s}");
         }
     }
     let s = run_script(
@@ -159,7 +166,7 @@ fn a_script_without_its_parameter_says_which_is_missing() {
 }
 
 /// PREDA's published examples, unchanged: Token with its transfer and AirDrop scripts,
-/// Ballot, and the CryptoKitties-style Kitty. (The snapshot of the PREDA repository this was
+/// Ballot, the CryptoKitties-style Kitty, and FCA (an asset minted, moved and burned). (The snapshot of the PREDA repository this was
 /// written against has no PREDA MillionPixel contract, only a Crystality `.xtl` one, which is
 /// another language; `examples/contracts/pixels.prd` covers the `@uint32` scope instead.)
 #[test]
@@ -206,6 +213,16 @@ fn preda_published_examples_run_unchanged() {
     // Kitty: mints, breeds, registers the newborns.
     let s = run_script(&contracts.join("Kitty.prdts"), &["-count:100", "-perftest"]);
     assert_eq!(s["reverted"], 0, "{s}");
+    // FCA: `state.token mint BTC by FCA`, then mint 1000, send 100 to @1, burn 50.
+    let out = rexe()
+        .args(["contract", "run"])
+        .arg(contracts.join("FCA.prdts"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Mint success") && text.contains("burn success"), "{text}");
+    assert!(text.contains(", 850 BTC") && text.contains(", 100 BTC"), "{text}");
     if let Some(mp) = ["MillionPixel.prd", "Million_Pixel.prd", "MP.prd"]
         .iter()
         .map(|f| contracts.join(f))
