@@ -221,8 +221,14 @@ fn preda_published_examples_run_unchanged() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Mint success") && text.contains("burn success"), "{text}");
-    assert!(text.contains(", 850 BTC") && text.contains(", 100 BTC"), "{text}");
+    assert!(
+        text.contains("Mint success") && text.contains("burn success"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 850 BTC") && text.contains(", 100 BTC"),
+        "{text}"
+    );
     if let Some(mp) = ["MillionPixel.prd", "Million_Pixel.prd", "MP.prd"]
         .iter()
         .map(|f| contracts.join(f))

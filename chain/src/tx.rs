@@ -650,6 +650,20 @@ mod tests {
                 args: vec![],
                 value: Amount::from_sat(1),
             },
+            Payload::ContractCall {
+                assets: assets(&[("BTC", 5), ("ETH", 7)]),
+                contract: a.address(),
+                function: "put".into(),
+                args: vec![1],
+                value: Amount::ZERO,
+            },
+            Payload::ContractCall {
+                assets: assets(&[("GOLD", u64::MAX)]),
+                contract: a.address(),
+                function: "put".into(),
+                args: vec![],
+                value: Amount::from_sat(2),
+            },
         ] {
             let tx = Tx {
                 network: Network::Regtest,
@@ -687,6 +701,50 @@ mod tests {
         let at = bytes.len() - 3;
         bytes[at] = 0xff;
         assert!(Tx::from_bytes(&bytes).is_err());
+    }
+
+    fn assets(list: &[(&str, u64)]) -> Assets {
+        Assets::from_pairs(
+            list.iter()
+                .map(|(s, n)| (crate::asset::AssetId::from_symbol(s).unwrap(), *n))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_call_attaching_assets_has_one_encoding() {
+        let a = Signer::from_seed(b"a");
+        let call = |assets: Assets| Payload::ContractCall {
+            assets,
+            contract: a.address(),
+            function: "f".into(),
+            args: vec![],
+            value: Amount::ZERO,
+        };
+        // Tag 5 with no assets, or more than the limit, does not decode (tag 3 is the form
+        // without assets).
+        let mut bytes = call(assets(&[("BTC", 1)])).to_bytes();
+        assert_eq!(bytes[0], PAYLOAD_CONTRACT_CALL_ASSETS);
+        let n = bytes.len();
+        bytes.truncate(n - 17);
+        bytes.push(0);
+        assert!(Payload::from_bytes(&bytes).is_err());
+        let nine: Vec<(&str, u64)> = [
+            "AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH", "III",
+        ]
+        .iter()
+        .map(|s| (*s, 1))
+        .collect();
+        let bytes = call(assets(&nine)).to_bytes();
+        assert!(Payload::from_bytes(&bytes).is_err());
+        let bytes = call(assets(&nine[..8])).to_bytes();
+        assert!(Payload::from_bytes(&bytes).is_ok());
+        assert_eq!(
+            serde_json::to_value(call(assets(&[("BTC", 3)]))).unwrap()["assets"],
+            serde_json::json!([{"asset": "BTC", "amount": 3}])
+        );
+        assert!(serde_json::to_value(call(Assets::new())).unwrap()["assets"].is_null());
     }
 
     #[test]

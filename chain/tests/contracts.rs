@@ -1552,9 +1552,26 @@ fn assets_are_minted_carried_burned_audited_and_rolled_back() {
             )
         };
     // Mint into key 1's wallet; a contract without the right mints nothing.
-    net.call(1, minter, "issue", &json!(["BTC", "1000"]));
+    let minted = net.call(1, minter, "issue", &json!(["BTC", "1000"]));
     let refused = net.call(1, other, "issue", &json!(["BTC", "1000"]));
     net.settle();
+    assert_eq!(bal(&mut net, 1), 1_000);
+    // Past what one shard may issue (2^64 >> shard order): the call fails, nothing minted.
+    let big = net.call(
+        1,
+        minter,
+        "issue",
+        &json!(["BTC", (u64::MAX - 10).to_string()]),
+    );
+    net.settle();
+    let r = net.chain.contract_receipts(big).unwrap().pop().unwrap().1;
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("the most one shard may issue"),
+        "{r}"
+    );
     assert_eq!(bal(&mut net, 1), 1_000);
     let r = net
         .chain
@@ -1564,10 +1581,7 @@ fn assets_are_minted_carried_burned_audited_and_rolled_back() {
         .unwrap()
         .1;
     assert!(r["error"].as_str().unwrap().contains("may not mint"), "{r}");
-    let r = net
-        .chain
-        .contract_receipts(net.txids[net.txids.len() - 2])
-        .unwrap();
+    let r = net.chain.contract_receipts(minted).unwrap();
     let flow = &r[0].1["value"]["assets"][0];
     assert_eq!(
         (flow["asset"].as_str(), flow["minted"].as_u64()),

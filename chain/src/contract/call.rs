@@ -187,3 +187,57 @@ impl Decode for Deployment {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asset::AssetId;
+
+    fn call(value: u64, assets: Assets) -> ContractCall {
+        ContractCall {
+            txid: Txid(Hash256([1; 32])),
+            contract: Address([2; 32]),
+            func: 3,
+            target: Target::Address(Address([4; 32])),
+            args: vec![5, 6],
+            gas: 7,
+            sender: Address([8; 32]),
+            tx_time: 9,
+            deferred: false,
+            direct: true,
+            fee: GasEscrow::default(),
+            value: Amount::from_sat(value),
+            assets,
+        }
+    }
+
+    #[test]
+    fn calls_carrying_assets_roundtrip_and_have_one_encoding() {
+        let btc = AssetId::from_symbol("BTC").unwrap();
+        let gold = AssetId::from_symbol("GOLD").unwrap();
+        let assets = Assets::from_pairs(vec![(gold, 2), (btc, 1)]).unwrap();
+        for c in [
+            call(0, Assets::new()),
+            call(5, Assets::new()),
+            call(0, assets.clone()),
+            call(5, assets.clone()),
+        ] {
+            let b = c.to_bytes();
+            assert_eq!(ContractCall::from_bytes(&b).unwrap(), c);
+            for n in 0..b.len() {
+                assert!(ContractCall::from_bytes(&b[..n]).is_err());
+            }
+        }
+        // The flag byte follows the sender and time: flag 8 with no assets, and unknown
+        // flags, do not decode.
+        let plain = call(0, Assets::new()).to_bytes();
+        let at = 32 + 32 + 2 + 1 + 32 + 1 + 2 + 8 + 32 + 8;
+        assert_eq!(plain[at], 2);
+        for (flag, tail) in [(2 | 8, vec![0u8]), (16, vec![])] {
+            let mut b = plain.clone();
+            b[at] = flag;
+            b.extend_from_slice(&tail);
+            assert!(ContractCall::from_bytes(&b).is_err(), "{flag}");
+        }
+    }
+}
