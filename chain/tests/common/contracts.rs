@@ -26,8 +26,16 @@ pub enum Step {
     Call(usize, usize, &'static str, Json),
     /// As `Call`, attaching this many satoshis of rxBTC.
     Pay(usize, usize, &'static str, Json, u64),
+    /// Key `who` (its deployer) grants contract `c` the right to mint an asset.
+    Grant(usize, usize, &'static str),
+    /// As `Call`, attaching this much of an asset (by symbol) from the caller's wallet.
+    Attach(usize, usize, &'static str, Json, &'static str, u64),
     /// Let everything in flight finish.
     Settle,
+}
+
+fn asset(symbol: &str) -> rexe_chain::asset::AssetId {
+    rexe_chain::asset::AssetId::from_symbol(symbol).expect("an asset symbol")
 }
 
 /// Gas every scenario transaction buys.
@@ -159,6 +167,52 @@ impl Net {
         .unwrap()
     }
 
+    /// [`Net::call`] attaching `n` of asset `symbol`.
+    pub fn attach(
+        &mut self,
+        who: usize,
+        contract: Address,
+        function: &str,
+        args: &Json,
+        symbol: &str,
+        n: u64,
+    ) -> rexe_chain::Txid {
+        let d = self.chain.contracts().get(&contract).unwrap().clone();
+        let (_, f) = d.code.function(function).unwrap();
+        let bytes = abi::encode_args(&d.code, f, args).unwrap();
+        self.send(
+            who,
+            Payload::ContractCall {
+                assets: rexe_chain::asset::Assets::from_pairs(vec![(asset(symbol), n)]).unwrap(),
+                contract,
+                function: function.to_string(),
+                args: bytes,
+                value: rexe_chain::Amount::ZERO,
+            },
+            GAS,
+        )
+        .unwrap()
+    }
+
+    /// Key `who` grants `contract` the right to mint `symbol`.
+    pub fn grant(&mut self, who: usize, contract: Address, symbol: &str) -> rexe_chain::Txid {
+        let data = rexe_chain::contract::MintRight {
+            asset: asset(symbol),
+            contract,
+        }
+        .call_data();
+        self.send(
+            who,
+            Payload::Call {
+                contract: rexe_chain::system::SystemId::CONTRACTS,
+                value: rexe_chain::Amount::ZERO,
+                data,
+            },
+            GAS,
+        )
+        .unwrap()
+    }
+
     pub fn mine(&mut self) {
         let b = mine(&mut self.chain, self.miner);
         self.roots.push(b.header.state_root);
@@ -192,6 +246,14 @@ impl Net {
                 Step::Pay(who, c, f, args, sat) => {
                     let addr = self.contracts[*c];
                     self.pay(*who, addr, f, args, *sat);
+                }
+                Step::Grant(who, c, symbol) => {
+                    let addr = self.contracts[*c];
+                    self.grant(*who, addr, symbol);
+                }
+                Step::Attach(who, c, f, args, symbol, n) => {
+                    let addr = self.contracts[*c];
+                    self.attach(*who, addr, f, args, symbol, *n);
                 }
                 Step::Settle => self.settle(),
             }
@@ -229,6 +291,11 @@ impl Net {
                 self.chain.contract_state(&c, &target).unwrap().unwrap(),
             );
         }
+        for (i, k) in self.keys.iter().enumerate() {
+            for (a, n) in self.chain.asset_balances(&k.address()).unwrap() {
+                out.insert(format!("wallet/{i}/{a}"), json!(n));
+            }
+        }
         out
     }
 }
@@ -242,6 +309,10 @@ pub struct Sequential {
     rows: BTreeMap<(usize, Target), Vec<u8>>,
     /// Element rows of stored arrays: (contract, target, variable, index).
     elems: Elems,
+    /// Who may mint each asset (contract index).
+    minters: BTreeMap<u64, usize>,
+    /// Asset wallets: (address, asset id) → amount.
+    wallets: BTreeMap<(Address, u64), u64>,
 }
 
 type Elems = BTreeMap<(usize, Target, u16, ElemKey), Vec<u8>>;
@@ -290,6 +361,7 @@ struct SeqHost<'a> {
     elems: &'a Elems,
     contracts: &'a Deployed<'a>,
     own: Target,
+    minters: &'a BTreeMap<u64, usize>,
 }
 
 impl SeqHost<'_> {
@@ -321,6 +393,11 @@ impl Host for SeqHost<'_> {
     fn is_contract(&self, _: &[u8; 32]) -> bool {
         false
     }
+    fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
+        self.minters
+            .get(&id)
+            .is_some_and(|c| self.contracts.0[*c].0 .0 == *contract)
+    }
 }
 
 struct Micro {
@@ -332,6 +409,8 @@ struct Micro {
     kind: TxKind,
     /// rxBTC a transaction attached (its own call only).
     value: u64,
+    /// Other assets attached (a transaction's own call) or carried (a relay).
+    assets: Vec<(u64, u64)>,
 }
 
 impl Sequential {
@@ -342,12 +421,24 @@ impl Sequential {
             contracts: Vec::new(),
             rows: BTreeMap::new(),
             elems: BTreeMap::new(),
+            minters: BTreeMap::new(),
+            wallets: BTreeMap::new(),
+        }
+    }
+
+    fn credit(&mut self, to: Address, assets: &[(u64, u64)]) {
+        for (id, n) in assets {
+            *self.wallets.entry((to, *id)).or_default() += n;
         }
     }
 
     fn ctx(&self, m: &Micro) -> Context {
         Context {
-            supplied_assets: Vec::new(),
+            supplied_assets: if m.kind == TxKind::Normal {
+                m.assets.clone()
+            } else {
+                Vec::new()
+            },
             kind: m.kind,
             self_address: match &m.target {
                 Target::Address(a) => a.0,
@@ -380,6 +471,7 @@ impl Sequential {
                 elems: &self.elems,
                 contracts: &contracts,
                 own: m.target.clone(),
+                minters: &self.minters,
             };
             let out = vm::execute(
                 vm::Call {
@@ -396,8 +488,25 @@ impl Sequential {
                 &mut host,
             );
             if out.result.is_err() {
+                // Assets go back: to the sender for its own call, to a relay's target.
+                let to = match (&m.kind, &m.target) {
+                    (TxKind::Normal, _) => Some(m.sender),
+                    (_, Target::Address(a)) => Some(*a),
+                    _ => None,
+                };
+                if let Some(to) = to {
+                    self.credit(to, &m.assets);
+                }
                 continue;
             }
+            let owner = Address(ctx.self_address);
+            let deposits: Vec<(u64, u64)> = out
+                .tokens
+                .assets
+                .iter()
+                .map(|(id, f)| (*id, f.deposited))
+                .collect();
+            self.credit(owner, &deposits);
             let mut all = vec![(m.c, out.writes, out.global_writes, out.elem_writes)];
             for o in out.calls {
                 let c = Deployed(&self.contracts).index(&o.contract);
@@ -429,6 +538,7 @@ impl Sequential {
                     sender: m.sender,
                     kind: TxKind::Relay,
                     value: 0,
+                    assets: r.assets.clone(),
                 });
             }
         }
@@ -504,14 +614,32 @@ impl Sequential {
                             sender: self.keys[*who],
                             kind: TxKind::System,
                             value: 0,
+                            assets: Vec::new(),
                         });
                     }
                 }
-                Step::Call(who, c, fname, args) | Step::Pay(who, c, fname, args, _) => {
+                Step::Grant(who, c, symbol) => {
+                    self.nonces[*who] += 1;
+                    self.minters.entry(asset(symbol).id()).or_insert(*c);
+                }
+                Step::Call(who, c, fname, args)
+                | Step::Pay(who, c, fname, args, _)
+                | Step::Attach(who, c, fname, args, ..) => {
                     let value = match s {
                         Step::Pay(.., sat) => *sat,
                         _ => 0,
                     };
+                    let assets = match s {
+                        Step::Attach(.., symbol, n) => vec![(asset(symbol).id(), *n)],
+                        _ => Vec::new(),
+                    };
+                    // Taken from the wallet (the scenarios attach only what is there).
+                    for (id, n) in &assets {
+                        let w = self.wallets.entry((self.keys[*who], *id)).or_default();
+                        *w = w
+                            .checked_sub(*n)
+                            .expect("a scenario attaches what it holds");
+                    }
                     self.nonces[*who] += 1;
                     let code = self.contracts[*c].1.clone();
                     let (fi, f) = code.function(fname).unwrap();
@@ -531,6 +659,7 @@ impl Sequential {
                         sender: self.keys[*who],
                         kind: TxKind::Normal,
                         value,
+                        assets,
                     });
                 }
                 Step::Settle => {}
@@ -567,6 +696,13 @@ impl Sequential {
                 abi::row_json(code, t.scope(), Some(v), &mut elem, "trx").unwrap(),
             );
         }
+        for ((a, id), n) in &self.wallets {
+            if *n > 0 {
+                let i = self.keys.iter().position(|k| k == a).expect("a key");
+                let symbol = rexe_chain::lang::token::id_to_symbol(*id).unwrap();
+                out.insert(format!("wallet/{i}/{symbol}"), json!(n));
+            }
+        }
         out
     }
 }
@@ -583,6 +719,7 @@ pub fn example(name: &str) -> &'static str {
         "vault" => include_str!("../../../examples/contracts/vault.prd"),
         "bank" => include_str!("../../../examples/contracts/bank.prd"),
         "shop" => include_str!("../../../examples/contracts/shop.prd"),
+        "minter" => include_str!("../../../examples/contracts/minter.prd"),
         other => panic!("no example {other}"),
     }
 }
