@@ -60,6 +60,7 @@ fn run_all(code: &Verified) {
         random_seed: [0; 32],
         hrp: "trx",
         supplied: 0,
+        supplied_assets: Vec::new(),
     };
     let global = vm::default_row(code, ScopeKind::Global);
     for (i, f) in code.functions.iter().enumerate() {
