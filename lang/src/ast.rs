@@ -503,7 +503,7 @@ pub enum ExprKind {
     Str(String),
     /// `…:hash`.
     HashLit(String),
-    /// `…:ed25519`.
+    /// `…:ed25519` or `…:contract`, tag included.
     AddrLit(String),
     /// A name.
     Name(String),

@@ -34,7 +34,7 @@ pub enum Tok {
     Str(String),
     /// `<chars>:hash`.
     HashLit(String),
-    /// `<chars>:ed25519` or `<chars>:contract`.
+    /// `<chars>:ed25519` or `<chars>:contract` (the text includes the tag).
     AddrLit(String),
     /// Punctuation or an operator.
     P(&'static str),
@@ -196,7 +196,7 @@ impl<'a> Lexer<'a> {
         Some(if tail == ":hash" {
             Tok::HashLit(text)
         } else {
-            Tok::AddrLit(text)
+            Tok::AddrLit(format!("{text}{tail}"))
         })
     }
 
@@ -234,7 +234,7 @@ impl<'a> Lexer<'a> {
             return Ok(if tail == ":hash" {
                 Tok::HashLit(text)
             } else {
-                Tok::AddrLit(text)
+                Tok::AddrLit(format!("{text}{tail}"))
             });
         }
         if digits.is_empty() {
@@ -350,7 +350,7 @@ impl<'a> Lexer<'a> {
             let w = self.word();
             match self.literal_tail() {
                 Some(":hash") => Tok::HashLit(w),
-                Some(_) => Tok::AddrLit(w),
+                Some(tail) => Tok::AddrLit(format!("{w}{tail}")),
                 None => Tok::Ident(w),
             }
         } else if c == b'"' {
@@ -424,7 +424,10 @@ mod tests {
             ]
         );
         let a = "9zz@ffgwr07yq323axszgxbr2qp9azzbyjjm844s90z8ack63s6hrch6";
-        assert_eq!(kinds(&format!("{a}:ed25519"))[0], Tok::AddrLit(a.into()));
+        assert_eq!(
+            kinds(&format!("{a}:ed25519"))[0],
+            Tok::AddrLit(format!("{a}:ed25519"))
+        );
         // A relay target is not a literal.
         let t = kinds("relay@addr f(1);");
         assert_eq!(t[0], Tok::Ident("relay".into()));
@@ -438,7 +441,7 @@ mod tests {
             [
                 Tok::Ident("relay".into()),
                 Tok::P("@"),
-                Tok::AddrLit(a.into())
+                Tok::AddrLit(format!("{a}:ed25519"))
             ]
         );
     }

@@ -8,6 +8,7 @@
 //! and how it differs from PREDA is described in `lang/README.md`.
 
 pub mod ast;
+pub mod base32;
 pub mod bytecode;
 mod compile;
 pub mod error;

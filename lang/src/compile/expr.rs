@@ -63,23 +63,30 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 Ok(Some(Type::String))
             }
             ExprKind::HashLit(text) => {
-                let bytes = Vec::<u8>::from_hex(text)
+                // 64 hex digits, or PREDA's 52 base32 characters.
+                let bytes = match Vec::<u8>::from_hex(text)
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| {
+                {
+                    Some(b) => b,
+                    None => crate::base32::hash(text).map_err(|why| {
                         CompileError::new(
                             e.pos,
-                            "a hash literal is 64 hex digits followed by `:hash` (PREDA's base32 form is not supported)",
+                            format!("{why}: a hash literal is 64 hex digits or 52 base32 characters, then `:hash`"),
                         )
-                    })?;
+                    })?,
+                };
                 let c = self.p.constant(&Type::Hash, Value::Hash(bytes));
                 self.emit(Instr::Const(c));
                 Ok(Some(Type::Hash))
             }
-            ExprKind::AddrLit(_) => Err(CompileError::new(
-                e.pos,
-                "PREDA's base32 address literals are not supported here; write address(\"trx1…\")",
-            )),
+            ExprKind::AddrLit(text) => {
+                let a =
+                    crate::base32::address(text).map_err(|why| CompileError::new(e.pos, why))?;
+                let c = self.p.constant(&Type::Address, Value::Address(a));
+                self.emit(Instr::Const(c));
+                Ok(Some(Type::Address))
+            }
             ExprKind::Name(n) => self.name(n, e, hint).map(Some),
             ExprKind::Type(_) => Err(CompileError::new(
                 e.pos,
