@@ -28,7 +28,7 @@ pub enum Type {
     Array(Box<Type>),
     /// `map<K, V>`.
     Map(Box<Type>, Box<Type>),
-    /// `token`: an amount of one asset (PREDA spec 2.3.3). Only rxBTC exists on rexe.
+    /// `token`: an amount of one asset (PREDA spec 2.3.3): rxBTC, or an asset a contract mints.
     Token,
     /// An interface (index into [`TypeTable::interfaces`]): the address of a contract that
     /// is expected to implement it (PREDA spec 5.8).
