@@ -704,6 +704,14 @@ struct Machine<'a> {
     burned: Holdings,
 }
 
+/// The asset id and amount of a token.
+fn token(v: &Value) -> Result<(u64, u64), Trap> {
+    match v {
+        Value::Token { id, amount } => Ok((*id, *amount)),
+        _ => Err(Trap::Type("token expected")),
+    }
+}
+
 fn int(v: Value) -> Result<Int, Trap> {
     match v {
         Value::Int(i) => Ok(i),
@@ -1221,15 +1229,20 @@ impl<'a> Machine<'a> {
         Ok(f(owned.as_ref().unwrap_or(cur)))
     }
 
-    /// A copy of the value at a place.
-    fn load(&mut self, p: u32) -> Result<Value, Trap> {
+    /// Pops the operands of place `p` (its indices and keys).
+    fn place_ops(&mut self, p: u32) -> Result<Vec<Value>, Trap> {
         let n = self
             .code
             .places
             .get(p as usize)
             .ok_or(Trap::Type("place"))?
             .operands();
-        let ops = self.pop_n(n)?;
+        self.pop_n(n)
+    }
+
+    /// A copy of the value at a place.
+    fn load(&mut self, p: u32) -> Result<Value, Trap> {
+        let ops = self.place_ops(p)?;
         let v = self.with_place_ref(p, &ops, Value::clone)?;
         self.charge(v.weight() * gas::NODE / 4)?;
         Ok(v)
@@ -1589,19 +1602,9 @@ impl<'a> Machine<'a> {
     /// right to mint its asset. Whether it did.
     fn burn(&mut self, p: Option<u32>) -> Result<bool, Trap> {
         self.charge(gas::MINT)?;
-        let token = |v: &Value| match v {
-            Value::Token { id, amount } => Ok((*id, *amount)),
-            _ => Err(Trap::Type("token expected")),
-        };
         let (ops, (id, amount)) = match p {
             Some(p) => {
-                let n = self
-                    .code
-                    .places
-                    .get(p as usize)
-                    .ok_or(Trap::Type("place"))?
-                    .operands();
-                let ops = self.pop_n(n)?;
+                let ops = self.place_ops(p)?;
                 let t = self.with_place_ref(p, &ops, token)??;
                 (Some((p, ops)), t)
             }
@@ -1671,20 +1674,8 @@ impl<'a> Machine<'a> {
     /// `src` has (PREDA spec 2.3.3).
     fn token_move(&mut self, src: u32, dst: u32, all: bool) -> Result<bool, Trap> {
         let amount = if all { None } else { Some(int(self.pop()?)?) };
-        let operands = |m: &Self, p: u32| -> Result<usize, Trap> {
-            Ok(m.code
-                .places
-                .get(p as usize)
-                .ok_or(Trap::Type("place"))?
-                .operands())
-        };
-        let (ns, nd) = (operands(self, src)?, operands(self, dst)?);
-        let dst_ops = self.pop_n(nd)?;
-        let src_ops = self.pop_n(ns)?;
-        let token = |v: &Value| match v {
-            Value::Token { id, amount } => Ok((*id, *amount)),
-            _ => Err(Trap::Type("token expected")),
-        };
+        let dst_ops = self.place_ops(dst)?;
+        let src_ops = self.place_ops(src)?;
         let (sid, have) = self.with_place_ref(src, &src_ops, token)??;
         let (did, _) = self.with_place_ref(dst, &dst_ops, token)??;
         let x = match amount {

@@ -662,11 +662,17 @@ impl ShardStore {
     ) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
         let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();
         {
-            // Keys from `prefix` up to (not including) the prefix with its last byte raised;
-            // the prefixes used here never end in 0xff.
+            // Keys from `prefix` up to (not including) the first key after every key that
+            // starts with it: the prefix without its trailing 0xff bytes, last byte raised
+            // (no bound when it is all 0xff).
             let mut end = prefix.to_vec();
+            while end.last() == Some(&0xff) {
+                end.pop();
+            }
             if let Some(b) = end.last_mut() {
-                *b = b.saturating_add(1);
+                *b += 1;
+            } else {
+                end = vec![0xff; crate::store::MAX_KEY_LEN + 1];
             }
             let mut st = self.conn.prepare_cached(
                 "SELECT key, value FROM contract_state WHERE key >= ?1 AND key < ?2",
@@ -702,29 +708,51 @@ impl ShardStore {
 
     /// Every contract state row at the in-memory tip, sorted by key (tests and audits).
     pub fn all_state(&mut self) -> Result<Vec<(StateKey, Vec<u8>)>, StoreError> {
-        let mut out: std::collections::BTreeMap<StateKey, Vec<u8>> = Default::default();
-        {
-            let mut st = self.conn.prepare("SELECT key, value FROM contract_state")?;
-            let rows = st.query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            for row in rows {
-                let (k, v) = row?;
-                let k = StateKey::from_slice(&k)
-                    .ok_or_else(|| StoreError::corrupt("contract_state", "key length"))?;
-                out.insert(k, v);
-            }
+        self.state_with_prefix(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_scans_find_rows_under_prefixes_ending_in_ff() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ShardStore::open(&dir.path().join("s.sqlite"), ShardId(0), 8, 1000).unwrap();
+        let key = |b: &[u8]| StateKey::from_slice(b).unwrap();
+        let rows: Vec<Vec<u8>> = vec![
+            vec![1, 0xff],
+            vec![1, 0xff, 0],
+            vec![1, 0xff, 0xff, 7],
+            vec![2],
+            vec![1, 0xfe, 0xff],
+            vec![0xff, 0xff, 1],
+        ];
+        for r in &rows {
+            s.force_state(key(r), Some(vec![9])).unwrap();
         }
-        for (k, v) in self.scache.dirty_sorted() {
-            match v {
-                Some(v) => {
-                    out.insert(*k, v.clone());
-                }
-                None => {
-                    out.remove(k);
-                }
-            }
+        let found = |s: &mut ShardStore, p: &[u8]| -> Vec<Vec<u8>> {
+            s.state_with_prefix(p)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k.as_bytes().to_vec())
+                .collect()
+        };
+        // Before and after the rows reach the database.
+        for _ in 0..2 {
+            assert_eq!(
+                found(&mut s, &[1, 0xff]),
+                vec![vec![1, 0xff], vec![1, 0xff, 0], vec![1, 0xff, 0xff, 7]]
+            );
+            assert_eq!(
+                found(&mut s, &[1, 0xff, 0xff]),
+                vec![vec![1, 0xff, 0xff, 7]]
+            );
+            assert_eq!(found(&mut s, &[0xff, 0xff]), vec![vec![0xff, 0xff, 1]]);
+            assert_eq!(found(&mut s, &[1]).len(), 4);
+            assert_eq!(found(&mut s, &[]).len(), rows.len());
+            s.flush().unwrap();
         }
-        Ok(out.into_iter().collect())
     }
 }

@@ -150,21 +150,8 @@ impl Net {
         args: &Json,
         sat: u64,
     ) -> rexe_chain::Txid {
-        let d = self.chain.contracts().get(&contract).unwrap().clone();
-        let (_, f) = d.code.function(function).unwrap();
-        let bytes = abi::encode_args(&d.code, f, args).unwrap();
-        self.send(
-            who,
-            Payload::ContractCall {
-                assets: Default::default(),
-                contract,
-                function: function.to_string(),
-                args: bytes,
-                value: rexe_chain::Amount::from_sat(sat),
-            },
-            GAS,
-        )
-        .unwrap()
+        let none = rexe_chain::asset::Assets::new();
+        self.call_with(who, contract, function, args, sat, none)
     }
 
     /// [`Net::call`] attaching `n` of asset `symbol`.
@@ -177,17 +164,30 @@ impl Net {
         symbol: &str,
         n: u64,
     ) -> rexe_chain::Txid {
+        let assets = rexe_chain::asset::Assets::from_pairs(vec![(asset(symbol), n)]).unwrap();
+        self.call_with(who, contract, function, args, 0, assets)
+    }
+
+    fn call_with(
+        &mut self,
+        who: usize,
+        contract: Address,
+        function: &str,
+        args: &Json,
+        sat: u64,
+        assets: rexe_chain::asset::Assets,
+    ) -> rexe_chain::Txid {
         let d = self.chain.contracts().get(&contract).unwrap().clone();
         let (_, f) = d.code.function(function).unwrap();
         let bytes = abi::encode_args(&d.code, f, args).unwrap();
         self.send(
             who,
             Payload::ContractCall {
-                assets: rexe_chain::asset::Assets::from_pairs(vec![(asset(symbol), n)]).unwrap(),
+                assets,
                 contract,
                 function: function.to_string(),
                 args: bytes,
-                value: rexe_chain::Amount::ZERO,
+                value: rexe_chain::Amount::from_sat(sat),
             },
             GAS,
         )
