@@ -385,12 +385,43 @@ fn deploy_call_and_get_through_a_node() {
         json!({"token": "RXBTC", "amount": 900}),
         "{v}"
     );
+    // An asset: the deployer grants Minter the right to mint GOLD, mints 500, and sends
+    // 120 to the payee with --asset; getaccount lists both wallets, getsupply audits them.
+    let minter = deploy("minter", &[]);
+    rpc(&["contract", "grant-mint", &minter, "GOLD"]);
+    for _ in 0..3 {
+        mine(&n, &my_addr);
+    }
+    let rights = call(&n, "listmintrights", json!([]));
+    assert_eq!(
+        rights["result"],
+        json!([{"asset": "GOLD", "contract": minter}]),
+        "{rights}"
+    );
+    rpc(&["contract", "call", &minter, "issue", "GOLD", r#""500""#]);
+    for _ in 0..2 {
+        mine(&n, &my_addr);
+    }
+    rpc(&[
+        "contract", "call", &minter, "send", &payee, "--asset", "120:GOLD",
+    ]);
+    for _ in 0..3 {
+        mine(&n, &my_addr);
+    }
+    let gold = |n: u64| json!([{"asset": "GOLD", "amount": n}]);
+    let a = call(&n, "getaccount", json!([my_addr]));
+    assert_eq!(a["result"]["assets"], gold(380), "{a}");
+    let a = call(&n, "getaccount", json!([payee]));
+    assert_eq!(a["result"]["assets"], gold(120), "{a}");
+    let s = call(&n, "getsupply", json!([]));
+    assert_eq!(s["result"]["assets"][0]["issued"], "500", "{s}");
+    assert_eq!(s["result"]["holds"], true, "{s}");
     assert_eq!(
         call(&n, "listcontracts", json!([]))["result"]
             .as_array()
             .unwrap()
             .len(),
-        4
+        5
     );
 }
 

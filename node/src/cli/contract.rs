@@ -519,3 +519,34 @@ fn run_script(a: RunArgs) -> Result<()> {
     anyhow::ensure!(s.supply_ok, "the rxBTC supply audit failed");
     Ok(())
 }
+
+#[cfg(test)]
+mod asset_arg_tests {
+    use super::*;
+
+    #[test]
+    fn asset_arguments_are_amount_colon_symbol_once_each() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = parse_assets(&list(&["5:ETH", "100:BTC"])).unwrap();
+        assert_eq!(
+            a.iter().map(|(x, n)| (x.symbol(), n)).collect::<Vec<_>>(),
+            vec![("BTC".to_string(), 100), ("ETH".to_string(), 5)]
+        );
+        for (bad, why) in [
+            (vec!["100BTC"], "AMOUNT:SYMBOL"),
+            (vec!["x:BTC"], "whole number"),
+            (vec!["1:RXBTC"], "--value"),
+            (vec!["1:btc"], "not an asset symbol"),
+            (vec!["1:BTC", "2:BTC"], "twice"),
+            (
+                vec![
+                    "1:AAA", "1:BBB", "1:CCC", "1:DDD", "1:EEE", "1:FFF", "1:GGG", "1:HHH", "1:III",
+                ],
+                "at most 8",
+            ),
+        ] {
+            let e = parse_assets(&list(&bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+}
