@@ -1629,24 +1629,28 @@ impl<'a> Machine<'a> {
         Ok(true)
     }
 
-    /// What the call's tokens did, split into rxBTC and the other assets (after
-    /// [`Self::commit`] checked that each sum fits 64 bits).
-    fn token_flow(&self) -> TokenFlow {
-        let fit = |a: u128| u64::try_from(a).unwrap_or(u64::MAX);
-        let rx = crate::token::rxbtc();
-        let mut ids: Vec<u64> = [
+    /// The assets the call's tokens moved, with those held in `more`, sorted, each once.
+    fn moved_ids(&self, more: &[&Holdings]) -> Vec<u64> {
+        let mine = [
             &self.received,
             &self.deposited,
             &self.relayed,
             &self.minted,
             &self.burned,
-        ]
-        .iter()
-        .flat_map(|h| h.ids())
-        .filter(|id| *id != rx)
-        .collect();
+        ];
+        let mut ids: Vec<u64> = mine.iter().chain(more).flat_map(|h| h.ids()).collect();
         ids.sort_unstable();
         ids.dedup();
+        ids
+    }
+
+    /// What the call's tokens did, split into rxBTC and the other assets (after
+    /// [`Self::commit`] checked that each sum fits 64 bits).
+    fn token_flow(&self) -> TokenFlow {
+        let fit = |a: u128| u64::try_from(a).unwrap_or(u64::MAX);
+        let rx = crate::token::rxbtc();
+        let mut ids = self.moved_ids(&[]);
+        ids.retain(|id| *id != rx);
         TokenFlow {
             received: fit(self.received.get(rx)),
             deposited: fit(self.deposited.get(rx)),
@@ -2571,21 +2575,7 @@ impl<'a> Machine<'a> {
             }
         }
         let (before, after) = held;
-        let mut ids: Vec<u64> = [
-            &self.received,
-            &self.deposited,
-            &self.relayed,
-            &self.minted,
-            &self.burned,
-            &before,
-            &after,
-        ]
-        .iter()
-        .flat_map(|h| h.ids())
-        .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
+        for id in self.moved_ids(&[&before, &after]) {
             let name = crate::token::id_to_symbol(id).unwrap_or_else(|| format!("asset {id}"));
             let (received, deposited, relayed) = (
                 self.received.get(id),
