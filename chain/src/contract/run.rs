@@ -84,41 +84,38 @@ fn add_held(rows: &mut dyn Rows, kept: i128) -> Result<(), StoreError> {
     rows.set_row(held_key(), row)
 }
 
-/// Adds `delta` to the amount in row `key` (absent: zero); `None` when the row would fall
-/// below zero or above `cap`.
+/// The amount in asset row `key` (absent: zero).
+fn amount_at(rows: &mut dyn Rows, key: &StateKey, what: &'static str) -> Result<u64, StoreError> {
+    asset::amount_of(rows.row(key)?.as_deref())
+        .ok_or_else(|| StoreError::corrupt(what, "not 8 bytes"))
+}
+
+/// Adds `delta` to the amount in asset row `key`; a corrupt store when the result would
+/// leave 64 bits (issuance is capped so that no wallet or holding can).
 fn add_amount(
     rows: &mut dyn Rows,
     key: StateKey,
     delta: i128,
-    cap: u64,
     what: &'static str,
-) -> Result<Option<u64>, StoreError> {
-    let was = asset::amount_of(rows.row(&key)?.as_deref())
-        .ok_or_else(|| StoreError::corrupt(what, "not 8 bytes"))?;
-    let Some(now) = u64::try_from(i128::from(was) + delta)
-        .ok()
-        .filter(|n| *n <= cap)
-    else {
-        return Ok(None);
-    };
+) -> Result<(), StoreError> {
+    let was = amount_at(rows, &key, what)?;
+    let now = u64::try_from(i128::from(was) + delta)
+        .map_err(|_| StoreError::corrupt(what, format!("{was} + {delta} leaves 64 bits")))?;
     if delta != 0 {
         rows.set_row(key, asset::amount_row(now))?;
     }
-    Ok(Some(now))
+    Ok(())
 }
 
 /// Credits `assets` to `to`'s asset wallets.
 fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(), StoreError> {
     for (a, x) in assets.iter() {
-        // Issuance is capped so that no wallet can pass 64 bits.
         add_amount(
             rows,
             asset::wallet_key(to, a),
             i128::from(x),
-            u64::MAX,
             "asset wallet",
-        )?
-        .ok_or_else(|| StoreError::corrupt("asset wallet", "a credit overflows"))?;
+        )?;
     }
     Ok(())
 }
@@ -130,23 +127,19 @@ fn take_assets(
     from: &Address,
     assets: &Assets,
 ) -> Result<Result<(), String>, StoreError> {
+    let mut left = Vec::with_capacity(assets.len());
     for (a, x) in assets.iter() {
-        let have = asset::amount_of(rows.row(&asset::wallet_key(from, a))?.as_deref())
-            .ok_or_else(|| StoreError::corrupt("asset wallet", "not 8 bytes"))?;
+        let key = asset::wallet_key(from, a);
+        let have = amount_at(rows, &key, "asset wallet")?;
         if have < x {
             return Ok(Err(format!(
                 "the sender holds {have} {a}, and the call attaches {x}"
             )));
         }
+        left.push((key, have - x));
     }
-    for (a, x) in assets.iter() {
-        add_amount(
-            rows,
-            asset::wallet_key(from, a),
-            -i128::from(x),
-            u64::MAX,
-            "asset wallet",
-        )?;
+    for (key, n) in left {
+        rows.set_row(key, asset::amount_row(n))?;
     }
     Ok(Ok(()))
 }
@@ -190,14 +183,10 @@ fn settle_assets(
         let a = AssetId::new(*id)
             .ok_or_else(|| StoreError::corrupt("contract call", "moved a malformed asset"))?;
         if f.deposited > 0 {
-            credit_assets(
-                rows,
-                owner,
-                &Assets::from_pairs(vec![(a, f.deposited)]).unwrap_or_default(),
-            )?;
+            let key = asset::wallet_key(owner, a);
+            add_amount(rows, key, i128::from(f.deposited), "asset wallet")?;
         }
-        add_amount(rows, asset::held_key(a), f.kept(), u64::MAX, "held asset")?
-            .ok_or_else(|| StoreError::corrupt("held asset", format!("{a} would leave 64 bits")))?;
+        add_amount(rows, asset::held_key(a), f.kept(), "held asset")?;
     }
     for (a, n) in issued {
         rows.set_row(asset::issued_key(a), asset::issued_row(n))?;
