@@ -910,3 +910,343 @@ fn imports_rescan_from_their_timestamp_as_core_does() {
     let listed = wok(&node, "now", "listdescriptors", json!([]));
     assert_eq!(listed["descriptors"][0]["timestamp"], 1, "{listed}");
 }
+
+/// `desc` with its checksum, computed here (for descriptors the node refuses to read).
+fn checksummed(desc: &str) -> String {
+    let sum = bdk_wallet::miniscript::descriptor::checksum::desc_checksum(desc).unwrap();
+    format!("{desc}#{sum}")
+}
+
+/// The output script of `address` as hex.
+fn script_hex(address: &str) -> String {
+    use bitcoin::hex::DisplayHex;
+    address
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked()
+        .script_pubkey()
+        .as_bytes()
+        .to_lower_hex_string()
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// Unspent outputs of `wallet` (`minconf` 0) as (address, amount in sats, confirmations).
+fn unspent(node: &RegtestNode, wallet: &str) -> Vec<(String, i64, i64)> {
+    let mut out: Vec<(String, i64, i64)> = wok(node, wallet, "listunspent", json!([0]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert_eq!(u["solvable"], false, "{u}");
+            assert_eq!(u["spendable"], true, "{u}");
+            assert!(u.get("desc").is_none(), "{u}");
+            (
+                u["address"].as_str().unwrap().to_string(),
+                sats(&u["amount"]),
+                u["confirmations"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn addr_and_raw_descriptors_watch_scripts_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegtestConfig {
+        datadir: Some(dir.path().to_path_buf()),
+        ..RegtestConfig::default()
+    };
+    let node = RegtestNode::start(cfg.clone()).unwrap();
+    // Addresses of keys no wallet of the node holds.
+    let master = bitcoin::bip32::Xpriv::new_master(bitcoin::Network::Regtest, &[9; 32]).unwrap();
+    let xpub = bitcoin::bip32::Xpub::from_priv(&bitcoin::secp256k1::Secp256k1::new(), &master);
+    let addrs = ok(
+        &node,
+        "deriveaddresses",
+        json!([with_checksum(&node, &format!("wpkh({xpub}/0/*)")), [0, 2]]),
+    );
+    let addr = |i: usize| addrs[i].as_str().unwrap().to_string();
+    // A block from 2020 pays its coinbase to address 0; then today's chain pays 1.5 BTC to
+    // address 0 and 0.7 to address 1.
+    mine_at(&node, &addr(0), 1_600_000_000);
+    let mined = miner(&node);
+    let pay = wok(&node, "miner", "sendtoaddress", json!([addr(0), 1.5]));
+    wok(&node, "miner", "sendtoaddress", json!([addr(1), 0.7]));
+    ok(&node, "generatetoaddress", json!([1, mined]));
+
+    let watch_a = with_checksum(&node, &format!("addr({})", addr(0)));
+    let raw_body = format!("raw({})", script_hex(&addr(1)));
+    let watch_raw = with_checksum(&node, &raw_body);
+
+    // What Core's descriptor RPCs say of them.
+    let info = ok(
+        &node,
+        "getdescriptorinfo",
+        json!([format!("addr({})", addr(0))]),
+    );
+    assert_eq!(info["descriptor"], json!(watch_a), "{info}");
+    assert_eq!(info["issolvable"], false);
+    assert_eq!(info["isrange"], false);
+    assert_eq!(info["hasprivatekeys"], false);
+    assert_eq!(
+        ok(&node, "deriveaddresses", json!([watch_a])),
+        json!([addr(0)])
+    );
+    assert_eq!(
+        ok(&node, "deriveaddresses", json!([watch_raw])),
+        json!([addr(1)])
+    );
+    let op_return = with_checksum(&node, "raw(6a01ff)");
+    let r = rpc(&node, "deriveaddresses", json!([op_return]));
+    assert_eq!(
+        error_of(&r),
+        (
+            -5,
+            "Descriptor does not have a corresponding address".into()
+        )
+    );
+    let r = rpc(&node, "deriveaddresses", json!([watch_a, [0, 2]]));
+    assert_eq!(
+        error_of(&r),
+        (
+            -8,
+            "Range should not be specified for an un-ranged descriptor".into()
+        )
+    );
+
+    // A wallet with private keys takes no script without keys.
+    let import = |wallet: &str, req: Value| -> Value {
+        wok(&node, wallet, "importdescriptors", json!([[req]]))[0].clone()
+    };
+    let r = import("miner", json!({"desc": watch_a, "timestamp": 0}));
+    assert_eq!(
+        error_of(&r),
+        (
+            -4,
+            "Cannot import descriptor without private keys to a wallet with private keys enabled"
+                .into()
+        )
+    );
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "watcher", "disable_private_keys": true}),
+    );
+    // Core's refusals, in Core's order.
+    let refused = [
+        (
+            json!({"desc": format!("addr({})", addr(0)), "timestamp": 0}),
+            -5,
+            "Missing checksum".to_string(),
+        ),
+        (
+            json!({"desc": checksummed("addr(bcrt1qnotanaddress)"), "timestamp": 0}),
+            -5,
+            "Address is not valid".into(),
+        ),
+        (
+            json!({"desc": checksummed("raw(6a0)"), "timestamp": 0}),
+            -5,
+            "Raw script is not hex".into(),
+        ),
+        (
+            json!({"desc": checksummed(&format!("sh(addr({}))", addr(0))), "timestamp": 0}),
+            -5,
+            "Can only have addr() at top level".into(),
+        ),
+        (
+            json!({"desc": watch_a, "timestamp": 0, "range": [0, 5]}),
+            -8,
+            "Range should not be specified for an un-ranged descriptor".into(),
+        ),
+        (
+            json!({"desc": watch_a, "timestamp": 0, "active": true}),
+            -8,
+            "Active descriptors must be ranged".into(),
+        ),
+        (
+            json!({"desc": watch_a, "timestamp": 0, "internal": true, "label": "x"}),
+            -8,
+            "Internal addresses should not have a label".into(),
+        ),
+    ];
+    for (req, code, message) in refused {
+        let r = import("watcher", req.clone());
+        assert_eq!(error_of(&r), (code, message), "{req}");
+    }
+    assert!(unspent(&node, "watcher").is_empty());
+
+    // addr() from "now" (two hours before the tip): today's 1.5, not the 2020 coinbase;
+    // raw() from 0: the 0.7.
+    let r = import(
+        "watcher",
+        json!({"desc": watch_a, "timestamp": "now", "label": "cold"}),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let r = import("watcher", json!({"desc": watch_raw, "timestamp": 0}));
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        unspent(&node, "watcher"),
+        sorted(vec![(addr(0), 150_000_000, 1), (addr(1), 70_000_000, 1)])
+    );
+    let coins = wok(&node, "watcher", "listunspent", json!([]));
+    let labelled: Vec<&Value> = coins
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["label"] == "cold")
+        .collect();
+    assert_eq!(labelled.len(), 1, "{coins}");
+    assert_eq!(
+        sats(&wok(&node, "watcher", "getbalance", json!([]))),
+        220_000_000
+    );
+    let info = wok(&node, "watcher", "getaddressinfo", json!([addr(0)]));
+    assert_eq!(info["ismine"], true, "{info}");
+    assert_eq!(info["solvable"], false);
+    assert_eq!(info["parent_desc"], json!(watch_a));
+    assert_eq!(info["labels"], json!(["cold"]));
+    assert!(info.get("desc").is_none(), "{info}");
+    let info = wok(&node, "watcher", "getaddressinfo", json!([addr(2)]));
+    assert_eq!(info["ismine"], false, "{info}");
+
+    // A reorg takes the payments back to the mempool, and back.
+    let tip = ok(&node, "getbestblockhash", json!([]));
+    ok(&node, "invalidateblock", json!([tip]));
+    assert_eq!(
+        unspent(&node, "watcher"),
+        sorted(vec![(addr(0), 150_000_000, 0), (addr(1), 70_000_000, 0)])
+    );
+    let b = wok(&node, "watcher", "getbalances", json!([]));
+    assert_eq!(sats(&b["mine"]["untrusted_pending"]), 220_000_000, "{b}");
+    // The paying wallet sees it unconfirmed too (no block has replaced the dropped one).
+    let t = wok(&node, "miner", "gettransaction", json!([pay]));
+    assert_eq!(t["confirmations"], 0, "{t}");
+    assert!(t.get("blockhash").is_none(), "{t}");
+    ok(&node, "reconsiderblock", json!([tip]));
+    let t = wok(&node, "miner", "gettransaction", json!([pay]));
+    assert_eq!(t["confirmations"], 1, "{t}");
+    assert_eq!(
+        unspent(&node, "watcher"),
+        sorted(vec![(addr(0), 150_000_000, 1), (addr(1), 70_000_000, 1)])
+    );
+
+    // Imported again from 0, addr() rescans and finds the 2020 coinbase (mature by now).
+    let r = import("watcher", json!({"desc": watch_a, "timestamp": 0}));
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        unspent(&node, "watcher"),
+        sorted(vec![
+            (addr(0), 150_000_000, 1),
+            (addr(0), 5_000_000_000, 103),
+            (addr(1), 70_000_000, 1)
+        ])
+    );
+    let listed = wok(&node, "watcher", "listdescriptors", json!([]));
+    let mut want = vec![
+        json!({"desc": watch_a, "timestamp": 0, "active": false}),
+        json!({"desc": watch_raw, "timestamp": 0, "active": false}),
+    ];
+    want.sort_by_key(|v| v["desc"].as_str().unwrap().to_string());
+    // listdescriptors' timestamps are at least 1 (Core's).
+    for w in &mut want {
+        w["timestamp"] = json!(1);
+    }
+    assert_eq!(listed["descriptors"], json!(want), "{listed}");
+
+    // The watch-only wallet cannot fund a payment with coins it cannot sign for.
+    let r = wrpc(
+        &node,
+        "watcher",
+        "walletcreatefundedpsbt",
+        json!([[], [{addr(2): 1.0}]]),
+    );
+    assert_eq!(error_of(&r), (-6, "Insufficient funds".into()));
+    let some = &coins[0];
+    let r = wrpc(
+        &node,
+        "watcher",
+        "walletcreatefundedpsbt",
+        json!([[{"txid": some["txid"], "vout": some["vout"]}], [{addr(2): 0.1}]]),
+    );
+    let (code, message) = error_of(&r);
+    assert_eq!(code, -4, "{r}");
+    assert!(
+        message.starts_with("Not solvable pre-selected input COutPoint("),
+        "{r}"
+    );
+
+    // The keys' holder spends every watched coin: the watcher sees its coins go, as a send.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "signer", "blank": true}),
+    );
+    let r = import(
+        "signer",
+        json!({"desc": with_checksum(&node, &format!("wpkh({master}/0/*)")), "timestamp": 0, "range": [0, 2], "active": true}),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let sent = wok(
+        &node,
+        "signer",
+        "sendtoaddress",
+        json!({"address": addr(2), "amount": 52.2, "subtractfeefromamount": true}),
+    );
+    assert!(unspent(&node, "watcher").is_empty());
+    let b = wok(&node, "watcher", "getbalances", json!([]));
+    assert_eq!(sats(&b["mine"]["trusted"]), 0, "{b}");
+    let t = wok(&node, "watcher", "gettransaction", json!([sent]));
+    assert!(sats(&t["fee"]) < 0, "{t}");
+    assert_eq!(t["details"][0]["category"], "send", "{t}");
+    assert_eq!(t["details"][0]["address"], json!(addr(2)), "{t}");
+    assert_eq!(sats(&t["amount"]), -5_220_000_000 - sats(&t["fee"]), "{t}");
+    ok(&node, "generatetoaddress", json!([1, mined]));
+    let info = wok(&node, "watcher", "getwalletinfo", json!([]));
+    // The 2020 coinbase, the two payments and the spend.
+    assert_eq!(info["txcount"], 4, "{info}");
+    // Imported again from "now": listed with the new timestamp, and what the scan from 0
+    // found stays found (here and after a restart).
+    let r = import("watcher", json!({"desc": watch_a, "timestamp": "now"}));
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        wok(&node, "watcher", "getwalletinfo", json!([]))["txcount"],
+        4
+    );
+    let listed = wok(&node, "watcher", "listdescriptors", json!([]));
+    let history = wok(&node, "watcher", "listtransactions", json!(["*", 100]));
+    node.shutdown();
+
+    // Restarted, the watches scan again from their earliest timestamp and find the same.
+    let node = RegtestNode::start(cfg).unwrap();
+    ok(&node, "loadwallet", json!(["watcher"]));
+    assert_eq!(wok(&node, "watcher", "listdescriptors", json!([])), listed);
+    assert_eq!(
+        wok(&node, "watcher", "getwalletinfo", json!([]))["txcount"],
+        4
+    );
+    let strip = |v: Value| -> Value {
+        // `timereceived` of a mempool transaction is when this node saw it.
+        json!(v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (
+                e["txid"].clone(),
+                e["category"].clone(),
+                e["amount"].clone(),
+                e["confirmations"].clone()
+            ))
+            .collect::<Vec<_>>())
+    };
+    assert_eq!(
+        strip(wok(&node, "watcher", "listtransactions", json!(["*", 100]))),
+        strip(history)
+    );
+}

@@ -14,6 +14,7 @@ use bitcoin::secp256k1::{All, Secp256k1};
 use bitcoin::Network;
 use serde_json::{json, Value};
 
+use super::watch::ScriptDesc;
 use super::{arg, param, str_arg, Res};
 
 /// The highest range end an imported or derived descriptor may name. Core allows ranges up
@@ -75,7 +76,7 @@ impl OutputType {
 
 /// Splits `s` into its body and its checksum, checking the checksum when there is one (or
 /// requiring one with `require`), with Core's messages (code -5).
-fn checked_body(s: &str, require: bool) -> Res<&str> {
+pub(super) fn checked_body(s: &str, require: bool) -> Res<&str> {
     let (body, given) = match s.rsplit_once('#') {
         Some((b, c)) => (b, Some(c)),
         None => (s, None),
@@ -358,6 +359,17 @@ fn publicly_derivable(desc: &Descriptor<DescriptorPublicKey>) -> bool {
 /// what the descriptor is.
 pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
     let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
+    if let Some(d) = ScriptDesc::parse(s, false) {
+        // A script alone: no keys, no range, and nothing known to satisfy it.
+        let d = d?;
+        return Ok(json!({
+            "descriptor": core_form(&d.text),
+            "checksum": desc_checksum(&d.text).map_err(|e| param(-5, e.to_string()))?,
+            "isrange": false,
+            "issolvable": false,
+            "hasprivatekeys": false,
+        }));
+    }
     let arg = parse_arg(s, false)?;
     let body = s.split('#').next().unwrap_or(s);
     let mut out = json!({"descriptor": arg.public()});
@@ -379,6 +391,19 @@ pub fn getdescriptorinfo(p: &Value) -> Res<Value> {
 /// a range.
 pub fn deriveaddresses(p: &Value) -> Res<Value> {
     let s = str_arg(p, 0)?.ok_or_else(|| param(-3, "Expected type string"))?;
+    if let Some(d) = ScriptDesc::parse(s, true) {
+        let d = d?;
+        if arg(p, 1).is_some() {
+            return Err(param(
+                -8,
+                "Range should not be specified for an un-ranged descriptor",
+            ));
+        }
+        let a = d
+            .address()
+            .ok_or_else(|| param(-5, "Descriptor does not have a corresponding address"))?;
+        return Ok(json!([a.to_string()]));
+    }
     let parsed = parse_arg(s, true)?;
     let combo = parsed.combo.is_some();
     let desc = &parsed.parts[0].1;

@@ -18,6 +18,7 @@ use bitcoin::Network;
 use serde_json::{json, Value};
 
 use super::descriptor::{self, OutputType, DEFAULT_RANGE};
+use super::watch::{ScriptDesc, Watch};
 use super::{
     create_private_file, db_err, descriptors, load_bdk, param, Imported, NamedWallet, Part, Res,
     Source, WalletError, Wallets,
@@ -52,6 +53,20 @@ struct Request {
     next_index: u32,
     timestamp: i64,
     label: Option<String>,
+}
+
+/// One checked `importdescriptors` request of an `addr()`/`raw()` descriptor.
+struct ScriptRequest {
+    desc: ScriptDesc,
+    internal: bool,
+    timestamp: i64,
+    label: Option<String>,
+}
+
+/// A checked request: keys, or a script alone.
+enum Checked {
+    Keys(Request),
+    Script(ScriptRequest),
 }
 
 /// A request's timestamp: a number or `"now"` (Core's `GetImportTimestamp`, code -3).
@@ -92,7 +107,7 @@ impl NamedWallet {
         req: &Value,
         timestamp: i64,
         warnings: &mut Vec<String>,
-    ) -> Res<Request> {
+    ) -> Res<Checked> {
         let text = req
             .get("desc")
             .ok_or_else(|| param(-8, "Descriptor not found."))?
@@ -110,6 +125,11 @@ impl NamedWallet {
             Some(Value::String(l)) => Some(l.clone()),
             Some(_) => return Err(param(-3, "Expected type string for label")),
         };
+        if let Some(desc) = ScriptDesc::parse(text, true) {
+            return self
+                .check_script_request(req, desc?, active, label, timestamp)
+                .map(Checked::Script);
+        }
         let mut arg = descriptor::parse_arg(text, true)?;
         let combo = arg.combo.is_some();
         let multipath = arg.multipath;
@@ -223,7 +243,7 @@ impl NamedWallet {
         } else {
             vec![(desc, internal == Some(true), None)]
         };
-        Ok(Request {
+        Ok(Checked::Keys(Request {
             text: text.split('#').next().unwrap_or(text).to_string(),
             descs,
             combo: combo.then(|| text.split('#').next().unwrap_or(text).to_string()),
@@ -232,7 +252,87 @@ impl NamedWallet {
             next_index,
             timestamp,
             label,
+        }))
+    }
+
+    /// The rest of [`NamedWallet::check_request`] for an `addr()`/`raw()` descriptor, in
+    /// Core's order: un-ranged, never active, no label on change, and only into a wallet
+    /// without private keys (it has none).
+    fn check_script_request(
+        &self,
+        req: &Value,
+        desc: ScriptDesc,
+        active: bool,
+        label: Option<String>,
+        timestamp: i64,
+    ) -> Res<ScriptRequest> {
+        let internal = match req.get("internal") {
+            None | Some(Value::Null) => false,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| param(-3, "Expected type bool for internal"))?,
+        };
+        if req.get("range").is_some_and(|v| !v.is_null()) {
+            return Err(param(
+                -8,
+                "Range should not be specified for an un-ranged descriptor",
+            ));
+        }
+        if active {
+            return Err(param(-8, "Active descriptors must be ranged"));
+        }
+        if internal && label.is_some() {
+            return Err(param(-8, "Internal addresses should not have a label"));
+        }
+        if self.private_keys {
+            return Err(WalletError::Wallet(
+                "Cannot import descriptor without private keys to a wallet with private keys enabled".into(),
+            ));
+        }
+        Ok(ScriptRequest {
+            desc,
+            internal,
+            timestamp,
+            label,
         })
+    }
+
+    /// Adds (or, for a script the wallet watches, updates) what `r` imports.
+    fn add_watch(&mut self, r: ScriptRequest) -> Res<()> {
+        let existing = self
+            .watched
+            .iter()
+            .position(|w| w.desc.script == r.desc.script);
+        match existing {
+            Some(wi) => {
+                let w = &mut self.watched[wi];
+                w.rescan_from(r.timestamp);
+                w.internal = r.internal;
+                w.timestamp = r.timestamp;
+                self.meta
+                    .execute(
+                        "UPDATE rexe_descriptors SET internal = ?1, timestamp = ?2, scan_from = ?3 WHERE id = ?4",
+                        (w.internal, w.timestamp, w.scan_from, w.id),
+                    )
+                    .map_err(db_err)?;
+            }
+            None => {
+                self.meta
+                    .execute(
+                        "INSERT INTO rexe_descriptors (descriptor, internal, active, next_index, timestamp, scan_from) VALUES (?1, ?2, 0, 0, ?3, ?3)",
+                        (&r.desc.text, r.internal, r.timestamp),
+                    )
+                    .map_err(db_err)?;
+                let id = self.meta.last_insert_rowid();
+                let w = Watch::new(id, r.desc.clone(), r.internal, r.timestamp, r.timestamp);
+                self.watched.push(w);
+            }
+        }
+        self.synced = None;
+        if let (Some(label), Some(a)) = (&r.label, r.desc.address()) {
+            self.set_label(&a.to_string(), label)?;
+        }
+        Ok(())
     }
 
     /// Adds (or, for a descriptor the wallet has, updates) what `r` imports; `main` is the
@@ -373,32 +473,42 @@ impl NamedWallet {
 
     /// Opens the parts of the descriptors imported earlier (`main`: the wallet's main file).
     pub(super) fn load_imported(&mut self, main: &Path) -> Res<()> {
-        let rows: Vec<Imported> = {
+        let rows: Vec<(Option<i64>, Imported)> = {
             let mut st = self
                 .meta
-                .prepare("SELECT id, descriptor, internal, active, range_start, range_end, timestamp, combo FROM rexe_descriptors ORDER BY id")
+                .prepare("SELECT id, descriptor, internal, active, range_start, range_end, timestamp, combo, scan_from FROM rexe_descriptors ORDER BY id")
                 .map_err(db_err)?;
             let rows = st
                 .query_map([], |r| {
                     let (start, end): (Option<u32>, Option<u32>) = (r.get(4)?, r.get(5)?);
-                    Ok(Imported {
-                        id: r.get(0)?,
-                        text: r.get(1)?,
-                        combo: r.get(7)?,
-                        // Read from the descriptor below.
-                        output_type: None,
-                        internal: r.get(2)?,
-                        active: r.get(3)?,
-                        range: start.zip(end),
-                        timestamp: r.get(6)?,
-                        // Built below, once the wallet is loaded.
-                        signers: None,
-                    })
+                    let scan_from: Option<i64> = r.get(8)?;
+                    Ok((
+                        scan_from,
+                        Imported {
+                            id: r.get(0)?,
+                            text: r.get(1)?,
+                            combo: r.get(7)?,
+                            // Read from the descriptor below.
+                            output_type: None,
+                            internal: r.get(2)?,
+                            active: r.get(3)?,
+                            range: start.zip(end),
+                            timestamp: r.get(6)?,
+                            // Built below, once the wallet is loaded.
+                            signers: None,
+                        },
+                    ))
                 })
                 .map_err(db_err)?;
             rows.collect::<Result<_, _>>().map_err(db_err)?
         };
-        for mut m in rows {
+        for (scan_from, mut m) in rows {
+            if let Some(desc) = ScriptDesc::parse(&m.text, false) {
+                let from = scan_from.unwrap_or(m.timestamp);
+                let w = Watch::new(m.id, desc?, m.internal, m.timestamp, from);
+                self.watched.push(w);
+                continue;
+            }
             let (desc, keys) = descriptor::parse(&m.text, false)?;
             m.output_type = OutputType::of(&desc);
             let path = part_path(main, m.id);
@@ -484,6 +594,11 @@ impl NamedWallet {
                 out.push((desc, v));
             }
         }
+        for w in &self.watched {
+            let desc = descriptor::core_form(&w.desc.text);
+            let v = json!({"desc": desc, "timestamp": w.timestamp, "active": false});
+            out.push((desc, v));
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, v)| v).collect())
     }
@@ -547,7 +662,10 @@ impl Wallets {
             let mut warnings = Vec::new();
             let result = w
                 .check_request(req, timestamp, &mut warnings)
-                .and_then(|r| w.add(r, main.as_deref(), &mut warnings));
+                .and_then(|r| match r {
+                    Checked::Keys(r) => w.add(r, main.as_deref(), &mut warnings),
+                    Checked::Script(r) => w.add_watch(r),
+                });
             let mut v = match result {
                 Ok(()) => json!({"success": true}),
                 Err(e) => {

@@ -32,7 +32,12 @@
 //! private keys, if any) in the main file's `rexe_descriptors`. The last active descriptor
 //! imported for an output type and externality hands out that type's new addresses, as in
 //! Core. A watch-only wallet funds PSBTs (`walletcreatefundedpsbt`) that another wallet
-//! signs.
+//! signs. `addr()`/`raw()` descriptors, which bdk cannot hold, are followed by a
+//! [`watch::Watch`] each: their coins count as the wallet's but never fund a payment.
+//!
+//! A block the active chain drops (`invalidateblock`, a reorg) leaves every part and watch
+//! at once, even before another block takes its height, so its transactions read as
+//! unconfirmed again, as in Core.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -51,6 +56,7 @@ use serde_json::{json, Value};
 
 mod descriptor;
 mod import;
+mod watch;
 
 pub use descriptor::OutputType;
 
@@ -224,6 +230,8 @@ pub struct NamedWallet {
     rescans: Vec<(usize, i64)>,
     /// The address book: address → label (`getnewaddress label`, `setlabel`).
     labels: BTreeMap<String, String>,
+    /// The `addr()`/`raw()` descriptors imported, in import order.
+    watched: Vec<watch::Watch>,
 }
 
 /// The wallet's own tables in its main file.
@@ -234,19 +242,23 @@ const META_TABLES: &str = "
     CREATE TABLE IF NOT EXISTS rexe_descriptors (
         id INTEGER PRIMARY KEY, descriptor TEXT NOT NULL, internal INTEGER NOT NULL,
         active INTEGER NOT NULL, range_start INTEGER, range_end INTEGER,
-        next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL, combo TEXT);";
+        next_index INTEGER NOT NULL, timestamp INTEGER NOT NULL, combo TEXT, scan_from INTEGER);";
 
 /// Creates the wallet's own tables, and adds what later versions added to older ones
-/// (`rexe_descriptors.combo`).
+/// (`rexe_descriptors.combo`, `rexe_descriptors.scan_from`).
 fn ensure_meta_tables(db: &Connection) -> Res<()> {
     db.execute_batch(META_TABLES).map_err(db_err)?;
-    let has_combo = db
-        .prepare("SELECT 1 FROM pragma_table_info('rexe_descriptors') WHERE name = 'combo'")
-        .and_then(|mut st| st.exists([]))
-        .map_err(db_err)?;
-    if !has_combo {
-        db.execute_batch("ALTER TABLE rexe_descriptors ADD COLUMN combo TEXT")
+    for (column, kind) in [("combo", "TEXT"), ("scan_from", "INTEGER")] {
+        let has = db
+            .prepare("SELECT 1 FROM pragma_table_info('rexe_descriptors') WHERE name = ?1")
+            .and_then(|mut st| st.exists([column]))
             .map_err(db_err)?;
+        if !has {
+            db.execute_batch(&format!(
+                "ALTER TABLE rexe_descriptors ADD COLUMN {column} {kind}"
+            ))
+            .map_err(db_err)?;
+        }
     }
     Ok(())
 }
@@ -347,18 +359,35 @@ impl NamedWallet {
     }
 
     /// The part, keychain and index of one of the wallet's scripts.
-    fn owner(&self, script: &bitcoin::Script) -> Option<(usize, KeychainKind, u32)> {
-        self.parts.iter().enumerate().find_map(|(pi, p)| {
+    fn owner(&self, script: &bitcoin::Script) -> Option<Holder> {
+        let key = self.parts.iter().enumerate().find_map(|(part, p)| {
             p.wallet
                 .derivation_of_spk(script.to_owned())
-                .map(|(k, idx)| (pi, k, idx))
+                .map(|(keychain, index)| Holder::Key {
+                    part,
+                    keychain,
+                    index,
+                })
+        });
+        key.or_else(|| {
+            self.watched
+                .iter()
+                .position(|w| w.desc.script.as_script() == script)
+                .map(Holder::Watch)
         })
+    }
+
+    /// Whether `holder`'s scripts are change.
+    fn is_change(&self, holder: Holder) -> bool {
+        match holder {
+            Holder::Key { part, keychain, .. } => self.parts[part].is_change(keychain),
+            Holder::Watch(wi) => self.watched[wi].internal,
+        }
     }
 
     /// Whether `script` is one of the wallet's change scripts.
     fn is_change_script(&self, script: &bitcoin::Script) -> bool {
-        self.owner(script)
-            .is_some_and(|(pi, k, _)| self.parts[pi].is_change(k))
+        self.owner(script).is_some_and(|h| self.is_change(h))
     }
 }
 
@@ -687,6 +716,7 @@ impl NamedWallet {
             synced: None,
             rescans: Vec::new(),
             labels,
+            watched: Vec::new(),
         })
     }
 
@@ -732,6 +762,28 @@ impl NamedWallet {
                 .find(|cp| chain.active.get(cp.height() as usize) == Some(&cp.hash()))
                 .map(|cp| cp.height() + 1)
                 .unwrap_or(1);
+            // Blocks the active chain dropped (`invalidateblock`, a reorg) go even when no
+            // block has replaced them yet, so that their transactions are unconfirmed again.
+            // bdk's wallet drops a block only for another at its height: a placeholder takes
+            // the first dropped height, and the next active block there replaces it.
+            if w.latest_checkpoint().height() >= start {
+                let agree = BlockId {
+                    height: start - 1,
+                    hash: chain.active[start as usize - 1],
+                };
+                let placeholder = BlockId {
+                    height: start,
+                    hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
+                };
+                let ids = [agree, placeholder];
+                let cp = bdk_wallet::chain::CheckPoint::from_block_ids(ids)
+                    .map_err(|_| param(-4, "the wallet's chain is out of order"))?;
+                w.apply_update(bdk_wallet::Update {
+                    chain: Some(cp),
+                    ..Default::default()
+                })
+                .map_err(|e| param(-4, format!("disconnect: {e}")))?;
+            }
             let since = rescans
                 .iter()
                 .filter(|(i, _)| *i == pi)
@@ -783,6 +835,9 @@ impl NamedWallet {
             }
             part.persist()?;
         }
+        for w in &mut self.watched {
+            w.sync(chain, mempool, seen)?;
+        }
         self.synced = Some(state);
         Ok(())
     }
@@ -798,19 +853,39 @@ impl NamedWallet {
     }
 
     fn is_coinbase(&self, txid: Txid) -> bool {
-        self.parts.iter().any(|p| {
-            p.wallet
-                .get_tx(txid)
-                .is_some_and(|t| t.tx_node.tx.is_coinbase())
-        })
+        self.get_tx(txid)
+            .is_some_and(|t| t.tx_node.tx.is_coinbase())
     }
 
-    /// Debit (own coins spent) and credit (own outputs) of `tx` over both parts.
-    fn debit_credit(&self, tx: &Transaction) -> (Amount, Amount) {
+    /// One of the wallet's transactions, from whichever part or watch has it.
+    fn get_tx(&self, txid: Txid) -> Option<watch::WatchTx<'_>> {
         self.parts
             .iter()
-            .fold((Amount::ZERO, Amount::ZERO), |acc, p| {
-                let (s, r) = p.wallet.sent_and_received(tx);
+            .find_map(|p| p.wallet.get_tx(txid))
+            .or_else(|| self.watched.iter().find_map(|w| w.get_tx(txid)))
+    }
+
+    /// Every transaction of the wallet (parts and watches), each once.
+    fn txids(&self) -> Vec<Txid> {
+        let mut seen = HashSet::new();
+        let parts = self
+            .parts
+            .iter()
+            .flat_map(|p| p.wallet.transactions().map(|t| t.tx_node.txid));
+        let watched = self
+            .watched
+            .iter()
+            .flat_map(|w| w.transactions().map(|t| t.tx_node.txid));
+        parts.chain(watched).filter(|id| seen.insert(*id)).collect()
+    }
+
+    /// Debit (own coins spent) and credit (own outputs) of `tx` over every part and watch.
+    fn debit_credit(&self, tx: &Transaction) -> (Amount, Amount) {
+        let parts = self.parts.iter().map(|p| p.wallet.sent_and_received(tx));
+        let watched = self.watched.iter().map(|w| w.sent_and_received(tx));
+        parts
+            .chain(watched)
+            .fold((Amount::ZERO, Amount::ZERO), |acc, (s, r)| {
                 (acc.0 + s, acc.1 + r)
             })
     }
@@ -837,13 +912,36 @@ impl NamedWallet {
                 let immature =
                     self.is_coinbase(u.outpoint.txid) && confirmations < WALLET_COINBASE_MATURITY;
                 out.push(Coin {
-                    part: pi,
+                    holder: Holder::Key {
+                        part: pi,
+                        keychain: u.keychain,
+                        index: u.derivation_index,
+                    },
                     outpoint: u.outpoint,
                     txout: u.txout,
-                    keychain: u.keychain,
-                    index: u.derivation_index,
                     confirmations,
                     immature,
+                    trusted,
+                });
+            }
+        }
+        for (wi, w) in self.watched.iter().enumerate() {
+            for (outpoint, txout, position, coinbase) in w.unspent() {
+                let (confirmations, trusted) = match position {
+                    ChainPosition::Confirmed { anchor, .. } => {
+                        (tip.saturating_sub(anchor.block_id.height) + 1, true)
+                    }
+                    ChainPosition::Unconfirmed { .. } => {
+                        let tx = self.get_tx(outpoint.txid);
+                        (0, tx.is_some_and(|t| self.spends_own_coins(&t.tx_node.tx)))
+                    }
+                };
+                out.push(Coin {
+                    holder: Holder::Watch(wi),
+                    outpoint,
+                    txout,
+                    confirmations,
+                    immature: coinbase && confirmations < WALLET_COINBASE_MATURITY,
                     trusted,
                 });
             }
@@ -852,16 +950,37 @@ impl NamedWallet {
     }
 }
 
+/// What makes a coin the wallet's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holder {
+    /// A key of part `part`'s `keychain`, at `index`.
+    Key {
+        part: usize,
+        keychain: KeychainKind,
+        index: u32,
+    },
+    /// Watched script `.0` (`addr()`/`raw()`): the wallet cannot spend it.
+    Watch(usize),
+}
+
 /// A wallet's unspent output as the RPCs see it.
 struct Coin {
-    part: usize,
+    holder: Holder,
     outpoint: OutPoint,
     txout: bitcoin::TxOut,
-    keychain: KeychainKind,
-    index: u32,
     confirmations: u32,
     immature: bool,
     trusted: bool,
+}
+
+impl Coin {
+    /// The part whose key holds the coin (`None`: a watched script's).
+    fn part(&self) -> Option<usize> {
+        match self.holder {
+            Holder::Key { part, .. } => Some(part),
+            Holder::Watch(_) => None,
+        }
+    }
 }
 
 /// Balances in Core's categories.
@@ -1220,11 +1339,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
         "getwalletinfo" => {
             arity(p, 0, 0)?;
             let (name, w) = &n.wallets.loaded[i];
-            let txids: HashSet<Txid> = w
-                .parts
-                .iter()
-                .flat_map(|p| p.wallet.transactions().map(|t| t.tx_node.txid))
-                .collect();
+            let txids = w.txids();
             Ok(json!({
                 "walletname": name,
                 "walletversion": 169900,
@@ -1260,7 +1375,19 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 v["witness_version"] = json!(ver.to_num());
                 v["witness_program"] = json!(script.as_bytes()[2..].to_lower_hex_string());
             }
-            if let Some((pi, keychain, idx)) = w.owner(&script) {
+            if let Some(Holder::Watch(wi)) = w.owner(&script) {
+                // A script without keys: the wallet's, not solvable (Core: `addr()`/`raw()`).
+                let watch = &w.watched[wi];
+                v["ismine"] = json!(true);
+                v["ischange"] = json!(watch.internal);
+                v["parent_desc"] = json!(descriptor::core_form(&watch.desc.text));
+            }
+            if let Some(Holder::Key {
+                part: pi,
+                keychain,
+                index: idx,
+            }) = w.owner(&script)
+            {
                 let parent = w.parts[pi].wallet.public_descriptor(keychain);
                 // Descriptor wallets own their scripts whether or not they hold the keys:
                 // Core reports a watch-only wallet's addresses as mine, not watch-only.
@@ -1335,7 +1462,6 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                 if filter.as_ref().is_some_and(|f| !f.contains(&address)) {
                     continue;
                 }
-                let desc = w.key_desc(c.part, c.keychain, c.index);
                 let label = w.labels.get(&address);
                 let mut entry = json!({
                     "txid": c.outpoint.txid.to_string(),
@@ -1344,11 +1470,21 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
                     "scriptPubKey": c.txout.script_pubkey.as_bytes().to_lower_hex_string(),
                     "amount": btc(c.txout.value),
                     "confirmations": c.confirmations,
+                    // Descriptor wallets own every script of theirs (Core's ISMINE_SPENDABLE),
+                    // keys or not; a script-only descriptor's coins are not solvable.
                     "spendable": true,
-                    "solvable": true,
-                    "desc": desc,
+                    "solvable": false,
                     "safe": safe,
                 });
+                if let Holder::Key {
+                    part,
+                    keychain,
+                    index,
+                } = c.holder
+                {
+                    entry["solvable"] = json!(true);
+                    entry["desc"] = json!(w.key_desc(part, keychain, index));
+                }
                 if let Some(l) = label {
                     entry["label"] = json!(l);
                 }
@@ -1579,16 +1715,7 @@ fn wallet_method(n: &mut Node, uri_wallet: Option<&str>, method: &str, p: &Value
             let only = str_arg(p, 0)?.filter(|l| *l != "*").map(str::to_string);
             let count = u32_arg(p, 1)?.unwrap_or(10) as usize;
             let skip = u32_arg(p, 2)?.unwrap_or(0) as usize;
-            let w = &n.wallets.loaded[i].1;
-            let mut txids: Vec<Txid> = Vec::new();
-            let mut seen_ids = HashSet::new();
-            for part in &w.parts {
-                for t in part.wallet.transactions() {
-                    if seen_ids.insert(t.tx_node.txid) {
-                        txids.push(t.tx_node.txid);
-                    }
-                }
-            }
+            let txids = n.wallets.loaded[i].1.txids();
             let mut entries: Vec<((u32, u64, u64), Value)> = Vec::new();
             for txid in txids {
                 let v = gettransaction(n, i, txid, false)?;
@@ -1791,8 +1918,18 @@ impl NamedWallet {
             .filter(|c| c.immature || (c.confirmations == 0 && !c.trusted))
             .map(|c| c.outpoint)
             .collect();
-        let owner = |op: &OutPoint| coins.iter().find(|c| c.outpoint == *op).map(|c| c.part);
+        let coin = |op: &OutPoint| coins.iter().find(|c| c.outpoint == *op);
+        let owner = |op: &OutPoint| coin(op).and_then(Coin::part);
         for op in &spend.inputs {
+            if coin(op).is_some_and(|c| c.part().is_none()) {
+                // A watched script's coin: the wallet cannot tell how to spend it (Core's
+                // wallet error for an unsolvable pre-selected input).
+                return Err(WalletError::Wallet(format!(
+                    "Not solvable pre-selected input COutPoint({}, {})",
+                    &op.txid.to_string()[..10],
+                    op.vout
+                )));
+            }
             if owner(op).is_none() {
                 return Err(param(
                     -8,
@@ -1815,7 +1952,8 @@ impl NamedWallet {
         if (spend.add_inputs || parts_of_inputs.len() > 1) && self.parts.len() > 1 {
             let foreign: Vec<OutPoint> = coins
                 .iter()
-                .filter(|c| c.part != 0 && !unspendable.contains(&c.outpoint))
+                .filter(|c| c.part().is_some_and(|p| p != 0))
+                .filter(|c| !unspendable.contains(&c.outpoint))
                 .filter(|c| spend.add_inputs || spend.inputs.contains(&c.outpoint))
                 .map(|c| c.outpoint)
                 .collect();
@@ -2204,11 +2342,7 @@ fn psbt_b64(psbt: &bitcoin::Psbt) -> String {
 
 fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
     let w = &n.wallets.loaded[i].1;
-    let wtx = w
-        .parts
-        .iter()
-        .find_map(|p| p.wallet.get_tx(txid))
-        .ok_or(WalletError::UnknownTx)?;
+    let wtx = w.get_tx(txid).ok_or(WalletError::UnknownTx)?;
     let tx: Transaction = (*wtx.tx_node.tx).clone();
     let (debit, credit) = w.debit_credit(&tx);
     let from_me = debit > Amount::ZERO;
@@ -2276,7 +2410,7 @@ fn gettransaction(n: &Node, i: usize, txid: Txid, verbose: bool) -> Res<Value> {
         let owner = w.owner(&o.script_pubkey);
         let address = address_of(&o.script_pubkey);
         match owner {
-            Some((pi, k, _)) if from_me && w.parts[pi].is_change(k) => {}
+            Some(h) if from_me && w.is_change(h) => {}
             Some(_) => {
                 let category = if coinbase {
                     if confirmations >= i64::from(WALLET_COINBASE_MATURITY) {
