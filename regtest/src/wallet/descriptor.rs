@@ -248,29 +248,31 @@ pub fn core_form(body: &str) -> String {
 
 /// A `range` argument as Core's `ParseDescriptorRange`: `end` or `[begin, end]`, inclusive.
 pub fn range_arg(v: &Value) -> Res<(u32, u32)> {
+    let unspecified = || param(-8, "Range must be specified as end or as [begin,end]");
+    // Core's `ParseRange`, then `ParseDescriptorRange`, in their order.
     let (begin, end) = match v {
-        Value::Number(n) => (0, n.as_i64()),
-        Value::Array(a) if a.len() == 2 => (
-            a[0].as_i64()
-                .ok_or_else(|| param(-8, "Range must be specified as end or as [begin,end]"))?,
-            a[1].as_i64(),
-        ),
-        _ => {
-            return Err(param(
-                -8,
-                "Range must be specified as end or as [begin,end]",
-            ))
+        Value::Number(n) => (0, n.as_i64().ok_or_else(unspecified)?),
+        Value::Array(a) if a.len() == 2 => {
+            let begin = a[0].as_i64().ok_or_else(unspecified)?;
+            let end = a[1].as_i64().ok_or_else(unspecified)?;
+            if begin > end {
+                return Err(param(
+                    -8,
+                    "Range specified as [begin,end] must not have begin after end",
+                ));
+            }
+            (begin, end)
         }
+        _ => return Err(unspecified()),
     };
-    let end = end.ok_or_else(|| param(-8, "Range must be specified as end or as [begin,end]"))?;
-    if begin < 0 || end < 0 {
+    if begin < 0 {
         return Err(param(-8, "Range should be greater or equal than 0"));
     }
-    if begin > end {
-        return Err(param(
-            -8,
-            "Range specified as [begin,end] must not have begin after end",
-        ));
+    if end >> 31 != 0 {
+        return Err(param(-8, "End of range is too high"));
+    }
+    if end >= begin + 1_000_000 {
+        return Err(param(-8, "Range is too large"));
     }
     if end > i64::from(MAX_RANGE_END) {
         return Err(param(
@@ -465,7 +467,39 @@ pub fn deriveaddresses(p: &Value) -> Res<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_paths;
+    use super::{range_arg, split_paths};
+    use serde_json::json;
+
+    #[test]
+    fn ranges_are_checked_in_cores_order_with_its_messages() {
+        let err = |v| range_arg(&v).unwrap_err().to_string();
+        assert_eq!(range_arg(&json!(5)).unwrap(), (0, 5));
+        assert_eq!(range_arg(&json!([2, 9])).unwrap(), (2, 9));
+        assert_eq!(
+            err(json!([3, -1])),
+            "Range specified as [begin,end] must not have begin after end"
+        );
+        assert_eq!(
+            err(json!([-1, 3])),
+            "Range should be greater or equal than 0"
+        );
+        // A negative end alone is Core's "too high" (its sign bit is set).
+        assert_eq!(err(json!(-5)), "End of range is too high");
+        assert_eq!(err(json!([0, 1i64 << 31])), "End of range is too high");
+        assert_eq!(err(json!([0, 1_000_000])), "Range is too large");
+        assert_eq!(
+            err(json!([0, 10_000])),
+            "Range end 10000 is above the embedded node's limit of 9999"
+        );
+        assert_eq!(
+            err(json!("5")),
+            "Range must be specified as end or as [begin,end]"
+        );
+        assert_eq!(
+            err(json!([1, 2, 3])),
+            "Range must be specified as end or as [begin,end]"
+        );
+    }
 
     #[test]
     fn split_paths_takes_each_steps_choice() {
