@@ -1160,6 +1160,34 @@ fn addr_and_raw_descriptors_watch_scripts_without_keys() {
     }
     assert_eq!(listed["descriptors"], json!(want), "{listed}");
 
+    // A script both derived from a key and imported as addr() counts once.
+    ok(
+        &node,
+        "createwallet",
+        json!({"wallet_name": "both", "disable_private_keys": true}),
+    );
+    let xpub_desc = with_checksum(&node, &format!("wpkh({xpub}/0/*)"));
+    let r = import(
+        "both",
+        json!({"desc": xpub_desc, "timestamp": 0, "range": [0, 2]}),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let r = import("both", json!({"desc": watch_a, "timestamp": 0}));
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        sats(&wok(&node, "both", "getbalance", json!([]))),
+        5_220_000_000
+    );
+    let t = wok(&node, "both", "gettransaction", json!([pay]));
+    assert_eq!(sats(&t["amount"]), 150_000_000, "{t}");
+    assert_eq!(
+        wok(&node, "both", "listunspent", json!([]))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
     // The watch-only wallet cannot fund a payment with coins it cannot sign for.
     let r = wrpc(
         &node,

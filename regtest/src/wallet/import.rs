@@ -297,7 +297,9 @@ impl NamedWallet {
         })
     }
 
-    /// Adds (or, for a script the wallet watches, updates) what `r` imports.
+    /// Adds (or, for a script the wallet watches, updates) what `r` imports. One watch per
+    /// script: `addr(A)` and `raw()` of A's script are one (Core would keep two descriptors
+    /// of the one script; the coins are the same).
     fn add_watch(&mut self, r: ScriptRequest) -> Res<()> {
         let existing = self
             .watched

@@ -879,10 +879,20 @@ impl NamedWallet {
         parts.chain(watched).filter(|id| seen.insert(*id)).collect()
     }
 
+    /// The watches whose script no part derives: a script both imported as `addr()`/`raw()`
+    /// and derived from a key counts once, as the key's.
+    fn own_watches(&self) -> impl Iterator<Item = (usize, &watch::Watch)> {
+        self.watched.iter().enumerate().filter(|(_, w)| {
+            self.parts
+                .iter()
+                .all(|p| p.wallet.derivation_of_spk(w.desc.script.clone()).is_none())
+        })
+    }
+
     /// Debit (own coins spent) and credit (own outputs) of `tx` over every part and watch.
     fn debit_credit(&self, tx: &Transaction) -> (Amount, Amount) {
         let parts = self.parts.iter().map(|p| p.wallet.sent_and_received(tx));
-        let watched = self.watched.iter().map(|w| w.sent_and_received(tx));
+        let watched = self.own_watches().map(|(_, w)| w.sent_and_received(tx));
         parts
             .chain(watched)
             .fold((Amount::ZERO, Amount::ZERO), |acc, (s, r)| {
@@ -925,7 +935,7 @@ impl NamedWallet {
                 });
             }
         }
-        for (wi, w) in self.watched.iter().enumerate() {
+        for (wi, w) in self.own_watches() {
             for (outpoint, txout, position, coinbase) in w.unspent() {
                 let (confirmations, trusted) = match position {
                     ChainPosition::Confirmed { anchor, .. } => {
