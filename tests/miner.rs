@@ -379,6 +379,68 @@ fn curl_through_the_proxy(proxy: &str, node: &str, cookie: &str) {
     assert_eq!(v["error"]["code"], json!(-22), "{v}");
 }
 
+/// The `bitcoin-cli` binary: `BITCOIN_CLI_EXE`, else the one beside `BITCOIND_EXE`.
+fn bitcoin_cli_exe() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("BITCOIN_CLI_EXE") {
+        return Some(p.into());
+    }
+    let d = std::path::PathBuf::from(std::env::var_os("BITCOIND_EXE")?);
+    Some(d.with_file_name("bitcoin-cli")).filter(|p| p.exists())
+}
+
+/// Bitcoin Core's `bitcoin-cli` (its own HTTP client, request bytes and reply parsing)
+/// through the proxy and straight at the node: the same output and exit status for
+/// forwarded calls, named parameters and errors, and a template with the merged-mining
+/// flags through the proxy. Skipped (with the reason printed) without a binary.
+fn bitcoin_cli_through_the_proxy(proxy: &str, node: &str, cookie: &str) {
+    let Some(exe) = bitcoin_cli_exe() else {
+        eprintln!(
+            "skipping the bitcoin-cli check: set BITCOIN_CLI_EXE (or BITCOIND_EXE, beside which it is looked for)"
+        );
+        return;
+    };
+    let (user, password) = cookie.split_once(':').unwrap();
+    let cli = |addr: &str, args: &[&str]| -> (i32, String, String) {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let out = std::process::Command::new(&exe)
+            .args(["-regtest", "-rpcclienttimeout=20"])
+            .arg(format!("-rpcconnect={host}"))
+            .arg(format!("-rpcport={port}"))
+            .arg(format!("-rpcuser={user}"))
+            .arg(format!("-rpcpassword={password}"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let tip = cli(node, &["getbestblockhash"]).1.trim().to_string();
+    for args in [
+        vec!["getblockcount"],
+        vec!["-named", "getblockhash", "height=0"],
+        vec!["getblockheader", &tip, "false"],
+        vec!["-named", "getblockheader", &tip, "verbose=true"],
+        vec!["getblockhash", "999999"],
+        vec!["nosuchmethod"],
+    ] {
+        let through = cli(proxy, &args);
+        let direct = cli(node, &args);
+        assert_eq!(through, direct, "bitcoin-cli {args:?}");
+    }
+    let (code, out, err) = cli(proxy, &["getblocktemplate", r#"{"rules":["segwit"]}"#]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["coinbaseaux"]["flags"]
+            .as_str()
+            .is_some_and(|f| f.contains("fabe6d6d")),
+        "{v}"
+    );
+}
+
 fn burn_address() -> String {
     bitcoin::Address::p2wsh(
         &bitcoin::ScriptBuf::new_op_return([0xee; 4]),
@@ -599,6 +661,13 @@ fn proxy_authenticates_before_reading_and_never_harvests_refused_blocks() {
     // A real client: curl (its own request bytes: HTTP/1.1, `Expect: 100-continue` for a
     // large body) gets through the proxy what it gets from the node, framed the same.
     curl_through_the_proxy(
+        &proxy_addr,
+        &btc_node.rpc_addr.to_string(),
+        &btc_node.cookie,
+    );
+
+    // Another real client: Bitcoin Core's own bitcoin-cli, when there is one.
+    bitcoin_cli_through_the_proxy(
         &proxy_addr,
         &btc_node.rpc_addr.to_string(),
         &btc_node.cookie,

@@ -837,6 +837,8 @@ fn conformance_on_a_real_bitcoind_and_electrs() {
             "-fallbackfee=0.0001",
             // electrs >= 0.11 reads blocks over bitcoind's REST interface.
             "-rest=1",
+            // Core after v31.0 keeps `bip125-replaceable` behind this switch; v31.0 shows it.
+            "-deprecatedrpc=bip125",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
