@@ -289,6 +289,93 @@ pub fn script_pubkey_json(s: &Script, network: Network) -> Value {
     Value::Object(m)
 }
 
+/// Whether `op` is a tapscript `OP_SUCCESSx` (BIP342).
+fn is_op_success(op: u8) -> bool {
+    matches!(op, 80 | 98 | 126..=129 | 131..=134 | 137..=138 | 141..=142 | 149..=153 | 187..=254)
+}
+
+/// Core's `decodescript`: the script as `ScriptToUniv` writes it (no `hex`), then `p2sh` for
+/// a script that P2SH can wrap and, where segwit can wrap it, `segwit`: the P2WPKH (for a
+/// key or key hash) or P2WSH script with its own fields and `p2sh-segwit`.
+pub fn decode_script_json(s: &Script, network: Network) -> Value {
+    use bitcoin::hashes::{hash160, Hash};
+    let mut v = script_pubkey_json(s, network);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("hex");
+    }
+    let kind = script_type(s);
+    let b = s.as_bytes();
+    let ops: Option<Vec<Instruction>> = s.instructions().collect::<Result<_, _>>().ok();
+    let can_wrap = matches!(
+        kind,
+        "multisig"
+            | "nonstandard"
+            | "pubkey"
+            | "pubkeyhash"
+            | "witness_v0_keyhash"
+            | "witness_v0_scripthash"
+    ) && b.len() <= 10_000
+        && b.first() != Some(&0x6a)
+        && ops.is_some_and(|ops| {
+            ops.iter().all(|i| match i {
+                Instruction::Op(op) => op.to_u8() != 0xba && !is_op_success(op.to_u8()),
+                Instruction::PushBytes(_) => true,
+            })
+        });
+    if !can_wrap {
+        return v;
+    }
+    let p2sh = |script: &Script| {
+        Address::p2sh(script, network)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    v["p2sh"] = json!(p2sh(s));
+    let keys_compressed = || match kind {
+        "pubkey" => pay_to_pubkey(b).is_some_and(|k| k.len() == 33),
+        _ => multisig(b).is_some_and(|(_, keys)| keys.iter().all(|k| k.len() == 33)),
+    };
+    let segwit = match kind {
+        "pubkey" if keys_compressed() => {
+            let key = pay_to_pubkey(b).expect("a pay-to-pubkey script");
+            let h = hash160::Hash::hash(key);
+            Some(bitcoin::ScriptBuf::new_p2wpkh(
+                &bitcoin::WPubkeyHash::from_byte_array(h.to_byte_array()),
+            ))
+        }
+        "pubkeyhash" => {
+            let h: [u8; 20] = b[3..23].try_into().expect("a P2PKH script");
+            Some(bitcoin::ScriptBuf::new_p2wpkh(
+                &bitcoin::WPubkeyHash::from_byte_array(h),
+            ))
+        }
+        "multisig" if keys_compressed() => Some(bitcoin::ScriptBuf::new_p2wsh(&s.wscript_hash())),
+        "nonstandard" => Some(bitcoin::ScriptBuf::new_p2wsh(&s.wscript_hash())),
+        _ => None,
+    };
+    if let Some(w) = segwit {
+        let mut sr = script_pubkey_json(&w, network);
+        // Core infers the P2WSH descriptor knowing the script: `wsh(multi(…))` for a
+        // multisig, `wsh(0)` for `OP_0` (a sane miniscript: it can never be satisfied);
+        // other scripts without keys are no sane miniscript, so the address stays.
+        if b == [0x00] {
+            let sum = descriptor_checksum("wsh(0)").unwrap_or_default();
+            sr["desc"] = json!(format!("wsh(0)#{sum}"));
+        }
+        if kind == "multisig" {
+            if let Some((k, keys)) = multisig(b) {
+                let keys: Vec<String> = keys.iter().map(|k| k.to_lower_hex_string()).collect();
+                let body = format!("wsh(multi({k},{}))", keys.join(","));
+                let sum = descriptor_checksum(&body).unwrap_or_default();
+                sr["desc"] = json!(format!("{body}#{sum}"));
+            }
+        }
+        sr["p2sh-segwit"] = json!(p2sh(&w));
+        v["segwit"] = sr;
+    }
+    v
+}
+
 /// Core's `TxToUniv`: txid, hash, version, size, vsize, weight, locktime, vin, vout, and the
 /// raw `hex` when `include_hex`.
 pub fn tx_json(tx: &Transaction, network: Network, include_hex: bool) -> Value {

@@ -11,7 +11,7 @@
 //! - the estimate is the rate at or below which half (economical) or 85% (conservative)
 //!   of the window's transactions paid: a transaction paying it would have been among the
 //!   better-paying ones of recent blocks;
-//! - never below the minimum relay fee (1 sat/vB);
+//! - never below the minimum relay fee (0.1 sat/vB);
 //! - with fewer than [`MIN_SAMPLES`] transactions in the window there is no estimate, and
 //!   `estimatesmartfee` answers as Core does then: `errors: ["Insufficient data or no feerate
 //!   found"]`, `blocks: 0`.
@@ -22,7 +22,7 @@
 use bitcoin::{Amount, FeeRate, Transaction};
 
 use crate::chain::Chain;
-use crate::mempool::MIN_RELAY_SAT_PER_VB;
+use crate::mempool::MIN_RELAY_SAT_PER_KVB;
 
 /// The highest confirmation target (Core's `fee_estimator.HighestTargetTracked`).
 pub const MAX_TARGET: u32 = 1008;
@@ -95,7 +95,7 @@ pub fn estimate(chain: &Chain, target: u32, mode: Mode) -> Option<FeeRate> {
     rates.sort_unstable();
     let percent = if conservative { 85 } else { 50 };
     let idx = (rates.len() * percent).div_ceil(100).max(1) - 1;
-    let per_kvb = rates[idx].max(MIN_RELAY_SAT_PER_VB * 1000);
+    let per_kvb = rates[idx].max(MIN_RELAY_SAT_PER_KVB);
     Some(FeeRate::from_sat_per_kwu(per_kvb.div_ceil(4)))
 }
 

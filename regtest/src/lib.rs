@@ -26,16 +26,16 @@
 //! | `tx-size` | weight above 400,000 |
 //! | `scriptsig-size` | a scriptSig over 1,650 bytes |
 //! | `scriptsig-not-pushonly` | a scriptSig with an opcode other than a push |
-//! | `scriptpubkey` | an output that is not P2PK, P2PKH, P2SH, bare multisig of at most 3 keys, one `OP_RETURN` followed by pushes of at most 83 bytes in all, P2WPKH, P2WSH, P2TR, pay-to-anchor or another witness program of version 1-16 |
+//! | `scriptpubkey` | an output that is not P2PK, P2PKH, P2SH, bare multisig of at most 3 keys, `OP_RETURN` followed by pushes, P2WPKH, P2WSH, P2TR, pay-to-anchor or another witness program of version 1-16 |
+//! | `datacarrier` | `OP_RETURN` outputs whose scripts take more than 100,000 bytes in all (any number of them, as since Core 30) |
 //! | `dust` | an output (other than `OP_RETURN`) below its dust threshold at 3,000 sat/kvB: P2PKH 546, P2SH 540, P2WPKH 294, P2WSH and P2TR 330 sats |
-//! | `multi-op-return` | more than one `OP_RETURN` output (Core before v30) |
 //! | `tx-size-small` | under 65 bytes without witness — applied even with the switch, as in Core |
 //! | `bad-txns-nonstandard-inputs` | spends a non-standard output, an unknown witness version, or P2SH whose redeem script has more than 15 sigops |
 //!
 //! The switch [`RegtestConfig::accept_nonstd_txn`] (`rexe regtest --acceptnonstdtxn`) turns it
 //! off, as bitcoind's `-acceptnonstdtxn=1`. Blocks (`submitblock`, `generatetoaddress`,
-//! `generateblock`) are never subject to it. Core 29's ephemeral dust and Core 30's relaxed
-//! `OP_RETURN` limits are not followed; see [`policy`] for what is not implemented.
+//! `generateblock`) are never subject to it. Core 29's ephemeral dust is not followed (no
+//! packages); see [`policy`] for what is not implemented.
 
 pub mod bech32_errors;
 pub mod chain;

@@ -1,8 +1,11 @@
 //! The regtest mempool: transactions checked against the chain's UTXO set plus other pending
 //! transactions, with Bitcoin Core's reject reasons (lock-times as `non-final` and
 //! `non-BIP68-final`), Core's default standardness policy ([`crate::policy`], unless
-//! `-acceptnonstdtxn`), BIP125 replacement, removal of what a block confirms or conflicts
-//! with, and re-admission of transactions from disconnected blocks.
+//! `-acceptnonstdtxn`), replacement by fee (full RBF, Core's default since v28: signalling
+//! is not required), removal of what a block confirms or conflicts with, and re-admission
+//! of transactions from disconnected blocks. Relay fees are Core 30's defaults: 0.1 sat/vB
+//! minimum (`-minrelaytxfee=0.000001`) and 0.1 sat/vB per replacement byte
+//! (`-incrementalrelayfee`).
 
 use std::collections::HashMap;
 
@@ -13,8 +16,28 @@ use crate::locks::{self, BlockContext};
 use crate::policy;
 use crate::tx_check;
 
-/// Minimum relay fee rate, sat/vB.
-pub const MIN_RELAY_SAT_PER_VB: u64 = 1;
+/// Minimum relay fee rate, sat/kvB (Core's `DEFAULT_MIN_RELAY_TX_FEE` since v30).
+pub const MIN_RELAY_SAT_PER_KVB: u64 = 100;
+/// Fee rate a replacement adds for its own bytes, sat/kvB (`DEFAULT_INCREMENTAL_RELAY_FEE`).
+pub const INCREMENTAL_RELAY_SAT_PER_KVB: u64 = 100;
+
+/// The fee `rate` (sat/kvB) asks of `vsize` virtual bytes, rounded up (Core's
+/// `CFeeRate::GetFee`).
+pub fn fee_at(rate: u64, vsize: u64) -> u64 {
+    (rate * vsize).div_ceil(1_000)
+}
+
+/// Satoshis as Core's `FormatMoney` writes them: BTC, trailing zeros cut to two decimals.
+pub fn format_money(sat: u64) -> String {
+    let s = format!("{}.{:08}", sat / 100_000_000, sat % 100_000_000);
+    let trimmed = s.trim_end_matches('0');
+    let decimals = trimmed.len() - trimmed.find('.').unwrap_or(0) - 1;
+    if decimals < 2 {
+        s[..trimmed.len() + (2 - decimals)].to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
 
 /// A pending transaction.
 #[derive(Clone, Debug)]
@@ -129,7 +152,7 @@ impl Mempool {
         if !locks::is_final(tx, at) {
             return Err(rej(-26, "non-final"));
         }
-        // BIP125: conflicts must all signal replaceability.
+        // Full RBF: any conflict may be replaced by a transaction paying enough more.
         let conflicts: Vec<Txid> = self
             .txs
             .iter()
@@ -142,11 +165,6 @@ impl Mempool {
             })
             .map(|(id, _)| *id)
             .collect();
-        for c in &conflicts {
-            if !self.txs[c].tx.is_explicitly_rbf() {
-                return Err(rej(-26, "txn-mempool-conflict"));
-            }
-        }
         let view = |op: &OutPoint| self.coin(chain, op, &conflicts);
         let mtp_at = |h| chain.mtp_at(h);
         let require_standard = self.policy.require_standard;
@@ -166,16 +184,78 @@ impl Mempool {
                 }
             })?;
         let vsize = tx.vsize() as u64;
-        if fee.to_sat() < MIN_RELAY_SAT_PER_VB * vsize {
-            return Err(rej(-26, "min relay fee not met"));
+        let min = fee_at(MIN_RELAY_SAT_PER_KVB, vsize);
+        if fee.to_sat() < min {
+            return Err(rej(
+                -26,
+                format!("min relay fee not met, {} < {min}", fee.to_sat()),
+            ));
         }
         if !conflicts.is_empty() {
-            let old: u64 = conflicts.iter().map(|c| self.txs[c].fee.to_sat()).sum();
-            if fee.to_sat() < old + MIN_RELAY_SAT_PER_VB * vsize {
-                return Err(rej(-26, "insufficient fee"));
-            }
+            self.pays_for_replacing(txid, fee.to_sat(), vsize, &conflicts)?;
         }
         Ok((fee, conflicts))
+    }
+
+    /// Core 31's replacement checks for `txid` (fee `fee`, `vsize` virtual bytes) replacing
+    /// `conflicts` and their descendants: at least their fees (rule 3), plus its own bytes at
+    /// the incremental relay fee (rule 4), and a better fee-rate diagram, here as Core's
+    /// check reads for the replaced set taken as one chunk: no lower fee rate than theirs.
+    fn pays_for_replacing(
+        &self,
+        txid: Txid,
+        fee: u64,
+        vsize: u64,
+        conflicts: &[Txid],
+    ) -> Result<(), Reject> {
+        let mut replaced: Vec<Txid> = Vec::new();
+        let mut stack: Vec<Txid> = conflicts.to_vec();
+        while let Some(t) = stack.pop() {
+            if replaced.contains(&t) {
+                continue;
+            }
+            replaced.push(t);
+            stack.extend(
+                self.txs
+                    .iter()
+                    .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == t))
+                    .map(|(id, _)| *id),
+            );
+        }
+        let (old_fee, old_vsize) = replaced
+            .iter()
+            .filter_map(|t| self.txs.get(t))
+            .fold((0u64, 0u64), |a, p| {
+                (a.0 + p.fee.to_sat(), a.1 + p.tx.vsize() as u64)
+            });
+        if fee < old_fee {
+            return Err(rej(
+                -26,
+                format!(
+                    "insufficient fee, rejecting replacement {txid}, less fees than conflicting txs; {} < {}",
+                    format_money(fee),
+                    format_money(old_fee)
+                ),
+            ));
+        }
+        let extra = fee_at(INCREMENTAL_RELAY_SAT_PER_KVB, vsize);
+        if fee - old_fee < extra {
+            return Err(rej(
+                -26,
+                format!(
+                    "insufficient fee, rejecting replacement {txid}, not enough additional fees to relay; {} < {}",
+                    format_money(fee - old_fee),
+                    format_money(extra)
+                ),
+            ));
+        }
+        if u128::from(fee) * u128::from(old_vsize) < u128::from(old_fee) * u128::from(vsize) {
+            return Err(rej(
+                -26,
+                "replacement-failed, insufficient feerate: does not improve feerate diagram",
+            ));
+        }
+        Ok(())
     }
 
     /// Admits `tx` (replacing what it conflicts with).
@@ -246,5 +326,24 @@ impl Mempool {
             .filter_map(|t| self.txs.get(t))
             .map(|p| (p.tx.clone(), p.fee))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fee_at, format_money};
+
+    #[test]
+    fn money_and_fees_are_written_and_rounded_as_core_does() {
+        assert_eq!(format_money(0), "0.00");
+        assert_eq!(format_money(100_000_000), "1.00");
+        assert_eq!(format_money(150_000_000), "1.50");
+        assert_eq!(format_money(1_000), "0.00001");
+        assert_eq!(format_money(123_456_789), "1.23456789");
+        assert_eq!(format_money(2_100_000_000_000_000), "21000000.00");
+        // 0.1 sat/vB of 110 vB is 11 sats; of 111 vB, 11.1 rounded up.
+        assert_eq!(fee_at(100, 110), 11);
+        assert_eq!(fee_at(100, 111), 12);
+        assert_eq!(fee_at(100, 0), 0);
     }
 }

@@ -102,8 +102,68 @@ fn hex_arg(p: &Value, i: usize) -> Result<Vec<u8>, (i64, String)> {
     Vec::<u8>::from_hex(s).map_err(|_| e(-22, "TX decode failed"))
 }
 
+/// Core's `GetDifficulty` (the same doubles, the same steps), as its JSON writes a double:
+/// 16 significant digits.
 fn difficulty(bits: bitcoin::CompactTarget) -> f64 {
-    bitcoin::pow::Target::from_compact(bits).difficulty_float()
+    let bits = bits.to_consensus();
+    let mut shift = (bits >> 24) & 0xff;
+    let mut d = f64::from(0x0000_ffff_u32) / f64::from(bits & 0x00ff_ffff);
+    while shift < 29 {
+        d *= 256.0;
+        shift += 1;
+    }
+    while shift > 29 {
+        d /= 256.0;
+        shift -= 1;
+    }
+    core_double(d)
+}
+
+/// `d` as Core's JSON writer prints a double (`setprecision(16)`): rounded to 16
+/// significant digits, so that serde writes the same digits.
+fn core_double(d: f64) -> f64 {
+    format!("{d:.15e}").parse().unwrap_or(d)
+}
+
+/// The 256-bit target of `bits` in hex, as Core's `target` fields.
+fn target_hex(bits: bitcoin::CompactTarget) -> String {
+    bitcoin::pow::Target::from_compact(bits)
+        .to_be_bytes()
+        .to_lower_hex_string()
+}
+
+/// Core's `coinbase_tx` object of a block's coinbase (`getblock`, verbosity 1 and up).
+fn coinbase_tx_json(block: &bitcoin::Block) -> Value {
+    let Some(cb) = block.txdata.first() else {
+        return Value::Null;
+    };
+    let Some(vin) = cb.input.first() else {
+        return Value::Null;
+    };
+    let mut v = json!({
+        "version": cb.version.0,
+        "locktime": cb.lock_time.to_consensus_u32(),
+        "sequence": vin.sequence.0,
+        "coinbase": vin.script_sig.as_bytes().to_lower_hex_string(),
+    });
+    if let Some(w) = vin.witness.iter().next() {
+        v["witness"] = json!(w.to_lower_hex_string());
+    }
+    v
+}
+
+/// What an active-chain transaction's input spent (`getblock` verbosity 3's `prevout`):
+/// Core's `generated`, `height`, `value` and `scriptPubKey`.
+fn prevout_json(n: &Node, op: &bitcoin::OutPoint) -> Option<Value> {
+    let (b, idx) = n.chain.tx_index.get(&op.txid)?;
+    let e = n.chain.blocks.get(b)?;
+    let out = e.block.txdata.get(*idx)?.output.get(op.vout as usize)?;
+    Some(json!({
+        "generated": *idx == 0,
+        "height": e.height,
+        "value": out.value.to_btc(),
+        "scriptPubKey": crate::core_json::script_pubkey_json(&out.script_pubkey, bitcoin::Network::Regtest),
+    }))
 }
 
 fn header_json(n: &Node, hash: &BlockHash) -> Option<Value> {
@@ -129,6 +189,7 @@ fn header_json(n: &Node, hash: &BlockHash) -> Option<Value> {
         "mediantime": n.chain.median_time_past(*hash),
         "nonce": h.nonce,
         "bits": format!("{:08x}", h.bits.to_consensus()),
+        "target": target_hex(h.bits),
         "difficulty": difficulty(h.bits),
         "chainwork": e.chainwork.to_be_bytes().to_lower_hex_string(),
         "nTx": e.block.txdata.len(),
@@ -151,43 +212,150 @@ fn fee_of(n: &Node, tx: &Transaction) -> Option<bitcoin::Amount> {
     crate::fees::fee_of(&n.chain, tx)
 }
 
-/// Core's `getmempoolentry` object for a pooled transaction.
-fn mempool_entry_json(n: &Node, txid: &Txid) -> Option<Value> {
-    use std::collections::{BTreeSet, HashSet};
+/// A pooled transaction's mempool relatives.
+struct Relatives {
+    /// Itself and every in-pool ancestor.
+    ancestors: std::collections::HashSet<Txid>,
+    /// Itself and every in-pool descendant.
+    descendants: std::collections::HashSet<Txid>,
+}
+
+/// In-pool parents of `t`.
+fn pool_parents(n: &Node, t: &Txid) -> std::collections::BTreeSet<Txid> {
     let pool = &n.mempool.txs;
-    let pd = pool.get(txid)?;
-    let parents = |t: &Txid| -> BTreeSet<Txid> {
-        pool.get(t)
-            .map(|p| {
-                p.tx.input
-                    .iter()
-                    .map(|i| i.previous_output.txid)
-                    .filter(|id| pool.contains_key(id))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let children = |t: &Txid| -> BTreeSet<Txid> {
-        pool.iter()
-            .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == *t))
-            .map(|(id, _)| *id)
-            .collect()
-    };
-    let closure = |start: Txid, next: &dyn Fn(&Txid) -> BTreeSet<Txid>| {
-        let mut seen = HashSet::from([start]);
-        let mut stack = vec![start];
-        while let Some(t) = stack.pop() {
-            for x in next(&t) {
-                if seen.insert(x) {
-                    stack.push(x);
-                }
+    pool.get(t)
+        .map(|p| {
+            p.tx.input
+                .iter()
+                .map(|i| i.previous_output.txid)
+                .filter(|id| pool.contains_key(id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// In-pool children of `t`.
+fn pool_children(n: &Node, t: &Txid) -> std::collections::BTreeSet<Txid> {
+    n.mempool
+        .txs
+        .iter()
+        .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == *t))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// `start` and everything `next` reaches from it.
+fn closure(
+    start: Txid,
+    next: &dyn Fn(&Txid) -> std::collections::BTreeSet<Txid>,
+) -> std::collections::HashSet<Txid> {
+    let mut seen = std::collections::HashSet::from([start]);
+    let mut stack = vec![start];
+    while let Some(t) = stack.pop() {
+        for x in next(&t) {
+            if seen.insert(x) {
+                stack.push(x);
             }
         }
-        seen
-    };
-    let ancestors = closure(*txid, &parents);
-    let descendants = closure(*txid, &children);
-    let sum = |set: &HashSet<Txid>| {
+    }
+    seen
+}
+
+fn relatives(n: &Node, txid: &Txid) -> Relatives {
+    Relatives {
+        ancestors: closure(*txid, &|t| pool_parents(n, t)),
+        descendants: closure(*txid, &|t| pool_children(n, t)),
+    }
+}
+
+/// The fee and weight of the chunk holding `txid` in its cluster's linearization (Core 31's
+/// cluster mempool): the cluster (every transaction connected to it) is ordered by
+/// repeatedly taking the remaining ancestor set of highest fee rate, and consecutive
+/// transactions are grouped while a later group pays a higher rate than the one before.
+fn chunk_of(n: &Node, txid: &Txid) -> Option<(bitcoin::Amount, u64)> {
+    use std::collections::HashSet;
+    let pool = &n.mempool.txs;
+    pool.get(txid)?;
+    let cluster = closure(*txid, &|t| {
+        let mut next = pool_parents(n, t);
+        next.extend(pool_children(n, t));
+        next
+    });
+    let fee = |t: &Txid| pool[t].fee.to_sat();
+    let vsize = |t: &Txid| pool[t].tx.vsize() as u64;
+    let mut left: HashSet<Txid> = cluster;
+    let mut order: Vec<Txid> = Vec::new();
+    while !left.is_empty() {
+        // The remaining ancestor set of best fee rate (ties: fewer bytes, then txid).
+        let best = left
+            .iter()
+            .map(|t| {
+                let set = closure(*t, &|x| {
+                    pool_parents(n, x)
+                        .into_iter()
+                        .filter(|p| left.contains(p))
+                        .collect()
+                });
+                let (f, v) = set
+                    .iter()
+                    .fold((0u64, 0u64), |a, x| (a.0 + fee(x), a.1 + vsize(x)));
+                (set, f, v, *t)
+            })
+            .max_by(|a, b| {
+                (u128::from(a.1) * u128::from(b.2))
+                    .cmp(&(u128::from(b.1) * u128::from(a.2)))
+                    .then(b.2.cmp(&a.2))
+                    .then(b.3.cmp(&a.3))
+            })?;
+        // Parents first within the set.
+        let mut set: Vec<Txid> = best.0.into_iter().collect();
+        while !set.is_empty() {
+            let (ready, rest): (Vec<Txid>, Vec<Txid>) = set.iter().partition(|t| {
+                pool_parents(n, t)
+                    .iter()
+                    .all(|p| !left.contains(p) || !set.contains(p))
+            });
+            let mut ready = ready;
+            ready.sort();
+            for t in ready {
+                left.remove(&t);
+                order.push(t);
+            }
+            set = rest;
+        }
+    }
+    // Chunks: (fee, vsize, weight, members), merged while a later one pays more per byte.
+    let mut chunks: Vec<(u64, u64, u64, Vec<Txid>)> = Vec::new();
+    for t in order {
+        chunks.push((fee(&t), vsize(&t), pool[&t].tx.weight().to_wu(), vec![t]));
+        while chunks.len() > 1 {
+            let (a, b) = (&chunks[chunks.len() - 2], &chunks[chunks.len() - 1]);
+            if u128::from(b.0) * u128::from(a.1) <= u128::from(a.0) * u128::from(b.1) {
+                break;
+            }
+            let last = chunks.pop().expect("two");
+            let prev = chunks.last_mut().expect("two");
+            prev.0 += last.0;
+            prev.1 += last.1;
+            prev.2 += last.2;
+            prev.3.extend(last.3);
+        }
+    }
+    chunks
+        .into_iter()
+        .find(|c| c.3.contains(txid))
+        .map(|c| (bitcoin::Amount::from_sat(c.0), c.2))
+}
+
+/// Core's `getmempoolentry` object for a pooled transaction.
+fn mempool_entry_json(n: &Node, txid: &Txid) -> Option<Value> {
+    let pool = &n.mempool.txs;
+    let pd = pool.get(txid)?;
+    let Relatives {
+        ancestors,
+        descendants,
+    } = relatives(n, txid);
+    let sum = |set: &std::collections::HashSet<Txid>| {
         set.iter()
             .filter_map(|t| pool.get(t))
             .fold((0usize, bitcoin::Amount::ZERO), |(s, f), p| {
@@ -196,6 +364,7 @@ fn mempool_entry_json(n: &Node, txid: &Txid) -> Option<Value> {
     };
     let (anc_size, anc_fee) = sum(&ancestors);
     let (desc_size, desc_fee) = sum(&descendants);
+    let (chunk_fee, chunk_weight) = chunk_of(n, txid)?;
     let replaceable = ancestors
         .iter()
         .filter_map(|t| pool.get(t))
@@ -209,15 +378,17 @@ fn mempool_entry_json(n: &Node, txid: &Txid) -> Option<Value> {
         "descendantsize": desc_size,
         "ancestorcount": ancestors.len(),
         "ancestorsize": anc_size,
+        "chunkweight": chunk_weight,
         "wtxid": pd.tx.compute_wtxid().to_string(),
         "fees": {
             "base": pd.fee.to_btc(),
             "modified": pd.fee.to_btc(),
             "ancestor": anc_fee.to_btc(),
             "descendant": desc_fee.to_btc(),
+            "chunk": chunk_fee.to_btc(),
         },
-        "depends": parents(txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "spentby": children(txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "depends": pool_parents(n, txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "spentby": pool_children(n, txid).iter().map(|t| t.to_string()).collect::<Vec<_>>(),
         "bip125-replaceable": replaceable,
         "unbroadcast": false,
     }))
@@ -243,6 +414,7 @@ fn param_names(method: &str) -> &'static [&'static str] {
         "testmempoolaccept" => &["rawtxs", "maxfeerate"],
         "getrawmempool" => &["verbose", "mempool_sequence"],
         "getmempoolentry" => &["txid"],
+        "getmempoolancestors" | "getmempooldescendants" => &["txid", "verbose"],
         "decoderawtransaction" => &["hexstring", "iswitness"],
         "decodescript" => &["hexstring"],
         "gettxout" => &["txid", "n", "include_mempool"],
@@ -310,6 +482,8 @@ pub fn call_for_wallet(
                 "blocks": n.chain.height(),
                 "headers": n.chain.height(),
                 "bestblockhash": n.chain.tip().to_string(),
+                "bits": format!("{:08x}", tip.block.header.bits.to_consensus()),
+                "target": target_hex(tip.block.header.bits),
                 "difficulty": difficulty(tip.block.header.bits),
                 "time": tip.block.header.time,
                 "mediantime": n.chain.median_time_past(n.chain.tip()),
@@ -384,8 +558,12 @@ pub fn call_for_wallet(
                 return Ok(json!(serialize_hex(&entry.block)));
             }
             let mut v = header_json(&n, &hash).expect("exists");
+            // weight = 3 x stripped size + size
+            let stripped = (entry.block.weight().to_wu() as usize - entry.block.total_size()) / 3;
+            v["strippedsize"] = json!(stripped);
             v["size"] = json!(entry.block.total_size());
             v["weight"] = json!(entry.block.weight().to_wu());
+            v["coinbase_tx"] = coinbase_tx_json(&entry.block);
             v["tx"] = if verbosity >= 2 {
                 let active = n.chain.is_active(&hash);
                 json!(entry
@@ -396,6 +574,13 @@ pub fn call_for_wallet(
                         let mut j = tx_json(t);
                         if let Some(fee) = active.then(|| fee_of(&n, t)).flatten() {
                             j["fee"] = json!(fee.to_btc());
+                        }
+                        if verbosity >= 3 && active && !t.is_coinbase() {
+                            for (i, input) in t.input.iter().enumerate() {
+                                if let Some(prev) = prevout_json(&n, &input.previous_output) {
+                                    j["vin"][i]["prevout"] = prev;
+                                }
+                            }
                         }
                         j
                     })
@@ -421,7 +606,29 @@ pub fn call_for_wallet(
                 Some(Value::Number(x)) => x.as_u64().unwrap_or(0) > 0,
                 _ => false,
             };
-            let (tx, block) = if let Some(pd) = n.mempool.txs.get(&txid) {
+            let in_block = match arg(p, 2) {
+                None => None,
+                Some(v) => Some(
+                    v.as_str()
+                        .and_then(|s| BlockHash::from_str(s).ok())
+                        .ok_or_else(|| e(-8, "blockhash must be hexadecimal string"))?,
+                ),
+            };
+            let (tx, block) = if let Some(b) = in_block {
+                // Core looks in that block only, and says whether it is active.
+                let entry = n
+                    .chain
+                    .blocks
+                    .get(&b)
+                    .ok_or_else(|| e(-5, "Block hash not found"))?;
+                let tx = entry
+                    .block
+                    .txdata
+                    .iter()
+                    .find(|t| t.compute_txid() == txid)
+                    .ok_or_else(|| e(-5, "No such transaction found in the provided block. Use gettransaction for wallet transactions."))?;
+                (tx.clone(), Some(b))
+            } else if let Some(pd) = n.mempool.txs.get(&txid) {
                 (pd.tx.clone(), None)
             } else if let Some((b, i)) = n.chain.tx_index.get(&txid) {
                 (n.chain.blocks[b].block.txdata[*i].clone(), Some(*b))
@@ -432,12 +639,19 @@ pub fn call_for_wallet(
                 return Ok(json!(serialize_hex(&tx)));
             }
             let mut v = tx_json(&tx);
+            if in_block.is_some() {
+                v["in_active_chain"] = json!(block.is_some_and(|b| n.chain.is_active(&b)));
+            }
             if let Some(b) = block {
                 let e = &n.chain.blocks[&b];
                 v["blockhash"] = json!(b.to_string());
-                v["confirmations"] = json!(n.chain.height() - e.height + 1);
-                v["time"] = json!(e.block.header.time);
-                v["blocktime"] = json!(e.block.header.time);
+                if n.chain.is_active(&b) {
+                    v["confirmations"] = json!(n.chain.height() - e.height + 1);
+                    v["time"] = json!(e.block.header.time);
+                    v["blocktime"] = json!(e.block.header.time);
+                } else {
+                    v["confirmations"] = json!(0);
+                }
             }
             Ok(v)
         }
@@ -475,7 +689,15 @@ pub fn call_for_wallet(
                     }
                     Err(r) => {
                         v["allowed"] = json!(false);
-                        v["reject-reason"] = json!(r.reason);
+                        // Core: the reason, and the reason with its details
+                        // (`TxValidationState::ToString`), except for missing inputs.
+                        let short = r.reason.split(", ").next().unwrap_or(&r.reason);
+                        if r.reason == "bad-txns-inputs-missingorspent" {
+                            v["reject-reason"] = json!("missing-inputs");
+                        } else {
+                            v["reject-reason"] = json!(short);
+                            v["reject-details"] = json!(r.reason);
+                        }
                     }
                 }
                 out.push(v);
@@ -542,12 +764,10 @@ pub fn call_for_wallet(
         "decodescript" => {
             arity(p, 1, 1)?;
             let script = bitcoin::ScriptBuf::from_bytes(hex_arg(p, 0)?);
-            let net = bitcoin::Network::Regtest;
-            let mut v = crate::core_json::script_pubkey_json(&script, net);
-            if let Some(o) = v.as_object_mut() {
-                o.remove("hex");
-            }
-            Ok(v)
+            Ok(crate::core_json::decode_script_json(
+                &script,
+                bitcoin::Network::Regtest,
+            ))
         }
         "gettxout" => {
             arity(p, 2, 3)?;
@@ -591,9 +811,58 @@ pub fn call_for_wallet(
         "getmempoolinfo" => {
             arity(p, 0, 0)?;
             let bytes: usize = n.mempool.txs.values().map(|t| t.tx.vsize()).sum();
-            Ok(
-                json!({"loaded": true, "size": n.mempool.txs.len(), "bytes": bytes, "mempoolminfee": 0.00001, "minrelaytxfee": 0.00001}),
-            )
+            let total_fee: bitcoin::Amount = n.mempool.txs.values().map(|t| t.fee).sum();
+            let rate = |sat_per_kvb: u64| bitcoin::Amount::from_sat(sat_per_kvb).to_btc();
+            let relay = rate(crate::mempool::MIN_RELAY_SAT_PER_KVB);
+            Ok(json!({
+                "loaded": true,
+                "size": n.mempool.txs.len(),
+                "bytes": bytes,
+                // What the pool's transactions take in memory, roughly (Core counts its
+                // allocations).
+                "usage": n.mempool.txs.values().map(|t| t.tx.total_size() + 200).sum::<usize>(),
+                "total_fee": total_fee.to_btc(),
+                "maxmempool": 300_000_000,
+                "mempoolminfee": relay,
+                "minrelaytxfee": relay,
+                "incrementalrelayfee": rate(crate::mempool::INCREMENTAL_RELAY_SAT_PER_KVB),
+                "unbroadcastcount": 0,
+                "permitbaremultisig": n.mempool.policy.permit_bare_multisig,
+                "maxdatacarriersize": crate::policy::MAX_OP_RETURN_RELAY,
+                "limitclustercount": 64,
+                "limitclustersize": 101_000,
+                "optimal": true,
+            }))
+        }
+        "getmempoolancestors" | "getmempooldescendants" => {
+            arity(p, 1, 2)?;
+            let s = arg(p, 0)
+                .and_then(Value::as_str)
+                .ok_or_else(|| e(-3, "Expected type string"))?;
+            let txid = Txid::from_str(s).map_err(|_| e(-8, "txid must be hexadecimal string"))?;
+            if !n.mempool.txs.contains_key(&txid) {
+                return Err(e(-5, "Transaction not in mempool"));
+            }
+            let verbose = matches!(arg(p, 1), Some(Value::Bool(true)));
+            let r = relatives(&n, &txid);
+            let mut set = if method == "getmempoolancestors" {
+                r.ancestors
+            } else {
+                r.descendants
+            };
+            set.remove(&txid);
+            let mut ids: Vec<Txid> = set.into_iter().collect();
+            ids.sort();
+            if !verbose {
+                return Ok(json!(ids.iter().map(|t| t.to_string()).collect::<Vec<_>>()));
+            }
+            let mut m = serde_json::Map::new();
+            for t in ids {
+                if let Some(entry) = mempool_entry_json(&n, &t) {
+                    m.insert(t.to_string(), entry);
+                }
+            }
+            Ok(Value::Object(m))
         }
         "getmempoolentry" => {
             arity(p, 1, 1)?;

@@ -320,11 +320,27 @@ fn answers_match_a_real_bitcoind() {
         json!([format!("addr({})", miner.addr)]),
         &[],
     );
-    d.same(
-        "decodescript",
-        json!(["0014751e76e8199196d454941c45d1b3a323f1433bd6"]),
-        &[],
-    );
+    // Scripts of every kind, as decodescript reads them (P2SH and segwit wrapping).
+    let k1 = key(1).pk.to_string();
+    let k2 = key(2).pk.to_string();
+    let h20 = "751e76e8199196d454941c45d1b3a323f1433bd6";
+    let h32 = "1863143c14c5166804bd19203356da136c985678cd4d27a1b8c6329604903262";
+    for script in [
+        format!("0014{h20}"),
+        format!("76a914{h20}88ac"),
+        format!("21{k1}ac"),
+        format!("5121{k1}21{k2}52ae"),
+        "51".to_string(),
+        format!("a914{h20}87"),
+        format!("0020{h32}"),
+        format!("5120{h32}"),
+        "6a0401020304".to_string(),
+        "51024e73".to_string(),
+        "00".to_string(),
+        "ba".to_string(),
+    ] {
+        d.same("decodescript", json!([script]), &[]);
+    }
 
     // A block with the three transactions, mined here and submitted there.
     let mined = d

@@ -38,11 +38,25 @@ fn genesis_mining_spending_and_mempool_rules() {
     assert_eq!(txid, json!(tx.compute_txid().to_string()));
     assert_eq!(ok(&node, "getrawmempool", json!([])), json!([txid]));
 
-    // A conflicting spend paying less is refused; one paying more replaces (BIP125).
+    // A conflicting spend paying less is refused, with Core's details; one paying more
+    // replaces it.
     let low = spend(&alice, prev, value, &alice.addr, 900, true);
     assert_eq!(
         rpc(&node, "sendrawtransaction", json!([serialize_hex(&low)]))["error"]["message"],
-        json!("insufficient fee")
+        json!(format!(
+            "insufficient fee, rejecting replacement {}, less fees than conflicting txs; 0.000009 < 0.00001",
+            low.compute_txid()
+        ))
+    );
+    // One sat more than the original does not pay for its own bytes (0.1 sat/vB).
+    let close = spend(&alice, prev, value, &alice.addr, 1_001, true);
+    let m = rpc(&node, "sendrawtransaction", json!([serialize_hex(&close)]));
+    assert!(
+        m["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("not enough additional fees to relay; 0.00000001 < 0.00000011"),
+        "{m}"
     );
     let high = spend(&alice, prev, value, &alice.addr, 5_000, true);
     let high_id = ok(&node, "sendrawtransaction", json!([serialize_hex(&high)]));
@@ -90,13 +104,20 @@ fn genesis_mining_spending_and_mempool_rules() {
         ))]),
     );
     assert_eq!(r["error"]["code"], json!(-25));
-    // Non-RBF conflict.
+    // A conflict that does not signal BIP125 is replaced too (full RBF, Core's default
+    // since v28).
     let t1 = spend(&alice, prev2, value2, &bob.addr, 1_000, false);
     ok(&node, "sendrawtransaction", json!([serialize_hex(&t1)]));
     let t2 = spend(&alice, prev2, value2, &alice.addr, 9_000, false);
-    assert_eq!(
-        rpc(&node, "sendrawtransaction", json!([serialize_hex(&t2)]))["error"]["message"],
-        json!("txn-mempool-conflict")
+    let t2_id = ok(&node, "sendrawtransaction", json!([serialize_hex(&t2)]));
+    let pool = ok(&node, "getrawmempool", json!([]));
+    assert!(pool.as_array().unwrap().contains(&t2_id), "{pool}");
+    assert!(
+        !pool
+            .as_array()
+            .unwrap()
+            .contains(&json!(t1.compute_txid().to_string())),
+        "{pool}"
     );
     // Dust.
     let (prev3, value3) = coinbase_of(&node, 3);
