@@ -182,6 +182,11 @@ impl Chain {
         self.utxo.get(op)
     }
 
+    /// Every unspent output of the active chain (in no particular order).
+    pub fn coins(&self) -> impl Iterator<Item = (&OutPoint, &Coin)> {
+        self.utxo.iter()
+    }
+
     /// Whether `hash` is on the active chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
         self.blocks
@@ -440,13 +445,17 @@ impl Chain {
         let Some(undo) = self.undo.get(hash) else {
             return self.stale_spent.get(hash).cloned();
         };
-        let spent: HashMap<&OutPoint, &TxOut> =
-            undo.spent.iter().map(|(op, c)| (op, &c.txout)).collect();
-        self.blocks
-            .get(hash)?
-            .block
-            .txdata
-            .iter()
+        let txs = &self.blocks.get(hash)?.block.txdata;
+        let mut spent: HashMap<OutPoint, &TxOut> =
+            undo.spent.iter().map(|(op, c)| (*op, &c.txout)).collect();
+        // Outputs created and spent within the block are in no undo record.
+        for tx in txs {
+            let txid = tx.compute_txid();
+            for (vout, o) in tx.output.iter().enumerate() {
+                spent.entry(OutPoint::new(txid, vout as u32)).or_insert(o);
+            }
+        }
+        txs.iter()
             .skip(1)
             .map(|tx| {
                 tx.input

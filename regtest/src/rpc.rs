@@ -121,7 +121,7 @@ fn difficulty(bits: bitcoin::CompactTarget) -> f64 {
 
 /// `d` as Core's JSON writer prints a double (`setprecision(16)`): rounded to 16
 /// significant digits, so that serde writes the same digits.
-fn core_double(d: f64) -> f64 {
+pub(crate) fn core_double(d: f64) -> f64 {
     format!("{d:.15e}").parse().unwrap_or(d)
 }
 
@@ -415,6 +415,11 @@ fn param_names(method: &str) -> &'static [&'static str] {
         "getrawmempool" => &["verbose", "mempool_sequence"],
         "getmempoolentry" => &["txid"],
         "getmempoolancestors" | "getmempooldescendants" => &["txid", "verbose"],
+        "getblockstats" => &["hash_or_height", "stats"],
+        "getchaintxstats" => &["nblocks", "blockhash"],
+        "gettxoutsetinfo" => &["hash_type", "hash_or_height", "use_index"],
+        "gettxoutproof" => &["txids", "blockhash"],
+        "verifytxoutproof" => &["proof"],
         "decoderawtransaction" => &["hexstring", "iswitness"],
         "decodescript" => &["hexstring"],
         "gettxout" => &["txid", "n", "include_mempool"],
@@ -834,6 +839,26 @@ pub fn call_for_wallet(
                 "optimal": true,
             }))
         }
+        "getblockstats" => {
+            arity(p, 1, 2)?;
+            crate::stats::getblockstats(&n, p)
+        }
+        "getchaintxstats" => {
+            arity(p, 0, 2)?;
+            crate::stats::getchaintxstats(&n, p)
+        }
+        "gettxoutsetinfo" => {
+            arity(p, 0, 3)?;
+            crate::stats::gettxoutsetinfo(&n, p)
+        }
+        "gettxoutproof" => {
+            arity(p, 1, 2)?;
+            crate::stats::gettxoutproof(&n, p)
+        }
+        "verifytxoutproof" => {
+            arity(p, 1, 1)?;
+            crate::stats::verifytxoutproof(&n, p)
+        }
         "getmempoolancestors" | "getmempooldescendants" => {
             arity(p, 1, 2)?;
             let s = arg(p, 0)
@@ -1166,17 +1191,35 @@ async fn handle(
         }
     };
     let shared2 = shared.clone();
-    let out = tokio::task::spawn_blocking(move || {
+    // Each reply with its text as bitcoind writes it (amounts with eight decimals).
+    let (out, text) = tokio::task::spawn_blocking(move || {
         let w = wallet.as_deref();
+        let reply = |r: &Result<jsonrpc::Request, jsonrpc::Invalid>| {
+            let v = one(&shared2, w, r);
+            let method = r.as_ref().ok().map(|r| r.method.as_str());
+            let text = crate::json_text::reply_text(&v, method);
+            (v, text)
+        };
         match &req {
             jsonrpc::Body::Batch(reqs) => {
-                Value::Array(reqs.iter().map(|r| one(&shared2, w, r)).collect())
+                let all: Vec<(Value, String)> = reqs.iter().map(reply).collect();
+                let text = format!(
+                    "[{}]",
+                    all.iter()
+                        .map(|(_, t)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                (
+                    Value::Array(all.into_iter().map(|(v, _)| v).collect()),
+                    text,
+                )
             }
-            jsonrpc::Body::Single(r) => one(&shared2, w, r),
+            jsonrpc::Body::Single(r) => reply(r),
         }
     })
     .await
-    .unwrap_or(Value::Null);
+    .unwrap_or((Value::Null, "null".to_string()));
     let status = match out
         .get("error")
         .and_then(|e| e.get("code"))
@@ -1186,7 +1229,12 @@ async fn handle(
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    rexe_rpc::http::json_line(status, &out)
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        format!("{text}\n"),
+    )
+        .into_response()
 }
 
 /// The router serving `shared`; with `rest`, bitcoind's REST interface too ([`crate::rest`],

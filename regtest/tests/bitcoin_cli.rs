@@ -126,20 +126,21 @@ fn bitcoin_cli_scripts_the_embedded_node() {
         "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
     );
 
-    // Errors as bitcoin-cli prints them: its exit code and Core's code and message.
+    // Errors as bitcoin-cli prints them: Core's code and message, and the code (without its
+    // sign) as the exit status.
     let (code, _, err) = cli(&exe, &node, &["getblockhash", "5000"], "");
-    assert_eq!(code, 1);
+    assert_eq!(code, 8);
     assert_eq!(
         err,
         "error code: -8\nerror message:\nBlock height out of range"
     );
     let (code, _, err) = cli(&exe, &node, &["getbalance"], "");
-    assert_eq!(code, 1);
+    assert_eq!(code, 19);
     assert!(
-        err.starts_with("error code: -19\nerror message:\nMultiple wallets are loaded."),
+        err.starts_with("error code: -19\nerror message:\nWallet file not specified (must request wallet RPC through /wallet/<filename> uri-path). Or for the CLI, specify the \"-rpcwallet=<walletname>\" option"),
         "{err}"
     );
     let (code, _, err) = cli(&exe, &node, &["-named", "getblockhash", "heigth=1"], "");
-    assert_eq!(code, 1);
+    assert_eq!(code, 8);
     assert!(err.contains("Unknown named parameter heigth"), "{err}");
 }

@@ -312,6 +312,10 @@ fn answers_match_a_real_bitcoind() {
     d.same("getdifficulty", json!([]), &[]);
     d.same("gettxoutsetinfo", json!(["none"]), CLOCK_AND_DISK);
     d.same("getblockstats", json!([100]), &[]);
+    d.same("getblockstats", json!([100, ["txs", "subsidy"]]), &[]);
+    d.same("getblockstats", json!([100, ["nosuchstat"]]), &[]);
+    d.same("getblockstats", json!([1000]), &[]);
+    d.same("gettxoutsetinfo", json!([]), CLOCK_AND_DISK);
     d.same("getblockcount", json!([]), &[]);
     d.same("validateaddress", json!([miner.addr.to_string()]), &[]);
     d.same("validateaddress", json!(["bcrt1qnotanaddress"]), &[]);
@@ -365,6 +369,15 @@ fn answers_match_a_real_bitcoind() {
     d.same("getblockstats", json!([111]), &[]);
     d.same("getrawmempool", json!([true]), CLOCK_AND_DISK);
     d.same("gettxoutproof", json!([[id2]]), &[]);
+    d.same("gettxoutproof", json!([[id1, id3]]), &[]);
+    d.same("gettxoutproof", json!([[id2], block]), &[]);
+    let proof = d.core.ok("gettxoutproof", json!([[id1, id3]]));
+    d.same("verifytxoutproof", json!([proof]), &[]);
+    d.same("getchaintxstats", json!([]), &[]);
+    d.same("getchaintxstats", json!([0]), &[]);
+    d.same("getchaintxstats", json!([200]), &[]);
+    d.same("gettxoutsetinfo", json!([]), CLOCK_AND_DISK);
+    d.same("gettxoutsetinfo", json!(["none"]), CLOCK_AND_DISK);
     d.same("getchaintxstats", json!([10]), &[]);
 
     // invalidateblock: the block's transactions go back to the mempool, the tips list says

@@ -494,3 +494,48 @@ fn rest_getutxos_answers_as_bip64_and_core() {
         "a body over the limit"
     );
 }
+
+/// A block holding a transaction and its child: `spenttxouts` lists the output the child
+/// spent from its parent in the same block (no undo record holds it), as electrs needs to
+/// index such a block; the same after the block is disconnected.
+#[test]
+fn spenttxouts_covers_outputs_spent_in_the_same_block() {
+    let node = RegtestNode::start(RegtestConfig {
+        rest: true,
+        ..RegtestConfig::default()
+    })
+    .unwrap();
+    let (a, b, c) = (key(1), key(2), key(3));
+    ok(&node, "generatetoaddress", json!([101, a.addr.to_string()]));
+    let (prev, value) = coinbase_of(&node, 1);
+    let parent = spend(&a, prev, value, &b.addr, 1_000, false);
+    let parent_out = parent.output[0].clone();
+    let child = spend(
+        &b,
+        bitcoin::OutPoint::new(parent.compute_txid(), 0),
+        parent_out.value,
+        &c.addr,
+        1_000,
+        false,
+    );
+    for t in [&parent, &child] {
+        ok(&node, "sendrawtransaction", json!([serialize_hex(t)]));
+    }
+    let tip = ok(&node, "generatetoaddress", json!([1, a.addr.to_string()]))[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j = json_of(&node, &format!("/rest/spenttxouts/{tip}.json"));
+    assert_eq!(j.as_array().unwrap().len(), 3, "{j}");
+    assert_eq!(j[1][0]["value"], json!(value.to_btc()), "{j}");
+    assert_eq!(j[2][0]["value"], json!(parent_out.value.to_btc()), "{j}");
+    assert_eq!(j[2][0]["scriptPubKey"]["address"], b.addr.to_string());
+    let (s, _, bin) = get(&node, &format!("/rest/spenttxouts/{tip}.bin"));
+    assert_eq!(s, 200);
+    let stats = ok(&node, "getblockstats", json!([tip]));
+    assert_eq!(stats["totalfee"], 2_000, "{stats}");
+    // Disconnected, the block's spent outputs are kept as Core keeps its undo data.
+    ok(&node, "invalidateblock", json!([tip]));
+    let (s, _, again) = get(&node, &format!("/rest/spenttxouts/{tip}.bin"));
+    assert_eq!((s, again), (200, bin));
+}
