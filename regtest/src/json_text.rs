@@ -51,20 +51,27 @@ fn amount_text(x: f64) -> String {
     format!("{sign}{}.{:08}", a / 100_000_000, a % 100_000_000)
 }
 
+/// Writes object `m`, each value as an amount when `amount_key` says so of its key.
+fn write_object(
+    m: &serde_json::Map<String, Value>,
+    amount_key: impl Fn(&str) -> bool,
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (k, x)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(k.clone()).to_string());
+        out.push(':');
+        write(x, amount_key(k), out);
+    }
+    out.push('}');
+}
+
 fn write(v: &Value, amount: bool, out: &mut String) {
     match v {
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write(x, AMOUNT_KEYS.contains(&k.as_str()), out);
-            }
-            out.push('}');
-        }
+        Value::Object(m) => write_object(m, |k| AMOUNT_KEYS.contains(&k), out),
         Value::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -84,21 +91,10 @@ fn write(v: &Value, amount: bool, out: &mut String) {
 
 /// The JSON-RPC reply `reply` (`result`, `error`, `id`) of `method` as bitcoind writes it.
 pub fn reply_text(reply: &Value, method: Option<&str>) -> String {
+    let whole = method.is_some_and(|m| AMOUNT_RESULTS.contains(&m));
     let mut out = String::new();
     match reply {
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                let whole = k == "result" && method.is_some_and(|m| AMOUNT_RESULTS.contains(&m));
-                write(x, whole, &mut out);
-            }
-            out.push('}');
-        }
+        Value::Object(m) => write_object(m, |k| whole && k == "result", &mut out),
         other => write(other, false, &mut out),
     }
     out

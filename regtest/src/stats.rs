@@ -218,17 +218,22 @@ pub fn getblockstats(n: &Node, p: &Value) -> RpcResult {
     Ok(Value::Object(out))
 }
 
+/// A known block's hash given as a parameter (Core's messages).
+fn known_block(n: &Node, v: &Value) -> Result<BlockHash, (i64, String)> {
+    let s = v.as_str().ok_or_else(|| e(-3, "Expected type string"))?;
+    let h = BlockHash::from_str(s).map_err(|_| e(-8, "blockhash must be hexadecimal string"))?;
+    if !n.chain.blocks.contains_key(&h) {
+        return Err(e(-5, "Block not found"));
+    }
+    Ok(h)
+}
+
 /// `getchaintxstats [nblocks] [blockhash]`.
 pub fn getchaintxstats(n: &Node, p: &Value) -> RpcResult {
     let hash = match p.get(1).filter(|v| !v.is_null()) {
         None => n.chain.tip(),
         Some(v) => {
-            let s = v.as_str().ok_or_else(|| e(-3, "Expected type string"))?;
-            let h = BlockHash::from_str(s)
-                .map_err(|_| e(-8, "blockhash must be hexadecimal string"))?;
-            if !n.chain.blocks.contains_key(&h) {
-                return Err(e(-5, "Block not found"));
-            }
+            let h = known_block(n, v)?;
             if !n.chain.is_active(&h) {
                 return Err(e(-8, "Block is not in main chain"));
             }
@@ -355,15 +360,7 @@ pub fn gettxoutproof(n: &Node, p: &Value) -> RpcResult {
         }
     }
     let hash = match p.get(1).filter(|v| !v.is_null()) {
-        Some(v) => {
-            let s = v.as_str().ok_or_else(|| e(-3, "Expected type string"))?;
-            let h = BlockHash::from_str(s)
-                .map_err(|_| e(-8, "blockhash must be hexadecimal string"))?;
-            if !n.chain.blocks.contains_key(&h) {
-                return Err(e(-5, "Block not found"));
-            }
-            h
-        }
+        Some(v) => known_block(n, v)?,
         None => {
             let first = wanted
                 .iter()

@@ -26,7 +26,7 @@ mod common;
 use bdk_support::{
     address, broadcast, client, electrum_tip, eventually, full_scan, pay, pay_from, receive,
 };
-use common::block_from_template;
+use common::{block_from_template, free_port, Killed};
 use serde_json::{json, Value};
 
 /// Where a backend's RPC and Electrum servers listen, and the RPC credentials.
@@ -38,20 +38,7 @@ struct Backend {
 
 impl Backend {
     fn rpc(&self, method: &str, params: Value) -> Value {
-        use bitcoin::base64::Engine as _;
-        let body =
-            json!({"jsonrpc": "1.0", "id": "c", "method": method, "params": params}).to_string();
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        let req = format!(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
-            body.len(),
-            bitcoin::base64::engine::general_purpose::STANDARD.encode(&self.auth)
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        let t = out.split("\r\n\r\n").nth(1).unwrap_or("");
-        serde_json::from_str(t).unwrap_or_else(|e| panic!("{method}: {out}: {e}"))
+        common::http_rpc(self.addr, &self.auth, method, &params)
     }
 
     fn ok(&self, method: &str, params: Value) -> Value {
@@ -881,24 +868,6 @@ fn bdk_rbf_replacement_on_the_embedded_node() {
 fn bdk_reorg_by_invalidateblock_on_the_embedded_node() {
     let (_node, be) = embedded();
     wallet_reorg_by_invalidateblock(&be);
-}
-
-/// Kills the process it wraps on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_cookie(path: &Path) -> String {

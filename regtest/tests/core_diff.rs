@@ -17,7 +17,7 @@ use rexe_regtest::{RegtestConfig, RegtestNode};
 use serde_json::{json, Value};
 
 mod common;
-use common::{coinbase_of, key, spend};
+use common::{coinbase_of, free_port, key, spend, Killed};
 
 /// A JSON-RPC endpoint (HTTP/1.1, basic auth).
 struct Rpc {
@@ -28,20 +28,7 @@ struct Rpc {
 impl Rpc {
     /// The whole reply object (`result`, `error`).
     fn call(&self, method: &str, params: &Value) -> Value {
-        use bitcoin::base64::Engine as _;
-        let body =
-            json!({"jsonrpc": "1.0", "id": "d", "method": method, "params": params}).to_string();
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        let req = format!(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
-            body.len(),
-            bitcoin::base64::engine::general_purpose::STANDARD.encode(&self.auth)
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        let t = out.split("\r\n\r\n").nth(1).unwrap_or("");
-        serde_json::from_str(t).unwrap_or_else(|e| panic!("{method}: {out}: {e}"))
+        common::http_rpc(self.addr, &self.auth, method, params)
     }
 
     fn ok(&self, method: &str, params: Value) -> Value {
@@ -49,24 +36,6 @@ impl Rpc {
         assert!(v["error"].is_null(), "{method}: {v}");
         v["result"].clone()
     }
-}
-
-/// Kills the process it wraps on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts bitcoind (regtest, transaction index on, no peers) in `dir`; its RPC once it

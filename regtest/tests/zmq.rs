@@ -11,7 +11,7 @@ use bitcoin::consensus::encode::{deserialize, serialize, serialize_hex};
 use bitcoin::hashes::Hash;
 use bitcoin::hex::FromHex;
 use bitcoin::Block;
-use common::{block_from_template, coinbase_of, key, ok, spend};
+use common::{block_from_template, coinbase_of, free_port, key, ok, spend};
 use rexe_regtest::zmq::{Topic, ZmqPub};
 use rexe_regtest::{RegtestConfig, RegtestNode, Services};
 use serde_json::json;
@@ -61,13 +61,6 @@ fn display(mut h: [u8; 32]) -> Vec<u8> {
     h.to_vec()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Blocks on one socket, transactions on another, as `-zmqpubhashblock=A -zmqpubrawblock=A
 /// -zmqpubhashtx=B -zmqpubrawtx=B`.

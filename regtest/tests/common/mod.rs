@@ -32,6 +32,44 @@ pub fn post_to(node: &RegtestNode, path: &str, auth: Option<&str>, body: &[u8]) 
     }
 }
 
+/// A free TCP port on 127.0.0.1 (for a process started next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the process it wraps on drop.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A JSON-RPC 1.0 call in one HTTP/1.1 request with basic auth (`user:password`), written by
+/// hand as a script would (works for any bitcoind): the whole reply object.
+pub fn http_rpc(addr: std::net::SocketAddr, auth: &str, method: &str, params: &Value) -> Value {
+    use bitcoin::base64::Engine as _;
+    use std::io::{Read, Write};
+    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params}).to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n{body}",
+        body.len(),
+        bitcoin::base64::engine::general_purpose::STANDARD.encode(auth)
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let t = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(t).unwrap_or_else(|e| panic!("{method}: {out}: {e}"))
+}
+
 pub fn rpc(node: &RegtestNode, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": params});
     let (_, t) = post(node, Some(&node.cookie), body.to_string().as_bytes());
