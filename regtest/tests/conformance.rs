@@ -7,10 +7,10 @@
 //! rejected, an RBF fee bump replacing its original, and a reorg by `invalidateblock` that
 //! changes Electrum history and fires notifications.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bdk_wallet::{KeychainKind, WalletEvent};

@@ -5,10 +5,9 @@
 //! depend on each node's clock, disk or process. Every difference is listed before the test
 //! fails, so one run shows them all.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize_hex;

@@ -61,7 +61,6 @@ fn display(mut h: [u8; 32]) -> Vec<u8> {
     h.to_vec()
 }
 
-
 /// Blocks on one socket, transactions on another, as `-zmqpubhashblock=A -zmqpubrawblock=A
 /// -zmqpubhashtx=B -zmqpubrawtx=B`.
 fn node() -> RegtestNode {
