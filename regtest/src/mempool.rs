@@ -7,7 +7,7 @@
 //! minimum (`-minrelaytxfee=0.000001`) and 0.1 sat/vB per replacement byte
 //! (`-incrementalrelayfee`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
 
@@ -208,20 +208,7 @@ impl Mempool {
         vsize: u64,
         conflicts: &[Txid],
     ) -> Result<(), Reject> {
-        let mut replaced: Vec<Txid> = Vec::new();
-        let mut stack: Vec<Txid> = conflicts.to_vec();
-        while let Some(t) = stack.pop() {
-            if replaced.contains(&t) {
-                continue;
-            }
-            replaced.push(t);
-            stack.extend(
-                self.txs
-                    .iter()
-                    .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == t))
-                    .map(|(id, _)| *id),
-            );
-        }
+        let replaced = self.with_descendants(conflicts.iter().copied());
         let (old_fee, old_vsize) = replaced
             .iter()
             .filter_map(|t| self.txs.get(t))
@@ -284,18 +271,29 @@ impl Mempool {
         Ok(txid)
     }
 
-    fn remove_with_descendants(&mut self, txid: Txid) {
-        let mut stack = vec![txid];
+    /// Pending transactions spending an output of `txid`.
+    pub fn children(&self, txid: Txid) -> impl Iterator<Item = Txid> + '_ {
+        self.txs
+            .iter()
+            .filter(move |(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == txid))
+            .map(|(id, _)| *id)
+    }
+
+    /// `roots` (those pending) and every pending transaction descending from them.
+    pub fn with_descendants(&self, roots: impl IntoIterator<Item = Txid>) -> HashSet<Txid> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<Txid> = roots.into_iter().collect();
         while let Some(t) = stack.pop() {
-            if self.txs.remove(&t).is_some() {
-                let children: Vec<Txid> = self
-                    .txs
-                    .iter()
-                    .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == t))
-                    .map(|(id, _)| *id)
-                    .collect();
-                stack.extend(children);
+            if self.txs.contains_key(&t) && seen.insert(t) {
+                stack.extend(self.children(t));
             }
+        }
+        seen
+    }
+
+    fn remove_with_descendants(&mut self, txid: Txid) {
+        for t in self.with_descendants([txid]) {
+            self.txs.remove(&t);
         }
         self.order.retain(|t| self.txs.contains_key(t));
     }

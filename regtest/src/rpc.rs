@@ -236,12 +236,7 @@ fn pool_parents(n: &Node, t: &Txid) -> std::collections::BTreeSet<Txid> {
 
 /// In-pool children of `t`.
 fn pool_children(n: &Node, t: &Txid) -> std::collections::BTreeSet<Txid> {
-    n.mempool
-        .txs
-        .iter()
-        .filter(|(_, p)| p.tx.input.iter().any(|i| i.previous_output.txid == *t))
-        .map(|(id, _)| *id)
-        .collect()
+    n.mempool.children(*t).collect()
 }
 
 /// `start` and everything `next` reaches from it.
@@ -264,7 +259,7 @@ fn closure(
 fn relatives(n: &Node, txid: &Txid) -> Relatives {
     Relatives {
         ancestors: closure(*txid, &|t| pool_parents(n, t)),
-        descendants: closure(*txid, &|t| pool_children(n, t)),
+        descendants: n.mempool.with_descendants([*txid]),
     }
 }
 
