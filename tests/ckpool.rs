@@ -102,6 +102,103 @@ fn ckpool_coinbase(pool: &str) -> (bitcoin::Transaction, usize) {
     panic!("ckpool closed the connection before sending a job");
 }
 
+/// The Bitcoin node behind the proxy: the embedded regtest node, or Bitcoin Core
+/// (`BITCOIND_EXE`, a throwaway regtest datadir).
+enum Bitcoin {
+    Embedded(RegtestNode),
+    Core {
+        _process: KillOnDrop,
+        _dir: tempfile::TempDir,
+        rpc_addr: String,
+        cookie_path: std::path::PathBuf,
+    },
+}
+
+impl Bitcoin {
+    /// Bitcoin Core on regtest, ready for RPC; `None` (with the reason printed) when
+    /// `BITCOIND_EXE` is unset.
+    fn core() -> Option<Bitcoin> {
+        let Ok(exe) = std::env::var("BITCOIND_EXE") else {
+            eprintln!(
+                "skipped: set BITCOIND_EXE (and CKPOOL_EXE) to run ckpool beside Bitcoin Core"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let process = KillOnDrop(
+            Command::new(exe)
+                .args(["-regtest", "-listen=0", "-server=1", "-txindex=0"])
+                .arg(format!("-datadir={}", dir.path().display()))
+                .arg(format!("-rpcport={port}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start bitcoind"),
+        );
+        let cookie_path = dir.path().join("regtest/.cookie");
+        wait_for("bitcoind's cookie", || cookie_path.exists());
+        let b = Bitcoin::Core {
+            _process: process,
+            _dir: dir,
+            rpc_addr: format!("127.0.0.1:{port}"),
+            cookie_path,
+        };
+        wait_for("bitcoind's RPC", || {
+            b.client().call("getblockcount", json!([])).is_ok()
+        });
+        Some(b)
+    }
+
+    fn rpc_addr(&self) -> String {
+        match self {
+            Bitcoin::Embedded(n) => n.rpc_addr.to_string(),
+            Bitcoin::Core { rpc_addr, .. } => rpc_addr.clone(),
+        }
+    }
+
+    fn cookie_path(&self) -> &std::path::Path {
+        match self {
+            Bitcoin::Embedded(n) => &n.cookie_path,
+            Bitcoin::Core { cookie_path, .. } => cookie_path,
+        }
+    }
+
+    fn cookie(&self) -> String {
+        std::fs::read_to_string(self.cookie_path())
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn client(&self) -> RpcClient {
+        RpcClient::new(self.rpc_addr(), self.cookie())
+    }
+
+    /// The pool's payout address: from the embedded node's wallet, or (Core may be built
+    /// without its wallet) a P2WPKH address of a fixed key.
+    fn pool_address(&self) -> String {
+        match self {
+            Bitcoin::Embedded(_) => {
+                let btc = self.client();
+                let a = btc
+                    .call("createwallet", json!(["pool"]))
+                    .and_then(|_| btc.call("getnewaddress", json!([])))
+                    .unwrap();
+                a.as_str().unwrap().to_string()
+            }
+            Bitcoin::Core { .. } => {
+                let secp = bitcoin::secp256k1::Secp256k1::new();
+                let key = bitcoin::PrivateKey::new(
+                    bitcoin::secp256k1::SecretKey::from_slice(&[7; 32]).unwrap(),
+                    bitcoin::Network::Regtest,
+                );
+                let pk = bitcoin::CompressedPublicKey::from_private_key(&secp, &key).unwrap();
+                bitcoin::Address::p2wpkh(&pk, bitcoin::Network::Regtest).to_string()
+            }
+        }
+    }
+}
+
 /// The processes of one run, stopped when dropped (the pool before the nodes).
 struct Stack {
     _tap: KillOnDrop,
@@ -109,7 +206,7 @@ struct Stack {
     _proxy: KillOnDrop,
     l2: Running,
     _l2_dir: tempfile::TempDir,
-    _btc_node: RegtestNode,
+    btc: Bitcoin,
     dir: tempfile::TempDir,
     btcaddress: String,
     proxy_addr: String,
@@ -132,6 +229,8 @@ struct Setup<'a> {
     update_interval: u32,
     /// The tap runs ckpool's `notifier` on every new L2 tip (`--pool-notify`).
     notify: bool,
+    /// Bitcoin Core behind the proxy instead of the embedded node.
+    core: bool,
 }
 
 /// The embedded node (Bitcoin's target 16,384 times regtest's, so that most shares are
@@ -143,12 +242,17 @@ fn stack(setup: Setup) -> Option<Stack> {
         eprintln!("skipped: set CKPOOL_EXE to a ckpool binary to run rexe beside a real pool");
         return None;
     };
-    let btc_node = RegtestNode::start(RegtestConfig {
-        bits: 0x1f03_ffff,
-        ..RegtestConfig::default()
-    })
-    .unwrap();
-    let btc = RpcClient::new(btc_node.rpc_addr.to_string(), btc_node.cookie.clone());
+    let btc = if setup.core {
+        Bitcoin::core()?
+    } else {
+        Bitcoin::Embedded(
+            RegtestNode::start(RegtestConfig {
+                bits: 0x1f03_ffff,
+                ..RegtestConfig::default()
+            })
+            .unwrap(),
+        )
+    };
     let l2_dir = tempfile::tempdir().unwrap();
     let l2 = l2_node_with_password(l2_dir.path());
     let payout = Signer::from_seed(b"ckpool-operator")
@@ -157,14 +261,20 @@ fn stack(setup: Setup) -> Option<Stack> {
 
     // The proxy, in front of the embedded node, is ckpool's only bitcoind.
     let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let proxy = miner_run(
-        &btc_node,
-        &l2,
-        &payout,
-        &proxy_addr,
-        &["--watch-interval-ms", "200"],
+    let proxy = KillOnDrop(
+        miner_command_at(
+            &btc.rpc_addr(),
+            btc.cookie_path(),
+            &l2.rpc,
+            &payout,
+            &proxy_addr,
+        )
+        .args(["--watch-interval-ms", "200"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
-    let via_proxy = RpcClient::new(proxy_addr.clone(), btc_node.cookie.clone());
+    let via_proxy = RpcClient::new(proxy_addr.clone(), btc.cookie());
     wait_for("the proxy", || {
         via_proxy.call("getblockcount", json!([])).is_ok()
     });
@@ -172,12 +282,9 @@ fn stack(setup: Setup) -> Option<Stack> {
     // ckpool, configured as a pool operator would, pointed at the proxy.
     let dir = tempfile::tempdir().unwrap();
     let pool_addr = format!("127.0.0.1:{}", free_port());
-    let btcaddress = btc
-        .call("createwallet", json!(["pool"]))
-        .and_then(|_| btc.call("getnewaddress", json!([])))
-        .unwrap();
-    let btcaddress = btcaddress.as_str().unwrap().to_string();
-    let (user, pass) = btc_node.cookie.split_once(':').unwrap();
+    let btcaddress = btc.pool_address();
+    let cookie = btc.cookie();
+    let (user, pass) = cookie.split_once(':').unwrap();
     let conf = json!({
         "btcd": [{"url": proxy_addr, "auth": user, "pass": pass, "notify": false}],
         "btcaddress": btcaddress,
@@ -270,7 +377,7 @@ fn stack(setup: Setup) -> Option<Stack> {
         _proxy: proxy,
         l2,
         _l2_dir: l2_dir,
-        _btc_node: btc_node,
+        btc,
         dir,
         btcaddress,
         proxy_addr,
@@ -282,13 +389,33 @@ fn stack(setup: Setup) -> Option<Stack> {
 
 #[test]
 fn ckpool_takes_the_proxys_work_and_the_tap_harvests_its_shares() {
+    takes_the_proxys_work_and_the_tap_harvests(false);
+}
+
+/// The same with Bitcoin Core behind the proxy (`BITCOIND_EXE` as well as `CKPOOL_EXE`),
+/// as a pool operator runs it: ckpool's templates are Core's, rewritten by the proxy.
+#[test]
+fn ckpool_beside_bitcoin_core() {
+    takes_the_proxys_work_and_the_tap_harvests(true);
+}
+
+fn takes_the_proxys_work_and_the_tap_harvests(core: bool) {
     let Some(st) = stack(Setup {
         btcsig: "/rexe ckpool test/",
         update_interval: 2,
         notify: false,
+        core,
     }) else {
         return;
     };
+    // The template ckpool works on is for the Bitcoin node's next block.
+    let height = st
+        .btc
+        .client()
+        .call("getblockcount", json!([]))
+        .unwrap()
+        .as_u64()
+        .unwrap();
     let (btcaddress, proxy_addr, stats_addr, l2) =
         (&st.btcaddress, &st.proxy_addr, &st.stats_addr, &st.l2);
     let log_path = st.log();
@@ -308,6 +435,26 @@ fn ckpool_takes_the_proxys_work_and_the_tap_harvests_its_shares() {
             .is_ok_and(|a| a.to_string() == *btcaddress)
     });
     assert!(pays_pool, "ckpool's coinbase does not pay its address");
+    // The scriptSig opens with the height (BIP34; ckpool pushes heights 1 to 16 as bytes,
+    // where Core's own miner writes OP_1..OP_16).
+    let first = coinbase.input[0].script_sig.instructions().next();
+    let cb_height = match first {
+        Some(Ok(bitcoin::script::Instruction::PushBytes(b))) => {
+            bitcoin::script::read_scriptint(b.as_bytes()).ok()
+        }
+        Some(Ok(bitcoin::script::Instruction::Op(op))) => {
+            match op.classify(bitcoin::opcodes::ClassifyContext::Legacy) {
+                bitcoin::opcodes::Class::PushNum(n) => Some(n as i64),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    assert_eq!(
+        cb_height,
+        Some(height as i64 + 1),
+        "ckpool's coinbase height"
+    );
     eprintln!("ckpool's coinbase scriptSig: {script_sig_len} bytes");
 
     // Mine through the tap until it has sealed L2 blocks from premature shares. ckpool
@@ -387,6 +534,7 @@ fn a_ckpool_coinbase_over_100_bytes_is_flagged_by_the_tap() {
         btcsig: "/a pool signature of 34 bytes.../",
         update_interval: 30,
         notify: false,
+        core: false,
     }) else {
         return;
     };
@@ -408,6 +556,7 @@ fn pool_notify_makes_ckpool_commit_to_each_new_l2_tip_at_once() {
         btcsig: "/rexe ckpool test/",
         update_interval: 30,
         notify: true,
+        core: false,
     }) else {
         return;
     };

@@ -196,14 +196,31 @@ pub fn miner_command(
     payout: &str,
     proxy_addr: &str,
 ) -> Command {
+    miner_command_at(
+        &btc_node.rpc_addr.to_string(),
+        &btc_node.cookie_path,
+        l2_rpc,
+        payout,
+        proxy_addr,
+    )
+}
+
+/// [`miner_command`] in front of any bitcoind: its RPC address and cookie file.
+pub fn miner_command_at(
+    bitcoind: &str,
+    cookie_path: &Path,
+    l2_rpc: &str,
+    payout: &str,
+    proxy_addr: &str,
+) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "miner",
         "run",
         "--bitcoind",
-        &btc_node.rpc_addr.to_string(),
+        bitcoind,
         "--bitcoind-cookie",
-        btc_node.cookie_path.to_str().unwrap(),
+        cookie_path.to_str().unwrap(),
         "--l2",
         l2_rpc,
         "--l2-auth",
