@@ -126,6 +126,7 @@ fn example_scripts_run_and_conserve_supply() {
         ("shop", vec!["-count:40"]),
         ("polls", vec!["-count:30"]),
         ("minter", vec!["-count:20"]),
+        ("million_pixel", vec!["-order:2"]),
     ] {
         let s = run_script(&examples().join(format!("{name}.prdts")), &opts);
         assert_eq!(s["supply_ok"], true, "{name}");
@@ -139,6 +140,11 @@ fn example_scripts_run_and_conserve_supply() {
             // Two deployed polls, every address voting once in each; the script's checks
             // of both tallies (read back through the polls' ids) did not revert.
             assert_eq!(s["sums"]["Polls.cast"], "60", "{s}");
+        }
+        if name == "million_pixel" {
+            // PREDA's MillionPixel at its published size: 10,000 claims, each run in the
+            // claimant's scope and then, by its lambda relay, in the pixel's.
+            assert_eq!(s["micro_txs"], 20_002, "{s}");
         }
         if name == "minter" {
             // GOLD minted by every address, moved around, and partly burned; the asset
@@ -165,10 +171,29 @@ fn a_script_without_its_parameter_says_which_is_missing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-count:VALUE"));
 }
 
+#[test]
+fn a_double_dash_option_after_the_script_is_explained() {
+    for (opt, says) in [
+        ("--shards", "the shard count is PREDA's -order:N"),
+        ("--bogus", "unknown option --bogus"),
+    ] {
+        let out = rexe()
+            .args(["contract", "run"])
+            .arg(examples().join("token.prdts"))
+            .arg(opt)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{opt}: {err}");
+    }
+}
+
 /// PREDA's published examples, unchanged: Token with its transfer and AirDrop scripts,
-/// Ballot, the CryptoKitties-style Kitty, and FCA (an asset minted, moved and burned). (The snapshot of the PREDA repository this was
-/// written against has no PREDA MillionPixel contract, only a Crystality `.xtl` one, which is
-/// another language; `examples/contracts/pixels.prd` covers the `@uint32` scope instead.)
+/// Ballot, the CryptoKitties-style Kitty, and FCA (an asset minted, moved and burned). (The
+/// PREDA repository publishes MillionPixel only as a Crystality `.xtl` contract, another
+/// language; `examples/contracts/million_pixel.prd` is its PREDA port, run with the
+/// published script in `example_scripts_run_and_conserve_supply`.)
 #[test]
 fn preda_published_examples_run_unchanged() {
     let Some(dir) = std::env::var_os("PREDA_DIR") else {

@@ -320,6 +320,10 @@ fn examples_compile() {
             "pixels",
             include_str!("../../examples/contracts/pixels.prd"),
         ),
+        (
+            "million_pixel",
+            include_str!("../../examples/contracts/million_pixel.prd"),
+        ),
     ] {
         if let Err(e) = compile(src) {
             panic!("{name}:\n{e}");

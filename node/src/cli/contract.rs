@@ -478,8 +478,12 @@ fn run_script(a: RunArgs) -> Result<()> {
             summary = true;
             continue;
         }
-        if o.starts_with("--") {
-            bail!("put {o} before the script path (after it come PREDA-style -name:value options)");
+        if let Some(flag) = o.strip_prefix("--") {
+            // clap takes rexe's own flags anywhere; what is left is unknown.
+            if flag.split('=').next() == Some("shards") {
+                bail!("unknown option {o}: the shard count is PREDA's -order:N (2^N shards, after the script path)");
+            }
+            bail!("unknown option {o} (before the script path: --threads, --block-txs, --summary, --datadir; after it: -name:value, -order:N, -perftest)");
         }
         let o = o.trim_start_matches('-');
         match o.split_once(':') {
