@@ -189,6 +189,7 @@ pub(super) async fn drive(
     offset: Duration,
     stop: Arc<AtomicBool>,
     record: Arc<AtomicBool>,
+    active: Option<Arc<AtomicBool>>,
 ) -> Result<Tally> {
     let Miner {
         mut reader,
@@ -196,10 +197,11 @@ pub(super) async fn drive(
         job,
         ntime,
     } = m;
-    let sent: Arc<Mutex<std::collections::HashMap<u64, Instant>>> = Default::default();
+    // When each share went out, and whether it was sent while recording (decided at send
+    // time, so that the replies still in flight when recording stops count too).
+    let sent: Arc<Mutex<std::collections::HashMap<u64, (Instant, bool)>>> = Default::default();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let reply_sent = sent.clone();
-    let reply_record = record.clone();
     // Replies are read on their own task so a slow server cannot slow the offered load.
     let replies = tokio::spawn(async move {
         let mut t = Tally::default();
@@ -220,8 +222,8 @@ pub(super) async fn drive(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            if let Some(at) = at {
-                if reply_record.load(Ordering::Relaxed) {
+            if let Some((at, recorded)) = at {
+                if recorded {
                     if v["result"] == json!(true) {
                         t.accepted += 1;
                     } else {
@@ -252,6 +254,11 @@ pub(super) async fn drive(
                 }
             }
         }
+        // An open-loop miner whose group is paused lets its ticks pass unsent (no burst
+        // when it resumes).
+        if active.as_ref().is_some_and(|a| !a.load(Ordering::Relaxed)) {
+            continue;
+        }
         n += 1;
         let line = format!(
             "{{\"id\":{n},\"method\":\"mining.submit\",\"params\":[\"bench.1\",\"{job}\",\"{:08x}\",\"{ntime}\",\"00000000\"]}}\n",
@@ -259,7 +266,7 @@ pub(super) async fn drive(
         );
         sent.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(n, Instant::now());
+            .insert(n, (Instant::now(), record.load(Ordering::Relaxed)));
         if writer.write_all(line.as_bytes()).await.is_err() {
             break;
         }
@@ -288,13 +295,7 @@ pub(super) fn load(
     rate: u64,
     seconds: u64,
 ) -> Result<(Tally, f64)> {
-    let miners: Vec<Miner> = client.block_on(async {
-        let mut v = Vec::with_capacity(connections);
-        for _ in 0..connections {
-            v.push(connect(addr).await?);
-        }
-        anyhow::Ok(v)
-    })?;
+    let miners = connect_all(client, addr, connections)?;
     let interval = (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
     let stop = Arc::new(AtomicBool::new(false));
     let record = Arc::new(AtomicBool::new(false));
@@ -307,7 +308,14 @@ pub(super) fn load(
                 let offset = interval.map_or(Duration::ZERO, |iv| {
                     iv.mul_f64(i as f64 / connections as f64)
                 });
-                tokio::spawn(drive(m, interval, offset, stop.clone(), record.clone()))
+                tokio::spawn(drive(
+                    m,
+                    interval,
+                    offset,
+                    stop.clone(),
+                    record.clone(),
+                    None,
+                ))
             })
             .collect();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -331,6 +339,21 @@ pub(super) fn load(
     }
     total.latencies.sort_unstable();
     Ok((total, secs))
+}
+
+/// `connections` fresh miners on `addr`, each subscribed with a job.
+pub(super) fn connect_all(
+    client: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    connections: usize,
+) -> Result<Vec<Miner>> {
+    client.block_on(async {
+        let mut v = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            v.push(connect(addr).await?);
+        }
+        anyhow::Ok(v)
+    })
 }
 
 /// Runs the benchmark for each rate; one JSON object per rate.

@@ -22,7 +22,7 @@ use rexe_miner::tap::{Tap, TapConfig};
 use rexe_rpc::client::RpcClient;
 use serde_json::{json, Value};
 
-use super::stratum::{load, percentile, start};
+use super::stratum::{connect_all, drive, load, percentile, start, Tally};
 
 #[derive(Args)]
 pub struct TapArgs {
@@ -41,6 +41,87 @@ pub struct TapArgs {
     /// Worker threads of the tap's runtime.
     #[arg(long, default_value_t = 2)]
     tap_threads: usize,
+    /// Alternate the direct and the tapped load in windows of this many milliseconds, so
+    /// that both see the same machine; 0 runs them one after the other.
+    #[arg(long, default_value_t = 250)]
+    interleave_ms: u64,
+}
+
+/// The same open load straight at the pool (`direct`) and through the tap (`tapped`), on
+/// two sets of `connections` fresh miners that take turns every `window`: only one set
+/// submits at a time, and each is measured for `seconds` in all (after a second of warm-up
+/// each). Load from other jobs drifts over seconds; alternating puts both sets under the
+/// same drift. What each set saw, and its measured seconds.
+fn interleaved(
+    client: &tokio::runtime::Runtime,
+    (direct, tapped): (std::net::SocketAddr, std::net::SocketAddr),
+    connections: usize,
+    rate: u64,
+    seconds: u64,
+    window: Duration,
+) -> Result<[(Tally, f64); 2]> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sets = [
+        connect_all(client, direct, connections)?,
+        connect_all(client, tapped, connections)?,
+    ];
+    let interval = (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let record = [(); 2].map(|_| Arc::new(AtomicBool::new(false)));
+    let active = [(); 2].map(|_| Arc::new(AtomicBool::new(false)));
+    client.block_on(async {
+        let mut tasks: [Vec<_>; 2] = [Vec::new(), Vec::new()];
+        for (g, miners) in sets.into_iter().enumerate() {
+            for (i, m) in miners.into_iter().enumerate() {
+                let offset = interval.map_or(Duration::ZERO, |iv| {
+                    iv.mul_f64(i as f64 / connections as f64)
+                });
+                tasks[g].push(tokio::spawn(drive(
+                    m,
+                    interval,
+                    offset,
+                    stop.clone(),
+                    record[g].clone(),
+                    Some(active[g].clone()),
+                )));
+            }
+        }
+        let turn = |g: usize| {
+            active[g].store(true, Ordering::Relaxed);
+            active[1 - g].store(false, Ordering::Relaxed);
+        };
+        for g in 0..2 {
+            turn(g);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let target = Duration::from_secs(seconds);
+        let mut measured = [Duration::ZERO; 2];
+        let mut g = 0;
+        while measured[0] < target || measured[1] < target {
+            if measured[g] < target {
+                turn(g);
+                record[g].store(true, Ordering::Relaxed);
+                let t0 = Instant::now();
+                tokio::time::sleep(window.min(target - measured[g])).await;
+                record[g].store(false, Ordering::Relaxed);
+                measured[g] += t0.elapsed();
+            }
+            g = 1 - g;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut out = [(); 2].map(|_| (Tally::default(), 0.0));
+        for (g, set) in tasks.into_iter().enumerate() {
+            for t in set {
+                let t = t.await??;
+                out[g].0.accepted += t.accepted;
+                out[g].0.errors += t.errors;
+                out[g].0.latencies.extend(t.latencies);
+            }
+            out[g].0.latencies.sort_unstable();
+            out[g].1 = measured[g].as_secs_f64();
+        }
+        anyhow::Ok(out)
+    })
 }
 
 /// CPU seconds (user + system) of this process's threads whose name starts with `prefix`.
@@ -99,14 +180,29 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
         .build()?;
     let mut out = Vec::new();
     for &rate in &a.rate {
-        let (direct, direct_secs) = load(&client, stack.addr, a.connections, rate, a.seconds)?;
-        anyhow::ensure!(direct.errors == 0, "{} shares were refused", direct.errors);
         let shares_before = tap.stats().shares;
-        let cpu_before = thread_cpu_secs("rexe-tap");
-        let t0 = Instant::now();
-        let (tapped, secs) = load(&client, tap_addr, a.connections, rate, a.seconds)?;
-        let wall = t0.elapsed().as_secs_f64();
-        let cpu = thread_cpu_secs("rexe-tap") - cpu_before;
+        // The tap's CPU (its threads' time) over the tapped load's wall time.
+        let ((direct, direct_secs), (tapped, secs), cpu, wall) = if a.interleave_ms > 0 {
+            let (cpu0, t0) = (thread_cpu_secs("rexe-tap"), Instant::now());
+            let [d, t] = interleaved(
+                &client,
+                (stack.addr, tap_addr),
+                a.connections,
+                rate,
+                a.seconds,
+                Duration::from_millis(a.interleave_ms),
+            )?;
+            // The tap idles (bar its pollers) during the direct set's turns: half the run.
+            let wall = t0.elapsed().as_secs_f64() / 2.0;
+            (d, t, thread_cpu_secs("rexe-tap") - cpu0, wall)
+        } else {
+            let d = load(&client, stack.addr, a.connections, rate, a.seconds)?;
+            let (cpu0, t0) = (thread_cpu_secs("rexe-tap"), Instant::now());
+            let t = load(&client, tap_addr, a.connections, rate, a.seconds)?;
+            let wall = t0.elapsed().as_secs_f64();
+            (d, t, thread_cpu_secs("rexe-tap") - cpu0, wall)
+        };
+        anyhow::ensure!(direct.errors == 0, "{} shares were refused", direct.errors);
         anyhow::ensure!(
             tapped.errors == 0,
             "{} shares were refused through the tap",
@@ -122,6 +218,7 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
             "seconds": secs,
             "server_threads": a.server_threads,
             "tap_threads": a.tap_threads,
+            "interleave_ms": a.interleave_ms,
             "ops_per_sec": tapped.accepted as f64 / secs,
             "direct_ops_per_sec": direct.accepted as f64 / direct_secs,
             "direct_latency_ms_p50": p(&direct, 0.50),

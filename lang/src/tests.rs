@@ -579,6 +579,25 @@ contract E {
 }
 
 #[test]
+fn a_context_function_that_does_not_exist_is_named_with_those_that_do() {
+    // PREDA's own test2.prd and zombie.prd call `get_parent_*`, which PREDA dropped.
+    let src =
+        "contract C { @address function f() { uint32 y = __block.get_parent_shard_index(); } }";
+    let e = compile(src).unwrap_err().to_string();
+    assert!(
+        e.contains("__block has no function `get_parent_shard_index` (an early PREDA function"),
+        "{e}"
+    );
+    assert!(e.contains("it has get_height, get_shard_index"), "{e}");
+    let src = "contract C { @address function f() { uint32 y = __transaction.get_nope(); } }";
+    let e = compile(src).unwrap_err().to_string();
+    assert!(
+        e.contains("__transaction has no function `get_nope`; it has get_type"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bigint_div_uint32_divides_toward_zero() {
     let src = r#"
 contract B {

@@ -830,7 +830,12 @@ impl<'o> Runner<'o> {
         for (file, init) in files {
             let file = file.split(':').next().unwrap_or(&file).to_string();
             if file.ends_with(".xtl") {
-                bail!("{file}: Crystality (.xtl) contracts are not supported, only PREDA (.prd)");
+                let port = if file == "MP.xtl" {
+                    " (rexe's examples/contracts/million_pixel.prd and .prdts are a PREDA port of PREDA's MillionPixel)"
+                } else {
+                    ""
+                };
+                bail!("{file}: Crystality (.xtl) contracts are not supported, only PREDA (.prd){port}");
             }
             let path = self.dir.join(&file);
             let source = std::fs::read_to_string(&path)

@@ -1217,10 +1217,21 @@ impl<'p, 'a> FnCx<'p, 'a> {
                 (CtxFn::TxSuppliedTokens, Type::Array(Box::new(Type::Token)))
             }
             (o, f) => {
+                let has = match o {
+                    "__block" => "get_height, get_shard_index, get_shard_order, get_timestamp, get_random_number, get_secure_random_number and get_miner_address",
+                    _ => "get_type, get_self_address, get_sender, get_timestamp, get_signers, verify_signer, get_originated_shard_index, get_originated_shard_order, get_initiator_address and get_supplied_tokens",
+                };
+                // Early PREDA test contracts call these; neither PREDA's language
+                // specification nor its compiler defines them any more.
+                let why = if f.starts_with("get_parent_") {
+                    " (an early PREDA function, in neither PREDA's language specification 2.0 nor its current compiler)"
+                } else {
+                    ""
+                };
                 return Err(CompileError::new(
                     m.pos,
-                    format!("{o} has no function `{f}`"),
-                ))
+                    format!("{o} has no function `{f}`{why}; it has {has}"),
+                ));
             }
         };
         if !args.is_empty() {
