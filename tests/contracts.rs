@@ -171,6 +171,36 @@ fn a_script_without_its_parameter_says_which_is_missing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-count:VALUE"));
 }
 
+/// PREDA's chain simulator meters no gas: a shard-wide call as large as Kitty's
+/// `registerNewBorns` at its published size runs in `rexe contract run`, and reverts with
+/// `--gas 5000000`, a chain's cap per transaction.
+#[test]
+fn scripts_lift_the_per_transaction_gas_cap_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("big.prd"),
+        "contract Big {\n    @shard array<uint64> xs;\n    @shard function fill(uint32 n) export {\n        for (uint32 i = 0u; i < n; i++) { xs.push(uint64(i)); }\n    }\n}\n",
+    )
+    .unwrap();
+    let script = dir.path().join("big.prdts");
+    std::fs::write(
+        &script,
+        "allocate.address 4\nchain.deploy @0 big.prd\nBig.fill #all { n: 20000 }\nchain.run\nchain.info\n",
+    )
+    .unwrap();
+    let s = run_script(&script, &["-order:1"]);
+    assert_eq!(s["reverted"], 0, "{s}");
+    let out = rexe()
+        .args(["contract", "run", "--summary", "--gas", "5000000"])
+        .arg(&script)
+        .arg("-order:1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(s["reverted"], 2, "each shard's call runs out of gas: {s}");
+}
+
 #[test]
 fn a_double_dash_option_after_the_script_is_explained() {
     for (opt, says) in [

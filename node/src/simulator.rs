@@ -40,6 +40,10 @@ use rexe_chain::{
 };
 use serde_json::{json, Value as Json};
 
+/// Gas a script's transaction buys by default: 2,000 times a chain's cap, so that calls
+/// PREDA's simulator runs (which meters no gas) run here too. Only gas used is charged.
+pub const SIMULATOR_TX_GAS: u64 = 10_000_000_000;
+
 /// How to run a script.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -53,7 +57,9 @@ pub struct Options {
     pub perftest: bool,
     /// Most transactions per shard per block.
     pub block_txs: usize,
-    /// Gas each transaction buys.
+    /// Gas each transaction buys. PREDA's chain simulator meters no gas, so by default
+    /// the local chain lifts the per-transaction cap ([`SIMULATOR_TX_GAS`]) as it lifts
+    /// the block limits; a lower figure (a chain's 5,000,000) shows what would fit a block.
     pub gas: u64,
     /// Where the chain lives (default: a temporary directory).
     pub datadir: Option<PathBuf>,
@@ -67,7 +73,7 @@ impl Default for Options {
             vars: HashMap::new(),
             perftest: false,
             block_txs: 20_000,
-            gas: 5_000_000,
+            gas: SIMULATOR_TX_GAS,
             datadir: None,
         }
     }
@@ -572,6 +578,7 @@ impl<'o> Runner<'o> {
         params.block_bytes_per_shard = usize::MAX / 4;
         params.block_relays_per_shard = usize::MAX / 4;
         params.block_gas_global = u64::MAX / 4;
+        params.max_tx_gas = params.max_tx_gas.max(self.opts.gas);
         let order = params.shard_order;
         // Agents: the first synthetic accounts after the allocated ones that cover each shard.
         let mut agents: Vec<Option<Address>> = vec![None; order.shard_count()];

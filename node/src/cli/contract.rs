@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// Transactions per shard per block.
     #[arg(long, default_value_t = 20_000)]
     block_txs: usize,
+    /// Gas each transaction buys (default: lifted, as PREDA's simulator meters none; 5000000
+    /// is a chain's cap per transaction).
+    #[arg(long, default_value_t = crate::simulator::SIMULATOR_TX_GAS)]
+    gas: u64,
     /// Print a JSON summary at the end (blocks, transactions, reverted micro-transactions,
     /// sums of integer state, supply audit).
     #[arg(long)]
@@ -468,6 +472,7 @@ fn run_script(a: RunArgs) -> Result<()> {
     let mut opts = Options {
         threads: a.threads,
         block_txs: a.block_txs,
+        gas: a.gas,
         datadir: a.datadir.clone(),
         ..Options::default()
     };
