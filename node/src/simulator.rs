@@ -13,10 +13,11 @@
 //! `\` continues any line). A transaction line may end with `<= (N RXBTC, M BTC)`: rxBTC
 //! (satoshis) and other assets attached to the call, read by
 //! `__transaction.get_supplied_tokens()`. `state.token mint SYMBOL by CONTRACT` has the
-//! contract's deployer register its right to mint the asset; `viz.addr @i|@all` prints
-//! wallets. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
-//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` and
-//! `chain.stop` are ignored; `state.load/save` are refused with a message.
+//! contract's deployer register its right to mint the asset; `viz.addr @i|@all [C]` prints
+//! wallets (or contract C's `@address` state), `viz.shard #g|#i|#all C` C's global or shard
+//! state, `viz.section` a heading. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
+//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are noted once as not
+//! shown, `chain.stop` is ignored; `state.load/save` are refused with a message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -138,6 +139,8 @@ pub struct Runner<'o> {
     /// Transaction lines read by `NAME = csv.from(FILE.csv)`, issued by
     /// `chain.batch_insert_txn NAME`.
     batches: HashMap<String, Vec<String>>,
+    /// `viz.*` commands already noted as not shown.
+    viz_noted: std::collections::HashSet<String>,
     out: &'o mut dyn Write,
 }
 
@@ -555,6 +558,7 @@ impl<'o> Runner<'o> {
                 ..Summary::default()
             },
             batches: HashMap::new(),
+            viz_noted: Default::default(),
             out,
             opts,
         }
@@ -915,17 +919,31 @@ impl<'o> Runner<'o> {
         }
     }
 
-    /// `viz.addr @i|@all`: each address's rxBTC and asset wallets.
+    /// `viz.addr @i|@all|@random [Contract]`: each address's rxBTC and asset wallets, or
+    /// with a contract that contract's `@address` state there.
     fn show_addresses(&mut self, rest: &str) -> Result<()> {
-        let r = rest.split_whitespace().next().unwrap_or("@all");
+        let mut words = rest.split_whitespace();
+        let r = words.next().unwrap_or("@all");
         let Some(r) = r.strip_prefix('@') else {
-            return Ok(());
+            bail!("viz.addr takes @i, @all or @random, got {r}");
         };
         let addrs = if r == "all" {
             self.addrs.clone()
         } else {
             vec![self.address_ref(r)?]
         };
+        if let Some(cname) = words.next() {
+            let (contract, _) = self.contract(cname)?;
+            for a in addrs {
+                let state = self
+                    .chain()?
+                    .contract_state(&contract, &Target::Address(a))?
+                    .unwrap_or(Json::Null);
+                let line = format!("{} {cname}: {state}", self.addr_text(&a));
+                self.say(line);
+            }
+            return Ok(());
+        }
         for a in addrs {
             let chain = self.chain()?;
             let balance = chain.account(&a)?.balance;
@@ -935,6 +953,38 @@ impl<'o> Runner<'o> {
                 line.push_str(&format!(", {n} {asset}"));
             }
             self.say(line);
+        }
+        Ok(())
+    }
+
+    /// `viz.shard #g|#i|#all Contract`: the contract's `@global` or `@shard` state.
+    fn show_shards(&mut self, rest: &str) -> Result<()> {
+        let mut words = rest.split_whitespace();
+        let (Some(r), Some(cname)) = (words.next(), words.next()) else {
+            bail!("viz.shard takes #g, #i or #all and a contract name");
+        };
+        let (contract, _) = self.contract(cname)?;
+        let n = 1u16 << self.opts.order;
+        let targets: Vec<(String, Target)> = match r.trim_start_matches('#') {
+            "g" | "global" => vec![("global".into(), Target::Global)],
+            "all" => (0..n)
+                .map(|i| (format!("shard #{i}"), Target::Shard(ShardId(i))))
+                .collect(),
+            i => {
+                let i: u16 = i
+                    .parse()
+                    .ok()
+                    .filter(|i| *i < n)
+                    .ok_or_else(|| anyhow!("viz.shard {r}: no such shard (there are {n})"))?;
+                vec![(format!("shard #{i}"), Target::Shard(ShardId(i)))]
+            }
+        };
+        for (label, t) in targets {
+            let state = self
+                .chain()?
+                .contract_state(&contract, &t)?
+                .unwrap_or(Json::Null);
+            self.say(format!("{cname} {label}: {state}"));
         }
         Ok(())
     }
@@ -1280,7 +1330,7 @@ impl<'o> Runner<'o> {
                 ));
             }
             "chain.gaslimit" => self.say(format!(
-                "chain.gaslimit {rest}: ignored (rexe meters gas per transaction)"
+                "chain.gaslimit {rest}: ignored (each transaction buys --gas)"
             )),
             "chain.deploy" => self.deploy(rest)?,
             "chain.run" | "chain.await" => self.run_chain()?,
@@ -1341,7 +1391,19 @@ impl<'o> Runner<'o> {
                 ));
             }
             "viz.addr" => self.show_addresses(rest)?,
-            c if c.starts_with("viz.") => {}
+            "viz.shard" => self.show_shards(rest)?,
+            "viz.section" => {
+                let t = text(rest);
+                self.say(format!("== {t} =="));
+            }
+            // PREDA's web views of named transactions and of the run's profile.
+            c if c.starts_with("viz.") => {
+                if self.viz_noted.insert(c.to_string()) {
+                    self.say(format!(
+                        "{c}: not shown (rexe prints viz.addr, viz.shard and viz.section only)"
+                    ));
+                }
+            }
             c if c.contains('=') && !c.contains('.') && rest.is_empty() => {
                 bail!("variables are not supported: {line}")
             }
@@ -1538,6 +1600,33 @@ mod tests {
             ls,
             vec![(1, "a   b".to_string()), (3, "d \"//not\"".to_string())]
         );
+    }
+
+    #[test]
+    fn viz_prints_shard_and_address_state_and_notes_what_it_does_not_show() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+        let src = "allocate.address 3\nchain.deploy @0 counter.prd\nShardCounter.hit @all { n: 2 }\nchain.run\n\
+                   viz.section \"Counts\"\nviz.shard #all ShardCounter\nviz.shard #g ShardCounter\nviz.addr @1 ShardCounter\n\
+                   viz.txn t1\nviz.txn t2\nviz.profiling\n";
+        let mut out = Vec::new();
+        let opts = Options {
+            order: 1,
+            ..Options::default()
+        };
+        Runner::new(opts, &dir, &mut out).run(src).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("== Counts =="), "{out}");
+        assert!(out.contains("ShardCounter shard #0: {\"hits\":"), "{out}");
+        assert!(out.contains("ShardCounter shard #1: {\"hits\":"), "{out}");
+        assert!(out.contains("ShardCounter global: {"), "{out}");
+        assert!(out.contains(" ShardCounter: "), "{out}");
+        assert_eq!(out.matches("viz.txn: not shown").count(), 1, "{out}");
+        assert!(out.contains("viz.profiling: not shown"), "{out}");
+        let mut out = Vec::new();
+        let e = Runner::new(Options::default(), &dir, &mut out)
+            .run("allocate.address 1\nchain.deploy @0 counter.prd\nviz.shard #9 ShardCounter\n")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("no such shard"), "{e:#}");
     }
 
     #[test]
