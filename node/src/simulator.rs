@@ -15,7 +15,8 @@
 //! `__transaction.get_supplied_tokens()`. `state.token mint SYMBOL by CONTRACT` has the
 //! contract's deployer register its right to mint the asset; `viz.addr @i|@all [C]` prints
 //! wallets (or contract C's `@address` state), `viz.shard #g|#i|#all C` C's global or shard
-//! state, `viz.section` a heading. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
+//! state, `viz.txn NAME[i]` a named transaction's call and `viz.trace NAME[i]` it with every
+//! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
 //! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are noted once as not
 //! shown, `chain.stop` is ignored; `state.load/save` are refused with a message.
 //!
@@ -139,6 +140,10 @@ pub struct Runner<'o> {
     /// Transaction lines read by `NAME = csv.from(FILE.csv)`, issued by
     /// `chain.batch_insert_txn NAME`.
     batches: HashMap<String, Vec<String>>,
+    /// Transactions named in the script (`name = C.f …`), for `viz.txn`/`viz.trace`.
+    named: HashMap<String, Vec<rexe_chain::Txid>>,
+    /// The receipts of named transactions and of their relays, as their blocks ran them.
+    traced: HashMap<rexe_chain::Txid, Vec<rexe_chain::contract::ContractReceipt>>,
     /// `viz.*` commands already noted as not shown.
     viz_noted: std::collections::HashSet<String>,
     out: &'o mut dyn Write,
@@ -559,6 +564,8 @@ impl<'o> Runner<'o> {
             },
             batches: HashMap::new(),
             viz_noted: Default::default(),
+            named: HashMap::new(),
+            traced: HashMap::new(),
             out,
             opts,
         }
@@ -712,7 +719,7 @@ impl<'o> Runner<'o> {
         v
     }
 
-    fn enqueue(&mut self, from: Address, payload: Payload) -> Result<()> {
+    fn enqueue(&mut self, from: Address, payload: Payload) -> Result<rexe_chain::Txid> {
         let nonce = self.next_nonce(from);
         let gas = self.opts.gas;
         let chain = self.chain()?;
@@ -729,8 +736,10 @@ impl<'o> Runner<'o> {
         };
         let s = shard_of(&from, p.shard_order).index();
         // Pre-verified: the simulator has no signatures.
-        self.queue[s].push(SignedTx::from_parts(tx, [0u8; 64]));
-        Ok(())
+        let tx = SignedTx::from_parts(tx, [0u8; 64]);
+        let txid = tx.txid();
+        self.queue[s].push(tx);
+        Ok(txid)
     }
 
     fn busy(&mut self) -> Result<bool> {
@@ -778,6 +787,9 @@ impl<'o> Runner<'o> {
         self.watch_txs += n;
         self.watch_micro += micro;
         for r in &receipts {
+            if let Some(t) = self.traced.get_mut(&r.txid) {
+                t.push(r.clone());
+            }
             for l in &r.logs {
                 self.say(format!(
                     "[{} {}] {l}",
@@ -1093,9 +1105,12 @@ impl<'o> Runner<'o> {
 
     fn transaction(&mut self, line: &str) -> Result<()> {
         // Optional `name = ` / `name[] = `.
-        let body = match line.find('=') {
-            Some(i) if !line[..i].contains('{') && !line[..i].contains('.') => line[i + 1..].trim(),
-            _ => line,
+        let (name, body) = match line.find('=') {
+            Some(i) if !line[..i].contains('{') && !line[..i].contains('.') => (
+                Some(line[..i].trim().trim_end_matches("[]").trim().to_string()),
+                line[i + 1..].trim(),
+            ),
+            _ => (None, line),
         };
         // `… <= (100RXBTC)`: tokens supplied with the call (after the arguments).
         let (body, value_clause) = match body.rfind("<=") {
@@ -1150,6 +1165,7 @@ impl<'o> Runner<'o> {
             bail!("{cname}.{fname} is not exported");
         }
         let f = f.clone();
+        let mut named = Vec::new();
         let expands = template.contains("$@all$");
         // Senders: for address functions the scope target; otherwise any funded account.
         let mut senders: Vec<(Address, Option<Address>)> = Vec::new();
@@ -1215,7 +1231,7 @@ impl<'o> Runner<'o> {
             let args = self.instantiate(&template, all)?;
             let bytes =
                 abi::encode_args(&code, &f, &args).map_err(|e| anyhow!("{cname}.{fname}: {e}"))?;
-            self.enqueue(
+            let txid = self.enqueue(
                 from,
                 Payload::ContractCall {
                     contract: addr,
@@ -1225,6 +1241,81 @@ impl<'o> Runner<'o> {
                     assets,
                 },
             )?;
+            if name.is_some() {
+                named.push(txid);
+                self.traced.insert(txid, Vec::new());
+            }
+        }
+        if let Some(n) = name {
+            self.named.insert(n, named);
+        }
+        Ok(())
+    }
+
+    /// `viz.txn NAME[i]` (the transactions' own calls) and `viz.trace NAME[i]` (each with
+    /// the relays it caused, in execution order): from the receipts of the blocks that ran
+    /// them.
+    fn show_named(&mut self, rest: &str, trace: bool) -> Result<()> {
+        let what = rest.split_whitespace().next().unwrap_or_default();
+        let (name, index) = match what.split_once('[') {
+            Some((n, i)) => {
+                let i: usize = i
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| anyhow!("bad index in {what}"))?;
+                (n, Some(i))
+            }
+            None => (what, None),
+        };
+        let txids = self.named.get(name).ok_or_else(|| {
+            anyhow!("no transactions named `{name}` (name them with `{name} = C.f …`)")
+        })?;
+        let txids: Vec<(usize, rexe_chain::Txid)> = match index {
+            Some(i) => vec![(
+                i,
+                *txids.get(i).ok_or_else(|| {
+                    anyhow!("{what}: `{name}` has {} transaction(s)", txids.len())
+                })?,
+            )],
+            None => txids.iter().copied().enumerate().collect(),
+        };
+        if self.opts.perftest {
+            self.say(format!(
+                "{what}: not shown under -perftest (receipts are not kept)"
+            ));
+            return Ok(());
+        }
+        for (i, txid) in txids {
+            let receipts = self.traced.get(&txid).cloned().unwrap_or_default();
+            if receipts.is_empty() {
+                self.say(format!("{name}[{i}] {txid}: not executed yet"));
+                continue;
+            }
+            let shown = if trace { receipts.len() } else { 1 };
+            for (k, r) in receipts.iter().take(shown).enumerate() {
+                let outcome = match (&r.error, &r.result) {
+                    (Some(e), _) => format!("reverted: {e}"),
+                    (None, Some(v)) => format!("returned {v}"),
+                    (None, None) => "ok".to_string(),
+                };
+                let lead = if k == 0 {
+                    format!("{name}[{i}] {txid}")
+                } else {
+                    "  relay".to_string()
+                };
+                let lane = if r.shard == ShardId::GLOBAL {
+                    "the global lane".to_string()
+                } else {
+                    format!("shard #{}", r.shard.0)
+                };
+                self.say(format!(
+                    "{lead}: {} {} on {lane}, gas {}, {} relay(s), {outcome}",
+                    r.function,
+                    serde_json::to_string(&r.target).unwrap_or_default(),
+                    r.gas_used,
+                    r.relays,
+                ));
+            }
         }
         Ok(())
     }
@@ -1392,6 +1483,8 @@ impl<'o> Runner<'o> {
             }
             "viz.addr" => self.show_addresses(rest)?,
             "viz.shard" => self.show_shards(rest)?,
+            "viz.txn" => self.show_named(rest, false)?,
+            "viz.trace" => self.show_named(rest, true)?,
             "viz.section" => {
                 let t = text(rest);
                 self.say(format!("== {t} =="));
@@ -1400,7 +1493,7 @@ impl<'o> Runner<'o> {
             c if c.starts_with("viz.") => {
                 if self.viz_noted.insert(c.to_string()) {
                     self.say(format!(
-                        "{c}: not shown (rexe prints viz.addr, viz.shard and viz.section only)"
+                        "{c}: not shown (rexe prints viz.addr, viz.shard, viz.txn, viz.trace and viz.section)"
                     ));
                 }
             }
@@ -1607,7 +1700,8 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
         let src = "allocate.address 3\nchain.deploy @0 counter.prd\nShardCounter.hit @all { n: 2 }\nchain.run\n\
                    viz.section \"Counts\"\nviz.shard #all ShardCounter\nviz.shard #g ShardCounter\nviz.addr @1 ShardCounter\n\
-                   viz.txn t1\nviz.txn t2\nviz.profiling\n";
+                   c = ShardCounter.collect #g {}\nchain.run\nviz.txn c\nviz.trace c[0]\n\
+                   viz.profiling\nviz.profiling\n";
         let mut out = Vec::new();
         let opts = Options {
             order: 1,
@@ -1620,13 +1714,31 @@ mod tests {
         assert!(out.contains("ShardCounter shard #1: {\"hits\":"), "{out}");
         assert!(out.contains("ShardCounter global: {"), "{out}");
         assert!(out.contains(" ShardCounter: "), "{out}");
-        assert_eq!(out.matches("viz.txn: not shown").count(), 1, "{out}");
-        assert!(out.contains("viz.profiling: not shown"), "{out}");
+        // The named call, then with its relays: the global lane, both shards, and both
+        // shards' reports back to the global lane.
+        let calls = out.matches("c[0] ").count();
+        assert_eq!(calls, 2, "viz.txn and viz.trace each show the call: {out}");
+        assert_eq!(out.matches("  relay: ").count(), 5, "{out}");
+        assert_eq!(
+            out.matches("\"@global\" on the global lane").count(),
+            3,
+            "{out}"
+        );
+        assert_eq!(out.matches("viz.profiling: not shown").count(), 1, "{out}");
+        assert!(out.contains("ShardCounter global: {\"missing\":0"), "{out}");
         let mut out = Vec::new();
         let e = Runner::new(Options::default(), &dir, &mut out)
             .run("allocate.address 1\nchain.deploy @0 counter.prd\nviz.shard #9 ShardCounter\n")
             .unwrap_err();
         assert!(format!("{e:#}").contains("no such shard"), "{e:#}");
+        let mut out = Vec::new();
+        let e = Runner::new(Options::default(), &dir, &mut out)
+            .run("allocate.address 1\nchain.deploy @0 counter.prd\nviz.txn nope\n")
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no transactions named `nope`"),
+            "{e:#}"
+        );
     }
 
     #[test]
