@@ -171,25 +171,27 @@ fn a_script_without_its_parameter_says_which_is_missing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-count:VALUE"));
 }
 
-/// PREDA's chain simulator meters no gas: a shard-wide call as large as Kitty's
-/// `registerNewBorns` at its published size runs in `rexe contract run`, and reverts with
-/// `--gas 5000000`, a chain's cap per transaction.
+/// PREDA's chain simulator meters no gas and bounds no call's relays: calls as large as
+/// Kitty's `registerNewBorns` at its published size (a shard's newborns pushed, one relay to
+/// each owner) run in `rexe contract run`, and revert with `--gas 5000000`, a chain's cap
+/// per transaction (a chain also allows 4,096 relays per call).
 #[test]
 fn scripts_lift_the_per_transaction_gas_cap_unless_told() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("big.prd"),
-        "contract Big {\n    @shard array<uint64> xs;\n    @shard function fill(uint32 n) export {\n        for (uint32 i = 0u; i < n; i++) { xs.push(uint64(i)); }\n    }\n}\n",
+        "contract Big {\n    @shard array<uint64> xs;\n    @address uint32 got;\n    @shard function fill(uint32 n) export {\n        for (uint32 i = 0u; i < n; i++) { xs.push(uint64(i)); }\n    }\n    @address function fan(uint32 n) export {\n        address me = __transaction.get_self_address();\n        for (uint32 i = 0u; i < n; i++) { relay@me () { got += 1u; } }\n    }\n}\n",
     )
     .unwrap();
     let script = dir.path().join("big.prdts");
     std::fs::write(
         &script,
-        "allocate.address 4\nchain.deploy @0 big.prd\nBig.fill #all { n: 20000 }\nchain.run\nchain.info\n",
+        "allocate.address 4\nchain.deploy @0 big.prd\nBig.fill #all { n: 20000 }\nBig.fan @0 { n: 5000 }\nchain.run\nchain.info\n",
     )
     .unwrap();
     let s = run_script(&script, &["-order:1"]);
     assert_eq!(s["reverted"], 0, "{s}");
+    assert_eq!(s["sums"]["Big.got"], "5000", "{s}");
     let out = rexe()
         .args(["contract", "run", "--summary", "--gas", "5000000"])
         .arg(&script)
@@ -198,7 +200,10 @@ fn scripts_lift_the_per_transaction_gas_cap_unless_told() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let s: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(s["reverted"], 2, "each shard's call runs out of gas: {s}");
+    assert_eq!(
+        s["reverted"], 3,
+        "each shard's fill and the fan run out of gas: {s}"
+    );
 }
 
 #[test]

@@ -763,6 +763,11 @@ fn fingerprint_with(
     (p.block_relays_per_shard as u64).encode(&mut b);
     p.block_gas_global.encode(&mut b);
     p.max_tx_gas.encode(&mut b);
+    // Only when not the default, so that existing fingerprints stay valid.
+    if p.max_relays_per_call as usize != crate::lang::vm::MAX_RELAYS {
+        b.push(0xfc);
+        p.max_relays_per_call.encode(&mut b);
+    }
     match &p.genesis_alloc {
         GenesisAlloc::Accounts(a) => {
             b.push(0);

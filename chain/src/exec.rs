@@ -58,6 +58,8 @@ pub struct BlockEnv {
     pub prev: BlockHash,
     /// Address prefix of the network (contracts print addresses with it).
     pub hrp: &'static str,
+    /// Most relays one micro-transaction may emit ([`crate::ChainParams::max_relays_per_call`]).
+    pub max_relays: usize,
     /// Collect contracts' `__debug.print` output in receipts (node setting, not consensus).
     pub log_contracts: bool,
     /// Keep contract receipts (node setting, not consensus): without them only the counts

@@ -143,6 +143,8 @@ pub struct ChainParams {
     pub max_future_secs: u64,
     /// Most gas one contract transaction may buy (bounds the work of one relay tree).
     pub max_tx_gas: u64,
+    /// Most relays one contract micro-transaction may emit (bounds its memory).
+    pub max_relays_per_call: u32,
     /// Lowest base fee a shard may charge (and each shard's base fee at genesis).
     pub min_base_fee: GasPrice,
     /// The base fee changes by at most 1/this per block (EIP-1559: 8).
@@ -192,6 +194,7 @@ impl ChainParams {
             max_nonce_gap: 64,
             max_future_secs: 2 * 60 * 60,
             max_tx_gas: 5_000_000,
+            max_relays_per_call: crate::lang::vm::MAX_RELAYS as u32,
             min_base_fee: GasPrice::from_msat(10),
             base_fee_change_denominator: 8,
             block_gas_per_shard: 1_000_000_000,

@@ -16,6 +16,8 @@ struct Mem {
     elem_reads: usize,
     /// Assets the called contract (address `[1; 32]`) may mint.
     mints: Vec<u64>,
+    /// The chain's relays-per-call limit, when not the default.
+    max_relays: Option<usize>,
 }
 
 impl Host for Mem {
@@ -37,6 +39,9 @@ impl Host for Mem {
     }
     fn logging(&self) -> bool {
         true
+    }
+    fn max_relays(&self) -> usize {
+        self.max_relays.unwrap_or(vm::MAX_RELAYS)
     }
     fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
         *contract == [1; 32] && self.mints.contains(&id)
@@ -1451,4 +1456,34 @@ fn changes_to_temporaries_compile_and_are_lost_with_them() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("is not a variable, member or element"), "{e}");
+}
+
+#[test]
+fn a_call_emits_at_most_the_chains_relays_per_call() {
+    let code = compile(
+        "contract C { @address uint32 got;\n\
+         @address function fan(uint32 n) export {\n\
+           address me = __transaction.get_self_address();\n\
+           for (uint32 i = 0u; i < n; i++) { relay@me () { got += 1u; } }\n\
+         } }",
+    )
+    .unwrap();
+    let gas = 1_000_000_000;
+    let mut mem = Mem::default();
+    let n = vm::MAX_RELAYS as i128;
+    let out = run(&code, &mut mem, "fan", vec![int(n)], gas);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.relays.len(), vm::MAX_RELAYS);
+    let out = run(&code, &mut mem, "fan", vec![int(n + 1)], gas);
+    assert!(
+        matches!(out.result, Err(Trap::Limit("relays per call"))),
+        "{:?}",
+        out.result
+    );
+    assert!(out.relays.is_empty(), "a failed call emits nothing");
+    // A chain with a higher limit (PREDA scripts' local chain) lets it through.
+    mem.max_relays = Some(vm::MAX_RELAYS + 1);
+    let out = run(&code, &mut mem, "fan", vec![int(n + 1)], gas);
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.relays.len(), vm::MAX_RELAYS + 1);
 }

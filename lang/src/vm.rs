@@ -27,7 +27,8 @@ use super::verify::Verified;
 
 /// Deepest call nesting.
 pub const MAX_CALL_DEPTH: usize = 64;
-/// Most relays one micro-transaction may emit.
+/// Most relays one micro-transaction may emit, unless its host says otherwise
+/// ([`Host::max_relays`]).
 pub const MAX_RELAYS: usize = 4096;
 /// Longest array (`set_length` beyond it aborts).
 pub const MAX_ARRAY_LEN: u64 = 1 << 24;
@@ -153,6 +154,10 @@ pub trait Host {
     /// Whether `__debug.print` output is wanted.
     fn logging(&self) -> bool {
         false
+    }
+    /// Most relays one micro-transaction may emit (a chain parameter).
+    fn max_relays(&self) -> usize {
+        MAX_RELAYS
     }
     /// The address of the `k`th contract this micro-transaction deploys with `deploy`,
     /// created by contract `creator`: unique on the chain. Hosts that cannot deploy (every
@@ -1914,7 +1919,7 @@ impl<'a> Machine<'a> {
             _ => gas::RELAY,
         };
         self.charge(base + bytes.len() as u64 * gas::RELAY_BYTE)?;
-        if self.relays.len() >= MAX_RELAYS {
+        if self.relays.len() >= self.host.max_relays() {
             return Err(Trap::Limit("relays per call"));
         }
         self.relays.push(RelayOut {

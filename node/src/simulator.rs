@@ -46,6 +46,10 @@ use serde_json::{json, Value as Json};
 /// PREDA's simulator runs (which meters no gas) run here too. Only gas used is charged.
 pub const SIMULATOR_TX_GAS: u64 = 10_000_000_000;
 
+/// Relays one micro-transaction of a script may emit: a chain's 4,096 would stop calls
+/// PREDA's simulator runs.
+pub const SIMULATOR_RELAYS_PER_CALL: u32 = 1 << 22;
+
 /// How to run a script.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -590,6 +594,9 @@ impl<'o> Runner<'o> {
         params.block_relays_per_shard = usize::MAX / 4;
         params.block_gas_global = u64::MAX / 4;
         params.max_tx_gas = params.max_tx_gas.max(self.opts.gas);
+        // Nor does it bound a call's relays (Kitty's registerNewBorns relays to every
+        // newborn's owner): 4,096 on a chain.
+        params.max_relays_per_call = SIMULATOR_RELAYS_PER_CALL;
         let order = params.shard_order;
         // Agents: the first synthetic accounts after the allocated ones that cover each shard.
         let mut agents: Vec<Option<Address>> = vec![None; order.shard_count()];

@@ -40,6 +40,7 @@ impl Chain {
             time: header.time,
             prev: header.prev,
             hrp: self.params.network.address_hrp(),
+            max_relays: self.params.max_relays_per_call as usize,
             log_contracts: self.config.log_contracts,
             keep_receipts: self.config.contract_receipts || self.config.log_contracts,
             height: header.height,

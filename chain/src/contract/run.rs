@@ -213,6 +213,7 @@ struct ShardHost<'r> {
     contract: Address,
     registry: &'r ContractsSystem,
     logging: bool,
+    max_relays: usize,
     failure: Option<StoreError>,
 }
 
@@ -240,6 +241,9 @@ impl Host for ShardHost<'_> {
     }
     fn logging(&self) -> bool {
         self.logging
+    }
+    fn max_relays(&self) -> usize {
+        self.max_relays
     }
     fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
         AssetId::new(id).and_then(|a| self.registry.minter(a)) == Some(Address(*contract))
@@ -325,6 +329,7 @@ impl ShardHost<'_> {
 struct LaneHost<'r> {
     registry: &'r ContractsSystem,
     logging: bool,
+    max_relays: usize,
     /// What makes the addresses of the contracts this micro-transaction deploys unique
     /// ([`deploy_seed`]).
     deploy_seed: [u8; 32],
@@ -389,6 +394,9 @@ impl Host for LaneHost<'_> {
     }
     fn logging(&self) -> bool {
         self.logging
+    }
+    fn max_relays(&self) -> usize {
+        self.max_relays
     }
     fn deploy_address(&mut self, creator: &[u8; 32], k: u32) -> Result<[u8; 32], String> {
         let mut b = [0u8; 32 + 32 + 4];
@@ -703,6 +711,7 @@ fn run_call(
         contract: call.contract,
         registry,
         logging: env.log_contracts,
+        max_relays: env.max_relays,
         failure: None,
     };
     let out = vm::execute(
@@ -1111,6 +1120,7 @@ fn global_call(
     let mut host = LaneHost {
         registry,
         logging: env.log_contracts,
+        max_relays: env.max_relays,
         deploy_seed: deploy_seed(env, lane, seq, &call.txid),
     };
     let out = vm::execute(
@@ -1278,6 +1288,7 @@ fn deploy(
             let mut host = LaneHost {
                 registry,
                 logging: env.log_contracts,
+                max_relays: env.max_relays,
                 deploy_seed: deploy_seed(env, lane, seq, &d.txid),
             };
             let out = vm::execute(
