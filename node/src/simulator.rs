@@ -16,9 +16,11 @@
 //! contract's deployer register its right to mint the asset; `viz.addr @i|@all [C]` prints
 //! wallets (or contract C's `@address` state), `viz.shard #g|#i|#all C` C's global or shard
 //! state, `viz.txn NAME[i]` a named transaction's call and `viz.trace NAME[i]` it with every
-//! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading. `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
-//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are noted once as not
-//! shown, `chain.stop` is ignored; `state.load/save` are refused with a message.
+//! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading.
+//! `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
+//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are
+//! noted once as not shown, `chain.stop` is ignored; `state.load/save` are refused with a
+//! message.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -1496,7 +1498,7 @@ impl<'o> Runner<'o> {
                 let t = text(rest);
                 self.say(format!("== {t} =="));
             }
-            // PREDA's web views of named transactions and of the run's profile.
+            // PREDA's other web views (`viz.profiling`, …).
             c if c.starts_with("viz.") => {
                 if self.viz_noted.insert(c.to_string()) {
                     self.say(format!(
