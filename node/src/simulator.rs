@@ -19,8 +19,9 @@
 //! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading.
 //! `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
 //! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are
-//! noted once as not shown, `chain.stop` is ignored; `state.load/save` are refused with a
-//! message.
+//! noted once as not shown, `chain.stop` is ignored. `state.save address|shard.C|all FILE`
+//! writes PREDA's state file (contract names as `CVID`s) and `state.load <scope> FILE` sets
+//! the states in one, as `state.set` does.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -1112,6 +1113,153 @@ impl<'o> Runner<'o> {
         Ok(())
     }
 
+    /// `state.save address|shard.Contract|all FILE`: PREDA's state file, a JSON array of
+    /// `{"Address": a, "States": [{"CVID": C, "State": {…}}, …]}` (address scope, one object
+    /// per allocated address) or `{"ShardIndex": "#g"|"#i", "States": […]}` (shard scope,
+    /// the global state as `#g`). rexe has no contract version ids: `CVID` is the
+    /// contract's name.
+    fn save_state(&mut self, rest: &str) -> Result<()> {
+        let mut words = rest.split_whitespace();
+        let (Some(what), Some(file)) = (words.next(), words.next()) else {
+            bail!("state.save takes address.Contract, shard.Contract (or .all) and a file name");
+        };
+        let (scope, which) = what
+            .split_once('.')
+            .ok_or_else(|| anyhow!("state.save {what}: expected address.C or shard.C"))?;
+        let mut names: Vec<String> = if which == "all" {
+            self.contracts.keys().cloned().collect()
+        } else {
+            self.contract(which)?;
+            vec![which.to_string()]
+        };
+        names.sort();
+        let mut contracts = Vec::new();
+        for n in names {
+            let (c, _) = self.contract(&n)?;
+            contracts.push((n, c));
+        }
+        let hrp = self.hrp();
+        self.chain()?;
+        let mut out = Vec::new();
+        let states_of = |chain: &mut Chain, t: &Target| -> Result<Vec<Json>> {
+            let mut v = Vec::new();
+            for (n, c) in &contracts {
+                let state = match t {
+                    Target::Global => chain.contracts().global_json(c, hrp),
+                    t => chain.contract_state(c, t)?,
+                };
+                // Contracts with no variable in this scope have nothing to save.
+                if let Some(s) = state.filter(|s| s.as_object().is_some_and(|o| !o.is_empty())) {
+                    v.push(json!({"CVID": n, "State": s}));
+                }
+            }
+            Ok(v)
+        };
+        match scope {
+            "address" => {
+                for a in self.addrs.clone() {
+                    let states =
+                        states_of(self.chain.as_mut().expect("opened"), &Target::Address(a))?;
+                    if !states.is_empty() {
+                        out.push(
+                            json!({"Address": address_to_string(&a.0, hrp), "States": states}),
+                        );
+                    }
+                }
+            }
+            "shard" => {
+                let n = 1u16 << self.opts.order;
+                let targets = std::iter::once(("#g".to_string(), Target::Global))
+                    .chain((0..n).map(|i| (format!("#{i}"), Target::Shard(ShardId(i)))));
+                for (label, t) in targets {
+                    let states = states_of(self.chain.as_mut().expect("opened"), &t)?;
+                    if !states.is_empty() {
+                        out.push(json!({"ShardIndex": label, "States": states}));
+                    }
+                }
+            }
+            other => bail!("state.save {other}: the scope is address or shard"),
+        }
+        let path = self.dir.join(file);
+        std::fs::write(&path, serde_json::to_string_pretty(&Json::Array(out))?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.say(format!("{scope} states written to {file}"));
+        Ok(())
+    }
+
+    /// `state.load <address|shard|global> FILE[.json]`: sets the states of a file
+    /// [`Self::save_state`] wrote (or PREDA's, where its `CVID`s are contract names), as
+    /// `state.set` does.
+    fn load_state(&mut self, rest: &str) -> Result<()> {
+        let rest = rest.trim();
+        let (scope, file) = rest
+            .strip_prefix('<')
+            .and_then(|r| r.split_once('>'))
+            .map(|(s, f)| (s.trim(), f.trim()))
+            .ok_or_else(|| anyhow!("state.load takes <address>, <shard> or <global> and a file"))?;
+        let mut path = self.dir.join(file);
+        if !path.exists() && !file.ends_with(".json") {
+            path = self.dir.join(format!("{file}.json"));
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let entries: Vec<Json> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON array of states", path.display()))?;
+        let shards = 1u16 << self.opts.order;
+        let mut set = 0usize;
+        for e in entries {
+            let target = match scope {
+                "address" => {
+                    let a = e["Address"]
+                        .as_str()
+                        .and_then(rexe_chain::lang::value::parse_address)
+                        .ok_or_else(|| {
+                            anyhow!("{file}: an entry without a valid \"Address\": {e}")
+                        })?;
+                    Target::Address(Address(a))
+                }
+                "shard" | "global" => match e["ShardIndex"].as_str() {
+                    Some("#g") => Target::Global,
+                    Some(i) => {
+                        let i: u16 = i
+                            .trim_start_matches('#')
+                            .parse()
+                            .ok()
+                            .filter(|i| *i < shards)
+                            .ok_or_else(|| anyhow!("{file}: no shard {i} (there are {shards})"))?;
+                        Target::Shard(ShardId(i))
+                    }
+                    None => bail!("{file}: an entry without \"ShardIndex\": {e}"),
+                },
+                other => bail!("state.load <{other}>: the scope is address, shard or global"),
+            };
+            let states = e["States"]
+                .as_array()
+                .ok_or_else(|| anyhow!("{file}: an entry without \"States\": {e}"))?;
+            for st in states {
+                let name = st["CVID"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| st["CVID"].as_u64().map(|n| n.to_string()))
+                    .ok_or_else(|| anyhow!("{file}: a state without \"CVID\""))?;
+                let (addr, code) = self.contract(&name)?;
+                let sk = match &target {
+                    Target::Global => ScopeKind::Global,
+                    Target::Shard(_) => ScopeKind::Shard,
+                    _ => ScopeKind::Address,
+                };
+                let vals = abi::row_from_json(&code, sk, &st["State"], None)
+                    .map_err(|e| anyhow!("{file}: {name}: {e}"))?;
+                self.chain()?
+                    .force_contract_state(&addr, &target, vals)
+                    .map_err(|e| anyhow!(e))?;
+                set += 1;
+            }
+        }
+        self.say(format!("{set} {scope} state(s) loaded from {file}"));
+        Ok(())
+    }
+
     fn transaction(&mut self, line: &str) -> Result<()> {
         // Optional `name = ` / `name[] = `.
         let (name, body) = match line.find('=') {
@@ -1457,7 +1605,8 @@ impl<'o> Runner<'o> {
                 self.state(&format!("*{n} {rest}"), name == "state.update")?
             }
             "state.token" => self.mint_right(rest)?,
-            "state.load" | "state.save" => bail!("{cmd} is not supported (no state files)"),
+            "state.save" => self.save_state(rest)?,
+            "state.load" => self.load_state(rest)?,
             "log" => {
                 let t = text(rest);
                 self.say(t);
@@ -1746,6 +1895,79 @@ mod tests {
             .unwrap_err();
         assert!(
             format!("{e:#}").contains("no transactions named `nope`"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn state_files_round_trip_between_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+        for f in ["token.prd", "counter.prd"] {
+            std::fs::copy(examples.join(f), dir.path().join(f)).unwrap();
+        }
+        let setup = "allocate.address 3\nchain.deploy @0 token.prd = { supply: \"1000\" }\n\
+                     chain.deploy @0 counter.prd\nchain.run\n";
+        let show = "viz.addr @all Token\nviz.shard #all ShardCounter\nviz.shard #g Token\n";
+        let run = |src: String| {
+            let mut out = Vec::new();
+            let opts = Options {
+                order: 1,
+                ..Options::default()
+            };
+            Runner::new(opts, dir.path(), &mut out).run(&src).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let shown = |out: &str| -> Vec<String> {
+            out.lines()
+                .filter(|l| {
+                    l.contains(" Token: ")
+                        || l.starts_with("ShardCounter shard")
+                        || l.starts_with("Token global")
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        let a = run(format!(
+            "{setup}ShardCounter.hit @all {{ n: 2 }}\nToken.transfer @0 {{ to: \"$@1$\", amount: \"10\" }}\n\
+             chain.run\nstate.save address.all addr.json\nstate.save shard.all shards.json\n{show}"
+        ));
+        assert!(a.contains("address states written to addr.json"), "{a}");
+        let saved: Json =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("addr.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved.as_array().unwrap().len(), 3, "{saved}");
+        assert_eq!(saved[1]["States"][0]["CVID"], "Token", "{saved}");
+        assert_eq!(saved[1]["States"][0]["State"]["balance"], 10, "{saved}");
+        // A fresh chain with the same contracts, the states loaded instead of the calls.
+        let b = run(format!(
+            "{setup}state.load <address> addr.json\nstate.load <shard> shards\n{show}"
+        ));
+        assert!(
+            b.contains("3 address state(s) loaded from addr.json"),
+            "{b}"
+        );
+        assert_eq!(shown(&a).len(), 3 + 2 + 1, "{a}");
+        assert_eq!(shown(&a), shown(&b), "{a}\n---\n{b}");
+        // What a file does not say is refused by name.
+        std::fs::write(
+            dir.path().join("bad.json"),
+            r##"[{"ShardIndex": "#7", "States": []}]"##,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let e = Runner::new(
+            Options {
+                order: 1,
+                ..Options::default()
+            },
+            dir.path(),
+            &mut out,
+        )
+        .run(&format!("{setup}state.load <shard> bad.json\n"))
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no shard #7 (there are 2)"),
             "{e:#}"
         );
     }
