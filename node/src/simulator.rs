@@ -1884,19 +1884,29 @@ mod tests {
         );
         assert_eq!(out.matches("viz.profiling: not shown").count(), 1, "{out}");
         assert!(out.contains("ShardCounter global: {\"missing\":0"), "{out}");
-        let mut out = Vec::new();
-        let e = Runner::new(Options::default(), &dir, &mut out)
-            .run("allocate.address 1\nchain.deploy @0 counter.prd\nviz.shard #9 ShardCounter\n")
-            .unwrap_err();
-        assert!(format!("{e:#}").contains("no such shard"), "{e:#}");
-        let mut out = Vec::new();
-        let e = Runner::new(Options::default(), &dir, &mut out)
-            .run("allocate.address 1\nchain.deploy @0 counter.prd\nviz.txn nope\n")
-            .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("no transactions named `nope`"),
-            "{e:#}"
+        let e = run_err(
+            &dir,
+            2,
+            "allocate.address 1\nchain.deploy @0 counter.prd\nviz.shard #9 ShardCounter\n",
         );
+        assert!(e.contains("no such shard"), "{e}");
+        let e = run_err(
+            &dir,
+            2,
+            "allocate.address 1\nchain.deploy @0 counter.prd\nviz.txn nope\n",
+        );
+        assert!(e.contains("no transactions named `nope`"), "{e}");
+    }
+
+    /// The error (with its causes) of a script that must fail, on `2^order` shards.
+    fn run_err(dir: &Path, order: u8, src: &str) -> String {
+        let mut out = Vec::new();
+        let opts = Options {
+            order,
+            ..Options::default()
+        };
+        let e = Runner::new(opts, dir, &mut out).run(src).unwrap_err();
+        format!("{e:#}")
     }
 
     #[test]
@@ -1955,21 +1965,12 @@ mod tests {
             r##"[{"ShardIndex": "#7", "States": []}]"##,
         )
         .unwrap();
-        let mut out = Vec::new();
-        let e = Runner::new(
-            Options {
-                order: 1,
-                ..Options::default()
-            },
+        let e = run_err(
             dir.path(),
-            &mut out,
-        )
-        .run(&format!("{setup}state.load <shard> bad.json\n"))
-        .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("no shard #7 (there are 2)"),
-            "{e:#}"
+            1,
+            &format!("{setup}state.load <shard> bad.json\n"),
         );
+        assert!(e.contains("no shard #7 (there are 2)"), "{e}");
     }
 
     #[test]
