@@ -106,12 +106,7 @@ fn ckpool_coinbase(pool: &str) -> (bitcoin::Transaction, usize) {
 /// (`BITCOIND_EXE`, a throwaway regtest datadir).
 enum Bitcoin {
     Embedded(RegtestNode),
-    Core {
-        _process: KillOnDrop,
-        _dir: tempfile::TempDir,
-        rpc_addr: String,
-        cookie_path: std::path::PathBuf,
-    },
+    Core(CoreNode),
 }
 
 impl Bitcoin {
@@ -124,42 +119,20 @@ impl Bitcoin {
             );
             return None;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let process = KillOnDrop(
-            Command::new(exe)
-                .args(["-regtest", "-listen=0", "-server=1", "-txindex=0"])
-                .arg(format!("-datadir={}", dir.path().display()))
-                .arg(format!("-rpcport={port}"))
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("start bitcoind"),
-        );
-        let cookie_path = dir.path().join("regtest/.cookie");
-        wait_for("bitcoind's cookie", || cookie_path.exists());
-        let b = Bitcoin::Core {
-            _process: process,
-            _dir: dir,
-            rpc_addr: format!("127.0.0.1:{port}"),
-            cookie_path,
-        };
-        wait_for("bitcoind's RPC", || {
-            b.client().call("getblockcount", json!([])).is_ok()
-        });
-        Some(b)
+        Some(Bitcoin::Core(CoreNode::start(exe)))
     }
 
     fn rpc_addr(&self) -> String {
         match self {
             Bitcoin::Embedded(n) => n.rpc_addr.to_string(),
-            Bitcoin::Core { rpc_addr, .. } => rpc_addr.clone(),
+            Bitcoin::Core(c) => c.rpc_addr.clone(),
         }
     }
 
     fn cookie_path(&self) -> &std::path::Path {
         match self {
             Bitcoin::Embedded(n) => &n.cookie_path,
-            Bitcoin::Core { cookie_path, .. } => cookie_path,
+            Bitcoin::Core(c) => &c.cookie_path,
         }
     }
 
@@ -186,7 +159,7 @@ impl Bitcoin {
                     .unwrap();
                 a.as_str().unwrap().to_string()
             }
-            Bitcoin::Core { .. } => {
+            Bitcoin::Core(_) => {
                 let secp = bitcoin::secp256k1::Secp256k1::new();
                 let key = bitcoin::PrivateKey::new(
                     bitcoin::secp256k1::SecretKey::from_slice(&[7; 32]).unwrap(),

@@ -1173,43 +1173,16 @@ fn bitcoind_walletprocesspsbt_signs_a_rexe_psbt() {
     let (env, payer, bob, psbt_path, secret) = external_peg_in(9, "core-signed");
 
     // A throwaway bitcoind with a wallet holding the private descriptors.
-    let core_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut core = std::process::Command::new(&exe)
-        .args([
-            "-regtest",
-            "-listen=0",
-            "-server=1",
-            &format!("-datadir={}", core_dir.path().display()),
-            &format!("-rpcport={port}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start bitcoind");
-    let cookie = core_dir.path().join("regtest/.cookie");
-    env.wait_for("bitcoind's cookie", 60, || cookie.exists());
-    let rpc = rexe_rpc::client::RpcClient::new(
-        format!("127.0.0.1:{port}"),
-        std::fs::read_to_string(&cookie).unwrap().trim(),
-    );
-    env.wait_for("bitcoind's RPC", 60, || {
-        rpc.call("getblockcount", json!([])).is_ok()
-    });
+    let core = common::CoreNode::start(&exe);
+    let rpc = core.client();
     if let Err(e) = rpc.call("listwallets", json!([])) {
         // A bitcoind built without its wallet (`-DENABLE_WALLET=OFF`) cannot sign.
         println!("skipped: this bitcoind has no wallet ({e})");
-        let _ = rpc.call("stop", json!([]));
-        let _ = core.wait();
         return;
     }
     let unsigned = std::fs::read_to_string(&psbt_path).unwrap();
     let signed = sign_in_a_core_wallet(&rpc, &secret, unsigned.trim());
-    let _ = rpc.call("stop", json!([]));
-    let _ = core.wait();
+    drop(core);
     std::fs::write(&psbt_path, signed).unwrap();
     broadcast_and_claim(&env, &psbt_path, &payer, &bob);
 }

@@ -187,6 +187,61 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A throwaway Bitcoin Core on regtest (`BITCOIND_EXE`), killed on drop.
+pub struct CoreNode {
+    _process: KillOnDrop,
+    _dir: tempfile::TempDir,
+    /// Its RPC address.
+    pub rpc_addr: String,
+    /// Its cookie file.
+    pub cookie_path: std::path::PathBuf,
+}
+
+impl CoreNode {
+    /// Starts `exe` (no P2P, RPC on a free port, a fresh datadir) and waits until its RPC
+    /// answers.
+    pub fn start(exe: impl AsRef<std::ffi::OsStr>) -> CoreNode {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let process = KillOnDrop(
+            Command::new(exe)
+                .args(["-regtest", "-listen=0", "-server=1"])
+                .arg(format!("-datadir={}", dir.path().display()))
+                .arg(format!("-rpcport={port}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start bitcoind"),
+        );
+        let cookie_path = dir.path().join("regtest/.cookie");
+        wait_for("bitcoind's cookie", || cookie_path.exists());
+        let node = CoreNode {
+            _process: process,
+            _dir: dir,
+            rpc_addr: format!("127.0.0.1:{port}"),
+            cookie_path,
+        };
+        wait_for("bitcoind's RPC", || {
+            node.client()
+                .call("getblockcount", serde_json::json!([]))
+                .is_ok()
+        });
+        node
+    }
+
+    /// Its cookie (`user:password`).
+    pub fn cookie(&self) -> String {
+        std::fs::read_to_string(&self.cookie_path)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// An RPC client with its cookie.
+    pub fn client(&self) -> rexe_rpc::client::RpcClient {
+        rexe_rpc::client::RpcClient::new(self.rpc_addr.clone(), self.cookie())
+    }
+}
+
 /// `rexe miner run` in front of the Bitcoin node `btc_node` for the L2 node at `l2_rpc`
 /// (auth `u:p`), paying `payout`, with its proxy on `proxy_addr`: the command, for more
 /// flags.
