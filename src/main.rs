@@ -319,6 +319,11 @@ struct ElectrumLimitArgs {
     /// Electrum worker threads answering requests [default: one per core but one, 1 to 8].
     #[arg(long, value_name = "N")]
     electrum_workers: Option<usize>,
+    /// Electrum workers' scheduling priority: `background` (Linux SCHED_IDLE: any other
+    /// thread, such as the bitcoind RPC miners wait on, takes their core at once) or `normal`
+    /// [default: background].
+    #[arg(long, value_name = "PRIORITY")]
+    electrum_priority: Option<rexe_rpc::Priority>,
 }
 
 /// Limits of `rexe regtest`'s JSON-RPC server; each unset one keeps its default.
@@ -385,6 +390,9 @@ impl ElectrumLimitArgs {
         }
         if let Some(v) = self.electrum_workers {
             l.workers = v.max(1);
+        }
+        if let Some(v) = self.electrum_priority {
+            l.priority = v;
         }
         l
     }

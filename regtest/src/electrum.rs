@@ -6,7 +6,8 @@
 //! Scripthash queries read the node's script index ([`crate::index`]): the chain's part is
 //! updated per connected block and undone on disconnect, the mempool's per mempool change.
 //! Requests run on the server's own worker threads ([`ElectrumLimits::workers`] of them: one
-//! core fewer than the machine has), taking the node's lock once per request and briefly,
+//! core fewer than the machine has; in the background, [`ElectrumLimits::priority`]), taking
+//! the node's lock once per request and briefly,
 //! so a flood of Electrum requests does not stall the RPC. Subscriptions are rechecked only for the scripts a block or a mempool
 //! change touched.
 //!
@@ -22,7 +23,9 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::{OutPoint, Txid};
-use rexe_rpc::{accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Workers};
+use rexe_rpc::{
+    accept_loop, read_line, write_deadline, ConnGate, Limits, LineRead, Priority, Workers,
+};
 use serde_json::{json, Value};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
@@ -63,6 +66,11 @@ pub struct ElectrumLimits {
     /// Most requests being answered at once, over all connections (worker threads). The
     /// default leaves one core to the rest of the node (the RPC miners and the L2 wait on).
     pub workers: usize,
+    /// The workers' scheduling priority. [`Priority::Background`] (the default) lets any
+    /// other thread of the machine (the bitcoind RPC that miners, pools and the L2 wait on)
+    /// take a worker's core the moment it wakes; Electrum gets every cycle nobody else
+    /// wants, so on an otherwise idle machine it serves as fast as at normal priority.
+    pub priority: Priority,
 }
 
 impl Default for ElectrumLimits {
@@ -79,6 +87,7 @@ impl Default for ElectrumLimits {
                 .unwrap_or(2)
                 .saturating_sub(1)
                 .clamp(1, 8),
+            priority: Priority::Background,
         }
     }
 }
@@ -92,7 +101,7 @@ fn err(code: i64, m: impl Into<String>) -> (i64, String) {
 /// Serves Electrum clients on `listener` under `limits` until the node stops.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, limits: ElectrumLimits) {
     let gate = ConnGate::new(limits.conn.max_connections, limits.conn.max_per_ip);
-    let work = match Workers::start("electrum", limits.workers) {
+    let work = match Workers::start_with("electrum", limits.workers, limits.priority) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "electrum: cannot start worker threads; not serving");

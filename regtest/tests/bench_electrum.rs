@@ -4,7 +4,8 @@
 //! default (a measurement, not a check); run with
 //! `cargo test -p rexe-regtest --test bench_electrum -- --ignored --nocapture`
 //! (`BENCH_SAMPLES`, `BENCH_SUBS` and `BENCH_BLOCKS` shrink it for slow builds;
-//! `BENCH_WORKERS` sets the number of Electrum workers, default the server's).
+//! `BENCH_WORKERS` and `BENCH_PRIORITY` set the Electrum workers' number and priority,
+//! default the server's).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -44,7 +45,14 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
 /// The flooding clients stand in for wallets on other machines: at the lowest CPU priority
 /// (`BENCH_CLIENT_NICE`, default 19) they do not take the server's cores as local
 /// processes would; the server's own threads keep the default priority.
+/// With `BENCH_CLIENT_PRIORITY=background` they run in the background class instead, as
+/// the server's Electrum workers do by default (then they and the workers share what the
+/// RPC leaves).
 fn lower_priority(nice: i32) {
+    if std::env::var("BENCH_CLIENT_PRIORITY").as_deref() == Ok("background") {
+        rexe_rpc::workers::to_background().unwrap();
+        return;
+    }
     // Changes this thread's own nice value (Linux keeps one per thread).
     #[cfg(target_os = "linux")]
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
@@ -77,7 +85,13 @@ fn rpc_latency_under_an_electrum_flood() {
     let mut services = rexe_regtest::Services::default();
     services.electrum_limits.workers =
         env("BENCH_WORKERS", services.electrum_limits.workers).max(1);
-    println!("{} electrum workers", services.electrum_limits.workers);
+    if let Ok(p) = std::env::var("BENCH_PRIORITY") {
+        services.electrum_limits.priority = p.parse().unwrap();
+    }
+    println!(
+        "{} electrum workers, priority {}",
+        services.electrum_limits.workers, services.electrum_limits.priority
+    );
     let node = RegtestNode::start_with(RegtestConfig::default(), services).unwrap();
     let keys: Vec<Key> = (1..=ADDRESSES).map(key).collect();
     let t = Instant::now();
@@ -126,6 +140,12 @@ fn rpc_latency_under_an_electrum_flood() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
+    let before = served.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "flood alone: {} get_balance/s served",
+        served.load(Ordering::Relaxed) - before
+    );
     let t = Instant::now();
     let before = served.load(Ordering::Relaxed);
     let (p50, p99, max) = percentiles(rpc_latencies(&node, samples));

@@ -735,3 +735,42 @@ fn oversized_body_is_refused(node: &RegtestNode) -> bool {
         None => sent < len,
     }
 }
+
+/// Quick reads (`getblockcount`, `getbestblockhash`, `getblockheader`) are answered on the
+/// HTTP task when the node's lock is free and on a blocking thread when it is held (here by
+/// blocks being mined on another connection): both give answers that agree with each other,
+/// never go backwards, and match the chain at the end. JSON-RPC 2.0 envelopes and named
+/// parameters keep working on the quick path.
+#[test]
+fn quick_reads_agree_whether_answered_inline_or_on_a_blocking_thread() {
+    let node = RegtestNode::start(RegtestConfig::default()).unwrap();
+    let k = key(7);
+    let addr = k.addr.to_string();
+    std::thread::scope(|s| {
+        let miner = s.spawn(|| {
+            for _ in 0..40 {
+                ok(&node, "generatetoaddress", json!([5, addr]));
+            }
+        });
+        let mut last = 0;
+        while !miner.is_finished() {
+            let h = ok(&node, "getblockcount", json!([])).as_u64().unwrap();
+            assert!(h >= last, "height went from {last} to {h}");
+            last = h;
+            let best = ok(&node, "getbestblockhash", json!([]));
+            let hdr = ok(&node, "getblockheader", json!({"blockhash": best}));
+            assert!(hdr["height"].as_u64().unwrap() >= h);
+        }
+        miner.join().unwrap();
+    });
+    assert_eq!(ok(&node, "getblockcount", json!([])), json!(200));
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "getblockhash", "params": [200]});
+    let (status, text) = post(&node, Some(&node.cookie), body.to_string().as_bytes());
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert_eq!(v["id"], 9);
+    assert_eq!(v["result"], ok(&node, "getbestblockhash", json!([])));
+    let v = rpc(&node, "getblockhash", json!([201]));
+    assert_eq!(v["error"]["code"], -8, "{v}");
+}

@@ -108,8 +108,52 @@ impl std::fmt::Debug for RpcClient {
     }
 }
 
+/// Resolves a call's `host:port` without a thread per call.
+///
+/// ureq's default resolver runs before the pool is consulted, on every call (pooled
+/// connections included), and spawns a thread for each whenever a timeout is set, as it
+/// always is here: a thread start per RPC call, for an IP literal too. rexe's endpoints are
+/// nearly always IP literals (`127.0.0.1:8332`): those are parsed; names (`bitcoind:8332`
+/// in Docker) still go to the default resolver and its timeout.
+#[derive(Debug, Default)]
+struct LiteralFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = literal_addr(uri) {
+            let mut out = self.empty();
+            out.push(addr);
+            return Ok(out);
+        }
+        self.0.resolve(uri, config, timeout)
+    }
+}
+
+/// The socket address of an `http://` URI whose host is an IP literal (`[…]` for IPv6).
+fn literal_addr(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(std::net::SocketAddr::new(
+        ip,
+        authority.port_u16().unwrap_or(80),
+    ))
+}
+
 fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_connect(Some(timeout))
         // The whole call, reply included: a server dripping bytes cannot hold the caller
         // longer than twice the timeout.
@@ -120,8 +164,12 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .max_idle_age(MAX_IDLE)
         .max_idle_connections_per_host(4)
         .user_agent("rexe")
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        LiteralFirst::default(),
+    )
 }
 
 impl RpcClient {
@@ -251,5 +299,62 @@ impl RpcClient {
         let v = self.call(method, params)?;
         serde_json::from_value(v)
             .map_err(|e| RpcError::Malformed(format!("{method}'s result: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(uri: &str) -> Option<std::net::SocketAddr> {
+        literal_addr(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn ip_literals_are_parsed_and_names_left_to_the_system() {
+        assert_eq!(
+            lit("http://127.0.0.1:18443/"),
+            Some("127.0.0.1:18443".parse().unwrap())
+        );
+        assert_eq!(
+            lit("http://[::1]:8332/wallet/w"),
+            Some("[::1]:8332".parse().unwrap())
+        );
+        assert_eq!(
+            lit("http://10.0.0.7/"),
+            Some("10.0.0.7:80".parse().unwrap())
+        );
+        assert_eq!(lit("http://bitcoind:8332/"), None);
+        assert_eq!(lit("http://localhost:8332/"), None);
+        assert_eq!(lit("https://127.0.0.1:8332/"), None);
+    }
+
+    /// Calls reach a server by IP literal and by name alike.
+    #[test]
+    fn calls_reach_the_server_by_literal_and_by_name() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(2) {
+                let mut s = s.unwrap();
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let body = r#"{"result":7,"error":null,"id":1}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        for host in ["127.0.0.1", "localhost"] {
+            let c = RpcClient::new(format!("{host}:{port}"), "u:p");
+            assert_eq!(c.call("getblockcount", json!([])).unwrap(), json!(7));
+        }
     }
 }

@@ -31,4 +31,4 @@ pub use gate::{ConnGate, Permit};
 pub use http::serve_http;
 pub use limits::Limits;
 pub use line::{read_line, write_deadline, LineRead};
-pub use workers::Workers;
+pub use workers::{Priority, Workers};

@@ -3,6 +3,12 @@
 //! bitcoind RPC that miners and the L2 wait on, in the same process as the Electrum server)
 //! its cores. tokio's blocking pool is shared by every service and grows on demand, so it
 //! cannot bound one service's share.
+//!
+//! Bounding the threads is not enough on a busy machine: a worker that is always runnable
+//! holds its core for a whole scheduler slice (milliseconds) before a thread that just woke
+//! (an RPC call arriving) gets it. Workers started [`Priority::Background`] run under Linux's
+//! `SCHED_IDLE` policy, which the scheduler preempts as soon as any ordinary thread wakes on
+//! that core: they take the CPU time nobody else wants, and all of it when nobody does.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -15,24 +21,95 @@ pub struct Workers {
     tx: mpsc::Sender<Job>,
 }
 
+/// How the scheduler treats a set of workers' threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// As every other thread of the process.
+    #[default]
+    Normal,
+    /// Only the CPU time no ordinary thread wants: Linux's `SCHED_IDLE`, preempted at once
+    /// by any ordinary thread waking on the core. Elsewhere (or where Linux refuses it) the
+    /// same as [`Priority::Normal`], with a warning.
+    Background,
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "normal" => Ok(Priority::Normal),
+            "background" => Ok(Priority::Background),
+            _ => Err(format!("`{s}` is not a priority: normal or background")),
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Priority::Normal => "normal",
+            Priority::Background => "background",
+        })
+    }
+}
+
+/// Puts the calling thread in the background ([`Priority::Background`]); an error where the
+/// system has no such class or refuses it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn to_background() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 names the calling
+    // thread, and SCHED_IDLE needs no privilege (it only lowers the thread's priority).
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Puts the calling thread in the background: not available on this system.
+#[cfg(not(target_os = "linux"))]
+pub fn to_background() -> std::io::Result<()> {
+    Err(std::io::Error::other("no background scheduling class here"))
+}
+
 impl Workers {
     /// Starts `threads` (at least one) workers named `name`. Workers end when every clone of
     /// the returned handle is dropped.
     pub fn start(name: &str, threads: usize) -> std::io::Result<Workers> {
+        Workers::start_with(name, threads, Priority::Normal)
+    }
+
+    /// [`Workers::start`] with the threads at `priority`.
+    pub fn start_with(name: &str, threads: usize, priority: Priority) -> std::io::Result<Workers> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
+            let first = i == 0;
+            let name2 = name.to_string();
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || loop {
-                    let job = {
-                        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-                        rx.recv()
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                .spawn(move || {
+                    if priority == Priority::Background {
+                        if let Err(e) = to_background() {
+                            if first {
+                                tracing::warn!(workers = %name2, error = %e,
+                                    "cannot run workers in the background; they keep normal priority");
+                            }
+                        }
+                    }
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                            rx.recv()
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
                     }
                 })?;
         }
@@ -74,5 +151,39 @@ mod tests {
         for (i, r) in rs.into_iter().enumerate() {
             assert_eq!(r.await.unwrap(), (i * i) as u64);
         }
+    }
+
+    /// The scheduling policy of the calling thread (`/proc`'s field 41; 5 is SCHED_IDLE).
+    #[cfg(target_os = "linux")]
+    fn policy() -> u32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        // Fields from the third (state) on; policy is the 41st field.
+        after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn background_workers_run_under_sched_idle_and_normal_ones_do_not() {
+        let bg = Workers::start_with("bg", 2, Priority::Background).unwrap();
+        let normal = Workers::start("normal", 1).unwrap();
+        assert_eq!(bg.run(policy).await.unwrap(), libc::SCHED_IDLE as u32);
+        assert_eq!(normal.run(policy).await.unwrap(), libc::SCHED_OTHER as u32);
+        assert_eq!(
+            policy(),
+            libc::SCHED_OTHER as u32,
+            "the caller is untouched"
+        );
+    }
+
+    #[test]
+    fn priorities_parse_and_print() {
+        for p in [Priority::Normal, Priority::Background] {
+            assert_eq!(p.to_string().parse::<Priority>(), Ok(p));
+        }
+        assert!("idle"
+            .parse::<Priority>()
+            .unwrap_err()
+            .contains("normal or background"));
     }
 }
