@@ -114,6 +114,13 @@ pub struct TapArgs {
     /// are `stale_l2` from that block's seal to the pool's next template refresh.
     #[arg(long, value_name = "CMD")]
     pool_notify: Option<String>,
+    /// Where shares are followed (parsed, rebuilt, hashed against the L2 target): `normal`,
+    /// on the forwarding threads, or `background`, a thread of their own that any
+    /// forwarding thread preempts at once (Linux SCHED_IDLE): less latency added to lines,
+    /// but on a host kept busy by other work the followers fall behind, drop events
+    /// (`events_dropped`) and with them L2 blocks.
+    #[arg(long, value_name = "PRIORITY", default_value_t = rexe_rpc::Priority::Normal)]
+    follow_priority: rexe_rpc::Priority,
     /// Record every L2 block the tap seals, with the worker whose share sealed it and that
     /// worker's rxBTC address by --payout-sources (JSON lines, appended and synced).
     /// The block reward goes to the pool template's payout (the proxy's --payout); the
@@ -188,6 +195,7 @@ fn tap(a: &TapArgs) -> Result<()> {
     config.l2_poll = Duration::from_millis(a.l2_poll_ms.max(10));
     config.pool_notify = a.pool_notify.clone().filter(|c| !c.trim().is_empty());
     config.payout_ledger = a.payout_ledger.clone();
+    config.follow_priority = a.follow_priority;
     config.payout_rules = rexe_miner::stratum::payout::PayoutRules {
         sources: a.payout_sources.clone(),
         map: match &a.payout_map {

@@ -8,8 +8,8 @@
 //! difference of the reply latencies is what the tap adds (two more loopback hops and its
 //! forwarding). The tap harvests for the L2 node as `rexe miner tap` does: it has the L2
 //! target, so it rebuilds and hashes every share (none meets the hard target, so none is
-//! submitted). Its CPU is the time of its own threads (runtime, harvest and L2 poller,
-//! all named `rexe-tap…`) over the measured seconds.
+//! submitted). Its CPU is the time of its own threads (runtime, followers, harvest and L2
+//! poller, all named `rexe-tap…`) over the measured seconds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +41,10 @@ pub struct TapArgs {
     /// Worker threads of the tap's runtime.
     #[arg(long, default_value_t = 2)]
     tap_threads: usize,
+    /// Where the tap follows shares: `normal` (its default: on the tap's runtime threads)
+    /// or `background` (a thread of their own in the background scheduling class).
+    #[arg(long, default_value_t = rexe_rpc::Priority::Normal)]
+    follow_priority: rexe_rpc::Priority,
     /// Alternate the direct and the tapped load in windows of this many milliseconds, so
     /// that both see the same machine; 0 runs them one after the other.
     #[arg(long, default_value_t = 250)]
@@ -162,6 +166,7 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
     let mut config = TapConfig::new(stack.addr.to_string());
     config.limits.max_connections = 0;
     config.limits.max_per_ip = 0;
+    config.follow_priority = a.follow_priority;
     let tap = Tap::new(config, Some(harvester));
     anyhow::ensure!(
         tap.poll_l2(),
@@ -218,6 +223,7 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
             "seconds": secs,
             "server_threads": a.server_threads,
             "tap_threads": a.tap_threads,
+            "follow_priority": a.follow_priority.to_string(),
             "interleave_ms": a.interleave_ms,
             "ops_per_sec": tapped.accepted as f64 / secs,
             "direct_ops_per_sec": direct.accepted as f64 / direct_secs,
@@ -233,6 +239,7 @@ pub fn run(a: &TapArgs) -> Result<Vec<Value>> {
             "tap_shares_seen": s.shares - shares_before,
             "tap_shares_skipped_total": skipped,
             "tap_events_dropped": s.events_dropped,
+            "tap_harvests_dropped": s.harvest_dropped,
             "peak_rss_bytes": super::peak_rss_bytes(),
         }));
     }

@@ -6,7 +6,9 @@
 //! its own connection to the pool, and every line goes through byte for byte, in both
 //! directions, as soon as it is complete: the tap forwards the raw line and parses a copy.
 //!
-//! Per connection a follower task (fed by a bounded channel, off the forwarding path) tracks
+//! Per connection a follower task (fed by a bounded channel, off the forwarding path; with
+//! [`TapConfig::follow_priority`] `Background`, on a thread of its own that any forwarding
+//! thread preempts) tracks
 //! what a share needs: the `mining.subscribe` reply (extranonce1, extranonce2 size, matched
 //! to its request by id), `mining.set_extranonce`, the BIP310 mask of the
 //! `mining.configure` reply (or `mining.set_version_mask`), `mining.set_difficulty` and the
@@ -181,6 +183,13 @@ pub struct TapConfig {
     pub payout_ledger: Option<std::path::PathBuf>,
     /// The payout rules for the ledger (as `rexe miner run`'s Stratum server uses them).
     pub payout_rules: crate::stratum::payout::PayoutRules,
+    /// Where shares are followed: `Normal` (the default), on the forwarding runtime's
+    /// threads; [`Priority::Background`](rexe_rpc::Priority), on a thread of the followers'
+    /// own in the background scheduling class, which never delays a forwarded line but, on
+    /// a host whose cores other work keeps busy, gets only what is left: events past the
+    /// per-connection queue are then dropped (`events_dropped`), and with them any L2 block
+    /// their shares would have sealed.
+    pub follow_priority: rexe_rpc::Priority,
 }
 
 impl TapConfig {
@@ -203,6 +212,7 @@ impl TapConfig {
             pool_notify: None,
             payout_ledger: None,
             payout_rules: crate::stratum::payout::PayoutRules::default(),
+            follow_priority: rexe_rpc::Priority::Normal,
         }
     }
 }
@@ -355,6 +365,56 @@ pub struct Tap {
     last_tip: Mutex<Option<String>>,
     /// `pool_notify` runs: one at a time, the latest waiting tip next.
     notify: Arc<Mutex<NotifyState>>,
+    /// Where the followers run (see [`Followers`]).
+    followers: Followers,
+}
+
+/// The followers' own runtime: one thread in the background scheduling class
+/// ([`rexe_rpc::Priority::Background`]), so that following shares (parsing, rebuilding and
+/// hashing them) never holds a core or a runtime worker a forwarding task is waiting for:
+/// the forwarding threads preempt it the moment a line arrives. `None` (asked for with
+/// [`TapConfig::follow_priority`] `Normal`, or the runtime could not start): followers run
+/// on the forwarding runtime.
+struct Followers(Option<tokio::runtime::Runtime>);
+
+impl Followers {
+    fn start(priority: rexe_rpc::Priority) -> Followers {
+        if priority == rexe_rpc::Priority::Normal {
+            return Followers(None);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rexe-tap-follow")
+            .on_thread_start(|| {
+                if let Err(e) = rexe_rpc::workers::to_background() {
+                    tracing::debug!(error = %e, "tap followers keep normal priority");
+                }
+            })
+            .build();
+        match rt {
+            Ok(rt) => Followers(Some(rt)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime of their own for the tap's followers");
+                Followers(None)
+            }
+        }
+    }
+
+    fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        match &self.0 {
+            Some(rt) => drop(rt.spawn(f)),
+            None => drop(tokio::spawn(f)),
+        }
+    }
+}
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        // The tap may be dropped on an async thread, where a runtime cannot block.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Whether a `pool_notify` command runs, and the tip to run it for next.
@@ -386,7 +446,6 @@ impl Tap {
             tx
         });
         Arc::new(Tap {
-            config,
             counters,
             harvester,
             work: Mutex::new(None),
@@ -394,6 +453,8 @@ impl Tap {
             last_warn: Mutex::new(Vec::new()),
             last_tip: Mutex::new(None),
             notify: Arc::new(Mutex::new(NotifyState::default())),
+            followers: Followers::start(config.follow_priority),
+            config,
         })
     }
 
@@ -601,7 +662,8 @@ impl Tap {
         let (pr, pw) = pool.into_split();
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(Follower::new(self.clone()).run(rx, queued.clone()));
+        self.followers
+            .spawn(Follower::new(self.clone()).run(rx, queued.clone()));
         let up = self.pump(Side::Miner, mr, pw, (tx.clone(), queued.clone()));
         let down = self.pump(Side::Pool, pr, mw, (tx, queued));
         tokio::pin!(up, down);

@@ -251,13 +251,14 @@ async fn scripted_miner(tap: SocketAddr) -> (Vec<u8>, Vec<u8>) {
 }
 
 async fn start_tap(pool: String, l2: Option<&str>) -> (Arc<Tap>, SocketAddr) {
-    start_tap_with(pool, l2, None).await
+    start_tap_with(pool, l2, None, rexe_rpc::Priority::Normal).await
 }
 
 async fn start_tap_with(
     pool: String,
     l2: Option<&str>,
     aux_proxy: Option<&str>,
+    follow: rexe_rpc::Priority,
 ) -> (Arc<Tap>, SocketAddr) {
     let harvester = l2.map(|addr| {
         Arc::new(Harvester::new(
@@ -270,6 +271,7 @@ async fn start_tap_with(
     cfg.aux_proxy = aux_proxy.map(|a| RpcClient::new(a, "u:p"));
     cfg.l2_poll = Duration::from_millis(50);
     cfg.limits.max_request = 1024;
+    cfg.follow_priority = follow;
     let tap = Tap::new(cfg, harvester);
     let t = tap.clone();
     tokio::task::spawn_blocking(move || t.poll_l2())
@@ -294,11 +296,21 @@ async fn wait_stats(tap: &Tap, what: &str, f: impl Fn(&TapStats) -> bool) -> Tap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_pass_unchanged_and_shares_are_harvested() {
+    pass_and_harvest(rexe_rpc::Priority::Background).await;
+}
+
+/// The same with the followers on the forwarding threads (`--follow-priority normal`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_pass_unchanged_and_shares_are_harvested_when_followed_on_the_forwarding_threads() {
+    pass_and_harvest(rexe_rpc::Priority::Normal).await;
+}
+
+async fn pass_and_harvest(follow: rexe_rpc::Priority) {
     let (l2, submitted) = fake_l2();
     let pool = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let pool_addr = pool.local_addr().unwrap().to_string();
     let pool_task = tokio::spawn(scripted_pool(pool));
-    let (tap, addr) = start_tap(pool_addr, Some(&l2)).await;
+    let (tap, addr) = start_tap_with(pool_addr, Some(&l2), None, follow).await;
     assert!(tap.stats().l2_work);
     let (miner_sent, miner_got) = scripted_miner(addr).await;
     let (pool_got, pool_sent) = pool_task.await.unwrap();
@@ -311,7 +323,11 @@ async fn lines_pass_unchanged_and_shares_are_harvested() {
     assert_eq!(miner_got, pool_sent);
 
     // A sealed j1's work, B j2's; C (j1 again, already sealed by A) is stale L2 work.
-    let s = wait_stats(&tap, "harvest", |s| s.sealed == 2 && s.stale_l2 == 1).await;
+    // The follower counts after the lines went through: wait for all of them.
+    let s = wait_stats(&tap, "harvest", |s| {
+        s.sealed == 2 && s.stale_l2 == 1 && s.pool_accepted == 3 && s.unparsed == 2
+    })
+    .await;
     assert_eq!((s.shares, s.shares_l2, s.pool_accepted), (3, 3, 3), "{s:?}");
     assert_eq!(s.unparsed, 2, "one garbage line each way: {s:?}");
     assert_eq!(s.coinbase_too_long, 0);
@@ -360,7 +376,10 @@ async fn l2_down_traffic_still_flows() {
     let (pool_got, pool_sent) = pool_task.await.unwrap();
     assert_eq!(pool_got, miner_sent);
     assert_eq!(miner_got, pool_sent);
-    let s = wait_stats(&tap, "shares counted", |s| s.shares == 3).await;
+    let s = wait_stats(&tap, "shares counted", |s| {
+        s.shares == 3 && s.pool_accepted == 3
+    })
+    .await;
     assert_eq!(s.skipped["no_l2_work"], 3, "{s:?}");
     assert_eq!((s.sealed, s.shares_l2, s.pool_accepted), (0, 0, 3));
 }
@@ -594,7 +613,8 @@ async fn shares_for_an_aggregated_tree_go_to_the_aux_proxy() {
         let pool_addr = pool.local_addr().unwrap().to_string();
         let pool_task = tokio::spawn(tree_pool(pool));
         let proxy = with_proxy.then_some(l2.as_str());
-        let (tap, addr) = start_tap_with(pool_addr, Some(&l2), proxy).await;
+        let (tap, addr) =
+            start_tap_with(pool_addr, Some(&l2), proxy, rexe_rpc::Priority::Normal).await;
         let s = TcpStream::connect(addr).await.unwrap();
         let (r, mut w) = s.into_split();
         let mut r = BufReader::new(r);
