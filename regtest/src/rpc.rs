@@ -472,10 +472,12 @@ pub fn call_for_wallet(
     call_locked(shared, n, uri_wallet, method, p)
 }
 
-/// Methods that read a few fields of the node's memory and answer in microseconds. They are
-/// answered on the HTTP task itself when the node's lock is free at once, saving the two
-/// thread hand-offs (to a blocking thread and back) that make most of a cheap call's latency
-/// on a busy machine; anything else, or a held lock, goes to a blocking thread.
+/// Methods that read a few fields of the node's memory and answer in microseconds, whatever
+/// the chain or the mempool hold (`getmempoolinfo`, which sums the mempool, is not one).
+/// They are answered on the HTTP task itself when the node's lock is free at once, saving
+/// the two thread hand-offs (to a blocking thread and back) that make most of a cheap
+/// call's latency on a busy machine; anything else, or a held lock, goes to a blocking
+/// thread.
 fn is_quick(method: &str) -> bool {
     matches!(
         method,
@@ -485,7 +487,6 @@ fn is_quick(method: &str) -> bool {
             | "getblockheader"
             | "getblockchaininfo"
             | "getnetworkinfo"
-            | "getmempoolinfo"
             | "uptime"
     )
 }
