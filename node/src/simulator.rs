@@ -1909,13 +1909,19 @@ mod tests {
         format!("{e:#}")
     }
 
-    #[test]
-    fn state_files_round_trip_between_runs() {
+    /// A temporary directory holding copies of the example contracts `files`.
+    fn examples_in_tempdir(files: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
-        for f in ["token.prd", "counter.prd"] {
+        for f in files {
             std::fs::copy(examples.join(f), dir.path().join(f)).unwrap();
         }
+        dir
+    }
+
+    #[test]
+    fn state_files_round_trip_between_runs() {
+        let dir = examples_in_tempdir(&["token.prd", "counter.prd"]);
         let setup = "allocate.address 3\nchain.deploy @0 token.prd = { supply: \"1000\" }\n\
                      chain.deploy @0 counter.prd\nchain.run\n";
         let show = "viz.addr @all Token\nviz.shard #all ShardCounter\nviz.shard #g Token\n";
@@ -1990,11 +1996,7 @@ mod tests {
 
     #[test]
     fn csv_transactions_are_read_and_batch_inserted() {
-        let dir = tempfile::tempdir().unwrap();
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
-        for f in ["token.prd", "vault.prd"] {
-            std::fs::copy(examples.join(f), dir.path().join(f)).unwrap();
-        }
+        let dir = examples_in_tempdir(&["token.prd", "vault.prd"]);
         // As PREDA's simulator reads them: a header naming the columns (any order, extra
         // ones ignored), JSON with its quotes doubled.
         std::fs::write(
@@ -2033,28 +2035,25 @@ mod tests {
         // Nothing was issued before chain.batch_insert_txn: only the deployments ran.
         assert_eq!(s.txs, 2 + 3 + 4, "{s:?}");
 
-        let mut out = Vec::new();
-        let e = Runner::new(Options::default(), dir.path(), &mut out)
-            .run("allocate.address 2\nchain.batch_insert_txn nothing\n")
-            .unwrap_err();
+        let order = Options::default().order;
+        let e = run_err(
+            dir.path(),
+            order,
+            "allocate.address 2\nchain.batch_insert_txn nothing\n",
+        );
         assert!(
-            format!("{e:#}").contains("no transactions were read into `nothing`"),
-            "{e:#}"
+            e.contains("no transactions were read into `nothing`"),
+            "{e}"
         );
         std::fs::write(dir.path().join("bad.csv"), "contract_name,sender\nA,0\n").unwrap();
-        let mut out = Vec::new();
-        let e = Runner::new(Options::default(), dir.path(), &mut out)
-            .run("x = csv.from(bad.csv)\n")
-            .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("missing contract_function"),
-            "{e:#}"
+        let e = run_err(dir.path(), order, "x = csv.from(bad.csv)\n");
+        assert!(e.contains("missing contract_function"), "{e}");
+        let e = run_err(
+            dir.path(),
+            order,
+            "allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5btc)\n",
         );
-        let mut out = Vec::new();
-        let e = Runner::new(Options::default(), dir.path(), &mut out)
-            .run("allocate.address 2\nchain.deploy @0 vault.prd\nVault.lock @1 {} <= (5btc)\n")
-            .unwrap_err();
-        assert!(format!("{e:#}").contains("is not a token symbol"), "{e:#}");
+        assert!(e.contains("is not a token symbol"), "{e}");
         // An asset the sender does not hold: the call reverts, and nothing moves.
         let mut out = Vec::new();
         let s = Runner::new(Options::default(), dir.path(), &mut out)
