@@ -48,6 +48,7 @@ use crate::seal::{SealError, Sealer};
 use crate::shard::ShardId;
 use crate::store::{
     Account, BlockStatus, ChainDb, Checkpointer, ConnectRecord, ShardStore, StoreError,
+    TxIndexEntry,
 };
 use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId, Systems};
 use crate::tx::{Payload, SignedTx, TxError};
@@ -611,6 +612,11 @@ pub struct Chain {
     mempool: Mempool,
     sealer: Arc<dyn Sealer>,
     prepared: Option<Prepared>,
+    /// Transaction-index entries of connected blocks not written to `chain.sqlite` yet:
+    /// they are written in one sorted batch before the shards' state is flushed (or when
+    /// [`TXINDEX_PENDING_MAX`] are waiting), so every block at or below the shards' height
+    /// is indexed on disk; a restart replays the blocks above it, which indexes them again.
+    txindex_pending: HashMap<Txid, (BlockHash, u16, u32)>,
     blocks_since_flush: u64,
     stats: ChainStats,
     /// Contract receipts of the last connected block (kept in memory for tools).
@@ -705,6 +711,10 @@ pub struct ShardFees {
 /// Version of the global state's encoding and commitment: 2 = canonical items under an
 /// LtHash (issue 19); 1 (no marker) = whole snapshots per block.
 const GLOBAL_STATE_VERSION: u8 = 2;
+
+/// Transaction-index entries kept in memory at most (about 80 bytes each) before they are
+/// written, whatever the flush schedule.
+const TXINDEX_PENDING_MAX: usize = 200_000;
 
 /// Version of the block rules: 4 = the global lane's waiting calls open its outbox too (for
 /// a new node's bootstrap); 3 = a shard's waiting relays open its outbox (committed by

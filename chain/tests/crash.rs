@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::*;
 use rexe_chain::seal::TestSealer;
-use rexe_chain::{Chain, ChainConfig, Signer, SubmitOutcome};
+use rexe_chain::{Chain, ChainConfig, Signer, SubmitOutcome, TxStatus};
 
 const DIR_ENV: &str = "REXE_CRASH_CHILD_DIR";
 const FLUSH_ENV: &str = "REXE_CRASH_CHILD_FLUSH";
@@ -162,9 +162,76 @@ fn kill_9_during_commit_restarts_at_the_last_committed_block() {
             "iteration {iter}"
         );
         assert_supply(&mut chain);
+        assert_indexed(&chain, iter);
     }
     assert!(replays > 0, "the child never committed a block");
     eprintln!("{iters} kills, {replays} blocks replayed");
+}
+
+/// Every transaction of every active block is found where it is (the index is written in
+/// batches before the shards' state passes a block, and rebuilt by replay above it).
+fn assert_indexed(chain: &Chain, iter: u64) {
+    for h in 1..=chain.tip_height() {
+        let hash = chain.hash_at(h).unwrap();
+        let b = chain.block(hash).unwrap().unwrap();
+        for (s, list) in b.txs.iter().enumerate() {
+            for (i, t) in list.iter().enumerate() {
+                match chain.tx_status(t.txid()).unwrap() {
+                    TxStatus::Confirmed {
+                        block,
+                        height,
+                        shard,
+                        position,
+                        ..
+                    } => assert_eq!(
+                        (block, height, shard.0, position),
+                        (hash, h, s as u16, i as u32),
+                        "iteration {iter}"
+                    ),
+                    other => panic!("iteration {iter}: {} at {h} is {other:?}", t.txid()),
+                }
+            }
+        }
+    }
+}
+
+/// The transaction index answers from memory until it is written, and a restart without a
+/// flush (the entries never reached the disk) indexes the replayed blocks again.
+#[test]
+fn unflushed_index_entries_are_rebuilt_on_restart() {
+    let keys = keys(16);
+    let p = params(2, &keys);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ChainConfig {
+        threads: 2,
+        flush_every_blocks: 1_000,
+        ..ChainConfig::default()
+    };
+    let miner = Signer::from_seed(b"miner").address();
+    let mut ids = Vec::new();
+    {
+        let mut chain =
+            Chain::open(dir.path(), p.clone(), cfg.clone(), Arc::new(TestSealer)).unwrap();
+        for round in 0..3u64 {
+            for (i, k) in keys.iter().enumerate() {
+                let to = keys[(i + 3) % keys.len()].address();
+                ids.push(chain.submit_tx(transfer(k, to, 1_000, round, 10)).unwrap());
+            }
+            mine(&mut chain, miner);
+        }
+        assert_indexed(&chain, 0);
+        // Dropped without a flush: the shards and the index on disk stay at genesis.
+    }
+    let mut chain = Chain::open(dir.path(), p.clone(), cfg, Arc::new(TestSealer)).unwrap();
+    assert_eq!(chain.tip_height(), 3);
+    assert_indexed(&chain, 1);
+    chain.flush().unwrap();
+    drop(chain);
+    let chain = open(dir.path(), &p, 1);
+    assert_indexed(&chain, 2);
+    assert!(ids
+        .iter()
+        .all(|id| matches!(chain.tx_status(*id).unwrap(), TxStatus::Confirmed { .. })));
 }
 
 /// A block whose block-log transaction fails is not connected: the shards, which apply it

@@ -263,20 +263,6 @@ impl Chain {
             mut outcomes,
         } = executed;
         let height = block.header.height;
-        let txindex: Vec<(Txid, u16, u32)> = if self.config.txindex && !matches!(log, Log::Replay) {
-            block
-                .txs
-                .iter()
-                .enumerate()
-                .flat_map(|(s, list)| {
-                    list.iter()
-                        .enumerate()
-                        .map(move |(i, t)| (t.txid(), s as u16, i as u32))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
         let changes = (!global.changes.is_empty()).then(|| encode_changes(&global.changes));
         let lane_reverted = global
             .contract_receipts
@@ -386,7 +372,6 @@ impl Chain {
                     hash,
                     relays: &relays,
                     new_block,
-                    txindex: &txindex,
                     global_changes: changes.as_deref(),
                     receipts: &global.receipts,
                     contract_receipts: &stored,
@@ -445,6 +430,19 @@ impl Chain {
         if let Some(e) = self.index.get_mut(&hash) {
             e.status = BlockStatus::Valid;
         }
+        // Indexed in memory now, on disk before the shards' state passes this block (a
+        // replayed block is indexed again: its entries may not have reached the disk).
+        if self.config.txindex {
+            for (s, list) in block.txs.iter().enumerate() {
+                for (i, t) in list.iter().enumerate() {
+                    self.txindex_pending
+                        .insert(t.txid(), (hash, s as u16, i as u32));
+                }
+            }
+            if self.txindex_pending.len() >= TXINDEX_PENDING_MAX {
+                self.write_txindex()?;
+            }
+        }
         if !self.mempool.is_empty() {
             for list in &block.txs {
                 for t in list {
@@ -463,7 +461,9 @@ impl Chain {
     }
 
     /// Writes every shard's state (a checkpoint), then records the height in `chain.sqlite`.
+    /// The transaction index of the blocks it covers is written first.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.write_txindex()?;
         let results = for_each_shard(&mut self.shards, self.config.threads, ShardStore::flush);
         for r in results {
             r?;
@@ -476,6 +476,35 @@ impl Chain {
         self.blocks_since_flush = 0;
         self.prune_global()?;
         Ok(())
+    }
+
+    /// Writes the transaction-index entries waiting in memory, in one sorted batch.
+    pub(super) fn write_txindex(&mut self) -> Result<(), StoreError> {
+        if self.txindex_pending.is_empty() {
+            return Ok(());
+        }
+        let mut entries: Vec<TxIndexEntry> = self
+            .txindex_pending
+            .iter()
+            .map(|(txid, (block, shard, pos))| (*txid, *block, *shard, *pos))
+            .collect();
+        self.db.index_txs(&mut entries)?;
+        self.txindex_pending.clear();
+        if self.db.checkpoint_due() {
+            self.request_checkpoint(0);
+        }
+        Ok(())
+    }
+
+    /// Where a transaction was included: block, shard, position (if indexed).
+    pub(super) fn tx_location(
+        &self,
+        txid: Txid,
+    ) -> Result<Option<(BlockHash, u16, u32)>, StoreError> {
+        match self.txindex_pending.get(&txid) {
+            Some(at) => Ok(Some(*at)),
+            None => self.db.tx_location(txid),
+        }
     }
 
     pub(super) fn request_checkpoint(&self, db: usize) {

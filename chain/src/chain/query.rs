@@ -322,7 +322,7 @@ impl Chain {
         if self.mempool.contains(&txid) {
             return Ok(TxStatus::Mempool);
         }
-        let Some((block, shard, pos)) = self.db.tx_location(txid)? else {
+        let Some((block, shard, pos)) = self.tx_location(txid)? else {
             return Ok(TxStatus::Unknown);
         };
         let Some(h) = self.index.get(&block).map(|e| e.header.height) else {
@@ -498,7 +498,7 @@ impl Chain {
         {
             return Ok(Some(r));
         }
-        let Some((block, shard, pos)) = self.db.tx_location(txid)? else {
+        let Some((block, shard, pos)) = self.tx_location(txid)? else {
             return Ok(None);
         };
         let Some(h) = self.index.get(&block).map(|e| e.header.height) else {

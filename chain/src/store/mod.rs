@@ -10,7 +10,7 @@ mod state;
 mod writeback;
 
 pub use account::{Account, Change};
-pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord};
+pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord, TxIndexEntry};
 pub use checkpoint::Checkpointer;
 pub use shard::{genesis_lthash, CacheStats, ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
