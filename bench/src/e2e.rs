@@ -156,6 +156,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         let _ = done_tx.send(report);
     });
     eprintln!("the client is sending {} transfers...", a.txs);
+    let cpu_start = super::cpu_secs().0;
     let start = Instant::now();
     let miner = Signer::from_seed(b"bench-e2e-miner").address();
     let mut committed = 0u64;
@@ -213,6 +214,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     }
     shared.chain().flush()?;
     let secs = start.elapsed().as_secs_f64();
+    let node_cpu = super::cpu_secs().0 - cpu_start;
     let report = match report {
         Some(r) => r,
         None => done_rx
@@ -222,6 +224,8 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let _ = child.wait();
     rpc.shutdown();
     let client: Value = serde_json::from_str(&report).context("the client's report")?;
+    // The client's CPU less its signing before the timed part (which it reports).
+    let client_cpu = super::cpu_secs().1 - client["sign_cpu_secs"].as_f64().unwrap_or(0.0);
     let audit = shared.chain().audit_supply()?;
     anyhow::ensure!(audit.holds(), "supply invariant broken after the benchmark");
     // The raw rate is measured before and after the run and averaged: a shared host's
@@ -258,6 +262,8 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         "batch_p50_ms": client["batch_p50_ms"],
         "batch_p99_ms": client["batch_p99_ms"],
         "client_send_secs": client["send_secs"],
+        "node_cpu_secs": node_cpu,
+        "client_cpu_secs": client_cpu,
         "miner_lock_wait_secs": lock_wait,
         "miner_template_secs": building,
         "miner_submit_secs": committing,
@@ -316,6 +322,7 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
             Ok(c)
         })
         .collect::<Result<_>>()?;
+    let sign_cpu = super::cpu_secs().0;
     println!("ready");
     std::io::stdout().flush()?;
     let start = Instant::now();
@@ -361,7 +368,7 @@ pub fn client(a: &E2eClientArgs) -> Result<()> {
     println!(
         "{}",
         json!({"batch_p50_ms": pct(50), "batch_p99_ms": pct(99), "send_secs": send_secs,
-               "batches": rtts.len()})
+               "batches": rtts.len(), "sign_cpu_secs": sign_cpu})
     );
     Ok(())
 }

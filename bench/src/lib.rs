@@ -262,6 +262,23 @@ pub fn peak_rss_bytes() -> u64 {
     proc_status_bytes("VmHWM:")
 }
 
+/// CPU time used so far, in seconds: `(this process, its waited-for children)`, from
+/// `/proc/self/stat` (Linux's user-visible clock tick is 100 Hz on every ABI); zeros where
+/// absent.
+pub(crate) fn cpu_secs() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let tick = |i: usize| f.get(i - 3).copied().unwrap_or(0.0) / 100.0;
+    (tick(14) + tick(15), tick(16) + tick(17))
+}
+
 /// A size field of `/proc/self/status` (`VmHWM:`, `VmRSS:`, …) in bytes; 0 where absent.
 pub(crate) fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
