@@ -114,12 +114,12 @@ pub struct TapArgs {
     /// are `stale_l2` from that block's seal to the pool's next template refresh.
     #[arg(long, value_name = "CMD")]
     pool_notify: Option<String>,
-    /// Where shares are followed (parsed, rebuilt, hashed against the L2 target): `normal`,
-    /// on the forwarding threads, or `background`, a thread of their own that any
-    /// forwarding thread preempts at once (Linux SCHED_IDLE): less latency added to lines,
-    /// but on a host kept busy by other work the followers fall behind, drop events
-    /// (`events_dropped`) and with them L2 blocks.
-    #[arg(long, value_name = "PRIORITY", default_value_t = rexe_rpc::Priority::Normal)]
+    /// Where shares are followed (parsed, rebuilt, hashed against the L2 target): `low` (the
+    /// default), a thread of their own at nice +10 that forwarding threads preempt but that
+    /// still gets a tenth of a busy core; `normal`, on the forwarding threads; or
+    /// `background` (Linux SCHED_IDLE), which on a host kept busy by other work falls
+    /// behind, drops events (`events_dropped`) and with them L2 blocks.
+    #[arg(long, value_name = "PRIORITY", default_value_t = rexe_rpc::Priority::Low)]
     follow_priority: rexe_rpc::Priority,
     /// Record every L2 block the tap seals, with the worker whose share sealed it and that
     /// worker's rxBTC address by --payout-sources (JSON lines, appended and synced).

@@ -41,9 +41,10 @@ pub struct TapArgs {
     /// Worker threads of the tap's runtime.
     #[arg(long, default_value_t = 2)]
     tap_threads: usize,
-    /// Where the tap follows shares: `normal` (its default: on the tap's runtime threads)
-    /// or `background` (a thread of their own in the background scheduling class).
-    #[arg(long, default_value_t = rexe_rpc::Priority::Normal)]
+    /// Where the tap follows shares: `low` (its default: a thread of their own at nice +10),
+    /// `normal` (on the tap's runtime threads) or `background` (a thread of their own in
+    /// the background scheduling class).
+    #[arg(long, default_value_t = rexe_rpc::Priority::Low)]
     follow_priority: rexe_rpc::Priority,
     /// Alternate the direct and the tapped load in windows of this many milliseconds, so
     /// that both see the same machine; 0 runs them one after the other.

@@ -6,9 +6,9 @@
 //! its own connection to the pool, and every line goes through byte for byte, in both
 //! directions, as soon as it is complete: the tap forwards the raw line and parses a copy.
 //!
-//! Per connection a follower task (fed by a bounded channel, off the forwarding path; with
-//! [`TapConfig::follow_priority`] `Background`, on a thread of its own that any forwarding
-//! thread preempts) tracks
+//! Per connection a follower task (fed by a bounded channel, off the forwarding path; by
+//! default on a thread of the followers' own at a lower priority that forwarding threads
+//! preempt, see [`TapConfig::follow_priority`]) tracks
 //! what a share needs: the `mining.subscribe` reply (extranonce1, extranonce2 size, matched
 //! to its request by id), `mining.set_extranonce`, the BIP310 mask of the
 //! `mining.configure` reply (or `mining.set_version_mask`), `mining.set_difficulty` and the
@@ -183,12 +183,13 @@ pub struct TapConfig {
     pub payout_ledger: Option<std::path::PathBuf>,
     /// The payout rules for the ledger (as `rexe miner run`'s Stratum server uses them).
     pub payout_rules: crate::stratum::payout::PayoutRules,
-    /// Where shares are followed: `Normal` (the default), on the forwarding runtime's
-    /// threads; [`Priority::Background`](rexe_rpc::Priority), on a thread of the followers'
-    /// own in the background scheduling class, which never delays a forwarded line but, on
-    /// a host whose cores other work keeps busy, gets only what is left: events past the
-    /// per-connection queue are then dropped (`events_dropped`), and with them any L2 block
-    /// their shares would have sealed.
+    /// Where shares are followed: [`Priority::Low`](rexe_rpc::Priority) (the default), on a
+    /// thread of the followers' own at nice +10, which forwarding threads preempt but which
+    /// still gets about a tenth of a busy core; `Normal`, on the forwarding runtime's
+    /// threads; `Background`, on a thread of their own in the background scheduling class,
+    /// which never delays a forwarded line but, on a host whose cores other work keeps
+    /// busy, gets only what is left: events past the per-connection queue are then dropped
+    /// (`events_dropped`), and with them any L2 block their shares would have sealed.
     pub follow_priority: rexe_rpc::Priority,
 }
 
@@ -212,7 +213,7 @@ impl TapConfig {
             pool_notify: None,
             payout_ledger: None,
             payout_rules: crate::stratum::payout::PayoutRules::default(),
-            follow_priority: rexe_rpc::Priority::Normal,
+            follow_priority: rexe_rpc::Priority::Low,
         }
     }
 }
@@ -369,12 +370,12 @@ pub struct Tap {
     followers: Followers,
 }
 
-/// The followers' own runtime: one thread in the background scheduling class
-/// ([`rexe_rpc::Priority::Background`]), so that following shares (parsing, rebuilding and
-/// hashing them) never holds a core or a runtime worker a forwarding task is waiting for:
-/// the forwarding threads preempt it the moment a line arrives. `None` (asked for with
-/// [`TapConfig::follow_priority`] `Normal`, or the runtime could not start): followers run
-/// on the forwarding runtime.
+/// The followers' own runtime: one thread at a lower priority
+/// ([`rexe_rpc::Priority::Low`] or [`Background`](rexe_rpc::Priority::Background)), so
+/// that following shares (parsing, rebuilding and hashing them) never holds a core or a
+/// runtime worker a forwarding task is waiting for: the forwarding threads preempt it the
+/// moment a line arrives. `None` (asked for with [`TapConfig::follow_priority`] `Normal`,
+/// or the runtime could not start): followers run on the forwarding runtime.
 struct Followers(Option<tokio::runtime::Runtime>);
 
 impl Followers {
@@ -385,9 +386,9 @@ impl Followers {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rexe-tap-follow")
-            .on_thread_start(|| {
-                if let Err(e) = rexe_rpc::workers::to_background() {
-                    tracing::debug!(error = %e, "tap followers keep normal priority");
+            .on_thread_start(move || {
+                if let Err(e) = priority.apply() {
+                    tracing::debug!(error = %e, %priority, "tap followers keep normal priority");
                 }
             })
             .build();

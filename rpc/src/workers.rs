@@ -9,6 +9,8 @@
 //! (an RPC call arriving) gets it. Workers started [`Priority::Background`] run under Linux's
 //! `SCHED_IDLE` policy, which the scheduler preempts as soon as any ordinary thread wakes on
 //! that core: they take the CPU time nobody else wants, and all of it when nobody does.
+//! [`Priority::Low`] is the middle way: a nice value of +10, preempted by waking ordinary
+//! threads too, but still given about a tenth of a contended core, so never starved.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -27,10 +29,29 @@ pub enum Priority {
     /// As every other thread of the process.
     #[default]
     Normal,
+    /// A nice value of [`LOW_NICE`] more than the process's: ordinary threads waking on the
+    /// core preempt it, and against a busy ordinary thread it gets about a tenth of the core
+    /// (the scheduler's weights 110 and 1024), so it is slowed but never starved. Elsewhere
+    /// the same as [`Priority::Normal`], with a warning.
+    Low,
     /// Only the CPU time no ordinary thread wants: Linux's `SCHED_IDLE`, preempted at once
     /// by any ordinary thread waking on the core. Elsewhere (or where Linux refuses it) the
     /// same as [`Priority::Normal`], with a warning.
     Background,
+}
+
+/// How much nicer [`Priority::Low`] threads are than the process.
+pub const LOW_NICE: i32 = 10;
+
+impl Priority {
+    /// Puts the calling thread at this priority ([`Priority::Normal`] leaves it as it is).
+    pub fn apply(self) -> std::io::Result<()> {
+        match self {
+            Priority::Normal => Ok(()),
+            Priority::Low => nicer(LOW_NICE),
+            Priority::Background => to_background(),
+        }
+    }
 }
 
 impl std::str::FromStr for Priority {
@@ -38,8 +59,11 @@ impl std::str::FromStr for Priority {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "normal" => Ok(Priority::Normal),
+            "low" => Ok(Priority::Low),
             "background" => Ok(Priority::Background),
-            _ => Err(format!("`{s}` is not a priority: normal or background")),
+            _ => Err(format!(
+                "`{s}` is not a priority: normal, low or background"
+            )),
         }
     }
 }
@@ -48,6 +72,7 @@ impl std::fmt::Display for Priority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Priority::Normal => "normal",
+            Priority::Low => "low",
             Priority::Background => "background",
         })
     }
@@ -67,6 +92,36 @@ pub fn to_background() -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Raises the calling thread's nice value by `by` (at most to 19); an error where the
+/// system refuses it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn nicer(by: i32) -> std::io::Result<()> {
+    // SAFETY: integer arguments only. On Linux, PRIO_PROCESS with `who` 0 names the calling
+    // thread (each thread has its own nice value), and raising it needs no privilege.
+    // getpriority may return -1 as a value, so errno is cleared first and read after.
+    let rc = unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if now == -1 && *libc::__errno_location() != 0 {
+            -1
+        } else {
+            libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19))
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Raises the calling thread's nice value: not available on this system.
+#[cfg(not(target_os = "linux"))]
+pub fn nicer(_by: i32) -> std::io::Result<()> {
+    Err(std::io::Error::other("no per-thread nice values here"))
 }
 
 /// Puts the calling thread in the background: not available on this system.
@@ -93,12 +148,10 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    if priority == Priority::Background {
-                        if let Err(e) = to_background() {
-                            if first {
-                                tracing::warn!(workers = %name2, error = %e,
-                                    "cannot run workers in the background; they keep normal priority");
-                            }
+                    if let Err(e) = priority.apply() {
+                        if first {
+                            tracing::warn!(workers = %name2, %priority, error = %e,
+                                "cannot lower the workers' priority; they keep normal priority");
                         }
                     }
                     loop {
@@ -176,14 +229,33 @@ mod tests {
         );
     }
 
+    /// The nice value of the calling thread (`/proc`'s field 19).
+    #[cfg(target_os = "linux")]
+    fn nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(19 - 3).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn low_workers_are_nicer_by_ten_and_stay_in_the_ordinary_class() {
+        let low = Workers::start_with("low", 2, Priority::Low).unwrap();
+        let base = nice();
+        let (n, p) = low.run(|| (nice(), policy())).await.unwrap();
+        assert_eq!(n, (base + LOW_NICE).min(19));
+        assert_eq!(p, libc::SCHED_OTHER as u32);
+        assert_eq!(nice(), base, "the caller is untouched");
+    }
+
     #[test]
     fn priorities_parse_and_print() {
-        for p in [Priority::Normal, Priority::Background] {
+        for p in [Priority::Normal, Priority::Low, Priority::Background] {
             assert_eq!(p.to_string().parse::<Priority>(), Ok(p));
         }
         assert!("idle"
             .parse::<Priority>()
             .unwrap_err()
-            .contains("normal or background"));
+            .contains("normal, low or background"));
     }
 }

@@ -299,6 +299,12 @@ async fn lines_pass_unchanged_and_shares_are_harvested() {
     pass_and_harvest(rexe_rpc::Priority::Background).await;
 }
 
+/// The same with the default: followers on a thread of their own at nice +10.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_pass_unchanged_and_shares_are_harvested_when_followed_at_low_priority() {
+    pass_and_harvest(rexe_rpc::Priority::Low).await;
+}
+
 /// The same with the followers on the forwarding threads (`--follow-priority normal`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_pass_unchanged_and_shares_are_harvested_when_followed_on_the_forwarding_threads() {
