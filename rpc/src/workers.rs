@@ -206,13 +206,22 @@ mod tests {
         }
     }
 
-    /// The scheduling policy of the calling thread (`/proc`'s field 41; 5 is SCHED_IDLE).
+    /// Field `n` (counted from 1) of the calling thread's `/proc` stat line.
+    #[cfg(target_os = "linux")]
+    fn stat_field<T: std::str::FromStr>(n: usize) -> T {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields from the third (state) on, after the command name in parentheses.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let field = after_name.split(' ').nth(n - 3).unwrap();
+        field
+            .parse()
+            .unwrap_or_else(|_| panic!("field {n}: {field}"))
+    }
+
+    /// The scheduling policy of the calling thread (field 41; 5 is SCHED_IDLE).
     #[cfg(target_os = "linux")]
     fn policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        // Fields from the third (state) on; policy is the 41st field.
-        after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap()
+        stat_field(41)
     }
 
     #[cfg(target_os = "linux")]
@@ -229,12 +238,10 @@ mod tests {
         );
     }
 
-    /// The nice value of the calling thread (`/proc`'s field 19).
+    /// The nice value of the calling thread (field 19).
     #[cfg(target_os = "linux")]
     fn nice() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name.split(' ').nth(19 - 3).unwrap().parse().unwrap()
+        stat_field(19)
     }
 
     #[cfg(target_os = "linux")]
