@@ -623,6 +623,8 @@ pub struct Chain {
     last_contract_receipts: Vec<ContractReceipt>,
     /// Micro-transactions run and reverted in the last connected block.
     last_counts: (u64, u64),
+    /// Micro-transactions each shard ran in the last connected block, then the global lane's.
+    last_chunk_micro: Vec<u64>,
     /// Items the last connected block's global lane changed.
     last_global_changes: usize,
     /// Each shard's fee market in the last connected block.

@@ -16,12 +16,19 @@
 //! contract's deployer register its right to mint the asset; `viz.addr @i|@all [C]` prints
 //! wallets (or contract C's `@address` state), `viz.shard #g|#i|#all C` C's global or shard
 //! state, `viz.txn NAME[i]` a named transaction's call and `viz.trace NAME[i]` it with every
-//! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading.
+//! relay it caused (from receipts; not under `-perftest`), `viz.section` a heading,
+//! `viz.block #i|#g|#all[:height]` a block's header and each shard's transactions,
+//! `viz.uint_scope #N C:KEY|all` C's `@uintN` state and `viz.profiling` each shard's
+//! transactions, micro-transactions and rates since `stopwatch.restart`.
 //! `NAME = csv.from(FILE.csv)` reads transaction lines from a CSV file (see
-//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. Other `viz.*` are
-//! noted once as not shown, `chain.stop` is ignored. `state.save address|shard.C|all FILE`
+//! [`Runner::csv_from`]) and `chain.batch_insert_txn NAME` issues them. `NAME = VALUE` (a
+//! number, a string literal or a word) sets a script variable: a bare word naming it in an
+//! argument's value, and `@NAME`, `#NAME`, `*NAME`, stand for its value (PREDA's tool accepts
+//! the assignment and reads it nowhere). Other `viz.*` are noted once as not shown,
+//! `chain.stop` is ignored. `state.save address|shard.C|all FILE`
 //! writes PREDA's state file (contract names as `CVID`s) and `state.load <scope> FILE` sets
-//! the states in one, as `state.set` does.
+//! the states in one, as `state.set` does; a numeric `CVID` (PREDA's tool writes them, and
+//! scripts may name a contract by one) is the contract the script deployed at that place.
 //!
 //! Transactions are built unsigned and executed as pre-verified (like the simulator, which
 //! has no signatures); everything else is the chain a node runs.
@@ -153,6 +160,15 @@ pub struct Runner<'o> {
     traced: HashMap<rexe_chain::Txid, Vec<rexe_chain::contract::ContractReceipt>>,
     /// `viz.*` commands already noted as not shown.
     viz_noted: std::collections::HashSet<String>,
+    /// Contract names in the order the script first deployed them: PREDA's serial numbers
+    /// (1-based) in its contract version ids.
+    serials: Vec<String>,
+    /// Script variables (`NAME = 5`, `NAME = "text"`).
+    vars: HashMap<String, Json>,
+    /// Transactions each shard was given since `stopwatch.restart`, for `viz.profiling`.
+    prof_txs: Vec<u64>,
+    /// Micro-transactions each shard, then the global lane, ran since `stopwatch.restart`.
+    prof_micro: Vec<u64>,
     out: &'o mut dyn Write,
 }
 
@@ -298,6 +314,8 @@ fn substitute(line: &str, vars: &HashMap<String, String>) -> Result<String> {
 struct JsonParser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Script variables a bare word in a value position stands for (never keys).
+    vars: Option<&'a HashMap<String, Json>>,
 }
 
 impl JsonParser<'_> {
@@ -322,7 +340,11 @@ impl JsonParser<'_> {
                         self.i += 1;
                         break;
                     }
-                    let k = match self.value(depth + 1)? {
+                    // A key is never a variable.
+                    let vars = self.vars.take();
+                    let k = self.value(depth + 1);
+                    self.vars = vars;
+                    let k = match k? {
                         Json::String(s) => s,
                         other => other.to_string(),
                     };
@@ -383,6 +405,9 @@ impl JsonParser<'_> {
                 if w.is_empty() {
                     bail!("expected a value");
                 }
+                if let Some(v) = self.vars.and_then(|vars| vars.get(w)) {
+                    return Ok(v.clone());
+                }
                 Ok(match w {
                     "true" => Json::Bool(true),
                     "false" => Json::Bool(false),
@@ -401,9 +426,16 @@ impl JsonParser<'_> {
 
 /// Parses relaxed JSON (unquoted keys and words, as PREDA scripts write it).
 pub fn relaxed_json(s: &str) -> Result<Json> {
+    relaxed_json_with(s, None)
+}
+
+/// [`relaxed_json`], with each bare word in a value position that names one of `vars`
+/// replaced by the variable's value.
+fn relaxed_json_with(s: &str, vars: Option<&HashMap<String, Json>>) -> Result<Json> {
     let mut p = JsonParser {
         s: s.as_bytes(),
         i: 0,
+        vars,
     };
     let v = p.value(0)?;
     p.ws();
@@ -438,6 +470,34 @@ fn matching_brace(s: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+// ---- script variables ----------------------------------------------------------------
+
+/// What a line `NAME = VALUE` assigns, when `VALUE` is one of PREDA's script-variable values
+/// (a number, a string literal or a word); `None` for any other line (`name = C.f …`,
+/// `name = csv.from(…)`).
+fn variable_assignment(line: &str) -> Option<(&str, &str)> {
+    let (name, value) = line.split_once('=')?;
+    let (name, value) = (name.trim(), value.trim());
+    let word = |w: &str| {
+        w.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let number = |w: &str| {
+        let w = w.strip_prefix('-').unwrap_or(w);
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E')
+    };
+    let string = value.len() >= 2
+        && value.starts_with('"')
+        && value.ends_with('"')
+        && !value[1..value.len() - 1].contains('"');
+    (word(name) && !value.starts_with('=') && (string || number(value) || word(value)))
+        .then_some((name, value))
 }
 
 // ---- placeholders --------------------------------------------------------------------
@@ -573,6 +633,10 @@ impl<'o> Runner<'o> {
             viz_noted: Default::default(),
             named: HashMap::new(),
             traced: HashMap::new(),
+            vars: HashMap::new(),
+            serials: Vec::new(),
+            prof_txs: vec![0; shards],
+            prof_micro: vec![0; shards + 1],
             out,
             opts,
         }
@@ -664,9 +728,9 @@ impl<'o> Runner<'o> {
                 Ok(self.addrs[i])
             }
             n => {
-                let i: usize = n
-                    .parse()
-                    .map_err(|_| anyhow!("unknown address reference @{n}"))?;
+                let i: usize = self
+                    .index(n)
+                    .ok_or_else(|| anyhow!("unknown address reference @{n}"))?;
                 self.addrs.get(i).copied().ok_or_else(|| {
                     anyhow!("@{i}: only {} addresses are allocated", self.addrs.len())
                 })
@@ -674,10 +738,21 @@ impl<'o> Runner<'o> {
         }
     }
 
+    /// A number written as such or a script variable holding one (`@n`, `#n`, `*n`).
+    fn index(&self, w: &str) -> Option<usize> {
+        w.parse().ok().or_else(|| {
+            self.vars
+                .get(w)
+                .and_then(Json::as_u64)
+                .and_then(|v| usize::try_from(v).ok())
+        })
+    }
+
     /// Fills the placeholders of one JSON template; `all` is the address `$@all$` stands for.
+    /// Bare words naming script variables stand for their values.
     fn instantiate(&mut self, template: &str, all: Option<Address>) -> Result<Json> {
         let text = self.expand(template, all)?;
-        relaxed_json(&text)
+        relaxed_json_with(&text, Some(&self.vars))
     }
 
     /// `template` with its `$…$` placeholders drawn.
@@ -770,6 +845,9 @@ impl<'o> Runner<'o> {
             })
             .collect();
         let n: u64 = txs.iter().map(|l| l.len() as u64).sum();
+        for (p, l) in self.prof_txs.iter_mut().zip(&txs) {
+            *p += l.len() as u64;
+        }
         let perftest = self.opts.perftest;
         let chain = self.chain()?;
         let h = chain.tip_height() + 1;
@@ -789,6 +867,10 @@ impl<'o> Runner<'o> {
             chain.last_contract_receipts().to_vec()
         };
         let (micro, reverted) = chain.last_micro_txs();
+        let by_chunk = chain.last_micro_by_chunk().to_vec();
+        for (p, m) in self.prof_micro.iter_mut().zip(by_chunk) {
+            *p += m;
+        }
         self.summary.supply_ok &= ok;
         self.summary.blocks += 1;
         self.summary.txs += n;
@@ -896,6 +978,9 @@ impl<'o> Runner<'o> {
                 "deployed contract `{name}` at {} ({functions} exported function(s))",
                 self.addr_text(&addr)
             ));
+            if !self.serials.contains(&name) {
+                self.serials.push(name.clone());
+            }
             self.contracts.insert(name, addr);
         }
         Ok(())
@@ -1013,6 +1098,14 @@ impl<'o> Runner<'o> {
 
     fn contract(&mut self, name: &str) -> Result<(Address, Arc<rexe_chain::lang::Verified>)> {
         let name = name.rsplit('.').next().unwrap_or(name);
+        let by_cvid;
+        let name = match name.parse::<u64>() {
+            Ok(cvid) => {
+                by_cvid = self.cvid_name(cvid)?;
+                by_cvid.as_str()
+            }
+            Err(_) => name,
+        };
         let addr = *self
             .contracts
             .get(name)
@@ -1025,6 +1118,27 @@ impl<'o> Runner<'o> {
             .code
             .clone();
         Ok((addr, code))
+    }
+
+    /// The contract a PREDA contract version id names. PREDA's tool numbers a script's
+    /// contracts in the order it first deploys them (serial 1, 2, …) and packs the serial
+    /// with the dapp (1), the engine and the build into the id: dapp << 36 | engine << 32 |
+    /// serial << 20 | build. rexe keeps the same order, so an id from PREDA's state files or
+    /// scripts maps to the contract this script deployed at that place.
+    fn cvid_name(&self, cvid: u64) -> Result<String> {
+        let (dapp, serial) = (cvid >> 36, (cvid >> 20) & 0xfff);
+        if dapp != 1 || serial == 0 {
+            bail!("CVID {cvid} is not a contract of a PREDA script (dapp {dapp}, serial {serial})");
+        }
+        self.serials
+            .get(serial as usize - 1)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "CVID {cvid} names the script's contract number {serial}, but it has deployed {}",
+                    self.serials.len()
+                )
+            })
     }
 
     fn state(&mut self, rest: &str, update: bool) -> Result<()> {
@@ -1292,10 +1406,7 @@ impl<'o> Runner<'o> {
             bail!("unexpected `{extra}`");
         }
         let (call, count) = match call.split_once('*') {
-            Some((c, n)) => (
-                c,
-                n.parse::<usize>().map_err(|_| anyhow!("bad count *{n}"))?,
-            ),
+            Some((c, n)) => (c, self.index(n).ok_or_else(|| anyhow!("bad count *{n}"))?),
             None => (call, 1),
         };
         let (cname, fname) = call
@@ -1349,7 +1460,7 @@ impl<'o> Runner<'o> {
                     "all" => (0..order.shard_count()).collect(),
                     "g" => vec![0],
                     "random" => vec![self.rng.next() as usize % order.shard_count()],
-                    n => vec![n.parse().map_err(|_| anyhow!("bad shard #{n}"))?],
+                    n => vec![self.index(n).ok_or_else(|| anyhow!("bad shard #{n}"))?],
                 };
                 for s in shards {
                     let agent = *self.agents.get(s).ok_or_else(|| anyhow!("no shard #{s}"))?;
@@ -1509,6 +1620,185 @@ impl<'o> Runner<'o> {
         Ok(())
     }
 
+    /// `viz.profiling`: per shard (the global lane first, as PREDA lists it) the chain
+    /// height, the transactions given to it and the micro-transactions it ran since
+    /// `stopwatch.restart`, and their rates over the stopwatch's time.
+    fn show_profile(&mut self) -> Result<()> {
+        let secs = self.watch.elapsed().as_secs_f64().max(1e-9);
+        let height = self.chain()?.tip_height();
+        let ms = (secs * 1000.0).round();
+        self.say(format!("Profiling (since stopwatch.restart, {ms} msec):"));
+        let shards = self.prof_txs.len();
+        let rows: Vec<(String, u64, u64)> = std::iter::once((
+            "#g".to_string(),
+            0,
+            self.prof_micro.get(shards).copied().unwrap_or(0),
+        ))
+        .chain((0..shards).map(|s| (format!("#{s}"), self.prof_txs[s], self.prof_micro[s])))
+        .collect();
+        for (label, txs, micro) in rows {
+            let (tps, utps) = (txs as f64 / secs, micro as f64 / secs);
+            self.say(format!(
+                "{label}: height {height}, txn {txs}, uTxn {micro}, TPS:{tps:.0}, uTPS:{utps:.0}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `viz.block #i|#g|#all[:height]`: a block's header and, per shard, the transactions it
+    /// carried (every block when no height is given, the last 16 of them at most). The
+    /// global lane runs relays, not transactions: `#g` shows the header only.
+    fn show_block(&mut self, rest: &str) -> Result<()> {
+        const MAX_BLOCKS: u64 = 16;
+        const MAX_TXS: usize = 16;
+        let r = rest.trim();
+        let (scope, height) = match r.split_once(':') {
+            Some((s, h)) => (
+                s.trim(),
+                Some(
+                    h.trim()
+                        .parse::<u64>()
+                        .map_err(|_| anyhow!("viz.block {r}: bad height `{h}`"))?,
+                ),
+            ),
+            None => (r, None),
+        };
+        let n = 1usize << self.opts.order;
+        let shards: Vec<usize> = match scope.strip_prefix('#') {
+            Some("g") | Some("global") => Vec::new(),
+            Some("all") => (0..n).collect(),
+            Some(i) => vec![self
+                .index(i)
+                .filter(|i| *i < n)
+                .ok_or_else(|| anyhow!("viz.block {scope}: no such shard (there are {n})"))?],
+            None => bail!("viz.block takes #g, #i or #all, and :height"),
+        };
+        let tip = self.chain()?.tip_height();
+        let heights: Vec<u64> = match height {
+            Some(h) if h > tip => bail!("viz.block {r}: the chain's height is {tip}"),
+            Some(h) => vec![h],
+            None => {
+                if tip + 1 > MAX_BLOCKS {
+                    self.say(format!(
+                        "viz.block {scope}: the last {MAX_BLOCKS} of {} blocks",
+                        tip + 1
+                    ));
+                }
+                (tip.saturating_sub(MAX_BLOCKS - 1)..=tip).collect()
+            }
+        };
+        let names: HashMap<Address, String> = self
+            .contracts
+            .iter()
+            .map(|(n, a)| (*a, n.clone()))
+            .collect();
+        for h in heights {
+            let chain = self.chain()?;
+            let hash = chain
+                .hash_at(h)
+                .ok_or_else(|| anyhow!("no block at height {h}"))?;
+            let block = chain
+                .block(hash)?
+                .ok_or_else(|| anyhow!("block {h} is not stored"))?;
+            let hd = &block.header;
+            let miner = self.addr_text(&hd.miner);
+            self.say(format!(
+                "Block {h} {hash}: prev {}, time {}, miner {miner}",
+                hd.prev, hd.time
+            ));
+            for &s in &shards {
+                let txs = block.txs.get(s).map(Vec::as_slice).unwrap_or_default();
+                self.say(format!("  #{s}: {} transaction(s)", txs.len()));
+                for t in txs.iter().take(MAX_TXS) {
+                    let what = match &t.tx.payload {
+                        Payload::ContractCall {
+                            contract, function, ..
+                        } => {
+                            let c = names
+                                .get(contract)
+                                .cloned()
+                                .unwrap_or_else(|| self.addr_text(contract));
+                            format!("{c}.{function}")
+                        }
+                        Payload::Transfer { to, amount } => {
+                            format!("transfer {} sat to {}", amount.to_sat(), self.addr_text(to))
+                        }
+                        Payload::Deploy { .. } => "deploy".to_string(),
+                        _ => "system call".to_string(),
+                    };
+                    let from = self.addr_text(&t.tx.from);
+                    self.say(format!("    {} from {from}: {what}", t.txid()));
+                }
+                if txs.len() > MAX_TXS {
+                    self.say(format!("    … and {} more", txs.len() - MAX_TXS));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `viz.uint_scope #N C:KEY|all`: contract C's state in its `@uintN` scope for one key,
+    /// or for every key that has state.
+    fn show_uint_scope(&mut self, rest: &str) -> Result<()> {
+        let mut words = rest.split_whitespace();
+        let (Some(bits), Some(target)) = (words.next(), words.next()) else {
+            bail!("viz.uint_scope takes #32|#64|#128|#256|#512 and CONTRACT:KEY or CONTRACT:all");
+        };
+        let scope = bits
+            .strip_prefix('#')
+            .and_then(|b| b.parse::<u16>().ok())
+            .and_then(ScopeKind::for_uint)
+            .ok_or_else(|| {
+                anyhow!("viz.uint_scope {bits}: the scopes are #32, #64, #128, #256 and #512")
+            })?;
+        let (cname, key) = target
+            .split_once(':')
+            .ok_or_else(|| anyhow!("viz.uint_scope: expected CONTRACT:KEY or CONTRACT:all"))?;
+        let (contract, _) = self.contract(cname)?;
+        let width = scope.uint_bits().expect("an integer scope") as usize / 8;
+        let keys: Vec<Vec<u8>> = if key == "all" {
+            let rows = self.chain()?.all_contract_state()?;
+            let mut keys: Vec<Vec<u8>> = rows
+                .iter()
+                .filter_map(|(k, _)| match parse_state_key(k)? {
+                    (c, Target::Uint(s, k)) if c == contract && s == scope => Some(k),
+                    _ => None,
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        } else {
+            use rexe_chain::lang::num::{Int, NumTy};
+            let it = rexe_chain::lang::value::uint_ty(width as u16 * 8);
+            let v = Int::parse(key)
+                .filter(|v| v.fits(NumTy::Fixed(it)))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "viz.uint_scope: `{key}` is not a key of the @uint{} scope (a number or all)",
+                        width * 8
+                    )
+                })?;
+            let mut k = Vec::with_capacity(width);
+            v.to_le(it, &mut k);
+            k.reverse();
+            vec![k]
+        };
+        if keys.is_empty() {
+            self.say(format!("{cname} @uint{}: no state", width * 8));
+        }
+        for k in keys {
+            let le: Vec<u8> = k.iter().rev().copied().collect();
+            let label = rexe_chain::lang::num::Int::from_le(&le, false).to_string();
+            let state = self
+                .chain()?
+                .contract_state(&contract, &Target::Uint(scope, k))?
+                .unwrap_or(Json::Null);
+            self.say(format!("{cname} @uint{} {label}: {state}", width * 8));
+        }
+        Ok(())
+    }
+
     /// `NAME = csv.from(FILE.csv)`: reads transactions from a CSV file (relative to the
     /// script) whose header names the columns `contract_name`, `contract_function`,
     /// `sender` (`N` for address N, `#N` for a shard, as in transaction lines) and
@@ -1627,6 +1917,8 @@ impl<'o> Runner<'o> {
                 self.watch = Instant::now();
                 self.watch_txs = 0;
                 self.watch_micro = 0;
+                self.prof_txs.iter_mut().for_each(|n| *n = 0);
+                self.prof_micro.iter_mut().for_each(|n| *n = 0);
             }
             "stopwatch.report" => {
                 let secs = self.watch.elapsed().as_secs_f64();
@@ -1647,16 +1939,25 @@ impl<'o> Runner<'o> {
                 let t = text(rest);
                 self.say(format!("== {t} =="));
             }
-            // PREDA's other web views (`viz.profiling`, …).
+            "viz.profiling" => self.show_profile()?,
+            "viz.block" => self.show_block(rest)?,
+            "viz.uint_scope" => self.show_uint_scope(rest)?,
+            // Views PREDA's grammar does not have.
             c if c.starts_with("viz.") => {
                 if self.viz_noted.insert(c.to_string()) {
                     self.say(format!(
-                        "{c}: not shown (rexe prints viz.addr, viz.shard, viz.txn, viz.trace and viz.section)"
+                        "{c}: not shown (rexe prints viz.addr, viz.shard, viz.txn, viz.trace, viz.block, viz.uint_scope, viz.profiling and viz.section)"
                     ));
                 }
             }
-            c if c.contains('=') && !c.contains('.') && rest.is_empty() => {
-                bail!("variables are not supported: {line}")
+            _ if variable_assignment(&line).is_some() => {
+                let (name, value) = variable_assignment(&line).expect("checked");
+                let v = match self.vars.get(value) {
+                    Some(v) => v.clone(),
+                    // A number or a string literal as JSON reads it, else the word itself.
+                    None => serde_json::from_str(value).or_else(|_| relaxed_json(value))?,
+                };
+                self.vars.insert(name.to_string(), v);
             }
             _ => self.transaction(&line)?,
         }
@@ -1859,7 +2160,7 @@ mod tests {
         let src = "allocate.address 3\nchain.deploy @0 counter.prd\nShardCounter.hit @all { n: 2 }\nchain.run\n\
                    viz.section \"Counts\"\nviz.shard #all ShardCounter\nviz.shard #g ShardCounter\nviz.addr @1 ShardCounter\n\
                    c = ShardCounter.collect #g {}\nchain.run\nviz.txn c\nviz.trace c[0]\n\
-                   viz.profiling\nviz.profiling\n";
+                   viz.heatmap\nviz.heatmap\n";
         let mut out = Vec::new();
         let opts = Options {
             order: 1,
@@ -1882,7 +2183,7 @@ mod tests {
             3,
             "{out}"
         );
-        assert_eq!(out.matches("viz.profiling: not shown").count(), 1, "{out}");
+        assert_eq!(out.matches("viz.heatmap: not shown").count(), 1, "{out}");
         assert!(out.contains("ShardCounter global: {\"missing\":0"), "{out}");
         let e = run_err(
             &dir,
@@ -1896,6 +2197,121 @@ mod tests {
             "allocate.address 1\nchain.deploy @0 counter.prd\nviz.txn nope\n",
         );
         assert!(e.contains("no transactions named `nope`"), "{e}");
+    }
+
+    #[test]
+    fn script_variables_are_assigned_and_read_as_values_scopes_and_counts() {
+        assert_eq!(variable_assignment("x = 5"), Some(("x", "5")));
+        assert_eq!(variable_assignment("who=\"ab\""), Some(("who", "\"ab\"")));
+        assert_eq!(variable_assignment("y = x"), Some(("y", "x")));
+        assert_eq!(variable_assignment("n = -2.5e3"), Some(("n", "-2.5e3")));
+        for not in [
+            "txn1 = Ballot.init @0 { names: [] }",
+            "rows = csv.from(rows.csv)",
+            "txn2[] = C.f @all {}",
+            "x == 5",
+            "x = \"a\" \"b\"",
+            "2x = 5",
+            "x = ",
+        ] {
+            assert_eq!(variable_assignment(not), None, "{not}");
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+        // `who` picks the painter, `x` a JSON value, `n` the count; `y` copies `x`; a
+        // variable never replaces a key (`x: x`).
+        let src = "allocate.address 4\nchain.deploy @0 pixels.prd\nx = 3\nwho = 2\nn = 2\ny = x\n\
+                   x = 4\nPixels.paint*n @who { x: x, y: y, rgb: 255 }\nchain.run\n\
+                   viz.uint_scope #32 Pixels:all\nviz.addr @2 Pixels\n";
+        let mut out = Vec::new();
+        let opts = Options {
+            order: 1,
+            ..Options::default()
+        };
+        Runner::new(opts, &dir, &mut out).run(src).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        // Pixel (4, 3): index 4 * 65536 + 3, painted twice by @2, claimed once.
+        assert!(out.contains("Pixels @uint32 262147: {"), "{out}");
+        assert_eq!(out.matches("Pixels @uint32 ").count(), 1, "{out}");
+        assert!(out.contains("\"painted\":1"), "{out}");
+        let e = run_err(
+            &dir,
+            1,
+            "allocate.address 2\nchain.deploy @0 pixels.prd\nPixels.paint @nobody { x: 1, y: 1, rgb: 1 }\n",
+        );
+        assert!(e.contains("unknown address reference @nobody"), "{e}");
+        let e = run_err(
+            &dir,
+            1,
+            "allocate.address 2\nchain.deploy @0 pixels.prd\nn = \"two\"\nPixels.paint*n @1 { x: 1, y: 1, rgb: 1 }\n",
+        );
+        assert!(e.contains("bad count *n"), "{e}");
+    }
+
+    #[test]
+    fn viz_profiling_block_and_uint_scope_show_what_ran() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/contracts");
+        let src = "allocate.address 4\nchain.deploy @0 pixels.prd\n\
+                   Pixels.paint @1 { x: 3, y: 7, rgb: 255 }\nPixels.paint @2 { x: 5, y: 1, rgb: 9 }\n\
+                   stopwatch.restart\nchain.run\nviz.profiling\n\
+                   viz.uint_scope #32 Pixels:196615\nviz.uint_scope #32 Pixels:all\nviz.uint_scope #32 Pixels:42\n\
+                   viz.block #all\nviz.block #g:1\n";
+        let mut out = Vec::new();
+        let opts = Options {
+            order: 1,
+            ..Options::default()
+        };
+        Runner::new(opts, &dir, &mut out).run(src).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        // Profiling: the global lane first, then each shard; two paints given to the shards,
+        // each running three micro-transactions (paint, claim, the painter's credit).
+        let rows: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Profiling (since stopwatch.restart"))
+            .skip(1)
+            .take(3)
+            .collect();
+        assert!(rows[0].starts_with("#g: height "), "{out}");
+        assert!(
+            rows[1].starts_with("#0: ") && rows[2].starts_with("#1: "),
+            "{out}"
+        );
+        let field = |row: &str, name: &str| -> u64 {
+            let v = row.split(name).nth(1).unwrap().split(',').next().unwrap();
+            v.trim().parse().unwrap()
+        };
+        assert_eq!(field(rows[0], "txn "), 0, "{out}");
+        assert_eq!(field(rows[1], "txn ") + field(rows[2], "txn "), 2, "{out}");
+        let micro: u64 = rows.iter().map(|r| field(r, "uTxn ")).sum();
+        assert_eq!(micro, 6, "{out}");
+        // One pixel by key, every pixel with state, and a key with none (its defaults).
+        assert_eq!(
+            out.matches("Pixels @uint32 196615: {\"color\":255,")
+                .count(),
+            2,
+            "{out}"
+        );
+        assert_eq!(out.matches("Pixels @uint32 327681: ").count(), 1, "{out}");
+        assert!(out.contains("Pixels @uint32 42: {\"color\":0,"), "{out}");
+        assert!(out.contains(",\"taken\":false}"), "{out}");
+        // Blocks: both paints, from their painters, in some shard's list.
+        assert_eq!(out.matches(": Pixels.paint").count(), 2, "{out}");
+        assert!(out.contains("Block 1 "), "{out}");
+        for e in [
+            ("viz.uint_scope #33 Pixels:1", "the scopes are #32"),
+            (
+                "viz.uint_scope #32 Pixels:4294967296",
+                "is not a key of the @uint32 scope",
+            ),
+            ("viz.block #7", "no such shard"),
+            ("viz.block #0:99", "the chain's height is"),
+        ] {
+            let err = run_err(
+                &dir,
+                1,
+                &format!("allocate.address 1\nchain.deploy @0 pixels.prd\n{}\n", e.0),
+            );
+            assert!(err.contains(e.1), "{}: {err}", e.0);
+        }
     }
 
     /// The error (with its causes) of a script that must fail, on `2^order` shards.
@@ -1965,6 +2381,41 @@ mod tests {
         );
         assert_eq!(shown(&a).len(), 3 + 2 + 1, "{a}");
         assert_eq!(shown(&a), shown(&b), "{a}\n---\n{b}");
+        // PREDA's tool writes numeric contract version ids: dapp 1, engine 3 (PREDA
+        // native), the contract's serial in deployment order, build 1. Token was first.
+        let cvid = |serial: u64| (1u64 << 36) | (3 << 32) | (serial << 20) | 1;
+        let numeric = std::fs::read_to_string(dir.path().join("addr.json"))
+            .unwrap()
+            .replace("\"Token\"", &cvid(1).to_string());
+        std::fs::write(dir.path().join("preda.json"), &numeric).unwrap();
+        let c = run(format!("{setup}state.load <address> preda.json\n{show}"));
+        let only_tokens = |v: Vec<String>| -> Vec<String> {
+            v.into_iter().filter(|l| l.contains(" Token: ")).collect()
+        };
+        assert_eq!(
+            only_tokens(shown(&a)),
+            only_tokens(shown(&c)),
+            "{a}\n---\n{c}"
+        );
+        std::fs::write(
+            dir.path().join("third.json"),
+            numeric.replace(&cvid(1).to_string(), &cvid(3).to_string()),
+        )
+        .unwrap();
+        let e = run_err(
+            dir.path(),
+            1,
+            &format!("{setup}state.load <address> third.json\n"),
+        );
+        assert!(
+            e.contains("names the script's contract number 3, but it has deployed 2"),
+            "{e}"
+        );
+        let e = run_err(dir.path(), 1, &format!("{setup}viz.addr @0 12345\n"));
+        assert!(
+            e.contains("CVID 12345 is not a contract of a PREDA script"),
+            "{e}"
+        );
         // What a file does not say is refused by name.
         std::fs::write(
             dir.path().join("bad.json"),

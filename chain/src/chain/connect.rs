@@ -274,6 +274,11 @@ impl Chain {
                 + outcomes.iter().map(|o| o.micro_txs).sum::<u64>(),
             lane_reverted + outcomes.iter().map(|o| o.reverted).sum::<u64>(),
         );
+        self.last_chunk_micro = outcomes
+            .iter()
+            .map(|o| o.micro_txs)
+            .chain([global.contract_receipts.len() as u64])
+            .collect();
         let mut contract_receipts: Vec<ContractReceipt> = global.contract_receipts;
         for o in &mut outcomes {
             contract_receipts.append(&mut o.receipts);

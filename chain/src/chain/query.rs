@@ -473,6 +473,12 @@ impl Chain {
         self.last_counts
     }
 
+    /// Micro-transactions each shard ran in the last connected block, in shard order, then
+    /// the global lane's (empty before the first block this process connected).
+    pub fn last_micro_by_chunk(&self) -> &[u64] {
+        &self.last_chunk_micro
+    }
+
     /// Stored contract receipts of `txid` (JSON), from blocks of the active chain, with the
     /// height of the block that ran each.
     pub fn contract_receipts(

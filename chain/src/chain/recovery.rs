@@ -103,6 +103,7 @@ impl Chain {
             stats: ChainStats::default(),
             last_contract_receipts: Vec::new(),
             last_counts: (0, 0),
+            last_chunk_micro: Vec::new(),
             last_global_changes: 0,
             last_fees: Vec::new(),
             last_global_waiting: 0,
