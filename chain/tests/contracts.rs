@@ -402,6 +402,55 @@ fn minter_scenario_is_shard_independent() {
     check_scenario("minter", minter_scenario());
 }
 
+/// Contracts deploying contracts: `Polls.open` deploys a fresh `Poll` per poll (`deploy`),
+/// every key votes in each through a `Poll`-typed value, and the tallies live in the
+/// copies; a second vote, an option out of range and a poll `on_deploy` refuses revert.
+fn polls_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(0, example("poll"), json!({"n": 2})),
+        Step::Deploy(0, example("polls"), json!({})),
+        Step::Call(0, 1, "open", json!({"options": 3})),
+        Step::Settle,
+        Step::Call(1, 1, "open", json!({"options": 4})),
+        Step::Settle,
+    ];
+    for k in 0..12usize {
+        s.push(Step::Call(k, 1, "vote", json!({"poll": 0, "choice": k % 3})));
+        s.push(Step::Call(k, 1, "vote", json!({"poll": 1, "choice": (k * 3) % 4})));
+    }
+    s.push(Step::Call(2, 1, "vote", json!({"poll": 0, "choice": 1})));
+    s.push(Step::Call(3, 1, "vote", json!({"poll": 1, "choice": 9})));
+    s.push(Step::Call(0, 1, "open", json!({"options": 1})));
+    s.push(Step::Settle);
+    s
+}
+
+#[test]
+fn polls_scenario_deploying_contracts_is_shard_independent() {
+    check_scenario("polls", polls_scenario());
+}
+
+#[test]
+fn polls_scenario_ends_where_expected() {
+    let mut seq = Sequential::new(16);
+    seq.run(&polls_scenario());
+    let st = seq.state();
+    // Two polls made (the refused third is not), named in the order Polls keeps them.
+    assert_eq!(st["1/@global"]["polls"], json!(["new#0", "new#1"]), "{st:?}");
+    assert_eq!(st["new#0/@global"]["options"], 3, "{st:?}");
+    assert_eq!(st["new#0/@global"]["tally"], json!([4, 4, 4]), "{st:?}");
+    assert_eq!(st["new#1/@global"]["options"], 4, "{st:?}");
+    assert_eq!(st["new#1/@global"]["tally"], json!([3, 3, 3, 3]), "{st:?}");
+    // The named Poll keeps its own state; every key voted once in each copy.
+    assert_eq!(st["0/@global"]["tally"], json!([0, 0]), "{st:?}");
+    let cast = st
+        .iter()
+        .filter(|(k, v)| k.starts_with("1/\"@") && v["cast"] == 2)
+        .count();
+    assert_eq!(cast, 12, "{st:?}");
+    assert!(!st.keys().any(|k| k.starts_with("new#2")), "{st:?}");
+}
+
 fn check_scenario(name: &str, steps: Vec<Step>) {
     let mut seq = Sequential::new(16);
     seq.run(&steps);

@@ -266,10 +266,18 @@ impl Net {
     pub fn state(&mut self) -> BTreeMap<String, Json> {
         let hrp = "trx";
         let mut out = BTreeMap::new();
-        for (i, c) in self.contracts.iter().enumerate() {
+        let label = |c: &Address| match self.contracts.iter().position(|x| x == c) {
+            Some(i) => i.to_string(),
+            None => value::address_to_string(&c.0, hrp),
+        };
+        let mut created = Vec::new();
+        for d in self.chain.contracts().iter() {
+            if d.origin.is_some() {
+                created.push(value::address_to_string(&d.address.0, hrp));
+            }
             out.insert(
-                format!("{i}/@global"),
-                self.chain.contracts().global_json(c, hrp).unwrap(),
+                format!("{}/@global", label(&d.address)),
+                self.chain.contracts().global_json(&d.address, hrp).unwrap(),
             );
         }
         for (k, _) in self.chain.all_contract_state().unwrap() {
@@ -285,9 +293,8 @@ impl Net {
             if matches!(target, Target::Shard(_)) {
                 continue;
             }
-            let i = self.contracts.iter().position(|x| *x == c).unwrap();
             out.insert(
-                format!("{i}/{}", serde_json::to_string(&target).unwrap()),
+                format!("{}/{}", label(&c), serde_json::to_string(&target).unwrap()),
                 self.chain.contract_state(&c, &target).unwrap().unwrap(),
             );
         }
@@ -296,8 +303,70 @@ impl Net {
                 out.insert(format!("wallet/{i}/{a}"), json!(n));
             }
         }
-        out
+        rename_created(out, &created)
     }
+}
+
+/// `state` with the contracts that contracts deployed (`deploy`, their addresses in
+/// `created`) renamed `new#0`, `new#1`, … in the order a walk of the state first meets
+/// them: the scenario's own contracts' rows first (in key order), then each renamed
+/// contract's. Their addresses come from the blocks that made them, so they differ with
+/// the shard count and in the sequential run; what refers to what does not.
+fn rename_created(state: BTreeMap<String, Json>, created: &[String]) -> BTreeMap<String, Json> {
+    fn strings<'j>(v: &'j Json, out: &mut Vec<&'j str>) {
+        match v {
+            Json::String(s) => out.push(s),
+            Json::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Json::Object(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    fn rename(v: &Json, names: &BTreeMap<String, String>) -> Json {
+        match v {
+            Json::String(s) => Json::String(names.get(s).cloned().unwrap_or_else(|| s.clone())),
+            Json::Array(a) => Json::Array(a.iter().map(|x| rename(x, names)).collect()),
+            Json::Object(m) => Json::Object(
+                m.iter()
+                    .map(|(k, x)| (names.get(k).cloned().unwrap_or_else(|| k.clone()), rename(x, names)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let owner = |k: &str| k.split('/').next().unwrap_or_default().to_string();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut walk: Vec<String> = state
+        .keys()
+        .map(|k| owner(k))
+        .filter(|o| !created.contains(o))
+        .collect();
+    walk.dedup();
+    let mut i = 0;
+    while i < walk.len() {
+        let prefix = format!("{}/", walk[i]);
+        for (_, v) in state.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+            let mut found = Vec::new();
+            strings(v, &mut found);
+            for s in found {
+                if created.iter().any(|c| c == s) && !names.contains_key(s) {
+                    names.insert(s.to_string(), format!("new#{}", names.len()));
+                    walk.push(s.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    for c in created {
+        assert!(names.contains_key(c), "a deployed contract no state refers to: {c}");
+    }
+    state
+        .iter()
+        .map(|(k, v)| {
+            let (o, rest) = k.split_once('/').unwrap_or((k, ""));
+            let o = names.get(o).cloned().unwrap_or_else(|| o.to_string());
+            (format!("{o}/{rest}"), rename(v, &names))
+        })
+        .collect()
 }
 
 /// The sequential interpretation: no shards, no blocks; each transaction's micro-
@@ -305,7 +374,12 @@ impl Net {
 pub struct Sequential {
     keys: Vec<Address>,
     nonces: Vec<u64>,
-    contracts: Vec<(Address, Arc<Verified>, Vec<Value>)>,
+    /// Every contract: the scenario's, and those contracts deployed, in order.
+    contracts: Vec<SeqContract>,
+    /// Where the scenario's own contracts (by deployment step) are in `contracts`.
+    top: Vec<usize>,
+    /// Micro-transactions run so far (what makes deployed contracts' addresses unique).
+    micro: u64,
     rows: BTreeMap<(usize, Target), Vec<u8>>,
     /// Element rows of stored arrays: (contract, target, variable, index).
     elems: Elems,
@@ -318,13 +392,17 @@ pub struct Sequential {
 type Elems = BTreeMap<(usize, Target, u16, ElemKey), Vec<u8>>;
 
 /// Deployed contracts of the sequential interpreter: address, code, `@global` row.
-struct Deployed<'a>(&'a [(Address, Arc<Verified>, Vec<Value>)]);
+struct Deployed<'a>(&'a [SeqContract]);
+
+/// A contract of the sequential interpreter: address, code, `@global` row, and the named
+/// contract it was deployed from (`deploy`).
+type SeqContract = (Address, Arc<Verified>, Vec<Value>, Option<[u8; 32]>);
 
 impl Deployed<'_> {
     fn index(&self, a: &[u8; 32]) -> usize {
         self.0
             .iter()
-            .position(|(x, _, _)| x.0 == *a)
+            .position(|(x, _, _, _)| x.0 == *a)
             .expect("a deployed contract")
     }
 }
@@ -333,8 +411,11 @@ impl Linker for Deployed<'_> {
     fn contract(&self, a: &[u8; 32]) -> Option<(&Verified, &[Value])> {
         self.0
             .iter()
-            .find(|(x, _, _)| x.0 == *a)
-            .map(|(_, c, g)| (&**c, g.as_slice()))
+            .find(|(x, _, _, _)| x.0 == *a)
+            .map(|(_, c, g, _)| (&**c, g.as_slice()))
+    }
+    fn origin(&self, a: &[u8; 32]) -> Option<[u8; 32]> {
+        self.0.iter().find(|(x, _, _, _)| x.0 == *a).and_then(|c| c.3)
     }
 }
 
@@ -347,8 +428,8 @@ impl Imports for Deployed<'_> {
     ) -> Result<([u8; 32], Arc<Verified>), String> {
         self.0
             .iter()
-            .find(|(_, c, _)| c.name == name)
-            .map(|(a, c, _)| (a.0, c.clone()))
+            .find(|(_, c, _, _)| c.name == name)
+            .map(|(a, c, _, _)| (a.0, c.clone()))
             .ok_or_else(|| format!("no contract `{name}`"))
     }
     fn code(&self, a: &[u8; 32]) -> Option<Arc<Verified>> {
@@ -362,6 +443,8 @@ struct SeqHost<'a> {
     contracts: &'a Deployed<'a>,
     own: Target,
     minters: &'a BTreeMap<u64, usize>,
+    /// The running micro-transaction's number.
+    micro: u64,
 }
 
 impl SeqHost<'_> {
@@ -390,8 +473,18 @@ impl Host for SeqHost<'_> {
         let k = (c, self.target(scope), var, key.clone());
         Ok(self.elems.get(&k).cloned())
     }
-    fn is_contract(&self, _: &[u8; 32]) -> bool {
-        false
+    fn is_contract(&self, a: &[u8; 32]) -> bool {
+        self.contracts.0.iter().any(|(x, _, _, _)| x.0 == *a)
+    }
+    fn deploy_address(&mut self, creator: &[u8; 32], k: u32) -> Result<[u8; 32], String> {
+        if self.own != Target::Global {
+            return Err("contracts can be deployed only on the global lane".into());
+        }
+        let mut b = Vec::with_capacity(44);
+        b.extend_from_slice(&self.micro.to_le_bytes());
+        b.extend_from_slice(creator);
+        b.extend_from_slice(&k.to_le_bytes());
+        Ok(rexe_chain::hash::tagged_hash("test/sequential-deploy", &b).0)
     }
     fn may_mint(&self, contract: &[u8; 32], id: u64) -> bool {
         self.minters
@@ -419,6 +512,8 @@ impl Sequential {
             keys: keys(nkeys).iter().map(Signer::address).collect(),
             nonces: vec![0; nkeys],
             contracts: Vec::new(),
+            top: Vec::new(),
+            micro: 0,
             rows: BTreeMap::new(),
             elems: BTreeMap::new(),
             minters: BTreeMap::new(),
@@ -472,7 +567,9 @@ impl Sequential {
                 contracts: &contracts,
                 own: m.target.clone(),
                 minters: &self.minters,
+                micro: self.micro,
             };
+            self.micro += 1;
             let out = vm::execute(
                 vm::Call {
                     contract: self.contracts[m.c].0 .0,
@@ -507,6 +604,14 @@ impl Sequential {
                 .map(|(id, f)| (*id, f.deposited))
                 .collect();
             self.credit(owner, &deposits);
+            // Contracts it deployed, with fresh state (their writes are among its calls).
+            for n in &out.created {
+                let origin = Deployed(&self.contracts).index(&n.origin);
+                let code = self.contracts[origin].1.clone();
+                let global = vm::default_row(&code, ScopeKind::Global);
+                self.contracts
+                    .push((Address(n.address), code, global, Some(n.origin)));
+            }
             let mut all = vec![(m.c, out.writes, out.global_writes, out.elem_writes)];
             for o in out.calls {
                 let c = Deployed(&self.contracts).index(&o.contract);
@@ -600,7 +705,8 @@ impl Sequential {
                     let addr = contract_address(&self.keys[*who], self.nonces[*who]);
                     self.nonces[*who] += 1;
                     let global = vm::default_row(&code, ScopeKind::Global);
-                    self.contracts.push((addr, code.clone(), global));
+                    self.top.push(self.contracts.len());
+                    self.contracts.push((addr, code.clone(), global, None));
                     if let Some(fi) = code.functions.iter().position(|f| f.name == "on_deploy") {
                         let f = &code.functions[fi];
                         let bytes = abi::encode_args(&code, f, args).unwrap();
@@ -620,7 +726,7 @@ impl Sequential {
                 }
                 Step::Grant(who, c, symbol) => {
                     self.nonces[*who] += 1;
-                    self.minters.entry(asset(symbol).id()).or_insert(*c);
+                    self.minters.entry(asset(symbol).id()).or_insert(self.top[*c]);
                 }
                 Step::Call(who, c, fname, args)
                 | Step::Pay(who, c, fname, args, _)
@@ -641,6 +747,7 @@ impl Sequential {
                             .expect("a scenario attaches what it holds");
                     }
                     self.nonces[*who] += 1;
+                    let c = &self.top[*c].clone();
                     let code = self.contracts[*c].1.clone();
                     let (fi, f) = code.function(fname).unwrap();
                     let bytes = abi::encode_args(&code, f, args).unwrap();
@@ -670,7 +777,15 @@ impl Sequential {
     /// Same shape as [`Net::state`].
     pub fn state(&self) -> BTreeMap<String, Json> {
         let mut out = BTreeMap::new();
-        for (i, (_, code, global)) in self.contracts.iter().enumerate() {
+        let label = |i: usize| match self.top.iter().position(|t| *t == i) {
+            Some(step) => step.to_string(),
+            None => value::address_to_string(&self.contracts[i].0 .0, "trx"),
+        };
+        let created: Vec<String> = (0..self.contracts.len())
+            .filter(|i| !self.top.contains(i))
+            .map(label)
+            .collect();
+        for (i, (_, code, global, _)) in self.contracts.iter().enumerate() {
             let row = vm::encode_row(code, ScopeKind::Global, global).unwrap();
             let mut elem = |var: u16, j: &ElemKey| {
                 Ok(self
@@ -679,7 +794,7 @@ impl Sequential {
                     .cloned())
             };
             out.insert(
-                format!("{i}/@global"),
+                format!("{}/@global", label(i)),
                 abi::row_json(code, ScopeKind::Global, row.as_deref(), &mut elem, "trx").unwrap(),
             );
         }
@@ -692,7 +807,7 @@ impl Sequential {
                 Ok(self.elems.get(&(*c, t.clone(), var, j.clone())).cloned())
             };
             out.insert(
-                format!("{c}/{}", serde_json::to_string(t).unwrap()),
+                format!("{}/{}", label(*c), serde_json::to_string(t).unwrap()),
                 abi::row_json(code, t.scope(), Some(v), &mut elem, "trx").unwrap(),
             );
         }
@@ -703,7 +818,7 @@ impl Sequential {
                 out.insert(format!("wallet/{i}/{symbol}"), json!(n));
             }
         }
-        out
+        rename_created(out, &created)
     }
 }
 
@@ -720,6 +835,8 @@ pub fn example(name: &str) -> &'static str {
         "bank" => include_str!("../../../examples/contracts/bank.prd"),
         "shop" => include_str!("../../../examples/contracts/shop.prd"),
         "minter" => include_str!("../../../examples/contracts/minter.prd"),
+        "poll" => include_str!("../../../examples/contracts/poll.prd"),
+        "polls" => include_str!("../../../examples/contracts/polls.prd"),
         other => panic!("no example {other}"),
     }
 }
