@@ -309,6 +309,234 @@ fn preda_published_examples_run_unchanged() {
     }
 }
 
+/// Every file under `dir` (not `.git`) whose name ends with `ext`, sorted.
+fn files_with(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != ".git") {
+                files_with(&p, ext, out);
+            }
+        } else if p.to_string_lossy().ends_with(ext) {
+            out.push(p);
+        }
+    }
+}
+
+/// The files of `file`'s directory that define the contracts it imports (and theirs),
+/// dependencies first: what `rexe contract check` needs listed before it.
+fn imported_files(file: &Path, seen: &mut Vec<PathBuf>) -> Vec<PathBuf> {
+    let src = std::fs::read_to_string(file).unwrap_or_default();
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut siblings = Vec::new();
+    files_with(dir, ".prd", &mut siblings);
+    let mut out = Vec::new();
+    for line in src.lines() {
+        let Some(name) = line.trim().strip_prefix("import ") else {
+            continue;
+        };
+        let name = name
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(';');
+        // `contract NAME` (with `{`, `implements …` or nothing after it).
+        let defines = |p: &PathBuf| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            words.windows(2).any(|w| {
+                w[0] == "contract"
+                    && w[1].trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_') == name
+            })
+        };
+        if let Some(dep) = siblings.iter().find(|p| p.as_path() != file && defines(p)) {
+            if !seen.contains(dep) {
+                seen.push(dep.clone());
+                out.extend(imported_files(dep, seen));
+                out.push(dep.clone());
+            }
+        }
+    }
+    out
+}
+
+/// With `PREDA_DIR`: every PREDA contract (`.prd`) and chain-simulator script (`.prdts`) in
+/// the checkout is tried (contracts checked with the files they import listed first, scripts
+/// run with `-count:100 -perftest` in their directory) and listed with its outcome. Nothing
+/// may crash or print a backtrace; a refusal is one line naming the file and the reason;
+/// the published simulator contracts and scripts, and the transpiler test cases written in
+/// PREDA as its specification defines it, must pass; the rest must be refused for the
+/// reasons README gives (floats, early PREDA functions, Crystality, malformed sources).
+#[test]
+fn preda_every_contract_and_script_is_tried_and_listed() {
+    let Some(dir) = std::env::var_os("PREDA_DIR") else {
+        println!("skipped: set PREDA_DIR to a checkout of github.com/preda-devteam/preda to try every PREDA contract and script");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let rel = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+    let no_crash = |what: &str, text: &str| {
+        assert!(
+            !text.contains("panicked") && !text.contains("stack backtrace"),
+            "{what} crashed:\n{text}"
+        );
+    };
+    let mut contracts = Vec::new();
+    files_with(&dir, ".prd", &mut contracts);
+    assert!(
+        !contracts.is_empty(),
+        "no .prd files under {}",
+        dir.display()
+    );
+    let mut passed: Vec<String> = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
+    println!("PREDA contracts ({}):", contracts.len());
+    for f in &contracts {
+        let deps = imported_files(f, &mut vec![f.clone()]);
+        let out = rexe()
+            .args(["contract", "check"])
+            .args(&deps)
+            .arg(f)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        no_crash(&rel(f), &text);
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let with = if deps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (after {})",
+                deps.iter()
+                    .map(|d| d.file_name().unwrap().to_string_lossy().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        if out.status.success() {
+            println!("  ok       {}{with}", rel(f));
+            passed.push(name);
+        } else {
+            // The first error names this file, with a line and column.
+            let first = text
+                .lines()
+                .find(|l| l.contains(&name) && !l.contains(": OK:"))
+                .unwrap_or_else(|| panic!("{}: no error line names it:\n{text}", rel(f)))
+                .to_string();
+            println!("  refused  {}{with}: {first}", rel(f));
+            refused.push((name, first));
+        }
+    }
+    let present = |n: &str| contracts.iter().any(|p| p.ends_with(n));
+    for n in [
+        "Ballot.prd",
+        "FCA.prd",
+        "Kitty.prd",
+        "Token.prd",
+        "bigint.prd",
+        "const_and_lvalue.prd",
+        "cross_call_A.prd",
+        "cross_call_B.prd",
+        "cross_call_C.prd",
+        "debug_ctx.prd",
+        "interfaceA.prd",
+        "interfaceB.prd",
+        "longint.prd",
+        "map.prd",
+        "relay.prd",
+        "relay_broadcast.prd",
+        "string.prd",
+        "token.prd",
+    ] {
+        if present(n) {
+            assert!(
+                passed.iter().any(|p| p == n),
+                "{n} should compile: {refused:?}"
+            );
+        }
+    }
+    for (n, why) in [
+        ("float.prd", "floating-point literals are not supported"),
+        ("test2.prd", "get_parent_shard_index"),
+        ("zombie.prd", "get_parent_shard_index"),
+    ] {
+        if present(n) {
+            let r = refused.iter().find(|(f, _)| f == n);
+            assert!(
+                r.is_some_and(|(_, e)| e.contains(why)),
+                "{n} should be refused ({why}): {r:?}"
+            );
+        }
+    }
+
+    let mut scripts = Vec::new();
+    files_with(&dir, ".prdts", &mut scripts);
+    println!("PREDA scripts ({}):", scripts.len());
+    let mut ran = Vec::new();
+    for f in &scripts {
+        let out = rexe()
+            .current_dir(f.parent().unwrap())
+            .args(["contract", "run"])
+            .arg(f.file_name().unwrap())
+            .args(["-count:100", "-perftest"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        no_crash(&rel(f), &format!("{stdout}{stderr}"));
+        if out.status.success() {
+            let report = stdout
+                .lines()
+                .find(|l| l.contains("TPS:"))
+                .unwrap_or("finished")
+                .trim();
+            println!("  ran      {}: {report}", rel(f));
+            ran.push(rel(f));
+        } else {
+            // One line, or one per compile error of a deployed contract.
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert!(lines[0].starts_with("error: line "), "{}: {stderr}", rel(f));
+            for l in &lines[1..] {
+                assert!(
+                    l.contains(".prd:"),
+                    "{}: not an error line: {l}\n{stderr}",
+                    rel(f)
+                );
+            }
+            println!("  refused  {}: {}", rel(f), lines[0]);
+            if rel(f).contains("crystality") {
+                assert!(
+                    lines[0].contains("Crystality (.xtl) contracts are not supported"),
+                    "{}: {}",
+                    rel(f),
+                    lines[0]
+                );
+            }
+        }
+    }
+    for n in ["Token", "AirDrop", "Ballot", "Kitty", "FCA"] {
+        let p = format!("oxd_preda/simulator/contracts/{n}.prdts");
+        if dir.join(&p).exists() {
+            assert!(ran.contains(&p), "{p} should run: ran {ran:?}");
+        }
+    }
+    println!(
+        "{} of {} contracts compiled, {} of {} scripts ran",
+        passed.len(),
+        contracts.len(),
+        ran.len(),
+        scripts.len()
+    );
+}
+
 fn mine(n: &Running, addr: &str) {
     let t = call(n, "getblocktemplate", json!([addr]));
     let hex = t["result"]["hex"].as_str().expect("template hex");

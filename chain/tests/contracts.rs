@@ -415,8 +415,18 @@ fn polls_scenario() -> Vec<Step> {
         Step::Settle,
     ];
     for k in 0..12usize {
-        s.push(Step::Call(k, 1, "vote", json!({"poll": 0, "choice": k % 3})));
-        s.push(Step::Call(k, 1, "vote", json!({"poll": 1, "choice": (k * 3) % 4})));
+        s.push(Step::Call(
+            k,
+            1,
+            "vote",
+            json!({"poll": 0, "choice": k % 3}),
+        ));
+        s.push(Step::Call(
+            k,
+            1,
+            "vote",
+            json!({"poll": 1, "choice": (k * 3) % 4}),
+        ));
     }
     s.push(Step::Call(2, 1, "vote", json!({"poll": 0, "choice": 1})));
     s.push(Step::Call(3, 1, "vote", json!({"poll": 1, "choice": 9})));
@@ -436,7 +446,11 @@ fn polls_scenario_ends_where_expected() {
     seq.run(&polls_scenario());
     let st = seq.state();
     // Two polls made (the refused third is not), named in the order Polls keeps them.
-    assert_eq!(st["1/@global"]["polls"], json!(["new#0", "new#1"]), "{st:?}");
+    assert_eq!(
+        st["1/@global"]["polls"],
+        json!(["new#0", "new#1"]),
+        "{st:?}"
+    );
     assert_eq!(st["new#0/@global"]["options"], 3, "{st:?}");
     assert_eq!(st["new#0/@global"]["tally"], json!([4, 4, 4]), "{st:?}");
     assert_eq!(st["new#1/@global"]["options"], 4, "{st:?}");

@@ -955,11 +955,15 @@ impl<'o> Runner<'o> {
             let path = self.dir.join(&file);
             let source = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let (code, _) = self
-                .chain()?
-                .contracts()
-                .compile(&source)
-                .map_err(|e| anyhow!("{file}:\n{e}"))?;
+            let (code, _) = self.chain()?.contracts().compile(&source).map_err(|e| {
+                // One `FILE:LINE:COL: message` line per error.
+                let lines: Vec<String> = e
+                    .to_string()
+                    .lines()
+                    .map(|l| format!("{file}:{l}"))
+                    .collect();
+                anyhow!("{}", lines.join("\n"))
+            })?;
             let name = code.name.clone();
             let args = match code.functions.iter().find(|f| f.name == "on_deploy") {
                 Some(f) => abi::encode_args(&code, f, init.as_ref().unwrap_or(&json!({})))

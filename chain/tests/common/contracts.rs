@@ -327,7 +327,12 @@ fn rename_created(state: BTreeMap<String, Json>, created: &[String]) -> BTreeMap
             Json::Array(a) => Json::Array(a.iter().map(|x| rename(x, names)).collect()),
             Json::Object(m) => Json::Object(
                 m.iter()
-                    .map(|(k, x)| (names.get(k).cloned().unwrap_or_else(|| k.clone()), rename(x, names)))
+                    .map(|(k, x)| {
+                        (
+                            names.get(k).cloned().unwrap_or_else(|| k.clone()),
+                            rename(x, names),
+                        )
+                    })
                     .collect(),
             ),
             other => other.clone(),
@@ -344,7 +349,10 @@ fn rename_created(state: BTreeMap<String, Json>, created: &[String]) -> BTreeMap
     let mut i = 0;
     while i < walk.len() {
         let prefix = format!("{}/", walk[i]);
-        for (_, v) in state.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+        for (_, v) in state
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
             let mut found = Vec::new();
             strings(v, &mut found);
             for s in found {
@@ -357,7 +365,10 @@ fn rename_created(state: BTreeMap<String, Json>, created: &[String]) -> BTreeMap
         i += 1;
     }
     for c in created {
-        assert!(names.contains_key(c), "a deployed contract no state refers to: {c}");
+        assert!(
+            names.contains_key(c),
+            "a deployed contract no state refers to: {c}"
+        );
     }
     state
         .iter()
@@ -415,7 +426,10 @@ impl Linker for Deployed<'_> {
             .map(|(_, c, g, _)| (&**c, g.as_slice()))
     }
     fn origin(&self, a: &[u8; 32]) -> Option<[u8; 32]> {
-        self.0.iter().find(|(x, _, _, _)| x.0 == *a).and_then(|c| c.3)
+        self.0
+            .iter()
+            .find(|(x, _, _, _)| x.0 == *a)
+            .and_then(|c| c.3)
     }
 }
 
@@ -726,7 +740,9 @@ impl Sequential {
                 }
                 Step::Grant(who, c, symbol) => {
                     self.nonces[*who] += 1;
-                    self.minters.entry(asset(symbol).id()).or_insert(self.top[*c]);
+                    self.minters
+                        .entry(asset(symbol).id())
+                        .or_insert(self.top[*c]);
                 }
                 Step::Call(who, c, fname, args)
                 | Step::Pay(who, c, fname, args, _)
