@@ -91,8 +91,8 @@ pub struct Assets(Vec<(AssetId, u64)>);
 
 impl Assets {
     /// None.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Assets(Vec::new())
     }
 
     /// From (asset, amount) pairs: sorted, zero amounts dropped; `None` when an asset is

@@ -149,7 +149,8 @@ pub enum ChainError {
     },
     /// The data directory was made by an earlier rexe under older contract rules (version 1:
     /// no tokens or rxBTC-carrying calls; 2: no imports, calls between contracts or
-    /// interfaces): its blocks were executed under other rules.
+    /// interfaces; 5: no assets other than rxBTC on the global lane): its blocks were
+    /// executed under other rules.
     #[error(
         "data directory {dir} was made by an earlier rexe under contract rules version {found} ({what}); this rexe runs version {now}, and the blocks cannot be replayed under the new rules. Move the directory aside and start a new chain (devnet: delete it)"
     )]

@@ -409,7 +409,10 @@ fn relay_gas(r: &Relay) -> u64 {
     match &r.kind {
         RelayKind::Contract(c) => c.gas,
         RelayKind::Deploy(d) => d.gas,
-        RelayKind::Deposit { .. } | RelayKind::Call { .. } | RelayKind::Burn { .. } => 0,
+        RelayKind::Deposit { .. }
+        | RelayKind::Call { .. }
+        | RelayKind::Burn { .. }
+        | RelayKind::DepositAssets { .. } => 0,
     }
 }
 
@@ -500,6 +503,9 @@ fn run_relay(
 ) -> Result<(), ExecError> {
     match &r.kind {
         RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
+        RelayKind::DepositAssets { to, assets } => {
+            contract::deposit_assets(w, to, assets).map_err(ExecError::from)
+        }
         RelayKind::Burn { amount } => collected.add(Amount::ZERO, *amount),
         RelayKind::Call { .. } => Err(ExecError::Misrouted("call")),
         RelayKind::Deploy(_) => Err(ExecError::Misrouted("deploy")),

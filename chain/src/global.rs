@@ -290,6 +290,9 @@ impl GlobalImage {
     }
 }
 
+/// No assets (a deployment carries none).
+static NO_ASSETS: crate::asset::Assets = crate::asset::Assets::new();
+
 fn held(contracts: &Systems) -> Option<Amount> {
     checked_sum(contracts.iter().map(|c| c.held()))
 }
@@ -352,16 +355,16 @@ pub fn execute_global(
         RelayKind::Contract(c) => c.gas,
         RelayKind::Deploy(d) => d.gas,
         RelayKind::Call { .. } => crate::lang::gas::RELAY_GLOBAL,
-        RelayKind::Deposit { .. } | RelayKind::Burn { .. } => 0,
+        RelayKind::Deposit { .. } | RelayKind::Burn { .. } | RelayKind::DepositAssets { .. } => 0,
     });
     let waiting = calls[fit..].to_vec();
     for relay in &calls[..fit] {
         let escrowed = match &relay.kind {
-            RelayKind::Contract(c) => Some((c.fee, c.sender, c.value)),
-            RelayKind::Deploy(d) => Some((d.fee, d.deployer, Amount::ZERO)),
+            RelayKind::Contract(c) => Some((c.fee, c.sender, c.value, &c.assets)),
+            RelayKind::Deploy(d) => Some((d.fee, d.deployer, Amount::ZERO, &NO_ASSETS)),
             _ => None,
         };
-        if let Some((fee, sender, value)) = escrowed {
+        if let Some((fee, sender, value, assets)) = escrowed {
             // The escrow arrives with the relay and leaves as the relays it funds, the
             // miner's tip, the sender's refund and the burn (carried to the sender's shard).
             // Attached rxBTC stays with the contracts, or goes back if the call fails.
@@ -386,8 +389,21 @@ pub fn execute_global(
                 pay(&mut emitted, sender, settled.refund);
                 if receipt.error.is_some() && !value.is_zero() {
                     pay(&mut emitted, sender, value);
-                    receipt.value =
-                        contract::ValueFlow::returned(value, &crate::asset::Assets::new(), sender);
+                }
+                if receipt.error.is_some() && !assets.is_empty() {
+                    // The lane keeps no wallets: the assets go back on the sender's shard.
+                    emitted.push(Relay {
+                        origin: ShardId::GLOBAL,
+                        index: emitted.len() as u32,
+                        target: shard_of(&sender, order),
+                        kind: RelayKind::DepositAssets {
+                            to: sender,
+                            assets: assets.clone(),
+                        },
+                    });
+                }
+                if receipt.error.is_some() && (!value.is_zero() || !assets.is_empty()) {
+                    receipt.value = contract::ValueFlow::returned(value, assets, sender);
                 }
                 if !settled.burned.is_zero() {
                     emitted.push(Relay {

@@ -50,6 +50,14 @@ pub enum RelayKind {
         /// Amount burned.
         amount: Amount,
     },
+    /// Credit assets other than rxBTC to `to`'s asset wallets: what a failed call of a
+    /// `@global` function returns to its sender from the global lane.
+    DepositAssets {
+        /// Payee.
+        to: Address,
+        /// What is credited.
+        assets: crate::asset::Assets,
+    },
 }
 
 /// One relay.
@@ -94,6 +102,7 @@ impl Relay {
                 .unwrap_or(Amount::MAX_MONEY),
             RelayKind::Deploy(d) => d.fee.escrow,
             RelayKind::Burn { amount } => *amount,
+            RelayKind::DepositAssets { .. } => Amount::ZERO,
         }
     }
 
@@ -101,6 +110,7 @@ impl Relay {
     pub fn assets(&self) -> Option<&crate::asset::Assets> {
         match &self.kind {
             RelayKind::Contract(c) if !c.assets.is_empty() => Some(&c.assets),
+            RelayKind::DepositAssets { assets, .. } => Some(assets),
             _ => None,
         }
     }
@@ -157,6 +167,11 @@ impl Encode for Relay {
                 out.push(4);
                 amount.to_sat().encode(out);
             }
+            RelayKind::DepositAssets { to, assets } => {
+                out.push(5);
+                to.0.encode(out);
+                assets.encode(out);
+            }
         }
     }
 }
@@ -183,6 +198,14 @@ impl Decode for Relay {
             4 => RelayKind::Burn {
                 amount: Amount::from_sat(u64::decode(r)?),
             },
+            5 => {
+                let to = Address(r.array()?);
+                let assets = crate::asset::Assets::decode(r)?;
+                if assets.is_empty() {
+                    return Err(DecodeError::Invalid("an asset deposit without assets"));
+                }
+                RelayKind::DepositAssets { to, assets }
+            }
             tag => return Err(DecodeError::UnknownTag { what: "relay", tag }),
         };
         Ok(Relay {

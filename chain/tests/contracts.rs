@@ -397,6 +397,95 @@ fn minter_scenario() -> Vec<Step> {
     s
 }
 
+/// A minted asset kept on the global lane: keys stash what they attach in a `@global`
+/// pot, the pot pays out to addresses on every shard by relay, and a failed stash returns.
+const LANE_ASSETS: &str = r#"
+contract LanePot {
+    @global token pot;
+    @address function issue(string symbol, bigint amount) export {
+        token t = __mint(token.symbol_to_id(symbol), amount);
+        __debug.assert(t.get_id() != 0u64, "may not mint");
+        t.deposit();
+    }
+    @global function stash() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        t.transfer_all(pot);
+    }
+    @global function stash_and_fail() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        t.transfer_all(pot);
+        __debug.assert(false, "refused");
+    }
+    @global function pay_out(address to, uint64 amount) export {
+        token t;
+        __debug.assert(pot.transfer(t, bigint(amount)), "the pot is too small");
+        relay@to (^t) { t.deposit(); }
+    }
+}
+"#;
+
+fn lane_assets_scenario() -> Vec<Step> {
+    let mut s = vec![
+        Step::Deploy(0, LANE_ASSETS, json!({})),
+        Step::Settle,
+        Step::Grant(0, 0, "GOLD"),
+        Step::Settle,
+    ];
+    for k in 1..8usize {
+        s.push(Step::Call(
+            k,
+            0,
+            "issue",
+            json!({"symbol": "GOLD", "amount": (100 * k).to_string()}),
+        ));
+    }
+    s.push(Step::Settle);
+    for k in 1..8usize {
+        s.push(Step::Attach(
+            k,
+            0,
+            "stash",
+            json!({}),
+            "GOLD",
+            10 * k as u64,
+        ));
+    }
+    s.push(Step::Attach(3, 0, "stash_and_fail", json!({}), "GOLD", 5));
+    s.push(Step::Settle);
+    for k in 1..8usize {
+        s.push(Step::Call(
+            0,
+            0,
+            "pay_out",
+            json!({"to": addr_json((k * 5) % 16), "amount": k}),
+        ));
+    }
+    s.push(Step::Call(
+        0,
+        0,
+        "pay_out",
+        json!({"to": addr_json(9), "amount": 1000}),
+    ));
+    s.push(Step::Settle);
+    s
+}
+
+#[test]
+fn lane_assets_scenario_is_shard_independent() {
+    let mut seq = Sequential::new(16);
+    seq.run(&lane_assets_scenario());
+    let st = seq.state();
+    // 280 stashed, 28 paid out; the failed stash and the too-large payout changed nothing.
+    assert_eq!(
+        st["0/@global"]["pot"],
+        json!({"amount": 252, "token": "GOLD"}),
+        "{st:?}"
+    );
+    // Key 3: 300 issued, 30 stashed, its failed stash back, and 7 paid out to it.
+    assert_eq!(st["wallet/3/GOLD"], json!(277), "{st:?}");
+    check_scenario("lane assets", lane_assets_scenario());
+}
+
 #[test]
 fn minter_scenario_is_shard_independent() {
     check_scenario("minter", minter_scenario());
@@ -1581,7 +1670,26 @@ contract Minter2 {
         __transaction.get_supplied_tokens()[0u].deposit();
         __debug.assert(false, "changed my mind");
     }
-    @global function up() export { }
+    @global token pot;
+    @global function stash() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        t.transfer_all(pot);
+    }
+    @global function pay_out(address to, uint64 amount) export {
+        token t;
+        __debug.assert(pot.transfer(t, bigint(amount)), "the pot is too small");
+        relay@to (^t) { t.deposit(); }
+    }
+    @global function stash_and_fail() export {
+        token t = __transaction.get_supplied_tokens()[0u];
+        t.transfer_all(pot);
+        __debug.assert(false, "the lane changed its mind");
+    }
+    @global function mint_here() export {
+        token t = __mint(token.symbol_to_id("BTC"), 5ib);
+        __debug.assert(t.get_id() != 0u64, "nothing mints on the lane");
+        t.transfer_all(pot);
+    }
 }
 "#;
 
@@ -1724,19 +1832,69 @@ fn assets_are_minted_carried_burned_audited_and_rolled_back() {
     );
     assert!(report[0].holds());
 
-    // More than the wallet holds, and assets for a @global function: refused at admission.
+    // On the global lane: a @global function keeps attached assets in its state and pays
+    // them out by relay; a failed call sends them back to the sender's wallet; nothing
+    // mints there; the audit counts what the lane holds.
+    let lane = |net: &Net| net.chain.contracts().held_assets().get(&btc).copied();
+    let receipt = |net: &Net, txid| net.chain.contract_receipts(txid).unwrap().pop().unwrap().1;
+    attach(&mut net, 1, minter, "stash", &json!({}), 100).unwrap();
+    net.settle();
+    assert_eq!((bal(&mut net, 1), lane(&net)), (600, Some(100)));
+    let paid = net.call(2, minter, "pay_out", &json!([a(far).to_string(), 40]));
+    let too_much = net.call(2, minter, "pay_out", &json!([a(far).to_string(), 61]));
+    let back = attach(&mut net, 1, minter, "stash_and_fail", &json!({}), 25).unwrap();
+    let minted_there = net.call(1, minter, "mint_here", &json!({}));
+    net.settle();
+    assert_eq!(receipt(&net, paid)["error"], json!(null));
+    let r = receipt(&net, too_much);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("the pot is too small"),
+        "{r}"
+    );
+    let r = receipt(&net, back);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("the lane changed its mind"),
+        "{r}"
+    );
+    assert_eq!(r["value"]["returned_to"], json!(a(1).to_string()), "{r}");
+    assert_eq!(r["value"]["assets"][0]["received"], 25, "{r}");
+    let r = receipt(&net, minted_there);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing mints on the lane"),
+        "{r}"
+    );
+    assert_eq!(
+        (bal(&mut net, 1), bal(&mut net, far), lane(&net)),
+        (600, 220, Some(60))
+    );
+    let report = net.chain.audit_assets().unwrap();
+    assert_eq!(
+        (report[0].issued, report[0].wallets, report[0].held),
+        (880, 820, 60),
+        "{report:?}"
+    );
+    assert!(report[0].holds());
+
+    // More than the wallet holds: refused at admission.
     let e = attach(
         &mut net,
         1,
         minter,
         "send",
         &json!([a(far).to_string()]),
-        701,
+        601,
     )
     .unwrap_err();
-    assert!(e.contains("holds 700 BTC"), "{e}");
-    let e = attach(&mut net, 1, minter, "up", &json!({}), 1).unwrap_err();
-    assert!(e.contains("@global"), "{e}");
+    assert!(e.contains("holds 600 BTC"), "{e}");
     // A call that fails gives the assets back; a relay that fails puts them in its target's
     // wallet; a contract without the right cannot burn.
     let failed = attach(&mut net, 1, minter, "take_and_fail", &json!({}), 50).unwrap();
@@ -1772,7 +1930,7 @@ fn assets_are_minted_carried_burned_audited_and_rolled_back() {
         .unwrap()
         .1;
     assert!(r["error"].as_str().unwrap().contains("may not burn"), "{r}");
-    assert_eq!((bal(&mut net, 1), bal(&mut net, far)), (680, 200));
+    assert_eq!((bal(&mut net, 1), bal(&mut net, far)), (580, 240));
     assert!(net.chain.audit_assets().unwrap()[0].holds());
 
     // A restart keeps wallets and rights; a rollback takes them away with the blocks.
@@ -1783,10 +1941,12 @@ fn assets_are_minted_carried_burned_audited_and_rolled_back() {
     net.chain = open(dir.path(), &p, 2);
     assert_eq!(net.chain.tip_header().state_root, root);
     assert_eq!(net.chain.contracts().minter(btc), Some(minter));
-    assert_eq!(net.chain.asset_balances(&a(1)).unwrap(), vec![(btc, 680)]);
+    assert_eq!(net.chain.asset_balances(&a(1)).unwrap(), vec![(btc, 580)]);
+    assert_eq!(lane(&net), Some(60));
     net.chain.rollback(height - h0).unwrap();
     assert_eq!(net.chain.tip_header().state_root, root0);
     assert_eq!(net.chain.contracts().minter(btc), None);
+    assert_eq!(lane(&net), None);
     assert_eq!(bal(&mut net, 1), 0);
     assert!(net.chain.audit_assets().unwrap().is_empty());
 }

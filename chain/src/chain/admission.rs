@@ -168,7 +168,6 @@ impl Chain {
                 contract,
                 function,
                 args,
-                assets,
                 ..
             } => {
                 let d = self.contracts().get(contract).ok_or_else(|| {
@@ -177,9 +176,6 @@ impl Chain {
                 let (_, f) = crate::contract::abi::resolve(&d.code, function)?;
                 if !f.export {
                     return Err(format!("`{function}` is not exported"));
-                }
-                if !assets.is_empty() && f.scope == crate::lang::ast::ScopeKind::Global {
-                    return Err("assets other than rxBTC cannot be attached to a call of a @global function (the global lane keeps no asset wallets)".into());
                 }
                 check_args(&d.code, f, args)
             }

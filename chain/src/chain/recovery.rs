@@ -133,16 +133,21 @@ impl Chain {
                         dir: dir.display().to_string(),
                     });
                 }
-                for (found, what) in [
-                    (1, "no tokens or rxBTC-carrying calls"),
-                    (2, "no imports, calls between contracts or interfaces"),
+                for (found, block_rules, what) in [
+                    (1, 1, "no tokens or rxBTC-carrying calls"),
+                    (2, 1, "no imports, calls between contracts or interfaces"),
+                    (
+                        5,
+                        BLOCK_RULES_VERSION,
+                        "no assets other than rxBTC on the global lane",
+                    ),
                 ] {
                     let old = fingerprint_with(
                         &chain.params,
                         &chain.systems,
                         GLOBAL_STATE_VERSION,
                         Some(found),
-                        1,
+                        block_rules,
                     );
                     if stored.as_deref() == Some(&old.0[..]) {
                         return Err(ChainError::OldContractRules {
@@ -611,6 +616,24 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("calls between contracts"), "{e}");
+        // Contract rules 5: today's blocks, but no assets on the global lane.
+        let no_lane_assets = fingerprint_with(
+            &chain_params,
+            &chain_systems,
+            GLOBAL_STATE_VERSION,
+            Some(5),
+            BLOCK_RULES_VERSION,
+        );
+        ChainDb::open(&dir.path().join("chain.sqlite"))
+            .unwrap()
+            .set_meta("params", &no_lane_assets.0)
+            .unwrap();
+        let e = open().err().expect("refused");
+        assert!(
+            matches!(e, ChainError::OldContractRules { found: 5, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("global lane"), "{e}");
         // Block rules 1 (one relay root, no outboxes), 2 (waiting relays outside the
         // outboxes) and 3 (the lane's waiting calls outside its outbox): today's contracts,
         // older blocks.

@@ -145,6 +145,11 @@ pub struct ContractsSystem {
     held: Amount,
     /// Whether `held` changed since the last [`SystemContract::take_changes`].
     held_written: bool,
+    /// Assets other than rxBTC held in tokens in the `@global` state of all contracts
+    /// (items [`HELD_ASSET_KEY`] + id while not zero).
+    held_assets: BTreeMap<AssetId, u64>,
+    /// Held assets changed since the last [`SystemContract::take_changes`].
+    written_held_assets: BTreeSet<AssetId>,
     /// Who may mint and burn each asset other than rxBTC (items [`MINT_KEY`] + id).
     minters: BTreeMap<AssetId, Address>,
     /// Rights granted since the last [`SystemContract::take_changes`].
@@ -205,6 +210,15 @@ impl MintRight {
 /// this length).
 const HELD_KEY: &[u8] = b"held";
 
+/// Prefix of the key of an item holding what contracts' `@global` state holds of an asset
+/// (then the asset id, little-endian: 17 bytes, a length no other item key has).
+const HELD_ASSET_KEY: &[u8] = b"heldasset";
+const HELD_ASSET_KEY_LEN: usize = 17;
+
+fn held_asset_item_key(a: AssetId) -> Vec<u8> {
+    [HELD_ASSET_KEY, &a.id().to_le_bytes()].concat()
+}
+
 /// Length of an element or key-slot item's key: address, variable (BE), index (BE).
 const ELEM_KEY_LEN: usize = 38;
 /// Length of a map entry item's key: address, variable (BE), entry id.
@@ -227,8 +241,9 @@ impl ContractsSystem {
     /// 2: tokens, and contract calls carrying rxBTC;
     /// 3: imports, calls between contracts and interfaces;
     /// 4: the `deploy` statement and contract types;
-    /// 5: assets other than rxBTC (minting rights, asset wallets, `__mint`/`__burn`).
-    pub const RULES_VERSION: u32 = 5;
+    /// 5: assets other than rxBTC (minting rights, asset wallets, `__mint`/`__burn`);
+    /// 6: assets other than rxBTC attached to `@global` calls and held on the global lane.
+    pub const RULES_VERSION: u32 = 6;
 
     /// No contracts.
     pub fn new() -> Self {
@@ -325,6 +340,43 @@ impl ContractsSystem {
             .ok_or_else(|| format!("contracts would hold {} + {kept} sat", self.held))?;
         self.held_written = true;
         Ok(())
+    }
+
+    /// Whether the `@global` state of contracts can keep these changes to what it holds of
+    /// each asset (never below zero, never past 64 bits).
+    pub(super) fn can_hold_assets(&self, kept: &[(AssetId, i128)]) -> Result<(), String> {
+        for (a, k) in kept {
+            let was = i128::from(self.held_assets.get(a).copied().unwrap_or(0));
+            if u64::try_from(was + k).is_err() {
+                return Err(format!(
+                    "contracts on the global lane would hold {was} + {k} {a}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Books what a successful global call kept of each asset (checked by
+    /// [`Self::can_hold_assets`]).
+    pub(super) fn add_held_assets(&mut self, kept: &[(AssetId, i128)]) {
+        for (a, k) in kept {
+            if *k == 0 {
+                continue;
+            }
+            let was = i128::from(self.held_assets.get(a).copied().unwrap_or(0));
+            let now = u64::try_from(was + k).unwrap_or(0);
+            if now == 0 {
+                self.held_assets.remove(a);
+            } else {
+                self.held_assets.insert(*a, now);
+            }
+            self.written_held_assets.insert(*a);
+        }
+    }
+
+    /// What the `@global` state of all contracts holds of each asset other than rxBTC.
+    pub fn held_assets(&self) -> &BTreeMap<AssetId, u64> {
+        &self.held_assets
     }
 
     pub(super) fn insert(&mut self, d: Deployed) {
@@ -560,6 +612,9 @@ impl SystemContract for ContractsSystem {
         for (a, c) in &self.minters {
             items.push((mint_item_key(*a), c.0.to_vec()));
         }
+        for (a, n) in &self.held_assets {
+            items.push((held_asset_item_key(*a), n.to_le_bytes().to_vec()));
+        }
         for d in self.contracts.values() {
             items.push((d.address.0.to_vec(), Self::encode_item(d)));
             for (var, id, b) in d.elems.iter() {
@@ -589,6 +644,10 @@ impl SystemContract for ContractsSystem {
         for a in std::mem::take(&mut self.written_minters) {
             let v = self.minters.get(&a).map(|c| c.0.to_vec());
             changes.push((mint_item_key(a), v));
+        }
+        for a in std::mem::take(&mut self.written_held_assets) {
+            let v = self.held_assets.get(&a).map(|n| n.to_le_bytes().to_vec());
+            changes.push((held_asset_item_key(a), v));
         }
         changes
     }
@@ -624,7 +683,28 @@ impl SystemContract for ContractsSystem {
             }
             self.written_minters.insert(asset);
         }
-        let is_contract = |k: &[u8]| !is_content(k) && k != HELD_KEY && !is_right(k);
+        let is_held_asset =
+            |k: &[u8]| k.len() == HELD_ASSET_KEY_LEN && k.starts_with(HELD_ASSET_KEY);
+        for (key, value) in changes.iter().filter(|(k, _)| is_held_asset(k)) {
+            let asset = AssetId::new(u64::from_le_bytes(key[9..].try_into().expect("8 bytes")))
+                .ok_or_else(|| CallError::new("held amount of a malformed asset"))?;
+            match value {
+                None => {
+                    self.held_assets.remove(&asset);
+                }
+                Some(v) => {
+                    let n = u64::from_le_bytes(
+                        v.as_slice()
+                            .try_into()
+                            .map_err(|_| CallError::new("held asset item is not 8 bytes"))?,
+                    );
+                    self.held_assets.insert(asset, n);
+                }
+            }
+            self.written_held_assets.insert(asset);
+        }
+        let is_contract =
+            |k: &[u8]| !is_content(k) && k != HELD_KEY && !is_right(k) && !is_held_asset(k);
         let mut pending = Vec::new();
         for (key, value) in changes.iter().filter(|(k, _)| is_contract(k)) {
             let address = Address(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::call::{ContractCall, Deployment};
 use super::elems::content_key;
-use super::receipt::{ContractReceipt, ReceiptKind, ValueFlow};
+use super::receipt::{AssetMove, ContractReceipt, ReceiptKind, ValueFlow};
 use super::registry::{ContractsSystem, Deployed};
 use super::target::{contract_address, Target};
 use crate::address::Address;
@@ -118,6 +118,16 @@ fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(
         )?;
     }
     Ok(())
+}
+
+/// Credits `assets` to `to`'s asset wallets: a [`crate::relay::RelayKind::DepositAssets`]
+/// landing on `to`'s shard.
+pub fn deposit_assets(
+    rows: &mut dyn Rows,
+    to: &Address,
+    assets: &Assets,
+) -> Result<(), StoreError> {
+    credit_assets(rows, to, assets)
 }
 
 /// Takes `assets` from `from`'s asset wallets, all or nothing: `Err` (with the reason) when
@@ -891,9 +901,19 @@ fn first_step(
                 settled: None,
                 waited: None,
                 // A call of a @global function carries its attachment to the lane.
-                value: (!call.value.is_zero()).then(|| ValueFlow {
+                value: (!call.value.is_zero() || !call.assets.is_empty()).then(|| ValueFlow {
                     received: call.value,
                     relayed: call.value,
+                    assets: call
+                        .assets
+                        .iter()
+                        .map(|(a, x)| AssetMove {
+                            asset: Some(a),
+                            received: x,
+                            relayed: x,
+                            ..AssetMove::default()
+                        })
+                        .collect(),
                     ..ValueFlow::default()
                 }),
             },
@@ -963,16 +983,16 @@ fn first_step(
             }
             call.func = fi;
             match f.scope {
-                ScopeKind::Global if !assets.is_empty() => Ok(refuse(
-                    &call,
-                    function.clone(),
-                    "assets other than rxBTC cannot be attached to a call of a @global function (the global lane keeps no asset wallets)".into(),
-                )),
                 ScopeKind::Global => {
                     call.target = Target::Global;
                     let Some(carried) = gas.checked_sub(gas::RELAY_GLOBAL) else {
                         return Ok(refuse(&call, function.clone(), Trap::OutOfGas.to_string()));
                     };
+                    // Attached assets leave the sender's wallets with the call (the lane
+                    // sends them back if the call fails there).
+                    if let Err(why) = take_assets(rows, &t.from, assets)? {
+                        return Ok(refuse(&call, function.clone(), why));
+                    }
                     let mut relayed = call.clone();
                     relayed.gas = carried;
                     relayed.args = args.clone();
@@ -1145,15 +1165,41 @@ fn global_call(
             (Vec::new(), r)
         }
         Ok(ret) => {
-            // The lane keeps no asset wallets: nothing brings it an asset, and nothing
-            // may mint one there.
-            if out.tokens.received != call.value.to_sat()
-                || out.tokens.deposited != 0
-                || !out.tokens.assets.is_empty()
-            {
+            // The lane keeps no wallets: what a call receives is what it was sent, and it
+            // deposits nothing. Its contracts may hold assets, but nothing mints or burns
+            // one there (issued amounts are kept per shard).
+            if out.tokens.received != call.value.to_sat() || out.tokens.deposited != 0 {
                 return (
                     Vec::new(),
                     failed(call, rkind, lane, fname, out.gas_used, "token accounting"),
+                );
+            }
+            let mut kept = Vec::new();
+            for (id, f) in &out.tokens.assets {
+                let why = if f.minted != 0 || f.burned != 0 {
+                    "assets cannot be minted or burned on the global lane (mint and burn in a @address or @shard function)"
+                } else if f.deposited != 0 {
+                    "the global lane keeps no asset wallets to deposit into"
+                } else if call
+                    .assets
+                    .iter()
+                    .find(|(a, _)| a.id() == *id)
+                    .map_or(0, |(_, x)| x)
+                    != f.received
+                {
+                    "token accounting"
+                } else {
+                    match AssetId::new(*id) {
+                        Some(a) => {
+                            kept.push((a, f.kept()));
+                            continue;
+                        }
+                        None => "token accounting",
+                    }
+                };
+                return (
+                    Vec::new(),
+                    failed(call, rkind, lane, fname, out.gas_used, why),
                 );
             }
             let created = match created_entries(registry, env, &out.created) {
@@ -1165,12 +1211,16 @@ fn global_call(
                     )
                 }
             };
-            if let Err(e) = registry.add_held(out.tokens.kept()) {
+            if let Err(e) = registry
+                .can_hold_assets(&kept)
+                .and_then(|()| registry.add_held(out.tokens.kept()))
+            {
                 return (
                     Vec::new(),
                     failed(call, rkind, lane, fname, out.gas_used, e),
                 );
             }
+            registry.add_held_assets(&kept);
             for d in created {
                 registry.insert(d);
             }
