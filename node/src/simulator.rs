@@ -2165,13 +2165,7 @@ mod tests {
                    viz.section \"Counts\"\nviz.shard #all ShardCounter\nviz.shard #g ShardCounter\nviz.addr @1 ShardCounter\n\
                    c = ShardCounter.collect #g {}\nchain.run\nviz.txn c\nviz.trace c[0]\n\
                    viz.heatmap\nviz.heatmap\n";
-        let mut out = Vec::new();
-        let opts = Options {
-            order: 1,
-            ..Options::default()
-        };
-        Runner::new(opts, &dir, &mut out).run(src).unwrap();
-        let out = String::from_utf8(out).unwrap();
+        let out = run_out(&dir, 1, src);
         assert!(out.contains("== Counts =="), "{out}");
         assert!(out.contains("ShardCounter shard #0: {\"hits\":"), "{out}");
         assert!(out.contains("ShardCounter shard #1: {\"hits\":"), "{out}");
@@ -2189,18 +2183,18 @@ mod tests {
         );
         assert_eq!(out.matches("viz.heatmap: not shown").count(), 1, "{out}");
         assert!(out.contains("ShardCounter global: {\"missing\":0"), "{out}");
-        let e = run_err(
+        assert_err(
             &dir,
             2,
             "allocate.address 1\nchain.deploy @0 counter.prd\nviz.shard #9 ShardCounter\n",
+            "no such shard",
         );
-        assert!(e.contains("no such shard"), "{e}");
-        let e = run_err(
+        assert_err(
             &dir,
             2,
             "allocate.address 1\nchain.deploy @0 counter.prd\nviz.txn nope\n",
+            "no transactions named `nope`",
         );
-        assert!(e.contains("no transactions named `nope`"), "{e}");
     }
 
     #[test]
@@ -2226,29 +2220,13 @@ mod tests {
         let src = "allocate.address 4\nchain.deploy @0 pixels.prd\nx = 3\nwho = 2\nn = 2\ny = x\n\
                    x = 4\nPixels.paint*n @who { x: x, y: y, rgb: 255 }\nchain.run\n\
                    viz.uint_scope #32 Pixels:all\nviz.addr @2 Pixels\n";
-        let mut out = Vec::new();
-        let opts = Options {
-            order: 1,
-            ..Options::default()
-        };
-        Runner::new(opts, &dir, &mut out).run(src).unwrap();
-        let out = String::from_utf8(out).unwrap();
+        let out = run_out(&dir, 1, src);
         // Pixel (4, 3): index 4 * 65536 + 3, painted twice by @2, claimed once.
         assert!(out.contains("Pixels @uint32 262147: {"), "{out}");
         assert_eq!(out.matches("Pixels @uint32 ").count(), 1, "{out}");
         assert!(out.contains("\"painted\":1"), "{out}");
-        let e = run_err(
-            &dir,
-            1,
-            "allocate.address 2\nchain.deploy @0 pixels.prd\nPixels.paint @nobody { x: 1, y: 1, rgb: 1 }\n",
-        );
-        assert!(e.contains("unknown address reference @nobody"), "{e}");
-        let e = run_err(
-            &dir,
-            1,
-            "allocate.address 2\nchain.deploy @0 pixels.prd\nn = \"two\"\nPixels.paint*n @1 { x: 1, y: 1, rgb: 1 }\n",
-        );
-        assert!(e.contains("bad count *n"), "{e}");
+        assert_err(&dir, 1, "allocate.address 2\nchain.deploy @0 pixels.prd\nPixels.paint @nobody { x: 1, y: 1, rgb: 1 }\n", "unknown address reference @nobody");
+        assert_err(&dir, 1, "allocate.address 2\nchain.deploy @0 pixels.prd\nn = \"two\"\nPixels.paint*n @1 { x: 1, y: 1, rgb: 1 }\n", "bad count *n");
     }
 
     #[test]
@@ -2259,13 +2237,7 @@ mod tests {
                    stopwatch.restart\nchain.run\nviz.profiling\n\
                    viz.uint_scope #32 Pixels:196615\nviz.uint_scope #32 Pixels:all\nviz.uint_scope #32 Pixels:42\n\
                    viz.block #all\nviz.block #g:1\n";
-        let mut out = Vec::new();
-        let opts = Options {
-            order: 1,
-            ..Options::default()
-        };
-        Runner::new(opts, &dir, &mut out).run(src).unwrap();
-        let out = String::from_utf8(out).unwrap();
+        let out = run_out(&dir, 1, src);
         // Profiling: the global lane first, then each shard; two paints given to the shards,
         // each running three micro-transactions (paint, claim, the painter's credit).
         let rows: Vec<&str> = out
@@ -2316,6 +2288,23 @@ mod tests {
             );
             assert!(err.contains(e.1), "{}: {err}", e.0);
         }
+    }
+
+    /// The output of a script that must succeed, on `2^order` shards.
+    fn run_out(dir: &Path, order: u8, src: &str) -> String {
+        let mut out = Vec::new();
+        let opts = Options {
+            order,
+            ..Options::default()
+        };
+        Runner::new(opts, dir, &mut out).run(src).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Checks that a script fails with an error containing `want`.
+    fn assert_err(dir: &Path, order: u8, src: &str, want: &str) {
+        let e = run_err(dir, order, src);
+        assert!(e.contains(want), "{src}: {e}");
     }
 
     /// The error (with its causes) of a script that must fail, on `2^order` shards.
@@ -2426,12 +2415,12 @@ mod tests {
             r##"[{"ShardIndex": "#7", "States": []}]"##,
         )
         .unwrap();
-        let e = run_err(
+        assert_err(
             dir.path(),
             1,
             &format!("{setup}state.load <shard> bad.json\n"),
+            "no shard #7 (there are 2)",
         );
-        assert!(e.contains("no shard #7 (there are 2)"), "{e}");
     }
 
     #[test]
