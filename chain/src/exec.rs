@@ -504,7 +504,7 @@ fn run_relay(
     match &r.kind {
         RelayKind::Deposit { to, amount } => w.credit(*to, *amount),
         RelayKind::DepositAssets { to, assets } => {
-            contract::deposit_assets(w, to, assets).map_err(ExecError::from)
+            contract::credit_assets(w, to, assets).map_err(ExecError::from)
         }
         RelayKind::Burn { amount } => collected.add(Amount::ZERO, *amount),
         RelayKind::Call { .. } => Err(ExecError::Misrouted("call")),

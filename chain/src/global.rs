@@ -387,22 +387,20 @@ pub fn execute_global(
                 }
                 pay(&mut emitted, env.miner, settled.tip);
                 pay(&mut emitted, sender, settled.refund);
-                if receipt.error.is_some() && !value.is_zero() {
-                    pay(&mut emitted, sender, value);
-                }
-                if receipt.error.is_some() && !assets.is_empty() {
-                    // The lane keeps no wallets: the assets go back on the sender's shard.
-                    emitted.push(Relay {
-                        origin: ShardId::GLOBAL,
-                        index: emitted.len() as u32,
-                        target: shard_of(&sender, order),
-                        kind: RelayKind::DepositAssets {
-                            to: sender,
-                            assets: assets.clone(),
-                        },
-                    });
-                }
                 if receipt.error.is_some() && (!value.is_zero() || !assets.is_empty()) {
+                    pay(&mut emitted, sender, value);
+                    if !assets.is_empty() {
+                        // The lane keeps no wallets: the assets go back on the sender's shard.
+                        emitted.push(Relay {
+                            origin: ShardId::GLOBAL,
+                            index: emitted.len() as u32,
+                            target: shard_of(&sender, order),
+                            kind: RelayKind::DepositAssets {
+                                to: sender,
+                                assets: assets.clone(),
+                            },
+                        });
+                    }
                     receipt.value = contract::ValueFlow::returned(value, assets, sender);
                 }
                 if !settled.burned.is_zero() {

@@ -104,6 +104,23 @@ pub fn get(chain: &Chain, addr: &str) -> Result<Value, RpcError> {
     Ok(v)
 }
 
+/// The key of integer scope `scope` (`@uint32` … `@uint512`) for the number `v` (decimal or
+/// `0x` hex): big-endian at the scope's width, as [`Target::Uint`] holds it.
+pub fn uint_key(scope: ScopeKind, v: &str) -> Result<Vec<u8>, String> {
+    let bits = scope
+        .uint_bits()
+        .ok_or_else(|| format!("@{} is not an integer scope", scope.name()))?;
+    let i = rexe_chain::lang::num::Int::parse(v).ok_or_else(|| format!("bad integer {v}"))?;
+    let it = rexe_chain::lang::value::uint_ty(bits);
+    if !i.fits(rexe_chain::lang::num::NumTy::Fixed(it)) {
+        return Err(format!("{v} does not fit uint{bits}"));
+    }
+    let mut le = Vec::new();
+    i.to_le(it, &mut le);
+    le.reverse();
+    Ok(le)
+}
+
 /// Parses a target: `global`, `shard:N`, an address, or `uintN:VALUE`.
 pub fn parse_target(s: &str, order: rexe_chain::ShardOrder) -> Result<Target, String> {
     if s == "global" || s == "@global" {
@@ -122,16 +139,7 @@ pub fn parse_target(s: &str, order: rexe_chain::ShardOrder) -> Result<Target, St
             .and_then(|b| b.parse::<u16>().ok())
         {
             let sk = ScopeKind::for_uint(bits).ok_or_else(|| format!("no @{scope} scope"))?;
-            let i =
-                rexe_chain::lang::num::Int::parse(v).ok_or_else(|| format!("bad integer {v}"))?;
-            let it = rexe_chain::lang::value::uint_ty(bits);
-            if !i.fits(rexe_chain::lang::num::NumTy::Fixed(it)) {
-                return Err(format!("{v} does not fit {scope}"));
-            }
-            let mut le = Vec::new();
-            i.to_le(it, &mut le);
-            le.reverse();
-            return Ok(Target::Uint(sk, le));
+            return Ok(Target::Uint(sk, uint_key(sk, v)?));
         }
     }
     parse_address(s)

@@ -738,6 +738,14 @@ impl<'o> Runner<'o> {
         }
     }
 
+    /// The name of each contract the script deployed, by address.
+    fn contract_names(&self) -> HashMap<Address, String> {
+        self.contracts
+            .iter()
+            .map(|(n, a)| (*a, n.clone()))
+            .collect()
+    }
+
     /// A number written as such or a script variable holding one (`@n`, `#n`, `*n`).
     fn index(&self, w: &str) -> Option<usize> {
         w.parse().ok().or_else(|| {
@@ -1691,11 +1699,7 @@ impl<'o> Runner<'o> {
                 (tip.saturating_sub(MAX_BLOCKS - 1)..=tip).collect()
             }
         };
-        let names: HashMap<Address, String> = self
-            .contracts
-            .iter()
-            .map(|(n, a)| (*a, n.clone()))
-            .collect();
+        let names = self.contract_names();
         for h in heights {
             let chain = self.chain()?;
             let hash = chain
@@ -1773,19 +1777,12 @@ impl<'o> Runner<'o> {
             keys.dedup();
             keys
         } else {
-            use rexe_chain::lang::num::{Int, NumTy};
-            let it = rexe_chain::lang::value::uint_ty(width as u16 * 8);
-            let v = Int::parse(key)
-                .filter(|v| v.fits(NumTy::Fixed(it)))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "viz.uint_scope: `{key}` is not a key of the @uint{} scope (a number or all)",
-                        width * 8
-                    )
-                })?;
-            let mut k = Vec::with_capacity(width);
-            v.to_le(it, &mut k);
-            k.reverse();
+            let k = crate::contract_rpc::uint_key(scope, key).map_err(|e| {
+                anyhow!(
+                    "viz.uint_scope: `{key}` is not a key of the @uint{} scope (a number or all): {e}",
+                    width * 8
+                )
+            })?;
             vec![k]
         };
         if keys.is_empty() {
@@ -1954,16 +1951,17 @@ impl<'o> Runner<'o> {
                     ));
                 }
             }
-            _ if variable_assignment(&line).is_some() => {
-                let (name, value) = variable_assignment(&line).expect("checked");
-                let v = match self.vars.get(value) {
-                    Some(v) => v.clone(),
-                    // A number or a string literal as JSON reads it, else the word itself.
-                    None => serde_json::from_str(value).or_else(|_| relaxed_json(value))?,
-                };
-                self.vars.insert(name.to_string(), v);
-            }
-            _ => self.transaction(&line)?,
+            _ => match variable_assignment(&line) {
+                Some((name, value)) => {
+                    let v = match self.vars.get(value) {
+                        Some(v) => v.clone(),
+                        // A number or a string literal as JSON reads it, else the word itself.
+                        None => serde_json::from_str(value).or_else(|_| relaxed_json(value))?,
+                    };
+                    self.vars.insert(name.to_string(), v);
+                }
+                None => self.transaction(&line)?,
+            },
         }
         Ok(())
     }
@@ -1971,11 +1969,7 @@ impl<'o> Runner<'o> {
     /// Sums of every integer non-global state variable per contract (`Contract.variable`).
     fn sums(&mut self) -> Result<BTreeMap<String, String>> {
         let mut sums: BTreeMap<String, rexe_chain::lang::num::Int> = BTreeMap::new();
-        let names: HashMap<Address, String> = self
-            .contracts
-            .iter()
-            .map(|(n, a)| (*a, n.clone()))
-            .collect();
+        let names = self.contract_names();
         let rows = self.chain()?.all_contract_state()?;
         for (k, v) in rows {
             let Some((c, t)) = parse_state_key(&k) else {

@@ -70,15 +70,9 @@ impl Chain {
             }
         }
         // What contracts' `@global` state holds, on the lane.
-        let lane: Vec<(AssetId, u64)> = self
-            .contracts()
-            .held_assets()
-            .iter()
-            .map(|(a, n)| (*a, *n))
-            .collect();
-        for (a, n) in lane {
-            entry(&mut reports, a);
-            reports.get_mut(&a).expect("entered").held += u128::from(n);
+        for (a, n) in self.contracts().held_assets() {
+            entry(&mut reports, *a);
+            reports.get_mut(a).expect("entered").held += u128::from(*n);
         }
         for r in self.inbound.iter().flatten().chain(&self.global_inbound) {
             for (a, x) in r.assets().into_iter().flat_map(|x| x.iter()) {

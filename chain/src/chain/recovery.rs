@@ -574,66 +574,38 @@ mod tests {
             Some(0),
             1,
         );
-        let no_tokens = fingerprint_with(
-            &chain.params,
-            &chain.systems,
-            GLOBAL_STATE_VERSION,
-            Some(1),
-            1,
-        );
         let (chain_params, chain_systems) = (chain.params.clone(), chain.systems.clone());
         chain.db.set_meta("params", &old.0).unwrap();
         drop(chain);
         let e = open().err().expect("refused");
         assert!(matches!(e, ChainError::OldContractLayout { .. }), "{e}");
         assert!(e.to_string().contains("one row per element"), "{e}");
-        // Contract rules 1: per-element containers, but no tokens.
-        ChainDb::open(&dir.path().join("chain.sqlite"))
-            .unwrap()
-            .set_meta("params", &no_tokens.0)
-            .unwrap();
-        let e = open().err().expect("refused");
-        assert!(
-            matches!(e, ChainError::OldContractRules { found: 1, .. }),
-            "{e}"
-        );
-        assert!(e.to_string().contains("tokens"), "{e}");
-        // Contract rules 2: tokens, but no calls between contracts.
-        let no_imports = fingerprint_with(
-            &chain_params,
-            &chain_systems,
-            GLOBAL_STATE_VERSION,
-            Some(2),
-            1,
-        );
-        ChainDb::open(&dir.path().join("chain.sqlite"))
-            .unwrap()
-            .set_meta("params", &no_imports.0)
-            .unwrap();
-        let e = open().err().expect("refused");
-        assert!(
-            matches!(e, ChainError::OldContractRules { found: 2, .. }),
-            "{e}"
-        );
-        assert!(e.to_string().contains("calls between contracts"), "{e}");
-        // Contract rules 5: today's blocks, but no assets on the global lane.
-        let no_lane_assets = fingerprint_with(
-            &chain_params,
-            &chain_systems,
-            GLOBAL_STATE_VERSION,
-            Some(5),
-            BLOCK_RULES_VERSION,
-        );
-        ChainDb::open(&dir.path().join("chain.sqlite"))
-            .unwrap()
-            .set_meta("params", &no_lane_assets.0)
-            .unwrap();
-        let e = open().err().expect("refused");
-        assert!(
-            matches!(e, ChainError::OldContractRules { found: 5, .. }),
-            "{e}"
-        );
-        assert!(e.to_string().contains("global lane"), "{e}");
+        // Contract rules 1 (per-element containers, but no tokens), 2 (tokens, but no calls
+        // between contracts), both under block rules 1, and 5 (today's blocks, but no assets
+        // on the global lane).
+        for (found, block_rules, what) in [
+            (1, 1, "tokens"),
+            (2, 1, "calls between contracts"),
+            (5, BLOCK_RULES_VERSION, "global lane"),
+        ] {
+            let old = fingerprint_with(
+                &chain_params,
+                &chain_systems,
+                GLOBAL_STATE_VERSION,
+                Some(found),
+                block_rules,
+            );
+            ChainDb::open(&dir.path().join("chain.sqlite"))
+                .unwrap()
+                .set_meta("params", &old.0)
+                .unwrap();
+            let e = open().err().expect("refused");
+            assert!(
+                matches!(e, ChainError::OldContractRules { found: f, .. } if f == found),
+                "{e}"
+            );
+            assert!(e.to_string().contains(what), "{e}");
+        }
         // Block rules 1 (one relay root, no outboxes), 2 (waiting relays outside the
         // outboxes) and 3 (the lane's waiting calls outside its outbox): today's contracts,
         // older blocks.

@@ -26,7 +26,7 @@ pub use call::{fund_children, ContractCall, Deployment};
 pub use receipt::{AssetMove, ContractEvent, ContractReceipt, ReceiptKind, ValueFlow};
 pub use registry::{ContractsSystem, Deployed, MintRight};
 pub use run::{
-    deposit_assets, held_amount, held_key, intrinsic_gas, run_on_lane, run_on_shard,
+    credit_assets, held_amount, held_key, intrinsic_gas, run_on_lane, run_on_shard,
     start_transaction, Rows, StepResult,
 };
 pub use target::{contract_address, parse_state_key, state_key, Target};

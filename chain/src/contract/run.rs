@@ -107,8 +107,9 @@ fn add_amount(
     Ok(())
 }
 
-/// Credits `assets` to `to`'s asset wallets.
-fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(), StoreError> {
+/// Credits `assets` to `to`'s asset wallets (also what a
+/// [`crate::relay::RelayKind::DepositAssets`] does on `to`'s shard).
+pub fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(), StoreError> {
     for (a, x) in assets.iter() {
         add_amount(
             rows,
@@ -118,16 +119,6 @@ fn credit_assets(rows: &mut dyn Rows, to: &Address, assets: &Assets) -> Result<(
         )?;
     }
     Ok(())
-}
-
-/// Credits `assets` to `to`'s asset wallets: a [`crate::relay::RelayKind::DepositAssets`]
-/// landing on `to`'s shard.
-pub fn deposit_assets(
-    rows: &mut dyn Rows,
-    to: &Address,
-    assets: &Assets,
-) -> Result<(), StoreError> {
-    credit_assets(rows, to, assets)
 }
 
 /// Takes `assets` from `from`'s asset wallets, all or nothing: `Err` (with the reason) when

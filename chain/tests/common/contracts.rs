@@ -763,8 +763,8 @@ impl Sequential {
                             .expect("a scenario attaches what it holds");
                     }
                     self.nonces[*who] += 1;
-                    let c = &self.top[*c].clone();
-                    let code = self.contracts[*c].1.clone();
+                    let c = self.top[*c];
+                    let code = self.contracts[c].1.clone();
                     let (fi, f) = code.function(fname).unwrap();
                     let bytes = abi::encode_args(&code, f, args).unwrap();
                     let args =
@@ -775,7 +775,7 @@ impl Sequential {
                         _ => Target::Address(self.keys[*who]),
                     };
                     self.run_queue(Micro {
-                        c: *c,
+                        c,
                         func: fi,
                         target,
                         args,
