@@ -354,6 +354,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
     let mut rng = XorShift::transfers(accounts);
     let mut exec_secs = 0.0;
     let mut template_secs = 0.0;
+    let mut submit_secs = 0.0;
     let mut committed = 0u64;
     for b in 0..t.blocks {
         let mut txs: Vec<Vec<SignedTx>> =
@@ -385,12 +386,14 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         template_secs += (built - start).as_secs_f64();
         block.seal = TestSealer::seal(&block.header);
         chain.submit(block, now)?;
+        submit_secs += built.elapsed().as_secs_f64();
         exec_secs += start.elapsed().as_secs_f64();
         committed += t.block_txs as u64;
     }
     let start = Instant::now();
     chain.flush()?;
-    exec_secs += start.elapsed().as_secs_f64();
+    let flush_secs = start.elapsed().as_secs_f64();
+    exec_secs += flush_secs;
     let caches = chain.cache_stats();
     let (hits, misses) = caches.iter().fold((0u64, 0u64), |(h, m), c| {
         (
@@ -414,6 +417,8 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         "transfers": committed,
         "seconds": exec_secs,
         "execute_secs": template_secs,
+        "submit_secs": submit_secs,
+        "final_flush_secs": flush_secs,
         "ops_per_sec": ops,
         "cache_hit_rate": hits as f64 / (hits + misses).max(1) as f64,
         "cache_misses": misses,

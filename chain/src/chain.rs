@@ -617,7 +617,7 @@ pub struct Chain {
     /// they are written in one sorted batch before the shards' state is flushed (or when
     /// [`TXINDEX_PENDING_MAX`] are waiting), so every block at or below the shards' height
     /// is indexed on disk; a restart replays the blocks above it, which indexes them again.
-    txindex_pending: HashMap<Txid, (BlockHash, u16, u32)>,
+    txindex_pending: crate::FastMap<Txid, (BlockHash, u16, u32)>,
     blocks_since_flush: u64,
     stats: ChainStats,
     /// Contract receipts of the last connected block (kept in memory for tools).

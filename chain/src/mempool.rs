@@ -9,7 +9,7 @@
 //! sender's later nonces (which could not be mined without it).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::address::Address;
 use crate::amount::Amount;
@@ -17,6 +17,7 @@ use crate::fee::GasPrice;
 use crate::hash::Txid;
 use crate::shard::{ShardId, ShardOrder};
 use crate::tx::SignedTx;
+use crate::FastMap;
 
 /// Priority for eviction: max tip, then max fee; the last nonce goes first among equals.
 type Rank = (GasPrice, GasPrice, Reverse<u64>, Address);
@@ -25,9 +26,9 @@ type Rank = (GasPrice, GasPrice, Reverse<u64>, Address);
 #[derive(Debug)]
 pub struct Mempool {
     order: ShardOrder,
-    shards: Vec<HashMap<Address, BTreeMap<u64, SignedTx>>>,
+    shards: Vec<FastMap<Address, BTreeMap<u64, SignedTx>>>,
     ranks: Vec<BTreeSet<Rank>>,
-    by_txid: HashMap<Txid, (Address, u64)>,
+    by_txid: FastMap<Txid, (Address, u64)>,
     shard_capacity: usize,
 }
 
@@ -64,9 +65,9 @@ impl Mempool {
     pub fn with_capacity(order: ShardOrder, shard_capacity: usize) -> Self {
         Mempool {
             order,
-            shards: (0..order.shard_count()).map(|_| HashMap::new()).collect(),
+            shards: (0..order.shard_count()).map(|_| FastMap::default()).collect(),
             ranks: (0..order.shard_count()).map(|_| BTreeSet::new()).collect(),
-            by_txid: HashMap::new(),
+            by_txid: FastMap::default(),
             shard_capacity: shard_capacity.max(1),
         }
     }
@@ -201,11 +202,12 @@ impl Mempool {
     /// Drops `sender`'s transactions with nonce below `next_nonce` (mined or replaced).
     pub fn remove_below(&mut self, sender: &Address, next_nonce: u64) {
         let s = sender.shard(self.order).index();
-        let Some(q) = self.shards[s].get(sender) else {
-            return;
-        };
-        let gone: Vec<u64> = q.range(..next_nonce).map(|(k, _)| *k).collect();
-        for n in gone {
+        while let Some(n) = self.shards[s]
+            .get(sender)
+            .and_then(|q| q.first_key_value())
+            .map(|(n, _)| *n)
+            .filter(|n| *n < next_nonce)
+        {
             self.remove_one(sender, n);
         }
     }

@@ -98,7 +98,7 @@ impl Chain {
             global,
             sealer,
             prepared: None,
-            txindex_pending: HashMap::new(),
+            txindex_pending: Default::default(),
             blocks_since_flush: 0,
             stats: ChainStats::default(),
             last_contract_receipts: Vec::new(),
