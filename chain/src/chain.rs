@@ -47,7 +47,7 @@ use crate::relay::Relay;
 use crate::seal::{SealError, Sealer};
 use crate::shard::ShardId;
 use crate::store::{
-    Account, BlockStatus, ChainDb, Checkpointer, ConnectRecord, ShardStore, StoreError,
+    Account, BlockStatus, ChainDb, Checkpointer, ConnectJob, ConnectRecord, ShardStore, StoreError,
     TxIndexEntry,
 };
 use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId, Systems};

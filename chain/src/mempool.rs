@@ -65,7 +65,9 @@ impl Mempool {
     pub fn with_capacity(order: ShardOrder, shard_capacity: usize) -> Self {
         Mempool {
             order,
-            shards: (0..order.shard_count()).map(|_| FastMap::default()).collect(),
+            shards: (0..order.shard_count())
+                .map(|_| FastMap::default())
+                .collect(),
             ranks: (0..order.shard_count()).map(|_| BTreeSet::new()).collect(),
             by_txid: FastMap::default(),
             shard_capacity: shard_capacity.max(1),

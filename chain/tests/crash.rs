@@ -61,6 +61,8 @@ fn crash_child() {
         let mut b = chain.template(miner, now).unwrap();
         b.seal = TestSealer::seal(&b.header);
         chain.submit(b, now).unwrap();
+        // Two threads: the log write runs on after `submit`; committed means durable.
+        chain.sync_log().unwrap();
         println!("COMMITTED {h}");
     }
 }
@@ -234,15 +236,16 @@ fn unflushed_index_entries_are_rebuilt_on_restart() {
         .all(|id| matches!(chain.tx_status(*id).unwrap(), TxStatus::Confirmed { .. })));
 }
 
-/// A block whose block-log transaction fails is not connected: the shards, which apply it
-/// while the log is written, roll it back, and the same transactions connect once the
-/// disk works again.
+/// On one thread (the block log written before `submit` returns), a block whose log
+/// transaction fails is not connected: the shards, which apply it while the log is written,
+/// roll it back, and the same transactions connect once the disk works again. (With more
+/// threads the write runs on after `submit`: see the next test.)
 #[test]
 fn a_failed_block_log_write_leaves_the_state_as_it_was() {
     let keys = keys(16);
     let p = params(2, &keys);
     let dir = tempfile::tempdir().unwrap();
-    let mut chain = open(dir.path(), &p, 2);
+    let mut chain = open(dir.path(), &p, 1);
     let miner = Signer::from_seed(b"miner").address();
     mine(&mut chain, miner);
     let before: Vec<_> = keys
@@ -284,5 +287,58 @@ fn a_failed_block_log_write_leaves_the_state_as_it_was() {
     drop(chain);
     let mut chain = open(dir.path(), &p, 1);
     assert_eq!(chain.tip_height(), tip + 1);
+    assert_supply(&mut chain);
+}
+
+/// A block whose log write fails on the log thread (a trigger planted in `chain.sqlite`
+/// aborts it): the chain says so, refuses everything after it, and reopened resumes at the
+/// last block logged, where the same block is accepted again.
+#[test]
+fn a_failed_background_log_write_stops_the_chain_and_a_restart_resumes_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(4);
+    let p = params(2, &keys);
+    let miner = keys[0].address();
+    let mut chain = open(dir.path(), &p, 2);
+    for _ in 0..3 {
+        mine(&mut chain, miner);
+    }
+    chain.sync_log().unwrap();
+    let logged = chain.tip_height();
+    let side = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER injected BEFORE INSERT ON active \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    let now = time_of(&p, logged + 1);
+    let mut block = chain.template(miner, now).unwrap();
+    block.seal = TestSealer::seal(&block.header);
+    // `submit` returns before the write: the failure comes with the next use.
+    assert_eq!(
+        chain.submit(block.clone(), now).unwrap(),
+        SubmitOutcome::Connected
+    );
+    let err = chain.sync_log().unwrap_err().to_string();
+    assert!(
+        err.contains("injected failure") && err.contains("restart the node"),
+        "{err}"
+    );
+    assert!(chain.flush().is_err(), "no state written past the log");
+    let now2 = time_of(&p, logged + 2);
+    let mut next = chain.template(miner, now2).unwrap();
+    next.seal = TestSealer::seal(&next.header);
+    assert!(chain.submit(next, now2).is_err(), "nothing logged after it");
+    drop(chain);
+    side.execute_batch("DROP TRIGGER injected").unwrap();
+    let mut chain = open(dir.path(), &p, 2);
+    assert_eq!(chain.tip_height(), logged);
+    assert_eq!(chain.submit(block, now).unwrap(), SubmitOutcome::Connected);
+    chain.sync_log().unwrap();
+    mine(&mut chain, miner);
+    chain.flush().unwrap();
+    drop(chain);
+    let mut chain = open(dir.path(), &p, 1);
+    assert_eq!(chain.tip_height(), logged + 2);
     assert_supply(&mut chain);
 }

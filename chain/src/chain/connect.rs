@@ -338,6 +338,10 @@ impl Chain {
         // log (mostly waiting on the disk); if the log write fails, the shards roll the
         // block back from their in-memory undo records and nothing happened.
         let threads = self.config.threads;
+        // With more than one thread, a block's log write overlaps with what comes next
+        // (the next block's execution); `flush` and every other use of the database wait
+        // for it (see `ChainDb::connect_in_background`).
+        let pipelined = threads > 1;
         let (shards, db) = (&mut self.shards, &mut self.db);
         let logged = std::thread::scope(|scope| {
             let applying = scope.spawn(|| {
@@ -354,12 +358,8 @@ impl Chain {
                 Ok(())
             } else {
                 // Encoded here, so that it overlaps with the shards' apply too.
-                let body;
                 let new_block = match log {
-                    Log::New(work) => {
-                        body = block.to_bytes();
-                        Some((&block.header, &body[..], work.to_be_bytes()))
-                    }
+                    Log::New(work) => Some((block.to_bytes(), work.to_be_bytes())),
                     _ => None,
                 };
                 let relays = encode_outbound(
@@ -372,16 +372,30 @@ impl Chain {
                     .iter()
                     .flat_map(|f| f.to_msat().to_le_bytes())
                     .collect();
-                db.connect(&ConnectRecord {
-                    height,
-                    hash,
-                    relays: &relays,
-                    new_block,
-                    global_changes: changes.as_deref(),
-                    receipts: &global.receipts,
-                    contract_receipts: &stored,
-                    block_fees: Some(&block_fees),
-                })
+                if pipelined {
+                    // Inserted and fsynced on the log thread while the next block executes.
+                    db.connect_in_background(ConnectJob {
+                        height,
+                        hash,
+                        relays,
+                        new_block: new_block.map(|(b, w)| (block.header.clone(), b, w)),
+                        global_changes: changes,
+                        receipts: global.receipts.clone(),
+                        contract_receipts: stored,
+                        block_fees: Some(block_fees),
+                    })
+                } else {
+                    db.connect(&ConnectRecord {
+                        height,
+                        hash,
+                        relays: &relays,
+                        new_block: new_block.as_ref().map(|(b, w)| (&block.header, &b[..], *w)),
+                        global_changes: changes.as_deref(),
+                        receipts: &global.receipts,
+                        contract_receipts: &stored,
+                        block_fees: Some(&block_fees),
+                    })
+                }
             };
             if let Err(panic) = applying.join() {
                 std::panic::resume_unwind(panic);
@@ -465,9 +479,20 @@ impl Chain {
         Ok(())
     }
 
+    /// Waits until every connected block is in the durable block log. With more than one
+    /// thread, a block's log write (insert and fsync) runs on after [`Chain::submit`]
+    /// returns, overlapping with the next block's work; anything that tells others a block
+    /// was accepted waits for this first. Every use of the database, [`Chain::flush`] and
+    /// closing the chain wait for it too.
+    pub fn sync_log(&self) -> Result<(), StoreError> {
+        self.db.sync()
+    }
+
     /// Writes every shard's state (a checkpoint), then records the height in `chain.sqlite`.
     /// The transaction index of the blocks it covers is written first.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        // The shards' state never gets ahead of the durable block log.
+        self.db.sync()?;
         self.write_txindex()?;
         let results = for_each_shard(&mut self.shards, self.config.threads, ShardStore::flush);
         for r in results {

@@ -396,4 +396,3 @@ mod tests {
         assert_eq!(out, [7u8; 512], "untouched");
     }
 }
-

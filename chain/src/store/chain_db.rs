@@ -1,8 +1,18 @@
 //! `chain.sqlite`: every known block (header, body, chainwork, status), the active chain
 //! and the relays each connected block emitted. Committed with `synchronous=FULL` at every
 //! block: this log is what makes a block durable.
+//!
+//! A block's log write can run on a thread of its own ([`ChainDb::connect_in_background`]),
+//! so that its insert and fsync overlap with the next block's execution. Every other use of
+//! the database waits for it first, so nothing reads or writes around an unfinished write;
+//! a background write that fails leaves the database refusing everything after it
+//! ([`StoreError::LogWrite`]): the block is applied in memory but not logged, and the node
+//! must restart from the last logged block (the shards' state is never written past the
+//! log: [`ChainDb::sync`] comes first).
 
 use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -76,11 +86,116 @@ pub type TxIndexEntry = (Txid, BlockHash, u16, u32);
 /// A stored item of the global state: contract id, key, value.
 pub type GlobalRow = (u8, Vec<u8>, Vec<u8>);
 
+/// [`ConnectRecord`] with owned data, for a write on the log thread.
+#[derive(Debug, Default)]
+pub struct ConnectJob {
+    /// Height of the block.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Relays it emitted (encoded).
+    pub relays: Vec<u8>,
+    /// `(header, body, chainwork)` when the block is new.
+    pub new_block: Option<(Header, Vec<u8>, [u8; 32])>,
+    /// Its global lane's changeset, when it changed anything.
+    pub global_changes: Option<Vec<u8>>,
+    /// Receipts of the calls its global lane ran.
+    pub receipts: Vec<Receipt>,
+    /// Contract receipts `(originating txid, JSON)`.
+    pub contract_receipts: Vec<(Txid, String)>,
+    /// Its base fee per shard (u64 LE each), when kept.
+    pub block_fees: Option<Vec<u8>>,
+}
+
+impl ConnectJob {
+    fn record(&self) -> ConnectRecord<'_> {
+        ConnectRecord {
+            height: self.height,
+            hash: self.hash,
+            relays: &self.relays,
+            new_block: self.new_block.as_ref().map(|(h, b, w)| (h, &b[..], *w)),
+            global_changes: self.global_changes.as_deref(),
+            receipts: &self.receipts,
+            contract_receipts: &self.contract_receipts,
+            block_fees: self.block_fees.as_deref(),
+        }
+    }
+}
+
+type LogResult = (Connection, Result<(), StoreError>);
+
+/// The thread that writes blocks to the log in the background: it receives the connection
+/// with a job and hands it back with the result.
+struct LogThread {
+    jobs: Sender<(Connection, ConnectJob)>,
+    done: Receiver<LogResult>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// The connection and the state of a background write.
+struct Inner {
+    /// `None` while the log thread has it.
+    conn: Option<Connection>,
+    log: Option<LogThread>,
+    /// Why a background write failed: the database refuses everything after it.
+    failed: Option<String>,
+}
+
+impl Inner {
+    /// Waits for a background write to finish and takes the connection back.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_none() && self.failed.is_none() {
+            match self.log.as_ref().map(|l| l.done.recv()) {
+                Some(Ok((conn, result))) => {
+                    self.conn = Some(conn);
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "writing a block to chain.sqlite failed: restart the node");
+                        self.failed = Some(e.to_string());
+                    }
+                }
+                _ => self.failed = Some("the block-log thread stopped".into()),
+            }
+        }
+        match &self.failed {
+            Some(why) => Err(StoreError::LogWrite(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The connection, once no background write holds it.
+pub(crate) struct Conn<'a>(MutexGuard<'a, Inner>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0.conn.as_ref().expect("settled before use")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0.conn.as_mut().expect("settled before use")
+    }
+}
+
 /// The chain database.
 pub struct ChainDb {
-    conn: Connection,
+    inner: Mutex<Inner>,
     /// Bytes committed since [`ChainDb::checkpoint_due`] last said yes (approximate).
     unchecked_bytes: u64,
+}
+
+impl Drop for ChainDb {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        // The last block's write finishes (and is fsynced) before the file is closed.
+        let _ = inner.settle();
+        if let Some(log) = inner.log.take() {
+            drop(log.jobs);
+            let _ = log.handle.join();
+        }
+    }
 }
 
 /// Bytes of block log written between two checkpoint requests.
@@ -109,6 +224,54 @@ fn insert_block(
     Ok(())
 }
 
+/// Writes [`ChainDb::connect`]'s transaction on `conn`.
+fn write_connect(conn: &mut Connection, rec: &ConnectRecord<'_>) -> Result<(), StoreError> {
+    let hash = rec.hash;
+    let height = rec.height;
+    let tx = conn.transaction()?;
+    {
+        let mut ins =
+            tx.prepare_cached("INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        for r in rec.receipts {
+            let e = r.error.as_ref();
+            ins.execute(params![
+                &r.txid.0 .0[..],
+                &hash.0 .0[..],
+                r.contract.0 as i64,
+                e.map(|e| e.message.as_str()),
+                e.map(|e| e.kind.as_str()),
+                e.and_then(|e| e.code.as_deref())
+            ])?;
+        }
+        let mut ins =
+            tx.prepare_cached("INSERT OR REPLACE INTO contract_receipts VALUES (?1, ?2, ?3, ?4)")?;
+        for (seq, (txid, data)) in rec.contract_receipts.iter().enumerate() {
+            ins.execute(params![&txid.0 .0[..], &hash.0 .0[..], seq as i64, data])?;
+        }
+    }
+    if let Some(fees) = rec.block_fees {
+        tx.prepare_cached("INSERT OR REPLACE INTO block_fees VALUES (?1, ?2)")?
+            .execute(params![&hash.0 .0[..], fees])?;
+    }
+    if let Some(data) = rec.global_changes {
+        tx.prepare_cached("INSERT OR REPLACE INTO global_change VALUES (?1, ?2, ?3)")?
+            .execute(params![&hash.0 .0[..], height as i64, data])?;
+    }
+    if let Some((header, body, work)) = rec.new_block {
+        insert_block(&tx, header, body, work, BlockStatus::Valid)?;
+    }
+    tx.prepare_cached("DELETE FROM active WHERE height >= ?1")?
+        .execute([height as i64])?;
+    tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?
+        .execute(params![height as i64, &hash.0 .0[..]])?;
+    tx.prepare_cached("INSERT OR REPLACE INTO relays VALUES (?1, ?2)")?
+        .execute(params![&hash.0 .0[..], rec.relays])?;
+    tx.prepare_cached("UPDATE blocks SET status = 1 WHERE hash = ?1 AND status = 0")?
+        .execute([&hash.0 .0[..]])?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn hash_col(b: Vec<u8>) -> Result<BlockHash, StoreError> {
     let arr: [u8; 32] = b
         .as_slice()
@@ -121,9 +284,64 @@ impl ChainDb {
     /// Opens (creating if needed) `chain.sqlite` at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(ChainDb {
-            conn: open_db(path, &chain_migrations(), "FULL", 16 * 1024)?,
+            inner: Mutex::new(Inner {
+                conn: Some(open_db(path, &chain_migrations(), "FULL", 16 * 1024)?),
+                log: None,
+                failed: None,
+            }),
             unchecked_bytes: 0,
         })
+    }
+
+    /// The connection, after any background write finished.
+    fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.settle()?;
+        Ok(Conn(g))
+    }
+
+    /// Waits until every block handed to [`ChainDb::connect_in_background`] is durable;
+    /// the error of a write that failed.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.conn().map(drop)
+    }
+
+    /// [`ChainDb::connect`] on the log thread: returns at once (after the previous
+    /// background write finished), and the next use of the database waits for this one.
+    pub fn connect_in_background(&mut self, job: ConnectJob) -> Result<(), StoreError> {
+        self.unchecked_bytes += job.relays.len() as u64
+            + job
+                .new_block
+                .as_ref()
+                .map_or(0, |(_, body, _)| body.len() as u64)
+            + job.global_changes.as_ref().map_or(0, |g| g.len() as u64);
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.settle()?;
+        if inner.log.is_none() {
+            let (jobs, rx) = std::sync::mpsc::channel::<(Connection, ConnectJob)>();
+            let (tx, done) = std::sync::mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name("block-log".into())
+                .spawn(move || {
+                    while let Ok((mut conn, job)) = rx.recv() {
+                        let result = write_connect(&mut conn, &job.record());
+                        // Dropped here, off the caller's thread: a block's body is megabytes.
+                        drop(job);
+                        if tx.send((conn, result)).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+            inner.log = Some(LogThread { jobs, done, handle });
+        }
+        let conn = inner.conn.take().expect("settled");
+        let log = inner.log.as_ref().expect("started above");
+        if let Err(std::sync::mpsc::SendError((conn, job))) = log.jobs.send((conn, job)) {
+            // The thread is gone: write here instead.
+            inner.log = None;
+            return write_connect(inner.conn.insert(conn), &job.record());
+        }
+        Ok(())
     }
 
     /// Whether enough was written since the last time this said yes that the WAL should
@@ -139,14 +357,14 @@ impl ChainDb {
     /// A metadata value.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()?
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
     /// Sets a metadata value (its own transaction).
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn()?.execute(
             "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
             params![key, value],
         )?;
@@ -161,7 +379,8 @@ impl ChainDb {
         chainwork: [u8; 32],
         status: BlockStatus,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let conn = self.conn()?;
+        let tx = conn.unchecked_transaction()?;
         insert_block(&tx, header, body, chainwork, status)?;
         tx.commit()?;
         Ok(())
@@ -169,7 +388,7 @@ impl ChainDb {
 
     /// Changes a block's status.
     pub fn set_status(&self, hash: BlockHash, status: BlockStatus) -> Result<(), StoreError> {
-        self.conn
+        self.conn()?
             .prepare_cached("UPDATE blocks SET status = ?2 WHERE hash = ?1")?
             .execute(params![&hash.0 .0[..], status as i64])?;
         Ok(())
@@ -179,51 +398,7 @@ impl ChainDb {
     /// it emitted, its transaction index, the global state it produced and its call receipts,
     /// in one durable transaction; `rec.new_block` stores the block itself in it too.
     pub fn connect(&mut self, rec: &ConnectRecord<'_>) -> Result<(), StoreError> {
-        let hash = rec.hash;
-        let height = rec.height;
-        let tx = self.conn.transaction()?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in rec.receipts {
-                let e = r.error.as_ref();
-                ins.execute(params![
-                    &r.txid.0 .0[..],
-                    &hash.0 .0[..],
-                    r.contract.0 as i64,
-                    e.map(|e| e.message.as_str()),
-                    e.map(|e| e.kind.as_str()),
-                    e.and_then(|e| e.code.as_deref())
-                ])?;
-            }
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO contract_receipts VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (seq, (txid, data)) in rec.contract_receipts.iter().enumerate() {
-                ins.execute(params![&txid.0 .0[..], &hash.0 .0[..], seq as i64, data])?;
-            }
-        }
-        if let Some(fees) = rec.block_fees {
-            tx.prepare_cached("INSERT OR REPLACE INTO block_fees VALUES (?1, ?2)")?
-                .execute(params![&hash.0 .0[..], fees])?;
-        }
-        if let Some(data) = rec.global_changes {
-            tx.prepare_cached("INSERT OR REPLACE INTO global_change VALUES (?1, ?2, ?3)")?
-                .execute(params![&hash.0 .0[..], height as i64, data])?;
-        }
-        if let Some((header, body, work)) = rec.new_block {
-            insert_block(&tx, header, body, work, BlockStatus::Valid)?;
-        }
-        tx.prepare_cached("DELETE FROM active WHERE height >= ?1")?
-            .execute([height as i64])?;
-        tx.prepare_cached("INSERT INTO active VALUES (?1, ?2)")?
-            .execute(params![height as i64, &hash.0 .0[..]])?;
-        tx.prepare_cached("INSERT OR REPLACE INTO relays VALUES (?1, ?2)")?
-            .execute(params![&hash.0 .0[..], rec.relays])?;
-        tx.prepare_cached("UPDATE blocks SET status = 1 WHERE hash = ?1 AND status = 0")?
-            .execute([&hash.0 .0[..]])?;
-        tx.commit()?;
+        write_connect(&mut *self.conn()?, rec)?;
         self.unchecked_bytes += rec.relays.len() as u64
             + rec.new_block.map_or(0, |(_, body, _)| body.len() as u64)
             + rec.global_changes.map_or(0, |g| g.len() as u64);
@@ -238,7 +413,8 @@ impl ChainDb {
             return Ok(());
         }
         entries.sort_unstable_by_key(|e| e.0 .0 .0);
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         {
             let mut ins =
                 tx.prepare_cached("INSERT OR REPLACE INTO txindex VALUES (?1, ?2, ?3, ?4)")?;
@@ -252,6 +428,7 @@ impl ChainDb {
             }
         }
         tx.commit()?;
+        drop(conn);
         self.unchecked_bytes += 80 * entries.len() as u64;
         Ok(())
     }
@@ -259,7 +436,7 @@ impl ChainDb {
     /// The changeset stored for `block`'s global lane, if it changed anything.
     pub fn global_changes(&self, block: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()?
             .prepare_cached("SELECT data FROM global_change WHERE block = ?1")?
             .query_row([&block.0 .0[..]], |r| r.get(0))
             .optional()?)
@@ -285,9 +462,9 @@ impl ChainDb {
         let Some(height) = self.global_base_height()? else {
             return Ok(None);
         };
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT system, key, value FROM global_item ORDER BY system, key")?;
+        let conn = self.conn()?;
+        let mut st =
+            conn.prepare_cached("SELECT system, key, value FROM global_item ORDER BY system, key")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -313,7 +490,8 @@ impl ChainDb {
         height: u64,
         changes: &[ItemChange],
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         {
             let mut put =
                 tx.prepare_cached("INSERT OR REPLACE INTO global_item VALUES (?1, ?2, ?3)")?;
@@ -351,7 +529,8 @@ impl ChainDb {
             return Err(StoreError::corrupt("bootstrap", "no headers"));
         };
         let (height, hash) = (last.height, last.hash());
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         {
             tx.execute("DELETE FROM active WHERE height >= 1", [])?;
             let mut block =
@@ -404,7 +583,8 @@ impl ChainDb {
 
     /// Writes the genesis global state as the base (height 0).
     pub fn init_global_base(&mut self, items: &[GlobalRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         {
             tx.execute("DELETE FROM global_item", [])?;
             let mut put = tx.prepare_cached("INSERT INTO global_item VALUES (?1, ?2, ?3)")?;
@@ -424,7 +604,8 @@ impl ChainDb {
         &self,
         txid: Txid,
     ) -> Result<Vec<(BlockHash, u8, Option<CallError>)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
             "SELECT block, contract, error, kind, code FROM receipts WHERE txid = ?1",
         )?;
         let rows = st.query_map([&txid.0 .0[..]], |r| {
@@ -457,7 +638,8 @@ impl ChainDb {
 
     /// Contract receipts of `txid`: `(block, JSON)` in execution order, every branch.
     pub fn contract_receipts(&self, txid: Txid) -> Result<Vec<(BlockHash, String)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
             "SELECT block, data FROM contract_receipts WHERE txid = ?1 ORDER BY block, seq",
         )?;
         let rows = st.query_map([&txid.0 .0[..]], |r| {
@@ -473,7 +655,7 @@ impl ChainDb {
 
     /// Truncates the active chain to `height` (the new tip).
     pub fn truncate_active(&self, height: u64) -> Result<(), StoreError> {
-        self.conn
+        self.conn()?
             .execute("DELETE FROM active WHERE height > ?1", [height as i64])?;
         Ok(())
     }
@@ -481,7 +663,7 @@ impl ChainDb {
     /// The active chain's highest height and hash.
     pub fn tip(&self) -> Result<Option<(u64, BlockHash)>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
-            .conn
+            .conn()?
             .query_row(
                 "SELECT height, hash FROM active ORDER BY height DESC LIMIT 1",
                 [],
@@ -494,7 +676,7 @@ impl ChainDb {
     /// The active block at `height`.
     pub fn active_hash(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
         let b: Option<Vec<u8>> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT hash FROM active WHERE height = ?1")?
             .query_row([height as i64], |r| r.get(0))
             .optional()?;
@@ -504,7 +686,7 @@ impl ChainDb {
     /// A block's full encoding.
     pub fn body(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()?
             .prepare_cached("SELECT body FROM block_bodies WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
@@ -513,7 +695,7 @@ impl ChainDb {
     /// The base fee per shard of block `hash` (msat per gas), when stored.
     pub fn block_fees(&self, hash: BlockHash) -> Result<Option<Vec<u64>>, StoreError> {
         let row: Option<Vec<u8>> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT fees FROM block_fees WHERE block = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?;
@@ -527,7 +709,7 @@ impl ChainDb {
     /// Where a transaction was included: block, shard, position (if indexed).
     pub fn tx_location(&self, txid: Txid) -> Result<Option<(BlockHash, u16, u32)>, StoreError> {
         let row: Option<(Vec<u8>, i64, i64)> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT block, shard, pos FROM txindex WHERE txid = ?1")?
             .query_row([&txid.0 .0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
@@ -538,23 +720,23 @@ impl ChainDb {
     /// Deletes the stored relays of blocks below `height`. A block's relays are read back
     /// only to restart or roll back to it, never deeper than the undo depth below the tip.
     pub fn prune_relays(&self, height: u64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
+        let conn = self.conn()?;
+        let relays = conn
             .prepare_cached(
                 "DELETE FROM relays WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
             )?
-            .execute([height as i64])?
-            + self
-                .conn
-                .prepare_cached(
-                    "DELETE FROM packages WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
-                )?
-                .execute([height as i64])?)
+            .execute([height as i64])?;
+        let packages = conn
+            .prepare_cached(
+                "DELETE FROM packages WHERE hash IN (SELECT hash FROM blocks WHERE height < ?1)",
+            )?
+            .execute([height as i64])?;
+        Ok(relays + packages)
     }
 
     /// Stores the package a partial node received `hash` with (see [`crate::partial`]).
     pub fn set_package(&self, hash: BlockHash, data: &[u8]) -> Result<(), StoreError> {
-        self.conn
+        self.conn()?
             .prepare_cached("INSERT OR REPLACE INTO packages VALUES (?1, ?2)")?
             .execute(params![&hash.0 .0[..], data])?;
         Ok(())
@@ -563,7 +745,7 @@ impl ChainDb {
     /// The package stored for `hash`.
     pub fn package(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()?
             .prepare_cached("SELECT data FROM packages WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
@@ -578,7 +760,8 @@ impl ChainDb {
         key: &str,
         value: &[u8],
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         tx.execute(
             "UPDATE relays SET data = ?2 WHERE hash = ?1",
             params![&hash.0 .0[..], relays],
@@ -594,7 +777,7 @@ impl ChainDb {
     /// The encoded relays a connected block emitted.
     pub fn relays(&self, hash: BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()?
             .prepare_cached("SELECT data FROM relays WHERE hash = ?1")?
             .query_row([&hash.0 .0[..]], |r| r.get(0))
             .optional()?)
@@ -602,9 +785,8 @@ impl ChainDb {
 
     /// The whole block index (headers, work, status), for loading at open.
     pub fn index(&self) -> Result<Vec<BlockRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT hash, height, header, chainwork, status FROM blocks")?;
+        let conn = self.conn()?;
+        let mut st = conn.prepare("SELECT hash, height, header, chainwork, status FROM blocks")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,

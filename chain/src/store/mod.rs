@@ -10,7 +10,7 @@ mod state;
 mod writeback;
 
 pub use account::{Account, Change};
-pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectRecord, TxIndexEntry};
+pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectJob, ConnectRecord, TxIndexEntry};
 pub use checkpoint::Checkpointer;
 pub use shard::{genesis_lthash, CacheStats, ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
@@ -49,6 +49,10 @@ pub enum StoreError {
     /// What was asked for needs shards this node does not store (it tracks only some).
     #[error("{0} is not available: this node tracks only some shards")]
     NotTracked(&'static str),
+    /// Writing a block to the block log failed in the background: the database refuses
+    /// everything after it, and the node must restart from the last block logged.
+    #[error("writing a block to chain.sqlite failed: {0}; restart the node (it resumes from the last block written)")]
+    LogWrite(String),
 }
 
 impl StoreError {
