@@ -60,9 +60,8 @@ fn crash_child() {
         let now = time_of(&p, h);
         let mut b = chain.template(miner, now).unwrap();
         b.seal = TestSealer::seal(&b.header);
-        chain.submit(b, now).unwrap();
         // Two threads: the log write runs on after `submit`; committed means durable.
-        chain.sync_log().unwrap();
+        chain.submit_logged(b, now).unwrap();
         println!("COMMITTED {h}");
     }
 }

@@ -100,10 +100,7 @@ impl AuxWork {
         let aux = decode_hex(auxpow_hex).map_err(|e| err(-1, e.to_string()))?;
         block.seal = aux.encode();
         // Accepted means in the durable block log.
-        match chain
-            .submit(block, now)
-            .and_then(|o| chain.sync_log().map(|()| o).map_err(Into::into))
-        {
+        match chain.submit_logged(block, now) {
             Ok(SubmitOutcome::Connected)
             | Ok(SubmitOutcome::Reorged { .. })
             | Ok(SubmitOutcome::SideBranch) => {

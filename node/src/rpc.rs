@@ -574,10 +574,7 @@ pub fn call(
                 .map_err(|e| RpcError::new(-22, format!("block decode failed: {e}")))?;
             // Like bitcoind: null on success, else the reason as a string. Accepted means
             // in the durable block log.
-            match chain
-                .submit(block, now)
-                .and_then(|o| chain.sync_log().map(|()| o).map_err(Into::into))
-            {
+            match chain.submit_logged(block, now) {
                 Ok(SubmitOutcome::Connected) | Ok(SubmitOutcome::Reorged { .. }) => Ok(Value::Null),
                 Ok(SubmitOutcome::SideBranch) => Ok(json!("inconclusive")),
                 Err(rexe_chain::BlockError::Duplicate(_)) => Ok(json!("duplicate")),

@@ -372,29 +372,21 @@ impl Chain {
                     .iter()
                     .flat_map(|f| f.to_msat().to_le_bytes())
                     .collect();
+                let job = ConnectJob {
+                    height,
+                    hash,
+                    relays,
+                    new_block: new_block.map(|(b, w)| (block.header.clone(), b, w)),
+                    global_changes: changes,
+                    receipts: global.receipts.clone(),
+                    contract_receipts: stored,
+                    block_fees: Some(block_fees),
+                };
                 if pipelined {
                     // Inserted and fsynced on the log thread while the next block executes.
-                    db.connect_in_background(ConnectJob {
-                        height,
-                        hash,
-                        relays,
-                        new_block: new_block.map(|(b, w)| (block.header.clone(), b, w)),
-                        global_changes: changes,
-                        receipts: global.receipts.clone(),
-                        contract_receipts: stored,
-                        block_fees: Some(block_fees),
-                    })
+                    db.connect_in_background(job)
                 } else {
-                    db.connect(&ConnectRecord {
-                        height,
-                        hash,
-                        relays: &relays,
-                        new_block: new_block.as_ref().map(|(b, w)| (&block.header, &b[..], *w)),
-                        global_changes: changes.as_deref(),
-                        receipts: &global.receipts,
-                        contract_receipts: &stored,
-                        block_fees: Some(&block_fees),
-                    })
+                    db.connect(&job.record())
                 }
             };
             if let Err(panic) = applying.join() {
@@ -486,6 +478,14 @@ impl Chain {
     /// closing the chain wait for it too.
     pub fn sync_log(&self) -> Result<(), StoreError> {
         self.db.sync()
+    }
+
+    /// [`Chain::submit`], then [`Chain::sync_log`]: what to call before telling others the
+    /// block was accepted.
+    pub fn submit_logged(&mut self, block: Block, now: u64) -> Result<SubmitOutcome, BlockError> {
+        let outcome = self.submit(block, now)?;
+        self.sync_log()?;
+        Ok(outcome)
     }
 
     /// Writes every shard's state (a checkpoint), then records the height in `chain.sqlite`.

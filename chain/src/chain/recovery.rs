@@ -583,23 +583,27 @@ mod tests {
         // Contract rules 1 (per-element containers, but no tokens), 2 (tokens, but no calls
         // between contracts), both under block rules 1, and 5 (today's blocks, but no assets
         // on the global lane).
-        for (found, block_rules, what) in [
-            (1, 1, "tokens"),
-            (2, 1, "calls between contracts"),
-            (5, BLOCK_RULES_VERSION, "global lane"),
-        ] {
+        // The directory recorded under an older fingerprint, and why opening it is refused.
+        let refusal = |contract_rules: Option<u32>, block_rules: u8| {
             let old = fingerprint_with(
                 &chain_params,
                 &chain_systems,
                 GLOBAL_STATE_VERSION,
-                Some(found),
+                contract_rules,
                 block_rules,
             );
             ChainDb::open(&dir.path().join("chain.sqlite"))
                 .unwrap()
                 .set_meta("params", &old.0)
                 .unwrap();
-            let e = open().err().expect("refused");
+            open().err().expect("refused")
+        };
+        for (found, block_rules, what) in [
+            (1, 1, "tokens"),
+            (2, 1, "calls between contracts"),
+            (5, BLOCK_RULES_VERSION, "global lane"),
+        ] {
+            let e = refusal(Some(found), block_rules);
             assert!(
                 matches!(e, ChainError::OldContractRules { found: f, .. } if f == found),
                 "{e}"
@@ -614,18 +618,7 @@ mod tests {
             (2, "waiting relays kept out"),
             (3, "waiting calls kept out"),
         ] {
-            let old = fingerprint_with(
-                &chain_params,
-                &chain_systems,
-                GLOBAL_STATE_VERSION,
-                None,
-                found,
-            );
-            ChainDb::open(&dir.path().join("chain.sqlite"))
-                .unwrap()
-                .set_meta("params", &old.0)
-                .unwrap();
-            let e = open().err().expect("refused");
+            let e = refusal(None, found);
             assert!(
                 matches!(e, ChainError::OldBlockRules { found: f, now: 4, .. } if f == found),
                 "{e}"

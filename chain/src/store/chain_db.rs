@@ -87,7 +87,7 @@ pub type TxIndexEntry = (Txid, BlockHash, u16, u32);
 pub type GlobalRow = (u8, Vec<u8>, Vec<u8>);
 
 /// [`ConnectRecord`] with owned data, for a write on the log thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectJob {
     /// Height of the block.
     pub height: u64,
@@ -108,7 +108,8 @@ pub struct ConnectJob {
 }
 
 impl ConnectJob {
-    fn record(&self) -> ConnectRecord<'_> {
+    /// The same, borrowed.
+    pub fn record(&self) -> ConnectRecord<'_> {
         ConnectRecord {
             height: self.height,
             hash: self.hash,
@@ -164,7 +165,7 @@ impl Inner {
 }
 
 /// The connection, once no background write holds it.
-pub(crate) struct Conn<'a>(MutexGuard<'a, Inner>);
+struct Conn<'a>(MutexGuard<'a, Inner>);
 
 impl std::ops::Deref for Conn<'_> {
     type Target = Connection;
@@ -222,6 +223,13 @@ fn insert_block(
     tx.prepare_cached("INSERT OR IGNORE INTO block_bodies VALUES (?1, ?2)")?
         .execute(params![&hash.0 .0[..], body])?;
     Ok(())
+}
+
+/// Bytes a block's log record adds to the WAL (approximate: the large columns).
+fn logged_bytes(rec: &ConnectRecord<'_>) -> u64 {
+    rec.relays.len() as u64
+        + rec.new_block.map_or(0, |(_, body, _)| body.len() as u64)
+        + rec.global_changes.map_or(0, |g| g.len() as u64)
 }
 
 /// Writes [`ChainDb::connect`]'s transaction on `conn`.
@@ -309,12 +317,7 @@ impl ChainDb {
     /// [`ChainDb::connect`] on the log thread: returns at once (after the previous
     /// background write finished), and the next use of the database waits for this one.
     pub fn connect_in_background(&mut self, job: ConnectJob) -> Result<(), StoreError> {
-        self.unchecked_bytes += job.relays.len() as u64
-            + job
-                .new_block
-                .as_ref()
-                .map_or(0, |(_, body, _)| body.len() as u64)
-            + job.global_changes.as_ref().map_or(0, |g| g.len() as u64);
+        self.unchecked_bytes += logged_bytes(&job.record());
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         inner.settle()?;
         if inner.log.is_none() {
@@ -399,9 +402,7 @@ impl ChainDb {
     /// in one durable transaction; `rec.new_block` stores the block itself in it too.
     pub fn connect(&mut self, rec: &ConnectRecord<'_>) -> Result<(), StoreError> {
         write_connect(&mut *self.conn()?, rec)?;
-        self.unchecked_bytes += rec.relays.len() as u64
-            + rec.new_block.map_or(0, |(_, body, _)| body.len() as u64)
-            + rec.global_changes.map_or(0, |g| g.len() as u64);
+        self.unchecked_bytes += logged_bytes(rec);
         Ok(())
     }
 
