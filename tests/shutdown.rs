@@ -177,3 +177,61 @@ fn sigterm_during_start_up_is_a_clean_stop() {
         assert!(!dir.path().join(".cookie").exists(), "cookie removed");
     }
 }
+
+/// A node whose block log cannot be written stops itself (exit status non-zero, as Bitcoin
+/// Core stops on a failed disk write) instead of refusing every request until restarted;
+/// restarted, it resumes at the last block written.
+#[test]
+fn a_node_whose_block_log_fails_stops_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "node",
+        "--datadir",
+        dir.path().to_str().unwrap(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+        // More than one thread: blocks are logged in the background.
+        "--threads",
+        "2",
+    ];
+    let mut n = spawn(&args, dir.path());
+    mine(&n, 2, b"log-fault-miner");
+    let side = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER injected BEFORE INSERT ON active \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    // The third block is applied in memory, then its write fails: `submitblock` says so.
+    let addr = rexe_chain::Signer::from_seed(b"log-fault-miner")
+        .address()
+        .encode(rexe_chain::Network::Regtest);
+    use rexe_chain::encode::{Decode, Encode};
+    let t = rpc(&n, "getblocktemplate", json!([addr]));
+    let mut b =
+        rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap())
+            .unwrap();
+    seal(&mut b);
+    let r = call(
+        &n,
+        "submitblock",
+        json!([b.to_bytes().to_lower_hex_string()]),
+    );
+    // BIP22: a refused block's reason is the result string.
+    let why = r["result"].as_str().unwrap_or_default().to_string();
+    assert!(
+        why.contains("injected failure") && why.contains("restart"),
+        "{r}"
+    );
+    let st = wait_exit(&mut n.child, Duration::from_secs(20));
+    assert!(
+        !st.success(),
+        "a failed block write stops the node with an error: {st:?}"
+    );
+    side.execute_batch("DROP TRIGGER injected").unwrap();
+    drop(side);
+    let n = spawn(&args, dir.path());
+    assert_eq!(tip(&n).0, 2, "resumes at the last block written");
+    mine(&n, 1, b"log-fault-miner");
+    assert_eq!(tip(&n).0, 3);
+}

@@ -304,6 +304,8 @@ fn a_failed_background_log_write_stops_the_chain_and_a_restart_resumes_before_it
     }
     chain.sync_log().unwrap();
     let logged = chain.tip_height();
+    let fault = chain.log_fault();
+    assert_eq!(fault.get(), None);
     let side = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
     side.execute_batch(
         "CREATE TRIGGER injected BEFORE INSERT ON active \
@@ -318,6 +320,17 @@ fn a_failed_background_log_write_stops_the_chain_and_a_restart_resumes_before_it
         chain.submit(block.clone(), now).unwrap(),
         SubmitOutcome::Connected
     );
+    // The log thread raises the fault itself, before anyone uses the chain again (a
+    // node watches it to stop).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fault.get().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fault was never raised"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(fault.get().unwrap().contains("injected failure"));
     let err = chain.sync_log().unwrap_err().to_string();
     assert!(
         err.contains("injected failure") && err.contains("restart the node"),

@@ -621,8 +621,15 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     let mut seen = start_height;
     let mut by_source = std::collections::BTreeMap::<&str, u64>::new();
     let [alice, bob] = &users;
+    let fault = shared.chain().log_fault();
     loop {
         if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        // A block that could not be written stops the devnet (the final flush below then
+        // fails with why); running again resumes from the last block written.
+        if let Some(why) = fault.get() {
+            eprintln!("devnet: writing a block to chain.sqlite failed: {why}; stopping");
             break;
         }
         if btc_node.stop_requested() {

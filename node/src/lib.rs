@@ -32,7 +32,7 @@ pub mod simulator;
 pub mod sync;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,23 @@ pub fn open_shared_with_peg(
     Ok((shared, cookie_path))
 }
 
+/// Sleeps until a stop signal, or until the chain's block log fails to write (then sets the
+/// stop flag itself, so the other threads stop too, and returns why): a node that cannot
+/// write its blocks stops, as Bitcoin Core does on a failed disk write, rather than
+/// answering every request with an error until someone restarts it.
+pub fn wait_for_stop(stop: &AtomicBool, fault: &rexe_chain::store::LogFault) -> Option<String> {
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(why) = fault.get() {
+            tracing::error!(error = %why, "writing a block to chain.sqlite failed: stopping the node");
+            eprintln!("rexe node: writing a block to chain.sqlite failed: {why}; stopping (restart resumes from the last block written)");
+            stop.store(true, Ordering::SeqCst);
+            return Some(why.to_string());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 /// Runs `rexe node` until a stop signal: opens the chain, serves JSON-RPC, syncs from peers.
 pub fn run(args: NodeArgs) -> Result<()> {
     let cfg = NodeConfig::load(args.config.as_deref(), &args.overrides)?;
@@ -225,9 +242,8 @@ pub fn run_with(
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::spawn(move || sync::run(shared.clone(), shared.peers.clone(), stop))
     });
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let fault = shared.chain().log_fault();
+    let failed = wait_for_stop(&stop, &fault);
     if let Some(s) = syncer {
         let _ = s.join();
     }
@@ -235,6 +251,14 @@ pub fn run_with(
         let _ = t.join();
     }
     rpc.shutdown();
+    if let Some(why) = failed {
+        // Nothing more can be written: the state on disk stays at the last logged block,
+        // where the next start resumes.
+        return Err(Error::chain(
+            "the node stopped",
+            rexe_chain::store::StoreError::LogWrite(why).into(),
+        ));
+    }
     shared
         .chain()
         .flush()

@@ -480,6 +480,12 @@ impl Chain {
         self.db.sync()
     }
 
+    /// Set when a background block-log write fails (the chain then refuses everything
+    /// until reopened): a node watches it to stop itself, without taking its chain's lock.
+    pub fn log_fault(&self) -> crate::store::LogFault {
+        self.db.fault()
+    }
+
     /// [`Chain::submit`], then [`Chain::sync_log`]: what to call before telling others the
     /// block was accepted.
     pub fn submit_logged(&mut self, block: Block, now: u64) -> Result<SubmitOutcome, BlockError> {

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -180,9 +180,27 @@ impl std::ops::DerefMut for Conn<'_> {
     }
 }
 
+/// Set once, by the block-log thread, when a background write fails: a node watches it
+/// (without taking the chain's lock) to stop itself, as Bitcoin Core stops on a failed
+/// disk write, instead of refusing every request until someone restarts it.
+#[derive(Clone, Debug, Default)]
+pub struct LogFault(Arc<OnceLock<String>>);
+
+impl LogFault {
+    /// Why a background write failed, once one has.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    fn set(&self, why: String) {
+        let _ = self.0.set(why);
+    }
+}
+
 /// The chain database.
 pub struct ChainDb {
     inner: Mutex<Inner>,
+    fault: LogFault,
     /// Bytes committed since [`ChainDb::checkpoint_due`] last said yes (approximate).
     unchecked_bytes: u64,
 }
@@ -297,8 +315,14 @@ impl ChainDb {
                 log: None,
                 failed: None,
             }),
+            fault: LogFault::default(),
             unchecked_bytes: 0,
         })
+    }
+
+    /// The flag a failed background write sets (see [`LogFault`]).
+    pub fn fault(&self) -> LogFault {
+        self.fault.clone()
     }
 
     /// The connection, after any background write finished.
@@ -323,11 +347,15 @@ impl ChainDb {
         if inner.log.is_none() {
             let (jobs, rx) = std::sync::mpsc::channel::<(Connection, ConnectJob)>();
             let (tx, done) = std::sync::mpsc::channel();
+            let fault = self.fault.clone();
             let handle = std::thread::Builder::new()
                 .name("block-log".into())
                 .spawn(move || {
                     while let Ok((mut conn, job)) = rx.recv() {
                         let result = write_connect(&mut conn, &job.record());
+                        if let Err(e) = &result {
+                            fault.set(e.to_string());
+                        }
                         // Dropped here, off the caller's thread: a block's body is megabytes.
                         drop(job);
                         if tx.send((conn, result)).is_err() {

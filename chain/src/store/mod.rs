@@ -10,7 +10,9 @@ mod state;
 mod writeback;
 
 pub use account::{Account, Change};
-pub use chain_db::{BlockRow, BlockStatus, ChainDb, ConnectJob, ConnectRecord, TxIndexEntry};
+pub use chain_db::{
+    BlockRow, BlockStatus, ChainDb, ConnectJob, ConnectRecord, LogFault, TxIndexEntry,
+};
 pub use checkpoint::Checkpointer;
 pub use shard::{genesis_lthash, CacheStats, ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
