@@ -497,8 +497,8 @@ fn cache_memory_is_configurable() {
     );
     let info = call(&n, "getshardinfo", json!([]));
     for s in info["result"].as_array().unwrap() {
-        // 1 MiB over 4 shards at `ChainConfig::CACHE_BYTES_PER_ENTRY` (64) bytes each.
-        assert_eq!(s["cache"]["limit"], json!(4096), "{info}");
+        // 1 MiB over 4 shards at `ChainConfig::CACHE_BYTES_PER_ENTRY` (56) bytes each.
+        assert_eq!(s["cache"]["limit"], json!(4681), "{info}");
     }
     drop(n);
     let out = std::process::Command::new(BIN)

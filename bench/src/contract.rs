@@ -140,7 +140,6 @@ fn token(a: &ContractBenchArgs) -> Result<serde_json::Value> {
         threads: a.threads,
         flush_every_blocks: 64,
         flush_dirty_limit: 4_000_000,
-        cache_limit: 1_800_000,
         txindex: false,
         contract_receipts: false,
         log_contracts: false,

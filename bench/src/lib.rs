@@ -330,8 +330,7 @@ fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_j
         threads,
         flush_every_blocks: t.flush_every,
         flush_dirty_limit: 4_000_000,
-        // hashbrown tables grow in powers of two: 1.8M entries fit 2^21 buckets.
-        cache_limit: 1_800_000,
+        // The node's default: what a user running `rexe node` gets.
         txindex: false,
         ..ChainConfig::default()
     };

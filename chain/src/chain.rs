@@ -82,10 +82,10 @@ pub struct ChainConfig {
 
 impl ChainConfig {
     /// Memory one cached account takes: a slot of the clean table (a 32-byte key, the
-    /// account, and a 2-byte tag: 58 bytes), plus a share of the map of entries written
-    /// since the last flush. Contract-state rows take more (keys up to 100 bytes and their
-    /// values).
-    pub const CACHE_BYTES_PER_ENTRY: usize = 64;
+    /// account packed in 16 bytes, and a 2-byte tag: 50 bytes), plus a share of the map of
+    /// entries written since the last flush. Contract-state rows take more (keys up to 100
+    /// bytes and their values).
+    pub const CACHE_BYTES_PER_ENTRY: usize = 56;
 
     /// The per-shard entry limit ([`ChainConfig::cache_limit`]) that keeps `shards` shards'
     /// account caches within about `bytes` in all (at least 1,024 entries per shard).
@@ -102,7 +102,9 @@ impl Default for ChainConfig {
                 .unwrap_or(1),
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
-            cache_limit: 1_800_000,
+            // About 110 MiB per shard (the 1.8M accounts of 58 bytes the table held before
+            // accounts were packed).
+            cache_limit: 2_000_000,
             txindex: true,
             contract_receipts: true,
             log_contracts: false,

@@ -27,6 +27,36 @@ impl Account {
     }
 }
 
+/// An account as the write-back cache's clean table keeps it: balance and nonce in 16
+/// bytes (an `Option<Account>` takes 24), `[u64::MAX; 2]` for "no such account".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct PackedAccount([u64; 2]);
+
+const ABSENT: [u64; 2] = [u64::MAX; 2];
+
+impl super::writeback::CacheValue for Option<Account> {
+    type Packed = PackedAccount;
+
+    /// An account holding `u64::MAX` sats (far above the 21M BTC supply) at nonce
+    /// `u64::MAX` would read as absent: it has no packed form and is not cached clean.
+    fn pack(self) -> Option<PackedAccount> {
+        match self {
+            None => Some(PackedAccount(ABSENT)),
+            Some(a) => {
+                let p = [a.balance.to_sat(), a.nonce];
+                (p != ABSENT).then_some(PackedAccount(p))
+            }
+        }
+    }
+
+    fn unpack(p: &PackedAccount) -> Self {
+        (p.0 != ABSENT).then(|| Account {
+            balance: Amount::from_sat(p.0[0]),
+            nonce: p.0[1],
+        })
+    }
+}
+
 /// One key changed by a block: its value before and after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -74,4 +104,42 @@ pub(crate) fn decode_undo(bytes: &[u8]) -> Result<Vec<(Address, Option<Account>)
     }
     r.finish()?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::writeback::CacheValue;
+    use super::*;
+
+    #[test]
+    fn accounts_pack_into_sixteen_bytes_and_back() {
+        assert_eq!(std::mem::size_of::<PackedAccount>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Account>>(), 24);
+        let values = [
+            None,
+            Some(Account::default()),
+            Some(Account {
+                balance: Amount::MAX_MONEY,
+                nonce: 7,
+            }),
+            Some(Account {
+                balance: Amount::from_sat(u64::MAX),
+                nonce: 0,
+            }),
+            Some(Account {
+                balance: Amount::ZERO,
+                nonce: u64::MAX,
+            }),
+        ];
+        for v in values {
+            let p = v.pack().expect("packs");
+            assert_eq!(Option::<Account>::unpack(&p), v);
+        }
+        // The one value that would read as absent is refused, not stored as absent.
+        let edge = Some(Account {
+            balance: Amount::from_sat(u64::MAX),
+            nonce: u64::MAX,
+        });
+        assert_eq!(edge.pack(), None);
+    }
 }

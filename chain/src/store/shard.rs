@@ -296,7 +296,7 @@ impl ShardStore {
     pub fn get_state(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.scache.get(key) {
             self.reads.state_hits += 1;
-            return Ok(v.clone());
+            return Ok(v);
         }
         self.reads.state_misses += 1;
         let v: Option<Vec<u8>> = self
@@ -337,7 +337,7 @@ impl ShardStore {
     pub fn get(&mut self, addr: &Address) -> Result<Option<Account>, StoreError> {
         if let Some(v) = self.cache.get(addr) {
             self.reads.account_hits += 1;
-            return Ok(*v);
+            return Ok(v);
         }
         self.reads.account_misses += 1;
         let v = self

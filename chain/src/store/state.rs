@@ -17,6 +17,16 @@ pub struct StateKey {
     bytes: [u8; MAX_KEY_LEN],
 }
 
+/// The empty key (fills the cache's empty slots).
+impl Default for StateKey {
+    fn default() -> Self {
+        StateKey {
+            len: 0,
+            bytes: [0; MAX_KEY_LEN],
+        }
+    }
+}
+
 impl StateKey {
     /// A key from its bytes (`None` when longer than [`MAX_KEY_LEN`]).
     pub fn from_slice(b: &[u8]) -> Option<Self> {

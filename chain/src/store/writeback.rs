@@ -18,17 +18,43 @@ use crate::FastMap;
 /// Slots per set of the clean table.
 const WAYS: usize = 8;
 
+/// How the clean table stores a value: packed into fewer bytes where the type allows (an
+/// account's `Option<Account>` takes 24 bytes, packed 16; a table of millions of slots
+/// then holds a sixth more accounts in the same memory).
+pub(super) trait CacheValue: Clone {
+    /// The stored form; its default fills the empty slots.
+    type Packed: Default;
+    /// The stored form, or `None` for a value that has none: such a value is not kept
+    /// in the clean table (reads of it go to the file).
+    fn pack(self) -> Option<Self::Packed>;
+    /// The value back.
+    fn unpack(p: &Self::Packed) -> Self;
+}
+
+/// Contract-state rows are stored as they are.
+impl CacheValue for Option<Vec<u8>> {
+    type Packed = Self;
+    fn pack(self) -> Option<Self> {
+        Some(self)
+    }
+    fn unpack(p: &Self) -> Self {
+        p.clone()
+    }
+}
+
 /// The clean set: slot `i` holds an entry when `tags[i]` is non-zero (a tag is 16 bits of
 /// the key's hash with the low bit set, so most misses are decided on the tags alone).
-struct Clean<K, V> {
+/// An empty slot holds default values, so a slot is the bare key and packed value with no
+/// `Option` around them.
+struct Clean<K, P> {
     tags: Vec<u16>,
-    slots: Vec<Option<(K, V)>>,
+    slots: Vec<(K, P)>,
     len: usize,
     /// Seeded at random, so nobody can grind keys that crowd one set.
     hasher: foldhash::fast::RandomState,
 }
 
-impl<K: Hash + Eq, V> Clean<K, V> {
+impl<K: Hash + Eq + Copy + Default, P: Default> Clean<K, P> {
     fn new() -> Self {
         Clean {
             tags: Vec::new(),
@@ -61,8 +87,7 @@ impl<K: Hash + Eq, V> Clean<K, V> {
 
     /// The slot holding `k`, given its sets and tag.
     fn find_in(&self, k: &K, bases: [usize; 2], tag: u16) -> Option<usize> {
-        Self::candidates(bases)
-            .find(|&i| self.tags[i] == tag && self.slots[i].as_ref().is_some_and(|(sk, _)| sk == k))
+        Self::candidates(bases).find(|&i| self.tags[i] == tag && self.slots[i].0 == *k)
     }
 
     fn find(&self, k: &K) -> Option<usize> {
@@ -73,9 +98,8 @@ impl<K: Hash + Eq, V> Clean<K, V> {
         self.find_in(k, bases, tag)
     }
 
-    fn get(&self, k: &K) -> Option<&V> {
-        self.find(k)
-            .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
+    fn get(&self, k: &K) -> Option<&P> {
+        self.find(k).map(|i| &self.slots[i].1)
     }
 
     /// Whether `k` goes in without evicting: one of its sets has a free slot or holds it.
@@ -90,12 +114,12 @@ impl<K: Hash + Eq, V> Clean<K, V> {
     /// Puts `k` in one of its sets: over its old value, else in a free slot of the
     /// emptier set, else over the slot the key's hash picks. Returns whether an entry was
     /// evicted; `keep` leaves a present key's value as it is. The key is hashed once.
-    fn put(&mut self, k: K, v: V, keep: bool) -> bool {
-        let h = self.hasher.hash_one(&k);
+    fn put(&mut self, k: K, v: P, keep: bool) -> bool {
+        let h = self.hasher.hash_one(k);
         let (bases, tag) = self.locate(h);
         if let Some(i) = self.find_in(&k, bases, tag) {
             if !keep {
-                self.slots[i] = Some((k, v));
+                self.slots[i].1 = v;
             }
             return false;
         }
@@ -117,45 +141,56 @@ impl<K: Hash + Eq, V> Clean<K, V> {
             }
         };
         self.tags[i] = tag;
-        self.slots[i] = Some((k, v));
+        self.slots[i] = (k, v);
         evicted
+    }
+
+    /// Drops `k`'s entry, if held.
+    fn remove(&mut self, k: &K) {
+        if let Some(i) = self.find(k) {
+            self.tags[i] = 0;
+            self.slots[i] = Default::default();
+            self.len -= 1;
+        }
     }
 
     /// Rebuilds the table with room for `capacity` entries (rounded up to whole sets),
     /// keeping what fits.
     fn resize(&mut self, capacity: usize) -> u64 {
         let slots = capacity.div_ceil(WAYS).max(1) * WAYS;
+        let old_tags = std::mem::replace(&mut self.tags, vec![0; slots]);
         let old_slots = std::mem::take(&mut self.slots);
-        self.tags = vec![0; slots];
         self.slots = Vec::with_capacity(slots);
-        self.slots.resize_with(slots, || None);
+        self.slots.resize_with(slots, Default::default);
         self.len = 0;
         let mut evicted = 0;
-        for (k, v) in old_slots.into_iter().flatten() {
-            evicted += u64::from(self.put(k, v, true));
+        for (tag, (k, v)) in old_tags.into_iter().zip(old_slots) {
+            if tag != 0 {
+                evicted += u64::from(self.put(k, v, true));
+            }
         }
         evicted
     }
 
     fn clear(&mut self) {
         self.tags.fill(0);
-        self.slots.fill_with(|| None);
+        self.slots.fill_with(Default::default);
         self.len = 0;
     }
 }
 
-pub(super) struct WriteBack<K, V> {
+pub(super) struct WriteBack<K, V: CacheValue> {
     /// Entries written since the last flush.
     dirty: FastMap<K, V>,
     /// Entries that match the file.
-    clean: Clean<K, V>,
+    clean: Clean<K, V::Packed>,
     /// Most entries the clean set holds (`ChainConfig::cache_limit`).
     limit: usize,
     /// Clean entries replaced by others (the set was full).
     evicted: u64,
 }
 
-impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
+impl<K: Hash + Eq + Ord + Copy + Default, V: CacheValue> WriteBack<K, V> {
     /// An empty cache whose clean set holds at most `limit` entries (its table grows to
     /// that size as entries come in, or at once with [`WriteBack::reserve`]).
     pub(super) fn new(limit: usize) -> Self {
@@ -167,8 +202,12 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
         }
     }
 
-    pub(super) fn get(&self, k: &K) -> Option<&V> {
-        self.dirty.get(k).or_else(|| self.clean.get(k))
+    /// The cached value of `k`, if any.
+    pub(super) fn get(&self, k: &K) -> Option<V> {
+        match self.dirty.get(k) {
+            Some(v) => Some(v.clone()),
+            None => self.clean.get(k).map(V::unpack),
+        }
     }
 
     /// Sizes the clean table for `n` more entries at once (with an eighth to spare, up to
@@ -183,7 +222,7 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
     /// Puts a clean entry in its set. Below the limit the table grows rather than evict
     /// (a shard that fits under the limit is cached whole); at the limit a full set gives
     /// up one entry.
-    fn place(&mut self, k: K, v: V, keep: bool) {
+    fn place(&mut self, k: K, v: V::Packed, keep: bool) {
         let cap = self.clean.capacity();
         // Grow by doubling up to the limit when seven-eighths full or the key's set is.
         if cap < self.limit && (self.clean.len * 8 >= cap * 7 || !self.clean.has_slot_for(&k)) {
@@ -218,7 +257,9 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
         if self.dirty.contains_key(&k) {
             return;
         }
-        self.place(k, v, true);
+        if let Some(p) = v.pack() {
+            self.place(k, p, true);
+        }
     }
 
     /// Writes `v` (dirty until the next [`WriteBack::mark_clean`]).
@@ -233,7 +274,8 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
         out
     }
 
-    /// After a flush wrote every dirty entry: they move to the clean set.
+    /// After a flush wrote every dirty entry: they move to the clean set (a value with no
+    /// packed form leaves it, so no older copy stays behind).
     pub(super) fn mark_clean(&mut self) {
         if self.dirty.is_empty() {
             return;
@@ -243,7 +285,10 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
         // Drained in place, so the map keeps its allocation for the next blocks.
         let mut dirty = std::mem::take(&mut self.dirty);
         for (k, v) in dirty.drain() {
-            self.place(k, v, false);
+            match v.pack() {
+                Some(p) => self.place(k, p, false),
+                None => self.clean.remove(&k),
+            }
         }
         self.dirty = dirty;
     }
@@ -259,12 +304,52 @@ impl<K: Hash + Eq + Ord + Copy, V> WriteBack<K, V> {
 mod tests {
     use super::*;
 
+    impl CacheValue for &'static str {
+        type Packed = Self;
+        fn pack(self) -> Option<Self> {
+            Some(self)
+        }
+        fn unpack(p: &Self) -> Self {
+            p
+        }
+    }
+
+    /// `u32::MAX` has no packed form (as an account of `u64::MAX` sats and nonce).
+    impl CacheValue for u32 {
+        type Packed = u32;
+        fn pack(self) -> Option<u32> {
+            (self != u32::MAX).then_some(self)
+        }
+        fn unpack(p: &u32) -> u32 {
+            *p
+        }
+    }
+
+    #[test]
+    fn a_value_with_no_packed_form_is_never_served_from_an_older_copy() {
+        let mut w: WriteBack<u32, u32> = WriteBack::new(64);
+        w.insert_clean(1, 10);
+        w.insert_clean(2, u32::MAX);
+        assert_eq!(w.get(&2), None, "not cached clean: reads go to the file");
+        w.write(1, u32::MAX);
+        assert_eq!(
+            w.get(&1),
+            Some(u32::MAX),
+            "dirty values are kept as they are"
+        );
+        w.mark_clean();
+        assert_eq!(w.get(&1), None, "the old clean 10 must not come back");
+        assert_eq!(w.len(), 0);
+        w.insert_clean(1, 11);
+        assert_eq!(w.get(&1), Some(11));
+    }
+
     #[test]
     fn dirty_tracking_follows_writes_and_flushes() {
         let mut w: WriteBack<u32, &str> = WriteBack::new(50);
         w.insert_clean(5, "file");
         w.insert_clean(5, "older file read");
-        assert_eq!(w.get(&5), Some(&"file"));
+        assert_eq!(w.get(&5), Some("file"));
         assert_eq!(w.dirty_len(), 0);
         w.write(9, "a");
         w.write(3, "b");
@@ -273,16 +358,16 @@ mod tests {
         assert_eq!(w.dirty_sorted(), vec![(&3, &"b"), (&9, &"c")]);
         // A clean read never overwrites a dirty value.
         w.insert_clean(9, "stale");
-        assert_eq!(w.get(&9), Some(&"c"));
+        assert_eq!(w.get(&9), Some("c"));
         // A written key shadows its clean copy, and replaces it at the flush.
         w.write(5, "d");
-        assert_eq!(w.get(&5), Some(&"d"));
+        assert_eq!(w.get(&5), Some("d"));
         assert_eq!(w.len(), 3);
         w.mark_clean();
         assert_eq!(w.dirty_len(), 0);
         assert!(w.dirty_sorted().is_empty());
-        assert_eq!(w.get(&5), Some(&"d"));
-        assert_eq!(w.get(&9), Some(&"c"));
+        assert_eq!(w.get(&5), Some("d"));
+        assert_eq!(w.get(&9), Some("c"));
         assert_eq!(w.len(), 3);
         w.clear();
         assert_eq!(w.len(), 0);
@@ -299,7 +384,7 @@ mod tests {
         // Far more keys read than fit: the table holds still, entries are replaced.
         for k in 0..10 * limit as u32 {
             w.insert_clean(k, k);
-            assert_eq!(w.get(&k), Some(&k), "a key just read is cached");
+            assert_eq!(w.get(&k), Some(k), "a key just read is cached");
         }
         assert_eq!(w.clean.capacity(), slots, "the table grew");
         assert!(w.clean.len <= slots);
@@ -312,14 +397,14 @@ mod tests {
             w.insert_clean(200_000 + k, k);
         }
         for k in 0..limit as u32 {
-            assert_eq!(w.get(&(100_000 + k)), Some(&k));
+            assert_eq!(w.get(&(100_000 + k)), Some(k));
         }
         // After the flush they are clean, and the table is still its size.
         w.mark_clean();
         assert_eq!(w.clean.capacity(), slots);
         assert!(w.len() <= slots);
         let kept = (0..limit as u32)
-            .filter(|k| w.get(&(100_000 + k)) == Some(k))
+            .filter(|&k| w.get(&(100_000 + k)) == Some(k))
             .count();
         // How many stay depends on the table's randomly seeded hash (they can displace
         // each other): 504–690 of 1,000 in 40 runs, 432 once in CI. A quarter is far
@@ -340,6 +425,6 @@ mod tests {
         assert!(w.clean.capacity() >= 5_000 && w.clean.capacity() <= 10_000 + WAYS);
         // Below the limit nothing is evicted: a full set makes the table grow.
         assert_eq!(w.evicted(), 0);
-        assert!((0..5_000).all(|k| w.get(&k) == Some(&k)));
+        assert!((0..5_000).all(|k| w.get(&k) == Some(k)));
     }
 }
