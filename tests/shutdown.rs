@@ -32,19 +32,21 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process:
     }
 }
 
+/// `rexe node` on `dir`, RPC on a free loopback port.
+fn node_args(dir: &std::path::Path) -> [&str; 5] {
+    [
+        "node",
+        "--datadir",
+        dir.to_str().unwrap(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+    ]
+}
+
 #[test]
 fn sigterm_stops_the_node_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut n = spawn(
-        &[
-            "node",
-            "--datadir",
-            dir.path().to_str().unwrap(),
-            "--rpc-bind",
-            "127.0.0.1:0",
-        ],
-        dir.path(),
-    );
+    let mut n = spawn(&node_args(dir.path()), dir.path());
     assert_eq!(call(&n, "getblockcount", json!([]))["result"], json!(0));
     sigterm(&n.child);
     let st = wait_exit(&mut n.child, Duration::from_secs(20));
@@ -95,13 +97,7 @@ fn the_stop_rpc_ends_rexe_regtest() {
 #[test]
 fn a_node_with_edited_state_refuses_to_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "node",
-        "--datadir",
-        dir.path().to_str().unwrap(),
-        "--rpc-bind",
-        "127.0.0.1:0",
-    ];
+    let args = node_args(dir.path());
     let mut n = spawn(&args, dir.path());
     // Mine a block so the miner has an account to edit.
     let miner = rexe_chain::Signer::from_seed(b"edit-me");
@@ -184,16 +180,8 @@ fn sigterm_during_start_up_is_a_clean_stop() {
 #[test]
 fn a_node_whose_block_log_fails_stops_and_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "node",
-        "--datadir",
-        dir.path().to_str().unwrap(),
-        "--rpc-bind",
-        "127.0.0.1:0",
-        // More than one thread: blocks are logged in the background.
-        "--threads",
-        "2",
-    ];
+    // More than one thread: blocks are logged in the background.
+    let args = [&node_args(dir.path())[..], &["--threads", "2"]].concat();
     let mut n = spawn(&args, dir.path());
     mine(&n, 2, b"log-fault-miner");
     let side = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
@@ -203,19 +191,10 @@ fn a_node_whose_block_log_fails_stops_and_resumes_after_a_restart() {
     )
     .unwrap();
     // The third block is applied in memory, then its write fails: `submitblock` says so.
-    let addr = rexe_chain::Signer::from_seed(b"log-fault-miner")
-        .address()
-        .encode(rexe_chain::Network::Regtest);
-    use rexe_chain::encode::{Decode, Encode};
-    let t = rpc(&n, "getblocktemplate", json!([addr]));
-    let mut b =
-        rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap())
-            .unwrap();
-    seal(&mut b);
     let r = call(
         &n,
         "submitblock",
-        json!([b.to_bytes().to_lower_hex_string()]),
+        json!([sealed_block_hex(&n, b"log-fault-miner")]),
     );
     // BIP22: a refused block's reason is the result string.
     let why = r["result"].as_str().unwrap_or_default().to_string();

@@ -357,25 +357,29 @@ pub fn rpc(n: &Running, method: &str, params: Value) -> Value {
     v["result"].clone()
 }
 
-/// Mines `count` blocks on `n` through getblocktemplate/submitblock, paying the key of seed
-/// `who`.
-pub fn mine(n: &Running, count: u64, who: &[u8]) {
+/// A template from `n` paying the key of seed `who`, sealed, as hex for `submitblock`.
+pub fn sealed_block_hex(n: &Running, who: &[u8]) -> String {
     use bitcoin::hex::{DisplayHex, FromHex};
     use rexe_chain::encode::{Decode, Encode};
     let addr = rexe_chain::Signer::from_seed(who)
         .address()
         .encode(rexe_chain::Network::Regtest);
+    let t = rpc(n, "getblocktemplate", serde_json::json!([addr]));
+    let mut b =
+        rexe_chain::Block::from_bytes(&Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap())
+            .unwrap();
+    seal(&mut b);
+    b.to_bytes().to_lower_hex_string()
+}
+
+/// Mines `count` blocks on `n` through getblocktemplate/submitblock, paying the key of seed
+/// `who`.
+pub fn mine(n: &Running, count: u64, who: &[u8]) {
     for _ in 0..count {
-        let t = rpc(n, "getblocktemplate", serde_json::json!([addr]));
-        let mut b = rexe_chain::Block::from_bytes(
-            &Vec::<u8>::from_hex(t["hex"].as_str().unwrap()).unwrap(),
-        )
-        .unwrap();
-        seal(&mut b);
         let r = rpc(
             n,
             "submitblock",
-            serde_json::json!([b.to_bytes().to_lower_hex_string()]),
+            serde_json::json!([sealed_block_hex(n, who)]),
         );
         assert_eq!(r, Value::Null);
     }
