@@ -102,8 +102,8 @@ impl Default for ChainConfig {
                 .unwrap_or(1),
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
-            // About 110 MiB per shard (the 1.8M accounts of 58 bytes the table held before
-            // accounts were packed).
+            // 100 MB of table per shard at 50 bytes a slot: what 1.8M accounts of 58 bytes
+            // took before accounts were packed.
             cache_limit: 2_000_000,
             txindex: true,
             contract_receipts: true,

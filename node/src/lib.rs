@@ -172,7 +172,7 @@ pub fn open_shared_with_peg(
 /// stop flag itself, so the other threads stop too, and returns why): a node that cannot
 /// write its blocks stops, as Bitcoin Core does on a failed disk write, rather than
 /// answering every request with an error until someone restarts it.
-pub fn wait_for_stop(stop: &AtomicBool, fault: &rexe_chain::store::LogFault) -> Option<String> {
+fn wait_for_stop(stop: &AtomicBool, fault: &rexe_chain::store::LogFault) -> Option<String> {
     while !stop.load(Ordering::SeqCst) {
         if let Some(why) = fault.get() {
             tracing::error!(error = %why, "writing a block to chain.sqlite failed: stopping the node");

@@ -123,13 +123,11 @@ impl ConnectJob {
     }
 }
 
-type LogResult = (Connection, Result<(), StoreError>);
-
 /// The thread that writes blocks to the log in the background: it receives the connection
-/// with a job and hands it back with the result.
+/// with a job and hands it back, raising the [`LogFault`] first if the write failed.
 struct LogThread {
     jobs: Sender<(Connection, ConnectJob)>,
-    done: Receiver<LogResult>,
+    done: Receiver<Connection>,
     handle: std::thread::JoinHandle<()>,
 }
 
@@ -138,27 +136,20 @@ struct Inner {
     /// `None` while the log thread has it.
     conn: Option<Connection>,
     log: Option<LogThread>,
-    /// Why a background write failed: the database refuses everything after it.
-    failed: Option<String>,
 }
 
 impl Inner {
-    /// Waits for a background write to finish and takes the connection back.
-    fn settle(&mut self) -> Result<(), StoreError> {
-        if self.conn.is_none() && self.failed.is_none() {
+    /// Waits for a background write to finish and takes the connection back; the error
+    /// once `fault` is raised (the database refuses everything after a failed write).
+    fn settle(&mut self, fault: &LogFault) -> Result<(), StoreError> {
+        if self.conn.is_none() && fault.get().is_none() {
             match self.log.as_ref().map(|l| l.done.recv()) {
-                Some(Ok((conn, result))) => {
-                    self.conn = Some(conn);
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "writing a block to chain.sqlite failed: restart the node");
-                        self.failed = Some(e.to_string());
-                    }
-                }
-                _ => self.failed = Some("the block-log thread stopped".into()),
+                Some(Ok(conn)) => self.conn = Some(conn),
+                _ => fault.set("the block-log thread stopped".into()),
             }
         }
-        match &self.failed {
-            Some(why) => Err(StoreError::LogWrite(why.clone())),
+        match fault.get() {
+            Some(why) => Err(StoreError::LogWrite(why.to_string())),
             None => Ok(()),
         }
     }
@@ -192,8 +183,12 @@ impl LogFault {
         self.0.get().map(String::as_str)
     }
 
+    /// Raises the flag (the first failure is the one kept, and logged).
     fn set(&self, why: String) {
-        let _ = self.0.set(why);
+        if self.0.set(why).is_ok() {
+            let why = self.get().unwrap_or_default();
+            tracing::error!(error = %why, "writing a block to chain.sqlite failed: restart the node");
+        }
     }
 }
 
@@ -209,7 +204,7 @@ impl Drop for ChainDb {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         // The last block's write finishes (and is fsynced) before the file is closed.
-        let _ = inner.settle();
+        let _ = inner.settle(&self.fault);
         if let Some(log) = inner.log.take() {
             drop(log.jobs);
             let _ = log.handle.join();
@@ -313,7 +308,6 @@ impl ChainDb {
             inner: Mutex::new(Inner {
                 conn: Some(open_db(path, &chain_migrations(), "FULL", 16 * 1024)?),
                 log: None,
-                failed: None,
             }),
             fault: LogFault::default(),
             unchecked_bytes: 0,
@@ -328,7 +322,7 @@ impl ChainDb {
     /// The connection, after any background write finished.
     fn conn(&self) -> Result<Conn<'_>, StoreError> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.settle()?;
+        g.settle(&self.fault)?;
         Ok(Conn(g))
     }
 
@@ -343,7 +337,7 @@ impl ChainDb {
     pub fn connect_in_background(&mut self, job: ConnectJob) -> Result<(), StoreError> {
         self.unchecked_bytes += logged_bytes(&job.record());
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        inner.settle()?;
+        inner.settle(&self.fault)?;
         if inner.log.is_none() {
             let (jobs, rx) = std::sync::mpsc::channel::<(Connection, ConnectJob)>();
             let (tx, done) = std::sync::mpsc::channel();
@@ -352,13 +346,12 @@ impl ChainDb {
                 .name("block-log".into())
                 .spawn(move || {
                     while let Ok((mut conn, job)) = rx.recv() {
-                        let result = write_connect(&mut conn, &job.record());
-                        if let Err(e) = &result {
+                        if let Err(e) = write_connect(&mut conn, &job.record()) {
                             fault.set(e.to_string());
                         }
                         // Dropped here, off the caller's thread: a block's body is megabytes.
                         drop(job);
-                        if tx.send((conn, result)).is_err() {
+                        if tx.send(conn).is_err() {
                             break;
                         }
                     }
