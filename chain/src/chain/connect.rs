@@ -96,7 +96,7 @@ impl Chain {
                     f.outbound[i].clone(),
                 ));
             }
-            execute_shard(
+            let out = execute_shard(
                 store,
                 params,
                 &env,
@@ -106,7 +106,9 @@ impl Chain {
                 &txs[i],
                 mode,
                 &sig_ok,
-            )
+            );
+            store.end_reads()?;
+            out
         });
         let outcomes = results.into_iter().collect::<Result<Vec<_>, ExecError>>()?;
         Ok(Executed { global, outcomes })

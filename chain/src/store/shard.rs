@@ -50,6 +50,8 @@ pub struct ShardStore {
     reads: CacheStats,
     /// The overlay serving state pages at an older height (see `sync.rs`).
     snapshot: Option<sync::Snapshot>,
+    /// A read transaction is open for cache misses (see [`ShardStore::end_reads`]).
+    reading: bool,
 }
 
 /// How a shard's row caches have served reads since the store opened: hits are answered
@@ -142,6 +144,7 @@ impl ShardStore {
             cache_limit,
             reads: CacheStats::default(),
             snapshot: None,
+            reading: false,
         };
         if let Some(h) = s.meta("applied_height")? {
             let h = u64::from_le_bytes(
@@ -166,6 +169,29 @@ impl ShardStore {
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Opens a read transaction for the cache misses that follow, until
+    /// [`ShardStore::end_reads`]: outside one, SQLite takes and drops a shared lock on the
+    /// file (two `fcntl` calls) and re-reads the WAL index around every point read. Only
+    /// this connection writes the file, and it ends the reads before it does, so they never
+    /// see an older state than its own.
+    fn begin_reads(&mut self) -> Result<(), StoreError> {
+        if !self.reading && self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN")?;
+            self.reading = true;
+        }
+        Ok(())
+    }
+
+    /// Ends the read transaction of [`ShardStore::begin_reads`], if open (the executor
+    /// calls this after each block's part of a shard, so a checkpoint of the WAL is never
+    /// held back longer than one block).
+    pub fn end_reads(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.reading) {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
     }
 
     /// Whether genesis state was written.
@@ -212,6 +238,7 @@ impl ShardStore {
     pub fn init_genesis(&mut self, mut accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
         accounts.sort_unstable_by_key(|a| a.0);
         let lt = genesis_lthash(&accounts);
+        self.end_reads()?;
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM accounts", [])?;
         tx.execute("DELETE FROM undo", [])?;
@@ -299,6 +326,7 @@ impl ShardStore {
             return Ok(v);
         }
         self.reads.state_misses += 1;
+        self.begin_reads()?;
         let v: Option<Vec<u8>> = self
             .conn
             .prepare_cached("SELECT value FROM contract_state WHERE key = ?1")?
@@ -340,6 +368,7 @@ impl ShardStore {
             return Ok(v);
         }
         self.reads.account_misses += 1;
+        self.begin_reads()?;
         let v = self
             .conn
             .prepare_cached("SELECT balance, nonce FROM accounts WHERE addr = ?1")?
@@ -467,6 +496,7 @@ impl ShardStore {
     }
 
     fn write_checkpoint(&mut self) -> Result<(), StoreError> {
+        self.end_reads()?;
         let tx = self.conn.transaction()?;
         {
             let mut up = tx.prepare_cached(
@@ -715,6 +745,37 @@ impl ShardStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Misses share one read transaction; any write ends it first, and reads after a write
+    /// see it.
+    #[test]
+    fn misses_share_a_read_transaction_that_a_write_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let (a, b) = (Address([1; 32]), Address([2; 32]));
+        ShardStore::open(&path, ShardId(0), 8, 1000)
+            .unwrap()
+            .init_genesis(vec![(a, Amount::from_sat(5)), (b, Amount::from_sat(7))])
+            .unwrap();
+        let mut s = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        assert!(s.conn.is_autocommit());
+        assert_eq!(s.get(&a).unwrap().unwrap().balance, Amount::from_sat(5));
+        assert!(!s.conn.is_autocommit(), "a miss opens a read transaction");
+        assert_eq!(s.get(&b).unwrap().unwrap().balance, Amount::from_sat(7));
+        let key = StateKey::from_slice(&[4, 2]).unwrap();
+        s.force_state(key, Some(vec![1])).unwrap();
+        s.flush().unwrap();
+        assert!(s.conn.is_autocommit(), "the flush ended the reads");
+        assert_eq!(s.get(&Address([3; 32])).unwrap(), None);
+        assert!(!s.conn.is_autocommit());
+        // A fresh store (nothing cached) reads the flushed row inside its read transaction.
+        let mut fresh = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        assert_eq!(fresh.get(&a).unwrap().unwrap().balance, Amount::from_sat(5));
+        assert_eq!(fresh.get_state(&key).unwrap(), Some(vec![1]));
+        s.end_reads().unwrap();
+        fresh.end_reads().unwrap();
+        assert!(s.conn.is_autocommit() && fresh.conn.is_autocommit());
+    }
 
     #[test]
     fn prefix_scans_find_rows_under_prefixes_ending_in_ff() {

@@ -251,6 +251,7 @@ impl ShardStore {
             rows: 0,
             bytes: 0,
         };
+        self.end_reads()?;
         let tx = self.conn.transaction()?;
         for table in ["accounts", "contract_state"] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
@@ -294,6 +295,7 @@ impl ShardStore {
             .meta(SUM)?
             .and_then(|b| LtHash::from_bytes(&b))
             .ok_or_else(|| StoreError::corrupt("sync progress", "running commitment"))?;
+        self.end_reads()?;
         // The page's commitment is hashed on another core while this one writes the rows.
         let (page_sum, written) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| {
@@ -378,6 +380,7 @@ impl ShardStore {
                 got: sum.digest(),
             });
         }
+        self.end_reads()?;
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         // No undo records below the synced height: rolling back past it fails by name
         // rather than leaving the synced state as it is.
@@ -412,6 +415,7 @@ impl ShardStore {
     /// Rolling back below `height` then fails by name. Idempotent.
     pub fn reset_to(&mut self, height: u64) -> Result<(), StoreError> {
         let empty = LtHash::new();
+        self.end_reads()?;
         let tx = self.conn.transaction()?;
         for table in ["accounts", "contract_state", "undo", "state_undo"] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
@@ -441,6 +445,7 @@ impl ShardStore {
 
     /// Forgets the sync's progress; with `rows`, drops the synced rows too.
     pub fn sync_clear(&mut self, rows: bool) -> Result<(), StoreError> {
+        self.end_reads()?;
         let tx = self.conn.transaction()?;
         if rows {
             for table in ["accounts", "contract_state"] {
