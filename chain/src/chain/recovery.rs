@@ -2,6 +2,11 @@
 //! back to a common height, the global state restored, the log replayed).
 
 use super::*;
+use crate::lthash::LtHash;
+
+/// Genesis accounts hashed and handed to the shards at a time (about 40 MB; the crate's
+/// unit tests use small chunks, to cross their boundaries).
+const GENESIS_CHUNK: u64 = if cfg!(test) { 1000 } else { 1 << 20 };
 
 impl Chain {
     /// Opens the chain in `dir` (creating genesis on first use) and recovers from any crash.
@@ -259,23 +264,57 @@ impl Chain {
         Ok(())
     }
 
-    pub(super) fn genesis_accounts(&self) -> Vec<Vec<(Address, Amount)>> {
+    /// The genesis accounts in `chunk` (indices into the allocation), split by shard.
+    /// Synthetic accounts are hashed on `threads` threads.
+    fn genesis_chunk(&self, chunk: std::ops::Range<u64>) -> Vec<Vec<(Address, Amount)>> {
         let order = self.params.shard_order;
-        let mut per = vec![Vec::new(); order.shard_count()];
+        let split = |list: &mut dyn Iterator<Item = (Address, Amount)>| {
+            let mut per = vec![Vec::new(); order.shard_count()];
+            for (a, amt) in list {
+                per[shard_of(&a, order).index()].push((a, amt));
+            }
+            per
+        };
         match &self.params.genesis_alloc {
             GenesisAlloc::Accounts(list) => {
-                for (a, amt) in list {
-                    per[shard_of(a, order).index()].push((*a, *amt));
-                }
+                let range = chunk.start as usize..(chunk.end as usize).min(list.len());
+                split(&mut list[range].iter().copied())
             }
-            GenesisAlloc::Synthetic { count, amount } => {
-                for i in 0..*count {
-                    let a = bench_address(i);
-                    per[shard_of(&a, order).index()].push((a, *amount));
+            GenesisAlloc::Synthetic { amount, .. } => {
+                let threads = self.config.threads.max(1) as u64;
+                let step = (chunk.end - chunk.start).div_ceil(threads).max(1);
+                let parts: Vec<Vec<Vec<(Address, Amount)>>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (chunk.start..chunk.end)
+                        .step_by(step as usize)
+                        .map(|from| {
+                            let to = (from + step).min(chunk.end);
+                            s.spawn(move || {
+                                split(&mut (from..to).map(|i| (bench_address(i), *amount)))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("hashing addresses does not panic"))
+                        .collect()
+                });
+                let mut per = vec![Vec::new(); order.shard_count()];
+                for part in parts {
+                    for (all, mine) in per.iter_mut().zip(part) {
+                        all.extend(mine);
+                    }
                 }
+                per
             }
         }
-        per
+    }
+
+    /// How many accounts the genesis allocation holds.
+    fn genesis_len(&self) -> u64 {
+        match &self.params.genesis_alloc {
+            GenesisAlloc::Accounts(list) => list.len() as u64,
+            GenesisAlloc::Synthetic { count, .. } => *count,
+        }
     }
 
     pub(super) fn genesis_total(&self) -> Amount {
@@ -290,26 +329,55 @@ impl Chain {
     }
 
     pub(super) fn init_genesis(&mut self, fp: Hash256) -> Result<(), ChainError> {
-        let per: Vec<std::sync::Mutex<Vec<(Address, Amount)>>> = self
-            .genesis_accounts()
-            .into_iter()
-            .map(std::sync::Mutex::new)
-            .collect();
-        // A partial node stores only its shards' accounts: the others' state is taken from
-        // the headers (and, once taken up, from state sync).
-        let tracked = &self.tracked;
-        let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
-            let list = std::mem::take(
-                &mut *per[s.id().index()]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
-            if tracked[s.id().index()] {
-                s.init_genesis(list)?;
-                return Ok(s.digest());
+        // The allocation goes to the shards in chunks, so memory stays bounded however
+        // many accounts it holds. A partial node stores only its shards' accounts: the
+        // others' state is taken from the headers (and, once taken up, from state sync), so
+        // only their commitments are summed.
+        let total = self.genesis_len();
+        let mut untracked = vec![LtHash::new(); self.shards.len()];
+        let started = std::time::Instant::now();
+        let mut logged = started;
+        for from in (0..total).step_by(GENESIS_CHUNK as usize) {
+            let per: Vec<std::sync::Mutex<Vec<(Address, Amount)>>> = self
+                .genesis_chunk(from..(from + GENESIS_CHUNK).min(total))
+                .into_iter()
+                .map(std::sync::Mutex::new)
+                .collect();
+            let tracked = &self.tracked;
+            let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
+                let i = s.id().index();
+                let list = std::mem::take(&mut *per[i].lock().unwrap_or_else(|e| e.into_inner()));
+                if tracked[i] {
+                    s.stage_genesis(&list)?;
+                    return Ok(None);
+                }
+                Ok::<_, StoreError>(Some(crate::store::genesis_lthash(&list)))
+            });
+            for (sum, r) in untracked.iter_mut().zip(results) {
+                if let Some(lt) = r? {
+                    sum.combine(&lt);
+                }
             }
-            s.init_genesis(Vec::new())?;
-            Ok::<_, StoreError>(crate::store::genesis_lthash(&list).digest())
+            if logged.elapsed().as_secs() >= 10 {
+                logged = std::time::Instant::now();
+                tracing::info!(
+                    accounts = (from + GENESIS_CHUNK).min(total),
+                    of = total,
+                    secs = started.elapsed().as_secs(),
+                    "creating genesis"
+                );
+            }
+        }
+        let tracked = &self.tracked;
+        let untracked = &untracked;
+        let results = for_each_shard(&mut self.shards, self.config.threads, |s| {
+            s.finish_genesis()?;
+            let i = s.id().index();
+            Ok::<_, StoreError>(if tracked[i] {
+                s.digest()
+            } else {
+                untracked[i].digest()
+            })
         });
         let digests = results.into_iter().collect::<Result<Vec<Hash256>, _>>()?;
         let header = self.genesis_header(&digests);
@@ -551,6 +619,48 @@ impl Chain {
 mod tests {
     use super::*;
     use crate::seal::TestSealer;
+
+    /// A genesis handed to the shards in chunks, and spilled to run files, stores and
+    /// commits to what one written at once does; a node tracking one shard commits to the
+    /// other's state without storing it.
+    #[test]
+    fn a_genesis_written_in_chunks_and_runs_is_the_one_written_at_once() {
+        let count = 2_500;
+        let amount = Amount::from_sat(3);
+        let mut synthetic = ChainParams::for_tests(1, Vec::new());
+        synthetic.genesis_alloc = GenesisAlloc::Synthetic { count, amount };
+        let listed =
+            ChainParams::for_tests(1, (0..count).map(|i| (bench_address(i), amount)).collect());
+        let open = |p: &ChainParams, tracked: Option<Vec<ShardId>>| {
+            let dir = tempfile::tempdir().unwrap();
+            let config = ChainConfig {
+                tracked,
+                ..ChainConfig::default()
+            };
+            let chain = Chain::open(dir.path(), p.clone(), config, Arc::new(TestSealer)).unwrap();
+            (dir, chain)
+        };
+        let roots = |c: &Chain| c.shards.iter().map(ShardStore::digest).collect::<Vec<_>>();
+        let (dir, mut a) = open(&synthetic, None);
+        let (_d, mut b) = open(&listed, None);
+        assert_eq!(roots(&a), roots(&b));
+        let accounts = a.all_accounts().unwrap();
+        assert_eq!(accounts.len(), count as usize);
+        assert_eq!(accounts, b.all_accounts().unwrap());
+        // Each shard held more than a run (`genesis::SPILL_ROWS` in tests): the run files
+        // were merged and removed.
+        assert!(a.shards.iter().all(|s| s.pending_blocks() == 0));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("genesis-run"))
+            .collect();
+        assert!(left.is_empty(), "run files left: {left:?}");
+        // The genesis block commits to every shard's root, the untracked one's included.
+        let (_d, partial) = open(&synthetic, Some(vec![ShardId(1)]));
+        assert_eq!(partial.tip_hash(), a.tip_hash());
+        assert_eq!(roots(&partial)[1], roots(&a)[1]);
+    }
 
     #[test]
     fn directories_made_under_earlier_contract_rules_are_refused_by_name() {

@@ -6,10 +6,11 @@
 //! `chain.sqlite` is the source of truth: after a crash the chain replays it from the
 //! shards' common height.
 
+mod genesis;
 mod sync;
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -52,6 +53,12 @@ pub struct ShardStore {
     snapshot: Option<sync::Snapshot>,
     /// A read transaction is open for cache misses (see [`ShardStore::end_reads`]).
     reading: bool,
+    /// The file's path (genesis run files are written beside it).
+    path: PathBuf,
+    /// Genesis accounts staged by [`ShardStore::stage_genesis`].
+    staged: Option<genesis::Staged>,
+    /// Staged accounts held in memory before a run file is written.
+    genesis_spill_rows: usize,
 }
 
 /// How a shard's row caches have served reads since the store opened: hits are answered
@@ -145,6 +152,9 @@ impl ShardStore {
             reads: CacheStats::default(),
             snapshot: None,
             reading: false,
+            path: path.to_path_buf(),
+            staged: None,
+            genesis_spill_rows: genesis::SPILL_ROWS,
         };
         if let Some(h) = s.meta("applied_height")? {
             let h = u64::from_le_bytes(
@@ -235,9 +245,33 @@ impl ShardStore {
     }
 
     /// Writes the genesis state, replacing anything in the file.
-    pub fn init_genesis(&mut self, mut accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
-        accounts.sort_unstable_by_key(|a| a.0);
-        let lt = genesis_lthash(&accounts);
+    pub fn init_genesis(&mut self, accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
+        self.stage_genesis(&accounts)?;
+        drop(accounts);
+        self.finish_genesis()
+    }
+
+    /// Stages genesis accounts, in any order and as many chunks as wanted, for
+    /// [`ShardStore::finish_genesis`]. Memory stays bounded: past about a million accounts
+    /// they go to sorted run files beside the shard file.
+    pub fn stage_genesis(&mut self, chunk: &[(Address, Amount)]) -> Result<(), StoreError> {
+        let staged = match &mut self.staged {
+            Some(s) => s,
+            None => self
+                .staged
+                .insert(genesis::Staged::new(&self.path, self.genesis_spill_rows)?),
+        };
+        staged.push(chunk)
+    }
+
+    /// Writes the staged genesis state (none staged: an empty shard), replacing anything in
+    /// the file, in one transaction.
+    pub fn finish_genesis(&mut self) -> Result<(), StoreError> {
+        let staged = match self.staged.take() {
+            Some(s) => s,
+            None => genesis::Staged::new(&self.path, self.genesis_spill_rows)?,
+        };
+        let lt = staged.lthash.clone();
         self.end_reads()?;
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM accounts", [])?;
@@ -246,9 +280,10 @@ impl ShardStore {
         tx.execute("DELETE FROM state_undo", [])?;
         {
             let mut ins = tx.prepare("INSERT OR REPLACE INTO accounts VALUES (?1, ?2, 0)")?;
-            for (addr, amount) in &accounts {
+            staged.drain_sorted(|addr, amount| {
                 ins.execute(params![&addr.0[..], to_i64(amount.to_sat())])?;
-            }
+                Ok(())
+            })?;
         }
         tx.execute(
             "INSERT OR REPLACE INTO meta VALUES ('applied_height', ?1)",
