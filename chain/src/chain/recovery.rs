@@ -368,6 +368,13 @@ impl Chain {
                 );
             }
         }
+        if total > GENESIS_CHUNK {
+            tracing::info!(
+                accounts = total,
+                secs = started.elapsed().as_secs(),
+                "genesis accounts staged; writing them to the shard files"
+            );
+        }
         let tracked = &self.tracked;
         let untracked = &untracked;
         let results = for_each_shard(&mut self.shards, self.config.threads, |s| {

@@ -106,7 +106,9 @@ impl Staged {
             return Ok(());
         }
         let result = self.merge(&mut each);
-        for p in &self.runs {
+        // Last first: files a crash leaves behind are always runs 0.., which the next
+        // staging removes.
+        for p in self.runs.iter().rev() {
             let _ = std::fs::remove_file(p);
         }
         result
