@@ -654,9 +654,11 @@ mod tests {
         let accounts = a.all_accounts().unwrap();
         assert_eq!(accounts.len(), count as usize);
         assert_eq!(accounts, b.all_accounts().unwrap());
-        // Each shard held more than a run (`genesis::SPILL_ROWS` in tests): the run files
-        // were merged and removed.
-        assert!(a.shards.iter().all(|s| s.pending_blocks() == 0));
+        // Each shard held more than a run (`genesis::SPILL_ROWS`, 500 in tests): the run
+        // files were merged and removed.
+        for s in a.shards.iter_mut() {
+            assert!(s.all_accounts().unwrap().len() > 500);
+        }
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())

@@ -51,14 +51,10 @@ pub struct ShardStore {
     reads: CacheStats,
     /// The overlay serving state pages at an older height (see `sync.rs`).
     snapshot: Option<sync::Snapshot>,
-    /// A read transaction is open for cache misses (see [`ShardStore::end_reads`]).
-    reading: bool,
     /// The file's path (genesis run files are written beside it).
     path: PathBuf,
     /// Genesis accounts staged by [`ShardStore::stage_genesis`].
     staged: Option<genesis::Staged>,
-    /// Staged accounts held in memory before a run file is written.
-    genesis_spill_rows: usize,
 }
 
 /// How a shard's row caches have served reads since the store opened: hits are answered
@@ -113,6 +109,22 @@ fn from_i64(v: i64) -> u64 {
     v as u64
 }
 
+/// Commits the read transaction [`ShardStore::begin_reads`] opened, if any. Every other
+/// transaction on a shard's connection is a `rusqlite::Transaction`, which borrows the
+/// connection until it ends, so one that is open here is the reads'.
+fn end_reads(conn: &Connection) -> Result<(), StoreError> {
+    if !conn.is_autocommit() {
+        conn.execute_batch("COMMIT")?;
+    }
+    Ok(())
+}
+
+/// A write transaction on a shard's connection, the reads' transaction ended first.
+fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    end_reads(conn)?;
+    Ok(conn.transaction()?)
+}
+
 /// The commitment of a shard's genesis state: `accounts`, each with nonce 0.
 pub fn genesis_lthash(accounts: &[(Address, Amount)]) -> LtHash {
     let mut lt = LtHash::new();
@@ -151,10 +163,8 @@ impl ShardStore {
             cache_limit,
             reads: CacheStats::default(),
             snapshot: None,
-            reading: false,
             path: path.to_path_buf(),
             staged: None,
-            genesis_spill_rows: genesis::SPILL_ROWS,
         };
         if let Some(h) = s.meta("applied_height")? {
             let h = u64::from_le_bytes(
@@ -184,12 +194,11 @@ impl ShardStore {
     /// Opens a read transaction for the cache misses that follow, until
     /// [`ShardStore::end_reads`]: outside one, SQLite takes and drops a shared lock on the
     /// file (two `fcntl` calls) and re-reads the WAL index around every point read. Only
-    /// this connection writes the file, and it ends the reads before it does, so they never
-    /// see an older state than its own.
+    /// this connection writes the file, and it ends the reads before it does
+    /// ([`write_tx`]), so they never see an older state than its own.
     fn begin_reads(&mut self) -> Result<(), StoreError> {
-        if !self.reading && self.conn.is_autocommit() {
+        if self.conn.is_autocommit() {
             self.conn.execute_batch("BEGIN")?;
-            self.reading = true;
         }
         Ok(())
     }
@@ -198,10 +207,7 @@ impl ShardStore {
     /// calls this after each block's part of a shard, so a checkpoint of the WAL is never
     /// held back longer than one block).
     pub fn end_reads(&mut self) -> Result<(), StoreError> {
-        if std::mem::take(&mut self.reading) {
-            self.conn.execute_batch("COMMIT")?;
-        }
-        Ok(())
+        end_reads(&self.conn)
     }
 
     /// Whether genesis state was written.
@@ -244,13 +250,6 @@ impl ShardStore {
         self.pending.len()
     }
 
-    /// Writes the genesis state, replacing anything in the file.
-    pub fn init_genesis(&mut self, accounts: Vec<(Address, Amount)>) -> Result<(), StoreError> {
-        self.stage_genesis(&accounts)?;
-        drop(accounts);
-        self.finish_genesis()
-    }
-
     /// Stages genesis accounts, in any order and as many chunks as wanted, for
     /// [`ShardStore::finish_genesis`]. Memory stays bounded: past about a million accounts
     /// they go to sorted run files beside the shard file.
@@ -259,7 +258,7 @@ impl ShardStore {
             Some(s) => s,
             None => self
                 .staged
-                .insert(genesis::Staged::new(&self.path, self.genesis_spill_rows)?),
+                .insert(genesis::Staged::new(&self.path, genesis::SPILL_ROWS)?),
         };
         staged.push(chunk)
     }
@@ -269,11 +268,10 @@ impl ShardStore {
     pub fn finish_genesis(&mut self) -> Result<(), StoreError> {
         let staged = match self.staged.take() {
             Some(s) => s,
-            None => genesis::Staged::new(&self.path, self.genesis_spill_rows)?,
+            None => genesis::Staged::new(&self.path, genesis::SPILL_ROWS)?,
         };
         let lt = staged.lthash.clone();
-        self.end_reads()?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         tx.execute("DELETE FROM accounts", [])?;
         tx.execute("DELETE FROM undo", [])?;
         tx.execute("DELETE FROM contract_state", [])?;
@@ -531,8 +529,7 @@ impl ShardStore {
     }
 
     fn write_checkpoint(&mut self) -> Result<(), StoreError> {
-        self.end_reads()?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         {
             let mut up = tx.prepare_cached(
                 "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)
@@ -788,10 +785,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
         let (a, b) = (Address([1; 32]), Address([2; 32]));
-        ShardStore::open(&path, ShardId(0), 8, 1000)
-            .unwrap()
-            .init_genesis(vec![(a, Amount::from_sat(5)), (b, Amount::from_sat(7))])
+        let mut g = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        g.stage_genesis(&[(a, Amount::from_sat(5)), (b, Amount::from_sat(7))])
             .unwrap();
+        g.finish_genesis().unwrap();
+        drop(g);
         let mut s = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
         assert!(s.conn.is_autocommit());
         assert_eq!(s.get(&a).unwrap().unwrap().balance, Amount::from_sat(5));

@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::super::Account;
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::lthash::LtHash;
@@ -63,15 +62,9 @@ impl Staged {
 
     /// Adds accounts (their leaves go into the commitment now).
     pub(super) fn push(&mut self, chunk: &[(Address, Amount)]) -> Result<(), StoreError> {
-        for (addr, balance) in chunk {
-            self.lthash.insert(
-                &Account {
-                    balance: *balance,
-                    nonce: 0,
-                }
-                .leaf(addr),
-            );
-            self.buf.push((*addr, *balance));
+        self.lthash.combine(&super::genesis_lthash(chunk));
+        for account in chunk {
+            self.buf.push(*account);
             if self.buf.len() >= self.spill_rows {
                 self.spill()?;
             }

@@ -9,7 +9,7 @@ use rusqlite::params;
 
 use super::super::account::decode_undo;
 use super::super::state::{decode_state_undo, StateKey};
-use super::{from_i64, to_i64, ShardStore};
+use super::{from_i64, to_i64, write_tx, ShardStore};
 use crate::address::Address;
 use crate::amount::Amount;
 use crate::hash::{BlockHash, Hash256};
@@ -251,8 +251,7 @@ impl ShardStore {
             rows: 0,
             bytes: 0,
         };
-        self.end_reads()?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         for table in ["accounts", "contract_state"] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -295,7 +294,6 @@ impl ShardStore {
             .meta(SUM)?
             .and_then(|b| LtHash::from_bytes(&b))
             .ok_or_else(|| StoreError::corrupt("sync progress", "running commitment"))?;
-        self.end_reads()?;
         // The page's commitment is hashed on another core while this one writes the rows.
         let (page_sum, written) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| {
@@ -335,7 +333,7 @@ impl ShardStore {
         conn: &'c mut rusqlite::Connection,
         page: &StatePage,
     ) -> Result<rusqlite::Transaction<'c>, StoreError> {
-        let tx = conn.transaction()?;
+        let tx = write_tx(conn)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)",
@@ -380,8 +378,7 @@ impl ShardStore {
                 got: sum.digest(),
             });
         }
-        self.end_reads()?;
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let tx = write_tx(&mut self.conn)?;
         // No undo records below the synced height: rolling back past it fails by name
         // rather than leaving the synced state as it is.
         for table in ["undo", "state_undo"] {
@@ -415,8 +412,7 @@ impl ShardStore {
     /// Rolling back below `height` then fails by name. Idempotent.
     pub fn reset_to(&mut self, height: u64) -> Result<(), StoreError> {
         let empty = LtHash::new();
-        self.end_reads()?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         for table in ["accounts", "contract_state", "undo", "state_undo"] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -445,8 +441,7 @@ impl ShardStore {
 
     /// Forgets the sync's progress; with `rows`, drops the synced rows too.
     pub fn sync_clear(&mut self, rows: bool) -> Result<(), StoreError> {
-        self.end_reads()?;
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         if rows {
             for table in ["accounts", "contract_state"] {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
