@@ -100,6 +100,8 @@ const CACHE_KIB: i64 = 16 * 1024;
 const FLUSH_CACHE_BYTES_PER_KEY: i64 = 128;
 /// Largest page cache of a flush (KiB).
 const MAX_FLUSH_CACHE_KIB: i64 = 512 * 1024;
+/// Dirty accounts a flush copies out of the write-back map at a time (224 KiB).
+const FLUSH_COPY_ROWS: usize = 4096;
 
 fn to_i64(v: u64) -> i64 {
     v as i64
@@ -531,41 +533,59 @@ impl ShardStore {
     fn write_checkpoint(&mut self) -> Result<(), StoreError> {
         let tx = write_tx(&mut self.conn)?;
         {
-            let mut up = tx.prepare_cached(
-                "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(addr) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce",
+            // An `UPDATE`, and an `INSERT` only where it changed no row (most dirty
+            // accounts are in the file). An upsert (`INSERT … ON CONFLICT DO UPDATE`)
+            // seeks once more: on 2.5 M rows, 475,000 sorted keys took 2.5 s against 1.2 s
+            // when SQLite's cache did not hold the pages yet (as equal when it did).
+            let mut up =
+                tx.prepare_cached("UPDATE accounts SET balance = ?2, nonce = ?3 WHERE addr = ?1")?;
+            let mut add = tx.prepare_cached(
+                "INSERT INTO accounts (addr, balance, nonce) VALUES (?1, ?2, ?3)",
             )?;
             let mut del = tx.prepare_cached("DELETE FROM accounts WHERE addr = ?1")?;
-            for (k, v) in self.cache.dirty_sorted() {
-                match *v {
-                    Some(a) => {
-                        up.execute(params![
-                            &k.0[..],
-                            to_i64(a.balance.to_sat()),
-                            to_i64(a.nonce)
-                        ])?;
-                    }
-                    None => {
-                        del.execute([&k.0[..]])?;
+            let dirty = self.cache.dirty_sorted();
+            for part in dirty.chunks(FLUSH_COPY_ROWS) {
+                // Copied out of the map a part at a time: the reads are independent, so
+                // the CPU overlaps their cache misses, where a read per row between two
+                // SQLite calls waited for each one (at 10 M accounts most of this loop's
+                // own time). A part, not the whole set: 56 bytes a row would be 25 MB per
+                // shard at the peak of a flush.
+                let rows: Vec<(Address, Option<Account>)> =
+                    part.iter().map(|(k, v)| (**k, **v)).collect();
+                for (k, v) in rows {
+                    match v {
+                        Some(a) => {
+                            let row =
+                                params![&k.0[..], to_i64(a.balance.to_sat()), to_i64(a.nonce)];
+                            if up.execute(row)? == 0 {
+                                add.execute(row)?;
+                            }
+                        }
+                        None => {
+                            del.execute([&k.0[..]])?;
+                        }
                     }
                 }
             }
-            let mut ins = tx.prepare_cached("INSERT OR REPLACE INTO undo VALUES (?1, ?2)")?;
+            let mut uins = tx.prepare_cached("INSERT OR REPLACE INTO undo VALUES (?1, ?2)")?;
             let mut sins =
                 tx.prepare_cached("INSERT OR REPLACE INTO state_undo VALUES (?1, ?2)")?;
             for u in &self.pending {
-                ins.execute(params![to_i64(u.height), encode_undo(&u.entries)])?;
+                uins.execute(params![to_i64(u.height), encode_undo(&u.entries)])?;
                 sins.execute(params![to_i64(u.height), encode_state_undo(&u.state)])?;
             }
-            let mut sup = tx.prepare_cached(
-                "INSERT INTO contract_state (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            )?;
+            // Contract state the same way: an update, an insert where there was no row.
+            let mut sup =
+                tx.prepare_cached("UPDATE contract_state SET value = ?2 WHERE key = ?1")?;
+            let mut sadd =
+                tx.prepare_cached("INSERT INTO contract_state (key, value) VALUES (?1, ?2)")?;
             let mut sdel = tx.prepare_cached("DELETE FROM contract_state WHERE key = ?1")?;
             for (k, v) in self.scache.dirty_sorted() {
                 match v {
                     Some(v) => {
-                        sup.execute(params![k.as_bytes(), v])?;
+                        if sup.execute(params![k.as_bytes(), v])? == 0 {
+                            sadd.execute(params![k.as_bytes(), v])?;
+                        }
                     }
                     None => {
                         sdel.execute([k.as_bytes()])?;
@@ -808,6 +828,95 @@ mod tests {
         s.end_reads().unwrap();
         fresh.end_reads().unwrap();
         assert!(s.conn.is_autocommit() && fresh.conn.is_autocommit());
+    }
+
+    /// The flush updates rows that are in the file and inserts those that are not (accounts
+    /// and contract state), deletes what a rollback removed, and a fresh store reads back
+    /// exactly the state and commitment kept in memory.
+    #[test]
+    fn a_flush_updates_present_rows_inserts_new_ones_and_deletes_removed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let acct = |sat: u64, nonce: u64| Account {
+            balance: Amount::from_sat(sat),
+            nonce,
+        };
+        let (a, b, c, d) = (
+            Address([1; 32]),
+            Address([2; 32]),
+            Address([3; 32]),
+            Address([4; 32]),
+        );
+        let (k1, k2) = (
+            StateKey::from_slice(&[7, 1]).unwrap(),
+            StateKey::from_slice(&[7, 2]).unwrap(),
+        );
+        let mut s = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        s.stage_genesis(&[(a, Amount::from_sat(5)), (b, Amount::from_sat(7))])
+            .unwrap();
+        s.finish_genesis().unwrap();
+        // A block's account changes with the commitment the executor would compute.
+        let block = |s: &mut ShardStore, changes: &[(Address, Option<Account>, Account)]| {
+            let mut lt = s.lthash().clone();
+            let changes: Vec<Change> = changes
+                .iter()
+                .map(|&(addr, old, new)| {
+                    if let Some(o) = old {
+                        lt.remove(&o.leaf(&addr));
+                    }
+                    lt.insert(&new.leaf(&addr));
+                    Change { addr, old, new }
+                })
+                .collect();
+            let h = s.height() + 1;
+            s.apply(h, &changes, Vec::new(), lt);
+        };
+        // Block 1: a row in the file changes, a new one appears; a new state row.
+        block(
+            &mut s,
+            &[(a, Some(acct(5, 0)), acct(4, 1)), (c, None, acct(1, 0))],
+        );
+        s.force_state(k1, Some(vec![1])).unwrap();
+        s.flush().unwrap();
+        // Block 2: the row the last flush inserted changes, another appears; the state
+        // row changes and a second one appears.
+        block(
+            &mut s,
+            &[(c, Some(acct(1, 0)), acct(3, 2)), (d, None, acct(9, 0))],
+        );
+        s.force_state(k1, Some(vec![2])).unwrap();
+        s.force_state(k2, Some(vec![5])).unwrap();
+        s.flush().unwrap();
+        let read_back = |s: &mut ShardStore| (s.all_accounts().unwrap(), s.all_state().unwrap());
+        let mut fresh = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        assert_eq!(
+            read_back(&mut fresh),
+            (
+                vec![
+                    (a, acct(4, 1)),
+                    (b, acct(7, 0)),
+                    (c, acct(3, 2)),
+                    (d, acct(9, 0))
+                ],
+                vec![(k1, vec![2]), (k2, vec![5])]
+            )
+        );
+        assert_eq!(fresh.lthash(), s.lthash());
+        drop(fresh);
+        // Block 2 rolled back after it was flushed: `d` goes, `c` is back to block 1's.
+        s.undo_top().unwrap();
+        s.force_state(k2, None).unwrap();
+        s.flush().unwrap();
+        let mut fresh = ShardStore::open(&path, ShardId(0), 8, 1000).unwrap();
+        assert_eq!(
+            read_back(&mut fresh),
+            (
+                vec![(a, acct(4, 1)), (b, acct(7, 0)), (c, acct(1, 0))],
+                vec![(k1, vec![2])]
+            )
+        );
+        assert_eq!(fresh.lthash(), s.lthash());
+        assert_eq!(fresh.height(), 1);
     }
 
     #[test]
