@@ -878,11 +878,16 @@ mod tests {
         );
         s.force_state(k1, Some(vec![1])).unwrap();
         s.flush().unwrap();
-        // Block 2: the row the last flush inserted changes, another appears; the state
-        // row changes and a second one appears.
+        // Block 2: the row the last flush inserted changes, another appears, one is
+        // written with the value it has (an update that changes no value still finds its
+        // row: no second insert); the state row changes and a second one appears.
         block(
             &mut s,
-            &[(c, Some(acct(1, 0)), acct(3, 2)), (d, None, acct(9, 0))],
+            &[
+                (c, Some(acct(1, 0)), acct(3, 2)),
+                (d, None, acct(9, 0)),
+                (b, Some(acct(7, 0)), acct(7, 0)),
+            ],
         );
         s.force_state(k1, Some(vec![2])).unwrap();
         s.force_state(k2, Some(vec![5])).unwrap();
