@@ -536,7 +536,7 @@ impl ShardStore {
             // An `UPDATE`, and an `INSERT` only where it changed no row (most dirty
             // accounts are in the file). An upsert (`INSERT … ON CONFLICT DO UPDATE`)
             // seeks once more: on 2.5 M rows, 475,000 sorted keys took 2.5 s against 1.2 s
-            // when SQLite's cache did not hold the pages yet (as equal when it did).
+            // while SQLite's cache did not hold the pages (the same time once it did).
             let mut up =
                 tx.prepare_cached("UPDATE accounts SET balance = ?2, nonce = ?3 WHERE addr = ?1")?;
             let mut add = tx.prepare_cached(
