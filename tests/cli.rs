@@ -232,6 +232,63 @@ fn bench_e2e_commits_every_signed_transfer() {
     assert!(v["ops_per_sec"].as_f64().unwrap() > 0.0);
 }
 
+/// `rexe bench transfers --rounds`: every configuration runs once per round, each run's
+/// figures are printed, and one summary pairs the runs of each round into ratios with their
+/// medians.
+#[test]
+fn bench_transfers_in_rounds_reports_per_round_ratios_and_medians() {
+    let (ok, out, err) = rexe(&[
+        "bench",
+        "transfers",
+        "--json",
+        "--accounts",
+        "2000,4000",
+        "--threads",
+        "1,2",
+        "--rounds",
+        "2",
+        "--blocks",
+        "2",
+        "--block-txs",
+        "200",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2 * 4 + 1, "{out}");
+    let runs: Vec<(u64, u64)> = lines[..8]
+        .iter()
+        .map(|v| {
+            assert_eq!(v["name"], "transfers");
+            assert_eq!(v["transfers"], 400);
+            (
+                v["accounts"].as_u64().unwrap(),
+                v["threads"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Interleaved: each round runs every configuration, in the same order.
+    let round = vec![(2000, 1), (2000, 2), (4000, 1), (4000, 2)];
+    assert_eq!(runs, [round.clone(), round].concat());
+    let s = &lines[8];
+    assert_eq!(s["name"], "transfers-rounds");
+    assert_eq!(s["rounds"], 2);
+    let ops = |i: usize| lines[i]["ops_per_sec"].as_f64().unwrap();
+    let speedups = s["speedups"].as_array().unwrap();
+    assert_eq!(speedups.len(), 2);
+    assert_eq!(speedups[0]["accounts"], 2000);
+    assert_eq!(speedups[0]["per_round"][0].as_f64(), Some(ops(1) / ops(0)));
+    assert_eq!(speedups[0]["per_round"][1].as_f64(), Some(ops(5) / ops(4)));
+    let scaling = s["scaling"].as_array().unwrap();
+    assert_eq!(scaling.len(), 2);
+    assert_eq!(scaling[1]["threads"], 2);
+    assert_eq!(scaling[1]["per_round"][1].as_f64(), Some(ops(7) / ops(5)));
+    let m = speedups[1]["median"].as_f64().unwrap();
+    assert_eq!(m, (ops(3) / ops(2) + ops(7) / ops(6)) / 2.0);
+}
+
 /// `rexe bench cluster` on a small load: the full node and both partial nodes end on the
 /// producer's tip with the same shard states (the benchmark checks both), and every served
 /// relay proof verifies.

@@ -9,6 +9,7 @@ mod contract;
 mod e2e;
 mod floor;
 mod peer;
+mod rounds;
 mod rss;
 mod state_sync;
 mod stratum;
@@ -120,6 +121,11 @@ struct TransfersArgs {
     /// per block, integer and 32-byte keys) and report the ratios to it.
     #[arg(long)]
     floor: bool,
+    /// Runs every configuration once per round, this many rounds one after another, and
+    /// reports the 1→2 thread speedup and the throughput relative to the fewest accounts
+    /// per round and their medians (ratios a drifting host moves least).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -141,31 +147,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 .iter()
                 .flat_map(|&a| t.threads.iter().map(move |&th| (a, th)))
                 .collect();
-            if runs.len() == 1 {
+            let rounds = t.rounds.max(1);
+            if runs.len() == 1 && rounds == 1 {
                 let r = transfers(&t, runs[0].0, runs[0].1)?;
                 print(&r, args.json);
             } else {
                 // One process per run, so each peak RSS is that run's own.
-                for (accounts, threads) in runs {
-                    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-                    cmd.args(["bench", "transfers"])
-                        .args(["--accounts", &accounts.to_string()])
-                        .args(["--threads", &threads.to_string()])
-                        .args(["--shard-order", &t.shard_order.to_string()])
-                        .args(["--block-txs", &t.block_txs.to_string()])
-                        .args(["--blocks", &t.blocks.to_string()])
-                        .args(["--flush-every", &t.flush_every.to_string()]);
-                    if let Some(d) = &t.datadir {
-                        cmd.arg("--datadir").arg(d);
+                let mut figures = Vec::new();
+                for round in 0..rounds {
+                    if rounds > 1 {
+                        eprintln!("round {} of {rounds}", round + 1);
                     }
-                    if t.floor {
-                        cmd.arg("--floor");
+                    for &(accounts, threads) in &runs {
+                        let r = transfers_child(&t, accounts, threads)?;
+                        figures.push(rounds::Run {
+                            round,
+                            accounts,
+                            threads,
+                            ops_per_sec: r["ops_per_sec"].as_f64().unwrap_or(0.0),
+                        });
+                        print(&r, args.json);
                     }
-                    if args.json {
-                        cmd.arg("--json");
-                    }
-                    let status = cmd.status().context("running a benchmark child")?;
-                    anyhow::ensure!(status.success(), "benchmark run failed: {status}");
+                }
+                let s = rounds::summary(&figures, rounds, &t.accounts, &t.threads);
+                if args.json {
+                    println!("{s}");
+                } else {
+                    println!("{}", rounds::describe(&s));
                 }
             }
         }
@@ -307,6 +315,35 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// One `bench transfers` run in a process of its own (its peak RSS is its own): its JSON.
+fn transfers_child(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_json::Value> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["bench", "transfers", "--json"])
+        .args(["--accounts", &accounts.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--shard-order", &t.shard_order.to_string()])
+        .args(["--block-txs", &t.block_txs.to_string()])
+        .args(["--blocks", &t.blocks.to_string()])
+        .args(["--flush-every", &t.flush_every.to_string()])
+        .stderr(std::process::Stdio::inherit());
+    if let Some(d) = &t.datadir {
+        cmd.arg("--datadir").arg(d);
+    }
+    if t.floor {
+        cmd.arg("--floor");
+    }
+    let out = cmd.output().context("running a benchmark child")?;
+    anyhow::ensure!(out.status.success(), "benchmark run failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v["name"] == "transfers")
+        })
+        .with_context(|| format!("no figures from a benchmark child: {text}"))
 }
 
 fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_json::Value> {
