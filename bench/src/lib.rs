@@ -114,7 +114,9 @@ struct TransfersArgs {
     /// Flush shard state every this many blocks.
     #[arg(long, default_value_t = 64)]
     flush_every: u64,
-    /// Where to put the chain (default: a temporary directory, deleted after).
+    /// Where to put the chain (default: a temporary directory, deleted after): each run's
+    /// in `bench-<accounts>-<threads>` under it, which the next run of the same
+    /// configuration (the next round) replaces.
     #[arg(long)]
     datadir: Option<std::path::PathBuf>,
     /// Also run the plain SQLite floor on the same workload (one UPDATE per dirty account
@@ -349,7 +351,17 @@ fn transfers_child(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<s
 fn transfers(t: &TransfersArgs, accounts: u64, threads: usize) -> Result<serde_json::Value> {
     let tmp;
     let dir = match &t.datadir {
-        Some(d) => d.join(format!("bench-{accounts}-{threads}")),
+        Some(d) => {
+            // A chain left by an earlier run (or round) would start at its tip, where the
+            // generated transfers' nonces no longer fit.
+            let dir = d.join(format!("bench-{accounts}-{threads}"));
+            if dir.exists() {
+                eprintln!("replacing the earlier run's chain in {}", dir.display());
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            dir
+        }
         None => {
             tmp = tempfile::tempdir()?;
             tmp.path().to_path_buf()
