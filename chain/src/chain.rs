@@ -47,8 +47,8 @@ use crate::relay::Relay;
 use crate::seal::{SealError, Sealer};
 use crate::shard::ShardId;
 use crate::store::{
-    Account, BlockStatus, ChainDb, Checkpointer, ConnectJob, ConnectRecord, ShardStore, StoreError,
-    TxIndexEntry,
+    Account, BlockStatus, ChainDb, Checkpointer, ConnectJob, ConnectRecord, DirLock, ShardStore,
+    StoreError, TxIndexEntry,
 };
 use crate::system::{Call, GlobalCtx, Receipt, SystemContract, SystemId, Systems};
 use crate::tx::{Payload, SignedTx, TxError};
@@ -648,6 +648,9 @@ pub struct Chain {
     /// The global state last served in pages: `(block, tip then, image)`, so that the
     /// pages of one block cost one copy of the image while the tip stays.
     global_pages: Option<(BlockHash, BlockHash, GlobalImage)>,
+    /// The data directory's lock. Last, so that it is released only after the fields above
+    /// are dropped (the block log's writer joined, the files closed).
+    _lock: DirLock,
 }
 
 /// Counters since the chain was opened (for metrics).

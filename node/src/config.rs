@@ -367,8 +367,12 @@ pub fn check_datadir_chain_id(datadir: &Path, chain_id: rexe_miner::ChainId) -> 
                 .map_err(|e| Error::Config(format!("reading {}: {e}", file.display())))?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The lock file alone (a node stopped before writing anything) is not a chain.
             let used = std::fs::read_dir(datadir)
-                .map(|mut d| d.next().is_some())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .any(|e| e.file_name() != rexe_chain::store::LOCK_FILE)
+                })
                 .unwrap_or(false);
             used.then_some(rexe_miner::ChainId::REXE.0)
         }
@@ -387,4 +391,28 @@ pub fn check_datadir_chain_id(datadir: &Path, chain_id: rexe_miner::ChainId) -> 
         .map_err(|e| Error::io(format!("creating {}", datadir.display()), e))?;
     std::fs::write(&file, format!("{:#06x}\n", chain_id.0))
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rexe_miner::ChainId;
+
+    #[test]
+    fn the_chain_id_file_is_written_on_first_use_and_checked_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = ChainId(0x0b43);
+        // A directory holding only the lock file (a node stopped before writing a chain)
+        // takes any chain id.
+        std::fs::write(dir.path().join(rexe_chain::store::LOCK_FILE), "1\n").unwrap();
+        check_datadir_chain_id(dir.path(), other).unwrap();
+        check_datadir_chain_id(dir.path(), other).unwrap();
+        let e = check_datadir_chain_id(dir.path(), ChainId::REXE).unwrap_err();
+        assert!(e.to_string().contains("0x0b43"), "{e}");
+        // A directory from before the file existed holds rexe's own chain id.
+        let old = tempfile::tempdir().unwrap();
+        std::fs::write(old.path().join("chain.sqlite"), b"").unwrap();
+        assert!(check_datadir_chain_id(old.path(), other).is_err());
+        check_datadir_chain_id(old.path(), ChainId::REXE).unwrap();
+    }
 }

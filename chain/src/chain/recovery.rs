@@ -32,6 +32,8 @@ impl Chain {
         let systems = Systems::new(systems);
         let global = GlobalImage::of(&systems);
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
+        // Before any file is opened: a second node on these files would corrupt them.
+        let lock = DirLock::acquire(dir)?;
         // `chain.sqlite` first, then the shard files: the checkpointer's numbering.
         let order = params.shard_order;
         let mut paths = vec![dir.join("chain.sqlite")];
@@ -88,6 +90,7 @@ impl Chain {
             adding: Vec::new(),
             checkpoint: 0,
             global_pages: None,
+            _lock: lock,
             checkpointer,
             mempool: Mempool::with_capacity(order, config.mempool_per_shard),
             params,

@@ -5,6 +5,7 @@
 mod account;
 mod chain_db;
 mod checkpoint;
+mod lock;
 mod shard;
 mod state;
 mod writeback;
@@ -14,6 +15,7 @@ pub use chain_db::{
     BlockRow, BlockStatus, ChainDb, ConnectJob, ConnectRecord, LogFault, TxIndexEntry,
 };
 pub use checkpoint::Checkpointer;
+pub use lock::{DirLock, LOCK_FILE};
 pub use shard::{genesis_lthash, CacheStats, ShardStore, ShardUndo};
 pub use state::{state_leaf, StateChange, StateKey, MAX_KEY_LEN};
 
@@ -55,6 +57,14 @@ pub enum StoreError {
     /// everything after it, and the node must restart from the last block logged.
     #[error("writing a block to chain.sqlite failed: {0}; restart the node (it resumes from the last block written)")]
     LogWrite(String),
+    /// Another process (or another open chain in this one) holds the data directory.
+    #[error("the data directory {dir} is in use by {holder}: is a rexe node already running on it? (one process at a time; stop it, or use another --datadir)")]
+    Locked {
+        /// The directory.
+        dir: String,
+        /// Who holds it, as far as the lock file says (`process N`).
+        holder: String,
+    },
 }
 
 impl StoreError {
