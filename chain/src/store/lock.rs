@@ -9,7 +9,7 @@
 
 use super::StoreError;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The lock file's name in the data directory.
@@ -26,12 +26,31 @@ impl DirLock {
     /// Takes the lock on `dir` (which must exist), or says which process holds it.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
+        let shown = || path.display().to_string();
+        let mut file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)?;
+            .open(&path)
+        {
+            Ok(f) => f,
+            // As for the databases: a node that cannot write its directory says so by name.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Err(StoreError::ReadOnly { path: shown() })
+            }
+            Err(e) => {
+                return Err(StoreError::Lock {
+                    path: shown(),
+                    reason: e.to_string(),
+                })
+            }
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -47,7 +66,14 @@ impl DirLock {
                     },
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(StoreError::Io(e)),
+            // A file system without locks (some network mounts): refused, as Bitcoin Core
+            // does, rather than run unprotected.
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::Lock {
+                    path: shown(),
+                    reason: e.to_string(),
+                })
+            }
         }
         // The holder's process id, for the message a second opener prints (informational:
         // the lock, not the file's content, is what excludes).
@@ -92,6 +118,24 @@ mod tests {
         drop(first);
         let again = DirLock::acquire(dir.path()).unwrap();
         drop(again);
+    }
+
+    /// Skipped as root, who may write anything.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_the_node_cannot_write_is_refused_by_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        if std::fs::write(dir.path().join("probe"), b"").is_ok() {
+            eprintln!("skipped: this user writes read-only directories (root)");
+            return;
+        }
+        match DirLock::acquire(dir.path()) {
+            Err(StoreError::ReadOnly { path }) => assert!(path.ends_with(LOCK_FILE), "{path}"),
+            other => panic!("expected ReadOnly, got {other:?}"),
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub enum StoreError {
     /// everything after it, and the node must restart from the last block logged.
     #[error("writing a block to chain.sqlite failed: {0}; restart the node (it resumes from the last block written)")]
     LogWrite(String),
+    /// The data directory's lock file cannot be opened or locked (other than read-only).
+    #[error("cannot lock {path}: {reason} (the data directory must be on a file system with file locks)")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
     /// Another process (or another open chain in this one) holds the data directory.
     #[error("the data directory {dir} is in use by {holder}: is a rexe node already running on it? (one process at a time; stop it, or use another --datadir)")]
     Locked {
