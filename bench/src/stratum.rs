@@ -92,6 +92,7 @@ pub(super) fn start(server_threads: usize) -> Result<Stack> {
         verify_state: false,
         mempool_per_shard: None,
         cache_mib: None,
+        mmap_mib: None,
     };
     let params = rexe_chain::ChainParams {
         pow_limit_bits: HARD_BITS,

@@ -64,6 +64,11 @@ pub struct ChainConfig {
     pub flush_dirty_limit: usize,
     /// Cached entries per shard (a shard that fits is loaded whole at open).
     pub cache_limit: usize,
+    /// Bytes of each shard file SQLite reads through a memory map instead of `read` calls
+    /// (0: none, the default). Reads that miss the caches get faster, and the mapped pages
+    /// the node touches count in its resident size (they are the operating system's file
+    /// cache, which it can take back).
+    pub mmap_bytes: u64,
     /// Keep a txid -> block index (for transaction status queries).
     pub txindex: bool,
     /// Store contract receipts (results, gas, errors of every micro-transaction).
@@ -105,6 +110,7 @@ impl Default for ChainConfig {
             // 100 MB of table per shard at 50 bytes a slot: what 1.8M accounts of 58 bytes
             // took before accounts were packed.
             cache_limit: 2_000_000,
+            mmap_bytes: 0,
             txindex: true,
             contract_receipts: true,
             log_contracts: false,

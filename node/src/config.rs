@@ -83,6 +83,11 @@ pub struct Overrides {
     /// accounts per shard, ~430 MiB on 4 shards). Hit rates are in `getshardinfo`.
     #[arg(long, value_name = "MIB")]
     pub cache_mib: Option<usize>,
+    /// Memory-map up to this many MiB of each shard file for reads (default 0: off).
+    /// Reads that miss the account caches get faster; the mapped file pages the node
+    /// touches count in its resident size.
+    #[arg(long, value_name = "MIB")]
+    pub mmap_mib: Option<usize>,
 }
 
 /// The effective configuration.
@@ -149,6 +154,9 @@ pub struct NodeConfig {
     /// Memory for the shards' account caches, in MiB.
     #[serde(default)]
     pub cache_mib: Option<usize>,
+    /// MiB of each shard file read through a memory map (0 or absent: off).
+    #[serde(default)]
+    pub mmap_mib: Option<usize>,
 }
 
 fn default_datadir() -> PathBuf {
@@ -221,6 +229,7 @@ impl NodeConfig {
             (&mut cfg.rpc_max_batch, o.rpc_max_batch),
             (&mut cfg.mempool_per_shard, o.mempool_per_shard),
             (&mut cfg.cache_mib, o.cache_mib),
+            (&mut cfg.mmap_mib, o.mmap_mib),
         ] {
             if src.is_some() {
                 *dst = src;

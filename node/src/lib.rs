@@ -130,6 +130,7 @@ pub fn open_shared_with_peg(
         ChainConfig {
             threads: cfg.threads,
             cache_limit,
+            mmap_bytes: cfg.mmap_mib.map_or(0, |m| (m as u64) << 20),
             verify_state: cfg.verify_state,
             mempool_per_shard: cfg
                 .mempool_per_shard

@@ -59,6 +59,10 @@ impl Chain {
                         },
                     }
                 })?;
+            let mut shard = shard;
+            if config.mmap_bytes > 0 {
+                shard.set_mmap(config.mmap_bytes)?;
+            }
             shards.push(shard);
         }
         let checkpointer = match Checkpointer::spawn(paths) {

@@ -212,6 +212,15 @@ impl ShardStore {
         end_reads(&self.conn)
     }
 
+    /// Reads up to `bytes` of the file through a memory map (SQLite's `mmap_size`; 0 turns
+    /// it off). Pages the WAL holds are still read from the WAL, and writes go through
+    /// SQLite's page cache either way.
+    pub fn set_mmap(&mut self, bytes: u64) -> Result<(), StoreError> {
+        let want = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.conn.pragma_update(None, "mmap_size", want)?;
+        Ok(())
+    }
+
     /// Whether genesis state was written.
     pub fn is_initialized(&self) -> bool {
         self.initialized
@@ -298,14 +307,19 @@ impl ShardStore {
         // size). Copied into the database file at once: otherwise every page a later read
         // misses in SQLite's cache is looked up in the WAL's index first and read from the
         // WAL until a flush's checkpoint moves it, and a restart before that rescans it.
-        let (busy, frames, copied): (i64, i64, i64) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+        let (busy, frames, copied): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
         if busy != 0 || copied < frames {
             // Not an error: the checkpoints after flushes copy the rest.
-            tracing::debug!(shard = self.id.0, frames, copied, "genesis checkpoint incomplete");
+            tracing::debug!(
+                shard = self.id.0,
+                frames,
+                copied,
+                "genesis checkpoint incomplete"
+            );
         }
         self.cache.clear();
         self.scache.clear();
@@ -846,6 +860,40 @@ mod tests {
     /// The flush updates rows that are in the file and inserts those that are not (accounts
     /// and contract state), deletes what a rollback removed, and a fresh store reads back
     /// exactly the state and commitment kept in memory.
+    #[test]
+    fn a_genesis_is_checkpointed_into_the_file_and_mapped_reads_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let accounts: Vec<(Address, Amount)> = (0..3000u64)
+            .map(|i| {
+                let mut a = [0u8; 32];
+                a[..8].copy_from_slice(&(i * 0x9e37_79b9).to_be_bytes());
+                (Address(a), Amount::from_sat(1 + i))
+            })
+            .collect();
+        let mut s = ShardStore::open(&path, ShardId(0), 8, 1024).unwrap();
+        s.stage_genesis(&accounts).unwrap();
+        s.finish_genesis().unwrap();
+        // The rows are in the database file, and the WAL is empty.
+        let wal = std::fs::metadata(dir.path().join("s.sqlite-wal")).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the genesis stayed in the WAL");
+        assert!(std::fs::metadata(&path).unwrap().len() > 3000 * 40);
+        drop(s);
+        // A store reading through a memory map (its cache too small for the shard) reads
+        // every account back.
+        let mut s = ShardStore::open(&path, ShardId(0), 8, 1024).unwrap();
+        s.set_mmap(8 << 20).unwrap();
+        let set: i64 = s
+            .conn
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(set, 8 << 20);
+        for (a, amount) in &accounts {
+            assert_eq!(s.get(a).unwrap().map(|x| x.balance), Some(*amount));
+        }
+        assert_eq!(s.get(&Address([0xff; 32])).unwrap(), None);
+    }
+
     #[test]
     fn a_flush_updates_present_rows_inserts_new_ones_and_deletes_removed_ones() {
         let dir = tempfile::tempdir().unwrap();
