@@ -49,17 +49,14 @@ impl Chain {
         }
         let mut shards = Vec::with_capacity(order.shard_count());
         for (s, path) in order.shards().zip(&paths[1..]) {
-            let shard =
-                ShardStore::open(path, s, params.undo_depth, config.cache_limit).map_err(|e| {
-                    match e {
-                        e @ StoreError::ReadOnly { .. } => ChainError::Store(e),
-                        e => ChainError::CorruptState {
-                            file: path.display().to_string(),
-                            reason: format!("cannot open it: {e}"),
-                        },
-                    }
+            let mut shard = ShardStore::open(path, s, params.undo_depth, config.cache_limit)
+                .map_err(|e| match e {
+                    e @ StoreError::ReadOnly { .. } => ChainError::Store(e),
+                    e => ChainError::CorruptState {
+                        file: path.display().to_string(),
+                        reason: format!("cannot open it: {e}"),
+                    },
                 })?;
-            let mut shard = shard;
             if config.mmap_bytes > 0 {
                 shard.set_mmap(config.mmap_bytes)?;
             }

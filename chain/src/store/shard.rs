@@ -303,10 +303,10 @@ impl ShardStore {
             [lt.to_bytes()],
         )?;
         tx.commit()?;
-        // The whole genesis is in the WAL now (about 12 bytes a row over the accounts'
-        // size). Copied into the database file at once: otherwise every page a later read
-        // misses in SQLite's cache is looked up in the WAL's index first and read from the
-        // WAL until a flush's checkpoint moves it, and a restart before that rescans it.
+        // The whole genesis is in the WAL now. Copied into the database file at once:
+        // otherwise every page a later read misses in SQLite's cache is looked up in the
+        // WAL's index first and read from the WAL until a flush's checkpoint moves it, and
+        // a restart before that rescans it.
         let (busy, frames, copied): (i64, i64, i64) =
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -857,9 +857,8 @@ mod tests {
         assert!(s.conn.is_autocommit() && fresh.conn.is_autocommit());
     }
 
-    /// The flush updates rows that are in the file and inserts those that are not (accounts
-    /// and contract state), deletes what a rollback removed, and a fresh store reads back
-    /// exactly the state and commitment kept in memory.
+    /// A new genesis is copied from the WAL into the database file, and a store reading
+    /// through a memory map reads it back.
     #[test]
     fn a_genesis_is_checkpointed_into_the_file_and_mapped_reads_see_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -894,6 +893,9 @@ mod tests {
         assert_eq!(s.get(&Address([0xff; 32])).unwrap(), None);
     }
 
+    /// The flush updates rows that are in the file and inserts those that are not (accounts
+    /// and contract state), deletes what a rollback removed, and a fresh store reads back
+    /// exactly the state and commitment kept in memory.
     #[test]
     fn a_flush_updates_present_rows_inserts_new_ones_and_deletes_removed_ones() {
         let dir = tempfile::tempdir().unwrap();
