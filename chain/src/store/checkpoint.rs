@@ -57,6 +57,14 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Runs `PRAGMA wal_checkpoint(mode)` (`PASSIVE`, `TRUNCATE`, …) on `conn`: whether it was
+/// blocked, the WAL's pages, and the pages copied into the database.
+pub(super) fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 fn open(path: &PathBuf) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -95,13 +103,7 @@ fn run(paths: Vec<PathBuf>, rx: Receiver<usize>) {
             }
             let conn = conns[i].as_ref().expect("just opened");
             let started = std::time::Instant::now();
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            }) {
+            match wal_checkpoint(conn, "PASSIVE") {
                 Ok((busy, log, done)) => tracing::debug!(
                     path = %paths[i].display(),
                     busy,
@@ -150,11 +152,7 @@ mod tests {
         // Joins the thread after it served the last request.
         drop(cp);
         insert(4000, 1);
-        let (_, frames, _): (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
+        let (_, frames, _) = wal_checkpoint(&conn, "PASSIVE").unwrap();
         // Without the checkpoints the WAL would hold the 4,001 rows' ~4,000 pages.
         assert!(frames < 20, "WAL not restarted: {frames} frames");
         drop(conn);

@@ -307,11 +307,7 @@ impl ShardStore {
         // otherwise every page a later read misses in SQLite's cache is looked up in the
         // WAL's index first and read from the WAL until a flush's checkpoint moves it, and
         // a restart before that rescans it.
-        let (busy, frames, copied): (i64, i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+        let (busy, frames, copied) = super::checkpoint::wal_checkpoint(&self.conn, "TRUNCATE")?;
         if busy != 0 || copied < frames {
             // Not an error: the checkpoints after flushes copy the rest.
             tracing::debug!(
