@@ -126,7 +126,7 @@ impl L2 {
             &mut self.chain,
             open(scratch.path(), &self.params),
         ));
-        self.chain = open(&self.path.clone(), &self.params);
+        self.chain = open(&self.path, &self.params);
     }
 
     fn check(&mut self) {
