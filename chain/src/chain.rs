@@ -86,11 +86,11 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// Memory one cached account takes: a slot of the clean table (a 32-byte key, the
-    /// account packed in 16 bytes, and a 2-byte tag: 50 bytes), plus a share of the map of
-    /// entries written since the last flush. Contract-state rows take more (keys up to 100
-    /// bytes and their values).
-    pub const CACHE_BYTES_PER_ENTRY: usize = 56;
+    /// Memory one cached account takes: a slot of the clean table (the key's 16-byte
+    /// fingerprint, the account packed in 16 bytes, and a 2-byte tag: 34 bytes), plus a
+    /// share of the map of entries written since the last flush. Contract-state rows take
+    /// more (their values).
+    pub const CACHE_BYTES_PER_ENTRY: usize = 40;
 
     /// The per-shard entry limit ([`ChainConfig::cache_limit`]) that keeps `shards` shards'
     /// account caches within about `bytes` in all (at least 1,024 entries per shard).
@@ -107,9 +107,9 @@ impl Default for ChainConfig {
                 .unwrap_or(1),
             flush_every_blocks: 64,
             flush_dirty_limit: 2_000_000,
-            // 100 MB of table per shard at 50 bytes a slot: what 1.8M accounts of 58 bytes
-            // took before accounts were packed.
-            cache_limit: 2_000_000,
+            // About 100 MB of table per shard at 34 bytes a slot: what 2M accounts took
+            // when slots held the whole key, and 1.8M before accounts were packed.
+            cache_limit: 3_000_000,
             mmap_bytes: 0,
             txindex: true,
             contract_receipts: true,

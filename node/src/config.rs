@@ -79,8 +79,8 @@ pub struct Overrides {
     /// 100,000).
     #[arg(long)]
     pub mempool_per_shard: Option<usize>,
-    /// Memory for the shards' account caches in all, MiB (approximate; default: 2,000,000
-    /// accounts per shard, ~430 MiB on 4 shards). Hit rates are in `getshardinfo`.
+    /// Memory for the shards' account caches in all, MiB (approximate; default: 3,000,000
+    /// accounts per shard, ~460 MiB on 4 shards). Hit rates are in `getshardinfo`.
     #[arg(long, value_name = "MIB")]
     pub cache_mib: Option<usize>,
     /// Memory-map up to this many MiB of each shard file for reads (default 0: off).
