@@ -478,7 +478,7 @@ fn aux_rpc_serves_pools_like_namecoin_core() {
 }
 
 /// `--cache-mib` (or `cache_mib` in the config file) sizes the shards' account caches in
-/// memory: 1 MiB over 4 shards is 3,276 entries each at 80 bytes; 0 is refused.
+/// memory: 1 MiB over 4 shards is 6,553 entries each at 40 bytes; 0 is refused.
 #[test]
 fn cache_memory_is_configurable() {
     let dir = tempfile::tempdir().unwrap();
@@ -497,8 +497,8 @@ fn cache_memory_is_configurable() {
     );
     let info = call(&n, "getshardinfo", json!([]));
     for s in info["result"].as_array().unwrap() {
-        // 1 MiB over 4 shards at `ChainConfig::CACHE_BYTES_PER_ENTRY` (56) bytes each.
-        assert_eq!(s["cache"]["limit"], json!(4681), "{info}");
+        // 1 MiB over 4 shards at `ChainConfig::CACHE_BYTES_PER_ENTRY` (40) bytes each.
+        assert_eq!(s["cache"]["limit"], json!(6553), "{info}");
     }
     drop(n);
     let out = std::process::Command::new(BIN)
