@@ -254,7 +254,7 @@ fn mining_through_the_rpc_and_transaction_errors() {
     assert_eq!(info["result"]["height"], json!(4));
     assert_eq!(info["result"]["shards"], json!(4));
 
-    // A batch of transactions (verified on every core before the chain is locked): each
+    // A batch of transactions (checked as one BIP340 batch before the chain is locked): each
     // entry is answered in its place, a bad signature or bad hex refusing only its own.
     let pay = |nonce: u64| pay(nonce, 1_000);
     let mut forged = pay(2).to_bytes();

@@ -237,6 +237,7 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
     let raw = (rate(&before, "ops_per_sec") + rate(&after, "ops_per_sec")) / 2.0;
     let raw_cached =
         (rate(&before, "cached_key_ops_per_sec") + rate(&after, "cached_key_ops_per_sec")) / 2.0;
+    let raw_batch = (rate(&before, "batch_ops_per_sec") + rate(&after, "batch_ops_per_sec")) / 2.0;
     let per_sec = a.txs as f64 / secs;
     let keys_after = rexe_chain::address::key_cache_stats();
     let (key_hits, key_misses) = (keys_after.0 - keys_before.0, keys_after.1 - keys_before.1);
@@ -258,6 +259,8 @@ pub fn run(a: &E2eArgs) -> Result<Value> {
         "ratio_to_raw_verify": per_sec / raw,
         "raw_verify_cached_key_per_sec": raw_cached,
         "ratio_to_raw_verify_cached_key": per_sec / raw_cached,
+        "raw_batch_verify_per_sec": raw_batch,
+        "ratio_to_raw_batch_verify": per_sec / raw_batch,
         "key_cache_hit_rate": key_hits as f64 / (key_hits + key_misses).max(1) as f64,
         "batch_p50_ms": client["batch_p50_ms"],
         "batch_p99_ms": client["batch_p99_ms"],

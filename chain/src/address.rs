@@ -18,6 +18,8 @@ use crate::hash::Hash256;
 use crate::params::Network;
 use crate::shard::{ShardId, ShardOrder};
 
+pub mod batch;
+
 /// The process-wide secp256k1 context.
 pub fn secp() -> &'static Secp256k1<All> {
     static CTX: OnceLock<Secp256k1<All>> = OnceLock::new();
@@ -64,7 +66,8 @@ impl Address {
     /// to a point with a field square root, about a sixth of a BIP340 verification, and
     /// senders and payees recur.
     pub fn to_xonly(&self) -> Result<XOnlyPublicKey, AddressError> {
-        KEYS.get_or_parse(self)
+        KEYS.get_or_parse(self, |x| XOnlyPublicKey::from_slice(x).ok())
+            .ok_or(AddressError::NotAPoint)
     }
 
     /// The shard this account lives on: the low `order` bits of the first 8 bytes (LE) of
@@ -153,12 +156,12 @@ pub fn shard_of(addr: &Address, order: ShardOrder) -> ShardId {
     ShardId((low & mask) as u16)
 }
 
-/// Parsed keys by address: 16 sets of at most 4,096 each (about 6.5 MB in all), keyed with
-/// the standard library's randomly seeded hasher so that chosen addresses cannot crowd one
-/// bucket. A full set is emptied and refilled: simple, and no worse than no cache when
-/// many new keys arrive. Only valid keys are kept.
-struct KeyCache {
-    sets: [Mutex<HashMap<[u8; 32], XOnlyPublicKey>>; KEY_SETS],
+/// Parsed keys by address: 16 sets of at most 4,096 each (about 6.5 MB in all for
+/// libsecp256k1's keys), keyed with the standard library's randomly seeded hasher so that
+/// chosen addresses cannot crowd one bucket. A full set is emptied and refilled: simple, and
+/// no worse than no cache when many new keys arrive. Only valid keys are kept.
+struct KeyCache<K> {
+    sets: [Mutex<HashMap<[u8; 32], K>>; KEY_SETS],
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -166,29 +169,38 @@ struct KeyCache {
 const KEY_SETS: usize = 16;
 const KEYS_PER_SET: usize = 4_096;
 
-static KEYS: LazyLock<KeyCache> = LazyLock::new(|| KeyCache {
-    sets: std::array::from_fn(|_| Mutex::new(HashMap::with_capacity(KEYS_PER_SET))),
-    hits: AtomicU64::new(0),
-    misses: AtomicU64::new(0),
-});
+static KEYS: LazyLock<KeyCache<XOnlyPublicKey>> = LazyLock::new(KeyCache::new);
 
-impl KeyCache {
-    fn get_or_parse(&self, addr: &Address) -> Result<XOnlyPublicKey, AddressError> {
+impl<K: Copy> KeyCache<K> {
+    fn new() -> Self {
+        KeyCache {
+            sets: std::array::from_fn(|_| Mutex::new(HashMap::with_capacity(KEYS_PER_SET))),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The key of `addr`, from the cache or parsed by `parse` (None: not a valid key).
+    fn get_or_parse(
+        &self,
+        addr: &Address,
+        parse: impl FnOnce(&[u8; 32]) -> Option<K>,
+    ) -> Option<K> {
         // The set from a byte the hasher does not see first: any spread will do, since a
         // set's map is seeded anyway.
         let set = &self.sets[usize::from(addr.0[31]) % KEY_SETS];
         if let Some(k) = set.lock().unwrap_or_else(|e| e.into_inner()).get(&addr.0) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(*k);
+            return Some(*k);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let key = XOnlyPublicKey::from_slice(&addr.0).map_err(|_| AddressError::NotAPoint)?;
+        let key = parse(&addr.0)?;
         let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
         if set.len() >= KEYS_PER_SET {
             set.clear();
         }
         set.insert(addr.0, key);
-        Ok(key)
+        Some(key)
     }
 }
 

@@ -522,6 +522,32 @@ impl SignedTx {
         }
     }
 
+    /// [`SignedTx::verified`] for many transactions: their signatures checked together as
+    /// one BIP340 batch, and one by one only if the batch fails (see
+    /// [`crate::address::batch`]). In order.
+    pub fn verified_all(txs: Vec<SignedTx>) -> Vec<Result<VerifiedTx, Box<SignedTx>>> {
+        let checks: Vec<_> = txs
+            .iter()
+            .map(|t| crate::address::batch::SigCheck {
+                key: &t.tx.from,
+                msg: &t.txid.0,
+                sig: &t.sig,
+            })
+            .collect();
+        let ok = crate::address::batch::verify_each(&checks);
+        drop(checks);
+        txs.into_iter()
+            .zip(ok)
+            .map(|(t, ok)| {
+                if ok {
+                    Ok(VerifiedTx(t))
+                } else {
+                    Err(Box::new(t))
+                }
+            })
+            .collect()
+    }
+
     /// Every rule that needs no state except the signature (checked separately, since it
     /// is the expensive part and blocks from our own log skip it).
     pub fn check_stateless(&self, params: &ChainParams) -> Result<(), TxError> {

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use rexe_chain::Chain;
+use rexe_chain::{Chain, SignedTx};
 use rexe_rpc::http::Refusal;
 use rexe_rpc::jsonrpc;
 use serde_json::{json, Value};
@@ -94,28 +94,35 @@ fn reply(id: Value, v2: bool, r: Result<Value, RpcError>) -> Value {
 }
 
 /// Admits `sendrawtransaction` requests: each is decoded and its signature verified before
-/// the chain is locked (a batch's on every core), then all are admitted under one lock.
-/// Replies in request order.
+/// the chain is locked (a batch's as BIP340 batches on the verifier threads), then all are
+/// admitted under one lock. Replies in request order.
 async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) -> Vec<Value> {
-    let shared = shared.clone();
     let n = reqs.len();
+    let reqs = Arc::new(reqs);
+    let verified = verify_all(&reqs, shared.max_tx_bytes).await;
+    let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        let max = shared.max_tx_bytes;
-        let verified = verify_all(&reqs, max);
-        let mut out = Vec::with_capacity(reqs.len());
+        let forwarding = !shared.peers.is_empty() || shared.p2p.get().is_some();
+        let mut results = Vec::with_capacity(reqs.len());
         let mut forward = Vec::new();
         {
             let mut chain = shared.chain();
             for (r, v) in reqs.iter().zip(verified) {
                 let res = v.and_then(|tx| rpc::admit_verified(&mut chain, tx));
-                if res.is_ok() && (!shared.peers.is_empty() || shared.p2p.get().is_some()) {
+                if res.is_ok() && forwarding {
                     if let Some(hex) = r.params.get(0).and_then(Value::as_str) {
                         forward.push(hex.to_string());
                     }
                 }
-                out.push(reply(r.id.clone(), r.v2, res));
+                results.push(res);
             }
         }
+        // The replies are built after the chain is unlocked.
+        let out = reqs
+            .iter()
+            .zip(results)
+            .map(|(r, res)| reply(r.id.clone(), r.v2, res))
+            .collect();
         for hex in forward {
             shared.forward_tx(hex);
         }
@@ -128,40 +135,81 @@ async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) ->
     })
 }
 
-/// [`rpc::verify_raw_transaction`] of every request, on as many threads as the machine has
-/// cores when there are enough to share.
-fn verify_all(
+/// The threads that check `sendrawtransaction` signatures: one per core, at
+/// [`rexe_rpc::Priority::Low`], so that whoever holds the chain lock (admission, the miner
+/// building and committing a block) is not made to share a core with a queue of
+/// signatures; verification takes the CPU time left over, which under load is most of it.
+fn verifiers() -> &'static rexe_rpc::Workers {
+    static VERIFIERS: std::sync::OnceLock<rexe_rpc::Workers> = std::sync::OnceLock::new();
+    VERIFIERS.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rexe_rpc::Workers::start_with("rexe-verify", threads, rexe_rpc::Priority::Low)
+            .expect("starting the signature verifier threads")
+    })
+}
+
+/// [`rpc::verify_raw_transaction`] of every request: decoded, then their signatures checked
+/// as BIP340 batches ([`SignedTx::verified_all`]) on the [`verifiers`], split into shares of
+/// at least [`MIN_SHARE`] when there are enough for more than one core.
+async fn verify_all(
+    reqs: &Arc<Vec<jsonrpc::Request>>,
+    max_tx_bytes: usize,
+) -> Vec<Result<rexe_chain::VerifiedTx, RpcError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shares = threads.min(reqs.len() / MIN_SHARE).max(1);
+    let per = reqs.len().div_ceil(shares).max(1);
+    let jobs: Vec<_> = (0..reqs.len())
+        .step_by(per)
+        .map(|start| {
+            let end = (start + per).min(reqs.len());
+            let reqs = reqs.clone();
+            let job = verifiers().spawn(move || verify_share(&reqs[start..end], max_tx_bytes));
+            (end - start, job)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(reqs.len());
+    for (n, job) in jobs {
+        // A share whose job failed is answered as an internal error, in its place.
+        out.extend(
+            job.await.unwrap_or_else(|_| {
+                vec![Err(RpcError::new(-32603, "internal error verifying")); n]
+            }),
+        );
+    }
+    out
+}
+
+/// Decodes `reqs` and checks the signatures of those that decode as one batch.
+fn verify_share(
     reqs: &[jsonrpc::Request],
     max_tx_bytes: usize,
 ) -> Vec<Result<rexe_chain::VerifiedTx, RpcError>> {
-    let verify = |r: &jsonrpc::Request| rpc::verify_raw_transaction(&r.params, max_tx_bytes);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || reqs.len() < 32 {
-        return reqs.iter().map(verify).collect();
-    }
-    let chunk = reqs.len().div_ceil(threads);
-    let mut chunks = reqs.chunks(chunk);
-    let first = chunks.next().unwrap_or_default();
-    // This thread takes the first share itself: one thread fewer to start per batch.
-    std::thread::scope(|s| {
-        let others: Vec<_> = chunks
-            .map(|c| {
-                (
-                    c.len(),
-                    s.spawn(move || c.iter().map(verify).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        let mut out: Vec<_> = first.iter().map(verify).collect();
-        for (n, p) in others {
-            // A share whose thread died is answered as an internal error, in its place.
-            out.extend(p.join().unwrap_or_else(|_| {
-                vec![Err(RpcError::new(-32603, "internal error verifying")); n]
-            }));
+    // A decoding error in place, or None for a transaction whose signature is checked below.
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut txs = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        match rpc::decode_raw_transaction(&r.params, max_tx_bytes) {
+            Ok(tx) => {
+                txs.push(tx);
+                out.push(None);
+            }
+            Err(e) => out.push(Some(Err(e))),
         }
-        out
-    })
+    }
+    let mut verified = SignedTx::verified_all(txs).into_iter();
+    out.into_iter()
+        .map(|slot| {
+            slot.unwrap_or_else(|| match verified.next() {
+                Some(v) => v.map_err(|_| rpc::bad_signature()),
+                None => Err(RpcError::new(-32603, "internal error verifying")),
+            })
+        })
+        .collect()
 }
+
+/// The fewest signatures worth a thread of their own: below it, a batch's one
+/// multi-scalar multiplication saves more than a second core would.
+const MIN_SHARE: usize = 256;
 
 async fn one(shared: &Arc<Shared>, req: jsonrpc::Entry) -> Value {
     let r = match req {

@@ -147,13 +147,25 @@ pub fn verify_raw_transaction(
     params: &Value,
     max_tx_bytes: usize,
 ) -> Result<rexe_chain::VerifiedTx, RpcError> {
+    decode_raw_transaction(params, max_tx_bytes)?
+        .verified()
+        .map_err(|_| bad_signature())
+}
+
+/// `sendrawtransaction`'s parameters decoded, the signature not checked yet.
+pub fn decode_raw_transaction(
+    params: &Value,
+    max_tx_bytes: usize,
+) -> Result<rexe_chain::SignedTx, RpcError> {
     check_arity(params, 1, 1)?;
     let bytes = hex_param(params, 0, "hex")?;
-    let refused = |e: rexe_chain::AdmissionError| RpcError::rejected(&e);
-    let tx = rexe_chain::SignedTx::decode_limited(&bytes, max_tx_bytes)
-        .map_err(|e| refused(e.into()))?;
-    tx.verified()
-        .map_err(|_| refused(rexe_chain::AdmissionError::BadSignature))
+    rexe_chain::SignedTx::decode_limited(&bytes, max_tx_bytes)
+        .map_err(|e| RpcError::rejected(&rexe_chain::AdmissionError::from(e)))
+}
+
+/// The refusal of a transaction whose signature does not verify.
+pub fn bad_signature() -> RpcError {
+    RpcError::rejected(&rexe_chain::AdmissionError::BadSignature)
 }
 
 /// Admits a transaction verified by [`verify_raw_transaction`]; its txid.

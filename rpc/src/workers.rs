@@ -175,18 +175,31 @@ impl Workers {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::io::Result<T> {
+        self.spawn(f).await
+    }
+
+    /// Queues `f` for a worker at once (not when the result is first awaited, as
+    /// [`Workers::run`] does), so that several jobs run side by side; the future gives its
+    /// result, or an error if it panicked.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl std::future::Future<Output = std::io::Result<T>> + Send + 'static {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
             let _ = done.send(r);
         });
-        self.tx
-            .send(job)
-            .map_err(|_| std::io::Error::other("workers stopped"))?;
-        match result.await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(std::io::Error::other("request failed (worker panicked)")),
-            Err(_) => Err(std::io::Error::other("workers stopped")),
+        let sent = self.tx.send(job).is_ok();
+        async move {
+            if !sent {
+                return Err(std::io::Error::other("workers stopped"));
+            }
+            match result.await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(_)) => Err(std::io::Error::other("request failed (worker panicked)")),
+                Err(_) => Err(std::io::Error::other("workers stopped")),
+            }
         }
     }
 }
@@ -194,6 +207,20 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn spawned_jobs_run_side_by_side() {
+        let w = Workers::start("test-spawn", 2).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rx = Arc::new(Mutex::new(rx));
+        // The first job waits for the second: with `run`, awaited one after the other, it
+        // would wait forever.
+        let rx2 = rx.clone();
+        let first = w.spawn(move || rx2.lock().unwrap().recv().unwrap());
+        let second = w.spawn(move || tx.send(7).unwrap());
+        second.await.unwrap();
+        assert_eq!(first.await.unwrap(), 7);
+    }
 
     #[tokio::test]
     async fn runs_jobs_and_survives_panics() {
