@@ -156,8 +156,17 @@ fn challenge(r: &[u8], key: &Address, msg: &Hash256) -> Scalar {
 
 /// The batch equation for `items`: false as soon as a key, `r` or `s` is out of range.
 fn batch_equation_holds(items: &[SigCheck<'_>]) -> bool {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let holds = equation_holds_in(items, scratch);
+        scratch.trim();
+        holds
+    })
+}
+
+fn equation_holds_in(items: &[SigCheck<'_>], scratch: &mut Scratch) -> bool {
     let a = randomizers(items.len());
-    let mut terms = Terms::with_capacity(2 * items.len() + 1);
+    let terms = &mut scratch.terms;
+    terms.clear();
     let mut g = Scalar::ZERO;
     for (it, a) in items.iter().zip(a) {
         let Some(p) = POINTS.get_or_parse(it.key, lift_x) else {
@@ -177,7 +186,32 @@ fn batch_equation_holds(items: &[SigCheck<'_>]) -> bool {
         terms.push(-p, &(a * e), FULL_BITS);
     }
     terms.push(AffinePoint::GENERATOR, &g, FULL_BITS);
-    bool::from(terms.sum().is_identity())
+    let sum = msm(&scratch.terms, &mut scratch.digits, &mut scratch.buckets);
+    bool::from(sum.is_identity())
+}
+
+/// A thread's buffers for its batches, kept between them: a batch of a few hundred
+/// signatures needs a few hundred kB, which fresh from the allocator costs page faults.
+#[derive(Default)]
+struct Scratch {
+    terms: Terms,
+    digits: Vec<i16>,
+    buckets: Vec<ProjectivePoint>,
+}
+
+/// Terms a thread keeps room for between batches; a bigger batch's buffers are freed.
+const SCRATCH_TERMS: usize = 4_096;
+
+impl Scratch {
+    fn trim(&mut self) {
+        if self.terms.points.capacity() > SCRATCH_TERMS {
+            *self = Scratch::default();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// Bits of a randomizer.
@@ -187,6 +221,7 @@ const FULL_BITS: usize = 256;
 
 /// Points with their scalars (as little-endian 64-bit limbs) and how many low bits of each
 /// scalar may be set.
+#[derive(Default)]
 struct Terms {
     points: Vec<AffinePoint>,
     scalars: Vec<[u64; 4]>,
@@ -194,12 +229,10 @@ struct Terms {
 }
 
 impl Terms {
-    fn with_capacity(n: usize) -> Self {
-        Terms {
-            points: Vec::with_capacity(n),
-            scalars: Vec::with_capacity(n),
-            bits: Vec::with_capacity(n),
-        }
+    fn clear(&mut self) {
+        self.points.clear();
+        self.scalars.clear();
+        self.bits.clear();
     }
 
     fn push(&mut self, point: AffinePoint, scalar: &Scalar, bits: usize) {
@@ -216,8 +249,9 @@ impl Terms {
     }
 
     /// `Σ scalar·point`.
+    #[cfg(test)]
     fn sum(&self) -> ProjectivePoint {
-        msm(&self.points, &self.scalars, &self.bits)
+        msm(self, &mut Vec::new(), &mut Vec::new())
     }
 }
 
@@ -272,17 +306,29 @@ fn signed_digits(limbs: &[u64; 4], bits: usize, c: usize, out: &mut Vec<i16>) {
 /// `Σ scalars[i]·points[i]` by Pippenger's bucket method with signed digits: per window,
 /// from the top, double the total `c` times, add each point into the bucket of its digit
 /// (negated for a negative digit), and add `Σ j·bucket_j` with a running sum.
-fn msm(points: &[AffinePoint], scalars: &[[u64; 4]], bits: &[usize]) -> ProjectivePoint {
+///
+/// `digits` and `buckets` are working space (their contents are overwritten).
+fn msm(
+    terms: &Terms,
+    digits: &mut Vec<i16>,
+    buckets: &mut Vec<ProjectivePoint>,
+) -> ProjectivePoint {
+    let Terms {
+        points,
+        scalars,
+        bits,
+    } = terms;
     let c = window_bits(points.len());
     let max_windows = bits.iter().map(|&b| windows(b, c)).max().unwrap_or(0);
     // Each point's digits, padded with zeros to the widest scalar's windows.
-    let mut digits = Vec::with_capacity(points.len() * max_windows);
+    digits.clear();
     for (s, &b) in scalars.iter().zip(bits) {
         let start = digits.len();
-        signed_digits(s, b, c, &mut digits);
+        signed_digits(s, b, c, digits);
         digits.resize(start + max_windows, 0);
     }
-    let mut buckets = vec![ProjectivePoint::IDENTITY; 1 << (c - 1)];
+    buckets.clear();
+    buckets.resize(1 << (c - 1), ProjectivePoint::IDENTITY);
     let mut total = ProjectivePoint::IDENTITY;
     for w in (0..max_windows).rev() {
         for _ in 0..c {
@@ -573,7 +619,7 @@ mod tests {
         for n in [1usize, 2, 5, 70, 300, 1_600] {
             let mut points = Vec::new();
             let mut scalars = Vec::new();
-            let mut terms = Terms::with_capacity(n);
+            let mut terms = Terms::default();
             let mut expected = ProjectivePoint::IDENTITY;
             for i in 0..n {
                 // Repeated points, a point and its negation, zero and extreme scalars.
@@ -608,7 +654,7 @@ mod tests {
                 let s =
                     <Scalar as k256::elliptic_curve::ops::Reduce<U256>>::reduce_bytes(&h.into());
                 let s = if seed == 0 { -Scalar::ONE } else { s };
-                let mut t = Terms::with_capacity(1);
+                let mut t = Terms::default();
                 t.push(AffinePoint::GENERATOR, &s, FULL_BITS);
                 let mut d = Vec::new();
                 signed_digits(&t.scalars[0], FULL_BITS, c, &mut d);
@@ -625,6 +671,35 @@ mod tests {
                 });
                 assert_eq!(back, s, "c {c} seed {seed}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The fuzz target `batch_verify`'s property: from valid signatures, any spoiling
+        /// (a bit of a key, message or signature flipped, or a signature of random bytes)
+        /// makes a batch pass exactly when every signature verifies alone.
+        #[test]
+        fn a_batch_passes_exactly_when_each_signature_does(
+            n in (MIN_BATCH - 2)..(MIN_BATCH + 22),
+            spoils in proptest::collection::vec((0usize..64, 0u8..4, 0usize..512, proptest::prelude::any::<[u8; 32]>()), 0..3),
+        ) {
+            let mut sigs = valid(n, n as u64 + 1_000);
+            for (at, how, pos, bytes) in spoils {
+                let Sig(key, msg, sig) = &mut sigs[at % n];
+                let bit = 1u8 << (pos % 8);
+                match how {
+                    0 => key.0[pos / 8 % 32] ^= bit,
+                    1 => msg.0[pos / 8 % 32] ^= bit,
+                    2 => sig[pos / 8 % 64] ^= bit,
+                    _ => sig[(pos % 2) * 32..][..32].copy_from_slice(&bytes),
+                }
+            }
+            let c = checks(&sigs);
+            let alone: Vec<bool> = c.iter().map(SigCheck::verify).collect();
+            proptest::prop_assert_eq!(verify_batch(&c), alone.iter().all(|&ok| ok));
+            proptest::prop_assert_eq!(verify_each(&c), alone);
         }
     }
 
