@@ -522,18 +522,20 @@ impl SignedTx {
         }
     }
 
+    /// The signature check this transaction needs, for a batch.
+    pub fn sig_check(&self) -> crate::address::batch::SigCheck<'_> {
+        crate::address::batch::SigCheck {
+            key: &self.tx.from,
+            msg: &self.txid.0,
+            sig: &self.sig,
+        }
+    }
+
     /// [`SignedTx::verified`] for many transactions: their signatures checked together as
     /// one BIP340 batch, and one by one only if the batch fails (see
     /// [`crate::address::batch`]). In order.
     pub fn verified_all(txs: Vec<SignedTx>) -> Vec<Result<VerifiedTx, Box<SignedTx>>> {
-        let checks: Vec<_> = txs
-            .iter()
-            .map(|t| crate::address::batch::SigCheck {
-                key: &t.tx.from,
-                msg: &t.txid.0,
-                sig: &t.sig,
-            })
-            .collect();
+        let checks: Vec<_> = txs.iter().map(SignedTx::sig_check).collect();
         let ok = crate::address::batch::verify_each(&checks);
         drop(checks);
         txs.into_iter()

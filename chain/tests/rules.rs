@@ -214,6 +214,45 @@ fn block_with_bad_signature_is_rejected() {
     });
 }
 
+/// Enough transfers from key 0 on its shard for its signatures to be checked as one BIP340
+/// batch (none of them is in the mempool).
+fn many_transfers(f: &Fixture) -> (Vec<SignedTx>, usize) {
+    let k = &f.keys[0];
+    let n = rexe_chain::address::batch::MIN_BATCH as u64 + 8;
+    let txs = (0..n)
+        .map(|nonce| transfer(k, f.keys[1 + nonce as usize % 7].address(), 1000, nonce, 10))
+        .collect();
+    (
+        txs,
+        shard_of(&k.address(), f.chain.params().shard_order).index(),
+    )
+}
+
+#[test]
+fn a_bad_signature_among_many_refuses_the_block_and_without_it_the_block_is_accepted() {
+    let mut f = fixture();
+    let (good, shard) = many_transfers(&f);
+    for (at, byte) in [(0, 0), (11, 40), (good.len() - 1, 63)] {
+        let mut bad = good.clone();
+        let mut sig = bad[at].sig;
+        sig[byte] ^= 1;
+        bad[at] = SignedTx::from_parts(bad[at].tx.clone(), sig);
+        let mut txs = vec![Vec::new(); 4];
+        txs[shard] = bad;
+        let b = block_with_txs(&mut f, txs);
+        rejects(&mut f, b, |e| {
+            tx_rejected(e, |r| *r == TxRejection::BadSignature)
+        });
+    }
+    let mut txs = vec![Vec::new(); 4];
+    txs[shard] = good;
+    let now = time_of(f.chain.params(), f.chain.tip_height() + 1);
+    let mut b = f.chain.template_with(f.miner, now, txs, false).unwrap();
+    b.seal = TestSealer::seal(&b.header);
+    f.chain.submit(b, now).unwrap();
+    assert_eq!(f.chain.tip_height(), 2);
+}
+
 #[test]
 fn block_whose_signature_was_mangled_after_sealing_does_not_match_its_header() {
     let mut f = fixture();

@@ -96,6 +96,21 @@ impl Chain {
                     f.outbound[i].clone(),
                 ));
             }
+            // The signatures the mempool has not checked, as one BIP340 batch: if it holds,
+            // none needs checking alone; if not, each is checked alone as it executes, and
+            // the first bad one refuses the block.
+            let unchecked: Vec<_> = if trusted {
+                Vec::new()
+            } else {
+                txs[i]
+                    .iter()
+                    .filter(|t| !mempool.has_verified(t))
+                    .map(SignedTx::sig_check)
+                    .collect()
+            };
+            let batch_ok = unchecked.len() >= crate::address::batch::MIN_BATCH
+                && crate::address::batch::verify_batch(&unchecked);
+            let shard_sig_ok = |t: &SignedTx| batch_ok || sig_ok(t);
             let out = execute_shard(
                 store,
                 params,
@@ -105,7 +120,7 @@ impl Chain {
                 &payouts[i],
                 &txs[i],
                 mode,
-                &sig_ok,
+                &shard_sig_ok,
             );
             store.end_reads()?;
             out
