@@ -646,6 +646,45 @@ mod tests {
         }
     }
 
+    /// Equal points with equal scalars land in the same buckets (a batch of one signature
+    /// repeated gives that), and opposite ones cancel there: the sums are still right.
+    #[test]
+    fn equal_and_opposite_points_in_one_bucket_add_up() {
+        let g = ProjectivePoint::GENERATOR;
+        let h = |i: u64| {
+            let b = sha256::Hash::hash(&i.to_le_bytes()).to_byte_array();
+            <Scalar as k256::elliptic_curve::ops::Reduce<U256>>::reduce_bytes(&b.into())
+        };
+        let (p, q, k) = ((g * h(1)).to_affine(), (g * h(2)).to_affine(), h(3));
+        for (n, same) in [
+            (2usize, true),
+            (3, true),
+            (64, true),
+            (500, true),
+            (64, false),
+            (501, false),
+        ] {
+            let mut terms = Terms::default();
+            let mut expected = ProjectivePoint::IDENTITY;
+            for i in 0..n {
+                let pt = if same || i % 2 == 0 { p } else { -p };
+                terms.push(pt, &k, FULL_BITS);
+                expected += ProjectivePoint::from(pt) * k;
+            }
+            terms.push(q, &k, FULL_BITS);
+            expected += ProjectivePoint::from(q) * k;
+            assert_eq!(terms.sum(), expected, "{n} points, same {same}");
+        }
+        // One signature repeated: valid many times over, or invalid many times over.
+        let one = valid(1, 5).remove(0);
+        let mut sigs = vec![one.clone(); 40];
+        assert!(batch_equation_holds(&checks(&sigs)));
+        for s in &mut sigs {
+            s.2[63] ^= 1;
+        }
+        assert!(!batch_equation_holds(&checks(&sigs)));
+    }
+
     #[test]
     fn signed_digits_recompose_to_the_scalar() {
         for c in 4..=8 {
