@@ -139,13 +139,20 @@ async fn send_transactions(shared: &Arc<Shared>, reqs: Vec<jsonrpc::Request>) ->
 /// [`rexe_rpc::Priority::Low`], so that whoever holds the chain lock (admission, the miner
 /// building and committing a block) is not made to share a core with a queue of
 /// signatures; verification takes the CPU time left over, which under load is most of it.
-fn verifiers() -> &'static rexe_rpc::Workers {
-    static VERIFIERS: std::sync::OnceLock<rexe_rpc::Workers> = std::sync::OnceLock::new();
-    VERIFIERS.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        rexe_rpc::Workers::start_with("rexe-verify", threads, rexe_rpc::Priority::Low)
-            .expect("starting the signature verifier threads")
-    })
+/// None if they could not be started (the system refused threads): the work then runs on
+/// tokio's blocking threads, as ordinary ones.
+fn verifiers() -> Option<&'static rexe_rpc::Workers> {
+    static VERIFIERS: std::sync::OnceLock<Option<rexe_rpc::Workers>> = std::sync::OnceLock::new();
+    VERIFIERS
+        .get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            rexe_rpc::Workers::start_with("rexe-verify", threads, rexe_rpc::Priority::Low)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot start the signature verifier threads; verifying on ordinary threads")
+                })
+                .ok()
+        })
+        .as_ref()
 }
 
 /// [`rpc::verify_raw_transaction`] of every request: decoded, then their signatures checked
@@ -163,7 +170,15 @@ async fn verify_all(
         .map(|start| {
             let end = (start + per).min(reqs.len());
             let reqs = reqs.clone();
-            let job = verifiers().spawn(move || verify_share(&reqs[start..end], max_tx_bytes));
+            let share = move || verify_share(&reqs[start..end], max_tx_bytes);
+            let job: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+                match verifiers() {
+                    Some(v) => Box::pin(v.spawn(share)),
+                    None => {
+                        let task = tokio::task::spawn_blocking(share);
+                        Box::pin(async move { task.await.map_err(std::io::Error::other) })
+                    }
+                };
             (end - start, job)
         })
         .collect();
