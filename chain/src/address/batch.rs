@@ -78,7 +78,8 @@ pub fn verify_each(items: &[SigCheck<'_>]) -> Vec<bool> {
     items.iter().map(SigCheck::verify).collect()
 }
 
-/// Keys lifted to points by address, as [`super::Address::to_xonly`] keeps libsecp256k1's.
+/// Keys lifted to points by address, as [`super::Address::to_xonly`] keeps libsecp256k1's
+/// (16 sets of at most 4,096, about 9 MB).
 static POINTS: LazyLock<KeyCache<AffinePoint>> = LazyLock::new(KeyCache::new);
 
 /// The point with x coordinate `x` and even y, if `x < p` is on the curve (BIP340's
