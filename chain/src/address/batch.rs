@@ -11,8 +11,8 @@
 //!
 //! (BIP340, "Batch Verification"). If every signature is valid the sum is zero. If one is
 //! not, the sum is zero only for one value of its randomizer out of 2^128: the randomizers
-//! come from a keyed PRF (SHA-256 over a secret drawn from the OS when the process starts
-//! and a batch counter), so whoever chose the signatures cannot know them.
+//! come from a keyed PRF (SHA-256 over a 256-bit secret drawn from the OS when the process
+//! starts and a batch counter), so whoever chose the signatures cannot know them.
 //!
 //! The sum is one multi-scalar multiplication of `2u + 1` points, done with Pippenger's
 //! bucket method and signed digits over the `k256` crate's curve arithmetic (complete
@@ -93,13 +93,17 @@ fn lift_x(x: &[u8; 32]) -> Option<AffinePoint> {
     AffinePoint::from_encoded_point(&point).into()
 }
 
-/// The process's randomizer key: 128 bits from the OS (the standard library's hasher keys),
-/// spread over 32 bytes. Never leaves this module.
+/// The process's randomizer key: 32 bytes from the OS (`getrandom`). Never leaves this
+/// module. Where the OS gives none, 128 bits from the standard library's OS-seeded hasher
+/// keys stand in, with a warning.
 static SECRET: LazyLock<[u8; 32]> = LazyLock::new(|| {
-    let s = RandomState::new();
     let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-        chunk.copy_from_slice(&s.hash_one(i as u64).to_le_bytes());
+    if let Err(e) = getrandom::getrandom(&mut out) {
+        tracing::warn!(error = %e, "no OS randomness for the batch verifier's key; using the hasher's seed");
+        let s = RandomState::new();
+        for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&s.hash_one(i as u64).to_le_bytes());
+        }
     }
     out
 });
