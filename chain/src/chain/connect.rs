@@ -96,9 +96,10 @@ impl Chain {
                     f.outbound[i].clone(),
                 ));
             }
-            // The signatures the mempool has not checked, as one BIP340 batch: if it holds,
-            // none needs checking alone; if not, each is checked alone as it executes, and
-            // the first bad one refuses the block.
+            // The signatures the mempool has not checked, as one BIP340 batch: if there are
+            // none, or the batch holds, none needs checking as it executes (the mempool's
+            // own are not looked up again); if not, each is checked alone as it executes,
+            // and the first bad one refuses the block.
             let unchecked: Vec<_> = if trusted {
                 Vec::new()
             } else {
@@ -108,9 +109,10 @@ impl Chain {
                     .map(SignedTx::sig_check)
                     .collect()
             };
-            let batch_ok = unchecked.len() >= crate::address::batch::MIN_BATCH
-                && crate::address::batch::verify_batch(&unchecked);
-            let shard_sig_ok = |t: &SignedTx| batch_ok || sig_ok(t);
+            let all_ok = unchecked.is_empty()
+                || (unchecked.len() >= crate::address::batch::MIN_BATCH
+                    && crate::address::batch::verify_batch(&unchecked));
+            let shard_sig_ok = |t: &SignedTx| all_ok || sig_ok(t);
             let out = execute_shard(
                 store,
                 params,
