@@ -145,8 +145,7 @@ fn verifiers() -> Option<&'static rexe_rpc::Workers> {
     static VERIFIERS: std::sync::OnceLock<Option<rexe_rpc::Workers>> = std::sync::OnceLock::new();
     VERIFIERS
         .get_or_init(|| {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            rexe_rpc::Workers::start_with("rexe-verify", threads, rexe_rpc::Priority::Low)
+            rexe_rpc::Workers::start_with("rexe-verify", cores(), rexe_rpc::Priority::Low)
                 .map_err(|e| {
                     tracing::warn!(error = %e, "cannot start the signature verifier threads; verifying on ordinary threads")
                 })
@@ -162,8 +161,7 @@ async fn verify_all(
     reqs: &Arc<Vec<jsonrpc::Request>>,
     max_tx_bytes: usize,
 ) -> Vec<Result<rexe_chain::VerifiedTx, RpcError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shares = threads.min(reqs.len() / MIN_SHARE).max(1);
+    let shares = cores().min(reqs.len() / MIN_SHARE).max(1);
     let per = reqs.len().div_ceil(shares).max(1);
     let jobs: Vec<_> = (0..reqs.len())
         .step_by(per)
@@ -220,6 +218,13 @@ fn verify_share(
             })
         })
         .collect()
+}
+
+/// The cores this process may use, read once (the standard library reads the cgroup's CPU
+/// quota from files at every call, which a request need not pay for).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The fewest signatures worth a thread of their own: below it, a batch's one
